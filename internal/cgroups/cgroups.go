@@ -1,0 +1,199 @@
+// Package cgroups places containers into cgroups and applies their limits,
+// over cgroup v1 and v2 behind one interface. Container cgroups are created
+// beneath the cgroup of the calling lkc process, as runc does, and only the
+// directories lkc created are ever removed.
+package cgroups
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+// ErrNotSupported marks a controller or setting the host lacks.
+var ErrNotSupported = errors.New("not supported by this host's cgroups")
+
+// Host describes where the cgroup filesystems are; tests point it at a
+// temporary directory.
+type Host struct {
+	Root       string // usually /sys/fs/cgroup
+	SelfCgroup string // usually /proc/self/cgroup
+}
+
+// DefaultHost is the real machine.
+var DefaultHost = Host{Root: "/sys/fs/cgroup", SelfCgroup: "/proc/self/cgroup"}
+
+// Manager is one container's cgroup.
+type Manager interface {
+	// Paths maps controller name to directory ("" names the v2 directory).
+	Paths() map[string]string
+	// Create makes the directories, remembering which ones it made.
+	Create() error
+	Set(r *config.Resources) error
+	// Placement says how a new process enters the cgroup cheaply: on v1 it
+	// writes "0" to each of tasksFiles itself (a move by pid waits for an RCU
+	// grace period); on v2 the parent clones it into cloneInto.
+	Placement() (tasksFiles []string, cloneInto string)
+	Procs() ([]int, error)
+	Freeze() error
+	Thaw() error
+	Frozen() (bool, error)
+	// Destroy removes the directories Create made. The cgroup must be empty.
+	Destroy() error
+}
+
+// New returns the manager of the cgroup at path (relative to the caller's
+// own cgroup) on h.
+func New(h Host, path string) (Manager, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(h.Root, &st); err != nil {
+		return nil, fmt.Errorf("cgroup root %s: %w", h.Root, err)
+	}
+	own, err := readSelf(h.SelfCgroup)
+	if err != nil {
+		return nil, err
+	}
+	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return newV2(h, own[""], path), nil
+	}
+	return newV1(h, own, path)
+}
+
+// FromPaths returns the manager of an existing cgroup recorded in state.
+func FromPaths(paths map[string]string) Manager {
+	if p, ok := paths[""]; ok && len(paths) == 1 {
+		return &v2{dir: p}
+	}
+	return &v1{dirs: paths}
+}
+
+// readSelf parses /proc/self/cgroup into controller list -> path; the v2
+// entry ("0::/path") has the key "".
+func readSelf(file string) (map[string]string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading own cgroup: %w", err)
+	}
+	defer f.Close()
+	own := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) == 3 {
+			own[parts[1]] = parts[2]
+		}
+	}
+	return own, sc.Err()
+}
+
+func writeFile(dir, file, value string) error {
+	p := filepath.Join(dir, file)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return fmt.Errorf("cgroup %s: %w", p, err)
+	}
+	_, err = f.WriteString(value)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %q to %s: %w", value, p, err)
+	}
+	return nil
+}
+
+func readFile(dir, file string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, file))
+	return strings.TrimSpace(string(data)), err
+}
+
+func readProcs(dir string) ([]int, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(data)) {
+		var pid int
+		if _, err := fmt.Sscan(f, &pid); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// mkdirTracked creates dir and missing parents below base, returning the
+// directories it created, deepest last.
+func mkdirTracked(base, dir string) ([]string, error) {
+	rel, err := filepath.Rel(base, dir)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return nil, fmt.Errorf("cgroup %s is outside %s", dir, base)
+	}
+	var made []string
+	cur := base
+	for _, part := range strings.Split(rel, "/") {
+		cur = filepath.Join(cur, part)
+		err := os.Mkdir(cur, 0o755)
+		if err == nil {
+			made = append(made, cur)
+			continue
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return made, fmt.Errorf("creating cgroup: %w", err)
+		}
+	}
+	if len(made) == 0 || made[len(made)-1] != dir {
+		return made, fmt.Errorf("creating cgroup %s: %w", dir, os.ErrExist)
+	}
+	return made, nil
+}
+
+// rmdir removes a cgroup directory, retrying while the kernel still counts
+// exiting tasks in it.
+func rmdir(dir string) error {
+	delay := time.Millisecond
+	for i := 0; ; i++ {
+		err := unix.Rmdir(dir)
+		if err == nil || err == unix.ENOENT {
+			return nil
+		}
+		if err != unix.EBUSY || i == 12 {
+			return fmt.Errorf("removing cgroup %s: %w", dir, err)
+		}
+		time.Sleep(delay)
+		delay *= 2
+	}
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// waitFor polls done with a growing pause until it reports true, for state
+// changes the kernel makes asynchronously (freezing); it gives up after 10 s.
+func waitFor(dir string, done func() (bool, error)) error {
+	deadline := time.Now().Add(10 * time.Second)
+	delay := 100 * time.Microsecond
+	for {
+		ok, err := done()
+		if ok || err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cgroup %s: freezer state change did not complete in 10s", dir)
+		}
+		time.Sleep(delay)
+		if delay < 10*time.Millisecond {
+			delay *= 2
+		}
+	}
+}

@@ -1,0 +1,219 @@
+package cgroups
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+// v1 is a container's cgroup on the v1 hierarchies: one directory per
+// mounted controller hierarchy (named hierarchies such as name=systemd and
+// the hybrid v2 mount are left alone).
+type v1 struct {
+	dirs map[string]string // hierarchy (e.g. "memory", "cpu,cpuacct") -> dir
+	made []string
+}
+
+func newV1(h Host, own map[string]string, path string) (*v1, error) {
+	m := &v1{dirs: map[string]string{}}
+	for ctrl, ownPath := range own {
+		if ctrl == "" || strings.HasPrefix(ctrl, "name=") {
+			continue
+		}
+		mnt := filepath.Join(h.Root, ctrl)
+		if _, err := os.Stat(mnt); err != nil {
+			continue
+		}
+		m.dirs[ctrl] = filepath.Join(mnt, ownPath, path)
+	}
+	if len(m.dirs) == 0 {
+		return nil, fmt.Errorf("no cgroup v1 controllers mounted under %s", h.Root)
+	}
+	return m, nil
+}
+
+func (m *v1) Paths() map[string]string { return m.dirs }
+
+func (m *v1) dir(ctrl string) (string, bool) {
+	for k, d := range m.dirs {
+		for _, c := range strings.Split(k, ",") {
+			if c == ctrl {
+				return d, true
+			}
+		}
+	}
+	return "", false
+}
+
+func (m *v1) Create() error {
+	for ctrl, dir := range m.dirs {
+		base := filepath.Dir(dir)
+		for {
+			if _, err := os.Stat(base); err == nil {
+				break
+			}
+			base = filepath.Dir(base)
+		}
+		made, err := mkdirTracked(base, dir)
+		m.made = append(m.made, made...)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(ctrl, "cpuset") {
+			if err := inheritCpuset(made); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// inheritCpuset fills cpuset.cpus and cpuset.mems of new cpuset cgroups from
+// their parents: on v1 they start empty and refuse tasks.
+func inheritCpuset(made []string) error {
+	for _, dir := range made {
+		for _, file := range []string{"cpuset.cpus", "cpuset.mems"} {
+			v, err := readFile(filepath.Dir(dir), file)
+			if err != nil {
+				return fmt.Errorf("reading parent %s: %w", file, err)
+			}
+			if err := writeFile(dir, file, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (m *v1) Placement() ([]string, string) {
+	files := make([]string, 0, len(m.dirs))
+	for _, dir := range m.dirs {
+		files = append(files, filepath.Join(dir, "tasks"))
+	}
+	return files, ""
+}
+
+func (m *v1) Set(r *config.Resources) error {
+	type setting struct {
+		ctrl, file, value string
+	}
+	var s []setting
+	add := func(ctrl, file string, v *int64) {
+		if v != nil {
+			s = append(s, setting{ctrl, file, strconv.FormatInt(*v, 10)})
+		}
+	}
+	add("memory", "memory.limit_in_bytes", r.MemoryLimit)
+	add("memory", "memory.soft_limit_in_bytes", r.MemoryReservation)
+	add("memory", "memory.memsw.limit_in_bytes", r.MemorySwap)
+	add("pids", "pids.max", r.PidsLimit)
+	if r.CPUShares != nil {
+		s = append(s, setting{"cpu", "cpu.shares", strconv.FormatUint(*r.CPUShares, 10)})
+	}
+	if r.CPUPeriod != nil {
+		s = append(s, setting{"cpu", "cpu.cfs_period_us", strconv.FormatUint(*r.CPUPeriod, 10)})
+	}
+	add("cpu", "cpu.cfs_quota_us", r.CPUQuota)
+	if r.CPUs != "" {
+		s = append(s, setting{"cpuset", "cpuset.cpus", r.CPUs})
+	}
+	if r.Mems != "" {
+		s = append(s, setting{"cpuset", "cpuset.mems", r.Mems})
+	}
+	for _, d := range r.Devices {
+		file := "devices.deny"
+		if d.Allow {
+			file = "devices.allow"
+		}
+		s = append(s, setting{"devices", file, deviceRule(d)})
+	}
+	for _, set := range s {
+		dir, ok := m.dir(set.ctrl)
+		if !ok {
+			return fmt.Errorf("%s: %w (no %s controller)", set.file, ErrNotSupported, set.ctrl)
+		}
+		if set.file == "memory.memsw.limit_in_bytes" {
+			if _, err := os.Stat(filepath.Join(dir, set.file)); err != nil {
+				return fmt.Errorf("memory.swap: %w (the kernel has no swap accounting)", ErrNotSupported)
+			}
+		}
+		if err := writeFile(dir, set.file, set.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func deviceRule(d config.DeviceRule) string {
+	num := func(n int64) string {
+		if n < 0 {
+			return "*"
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	if d.Type == 'a' {
+		return "a"
+	}
+	return fmt.Sprintf("%c %s:%s %s", d.Type, num(d.Major), num(d.Minor), d.Access)
+}
+
+func (m *v1) Procs() ([]int, error) {
+	for _, ctrl := range []string{"pids", "freezer", "memory"} {
+		if dir, ok := m.dir(ctrl); ok {
+			return readProcs(dir)
+		}
+	}
+	for _, dir := range m.dirs {
+		return readProcs(dir)
+	}
+	return nil, nil
+}
+
+func (m *v1) freezerState(want string) error {
+	dir, ok := m.dir("freezer")
+	if !ok {
+		return fmt.Errorf("freeze: %w (no freezer controller)", ErrNotSupported)
+	}
+	if err := writeFile(dir, "freezer.state", want); err != nil {
+		return err
+	}
+	return waitFor(dir, func() (bool, error) {
+		got, err := readFile(dir, "freezer.state")
+		if err != nil || got == want {
+			return true, err
+		}
+		return false, writeFile(dir, "freezer.state", want)
+	})
+}
+
+func (m *v1) Freeze() error { return m.freezerState("FROZEN") }
+func (m *v1) Thaw() error   { return m.freezerState("THAWED") }
+
+func (m *v1) Frozen() (bool, error) {
+	dir, ok := m.dir("freezer")
+	if !ok {
+		return false, nil
+	}
+	got, err := readFile(dir, "freezer.state")
+	return got == "FROZEN", err
+}
+
+func (m *v1) Destroy() error {
+	dirs := m.made
+	if dirs == nil {
+		for _, d := range m.dirs {
+			dirs = append(dirs, d)
+		}
+	}
+	var first error
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := rmdir(dirs[i]); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

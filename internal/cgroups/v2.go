@@ -1,0 +1,162 @@
+package cgroups
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+// v2 is a container's cgroup on the unified hierarchy.
+type v2 struct {
+	root string
+	dir  string
+	made []string
+}
+
+func newV2(h Host, own, path string) *v2 {
+	return &v2{root: h.Root, dir: filepath.Join(h.Root, own, path)}
+}
+
+func (m *v2) Paths() map[string]string { return map[string]string{"": m.dir} }
+
+// Create makes the directories and enables, in each new parent, the
+// controllers its parent offers, so limits can be set on the leaf.
+func (m *v2) Create() error {
+	base := filepath.Dir(m.dir)
+	for !strings.HasPrefix(m.dir, base) || !exists(base) {
+		base = filepath.Dir(base)
+	}
+	made, err := mkdirTracked(base, m.dir)
+	m.made = made
+	if err != nil {
+		return err
+	}
+	for _, dir := range append([]string{base}, made[:len(made)-1]...) {
+		if err := enableControllers(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func enableControllers(dir string) error {
+	avail, err := readFile(dir, "cgroup.controllers")
+	if err != nil {
+		return fmt.Errorf("reading %s/cgroup.controllers: %w", dir, err)
+	}
+	enabled, _ := readFile(dir, "cgroup.subtree_control")
+	var add []string
+	for _, c := range strings.Fields(avail) {
+		if !strings.Contains(" "+enabled+" ", " "+c+" ") {
+			add = append(add, "+"+c)
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	return writeFile(dir, "cgroup.subtree_control", strings.Join(add, " "))
+}
+
+func (m *v2) Placement() ([]string, string) { return nil, m.dir }
+
+func (m *v2) Set(r *config.Resources) error {
+	type setting struct{ file, value string }
+	var s []setting
+	add := func(file string, v *int64) {
+		if v != nil {
+			s = append(s, setting{file, maxValue(*v)})
+		}
+	}
+	add("memory.max", r.MemoryLimit)
+	add("memory.low", r.MemoryReservation)
+	if r.MemorySwap != nil {
+		swap := *r.MemorySwap
+		if swap > 0 && r.MemoryLimit != nil && *r.MemoryLimit > 0 {
+			swap -= *r.MemoryLimit // v1 counts memory+swap, v2 swap alone
+		}
+		s = append(s, setting{"memory.swap.max", maxValue(swap)})
+	}
+	add("pids.max", r.PidsLimit)
+	if r.CPUShares != nil {
+		s = append(s, setting{"cpu.weight", strconv.FormatUint(sharesToWeight(*r.CPUShares), 10)})
+	}
+	if r.CPUQuota != nil || r.CPUPeriod != nil {
+		s = append(s, setting{"cpu.max", cpuMax(r.CPUQuota, r.CPUPeriod)})
+	}
+	if r.CPUs != "" {
+		s = append(s, setting{"cpuset.cpus", r.CPUs})
+	}
+	if r.Mems != "" {
+		s = append(s, setting{"cpuset.mems", r.Mems})
+	}
+	for _, set := range s {
+		if err := writeFile(m.dir, set.file, set.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func maxValue(v int64) string {
+	if v < 0 {
+		return "max"
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+// sharesToWeight maps cpu.shares [2, 262144] onto cpu.weight [1, 10000] as
+// runc and crun do.
+func sharesToWeight(shares uint64) uint64 {
+	if shares == 0 {
+		return 100
+	}
+	return 1 + ((shares-2)*9999)/262142
+}
+
+func cpuMax(quota *int64, period *uint64) string {
+	q, p := "max", "100000"
+	if quota != nil && *quota > 0 {
+		q = strconv.FormatInt(*quota, 10)
+	}
+	if period != nil && *period > 0 {
+		p = strconv.FormatUint(*period, 10)
+	}
+	return q + " " + p
+}
+
+func (m *v2) Procs() ([]int, error) { return readProcs(m.dir) }
+
+func (m *v2) Freeze() error { return m.setFrozen("1") }
+func (m *v2) Thaw() error   { return m.setFrozen("0") }
+
+func (m *v2) setFrozen(v string) error {
+	if err := writeFile(m.dir, "cgroup.freeze", v); err != nil {
+		return err
+	}
+	return waitFor(m.dir, func() (bool, error) {
+		events, err := readFile(m.dir, "cgroup.events")
+		return err != nil || strings.Contains(events, "frozen "+v), err
+	})
+}
+
+func (m *v2) Frozen() (bool, error) {
+	v, err := readFile(m.dir, "cgroup.freeze")
+	return v == "1", err
+}
+
+func (m *v2) Destroy() error {
+	dirs := m.made
+	if dirs == nil {
+		dirs = []string{m.dir}
+	}
+	var first error
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := rmdir(dirs[i]); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

@@ -1,0 +1,144 @@
+// Package cli is lkc's command line: runc's commands, flags, output and exit
+// codes, so containerd, Podman and Docker can drive lkc unchanged. Each
+// subcommand parses its flags, calls one package function and prints; errors
+// become one line on stderr (and in --log) and exit code 1.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// Version is lkc's version, set at build time.
+var Version = "dev"
+
+// globals are the flags before the subcommand.
+type globals struct {
+	root          string
+	log           string
+	logFormat     string
+	debug         bool
+	systemdCgroup bool
+	criu          string
+	rootless      string
+}
+
+type command struct {
+	run   func(g *globals, args []string) error
+	usage string
+}
+
+var commands map[string]command
+
+func init() {
+	commands = map[string]command{
+		"create":   {cmdCreate, "create [flags] <container-id>: create a container from a bundle"},
+		"delete":   {cmdDelete, "delete [--force] <container-id>: delete a container"},
+		"features": {cmdFeatures, "features: print what this lkc supports (JSON)"},
+		"kill":     {cmdKill, "kill [--all] <container-id> [signal]: signal a container"},
+		"list":     {cmdList, "list [--format table|json] [-q]: list containers"},
+		"run":      {cmdRun, "run [flags] <container-id>: create and start a container"},
+		"spec":     {cmdSpec, "spec [--bundle dir]: write a default config.json"},
+		"start":    {cmdStart, "start <container-id>: start a created container"},
+		"state":    {cmdState, "state <container-id>: print a container's state (JSON)"},
+	}
+}
+
+// exitError carries a process exit code out of a command without a message.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// Main runs the command line args (without the program name) and returns
+// the exit code.
+func Main(args []string) int {
+	g := &globals{}
+	fs := newFlags("lkc")
+	fs.StringVar(&g.root, "root", "/run/lkc", "directory for container state")
+	fs.StringVar(&g.log, "log", "", "log file (default stderr only)")
+	fs.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&g.debug, "debug", false, "log debug messages")
+	fs.BoolVar(&g.systemdCgroup, "systemd-cgroup", false, "use systemd for cgroups (not supported)")
+	fs.StringVar(&g.criu, "criu", "", "path to the criu binary")
+	fs.StringVar(&g.rootless, "rootless", "auto", "rootless mode (only false/auto: lkc runs as root)")
+	version := fs.Bool("version", false, "print the version")
+	fs.BoolVar(version, "v", false, "print the version")
+	if err := fs.Parse(args); err != nil {
+		return fail(g, "", err)
+	}
+	if *version {
+		fmt.Printf("lkc version %s\nspec: %s\n", Version, specVersion())
+		return 0
+	}
+	rest := fs.Args()
+	if len(rest) == 0 || rest[0] == "help" {
+		usage(os.Stdout)
+		return 0
+	}
+	cmd, ok := commands[rest[0]]
+	if !ok {
+		usage(os.Stderr)
+		return fail(g, "", fmt.Errorf("unknown command %q", rest[0]))
+	}
+	if g.systemdCgroup {
+		return fail(g, rest[0], errors.New("--systemd-cgroup is not supported: lkc manages cgroups through cgroupfs"))
+	}
+	if g.logFormat != "text" && g.logFormat != "json" {
+		return fail(g, rest[0], fmt.Errorf("--log-format %q: use text or json", g.logFormat))
+	}
+	g.debugf("%s %s", rest[0], strings.Join(rest[1:], " "))
+	if err := cmd.run(g, rest[1:]); err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
+		return fail(g, rest[0], err)
+	}
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: lkc [--root dir] [--log file] [--log-format text|json] [--debug] <command> ...")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintln(w, "  "+commands[n].usage)
+	}
+}
+
+func fail(g *globals, cmd string, err error) int {
+	msg := err.Error()
+	if cmd != "" {
+		msg = cmd + ": " + msg
+	}
+	fmt.Fprintln(os.Stderr, "lkc: "+msg)
+	g.logf("error", "%s", msg)
+	return 1
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parse parses a subcommand's flags and checks its positional arguments.
+func parse(fs *flag.FlagSet, args []string, want int, names string) ([]string, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("%w (usage: %s)", err, names)
+	}
+	rest := fs.Args()
+	if len(rest) < want {
+		return nil, fmt.Errorf("missing argument (usage: %s)", names)
+	}
+	return rest, nil
+}

@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"path/filepath"
+
+	"github.com/lkc-containers/lkc/internal/container"
+	"github.com/lkc-containers/lkc/internal/spec"
+	"github.com/lkc-containers/lkc/internal/state"
+)
+
+// createFlags are the flags create and run share.
+type createFlags struct {
+	bundle, pidFile, consoleSocket string
+	noPivot, noNewKeyring          bool
+	preserveFDs                    int
+}
+
+func (f *createFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.bundle, "bundle", ".", "path to the bundle directory")
+	fs.StringVar(&f.bundle, "b", ".", "path to the bundle directory")
+	fs.StringVar(&f.pidFile, "pid-file", "", "file to write the init pid to")
+	fs.StringVar(&f.consoleSocket, "console-socket", "", "unix socket to send the terminal master to")
+	fs.BoolVar(&f.noPivot, "no-pivot", false, "use MS_MOVE and chroot instead of pivot_root")
+	fs.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "keep the caller's session keyring")
+	fs.IntVar(&f.preserveFDs, "preserve-fds", 0, "pass this many fds after stdio to the container")
+}
+
+// opts loads and validates the bundle's config into create options.
+func (f *createFlags) opts(g *globals, id string) (container.CreateOpts, error) {
+	if err := state.CheckID(id); err != nil {
+		return container.CreateOpts{}, err
+	}
+	if f.preserveFDs < 0 {
+		return container.CreateOpts{}, fmt.Errorf("--preserve-fds %d is negative", f.preserveFDs)
+	}
+	bundle, err := filepath.Abs(f.bundle)
+	if err != nil {
+		return container.CreateOpts{}, err
+	}
+	s, err := spec.LoadBundle(bundle)
+	if err != nil {
+		return container.CreateOpts{}, err
+	}
+	cfg, err := spec.Convert(s, id, bundle)
+	if err != nil {
+		return container.CreateOpts{}, err
+	}
+	cfg.NoPivot = f.noPivot
+	pidFile := f.pidFile
+	if pidFile != "" {
+		if pidFile, err = filepath.Abs(pidFile); err != nil {
+			return container.CreateOpts{}, err
+		}
+	}
+	return container.CreateOpts{
+		Root: g.root, ID: id, Config: cfg, PidFile: pidFile,
+		ConsoleSocket: f.consoleSocket, NoNewKeyring: f.noNewKeyring, PreserveFDs: f.preserveFDs,
+	}, nil
+}
+
+func cmdCreate(g *globals, args []string) error {
+	var f createFlags
+	fs := newFlags("create")
+	f.register(fs)
+	rest, err := parse(fs, args, 1, "lkc create [flags] <container-id>")
+	if err != nil {
+		return err
+	}
+	o, err := f.opts(g, rest[0])
+	if err != nil {
+		return err
+	}
+	return container.Create(o)
+}
+
+func cmdRun(g *globals, args []string) error {
+	var f createFlags
+	var detach, keep, noSubreaper bool
+	fs := newFlags("run")
+	f.register(fs)
+	fs.BoolVar(&detach, "detach", false, "detach from the container")
+	fs.BoolVar(&detach, "d", false, "detach from the container")
+	fs.BoolVar(&keep, "keep", false, "keep the container after it exits")
+	fs.BoolVar(&noSubreaper, "no-subreaper", false, "accepted for runc compatibility")
+	rest, err := parse(fs, args, 1, "lkc run [flags] <container-id>")
+	if err != nil {
+		return err
+	}
+	o, err := f.opts(g, rest[0])
+	if err != nil {
+		return err
+	}
+	code, err := container.Run(container.RunOpts{CreateOpts: o, Detach: detach, Keep: keep})
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitError{code}
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+// Package config holds the container description lkc works with after the OCI
+// config.json has been validated and converted at the edge (internal/spec).
+// It is plain data shared by the runtime and the container's init over the
+// init handshake, so every field must survive a JSON round trip.
+package config
+
+// Config is everything needed to build and run one container.
+type Config struct {
+	OCIVersion  string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Readonly    bool              `json:"readonly,omitempty"`
+	Hostname    string            `json:"hostname,omitempty"`
+	Domainname  string            `json:"domainname,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+
+	Namespaces  []Namespace  `json:"namespaces,omitempty"`
+	UIDMappings []IDMap      `json:"uidMappings,omitempty"`
+	GIDMappings []IDMap      `json:"gidMappings,omitempty"`
+	TimeOffsets []TimeOffset `json:"timeOffsets,omitempty"`
+
+	// RootPropagation is the mount flag (MS_SHARED, MS_SLAVE, MS_PRIVATE,
+	// MS_UNBINDABLE, possibly with MS_REC) applied to / inside the container;
+	// zero means MS_SLAVE|MS_REC as runc does.
+	RootPropagation uintptr           `json:"rootPropagation,omitempty"`
+	Mounts          []Mount           `json:"mounts,omitempty"`
+	Devices         []Device          `json:"devices,omitempty"`
+	MaskedPaths     []string          `json:"maskedPaths,omitempty"`
+	ReadonlyPaths   []string          `json:"readonlyPaths,omitempty"`
+	Sysctl          map[string]string `json:"sysctl,omitempty"`
+	Personality     *uint32           `json:"personality,omitempty"`
+	NoPivot         bool              `json:"noPivot,omitempty"`
+
+	Process Process `json:"process"`
+	Cgroup  Cgroup  `json:"cgroup"`
+}
+
+// Namespace is one namespace of the container: created when Path is empty,
+// joined when it names a /proc/<pid>/ns/<type> file or a bind mount of one.
+type Namespace struct {
+	Type string `json:"type"` // pid, mount, network, uts, ipc, user, cgroup, time
+	Path string `json:"path,omitempty"`
+}
+
+// IDMap maps a range of ids inside a user namespace to ids outside it.
+type IDMap struct {
+	ContainerID uint32 `json:"containerID"`
+	HostID      uint32 `json:"hostID"`
+	Size        uint32 `json:"size"`
+}
+
+// TimeOffset shifts one clock (monotonic or boottime) in a time namespace.
+type TimeOffset struct {
+	Clock string `json:"clock"`
+	Secs  int64  `json:"secs"`
+	Nanos uint32 `json:"nanos"`
+}
+
+// Mount is one entry of config.json's mounts, with its options already split
+// into kernel flags and filesystem data.
+type Mount struct {
+	Source      string  `json:"source"`
+	Destination string  `json:"destination"`
+	Type        string  `json:"type"`
+	Flags       uintptr `json:"flags,omitempty"`
+	// Propagation flags (MS_SHARED etc.) are applied by a separate mount call.
+	Propagation []uintptr `json:"propagation,omitempty"`
+	Data        string    `json:"data,omitempty"`
+}
+
+// Device is a device node created inside the container.
+type Device struct {
+	Path     string `json:"path"`
+	Type     rune   `json:"type"` // 'c', 'b', 'u' or 'p'
+	Major    int64  `json:"major"`
+	Minor    int64  `json:"minor"`
+	FileMode uint32 `json:"fileMode"`
+	UID      uint32 `json:"uid"`
+	GID      uint32 `json:"gid"`
+}
+
+// Process is what init executes once the container is started.
+type Process struct {
+	Terminal        bool          `json:"terminal,omitempty"`
+	ConsoleHeight   uint16        `json:"consoleHeight,omitempty"`
+	ConsoleWidth    uint16        `json:"consoleWidth,omitempty"`
+	Args            []string      `json:"args"`
+	Env             []string      `json:"env,omitempty"`
+	Cwd             string        `json:"cwd"`
+	UID             uint32        `json:"uid"`
+	GID             uint32        `json:"gid"`
+	AdditionalGids  []uint32      `json:"additionalGids,omitempty"`
+	Umask           *uint32       `json:"umask,omitempty"`
+	Rlimits         []Rlimit      `json:"rlimits,omitempty"`
+	NoNewPrivileges bool          `json:"noNewPrivileges,omitempty"`
+	OOMScoreAdj     *int          `json:"oomScoreAdj,omitempty"`
+	Capabilities    *Capabilities `json:"capabilities,omitempty"`
+}
+
+// Rlimit is one resource limit, already resolved to its RLIMIT_* number.
+type Rlimit struct {
+	Name string `json:"name"`
+	Type int    `json:"type"`
+	Soft uint64 `json:"soft"`
+	Hard uint64 `json:"hard"`
+}
+
+// Capabilities holds the five capability sets as capability numbers. A nil
+// Capabilities leaves the process with what it inherits (full root).
+type Capabilities struct {
+	Bounding    []int `json:"bounding,omitempty"`
+	Effective   []int `json:"effective,omitempty"`
+	Inheritable []int `json:"inheritable,omitempty"`
+	Permitted   []int `json:"permitted,omitempty"`
+	Ambient     []int `json:"ambient,omitempty"`
+}
+
+// Cgroup says where the container's cgroup is and what limits it carries.
+type Cgroup struct {
+	// Path is relative to the cgroup of the lkc process that creates the
+	// container (like runc), e.g. "lkc/<id>".
+	Path      string    `json:"path"`
+	Resources Resources `json:"resources"`
+}
+
+// Resources are the cgroup limits lkc applies. Nil pointers mean "leave the
+// kernel default".
+type Resources struct {
+	MemoryLimit       *int64       `json:"memoryLimit,omitempty"`
+	MemoryReservation *int64       `json:"memoryReservation,omitempty"`
+	MemorySwap        *int64       `json:"memorySwap,omitempty"`
+	PidsLimit         *int64       `json:"pidsLimit,omitempty"`
+	CPUShares         *uint64      `json:"cpuShares,omitempty"`
+	CPUQuota          *int64       `json:"cpuQuota,omitempty"`
+	CPUPeriod         *uint64      `json:"cpuPeriod,omitempty"`
+	CPUs              string       `json:"cpus,omitempty"`
+	Mems              string       `json:"mems,omitempty"`
+	Devices           []DeviceRule `json:"devices,omitempty"`
+}
+
+// DeviceRule allows or denies access to a class of devices.
+type DeviceRule struct {
+	Allow  bool   `json:"allow"`
+	Type   rune   `json:"type"`  // 'a', 'c' or 'b'
+	Major  int64  `json:"major"` // -1 is any
+	Minor  int64  `json:"minor"` // -1 is any
+	Access string `json:"access"`
+}
+
+// HasNamespace reports whether the config creates or joins a namespace of typ.
+func (c *Config) HasNamespace(typ string) bool {
+	for _, ns := range c.Namespaces {
+		if ns.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
+// NewNamespace reports whether the config creates a fresh namespace of typ.
+func (c *Config) NewNamespace(typ string) bool {
+	for _, ns := range c.Namespaces {
+		if ns.Type == typ && ns.Path == "" {
+			return true
+		}
+	}
+	return false
+}

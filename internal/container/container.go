@@ -1,0 +1,132 @@
+// Package container is the container object: create, start, run, state,
+// kill and delete, with the state machine that says which operation is
+// allowed when. Status is derived from the living process, never trusted
+// from disk, and every failure unwinds what the operation did.
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/state"
+)
+
+// Status values, as the OCI runtime spec names them.
+const (
+	Creating = "creating"
+	Created  = "created"
+	Running  = "running"
+	Paused   = "paused"
+	Stopped  = "stopped"
+)
+
+// Error classes, checked with errors.Is.
+var (
+	ErrNotExist   = state.ErrNotExist
+	ErrExist      = state.ErrExist
+	ErrWrongState = errors.New("wrong state for this operation")
+)
+
+// Container is a loaded container record.
+type Container struct {
+	st  *state.State
+	dir *state.Dir
+}
+
+// OCIState is the state of a container as `lkc state` prints it: the
+// runtime spec's fields plus runc's rootfs, created and owner.
+type OCIState struct {
+	OCIVersion  string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Status      string            `json:"status"`
+	Pid         int               `json:"pid"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Owner       string            `json:"owner"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+func load(root, id string, exclusive bool) (*Container, error) {
+	dir, err := state.Open(root, id, exclusive)
+	if err != nil {
+		return nil, err
+	}
+	st, err := dir.Load()
+	if err != nil {
+		dir.Close()
+		return nil, err
+	}
+	return &Container{st: st, dir: dir}, nil
+}
+
+func (c *Container) close() { c.dir.Close() }
+
+func (c *Container) cgroup() cgroups.Manager { return cgroups.FromPaths(c.st.CgroupPaths) }
+
+func (c *Container) fifo() string { return filepath.Join(c.dir.Path(), state.FifoName) }
+
+// status derives the status from the init process and the cgroup.
+func (c *Container) status() string {
+	if c.st.InitPid == 0 || !state.Alive(c.st.InitPid, c.st.InitStart) {
+		return Stopped
+	}
+	if _, err := os.Stat(c.fifo()); err == nil {
+		return Created
+	}
+	if frozen, _ := c.cgroup().Frozen(); frozen {
+		return Paused
+	}
+	return Running
+}
+
+func (c *Container) ociState() OCIState {
+	s := OCIState{
+		OCIVersion: c.st.Config.OCIVersion, ID: c.st.ID, Status: c.status(),
+		Bundle: c.st.Bundle, Rootfs: c.st.Rootfs, Created: c.st.Created,
+		Owner: c.st.Owner, Annotations: c.st.Config.Annotations,
+	}
+	if s.Status != Stopped {
+		s.Pid = c.st.InitPid
+	}
+	return s
+}
+
+// State returns the OCI state of container id.
+func State(root, id string) (*OCIState, error) {
+	c, err := load(root, id, false)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	s := c.ociState()
+	return &s, nil
+}
+
+// List returns the state of every container under root.
+func List(root string) ([]OCIState, error) {
+	ids, err := state.List(root)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]OCIState, 0, len(ids))
+	for _, id := range ids {
+		s, err := State(root, id)
+		if errors.Is(err, ErrNotExist) {
+			continue // deleted meanwhile, or a create still writing
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *s)
+	}
+	return out, nil
+}
+
+func wrongState(id, op, status string) error {
+	return fmt.Errorf("%w: cannot %s container %s: it is %s", ErrWrongState, op, id, status)
+}

@@ -1,0 +1,125 @@
+package container
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/state"
+)
+
+// CreateOpts are the options of `lkc create`.
+type CreateOpts struct {
+	Root          string
+	ID            string
+	Config        *config.Config
+	PidFile       string
+	ConsoleSocket string
+	NoNewKeyring  bool
+	PreserveFDs   int
+}
+
+// Create creates a container whose init waits for Start. On failure nothing
+// is left: no state directory, cgroup, mount or process.
+func Create(o CreateOpts) (err error) {
+	c, err := create(o)
+	if err == nil {
+		c.close()
+	}
+	return err
+}
+
+func create(o CreateOpts) (_ *Container, err error) {
+	cfg := o.Config
+	if cfg.Process.Terminal && o.ConsoleSocket == "" {
+		return nil, fmt.Errorf("process.terminal is true: pass --console-socket (or set terminal to false)")
+	}
+	dir, err := state.Create(o.Root, o.ID)
+	if err != nil {
+		return nil, err
+	}
+	var undo cleanups
+	defer func() {
+		if err != nil {
+			undo.run()
+		}
+	}()
+	undo.add(func() { dir.Remove() })
+	cg, err := cgroups.New(cgroups.DefaultHost, cfg.Cgroup.Path)
+	if err != nil {
+		return nil, err
+	}
+	st := &state.State{
+		ID: o.ID, Bundle: cfg.Bundle, Rootfs: cfg.Rootfs, Created: time.Now().UTC(),
+		Owner: owner(), CgroupPaths: cg.Paths(), Config: cfg,
+	}
+	// Recorded before anything exists, so a delete after a crash finds it all.
+	if err := dir.Save(st); err != nil {
+		return nil, err
+	}
+	undo.add(func() { killAll(cg); cg.Destroy() })
+	if err := cg.Create(); err != nil {
+		return nil, err
+	}
+	if err := cg.Set(&cfg.Cgroup.Resources); err != nil {
+		return nil, err
+	}
+	fifo := filepath.Join(dir.Path(), state.FifoName)
+	if err := unix.Mkfifo(fifo, 0o622); err != nil {
+		return nil, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
+	}
+	pid, err := spawnInit(o, cg, fifo)
+	if err != nil {
+		return nil, err
+	}
+	st.InitPid = pid
+	if st.InitStart, err = state.StartTime(pid); err != nil {
+		return nil, fmt.Errorf("reading init start time: %w", err)
+	}
+	if err := dir.Save(st); err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, pid); err != nil {
+			return nil, err
+		}
+	}
+	return &Container{st: st, dir: dir}, nil
+}
+
+func owner() string {
+	if u, err := user.LookupId(strconv.Itoa(os.Getuid())); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(os.Getuid())
+}
+
+// writePidFile writes pid atomically, as containerd and conmon read it.
+func writePidFile(path string, pid int) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path))
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("writing pid file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing pid file: %w", err)
+	}
+	return nil
+}
+
+// cleanups undoes partial work in reverse order.
+type cleanups []func()
+
+func (c *cleanups) add(f func()) { *c = append(*c, f) }
+
+func (c cleanups) run() {
+	for i := len(c) - 1; i >= 0; i-- {
+		c[i]()
+	}
+}

@@ -1,0 +1,162 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/state"
+)
+
+// Start releases the init of a created container into the user's process.
+func Start(root, id string) error {
+	c, err := load(root, id, true)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	return c.start()
+}
+
+func (c *Container) start() error {
+	if s := c.status(); s != Created {
+		return wrongState(c.st.ID, "start", s)
+	}
+	fd, err := unix.Open(c.fifo(), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("container %s: init is not waiting on its exec fifo: %w", c.st.ID, err)
+	}
+	_, err = unix.Write(fd, []byte{0})
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("releasing container init: %w", err)
+	}
+	return os.Remove(c.fifo())
+}
+
+// Kill sends sig to the container's init, or with all to every process in
+// its cgroup.
+func Kill(root, id string, sig unix.Signal, all bool) error {
+	c, err := load(root, id, false)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	if s := c.status(); s == Stopped {
+		return wrongState(id, "kill", s)
+	}
+	if all {
+		return signalAll(c.cgroup(), sig)
+	}
+	return c.signalInit(sig)
+}
+
+// signalInit signals init through a pidfd, so a recycled pid is never hit.
+func (c *Container) signalInit(sig unix.Signal) error {
+	pidfd, err := unix.PidfdOpen(c.st.InitPid, 0)
+	if err != nil {
+		return fmt.Errorf("container %s: opening init: %w", c.st.ID, err)
+	}
+	defer unix.Close(pidfd)
+	if c.status() == Stopped {
+		return wrongState(c.st.ID, "kill", Stopped)
+	}
+	if err := unix.PidfdSendSignal(pidfd, sig, nil, 0); err != nil {
+		return fmt.Errorf("container %s: signalling init: %w", c.st.ID, err)
+	}
+	return nil
+}
+
+func signalAll(cg cgroups.Manager, sig unix.Signal) error {
+	pids, err := cg.Procs()
+	if err != nil {
+		return fmt.Errorf("listing container processes: %w", err)
+	}
+	for _, pid := range pids {
+		if err := unix.Kill(pid, sig); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("signalling pid %d: %w", pid, err)
+		}
+	}
+	return nil
+}
+
+// Delete removes a container. A running or paused one needs force, which
+// kills it first. With force, deleting a container that does not exist is
+// not an error, so cleanup after a crash can always call it.
+func Delete(root, id string, force bool) error {
+	c, err := load(root, id, true)
+	if errors.Is(err, ErrNotExist) {
+		return removeStale(root, id, force, err)
+	}
+	if err != nil {
+		return err
+	}
+	s := c.status()
+	if (s == Running || s == Paused) && !force {
+		c.close()
+		return fmt.Errorf("%w: cannot delete container %s that is not stopped: it is %s (use --force)", ErrWrongState, id, s)
+	}
+	return c.destroy()
+}
+
+// removeStale clears a directory a crashed create left without a state.
+func removeStale(root, id string, force bool, notExist error) error {
+	dir, err := state.OpenStale(root, id)
+	if err != nil {
+		if force {
+			return nil
+		}
+		return notExist
+	}
+	return dir.Remove()
+}
+
+// destroy kills whatever is left of the container and removes its cgroup
+// and state. It works from any state a crash may have left.
+func (c *Container) destroy() error {
+	cg := c.cgroup()
+	if err := killAll(cg); err != nil {
+		c.close()
+		return err
+	}
+	if err := cg.Destroy(); err != nil {
+		c.close()
+		return err
+	}
+	return c.dir.Remove()
+}
+
+// killAll SIGKILLs every process of the cgroup and waits until it is empty.
+// A frozen cgroup is thawed so the kill can land.
+func killAll(cg cgroups.Manager) error {
+	deadline := time.Now().Add(10 * time.Second)
+	delay := 100 * time.Microsecond
+	for {
+		pids, err := cg.Procs()
+		if errors.Is(err, os.ErrNotExist) || (err == nil && len(pids) == 0) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("listing container processes: %w", err)
+		}
+		for _, pid := range pids {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		if frozen, _ := cg.Frozen(); frozen {
+			if err := cg.Thaw(); err != nil {
+				return err
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("container processes %v survived SIGKILL for 10s", pids)
+		}
+		time.Sleep(delay)
+		if delay < 10*time.Millisecond {
+			delay *= 2
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package container
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+
+	"golang.org/x/sys/unix"
+)
+
+// RunOpts are the options of `lkc run`.
+type RunOpts struct {
+	CreateOpts
+	Detach bool
+	Keep   bool // keep the stopped container instead of deleting it
+}
+
+// Run creates and starts a container. Detached, it returns at once;
+// otherwise it forwards signals to the container and returns its exit code
+// (128+N after a death by signal N) once init exits.
+func Run(o RunOpts) (int, error) {
+	if !o.Detach {
+		// Init is forked by an intermediate process that exits: being a
+		// subreaper makes it our child to wait for.
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return 0, fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", err)
+		}
+	}
+	c, err := create(o.CreateOpts)
+	if err != nil {
+		return 0, err
+	}
+	sigs := make(chan os.Signal, 64)
+	if !o.Detach {
+		signal.Notify(sigs)
+		defer signal.Stop(sigs)
+	}
+	if err := c.start(); err != nil {
+		c.destroy()
+		return 0, err
+	}
+	if o.Detach {
+		c.close()
+		return 0, nil
+	}
+	c.close()
+	go forward(sigs, c.st.InitPid)
+	code := waitInit(c.st.InitPid)
+	if o.Keep {
+		return code, nil
+	}
+	if err := Delete(o.Root, o.ID, true); err != nil {
+		return code, err
+	}
+	return code, nil
+}
+
+func forward(sigs chan os.Signal, pid int) {
+	for s := range sigs {
+		sig := s.(unix.Signal)
+		switch sig {
+		case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE, unix.SIGWINCH:
+			continue
+		}
+		unix.Kill(pid, sig)
+	}
+}
+
+// waitInit reaps children until init has exited and returns its exit code.
+func waitInit(pid int) int {
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 255
+		}
+		if got != pid {
+			continue
+		}
+		if ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ws.ExitStatus()
+	}
+}

@@ -1,0 +1,198 @@
+package container
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/initproc"
+	"github.com/lkc-containers/lkc/internal/nsenter"
+)
+
+// spawnInit starts `lkc init` for the container, places it in its cgroup and
+// namespaces, hands it the config and waits until it reports the container
+// created. It returns init's pid.
+func spawnInit(o CreateOpts, cg cgroups.Manager, fifo string) (int, error) {
+	exe, err := sealedSelf()
+	if err != nil {
+		return 0, err
+	}
+	defer exe.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("init socketpair: %w", err)
+	}
+	sock, child := fds[0], os.NewFile(uintptr(fds[1]), "init-sync")
+	defer unix.Close(sock)
+	// The config may outgrow the default socket buffer.
+	_ = unix.SetsockoptInt(sock, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
+	cmd := &exec.Cmd{
+		Path:   fmt.Sprintf("/proc/self/fd/%d", exe.Fd()),
+		Args:   []string{"lkc", "init"},
+		Stdin:  os.Stdin,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+	}
+	for i := 0; i < o.PreserveFDs; i++ {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved"))
+	}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, child)
+	cmd.Env = []string{nsenter.SyncEnv + "=" + strconv.Itoa(2+len(cmd.ExtraFiles))}
+	if o.ConsoleSocket != "" {
+		conn, err := dialConsole(o.ConsoleSocket)
+		if err != nil {
+			child.Close()
+			return 0, err
+		}
+		defer conn.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, conn)
+		cmd.Env = append(cmd.Env, initproc.ConsoleEnv+"="+strconv.Itoa(2+len(cmd.ExtraFiles)))
+	}
+	tasks, cloneInto := cg.Placement()
+	if cloneInto != "" {
+		dirfd, err := unix.Open(cloneInto, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			child.Close()
+			return 0, &os.PathError{Op: "open cgroup", Path: cloneInto, Err: err}
+		}
+		defer unix.Close(dirfd)
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: dirfd}
+	}
+	err = cmd.Start()
+	child.Close()
+	if err != nil {
+		return 0, fmt.Errorf("starting container init: %w", err)
+	}
+	pid, err := handshake(o, cg, cmd, sock, fifo, tasks)
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return 0, err
+	}
+	return pid, nil
+}
+
+func handshake(o CreateOpts, cg cgroups.Manager, cmd *exec.Cmd, sock int, fifo string, tasks []string) (int, error) {
+	cfg := o.Config
+	req := nsenter.ForContainer(cfg)
+	req.Cgroups = tasks
+	pid, err := nsenter.Run(sock, cmd.Process.Pid, req, func(pid int) error {
+		return writeIDMaps(pid, cfg)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if req.Fork {
+		// The intermediate process exits once init is forked.
+		cmd.Wait()
+	}
+	msg, err := json.Marshal(&initproc.Message{
+		Config: cfg, FifoPath: fifo, CgroupPaths: cg.Paths(),
+		PreserveFDs: o.PreserveFDs, NoNewKeyring: o.NoNewKeyring,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("encoding init config: %w", err)
+	}
+	if err := unix.Sendmsg(sock, msg, nil, nil, 0); err != nil {
+		return 0, fmt.Errorf("sending config to init: %w", err)
+	}
+	reply, err := initproc.Recv(sock)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("waiting for container init: %w", err)
+	case len(reply) == 0:
+		return 0, fmt.Errorf("container init exited during setup")
+	case strings.HasPrefix(string(reply), initproc.ErrorPrefix):
+		return 0, fmt.Errorf("container init: %s", reply[len(initproc.ErrorPrefix):])
+	case string(reply) != initproc.Ready:
+		return 0, fmt.Errorf("container init: unexpected message %q", reply)
+	}
+	return pid, nil
+}
+
+func dialConsole(path string) (*os.File, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to console socket: %w", err)
+	}
+	defer conn.Close()
+	f, err := conn.(*net.UnixConn).File()
+	if err != nil {
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	return f, nil
+}
+
+// writeIDMaps writes the user namespace maps of init (pid) from outside.
+func writeIDMaps(pid int, cfg *config.Config) error {
+	write := func(file string, maps []config.IDMap) error {
+		var b strings.Builder
+		for _, m := range maps {
+			fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
+		}
+		p := fmt.Sprintf("/proc/%d/%s", pid, file)
+		if err := os.WriteFile(p, []byte(b.String()), 0); err != nil {
+			return fmt.Errorf("writing %s: %w", file, err)
+		}
+		return nil
+	}
+	if err := write("uid_map", cfg.UIDMappings); err != nil {
+		return err
+	}
+	return write("gid_map", cfg.GIDMappings)
+}
+
+// sealedSelf returns a sealed in-memory copy of the lkc binary to run init
+// from: a container that reaches init through /proc can then neither open
+// nor overwrite the host's binary (CVE-2019-5736 class).
+func sealedSelf() (*os.File, error) {
+	src, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return nil, fmt.Errorf("opening own binary: %w", err)
+	}
+	defer src.Close()
+	fd, err := unix.MemfdCreate("lkc", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	mem := os.NewFile(uintptr(fd), "lkc-memfd")
+	fi, err := src.Stat()
+	if err == nil {
+		err = copyAll(fd, int(src.Fd()), fi.Size())
+	}
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS,
+			unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE)
+	}
+	if err != nil {
+		mem.Close()
+		return nil, fmt.Errorf("sealing a copy of the lkc binary: %w", err)
+	}
+	return mem, nil
+}
+
+func copyAll(dst, src int, size int64) error {
+	for size > 0 {
+		n, err := unix.Sendfile(dst, src, nil, int(size))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("short copy")
+		}
+		size -= int64(n)
+	}
+	return nil
+}

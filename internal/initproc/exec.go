@@ -1,0 +1,195 @@
+package initproc
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+// exec switches to the configured user and capabilities and replaces init
+// with the container's process. It returns only on failure.
+func (p *prepared) exec() error {
+	proc := &p.c.Process
+	if err := setUser(proc); err != nil {
+		return err
+	}
+	if proc.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
+		}
+	}
+	if proc.Umask != nil {
+		unix.Umask(int(*proc.Umask))
+	}
+	env := withHome(proc.Env, proc.UID)
+	if err := unix.Exec(p.path, proc.Args, env); err != nil {
+		return fmt.Errorf("exec %s: %w", p.path, err)
+	}
+	return nil
+}
+
+// setUser drops to the process's user and groups and leaves it exactly the
+// configured capabilities.
+func setUser(proc *config.Process) error {
+	caps := proc.Capabilities
+	if caps != nil {
+		if err := dropBounding(caps.Bounding); err != nil {
+			return err
+		}
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("prctl(PR_SET_KEEPCAPS): %w", err)
+		}
+	}
+	if err := setIDs(proc); err != nil {
+		return err
+	}
+	if caps == nil {
+		return nil
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_KEEPCAPS): %w", err)
+	}
+	return setCaps(caps)
+}
+
+func setIDs(proc *config.Process) error {
+	groups := make([]int, len(proc.AdditionalGids))
+	for i, g := range proc.AdditionalGids {
+		groups[i] = int(g)
+	}
+	if err := setgroups(groups); err != nil && (len(groups) > 0 || err != unix.EPERM) {
+		return fmt.Errorf("setgroups %v: %w", groups, err)
+	}
+	// Raw per-thread calls: only this thread execs, and Go's all-threads
+	// versions would signal every runtime thread for nothing.
+	g, u := uintptr(proc.GID), uintptr(proc.UID)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, g, g, g); e != 0 {
+		return fmt.Errorf("setting gid %d: %w", proc.GID, e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, u, u, u); e != 0 {
+		return fmt.Errorf("setting uid %d: %w", proc.UID, e)
+	}
+	return nil
+}
+
+func dropBounding(keep []int) error {
+	set := capSet(keep)
+	for c := 0; c < 64; c++ {
+		if set&(1<<c) != 0 {
+			continue
+		}
+		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
+		if err == unix.EINVAL {
+			return nil // past the kernel's last capability
+		}
+		if err != nil {
+			return fmt.Errorf("dropping capability %d from the bounding set: %w", c, err)
+		}
+	}
+	return nil
+}
+
+func setCaps(caps *config.Capabilities) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	e, p, in := capSet(caps.Effective), capSet(caps.Permitted), capSet(caps.Inheritable)
+	for i := 0; i < 2; i++ {
+		data[i].Effective = uint32(e >> (32 * i))
+		data[i].Permitted = uint32(p >> (32 * i))
+		data[i].Inheritable = uint32(in >> (32 * i))
+	}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	for _, c := range caps.Ambient {
+		// The kernel raises an ambient capability only if it is permitted and
+		// inheritable; like runc and crun, skip the others (`runc spec`
+		// lists ambient capabilities without inheritable ones).
+		err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0)
+		if err != nil && err != unix.EPERM {
+			return fmt.Errorf("raising ambient capability %d: %w", c, err)
+		}
+	}
+	return nil
+}
+
+func capSet(caps []int) uint64 {
+	var s uint64
+	for _, c := range caps {
+		s |= 1 << uint(c)
+	}
+	return s
+}
+
+// lookPath finds the executable of args[0] in the container, using the
+// PATH of the process's environment as the shell would.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := checkExecutable(name); err != nil {
+			return "", fmt.Errorf("exec %q: %w", name, err)
+		}
+		return name, nil
+	}
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "PATH=") {
+			path = kv[5:]
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if checkExecutable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec %q: executable file not found in $PATH", name)
+}
+
+func checkExecutable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s: permission denied", p)
+	}
+	return nil
+}
+
+// withHome adds HOME from the container's /etc/passwd (or /) when the
+// environment lacks it, as runc does.
+func withHome(env []string, uid uint32) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "HOME=") {
+			return env
+		}
+	}
+	return append(env, "HOME="+homeOf(uid))
+}
+
+func homeOf(uid uint32) string {
+	f, err := os.Open("/etc/passwd")
+	if err != nil {
+		return "/"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	want := strconv.FormatUint(uint64(uid), 10)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) >= 6 && fields[2] == want && fields[5] != "" {
+			return fields[5]
+		}
+	}
+	return "/"
+}

@@ -1,0 +1,242 @@
+package initproc
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/console"
+	"github.com/lkc-containers/lkc/internal/mount"
+	"github.com/lkc-containers/lkc/internal/nsenter"
+)
+
+// Main runs `lkc init`. It returns only on failure, with the exit code.
+func Main() int {
+	// Capabilities, keepcaps and no_new_privs are per thread: everything up
+	// to execve happens on this one.
+	runtime.LockOSThread()
+	fd, err := strconv.Atoi(os.Getenv(nsenter.SyncEnv))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lkc init: not started by lkc")
+		return 1
+	}
+	unix.CloseOnExec(fd)
+	msg, err := recvMessage(fd)
+	if err != nil {
+		return fail(fd, err)
+	}
+	p, err := create(msg)
+	if err != nil {
+		return fail(fd, err)
+	}
+	if err := unix.Sendmsg(fd, []byte(Ready), nil, nil, 0); err != nil {
+		return 1
+	}
+	if err := p.waitStart(); err != nil {
+		fmt.Fprintf(os.Stderr, "lkc init: %v\n", err)
+		return 1
+	}
+	err = p.exec()
+	fmt.Fprintf(os.Stderr, "lkc init: %v\n", err)
+	return 127
+}
+
+func fail(fd int, err error) int {
+	text := strings.ReplaceAll(err.Error(), "\n", " ")
+	_ = unix.Sendmsg(fd, []byte(ErrorPrefix+text), nil, nil, 0)
+	return 1
+}
+
+// prepared is a created container whose init waits to be started.
+type prepared struct {
+	c    *config.Config
+	fifo *os.File
+	path string // the resolved executable
+}
+
+func create(msg *Message) (*prepared, error) {
+	c := msg.Config
+	// Open the fifo before the host's tree goes away with the pivot.
+	fifo, err := os.OpenFile(msg.FifoPath, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening exec fifo: %w", err)
+	}
+	if !msg.NoNewKeyring {
+		// A keyring of its own, so the container cannot read the caller's keys.
+		if _, err := unix.KeyctlJoinSessionKeyring("_ses." + c.ID); err != nil && err != unix.ENOSYS {
+			return nil, fmt.Errorf("joining a new session keyring: %w", err)
+		}
+	}
+	env := mount.Env{
+		InUserNS:    c.NewNamespace("user"),
+		NewCgroupNS: c.NewNamespace("cgroup"),
+		CgroupPaths: msg.CgroupPaths,
+	}
+	if err := mount.PrepareRoot(c, env); err != nil {
+		return nil, err
+	}
+	if err := mount.PivotRoot(c.Rootfs, c.NoPivot); err != nil {
+		return nil, err
+	}
+	if err := setupSystem(c); err != nil {
+		return nil, err
+	}
+	if err := mount.FinishRoot(c); err != nil {
+		return nil, err
+	}
+	if err := setupProcess(c, msg.PreserveFDs); err != nil {
+		return nil, err
+	}
+	path, err := lookPath(c.Process.Args[0], c.Process.Env)
+	if err != nil {
+		return nil, err
+	}
+	return &prepared{c: c, fifo: fifo, path: path}, nil
+}
+
+// setupSystem sets what belongs to the container's namespaces: names and
+// sysctls (before /proc/sys turns read-only).
+func setupSystem(c *config.Config) error {
+	if c.Hostname != "" {
+		if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
+			return fmt.Errorf("sethostname %q: %w", c.Hostname, err)
+		}
+	}
+	if c.Domainname != "" {
+		if err := unix.Setdomainname([]byte(c.Domainname)); err != nil {
+			return fmt.Errorf("setdomainname %q: %w", c.Domainname, err)
+		}
+	}
+	for k, v := range c.Sysctl {
+		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+		if err := os.WriteFile(p, []byte(v), 0); err != nil {
+			return fmt.Errorf("sysctl %s=%s: %w", k, v, err)
+		}
+	}
+	return nil
+}
+
+// setupProcess sets what the process inherits: terminal, oom score,
+// rlimits, personality, working directory, and no stray fds.
+func setupProcess(c *config.Config, preserve int) error {
+	p := &c.Process
+	if p.Terminal {
+		if err := setupConsole(p); err != nil {
+			return err
+		}
+	}
+	if p.OOMScoreAdj != nil {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+			return fmt.Errorf("setting oom_score_adj %d: %w", *p.OOMScoreAdj, err)
+		}
+	}
+	for _, r := range p.Rlimits {
+		if err := setRlimit(r); err != nil {
+			return err
+		}
+	}
+	if c.Personality != nil {
+		if _, _, errno := unix.RawSyscall(unix.SYS_PERSONALITY, uintptr(*c.Personality), 0, 0); errno != 0 {
+			return fmt.Errorf("personality %#x: %w", *c.Personality, errno)
+		}
+	}
+	if err := unix.Chdir(p.Cwd); err != nil {
+		return fmt.Errorf("process.cwd %s: %w", p.Cwd, err)
+	}
+	return closeExtraFds(3 + preserve)
+}
+
+func setRlimit(r config.Rlimit) error {
+	lim := unix.Rlimit{Cur: r.Soft, Max: r.Hard}
+	if err := unix.Setrlimit(r.Type, &lim); err != nil {
+		var host unix.Rlimit
+		if unix.Getrlimit(r.Type, &host) == nil && err == unix.EPERM && r.Hard > host.Max {
+			return fmt.Errorf("setrlimit %s hard %d: %w (the host's hard limit is %d)", r.Name, r.Hard, err, host.Max)
+		}
+		return fmt.Errorf("setrlimit %s soft %d hard %d: %w", r.Name, r.Soft, r.Hard, err)
+	}
+	return nil
+}
+
+func setupConsole(p *config.Process) error {
+	sock, err := strconv.Atoi(os.Getenv(ConsoleEnv))
+	if err != nil {
+		return fmt.Errorf("process.terminal is set but no console socket was given")
+	}
+	defer unix.Close(sock)
+	master, slavePath, err := console.OpenPty()
+	if err != nil {
+		return err
+	}
+	defer master.Close()
+	if p.ConsoleHeight > 0 || p.ConsoleWidth > 0 {
+		if err := console.SetSize(master, p.ConsoleHeight, p.ConsoleWidth); err != nil {
+			return fmt.Errorf("setting console size: %w", err)
+		}
+	}
+	slave, err := unix.Open(slavePath, unix.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: slavePath, Err: err}
+	}
+	if err := bindConsole(slavePath); err != nil {
+		return err
+	}
+	if err := console.SendFd(sock, master); err != nil {
+		return err
+	}
+	for _, fd := range []int{0, 1, 2} {
+		if err := unix.Dup3(slave, fd, 0); err != nil {
+			return fmt.Errorf("dup console to fd %d: %w", fd, err)
+		}
+	}
+	unix.Close(slave)
+	if _, err := unix.Setsid(); err != nil {
+		return fmt.Errorf("setsid: %w", err)
+	}
+	if err := unix.IoctlSetInt(0, unix.TIOCSCTTY, 0); err != nil {
+		return fmt.Errorf("making the console the controlling terminal: %w", err)
+	}
+	return nil
+}
+
+// bindConsole makes /dev/console the container's terminal, as runc does.
+func bindConsole(slavePath string) error {
+	f, err := os.OpenFile("/dev/console", os.O_CREATE|os.O_RDONLY, 0o600)
+	if err != nil {
+		return nil // no writable /dev: the container goes without /dev/console
+	}
+	f.Close()
+	return unix.Mount(slavePath, "/dev/console", "", unix.MS_BIND, "")
+}
+
+// closeExtraFds marks every fd from first on close-on-exec, so nothing of
+// lkc's leaks into the container (CVE-2024-21626 class).
+func closeExtraFds(first int) error {
+	if err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close_range(%d, CLOEXEC): %w", first, err)
+	}
+	return nil
+}
+
+func (p *prepared) waitStart() error {
+	var b [1]byte
+	for {
+		_, err := p.fifo.Read(b[:])
+		if err == nil {
+			return nil
+		}
+		if !isEINTR(err) {
+			return fmt.Errorf("waiting for start: %w", err)
+		}
+	}
+}
+
+func isEINTR(err error) bool {
+	pe, ok := err.(*os.PathError)
+	return ok && pe.Err == unix.EINTR
+}

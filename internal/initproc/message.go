@@ -1,0 +1,69 @@
+// Package initproc is the Go side of `lkc init`, the process that becomes a
+// container's init. The nsenter constructor has already put it into its
+// namespaces; here it receives its config from the parent, builds the root
+// filesystem, reports ready, waits to be started and execs the process.
+package initproc
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+// Env names carrying fds from the parent to init.
+const (
+	ConsoleEnv = "_LKC_CONSOLE"
+)
+
+// Message is what the parent sends init after the namespaces are set up.
+type Message struct {
+	Config      *config.Config    `json:"config"`
+	FifoPath    string            `json:"fifoPath"`
+	CgroupPaths map[string]string `json:"cgroupPaths"`
+	PreserveFDs int               `json:"preserveFds,omitempty"`
+	// NoNewKeyring keeps the caller's session keyring instead of a fresh one.
+	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
+}
+
+// Ready is the message init sends once the container is created.
+const Ready = "ready"
+
+// ErrorPrefix starts the message init sends when it fails.
+const ErrorPrefix = "error "
+
+// Recv reads one whole message from a SOCK_SEQPACKET socket, however long.
+func Recv(fd int) ([]byte, error) {
+	for {
+		n, _, err := unix.Recvfrom(fd, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, n)
+		n, _, err = unix.Recvfrom(fd, buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return buf[:n], err
+	}
+}
+
+func recvMessage(fd int) (*Message, error) {
+	data, err := Recv(fd)
+	if err != nil {
+		return nil, fmt.Errorf("reading config from parent: %w", err)
+	}
+	if len(data) == 0 {
+		return nil, fmt.Errorf("parent went away before sending the config")
+	}
+	var m Message
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("decoding config from parent: %w", err)
+	}
+	return &m, nil
+}

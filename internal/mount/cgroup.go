@@ -1,0 +1,95 @@
+package mount
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+// The container sees its own cgroup at a cgroup mount's destination: a fresh
+// cgroup filesystem when its own cgroup namespace makes that show only its
+// subtree, else bind mounts of its directories on the host.
+
+func cgroupV2(env Env) (string, bool) {
+	dir, ok := env.CgroupPaths[""]
+	return dir, ok && len(env.CgroupPaths) == 1
+}
+
+// mountCgroupTop mounts the top of the view: the v2 hierarchy itself, or a
+// tmpfs holding one directory per v1 hierarchy. It returns the flags the
+// remount after populateCgroup applies.
+func mountCgroupTop(target *os.File, m config.Mount, env Env) (uintptr, error) {
+	if dir, ok := cgroupV2(env); ok {
+		if env.NewCgroupNS {
+			return 0, mount("cgroup2", fdPath(target), "cgroup2", m.Flags, "")
+		}
+		return m.Flags &^ (unix.MS_BIND | unix.MS_REC), mount(dir, fdPath(target), "", unix.MS_BIND, "")
+	}
+	if err := mount("tmpfs", fdPath(target), "tmpfs", m.Flags&^unix.MS_RDONLY, "mode=755"); err != nil {
+		return 0, err
+	}
+	return m.Flags & unix.MS_RDONLY, nil
+}
+
+func populateCgroup(top *os.File, m config.Mount, env Env) error {
+	if _, ok := cgroupV2(env); ok {
+		return nil
+	}
+	hierarchies := make([]string, 0, len(env.CgroupPaths))
+	for h := range env.CgroupPaths {
+		hierarchies = append(hierarchies, h)
+	}
+	sort.Strings(hierarchies)
+	for _, h := range hierarchies {
+		if err := mountHierarchy(top, h, env, m.Flags); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func mountHierarchy(top *os.File, h string, env Env, flags uintptr) error {
+	if err := unix.Mkdirat(int(top.Fd()), h, 0o755); err != nil {
+		return &os.PathError{Op: "mkdir", Path: h, Err: err}
+	}
+	target := filepath.Join(fdPath(top), h)
+	if env.NewCgroupNS && !env.InUserNS {
+		// In its own cgroup namespace the hierarchy's root is the container's
+		// cgroup. (A user namespace may not mount cgroup v1 at all.)
+		if err := mount("cgroup", target, "cgroup", flags, h); err != nil {
+			return err
+		}
+	} else {
+		if err := mount(env.CgroupPaths[h], target, "", unix.MS_BIND, ""); err != nil {
+			return err
+		}
+		if flags&unix.MS_RDONLY != 0 {
+			if err := remountAt(top, h, flags&^(unix.MS_BIND|unix.MS_REC)); err != nil {
+				return err
+			}
+		}
+	}
+	if parts := strings.Split(h, ","); len(parts) > 1 {
+		for _, p := range parts {
+			if err := unix.Symlinkat(h, int(top.Fd()), p); err != nil && err != unix.EEXIST {
+				return &os.PathError{Op: "symlink", Path: p, Err: err}
+			}
+		}
+	}
+	return nil
+}
+
+func remountAt(dir *os.File, name string, flags uintptr) error {
+	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	return remount(fdPath(f), flags)
+}

@@ -1,0 +1,180 @@
+// Package mount builds a container's root filesystem inside its new mount
+// namespace: the mounts of config.json, /dev, pivot_root, masked and
+// read-only paths. Every destination from config is resolved inside the
+// rootfs without following symlinks out of it, and mounted through the
+// /proc/self/fd of the opened target, never a re-resolved string.
+//
+// Preconditions: the calling process is alone in a fresh mount namespace.
+package mount
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+// Env is what the mount setup needs to know besides the config.
+type Env struct {
+	InUserNS    bool              // a new user namespace: no mknod, locked mount flags
+	NewCgroupNS bool              // the container has its own cgroup namespace
+	CgroupPaths map[string]string // the container's cgroup directories on the host
+}
+
+// PrepareRoot mounts everything config asks for beneath the rootfs and
+// creates /dev, leaving the rootfs ready for PivotRoot.
+func PrepareRoot(c *config.Config, env Env) error {
+	prop := c.RootPropagation
+	if prop == 0 {
+		prop = unix.MS_SLAVE | unix.MS_REC
+	}
+	if err := mount("", "/", "", prop, ""); err != nil {
+		return err
+	}
+	if err := mount(c.Rootfs, c.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	root, err := os.Open(c.Rootfs)
+	if err != nil {
+		return fmt.Errorf("opening rootfs: %w", err)
+	}
+	defer root.Close()
+	devIsTmpfs := false
+	for _, m := range c.Mounts {
+		if err := mountOne(root, m, env); err != nil {
+			return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
+		}
+		devIsTmpfs = devIsTmpfs || (m.Destination == "/dev" && m.Type != "bind")
+	}
+	if devIsTmpfs {
+		if err := populateDev(root, env.InUserNS); err != nil {
+			return err
+		}
+	}
+	for _, d := range c.Devices {
+		if err := makeDevice(root, d, env.InUserNS); err != nil {
+			return fmt.Errorf("creating device %s: %w", d.Path, err)
+		}
+	}
+	return nil
+}
+
+func mountOne(root *os.File, m config.Mount, env Env) error {
+	isFile := false
+	if m.Type == "bind" {
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			return err
+		}
+		isFile = !fi.IsDir()
+	}
+	target, err := openTarget(root, m.Destination, isFile)
+	if err != nil {
+		return err
+	}
+	remountFlags, err := firstMount(target, m, env)
+	target.Close()
+	if err != nil {
+		return err
+	}
+	if remountFlags == 0 && len(m.Propagation) == 0 && !isCgroup(m) {
+		return nil
+	}
+	// The new mount covers the directory target points at: act on it
+	// through a fresh handle to its root.
+	mnt, err := openInRoot(root, m.Destination)
+	if err != nil {
+		return err
+	}
+	defer mnt.Close()
+	if isCgroup(m) {
+		if err := populateCgroup(mnt, m, env); err != nil {
+			return err
+		}
+	}
+	if remountFlags != 0 {
+		if err := remount(fdPath(mnt), remountFlags); err != nil {
+			return err
+		}
+	}
+	for _, p := range m.Propagation {
+		if err := mount("", fdPath(mnt), "", p, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isCgroup(m config.Mount) bool { return m.Type == "cgroup" || m.Type == "cgroup2" }
+
+// firstMount mounts m on target and returns the flags a remount must still
+// apply (a bind ignores ro, nosuid and the like).
+func firstMount(target *os.File, m config.Mount, env Env) (uintptr, error) {
+	bindFlags := m.Flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT)
+	switch m.Type {
+	case "bind":
+		return bindFlags, mount(m.Source, fdPath(target), "", unix.MS_BIND|(m.Flags&unix.MS_REC), "")
+	case "cgroup", "cgroup2":
+		return mountCgroupTop(target, m, env)
+	case "sysfs":
+		err := mount(m.Source, fdPath(target), m.Type, m.Flags, m.Data)
+		if errors.Is(err, unix.EPERM) && env.InUserNS {
+			// A sysfs of a network namespace the user namespace does not own
+			// cannot be mounted: show the host's, read-only as configured.
+			return bindFlags, mount("/sys", fdPath(target), "", unix.MS_BIND|unix.MS_REC, "")
+		}
+		return 0, err
+	}
+	return 0, mount(m.Source, fdPath(target), m.Type, m.Flags, m.Data)
+}
+
+// openTarget opens (creating if needed) the mount point at dest inside root.
+func openTarget(root *os.File, dest string, isFile bool) (*os.File, error) {
+	if !isFile {
+		return mkdirAllInRoot(root, dest, 0o755)
+	}
+	dir, err := mkdirAllInRoot(root, filepath.Dir(dest), 0o755)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	fd, err := unix.Openat(int(dir.Fd()), filepath.Base(dest), unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_RDONLY, 0o644)
+	if err != nil {
+		return nil, &os.PathError{Op: "create mount point", Path: dest, Err: err}
+	}
+	return os.NewFile(uintptr(fd), dest), nil
+}
+
+func fdPath(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }
+
+func mount(source, target, fstype string, flags uintptr, data string) error {
+	for {
+		err := unix.Mount(source, target, fstype, flags, data)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("mount(%q, %q, %q, %#x, %q): %w", source, target, fstype, flags, data, err)
+		}
+		return nil
+	}
+}
+
+// remount applies flags to the mount at target, keeping the flags the
+// kernel locked on it (a user namespace may not drop nosuid and the like).
+func remount(target string, flags uintptr) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(target, &st); err != nil {
+		return &os.PathError{Op: "statfs", Path: target, Err: err}
+	}
+	locked := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY |
+		unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
+	if flags&unix.MS_RDONLY == 0 {
+		locked &^= unix.MS_RDONLY
+	}
+	return mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|flags|locked, "")
+}

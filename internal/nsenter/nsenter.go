@@ -1,0 +1,118 @@
+// Package nsenter puts a freshly started `lkc init` into its namespaces. The
+// work happens in a C constructor (nsenter.c) before the Go runtime starts;
+// this file is the Go side of that handshake, used by the parent.
+//
+// A binary that links this package runs the constructor at every start; it
+// does nothing unless the environment names the handshake socket.
+package nsenter
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+// SyncEnv names the environment variable that carries the handshake fd.
+const SyncEnv = "_LKC_INIT_SYNC"
+
+var cloneFlags = map[string]int{
+	"pid": unix.CLONE_NEWPID, "mount": unix.CLONE_NEWNS, "network": unix.CLONE_NEWNET,
+	"uts": unix.CLONE_NEWUTS, "ipc": unix.CLONE_NEWIPC, "user": unix.CLONE_NEWUSER,
+	"cgroup": unix.CLONE_NEWCGROUP, "time": unix.CLONE_NEWTIME,
+}
+
+// Request is what the constructor must do before Go starts.
+type Request struct {
+	Cgroups     []string // v1 tasks files the process writes itself into
+	Join        []string // namespace files, in the order to enter them
+	Unshare     int      // CLONE_NEW* flags of the namespaces to create
+	TimeOffsets []config.TimeOffset
+	Fork        bool
+}
+
+// ForContainer builds the request that places a container's init: joins the
+// namespaces given by path (user first, mount last) and creates the others.
+func ForContainer(c *config.Config) Request {
+	var r Request
+	for _, ns := range orderedNamespaces(c.Namespaces) {
+		if ns.Path != "" {
+			r.Join = append(r.Join, ns.Path)
+			r.Fork = r.Fork || ns.Type == "pid"
+			continue
+		}
+		r.Unshare |= cloneFlags[ns.Type]
+	}
+	r.Fork = r.Fork || r.Unshare&(unix.CLONE_NEWPID|unix.CLONE_NEWTIME) != 0
+	r.TimeOffsets = c.TimeOffsets
+	return r
+}
+
+// ForExec builds the request that enters the namespaces of a running
+// process (a container's init), as `lkc exec` needs.
+func ForExec(pid int, types []string) Request {
+	var nss []config.Namespace
+	for _, t := range types {
+		nss = append(nss, config.Namespace{Type: t, Path: fmt.Sprintf("/proc/%d/ns/%s", pid, procName(t))})
+	}
+	r := Request{Fork: true}
+	for _, ns := range orderedNamespaces(nss) {
+		r.Join = append(r.Join, ns.Path)
+	}
+	return r
+}
+
+func procName(typ string) string {
+	switch typ {
+	case "mount":
+		return "mnt"
+	case "network":
+		return "net"
+	}
+	return typ
+}
+
+func orderedNamespaces(nss []config.Namespace) []config.Namespace {
+	out := make([]config.Namespace, 0, len(nss))
+	rank := func(t string) int {
+		switch t {
+		case "user":
+			return 0
+		case "mount":
+			return 2
+		}
+		return 1
+	}
+	for r := 0; r <= 2; r++ {
+		for _, ns := range nss {
+			if rank(ns.Type) == r {
+				out = append(out, ns)
+			}
+		}
+	}
+	return out
+}
+
+// Encode renders the request in the constructor's line protocol.
+func (r Request) Encode() []byte {
+	var b strings.Builder
+	for _, p := range r.Cgroups {
+		b.WriteString("cgroup " + p + "\n")
+	}
+	for _, p := range r.Join {
+		b.WriteString("join " + p + "\n")
+	}
+	if r.Unshare != 0 {
+		b.WriteString("unshare " + strconv.Itoa(r.Unshare) + "\n")
+	}
+	for _, o := range r.TimeOffsets {
+		fmt.Fprintf(&b, "timeoffset %s %d %d\n", o.Clock, o.Secs, o.Nanos)
+	}
+	if r.Fork {
+		b.WriteString("fork\n")
+	}
+	return []byte(b.String())
+}

@@ -1,0 +1,4 @@
+package nsenter
+
+// #cgo CFLAGS: -Wall -Werror -O2
+import "C"

@@ -1,0 +1,110 @@
+package spec
+
+import (
+	"math"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+var namespaceTypes = map[specs.LinuxNamespaceType]string{
+	specs.PIDNamespace:     "pid",
+	specs.MountNamespace:   "mount",
+	specs.NetworkNamespace: "network",
+	specs.UTSNamespace:     "uts",
+	specs.IPCNamespace:     "ipc",
+	specs.UserNamespace:    "user",
+	specs.CgroupNamespace:  "cgroup",
+	specs.TimeNamespace:    "time",
+}
+
+// NamespaceNames lists the namespace types lkc supports, for `features`.
+func NamespaceNames() []string {
+	return []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"}
+}
+
+func convertNamespaces(s *specs.Spec, c *config.Config) error {
+	for _, ns := range s.Linux.Namespaces {
+		typ, ok := namespaceTypes[ns.Type]
+		if !ok {
+			return invalid("linux.namespaces: unknown namespace type %q", ns.Type)
+		}
+		if c.HasNamespace(typ) {
+			return invalid("linux.namespaces: %s namespace given twice", typ)
+		}
+		c.Namespaces = append(c.Namespaces, config.Namespace{Type: typ, Path: ns.Path})
+	}
+	if err := convertIDMaps(s.Linux, c); err != nil {
+		return err
+	}
+	if c.Hostname != "" && !c.NewNamespace("uts") {
+		return invalid("hostname %q needs a new uts namespace", c.Hostname)
+	}
+	if c.Domainname != "" && !c.NewNamespace("uts") {
+		return invalid("domainname %q needs a new uts namespace", c.Domainname)
+	}
+	if !c.NewNamespace("mount") {
+		return invalid("linux.namespaces: a new mount namespace is required")
+	}
+	return convertTimeOffsets(s.Linux, c)
+}
+
+func convertIDMaps(l *specs.Linux, c *config.Config) error {
+	newUser := c.NewNamespace("user")
+	hasMaps := len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0
+	switch {
+	case newUser && (len(l.UIDMappings) == 0 || len(l.GIDMappings) == 0):
+		return invalid("a new user namespace needs both linux.uidMappings and linux.gidMappings")
+	case !newUser && hasMaps:
+		return invalid("linux.uidMappings/gidMappings given without a new user namespace")
+	}
+	var err error
+	if c.UIDMappings, err = convertIDMap("uidMappings", l.UIDMappings); err != nil {
+		return err
+	}
+	c.GIDMappings, err = convertIDMap("gidMappings", l.GIDMappings)
+	return err
+}
+
+func convertIDMap(name string, maps []specs.LinuxIDMapping) ([]config.IDMap, error) {
+	out := make([]config.IDMap, 0, len(maps))
+	for i, m := range maps {
+		if m.Size == 0 {
+			return nil, invalid("linux.%s[%d]: size is 0", name, i)
+		}
+		if uint64(m.ContainerID)+uint64(m.Size) > math.MaxUint32 || uint64(m.HostID)+uint64(m.Size) > math.MaxUint32 {
+			return nil, invalid("linux.%s[%d]: range overflows 32-bit ids", name, i)
+		}
+		for j, o := range maps[:i] {
+			if overlaps(m.ContainerID, o.ContainerID, m.Size, o.Size) || overlaps(m.HostID, o.HostID, m.Size, o.Size) {
+				return nil, invalid("linux.%s[%d] overlaps linux.%s[%d]", name, i, name, j)
+			}
+		}
+		out = append(out, config.IDMap{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
+	}
+	return out, nil
+}
+
+func overlaps(a, b, asize, bsize uint32) bool {
+	return uint64(a) < uint64(b)+uint64(bsize) && uint64(b) < uint64(a)+uint64(asize)
+}
+
+func convertTimeOffsets(l *specs.Linux, c *config.Config) error {
+	if len(l.TimeOffsets) == 0 {
+		return nil
+	}
+	if !c.NewNamespace("time") {
+		return invalid("linux.timeOffsets need a new time namespace")
+	}
+	for clock, off := range l.TimeOffsets {
+		if clock != "monotonic" && clock != "boottime" {
+			return invalid("linux.timeOffsets: unknown clock %q (monotonic or boottime)", clock)
+		}
+		if off.Nanosecs >= 1e9 {
+			return invalid("linux.timeOffsets.%s.nanosecs %d is not below one second", clock, off.Nanosecs)
+		}
+		c.TimeOffsets = append(c.TimeOffsets, config.TimeOffset{Clock: clock, Secs: off.Secs, Nanos: off.Nanosecs})
+	}
+	return nil
+}

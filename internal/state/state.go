@@ -1,0 +1,201 @@
+// Package state keeps a container's record on disk under <root>/<id>: the
+// state file written atomically, the lock that serializes commands on one
+// id, and the pid+start-time identity that tells whether init still lives.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+// Error classes, checked with errors.Is.
+var (
+	ErrNotExist = errors.New("container does not exist")
+	ErrExist    = errors.New("container already exists")
+	ErrBadID    = errors.New("invalid container id")
+)
+
+const stateFile = "state.json"
+
+// FifoName is the exec fifo init waits on until `start`.
+const FifoName = "exec.fifo"
+
+var validID = regexp.MustCompile(`^[\w+.-]+$`)
+
+// State is what lkc records about a container.
+type State struct {
+	ID        string    `json:"id"`
+	Bundle    string    `json:"bundle"`
+	Rootfs    string    `json:"rootfs"`
+	Created   time.Time `json:"created"`
+	Owner     string    `json:"owner"`
+	InitPid   int       `json:"initPid,omitempty"`
+	InitStart uint64    `json:"initStart,omitempty"`
+	// CgroupPaths maps each cgroup hierarchy's controller name to the
+	// directory lkc created for the container ("" for the v2 hierarchy).
+	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
+	Config      *config.Config    `json:"config"`
+}
+
+// Dir is a container's locked state directory.
+type Dir struct {
+	path string
+	f    *os.File
+}
+
+// CheckID refuses ids that could not name a directory safely.
+func CheckID(id string) error {
+	if !validID.MatchString(id) || id == "." || id == ".." {
+		return fmt.Errorf("%w %q: use letters, digits, '_', '+', '-' and '.'", ErrBadID, id)
+	}
+	return nil
+}
+
+// Create makes and locks the directory of a new container. The directory
+// itself is the claim on the id: a second create of the same id fails.
+func Create(root, id string) (*Dir, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return nil, fmt.Errorf("creating state root: %w", err)
+	}
+	path := filepath.Join(root, id)
+	if err := os.Mkdir(path, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("%w: %s", ErrExist, id)
+		}
+		return nil, fmt.Errorf("creating state dir: %w", err)
+	}
+	d, err := lock(path, unix.LOCK_EX)
+	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	return d, nil
+}
+
+// Open locks the directory of an existing container; shared for readers.
+func Open(root, id string, exclusive bool) (*Dir, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	d, err := lock(filepath.Join(root, id), how)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotExist, id)
+	}
+	return d, err
+}
+
+func lock(path string, how int) (*Dir, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Nlink == 0 {
+		f.Close() // removed by a delete we waited for
+		return nil, os.ErrNotExist
+	}
+	return &Dir{path: path, f: f}, nil
+}
+
+// Path is the directory's path, for files kept beside the state.
+func (d *Dir) Path() string { return d.path }
+
+// Close releases the lock.
+func (d *Dir) Close() error { return d.f.Close() }
+
+// Save writes s atomically: a reader sees the old or the new state, never
+// half of one.
+func (d *Dir) Save(s *State) error {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encoding state: %w", err)
+	}
+	tmp := filepath.Join(d.path, ".state.tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("writing state: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(d.path, stateFile)); err != nil {
+		return fmt.Errorf("writing state: %w", err)
+	}
+	return nil
+}
+
+// Load reads the state. A directory without one belongs to a create that
+// died before writing it: ErrNotExist, and Remove clears it.
+func (d *Dir) Load() (*State, error) {
+	data, err := os.ReadFile(filepath.Join(d.path, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s (no state recorded)", ErrNotExist, filepath.Base(d.path))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading state: %w", err)
+	}
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("decoding state %s: %w", filepath.Join(d.path, stateFile), err)
+	}
+	return &s, nil
+}
+
+// Remove deletes the directory and everything in it, then unlocks it.
+func (d *Dir) Remove() error {
+	err := os.RemoveAll(d.path)
+	d.f.Close()
+	if err != nil {
+		return fmt.Errorf("removing state dir: %w", err)
+	}
+	return nil
+}
+
+// List returns the ids under root.
+func List(root string) ([]string, error) {
+	entries, err := os.ReadDir(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", root, err)
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() && validID.MatchString(e.Name()) {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
+
+// OpenStale locks a container directory that has no state file (left by a
+// create that crashed before writing one), so it can be removed.
+func OpenStale(root, id string) (*Dir, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	return lock(filepath.Join(root, id), unix.LOCK_EX)
+}
