@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# install-criu.sh: install CRIU 4.x from Debian trixie into a private prefix
+# (default /opt/lkc/criu, override with $LKC_CRIU_PREFIX) and put a wrapper at
+# <prefix>/criu, which is the path lkc looks up by default.
+#
+# Debian 12's criu 3.17 cannot run on kernels >= 6.15 (it fails in kerndat with
+# "vdso: Unexpected rt vDSO area bounds"); see docs/criu.md. Trixie's criu
+# needs trixie's libc, so the .debs of criu and its whole Depends closure
+# (libc6 included) are unpacked with dpkg-deb -x into the prefix and criu is
+# run through the prefix's own dynamic loader with --library-path. Nothing is
+# installed with dpkg, and the system's apt sources, lists, cache and config
+# are never touched: apt runs against a throw-away sources list/state dir.
+#
+# Idempotent: if <prefix>/criu --version already reports 4.x it only verifies.
+# Environment:
+#   LKC_CRIU_PREFIX   install prefix (default /opt/lkc/criu)
+#   LKC_CRIU_MIRROR   Debian mirror URL (default: the one the system uses)
+#   LKC_CRIU_SUITE    Debian suite to take criu from (default trixie)
+#   LKC_CRIU_FORCE=1  reinstall even if a 4.x wrapper is already there
+set -euo pipefail
+
+prefix=${LKC_CRIU_PREFIX:-/opt/lkc/criu}
+prefix=${prefix%/}
+suite=${LKC_CRIU_SUITE:-trixie}
+wrapper=$prefix/criu
+marker=.lkc-criu   # marks a prefix this script owns (safe to replace)
+arch=$(dpkg --print-architecture)
+[ "$arch" = amd64 ] || { echo "install-criu: error: only amd64 is supported (got $arch)" >&2; exit 1; }
+triplet=x86_64-linux-gnu
+
+say() { echo "install-criu: $*"; }
+die() { echo "install-criu: error: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root"
+case $prefix in
+  /*) ;;
+  *) die "LKC_CRIU_PREFIX must be an absolute path (got '$prefix')" ;;
+esac
+[ "$prefix" != "" ] && [ "$prefix" != /usr ] && [ "$prefix" != /opt ] || die "refusing prefix '$prefix'"
+
+# verify prints the version and what `criu check` says. --version failing is
+# fatal; `criu check` problems are reported but not fatal (they usually mean
+# a missing optional piece such as iptables, see docs/criu.md).
+verify() {
+  local v out rc
+  v=$("$wrapper" --version 2>&1) || die "$wrapper --version failed: $v"
+  grep -q '^Version: 4\.' <<<"$v" || die "$wrapper --version does not report 4.x: $v"
+  say "$(head -1 <<<"$v")"
+  set +e
+  out=$("$wrapper" check 2>&1)
+  rc=$?
+  set -e
+  if [ $rc -eq 0 ]; then
+    say "criu check: $(tail -1 <<<"$out")"
+  else
+    say "criu check: FAILED (exit $rc); output follows:"
+    sed 's/^/  /' <<<"$out"
+  fi
+  say "wrapper: $wrapper"
+}
+
+if [ "${LKC_CRIU_FORCE:-0}" != 1 ] && [ -x "$wrapper" ] &&
+  "$wrapper" --version 2>/dev/null | grep -q '^Version: 4\.'; then
+  say "already installed"
+  verify
+  exit 0
+fi
+
+# The prefix is replaced wholesale, so only ever remove one we created.
+if [ -e "$prefix" ] && [ ! -e "$prefix/$marker" ] && [ -n "$(ls -A "$prefix" 2>/dev/null)" ]; then
+  die "$prefix exists, is not empty and was not created by this script; remove it or set LKC_CRIU_PREFIX"
+fi
+
+# Mirror: reuse the host the system's own bookworm entry points at.
+find_mirror() {
+  local codename files
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+  # one-line format: deb [opts] URI suite components...
+  files=$(ls /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true)
+  if [ -n "$files" ]; then
+    # shellcheck disable=SC2086
+    sed -e 's/#.*//' -e 's/\[[^]]*\]//' $files 2>/dev/null |
+      awk -v c="$codename" '$1 == "deb" && $3 == c { print $2; exit }'
+  fi
+  # deb822 format
+  files=$(ls /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  if [ -n "$files" ]; then
+    # shellcheck disable=SC2086
+    awk -v c="$codename" '
+      BEGIN { RS = ""; FS = "\n" }
+      {
+        types = ""; uris = ""; suites = ""; enabled = "yes"
+        for (i = 1; i <= NF; i++) {
+          line = $i
+          if (line ~ /^#/) continue
+          if (tolower(line) ~ /^types:/)   { sub(/^[^:]*:[ \t]*/, "", line); types = line }
+          if (tolower(line) ~ /^uris:/)    { sub(/^[^:]*:[ \t]*/, "", line); uris = line }
+          if (tolower(line) ~ /^suites:/)  { sub(/^[^:]*:[ \t]*/, "", line); suites = line }
+          if (tolower(line) ~ /^enabled:/) { sub(/^[^:]*:[ \t]*/, "", line); enabled = tolower(line) }
+        }
+        if (enabled == "no" || (" " types " ") !~ / deb /) next
+        n = split(suites, s, /[ \t]+/)
+        for (j = 1; j <= n; j++) if (s[j] == c) { split(uris, u, /[ \t]+/); print u[1]; exit }
+      }' $files
+  fi
+}
+mirror=${LKC_CRIU_MIRROR:-$(find_mirror | head -1)}
+mirror=${mirror:-http://deb.debian.org/debian}
+mirror=${mirror%/}
+say "fetching criu from $mirror $suite into $prefix"
+
+work=$(mktemp -d /tmp/lkc-criu.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+chmod 755 "$work"   # apt downloads as the unprivileged _apt user
+mkdir -p "$work/empty" "$work/lists/partial" "$work/cache/archives/partial" "$work/state" "$work/debs"
+chown _apt "$work/debs" 2>/dev/null || true
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+[ -r "$keyring" ] || die "$keyring missing (apt-get install debian-archive-keyring)"
+echo "deb [signed-by=$keyring] $mirror $suite main" >"$work/sources.list"
+
+# Dir::Etc::main/parts must come from APT_CONFIG: they are read before any -o,
+# and leaving them at the system values would run the system's apt.conf.d
+# hooks (e.g. APT::Update::Post-Invoke) against our private update.
+# Network settings (proxy, date checks) are copied from the system config.
+{
+  echo "Dir::Etc::main \"/dev/null\";"
+  echo "Dir::Etc::parts \"$work/empty\";"
+  apt-config dump 2>/dev/null |
+    grep -E '^Acquire::((https?|ftp)::Proxy|Check-Valid-Until|Check-Date|Retries|ForceIPv4|ForceIPv6)' || true
+} >"$work/apt.conf"
+export APT_CONFIG=$work/apt.conf
+apt_opts=(
+  -o "Dir::Etc::SourceList=$work/sources.list"
+  -o "Dir::Etc::SourceParts=$work/empty"
+  -o "Dir::Etc::Preferences=/dev/null"
+  -o "Dir::Etc::PreferencesParts=$work/empty"
+  -o "Dir::State=$work/state"
+  -o "Dir::State::Lists=$work/lists"
+  -o "Dir::State::status=/dev/null"
+  -o "Dir::Cache=$work/cache"
+  -o "APT::Architecture=$arch"
+  -o "APT::Architectures::=$arch"
+  -o "Acquire::Languages=none"
+  -q
+)
+
+say "apt-get update ($suite, private lists)"
+apt-get "${apt_opts[@]}" update >"$work/update.log" 2>&1 ||
+  { cat "$work/update.log" >&2; die "apt-get update for $suite failed"; }
+
+# Depends closure of criu + libcompel1 (libc6 included: trixie's criu needs
+# glibc >= 2.38, bookworm has 2.36). Recommends (iproute2, python3-pycriu)
+# are left out: criu calls the system's ip/iptables binaries.
+mapfile -t pkgs < <(apt-cache "${apt_opts[@]}" depends --recurse --no-recommends \
+  --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances \
+  criu libcompel1 | grep -v '^[ <]' | sort -u)
+[ ${#pkgs[@]} -gt 2 ] || die "could not resolve the dependencies of criu in $suite"
+say "downloading ${#pkgs[@]} packages: ${pkgs[*]}"
+(cd "$work/debs" && apt-get "${apt_opts[@]}" download "${pkgs[@]}") >"$work/download.log" 2>&1 ||
+  { cat "$work/download.log" >&2; die "apt-get download failed"; }
+
+# Unpack into a staging dir next to the prefix, then swap it in.
+parent=$(dirname "$prefix")
+mkdir -p "$parent"
+stage=$(mktemp -d "$parent/.criu-stage.XXXXXX")
+trap 'rm -rf "$work" "$stage"' EXIT
+for deb in "$work"/debs/*.deb; do
+  dpkg-deb -x "$deb" "$stage"
+done
+(cd "$work/debs" && ls *.deb) >"$stage/$marker"
+chmod 755 "$stage"
+
+loader=usr/lib/$triplet/ld-linux-x86-64.so.2
+[ -e "$stage/$loader" ] || die "trixie libc6 did not provide /$loader"
+[ -x "$stage/usr/sbin/criu" ] || die "criu package did not provide /usr/sbin/criu"
+
+write_wrapper() { # write_wrapper PREFIX FILE
+  cat >"$2" <<EOF
+#!/bin/sh
+# Generated by lkc scripts/install-criu.sh: run trixie's criu with the
+# prefix's own glibc. --library-path (not LD_LIBRARY_PATH) so that programs
+# criu spawns (iptables-restore, ip, tar, ...) still use the system libraries.
+# exec keeps inherited fds, so "criu swrk <fd>" (go-criu) works through this.
+p=$1
+exec "\$p/$loader" --library-path "\$p/usr/lib/$triplet:\$p/lib/$triplet" "\$p/usr/sbin/criu" "\$@"
+EOF
+  chmod 755 "$2"
+}
+write_wrapper "$stage" "$stage/criu.test"
+v=$("$stage/criu.test" --version 2>&1) || die "unpacked criu does not run: $v"
+rm -f "$stage/criu.test"
+
+if [ -e "$prefix" ]; then
+  old=$prefix.old.$$
+  mv "$prefix" "$old"
+  mv "$stage" "$prefix"
+  rm -rf "$old"
+else
+  mv "$stage" "$prefix"
+fi
+write_wrapper "$prefix" "$wrapper"
+say "installed $(head -1 <<<"$v" | sed 's/^Version: /criu /')"
+verify
