@@ -1,0 +1,35 @@
+package main
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestSetBenchProcess(t *testing.T) {
+	spec := map[string]any{
+		"ociVersion": "1.2.0",
+		"process":    map[string]any{"terminal": true, "args": []any{"sh"}, "cwd": "/"},
+	}
+	if err := setBenchProcess(spec); err != nil {
+		t.Fatal(err)
+	}
+	proc := spec["process"].(map[string]any)
+	if spec["ociVersion"] != specVersion || proc["terminal"] != false || proc["cwd"] != "/" {
+		t.Errorf("patched spec = %v", spec)
+	}
+	if args, _ := proc["args"].([]string); !slices.Equal(args, []string{"/bin/true"}) {
+		t.Errorf("args = %v, want [/bin/true]", proc["args"])
+	}
+	if err := setBenchProcess(map[string]any{}); err == nil {
+		t.Error("spec without process accepted")
+	}
+}
+
+func TestSplitList(t *testing.T) {
+	if got := splitList(" lkc, ,crun,"); !slices.Equal(got, []string{"lkc", "crun"}) {
+		t.Errorf("splitList = %q", got)
+	}
+	if got := splitList(""); got != nil {
+		t.Errorf("splitList(\"\") = %q, want nil", got)
+	}
+}

@@ -1,0 +1,56 @@
+// Command bench measures container lifecycle latency of lkc side by side
+// with runc and crun. Run it through bench/run; docs/bench.md explains what
+// is measured and why.
+//
+// The binary has three roles, chosen by the LKC_BENCH_ROLE environment
+// variable: the outer process (no role) owns the temporary directory and the
+// final cleanup; it re-executes itself in a private mount namespace as the
+// "measure" role, which runs every scenario; the "floor" role is the bare
+// namespace+pivot_root+exec reference started by the floor variant.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+)
+
+const (
+	roleEnv     = "LKC_BENCH_ROLE"
+	dirEnv      = "LKC_BENCH_DIR"
+	roleMeasure = "measure"
+	roleFloor   = "floor"
+)
+
+func main() {
+	code, err := dispatch(os.Getenv(roleEnv))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+	}
+	os.Exit(code)
+}
+
+func dispatch(role string) (int, error) {
+	switch role {
+	case "":
+		return outerMain(os.Args[1:])
+	case roleMeasure:
+		return exitCode(measureMain(os.Args[1:], os.Getenv(dirEnv)))
+	case roleFloor:
+		return exitCode(floorMain(os.Getenv(rootfsEnv)))
+	default:
+		return 2, fmt.Errorf("unknown %s %q", roleEnv, role)
+	}
+}
+
+func exitCode(err error) (int, error) {
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.Is(err, flag.ErrHelp):
+		return 0, nil
+	default:
+		return 1, err
+	}
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+)
+
+// runLatencyScenario measures "<runtime> run" of a container whose process
+// is /bin/true: create, start, wait and delete in one command.
+func runLatencyScenario() Scenario {
+	return Scenario{
+		Name:   "run",
+		Desc:   "'<runtime> run' of a busybox bundle whose process is /bin/true",
+		Ratios: [][2]string{{"lkc", "crun"}, {"lkc", "runc"}, {"crun", "runc"}},
+		Variants: func(env *Env) []Variant {
+			return []Variant{
+				runtimeRunVariant(env, "lkc", env.LKC),
+				runtimeRunVariant(env, "runc", "runc"),
+				runtimeRunVariant(env, "crun", "crun"),
+				floorVariant(env),
+			}
+		},
+	}
+}
+
+func runtimeRunVariant(env *Env, name, bin string) Variant {
+	rt := &ociRuntime{name: name, bin: bin, root: filepath.Join(env.Dir, "state-"+name)}
+	return Variant{
+		Name:    name,
+		Desc:    name + " --root STATE run --bundle BUNDLE ID",
+		Prepare: rt.prepare,
+		Run: func(ctx context.Context, iter int) (Sample, error) {
+			ctx, cancel := context.WithTimeout(ctx, env.Timeout)
+			defer cancel()
+			id := fmt.Sprintf("%s-%s-%d", env.IDPrefix, name, iter)
+			s, err := env.runner.measure(rt.command(ctx, "run", "--bundle", env.Bundle, id))
+			if err != nil || rt.hasState(id) {
+				rt.forceDelete(id)
+			}
+			return s, err
+		},
+		Cleanup: func() error { return rt.deleteAll(env.IDPrefix) },
+	}
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+func TestScheduleShufflesEveryVariantIntoEveryPosition(t *testing.T) {
+	const iterations, n = 400, 4
+	orders := schedule(rand.New(rand.NewPCG(1, 2)), iterations, n)
+	if len(orders) != iterations {
+		t.Fatalf("got %d orders, want %d", len(orders), iterations)
+	}
+	seen := map[[2]int]int{} // (position, variant) -> count
+	distinct := map[string]bool{}
+	for _, order := range orders {
+		sorted := slices.Sorted(slices.Values(order))
+		if !slices.Equal(sorted, []int{0, 1, 2, 3}) {
+			t.Fatalf("order %v is not a permutation of all %d variants", order, n)
+		}
+		for pos, v := range order {
+			seen[[2]int{pos, v}]++
+		}
+		distinct[fmt.Sprint(order)] = true
+	}
+	for pos := range n {
+		for v := range n {
+			// Expected 100 each; 50 is far outside random fluctuation.
+			if c := seen[[2]int{pos, v}]; c < 50 {
+				t.Errorf("variant %d at position %d only %d times in %d iterations", v, pos, c, iterations)
+			}
+		}
+	}
+	if len(distinct) != 24 {
+		t.Errorf("saw %d distinct orders, want all 24", len(distinct))
+	}
+}
+
+func TestRecordAbandonsAVariantThatNeverWorked(t *testing.T) {
+	broken, flaky := &variantResult{}, &variantResult{}
+	fail := errors.New("boom")
+	for i := range abandonAfter {
+		measured := i > 0 // the first run is a warm-up
+		broken.record(Sample{}, fail, measured)
+		if measured {
+			flaky.record(Sample{}, fail, measured)
+		} else {
+			flaky.record(Sample{}, nil, measured)
+		}
+	}
+	if broken.Unavailable == "" || broken.FirstError != "boom" || broken.Failures != abandonAfter-1 {
+		t.Errorf("broken variant: %+v, want abandoned with warm-up failure uncounted", broken)
+	}
+	if flaky.Unavailable != "" || flaky.Failures != abandonAfter-1 {
+		t.Errorf("variant that once succeeded: %+v, want kept", flaky)
+	}
+}
+
+func TestSelectScenarios(t *testing.T) {
+	all := []Scenario{{Name: "run"}, {Name: "exec"}}
+	got, err := selectScenarios(all, []string{"exec"})
+	if err != nil || len(got) != 1 || got[0].Name != "exec" {
+		t.Errorf(`selectScenarios("exec") = %v, %v`, got, err)
+	}
+	if got, err := selectScenarios(all, []string{"all"}); err != nil || len(got) != 2 {
+		t.Errorf(`selectScenarios("all") = %v, %v`, got, err)
+	}
+	if _, err := selectScenarios(all, []string{"nope"}); err == nil {
+		t.Error("unknown scenario accepted")
+	}
+}
+
+func TestVariantSelection(t *testing.T) {
+	scs := []Scenario{runLatencyScenario()}
+	if err := checkVariantNames(scs, []string{"lkc", "crun"}); err != nil {
+		t.Errorf("known variants rejected: %v", err)
+	}
+	if err := checkVariantNames(scs, []string{"lck"}); err == nil {
+		t.Error("unknown variant accepted")
+	}
+	all := runLatencyScenario().Variants(&Env{})
+	var names []string
+	for _, v := range selectVariants(all, []string{"crun", "floor"}) {
+		names = append(names, v.Name)
+	}
+	if !slices.Equal(names, []string{"crun", "floor"}) {
+		t.Errorf("selected %v, want [crun floor]", names)
+	}
+	if len(selectVariants(all, nil)) != len(all) {
+		t.Error("an empty selection does not select every variant")
+	}
+}

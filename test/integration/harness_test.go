@@ -1,0 +1,251 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lkc-containers/lkc/internal/spec"
+	"github.com/lkc-containers/lkc/internal/testutil"
+)
+
+// env is one test's lkc: its own --root, bundles and container ids, and a
+// cleanup that deletes its containers and fails the test on any leftover.
+type env struct {
+	t    *testing.T
+	root string
+	ids  []string
+	dirs []string // bundles
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	e := &env{t: t, root: t.TempDir()}
+	t.Cleanup(e.cleanup)
+	return e
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
+
+// id returns a fresh container id for this test.
+func (e *env) id() string {
+	name := unsafeChars.ReplaceAllString(e.t.Name(), "-")
+	if len(name) > 40 {
+		name = name[len(name)-40:]
+	}
+	id := fmt.Sprintf("it-%s-%d", strings.Trim(name, "-"), len(e.ids))
+	e.ids = append(e.ids, id)
+	return id
+}
+
+// result is one lkc invocation's outcome.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+}
+
+// lkc runs the binary with this env's --root, stdin from /dev/null.
+func (e *env) lkc(args ...string) result {
+	e.t.Helper()
+	return e.lkcIn(nil, args...)
+}
+
+func (e *env) lkcIn(stdin *os.File, args ...string) result {
+	e.t.Helper()
+	cmd := exec.Command(lkcBinary, append([]string{"--root", e.root}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = &out, &errb, stdin
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		e.t.Fatalf("running lkc %v: %v", args, err)
+	}
+	return r
+}
+
+// mustLkc runs lkc and fails the test unless it exits 0.
+func (e *env) mustLkc(args ...string) string {
+	e.t.Helper()
+	r := e.lkc(args...)
+	if r.code != 0 {
+		e.t.Fatalf("lkc %s: %v", strings.Join(args, " "), r)
+	}
+	return r.stdout
+}
+
+// failLkc runs lkc, expects a non-zero exit with a one-line error that
+// matches want, and returns the error line.
+func (e *env) failLkc(want string, args ...string) string {
+	e.t.Helper()
+	r := e.lkc(args...)
+	if r.code == 0 {
+		e.t.Fatalf("lkc %s succeeded, want an error matching %q: %v", strings.Join(args, " "), want, r)
+	}
+	msg := strings.TrimRight(r.stderr, "\n")
+	if strings.Contains(msg, "\n") {
+		e.t.Errorf("lkc %s: error is not one line: %q", strings.Join(args, " "), msg)
+	}
+	if !regexp.MustCompile(want).MatchString(msg) {
+		e.t.Errorf("lkc %s: error %q does not match %q", strings.Join(args, " "), msg, want)
+	}
+	return msg
+}
+
+// bundle writes a bundle whose config is lkc's default with terminal off,
+// process args args, and the shared read-only busybox rootfs; mutate may
+// change it further.
+func (e *env) bundle(args []string, mutate func(*specs.Spec)) string {
+	e.t.Helper()
+	s := spec.Default()
+	s.Process.Terminal = false
+	s.Process.Args = args
+	s.Root.Path = rootfs
+	if mutate != nil {
+		mutate(s)
+	}
+	return e.writeBundle(s)
+}
+
+func (e *env) writeBundle(s *specs.Spec) string {
+	e.t.Helper()
+	dir := e.t.TempDir()
+	data, err := json.MarshalIndent(s, "", " ")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	e.dirs = append(e.dirs, dir)
+	return dir
+}
+
+// writableRootfs returns a private copy of the busybox rootfs.
+func (e *env) writableRootfs() string {
+	e.t.Helper()
+	dir := filepath.Join(e.t.TempDir(), "rootfs")
+	if out, err := exec.Command("cp", "-a", rootfs, dir).CombinedOutput(); err != nil {
+		e.t.Fatalf("copying rootfs: %v: %s", err, out)
+	}
+	return dir
+}
+
+// run runs a container in the foreground and returns its result.
+func (e *env) run(args []string, mutate func(*specs.Spec)) result {
+	e.t.Helper()
+	b := e.bundle(args, mutate)
+	return e.lkc("run", "--bundle", b, e.id())
+}
+
+// state returns the OCI state of id.
+func (e *env) state(id string) map[string]any {
+	e.t.Helper()
+	var st map[string]any
+	if err := json.Unmarshal([]byte(e.mustLkc("state", id)), &st); err != nil {
+		e.t.Fatalf("state %s: %v", id, err)
+	}
+	return st
+}
+
+// waitStatus polls `lkc state` until the container reaches status.
+func (e *env) waitStatus(id, status string) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := e.lkc("state", id)
+		var st map[string]any
+		if r.code == 0 && json.Unmarshal([]byte(r.stdout), &st) == nil && st["status"] == status {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("container %s never reached status %s: last state %v", id, status, r)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (e *env) cleanup() {
+	for _, id := range e.ids {
+		e.lkc("delete", "--force", id)
+	}
+	e.assertNoLeaks()
+}
+
+// assertNoLeaks fails the test if any of its containers left a state dir,
+// cgroup, mount or process behind.
+func (e *env) assertNoLeaks() {
+	t := e.t
+	if entries, _ := os.ReadDir(e.root); len(entries) > 0 {
+		t.Errorf("leak: state dirs left in %s: %v", e.root, names(entries))
+	}
+	for _, id := range e.ids {
+		for _, dir := range cgroupDirs(id) {
+			t.Errorf("leak: cgroup %s left behind", dir)
+		}
+		for _, pid := range processesIn(id) {
+			t.Errorf("leak: process %d of container %s still runs", pid, id)
+		}
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mounts), "\n") {
+		for _, dir := range append(e.dirs, rootfs) {
+			if dir != "" && strings.Contains(line, " "+dir) {
+				t.Errorf("leak: mount left on the host: %s", line)
+			}
+		}
+	}
+}
+
+func names(entries []os.DirEntry) []string {
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// cgroupDirs lists the cgroup directories named after container id.
+func cgroupDirs(id string) []string {
+	var out []string
+	for _, pattern := range []string{"/sys/fs/cgroup/*/lkc/" + id, "/sys/fs/cgroup/*/*/*/lkc/" + id, "/sys/fs/cgroup/lkc/" + id} {
+		m, _ := filepath.Glob(pattern)
+		out = append(out, m...)
+	}
+	return out
+}
+
+// processesIn lists host pids whose cgroup names container id.
+func processesIn(id string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, ent := range entries {
+		var pid int
+		if _, err := fmt.Sscan(ent.Name(), &pid); err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cgroup"))
+		if err == nil && strings.Contains(string(data), "/lkc/"+id+"\n") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
