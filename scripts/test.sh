@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# test.sh: the README's second command; CI runs it. Installs what the tests
+# need (idempotent), builds lkc, checks formatting and vet, then runs every
+# test as root: unit tests, the integration suite against the built binary
+# on this host's cgroups, and the cgroup v2 part inside a VM (scripts/vmtest).
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+export PATH=/usr/local/go/bin:/usr/sbin:/sbin:$PATH
+
+./scripts/deps.sh
+make lkc >/dev/null
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "test: gofmt would change: $unformatted" >&2
+  exit 1
+fi
+go vet ./...
+export LKC_BINARY=$repo/bin/lkc
+log=$(mktemp /tmp/lkc-test.XXXXXX.log)
+status=0
+go test -count=1 -timeout 20m -v ./... >"$log" 2>&1 || status=$?
+grep -E '^(ok|FAIL|---|panic:)|^\s+\S+_test\.go:[0-9]+:' "$log" | grep -v -- '--- PASS' || true
+passed=$(grep -c -- '--- PASS' "$log" || true)
+failed=$(grep -c -- '--- FAIL' "$log" || true)
+skipped=$(grep -c -- '--- SKIP' "$log" || true)
+echo "test: full log in $log"
+echo "$passed passed, $failed failed, $skipped skipped"
+exit $status
