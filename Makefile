@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 all: lkc
 
 lkc:
-	$(GO) build -trimpath -tags osusergo,netgo -ldflags "-s -w -X github.com/lkc-containers/lkc/internal/cli.Version=$(VERSION)" -o bin/lkc ./cmd/lkc
+	$(GO) build -trimpath -tags osusergo,netgo -ldflags "-s -w -X github.com/lkc-containers/lkc/internal/cli.Version=$(VERSION) -extldflags -static" -o bin/lkc ./cmd/lkc
 
 test:
 	./scripts/test.sh

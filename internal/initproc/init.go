@@ -17,9 +17,6 @@ import (
 
 // Main runs `lkc init`. It returns only on failure, with the exit code.
 func Main() int {
-	// Capabilities, keepcaps and no_new_privs are per thread: everything up
-	// to execve happens on this one.
-	runtime.LockOSThread()
 	fd, err := strconv.Atoi(os.Getenv(nsenter.SyncEnv))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lkc init: not started by lkc")
@@ -41,6 +38,10 @@ func Main() int {
 		fmt.Fprintf(os.Stderr, "lkc init: %v\n", err)
 		return 1
 	}
+	// Credentials, capabilities, keepcaps and no_new_privs are per thread:
+	// set them on the thread that execs. (Locking earlier would hand the P
+	// to this thread after every blocking call, at a cost on the hot path.)
+	runtime.LockOSThread()
 	err = p.exec()
 	fmt.Fprintf(os.Stderr, "lkc init: %v\n", err)
 	return 127
