@@ -178,9 +178,37 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// waitFor polls done with a growing pause until it reports true, for state
-// changes the kernel makes asynchronously (freezing); it gives up after 10 s.
-func waitFor(dir string, done func() (bool, error)) error {
+// KillAll SIGKILLs every process in the cgroup and waits until it is empty.
+// A frozen cgroup is thawed so the kill can land.
+func KillAll(m Manager) error {
+	var last []int
+	err := waitFor("killing every process", func() (bool, error) {
+		pids, err := m.Procs()
+		if errors.Is(err, os.ErrNotExist) || (err == nil && len(pids) == 0) {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("listing container processes: %w", err)
+		}
+		last = pids
+		for _, pid := range pids {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		if frozen, _ := m.Frozen(); frozen {
+			return false, m.Thaw()
+		}
+		return false, nil
+	})
+	if err != nil && last != nil {
+		return fmt.Errorf("container processes %v: %w", last, err)
+	}
+	return err
+}
+
+// waitFor polls done with a growing pause until it reports true, for changes
+// the kernel makes asynchronously (freezing, processes dying); it gives up
+// after 10 s.
+func waitFor(what string, done func() (bool, error)) error {
 	deadline := time.Now().Add(10 * time.Second)
 	delay := 100 * time.Microsecond
 	for {
@@ -189,7 +217,7 @@ func waitFor(dir string, done func() (bool, error)) error {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("cgroup %s: freezer state change did not complete in 10s", dir)
+			return fmt.Errorf("%s did not complete in 10s", what)
 		}
 		time.Sleep(delay)
 		if delay < 10*time.Millisecond {

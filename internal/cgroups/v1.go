@@ -181,7 +181,7 @@ func (m *v1) freezerState(want string) error {
 	if err := writeFile(dir, "freezer.state", want); err != nil {
 		return err
 	}
-	return waitFor(dir, func() (bool, error) {
+	return waitFor("freezer.state "+want+" in "+dir, func() (bool, error) {
 		got, err := readFile(dir, "freezer.state")
 		if err != nil || got == want {
 			return true, err

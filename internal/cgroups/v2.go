@@ -136,7 +136,7 @@ func (m *v2) setFrozen(v string) error {
 	if err := writeFile(m.dir, "cgroup.freeze", v); err != nil {
 		return err
 	}
-	return waitFor(m.dir, func() (bool, error) {
+	return waitFor("cgroup.freeze "+v+" in "+m.dir, func() (bool, error) {
 		events, err := readFile(m.dir, "cgroup.events")
 		return err != nil || strings.Contains(events, "frozen "+v), err
 	})

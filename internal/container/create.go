@@ -64,7 +64,7 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err := dir.Save(st); err != nil {
 		return nil, err
 	}
-	undo.add(func() { killAll(cg); cg.Destroy() })
+	undo.add(func() { cgroups.KillAll(cg); cg.Destroy() })
 	if err := cg.Create(); err != nil {
 		return nil, err
 	}

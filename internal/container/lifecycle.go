@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -119,7 +118,7 @@ func removeStale(root, id string, force bool, notExist error) error {
 // and state. It works from any state a crash may have left.
 func (c *Container) destroy() error {
 	cg := c.cgroup()
-	if err := killAll(cg); err != nil {
+	if err := cgroups.KillAll(cg); err != nil {
 		c.close()
 		return err
 	}
@@ -128,35 +127,4 @@ func (c *Container) destroy() error {
 		return err
 	}
 	return c.dir.Remove()
-}
-
-// killAll SIGKILLs every process of the cgroup and waits until it is empty.
-// A frozen cgroup is thawed so the kill can land.
-func killAll(cg cgroups.Manager) error {
-	deadline := time.Now().Add(10 * time.Second)
-	delay := 100 * time.Microsecond
-	for {
-		pids, err := cg.Procs()
-		if errors.Is(err, os.ErrNotExist) || (err == nil && len(pids) == 0) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("listing container processes: %w", err)
-		}
-		for _, pid := range pids {
-			unix.Kill(pid, unix.SIGKILL)
-		}
-		if frozen, _ := cg.Frozen(); frozen {
-			if err := cg.Thaw(); err != nil {
-				return err
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("container processes %v survived SIGKILL for 10s", pids)
-		}
-		time.Sleep(delay)
-		if delay < 10*time.Millisecond {
-			delay *= 2
-		}
-	}
 }
