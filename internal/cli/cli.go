@@ -42,6 +42,9 @@ func init() {
 		"features": {cmdFeatures, "features: print what this lkc supports (JSON)"},
 		"kill":     {cmdKill, "kill [--all] <container-id> [signal]: signal a container"},
 		"list":     {cmdList, "list [--format table|json] [-q]: list containers"},
+		"pause":    {cmdPause, "pause <container-id>: freeze every process of a container"},
+		"ps":       {cmdPs, "ps [--format table|json] <container-id> [ps options]: list a container's processes"},
+		"resume":   {cmdResume, "resume <container-id>: thaw a paused container"},
 		"run":      {cmdRun, "run [flags] <container-id>: create and start a container"},
 		"spec":     {cmdSpec, "spec [--bundle dir]: write a default config.json"},
 		"start":    {cmdStart, "start <container-id>: start a created container"},
@@ -82,8 +85,7 @@ func Main(args []string) int {
 	}
 	cmd, ok := commands[rest[0]]
 	if !ok {
-		usage(os.Stderr)
-		return fail(g, "", fmt.Errorf("unknown command %q", rest[0]))
+		return fail(g, "", fmt.Errorf("unknown command %q (lkc help lists them)", rest[0]))
 	}
 	if g.systemdCgroup {
 		return fail(g, rest[0], errors.New("--systemd-cgroup is not supported: lkc manages cgroups through cgroupfs"))

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,7 +43,8 @@ func (e *env) id() string {
 	if len(name) > 40 {
 		name = name[len(name)-40:]
 	}
-	id := fmt.Sprintf("it-%s-%d", strings.Trim(name, "-"), len(e.ids))
+	// The pid keeps ids apart when several test runs share the machine.
+	id := fmt.Sprintf("it-%s-%d-%d", strings.Trim(name, "-"), os.Getpid(), len(e.ids))
 	e.ids = append(e.ids, id)
 	return id
 }
@@ -68,10 +68,14 @@ func (e *env) lkc(args ...string) result {
 func (e *env) lkcIn(stdin *os.File, args ...string) result {
 	e.t.Helper()
 	cmd := exec.Command(lkcBinary, append([]string{"--root", e.root}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr, cmd.Stdin = &out, &errb, stdin
+	// Files, not pipes: a detached container inherits lkc's stdio and would
+	// hold a pipe open, so waiting for its EOF would never end.
+	out, errf := e.tempFile(), e.tempFile()
+	defer out.Close()
+	defer errf.Close()
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = out, errf, stdin
 	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
+	r := result{stdout: readAll(out), stderr: readAll(errf)}
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
@@ -80,6 +84,20 @@ func (e *env) lkcIn(stdin *os.File, args ...string) result {
 		e.t.Fatalf("running lkc %v: %v", args, err)
 	}
 	return r
+}
+
+func (e *env) tempFile() *os.File {
+	e.t.Helper()
+	f, err := os.CreateTemp(e.t.TempDir(), "out")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return f
+}
+
+func readAll(f *os.File) string {
+	data, _ := os.ReadFile(f.Name())
+	return string(data)
 }
 
 // mustLkc runs lkc and fails the test unless it exits 0.

@@ -1,0 +1,87 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// counter runs a detached container that writes an increasing count to
+// <dir>/count every 20 ms, and returns its id and a reader of the count.
+func (e *env) counter() (string, func() int) {
+	e.t.Helper()
+	out := e.t.TempDir()
+	b := e.bundle([]string{"sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /out/count.tmp; mv /out/count.tmp /out/count; sleep 0.02; done"},
+		func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
+		})
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", b, id)
+	read := func() int {
+		data, _ := os.ReadFile(filepath.Join(out, "count"))
+		n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+		return n
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for read() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return id, read
+}
+
+func TestPauseStopsAndResumeRestarts(t *testing.T) {
+	e := newEnv(t)
+	id, count := e.counter()
+	e.mustLkc("pause", id)
+	if st := e.state(id); st["status"] != "paused" {
+		t.Fatalf("after pause: status %v", st["status"])
+	}
+	frozen := count()
+	time.Sleep(200 * time.Millisecond)
+	if now := count(); now != frozen {
+		t.Fatalf("count went on while paused: %d -> %d", frozen, now)
+	}
+	e.failLkc("cannot pause container .*: it is paused", "pause", id)
+	e.mustLkc("resume", id)
+	time.Sleep(200 * time.Millisecond)
+	if now := count(); now <= frozen {
+		t.Fatalf("count did not go on after resume: %d -> %d", frozen, now)
+	}
+	e.failLkc("cannot resume container .*: it is running", "resume", id)
+}
+
+func TestPsListsContainerProcesses(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.counter()
+	var pids []int
+	if err := json.Unmarshal([]byte(e.mustLkc("ps", "--format", "json", id)), &pids); err != nil {
+		t.Fatal(err)
+	}
+	init := int(e.state(id)["pid"].(float64))
+	found := false
+	for _, p := range pids {
+		found = found || p == init
+	}
+	if !found {
+		t.Fatalf("ps json %v lacks init pid %d", pids, init)
+	}
+	table := e.mustLkc("ps", id)
+	if !strings.HasPrefix(table, "UID") || !strings.Contains(table, strconv.Itoa(init)) {
+		t.Fatalf("ps table lacks header or init pid %d:\n%s", init, table)
+	}
+}
+
+func TestDeleteForceKillsPausedContainer(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.counter()
+	e.mustLkc("pause", id)
+	e.failLkc("not stopped: it is paused", "delete", id)
+	e.mustLkc("delete", "--force", id)
+	e.failLkc("does not exist", "state", id)
+}
