@@ -14,8 +14,9 @@ import (
 // mounted controller hierarchy (named hierarchies such as name=systemd and
 // the hybrid v2 mount are left alone).
 type v1 struct {
-	dirs map[string]string // hierarchy (e.g. "memory", "cpu,cpuacct") -> dir
-	made []string
+	dirs    map[string]string // hierarchy (e.g. "memory", "cpu,cpuacct") -> dir
+	made    []string
+	created bool // Create ran: Destroy removes only made
 }
 
 func newV1(h Host, own map[string]string, path string) (*v1, error) {
@@ -50,6 +51,7 @@ func (m *v1) dir(ctrl string) (string, bool) {
 }
 
 func (m *v1) Create() error {
+	m.created = true
 	for ctrl, dir := range m.dirs {
 		base := filepath.Dir(dir)
 		for {
@@ -204,7 +206,7 @@ func (m *v1) Frozen() (bool, error) {
 
 func (m *v1) Destroy() error {
 	dirs := m.made
-	if dirs == nil {
+	if !m.created {
 		for _, d := range m.dirs {
 			dirs = append(dirs, d)
 		}

@@ -11,9 +11,10 @@ import (
 
 // v2 is a container's cgroup on the unified hierarchy.
 type v2 struct {
-	root string
-	dir  string
-	made []string
+	root    string
+	dir     string
+	made    []string
+	created bool // Create ran: Destroy removes only made
 }
 
 func newV2(h Host, own, path string) *v2 {
@@ -30,7 +31,7 @@ func (m *v2) Create() error {
 		base = filepath.Dir(base)
 	}
 	made, err := mkdirTracked(base, m.dir)
-	m.made = made
+	m.made, m.created = made, true
 	if err != nil {
 		return err
 	}
@@ -149,7 +150,7 @@ func (m *v2) Frozen() (bool, error) {
 
 func (m *v2) Destroy() error {
 	dirs := m.made
-	if dirs == nil {
+	if !m.created {
 		dirs = []string{m.dir}
 	}
 	var first error

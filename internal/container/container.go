@@ -7,9 +7,10 @@ package container
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/state"
@@ -75,13 +76,27 @@ func (c *Container) status() string {
 	if c.st.InitPid == 0 || !state.Alive(c.st.InitPid, c.st.InitStart) {
 		return Stopped
 	}
-	if _, err := os.Stat(c.fifo()); err == nil {
+	if c.initWaiting() {
 		return Created
 	}
 	if frozen, _ := c.cgroup().Frozen(); frozen {
 		return Paused
 	}
 	return Running
+}
+
+// initWaiting reports whether init still waits on the exec fifo to be
+// started. The fifo alone does not say so: a start killed between releasing
+// init and removing the fifo leaves it behind a container that runs. Init
+// holds the fifo open until it execs (the fd is close-on-exec), so opening
+// it for writing without blocking fails with ENXIO once nobody waits.
+func (c *Container) initWaiting() bool {
+	fd, err := unix.Open(c.fifo(), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return !errors.Is(err, unix.ENXIO) && !errors.Is(err, unix.ENOENT)
+	}
+	unix.Close(fd)
+	return true
 }
 
 func (c *Container) ociState() OCIState {

@@ -64,10 +64,14 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err := dir.Save(st); err != nil {
 		return nil, err
 	}
-	undo.add(func() { cgroups.KillAll(cg); cg.Destroy() })
 	if err := cg.Create(); err != nil {
+		// Remove only what Create made: a cgroup that already existed (say,
+		// another container's, named by linux.cgroupsPath) is not ours to
+		// kill or remove.
+		cg.Destroy()
 		return nil, err
 	}
+	undo.add(func() { cgroups.KillAll(cg); cg.Destroy() })
 	if err := cg.Set(&cfg.Cgroup.Resources); err != nil {
 		return nil, err
 	}

@@ -87,31 +87,32 @@ func signalAll(cg cgroups.Manager, sig unix.Signal) error {
 // kills it first. With force, deleting a container that does not exist is
 // not an error, so cleanup after a crash can always call it.
 func Delete(root, id string, force bool) error {
-	c, err := load(root, id, true)
-	if errors.Is(err, ErrNotExist) {
-		return removeStale(root, id, force, err)
+	dir, err := state.Open(root, id, true)
+	if errors.Is(err, ErrNotExist) && force {
+		return nil
 	}
 	if err != nil {
 		return err
 	}
+	st, err := dir.Load()
+	if errors.Is(err, ErrNotExist) {
+		// Left by a create that died before recording anything, or one
+		// that has yet to lock it (it will fail). Cleared under the same
+		// lock: between two locks a create could record a whole container
+		// that removing the directory would orphan.
+		return dir.Remove()
+	}
+	if err != nil {
+		dir.Close()
+		return err
+	}
+	c := &Container{st: st, dir: dir}
 	s := c.status()
 	if (s == Running || s == Paused) && !force {
 		c.close()
 		return fmt.Errorf("%w: cannot delete container %s that is not stopped: it is %s (use --force)", ErrWrongState, id, s)
 	}
 	return c.destroy()
-}
-
-// removeStale clears a directory a crashed create left without a state.
-func removeStale(root, id string, force bool, notExist error) error {
-	dir, err := state.OpenStale(root, id)
-	if err != nil {
-		if force {
-			return nil
-		}
-		return notExist
-	}
-	return dir.Remove()
 }
 
 // destroy kills whatever is left of the container and removes its cgroup

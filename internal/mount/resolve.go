@@ -31,20 +31,41 @@ func openInRoot(root *os.File, path string) (*os.File, error) {
 // mkdirAllInRoot creates the directory path and its missing parents inside
 // root and returns a handle to it. Each missing component is made with
 // mkdirat under a handle resolved in root, so nothing is created outside it.
+// A symlink whose target is missing is followed inside root, as a chroot
+// would, and the target is created there: a destination under
+// /etc/resolv.conf -> ../run/x or /evil -> /tmp/host lands in the rootfs.
 func mkdirAllInRoot(root *os.File, path string, mode uint32) (*os.File, error) {
-	path = filepath.Clean("/" + path)
+	rootPath, err := os.Readlink(fdPath(root))
+	if err != nil {
+		return nil, err
+	}
 	dir, err := openInRoot(root, "/")
 	if err != nil {
 		return nil, err
 	}
-	done := "/"
-	for _, part := range strings.Split(strings.TrimPrefix(path, "/"), "/") {
-		if part == "" {
-			continue
-		}
+	done := "/" // where dir is inside root, with no symlinks in it
+	parts := splitPath(path)
+	for links := 0; len(parts) > 0; {
+		part := parts[0]
+		parts = parts[1:]
 		next := filepath.Join(done, part)
 		h, err := openInRoot(root, next)
 		if errors.Is(err, unix.ENOENT) {
+			if target, lerr := readlinkat(dir, part); lerr == nil {
+				if links++; links > 255 {
+					dir.Close()
+					return nil, &os.PathError{Op: "mkdir (in rootfs)", Path: path, Err: unix.ELOOP}
+				}
+				parts = append(splitPath(target), parts...)
+				if filepath.IsAbs(target) {
+					dir.Close()
+					if dir, err = openInRoot(root, "/"); err != nil {
+						return nil, err
+					}
+					done = "/"
+				}
+				continue
+			}
 			if err := unix.Mkdirat(int(dir.Fd()), part, mode); err != nil && err != unix.EEXIST {
 				dir.Close()
 				return nil, &os.PathError{Op: "mkdir (in rootfs)", Path: next, Err: err}
@@ -55,7 +76,11 @@ func mkdirAllInRoot(root *os.File, path string, mode uint32) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		dir, done = h, next
+		dir = h
+		if done, err = pathInRoot(rootPath, h); err != nil {
+			dir.Close()
+			return nil, err
+		}
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(dir.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -63,4 +88,42 @@ func mkdirAllInRoot(root *os.File, path string, mode uint32) (*os.File, error) {
 		return nil, &os.PathError{Op: "mkdir (in rootfs)", Path: path, Err: unix.ENOTDIR}
 	}
 	return dir, nil
+}
+
+func splitPath(p string) []string {
+	var parts []string
+	for _, part := range strings.Split(p, "/") {
+		if part != "" && part != "." {
+			parts = append(parts, part)
+		}
+	}
+	return parts
+}
+
+func readlinkat(dir *os.File, name string) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(int(dir.Fd()), name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// pathInRoot returns where the handle f (opened inside the rootfs at
+// rootPath) is, as a path inside the rootfs.
+func pathInRoot(rootPath string, f *os.File) (string, error) {
+	p, err := os.Readlink(fdPath(f))
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case rootPath == "/":
+		return p, nil
+	case p == rootPath:
+		return "/", nil
+	}
+	if rel, ok := strings.CutPrefix(p, rootPath+"/"); ok {
+		return "/" + rel, nil
+	}
+	return "", &os.PathError{Op: "mkdir (in rootfs)", Path: p, Err: unix.EXDEV}
 }

@@ -77,6 +77,11 @@ func Create(root, id string) (*Dir, error) {
 		return nil, fmt.Errorf("creating state dir: %w", err)
 	}
 	d, err := lock(path, unix.LOCK_EX)
+	if errors.Is(err, os.ErrNotExist) {
+		// A delete of the same id removed the directory between the mkdir
+		// and the lock; the name may already belong to a newer create.
+		return nil, fmt.Errorf("container %s was deleted while being created", id)
+	}
 	if err != nil {
 		os.Remove(path)
 		return nil, err
@@ -189,13 +194,4 @@ func List(root string) ([]string, error) {
 		}
 	}
 	return ids, nil
-}
-
-// OpenStale locks a container directory that has no state file (left by a
-// create that crashed before writing one), so it can be removed.
-func OpenStale(root, id string) (*Dir, error) {
-	if err := CheckID(id); err != nil {
-		return nil, err
-	}
-	return lock(filepath.Join(root, id), unix.LOCK_EX)
 }

@@ -1,0 +1,222 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+// statLine builds a /proc/<pid>/stat line with comm and start time in field 22.
+func statLine(comm string, start uint64) []byte {
+	fields := []string{"S", "1"} // fields 3 and 4
+	for i := 5; i <= 21; i++ {
+		fields = append(fields, fmt.Sprint(i))
+	}
+	fields = append(fields, fmt.Sprint(start))
+	for i := 23; i <= 52; i++ {
+		fields = append(fields, "0")
+	}
+	return []byte(fmt.Sprintf("1234 (%s) %s\n", comm, strings.Join(fields, " ")))
+}
+
+func TestParseStartTime(t *testing.T) {
+	for _, comm := range []string{"sh", "my prog", "a) b (c", ") ) )", "x)", ""} {
+		got, err := parseStartTime(statLine(comm, 987654321))
+		if err != nil || got != 987654321 {
+			t.Errorf("comm %q: got %d, %v; want 987654321", comm, got, err)
+		}
+	}
+	for _, bad := range []string{"", "1234 sh S 1", "1234 (sh) S 1 2 3", "1234 (sh) " + strings.Repeat("x ", 25)} {
+		if got, err := parseStartTime([]byte(bad)); err == nil {
+			t.Errorf("parseStartTime(%q) = %d, want an error", bad, got)
+		}
+	}
+}
+
+func TestStartTimeAndAliveWithFakeProc(t *testing.T) {
+	old := ProcRoot
+	ProcRoot = t.TempDir()
+	t.Cleanup(func() { ProcRoot = old })
+	write := func(pid int, line []byte) {
+		dir := filepath.Join(ProcRoot, fmt.Sprint(pid))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "stat"), line, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(10, statLine("init (x)", 500))
+	zombie := statLine("z", 600)
+	zombie[len("1234 (z) ")] = 'Z'
+	write(11, zombie)
+
+	if st, err := StartTime(10); err != nil || st != 500 {
+		t.Errorf("StartTime(10) = %d, %v", st, err)
+	}
+	if _, err := StartTime(99); err == nil {
+		t.Error("StartTime of a missing pid succeeded")
+	}
+	cases := []struct {
+		pid   int
+		start uint64
+		want  bool
+	}{{10, 500, true}, {10, 501, false}, {11, 600, false}, {99, 1, false}, {0, 0, false}, {-1, 0, false}}
+	for _, c := range cases {
+		if got := Alive(c.pid, c.start); got != c.want {
+			t.Errorf("Alive(%d, %d) = %v, want %v", c.pid, c.start, got, c.want)
+		}
+	}
+}
+
+func TestStartTimeOfSelf(t *testing.T) {
+	st, err := StartTime(os.Getpid())
+	if err != nil || st == 0 {
+		t.Fatalf("StartTime(self) = %d, %v", st, err)
+	}
+	if !Alive(os.Getpid(), st) {
+		t.Error("this process is not alive")
+	}
+}
+
+func TestCheckID(t *testing.T) {
+	for _, id := range []string{"a", "ctr-1", "A_b.c+d", "..x", "x.."} {
+		if err := CheckID(id); err != nil {
+			t.Errorf("CheckID(%q): %v", id, err)
+		}
+	}
+	for _, id := range []string{"", ".", "..", "a/b", "../x", "a b", "a\n", "ü"} {
+		if err := CheckID(id); !errors.Is(err, ErrBadID) {
+			t.Errorf("CheckID(%q) = %v, want ErrBadID", id, err)
+		}
+	}
+}
+
+func TestLifecycleOnDisk(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "state") // made by Create
+	d, err := Create(root, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Load(); !errors.Is(err, ErrNotExist) {
+		t.Errorf("Load before Save: %v, want ErrNotExist", err)
+	}
+	want := &State{
+		ID: "c1", Bundle: "/b", Rootfs: "/b/rootfs", Created: time.Unix(1700000000, 5).UTC(),
+		Owner: "root", InitPid: 42, InitStart: 777,
+		CgroupPaths: map[string]string{"memory": "/sys/fs/cgroup/memory/lkc/c1"},
+		Config:      &config.Config{ID: "c1", Process: config.Process{Args: []string{"sh"}, Cwd: "/"}},
+	}
+	if err := d.Save(want); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if _, err := Create(root, "c1"); !errors.Is(err, ErrExist) {
+		t.Errorf("second Create: %v, want ErrExist", err)
+	}
+
+	d, err = Open(root, "c1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Load = %+v, want %+v", got, want)
+	}
+	if d.Path() != filepath.Join(root, "c1") {
+		t.Errorf("Path %q", d.Path())
+	}
+	entries, _ := os.ReadDir(d.Path())
+	if len(entries) != 1 || entries[0].Name() != "state.json" {
+		t.Errorf("state dir holds %v, want only state.json", entries)
+	}
+	d.Close()
+
+	for _, id := range []string{"c2", "c3"} {
+		d, err := Create(root, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+	}
+	os.WriteFile(filepath.Join(root, "not-a-dir"), nil, 0o644)
+	ids, err := List(root)
+	sort.Strings(ids)
+	if err != nil || !reflect.DeepEqual(ids, []string{"c1", "c2", "c3"}) {
+		t.Errorf("List = %v, %v", ids, err)
+	}
+
+	d, err = Open(root, "c1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(root, "c1", false); !errors.Is(err, ErrNotExist) {
+		t.Errorf("Open after Remove: %v, want ErrNotExist", err)
+	}
+	if _, err := Open(root, "../x", false); !errors.Is(err, ErrBadID) {
+		t.Errorf("Open(../x): %v, want ErrBadID", err)
+	}
+	if _, err := Create(root, "a/b"); !errors.Is(err, ErrBadID) {
+		t.Errorf("Create(a/b): %v, want ErrBadID", err)
+	}
+	if ids, err := List(filepath.Join(root, "missing")); err != nil || ids != nil {
+		t.Errorf("List of a missing root = %v, %v; want nothing", ids, err)
+	}
+}
+
+// TestOpenWaitsForDelete: a reader blocked on the lock of a container being
+// removed must see it gone, not a half-removed directory.
+func TestOpenWaitsForDelete(t *testing.T) {
+	root := t.TempDir()
+	d, err := Create(root, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		r, err := Open(root, "c", false)
+		if err == nil {
+			r.Close()
+		}
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("Open returned while the exclusive lock was held: %v", err)
+	default:
+	}
+	if err := d.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrNotExist) {
+		t.Errorf("Open after a concurrent Remove: %v, want ErrNotExist", err)
+	}
+}
+
+func TestLoadCorruptState(t *testing.T) {
+	root := t.TempDir()
+	d, err := Create(root, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	os.WriteFile(filepath.Join(d.Path(), "state.json"), []byte("{"), 0o600)
+	if _, err := d.Load(); err == nil || errors.Is(err, ErrNotExist) {
+		t.Errorf("Load of a corrupt state: %v, want a decoding error", err)
+	}
+}
