@@ -45,10 +45,22 @@ func spawnInit(o CreateOpts, cg cgroups.Manager, fifo string) (int, error) {
 	for i := 0; i < o.PreserveFDs; i++ {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved"))
 	}
-	cmd.ExtraFiles = append(cmd.ExtraFiles, child)
+	// The parent opens the exec fifo for init: a container root in a user
+	// namespace is an unprivileged host uid that could not open it itself.
+	fifoFile, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		child.Close()
+		return 0, fmt.Errorf("opening exec fifo: %w", err)
+	}
+	defer fifoFile.Close()
+	cmd.ExtraFiles = append(cmd.ExtraFiles, child, fifoFile)
 	// Init is short-lived and serial: one P and no GC keep the Go runtime
 	// from waking threads it does not need.
-	cmd.Env = []string{nsenter.SyncEnv + "=" + strconv.Itoa(2+len(cmd.ExtraFiles)), "GOMAXPROCS=1", "GOGC=off"}
+	cmd.Env = []string{
+		nsenter.SyncEnv + "=" + strconv.Itoa(1+len(cmd.ExtraFiles)),
+		initproc.FifoEnv + "=" + strconv.Itoa(2+len(cmd.ExtraFiles)),
+		"GOMAXPROCS=1", "GOGC=off",
+	}
 	if o.ConsoleSocket != "" {
 		conn, err := dialConsole(o.ConsoleSocket)
 		if err != nil {
@@ -74,7 +86,7 @@ func spawnInit(o CreateOpts, cg cgroups.Manager, fifo string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("starting container init: %w", err)
 	}
-	pid, err := handshake(o, cg, cmd, sock, fifo, tasks)
+	pid, err := handshake(o, cg, cmd, sock, tasks)
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -83,7 +95,7 @@ func spawnInit(o CreateOpts, cg cgroups.Manager, fifo string) (int, error) {
 	return pid, nil
 }
 
-func handshake(o CreateOpts, cg cgroups.Manager, cmd *exec.Cmd, sock int, fifo string, tasks []string) (int, error) {
+func handshake(o CreateOpts, cg cgroups.Manager, cmd *exec.Cmd, sock int, tasks []string) (int, error) {
 	cfg := o.Config
 	req := nsenter.ForContainer(cfg)
 	req.Cgroups = tasks
@@ -98,7 +110,7 @@ func handshake(o CreateOpts, cg cgroups.Manager, cmd *exec.Cmd, sock int, fifo s
 		cmd.Wait()
 	}
 	msg, err := json.Marshal(&initproc.Message{
-		Config: cfg, FifoPath: fifo, CgroupPaths: cg.Paths(),
+		Config: cfg, CgroupPaths: cg.Paths(),
 		PreserveFDs: o.PreserveFDs, NoNewKeyring: o.NoNewKeyring,
 	})
 	if err != nil {

@@ -62,11 +62,12 @@ type prepared struct {
 
 func create(msg *Message) (*prepared, error) {
 	c := msg.Config
-	// Open the fifo before the host's tree goes away with the pivot.
-	fifo, err := os.OpenFile(msg.FifoPath, os.O_RDWR, 0)
+	fifoFd, err := strconv.Atoi(os.Getenv(FifoEnv))
 	if err != nil {
-		return nil, fmt.Errorf("opening exec fifo: %w", err)
+		return nil, fmt.Errorf("no exec fifo from the parent")
 	}
+	unix.CloseOnExec(fifoFd)
+	fifo := os.NewFile(uintptr(fifoFd), "exec.fifo")
 	if !msg.NoNewKeyring {
 		// A keyring of its own, so the container cannot read the caller's keys.
 		if _, err := unix.KeyctlJoinSessionKeyring("_ses." + c.ID); err != nil && err != unix.ENOSYS {

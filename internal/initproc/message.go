@@ -15,13 +15,13 @@ import (
 
 // Env names carrying fds from the parent to init.
 const (
-	ConsoleEnv = "_LKC_CONSOLE"
+	ConsoleEnv = "_LKC_CONSOLE" // a connection to the console socket
+	FifoEnv    = "_LKC_FIFO"    // the exec fifo, open for reading
 )
 
 // Message is what the parent sends init after the namespaces are set up.
 type Message struct {
 	Config      *config.Config    `json:"config"`
-	FifoPath    string            `json:"fifoPath"`
 	CgroupPaths map[string]string `json:"cgroupPaths"`
 	PreserveFDs int               `json:"preserveFds,omitempty"`
 	// NoNewKeyring keeps the caller's session keyring instead of a fresh one.
