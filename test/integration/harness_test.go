@@ -267,3 +267,19 @@ func processesIn(id string) []int {
 	}
 	return pids
 }
+
+// cgroupV2 reports whether the host runs a pure cgroup v2 hierarchy (the VM
+// of scripts/vmtest) rather than v1 (this project's usual host).
+func cgroupV2() bool {
+	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+	return err == nil
+}
+
+// cgroupFile is where a container with its own cgroup namespace finds a
+// controller file under /sys/fs/cgroup: <ctrl>/<v1> on v1, <v2> on v2.
+func cgroupFile(ctrl, v1, v2 string) string {
+	if cgroupV2() {
+		return "/sys/fs/cgroup/" + v2
+	}
+	return "/sys/fs/cgroup/" + ctrl + "/" + v1
+}

@@ -227,7 +227,7 @@ func TestProcessMemoryLimit(t *testing.T) {
 		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit, Swap: &limit}
 	}
 	// 8 MiB fits; 100 MiB does not: dd touches its whole buffer.
-	out := e.mustRunOut([]string{"sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; dd if=/dev/zero of=/dev/null bs=8M count=1 2>/dev/null && echo small-ok"}, withLimit)
+	out := e.mustRunOut([]string{"sh", "-c", "cat " + cgroupFile("memory", "memory.limit_in_bytes", "memory.max") + "; dd if=/dev/zero of=/dev/null bs=8M count=1 2>/dev/null && echo small-ok"}, withLimit)
 	if out != "33554432\nsmall-ok" {
 		t.Fatalf("memory limit 32 MiB, 8 MiB allocation: got %q", out)
 	}

@@ -164,9 +164,15 @@ func TestRootfsCgroupMount(t *testing.T) {
 	// A second container, so there is a sibling cgroup that must stay hidden.
 	sibling := e.id()
 	e.mustLkc("create", "--bundle", e.bundle([]string{"true"}, nil), sibling)
-	script := `cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes
-find /sys/fs/cgroup/ -mindepth 2 -type d | wc -l
-grep -rl ` + sibling + ` /sys/fs/cgroup/*/cgroup.procs 2>/dev/null | wc -l
+	// v1: one directory per controller, each the container's cgroup; v2: the
+	// container's cgroup itself.
+	depth := "2"
+	if cgroupV2() {
+		depth = "1"
+	}
+	script := `cat ` + cgroupFile("pids", "pids.max", "pids.max") + ` ` + cgroupFile("memory", "memory.limit_in_bytes", "memory.max") + `
+find /sys/fs/cgroup/ -mindepth ` + depth + ` -type d | wc -l
+grep -rl ` + sibling + ` /sys/fs/cgroup/ 2>/dev/null | wc -l
 ls /sys/fs/cgroup | tr '\n' ' '`
 	limit := int64(42)
 	mem := int64(64 << 20)
@@ -178,7 +184,11 @@ ls /sys/fs/cgroup | tr '\n' ' '`
 	if len(lines) != 5 || lines[0] != "42" || lines[1] != "67108864" || lines[2] != "0" || lines[3] != "0" {
 		t.Fatalf("cgroup mount: want pids.max 42, memory limit 67108864 and no subdirectories, got\n%s", out)
 	}
-	for _, ctrl := range []string{"pids", "memory", "cpu", "devices", "freezer"} {
+	want := []string{"pids", "memory", "cpu", "devices", "freezer"}
+	if cgroupV2() {
+		want = []string{"pids.max", "memory.max", "cpu.max", "cgroup.freeze"}
+	}
+	for _, ctrl := range want {
 		if !strings.Contains(" "+lines[4], " "+ctrl+" ") {
 			t.Errorf("/sys/fs/cgroup lacks %s: %q", ctrl, lines[4])
 		}
