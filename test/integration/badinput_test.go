@@ -109,7 +109,7 @@ func TestBadConfig(t *testing.T) {
 			}
 			b := e.bundle(args, c.mutate)
 			id := e.id()
-			e.failFiles(`^lkc: create: .*`+c.want, "create", "--bundle", b, id)
+			e.failLkc(`^lkc: create: .*`+c.want, "create", "--bundle", b, id)
 			e.assertIDGone(id)
 		})
 	}
@@ -121,11 +121,11 @@ func TestBadBundle(t *testing.T) {
 	malformed := t.TempDir()
 	os.WriteFile(filepath.Join(malformed, "config.json"), []byte(`{"ociVersion": "1.0.2", "process": {`), 0o644)
 	id := e.id()
-	e.failFiles(`^lkc: create: .*config.json: invalid config.json: unexpected EOF`, "create", "--bundle", malformed, id)
+	e.failLkc(`^lkc: create: .*config.json: invalid config.json: unexpected EOF`, "create", "--bundle", malformed, id)
 	e.assertIDGone(id)
 
 	id = e.id()
-	e.failFiles(`^lkc: create: .*config.json: no such file or directory`, "create", "--bundle", t.TempDir(), id)
+	e.failLkc(`^lkc: create: .*config.json: no such file or directory`, "create", "--bundle", t.TempDir(), id)
 	e.assertIDGone(id)
 }
 
@@ -144,7 +144,7 @@ func TestBadRlimitAboveHostHard(t *testing.T) {
 	hard := host.Max + 10000
 	b := e.bundle([]string{"sleep", "100"}, badRlimit("RLIMIT_NOFILE", 1024, hard))
 	id := e.id()
-	e.failFiles(`^lkc: create: .*RLIMIT_NOFILE hard `+strconv.FormatUint(hard, 10)+`.*the host's hard limit is `+
+	e.failLkc(`^lkc: create: .*RLIMIT_NOFILE hard `+strconv.FormatUint(hard, 10)+`.*the host's hard limit is `+
 		strconv.FormatUint(host.Max, 10), "create", "--bundle", b, id)
 	e.assertIDGone(id)
 }
@@ -174,7 +174,7 @@ func TestBadDuplicateID(t *testing.T) {
 	b := e.bundle([]string{"sleep", "100"}, nil)
 	id := e.createdID([]string{"sleep", "100"}, nil)
 	before := e.state(id)
-	e.failFiles(`^lkc: create: container already exists: `+id+`$`, "create", "--bundle", b, id)
+	e.failLkc(`^lkc: create: container already exists: `+id+`$`, "create", "--bundle", b, id)
 	after := e.state(id)
 	if after["status"] != "created" || after["pid"] != before["pid"] || after["bundle"] != before["bundle"] {
 		t.Fatalf("a refused duplicate create changed the first container: before %v, after %v", before, after)
@@ -249,7 +249,7 @@ func TestBadID(t *testing.T) {
 	e := newEnv(t)
 	b := e.bundle([]string{"sleep", "100"}, nil)
 	for _, id := range []string{"../x", "a/b", "..", ".", "x y", ""} {
-		e.failFiles(`^lkc: create: invalid container id "`+regexp.QuoteMeta(id)+`"`, "create", "--bundle", b, id)
+		e.failLkc(`^lkc: create: invalid container id "`+regexp.QuoteMeta(id)+`"`, "create", "--bundle", b, id)
 		for _, cmd := range []string{"state", "start", "delete"} {
 			e.failLkc(`^lkc: `+cmd+`: invalid container id`, cmd, id)
 		}
@@ -288,7 +288,7 @@ func TestBadCreateFailsLate(t *testing.T) {
 			e := newEnv(t)
 			b := e.bundle([]string{"sleep", "100"}, c.mutate)
 			id := e.id()
-			e.failFiles(`^lkc: create: .*`+c.want, append(append([]string{"create", "--bundle", b}, c.flags...), id)...)
+			e.failLkc(`^lkc: create: .*`+c.want, append(append([]string{"create", "--bundle", b}, c.flags...), id)...)
 			e.assertIDGone(id)
 		})
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -16,77 +15,11 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// lkcFiles runs lkc like e.lkc, but with stdout and stderr on files and extra
-// as fds 3, 4, ...: the container that create or run -d leaves behind
-// inherits lkc's stdio, and on the harness's pipes the call would wait until
-// that container exits.
-func (e *env) lkcFiles(extra []*os.File, args ...string) result {
-	e.t.Helper()
-	dir := e.t.TempDir()
-	out, err := os.Create(filepath.Join(dir, "stdout"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer out.Close()
-	errf, err := os.Create(filepath.Join(dir, "stderr"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer errf.Close()
-	cmd := exec.Command(lkcBinary, append([]string{"--root", e.root}, args...)...)
-	cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = out, errf, extra
-	err = cmd.Run()
-	var r result
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		e.t.Fatalf("running lkc %v: %v", args, err)
-	}
-	stdout, _ := os.ReadFile(out.Name())
-	stderr, _ := os.ReadFile(errf.Name())
-	r.stdout, r.stderr = string(stdout), string(stderr)
-	return r
-}
-
-// mustFiles is mustLkc through lkcFiles.
-func (e *env) mustFiles(args ...string) string {
-	e.t.Helper()
-	r := e.lkcFiles(nil, args...)
-	if r.code != 0 {
-		e.t.Fatalf("lkc %s: %v", strings.Join(args, " "), r)
-	}
-	return r.stdout
-}
-
-// failFiles is failLkc through lkcFiles: safe for a create that wrongly succeeds.
-func (e *env) failFiles(want string, args ...string) string {
-	e.t.Helper()
-	r := e.lkcFiles(nil, args...)
-	return e.checkOneLineFailure(r, want, args)
-}
-
-func (e *env) checkOneLineFailure(r result, want string, args []string) string {
-	e.t.Helper()
-	if r.code == 0 {
-		e.t.Fatalf("lkc %s succeeded, want an error matching %q: %v", strings.Join(args, " "), want, r)
-	}
-	msg := strings.TrimRight(r.stderr, "\n")
-	if strings.Contains(msg, "\n") {
-		e.t.Errorf("lkc %s: error is not one line: %q", strings.Join(args, " "), msg)
-	}
-	if !regexp.MustCompile(want).MatchString(msg) {
-		e.t.Errorf("lkc %s: error %q does not match %q", strings.Join(args, " "), msg, want)
-	}
-	return msg
-}
-
 // createdID creates a container running args and returns its id.
 func (e *env) createdID(args []string, mutate func(*specs.Spec)) string {
 	e.t.Helper()
 	id := e.id()
-	e.mustFiles("create", "--bundle", e.bundle(args, mutate), id)
+	e.mustLkc("create", "--bundle", e.bundle(args, mutate), id)
 	return id
 }
 
@@ -149,7 +82,7 @@ func TestCLICreateStartStateDelete(t *testing.T) {
 	b := e.bundle([]string{"sleep", "100"}, nil)
 	id := e.id()
 	pidFile := filepath.Join(t.TempDir(), "init.pid")
-	e.mustFiles("create", "--bundle", b, "--pid-file", pidFile, id)
+	e.mustLkc("create", "--bundle", b, "--pid-file", pidFile, id)
 
 	data, err := os.ReadFile(pidFile)
 	if err != nil {
@@ -325,7 +258,7 @@ func TestCLIRunDetach(t *testing.T) {
 	b := e.bundle([]string{"sleep", "100"}, nil)
 	id := e.id()
 	start := time.Now()
-	e.mustFiles("run", "-d", "--bundle", b, id)
+	e.mustLkc("run", "-d", "--bundle", b, id)
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("run -d took %v: it did not detach", d)
 	}
@@ -363,14 +296,14 @@ func TestCLIPreserveFDs(t *testing.T) {
 	}
 	defer f.Close()
 	b := e.bundle([]string{"sh", "-c", "echo through-fd3 >&3"}, nil)
-	if r := e.lkcFiles([]*os.File{f}, "run", "--preserve-fds", "1", "--bundle", b, e.id()); r.code != 0 {
+	if r := e.lkcWith([]*os.File{f}, "run", "--preserve-fds", "1", "--bundle", b, e.id()); r.code != 0 {
 		t.Fatalf("run --preserve-fds 1: %v", r)
 	}
 	if data, _ := os.ReadFile(f.Name()); string(data) != "through-fd3\n" {
 		t.Fatalf("fd 3 got %q, want the container's line", data)
 	}
 	// Without the flag, fd 3 must not reach the container.
-	if r := e.lkcFiles([]*os.File{f}, "run", "--bundle", b, e.id()); r.code == 0 {
+	if r := e.lkcWith([]*os.File{f}, "run", "--bundle", b, e.id()); r.code == 0 {
 		t.Fatalf("run without --preserve-fds: fd 3 reached the container: %v", r)
 	}
 }
@@ -462,7 +395,7 @@ func TestCLIConcurrentCreateSameID(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[j] = e.lkcFiles(nil, "create", "--bundle", b, id)
+				results[j] = e.lkcWith(nil, "create", "--bundle", b, id)
 			}()
 		}
 		wg.Wait()
@@ -494,7 +427,7 @@ func TestCLIConcurrentStartDelete(t *testing.T) {
 	b := e.bundle([]string{"sleep", "100"}, nil)
 	for i := 0; i < 10; i++ {
 		id := e.id()
-		e.mustFiles("create", "--bundle", b, id)
+		e.mustLkc("create", "--bundle", b, id)
 		var start, del result
 		var wg sync.WaitGroup
 		wg.Add(2)
@@ -520,7 +453,7 @@ func TestCLIConcurrentCreateDelete(t *testing.T) {
 		var create, del, del2 result
 		var wg sync.WaitGroup
 		wg.Add(3)
-		go func() { defer wg.Done(); create = e.lkcFiles(nil, "create", "--bundle", b, id) }()
+		go func() { defer wg.Done(); create = e.lkcWith(nil, "create", "--bundle", b, id) }()
 		go func() { defer wg.Done(); del = e.lkc("delete", "--force", id) }()
 		go func() { defer wg.Done(); del2 = e.lkc("delete", "--force", id) }()
 		wg.Wait()

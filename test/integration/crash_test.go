@@ -118,7 +118,7 @@ func TestCrashCreateKilled(t *testing.T) {
 	// Spread the kills over the time a whole create takes, and a bit past.
 	id := e.id()
 	began := time.Now()
-	e.mustFiles("create", "--bundle", b, id)
+	e.mustLkc("create", "--bundle", b, id)
 	took := time.Since(began)
 	e.mustLkc("delete", "--force", id)
 	killed := 0
@@ -156,7 +156,7 @@ func TestCrashDeleteKilled(t *testing.T) {
 	b := e.bundle([]string{"sleep", "100"}, nil)
 	for i := 0; i < 16; i++ {
 		id := e.id()
-		e.mustFiles("create", "--bundle", b, id)
+		e.mustLkc("create", "--bundle", b, id)
 		if i%2 == 1 {
 			e.mustLkc("start", id)
 		}

@@ -62,18 +62,20 @@ func (r result) String() string {
 // lkc runs the binary with this env's --root, stdin from /dev/null.
 func (e *env) lkc(args ...string) result {
 	e.t.Helper()
-	return e.lkcIn(nil, args...)
+	return e.lkcWith(nil, args...)
 }
 
-func (e *env) lkcIn(stdin *os.File, args ...string) result {
+// lkcWith runs lkc with extra as its fds 3, 4, ...
+func (e *env) lkcWith(extra []*os.File, args ...string) result {
 	e.t.Helper()
 	cmd := exec.Command(lkcBinary, append([]string{"--root", e.root}, args...)...)
+	cmd.ExtraFiles = extra
 	// Files, not pipes: a detached container inherits lkc's stdio and would
 	// hold a pipe open, so waiting for its EOF would never end.
 	out, errf := e.tempFile(), e.tempFile()
 	defer out.Close()
 	defer errf.Close()
-	cmd.Stdout, cmd.Stderr, cmd.Stdin = out, errf, stdin
+	cmd.Stdout, cmd.Stderr = out, errf
 	err := cmd.Run()
 	r := result{stdout: readAll(out), stderr: readAll(errf)}
 	var ee *exec.ExitError
@@ -114,7 +116,11 @@ func (e *env) mustLkc(args ...string) string {
 // matches want, and returns the error line.
 func (e *env) failLkc(want string, args ...string) string {
 	e.t.Helper()
-	r := e.lkc(args...)
+	return e.checkOneLineFailure(e.lkc(args...), want, args)
+}
+
+func (e *env) checkOneLineFailure(r result, want string, args []string) string {
+	e.t.Helper()
 	if r.code == 0 {
 		e.t.Fatalf("lkc %s succeeded, want an error matching %q: %v", strings.Join(args, " "), want, r)
 	}
