@@ -41,6 +41,7 @@ func init() {
 	commands = map[string]command{
 		"create":   {cmdCreate, "create [flags] <container-id>: create a container from a bundle"},
 		"delete":   {cmdDelete, "delete [--force] <container-id>: delete a container"},
+		"exec":     {cmdExec, "exec [flags] <container-id> <command> [args...]: run a process in a container"},
 		"features": {cmdFeatures, "features: print what this lkc supports (JSON)"},
 		"kill":     {cmdKill, "kill [--all] <container-id> [signal]: signal a container"},
 		"list":     {cmdList, "list [--format table|json] [-q]: list containers"},

@@ -48,11 +48,9 @@ func (f *createFlags) opts(g *globals, id string) (container.CreateOpts, error) 
 		return container.CreateOpts{}, err
 	}
 	cfg.NoPivot = f.noPivot
-	pidFile := f.pidFile
-	if pidFile != "" {
-		if pidFile, err = filepath.Abs(pidFile); err != nil {
-			return container.CreateOpts{}, err
-		}
+	pidFile, err := absPath(f.pidFile)
+	if err != nil {
+		return container.CreateOpts{}, err
 	}
 	return container.CreateOpts{
 		Root: g.root, ID: id, Config: cfg, PidFile: pidFile,
@@ -100,4 +98,12 @@ func cmdRun(g *globals, args []string) error {
 		return exitError{code}
 	}
 	return nil
+}
+
+// absPath makes a path given on the command line absolute ("" stays "").
+func absPath(p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	return filepath.Abs(p)
 }

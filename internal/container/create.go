@@ -12,6 +12,8 @@ import (
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/initproc"
+	"github.com/lkc-containers/lkc/internal/nsenter"
 	"github.com/lkc-containers/lkc/internal/state"
 )
 
@@ -79,7 +81,18 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err := unix.Mkfifo(fifo, 0o622); err != nil {
 		return nil, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
 	}
-	pid, err := spawnInit(o, cg, fifo)
+	pid, err := spawnInit(initSpec{
+		msg: initproc.Message{
+			Config: cfg, CgroupPaths: cg.Paths(),
+			PreserveFDs: o.PreserveFDs, NoNewKeyring: o.NoNewKeyring,
+		},
+		req:           nsenter.ForContainer(cfg),
+		cg:            cg,
+		preserveFDs:   o.PreserveFDs,
+		consoleSocket: o.ConsoleSocket,
+		fifo:          fifo,
+		writeMaps:     func(pid int) error { return writeIDMaps(pid, cfg) },
+	})
 	if err != nil {
 		return nil, err
 	}

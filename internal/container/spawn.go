@@ -18,10 +18,22 @@ import (
 	"github.com/lkc-containers/lkc/internal/nsenter"
 )
 
-// spawnInit starts `lkc init` for the container, places it in its cgroup and
-// namespaces, hands it the config and waits until it reports the container
-// created. It returns init's pid.
-func spawnInit(o CreateOpts, cg cgroups.Manager, fifo string) (int, error) {
+// initSpec is one `lkc init` to start: a container's init (create) or a
+// process joining a running container (exec).
+type initSpec struct {
+	msg           initproc.Message
+	req           nsenter.Request
+	cg            cgroups.Manager
+	preserveFDs   int
+	consoleSocket string
+	fifo          string              // create only: the exec fifo init waits on
+	writeMaps     func(pid int) error // create with a new user namespace
+}
+
+// spawnInit starts `lkc init`, places it in its cgroup and namespaces, hands
+// it its message and waits until it reports ready. It returns the pid of
+// the process that goes on to exec.
+func spawnInit(spec initSpec) (int, error) {
 	exe, err := protectedSelf()
 	if err != nil {
 		return 0, err
@@ -33,7 +45,8 @@ func spawnInit(o CreateOpts, cg cgroups.Manager, fifo string) (int, error) {
 	}
 	sock, child := fds[0], os.NewFile(uintptr(fds[1]), "init-sync")
 	defer unix.Close(sock)
-	// The config may outgrow the default socket buffer.
+	defer child.Close()
+	// The message may outgrow the default socket buffer.
 	_ = unix.SetsockoptInt(sock, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
 	cmd := &exec.Cmd{
 		Path:   fmt.Sprintf("/proc/self/fd/%d", exe.Fd()),
@@ -42,51 +55,27 @@ func spawnInit(o CreateOpts, cg cgroups.Manager, fifo string) (int, error) {
 		Stdout: os.Stdout,
 		Stderr: os.Stderr,
 	}
-	for i := 0; i < o.PreserveFDs; i++ {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved"))
+	if err := addFiles(cmd, spec, child); err != nil {
+		return 0, err
 	}
-	// The parent opens the exec fifo for init: a container root in a user
-	// namespace is an unprivileged host uid that could not open it itself.
-	fifoFile, err := os.OpenFile(fifo, os.O_RDWR, 0)
-	if err != nil {
-		child.Close()
-		return 0, fmt.Errorf("opening exec fifo: %w", err)
+	for _, f := range cmd.ExtraFiles[spec.preserveFDs+1:] {
+		defer f.Close()
 	}
-	defer fifoFile.Close()
-	cmd.ExtraFiles = append(cmd.ExtraFiles, child, fifoFile)
-	// Init is short-lived and serial: one P and no GC keep the Go runtime
-	// from waking threads it does not need.
-	cmd.Env = []string{
-		nsenter.SyncEnv + "=" + strconv.Itoa(1+len(cmd.ExtraFiles)),
-		initproc.FifoEnv + "=" + strconv.Itoa(2+len(cmd.ExtraFiles)),
-		"GOMAXPROCS=1", "GOGC=off",
-	}
-	if o.ConsoleSocket != "" {
-		conn, err := dialConsole(o.ConsoleSocket)
-		if err != nil {
-			child.Close()
-			return 0, err
-		}
-		defer conn.Close()
-		cmd.ExtraFiles = append(cmd.ExtraFiles, conn)
-		cmd.Env = append(cmd.Env, initproc.ConsoleEnv+"="+strconv.Itoa(2+len(cmd.ExtraFiles)))
-	}
-	tasks, cloneInto := cg.Placement()
+	tasks, cloneInto := spec.cg.Placement()
 	if cloneInto != "" {
 		dirfd, err := unix.Open(cloneInto, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			child.Close()
 			return 0, &os.PathError{Op: "open cgroup", Path: cloneInto, Err: err}
 		}
 		defer unix.Close(dirfd)
 		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: dirfd}
 	}
-	err = cmd.Start()
-	child.Close()
-	if err != nil {
-		return 0, fmt.Errorf("starting container init: %w", err)
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("starting lkc init: %w", err)
 	}
-	pid, err := handshake(o, cg, cmd, sock, tasks)
+	child.Close()
+	spec.req.Cgroups = tasks
+	pid, err := handshake(spec, cmd, sock)
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -95,24 +84,56 @@ func spawnInit(o CreateOpts, cg cgroups.Manager, fifo string) (int, error) {
 	return pid, nil
 }
 
-func handshake(o CreateOpts, cg cgroups.Manager, cmd *exec.Cmd, sock int, tasks []string) (int, error) {
-	cfg := o.Config
-	req := nsenter.ForContainer(cfg)
-	req.Cgroups = tasks
-	pid, err := nsenter.Run(sock, cmd.Process.Pid, req, func(pid int) error {
-		return writeIDMaps(pid, cfg)
-	})
+// addFiles passes init its fds after the preserved ones: the handshake
+// socket, the exec fifo and the console connection, named in its env.
+func addFiles(cmd *exec.Cmd, spec initSpec, sync *os.File) error {
+	for i := 0; i < spec.preserveFDs; i++ {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved"))
+	}
+	add := func(env string, f *os.File) {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+		cmd.Env = append(cmd.Env, env+"="+strconv.Itoa(2+len(cmd.ExtraFiles)))
+	}
+	// Init is short-lived and serial: one P and no GC keep the Go runtime
+	// from waking threads it does not need.
+	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=off"}
+	add(nsenter.SyncEnv, sync)
+	if spec.fifo != "" {
+		// Opened here: a container root in a user namespace is an
+		// unprivileged host uid that could not open it itself.
+		f, err := os.OpenFile(spec.fifo, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("opening exec fifo: %w", err)
+		}
+		add(initproc.FifoEnv, f)
+	}
+	if spec.consoleSocket != "" {
+		conn, err := dialConsole(spec.consoleSocket)
+		if err != nil {
+			closeFrom(cmd.ExtraFiles, spec.preserveFDs+1)
+			return err
+		}
+		add(initproc.ConsoleEnv, conn)
+	}
+	return nil
+}
+
+func closeFrom(files []*os.File, first int) {
+	for _, f := range files[first:] {
+		f.Close()
+	}
+}
+
+func handshake(spec initSpec, cmd *exec.Cmd, sock int) (int, error) {
+	pid, err := nsenter.Run(sock, cmd.Process.Pid, spec.req, spec.writeMaps)
 	if err != nil {
 		return 0, err
 	}
-	if req.Fork {
-		// The intermediate process exits once init is forked.
+	if spec.req.Fork {
+		// The intermediate process exits once the real one is forked.
 		cmd.Wait()
 	}
-	msg, err := json.Marshal(&initproc.Message{
-		Config: cfg, CgroupPaths: cg.Paths(),
-		PreserveFDs: o.PreserveFDs, NoNewKeyring: o.NoNewKeyring,
-	})
+	msg, err := json.Marshal(&spec.msg)
 	if err != nil {
 		return 0, fmt.Errorf("encoding init config: %w", err)
 	}

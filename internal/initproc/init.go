@@ -27,16 +27,23 @@ func Main() int {
 	if err != nil {
 		return fail(fd, err)
 	}
-	p, err := create(msg)
+	var p *prepared
+	if msg.Exec {
+		p, err = prepareExec(msg)
+	} else {
+		p, err = create(msg)
+	}
 	if err != nil {
 		return fail(fd, err)
 	}
 	if err := unix.Sendmsg(fd, []byte(Ready), nil, nil, 0); err != nil {
 		return 1
 	}
-	if err := p.waitStart(); err != nil {
-		fmt.Fprintf(os.Stderr, "lkc init: %v\n", err)
-		return 1
+	if p.fifo != nil {
+		if err := p.waitStart(); err != nil {
+			fmt.Fprintf(os.Stderr, "lkc init: %v\n", err)
+			return 1
+		}
 	}
 	// Credentials, capabilities, keepcaps and no_new_privs are per thread:
 	// set them on the thread that execs. (Locking earlier would hand the P
@@ -53,11 +60,25 @@ func fail(fd int, err error) int {
 	return 1
 }
 
-// prepared is a created container whose init waits to be started.
+// prepared is a process ready to exec: a created container's init, which
+// waits on fifo to be started, or a process exec'd into a running one.
 type prepared struct {
 	c    *config.Config
-	fifo *os.File
-	path string // the resolved executable
+	fifo *os.File // nil for exec
+	path string   // the resolved executable
+}
+
+// prepareExec readies a process that joins a running container.
+func prepareExec(msg *Message) (*prepared, error) {
+	c := msg.Config
+	if err := setupProcess(c, msg.PreserveFDs, false); err != nil {
+		return nil, err
+	}
+	path, err := lookPath(c.Process.Args[0], c.Process.Env)
+	if err != nil {
+		return nil, err
+	}
+	return &prepared{c: c, path: path}, nil
 }
 
 func create(msg *Message) (*prepared, error) {
@@ -91,7 +112,7 @@ func create(msg *Message) (*prepared, error) {
 	if err := mount.FinishRoot(c); err != nil {
 		return nil, err
 	}
-	if err := setupProcess(c, msg.PreserveFDs); err != nil {
+	if err := setupProcess(c, msg.PreserveFDs, true); err != nil {
 		return nil, err
 	}
 	path, err := lookPath(c.Process.Args[0], c.Process.Env)
@@ -123,12 +144,13 @@ func setupSystem(c *config.Config) error {
 	return nil
 }
 
-// setupProcess sets what the process inherits: terminal, oom score,
-// rlimits, personality, working directory, and no stray fds.
-func setupProcess(c *config.Config, preserve int) error {
+// setupProcess sets what the process inherits: terminal (the container's
+// /dev/console too, for its init), oom score, rlimits, personality, working
+// directory, and no stray fds.
+func setupProcess(c *config.Config, preserve int, isInit bool) error {
 	p := &c.Process
 	if p.Terminal {
-		if err := setupConsole(p); err != nil {
+		if err := setupConsole(p, isInit); err != nil {
 			return err
 		}
 	}
@@ -165,7 +187,7 @@ func setRlimit(r config.Rlimit) error {
 	return nil
 }
 
-func setupConsole(p *config.Process) error {
+func setupConsole(p *config.Process, bindDevConsole bool) error {
 	sock, err := strconv.Atoi(os.Getenv(ConsoleEnv))
 	if err != nil {
 		return fmt.Errorf("process.terminal is set but no console socket was given")
@@ -185,8 +207,10 @@ func setupConsole(p *config.Process) error {
 	if err != nil {
 		return &os.PathError{Op: "open", Path: slavePath, Err: err}
 	}
-	if err := bindConsole(slavePath); err != nil {
-		return err
+	if bindDevConsole {
+		if err := bindConsole(slavePath); err != nil {
+			return err
+		}
 	}
 	if err := console.SendFd(sock, master); err != nil {
 		return err

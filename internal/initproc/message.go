@@ -24,6 +24,9 @@ type Message struct {
 	Config      *config.Config    `json:"config"`
 	CgroupPaths map[string]string `json:"cgroupPaths"`
 	PreserveFDs int               `json:"preserveFds,omitempty"`
+	// Exec starts a further process in a running container: the
+	// namespaces are joined already, so no rootfs work and no waiting.
+	Exec bool `json:"exec,omitempty"`
 	// NoNewKeyring keeps the caller's session keyring instead of a fresh one.
 	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
 }

@@ -22,17 +22,27 @@ var rlimitTypes = map[string]int{
 }
 
 func convertProcess(s *specs.Spec, c *config.Config) error {
-	p := s.Process
+	p, err := ConvertProcess(s.Process)
+	if err != nil {
+		return err
+	}
+	c.Process = *p
+	return nil
+}
+
+// ConvertProcess validates a runtime-spec process (config.json's, or one
+// given to `lkc exec --process`) and converts it.
+func ConvertProcess(p *specs.Process) (*config.Process, error) {
 	if p == nil {
-		return invalid("process is missing")
+		return nil, invalid("process is missing")
 	}
 	if len(p.Args) == 0 {
-		return invalid("process.args is empty")
+		return nil, invalid("process.args is empty")
 	}
 	if !filepath.IsAbs(p.Cwd) {
-		return invalid("process.cwd %q is not an absolute path", p.Cwd)
+		return nil, invalid("process.cwd %q is not an absolute path", p.Cwd)
 	}
-	c.Process = config.Process{
+	out := &config.Process{
 		Terminal:        p.Terminal,
 		Args:            p.Args,
 		Env:             p.Env,
@@ -45,16 +55,29 @@ func convertProcess(s *specs.Spec, c *config.Config) error {
 		OOMScoreAdj:     p.OOMScoreAdj,
 	}
 	if p.ConsoleSize != nil {
-		c.Process.ConsoleHeight = uint16(p.ConsoleSize.Height)
-		c.Process.ConsoleWidth = uint16(p.ConsoleSize.Width)
+		out.ConsoleHeight = uint16(p.ConsoleSize.Height)
+		out.ConsoleWidth = uint16(p.ConsoleSize.Width)
 	}
 	if p.User.Username != "" {
-		return invalid("process.user.username is for Windows; give uid and gid")
+		return nil, invalid("process.user.username is for Windows; give uid and gid")
 	}
-	if err := convertRlimits(p.Rlimits, &c.Process); err != nil {
-		return err
+	if err := convertRlimits(p.Rlimits, out); err != nil {
+		return nil, err
 	}
-	return convertCaps(p.Capabilities, &c.Process)
+	if err := convertCaps(p.Capabilities, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CapabilityNumbers converts capability names (with or without CAP_), for
+// `lkc exec --cap`.
+func CapabilityNumbers(names []string) ([]int, error) {
+	nums, err := capNumbers("cap", names)
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	return nums, nil
 }
 
 func convertRlimits(rl []specs.POSIXRlimit, p *config.Process) error {

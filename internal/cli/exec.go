@@ -1,0 +1,186 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/container"
+	"github.com/lkc-containers/lkc/internal/spec"
+)
+
+// multi is a flag that may be given many times.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+type execFlags struct {
+	consoleSocket, cwd, user, processFile, pidFile, apparmor, label, cgroup string
+	env, gids, caps                                                         multi
+	tty, detach, noNewPrivs                                                 bool
+	preserveFDs                                                             int
+}
+
+func cmdExec(g *globals, args []string) error {
+	var f execFlags
+	fs := newFlags("exec")
+	fs.StringVar(&f.consoleSocket, "console-socket", "", "unix socket to send the terminal master to")
+	fs.StringVar(&f.cwd, "cwd", "", "working directory in the container")
+	fs.Var(&f.env, "env", "set an environment variable (repeatable)")
+	fs.Var(&f.env, "e", "set an environment variable (repeatable)")
+	fs.BoolVar(&f.tty, "tty", false, "allocate a terminal")
+	fs.BoolVar(&f.tty, "t", false, "allocate a terminal")
+	fs.StringVar(&f.user, "user", "", "uid[:gid] to run as")
+	fs.StringVar(&f.user, "u", "", "uid[:gid] to run as")
+	fs.Var(&f.gids, "additional-gids", "additional gid (repeatable)")
+	fs.Var(&f.gids, "g", "additional gid (repeatable)")
+	fs.StringVar(&f.processFile, "process", "", "runtime-spec process JSON file")
+	fs.StringVar(&f.processFile, "p", "", "runtime-spec process JSON file")
+	fs.BoolVar(&f.detach, "detach", false, "do not wait for the process")
+	fs.BoolVar(&f.detach, "d", false, "do not wait for the process")
+	fs.StringVar(&f.pidFile, "pid-file", "", "file to write the process pid to")
+	fs.StringVar(&f.label, "process-label", "", "SELinux label (not supported)")
+	fs.StringVar(&f.apparmor, "apparmor", "", "AppArmor profile (not supported)")
+	fs.BoolVar(&f.noNewPrivs, "no-new-privs", false, "set no_new_privs")
+	fs.Var(&f.caps, "cap", "add a capability (repeatable)")
+	fs.Var(&f.caps, "c", "add a capability (repeatable)")
+	fs.IntVar(&f.preserveFDs, "preserve-fds", 0, "pass this many fds after stdio to the process")
+	fs.StringVar(&f.cgroup, "cgroup", "", "sub-cgroup to run in (not supported yet)")
+	fs.Bool("ignore-paused", false, "accepted for runc compatibility")
+	rest, err := parse(fs, args, 1, "lkc exec [flags] <container-id> <command> [args...]")
+	if err != nil {
+		return err
+	}
+	o, err := f.opts(g, rest[0], rest[1:])
+	if err != nil {
+		return err
+	}
+	code, err := container.Exec(o)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitError{code}
+	}
+	return nil
+}
+
+func (f *execFlags) opts(g *globals, id string, args []string) (container.ExecOpts, error) {
+	o := container.ExecOpts{Root: g.root, ID: id, Detach: f.detach, ConsoleSocket: f.consoleSocket, PreserveFDs: f.preserveFDs}
+	switch {
+	case f.apparmor != "":
+		return o, errors.New("--apparmor is not supported: lkc does not apply AppArmor profiles")
+	case f.label != "":
+		return o, errors.New("--process-label is not supported: lkc does not apply SELinux labels")
+	case f.cgroup != "":
+		return o, errors.New("--cgroup is not supported yet")
+	case f.preserveFDs < 0:
+		return o, fmt.Errorf("--preserve-fds %d is negative", f.preserveFDs)
+	}
+	if f.pidFile != "" {
+		abs, err := absPath(f.pidFile)
+		if err != nil {
+			return o, err
+		}
+		o.PidFile = abs
+	}
+	var p *config.Process
+	var err error
+	if f.processFile != "" {
+		p, err = processFromFile(f.processFile)
+	} else {
+		p, err = f.process(g, id, args)
+	}
+	if err != nil {
+		return o, err
+	}
+	if f.tty {
+		p.Terminal = true
+	}
+	o.Process = *p
+	return o, nil
+}
+
+func processFromFile(path string) (*config.Process, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--process: %w", err)
+	}
+	s, err := spec.Parse(strings.NewReader(`{"ociVersion":"1.2.1","process":` + string(data) + `}`))
+	if err != nil {
+		return nil, fmt.Errorf("--process %s: %w", path, err)
+	}
+	return spec.ConvertProcess(s.Process)
+}
+
+// process builds the process from the container's own, changed by flags.
+func (f *execFlags) process(g *globals, id string, args []string) (*config.Process, error) {
+	if len(args) == 0 {
+		return nil, errors.New("missing command (usage: lkc exec [flags] <container-id> <command> [args...])")
+	}
+	p, err := container.ExecDefaults(g.root, id)
+	if err != nil {
+		return nil, err
+	}
+	p.Args = args
+	p.Env = append(p.Env, f.env...)
+	if f.cwd != "" {
+		p.Cwd = f.cwd
+	}
+	if f.user != "" {
+		if p.UID, p.GID, err = parseUser(f.user); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range f.gids {
+		gid, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("--additional-gids %q: not a number", s)
+		}
+		p.AdditionalGids = append(p.AdditionalGids, uint32(gid))
+	}
+	p.NoNewPrivileges = p.NoNewPrivileges || f.noNewPrivs
+	if len(f.caps) > 0 {
+		if err := addCaps(p, f.caps); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// parseUser parses "uid[:gid]"; gid defaults to 0 as in runc.
+func parseUser(s string) (uint32, uint32, error) {
+	u, g, _ := strings.Cut(s, ":")
+	uid, err := strconv.ParseUint(u, 10, 32)
+	if err != nil {
+		return 0, 0, fmt.Errorf("--user %q: want uid[:gid] as numbers", s)
+	}
+	var gid uint64
+	if g != "" {
+		if gid, err = strconv.ParseUint(g, 10, 32); err != nil {
+			return 0, 0, fmt.Errorf("--user %q: want uid[:gid] as numbers", s)
+		}
+	}
+	return uint32(uid), uint32(gid), nil
+}
+
+// addCaps adds capabilities to the bounding, effective and permitted sets.
+func addCaps(p *config.Process, names []string) error {
+	nums, err := spec.CapabilityNumbers(names)
+	if err != nil {
+		return err
+	}
+	if p.Capabilities == nil {
+		return nil // no capability config: the process keeps them all
+	}
+	caps := *p.Capabilities
+	caps.Bounding = append(append([]int(nil), caps.Bounding...), nums...)
+	caps.Effective = append(append([]int(nil), caps.Effective...), nums...)
+	caps.Permitted = append(append([]int(nil), caps.Permitted...), nums...)
+	p.Capabilities = &caps
+	return nil
+}

@@ -1,0 +1,95 @@
+package container
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/initproc"
+	"github.com/lkc-containers/lkc/internal/nsenter"
+)
+
+// ExecOpts are the options of `lkc exec`.
+type ExecOpts struct {
+	Root          string
+	ID            string
+	Process       config.Process
+	Detach        bool
+	PidFile       string
+	ConsoleSocket string
+	PreserveFDs   int
+}
+
+// Exec starts a process in a running (or created) container: in every one
+// of its namespaces and its cgroup. Detached, it returns at once; otherwise
+// it forwards signals and returns the process's exit code.
+func Exec(o ExecOpts) (int, error) {
+	if o.Process.Terminal && o.ConsoleSocket == "" {
+		return 0, fmt.Errorf("exec --tty: pass --console-socket (an attached terminal is not supported yet)")
+	}
+	c, err := load(o.Root, o.ID, false)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := c.spawnExec(o)
+	c.close()
+	if err != nil {
+		return 0, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, pid); err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			return 0, err
+		}
+	}
+	if o.Detach {
+		return 0, nil
+	}
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+	go forward(sigs, pid)
+	return waitInit(pid), nil
+}
+
+func (c *Container) spawnExec(o ExecOpts) (int, error) {
+	if s := c.status(); s != Running && s != Created {
+		return 0, wrongState(o.ID, "exec in", s)
+	}
+	if !o.Detach {
+		// The process is forked by an intermediate that exits: as a
+		// subreaper we can wait for it.
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return 0, fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", err)
+		}
+	}
+	types := make([]string, 0, len(c.st.Config.Namespaces))
+	for _, ns := range c.st.Config.Namespaces {
+		types = append(types, ns.Type)
+	}
+	cfg := &config.Config{ID: o.ID, Process: o.Process}
+	return spawnInit(initSpec{
+		msg:           initproc.Message{Config: cfg, PreserveFDs: o.PreserveFDs, Exec: true},
+		req:           nsenter.ForExec(c.st.InitPid, types),
+		cg:            c.cgroup(),
+		preserveFDs:   o.PreserveFDs,
+		consoleSocket: o.ConsoleSocket,
+	})
+}
+
+// ExecDefaults returns the process of container id, the base `lkc exec`
+// changes with its flags: its env, cwd, user, capabilities and
+// no_new_privs.
+func ExecDefaults(root, id string) (*config.Process, error) {
+	c, err := load(root, id, false)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	p := c.st.Config.Process
+	p.Terminal, p.ConsoleHeight, p.ConsoleWidth, p.Rlimits, p.OOMScoreAdj = false, 0, 0, nil, nil
+	return &p, nil
+}

@@ -1,0 +1,137 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// runningPid starts a detached container that sleeps and returns its id
+// and init pid.
+func (e *env) runningPid(mutate func(*specs.Spec)) (string, int) {
+	e.t.Helper()
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "1000"}, mutate), id)
+	return id, int(e.state(id)["pid"].(float64))
+}
+
+func TestExecJoinsEveryNamespace(t *testing.T) {
+	e := newEnv(t)
+	id, init := e.runningPid(nil)
+	out := e.mustLkc("exec", id, "sh", "-c", "for ns in pid mnt net uts ipc cgroup; do readlink /proc/self/ns/$ns; done")
+	var want []string
+	for _, ns := range []string{"pid", "mnt", "net", "uts", "ipc", "cgroup"} {
+		link, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(init), "ns", ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, link)
+	}
+	if got := strings.Fields(out); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("exec namespaces %v, init's %v", got, want)
+	}
+	// It is in the container's pid namespace and cgroup, not the host's.
+	out = e.mustLkc("exec", id, "sh", "-c", "echo $$; cat /proc/1/cmdline | tr '\\0' ' '; grep -c ':/$' /proc/self/cgroup")
+	f := strings.Fields(out)
+	if len(f) < 4 || f[0] == "1" || f[1] != "sleep" || f[3] == "0" {
+		t.Fatalf("exec: want a non-1 pid next to init 'sleep 1000' and its cgroup as /, got %q", out)
+	}
+}
+
+func TestExecExitCodeEnvCwdUser(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.runningPid(nil)
+	if r := e.lkc("exec", id, "sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("exit 7: got %v", r)
+	}
+	out := e.mustLkc("exec", "--env", "FOO=bar", "--cwd", "/tmp", "--user", "1000:1001", "--additional-gids", "2000", id,
+		"sh", "-c", `echo "$FOO $(pwd) $(id -u) $(id -g) $(id -G)"`)
+	if strings.TrimSpace(out) != "bar /tmp 1000 1001 1001 2000" {
+		t.Fatalf("exec env/cwd/user: got %q", out)
+	}
+}
+
+func TestExecProcessFileAndCaps(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.runningPid(nil)
+	proc := filepath.Join(t.TempDir(), "process.json")
+	os.WriteFile(proc, []byte(`{"args":["sh","-c","echo from-file $X"],"env":["PATH=/bin","X=1"],"cwd":"/"}`), 0o644)
+	if out := e.mustLkc("exec", "--process", proc, id); strings.TrimSpace(out) != "from-file 1" {
+		t.Errorf("exec --process: got %q", out)
+	}
+	// The default spec has no CAP_SYS_ADMIN (bit 21); --cap adds it.
+	capEff := func(args ...string) string {
+		out := e.mustLkc(append(append([]string{"exec"}, args...), id, "grep", "CapEff", "/proc/self/status")...)
+		return strings.Fields(out)[1]
+	}
+	if before, after := capEff(), capEff("--cap", "CAP_SYS_ADMIN"); before == after {
+		t.Errorf("--cap CAP_SYS_ADMIN changed nothing: %s", before)
+	}
+}
+
+func TestExecDetachPidFile(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.runningPid(nil)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	e.mustLkc("exec", "--detach", "--pid-file", pidFile, id, "sleep", "1000")
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(string(data))
+	cg, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
+	if err != nil || !strings.Contains(string(cg), "/lkc/"+id+"\n") {
+		t.Fatalf("detached exec pid %d is not in the container's cgroup: %q %v", pid, cg, err)
+	}
+}
+
+func TestExecRefusedWhenPausedOrStopped(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.runningPid(nil)
+	e.mustLkc("pause", id)
+	e.failLkc("cannot exec in container .*: it is paused", "exec", id, "true")
+	e.mustLkc("resume", id)
+	e.mustLkc("kill", id, "KILL")
+	e.waitStatus(id, "stopped")
+	e.failLkc("cannot exec in container .*: it is stopped", "exec", id, "true")
+	e.failLkc("does not exist", "exec", "no-such-container", "true")
+	e.failLkc("--apparmor is not supported", "exec", "--apparmor", "x", id, "true")
+}
+
+func TestExecIntoUserNamespace(t *testing.T) {
+	e := newEnv(t)
+	root := e.userNSRootfs()
+	id, init := e.runningPid(func(s *specs.Spec) {
+		s.Root.Path = root
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	})
+	out := e.mustLkc("exec", id, "sh", "-c", "id -u; readlink /proc/self/ns/user")
+	link, _ := os.Readlink(filepath.Join("/proc", strconv.Itoa(init), "ns", "user"))
+	if f := strings.Fields(out); len(f) != 2 || f[0] != "0" || f[1] != link {
+		t.Fatalf("exec into a user namespace: want uid 0 in %s, got %q", link, out)
+	}
+}
+
+func TestExecWithConsoleSocket(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.runningPid(nil)
+	l, sock := consoleSocket(t)
+	done := make(chan result, 1)
+	go func() { done <- e.lkc("exec", "--tty", "--console-socket", sock, id, "sh") }()
+	master := recvMaster(t, l)
+	defer master.Close()
+	master.Write([]byte("tty; echo hi-$((2+3)); exit 4\n"))
+	out := readUntil(t, master, "hi-5")
+	if !strings.Contains(out, "/dev/pts/") {
+		t.Fatalf("exec --tty: terminal output %q lacks the tty name", out)
+	}
+	if r := <-done; r.code != 4 {
+		t.Fatalf("exec --tty: want exit 4, got %v", r)
+	}
+}
