@@ -24,6 +24,7 @@ type CreateOpts struct {
 	Config        *config.Config
 	PidFile       string
 	ConsoleSocket string
+	consoleConn   *os.File // set by Run to serve the terminal itself
 	NoNewKeyring  bool
 	PreserveFDs   int
 }
@@ -40,7 +41,7 @@ func Create(o CreateOpts) (err error) {
 
 func create(o CreateOpts) (_ *Container, err error) {
 	cfg := o.Config
-	if cfg.Process.Terminal && o.ConsoleSocket == "" {
+	if cfg.Process.Terminal && o.ConsoleSocket == "" && o.consoleConn == nil {
 		return nil, fmt.Errorf("process.terminal is true: pass --console-socket (or set terminal to false)")
 	}
 	dir, err := state.Create(o.Root, o.ID)
@@ -90,6 +91,7 @@ func create(o CreateOpts) (_ *Container, err error) {
 		cg:            cg,
 		preserveFDs:   o.PreserveFDs,
 		consoleSocket: o.ConsoleSocket,
+		consoleConn:   o.consoleConn,
 		fifo:          fifo,
 		writeMaps:     func(pid int) error { return writeIDMaps(pid, cfg) },
 	})

@@ -20,6 +20,7 @@ type ExecOpts struct {
 	Detach        bool
 	PidFile       string
 	ConsoleSocket string
+	consoleConn   *os.File // set by Exec to serve the terminal itself
 	PreserveFDs   int
 }
 
@@ -27,16 +28,26 @@ type ExecOpts struct {
 // of its namespaces and its cgroup. Detached, it returns at once; otherwise
 // it forwards signals and returns the process's exit code.
 func Exec(o ExecOpts) (int, error) {
-	if o.Process.Terminal && o.ConsoleSocket == "" {
-		return 0, fmt.Errorf("exec --tty: pass --console-socket (an attached terminal is not supported yet)")
+	if o.Process.Terminal && o.ConsoleSocket == "" && o.Detach {
+		return 0, fmt.Errorf("exec --tty --detach needs --console-socket: nobody would serve the terminal")
 	}
 	c, err := load(o.Root, o.ID, false)
 	if err != nil {
 		return 0, err
 	}
+	term, err := newTerminal(o.Process.Terminal && o.ConsoleSocket == "")
+	if err != nil {
+		c.close()
+		return 0, err
+	}
+	o.consoleConn = term.initEnd()
 	pid, err := c.spawnExec(o)
 	c.close()
+	if err == nil {
+		err = term.attach()
+	}
 	if err != nil {
+		term.close()
 		return 0, err
 	}
 	if o.PidFile != "" {
@@ -51,8 +62,10 @@ func Exec(o ExecOpts) (int, error) {
 	sigs := make(chan os.Signal, 64)
 	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
-	go forward(sigs, pid)
-	return waitInit(pid), nil
+	go forward(sigs, pid, term)
+	code := waitInit(pid)
+	term.close()
+	return code, nil
 }
 
 func (c *Container) spawnExec(o ExecOpts) (int, error) {
@@ -77,6 +90,7 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 		cg:            c.cgroup(),
 		preserveFDs:   o.PreserveFDs,
 		consoleSocket: o.ConsoleSocket,
+		consoleConn:   o.consoleConn,
 	})
 }
 

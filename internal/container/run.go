@@ -26,8 +26,22 @@ func Run(o RunOpts) (int, error) {
 			return 0, fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", err)
 		}
 	}
-	c, err := create(o.CreateOpts)
+	if o.Config.Process.Terminal && o.ConsoleSocket == "" && o.Detach {
+		return 0, fmt.Errorf("process.terminal is true: a detached container needs --console-socket")
+	}
+	term, err := newTerminal(o.Config.Process.Terminal && o.ConsoleSocket == "" && !o.Detach)
 	if err != nil {
+		return 0, err
+	}
+	o.consoleConn = term.initEnd()
+	c, err := create(o.CreateOpts)
+	if err == nil {
+		if err = term.attach(); err != nil {
+			c.destroy()
+		}
+	}
+	if err != nil {
+		term.close()
 		return 0, err
 	}
 	sigs := make(chan os.Signal, 64)
@@ -37,6 +51,7 @@ func Run(o RunOpts) (int, error) {
 	}
 	if err := c.start(); err != nil {
 		c.destroy()
+		term.close()
 		return 0, err
 	}
 	if o.Detach {
@@ -44,8 +59,9 @@ func Run(o RunOpts) (int, error) {
 		return 0, nil
 	}
 	c.close()
-	go forward(sigs, c.st.InitPid)
+	go forward(sigs, c.st.InitPid, term)
 	code := waitInit(c.st.InitPid)
+	term.close()
 	if o.Keep {
 		return code, nil
 	}
@@ -71,8 +87,14 @@ var forwarded = func() []os.Signal {
 	return sigs
 }()
 
-func forward(sigs chan os.Signal, pid int) {
+// forward passes signals on to pid; a window-size change resizes the
+// terminal lkc serves instead, which signals the container itself.
+func forward(sigs chan os.Signal, pid int, term *terminal) {
 	for s := range sigs {
+		if s == unix.SIGWINCH && term != nil {
+			term.resize()
+			continue
+		}
 		unix.Kill(pid, s.(unix.Signal))
 	}
 }

@@ -26,6 +26,7 @@ type initSpec struct {
 	cg            cgroups.Manager
 	preserveFDs   int
 	consoleSocket string
+	consoleConn   *os.File            // instead of consoleSocket: lkc serves the terminal itself
 	fifo          string              // create only: the exec fifo init waits on
 	writeMaps     func(pid int) error // create with a new user namespace
 }
@@ -106,6 +107,9 @@ func addFiles(cmd *exec.Cmd, spec initSpec, sync *os.File) error {
 			return fmt.Errorf("opening exec fifo: %w", err)
 		}
 		add(initproc.FifoEnv, f)
+	}
+	if spec.consoleConn != nil {
+		add(initproc.ConsoleEnv, spec.consoleConn)
 	}
 	if spec.consoleSocket != "" {
 		conn, err := dialConsole(spec.consoleSocket)
