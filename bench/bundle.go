@@ -53,22 +53,53 @@ func makeRootfs(dir string) error {
 }
 
 func patchConfig(path string) error {
-	data, err := os.ReadFile(path)
+	return editConfig(path, path, setBenchProcess)
+}
+
+// makeSleepBundle makes dir a bundle whose config.json is the shared
+// bundle's with the long-lived process execSleepArgs and root.path the
+// shared rootfs (absolute), so that no rootfs is copied.
+func makeSleepBundle(shared, rootfs, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating bundle %s: %w", dir, err)
+	}
+	return editConfig(filepath.Join(shared, "config.json"), filepath.Join(dir, "config.json"),
+		func(spec map[string]any) error { return setSleepProcess(spec, rootfs) })
+}
+
+// setSleepProcess turns the benchmark config into one whose process runs
+// execSleepArgs, with its root at rootfs.
+func setSleepProcess(spec map[string]any, rootfs string) error {
+	if err := setBenchProcess(spec); err != nil {
+		return err
+	}
+	root, ok := spec["root"].(map[string]any)
+	if !ok {
+		return errors.New(`config has no "root" object`)
+	}
+	root["path"] = rootfs
+	spec["process"].(map[string]any)["args"] = execSleepArgs
+	return nil
+}
+
+// editConfig reads the OCI config in, applies edit and writes it to out.
+func editConfig(in, out string, edit func(map[string]any) error) error {
+	data, err := os.ReadFile(in)
 	if err != nil {
-		return fmt.Errorf("reading generated config: %w", err)
+		return fmt.Errorf("reading config: %w", err)
 	}
 	var spec map[string]any
 	if err := json.Unmarshal(data, &spec); err != nil {
-		return fmt.Errorf("parsing %s: %w", path, err)
+		return fmt.Errorf("parsing %s: %w", in, err)
 	}
-	if err := setBenchProcess(spec); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	if err := edit(spec); err != nil {
+		return fmt.Errorf("%s: %w", in, err)
 	}
 	data, err = json.MarshalIndent(spec, "", "\t")
 	if err != nil {
 		return fmt.Errorf("encoding config: %w", err)
 	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	if err := os.WriteFile(out, data, 0o644); err != nil {
 		return fmt.Errorf("writing config: %w", err)
 	}
 	return nil

@@ -25,6 +25,27 @@ func TestSetBenchProcess(t *testing.T) {
 	}
 }
 
+func TestSetSleepProcess(t *testing.T) {
+	spec := map[string]any{
+		"ociVersion": "1.2.0",
+		"process":    map[string]any{"terminal": true, "args": []any{"sh"}},
+		"root":       map[string]any{"path": "rootfs", "readonly": true},
+	}
+	if err := setSleepProcess(spec, "/tmp/b/rootfs"); err != nil {
+		t.Fatal(err)
+	}
+	proc, root := spec["process"].(map[string]any), spec["root"].(map[string]any)
+	if args, _ := proc["args"].([]string); !slices.Equal(args, execSleepArgs) {
+		t.Errorf("args = %v, want %v", proc["args"], execSleepArgs)
+	}
+	if root["path"] != "/tmp/b/rootfs" || root["readonly"] != true || spec["ociVersion"] != specVersion || proc["terminal"] != false {
+		t.Errorf("patched spec = %v", spec)
+	}
+	if err := setSleepProcess(map[string]any{"process": map[string]any{}}, "/r"); err == nil {
+		t.Error("spec without root accepted")
+	}
+}
+
 func TestSplitList(t *testing.T) {
 	if got := splitList(" lkc, ,crun,"); !slices.Equal(got, []string{"lkc", "crun"}) {
 		t.Errorf("splitList = %q", got)

@@ -73,6 +73,23 @@ func TestSelectScenarios(t *testing.T) {
 	}
 }
 
+func TestScenariosRegistered(t *testing.T) {
+	got, err := selectScenarios(scenarios(), []string{"all"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, sc := range got {
+		names = append(names, sc.Name)
+	}
+	if !slices.Equal(names, []string{"run", "exec"}) {
+		t.Errorf("all scenarios = %v, want [run exec]", names)
+	}
+	if err := checkVariantNames([]Scenario{execLatencyScenario()}, []string{"floor"}); err == nil {
+		t.Error("exec scenario accepts the floor variant, which it does not have")
+	}
+}
+
 func TestVariantSelection(t *testing.T) {
 	scs := []Scenario{runLatencyScenario()}
 	if err := checkVariantNames(scs, []string{"lkc", "crun"}); err != nil {
