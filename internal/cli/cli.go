@@ -60,6 +60,14 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
+// processExit makes the exit code of the container's process lkc's own.
+func processExit(code int, err error) error {
+	if err == nil && code != 0 {
+		return exitError{code}
+	}
+	return err
+}
+
 // Main runs the command line args (without the program name) and returns
 // the exit code.
 func Main(args []string) int {

@@ -90,14 +90,7 @@ func cmdRun(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	code, err := container.Run(container.RunOpts{CreateOpts: o, Detach: detach, Keep: keep})
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return exitError{code}
-	}
-	return nil
+	return processExit(container.Run(container.RunOpts{CreateOpts: o, Detach: detach, Keep: keep}))
 }
 
 // absPath makes a path given on the command line absolute ("" stays "").

@@ -59,14 +59,7 @@ func cmdExec(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	code, err := container.Exec(o)
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return exitError{code}
-	}
-	return nil
+	return processExit(container.Exec(o))
 }
 
 func (f *execFlags) opts(g *globals, id string, args []string) (container.ExecOpts, error) {
