@@ -55,6 +55,7 @@ func (f *createFlags) opts(g *globals, id string) (container.CreateOpts, error) 
 	return container.CreateOpts{
 		Root: g.root, ID: id, Config: cfg, PidFile: pidFile,
 		ConsoleSocket: f.consoleSocket, NoNewKeyring: f.noNewKeyring, PreserveFDs: f.preserveFDs,
+		Warn: g.warn,
 	}, nil
 }
 

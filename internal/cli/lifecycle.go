@@ -19,7 +19,7 @@ func cmdStart(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	return container.Start(g.root, rest[0])
+	return container.Start(g.root, rest[0], g.warn)
 }
 
 func cmdState(g *globals, args []string) error {
@@ -123,5 +123,5 @@ func cmdDelete(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	return container.Delete(g.root, rest[0], force)
+	return container.Delete(g.root, rest[0], force, g.warn)
 }

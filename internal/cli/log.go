@@ -28,6 +28,13 @@ func (g *globals) logf(level, format string, args ...any) {
 	fmt.Fprintf(f, "time=%q level=%s msg=%q\n", now, level, msg)
 }
 
+// warn reports a failure that did not fail the command (a poststart or
+// poststop hook): on stderr, as runc does, and in the --log file.
+func (g *globals) warn(err error) {
+	fmt.Fprintln(os.Stderr, "lkc: warning: "+err.Error())
+	g.logf("warning", "%s", err)
+}
+
 func (g *globals) debugf(format string, args ...any) {
 	if g.debug {
 		g.logf("debug", format, args...)

@@ -34,6 +34,28 @@ type Config struct {
 
 	Process Process `json:"process"`
 	Cgroup  Cgroup  `json:"cgroup"`
+	Hooks   Hooks   `json:"hooks"`
+}
+
+// Hooks are the OCI hooks by the point of the lifecycle they run at; see
+// internal/hooks for who runs each and when.
+type Hooks struct {
+	Prestart        []Hook `json:"prestart,omitempty"` // deprecated by the spec, runs as CreateRuntime
+	CreateRuntime   []Hook `json:"createRuntime,omitempty"`
+	CreateContainer []Hook `json:"createContainer,omitempty"`
+	StartContainer  []Hook `json:"startContainer,omitempty"`
+	Poststart       []Hook `json:"poststart,omitempty"`
+	Poststop        []Hook `json:"poststop,omitempty"`
+}
+
+// Hook is one program run at a point of the lifecycle with the container's
+// OCI state on its stdin.
+type Hook struct {
+	Path string   `json:"path"` // absolute
+	Args []string `json:"args,omitempty"`
+	Env  []string `json:"env,omitempty"` // exactly the hook's environment; nil is empty
+	// Timeout in seconds after which the hook is killed; zero means none.
+	Timeout int `json:"timeout,omitempty"`
 }
 
 // Namespace is one namespace of the container: created when Path is empty,

@@ -34,8 +34,9 @@ var (
 
 // Container is a loaded container record.
 type Container struct {
-	st  *state.State
-	dir *state.Dir
+	st   *state.State
+	dir  *state.Dir
+	warn func(error) // gets failures that must not fail the operation; may be nil
 }
 
 // OCIState is the state of a container as `lkc state` prints it: the
@@ -100,15 +101,11 @@ func (c *Container) initWaiting() bool {
 }
 
 func (c *Container) ociState() OCIState {
-	s := OCIState{
-		OCIVersion: c.st.Config.OCIVersion, ID: c.st.ID, Status: c.status(),
-		Bundle: c.st.Bundle, Rootfs: c.st.Rootfs, Created: c.st.Created,
-		Owner: c.st.Owner, Annotations: c.st.Config.Annotations,
+	status, pid := c.status(), 0
+	if status != Stopped {
+		pid = c.st.InitPid
 	}
-	if s.Status != Stopped {
-		s.Pid = c.st.InitPid
-	}
-	return s
+	return newOCIState(c.st, status, pid)
 }
 
 // State returns the OCI state of container id.

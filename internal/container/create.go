@@ -27,6 +27,9 @@ type CreateOpts struct {
 	consoleConn   *os.File // set by Run to serve the terminal itself
 	NoNewKeyring  bool
 	PreserveFDs   int
+	// Warn gets failures that must not fail the operation (poststart and
+	// poststop hooks, when run or Run goes on to them); nil drops them.
+	Warn func(error)
 }
 
 // Create creates a container whose init waits for Start. On failure nothing
@@ -94,6 +97,7 @@ func create(o CreateOpts) (_ *Container, err error) {
 		consoleConn:   o.consoleConn,
 		fifo:          fifo,
 		writeMaps:     func(pid int) error { return writeIDMaps(pid, cfg) },
+		hookState:     createHookState(st),
 	})
 	if err != nil {
 		return nil, err
@@ -110,7 +114,16 @@ func create(o CreateOpts) (_ *Container, err error) {
 			return nil, err
 		}
 	}
-	return &Container{st: st, dir: dir}, nil
+	return &Container{st: st, dir: dir, warn: o.Warn}, nil
+}
+
+// createHookState gives the state the create hooks see for init's pid, or
+// nil when the config has none of them.
+func createHookState(st *state.State) func(pid int, status string) []byte {
+	if !hasCreateHooks(&st.Config.Hooks) {
+		return nil
+	}
+	return func(pid int, status string) []byte { return hookState(newOCIState(st, status, pid)) }
 }
 
 func owner() string {

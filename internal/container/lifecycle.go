@@ -12,15 +12,21 @@ import (
 )
 
 // Start releases the init of a created container into the user's process.
-func Start(root, id string) error {
+// A failing poststart hook goes to warn (which may be nil), not the error.
+func Start(root, id string, warn func(error)) error {
 	c, err := load(root, id, true)
 	if err != nil {
 		return err
 	}
 	defer c.close()
+	c.warn = warn
 	return c.start()
 }
 
+// start releases init. With startContainer or poststart hooks it waits
+// until init has exec'd the process, to report a failing startContainer
+// hook and to run poststart after the process started; without, it returns
+// at once, which keeps start fast.
 func (c *Container) start() error {
 	if s := c.status(); s != Created {
 		return wrongState(c.st.ID, "start", s)
@@ -29,12 +35,22 @@ func (c *Container) start() error {
 	if err != nil {
 		return fmt.Errorf("container %s: init is not waiting on its exec fifo: %w", c.st.ID, err)
 	}
-	_, err = unix.Write(fd, []byte{0})
-	unix.Close(fd)
-	if err != nil {
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte{0}); err != nil {
 		return fmt.Errorf("releasing container init: %w", err)
 	}
-	return os.Remove(c.fifo())
+	h := &c.st.Config.Hooks
+	if len(h.StartContainer)+len(h.Poststart) > 0 {
+		if err := c.waitExec(fd); err != nil {
+			os.Remove(c.fifo())
+			return err
+		}
+	}
+	if err := os.Remove(c.fifo()); err != nil {
+		return err
+	}
+	c.poststart()
+	return nil
 }
 
 // Kill sends sig to the container's init, or with all to every process in
@@ -85,8 +101,9 @@ func signalAll(cg cgroups.Manager, sig unix.Signal) error {
 
 // Delete removes a container. A running or paused one needs force, which
 // kills it first. With force, deleting a container that does not exist is
-// not an error, so cleanup after a crash can always call it.
-func Delete(root, id string, force bool) error {
+// not an error, so cleanup after a crash can always call it. A failing
+// poststop hook goes to warn (which may be nil), not the error.
+func Delete(root, id string, force bool, warn func(error)) error {
 	dir, err := state.Open(root, id, true)
 	if errors.Is(err, ErrNotExist) && force {
 		return nil
@@ -106,7 +123,7 @@ func Delete(root, id string, force bool) error {
 		dir.Close()
 		return err
 	}
-	c := &Container{st: st, dir: dir}
+	c := &Container{st: st, dir: dir, warn: warn}
 	s := c.status()
 	if (s == Running || s == Paused) && !force {
 		c.close()
@@ -115,14 +132,16 @@ func Delete(root, id string, force bool) error {
 	return c.destroy()
 }
 
-// destroy kills whatever is left of the container and removes its cgroup
-// and state. It works from any state a crash may have left.
+// destroy kills whatever is left of the container, runs the poststop hooks
+// and removes its cgroup and state. It works from any state a crash may have
+// left.
 func (c *Container) destroy() error {
 	cg := c.cgroup()
 	if err := cgroups.KillAll(cg); err != nil {
 		c.close()
 		return err
 	}
+	c.poststop()
 	if err := cg.Destroy(); err != nil {
 		c.close()
 		return err

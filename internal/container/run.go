@@ -65,7 +65,7 @@ func Run(o RunOpts) (int, error) {
 	if o.Keep {
 		return code, nil
 	}
-	if err := Delete(o.Root, o.ID, true); err != nil {
+	if err := Delete(o.Root, o.ID, true, o.Warn); err != nil {
 		return code, err
 	}
 	return code, nil

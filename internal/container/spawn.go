@@ -29,6 +29,9 @@ type initSpec struct {
 	consoleConn   *os.File            // instead of consoleSocket: lkc serves the terminal itself
 	fifo          string              // create only: the exec fifo init waits on
 	writeMaps     func(pid int) error // create with a new user namespace
+	// hookState, for a create with hooks, gives the OCI state the hooks
+	// see for init's pid and a status.
+	hookState func(pid int, status string) []byte
 }
 
 // spawnInit starts `lkc init`, places it in its cgroup and namespaces, hands
@@ -137,6 +140,10 @@ func handshake(spec initSpec, cmd *exec.Cmd, sock int) (int, error) {
 		// The intermediate process exits once the real one is forked.
 		cmd.Wait()
 	}
+	if spec.hookState != nil {
+		spec.msg.CreateState = spec.hookState(pid, Creating)
+		spec.msg.StartState = spec.hookState(pid, Created)
+	}
 	msg, err := json.Marshal(&spec.msg)
 	if err != nil {
 		return 0, fmt.Errorf("encoding init config: %w", err)
@@ -145,6 +152,12 @@ func handshake(spec initSpec, cmd *exec.Cmd, sock int) (int, error) {
 		return 0, fmt.Errorf("sending config to init: %w", err)
 	}
 	reply, err := initproc.Recv(sock)
+	if err == nil && string(reply) == initproc.HooksPoint {
+		if err := runtimeHooksPoint(spec, sock); err != nil {
+			return 0, err
+		}
+		reply, err = initproc.Recv(sock)
+	}
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("waiting for container init: %w", err)
@@ -156,6 +169,22 @@ func handshake(spec initSpec, cmd *exec.Cmd, sock int) (int, error) {
 		return 0, fmt.Errorf("container init: unexpected message %q", reply)
 	}
 	return pid, nil
+}
+
+// runtimeHooksPoint runs the prestart and createRuntime hooks while init
+// waits between its mounts and pivot_root, then lets it go on. After a
+// failing hook init is left waiting, to be killed with the rest of create.
+func runtimeHooksPoint(spec initSpec, sock int) error {
+	if spec.hookState == nil {
+		return fmt.Errorf("container init stopped for hooks the config does not have")
+	}
+	if err := runtimeHooks(&spec.msg.Config.Hooks, spec.msg.CreateState); err != nil {
+		return err
+	}
+	if err := unix.Sendmsg(sock, []byte(initproc.HooksDone), nil, nil, 0); err != nil {
+		return fmt.Errorf("resuming container init after the hooks: %w", err)
+	}
+	return nil
 }
 
 func dialConsole(path string) (*os.File, error) {

@@ -23,6 +23,9 @@ func Main() int {
 		return 1
 	}
 	unix.CloseOnExec(fd)
+	if console, err := strconv.Atoi(os.Getenv(ConsoleEnv)); err == nil {
+		unix.CloseOnExec(console) // no hook may inherit the console socket
+	}
 	msg, err := recvMessage(fd)
 	if err != nil {
 		return fail(fd, err)
@@ -31,7 +34,7 @@ func Main() int {
 	if msg.Exec {
 		p, err = prepareExec(msg)
 	} else {
-		p, err = create(msg)
+		p, err = create(fd, msg)
 	}
 	if err != nil {
 		return fail(fd, err)
@@ -41,6 +44,10 @@ func Main() int {
 	}
 	if p.fifo != nil {
 		if err := p.waitStart(); err != nil {
+			fmt.Fprintf(os.Stderr, "lkc init: %v\n", err)
+			return 1
+		}
+		if err := p.startHooks(); err != nil {
 			fmt.Fprintf(os.Stderr, "lkc init: %v\n", err)
 			return 1
 		}
@@ -63,9 +70,10 @@ func fail(fd int, err error) int {
 // prepared is a process ready to exec: a created container's init, which
 // waits on fifo to be started, or a process exec'd into a running one.
 type prepared struct {
-	c    *config.Config
-	fifo *os.File // nil for exec
-	path string   // the resolved executable
+	c          *config.Config
+	fifo       *os.File // nil for exec
+	path       string   // the resolved executable
+	startState []byte   // what startContainer hooks read
 }
 
 // prepareExec readies a process that joins a running container.
@@ -81,7 +89,8 @@ func prepareExec(msg *Message) (*prepared, error) {
 	return &prepared{c: c, path: path}, nil
 }
 
-func create(msg *Message) (*prepared, error) {
+// create builds the container around init; sync is the handshake socket.
+func create(sync int, msg *Message) (*prepared, error) {
 	c := msg.Config
 	fifoFd, err := strconv.Atoi(os.Getenv(FifoEnv))
 	if err != nil {
@@ -103,6 +112,9 @@ func create(msg *Message) (*prepared, error) {
 	if err := mount.PrepareRoot(c, env); err != nil {
 		return nil, err
 	}
+	if err := createHooks(sync, msg); err != nil {
+		return nil, err
+	}
 	if err := mount.PivotRoot(c.Rootfs, c.NoPivot); err != nil {
 		return nil, err
 	}
@@ -119,7 +131,7 @@ func create(msg *Message) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &prepared{c: c, fifo: fifo, path: path}, nil
+	return &prepared{c: c, fifo: fifo, path: path, startState: msg.StartState}, nil
 }
 
 // setupSystem sets what belongs to the container's namespaces: names and

@@ -29,10 +29,23 @@ type Message struct {
 	Exec bool `json:"exec,omitempty"`
 	// NoNewKeyring keeps the caller's session keyring instead of a fresh one.
 	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
+	// CreateState and StartState are the OCI state JSON the createContainer
+	// and startContainer hooks read (status creating and created, init's
+	// pid as the host sees it); empty when there are no such hooks.
+	CreateState json.RawMessage `json:"createState,omitempty"`
+	StartState  json.RawMessage `json:"startState,omitempty"`
 }
 
 // Ready is the message init sends once the container is created.
 const Ready = "ready"
+
+// HooksPoint is what init sends when its mounts are done and it waits,
+// before pivot_root, for the parent to run the prestart and createRuntime
+// hooks and answer HooksDone. Sent only when the config has such hooks.
+const (
+	HooksPoint = "hooks"
+	HooksDone  = "hooks done"
+)
 
 // ErrorPrefix starts the message init sends when it fails.
 const ErrorPrefix = "error "

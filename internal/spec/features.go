@@ -14,7 +14,7 @@ func Features() *features.Features {
 	return &features.Features{
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: Version,
-		Hooks:         []string{},
+		Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
 		MountOptions:  opts,
 		Linux: &features.Linux{
 			Namespaces:   NamespaceNames(),

@@ -1,0 +1,189 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// shHook is a hook running script with /bin/sh: the host's for the points
+// run in the runtime's namespaces or before pivot_root, busybox's after.
+func shHook(script string, env ...string) specs.Hook {
+	return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", script}, Env: env}
+}
+
+// recordingHook saves its stdin as <dir>/<point>.json, the mount namespace
+// it runs in as <dir>/<point>.mnt, and appends point to <dir>/order.
+func recordingHook(point, dir string) specs.Hook {
+	return shHook(`cat > "$D/$P.json"; readlink /proc/self/ns/mnt > "$D/$P.mnt"; echo $P >> "$D/order"`,
+		"D="+dir, "P="+point)
+}
+
+// hookState reads the state a recording hook saved.
+func hookState(t *testing.T, dir, point string) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, point+".json"))
+	if err != nil {
+		t.Fatalf("hook %s did not run: %v", point, err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(data, &st); err != nil {
+		t.Fatalf("hook %s read state %q: %v", point, data, err)
+	}
+	return st
+}
+
+func readTrim(t *testing.T, path string) string {
+	t.Helper()
+	data, _ := os.ReadFile(path)
+	return strings.TrimSpace(string(data))
+}
+
+func TestHooksRunAtEachPointWithState(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	b := e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.test": "hooks"}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/var", Type: "bind", Source: dir, Options: []string{"rbind", "rw"}})
+		s.Hooks = &specs.Hooks{
+			Prestart:        []specs.Hook{recordingHook("prestart", dir)},
+			CreateRuntime:   []specs.Hook{recordingHook("createRuntime", dir)},
+			CreateContainer: []specs.Hook{recordingHook("createContainer", dir)},
+			// After pivot_root: the bind mount is where the hook finds dir.
+			StartContainer: []specs.Hook{recordingHook("startContainer", "/var")},
+			Poststart:      []specs.Hook{recordingHook("poststart", dir)},
+			Poststop:       []specs.Hook{recordingHook("poststop", dir)},
+		}
+	})
+	id := e.id()
+	e.mustLkc("create", "--bundle", b, id)
+	if got := readTrim(t, filepath.Join(dir, "order")); got != "prestart\ncreateRuntime\ncreateContainer" {
+		t.Fatalf("after create, hooks ran: %q", got)
+	}
+	pid := int(e.state(id)["pid"].(float64))
+	hostMnt, _ := os.Readlink("/proc/self/ns/mnt")
+	initMnt, _ := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "ns", "mnt"))
+	for _, p := range []string{"prestart", "createRuntime"} {
+		if got := readTrim(t, filepath.Join(dir, p+".mnt")); got != hostMnt {
+			t.Errorf("%s ran in mount namespace %s, want the host's %s", p, got, hostMnt)
+		}
+	}
+	e.mustLkc("start", id)
+	for _, p := range []string{"createContainer", "startContainer"} {
+		if got := readTrim(t, filepath.Join(dir, p+".mnt")); got != initMnt {
+			t.Errorf("%s ran in mount namespace %s, want the container's %s", p, got, initMnt)
+		}
+	}
+	e.mustLkc("kill", id, "KILL")
+	e.waitStatus(id, "stopped")
+	e.mustLkc("delete", id)
+	want := map[string]string{
+		"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
+		"startContainer": "created", "poststart": "running", "poststop": "stopped",
+	}
+	for p, status := range want {
+		st := hookState(t, dir, p)
+		wantPid := float64(pid)
+		if status == "stopped" {
+			wantPid = 0
+		}
+		if st["id"] != id || st["status"] != status || st["bundle"] != b || st["ociVersion"] == nil ||
+			numOr0(st["pid"]) != wantPid || st["annotations"].(map[string]any)["org.test"] != "hooks" {
+			t.Errorf("%s hook read state %v, want id %s status %s pid %v bundle %s", p, st, id, status, wantPid, b)
+		}
+	}
+	if got := readTrim(t, filepath.Join(dir, "order")); got != "prestart\ncreateRuntime\ncreateContainer\nstartContainer\npoststart\npoststop" {
+		t.Errorf("hooks ran in the order %q", got)
+	}
+}
+
+func numOr0(v any) float64 {
+	f, _ := v.(float64)
+	return f
+}
+
+func TestHooksGetArgsAndOnlyTheirEnv(t *testing.T) {
+	e := newEnv(t)
+	out := filepath.Join(t.TempDir(), "out")
+	h := shHook(`echo "$0 $1 $2 FOO=$FOO HOME=$HOME" > "$OUT"`, "FOO=bar", "OUT="+out)
+	h.Args = append(h.Args, "a0", "a1", "a2")
+	r := e.run([]string{"true"}, func(s *specs.Spec) { s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{h}} })
+	if r.code != 0 {
+		t.Fatalf("run: %v", r)
+	}
+	if got := readTrim(t, out); got != "a0 a1 a2 FOO=bar HOME=" {
+		t.Fatalf("hook saw %q", got)
+	}
+}
+
+func TestHookTimeoutFailsCreateCleanly(t *testing.T) {
+	e := newEnv(t)
+	timeout := 1
+	h := shHook("sleep 60 & sleep 60")
+	h.Timeout = &timeout
+	b := e.bundle([]string{"true"}, func(s *specs.Spec) { s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{h}} })
+	e.failLkc(`createRuntime hook #0 /bin/sh: timed out after 1s and was killed`, "create", "--bundle", b, e.id())
+}
+
+func TestFailingCreateHooksFailCreateCleanly(t *testing.T) {
+	fail := shHook("echo boom >&2; exit 3")
+	for name, hooks := range map[string]specs.Hooks{
+		"prestart":        {Prestart: []specs.Hook{fail}},
+		"createRuntime":   {CreateRuntime: []specs.Hook{fail}},
+		"createContainer": {CreateContainer: []specs.Hook{fail}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			b := e.bundle([]string{"true"}, func(s *specs.Spec) { s.Hooks = &hooks })
+			e.failLkc(name+` hook #0 /bin/sh: exit status 3: boom`, "create", "--bundle", b, e.id())
+		})
+	}
+}
+
+func TestFailingStartContainerHookFailsStart(t *testing.T) {
+	e := newEnv(t)
+	marker := filepath.Join(t.TempDir(), "ran")
+	b := e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{
+			StartContainer: []specs.Hook{shHook("echo nope >&2; exit 2")},
+			Poststart:      []specs.Hook{shHook("touch " + marker)},
+		}
+	})
+	id := e.id()
+	e.mustLkc("create", "--bundle", b, id)
+	e.failLkc(`startContainer hook #0 /bin/sh: exit status 2: nope`, "start", id)
+	e.waitStatus(id, "stopped")
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("poststart ran after a failed startContainer hook")
+	}
+	e.mustLkc("delete", id)
+}
+
+func TestFailingPostHooksOnlyWarn(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	b := e.bundle([]string{"true"}, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{
+			Poststart: []specs.Hook{shHook("exit 4"), recordingHook("poststart", dir)},
+			Poststop:  []specs.Hook{shHook("exit 5"), recordingHook("poststop", dir)},
+		}
+	})
+	r := e.lkc("run", "--bundle", b, e.id())
+	if r.code != 0 {
+		t.Fatalf("run with failing post hooks: %v", r)
+	}
+	for _, want := range []string{"warning: .*poststart hook #0 /bin/sh: exit status 4", "warning: .*poststop hook #0 /bin/sh: exit status 5"} {
+		if !regexp.MustCompile(want).MatchString(r.stderr) {
+			t.Errorf("stderr %q lacks %q", r.stderr, want)
+		}
+	}
+	if got := readTrim(t, filepath.Join(dir, "order")); got != "poststart\npoststop" {
+		t.Errorf("after failing hooks, the next ones ran: %q", got)
+	}
+}
