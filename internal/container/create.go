@@ -58,9 +58,31 @@ func create(o CreateOpts) (_ *Container, err error) {
 		}
 	}()
 	undo.add(func() { dir.Remove() })
-	cg, err := cgroups.New(cgroups.DefaultHost, cfg.Cgroup.Path)
+	st, cg, err := createCgroup(o, dir, &undo)
 	if err != nil {
 		return nil, err
+	}
+	fifo := filepath.Join(dir.Path(), state.FifoName)
+	if err := unix.Mkfifo(fifo, 0o622); err != nil {
+		return nil, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
+	}
+	pid, err := spawnInit(o.initSpec(st, cg, fifo))
+	if err != nil {
+		return nil, err
+	}
+	if err := recordInit(dir, st, pid, o.PidFile); err != nil {
+		return nil, err
+	}
+	return &Container{st: st, dir: dir, warn: o.Warn}, nil
+}
+
+// createCgroup records the container and creates its cgroup with its
+// limits; undo gets what removes them.
+func createCgroup(o CreateOpts, dir *state.Dir, undo *cleanups) (*state.State, cgroups.Manager, error) {
+	cfg := o.Config
+	cg, err := cgroups.New(cgroups.DefaultHost, cfg.Cgroup.Path)
+	if err != nil {
+		return nil, nil, err
 	}
 	st := &state.State{
 		ID: o.ID, Bundle: cfg.Bundle, Rootfs: cfg.Rootfs, Created: time.Now().UTC(),
@@ -68,24 +90,25 @@ func create(o CreateOpts) (_ *Container, err error) {
 	}
 	// Recorded before anything exists, so a delete after a crash finds it all.
 	if err := dir.Save(st); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := cg.Create(); err != nil {
 		// Remove only what Create made: a cgroup that already existed (say,
 		// another container's, named by linux.cgroupsPath) is not ours to
 		// kill or remove.
 		cg.Destroy()
-		return nil, err
+		return nil, nil, err
 	}
 	undo.add(func() { cgroups.KillAll(cg); cg.Destroy() })
 	if err := cg.Set(&cfg.Cgroup.Resources); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	fifo := filepath.Join(dir.Path(), state.FifoName)
-	if err := unix.Mkfifo(fifo, 0o622); err != nil {
-		return nil, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
-	}
-	pid, err := spawnInit(initSpec{
+	return st, cg, nil
+}
+
+func (o CreateOpts) initSpec(st *state.State, cg cgroups.Manager, fifo string) initSpec {
+	cfg := o.Config
+	return initSpec{
 		msg: initproc.Message{
 			Config: cfg, CgroupPaths: cg.Paths(),
 			PreserveFDs: o.PreserveFDs, NoNewKeyring: o.NoNewKeyring,
@@ -98,23 +121,23 @@ func create(o CreateOpts) (_ *Container, err error) {
 		fifo:          fifo,
 		writeMaps:     func(pid int) error { return writeIDMaps(pid, cfg) },
 		hookState:     createHookState(st),
-	})
-	if err != nil {
-		return nil, err
 	}
+}
+
+// recordInit records init's identity and writes the pid file.
+func recordInit(dir *state.Dir, st *state.State, pid int, pidFile string) error {
 	st.InitPid = pid
+	var err error
 	if st.InitStart, err = state.StartTime(pid); err != nil {
-		return nil, fmt.Errorf("reading init start time: %w", err)
+		return fmt.Errorf("reading init start time: %w", err)
 	}
 	if err := dir.Save(st); err != nil {
-		return nil, err
+		return err
 	}
-	if o.PidFile != "" {
-		if err := writePidFile(o.PidFile, pid); err != nil {
-			return nil, err
-		}
+	if pidFile != "" {
+		return writePidFile(pidFile, pid)
 	}
-	return &Container{st: st, dir: dir, warn: o.Warn}, nil
+	return nil
 }
 
 // createHookState gives the state the create hooks see for init's pid, or
