@@ -6,3 +6,5 @@ require (
 	github.com/opencontainers/runtime-spec v1.2.1
 	golang.org/x/sys v0.49.0
 )
+
+require github.com/seccomp/libseccomp-golang v0.11.1

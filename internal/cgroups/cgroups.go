@@ -6,6 +6,7 @@ package cgroups
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -46,6 +47,11 @@ type Manager interface {
 	Freeze() error
 	Thaw() error
 	Frozen() (bool, error)
+	// Stats reads usage counters, in runc's `events --stats` shape.
+	Stats() (*Stats, error)
+	// OOMEvents sends a value each time the kernel OOM-kills in the cgroup,
+	// until ctx ends or the cgroup is removed; then it closes the channel.
+	OOMEvents(ctx context.Context) (<-chan struct{}, error)
 	// Destroy removes the directories Create made. The cgroup must be empty.
 	Destroy() error
 }

@@ -99,51 +99,23 @@ func (m *v1) Placement() ([]string, string) {
 	return files, ""
 }
 
+// Set writes every limit r sets. Missing controllers and files fail with
+// ErrNotSupported naming the resource, except the few runc skips.
 func (m *v1) Set(r *config.Resources) error {
-	type setting struct {
-		ctrl, file, value string
+	if len(r.Unified) > 0 {
+		return fmt.Errorf("linux.resources.unified: %w (cgroup v1 has no unified files)", ErrNotSupported)
 	}
 	var s []setting
-	add := func(ctrl, file string, v *int64) {
-		if v != nil {
-			s = append(s, setting{ctrl, file, strconv.FormatInt(*v, 10)})
-		}
+	for _, add := range []func(*config.Resources) []setting{setV1Memory, setV1CPU, setV1Misc} {
+		s = append(s, add(r)...)
 	}
-	add("memory", "memory.limit_in_bytes", r.MemoryLimit)
-	add("memory", "memory.soft_limit_in_bytes", r.MemoryReservation)
-	add("memory", "memory.memsw.limit_in_bytes", r.MemorySwap)
-	add("pids", "pids.max", r.PidsLimit)
-	if r.CPUShares != nil {
-		s = append(s, setting{"cpu", "cpu.shares", strconv.FormatUint(*r.CPUShares, 10)})
-	}
-	if r.CPUPeriod != nil {
-		s = append(s, setting{"cpu", "cpu.cfs_period_us", strconv.FormatUint(*r.CPUPeriod, 10)})
-	}
-	add("cpu", "cpu.cfs_quota_us", r.CPUQuota)
-	if r.CPUs != "" {
-		s = append(s, setting{"cpuset", "cpuset.cpus", r.CPUs})
-	}
-	if r.Mems != "" {
-		s = append(s, setting{"cpuset", "cpuset.mems", r.Mems})
-	}
-	for _, d := range r.Devices {
-		file := "devices.deny"
-		if d.Allow {
-			file = "devices.allow"
-		}
-		s = append(s, setting{"devices", file, deviceRule(d)})
-	}
+	s = append(s, m.setV1Blkio(r)...)
 	for _, set := range s {
 		dir, ok := m.dir(set.ctrl)
 		if !ok {
-			return fmt.Errorf("%s: %w (no %s controller)", set.file, ErrNotSupported, set.ctrl)
+			return fmt.Errorf("linux.resources.%s: %w (no %s controller)", set.key, ErrNotSupported, set.ctrl)
 		}
-		if set.file == "memory.memsw.limit_in_bytes" {
-			if _, err := os.Stat(filepath.Join(dir, set.file)); err != nil {
-				return fmt.Errorf("memory.swap: %w (the kernel has no swap accounting)", ErrNotSupported)
-			}
-		}
-		if err := writeFile(dir, set.file, set.value); err != nil {
+		if err := set.write(dir); err != nil {
 			return err
 		}
 	}

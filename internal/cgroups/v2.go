@@ -63,42 +63,22 @@ func enableControllers(dir string) error {
 
 func (m *v2) Placement() ([]string, string) { return nil, m.dir }
 
+// Set writes every limit r sets, then the unified files, so these win.
+// Settings v2 has no file for are left to Ignored, as runc ignores them.
 func (m *v2) Set(r *config.Resources) error {
-	type setting struct{ file, value string }
-	var s []setting
-	add := func(file string, v *int64) {
-		if v != nil {
-			s = append(s, setting{file, maxValue(*v)})
-		}
+	cpu, err := setV2CPU(r)
+	if err != nil {
+		return err
 	}
-	add("memory.max", r.MemoryLimit)
-	add("memory.low", r.MemoryReservation)
-	if r.MemorySwap != nil {
-		swap := *r.MemorySwap
-		if swap > 0 && r.MemoryLimit != nil && *r.MemoryLimit > 0 {
-			swap -= *r.MemoryLimit // v1 counts memory+swap, v2 swap alone
-		}
-		s = append(s, setting{"memory.swap.max", maxValue(swap)})
-	}
-	add("pids.max", r.PidsLimit)
-	if r.CPUShares != nil {
-		s = append(s, setting{"cpu.weight", strconv.FormatUint(sharesToWeight(*r.CPUShares), 10)})
-	}
-	if r.CPUQuota != nil || r.CPUPeriod != nil {
-		s = append(s, setting{"cpu.max", cpuMax(r.CPUQuota, r.CPUPeriod)})
-	}
-	if r.CPUs != "" {
-		s = append(s, setting{"cpuset.cpus", r.CPUs})
-	}
-	if r.Mems != "" {
-		s = append(s, setting{"cpuset.mems", r.Mems})
-	}
+	s := append(setV2Memory(r), cpu...)
+	s = append(s, m.setV2IO(r)...)
+	s = append(s, setV2Misc(r)...)
 	for _, set := range s {
-		if err := writeFile(m.dir, set.file, set.value); err != nil {
+		if err := set.write(m.dir); err != nil {
 			return err
 		}
 	}
-	return nil
+	return m.setUnified(r.Unified)
 }
 
 func maxValue(v int64) string {

@@ -41,6 +41,7 @@ func init() {
 	commands = map[string]command{
 		"create":   {cmdCreate, "create [flags] <container-id>: create a container from a bundle"},
 		"delete":   {cmdDelete, "delete [--force] <container-id>: delete a container"},
+		"events":   {cmdEvents, "events [--stats] [--interval 5s] <container-id>: print stats and OOM events (JSON lines)"},
 		"exec":     {cmdExec, "exec [flags] <container-id> <command> [args...]: run a process in a container"},
 		"features": {cmdFeatures, "features: print what this lkc supports (JSON)"},
 		"kill":     {cmdKill, "kill [--all] <container-id> [signal]: signal a container"},
@@ -52,6 +53,7 @@ func init() {
 		"spec":     {cmdSpec, "spec [--bundle dir]: write a default config.json"},
 		"start":    {cmdStart, "start <container-id>: start a created container"},
 		"state":    {cmdState, "state <container-id>: print a container's state (JSON)"},
+		"update":   {cmdUpdate, "update [flags] <container-id>: change a container's cgroup limits live"},
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/lkc-containers/lkc/internal/seccomp"
 	"github.com/lkc-containers/lkc/internal/spec"
 )
 
@@ -40,5 +41,7 @@ func cmdFeatures(g *globals, args []string) error {
 	if _, err := parse(newFlags("features"), args, 0, "lkc features"); err != nil {
 		return err
 	}
-	return printJSON(spec.Features())
+	f := spec.Features()
+	f.Linux.Seccomp.SupportedFlags = seccomp.SupportedFlags()
+	return printJSON(f)
 }

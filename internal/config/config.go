@@ -32,6 +32,10 @@ type Config struct {
 	Personality     *uint32           `json:"personality,omitempty"`
 	NoPivot         bool              `json:"noPivot,omitempty"`
 
+	// Seccomp is the system call filter of every process of the container
+	// (init and exec'd ones); nil means none.
+	Seccomp *Seccomp `json:"seccomp,omitempty"`
+
 	Process Process `json:"process"`
 	Cgroup  Cgroup  `json:"cgroup"`
 	Hooks   Hooks   `json:"hooks"`
@@ -159,6 +163,43 @@ type Resources struct {
 	CPUs              string       `json:"cpus,omitempty"`
 	Mems              string       `json:"mems,omitempty"`
 	Devices           []DeviceRule `json:"devices,omitempty"`
+
+	// Memory beyond the limits above. KernelMemory and KernelMemoryTCP
+	// are v1 only (kmem accounting); the other v1-only ones are ignored,
+	// with a warning, on v2, as runc does. MemoryCheckBeforeUpdate makes
+	// update refuse a limit below current usage.
+	KernelMemory            *int64  `json:"kernelMemory,omitempty"`
+	KernelMemoryTCP         *int64  `json:"kernelMemoryTCP,omitempty"`
+	MemorySwappiness        *uint64 `json:"memorySwappiness,omitempty"`
+	OOMKillDisable          bool    `json:"oomKillDisable,omitempty"`
+	MemoryUseHierarchy      *bool   `json:"memoryUseHierarchy,omitempty"`
+	MemoryCheckBeforeUpdate bool    `json:"memoryCheckBeforeUpdate,omitempty"`
+
+	// CPU beyond shares and quota: realtime bandwidth (v1 only), the CFS
+	// burst allowance in us, and SCHED_IDLE for the group (0 or 1).
+	CPURealtimeRuntime *int64  `json:"cpuRealtimeRuntime,omitempty"`
+	CPURealtimePeriod  *uint64 `json:"cpuRealtimePeriod,omitempty"`
+	CPUBurst           *uint64 `json:"cpuBurst,omitempty"`
+	CPUIdle            *int64  `json:"cpuIdle,omitempty"`
+
+	// Block I/O: weights in the blkio range [10, 1000] (v2 converts them),
+	// and per-device throttles.
+	BlkioWeight            *uint16          `json:"blkioWeight,omitempty"`
+	BlkioLeafWeight        *uint16          `json:"blkioLeafWeight,omitempty"`
+	BlkioWeightDevices     []WeightDevice   `json:"blkioWeightDevices,omitempty"`
+	BlkioThrottleReadBps   []ThrottleDevice `json:"blkioThrottleReadBps,omitempty"`
+	BlkioThrottleWriteBps  []ThrottleDevice `json:"blkioThrottleWriteBps,omitempty"`
+	BlkioThrottleReadIOPS  []ThrottleDevice `json:"blkioThrottleReadIOPS,omitempty"`
+	BlkioThrottleWriteIOPS []ThrottleDevice `json:"blkioThrottleWriteIOPS,omitempty"`
+
+	HugepageLimits []HugepageLimit `json:"hugepageLimits,omitempty"`
+	// NetClassID and NetPriorities are v1 only (net_cls, net_prio).
+	NetClassID    *uint32              `json:"netClassID,omitempty"`
+	NetPriorities []NetPriority        `json:"netPriorities,omitempty"`
+	Rdma          map[string]RdmaLimit `json:"rdma,omitempty"`
+	// Unified is written verbatim as v2 files, after everything else; v1
+	// refuses it.
+	Unified map[string]string `json:"unified,omitempty"`
 }
 
 // DeviceRule allows or denies access to a class of devices.

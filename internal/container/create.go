@@ -103,6 +103,11 @@ func createCgroup(o CreateOpts, dir *state.Dir, undo *cleanups) (*state.State, c
 	if err := cg.Set(&cfg.Cgroup.Resources); err != nil {
 		return nil, nil, err
 	}
+	for _, w := range cgroups.Ignored(cg, &cfg.Cgroup.Resources) {
+		if o.Warn != nil {
+			o.Warn(w)
+		}
+	}
 	return st, cg, nil
 }
 
@@ -121,6 +126,9 @@ func (o CreateOpts) initSpec(st *state.State, cg cgroups.Manager, fifo string) i
 		fifo:          fifo,
 		writeMaps:     func(pid int) error { return writeIDMaps(pid, cfg) },
 		hookState:     createHookState(st),
+		seccompState: seccompListener(cfg.Seccomp, func(pid int) OCIState {
+			return newOCIState(st, Creating, pid)
+		}),
 	}
 }
 

@@ -83,7 +83,9 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 	for _, ns := range c.st.Config.Namespaces {
 		types = append(types, ns.Type)
 	}
-	cfg := &config.Config{ID: o.ID, Process: o.Process}
+	// The container's seccomp filter applies to every process in it.
+	cfg := &config.Config{ID: o.ID, Process: o.Process, Seccomp: c.st.Config.Seccomp}
+	initState := c.ociState()
 	return spawnInit(initSpec{
 		msg:           initproc.Message{Config: cfg, PreserveFDs: o.PreserveFDs, Exec: true},
 		req:           nsenter.ForExec(c.st.InitPid, types),
@@ -91,6 +93,9 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 		preserveFDs:   o.PreserveFDs,
 		consoleSocket: o.ConsoleSocket,
 		consoleConn:   o.consoleConn,
+		seccompState: seccompListener(cfg.Seccomp, func(int) OCIState {
+			return initState
+		}),
 	})
 }
 

@@ -32,6 +32,9 @@ type initSpec struct {
 	// hookState, for a create with hooks, gives the OCI state the hooks
 	// see for init's pid and a status.
 	hookState func(pid int, status string) []byte
+	// seccompState, when the filter has a notify listener, gives the state
+	// init sends it for the pid of the process that execs.
+	seccompState func(pid int) []byte
 }
 
 // spawnInit starts `lkc init`, places it in its cgroup and namespaces, hands
@@ -89,7 +92,8 @@ func spawnInit(spec initSpec) (int, error) {
 }
 
 // addFiles passes init its fds after the preserved ones: the handshake
-// socket, the exec fifo and the console connection, named in its env.
+// socket, the exec fifo, the console connection and the seccomp listener
+// connection, named in its env.
 func addFiles(cmd *exec.Cmd, spec initSpec, sync *os.File) error {
 	for i := 0; i < spec.preserveFDs; i++ {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved"))
@@ -122,6 +126,14 @@ func addFiles(cmd *exec.Cmd, spec initSpec, sync *os.File) error {
 		}
 		add(initproc.ConsoleEnv, conn)
 	}
+	if spec.seccompState != nil {
+		conn, err := dialSeccomp(spec.msg.Config.Seccomp.ListenerPath)
+		if err != nil {
+			closeFrom(cmd.ExtraFiles, spec.preserveFDs+1)
+			return err
+		}
+		add(initproc.SeccompEnv, conn)
+	}
 	return nil
 }
 
@@ -143,6 +155,9 @@ func handshake(spec initSpec, cmd *exec.Cmd, sock int) (int, error) {
 	if spec.hookState != nil {
 		spec.msg.CreateState = spec.hookState(pid, Creating)
 		spec.msg.StartState = spec.hookState(pid, Created)
+	}
+	if spec.seccompState != nil {
+		spec.msg.SeccompState = spec.seccompState(pid)
 	}
 	msg, err := json.Marshal(&spec.msg)
 	if err != nil {

@@ -11,12 +11,28 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/seccomp"
 )
 
 // exec switches to the configured user and capabilities and replaces init
 // with the container's process. It returns only on failure.
+//
+// The seccomp filter goes in as late as possible, so that it filters as few
+// of init's own calls as it can: right before execve with no_new_privs.
+// Without no_new_privs loading a filter needs CAP_SYS_ADMIN, which setUser
+// may drop, so then (like runc) it goes in before setUser, and the profile
+// must allow the credential calls (setgroups, setresuid, capset, prctl).
 func (p *prepared) exec() error {
 	proc := &p.c.Process
+	env := withHome(proc.Env, proc.UID)
+	if proc.Umask != nil {
+		unix.Umask(int(*proc.Umask))
+	}
+	if !proc.NoNewPrivileges {
+		if err := p.loadSeccomp(); err != nil {
+			return err
+		}
+	}
 	if err := setUser(proc); err != nil {
 		return err
 	}
@@ -24,15 +40,34 @@ func (p *prepared) exec() error {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
 		}
+		if err := p.loadSeccomp(); err != nil {
+			return err
+		}
 	}
-	if proc.Umask != nil {
-		unix.Umask(int(*proc.Umask))
-	}
-	env := withHome(proc.Env, proc.UID)
 	if err := unix.Exec(p.path, proc.Args, env); err != nil {
 		return fmt.Errorf("exec %s: %w", p.path, err)
 	}
 	return nil
+}
+
+// loadSeccomp installs the container's filter, if any, and hands the
+// notify fd to the listener when a rule uses SCMP_ACT_NOTIFY.
+func (p *prepared) loadSeccomp() error {
+	sc := p.c.Seccomp
+	if sc == nil {
+		return nil
+	}
+	fd, err := seccomp.Load(sc)
+	if err != nil || fd < 0 {
+		return err
+	}
+	defer unix.Close(fd)
+	conn, err := strconv.Atoi(os.Getenv(SeccompEnv))
+	if err != nil {
+		return fmt.Errorf("seccomp uses SCMP_ACT_NOTIFY but there is no connection to listenerPath")
+	}
+	defer unix.Close(conn)
+	return seccomp.SendNotify(conn, fd, p.seccompState)
 }
 
 // setUser drops to the process's user and groups and leaves it exactly the

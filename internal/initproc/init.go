@@ -23,8 +23,10 @@ func Main() int {
 		return 1
 	}
 	unix.CloseOnExec(fd)
-	if console, err := strconv.Atoi(os.Getenv(ConsoleEnv)); err == nil {
-		unix.CloseOnExec(console) // no hook may inherit the console socket
+	for _, env := range []string{ConsoleEnv, SeccompEnv} {
+		if sock, err := strconv.Atoi(os.Getenv(env)); err == nil {
+			unix.CloseOnExec(sock) // no hook may inherit these sockets
+		}
 	}
 	msg, err := recvMessage(fd)
 	if err != nil {
@@ -74,6 +76,8 @@ type prepared struct {
 	fifo       *os.File // nil for exec
 	path       string   // the resolved executable
 	startState []byte   // what startContainer hooks read
+	// seccompState is sent to the seccomp listener with the notify fd.
+	seccompState []byte
 }
 
 // prepareExec readies a process that joins a running container.
@@ -86,7 +90,7 @@ func prepareExec(msg *Message) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &prepared{c: c, path: path}, nil
+	return &prepared{c: c, path: path, seccompState: msg.SeccompState}, nil
 }
 
 // create builds the container around init; sync is the handshake socket.
@@ -131,7 +135,7 @@ func create(sync int, msg *Message) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &prepared{c: c, fifo: fifo, path: path, startState: msg.StartState}, nil
+	return &prepared{c: c, fifo: fifo, path: path, startState: msg.StartState, seccompState: msg.SeccompState}, nil
 }
 
 // setupSystem sets what belongs to the container's namespaces: names and

@@ -17,6 +17,9 @@ import (
 const (
 	ConsoleEnv = "_LKC_CONSOLE" // a connection to the console socket
 	FifoEnv    = "_LKC_FIFO"    // the exec fifo, open for reading
+	// SeccompEnv is a connection to linux.seccomp.listenerPath, dialled by
+	// the parent because the path is the host's.
+	SeccompEnv = "_LKC_SECCOMP"
 )
 
 // Message is what the parent sends init after the namespaces are set up.
@@ -34,6 +37,9 @@ type Message struct {
 	// pid as the host sees it); empty when there are no such hooks.
 	CreateState json.RawMessage `json:"createState,omitempty"`
 	StartState  json.RawMessage `json:"startState,omitempty"`
+	// SeccompState is what init sends the seccomp listener with the notify
+	// fd: the container process state (pid as the host sees it).
+	SeccompState json.RawMessage `json:"seccompState,omitempty"`
 }
 
 // Ready is the message init sends once the container is created.

@@ -36,22 +36,11 @@ func convertCgroup(s *specs.Spec, c *config.Config) error {
 	if r == nil {
 		r = &specs.LinuxResources{}
 	}
-	if err := checkUnsupported(r); err != nil {
-		return err
+	var h cgroupHost
+	if needsHost(r) {
+		h = probeCgroupHost()
 	}
-	res := &c.Cgroup.Resources
-	if m := r.Memory; m != nil {
-		res.MemoryLimit, res.MemoryReservation, res.MemorySwap = m.Limit, m.Reservation, m.Swap
-	}
-	if r.Pids != nil && r.Pids.Limit > 0 {
-		limit := r.Pids.Limit
-		res.PidsLimit = &limit
-	}
-	if cpu := r.CPU; cpu != nil {
-		res.CPUShares, res.CPUQuota, res.CPUPeriod = cpu.Shares, cpu.Quota, cpu.Period
-		res.CPUs, res.Mems = cpu.Cpus, cpu.Mems
-	}
-	if err := checkResourceValues(res); err != nil {
+	if err := convertResources(r, &c.Cgroup.Resources, h); err != nil {
 		return err
 	}
 	return convertDeviceRules(r.Devices, c)
@@ -79,20 +68,42 @@ func cgroupPath(p, id string) (string, error) {
 	return clean, nil
 }
 
-func checkUnsupported(r *specs.LinuxResources) error {
-	unsupported := map[string]bool{
-		"blockIO":        r.BlockIO != nil,
-		"hugepageLimits": len(r.HugepageLimits) > 0,
-		"network":        r.Network != nil,
-		"rdma":           len(r.Rdma) > 0,
-		"unified":        len(r.Unified) > 0,
+// convertResources converts and validates linux.resources except the
+// device rules, against what the host offers.
+func convertResources(r *specs.LinuxResources, res *config.Resources, h cgroupHost) error {
+	if m := r.Memory; m != nil {
+		res.MemoryLimit, res.MemoryReservation, res.MemorySwap = m.Limit, m.Reservation, m.Swap
 	}
-	for name, set := range unsupported {
-		if set {
-			return invalid("linux.resources.%s is not supported by this lkc yet", name)
-		}
+	if r.Pids != nil && r.Pids.Limit > 0 {
+		limit := r.Pids.Limit
+		res.PidsLimit = &limit
 	}
-	return nil
+	if cpu := r.CPU; cpu != nil {
+		res.CPUShares, res.CPUQuota, res.CPUPeriod = cpu.Shares, cpu.Quota, cpu.Period
+		res.CPUs, res.Mems = cpu.Cpus, cpu.Mems
+	}
+	if err := checkResourceValues(res); err != nil {
+		return err
+	}
+	if err := convertMoreMemory(r.Memory, res); err != nil {
+		return err
+	}
+	if err := convertMoreCPU(r.CPU, res, h); err != nil {
+		return err
+	}
+	if err := convertBlockIO(r.BlockIO, res); err != nil {
+		return err
+	}
+	if err := convertHugepages(r.HugepageLimits, res, h); err != nil {
+		return err
+	}
+	if err := convertNetwork(r.Network, res); err != nil {
+		return err
+	}
+	if err := convertRdma(r.Rdma, res); err != nil {
+		return err
+	}
+	return convertUnified(r.Unified, res, h)
 }
 
 func checkResourceValues(r *config.Resources) error {

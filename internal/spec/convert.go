@@ -42,7 +42,7 @@ func Convert(s *specs.Spec, id, bundle string) (*config.Config, error) {
 	}
 	steps := []func(*specs.Spec, *config.Config) error{
 		convertProcess, convertNamespaces, convertMounts, convertLinuxFS,
-		convertCgroup, convertSysctl, convertHooks,
+		convertCgroup, convertSysctl, convertHooks, convertSeccomp,
 	}
 	for _, step := range steps {
 		if err := step(s, c); err != nil {

@@ -189,7 +189,7 @@ func TestConvertRefuses(t *testing.T) {
 			q := int64(10)
 			s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: &q}
 		}, "linux.resources.cpu.quota 10"},
-		{"unsupported blockIO", func(s *specs.Spec) { s.Linux.Resources.BlockIO = &specs.LinuxBlockIO{} }, "linux.resources.blockIO"},
+		{"blkio weight", func(s *specs.Spec) { s.Linux.Resources.BlockIO = &specs.LinuxBlockIO{Weight: u16(5)} }, "linux.resources.blockIO.weight 5 is outside 10-1000"},
 		{"time offsets without timens", func(s *specs.Spec) {
 			s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"monotonic": {Secs: 1}}
 		}, "linux.timeOffsets"},

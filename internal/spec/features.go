@@ -11,6 +11,7 @@ func Features() *features.Features {
 	t := true
 	opts := MountOptionNames()
 	sort.Strings(opts)
+	actions, ops, archs, flags := seccompFeatures()
 	return &features.Features{
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: Version,
@@ -20,6 +21,11 @@ func Features() *features.Features {
 			Namespaces:   NamespaceNames(),
 			Capabilities: CapabilityNames(),
 			Cgroup:       &features.Cgroup{V1: &t, V2: &t},
+			// SupportedFlags depends on the libseccomp linked in: the CLI
+			// adds it from internal/seccomp.
+			Seccomp: &features.Seccomp{
+				Enabled: &t, Actions: actions, Operators: ops, Archs: archs, KnownFlags: flags,
+			},
 			MountExtensions: &features.MountExtensions{
 				IDMap: &features.IDMap{Enabled: new(bool)},
 			},

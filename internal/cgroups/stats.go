@@ -1,0 +1,161 @@
+package cgroups
+
+import (
+	"bufio"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Stats is a container's resource usage in the shape of runc's
+// types.Stats, the "data" of a `runc events` stats event, so tools reading
+// runc's output read lkc's unchanged. Zero values mean the controller or
+// file is absent.
+type Stats struct {
+	CPU     CPU                `json:"cpu"`
+	Memory  Memory             `json:"memory"`
+	Pids    Pids               `json:"pids"`
+	Blkio   Blkio              `json:"blkio"`
+	Hugetlb map[string]Hugetlb `json:"hugetlb"`
+}
+
+// CPU is CPU time used and time throttled, in nanoseconds.
+type CPU struct {
+	Usage      CPUUsage   `json:"usage,omitempty"`
+	Throttling Throttling `json:"throttling,omitempty"`
+}
+
+// CPUUsage is CPU time in nanoseconds; Percpu is empty on v2.
+type CPUUsage struct {
+	Total  uint64   `json:"total,omitempty"`
+	Percpu []uint64 `json:"percpu,omitempty"`
+	Kernel uint64   `json:"kernel"`
+	User   uint64   `json:"user"`
+}
+
+// Throttling counts CFS periods and the time the quota held the cgroup back.
+type Throttling struct {
+	Periods          uint64 `json:"periods,omitempty"`
+	ThrottledPeriods uint64 `json:"throttledPeriods,omitempty"`
+	ThrottledTime    uint64 `json:"throttledTime,omitempty"`
+}
+
+// MemoryEntry is one memory counter; Limit is math.MaxUint64 when unlimited
+// on v2 (v1 reports the kernel's own large number).
+type MemoryEntry struct {
+	Limit   uint64 `json:"limit"`
+	Usage   uint64 `json:"usage,omitempty"`
+	Max     uint64 `json:"max,omitempty"`
+	Failcnt uint64 `json:"failcnt"`
+}
+
+// Memory is memory use. Swap counts memory plus swap on both hierarchies, as
+// runc reports it. Raw is memory.stat.
+type Memory struct {
+	Cache     uint64            `json:"cache,omitempty"`
+	Usage     MemoryEntry       `json:"usage,omitempty"`
+	Swap      MemoryEntry       `json:"swap,omitempty"`
+	Kernel    MemoryEntry       `json:"kernel,omitempty"`
+	KernelTCP MemoryEntry       `json:"kernelTCP,omitempty"`
+	Raw       map[string]uint64 `json:"raw,omitempty"`
+}
+
+// Pids is the number of tasks and the limit (0: unlimited).
+type Pids struct {
+	Current uint64 `json:"current,omitempty"`
+	Limit   uint64 `json:"limit,omitempty"`
+}
+
+// BlkioEntry is one device's counter for one operation (Read, Write, ...).
+type BlkioEntry struct {
+	Major uint64 `json:"major,omitempty"`
+	Minor uint64 `json:"minor,omitempty"`
+	Op    string `json:"op,omitempty"`
+	Value uint64 `json:"value,omitempty"`
+}
+
+// Blkio is block I/O in bytes and operations, per device.
+type Blkio struct {
+	IoServiceBytesRecursive []BlkioEntry `json:"ioServiceBytesRecursive,omitempty"`
+	IoServicedRecursive     []BlkioEntry `json:"ioServicedRecursive,omitempty"`
+}
+
+// Hugetlb is one huge page size's use.
+type Hugetlb struct {
+	Usage   uint64 `json:"usage,omitempty"`
+	Max     uint64 `json:"max,omitempty"`
+	Failcnt uint64 `json:"failcnt"`
+}
+
+// readUint reads a file holding one number; "max" reads as math.MaxUint64.
+// A missing file reads as 0 with no error: controllers and kernels differ in
+// which files they offer.
+func readUint(dir, file string) (uint64, error) {
+	s, err := readFile(dir, file)
+	if os.IsNotExist(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return parseUint(s)
+}
+
+func parseUint(s string) (uint64, error) {
+	if s == "max" {
+		return math.MaxUint64, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		// Some counters go negative transiently (v1 usage under races).
+		if i, ierr := strconv.ParseInt(s, 10, 64); ierr == nil && i < 0 {
+			return 0, nil
+		}
+		return 0, err
+	}
+	return v, nil
+}
+
+// readKeyed reads a "key value" per line file (memory.stat, cpu.stat,
+// memory.events). A missing file reads as an empty map.
+func readKeyed(dir, file string) (map[string]uint64, error) {
+	f, err := os.Open(filepath.Join(dir, file))
+	if os.IsNotExist(err) {
+		return map[string]uint64{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]uint64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		if n, err := parseUint(strings.TrimSpace(v)); err == nil {
+			out[k] = n
+		}
+	}
+	return out, sc.Err()
+}
+
+// uintFile names a one-number file and where its value goes.
+type uintFile struct {
+	file string
+	into *uint64
+}
+
+func readUints(dir string, files []uintFile) error {
+	for _, f := range files {
+		v, err := readUint(dir, f.file)
+		if err != nil {
+			return err
+		}
+		*f.into = v
+	}
+	return nil
+}

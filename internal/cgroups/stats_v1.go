@@ -1,0 +1,166 @@
+package cgroups
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// userHZ is the unit of cpuacct.stat: clock ticks, 100 per second on every
+// Linux architecture lkc runs on.
+const userHZ = 100
+
+// Stats reads the usage counters of every controller the container has.
+func (m *v1) Stats() (*Stats, error) {
+	s := &Stats{Hugetlb: map[string]Hugetlb{}}
+	steps := []struct {
+		ctrl string
+		read func(dir string, s *Stats) error
+	}{
+		{"cpuacct", v1CPUAcct}, {"cpu", v1Throttling}, {"memory", v1Memory},
+		{"pids", v1Pids}, {"blkio", v1Blkio},
+	}
+	for _, step := range steps {
+		dir, ok := m.dir(step.ctrl)
+		if !ok {
+			continue
+		}
+		if err := step.read(dir, s); err != nil {
+			return nil, fmt.Errorf("reading %s stats in %s: %w", step.ctrl, dir, err)
+		}
+	}
+	return s, nil
+}
+
+func v1CPUAcct(dir string, s *Stats) error {
+	u := &s.CPU.Usage
+	var err error
+	if u.Total, err = readUint(dir, "cpuacct.usage"); err != nil {
+		return err
+	}
+	percpu, err := readFile(dir, "cpuacct.usage_percpu")
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	for _, f := range strings.Fields(percpu) {
+		v, err := parseUint(f)
+		if err != nil {
+			return fmt.Errorf("cpuacct.usage_percpu: %w", err)
+		}
+		u.Percpu = append(u.Percpu, v)
+	}
+	stat, err := readKeyed(dir, "cpuacct.stat")
+	if err != nil {
+		return err
+	}
+	u.User = stat["user"] * (1e9 / userHZ)
+	u.Kernel = stat["system"] * (1e9 / userHZ)
+	return nil
+}
+
+func v1Throttling(dir string, s *Stats) error {
+	stat, err := readKeyed(dir, "cpu.stat")
+	if err != nil {
+		return err
+	}
+	s.CPU.Throttling = Throttling{
+		Periods:          stat["nr_periods"],
+		ThrottledPeriods: stat["nr_throttled"],
+		ThrottledTime:    stat["throttled_time"],
+	}
+	return nil
+}
+
+func v1Memory(dir string, s *Stats) error {
+	mem := &s.Memory
+	for _, e := range []struct {
+		prefix string
+		into   *MemoryEntry
+	}{
+		{"memory", &mem.Usage}, {"memory.memsw", &mem.Swap},
+		{"memory.kmem", &mem.Kernel}, {"memory.kmem.tcp", &mem.KernelTCP},
+	} {
+		if err := v1MemoryEntry(dir, e.prefix, e.into); err != nil {
+			return err
+		}
+	}
+	raw, err := readKeyed(dir, "memory.stat")
+	if err != nil {
+		return err
+	}
+	mem.Raw, mem.Cache = raw, raw["cache"]
+	return nil
+}
+
+func v1MemoryEntry(dir, prefix string, e *MemoryEntry) error {
+	return readUints(dir, []uintFile{
+		{prefix + ".usage_in_bytes", &e.Usage}, {prefix + ".max_usage_in_bytes", &e.Max},
+		{prefix + ".failcnt", &e.Failcnt}, {prefix + ".limit_in_bytes", &e.Limit},
+	})
+}
+
+func v1Pids(dir string, s *Stats) error {
+	var err error
+	if s.Pids.Current, err = readUint(dir, "pids.current"); err != nil {
+		return err
+	}
+	max, err := readUint(dir, "pids.max")
+	if max != ^uint64(0) {
+		s.Pids.Limit = max
+	}
+	return err
+}
+
+// v1Blkio reads the throttle policy's counters, which every v1 kernel keeps
+// (the CFQ/BFQ ones depend on the I/O scheduler).
+func v1Blkio(dir string, s *Stats) error {
+	var err error
+	b := &s.Blkio
+	if b.IoServiceBytesRecursive, err = v1BlkioFile(dir, "blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes"); err != nil {
+		return err
+	}
+	b.IoServicedRecursive, err = v1BlkioFile(dir, "blkio.throttle.io_serviced_recursive", "blkio.throttle.io_serviced")
+	return err
+}
+
+// v1BlkioFile parses the first of files that exists: "MAJ:MIN Op value"
+// lines, skipping the "Total" line.
+func v1BlkioFile(dir string, files ...string) ([]BlkioEntry, error) {
+	for _, file := range files {
+		f, err := os.Open(filepath.Join(dir, file))
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return parseBlkioV1(f, file)
+	}
+	return nil, nil
+}
+
+func parseBlkioV1(f *os.File, file string) ([]BlkioEntry, error) {
+	var out []BlkioEntry
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) != 3 {
+			continue
+		}
+		var e BlkioEntry
+		if _, err := fmt.Sscanf(fields[0], "%d:%d", &e.Major, &e.Minor); err != nil {
+			return nil, fmt.Errorf("%s: device %q: %w", file, fields[0], err)
+		}
+		v, err := strconv.ParseUint(fields[2], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		e.Op, e.Value = fields[1], v
+		out = append(out, e)
+	}
+	return out, sc.Err()
+}

@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/container"
+	"github.com/lkc-containers/lkc/internal/spec"
+)
+
+// cmdUpdate changes a container's limits live, with runc's flags. As in
+// runc, memory values take k, m, g, t or p suffixes (powers of 1024) and -1
+// means unlimited; flags given with --resources override its values.
+func cmdUpdate(g *globals, args []string) error {
+	fs := newFlags("update")
+	resources := fs.String("resources", "", "file with linux.resources JSON, - for stdin")
+	fs.StringVar(resources, "r", "", "file with linux.resources JSON, - for stdin")
+	for _, name := range []string{"memory", "memory-reservation", "memory-swap", "pids-limit",
+		"cpu-share", "cpu-shares", "cpu-quota", "cpu-period", "cpuset-cpus", "cpuset-mems"} {
+		fs.String(name, "", name)
+	}
+	rest, err := parse(fs, args, 1, "lkc update [flags] <container-id>")
+	if err != nil {
+		return err
+	}
+	r := &config.Resources{}
+	if *resources != "" {
+		if r, err = readResources(*resources); err != nil {
+			return err
+		}
+	}
+	var ferr error
+	fs.Visit(func(f *flag.Flag) {
+		if ferr == nil {
+			ferr = setFlag(r, f.Name, f.Value.String())
+		}
+	})
+	if ferr != nil {
+		return ferr
+	}
+	return container.Update(g.root, rest[0], r)
+}
+
+func readResources(name string) (*config.Resources, error) {
+	var in io.Reader = os.Stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("--resources: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	r, err := spec.ParseResources(in)
+	if err != nil {
+		return nil, fmt.Errorf("--resources %s: %w", name, err)
+	}
+	return r, nil
+}
+
+// setFlag stores the value of update flag name in r.
+func setFlag(r *config.Resources, name, v string) error {
+	var err error
+	switch name {
+	case "memory":
+		r.MemoryLimit, err = memoryFlag(v)
+	case "memory-reservation":
+		r.MemoryReservation, err = memoryFlag(v)
+	case "memory-swap":
+		r.MemorySwap, err = memoryFlag(v)
+	case "pids-limit":
+		r.PidsLimit, err = intFlag(v)
+	case "cpu-quota":
+		r.CPUQuota, err = intFlag(v)
+	case "cpu-share", "cpu-shares":
+		r.CPUShares, err = uintFlag(v)
+	case "cpu-period":
+		r.CPUPeriod, err = uintFlag(v)
+	case "cpuset-cpus":
+		r.CPUs = v
+	case "cpuset-mems":
+		r.Mems = v
+	}
+	if err != nil {
+		return fmt.Errorf("--%s %q: %w", name, v, err)
+	}
+	return nil
+}
+
+func memoryFlag(v string) (*int64, error) {
+	n, err := ParseMemory(v)
+	return &n, err
+}
+
+func intFlag(v string) (*int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	return &n, err
+}
+
+func uintFlag(v string) (*uint64, error) {
+	n, err := strconv.ParseUint(v, 10, 64)
+	return &n, err
+}
+
+var memorySize = regexp.MustCompile(`^(\d+(?:\.\d+)?) ?([kmgtp])?(?:i?b)?$`)
+
+// ParseMemory reads a memory size as runc does (docker's RAMInBytes):
+// bytes, or a number with k, m, g, t or p (optionally followed by b or ib,
+// any case) meaning powers of 1024; "-1" is unlimited.
+func ParseMemory(v string) (int64, error) {
+	if v == "-1" {
+		return -1, nil
+	}
+	m := memorySize.FindStringSubmatch(strings.ToLower(strings.TrimSpace(v)))
+	if m == nil {
+		return 0, fmt.Errorf("not a memory size (use bytes or a k, m, g suffix)")
+	}
+	n, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, err
+	}
+	if m[2] != "" {
+		n *= float64(int64(1) << (10 * (strings.Index("kmgtp", m[2]) + 1)))
+	}
+	if n >= 1<<63 {
+		return 0, fmt.Errorf("too large")
+	}
+	return int64(n), nil
+}

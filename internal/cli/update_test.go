@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"testing"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+func TestParseMemory(t *testing.T) {
+	good := map[string]int64{
+		"1024": 1024, "-1": -1, "32m": 32 << 20, "32M": 32 << 20, "128MB": 128 << 20,
+		"1g": 1 << 30, "1GiB": 1 << 30, "64k": 64 << 10, "1.5g": 3 << 29, "10b": 10, "2 m": 2 << 20,
+	}
+	for in, want := range good {
+		if got, err := ParseMemory(in); err != nil || got != want {
+			t.Errorf("ParseMemory(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "m", "-2", "12x", "1..2m", "9999999p", "1e9"} {
+		if got, err := ParseMemory(in); err == nil {
+			t.Errorf("ParseMemory(%q) = %d, want an error", in, got)
+		}
+	}
+}
+
+func TestSetFlag(t *testing.T) {
+	r := newResources(t, map[string]string{
+		"memory": "64m", "memory-swap": "-1", "pids-limit": "20", "cpu-share": "512",
+		"cpu-quota": "50000", "cpu-period": "100000", "cpuset-cpus": "0", "cpuset-mems": "0",
+	})
+	if *r.MemoryLimit != 64<<20 || *r.MemorySwap != -1 || *r.PidsLimit != 20 || *r.CPUShares != 512 ||
+		*r.CPUQuota != 50000 || *r.CPUPeriod != 100000 || r.CPUs != "0" || r.Mems != "0" {
+		t.Errorf("resources %+v", r)
+	}
+	if r.MemoryReservation != nil {
+		t.Error("an unset flag set a limit")
+	}
+	for name, v := range map[string]string{"cpu-shares": "x", "pids-limit": "1.5", "memory": "lots"} {
+		if err := setFlag(&config.Resources{}, name, v); err == nil {
+			t.Errorf("--%s %s accepted", name, v)
+		}
+	}
+}
+
+func newResources(t *testing.T, flags map[string]string) *config.Resources {
+	t.Helper()
+	r := &config.Resources{}
+	for name, v := range flags {
+		if err := setFlag(r, name, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}

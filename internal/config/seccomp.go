@@ -1,0 +1,64 @@
+package config
+
+// Seccomp is linux.seccomp, validated: actions, operators and architectures
+// are spelled as libseccomp spells them (lower case, without the SCMP_
+// prefixes), so internal/seccomp maps them without another check. Syscall
+// names are not checked: a name the running architecture lacks is skipped
+// when the filter is built, as runc does.
+type Seccomp struct {
+	// DefaultAction is one of SeccompActions; DefaultErrnoRet is the errno
+	// of "errno" and "trace" (nil: EPERM).
+	DefaultAction   string  `json:"defaultAction"`
+	DefaultErrnoRet *uint32 `json:"defaultErrnoRet,omitempty"`
+	// Architectures are added to the native one, libseccomp names ("x86").
+	Architectures []string `json:"architectures,omitempty"`
+	// Log, SpecAllow and WaitKillableRecv are SECCOMP_FILTER_FLAG_LOG,
+	// _SPEC_ALLOW and _WAIT_KILLABLE_RECV. TSYNC is always set.
+	Log              bool `json:"log,omitempty"`
+	SpecAllow        bool `json:"specAllow,omitempty"`
+	WaitKillableRecv bool `json:"waitKillableRecv,omitempty"`
+	// ListenerPath is the unix socket init sends the notify fd to (with
+	// the container's state and ListenerMetadata) when a rule says
+	// "notify"; it is a host path, dialled by the runtime.
+	ListenerPath     string        `json:"listenerPath,omitempty"`
+	ListenerMetadata string        `json:"listenerMetadata,omitempty"`
+	Syscalls         []SeccompRule `json:"syscalls,omitempty"`
+}
+
+// SeccompActions are the actions a Seccomp may name.
+var SeccompActions = []string{
+	"kill", "kill_process", "kill_thread", "trap", "errno", "trace", "allow", "log", "notify",
+}
+
+// SeccompOps are the argument comparisons a SeccompArg may name.
+var SeccompOps = []string{"ne", "lt", "le", "eq", "ge", "gt", "masked_eq"}
+
+// SeccompRule applies Action to the syscalls Names when all Args match.
+type SeccompRule struct {
+	Names    []string     `json:"names"`
+	Action   string       `json:"action"`
+	ErrnoRet *uint32      `json:"errnoRet,omitempty"`
+	Args     []SeccompArg `json:"args,omitempty"`
+}
+
+// SeccompArg compares syscall argument Index (0-5) with Value; masked_eq
+// compares (arg & Value) with ValueTwo.
+type SeccompArg struct {
+	Index    uint   `json:"index"`
+	Value    uint64 `json:"value"`
+	ValueTwo uint64 `json:"valueTwo,omitempty"`
+	Op       string `json:"op"`
+}
+
+// NotifyUsed reports whether a rule or the default action is "notify".
+func (s *Seccomp) NotifyUsed() bool {
+	if s.DefaultAction == "notify" {
+		return true
+	}
+	for _, r := range s.Syscalls {
+		if r.Action == "notify" {
+			return true
+		}
+	}
+	return false
+}

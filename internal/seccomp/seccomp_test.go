@@ -1,0 +1,76 @@
+package seccomp
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+// pfc builds c's filter and returns it as libseccomp's readable pseudo-code.
+func pfc(t *testing.T, c *config.Seccomp) string {
+	t.Helper()
+	f, err := build(c)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	defer f.Release()
+	out, err := os.CreateTemp(t.TempDir(), "pfc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if err := f.ExportPFC(out); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(out.Name())
+	return string(data)
+}
+
+func TestBuildRules(t *testing.T) {
+	thirteen := uint32(13)
+	got := pfc(t, &config.Seccomp{
+		DefaultAction: "allow",
+		Syscalls: []config.SeccompRule{
+			{Names: []string{"mkdir", "no_such_call"}, Action: "errno", ErrnoRet: &thirteen},
+			{Names: []string{"getpid"}, Action: "allow"}, // the default: skipped
+			{Names: []string{"personality"}, Action: "kill_process",
+				Args: []config.SeccompArg{{Index: 0, Value: 8, Op: "eq"}}},
+		},
+	})
+	for _, want := range []string{"if ($syscall == 83)", "action ERRNO(13)", "if ($a0.hi32 == 0)", "action KILL_PROCESS", "action ALLOW"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("filter lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "$syscall == 39") {
+		t.Errorf("a rule with the default action went in:\n%s", got)
+	}
+}
+
+func TestBuildSameArgTwiceIsOr(t *testing.T) {
+	got := pfc(t, &config.Seccomp{
+		DefaultAction: "allow",
+		Syscalls: []config.SeccompRule{{Names: []string{"personality"}, Action: "errno",
+			Args: []config.SeccompArg{{Index: 0, Value: 8, Op: "eq"}, {Index: 0, Value: 9, Op: "eq"}}}},
+	})
+	if !strings.Contains(got, "== 8") || !strings.Contains(got, "== 9") {
+		t.Errorf("want two rules, for 8 and 9:\n%s", got)
+	}
+}
+
+func TestBuildRefuses(t *testing.T) {
+	for _, c := range []*config.Seccomp{
+		{DefaultAction: "nope"},
+		{DefaultAction: "allow", Architectures: []string{"vax"}},
+		{DefaultAction: "allow", Syscalls: []config.SeccompRule{{Names: []string{"read"}, Action: "bad"}}},
+		{DefaultAction: "allow", Syscalls: []config.SeccompRule{{Names: []string{"read"}, Action: "errno",
+			Args: []config.SeccompArg{{Op: "about"}}}}},
+	} {
+		if f, err := build(c); err == nil {
+			f.Release()
+			t.Errorf("build(%+v) succeeded", c)
+		}
+	}
+}
