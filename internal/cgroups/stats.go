@@ -159,3 +159,16 @@ func readUints(dir string, files []uintFile) error {
 	}
 	return nil
 }
+
+// readPids reads the pids controller, whose files v1 and v2 name alike.
+func readPids(dir string, s *Stats) error {
+	var err error
+	if s.Pids.Current, err = readUint(dir, "pids.current"); err != nil {
+		return err
+	}
+	max, err := readUint(dir, "pids.max")
+	if max != ^uint64(0) {
+		s.Pids.Limit = max
+	}
+	return err
+}

@@ -21,7 +21,7 @@ func (m *v1) Stats() (*Stats, error) {
 		read func(dir string, s *Stats) error
 	}{
 		{"cpuacct", v1CPUAcct}, {"cpu", v1Throttling}, {"memory", v1Memory},
-		{"pids", v1Pids}, {"blkio", v1Blkio},
+		{"pids", readPids}, {"blkio", v1Blkio},
 	}
 	for _, step := range steps {
 		dir, ok := m.dir(step.ctrl)
@@ -100,18 +100,6 @@ func v1MemoryEntry(dir, prefix string, e *MemoryEntry) error {
 		{prefix + ".usage_in_bytes", &e.Usage}, {prefix + ".max_usage_in_bytes", &e.Max},
 		{prefix + ".failcnt", &e.Failcnt}, {prefix + ".limit_in_bytes", &e.Limit},
 	})
-}
-
-func v1Pids(dir string, s *Stats) error {
-	var err error
-	if s.Pids.Current, err = readUint(dir, "pids.current"); err != nil {
-		return err
-	}
-	max, err := readUint(dir, "pids.max")
-	if max != ^uint64(0) {
-		s.Pids.Limit = max
-	}
-	return err
 }
 
 // v1Blkio reads the throttle policy's counters, which every v1 kernel keeps

@@ -13,7 +13,7 @@ import (
 // runc's units (nanoseconds, memory+swap) so both hierarchies look alike.
 func (m *v2) Stats() (*Stats, error) {
 	s := &Stats{Hugetlb: map[string]Hugetlb{}}
-	for _, read := range []func(string, *Stats) error{v2CPU, v2Memory, v2Pids, v2IO} {
+	for _, read := range []func(string, *Stats) error{v2CPU, v2Memory, readPids, v2IO} {
 		if err := read(m.dir, s); err != nil {
 			return nil, fmt.Errorf("reading stats in %s: %w", m.dir, err)
 		}
@@ -70,18 +70,6 @@ func addCapped(a, b uint64) uint64 {
 		return ^uint64(0)
 	}
 	return a + b
-}
-
-func v2Pids(dir string, s *Stats) error {
-	var err error
-	if s.Pids.Current, err = readUint(dir, "pids.current"); err != nil {
-		return err
-	}
-	max, err := readUint(dir, "pids.max")
-	if max != ^uint64(0) {
-		s.Pids.Limit = max
-	}
-	return err
 }
 
 // v2IO converts io.stat ("MAJ:MIN rbytes=N wbytes=N rios=N wios=N ...") to
