@@ -63,7 +63,8 @@ func enableControllers(dir string) error {
 
 func (m *v2) Placement() ([]string, string) { return nil, m.dir }
 
-// Set writes every limit r sets, then the unified files, so these win.
+// Set writes every limit r sets, attaches the device program for r.Devices
+// (devices_v2.go), then writes the unified files, so these win.
 // Settings v2 has no file for are left to Ignored, as runc ignores them.
 func (m *v2) Set(r *config.Resources) error {
 	cpu, err := setV2CPU(r)
@@ -75,6 +76,11 @@ func (m *v2) Set(r *config.Resources) error {
 	s = append(s, setV2Misc(r)...)
 	for _, set := range s {
 		if err := set.write(m.dir); err != nil {
+			return err
+		}
+	}
+	if len(r.Devices) > 0 {
+		if err := setDevices(m.dir, r.Devices); err != nil {
 			return err
 		}
 	}
