@@ -172,3 +172,41 @@ func readPids(dir string, s *Stats) error {
 	}
 	return err
 }
+
+// readHugetlb reads every huge page size the controller offers in dir, named
+// by its files (hugetlb.2MB.<usage>): v1 usage_in_bytes, max_usage_in_bytes
+// and failcnt; v2 current and the "max" count of events.
+func readHugetlb(dir string, s *Stats, v2 bool) error {
+	usage := "usage_in_bytes"
+	if v2 {
+		usage = "current"
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "hugetlb.*."+usage))
+	for _, f := range files {
+		size := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "hugetlb."), "."+usage)
+		if strings.Contains(size, ".") {
+			continue // hugetlb.<size>.rsvd.*: reservations, not use
+		}
+		var h Hugetlb
+		var err error
+		if h.Usage, err = readUint(dir, "hugetlb."+size+"."+usage); err != nil {
+			return err
+		}
+		if v2 {
+			events, err := readKeyed(dir, "hugetlb."+size+".events")
+			if err != nil {
+				return err
+			}
+			h.Failcnt = events["max"]
+		} else {
+			err = readUints(dir, []uintFile{
+				{"hugetlb." + size + ".max_usage_in_bytes", &h.Max}, {"hugetlb." + size + ".failcnt", &h.Failcnt},
+			})
+			if err != nil {
+				return err
+			}
+		}
+		s.Hugetlb[size] = h
+	}
+	return nil
+}

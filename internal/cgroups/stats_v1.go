@@ -22,6 +22,7 @@ func (m *v1) Stats() (*Stats, error) {
 	}{
 		{"cpuacct", v1CPUAcct}, {"cpu", v1Throttling}, {"memory", v1Memory},
 		{"pids", readPids}, {"blkio", v1Blkio},
+		{"hugetlb", func(dir string, s *Stats) error { return readHugetlb(dir, s, false) }},
 	}
 	for _, step := range steps {
 		dir, ok := m.dir(step.ctrl)

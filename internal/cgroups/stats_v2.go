@@ -13,7 +13,8 @@ import (
 // runc's units (nanoseconds, memory+swap) so both hierarchies look alike.
 func (m *v2) Stats() (*Stats, error) {
 	s := &Stats{Hugetlb: map[string]Hugetlb{}}
-	for _, read := range []func(string, *Stats) error{v2CPU, v2Memory, readPids, v2IO} {
+	hugetlb := func(dir string, s *Stats) error { return readHugetlb(dir, s, true) }
+	for _, read := range []func(string, *Stats) error{v2CPU, v2Memory, readPids, v2IO, hugetlb} {
 		if err := read(m.dir, s); err != nil {
 			return nil, fmt.Errorf("reading stats in %s: %w", m.dir, err)
 		}

@@ -85,3 +85,49 @@ func TestDeleteForceKillsPausedContainer(t *testing.T) {
 	e.mustLkc("delete", "--force", id)
 	e.failLkc("does not exist", "state", id)
 }
+
+// TestPauseManyProcesses freezes a container of 40 busy processes: none may
+// make progress until resume.
+func TestPauseManyProcesses(t *testing.T) {
+	e := newEnv(t)
+	out := t.TempDir()
+	script := `for i in $(seq 40); do (n=0; while :; do n=$((n+1)); echo $n > /out/c$i; done) & done; wait`
+	b := e.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
+	})
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", b, id)
+	snapshot := func() string {
+		var b strings.Builder
+		for i := 1; i <= 40; i++ {
+			data, _ := os.ReadFile(filepath.Join(out, "c"+strconv.Itoa(i)))
+			b.Write(data)
+		}
+		return b.String()
+	}
+	// Every counter has started once its file exists (a file being
+	// rewritten may read empty, so its content says nothing).
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(out, "c40")); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.mustLkc("pause", id)
+	frozen := snapshot()
+	time.Sleep(300 * time.Millisecond)
+	if now := snapshot(); now != frozen {
+		t.Fatalf("counters moved while paused")
+	}
+	var pids []int
+	json.Unmarshal([]byte(e.mustLkc("ps", "--format", "json", id)), &pids)
+	if len(pids) < 41 {
+		t.Fatalf("want 40 counters and their shell in the container, ps lists %d", len(pids))
+	}
+	e.mustLkc("resume", id)
+	time.Sleep(200 * time.Millisecond)
+	if now := snapshot(); now == frozen {
+		t.Fatalf("counters did not move after resume")
+	}
+}
