@@ -131,3 +131,27 @@ func TestPauseManyProcesses(t *testing.T) {
 		t.Fatalf("counters did not move after resume")
 	}
 }
+
+// TestNestedCgroupPath puts a sub-container's cgroup beneath a running
+// container's. v1 allows it; v2's no-internal-processes rule refuses
+// controllers below a cgroup with processes, so there create must fail
+// cleanly (docs/cgroups.md).
+func TestNestedCgroupPath(t *testing.T) {
+	e := newEnv(t)
+	parent := e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "1000"}, nil), parent)
+	child := e.id()
+	b := e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) { s.Linux.CgroupsPath = "lkc/" + parent + "/" + child })
+	if cgroupV2() {
+		e.failLkc("subtree_control.*device or resource busy", "run", "-d", "--bundle", b, child)
+		return
+	}
+	e.mustLkc("run", "-d", "--bundle", b, child)
+	if _, err := os.Stat("/sys/fs/cgroup/pids/lkc/" + parent + "/" + child); err != nil {
+		t.Fatalf("nested cgroup: %v", err)
+	}
+	e.mustLkc("delete", "--force", child)
+	if _, err := os.Stat("/sys/fs/cgroup/pids/lkc/" + parent + "/" + child); err == nil {
+		t.Fatalf("nested cgroup left after delete")
+	}
+}
