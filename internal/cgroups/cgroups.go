@@ -121,6 +121,8 @@ func readFile(dir, file string) (string, error) {
 	return strings.TrimSpace(string(data)), err
 }
 
+// readProcs lists the processes in dir and in every cgroup below it: exec
+// --cgroup and the container itself may make sub-cgroups.
 func readProcs(dir string) ([]int, error) {
 	data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 	if err != nil {
@@ -133,7 +135,29 @@ func readProcs(dir string) ([]int, error) {
 			pids = append(pids, pid)
 		}
 	}
-	return pids, nil
+	subs, err := subCgroups(dir)
+	for _, sub := range subs {
+		more, err := readProcs(sub)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		pids = append(pids, more...)
+	}
+	return pids, err
+}
+
+func subCgroups(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	var subs []string
+	for _, e := range entries {
+		if e.IsDir() {
+			subs = append(subs, filepath.Join(dir, e.Name()))
+		}
+	}
+	return subs, err
 }
 
 // mkdirTracked creates dir and missing parents below base, returning the
@@ -162,6 +186,22 @@ func mkdirTracked(base, dir string) ([]string, error) {
 	return made, nil
 }
 
+// removeTree removes a container's cgroup directory and the sub-cgroups
+// made in it (by exec --cgroup users or the container itself), deepest
+// first.
+func removeTree(dir string) error {
+	subs, err := subCgroups(dir)
+	if err != nil {
+		return fmt.Errorf("listing sub-cgroups of %s: %w", dir, err)
+	}
+	for _, sub := range subs {
+		if err := removeTree(sub); err != nil {
+			return err
+		}
+	}
+	return rmdir(dir)
+}
+
 // rmdir removes a cgroup directory, retrying while the kernel still counts
 // exiting tasks in it.
 func rmdir(dir string) error {
@@ -177,6 +217,18 @@ func rmdir(dir string) error {
 		time.Sleep(delay)
 		delay *= 2
 	}
+}
+
+// rmdirMade removes the directories a failed Create made, deepest (last)
+// first. Their parents may hold other containers: no recursion here.
+func rmdirMade(made []string) error {
+	var first error
+	for i := len(made) - 1; i >= 0; i-- {
+		if err := rmdir(made[i]); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func exists(p string) bool {

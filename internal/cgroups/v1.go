@@ -177,15 +177,12 @@ func (m *v1) Frozen() (bool, error) {
 }
 
 func (m *v1) Destroy() error {
-	dirs := m.made
-	if !m.created {
-		for _, d := range m.dirs {
-			dirs = append(dirs, d)
-		}
+	if m.created {
+		return rmdirMade(m.made)
 	}
 	var first error
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := rmdir(dirs[i]); err != nil && first == nil {
+	for _, d := range m.dirs {
+		if err := removeTree(d); err != nil && first == nil {
 			first = err
 		}
 	}

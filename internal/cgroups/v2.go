@@ -135,15 +135,8 @@ func (m *v2) Frozen() (bool, error) {
 }
 
 func (m *v2) Destroy() error {
-	dirs := m.made
-	if !m.created {
-		dirs = []string{m.dir}
+	if m.created {
+		return rmdirMade(m.made)
 	}
-	var first error
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := rmdir(dirs[i]); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
+	return removeTree(m.dir)
 }

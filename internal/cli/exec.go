@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/spec"
@@ -19,10 +20,10 @@ func (m *multi) String() string     { return strings.Join(*m, ",") }
 func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
 type execFlags struct {
-	consoleSocket, cwd, user, processFile, pidFile, apparmor, label, cgroup string
-	env, gids, caps                                                         multi
-	tty, detach, noNewPrivs                                                 bool
-	preserveFDs                                                             int
+	consoleSocket, cwd, user, processFile, pidFile, apparmor, label string
+	env, gids, caps, cgroups                                        multi
+	tty, detach, noNewPrivs                                         bool
+	preserveFDs                                                     int
 }
 
 func cmdExec(g *globals, args []string) error {
@@ -49,7 +50,7 @@ func cmdExec(g *globals, args []string) error {
 	fs.Var(&f.caps, "cap", "add a capability (repeatable)")
 	fs.Var(&f.caps, "c", "add a capability (repeatable)")
 	fs.IntVar(&f.preserveFDs, "preserve-fds", 0, "pass this many fds after stdio to the process")
-	fs.StringVar(&f.cgroup, "cgroup", "", "sub-cgroup to run in (not supported yet)")
+	fs.Var(&f.cgroups, "cgroup", "run in an existing sub-cgroup: [controllers:]path (repeatable)")
 	fs.Bool("ignore-paused", false, "accepted for runc compatibility")
 	rest, err := parse(fs, args, 1, "lkc exec [flags] <container-id> <command> [args...]")
 	if err != nil {
@@ -69,11 +70,14 @@ func (f *execFlags) opts(g *globals, id string, args []string) (container.ExecOp
 		return o, errors.New("--apparmor is not supported: lkc does not apply AppArmor profiles")
 	case f.label != "":
 		return o, errors.New("--process-label is not supported: lkc does not apply SELinux labels")
-	case f.cgroup != "":
-		return o, errors.New("--cgroup is not supported yet")
 	case f.preserveFDs < 0:
 		return o, fmt.Errorf("--preserve-fds %d is negative", f.preserveFDs)
 	}
+	sub, err := cgroups.ParseSub(f.cgroups)
+	if err != nil {
+		return o, err
+	}
+	o.Cgroup = sub
 	if f.pidFile != "" {
 		abs, err := absPath(f.pidFile)
 		if err != nil {
@@ -82,7 +86,6 @@ func (f *execFlags) opts(g *globals, id string, args []string) (container.ExecOp
 		o.PidFile = abs
 	}
 	var p *config.Process
-	var err error
 	if f.processFile != "" {
 		p, err = processFromFile(f.processFile)
 	} else {

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/initproc"
 	"github.com/lkc-containers/lkc/internal/nsenter"
@@ -22,6 +23,10 @@ type ExecOpts struct {
 	ConsoleSocket string
 	consoleConn   *os.File // set by Exec to serve the terminal itself
 	PreserveFDs   int
+	// Cgroup places the process in existing sub-cgroups of the container's
+	// (controller -> relative path, "" = all; see cgroups.Sub); nil keeps
+	// it in the container's cgroup.
+	Cgroup map[string]string
 }
 
 // Exec starts a process in a running (or created) container: in every one
@@ -83,13 +88,21 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 	for _, ns := range c.st.Config.Namespaces {
 		types = append(types, ns.Type)
 	}
+	cg := c.cgroup()
+	if len(o.Cgroup) > 0 {
+		sub, err := cgroups.Sub(cg, o.Cgroup)
+		if err != nil {
+			return 0, err
+		}
+		cg = sub
+	}
 	// The container's seccomp filter applies to every process in it.
 	cfg := &config.Config{ID: o.ID, Process: o.Process, Seccomp: c.st.Config.Seccomp}
 	initState := c.ociState()
 	return spawnInit(initSpec{
 		msg:           initproc.Message{Config: cfg, PreserveFDs: o.PreserveFDs, Exec: true},
 		req:           nsenter.ForExec(c.st.InitPid, types),
-		cg:            c.cgroup(),
+		cg:            cg,
 		preserveFDs:   o.PreserveFDs,
 		consoleSocket: o.ConsoleSocket,
 		consoleConn:   o.consoleConn,

@@ -135,3 +135,39 @@ func TestExecWithConsoleSocket(t *testing.T) {
 		t.Fatalf("exec --tty: want exit 4, got %v", r)
 	}
 }
+
+// TestExecCgroup runs processes in sub-cgroups of the container (runc's
+// exec --cgroup); delete then kills them there and removes the sub-cgroups.
+func TestExecCgroup(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.runningPid(nil)
+	for _, d := range cgroupDirs(id) {
+		// A new v1 cpuset cgroup has no cpus and would refuse tasks.
+		if !strings.Contains(d, "cpuset") {
+			if err := os.Mkdir(filepath.Join(d, "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	args, want := []string{"--cgroup", "sub"}, []string{"0::/sub"}
+	if !cgroupV2() {
+		args = []string{"--cgroup", "memory:sub", "--cgroup", "pids,freezer:sub"}
+		want = []string{":memory:/sub", ":pids:/sub", ":freezer:/sub", ":blkio:/"}
+	}
+	out := e.mustLkc(append(append([]string{"exec"}, args...), id, "cat", "/proc/self/cgroup")...)
+	for _, w := range want {
+		if !strings.Contains(out, w+"\n") {
+			t.Errorf("exec %v: /proc/self/cgroup lacks %q:\n%s", args, w, out)
+		}
+	}
+	e.mustLkc(append(append([]string{"exec", "-d"}, args...), id, "sleep", "1000")...)
+	if ps := e.mustLkc("ps", "--format", "json", id); strings.Count(ps, ",")+1 != 2 {
+		t.Errorf("ps: want init and the process in the sub-cgroup, got %s", ps)
+	}
+	e.failLkc(`--cgroup "nosuch": sub-cgroup .*no such file`, "exec", "--cgroup", "nosuch", id, "true")
+	e.failLkc(`--cgroup "\.\./x": the path must stay below`, "exec", "--cgroup", "../x", id, "true")
+	if !cgroupV2() {
+		e.failLkc(`the container has no "nosuch" controller`, "exec", "--cgroup", "nosuch:sub", id, "true")
+	}
+	e.mustLkc("delete", "--force", id)
+}

@@ -267,7 +267,7 @@ func processesIn(id string) []int {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cgroup"))
-		if err == nil && strings.Contains(string(data), "/lkc/"+id+"\n") {
+		if err == nil && (strings.Contains(string(data), "/lkc/"+id+"\n") || strings.Contains(string(data), "/lkc/"+id+"/")) {
 			pids = append(pids, pid)
 		}
 	}
