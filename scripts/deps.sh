@@ -4,6 +4,8 @@
 # Idempotent and fast when everything is already there: apt-get update/install
 # only run if a package is missing. Must run as root.
 #
+# docker.io is for test/clients, which starts a dockerd of its own; on a host
+# with a running init, its postinst also starts the system's dockerd.
 # Packages are installed with --no-install-recommends (podman's Recommends
 # would pull buildah and dbus-user-session -> systemd; qemu's would pull the
 # GTK/SDL GUI; the kernel's would pull firmware and apparmor).
@@ -14,7 +16,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 pkgs=(
   busybox-static runc crun iptables iproute2 libseccomp-dev pkg-config gcc
-  make podman containerd qemu-system-x86 linux-image-amd64 kmod cpio
+  musl-tools make podman containerd qemu-system-x86 linux-image-amd64 kmod cpio
+  conmon containernetworking-plugins docker.io
 )
 
 say() { echo "deps: $*"; }
@@ -59,8 +62,8 @@ fi
 
 # Binaries the tests call directly (catches a package that installed but is
 # broken, e.g. diverted or removed by hand).
-for b in busybox runc crun iptables ip pkg-config gcc make podman containerd \
-  qemu-system-x86_64 modprobe cpio; do
+for b in busybox runc crun iptables ip pkg-config gcc musl-gcc make podman containerd \
+  qemu-system-x86_64 modprobe cpio conmon ctr containerd-shim-runc-v2 dockerd; do
   command -v "$b" >/dev/null || die "$b not found in PATH after install"
 done
 ls /boot/vmlinuz-* >/dev/null 2>&1 || die "no /boot/vmlinuz-* although linux-image-amd64 is installed"

@@ -1,5 +1,13 @@
 // Command lkc is the Linux Kernel Containers runtime. Its command line is
 // runc's; `lkc init` is the role lkc takes inside a container being created.
+//
+// The Go runtime sizes GOMAXPROCS from the cgroup CPU quota, keeps the
+// quota files open and re-reads them from sysmon. lkc sets GOMAXPROCS itself
+// (internal/cli, and the env of `lkc init`), so that is work for nothing.
+// (Go 1.26 still reads the quota once at start, for a metric.)
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (

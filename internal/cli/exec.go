@@ -85,20 +85,20 @@ func (f *execFlags) opts(g *globals, id string, args []string) (container.ExecOp
 		}
 		o.PidFile = abs
 	}
-	var p *config.Process
 	if f.processFile != "" {
-		p, err = processFromFile(f.processFile)
-	} else {
-		p, err = f.process(g, id, args)
+		p, err := processFromFile(f.processFile)
+		if err != nil {
+			return o, err
+		}
+		p.Terminal = p.Terminal || f.tty
+		o.Process = *p
+		return o, nil
 	}
-	if err != nil {
-		return o, err
+	if len(args) == 0 {
+		return o, errors.New("missing command (usage: lkc exec [flags] <container-id> <command> [args...])")
 	}
-	if f.tty {
-		p.Terminal = true
-	}
-	o.Process = *p
-	return o, nil
+	o.Change, err = f.change(args)
+	return o, err
 }
 
 func processFromFile(path string) (*config.Process, error) {
@@ -113,39 +113,41 @@ func processFromFile(path string) (*config.Process, error) {
 	return spec.ConvertProcess(s.Process)
 }
 
-// process builds the process from the container's own, changed by flags.
-func (f *execFlags) process(g *globals, id string, args []string) (*config.Process, error) {
-	if len(args) == 0 {
-		return nil, errors.New("missing command (usage: lkc exec [flags] <container-id> <command> [args...])")
-	}
-	p, err := container.ExecDefaults(g.root, id)
-	if err != nil {
-		return nil, err
-	}
-	p.Args = args
-	p.Env = append(p.Env, f.env...)
-	if f.cwd != "" {
-		p.Cwd = f.cwd
-	}
+// change checks the flags that shape the process and returns what applies
+// them to the container's own process.
+func (f *execFlags) change(args []string) (func(*config.Process) error, error) {
+	var uid, gid uint32
 	if f.user != "" {
-		if p.UID, p.GID, err = parseUser(f.user); err != nil {
+		var err error
+		if uid, gid, err = parseUser(f.user); err != nil {
 			return nil, err
 		}
 	}
+	gids := make([]uint32, 0, len(f.gids))
 	for _, s := range f.gids {
-		gid, err := strconv.ParseUint(s, 10, 32)
+		g, err := strconv.ParseUint(s, 10, 32)
 		if err != nil {
 			return nil, fmt.Errorf("--additional-gids %q: not a number", s)
 		}
-		p.AdditionalGids = append(p.AdditionalGids, uint32(gid))
+		gids = append(gids, uint32(g))
 	}
-	p.NoNewPrivileges = p.NoNewPrivileges || f.noNewPrivs
-	if len(f.caps) > 0 {
-		if err := addCaps(p, f.caps); err != nil {
-			return nil, err
+	return func(p *config.Process) error {
+		p.Args = args
+		p.Env = append(p.Env, f.env...)
+		if f.cwd != "" {
+			p.Cwd = f.cwd
 		}
-	}
-	return p, nil
+		if f.user != "" {
+			p.UID, p.GID = uid, gid
+		}
+		p.AdditionalGids = append(p.AdditionalGids, gids...)
+		p.NoNewPrivileges = p.NoNewPrivileges || f.noNewPrivs
+		p.Terminal = f.tty
+		if len(f.caps) > 0 {
+			return addCaps(p, f.caps)
+		}
+		return nil
+	}, nil
 }
 
 // parseUser parses "uid[:gid]"; gid defaults to 0 as in runc.

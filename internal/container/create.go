@@ -58,7 +58,7 @@ func create(o CreateOpts) (_ *Container, err error) {
 		}
 	}()
 	undo.add(func() { dir.Remove() })
-	st, cg, err := createCgroup(o, dir, &undo)
+	st, cg, err := o.newState()
 	if err != nil {
 		return nil, err
 	}
@@ -66,49 +66,96 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err := unix.Mkfifo(fifo, 0o622); err != nil {
 		return nil, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
 	}
-	pid, err := spawnInit(o.initSpec(st, cg, fifo))
+	spec := o.initSpec(st, cg, fifo)
+	p, err := startAround(spec, &undo, func() error { return createCgroup(o, dir, st, cg, &undo) })
 	if err != nil {
 		return nil, err
 	}
+	pid, err := p.place(&spec)
+	if err != nil {
+		return nil, err
+	}
+	// Recorded while init builds the container: nobody reads the state
+	// before create unlocks it, and a failure removes it.
 	if err := recordInit(dir, st, pid, o.PidFile); err != nil {
 		return nil, err
 	}
+	if err := p.ready(&spec); err != nil {
+		return nil, err
+	}
+	p.close()
 	return &Container{st: st, dir: dir, warn: o.Warn}, nil
 }
 
-// createCgroup records the container and creates its cgroup with its
-// limits; undo gets what removes them.
-func createCgroup(o CreateOpts, dir *state.Dir, undo *cleanups) (*state.State, cgroups.Manager, error) {
+// startAround starts init and has makeCgroup create its cgroup. Where init
+// may enter the cgroup after its namespaces are made (v1, where it moves
+// itself; on v2 it is cloned into the cgroup, which must exist), it starts
+// first: its exec, unshare and fork run on another CPU meanwhile. undo gets
+// what kills it.
+func startAround(spec initSpec, undo *cleanups, makeCgroup func() error) (*initProc, error) {
+	tasks, cloneInto := spec.cg.Placement()
+	early := len(tasks) > 0 && cloneInto == "" && spec.req.CanDeferCgroups()
+	var p *initProc
+	start := func() (err error) {
+		if p, err = startInit(spec, early); err == nil {
+			undo.add(p.abort)
+		}
+		return err
+	}
+	if early {
+		if err := start(); err != nil {
+			return nil, err
+		}
+	}
+	if err := makeCgroup(); err != nil {
+		return nil, err
+	}
+	if !early {
+		if err := start(); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// newState is the container's record before anything exists, with the
+// manager of the cgroup it names.
+func (o CreateOpts) newState() (*state.State, cgroups.Manager, error) {
 	cfg := o.Config
 	cg, err := cgroups.New(cgroups.DefaultHost, cfg.Cgroup.Path)
 	if err != nil {
 		return nil, nil, err
 	}
-	st := &state.State{
+	return &state.State{
 		ID: o.ID, Bundle: cfg.Bundle, Rootfs: cfg.Rootfs, Created: time.Now().UTC(),
 		Owner: owner(), CgroupPaths: cg.Paths(), Config: cfg,
-	}
+	}, cg, nil
+}
+
+// createCgroup records st and creates the cgroup with its limits; undo gets
+// what removes them.
+func createCgroup(o CreateOpts, dir *state.Dir, st *state.State, cg cgroups.Manager, undo *cleanups) error {
 	// Recorded before anything exists, so a delete after a crash finds it all.
 	if err := dir.Save(st); err != nil {
-		return nil, nil, err
+		return err
 	}
 	if err := cg.Create(); err != nil {
 		// Remove only what Create made: a cgroup that already existed (say,
 		// another container's, named by linux.cgroupsPath) is not ours to
 		// kill or remove.
 		cg.Destroy()
-		return nil, nil, err
+		return err
 	}
 	undo.add(func() { cgroups.KillAll(cg); cg.Destroy() })
-	if err := cg.Set(&cfg.Cgroup.Resources); err != nil {
-		return nil, nil, err
+	if err := cg.Set(&o.Config.Cgroup.Resources); err != nil {
+		return err
 	}
-	for _, w := range cgroups.Ignored(cg, &cfg.Cgroup.Resources) {
+	for _, w := range cgroups.Ignored(cg, &o.Config.Cgroup.Resources) {
 		if o.Warn != nil {
 			o.Warn(w)
 		}
 	}
-	return st, cg, nil
+	return nil
 }
 
 func (o CreateOpts) initSpec(st *state.State, cg cgroups.Manager, fifo string) initSpec {

@@ -3,7 +3,6 @@ package container
 import (
 	"fmt"
 	"os"
-	"os/signal"
 
 	"golang.org/x/sys/unix"
 
@@ -15,9 +14,12 @@ import (
 
 // ExecOpts are the options of `lkc exec`.
 type ExecOpts struct {
-	Root          string
-	ID            string
-	Process       config.Process
+	Root    string
+	ID      string
+	Process config.Process
+	// Change, when set, builds the process from the container's own (see
+	// execDefaults) instead of taking Process.
+	Change        func(*config.Process) error
 	Detach        bool
 	PidFile       string
 	ConsoleSocket string
@@ -33,11 +35,19 @@ type ExecOpts struct {
 // of its namespaces and its cgroup. Detached, it returns at once; otherwise
 // it forwards signals and returns the process's exit code.
 func Exec(o ExecOpts) (int, error) {
-	if o.Process.Terminal && o.ConsoleSocket == "" && o.Detach {
-		return 0, fmt.Errorf("exec --tty --detach needs --console-socket: nobody would serve the terminal")
-	}
 	c, err := load(o.Root, o.ID, false)
 	if err != nil {
+		return 0, err
+	}
+	if o.Change != nil {
+		o.Process = c.execDefaults()
+		err = o.Change(&o.Process)
+	}
+	if err == nil && o.Process.Terminal && o.ConsoleSocket == "" && o.Detach {
+		err = fmt.Errorf("exec --tty --detach needs --console-socket: nobody would serve the terminal")
+	}
+	if err != nil {
+		c.close()
 		return 0, err
 	}
 	term, err := newTerminal(o.Process.Terminal && o.ConsoleSocket == "")
@@ -46,12 +56,17 @@ func Exec(o ExecOpts) (int, error) {
 		return 0, err
 	}
 	o.consoleConn = term.initEnd()
+	var sigs *forwarding
+	if !o.Detach {
+		sigs = startForwarding()
+	}
 	pid, err := c.spawnExec(o)
 	c.close()
 	if err == nil {
 		err = term.attach()
 	}
 	if err != nil {
+		sigs.stop()
 		term.close()
 		return 0, err
 	}
@@ -64,10 +79,8 @@ func Exec(o ExecOpts) (int, error) {
 	if o.Detach {
 		return 0, nil
 	}
-	sigs := make(chan os.Signal, 64)
-	signal.Notify(sigs, forwarded...)
-	defer signal.Stop(sigs)
-	go forward(sigs, pid, term)
+	sigs.wait()
+	go forward(sigs.c, pid, term)
 	code := waitInit(pid)
 	term.close()
 	return code, nil
@@ -112,16 +125,11 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 	})
 }
 
-// ExecDefaults returns the process of container id, the base `lkc exec`
+// execDefaults returns the container's process, the base `lkc exec`
 // changes with its flags: its env, cwd, user, capabilities and
 // no_new_privs.
-func ExecDefaults(root, id string) (*config.Process, error) {
-	c, err := load(root, id, false)
-	if err != nil {
-		return nil, err
-	}
-	defer c.close()
+func (c *Container) execDefaults() config.Process {
 	p := c.st.Config.Process
 	p.Terminal, p.ConsoleHeight, p.ConsoleWidth, p.Rlimits, p.OOMScoreAdj = false, 0, 0, nil, nil
-	return &p, nil
+	return p
 }

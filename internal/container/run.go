@@ -34,6 +34,10 @@ func Run(o RunOpts) (int, error) {
 		return 0, err
 	}
 	o.consoleConn = term.initEnd()
+	var sigs *forwarding
+	if !o.Detach {
+		sigs = startForwarding()
+	}
 	c, err := create(o.CreateOpts)
 	if err == nil {
 		if err = term.attach(); err != nil {
@@ -41,15 +45,13 @@ func Run(o RunOpts) (int, error) {
 		}
 	}
 	if err != nil {
+		sigs.stop()
 		term.close()
 		return 0, err
 	}
-	sigs := make(chan os.Signal, 64)
-	if !o.Detach {
-		signal.Notify(sigs, forwarded...)
-		defer signal.Stop(sigs)
-	}
+	sigs.wait()
 	if err := c.start(); err != nil {
+		sigs.stop()
 		c.destroy()
 		term.close()
 		return 0, err
@@ -59,7 +61,7 @@ func Run(o RunOpts) (int, error) {
 		return 0, nil
 	}
 	c.close()
-	go forward(sigs, c.st.InitPid, term)
+	go forward(sigs.c, c.st.InitPid, term)
 	code := waitInit(c.st.InitPid)
 	term.close()
 	if o.Keep {
@@ -69,6 +71,41 @@ func Run(o RunOpts) (int, error) {
 		return code, err
 	}
 	return code, nil
+}
+
+// forwarding is the signal registration of a foreground run. os/signal
+// enables each signal with a round trip to a runtime thread of its own (and
+// with one P, two handoffs of it): about 1 ms for the forwarded list, and as
+// much again to stop. So it is started in a goroutine before create, and runs
+// while create waits for init (parked); and a run that got its container
+// going never stops it: the process exits after Run.
+type forwarding struct {
+	c    chan os.Signal
+	done chan struct{}
+}
+
+func startForwarding() *forwarding {
+	f := &forwarding{c: make(chan os.Signal, 64), done: make(chan struct{})}
+	go func() {
+		signal.Notify(f.c, forwarded...)
+		close(f.done)
+	}()
+	return f
+}
+
+// wait returns once every forwarded signal is caught; f may be nil.
+func (f *forwarding) wait() {
+	if f != nil {
+		<-f.done
+	}
+}
+
+// stop undoes the registration, for a run that failed; f may be nil.
+func (f *forwarding) stop() {
+	if f != nil {
+		<-f.done
+		signal.Stop(f.c)
+	}
 }
 
 // forwarded lists the signals `run` passes on to the container: every

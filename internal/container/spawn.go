@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,78 +40,126 @@ type initSpec struct {
 // it its message and waits until it reports ready. It returns the pid of
 // the process that goes on to exec.
 func spawnInit(spec initSpec) (int, error) {
-	exe, err := protectedSelf()
+	p, err := startInit(spec, false)
 	if err != nil {
 		return 0, err
+	}
+	pid, err := p.place(&spec)
+	if err == nil {
+		err = p.ready(&spec)
+	}
+	if err != nil {
+		p.abort()
+		return 0, err
+	}
+	p.close()
+	return pid, nil
+}
+
+// initProc is a started `lkc init` whose handshake is under way.
+type initProc struct {
+	child    int      // the process started: the intermediate when the request forks
+	sock     int      // our end of the handshake socket
+	conn     *os.File // a duplicate of sock in the poller, once ready waits
+	deferred bool     // the cgroup move waits for sendCgroups
+	tasks    []string
+}
+
+// startInit execs `lkc init` from the protected binary and sends it its
+// namespace request, which it carries out while the caller goes on. With
+// deferCgroups (see nsenter.Request.DeferCgroups) the cgroup need not exist
+// yet; place moves init into it. The caller then calls place and ready, or
+// abort.
+//
+// It uses syscall.ForkExec rather than os/exec: os.StartProcess probes once
+// per process whether clone(CLONE_PIDFD) works by starting a throw-away
+// child, which costs a fork, an exit and a wait on every container start.
+func startInit(spec initSpec, deferCgroups bool) (*initProc, error) {
+	exe, err := protectedSelf()
+	if err != nil {
+		return nil, err
 	}
 	defer exe.Close()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return 0, fmt.Errorf("init socketpair: %w", err)
+		return nil, fmt.Errorf("init socketpair: %w", err)
 	}
-	sock, child := fds[0], os.NewFile(uintptr(fds[1]), "init-sync")
-	defer unix.Close(sock)
+	child := os.NewFile(uintptr(fds[1]), "init-sync")
 	defer child.Close()
 	// The message may outgrow the default socket buffer.
-	_ = unix.SetsockoptInt(sock, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
-	cmd := &exec.Cmd{
-		Path:   fmt.Sprintf("/proc/self/fd/%d", exe.Fd()),
-		Args:   []string{"lkc", "init"},
-		Stdin:  os.Stdin,
-		Stdout: os.Stdout,
-		Stderr: os.Stderr,
+	_ = unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
+	tasks, cloneInto := spec.cg.Placement()
+	p := &initProc{sock: fds[0], tasks: tasks, deferred: deferCgroups}
+	if p.child, err = execInit(spec, exe, child, cloneInto); err != nil {
+		unix.Close(p.sock)
+		return nil, err
 	}
-	if err := addFiles(cmd, spec, child); err != nil {
+	req := spec.req
+	req.DeferCgroups = deferCgroups
+	if !deferCgroups {
+		req.Cgroups = tasks
+	}
+	if err := nsenter.Send(p.sock, req); err != nil {
+		p.abort()
+		return nil, err
+	}
+	return p, nil
+}
+
+// execInit starts `lkc init` with its fds; cloneInto, when set, is the v2
+// cgroup directory to clone it into.
+func execInit(spec initSpec, exe, sync *os.File, cloneInto string) (int, error) {
+	files, env, opened, err := initFiles(spec, sync)
+	if err != nil {
 		return 0, err
 	}
-	for _, f := range cmd.ExtraFiles[spec.preserveFDs+1:] {
-		defer f.Close()
-	}
-	tasks, cloneInto := spec.cg.Placement()
+	defer closeFiles(opened)
+	attr := &syscall.ProcAttr{Env: env, Files: files, Sys: &syscall.SysProcAttr{}}
 	if cloneInto != "" {
 		dirfd, err := unix.Open(cloneInto, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return 0, &os.PathError{Op: "open cgroup", Path: cloneInto, Err: err}
 		}
 		defer unix.Close(dirfd)
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: dirfd}
+		attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, dirfd
 	}
-	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("starting lkc init: %w", err)
-	}
-	child.Close()
-	spec.req.Cgroups = tasks
-	pid, err := handshake(spec, cmd, sock)
+	pid, err := syscall.ForkExec(fmt.Sprintf("/proc/self/fd/%d", exe.Fd()), []string{"lkc", "init"}, attr)
 	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return 0, err
+		return 0, fmt.Errorf("starting lkc init: %w", err)
 	}
 	return pid, nil
 }
 
-// addFiles passes init its fds after the preserved ones: the handshake
+// initFiles lists init's fds: stdio, the preserved ones, then the handshake
 // socket, the exec fifo, the console connection and the seccomp listener
-// connection, named in its env.
-func addFiles(cmd *exec.Cmd, spec initSpec, sync *os.File) error {
+// connection, each named in env. opened are those to close once init has
+// them.
+func initFiles(spec initSpec, sync *os.File) (files []uintptr, env []string, opened []*os.File, err error) {
+	files = []uintptr{0, 1, 2}
 	for i := 0; i < spec.preserveFDs; i++ {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved"))
+		files = append(files, uintptr(3+i))
 	}
-	add := func(env string, f *os.File) {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
-		cmd.Env = append(cmd.Env, env+"="+strconv.Itoa(2+len(cmd.ExtraFiles)))
+	add := func(name string, f *os.File) {
+		env = append(env, name+"="+strconv.Itoa(len(files)))
+		files = append(files, f.Fd())
 	}
 	// Init is short-lived and serial: one P and no GC keep the Go runtime
 	// from waking threads it does not need.
-	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=off"}
+	env = []string{"GOMAXPROCS=1", "GOGC=off"}
 	add(nsenter.SyncEnv, sync)
+	defer func() {
+		if err != nil {
+			closeFiles(opened)
+		}
+	}()
 	if spec.fifo != "" {
 		// Opened here: a container root in a user namespace is an
 		// unprivileged host uid that could not open it itself.
 		f, err := os.OpenFile(spec.fifo, os.O_RDWR, 0)
 		if err != nil {
-			return fmt.Errorf("opening exec fifo: %w", err)
+			return nil, nil, nil, fmt.Errorf("opening exec fifo: %w", err)
 		}
+		opened = append(opened, f)
 		add(initproc.FifoEnv, f)
 	}
 	if spec.consoleConn != nil {
@@ -121,36 +168,44 @@ func addFiles(cmd *exec.Cmd, spec initSpec, sync *os.File) error {
 	if spec.consoleSocket != "" {
 		conn, err := dialConsole(spec.consoleSocket)
 		if err != nil {
-			closeFrom(cmd.ExtraFiles, spec.preserveFDs+1)
-			return err
+			return nil, nil, nil, err
 		}
+		opened = append(opened, conn)
 		add(initproc.ConsoleEnv, conn)
 	}
 	if spec.seccompState != nil {
 		conn, err := dialSeccomp(spec.msg.Config.Seccomp.ListenerPath)
 		if err != nil {
-			closeFrom(cmd.ExtraFiles, spec.preserveFDs+1)
-			return err
+			return nil, nil, nil, err
 		}
+		opened = append(opened, conn)
 		add(initproc.SeccompEnv, conn)
 	}
-	return nil
+	return files, env, opened, nil
 }
 
-func closeFrom(files []*os.File, first int) {
-	for _, f := range files[first:] {
+func closeFiles(files []*os.File) {
+	for _, f := range files {
 		f.Close()
 	}
 }
 
-func handshake(spec initSpec, cmd *exec.Cmd, sock int) (int, error) {
-	pid, err := nsenter.Run(sock, cmd.Process.Pid, spec.req, spec.writeMaps)
+// place waits for the pid that goes on into Go, moves it into its cgroup if
+// that was deferred and sends init its message. It returns that pid; init
+// then builds the container while the caller may record it, until ready.
+func (p *initProc) place(spec *initSpec) (int, error) {
+	pid, err := nsenter.Await(p.sock, p.child, spec.writeMaps)
 	if err != nil {
 		return 0, err
 	}
 	if spec.req.Fork {
 		// The intermediate process exits once the real one is forked.
-		cmd.Wait()
+		p.reap()
+	}
+	if p.deferred {
+		if err := nsenter.SendCgroups(p.sock, p.tasks); err != nil {
+			return 0, err
+		}
 	}
 	if spec.hookState != nil {
 		spec.msg.CreateState = spec.hookState(pid, Creating)
@@ -163,27 +218,102 @@ func handshake(spec initSpec, cmd *exec.Cmd, sock int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("encoding init config: %w", err)
 	}
-	if err := unix.Sendmsg(sock, msg, nil, nil, 0); err != nil {
+	if err := unix.Sendmsg(p.sock, msg, nil, nil, 0); err != nil {
 		return 0, fmt.Errorf("sending config to init: %w", err)
 	}
-	reply, err := initproc.Recv(sock)
-	if err == nil && string(reply) == initproc.HooksPoint {
-		if err := runtimeHooksPoint(spec, sock); err != nil {
-			return 0, err
+	return pid, nil
+}
+
+// recvParked reads one message like initproc.Recv, but through the Go
+// poller: the goroutine parks instead of holding the thread and the only P
+// (lkc runs with GOMAXPROCS=1) in a blocking recv, so other goroutines run
+// while init builds the container (Run's signal setup does).
+func (p *initProc) recvParked() ([]byte, error) {
+	if p.conn == nil {
+		if err := unix.SetNonblock(p.sock, true); err != nil {
+			return nil, fmt.Errorf("init socket: %w", err)
 		}
-		reply, err = initproc.Recv(sock)
+		// The file only waits for readiness: p.sock stays ours to close.
+		fd, err := unix.Dup(p.sock)
+		if err != nil {
+			return nil, fmt.Errorf("init socket: %w", err)
+		}
+		unix.CloseOnExec(fd)
+		p.conn = os.NewFile(uintptr(fd), "init-sync")
+	}
+	rc, err := p.conn.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var msg []byte
+	var recvErr error
+	err = rc.Read(func(uintptr) bool {
+		msg, recvErr = initproc.Recv(p.sock)
+		return recvErr != unix.EAGAIN
+	})
+	if err == nil {
+		err = recvErr
+	}
+	return msg, err
+}
+
+// reap waits for the started process (not init when the request forks).
+func (p *initProc) reap() {
+	if p.child == 0 {
+		return
+	}
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(p.child, &ws, 0, nil); err != unix.EINTR {
+			break
+		}
+	}
+	p.child = 0
+}
+
+// abort kills the started process and closes the socket, which makes a
+// forked init still waiting in the constructor exit too; one that got
+// further is in the cgroup, which the caller kills.
+func (p *initProc) abort() {
+	if p.child != 0 {
+		unix.Kill(p.child, unix.SIGKILL)
+		p.reap()
+	}
+	p.close()
+}
+
+func (p *initProc) close() {
+	if p.conn != nil {
+		p.conn.Close()
+		p.conn = nil
+	}
+	if p.sock >= 0 {
+		unix.Close(p.sock)
+		p.sock = -1
+	}
+}
+
+// ready waits until init reports the container built, running the
+// runtime hooks when it stops for them.
+func (p *initProc) ready(spec *initSpec) error {
+	reply, err := p.recvParked()
+	if err == nil && string(reply) == initproc.HooksPoint {
+		if err := runtimeHooksPoint(*spec, p.sock); err != nil {
+			return err
+		}
+		reply, err = p.recvParked()
 	}
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("waiting for container init: %w", err)
+		return fmt.Errorf("waiting for container init: %w", err)
 	case len(reply) == 0:
-		return 0, fmt.Errorf("container init exited during setup")
+		return fmt.Errorf("container init exited during setup")
 	case strings.HasPrefix(string(reply), initproc.ErrorPrefix):
-		return 0, fmt.Errorf("container init: %s", reply[len(initproc.ErrorPrefix):])
+		return fmt.Errorf("container init: %s", reply[len(initproc.ErrorPrefix):])
 	case string(reply) != initproc.Ready:
-		return 0, fmt.Errorf("container init: unexpected message %q", reply)
+		return fmt.Errorf("container init: unexpected message %q", reply)
 	}
-	return pid, nil
+	return nil
 }
 
 // runtimeHooksPoint runs the prestart and createRuntime hooks while init

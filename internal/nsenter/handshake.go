@@ -16,9 +16,35 @@ var ErrInit = errors.New("container init")
 // it reports the pid that goes on into Go. writeMaps is called when a new user
 // namespace waits for its id maps, with the pid whose maps to write.
 func Run(fd int, childPid int, r Request, writeMaps func(pid int) error) (int, error) {
-	if err := unix.Sendmsg(fd, r.Encode(), nil, nil, 0); err != nil {
-		return 0, fmt.Errorf("sending namespace request to init: %w", err)
+	if err := Send(fd, r); err != nil {
+		return 0, err
 	}
+	return Await(fd, childPid, writeMaps)
+}
+
+// Send sends r over the handshake socket fd. The constructor gets on with
+// it while the caller does other work before Await.
+func Send(fd int, r Request) error {
+	if err := unix.Sendmsg(fd, r.Encode(), nil, nil, 0); err != nil {
+		return fmt.Errorf("sending namespace request to init: %w", err)
+	}
+	return nil
+}
+
+// SendCgroups gives a constructor whose request had DeferCgroups the v1
+// tasks files to move itself into; it does so before the Go runtime starts.
+// A failure comes back as the constructor's error message in place of the
+// next reply the caller waits for.
+func SendCgroups(fd int, tasks []string) error {
+	if err := unix.Sendmsg(fd, Request{Cgroups: tasks}.Encode(), nil, nil, 0); err != nil {
+		return fmt.Errorf("sending cgroups to init: %w", err)
+	}
+	return nil
+}
+
+// Await answers the constructor after Send until it reports the pid that
+// goes on into Go; see Run.
+func Await(fd int, childPid int, writeMaps func(pid int) error) (int, error) {
 	buf := make([]byte, 1024)
 	for {
 		n, err := recvRetry(fd, buf)

@@ -8,6 +8,11 @@
  *   cgroup <file>        write "0" to this v1 tasks file: the process moves
  *                        itself, which skips the global lock (and the RCU
  *                        grace period, ~10 ms) a move by pid would take
+ *   defer cgroup         the cgroup lines come later, in a second message
+ *                        to the process that goes on into Go, once it is in
+ *                        its namespaces: the parent creates the cgroups while
+ *                        this process unshares and forks (never with a user
+ *                        or cgroup namespace, see cgroups_after_fork)
  *   join <path>          setns into the namespace file at <path>, in order
  *   unshare <flags>      unshare these CLONE_NEW* flags (decimal)
  *   timeoffset <clock> <secs> <nanos>   offsets for a new time namespace
@@ -92,6 +97,7 @@ static void become_root(void)
 struct request {
 	char *cgroups[MAX_CGROUPS];
 	int ncgroups;
+	int defer_cgroups;
 	char *joins[MAX_JOINS];
 	int njoins;
 	int unshare_flags;
@@ -106,6 +112,8 @@ static void parse(char *buf, struct request *r)
 	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, "cgroup ", 7) == 0 && r->ncgroups < MAX_CGROUPS) {
 			r->cgroups[r->ncgroups++] = line + 7;
+		} else if (strcmp(line, "defer cgroup") == 0) {
+			r->defer_cgroups = 1;
 		} else if (strncmp(line, "join ", 5) == 0 && r->njoins < MAX_JOINS) {
 			r->joins[r->njoins++] = line + 5;
 		} else if (strncmp(line, "unshare ", 8) == 0) {
@@ -163,12 +171,49 @@ static void unshare_new(struct request *r)
 		write_file("/proc/self/timens_offsets", r->offsets);
 }
 
+/* receive reads one message of the parent's into buf and parses it into r. */
+static void receive(char *buf, size_t size, struct request *r)
+{
+	ssize_t n = recv(sync_fd, buf, size - 1, 0);
+
+	if (n <= 0)
+		_exit(1); /* the parent went away: nothing to report to */
+	buf[n] = '\0';
+	parse(buf, r);
+}
+
+static void enter_cgroups(struct request *r)
+{
+	for (int i = 0; i < r->ncgroups; i++)
+		write_file(r->cgroups[i], "0");
+}
+
+/*
+ * cgroups_after_fork receives the deferred cgroup lines and moves the
+ * process in, before the Go runtime starts a thread (a self-move through
+ * "tasks" moves one thread). Entering after the namespaces changes nothing
+ * for the process: no new cgroup namespace is made (it would be rooted at
+ * the cgroup the process was in) and no user namespace is in the way of the
+ * host's cgroup files; the parent defers only then.
+ */
+static void cgroups_after_fork(void)
+{
+	static char buf[REQ_MAX];
+	struct request late = {0};
+
+	receive(buf, sizeof(buf), &late);
+	if (late.njoins || late.unshare_flags || late.fork || late.defer_cgroups) {
+		errno = EINVAL;
+		die("deferred cgroup message");
+	}
+	enter_cgroups(&late);
+}
+
 __attribute__((constructor)) static void nsenter(void)
 {
 	static char buf[REQ_MAX];
 	struct request r = {0};
 	const char *env = getenv("_LKC_INIT_SYNC");
-	ssize_t n;
 
 	if (env == NULL)
 		return;
@@ -176,15 +221,10 @@ __attribute__((constructor)) static void nsenter(void)
 	/* Nothing of the host may be read through /proc/<pid> of this process. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		die("prctl(PR_SET_DUMPABLE)");
-	n = recv(sync_fd, buf, sizeof(buf) - 1, 0);
-	if (n <= 0)
-		_exit(1);
-	buf[n] = '\0';
-	parse(buf, &r);
+	receive(buf, sizeof(buf), &r);
 	/* Enter the cgroup before any namespace: a new cgroup namespace is rooted
 	 * at the cgroup the process is in when it is created. */
-	for (int i = 0; i < r.ncgroups; i++)
-		write_file(r.cgroups[i], "0");
+	enter_cgroups(&r);
 	join(&r);
 	unshare_new(&r);
 	if (r.fork) {
@@ -199,4 +239,6 @@ __attribute__((constructor)) static void nsenter(void)
 	} else {
 		say("pid %d", getpid());
 	}
+	if (r.defer_cgroups)
+		cgroups_after_fork();
 }

@@ -27,11 +27,16 @@ var cloneFlags = map[string]int{
 
 // Request is what the constructor must do before Go starts.
 type Request struct {
-	Cgroups     []string // v1 tasks files the process writes itself into
-	Join        []string // namespace files, in the order to enter them
-	Unshare     int      // CLONE_NEW* flags of the namespaces to create
-	TimeOffsets []config.TimeOffset
-	Fork        bool
+	Cgroups []string // v1 tasks files the process writes itself into
+	// DeferCgroups makes the constructor wait, once in its namespaces, for
+	// a second message with the cgroups (SendCgroups): the parent can start
+	// init before the cgroups exist. Only where CanDeferCgroups says so.
+	DeferCgroups bool
+	Join         []string // namespace files, in the order to enter them
+	Unshare      int      // CLONE_NEW* flags of the namespaces to create
+	TimeOffsets  []config.TimeOffset
+	Fork         bool
+	user         bool // a user namespace is joined or created
 }
 
 // ForContainer builds the request that places a container's init: joins the
@@ -39,6 +44,7 @@ type Request struct {
 func ForContainer(c *config.Config) Request {
 	var r Request
 	for _, ns := range orderedNamespaces(c.Namespaces) {
+		r.user = r.user || ns.Type == "user"
 		if ns.Path != "" {
 			r.Join = append(r.Join, ns.Path)
 			r.Fork = r.Fork || ns.Type == "pid"
@@ -51,6 +57,14 @@ func ForContainer(c *config.Config) Request {
 	return r
 }
 
+// CanDeferCgroups says whether the cgroup move may wait until the process
+// is in its namespaces: not when a new cgroup namespace is made (it is
+// rooted at the cgroup the process is in then) nor with a user namespace
+// (its root may not write the host's cgroup files).
+func (r Request) CanDeferCgroups() bool {
+	return !r.user && r.Unshare&unix.CLONE_NEWCGROUP == 0
+}
+
 // ForExec builds the request that enters the namespaces of a running
 // process (a container's init), as `lkc exec` needs.
 func ForExec(pid int, types []string) Request {
@@ -61,6 +75,7 @@ func ForExec(pid int, types []string) Request {
 	r := Request{Fork: true}
 	for _, ns := range orderedNamespaces(nss) {
 		r.Join = append(r.Join, ns.Path)
+		r.user = r.user || ns.Type == "user"
 	}
 	return r
 }
@@ -101,6 +116,9 @@ func (r Request) Encode() []byte {
 	var b strings.Builder
 	for _, p := range r.Cgroups {
 		b.WriteString("cgroup " + p + "\n")
+	}
+	if r.DeferCgroups {
+		b.WriteString("defer cgroup\n")
 	}
 	for _, p := range r.Join {
 		b.WriteString("join " + p + "\n")

@@ -87,3 +87,36 @@ func TestEncode(t *testing.T) {
 		t.Errorf("cgroup lines must come first and fork last: %q", lines)
 	}
 }
+
+func TestEncodeDeferCgroups(t *testing.T) {
+	r := Request{DeferCgroups: true, Unshare: unix.CLONE_NEWNS, Fork: true}
+	want := "defer cgroup\nunshare " + strconv.Itoa(unix.CLONE_NEWNS) + "\nfork\n"
+	if got := string(r.Encode()); got != want {
+		t.Errorf("Encode = %q, want %q", got, want)
+	}
+	late := string(Request{Cgroups: []string{"/sys/fs/cgroup/pids/lkc/c/tasks"}}.Encode())
+	if late != "cgroup /sys/fs/cgroup/pids/lkc/c/tasks\n" {
+		t.Errorf("the deferred message encodes as %q", late)
+	}
+}
+
+func TestCanDeferCgroups(t *testing.T) {
+	cases := []struct {
+		nss []config.Namespace
+		ok  bool
+	}{
+		{[]config.Namespace{{Type: "mount"}, {Type: "pid"}, {Type: "network"}}, true},
+		{[]config.Namespace{{Type: "mount"}, {Type: "network", Path: "/proc/1/ns/net"}}, true},
+		{[]config.Namespace{{Type: "mount"}, {Type: "cgroup"}}, false},
+		{[]config.Namespace{{Type: "mount"}, {Type: "user"}}, false},
+		{[]config.Namespace{{Type: "mount"}, {Type: "user", Path: "/proc/1/ns/user"}}, false},
+	}
+	for _, c := range cases {
+		if got := ForContainer(&config.Config{Namespaces: c.nss}).CanDeferCgroups(); got != c.ok {
+			t.Errorf("%+v: CanDeferCgroups = %v, want %v", c.nss, got, c.ok)
+		}
+	}
+	if ForExec(1, []string{"mount", "user"}).CanDeferCgroups() {
+		t.Error("an exec joining a user namespace may not defer its cgroups")
+	}
+}

@@ -32,12 +32,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	if lkcBinary, err = binary(tmp); err != nil {
+	_, here, _, _ := runtime.Caller(0)
+	repo := filepath.Join(filepath.Dir(here), "..", "..")
+	if lkcBinary, err = binary(repo, tmp); err != nil {
 		fmt.Println(err)
 		return 1
 	}
-	_, here, _, _ := runtime.Caller(0)
-	repo := filepath.Join(filepath.Dir(here), "..", "..")
 	out, err := exec.Command(filepath.Join(repo, "scripts", "mkrootfs.sh"), tmp).CombinedOutput()
 	if err != nil {
 		fmt.Printf("making busybox rootfs: %v\n%s", err, out)
@@ -47,13 +47,14 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// binary returns $LKC_BINARY, or builds lkc into dir.
-func binary(dir string) (string, error) {
+// binary returns $LKC_BINARY, or builds lkc into dir the way `make` does
+// (static, against musl), so the tests run what users run.
+func binary(repo, dir string) (string, error) {
 	if p := os.Getenv("LKC_BINARY"); p != "" {
 		return filepath.Abs(p)
 	}
 	p := filepath.Join(dir, "lkc")
-	cmd := exec.Command("go", "build", "-tags", "osusergo,netgo", "-o", p, "github.com/lkc-containers/lkc/cmd/lkc")
+	cmd := exec.Command("make", "-C", repo, "lkc", "BIN="+p)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building lkc: %v\n%s", err, out)
 	}
