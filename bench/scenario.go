@@ -51,7 +51,7 @@ type Scenario struct {
 
 // scenarios lists every benchmark; -scenario selects among them.
 func scenarios() []Scenario {
-	return []Scenario{runLatencyScenario(), execLatencyScenario()}
+	return append([]Scenario{runLatencyScenario(), execLatencyScenario()}, checkpointScenarios()...)
 }
 
 // selectScenarios returns the named scenarios, or all of them for "all".

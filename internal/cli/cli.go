@@ -39,21 +39,23 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"create":   {cmdCreate, "create [flags] <container-id>: create a container from a bundle"},
-		"delete":   {cmdDelete, "delete [--force] <container-id>: delete a container"},
-		"events":   {cmdEvents, "events [--stats] [--interval 5s] <container-id>: print stats and OOM events (JSON lines)"},
-		"exec":     {cmdExec, "exec [flags] <container-id> <command> [args...]: run a process in a container"},
-		"features": {cmdFeatures, "features: print what this lkc supports (JSON)"},
-		"kill":     {cmdKill, "kill [--all] <container-id> [signal]: signal a container"},
-		"list":     {cmdList, "list [--format table|json] [-q]: list containers"},
-		"pause":    {cmdPause, "pause <container-id>: freeze every process of a container"},
-		"ps":       {cmdPs, "ps [--format table|json] <container-id> [ps options]: list a container's processes"},
-		"resume":   {cmdResume, "resume <container-id>: thaw a paused container"},
-		"run":      {cmdRun, "run [flags] <container-id>: create and start a container"},
-		"spec":     {cmdSpec, "spec [--bundle dir]: write a default config.json"},
-		"start":    {cmdStart, "start <container-id>: start a created container"},
-		"state":    {cmdState, "state <container-id>: print a container's state (JSON)"},
-		"update":   {cmdUpdate, "update [flags] <container-id>: change a container's cgroup limits live"},
+		"checkpoint": {cmdCheckpoint, "checkpoint [flags] <container-id>: checkpoint a running container with CRIU"},
+		"create":     {cmdCreate, "create [flags] <container-id>: create a container from a bundle"},
+		"delete":     {cmdDelete, "delete [--force] <container-id>: delete a container"},
+		"events":     {cmdEvents, "events [--stats] [--interval 5s] <container-id>: print stats and OOM events (JSON lines)"},
+		"exec":       {cmdExec, "exec [flags] <container-id> <command> [args...]: run a process in a container"},
+		"features":   {cmdFeatures, "features: print what this lkc supports (JSON)"},
+		"kill":       {cmdKill, "kill [--all] <container-id> [signal]: signal a container"},
+		"list":       {cmdList, "list [--format table|json] [-q]: list containers"},
+		"pause":      {cmdPause, "pause <container-id>: freeze every process of a container"},
+		"ps":         {cmdPs, "ps [--format table|json] <container-id> [ps options]: list a container's processes"},
+		"restore":    {cmdRestore, "restore [flags] <container-id>: restore a container from a checkpoint"},
+		"resume":     {cmdResume, "resume <container-id>: thaw a paused container"},
+		"run":        {cmdRun, "run [flags] <container-id>: create and start a container"},
+		"spec":       {cmdSpec, "spec [--bundle dir]: write a default config.json"},
+		"start":      {cmdStart, "start <container-id>: start a created container"},
+		"state":      {cmdState, "state <container-id>: print a container's state (JSON)"},
+		"update":     {cmdUpdate, "update [flags] <container-id>: change a container's cgroup limits live"},
 	}
 }
 
@@ -90,7 +92,10 @@ func Main(args []string) int {
 	fs.StringVar(&g.rootless, "rootless", "auto", "rootless mode (only false/auto: lkc runs as root)")
 	version := fs.Bool("version", false, "print the version")
 	fs.BoolVar(version, "v", false, "print the version")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		usage(os.Stdout)
+		return 0
+	} else if err != nil {
 		return fail(g, "", err)
 	}
 	if *version {
@@ -154,7 +159,14 @@ func newFlags(name string) *flag.FlagSet {
 
 // parse parses a subcommand's flags and checks its positional arguments.
 func parse(fs *flag.FlagSet, args []string, want int, names string) ([]string, error) {
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		// Clients probe for a command with "<cmd> --help" and read exit 0
+		// as "supported" (Podman does so for checkpoint), as with runc.
+		fmt.Println("usage: " + names)
+		fs.SetOutput(os.Stdout)
+		fs.PrintDefaults()
+		return nil, exitError{0}
+	} else if err != nil {
 		return nil, fmt.Errorf("%w (usage: %s)", err, names)
 	}
 	rest := fs.Args()

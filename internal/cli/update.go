@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/container"
@@ -57,11 +60,42 @@ func readResources(name string) (*config.Resources, error) {
 		defer f.Close()
 		in = f
 	}
-	r, err := spec.ParseResources(in)
+	var oci specs.LinuxResources
+	if err := json.NewDecoder(in).Decode(&oci); err != nil {
+		return nil, fmt.Errorf("--resources %s: %w: parsing resources: %v", name, spec.ErrInvalid, err)
+	}
+	unsetZeros(&oci)
+	r, err := spec.ConvertResources(&oci)
 	if err != nil {
 		return nil, fmt.Errorf("--resources %s: %w", name, err)
 	}
 	return r, nil
+}
+
+// unsetZeros reads 0 as "leave unchanged", as runc update does: Docker
+// (docker update) sends every limit it knows, 0 for those not being set.
+func unsetZeros(r *specs.LinuxResources) {
+	if m := r.Memory; m != nil {
+		m.Limit, m.Reservation, m.Swap = nonZero(m.Limit), nonZero(m.Reservation), nonZero(m.Swap)
+		m.Kernel, m.KernelTCP = nonZero(m.Kernel), nonZero(m.KernelTCP)
+	}
+	if c := r.CPU; c != nil {
+		c.Shares, c.Quota, c.Period = nonZero(c.Shares), nonZero(c.Quota), nonZero(c.Period)
+		c.RealtimeRuntime, c.RealtimePeriod = nonZero(c.RealtimeRuntime), nonZero(c.RealtimePeriod)
+	}
+	if b := r.BlockIO; b != nil {
+		b.Weight = nonZero(b.Weight)
+	}
+	if r.Pids != nil && r.Pids.Limit == 0 {
+		r.Pids = nil
+	}
+}
+
+func nonZero[T int64 | uint64 | uint16](p *T) *T {
+	if p != nil && *p == 0 {
+		return nil
+	}
+	return p
 }
 
 // setFlag stores the value of update flag name in r.

@@ -93,6 +93,9 @@ type Mount struct {
 	// Propagation flags (MS_SHARED etc.) are applied by a separate mount call.
 	Propagation []uintptr `json:"propagation,omitempty"`
 	Data        string    `json:"data,omitempty"`
+	// CopyUp (a tmpfs only) fills the new tmpfs with the contents of the
+	// directory it covers: runc's "tmpcopyup" option.
+	CopyUp bool `json:"copyUp,omitempty"`
 }
 
 // Device is a device node created inside the container.

@@ -1,10 +1,22 @@
 package container
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/checkpoint"
 )
+
+// ErrNotSupported marks a checkpoint feature this host cannot provide.
+var ErrNotSupported = errors.New("not supported on this host")
 
 // CheckpointOpts are the options of `lkc checkpoint` (runc's flags).
 type CheckpointOpts struct {
@@ -36,45 +48,284 @@ type CheckpointOpts struct {
 	// Progress, when not nil, gets human progress lines (bytes written);
 	// nil is quiet.
 	Progress io.Writer
+	// Verbose makes CRIU log everything it does (log level 4, `lkc
+	// --debug`); by default it logs errors and warnings only, which makes
+	// a dump about 10% faster.
+	Verbose bool
 }
 
-// RestoreOpts are the options of `lkc restore` (runc's flags).
-type RestoreOpts struct {
-	Root, ID, Bundle string
-	CRIU             string
-
-	ImagePath, WorkPath, ParentPath string
-
-	ConsoleSocket string
-	PidFile       string
-	Detach        bool
-	NoSubreaper   bool
-	NoPivot       bool
-
-	TCPEstablished bool
-	ExtUnixSk      bool
-	ShellJob       bool
-	FileLocks      bool
-	LazyPages      bool
-	EmptyNS        []string
-
-	ManageCgroupsMode string
-	// PageServer is the "host:port" of the source's page server; with
-	// LazyPages, lkc starts CRIU's lazy-pages daemon against it itself.
-	PageServer string
-	StatusFD   *os.File
-
-	// Warn gets failures that must not fail the operation; nil drops them.
-	Warn func(error)
-}
-
-var errNoCheckpoint = errors.New("checkpoint/restore is being built: not available in this build yet")
+// descriptorsFile records, as runc does, what the container's fds 0-2 were
+// at dump time, so a restore can hand CRIU replacements for pipes.
+const descriptorsFile = "descriptors.json"
 
 // Checkpoint dumps container ID to o.ImagePath with CRIU. A checkpoint that
-// fails leaves the container running and unchanged.
-func Checkpoint(o CheckpointOpts) error { return errNoCheckpoint }
+// fails leaves the container running and unchanged. Unless LeaveRunning or
+// PreDump is set, a successful checkpoint stops the container and deletes
+// it, as runc does, so it can be restored under the same id.
+func Checkpoint(o CheckpointOpts) error {
+	cr, err := checkpoint.Find(o.CRIU)
+	if err != nil {
+		return err
+	}
+	c, err := load(o.Root, o.ID, true)
+	if err != nil {
+		return err
+	}
+	if s := c.status(); s != Running && s != Paused {
+		c.close()
+		return wrongState(o.ID, "checkpoint", s)
+	}
+	if err := c.checkpoint(cr, o); err != nil {
+		c.close()
+		return fmt.Errorf("checkpointing container %s: %w", o.ID, err)
+	}
+	if o.LeaveRunning || o.PreDump {
+		c.close()
+		return nil
+	}
+	// CRIU killed the tasks; what is left is a stopped container's record.
+	return c.destroy()
+}
 
-// Restore brings a checkpoint back as container ID; like Run, without
-// Detach it waits and returns the exit code. A restore that fails leaves
-// nothing behind.
-func Restore(o RestoreOpts) (int, error) { return 0, errNoCheckpoint }
+func (c *Container) checkpoint(cr *checkpoint.Criu, o CheckpointOpts) error {
+	if err := checkDumpFeatures(cr, o); err != nil {
+		return err
+	}
+	dirs, err := openDirs(o.ImagePath, o.WorkPath, true)
+	if err != nil {
+		return err
+	}
+	defer dirs.close()
+	opts, err := c.dumpOpts(o, dirs)
+	if err != nil {
+		return err
+	}
+	log := "dump.log"
+	if o.PreDump {
+		log = "pre-dump.log"
+	}
+	opts.LogFile = log
+	req := &checkpoint.Request{Opts: opts, Log: filepath.Join(dirs.workPath, log)}
+	if o.StatusFD != nil {
+		// Notified through "status-ready" rather than CRIU's own status fd,
+		// so the byte is written only after lkc saw the dump succeed.
+		req.Notify = func(script string, _ int, fd *os.File) error {
+			if fd != nil {
+				fd.Close()
+			}
+			if script == "status-ready" {
+				_, err := o.StatusFD.Write([]byte{0})
+				return err
+			}
+			return nil
+		}
+	}
+	stop := watchProgress(o.Progress, dirs.imagePath)
+	if o.PreDump {
+		err = cr.PreDump(req)
+	} else {
+		var ext []string
+		if ext, err = c.saveDescriptors(dirs.imagePath); err == nil {
+			opts.External = append(opts.External, ext...)
+			err = cr.Dump(req)
+		}
+	}
+	stop(err == nil)
+	return err
+}
+
+// checkDumpFeatures refuses, in one line, what CRIU or the kernel lacks.
+func checkDumpFeatures(cr *checkpoint.Criu, o CheckpointOpts) error {
+	if !o.PreDump && !o.LazyPages {
+		return nil
+	}
+	f, err := cr.Features(checkpoint.Features{MemTrack: o.PreDump, LazyPages: o.LazyPages})
+	if err != nil {
+		return err
+	}
+	if o.PreDump && !f.MemTrack {
+		return fmt.Errorf("--pre-dump: %w: the kernel does not track dirty memory (soft-dirty, CONFIG_MEM_SOFT_DIRTY); use a full checkpoint, or --lazy-pages for post-copy", ErrNotSupported)
+	}
+	if o.LazyPages && !f.LazyPages {
+		return fmt.Errorf("--lazy-pages: %w: CRIU reports no userfaultfd support", ErrNotSupported)
+	}
+	return nil
+}
+
+func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, error) {
+	mode, err := cgroupMode(o.ManageCgroupsMode)
+	if err != nil {
+		return nil, err
+	}
+	empty, err := emptyNSFlags(o.EmptyNS)
+	if err != nil {
+		return nil, err
+	}
+	opts := &checkpoint.Opts{
+		ImagesDirFd: d.imageFd(), WorkDirFd: d.workFd(), LogLevel: criuLogLevel(o.Verbose),
+		Pid: c.st.InitPid, Root: c.st.Rootfs,
+		LeaveRunning: o.LeaveRunning, TCPEstablished: o.TCPEstablished, TCPSkipInFlight: o.TCPSkipInFlight,
+		ExtUnixSk: o.ExtUnixSk, ShellJob: o.ShellJob, FileLocks: o.FileLocks, AutoDedup: o.AutoDedup,
+		LazyPages: o.LazyPages, LinkRemap: o.LinkRemap, EmptyNS: empty,
+		ManageCgroups: true, ManageCgroupsMode: mode, NotifyScripts: true, OrphanPtsMaster: true,
+		NetworkLock: networkLock, FreezeCgroup: freezerDir(c.st.CgroupPaths),
+
+		CgroupDumpControllers: dumpControllers(c.st.CgroupPaths),
+	}
+	if o.PageServer != "" {
+		if opts.PageServerAddr, opts.PageServerPort, err = splitHostPort(o.PageServer); err != nil {
+			return nil, err
+		}
+	}
+	if o.ParentPath != "" {
+		opts.ParentImg = o.ParentPath
+		opts.TrackMem = true
+	}
+	if o.PreDump {
+		opts.TrackMem = true
+		return opts, nil
+	}
+	if opts.ExtMounts, err = c.dumpMounts(); err != nil {
+		return nil, err
+	}
+	opts.External, err = externalNamespaces(c.st.Config)
+	return opts, err
+}
+
+// saveDescriptors records where the container's fds 0-2 point, and
+// returns the CRIU externals for those that are files outside the
+// container's mounts (the caller's /dev/null, a log file): CRIU cannot dump
+// them, so they are named "file[mnt_id:inode]" for the restore to replace
+// with its own fds, as pipes are.
+func (c *Container) saveDescriptors(imageDir string) ([]string, error) {
+	pid := c.st.InitPid
+	mounts, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		return nil, fmt.Errorf("reading the container's mounts: %w", err)
+	}
+	var ext []string
+	fds := make([]string, 3)
+	for i := range fds {
+		// An fd the container closed has no link: recorded as "".
+		fds[i], _ = os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, i))
+		if !strings.HasPrefix(fds[i], "/") {
+			continue // pipe:[N], socket:[N], anon_inode:...
+		}
+		key, err := externalFile(pid, i, mounts)
+		if err != nil {
+			return nil, err
+		}
+		if key != "" {
+			fds[i] = key
+			ext = append(ext, key)
+		}
+	}
+	data, err := json.Marshal(fds)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(imageDir, descriptorsFile), data, 0o600)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("recording the container's stdio: %w", err)
+	}
+	return ext, nil
+}
+
+// externalFile returns CRIU's key for fd of pid when the file lies on a
+// mount the container does not have, else "".
+func externalFile(pid, fd int, mountinfo []byte) (string, error) {
+	info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
+	if err != nil {
+		return "", fmt.Errorf("reading fdinfo of fd %d: %w", fd, err)
+	}
+	mnt := -1
+	for _, line := range strings.Split(string(info), "\n") {
+		if v, ok := strings.CutPrefix(line, "mnt_id:"); ok {
+			mnt, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	for _, line := range strings.Split(string(mountinfo), "\n") {
+		if id, _, _ := strings.Cut(line, " "); id == strconv.Itoa(mnt) {
+			return "", nil
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", pid, fd), &st); err != nil {
+		return "", fmt.Errorf("stat of fd %d: %w", fd, err)
+	}
+	// CRIU's spelling: both numbers in hex.
+	return fmt.Sprintf("file[%x:%x]", mnt, st.Ino), nil
+}
+
+// imageDirs are the open images and work directories CRIU gets as fds.
+type imageDirs struct {
+	imagePath, workPath string
+	image, work         *os.File
+}
+
+func openDirs(imagePath, workPath string, create bool) (*imageDirs, error) {
+	if imagePath == "" {
+		return nil, errors.New("no image path given")
+	}
+	if workPath == "" {
+		workPath = imagePath
+	}
+	d := &imageDirs{imagePath: imagePath, workPath: workPath}
+	for _, p := range []struct {
+		path string
+		f    **os.File
+	}{{imagePath, &d.image}, {workPath, &d.work}} {
+		if create || p.path == workPath {
+			if err := os.MkdirAll(p.path, 0o700); err != nil {
+				d.close()
+				return nil, fmt.Errorf("creating %s: %w", p.path, err)
+			}
+		}
+		f, err := os.Open(p.path)
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("opening checkpoint directory: %w", err)
+		}
+		*p.f = f
+	}
+	return d, nil
+}
+
+// CRIU opens the directories through /proc/<lkc>/fd/N (the pid it reads
+// from its RPC peer): these are lkc's fd numbers.
+func (d *imageDirs) imageFd() int { return int(d.image.Fd()) }
+func (d *imageDirs) workFd() int  { return int(d.work.Fd()) }
+
+func (d *imageDirs) close() {
+	for _, f := range []*os.File{d.image, d.work} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	i := len(hp) - 1
+	for i >= 0 && hp[i] != ':' {
+		i--
+	}
+	if i <= 0 {
+		return "", 0, fmt.Errorf("page server %q: want host:port", hp)
+	}
+	port, err := strconv.Atoi(hp[i+1:])
+	if err != nil || port <= 0 || port > 65535 {
+		return "", 0, fmt.Errorf("page server %q: bad port", hp)
+	}
+	host := hp[:i]
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return host, port, nil
+}
+
+// criuLogLevel is CRIU's -v: 2 logs errors and warnings, 4 everything.
+func criuLogLevel(verbose bool) int {
+	if verbose {
+		return 4
+	}
+	return 2
+}

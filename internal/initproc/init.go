@@ -138,8 +138,8 @@ func create(sync int, msg *Message) (*prepared, error) {
 	return &prepared{c: c, fifo: fifo, path: path, startState: msg.StartState, seccompState: msg.SeccompState}, nil
 }
 
-// setupSystem sets what belongs to the container's namespaces: names and
-// sysctls (before /proc/sys turns read-only).
+// setupSystem sets what belongs to the container's namespaces: names, a
+// new network namespace's lo, and sysctls (before /proc/sys turns read-only).
 func setupSystem(c *config.Config) error {
 	if c.Hostname != "" {
 		if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
@@ -149,6 +149,11 @@ func setupSystem(c *config.Config) error {
 	if c.Domainname != "" {
 		if err := unix.Setdomainname([]byte(c.Domainname)); err != nil {
 			return fmt.Errorf("setdomainname %q: %w", c.Domainname, err)
+		}
+	}
+	if c.NewNamespace("network") {
+		if err := loopbackUp(); err != nil {
+			return err
 		}
 	}
 	for k, v := range c.Sysctl {
@@ -168,6 +173,12 @@ func setupProcess(c *config.Config, preserve int, isInit bool) error {
 	if p.Terminal {
 		if err := setupConsole(p, isInit); err != nil {
 			return err
+		}
+	} else if isInit {
+		// A session of its own, as runc gives it: CRIU refuses to dump a
+		// container whose session leader is outside it.
+		if _, err := unix.Setsid(); err != nil {
+			return fmt.Errorf("setsid: %w", err)
 		}
 	}
 	if p.OOMScoreAdj != nil {

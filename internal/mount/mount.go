@@ -76,10 +76,23 @@ func mountOne(root *os.File, m config.Mount, env Env) error {
 	if err != nil {
 		return err
 	}
+	var under *os.File
+	if m.CopyUp {
+		if under, err = openUnder(target); err != nil {
+			target.Close()
+			return err
+		}
+		defer under.Close()
+	}
 	remountFlags, err := firstMount(target, m, env)
 	target.Close()
 	if err != nil {
 		return err
+	}
+	if m.CopyUp {
+		if err := copyUp(root, under, m.Destination); err != nil {
+			return err
+		}
 	}
 	if remountFlags == 0 && len(m.Propagation) == 0 && !isCgroup(m) {
 		return nil

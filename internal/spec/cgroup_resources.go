@@ -89,26 +89,31 @@ func convertBlockIO(b *specs.LinuxBlockIO, res *config.Resources) error {
 	if b == nil {
 		return nil
 	}
-	if err := checkWeight("blockIO.weight", b.Weight); err != nil {
+	weight, leafWeight := unsetIfZero(b.Weight), unsetIfZero(b.LeafWeight)
+	if err := checkWeight("blockIO.weight", weight); err != nil {
 		return err
 	}
-	if err := checkWeight("blockIO.leafWeight", b.LeafWeight); err != nil {
+	if err := checkWeight("blockIO.leafWeight", leafWeight); err != nil {
 		return err
 	}
-	res.BlkioWeight, res.BlkioLeafWeight = b.Weight, b.LeafWeight
+	res.BlkioWeight, res.BlkioLeafWeight = weight, leafWeight
 	for i, d := range b.WeightDevice {
 		key := "blockIO.weightDevice[" + strconv.Itoa(i) + "]"
 		if err := checkDevice(key, d.Major, d.Minor); err != nil {
 			return err
 		}
-		if err := checkWeight(key+".weight", d.Weight); err != nil {
+		weight, leafWeight := unsetIfZero(d.Weight), unsetIfZero(d.LeafWeight)
+		if err := checkWeight(key+".weight", weight); err != nil {
 			return err
 		}
-		if err := checkWeight(key+".leafWeight", d.LeafWeight); err != nil {
+		if err := checkWeight(key+".leafWeight", leafWeight); err != nil {
 			return err
+		}
+		if weight == nil && leafWeight == nil {
+			continue
 		}
 		res.BlkioWeightDevices = append(res.BlkioWeightDevices, config.WeightDevice{
-			Major: d.Major, Minor: d.Minor, Weight: d.Weight, LeafWeight: d.LeafWeight,
+			Major: d.Major, Minor: d.Minor, Weight: weight, LeafWeight: leafWeight,
 		})
 	}
 	throttles := []struct {
@@ -130,6 +135,16 @@ func convertBlockIO(b *specs.LinuxBlockIO, res *config.Resources) error {
 		}
 	}
 	return nil
+}
+
+// unsetIfZero reads a weight of 0 as "not set", as runc does: Docker
+// always sends blockIO.weight, 0 when the user gave none, and a device
+// weight with leafWeight 0.
+func unsetIfZero(w *uint16) *uint16 {
+	if w != nil && *w == 0 {
+		return nil
+	}
+	return w
 }
 
 func checkWeight(key string, w *uint16) error {

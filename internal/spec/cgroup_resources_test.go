@@ -45,7 +45,7 @@ func TestConvertResourcesRefuses(t *testing.T) {
 		{"mems beyond host", hostV1, specs.LinuxResources{CPU: &specs.LinuxCPU{Mems: "1"}}, `cpu.mems "1" names \[1\]`},
 		{"weight low", hostV1, specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{Weight: u16(9)}}, "blockIO.weight 9 is outside 10-1000"},
 		{"leaf weight high", hostV1, specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{LeafWeight: u16(1001)}}, "blockIO.leafWeight 1001 is outside 10-1000"},
-		{"device weight", hostV1, specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{WeightDevice: []specs.LinuxWeightDevice{{Weight: u16(0)}}}}, `blockIO.weightDevice\[0\].weight 0 is outside`},
+		{"device weight", hostV1, specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{WeightDevice: []specs.LinuxWeightDevice{{Weight: u16(5)}}}}, `blockIO.weightDevice\[0\].weight 5 is outside`},
 		{"negative device", hostV1, specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{ThrottleWriteIOPSDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: -1}, Rate: 5}}}}, `blockIO.throttleWriteIOPSDevice\[0\]: device -1:0 is negative`},
 		{"hugepage size", hostV1, specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "1GB", Limit: 1 << 30}}}, `hugepageLimits\[0\]: the host has no "1GB" huge pages \(it has 2MB\)`},
 		{"interface name", hostV1, specs.LinuxResources{Network: &specs.LinuxNetwork{Priorities: []specs.LinuxInterfacePriority{{Name: ""}}}}, `network.priorities\[0\]: interface name "" is empty`},

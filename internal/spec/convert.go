@@ -166,7 +166,7 @@ func convertMounts(s *specs.Spec, c *config.Config) error {
 		}
 		c.Mounts = append(c.Mounts, config.Mount{
 			Source: m.Source, Destination: filepath.Clean(m.Destination), Type: typ,
-			Flags: flags, Propagation: prop, Data: data,
+			Flags: flags, Propagation: prop, Data: data, CopyUp: typ == "tmpfs" && copyUp(m.Options),
 		})
 	}
 	return nil

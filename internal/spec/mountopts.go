@@ -52,6 +52,22 @@ var propagationFlags = map[string]uintptr{
 	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
 }
 
+// copyUpOptions are runc's tmpfs extensions, not for the kernel: whether
+// the new tmpfs gets the contents of the directory it covers (Podman asks
+// for it on --tmpfs and --read-only tmpfs mounts).
+var copyUpOptions = map[string]bool{"tmpcopyup": true, "notmpcopyup": false}
+
+// copyUp reports whether options ask for a tmpfs copy-up (the last wins).
+func copyUp(options []string) bool {
+	on := false
+	for _, o := range options {
+		if v, ok := copyUpOptions[o]; ok {
+			on = v
+		}
+	}
+	return on
+}
+
 // parseMountOptions splits fstab-style options into mount(2) flags,
 // propagation changes and the data string handed to the filesystem.
 func parseMountOptions(options []string) (flags uintptr, propagation []uintptr, data string) {
@@ -69,6 +85,9 @@ func parseMountOptions(options []string) (flags uintptr, propagation []uintptr, 
 			propagation = append(propagation, p)
 			continue
 		}
+		if _, ok := copyUpOptions[o]; ok {
+			continue
+		}
 		extra = append(extra, o)
 	}
 	return flags, propagation, strings.Join(extra, ",")
@@ -81,6 +100,9 @@ func MountOptionNames() []string {
 		names = append(names, n)
 	}
 	for n := range propagationFlags {
+		names = append(names, n)
+	}
+	for n := range copyUpOptions {
 		names = append(names, n)
 	}
 	return names

@@ -27,6 +27,7 @@ func TestParseMountOptions(t *testing.T) {
 		{[]string{"strictatime", "nostrictatime", "relatime"}, unix.MS_RELATIME, nil, ""},
 		{[]string{"newinstance", "ptmxmode=0666"}, 0, nil, "newinstance,ptmxmode=0666"},
 		{[]string{"sync", "async", "dirsync"}, unix.MS_DIRSYNC, nil, ""},
+		{[]string{"tmpcopyup", "mode=755", "notmpcopyup"}, 0, nil, "mode=755"},
 	}
 	for _, c := range cases {
 		flags, prop, data := parseMountOptions(c.opts)
@@ -38,13 +39,14 @@ func TestParseMountOptions(t *testing.T) {
 
 func TestMountOptionNamesCoverTables(t *testing.T) {
 	names := MountOptionNames()
-	if len(names) != len(mountFlags)+len(propagationFlags) {
-		t.Fatalf("%d names for %d options", len(names), len(mountFlags)+len(propagationFlags))
+	if want := len(mountFlags) + len(propagationFlags) + len(copyUpOptions); len(names) != want {
+		t.Fatalf("%d names for %d options", len(names), want)
 	}
 	for _, n := range names {
 		_, f := mountFlags[n]
 		_, p := propagationFlags[n]
-		if !f && !p {
+		_, c := copyUpOptions[n]
+		if !f && !p && !c {
 			t.Errorf("%q is listed but not understood", n)
 		}
 	}
@@ -57,6 +59,22 @@ func TestCapNumber(t *testing.T) {
 	} {
 		if got := capNumber(name); got != want {
 			t.Errorf("capNumber(%q) = %d, want %d", name, got, want)
+		}
+	}
+}
+
+func TestCopyUp(t *testing.T) {
+	for _, c := range []struct {
+		opts []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"tmpcopyup"}, true},
+		{[]string{"tmpcopyup", "notmpcopyup"}, false},
+		{[]string{"notmpcopyup", "nosuid", "tmpcopyup"}, true},
+	} {
+		if got := copyUp(c.opts); got != c.want {
+			t.Errorf("copyUp(%q) = %v, want %v", c.opts, got, c.want)
 		}
 	}
 }

@@ -1,0 +1,112 @@
+// Package checkpoint drives CRIU 4 over its swrk RPC: dump, pre-dump,
+// restore, feature checks and the lazy-pages daemon. It knows CRIU, not
+// containers: internal/container says what to dump and how to restore it.
+// Nothing here prints; progress goes to the writer the caller gives.
+package checkpoint
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+)
+
+// ErrNoCriu marks a host without a working CRIU 4.
+var ErrNoCriu = errors.New("no working CRIU 4")
+
+// DefaultPath is where scripts/install-criu.sh puts CRIU 4.
+const DefaultPath = "/opt/lkc/criu/criu"
+
+// Env names the environment variable that overrides DefaultPath (the
+// --criu flag overrides both).
+const Env = "LKC_CRIU"
+
+// installHint is what a user without CRIU 4 should run.
+const installHint = "run scripts/install-criu.sh (CRIU 4 in /opt/lkc/criu), or pass --criu PATH or set " + Env
+
+// Criu is a CRIU binary lkc talks to.
+type Criu struct{ Path string }
+
+// Find returns the CRIU to use: path when given, else $LKC_CRIU, else
+// DefaultPath, else a `criu` on PATH that is at least version 4 (Debian 12's
+// 3.17 cannot even start on current kernels).
+func Find(path string) (*Criu, error) {
+	for _, p := range []string{path, os.Getenv(Env)} {
+		if p != "" {
+			return usable(p)
+		}
+	}
+	if _, err := os.Stat(DefaultPath); err == nil {
+		return &Criu{Path: DefaultPath}, nil
+	}
+	p, err := exec.LookPath("criu")
+	if err != nil {
+		return nil, fmt.Errorf("%w: no CRIU at %s or on PATH: %s", ErrNoCriu, DefaultPath, installHint)
+	}
+	cr := &Criu{Path: p}
+	v, err := cr.Version()
+	if err != nil {
+		return nil, err
+	}
+	if v[0] < 4 {
+		return nil, fmt.Errorf("%w: %s is CRIU %d.%d, which does not work on this kernel: %s", ErrNoCriu, p, v[0], v[1], installHint)
+	}
+	return cr, nil
+}
+
+func usable(p string) (*Criu, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v: %s", ErrNoCriu, err, installHint)
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return nil, fmt.Errorf("%w: %s is not an executable: %s", ErrNoCriu, p, installHint)
+	}
+	return &Criu{Path: p}, nil
+}
+
+// Version asks CRIU for its version: major, minor, sublevel.
+func (cr *Criu) Version() ([3]int, error) {
+	resp, err := cr.run(&Request{typ: reqVersion})
+	if err != nil {
+		return [3]int{}, fmt.Errorf("%w: %s does not answer: %v: %s", ErrNoCriu, cr.Path, err, installHint)
+	}
+	return resp.version, nil
+}
+
+// Features reports which of the features in want CRIU and the kernel
+// support. (go-criu's FeatureCheck returns the request unchanged; this reads
+// CRIU's answer.)
+func (cr *Criu) Features(want Features) (Features, error) {
+	resp, err := cr.run(&Request{typ: reqFeatureCheck, feat: &want})
+	if err != nil {
+		return Features{}, fmt.Errorf("%w: feature check: %v", ErrNoCriu, err)
+	}
+	return resp.features, nil
+}
+
+// Dump checkpoints the tree rooted at r.Opts.Pid into the images directory.
+func (cr *Criu) Dump(r *Request) error {
+	r.typ = reqDump
+	_, err := cr.run(r)
+	return err
+}
+
+// PreDump copies memory of the running tree without stopping it for long,
+// for a later dump with ParentImg pointing here. It needs the kernel's
+// soft-dirty tracking.
+func (cr *Criu) PreDump(r *Request) error {
+	r.typ = reqPreDump
+	_, err := cr.run(r)
+	return err
+}
+
+// Restore restores the images and returns the host pid of the root task.
+func (cr *Criu) Restore(r *Request) (int, error) {
+	r.typ = reqRestore
+	resp, err := cr.run(r)
+	if err != nil {
+		return 0, err
+	}
+	return resp.pid, nil
+}

@@ -1,0 +1,76 @@
+package checkpoint
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+)
+
+// LazyPages is a running `criu lazy-pages` daemon: it fetches the pages a
+// lazy restore leaves out from the source's page server, on fault and in
+// the background, and exits once every page has arrived.
+type LazyPages struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// StartLazyPages starts the daemon for the images in imagesDir against the
+// page server at addr:port and returns once it accepts the restore's
+// connection (on lazy-pages.socket in workDir, which the restore must
+// share).
+func (cr *Criu) StartLazyPages(imagesDir, workDir, addr string, port int) (*LazyPages, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	cmd := exec.Command(cr.Path, "lazy-pages", "--page-server", "--address", addr, "--port", strconv.Itoa(port),
+		"-D", imagesDir, "-W", workDir, "-o", "lazy-pages.log", "-v4", "--status-fd", "3")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Env = criuEnv()
+	// Its own session: the daemon outlives a restore run from a terminal.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%w: starting %s lazy-pages: %v", ErrNoCriu, cr.Path, err)
+	}
+	lp := &LazyPages{cmd: cmd, done: make(chan error, 1)}
+	go func() { lp.done <- cmd.Wait() }()
+	var b [1]byte
+	if n, _ := r.Read(b[:]); n != 1 {
+		err := <-lp.done
+		log := filepath.Join(workDir, "lazy-pages.log")
+		req := &Request{Log: log}
+		return nil, req.explain(fmt.Errorf("criu lazy-pages exited before it was ready (%v)", err))
+	}
+	return lp, nil
+}
+
+// Failed delivers the daemon's error if it exits unsuccessfully; for
+// Request.Abort.
+func (lp *LazyPages) Failed() <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		if err := lp.Wait(); err != nil {
+			ch <- fmt.Errorf("criu lazy-pages: %w", err)
+		}
+	}()
+	return ch
+}
+
+// Wait waits until the daemon has fetched every page and exited.
+func (lp *LazyPages) Wait() error {
+	err := <-lp.done
+	lp.done <- err
+	return err
+}
+
+// Stop kills the daemon (a restore that failed no longer needs it).
+func (lp *LazyPages) Stop() {
+	lp.cmd.Process.Kill()
+	lp.Wait()
+}

@@ -1,0 +1,277 @@
+package checkpoint
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Notify is called for each notification CRIU sends while it works
+// ("post-dump", "setup-namespaces", "post-restore", "orphan-pts-master",
+// "status-ready", ...): pid is the root task where CRIU gives one, fd a
+// file CRIU passed along (the pts master), else nil; Notify owns it. An
+// error aborts the operation.
+type Notify func(script string, pid int, fd *os.File) error
+
+// Request is one request to a `criu swrk` of its own.
+type Request struct {
+	Opts   *Opts
+	Stdio  [3]*os.File // CRIU's fds 0-2 (a restore's tasks may inherit them); nil is /dev/null
+	Notify Notify
+	// Log is the log file CRIU writes (Opts.LogFile in the work dir), quoted
+	// in errors.
+	Log string
+	// Abort, when it delivers an error, stops CRIU: a lazy restore whose
+	// lazy-pages daemon died would otherwise wait forever on a page.
+	Abort <-chan error
+
+	typ   int
+	feat  *Features
+	extra []*os.File // CRIU's fds 4, 5, ... (3 is the RPC socket)
+}
+
+// AddFile passes f to CRIU and returns the fd number it has there, for
+// InheritFd and StatusFd.
+func (c *Request) AddFile(f *os.File) int {
+	c.extra = append(c.extra, f)
+	return 3 + len(c.extra)
+}
+
+// run starts `criu swrk 3`, sends the request, answers its notifications
+// and returns the final response.
+func (cr *Criu) run(c *Request) (*response, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("criu socketpair: %w", err)
+	}
+	sock, srv := fds[0], os.NewFile(uintptr(fds[1]), "criu-swrk")
+	defer unix.Close(sock)
+	cmd := exec.Command(cr.Path, "swrk", "3")
+	// A nil *os.File in an io.Reader is not a nil interface.
+	if c.Stdio[0] != nil {
+		cmd.Stdin = c.Stdio[0]
+	}
+	if c.Stdio[1] != nil {
+		cmd.Stdout = c.Stdio[1]
+	}
+	if c.Stdio[2] != nil {
+		cmd.Stderr = c.Stdio[2]
+	}
+	cmd.ExtraFiles = append([]*os.File{srv}, c.extra...)
+	cmd.Env = criuEnv()
+	err = cmd.Start()
+	srv.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%w: starting %s: %v", ErrNoCriu, cr.Path, err)
+	}
+	finished := make(chan struct{})
+	var aborted error
+	if c.Abort != nil {
+		go func() {
+			select {
+			case aborted = <-c.Abort:
+				cmd.Process.Kill()
+			case <-finished:
+			}
+		}()
+	}
+	resp, err := converse(sock, c)
+	close(finished)
+	// CRIU exits once the connection closes.
+	unix.Shutdown(sock, unix.SHUT_RDWR)
+	werr := cmd.Wait()
+	if err != nil && aborted != nil {
+		if c.Log != "" {
+			unmountYard(filepath.Dir(c.Log))
+		}
+		return nil, c.explain(fmt.Errorf("%w (criu stopped: %v)", err, aborted))
+	}
+	if err != nil {
+		return nil, c.explain(err)
+	}
+	if werr != nil && c.typ != reqPreDump {
+		return nil, c.explain(fmt.Errorf("criu: %w", werr))
+	}
+	return resp, nil
+}
+
+func converse(sock int, c *Request) (*response, error) {
+	req := &request{typ: c.typ, opts: c.Opts, features: c.feat}
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	for {
+		if _, err := unix.Write(sock, req.marshal()); err != nil {
+			return nil, fmt.Errorf("sending request to criu: %w", err)
+		}
+		n, oobn, err := recvmsg(sock, buf, oob)
+		if err != nil {
+			return nil, fmt.Errorf("reading criu's answer: %w", err)
+		}
+		if n == 0 {
+			return nil, errors.New("criu exited without an answer")
+		}
+		resp, err := unmarshalResponse(buf[:n])
+		if err != nil {
+			return nil, err
+		}
+		fd := passedFile(oob[:oobn])
+		if !resp.success {
+			if fd != nil {
+				fd.Close()
+			}
+			msg := resp.errmsg
+			if msg == "" && resp.errno != 0 {
+				msg = unix.Errno(resp.errno).Error()
+			}
+			return resp, errors.New(strings.TrimSpace(msg))
+		}
+		if resp.typ != reqNotify {
+			return resp, nil
+		}
+		if c.Notify == nil {
+			if fd != nil {
+				fd.Close()
+			}
+		} else if err := c.Notify(resp.script, resp.pid, fd); err != nil {
+			return nil, fmt.Errorf("%s: %w", resp.script, err)
+		}
+		req = &request{typ: reqNotify, notifySuccess: true}
+	}
+}
+
+func recvmsg(sock int, buf, oob []byte) (int, int, error) {
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			return n, oobn, err
+		}
+	}
+}
+
+// passedFile returns the first fd of an SCM_RIGHTS message, closing others.
+func passedFile(oob []byte) *os.File {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var f *os.File
+	for i := range msgs {
+		fds, err := unix.ParseUnixRights(&msgs[i])
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if f == nil {
+				f = os.NewFile(uintptr(fd), "criu-passed-fd")
+			} else {
+				unix.Close(fd)
+			}
+		}
+	}
+	return f
+}
+
+// explain replaces err with the first error CRIU logged, which says far
+// more than the RPC's answer (that is the first error, even one CRIU got
+// over), and says where the whole log is.
+func (c *Request) explain(err error) error {
+	if c.Log == "" {
+		return err
+	}
+	if line := firstLogError(c.Log); line != "" {
+		return fmt.Errorf("criu: %s%s (log: %s)", line, knownIssue(line), c.Log)
+	}
+	return fmt.Errorf("%w (log: %s)", err, c.Log)
+}
+
+func firstLogError(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		// "(00.012345) Error (criu/mount.c:123): mnt: ..." -> "mnt: ..."
+		if i := bytes.Index(line, []byte("Error (")); i >= 0 {
+			msg := string(line[i:])
+			if j := strings.Index(msg, "): "); j >= 0 {
+				msg = msg[j+3:]
+			}
+			if !ignorableLogError(msg) {
+				return strings.TrimSpace(msg)
+			}
+		}
+	}
+	return ""
+}
+
+// ignorableLogError filters errors CRIU logs and then gets over, such as a
+// restore failing to raise its own RLIMIT_NOFILE without CAP_SYS_RESOURCE.
+func ignorableLogError(msg string) bool {
+	return strings.HasPrefix(msg, "rlimit: Can't setup RLIMIT_NOFILE for self")
+}
+
+// criuEnv is lkc's environment with a PATH that reaches the sbin tools CRIU
+// runs (iptables-restore for the network lock, ip, tar).
+func criuEnv() []string {
+	env := os.Environ()
+	for i, kv := range env {
+		if p, ok := strings.CutPrefix(kv, "PATH="); ok {
+			if !strings.Contains(":"+p+":", ":/usr/sbin:") {
+				env[i] = kv + ":/usr/local/sbin:/usr/sbin:/sbin"
+			}
+			return env
+		}
+	}
+	return append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+}
+
+// knownIssue explains CRIU failures that are not the user's doing.
+func knownIssue(line string) string {
+	if strings.Contains(line, "Can't get 1:16 opt: Operation not supported") {
+		// Linux 6.16 restricted SO_PASSCRED to unix and netlink sockets.
+		return "; CRIU 4.1 cannot dump TCP/UDP sockets on Linux 6.16 and later (CRIU issue 2718, fixed after 4.1.1)"
+	}
+	if strings.Contains(line, "page-pipe: splice: -1: Bad file descriptor") {
+		// Seen with CRIU 4.1.1 on Linux 6.18; the same dump serves its
+		// pages on 6.1.
+		return "; CRIU 4.1 cannot serve lazy pages on this kernel (the page server's splice fails with EBADF; it works on Linux 6.1)"
+	}
+	return ""
+}
+
+// unmountYard removes the cgroup "yard" a killed CRIU leaves mounted in its
+// work dir (.criu.cgyard.*: the hierarchies it mounted to read and restore
+// cgroups), deepest mount first.
+func unmountYard(workDir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	prefix := filepath.Join(workDir, ".criu.cgyard.")
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], prefix) {
+			points = append(points, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(points)))
+	for _, p := range points {
+		unix.Unmount(p, unix.MNT_DETACH)
+	}
+	yards, _ := filepath.Glob(prefix + "*")
+	for _, y := range yards {
+		os.RemoveAll(y)
+	}
+}

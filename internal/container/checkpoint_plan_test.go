@@ -1,0 +1,98 @@
+package container
+
+import (
+	"reflect"
+	"sort"
+	"strconv"
+	"testing"
+
+	"github.com/lkc-containers/lkc/internal/checkpoint"
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+func TestCgroupRootsAreRelativeToEachHierarchy(t *testing.T) {
+	got := cgroupRoots(map[string]string{
+		"memory":      "/sys/fs/cgroup/memory/process_api/x/lkc/c2",
+		"cpu,cpuacct": "/sys/fs/cgroup/cpu,cpuacct/lkc/c2",
+		"bogus":       "/elsewhere/c2",
+	})
+	sort.Slice(got, func(i, j int) bool { return got[i].Ctrl < got[j].Ctrl })
+	want := []checkpoint.CgroupRoot{{Ctrl: "cpu,cpuacct", Path: "/lkc/c2"}, {Ctrl: "memory", Path: "/process_api/x/lkc/c2"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("v1 roots: got %v, want %v", got, want)
+	}
+	v2 := cgroupRoots(map[string]string{"": "/sys/fs/cgroup/a/lkc/c2"})
+	if !reflect.DeepEqual(v2, []checkpoint.CgroupRoot{{Ctrl: "", Path: "/a/lkc/c2"}}) {
+		t.Errorf("v2 root: %v", v2)
+	}
+}
+
+func TestCheckpointFlagParsing(t *testing.T) {
+	if m, err := cgroupMode("strict"); err != nil || *m != checkpoint.CgroupStrict {
+		t.Errorf("strict: %v %v", m, err)
+	}
+	if m, err := cgroupMode(""); err != nil || m != nil {
+		t.Errorf(`"" must leave CRIU's default: %v %v`, m, err)
+	}
+	if _, err := cgroupMode("hard"); err == nil {
+		t.Error("cgroup mode hard accepted")
+	}
+	if f, err := emptyNSFlags([]string{"network"}); err != nil || f != 0x40000000 {
+		t.Errorf("empty-ns network: %#x %v", f, err)
+	}
+	for _, bad := range []string{"ipc", "nope"} {
+		if _, err := emptyNSFlags([]string{bad}); err == nil {
+			t.Errorf("empty-ns %s accepted", bad)
+		}
+	}
+	for in, want := range map[string]string{"10.0.0.1:27": "10.0.0.1/27", "[::1]:9": "::1/9"} {
+		h, p, err := splitHostPort(in)
+		if err != nil || h+"/"+strconv.Itoa(p) != want {
+			t.Errorf("%s: %s %d %v", in, h, p, err)
+		}
+	}
+	for _, bad := range []string{"host", ":80", "h:0", "h:x"} {
+		if _, _, err := splitHostPort(bad); err == nil {
+			t.Errorf("page server %q accepted", bad)
+		}
+	}
+}
+
+// Bind mounts and, without a cgroup namespace, the bound cgroup
+// directories are external; a restore maps them to the new paths.
+func TestExternalMounts(t *testing.T) {
+	cfg := &config.Config{
+		Mounts: []config.Mount{
+			{Source: "/srv/data", Destination: "/data", Type: "bind"},
+			{Source: "proc", Destination: "/proc", Type: "proc"},
+			{Source: "cgroup", Destination: "/sys/fs/cgroup", Type: "cgroup"},
+		},
+		MaskedPaths: []string{"/proc/kcore"},
+	}
+	paths := map[string]string{"memory": "/sys/fs/cgroup/memory/lkc/new"}
+	got := restoreMounts(cfg, paths)
+	want := []checkpoint.ExtMount{
+		{Key: "/data", Val: "/srv/data"},
+		{Key: "/sys/fs/cgroup/memory", Val: "/sys/fs/cgroup/memory/lkc/new"},
+		{Key: "/dev/null", Val: "/dev/null"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("without cgroupns: got %v, want %v", got, want)
+	}
+	cfg.Namespaces = []config.Namespace{{Type: "cgroup"}}
+	if got := restoreMounts(cfg, paths); len(got) != 2 {
+		t.Errorf("with its own cgroupns the cgroup mounts are CRIU's own: %v", got)
+	}
+}
+
+func TestUnmanagedCgroupRoots(t *testing.T) {
+	self := []byte("9:name=systemd:/user.slice\n4:memory:/p\n0::/u\n")
+	got := unmanagedCgroupRoots(self, map[string]string{"memory": "/sys/fs/cgroup/memory/p/lkc/c"})
+	want := []checkpoint.CgroupRoot{{Ctrl: "name=systemd", Path: "/user.slice"}, {Ctrl: "unified", Path: "/u"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if got := unmanagedCgroupRoots(self, map[string]string{"": "/sys/fs/cgroup/c"}); got != nil {
+		t.Errorf("a v2 host has no unmanaged hierarchy: %v", got)
+	}
+}

@@ -1,0 +1,307 @@
+package container
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/checkpoint"
+	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/console"
+	"github.com/lkc-containers/lkc/internal/mount"
+	"github.com/lkc-containers/lkc/internal/spec"
+	"github.com/lkc-containers/lkc/internal/state"
+)
+
+// RestoreOpts are the options of `lkc restore` (runc's flags).
+type RestoreOpts struct {
+	Root, ID, Bundle string
+	CRIU             string
+	// Config, when not nil, is the bundle's config already converted (the
+	// CLI has it); nil loads Bundle's config.json.
+	Config *config.Config
+
+	ImagePath, WorkPath, ParentPath string
+
+	ConsoleSocket string
+	PidFile       string
+	Detach        bool
+	NoSubreaper   bool
+	NoPivot       bool
+
+	TCPEstablished bool
+	ExtUnixSk      bool
+	ShellJob       bool
+	FileLocks      bool
+	LazyPages      bool
+	EmptyNS        []string
+
+	ManageCgroupsMode string
+	// PageServer is the "host:port" of the source's page server; with
+	// LazyPages, lkc starts CRIU's lazy-pages daemon against it itself.
+	PageServer string
+	// External are more CRIU --external entries: "veth[eth0]:vc1@br0"
+	// re-creates a migrated container's veth with its peer on this host.
+	External []string
+	// StatusFD, when not nil, gets one '\0' byte once the restored
+	// container runs.
+	StatusFD *os.File
+
+	// Warn gets failures that must not fail the operation; nil drops them.
+	Warn func(error)
+	// Verbose is CheckpointOpts.Verbose for the restore.
+	Verbose bool
+}
+
+// Restore brings a checkpoint back as container ID; like Run, without
+// Detach it waits and returns the exit code (128+N after signal N) and then
+// deletes the container. A restore that fails leaves nothing behind: no
+// state, cgroup, mount or process.
+func Restore(o RestoreOpts) (int, error) {
+	cfg, err := restoreConfig(&o)
+	if err != nil {
+		return 0, err
+	}
+	if cfg.Process.Terminal && o.ConsoleSocket == "" {
+		return 0, fmt.Errorf("process.terminal is true: restoring needs --console-socket to hand the new terminal to")
+	}
+	cr, err := checkpoint.Find(o.CRIU)
+	if err != nil {
+		return 0, err
+	}
+	if !o.Detach && !o.NoSubreaper {
+		// Restored as our child (CRIU's rst_sibling); being a subreaper
+		// also keeps whatever it forks from escaping the wait.
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return 0, fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", err)
+		}
+	}
+	var sigs chan os.Signal
+	if !o.Detach {
+		sigs = make(chan os.Signal, 64)
+		signal.Notify(sigs, forwarded...)
+		defer signal.Stop(sigs)
+	}
+	c, err := restore(cr, o, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("restoring container %s: %w", o.ID, err)
+	}
+	c.close()
+	if o.StatusFD != nil {
+		o.StatusFD.Write([]byte{0})
+	}
+	if o.Detach {
+		return 0, nil
+	}
+	go forward(sigs, c.st.InitPid, nil)
+	code := waitInit(c.st.InitPid)
+	return code, Delete(o.Root, o.ID, true, o.Warn)
+}
+
+func restoreConfig(o *RestoreOpts) (*config.Config, error) {
+	if err := state.CheckID(o.ID); err != nil {
+		return nil, err
+	}
+	if o.Config != nil {
+		return o.Config, nil
+	}
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	s, err := spec.LoadBundle(bundle)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := spec.Convert(s, o.ID, bundle)
+	if err != nil {
+		return nil, err
+	}
+	cfg.NoPivot = o.NoPivot
+	return cfg, nil
+}
+
+// restore creates the container's record and cgroup with its limits, as
+// create does, then has CRIU restore the tasks into them.
+func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Container, err error) {
+	dir, err := state.Create(o.Root, o.ID)
+	if err != nil {
+		return nil, err
+	}
+	var undo cleanups
+	defer func() {
+		if err != nil {
+			undo.run()
+		}
+	}()
+	undo.add(func() { dir.Remove() })
+	cg, err := cgroups.New(cgroups.DefaultHost, cfg.Cgroup.Path)
+	if err != nil {
+		return nil, err
+	}
+	st := &state.State{
+		ID: o.ID, Bundle: cfg.Bundle, Rootfs: cfg.Rootfs, Created: time.Now().UTC(),
+		Owner: owner(), CgroupPaths: cg.Paths(), Config: cfg,
+	}
+	if err := createCgroup(CreateOpts{Root: o.Root, ID: o.ID, Config: cfg, Warn: o.Warn}, dir, st, cg, &undo); err != nil {
+		return nil, err
+	}
+	dirs, err := openDirs(o.ImagePath, o.WorkPath, false)
+	if err != nil {
+		return nil, err
+	}
+	defer dirs.close()
+	root, err := criuRoot(dir.Path(), cfg.Rootfs)
+	if err != nil {
+		return nil, err
+	}
+	defer unmountCriuRoot(root)
+	unmountBinds, err := mount.PrepareRestore(cfg.Rootfs, cfg.Mounts)
+	if err != nil {
+		return nil, fmt.Errorf("preparing mount points: %w", err)
+	}
+	defer unmountBinds()
+	req, err := restoreRequest(o, cfg, cg.Paths(), dirs, root)
+	if err != nil {
+		return nil, err
+	}
+	files, err := restoreNamespaces(cfg, req)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(files)
+	if o.LazyPages && o.PageServer != "" {
+		lp, err := startLazyPages(cr, o, dirs, &undo)
+		if err != nil {
+			return nil, err
+		}
+		req.Abort = lp.Failed()
+	}
+	pid, err := cr.Restore(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := recordInit(dir, st, pid, o.PidFile); err != nil {
+		return nil, err
+	}
+	return &Container{st: st, dir: dir, warn: o.Warn}, nil
+}
+
+func restoreRequest(o RestoreOpts, cfg *config.Config, cgPaths map[string]string, d *imageDirs, root string) (*checkpoint.Request, error) {
+	mode, err := cgroupMode(o.ManageCgroupsMode)
+	if err != nil {
+		return nil, err
+	}
+	empty, err := emptyNSFlags(o.EmptyNS)
+	if err != nil {
+		return nil, err
+	}
+	opts := &checkpoint.Opts{
+		ImagesDirFd: d.imageFd(), WorkDirFd: d.workFd(), LogLevel: criuLogLevel(o.Verbose), LogFile: "restore.log",
+		Root: root, ParentImg: o.ParentPath, RstSibling: true, EvasiveDevices: true,
+		TCPEstablished: o.TCPEstablished, ExtUnixSk: o.ExtUnixSk, ShellJob: o.ShellJob,
+		FileLocks: o.FileLocks, LazyPages: o.LazyPages, EmptyNS: empty,
+		ManageCgroups: true, ManageCgroupsMode: mode, NotifyScripts: true,
+		OrphanPtsMaster: cfg.Process.Terminal, NetworkLock: networkLock,
+		ExtMounts: restoreMounts(cfg, cgPaths), CgRoots: cgroupRoots(cgPaths),
+		External: o.External,
+	}
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil, fmt.Errorf("reading own cgroup: %w", err)
+	}
+	opts.CgRoots = append(opts.CgRoots, unmanagedCgroupRoots(self, cgPaths)...)
+	req := &checkpoint.Request{
+		Opts: opts, Stdio: [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Log: filepath.Join(d.workPath, "restore.log"),
+	}
+	if err := inheritStdio(req, d.imagePath); err != nil {
+		return nil, err
+	}
+	req.Notify = func(script string, _ int, fd *os.File) error {
+		if fd == nil {
+			return nil
+		}
+		defer fd.Close()
+		if script != "orphan-pts-master" {
+			return nil
+		}
+		return sendConsole(o.ConsoleSocket, fd)
+	}
+	return req, nil
+}
+
+// inheritStdio makes the restored tasks use lkc's own fds 0-2 (CRIU's,
+// which it inherits) where the container had pipes or files from outside,
+// the way runc does for pipes: the old ones are gone, and whoever restores
+// provides new ones.
+func inheritStdio(req *checkpoint.Request, imageDir string) error {
+	data, err := os.ReadFile(filepath.Join(imageDir, descriptorsFile))
+	if os.IsNotExist(err) {
+		return nil // not dumped by lkc or runc: nothing to map
+	}
+	if err != nil {
+		return fmt.Errorf("reading the container's stdio record: %w", err)
+	}
+	var fds []string
+	if err := json.Unmarshal(data, &fds); err != nil {
+		return fmt.Errorf("decoding %s: %w", descriptorsFile, err)
+	}
+	for i, d := range fds {
+		if (strings.HasPrefix(d, "pipe:") || strings.HasPrefix(d, "file[")) && i < 3 {
+			req.Opts.InheritFd = append(req.Opts.InheritFd, checkpoint.InheritFd{Key: d, Fd: i})
+		}
+	}
+	return nil
+}
+
+func sendConsole(path string, master *os.File) error {
+	conn, err := dialConsole(path)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return console.SendFd(int(conn.Fd()), master)
+}
+
+// criuRoot bind-mounts the rootfs on a directory of the state dir: CRIU
+// wants the root to be a mount point whose parent is not overmounted.
+func criuRoot(stateDir, rootfs string) (string, error) {
+	root := filepath.Join(stateDir, "criu-root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return "", fmt.Errorf("creating CRIU root: %w", err)
+	}
+	if err := unix.Mount(rootfs, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		os.Remove(root)
+		return "", fmt.Errorf("bind-mounting rootfs %s on %s: %w", rootfs, root, err)
+	}
+	return root, nil
+}
+
+func unmountCriuRoot(root string) {
+	unix.Unmount(root, unix.MNT_DETACH)
+	os.Remove(root)
+}
+
+// startLazyPages starts CRIU's lazy-pages daemon against the source's page
+// server, for a restore with LazyPages. The daemon goes on fetching pages
+// after the restore returns and exits by itself once it has them all.
+func startLazyPages(cr *checkpoint.Criu, o RestoreOpts, d *imageDirs, undo *cleanups) (*checkpoint.LazyPages, error) {
+	host, port, err := splitHostPort(o.PageServer)
+	if err != nil {
+		return nil, err
+	}
+	lp, err := cr.StartLazyPages(d.imagePath, d.workPath, host, port)
+	if err != nil {
+		return nil, err
+	}
+	undo.add(lp.Stop)
+	return lp, nil
+}

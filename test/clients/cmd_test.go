@@ -1,0 +1,197 @@
+package clients
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// cmdTimeout bounds every client command: a hung client fails its case
+// instead of the whole suite.
+const cmdTimeout = 60 * time.Second
+
+// result is one command's outcome.
+type result struct {
+	args           []string
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("%s: exit %d, stdout %q, stderr %q", strings.Join(r.args, " "), r.code, r.stdout, r.stderr)
+}
+
+// command runs name with args and env added to this process's, stdin from
+// /dev/null. Output goes to files, not pipes: a detached container or a
+// daemon the command starts may inherit them and hold a pipe open forever.
+func command(t *testing.T, env []string, name string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	dir := t.TempDir()
+	out, err := os.Create(filepath.Join(dir, "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	errf, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errf.Close()
+	cmd.Stdout, cmd.Stderr = out, errf
+	cmd.WaitDelay = time.Second
+	err = cmd.Run()
+	r := result{args: append([]string{name}, args...)}
+	r.stdout, r.stderr = readFile(out.Name()), readFile(errf.Name())
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("%s: timed out after %v; stderr %q", strings.Join(r.args, " "), cmdTimeout, r.stderr)
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("running %s: %v", strings.Join(r.args, " "), err)
+	}
+	return r
+}
+
+func readFile(p string) string {
+	data, _ := os.ReadFile(p)
+	return string(data)
+}
+
+// ownCgroups returns this process's cgroup path in each hierarchy, keyed
+// by the hierarchy's directory under /sys/fs/cgroup ("" on a pure v2 host).
+func ownCgroups(t *testing.T) map[string]string {
+	t.Helper()
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	own := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		dir := strings.TrimPrefix(parts[1], "name=")
+		if dir == "" && isCgroup2("/sys/fs/cgroup/unified") {
+			dir = "unified" // the v2 hierarchy of a hybrid host
+		}
+		if dir == "" && !isCgroup2("/sys/fs/cgroup") {
+			continue
+		}
+		own[dir] = parts[2]
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return own
+}
+
+func isCgroup2(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
+}
+
+// cgroupParent returns a fresh cgroup path beneath this process's memory
+// cgroup (the only controller this process is not at the root of) for a
+// client's containers. At the end it removes what the clients and runtimes
+// created for it, failing the test if a cgroup still holds processes.
+// runc places the path from each hierarchy's root; lkc places it beneath
+// the calling shim's or conmon's own cgroup, which for the shim is this
+// process's: both places are cleaned, with any directory above them that
+// did not exist before.
+func cgroupParent(t *testing.T, name string) string {
+	t.Helper()
+	own := ownCgroups(t)
+	base := own["memory"]
+	if base == "" {
+		base = own[""] // cgroup v2
+	}
+	parent := filepath.Join(base, fmt.Sprintf("lkc-clients-%d-%s", os.Getpid(), name))
+	var trees, made []string
+	for ctrl, ownPath := range own {
+		hier := filepath.Join("/sys/fs/cgroup", ctrl)
+		for _, p := range []string{filepath.Join(hier, parent), filepath.Join(hier, ownPath, parent)} {
+			trees = append(trees, p)
+			for d := filepath.Dir(p); strings.HasPrefix(d, hier+"/"); d = filepath.Dir(d) {
+				if _, err := os.Stat(d); err != nil {
+					made = append(made, d)
+				}
+			}
+		}
+	}
+	t.Cleanup(func() {
+		for _, tree := range trees {
+			removeCgroupTree(t, tree)
+		}
+		// Deepest first; one that is not empty (in use by others) stays.
+		sort.Slice(made, func(i, j int) bool { return len(made[i]) > len(made[j]) })
+		for _, d := range made {
+			os.Remove(d)
+		}
+	})
+	return parent
+}
+
+// removeCgroupTree removes the cgroup root and every cgroup beneath it,
+// deepest first; a cgroup that still has processes is reported.
+func removeCgroupTree(t *testing.T, root string) {
+	var dirs []string
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if procs := strings.TrimSpace(readFile(filepath.Join(dirs[i], "cgroup.procs"))); procs != "" {
+			t.Errorf("cgroup %s still has processes %q after the client cleaned up", dirs[i], procs)
+			continue
+		}
+		if err := os.Remove(dirs[i]); err != nil && !os.IsNotExist(err) {
+			t.Errorf("removing cgroup %s: %v", dirs[i], err)
+		}
+	}
+}
+
+// checkNoState fails if an OCI runtime root still holds a container.
+func checkNoState(t *testing.T, root string) {
+	t.Helper()
+	entries, err := os.ReadDir(root)
+	if err != nil && !os.IsNotExist(err) {
+		t.Errorf("reading runtime root %s: %v", root, err)
+	}
+	for _, e := range entries {
+		t.Errorf("runtime root %s still holds %s after cleanup", root, e.Name())
+	}
+}
+
+// waitFor polls cond every 50 ms until it holds or the timeout passes; a
+// client's asynchronous work (conmon, the shim) has no event to wait on.
+func waitFor(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return cond()
+}

@@ -1,0 +1,266 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// requireCriu skips a test on a host without a working CRIU 4 (CI installs
+// it with scripts/deps.sh, so nothing skips there).
+func requireCriu(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("LKC_CRIU")
+	if p == "" {
+		p = "/opt/lkc/criu/criu"
+	}
+	if out, err := exec.Command(p, "check").CombinedOutput(); err != nil {
+		t.Skipf("no working CRIU 4 at %s (scripts/install-criu.sh installs it): %v: %s", p, err, out)
+	}
+	return p
+}
+
+// counterScript counts in /count, ten times a second, and keeps a child
+// whose pid it writes to /child: what a restore must bring back exactly.
+const counterScript = `sleep 100000 & echo $! > /child; i=0; while :; do i=$((i+1)); echo $i > /count; sleep 0.1; done`
+
+// ckptCounter runs a detached counter container on a private rootfs and
+// returns its id and rootfs.
+func (e *env) ckptCounter(mutate func(*specs.Spec)) (string, string) {
+	e.t.Helper()
+	root := e.writableRootfs()
+	b := e.bundle([]string{"sh", "-c", counterScript}, func(s *specs.Spec) {
+		s.Root.Path, s.Root.Readonly = root, false
+		if mutate != nil {
+			mutate(s)
+		}
+	})
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", b, id)
+	waitCount(e.t, root, 3)
+	return id, root
+}
+
+// readCount reads the counter, retrying over a write in progress.
+func readCount(t *testing.T, root string) int {
+	t.Helper()
+	for i := 0; ; i++ {
+		data, err := os.ReadFile(filepath.Join(root, "count"))
+		n, cerr := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err == nil && cerr == nil {
+			return n
+		}
+		if i == 50 {
+			t.Fatalf("reading the counter: %v %v (%q)", err, cerr, data)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitCount waits until the counter reaches at least n.
+func waitCount(t *testing.T, root string, n int) int {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if c := readCount(t, root); c >= n {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the counter never reached %d (at %d)", n, readCount(t, root))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkpointStops checkpoints id (which stops and deletes it, as runc does)
+// and returns the counter's value at the checkpoint.
+func (e *env) checkpointStops(id, root, images string, extra ...string) int {
+	e.t.Helper()
+	e.mustLkc(append(append([]string{"checkpoint", "--image-path", images}, extra...), id)...)
+	if r := e.lkc("state", id); r.code == 0 {
+		e.t.Fatalf("container %s still exists after a checkpoint without --leave-running: %v", id, r)
+	}
+	saved := readCount(e.t, root)
+	time.Sleep(300 * time.Millisecond)
+	if now := readCount(e.t, root); now != saved {
+		e.t.Fatalf("the counter went on after the checkpoint: %d -> %d", saved, now)
+	}
+	return saved
+}
+
+// restoreDetached restores images as id from bundle and checks that the
+// counter goes on from saved, not from zero.
+func (e *env) restoreDetached(id, bundle, root, images string, saved int, extra ...string) {
+	e.t.Helper()
+	e.mustLkc(append(append([]string{"restore", "-d", "--bundle", bundle, "--image-path", images}, extra...), id)...)
+	if st := e.state(id); st["status"] != "running" {
+		e.t.Fatalf("restored container %s is %v", id, st["status"])
+	}
+	first := waitCount(e.t, root, saved+1)
+	if first > saved+20 {
+		e.t.Fatalf("after restore the counter is at %d, saved at %d", first, saved)
+	}
+}
+
+func bundleOf(e *env, id string) string {
+	e.t.Helper()
+	return e.state(id)["bundle"].(string)
+}
+
+func TestCheckpointRestoreCounter(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, root := e.ckptCounter(nil)
+	bundle := bundleOf(e, id)
+	child := strings.TrimSpace(e.mustLkc("exec", id, "cat", "/child"))
+	images := filepath.Join(t.TempDir(), "images")
+	saved := e.checkpointStops(id, root, images)
+	e.restoreDetached(id, bundle, root, images, saved)
+
+	// The same pids inside: the child sleep is still there under its pid.
+	ps := e.mustLkc("exec", id, "ps", "-o", "pid,args")
+	if !psHas(ps, child, "sleep 100000") {
+		t.Fatalf("child %s (sleep 100000) missing after restore:\n%s", child, ps)
+	}
+	// A normal container again: pause, resume, checkpoint again, kill, delete.
+	e.mustLkc("pause", id)
+	if st := e.state(id); st["status"] != "paused" {
+		t.Fatalf("paused restored container is %v", st["status"])
+	}
+	e.mustLkc("resume", id)
+	waitCount(t, root, readCount(t, root)+2)
+	images2 := filepath.Join(t.TempDir(), "images2")
+	saved = e.checkpointStops(id, root, images2)
+	e.restoreDetached(id, bundle, root, images2, saved)
+	e.mustLkc("kill", id, "KILL")
+	e.waitStatus(id, "stopped")
+	e.mustLkc("delete", id)
+}
+
+// psHas reports whether a `ps -o pid,args` listing has pid running
+// args.
+func psHas(ps, pid, args string) bool {
+	for _, line := range strings.Split(ps, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && f[0] == pid && strings.Join(f[1:], " ") == args {
+			return true
+		}
+	}
+	return false
+}
+
+// cgroupOf returns the cgroup path of hierarchy ctrl (v1) or the v2 path
+// of a host pid, from /proc/<pid>/cgroup.
+func cgroupOf(t *testing.T, pid int, ctrl string) string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 && (parts[1] == ctrl || (cgroupV2() && parts[0] == "0")) {
+			return parts[2]
+		}
+	}
+	t.Fatalf("pid %d has no %s cgroup:\n%s", pid, ctrl, data)
+	return ""
+}
+
+func initPid(e *env, id string) int {
+	e.t.Helper()
+	return int(e.state(id)["pid"].(float64))
+}
+
+// The old container is gone (checkpoint deletes it); the copy restored
+// under a new id lives in the new id's cgroup with the config's limits.
+func TestCheckpointRestoreNewID(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	limit := int64(200 << 20)
+	withLimit := func(s *specs.Spec) { s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit} }
+	id, root := e.ckptCounter(withLimit)
+	bundle := bundleOf(e, id)
+	images := filepath.Join(t.TempDir(), "images")
+	saved := e.checkpointStops(id, root, images)
+	id2 := e.id()
+	e.restoreDetached(id2, bundle, root, images, saved)
+	cg := cgroupOf(t, initPid(e, id2), "memory")
+	if !strings.HasSuffix(cg, "/lkc/"+id2) {
+		t.Fatalf("restored init is in memory cgroup %s, want .../lkc/%s", cg, id2)
+	}
+	file := "/sys/fs/cgroup/memory" + cg + "/memory.limit_in_bytes"
+	if cgroupV2() {
+		file = "/sys/fs/cgroup" + cg + "/memory.max"
+	}
+	got, err := os.ReadFile(file)
+	if err != nil || strings.TrimSpace(string(got)) != strconv.FormatInt(limit, 10) {
+		t.Fatalf("memory limit of the restored container: %q (%v), want %d", got, err, limit)
+	}
+	e.mustLkc("delete", "-f", id2)
+}
+
+// --leave-running keeps the container going; its images restore a second,
+// independent copy (on a copy of the rootfs) under another id.
+func TestCheckpointLeaveRunningCopy(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, root := e.ckptCounter(nil)
+	images := filepath.Join(t.TempDir(), "images")
+	e.mustLkc("checkpoint", "--leave-running", "--image-path", images, id)
+	saved := readCount(t, root)
+	if st := e.state(id); st["status"] != "running" {
+		t.Fatalf("container is %v after checkpoint --leave-running", st["status"])
+	}
+	waitCount(t, root, saved+3)
+
+	root2 := filepath.Join(t.TempDir(), "rootfs")
+	if out, err := exec.Command("cp", "-a", root, root2).CombinedOutput(); err != nil {
+		t.Fatalf("copying rootfs: %v: %s", err, out)
+	}
+	os.WriteFile(filepath.Join(root2, "count"), []byte(strconv.Itoa(saved)), 0o644)
+	b2 := e.bundle([]string{"sh", "-c", counterScript}, func(s *specs.Spec) { s.Root.Path, s.Root.Readonly = root2, false })
+	id2 := e.id()
+	e.restoreDetached(id2, b2, root2, images, saved)
+	if p1, p2 := initPid(e, id), initPid(e, id2); p1 == p2 {
+		t.Fatalf("both containers report init pid %d", p1)
+	}
+	c1 := readCount(t, root)
+	waitCount(t, root, c1+3) // the original still counts, on its own
+	e.mustLkc("delete", "-f", id2)
+	e.mustLkc("delete", "-f", id)
+}
+
+// A checkpoint that fails leaves the container running and unchanged; a
+// restore that fails leaves nothing behind; no CRIU is said in one line.
+func TestCheckpointFailures(t *testing.T) {
+	criu := requireCriu(t)
+	e := newEnv(t)
+	id, root := e.ckptCounter(nil)
+	images := filepath.Join(t.TempDir(), "images")
+	// Nobody listens on the page server's port: CRIU fails mid-dump.
+	e.failLkc(`checkpoint: checkpointing container .*: criu: `, "checkpoint", "--page-server", "127.0.0.1:1", "--image-path", images, id)
+	if st := e.state(id); st["status"] != "running" {
+		t.Fatalf("container is %v after a failed checkpoint", st["status"])
+	}
+	waitCount(t, root, readCount(t, root)+3)
+
+	bundle := bundleOf(e, id)
+	empty := t.TempDir()
+	id2 := e.id()
+	e.failLkc(`restore: restoring container `+id2+`: criu: `, "restore", "-d", "--bundle", bundle, "--image-path", empty, id2)
+	if r := e.lkc("state", id2); r.code == 0 {
+		t.Fatalf("a failed restore left container %s: %v", id2, r)
+	}
+	e.failLkc(`already exists`, "restore", "-d", "--bundle", bundle, "--image-path", empty, id)
+	e.failLkc(`install-criu.sh`, "--criu", "/nonexistent/criu", "checkpoint", id)
+	e.failLkc(`--manage-cgroups-mode "bogus"`, "--criu", criu, "checkpoint", "--manage-cgroups-mode", "bogus", "--image-path", images, id)
+	e.failLkc(`wrong state|does not exist`, "checkpoint", "--image-path", images, "nosuch-"+id)
+	e.mustLkc("delete", "-f", id)
+}
