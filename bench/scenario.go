@@ -51,7 +51,8 @@ type Scenario struct {
 
 // scenarios lists every benchmark; -scenario selects among them.
 func scenarios() []Scenario {
-	return append([]Scenario{runLatencyScenario(), execLatencyScenario()}, checkpointScenarios()...)
+	all := append([]Scenario{runLatencyScenario(), execLatencyScenario()}, checkpointScenarios()...)
+	return append(all, migrateScenarios()...)
 }
 
 // selectScenarios returns the named scenarios, or all of them for "all".

@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/migrate"
+)
+
+func cmdServe(g *globals, args []string) error {
+	var listen, tokenFile, bundles, cgParent string
+	var timeout time.Duration
+	fs := newFlags("serve")
+	fs.StringVar(&listen, "listen", "", "address to listen on (host:port)")
+	fs.StringVar(&tokenFile, "token-file", "", "file holding the shared secret (mode 0600)")
+	fs.StringVar(&bundles, "bundle-dir", "/var/lib/lkc/bundles", "where migrated containers' bundles are kept")
+	fs.StringVar(&cgParent, "cgroup-parent", "", "put arriving containers' cgroups at DIR/<id> (default: the path they had)")
+	fs.DurationVar(&timeout, "timeout", 60*time.Second, "per network exchange")
+	const use = "lkc serve --listen ADDR --token-file PATH [--bundle-dir DIR]"
+	if _, err := parse(fs, args, 0, use); err != nil {
+		return err
+	}
+	if listen == "" || tokenFile == "" {
+		return fmt.Errorf("--listen and --token-file are required (usage: %s)", use)
+	}
+	token, err := migrate.ReadToken(tokenFile)
+	if err != nil {
+		return err
+	}
+	// CRIU resolves the image paths from its own working directory.
+	if bundles, err = filepath.Abs(bundles); err != nil {
+		return err
+	}
+	// A long-running command: the collector and the other cores back on.
+	debug.SetGCPercent(100)
+	runtime.GOMAXPROCS(runtime.NumCPU())
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", listen, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
+	defer stop()
+	logLine := func(msg string) {
+		fmt.Fprintf(os.Stderr, "%s lkc serve: %s\n", time.Now().Format(time.RFC3339), msg)
+		g.logf("info", "%s", msg)
+	}
+	return migrate.Serve(ctx, ln, migrate.ServeOptions{
+		Root: g.root, BundleDir: bundles, Token: token, CRIU: g.criu, CgroupParent: cgParent,
+		Timeout: timeout, Log: logLine, Warn: g.warn,
+	})
+}
+
+func cmdMigrate(g *globals, args []string) error {
+	var o migrate.Options
+	var tokenFile string
+	var asJSON, progress bool
+	fs := newFlags("migrate")
+	fs.StringVar(&tokenFile, "token-file", "", "file holding the shared secret (mode 0600)")
+	fs.BoolVar(&o.SharedStorage, "shared-storage", false, "the target sees the rootfs at the same path: do not send it")
+	var postcopy bool
+	fs.BoolVar(&postcopy, "postcopy", false, "post-copy memory even when pre-copy would work (= --mode postcopy)")
+	fs.StringVar(&o.Mode, "mode", "", "precopy, postcopy or stopcopy (default: precopy with dirty tracking, else postcopy)")
+	fs.BoolVar(&o.TCPEstablished, "tcp-established", false, "move established TCP connections")
+	fs.StringVar(&o.WorkDir, "work-dir", "", "where the source's images go (default: a temporary directory)")
+	fs.IntVar(&o.MaxRounds, "max-rounds", 5, "pre-copy rounds at most")
+	fs.Int64Var(&o.ConvergeBytes, "converge-bytes", 8<<20, "pre-copy stops once a round sends fewer bytes")
+	fs.Float64Var(&o.ConvergeRatio, "converge-ratio", 0.8, "pre-copy stops once a round is not below this share of the last")
+	fs.Int64Var(&o.BandwidthLimit, "bwlimit", 0, "bytes per second for the rootfs and images (0: no limit)")
+	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "per network exchange")
+	fs.BoolVar(&asJSON, "json", false, "print a JSON summary")
+	fs.BoolVar(&progress, "progress", false, "print progress lines even when stderr is not a terminal")
+	const use = "lkc migrate --token-file PATH [--shared-storage] [--postcopy] [--tcp-established] [--json] <container-id> <host:port>"
+	rest, err := parse(fs, args, 2, use)
+	if err != nil {
+		return err
+	}
+	if tokenFile == "" {
+		return fmt.Errorf("--token-file is required (usage: %s)", use)
+	}
+	if postcopy {
+		o.Mode = migrate.ModePostcopy
+	}
+	if o.Token, err = migrate.ReadToken(tokenFile); err != nil {
+		return err
+	}
+	o.Root, o.ID, o.Target, o.CRIU, o.Warn = g.root, rest[0], rest[1], g.criu, g.warn
+	debug.SetGCPercent(100) // a migration allocates for seconds: collect
+	var display *migrate.Display
+	if progress || stderrIsTerminal() {
+		display = progressDisplay(&o, !progress)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
+	defer stop()
+	sum, err := migrate.Migrate(ctx, o)
+	if display != nil && stderrIsTerminal() {
+		display.Done()
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(os.Stdout).Encode(sum)
+	}
+	return nil
+}
+
+// progressDisplay draws on a terminal in place, or with --progress
+// elsewhere one line per phase change (what a script or a test reads).
+func progressDisplay(o *migrate.Options, tty bool) *migrate.Display {
+	d := &migrate.Display{W: os.Stderr}
+	if tty {
+		o.Progress = d.Update
+		return d
+	}
+	last := ""
+	o.Progress = func(p migrate.Progress) {
+		if p.Phase != last || p.Round > 0 && p.Bytes == 0 {
+			last = p.Phase
+			fmt.Fprintf(os.Stderr, "phase %s round %d bytes %d\n", p.Phase, p.Round, p.All)
+		}
+	}
+	return d
+}
+
+func stderrIsTerminal() bool {
+	_, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS)
+	return err == nil
+}

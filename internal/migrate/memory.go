@@ -1,0 +1,217 @@
+package migrate
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lkc-containers/lkc/internal/container"
+)
+
+// precopy sends memory in pre-dump rounds while the container runs, each
+// round only what changed since the last, until a round is small enough or
+// stops shrinking; then it freezes the container and sends the rest. In
+// stop-and-copy mode there are no rounds: everything moves frozen.
+func (s *session) precopy() error {
+	var prev int64 = -1
+	parent := ""
+	for round := 1; s.mode == ModePrecopy && round <= s.o.MaxRounds; round++ {
+		name := fmt.Sprintf("round-%d", round)
+		dir := filepath.Join(s.work, name)
+		o := s.checkpointOpts(dir)
+		o.PreDump, o.ParentPath = true, relParent(parent)
+		if err := container.Checkpoint(o); err != nil {
+			return err
+		}
+		if err := s.sendTree(PhasePrecopy, round, "images/"+name, dir); err != nil {
+			return err
+		}
+		s.sum.Rounds = round
+		n, err := treeSize(dir)
+		if err != nil {
+			return err
+		}
+		parent = name
+		if n < s.o.ConvergeBytes || (prev >= 0 && float64(n) > s.o.ConvergeRatio*float64(prev)) {
+			break
+		}
+		prev = n
+	}
+	if err := s.freeze(); err != nil {
+		return err
+	}
+	dir := filepath.Join(s.work, "final")
+	o := s.checkpointOpts(dir)
+	o.ParentPath = relParent(parent)
+	if err := container.Checkpoint(o); err != nil {
+		return err
+	}
+	if err := s.sendTree(PhaseImages, 0, "images/final", dir); err != nil {
+		return err
+	}
+	req := restoreReq{Image: "final"}
+	if parent != "" {
+		req.Parent = parent
+	}
+	return s.restore(req)
+}
+
+func relParent(name string) string {
+	if name == "" {
+		return ""
+	}
+	return "../" + name
+}
+
+// checkpointOpts are the options every dump of this migration shares. The
+// source always stays alive (LeaveRunning, frozen by us in the final dump):
+// it is deleted only once the target confirms.
+func (s *session) checkpointOpts(dir string) container.CheckpointOpts {
+	return container.CheckpointOpts{
+		Root: s.o.Root, ID: s.o.ID, CRIU: s.o.CRIU, ImagePath: dir,
+		LeaveRunning: true, TCPEstablished: s.o.TCPEstablished, FileLocks: true,
+		ManageCgroupsMode: "soft",
+	}
+}
+
+// freeze stops the source: pause, then take its veth peers off the network
+// so its kernel neither answers nor resets the connections that move (CRIU
+// unlocks the source's network when its dump ends). The downtime starts
+// here.
+func (s *session) freeze() error {
+	s.progress(PhaseFreeze, 0, 0, 0)
+	s.frozen = time.Now()
+	if err := container.Pause(s.o.Root, s.o.ID); err != nil {
+		return err
+	}
+	s.paused = true
+	s.netDown = true
+	for _, v := range s.veths {
+		if err := isolate(v, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// postcopy freezes the container at once, dumps everything but its
+// memory, lets the target restore, and serves the memory to the target's
+// lazy-pages daemon as the restored processes touch it.
+func (s *session) postcopy() error {
+	local := s.c.nc.LocalAddr().(*net.TCPAddr)
+	remote := s.c.nc.RemoteAddr().(*net.TCPAddr)
+	proxy, err := newPageProxy(local.IP.String(), remote.IP)
+	if err != nil {
+		return err
+	}
+	defer proxy.close()
+	if err := s.freeze(); err != nil {
+		return err
+	}
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("creating the dump status pipe: %w", err)
+	}
+	defer rd.Close()
+	dir := filepath.Join(s.work, "final")
+	o := s.checkpointOpts(dir)
+	o.LazyPages, o.PageServer, o.StatusFD = true, proxy.backend, wr
+	dumped := make(chan error, 1)
+	go func() {
+		dumped <- container.Checkpoint(o)
+		wr.Close()
+	}()
+	err = s.lazyRestore(rd, dir, proxy)
+	if err != nil {
+		proxy.abort()
+		if derr := <-dumped; errors.Is(err, errDumpEnded) && derr != nil {
+			return derr
+		}
+		return err
+	}
+	s.progress(PhasePostcopy, 0, proxy.bytes.Load(), 0)
+	if err := <-dumped; err != nil {
+		return fmt.Errorf("serving memory to the target: %w", err)
+	}
+	s.sum.PageBytes = proxy.bytes.Load()
+	s.sum.Bytes += s.sum.PageBytes
+	return nil
+}
+
+var errDumpEnded = errors.New("the dump ended before its images were ready")
+
+// lazyRestore waits until CRIU's images without memory are ready, sends
+// them and has the target restore against the page proxy.
+func (s *session) lazyRestore(status *os.File, dir string, proxy *pageProxy) error {
+	b := make([]byte, 1)
+	if n, _ := status.Read(b); n != 1 {
+		return errDumpEnded
+	}
+	if err := s.sendTree(PhaseImages, 0, "images/final", dir); err != nil {
+		return err
+	}
+	return s.restore(restoreReq{Image: "final", PageServer: proxy.Addr()})
+}
+
+// restore asks the target to restore and waits until it runs there: the
+// downtime ends here.
+func (s *session) restore(req restoreReq) error {
+	s.progress(PhaseRestore, 0, 0, 0)
+	if err := s.c.send(opRestore, req); err != nil {
+		return err
+	}
+	if err := s.c.expectSlow(opRestored, nil, 10*s.o.Timeout); err != nil {
+		return fmt.Errorf("restoring on the target: %w", err)
+	}
+	s.sum.DowntimeMS = ms(time.Since(s.frozen))
+	return nil
+}
+
+// finish commits: from the commit on, the target owns the container and the
+// source's frozen copy is deleted.
+func (s *session) finish() error {
+	s.progress(PhaseCommit, 0, 0, 0)
+	s.commit = true
+	if err := s.c.send(opCommit, nil); err != nil {
+		return err
+	}
+	if err := s.c.expect(opCommitted, nil); err != nil {
+		return fmt.Errorf("the target did not confirm the commit; the source copy stays paused and off the network (lkc resume takes it back, lkc delete drops it): %w", err)
+	}
+	if err := container.Delete(s.o.Root, s.o.ID, true, s.o.Warn); err != nil {
+		s.o.Warn(fmt.Errorf("deleting the source copy of %s: %w", s.o.ID, err))
+	}
+	return nil
+}
+
+// rollback returns the source to running after a failure before the
+// commit.
+func (s *session) rollback() {
+	if s.commit {
+		return
+	}
+	if s.netDown {
+		for _, v := range s.veths {
+			if err := isolate(v, true); err != nil {
+				s.o.Warn(err)
+			}
+		}
+	}
+	if s.paused {
+		if err := container.Resume(s.o.Root, s.o.ID); err != nil {
+			s.o.Warn(fmt.Errorf("resuming %s on the source: %w", s.o.ID, err))
+		}
+	}
+}
+
+// expectSlow is expect with a longer deadline, for a step that takes time
+// on the peer (a restore).
+func (c *conn) expectSlow(op string, body any, d time.Duration) error {
+	saved := c.timeout
+	c.timeout = d
+	defer func() { c.timeout = saved }()
+	return c.expect(op, body)
+}

@@ -1,0 +1,94 @@
+package migrate
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lkc-containers/lkc/internal/container"
+)
+
+// restore brings the container up from the received images, applies the
+// limits it had on the source, and announces its addresses from here.
+func (r *receiver) restore(body json.RawMessage) error {
+	var req restoreReq
+	if err := json.Unmarshal(body, &req); err != nil {
+		return fmt.Errorf("%w: decoding the restore request: %v", ErrProtocol, err)
+	}
+	for _, name := range []string{req.Image, req.Parent} {
+		if name != "" && (!filepath.IsLocal(name) || strings.Contains(name, "/")) {
+			return fmt.Errorf("%w: image directory %q", ErrProtocol, name)
+		}
+	}
+	if r.restored {
+		return fmt.Errorf("%w: a second restore", ErrProtocol)
+	}
+	res, err := r.resources()
+	if err != nil {
+		return err
+	}
+	o := container.RestoreOpts{
+		Root: r.o.Root, ID: r.of.ID, Bundle: r.bundle, CRIU: r.o.CRIU,
+		ImagePath: filepath.Join(r.bundle, "images", req.Image),
+		Detach:    true, TCPEstablished: r.of.TCPEstablished, FileLocks: true,
+		ManageCgroupsMode: "soft", Warn: r.o.Warn,
+		LazyPages: req.PageServer != "", PageServer: req.PageServer,
+	}
+	if req.Parent != "" {
+		o.ParentPath = "../" + req.Parent
+	}
+	for _, v := range r.of.Veths {
+		o.External = append(o.External, v.External())
+	}
+	// Restore registers the container before it returns: from here on a
+	// failure must delete it.
+	r.restored = true
+	if _, err := container.Restore(o); err != nil {
+		// The log goes with the staging directory: its errors go to the sender.
+		return fmt.Errorf("restoring container %s: %w%s", r.of.ID, err, criuErrors(filepath.Join(o.ImagePath, "restore.log")))
+	}
+	if err := container.Update(r.o.Root, r.of.ID, res); err != nil {
+		return fmt.Errorf("applying the limits of %s: %w", r.of.ID, err)
+	}
+	st, err := container.State(r.o.Root, r.of.ID)
+	if err != nil {
+		return err
+	}
+	if st.Status == container.Paused {
+		// The source was frozen for its final dump; CRIU may restore the
+		// freezer state with the rest of the cgroup.
+		if err := container.Resume(r.o.Root, r.of.ID); err != nil {
+			return err
+		}
+		st.Status = container.Running
+	}
+	if st.Status != container.Running {
+		return fmt.Errorf("container %s is %s after its restore", r.of.ID, st.Status)
+	}
+	if len(r.of.Veths) > 0 {
+		if err := announce(st.Pid); err != nil {
+			r.o.Warn(err)
+		}
+	}
+	return r.c.send(opRestored, nil)
+}
+
+// criuErrors returns the last error lines of a CRIU log, for a message.
+func criuErrors(log string) string {
+	data, err := os.ReadFile(log)
+	if err != nil {
+		return ""
+	}
+	var errs []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "Error") && !strings.Contains(l, "RLIMIT_NOFILE") {
+			errs = append(errs, strings.TrimSpace(l))
+		}
+	}
+	if len(errs) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(errs[max(0, len(errs)-3):], " | ")
+}

@@ -1,0 +1,313 @@
+package migrate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/container"
+	"github.com/lkc-containers/lkc/internal/state"
+)
+
+// Options of a migration; the zero value of each policy field picks the
+// default written beside it.
+type Options struct {
+	Root, ID string
+	Target   string // host:port of the receiver (`lkc serve`)
+	Token    []byte
+	CRIU     string // "" finds the default
+
+	SharedStorage bool // the target sees the rootfs at the same path: do not send it
+	// Mode is ModePrecopy, ModePostcopy or ModeStopcopy; "" picks pre-copy
+	// when the kernel tracks dirty memory and post-copy when it does not.
+	Mode           string
+	TCPEstablished bool // move established TCP connections
+
+	WorkDir        string        // where the source's images go; "" = a temporary directory
+	MaxRounds      int           // pre-copy rounds at most; 0 = 5
+	ConvergeBytes  int64         // pre-copy stops once a round sends less; 0 = 8 MiB
+	ConvergeRatio  float64       // ... or once a round is not below this share of the last; 0 = 0.8
+	BandwidthLimit int64         // bytes per second on the control stream; 0 = unlimited
+	Timeout        time.Duration // per network exchange; 0 = 60 s
+
+	Progress func(Progress) // nil = quiet
+	Warn     func(error)    // failures that do not fail the migration; nil drops them
+}
+
+func (o *Options) defaults() {
+	if o.MaxRounds == 0 {
+		o.MaxRounds = 5
+	}
+	if o.ConvergeBytes == 0 {
+		o.ConvergeBytes = 8 << 20
+	}
+	if o.ConvergeRatio == 0 {
+		o.ConvergeRatio = 0.8
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 60 * time.Second
+	}
+	if o.Progress == nil {
+		o.Progress = func(Progress) {}
+	}
+	if o.Warn == nil {
+		o.Warn = func(error) {}
+	}
+}
+
+// offer is the sender's first message: what moves, and from where.
+type offer struct {
+	ID             string          `json:"id"`
+	Facts          *Facts          `json:"facts"`
+	Mode           string          `json:"mode"`
+	SharedStorage  bool            `json:"sharedStorage"`
+	Rootfs         string          `json:"rootfs"` // the source's path; the target's too with shared storage
+	RootfsBytes    int64           `json:"rootfsBytes"`
+	MemoryBytes    int64           `json:"memoryBytes"` // images the target must hold
+	Config         json.RawMessage `json:"config"`      // the bundle's config.json
+	Resources      json.RawMessage `json:"resources"`   // current cgroup limits (after lkc update)
+	Veths          []Veth          `json:"veths"`
+	TCPEstablished bool            `json:"tcpEstablished"`
+}
+
+// stream announces the file stream that follows and where it goes.
+type stream struct {
+	Name string `json:"name"` // "rootfs" or "images/<dir>"
+}
+
+// restoreReq asks the receiver to restore from images/<Image>.
+type restoreReq struct {
+	Image      string `json:"image"`
+	Parent     string `json:"parent,omitempty"`     // images/<dir> of the last pre-copy round
+	PageServer string `json:"pageServer,omitempty"` // post-copy: where the pages are
+}
+
+// session is one migration on the sender's side.
+type session struct {
+	o       Options
+	c       *conn
+	st      *state.State
+	facts   *Facts
+	mode    string
+	work    string
+	start   time.Time
+	veths   []Veth
+	frozen  time.Time
+	sum     Summary
+	paused  bool
+	netDown bool
+	commit  bool // the source is promised away: never resume it after this
+}
+
+// Migrate moves container o.ID to the receiver at o.Target. Until the
+// target confirms that the container runs there, any failure leaves the
+// container running on the source; after, the source's copy is deleted.
+func Migrate(ctx context.Context, o Options) (*Summary, error) {
+	o.defaults()
+	s := &session{o: o, start: time.Now()}
+	s.sum = Summary{ID: o.ID, Target: o.Target}
+	if err := s.prepare(); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(s.work)
+	if err := s.connect(ctx); err != nil {
+		return nil, err
+	}
+	defer s.c.nc.Close()
+	stop := context.AfterFunc(ctx, func() { s.c.nc.Close() })
+	defer stop()
+	err := s.run()
+	if err != nil {
+		s.rollback()
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		}
+		return nil, fmt.Errorf("migrating %s to %s: %w", o.ID, o.Target, err)
+	}
+	s.sum.TotalMS = ms(time.Since(s.start))
+	s.sum.Bytes += s.c.bytesOut + s.c.bytesIn
+	s.progress(PhaseDone, 0, 0, 0)
+	return &s.sum, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (s *session) progress(phase string, round int, n, total int64) {
+	all := s.c.bytesOut + s.c.bytesIn
+	s.o.Progress(Progress{Phase: phase, Round: round, Bytes: n, Total: total, All: all, Elapsed: time.Since(s.start)})
+}
+
+// prepare reads the container's record and this host's facts, and picks
+// the memory mode.
+func (s *session) prepare() error {
+	cs, err := container.State(s.o.Root, s.o.ID)
+	if err != nil {
+		return err
+	}
+	if cs.Status != container.Running {
+		return fmt.Errorf("%w: cannot migrate container %s: it is %s", container.ErrWrongState, s.o.ID, cs.Status)
+	}
+	dir, err := state.Open(s.o.Root, s.o.ID, false)
+	if err != nil {
+		return err
+	}
+	s.st, err = dir.Load()
+	dir.Close()
+	if err != nil {
+		return err
+	}
+	if s.facts, err = HostFacts(s.o.CRIU, "/proc", "/sys/fs/cgroup"); err != nil {
+		return err
+	}
+	if s.facts.CRIU == [3]int{} {
+		return fmt.Errorf("cannot migrate: %s", s.facts.CRIUError)
+	}
+	if s.mode, err = pickMode(s.o.Mode, s.facts); err != nil {
+		return err
+	}
+	s.sum.Mode = s.mode
+	if s.veths, err = hostVeths(s.st.InitPid); err != nil {
+		return err
+	}
+	s.work = s.o.WorkDir
+	if s.work == "" {
+		s.work, err = os.MkdirTemp("", "lkc-migrate-"+s.o.ID+"-")
+	} else {
+		s.work = filepath.Join(s.work, "lkc-migrate-"+s.o.ID)
+		err = os.Mkdir(s.work, 0o700)
+	}
+	if err != nil {
+		return fmt.Errorf("creating the images directory: %w", err)
+	}
+	return nil
+}
+
+func (s *session) connect(ctx context.Context) error {
+	d := net.Dialer{Timeout: s.o.Timeout}
+	nc, err := d.DialContext(ctx, "tcp", s.o.Target)
+	if err != nil {
+		return fmt.Errorf("connecting to the receiver: %w", err)
+	}
+	s.c = newConn(nc, s.o.Timeout)
+	s.progress(PhaseConnect, 0, 0, 0)
+	if err := s.c.clientHandshake(s.o.Token); err != nil {
+		nc.Close()
+		return fmt.Errorf("handshake with %s: %w", s.o.Target, err)
+	}
+	s.c.limiter = newRateLimiter(s.o.BandwidthLimit)
+	return nil
+}
+
+func (s *session) run() error {
+	if err := s.sendOffer(); err != nil {
+		return err
+	}
+	if !s.o.SharedStorage {
+		if err := s.sendTree(PhaseRootfs, 0, "rootfs", s.st.Rootfs); err != nil {
+			return err
+		}
+	}
+	var err error
+	if s.mode != ModePostcopy {
+		err = s.precopy()
+	} else {
+		err = s.postcopy()
+	}
+	if err != nil {
+		return err
+	}
+	return s.finish()
+}
+
+func (s *session) sendOffer() error {
+	cfg, err := os.ReadFile(filepath.Join(s.st.Bundle, "config.json"))
+	if err != nil {
+		return fmt.Errorf("reading the bundle's config: %w", err)
+	}
+	res, err := json.Marshal(s.st.Config.Cgroup.Resources)
+	if err != nil {
+		return fmt.Errorf("encoding the container's limits: %w", err)
+	}
+	of := offer{ID: s.o.ID, Facts: s.facts, Mode: s.mode, SharedStorage: s.o.SharedStorage,
+		Rootfs: s.st.Rootfs, Config: cfg, Resources: res, Veths: s.veths, TCPEstablished: s.o.TCPEstablished}
+	if !s.o.SharedStorage {
+		if of.RootfsBytes, err = treeSize(s.st.Rootfs); err != nil {
+			return err
+		}
+	}
+	if s.mode != ModePostcopy {
+		of.MemoryBytes = memoryUsage(s.o.Root, s.o.ID)
+	}
+	if err := s.c.send(opOffer, of); err != nil {
+		return err
+	}
+	var target Facts
+	if err := s.c.expect(opAccept, &target); err != nil {
+		return fmt.Errorf("the receiver refused: %w", err)
+	}
+	return nil
+}
+
+// memoryUsage estimates the images' size; 0 when unknown.
+func memoryUsage(root, id string) int64 {
+	ev, err := container.Stats(root, id)
+	if err != nil {
+		return 0
+	}
+	if st, ok := ev.Data.(*cgroups.Stats); ok {
+		return int64(st.Memory.Usage.Usage)
+	}
+	return 0
+}
+
+// sendTree streams dir as name and waits until the receiver stored it.
+func (s *session) sendTree(phase string, round int, name, dir string) error {
+	total, err := treeSize(dir)
+	if err != nil {
+		return err
+	}
+	s.progress(phase, round, 0, total)
+	if err := s.c.send("stream", stream{Name: name}); err != nil {
+		return err
+	}
+	if err := s.c.sendTree(dir, func(n int64) { s.progress(phase, round, n, total) }); err != nil {
+		return err
+	}
+	if err := s.c.expect(opStored, nil); err != nil {
+		return fmt.Errorf("storing %s on the receiver: %w", name, err)
+	}
+	s.progress(phase, round, total, total)
+	return nil
+}
+
+// pickMode checks the asked mode against this host, or picks one.
+func pickMode(mode string, f *Facts) (string, error) {
+	switch mode {
+	case "":
+		if f.SoftDirty {
+			return ModePrecopy, nil
+		}
+		if f.LazyPages {
+			return ModePostcopy, nil
+		}
+		return ModeStopcopy, nil
+	case ModePrecopy:
+		if !f.SoftDirty {
+			return "", errors.New("cannot pre-copy: this kernel does not track dirty memory (soft-dirty); use post-copy")
+		}
+	case ModePostcopy:
+		if !f.LazyPages {
+			return "", errors.New("cannot post-copy: CRIU reports no userfaultfd support here")
+		}
+	case ModeStopcopy:
+	default:
+		return "", fmt.Errorf("unknown migration mode %q: use precopy, postcopy or stopcopy", mode)
+	}
+	return mode, nil
+}

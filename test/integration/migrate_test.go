@@ -1,0 +1,290 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// migCounter writes an ever-growing count to a tmpfs file, which CRIU moves
+// with the container.
+var migCounter = []string{"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.02; done"}
+
+func migCount(t *testing.T, e *env, id string) int {
+	t.Helper()
+	out := e.mustLkc("exec", id, "cat", "/dev/shm/count")
+	n, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatalf("count %q: %v", out, err)
+	}
+	return n
+}
+
+// criuLogTail returns the end of the CRIU log an error message names,
+// which the failed side removes with its staging directory only later.
+func criuLogTail(msg string) string {
+	m := regexp.MustCompile(`log: (/\S+)\)`).FindStringSubmatch(msg)
+	if m == nil {
+		return ""
+	}
+	data, _ := os.ReadFile(m[1])
+	lines := strings.Split(string(data), "\n")
+	return "\n" + m[1] + ":\n" + strings.Join(lines[max(0, len(lines)-30):], "\n")
+}
+
+type summary struct {
+	DowntimeMS float64 `json:"downtime_ms"`
+	TotalMS    float64 `json:"total_ms"`
+	Bytes      int64   `json:"bytes"`
+	Rounds     int     `json:"rounds"`
+	Mode       string  `json:"mode"`
+}
+
+func mustMigrate(t *testing.T, h *testHosts, from, to *testHost, id string, flags ...string) summary {
+	t.Helper()
+	r := h.migrate(from, to, id, flags...)
+	if r.code != 0 {
+		log, _ := os.ReadFile(to.serveLog)
+		t.Fatalf("migrate: %v\nreceiver log:\n%s%s", r, log, criuLogTail(r.stderr+string(log)))
+	}
+	var s summary
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatalf("summary %q: %v", r.stdout, err)
+	}
+	if s.TotalMS <= 0 || s.DowntimeMS <= 0 || s.DowntimeMS > s.TotalMS || s.Bytes <= 0 || s.Mode == "" {
+		t.Fatalf("implausible summary %+v", s)
+	}
+	return s
+}
+
+// A counting container moves from A to B and back, and keeps counting
+// from where it was, with its limits.
+func TestMigrateCounter(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	h.startServe(a)
+	h.startServe(b)
+	id, _ := h.runContainer(a, migCounter, func(s *specs.Spec) {
+		limit := int64(64 << 20)
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
+	})
+	time.Sleep(200 * time.Millisecond)
+	a.e.mustLkc("update", "--pids-limit", "77", id)
+	before := migCount(t, a.e, id)
+	s := mustMigrate(t, h, a, b, id, "--shared-storage", "--mode", "stopcopy")
+	t.Logf("A->B: %+v", s)
+	if r := a.e.lkc("state", id); r.code == 0 {
+		t.Fatalf("the source still has %s after the move: %v", id, r)
+	}
+	b.e.waitStatus(id, "running")
+	after := migCount(t, b.e, id)
+	time.Sleep(100 * time.Millisecond)
+	later := migCount(t, b.e, id)
+	if after < before || later <= after {
+		t.Fatalf("count before %d, after %d, later %d: the migCounter did not continue", before, after, later)
+	}
+	pids := strings.TrimSpace(b.e.mustLkc("exec", id, "cat", cgroupFile("pids", "pids.max", "pids.max")))
+	if pids != "77" {
+		t.Errorf("pids.max after the move %q, want 77 (the limit set with lkc update)", pids)
+	}
+	mustMigrate(t, h, b, a, id, "--shared-storage", "--mode", "stopcopy")
+	a.e.waitStatus(id, "running")
+	if back := migCount(t, a.e, id); back < later {
+		t.Fatalf("count after the way back %d < %d", back, later)
+	}
+}
+
+// A client outside both hosts keeps one TCP connection to a server in the
+// container while it moves, and sees no error.
+func TestMigrateTCP(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	h.startServe(b)
+	id, addr := h.runContainer(a, []string{"nc", "-l", "-p", "7000", "-e", "cat"}, nil)
+	var cc net.Conn
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var err error
+		if cc, err = h.dialFromLAN(addr + ":7000"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connecting to the container: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	defer cc.Close()
+	r := bufio.NewReader(cc)
+	echo := func(i int) {
+		t.Helper()
+		msg := fmt.Sprintf("ping %d", i)
+		if _, err := cc.Write([]byte(msg + "\n")); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		got, err := readLine(cc, r, 10*time.Second)
+		if err != nil || got != msg {
+			t.Fatalf("echo %d: %q %v", i, got, err)
+		}
+	}
+	echo(0)
+	done := make(chan result, 1)
+	go func() { done <- h.migrate(a, b, id, "--shared-storage", "--tcp-established", "--mode", "stopcopy") }()
+	for i := 1; ; i++ {
+		select {
+		case res := <-done:
+			if res.code != 0 && strings.Contains(res.stderr, "cannot dump TCP/UDP sockets") {
+				// The failed move must have left the server running on
+				// the source with the connection intact.
+				for j := i; j < i+5; j++ {
+					echo(j)
+				}
+				t.Skipf("CRIU cannot dump TCP sockets on this kernel (the source kept the connection): %s", res.stderr)
+			}
+			if res.code != 0 {
+				log, _ := os.ReadFile(b.serveLog)
+				t.Fatalf("migrate: %v\nreceiver log:\n%s", res, log)
+			}
+			b.e.waitStatus(id, "running")
+			for j := i; j < i+20; j++ {
+				echo(j)
+			}
+			return
+		default:
+			echo(i)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// Killing the receiver at each step leaves the container running on the
+// source and nothing on the target once it restarts.
+func TestMigrateReceiverKilled(t *testing.T) {
+	for _, phase := range []string{"connect", "rootfs", "images", "restore"} {
+		t.Run(phase, func(t *testing.T) {
+			h := newTestHosts(t)
+			a, b := h.hosts[0], h.hosts[1]
+			h.startServe(b)
+			rootfs := a.e.writableRootfs()
+			// Ballast, so that the rootfs phase lasts under --bwlimit.
+			if err := os.WriteFile(filepath.Join(rootfs, "ballast"), make([]byte, 4<<20), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			id, _ := h.runContainer(a, migCounter, func(s *specs.Spec) { s.Root.Path = rootfs; s.Root.Readonly = false })
+			cmd := h.lkcIn(a, "migrate", "--token-file", h.token, "--progress", "--bwlimit", "8000000", "--mode", "stopcopy", id, b.ip+":7070")
+			stderr, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var lines []string
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				lines = append(lines, sc.Text())
+				if strings.HasPrefix(sc.Text(), "phase "+phase+" ") {
+					b.killServe()
+					break
+				}
+			}
+			for sc.Scan() {
+				lines = append(lines, sc.Text())
+			}
+			err = cmd.Wait()
+			if err == nil {
+				t.Fatalf("migrate succeeded although the receiver was killed at %s: %q", phase, lines)
+			}
+			if b.serve != nil {
+				t.Fatalf("the migration never reached phase %s: %q", phase, lines)
+			}
+			a.e.waitStatus(id, "running")
+			n1 := migCount(t, a.e, id)
+			time.Sleep(100 * time.Millisecond)
+			if n2 := migCount(t, a.e, id); n2 <= n1 {
+				t.Fatalf("the source container stopped counting after the failed move: %d then %d", n1, n2)
+			}
+			h.startServe(b) // a restarted receiver sweeps what the killed one left
+			if entries, _ := os.ReadDir(b.bundles); len(entries) > 0 {
+				log, _ := os.ReadFile(b.serveLog)
+				t.Errorf("the target kept %v after the failed move; receiver log:\n%s", names(entries), log)
+			}
+			if entries, _ := os.ReadDir(b.root); len(entries) > 0 {
+				t.Errorf("the target's root kept %v after the failed move", names(entries))
+			}
+			// Before the rootfs (a later temp dir) goes away.
+			a.e.mustLkc("delete", "--force", id)
+		})
+	}
+}
+
+// The receiver refuses a sender without the token and a container it
+// already has, survives a client that speaks garbage, and the source keeps
+// running each time.
+func TestMigrateRefusals(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	h.startServe(b)
+	id, _ := h.runContainer(a, migCounter, nil)
+	bad := filepath.Join(t.TempDir(), "bad")
+	if err := os.WriteFile(bad, []byte("not-the-shared-token-at-all"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := h.migrate(a, b, id, "--token-file", bad)
+	if r.code == 0 || !strings.Contains(r.stderr, "does not hold this token") {
+		t.Fatalf("wrong token: %v", r)
+	}
+	conn, err := h.dialFromLAN(b.ip + ":7070")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte("GET / HTTP/1.0\r\n\r\n" + strings.Repeat("x", 1<<16)))
+	conn.Close()
+	r = h.migrate(a, b, id, "--shared-storage", "--mode", "precopy")
+	if r.code == 0 || !strings.Contains(r.stderr, "soft-dirty") && !strings.Contains(r.stderr, "refused") {
+		t.Fatalf("pre-copy without dirty tracking: %v", r)
+	}
+	if err := exec.Command(lkcBinary, "--root", b.root, "run", "-d", "--bundle", b.e.bundle([]string{"sleep", "100"}, func(s *specs.Spec) { s.Linux.CgroupsPath = "lkc/clash/" + id }), id).Run(); err != nil {
+		t.Fatal(err)
+	}
+	r = h.migrate(a, b, id, "--shared-storage", "--mode", "stopcopy")
+	if r.code == 0 || !strings.Contains(r.stderr, "already exists on the target") {
+		t.Fatalf("id taken on the target: %v", r)
+	}
+	b.e.mustLkc("delete", "--force", id)
+	a.e.waitStatus(id, "running")
+	mustMigrate(t, h, a, b, id, "--shared-storage", "--mode", "stopcopy")
+	b.e.waitStatus(id, "running")
+}
+
+// Without --shared-storage the rootfs moves too: the container finds on
+// the target what it wrote on the source.
+func TestMigrateRootfs(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	h.startServe(b)
+	rootfs := a.e.writableRootfs()
+	id, _ := h.runContainer(a, []string{"sh", "-c", "echo moved > /marker; " + migCounter[2]}, func(s *specs.Spec) {
+		s.Root.Path, s.Root.Readonly = rootfs, false
+	})
+	a.e.waitStatus(id, "running")
+	time.Sleep(100 * time.Millisecond)
+	mustMigrate(t, h, a, b, id, "--mode", "stopcopy")
+	if got := strings.TrimSpace(b.e.mustLkc("exec", id, "cat", "/marker")); got != "moved" {
+		t.Fatalf("/marker on the target: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(b.bundles, id, "rootfs", "marker")); err != nil {
+		t.Fatalf("the target's bundle lacks the rootfs: %v", err)
+	}
+	b.e.mustLkc("delete", "--force", id)
+}
