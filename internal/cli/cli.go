@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sort"
@@ -119,6 +120,13 @@ func Main(args []string) int {
 	if g.logFormat != "text" && g.logFormat != "json" {
 		return fail(g, rest[0], fmt.Errorf("--log-format %q: use text or json", g.logFormat))
 	}
+	// Absolute, because the state directory is handed to CRIU and to
+	// processes that run in other working directories.
+	root, err := filepath.Abs(g.root)
+	if err != nil {
+		return fail(g, rest[0], fmt.Errorf("--root %q: %w", g.root, err))
+	}
+	g.root = root
 	g.debugf("%s %s", rest[0], strings.Join(rest[1:], " "))
 	if err := cmd.run(g, rest[1:]); err != nil {
 		var ee exitError

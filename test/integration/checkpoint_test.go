@@ -264,3 +264,30 @@ func TestCheckpointFailures(t *testing.T) {
 	e.failLkc(`wrong state|does not exist`, "checkpoint", "--image-path", images, "nosuch-"+id)
 	e.mustLkc("delete", "-f", id)
 }
+
+// TestCheckpointRelativeRoot checkpoints and restores with a relative
+// --root, as a user in their state directory's parent would type it: CRIU
+// and init get absolute paths all the same.
+func TestCheckpointRelativeRoot(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, root := e.ckptCounter(nil)
+	images := filepath.Join(t.TempDir(), "images")
+	rel := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(lkcBinary, append([]string{"--root", filepath.Base(e.root)}, args...)...)
+		cmd.Dir = filepath.Dir(e.root)
+		// A file, as the container had: CRIU restores its offset.
+		out := e.tempFile()
+		defer out.Close()
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("lkc --root %s %v: %v: %s", filepath.Base(e.root), args, err, readAll(out))
+		}
+	}
+	bundle := e.state(id)["bundle"].(string)
+	rel("checkpoint", "--image-path", images, id)
+	before := readCount(t, root)
+	rel("restore", "-d", "--image-path", images, "--bundle", bundle, id)
+	waitCount(t, root, before+3)
+}
