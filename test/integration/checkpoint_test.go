@@ -28,7 +28,10 @@ func requireCriu(t *testing.T) string {
 
 // counterScript counts in /count, ten times a second, and keeps a child
 // whose pid it writes to /child: what a restore must bring back exactly.
-const counterScript = `sleep 100000 & echo $! > /child; i=0; while :; do i=$((i+1)); echo $i > /count; sleep 0.1; done`
+// The count is renamed into place: a freeze (checkpoint, pause) between
+// the truncate and the write of `echo > /count` would leave it empty for
+// as long as the container stays frozen.
+const counterScript = `sleep 100000 & echo $! > /child; i=0; while :; do i=$((i+1)); echo $i > /count.tmp; mv /count.tmp /count; sleep 0.1; done`
 
 // ckptCounter runs a detached counter container on a private rootfs and
 // returns its id and rootfs.
