@@ -3,8 +3,10 @@
 package testutil
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -24,4 +26,19 @@ func RequiresBinary(t testing.TB, name string) string {
 		t.Skipf("needs %s on PATH: run scripts/deps.sh", name)
 	}
 	return p
+}
+
+// LKCBinary returns $LKC_BINARY, or builds lkc into dir the way `make`
+// does (static, against musl) from the checkout at repo, so that tests run
+// what users run.
+func LKCBinary(repo, dir string) (string, error) {
+	if p := os.Getenv("LKC_BINARY"); p != "" {
+		return filepath.Abs(p)
+	}
+	p := filepath.Join(dir, "lkc")
+	cmd := exec.Command("make", "-C", repo, "lkc", "BIN="+p)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building lkc: %v\n%s", err, out)
+	}
+	return p, nil
 }

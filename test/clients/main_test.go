@@ -59,7 +59,7 @@ func setup(tmp string) error {
 		return err
 	}
 	var err error
-	if lkcBinary, err = binary(tmp); err != nil {
+	if lkcBinary, err = testutil.LKCBinary(repo, tmp); err != nil {
 		return err
 	}
 	bundle := filepath.Join(tmp, "bundle")
@@ -156,20 +156,6 @@ func aptGet(args ...string) error {
 		return fmt.Errorf("apt-get %s: %v: %s", strings.Join(args, " "), err, lastLines(string(out), 10))
 	}
 	return nil
-}
-
-// binary returns $LKC_BINARY, or builds lkc into dir the way `make` does,
-// so the clients run what users run.
-func binary(dir string) (string, error) {
-	if p := os.Getenv("LKC_BINARY"); p != "" {
-		return filepath.Abs(p)
-	}
-	p := filepath.Join(dir, "lkc")
-	cmd := exec.Command("make", "-C", repo, "lkc", "BIN="+p)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building lkc: %v\n%s", err, out)
-	}
-	return p, nil
 }
 
 func lastLines(s string, n int) string {

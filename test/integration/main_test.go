@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/lkc-containers/lkc/internal/testutil"
 )
 
 var (
@@ -34,7 +36,7 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(tmp)
 	_, here, _, _ := runtime.Caller(0)
 	repo := filepath.Join(filepath.Dir(here), "..", "..")
-	if lkcBinary, err = binary(repo, tmp); err != nil {
+	if lkcBinary, err = testutil.LKCBinary(repo, tmp); err != nil {
 		fmt.Println(err)
 		return 1
 	}
@@ -45,18 +47,4 @@ func run(m *testing.M) int {
 	}
 	rootfs = filepath.Join(tmp, "rootfs")
 	return m.Run()
-}
-
-// binary returns $LKC_BINARY, or builds lkc into dir the way `make` does
-// (static, against musl), so the tests run what users run.
-func binary(repo, dir string) (string, error) {
-	if p := os.Getenv("LKC_BINARY"); p != "" {
-		return filepath.Abs(p)
-	}
-	p := filepath.Join(dir, "lkc")
-	cmd := exec.Command("make", "-C", repo, "lkc", "BIN="+p)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building lkc: %v\n%s", err, out)
-	}
-	return p, nil
 }
