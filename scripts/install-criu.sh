@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# install-criu.sh: install CRIU 4.x from Debian trixie into a private prefix
+# install-criu.sh: install CRIU 4.2+ from Debian testing into a private prefix
 # (default /opt/lkc/criu, override with $LKC_CRIU_PREFIX) and put a wrapper at
 # <prefix>/criu, which is the path lkc looks up by default.
 #
 # Debian 12's criu 3.17 cannot run on kernels >= 6.15 (it fails in kerndat with
-# "vdso: Unexpected rt vDSO area bounds"); see docs/criu.md. Trixie's criu
-# needs trixie's libc, so the .debs of criu and its whole Depends closure
+# "vdso: Unexpected rt vDSO area bounds"), and trixie's 4.1.1 cannot dump
+# TCP/UDP sockets on kernels >= 6.16 nor serve lazy pages here; 4.2.1 (forky,
+# sid) does all three (docs/criu.md). Suites are tried in order: forky, sid,
+# then trixie's 4.1.1 as a last resort. A newer criu needs a newer libc, so the .debs of criu and its whole Depends closure
 # (libc6 included) are unpacked with dpkg-deb -x into the prefix and criu is
 # run through the prefix's own dynamic loader with --library-path. Nothing is
 # installed with dpkg, and the system's apt sources, lists, cache and config
@@ -15,13 +17,17 @@
 # Environment:
 #   LKC_CRIU_PREFIX   install prefix (default /opt/lkc/criu)
 #   LKC_CRIU_MIRROR   Debian mirror URL (default: the one the system uses)
-#   LKC_CRIU_SUITE    Debian suite to take criu from (default trixie)
+#   LKC_CRIU_SUITE    Debian suite(s) to take criu from, tried in order
+#                     (default "forky sid trixie")
+#   LKC_CRIU_MIN      version an existing install must have to be kept
+#                     (default 4.2)
 #   LKC_CRIU_FORCE=1  reinstall even if a 4.x wrapper is already there
 set -euo pipefail
 
 prefix=${LKC_CRIU_PREFIX:-/opt/lkc/criu}
 prefix=${prefix%/}
-suite=${LKC_CRIU_SUITE:-trixie}
+suites=${LKC_CRIU_SUITE:-forky sid trixie}
+min=${LKC_CRIU_MIN:-4.2}
 wrapper=$prefix/criu
 marker=.lkc-criu   # marks a prefix this script owns (safe to replace)
 arch=$(dpkg --print-architecture)
@@ -59,8 +65,13 @@ verify() {
   say "wrapper: $wrapper"
 }
 
-if [ "${LKC_CRIU_FORCE:-0}" != 1 ] && [ -x "$wrapper" ] &&
-  "$wrapper" --version 2>/dev/null | grep -q '^Version: 4\.'; then
+# new_enough VERSION: is VERSION at least $min?
+new_enough() {
+  [ "$(printf '%s\n%s\n' "$min" "$1" | sort -V | head -1)" = "$min" ]
+}
+
+have=$("$wrapper" --version 2>/dev/null | sed -n 's/^Version: //p' || true)
+if [ "${LKC_CRIU_FORCE:-0}" != 1 ] && [ -n "$have" ] && new_enough "$have"; then
   say "already installed"
   verify
   exit 0
@@ -107,16 +118,13 @@ find_mirror() {
 mirror=${LKC_CRIU_MIRROR:-$(find_mirror | head -1)}
 mirror=${mirror:-http://deb.debian.org/debian}
 mirror=${mirror%/}
-say "fetching criu from $mirror $suite into $prefix"
-
 work=$(mktemp -d /tmp/lkc-criu.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"   # apt downloads as the unprivileged _apt user
-mkdir -p "$work/empty" "$work/lists/partial" "$work/cache/archives/partial" "$work/state" "$work/debs"
+mkdir -p "$work/empty" "$work/debs"
 chown _apt "$work/debs" 2>/dev/null || true
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -r "$keyring" ] || die "$keyring missing (apt-get install debian-archive-keyring)"
-echo "deb [signed-by=$keyring] $mirror $suite main" >"$work/sources.list"
 
 # Dir::Etc::main/parts must come from APT_CONFIG: they are read before any -o,
 # and leaving them at the system values would run the system's apt.conf.d
@@ -129,32 +137,47 @@ echo "deb [signed-by=$keyring] $mirror $suite main" >"$work/sources.list"
     grep -E '^Acquire::((https?|ftp)::Proxy|Check-Valid-Until|Check-Date|Retries|ForceIPv4|ForceIPv6)' || true
 } >"$work/apt.conf"
 export APT_CONFIG=$work/apt.conf
-apt_opts=(
-  -o "Dir::Etc::SourceList=$work/sources.list"
-  -o "Dir::Etc::SourceParts=$work/empty"
-  -o "Dir::Etc::Preferences=/dev/null"
-  -o "Dir::Etc::PreferencesParts=$work/empty"
-  -o "Dir::State=$work/state"
-  -o "Dir::State::Lists=$work/lists"
-  -o "Dir::State::status=/dev/null"
-  -o "Dir::Cache=$work/cache"
-  -o "APT::Architecture=$arch"
-  -o "APT::Architectures::=$arch"
-  -o "Acquire::Languages=none"
-  -q
-)
 
-say "apt-get update ($suite, private lists)"
-apt-get "${apt_opts[@]}" update >"$work/update.log" 2>&1 ||
-  { cat "$work/update.log" >&2; die "apt-get update for $suite failed"; }
+# resolve SUITE: private apt state for SUITE in $work/SUITE; sets apt_opts
+# and pkgs to the Depends closure of criu + libcompel1 (libc6 included: a
+# newer criu needs a newer glibc than bookworm's 2.36). Recommends (iproute2,
+# python3-pycriu) are left out: criu calls the system's ip/iptables binaries.
+resolve() {
+  local d=$work/$1
+  mkdir -p "$d/lists/partial" "$d/cache/archives/partial" "$d/state"
+  echo "deb [signed-by=$keyring] $mirror $1 main" >"$d/sources.list"
+  apt_opts=(
+    -o "Dir::Etc::SourceList=$d/sources.list"
+    -o "Dir::Etc::SourceParts=$work/empty"
+    -o "Dir::Etc::Preferences=/dev/null"
+    -o "Dir::Etc::PreferencesParts=$work/empty"
+    -o "Dir::State=$d/state"
+    -o "Dir::State::Lists=$d/lists"
+    -o "Dir::State::status=/dev/null"
+    -o "Dir::Cache=$d/cache"
+    -o "APT::Architecture=$arch"
+    -o "APT::Architectures::=$arch"
+    -o "Acquire::Languages=none"
+    -q
+  )
+  say "apt-get update ($1, private lists)"
+  apt-get "${apt_opts[@]}" update >"$d/update.log" 2>&1 ||
+    { say "apt-get update for $1 failed: $(tail -1 "$d/update.log")"; return 1; }
+  mapfile -t pkgs < <(apt-cache "${apt_opts[@]}" depends --recurse --no-recommends \
+    --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances \
+    criu libcompel1 2>/dev/null | grep -v '^[ <]' | sort -u)
+  [ ${#pkgs[@]} -gt 2 ] || { say "no installable criu in $1"; return 1; }
+}
 
-# Depends closure of criu + libcompel1 (libc6 included: trixie's criu needs
-# glibc >= 2.38, bookworm has 2.36). Recommends (iproute2, python3-pycriu)
-# are left out: criu calls the system's ip/iptables binaries.
-mapfile -t pkgs < <(apt-cache "${apt_opts[@]}" depends --recurse --no-recommends \
-  --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances \
-  criu libcompel1 | grep -v '^[ <]' | sort -u)
-[ ${#pkgs[@]} -gt 2 ] || die "could not resolve the dependencies of criu in $suite"
+suite=
+for s in $suites; do
+  say "looking for criu in $mirror $s"
+  if resolve "$s"; then
+    suite=$s
+    break
+  fi
+done
+[ -n "$suite" ] || die "no suite of '$suites' has an installable criu"
 say "downloading ${#pkgs[@]} packages: ${pkgs[*]}"
 (cd "$work/debs" && apt-get "${apt_opts[@]}" download "${pkgs[@]}") >"$work/download.log" 2>&1 ||
   { cat "$work/download.log" >&2; die "apt-get download failed"; }
@@ -171,13 +194,13 @@ done
 chmod 755 "$stage"
 
 loader=usr/lib/$triplet/ld-linux-x86-64.so.2
-[ -e "$stage/$loader" ] || die "trixie libc6 did not provide /$loader"
+[ -e "$stage/$loader" ] || die "the suite's libc6 did not provide /$loader"
 [ -x "$stage/usr/sbin/criu" ] || die "criu package did not provide /usr/sbin/criu"
 
 write_wrapper() { # write_wrapper PREFIX FILE
   cat >"$2" <<EOF
 #!/bin/sh
-# Generated by lkc scripts/install-criu.sh: run trixie's criu with the
+# Generated by lkc scripts/install-criu.sh: run Debian $suite's criu with the
 # prefix's own glibc. --library-path (not LD_LIBRARY_PATH) so that programs
 # criu spawns (iptables-restore, ip, tar, ...) still use the system libraries.
 # exec keeps inherited fds, so "criu swrk <fd>" (go-criu) works through this.
