@@ -241,12 +241,12 @@ func criuEnv() []string {
 func knownIssue(line string) string {
 	if strings.Contains(line, "Can't get 1:16 opt: Operation not supported") {
 		// Linux 6.16 restricted SO_PASSCRED to unix and netlink sockets.
-		return "; CRIU 4.1 cannot dump TCP/UDP sockets on Linux 6.16 and later (CRIU issue 2718, fixed after 4.1.1)"
+		return "; CRIU before 4.2 cannot dump TCP/UDP sockets on Linux 6.16 and later (CRIU issue 2718): scripts/install-criu.sh installs 4.2"
 	}
 	if strings.Contains(line, "page-pipe: splice: -1: Bad file descriptor") {
-		// Seen with CRIU 4.1.1 on Linux 6.18; the same dump serves its
-		// pages on 6.1.
-		return "; CRIU 4.1 cannot serve lazy pages on this kernel (the page server's splice fails with EBADF; it works on Linux 6.1)"
+		// Seen with CRIU 4.1.1 and 4.2.1 on Linux 6.18; the same dump
+		// serves its pages on 6.1.
+		return "; this CRIU cannot serve lazy pages on this kernel (its page server's splice fails with EBADF; seen on Linux 6.18, works on 6.1)"
 	}
 	return ""
 }
