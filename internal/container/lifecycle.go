@@ -117,6 +117,10 @@ func Delete(root, id string, force bool, warn func(error)) error {
 		// that has yet to lock it (it will fail). Cleared under the same
 		// lock: between two locks a create could record a whole container
 		// that removing the directory would orphan.
+		if err := releaseCriuRoot(dir.Path()); err != nil {
+			dir.Close()
+			return err
+		}
 		return dir.Remove()
 	}
 	if err != nil {
@@ -143,6 +147,10 @@ func (c *Container) destroy() error {
 	}
 	c.poststop()
 	if err := cg.Destroy(); err != nil {
+		c.close()
+		return err
+	}
+	if err := releaseCriuRoot(c.dir.Path()); err != nil {
 		c.close()
 		return err
 	}

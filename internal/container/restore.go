@@ -53,6 +53,10 @@ type RestoreOpts struct {
 	// StatusFD, when not nil, gets one '\0' byte once the restored
 	// container runs.
 	StatusFD *os.File
+	// Stdio, where not nil, replaces lkc's own fd 0, 1 or 2 as what the
+	// restored tasks get in place of the pipes and outside files they had
+	// (a migration reopens the container's /dev/null on the target).
+	Stdio [3]*os.File
 
 	// Warn gets failures that must not fail the operation; nil drops them.
 	Warn func(error)
@@ -222,6 +226,11 @@ func restoreRequest(o RestoreOpts, cfg *config.Config, cgPaths map[string]string
 		Opts: opts, Stdio: [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
 		Log: filepath.Join(d.workPath, "restore.log"),
 	}
+	for i, f := range o.Stdio {
+		if f != nil {
+			req.Stdio[i] = f
+		}
+	}
 	if err := inheritStdio(req, d.imagePath); err != nil {
 		return nil, err
 	}
@@ -288,6 +297,23 @@ func criuRoot(stateDir, rootfs string) (string, error) {
 func unmountCriuRoot(root string) {
 	unix.Unmount(root, unix.MNT_DETACH)
 	os.Remove(root)
+}
+
+// releaseCriuRoot detaches the rootfs bind mount(s) a killed restore left
+// on <stateDir>/criu-root: removing the state dir across them would delete
+// the container's rootfs.
+func releaseCriuRoot(stateDir string) error {
+	root := filepath.Join(stateDir, "criu-root")
+	for range 64 {
+		err := unix.Unmount(root, unix.MNT_DETACH)
+		if err == unix.EINVAL || err == unix.ENOENT {
+			return nil // not, or no longer, a mount point
+		}
+		if err != nil {
+			return fmt.Errorf("unmounting the restore's root %s: %w", root, err)
+		}
+	}
+	return fmt.Errorf("unmounting the restore's root %s: still mounted after 64 unmounts", root)
 }
 
 // startLazyPages starts CRIU's lazy-pages daemon against the source's page

@@ -97,6 +97,10 @@ func (s *session) freeze() error {
 	return nil
 }
 
+// errPostcopy marks a post-copy that failed before the target committed:
+// the source still runs, so another mode may be tried.
+var errPostcopy = errors.New("post-copy failed")
+
 // postcopy freezes the container at once, dumps everything but its
 // memory, lets the target restore, and serves the memory to the target's
 // lazy-pages daemon as the restored processes touch it.
@@ -127,10 +131,16 @@ func (s *session) postcopy() error {
 	err = s.lazyRestore(rd, dir, proxy)
 	if err != nil {
 		proxy.abort()
-		if derr := <-dumped; errors.Is(err, errDumpEnded) && derr != nil {
+		derr := <-dumped
+		if derr == nil {
+			return err
+		}
+		if errors.Is(err, errDumpEnded) {
 			return derr
 		}
-		return err
+		// The page server's own failure is often the cause of the
+		// target's (a restore whose pages never come).
+		return fmt.Errorf("%w: %w; the source's page server: %v", errPostcopy, err, derr)
 	}
 	s.progress(PhasePostcopy, 0, proxy.bytes.Load(), 0)
 	if err := <-dumped; err != nil {

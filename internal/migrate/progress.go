@@ -46,6 +46,9 @@ type Summary struct {
 	Bytes      int64   `json:"bytes"` // control stream, rootfs, images and lazily fetched pages
 	Rounds     int     `json:"rounds"`
 	PageBytes  int64   `json:"page_bytes"` // of Bytes, the pages fetched by post-copy
+	// Fallback says why a post-copy lkc chose by itself gave way to
+	// stop-and-copy ("" when it did not).
+	Fallback string `json:"fallback,omitempty"`
 }
 
 // Display renders Progress reports on a terminal, one line rewritten in

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lkc-containers/lkc/internal/container"
 )
 
@@ -42,6 +44,12 @@ func (r *receiver) restore(body json.RawMessage) error {
 	for _, v := range r.of.Veths {
 		o.External = append(o.External, v.External())
 	}
+	stdio, err := openStdio(r.of.Stdio, o.ImagePath)
+	if err != nil {
+		return err
+	}
+	defer closeFiles(stdio[:])
+	o.Stdio = stdio
 	// Restore registers the container before it returns: from here on a
 	// failure must delete it.
 	r.restored = true
@@ -73,6 +81,48 @@ func (r *receiver) restore(body json.RawMessage) error {
 		}
 	}
 	return r.c.send(opRestored, nil)
+}
+
+// openStdio reopens here the paths the container's stdio pointed at on the
+// source (its /dev/null, a file on shared storage) where the dump named
+// them as files outside the container (descriptors.json, runc's record):
+// CRIU hands them to the restored tasks in place of the source's files,
+// and wants the same kind of file (a character device for /dev/null),
+// which the receiver's own stdio is not. Files inside the container (its
+// terminal) CRIU restores itself.
+func openStdio(paths [3]string, images string) (files [3]*os.File, err error) {
+	var keys []string
+	if data, err := os.ReadFile(filepath.Join(images, "descriptors.json")); err == nil {
+		if err := json.Unmarshal(data, &keys); err != nil {
+			return files, fmt.Errorf("%w: decoding the container's stdio record: %v", ErrProtocol, err)
+		}
+	}
+	for i, p := range paths {
+		if p == "" || i >= len(keys) || !strings.HasPrefix(keys[i], "file[") {
+			continue
+		}
+		if !filepath.IsAbs(p) {
+			closeFiles(files[:])
+			return files, fmt.Errorf("%w: stdio path %q is not absolute", ErrProtocol, p)
+		}
+		flag := os.O_WRONLY | os.O_APPEND
+		if i == 0 {
+			flag = os.O_RDONLY
+		}
+		if files[i], err = os.OpenFile(p, flag|unix.O_NOCTTY, 0); err != nil {
+			closeFiles(files[:])
+			return files, fmt.Errorf("reopening the container's fd %d here: %w", i, err)
+		}
+	}
+	return files, nil
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
 // criuErrors returns the last error lines of a CRIU log, for a message.

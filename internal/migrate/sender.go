@@ -74,6 +74,9 @@ type offer struct {
 	Resources      json.RawMessage `json:"resources"`   // current cgroup limits (after lkc update)
 	Veths          []Veth          `json:"veths"`
 	TCPEstablished bool            `json:"tcpEstablished"`
+	// Stdio are the paths the container's fds 0-2 point at ("" for a
+	// pipe, a socket or a closed fd): the target reopens them.
+	Stdio [3]string `json:"stdio"`
 }
 
 // stream announces the file stream that follows and where it goes.
@@ -108,8 +111,26 @@ type session struct {
 // Migrate moves container o.ID to the receiver at o.Target. Until the
 // target confirms that the container runs there, any failure leaves the
 // container running on the source; after, the source's copy is deleted.
+// A post-copy that lkc chose by itself (o.Mode "") and that fails before
+// the commit gives way to stop-and-copy: CRIU's lazy page server does not
+// work on every kernel (docs/criu.md), and the container is still here.
 func Migrate(ctx context.Context, o Options) (*Summary, error) {
 	o.defaults()
+	sum, err := migrate(ctx, o)
+	if err == nil || o.Mode != "" || !errors.Is(err, errPostcopy) || ctx.Err() != nil {
+		return sum, err
+	}
+	o.Warn(fmt.Errorf("%v; moving it stopped instead", err))
+	o.Mode = ModeStopcopy
+	first := err
+	sum, err = migrate(ctx, o)
+	if sum != nil {
+		sum.Fallback = first.Error()
+	}
+	return sum, err
+}
+
+func migrate(ctx context.Context, o Options) (*Summary, error) {
 	s := &session{o: o, start: time.Now()}
 	s.sum = Summary{ID: o.ID, Target: o.Target}
 	if err := s.prepare(); err != nil {
@@ -235,7 +256,8 @@ func (s *session) sendOffer() error {
 		return fmt.Errorf("encoding the container's limits: %w", err)
 	}
 	of := offer{ID: s.o.ID, Facts: s.facts, Mode: s.mode, SharedStorage: s.o.SharedStorage,
-		Rootfs: s.st.Rootfs, Config: cfg, Resources: res, Veths: s.veths, TCPEstablished: s.o.TCPEstablished}
+		Rootfs: s.st.Rootfs, Config: cfg, Resources: res, Veths: s.veths, TCPEstablished: s.o.TCPEstablished,
+		Stdio: stdioPaths(s.st.InitPid)}
 	if !s.o.SharedStorage {
 		if of.RootfsBytes, err = treeSize(s.st.Rootfs); err != nil {
 			return err
@@ -252,6 +274,17 @@ func (s *session) sendOffer() error {
 		return fmt.Errorf("the receiver refused: %w", err)
 	}
 	return nil
+}
+
+// stdioPaths returns what the fds 0-2 of pid point at when that is a path.
+func stdioPaths(pid int) [3]string {
+	var paths [3]string
+	for i := range paths {
+		if p, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, i)); err == nil && filepath.IsAbs(p) {
+			paths[i] = p
+		}
+	}
+	return paths
 }
 
 // memoryUsage estimates the images' size; 0 when unknown.

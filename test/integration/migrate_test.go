@@ -49,11 +49,19 @@ type summary struct {
 	Bytes      int64   `json:"bytes"`
 	Rounds     int     `json:"rounds"`
 	Mode       string  `json:"mode"`
+	PageBytes  int64   `json:"page_bytes"`
+	Fallback   string  `json:"fallback"`
 }
 
 func mustMigrate(t *testing.T, h *testHosts, from, to *testHost, id string, flags ...string) summary {
 	t.Helper()
-	r := h.migrate(from, to, id, flags...)
+	return checkSummary(t, to, h.migrate(from, to, id, flags...))
+}
+
+// checkSummary fails unless r is a successful migration to host to with a
+// plausible summary, which it returns.
+func checkSummary(t *testing.T, to *testHost, r result) summary {
+	t.Helper()
 	if r.code != 0 {
 		log, _ := os.ReadFile(to.serveLog)
 		t.Fatalf("migrate: %v\nreceiver log:\n%s%s", r, log, criuLogTail(r.stderr+string(log)))
@@ -250,10 +258,6 @@ func TestMigrateRefusals(t *testing.T) {
 	}
 	conn.Write([]byte("GET / HTTP/1.0\r\n\r\n" + strings.Repeat("x", 1<<16)))
 	conn.Close()
-	r = h.migrate(a, b, id, "--shared-storage", "--mode", "precopy")
-	if r.code == 0 || !strings.Contains(r.stderr, "soft-dirty") && !strings.Contains(r.stderr, "refused") {
-		t.Fatalf("pre-copy without dirty tracking: %v", r)
-	}
 	if err := exec.Command(lkcBinary, "--root", b.root, "run", "-d", "--bundle", b.e.bundle([]string{"sleep", "100"}, func(s *specs.Spec) { s.Linux.CgroupsPath = "lkc/clash/" + id }), id).Run(); err != nil {
 		t.Fatal(err)
 	}
@@ -287,4 +291,109 @@ func TestMigrateRootfs(t *testing.T) {
 		t.Fatalf("the target's bundle lacks the rootfs: %v", err)
 	}
 	b.e.mustLkc("delete", "--force", id)
+}
+
+// checkCounting fails unless container id on host x counts on from at
+// least from.
+func checkCounting(t *testing.T, x *testHost, id string, from int) {
+	t.Helper()
+	x.e.waitStatus(id, "running")
+	n1 := migCount(t, x.e, id)
+	time.Sleep(100 * time.Millisecond)
+	if n2 := migCount(t, x.e, id); n1 < from || n2 <= n1 {
+		t.Fatalf("count before the move %d, then %d and %d: the counter did not continue", from, n1, n2)
+	}
+}
+
+// Post-copy: the container restarts on the target before its memory is
+// there, and the target's lazy-pages daemon fetches it through the
+// sender's page proxy. Where CRIU's page server fails (Linux 6.18 with
+// CRIU 4.1.1 and 4.2.1), the move must fail cleanly, the source keep
+// counting, the target keep nothing.
+func TestMigratePostcopy(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	h.startServe(b)
+	id, _ := h.runContainer(a, migCounter, nil)
+	time.Sleep(200 * time.Millisecond)
+	before := migCount(t, a.e, id)
+	r := h.migrate(a, b, id, "--shared-storage", "--postcopy")
+	if r.code != 0 && strings.Contains(r.stderr, "cannot serve lazy pages on this kernel") {
+		checkCounting(t, a, id, before)
+		if entries, _ := os.ReadDir(b.root); len(entries) > 0 {
+			t.Fatalf("the target kept %v after the failed post-copy", names(entries))
+		}
+		t.Logf("CRIU's page server fails on this kernel; the move failed cleanly: %s", r.stderr)
+		return
+	}
+	s := checkSummary(t, b, r)
+	t.Logf("A->B post-copy: %+v", s)
+	if s.Mode != "postcopy" || s.PageBytes <= 0 {
+		t.Fatalf("a post-copy move sent no pages through the page proxy: %+v", s)
+	}
+	if r := a.e.lkc("state", id); r.code == 0 {
+		t.Fatalf("the source still has %s after the move: %v", id, r)
+	}
+	checkCounting(t, b, id, before)
+}
+
+// Pre-copy: rounds of pre-dumps while the container runs, each only what
+// it dirtied since the last, then a final dump of the rest. Without
+// soft-dirty tracking the sender refuses it in one line before it moves
+// anything.
+func TestMigratePrecopy(t *testing.T) {
+	criu := requireCriu(t)
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	h.startServe(b)
+	id, _ := h.runContainer(a, migCounter, nil)
+	time.Sleep(200 * time.Millisecond)
+	before := migCount(t, a.e, id)
+	if !softDirty(t, criu) {
+		r := h.migrate(a, b, id, "--shared-storage", "--mode", "precopy")
+		if r.code == 0 || !strings.Contains(r.stderr, "does not track dirty memory (soft-dirty)") {
+			t.Fatalf("pre-copy without dirty tracking: %v", r)
+		}
+		checkCounting(t, a, id, before)
+		t.Log("this kernel has no soft-dirty tracking: pre-copy was refused cleanly")
+		return
+	}
+	// Rounds go on while each is below 0.9 of the one before: the first
+	// holds all the memory, the next only what the counter dirtied.
+	r := h.migrate(a, b, id, "--shared-storage", "--mode", "precopy", "--max-rounds", "3",
+		"--converge-bytes", "1", "--converge-ratio", "0.9")
+	s := checkSummary(t, b, r)
+	t.Logf("A->B pre-copy: %+v", s)
+	if s.Mode != "precopy" || s.Rounds < 2 {
+		t.Fatalf("pre-copy made %d rounds, want at least 2: %+v", s.Rounds, s)
+	}
+	checkCounting(t, b, id, before)
+}
+
+// TestMigrateDefaultMode moves a container without naming a mode: lkc
+// picks pre-copy where the kernel tracks dirty memory, else post-copy, and
+// falls back to stop-and-copy, saying why, when CRIU cannot serve lazy
+// pages here. Either way the container arrives and keeps counting.
+func TestMigrateDefaultMode(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	h.startServe(b)
+	id, _ := h.runContainer(a, migCounter, nil)
+	time.Sleep(200 * time.Millisecond)
+	before := migCount(t, a.e, id)
+	r := h.migrate(a, b, id, "--shared-storage")
+	s := checkSummary(t, b, r)
+	t.Logf("A->B default mode: %+v", s)
+	switch {
+	case s.Mode == "stopcopy" && !strings.Contains(s.Fallback, "cannot serve lazy pages"):
+		t.Fatalf("stop-and-copy without a post-copy failure to explain it: %+v", s)
+	case s.Mode == "stopcopy" && !strings.Contains(r.stderr, "moving it stopped instead"):
+		t.Fatalf("the fallback was not reported on stderr: %q", r.stderr)
+	case s.Mode != "stopcopy" && s.Fallback != "":
+		t.Fatalf("a fallback reason without a fallback: %+v", s)
+	}
+	if r := a.e.lkc("state", id); r.code == 0 {
+		t.Fatalf("the source still has %s after the move: %v", id, r)
+	}
+	checkCounting(t, b, id, before)
 }
