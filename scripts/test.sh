@@ -24,9 +24,9 @@ go test -count=1 -timeout 20m -v ./... >"$log" 2>&1 || status=$?
 # cgroup v2: the lifecycle and cgroup tests again, inside a VM whose kernel
 # mounts a pure v2 hierarchy (this host is v1). The guest runs code ~20-40x
 # slower, so only that part of the suite goes there. Its kernel (6.1) also
-# has what CRIU 4.1.1 lacks on this host's 6.18: TCP socket dumps, working
-# lazy pages and soft-dirty for pre-dump (docs/criu.md).
-v2tests='TestCheckpointRestoreCounter|TestCheckpointTCPEstablished|TestCheckpointLazyPages|TestCheckpointPreDump|TestRun|TestNested|TestCrashCreate|TestExec|TestSecDevices|TestRootfsLinuxDevices|TestUpdate|TestEvents|TestResources|TestPause|TestPs|TestDeleteForce|TestCLILifecycle|TestCrashInit|TestProcessMemoryLimit|TestProcessPidsLimit|TestRootfsCgroup|TestNamespaceCgroup'
+# has what CRIU needs and this host's 6.18 lacks: a working lazy-pages page
+# server (post-copy) and soft-dirty (pre-dump, pre-copy); see docs/criu.md.
+v2tests='TestCheckpointRestoreCounter|TestCheckpointTCPEstablished|TestCheckpointLazyPages|TestCheckpointPreDump|TestMigrate|TestRun|TestNested|TestCrashCreate|TestExec|TestSecDevices|TestRootfsLinuxDevices|TestUpdate|TestEvents|TestResources|TestPause|TestPs|TestDeleteForce|TestCLILifecycle|TestCrashInit|TestProcessMemoryLimit|TestProcessPidsLimit|TestRootfsCgroup|TestNamespaceCgroup'
 mkdir -p tmp
 go test -c -o tmp/integration.test ./test/integration
 echo "=== cgroup v2 (VM): $v2tests" >>"$log"
