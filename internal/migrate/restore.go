@@ -44,7 +44,7 @@ func (r *receiver) restore(body json.RawMessage) error {
 	for _, v := range r.of.Veths {
 		o.External = append(o.External, v.External())
 	}
-	stdio, err := openStdio(r.of.Stdio, o.ImagePath)
+	stdio, err := openStdio(req.Stdio, o.ImagePath)
 	if err != nil {
 		return err
 	}

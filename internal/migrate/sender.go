@@ -74,9 +74,6 @@ type offer struct {
 	Resources      json.RawMessage `json:"resources"`   // current cgroup limits (after lkc update)
 	Veths          []Veth          `json:"veths"`
 	TCPEstablished bool            `json:"tcpEstablished"`
-	// Stdio are the paths the container's fds 0-2 point at ("" for a
-	// pipe, a socket or a closed fd): the target reopens them.
-	Stdio [3]string `json:"stdio"`
 }
 
 // stream announces the file stream that follows and where it goes.
@@ -86,9 +83,14 @@ type stream struct {
 
 // restoreReq asks the receiver to restore from images/<Image>.
 type restoreReq struct {
-	Image      string `json:"image"`
-	Parent     string `json:"parent,omitempty"`     // images/<dir> of the last pre-copy round
-	PageServer string `json:"pageServer,omitempty"` // post-copy: where the pages are
+	Image string `json:"image"`
+	// Stdio are the paths the container's fds 0-2 point at ("" for a
+	// pipe, a socket or a closed fd), read while it is frozen: a shell
+	// caught inside `echo > file` has fd 1 on that file for a moment. The
+	// target reopens those the dump recorded as files from outside.
+	Stdio      [3]string `json:"stdio"`
+	Parent     string    `json:"parent,omitempty"`     // images/<dir> of the last pre-copy round
+	PageServer string    `json:"pageServer,omitempty"` // post-copy: where the pages are
 }
 
 // session is one migration on the sender's side.
@@ -256,8 +258,7 @@ func (s *session) sendOffer() error {
 		return fmt.Errorf("encoding the container's limits: %w", err)
 	}
 	of := offer{ID: s.o.ID, Facts: s.facts, Mode: s.mode, SharedStorage: s.o.SharedStorage,
-		Rootfs: s.st.Rootfs, Config: cfg, Resources: res, Veths: s.veths, TCPEstablished: s.o.TCPEstablished,
-		Stdio: stdioPaths(s.st.InitPid)}
+		Rootfs: s.st.Rootfs, Config: cfg, Resources: res, Veths: s.veths, TCPEstablished: s.o.TCPEstablished}
 	if !s.o.SharedStorage {
 		if of.RootfsBytes, err = treeSize(s.st.Rootfs); err != nil {
 			return err
