@@ -258,7 +258,7 @@ func TestMigrateRefusals(t *testing.T) {
 	}
 	conn.Write([]byte("GET / HTTP/1.0\r\n\r\n" + strings.Repeat("x", 1<<16)))
 	conn.Close()
-	if err := exec.Command(lkcBinary, "--root", b.root, "run", "-d", "--bundle", b.e.bundle([]string{"sleep", "100"}, func(s *specs.Spec) { s.Linux.CgroupsPath = "lkc/clash/" + id }), id).Run(); err != nil {
+	if err := exec.Command(lkcBinary, "--root", b.root, "run", "-d", "--bundle", b.e.bundle([]string{"sleep", "100"}, func(s *specs.Spec) { s.Linux.CgroupsPath = "lkc/clash-" + id }), id).Run(); err != nil {
 		t.Fatal(err)
 	}
 	r = h.migrate(a, b, id, "--shared-storage", "--mode", "stopcopy")
