@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -240,22 +241,50 @@ func (h *testHosts) dialFromLAN(addr string) (net.Conn, error) {
 	}
 	ch := make(chan res, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies in the LAN's namespace
-		fd, err := unix.Open("/run/netns/"+h.lan, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			ch <- res{nil, err}
-			return
+		// Enter the LAN's namespace on a locked thread and come back
+		// before unlocking: a locked goroutine that exits kills its
+		// thread, and when that thread is the main one Go wedges it
+		// instead, leaving /proc/self/ns/net pointing at the LAN for
+		// every later test in this process.
+		runtime.LockOSThread()
+		c, err := dialInNetns("/run/netns/"+h.lan, addr)
+		if !errors.Is(err, errNetnsStuck) {
+			runtime.UnlockOSThread()
 		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			ch <- res{nil, err}
-			return
-		}
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		ch <- res{c, err}
 	}()
 	r := <-ch
 	return r.c, r.err
+}
+
+var errNetnsStuck = errors.New("cannot return to the original network namespace")
+
+// dialInNetns dials addr from the network namespace at path and moves
+// the calling, locked thread back to its own namespace afterwards. It
+// returns errNetnsStuck (wrapped) when the way back failed, in which
+// case the thread must stay locked so that it dies with the goroutine.
+func dialInNetns(path, addr string) (net.Conn, error) {
+	self, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(self)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+		return nil, err
+	}
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if berr := unix.Setns(self, unix.CLONE_NEWNET); berr != nil {
+		if c != nil {
+			c.Close()
+		}
+		return nil, fmt.Errorf("%w: %v", errNetnsStuck, berr)
+	}
+	return c, err
 }
 
 // readLine reads one line with a deadline.

@@ -87,10 +87,13 @@ func TestNamespaceLinks(t *testing.T) {
 	for _, tt := range types {
 		t.Run(tt.proc, func(t *testing.T) {
 			e := newEnv(t)
-			host, err := os.Readlink("/proc/self/ns/" + tt.proc)
+			// The namespaces lkc inherits are those of the thread that
+			// starts it, so ask a child started the same way.
+			out, err := exec.Command("readlink", "/proc/self/ns/"+tt.proc).Output()
 			if err != nil {
 				t.Fatal(err)
 			}
+			host := strings.TrimSpace(string(out))
 			args := []string{"readlink", "/proc/self/ns/" + tt.proc}
 			if in := e.mustRunOut(args, nil); in == host || !strings.HasPrefix(in, tt.proc+":[") {
 				t.Errorf("with a new %s namespace: inside %q, host %q", tt.proc, in, host)
