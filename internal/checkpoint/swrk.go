@@ -67,10 +67,13 @@ func (cr *Criu) run(c *Request) (*response, error) {
 	}
 	cmd.ExtraFiles = append([]*os.File{srv}, c.extra...)
 	cmd.Env = criuEnv()
-	err = cmd.Start()
+	kdat, err := startCriu(cmd, cr.Path, c.Opts)
 	srv.Close()
 	if err != nil {
 		return nil, fmt.Errorf("%w: starting %s: %v", ErrNoCriu, cr.Path, err)
+	}
+	if kdat != nil {
+		defer kdat.close()
 	}
 	finished := make(chan struct{})
 	var aborted error
@@ -88,6 +91,9 @@ func (cr *Criu) run(c *Request) (*response, error) {
 	// CRIU exits once the connection closes.
 	unix.Shutdown(sock, unix.SHUT_RDWR)
 	werr := cmd.Wait()
+	if kdat != nil {
+		kdat.save()
+	}
 	if err != nil && aborted != nil {
 		if c.Log != "" {
 			unmountYard(filepath.Dir(c.Log))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // requireCriu skips a test on a host without a working CRIU 4 (CI installs
@@ -293,4 +294,55 @@ func TestCheckpointRelativeRoot(t *testing.T) {
 	before := readCount(t, root)
 	rel("restore", "-d", "--image-path", images, "--bundle", bundle, id)
 	waitCount(t, root, before+3)
+}
+
+// TestCheckpointPausedAndKdatCache checkpoints a paused container, which
+// stays paused, then a running one twice: lkc freezes it for CRIU and
+// thaws it after, and the second CRIU finds the kernel-feature cache the
+// first one left (docs/criu.md: CRIU keeps it only on a tmpfs /run, which
+// this host's /run is not, and lkc gives CRIU one).
+func TestCheckpointPausedAndKdatCache(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, root := e.ckptCounter(nil)
+	e.mustLkc("pause", id)
+	e.mustLkc("checkpoint", "--leave-running", "--image-path", filepath.Join(t.TempDir(), "paused"), id)
+	if st := e.state(id); st["status"] != "paused" {
+		t.Fatalf("paused container is %v after checkpoint --leave-running", st["status"])
+	}
+	e.mustLkc("resume", id)
+	waitCount(t, root, readCount(t, root)+2)
+
+	hostRunTmpfs := isTmpfs(t, "/run")
+	for i := 0; i < 2; i++ {
+		images := filepath.Join(t.TempDir(), "images")
+		e.mustLkc("--debug", "checkpoint", "--leave-running", "--image-path", images, id)
+		if st := e.state(id); st["status"] != "running" {
+			t.Fatalf("container is %v after checkpoint --leave-running", st["status"])
+		}
+		waitCount(t, root, readCount(t, root)+2)
+		if i == 0 {
+			continue
+		}
+		log, err := os.ReadFile(filepath.Join(images, "dump.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(log), "Loaded kdat cache") {
+			t.Errorf("the second CRIU run probed the kernel again: no %q in its dump.log", "Loaded kdat cache")
+		}
+	}
+	if _, err := os.Stat("/run/criu.kdat"); err == nil && !hostRunTmpfs {
+		t.Errorf("/run/criu.kdat on the host's disk-backed /run: a CRIU after a reboot would trust it")
+	}
+	e.mustLkc("delete", "-f", id)
+}
+
+func isTmpfs(t *testing.T, path string) bool {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Type == unix.TMPFS_MAGIC
 }

@@ -1,0 +1,274 @@
+package checkpoint
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// CRIU probes the kernel at every start (vdso, userfaultfd, the cpu's
+// xsave layout, a dozen more: 35-45 ms here) and keeps the answers in
+// /run/criu.kdat, but it saves that cache only when /run is a tmpfs, so
+// that a reboot clears it. Where /run lives on disk, as on this Debian
+// without systemd, every CRIU run probes again. lkc then runs CRIU with a
+// tmpfs of its own on /run, the host's /run entries bind-mounted into it,
+// seeded with the cache lkc saved for this boot and CRIU binary, and keeps
+// what CRIU wrote there for the next run. See docs/criu.md.
+
+// kdatStore is where lkc keeps CRIU's cache between runs.
+var kdatStore = "/var/cache/lkc/criu.kdat"
+
+const (
+	runDir   = "/run"
+	kdatName = "criu.kdat"
+)
+
+// kdatCache is the tmpfs /run of one CRIU run, held open to read back what
+// CRIU saved there.
+type kdatCache struct {
+	run  *os.File   // the tmpfs's root
+	dirs []*os.File // the image and work dirs, opened again in CRIU's namespace
+	key  []byte     // the boot and CRIU binary the cache belongs to
+	was  []byte     // what lkc seeded it with
+}
+
+// kdatWanted reports whether CRIU needs lkc's help to keep its cache.
+func kdatWanted() bool {
+	var st unix.Statfs_t
+	return unix.Statfs(runDir, &st) == nil && st.Type != unix.TMPFS_MAGIC
+}
+
+// kdatKey identifies this boot and CRIU binary: a cache from another boot
+// or another build of CRIU is not used.
+func kdatKey(criu string) ([]byte, error) {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(criu, &st); err != nil {
+		return nil, err
+	}
+	return fmt.Appendf(nil, "lkc criu.kdat %s %s %d:%d %d %d\n",
+		bytes.TrimSpace(boot), criu, st.Dev, st.Ino, st.Size, st.Mtim.Nano()), nil
+}
+
+// startCriu starts cmd, the CRIU binary criu, keeping CRIU's cache where
+// the host's /run cannot. The returned cache, when not nil, is to be saved
+// and closed once CRIU exited. A namespace lkc fails to build costs only
+// the probing time: CRIU then starts as it is.
+func startCriu(cmd *exec.Cmd, criu string, o *Opts) (*kdatCache, error) {
+	if !kdatWanted() {
+		return nil, cmd.Start()
+	}
+	k, err := startWithKdat(cmd, criu, o)
+	var se setupError
+	if errors.As(err, &se) {
+		return nil, cmd.Start()
+	}
+	return k, err
+}
+
+// setupError is a failure to prepare CRIU's /run, before CRIU started.
+type setupError struct{ error }
+
+// startWithKdat starts cmd in a mount namespace of its own whose /run is a
+// tmpfs holding the saved cache and the host's /run entries.
+func startWithKdat(cmd *exec.Cmd, criu string, o *Opts) (*kdatCache, error) {
+	key, err := kdatKey(criu)
+	if err != nil {
+		return nil, setupError{err}
+	}
+	k := &kdatCache{key: key}
+	if saved, err := os.ReadFile(kdatStore); err == nil {
+		if data, ok := bytes.CutPrefix(saved, key); ok {
+			k.was = data
+		}
+	}
+	// Namespaces belong to threads: build this one on a thread of its own,
+	// which returns to the host's namespace and then dies with its
+	// goroutine (unshare gave it a private cwd and root as well).
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		done <- k.start(cmd, o)
+	}()
+	if err := <-done; err != nil {
+		k.close()
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *kdatCache) start(cmd *exec.Cmd, o *Opts) error {
+	host, err := os.Open("/proc/thread-self/ns/mnt")
+	if err != nil {
+		return setupError{err}
+	}
+	defer host.Close()
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return setupError{fmt.Errorf("criu's mount namespace: %w", err)}
+	}
+	if err = k.build(); err == nil {
+		err = k.reopenDirs(o)
+	}
+	if err != nil {
+		err = setupError{err}
+	} else {
+		err = cmd.Start()
+	}
+	if serr := unix.Setns(int(host.Fd()), unix.CLONE_NEWNS); serr != nil {
+		// The thread dies locked; the child, if started, is unaffected.
+		return fmt.Errorf("returning to the host's mount namespace: %w", serr)
+	}
+	return err
+}
+
+// build makes /run a tmpfs with the host's /run entries bind-mounted back
+// and the saved cache in place.
+func (k *kdatCache) build() error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return fmt.Errorf("making criu's mounts private: %w", err)
+	}
+	old, err := os.Open(runDir)
+	if err != nil {
+		return err
+	}
+	defer old.Close()
+	names, err := old.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", runDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755,size=1m"); err != nil {
+		return fmt.Errorf("mounting criu's /run: %w", err)
+	}
+	if k.run, err = os.Open(runDir); err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := bindBack(old, name); err != nil {
+			return fmt.Errorf("criu's /run: %s: %w", name, err)
+		}
+	}
+	if k.was != nil {
+		return os.WriteFile(filepath.Join(runDir, kdatName), k.was, 0o600)
+	}
+	return nil
+}
+
+// reopenDirs points o's image and work dirs at handles opened in CRIU's
+// namespace. CRIU reaches them through /proc/<lkc>/fd, and a handle opened
+// in the host's namespace is a mount of that namespace: CRIU's restore
+// mounts its cgroup yard in the work dir, and mount(2) refuses (EINVAL) a
+// mount point outside the caller's namespace.
+func (k *kdatCache) reopenDirs(o *Opts) error {
+	if o == nil {
+		return nil
+	}
+	fds := []*int{&o.ImagesDirFd, &o.WorkDirFd}
+	reopened := make([]int, len(fds))
+	for i, fd := range fds {
+		if *fd <= 0 {
+			continue
+		}
+		path, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", *fd))
+		if err != nil {
+			return err
+		}
+		f, err := os.OpenFile(path, os.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			return err
+		}
+		k.dirs = append(k.dirs, f)
+		reopened[i] = int(f.Fd())
+	}
+	for i, fd := range fds {
+		if reopened[i] != 0 {
+			*fd = reopened[i]
+		}
+	}
+	return nil
+}
+
+// bindBack makes /run/name in the tmpfs show name of the host's /run.
+func bindBack(old *os.File, name string) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(int(old.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	dst := filepath.Join(runDir, name)
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		target, err := readlinkat(old, name)
+		if err != nil {
+			return err
+		}
+		return os.Symlink(target, dst)
+	case unix.S_IFDIR:
+		if err := os.Mkdir(dst, 0o755); err != nil {
+			return err
+		}
+	default:
+		if err := os.WriteFile(dst, nil, 0o600); err != nil {
+			return err
+		}
+	}
+	src := fmt.Sprintf("/proc/self/fd/%d/%s", old.Fd(), name)
+	return unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, "")
+}
+
+func readlinkat(dir *os.File, name string) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(int(dir.Fd()), name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// save keeps what CRIU left in its /run for the next run, when it changed.
+// It is a cache: a failure to keep it only costs the next run its probing.
+func (k *kdatCache) save() {
+	if k.run == nil {
+		return
+	}
+	fd, err := unix.Openat(int(k.run.Fd()), kdatName, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(fd), kdatName)
+	defer f.Close()
+	var data bytes.Buffer
+	if _, err := data.ReadFrom(f); err != nil || data.Len() == 0 || bytes.Equal(data.Bytes(), k.was) {
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(kdatStore), 0o755); err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(kdatStore), ".criu.kdat.*")
+	if err != nil {
+		return
+	}
+	_, err = tmp.Write(append(append([]byte{}, k.key...), data.Bytes()...))
+	if cerr := tmp.Close(); err == nil && cerr == nil {
+		err = os.Rename(tmp.Name(), kdatStore)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+}
+
+func (k *kdatCache) close() {
+	if k.run != nil {
+		k.run.Close()
+	}
+	for _, f := range k.dirs {
+		f.Close()
+	}
+}
