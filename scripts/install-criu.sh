@@ -70,6 +70,21 @@ new_enough() {
   [ "$(printf '%s\n%s\n' "$min" "$1" | sort -V | head -1)" = "$min" ]
 }
 
+# pipe_size lets CRIU's page server serve lazy pages (post-copy): it asks
+# for 3.2 MiB pipes, above the default fs.pipe-max-size (1 MiB), which only
+# CAP_SYS_RESOURCE may exceed, and some hosts withhold that even from root
+# (docs/criu.md). Only ever raised, and kept across reboots in sysctl.d.
+pipe_size() {
+  local want=4194304 cur
+  cur=$(cat /proc/sys/fs/pipe-max-size)
+  if [ "$cur" -lt "$want" ]; then
+    echo "fs.pipe-max-size = $want" >/etc/sysctl.d/60-lkc-criu.conf
+    sysctl -qw fs.pipe-max-size=$want || die "cannot raise fs.pipe-max-size to $want"
+    say "fs.pipe-max-size raised from $cur to $want (for lazy pages)"
+  fi
+}
+pipe_size
+
 have=$("$wrapper" --version 2>/dev/null | sed -n 's/^Version: //p' || true)
 if [ "${LKC_CRIU_FORCE:-0}" != 1 ] && [ -n "$have" ] && new_enough "$have"; then
   say "already installed"

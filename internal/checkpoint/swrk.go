@@ -250,9 +250,8 @@ func knownIssue(line string) string {
 		return "; CRIU before 4.2 cannot dump TCP/UDP sockets on Linux 6.16 and later (CRIU issue 2718): scripts/install-criu.sh installs 4.2"
 	}
 	if strings.Contains(line, "page-pipe: splice: -1: Bad file descriptor") {
-		// Seen with CRIU 4.1.1 and 4.2.1 on Linux 6.18; the same dump
-		// serves its pages on 6.1.
-		return "; this CRIU cannot serve lazy pages on this kernel (its page server's splice fails with EBADF; seen on Linux 6.18, works on 6.1)"
+		// CanServeLazyPages checks for the one cause we know.
+		return "; CRIU's page server could not size its pipe: without CAP_SYS_RESOURCE, raise fs.pipe-max-size (sysctl -w fs.pipe-max-size=4194304)"
 	}
 	return ""
 }

@@ -181,6 +181,11 @@ func checkDumpFeatures(cr *checkpoint.Criu, o CheckpointOpts) error {
 	if o.LazyPages && !f.LazyPages {
 		return fmt.Errorf("--lazy-pages: %w: CRIU reports no userfaultfd support", ErrNotSupported)
 	}
+	if o.LazyPages && o.PageServer != "" {
+		if err := checkpoint.CanServeLazyPages(); err != nil {
+			return fmt.Errorf("--lazy-pages: %w: %v", ErrNotSupported, err)
+		}
+	}
 	return nil
 }
 

@@ -27,6 +27,10 @@ type Facts struct {
 	CgroupMode string   `json:"cgroupMode"` // "v1" or "v2"
 	SoftDirty  bool     `json:"softDirty"`  // CRIU can track dirty memory: pre-copy works
 	LazyPages  bool     `json:"lazyPages"`  // userfaultfd: post-copy works
+	// LazyServe says CRIU's page server can serve lazy pages from here,
+	// what a post-copy source needs beyond userfaultfd.
+	LazyServe      bool   `json:"lazyServe"`
+	LazyServeError string `json:"lazyServeError,omitempty"`
 }
 
 // HostFacts gathers this host's facts; procRoot and cgroupRoot are "/proc"
@@ -68,6 +72,11 @@ func (f *Facts) criuFacts(path string) error {
 		return err
 	}
 	f.SoftDirty, f.LazyPages = feat.MemTrack, feat.LazyPages
+	if err := checkpoint.CanServeLazyPages(); err != nil {
+		f.LazyServeError = err.Error()
+	} else {
+		f.LazyServe = f.LazyPages
+	}
 	return nil
 }
 

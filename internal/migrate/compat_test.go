@@ -79,3 +79,37 @@ func TestVethExternal(t *testing.T) {
 		t.Error(got)
 	}
 }
+
+func TestPickMode(t *testing.T) {
+	lazy := &Facts{LazyPages: true, LazyServe: true}
+	noServe := &Facts{LazyPages: true, LazyServeError: "pipes too small"}
+	dirty := &Facts{SoftDirty: true, LazyPages: true, LazyServe: true}
+	for _, tt := range []struct {
+		mode  string
+		f     *Facts
+		want  string
+		error string
+	}{
+		{"", dirty, ModePrecopy, ""},
+		{"", lazy, ModePostcopy, ""},
+		{"", noServe, ModeStopcopy, ""},
+		{"", &Facts{}, ModeStopcopy, ""},
+		{ModePostcopy, lazy, ModePostcopy, ""},
+		{ModePostcopy, noServe, "", "cannot post-copy: pipes too small"},
+		{ModePostcopy, &Facts{}, "", "no userfaultfd"},
+		{ModePrecopy, lazy, "", "soft-dirty"},
+		{ModeStopcopy, &Facts{}, ModeStopcopy, ""},
+		{"bogus", dirty, "", `unknown migration mode "bogus"`},
+	} {
+		got, err := pickMode(tt.mode, tt.f)
+		if tt.error != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.error) {
+				t.Errorf("pickMode(%q, %+v) = %q, %v; want an error with %q", tt.mode, tt.f, got, err, tt.error)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("pickMode(%q, %+v) = %q, %v; want %q", tt.mode, tt.f, got, err, tt.want)
+		}
+	}
+}

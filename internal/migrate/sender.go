@@ -327,7 +327,7 @@ func pickMode(mode string, f *Facts) (string, error) {
 		if f.SoftDirty {
 			return ModePrecopy, nil
 		}
-		if f.LazyPages {
+		if f.LazyServe {
 			return ModePostcopy, nil
 		}
 		return ModeStopcopy, nil
@@ -338,6 +338,9 @@ func pickMode(mode string, f *Facts) (string, error) {
 	case ModePostcopy:
 		if !f.LazyPages {
 			return "", errors.New("cannot post-copy: CRIU reports no userfaultfd support here")
+		}
+		if !f.LazyServe {
+			return "", errors.New("cannot post-copy: " + f.LazyServeError)
 		}
 	case ModeStopcopy:
 	default:
