@@ -20,26 +20,33 @@ type LazyPages struct {
 // StartLazyPages starts the daemon for the images in imagesDir against the
 // page server at addr:port and returns once it accepts the restore's
 // connection (on lazy-pages.socket in workDir, which the restore must
-// share).
-func (cr *Criu) StartLazyPages(imagesDir, workDir, addr string, port int) (*LazyPages, error) {
+// share). logLevel is CRIU's -v: at 4 it logs every page it fetches.
+func (cr *Criu) StartLazyPages(imagesDir, workDir, addr string, port, logLevel int) (*LazyPages, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
 	cmd := exec.Command(cr.Path, "lazy-pages", "--page-server", "--address", addr, "--port", strconv.Itoa(port),
-		"-D", imagesDir, "-W", workDir, "-o", "lazy-pages.log", "-v4", "--status-fd", "3")
+		"-D", imagesDir, "-W", workDir, "-o", "lazy-pages.log", "-v"+strconv.Itoa(logLevel), "--status-fd", "3")
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Env = criuEnv()
 	// Its own session: the daemon outlives a restore run from a terminal.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
+	kdat, err := startCriu(cmd, cr.Path, nil)
 	w.Close()
 	if err != nil {
 		return nil, fmt.Errorf("%w: starting %s lazy-pages: %v", ErrNoCriu, cr.Path, err)
 	}
 	lp := &LazyPages{cmd: cmd, done: make(chan error, 1)}
-	go func() { lp.done <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		if kdat != nil {
+			kdat.save()
+			kdat.close()
+		}
+		lp.done <- err
+	}()
 	var b [1]byte
 	if n, _ := r.Read(b[:]); n != 1 {
 		err := <-lp.done

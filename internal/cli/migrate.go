@@ -126,7 +126,7 @@ func progressDisplay(o *migrate.Options, tty bool) *migrate.Display {
 	o.Progress = func(p migrate.Progress) {
 		if p.Phase != last || p.Round > 0 && p.Bytes == 0 {
 			last = p.Phase
-			fmt.Fprintf(os.Stderr, "phase %s round %d bytes %d\n", p.Phase, p.Round, p.All)
+			fmt.Fprintf(os.Stderr, "phase %s round %d bytes %d at %.1f ms\n", p.Phase, p.Round, p.All, float64(p.Elapsed.Microseconds())/1000)
 		}
 	}
 	return d

@@ -48,6 +48,10 @@ type CheckpointOpts struct {
 	// Progress, when not nil, gets human progress lines (bytes written);
 	// nil is quiet.
 	Progress io.Writer
+	// FeaturesChecked says the caller already asked CRIU for what
+	// PreDump and LazyPages need (a migration does so in its handshake),
+	// which spares a CRIU run, during the downtime for a post-copy dump.
+	FeaturesChecked bool
 	// Verbose makes CRIU log everything it does (log level 4, `lkc
 	// --debug`); by default it logs errors and warnings only, which makes
 	// a dump about 10% faster.
@@ -168,7 +172,7 @@ func (c *Container) checkpoint(cr *checkpoint.Criu, o CheckpointOpts) error {
 
 // checkDumpFeatures refuses, in one line, what CRIU or the kernel lacks.
 func checkDumpFeatures(cr *checkpoint.Criu, o CheckpointOpts) error {
-	if !o.PreDump && !o.LazyPages {
+	if !o.PreDump && !o.LazyPages || o.FeaturesChecked {
 		return nil
 	}
 	f, err := cr.Features(checkpoint.Features{MemTrack: o.PreDump, LazyPages: o.LazyPages})

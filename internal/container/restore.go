@@ -324,7 +324,7 @@ func startLazyPages(cr *checkpoint.Criu, o RestoreOpts, d *imageDirs, undo *clea
 	if err != nil {
 		return nil, err
 	}
-	lp, err := cr.StartLazyPages(d.imagePath, d.workPath, host, port)
+	lp, err := cr.StartLazyPages(d.imagePath, d.workPath, host, port, criuLogLevel(o.Verbose))
 	if err != nil {
 		return nil, err
 	}
