@@ -91,28 +91,62 @@ func (c *Container) dumpMounts() ([]checkpoint.ExtMount, error) {
 	for _, m := range externalMounts(cfg, c.st.CgroupPaths) {
 		ext = append(ext, checkpoint.ExtMount{Key: m.Destination, Val: m.Destination})
 	}
+	if len(cfg.MaskedPaths) == 0 {
+		return ext, nil
+	}
+	info, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", c.st.InitPid))
+	if err != nil {
+		return nil, fmt.Errorf("reading the container's mounts: %w", err)
+	}
+	tmpfs := tmpfsMountPoints(info)
 	for _, p := range cfg.MaskedPaths {
 		fi, err := os.Stat(fmt.Sprintf("/proc/%d/root%s", c.st.InitPid, p))
-		if os.IsNotExist(err) || (err == nil && fi.IsDir()) {
-			continue // not masked, or masked with a tmpfs CRIU dumps itself
-		}
-		if err != nil {
+		switch {
+		case os.IsNotExist(err):
+			continue // nothing to mask
+		case err != nil:
 			return nil, fmt.Errorf("checking masked path %s: %w", p, err)
+		case !fi.IsDir():
+			ext = append(ext, checkpoint.ExtMount{Key: p, Val: "/dev/null"})
+		case tmpfs[p]:
+			// An empty read-only tmpfs: CRIU would tar and gzip it on the
+			// dump and untar it on the restore (6 and 3.5 ms each here);
+			// the restore binds an empty read-only tmpfs of lkc's instead.
+			ext = append(ext, checkpoint.ExtMount{Key: p, Val: maskedDirKey})
 		}
-		ext = append(ext, checkpoint.ExtMount{Key: p, Val: "/dev/null"})
 	}
 	return ext, nil
 }
 
+// maskedDirKey names the empty read-only tmpfs that masks a directory.
+const maskedDirKey = "lkc-masked-dir"
+
+// tmpfsMountPoints returns the mount points of tmpfs mounts in a
+// mountinfo, whose fields are "id parent dev root point options
+// [optional...] - fstype source super-options".
+func tmpfsMountPoints(mountinfo []byte) map[string]bool {
+	points := map[string]bool{}
+	for _, line := range strings.Split(string(mountinfo), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f := strings.Fields(pre)
+		if ok && len(f) >= 5 && strings.HasPrefix(post, "tmpfs ") {
+			points[f[4]] = true
+		}
+	}
+	return points
+}
+
 // restoreMounts maps the names dumpMounts gave back to host paths, for
-// the container's (possibly new) cgroup paths.
-func restoreMounts(cfg *config.Config, cgPaths map[string]string) []checkpoint.ExtMount {
+// the container's (possibly new) cgroup paths; masked directories get
+// maskedDir, an empty read-only tmpfs.
+func restoreMounts(cfg *config.Config, cgPaths map[string]string, maskedDir string) []checkpoint.ExtMount {
 	var ext []checkpoint.ExtMount
 	for _, m := range externalMounts(cfg, cgPaths) {
 		ext = append(ext, checkpoint.ExtMount{Key: m.Destination, Val: m.Source})
 	}
 	if len(cfg.MaskedPaths) > 0 {
-		ext = append(ext, checkpoint.ExtMount{Key: "/dev/null", Val: "/dev/null"})
+		ext = append(ext, checkpoint.ExtMount{Key: "/dev/null", Val: "/dev/null"},
+			checkpoint.ExtMount{Key: maskedDirKey, Val: maskedDir})
 	}
 	return ext
 }

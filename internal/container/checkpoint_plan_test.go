@@ -70,17 +70,18 @@ func TestExternalMounts(t *testing.T) {
 		MaskedPaths: []string{"/proc/kcore"},
 	}
 	paths := map[string]string{"memory": "/sys/fs/cgroup/memory/lkc/new"}
-	got := restoreMounts(cfg, paths)
+	got := restoreMounts(cfg, paths, "/run/lkc/c/criu-masked")
 	want := []checkpoint.ExtMount{
 		{Key: "/data", Val: "/srv/data"},
 		{Key: "/sys/fs/cgroup/memory", Val: "/sys/fs/cgroup/memory/lkc/new"},
 		{Key: "/dev/null", Val: "/dev/null"},
+		{Key: maskedDirKey, Val: "/run/lkc/c/criu-masked"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("without cgroupns: got %v, want %v", got, want)
 	}
 	cfg.Namespaces = []config.Namespace{{Type: "cgroup"}}
-	if got := restoreMounts(cfg, paths); len(got) != 2 {
+	if got := restoreMounts(cfg, paths, "/m"); len(got) != 3 {
 		t.Errorf("with its own cgroupns the cgroup mounts are CRIU's own: %v", got)
 	}
 }
@@ -94,5 +95,17 @@ func TestUnmanagedCgroupRoots(t *testing.T) {
 	}
 	if got := unmanagedCgroupRoots(self, map[string]string{"": "/sys/fs/cgroup/c"}); got != nil {
 		t.Errorf("a v2 host has no unmanaged hierarchy: %v", got)
+	}
+}
+
+func TestTmpfsMountPoints(t *testing.T) {
+	info := []byte("61 60 0:52 / /proc rw,nosuid - proc proc rw\n" +
+		"64 61 0:55 / /proc/acpi ro,relatime shared:5 - tmpfs tmpfs ro,size=0k\n" +
+		"66 61 0:50 /null /proc/kcore rw - tmpfs tmpfs rw,mode=755\n" +
+		"70 60 0:56 / /sys/firmware ro - tmpfs tmpfs ro\n")
+	got := tmpfsMountPoints(info)
+	want := map[string]bool{"/proc/acpi": true, "/proc/kcore": true, "/sys/firmware": true}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }

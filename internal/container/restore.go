@@ -166,13 +166,18 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 	if err != nil {
 		return nil, err
 	}
-	defer unmountCriuRoot(root)
+	defer unmountRestoreDir(root)
+	masked, err := maskedDirSource(dir.Path())
+	if err != nil {
+		return nil, err
+	}
+	defer unmountRestoreDir(masked)
 	unmountBinds, err := mount.PrepareRestore(cfg.Rootfs, cfg.Mounts)
 	if err != nil {
 		return nil, fmt.Errorf("preparing mount points: %w", err)
 	}
 	defer unmountBinds()
-	req, err := restoreRequest(o, cfg, cg.Paths(), dirs, root)
+	req, err := restoreRequest(o, cfg, cg.Paths(), dirs, root, masked)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +203,7 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 	return &Container{st: st, dir: dir, warn: o.Warn}, nil
 }
 
-func restoreRequest(o RestoreOpts, cfg *config.Config, cgPaths map[string]string, d *imageDirs, root string) (*checkpoint.Request, error) {
+func restoreRequest(o RestoreOpts, cfg *config.Config, cgPaths map[string]string, d *imageDirs, root, maskedDir string) (*checkpoint.Request, error) {
 	mode, err := cgroupMode(o.ManageCgroupsMode)
 	if err != nil {
 		return nil, err
@@ -214,7 +219,7 @@ func restoreRequest(o RestoreOpts, cfg *config.Config, cgPaths map[string]string
 		FileLocks: o.FileLocks, LazyPages: o.LazyPages, EmptyNS: empty,
 		ManageCgroups: true, ManageCgroupsMode: mode, NotifyScripts: true,
 		OrphanPtsMaster: cfg.Process.Terminal, NetworkLock: networkLock,
-		ExtMounts: restoreMounts(cfg, cgPaths), CgRoots: cgroupRoots(cgPaths),
+		ExtMounts: restoreMounts(cfg, cgPaths, maskedDir), CgRoots: cgroupRoots(cgPaths),
 		External: o.External,
 	}
 	self, err := os.ReadFile("/proc/self/cgroup")
@@ -294,26 +299,52 @@ func criuRoot(stateDir, rootfs string) (string, error) {
 	return root, nil
 }
 
-func unmountCriuRoot(root string) {
+// maskedDirSource mounts, in the state dir, the empty read-only tmpfs CRIU
+// binds over each masked directory (see dumpMounts); the container's binds
+// keep it once lkc detaches its own.
+func maskedDirSource(stateDir string) (string, error) {
+	dir := filepath.Join(stateDir, "criu-masked")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating the masked-directory source: %w", err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_RDONLY, "size=0"); err != nil {
+		os.Remove(dir)
+		return "", fmt.Errorf("mounting the masked-directory source: %w", err)
+	}
+	return dir, nil
+}
+
+// unmountRestoreDir detaches a mount lkc made in the state dir for CRIU
+// and removes its directory.
+func unmountRestoreDir(root string) {
 	unix.Unmount(root, unix.MNT_DETACH)
 	os.Remove(root)
 }
 
-// releaseCriuRoot detaches the rootfs bind mount(s) a killed restore left
-// on <stateDir>/criu-root: removing the state dir across them would delete
-// the container's rootfs.
+// releaseCriuRoot detaches the mounts a killed restore left in the state
+// dir: the rootfs bind mount(s) on <stateDir>/criu-root (removing the state
+// dir across them would delete the container's rootfs) and the masked
+// directories' tmpfs on <stateDir>/criu-masked.
 func releaseCriuRoot(stateDir string) error {
-	root := filepath.Join(stateDir, "criu-root")
+	for _, name := range []string{"criu-root", "criu-masked"} {
+		if err := detachAll(filepath.Join(stateDir, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func detachAll(dir string) error {
 	for range 64 {
-		err := unix.Unmount(root, unix.MNT_DETACH)
+		err := unix.Unmount(dir, unix.MNT_DETACH)
 		if err == unix.EINVAL || err == unix.ENOENT {
 			return nil // not, or no longer, a mount point
 		}
 		if err != nil {
-			return fmt.Errorf("unmounting the restore's root %s: %w", root, err)
+			return fmt.Errorf("unmounting the restore's %s: %w", dir, err)
 		}
 	}
-	return fmt.Errorf("unmounting the restore's root %s: still mounted after 64 unmounts", root)
+	return fmt.Errorf("unmounting the restore's %s: still mounted after 64 unmounts", dir)
 }
 
 // startLazyPages starts CRIU's lazy-pages daemon against the source's page

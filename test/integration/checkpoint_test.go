@@ -132,6 +132,7 @@ func TestCheckpointRestoreCounter(t *testing.T) {
 	if !psHas(ps, child, "sleep 100000") {
 		t.Fatalf("child %s (sleep 100000) missing after restore:\n%s", child, ps)
 	}
+	checkMaskedDir(e, id, "/sys/firmware")
 	// A normal container again: pause, resume, checkpoint again, kill, delete.
 	e.mustLkc("pause", id)
 	if st := e.state(id); st["status"] != "paused" {
@@ -142,9 +143,33 @@ func TestCheckpointRestoreCounter(t *testing.T) {
 	images2 := filepath.Join(t.TempDir(), "images2")
 	saved = e.checkpointStops(id, root, images2)
 	e.restoreDetached(id, bundle, root, images2, saved)
+	checkMaskedDir(e, id, "/sys/firmware")
 	e.mustLkc("kill", id, "KILL")
 	e.waitStatus(id, "stopped")
 	e.mustLkc("delete", id)
+}
+
+// checkMaskedDir checks that masked directory dir of container id is
+// what a restore must bring back: an empty, read-only tmpfs.
+func checkMaskedDir(e *env, id, dir string) {
+	e.t.Helper()
+	if out := e.mustLkc("exec", id, "ls", "-A", dir); strings.TrimSpace(out) != "" {
+		e.t.Errorf("masked %s lists %q", dir, out)
+	}
+	if r := e.lkc("exec", id, "mkdir", dir+"/x"); r.code == 0 {
+		e.t.Errorf("mkdir in masked %s succeeded", dir)
+	}
+	info := e.mustLkc("exec", id, "cat", "/proc/self/mountinfo")
+	for _, line := range strings.Split(info, "\n") {
+		pre, post, _ := strings.Cut(line, " - ")
+		if f := strings.Fields(pre); len(f) > 5 && f[4] == dir {
+			if !strings.HasPrefix(post, "tmpfs ") || !strings.HasPrefix(f[5], "ro") {
+				e.t.Errorf("masked %s is mounted as %q", dir, line)
+			}
+			return
+		}
+	}
+	e.t.Errorf("masked %s is not a mount point:\n%s", dir, info)
 }
 
 // psHas reports whether a `ps -o pid,args` listing has pid running
