@@ -203,9 +203,10 @@ func bindBack(old *os.File, name string) error {
 		return err
 	}
 	dst := filepath.Join(runDir, name)
+	src := fmt.Sprintf("/proc/self/fd/%d/%s", old.Fd(), name)
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFLNK:
-		target, err := readlinkat(old, name)
+		target, err := os.Readlink(src)
 		if err != nil {
 			return err
 		}
@@ -219,17 +220,7 @@ func bindBack(old *os.File, name string) error {
 			return err
 		}
 	}
-	src := fmt.Sprintf("/proc/self/fd/%d/%s", old.Fd(), name)
 	return unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, "")
-}
-
-func readlinkat(dir *os.File, name string) (string, error) {
-	buf := make([]byte, unix.PathMax)
-	n, err := unix.Readlinkat(int(dir.Fd()), name, buf)
-	if err != nil {
-		return "", err
-	}
-	return string(buf[:n]), nil
 }
 
 // save keeps what CRIU left in its /run for the next run, when it changed.
