@@ -123,10 +123,10 @@ func (k *kdatCache) start(cmd *exec.Cmd, o *Opts) error {
 	} else {
 		err = cmd.Start()
 	}
-	if serr := unix.Setns(int(host.Fd()), unix.CLONE_NEWNS); serr != nil {
-		// The thread dies locked; the child, if started, is unaffected.
-		return fmt.Errorf("returning to the host's mount namespace: %w", serr)
-	}
+	// The thread dies with its goroutine either way; but the main thread
+	// is wedged instead, and /proc/self/ns/mnt would then name CRIU's
+	// namespace. Should the way back fail, CRIU, if started, is unaffected.
+	unix.Setns(int(host.Fd()), unix.CLONE_NEWNS)
 	return err
 }
 

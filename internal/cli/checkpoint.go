@@ -37,6 +37,20 @@ func (f *criuFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.statusFD, "status-fd", -1, "fd to write a '\\0' to when ready (lazy pages)")
 }
 
+// parse parses args with fs, then the shared flags' paths and status fd,
+// and returns the container id.
+func (f *criuFlags) parse(fs *flag.FlagSet, args []string, usage string) (string, *os.File, error) {
+	rest, err := parse(fs, args, 1, usage)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := f.paths(); err != nil {
+		return "", nil, err
+	}
+	status, err := f.statusFile()
+	return rest[0], status, err
+}
+
 // paths makes the image, work and parent paths absolute, with runc's
 // default image path.
 func (f *criuFlags) paths() error {
@@ -77,17 +91,12 @@ func cmdCheckpoint(g *globals, args []string) error {
 	fs.BoolVar(&o.TCPSkipInFlight, "tcp-skip-in-flight", false, "skip in-flight TCP connections")
 	fs.BoolVar(&o.PreDump, "pre-dump", false, "dump memory only, leaving the container running (needs soft-dirty)")
 	fs.BoolVar(&o.LinkRemap, "link-remap", false, "allow one to link unlinked files back when possible")
-	rest, err := parse(fs, args, 1, "lkc checkpoint [flags] <container-id>")
+	id, status, err := f.parse(fs, args, "lkc checkpoint [flags] <container-id>")
 	if err != nil {
 		return err
 	}
-	if err := f.paths(); err != nil {
-		return err
-	}
-	if o.StatusFD, err = f.statusFile(); err != nil {
-		return err
-	}
-	o.Root, o.ID, o.CRIU, o.Verbose = g.root, rest[0], g.criu, g.debug
+	o.StatusFD = status
+	o.Root, o.ID, o.CRIU, o.Verbose = g.root, id, g.criu, g.debug
 	o.ImagePath, o.WorkPath, o.ParentPath = f.imagePath, f.workPath, f.parentPath
 	o.TCPEstablished, o.ExtUnixSk, o.ShellJob, o.FileLocks = f.tcpEstablished, f.extUnixSk, f.shellJob, f.fileLocks
 	o.LazyPages, o.AutoDedup, o.EmptyNS = f.lazyPages, f.autoDedup, f.emptyNS
@@ -111,20 +120,15 @@ func cmdRestore(g *globals, args []string) error {
 	fs.BoolVar(&o.Detach, "d", false, "detach from the container")
 	fs.BoolVar(&o.NoSubreaper, "no-subreaper", false, "do not become a subreaper while waiting")
 	fs.BoolVar(&o.NoPivot, "no-pivot", false, "accepted for runc compatibility (CRIU rebuilds the mounts)")
-	rest, err := parse(fs, args, 1, "lkc restore [flags] <container-id>")
+	id, status, err := f.parse(fs, args, "lkc restore [flags] <container-id>")
 	if err != nil {
 		return err
 	}
-	if err := f.paths(); err != nil {
-		return err
-	}
-	if o.StatusFD, err = f.statusFile(); err != nil {
-		return err
-	}
+	o.StatusFD = status
 	if o.PidFile, err = absPath(o.PidFile); err != nil {
 		return err
 	}
-	o.Root, o.ID, o.CRIU, o.Warn, o.Verbose = g.root, rest[0], g.criu, g.warn, g.debug
+	o.Root, o.ID, o.CRIU, o.Warn, o.Verbose = g.root, id, g.criu, g.warn, g.debug
 	o.ImagePath, o.WorkPath, o.ParentPath = f.imagePath, f.workPath, f.parentPath
 	o.TCPEstablished, o.ExtUnixSk, o.ShellJob, o.FileLocks = f.tcpEstablished, f.extUnixSk, f.shellJob, f.fileLocks
 	o.LazyPages, o.EmptyNS = f.lazyPages, f.emptyNS

@@ -80,6 +80,12 @@ func Checkpoint(o CheckpointOpts) error {
 		c.close()
 		return wrongState(o.ID, "checkpoint", s)
 	}
+	// Refused before the freeze: a check that fails should not touch the
+	// container.
+	if err := checkDumpFeatures(cr, o); err != nil {
+		c.close()
+		return fmt.Errorf("checkpointing container %s: %w", o.ID, err)
+	}
 	thaw, err := c.freezeForDump(s)
 	if err != nil {
 		c.close()
@@ -124,9 +130,6 @@ func (c *Container) freezeForDump(status string) (thaw func() error, err error) 
 }
 
 func (c *Container) checkpoint(cr *checkpoint.Criu, o CheckpointOpts) error {
-	if err := checkDumpFeatures(cr, o); err != nil {
-		return err
-	}
 	dirs, err := openDirs(o.ImagePath, o.WorkPath, true)
 	if err != nil {
 		return err
@@ -193,26 +196,34 @@ func checkDumpFeatures(cr *checkpoint.Criu, o CheckpointOpts) error {
 	return nil
 }
 
-func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, error) {
-	mode, err := cgroupMode(o.ManageCgroupsMode)
+// criuOpts starts the CRIU options a dump and a restore share.
+func criuOpts(d *imageDirs, cgMode string, emptyNS []string, verbose bool) (*checkpoint.Opts, error) {
+	mode, err := cgroupMode(cgMode)
 	if err != nil {
 		return nil, err
 	}
-	empty, err := emptyNSFlags(o.EmptyNS)
+	empty, err := emptyNSFlags(emptyNS)
 	if err != nil {
 		return nil, err
 	}
-	opts := &checkpoint.Opts{
-		ImagesDirFd: d.imageFd(), WorkDirFd: d.workFd(), LogLevel: criuLogLevel(o.Verbose),
-		Pid: c.st.InitPid, Root: c.st.Rootfs,
-		LeaveRunning: o.LeaveRunning, TCPEstablished: o.TCPEstablished, TCPSkipInFlight: o.TCPSkipInFlight,
-		ExtUnixSk: o.ExtUnixSk, ShellJob: o.ShellJob, FileLocks: o.FileLocks, AutoDedup: o.AutoDedup,
-		LazyPages: o.LazyPages, LinkRemap: o.LinkRemap, EmptyNS: empty,
-		ManageCgroups: true, ManageCgroupsMode: mode, NotifyScripts: true, OrphanPtsMaster: true,
-		NetworkLock: networkLock, FreezeCgroup: freezerDir(c.st.CgroupPaths),
+	return &checkpoint.Opts{
+		ImagesDirFd: d.imageFd(), WorkDirFd: d.workFd(), LogLevel: criuLogLevel(verbose),
+		EmptyNS: empty, ManageCgroups: true, ManageCgroupsMode: mode,
+		NotifyScripts: true, NetworkLock: networkLock,
+	}, nil
+}
 
-		CgroupDumpControllers: dumpControllers(c.st.CgroupPaths),
+func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, error) {
+	opts, err := criuOpts(d, o.ManageCgroupsMode, o.EmptyNS, o.Verbose)
+	if err != nil {
+		return nil, err
 	}
+	opts.Pid, opts.Root = c.st.InitPid, c.st.Rootfs
+	opts.LeaveRunning, opts.TCPEstablished, opts.TCPSkipInFlight = o.LeaveRunning, o.TCPEstablished, o.TCPSkipInFlight
+	opts.ExtUnixSk, opts.ShellJob, opts.FileLocks, opts.AutoDedup = o.ExtUnixSk, o.ShellJob, o.FileLocks, o.AutoDedup
+	opts.LazyPages, opts.LinkRemap, opts.OrphanPtsMaster = o.LazyPages, o.LinkRemap, true
+	opts.FreezeCgroup = freezerDir(c.st.CgroupPaths)
+	opts.CgroupDumpControllers = dumpControllers(c.st.CgroupPaths)
 	if o.PageServer != "" {
 		if opts.PageServerAddr, opts.PageServerPort, err = splitHostPort(o.PageServer); err != nil {
 			return nil, err

@@ -7,11 +7,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/console"
@@ -146,15 +144,12 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 		}
 	}()
 	undo.add(func() { dir.Remove() })
-	cg, err := cgroups.New(cgroups.DefaultHost, cfg.Cgroup.Path)
+	co := CreateOpts{Root: o.Root, ID: o.ID, Config: cfg, Warn: o.Warn}
+	st, cg, err := co.newState()
 	if err != nil {
 		return nil, err
 	}
-	st := &state.State{
-		ID: o.ID, Bundle: cfg.Bundle, Rootfs: cfg.Rootfs, Created: time.Now().UTC(),
-		Owner: owner(), CgroupPaths: cg.Paths(), Config: cfg,
-	}
-	if err := createCgroup(CreateOpts{Root: o.Root, ID: o.ID, Config: cfg, Warn: o.Warn}, dir, st, cg, &undo); err != nil {
+	if err := createCgroup(co, dir, st, cg, &undo); err != nil {
 		return nil, err
 	}
 	dirs, err := openDirs(o.ImagePath, o.WorkPath, false)
@@ -204,24 +199,16 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 }
 
 func restoreRequest(o RestoreOpts, cfg *config.Config, cgPaths map[string]string, d *imageDirs, root, maskedDir string) (*checkpoint.Request, error) {
-	mode, err := cgroupMode(o.ManageCgroupsMode)
+	opts, err := criuOpts(d, o.ManageCgroupsMode, o.EmptyNS, o.Verbose)
 	if err != nil {
 		return nil, err
 	}
-	empty, err := emptyNSFlags(o.EmptyNS)
-	if err != nil {
-		return nil, err
-	}
-	opts := &checkpoint.Opts{
-		ImagesDirFd: d.imageFd(), WorkDirFd: d.workFd(), LogLevel: criuLogLevel(o.Verbose), LogFile: "restore.log",
-		Root: root, ParentImg: o.ParentPath, RstSibling: true, EvasiveDevices: true,
-		TCPEstablished: o.TCPEstablished, ExtUnixSk: o.ExtUnixSk, ShellJob: o.ShellJob,
-		FileLocks: o.FileLocks, LazyPages: o.LazyPages, EmptyNS: empty,
-		ManageCgroups: true, ManageCgroupsMode: mode, NotifyScripts: true,
-		OrphanPtsMaster: cfg.Process.Terminal, NetworkLock: networkLock,
-		ExtMounts: restoreMounts(cfg, cgPaths, maskedDir), CgRoots: cgroupRoots(cgPaths),
-		External: o.External,
-	}
+	opts.LogFile, opts.Root, opts.ParentImg = "restore.log", root, o.ParentPath
+	opts.RstSibling, opts.EvasiveDevices = true, true
+	opts.TCPEstablished, opts.ExtUnixSk, opts.ShellJob = o.TCPEstablished, o.ExtUnixSk, o.ShellJob
+	opts.FileLocks, opts.LazyPages, opts.OrphanPtsMaster = o.FileLocks, o.LazyPages, cfg.Process.Terminal
+	opts.ExtMounts, opts.CgRoots = restoreMounts(cfg, cgPaths, maskedDir), cgroupRoots(cgPaths)
+	opts.External = o.External
 	self, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return nil, fmt.Errorf("reading own cgroup: %w", err)

@@ -307,18 +307,26 @@ func checkCounting(t *testing.T, x *testHost, id string, from int) {
 	}
 }
 
+// countingOnA sets up the two test hosts with a receiver on B and a
+// counter container on A that has counted for a while, and returns the
+// count then.
+func countingOnA(t *testing.T) (h *testHosts, a, b *testHost, id string, before int) {
+	t.Helper()
+	h = newTestHosts(t)
+	a, b = h.hosts[0], h.hosts[1]
+	h.startServe(b)
+	id, _ = h.runContainer(a, migCounter, nil)
+	time.Sleep(200 * time.Millisecond)
+	return h, a, b, id, migCount(t, a.e, id)
+}
+
 // Post-copy: the container restarts on the target before its memory is
 // there, and the target's lazy-pages daemon fetches it through the
 // sender's page proxy. Where CRIU's page server cannot size its pipe
 // (no CAP_SYS_RESOURCE, fs.pipe-max-size too small), the move is refused
 // in one line: the source keeps counting, the target keeps nothing.
 func TestMigratePostcopy(t *testing.T) {
-	h := newTestHosts(t)
-	a, b := h.hosts[0], h.hosts[1]
-	h.startServe(b)
-	id, _ := h.runContainer(a, migCounter, nil)
-	time.Sleep(200 * time.Millisecond)
-	before := migCount(t, a.e, id)
+	h, a, b, id, before := countingOnA(t)
 	r := h.migrate(a, b, id, "--shared-storage", "--postcopy")
 	if why := checkpoint.CanServeLazyPages(); why != nil {
 		if r.code == 0 || !strings.Contains(r.stderr, "cannot post-copy: CRIU's page server needs") {
@@ -348,12 +356,7 @@ func TestMigratePostcopy(t *testing.T) {
 // anything.
 func TestMigratePrecopy(t *testing.T) {
 	criu := requireCriu(t)
-	h := newTestHosts(t)
-	a, b := h.hosts[0], h.hosts[1]
-	h.startServe(b)
-	id, _ := h.runContainer(a, migCounter, nil)
-	time.Sleep(200 * time.Millisecond)
-	before := migCount(t, a.e, id)
+	h, a, b, id, before := countingOnA(t)
 	if !softDirty(t, criu) {
 		r := h.migrate(a, b, id, "--shared-storage", "--mode", "precopy")
 		if r.code == 0 || !strings.Contains(r.stderr, "does not track dirty memory (soft-dirty)") {
@@ -381,12 +384,7 @@ func TestMigratePrecopy(t *testing.T) {
 // way the container arrives and keeps counting.
 func TestMigrateDefaultMode(t *testing.T) {
 	criu := requireCriu(t)
-	h := newTestHosts(t)
-	a, b := h.hosts[0], h.hosts[1]
-	h.startServe(b)
-	id, _ := h.runContainer(a, migCounter, nil)
-	time.Sleep(200 * time.Millisecond)
-	before := migCount(t, a.e, id)
+	h, a, b, id, before := countingOnA(t)
 	r := h.migrate(a, b, id, "--shared-storage")
 	s := checkSummary(t, b, r)
 	t.Logf("A->B default mode: %+v", s)
