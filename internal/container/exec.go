@@ -10,6 +10,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/initproc"
 	"github.com/lkc-containers/lkc/internal/nsenter"
+	"github.com/lkc-containers/lkc/internal/seccomp"
 )
 
 // ExecOpts are the options of `lkc exec`.
@@ -111,18 +112,47 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 	}
 	// The container's seccomp filter applies to every process in it.
 	cfg := &config.Config{ID: o.ID, Process: o.Process, Seccomp: c.st.Config.Seccomp}
-	initState := c.ociState()
-	return spawnInit(initSpec{
-		msg:           initproc.Message{Config: cfg, PreserveFDs: o.PreserveFDs, Exec: true},
+	spec := initSpec{
 		req:           nsenter.ForExec(c.st.InitPid, types),
 		cg:            cg,
 		preserveFDs:   o.PreserveFDs,
 		consoleSocket: o.ConsoleSocket,
 		consoleConn:   o.consoleConn,
-		seccompState: seccompListener(cfg.Seccomp, func(int) OCIState {
+	}
+	plan, err := execPlan(cfg, o.PreserveFDs)
+	if err != nil {
+		return 0, err
+	}
+	if plan != nil {
+		spec.plan, spec.req.Exec = plan, true
+	} else {
+		initState := c.ociState()
+		spec.msg = initproc.Message{Config: cfg, PreserveFDs: o.PreserveFDs, Exec: true}
+		spec.seccompState = seccompListener(cfg.Seccomp, func(int) OCIState {
 			return initState
-		}),
-	})
+		})
+	}
+	return spawnInit(spec)
+}
+
+// execPlan returns the plan for the nsenter constructor to start the
+// process itself, without Go's init, or nil when it needs Go's init: a
+// terminal, rlimits, an oom score, or a seccomp notify listener.
+func execPlan(cfg *config.Config, preserveFDs int) (*nsenter.Plan, error) {
+	if !nsenter.Plannable(&cfg.Process) {
+		return nil, nil
+	}
+	plan := &nsenter.Plan{Process: &cfg.Process, PreserveFDs: preserveFDs}
+	if sc := cfg.Seccomp; sc != nil {
+		if sc.NotifyUsed() || sc.WaitKillableRecv {
+			return nil, nil
+		}
+		var err error
+		if plan.Seccomp, plan.SeccompFlags, err = seccomp.Program(sc); err != nil {
+			return nil, err
+		}
+	}
+	return plan, nil
 }
 
 // execDefaults returns the container's process, the base `lkc exec`

@@ -17,16 +17,40 @@
  *   unshare <flags>      unshare these CLONE_NEW* flags (decimal)
  *   timeoffset <clock> <secs> <nanos>   offsets for a new time namespace
  *   fork                 fork once more, so new pid/time namespaces apply
+ *   exec                 after the fork, finish an `lkc exec` here (below)
+ *                        instead of going on into Go
  * and answers with messages of its own:
  *   maps                 a new user namespace waits for its id maps; the
  *                        parent writes them and answers "ok"
  *   pid <n>              the pid (in the parent's pid namespace) of the
  *                        process that goes on into the Go runtime
  *   error <text>         what failed; the process then exits
+ *
+ * Why `exec` is done in C: a process joining a running container needs
+ * nothing of Go's once it is in the namespaces, and starting the Go runtime
+ * (threads, CPUID traps on this kind of VM, page faults) was the largest
+ * part of `lkc exec`'s latency. So when the process is plain -- no terminal,
+ * no seccomp notify listener, no rlimits or oom score to set -- the parent
+ * sends, after "pid", a plan: NUL-terminated records, one per field,
+ *   arg <s>  env <s>     argv and envp, in order
+ *   cwd <dir>            working directory
+ *   uid <n>  gid <n>  group <n>   credentials; group repeats
+ *   umask <octal>        only when set
+ *   caps <bnd> <eff> <perm> <inh> <amb>   capability sets, hex masks
+ *   nnp                  no_new_privs
+ *   preserve <n>         fds 3..3+n-1 stay open
+ *   seccomp <flags>      a BPF program follows, in a message of its own
+ * and this process carries it out in the order internal/initproc does for
+ * the Go path, which stays for everything else.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/close_range.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +58,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -45,6 +71,8 @@
 #define REQ_MAX 8192
 
 static int sync_fd = -1;
+/* Once the parent was told "ready", failures go to stderr, as in Go's init. */
+static int told_ready;
 
 static void say(const char *fmt, ...)
 {
@@ -59,6 +87,10 @@ static void say(const char *fmt, ...)
 
 static void die(const char *what)
 {
+	if (told_ready) {
+		fprintf(stderr, "lkc init: %s: %s\n", what, strerror(errno));
+		_exit(127);
+	}
 	say("error %s: %s", what, strerror(errno));
 	_exit(1);
 }
@@ -103,6 +135,7 @@ struct request {
 	int unshare_flags;
 	char offsets[512];
 	int fork;
+	int exec;
 };
 
 static void parse(char *buf, struct request *r)
@@ -123,6 +156,8 @@ static void parse(char *buf, struct request *r)
 			strcat(r->offsets, "\n");
 		} else if (strcmp(line, "fork") == 0) {
 			r->fork = 1;
+		} else if (strcmp(line, "exec") == 0) {
+			r->exec = 1;
 		} else {
 			errno = EINVAL;
 			die(line);
@@ -202,11 +237,292 @@ static void cgroups_after_fork(void)
 	struct request late = {0};
 
 	receive(buf, sizeof(buf), &late);
-	if (late.njoins || late.unshare_flags || late.fork || late.defer_cgroups) {
+	if (late.njoins || late.unshare_flags || late.fork || late.defer_cgroups || late.exec) {
 		errno = EINVAL;
 		die("deferred cgroup message");
 	}
 	enter_cgroups(&late);
+}
+
+/* recv_whole reads the next message, however long, into a new buffer. */
+static char *recv_whole(size_t *len)
+{
+	ssize_t n = recv(sync_fd, NULL, 0, MSG_PEEK | MSG_TRUNC);
+	char *buf;
+
+	if (n <= 0)
+		_exit(1); /* the parent went away: nothing to report to */
+	buf = malloc(n + 1);
+	if (buf == NULL)
+		die("reading the exec plan");
+	n = recv(sync_fd, buf, n, 0);
+	if (n <= 0)
+		_exit(1);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+struct plan {
+	char **argv, **envp;
+	int argc, envc;
+	const char *cwd;
+	uid_t uid;
+	gid_t gid, *groups;
+	int ngroups;
+	int umask; /* -1: inherited */
+	int has_caps;
+	unsigned long long caps[5]; /* bounding effective permitted inheritable ambient */
+	int nnp;
+	int preserve;
+	int has_seccomp;
+	unsigned int seccomp_flags;
+	struct sock_fprog prog;
+};
+
+/* field returns the value of record rec if its key is key, else NULL. */
+static const char *field(const char *rec, const char *key)
+{
+	size_t n = strlen(key);
+
+	if (strncmp(rec, key, n) != 0)
+		return NULL;
+	if (rec[n] == ' ')
+		return rec + n + 1;
+	return rec[n] == '\0' ? rec + n : NULL;
+}
+
+static void parse_plan(char *buf, size_t len, struct plan *p)
+{
+	size_t nrec = 0;
+	const char *v;
+
+	for (size_t i = 0; i < len; i++)
+		nrec += buf[i] == '\0';
+	/* One slot more in envp for HOME, one for the terminating NULL. */
+	p->argv = calloc(nrec + 1, sizeof(char *));
+	p->envp = calloc(nrec + 2, sizeof(char *));
+	p->groups = calloc(nrec + 1, sizeof(gid_t));
+	if (!p->argv || !p->envp || !p->groups)
+		die("parsing the exec plan");
+	p->umask = -1;
+	for (char *rec = buf; rec < buf + len; rec += strlen(rec) + 1) {
+		if ((v = field(rec, "arg")))
+			p->argv[p->argc++] = (char *)v;
+		else if ((v = field(rec, "env")))
+			p->envp[p->envc++] = (char *)v;
+		else if ((v = field(rec, "cwd")))
+			p->cwd = v;
+		else if ((v = field(rec, "uid")))
+			p->uid = strtoul(v, NULL, 10);
+		else if ((v = field(rec, "gid")))
+			p->gid = strtoul(v, NULL, 10);
+		else if ((v = field(rec, "group")))
+			p->groups[p->ngroups++] = strtoul(v, NULL, 10);
+		else if ((v = field(rec, "umask")))
+			p->umask = strtol(v, NULL, 8);
+		else if ((v = field(rec, "caps")))
+			p->has_caps = sscanf(v, "%llx %llx %llx %llx %llx", &p->caps[0], &p->caps[1],
+					     &p->caps[2], &p->caps[3], &p->caps[4]) == 5;
+		else if (field(rec, "nnp"))
+			p->nnp = 1;
+		else if ((v = field(rec, "preserve")))
+			p->preserve = atoi(v);
+		else if ((v = field(rec, "seccomp"))) {
+			p->has_seccomp = 1;
+			p->seccomp_flags = strtoul(v, NULL, 10);
+		} else {
+			errno = EINVAL;
+			die(rec);
+		}
+	}
+	if (p->argc == 0 || p->cwd == NULL) {
+		errno = EINVAL;
+		die("exec plan without args or cwd");
+	}
+}
+
+static int executable(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return -1;
+	if (S_ISDIR(st.st_mode) || (st.st_mode & 0111) == 0) {
+		errno = EACCES;
+		return -1;
+	}
+	return 0;
+}
+
+/* find_exec resolves argv[0] in the container as a shell would, with the
+ * PATH of the process's own environment. */
+static char *find_exec(struct plan *p)
+{
+	const char *name = p->argv[0];
+	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	char *cand;
+
+	if (strchr(name, '/') != NULL) {
+		if (executable(name) < 0) {
+			say("error exec \"%s\": %s: %s", name, name, strerror(errno));
+			_exit(1);
+		}
+		return (char *)name;
+	}
+	for (int i = 0; i < p->envc; i++)
+		if (strncmp(p->envp[i], "PATH=", 5) == 0)
+			path = p->envp[i] + 5;
+	cand = malloc(strlen(path) + strlen(name) + 3);
+	if (cand == NULL)
+		die("looking up the executable");
+	for (const char *dir = path;; dir++) {
+		size_t n = strcspn(dir, ":");
+
+		if (n == 0)
+			sprintf(cand, "./%s", name);
+		else
+			sprintf(cand, "%.*s/%s", (int)n, dir, name);
+		if (executable(cand) == 0)
+			return cand;
+		dir += n;
+		if (*dir == '\0')
+			break;
+	}
+	say("error exec \"%s\": executable file not found in $PATH", name);
+	_exit(1);
+}
+
+/* add_home sets HOME from the container's /etc/passwd (or "/") when the
+ * environment lacks it, as runc does. */
+static void add_home(struct plan *p)
+{
+	static char line[4096];
+	const char *home = "/";
+	char uid[16];
+	FILE *f;
+
+	for (int i = 0; i < p->envc; i++)
+		if (strncmp(p->envp[i], "HOME=", 5) == 0)
+			return;
+	snprintf(uid, sizeof(uid), "%u", (unsigned)p->uid);
+	f = fopen("/etc/passwd", "re");
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		char *fields[7] = {0}, *tok = line;
+		int n = 0;
+
+		line[strcspn(line, "\n")] = '\0';
+		/* strsep, not strtok: empty fields count. */
+		while (n < 7 && (fields[n] = strsep(&tok, ":")) != NULL)
+			n++;
+		if (n >= 6 && strcmp(fields[2], uid) == 0 && fields[5][0] != '\0') {
+			home = fields[5];
+			break;
+		}
+	}
+	p->envp[p->envc] = malloc(strlen(home) + 6);
+	if (p->envp[p->envc] == NULL)
+		die("setting HOME");
+	sprintf(p->envp[p->envc++], "HOME=%s", home);
+	if (f != NULL)
+		fclose(f);
+}
+
+static void load_seccomp(struct plan *p)
+{
+	if (p->has_seccomp && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &p->prog) < 0)
+		die("loading the seccomp filter");
+}
+
+/* set_user switches to the process's user and groups and leaves it exactly
+ * the configured capabilities (initproc.setUser, for the Go path). */
+static void set_user(struct plan *p)
+{
+	if (p->has_caps) {
+		for (int c = 0; c < 64; c++) {
+			if (p->caps[0] & (1ULL << c))
+				continue;
+			if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+				if (errno == EINVAL)
+					break; /* past the kernel's last capability */
+				die("dropping a capability from the bounding set");
+			}
+		}
+		if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+			die("prctl(PR_SET_KEEPCAPS)");
+	}
+	if (setgroups(p->ngroups, p->groups) < 0 && (p->ngroups > 0 || errno != EPERM))
+		die("setgroups");
+	if (setresgid(p->gid, p->gid, p->gid) < 0)
+		die("setting gid");
+	if (setresuid(p->uid, p->uid, p->uid) < 0)
+		die("setting uid");
+	if (!p->has_caps)
+		return;
+	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+		die("prctl(PR_SET_KEEPCAPS)");
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2];
+	for (int i = 0; i < 2; i++) {
+		data[i].effective = p->caps[1] >> (32 * i);
+		data[i].permitted = p->caps[2] >> (32 * i);
+		data[i].inheritable = p->caps[3] >> (32 * i);
+	}
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		die("capset");
+	for (int c = 0; c < 64; c++) {
+		/* Only permitted and inheritable ones can be raised; like the Go
+		 * path, runc and crun, skip the others. */
+		if ((p->caps[4] & (1ULL << c)) &&
+		    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0 && errno != EPERM)
+			die("raising an ambient capability");
+	}
+}
+
+/*
+ * exec_plan finishes an `lkc exec` without Go: it receives the plan, sets
+ * the process up, reports ready and execs. The seccomp filter goes in as
+ * late as it can: right before execve with no_new_privs, else before the
+ * credentials change (loading needs CAP_SYS_ADMIN then).
+ */
+static void exec_plan(void)
+{
+	struct plan p = {0};
+	size_t len;
+	char *buf = recv_whole(&len);
+	char *path;
+
+	parse_plan(buf, len, &p);
+	if (p.has_seccomp) {
+		size_t n;
+
+		p.prog.filter = (struct sock_filter *)recv_whole(&n);
+		p.prog.len = n / sizeof(struct sock_filter);
+	}
+	if (chdir(p.cwd) < 0) {
+		say("error process.cwd %s: %s", p.cwd, strerror(errno));
+		_exit(1);
+	}
+	/* Nothing of lkc's may leak into the container (CVE-2024-21626). */
+	if (syscall(SYS_close_range, 3 + p.preserve, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		die("close_range");
+	path = find_exec(&p);
+	add_home(&p);
+	say("ready");
+	told_ready = 1;
+	if (p.umask >= 0)
+		umask(p.umask);
+	if (!p.nnp)
+		load_seccomp(&p);
+	set_user(&p);
+	if (p.nnp) {
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			die("prctl(PR_SET_NO_NEW_PRIVS)");
+		load_seccomp(&p);
+	}
+	execve(path, p.argv, p.envp);
+	fprintf(stderr, "lkc init: exec %s: %s\n", path, strerror(errno));
+	_exit(127);
 }
 
 __attribute__((constructor)) static void nsenter(void)
@@ -241,4 +557,6 @@ __attribute__((constructor)) static void nsenter(void)
 	}
 	if (r.defer_cgroups)
 		cgroups_after_fork();
+	if (r.exec)
+		exec_plan();
 }

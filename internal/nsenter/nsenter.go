@@ -36,7 +36,10 @@ type Request struct {
 	Unshare      int      // CLONE_NEW* flags of the namespaces to create
 	TimeOffsets  []config.TimeOffset
 	Fork         bool
-	user         bool // a user namespace is joined or created
+	// Exec makes the process after the fork wait for a Plan (SendPlan)
+	// and exec it, instead of going on into Go.
+	Exec bool
+	user bool // a user namespace is joined or created
 }
 
 // ForContainer builds the request that places a container's init: joins the
@@ -131,6 +134,9 @@ func (r Request) Encode() []byte {
 	}
 	if r.Fork {
 		b.WriteString("fork\n")
+	}
+	if r.Exec {
+		b.WriteString("exec\n")
 	}
 	return []byte(b.String())
 }

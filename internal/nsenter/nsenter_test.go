@@ -120,3 +120,48 @@ func TestCanDeferCgroups(t *testing.T) {
 		t.Error("an exec joining a user namespace may not defer its cgroups")
 	}
 }
+
+func TestPlannable(t *testing.T) {
+	adj := 5
+	cases := []struct {
+		p  config.Process
+		ok bool
+	}{
+		{config.Process{Args: []string{"true"}}, true},
+		{config.Process{Args: []string{"sh"}, Terminal: true}, false},
+		{config.Process{Args: []string{"true"}, Rlimits: []config.Rlimit{{Name: "RLIMIT_NOFILE", Type: 7, Soft: 1, Hard: 1}}}, false},
+		{config.Process{Args: []string{"true"}, OOMScoreAdj: &adj}, false},
+	}
+	for _, c := range cases {
+		if got := Plannable(&c.p); got != c.ok {
+			t.Errorf("%+v: Plannable = %v, want %v", c.p, got, c.ok)
+		}
+	}
+}
+
+func TestPlanEncode(t *testing.T) {
+	umask := uint32(0o27)
+	p := Plan{
+		Process: &config.Process{
+			Args: []string{"sh", "-c", "echo a b", ""}, Env: []string{"PATH=/bin", "X=a=b"}, Cwd: "/tmp",
+			UID: 1000, GID: 1001, AdditionalGids: []uint32{10, 20}, Umask: &umask, NoNewPrivileges: true,
+			Capabilities: &config.Capabilities{Bounding: []int{0, 13}, Effective: []int{0}, Permitted: []int{0, 13},
+				Inheritable: []int{0}, Ambient: []int{0}},
+		},
+		PreserveFDs: 2, Seccomp: []byte{1, 2, 3, 4, 5, 6, 7, 8}, SeccompFlags: unix.SECCOMP_FILTER_FLAG_LOG,
+	}
+	want := []string{"arg sh", "arg -c", "arg echo a b", "arg", "env PATH=/bin", "env X=a=b", "cwd /tmp",
+		"uid 1000", "gid 1001", "group 10", "group 20", "umask 27", "caps 2001 1 2001 1 1", "nnp",
+		"preserve 2", "seccomp 2"}
+	got := strings.Split(strings.TrimSuffix(string(p.Encode()), "\x00"), "\x00")
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Encode records\n%q\nwant\n%q", got, want)
+	}
+	plain := Plan{Process: &config.Process{Args: []string{"true"}, Cwd: "/"}}
+	if got := string(plain.Encode()); got != "arg true\x00cwd /\x00uid 0\x00gid 0\x00" {
+		t.Errorf("a plain process encodes as %q", got)
+	}
+	if got := string(Request{Fork: true, Exec: true}.Encode()); got != "fork\nexec\n" {
+		t.Errorf("an exec request encodes as %q", got)
+	}
+}

@@ -12,6 +12,7 @@ package seccomp
 
 import (
 	"fmt"
+	"os"
 
 	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
@@ -42,6 +43,44 @@ func Load(c *config.Seccomp) (int, error) {
 		return -1, fmt.Errorf("getting the seccomp notify fd: %w", err)
 	}
 	return int(fd), nil
+}
+
+// Program builds c's filter as a BPF program (struct sock_filter array)
+// and the SECCOMP_FILTER_FLAG_* flags to load it with, for a process that
+// loads it itself with seccomp(2): an `lkc exec` finished by the nsenter
+// constructor. Not for a filter with a notify rule or WAIT_KILLABLE_RECV:
+// those need libseccomp's load, which gives the listener fd.
+func Program(c *config.Seccomp) ([]byte, uint, error) {
+	f, err := build(c)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Release()
+	fd, err := unix.MemfdCreate("lkc-seccomp", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, 0, fmt.Errorf("memfd for the seccomp program: %w", err)
+	}
+	mem := os.NewFile(uintptr(fd), "lkc-seccomp")
+	defer mem.Close()
+	if err := f.ExportBPF(mem); err != nil {
+		return nil, 0, fmt.Errorf("exporting the seccomp program: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, 0, fmt.Errorf("seccomp program: %w", err)
+	}
+	prog := make([]byte, st.Size)
+	if _, err := mem.ReadAt(prog, 0); err != nil {
+		return nil, 0, fmt.Errorf("reading the seccomp program: %w", err)
+	}
+	var flags uint
+	if c.Log {
+		flags |= unix.SECCOMP_FILTER_FLAG_LOG
+	}
+	if c.SpecAllow {
+		flags |= unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW
+	}
+	return prog, flags, nil
 }
 
 // build makes the filter without loading it, so tests can inspect it.

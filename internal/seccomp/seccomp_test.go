@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lkc-containers/lkc/internal/config"
 )
 
@@ -72,5 +74,25 @@ func TestBuildRefuses(t *testing.T) {
 			f.Release()
 			t.Errorf("build(%+v) succeeded", c)
 		}
+	}
+}
+
+func TestProgram(t *testing.T) {
+	c := &config.Seccomp{DefaultAction: "allow", Log: true, SpecAllow: true,
+		Syscalls: []config.SeccompRule{{Names: []string{"mkdir"}, Action: "errno"}}}
+	prog, flags, err := Program(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// struct sock_filter is 8 bytes; the program checks the architecture,
+	// the syscall number and returns: a handful of instructions at least.
+	if len(prog) < 4*8 || len(prog)%8 != 0 {
+		t.Errorf("program of %d bytes, want whole sock_filter instructions", len(prog))
+	}
+	if flags != unix.SECCOMP_FILTER_FLAG_LOG|unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW {
+		t.Errorf("flags %#x, want LOG|SPEC_ALLOW", flags)
+	}
+	if _, _, err := Program(&config.Seccomp{DefaultAction: "bogus"}); err == nil {
+		t.Error("a bad profile compiled")
 	}
 }

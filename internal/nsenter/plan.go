@@ -1,0 +1,95 @@
+package nsenter
+
+import (
+	"fmt"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+// Plan is a process for `lkc exec` that the constructor starts itself once
+// it is in the container's namespaces, without the Go runtime (nsenter.c
+// says why). The request carries Exec; SendPlan follows the "pid" reply.
+type Plan struct {
+	Process     *config.Process
+	PreserveFDs int
+	// Seccomp is the container's filter as a BPF program (struct
+	// sock_filter array) with its SECCOMP_FILTER_FLAG_* flags; nil for none.
+	Seccomp      []byte
+	SeccompFlags uint
+}
+
+// Plannable says whether the constructor can start p: everything but a
+// terminal, rlimits and an oom score, which stay with Go's init.
+func Plannable(p *config.Process) bool {
+	return !p.Terminal && len(p.Rlimits) == 0 && p.OOMScoreAdj == nil
+}
+
+// Encode renders the plan's records (NUL-terminated "key value").
+func (p Plan) Encode() []byte {
+	var b []byte
+	rec := func(key, value string) {
+		b = append(b, key...)
+		if value != "" {
+			b = append(b, ' ')
+			b = append(b, value...)
+		}
+		b = append(b, 0)
+	}
+	proc := p.Process
+	for _, a := range proc.Args {
+		rec("arg", a)
+	}
+	for _, e := range proc.Env {
+		rec("env", e)
+	}
+	rec("cwd", proc.Cwd)
+	rec("uid", strconv.FormatUint(uint64(proc.UID), 10))
+	rec("gid", strconv.FormatUint(uint64(proc.GID), 10))
+	for _, g := range proc.AdditionalGids {
+		rec("group", strconv.FormatUint(uint64(g), 10))
+	}
+	if proc.Umask != nil {
+		rec("umask", strconv.FormatUint(uint64(*proc.Umask), 8))
+	}
+	if c := proc.Capabilities; c != nil {
+		rec("caps", fmt.Sprintf("%x %x %x %x %x",
+			capMask(c.Bounding), capMask(c.Effective), capMask(c.Permitted), capMask(c.Inheritable), capMask(c.Ambient)))
+	}
+	if proc.NoNewPrivileges {
+		rec("nnp", "")
+	}
+	if p.PreserveFDs > 0 {
+		rec("preserve", strconv.Itoa(p.PreserveFDs))
+	}
+	if p.Seccomp != nil {
+		rec("seccomp", strconv.FormatUint(uint64(p.SeccompFlags), 10))
+	}
+	return b
+}
+
+func capMask(caps []int) uint64 {
+	var m uint64
+	for _, c := range caps {
+		m |= 1 << uint(c)
+	}
+	return m
+}
+
+// SendPlan sends the plan, and the seccomp program after it, to a
+// constructor whose request had Exec. It then reports "ready" (or an
+// error) like Go's init does.
+func SendPlan(fd int, p Plan) error {
+	if err := unix.Sendmsg(fd, p.Encode(), nil, nil, 0); err != nil {
+		return fmt.Errorf("sending the exec plan to init: %w", err)
+	}
+	if p.Seccomp == nil {
+		return nil
+	}
+	if err := unix.Sendmsg(fd, p.Seccomp, nil, nil, 0); err != nil {
+		return fmt.Errorf("sending the seccomp program to init: %w", err)
+	}
+	return nil
+}
