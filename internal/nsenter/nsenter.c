@@ -12,7 +12,8 @@
  *                        to the process that goes on into Go, once it is in
  *                        its namespaces: the parent creates the cgroups while
  *                        this process unshares and forks (never with a user
- *                        or cgroup namespace, see cgroups_after_fork)
+ *                        namespace; a new cgroup namespace waits for the
+ *                        move, see cgroups_after_fork)
  *   join <path>          setns into the namespace file at <path>, in order
  *   unshare <flags>      unshare these CLONE_NEW* flags (decimal)
  *   timeoffset <clock> <secs> <nanos>   offsets for a new time namespace
@@ -200,6 +201,10 @@ static void unshare_new(struct request *r)
 		become_root();
 		flags &= ~CLONE_NEWUSER;
 	}
+	/* A new cgroup namespace is rooted at the cgroup the process is in:
+	 * with deferred cgroups it is made once the process is in them. */
+	if (r->defer_cgroups)
+		flags &= ~CLONE_NEWCGROUP;
 	if (flags && unshare(flags) < 0)
 		die("unshare");
 	if ((flags & CLONE_NEWTIME) && r->offsets[0])
@@ -226,12 +231,12 @@ static void enter_cgroups(struct request *r)
 /*
  * cgroups_after_fork receives the deferred cgroup lines and moves the
  * process in, before the Go runtime starts a thread (a self-move through
- * "tasks" moves one thread). Entering after the namespaces changes nothing
- * for the process: no new cgroup namespace is made (it would be rooted at
- * the cgroup the process was in) and no user namespace is in the way of the
- * host's cgroup files; the parent defers only then.
+ * "tasks" moves one thread), then makes the new cgroup namespace the
+ * request asked for, rooted there. Entering after the other namespaces
+ * changes nothing for the process as long as no user namespace is in the
+ * way of the host's cgroup files; the parent defers only then.
  */
-static void cgroups_after_fork(void)
+static void cgroups_after_fork(struct request *r)
 {
 	static char buf[REQ_MAX];
 	struct request late = {0};
@@ -242,6 +247,8 @@ static void cgroups_after_fork(void)
 		die("deferred cgroup message");
 	}
 	enter_cgroups(&late);
+	if ((r->unshare_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+		die("unshare(CLONE_NEWCGROUP)");
 }
 
 /* recv_whole reads the next message, however long, into a new buffer. */
@@ -556,7 +563,7 @@ __attribute__((constructor)) static void nsenter(void)
 		say("pid %d", getpid());
 	}
 	if (r.defer_cgroups)
-		cgroups_after_fork();
+		cgroups_after_fork(&r);
 	if (r.exec)
 		exec_plan();
 }

@@ -61,11 +61,11 @@ func ForContainer(c *config.Config) Request {
 }
 
 // CanDeferCgroups says whether the cgroup move may wait until the process
-// is in its namespaces: not when a new cgroup namespace is made (it is
-// rooted at the cgroup the process is in then) nor with a user namespace
-// (its root may not write the host's cgroup files).
+// is in its namespaces: not with a user namespace (its root may not write
+// the host's cgroup files). A new cgroup namespace is then made after the
+// move, so that it is rooted at the container's cgroup.
 func (r Request) CanDeferCgroups() bool {
-	return !r.user && r.Unshare&unix.CLONE_NEWCGROUP == 0
+	return !r.user
 }
 
 // ForExec builds the request that enters the namespaces of a running

@@ -107,7 +107,7 @@ func TestCanDeferCgroups(t *testing.T) {
 	}{
 		{[]config.Namespace{{Type: "mount"}, {Type: "pid"}, {Type: "network"}}, true},
 		{[]config.Namespace{{Type: "mount"}, {Type: "network", Path: "/proc/1/ns/net"}}, true},
-		{[]config.Namespace{{Type: "mount"}, {Type: "cgroup"}}, false},
+		{[]config.Namespace{{Type: "mount"}, {Type: "cgroup"}}, true},
 		{[]config.Namespace{{Type: "mount"}, {Type: "user"}}, false},
 		{[]config.Namespace{{Type: "mount"}, {Type: "user", Path: "/proc/1/ns/user"}}, false},
 	}
