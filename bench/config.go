@@ -18,6 +18,7 @@ type config struct {
 	scenarios  []string
 	variants   []string // empty selects every variant
 	lkcPath    string
+	baseline   string // a second lkc binary, measured as variant lkc-base
 	jsonOut    bool
 	list       bool
 	seed       uint64
@@ -38,6 +39,7 @@ func parseConfig(args []string, usageOut io.Writer) (config, error) {
 	fs.StringVar(&scenarios, "scenario", "run", "comma-separated scenarios, or \"all\" (see -list)")
 	fs.StringVar(&variants, "variants", "", "comma-separated variants (default: all of the scenario's, see -list)")
 	fs.StringVar(&cfg.lkcPath, "lkc", "bin/lkc", "lkc binary, relative to the repository root")
+	fs.StringVar(&cfg.baseline, "baseline", "", "a second lkc binary (say, main's) run as variant lkc-base in the run and exec scenarios, for an A/B in one shuffled run")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print machine-readable JSON instead of a table")
 	fs.BoolVar(&cfg.list, "list", false, "list scenarios and their variants, then exit")
 	fs.Uint64Var(&cfg.seed, "seed", 0, "shuffle seed (0: pick one and report it)")
@@ -56,6 +58,11 @@ func parseConfig(args []string, usageOut io.Writer) (config, error) {
 		return config{}, fmt.Errorf("resolving -lkc %q: %w", cfg.lkcPath, err)
 	}
 	cfg.lkcPath = lkc
+	if cfg.baseline != "" {
+		if cfg.baseline, err = filepath.Abs(cfg.baseline); err != nil {
+			return config{}, fmt.Errorf("resolving -baseline: %w", err)
+		}
+	}
 	cfg.scenarios = splitList(scenarios)
 	cfg.variants = splitList(variants)
 	return cfg, nil

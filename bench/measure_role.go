@@ -72,6 +72,7 @@ func newEnv(dir string, cfg config) (*Env, error) {
 		IDPrefix: filepath.Base(dir),
 		Self:     self,
 		LKC:      cfg.lkcPath,
+		Baseline: cfg.baseline,
 		Bundle:   bundle,
 		Rootfs:   filepath.Join(bundle, "rootfs"),
 		Timeout:  cfg.timeout,

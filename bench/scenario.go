@@ -20,6 +20,7 @@ type Env struct {
 	IDPrefix string // prefix of every container id, for cleanup sweeps
 	Self     string // this executable, for helper roles
 	LKC      string // lkc binary
+	Baseline string // a second lkc binary to compare with (-baseline), or ""
 	Bundle   string // busybox bundle whose process is /bin/true
 	Rootfs   string
 	Timeout  time.Duration // per operation

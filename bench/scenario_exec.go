@@ -20,13 +20,17 @@ func execLatencyScenario() Scenario {
 	return Scenario{
 		Name:   "exec",
 		Desc:   "'<runtime> exec ID /bin/true' into a running busybox container (sleep)",
-		Ratios: [][2]string{{"lkc", "crun"}, {"lkc", "runc"}, {"crun", "runc"}},
+		Ratios: [][2]string{{"lkc", "crun"}, {"lkc", "runc"}, {"crun", "runc"}, {"lkc", "lkc-base"}},
 		Variants: func(env *Env) []Variant {
-			return []Variant{
+			vs := []Variant{
 				runtimeExecVariant(env, "lkc", env.LKC),
 				runtimeExecVariant(env, "runc", "runc"),
 				runtimeExecVariant(env, "crun", "crun"),
 			}
+			if env.Baseline != "" {
+				vs = append(vs, runtimeExecVariant(env, "lkc-base", env.Baseline))
+			}
+			return vs
 		},
 	}
 }

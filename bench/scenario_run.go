@@ -12,14 +12,18 @@ func runLatencyScenario() Scenario {
 	return Scenario{
 		Name:   "run",
 		Desc:   "'<runtime> run' of a busybox bundle whose process is /bin/true",
-		Ratios: [][2]string{{"lkc", "crun"}, {"lkc", "runc"}, {"crun", "runc"}},
+		Ratios: [][2]string{{"lkc", "crun"}, {"lkc", "runc"}, {"crun", "runc"}, {"lkc", "lkc-base"}},
 		Variants: func(env *Env) []Variant {
-			return []Variant{
+			vs := []Variant{
 				runtimeRunVariant(env, "lkc", env.LKC),
 				runtimeRunVariant(env, "runc", "runc"),
 				runtimeRunVariant(env, "crun", "crun"),
 				floorVariant(env),
 			}
+			if env.Baseline != "" {
+				vs = append(vs, runtimeRunVariant(env, "lkc-base", env.Baseline))
+			}
+			return vs
 		},
 	}
 }
