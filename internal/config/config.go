@@ -145,6 +145,16 @@ type Capabilities struct {
 	Ambient     []int `json:"ambient,omitempty"`
 }
 
+// CapMask returns a set of capability numbers as a bit mask, as capset(2)
+// and /proc/<pid>/status have them.
+func CapMask(caps []int) uint64 {
+	var m uint64
+	for _, c := range caps {
+		m |= 1 << uint(c)
+	}
+	return m
+}
+
 // Cgroup says where the container's cgroup is and what limits it carries.
 type Cgroup struct {
 	// Path is relative to the cgroup of the lkc process that creates the

@@ -115,7 +115,7 @@ func setIDs(proc *config.Process) error {
 }
 
 func dropBounding(keep []int) error {
-	set := capSet(keep)
+	set := config.CapMask(keep)
 	for c := 0; c < 64; c++ {
 		if set&(1<<c) != 0 {
 			continue
@@ -134,7 +134,7 @@ func dropBounding(keep []int) error {
 func setCaps(caps *config.Capabilities) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
-	e, p, in := capSet(caps.Effective), capSet(caps.Permitted), capSet(caps.Inheritable)
+	e, p, in := config.CapMask(caps.Effective), config.CapMask(caps.Permitted), config.CapMask(caps.Inheritable)
 	for i := 0; i < 2; i++ {
 		data[i].Effective = uint32(e >> (32 * i))
 		data[i].Permitted = uint32(p >> (32 * i))
@@ -153,14 +153,6 @@ func setCaps(caps *config.Capabilities) error {
 		}
 	}
 	return nil
-}
-
-func capSet(caps []int) uint64 {
-	var s uint64
-	for _, c := range caps {
-		s |= 1 << uint(c)
-	}
-	return s
 }
 
 // lookPath finds the executable of args[0] in the container, using the

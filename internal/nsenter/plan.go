@@ -56,7 +56,7 @@ func (p Plan) Encode() []byte {
 	}
 	if c := proc.Capabilities; c != nil {
 		rec("caps", fmt.Sprintf("%x %x %x %x %x",
-			capMask(c.Bounding), capMask(c.Effective), capMask(c.Permitted), capMask(c.Inheritable), capMask(c.Ambient)))
+			config.CapMask(c.Bounding), config.CapMask(c.Effective), config.CapMask(c.Permitted), config.CapMask(c.Inheritable), config.CapMask(c.Ambient)))
 	}
 	if proc.NoNewPrivileges {
 		rec("nnp", "")
@@ -68,14 +68,6 @@ func (p Plan) Encode() []byte {
 		rec("seccomp", strconv.FormatUint(uint64(p.SeccompFlags), 10))
 	}
 	return b
-}
-
-func capMask(caps []int) uint64 {
-	var m uint64
-	for _, c := range caps {
-		m |= 1 << uint(c)
-	}
-	return m
 }
 
 // SendPlan sends the plan, and the seccomp program after it, to a
