@@ -27,7 +27,7 @@ func outerMain(args []string) (int, error) {
 	}
 	scs, err := selectScenarios(scenarios(), cfg.scenarios)
 	if err == nil {
-		err = checkVariantNames(scs, cfg.variants)
+		err = checkVariantNames(scs, cfg.variants, cfg.baseline)
 	}
 	if err != nil {
 		return 2, err

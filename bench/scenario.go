@@ -87,10 +87,10 @@ func selectVariants(all []Variant, names []string) []Variant {
 
 // checkVariantNames reports a requested variant that no selected scenario
 // has, so that typos fail early instead of silently measuring nothing.
-func checkVariantNames(scs []Scenario, names []string) error {
+func checkVariantNames(scs []Scenario, names []string, baseline string) error {
 	known := map[string]bool{}
 	for _, sc := range scs {
-		for _, v := range sc.Variants(&Env{}) {
+		for _, v := range sc.Variants(&Env{Baseline: baseline}) {
 			known[v.Name] = true
 		}
 	}

@@ -85,18 +85,24 @@ func TestScenariosRegistered(t *testing.T) {
 	if !slices.Equal(names, []string{"run", "exec", "checkpoint", "restore", "migrate-downtime", "migrate-total"}) {
 		t.Errorf("all scenarios = %v, want [run exec checkpoint restore migrate-downtime migrate-total]", names)
 	}
-	if err := checkVariantNames([]Scenario{execLatencyScenario()}, []string{"floor"}); err == nil {
+	if err := checkVariantNames([]Scenario{execLatencyScenario()}, []string{"floor"}, ""); err == nil {
 		t.Error("exec scenario accepts the floor variant, which it does not have")
 	}
 }
 
 func TestVariantSelection(t *testing.T) {
 	scs := []Scenario{runLatencyScenario()}
-	if err := checkVariantNames(scs, []string{"lkc", "crun"}); err != nil {
+	if err := checkVariantNames(scs, []string{"lkc", "crun"}, ""); err != nil {
 		t.Errorf("known variants rejected: %v", err)
 	}
-	if err := checkVariantNames(scs, []string{"lck"}); err == nil {
+	if err := checkVariantNames(scs, []string{"lck"}, ""); err == nil {
 		t.Error("unknown variant accepted")
+	}
+	if err := checkVariantNames(scs, []string{"lkc-base"}, ""); err == nil {
+		t.Error("lkc-base accepted without -baseline")
+	}
+	if err := checkVariantNames(scs, []string{"lkc", "lkc-base"}, "/tmp/lkc-main"); err != nil {
+		t.Errorf("lkc-base rejected with -baseline: %v", err)
 	}
 	all := runLatencyScenario().Variants(&Env{})
 	var names []string
