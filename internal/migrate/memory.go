@@ -73,7 +73,7 @@ func (s *session) checkpointOpts(dir string) container.CheckpointOpts {
 	return container.CheckpointOpts{
 		Root: s.o.Root, ID: s.o.ID, CRIU: s.o.CRIU, ImagePath: dir,
 		LeaveRunning: true, TCPEstablished: s.o.TCPEstablished, FileLocks: true,
-		ManageCgroupsMode: "soft", FeaturesChecked: true,
+		ManageCgroupsMode: "soft", FeaturesChecked: true, Verbose: s.o.Verbose,
 	}
 }
 

@@ -35,7 +35,7 @@ func (r *receiver) restore(body json.RawMessage) error {
 		Root: r.o.Root, ID: r.of.ID, Bundle: r.bundle, CRIU: r.o.CRIU,
 		ImagePath: filepath.Join(r.bundle, "images", req.Image),
 		Detach:    true, TCPEstablished: r.of.TCPEstablished, FileLocks: true,
-		ManageCgroupsMode: "soft", Warn: r.o.Warn,
+		ManageCgroupsMode: "soft", Warn: r.o.Warn, Verbose: r.o.Verbose,
 		LazyPages: req.PageServer != "", PageServer: req.PageServer,
 	}
 	if req.Parent != "" {

@@ -38,6 +38,9 @@ type Options struct {
 
 	Progress func(Progress) // nil = quiet
 	Warn     func(error)    // failures that do not fail the migration; nil drops them
+	// Verbose makes CRIU log everything (`lkc --debug`) and keeps the
+	// images directory with its logs instead of removing it.
+	Verbose bool
 }
 
 func (o *Options) defaults() {
@@ -138,7 +141,11 @@ func migrate(ctx context.Context, o Options) (*Summary, error) {
 	if err := s.prepare(); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(s.work)
+	if o.Verbose {
+		defer o.Warn(fmt.Errorf("images and CRIU logs kept in %s", s.work))
+	} else {
+		defer os.RemoveAll(s.work)
+	}
 	if err := s.connect(ctx); err != nil {
 		return nil, err
 	}

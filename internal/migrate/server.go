@@ -28,6 +28,9 @@ type ServeOptions struct {
 	Timeout      time.Duration // per network exchange; 0 = 60 s
 	Log          func(string)  // one line per session event; nil = quiet
 	Warn         func(error)   // failures that do not fail a session; nil drops them
+	// Verbose makes CRIU log everything (`lkc --debug`) and keeps a
+	// committed container's images and CRIU logs in its bundle.
+	Verbose bool
 }
 
 // pendingSuffix marks a bundle whose migration has not committed: a
@@ -281,8 +284,10 @@ func (r *receiver) commit() error {
 		return fmt.Errorf("committing: %w", err)
 	}
 	r.pending = ""
-	if err := os.RemoveAll(filepath.Join(r.bundle, "images")); err != nil {
-		r.o.Warn(fmt.Errorf("removing the images of %s: %w", r.of.ID, err))
+	if !r.o.Verbose {
+		if err := os.RemoveAll(filepath.Join(r.bundle, "images")); err != nil {
+			r.o.Warn(fmt.Errorf("removing the images of %s: %w", r.of.ID, err))
+		}
 	}
 	r.o.Log(fmt.Sprintf("container %s arrived from %s", r.of.ID, r.c.nc.RemoteAddr()))
 	return r.c.send(opCommitted, nil)
