@@ -71,6 +71,7 @@ func Checkpoint(o CheckpointOpts) error {
 	if err != nil {
 		return err
 	}
+	defer checkpoint.WarmPerfHooks()()
 	c, err := load(o.Root, o.ID, true)
 	if err != nil {
 		return err

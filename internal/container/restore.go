@@ -133,6 +133,7 @@ func restoreConfig(o *RestoreOpts) (*config.Config, error) {
 // restore creates the container's record and cgroup with its limits, as
 // create does, then has CRIU restore the tasks into them.
 func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Container, err error) {
+	defer checkpoint.WarmPerfHooks()()
 	dir, err := state.Create(o.Root, o.ID)
 	if err != nil {
 		return nil, err

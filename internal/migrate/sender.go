@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/state"
 )
@@ -138,6 +139,8 @@ func Migrate(ctx context.Context, o Options) (*Summary, error) {
 func migrate(ctx context.Context, o Options) (*Summary, error) {
 	s := &session{o: o, start: time.Now()}
 	s.sum = Summary{ID: o.ID, Target: o.Target}
+	// Paid during the handshake rather than by the dump, in the downtime.
+	defer checkpoint.WarmPerfHooks()()
 	if err := s.prepare(); err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/state"
@@ -130,6 +131,8 @@ func (r *receiver) session() (err error) {
 	if err := r.accept(); err != nil {
 		return err
 	}
+	// Paid while the source dumps rather than by the restore.
+	defer checkpoint.WarmPerfHooks()()
 	r.o.Log(fmt.Sprintf("receiving container %s from %s (%s)", r.of.ID, r.c.nc.RemoteAddr(), r.of.Mode))
 	for {
 		m, err := r.c.next()
