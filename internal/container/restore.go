@@ -48,6 +48,11 @@ type RestoreOpts struct {
 	// External are more CRIU --external entries: "veth[eth0]:vc1@br0"
 	// re-creates a migrated container's veth with its peer on this host.
 	External []string
+	// NetworkIsolated restores a dump made with
+	// CheckpointOpts.NetworkIsolated, which holds no network lock to
+	// release. The container must be off the network until it runs (its
+	// veths restored without a bridge, the caller connects them after).
+	NetworkIsolated bool
 	// StatusFD, when not nil, gets one '\0' byte once the restored
 	// container runs.
 	StatusFD *os.File
@@ -210,6 +215,9 @@ func restoreRequest(o RestoreOpts, cfg *config.Config, cgPaths map[string]string
 	opts.FileLocks, opts.LazyPages, opts.OrphanPtsMaster = o.FileLocks, o.LazyPages, cfg.Process.Terminal
 	opts.ExtMounts, opts.CgRoots = restoreMounts(cfg, cgPaths, maskedDir), cgroupRoots(cgPaths)
 	opts.External = o.External
+	if o.NetworkIsolated {
+		opts.NetworkLock = checkpoint.LockSkip
+	}
 	self, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return nil, fmt.Errorf("reading own cgroup: %w", err)

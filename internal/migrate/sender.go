@@ -95,6 +95,10 @@ type restoreReq struct {
 	Stdio      [3]string `json:"stdio"`
 	Parent     string    `json:"parent,omitempty"`     // images/<dir> of the last pre-copy round
 	PageServer string    `json:"pageServer,omitempty"` // post-copy: where the pages are
+	// NetworkIsolated says the dump did not lock the network (the source
+	// had cut the container off): the target restores it off the network
+	// too and puts its veths on their bridges once it runs.
+	NetworkIsolated bool `json:"networkIsolated,omitempty"`
 }
 
 // session is one migration on the sender's side.
@@ -112,6 +116,11 @@ type session struct {
 	paused  bool
 	netDown bool
 	commit  bool // the source is promised away: never resume it after this
+
+	// isolated says that taking the veths off the network cuts the frozen
+	// container off entirely (its own network namespace, no other links),
+	// so CRIU need not lock its network.
+	isolated bool
 }
 
 // Migrate moves container o.ID to the receiver at o.Target. Until the
@@ -205,9 +214,11 @@ func (s *session) prepare() error {
 		return err
 	}
 	s.sum.Mode = s.mode
-	if s.veths, err = hostVeths(s.st.InitPid); err != nil {
+	var only bool
+	if s.veths, only, err = hostVeths(s.st.InitPid); err != nil {
 		return err
 	}
+	s.isolated = only && s.st.Config.NewNamespace("network")
 	s.work = s.o.WorkDir
 	if s.work == "" {
 		s.work, err = os.MkdirTemp("", "lkc-migrate-"+s.o.ID+"-")
