@@ -173,6 +173,11 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 		return nil, err
 	}
 	defer unmountRestoreDir(masked)
+	tmpfsExt, err := tmpfsSources(dir.Path(), cfg, cg.Paths())
+	defer releaseTmpfsSources(dir.Path())
+	if err != nil {
+		return nil, err
+	}
 	unmountBinds, err := mount.PrepareRestore(cfg.Rootfs, cfg.Mounts)
 	if err != nil {
 		return nil, fmt.Errorf("preparing mount points: %w", err)
@@ -182,6 +187,7 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 	if err != nil {
 		return nil, err
 	}
+	req.Opts.ExtMounts = append(req.Opts.ExtMounts, tmpfsExt...)
 	files, err := restoreNamespaces(cfg, req)
 	if err != nil {
 		return nil, err
@@ -319,15 +325,16 @@ func unmountRestoreDir(root string) {
 
 // releaseCriuRoot detaches the mounts a killed restore left in the state
 // dir: the rootfs bind mount(s) on <stateDir>/criu-root (removing the state
-// dir across them would delete the container's rootfs) and the masked
-// directories' tmpfs on <stateDir>/criu-masked.
+// dir across them would delete the container's rootfs), the masked
+// directories' tmpfs on <stateDir>/criu-masked and the rebuilt tmpfs
+// mounts under <stateDir>/criu-tmpfs.
 func releaseCriuRoot(stateDir string) error {
 	for _, name := range []string{"criu-root", "criu-masked"} {
 		if err := detachAll(filepath.Join(stateDir, name)); err != nil {
 			return err
 		}
 	}
-	return nil
+	return releaseTmpfsSources(stateDir)
 }
 
 func detachAll(dir string) error {
