@@ -56,7 +56,7 @@ func cmdServe(g *globals, args []string) error {
 	}
 	return migrate.Serve(ctx, ln, migrate.ServeOptions{
 		Root: g.root, BundleDir: bundles, Token: token, CRIU: g.criu, CgroupParent: cgParent,
-		Timeout: timeout, Log: logLine, Warn: g.warn,
+		Timeout: timeout, Log: logLine, Warn: g.warn, Verbose: g.debug,
 	})
 }
 
@@ -93,7 +93,7 @@ func cmdMigrate(g *globals, args []string) error {
 	if o.Token, err = migrate.ReadToken(tokenFile); err != nil {
 		return err
 	}
-	o.Root, o.ID, o.Target, o.CRIU, o.Warn = g.root, rest[0], rest[1], g.criu, g.warn
+	o.Root, o.ID, o.Target, o.CRIU, o.Warn, o.Verbose = g.root, rest[0], rest[1], g.criu, g.warn, g.debug
 	debug.SetGCPercent(100) // a migration allocates for seconds: collect
 	var display *migrate.Display
 	if progress || stderrIsTerminal() {

@@ -37,6 +37,12 @@ type CheckpointOpts struct {
 	AutoDedup       bool
 	LazyPages       bool
 	LinkRemap       bool
+	// NetworkIsolated says the caller has cut the container off every
+	// network, as a migration does by taking its veths off their bridges:
+	// CRIU then does not lock the network namespace itself (its nftables
+	// lock costs two RCU grace periods, ~25 ms, while the container is
+	// frozen). The restore must be told the same (RestoreOpts).
+	NetworkIsolated bool
 	EmptyNS         []string // namespace types CRIU must not dump ("network", ...)
 
 	ManageCgroupsMode string // soft|full|strict|ignore ("" = soft)
@@ -71,6 +77,7 @@ func Checkpoint(o CheckpointOpts) error {
 	if err != nil {
 		return err
 	}
+	defer checkpoint.WarmPerfHooks()()
 	c, err := load(o.Root, o.ID, true)
 	if err != nil {
 		return err
@@ -223,6 +230,9 @@ func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, 
 	opts.ExtUnixSk, opts.ShellJob, opts.FileLocks, opts.AutoDedup = o.ExtUnixSk, o.ShellJob, o.FileLocks, o.AutoDedup
 	opts.LazyPages, opts.LinkRemap, opts.OrphanPtsMaster = o.LazyPages, o.LinkRemap, true
 	opts.FreezeCgroup = freezerDir(c.st.CgroupPaths)
+	if o.NetworkIsolated {
+		opts.NetworkLock = checkpoint.LockSkip
+	}
 	opts.CgroupDumpControllers = dumpControllers(c.st.CgroupPaths)
 	if o.PageServer != "" {
 		if opts.PageServerAddr, opts.PageServerPort, err = splitHostPort(o.PageServer); err != nil {

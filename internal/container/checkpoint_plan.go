@@ -91,14 +91,16 @@ func (c *Container) dumpMounts() ([]checkpoint.ExtMount, error) {
 	for _, m := range externalMounts(cfg, c.st.CgroupPaths) {
 		ext = append(ext, checkpoint.ExtMount{Key: m.Destination, Val: m.Destination})
 	}
-	if len(cfg.MaskedPaths) == 0 {
-		return ext, nil
-	}
 	info, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", c.st.InitPid))
 	if err != nil {
 		return nil, fmt.Errorf("reading the container's mounts: %w", err)
 	}
 	tmpfs := tmpfsMountPoints(info)
+	rebuilt, err := rebuiltTmpfsMounts(cfg, c.st.CgroupPaths, c.st.InitPid, tmpfs)
+	if err != nil {
+		return nil, err
+	}
+	ext = append(ext, rebuilt...)
 	for _, p := range cfg.MaskedPaths {
 		fi, err := os.Stat(fmt.Sprintf("/proc/%d/root%s", c.st.InitPid, p))
 		switch {

@@ -48,6 +48,11 @@ type RestoreOpts struct {
 	// External are more CRIU --external entries: "veth[eth0]:vc1@br0"
 	// re-creates a migrated container's veth with its peer on this host.
 	External []string
+	// NetworkIsolated restores a dump made with
+	// CheckpointOpts.NetworkIsolated, which holds no network lock to
+	// release. The container must be off the network until it runs (its
+	// veths restored without a bridge, the caller connects them after).
+	NetworkIsolated bool
 	// StatusFD, when not nil, gets one '\0' byte once the restored
 	// container runs.
 	StatusFD *os.File
@@ -133,6 +138,7 @@ func restoreConfig(o *RestoreOpts) (*config.Config, error) {
 // restore creates the container's record and cgroup with its limits, as
 // create does, then has CRIU restore the tasks into them.
 func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Container, err error) {
+	defer checkpoint.WarmPerfHooks()()
 	dir, err := state.Create(o.Root, o.ID)
 	if err != nil {
 		return nil, err
@@ -167,6 +173,11 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 		return nil, err
 	}
 	defer unmountRestoreDir(masked)
+	tmpfsExt, err := tmpfsSources(dir.Path(), cfg, cg.Paths())
+	defer releaseTmpfsSources(dir.Path())
+	if err != nil {
+		return nil, err
+	}
 	unmountBinds, err := mount.PrepareRestore(cfg.Rootfs, cfg.Mounts)
 	if err != nil {
 		return nil, fmt.Errorf("preparing mount points: %w", err)
@@ -176,6 +187,7 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 	if err != nil {
 		return nil, err
 	}
+	req.Opts.ExtMounts = append(req.Opts.ExtMounts, tmpfsExt...)
 	files, err := restoreNamespaces(cfg, req)
 	if err != nil {
 		return nil, err
@@ -209,6 +221,9 @@ func restoreRequest(o RestoreOpts, cfg *config.Config, cgPaths map[string]string
 	opts.FileLocks, opts.LazyPages, opts.OrphanPtsMaster = o.FileLocks, o.LazyPages, cfg.Process.Terminal
 	opts.ExtMounts, opts.CgRoots = restoreMounts(cfg, cgPaths, maskedDir), cgroupRoots(cgPaths)
 	opts.External = o.External
+	if o.NetworkIsolated {
+		opts.NetworkLock = checkpoint.LockSkip
+	}
 	self, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return nil, fmt.Errorf("reading own cgroup: %w", err)
@@ -310,15 +325,16 @@ func unmountRestoreDir(root string) {
 
 // releaseCriuRoot detaches the mounts a killed restore left in the state
 // dir: the rootfs bind mount(s) on <stateDir>/criu-root (removing the state
-// dir across them would delete the container's rootfs) and the masked
-// directories' tmpfs on <stateDir>/criu-masked.
+// dir across them would delete the container's rootfs), the masked
+// directories' tmpfs on <stateDir>/criu-masked and the rebuilt tmpfs
+// mounts under <stateDir>/criu-tmpfs.
 func releaseCriuRoot(stateDir string) error {
 	for _, name := range []string{"criu-root", "criu-masked"} {
 		if err := detachAll(filepath.Join(stateDir, name)); err != nil {
 			return err
 		}
 	}
-	return nil
+	return releaseTmpfsSources(stateDir)
 }
 
 func detachAll(dir string) error {

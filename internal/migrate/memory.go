@@ -45,14 +45,14 @@ func (s *session) precopy() error {
 	}
 	dir := filepath.Join(s.work, "final")
 	o := s.checkpointOpts(dir)
-	o.ParentPath = relParent(parent)
+	o.ParentPath, o.NetworkIsolated = relParent(parent), s.isolated
 	if err := container.Checkpoint(o); err != nil {
 		return err
 	}
 	if err := s.sendTree(PhaseImages, 0, "images/final", dir); err != nil {
 		return err
 	}
-	req := restoreReq{Image: "final"}
+	req := restoreReq{Image: "final", NetworkIsolated: s.isolated}
 	if parent != "" {
 		req.Parent = parent
 	}
@@ -73,7 +73,7 @@ func (s *session) checkpointOpts(dir string) container.CheckpointOpts {
 	return container.CheckpointOpts{
 		Root: s.o.Root, ID: s.o.ID, CRIU: s.o.CRIU, ImagePath: dir,
 		LeaveRunning: true, TCPEstablished: s.o.TCPEstablished, FileLocks: true,
-		ManageCgroupsMode: "soft", FeaturesChecked: true,
+		ManageCgroupsMode: "soft", FeaturesChecked: true, Verbose: s.o.Verbose,
 	}
 }
 
@@ -123,6 +123,7 @@ func (s *session) postcopy() error {
 	dir := filepath.Join(s.work, "final")
 	o := s.checkpointOpts(dir)
 	o.LazyPages, o.PageServer, o.StatusFD = true, proxy.backend, wr
+	o.NetworkIsolated = s.isolated
 	dumped := make(chan error, 1)
 	go func() {
 		dumped <- container.Checkpoint(o)
@@ -163,7 +164,7 @@ func (s *session) lazyRestore(status *os.File, dir string, proxy *pageProxy) err
 	if err := s.sendTree(PhaseImages, 0, "images/final", dir); err != nil {
 		return err
 	}
-	return s.restore(restoreReq{Image: "final", PageServer: proxy.Addr()})
+	return s.restore(restoreReq{Image: "final", PageServer: proxy.Addr(), NetworkIsolated: s.isolated})
 }
 
 // restore asks the target to restore and waits until it runs there: the

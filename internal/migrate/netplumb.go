@@ -33,6 +33,7 @@ func (v Veth) External() string {
 // link is the part of an RTM_NEWLINK answer lkc needs.
 type link struct {
 	index, peer, master int
+	loopback            bool
 	name, kind          string
 	peerElsewhere       bool // IFLA_LINK_NETNSID: the peer is in another namespace
 }
@@ -55,7 +56,9 @@ func listLinks() ([]link, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listing network links: %w", err)
 		}
+		// ifinfomsg: family, pad, type (2 bytes), index (4), flags, change.
 		l := link{index: int(int32(binary.NativeEndian.Uint32(m.Data[4:8])))}
+		l.loopback = binary.NativeEndian.Uint16(m.Data[2:4]) == unix.ARPHRD_LOOPBACK
 		for _, a := range attrs {
 			switch a.Attr.Type {
 			case unix.IFLA_IFNAME:
@@ -114,36 +117,39 @@ func inNetns(pid int, fn func() error) error {
 }
 
 // hostVeths finds the veths of the container whose init is pid that have
-// their peer in this process's network namespace.
-func hostVeths(pid int) ([]Veth, error) {
+// their peer in this process's network namespace, and whether they and the
+// loopback are all the links it has (only): then taking the veths off the
+// network (isolate) cuts the container off entirely.
+func hostVeths(pid int) (veths []Veth, only bool, err error) {
 	var inside []link
 	if err := inNetns(pid, func() (err error) { inside, err = listLinks(); return err }); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	host, err := listLinks()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	byIndex := map[int]link{}
 	for _, l := range host {
 		byIndex[l.index] = l
 	}
-	var out []Veth
+	only = true
 	for _, in := range inside {
 		if in.kind != "veth" || !in.peerElsewhere {
+			only = only && in.loopback
 			continue
 		}
 		p, ok := byIndex[in.peer]
 		if !ok || p.kind != "veth" || p.peer != in.index || !p.peerElsewhere {
-			return nil, fmt.Errorf("the container's %s has its peer in a namespace other than this one: run lkc migrate in the namespace that holds it", in.name)
+			return nil, false, fmt.Errorf("the container's %s has its peer in a namespace other than this one: run lkc migrate in the namespace that holds it", in.name)
 		}
 		v := Veth{Inside: in.name, Peer: p.name}
 		if p.master != 0 {
 			v.Bridge = byIndex[p.master].name
 		}
-		out = append(out, v)
+		veths = append(veths, v)
 	}
-	return out, nil
+	return veths, only, nil
 }
 
 // isolate takes the host side of v off the network, or (undo) back on. A
@@ -176,6 +182,18 @@ func isolate(v Veth, undo bool) error {
 		return fmt.Errorf(what, v.Peer, v.Bridge, err)
 	}
 	return nil
+}
+
+// connect puts the host side of v on its bridge and up, for a container
+// restored off the network (restoreReq.NetworkIsolated) once it runs.
+func connect(v Veth) error {
+	if v.Bridge == "" {
+		return nil
+	}
+	if err := isolate(v, true); err != nil {
+		return err
+	}
+	return setLinkUp(v.Peer, true)
 }
 
 // setLinkUp brings a host-side link up or down.

@@ -35,13 +35,18 @@ func (r *receiver) restore(body json.RawMessage) error {
 		Root: r.o.Root, ID: r.of.ID, Bundle: r.bundle, CRIU: r.o.CRIU,
 		ImagePath: filepath.Join(r.bundle, "images", req.Image),
 		Detach:    true, TCPEstablished: r.of.TCPEstablished, FileLocks: true,
-		ManageCgroupsMode: "soft", Warn: r.o.Warn,
+		ManageCgroupsMode: "soft", Warn: r.o.Warn, Verbose: r.o.Verbose,
 		LazyPages: req.PageServer != "", PageServer: req.PageServer,
+		NetworkIsolated: req.NetworkIsolated,
 	}
 	if req.Parent != "" {
 		o.ParentPath = "../" + req.Parent
 	}
 	for _, v := range r.of.Veths {
+		if req.NetworkIsolated {
+			// Connected by lkc once the container runs (below).
+			v.Bridge = ""
+		}
 		o.External = append(o.External, v.External())
 	}
 	stdio, err := openStdio(req.Stdio, o.ImagePath)
@@ -74,6 +79,13 @@ func (r *receiver) restore(body json.RawMessage) error {
 	}
 	if st.Status != container.Running {
 		return fmt.Errorf("container %s is %s after its restore", r.of.ID, st.Status)
+	}
+	if req.NetworkIsolated {
+		for _, v := range r.of.Veths {
+			if err := connect(v); err != nil {
+				return err
+			}
+		}
 	}
 	if len(r.of.Veths) > 0 {
 		if err := announce(st.Pid); err != nil {

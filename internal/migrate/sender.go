@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/state"
 )
@@ -38,6 +39,9 @@ type Options struct {
 
 	Progress func(Progress) // nil = quiet
 	Warn     func(error)    // failures that do not fail the migration; nil drops them
+	// Verbose makes CRIU log everything (`lkc --debug`) and keeps the
+	// images directory with its logs instead of removing it.
+	Verbose bool
 }
 
 func (o *Options) defaults() {
@@ -91,6 +95,10 @@ type restoreReq struct {
 	Stdio      [3]string `json:"stdio"`
 	Parent     string    `json:"parent,omitempty"`     // images/<dir> of the last pre-copy round
 	PageServer string    `json:"pageServer,omitempty"` // post-copy: where the pages are
+	// NetworkIsolated says the dump did not lock the network (the source
+	// had cut the container off): the target restores it off the network
+	// too and puts its veths on their bridges once it runs.
+	NetworkIsolated bool `json:"networkIsolated,omitempty"`
 }
 
 // session is one migration on the sender's side.
@@ -108,6 +116,11 @@ type session struct {
 	paused  bool
 	netDown bool
 	commit  bool // the source is promised away: never resume it after this
+
+	// isolated says that taking the veths off the network cuts the frozen
+	// container off entirely (its own network namespace, no other links),
+	// so CRIU need not lock its network.
+	isolated bool
 }
 
 // Migrate moves container o.ID to the receiver at o.Target. Until the
@@ -135,10 +148,16 @@ func Migrate(ctx context.Context, o Options) (*Summary, error) {
 func migrate(ctx context.Context, o Options) (*Summary, error) {
 	s := &session{o: o, start: time.Now()}
 	s.sum = Summary{ID: o.ID, Target: o.Target}
+	// Paid during the handshake rather than by the dump, in the downtime.
+	defer checkpoint.WarmPerfHooks()()
 	if err := s.prepare(); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(s.work)
+	if o.Verbose {
+		defer o.Warn(fmt.Errorf("images and CRIU logs kept in %s", s.work))
+	} else {
+		defer os.RemoveAll(s.work)
+	}
 	if err := s.connect(ctx); err != nil {
 		return nil, err
 	}
@@ -195,9 +214,11 @@ func (s *session) prepare() error {
 		return err
 	}
 	s.sum.Mode = s.mode
-	if s.veths, err = hostVeths(s.st.InitPid); err != nil {
+	var only bool
+	if s.veths, only, err = hostVeths(s.st.InitPid); err != nil {
 		return err
 	}
+	s.isolated = only && s.st.Config.NewNamespace("network")
 	s.work = s.o.WorkDir
 	if s.work == "" {
 		s.work, err = os.MkdirTemp("", "lkc-migrate-"+s.o.ID+"-")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/state"
@@ -28,6 +29,9 @@ type ServeOptions struct {
 	Timeout      time.Duration // per network exchange; 0 = 60 s
 	Log          func(string)  // one line per session event; nil = quiet
 	Warn         func(error)   // failures that do not fail a session; nil drops them
+	// Verbose makes CRIU log everything (`lkc --debug`) and keeps a
+	// committed container's images and CRIU logs in its bundle.
+	Verbose bool
 }
 
 // pendingSuffix marks a bundle whose migration has not committed: a
@@ -127,6 +131,8 @@ func (r *receiver) session() (err error) {
 	if err := r.accept(); err != nil {
 		return err
 	}
+	// Paid while the source dumps rather than by the restore.
+	defer checkpoint.WarmPerfHooks()()
 	r.o.Log(fmt.Sprintf("receiving container %s from %s (%s)", r.of.ID, r.c.nc.RemoteAddr(), r.of.Mode))
 	for {
 		m, err := r.c.next()
@@ -281,8 +287,10 @@ func (r *receiver) commit() error {
 		return fmt.Errorf("committing: %w", err)
 	}
 	r.pending = ""
-	if err := os.RemoveAll(filepath.Join(r.bundle, "images")); err != nil {
-		r.o.Warn(fmt.Errorf("removing the images of %s: %w", r.of.ID, err))
+	if !r.o.Verbose {
+		if err := os.RemoveAll(filepath.Join(r.bundle, "images")); err != nil {
+			r.o.Warn(fmt.Errorf("removing the images of %s: %w", r.of.ID, err))
+		}
 	}
 	r.o.Log(fmt.Sprintf("container %s arrived from %s", r.of.ID, r.c.nc.RemoteAddr()))
 	return r.c.send(opCommitted, nil)

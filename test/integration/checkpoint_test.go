@@ -371,3 +371,32 @@ func isTmpfs(t *testing.T, path string) bool {
 	}
 	return st.Type == unix.TMPFS_MAGIC
 }
+
+// The tmpfs mounts lkc rebuilds instead of CRIU's archives (an empty
+// /dev/shm, the cgroup view's tmpfs) come back the same, and a /dev/shm
+// that holds a file keeps it.
+func TestCheckpointTmpfsRebuilt(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, root := e.ckptCounter(nil)
+	bundle := bundleOf(e, id)
+	look := `stat -c '%A %u:%g' /dev/shm; ls -A /dev/shm; ls -l /sys/fs/cgroup | sed 's/ [A-Z][a-z][a-z] .* / /'; grep -E ' /(dev/shm|sys/fs/cgroup) ' /proc/self/mountinfo | cut -d' ' -f5,6,9-`
+	before := e.mustLkc("exec", id, "sh", "-c", look)
+	images := filepath.Join(t.TempDir(), "images")
+	saved := e.checkpointStops(id, root, images)
+	e.restoreDetached(id, bundle, root, images, saved)
+	if after := e.mustLkc("exec", id, "sh", "-c", look); after != before {
+		t.Fatalf("/dev/shm and /sys/fs/cgroup before the checkpoint:\n%s\nafter the restore:\n%s", before, after)
+	}
+	if r := e.lkc("exec", id, "touch", "/sys/fs/cgroup/x"); r.code == 0 {
+		t.Errorf("the restored cgroup view is writable")
+	}
+	e.mustLkc("exec", id, "sh", "-c", "echo kept > /dev/shm/data")
+	images2 := filepath.Join(t.TempDir(), "images2")
+	saved = e.checkpointStops(id, root, images2)
+	e.restoreDetached(id, bundle, root, images2, saved)
+	if got := strings.TrimSpace(e.mustLkc("exec", id, "cat", "/dev/shm/data")); got != "kept" {
+		t.Fatalf("/dev/shm/data after the restore: %q, want kept", got)
+	}
+	e.mustLkc("delete", "-f", id)
+}
