@@ -223,7 +223,9 @@ func (s *session) prepare() error {
 	if s.work == "" {
 		s.work, err = os.MkdirTemp("", "lkc-migrate-"+s.o.ID+"-")
 	} else {
-		s.work = filepath.Join(s.work, "lkc-migrate-"+s.o.ID)
+		// Named by mode too: a post-copy that gives way to stop-and-copy
+		// under --debug keeps the first attempt's directory.
+		s.work = filepath.Join(s.work, "lkc-migrate-"+s.o.ID+"-"+s.mode)
 		err = os.Mkdir(s.work, 0o700)
 	}
 	if err != nil {
