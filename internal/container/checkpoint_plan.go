@@ -163,8 +163,8 @@ func externalMounts(cfg *config.Config, cgPaths map[string]string) []config.Moun
 		case m.Type == "bind":
 			out = append(out, m)
 		case m.Type == "cgroup" || m.Type == "cgroup2":
-			if cfg.NewNamespace("cgroup") && !cfg.NewNamespace("user") {
-				continue // real cgroup mounts, which CRIU dumps itself
+			if realCgroupMounts(cfg) {
+				continue // CRIU dumps them itself
 			}
 			if dir, ok := cgPaths[""]; ok && len(cgPaths) == 1 {
 				out = append(out, config.Mount{Source: dir, Destination: m.Destination})
@@ -176,6 +176,14 @@ func externalMounts(cfg *config.Config, cgPaths map[string]string) []config.Moun
 		}
 	}
 	return out
+}
+
+// realCgroupMounts says whether the container's cgroup view is made of
+// cgroup filesystems (in its own cgroup namespace, without a user
+// namespace, which may not mount v1) rather than binds of host directories
+// (internal/mount/cgroup.go).
+func realCgroupMounts(cfg *config.Config) bool {
+	return cfg.NewNamespace("cgroup") && !cfg.NewNamespace("user")
 }
 
 // extNSKey is the name under which a joined namespace is recorded, as runc

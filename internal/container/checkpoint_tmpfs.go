@@ -6,12 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/mount"
 )
 
 // CRIU archives every tmpfs of a container with tar and gzip on the dump
@@ -36,7 +36,7 @@ const emptyTmpfsKey = "lkc-empty-tmpfs:"
 // cgroupTmpfs returns the destination of the tmpfs lkc built for the v1
 // cgroup view whose hierarchies are bind mounts (externalMounts), if any.
 func cgroupTmpfs(cfg *config.Config, cgPaths map[string]string) (string, bool) {
-	if _, v2 := cgPaths[""]; v2 || cfg.NewNamespace("cgroup") && !cfg.NewNamespace("user") {
+	if _, v2 := cgPaths[""]; v2 || realCgroupMounts(cfg) {
 		return "", false
 	}
 	for _, m := range cfg.Mounts {
@@ -95,8 +95,8 @@ func tmpfsSources(stateDir string, cfg *config.Config, cgPaths map[string]string
 	var ext []checkpoint.ExtMount
 	if _, ok := cgroupTmpfs(cfg, cgPaths); ok {
 		src := filepath.Join(dir, "cgroup")
-		if err := cgroupDirSource(src, cgPaths); err != nil {
-			return nil, err
+		if err := mount.CgroupViewSource(src, cgPaths); err != nil {
+			return nil, fmt.Errorf("the cgroup view's source: %w", err)
 		}
 		ext = append(ext, checkpoint.ExtMount{Key: cgroupDirKey, Val: src})
 	}
@@ -111,28 +111,6 @@ func tmpfsSources(stateDir string, cfg *config.Config, cgPaths map[string]string
 		ext = append(ext, checkpoint.ExtMount{Key: emptyTmpfsKey + m.Destination, Val: src})
 	}
 	return ext, nil
-}
-
-// cgroupDirSource builds at src what internal/mount makes for a v1 cgroup
-// view: a tmpfs (mode 755) with a directory per hierarchy and, for a
-// hierarchy of several controllers, a symlink per controller.
-func cgroupDirSource(src string, cgPaths map[string]string) error {
-	if err := mountTmpfs(src, "tmpfs", 0, "mode=755"); err != nil {
-		return fmt.Errorf("the cgroup view's source: %w", err)
-	}
-	for h := range cgPaths {
-		if err := os.Mkdir(filepath.Join(src, h), 0o755); err != nil {
-			return fmt.Errorf("the cgroup view's source: %w", err)
-		}
-		if parts := strings.Split(h, ","); len(parts) > 1 {
-			for _, p := range parts {
-				if err := os.Symlink(h, filepath.Join(src, p)); err != nil && !os.IsExist(err) {
-					return fmt.Errorf("the cgroup view's source: %w", err)
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // mountTmpfs mounts a tmpfs named source (what mountinfo shows) on dir,

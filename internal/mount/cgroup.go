@@ -30,10 +30,55 @@ func mountCgroupTop(target *os.File, m config.Mount, env Env) (uintptr, error) {
 		}
 		return m.Flags &^ (unix.MS_BIND | unix.MS_REC), mount(dir, fdPath(target), "", unix.MS_BIND, "")
 	}
-	if err := mount("tmpfs", fdPath(target), "tmpfs", m.Flags&^unix.MS_RDONLY, "mode=755"); err != nil {
+	if err := mount("tmpfs", fdPath(target), "tmpfs", m.Flags&^unix.MS_RDONLY, cgroupTopData); err != nil {
 		return 0, err
 	}
 	return m.Flags & unix.MS_RDONLY, nil
+}
+
+// cgroupTopData is the tmpfs a v1 view's hierarchies sit in.
+const cgroupTopData = "mode=755"
+
+// CgroupViewSource builds at dir, a new directory outside any container,
+// the top of a v1 cgroup view as mountCgroupTop and populateCgroup make
+// it, without the hierarchies mounted: a tmpfs with a directory per
+// hierarchy and a symlink per controller of a combined one. A restore
+// binds it where CRIU would otherwise have archived that tmpfs.
+func CgroupViewSource(dir string, cgPaths map[string]string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	if err := mount("tmpfs", dir, "tmpfs", 0, cgroupTopData); err != nil {
+		os.Remove(dir)
+		return err
+	}
+	top, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer top.Close()
+	for h := range cgPaths {
+		if err := unix.Mkdirat(int(top.Fd()), h, 0o755); err != nil {
+			return &os.PathError{Op: "mkdir", Path: h, Err: err}
+		}
+		if err := linkControllers(top, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// linkControllers names a hierarchy of several controllers ("cpu,cpuacct")
+// by each of them too, as the host's /sys/fs/cgroup does.
+func linkControllers(top *os.File, h string) error {
+	if parts := strings.Split(h, ","); len(parts) > 1 {
+		for _, p := range parts {
+			if err := unix.Symlinkat(h, int(top.Fd()), p); err != nil && err != unix.EEXIST {
+				return &os.PathError{Op: "symlink", Path: p, Err: err}
+			}
+		}
+	}
+	return nil
 }
 
 func populateCgroup(top *os.File, m config.Mount, env Env) error {
@@ -74,14 +119,7 @@ func mountHierarchy(top *os.File, h string, env Env, flags uintptr) error {
 			}
 		}
 	}
-	if parts := strings.Split(h, ","); len(parts) > 1 {
-		for _, p := range parts {
-			if err := unix.Symlinkat(h, int(top.Fd()), p); err != nil && err != unix.EEXIST {
-				return &os.PathError{Op: "symlink", Path: p, Err: err}
-			}
-		}
-	}
-	return nil
+	return linkControllers(top, h)
 }
 
 func remountAt(dir *os.File, name string, flags uintptr) error {
