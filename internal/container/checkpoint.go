@@ -250,8 +250,18 @@ func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, 
 	if opts.ExtMounts, err = c.dumpMounts(); err != nil {
 		return nil, err
 	}
-	opts.External, err = externalNamespaces(c.st.Config)
-	return opts, err
+	if opts.External, err = externalNamespaces(c.st.Config); err != nil {
+		return nil, err
+	}
+	net, err := c.carryNetns(o, d.imagePath)
+	if err != nil {
+		return nil, err
+	}
+	if net != "" {
+		opts.External = append(opts.External, net)
+		opts.NetworkLock = checkpoint.LockSkip
+	}
+	return opts, nil
 }
 
 // saveDescriptors records where the container's fds 0-2 point, and

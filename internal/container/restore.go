@@ -193,6 +193,13 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 		return nil, err
 	}
 	defer closeAll(files)
+	net, err := rebuildNetns(dirs.imagePath, cfg, o.External, req, &undo)
+	if err != nil {
+		return nil, err
+	}
+	if net != nil {
+		defer net.Close()
+	}
 	if o.LazyPages && o.PageServer != "" {
 		lp, err := startLazyPages(cr, o, dirs, &undo)
 		if err != nil {

@@ -4,10 +4,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/netns"
 )
 
 // Veth is one of the container's veth devices whose peer lives in the
@@ -93,36 +94,13 @@ func linkKind(b []byte) string {
 	return ""
 }
 
-// inNetns runs fn on a thread that joined the network namespace of pid.
-// The thread is never unlocked, so the runtime retires it afterwards
-// instead of reusing it in the wrong namespace.
-func inNetns(pid int, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			done <- fmt.Errorf("opening the network namespace of %d: %w", pid, err)
-			return
-		}
-		err = unix.Setns(fd, unix.CLONE_NEWNET)
-		unix.Close(fd)
-		if err != nil {
-			done <- fmt.Errorf("joining the network namespace of %d: %w", pid, err)
-			return
-		}
-		done <- fn()
-	}()
-	return <-done
-}
-
 // hostVeths finds the veths of the container whose init is pid that have
 // their peer in this process's network namespace, and whether they and the
 // loopback are all the links it has (only): then taking the veths off the
 // network (isolate) cuts the container off entirely.
 func hostVeths(pid int) (veths []Veth, only bool, err error) {
 	var inside []link
-	if err := inNetns(pid, func() (err error) { inside, err = listLinks(); return err }); err != nil {
+	if err := netns.Run(pid, func() (err error) { inside, err = listLinks(); return err }); err != nil {
 		return nil, false, err
 	}
 	host, err := listLinks()
@@ -227,7 +205,7 @@ func setLinkUp(name string, up bool) error {
 // whose init is pid, from inside its namespace, so that switches and
 // neighbours learn at once that its MAC now sits behind the target.
 func announce(pid int) error {
-	return inNetns(pid, func() error {
+	return netns.Run(pid, func() error {
 		ifaces, err := net.Interfaces()
 		if err != nil {
 			return fmt.Errorf("listing the container's interfaces: %w", err)

@@ -1,0 +1,108 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/lkc-containers/lkc/internal/checkpoint"
+	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/netns"
+)
+
+// A container's own network namespace is carried by lkc (internal/netns)
+// when it can be rebuilt exactly: CRIU is told it is external, skips the
+// ~30 tool execs it would spend on it, and joins the one lkc builds on
+// restore. netnsFile in the images says so.
+const (
+	netnsFile = "netns.json"
+	netnsKey  = "lkc-netns"
+)
+
+// carryNetns saves the container's network namespace for lkc to rebuild,
+// when it can, and returns CRIU's external entry for it; "" leaves the
+// namespace to CRIU. Veths are carried only when the caller took them off
+// the network and recreates their peers (CheckpointOpts.NetworkIsolated).
+//
+// Such a namespace also needs no network lock: nothing outside can reach
+// it (the loopback only, or veths cut off by the caller), and the tasks
+// inside are frozen during the dump and not yet running during the
+// restore. CRIU's nftables lock costs two RCU grace periods each way.
+//
+// Preconditions: the container is frozen.
+func (c *Container) carryNetns(o CheckpointOpts, imageDir string) (string, error) {
+	cfg := c.st.Config
+	if !cfg.NewNamespace("network") || cfg.NewNamespace("user") || slices.Contains(o.EmptyNS, "network") {
+		// A user namespace owns its network namespace, which lkc, outside
+		// it, cannot make on restore.
+		return "", nil
+	}
+	snap, err := netns.Capture(c.st.InitPid, o.NetworkIsolated)
+	if errors.Is(err, netns.ErrNotCarried) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the network namespace: %w", err)
+	}
+	ino, err := netns.Inode(c.st.InitPid)
+	if err != nil {
+		return "", err
+	}
+	data, err := json.Marshal(snap)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(imageDir, netnsFile), data, 0o600)
+	}
+	if err != nil {
+		return "", fmt.Errorf("saving the network namespace: %w", err)
+	}
+	return fmt.Sprintf("net[%d]:%s", ino, netnsKey), nil
+}
+
+// rebuildNetns builds the network namespace a checkpoint carried, if it
+// did, and hands it to CRIU; the restore then needs no network lock
+// either. The caller closes the namespace once CRIU is done; undo removes
+// it, and its veths, if the restore fails.
+func rebuildNetns(imageDir string, cfg *config.Config, external []string, req *checkpoint.Request, undo *cleanups) (*netns.Namespace, error) {
+	data, err := os.ReadFile(filepath.Join(imageDir, netnsFile))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the saved network namespace: %w", err)
+	}
+	if !cfg.NewNamespace("network") {
+		return nil, fmt.Errorf("the checkpoint carries a network namespace, but the config joins one or has none")
+	}
+	var snap netns.Snapshot
+	if err := json.Unmarshal(data, &snap); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", netnsFile, err)
+	}
+	ns, err := snap.Build(vethPeers(external))
+	if err != nil {
+		return nil, err
+	}
+	undo.add(func() { ns.Remove() })
+	req.Opts.InheritFd = append(req.Opts.InheritFd, checkpoint.InheritFd{Key: netnsKey, Fd: req.AddFile(ns.File)})
+	req.Opts.NetworkLock = checkpoint.LockSkip
+	return ns, nil
+}
+
+// vethPeers reads CRIU's "veth[inside]:peer[@bridge]" externals, which
+// name where each veth's other end goes on this host.
+func vethPeers(external []string) map[string]netns.Peer {
+	peers := map[string]netns.Peer{}
+	for _, e := range external {
+		rest, ok := strings.CutPrefix(e, "veth[")
+		inside, out, ok2 := strings.Cut(rest, "]:")
+		if !ok || !ok2 {
+			continue
+		}
+		name, br, _ := strings.Cut(out, "@")
+		peers[inside] = netns.Peer{Name: name, Bridge: br}
+	}
+	return peers
+}
