@@ -96,7 +96,7 @@ func (c *Container) dumpMounts() ([]checkpoint.ExtMount, error) {
 		return nil, fmt.Errorf("reading the container's mounts: %w", err)
 	}
 	tmpfs := tmpfsMountPoints(info)
-	rebuilt, err := rebuiltTmpfsMounts(cfg, c.st.CgroupPaths, c.st.InitPid, tmpfs)
+	rebuilt, err := rebuiltTmpfsMounts(c.dir.Path(), cfg, c.st.CgroupPaths, c.st.InitPid, tmpfs)
 	if err != nil {
 		return nil, err
 	}

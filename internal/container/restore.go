@@ -333,10 +333,11 @@ func unmountRestoreDir(root string) {
 // releaseCriuRoot detaches the mounts a killed restore left in the state
 // dir: the rootfs bind mount(s) on <stateDir>/criu-root (removing the state
 // dir across them would delete the container's rootfs), the masked
-// directories' tmpfs on <stateDir>/criu-masked and the rebuilt tmpfs
-// mounts under <stateDir>/criu-tmpfs.
+// directories' tmpfs on <stateDir>/criu-masked, a dump's /dev check on
+// <stateDir>/criu-devcheck and the rebuilt tmpfs mounts under
+// <stateDir>/criu-tmpfs.
 func releaseCriuRoot(stateDir string) error {
-	for _, name := range []string{"criu-root", "criu-masked"} {
+	for _, name := range []string{"criu-root", "criu-masked", devCheckDir} {
 		if err := detachAll(filepath.Join(stateDir, name)); err != nil {
 			return err
 		}

@@ -1,8 +1,10 @@
 package mount
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -87,4 +89,68 @@ func bindDevice(dir *os.File, name, hostPath string) error {
 	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
 	return mount(hostPath, fdPath(f), "", unix.MS_BIND, "")
+}
+
+// DevSource builds under dir, a new directory outside any container, the
+// /dev that PrepareRoot makes for c when c mounts a tmpfs there: a tmpfs
+// mounted alike, with the default nodes and symlinks, c's devices, and the
+// mount points of c's mounts below /dev, and returns its path (dir/dev).
+// A restore binds it where CRIU would otherwise have archived the
+// container's /dev; a dump compares the container's /dev with one. dir is
+// a tmpfs of its own, so that detaching it detaches both.
+//
+// Preconditions: c mounts a writable tmpfs on /dev; no user namespace
+// (there the nodes are bind mounts of the host's).
+func DevSource(dir string, c *config.Config) (string, error) {
+	var dev config.Mount
+	for _, m := range c.Mounts {
+		if m.Destination == "/dev" {
+			dev = m
+		}
+	}
+	if dev.Type != "tmpfs" || dev.Flags&unix.MS_RDONLY != 0 {
+		return "", fmt.Errorf("/dev is not a writable tmpfs")
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", err
+	}
+	if err := mount("tmpfs", dir, "tmpfs", 0, "size=16k,mode=700"); err != nil {
+		os.Remove(dir)
+		return "", err
+	}
+	path := filepath.Join(dir, "dev")
+	if err := os.Mkdir(path, 0o755); err != nil {
+		return "", err
+	}
+	if err := mount(dev.Source, path, "tmpfs", dev.Flags, dev.Data); err != nil {
+		return "", err
+	}
+	root, err := os.Open(dir)
+	if err != nil {
+		return "", err
+	}
+	defer root.Close()
+	for _, m := range c.Mounts {
+		if !strings.HasPrefix(m.Destination, "/dev/") {
+			continue
+		}
+		isFile, err := fileMount(m)
+		if err != nil {
+			return "", err
+		}
+		target, err := openTarget(root, m.Destination, isFile)
+		if err != nil {
+			return "", fmt.Errorf("mount point %s: %w", m.Destination, err)
+		}
+		target.Close()
+	}
+	if err := populateDev(root, false); err != nil {
+		return "", err
+	}
+	for _, d := range c.Devices {
+		if err := makeDevice(root, d, false); err != nil {
+			return "", fmt.Errorf("creating device %s: %w", d.Path, err)
+		}
+	}
+	return path, nil
 }

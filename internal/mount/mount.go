@@ -64,13 +64,9 @@ func PrepareRoot(c *config.Config, env Env) error {
 }
 
 func mountOne(root *os.File, m config.Mount, env Env) error {
-	isFile := false
-	if m.Type == "bind" {
-		fi, err := os.Stat(m.Source)
-		if err != nil {
-			return err
-		}
-		isFile = !fi.IsDir()
+	isFile, err := fileMount(m)
+	if err != nil {
+		return err
 	}
 	target, err := openTarget(root, m.Destination, isFile)
 	if err != nil {
@@ -143,6 +139,18 @@ func firstMount(target *os.File, m config.Mount, env Env) (uintptr, error) {
 		return 0, err
 	}
 	return 0, mount(m.Source, fdPath(target), m.Type, m.Flags, m.Data)
+}
+
+// fileMount says whether m's mount point is a file: a bind mount of one.
+func fileMount(m config.Mount) (bool, error) {
+	if m.Type != "bind" {
+		return false, nil
+	}
+	fi, err := os.Stat(m.Source)
+	if err != nil {
+		return false, err
+	}
+	return !fi.IsDir(), nil
 }
 
 // openTarget opens (creating if needed) the mount point at dest inside root.

@@ -373,30 +373,47 @@ func isTmpfs(t *testing.T, path string) bool {
 }
 
 // The tmpfs mounts lkc rebuilds instead of CRIU's archives (an empty
-// /dev/shm, the cgroup view's tmpfs) come back the same, and a /dev/shm
-// that holds a file keeps it.
+// /dev/shm, the cgroup view's tmpfs, /dev as lkc made it) come back the
+// same, and a /dev/shm that holds a file, or a /dev the container added
+// to, keeps it.
 func TestCheckpointTmpfsRebuilt(t *testing.T) {
 	requireCriu(t)
 	e := newEnv(t)
 	id, root := e.ckptCounter(nil)
 	bundle := bundleOf(e, id)
-	look := `stat -c '%A %u:%g' /dev/shm; ls -A /dev/shm; ls -l /sys/fs/cgroup | sed 's/ [A-Z][a-z][a-z] .* / /'; grep -E ' /(dev/shm|sys/fs/cgroup) ' /proc/self/mountinfo | cut -d' ' -f5,6,9-`
+	look := `stat -c '%A %u:%g' /dev/shm; ls -A /dev/shm; ls -l /sys/fs/cgroup | sed 's/ [A-Z][a-z][a-z] .* / /'; grep -E ' /(dev|dev/shm|sys/fs/cgroup) ' /proc/self/mountinfo | cut -d' ' -f5,6,9-; ls -lna /dev | sed 's/ [A-Z][a-z][a-z] .* / /'`
 	before := e.mustLkc("exec", id, "sh", "-c", look)
 	images := filepath.Join(t.TempDir(), "images")
 	saved := e.checkpointStops(id, root, images)
 	e.restoreDetached(id, bundle, root, images, saved)
+	if n := tmpfsArchives(t, images); n != 0 {
+		t.Errorf("CRIU archived %d tmpfs mounts, want none", n)
+	}
 	if after := e.mustLkc("exec", id, "sh", "-c", look); after != before {
-		t.Fatalf("/dev/shm and /sys/fs/cgroup before the checkpoint:\n%s\nafter the restore:\n%s", before, after)
+		t.Fatalf("/dev, /dev/shm and /sys/fs/cgroup before the checkpoint:\n%s\nafter the restore:\n%s", before, after)
 	}
 	if r := e.lkc("exec", id, "touch", "/sys/fs/cgroup/x"); r.code == 0 {
 		t.Errorf("the restored cgroup view is writable")
 	}
-	e.mustLkc("exec", id, "sh", "-c", "echo kept > /dev/shm/data")
+	e.mustLkc("exec", id, "sh", "-c", "echo kept > /dev/shm/data; echo too > /dev/added")
 	images2 := filepath.Join(t.TempDir(), "images2")
 	saved = e.checkpointStops(id, root, images2)
+	if n := tmpfsArchives(t, images2); n != 2 {
+		t.Errorf("CRIU archived %d tmpfs mounts, want 2 (/dev and /dev/shm)", n)
+	}
 	e.restoreDetached(id, bundle, root, images2, saved)
-	if got := strings.TrimSpace(e.mustLkc("exec", id, "cat", "/dev/shm/data")); got != "kept" {
-		t.Fatalf("/dev/shm/data after the restore: %q, want kept", got)
+	if got := strings.TrimSpace(e.mustLkc("exec", id, "cat", "/dev/shm/data", "/dev/added")); got != "kept\ntoo" {
+		t.Fatalf("/dev/shm/data and /dev/added after the restore: %q, want kept and too", got)
 	}
 	e.mustLkc("delete", "-f", id)
+}
+
+// tmpfsArchives counts CRIU's archives of tmpfs mounts in a checkpoint.
+func tmpfsArchives(t *testing.T, images string) int {
+	t.Helper()
+	tars, err := filepath.Glob(filepath.Join(images, "tmpfs-dev-*.tar.gz.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(tars)
 }
