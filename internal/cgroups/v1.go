@@ -155,10 +155,21 @@ func (m *v1) freezerState(want string) error {
 	if err := writeFile(dir, "freezer.state", want); err != nil {
 		return err
 	}
+	polls := 0
 	return waitFor("freezer.state "+want+" in "+dir, func() (bool, error) {
 		got, err := readFile(dir, "freezer.state")
 		if err != nil || got == want {
 			return true, err
+		}
+		polls++
+		if want == "FROZEN" && polls%20 == 0 {
+			// Writing FROZEN to a FREEZING cgroup does not ask its tasks
+			// again, and a task that missed the first request (seen here
+			// rarely, right after a container's start) leaves it FREEZING
+			// for good: thaw and start over, as runc does.
+			if err := writeFile(dir, "freezer.state", "THAWED"); err != nil {
+				return false, err
+			}
 		}
 		return false, writeFile(dir, "freezer.state", want)
 	})
