@@ -37,6 +37,14 @@ triplet=x86_64-linux-gnu
 say() { echo "install-criu: $*"; }
 die() { echo "install-criu: error: $*" >&2; exit 1; }
 
+loader=usr/lib/$triplet/ld-linux-x86-64.so.2
+# write_launch PREFIX FILE: the command line the wrapper execs, one
+# NUL-terminated argument each; lkc runs it itself and spares every CRIU
+# start the shell (internal/checkpoint, launchFile).
+write_launch() {
+  printf '%s\0' "$1/$loader" --library-path "$1/usr/lib/$triplet:$1/lib/$triplet" "$1/usr/sbin/criu" >"$2"
+}
+
 [ "$(id -u)" = 0 ] || die "must run as root"
 case $prefix in
   /*) ;;
@@ -88,6 +96,7 @@ pipe_size
 have=$("$wrapper" --version 2>/dev/null | sed -n 's/^Version: //p' || true)
 if [ "${LKC_CRIU_FORCE:-0}" != 1 ] && [ -n "$have" ] && new_enough "$have"; then
   say "already installed"
+  write_launch "$prefix" "$wrapper.launch"
   verify
   exit 0
 fi
@@ -208,7 +217,6 @@ done
 (cd "$work/debs" && ls *.deb) >"$stage/$marker"
 chmod 755 "$stage"
 
-loader=usr/lib/$triplet/ld-linux-x86-64.so.2
 [ -e "$stage/$loader" ] || die "the suite's libc6 did not provide /$loader"
 [ -x "$stage/usr/sbin/criu" ] || die "criu package did not provide /usr/sbin/criu"
 
@@ -237,5 +245,6 @@ else
   mv "$stage" "$prefix"
 fi
 write_wrapper "$prefix" "$wrapper"
+write_launch "$prefix" "$wrapper.launch"
 say "installed $(head -1 <<<"$v" | sed 's/^Version: /criu /')"
 verify

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 )
 
 // ErrNoCriu marks a host without a working CRIU 4.
@@ -25,7 +27,41 @@ const Env = "LKC_CRIU"
 const installHint = "run scripts/install-criu.sh (CRIU 4 in /opt/lkc/criu), or pass --criu PATH or set " + Env
 
 // Criu is a CRIU binary lkc talks to.
-type Criu struct{ Path string }
+type Criu struct {
+	Path string
+	// launch, when set, is the command line that runs Path's CRIU without
+	// its shell wrapper (see launchFile).
+	launch []string
+}
+
+// launchFile, next to a wrapper script, holds the command line the
+// wrapper execs, NUL-separated (scripts/install-criu.sh writes one): lkc
+// runs that itself, and spares each CRIU start the shell, 2-3 ms here,
+// most of a migration's downtime being three of them (dump, lazy-pages
+// daemon, restore).
+const launchFile = ".launch"
+
+// command returns the command that runs CRIU with args.
+func (cr *Criu) command(args ...string) *exec.Cmd {
+	if len(cr.launch) == 0 {
+		return exec.Command(cr.Path, args...)
+	}
+	return exec.Command(cr.launch[0], append(cr.launch[1:], args...)...)
+}
+
+// newCriu reads path's launch file, if it has one.
+func newCriu(path string) *Criu {
+	cr := &Criu{Path: path}
+	data, err := os.ReadFile(path + launchFile)
+	if err != nil {
+		return cr
+	}
+	argv := strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
+	if len(argv) > 1 && filepath.IsAbs(argv[0]) {
+		cr.launch = argv
+	}
+	return cr
+}
 
 // Find returns the CRIU to use: path when given, else $LKC_CRIU, else
 // DefaultPath, else a `criu` on PATH that is at least version 4 (Debian 12's
@@ -37,13 +73,13 @@ func Find(path string) (*Criu, error) {
 		}
 	}
 	if _, err := os.Stat(DefaultPath); err == nil {
-		return &Criu{Path: DefaultPath}, nil
+		return newCriu(DefaultPath), nil
 	}
 	p, err := exec.LookPath("criu")
 	if err != nil {
 		return nil, fmt.Errorf("%w: no CRIU at %s or on PATH: %s", ErrNoCriu, DefaultPath, installHint)
 	}
-	cr := &Criu{Path: p}
+	cr := newCriu(p)
 	v, err := cr.Version()
 	if err != nil {
 		return nil, err
@@ -62,7 +98,7 @@ func usable(p string) (*Criu, error) {
 	if fi.IsDir() || fi.Mode()&0o111 == 0 {
 		return nil, fmt.Errorf("%w: %s is not an executable: %s", ErrNoCriu, p, installHint)
 	}
-	return &Criu{Path: p}, nil
+	return newCriu(p), nil
 }
 
 // Version asks CRIU for its version: major, minor, sublevel.

@@ -27,7 +27,7 @@ func (cr *Criu) StartLazyPages(imagesDir, workDir, addr string, port, logLevel i
 		return nil, err
 	}
 	defer r.Close()
-	cmd := exec.Command(cr.Path, "lazy-pages", "--page-server", "--address", addr, "--port", strconv.Itoa(port),
+	cmd := cr.command("lazy-pages", "--page-server", "--address", addr, "--port", strconv.Itoa(port),
 		"-D", imagesDir, "-W", workDir, "-o", "lazy-pages.log", "-v"+strconv.Itoa(logLevel), "--status-fd", "3")
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Env = criuEnv()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -54,7 +53,7 @@ func (cr *Criu) run(c *Request) (*response, error) {
 	}
 	sock, srv := fds[0], os.NewFile(uintptr(fds[1]), "criu-swrk")
 	defer unix.Close(sock)
-	cmd := exec.Command(cr.Path, "swrk", "3")
+	cmd := cr.command("swrk", "3")
 	// A nil *os.File in an io.Reader is not a nil interface.
 	if c.Stdio[0] != nil {
 		cmd.Stdin = c.Stdio[0]
