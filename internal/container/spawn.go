@@ -64,6 +64,12 @@ type initProc struct {
 	sock     int  // our end of the handshake socket
 	deferred bool // the cgroup move waits for sendCgroups
 	tasks    []string
+	// exe is the protected binary init was executed from (protectedSelf).
+	// Closing the last handle to a detached mount waits for an RCU grace
+	// period (docs/kernel.md), so it stays open until ready, which closes
+	// it while init builds the container instead of while init waits for
+	// its cgroups.
+	exe *os.File
 }
 
 // startInit execs `lkc init` from the protected binary and sends it its
@@ -80,9 +86,9 @@ func startInit(spec initSpec, deferCgroups bool) (*initProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer exe.Close()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
+		exe.Close()
 		return nil, fmt.Errorf("init socketpair: %w", err)
 	}
 	child := os.NewFile(uintptr(fds[1]), "init-sync")
@@ -90,9 +96,9 @@ func startInit(spec initSpec, deferCgroups bool) (*initProc, error) {
 	// The message may outgrow the default socket buffer.
 	_ = unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
 	tasks, cloneInto := spec.cg.Placement()
-	p := &initProc{sock: fds[0], tasks: tasks, deferred: deferCgroups}
+	p := &initProc{sock: fds[0], tasks: tasks, deferred: deferCgroups, exe: exe}
 	if p.child, err = execInit(spec, exe, child, cloneInto); err != nil {
-		unix.Close(p.sock)
+		p.close()
 		return nil, err
 	}
 	req := spec.req
@@ -254,9 +260,17 @@ func (p *initProc) abort() {
 }
 
 func (p *initProc) close() {
+	p.closeExe()
 	if p.sock >= 0 {
 		unix.Close(p.sock)
 		p.sock = -1
+	}
+}
+
+func (p *initProc) closeExe() {
+	if p.exe != nil {
+		p.exe.Close()
+		p.exe = nil
 	}
 }
 
@@ -266,6 +280,7 @@ func (p *initProc) close() {
 // here, and the goroutine that registers the forwarded signals meanwhile
 // has a P of its own (startForwarding).
 func (p *initProc) ready(spec *initSpec) error {
+	p.closeExe()
 	reply, err := initproc.Recv(p.sock)
 	if err == nil && string(reply) == initproc.HooksPoint {
 		if err := runtimeHooksPoint(*spec, p.sock); err != nil {
