@@ -1,7 +1,8 @@
 // Package config holds the container description lkc works with after the OCI
 // config.json has been validated and converted at the edge (internal/spec).
-// It is plain data shared by the runtime and the container's init over the
-// init handshake, so every field must survive a JSON round trip.
+// It is plain data that the runtime records in the state file as JSON and
+// sends the container's init over the init handshake in a binary form
+// (pack.go), so every field must survive a round trip through both.
 package config
 
 // Config is everything needed to build and run one container.

@@ -1,7 +1,6 @@
 package container
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -224,10 +223,7 @@ func (p *initProc) place(spec *initSpec) (int, error) {
 	if spec.seccompState != nil {
 		spec.msg.SeccompState = spec.seccompState(pid)
 	}
-	msg, err := json.Marshal(&spec.msg)
-	if err != nil {
-		return 0, fmt.Errorf("encoding init config: %w", err)
-	}
+	msg, _ := spec.msg.MarshalBinary()
 	if err := unix.Sendmsg(p.sock, msg, nil, nil, 0); err != nil {
 		return 0, fmt.Errorf("sending config to init: %w", err)
 	}
