@@ -18,12 +18,19 @@ import (
 // ErrInvalid marks a config.json that lkc refuses.
 var ErrInvalid = errors.New("invalid config.json")
 
-// Parse decodes a config.json. Unknown fields are accepted, as the spec asks.
+// Parse decodes a config.json. Unknown fields are accepted, as the spec
+// asks. encoding/json reads the first JSON value and checks its syntax;
+// decode.go fills the spec from it, without encoding/json's reflection.
 func Parse(r io.Reader) (*specs.Spec, error) {
-	var s specs.Spec
-	dec := json.NewDecoder(r)
-	if err := dec.Decode(&s); err != nil {
+	var raw json.RawMessage
+	if err := json.NewDecoder(r).Decode(&raw); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	var s specs.Spec
+	d := decoder{data: raw}
+	d.spec(&s)
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, d.err)
 	}
 	return &s, nil
 }
