@@ -135,17 +135,28 @@ func (d *Dir) Path() string { return d.path }
 func (d *Dir) Close() error { return d.f.Close() }
 
 // Save writes s atomically: a reader sees the old or the new state, never
-// half of one.
+// half of one. A state already recorded is swapped with the new one
+// (RENAME_EXCHANGE) and then removed, not renamed over: ext4 starts
+// writing a file renamed over another to disk at once (auto_da_alloc),
+// which made the rename 0.1-0.2 ms slower and the unlink of the state at
+// delete wait 0.2 ms for that write (docs/kernel.md). A crash between the
+// two steps leaves the old state in the temporary file, which the next
+// Save overwrites and Remove removes.
 func (d *Dir) Save(s *State) error {
 	data, err := json.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("encoding state: %w", err)
 	}
-	tmp := filepath.Join(d.path, ".state.tmp")
+	tmp, path := filepath.Join(d.path, ".state.tmp"), filepath.Join(d.path, stateFile)
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return fmt.Errorf("writing state: %w", err)
 	}
-	if err := os.Rename(tmp, filepath.Join(d.path, stateFile)); err != nil {
+	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_EXCHANGE); err == nil {
+		_ = os.Remove(tmp) // the old state; left behind, it is as harmless as after a crash
+		return nil
+	}
+	// No state yet (ENOENT), or a filesystem that cannot exchange.
+	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("writing state: %w", err)
 	}
 	return nil

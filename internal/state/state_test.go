@@ -115,7 +115,12 @@ func TestLifecycleOnDisk(t *testing.T) {
 		CgroupPaths: map[string]string{"memory": "/sys/fs/cgroup/memory/lkc/c1"},
 		Config:      &config.Config{ID: "c1", Process: config.Process{Args: []string{"sh"}, Cwd: "/"}},
 	}
-	if err := d.Save(want); err != nil {
+	first := *want
+	first.InitPid, first.InitStart = 0, 0
+	if err := d.Save(&first); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Save(want); err != nil { // over the first: exchanged, not renamed over
 		t.Fatal(err)
 	}
 	d.Close()
