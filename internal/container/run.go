@@ -78,9 +78,10 @@ func Run(o RunOpts) (int, error) {
 // os/signal enables each signal with a round trip to a runtime thread of its
 // own (and with one P, two handoffs of it): about 1 ms for the forwarded
 // list, and as much again to stop. So it runs in a goroutine started before
-// the container's process, on a second P where there is a second CPU (lkc
-// otherwise runs with one, see cli.Main): it then overlaps with the start
-// instead of taking turns with it (exec: 0.5-1 ms off the wall time here).
+// the container's process, on a second P where there is a second CPU
+// (which cli.procs gives run and exec from the start, so that setting it
+// here changes nothing): it then overlaps with the start instead of
+// taking turns with it (exec: 0.5-1 ms off the wall time here).
 // A run that got its container going never stops it: the process exits
 // after Run.
 type forwarding struct {
