@@ -188,8 +188,13 @@ func mkdirTracked(base, dir string) ([]string, error) {
 
 // removeTree removes a container's cgroup directory and the sub-cgroups
 // made in it (by exec --cgroup users or the container itself), deepest
-// first.
+// first. Most have none, so the directory is only listed when removing
+// it fails: the listings cost 0.1-0.15 ms per container on v1 (seven
+// hierarchies), at the end of every run.
 func removeTree(dir string) error {
+	if err := unix.Rmdir(dir); err == nil || err == unix.ENOENT {
+		return nil
+	}
 	subs, err := subCgroups(dir)
 	if err != nil {
 		return fmt.Errorf("listing sub-cgroups of %s: %w", dir, err)

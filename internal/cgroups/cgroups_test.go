@@ -309,3 +309,26 @@ func TestFromPaths(t *testing.T) {
 		t.Error("v1 paths are not a v1 manager")
 	}
 }
+
+// TestDestroyRemovesSubCgroups: the sub-cgroups a container made go with
+// its cgroup, deepest first, and a cgroup without any goes at once.
+func TestDestroyRemovesSubCgroups(t *testing.T) {
+	root := t.TempDir()
+	paths := map[string]string{"memory": filepath.Join(root, "memory", "ctr"), "pids": filepath.Join(root, "pids", "ctr")}
+	for _, d := range []string{"memory/ctr/a/b", "memory/ctr/c", "pids/ctr"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := FromPaths(paths).Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"memory/ctr", "pids/ctr"} {
+		if exists2(filepath.Join(root, d)) {
+			t.Errorf("%s left behind", d)
+		}
+	}
+	if !isDir(filepath.Join(root, "memory")) || !isDir(filepath.Join(root, "pids")) {
+		t.Error("Destroy removed the hierarchy roots")
+	}
+}
