@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -96,6 +97,20 @@ func TestCheckID(t *testing.T) {
 	for _, id := range []string{"", ".", "..", "a/b", "../x", "a b", "a\n", "ü"} {
 		if err := CheckID(id); !errors.Is(err, ErrBadID) {
 			t.Errorf("CheckID(%q) = %v, want ErrBadID", id, err)
+		}
+	}
+}
+
+// validID is the regexp it replaced, written out.
+func TestValidIDIsTheRegexp(t *testing.T) {
+	re := regexp.MustCompile(`^[\w+.-]+$`)
+	ids := []string{"", "ab", "a b", "x\x00"}
+	for c := range 256 {
+		ids = append(ids, string([]byte{byte(c)}), "a"+string([]byte{byte(c)})+"b")
+	}
+	for _, id := range ids {
+		if validID(id) != re.MatchString(id) {
+			t.Errorf("validID(%q) = %v, the regexp says %v", id, validID(id), re.MatchString(id))
 		}
 	}
 }
