@@ -34,7 +34,16 @@ func openInRoot(root *os.File, path string) (*os.File, error) {
 // A symlink whose target is missing is followed inside root, as a chroot
 // would, and the target is created there: a destination under
 // /etc/resolv.conf -> ../run/x or /evil -> /tmp/host lands in the rootfs.
+//
+// Most destinations exist already (/proc, /dev, /dev/pts...): those are
+// opened whole, which resolves them as the walk would, in two syscalls
+// instead of five or more: 1.6 µs instead of 11 for /dev/pts, and init
+// makes some 20 such calls for `lkc spec`'s mounts and devices on the way
+// to every start.
 func mkdirAllInRoot(root *os.File, path string, mode uint32) (*os.File, error) {
+	if dir, err := openInRoot(root, path); err == nil {
+		return isDir(dir, path)
+	}
 	rootPath, err := os.Readlink(fdPath(root))
 	if err != nil {
 		return nil, err
@@ -82,6 +91,11 @@ func mkdirAllInRoot(root *os.File, path string, mode uint32) (*os.File, error) {
 			return nil, err
 		}
 	}
+	return isDir(dir, path)
+}
+
+// isDir returns dir, the handle of path, if it is a directory.
+func isDir(dir *os.File, path string) (*os.File, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(dir.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		dir.Close()

@@ -43,6 +43,7 @@ func TestMkdirAllInRootFollowsSymlinksInside(t *testing.T) {
 	os.Symlink("../../../../../../../.."+outside, filepath.Join(dir, "rel")) // climbs above /
 	os.MkdirAll(filepath.Join(dir, "run/real"), 0o755)
 	os.Symlink("../run", filepath.Join(dir, "varrun"))
+	os.Symlink("/run", filepath.Join(dir, "absrun"))
 	os.Symlink("loop2", filepath.Join(dir, "loop1"))
 	os.Symlink("loop1", filepath.Join(dir, "loop2"))
 	os.WriteFile(filepath.Join(dir, "file"), nil, 0o644)
@@ -54,6 +55,11 @@ func TestMkdirAllInRootFollowsSymlinksInside(t *testing.T) {
 		"/varrun/real/new":    "/run/real/new",
 		"/varrun/../up/./new": "/up/new",
 		"a/b/c":               "/a/b/c",
+		// Existing ones, opened whole.
+		"/run/real":           "/run/real",
+		"/varrun/real":        "/run/real",
+		"/absrun/../run/real": "/run/real",
+		"/":                   "/",
 	}
 	for in, want := range cases {
 		h, err := mkdirAllInRoot(root, in, 0o755)
