@@ -1,6 +1,7 @@
 package container
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -68,10 +69,28 @@ func Run(o RunOpts) (int, error) {
 	if o.Keep {
 		return code, nil
 	}
-	if err := Delete(o.Root, o.ID, true, o.Warn); err != nil {
+	if err := c.deleteStopped(o.Root); err != nil {
 		return code, err
 	}
 	return code, nil
+}
+
+// deleteStopped deletes the container Run started once it has stopped, as
+// Delete with force would, but from the record Run holds, unless something
+// changed the recorded state meanwhile (then it is Delete).
+func (c *Container) deleteStopped(root string) error {
+	err := c.dir.Relock(true)
+	if errors.Is(err, ErrNotExist) {
+		return nil // deleted meanwhile, which Delete with force accepts too
+	}
+	if err != nil {
+		return err
+	}
+	if !c.dir.Unchanged() {
+		c.close()
+		return Delete(root, c.st.ID, true, c.warn)
+	}
+	return c.destroy()
 }
 
 // forwarding is the signal registration of a foreground run or exec.

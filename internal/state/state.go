@@ -4,6 +4,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,8 +60,9 @@ type State struct {
 
 // Dir is a container's locked state directory.
 type Dir struct {
-	path string
-	f    *os.File
+	path  string
+	f     *os.File
+	saved []byte // the state Save wrote last
 }
 
 // CheckID refuses ids that could not name a directory safely.
@@ -145,6 +147,26 @@ func (d *Dir) Path() string { return d.path }
 // Close releases the lock.
 func (d *Dir) Close() error { return d.f.Close() }
 
+// Relock takes the lock of d again after Close, shared or exclusive as in
+// Open, for a command that let go of it while it waited (a foreground
+// run). It fails with ErrNotExist when the container was deleted meanwhile.
+func (d *Dir) Relock(exclusive bool) error {
+	n, err := Open(filepath.Dir(d.path), filepath.Base(d.path), exclusive)
+	if err != nil {
+		return err
+	}
+	d.f = n.f
+	return nil
+}
+
+// Unchanged reports whether the recorded state is still, byte for byte,
+// the one d saved last: then the caller's copy is the record, and it need
+// not Load it again (decoding it cost a run 0.1 ms at its end).
+func (d *Dir) Unchanged() bool {
+	data, err := os.ReadFile(filepath.Join(d.path, stateFile))
+	return err == nil && d.saved != nil && bytes.Equal(data, d.saved)
+}
+
 // Save writes s atomically: a reader sees the old or the new state, never
 // half of one. A state already recorded is swapped with the new one
 // (RENAME_EXCHANGE) and then removed, not renamed over: ext4 starts
@@ -163,6 +185,7 @@ func (d *Dir) Save(s *State) error {
 		return fmt.Errorf("writing state: %w", err)
 	}
 	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_EXCHANGE); err == nil {
+		d.saved = data
 		_ = os.Remove(tmp) // the old state; left behind, it is as harmless as after a crash
 		return nil
 	}
@@ -170,6 +193,7 @@ func (d *Dir) Save(s *State) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("writing state: %w", err)
 	}
+	d.saved = data
 	return nil
 }
 

@@ -240,3 +240,50 @@ func TestLoadCorruptState(t *testing.T) {
 		t.Errorf("Load of a corrupt state: %v, want a decoding error", err)
 	}
 }
+
+// A command that let go of the lock finds out whether the state it saved
+// is still the record.
+func TestRelockUnchanged(t *testing.T) {
+	root := t.TempDir()
+	d, err := Create(root, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Unchanged() {
+		t.Error("Unchanged before any Save")
+	}
+	st := &State{ID: "c1", Config: &config.Config{ID: "c1"}}
+	if err := d.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if err := d.Relock(true); err != nil {
+		t.Fatal(err)
+	}
+	if !d.Unchanged() {
+		t.Error("Unchanged = false with nothing changed")
+	}
+	d.Close()
+
+	other, err := Open(root, "c1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.InitPid = 7
+	if err := other.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	if err := d.Relock(true); err != nil {
+		t.Fatal(err)
+	}
+	if d.Unchanged() {
+		t.Error("Unchanged = true after another Save")
+	}
+	if err := d.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Relock(false); !errors.Is(err, ErrNotExist) {
+		t.Errorf("Relock after Remove: %v, want ErrNotExist", err)
+	}
+}
