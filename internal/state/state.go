@@ -176,7 +176,7 @@ func (d *Dir) Unchanged() bool {
 // two steps leaves the old state in the temporary file, which the next
 // Save overwrites and Remove removes.
 func (d *Dir) Save(s *State) error {
-	data, err := json.Marshal(s)
+	data, err := encode(s)
 	if err != nil {
 		return fmt.Errorf("encoding state: %w", err)
 	}
