@@ -2,59 +2,17 @@ package config
 
 import (
 	"errors"
-	"fmt"
 	"reflect"
 	"testing"
 
 	"github.com/lkc-containers/lkc/internal/pack"
+	"github.com/lkc-containers/lkc/internal/testutil"
 )
-
-// fill sets every field reachable from v to a value that differs from
-// field to field and from the zero value, with integers at the far end of
-// their range: a field Pack forgets, or writes in another order than
-// Unpack reads, fails the round trip. Slices and maps get two elements.
-func fill(v reflect.Value, n *int) {
-	*n++
-	switch v.Kind() {
-	case reflect.String:
-		v.SetString(fmt.Sprintf("s%d", *n))
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		v.SetInt(-1<<(v.Type().Bits()-1) + int64(*n))
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		v.SetUint(1<<v.Type().Bits() - 1 - uint64(*n))
-	case reflect.Pointer:
-		v.Set(reflect.New(v.Type().Elem()))
-		fill(v.Elem(), n)
-	case reflect.Slice:
-		s := reflect.MakeSlice(v.Type(), 2, 2)
-		for i := range 2 {
-			fill(s.Index(i), n)
-		}
-		v.Set(s)
-	case reflect.Map:
-		m := reflect.MakeMap(v.Type())
-		for range 2 {
-			k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
-			fill(k, n)
-			fill(e, n)
-			m.SetMapIndex(k, e)
-		}
-		v.Set(m)
-	case reflect.Struct:
-		for i := range v.NumField() {
-			fill(v.Field(i), n)
-		}
-	default:
-		panic("fill: no case for " + v.Type().String())
-	}
-}
 
 func fullConfig() *Config {
 	var c Config
 	n := 0
-	fill(reflect.ValueOf(&c).Elem(), &n)
+	testutil.Fill(reflect.ValueOf(&c).Elem(), &n)
 	return &c
 }
 

@@ -3,12 +3,13 @@ package spec
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lkc-containers/lkc/internal/testutil"
 )
 
 // linuxSpec is specs.Spec as Parse decodes it: the sections of other
@@ -47,53 +48,11 @@ func compare(t *testing.T, name string, data []byte) {
 	}
 }
 
-// fill sets every field reachable from v to a value that differs from
-// field to field and from the zero value, integers at the far end of their
-// range; slices and maps get two elements.
-func fill(v reflect.Value, n *int) {
-	*n++
-	switch v.Kind() {
-	case reflect.String:
-		v.SetString(fmt.Sprintf("s%d", *n))
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		v.SetInt(-1<<(v.Type().Bits()-1) + int64(*n))
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		v.SetUint(1<<v.Type().Bits() - 1 - uint64(*n))
-	case reflect.Pointer:
-		v.Set(reflect.New(v.Type().Elem()))
-		fill(v.Elem(), n)
-	case reflect.Slice:
-		s := reflect.MakeSlice(v.Type(), 2, 2)
-		for i := range 2 {
-			fill(s.Index(i), n)
-		}
-		v.Set(s)
-	case reflect.Map:
-		m := reflect.MakeMap(v.Type())
-		for range 2 {
-			k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
-			fill(k, n)
-			fill(e, n)
-			m.SetMapIndex(k, e)
-		}
-		v.Set(m)
-	case reflect.Struct:
-		for i := range v.NumField() {
-			fill(v.Field(i), n)
-		}
-	case reflect.Interface: // only Windows.CredentialSpec, not decoded
-	default:
-		panic("fill: no case for " + v.Type().String())
-	}
-}
-
 // fullSpec is a spec with every field set, the other platforms' too.
 func fullSpec() *specs.Spec {
 	var s specs.Spec
 	n := 0
-	fill(reflect.ValueOf(&s).Elem(), &n)
+	testutil.Fill(reflect.ValueOf(&s).Elem(), &n)
 	return &s
 }
 
