@@ -71,27 +71,12 @@ func listLinks() ([]link, error) {
 			case unix.IFLA_LINK_NETNSID:
 				l.peerElsewhere = true
 			case unix.IFLA_LINKINFO:
-				l.kind = linkKind(a.Value)
+				l.kind = netns.LinkKind(a.Value)
 			}
 		}
 		out = append(out, l)
 	}
 	return out, nil
-}
-
-// linkKind finds IFLA_INFO_KIND among the nested attributes of IFLA_LINKINFO.
-func linkKind(b []byte) string {
-	for len(b) >= 4 {
-		n, typ := int(binary.NativeEndian.Uint16(b)), binary.NativeEndian.Uint16(b[2:])
-		if n < 4 || n > len(b) {
-			return ""
-		}
-		if typ == unix.IFLA_INFO_KIND {
-			return unix.ByteSliceToString(b[4:n])
-		}
-		b = b[min((n+3)&^3, len(b)):]
-	}
-	return ""
 }
 
 // hostVeths finds the veths of the container whose init is pid that have

@@ -198,7 +198,7 @@ func parseLink(b []byte, veths bool) (Link, error) {
 		case unix.IFLA_MASTER:
 			master = true
 		case unix.IFLA_LINKINFO:
-			kind = linkKind(a.val)
+			kind = LinkKind(a.val)
 		}
 	}
 	switch {
@@ -215,8 +215,9 @@ func parseLink(b []byte, veths bool) (Link, error) {
 	return Link{}, notCarried("link %s (%s)", l.Name, kind)
 }
 
-// linkKind finds IFLA_INFO_KIND among the attributes of IFLA_LINKINFO.
-func linkKind(b []byte) string {
+// LinkKind finds IFLA_INFO_KIND ("veth", "bridge", ...) among the
+// attributes of an IFLA_LINKINFO value.
+func LinkKind(b []byte) string {
 	attrs, err := parseAttrs(b, 0)
 	if err != nil {
 		return ""

@@ -112,7 +112,10 @@ func (n *Namespace) Close() error { return n.File.Close() }
 // once, not when the kernel gets to the namespace's cleanup, so that a
 // retry can have their names.
 func (n *Namespace) Remove() error {
-	err := n.File.Close()
+	var err error
+	if cerr := n.File.Close(); !errors.Is(cerr, os.ErrClosed) {
+		err = cerr // a restore closes its hold first, then removes
+	}
 	c, derr := dial(unix.NETLINK_ROUTE)
 	if derr != nil {
 		return errors.Join(err, fmt.Errorf("removing the restore's veths: %w", derr))
