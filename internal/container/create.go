@@ -91,31 +91,25 @@ func create(o CreateOpts) (_ *Container, err error) {
 // may enter the cgroup after its namespaces are made (v1, where it moves
 // itself; on v2 it is cloned into the cgroup, which must exist), it starts
 // first: its exec, unshare and fork run on another CPU meanwhile. undo gets
-// what kills it.
-func startAround(spec initSpec, undo *cleanups, makeCgroup func() error) (*initProc, error) {
+// what kills it, after what removes the cgroup so that it runs first: a
+// deferred init joins the cgroup on its own time, and could do so after the
+// cgroup was emptied.
+func startAround(spec initSpec, undo *cleanups, makeCgroup func() error) (p *initProc, err error) {
 	tasks, cloneInto := spec.cg.Placement()
 	early := len(tasks) > 0 && cloneInto == "" && spec.req.CanDeferCgroups()
-	var p *initProc
-	start := func() (err error) {
-		if p, err = startInit(spec, early); err == nil {
-			undo.add(p.abort)
-		}
-		return err
-	}
 	if early {
-		if err := start(); err != nil {
+		if p, err = startInit(spec, true); err != nil {
 			return nil, err
 		}
 	}
-	if err := makeCgroup(); err != nil {
-		return nil, err
+	err = makeCgroup()
+	if err == nil && !early {
+		p, err = startInit(spec, false)
 	}
-	if !early {
-		if err := start(); err != nil {
-			return nil, err
-		}
+	if p != nil {
+		undo.add(p.abort)
 	}
-	return p, nil
+	return p, err
 }
 
 // newState is the container's record before anything exists, with the

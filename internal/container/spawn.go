@@ -61,6 +61,7 @@ func spawnInit(spec initSpec) (int, error) {
 type initProc struct {
 	child    int  // the process started: the intermediate when the request forks
 	sock     int  // our end of the handshake socket
+	forked   int  // when the request forks: a pidfd of the process forked, or -1
 	deferred bool // the cgroup move waits for sendCgroups
 	tasks    []string
 	// exe is the protected binary init was executed from (protectedSelf).
@@ -95,7 +96,7 @@ func startInit(spec initSpec, deferCgroups bool) (*initProc, error) {
 	// The message may outgrow the default socket buffer.
 	_ = unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
 	tasks, cloneInto := spec.cg.Placement()
-	p := &initProc{sock: fds[0], tasks: tasks, deferred: deferCgroups, exe: exe}
+	p := &initProc{sock: fds[0], forked: -1, tasks: tasks, deferred: deferCgroups, exe: exe}
 	if p.child, err = execInit(spec, exe, child, cloneInto); err != nil {
 		p.close()
 		return nil, err
@@ -205,8 +206,14 @@ func (p *initProc) place(spec *initSpec) (int, error) {
 		return 0, err
 	}
 	if spec.req.Fork {
-		// The intermediate process exits once the real one is forked.
+		// The intermediate process exits once the real one is forked. That
+		// one is nobody's child here: abort kills it by a pidfd. It waits
+		// for our message, so the pid is still its own.
 		p.reap()
+		if p.forked, err = unix.PidfdOpen(pid, 0); err != nil {
+			p.forked = -1
+			return 0, fmt.Errorf("init %d: pidfd_open: %w", pid, err)
+		}
 	}
 	if p.deferred {
 		if err := nsenter.SendCgroups(p.sock, p.tasks); err != nil {
@@ -244,13 +251,26 @@ func (p *initProc) reap() {
 	p.child = 0
 }
 
-// abort kills the started process and closes the socket, which makes a
-// forked init still waiting in the constructor exit too; one that got
-// further is in the cgroup, which the caller kills.
+// abort kills the started process and the one it forked, and closes the
+// socket, which makes a forked init still waiting in the constructor exit
+// too. It returns once the forked process has exited: a deferred cgroup
+// move it was making is then over, and the caller kills what else is in
+// the cgroup.
 func (p *initProc) abort() {
 	if p.child != 0 {
 		unix.Kill(p.child, unix.SIGKILL)
 		p.reap()
+	}
+	if p.forked >= 0 {
+		if unix.PidfdSendSignal(p.forked, unix.SIGKILL, nil, 0) == nil {
+			// A pidfd polls readable once its process has exited.
+			fds := []unix.PollFd{{Fd: int32(p.forked), Events: unix.POLLIN}}
+			for {
+				if _, err := unix.Poll(fds, 10_000); err != unix.EINTR {
+					break
+				}
+			}
+		}
 	}
 	p.close()
 }
@@ -260,6 +280,10 @@ func (p *initProc) close() {
 	if p.sock >= 0 {
 		unix.Close(p.sock)
 		p.sock = -1
+	}
+	if p.forked >= 0 {
+		unix.Close(p.forked)
+		p.forked = -1
 	}
 }
 
