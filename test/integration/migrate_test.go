@@ -23,10 +23,19 @@ import (
 // with the container.
 var migCounter = []string{"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.02; done"}
 
+// migCount reads the counter's file. The shell truncates it before it
+// writes the next number, so an empty read is retried.
 func migCount(t *testing.T, e *env, id string) int {
 	t.Helper()
-	out := e.mustLkc("exec", id, "cat", "/dev/shm/count")
-	n, err := strconv.Atoi(strings.TrimSpace(out))
+	var out string
+	for try := 0; try < 50; try++ {
+		out = strings.TrimSpace(e.mustLkc("exec", id, "cat", "/dev/shm/count"))
+		if out != "" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n, err := strconv.Atoi(out)
 	if err != nil {
 		t.Fatalf("count %q: %v", out, err)
 	}
