@@ -31,6 +31,10 @@ type Request struct {
 	// Abort, when it delivers an error, stops CRIU: a lazy restore whose
 	// lazy-pages daemon died would otherwise wait forever on a page.
 	Abort <-chan error
+	// Affinity, when not nil, holds CRIU on these CPUs until it reports its
+	// images written ("status-ready") or ends; then it may run where lkc
+	// may (a lazy dump goes on serving pages).
+	Affinity *unix.CPUSet
 
 	typ   int
 	feat  *Features
@@ -74,6 +78,11 @@ func (cr *Criu) run(c *Request) (*response, error) {
 	if kdat != nil {
 		defer kdat.close()
 	}
+	pid := cmd.Process.Pid
+	if c.Affinity != nil {
+		// Best effort: a CRIU left unpinned only runs slower.
+		unix.SchedSetaffinity(pid, c.Affinity)
+	}
 	finished := make(chan struct{})
 	var aborted error
 	if c.Abort != nil {
@@ -85,7 +94,7 @@ func (cr *Criu) run(c *Request) (*response, error) {
 			}
 		}()
 	}
-	resp, err := converse(sock, c)
+	resp, err := converse(sock, pid, c)
 	close(finished)
 	// CRIU exits once the connection closes.
 	unix.Shutdown(sock, unix.SHUT_RDWR)
@@ -108,7 +117,7 @@ func (cr *Criu) run(c *Request) (*response, error) {
 	return resp, nil
 }
 
-func converse(sock int, c *Request) (*response, error) {
+func converse(sock, pid int, c *Request) (*response, error) {
 	req := &request{typ: c.typ, opts: c.Opts, features: c.feat}
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, unix.CmsgSpace(4*4))
@@ -140,6 +149,12 @@ func converse(sock int, c *Request) (*response, error) {
 		}
 		if resp.typ != reqNotify {
 			return resp, nil
+		}
+		if resp.script == "status-ready" && c.Affinity != nil {
+			var own unix.CPUSet
+			if unix.SchedGetaffinity(0, &own) == nil {
+				unix.SchedSetaffinity(pid, &own)
+			}
 		}
 		if c.Notify == nil {
 			if fd != nil {

@@ -152,19 +152,29 @@ func (c *Container) checkpoint(cr *checkpoint.Criu, o CheckpointOpts) error {
 	}
 	opts.LogFile = log
 	req := &checkpoint.Request{Opts: opts, Log: filepath.Join(dirs.workPath, log)}
-	if o.StatusFD != nil {
-		// Notified through "status-ready" rather than CRIU's own status fd,
-		// so the byte is written only after lkc saw the dump succeed.
-		req.Notify = func(script string, _ int, fd *os.File) error {
-			if fd != nil {
-				fd.Close()
-			}
-			if script == "status-ready" {
-				_, err := o.StatusFD.Write([]byte{0})
-				return err
-			}
+	pids, _ := c.cgroup().Procs()
+	pin := pinForDump(pids)
+	defer pin.release()
+	if pin.cpu >= 0 {
+		req.Affinity = new(unix.CPUSet)
+		req.Affinity.Set(pin.cpu)
+	}
+	req.Notify = func(script string, _ int, fd *os.File) error {
+		if fd != nil {
+			fd.Close()
+		}
+		if script != "status-ready" {
 			return nil
 		}
+		// The images are written: a lazy dump only serves pages now.
+		pin.release()
+		if o.StatusFD != nil {
+			// Written here rather than by CRIU's own status fd, so the byte
+			// goes out only after lkc saw the dump succeed.
+			_, err := o.StatusFD.Write([]byte{0})
+			return err
+		}
+		return nil
 	}
 	stop := watchProgress(o.Progress, dirs.imagePath)
 	if o.PreDump {

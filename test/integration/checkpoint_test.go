@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,6 +51,36 @@ func (e *env) ckptCounter(mutate func(*specs.Spec)) (string, string) {
 	e.mustLkc("run", "-d", "--bundle", b, id)
 	waitCount(e.t, root, 3)
 	return id, root
+}
+
+// cpusAllowed lists the distinct Cpus_allowed_list values of the threads
+// of container id.
+func cpusAllowed(t *testing.T, id string) string {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, pid := range processesIn(id) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+		for _, f := range tasks {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			for _, l := range strings.Split(string(data), "\n") {
+				if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
+					seen[strings.TrimSpace(v)] = true
+				}
+			}
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatalf("no threads of container %s found", id)
+	}
+	var all []string
+	for v := range seen {
+		all = append(all, v)
+	}
+	sort.Strings(all)
+	return strings.Join(all, " ")
 }
 
 // readCount reads the counter, retrying over a write in progress.
@@ -242,10 +274,15 @@ func TestCheckpointLeaveRunningCopy(t *testing.T) {
 	e := newEnv(t)
 	id, root := e.ckptCounter(nil)
 	images := filepath.Join(t.TempDir(), "images")
+	cpus := cpusAllowed(t, id)
 	e.mustLkc("checkpoint", "--leave-running", "--image-path", images, id)
 	saved := readCount(t, root)
 	if st := e.state(id); st["status"] != "running" {
 		t.Fatalf("container is %v after checkpoint --leave-running", st["status"])
+	}
+	// The dump holds the tasks on one CPU while it runs (checkpoint_cpu.go).
+	if after := cpusAllowed(t, id); after != cpus {
+		t.Errorf("the container's CPUs: %q before the checkpoint, %q after", cpus, after)
 	}
 	waitCount(t, root, saved+3)
 
@@ -260,6 +297,9 @@ func TestCheckpointLeaveRunningCopy(t *testing.T) {
 	if p1, p2 := initPid(e, id), initPid(e, id2); p1 == p2 {
 		t.Fatalf("both containers report init pid %d", p1)
 	}
+	if restored := cpusAllowed(t, id2); restored != cpus {
+		t.Errorf("the restored copy's CPUs: %q, the original's %q", restored, cpus)
+	}
 	c1 := readCount(t, root)
 	waitCount(t, root, c1+3) // the original still counts, on its own
 	e.mustLkc("delete", "-f", id2)
@@ -273,10 +313,14 @@ func TestCheckpointFailures(t *testing.T) {
 	e := newEnv(t)
 	id, root := e.ckptCounter(nil)
 	images := filepath.Join(t.TempDir(), "images")
+	cpus := cpusAllowed(t, id)
 	// Nobody listens on the page server's port: CRIU fails mid-dump.
 	e.failLkc(`checkpoint: checkpointing container .*: criu: `, "checkpoint", "--page-server", "127.0.0.1:1", "--image-path", images, id)
 	if st := e.state(id); st["status"] != "running" {
 		t.Fatalf("container is %v after a failed checkpoint", st["status"])
+	}
+	if after := cpusAllowed(t, id); after != cpus {
+		t.Errorf("the container's CPUs: %q before the failed checkpoint, %q after", cpus, after)
 	}
 	waitCount(t, root, readCount(t, root)+3)
 
