@@ -288,3 +288,20 @@ func waitFor(what string, done func() (bool, error)) error {
 		}
 	}
 }
+
+// Flat reports whether none of the cgroups in paths (controller to
+// directory, as Manager.Paths gives them) has a child cgroup.
+func Flat(paths map[string]string) bool {
+	for _, dir := range paths {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return false
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				return false
+			}
+		}
+	}
+	return true
+}

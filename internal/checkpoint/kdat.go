@@ -60,30 +60,58 @@ func kdatKey(criu string) ([]byte, error) {
 }
 
 // startCriu starts cmd, the CRIU binary criu, keeping CRIU's cache where
-// the host's /run cannot. The returned cache, when not nil, is to be saved
-// and closed once CRIU exited. A namespace lkc fails to build costs only
-// the probing time: CRIU then starts as it is.
-func startCriu(cmd *exec.Cmd, criu string, o *Opts) (*kdatCache, error) {
-	if !kdatWanted() {
+// the host's /run cannot, and in the cgroups cg names when not nil. The
+// returned cache, when not nil, is to be saved and closed once CRIU
+// exited. A namespace lkc fails to build costs only the probing time: CRIU
+// then starts as it is.
+func startCriu(cmd *exec.Cmd, criu string, o *Opts, cg *cgroupStart) (*kdatCache, error) {
+	var k *kdatCache
+	if kdatWanted() {
+		k = newKdatCache(criu)
+	}
+	if k == nil && cg == nil {
 		return nil, cmd.Start()
 	}
-	k, err := startWithKdat(cmd, criu, o)
-	var se setupError
-	if errors.As(err, &se) {
-		return nil, cmd.Start()
+	// Namespaces and v1 cgroups can belong to one thread: CRIU starts from
+	// a thread of its own, which returns to the host's mount namespace and
+	// then dies with its goroutine (unshare gave it a private cwd and root
+	// as well), taking the cgroups and cgroup namespace it joined along.
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if cg != nil {
+			cg.enter(o)
+		}
+		if k != nil {
+			err := k.start(cmd, o)
+			var se setupError
+			if !errors.As(err, &se) {
+				done <- err
+				return
+			}
+			k.close()
+			k = nil
+		}
+		done <- cmd.Start()
+	}()
+	if err := <-done; err != nil {
+		if k != nil {
+			k.close()
+		}
+		return nil, err
 	}
-	return k, err
+	return k, nil
 }
 
 // setupError is a failure to prepare CRIU's /run, before CRIU started.
 type setupError struct{ error }
 
-// startWithKdat starts cmd in a mount namespace of its own whose /run is a
-// tmpfs holding the saved cache and the host's /run entries.
-func startWithKdat(cmd *exec.Cmd, criu string, o *Opts) (*kdatCache, error) {
+// newKdatCache reads the cache saved for this boot and criu; nil when the
+// key cannot be made.
+func newKdatCache(criu string) *kdatCache {
 	key, err := kdatKey(criu)
 	if err != nil {
-		return nil, setupError{err}
+		return nil
 	}
 	k := &kdatCache{key: key}
 	if saved, err := os.ReadFile(kdatStore); err == nil {
@@ -91,19 +119,7 @@ func startWithKdat(cmd *exec.Cmd, criu string, o *Opts) (*kdatCache, error) {
 			k.was = data
 		}
 	}
-	// Namespaces belong to threads: build this one on a thread of its own,
-	// which returns to the host's namespace and then dies with its
-	// goroutine (unshare gave it a private cwd and root as well).
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		done <- k.start(cmd, o)
-	}()
-	if err := <-done; err != nil {
-		k.close()
-		return nil, err
-	}
-	return k, nil
+	return k
 }
 
 func (k *kdatCache) start(cmd *exec.Cmd, o *Opts) error {

@@ -33,7 +33,7 @@ func (cr *Criu) StartLazyPages(imagesDir, workDir, addr string, port, logLevel i
 	cmd.Env = criuEnv()
 	// Its own session: the daemon outlives a restore run from a terminal.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	kdat, err := startCriu(cmd, cr.Path, nil)
+	kdat, err := startCriu(cmd, cr.Path, nil, nil)
 	w.Close()
 	if err != nil {
 		return nil, fmt.Errorf("%w: starting %s lazy-pages: %v", ErrNoCriu, cr.Path, err)

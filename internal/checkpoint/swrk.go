@@ -31,6 +31,15 @@ type Request struct {
 	// Abort, when it delivers an error, stops CRIU: a lazy restore whose
 	// lazy-pages daemon died would otherwise wait forever on a page.
 	Abort <-chan error
+	// Cgroups, for a restore whose tasks all go to the container's own v1
+	// cgroups (no sub-cgroups), are those cgroups' `tasks` files: CRIU
+	// starts in them, so that the tasks it forks are born there, and is
+	// told to leave cgroups alone (--manage-cgroups-mode ignore). CgroupNS
+	// gives it a cgroup namespace rooted there as well, the one the
+	// container had. Where lkc cannot start it so, CRIU moves the tasks
+	// itself, as the request's mode says.
+	Cgroups  []string
+	CgroupNS bool
 	// Affinity, when not nil, holds CRIU on these CPUs until it reports its
 	// images written ("status-ready") or ends; then it may run where lkc
 	// may (a lazy dump goes on serving pages).
@@ -70,7 +79,11 @@ func (cr *Criu) run(c *Request) (*response, error) {
 	}
 	cmd.ExtraFiles = append([]*os.File{srv}, c.extra...)
 	cmd.Env = criuEnv()
-	kdat, err := startCriu(cmd, cr.Path, c.Opts)
+	var cg *cgroupStart
+	if len(c.Cgroups) > 0 {
+		cg = &cgroupStart{tasks: c.Cgroups, ns: c.CgroupNS}
+	}
+	kdat, err := startCriu(cmd, cr.Path, c.Opts, cg)
 	srv.Close()
 	if err != nil {
 		return nil, fmt.Errorf("%w: starting %s: %v", ErrNoCriu, cr.Path, err)

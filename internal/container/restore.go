@@ -53,6 +53,15 @@ type RestoreOpts struct {
 	// release. The container must be off the network until it runs (its
 	// veths restored without a bridge, the caller connects them after).
 	NetworkIsolated bool
+	// Resources, when not nil, are the limits the container's cgroups get
+	// and record instead of the config's (a migration brings the source's,
+	// `lkc update`s included).
+	Resources *config.Resources
+	// FlatCgroups says every dumped task sat in the container's own
+	// cgroups, none in a sub-cgroup: CRIU may then start in the new
+	// container's cgroups and leave cgroups alone (checkpoint.Request's
+	// Cgroups), as the limits are lkc's to set anyway.
+	FlatCgroups bool
 	// StatusFD, when not nil, gets one '\0' byte once the restored
 	// container runs.
 	StatusFD *os.File
@@ -150,10 +159,21 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 		}
 	}()
 	undo.add(func() { dir.Remove() })
+	if o.Resources != nil {
+		cfg.Cgroup.Resources = *o.Resources
+	}
 	co := CreateOpts{Root: o.Root, ID: o.ID, Config: cfg, Warn: o.Warn}
 	st, cg, err := co.newState()
 	if err != nil {
 		return nil, err
+	}
+	// CRIU started in the cgroups (FlatCgroups) counts against the pids
+	// limit while it forks the tasks: a container at its limit would not
+	// fit. That limit is set once the tasks are back.
+	pids := cfg.Cgroup.Resources.PidsLimit
+	deferPids := o.FlatCgroups && pids != nil
+	if deferPids {
+		co.Config = withoutPidsLimit(cfg)
 	}
 	if err := createCgroup(co, dir, st, cg, &undo); err != nil {
 		return nil, err
@@ -188,6 +208,11 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 		return nil, err
 	}
 	req.Opts.ExtMounts = append(req.Opts.ExtMounts, tmpfsExt...)
+	if o.FlatCgroups {
+		if tasks, cloneInto := cg.Placement(); cloneInto == "" {
+			req.Cgroups, req.CgroupNS = tasks, cfg.HasNamespace("cgroup")
+		}
+	}
 	files, err := restoreNamespaces(cfg, req)
 	if err != nil {
 		return nil, err
@@ -210,6 +235,11 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 	pid, err := cr.Restore(req)
 	if err != nil {
 		return nil, err
+	}
+	if deferPids {
+		if err := cg.Set(&config.Resources{PidsLimit: pids}); err != nil {
+			return nil, fmt.Errorf("setting the pids limit: %w", err)
+		}
 	}
 	if err := recordInit(dir, st, pid, o.PidFile); err != nil {
 		return nil, err
@@ -372,4 +402,11 @@ func startLazyPages(cr *checkpoint.Criu, o RestoreOpts, d *imageDirs, undo *clea
 	}
 	undo.add(lp.Stop)
 	return lp, nil
+}
+
+// withoutPidsLimit is cfg with no pids limit.
+func withoutPidsLimit(cfg *config.Config) *config.Config {
+	c := *cfg
+	c.Cgroup.Resources.PidsLimit = nil
+	return &c
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/container"
 )
 
@@ -88,6 +89,8 @@ func (s *session) freeze() error {
 		return err
 	}
 	s.paused = true
+	// Frozen, it can make no cgroup until it resumes.
+	s.flat = cgroups.Flat(s.st.CgroupPaths)
 	s.netDown = true
 	for _, v := range s.veths {
 		if err := isolate(v, false); err != nil {
@@ -171,7 +174,7 @@ func (s *session) lazyRestore(status *os.File, dir string, proxy *pageProxy) err
 // downtime ends here.
 func (s *session) restore(req restoreReq) error {
 	s.progress(PhaseRestore, 0, 0, 0)
-	req.Stdio = stdioPaths(s.st.InitPid)
+	req.Stdio, req.FlatCgroups = stdioPaths(s.st.InitPid), s.flat
 	if err := s.c.send(opRestore, req); err != nil {
 		return err
 	}

@@ -12,8 +12,9 @@ import (
 	"github.com/lkc-containers/lkc/internal/container"
 )
 
-// restore brings the container up from the received images, applies the
-// limits it had on the source, and announces its addresses from here.
+// restore brings the container up from the received images, in cgroups
+// with the limits it had on the source, and announces its addresses from
+// here.
 func (r *receiver) restore(body json.RawMessage) error {
 	var req restoreReq
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -37,7 +38,7 @@ func (r *receiver) restore(body json.RawMessage) error {
 		Detach:    true, TCPEstablished: r.of.TCPEstablished, FileLocks: true,
 		ManageCgroupsMode: "soft", Warn: r.o.Warn, Verbose: r.o.Verbose,
 		LazyPages: req.PageServer != "", PageServer: req.PageServer,
-		NetworkIsolated: req.NetworkIsolated,
+		NetworkIsolated: req.NetworkIsolated, Resources: res, FlatCgroups: req.FlatCgroups,
 	}
 	if req.Parent != "" {
 		o.ParentPath = "../" + req.Parent
@@ -61,9 +62,6 @@ func (r *receiver) restore(body json.RawMessage) error {
 	if _, err := container.Restore(o); err != nil {
 		// The log goes with the staging directory: its errors go to the sender.
 		return fmt.Errorf("restoring container %s: %w%s", r.of.ID, err, criuErrors(filepath.Join(o.ImagePath, "restore.log")))
-	}
-	if err := container.Update(r.o.Root, r.of.ID, res); err != nil {
-		return fmt.Errorf("applying the limits of %s: %w", r.of.ID, err)
 	}
 	st, err := container.State(r.o.Root, r.of.ID)
 	if err != nil {

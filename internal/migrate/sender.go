@@ -99,6 +99,10 @@ type restoreReq struct {
 	// had cut the container off): the target restores it off the network
 	// too and puts its veths on their bridges once it runs.
 	NetworkIsolated bool `json:"networkIsolated,omitempty"`
+	// FlatCgroups says the frozen container had no sub-cgroups: the
+	// target's CRIU may start in its cgroups and leave cgroups alone
+	// (container.RestoreOpts).
+	FlatCgroups bool `json:"flatCgroups,omitempty"`
 }
 
 // session is one migration on the sender's side.
@@ -115,6 +119,7 @@ type session struct {
 	sum     Summary
 	paused  bool
 	netDown bool
+	flat    bool // the frozen container has no sub-cgroups (restoreReq.FlatCgroups)
 	commit  bool // the source is promised away: never resume it after this
 
 	// isolated says that taking the veths off the network cuts the frozen

@@ -117,6 +117,17 @@ func TestMigrateCounter(t *testing.T) {
 	if pids != "77" {
 		t.Errorf("pids.max after the move %q, want 77 (the limit set with lkc update)", pids)
 	}
+	mem := strings.TrimSpace(b.e.mustLkc("exec", id, "cat", cgroupFile("memory", "memory.limit_in_bytes", "memory.max")))
+	if mem != strconv.Itoa(64<<20) {
+		t.Errorf("memory limit after the move %q, want %d", mem, 64<<20)
+	}
+	// Its tasks keep a cgroup namespace rooted at their cgroup, whether
+	// CRIU placed them or started in the cgroups itself.
+	for _, l := range strings.Fields(b.e.mustLkc("exec", id, "cat", "/proc/1/cgroup")) {
+		if !strings.HasSuffix(l, ":/") {
+			t.Errorf("init's cgroup after the move: %q, want / in its own cgroup namespace", l)
+		}
+	}
 	mustMigrate(t, h, b, a, id, "--shared-storage", "--mode", "stopcopy")
 	a.e.waitStatus(id, "running")
 	if back := migCount(t, a.e, id); back < later {
