@@ -368,6 +368,10 @@ func TestMigratePostcopy(t *testing.T) {
 		t.Fatalf("the source still has %s after the move: %v", id, r)
 	}
 	checkCounting(t, b, id, before)
+	// Both sides staged the images in /dev/shm and removed them.
+	if left, _ := filepath.Glob("/dev/shm/lkc-*-" + id + "-*"); len(left) > 0 {
+		t.Errorf("staged images left after the move: %v", left)
+	}
 }
 
 // Pre-copy: rounds of pre-dumps while the container runs, each only what
@@ -421,4 +425,8 @@ func TestMigrateDefaultMode(t *testing.T) {
 		t.Fatalf("the source still has %s after the move: %v", id, r)
 	}
 	checkCounting(t, b, id, before)
+	// Both sides staged the images in /dev/shm and removed them.
+	if left, _ := filepath.Glob("/dev/shm/lkc-*-" + id + "-*"); len(left) > 0 {
+		t.Errorf("staged images left after the move: %v", left)
+	}
 }
