@@ -1,37 +1,57 @@
 package checkpoint
 
 import (
+	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
 )
 
-// cgroupStart is where a restore's CRIU starts (Request.Cgroups).
-type cgroupStart struct {
+// placement is where CRIU starts (Request.Cgroups, Request.NetNS).
+type placement struct {
 	tasks []string // v1 `tasks` files
-	ns    bool     // unshare a cgroup namespace there
+	cgns  bool     // unshare a cgroup namespace there
+	netns *os.File
 }
 
-// enter moves the calling thread, which must be locked and die after, into
-// the cgroups and tells CRIU to leave cgroups alone. Writing 0 to a v1
-// `tasks` file moves only the writer, which the kernel does without the
-// global cgroup_threadgroup_rwsem that any move of another task or of a
-// whole process takes for writing: that waits for an RCU grace period,
-// ~12 ms of every restore here (docs/kernel.md). The main thread, which
-// does not die, and a move that fails leave CRIU to place the tasks
-// itself.
-func (cg *cgroupStart) enter(o *Opts) {
-	if unix.Gettid() == unix.Getpid() {
-		return
-	}
-	for _, f := range cg.tasks {
-		if os.WriteFile(f, []byte("0"), 0) != nil {
-			return
+// enter moves the calling thread, locked and about to start CRIU, where p
+// says, and returns what moves it back out of the network namespace once
+// CRIU started. A thread that dies after keeps the rest.
+//
+// Writing 0 to a v1 `tasks` file moves only the writer, which the kernel
+// does without the global cgroup_threadgroup_rwsem that any move of
+// another task or of a whole process takes for writing: that waits for an
+// RCU grace period, ~12 ms of every restore here (docs/kernel.md). The
+// main thread, which does not die, and a move that fails leave CRIU to
+// place the tasks itself; a network namespace it cannot join is an error.
+func (p *placement) enter(o *Opts) (back func(), err error) {
+	back = func() {}
+	if p.netns != nil {
+		own, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			return nil, err
+		}
+		if err := unix.Setns(int(p.netns.Fd()), unix.CLONE_NEWNET); err != nil {
+			own.Close()
+			return nil, fmt.Errorf("joining the network namespace criu works in: %w", err)
+		}
+		back = func() {
+			unix.Setns(int(own.Fd()), unix.CLONE_NEWNET)
+			own.Close()
 		}
 	}
-	if cg.ns && unix.Unshare(unix.CLONE_NEWCGROUP) != nil {
-		return
+	if len(p.tasks) == 0 || unix.Gettid() == unix.Getpid() {
+		return back, nil
+	}
+	for _, f := range p.tasks {
+		if os.WriteFile(f, []byte("0"), 0) != nil {
+			return back, nil
+		}
+	}
+	if p.cgns && unix.Unshare(unix.CLONE_NEWCGROUP) != nil {
+		return back, nil
 	}
 	mode := CgroupIgnore
 	o.ManageCgroupsMode = &mode
+	return back, nil
 }

@@ -60,27 +60,33 @@ func kdatKey(criu string) ([]byte, error) {
 }
 
 // startCriu starts cmd, the CRIU binary criu, keeping CRIU's cache where
-// the host's /run cannot, and in the cgroups cg names when not nil. The
+// the host's /run cannot, and where pl says when not nil. The
 // returned cache, when not nil, is to be saved and closed once CRIU
 // exited. A namespace lkc fails to build costs only the probing time: CRIU
 // then starts as it is.
-func startCriu(cmd *exec.Cmd, criu string, o *Opts, cg *cgroupStart) (*kdatCache, error) {
+func startCriu(cmd *exec.Cmd, criu string, o *Opts, pl *placement) (*kdatCache, error) {
 	var k *kdatCache
 	if kdatWanted() {
 		k = newKdatCache(criu)
 	}
-	if k == nil && cg == nil {
+	if k == nil && pl == nil {
 		return nil, cmd.Start()
 	}
 	// Namespaces and v1 cgroups can belong to one thread: CRIU starts from
-	// a thread of its own, which returns to the host's mount namespace and
-	// then dies with its goroutine (unshare gave it a private cwd and root
-	// as well), taking the cgroups and cgroup namespace it joined along.
+	// a thread of its own, which returns to the host's mount and network
+	// namespaces and then dies with its goroutine (unshare gave it a
+	// private cwd and root as well), taking the cgroups and cgroup
+	// namespace it joined along.
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		if cg != nil {
-			cg.enter(o)
+		if pl != nil {
+			back, err := pl.enter(o)
+			if err != nil {
+				done <- err
+				return
+			}
+			defer back()
 		}
 		if k != nil {
 			err := k.start(cmd, o)

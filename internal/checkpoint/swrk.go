@@ -40,6 +40,10 @@ type Request struct {
 	// itself, as the request's mode says.
 	Cgroups  []string
 	CgroupNS bool
+	// NetNS, when not nil, is the network namespace CRIU starts in: the
+	// container's own, which CRIU then neither dumps nor restores (lkc
+	// carries it, and the restored tasks are born in it).
+	NetNS *os.File
 	// Affinity, when not nil, holds CRIU on these CPUs until it reports its
 	// images written ("status-ready") or ends; then it may run where lkc
 	// may (a lazy dump goes on serving pages).
@@ -79,11 +83,11 @@ func (cr *Criu) run(c *Request) (*response, error) {
 	}
 	cmd.ExtraFiles = append([]*os.File{srv}, c.extra...)
 	cmd.Env = criuEnv()
-	var cg *cgroupStart
-	if len(c.Cgroups) > 0 {
-		cg = &cgroupStart{tasks: c.Cgroups, ns: c.CgroupNS}
+	var pl *placement
+	if len(c.Cgroups) > 0 || c.NetNS != nil {
+		pl = &placement{tasks: c.Cgroups, cgns: c.CgroupNS, netns: c.NetNS}
 	}
-	kdat, err := startCriu(cmd, cr.Path, c.Opts, cg)
+	kdat, err := startCriu(cmd, cr.Path, c.Opts, pl)
 	srv.Close()
 	if err != nil {
 		return nil, fmt.Errorf("%w: starting %s: %v", ErrNoCriu, cr.Path, err)

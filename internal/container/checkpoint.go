@@ -142,7 +142,7 @@ func (c *Container) checkpoint(cr *checkpoint.Criu, o CheckpointOpts) error {
 		return err
 	}
 	defer dirs.close()
-	opts, err := c.dumpOpts(o, dirs)
+	opts, inNetns, err := c.dumpOpts(o, dirs)
 	if err != nil {
 		return err
 	}
@@ -152,6 +152,14 @@ func (c *Container) checkpoint(cr *checkpoint.Criu, o CheckpointOpts) error {
 	}
 	opts.LogFile = log
 	req := &checkpoint.Request{Opts: opts, Log: filepath.Join(dirs.workPath, log)}
+	if inNetns {
+		ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", c.st.InitPid))
+		if err != nil {
+			return fmt.Errorf("opening the network namespace: %w", err)
+		}
+		defer ns.Close()
+		req.NetNS = ns
+	}
 	pids, _ := c.cgroup().Procs()
 	pin := pinForDump(pids)
 	defer pin.release()
@@ -230,10 +238,12 @@ func criuOpts(d *imageDirs, cgMode string, emptyNS []string, verbose bool) (*che
 	}, nil
 }
 
-func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, error) {
+// dumpOpts returns CRIU's options for the dump, and whether CRIU is to
+// run inside the container's network namespace (carryNetns).
+func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, bool, error) {
 	opts, err := criuOpts(d, o.ManageCgroupsMode, o.EmptyNS, o.Verbose)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	opts.Pid, opts.Root = c.st.InitPid, c.st.Rootfs
 	opts.LeaveRunning, opts.TCPEstablished, opts.TCPSkipInFlight = o.LeaveRunning, o.TCPEstablished, o.TCPSkipInFlight
@@ -246,7 +256,7 @@ func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, 
 	opts.CgroupDumpControllers = dumpControllers(c.st.CgroupPaths)
 	if o.PageServer != "" {
 		if opts.PageServerAddr, opts.PageServerPort, err = splitHostPort(o.PageServer); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	if o.ParentPath != "" {
@@ -255,23 +265,25 @@ func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, 
 	}
 	if o.PreDump {
 		opts.TrackMem = true
-		return opts, nil
+		return opts, false, nil
 	}
 	if opts.ExtMounts, err = c.dumpMounts(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if opts.External, err = externalNamespaces(c.st.Config); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	net, err := c.carryNetns(o, d.imagePath)
+	net, inside, err := c.carryNetns(o, d.imagePath)
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	if net != "" || inside {
+		opts.NetworkLock = checkpoint.LockSkip
 	}
 	if net != "" {
 		opts.External = append(opts.External, net)
-		opts.NetworkLock = checkpoint.LockSkip
 	}
-	return opts, nil
+	return opts, inside, nil
 }
 
 // saveDescriptors records where the container's fds 0-2 point, and

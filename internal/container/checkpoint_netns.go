@@ -18,15 +18,33 @@ import (
 // when it can be rebuilt exactly: CRIU is told it is external, skips the
 // ~30 tool execs it would spend on it, and joins the one lkc builds on
 // restore. netnsFile in the images says so.
+//
+// For a migration (CheckpointOpts.NetworkIsolated) CRIU goes further: it
+// runs inside the container's namespace, on both sides, and so does not
+// see one at all. An external namespace still costs a dump two walks of
+// the host's whole conntrack table (CRIU dumps conntrack entries of every
+// namespace it sees: ~13 ms here, docs/migrate.md). netnsInsideFile in the
+// images says so; their restore must start CRIU in the rebuilt namespace.
 const (
-	netnsFile = "netns.json"
-	netnsKey  = "lkc-netns"
+	netnsFile       = "netns.json"
+	netnsInsideFile = "netns-criu-inside"
+	netnsKey        = "lkc-netns"
 )
 
+// CriuInNetns reports whether the dump in imageDir ran CRIU inside the
+// container's network namespace: its page server listens there.
+func CriuInNetns(imageDir string) bool {
+	_, err := os.Stat(filepath.Join(imageDir, netnsInsideFile))
+	return err == nil
+}
+
 // carryNetns saves the container's network namespace for lkc to rebuild,
-// when it can, and returns CRIU's external entry for it; "" leaves the
-// namespace to CRIU. Veths are carried only when the caller took them off
-// the network and recreates their peers (CheckpointOpts.NetworkIsolated).
+// when it can, and returns CRIU's external entry for it, or inside when
+// CRIU is to run in it instead; "" and false leave the namespace to CRIU.
+// Veths are carried only when the caller took them off the network and
+// recreates their peers (CheckpointOpts.NetworkIsolated), which also puts
+// CRIU inside, where the loopback is up (a lazy dump's page server
+// listens on it).
 //
 // Such a namespace also needs no network lock: nothing outside can reach
 // it (the loopback only, or veths cut off by the caller), and the tasks
@@ -34,32 +52,38 @@ const (
 // restore. CRIU's nftables lock costs two RCU grace periods each way.
 //
 // Preconditions: the container is frozen.
-func (c *Container) carryNetns(o CheckpointOpts, imageDir string) (string, error) {
+func (c *Container) carryNetns(o CheckpointOpts, imageDir string) (ext string, inside bool, err error) {
 	cfg := c.st.Config
 	if !cfg.NewNamespace("network") || cfg.NewNamespace("user") || slices.Contains(o.EmptyNS, "network") {
 		// A user namespace owns its network namespace, which lkc, outside
 		// it, cannot make on restore.
-		return "", nil
+		return "", false, nil
 	}
 	snap, err := netns.Capture(c.st.InitPid, o.NetworkIsolated)
 	if errors.Is(err, netns.ErrNotCarried) {
-		return "", nil
+		return "", false, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("reading the network namespace: %w", err)
-	}
-	ino, err := netns.Inode(c.st.InitPid)
-	if err != nil {
-		return "", err
+		return "", false, fmt.Errorf("reading the network namespace: %w", err)
 	}
 	data, err := json.Marshal(snap)
 	if err == nil {
 		err = os.WriteFile(filepath.Join(imageDir, netnsFile), data, 0o600)
 	}
 	if err != nil {
-		return "", fmt.Errorf("saving the network namespace: %w", err)
+		return "", false, fmt.Errorf("saving the network namespace: %w", err)
 	}
-	return fmt.Sprintf("net[%d]:%s", ino, netnsKey), nil
+	if o.NetworkIsolated && snap.LoopbackUp() {
+		if err := os.WriteFile(filepath.Join(imageDir, netnsInsideFile), nil, 0o600); err != nil {
+			return "", false, err
+		}
+		return "", true, nil
+	}
+	ino, err := netns.Inode(c.st.InitPid)
+	if err != nil {
+		return "", false, err
+	}
+	return fmt.Sprintf("net[%d]:%s", ino, netnsKey), false, nil
 }
 
 // rebuildNetns builds the network namespace a checkpoint carried, if it
@@ -86,7 +110,11 @@ func rebuildNetns(imageDir string, cfg *config.Config, external []string, req *c
 		return nil, err
 	}
 	undo.add(func() { ns.Remove() })
-	req.Opts.InheritFd = append(req.Opts.InheritFd, checkpoint.InheritFd{Key: netnsKey, Fd: req.AddFile(ns.File)})
+	if CriuInNetns(imageDir) {
+		req.NetNS = ns.File
+	} else {
+		req.Opts.InheritFd = append(req.Opts.InheritFd, checkpoint.InheritFd{Key: netnsKey, Fd: req.AddFile(ns.File)})
+	}
 	req.Opts.NetworkLock = checkpoint.LockSkip
 	return ns, nil
 }

@@ -110,7 +110,9 @@ var errPostcopy = errors.New("post-copy failed")
 func (s *session) postcopy() error {
 	local := s.c.nc.LocalAddr().(*net.TCPAddr)
 	remote := s.c.nc.RemoteAddr().(*net.TCPAddr)
-	proxy, err := newPageProxy(local.IP.String(), remote.IP)
+	dir := filepath.Join(s.work, "final")
+	inNetns := func() bool { return container.CriuInNetns(dir) }
+	proxy, err := newPageProxy(local.IP.String(), remote.IP, s.st.InitPid, inNetns)
 	if err != nil {
 		return err
 	}
@@ -123,7 +125,6 @@ func (s *session) postcopy() error {
 		return fmt.Errorf("creating the dump status pipe: %w", err)
 	}
 	defer rd.Close()
-	dir := filepath.Join(s.work, "final")
 	o := s.checkpointOpts(dir)
 	o.LazyPages, o.PageServer, o.StatusFD = true, proxy.backend, wr
 	o.NetworkIsolated = s.isolated

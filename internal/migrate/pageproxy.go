@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/lkc-containers/lkc/internal/netns"
 )
 
 // pageProxy stands between CRIU's page server on the source (listening on
@@ -17,6 +19,10 @@ type pageProxy struct {
 	ln      net.Listener
 	backend string // CRIU's page server, 127.0.0.1:port
 	allow   net.IP // the receiver
+	// pid's network namespace is where CRIU's page server listens when
+	// inNetns says so (container.CriuInNetns), else the host's.
+	pid     int
+	inNetns func() bool
 	bytes   atomic.Int64
 	mu      sync.Mutex
 	conns   []net.Conn
@@ -25,23 +31,60 @@ type pageProxy struct {
 }
 
 // newPageProxy listens on host:0 (the sender's address on the control
-// connection) for allow, and picks a free loopback port for CRIU.
-func newPageProxy(host string, allow net.IP) (*pageProxy, error) {
+// connection) for allow, and picks a loopback port for CRIU free both
+// here and in pid's network namespace, where CRIU may run.
+func newPageProxy(host string, allow net.IP, pid int, inNetns func() bool) (*pageProxy, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return nil, fmt.Errorf("listening for the page transfer: %w", err)
 	}
-	free, err := net.Listen("tcp", "127.0.0.1:0")
+	backend, err := freeLoopbackPort(pid)
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("finding a port for CRIU's page server: %w", err)
 	}
-	backend := free.Addr().String()
-	free.Close()
-	p := &pageProxy{ln: ln, backend: backend, allow: allow}
+	p := &pageProxy{ln: ln, backend: backend, allow: allow, pid: pid, inNetns: inNetns}
 	p.wg.Add(1)
 	go p.serve()
 	return p, nil
+}
+
+// freeLoopbackPort returns a 127.0.0.1 address whose port is free here
+// and in pid's network namespace.
+func freeLoopbackPort(pid int) (string, error) {
+	var err error
+	for try := 0; try < 8; try++ {
+		var free net.Listener
+		if free, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return "", err
+		}
+		addr := free.Addr().String()
+		free.Close()
+		err = netns.Run(pid, func() error {
+			l, err := net.Listen("tcp", addr)
+			if err == nil {
+				l.Close()
+			}
+			return err
+		})
+		if err == nil {
+			return addr, nil
+		}
+	}
+	return "", err
+}
+
+// dial connects to CRIU's page server, in the namespace it listens in.
+func (p *pageProxy) dial() (net.Conn, error) {
+	if !p.inNetns() {
+		return net.Dial("tcp", p.backend)
+	}
+	var c net.Conn
+	err := netns.Run(p.pid, func() (err error) {
+		c, err = net.Dial("tcp", p.backend)
+		return err
+	})
+	return c, err
 }
 
 // Addr is what the target's lazy-pages daemon dials.
@@ -58,7 +101,7 @@ func (p *pageProxy) serve() {
 			c.Close()
 			continue
 		}
-		b, err := net.Dial("tcp", p.backend)
+		b, err := p.dial()
 		if err != nil {
 			c.Close()
 			continue
@@ -101,7 +144,7 @@ func (p *pageProxy) pipe(dst, src net.Conn, count bool) {
 // abort unblocks a CRIU page server that no target ever reached: it
 // connects and hangs up, so CRIU's accept returns and the dump ends.
 func (p *pageProxy) abort() {
-	if c, err := net.Dial("tcp", p.backend); err == nil {
+	if c, err := p.dial(); err == nil {
 		c.Close()
 	}
 	p.close()

@@ -37,6 +37,16 @@ type Snapshot struct {
 	Routes [][]byte `json:"routes"`
 }
 
+// LoopbackUp reports whether the namespace's loopback is up.
+func (s *Snapshot) LoopbackUp() bool {
+	for _, l := range s.Links {
+		if !l.Veth && l.Up {
+			return true
+		}
+	}
+	return false
+}
+
 // Link is a loopback or a veth of the namespace.
 type Link struct {
 	Index int    `json:"index"`
