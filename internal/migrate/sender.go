@@ -226,7 +226,11 @@ func (s *session) prepare() error {
 	s.isolated = only && s.st.Config.NewNamespace("network")
 	s.work = s.o.WorkDir
 	if s.work == "" {
-		s.work, err = os.MkdirTemp("", "lkc-migrate-"+s.o.ID+"-")
+		base := ""
+		if s.mode == ModePostcopy {
+			base = stagingBase()
+		}
+		s.work, err = os.MkdirTemp(base, "lkc-migrate-"+s.o.ID+"-")
 	} else {
 		// Named by mode too: a post-copy that gives way to stop-and-copy
 		// under --debug keeps the first attempt's directory.

@@ -98,6 +98,9 @@ func Sweep(root, bundleDir string) error {
 		if err := container.Delete(root, id, true, nil); err != nil {
 			return fmt.Errorf("removing the uncommitted container %s: %w", id, err)
 		}
+		if err := removeImages(filepath.Join(bundleDir, id, "images")); err != nil {
+			return fmt.Errorf("removing the images of uncommitted container %s: %w", id, err)
+		}
 		if err := os.RemoveAll(filepath.Join(bundleDir, id)); err != nil {
 			return fmt.Errorf("removing the bundle of uncommitted container %s: %w", id, err)
 		}
@@ -257,7 +260,7 @@ func (r *receiver) stage() error {
 	if err != nil {
 		return fmt.Errorf("encoding the container's config: %w", err)
 	}
-	if err := os.Mkdir(filepath.Join(r.bundle, "images"), 0o700); err != nil {
+	if err := r.stageImages(); err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
 	return os.WriteFile(filepath.Join(r.bundle, "config.json"), data, 0o600)
@@ -288,12 +291,34 @@ func (r *receiver) commit() error {
 	}
 	r.pending = ""
 	if !r.o.Verbose {
-		if err := os.RemoveAll(filepath.Join(r.bundle, "images")); err != nil {
+		if err := removeImages(filepath.Join(r.bundle, "images")); err != nil {
 			r.o.Warn(fmt.Errorf("removing the images of %s: %w", r.of.ID, err))
 		}
 	}
 	r.o.Log(fmt.Sprintf("container %s arrived from %s", r.of.ID, r.c.nc.RemoteAddr()))
 	return r.c.send(opCommitted, nil)
+}
+
+// stageImages makes the bundle's images directory: for a post-copy, a
+// link to a directory in shmDir when that is a tmpfs.
+func (r *receiver) stageImages() error {
+	images := filepath.Join(r.bundle, "images")
+	base := ""
+	if r.of.Mode == ModePostcopy {
+		base = stagingBase()
+	}
+	if base == "" {
+		return os.Mkdir(images, 0o700)
+	}
+	dir, err := os.MkdirTemp(base, "lkc-images-"+r.of.ID+"-")
+	if err != nil {
+		return err
+	}
+	if err := os.Symlink(dir, images); err != nil {
+		os.Remove(dir)
+		return err
+	}
+	return nil
 }
 
 // cleanup undoes a session that did not commit.
@@ -305,6 +330,9 @@ func (r *receiver) cleanup() {
 		if err := container.Delete(r.o.Root, r.of.ID, true, r.o.Warn); err != nil {
 			r.o.Warn(err)
 		}
+	}
+	if err := removeImages(filepath.Join(r.bundle, "images")); err != nil {
+		r.o.Warn(err)
 	}
 	if err := os.RemoveAll(r.bundle); err != nil {
 		r.o.Warn(err)
