@@ -167,11 +167,16 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 	if err != nil {
 		return nil, err
 	}
-	// CRIU started in the cgroups (FlatCgroups) counts against the pids
-	// limit while it forks the tasks: a container at its limit would not
-	// fit. That limit is set once the tasks are back.
+	// With FlatCgroups, CRIU starts in the v1 cgroups (on v2 it moves the
+	// tasks itself). It then counts against the pids limit while it forks
+	// the tasks: a container at its limit would not fit, so that limit is
+	// set once the tasks are back.
+	var startIn []string
+	if tasks, cloneInto := cg.Placement(); o.FlatCgroups && cloneInto == "" {
+		startIn = tasks
+	}
 	pids := cfg.Cgroup.Resources.PidsLimit
-	deferPids := o.FlatCgroups && pids != nil
+	deferPids := len(startIn) > 0 && pids != nil
 	if deferPids {
 		co.Config = withoutPidsLimit(cfg)
 	}
@@ -208,11 +213,7 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 		return nil, err
 	}
 	req.Opts.ExtMounts = append(req.Opts.ExtMounts, tmpfsExt...)
-	if o.FlatCgroups {
-		if tasks, cloneInto := cg.Placement(); cloneInto == "" {
-			req.Cgroups, req.CgroupNS = tasks, cfg.HasNamespace("cgroup")
-		}
-	}
+	req.Cgroups, req.CgroupNS = startIn, cfg.NewNamespace("cgroup")
 	files, err := restoreNamespaces(cfg, req)
 	if err != nil {
 		return nil, err
