@@ -142,9 +142,14 @@ func (c *Container) checkpoint(cr *checkpoint.Criu, o CheckpointOpts) error {
 		return err
 	}
 	defer dirs.close()
-	opts, inNetns, err := c.dumpOpts(o, dirs)
+	opts, carry, err := c.dumpOpts(o, dirs)
 	if err != nil {
 		return err
+	}
+	netnsSaved := func() error { return nil }
+	if carry != nil {
+		netnsSaved = carry.saved
+		defer netnsSaved()
 	}
 	log := "dump.log"
 	if o.PreDump {
@@ -152,7 +157,7 @@ func (c *Container) checkpoint(cr *checkpoint.Criu, o CheckpointOpts) error {
 	}
 	opts.LogFile = log
 	req := &checkpoint.Request{Opts: opts, Log: filepath.Join(dirs.workPath, log)}
-	if inNetns {
+	if carry != nil && carry.inside {
 		ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", c.st.InitPid))
 		if err != nil {
 			return fmt.Errorf("opening the network namespace: %w", err)
@@ -170,6 +175,10 @@ func (c *Container) checkpoint(cr *checkpoint.Criu, o CheckpointOpts) error {
 	req.Notify = func(script string, _ int, fd *os.File) error {
 		if fd != nil {
 			fd.Close()
+		}
+		if script == "post-dump" {
+			// Before CRIU lets the tasks go (or kills them).
+			return netnsSaved()
 		}
 		if script != "status-ready" {
 			return nil
@@ -192,6 +201,9 @@ func (c *Container) checkpoint(cr *checkpoint.Criu, o CheckpointOpts) error {
 		if ext, err = c.saveDescriptors(dirs.imagePath); err == nil {
 			opts.External = append(opts.External, ext...)
 			err = cr.Dump(req)
+		}
+		if serr := netnsSaved(); err == nil {
+			err = serr
 		}
 	}
 	stop(err == nil)
@@ -238,12 +250,12 @@ func criuOpts(d *imageDirs, cgMode string, emptyNS []string, verbose bool) (*che
 	}, nil
 }
 
-// dumpOpts returns CRIU's options for the dump, and whether CRIU is to
-// run inside the container's network namespace (carryNetns).
-func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, bool, error) {
+// dumpOpts returns CRIU's options for the dump, and the network namespace
+// lkc carries, if it does (carryNetns).
+func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, *netnsCarry, error) {
 	opts, err := criuOpts(d, o.ManageCgroupsMode, o.EmptyNS, o.Verbose)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
 	opts.Pid, opts.Root = c.st.InitPid, c.st.Rootfs
 	opts.LeaveRunning, opts.TCPEstablished, opts.TCPSkipInFlight = o.LeaveRunning, o.TCPEstablished, o.TCPSkipInFlight
@@ -256,7 +268,7 @@ func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, 
 	opts.CgroupDumpControllers = dumpControllers(c.st.CgroupPaths)
 	if o.PageServer != "" {
 		if opts.PageServerAddr, opts.PageServerPort, err = splitHostPort(o.PageServer); err != nil {
-			return nil, false, err
+			return nil, nil, err
 		}
 	}
 	if o.ParentPath != "" {
@@ -265,25 +277,25 @@ func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, 
 	}
 	if o.PreDump {
 		opts.TrackMem = true
-		return opts, false, nil
+		return opts, nil, nil
 	}
 	if opts.ExtMounts, err = c.dumpMounts(); err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
 	if opts.External, err = externalNamespaces(c.st.Config); err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
-	net, inside, err := c.carryNetns(o, d.imagePath)
+	carry, err := c.carryNetns(o, d.imagePath)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
-	if net != "" || inside {
+	if carry != nil {
 		opts.NetworkLock = checkpoint.LockSkip
+		if carry.ext != "" {
+			opts.External = append(opts.External, carry.ext)
+		}
 	}
-	if net != "" {
-		opts.External = append(opts.External, net)
-	}
-	return opts, inside, nil
+	return opts, carry, nil
 }
 
 // saveDescriptors records where the container's fds 0-2 point, and

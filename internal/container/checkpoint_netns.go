@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/config"
@@ -38,52 +39,74 @@ func CriuInNetns(imageDir string) bool {
 	return err == nil
 }
 
+// netnsCarry is a network namespace a dump carries (carryNetns).
+type netnsCarry struct {
+	ext    string // CRIU's external entry for it; "" when CRIU runs inside
+	inside bool   // CRIU runs inside it
+	// saved waits until netnsFile is written: the sysctls are read while
+	// CRIU dumps, and the images are complete only once they are in.
+	saved func() error
+}
+
 // carryNetns saves the container's network namespace for lkc to rebuild,
-// when it can, and returns CRIU's external entry for it, or inside when
-// CRIU is to run in it instead; "" and false leave the namespace to CRIU.
-// Veths are carried only when the caller took them off the network and
-// recreates their peers (CheckpointOpts.NetworkIsolated), which also puts
-// CRIU inside, where the loopback is up (a lazy dump's page server
-// listens on it).
+// when it can, and says how CRIU is to treat it; nil leaves the namespace
+// to CRIU. Veths are carried only when the caller took them off the
+// network and recreates their peers (CheckpointOpts.NetworkIsolated),
+// which also puts CRIU inside, where the loopback is up (a lazy dump's
+// page server listens on it).
 //
 // Such a namespace also needs no network lock: nothing outside can reach
 // it (the loopback only, or veths cut off by the caller), and the tasks
 // inside are frozen during the dump and not yet running during the
 // restore. CRIU's nftables lock costs two RCU grace periods each way.
 //
-// Preconditions: the container is frozen.
-func (c *Container) carryNetns(o CheckpointOpts, imageDir string) (ext string, inside bool, err error) {
+// Preconditions: the container is frozen, and stays frozen until saved
+// returns.
+func (c *Container) carryNetns(o CheckpointOpts, imageDir string) (*netnsCarry, error) {
 	cfg := c.st.Config
 	if !cfg.NewNamespace("network") || cfg.NewNamespace("user") || slices.Contains(o.EmptyNS, "network") {
 		// A user namespace owns its network namespace, which lkc, outside
 		// it, cannot make on restore.
-		return "", false, nil
+		return nil, nil
 	}
-	snap, err := netns.Capture(c.st.InitPid, o.NetworkIsolated)
+	pid := c.st.InitPid
+	snap, err := netns.Capture(pid, o.NetworkIsolated)
 	if errors.Is(err, netns.ErrNotCarried) {
-		return "", false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("reading the network namespace: %w", err)
+		return nil, fmt.Errorf("reading the network namespace: %w", err)
 	}
-	data, err := json.Marshal(snap)
-	if err == nil {
-		err = os.WriteFile(filepath.Join(imageDir, netnsFile), data, 0o600)
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("saving the network namespace: %w", err)
-	}
+	carry := &netnsCarry{}
 	if o.NetworkIsolated && snap.LoopbackUp() {
 		if err := os.WriteFile(filepath.Join(imageDir, netnsInsideFile), nil, 0o600); err != nil {
-			return "", false, err
+			return nil, err
 		}
-		return "", true, nil
+		carry.inside = true
+	} else {
+		ino, err := netns.Inode(pid)
+		if err != nil {
+			return nil, err
+		}
+		carry.ext = fmt.Sprintf("net[%d]:%s", ino, netnsKey)
 	}
-	ino, err := netns.Inode(c.st.InitPid)
-	if err != nil {
-		return "", false, err
-	}
-	return fmt.Sprintf("net[%d]:%s", ino, netnsKey), false, nil
+	done := make(chan error, 1)
+	go func() {
+		err := snap.ReadSysctls(pid)
+		var data []byte
+		if err == nil {
+			data, err = json.Marshal(snap)
+		}
+		if err == nil {
+			err = os.WriteFile(filepath.Join(imageDir, netnsFile), data, 0o600)
+		}
+		if err != nil {
+			err = fmt.Errorf("saving the network namespace: %w", err)
+		}
+		done <- err
+	}()
+	carry.saved = sync.OnceValue(func() error { return <-done })
+	return carry, nil
 }
 
 // rebuildNetns builds the network namespace a checkpoint carried, if it

@@ -20,11 +20,12 @@ const (
 	ruleActionToTbl = 1  // FR_ACT_TO_TBL
 )
 
-// Capture reads the network namespace of pid, whose tasks must be frozen.
-// veths says whether veths with their peer in another namespace may be
-// carried (the caller recreates their peers on restore, see Peer); without
-// it only the loopback is. A namespace lkc cannot rebuild exactly gets an
-// error wrapping ErrNotCarried.
+// Capture reads the network namespace of pid, whose tasks must be frozen,
+// but for its sysctls, which ReadSysctls adds. veths says whether veths
+// with their peer in another namespace may be carried (the caller
+// recreates their peers on restore, see Peer); without it only the
+// loopback is. A namespace lkc cannot rebuild exactly gets an error
+// wrapping ErrNotCarried.
 func Capture(pid int, veths bool) (*Snapshot, error) {
 	if err := checkLegacyTables(pid); err != nil {
 		return nil, err
@@ -48,16 +49,23 @@ func Capture(pid int, veths bool) (*Snapshot, error) {
 		if err := s.readAddrs(c); err != nil {
 			return err
 		}
-		if err := s.readRoutes(c); err != nil {
-			return err
-		}
-		s.Sysctl, err = readSysctls(confDirs(s.Links))
-		return err
+		return s.readRoutes(c)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// ReadSysctls adds the sysctls of pid's network namespace, for the links
+// Capture found. Apart from Capture because it is the slow part (~300
+// files), which a dump does while CRIU works; nothing in the namespace
+// can change them while its tasks are frozen.
+func (s *Snapshot) ReadSysctls(pid int) error {
+	return Run(pid, func() (err error) {
+		s.Sysctl, err = readSysctls(confDirs(s.Links))
+		return err
+	})
 }
 
 func notCarried(format string, a ...any) error {
