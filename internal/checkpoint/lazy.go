@@ -13,20 +13,23 @@ import (
 // lazy restore leaves out from the source's page server, on fault and in
 // the background, and exits once every page has arrived.
 type LazyPages struct {
-	cmd  *exec.Cmd
-	done chan error
+	cmd    *exec.Cmd
+	done   chan error
+	status *os.File // the daemon's --status-fd: one byte once it is ready
+	log    string
 }
 
 // StartLazyPages starts the daemon for the images in imagesDir against the
-// page server at addr:port and returns once it accepts the restore's
-// connection (on lazy-pages.socket in workDir, which the restore must
-// share). logLevel is CRIU's -v: at 4 it logs every page it fetches.
+// page server at addr:port and returns at once; Ready waits until it
+// accepts the restore's connection (on lazy-pages.socket in workDir, which
+// the restore must share). The daemon reads the images while its caller
+// prepares the restore. logLevel is CRIU's -v: at 4 it logs every page it
+// fetches.
 func (cr *Criu) StartLazyPages(imagesDir, workDir, addr string, port, logLevel int) (*LazyPages, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
 	cmd := cr.command("lazy-pages", "--page-server", "--address", addr, "--port", strconv.Itoa(port),
 		"-D", imagesDir, "-W", workDir, "-o", "lazy-pages.log", "-v"+strconv.Itoa(logLevel), "--status-fd", "3")
 	cmd.ExtraFiles = []*os.File{w}
@@ -36,9 +39,10 @@ func (cr *Criu) StartLazyPages(imagesDir, workDir, addr string, port, logLevel i
 	kdat, err := startCriu(cmd, cr.Path, nil, nil)
 	w.Close()
 	if err != nil {
+		r.Close()
 		return nil, fmt.Errorf("%w: starting %s lazy-pages: %v", ErrNoCriu, cr.Path, err)
 	}
-	lp := &LazyPages{cmd: cmd, done: make(chan error, 1)}
+	lp := &LazyPages{cmd: cmd, done: make(chan error, 1), status: r, log: filepath.Join(workDir, "lazy-pages.log")}
 	go func() {
 		err := cmd.Wait()
 		if kdat != nil {
@@ -47,14 +51,19 @@ func (cr *Criu) StartLazyPages(imagesDir, workDir, addr string, port, logLevel i
 		}
 		lp.done <- err
 	}()
-	var b [1]byte
-	if n, _ := r.Read(b[:]); n != 1 {
-		err := <-lp.done
-		log := filepath.Join(workDir, "lazy-pages.log")
-		req := &Request{Log: log}
-		return nil, req.explain(fmt.Errorf("criu lazy-pages exited before it was ready (%v)", err))
-	}
 	return lp, nil
+}
+
+// Ready waits until the daemon accepts the restore's connection, or
+// returns why it exited first.
+func (lp *LazyPages) Ready() error {
+	defer lp.status.Close()
+	var b [1]byte
+	if n, _ := lp.status.Read(b[:]); n != 1 {
+		req := &Request{Log: lp.log}
+		return req.explain(fmt.Errorf("criu lazy-pages exited before it was ready (%v)", lp.Wait()))
+	}
+	return nil
 }
 
 // Failed delivers the daemon's error if it exits unsuccessfully; for
@@ -80,4 +89,5 @@ func (lp *LazyPages) Wait() error {
 func (lp *LazyPages) Stop() {
 	lp.cmd.Process.Kill()
 	lp.Wait()
+	lp.status.Close()
 }

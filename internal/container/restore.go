@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -74,6 +75,13 @@ type RestoreOpts struct {
 	Warn func(error)
 	// Verbose is CheckpointOpts.Verbose for the restore.
 	Verbose bool
+	// Release, when not nil, is handed what unmounts the restore's staging
+	// mounts (CRIU's view of the rootfs and its tmpfs sources) once the
+	// container runs, for the caller to run later, when the time it takes
+	// (an RCU grace period per unmount) no longer counts, and before it
+	// exits; nil unmounts them before Restore returns. A failed restore
+	// unmounts them itself.
+	Release func(unmount func())
 }
 
 // Restore brings a checkpoint back as container ID; like Run, without
@@ -159,6 +167,28 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 		}
 	}()
 	undo.add(func() { dir.Remove() })
+	// Registered after undo's deferred run: the staging mounts go first.
+	var staging cleanups
+	defer func() {
+		if err == nil && o.Release != nil {
+			o.Release(staging.run)
+		} else {
+			staging.run()
+		}
+	}()
+	dirs, err := openDirs(o.ImagePath, o.WorkPath, false)
+	if err != nil {
+		return nil, err
+	}
+	defer dirs.close()
+	// The lazy-pages daemon starts and reads the images while lkc makes
+	// the cgroups, mounts and network namespace on the other CPU.
+	var lazy func() (*checkpoint.LazyPages, error)
+	if o.LazyPages && o.PageServer != "" {
+		if lazy, err = startLazyPages(cr, o, dirs, &undo); err != nil {
+			return nil, err
+		}
+	}
 	if o.Resources != nil {
 		cfg.Cgroup.Resources = *o.Resources
 	}
@@ -183,23 +213,18 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 	if err := createCgroup(co, dir, st, cg, &undo); err != nil {
 		return nil, err
 	}
-	dirs, err := openDirs(o.ImagePath, o.WorkPath, false)
-	if err != nil {
-		return nil, err
-	}
-	defer dirs.close()
 	root, err := criuRoot(dir.Path(), cfg.Rootfs)
 	if err != nil {
 		return nil, err
 	}
-	defer unmountRestoreDir(root)
+	staging.add(func() { unmountRestoreDir(root) })
 	masked, err := maskedDirSource(dir.Path())
 	if err != nil {
 		return nil, err
 	}
-	defer unmountRestoreDir(masked)
+	staging.add(func() { unmountRestoreDir(masked) })
 	tmpfsExt, err := tmpfsSources(dir.Path(), cfg, cg.Paths())
-	defer releaseTmpfsSources(dir.Path())
+	staging.add(func() { releaseTmpfsSources(dir.Path()) })
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +232,7 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 	if err != nil {
 		return nil, fmt.Errorf("preparing mount points: %w", err)
 	}
-	defer unmountBinds()
+	staging.add(unmountBinds)
 	req, err := restoreRequest(o, cfg, cg.Paths(), dirs, root, masked)
 	if err != nil {
 		return nil, err
@@ -226,8 +251,11 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 	if net != nil {
 		defer net.Close()
 	}
-	if o.LazyPages && o.PageServer != "" {
-		lp, err := startLazyPages(cr, o, dirs, &undo)
+	if lazy != nil {
+		lp, err := lazy()
+		if err == nil {
+			err = lp.Ready()
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -390,19 +418,33 @@ func detachAll(dir string) error {
 }
 
 // startLazyPages starts CRIU's lazy-pages daemon against the source's page
-// server, for a restore with LazyPages. The daemon goes on fetching pages
+// server, for a restore with LazyPages, from another thread, and returns
+// what waits for it to have started. The daemon goes on fetching pages
 // after the restore returns and exits by itself once it has them all.
-func startLazyPages(cr *checkpoint.Criu, o RestoreOpts, d *imageDirs, undo *cleanups) (*checkpoint.LazyPages, error) {
+func startLazyPages(cr *checkpoint.Criu, o RestoreOpts, d *imageDirs, undo *cleanups) (func() (*checkpoint.LazyPages, error), error) {
 	host, port, err := splitHostPort(o.PageServer)
 	if err != nil {
 		return nil, err
 	}
-	lp, err := cr.StartLazyPages(d.imagePath, d.workPath, host, port, criuLogLevel(o.Verbose))
-	if err != nil {
-		return nil, err
+	type started struct {
+		lp  *checkpoint.LazyPages
+		err error
 	}
-	undo.add(lp.Stop)
-	return lp, nil
+	ch := make(chan started, 1)
+	go func() {
+		lp, err := cr.StartLazyPages(d.imagePath, d.workPath, host, port, criuLogLevel(o.Verbose))
+		ch <- started{lp, err}
+	}()
+	wait := sync.OnceValues(func() (*checkpoint.LazyPages, error) {
+		s := <-ch
+		return s.lp, s.err
+	})
+	undo.add(func() {
+		if lp, err := wait(); err == nil {
+			lp.Stop()
+		}
+	})
+	return wait, nil
 }
 
 // withoutPidsLimit is cfg with no pids limit.

@@ -56,6 +56,15 @@ func (r *receiver) restore(body json.RawMessage) error {
 	}
 	defer closeFiles(stdio[:])
 	o.Stdio = stdio
+	// The staging mounts go after the reply: their unmounts cost an RCU
+	// grace period each, and the container runs without them.
+	var release func()
+	o.Release = func(unmount func()) { release = unmount }
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
 	// Restore registers the container before it returns: from here on a
 	// failure must delete it.
 	r.restored = true

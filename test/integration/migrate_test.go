@@ -128,6 +128,7 @@ func TestMigrateCounter(t *testing.T) {
 			t.Errorf("init's cgroup after the move: %q, want / in its own cgroup namespace", l)
 		}
 	}
+	checkNoStagingMounts(t, b, id)
 	mustMigrate(t, h, b, a, id, "--shared-storage", "--mode", "stopcopy")
 	a.e.waitStatus(id, "running")
 	if back := migCount(t, a.e, id); back < later {
@@ -368,6 +369,7 @@ func TestMigratePostcopy(t *testing.T) {
 		t.Fatalf("the source still has %s after the move: %v", id, r)
 	}
 	checkCounting(t, b, id, before)
+	checkNoStagingMounts(t, b, id)
 	// Both sides staged the images in /dev/shm and removed them.
 	if left, _ := filepath.Glob("/dev/shm/lkc-*-" + id + "-*"); len(left) > 0 {
 		t.Errorf("staged images left after the move: %v", left)
@@ -428,5 +430,20 @@ func TestMigrateDefaultMode(t *testing.T) {
 	// Both sides staged the images in /dev/shm and removed them.
 	if left, _ := filepath.Glob("/dev/shm/lkc-*-" + id + "-*"); len(left) > 0 {
 		t.Errorf("staged images left after the move: %v", left)
+	}
+}
+
+// checkNoStagingMounts fails if the mounts the target's restore staged for
+// CRIU in the container's state dir (its view of the rootfs, the masked
+// directories' and the tmpfs mounts' sources) outlive the move: the
+// receiver unmounts them after its reply, before it takes the commit.
+func checkNoStagingMounts(t *testing.T, x *testHost, id string) {
+	t.Helper()
+	dir := filepath.Join(x.root, id) + "/"
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(line, " "+dir) {
+			t.Errorf("a restore's staging mount left on the target after the move: %s", line)
+		}
 	}
 }
