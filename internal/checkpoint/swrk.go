@@ -48,6 +48,10 @@ type Request struct {
 	// images written ("status-ready") or ends; then it may run where lkc
 	// may (a lazy dump goes on serving pages).
 	Affinity *unix.CPUSet
+	// Worker, when not nil, is a CRIU started ahead (StartWorker): the
+	// request uses it if it was started for what the request asks, and
+	// stops it otherwise.
+	Worker *Worker
 
 	typ   int
 	feat  *Features
@@ -61,41 +65,26 @@ func (c *Request) AddFile(f *os.File) int {
 	return 3 + len(c.extra)
 }
 
-// run starts `criu swrk 3`, sends the request, answers its notifications
-// and returns the final response.
+// run has CRIU carry out c: through c.Worker when it was started for
+// what c asks, else through a `criu swrk 3` started now. It answers CRIU's
+// notifications and returns the final response.
 func (cr *Criu) run(c *Request) (*response, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("criu socketpair: %w", err)
+	w := c.Worker
+	c.Worker = nil
+	if w != nil && !w.fits(c) {
+		w.Stop()
+		w = nil
 	}
-	sock, srv := fds[0], os.NewFile(uintptr(fds[1]), "criu-swrk")
-	defer unix.Close(sock)
-	cmd := cr.command("swrk", "3")
-	// A nil *os.File in an io.Reader is not a nil interface.
-	if c.Stdio[0] != nil {
-		cmd.Stdin = c.Stdio[0]
+	if w == nil {
+		var err error
+		if w, err = cr.StartWorker(c); err != nil {
+			return nil, err
+		}
+	} else {
+		c.Opts.ImagesDirFd, c.Opts.WorkDirFd = w.fit.imagesFd, w.fit.workFd
 	}
-	if c.Stdio[1] != nil {
-		cmd.Stdout = c.Stdio[1]
-	}
-	if c.Stdio[2] != nil {
-		cmd.Stderr = c.Stdio[2]
-	}
-	cmd.ExtraFiles = append([]*os.File{srv}, c.extra...)
-	cmd.Env = criuEnv()
-	var pl *placement
-	if len(c.Cgroups) > 0 || c.NetNS != nil {
-		pl = &placement{tasks: c.Cgroups, cgns: c.CgroupNS, netns: c.NetNS}
-	}
-	kdat, err := startCriu(cmd, cr.Path, c.Opts, pl)
-	srv.Close()
-	if err != nil {
-		return nil, fmt.Errorf("%w: starting %s: %v", ErrNoCriu, cr.Path, err)
-	}
-	if kdat != nil {
-		defer kdat.close()
-	}
-	pid := cmd.Process.Pid
+	defer w.Stop()
+	pid := w.cmd.Process.Pid
 	if c.Affinity != nil {
 		// Best effort: a CRIU left unpinned only runs slower.
 		unix.SchedSetaffinity(pid, c.Affinity)
@@ -106,19 +95,14 @@ func (cr *Criu) run(c *Request) (*response, error) {
 		go func() {
 			select {
 			case aborted = <-c.Abort:
-				cmd.Process.Kill()
+				w.cmd.Process.Kill()
 			case <-finished:
 			}
 		}()
 	}
-	resp, err := converse(sock, pid, c)
+	resp, err := converse(w.sock, pid, c)
 	close(finished)
-	// CRIU exits once the connection closes.
-	unix.Shutdown(sock, unix.SHUT_RDWR)
-	werr := cmd.Wait()
-	if kdat != nil {
-		kdat.save()
-	}
+	werr := w.finish()
 	if err != nil && aborted != nil {
 		if c.Log != "" {
 			unmountYard(filepath.Dir(c.Log))

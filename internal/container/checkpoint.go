@@ -62,6 +62,11 @@ type CheckpointOpts struct {
 	// --debug`); by default it logs errors and warnings only, which makes
 	// a dump about 10% faster.
 	Verbose bool
+	// Worker, when not nil, is a CRIU started for this dump before the
+	// freeze (PrestartDump). The dump uses it when the frozen container
+	// needs CRIU started as it was, and stops it otherwise; Checkpoint
+	// stops it either way.
+	Worker *checkpoint.Worker
 }
 
 // descriptorsFile records, as runc does, what the container's fds 0-2 were
@@ -73,6 +78,9 @@ const descriptorsFile = "descriptors.json"
 // PreDump is set, a successful checkpoint stops the container and deletes
 // it, as runc does, so it can be restored under the same id.
 func Checkpoint(o CheckpointOpts) error {
+	if o.Worker != nil {
+		defer o.Worker.Stop()
+	}
 	cr, err := checkpoint.Find(o.CRIU)
 	if err != nil {
 		return err
@@ -111,6 +119,45 @@ func Checkpoint(o CheckpointOpts) error {
 	}
 	// CRIU killed the tasks; what is left is a stopped container's record.
 	return c.destroy()
+}
+
+// PrestartDump starts CRIU for a dump of container o.ID into o.ImagePath
+// before the caller freezes the container (a migration), where the dump
+// would start it: inside the container's network namespace when lkc will
+// carry that namespace and CRIU runs in it (carryNetns). CRIU's start then
+// stays out of the downtime. Checkpoint with o.Worker set takes it; a
+// caller that does not call Checkpoint stops it.
+func PrestartDump(o CheckpointOpts) (*checkpoint.Worker, error) {
+	cr, err := checkpoint.Find(o.CRIU)
+	if err != nil {
+		return nil, err
+	}
+	c, err := load(o.Root, o.ID, false)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	dirs, err := openDirs(o.ImagePath, o.WorkPath, true)
+	if err != nil {
+		return nil, err
+	}
+	req := &checkpoint.Request{Opts: &checkpoint.Opts{ImagesDirFd: dirs.imageFd(), WorkDirFd: dirs.workFd()}}
+	own := []*os.File{dirs.image, dirs.work}
+	if c.criuInsideNetns(o) {
+		if req.NetNS, err = os.Open(fmt.Sprintf("/proc/%d/ns/net", c.st.InitPid)); err != nil {
+			dirs.close()
+			return nil, fmt.Errorf("opening the network namespace: %w", err)
+		}
+		own = append(own, req.NetNS)
+	}
+	w, err := cr.StartWorker(req, own...)
+	if err != nil {
+		for _, f := range own {
+			f.Close()
+		}
+		return nil, err
+	}
+	return w, nil
 }
 
 // freezeForDump freezes a running container before CRIU sees it and
@@ -156,7 +203,7 @@ func (c *Container) checkpoint(cr *checkpoint.Criu, o CheckpointOpts) error {
 		log = "pre-dump.log"
 	}
 	opts.LogFile = log
-	req := &checkpoint.Request{Opts: opts, Log: filepath.Join(dirs.workPath, log)}
+	req := &checkpoint.Request{Opts: opts, Log: filepath.Join(dirs.workPath, log), Worker: o.Worker}
 	if carry != nil && carry.inside {
 		ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", c.st.InitPid))
 		if err != nil {

@@ -63,10 +63,7 @@ type netnsCarry struct {
 // Preconditions: the container is frozen, and stays frozen until saved
 // returns.
 func (c *Container) carryNetns(o CheckpointOpts, imageDir string) (*netnsCarry, error) {
-	cfg := c.st.Config
-	if !cfg.NewNamespace("network") || cfg.NewNamespace("user") || slices.Contains(o.EmptyNS, "network") {
-		// A user namespace owns its network namespace, which lkc, outside
-		// it, cannot make on restore.
+	if !c.netnsCarriable(o) {
 		return nil, nil
 	}
 	pid := c.st.InitPid
@@ -107,6 +104,25 @@ func (c *Container) carryNetns(o CheckpointOpts, imageDir string) (*netnsCarry, 
 	}()
 	carry.saved = sync.OnceValue(func() error { return <-done })
 	return carry, nil
+}
+
+// netnsCarriable says whether the config lets lkc carry the container's
+// network namespace: its own, and not owned by a user namespace, which
+// lkc, outside it, cannot make on restore.
+func (c *Container) netnsCarriable(o CheckpointOpts) bool {
+	cfg := c.st.Config
+	return cfg.NewNamespace("network") && !cfg.NewNamespace("user") && !slices.Contains(o.EmptyNS, "network")
+}
+
+// criuInsideNetns guesses, before the freeze, whether carryNetns will run
+// CRIU inside the container's network namespace, for a CRIU started
+// ahead (PrestartDump); a wrong guess only costs that start.
+func (c *Container) criuInsideNetns(o CheckpointOpts) bool {
+	if !o.NetworkIsolated || !c.netnsCarriable(o) {
+		return false
+	}
+	snap, err := netns.Capture(c.st.InitPid, true)
+	return err == nil && snap.LoopbackUp()
 }
 
 // rebuildNetns builds the network namespace a checkpoint carried, if it

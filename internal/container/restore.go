@@ -252,11 +252,16 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 		defer net.Close()
 	}
 	if lazy != nil {
+		// CRIU starts while the daemon finishes starting.
+		if req.Worker, err = cr.StartWorker(req); err != nil {
+			return nil, err
+		}
 		lp, err := lazy()
 		if err == nil {
 			err = lp.Ready()
 		}
 		if err != nil {
+			req.Worker.Stop()
 			return nil, err
 		}
 		req.Abort = lp.Failed()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/container"
 )
 
@@ -41,12 +42,14 @@ func (s *session) precopy() error {
 		}
 		prev = n
 	}
-	if err := s.freeze(); err != nil {
-		return err
-	}
 	dir := filepath.Join(s.work, "final")
 	o := s.checkpointOpts(dir)
 	o.ParentPath, o.NetworkIsolated = relParent(parent), s.isolated
+	o.Worker = s.prestart(o)
+	if err := s.freeze(); err != nil {
+		stopWorker(o.Worker)
+		return err
+	}
 	if err := container.Checkpoint(o); err != nil {
 		return err
 	}
@@ -75,6 +78,24 @@ func (s *session) checkpointOpts(dir string) container.CheckpointOpts {
 		Root: s.o.Root, ID: s.o.ID, CRIU: s.o.CRIU, ImagePath: dir,
 		LeaveRunning: true, TCPEstablished: s.o.TCPEstablished, FileLocks: true,
 		ManageCgroupsMode: "soft", FeaturesChecked: true, Verbose: s.o.Verbose,
+	}
+}
+
+// prestart starts the final dump's CRIU before the freeze
+// (container.PrestartDump); nil, with a warning, when it cannot, and the
+// dump starts CRIU itself.
+func (s *session) prestart(o container.CheckpointOpts) *checkpoint.Worker {
+	w, err := container.PrestartDump(o)
+	if err != nil {
+		s.o.Warn(fmt.Errorf("starting CRIU ahead of the freeze: %w", err))
+		return nil
+	}
+	return w
+}
+
+func stopWorker(w *checkpoint.Worker) {
+	if w != nil {
+		w.Stop()
 	}
 }
 
@@ -117,9 +138,6 @@ func (s *session) postcopy() error {
 		return err
 	}
 	defer proxy.close()
-	if err := s.freeze(); err != nil {
-		return err
-	}
 	rd, wr, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("creating the dump status pipe: %w", err)
@@ -128,6 +146,12 @@ func (s *session) postcopy() error {
 	o := s.checkpointOpts(dir)
 	o.LazyPages, o.PageServer, o.StatusFD = true, proxy.backend, wr
 	o.NetworkIsolated = s.isolated
+	o.Worker = s.prestart(o)
+	if err := s.freeze(); err != nil {
+		stopWorker(o.Worker)
+		wr.Close()
+		return err
+	}
 	dumped := make(chan error, 1)
 	go func() {
 		dumped <- container.Checkpoint(o)
