@@ -125,11 +125,13 @@ func (c *Container) criuInsideNetns(o CheckpointOpts) bool {
 	return err == nil && snap.LoopbackUp()
 }
 
-// rebuildNetns builds the network namespace a checkpoint carried, if it
-// did, and hands it to CRIU; the restore then needs no network lock
-// either. The caller closes the namespace once CRIU is done; undo removes
-// it, and its veths, if the restore fails.
-func rebuildNetns(imageDir string, cfg *config.Config, external []string, req *checkpoint.Request, undo *cleanups) (*netns.Namespace, error) {
+// startNetns starts building, from another thread, the network namespace
+// a checkpoint carried, if it did (nil wait when it did not), so that the
+// build runs beside the restore's cgroups and mounts. wait returns the
+// namespace once built and hands it to CRIU's request; the restore then
+// needs no network lock either. The caller closes the namespace once CRIU
+// is done; undo removes it, and its veths, if the restore fails.
+func startNetns(imageDir string, cfg *config.Config, external []string, undo *cleanups) (wait func(*checkpoint.Request) (*netns.Namespace, error), err error) {
 	data, err := os.ReadFile(filepath.Join(imageDir, netnsFile))
 	if os.IsNotExist(err) {
 		return nil, nil
@@ -144,18 +146,38 @@ func rebuildNetns(imageDir string, cfg *config.Config, external []string, req *c
 	if err := json.Unmarshal(data, &snap); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", netnsFile, err)
 	}
-	ns, err := snap.Build(vethPeers(external))
-	if err != nil {
-		return nil, err
+	type built struct {
+		ns  *netns.Namespace
+		err error
 	}
-	undo.add(func() { ns.Remove() })
-	if CriuInNetns(imageDir) {
-		req.NetNS = ns.File
-	} else {
-		req.Opts.InheritFd = append(req.Opts.InheritFd, checkpoint.InheritFd{Key: netnsKey, Fd: req.AddFile(ns.File)})
-	}
-	req.Opts.NetworkLock = checkpoint.LockSkip
-	return ns, nil
+	ch := make(chan built, 1)
+	go func() {
+		ns, err := snap.Build(vethPeers(external))
+		ch <- built{ns, err}
+	}()
+	done := sync.OnceValues(func() (*netns.Namespace, error) {
+		b := <-ch
+		return b.ns, b.err
+	})
+	undo.add(func() {
+		if ns, err := done(); err == nil {
+			ns.Remove()
+		}
+	})
+	inside := CriuInNetns(imageDir)
+	return func(req *checkpoint.Request) (*netns.Namespace, error) {
+		ns, err := done()
+		if err != nil {
+			return nil, err
+		}
+		if inside {
+			req.NetNS = ns.File
+		} else {
+			req.Opts.InheritFd = append(req.Opts.InheritFd, checkpoint.InheritFd{Key: netnsKey, Fd: req.AddFile(ns.File)})
+		}
+		req.Opts.NetworkLock = checkpoint.LockSkip
+		return ns, nil
+	}, nil
 }
 
 // vethPeers reads CRIU's "veth[inside]:peer[@bridge]" externals, which

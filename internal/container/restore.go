@@ -181,13 +181,17 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 		return nil, err
 	}
 	defer dirs.close()
-	// The lazy-pages daemon starts and reads the images while lkc makes
-	// the cgroups, mounts and network namespace on the other CPU.
+	// The lazy-pages daemon starts and reads the images, and the network
+	// namespace is built, while lkc makes the cgroups and mounts.
 	var lazy func() (*checkpoint.LazyPages, error)
 	if o.LazyPages && o.PageServer != "" {
 		if lazy, err = startLazyPages(cr, o, dirs, &undo); err != nil {
 			return nil, err
 		}
+	}
+	netnsBuilt, err := startNetns(dirs.imagePath, cfg, o.External, &undo)
+	if err != nil {
+		return nil, err
 	}
 	if o.Resources != nil {
 		cfg.Cgroup.Resources = *o.Resources
@@ -244,11 +248,11 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 		return nil, err
 	}
 	defer closeAll(files)
-	net, err := rebuildNetns(dirs.imagePath, cfg, o.External, req, &undo)
-	if err != nil {
-		return nil, err
-	}
-	if net != nil {
+	if netnsBuilt != nil {
+		net, err := netnsBuilt(req)
+		if err != nil {
+			return nil, err
+		}
 		defer net.Close()
 	}
 	if lazy != nil {

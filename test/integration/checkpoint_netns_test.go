@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -93,5 +94,47 @@ func TestCheckpointNetnsCarried(t *testing.T) {
 	if rules := e.inNetns(id, "iptables", "-S", "INPUT"); !strings.Contains(rules, "10.9.9.9") {
 		t.Fatalf("the rule is gone after the restore:\n%s", rules)
 	}
+	e.mustLkc("delete", "-f", id)
+}
+
+// A carried namespace that cannot be rebuilt (a veth that names no peer
+// on this host) fails the restore in one line and leaves nothing behind:
+// the same images then restore under the same id.
+func TestCheckpointNetnsRebuildFails(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, root := e.ckptCounter(nil)
+	bundle := bundleOf(e, id)
+	e.inNetns(id, "ip", "link", "set", "lo", "up")
+	images := filepath.Join(t.TempDir(), "images")
+	saved := e.checkpointStops(id, root, images)
+	path := filepath.Join(images, "netns.json")
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("a namespace lkc can carry has no netns.json: %v", err)
+	}
+	var snap map[string]any
+	if err := json.Unmarshal(good, &snap); err != nil {
+		t.Fatal(err)
+	}
+	snap["links"] = append(snap["links"].([]any), map[string]any{"index": 99, "name": "eth9", "veth": true, "mtu": 1500})
+	bad, _ := json.Marshal(snap)
+	if err := os.WriteFile(path, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := e.lkc("restore", "-d", "--bundle", bundle, "--image-path", images, id)
+	if r.code == 0 || !strings.Contains(r.stderr, "veth eth9") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+		t.Fatalf("restore with a veth that has no peer: want one line naming eth9, got %v", r)
+	}
+	if r := e.lkc("state", id); r.code == 0 {
+		t.Fatalf("the failed restore left container %s: %v", id, r)
+	}
+	for _, dir := range cgroupDirs(id) {
+		t.Errorf("the failed restore left cgroup %s", dir)
+	}
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.restoreDetached(id, bundle, root, images, saved)
 	e.mustLkc("delete", "-f", id)
 }
