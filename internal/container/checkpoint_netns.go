@@ -146,24 +146,8 @@ func startNetns(imageDir string, cfg *config.Config, external []string, undo *cl
 	if err := json.Unmarshal(data, &snap); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", netnsFile, err)
 	}
-	type built struct {
-		ns  *netns.Namespace
-		err error
-	}
-	ch := make(chan built, 1)
-	go func() {
-		ns, err := snap.Build(vethPeers(external))
-		ch <- built{ns, err}
-	}()
-	done := sync.OnceValues(func() (*netns.Namespace, error) {
-		b := <-ch
-		return b.ns, b.err
-	})
-	undo.add(func() {
-		if ns, err := done(); err == nil {
-			ns.Remove()
-		}
-	})
+	done := inBackground(func() (*netns.Namespace, error) { return snap.Build(vethPeers(external)) },
+		func(ns *netns.Namespace) { ns.Remove() }, undo)
 	inside := CriuInNetns(imageDir)
 	return func(req *checkpoint.Request) (*netns.Namespace, error) {
 		ns, err := done()

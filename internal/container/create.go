@@ -6,6 +6,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -226,4 +227,29 @@ func (c cleanups) run() {
 	for i := len(c) - 1; i >= 0; i-- {
 		c[i]()
 	}
+}
+
+// inBackground runs start on another goroutine, beside the caller's own
+// work, and returns what waits for its result (as often as asked). If the
+// operation fails, undo releases a result that succeeded.
+func inBackground[T any](start func() (T, error), release func(T), undo *cleanups) func() (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := start()
+		ch <- result{v, err}
+	}()
+	wait := sync.OnceValues(func() (T, error) {
+		r := <-ch
+		return r.v, r.err
+	})
+	undo.add(func() {
+		if v, err := wait(); err == nil {
+			release(v)
+		}
+	})
+	return wait
 }

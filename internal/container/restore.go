@@ -7,7 +7,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -435,25 +434,9 @@ func startLazyPages(cr *checkpoint.Criu, o RestoreOpts, d *imageDirs, undo *clea
 	if err != nil {
 		return nil, err
 	}
-	type started struct {
-		lp  *checkpoint.LazyPages
-		err error
-	}
-	ch := make(chan started, 1)
-	go func() {
-		lp, err := cr.StartLazyPages(d.imagePath, d.workPath, host, port, criuLogLevel(o.Verbose))
-		ch <- started{lp, err}
-	}()
-	wait := sync.OnceValues(func() (*checkpoint.LazyPages, error) {
-		s := <-ch
-		return s.lp, s.err
-	})
-	undo.add(func() {
-		if lp, err := wait(); err == nil {
-			lp.Stop()
-		}
-	})
-	return wait, nil
+	return inBackground(func() (*checkpoint.LazyPages, error) {
+		return cr.StartLazyPages(d.imagePath, d.workPath, host, port, criuLogLevel(o.Verbose))
+	}, (*checkpoint.LazyPages).Stop, undo), nil
 }
 
 // withoutPidsLimit is cfg with no pids limit.
