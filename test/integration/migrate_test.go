@@ -15,6 +15,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 )
@@ -94,12 +95,20 @@ func TestMigrateCounter(t *testing.T) {
 	a, b := h.hosts[0], h.hosts[1]
 	h.startServe(a)
 	h.startServe(b)
-	id, _ := h.runContainer(a, migCounter, func(s *specs.Spec) {
+	// A second, long-lived process (tail) whose pid must stay, and a time
+	// namespace whose clocks must stay shifted.
+	const offset = 10000
+	args := []string{"sh", "-c", "tail -f /dev/null & " + migCounter[2]}
+	id, _ := h.runContainer(a, args, func(s *specs.Spec) {
 		limit := int64(64 << 20)
 		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
+		setNamespace(s, specs.TimeNamespace, "")
+		s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"monotonic": {Secs: offset}, "boottime": {Secs: offset}}
 	})
 	time.Sleep(200 * time.Millisecond)
 	a.e.mustLkc("update", "--pids-limit", "77", id)
+	tailPid := strings.TrimSpace(a.e.mustLkc("exec", id, "pidof", "tail"))
+	checkTimeShift(t, a.e, id, offset)
 	before := migCount(t, a.e, id)
 	s := mustMigrate(t, h, a, b, id, "--shared-storage", "--mode", "stopcopy")
 	t.Logf("A->B: %+v", s)
@@ -128,6 +137,10 @@ func TestMigrateCounter(t *testing.T) {
 			t.Errorf("init's cgroup after the move: %q, want / in its own cgroup namespace", l)
 		}
 	}
+	if got := strings.TrimSpace(b.e.mustLkc("exec", id, "pidof", "tail")); got != tailPid || tailPid == "" {
+		t.Errorf("tail's pid in the container after the move %q, want %q", got, tailPid)
+	}
+	checkTimeShift(t, b.e, id, offset)
 	checkNoStagingMounts(t, b, id)
 	mustMigrate(t, h, b, a, id, "--shared-storage", "--mode", "stopcopy")
 	a.e.waitStatus(id, "running")
@@ -445,5 +458,22 @@ func checkNoStagingMounts(t *testing.T, x *testHost, id string) {
 		if strings.Contains(line, " "+dir) {
 			t.Errorf("a restore's staging mount left on the target after the move: %s", line)
 		}
+	}
+}
+
+// checkTimeShift fails unless the boot-time clock in container id runs
+// about offset seconds ahead of the host's.
+func checkTimeShift(t *testing.T, e *env, id string, offset float64) {
+	t.Helper()
+	var host unix.Timespec
+	unix.ClockGettime(unix.CLOCK_BOOTTIME, &host)
+	out := e.mustLkc("exec", id, "cat", "/proc/uptime")
+	f := strings.Fields(out)
+	up, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		t.Fatalf("uptime in the container %q: %v", out, err)
+	}
+	if diff := up - float64(host.Sec); diff < offset-1 || diff > offset+30 {
+		t.Errorf("uptime in the container %.2f, the host's %d: shifted by %.0f s, want about %.0f", up, host.Sec, diff, offset)
 	}
 }
