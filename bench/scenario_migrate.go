@@ -167,10 +167,14 @@ func podmanMigVariant(env *Env, scenario string, mib int) Variant {
 			if _, err := exec.LookPath("podman"); err != nil {
 				return "", err
 			}
-			// No registry here: the busybox rootfs becomes a local image.
-			imp := exec.Command("sh", "-c", "tar -C "+env.Rootfs+" -c . | podman import - "+podmanImg)
-			if out, err := imp.CombinedOutput(); err != nil {
-				return "", fmt.Errorf("podman import: %w: %s", err, out)
+			// No registry here: the busybox rootfs becomes a local image,
+			// once for all the variants (importing it again under the same
+			// name would leave the last one behind, untagged).
+			if exec.Command("podman", "image", "exists", podmanImg).Run() != nil {
+				imp := exec.Command("sh", "-c", "tar -C "+env.Rootfs+" -c . | podman import - "+podmanImg)
+				if out, err := imp.CombinedOutput(); err != nil {
+					return "", fmt.Errorf("podman import: %w: %s", err, out)
+				}
 			}
 			out, err := exec.Command("podman", "--version").Output()
 			return strings.TrimSpace(string(out)), err
