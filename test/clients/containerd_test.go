@@ -87,7 +87,13 @@ func startContainerd(t *testing.T, extra string) *containerd {
 		t.Fatal(err)
 	}
 	go func() { c.exit <- c.cmd.Wait() }()
-	t.Cleanup(c.stop)
+	t.Cleanup(func() {
+		// Each runtime points c.t at its own subtest, finished by now: a
+		// command run for a finished test would get a temporary directory
+		// that nothing removes.
+		c.t = t
+		c.stop()
+	})
 	if !waitFor(20*time.Second, func() bool { return command(t, nil, "ctr", "--address", c.addr, "version").code == 0 }) {
 		t.Fatalf("containerd did not answer on %s within 20s; log:\n%s", c.addr, lastLines(readFile(log.Name()), 20))
 	}
