@@ -81,7 +81,7 @@ func (cr *Criu) run(c *Request) (*response, error) {
 			return nil, err
 		}
 	} else {
-		c.Opts.ImagesDirFd, c.Opts.WorkDirFd = w.fit.imagesFd, w.fit.workFd
+		w.adopt(c)
 	}
 	defer w.Stop()
 	pid := w.cmd.Process.Pid

@@ -36,6 +36,10 @@ type workerFit struct {
 	// (opened again in CRIU's mount namespace when it has one).
 	images, work     fileID
 	imagesFd, workFd int
+	// cgMode is the cgroup mode CRIU was started for, when starting it in
+	// the cgroups set one (placement.enter): a request that takes the
+	// worker must ask CRIU for it too.
+	cgMode *CgroupMode
 }
 
 // fileID identifies an open file; zero for none.
@@ -86,6 +90,10 @@ func (cr *Criu) StartWorker(c *Request, own ...*os.File) (*Worker, error) {
 	if len(c.Cgroups) > 0 || c.NetNS != nil {
 		pl = &placement{tasks: c.Cgroups, cgns: c.CgroupNS, netns: c.NetNS}
 	}
+	var mode *CgroupMode
+	if c.Opts != nil {
+		mode = c.Opts.ManageCgroupsMode
+	}
 	kdat, err := startCriu(cmd, cr.Path, c.Opts, pl)
 	srv.Close()
 	if err != nil {
@@ -98,6 +106,9 @@ func (cr *Criu) StartWorker(c *Request, own ...*os.File) (*Worker, error) {
 	if c.Opts != nil {
 		w.fit.imagesFd, w.fit.workFd = c.Opts.ImagesDirFd, c.Opts.WorkDirFd
 		w.fit.images, w.fit.work = idOf(c.Opts.ImagesDirFd), idOf(c.Opts.WorkDirFd)
+		if c.Opts.ManageCgroupsMode != mode {
+			w.fit.cgMode = c.Opts.ManageCgroupsMode
+		}
 	}
 	return w, nil
 }
@@ -111,6 +122,15 @@ func (w *Worker) fits(c *Request) bool {
 		return false
 	}
 	return idOf(c.Opts.ImagesDirFd) == f.images && idOf(c.Opts.WorkDirFd) == f.work
+}
+
+// adopt makes c, which fits w, ask CRIU for what w was started with: the
+// dirs by w's fds, and the cgroup mode starting it in the cgroups set.
+func (w *Worker) adopt(c *Request) {
+	c.Opts.ImagesDirFd, c.Opts.WorkDirFd = w.fit.imagesFd, w.fit.workFd
+	if w.fit.cgMode != nil {
+		c.Opts.ManageCgroupsMode = w.fit.cgMode
+	}
 }
 
 // finish ends a worker whose conversation is over: CRIU exits once the

@@ -46,3 +46,24 @@ func TestWorkerFits(t *testing.T) {
 		}
 	}
 }
+
+// A request that takes a worker names the dirs by the worker's fds and
+// keeps the cgroup mode that starting CRIU in the cgroups chose.
+func TestWorkerAdopt(t *testing.T) {
+	ignore, soft := CgroupIgnore, CgroupSoft
+	w := &Worker{fit: workerFit{imagesFd: 7, workFd: 8, cgMode: &ignore}}
+	r := &Request{Opts: &Opts{ImagesDirFd: 3, WorkDirFd: 4, ManageCgroupsMode: &soft}}
+	w.adopt(r)
+	if r.Opts.ImagesDirFd != 7 || r.Opts.WorkDirFd != 8 {
+		t.Errorf("dirs %d, %d after adopt, want the worker's 7, 8", r.Opts.ImagesDirFd, r.Opts.WorkDirFd)
+	}
+	if r.Opts.ManageCgroupsMode == nil || *r.Opts.ManageCgroupsMode != CgroupIgnore {
+		t.Errorf("cgroup mode after adopt %v, want ignore", r.Opts.ManageCgroupsMode)
+	}
+	w.fit.cgMode = nil
+	r.Opts.ManageCgroupsMode = &soft
+	w.adopt(r)
+	if *r.Opts.ManageCgroupsMode != CgroupSoft {
+		t.Errorf("a worker started outside the cgroups changed the mode to %v", *r.Opts.ManageCgroupsMode)
+	}
+}
