@@ -21,6 +21,17 @@ log=$(mktemp /tmp/lkc-test.XXXXXX.log)
 status=0
 go test -count=1 -timeout 20m -v ./... >"$log" 2>&1 || status=$?
 
+# Fuzz targets: each runs for a fixed budget on top of its committed corpus
+# (testdata/fuzz/<target>); a crasher is written there and fails the run.
+fuzz=(
+  "FuzzConvert ./internal/spec"
+)
+for f in "${fuzz[@]}"; do
+  read -r target pkg <<<"$f"
+  echo "=== fuzz $target ($pkg, 20s)" >>"$log"
+  go test -run '^$' -fuzz "^$target\$" -fuzztime 20s "$pkg" >>"$log" 2>&1 || status=$?
+done
+
 # cgroup v2: the lifecycle and cgroup tests again, inside a VM whose kernel
 # mounts a pure v2 hierarchy (this host is v1). The guest runs code ~20-40x
 # slower, so only that part of the suite goes there. Its kernel (6.1) also
@@ -33,7 +44,7 @@ echo "=== cgroup v2 (VM): $v2tests" >>"$log"
 scripts/vmtest --timeout 900 -e LKC_BINARY="$LKC_BINARY" -- \
   tmp/integration.test -test.count=1 -test.timeout 800s -test.v -test.run "$v2tests" >>"$log" 2>&1 || status=$?
 
-grep -E '^(ok|FAIL|---|panic:|=== cgroup)|^\s+\S+_test\.go:[0-9]+:' "$log" | grep -v -- '--- PASS' || true
+grep -E '^(ok|FAIL|---|panic:|=== cgroup|=== fuzz)|^\s+\S+_test\.go:[0-9]+:' "$log" | grep -v -- '--- PASS' || true
 passed=$(grep -c -- '--- PASS' "$log" || true)
 failed=$(grep -c -- '--- FAIL' "$log" || true)
 skipped=$(grep -c -- '--- SKIP' "$log" || true)
