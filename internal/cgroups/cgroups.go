@@ -1,7 +1,9 @@
 // Package cgroups places containers into cgroups and applies their limits,
-// over cgroup v1 and v2 behind one interface. Container cgroups are created
-// beneath the cgroup of the calling lkc process, as runc does, and only the
-// directories lkc created are ever removed.
+// over cgroup v1 and v2 behind one interface. As in runc, an absolute path
+// is taken from the root of each hierarchy (so Kubernetes' pod cgroups and
+// Podman's --cgroup-parent hold the container) and a relative one from the
+// cgroup of the calling lkc process; only directories lkc created are ever
+// removed.
 package cgroups
 
 import (
@@ -11,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,12 +55,19 @@ type Manager interface {
 	// OOMEvents sends a value each time the kernel OOM-kills in the cgroup,
 	// until ctx ends or the cgroup is removed; then it closes the channel.
 	OOMEvents(ctx context.Context) (<-chan struct{}, error)
-	// Destroy removes the directories Create made. The cgroup must be empty.
+	// Parents lists the directories above the container's cgroup that
+	// Create made for it, so a later Destroy (of a manager FromPaths
+	// rebuilds from the state) can remove them again.
+	Parents() []string
+	// Destroy removes the container's cgroup, then each of Parents that is
+	// empty: one another container still uses stays. The cgroup must be
+	// empty.
 	Destroy() error
 }
 
-// New returns the manager of the cgroup at path (relative to the caller's
-// own cgroup) on h.
+// New returns the manager of the cgroup at path on h: an absolute path
+// from the root of each hierarchy, a relative one from the caller's own
+// cgroup in it.
 func New(h Host, path string) (Manager, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(h.Root, &st); err != nil {
@@ -73,12 +83,22 @@ func New(h Host, path string) (Manager, error) {
 	return newV1(h, own, path)
 }
 
-// FromPaths returns the manager of an existing cgroup recorded in state.
-func FromPaths(paths map[string]string) Manager {
-	if p, ok := paths[""]; ok && len(paths) == 1 {
-		return &v2{dir: p}
+// under places path in a hierarchy mounted at mnt where the caller's own
+// cgroup is own.
+func under(mnt, own, path string) string {
+	if filepath.IsAbs(path) {
+		return filepath.Join(mnt, path)
 	}
-	return &v1{dirs: paths}
+	return filepath.Join(mnt, own, path)
+}
+
+// FromPaths returns the manager of an existing cgroup recorded in state,
+// with the parent directories its Create made (Manager.Parents).
+func FromPaths(paths map[string]string, parents []string) Manager {
+	if p, ok := paths[""]; ok && len(paths) == 1 {
+		return &v2{dir: p, parents: parents}
+	}
+	return &v1{dirs: paths, parents: parents}
 }
 
 // readSelf parses /proc/self/cgroup into controller list -> path; the v2
@@ -161,12 +181,24 @@ func subCgroups(dir string) ([]string, error) {
 }
 
 // mkdirTracked creates dir and missing parents below base, returning the
-// directories it created, deepest last.
+// directories it created, deepest last. A parent that vanishes meanwhile
+// (another container's delete removing the parent it made) is made again.
 func mkdirTracked(base, dir string) ([]string, error) {
 	rel, err := filepath.Rel(base, dir)
 	if err != nil || strings.HasPrefix(rel, "..") {
 		return nil, fmt.Errorf("cgroup %s is outside %s", dir, base)
 	}
+	var made []string
+	for attempt := 0; ; attempt++ {
+		more, err := mkdirOnce(base, rel)
+		made = append(made, more...)
+		if !errors.Is(err, os.ErrNotExist) || attempt == 3 {
+			return made, err
+		}
+	}
+}
+
+func mkdirOnce(base, rel string) ([]string, error) {
 	var made []string
 	cur := base
 	for _, part := range strings.Split(rel, "/") {
@@ -180,10 +212,19 @@ func mkdirTracked(base, dir string) ([]string, error) {
 			return made, fmt.Errorf("creating cgroup: %w", err)
 		}
 	}
-	if len(made) == 0 || made[len(made)-1] != dir {
-		return made, fmt.Errorf("creating cgroup %s: %w", dir, os.ErrExist)
+	if len(made) == 0 || made[len(made)-1] != cur {
+		return made, fmt.Errorf("creating cgroup %s: %w", cur, os.ErrExist)
 	}
 	return made, nil
+}
+
+// splitMade separates the container's cgroup (made last, when made) from
+// the parents made for it.
+func splitMade(made []string, dir string) (leaf, parents []string) {
+	if n := len(made); n > 0 && made[n-1] == dir {
+		return made[n-1:], made[:n-1]
+	}
+	return nil, made
 }
 
 // removeTree removes a container's cgroup directory and the sub-cgroups
@@ -224,13 +265,33 @@ func rmdir(dir string) error {
 	}
 }
 
-// rmdirMade removes the directories a failed Create made, deepest (last)
-// first. Their parents may hold other containers: no recursion here.
+// rmdirMade removes the container cgroups a failed Create made. Their
+// parents may hold other containers: no recursion here.
 func rmdirMade(made []string) error {
 	var first error
-	for i := len(made) - 1; i >= 0; i-- {
-		if err := rmdir(made[i]); err != nil && first == nil {
+	for _, dir := range made {
+		if err := rmdir(dir); err != nil && first == nil {
 			first = err
+		}
+	}
+	return first
+}
+
+// removeParents removes the parent directories lkc made for a container,
+// deepest first, each only while empty: rmdir refuses, atomically, one
+// that another container created a cgroup in meanwhile, and that one stays
+// (to be left, as runc leaves every parent). No retries: busy is final.
+func removeParents(parents []string) error {
+	sorted := slices.Clone(parents)
+	slices.SortFunc(sorted, func(a, b string) int { return len(b) - len(a) })
+	var first error
+	for _, dir := range sorted {
+		err := unix.Rmdir(dir)
+		if err == nil || err == unix.ENOENT || err == unix.EBUSY || err == unix.ENOTEMPTY {
+			continue
+		}
+		if first == nil {
+			first = fmt.Errorf("removing parent cgroup %s: %w", dir, err)
 		}
 	}
 	return first

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -302,10 +303,10 @@ func TestV2SetOnFakeDir(t *testing.T) {
 }
 
 func TestFromPaths(t *testing.T) {
-	if _, ok := FromPaths(map[string]string{"": "/x"}).(*v2); !ok {
+	if _, ok := FromPaths(map[string]string{"": "/x"}, nil).(*v2); !ok {
 		t.Error("a lone v2 path is not a v2 manager")
 	}
-	if _, ok := FromPaths(map[string]string{"memory": "/x", "pids": "/y"}).(*v1); !ok {
+	if _, ok := FromPaths(map[string]string{"memory": "/x", "pids": "/y"}, nil).(*v1); !ok {
 		t.Error("v1 paths are not a v1 manager")
 	}
 }
@@ -320,7 +321,7 @@ func TestDestroyRemovesSubCgroups(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := FromPaths(paths).Destroy(); err != nil {
+	if err := FromPaths(paths, nil).Destroy(); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []string{"memory/ctr", "pids/ctr"} {
@@ -330,5 +331,68 @@ func TestDestroyRemovesSubCgroups(t *testing.T) {
 	}
 	if !isDir(filepath.Join(root, "memory")) || !isDir(filepath.Join(root, "pids")) {
 		t.Error("Destroy removed the hierarchy roots")
+	}
+}
+
+// TestAbsolutePathFromRoot: an absolute path is placed from the root of
+// every hierarchy, whatever the caller's own cgroup; a relative one
+// beneath it.
+func TestAbsolutePathFromRoot(t *testing.T) {
+	h := fakeV1(t, "memory", "pids")
+	m, err := New(h, "/kubepods/pod1/c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"memory", "pids"} {
+		if want := filepath.Join(h.Root, c, "kubepods/pod1/c1"); m.Paths()[c] != want {
+			t.Errorf("path of %s = %q, want %q", c, m.Paths()[c], want)
+		}
+	}
+	if got, want := under("/cg", "/own", "/a/b"), "/cg/a/b"; got != want {
+		t.Errorf("v2 absolute: %q, want %q", got, want)
+	}
+	if got, want := under("/cg", "/own", "a/b"), "/cg/own/a/b"; got != want {
+		t.Errorf("v2 relative: %q, want %q", got, want)
+	}
+}
+
+// TestDestroyRemovesMadeParents: the parents Create made are recorded and,
+// through a manager rebuilt from the state, removed on Destroy while
+// empty; a parent another container uses stays, and a parent that existed
+// before Create is never removed.
+func TestDestroyRemovesMadeParents(t *testing.T) {
+	h := fakeV1(t, "memory", "pids")
+	mustMkdir(t, filepath.Join(h.Root, "memory/pod"))
+	m, err := New(h, "/pod/qos/c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		filepath.Join(h.Root, "memory/pod/qos"),
+		filepath.Join(h.Root, "pids/pod"), filepath.Join(h.Root, "pids/pod/qos"),
+	}
+	got := append([]string(nil), m.Parents()...)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("Parents = %v, want %v", got, want)
+	}
+	// A second container in the same parent, made by the first.
+	other := filepath.Join(h.Root, "pids/pod/qos/c2")
+	mustMkdir(t, other)
+	if err := FromPaths(m.Paths(), m.Parents()).Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"memory/pod/qos", "memory/pod/qos/c1", "pids/pod/qos/c1"} {
+		if exists2(filepath.Join(h.Root, gone)) {
+			t.Errorf("%s left behind", gone)
+		}
+	}
+	for _, kept := range []string{"memory/pod", "pids/pod/qos/c2"} {
+		if !isDir(filepath.Join(h.Root, kept)) {
+			t.Errorf("%s removed", kept)
+		}
 	}
 }

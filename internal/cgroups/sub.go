@@ -63,7 +63,7 @@ func Sub(m Manager, sub map[string]string) (Manager, error) {
 			return nil, fmt.Errorf("--cgroup: the container has no %q controller", c)
 		}
 	}
-	return FromPaths(out), nil
+	return FromPaths(out, nil), nil
 }
 
 func subV2(dir string, sub map[string]string) (Manager, error) {
@@ -75,7 +75,7 @@ func subV2(dir string, sub map[string]string) (Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return FromPaths(map[string]string{"": d}), nil
+	return FromPaths(map[string]string{"": d}, nil), nil
 }
 
 func subDir(dir, path string) (string, error) {

@@ -41,7 +41,7 @@ func TestSubV1(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m, err := Sub(FromPaths(paths), map[string]string{"cpuacct": "sub", "memory": "/sub"})
+	m, err := Sub(FromPaths(paths, nil), map[string]string{"cpuacct": "sub", "memory": "/sub"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestSubV1(t *testing.T) {
 			t.Errorf("%s: got %s, want %s", h, got[h], want)
 		}
 	}
-	all, err := Sub(FromPaths(paths), map[string]string{"": "sub"})
+	all, err := Sub(FromPaths(paths, nil), map[string]string{"": "sub"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestSubV1(t *testing.T) {
 		{"": "/"},
 		{"blkio": "sub"},
 	} {
-		if _, err := Sub(FromPaths(paths), bad); err == nil {
+		if _, err := Sub(FromPaths(paths, nil), bad); err == nil {
 			t.Errorf("Sub(%v) accepted", bad)
 		}
 	}
@@ -82,14 +82,14 @@ func TestSubV2(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m, err := Sub(FromPaths(map[string]string{"": dir}), map[string]string{"": "a/b"})
+	m, err := Sub(FromPaths(map[string]string{"": dir}, nil), map[string]string{"": "a/b"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := m.Paths()[""]; got != filepath.Join(dir, "a", "b") {
 		t.Errorf("got %s", got)
 	}
-	_, err = Sub(FromPaths(map[string]string{"": dir}), map[string]string{"memory": "a"})
+	_, err = Sub(FromPaths(map[string]string{"": dir}, nil), map[string]string{"memory": "a"})
 	if err == nil || !strings.Contains(err.Error(), "one hierarchy") {
 		t.Errorf("controller on v2: got %v", err)
 	}

@@ -15,8 +15,9 @@ import (
 // the hybrid v2 mount are left alone).
 type v1 struct {
 	dirs    map[string]string // hierarchy (e.g. "memory", "cpu,cpuacct") -> dir
-	made    []string
-	created bool // Create ran: Destroy removes only made
+	made    []string          // the dirs Create made
+	parents []string          // the directories above dirs Create made
+	created bool              // Create ran: Destroy removes only made
 }
 
 func newV1(h Host, own map[string]string, path string) (*v1, error) {
@@ -29,7 +30,7 @@ func newV1(h Host, own map[string]string, path string) (*v1, error) {
 		if _, err := os.Stat(mnt); err != nil {
 			continue
 		}
-		m.dirs[ctrl] = filepath.Join(mnt, ownPath, path)
+		m.dirs[ctrl] = under(mnt, ownPath, path)
 	}
 	if len(m.dirs) == 0 {
 		return nil, fmt.Errorf("no cgroup v1 controllers mounted under %s", h.Root)
@@ -61,7 +62,8 @@ func (m *v1) Create() error {
 			base = filepath.Dir(base)
 		}
 		made, err := mkdirTracked(base, dir)
-		m.made = append(m.made, made...)
+		leaf, parents := splitMade(made, dir)
+		m.made, m.parents = append(m.made, leaf...), append(m.parents, parents...)
 		if err != nil {
 			return err
 		}
@@ -187,15 +189,21 @@ func (m *v1) Frozen() (bool, error) {
 	return got == "FROZEN", err
 }
 
+func (m *v1) Parents() []string { return m.parents }
+
 func (m *v1) Destroy() error {
-	if m.created {
-		return rmdirMade(m.made)
-	}
 	var first error
-	for _, d := range m.dirs {
-		if err := removeTree(d); err != nil && first == nil {
-			first = err
+	if m.created {
+		first = rmdirMade(m.made)
+	} else {
+		for _, d := range m.dirs {
+			if err := removeTree(d); err != nil && first == nil {
+				first = err
+			}
 		}
 	}
-	return first
+	if first != nil {
+		return first
+	}
+	return removeParents(m.parents)
 }

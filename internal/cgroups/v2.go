@@ -13,12 +13,13 @@ import (
 type v2 struct {
 	root    string
 	dir     string
-	made    []string
-	created bool // Create ran: Destroy removes only made
+	made    []string // dir, when Create made it
+	parents []string // the directories above dir Create made
+	created bool     // Create ran: Destroy removes only made
 }
 
 func newV2(h Host, own, path string) *v2 {
-	return &v2{root: h.Root, dir: filepath.Join(h.Root, own, path)}
+	return &v2{root: h.Root, dir: under(h.Root, own, path)}
 }
 
 func (m *v2) Paths() map[string]string { return map[string]string{"": m.dir} }
@@ -31,11 +32,12 @@ func (m *v2) Create() error {
 		base = filepath.Dir(base)
 	}
 	made, err := mkdirTracked(base, m.dir)
-	m.made, m.created = made, true
+	m.made, m.parents = splitMade(made, m.dir)
+	m.created = true
 	if err != nil {
 		return err
 	}
-	for _, dir := range append([]string{base}, made[:len(made)-1]...) {
+	for _, dir := range append([]string{base}, m.parents...) {
 		if err := enableControllers(dir); err != nil {
 			return err
 		}
@@ -134,9 +136,17 @@ func (m *v2) Frozen() (bool, error) {
 	return v == "1", err
 }
 
+func (m *v2) Parents() []string { return m.parents }
+
 func (m *v2) Destroy() error {
+	var err error
 	if m.created {
-		return rmdirMade(m.made)
+		err = rmdirMade(m.made)
+	} else {
+		err = removeTree(m.dir)
 	}
-	return removeTree(m.dir)
+	if err != nil {
+		return err
+	}
+	return removeParents(m.parents)
 }

@@ -158,8 +158,9 @@ func CapMask(caps []int) uint64 {
 
 // Cgroup says where the container's cgroup is and what limits it carries.
 type Cgroup struct {
-	// Path is relative to the cgroup of the lkc process that creates the
-	// container (like runc), e.g. "lkc/<id>".
+	// Path is absolute ("/kubepods/pod1/c1") from the root of each cgroup
+	// hierarchy, or relative ("lkc/<id>") to the cgroup of the lkc process
+	// that creates the container, as in runc.
 	Path      string    `json:"path"`
 	Resources Resources `json:"resources"`
 }

@@ -68,7 +68,9 @@ func load(root, id string, exclusive bool) (*Container, error) {
 
 func (c *Container) close() { c.dir.Close() }
 
-func (c *Container) cgroup() cgroups.Manager { return cgroups.FromPaths(c.st.CgroupPaths) }
+func (c *Container) cgroup() cgroups.Manager {
+	return cgroups.FromPaths(c.st.CgroupPaths, c.st.CgroupParents)
+}
 
 func (c *Container) fifo() string { return filepath.Join(c.dir.Path(), state.FifoName) }
 

@@ -141,6 +141,8 @@ func createCgroup(o CreateOpts, dir *state.Dir, st *state.State, cg cgroups.Mana
 		cg.Destroy()
 		return err
 	}
+	// Saved with init's pid, before anything runs in the cgroup.
+	st.CgroupParents = cg.Parents()
 	undo.add(func() { cgroups.KillAll(cg); cg.Destroy() })
 	if err := cg.Set(&o.Config.Cgroup.Resources); err != nil {
 		return err

@@ -46,9 +46,10 @@ func convertCgroup(s *specs.Spec, c *config.Config) error {
 	return convertDeviceRules(r.Devices, c)
 }
 
-// cgroupPath returns the container's cgroup path relative to the cgroup of
-// the lkc process. Absolute paths are rooted there too: lkc never creates
-// cgroups outside its own subtree.
+// cgroupPath returns the container's cgroup path as config.Cgroup.Path
+// holds it: an absolute path stays absolute (from each hierarchy's root,
+// as the runtime spec says and Kubernetes' pod cgroups need), a relative
+// one or none is placed beneath the cgroup of the lkc process.
 func cgroupPath(p, id string) (string, error) {
 	if p == "" {
 		return "lkc/" + id, nil
@@ -56,14 +57,17 @@ func cgroupPath(p, id string) (string, error) {
 	if strings.Contains(p, ":") {
 		return "", invalid("linux.cgroupsPath %q looks like a systemd slice path; lkc uses the cgroupfs driver", p)
 	}
-	clean := strings.TrimPrefix(path.Clean("/"+p), "/")
 	for _, part := range strings.Split(p, "/") {
 		if part == ".." {
 			return "", invalid("linux.cgroupsPath %q contains '..'", p)
 		}
 	}
-	if clean == "" {
+	clean := path.Clean("/" + p)
+	if clean == "/" {
 		return "", invalid("linux.cgroupsPath %q names the root cgroup", p)
+	}
+	if !path.IsAbs(p) {
+		return clean[1:], nil
 	}
 	return clean, nil
 }

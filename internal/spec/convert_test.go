@@ -248,8 +248,8 @@ func TestConvertAccepts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Cgroup.Path != "machine/ctr" {
-		t.Errorf("cgroup path %q, want machine/ctr (rooted under lkc's own cgroup)", c.Cgroup.Path)
+	if c.Cgroup.Path != "/machine/ctr" {
+		t.Errorf("cgroup path %q, want /machine/ctr (from the hierarchy root)", c.Cgroup.Path)
 	}
 	if len(c.GIDMappings) != 2 || c.UIDMappings[0].Size != 65536 {
 		t.Errorf("maps: %+v %+v", c.UIDMappings, c.GIDMappings)
@@ -266,13 +266,18 @@ func TestConvertAccepts(t *testing.T) {
 	}
 }
 
+// TestCgroupPath: an absolute linux.cgroupsPath stays absolute (placed from
+// the hierarchy root), a relative one stays relative (beneath lkc's own
+// cgroup), and none gives lkc/<id>.
 func TestCgroupPath(t *testing.T) {
 	cases := []struct{ in, want string }{
 		{"", "lkc/ctr"},
-		{"/a/b", "a/b"},
+		{"/a/b", "/a/b"},
 		{"a/b", "a/b"},
-		{"/a//b/", "a/b"},
-		{"/a/./b", "a/b"},
+		{"/a//b/", "/a/b"},
+		{"/a/./b", "/a/b"},
+		{"./a//b/", "a/b"},
+		{"/kubepods/pod1/ctr", "/kubepods/pod1/ctr"},
 	}
 	for _, c := range cases {
 		got, err := cgroupPath(c.in, "ctr")

@@ -28,6 +28,7 @@ func encode(s *State) ([]byte, error) {
 	optNum(&o, "initPid", s.InitPid)
 	optNum(&o, "initStart", s.InitStart)
 	o.optStrMap("cgroupPaths", s.CgroupPaths)
+	o.optStrs("cgroupParents", s.CgroupParents)
 	o.key("config")
 	if s.Config == nil {
 		o.b = append(o.b, "null"...)

@@ -55,7 +55,10 @@ type State struct {
 	// CgroupPaths maps each cgroup hierarchy's controller name to the
 	// directory lkc created for the container ("" for the v2 hierarchy).
 	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
-	Config      *config.Config    `json:"config"`
+	// CgroupParents are the directories above CgroupPaths lkc created for
+	// the container; delete removes each that is empty by then.
+	CgroupParents []string       `json:"cgroupParents,omitempty"`
+	Config        *config.Config `json:"config"`
 }
 
 // Dir is a container's locked state directory.
