@@ -89,6 +89,8 @@ func badConfigs(t *testing.T) []badConfig {
 		}, `sysctl "kernel.panic" is not namespaced`},
 		{"CgroupsPathDotDot", nil, func(s *specs.Spec) { s.Linux.CgroupsPath = "lkc/../../escape" },
 			`cgroupsPath "lkc/../../escape" contains '..'`},
+		{"CgroupsPathAbsoluteDotDot", nil, func(s *specs.Spec) { s.Linux.CgroupsPath = "/lkc/../../escape" },
+			`cgroupsPath "/lkc/../../escape" contains '..'`},
 		{"EmptyArgs", []string{}, nil, `process.args is empty`},
 		{"RelativeCwd", nil, func(s *specs.Spec) { s.Process.Cwd = "tmp" }, `process.cwd "tmp" is not an absolute path`},
 		{"MissingExecutable", []string{"/bin/no-such-program"}, nil, `/bin/no-such-program.*no such file`},

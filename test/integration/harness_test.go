@@ -25,6 +25,8 @@ type env struct {
 	root string
 	ids  []string
 	dirs []string // bundles
+	// cgParents are the absolute cgroup paths given to containers.
+	cgParents []*cgParent
 }
 
 func newEnv(t *testing.T) *env {
@@ -212,6 +214,7 @@ func (e *env) cleanup() {
 		e.lkc("delete", "--force", id)
 	}
 	e.assertNoLeaks()
+	e.cleanupCgroupParents()
 }
 
 // assertNoLeaks fails the test if any of its containers left a state dir,

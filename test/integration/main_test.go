@@ -46,5 +46,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	rootfs = filepath.Join(tmp, "rootfs")
-	return m.Run()
+	roots := hierarchyRoots()
+	code := m.Run()
+	if leaked := newAtRoots(roots); len(leaked) > 0 {
+		fmt.Printf("leak: cgroups made at hierarchy roots, outside the tests' own cgroup: %v\n", leaked)
+		return max(code, 1)
+	}
+	return code
 }

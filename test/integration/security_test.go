@@ -570,15 +570,23 @@ func hostDisk(t *testing.T) (int, int) {
 // TestSecCgroupOfAnotherContainerIsNotTakenOver: a config whose
 // linux.cgroupsPath names another container's cgroup is refused, and the
 // refusal neither kills that container's processes nor removes its cgroup.
+// Both name it by an absolute path (from the hierarchy root, beneath this
+// test's own cgroup), as Kubernetes and Podman do.
 func TestSecCgroupOfAnotherContainerIsNotTakenOver(t *testing.T) {
 	e := newEnv(t)
-	victim := e.secCreate(e.bundle([]string{"sleep", "100"}, nil))
+	parent := e.cgroupParent("victim")
+	var path string
+	victim := e.secCreate(e.bundle([]string{"sleep", "100"}, func(s *specs.Spec) {
+		path = parent + "/victim"
+		s.Linux.CgroupsPath = path
+	}))
 	e.mustLkc("start", victim.id)
-	dirs := cgroupDirs(victim.id)
-	if len(dirs) == 0 {
-		t.Fatalf("container %s has no cgroup", victim.id)
+	hs, _ := ownHierarchies()
+	var dirs []string
+	for _, h := range hs {
+		dirs = append(dirs, filepath.Join(h.mnt, path))
 	}
-	b := e.bundle([]string{"true"}, func(s *specs.Spec) { s.Linux.CgroupsPath = "/lkc/" + victim.id })
+	b := e.bundle([]string{"true"}, func(s *specs.Spec) { s.Linux.CgroupsPath = path })
 	id := e.id()
 	cmd := exec.Command(lkcBinary, "--root", e.root, "create", "--bundle", b, id)
 	out, err := cmd.CombinedOutput()

@@ -1,0 +1,222 @@
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// cgHierarchy is one cgroup hierarchy lkc places containers in: where it
+// is mounted and this process's own cgroup in it.
+type cgHierarchy struct{ name, mnt, own string }
+
+// ownHierarchies lists the hierarchies as lkc picks them: every mounted v1
+// controller hierarchy (not the named ones nor the cgroup2 mount of a
+// hybrid host), or the one hierarchy of a pure v2 host.
+func ownHierarchies() ([]cgHierarchy, error) {
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	v2 := cgroupV2()
+	var out []cgHierarchy
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 || strings.HasPrefix(parts[1], "name=") || (parts[1] == "") != v2 {
+			continue
+		}
+		mnt := filepath.Join("/sys/fs/cgroup", parts[1])
+		if _, err := os.Stat(mnt); err != nil {
+			continue
+		}
+		out = append(out, cgHierarchy{name: parts[1], mnt: mnt, own: parts[2]})
+	}
+	return out, sc.Err()
+}
+
+// testCgroupBase returns an absolute cgroup path that is this process's
+// own cgroup or beneath it in every hierarchy, so that containers given
+// absolute paths under it never land outside the tests' own subtree (this
+// host's rule). On v1 the own cgroups differ per hierarchy (here memory is
+// /process_api/<id>, every other /): the deepest of them lies beneath all
+// the others, so it is the base. Hosts where no such path exists skip.
+func testCgroupBase(t *testing.T) string {
+	t.Helper()
+	hs, err := ownHierarchies()
+	if err != nil || len(hs) == 0 {
+		t.Fatalf("reading own cgroups: %v (%d hierarchies)", err, len(hs))
+	}
+	base := "/"
+	for _, h := range hs {
+		if len(h.own) > len(base) {
+			base = h.own
+		}
+	}
+	for _, h := range hs {
+		if h.own != "/" && h.own != base && !strings.HasPrefix(base, h.own+"/") {
+			t.Skipf("no cgroup path is beneath the own cgroup in every hierarchy (%s is at %s, another at %s)", h.name, h.own, base)
+		}
+	}
+	return base
+}
+
+// cgParent is an absolute cgroup path a test gave its containers, with
+// the directories above it that did not exist before, per hierarchy.
+type cgParent struct {
+	path     string
+	relative bool // path is beneath the own cgroup of each hierarchy
+	above    []string
+	kept     bool // the path may be left: no leak when it is
+}
+
+// in is the parent's directory in hierarchy h.
+func (p *cgParent) in(h cgHierarchy) string {
+	if p.relative {
+		return filepath.Join(h.mnt, h.own, p.path)
+	}
+	return filepath.Join(h.mnt, p.path)
+}
+
+// cgroupParent returns a fresh absolute cgroup path beneath this process's
+// own cgroup in every hierarchy (testCgroupBase) for the test's containers.
+// After the containers are deleted, the env's cleanup fails the test if
+// the path is left in any hierarchy, then removes it and the empty
+// directories above it that did not exist before.
+func (e *env) cgroupParent(name string) string {
+	e.t.Helper()
+	return e.addCgroupParent(name, false).path
+}
+
+// keptCgroupParent is cgroupParent for a path the test makes itself (to
+// set limits on it): the cleanup removes it without calling it a leak.
+func (e *env) keptCgroupParent(name string) string {
+	e.t.Helper()
+	p := e.addCgroupParent(name, false)
+	p.kept = true
+	return p.path
+}
+
+// relativeCgroupParent is cgroupParent for a relative path, which lkc
+// places beneath the own cgroup of each hierarchy.
+func (e *env) relativeCgroupParent(name string) string {
+	e.t.Helper()
+	return e.addCgroupParent(name, true).path
+}
+
+func (e *env) addCgroupParent(name string, relative bool) *cgParent {
+	e.t.Helper()
+	hs, _ := ownHierarchies()
+	p := &cgParent{path: fmt.Sprintf("lkc-it-%d-%s-%d", os.Getpid(), name, len(e.cgParents)), relative: relative}
+	if !relative {
+		p.path = filepath.Join(testCgroupBase(e.t), p.path)
+	}
+	for _, h := range hs {
+		for d := filepath.Dir(p.in(h)); d != h.mnt; d = filepath.Dir(d) {
+			if _, err := os.Stat(d); err != nil {
+				p.above = append(p.above, d)
+			}
+		}
+	}
+	e.cgParents = append(e.cgParents, p)
+	return p
+}
+
+// cleanupCgroupParents runs once the env's containers are deleted.
+func (e *env) cleanupCgroupParents() {
+	hs, _ := ownHierarchies()
+	for _, p := range e.cgParents {
+		for _, h := range hs {
+			dir := p.in(h)
+			if _, err := os.Stat(dir); err != nil {
+				continue
+			}
+			if !p.kept {
+				e.t.Errorf("leak: cgroup %s left behind", dir)
+			}
+			removeCgroupTree(e.t, dir)
+		}
+		slices.SortFunc(p.above, func(a, b string) int { return len(b) - len(a) })
+		for _, d := range p.above {
+			os.Remove(d) // one in use by another test stays
+		}
+	}
+}
+
+// removeCgroupTree removes root and every cgroup beneath it, deepest
+// first; one that still has processes is reported.
+func removeCgroupTree(t *testing.T, root string) {
+	var dirs []string
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if procs, _ := os.ReadFile(filepath.Join(dirs[i], "cgroup.procs")); len(strings.TrimSpace(string(procs))) > 0 {
+			t.Errorf("leak: cgroup %s still has processes %q", dirs[i], procs)
+			continue
+		}
+		if err := os.Remove(dirs[i]); err != nil && !os.IsNotExist(err) {
+			t.Errorf("removing cgroup %s: %v", dirs[i], err)
+		}
+	}
+}
+
+// hierarchyRoots lists the cgroups at the root of every mounted hierarchy,
+// as "<mount>/<name>".
+func hierarchyRoots() map[string]bool {
+	out := map[string]bool{}
+	mounts := []string{"/sys/fs/cgroup"}
+	if !cgroupV2() {
+		mounts, _ = filepath.Glob("/sys/fs/cgroup/*")
+	}
+	for _, mnt := range mounts {
+		entries, _ := os.ReadDir(mnt)
+		for _, ent := range entries {
+			if ent.IsDir() {
+				out[filepath.Join(mnt, ent.Name())] = true
+			}
+		}
+	}
+	return out
+}
+
+// newAtRoots lists the cgroups made at hierarchy roots since before that
+// break this host's rule or are the tests' own: every new one where the
+// root is outside this process's own cgroup (v1 memory here), and those
+// named like the tests' containers and parents ("it-", "lkc-it-")
+// anywhere. Where the root is the own cgroup, other new ones are left
+// alone: relative placement (lkc/, runc's) puts cgroups there, and other
+// runs on the machine do so at any time.
+func newAtRoots(before map[string]bool) []string {
+	ownIsRoot := map[string]bool{}
+	self, _ := os.ReadFile("/proc/self/cgroup")
+	for _, line := range strings.Split(string(self), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		mnt := filepath.Join("/sys/fs/cgroup", strings.TrimPrefix(parts[1], "name="))
+		if parts[1] == "" && !cgroupV2() {
+			mnt = "/sys/fs/cgroup/unified"
+		}
+		ownIsRoot[mnt] = parts[2] == "/"
+	}
+	var out []string
+	for dir := range hierarchyRoots() {
+		name := filepath.Base(dir)
+		ours := strings.HasPrefix(name, "it-") || strings.HasPrefix(name, "lkc-it-")
+		if !before[dir] && (ours || !ownIsRoot[filepath.Dir(dir)]) {
+			out = append(out, dir)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
