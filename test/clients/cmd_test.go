@@ -3,6 +3,7 @@ package clients
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -150,6 +151,43 @@ func cgroupParent(t *testing.T, name string) string {
 	return parent
 }
 
+// limitedCgroupParent is cgroupParent made beforehand in the memory
+// hierarchy with a 32 MiB limit, as a pod's cgroup is.
+func limitedCgroupParent(t *testing.T, name string) string {
+	t.Helper()
+	parent := cgroupParent(t, name)
+	dir, file := filepath.Join("/sys/fs/cgroup/memory", parent), "memory.limit_in_bytes"
+	if isCgroup2("/sys/fs/cgroup") {
+		dir, file = filepath.Join("/sys/fs/cgroup", parent), "memory.max"
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, file), []byte("33554432"), 0); err != nil {
+		t.Skipf("no memory limit on a cgroup beneath the test's own: %v", err)
+	}
+	return parent
+}
+
+// cgroupsEmpty reports whether no process is in path, or beneath it, in
+// any hierarchy.
+func cgroupsEmpty(path string) bool {
+	trees, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", path))
+	if isCgroup2("/sys/fs/cgroup") {
+		trees = []string{filepath.Join("/sys/fs/cgroup", path)}
+	}
+	empty := true
+	for _, tree := range trees {
+		filepath.WalkDir(tree, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Name() == "cgroup.procs" && strings.TrimSpace(readFile(p)) != "" {
+				empty = false
+			}
+			return nil
+		})
+	}
+	return empty
+}
+
 // removeCgroupTree removes the cgroup root and every cgroup beneath it,
 // deepest first; a cgroup that still has processes is reported.
 func removeCgroupTree(t *testing.T, root string) {
@@ -194,4 +232,36 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return cond()
+}
+
+// checkCgroupPlacement logs the linux.cgroupsPath a client gave the
+// runtime (from the bundle's config.json) and fails unless it lies beneath
+// parent, inside this test's own cgroup, and the container's init is in
+// exactly that cgroup in each hierarchy: runc and lkc both take an
+// absolute path from the hierarchy root.
+func checkCgroupPlacement(t *testing.T, rt ociRuntime, root, id, parent string) {
+	t.Helper()
+	st := ociState(t, rt, root, id)
+	data, err := os.ReadFile(filepath.Join(st.Bundle, "config.json"))
+	if err != nil {
+		t.Errorf("reading the config.json of %s: %v", id, err)
+		return
+	}
+	var cfg struct {
+		Linux struct{ CgroupsPath string } `json:"linux"`
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatalf("config.json of %s: %v", id, err)
+	}
+	path := cfg.Linux.CgroupsPath
+	t.Logf("%s: linux.cgroupsPath of %s is %q", rt.name, id, path)
+	if !strings.HasPrefix(path, parent+"/") {
+		t.Errorf("%s: linux.cgroupsPath %q of %s is not beneath the test's cgroup parent %s", rt.name, path, id, parent)
+	}
+	for _, line := range strings.Split(readFile(fmt.Sprintf("/proc/%d/cgroup", st.Pid)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 && (parts[1] == "memory" || parts[1] == "pids" || (parts[1] == "" && isCgroup2("/sys/fs/cgroup"))) && parts[2] != path {
+			t.Errorf("%s: init of %s is in %s cgroup %s, want %s", rt.name, id, parts[1], parts[2], path)
+		}
+	}
 }

@@ -199,6 +199,7 @@ func (r *ctrRuntime) runDetached(id string, cmd ...string) {
 	if st := r.state(id); st != "running" {
 		r.t.Fatalf("%s state of %s after ctr run -d: %q, want running", r.rt.name, id, st)
 	}
+	checkCgroupPlacement(r.t, r.rt, filepath.Join(r.root, ctrNamespace), id, r.cgParent)
 }
 
 // remove kills, deletes and removes a container, and checks that the

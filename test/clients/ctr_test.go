@@ -39,6 +39,7 @@ var ctrCases = []struct {
 	{"RunTTY", ctrRunTTY},
 	{"ExecTTY", ctrExecTTY},
 	{"ErrorMessages", ctrErrorMessages},
+	{"CgroupParentLimit", ctrCgroupParentLimit},
 }
 
 // importImage imports the OCI archive Podman saved and removes the image
@@ -148,5 +149,21 @@ func checkTTY(t *testing.T, what, out string, code, wantCode int) {
 	}
 	if code != wantCode {
 		t.Errorf("%s exit code %d, want %d; terminal:\n%q", what, code, wantCode, out)
+	}
+}
+
+// ctrCgroupParentLimit gives the container a cgroup beneath a parent with
+// a memory limit, as the kubelet does a pod's: 100 MiB do not fit under
+// the parent's 32 MiB.
+func ctrCgroupParentLimit(r *ctrRuntime) {
+	parent := limitedCgroupParent(r.t, "ctd-limit-"+r.rt.name)
+	args := append([]string{"run", "--rm"}, r.runArgs("lim")...)
+	args[len(args)-1] = parent + "/lim" // runArgs ends with the --cgroup
+	res := r.ctr(append(args, r.image, "lim", "dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1")...)
+	if res.code != 137 {
+		r.t.Errorf("%v; want an OOM kill (exit 137) under the parent's 32 MiB limit", res)
+	}
+	if !waitFor(10*time.Second, func() bool { return cgroupsEmpty(parent) }) {
+		r.t.Errorf("processes still in %s 10 s after ctr run --rm", parent)
 	}
 }

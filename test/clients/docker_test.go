@@ -144,6 +144,7 @@ func dockerCases(d *docker, rt ociRuntime) {
 	if st := d.state(rt, id); st != "running" {
 		t.Errorf("%s state after docker run -d: %q, want running", rt.name, st)
 	}
+	checkCgroupPlacement(t, rt, filepath.Join(d.dir, "exec", "runtime-runc", "moby"), id, d.cgParent)
 	if out := d.must("exec", "dk", "sh", "-c", "echo $((6*7))"); out != "42\n" {
 		t.Errorf("docker exec: %q, want 42", out)
 	}

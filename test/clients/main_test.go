@@ -51,7 +51,16 @@ func run(m *testing.M) int {
 	_, here, _, _ := runtime.Caller(0)
 	repo = filepath.Join(filepath.Dir(here), "..", "..")
 	setupErr = setup(tmp)
-	return m.Run()
+	roots := testutil.CgroupRoots()
+	code := m.Run()
+	// The clients' defaults (containerd's /<namespace>/<id>, Podman's
+	// /libpod_parent, Docker's /docker) are absolute: a case that forgot
+	// its cgroup parent shows here.
+	if leaked := testutil.NewAtCgroupRoots(roots, "lkc-clients-", "libpod", "docker", "default", ctrNamespace); len(leaked) > 0 {
+		fmt.Printf("leak: cgroups made at hierarchy roots, outside the tests' own cgroup: %v\n", leaked)
+		return max(code, 1)
+	}
+	return code
 }
 
 func setup(tmp string) error {

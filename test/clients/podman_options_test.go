@@ -1,6 +1,9 @@
 package clients
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // podmanReadOnlyTmpfs runs --read-only with --tmpfs: Podman mounts tmpfs
 // on /run, /tmp, /var/tmp and the --tmpfs path with runc's "tmpcopyup"
@@ -22,5 +25,24 @@ func podmanNetworkNone(p *podman) {
 	r := p.podman(args...)
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "lo\n") || !strings.HasSuffix(r.stdout, "0x9\n") {
 		p.t.Errorf("%v; want only lo, up (flags 0x9)", r)
+	}
+}
+
+// podmanCgroupParentLimit sets a memory limit on a --cgroup-parent made
+// beforehand, as a pod's cgroup is: the runtime puts the container
+// beneath it, so 100 MiB do not fit under the parent's 32 MiB.
+func podmanCgroupParentLimit(p *podman) {
+	parent := limitedCgroupParent(p.t, "podman-limit-"+p.rt.name)
+	args := append([]string{"run", "--rm"}, p.runArgs()...)
+	args[len(args)-1] = parent // runArgs ends with the --cgroup-parent
+	r := p.podman(append(args, p.image, "dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1")...)
+	if r.code != 137 {
+		p.t.Errorf("%v; want an OOM kill (exit 137) under the parent's 32 MiB limit", r)
+	}
+	// conmon, in <parent>/conmon, runs `podman container cleanup` (and
+	// the runtime's delete) after run --rm returned.
+	gone := func() bool { return strings.TrimSpace(p.podman("ps", "-a", "-q").stdout) == "" && cgroupsEmpty(parent) }
+	if !waitFor(10*time.Second, gone) {
+		p.t.Errorf("the container or conmon still in %s 10 s after podman run --rm", parent)
 	}
 }

@@ -105,6 +105,7 @@ func (p *podman) runDetached(name string, extra []string, cmd ...string) string 
 	if st := runtimeStatus(p.t, p.rt, id); st != "running" {
 		p.t.Fatalf("%s state of %s after podman run -d: %q, want running", p.rt.name, name, st)
 	}
+	checkCgroupPlacement(p.t, p.rt, runtimeRoot(p.rt), id, p.cgParent)
 	return id
 }
 
@@ -174,18 +175,31 @@ func runtimeStatus(t *testing.T, rt ociRuntime, id string) string {
 
 func ociStatus(t *testing.T, rt ociRuntime, root, id string) string {
 	t.Helper()
+	return ociState(t, rt, root, id).Status
+}
+
+// ociStateOf is the part of a runtime's `state` output the tests read.
+type ociStateOf struct {
+	Status, Bundle string
+	Pid            int
+}
+
+// ociState asks the runtime for a container's state; the zero value when
+// it does not know the container.
+func ociState(t *testing.T, rt ociRuntime, root, id string) ociStateOf {
+	t.Helper()
+	var st ociStateOf
 	r := command(t, nil, rt.path, "--root", root, "state", id)
 	if r.code != 0 {
 		if !strings.Contains(r.stderr, "not exist") {
 			t.Errorf("%s state %s: %v", rt.name, id, r)
 		}
-		return ""
+		return st
 	}
-	var st struct{ Status string }
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 		t.Fatalf("%s state %s: %v: %q", rt.name, id, err, r.stdout)
 	}
-	return st.Status
+	return st
 }
 
 // TestPodman runs Podman's container operations with each runtime.
@@ -218,6 +232,7 @@ var podmanCases = []struct {
 	{"ErrorExitCodes", podmanErrorExitCodes},
 	{"ReadOnlyTmpfs", podmanReadOnlyTmpfs},
 	{"NetworkNone", podmanNetworkNone},
+	{"CgroupParentLimit", podmanCgroupParentLimit},
 }
 
 func podmanRunForeground(p *podman) {

@@ -46,9 +46,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	rootfs = filepath.Join(tmp, "rootfs")
-	roots := hierarchyRoots()
+	roots := testutil.CgroupRoots()
 	code := m.Run()
-	if leaked := newAtRoots(roots); len(leaked) > 0 {
+	if leaked := testutil.NewAtCgroupRoots(roots, "it-", "lkc-it-"); len(leaked) > 0 {
 		fmt.Printf("leak: cgroups made at hierarchy roots, outside the tests' own cgroup: %v\n", leaked)
 		return max(code, 1)
 	}
