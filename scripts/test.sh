@@ -37,7 +37,7 @@ done
 # slower, so only that part of the suite goes there. Its kernel (6.1) also
 # has what CRIU needs and this host's 6.18 lacks: a working lazy-pages page
 # server (post-copy) and soft-dirty (pre-dump, pre-copy); see docs/criu.md.
-v2tests='TestCheckpointRestoreCounter|TestCheckpointTCPEstablished|TestCheckpointLazyPages|TestCheckpointPreDump|TestMigrate|TestRun|TestNested|TestCrashCreate|TestExec|TestSecDevices|TestRootfsLinuxDevices|TestUpdate|TestEvents|TestResources|TestPause|TestPs|TestDeleteForce|TestCLILifecycle|TestCrashInit|TestProcessMemoryLimit|TestProcessPidsLimit|TestRootfsCgroup|TestNamespaceCgroup'
+v2tests='TestCheckpointRestoreCounter|TestCheckpointTCPEstablished|TestCheckpointLazyPages|TestCheckpointPreDump|TestMigrate|TestRun|TestNested|TestCrashCreate|TestExec|TestSecDevices|TestRootfsLinuxDevices|TestUpdate|TestEvents|TestResources|TestPause|TestPs|TestDeleteForce|TestCLILifecycle|TestCrashInit|TestProcessMemoryLimit|TestProcessPidsLimit|TestRootfsCgroup|TestNamespaceCgroup|TestCgroupPath|TestSecCgroupOfAnother'
 mkdir -p tmp
 go test -c -o tmp/integration.test ./test/integration
 echo "=== cgroup v2 (VM): $v2tests" >>"$log"

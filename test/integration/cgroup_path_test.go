@@ -163,3 +163,35 @@ func TestCgroupPathDeleteRemovesOnlyItsOwn(t *testing.T) {
 		t.Errorf("delete removed %s, which lkc did not make", filepath.Join(mem.mnt, own))
 	}
 }
+
+// TestCgroupPathAbsoluteRestore: a checkpointed container with an absolute
+// cgroupsPath is restored at that path again.
+func TestCgroupPathAbsoluteRestore(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	path := e.cgroupParent("restore") + "/c"
+	id, root := e.ckptCounter(withCgroupsPath(path))
+	bundle := bundleOf(e, id)
+	images := filepath.Join(t.TempDir(), "images")
+	saved := e.checkpointStops(id, root, images)
+	e.restoreDetached(id, bundle, root, images, saved)
+	checkPlaced(t, initPid(e, id), func(cgHierarchy) string { return path })
+}
+
+// TestMigrateAbsoluteCgroupPath: a container with an absolute cgroupsPath
+// moves to a receiver whose --cgroup-parent is absolute too: it lands at
+// <parent>/<id> from the hierarchy root, and the source's cgroup and the
+// parent lkc made for it are gone.
+func TestMigrateAbsoluteCgroupPath(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	b.cgParent = b.e.cgroupParent("serve")
+	h.startServe(b)
+	src := a.e.cgroupParent("src")
+	id, _ := h.runContainer(a, migCounter, withCgroupsPath(src+"/c"))
+	checkPlaced(t, initPid(a.e, id), func(cgHierarchy) string { return src + "/c" })
+	mustMigrate(t, h, a, b, id, "--shared-storage", "--mode", "stopcopy")
+	b.e.waitStatus(id, "running")
+	checkPlaced(t, initPid(b.e, id), func(cgHierarchy) string { return b.cgParent + "/" + id })
+	checkGone(t, "the source's cgroup parent made by lkc", func(cgHierarchy) string { return src })
+}

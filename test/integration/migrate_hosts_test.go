@@ -36,7 +36,8 @@ type testHosts struct {
 
 type testHost struct {
 	ns, ip, root, bundles string
-	e                     *env // this host's lkc (--root)
+	e                     *env   // this host's lkc (--root)
+	cgParent              string // its serve's --cgroup-parent
 	serve                 *exec.Cmd
 	serveLog              string
 }
@@ -81,6 +82,7 @@ func newTestHosts(t *testing.T) *testHosts {
 func (h *testHosts) newHost(i int) *testHost {
 	name := string(rune('a' + i))
 	x := &testHost{ns: "lkcm-" + name + "-" + h.tag, ip: fmt.Sprintf("%s.%d", h.subnet, 2+i)}
+	x.cgParent = "lkc/" + x.ns
 	x.e = newEnv(h.t)
 	x.root = x.e.root
 	x.bundles = h.t.TempDir()
@@ -144,7 +146,7 @@ func (h *testHosts) startServe(x *testHost) {
 	defer logf.Close()
 	// Both hosts share this machine's cgroup tree: each keeps its own.
 	x.serve = h.lkcIn(x, "serve", "--listen", x.ip+":7070", "--token-file", h.token, "--bundle-dir", x.bundles,
-		"--cgroup-parent", "lkc/"+x.ns)
+		"--cgroup-parent", x.cgParent)
 	x.serve.Stdout, x.serve.Stderr = logf, logf
 	if err := x.serve.Start(); err != nil {
 		h.t.Fatal(err)
