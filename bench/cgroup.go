@@ -36,9 +36,10 @@ func isCgroup2(path string) bool {
 }
 
 // sweepCgroups removes every cgroup directory under root whose name starts
-// with prefix, deepest first, and returns one note per removal or failure.
-// The runtimes normally remove their cgroups themselves, so any note means
-// something was left behind.
+// with prefix, with the cgroups beneath it (Podman's conmon/, a runtime's
+// container under the benchmark's --cgroup-parent), deepest first, and
+// returns one note per removal or failure. The runtimes normally remove
+// their cgroups themselves, so any note means something was left behind.
 func sweepCgroups(root, prefix string) []string {
 	var found []string
 	hierarchies, err := os.ReadDir(root)
@@ -47,9 +48,14 @@ func sweepCgroups(root, prefix string) []string {
 	}
 	for _, h := range hierarchies {
 		if h.IsDir() { // skips the cpu,cpuacct style symlinks
-			found = append(found, findDirs(filepath.Join(root, h.Name()), prefix, sweepMaxDepth)...)
+			for _, dir := range findDirs(filepath.Join(root, h.Name()), prefix, sweepMaxDepth) {
+				found = append(found, dir)
+				found = append(found, findDirs(dir, "", sweepMaxDepth)...)
+			}
 		}
 	}
+	slices.Sort(found)
+	found = slices.Compact(found)
 	// Longer paths first, so children go before their parents.
 	slices.SortFunc(found, func(a, b string) int { return len(b) - len(a) })
 	var notes []string
@@ -61,6 +67,30 @@ func sweepCgroups(root, prefix string) []string {
 		notes = append(notes, "removed leftover cgroup "+dir)
 	}
 	return notes
+}
+
+// removeEmptyAbove removes the empty directories between each hierarchy's
+// root and path that are not this process's own cgroup or above it: the
+// parents a runtime made for an absolute cgroupsPath beneath
+// ownCgroupBase (on the project's host, /process_api/<id> in every
+// hierarchy but memory). One in use by others is not empty and stays.
+func removeEmptyAbove(root, path string) {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 || parts[1] == "" {
+			continue
+		}
+		h := filepath.Join(root, strings.TrimPrefix(parts[1], "name="))
+		for d := path; d != "/" && !strings.HasPrefix(parts[2]+"/", d+"/"); d = filepath.Dir(d) {
+			if syscall.Rmdir(filepath.Join(h, d)) != nil {
+				break
+			}
+		}
+	}
 }
 
 // findDirs returns the directories below dir, at most depth levels down,
@@ -85,4 +115,33 @@ func findDirs(dir, prefix string, depth int) []string {
 		out = append(out, findDirs(path, prefix, depth-1)...)
 	}
 	return out
+}
+
+// ownCgroupBase returns an absolute cgroup path that is this process's own
+// cgroup or beneath it in every hierarchy: the deepest own path, when all
+// the others lie above it. An absolute cgroupsPath (such as the one Podman
+// builds from --cgroup-parent) under it stays in the benchmark's own
+// subtree; on the project's host the memory cgroup is /process_api/<id>
+// and every other hierarchy has us at /.
+func ownCgroupBase() (string, error) {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	var own []string
+	base := "/"
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if parts := strings.SplitN(line, ":", 3); len(parts) == 3 {
+			own = append(own, parts[2])
+			if len(parts[2]) > len(base) {
+				base = parts[2]
+			}
+		}
+	}
+	for _, p := range own {
+		if p != "/" && p != base && !strings.HasPrefix(base, p+"/") {
+			return "", fmt.Errorf("no cgroup path is beneath the own cgroup in every hierarchy (%s and %s)", p, base)
+		}
+	}
+	return base, nil
 }

@@ -76,6 +76,9 @@ func cleanupOuter(dir string) {
 	for _, p := range sweepCgroups("/sys/fs/cgroup", filepath.Base(dir)) {
 		fmt.Fprintf(os.Stderr, "bench: cleanup: %v\n", p)
 	}
+	if base, err := ownCgroupBase(); err == nil {
+		removeEmptyAbove("/sys/fs/cgroup", base)
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: cleanup: %v\n", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -156,6 +157,7 @@ func (s *migServer) migrate(ctx context.Context, src *ociRuntime, id, scenario s
 
 func podmanMigVariant(env *Env, scenario string, mib int) Variant {
 	name := fmt.Sprintf("podman-%dM", mib)
+	var cgParent string // beneath our own cgroup: Podman's default is the hierarchy root
 	podman := func(ctx context.Context, args ...string) *exec.Cmd {
 		all := append([]string{"--runtime", "/usr/sbin/runc", "--runtime-flag", "criu=" + criuPath}, args...)
 		return exec.CommandContext(ctx, "podman", all...)
@@ -167,6 +169,12 @@ func podmanMigVariant(env *Env, scenario string, mib int) Variant {
 			if _, err := exec.LookPath("podman"); err != nil {
 				return "", err
 			}
+			base, err := ownCgroupBase()
+			if err != nil {
+				return "", err
+			}
+			// Named after the run, so the outer cleanup sweeps it.
+			cgParent = filepath.Join(base, env.IDPrefix+"-"+name)
 			// No registry here: the busybox rootfs becomes a local image,
 			// once for all the variants (importing it again under the same
 			// name would leave the last one behind, untagged).
@@ -182,7 +190,7 @@ func podmanMigVariant(env *Env, scenario string, mib int) Variant {
 		Run: func(ctx context.Context, iter int) (Sample, error) {
 			id := fmt.Sprintf("%s-%s-%s-%d", env.IDPrefix, scenario, name, iter)
 			defer exec.Command("podman", "rm", "-f", id).Run()
-			run := podman(ctx, append([]string{"run", "-d", "--name", id, "--network", "none",
+			run := podman(ctx, append([]string{"run", "-d", "--name", id, "--network", "none", "--cgroup-parent", cgParent,
 				"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", podmanImg}, holderArgs(mib)...)...)
 			if out, err := run.CombinedOutput(); err != nil {
 				return Sample{}, fmt.Errorf("podman run: %w: %s", err, out)
@@ -194,6 +202,12 @@ func podmanMigVariant(env *Env, scenario string, mib int) Variant {
 		},
 		Cleanup: func() error {
 			exec.Command("podman", "rmi", "-f", podmanImg).Run()
+			// The --cgroup-parent, with conmon's cgroup, which Podman keeps.
+			for _, note := range sweepCgroups("/sys/fs/cgroup", filepath.Base(cgParent)) {
+				if !strings.HasPrefix(note, "removed ") {
+					return errors.New(note)
+				}
+			}
 			return nil
 		},
 	}
