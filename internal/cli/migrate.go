@@ -24,7 +24,7 @@ func cmdServe(g *globals, args []string) error {
 	fs.StringVar(&listen, "listen", "", "address to listen on (host:port)")
 	fs.StringVar(&tokenFile, "token-file", "", "file holding the shared secret (mode 0600)")
 	fs.StringVar(&bundles, "bundle-dir", "/var/lib/lkc/bundles", "where migrated containers' bundles are kept")
-	fs.StringVar(&cgParent, "cgroup-parent", "", "put arriving containers' cgroups at DIR/<id> (default: the path they had)")
+	fs.StringVar(&cgParent, "cgroup-parent", "", "put arriving containers' cgroups at DIR/<id>, from the hierarchy root if DIR is absolute (default: the path they had)")
 	fs.DurationVar(&timeout, "timeout", 60*time.Second, "per network exchange")
 	const use = "lkc serve --listen ADDR --token-file PATH [--bundle-dir DIR]"
 	if _, err := parse(fs, args, 0, use); err != nil {
