@@ -156,6 +156,13 @@ func CapMask(caps []int) uint64 {
 	return m
 }
 
+// DefaultCgroupParent holds, beneath the caller's own cgroup, the cgroups
+// of containers whose config names none ("lkc/<id>"). Delete keeps it for
+// the next container, as runc keeps every parent: making and removing it
+// with each container would cost a run 16 cgroup mkdir and rmdir calls on
+// v1 (0.25 ms).
+const DefaultCgroupParent = "lkc"
+
 // Cgroup says where the container's cgroup is and what limits it carries.
 type Cgroup struct {
 	// Path is absolute ("/kubepods/pod1/c1") from the root of each cgroup

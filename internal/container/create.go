@@ -142,7 +142,9 @@ func createCgroup(o CreateOpts, dir *state.Dir, st *state.State, cg cgroups.Mana
 		return err
 	}
 	// Saved with init's pid, before anything runs in the cgroup.
-	st.CgroupParents = cg.Parents()
+	if filepath.Dir(o.Config.Cgroup.Path) != config.DefaultCgroupParent {
+		st.CgroupParents = cg.Parents()
+	}
 	undo.add(func() { cgroups.KillAll(cg); cg.Destroy() })
 	if err := cg.Set(&o.Config.Cgroup.Resources); err != nil {
 		return err

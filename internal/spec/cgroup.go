@@ -52,7 +52,7 @@ func convertCgroup(s *specs.Spec, c *config.Config) error {
 // one or none is placed beneath the cgroup of the lkc process.
 func cgroupPath(p, id string) (string, error) {
 	if p == "" {
-		return "lkc/" + id, nil
+		return config.DefaultCgroupParent + "/" + id, nil
 	}
 	if strings.Contains(p, ":") {
 		return "", invalid("linux.cgroupsPath %q looks like a systemd slice path; lkc uses the cgroupfs driver", p)
