@@ -141,7 +141,8 @@ func createCgroup(o CreateOpts, dir *state.Dir, st *state.State, cg cgroups.Mana
 		cg.Destroy()
 		return err
 	}
-	// Saved with init's pid, before anything runs in the cgroup.
+	// Saved with init's pid, so delete removes them; the default
+	// placement's lkc/ stays for the next container.
 	if filepath.Dir(o.Config.Cgroup.Path) != config.DefaultCgroupParent {
 		st.CgroupParents = cg.Parents()
 	}
