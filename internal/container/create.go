@@ -48,6 +48,9 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if cfg.Process.Terminal && o.ConsoleSocket == "" && o.consoleConn == nil {
 		return nil, fmt.Errorf("process.terminal is true: pass --console-socket (or set terminal to false)")
 	}
+	if err := nsenter.CheckJoins(cfg.Namespaces); err != nil {
+		return nil, err
+	}
 	dir, err := state.Create(o.Root, o.ID)
 	if err != nil {
 		return nil, err

@@ -14,7 +14,9 @@
  *                        this process unshares and forks (never with a user
  *                        namespace; a new cgroup namespace waits for the
  *                        move, see cgroups_after_fork)
- *   join <path>          setns into the namespace file at <path>, in order
+ *   join <flag> <path>   setns into the namespace file at <path>, in order;
+ *                        setns refuses a file of another type than the
+ *                        CLONE_NEW* <flag> (decimal)
  *   unshare <flags>      unshare these CLONE_NEW* flags (decimal)
  *   timeoffset <clock> <secs> <nanos>   offsets for a new time namespace
  *   fork                 fork once more, so new pid/time namespaces apply
@@ -132,6 +134,7 @@ struct request {
 	int ncgroups;
 	int defer_cgroups;
 	char *joins[MAX_JOINS];
+	int join_flags[MAX_JOINS];
 	int njoins;
 	int unshare_flags;
 	char offsets[512];
@@ -149,7 +152,14 @@ static void parse(char *buf, struct request *r)
 		} else if (strcmp(line, "defer cgroup") == 0) {
 			r->defer_cgroups = 1;
 		} else if (strncmp(line, "join ", 5) == 0 && r->njoins < MAX_JOINS) {
-			r->joins[r->njoins++] = line + 5;
+			char *path;
+
+			r->join_flags[r->njoins] = strtol(line + 5, &path, 10);
+			if (*path != ' ' || r->join_flags[r->njoins] == 0) {
+				errno = EINVAL;
+				die(line);
+			}
+			r->joins[r->njoins++] = path + 1;
 		} else if (strncmp(line, "unshare ", 8) == 0) {
 			r->unshare_flags = atoi(line + 8);
 		} else if (strncmp(line, "timeoffset ", 11) == 0) {
@@ -181,10 +191,10 @@ static void join(struct request *r)
 			die(r->joins[i]);
 	}
 	for (int i = 0; i < r->njoins; i++) {
-		if (setns(fds[i], 0) < 0)
+		if (setns(fds[i], r->join_flags[i]) < 0)
 			die(r->joins[i]);
 		close(fds[i]);
-		if (strstr(r->joins[i], "/user") != NULL)
+		if (r->join_flags[i] == CLONE_NEWUSER)
 			become_root();
 	}
 }

@@ -32,14 +32,21 @@ type Request struct {
 	// a second message with the cgroups (SendCgroups): the parent can start
 	// init before the cgroups exist. Only where CanDeferCgroups says so.
 	DeferCgroups bool
-	Join         []string // namespace files, in the order to enter them
-	Unshare      int      // CLONE_NEW* flags of the namespaces to create
+	Join         []Join // namespace files, in the order to enter them
+	Unshare      int    // CLONE_NEW* flags of the namespaces to create
 	TimeOffsets  []config.TimeOffset
 	Fork         bool
 	// Exec makes the process after the fork wait for a Plan (SendPlan)
 	// and exec it, instead of going on into Go.
 	Exec bool
 	user bool // a user namespace is joined or created
+}
+
+// Join is a namespace file to enter, with the CLONE_NEW* flag of its type
+// that setns checks it against.
+type Join struct {
+	Flag int
+	Path string
 }
 
 // ForContainer builds the request that places a container's init: joins the
@@ -49,7 +56,7 @@ func ForContainer(c *config.Config) Request {
 	for _, ns := range orderedNamespaces(c.Namespaces) {
 		r.user = r.user || ns.Type == "user"
 		if ns.Path != "" {
-			r.Join = append(r.Join, ns.Path)
+			r.Join = append(r.Join, Join{cloneFlags[ns.Type], ns.Path})
 			r.Fork = r.Fork || ns.Type == "pid"
 			continue
 		}
@@ -77,7 +84,7 @@ func ForExec(pid int, types []string) Request {
 	}
 	r := Request{Fork: true}
 	for _, ns := range orderedNamespaces(nss) {
-		r.Join = append(r.Join, ns.Path)
+		r.Join = append(r.Join, Join{cloneFlags[ns.Type], ns.Path})
 		r.user = r.user || ns.Type == "user"
 	}
 	return r
@@ -123,8 +130,8 @@ func (r Request) Encode() []byte {
 	if r.DeferCgroups {
 		b.WriteString("defer cgroup\n")
 	}
-	for _, p := range r.Join {
-		b.WriteString("join " + p + "\n")
+	for _, j := range r.Join {
+		fmt.Fprintf(&b, "join %d %s\n", j.Flag, j.Path)
 	}
 	if r.Unshare != 0 {
 		b.WriteString("unshare " + strconv.Itoa(r.Unshare) + "\n")

@@ -17,7 +17,10 @@ func TestForContainerOrdersJoins(t *testing.T) {
 		{Type: "user", Path: "/proc/1/ns/user"}, {Type: "uts"}, {Type: "ipc", Path: "/proc/1/ns/ipc"},
 	}}
 	r := ForContainer(c)
-	want := []string{"/proc/1/ns/user", "/proc/1/ns/net", "/proc/1/ns/ipc", "/proc/1/ns/mnt"}
+	want := []Join{
+		{unix.CLONE_NEWUSER, "/proc/1/ns/user"}, {unix.CLONE_NEWNET, "/proc/1/ns/net"},
+		{unix.CLONE_NEWIPC, "/proc/1/ns/ipc"}, {unix.CLONE_NEWNS, "/proc/1/ns/mnt"},
+	}
 	if !reflect.DeepEqual(r.Join, want) {
 		t.Errorf("Join = %v, want user first, mount last: %v", r.Join, want)
 	}
@@ -54,7 +57,10 @@ func TestForContainerFork(t *testing.T) {
 
 func TestForExec(t *testing.T) {
 	r := ForExec(42, []string{"mount", "pid", "network", "user", "uts"})
-	want := []string{"/proc/42/ns/user", "/proc/42/ns/pid", "/proc/42/ns/net", "/proc/42/ns/uts", "/proc/42/ns/mnt"}
+	want := []Join{
+		{unix.CLONE_NEWUSER, "/proc/42/ns/user"}, {unix.CLONE_NEWPID, "/proc/42/ns/pid"}, {unix.CLONE_NEWNET, "/proc/42/ns/net"},
+		{unix.CLONE_NEWUTS, "/proc/42/ns/uts"}, {unix.CLONE_NEWNS, "/proc/42/ns/mnt"},
+	}
 	if !reflect.DeepEqual(r.Join, want) || !r.Fork || r.Unshare != 0 {
 		t.Errorf("ForExec = %+v, want joins %v and a fork", r, want)
 	}
@@ -63,7 +69,7 @@ func TestForExec(t *testing.T) {
 func TestEncode(t *testing.T) {
 	r := Request{
 		Cgroups:     []string{"/sys/fs/cgroup/memory/lkc/c/tasks", "/sys/fs/cgroup/pids/lkc/c/tasks"},
-		Join:        []string{"/proc/1/ns/user", "/proc/1/ns/mnt"},
+		Join:        []Join{{unix.CLONE_NEWUSER, "/proc/1/ns/user"}, {unix.CLONE_NEWNS, "/proc/1/ns/mnt"}},
 		Unshare:     unix.CLONE_NEWPID | unix.CLONE_NEWTIME,
 		TimeOffsets: []config.TimeOffset{{Clock: "monotonic", Secs: -5, Nanos: 7}},
 		Fork:        true,
@@ -71,8 +77,8 @@ func TestEncode(t *testing.T) {
 	got := string(r.Encode())
 	want := "cgroup /sys/fs/cgroup/memory/lkc/c/tasks\n" +
 		"cgroup /sys/fs/cgroup/pids/lkc/c/tasks\n" +
-		"join /proc/1/ns/user\n" +
-		"join /proc/1/ns/mnt\n" +
+		"join " + strconv.Itoa(unix.CLONE_NEWUSER) + " /proc/1/ns/user\n" +
+		"join " + strconv.Itoa(unix.CLONE_NEWNS) + " /proc/1/ns/mnt\n" +
 		"unshare " + strconv.Itoa(unix.CLONE_NEWPID|unix.CLONE_NEWTIME) + "\n" +
 		"timeoffset monotonic -5 7\n" +
 		"fork\n"

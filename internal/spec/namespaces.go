@@ -38,11 +38,12 @@ func convertNamespaces(s *specs.Spec, c *config.Config) error {
 	if err := convertIDMaps(s.Linux, c); err != nil {
 		return err
 	}
-	if c.Hostname != "" && !c.NewNamespace("uts") {
-		return invalid("hostname %q needs a new uts namespace", c.Hostname)
+	// A joined uts namespace gets the names too, as runc sets them.
+	if c.Hostname != "" && !c.HasNamespace("uts") {
+		return invalid("hostname %q needs a uts namespace", c.Hostname)
 	}
-	if c.Domainname != "" && !c.NewNamespace("uts") {
-		return invalid("domainname %q needs a new uts namespace", c.Domainname)
+	if c.Domainname != "" && !c.HasNamespace("uts") {
+		return invalid("domainname %q needs a uts namespace", c.Domainname)
 	}
 	if !c.NewNamespace("mount") {
 		return invalid("linux.namespaces: a new mount namespace is required")

@@ -78,7 +78,7 @@ func badConfigs(t *testing.T) []badConfig {
 		{"HostnameWithoutUTSNS", nil, func(s *specs.Spec) {
 			badDropNamespace(s, specs.UTSNamespace)
 			s.Hostname = "box"
-		}, `hostname "box" needs a new uts namespace`},
+		}, `hostname "box" needs a uts namespace`},
 		{"UnknownRlimit", nil, badRlimit("RLIMIT_FOO", 1, 1), `unknown rlimit type "RLIMIT_FOO"`},
 		{"RlimitSoftAboveHard", nil, badRlimit("RLIMIT_NOFILE", 2048, 1024), `RLIMIT_NOFILE soft limit 2048 exceeds hard limit 1024`},
 		{"UnknownCapability", nil, func(s *specs.Spec) {

@@ -307,3 +307,54 @@ func TestNamespaceJoinUTSOfContainer(t *testing.T) {
 		t.Errorf("joined %s: got %q, want hostname peer-host in %s", nsPath, out, want)
 	}
 }
+
+// TestNamespaceJoinUTSSetsHostname checks that hostname applies to a uts
+// namespace joined by path, as runc sets it.
+func TestNamespaceJoinUTSSetsHostname(t *testing.T) {
+	e := newEnv(t)
+	_, pid := e.createdPid([]string{"true"}, func(s *specs.Spec) { s.Hostname = "peer-host" })
+	nsPath := fmt.Sprintf("/proc/%d/ns/uts", pid)
+	out := e.mustRunOut([]string{"hostname"}, func(s *specs.Spec) {
+		setNamespace(s, specs.UTSNamespace, nsPath)
+		s.Hostname = "joined-host"
+	})
+	if out != "joined-host" {
+		t.Errorf("hostname in a container joined to %s with hostname joined-host: got %q", nsPath, out)
+	}
+	peer, err := exec.Command("nsenter", "-u", "-t", strconv.Itoa(pid), "hostname").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(peer)); got != "joined-host" {
+		t.Errorf("hostname of the namespace's first container: got %q, want joined-host", got)
+	}
+}
+
+// TestNamespaceWrongTypeRefused checks that a namespace path of another
+// type than the one it is given as is refused at create, and leaves
+// nothing behind (the env's cleanup checks).
+func TestNamespaceWrongTypeRefused(t *testing.T) {
+	self := func(name string) string { return fmt.Sprintf("/proc/%d/ns/%s", os.Getpid(), name) }
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		typ  specs.LinuxNamespaceType
+		path string
+		want string
+	}{
+		{specs.IPCNamespace, self("net"), `ipc namespace path .*/ns/net: is a network namespace, not ipc`},
+		{specs.NetworkNamespace, self("uts"), `network namespace path .*/ns/uts: is a uts namespace, not network`},
+		{specs.PIDNamespace, self("mnt"), `pid namespace path .*/ns/mnt: is a mount namespace, not pid`},
+		{specs.UTSNamespace, file, `uts namespace path .*/file: not a namespace file`},
+		{specs.IPCNamespace, "/nonexistent/ns", `ipc namespace path /nonexistent/ns: no such file or directory`},
+	}
+	for _, tt := range cases {
+		t.Run(string(tt.typ)+"-"+filepath.Base(tt.path), func(t *testing.T) {
+			e := newEnv(t)
+			b := e.bundle([]string{"true"}, func(s *specs.Spec) { setNamespace(s, tt.typ, tt.path) })
+			e.failLkc("linux.namespaces: "+tt.want, "create", "--bundle", b, e.id())
+		})
+	}
+}
