@@ -28,12 +28,14 @@ type Env struct {
 // PrepareRoot mounts everything config asks for beneath the rootfs and
 // creates /dev, leaving the rootfs ready for PivotRoot.
 func PrepareRoot(c *config.Config, env Env) error {
-	prop := c.RootPropagation
-	if prop == 0 {
-		prop = unix.MS_SLAVE | unix.MS_REC
-	}
+	prop := initialPropagation(c.RootPropagation)
 	if err := mount("", "/", "", prop, ""); err != nil {
 		return err
+	}
+	if prop&unix.MS_SHARED != 0 {
+		if err := privateParent(c.Rootfs); err != nil {
+			return err
+		}
 	}
 	if err := mount(c.Rootfs, c.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
