@@ -97,6 +97,10 @@ type Mount struct {
 	// CopyUp (a tmpfs only) fills the new tmpfs with the contents of the
 	// directory it covers: runc's "tmpcopyup" option.
 	CopyUp bool `json:"copyUp,omitempty"`
+	// RecAttrSet and RecAttrClr are MOUNT_ATTR_* attributes set and cleared
+	// on the mount and every mount beneath it (runc's "rro" and the like).
+	RecAttrSet uint64 `json:"recAttrSet,omitempty"`
+	RecAttrClr uint64 `json:"recAttrClr,omitempty"`
 }
 
 // Device is a device node created inside the container.

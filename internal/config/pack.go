@@ -105,6 +105,8 @@ func packMount(w *pack.Writer, m *Mount) {
 	pack.Nums(w, m.Propagation)
 	w.String(m.Data)
 	w.Bool(m.CopyUp)
+	pack.Num(w, m.RecAttrSet)
+	pack.Num(w, m.RecAttrClr)
 }
 
 func unpackMount(r *pack.Reader, m *Mount) {
@@ -115,6 +117,8 @@ func unpackMount(r *pack.Reader, m *Mount) {
 	m.Propagation = pack.ReadNums[uintptr](r)
 	m.Data = r.String()
 	m.CopyUp = r.Bool()
+	m.RecAttrSet = pack.ReadNum[uint64](r)
+	m.RecAttrClr = pack.ReadNum[uint64](r)
 }
 
 func packDevice(w *pack.Writer, d *Device) {

@@ -92,7 +92,8 @@ func mountOne(root *os.File, m config.Mount, env Env) error {
 			return err
 		}
 	}
-	if remountFlags == 0 && len(m.Propagation) == 0 && !isCgroup(m) {
+	recursive := m.RecAttrSet|m.RecAttrClr != 0
+	if remountFlags == 0 && len(m.Propagation) == 0 && !isCgroup(m) && !recursive {
 		return nil
 	}
 	// The new mount covers the directory target points at: act on it
@@ -116,6 +117,19 @@ func mountOne(root *os.File, m config.Mount, env Env) error {
 		if err := mount("", fdPath(mnt), "", p, ""); err != nil {
 			return err
 		}
+	}
+	if recursive {
+		return setAttrRecursive(mnt, m.RecAttrSet, m.RecAttrClr)
+	}
+	return nil
+}
+
+// setAttrRecursive applies mount attributes to the mount mnt is the root of
+// and to every mount beneath it (a remount reaches only the top one).
+func setAttrRecursive(mnt *os.File, set, clr uint64) error {
+	attr := unix.MountAttr{Attr_set: set, Attr_clr: clr}
+	if err := unix.MountSetattr(int(mnt.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return fmt.Errorf("mount_setattr(AT_RECURSIVE, set %#x, clear %#x): %w", set, clr, err)
 	}
 	return nil
 }

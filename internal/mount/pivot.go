@@ -95,13 +95,15 @@ func maskPath(p string) error {
 	return nil
 }
 
+// readonlyPath makes p read-only, keeping nosuid, nodev and noexec only
+// where the mount already had them, as runc does.
 func readonlyPath(p string) error {
 	err := mount(p, p, "", unix.MS_BIND|unix.MS_REC, "")
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err == nil {
-		err = remount(p, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+		err = remount(p, unix.MS_RDONLY)
 	}
 	if err != nil {
 		return fmt.Errorf("making %s read-only: %w", p, err)

@@ -164,9 +164,11 @@ func convertMounts(s *specs.Spec, c *config.Config) error {
 		} else if typ == "" {
 			return invalid("mounts[%d] %s: type is missing", i, m.Destination)
 		}
+		set, clr := recursiveAttrsOf(m.Options)
 		c.Mounts = append(c.Mounts, config.Mount{
 			Source: m.Source, Destination: filepath.Clean(m.Destination), Type: typ,
 			Flags: flags, Propagation: prop, Data: data, CopyUp: typ == "tmpfs" && copyUp(m.Options),
+			RecAttrSet: set, RecAttrClr: clr,
 		})
 	}
 	return nil

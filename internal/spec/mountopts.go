@@ -52,6 +52,51 @@ var propagationFlags = map[string]uintptr{
 	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
 }
 
+// recursiveAttrs are runc's recursive mount options ("rro" and friends):
+// mount_setattr(2) attributes applied with AT_RECURSIVE to the new mount
+// and every mount beneath it, which a remount cannot do.
+var recursiveAttrs = map[string]mountFlag{
+	"rro":          {false, unix.MOUNT_ATTR_RDONLY},
+	"rrw":          {true, unix.MOUNT_ATTR_RDONLY},
+	"rnosuid":      {false, unix.MOUNT_ATTR_NOSUID},
+	"rsuid":        {true, unix.MOUNT_ATTR_NOSUID},
+	"rnodev":       {false, unix.MOUNT_ATTR_NODEV},
+	"rdev":         {true, unix.MOUNT_ATTR_NODEV},
+	"rnoexec":      {false, unix.MOUNT_ATTR_NOEXEC},
+	"rexec":        {true, unix.MOUNT_ATTR_NOEXEC},
+	"rnodiratime":  {false, unix.MOUNT_ATTR_NODIRATIME},
+	"rdiratime":    {true, unix.MOUNT_ATTR_NODIRATIME},
+	"rnosymfollow": {false, unix.MOUNT_ATTR_NOSYMFOLLOW},
+	"rsymfollow":   {true, unix.MOUNT_ATTR_NOSYMFOLLOW},
+	// The access-time mode is one value: setting one clears the others.
+	"rrelatime":    {false, unix.MOUNT_ATTR_RELATIME},
+	"rnoatime":     {false, unix.MOUNT_ATTR_NOATIME},
+	"rstrictatime": {false, unix.MOUNT_ATTR_STRICTATIME},
+}
+
+var atimeAttrs = map[string]bool{"rrelatime": true, "rnoatime": true, "rstrictatime": true}
+
+// recursiveAttrsOf returns the mount_setattr attributes options set and
+// clear (the last of two contrary options wins).
+func recursiveAttrsOf(options []string) (set, clr uint64) {
+	for _, o := range options {
+		a, ok := recursiveAttrs[o]
+		switch {
+		case !ok:
+		case atimeAttrs[o]:
+			set = set&^unix.MOUNT_ATTR__ATIME | uint64(a.flag)
+			clr |= unix.MOUNT_ATTR__ATIME
+		case a.clear:
+			set &^= uint64(a.flag)
+			clr |= uint64(a.flag)
+		default:
+			set |= uint64(a.flag)
+			clr &^= uint64(a.flag)
+		}
+	}
+	return set, clr
+}
+
 // copyUpOptions are runc's tmpfs extensions, not for the kernel: whether
 // the new tmpfs gets the contents of the directory it covers (Podman asks
 // for it on --tmpfs and --read-only tmpfs mounts).
@@ -88,6 +133,9 @@ func parseMountOptions(options []string) (flags uintptr, propagation []uintptr, 
 		if _, ok := copyUpOptions[o]; ok {
 			continue
 		}
+		if _, ok := recursiveAttrs[o]; ok {
+			continue
+		}
 		extra = append(extra, o)
 	}
 	return flags, propagation, strings.Join(extra, ",")
@@ -103,6 +151,9 @@ func MountOptionNames() []string {
 		names = append(names, n)
 	}
 	for n := range copyUpOptions {
+		names = append(names, n)
+	}
+	for n := range recursiveAttrs {
 		names = append(names, n)
 	}
 	return names

@@ -28,6 +28,7 @@ func TestParseMountOptions(t *testing.T) {
 		{[]string{"newinstance", "ptmxmode=0666"}, 0, nil, "newinstance,ptmxmode=0666"},
 		{[]string{"sync", "async", "dirsync"}, unix.MS_DIRSYNC, nil, ""},
 		{[]string{"tmpcopyup", "mode=755", "notmpcopyup"}, 0, nil, "mode=755"},
+		{[]string{"rbind", "rro", "rnosuid"}, unix.MS_BIND | unix.MS_REC, nil, ""},
 	}
 	for _, c := range cases {
 		flags, prop, data := parseMountOptions(c.opts)
@@ -37,16 +38,36 @@ func TestParseMountOptions(t *testing.T) {
 	}
 }
 
+func TestRecursiveAttrsOf(t *testing.T) {
+	cases := []struct {
+		opts     []string
+		set, clr uint64
+	}{
+		{nil, 0, 0},
+		{[]string{"rro"}, unix.MOUNT_ATTR_RDONLY, 0},
+		{[]string{"rro", "rrw"}, 0, unix.MOUNT_ATTR_RDONLY},
+		{[]string{"rrw", "rro", "rnoexec", "ro"}, unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOEXEC, 0},
+		{[]string{"rsuid", "rnodev"}, unix.MOUNT_ATTR_NODEV, unix.MOUNT_ATTR_NOSUID},
+		{[]string{"rnoatime", "rstrictatime"}, unix.MOUNT_ATTR_STRICTATIME, unix.MOUNT_ATTR__ATIME},
+	}
+	for _, c := range cases {
+		if set, clr := recursiveAttrsOf(c.opts); set != c.set || clr != c.clr {
+			t.Errorf("recursiveAttrsOf(%q) = %#x, %#x; want %#x, %#x", c.opts, set, clr, c.set, c.clr)
+		}
+	}
+}
+
 func TestMountOptionNamesCoverTables(t *testing.T) {
 	names := MountOptionNames()
-	if want := len(mountFlags) + len(propagationFlags) + len(copyUpOptions); len(names) != want {
+	if want := len(mountFlags) + len(propagationFlags) + len(copyUpOptions) + len(recursiveAttrs); len(names) != want {
 		t.Fatalf("%d names for %d options", len(names), want)
 	}
 	for _, n := range names {
 		_, f := mountFlags[n]
 		_, p := propagationFlags[n]
 		_, c := copyUpOptions[n]
-		if !f && !p && !c {
+		_, r := recursiveAttrs[n]
+		if !f && !p && !c && !r {
 			t.Errorf("%q is listed but not understood", n)
 		}
 	}

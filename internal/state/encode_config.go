@@ -69,6 +69,8 @@ func appendMount(b []byte, m *config.Mount) []byte {
 	optNums(&o, "propagation", m.Propagation)
 	o.optStr("data", m.Data)
 	o.optBool("copyUp", m.CopyUp)
+	optNum(&o, "recAttrSet", m.RecAttrSet)
+	optNum(&o, "recAttrClr", m.RecAttrClr)
 	return o.end()
 }
 
