@@ -14,6 +14,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/initproc"
+	"github.com/lkc-containers/lkc/internal/mount"
 	"github.com/lkc-containers/lkc/internal/nsenter"
 	"github.com/lkc-containers/lkc/internal/state"
 )
@@ -65,6 +66,13 @@ func create(o CreateOpts) (_ *Container, err error) {
 	st, cg, err := o.newState()
 	if err != nil {
 		return nil, err
+	}
+	if !cfg.HasNamespace("mount") {
+		// Made here, before init, so that a failure anywhere detaches it.
+		if st.RootfsMount, err = mount.BindRootfs(cfg.Rootfs); err != nil {
+			return nil, err
+		}
+		undo.add(func() { mount.DetachRootfs(cfg.Rootfs, st.RootfsMount) })
 	}
 	fifo := filepath.Join(dir.Path(), state.FifoName)
 	if err := unix.Mkfifo(fifo, 0o622); err != nil {

@@ -112,8 +112,12 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 	}
 	// The container's seccomp filter applies to every process in it.
 	cfg := &config.Config{ID: o.ID, Process: o.Process, Seccomp: c.st.Config.Seccomp}
+	req := nsenter.ForExec(c.st.InitPid, types)
+	if !c.st.Config.HasNamespace("mount") {
+		req.Chroot = fmt.Sprintf("/proc/%d/root", c.st.InitPid)
+	}
 	spec := initSpec{
-		req:           nsenter.ForExec(c.st.InitPid, types),
+		req:           req,
 		cg:            cg,
 		preserveFDs:   o.PreserveFDs,
 		consoleSocket: o.ConsoleSocket,

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/mount"
 	"github.com/lkc-containers/lkc/internal/state"
 )
 
@@ -149,6 +150,12 @@ func (c *Container) destroy() error {
 	if err := cg.Destroy(); err != nil {
 		c.close()
 		return err
+	}
+	if c.st.RootfsMount != 0 {
+		if err := mount.DetachRootfs(c.st.Rootfs, c.st.RootfsMount); err != nil {
+			c.close()
+			return err
+		}
 	}
 	if err := releaseCriuRoot(c.dir.Path()); err != nil {
 		c.close()

@@ -108,24 +108,7 @@ func create(sync int, msg *Message) (*prepared, error) {
 			return nil, fmt.Errorf("joining a new session keyring: %w", err)
 		}
 	}
-	env := mount.Env{
-		InUserNS:    c.NewNamespace("user"),
-		NewCgroupNS: c.NewNamespace("cgroup"),
-		CgroupPaths: msg.CgroupPaths,
-	}
-	if err := mount.PrepareRoot(c, env); err != nil {
-		return nil, err
-	}
-	if err := createHooks(sync, msg); err != nil {
-		return nil, err
-	}
-	if err := mount.PivotRoot(c.Rootfs, c.NoPivot); err != nil {
-		return nil, err
-	}
-	if err := setupSystem(c); err != nil {
-		return nil, err
-	}
-	if err := mount.FinishRoot(c); err != nil {
+	if err := buildRoot(sync, msg); err != nil {
 		return nil, err
 	}
 	if err := setupProcess(c, msg.PreserveFDs, true); err != nil {
@@ -136,6 +119,48 @@ func create(sync int, msg *Message) (*prepared, error) {
 		return nil, err
 	}
 	return &prepared{c: c, fifo: fifo, path: path, startState: msg.StartState, seccompState: msg.SeccompState}, nil
+}
+
+// buildRoot gives the container its filesystem and runs createContainer
+// hooks on the way. A mount namespace of its own gets the rootfs, mounts and
+// pivot_root; the caller's namespace (none in config) the same mounts
+// beneath the rootfs and a chroot; a joined one is the container's
+// filesystem as it stands, and nothing is mounted in it (spec refuses the
+// fields that would ask for it).
+func buildRoot(sync int, msg *Message) error {
+	c := msg.Config
+	if c.HasNamespace("mount") && !c.NewNamespace("mount") {
+		if err := createHooks(sync, msg); err != nil {
+			return err
+		}
+		return setupSystem(c)
+	}
+	callerNS := !c.HasNamespace("mount")
+	env := mount.Env{
+		InUserNS:    c.NewNamespace("user"),
+		CallerNS:    callerNS,
+		NewCgroupNS: c.NewNamespace("cgroup"),
+		CgroupPaths: msg.CgroupPaths,
+	}
+	if err := mount.PrepareRoot(c, env); err != nil {
+		return err
+	}
+	if err := createHooks(sync, msg); err != nil {
+		return err
+	}
+	var err error
+	if callerNS {
+		err = mount.Chroot(c.Rootfs)
+	} else {
+		err = mount.PivotRoot(c.Rootfs, c.NoPivot)
+	}
+	if err != nil {
+		return err
+	}
+	if err := setupSystem(c); err != nil {
+		return err
+	}
+	return mount.FinishRoot(c)
 }
 
 // setupSystem sets what belongs to the container's namespaces: names, a

@@ -4,7 +4,8 @@
 // rootfs without following symlinks out of it, and mounted through the
 // /proc/self/fd of the opened target, never a re-resolved string.
 //
-// Preconditions: the calling process is alone in a fresh mount namespace.
+// Preconditions: the calling process is alone in a fresh mount namespace,
+// except where callerns.go says otherwise.
 package mount
 
 import (
@@ -20,7 +21,10 @@ import (
 
 // Env is what the mount setup needs to know besides the config.
 type Env struct {
-	InUserNS    bool              // a new user namespace: no mknod, locked mount flags
+	InUserNS bool // a new user namespace: no mknod, locked mount flags
+	// CallerNS: the container shares its caller's mount namespace, whose /
+	// stays as it is; the caller bound the rootfs on itself (BindRootfs).
+	CallerNS    bool
 	NewCgroupNS bool              // the container has its own cgroup namespace
 	CgroupPaths map[string]string // the container's cgroup directories on the host
 }
@@ -28,6 +32,17 @@ type Env struct {
 // PrepareRoot mounts everything config asks for beneath the rootfs and
 // creates /dev, leaving the rootfs ready for PivotRoot.
 func PrepareRoot(c *config.Config, env Env) error {
+	if !env.CallerNS {
+		if err := bindRoot(c); err != nil {
+			return err
+		}
+	}
+	return mountAll(c, env)
+}
+
+// bindRoot sets the propagation of / in the new mount namespace and binds
+// the rootfs on itself, so that it is a mount pivot_root can take.
+func bindRoot(c *config.Config) error {
 	prop := initialPropagation(c.RootPropagation)
 	if err := mount("", "/", "", prop, ""); err != nil {
 		return err
@@ -37,9 +52,11 @@ func PrepareRoot(c *config.Config, env Env) error {
 			return err
 		}
 	}
-	if err := mount(c.Rootfs, c.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return err
-	}
+	return mount(c.Rootfs, c.Rootfs, "", unix.MS_BIND|unix.MS_REC, "")
+}
+
+// mountAll mounts config's mounts and creates /dev beneath the rootfs.
+func mountAll(c *config.Config, env Env) error {
 	root, err := os.Open(c.Rootfs)
 	if err != nil {
 		return fmt.Errorf("opening rootfs: %w", err)

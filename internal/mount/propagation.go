@@ -30,15 +30,15 @@ func initialPropagation(prop uintptr) uintptr {
 // and the self-bind of the rootfs would otherwise propagate to its peers.
 // It acts in the container's new mount namespace only.
 func privateParent(rootfs string) error {
-	var stx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, rootfs, 0, unix.STATX_MNT_ID, &stx); err != nil {
-		return &os.PathError{Op: "statx", Path: rootfs, Err: err}
+	id, err := mountID(rootfs)
+	if err != nil {
+		return err
 	}
 	info, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return err
 	}
-	point, shared, err := mountOf(info, stx.Mnt_id)
+	point, shared, err := mountOf(info, id)
 	if err != nil {
 		return fmt.Errorf("finding the mount of rootfs %s: %w", rootfs, err)
 	}

@@ -17,6 +17,9 @@
  *   join <flag> <path>   setns into the namespace file at <path>, in order;
  *                        setns refuses a file of another type than the
  *                        CLONE_NEW* <flag> (decimal)
+ *   chroot <dir>         once in the namespaces, make <dir> (opened before
+ *                        them) the root: exec into a container that shares
+ *                        its caller's mount namespace
  *   unshare <flags>      unshare these CLONE_NEW* flags (decimal)
  *   timeoffset <clock> <secs> <nanos>   offsets for a new time namespace
  *   fork                 fork once more, so new pid/time namespaces apply
@@ -136,6 +139,7 @@ struct request {
 	char *joins[MAX_JOINS];
 	int join_flags[MAX_JOINS];
 	int njoins;
+	char *chroot;
 	int unshare_flags;
 	char offsets[512];
 	int fork;
@@ -160,6 +164,8 @@ static void parse(char *buf, struct request *r)
 				die(line);
 			}
 			r->joins[r->njoins++] = path + 1;
+		} else if (strncmp(line, "chroot ", 7) == 0) {
+			r->chroot = line + 7;
 		} else if (strncmp(line, "unshare ", 8) == 0) {
 			r->unshare_flags = atoi(line + 8);
 		} else if (strncmp(line, "timeoffset ", 11) == 0) {
@@ -184,18 +190,26 @@ static void parse(char *buf, struct request *r)
 static void join(struct request *r)
 {
 	int fds[MAX_JOINS];
+	int root = -1;
 
 	for (int i = 0; i < r->njoins; i++) {
 		fds[i] = open(r->joins[i], O_RDONLY | O_CLOEXEC);
 		if (fds[i] < 0)
 			die(r->joins[i]);
 	}
+	if (r->chroot != NULL && (root = open(r->chroot, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		die(r->chroot);
 	for (int i = 0; i < r->njoins; i++) {
 		if (setns(fds[i], r->join_flags[i]) < 0)
 			die(r->joins[i]);
 		close(fds[i]);
 		if (r->join_flags[i] == CLONE_NEWUSER)
 			become_root();
+	}
+	if (root >= 0) {
+		if (fchdir(root) < 0 || chroot(".") < 0 || chdir("/") < 0)
+			die(r->chroot);
+		close(root);
 	}
 }
 

@@ -33,13 +33,20 @@ type Request struct {
 	// init before the cgroups exist. Only where CanDeferCgroups says so.
 	DeferCgroups bool
 	Join         []Join // namespace files, in the order to enter them
-	Unshare      int    // CLONE_NEW* flags of the namespaces to create
-	TimeOffsets  []config.TimeOffset
-	Fork         bool
+	// Chroot is the directory that becomes the process's root once it is
+	// in the namespaces: a container's /proc/<pid>/root, for a process
+	// joining a container that shares its caller's mount namespace.
+	Chroot      string
+	Unshare     int // CLONE_NEW* flags of the namespaces to create
+	TimeOffsets []config.TimeOffset
+	Fork        bool
 	// Exec makes the process after the fork wait for a Plan (SendPlan)
 	// and exec it, instead of going on into Go.
 	Exec bool
 	user bool // a user namespace is joined or created
+	// mount: a mount namespace is joined, where the host's cgroup files
+	// need not be reachable.
+	mount bool
 }
 
 // Join is a namespace file to enter, with the CLONE_NEW* flag of its type
@@ -58,6 +65,7 @@ func ForContainer(c *config.Config) Request {
 		if ns.Path != "" {
 			r.Join = append(r.Join, Join{cloneFlags[ns.Type], ns.Path})
 			r.Fork = r.Fork || ns.Type == "pid"
+			r.mount = r.mount || ns.Type == "mount"
 			continue
 		}
 		r.Unshare |= cloneFlags[ns.Type]
@@ -69,10 +77,11 @@ func ForContainer(c *config.Config) Request {
 
 // CanDeferCgroups says whether the cgroup move may wait until the process
 // is in its namespaces: not with a user namespace (its root may not write
-// the host's cgroup files). A new cgroup namespace is then made after the
-// move, so that it is rooted at the container's cgroup.
+// the host's cgroup files) nor in a joined mount namespace (which may not
+// show them). A new cgroup namespace is then made after the move, so that
+// it is rooted at the container's cgroup.
 func (r Request) CanDeferCgroups() bool {
-	return !r.user
+	return !r.user && !r.mount
 }
 
 // ForExec builds the request that enters the namespaces of a running
@@ -132,6 +141,9 @@ func (r Request) Encode() []byte {
 	}
 	for _, j := range r.Join {
 		fmt.Fprintf(&b, "join %d %s\n", j.Flag, j.Path)
+	}
+	if r.Chroot != "" {
+		b.WriteString("chroot " + r.Chroot + "\n")
 	}
 	if r.Unshare != 0 {
 		b.WriteString("unshare " + strconv.Itoa(r.Unshare) + "\n")

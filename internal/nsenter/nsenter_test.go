@@ -70,6 +70,7 @@ func TestEncode(t *testing.T) {
 	r := Request{
 		Cgroups:     []string{"/sys/fs/cgroup/memory/lkc/c/tasks", "/sys/fs/cgroup/pids/lkc/c/tasks"},
 		Join:        []Join{{unix.CLONE_NEWUSER, "/proc/1/ns/user"}, {unix.CLONE_NEWNS, "/proc/1/ns/mnt"}},
+		Chroot:      "/proc/1/root",
 		Unshare:     unix.CLONE_NEWPID | unix.CLONE_NEWTIME,
 		TimeOffsets: []config.TimeOffset{{Clock: "monotonic", Secs: -5, Nanos: 7}},
 		Fork:        true,
@@ -79,6 +80,7 @@ func TestEncode(t *testing.T) {
 		"cgroup /sys/fs/cgroup/pids/lkc/c/tasks\n" +
 		"join " + strconv.Itoa(unix.CLONE_NEWUSER) + " /proc/1/ns/user\n" +
 		"join " + strconv.Itoa(unix.CLONE_NEWNS) + " /proc/1/ns/mnt\n" +
+		"chroot /proc/1/root\n" +
 		"unshare " + strconv.Itoa(unix.CLONE_NEWPID|unix.CLONE_NEWTIME) + "\n" +
 		"timeoffset monotonic -5 7\n" +
 		"fork\n"
@@ -116,6 +118,8 @@ func TestCanDeferCgroups(t *testing.T) {
 		{[]config.Namespace{{Type: "mount"}, {Type: "cgroup"}}, true},
 		{[]config.Namespace{{Type: "mount"}, {Type: "user"}}, false},
 		{[]config.Namespace{{Type: "mount"}, {Type: "user", Path: "/proc/1/ns/user"}}, false},
+		{[]config.Namespace{{Type: "mount", Path: "/proc/1/ns/mnt"}, {Type: "pid"}}, false},
+		{[]config.Namespace{{Type: "pid"}}, true},
 	}
 	for _, c := range cases {
 		if got := ForContainer(&config.Config{Namespaces: c.nss}).CanDeferCgroups(); got != c.ok {

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"math"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -45,10 +46,45 @@ func convertNamespaces(s *specs.Spec, c *config.Config) error {
 	if c.Domainname != "" && !c.HasNamespace("uts") {
 		return invalid("domainname %q needs a uts namespace", c.Domainname)
 	}
-	if !c.NewNamespace("mount") {
-		return invalid("linux.namespaces: a new mount namespace is required")
+	if err := checkMountNamespace(s, c); err != nil {
+		return err
 	}
 	return convertTimeOffsets(s.Linux, c)
+}
+
+// checkMountNamespace refuses what cannot be done with the mount namespace
+// the config gives. Without one, the container shares the caller's: its
+// mounts are made beneath the rootfs there, as runc does, but masking paths
+// would hide them from the caller too (runc refuses it as well). A joined
+// one is the container's filesystem as it stands: lkc changes nothing in a
+// namespace other processes live in (a pivot_root there would move their
+// root too), so every field that asks for a mount is refused.
+func checkMountNamespace(s *specs.Spec, c *config.Config) error {
+	l := s.Linux
+	switch {
+	case !c.HasNamespace("mount"):
+		if len(l.MaskedPaths) > 0 || len(l.ReadonlyPaths) > 0 {
+			return invalid("linux.maskedPaths/readonlyPaths need a mount namespace of the container's own (add one to linux.namespaces, or empty them)")
+		}
+	case !c.NewNamespace("mount"):
+		var asks []string
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"mounts", len(s.Mounts) > 0}, {"linux.maskedPaths", len(l.MaskedPaths) > 0},
+			{"linux.readonlyPaths", len(l.ReadonlyPaths) > 0}, {"linux.devices", len(l.Devices) > 0},
+			{"root.readonly", s.Root.Readonly}, {"linux.rootfsPropagation", l.RootfsPropagation != ""},
+		} {
+			if f.set {
+				asks = append(asks, f.name)
+			}
+		}
+		if len(asks) > 0 {
+			return invalid("linux.namespaces: the mount namespace is joined, and lkc mounts nothing in it: remove %s", strings.Join(asks, ", "))
+		}
+	}
+	return nil
 }
 
 func convertIDMaps(l *specs.Linux, c *config.Config) error {

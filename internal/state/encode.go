@@ -29,6 +29,7 @@ func encode(s *State) ([]byte, error) {
 	optNum(&o, "initStart", s.InitStart)
 	o.optStrMap("cgroupPaths", s.CgroupPaths)
 	o.optStrs("cgroupParents", s.CgroupParents)
+	optNum(&o, "rootfsMount", s.RootfsMount)
 	o.key("config")
 	if s.Config == nil {
 		o.b = append(o.b, "null"...)

@@ -57,8 +57,12 @@ type State struct {
 	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
 	// CgroupParents are the directories above CgroupPaths lkc created for
 	// the container; delete removes each that is empty by then.
-	CgroupParents []string       `json:"cgroupParents,omitempty"`
-	Config        *config.Config `json:"config"`
+	CgroupParents []string `json:"cgroupParents,omitempty"`
+	// RootfsMount is the id of the bind mount of the rootfs that holds the
+	// container's mounts when it shares its caller's mount namespace (see
+	// mount.BindRootfs); delete detaches it.
+	RootfsMount uint64         `json:"rootfsMount,omitempty"`
+	Config      *config.Config `json:"config"`
 }
 
 // Dir is a container's locked state directory.
