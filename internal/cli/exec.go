@@ -44,8 +44,8 @@ func cmdExec(g *globals, args []string) error {
 	fs.BoolVar(&f.detach, "detach", false, "do not wait for the process")
 	fs.BoolVar(&f.detach, "d", false, "do not wait for the process")
 	fs.StringVar(&f.pidFile, "pid-file", "", "file to write the process pid to")
-	fs.StringVar(&f.label, "process-label", "", "SELinux label (not supported)")
-	fs.StringVar(&f.apparmor, "apparmor", "", "AppArmor profile (not supported)")
+	fs.StringVar(&f.label, "process-label", "", "SELinux label of the process")
+	fs.StringVar(&f.apparmor, "apparmor", "", "AppArmor profile of the process")
 	fs.BoolVar(&f.noNewPrivs, "no-new-privs", false, "set no_new_privs")
 	fs.Var(&f.caps, "cap", "add a capability (repeatable)")
 	fs.Var(&f.caps, "c", "add a capability (repeatable)")
@@ -65,12 +65,7 @@ func cmdExec(g *globals, args []string) error {
 
 func (f *execFlags) opts(g *globals, id string, args []string) (container.ExecOpts, error) {
 	o := container.ExecOpts{Root: g.root, ID: id, Detach: f.detach, ConsoleSocket: f.consoleSocket, PreserveFDs: f.preserveFDs}
-	switch {
-	case f.apparmor != "":
-		return o, errors.New("--apparmor is not supported: lkc does not apply AppArmor profiles")
-	case f.label != "":
-		return o, errors.New("--process-label is not supported: lkc does not apply SELinux labels")
-	case f.preserveFDs < 0:
+	if f.preserveFDs < 0 {
 		return o, fmt.Errorf("--preserve-fds %d is negative", f.preserveFDs)
 	}
 	sub, err := cgroups.ParseSub(f.cgroups)
@@ -91,6 +86,7 @@ func (f *execFlags) opts(g *globals, id string, args []string) (container.ExecOp
 			return o, err
 		}
 		p.Terminal = p.Terminal || f.tty
+		f.confine(p)
 		o.Process = *p
 		return o, nil
 	}
@@ -99,6 +95,17 @@ func (f *execFlags) opts(g *globals, id string, args []string) (container.ExecOp
 	}
 	o.Change, err = f.change(args)
 	return o, err
+}
+
+// confine applies --apparmor and --process-label, which override the
+// profile and label the process has.
+func (f *execFlags) confine(p *config.Process) {
+	if f.apparmor != "" {
+		p.ApparmorProfile = f.apparmor
+	}
+	if f.label != "" {
+		p.SelinuxLabel = f.label
+	}
 }
 
 func processFromFile(path string) (*config.Process, error) {
@@ -134,6 +141,7 @@ func (f *execFlags) change(args []string) (func(*config.Process) error, error) {
 	return func(p *config.Process) error {
 		p.Args = args
 		p.Env = append(p.Env, f.env...)
+		f.confine(p)
 		if f.cwd != "" {
 			p.Cwd = f.cwd
 		}

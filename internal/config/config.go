@@ -32,6 +32,9 @@ type Config struct {
 	Sysctl          map[string]string `json:"sysctl,omitempty"`
 	Personality     *uint32           `json:"personality,omitempty"`
 	NoPivot         bool              `json:"noPivot,omitempty"`
+	// MountLabel is the SELinux context of the container's filesystems
+	// (the context= option of its mounts); empty means none.
+	MountLabel string `json:"mountLabel,omitempty"`
 
 	// Seccomp is the system call filter of every process of the container
 	// (init and exec'd ones); nil means none.
@@ -130,6 +133,10 @@ type Process struct {
 	NoNewPrivileges bool          `json:"noNewPrivileges,omitempty"`
 	OOMScoreAdj     *int          `json:"oomScoreAdj,omitempty"`
 	Capabilities    *Capabilities `json:"capabilities,omitempty"`
+	// ApparmorProfile and SelinuxLabel confine the process from its execve
+	// on (internal/lsm); empty means unconfined by lkc.
+	ApparmorProfile string `json:"apparmorProfile,omitempty"`
+	SelinuxLabel    string `json:"selinuxLabel,omitempty"`
 }
 
 // Rlimit is one resource limit, already resolved to its RLIMIT_* number.
@@ -255,4 +262,17 @@ func (c *Config) NewNamespace(typ string) bool {
 		}
 	}
 	return false
+}
+
+// WithMountLabel adds the SELinux context= option for label to the data
+// of a mount; an empty label leaves data as it is.
+func WithMountLabel(data, label string) string {
+	if label == "" {
+		return data
+	}
+	opt := `context="` + label + `"`
+	if data == "" {
+		return opt
+	}
+	return data + "," + opt
 }

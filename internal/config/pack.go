@@ -37,6 +37,7 @@ func (c *Config) Pack(w *pack.Writer) {
 	w.StringMap(c.Sysctl)
 	pack.OptNum(w, c.Personality)
 	w.Bool(c.NoPivot)
+	w.String(c.MountLabel)
 	w.Bool(c.Seccomp != nil)
 	if c.Seccomp != nil {
 		c.Seccomp.pack(w)
@@ -75,6 +76,7 @@ func (c *Config) Unpack(r *pack.Reader) {
 	c.Sysctl = r.StringMap()
 	c.Personality = pack.ReadOptNum[uint32](r)
 	c.NoPivot = r.Bool()
+	c.MountLabel = r.String()
 	if r.Bool() {
 		c.Seccomp = new(Seccomp)
 		c.Seccomp.unpack(r)
@@ -188,6 +190,8 @@ func (p *Process) pack(w *pack.Writer) {
 			pack.Nums(w, set)
 		}
 	}
+	w.String(p.ApparmorProfile)
+	w.String(p.SelinuxLabel)
 }
 
 func (p *Process) unpack(r *pack.Reader) {
@@ -216,6 +220,8 @@ func (p *Process) unpack(r *pack.Reader) {
 		}
 		p.Capabilities = c
 	}
+	p.ApparmorProfile = r.String()
+	p.SelinuxLabel = r.String()
 }
 
 func (s *Seccomp) pack(w *pack.Writer) {

@@ -14,6 +14,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/initproc"
+	"github.com/lkc-containers/lkc/internal/lsm"
 	"github.com/lkc-containers/lkc/internal/mount"
 	"github.com/lkc-containers/lkc/internal/nsenter"
 	"github.com/lkc-containers/lkc/internal/state"
@@ -50,6 +51,9 @@ func create(o CreateOpts) (_ *Container, err error) {
 		return nil, fmt.Errorf("process.terminal is true: pass --console-socket (or set terminal to false)")
 	}
 	if err := nsenter.CheckJoins(cfg.Namespaces); err != nil {
+		return nil, err
+	}
+	if err := lsm.Default.Check(&cfg.Process, cfg.MountLabel); err != nil {
 		return nil, err
 	}
 	dir, err := state.Create(o.Root, o.ID)

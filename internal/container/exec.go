@@ -9,6 +9,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/initproc"
+	"github.com/lkc-containers/lkc/internal/lsm"
 	"github.com/lkc-containers/lkc/internal/nsenter"
 	"github.com/lkc-containers/lkc/internal/seccomp"
 )
@@ -46,6 +47,9 @@ func Exec(o ExecOpts) (int, error) {
 	}
 	if err == nil && o.Process.Terminal && o.ConsoleSocket == "" && o.Detach {
 		err = fmt.Errorf("exec --tty --detach needs --console-socket: nobody would serve the terminal")
+	}
+	if err == nil {
+		err = lsm.Default.Check(&o.Process, "")
 	}
 	if err != nil {
 		c.close()

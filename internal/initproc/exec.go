@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/lsm"
 	"github.com/lkc-containers/lkc/internal/seccomp"
 )
 
@@ -27,6 +28,10 @@ func (p *prepared) exec() error {
 	env := withHome(proc.Env, proc.UID)
 	if proc.Umask != nil {
 		unix.Umask(int(*proc.Umask))
+	}
+	// Before seccomp and the user change, which could forbid the write.
+	if err := lsm.Default.OnExec(proc); err != nil {
+		return err
 	}
 	if !proc.NoNewPrivileges {
 		if err := p.loadSeccomp(); err != nil {

@@ -59,7 +59,7 @@ func moveRoot(rootfs string) error {
 // the root read-only when config asks.
 func FinishRoot(c *config.Config) error {
 	for _, p := range c.MaskedPaths {
-		if err := maskPath(p); err != nil {
+		if err := maskPath(p, c.MountLabel); err != nil {
 			return err
 		}
 	}
@@ -81,10 +81,10 @@ func FinishRoot(c *config.Config) error {
 
 // maskPath hides p: /dev/null over a file, an empty read-only tmpfs over a
 // directory. A path the container lacks needs no mask.
-func maskPath(p string) error {
+func maskPath(p, label string) error {
 	err := mount("/dev/null", p, "", unix.MS_BIND, "")
 	if errors.Is(err, unix.ENOTDIR) {
-		err = mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "size=0")
+		err = mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, config.WithMountLabel("size=0", label))
 	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

@@ -22,9 +22,11 @@ type Plan struct {
 }
 
 // Plannable says whether the constructor can start p: everything but a
-// terminal, rlimits and an oom score, which stay with Go's init.
+// terminal, rlimits, an oom score and an AppArmor profile or SELinux
+// label, which stay with Go's init.
 func Plannable(p *config.Process) bool {
-	return !p.Terminal && len(p.Rlimits) == 0 && p.OOMScoreAdj == nil
+	return !p.Terminal && len(p.Rlimits) == 0 && p.OOMScoreAdj == nil &&
+		p.ApparmorProfile == "" && p.SelinuxLabel == ""
 }
 
 // Encode renders the plan's records (NUL-terminated "key value").

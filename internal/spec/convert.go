@@ -65,6 +65,7 @@ func checkRootfs(path string) error {
 
 func convertLinuxFS(s *specs.Spec, c *config.Config) error {
 	l := s.Linux
+	c.MountLabel = l.MountLabel
 	c.MaskedPaths = l.MaskedPaths
 	c.ReadonlyPaths = l.ReadonlyPaths
 	for _, p := range append(append([]string(nil), l.MaskedPaths...), l.ReadonlyPaths...) {
@@ -164,6 +165,9 @@ func convertMounts(s *specs.Spec, c *config.Config) error {
 		} else if typ == "" {
 			return invalid("mounts[%d] %s: type is missing", i, m.Destination)
 		}
+		if labeled(typ) {
+			data = config.WithMountLabel(data, s.Linux.MountLabel)
+		}
 		set, clr := recursiveAttrsOf(m.Options)
 		c.Mounts = append(c.Mounts, config.Mount{
 			Source: m.Source, Destination: filepath.Clean(m.Destination), Type: typ,
@@ -172,6 +176,17 @@ func convertMounts(s *specs.Spec, c *config.Config) error {
 		})
 	}
 	return nil
+}
+
+// labeled says whether a mount of type typ takes linux.mountLabel, as in
+// runc: not binds (they keep their source's labels), nor proc, sysfs and
+// cgroup filesystems (labeled by the policy, not by a mount option).
+func labeled(typ string) bool {
+	switch typ {
+	case "bind", "proc", "sysfs", "cgroup", "cgroup2":
+		return false
+	}
+	return true
 }
 
 func convertSysctl(s *specs.Spec, c *config.Config) error {

@@ -53,6 +53,8 @@ func ConvertProcess(p *specs.Process) (*config.Process, error) {
 		Umask:           p.User.Umask,
 		NoNewPrivileges: p.NoNewPrivileges,
 		OOMScoreAdj:     p.OOMScoreAdj,
+		ApparmorProfile: p.ApparmorProfile,
+		SelinuxLabel:    p.SelinuxLabel,
 	}
 	if p.ConsoleSize != nil {
 		out.ConsoleHeight = uint16(p.ConsoleSize.Height)

@@ -39,6 +39,7 @@ func appendConfig(b []byte, c *config.Config) []byte {
 	o.optStrMap("sysctl", c.Sysctl)
 	optNumPtr(&o, "personality", c.Personality)
 	o.optBool("noPivot", c.NoPivot)
+	o.optStr("mountLabel", c.MountLabel)
 	if c.Seccomp != nil {
 		o.key("seccomp")
 		o.b = appendSeccomp(o.b, c.Seccomp)
@@ -118,6 +119,8 @@ func appendProcess(b []byte, p *config.Process) []byte {
 		optNums(&caps, "ambient", c.Ambient)
 		o.b = caps.end()
 	}
+	o.optStr("apparmorProfile", p.ApparmorProfile)
+	o.optStr("selinuxLabel", p.SelinuxLabel)
 	return o.end()
 }
 

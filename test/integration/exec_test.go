@@ -99,7 +99,6 @@ func TestExecRefusedWhenPausedOrStopped(t *testing.T) {
 	e.waitStatus(id, "stopped")
 	e.failLkc("cannot exec in container .*: it is stopped", "exec", id, "true")
 	e.failLkc("does not exist", "exec", "no-such-container", "true")
-	e.failLkc("--apparmor is not supported", "exec", "--apparmor", "x", id, "true")
 }
 
 func TestExecIntoUserNamespace(t *testing.T) {
