@@ -97,7 +97,12 @@ func Checkpoint(o CheckpointOpts) error {
 	}
 	// Refused before the freeze: a check that fails should not touch the
 	// container.
-	if err := checkDumpFeatures(cr, o); err != nil {
+	err = checkDumpFeatures(cr, o)
+	if err == nil && !c.st.Config.NewNamespace("mount") {
+		// CRIU rebuilds a container's mounts in a mount namespace of its own.
+		err = fmt.Errorf("%w: the container has no mount namespace of its own", ErrNotSupported)
+	}
+	if err != nil {
 		c.close()
 		return fmt.Errorf("checkpointing container %s: %w", o.ID, err)
 	}

@@ -130,3 +130,18 @@ func TestNamespaceMountJoined(t *testing.T) {
 	e.failLkc(`the mount namespace is joined, and lkc mounts nothing in it: remove mounts, root.readonly`,
 		"create", "--bundle", b, e.id())
 }
+
+// TestNamespaceMountSharedCheckpointRefused checks that a container
+// without a mount namespace of its own is refused a checkpoint (CRIU
+// rebuilds mounts in a namespace of the container's), and keeps running.
+func TestNamespaceMountSharedCheckpointRefused(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id := e.createdID([]string{"sleep", "100"}, withoutNamespace(specs.MountNamespace))
+	e.mustLkc("start", id)
+	e.failLkc(`checkpointing container .*: not supported on this host: the container has no mount namespace of its own`,
+		"checkpoint", "--image-path", t.TempDir(), id)
+	if st := e.state(id)["status"]; st != "running" {
+		t.Errorf("after the refused checkpoint the container is %v, want running", st)
+	}
+}
