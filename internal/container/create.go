@@ -72,11 +72,9 @@ func create(o CreateOpts) (_ *Container, err error) {
 		return nil, err
 	}
 	if !cfg.HasNamespace("mount") {
-		// Made here, before init, so that a failure anywhere detaches it.
-		if st.RootfsMount, err = mount.BindRootfs(cfg.Rootfs); err != nil {
+		if err := bindCallerRoot(dir, st, &undo); err != nil {
 			return nil, err
 		}
-		undo.add(func() { mount.DetachRootfs(cfg.Rootfs, st.RootfsMount) })
 	}
 	fifo := filepath.Join(dir.Path(), state.FifoName)
 	if err := unix.Mkfifo(fifo, 0o622); err != nil {
@@ -126,6 +124,20 @@ func startAround(spec initSpec, undo *cleanups, makeCgroup func() error) (p *ini
 		undo.add(p.abort)
 	}
 	return p, err
+}
+
+// bindCallerRoot binds the rootfs of a container that shares its caller's
+// mount namespace (mount.BindRootfs says why). It is made before init
+// starts, which mounts beneath it, and recorded at once, so that a failure
+// anywhere or a delete after a crash detaches it.
+func bindCallerRoot(dir *state.Dir, st *state.State, undo *cleanups) error {
+	id, err := mount.BindRootfs(st.Rootfs)
+	if err != nil {
+		return err
+	}
+	st.RootfsMount = id
+	undo.add(func() { mount.DetachRootfs(st.Rootfs, id) })
+	return dir.Save(st)
 }
 
 // newState is the container's record before anything exists, with the
