@@ -4,6 +4,9 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/spec"
@@ -46,6 +49,9 @@ func (f *createFlags) opts(g *globals, id string) (container.CreateOpts, error) 
 	cfg, err := spec.Convert(s, id, bundle)
 	if err != nil {
 		return container.CreateOpts{}, err
+	}
+	if s.Process != nil {
+		warnUnknownCaps(g, s.Process.Capabilities)
 	}
 	cfg.NoPivot = f.noPivot
 	pidFile, err := absPath(f.pidFile)
@@ -100,4 +106,13 @@ func absPath(p string) (string, error) {
 		return "", nil
 	}
 	return filepath.Abs(p)
+}
+
+// warnUnknownCaps warns about the capability names the config gives that
+// lkc ignores, as runc does: a profile written for a newer kernel names
+// capabilities this one lacks.
+func warnUnknownCaps(g *globals, caps *specs.LinuxCapabilities) {
+	if names := spec.UnknownCapabilities(caps); len(names) > 0 {
+		g.warn(fmt.Errorf("ignoring unknown capabilities: %s", strings.Join(names, ", ")))
+	}
 }

@@ -81,7 +81,7 @@ func (f *execFlags) opts(g *globals, id string, args []string) (container.ExecOp
 		o.PidFile = abs
 	}
 	if f.processFile != "" {
-		p, err := processFromFile(f.processFile)
+		p, err := processFromFile(g, f.processFile)
 		if err != nil {
 			return o, err
 		}
@@ -108,7 +108,7 @@ func (f *execFlags) confine(p *config.Process) {
 	}
 }
 
-func processFromFile(path string) (*config.Process, error) {
+func processFromFile(g *globals, path string) (*config.Process, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("--process: %w", err)
@@ -116,6 +116,9 @@ func processFromFile(path string) (*config.Process, error) {
 	s, err := spec.Parse(strings.NewReader(`{"ociVersion":"1.2.1","process":` + string(data) + `}`))
 	if err != nil {
 		return nil, fmt.Errorf("--process %s: %w", path, err)
+	}
+	if s.Process != nil {
+		warnUnknownCaps(g, s.Process.Capabilities)
 	}
 	return spec.ConvertProcess(s.Process)
 }

@@ -142,9 +142,13 @@ func TestConvertRefuses(t *testing.T) {
 		{"rlimit twice", func(s *specs.Spec) {
 			s.Process.Rlimits = append(s.Process.Rlimits, s.Process.Rlimits[0])
 		}, "process.rlimits: RLIMIT_NOFILE given twice"},
-		{"unknown cap", func(s *specs.Spec) {
-			s.Process.Capabilities.Ambient = []string{"CAP_BOGUS"}
-		}, `process.capabilities.ambient: unknown capability "CAP_BOGUS"`},
+		{"env NUL", func(s *specs.Spec) { s.Process.Env = append(s.Process.Env, "A=b\x00c") }, `process.env[2] ("A") contains a NUL byte`},
+		{"env without =", func(s *specs.Spec) { s.Process.Env = append(s.Process.Env, "JUSTNAME") }, `process.env[2] "JUSTNAME" has no '='`},
+		{"env empty name", func(s *specs.Spec) { s.Process.Env = append(s.Process.Env, "=x") }, `process.env[2] "=x" has an empty name`},
+		{"arg NUL", func(s *specs.Spec) { s.Process.Args = []string{"sh", "a\x00b"} }, "process.args[1] contains a NUL byte"},
+		{"cwd NUL", func(s *specs.Spec) { s.Process.Cwd = "/a\x00b" }, "process.cwd contains a NUL byte"},
+		{"too many groups", func(s *specs.Spec) { s.Process.User.AdditionalGids = make([]uint32, 65537) },
+			"process.user.additionalGids has 65537 groups; Linux allows at most 65536"},
 		{"sysctl not namespaced", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"vm.swappiness": "1"} }, `linux.sysctl "vm.swappiness" is not namespaced`},
 		{"sysctl net without netns", func(s *specs.Spec) {
 			s.Linux.Namespaces = dropNS(s.Linux.Namespaces, specs.NetworkNamespace)
@@ -317,5 +321,25 @@ func TestDeviceRules(t *testing.T) {
 	}
 	if c.Devices[0].FileMode != 0o666 {
 		t.Errorf("file mode %o, want the permission bits 0666", c.Devices[0].FileMode)
+	}
+}
+
+func TestUnknownCapabilitiesIgnored(t *testing.T) {
+	s := Default()
+	s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_FROM_THE_FUTURE", "cap_kill")
+	s.Process.Capabilities.Effective = append(s.Process.Capabilities.Effective, "CAP_FROM_THE_FUTURE", "CAP_OTHER")
+	s.Root.Path = t.TempDir()
+	c, err := Convert(s, "x", t.TempDir())
+	if err != nil {
+		t.Fatalf("a config with unknown capabilities: %v", err)
+	}
+	if got := UnknownCapabilities(s.Process.Capabilities); strings.Join(got, ",") != "CAP_FROM_THE_FUTURE,CAP_OTHER" {
+		t.Errorf("UnknownCapabilities: %v", got)
+	}
+	if n := len(c.Process.Capabilities.Bounding); n != len(Default().Process.Capabilities.Bounding)+1 {
+		t.Errorf("bounding set has %d capabilities: want the defaults plus CAP_KILL", n)
+	}
+	if _, err := CapabilityNumbers([]string{"CAP_FROM_THE_FUTURE"}); err == nil {
+		t.Error("exec --cap with an unknown name: no error")
 	}
 }

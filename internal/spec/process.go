@@ -42,6 +42,9 @@ func ConvertProcess(p *specs.Process) (*config.Process, error) {
 	if !filepath.IsAbs(p.Cwd) {
 		return nil, invalid("process.cwd %q is not an absolute path", p.Cwd)
 	}
+	if err := checkStrings(p); err != nil {
+		return nil, err
+	}
 	out := &config.Process{
 		Terminal:        p.Terminal,
 		Args:            p.Args,
@@ -66,20 +69,19 @@ func ConvertProcess(p *specs.Process) (*config.Process, error) {
 	if err := convertRlimits(p.Rlimits, out); err != nil {
 		return nil, err
 	}
-	if err := convertCaps(p.Capabilities, out); err != nil {
-		return nil, err
-	}
+	convertCaps(p.Capabilities, out)
 	return out, nil
 }
 
 // CapabilityNumbers converts capability names (with or without CAP_), for
-// `lkc exec --cap`.
+// `lkc exec --cap`, where an unknown name is a mistake on the command line.
 func CapabilityNumbers(names []string) ([]int, error) {
-	nums, err := capNumbers("cap", names)
-	if err != nil {
-		return nil, invalid("%v", err)
+	for _, name := range names {
+		if capNumber(name) < 0 {
+			return nil, invalid("--cap: unknown capability %q", name)
+		}
 	}
-	return nums, nil
+	return capNumbers(names), nil
 }
 
 func convertRlimits(rl []specs.POSIXRlimit, p *config.Process) error {
@@ -101,29 +103,51 @@ func convertRlimits(rl []specs.POSIXRlimit, p *config.Process) error {
 	return nil
 }
 
-func convertCaps(caps *specs.LinuxCapabilities, p *config.Process) error {
+// convertCaps converts the capability sets; unknown names are skipped (see
+// capNumbers).
+func convertCaps(caps *specs.LinuxCapabilities, p *config.Process) {
 	if caps == nil {
-		return nil
+		return
 	}
-	var out config.Capabilities
-	sets := []struct {
-		name string
-		in   []string
-		out  *[]int
-	}{
-		{"bounding", caps.Bounding, &out.Bounding},
-		{"effective", caps.Effective, &out.Effective},
-		{"inheritable", caps.Inheritable, &out.Inheritable},
-		{"permitted", caps.Permitted, &out.Permitted},
-		{"ambient", caps.Ambient, &out.Ambient},
+	p.Capabilities = &config.Capabilities{
+		Bounding:    capNumbers(caps.Bounding),
+		Effective:   capNumbers(caps.Effective),
+		Inheritable: capNumbers(caps.Inheritable),
+		Permitted:   capNumbers(caps.Permitted),
+		Ambient:     capNumbers(caps.Ambient),
 	}
-	for _, set := range sets {
-		nums, err := capNumbers(set.name, set.in)
-		if err != nil {
-			return invalid("%v", err)
+}
+
+// ngroupsMax is the kernel's NGROUPS_MAX: setgroups(2) takes no more.
+const ngroupsMax = 65536
+
+// checkStrings refuses what execve and setgroups would refuse after start,
+// so that create fails instead: a NUL byte inside an argument, environment
+// entry or the cwd (C strings end there), an environment entry without
+// "=" or with an empty name, and more supplementary groups than the kernel
+// allows.
+func checkStrings(p *specs.Process) error {
+	for i, a := range p.Args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return invalid("process.args[%d] contains a NUL byte", i)
 		}
-		*set.out = nums
 	}
-	p.Capabilities = &out
+	for i, e := range p.Env {
+		name, _, ok := strings.Cut(e, "=")
+		switch {
+		case strings.IndexByte(e, 0) >= 0:
+			return invalid("process.env[%d] (%.40q) contains a NUL byte", i, name)
+		case !ok:
+			return invalid("process.env[%d] %.40q has no '='", i, e)
+		case name == "":
+			return invalid("process.env[%d] %.40q has an empty name", i, e)
+		}
+	}
+	if strings.IndexByte(p.Cwd, 0) >= 0 {
+		return invalid("process.cwd contains a NUL byte")
+	}
+	if n := len(p.User.AdditionalGids); n > ngroupsMax {
+		return invalid("process.user.additionalGids has %d groups; Linux allows at most %d", n, ngroupsMax)
+	}
 	return nil
 }

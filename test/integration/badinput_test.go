@@ -81,9 +81,10 @@ func badConfigs(t *testing.T) []badConfig {
 		}, `hostname "box" needs a uts namespace`},
 		{"UnknownRlimit", nil, badRlimit("RLIMIT_FOO", 1, 1), `unknown rlimit type "RLIMIT_FOO"`},
 		{"RlimitSoftAboveHard", nil, badRlimit("RLIMIT_NOFILE", 2048, 1024), `RLIMIT_NOFILE soft limit 2048 exceeds hard limit 1024`},
-		{"UnknownCapability", nil, func(s *specs.Spec) {
-			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_FOO")
-		}, `unknown capability "CAP_FOO"`},
+		{"EnvNUL", nil, func(s *specs.Spec) { s.Process.Env = append(s.Process.Env, "FOO=a\x00b") },
+			`process.env\[2\] \("FOO"\) contains a NUL byte`},
+		{"EnvNoEquals", nil, func(s *specs.Spec) { s.Process.Env = append(s.Process.Env, "FOO") }, `process.env\[2\] "FOO" has no '='`},
+		{"ArgNUL", []string{"sh", "-c", "echo a\x00b"}, nil, `process.args\[2\] contains a NUL byte`},
 		{"NonNamespacedSysctl", nil, func(s *specs.Spec) {
 			s.Linux.Sysctl = map[string]string{"kernel.panic": "1"}
 		}, `sysctl "kernel.panic" is not namespaced`},
@@ -95,7 +96,7 @@ func badConfigs(t *testing.T) []badConfig {
 		{"RelativeCwd", nil, func(s *specs.Spec) { s.Process.Cwd = "tmp" }, `process.cwd "tmp" is not an absolute path`},
 		{"MissingExecutable", []string{"/bin/no-such-program"}, nil, `/bin/no-such-program.*no such file`},
 		{"ExecutableNotInPath", []string{"no-such-program"}, nil, `"no-such-program".*not found`},
-		{"CwdNotInRootfs", nil, func(s *specs.Spec) { s.Process.Cwd = "/no/such/dir" }, `process.cwd /no/such/dir: .*no such file`},
+		{"CwdIsAFile", nil, func(s *specs.Spec) { s.Process.Cwd = "/bin/busybox/dir" }, `process.cwd.*not a directory`},
 	}
 }
 
