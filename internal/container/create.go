@@ -81,7 +81,17 @@ func create(o CreateOpts) (_ *Container, err error) {
 		return nil, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
 	}
 	spec := o.initSpec(st, cg, fifo)
-	p, err := startAround(spec, &undo, func() error { return createCgroup(o, dir, st, cg, &undo) })
+	// The pids limit waits until init is ready: it counts threads, and
+	// init's Go runtime runs several while it builds the container, so a
+	// limit of 1 to 3, which the process itself meets (its execve leaves
+	// one thread), would keep init from starting a thread and crash it.
+	// runc sets its limits at that point too. Init starts no thread after
+	// it reports ready; those it has stay, as a limit never kills.
+	pids, co := cfg.Cgroup.Resources.PidsLimit, o
+	if pids != nil {
+		co.Config = withoutPidsLimit(cfg)
+	}
+	p, err := startAround(spec, &undo, func() error { return createCgroup(co, dir, st, cg, &undo) })
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +108,11 @@ func create(o CreateOpts) (_ *Container, err error) {
 		return nil, err
 	}
 	p.close()
+	if pids != nil {
+		if err := cg.Set(&config.Resources{PidsLimit: pids}); err != nil {
+			return nil, fmt.Errorf("setting the pids limit: %w", err)
+		}
+	}
 	return &Container{st: st, dir: dir, warn: o.Warn}, nil
 }
 
