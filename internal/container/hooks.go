@@ -76,8 +76,8 @@ func (c *Container) poststop() {
 
 // waitExec waits, after start released init through the fifo open as w,
 // until init has closed the fifo: it closes it on execve (close-on-exec) or
-// by dying. Init writes why it failed (a startContainer hook) into the fifo
-// before it exits, which is returned.
+// by dying. Init writes why it failed (a startContainer hook, the exec
+// itself) into the fifo before it exits, which is returned.
 func (c *Container) waitExec(w int) error {
 	fds := []unix.PollFd{{Fd: int32(w)}} // POLLERR comes once no reader is left
 	for {

@@ -24,10 +24,13 @@ func Start(root, id string, warn func(error)) error {
 	return c.start()
 }
 
-// start releases init. With startContainer or poststart hooks it waits
-// until init has exec'd the process, to report a failing startContainer
-// hook and to run poststart after the process started; without, it returns
-// at once, which keeps start fast.
+// start releases init and returns once init has exec'd the user's process
+// (or failed to), as runc's start does: until then a signal would reach
+// lkc's init instead of the process (a SIGTERM would kill it unseen by the
+// process's handler; SIGUSR1 would be lost), and callers such as containerd
+// signal right after start. Init holds the fifo open until its execve
+// closes it (close-on-exec); a failure after the release is written into
+// the fifo first, and returned.
 func (c *Container) start() error {
 	if s := c.status(); s != Created {
 		return wrongState(c.st.ID, "start", s)
@@ -40,12 +43,9 @@ func (c *Container) start() error {
 	if _, err := unix.Write(fd, []byte{0}); err != nil {
 		return fmt.Errorf("releasing container init: %w", err)
 	}
-	h := &c.st.Config.Hooks
-	if len(h.StartContainer)+len(h.Poststart) > 0 {
-		if err := c.waitExec(fd); err != nil {
-			os.Remove(c.fifo())
-			return err
-		}
+	if err := c.waitExec(fd); err != nil {
+		os.Remove(c.fifo())
+		return err
 	}
 	if err := os.Remove(c.fifo()); err != nil {
 		return err

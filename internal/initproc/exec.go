@@ -18,20 +18,34 @@ import (
 // exec switches to the configured user and capabilities and replaces init
 // with the container's process. It returns only on failure.
 //
+// The rlimits bind the process, not lkc's set-up, so they come last but
+// for credentials and seccomp: an RLIMIT_AS under what the Go runtime has
+// reserved fails every new mapping, a low RLIMIT_NOFILE every open. Nothing
+// after them maps memory or opens files but the seccomp listener's fd (the
+// filter was built during create). They come before setUser, which may
+// drop the CAP_SYS_RESOURCE that raising a hard limit takes.
+//
 // The seccomp filter goes in as late as possible, so that it filters as few
 // of init's own calls as it can: right before execve with no_new_privs.
 // Without no_new_privs loading a filter needs CAP_SYS_ADMIN, which setUser
 // may drop, so then (like runc) it goes in before setUser, and the profile
 // must allow the credential calls (setgroups, setresuid, capset, prctl).
+//
+// Preconditions: the goroutine is locked to its thread (credentials,
+// capabilities and the filter are per thread).
 func (p *prepared) exec() error {
 	proc := &p.c.Process
-	env := withHome(proc.Env, proc.UID)
 	if proc.Umask != nil {
 		unix.Umask(int(*proc.Umask))
 	}
 	// Before seccomp and the user change, which could forbid the write.
 	if err := lsm.Default.OnExec(proc); err != nil {
 		return err
+	}
+	for _, r := range proc.Rlimits {
+		if err := setRlimit(r); err != nil {
+			return err
+		}
 	}
 	if !proc.NoNewPrivileges {
 		if err := p.loadSeccomp(); err != nil {
@@ -49,20 +63,31 @@ func (p *prepared) exec() error {
 			return err
 		}
 	}
-	if err := unix.Exec(p.path, proc.Args, env); err != nil {
+	if err := unix.Exec(p.path, proc.Args, p.env); err != nil {
 		return fmt.Errorf("exec %s: %w", p.path, err)
 	}
 	return nil
 }
 
-// loadSeccomp installs the container's filter, if any, and hands the
-// notify fd to the listener when a rule uses SCMP_ACT_NOTIFY.
-func (p *prepared) loadSeccomp() error {
-	sc := p.c.Seccomp
-	if sc == nil {
+// buildSeccomp builds the container's filter, if any, during create, where
+// a bad profile fails the create and the build runs under lkc's own
+// rlimits.
+func (p *prepared) buildSeccomp() error {
+	if p.c.Seccomp == nil {
 		return nil
 	}
-	fd, err := seccomp.Load(sc)
+	var err error
+	p.seccompProg, p.seccompFlags, err = seccomp.Program(p.c.Seccomp)
+	return err
+}
+
+// loadSeccomp installs the filter built by buildSeccomp, if any, and hands
+// the notify fd to the listener when a rule uses SCMP_ACT_NOTIFY.
+func (p *prepared) loadSeccomp() error {
+	if p.seccompProg == nil {
+		return nil
+	}
+	fd, err := seccomp.Install(p.seccompProg, p.seccompFlags)
 	if err != nil || fd < 0 {
 		return err
 	}
@@ -105,7 +130,7 @@ func setIDs(proc *config.Process) error {
 		groups[i] = int(g)
 	}
 	if err := setgroups(groups); err != nil && (len(groups) > 0 || err != unix.EPERM) {
-		return fmt.Errorf("setgroups %v: %w", groups, err)
+		return fmt.Errorf("setgroups %s: %w", groupList(proc.AdditionalGids), err)
 	}
 	// Raw per-thread calls: only this thread execs, and Go's all-threads
 	// versions would signal every runtime thread for nothing.
@@ -117,6 +142,17 @@ func setIDs(proc *config.Process) error {
 		return fmt.Errorf("setting uid %d: %w", proc.UID, e)
 	}
 	return nil
+}
+
+// groupList names a list of group ids for an error: in full when short,
+// else its length and first few, so that a list of thousands stays one
+// readable line.
+func groupList(gids []uint32) string {
+	const shown = 8
+	if len(gids) <= shown {
+		return fmt.Sprint(gids)
+	}
+	return fmt.Sprintf("(%d groups: %v ...)", len(gids), gids[:shown])
 }
 
 func dropBounding(keep []int) error {

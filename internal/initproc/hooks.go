@@ -30,12 +30,6 @@ func createHooks(sync int, msg *Message) error {
 }
 
 // startHooks runs the startContainer hooks once start has released init.
-// A failure is also written into the exec fifo, where start, waiting for
-// init to exec, reads it.
 func (p *prepared) startHooks() error {
-	err := hooks.Run(hooks.StartContainer, p.c.Hooks.StartContainer, p.startState)
-	if err != nil {
-		p.fifo.Write([]byte(err.Error()))
-	}
-	return err
+	return hooks.Run(hooks.StartContainer, p.c.Hooks.StartContainer, p.startState)
 }

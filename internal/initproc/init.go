@@ -50,17 +50,28 @@ func Main() int {
 			return 1
 		}
 		if err := p.startHooks(); err != nil {
-			fmt.Fprintf(os.Stderr, "lkc init: %v\n", err)
+			p.failStart(err)
 			return 1
 		}
 	}
-	// Credentials, capabilities, keepcaps and no_new_privs are per thread:
-	// set them on the thread that execs. (Locking earlier would hand the P
-	// to this thread after every blocking call, at a cost on the hot path.)
+	// Credentials, capabilities and no_new_privs are per thread: set them
+	// on the thread that execs. (Locking earlier would hand the P to this
+	// thread after every blocking call, at a cost on the hot path.)
 	runtime.LockOSThread()
 	err = p.exec()
-	fmt.Fprintf(os.Stderr, "lkc init: %v\n", err)
+	p.failStart(err)
 	return 127
+}
+
+// failStart reports a failure after init was released: to start, which
+// waits on the fifo for the exec and returns what init wrote there; an
+// exec'd process's init has nobody waiting, so it writes to its stderr.
+func (p *prepared) failStart(err error) {
+	if p.fifo != nil {
+		p.fifo.Write([]byte(err.Error()))
+		return
+	}
+	fmt.Fprintf(os.Stderr, "lkc init: %v\n", err)
 }
 
 func fail(fd int, err error) int {
@@ -75,22 +86,80 @@ type prepared struct {
 	c          *config.Config
 	fifo       *os.File // nil for exec
 	path       string   // the resolved executable
+	env        []string // the process's environment, with HOME
 	startState []byte   // what startContainer hooks read
 	// seccompState is sent to the seccomp listener with the notify fd.
 	seccompState []byte
+	// seccompProg and seccompFlags are the filter built during create.
+	seccompProg  []byte
+	seccompFlags uint
 }
 
 // prepareExec readies a process that joins a running container.
 func prepareExec(msg *Message) (*prepared, error) {
-	c := msg.Config
-	if err := setupProcess(c, msg.PreserveFDs, false); err != nil {
+	if err := setupProcess(msg.Config, msg.PreserveFDs, false); err != nil {
 		return nil, err
 	}
-	path, err := lookPath(c.Process.Args[0], c.Process.Env)
-	if err != nil {
-		return nil, err
+	p := &prepared{c: msg.Config, seccompState: msg.SeccompState}
+	return p, p.check()
+}
+
+// check does, before init reports ready, the work and the checks of the
+// exec step that can fail: resolving the executable, the environment, the
+// seccomp filter, and whether the capabilities can be granted at all.
+// Everything that can fail before the process runs fails create (or
+// exec) this way, not start.
+func (p *prepared) check() error {
+	proc := &p.c.Process
+	var err error
+	if p.path, err = lookPath(proc.Args[0], proc.Env); err != nil {
+		return err
 	}
-	return &prepared{c: c, path: path, seccompState: msg.SeccompState}, nil
+	p.env = withHome(proc.Env, proc.UID)
+	if err := checkCaps(proc.Capabilities); err != nil {
+		return err
+	}
+	if err := raiseHardLimits(proc.Rlimits); err != nil {
+		return err
+	}
+	return p.buildSeccomp()
+}
+
+// raiseHardLimits raises now each hard limit the process is to have above
+// init's: that is the one step of setrlimit that can be refused (it needs
+// CAP_SYS_RESOURCE in the host's user namespace, and RLIMIT_NOFILE stays
+// within fs.nr_open), so the kernel answers during create. Raising binds
+// nothing; exec sets the exact limits.
+func raiseHardLimits(rls []config.Rlimit) error {
+	for _, r := range rls {
+		var cur unix.Rlimit
+		if err := unix.Getrlimit(r.Type, &cur); err != nil {
+			return fmt.Errorf("getrlimit %s: %w", r.Name, err)
+		}
+		if r.Hard <= cur.Max {
+			continue
+		}
+		if err := unix.Setrlimit(r.Type, &unix.Rlimit{Cur: cur.Cur, Max: r.Hard}); err != nil {
+			return fmt.Errorf("setrlimit %s hard %d: %w (the host's hard limit is %d)", r.Name, r.Hard, err, cur.Max)
+		}
+	}
+	return nil
+}
+
+// checkCaps fails if capset could not give the process caps from what
+// init holds now, in its final user namespace (config.Grantable).
+func checkCaps(caps *config.Capabilities) error {
+	if caps == nil {
+		return nil
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	permitted := uint64(data[0].Permitted) | uint64(data[1].Permitted)<<32
+	inheritable := uint64(data[0].Inheritable) | uint64(data[1].Inheritable)<<32
+	return caps.Grantable(permitted, inheritable)
 }
 
 // create builds the container around init; sync is the handshake socket.
@@ -114,11 +183,19 @@ func create(sync int, msg *Message) (*prepared, error) {
 	if err := setupProcess(c, msg.PreserveFDs, true); err != nil {
 		return nil, err
 	}
-	path, err := lookPath(c.Process.Args[0], c.Process.Env)
-	if err != nil {
-		return nil, err
+	p := &prepared{c: c, fifo: fifo, startState: msg.StartState, seccompState: msg.SeccompState}
+	return p, p.check()
+}
+
+// makeCwd creates the process's working directory when the image lacks
+// it, as runc does (images with a WORKDIR rely on it). It runs after the
+// pivot, before the root turns read-only: "/" is the container's root
+// then, so neither ".." nor a symlink in the path leads out of it.
+func makeCwd(cwd string) error {
+	if err := os.MkdirAll(cwd, 0o755); err != nil {
+		return fmt.Errorf("creating process.cwd: %w", err)
 	}
-	return &prepared{c: c, fifo: fifo, path: path, startState: msg.StartState, seccompState: msg.SeccompState}, nil
+	return nil
 }
 
 // buildRoot gives the container its filesystem and runs createContainer
@@ -160,6 +237,9 @@ func buildRoot(sync int, msg *Message) error {
 	if err := setupSystem(c); err != nil {
 		return err
 	}
+	if err := makeCwd(c.Process.Cwd); err != nil {
+		return err
+	}
 	return mount.FinishRoot(c)
 }
 
@@ -191,8 +271,8 @@ func setupSystem(c *config.Config) error {
 }
 
 // setupProcess sets what the process inherits: terminal (the container's
-// /dev/console too, for its init), oom score, rlimits, personality, working
-// directory, and no stray fds.
+// /dev/console too, for its init), oom score, personality, working
+// directory, and no stray fds. The rlimits wait for exec.
 func setupProcess(c *config.Config, preserve int, isInit bool) error {
 	p := &c.Process
 	if p.Terminal {
@@ -211,11 +291,6 @@ func setupProcess(c *config.Config, preserve int, isInit bool) error {
 			return fmt.Errorf("setting oom_score_adj %d: %w", *p.OOMScoreAdj, err)
 		}
 	}
-	for _, r := range p.Rlimits {
-		if err := setRlimit(r); err != nil {
-			return err
-		}
-	}
 	if c.Personality != nil {
 		if _, _, errno := unix.RawSyscall(unix.SYS_PERSONALITY, uintptr(*c.Personality), 0, 0); errno != 0 {
 			return fmt.Errorf("personality %#x: %w", *c.Personality, errno)
@@ -228,12 +303,7 @@ func setupProcess(c *config.Config, preserve int, isInit bool) error {
 }
 
 func setRlimit(r config.Rlimit) error {
-	lim := unix.Rlimit{Cur: r.Soft, Max: r.Hard}
-	if err := unix.Setrlimit(r.Type, &lim); err != nil {
-		var host unix.Rlimit
-		if unix.Getrlimit(r.Type, &host) == nil && err == unix.EPERM && r.Hard > host.Max {
-			return fmt.Errorf("setrlimit %s hard %d: %w (the host's hard limit is %d)", r.Name, r.Hard, err, host.Max)
-		}
+	if err := unix.Setrlimit(r.Type, &unix.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
 		return fmt.Errorf("setrlimit %s soft %d hard %d: %w", r.Name, r.Soft, r.Hard, err)
 	}
 	return nil

@@ -1,5 +1,5 @@
-// Package seccomp turns a container's config.Seccomp into a BPF filter and
-// loads it, through libseccomp (github.com/seccomp/libseccomp-golang).
+// Package seccomp turns a container's config.Seccomp into a BPF filter,
+// through libseccomp (github.com/seccomp/libseccomp-golang).
 //
 // This is the one place besides internal/nsenter that uses cgo, against
 // STYLE.md's rule: the seccomp issue asks for libseccomp explicitly, and it
@@ -20,36 +20,13 @@ import (
 	"github.com/lkc-containers/lkc/internal/config"
 )
 
-// Load builds c's filter and installs it on every thread of the calling
-// process (TSYNC). It returns the notify listener fd when a rule uses
-// "notify", else -1; the fd is close-on-exec.
-//
-// Preconditions: the caller has no_new_privs set or CAP_SYS_ADMIN in its
-// user namespace; this function does not set no_new_privs itself.
-func Load(c *config.Seccomp) (int, error) {
-	f, err := build(c)
-	if err != nil {
-		return -1, err
-	}
-	defer f.Release()
-	if err := f.Load(); err != nil {
-		return -1, fmt.Errorf("loading the seccomp filter: %w", err)
-	}
-	if !c.NotifyUsed() {
-		return -1, nil
-	}
-	fd, err := f.GetNotifFd()
-	if err != nil {
-		return -1, fmt.Errorf("getting the seccomp notify fd: %w", err)
-	}
-	return int(fd), nil
-}
-
 // Program builds c's filter as a BPF program (struct sock_filter array)
-// and the SECCOMP_FILTER_FLAG_* flags to load it with, for a process that
-// loads it itself with seccomp(2): an `lkc exec` finished by the nsenter
-// constructor. Not for a filter with a notify rule or WAIT_KILLABLE_RECV:
-// those need libseccomp's load, which gives the listener fd.
+// and the SECCOMP_FILTER_FLAG_* flags to load it with (NEW_LISTENER when a
+// rule uses "notify"), for a process that loads it itself with seccomp(2)
+// (Install, or the nsenter constructor for an `lkc exec`). The program is
+// built before it is needed: libseccomp allocates as it builds, and the
+// process that loads it may by then live under the container's rlimits
+// (an RLIMIT_AS below what the Go runtime has reserved fails every mmap).
 func Program(c *config.Seccomp) ([]byte, uint, error) {
 	f, err := build(c)
 	if err != nil {
@@ -73,6 +50,10 @@ func Program(c *config.Seccomp) ([]byte, uint, error) {
 	if _, err := mem.ReadAt(prog, 0); err != nil {
 		return nil, 0, fmt.Errorf("reading the seccomp program: %w", err)
 	}
+	return prog, flags(c), nil
+}
+
+func flags(c *config.Seccomp) uint {
 	var flags uint
 	if c.Log {
 		flags |= unix.SECCOMP_FILTER_FLAG_LOG
@@ -80,7 +61,13 @@ func Program(c *config.Seccomp) ([]byte, uint, error) {
 	if c.SpecAllow {
 		flags |= unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW
 	}
-	return prog, flags, nil
+	if c.NotifyUsed() {
+		flags |= unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
+		if c.WaitKillableRecv {
+			flags |= unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+		}
+	}
+	return flags
 }
 
 // build makes the filter without loading it, so tests can inspect it.
