@@ -68,6 +68,9 @@ v2tests=(
   TestRootfsRecursiveReadonly
   TestRootfsReadonlyPathsKeepExec
   TestNamespaceMount
+  TestSignalRightAfterStart
+  TestRlimitASWithSeccomp
+  TestPidsLimitTiny
 )
 v2re=$(IFS='|'; echo "${v2tests[*]}")
 mkdir -p tmp
