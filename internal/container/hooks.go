@@ -97,8 +97,12 @@ func (c *Container) waitExec(w int) error {
 	defer unix.Close(r)
 	buf := make([]byte, 4096)
 	n, _ := unix.Read(r, buf)
-	if n > 0 {
-		return fmt.Errorf("container %s: starting: %s", c.st.ID, buf[:n])
+	switch {
+	case n <= 0:
+		return nil
+	case buf[0] == 0:
+		// The byte start wrote is still there: init died unreleased.
+		return fmt.Errorf("container %s: init exited before it was started", c.st.ID)
 	}
-	return nil
+	return fmt.Errorf("container %s: starting: %s", c.st.ID, buf[:n])
 }

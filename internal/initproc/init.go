@@ -54,9 +54,10 @@ func Main() int {
 			return 1
 		}
 	}
-	// Credentials, capabilities and no_new_privs are per thread: set them
-	// on the thread that execs. (Locking earlier would hand the P to this
-	// thread after every blocking call, at a cost on the hot path.)
+	// Credentials, capabilities, keepcaps, no_new_privs and the seccomp
+	// filter are per thread: set them on the thread that execs. (Locking
+	// earlier would hand the P to this thread after every blocking call, at
+	// a cost on the hot path.)
 	runtime.LockOSThread()
 	err = p.exec()
 	p.failStart(err)

@@ -10,7 +10,8 @@ import (
 // Install loads prog, a program from Program, with flags on the calling
 // thread only: that thread goes on to execve, which ends every other one,
 // so the new process image has exactly this filter. It returns the notify
-// listener fd (close-on-exec) when flags ask for one, else -1. It makes no
+// listener fd (the kernel makes it close-on-exec) when flags ask for one,
+// else -1. It makes no
 // allocation and no call into libseccomp, so it works under any rlimit.
 //
 // Preconditions: the caller's goroutine is locked to its thread, and the
@@ -30,7 +31,5 @@ func Install(prog []byte, flags uint) (int, error) {
 	if flags&unix.SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
 		return -1, nil
 	}
-	fd := int(r)
-	unix.CloseOnExec(fd)
-	return fd, nil
+	return int(r), nil
 }
