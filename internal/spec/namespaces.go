@@ -100,8 +100,40 @@ func convertIDMaps(l *specs.Linux, c *config.Config) error {
 	if c.UIDMappings, err = convertIDMap("uidMappings", l.UIDMappings); err != nil {
 		return err
 	}
-	c.GIDMappings, err = convertIDMap("gidMappings", l.GIDMappings)
-	return err
+	if c.GIDMappings, err = convertIDMap("gidMappings", l.GIDMappings); err != nil {
+		return err
+	}
+	if newUser {
+		return checkMapped(c)
+	}
+	return nil
+}
+
+// checkMapped refuses a process user or group that a new user namespace
+// does not map: setresuid, setresgid and setgroups would fail, after start.
+func checkMapped(c *config.Config) error {
+	p := &c.Process
+	if !mapped(c.UIDMappings, p.UID) {
+		return invalid("process.user.uid %d is not mapped by linux.uidMappings", p.UID)
+	}
+	if !mapped(c.GIDMappings, p.GID) {
+		return invalid("process.user.gid %d is not mapped by linux.gidMappings", p.GID)
+	}
+	for _, g := range p.AdditionalGids {
+		if !mapped(c.GIDMappings, g) {
+			return invalid("process.user.additionalGids: %d is not mapped by linux.gidMappings", g)
+		}
+	}
+	return nil
+}
+
+func mapped(maps []config.IDMap, id uint32) bool {
+	for _, m := range maps {
+		if id >= m.ContainerID && uint64(id) < uint64(m.ContainerID)+uint64(m.Size) {
+			return true
+		}
+	}
+	return false
 }
 
 func convertIDMap(name string, maps []specs.LinuxIDMapping) ([]config.IDMap, error) {

@@ -284,3 +284,27 @@ func TestTooManyGroupsShortError(t *testing.T) {
 	}
 	e.assertIDGone(id)
 }
+
+// TestUnmappedUserFailsCreate gives the process a user or group its user
+// namespace does not map: setresuid/setgroups would fail after start, so
+// create refuses it.
+func TestUnmappedUserFailsCreate(t *testing.T) {
+	e := newEnv(t)
+	rootfs := e.userNSRootfs()
+	for _, c := range []struct {
+		user specs.User
+		want string
+	}{
+		{specs.User{UID: 70000}, `process.user.uid 70000 is not mapped by linux.uidMappings`},
+		{specs.User{GID: 70000}, `process.user.gid 70000 is not mapped by linux.gidMappings`},
+		{specs.User{AdditionalGids: []uint32{10, 70000}}, `additionalGids: 70000 is not mapped by linux.gidMappings`},
+	} {
+		b := e.bundle([]string{"true"}, func(s *specs.Spec) {
+			withUserNS(rootfs)(s)
+			s.Process.User = c.user
+		})
+		id := e.id()
+		e.failLkc(`^lkc: create: .*`+c.want, "create", "--bundle", b, id)
+		e.assertIDGone(id)
+	}
+}
