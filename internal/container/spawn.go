@@ -64,12 +64,12 @@ type initProc struct {
 	forked   int  // when the request forks: a pidfd of the process forked, or -1
 	deferred bool // the cgroup move waits for sendCgroups
 	tasks    []string
-	// exe is the protected binary init was executed from (protectedSelf).
-	// Closing the last handle to a detached mount waits for an RCU grace
-	// period (docs/kernel.md), so it stays open until ready, which closes
-	// it while init builds the container instead of while init waits for
-	// its cgroups.
-	exe *os.File
+	// exe is the protected binary init was executed from. Closing the
+	// last handle to a detached mount waits for an RCU grace period
+	// (docs/kernel.md), so it stays open until ready, which closes it while
+	// init builds the container instead of while init waits for its
+	// cgroups.
+	exe *selfExe
 }
 
 // startInit execs `lkc init` from the protected binary and sends it its
@@ -82,7 +82,7 @@ type initProc struct {
 // per process whether clone(CLONE_PIDFD) works by starting a throw-away
 // child, which costs a fork, an exit and a wait on every container start.
 func startInit(spec initSpec, deferCgroups bool) (*initProc, error) {
-	exe, err := protectedSelf()
+	exe, err := openSelfExe()
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func startInit(spec initSpec, deferCgroups bool) (*initProc, error) {
 
 // execInit starts `lkc init` with its fds; cloneInto, when set, is the v2
 // cgroup directory to clone it into.
-func execInit(spec initSpec, exe, sync *os.File, cloneInto string) (int, error) {
+func execInit(spec initSpec, exe *selfExe, sync *os.File, cloneInto string) (int, error) {
 	files, env, opened, err := initFiles(spec, sync)
 	if err != nil {
 		return 0, err
@@ -130,7 +130,7 @@ func execInit(spec initSpec, exe, sync *os.File, cloneInto string) (int, error) 
 		defer unix.Close(dirfd)
 		attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, dirfd
 	}
-	pid, err := syscall.ForkExec(fmt.Sprintf("/proc/self/fd/%d", exe.Fd()), []string{"lkc", "init"}, attr)
+	pid, err := syscall.ForkExec(exe.path(), []string{"lkc", "init"}, attr)
 	if err != nil {
 		return 0, fmt.Errorf("starting lkc init: %w", err)
 	}
@@ -367,66 +367,4 @@ func writeIDMaps(pid int, cfg *config.Config) error {
 		return err
 	}
 	return write("gid_map", cfg.GIDMappings)
-}
-
-// protectedSelf returns a handle to the lkc binary that init is executed
-// from, such that a container reaching init through /proc can neither open
-// the host's binary for writing nor keep a handle that could be reopened so
-// (CVE-2019-5736 class): a detached, read-only bind mount of the binary, which
-// costs two syscalls and leaves no mount anywhere; or, where the kernel lacks
-// the new mount API, a sealed in-memory copy.
-func protectedSelf() (*os.File, error) {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, "/proc/self/exe", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-	if err == nil {
-		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
-		if err = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err == nil {
-			return os.NewFile(uintptr(fd), "lkc-ro"), nil
-		}
-		unix.Close(fd)
-	}
-	return sealedSelf()
-}
-
-// sealedSelf returns a sealed in-memory copy of the lkc binary.
-func sealedSelf() (*os.File, error) {
-	src, err := os.Open("/proc/self/exe")
-	if err != nil {
-		return nil, fmt.Errorf("opening own binary: %w", err)
-	}
-	defer src.Close()
-	fd, err := unix.MemfdCreate("lkc", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return nil, fmt.Errorf("memfd_create: %w", err)
-	}
-	mem := os.NewFile(uintptr(fd), "lkc-memfd")
-	fi, err := src.Stat()
-	if err == nil {
-		err = copyAll(fd, int(src.Fd()), fi.Size())
-	}
-	if err == nil {
-		_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS,
-			unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE)
-	}
-	if err != nil {
-		mem.Close()
-		return nil, fmt.Errorf("sealing a copy of the lkc binary: %w", err)
-	}
-	return mem, nil
-}
-
-func copyAll(dst, src int, size int64) error {
-	for size > 0 {
-		n, err := unix.Sendfile(dst, src, nil, int(size))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return fmt.Errorf("short copy")
-		}
-		size -= int64(n)
-	}
-	return nil
 }
