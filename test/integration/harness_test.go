@@ -22,6 +22,7 @@ import (
 // cleanup that deletes its containers and fails the test on any leftover.
 type env struct {
 	t    *testing.T
+	bin  string // the lkc binary it runs: lkcBinary, or a test's own copy
 	root string
 	ids  []string
 	dirs []string // bundles
@@ -32,7 +33,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	testutil.RequiresRoot(t)
-	e := &env{t: t, root: t.TempDir()}
+	e := &env{t: t, bin: lkcBinary, root: t.TempDir()}
 	t.Cleanup(e.cleanup)
 	return e
 }
@@ -70,7 +71,7 @@ func (e *env) lkc(args ...string) result {
 // lkcWith runs lkc with extra as its fds 3, 4, ...
 func (e *env) lkcWith(extra []*os.File, args ...string) result {
 	e.t.Helper()
-	cmd := exec.Command(lkcBinary, append([]string{"--root", e.root}, args...)...)
+	cmd := exec.Command(e.bin, append([]string{"--root", e.root}, args...)...)
 	cmd.ExtraFiles = extra
 	// Files, not pipes: a detached container inherits lkc's stdio and would
 	// hold a pipe open, so waiting for its EOF would never end.

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 )
 
 // secContainer is a container created with its stdio on files, so the
@@ -43,7 +42,7 @@ func (e *env) secCreate(b string) secContainer {
 		e.t.Fatal(err)
 	}
 	defer errf.Close()
-	cmd := exec.Command(lkcBinary, "--root", e.root, "create", "--bundle", b, c.id)
+	cmd := exec.Command(e.bin, "--root", e.root, "create", "--bundle", b, c.id)
 	cmd.Stdout, cmd.Stderr = out, errf
 	if err := cmd.Run(); err != nil {
 		msg, _ := os.ReadFile(c.stderr)
@@ -57,18 +56,25 @@ func (e *env) secCreate(b string) secContainer {
 	return c
 }
 
-// secWaitOutput waits until file holds a line matching re and returns the
-// file's contents.
+// secWaitOutput waits up to 10 s until file holds a line matching re and
+// returns the file's contents.
 func secWaitOutput(t *testing.T, file string, re *regexp.Regexp) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	return waitOutput(t, file, re, 10*time.Second)
+}
+
+// waitOutput waits up to timeout until file holds a line matching re and
+// returns the file's contents.
+func waitOutput(t *testing.T, file string, re *regexp.Regexp, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
 		data, _ := os.ReadFile(file)
 		if re.Match(data) {
 			return string(data)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: waited 10s for %q, got %q", file, re, data)
+			t.Fatalf("%s: waited %v for %q, got %q", file, timeout, re, data)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -86,236 +92,6 @@ func sha256File(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-func statID(path string) (dev, ino uint64, err error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, 0, err
-	}
-	return st.Dev, st.Ino, nil
-}
-
-// assertExeProtected checks that the executable of host pid, while it runs
-// lkc, is not a writable handle on the host's lkc binary: a sealed memfd
-// copy, or the host's inode reached only through a read-only mount.
-func assertExeProtected(t *testing.T, pid int) {
-	t.Helper()
-	exe := fmt.Sprintf("/proc/%d/exe", pid)
-	link, err := os.Readlink(exe)
-	if err != nil {
-		t.Fatalf("readlink %s: %v", exe, err)
-	}
-	hostDev, hostIno, err := statID(lkcBinary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev, ino, err := statID(exe)
-	if err != nil {
-		t.Fatalf("stat %s: %v", exe, err)
-	}
-	switch {
-	case strings.HasPrefix(link, "/memfd:"):
-		if dev == hostDev && ino == hostIno {
-			t.Errorf("%s is a memfd with the host binary's inode?", exe)
-		}
-	case dev == hostDev && ino == hostIno:
-		var st unix.Statfs_t
-		if err := unix.Statfs(exe, &st); err != nil {
-			t.Fatalf("statfs %s: %v", exe, err)
-		}
-		if st.Flags&unix.ST_RDONLY == 0 {
-			t.Errorf("%s (-> %q) is the host's lkc binary on a writable mount", exe, link)
-		}
-	default:
-		t.Errorf("%s -> %q: neither a memfd nor the host binary (%s)", exe, link, lkcBinary)
-	}
-	for _, flag := range []int{unix.O_WRONLY, unix.O_RDWR, unix.O_WRONLY | unix.O_APPEND} {
-		if fd, err := unix.Open(exe, flag|unix.O_CLOEXEC, 0); err == nil {
-			unix.Close(fd)
-			t.Errorf("open %s with flags %#x succeeded; want it refused", exe, flag)
-		}
-	}
-}
-
-// TestSecInitExeIsProtected: the classic CVE-2019-5736 move from the host's
-// point of view. Hold an O_PATH handle on a created container's
-// /proc/<init>/exe, let init exec away and exit, then reopen the handle for
-// writing: with the host binary behind it, that would overwrite lkc.
-func TestSecInitExeIsProtected(t *testing.T) {
-	e := newEnv(t)
-	before := sha256File(t, lkcBinary)
-	c := e.secCreate(e.bundle([]string{"true"}, nil))
-	assertExeProtected(t, c.pid)
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	held, err := unix.Open(fmt.Sprintf("/proc/%d/exe", c.pid), unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("O_PATH open of init's exe: %v (status %s)", err, status)
-	}
-	defer unix.Close(held)
-	e.mustLkc("start", c.id)
-	e.waitStatus(c.id, "stopped")
-
-	reopen := fmt.Sprintf("/proc/self/fd/%d", held)
-	fd, err := unix.Open(reopen, unix.O_WRONLY|unix.O_APPEND|unix.O_CLOEXEC, 0)
-	for i := 0; err == unix.ETXTBSY && i < 200; i++ {
-		// Some lkc still runs the binary; a busy text file hides the answer.
-		time.Sleep(10 * time.Millisecond)
-		fd, err = unix.Open(reopen, unix.O_WRONLY|unix.O_APPEND|unix.O_CLOEXEC, 0)
-	}
-	switch {
-	case err == unix.ETXTBSY:
-		t.Errorf("reopening init's exe for writing: still ETXTBSY after 2s, inconclusive")
-	case err != nil:
-		t.Logf("reopening init's exe for writing: %v", err)
-	}
-	if err == nil {
-		defer unix.Close(fd)
-		var st unix.Stat_t
-		unix.Fstat(fd, &st)
-		hostDev, hostIno, _ := statID(lkcBinary)
-		if st.Dev == hostDev && st.Ino == hostIno {
-			t.Fatalf("reopened init's exe for writing after init exited: it is the host binary %s", lkcBinary)
-		}
-		// A private copy: it must at least be sealed against writes.
-		if _, err := unix.Write(fd, []byte{0}); err == nil {
-			t.Errorf("wrote to init's copy of lkc after it exited; want a sealed copy")
-		}
-	}
-	if after := sha256File(t, lkcBinary); after != before {
-		t.Fatalf("host lkc binary changed: sha256 %s -> %s", before, after)
-	}
-}
-
-// secAttacker is the container side of CVE-2019-5736: it watches its pid
-// namespace for an `lkc init`, grabs a handle on its /proc/<pid>/exe (it has
-// CAP_SYS_PTRACE, so init's non-dumpable flag does not stop it), tries to
-// open it for writing directly, waits until that process is gone and then
-// reopens the held handle for writing, as the original exploit did.
-const secAttacker = `
-echo ready
-while :; do
-  for d in /proc/[0-9]*; do
-    case "$(tr '\0' ' ' <$d/cmdline 2>/dev/null)" in
-    "lkc init"*) ;;
-    *) continue ;;
-    esac
-    (: >>$d/exe) 2>/dev/null && echo DIRECT-WRITE-OPENED
-    (exec 3<$d/exe) 2>/dev/null || continue
-    exec 3<$d/exe
-    echo "HOLDING ${d#/proc/} $(readlink $d/exe)"
-    while [ -e $d/exe ]; do
-      (: >>$d/exe) 2>/dev/null && echo DIRECT-WRITE-OPENED
-      sleep 0.02
-    done
-    # Until every lkc has exited the host binary may be busy (ETXTBSY),
-    # which would hide whether the handle is writable at all.
-    i=0
-    while :; do
-      err=$( (: >>/proc/$$/fd/3) 2>&1 )
-      case "$err" in
-      *busy*) [ $i -lt 200 ] || break; i=$((i+1)); sleep 0.02 ;;
-      *) break ;;
-      esac
-    done
-    if [ -z "$err" ]; then
-      case "$(readlink /proc/$$/fd/3)" in
-      /memfd:*)
-        if (printf x >>/proc/$$/fd/3) 2>/dev/null; then echo MEMFD-WRITTEN; else echo "WRITE-DENIED sealed memfd"; fi ;;
-      *) echo REOPENED-FOR-WRITE ;;
-      esac
-    else
-      echo "WRITE-DENIED $err"
-    fi
-    echo DONE
-    exit 0
-  done
-  sleep 0.02
-done
-`
-
-// TestSecShebangSelfExeCannotOverwriteHost runs the attack end to end. The
-// victim's entrypoint is a script starting with #!/proc/self/exe, which makes
-// the kernel execute whatever init runs from; it shares a pid namespace with
-// the attacker, which holds init's exe across the victim's whole life.
-func TestSecShebangSelfExeCannotOverwriteHost(t *testing.T) {
-	e := newEnv(t)
-	before := sha256File(t, lkcBinary)
-
-	attackRoot := e.writableRootfs()
-	if err := os.WriteFile(filepath.Join(attackRoot, "attack.sh"), []byte(secAttacker), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	attacker := e.secCreate(e.bundle([]string{"sh", "/attack.sh"}, func(s *specs.Spec) {
-		s.Root.Path = attackRoot
-		addCaps(s, "CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER")
-	}))
-	e.mustLkc("start", attacker.id)
-	secWaitOutput(t, attacker.stdout, regexp.MustCompile(`(?m)^ready$`))
-
-	victimRoot := e.writableRootfs()
-	if err := os.WriteFile(filepath.Join(victimRoot, "evil.sh"), []byte("#!/proc/self/exe\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	victim := e.secCreate(e.bundle([]string{"/evil.sh"}, func(s *specs.Spec) {
-		s.Root.Path = victimRoot
-		for i, ns := range s.Linux.Namespaces {
-			if ns.Type == specs.PIDNamespace {
-				s.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/pid", attacker.pid)
-			}
-		}
-	}))
-	assertExeProtected(t, victim.pid)
-	assertNoHostBinaryIn(t, attacker.id)
-	assertNoHostBinaryIn(t, victim.id)
-	secWaitOutput(t, attacker.stdout, regexp.MustCompile(`(?m)^HOLDING `))
-
-	e.mustLkc("start", victim.id)
-	out := secWaitOutput(t, attacker.stdout, regexp.MustCompile(`(?m)^DONE$`))
-	t.Logf("attacker: %s", out)
-	if strings.Contains(out, "DIRECT-WRITE-OPENED") || strings.Contains(out, "REOPENED-FOR-WRITE") || strings.Contains(out, "MEMFD-WRITTEN") {
-		t.Errorf("the container opened lkc's binary for writing:\n%s", out)
-	}
-	if !strings.Contains(out, "WRITE-DENIED") || strings.Contains(out, "busy") {
-		t.Errorf("attacker's reopen was not denied for good (a busy text file only hides the question):\n%s", out)
-	}
-	// The shebang made the victim execute lkc's protected copy, which
-	// refused "/evil.sh" as a command: proof the script really ran it.
-	e.waitStatus(victim.id, "stopped")
-	if msg, _ := os.ReadFile(victim.stderr); !strings.Contains(string(msg), "/evil.sh") {
-		t.Errorf("victim stderr %q: want lkc's complaint about /evil.sh (the shebang ran lkc)", msg)
-	}
-	if after := sha256File(t, lkcBinary); after != before {
-		t.Fatalf("host lkc binary changed: sha256 %s -> %s", before, after)
-	}
-}
-
-// assertNoHostBinaryIn checks every process of container id, as the host
-// sees it: none may run the host's lkc binary through a writable handle.
-func assertNoHostBinaryIn(t *testing.T, id string) {
-	t.Helper()
-	hostDev, hostIno, err := statID(lkcBinary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pids := processesIn(id)
-	if len(pids) == 0 {
-		t.Fatalf("container %s has no processes", id)
-	}
-	for _, pid := range pids {
-		exe := fmt.Sprintf("/proc/%d/exe", pid)
-		dev, ino, err := statID(exe)
-		if err != nil || dev != hostDev || ino != hostIno {
-			continue
-		}
-		var st unix.Statfs_t
-		if err := unix.Statfs(exe, &st); err != nil || st.Flags&unix.ST_RDONLY == 0 {
-			t.Errorf("process %d of %s runs the host lkc binary through a writable mount", pid, id)
-		}
-	}
 }
 
 func addCaps(s *specs.Spec, caps ...string) {
