@@ -37,6 +37,10 @@ type Container struct {
 	st   *state.State
 	dir  *state.Dir
 	warn func(error) // gets failures that must not fail the operation; may be nil
+	// init, in the process that created the container, is the handshake
+	// with init, kept for Run to close after init's exec
+	// (initProc.closeAfterExec).
+	init *initProc
 }
 
 // OCIState is the state of a container as `lkc state` prints it: the
@@ -66,7 +70,17 @@ func load(root, id string, exclusive bool) (*Container, error) {
 	return &Container{st: st, dir: dir}, nil
 }
 
-func (c *Container) close() { c.dir.Close() }
+func (c *Container) close() {
+	c.takeInit().close()
+	c.dir.Close()
+}
+
+// takeInit hands over the handshake with init; nil once taken or closed.
+func (c *Container) takeInit() *initProc {
+	p := c.init
+	c.init = nil
+	return p
+}
 
 func (c *Container) cgroup() cgroups.Manager {
 	return cgroups.FromPaths(c.st.CgroupPaths, c.st.CgroupParents)

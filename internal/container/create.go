@@ -107,13 +107,12 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err := p.ready(&spec); err != nil {
 		return nil, err
 	}
-	p.close()
 	if pids != nil {
 		if err := cg.Set(&config.Resources{PidsLimit: pids}); err != nil {
 			return nil, fmt.Errorf("setting the pids limit: %w", err)
 		}
 	}
-	return &Container{st: st, dir: dir, warn: o.Warn}, nil
+	return &Container{st: st, dir: dir, warn: o.Warn, init: p}, nil
 }
 
 // startAround starts init and has makeCgroup create its cgroup. Where init

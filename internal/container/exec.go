@@ -121,11 +121,12 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 		req.Chroot = fmt.Sprintf("/proc/%d/root", c.st.InitPid)
 	}
 	spec := initSpec{
-		req:           req,
-		cg:            cg,
-		preserveFDs:   o.PreserveFDs,
-		consoleSocket: o.ConsoleSocket,
-		consoleConn:   o.consoleConn,
+		req:            req,
+		cg:             cg,
+		preserveFDs:    o.PreserveFDs,
+		consoleSocket:  o.ConsoleSocket,
+		consoleConn:    o.consoleConn,
+		closeAfterExec: !o.Detach,
 	}
 	plan, err := execPlan(cfg, o.PreserveFDs)
 	if err != nil {

@@ -62,8 +62,10 @@ func Run(o RunOpts) (int, error) {
 		c.close()
 		return 0, nil
 	}
+	p := c.takeInit()
 	c.close()
 	go forward(sigs.c, c.st.InitPid, term)
+	p.closeAfterExec()
 	code := waitInit(c.st.InitPid)
 	term.close()
 	if o.Keep {

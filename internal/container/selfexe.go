@@ -44,13 +44,20 @@ func (x *selfExe) path() string {
 	return fmt.Sprintf("/proc/self/fd/%d", x.file.Fd())
 }
 
-// Close closes the handles. A process still running from the binary keeps
-// its file system alive; closing the mount fd dissolves the detached mount,
-// which waits for an RCU grace period (docs/kernel.md).
+// Close closes the handles.
 func (x *selfExe) Close() {
+	x.closeMount()
 	x.file.Close()
+}
+
+// closeMount closes the mount fd, which dissolves the detached mount and
+// waits for an RCU grace period (docs/kernel.md). The file stays usable; the
+// overlayfs lives on until its last user, the file or a process running
+// from it, goes, and that wait for another grace period.
+func (x *selfExe) closeMount() {
 	if x.mount != nil {
 		x.mount.Close()
+		x.mount = nil
 	}
 }
 

@@ -35,6 +35,9 @@ type initSpec struct {
 	seccompState func(pid int) []byte
 	// plan, for an exec the constructor finishes (req.Exec), replaces msg.
 	plan *nsenter.Plan
+	// closeAfterExec, for a foreground exec, keeps lkc's binary open until
+	// the process has exec'd (initProc.closeAfterExec).
+	closeAfterExec bool
 }
 
 // spawnInit starts `lkc init`, places it in its cgroup and namespaces, hands
@@ -53,8 +56,31 @@ func spawnInit(spec initSpec) (int, error) {
 		p.abort()
 		return 0, err
 	}
-	p.close()
+	if spec.closeAfterExec {
+		p.closeAfterExec()
+	} else {
+		p.close()
+	}
 	return pid, nil
+}
+
+// closeAfterExec closes p in the background once the process has exec'd
+// or died: either closes its end of the handshake socket, which is
+// close-on-exec. The last one to let go of the overlayfs lkc's binary was
+// executed from waits for its teardown (docs/kernel.md): holding the binary
+// until then makes that a goroutine of ours, while the process runs,
+// instead of the process, in its execve.
+func (p *initProc) closeAfterExec() {
+	go func() {
+		var buf [64]byte
+		for {
+			n, _, err := unix.Recvfrom(p.sock, buf[:], 0)
+			if err != unix.EINTR && (err != nil || n == 0) {
+				break
+			}
+		}
+		p.close()
+	}()
 }
 
 // initProc is a started `lkc init` whose handshake is under way.
@@ -64,11 +90,11 @@ type initProc struct {
 	forked   int  // when the request forks: a pidfd of the process forked, or -1
 	deferred bool // the cgroup move waits for sendCgroups
 	tasks    []string
-	// exe is the protected binary init was executed from. Closing the
-	// last handle to a detached mount waits for an RCU grace period
-	// (docs/kernel.md), so it stays open until ready, which closes it while
-	// init builds the container instead of while init waits for its
-	// cgroups.
+	// exe is the protected binary init was executed from. Closing its
+	// mount fd waits for an RCU grace period (docs/kernel.md), so that
+	// stays open until ready, which closes it while init builds the
+	// container instead of while init waits for its cgroups; the file
+	// stays open until close (see closeAfterExec).
 	exe *selfExe
 }
 
@@ -275,7 +301,11 @@ func (p *initProc) abort() {
 	p.close()
 }
 
+// close closes what is left of the handshake; p may be nil.
 func (p *initProc) close() {
+	if p == nil {
+		return
+	}
 	p.closeExe()
 	if p.sock >= 0 {
 		unix.Close(p.sock)
@@ -300,7 +330,7 @@ func (p *initProc) closeExe() {
 // here, and the goroutine that registers the forwarded signals meanwhile
 // has a P of its own (startForwarding).
 func (p *initProc) ready(spec *initSpec) error {
-	p.closeExe()
+	p.exe.closeMount()
 	reply, err := initproc.Recv(p.sock)
 	if err == nil && string(reply) == initproc.HooksPoint {
 		if err := runtimeHooksPoint(*spec, p.sock); err != nil {
