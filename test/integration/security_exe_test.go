@@ -218,9 +218,11 @@ func TestSecShebangSelfExeCannotOverwriteHost(t *testing.T) {
 			joinPidNS(s, a.c.pid)
 		}))
 		if i == 0 {
+			// Init, non-dumpable and with more capabilities than the
+			// container, is out of reach without CAP_SYS_PTRACE.
 			time.Sleep(300 * time.Millisecond)
 			if a.holding() {
-				t.Errorf("without CAP_SYS_PTRACE the attacker reached the exe of a created init: init is dumpable")
+				t.Errorf("without CAP_SYS_PTRACE the attacker reached the exe of a created init")
 			}
 		}
 		e.mustLkc("start", victim.id)
@@ -230,4 +232,38 @@ func TestSecShebangSelfExeCannotOverwriteHost(t *testing.T) {
 		e.mustLkc("delete", victim.id)
 	}
 	a.check()
+}
+
+// TestSecInitIsNotDumpable: init is non-dumpable until it execs. A process
+// with fewer capabilities than init cannot reach its /proc/<pid>/exe anyway
+// (ptrace's capability rule), and in a user namespace the kernel makes init
+// non-dumpable when it becomes root there; so both lkc and the prober run
+// without CAP_SYS_PTRACE in their bounding set, which leaves the dumpable
+// flag the only thing that keeps the prober, with init's uid and
+// capabilities, out.
+func TestSecInitIsNotDumpable(t *testing.T) {
+	e := newEnv(t)
+	setpriv := testutil.RequiresBinary(t, "setpriv")
+	noPtrace := []string{"--bounding-set", "-sys_ptrace", "--"}
+	id := e.id()
+	out, errf := e.tempFile(), e.tempFile()
+	defer out.Close()
+	defer errf.Close()
+	b := e.bundle([]string{"true"}, nil)
+	cmd := exec.Command(setpriv, append(noPtrace, e.bin, "--root", e.root, "create", "--bundle", b, id)...)
+	cmd.Stdout, cmd.Stderr = out, errf
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("lkc create without CAP_SYS_PTRACE: %v: %s", err, readAll(errf))
+	}
+	pid, ok := e.state(id)["pid"].(float64)
+	if !ok || pid <= 0 {
+		t.Fatalf("state %s has no pid", id)
+	}
+	exe := fmt.Sprintf("/proc/%d/exe", int(pid))
+	probe, err := exec.Command(setpriv, append(noPtrace, "readlink", "-v", exe)...).CombinedOutput()
+	if err == nil {
+		t.Errorf("a process without CAP_SYS_PTRACE read %s -> %q: init is dumpable", exe, strings.TrimSpace(string(probe)))
+	} else if !strings.Contains(string(probe), "ermission denied") {
+		t.Errorf("readlink %s: %v: %s; want permission denied", exe, err, probe)
+	}
 }
