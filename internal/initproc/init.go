@@ -215,7 +215,7 @@ func buildRoot(sync int, msg *Message) error {
 	}
 	callerNS := !c.HasNamespace("mount")
 	env := mount.Env{
-		InUserNS:    c.NewNamespace("user"),
+		InUserNS:    c.HasNamespace("user"),
 		CallerNS:    callerNS,
 		NewCgroupNS: c.NewNamespace("cgroup"),
 		CgroupPaths: msg.CgroupPaths,

@@ -21,7 +21,7 @@ import (
 
 // Env is what the mount setup needs to know besides the config.
 type Env struct {
-	InUserNS bool // a new user namespace: no mknod, locked mount flags
+	InUserNS bool // a new or joined user namespace: no mknod, locked mount flags
 	// CallerNS: the container shares its caller's mount namespace, whose /
 	// stays as it is; the caller bound the rootfs on itself (BindRootfs).
 	CallerNS    bool

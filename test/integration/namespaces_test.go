@@ -353,3 +353,20 @@ func TestNamespaceWrongTypeRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestNamespaceJoinUser joins another container's user namespace by path
+// with a mount namespace of its own: /dev is populated as in a new user
+// namespace (bind mounts, since mknod is refused there), not with mknod.
+func TestNamespaceJoinUser(t *testing.T) {
+	e := newEnv(t)
+	rootfs := e.userNSRootfs()
+	_, pid := e.createdPid([]string{"true"}, withUserNS(rootfs))
+	out := e.mustRunOut([]string{"sh", "-c", "id -u; cat /proc/self/uid_map; echo x >/dev/null && echo null ok"}, func(s *specs.Spec) {
+		s.Root.Path = rootfs
+		setNamespace(s, specs.UserNamespace, fmt.Sprintf("/proc/%d/ns/user", pid))
+	})
+	got := strings.Join(strings.Fields(out), " ")
+	if want := "0 0 100000 65536 null ok"; got != want {
+		t.Errorf("joined user namespace: got %q, want %q", got, want)
+	}
+}
