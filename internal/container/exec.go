@@ -25,7 +25,8 @@ type ExecOpts struct {
 	Detach        bool
 	PidFile       string
 	ConsoleSocket string
-	consoleConn   *os.File // set by Exec to serve the terminal itself
+	consoleConn   *os.File    // set by Exec to serve the terminal itself
+	pipes         *stdioPipes // set by Exec for a foreground process without a terminal
 	PreserveFDs   int
 	// Cgroup places the process in existing sub-cgroups of the container's
 	// (controller -> relative path, "" = all; see cgroups.Sub); nil keeps
@@ -61,6 +62,13 @@ func Exec(o ExecOpts) (int, error) {
 		return 0, err
 	}
 	o.consoleConn = term.initEnd()
+	if !o.Detach && !o.Process.Terminal {
+		if o.pipes, err = newStdioPipes(pipeOwner(c.st.Config, &o.Process)); err != nil {
+			c.close()
+			term.close()
+			return 0, err
+		}
+	}
 	var sigs *forwarding
 	if !o.Detach {
 		sigs = startForwarding()
@@ -73,7 +81,13 @@ func Exec(o ExecOpts) (int, error) {
 	if err != nil {
 		sigs.stop()
 		term.close()
+		if o.pipes != nil {
+			o.pipes.close()
+		}
 		return 0, err
+	}
+	if o.pipes != nil {
+		o.pipes.start()
 	}
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, pid); err != nil {
@@ -88,6 +102,9 @@ func Exec(o ExecOpts) (int, error) {
 	go forward(sigs.c, pid, term)
 	code := waitInit(pid)
 	term.close()
+	if o.pipes != nil {
+		o.pipes.finish()
+	}
 	return code, nil
 }
 
@@ -127,6 +144,10 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 		consoleSocket:  o.ConsoleSocket,
 		consoleConn:    o.consoleConn,
 		closeAfterExec: !o.Detach,
+	}
+	if o.pipes != nil {
+		fds := o.pipes.fds()
+		spec.stdio = &fds
 	}
 	plan, err := execPlan(cfg, o.PreserveFDs)
 	if err != nil {

@@ -38,6 +38,9 @@ type initSpec struct {
 	// closeAfterExec, for a foreground exec, keeps lkc's binary open until
 	// the process has exec'd (initProc.closeAfterExec).
 	closeAfterExec bool
+	// stdio, when set, replaces lkc's own stdin, stdout and stderr as the
+	// process's (a foreground exec's pipes).
+	stdio *[3]uintptr
 }
 
 // spawnInit starts `lkc init`, places it in its cgroup and namespaces, hands
@@ -169,6 +172,9 @@ func execInit(spec initSpec, exe *selfExe, sync *os.File, cloneInto string) (int
 // them.
 func initFiles(spec initSpec, sync *os.File) (files []uintptr, env []string, opened []*os.File, err error) {
 	files = []uintptr{0, 1, 2}
+	if spec.stdio != nil {
+		files = spec.stdio[:]
+	}
 	for i := 0; i < spec.preserveFDs; i++ {
 		files = append(files, uintptr(3+i))
 	}

@@ -1,11 +1,14 @@
 package integration
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -205,5 +208,40 @@ func TestExecPlanAndGoInitAgree(t *testing.T) {
 	}
 	if fds := strings.Fields(inC[strings.Index(inC, "cwd=/tmp")+8 : strings.Index(inC, "mkdir-denied")]); len(fds) != 4 {
 		t.Errorf("exec has fds %v, want 0-2 and ls's own", fds)
+	}
+}
+
+// TestExecStdioArePipes checks that a foreground exec gives the process
+// pipes, as runc does, never lkc's own stdio files (here a host file, which
+// the process could reopen through /proc/self/fd), and that the pipes carry
+// everything: stdin, a megabyte of output, output of a non-root user that
+// reopens /dev/stdout, and output of a process that leaves a background
+// child holding the pipes open.
+func TestExecStdioArePipes(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.runningPid(nil)
+	out := e.mustLkc("exec", id, "sh", "-c", "for fd in 0 1 2; do readlink /proc/self/fd/$fd; done")
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !strings.HasPrefix(l, "pipe:[") {
+			t.Errorf("exec's stdio %q: want three pipes", out)
+			break
+		}
+	}
+	if out := e.mustLkc("exec", id, "sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' a"); len(out) != 1<<20 || strings.Trim(out, "a") != "" {
+		t.Errorf("1 MiB of output: got %d bytes", len(out))
+	}
+	if out := e.mustLkc("exec", "--user", "1000:1000", id, "sh", "-c", "echo reopened >/dev/stdout"); out != "reopened\n" {
+		t.Errorf("non-root reopening /dev/stdout: got %q", out)
+	}
+	cmd := exec.Command(e.bin, "--root", e.root, "exec", id, "tr", "a-z", "A-Z")
+	cmd.Stdin = strings.NewReader("from stdin")
+	if got, err := cmd.Output(); err != nil || string(got) != "FROM STDIN" {
+		t.Errorf("stdin through exec: got %q, %v", got, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd = exec.CommandContext(ctx, e.bin, "--root", e.root, "exec", id, "sh", "-c", "sleep 1000 & echo started")
+	if got, err := cmd.Output(); err != nil || string(got) != "started\n" {
+		t.Errorf("exec leaving a background child: got %q, %v", got, err)
 	}
 }
