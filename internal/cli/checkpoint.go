@@ -40,7 +40,7 @@ func (f *criuFlags) register(fs *flag.FlagSet) {
 // parse parses args with fs, then the shared flags' paths and status fd,
 // and returns the container id.
 func (f *criuFlags) parse(fs *flag.FlagSet, args []string, usage string) (string, *os.File, error) {
-	rest, err := parse(fs, args, 1, usage)
+	rest, err := parse(fs, args, exactly(1), usage)
 	if err != nil {
 		return "", nil, err
 	}

@@ -180,9 +180,25 @@ func newFlags(name string) *flag.FlagSet {
 	return fs
 }
 
+// nargs is how many positional arguments a command takes. Flags may come
+// before, between or after them, as with runc, whose argument parser moves
+// a command's flags ahead of its arguments, except where the arguments
+// after the first belong to another program (exec's command, ps's
+// options): there flags end at the first argument.
+type nargs struct {
+	min, max    int // max < 0: no limit
+	passThrough bool
+}
+
+func exactly(n int) nargs { return nargs{min: n, max: n} }
+
+// passThrough takes the container id and hands everything after it on.
+var passThrough = nargs{min: 1, max: -1, passThrough: true}
+
 // parse parses a subcommand's flags and checks its positional arguments.
-func parse(fs *flag.FlagSet, args []string, want int, names string) ([]string, error) {
-	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+func parse(fs *flag.FlagSet, args []string, n nargs, names string) ([]string, error) {
+	rest, err := parseArgs(fs, args, n.passThrough)
+	if errors.Is(err, flag.ErrHelp) {
 		// Clients probe for a command with "<cmd> --help" and read exit 0
 		// as "supported" (Podman does so for checkpoint), as with runc.
 		fmt.Println("usage: " + names)
@@ -192,9 +208,32 @@ func parse(fs *flag.FlagSet, args []string, want int, names string) ([]string, e
 	} else if err != nil {
 		return nil, fmt.Errorf("%w (usage: %s)", err, names)
 	}
-	rest := fs.Args()
-	if len(rest) < want {
+	if len(rest) < n.min {
 		return nil, fmt.Errorf("missing argument (usage: %s)", names)
 	}
+	if n.max >= 0 && len(rest) > n.max {
+		return nil, fmt.Errorf("unexpected argument %q (usage: %s)", rest[n.max], names)
+	}
 	return rest, nil
+}
+
+// parseArgs parses flags wherever they are among args and returns the
+// positional arguments; "--" ends the flags. With firstOnly, flags end at
+// the first positional argument instead.
+func parseArgs(fs *flag.FlagSet, args []string, firstOnly bool) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		ended := len(rest) < len(args) && args[len(args)-len(rest)-1] == "--"
+		if firstOnly || ended {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
 }

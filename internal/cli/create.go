@@ -69,7 +69,7 @@ func cmdCreate(g *globals, args []string) error {
 	var f createFlags
 	fs := newFlags("create")
 	f.register(fs)
-	rest, err := parse(fs, args, 1, "lkc create [flags] <container-id>")
+	rest, err := parse(fs, args, exactly(1), "lkc create [flags] <container-id>")
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func cmdRun(g *globals, args []string) error {
 	fs.BoolVar(&detach, "d", false, "detach from the container")
 	fs.BoolVar(&keep, "keep", false, "keep the container after it exits")
 	fs.BoolVar(&noSubreaper, "no-subreaper", false, "accepted for runc compatibility")
-	rest, err := parse(fs, args, 1, "lkc run [flags] <container-id>")
+	rest, err := parse(fs, args, exactly(1), "lkc run [flags] <container-id>")
 	if err != nil {
 		return err
 	}

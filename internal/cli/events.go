@@ -21,7 +21,7 @@ func cmdEvents(g *globals, args []string) error {
 	fs := newFlags("events")
 	stats := fs.Bool("stats", false, "print one stats event and exit")
 	interval := fs.Duration("interval", 5*time.Second, "time between stats events")
-	rest, err := parse(fs, args, 1, "lkc events [--stats] [--interval D] <container-id>")
+	rest, err := parse(fs, args, exactly(1), "lkc events [--stats] [--interval D] <container-id>")
 	if err != nil {
 		return err
 	}

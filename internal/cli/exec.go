@@ -52,7 +52,7 @@ func cmdExec(g *globals, args []string) error {
 	fs.IntVar(&f.preserveFDs, "preserve-fds", 0, "pass this many fds after stdio to the process")
 	fs.Var(&f.cgroups, "cgroup", "run in an existing sub-cgroup: [controllers:]path (repeatable)")
 	fs.Bool("ignore-paused", false, "accepted for runc compatibility")
-	rest, err := parse(fs, args, 1, "lkc exec [flags] <container-id> <command> [args...]")
+	rest, err := parse(fs, args, passThrough, "lkc exec [flags] <container-id> <command> [args...]")
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 func cmdStart(g *globals, args []string) error {
-	rest, err := parse(newFlags("start"), args, 1, "lkc start <container-id>")
+	rest, err := parse(newFlags("start"), args, exactly(1), "lkc start <container-id>")
 	if err != nil {
 		return err
 	}
@@ -23,7 +23,7 @@ func cmdStart(g *globals, args []string) error {
 }
 
 func cmdState(g *globals, args []string) error {
-	rest, err := parse(newFlags("state"), args, 1, "lkc state <container-id>")
+	rest, err := parse(newFlags("state"), args, exactly(1), "lkc state <container-id>")
 	if err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func cmdList(g *globals, args []string) error {
 	fs.StringVar(&format, "f", "table", "table or json")
 	fs.BoolVar(&quiet, "quiet", false, "print only the ids")
 	fs.BoolVar(&quiet, "q", false, "print only the ids")
-	if _, err := parse(fs, args, 0, "lkc list [--format table|json] [-q]"); err != nil {
+	if _, err := parse(fs, args, exactly(0), "lkc list [--format table|json] [-q]"); err != nil {
 		return err
 	}
 	if format != "table" && format != "json" {
@@ -82,7 +82,7 @@ func cmdKill(g *globals, args []string) error {
 	fs := newFlags("kill")
 	fs.BoolVar(&all, "all", false, "signal every process of the container")
 	fs.BoolVar(&all, "a", false, "signal every process of the container")
-	rest, err := parse(fs, args, 1, "lkc kill [--all] <container-id> [signal]")
+	rest, err := parse(fs, args, nargs{min: 1, max: 2}, "lkc kill [--all] <container-id> [signal]")
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func cmdDelete(g *globals, args []string) error {
 	fs := newFlags("delete")
 	fs.BoolVar(&force, "force", false, "kill the container first if it runs")
 	fs.BoolVar(&force, "f", false, "kill the container first if it runs")
-	rest, err := parse(fs, args, 1, "lkc delete [--force] <container-id>")
+	rest, err := parse(fs, args, exactly(1), "lkc delete [--force] <container-id>")
 	if err != nil {
 		return err
 	}

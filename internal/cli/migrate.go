@@ -27,7 +27,7 @@ func cmdServe(g *globals, args []string) error {
 	fs.StringVar(&cgParent, "cgroup-parent", "", "put arriving containers' cgroups at DIR/<id>, from the hierarchy root if DIR is absolute (default: the path they had)")
 	fs.DurationVar(&timeout, "timeout", 60*time.Second, "per network exchange")
 	const use = "lkc serve --listen ADDR --token-file PATH [--bundle-dir DIR]"
-	if _, err := parse(fs, args, 0, use); err != nil {
+	if _, err := parse(fs, args, exactly(0), use); err != nil {
 		return err
 	}
 	if listen == "" || tokenFile == "" {
@@ -80,7 +80,7 @@ func cmdMigrate(g *globals, args []string) error {
 	fs.BoolVar(&asJSON, "json", false, "print a JSON summary")
 	fs.BoolVar(&progress, "progress", false, "print progress lines even when stderr is not a terminal")
 	const use = "lkc migrate --token-file PATH [--shared-storage] [--postcopy] [--tcp-established] [--json] <container-id> <host:port>"
-	rest, err := parse(fs, args, 2, use)
+	rest, err := parse(fs, args, exactly(2), use)
 	if err != nil {
 		return err
 	}

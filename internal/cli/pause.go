@@ -12,7 +12,7 @@ import (
 )
 
 func cmdPause(g *globals, args []string) error {
-	rest, err := parse(newFlags("pause"), args, 1, "lkc pause <container-id>")
+	rest, err := parse(newFlags("pause"), args, exactly(1), "lkc pause <container-id>")
 	if err != nil {
 		return err
 	}
@@ -20,7 +20,7 @@ func cmdPause(g *globals, args []string) error {
 }
 
 func cmdResume(g *globals, args []string) error {
-	rest, err := parse(newFlags("resume"), args, 1, "lkc resume <container-id>")
+	rest, err := parse(newFlags("resume"), args, exactly(1), "lkc resume <container-id>")
 	if err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ func cmdPs(g *globals, args []string) error {
 	fs := newFlags("ps")
 	fs.StringVar(&format, "format", "table", "table or json")
 	fs.StringVar(&format, "f", "table", "table or json")
-	rest, err := parse(fs, args, 1, "lkc ps [--format table|json] <container-id> [ps options]")
+	rest, err := parse(fs, args, passThrough, "lkc ps [--format table|json] <container-id> [ps options]")
 	if err != nil {
 		return err
 	}

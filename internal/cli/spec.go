@@ -20,7 +20,7 @@ func cmdSpec(g *globals, args []string) error {
 	fs.StringVar(&bundle, "bundle", ".", "directory to write config.json into")
 	fs.StringVar(&bundle, "b", ".", "directory to write config.json into")
 	fs.BoolVar(&rootless, "rootless", false, "a spec for a rootless container")
-	if _, err := parse(fs, args, 0, "lkc spec [--bundle dir]"); err != nil {
+	if _, err := parse(fs, args, exactly(0), "lkc spec [--bundle dir]"); err != nil {
 		return err
 	}
 	if rootless {
@@ -38,7 +38,7 @@ func cmdSpec(g *globals, args []string) error {
 }
 
 func cmdFeatures(g *globals, args []string) error {
-	if _, err := parse(newFlags("features"), args, 0, "lkc features"); err != nil {
+	if _, err := parse(newFlags("features"), args, exactly(0), "lkc features"); err != nil {
 		return err
 	}
 	f := spec.Features()

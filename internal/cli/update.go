@@ -29,7 +29,7 @@ func cmdUpdate(g *globals, args []string) error {
 		"cpu-share", "cpu-shares", "cpu-quota", "cpu-period", "cpuset-cpus", "cpuset-mems"} {
 		fs.String(name, "", name)
 	}
-	rest, err := parse(fs, args, 1, "lkc update [flags] <container-id>")
+	rest, err := parse(fs, args, exactly(1), "lkc update [flags] <container-id>")
 	if err != nil {
 		return err
 	}
