@@ -89,7 +89,6 @@ func TestConvertRefuses(t *testing.T) {
 		mutate func(*specs.Spec)
 		want   string
 	}{
-		{"no version", func(s *specs.Spec) { s.Version = "" }, "ociVersion"},
 		{"version 2", func(s *specs.Spec) { s.Version = "2.0.0" }, "ociVersion"},
 		{"no root", func(s *specs.Spec) { s.Root = nil }, "root.path"},
 		{"missing rootfs", func(s *specs.Spec) { s.Root.Path = "/nonexistent/lkc-rootfs" }, "root.path"},

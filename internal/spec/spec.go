@@ -53,11 +53,11 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
+// checkVersion refuses a config written for another major version of the
+// runtime spec. A config without ociVersion is taken as it is, as runc
+// does: Docker and hand-written bundles leave it out.
 func checkVersion(v string) error {
-	if v == "" {
-		return invalid("ociVersion is missing")
-	}
-	if !strings.HasPrefix(v, "1.") {
+	if v != "" && !strings.HasPrefix(v, "1.") {
 		return invalid("ociVersion %q is not a 1.x runtime-spec version", v)
 	}
 	return nil
