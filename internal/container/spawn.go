@@ -263,8 +263,8 @@ func (p *initProc) place(spec *initSpec) (int, error) {
 		spec.msg.SeccompState = spec.seccompState(pid)
 	}
 	msg, _ := spec.msg.MarshalBinary()
-	if err := unix.Sendmsg(p.sock, msg, nil, nil, 0); err != nil {
-		return 0, fmt.Errorf("sending config to init: %w", err)
+	if err := initproc.Send(p.sock, msg); err != nil {
+		return 0, fmt.Errorf("sending config to init (%d bytes): %w", len(msg), err)
 	}
 	return pid, nil
 }

@@ -102,8 +102,50 @@ const (
 // ErrorPrefix starts the message init sends when it fails.
 const ErrorPrefix = "error "
 
-// Recv reads one whole message from a SOCK_SEQPACKET socket, however long.
+// maxRecord is the largest record Send puts on the socket. One record of
+// a SOCK_SEQPACKET socket must fit the socket's send buffer (208 KiB by
+// default) and be one kernel allocation (4 MiB at most), so a config with
+// megabytes of env or annotations is sent in several.
+const maxRecord = 128 << 10
+
+// Send sends msg as one message that Recv reassembles: records of
+// maxRecord bytes, then a shorter one (empty if need be) that ends it.
+// A message below maxRecord, every message of an ordinary start, is one
+// record as before.
+func Send(fd int, msg []byte) error {
+	for {
+		n := min(len(msg), maxRecord)
+		if err := unix.Sendmsg(fd, msg[:n], nil, nil, 0); err != nil {
+			return err
+		}
+		if n < maxRecord {
+			return nil
+		}
+		msg = msg[n:]
+	}
+}
+
+// Recv reads one whole message from a SOCK_SEQPACKET socket, however long,
+// joining the records of one that Send split.
 func Recv(fd int) ([]byte, error) {
+	var msg []byte
+	for {
+		rec, err := recvRecord(fd)
+		if err != nil {
+			return nil, err
+		}
+		if msg == nil && len(rec) < maxRecord {
+			return rec, nil
+		}
+		msg = append(msg, rec...)
+		if len(rec) < maxRecord {
+			return msg, nil
+		}
+	}
+}
+
+// recvRecord reads one record, sized first by a peek.
+func recvRecord(fd int) ([]byte, error) {
 	for {
 		n, _, err := unix.Recvfrom(fd, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
 		if err == unix.EINTR {

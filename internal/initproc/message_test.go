@@ -1,8 +1,11 @@
 package initproc
 
 import (
+	"bytes"
 	"reflect"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/config"
 )
@@ -49,5 +52,40 @@ func TestMessageRefusesOtherForms(t *testing.T) {
 		if err := m.UnmarshalBinary(b); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// TestSendRecvSizes checks that messages of every size around the record
+// limit, up to several records, arrive whole and alone.
+func TestSendRecvSizes(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	sizes := []int{0, 1, maxRecord - 1, maxRecord, maxRecord + 1, 5*maxRecord + 7}
+	errc := make(chan error, 1)
+	go func() {
+		for _, n := range sizes {
+			if err := Send(fds[0], bytes.Repeat([]byte{byte(n)}, n)); err != nil {
+				unix.Shutdown(fds[0], unix.SHUT_WR) // end the Recv waiting for it
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for _, n := range sizes {
+		got, err := Recv(fds[1])
+		if err != nil {
+			t.Fatalf("Recv of %d bytes: %v (send: %v)", n, err, <-errc)
+		}
+		if !bytes.Equal(got, bytes.Repeat([]byte{byte(n)}, n)) {
+			t.Fatalf("Recv of %d bytes: got %d bytes", n, len(got))
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
 	}
 }
