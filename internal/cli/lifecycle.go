@@ -54,7 +54,7 @@ func cmdList(g *globals, args []string) error {
 	if format != "table" && format != "json" {
 		return fmt.Errorf("--format %q: use table or json", format)
 	}
-	states, err := container.List(g.root)
+	states, err := container.List(g.root, g.warn)
 	if err != nil {
 		return err
 	}

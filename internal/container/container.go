@@ -41,6 +41,9 @@ type Container struct {
 	// with init, kept for Run to close after init's exec
 	// (initProc.closeAfterExec).
 	init *initProc
+	// busy is set when the container was read without its lock because
+	// another command held it: a create still building it, among others.
+	busy bool
 }
 
 // OCIState is the state of a container as `lkc state` prints it: the
@@ -70,6 +73,25 @@ func load(root, id string, exclusive bool) (*Container, error) {
 	return &Container{st: st, dir: dir}, nil
 }
 
+// peek loads the container for a reader that must not wait: under a
+// shared lock when it is free, else without one (busy).
+func peek(root, id string) (*Container, error) {
+	dir, err := state.TryOpen(root, id, false)
+	busy := errors.Is(err, state.ErrBusy)
+	if busy {
+		dir, err = state.Peek(root, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := dir.Load()
+	if err != nil {
+		dir.Close()
+		return nil, err
+	}
+	return &Container{st: st, dir: dir, busy: busy}, nil
+}
+
 func (c *Container) close() {
 	c.takeInit().close()
 	c.dir.Close()
@@ -88,12 +110,25 @@ func (c *Container) cgroup() cgroups.Manager {
 
 func (c *Container) fifo() string { return filepath.Join(c.dir.Path(), state.FifoName) }
 
-// status derives the status from the init process and the cgroup.
+// status derives the status from the init process and the cgroup. A
+// container read while another command holds it (busy) is being created
+// when it has no init recorded yet or would be created: init holds the
+// exec fifo from its start. (Briefly, a command on a created container,
+// a start running startContainer hooks, say, shows it as creating too.)
 func (c *Container) status() string {
-	if c.st.InitPid == 0 || !state.Alive(c.st.InitPid, c.st.InitStart) {
+	if c.st.InitPid == 0 {
+		if c.busy {
+			return Creating
+		}
+		return Stopped
+	}
+	if !state.Alive(c.st.InitPid, c.st.InitStart) {
 		return Stopped
 	}
 	if c.initWaiting() {
+		if c.busy {
+			return Creating
+		}
 		return Created
 	}
 	if frozen, _ := c.cgroup().Frozen(); frozen {
@@ -124,9 +159,10 @@ func (c *Container) ociState() OCIState {
 	return newOCIState(c.st, status, pid)
 }
 
-// State returns the OCI state of container id.
+// State returns the OCI state of container id. It never waits for
+// another command on the container: one being created is "creating".
 func State(root, id string) (*OCIState, error) {
-	c, err := load(root, id, false)
+	c, err := peek(root, id)
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +171,10 @@ func State(root, id string) (*OCIState, error) {
 	return &s, nil
 }
 
-// List returns the state of every container under root.
-func List(root string) ([]OCIState, error) {
+// List returns the state of every container under root, without waiting
+// for any. A container whose state cannot be read is left out and passed
+// to warn (as runc does), so one broken record hides no other.
+func List(root string, warn func(error)) ([]OCIState, error) {
 	ids, err := state.List(root)
 	if err != nil {
 		return nil, err
@@ -145,10 +183,11 @@ func List(root string) ([]OCIState, error) {
 	for _, id := range ids {
 		s, err := State(root, id)
 		if errors.Is(err, ErrNotExist) {
-			continue // deleted meanwhile, or a create still writing
+			continue // deleted meanwhile, or a create yet to record it
 		}
 		if err != nil {
-			return nil, err
+			warn(fmt.Errorf("container %s: %w", id, err))
+			continue
 		}
 		out = append(out, *s)
 	}

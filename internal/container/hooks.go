@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -46,11 +47,11 @@ func hasCreateHooks(h *config.Hooks) bool {
 
 // runtimeHooks runs the hooks that belong to the runtime's namespaces
 // during create: prestart (deprecated) first, then createRuntime.
-func runtimeHooks(h *config.Hooks, state []byte) error {
-	if err := hooks.Run(hooks.Prestart, h.Prestart, state); err != nil {
+func runtimeHooks(ctx context.Context, h *config.Hooks, state []byte) error {
+	if err := hooks.RunContext(ctx, hooks.Prestart, h.Prestart, state); err != nil {
 		return err
 	}
-	return hooks.Run(hooks.CreateRuntime, h.CreateRuntime, state)
+	return hooks.RunContext(ctx, hooks.CreateRuntime, h.CreateRuntime, state)
 }
 
 // warnf passes a failure that must not stop the operation to the caller.

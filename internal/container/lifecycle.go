@@ -1,15 +1,12 @@
 package container
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
-	"github.com/lkc-containers/lkc/internal/mount"
-	"github.com/lkc-containers/lkc/internal/state"
 )
 
 // Start releases the init of a created container into the user's process.
@@ -98,68 +95,4 @@ func signalAll(cg cgroups.Manager, sig unix.Signal) error {
 		}
 	}
 	return nil
-}
-
-// Delete removes a container. A running or paused one needs force, which
-// kills it first. With force, deleting a container that does not exist is
-// not an error, so cleanup after a crash can always call it. A failing
-// poststop hook goes to warn (which may be nil), not the error.
-func Delete(root, id string, force bool, warn func(error)) error {
-	dir, err := state.Open(root, id, true)
-	if errors.Is(err, ErrNotExist) && force {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	st, err := dir.Load()
-	if errors.Is(err, ErrNotExist) {
-		// Left by a create that died before recording anything, or one
-		// that has yet to lock it (it will fail). Cleared under the same
-		// lock: between two locks a create could record a whole container
-		// that removing the directory would orphan.
-		if err := releaseCriuRoot(dir.Path()); err != nil {
-			dir.Close()
-			return err
-		}
-		return dir.Remove()
-	}
-	if err != nil {
-		dir.Close()
-		return err
-	}
-	c := &Container{st: st, dir: dir, warn: warn}
-	s := c.status()
-	if (s == Running || s == Paused) && !force {
-		c.close()
-		return fmt.Errorf("%w: cannot delete container %s that is not stopped: it is %s (use --force)", ErrWrongState, id, s)
-	}
-	return c.destroy()
-}
-
-// destroy kills whatever is left of the container, runs the poststop hooks
-// and removes its cgroup and state. It works from any state a crash may have
-// left.
-func (c *Container) destroy() error {
-	cg := c.cgroup()
-	if err := cgroups.KillAll(cg); err != nil {
-		c.close()
-		return err
-	}
-	c.poststop()
-	if err := cg.Destroy(); err != nil {
-		c.close()
-		return err
-	}
-	if c.st.RootfsMount != 0 {
-		if err := mount.DetachRootfs(c.st.Rootfs, c.st.RootfsMount); err != nil {
-			c.close()
-			return err
-		}
-	}
-	if err := releaseCriuRoot(c.dir.Path()); err != nil {
-		c.close()
-		return err
-	}
-	return c.dir.Remove()
 }

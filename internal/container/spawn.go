@@ -360,11 +360,23 @@ func (p *initProc) ready(spec *initSpec) error {
 // runtimeHooksPoint runs the prestart and createRuntime hooks while init
 // waits between its mounts and pivot_root, then lets it go on. After a
 // failing hook init is left waiting, to be killed with the rest of create.
+// Should init die meanwhile (a `delete --force` of the container being
+// created kills it), the running hook is killed and create fails at once.
 func runtimeHooksPoint(spec initSpec, sock int) error {
 	if spec.hookState == nil {
 		return fmt.Errorf("container init stopped for hooks the config does not have")
 	}
-	if err := runtimeHooks(&spec.msg.Config.Hooks, spec.msg.CreateState); err != nil {
+	ctx, stop, err := whilePeerLives(sock)
+	if err != nil {
+		return err
+	}
+	err = runtimeHooks(ctx, &spec.msg.Config.Hooks, spec.msg.CreateState)
+	killed := ctx.Err() != nil
+	stop()
+	if err != nil && killed {
+		return fmt.Errorf("container init was killed while the runtime hooks ran (a delete --force?): %w", err)
+	}
+	if err != nil {
 		return err
 	}
 	if err := unix.Sendmsg(sock, []byte(initproc.HooksDone), nil, nil, 0); err != nil {

@@ -35,8 +35,14 @@ const excerpt = 256
 // Run runs the hooks of point in order, each fed state, and stops at the
 // first failure: for the points where a failing hook fails the operation.
 func Run(point string, hs []config.Hook, state []byte) error {
+	return RunContext(context.Background(), point, hs, state)
+}
+
+// RunContext is Run that kills the running hook, and runs no more, once
+// ctx is done: the operation they belong to was called off.
+func RunContext(ctx context.Context, point string, hs []config.Hook, state []byte) error {
 	for i, h := range hs {
-		if err := runOne(h, state); err != nil {
+		if err := runOne(ctx, h, state); err != nil {
 			return fmt.Errorf("%s hook #%d %s: %w", point, i, h.Path, err)
 		}
 	}
@@ -48,14 +54,16 @@ func Run(point string, hs []config.Hook, state []byte) error {
 // remaining hooks and the lifecycle go on as if it had succeeded.
 func RunAll(point string, hs []config.Hook, state []byte, warn func(error)) {
 	for i, h := range hs {
-		if err := runOne(h, state); err != nil {
+		if err := runOne(context.Background(), h, state); err != nil {
 			warn(fmt.Errorf("%s hook #%d %s: %w", point, i, h.Path, err))
 		}
 	}
 }
 
-func runOne(h config.Hook, state []byte) error {
-	ctx := context.Background()
+func runOne(ctx context.Context, h config.Hook, state []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if h.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(h.Timeout)*time.Second)

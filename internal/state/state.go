@@ -22,6 +22,11 @@ var (
 	ErrNotExist = errors.New("container does not exist")
 	ErrExist    = errors.New("container already exists")
 	ErrBadID    = errors.New("invalid container id")
+	// ErrBusy is TryOpen's answer while another command holds the lock.
+	ErrBusy = errors.New("container is busy")
+	// ErrCorrupt marks a state file that cannot be decoded (a disk that
+	// filled up, a crash of the filesystem); Salvage reads what it can.
+	ErrCorrupt = errors.New("corrupt state")
 )
 
 const stateFile = "state.json"
@@ -111,6 +116,26 @@ func Create(root, id string) (*Dir, error) {
 
 // Open locks the directory of an existing container; shared for readers.
 func Open(root, id string, exclusive bool) (*Dir, error) {
+	return open(root, id, exclusive, 0)
+}
+
+// TryOpen is Open that does not wait: it fails with ErrBusy while another
+// command holds the lock (a create running its hooks holds it for as long
+// as they run).
+func TryOpen(root, id string, exclusive bool) (*Dir, error) {
+	return open(root, id, exclusive, unix.LOCK_NB)
+}
+
+// Peek opens the directory of an existing container without locking it,
+// for a reader that must not wait for the lock's holder. The state file is
+// only ever replaced whole, so Load reads a whole one, old or new.
+func Peek(root, id string) (*Dir, error) {
+	return open(root, id, false, -1)
+}
+
+// open locks the directory with flags added to the lock operation; -1
+// opens it without a lock.
+func open(root, id string, exclusive bool, flags int) (*Dir, error) {
 	if err := CheckID(id); err != nil {
 		return nil, err
 	}
@@ -118,19 +143,28 @@ func Open(root, id string, exclusive bool) (*Dir, error) {
 	if exclusive {
 		how = unix.LOCK_EX
 	}
+	if flags >= 0 {
+		how |= flags
+	} else {
+		how = 0
+	}
 	d, err := lock(filepath.Join(root, id), how)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotExist, id)
 	}
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil, fmt.Errorf("%w: %s: another lkc command holds it", ErrBusy, id)
+	}
 	return d, err
 }
 
+// lock opens path and locks it with flock operation how (none if 0).
 func lock(path string, how int) (*Dir, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	for {
+	for how != 0 {
 		err = unix.Flock(int(f.Fd()), how)
 		if err != unix.EINTR {
 			break
@@ -216,7 +250,7 @@ func (d *Dir) Load() (*State, error) {
 	}
 	var s State
 	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("decoding state %s: %w", filepath.Join(d.path, stateFile), err)
+		return nil, fmt.Errorf("%w %s: %w", ErrCorrupt, filepath.Join(d.path, stateFile), err)
 	}
 	return &s, nil
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -285,5 +286,45 @@ func TestRelockUnchanged(t *testing.T) {
 	}
 	if err := d.Relock(false); !errors.Is(err, ErrNotExist) {
 		t.Errorf("Relock after Remove: %v, want ErrNotExist", err)
+	}
+}
+
+// TestSalvage checks that a state file cut short anywhere gives back the
+// members written whole before the cut, and never a member cut in two.
+func TestSalvage(t *testing.T) {
+	root := t.TempDir()
+	d, err := Create(root, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	full := &State{
+		ID: "c1", Bundle: "/b", Rootfs: "/b/rootfs", Owner: "root", InitPid: 123456, InitStart: 987654,
+		CgroupPaths: map[string]string{"memory": "/sys/fs/cgroup/memory/lkc/c1"},
+		Config:      &config.Config{ID: "c1", Rootfs: "/b/rootfs", Bundle: "/b"},
+	}
+	if err := d.Save(full); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(d.Path(), stateFile)
+	data, _ := os.ReadFile(path)
+	cfgAt := bytes.Index(data, []byte(`"config"`))
+	pidAt := bytes.Index(data, []byte(`"initPid"`))
+	for cut := 0; cut < len(data); cut++ {
+		os.WriteFile(path, data[:cut], 0o600)
+		if _, err := d.Load(); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Load of %d of %d bytes: %v, want ErrCorrupt", cut, len(data), err)
+		}
+		s := d.Salvage()
+		if s.ID != "c1" || (s.InitPid != 0 && s.InitPid != full.InitPid) {
+			t.Fatalf("Salvage of %d bytes: id %q pid %d", cut, s.ID, s.InitPid)
+		}
+		if cut > cfgAt && (s.InitPid != full.InitPid || s.InitStart != full.InitStart ||
+			s.CgroupPaths["memory"] != full.CgroupPaths["memory"] || s.Bundle != "/b") {
+			t.Fatalf("Salvage of %d bytes (config starts at %d): %+v", cut, cfgAt, s)
+		}
+		if cut < pidAt && s.InitPid != 0 {
+			t.Fatalf("Salvage of %d bytes found a pid before it was written", cut)
+		}
 	}
 }
