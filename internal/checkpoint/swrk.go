@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
 // Notify is called for each notification CRIU sends while it works
@@ -85,6 +88,10 @@ func (cr *Criu) run(c *Request) (*response, error) {
 	}
 	defer w.Stop()
 	pid := w.cmd.Process.Pid
+	if steplog.On() {
+		logRequest(c, w)
+		defer steplog.Step("criu " + typeName(c.typ))()
+	}
 	if c.Affinity != nil {
 		// Best effort: a CRIU left unpinned only runs slower.
 		unix.SchedSetaffinity(pid, c.Affinity)
@@ -116,6 +123,27 @@ func (cr *Criu) run(c *Request) (*response, error) {
 		return nil, c.explain(fmt.Errorf("criu: %w", werr))
 	}
 	return resp, nil
+}
+
+// logRequest logs, for --debug, the CRIU command line that carries out c
+// and the options c sends it over swrk.
+func logRequest(c *Request, w *Worker) {
+	steplog.Printf("criu %s: command line %s (pid %d)", typeName(c.typ), strings.Join(w.cmd.Args, " "), w.cmd.Process.Pid)
+	opts, _ := json.Marshal(c.Opts)
+	steplog.Printf("criu %s: swrk request options %s", typeName(c.typ), opts)
+}
+
+// typeName names a request type as CRIU's RPC does.
+func typeName(typ int) string {
+	switch typ {
+	case reqDump:
+		return "dump"
+	case reqRestore:
+		return "restore"
+	case reqPreDump:
+		return "pre-dump"
+	}
+	return fmt.Sprintf("request %d", typ)
 }
 
 func converse(sock, pid int, c *Request) (*response, error) {

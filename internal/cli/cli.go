@@ -29,6 +29,7 @@ type globals struct {
 	systemdCgroup bool
 	criu          string
 	rootless      string
+	logOut        io.Writer // the --log file once opened
 }
 
 type command struct {
@@ -126,7 +127,10 @@ func Main(args []string) int {
 		return fail(g, rest[0], fmt.Errorf("--root %q: %w", g.root, err))
 	}
 	g.root = root
-	g.debugf("%s %s", rest[0], strings.Join(rest[1:], " "))
+	if g.debug {
+		g.enableSteps()
+		g.debugf("%s %s", rest[0], strings.Join(rest[1:], " "))
+	}
 	if err := cmd.run(g, rest[1:]); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
@@ -218,22 +222,52 @@ func parse(fs *flag.FlagSet, args []string, n nargs, names string) ([]string, er
 }
 
 // parseArgs parses flags wherever they are among args and returns the
-// positional arguments; "--" ends the flags. With firstOnly, flags end at
-// the first positional argument instead.
+// positional arguments, as urfave/cli (runc's parser) does: after the
+// first positional argument, the command's own flags are taken wherever
+// they are and anything else, "-1" or an unknown "--x", is an argument;
+// "--" ends the flags. With firstOnly, flags end at the first positional
+// argument.
 func parseArgs(fs *flag.FlagSet, args []string, firstOnly bool) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	rest := fs.Args()
+	if firstOnly || len(rest) == 0 || (len(rest) < len(args) && args[len(args)-len(rest)-1] == "--") {
+		return rest, nil
+	}
+	pos := rest[:1:1]
+	for i := 1; i < len(rest); i++ {
+		a := rest[i]
+		if a == "--" {
+			return append(pos, rest[i+1:]...), nil
+		}
+		f := knownFlag(fs, a)
+		if f == nil {
+			pos = append(pos, a)
+			continue
+		}
+		n := 1
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); (!ok || !b.IsBoolFlag()) && !strings.Contains(a, "=") && i+1 < len(rest) {
+			n = 2 // the flag's value
+		}
+		if err := fs.Parse(rest[i : i+n]); err != nil {
 			return nil, err
 		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		ended := len(rest) < len(args) && args[len(args)-len(rest)-1] == "--"
-		if firstOnly || ended {
-			return append(pos, rest...), nil
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
+		i += n - 1
 	}
+	return pos, nil
+}
+
+// knownFlag returns fs's flag that arg ("-x", "--x" or "--x=v") names.
+func knownFlag(fs *flag.FlagSet, arg string) *flag.Flag {
+	name, ok := strings.CutPrefix(arg, "-")
+	if !ok {
+		return nil
+	}
+	name = strings.TrimPrefix(name, "-")
+	name, _, _ = strings.Cut(name, "=")
+	if name == "" {
+		return nil
+	}
+	return fs.Lookup(name)
 }

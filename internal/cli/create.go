@@ -11,6 +11,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/spec"
 	"github.com/lkc-containers/lkc/internal/state"
+	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
 // createFlags are the flags create and run share.
@@ -42,11 +43,13 @@ func (f *createFlags) opts(g *globals, id string) (container.CreateOpts, error) 
 	if err != nil {
 		return container.CreateOpts{}, err
 	}
+	end := steplog.Step("load config")
 	s, err := spec.LoadBundle(bundle)
 	if err != nil {
 		return container.CreateOpts{}, err
 	}
 	cfg, err := spec.Convert(s, id, bundle)
+	end()
 	if err != nil {
 		return container.CreateOpts{}, err
 	}

@@ -3,8 +3,11 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"time"
+
+	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
 // logf appends one entry to the --log file, in runc's text or json shape,
@@ -13,19 +16,53 @@ func (g *globals) logf(level, format string, args ...any) {
 	if g.log == "" {
 		return
 	}
-	f, err := os.OpenFile(g.log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
+	g.logEntry(level, steplog.Entry{Msg: fmt.Sprintf(format, args...)})
+}
+
+// logEntry writes e to the --log file, or with --debug and no --log file
+// to stderr, as runc's logger does. A step's name and duration become
+// fields of their own ("step", and "duration" in Go's notation).
+func (g *globals) logEntry(level string, e steplog.Entry) {
+	w := g.logWriter()
+	if w == nil {
 		return
 	}
-	defer f.Close()
-	msg := fmt.Sprintf(format, args...)
 	now := time.Now().Format(time.RFC3339Nano)
 	if g.logFormat == "json" {
-		line, _ := json.Marshal(map[string]string{"level": level, "msg": msg, "time": now})
-		f.Write(append(line, '\n'))
+		fields := map[string]string{"level": level, "msg": e.Msg, "time": now}
+		if e.Step != "" {
+			fields["step"], fields["duration"] = e.Step, e.Duration.String()
+		}
+		line, _ := json.Marshal(fields)
+		w.Write(append(line, '\n'))
 		return
 	}
-	fmt.Fprintf(f, "time=%q level=%s msg=%q\n", now, level, msg)
+	if e.Step != "" {
+		fmt.Fprintf(w, "time=%q level=%s msg=%q step=%q duration=%s\n", now, level, e.Msg, e.Step, e.Duration)
+		return
+	}
+	fmt.Fprintf(w, "time=%q level=%s msg=%q\n", now, level, e.Msg)
+}
+
+// logWriter opens the --log file once, for appending; nil when there is
+// nowhere to log.
+func (g *globals) logWriter() io.Writer {
+	if g.logOut != nil {
+		return g.logOut
+	}
+	switch {
+	case g.log != "":
+		f, err := os.OpenFile(g.log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil
+		}
+		g.logOut = f
+	case g.debug:
+		g.logOut = os.Stderr
+	default:
+		return nil
+	}
+	return g.logOut
 }
 
 // warn reports a failure that did not fail the command (a poststart or
@@ -37,6 +74,11 @@ func (g *globals) warn(err error) {
 
 func (g *globals) debugf(format string, args ...any) {
 	if g.debug {
-		g.logf("debug", format, args...)
+		g.logEntry("debug", steplog.Entry{Msg: fmt.Sprintf(format, args...)})
 	}
+}
+
+// enableSteps sends the steps lkc times to the log as debug entries.
+func (g *globals) enableSteps() {
+	steplog.Enable(func(e steplog.Entry) { g.logEntry("debug", e) })
 }

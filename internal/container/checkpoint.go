@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/checkpoint"
+	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
 // ErrNotSupported marks a checkpoint feature this host cannot provide.
@@ -106,7 +107,10 @@ func Checkpoint(o CheckpointOpts) error {
 		c.close()
 		return fmt.Errorf("checkpointing container %s: %w", o.ID, err)
 	}
+	defer steplog.Step("checkpoint")()
+	end := steplog.Step("checkpoint: freeze")
 	thaw, err := c.freezeForDump(s)
+	end()
 	if err != nil {
 		c.close()
 		return fmt.Errorf("checkpointing container %s: %w", o.ID, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/mount"
 	"github.com/lkc-containers/lkc/internal/nsenter"
 	"github.com/lkc-containers/lkc/internal/state"
+	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
 // CreateOpts are the options of `lkc create`.
@@ -46,6 +47,7 @@ func Create(o CreateOpts) (err error) {
 }
 
 func create(o CreateOpts) (_ *Container, err error) {
+	defer steplog.Step("create")()
 	cfg := o.Config
 	if cfg.Process.Terminal && o.ConsoleSocket == "" && o.consoleConn == nil {
 		return nil, fmt.Errorf("process.terminal is true: pass --console-socket (or set terminal to false)")
@@ -63,6 +65,9 @@ func create(o CreateOpts) (_ *Container, err error) {
 	var undo cleanups
 	defer func() {
 		if err != nil {
+			if dir.Deleted() {
+				err = fmt.Errorf("container %s was deleted while being created", o.ID)
+			}
 			undo.run()
 		}
 	}()
@@ -91,20 +96,31 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if pids != nil {
 		co.Config = withoutPidsLimit(cfg)
 	}
-	p, err := startAround(spec, &undo, func() error { return createCgroup(co, dir, st, cg, &undo) })
+	p, err := startAround(spec, &undo, func() error {
+		defer steplog.Step("create: cgroup")()
+		return createCgroup(co, dir, st, cg, &undo)
+	})
 	if err != nil {
 		return nil, err
 	}
+	end := steplog.Step("create: init namespaces and config")
 	pid, err := p.place(&spec)
+	end()
 	if err != nil {
 		return nil, err
 	}
 	// Recorded while init builds the container: nobody reads the state
 	// before create unlocks it, and a failure removes it.
-	if err := recordInit(dir, st, pid, o.PidFile); err != nil {
+	end = steplog.Step("create: record init")
+	err = recordInit(dir, st, pid, o.PidFile)
+	end()
+	if err != nil {
 		return nil, err
 	}
-	if err := p.ready(&spec); err != nil {
+	end = steplog.Step("create: init rootfs and hooks")
+	err = p.ready(&spec)
+	end()
+	if err != nil {
 		return nil, err
 	}
 	if pids != nil {
@@ -125,6 +141,9 @@ func create(o CreateOpts) (_ *Container, err error) {
 func startAround(spec initSpec, undo *cleanups, makeCgroup func() error) (p *initProc, err error) {
 	tasks, cloneInto := spec.cg.Placement()
 	early := len(tasks) > 0 && cloneInto == "" && spec.req.CanDeferCgroups()
+	if early && steplog.On() {
+		steplog.Printf("create: init starts before its cgroup is made, and joins it itself")
+	}
 	if early {
 		if p, err = startInit(spec, true); err != nil {
 			return nil, err

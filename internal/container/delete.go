@@ -10,6 +10,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/mount"
 	"github.com/lkc-containers/lkc/internal/state"
+	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
 // Delete removes a container. A running or paused one needs force, which
@@ -22,12 +23,16 @@ import (
 // stuck in its hooks or in init's setup (that create then fails and
 // removes what it made), and then takes the lock.
 func Delete(root, id string, force bool, warn func(error)) error {
+	defer steplog.Step("delete")()
 	dir, err := state.TryOpen(root, id, true)
 	if errors.Is(err, state.ErrBusy) {
+		steplog.Printf("delete: container %s is busy", id)
 		if force {
 			killBusy(root, id)
 		}
+		end := steplog.Step("delete: wait for the lock")
 		dir, err = state.Open(root, id, true)
+		end()
 	}
 	if errors.Is(err, ErrNotExist) && force {
 		return nil
@@ -82,6 +87,7 @@ func killBusy(root, id string) {
 	if err != nil {
 		return
 	}
+	dir.MarkDeleted()
 	killInit(st)
 	signalAll(salvagedCgroup(st), unix.SIGKILL)
 }
@@ -107,12 +113,18 @@ func killInit(st *state.State) {
 // left.
 func (c *Container) destroy() error {
 	cg := c.cgroup()
-	if err := cgroups.KillAll(cg); err != nil {
+	end := steplog.Step("delete: kill processes")
+	err := cgroups.KillAll(cg)
+	end()
+	if err != nil {
 		c.close()
 		return err
 	}
 	c.poststop()
-	if err := cg.Destroy(); err != nil {
+	end = steplog.Step("delete: remove cgroup")
+	err = cg.Destroy()
+	end()
+	if err != nil {
 		c.close()
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/hooks"
 	"github.com/lkc-containers/lkc/internal/state"
+	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
 // Where each hook point runs:
@@ -64,6 +65,7 @@ func (c *Container) warnf(err error) {
 func (c *Container) poststart() {
 	h := c.st.Config.Hooks.Poststart
 	if len(h) > 0 {
+		defer steplog.Step("poststart hooks")()
 		hooks.RunAll(hooks.Poststart, h, hookState(c.ociState()), c.warnf)
 	}
 }
@@ -71,6 +73,7 @@ func (c *Container) poststart() {
 func (c *Container) poststop() {
 	h := c.st.Config.Hooks.Poststop
 	if len(h) > 0 {
+		defer steplog.Step("poststop hooks")()
 		hooks.RunAll(hooks.Poststop, h, hookState(newOCIState(c.st, Stopped, 0)), c.warnf)
 	}
 }

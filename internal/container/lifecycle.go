@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
 // Start releases the init of a created container into the user's process.
@@ -29,6 +30,7 @@ func Start(root, id string, warn func(error)) error {
 // closes it (close-on-exec); a failure after the release is written into
 // the fifo first, and returned.
 func (c *Container) start() error {
+	defer steplog.Step("start")()
 	if s := c.status(); s != Created {
 		return wrongState(c.st.ID, "start", s)
 	}
@@ -40,7 +42,10 @@ func (c *Container) start() error {
 	if _, err := unix.Write(fd, []byte{0}); err != nil {
 		return fmt.Errorf("releasing container init: %w", err)
 	}
-	if err := c.waitExec(fd); err != nil {
+	end := steplog.Step("start: wait for the exec")
+	err = c.waitExec(fd)
+	end()
+	if err != nil {
 		os.Remove(c.fifo())
 		return err
 	}

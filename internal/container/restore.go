@@ -16,6 +16,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/mount"
 	"github.com/lkc-containers/lkc/internal/spec"
 	"github.com/lkc-containers/lkc/internal/state"
+	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
 // RestoreOpts are the options of `lkc restore` (runc's flags).
@@ -154,6 +155,7 @@ func restoreConfig(o *RestoreOpts) (*config.Config, error) {
 // restore creates the container's record and cgroup with its limits, as
 // create does, then has CRIU restore the tasks into them.
 func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Container, err error) {
+	defer steplog.Step("restore")()
 	defer checkpoint.WarmPerfHooks()()
 	dir, err := state.Create(o.Root, o.ID)
 	if err != nil {
@@ -213,9 +215,13 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 	if deferPids {
 		co.Config = withoutPidsLimit(cfg)
 	}
-	if err := createCgroup(co, dir, st, cg, &undo); err != nil {
+	end := steplog.Step("restore: cgroup")
+	err = createCgroup(co, dir, st, cg, &undo)
+	end()
+	if err != nil {
 		return nil, err
 	}
+	end = steplog.Step("restore: mounts for criu")
 	root, err := criuRoot(dir.Path(), cfg.Rootfs)
 	if err != nil {
 		return nil, err
@@ -236,6 +242,7 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 		return nil, fmt.Errorf("preparing mount points: %w", err)
 	}
 	staging.add(unmountBinds)
+	end()
 	req, err := restoreRequest(o, cfg, cg.Paths(), dirs, root, masked)
 	if err != nil {
 		return nil, err

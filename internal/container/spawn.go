@@ -14,6 +14,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/initproc"
 	"github.com/lkc-containers/lkc/internal/nsenter"
+	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
 // initSpec is one `lkc init` to start: a container's init (create) or a
@@ -111,6 +112,7 @@ type initProc struct {
 // per process whether clone(CLONE_PIDFD) works by starting a throw-away
 // child, which costs a fork, an exit and a wait on every container start.
 func startInit(spec initSpec, deferCgroups bool) (*initProc, error) {
+	defer steplog.Step("create: start init")()
 	exe, err := openSelfExe()
 	if err != nil {
 		return nil, err
@@ -370,7 +372,9 @@ func runtimeHooksPoint(spec initSpec, sock int) error {
 	if err != nil {
 		return err
 	}
+	end := steplog.Step("create: prestart and createRuntime hooks")
 	err = runtimeHooks(ctx, &spec.msg.Config.Hooks, spec.msg.CreateState)
+	end()
 	killed := ctx.Err() != nil
 	stop()
 	if err != nil && killed {

@@ -182,6 +182,22 @@ func lock(path string, how int) (*Dir, error) {
 	return &Dir{path: path, f: f}, nil
 }
 
+// deletedMark is the file a delete --force leaves in the directory of a
+// container another command holds, before it kills its processes.
+const deletedMark = "deleted"
+
+// MarkDeleted tells the command holding the container (a create, most
+// often) that its failure to come is a delete's doing.
+func (d *Dir) MarkDeleted() error {
+	return os.WriteFile(filepath.Join(d.path, deletedMark), nil, 0o600)
+}
+
+// Deleted reports whether a delete --force marked the container.
+func (d *Dir) Deleted() bool {
+	_, err := os.Lstat(filepath.Join(d.path, deletedMark))
+	return err == nil
+}
+
 // Path is the directory's path, for files kept beside the state.
 func (d *Dir) Path() string { return d.path }
 

@@ -45,8 +45,9 @@ func TestCLIExtraArgumentsRefused(t *testing.T) {
 	for _, args := range cases {
 		e.failLkc(`^lkc: `+args[0]+`: unexpected argument "extra" \(usage: `, args...)
 	}
-	// Flags the command does not know are errors after the id too.
-	e.failLkc(`^lkc: delete: flag provided but not defined: -bogus`, "delete", id, "--bogus")
+	// After the id, what is not one of the command's flags is an argument.
+	e.failLkc(`^lkc: delete: unexpected argument "--bogus"`, "delete", id, "--bogus")
+	e.failLkc(`^lkc: delete: flag provided but not defined: -bogus`, "delete", "--bogus", id)
 	e.failLkc(`^lkc: start: missing argument`, "start")
 	if _, err := os.Stat(filepath.Join(specDir, "config.json")); err == nil {
 		t.Errorf("spec with an extra argument wrote %s", filepath.Join(specDir, "config.json"))
