@@ -68,6 +68,8 @@ v2tests=(
   TestRootfsRecursiveReadonly
   TestRootfsReadonlyPathsKeepExec
   TestNamespaceMount
+  TestCorruptStateListAndDelete
+  TestSlowCreateBlocksNothing
   TestSignalRightAfterStart
   TestRlimitASWithSeccomp
   TestPidsLimitTiny

@@ -87,7 +87,11 @@ func killBusy(root, id string) {
 	if err != nil {
 		return
 	}
-	dir.MarkDeleted()
+	// Marked only when a create holds it: a mark left in the directory of
+	// a delete under way would keep its removal from emptying it.
+	if c := (&Container{st: st, dir: dir, busy: true}); c.status() == Creating {
+		dir.MarkDeleted()
+	}
 	killInit(st)
 	signalAll(salvagedCgroup(st), unix.SIGKILL)
 }
