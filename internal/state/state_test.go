@@ -328,3 +328,39 @@ func TestSalvage(t *testing.T) {
 		}
 	}
 }
+
+// TestTryOpenBusy checks that TryOpen does not wait for a holder of the
+// lock, and that Peek reads the state without the lock.
+func TestTryOpenBusy(t *testing.T) {
+	root := t.TempDir()
+	d, err := Create(root, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Save(&State{ID: "c1", InitPid: 7}); err != nil {
+		t.Fatal(err)
+	}
+	for _, exclusive := range []bool{false, true} {
+		if _, err := TryOpen(root, "c1", exclusive); !errors.Is(err, ErrBusy) {
+			t.Errorf("TryOpen(exclusive %v) of a locked container: %v, want ErrBusy", exclusive, err)
+		}
+	}
+	p, err := Peek(root, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if s, err := p.Load(); err != nil || s.InitPid != 7 {
+		t.Errorf("Peek then Load: %+v, %v", s, err)
+	}
+	d.Close()
+	r, err := TryOpen(root, "c1", true)
+	if err != nil {
+		t.Fatalf("TryOpen once unlocked: %v", err)
+	}
+	r.Close()
+	if _, err := TryOpen(root, "c2", false); !errors.Is(err, ErrNotExist) {
+		t.Errorf("TryOpen of a missing container: %v, want ErrNotExist", err)
+	}
+}
