@@ -28,7 +28,8 @@ func whilePeerLives(sock int) (context.Context, func(), error) {
 			if err == unix.EINTR {
 				continue
 			}
-			if err != nil || fds[0].Revents != 0 {
+			// A poll that fails loses the watch, not the hooks.
+			if err == nil && fds[0].Revents != 0 {
 				cancel()
 			}
 			return
