@@ -55,9 +55,10 @@ func TestSlowCreateBlocksNothing(t *testing.T) {
 	id := e.id()
 	b := e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
 		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{
-			// Long enough to show a wait, bounded so that an lkc that waits
-			// fails the test rather than hangs it.
-			shHook(`echo $$ > "$D/pid"; sleep 20`, "D="+dir),
+			// Far longer than the limits below (which leave room for the
+			// slow v2 VM), bounded so that an lkc that waits fails the
+			// test rather than hangs it.
+			shHook(`echo $$ > "$D/pid"; sleep 60`, "D="+dir),
 		}}
 	})
 	create := exec.Command(lkcBinary, "--root", e.root, "create", "--bundle", b, id)
@@ -73,7 +74,7 @@ func TestSlowCreateBlocksNothing(t *testing.T) {
 	t.Cleanup(func() { syscall.Kill(-hook, syscall.SIGKILL) }) // should the test fail
 
 	var list []map[string]any
-	r := e.timed(time.Second, "list", "--format", "json")
+	r := e.timed(5*time.Second, "list", "--format", "json")
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || r.code != 0 {
 		t.Fatalf("list during a create: %v", r)
 	}
@@ -84,11 +85,11 @@ func TestSlowCreateBlocksNothing(t *testing.T) {
 	if got[id] != "creating" || got[other] != "running" {
 		t.Errorf("list during a create: statuses %v, want %s creating and %s running", got, id, other)
 	}
-	if r := e.timed(time.Second, "state", id); !strings.Contains(r.stdout, `"status": "creating"`) {
+	if r := e.timed(5*time.Second, "state", id); !strings.Contains(r.stdout, `"status": "creating"`) {
 		t.Errorf("state during a create: %v", r)
 	}
 
-	e.timed(5*time.Second, "delete", "--force", id)
+	e.timed(10*time.Second, "delete", "--force", id)
 	select {
 	case err := <-exited:
 		if err == nil {
@@ -98,8 +99,8 @@ func TestSlowCreateBlocksNothing(t *testing.T) {
 		if msg != "lkc: create: container "+id+" was deleted while being created" {
 			t.Errorf("create's error: %q, want one line saying it was deleted", msg)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("create still runs 10s after delete --force")
+	case <-time.After(20 * time.Second):
+		t.Fatalf("create still runs 20s after delete --force")
 	}
 	if groupAlive(hook) {
 		t.Errorf("the createRuntime hook (process group %d) outlived the create", hook)
