@@ -112,23 +112,15 @@ func (c *Container) fifo() string { return filepath.Join(c.dir.Path(), state.Fif
 
 // status derives the status from the init process and the cgroup. A
 // container read while another command holds it (busy) is being created
-// when it has no init recorded yet or would be created: init holds the
-// exec fifo from its start. (Briefly, a command on a created container,
-// a start running startContainer hooks, say, shows it as creating too.)
+// while its create (or restore) has not marked it complete.
 func (c *Container) status() string {
-	if c.st.InitPid == 0 {
-		if c.busy {
-			return Creating
-		}
-		return Stopped
+	if c.busy && c.dir.Creating() {
+		return Creating
 	}
-	if !state.Alive(c.st.InitPid, c.st.InitStart) {
+	if c.st.InitPid == 0 || !state.Alive(c.st.InitPid, c.st.InitStart) {
 		return Stopped
 	}
 	if c.initWaiting() {
-		if c.busy {
-			return Creating
-		}
 		return Created
 	}
 	if frozen, _ := c.cgroup().Frozen(); frozen {

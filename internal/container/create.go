@@ -128,6 +128,9 @@ func create(o CreateOpts) (_ *Container, err error) {
 			return nil, fmt.Errorf("setting the pids limit: %w", err)
 		}
 	}
+	if err := dir.Created(); err != nil {
+		return nil, err
+	}
 	return &Container{st: st, dir: dir, warn: o.Warn, init: p}, nil
 }
 

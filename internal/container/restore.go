@@ -288,6 +288,9 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 	if err := recordInit(dir, st, pid, o.PidFile); err != nil {
 		return nil, err
 	}
+	if err := dir.Created(); err != nil {
+		return nil, err
+	}
 	return &Container{st: st, dir: dir, warn: o.Warn}, nil
 }
 

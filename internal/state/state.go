@@ -111,6 +111,11 @@ func Create(root, id string) (*Dir, error) {
 		os.Remove(path)
 		return nil, err
 	}
+	if err := os.WriteFile(filepath.Join(path, creatingMark), nil, 0o600); err != nil {
+		d.Remove()
+		d.Close()
+		return nil, fmt.Errorf("marking container %s as being created: %w", id, err)
+	}
 	return d, nil
 }
 
@@ -180,6 +185,27 @@ func lock(path string, how int) (*Dir, error) {
 		return nil, os.ErrNotExist
 	}
 	return &Dir{path: path, f: f}, nil
+}
+
+// creatingMark is the file a create (or restore) keeps in the directory
+// until the container is complete. With the lock held it tells a container
+// being created from a created one that another command holds (a start
+// waiting for the exec, say).
+const creatingMark = "creating"
+
+// Created tells other commands that the container is complete.
+func (d *Dir) Created() error {
+	if err := os.Remove(filepath.Join(d.path, creatingMark)); err != nil {
+		return fmt.Errorf("marking container %s as created: %w", filepath.Base(d.path), err)
+	}
+	return nil
+}
+
+// Creating reports whether the container's create has not finished: while
+// its lock is held, a create or restore is under way.
+func (d *Dir) Creating() bool {
+	_, err := os.Lstat(filepath.Join(d.path, creatingMark))
+	return err == nil
 }
 
 // deletedMark is the file a delete --force leaves in the directory of a

@@ -139,6 +139,12 @@ func TestLifecycleOnDisk(t *testing.T) {
 	if err := d.Save(want); err != nil { // over the first: exchanged, not renamed over
 		t.Fatal(err)
 	}
+	if !d.Creating() {
+		t.Errorf("a new container is not marked as being created")
+	}
+	if err := d.Created(); err != nil || d.Creating() {
+		t.Errorf("Created: %v; still marked as being created: %v", err, d.Creating())
+	}
 	d.Close()
 	if _, err := Create(root, "c1"); !errors.Is(err, ErrExist) {
 		t.Errorf("second Create: %v, want ErrExist", err)

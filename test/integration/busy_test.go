@@ -154,3 +154,27 @@ func TestCorruptStateListAndDelete(t *testing.T) {
 		})
 	}
 }
+
+// TestBusyCreatedStaysCreated checks that a created container another
+// command holds (a start whose startContainer hook runs) reads as created,
+// not creating: only a create or restore under way is creating.
+func TestBusyCreatedStaysCreated(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	id := e.id()
+	b := e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: dir, Options: []string{"rbind", "rw"}})
+		s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{shHook(`echo $$ > /out/pid; sleep 60`)}}
+	})
+	e.mustLkc("create", "--bundle", b, id)
+	start := exec.Command(lkcBinary, "--root", e.root, "start", id)
+	if err := start.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { start.Process.Kill(); start.Wait() })
+	waitOutFile(t, filepath.Join(dir, "pid"), func(l []string) bool { return len(l) == 1 })
+	if r := e.timed(5*time.Second, "state", id); !strings.Contains(r.stdout, `"status": "created"`) {
+		t.Errorf("state of a created container while start holds it: %v", r)
+	}
+	e.timed(10*time.Second, "delete", "--force", id)
+}

@@ -437,7 +437,7 @@ func TestCLIConcurrentStartDelete(t *testing.T) {
 		if del.code != 0 {
 			t.Errorf("delete --force racing start: %v", del)
 		}
-		if start.code != 0 && !regexp.MustCompile(`does not exist|cannot start`).MatchString(start.stderr) {
+		if start.code != 0 && !regexp.MustCompile(`does not exist|cannot start|init exited before it was started`).MatchString(start.stderr) {
 			t.Errorf("start racing delete --force: unexpected failure %v", start)
 		}
 		e.assertIDGone(id)
