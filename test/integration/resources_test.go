@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,36 +102,58 @@ func blockDevice(t *testing.T) (int64, int64) {
 	return 0, 0
 }
 
-// TestResourcesBlockIO: weight and throttles reach the container's cgroup
-// (blkio.* on v1, io.* on v2).
+// TestResourcesBlockIO: throttles reach the container's cgroup (blkio.*
+// on v1, io.* on v2); a weight reaches the file the kernel has for it, and
+// where it has none (no CFQ, no BFQ, no io.weight: mq-deadline on v1, say)
+// lkc refuses it in one line, as runc does, leaving nothing behind.
 func TestResourcesBlockIO(t *testing.T) {
 	e := newEnv(t)
 	maj, min := blockDevice(t)
 	dev := strconv.FormatInt(maj, 10) + ":" + strconv.FormatInt(min, 10)
-	weight := uint16(300)
 	blkio := &specs.LinuxBlockIO{
-		Weight:                  &weight,
 		ThrottleReadBpsDevice:   []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: maj, Minor: min}, Rate: 1 << 20}},
 		ThrottleWriteIOPSDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: maj, Minor: min}, Rate: 100}},
 	}
-	script := "cat /sys/fs/cgroup/blkio/blkio.throttle.read_bps_device /sys/fs/cgroup/blkio/blkio.throttle.write_iops_device; cat /sys/fs/cgroup/blkio/blkio.weight /sys/fs/cgroup/blkio/blkio.bfq.weight 2>/dev/null; true"
-	want := []string{dev + " 1048576", dev + " 100", "300"}
+	// The weight files, in the order lkc (and runc) prefers them.
+	dir, script := "/sys/fs/cgroup/blkio", "cat blkio.throttle.read_bps_device blkio.throttle.write_iops_device"
+	want, weightFiles := []string{dev + " 1048576", dev + " 100"}, []string{"blkio.weight", "blkio.bfq.weight"}
 	if cgroupV2() {
-		script = "cat /sys/fs/cgroup/io.max; cat /sys/fs/cgroup/io.bfq.weight 2>/dev/null || cat /sys/fs/cgroup/io.weight"
-		want = []string{dev + " rbps=1048576 wbps=max riops=max wiops=100"}
+		dir, script = "/sys/fs/cgroup", "cat io.max"
+		want, weightFiles = []string{dev + " rbps=1048576 wbps=max riops=max wiops=100"}, []string{"io.bfq.weight", "io.weight"}
 	}
-	out := e.mustRunOut([]string{"sh", "-c", script}, func(s *specs.Spec) { s.Linux.Resources.BlockIO = blkio })
+	list := fmt.Sprintf("for f in %s; do [ -e $f ] && echo has $f; done; true", strings.Join(weightFiles, " "))
+	withBlkio := func(s *specs.Spec) { s.Linux.Resources.BlockIO = blkio }
+	out := e.mustRunOut([]string{"sh", "-c", "cd " + dir + " && " + script + " && " + list}, withBlkio)
 	t.Logf("cgroup io files: %q", out)
 	for _, w := range want {
 		if !strings.Contains(out, w) {
-			t.Errorf("blkio files %q lack %q", out, w)
+			t.Errorf("throttle files %q lack %q", out, w)
 		}
 	}
-	if cgroupV2() {
-		// BFQ keeps the blkio scale; io.weight converts 300 to 2930.
-		if !strings.Contains(out, "default 300") && !strings.Contains(out, "default 2930") {
-			t.Errorf("io weight: %q", out)
+	// The container's own cgroup shows which weight file this kernel has.
+	weightFile := ""
+	for _, f := range weightFiles {
+		if slices.Contains(strings.Split(out, "\n"), "has "+f) {
+			weightFile = f
+			break
 		}
+	}
+	weight := uint16(300)
+	blkio.Weight = &weight
+	if weightFile == "" {
+		r := e.run([]string{"true"}, withBlkio)
+		e.checkOneLineFailure(r, `linux\.resources\.blockIO\.weight: not supported by this host's cgroups`, []string{"run"})
+		return
+	}
+	got := e.mustRunOut([]string{"cat", dir + "/" + weightFile}, withBlkio)
+	// blkio.weight shows 300, BFQ's files "default 300"; io.weight has
+	// its own scale, where 300 is 2930.
+	wantWeight := map[string]string{"blkio.weight": "300", "io.weight": "default 2930"}[weightFile]
+	if wantWeight == "" {
+		wantWeight = "default 300"
+	}
+	if !strings.Contains(got, wantWeight) {
+		t.Errorf("%s = %q, want %q", weightFile, got, wantWeight)
 	}
 }
 
