@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,9 +18,10 @@ import (
 // /run/criu.kdat, but it saves that cache only when /run is a tmpfs, so
 // that a reboot clears it. Where /run lives on disk, as on this Debian
 // without systemd, every CRIU run probes again. lkc then runs CRIU with a
-// tmpfs of its own on /run, the host's /run entries bind-mounted into it,
-// seeded with the cache lkc saved for this boot and CRIU binary, and keeps
-// what CRIU wrote there for the next run. See docs/criu.md.
+// tmpfs of its own on /run, the host's /run entries bind-mounted into it
+// (but CRIU's cache files, see kdatFile), seeded with the cache lkc saved
+// for this boot and CRIU binary, and keeps what CRIU wrote there for the
+// next run. See docs/criu.md.
 
 // kdatStore is where lkc keeps CRIU's cache between runs.
 var kdatStore = "/var/cache/lkc/criu.kdat"
@@ -152,8 +154,8 @@ func (k *kdatCache) start(cmd *exec.Cmd, o *Opts) error {
 	return err
 }
 
-// build makes /run a tmpfs with the host's /run entries bind-mounted back
-// and the saved cache in place.
+// build makes /run a tmpfs with the host's /run entries but CRIU's own
+// bind-mounted back and the saved cache in place.
 func (k *kdatCache) build() error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
 		return fmt.Errorf("making criu's mounts private: %w", err)
@@ -174,6 +176,9 @@ func (k *kdatCache) build() error {
 		return err
 	}
 	for _, name := range names {
+		if kdatFile(name) {
+			continue
+		}
 		if err := bindBack(old, name); err != nil {
 			return fmt.Errorf("criu's /run: %s: %w", name, err)
 		}
@@ -216,6 +221,18 @@ func (k *kdatCache) reopenDirs(o *Opts) error {
 		}
 	}
 	return nil
+}
+
+// kdatFile reports whether a /run entry is CRIU's cache or its temporary
+// file, which the host's /run must not lend CRIU: every CRIU that runs on
+// a disk-backed /run (install-criu.sh's `criu check`, runc's checkpoints)
+// leaves an empty criu.kdat.tmp there, and CRIU creates that name with
+// O_EXCL before it saves, so carried over it would stop every save; a
+// criu.kdat carried over would have lkc's seed written through to the
+// host's disk, where it outlives a reboot. Older CRIUs named the
+// temporary file .criu.kdat.
+func kdatFile(name string) bool {
+	return strings.HasPrefix(strings.TrimPrefix(name, "."), kdatName)
 }
 
 // bindBack makes /run/name in the tmpfs show name of the host's /run.

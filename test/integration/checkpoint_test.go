@@ -369,9 +369,11 @@ func TestCheckpointRelativeRoot(t *testing.T) {
 // stays paused, then a running one twice: lkc freezes it for CRIU and
 // thaws it after, and the second CRIU finds the kernel-feature cache the
 // first one left (docs/criu.md: CRIU keeps it only on a tmpfs /run, which
-// this host's /run is not, and lkc gives CRIU one).
+// this host's /run is not, and lkc gives CRIU one). It does so on a fresh
+// machine: with no cache kept yet for this CRIU, and the empty
+// criu.kdat.tmp that any CRIU run on a disk-backed /run leaves there.
 func TestCheckpointPausedAndKdatCache(t *testing.T) {
-	requireCriu(t)
+	criu := requireCriu(t)
 	e := newEnv(t)
 	id, root := e.ckptCounter(nil)
 	e.mustLkc("pause", id)
@@ -383,21 +385,26 @@ func TestCheckpointPausedAndKdatCache(t *testing.T) {
 	waitCount(t, root, readCount(t, root)+2)
 
 	hostRunTmpfs := isTmpfs(t, "/run")
+	if !hostRunTmpfs {
+		criu = freshCriu(t, criu)
+		staleKdatTmp(t)
+	}
 	for i := 0; i < 2; i++ {
 		images := filepath.Join(t.TempDir(), "images")
-		e.mustLkc("--debug", "checkpoint", "--leave-running", "--image-path", images, id)
+		e.mustLkc("--debug", "--criu", criu, "checkpoint", "--leave-running", "--image-path", images, id)
 		if st := e.state(id); st["status"] != "running" {
 			t.Fatalf("container is %v after checkpoint --leave-running", st["status"])
 		}
 		waitCount(t, root, readCount(t, root)+2)
-		if i == 0 {
-			continue
-		}
 		log, err := os.ReadFile(filepath.Join(images, "dump.log"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(log), "Loaded kdat cache") {
+		loaded := strings.Contains(string(log), "Loaded kdat cache")
+		if i == 0 && loaded && !hostRunTmpfs {
+			t.Fatalf("the first CRIU run of a fresh CRIU binary found a kdat cache: the test did not start from a fresh machine's state")
+		}
+		if i == 1 && !loaded {
 			t.Errorf("the second CRIU run probed the kernel again: no %q in its dump.log", "Loaded kdat cache")
 		}
 	}
@@ -405,6 +412,67 @@ func TestCheckpointPausedAndKdatCache(t *testing.T) {
 		t.Errorf("/run/criu.kdat on the host's disk-backed /run: a CRIU after a reboot would trust it")
 	}
 	e.mustLkc("delete", "-f", id)
+}
+
+// kdatStore is where lkc keeps CRIU's kernel-probe cache, headed by the
+// boot and the CRIU binary it belongs to (internal/checkpoint/kdat.go).
+const kdatStore = "/var/cache/lkc/criu.kdat"
+
+// freshCriu returns a copy of the CRIU wrapper criu (and of its launch
+// file) under a new path: lkc has kept no kernel-probe cache for it, as on
+// a fresh machine. The cache kept for the other CRIUs is put back at the
+// end, unless some other run has replaced the test's by then.
+func freshCriu(t *testing.T, criu string) string {
+	t.Helper()
+	fresh := filepath.Join(t.TempDir(), "criu")
+	for _, suffix := range []string{"", ".launch"} {
+		data, err := os.ReadFile(criu + suffix)
+		if suffix != "" && os.IsNotExist(err) {
+			continue
+		}
+		if err == nil {
+			err = os.WriteFile(fresh+suffix, data, 0o755)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept, keptErr := os.ReadFile(kdatStore)
+	t.Cleanup(func() {
+		now, err := os.ReadFile(kdatStore)
+		head, _, _ := strings.Cut(string(now), "\n")
+		if err != nil || !strings.Contains(head, " "+fresh+" ") {
+			return
+		}
+		if keptErr != nil {
+			os.Remove(kdatStore)
+			return
+		}
+		tmp := kdatStore + fmt.Sprintf(".test-%d", os.Getpid())
+		if err := os.WriteFile(tmp, kept, 0o600); err != nil || os.Rename(tmp, kdatStore) != nil {
+			os.Remove(tmp)
+		}
+	})
+	return fresh
+}
+
+// staleKdatTmp puts in the host's disk-backed /run the empty
+// criu.kdat.tmp that every CRIU run there leaves (install-criu.sh's `criu
+// check`, runc's checkpoints), unless one is there already, and removes
+// the one it made at the end. Other runs do not mind: on a disk-backed
+// /run CRIU never saves its cache.
+func staleKdatTmp(t *testing.T) {
+	t.Helper()
+	const p = "/run/criu.kdat.tmp"
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if os.IsExist(err) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	t.Cleanup(func() { os.Remove(p) })
 }
 
 func isTmpfs(t *testing.T, path string) bool {
