@@ -11,8 +11,11 @@ import (
 
 // counterLoop is a container process whose memory tells a restore from a
 // restart: it counts in a shell variable and writes the count to
-// /tmp/count; a restarted process would start again from 1.
-var counterLoop = []string{"sh", "-c", `i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done`}
+// /tmp/count; a restarted process would start again from 1. It holds
+// /tmp/held open all along, a file it made in the container's writable
+// layer: CRIU reopens it on restore, so the restored rootfs must have the
+// container's changes (as /tmp/count has, while the shell writes it).
+var counterLoop = []string{"sh", "-c", `exec 3>/tmp/held; i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done`}
 
 // counterFloor is how far the counter must get before a checkpoint: far
 // more than a fresh process reaches between a restore and the first read.
@@ -163,15 +166,21 @@ func (r *ctrRuntime) execIn(id string) func(...string) result {
 	}
 }
 
+// ctrCheckpointRestore checkpoints a container with its writable layer
+// (--rw) and restores it live from that. Without the layer the restore
+// starts from a fresh snapshot of the image, where the files the
+// container made and holds open are missing: CRIU cannot reopen
+// /tmp/held, and the restore fails, with runc as with lkc, leaving a task
+// that never ran, which must go as cleanly.
 func ctrCheckpointRestore(r *ctrRuntime) {
 	t := r.t
 	const id = "ck"
 	ref := "localhost/lkc-clients-checkpoint:" + r.rt.name
 	r.runDetached(id, counterLoop...)
 	before := waitCounter(t, r.execIn(id))
-	r.must("containers", "checkpoint", "--task", id, ref)
+	r.must("containers", "checkpoint", "--rw", "--task", id, ref)
 	t.Cleanup(func() {
-		if res := r.ctr("images", "rm", ref); res.code != 0 {
+		if res := r.tryCtr(r.ns, "images", "rm", ref); res.code != 0 {
 			t.Errorf("%v", res)
 		}
 	})
@@ -179,7 +188,11 @@ func ctrCheckpointRestore(r *ctrRuntime) {
 		t.Errorf("task %s after checkpoint, want RUNNING (ctr leaves it running)", st)
 	}
 	r.remove(id)
-	r.must("containers", "restore", "--live", id, ref)
+	if res := r.ctr("containers", "restore", "--live", id, ref); res.code == 0 {
+		t.Errorf("restore without the writable layer succeeded, want CRIU to miss /tmp/held: %v", res)
+	}
+	r.remove(id)
+	r.must("containers", "restore", "--live", "--rw", id, ref)
 	if st, rst := r.taskStatus(id), r.state(id); st != "RUNNING" || rst != "running" {
 		t.Fatalf("after restore: containerd says %q, %s says %q; want RUNNING/running", st, r.rt.name, rst)
 	}

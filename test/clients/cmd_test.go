@@ -35,8 +35,31 @@ func (r result) String() string {
 // command runs name with args and env added to this process's, stdin from
 // /dev/null. Output goes to files, not pipes: a detached container or a
 // daemon the command starts may inherit them and hold a pipe open forever.
+// A command that does not finish within cmdTimeout fails the test.
 func command(t *testing.T, env []string, name string, args ...string) result {
 	t.Helper()
+	r, err := runCommand(t, env, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// tryCommand is command for cleanups, which must go on: a command that
+// times out or cannot start is reported and comes back with code -1.
+func tryCommand(t *testing.T, env []string, name string, args ...string) result {
+	t.Helper()
+	r, err := runCommand(t, env, name, args...)
+	if err != nil {
+		t.Error(err)
+		r.code = -1
+	}
+	return r
+}
+
+func runCommand(t *testing.T, env []string, name string, args ...string) (result, error) {
+	t.Helper()
+	r := result{args: append([]string{name}, args...)}
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -44,29 +67,28 @@ func command(t *testing.T, env []string, name string, args ...string) result {
 	dir := t.TempDir()
 	out, err := os.Create(filepath.Join(dir, "stdout"))
 	if err != nil {
-		t.Fatal(err)
+		return r, err
 	}
 	defer out.Close()
 	errf, err := os.Create(filepath.Join(dir, "stderr"))
 	if err != nil {
-		t.Fatal(err)
+		return r, err
 	}
 	defer errf.Close()
 	cmd.Stdout, cmd.Stderr = out, errf
 	cmd.WaitDelay = time.Second
 	err = cmd.Run()
-	r := result{args: append([]string{name}, args...)}
 	r.stdout, r.stderr = readFile(out.Name()), readFile(errf.Name())
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		t.Fatalf("%s: timed out after %v; stderr %q", strings.Join(r.args, " "), cmdTimeout, r.stderr)
+		return r, fmt.Errorf("%s: timed out after %v; stderr %q", strings.Join(r.args, " "), cmdTimeout, r.stderr)
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	case err != nil:
-		t.Fatalf("running %s: %v", strings.Join(r.args, " "), err)
+		return r, fmt.Errorf("running %s: %v", strings.Join(r.args, " "), err)
 	}
-	return r
+	return r, nil
 }
 
 func readFile(p string) string {

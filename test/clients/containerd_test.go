@@ -5,14 +5,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// ctrNamespace is the containerd namespace every test container lives in.
-const ctrNamespace = "lkc-clients"
+// ctrNamespace prefixes the containerd namespace of each runtime's
+// containers: a runtime's half of a test starts clean whatever the other
+// half left (a container, a snapshot of the same name).
+const ctrNamespace = "lkc-clients-"
 
 // containerd is a containerd daemon the test started, with config, root,
 // state, sockets and opt directory of its own under dir.
@@ -100,35 +104,27 @@ func startContainerd(t *testing.T, extra string) *containerd {
 	return c
 }
 
-// ctr runs ctr against this daemon in the test namespace.
-func (c *containerd) ctr(args ...string) result {
+// ctr runs ctr against this daemon in namespace ns.
+func (c *containerd) ctr(ns string, args ...string) result {
 	c.t.Helper()
-	return command(c.t, nil, "ctr", append([]string{"--address", c.addr, "-n", ctrNamespace}, args...)...)
+	return command(c.t, nil, "ctr", append([]string{"--address", c.addr, "-n", ns}, args...)...)
 }
 
-func (c *containerd) must(args ...string) string {
+// tryCtr is ctr for cleanups: a hung ctr is reported, and the cleanup
+// goes on.
+func (c *containerd) tryCtr(ns string, args ...string) result {
 	c.t.Helper()
-	r := c.ctr(args...)
-	if r.code != 0 {
-		c.t.Fatalf("%v", r)
-	}
-	return r.stdout
+	return tryCommand(c.t, nil, "ctr", append([]string{"--address", c.addr, "-n", ns}, args...)...)
 }
 
-// stop removes what is left in the namespace, stops the daemon and checks
-// that no shim of it still runs and nothing under its directories is mounted.
+// stop removes what is left in every namespace, stops the daemon, and
+// then kills the shims and unmounts the container root filesystems that
+// outlived it: each one is a failure of the test, and none may stay on the
+// machine.
 func (c *containerd) stop() {
 	t := c.t
-	if ids := strings.Fields(c.ctr("containers", "ls", "-q").stdout); len(ids) > 0 {
-		t.Errorf("containers left in containerd: %v", ids)
-		for _, id := range ids {
-			c.ctr("task", "rm", "-f", id)
-			c.ctr("containers", "rm", id)
-		}
-	}
-	if imgs := strings.Fields(c.ctr("images", "ls", "-q").stdout); len(imgs) > 0 {
-		t.Errorf("images left in containerd: %v", imgs)
-		c.ctr(append([]string{"images", "rm"}, imgs...)...)
+	for _, ns := range strings.Fields(c.tryCtr("default", "namespaces", "ls", "-q").stdout) {
+		c.clearNamespace(ns)
 	}
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -138,24 +134,90 @@ func (c *containerd) stop() {
 		c.cmd.Process.Kill()
 		<-c.exit
 	}
-	if pids := processesMentioning(c.addr); len(pids) > 0 {
-		t.Errorf("processes still running for containerd at %s (shims?): %v", c.addr, pids)
+	for _, pid := range processesMentioning(c.addr) {
+		t.Errorf("process %d still running for containerd at %s (a shim?): %s; killing it", pid, c.addr, readFile(fmt.Sprintf("/proc/%d/cmdline", pid)))
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	if strings.Contains(readFile("/proc/self/mountinfo"), c.dir) {
-		t.Errorf("mounts under %s left after containerd stopped", c.dir)
+	for _, m := range mountsUnder(c.dir) {
+		t.Errorf("%s still mounted after containerd stopped; unmounting it", m)
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmounting %s: %v", m, err)
+		}
 	}
 }
 
+// clearNamespace removes the containers and images left in ns, reporting
+// each.
+func (c *containerd) clearNamespace(ns string) {
+	t := c.t
+	if ids := strings.Fields(c.tryCtr(ns, "containers", "ls", "-q").stdout); len(ids) > 0 {
+		t.Errorf("containers left in containerd namespace %s: %v", ns, ids)
+		for _, id := range ids {
+			c.removeContainer(ns, id)
+		}
+	}
+	if imgs := strings.Fields(c.tryCtr(ns, "images", "ls", "-q").stdout); len(imgs) > 0 {
+		t.Errorf("images left in containerd namespace %s: %v", ns, imgs)
+		c.tryCtr(ns, append([]string{"images", "rm"}, imgs...)...)
+	}
+}
+
+// removeContainer deletes a container's task and the container, reporting
+// what fails. A task that never ran (CREATED: say, a restore that failed)
+// is deleted without --force: containerd 1.6's forced delete kills the
+// task and waits for its exit, which such a task never has (the runtime
+// has no container to kill), with runc as with lkc.
+func (c *containerd) removeContainer(ns, id string) {
+	t := c.t
+	rm := []string{"task", "rm", "-f", id}
+	switch st := c.taskStatus(ns, id); st {
+	case "":
+		rm = nil
+	case "CREATED", "STOPPED":
+		rm = []string{"task", "rm", id}
+	}
+	if rm != nil {
+		if res := c.tryCtr(ns, rm...); res.code != 0 {
+			t.Errorf("%v", res)
+		}
+	}
+	if res := c.tryCtr(ns, "containers", "rm", id); res.code != 0 {
+		t.Errorf("%v", res)
+	}
+}
+
+// taskStatus is containerd's view of a task in ns: RUNNING, PAUSED,
+// STOPPED... and "" when there is none.
+func (c *containerd) taskStatus(ns, id string) string {
+	c.t.Helper()
+	for _, l := range strings.Split(c.tryCtr(ns, "task", "ls").stdout, "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == id {
+			return f[2]
+		}
+	}
+	return ""
+}
+
+// mountsUnder lists the mount points beneath dir, deepest first.
+func mountsUnder(dir string) []string {
+	var out []string
+	for _, l := range strings.Split(readFile("/proc/self/mountinfo"), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append(out, f[4])
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
 // processesMentioning lists the pids whose command line contains s.
-func processesMentioning(s string) []string {
-	var pids []string
+func processesMentioning(s string) []int {
+	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		if strings.Contains(readFile(filepath.Join("/proc", e.Name(), "cmdline")), s) {
-			pids = append(pids, e.Name())
+		pid, err := strconv.Atoi(e.Name())
+		if err == nil && pid != os.Getpid() && strings.Contains(readFile(filepath.Join("/proc", e.Name(), "cmdline")), s) {
+			pids = append(pids, pid)
 		}
 	}
 	return pids
@@ -166,6 +228,7 @@ func processesMentioning(s string) []string {
 type ctrRuntime struct {
 	*containerd
 	rt       ociRuntime
+	ns       string // the containerd namespace of its containers
 	root     string // --runc-root; the shim adds the namespace
 	cgParent string
 	image    string
@@ -173,10 +236,25 @@ type ctrRuntime struct {
 
 func newCtrRuntime(t *testing.T, c *containerd, rt ociRuntime) *ctrRuntime {
 	t.Helper()
-	r := &ctrRuntime{containerd: c, rt: rt, root: filepath.Join(c.dir, "runtime-"+rt.name),
+	r := &ctrRuntime{containerd: c, rt: rt, ns: ctrNamespace + rt.name, root: filepath.Join(c.dir, "runtime-"+rt.name),
 		cgParent: cgroupParent(t, "ctd-"+rt.name), image: "localhost/lkc-clients-busybox:oci"}
-	t.Cleanup(func() { checkNoState(t, filepath.Join(r.root, ctrNamespace)) })
+	t.Cleanup(func() { checkNoState(t, filepath.Join(r.root, r.ns)) })
 	return r
+}
+
+// ctr runs ctr in the runtime's namespace.
+func (r *ctrRuntime) ctr(args ...string) result {
+	r.t.Helper()
+	return r.containerd.ctr(r.ns, args...)
+}
+
+func (r *ctrRuntime) must(args ...string) string {
+	r.t.Helper()
+	res := r.ctr(args...)
+	if res.code != 0 {
+		r.t.Fatalf("%v", res)
+	}
+	return res.stdout
 }
 
 // runArgs are ctr run's flags that choose the runtime and the cgroup.
@@ -187,7 +265,7 @@ func (r *ctrRuntime) runArgs(id string) []string {
 // state asks the runtime itself for the container's status.
 func (r *ctrRuntime) state(id string) string {
 	r.t.Helper()
-	return ociStatus(r.t, r.rt, filepath.Join(r.root, ctrNamespace), id)
+	return ociStatus(r.t, r.rt, filepath.Join(r.root, r.ns), id)
 }
 
 // runDetached starts a task; its cleanup kills and removes it.
@@ -199,36 +277,24 @@ func (r *ctrRuntime) runDetached(id string, cmd ...string) {
 	if st := r.state(id); st != "running" {
 		r.t.Fatalf("%s state of %s after ctr run -d: %q, want running", r.rt.name, id, st)
 	}
-	checkCgroupPlacement(r.t, r.rt, filepath.Join(r.root, ctrNamespace), id, r.cgParent)
+	checkCgroupPlacement(r.t, r.rt, filepath.Join(r.root, r.ns), id, r.cgParent)
 }
 
 // remove kills, deletes and removes a container, and checks that the
-// runtime forgot it.
+// runtime forgot it. It runs in cleanups too: a failure is reported, and
+// the removal goes on.
 func (r *ctrRuntime) remove(id string) {
-	t := r.t
-	if r.ctr("containers", "info", id).code != 0 {
+	if r.tryCtr(r.ns, "containers", "info", id).code != 0 {
 		return
 	}
-	if r.taskStatus(id) != "" {
-		if res := r.ctr("task", "rm", "-f", id); res.code != 0 {
-			t.Errorf("%v", res)
-		}
-	}
-	if res := r.ctr("containers", "rm", id); res.code != 0 {
-		t.Errorf("%v", res)
-	}
+	r.removeContainer(r.ns, id)
 	if st := r.state(id); st != "" {
-		t.Errorf("%s still has %s (%s) after ctr removed it", r.rt.name, id, st)
+		r.t.Errorf("%s still has %s (%s) after ctr removed it", r.rt.name, id, st)
 	}
 }
 
 // taskStatus is containerd's view of a task: RUNNING, PAUSED, STOPPED...
 func (r *ctrRuntime) taskStatus(id string) string {
 	r.t.Helper()
-	for _, l := range strings.Split(r.must("task", "ls"), "\n") {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == id {
-			return f[2]
-		}
-	}
-	return ""
+	return r.containerd.taskStatus(r.ns, id)
 }

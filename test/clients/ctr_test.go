@@ -49,7 +49,7 @@ func (r *ctrRuntime) importImage() {
 	t := r.t
 	t.Cleanup(func() {
 		r.t = t
-		if res := r.ctr("images", "rm", r.image); res.code != 0 {
+		if res := r.tryCtr(r.ns, "images", "rm", r.image); res.code != 0 {
 			t.Errorf("%v", res)
 		}
 	})
@@ -125,7 +125,7 @@ func ctrMetrics(r *ctrRuntime, id string) {
 }
 
 func ctrRunTTY(r *ctrRuntime) {
-	args := append(append([]string{"--address", r.addr, "-n", ctrNamespace, "run", "-t", "--rm"},
+	args := append(append([]string{"--address", r.addr, "-n", r.ns, "run", "-t", "--rm"},
 		r.runArgs("tty")...), r.image, "tty", "sh")
 	out, code := runTTY(r.t, nil, "# ", "tty; stty size; echo $((6*7)); exit 5\r", "ctr", args...)
 	checkTTY(r.t, "ctr run -t", out, code, 5)
@@ -134,7 +134,7 @@ func ctrRunTTY(r *ctrRuntime) {
 func ctrExecTTY(r *ctrRuntime) {
 	r.runDetached("ex", "sleep", "1000")
 	out, code := runTTY(r.t, nil, "# ", "tty; stty size; echo $((6*7)); exit 4\r", "ctr",
-		"--address", r.addr, "-n", ctrNamespace, "task", "exec", "-t", "--exec-id", "t1", "ex", "sh")
+		"--address", r.addr, "-n", r.ns, "task", "exec", "-t", "--exec-id", "t1", "ex", "sh")
 	checkTTY(r.t, "ctr task exec -t", out, code, 4)
 }
 
