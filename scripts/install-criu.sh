@@ -13,6 +13,10 @@
 # installed with dpkg, and the system's apt sources, lists, cache and config
 # are never touched: apt runs against a throw-away sources list/state dir.
 #
+# Podman runs `criu` from PATH itself, and so does runc: unless a CRIU of at
+# least $LKC_CRIU_MIN is on the standard PATH already, a symlink to the
+# wrapper is put there ($LKC_CRIU_LINK).
+#
 # Idempotent: if <prefix>/criu --version already reports 4.x it only verifies.
 # Environment:
 #   LKC_CRIU_PREFIX   install prefix (default /opt/lkc/criu)
@@ -22,6 +26,8 @@
 #   LKC_CRIU_MIN      version an existing install must have to be kept
 #                     (default 4.2)
 #   LKC_CRIU_FORCE=1  reinstall even if a 4.x wrapper is already there
+#   LKC_CRIU_LINK     the `criu` command made on PATH (default
+#                     /usr/local/sbin/criu; "none" makes none)
 set -euo pipefail
 
 prefix=${LKC_CRIU_PREFIX:-/opt/lkc/criu}
@@ -29,6 +35,10 @@ prefix=${prefix%/}
 suites=${LKC_CRIU_SUITE:-forky sid trixie}
 min=${LKC_CRIU_MIN:-4.2}
 wrapper=$prefix/criu
+link=${LKC_CRIU_LINK:-/usr/local/sbin/criu}
+# The PATH a root login shell on Debian has, which is where Podman and
+# containerd's runc find CRIU when started from one.
+std_path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 marker=.lkc-criu   # marks a prefix this script owns (safe to replace)
 arch=$(dpkg --print-architecture)
 [ "$arch" = amd64 ] || { echo "install-criu: error: only amd64 is supported (got $arch)" >&2; exit 1; }
@@ -63,6 +73,29 @@ drop_kdat_tmp() {
   if [ "$(stat -f -c %T /run)" != tmpfs ] && [ -f "$tmp" ] && [ ! -s "$tmp" ]; then
     rm -f "$tmp"
   fi
+}
+
+# link_on_path makes `criu` on the standard PATH this CRIU, unless one new
+# enough is there already; a link to the wrapper it made before is kept.
+link_on_path() {
+  local found v
+  [ "$link" != none ] || return 0
+  if [ "$(readlink "$link" 2>/dev/null)" = "$wrapper" ]; then
+    say "criu on PATH: $link -> $wrapper"
+    return 0
+  fi
+  found=$(PATH=$std_path command -v criu || true)
+  v=$([ -n "$found" ] && "$found" --version 2>/dev/null | sed -n 's/^Version: //p' || true)
+  if [ -n "$v" ] && new_enough "$v"; then
+    say "criu on PATH: $found (CRIU $v) kept"
+    return 0
+  fi
+  if [ -e "$link" ] || [ -L "$link" ]; then
+    die "$link is not a CRIU of at least $min (Podman and runc would run it): remove it, or set LKC_CRIU_LINK"
+  fi
+  mkdir -p "$(dirname "$link")"
+  ln -s "$wrapper" "$link"
+  say "criu on PATH: $link -> $wrapper${found:+ (ahead of $found${v:+, CRIU $v})}"
 }
 
 # verify prints the version and what `criu check` says. --version failing is
@@ -112,6 +145,7 @@ if [ "${LKC_CRIU_FORCE:-0}" != 1 ] && [ -n "$have" ] && new_enough "$have"; then
   say "already installed"
   write_launch "$prefix" "$wrapper.launch"
   verify
+  link_on_path
   exit 0
 fi
 
@@ -262,3 +296,4 @@ write_wrapper "$prefix" "$wrapper"
 write_launch "$prefix" "$wrapper.launch"
 say "installed $(head -1 <<<"$v" | sed 's/^Version: /criu /')"
 verify
+link_on_path

@@ -6,7 +6,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-export PATH=/usr/local/go/bin:/usr/sbin:/sbin:$PATH
+export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/sbin:/sbin:$PATH
 
 ./scripts/deps.sh
 make lkc >/dev/null

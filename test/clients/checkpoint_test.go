@@ -2,6 +2,7 @@ package clients
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -59,10 +60,26 @@ func checkRestored(t *testing.T, exec func(...string) result, before int) {
 	}
 }
 
+// requireCriuOnPath fails the test unless the `criu` on PATH is a CRIU 4:
+// Podman checks CRIU's version by running it from PATH, and runc, under
+// Podman or containerd's shim, runs it from there. scripts/setup.sh puts
+// one there (docs/clients.md); nothing here makes its own.
+func requireCriuOnPath(t *testing.T) {
+	t.Helper()
+	p, err := exec.LookPath("criu")
+	if err != nil {
+		t.Fatalf("no criu on PATH (%s): scripts/setup.sh links /usr/local/sbin/criu to CRIU 4", os.Getenv("PATH"))
+	}
+	if out, err := exec.Command(p, "--version").CombinedOutput(); err != nil || !strings.Contains(string(out), "Version: 4.") {
+		t.Fatalf("%s on PATH is not CRIU 4 (%v: %s): scripts/setup.sh links /usr/local/sbin/criu to one", p, err, out)
+	}
+}
+
 // TestPodmanCheckpoint runs podman container checkpoint and restore in
 // place, then checkpoint --leave-running, with each runtime.
 func TestPodmanCheckpoint(t *testing.T) {
 	requireSetup(t)
+	requireCriuOnPath(t)
 	for _, rt := range runtimes() {
 		t.Run(rt.name, func(t *testing.T) {
 			p := newPodman(t, rt)
@@ -74,13 +91,13 @@ func TestPodmanCheckpoint(t *testing.T) {
 
 // TestPodmanCheckpointExportImport runs podman container checkpoint
 // --export and restore --import, which restores into a new container with
-// a fresh copy of the rootfs, with each runtime. Known lkc failure (to be
-// fixed in lkc restore): runc creates the bind mounts' mount points in the
-// new rootfs before CRIU restores (Podman's /run/.containerenv,
-// /etc/resolv.conf, /etc/hostname...); lkc does not, and CRIU fails with
-// "Can't stat mountpoint .../run/.containerenv".
+// a fresh copy of the rootfs, with each runtime: the restore creates the
+// mount points the new rootfs lacks (Podman's /run/.containerenv,
+// /etc/resolv.conf, /etc/hostname...) before CRIU mounts on them, as runc
+// does, and the archive's rootfs changes come back (/tmp/held).
 func TestPodmanCheckpointExportImport(t *testing.T) {
 	requireSetup(t)
+	requireCriuOnPath(t)
 	for _, rt := range runtimes() {
 		t.Run(rt.name, func(t *testing.T) {
 			p := newPodman(t, rt)
@@ -145,6 +162,7 @@ func podmanExportImport(p *podman) {
 // a task checkpoint into an image directory that stops the task.
 func TestContainerdCheckpoint(t *testing.T) {
 	requireSetup(t)
+	requireCriuOnPath(t)
 	c := startContainerd(t, "")
 	for _, rt := range runtimes() {
 		t.Run(rt.name, func(t *testing.T) {

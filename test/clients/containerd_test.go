@@ -71,21 +71,12 @@ func startContainerd(t *testing.T, extra string) *containerd {
 	if err := os.WriteFile(conf, []byte(containerdConfig(dir, extra)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// runc finds CRIU on PATH (the shim passes no --criu); put the one that
-	// works on this kernel first.
-	if err := os.Symlink(criuPath, filepath.Join(dir, "bin", "criu")); err != nil {
-		t.Fatal(err)
-	}
 	log, err := os.Create(filepath.Join(dir, "containerd.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer log.Close()
 	c.cmd = exec.Command("containerd", "--config", conf)
-	c.cmd.Env = append(os.Environ(), "PATH="+filepath.Join(dir, "bin")+":"+os.Getenv("PATH"))
 	c.cmd.Stdout, c.cmd.Stderr = log, log
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)

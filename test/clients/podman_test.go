@@ -11,10 +11,6 @@ import (
 	"time"
 )
 
-// criuPath is the CRIU that works on this kernel (docs/criu.md); podman
-// passes it to the runtime as --criu through --runtime-flag.
-const criuPath = "/opt/lkc/criu/criu"
-
 // podman is one runtime's Podman: storage, run and tmp directories,
 // network config and cgroup parent of its own, so the machine's Podman
 // state is never touched.
@@ -40,7 +36,7 @@ func newPodman(t *testing.T, rt ociRuntime) *podman {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	p := &podman{t: t, rt: rt, dir: dir, image: "localhost/lkc-clients-busybox:" + rt.name}
-	for _, d := range []string{"tmp", "net", "bin"} {
+	for _, d := range []string{"tmp", "net"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -52,21 +48,15 @@ func newPodman(t *testing.T, rt ociRuntime) *podman {
 	if err := os.WriteFile(conf, []byte(snippet(t, "podman containers.conf")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// Podman checks CRIU's version itself by running "criu" from PATH,
-	// where Debian's broken 3.17 is.
-	if err := os.Symlink(criuPath, filepath.Join(dir, "bin", "criu")); err != nil {
-		t.Fatal(err)
-	}
 	p.env = []string{
 		"CONTAINERS_CONF=" + conf,
 		"TMPDIR=" + filepath.Join(dir, "tmp"),
-		"PATH=" + filepath.Join(dir, "bin") + ":" + os.Getenv("PATH"),
 	}
 	p.globals = []string{
 		"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"),
 		"--tmpdir", filepath.Join(dir, "tmp"), "--network-config-dir", filepath.Join(dir, "net"),
 		"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file",
-		"--runtime", rt.path, "--runtime-flag", "criu=" + criuPath,
+		"--runtime", rt.path,
 	}
 	p.cgParent = cgroupParent(t, "podman-"+rt.name)
 	t.Cleanup(p.cleanup)
