@@ -140,6 +140,15 @@ func (c *Container) destroy() error {
 		c.close()
 		return err
 	}
+	// Before the record that names it: a failure leaves both for the
+	// next delete. (A salvaged record is not trusted with this: the
+	// receiver that made the bundle removes it once its container is gone.)
+	if c.st.OwnedBundle {
+		if err := os.RemoveAll(c.st.Bundle); err != nil {
+			c.close()
+			return fmt.Errorf("removing the bundle of %s: %w", c.st.ID, err)
+		}
+	}
 	return c.dir.Remove()
 }
 

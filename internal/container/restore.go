@@ -70,6 +70,9 @@ type RestoreOpts struct {
 	// restored tasks get in place of the pipes and outside files they had
 	// (a migration reopens the container's /dev/null on the target).
 	Stdio [3]*os.File
+	// OwnBundle records that the caller made Bundle for this container
+	// alone (`lkc serve`): deleting the container removes it.
+	OwnBundle bool
 
 	// Warn gets failures that must not fail the operation; nil drops them.
 	Warn func(error)
@@ -202,6 +205,7 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 	if err != nil {
 		return nil, err
 	}
+	st.OwnedBundle = o.OwnBundle
 	// With FlatCgroups, CRIU starts in the v1 cgroups (on v2 it moves the
 	// tasks itself). It then counts against the pids limit while it forks
 	// the tasks: a container at its limit would not fit, so that limit is

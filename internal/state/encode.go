@@ -30,6 +30,7 @@ func encode(s *State) ([]byte, error) {
 	o.optStrMap("cgroupPaths", s.CgroupPaths)
 	o.optStrs("cgroupParents", s.CgroupParents)
 	optNum(&o, "rootfsMount", s.RootfsMount)
+	o.optBool("ownedBundle", s.OwnedBundle)
 	o.key("config")
 	if s.Config == nil {
 		o.b = append(o.b, "null"...)

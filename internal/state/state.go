@@ -66,7 +66,10 @@ type State struct {
 	// RootfsMount is the id of the bind mount of the rootfs that holds the
 	// container's mounts when it shares its caller's mount namespace (see
 	// mount.BindRootfs); delete detaches it.
-	RootfsMount uint64         `json:"rootfsMount,omitempty"`
+	RootfsMount uint64 `json:"rootfsMount,omitempty"`
+	// OwnedBundle says lkc made Bundle (a migrated container's, made by
+	// `lkc serve`), so deleting the container removes it too.
+	OwnedBundle bool           `json:"ownedBundle,omitempty"`
 	Config      *config.Config `json:"config"`
 }
 
