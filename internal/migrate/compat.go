@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -180,14 +181,27 @@ func Compatible(source, target *Facts) error {
 	return nil
 }
 
-// checkSpace refuses a target whose storage under dir cannot hold need
-// bytes plus a tenth for metadata.
-func checkSpace(dir string, need int64) error {
+// maxOfferBytes bounds each size an offer announces (1 EiB): with both
+// at most that, their sum and its margin cannot overflow.
+const maxOfferBytes = 1 << 60
+
+// checkSpace refuses a target whose dir cannot hold rootfs and memory
+// bytes and a tenth more.
+func checkSpace(dir string, rootfs, memory int64) error {
+	for _, n := range []int64{rootfs, memory} {
+		if n < 0 || n > maxOfferBytes {
+			return fmt.Errorf("%w: the offer announces %d bytes to store", ErrProtocol, n)
+		}
+	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return fmt.Errorf("checking free space in %s: %w", dir, err)
 	}
-	free := int64(st.Bavail) * st.Bsize
+	free := st.Bavail * uint64(st.Bsize)
+	if st.Bsize > 0 && st.Bavail > math.MaxUint64/uint64(st.Bsize) {
+		free = math.MaxUint64
+	}
+	need := uint64(rootfs) + uint64(memory)
 	if want := need + need/10; free < want {
 		return fmt.Errorf("incompatible target: %s has %d MiB free, the container needs %d MiB", dir, free>>20, want>>20)
 	}

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"math"
 	"strings"
 	"testing"
 )
@@ -61,13 +62,20 @@ func TestKernelVersion(t *testing.T) {
 	}
 }
 
+// Sizes no storage holds, negative ones, and pairs whose sum overflows
+// are refused, not waved through.
 func TestCheckSpace(t *testing.T) {
 	dir := t.TempDir()
-	if err := checkSpace(dir, 1); err != nil {
-		t.Errorf("1 byte: %v", err)
+	if err := checkSpace(dir, 1, 1); err != nil {
+		t.Errorf("2 bytes: %v", err)
 	}
-	if err := checkSpace(dir, 1<<62); err == nil || !strings.Contains(err.Error(), "MiB free") {
-		t.Errorf("4 EiB: %v", err)
+	if err := checkSpace(dir, 1<<59, 0); err == nil || !strings.Contains(err.Error(), "MiB free") {
+		t.Errorf("512 PiB: %v", err)
+	}
+	for _, n := range [][2]int64{{math.MaxInt64, 0}, {-1, 0}, {0, math.MinInt64}, {math.MaxInt64 / 2, math.MaxInt64 / 2}, {1 << 60, 1 << 60}} {
+		if err := checkSpace(dir, n[0], n[1]); err == nil {
+			t.Errorf("rootfs %d, memory %d bytes: accepted", n[0], n[1])
+		}
 	}
 }
 

@@ -199,7 +199,7 @@ func (s *session) lazyRestore(status *os.File, dir string, proxy *pageProxy) err
 // downtime ends here.
 func (s *session) restore(req restoreReq) error {
 	s.progress(PhaseRestore, 0, 0, 0)
-	req.Stdio, req.FlatCgroups = stdioPaths(s.st.InitPid), s.flat
+	req.Stdio, req.FlatCgroups = stdioFiles(s.st.InitPid), s.flat
 	if err := s.c.send(opRestore, req); err != nil {
 		return err
 	}

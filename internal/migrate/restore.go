@@ -39,6 +39,7 @@ func (r *receiver) restore(body json.RawMessage) error {
 		ManageCgroupsMode: "soft", Warn: r.o.Warn, Verbose: r.o.Verbose,
 		LazyPages: req.PageServer != "", PageServer: req.PageServer,
 		NetworkIsolated: req.NetworkIsolated, Resources: res, FlatCgroups: req.FlatCgroups,
+		OwnBundle: true,
 	}
 	if req.Parent != "" {
 		o.ParentPath = "../" + req.Parent
@@ -50,7 +51,7 @@ func (r *receiver) restore(body json.RawMessage) error {
 		}
 		o.External = append(o.External, v.External())
 	}
-	stdio, err := openStdio(req.Stdio, o.ImagePath)
+	stdio, err := openStdio(req.Stdio, o.ImagePath, r.bundle)
 	if err != nil {
 		return err
 	}
@@ -102,38 +103,75 @@ func (r *receiver) restore(body json.RawMessage) error {
 	return r.c.send(opRestored, nil)
 }
 
-// openStdio reopens here the paths the container's stdio pointed at on the
-// source (its /dev/null, a file on shared storage) where the dump named
-// them as files outside the container (descriptors.json, runc's record):
-// CRIU hands them to the restored tasks in place of the source's files,
-// and wants the same kind of file (a character device for /dev/null),
-// which the receiver's own stdio is not. Files inside the container (its
-// terminal) CRIU restores itself.
-func openStdio(paths [3]string, images string) (files [3]*os.File, err error) {
+// openStdio gives the restored tasks replacements, made here, for the
+// fds 0-2 the dump recorded as files outside the container
+// (descriptors.json, runc's record): CRIU wants the same kind of file (a
+// character device for /dev/null, a regular file of the same mode and
+// size), which the receiver's own stdio is not. The sender only says what
+// each was: the receiver opens its own /dev/null, or creates a file of
+// that mode and size in the bundle, where the container's output then
+// goes on; it never opens a path the sender names. Files inside the
+// container (its terminal) CRIU restores itself.
+func openStdio(want [3]stdioFile, images, bundle string) (files [3]*os.File, err error) {
 	var keys []string
 	if data, err := os.ReadFile(filepath.Join(images, "descriptors.json")); err == nil {
 		if err := json.Unmarshal(data, &keys); err != nil {
 			return files, fmt.Errorf("%w: decoding the container's stdio record: %v", ErrProtocol, err)
 		}
 	}
-	for i, p := range paths {
-		if p == "" || i >= len(keys) || !strings.HasPrefix(keys[i], "file[") {
-			continue
-		}
-		if !filepath.IsAbs(p) {
+	defer func() {
+		if err != nil {
 			closeFiles(files[:])
-			return files, fmt.Errorf("%w: stdio path %q is not absolute", ErrProtocol, p)
+		}
+	}()
+	for i, f := range want {
+		if f.Kind == "" || i >= len(keys) || !strings.HasPrefix(keys[i], "file[") {
+			continue
 		}
 		flag := os.O_WRONLY | os.O_APPEND
 		if i == 0 {
 			flag = os.O_RDONLY
 		}
-		if files[i], err = os.OpenFile(p, flag|unix.O_NOCTTY, 0); err != nil {
-			closeFiles(files[:])
-			return files, fmt.Errorf("reopening the container's fd %d here: %w", i, err)
+		if files[i], err = f.open(filepath.Join(bundle, fmt.Sprintf("stdio-%d", i)), flag); err != nil {
+			return files, fmt.Errorf("making the container's fd %d here: %w", i, err)
 		}
 	}
 	return files, nil
+}
+
+// open makes f's replacement: /dev/null, or a new file at path.
+func (f stdioFile) open(path string, flag int) (*os.File, error) {
+	switch f.Kind {
+	case stdioNull:
+		return os.OpenFile("/dev/null", flag|unix.O_NOCTTY, 0)
+	case stdioFileKind:
+		if f.Size < 0 || f.Size > maxOfferBytes || f.Mode&^0o777 != 0 {
+			return nil, fmt.Errorf("%w: stdio file of mode %#o and %d bytes", ErrProtocol, f.Mode, f.Size)
+		}
+		if err := makeFile(path, f.Mode, f.Size); err != nil {
+			return nil, err
+		}
+		return os.OpenFile(path, flag|unix.O_NOCTTY|unix.O_NOFOLLOW, 0)
+	}
+	return nil, fmt.Errorf("%w: stdio of kind %q", ErrProtocol, f.Kind)
+}
+
+// makeFile creates a sparse file of mode and size at path, which must not
+// exist.
+func makeFile(path string, mode uint32, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if err == nil {
+		// After creation: the umask does not apply.
+		err = f.Chmod(os.FileMode(mode))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func closeFiles(files []*os.File) {

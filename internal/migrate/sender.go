@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/container"
@@ -88,13 +90,14 @@ type stream struct {
 // restoreReq asks the receiver to restore from images/<Image>.
 type restoreReq struct {
 	Image string `json:"image"`
-	// Stdio are the paths the container's fds 0-2 point at ("" for a
-	// pipe, a socket or a closed fd), read while it is frozen: a shell
-	// caught inside `echo > file` has fd 1 on that file for a moment. The
-	// target reopens those the dump recorded as files from outside.
-	Stdio      [3]string `json:"stdio"`
-	Parent     string    `json:"parent,omitempty"`     // images/<dir> of the last pre-copy round
-	PageServer string    `json:"pageServer,omitempty"` // post-copy: where the pages are
+	// Stdio say what the container's fds 0-2 are (nothing for a pipe, a
+	// socket or a closed fd), read while it is frozen: a shell caught
+	// inside `echo > file` has fd 1 on that file for a moment. The target
+	// makes a replacement for those the dump recorded as files from
+	// outside.
+	Stdio      [3]stdioFile `json:"stdio"`
+	Parent     string       `json:"parent,omitempty"`     // images/<dir> of the last pre-copy round
+	PageServer string       `json:"pageServer,omitempty"` // post-copy: where the pages are
 	// NetworkIsolated says the dump did not lock the network (the source
 	// had cut the container off): the target restores it off the network
 	// too and puts its veths on their bridges once it runs.
@@ -309,15 +312,42 @@ func (s *session) sendOffer() error {
 	return nil
 }
 
-// stdioPaths returns what the fds 0-2 of pid point at when that is a path.
-func stdioPaths(pid int) [3]string {
-	var paths [3]string
-	for i := range paths {
-		if p, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, i)); err == nil && filepath.IsAbs(p) {
-			paths[i] = p
+// stdioFile is what one of the container's fds 0-2 is, when it is a file
+// the target can stand in for: Kind stdioNull (/dev/null) or
+// stdioFileKind (a regular file of Mode's permission bits and Size
+// bytes).
+type stdioFile struct {
+	Kind string `json:"kind,omitempty"`
+	Mode uint32 `json:"mode,omitempty"`
+	Size int64  `json:"size,omitempty"`
+}
+
+const (
+	stdioNull     = "null"
+	stdioFileKind = "file"
+)
+
+// stdioFiles says what the fds 0-2 of pid are.
+func stdioFiles(pid int) [3]stdioFile {
+	var out [3]stdioFile
+	for i := range out {
+		fd := fmt.Sprintf("/proc/%d/fd/%d", pid, i)
+		p, err := os.Readlink(fd)
+		if err != nil || !filepath.IsAbs(p) {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(fd, &st); err != nil {
+			continue
+		}
+		switch {
+		case p == "/dev/null" && st.Mode&unix.S_IFMT == unix.S_IFCHR:
+			out[i].Kind = stdioNull
+		case st.Mode&unix.S_IFMT == unix.S_IFREG:
+			out[i] = stdioFile{Kind: stdioFileKind, Mode: st.Mode & 0o777, Size: st.Size}
 		}
 	}
-	return paths
+	return out
 }
 
 // memoryUsage estimates the images' size; 0 when unknown.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lkc-containers/lkc/internal/checkpoint"
@@ -27,40 +28,47 @@ type ServeOptions struct {
 	// <CgroupParent>/<id> instead of the path they had on the source.
 	CgroupParent string
 	Timeout      time.Duration // per network exchange; 0 = 60 s
-	Log          func(string)  // one line per session event; nil = quiet
-	Warn         func(error)   // failures that do not fail a session; nil drops them
+	// HandshakeTimeout bounds the whole handshake of a connection, which
+	// must authenticate by then; 0 = 5 s.
+	HandshakeTimeout time.Duration
+	Log              func(string) // one line per session event; nil = quiet
+	Warn             func(error)  // failures that do not fail a session; nil drops them
 	// Verbose makes CRIU log everything (`lkc --debug`) and keeps a
 	// committed container's images and CRIU logs in its bundle.
 	Verbose bool
 }
 
-// pendingSuffix marks a bundle whose migration has not committed: a
-// receiver that finds one at start (it was killed mid-session) removes the
-// container and the bundle.
-const pendingSuffix = ".pending"
+// pendingDir, in the bundle directory, holds a marker named after each
+// container whose migration has not committed: a receiver that finds one
+// at start (it was killed mid-session) removes the container and its
+// bundle. No container id contains '@', so no bundle can be taken for it.
+const pendingDir = "@pending"
 
-// Serve receives migrations on ln, one at a time, until ctx ends. A
-// session that fails, whatever the peer did, leaves nothing behind and
-// does not stop the receiver.
+// ownerMark, in a bundle, says `lkc serve` made it: a receiver that finds
+// such a bundle without its container at start removes it. A sender's
+// streams land only in the bundle's rootfs and images, never beside them.
+const ownerMark = ".lkc-serve"
+
+// Serve receives migrations on ln until ctx ends. Connections are
+// handled concurrently: each must authenticate within
+// o.HandshakeTimeout, and only so many may be unauthenticated at a time
+// (per peer address and in all), so idle or slow peers cannot hold the
+// receiver. Authenticated sessions run one at a time. A session that
+// fails, whatever the peer did, leaves nothing behind and does not stop
+// the receiver.
 func Serve(ctx context.Context, ln net.Listener, o ServeOptions) error {
-	if o.Timeout == 0 {
-		o.Timeout = 60 * time.Second
-	}
-	if o.Log == nil {
-		o.Log = func(string) {}
-	}
-	if o.Warn == nil {
-		o.Warn = func(error) {}
-	}
-	if err := os.MkdirAll(o.BundleDir, 0o700); err != nil {
+	o.defaults()
+	if err := os.MkdirAll(filepath.Join(o.BundleDir, pendingDir), 0o700); err != nil {
 		return fmt.Errorf("creating the bundle directory: %w", err)
 	}
-	if err := Sweep(o.Root, o.BundleDir); err != nil {
+	if err := sweep(o.Root, o.BundleDir); err != nil {
 		return err
 	}
 	o.Log("listening on " + ln.Addr().String())
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	s := &server{o: o, gate: newGate(maxHandshakes, maxHandshakesPerPeer), one: make(chan struct{}, 1)}
+	defer s.wg.Wait()
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -73,42 +81,171 @@ func Serve(ctx context.Context, ln net.Listener, o ServeOptions) error {
 			}
 			return fmt.Errorf("accepting migrations: %w", err)
 		}
-		r := &receiver{o: o, c: newConn(nc, o.Timeout)}
-		done := context.AfterFunc(ctx, func() { nc.Close() })
-		if err := r.session(); err != nil {
-			o.Log(fmt.Sprintf("migration from %s failed: %v", nc.RemoteAddr(), err))
+		peer := peerHost(nc)
+		if !s.gate.enter(peer) {
+			nc.Close()
+			continue
 		}
-		done()
-		nc.Close()
+		s.wg.Add(1)
+		go s.handle(ctx, nc, peer)
 	}
 }
 
-// Sweep removes what sessions killed before their commit left in root and
-// bundleDir.
-func Sweep(root, bundleDir string) error {
-	entries, err := os.ReadDir(bundleDir)
+// Bounds on connections that have not authenticated yet.
+const (
+	maxHandshakes        = 64
+	maxHandshakesPerPeer = 8
+)
+
+func (o *ServeOptions) defaults() {
+	if o.Timeout == 0 {
+		o.Timeout = 60 * time.Second
+	}
+	if o.HandshakeTimeout == 0 {
+		o.HandshakeTimeout = 5 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = func(string) {}
+	}
+	if o.Warn == nil {
+		o.Warn = func(error) {}
+	}
+}
+
+// server is the state the connections of one Serve share.
+type server struct {
+	o    ServeOptions
+	gate *gate
+	one  chan struct{} // held by the authenticated session
+	wg   sync.WaitGroup
+}
+
+// handle authenticates one connection within the handshake deadline,
+// then waits its turn and runs the session.
+func (s *server) handle(ctx context.Context, nc net.Conn, peer string) {
+	defer s.wg.Done()
+	defer nc.Close()
+	done := context.AfterFunc(ctx, func() { nc.Close() })
+	defer done()
+	r := &receiver{o: s.o, c: newConn(nc, 0)}
+	nc.SetDeadline(time.Now().Add(s.o.HandshakeTimeout))
+	err := r.c.serverHandshake(s.o.Token)
+	s.gate.leave(peer)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", bundleDir, err)
+		s.o.Log(fmt.Sprintf("migration from %s failed: %v", nc.RemoteAddr(), err))
+		return
+	}
+	r.c.timeout = s.o.Timeout
+	select {
+	case s.one <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-s.one }()
+	if err := r.session(); err != nil {
+		s.o.Log(fmt.Sprintf("migration from %s failed: %v", nc.RemoteAddr(), err))
+	}
+}
+
+// peerHost is the address a connection comes from, without its port.
+func peerHost(nc net.Conn) string {
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	return nc.RemoteAddr().String()
+}
+
+// gate counts the connections that have not authenticated yet, per peer
+// and in all, and admits a new one only under both bounds.
+type gate struct {
+	mu          sync.Mutex
+	total       int
+	max, perMax int
+	per         map[string]int
+}
+
+func newGate(max, perPeer int) *gate {
+	return &gate{max: max, perMax: perPeer, per: map[string]int{}}
+}
+
+func (g *gate) enter(peer string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.total >= g.max || g.per[peer] >= g.perMax {
+		return false
+	}
+	g.total++
+	g.per[peer]++
+	return true
+}
+
+func (g *gate) leave(peer string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.total--
+	if g.per[peer]--; g.per[peer] == 0 {
+		delete(g.per, peer)
+	}
+}
+
+// sweep removes what sessions killed before their commit left in root and
+// bundleDir, and the bundles this receiver made whose container is gone.
+func sweep(root, bundleDir string) error {
+	entries, err := os.ReadDir(filepath.Join(bundleDir, pendingDir))
+	if err != nil {
+		return fmt.Errorf("reading the pending migrations: %w", err)
 	}
 	for _, e := range entries {
-		id, ok := strings.CutSuffix(e.Name(), pendingSuffix)
-		if !ok || state.CheckID(id) != nil {
+		id := e.Name()
+		if state.CheckID(id) != nil {
 			continue
 		}
 		if err := container.Delete(root, id, true, nil); err != nil {
 			return fmt.Errorf("removing the uncommitted container %s: %w", id, err)
 		}
-		if err := removeImages(filepath.Join(bundleDir, id, "images")); err != nil {
-			return fmt.Errorf("removing the images of uncommitted container %s: %w", id, err)
-		}
-		if err := os.RemoveAll(filepath.Join(bundleDir, id)); err != nil {
+		if err := removeBundle(filepath.Join(bundleDir, id)); err != nil {
 			return fmt.Errorf("removing the bundle of uncommitted container %s: %w", id, err)
 		}
-		if err := os.Remove(filepath.Join(bundleDir, e.Name())); err != nil {
-			return fmt.Errorf("removing %s: %w", e.Name(), err)
+		if err := os.Remove(filepath.Join(bundleDir, pendingDir, id)); err != nil {
+			return fmt.Errorf("removing the pending mark of %s: %w", id, err)
+		}
+	}
+	return sweepOrphans(root, bundleDir)
+}
+
+// sweepOrphans removes the bundles made by a receiver whose container no
+// longer exists (deleted by an lkc that left its bundle behind).
+func sweepOrphans(root, bundleDir string) error {
+	entries, err := os.ReadDir(bundleDir)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", bundleDir, err)
+	}
+	for _, e := range entries {
+		id := e.Name()
+		bundle := filepath.Join(bundleDir, id)
+		if state.CheckID(id) != nil || !e.IsDir() {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(bundle, ownerMark)); err != nil {
+			continue
+		}
+		if _, err := container.State(root, id); !errors.Is(err, container.ErrNotExist) {
+			continue
+		}
+		if err := removeBundle(bundle); err != nil {
+			return fmt.Errorf("removing the bundle of deleted container %s: %w", id, err)
 		}
 	}
 	return nil
+}
+
+// removeBundle removes a bundle this receiver made, with the images it
+// may keep elsewhere.
+func removeBundle(bundle string) error {
+	if err := removeImages(filepath.Join(bundle, "images")); err != nil {
+		return err
+	}
+	return os.RemoveAll(bundle)
 }
 
 // receiver is one session on the target.
@@ -121,10 +258,8 @@ type receiver struct {
 	restored bool
 }
 
+// session runs one authenticated migration.
 func (r *receiver) session() (err error) {
-	if err := r.c.serverHandshake(r.o.Token); err != nil {
-		return err
-	}
 	defer func() {
 		if err != nil {
 			r.c.sendError(err)
@@ -219,7 +354,7 @@ func (r *receiver) check() (*Facts, error) {
 			return nil, fmt.Errorf("incompatible target: missing rootfs storage: %s is not a directory here (--shared-storage)", of.Rootfs)
 		}
 	}
-	if err := checkSpace(r.o.BundleDir, of.RootfsBytes+of.MemoryBytes); err != nil {
+	if err := checkSpace(r.o.BundleDir, of.RootfsBytes, of.MemoryBytes); err != nil {
 		return nil, err
 	}
 	return mine, checkInterfaces(of.Veths)
@@ -228,13 +363,21 @@ func (r *receiver) check() (*Facts, error) {
 // stage creates the bundle, marked pending until the commit.
 func (r *receiver) stage() error {
 	r.bundle = filepath.Join(r.o.BundleDir, r.of.ID)
-	r.pending = r.bundle + pendingSuffix
-	if err := os.WriteFile(r.pending, nil, 0o600); err != nil {
+	pending := filepath.Join(r.o.BundleDir, pendingDir, r.of.ID)
+	f, err := os.OpenFile(pending, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("container %s is already arriving on the target", r.of.ID)
+	}
+	if err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
+	f.Close()
 	if err := os.Mkdir(r.bundle, 0o700); err != nil {
-		os.Remove(r.pending)
-		r.pending = ""
+		os.Remove(pending)
+		return fmt.Errorf("staging: %w", err)
+	}
+	r.pending = pending
+	if err := os.WriteFile(filepath.Join(r.bundle, ownerMark), nil, 0o600); err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
 	var cfg map[string]any
@@ -331,10 +474,7 @@ func (r *receiver) cleanup() {
 			r.o.Warn(err)
 		}
 	}
-	if err := removeImages(filepath.Join(r.bundle, "images")); err != nil {
-		r.o.Warn(err)
-	}
-	if err := os.RemoveAll(r.bundle); err != nil {
+	if err := removeBundle(r.bundle); err != nil {
 		r.o.Warn(err)
 	}
 	os.Remove(r.pending)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,9 +189,16 @@ func (x *testHost) killServe() {
 // returns.
 func (h *testHosts) runContainer(x *testHost, args []string, mutate func(*specs.Spec)) (id, addr string) {
 	h.t.Helper()
-	id = x.e.id()
+	return h.runContainerID(x, x.e.id(), args, mutate)
+}
+
+// runContainerID is runContainer with the container's id chosen by the
+// caller.
+func (h *testHosts) runContainerID(x *testHost, id string, args []string, mutate func(*specs.Spec)) (string, string) {
+	h.t.Helper()
 	for _, y := range h.hosts {
-		if y != x { // the other host's cleanup deletes it too, wherever it ended
+		// Each host's cleanup deletes it, wherever it ended.
+		if !slices.Contains(y.e.ids, id) {
 			y.e.ids = append(y.e.ids, id)
 		}
 	}
@@ -201,7 +209,7 @@ func (h *testHosts) runContainer(x *testHost, args []string, mutate func(*specs.
 		h.t.Fatalf("lkc run -d %s: %v", id, err)
 	}
 	h.n++
-	addr = fmt.Sprintf("%s.%d", h.subnet, 100+h.n)
+	addr := fmt.Sprintf("%s.%d", h.subnet, 100+h.n)
 	pid := fmt.Sprint(x.e.state(id)["pid"])
 	peer := fmt.Sprintf("vc%d%s", h.n, h.tag)
 	h.ip("link", "add", peer, "netns", x.ns, "type", "veth", "peer", "name", "eth0", "netns", pid)

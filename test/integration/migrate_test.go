@@ -259,9 +259,12 @@ func TestMigrateReceiverKilled(t *testing.T) {
 				t.Fatalf("the source container stopped counting after the failed move: %d then %d", n1, n2)
 			}
 			h.startServe(b) // a restarted receiver sweeps what the killed one left
-			if entries, _ := os.ReadDir(b.bundles); len(entries) > 0 {
+			// Only the receiver's empty directory of pending marks stays.
+			entries, _ := os.ReadDir(b.bundles)
+			marks, _ := os.ReadDir(filepath.Join(b.bundles, "@pending"))
+			if len(entries) != 1 || entries[0].Name() != "@pending" || len(marks) > 0 {
 				log, _ := os.ReadFile(b.serveLog)
-				t.Errorf("the target kept %v after the failed move; receiver log:\n%s", names(entries), log)
+				t.Errorf("the target kept %v (pending %v) after the failed move; receiver log:\n%s", names(entries), names(marks), log)
 			}
 			if entries, _ := os.ReadDir(b.root); len(entries) > 0 {
 				t.Errorf("the target's root kept %v after the failed move", names(entries))
