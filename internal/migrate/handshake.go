@@ -2,12 +2,11 @@ package migrate
 
 import (
 	"bytes"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 )
 
@@ -19,13 +18,13 @@ const (
 	roleRecv   = "receiver"
 )
 
-// hello is the one unauthenticated frame shape: each side's nonce, then
-// each side's proof that it holds the token.
+// hello is the handshake's frame shape: each side's nonce in the clear,
+// then, sealed, each side's acknowledgement that proves it holds the
+// token.
 type hello struct {
 	Magic   string `json:"magic,omitempty"`
 	Version int    `json:"version,omitempty"`
 	Nonce   []byte `json:"nonce,omitempty"`
-	Proof   []byte `json:"proof,omitempty"`
 	OK      bool   `json:"ok,omitempty"`
 	Error   string `json:"error,omitempty"`
 }
@@ -52,18 +51,43 @@ func ReadToken(path string) ([]byte, error) {
 		return nil, fmt.Errorf("reading token %s: %w", path, err)
 	}
 	tok := bytes.TrimSpace(data[:n])
-	if len(tok) < minToken {
-		return nil, fmt.Errorf("token in %s is %d bytes: use at least %d", path, len(tok), minToken)
+	if err := checkToken(tok); err != nil {
+		return nil, fmt.Errorf("token in %s %w", path, err)
 	}
 	return tok, nil
 }
 
-func proof(token []byte, label string, nc, ns []byte) []byte {
-	m := hmac.New(sha256.New, token)
-	m.Write([]byte(magic + " v1 " + label))
-	m.Write(nc)
-	m.Write(ns)
-	return m.Sum(nil)
+// minTokenBits is the least estimated strength of a token. A peer that
+// poses as the receiver gets the sender's first sealed frame, against
+// which it can test guesses offline: the token must be too strong to
+// guess. 16 random bytes estimate at 64 bits at least (their length
+// times log2 of it); `head -c 32 /dev/urandom | base64` at ~230.
+const minTokenBits = 64
+
+// checkToken refuses a token shorter than minToken bytes, or whose
+// strength, estimated as its length times the entropy of its byte
+// frequencies, is under minTokenBits: repetitions and small alphabets
+// ("passwordpassword", a base64 of mostly zero bytes). The estimate is
+// an upper bound: it cannot tell a dictionary word from random letters.
+func checkToken(tok []byte) error {
+	if len(tok) < minToken {
+		return fmt.Errorf("is %d bytes: use at least %d random ones (head -c 32 /dev/urandom | base64)", len(tok), minToken)
+	}
+	var counts [256]int
+	for _, b := range tok {
+		counts[b]++
+	}
+	bits := 0.0
+	for _, n := range counts {
+		if n > 0 {
+			p := float64(n) / float64(len(tok))
+			bits -= float64(n) * math.Log2(p)
+		}
+	}
+	if bits < minTokenBits {
+		return fmt.Errorf("is too weak (about %.0f bits, want %d): use random bytes (head -c 32 /dev/urandom | base64)", bits, minTokenBits)
+	}
+	return nil
 }
 
 func (c *conn) sendHello(h hello) error {
@@ -80,7 +104,7 @@ func (c *conn) readHello() (hello, error) {
 	if err != nil {
 		return h, err
 	}
-	if typ != fHello {
+	if typ != fHello && typ != fRefused {
 		return h, fmt.Errorf("%w: got frame type %d during the handshake", ErrProtocol, typ)
 	}
 	if err := json.Unmarshal(data, &h); err != nil {
@@ -92,9 +116,12 @@ func (c *conn) readHello() (hello, error) {
 	return h, nil
 }
 
+// randRead fills nonces; tests replace it to replay a handshake.
+var randRead = rand.Read
+
 func nonce() []byte {
 	n := make([]byte, nonceSize)
-	rand.Read(n) // never fails on Linux (getrandom)
+	randRead(n) // never fails on Linux (getrandom)
 	return n
 }
 
@@ -111,9 +138,12 @@ func checkMagic(h hello) error {
 	return nil
 }
 
-// clientHandshake authenticates the receiver and proves the token to it.
-// Neither side trusts the other until both proofs checked; afterwards every
-// frame is authenticated with keys bound to both nonces.
+// clientHandshake proves the token to the receiver, then checks the
+// receiver's proof. Both nonces go in the clear; from them and the token
+// both sides derive the session's keys (keyed), and every later frame is
+// sealed with them. The sender proves first, by its first sealed frame:
+// until then the receiver has sent nothing that depends on the token,
+// so a peer without it learns nothing it could test guesses against.
 func (c *conn) clientHandshake(token []byte) error {
 	nc := nonce()
 	if err := c.sendHello(hello{Magic: magic, Version: ProtocolVersion, Nonce: nc}); err != nil {
@@ -126,24 +156,30 @@ func (c *conn) clientHandshake(token []byte) error {
 	if err := checkMagic(h); err != nil {
 		return err
 	}
-	ns := h.Nonce
-	if !hmac.Equal(h.Proof, proof(token, roleRecv, nc, ns)) {
+	if err := c.keyed(token, nc, h.Nonce, roleSender, roleRecv); err != nil {
+		return err
+	}
+	c.refusable = true
+	defer func() { c.refusable = false }()
+	if err := c.sendHello(hello{OK: true}); err != nil {
+		return err
+	}
+	h, err = c.readHello()
+	switch {
+	case errors.Is(err, errBadSeal):
 		return fmt.Errorf("%w: the receiver does not hold this token", ErrAuth)
-	}
-	if err := c.sendHello(hello{Proof: proof(token, roleSender, nc, ns)}); err != nil {
+	case isAuth(err):
+		return fmt.Errorf("%w: the receiver refused this token", ErrAuth)
+	case err != nil:
 		return err
-	}
-	if h, err = c.readHello(); err != nil {
-		return err
-	}
-	if !h.OK {
+	case !h.OK:
 		return fmt.Errorf("%w: the receiver did not accept the handshake", ErrProtocol)
 	}
-	c.keyed(proof(token, "key "+roleSender, nc, ns), proof(token, "key "+roleRecv, nc, ns))
 	return nil
 }
 
-// serverHandshake is the receiver's side of clientHandshake.
+// serverHandshake is the receiver's side of clientHandshake: it answers
+// with its nonce only, and proves the token once the sender has.
 func (c *conn) serverHandshake(token []byte) error {
 	h, err := c.readHello()
 	if err != nil {
@@ -153,26 +189,41 @@ func (c *conn) serverHandshake(token []byte) error {
 		c.sendHello(hello{Magic: magic, Version: ProtocolVersion, Error: err.Error()})
 		return err
 	}
-	nc, ns := h.Nonce, nonce()
-	if err := c.sendHello(hello{Magic: magic, Version: ProtocolVersion, Nonce: ns, Proof: proof(token, roleRecv, nc, ns)}); err != nil {
+	ns := nonce()
+	if err := c.sendHello(hello{Magic: magic, Version: ProtocolVersion, Nonce: ns}); err != nil {
 		return err
 	}
-	if h, err = c.readHello(); err != nil {
+	if err := c.keyed(token, h.Nonce, ns, roleRecv, roleSender); err != nil {
 		return err
 	}
-	if !hmac.Equal(h.Proof, proof(token, roleSender, nc, ns)) {
-		c.sendHello(hello{Error: "authentication failed"})
+	h, err = c.readHello()
+	if errors.Is(err, errBadSeal) {
+		c.refuse()
 		return fmt.Errorf("%w: the sender at %s does not hold the token", ErrAuth, c.nc.RemoteAddr())
 	}
-	if err := c.sendHello(hello{OK: true}); err != nil {
+	if err != nil {
 		return err
 	}
-	c.keyed(proof(token, "key "+roleRecv, nc, ns), proof(token, "key "+roleSender, nc, ns))
-	return nil
+	if !h.OK {
+		return fmt.Errorf("%w: the sender did not prove the token", ErrProtocol)
+	}
+	return c.sendHello(hello{OK: true})
 }
+
+// refuse tells a peer that failed to prove the token so, in the clear: it
+// holds no key to read anything else.
+func (c *conn) refuse() {
+	data, _ := json.Marshal(hello{Error: authFailed})
+	c.sealer, c.opener = nil, nil
+	if c.writeFrame(fRefused, data) == nil {
+		c.flush()
+	}
+}
+
+const authFailed = "authentication failed"
 
 // isAuth reports whether err is an authentication failure on either side.
 func isAuth(err error) bool {
 	var pe *PeerError
-	return errors.Is(err, ErrAuth) || (errors.As(err, &pe) && pe.Msg == "authentication failed")
+	return errors.Is(err, ErrAuth) || (errors.As(err, &pe) && pe.Msg == authFailed)
 }

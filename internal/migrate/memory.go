@@ -133,7 +133,7 @@ func (s *session) postcopy() error {
 	remote := s.c.nc.RemoteAddr().(*net.TCPAddr)
 	dir := filepath.Join(s.work, "final")
 	inNetns := func() bool { return container.CriuInNetns(dir) }
-	proxy, err := newPageProxy(local.IP.String(), remote.IP, s.st.InitPid, inNetns)
+	proxy, err := newPageProxy(local.IP.String(), remote.IP, s.st.InitPid, inNetns, s.c.pages)
 	if err != nil {
 		return err
 	}

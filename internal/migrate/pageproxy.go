@@ -2,19 +2,21 @@ package migrate
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lkc-containers/lkc/internal/netns"
 )
 
 // pageProxy stands between CRIU's page server on the source (listening on
-// loopback) and the target's lazy-pages daemon. It admits only the
-// receiver's address, counts the pages' bytes, and can abort the transfer:
-// closing it disconnects CRIU, which then fails the dump instead of
-// waiting forever for a target that died.
+// loopback) and the target's page tunnel (pageTunnel), which carries the
+// lazy-pages daemon's connection sealed with the session's page secret.
+// It admits only the receiver's address and tunnels that prove the
+// secret, counts the pages' bytes, and can abort the transfer: closing it
+// disconnects CRIU, which then fails the dump instead of waiting forever
+// for a target that died.
 type pageProxy struct {
 	ln      net.Listener
 	backend string // CRIU's page server, 127.0.0.1:port
@@ -23,17 +25,16 @@ type pageProxy struct {
 	// inNetns says so (container.CriuInNetns), else the host's.
 	pid     int
 	inNetns func() bool
+	secret  []byte // the session's page secret (conn.pages)
 	bytes   atomic.Int64
-	mu      sync.Mutex
-	conns   []net.Conn
-	closed  bool
+	conns   connSet
 	wg      sync.WaitGroup
 }
 
 // newPageProxy listens on host:0 (the sender's address on the control
 // connection) for allow, and picks a loopback port for CRIU free both
 // here and in pid's network namespace, where CRIU may run.
-func newPageProxy(host string, allow net.IP, pid int, inNetns func() bool) (*pageProxy, error) {
+func newPageProxy(host string, allow net.IP, pid int, inNetns func() bool, secret []byte) (*pageProxy, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return nil, fmt.Errorf("listening for the page transfer: %w", err)
@@ -43,7 +44,7 @@ func newPageProxy(host string, allow net.IP, pid int, inNetns func() bool) (*pag
 		ln.Close()
 		return nil, fmt.Errorf("finding a port for CRIU's page server: %w", err)
 	}
-	p := &pageProxy{ln: ln, backend: backend, allow: allow, pid: pid, inNetns: inNetns}
+	p := &pageProxy{ln: ln, backend: backend, allow: allow, pid: pid, inNetns: inNetns, secret: secret}
 	p.wg.Add(1)
 	go p.serve()
 	return p, nil
@@ -101,44 +102,36 @@ func (p *pageProxy) serve() {
 			c.Close()
 			continue
 		}
-		b, err := p.dial()
-		if err != nil {
-			c.Close()
-			continue
-		}
-		if !p.track(c, b) {
+		if !p.conns.track(c) {
 			return
 		}
-		p.wg.Add(2)
-		go p.pipe(c, b, true) // pages: CRIU to the target
-		go p.pipe(b, c, false)
+		p.wg.Add(1)
+		go p.tunnel(c)
 	}
 }
 
-func (p *pageProxy) track(cs ...net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		for _, c := range cs {
-			c.Close()
-		}
-		return false
-	}
-	p.conns = append(p.conns, cs...)
-	return true
-}
-
-// pipe copies src to dst; count marks the direction that carries pages.
-func (p *pageProxy) pipe(dst, src net.Conn, count bool) {
+// tunnel serves one tunnel: once it proves the page secret, CRIU's page
+// server gets a connection. An unproven one never reaches CRIU, whose
+// page server would end with it.
+func (p *pageProxy) tunnel(c net.Conn) {
 	defer p.wg.Done()
-	var w io.Writer = dst
-	if count {
-		w = &countingWriter{w: dst, n: &p.bytes}
+	tc := newConn(c, 0)
+	c.SetDeadline(time.Now().Add(tunnelHandshake))
+	if err := tc.serverHandshake(p.secret); err != nil {
+		c.Close()
+		return
 	}
-	io.Copy(w, src)
-	if tc, ok := dst.(*net.TCPConn); ok {
-		tc.CloseWrite()
+	c.SetDeadline(time.Time{})
+	b, err := p.dial()
+	if err != nil {
+		c.Close()
+		return
 	}
+	if !p.conns.track(b) {
+		c.Close()
+		return
+	}
+	splice(tc, b, &p.bytes)
 }
 
 // abort unblocks a CRIU page server that no target ever reached: it
@@ -151,28 +144,45 @@ func (p *pageProxy) abort() {
 }
 
 func (p *pageProxy) close() {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
+	if p.conns.closeAll() {
+		p.ln.Close()
+		p.wg.Wait()
 	}
-	p.closed = true
-	conns := p.conns
-	p.mu.Unlock()
-	p.ln.Close()
+}
+
+// connSet holds a relay's connections, to close them all at once.
+type connSet struct {
+	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool
+}
+
+// track adds cs, or closes them and returns false once the set is closed.
+func (s *connSet) track(cs ...net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		for _, c := range cs {
+			c.Close()
+		}
+		return false
+	}
+	s.conns = append(s.conns, cs...)
+	return true
+}
+
+// closeAll closes every connection; false when it was closed already.
+func (s *connSet) closeAll() bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	s.closed = true
+	conns := s.conns
+	s.mu.Unlock()
 	for _, c := range conns {
 		c.Close()
 	}
-	p.wg.Wait()
-}
-
-type countingWriter struct {
-	w io.Writer
-	n *atomic.Int64
-}
-
-func (c *countingWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n.Add(int64(n))
-	return n, err
+	return true
 }

@@ -31,7 +31,7 @@ type treeWriter struct {
 func (c *conn) recvTree(root string, progress func(int64)) (streamEnd, error) {
 	w := &treeWriter{root: root, dirs: map[string]*entry{}, files: map[string]bool{}}
 	defer w.closeFile()
-	buf := make([]byte, maxFrame)
+	buf := make([]byte, maxFrame+sealOverhead)
 	for {
 		typ, data, err := c.readFrame(buf)
 		if err != nil {

@@ -3,6 +3,7 @@ package migrate
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,12 +33,16 @@ func (r *receiver) restore(body json.RawMessage) error {
 	if err != nil {
 		return err
 	}
+	pageServer, err := r.pageTunnel(req.PageServer)
+	if err != nil {
+		return err
+	}
 	o := container.RestoreOpts{
 		Root: r.o.Root, ID: r.of.ID, Bundle: r.bundle, CRIU: r.o.CRIU,
 		ImagePath: filepath.Join(r.bundle, "images", req.Image),
 		Detach:    true, TCPEstablished: r.of.TCPEstablished, FileLocks: true,
 		ManageCgroupsMode: "soft", Warn: r.o.Warn, Verbose: r.o.Verbose,
-		LazyPages: req.PageServer != "", PageServer: req.PageServer,
+		LazyPages: pageServer != "", PageServer: pageServer,
 		NetworkIsolated: req.NetworkIsolated, Resources: res, FlatCgroups: req.FlatCgroups,
 		OwnBundle: true,
 	}
@@ -101,6 +106,24 @@ func (r *receiver) restore(body json.RawMessage) error {
 		}
 	}
 	return r.c.send(opRestored, nil)
+}
+
+// pageTunnel starts, for a post-copy, the tunnel that carries the pages
+// from the sender's page proxy (at the port of addr on the sender's host)
+// and returns where CRIU's lazy-pages daemon connects to it; "" without
+// a page server. The tunnel lasts as long as the session.
+func (r *receiver) pageTunnel(addr string) (string, error) {
+	if addr == "" {
+		return "", nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("%w: page server %q: %v", ErrProtocol, addr, err)
+	}
+	if r.tunnel, err = newPageTunnel(r.c.nc.RemoteAddr(), port, r.c.pages); err != nil {
+		return "", err
+	}
+	return r.tunnel.Addr(), nil
 }
 
 // openStdio gives the restored tasks replacements, made here, for the

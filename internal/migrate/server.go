@@ -256,10 +256,16 @@ type receiver struct {
 	bundle   string
 	pending  string
 	restored bool
+	tunnel   *pageTunnel // a post-copy's, while the session lasts
 }
 
 // session runs one authenticated migration.
 func (r *receiver) session() (err error) {
+	defer func() {
+		if r.tunnel != nil {
+			r.tunnel.close()
+		}
+	}()
 	defer func() {
 		if err != nil {
 			r.c.sendError(err)

@@ -1,6 +1,6 @@
 // Package migrate moves a running container to another host: the sender
-// (`lkc migrate`), the receiver (`lkc serve`), the authenticated wire
-// protocol between them, the bundle and rootfs stream, and the memory
+// (`lkc migrate`), the receiver (`lkc serve`), the authenticated and
+// encrypted wire protocol between them, the bundle and rootfs stream, and the memory
 // phases (pre-copy rounds or post-copy through CRIU lazy pages) built on
 // container.Checkpoint and container.Restore. Any failure before the target
 // confirms leaves the container running on the source and nothing on the
@@ -9,13 +9,14 @@ package migrate
 
 import (
 	"bufio"
-	"crypto/hmac"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net"
 	"time"
@@ -23,57 +24,91 @@ import (
 
 // ProtocolVersion is the wire version; peers with another version refuse
 // each other in the handshake.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // maxFrame bounds a frame's payload, so a bad peer cannot make the other
 // side allocate without limit.
 const maxFrame = 1 << 20
 
-const macSize = sha256.Size
+// sealOverhead is what sealing adds to a payload (the AES-GCM tag).
+const sealOverhead = 16
 
 // Frame types.
 const (
-	fHello   byte = 1 // handshake, unauthenticated: nonce and proof
+	fHello   byte = 1 // handshake: nonces in the clear, then sealed proofs
 	fControl byte = 2 // one JSON message
 	fEntry   byte = 3 // a file stream entry header (JSON)
-	fData    byte = 4 // file bytes of the last entry
-	fEnd     byte = 5 // end of a file stream (JSON totals)
+	fData    byte = 4 // file bytes of the last entry; a tunnel's bytes
+	fEnd     byte = 5 // end of a file stream (JSON totals); of a tunnel direction
+	fRefused byte = 6 // the receiver's refusal of a wrong token, in the clear
 )
 
-// ErrProtocol marks a peer that broke the protocol (bad frame, bad MAC,
+// ErrProtocol marks a peer that broke the protocol (bad frame, bad seal,
 // unexpected message).
 var ErrProtocol = errors.New("migration protocol error")
 
 // ErrAuth marks a peer that failed authentication.
 var ErrAuth = errors.New("migration peer failed authentication")
 
-// conn is one side of a migration session. After the handshake every frame
-// carries an HMAC-SHA256 over the direction, a sequence number, the type
-// and the payload, keyed with a key derived from the token and both
-// nonces: a peer without the token can neither inject, replay, reorder nor
-// alter frames. It does not hide them (see docs/migrate.md).
+// errBadSeal marks a frame that does not open with the session's key: a
+// peer without the token, or a frame altered, replayed or reordered.
+var errBadSeal = fmt.Errorf("%w: a frame does not open with the session key", ErrProtocol)
+
+// conn is one side of a migration session, or of a post-copy page tunnel.
+// After the handshake every frame's payload is sealed with AES-256-GCM
+// under a key per direction derived from the token and both nonces, with
+// the frame's sequence number as the nonce and its header as associated
+// data: a peer without the token can neither read, inject, replay,
+// reorder nor alter frames. Frame types and lengths stay visible.
 type conn struct {
 	nc       net.Conn
 	r        *bufio.Reader
 	w        *bufio.Writer
-	sendMAC  hash.Hash // nil before the handshake
-	recvMAC  hash.Hash
+	sealer   cipher.AEAD // nil before the handshake
+	opener   cipher.AEAD
 	sendSeq  uint64
 	recvSeq  uint64
+	pages    []byte // the session's secret for its page tunnels
+	sealed   []byte // the last sealed payload
 	bytesIn  int64
 	bytesOut int64
 	timeout  time.Duration // per frame; 0 = none
 	limiter  *rateLimiter  // nil = no bandwidth limit
+	// refusable admits an fRefused frame in the clear, while the
+	// handshake waits for the receiver's verdict on the sender's proof.
+	refusable bool
 }
 
 func newConn(nc net.Conn, timeout time.Duration) *conn {
 	return &conn{nc: nc, r: bufio.NewReaderSize(nc, 256<<10), w: bufio.NewWriterSize(nc, 256<<10), timeout: timeout}
 }
 
-// keyed starts authenticating frames with the session keys.
-func (c *conn) keyed(sendKey, recvKey []byte) {
-	c.sendMAC = hmac.New(sha256.New, sendKey)
-	c.recvMAC = hmac.New(sha256.New, recvKey)
+// keyed derives the session's keys from token and both nonces (HKDF-SHA256)
+// and seals every later frame: mine names this side's direction, theirs
+// the peer's.
+func (c *conn) keyed(token, nc, ns []byte, mine, theirs string) error {
+	salt := append(append([]byte{}, nc...), ns...)
+	var err error
+	if c.sealer, err = sessionAEAD(token, salt, mine); err != nil {
+		return err
+	}
+	if c.opener, err = sessionAEAD(token, salt, theirs); err != nil {
+		return err
+	}
+	c.pages, err = hkdf.Key(sha256.New, token, salt, magic+" v2 pages", 32)
+	return err
+}
+
+func sessionAEAD(token, salt []byte, role string) (cipher.AEAD, error) {
+	key, err := hkdf.Key(sha256.New, token, salt, magic+" v2 key "+role, 32)
+	if err != nil {
+		return nil, fmt.Errorf("deriving the session key: %w", err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }
 
 func (c *conn) deadline() {
@@ -82,14 +117,11 @@ func (c *conn) deadline() {
 	}
 }
 
-func frameMAC(h hash.Hash, seq uint64, typ byte, payload []byte) []byte {
-	h.Reset()
-	var hdr [9]byte
-	binary.BigEndian.PutUint64(hdr[:8], seq)
-	hdr[8] = typ
-	h.Write(hdr[:])
-	h.Write(payload)
-	return h.Sum(nil)
+// seqNonce is the GCM nonce of frame seq: each key seals each number once.
+func seqNonce(seq uint64) []byte {
+	var n [12]byte
+	binary.BigEndian.PutUint64(n[4:], seq)
+	return n[:]
 }
 
 // writeFrame buffers one frame; flush sends what is buffered.
@@ -103,14 +135,18 @@ func (c *conn) writeFrame(typ byte, payload []byte) error {
 	c.deadline()
 	var hdr [5]byte
 	hdr[0] = typ
-	binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload)))
-	c.w.Write(hdr[:])
-	_, err := c.w.Write(payload)
-	if c.sendMAC != nil {
-		_, err = c.w.Write(frameMAC(c.sendMAC, c.sendSeq, typ, payload))
+	body := payload
+	if c.sealer != nil {
+		binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload)+sealOverhead))
+		c.sealed = c.sealer.Seal(c.sealed[:0], seqNonce(c.sendSeq), payload, hdr[:])
 		c.sendSeq++
+		body = c.sealed
+	} else {
+		binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload)))
 	}
-	c.bytesOut += int64(len(payload)) + 5
+	c.w.Write(hdr[:])
+	_, err := c.w.Write(body)
+	c.bytesOut += int64(len(body)) + 5
 	if err != nil { // bufio keeps the first write error; this is it
 		return fmt.Errorf("sending to %s: %w", c.nc.RemoteAddr(), err)
 	}
@@ -125,7 +161,8 @@ func (c *conn) flush() error {
 	return nil
 }
 
-// readFrame reads one frame into buf (grown as needed) and checks its MAC.
+// readFrame reads one frame into buf (grown as needed; maxFrame +
+// sealOverhead holds any) and opens it.
 func (c *conn) readFrame(buf []byte) (byte, []byte, error) {
 	c.deadline()
 	var hdr [5]byte
@@ -133,7 +170,7 @@ func (c *conn) readFrame(buf []byte) (byte, []byte, error) {
 		return 0, nil, fmt.Errorf("receiving from %s: %w", c.nc.RemoteAddr(), err)
 	}
 	n := binary.BigEndian.Uint32(hdr[1:])
-	if n > maxFrame {
+	if n > maxFrame+sealOverhead {
 		return 0, nil, fmt.Errorf("%w: frame of %d bytes exceeds %d", ErrProtocol, n, maxFrame)
 	}
 	if cap(buf) < int(n) {
@@ -144,18 +181,18 @@ func (c *conn) readFrame(buf []byte) (byte, []byte, error) {
 		return 0, nil, fmt.Errorf("receiving from %s: %w", c.nc.RemoteAddr(), err)
 	}
 	c.bytesIn += int64(n) + 5
-	if c.recvMAC == nil {
+	if c.opener == nil || hdr[0] == fRefused && c.refusable {
+		if n > maxFrame {
+			return 0, nil, fmt.Errorf("%w: frame of %d bytes exceeds %d", ErrProtocol, n, maxFrame)
+		}
 		return hdr[0], buf, nil
 	}
-	var mac [macSize]byte
-	if _, err := io.ReadFull(c.r, mac[:]); err != nil {
-		return 0, nil, fmt.Errorf("receiving from %s: %w", c.nc.RemoteAddr(), err)
-	}
-	if !hmac.Equal(mac[:], frameMAC(c.recvMAC, c.recvSeq, hdr[0], buf)) {
-		return 0, nil, fmt.Errorf("%w: frame %d from %s has a bad MAC", ErrProtocol, c.recvSeq, c.nc.RemoteAddr())
+	data, err := c.opener.Open(buf[:0], seqNonce(c.recvSeq), buf, hdr[:])
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w (frame %d from %s)", errBadSeal, c.recvSeq, c.nc.RemoteAddr())
 	}
 	c.recvSeq++
-	return hdr[0], buf, nil
+	return hdr[0], data, nil
 }
 
 // message is every control message; Op says which fields matter.

@@ -288,7 +288,7 @@ func TestMigrateRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := h.migrate(a, b, id, "--token-file", bad)
-	if r.code == 0 || !strings.Contains(r.stderr, "does not hold this token") {
+	if r.code == 0 || !strings.Contains(r.stderr, "the receiver refused this token") {
 		t.Fatalf("wrong token: %v", r)
 	}
 	conn, err := h.dialFromLAN(b.ip + ":7070")
