@@ -25,6 +25,7 @@ go test -count=1 -timeout 20m -v ./... >"$log" 2>&1 || status=$?
 # (testdata/fuzz/<target>); a crasher is written there and fails the run.
 fuzz=(
   "FuzzConvert ./internal/spec"
+  "FuzzFrames ./internal/migrate"
 )
 for f in "${fuzz[@]}"; do
   read -r target pkg <<<"$f"
