@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -201,6 +202,44 @@ func TestMigrateEncrypted(t *testing.T) {
 		if bytes.Contains(wire, []byte(secret)) {
 			t.Errorf("the container's %s secret crossed the link in the clear", what)
 		}
+	}
+	b.e.mustLkc("delete", "--force", id)
+}
+
+// A container whose stdout is a file on the source writes on, after the
+// move, into a file the receiver made in its bundle (the receiver opens
+// no path the sender names).
+func TestMigrateStdioFile(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	h.startServe(b)
+	id := a.e.id()
+	b.e.ids = append(b.e.ids, id)
+	bundle := a.e.bundle([]string{"sh", "-c", "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.02; done"}, nil)
+	out, err := os.OpenFile(filepath.Join(t.TempDir(), "out.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	run := exec.Command(lkcBinary, "--root", a.root, "run", "-d", "--bundle", bundle, id)
+	run.Stdout = out
+	if err := run.Run(); err != nil {
+		t.Fatalf("lkc run -d: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	mustMigrate(t, h, a, b, id, "--shared-storage", "--mode", "stopcopy")
+	b.e.waitStatus(id, "running")
+	made := filepath.Join(b.bundles, id, "stdio-1")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		data, err := os.ReadFile(made)
+		if err == nil && strings.Contains(string(bytes.Trim(data, "\x00")), "line ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container wrote nothing to %s after the move (%v)", made, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	b.e.mustLkc("delete", "--force", id)
 }
