@@ -126,7 +126,9 @@ func TestTreeRefusesEscapes(t *testing.T) {
 			go func() {
 				for i := range tc.entries {
 					e := tc.entries[i]
-					e.Mode = 0o755
+					// Owned by whoever runs the test: without root, a
+					// chown to another would fail before the check.
+					e.Mode, e.UID, e.GID = 0o755, os.Getuid(), os.Getgid()
 					ca.sendEntry(&e)
 				}
 				ca.flush()
