@@ -449,11 +449,12 @@ func (r *receiver) commit() error {
 }
 
 // stageImages makes the bundle's images directory: for a post-copy, a
-// link to a directory in shmDir when that is a tmpfs.
+// link to a directory in shmDir when that is a tmpfs. Images kept with
+// --debug stay in the bundle itself, which goes with the container.
 func (r *receiver) stageImages() error {
 	images := filepath.Join(r.bundle, "images")
 	base := ""
-	if r.of.Mode == ModePostcopy {
+	if r.of.Mode == ModePostcopy && !r.o.Verbose {
 		base = stagingBase()
 	}
 	if base == "" {
