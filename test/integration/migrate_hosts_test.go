@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -90,7 +91,11 @@ func (h *testHosts) newHost(i int) *testHost {
 	up := "up" + name + h.tag
 	h.ip("netns", "add", x.ns)
 	h.ip("-n", x.ns, "link", "set", "lo", "up")
-	h.ip("-n", x.ns, "link", "add", "br0", "type", "bridge")
+	// A bridge without an address of its own takes its lowest port's,
+	// which changes as containers come and go; the other host's ARP
+	// entry then names an address nothing here answers to any more.
+	mac := fmt.Sprintf("02:6c:6b:%02x:%02x:%02x", rand.IntN(256), rand.IntN(256), 2+i)
+	h.ip("-n", x.ns, "link", "add", "br0", "address", mac, "type", "bridge")
 	h.ip("-n", h.lan, "link", "add", up, "type", "veth", "peer", "name", "uplink", "netns", x.ns)
 	h.ip("-n", h.lan, "link", "set", up, "master", "lan0", "up")
 	h.ip("-n", x.ns, "link", "set", "uplink", "master", "br0", "up")
