@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -41,4 +42,27 @@ func LKCBinary(repo, dir string) (string, error) {
 		return "", fmt.Errorf("building lkc: %v\n%s", err, out)
 	}
 	return p, nil
+}
+
+// RemoveCgroupTree removes the cgroup root and every cgroup beneath it,
+// deepest first, after a test; a cgroup that still has processes is
+// reported as a leak and left.
+func RemoveCgroupTree(t testing.TB, root string) {
+	t.Helper()
+	var dirs []string
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if procs, _ := os.ReadFile(filepath.Join(dirs[i], "cgroup.procs")); len(strings.TrimSpace(string(procs))) > 0 {
+			t.Errorf("leak: cgroup %s still has processes %q", dirs[i], procs)
+			continue
+		}
+		if err := os.Remove(dirs[i]); err != nil && !os.IsNotExist(err) {
+			t.Errorf("removing cgroup %s: %v", dirs[i], err)
+		}
+	}
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/testutil"
 )
 
 // cmdTimeout bounds every client command: a hung client fails its case
@@ -162,7 +164,7 @@ func cgroupParent(t *testing.T, name string) string {
 	}
 	t.Cleanup(func() {
 		for _, tree := range trees {
-			removeCgroupTree(t, tree)
+			testutil.RemoveCgroupTree(t, tree)
 		}
 		// Deepest first; one that is not empty (in use by others) stays.
 		sort.Slice(made, func(i, j int) bool { return len(made[i]) > len(made[j]) })
@@ -208,27 +210,6 @@ func cgroupsEmpty(path string) bool {
 		})
 	}
 	return empty
-}
-
-// removeCgroupTree removes the cgroup root and every cgroup beneath it,
-// deepest first; a cgroup that still has processes is reported.
-func removeCgroupTree(t *testing.T, root string) {
-	var dirs []string
-	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if procs := strings.TrimSpace(readFile(filepath.Join(dirs[i], "cgroup.procs"))); procs != "" {
-			t.Errorf("cgroup %s still has processes %q after the client cleaned up", dirs[i], procs)
-			continue
-		}
-		if err := os.Remove(dirs[i]); err != nil && !os.IsNotExist(err) {
-			t.Errorf("removing cgroup %s: %v", dirs[i], err)
-		}
-	}
 }
 
 // checkNoState fails if an OCI runtime root still holds a container.

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/lkc-containers/lkc/internal/testutil"
 )
 
 // cgHierarchy is one cgroup hierarchy lkc places containers in: where it
@@ -139,32 +141,11 @@ func (e *env) cleanupCgroupParents() {
 			if !p.kept {
 				e.t.Errorf("leak: cgroup %s left behind", dir)
 			}
-			removeCgroupTree(e.t, dir)
+			testutil.RemoveCgroupTree(e.t, dir)
 		}
 		slices.SortFunc(p.above, func(a, b string) int { return len(b) - len(a) })
 		for _, d := range p.above {
 			os.Remove(d) // one in use by another test stays
-		}
-	}
-}
-
-// removeCgroupTree removes root and every cgroup beneath it, deepest
-// first; one that still has processes is reported.
-func removeCgroupTree(t *testing.T, root string) {
-	var dirs []string
-	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if procs, _ := os.ReadFile(filepath.Join(dirs[i], "cgroup.procs")); len(strings.TrimSpace(string(procs))) > 0 {
-			t.Errorf("leak: cgroup %s still has processes %q", dirs[i], procs)
-			continue
-		}
-		if err := os.Remove(dirs[i]); err != nil && !os.IsNotExist(err) {
-			t.Errorf("removing cgroup %s: %v", dirs[i], err)
 		}
 	}
 }
