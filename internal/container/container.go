@@ -1,6 +1,7 @@
-// Package container is the container object: create, start, run, state,
-// kill and delete, with the state machine that says which operation is
-// allowed when. Status is derived from the living process, never trusted
+// Package container is the container object: create, start, run, exec,
+// state, kill, pause and resume, update, events, delete, checkpoint and
+// restore, with the state machine that says which operation is allowed
+// when. Status is derived from the living process, never trusted
 // from disk, and every failure unwinds what the operation did.
 package container
 

@@ -1,7 +1,10 @@
 // Package initproc is the Go side of `lkc init`, the process that becomes a
 // container's init. The nsenter constructor has already put it into its
 // namespaces; here it receives its config from the parent, builds the root
-// filesystem, reports ready, waits to be started and execs the process.
+// filesystem, reports ready, waits to be started and execs the process. An
+// `lkc exec` process the constructor cannot finish by itself (a terminal,
+// rlimits, an oom score, a seccomp notify listener) takes the same path
+// without the root filesystem and the wait.
 package initproc
 
 import (

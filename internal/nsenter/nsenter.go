@@ -1,6 +1,7 @@
-// Package nsenter puts a freshly started `lkc init` into its namespaces. The
-// work happens in a C constructor (nsenter.c) before the Go runtime starts;
-// this file is the Go side of that handshake, used by the parent.
+// Package nsenter puts a freshly started `lkc init` into its cgroups and
+// namespaces, and finishes a plain `lkc exec` process there without Go (a
+// Plan). The work happens in a C constructor (nsenter.c) before the Go
+// runtime starts; the Go files are the parent's side of that handshake.
 //
 // A binary that links this package runs the constructor at every start; it
 // does nothing unless the environment names the handshake socket.
