@@ -3,7 +3,7 @@
 // namespaces; here it receives its config from the parent, builds the root
 // filesystem, reports ready, waits to be started and execs the process. An
 // `lkc exec` process the constructor cannot finish by itself (a terminal,
-// rlimits, an oom score, a seccomp notify listener) takes the same path
+// rlimits, an oom score, an LSM label, a seccomp notify listener) takes the same path
 // without the root filesystem and the wait.
 package initproc
 
