@@ -1,6 +1,7 @@
 // Package console allocates a container's terminal and hands its master to
 // whoever asked through a console socket, with the protocol runc uses:
-// one SCM_RIGHTS message over a unix socket carrying the master fd.
+// one SCM_RIGHTS message over a unix socket carrying the master fd; or,
+// when nobody asked, serves it on the caller's own terminal (Attach).
 package console
 
 import (

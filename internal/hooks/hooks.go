@@ -1,9 +1,9 @@
 // Package hooks runs OCI runtime-spec hooks: programs a container's creator
 // asks the runtime to run at points of the lifecycle (to set up networking,
 // say), each with the container's state JSON on its stdin and an optional
-// timeout. It knows nothing of where a point runs: the runtime, init and
-// the CLI call it at the right moment and in the right namespaces, which is
-// why it is kept apart from all of them.
+// timeout. It knows nothing of where a point runs: the runtime
+// (internal/container) and init call it at the right moment and in the
+// right namespaces, which is why it is kept apart from both.
 package hooks
 
 import (

@@ -1,5 +1,6 @@
 // Package seccomp turns a container's config.Seccomp into a BPF filter,
-// through libseccomp (github.com/seccomp/libseccomp-golang).
+// through libseccomp (github.com/seccomp/libseccomp-golang), loads it, and
+// hands a notify filter's fd to the config's listener.
 //
 // This is the one place besides internal/nsenter that uses cgo, against
 // STYLE.md's rule: the seccomp issue asks for libseccomp explicitly, and it

@@ -1,6 +1,8 @@
 // Package spec reads an OCI bundle's config.json, validates it and converts
-// it into lkc's own config.Config. The OCI format stops here: nothing below
-// the CLI sees specs.Spec. It also produces the defaults of `lkc spec`.
+// it into lkc's own config.Config. The OCI format stops here: below the CLI
+// only internal/container's restore, which reads the bundle it is given,
+// calls it; nothing else sees specs.Spec. It also produces the defaults of
+// `lkc spec` and the answer of `lkc features`.
 package spec
 
 import (

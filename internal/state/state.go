@@ -1,6 +1,7 @@
 // Package state keeps a container's record on disk under <root>/<id>: the
 // state file written atomically, the lock that serializes commands on one
-// id, and the pid+start-time identity that tells whether init still lives.
+// id, the pid+start-time identity that tells whether init still lives, and
+// what a corrupt state file still holds (Salvage).
 package state
 
 import (

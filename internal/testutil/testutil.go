@@ -1,5 +1,7 @@
 // Package testutil holds what lkc's tests share: skipping with the reason
-// when a test's needs (root, a binary, a kernel feature) are missing.
+// when a test's needs (root, a binary, a kernel feature) are missing, the
+// cgroups a test left at the hierarchy roots, and Fill, which sets every
+// field of a value for the round-trip tests of the encoders.
 package testutil
 
 import (
