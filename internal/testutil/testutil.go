@@ -1,7 +1,8 @@
 // Package testutil holds what lkc's tests share: skipping with the reason
-// when a test's needs (root, a binary, a kernel feature) are missing, the
-// cgroups a test left at the hierarchy roots, and Fill, which sets every
-// field of a value for the round-trip tests of the encoders.
+// when a test's needs (root, a binary, a kernel feature) are missing,
+// removing a test's cgroups and finding those a suite left at the
+// hierarchy roots, and Fill, which sets every field of a value for the
+// round-trip tests of the encoders.
 package testutil
 
 import (
