@@ -102,9 +102,19 @@ func readFile(p string) string {
 // by the hierarchy's directory under /sys/fs/cgroup ("" on a pure v2 host).
 func ownCgroups(t *testing.T) map[string]string {
 	t.Helper()
-	f, err := os.Open("/proc/self/cgroup")
+	own, err := readOwnCgroups()
 	if err != nil {
 		t.Fatal(err)
+	}
+	return own
+}
+
+// readOwnCgroups maps each mounted hierarchy (its directory under
+// /sys/fs/cgroup) to this process's cgroup in it.
+func readOwnCgroups() (map[string]string, error) {
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	own := map[string]string{}
@@ -123,10 +133,7 @@ func ownCgroups(t *testing.T) map[string]string {
 		}
 		own[dir] = parts[2]
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return own
+	return own, sc.Err()
 }
 
 func isCgroup2(path string) bool {
@@ -150,26 +157,14 @@ func cgroupParent(t *testing.T, name string) string {
 		base = own[""] // cgroup v2
 	}
 	parent := filepath.Join(base, fmt.Sprintf("lkc-clients-%d-%s", os.Getpid(), name))
-	var trees, made []string
+	var trees []string
 	for ctrl, ownPath := range own {
 		hier := filepath.Join("/sys/fs/cgroup", ctrl)
-		for _, p := range []string{filepath.Join(hier, parent), filepath.Join(hier, ownPath, parent)} {
-			trees = append(trees, p)
-			for d := filepath.Dir(p); strings.HasPrefix(d, hier+"/"); d = filepath.Dir(d) {
-				if _, err := os.Stat(d); err != nil {
-					made = append(made, d)
-				}
-			}
-		}
+		trees = append(trees, filepath.Join(hier, parent), filepath.Join(hier, ownPath, parent))
 	}
 	t.Cleanup(func() {
 		for _, tree := range trees {
 			testutil.RemoveCgroupTree(t, tree)
-		}
-		// Deepest first; one that is not empty (in use by others) stays.
-		sort.Slice(made, func(i, j int) bool { return len(made[i]) > len(made[j]) })
-		for _, d := range made {
-			os.Remove(d)
 		}
 	})
 	return parent
@@ -266,5 +261,52 @@ func checkCgroupPlacement(t *testing.T, rt ociRuntime, root, id, parent string) 
 		if len(parts) == 3 && (parts[1] == "memory" || parts[1] == "pids" || (parts[1] == "" && isCgroup2("/sys/fs/cgroup"))) && parts[2] != path {
 			t.Errorf("%s: init of %s is in %s cgroup %s, want %s", rt.name, id, parts[1], parts[2], path)
 		}
+	}
+}
+
+// parentAncestors lists, in every hierarchy, the directories above the
+// tests' cgroup parents: the path of the own memory cgroup (the parents'
+// base) taken from the hierarchy's root and from the own cgroup in it. A
+// runtime that places a container at an absolute path beneath it makes
+// those that are missing (runc does, in every hierarchy, the named systemd
+// and hybrid v2 ones too).
+func parentAncestors() []string {
+	own, err := readOwnCgroups()
+	if err != nil {
+		return nil
+	}
+	base := own["memory"]
+	if base == "" {
+		base = own[""]
+	}
+	var out []string
+	for ctrl, ownPath := range own {
+		hier := filepath.Join("/sys/fs/cgroup", ctrl)
+		for _, p := range []string{filepath.Join(hier, base), filepath.Join(hier, ownPath, base)} {
+			for d := p; strings.HasPrefix(d, hier+"/"); d = filepath.Dir(d) {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+// missingAncestors are those of parentAncestors that do not exist yet.
+func missingAncestors() []string {
+	var out []string
+	for _, d := range parentAncestors() {
+		if _, err := os.Stat(d); err != nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// removeEmpty removes the directories the suite's runtimes made above its
+// cgroup parents, deepest first; one that is not empty stays.
+func removeEmpty(dirs []string) {
+	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+	for _, d := range dirs {
+		os.Remove(d)
 	}
 }

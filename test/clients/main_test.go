@@ -52,7 +52,9 @@ func run(m *testing.M) int {
 	repo = filepath.Join(filepath.Dir(here), "..", "..")
 	setupErr = setup(tmp)
 	roots := testutil.CgroupRoots()
+	made := missingAncestors()
 	code := m.Run()
+	removeEmpty(made)
 	// The clients' defaults (containerd's /<namespace>/<id>, Podman's
 	// /libpod_parent, Docker's /docker) are absolute: a case that forgot
 	// its cgroup parent shows here.
