@@ -85,7 +85,7 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err := unix.Mkfifo(fifo, 0o622); err != nil {
 		return nil, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
 	}
-	spec := o.initSpec(st, cg, fifo)
+	is := o.initSpec(st, cg, fifo)
 	// The pids limit waits until init is ready: it counts threads, and
 	// init's Go runtime runs several while it builds the container, so a
 	// limit of 1 to 3, which the process itself meets (its execve leaves
@@ -96,7 +96,7 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if pids != nil {
 		co.Config = withoutPidsLimit(cfg)
 	}
-	p, err := startAround(spec, &undo, func() error {
+	p, err := startAround(is, &undo, func() error {
 		defer steplog.Step("create: cgroup")()
 		return createCgroup(co, dir, st, cg, &undo)
 	})
@@ -104,7 +104,7 @@ func create(o CreateOpts) (_ *Container, err error) {
 		return nil, err
 	}
 	end := steplog.Step("create: init namespaces and config")
-	pid, err := p.place(&spec)
+	pid, err := p.place(&is)
 	end()
 	if err != nil {
 		return nil, err
@@ -118,7 +118,7 @@ func create(o CreateOpts) (_ *Container, err error) {
 		return nil, err
 	}
 	end = steplog.Step("create: init rootfs and hooks")
-	err = p.ready(&spec)
+	err = p.ready(&is)
 	end()
 	if err != nil {
 		return nil, err
@@ -141,20 +141,20 @@ func create(o CreateOpts) (_ *Container, err error) {
 // what kills it, after what removes the cgroup so that it runs first: a
 // deferred init joins the cgroup on its own time, and could do so after the
 // cgroup was emptied.
-func startAround(spec initSpec, undo *cleanups, makeCgroup func() error) (p *initProc, err error) {
-	tasks, cloneInto := spec.cg.Placement()
-	early := len(tasks) > 0 && cloneInto == "" && spec.req.CanDeferCgroups()
+func startAround(is initSpec, undo *cleanups, makeCgroup func() error) (p *initProc, err error) {
+	tasks, cloneInto := is.cg.Placement()
+	early := len(tasks) > 0 && cloneInto == "" && is.req.CanDeferCgroups()
 	if early && steplog.On() {
 		steplog.Printf("create: init starts before its cgroup is made, and joins it itself")
 	}
 	if early {
-		if p, err = startInit(spec, true); err != nil {
+		if p, err = startInit(is, true); err != nil {
 			return nil, err
 		}
 	}
 	err = makeCgroup()
 	if err == nil && !early {
-		p, err = startInit(spec, false)
+		p, err = startInit(is, false)
 	}
 	if p != nil {
 		undo.add(p.abort)

@@ -137,7 +137,7 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 	if !c.st.Config.HasNamespace("mount") {
 		req.Chroot = fmt.Sprintf("/proc/%d/root", c.st.InitPid)
 	}
-	spec := initSpec{
+	is := initSpec{
 		req:            req,
 		cg:             cg,
 		preserveFDs:    o.PreserveFDs,
@@ -147,22 +147,22 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 	}
 	if o.pipes != nil {
 		fds := o.pipes.fds()
-		spec.stdio = &fds
+		is.stdio = &fds
 	}
 	plan, err := execPlan(cfg, o.PreserveFDs)
 	if err != nil {
 		return 0, err
 	}
 	if plan != nil {
-		spec.plan, spec.req.Exec = plan, true
+		is.plan, is.req.Exec = plan, true
 	} else {
 		initState := c.ociState()
-		spec.msg = initproc.Message{Config: cfg, PreserveFDs: o.PreserveFDs, Exec: true}
-		spec.seccompState = seccompListener(cfg.Seccomp, func(int) OCIState {
+		is.msg = initproc.Message{Config: cfg, PreserveFDs: o.PreserveFDs, Exec: true}
+		is.seccompState = seccompListener(cfg.Seccomp, func(int) OCIState {
 			return initState
 		})
 	}
-	return spawnInit(spec)
+	return spawnInit(is)
 }
 
 // execPlan returns the plan for the nsenter constructor to start the

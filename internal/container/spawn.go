@@ -47,20 +47,20 @@ type initSpec struct {
 // spawnInit starts `lkc init`, places it in its cgroup and namespaces, hands
 // it its message and waits until it reports ready. It returns the pid of
 // the process that goes on to exec.
-func spawnInit(spec initSpec) (int, error) {
-	p, err := startInit(spec, false)
+func spawnInit(is initSpec) (int, error) {
+	p, err := startInit(is, false)
 	if err != nil {
 		return 0, err
 	}
-	pid, err := p.place(&spec)
+	pid, err := p.place(&is)
 	if err == nil {
-		err = p.ready(&spec)
+		err = p.ready(&is)
 	}
 	if err != nil {
 		p.abort()
 		return 0, err
 	}
-	if spec.closeAfterExec {
+	if is.closeAfterExec {
 		p.closeAfterExec()
 	} else {
 		p.close()
@@ -111,7 +111,7 @@ type initProc struct {
 // It uses syscall.ForkExec rather than os/exec: os.StartProcess probes once
 // per process whether clone(CLONE_PIDFD) works by starting a throw-away
 // child, which costs a fork, an exit and a wait on every container start.
-func startInit(spec initSpec, deferCgroups bool) (*initProc, error) {
+func startInit(is initSpec, deferCgroups bool) (*initProc, error) {
 	defer steplog.Step("create: start init")()
 	exe, err := openSelfExe()
 	if err != nil {
@@ -126,13 +126,13 @@ func startInit(spec initSpec, deferCgroups bool) (*initProc, error) {
 	defer child.Close()
 	// The message may outgrow the default socket buffer.
 	_ = unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
-	tasks, cloneInto := spec.cg.Placement()
+	tasks, cloneInto := is.cg.Placement()
 	p := &initProc{sock: fds[0], forked: -1, tasks: tasks, deferred: deferCgroups, exe: exe}
-	if p.child, err = execInit(spec, exe, child, cloneInto); err != nil {
+	if p.child, err = execInit(is, exe, child, cloneInto); err != nil {
 		p.close()
 		return nil, err
 	}
-	req := spec.req
+	req := is.req
 	req.DeferCgroups = deferCgroups
 	if !deferCgroups {
 		req.Cgroups = tasks
@@ -146,8 +146,8 @@ func startInit(spec initSpec, deferCgroups bool) (*initProc, error) {
 
 // execInit starts `lkc init` with its fds; cloneInto, when set, is the v2
 // cgroup directory to clone it into.
-func execInit(spec initSpec, exe *selfExe, sync *os.File, cloneInto string) (int, error) {
-	files, env, opened, err := initFiles(spec, sync)
+func execInit(is initSpec, exe *selfExe, sync *os.File, cloneInto string) (int, error) {
+	files, env, opened, err := initFiles(is, sync)
 	if err != nil {
 		return 0, err
 	}
@@ -172,12 +172,12 @@ func execInit(spec initSpec, exe *selfExe, sync *os.File, cloneInto string) (int
 // socket, the exec fifo, the console connection and the seccomp listener
 // connection, each named in env. opened are those to close once init has
 // them.
-func initFiles(spec initSpec, sync *os.File) (files []uintptr, env []string, opened []*os.File, err error) {
+func initFiles(is initSpec, sync *os.File) (files []uintptr, env []string, opened []*os.File, err error) {
 	files = []uintptr{0, 1, 2}
-	if spec.stdio != nil {
-		files = spec.stdio[:]
+	if is.stdio != nil {
+		files = is.stdio[:]
 	}
-	for i := 0; i < spec.preserveFDs; i++ {
+	for i := 0; i < is.preserveFDs; i++ {
 		files = append(files, uintptr(3+i))
 	}
 	add := func(name string, f *os.File) {
@@ -193,29 +193,29 @@ func initFiles(spec initSpec, sync *os.File) (files []uintptr, env []string, ope
 			closeFiles(opened)
 		}
 	}()
-	if spec.fifo != "" {
+	if is.fifo != "" {
 		// Opened here: a container root in a user namespace is an
 		// unprivileged host uid that could not open it itself.
-		f, err := os.OpenFile(spec.fifo, os.O_RDWR, 0)
+		f, err := os.OpenFile(is.fifo, os.O_RDWR, 0)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("opening exec fifo: %w", err)
 		}
 		opened = append(opened, f)
 		add(initproc.FifoEnv, f)
 	}
-	if spec.consoleConn != nil {
-		add(initproc.ConsoleEnv, spec.consoleConn)
+	if is.consoleConn != nil {
+		add(initproc.ConsoleEnv, is.consoleConn)
 	}
-	if spec.consoleSocket != "" {
-		conn, err := dialConsole(spec.consoleSocket)
+	if is.consoleSocket != "" {
+		conn, err := dialConsole(is.consoleSocket)
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		opened = append(opened, conn)
 		add(initproc.ConsoleEnv, conn)
 	}
-	if spec.seccompState != nil {
-		conn, err := dialSeccomp(spec.msg.Config.Seccomp.ListenerPath)
+	if is.seccompState != nil {
+		conn, err := dialSeccomp(is.msg.Config.Seccomp.ListenerPath)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -234,12 +234,12 @@ func closeFiles(files []*os.File) {
 // place waits for the pid that goes on into Go, moves it into its cgroup if
 // that was deferred and sends init its message. It returns that pid; init
 // then builds the container while the caller may record it, until ready.
-func (p *initProc) place(spec *initSpec) (int, error) {
-	pid, err := nsenter.Await(p.sock, p.child, spec.writeMaps)
+func (p *initProc) place(is *initSpec) (int, error) {
+	pid, err := nsenter.Await(p.sock, p.child, is.writeMaps)
 	if err != nil {
 		return 0, err
 	}
-	if spec.req.Fork {
+	if is.req.Fork {
 		// The intermediate process exits once the real one is forked. That
 		// one is nobody's child here: abort kills it by a pidfd. It waits
 		// for our message, so the pid is still its own.
@@ -254,17 +254,17 @@ func (p *initProc) place(spec *initSpec) (int, error) {
 			return 0, err
 		}
 	}
-	if spec.plan != nil {
-		return pid, nsenter.SendPlan(p.sock, *spec.plan)
+	if is.plan != nil {
+		return pid, nsenter.SendPlan(p.sock, *is.plan)
 	}
-	if spec.hookState != nil {
-		spec.msg.CreateState = spec.hookState(pid, Creating)
-		spec.msg.StartState = spec.hookState(pid, Created)
+	if is.hookState != nil {
+		is.msg.CreateState = is.hookState(pid, Creating)
+		is.msg.StartState = is.hookState(pid, Created)
 	}
-	if spec.seccompState != nil {
-		spec.msg.SeccompState = spec.seccompState(pid)
+	if is.seccompState != nil {
+		is.msg.SeccompState = is.seccompState(pid)
 	}
-	msg, _ := spec.msg.MarshalBinary()
+	msg, _ := is.msg.MarshalBinary()
 	if err := initproc.Send(p.sock, msg); err != nil {
 		return 0, fmt.Errorf("sending config to init (%d bytes): %w", len(msg), err)
 	}
@@ -337,11 +337,11 @@ func (p *initProc) closeExe() {
 // one parked in Go's poller: that took ~0.9 ms longer to see the reply
 // here, and the goroutine that registers the forwarded signals meanwhile
 // has a P of its own (startForwarding).
-func (p *initProc) ready(spec *initSpec) error {
+func (p *initProc) ready(is *initSpec) error {
 	p.exe.closeMount()
 	reply, err := initproc.Recv(p.sock)
 	if err == nil && string(reply) == initproc.HooksPoint {
-		if err := runtimeHooksPoint(*spec, p.sock); err != nil {
+		if err := runtimeHooksPoint(*is, p.sock); err != nil {
 			return err
 		}
 		reply, err = initproc.Recv(p.sock)
@@ -364,8 +364,8 @@ func (p *initProc) ready(spec *initSpec) error {
 // failing hook init is left waiting, to be killed with the rest of create.
 // Should init die meanwhile (a `delete --force` of the container being
 // created kills it), the running hook is killed and create fails at once.
-func runtimeHooksPoint(spec initSpec, sock int) error {
-	if spec.hookState == nil {
+func runtimeHooksPoint(is initSpec, sock int) error {
+	if is.hookState == nil {
 		return fmt.Errorf("container init stopped for hooks the config does not have")
 	}
 	ctx, stop, err := whilePeerLives(sock)
@@ -373,7 +373,7 @@ func runtimeHooksPoint(spec initSpec, sock int) error {
 		return err
 	}
 	end := steplog.Step("create: prestart and createRuntime hooks")
-	err = runtimeHooks(ctx, &spec.msg.Config.Hooks, spec.msg.CreateState)
+	err = runtimeHooks(ctx, &is.msg.Config.Hooks, is.msg.CreateState)
 	end()
 	killed := ctx.Err() != nil
 	stop()
