@@ -11,8 +11,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"sort"
 	"strings"
 )
@@ -34,6 +32,7 @@ type globals struct {
 
 type command struct {
 	run   func(g *globals, args []string) error
+	rt    goRuntime // the collector and Ps it runs with (see goRuntime)
 	usage string
 }
 
@@ -41,25 +40,25 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"checkpoint": {cmdCheckpoint, "checkpoint [flags] <container-id>: checkpoint a running container with CRIU"},
-		"create":     {cmdCreate, "create [flags] <container-id>: create a container from a bundle"},
-		"delete":     {cmdDelete, "delete [--force] <container-id>: delete a container"},
-		"events":     {cmdEvents, "events [--stats] [--interval 5s] <container-id>: print stats and OOM events (JSON lines)"},
-		"exec":       {cmdExec, "exec [flags] <container-id> <command> [args...]: run a process in a container"},
-		"features":   {cmdFeatures, "features: print what this lkc supports (JSON)"},
-		"kill":       {cmdKill, "kill [--all] <container-id> [signal]: signal a container"},
-		"migrate":    {cmdMigrate, "migrate --token-file F [flags] <container-id> <host:port>: move a running container to an lkc serve"},
-		"list":       {cmdList, "list [--format table|json] [-q]: list containers"},
-		"pause":      {cmdPause, "pause <container-id>: freeze every process of a container"},
-		"ps":         {cmdPs, "ps [--format table|json] <container-id> [ps options]: list a container's processes"},
-		"restore":    {cmdRestore, "restore [flags] <container-id>: restore a container from a checkpoint"},
-		"resume":     {cmdResume, "resume <container-id>: thaw a paused container"},
-		"run":        {cmdRun, "run [flags] <container-id>: create and start a container"},
-		"serve":      {cmdServe, "serve --listen ADDR --token-file F [--bundle-dir D]: receive migrated containers"},
-		"spec":       {cmdSpec, "spec [--bundle dir]: write a default config.json"},
-		"start":      {cmdStart, "start <container-id>: start a created container"},
-		"state":      {cmdState, "state <container-id>: print a container's state (JSON)"},
-		"update":     {cmdUpdate, "update [flags] <container-id>: change a container's cgroup limits live"},
+		"checkpoint": {cmdCheckpoint, brief, "checkpoint [flags] <container-id>: checkpoint a running container with CRIU"},
+		"create":     {cmdCreate, brief, "create [flags] <container-id>: create a container from a bundle"},
+		"delete":     {cmdDelete, brief, "delete [--force] <container-id>: delete a container"},
+		"events":     {cmdEvents, serving, "events [--stats] [--interval 5s] <container-id>: print stats and OOM events (JSON lines)"},
+		"exec":       {cmdExec, forwarding, "exec [flags] <container-id> <command> [args...]: run a process in a container"},
+		"features":   {cmdFeatures, brief, "features: print what this lkc supports (JSON)"},
+		"kill":       {cmdKill, brief, "kill [--all] <container-id> [signal]: signal a container"},
+		"migrate":    {cmdMigrate, allocating, "migrate --token-file F [flags] <container-id> <host:port>: move a running container to an lkc serve"},
+		"list":       {cmdList, brief, "list [--format table|json] [-q]: list containers"},
+		"pause":      {cmdPause, brief, "pause <container-id>: freeze every process of a container"},
+		"ps":         {cmdPs, brief, "ps [--format table|json] <container-id> [ps options]: list a container's processes"},
+		"restore":    {cmdRestore, brief, "restore [flags] <container-id>: restore a container from a checkpoint"},
+		"resume":     {cmdResume, brief, "resume <container-id>: thaw a paused container"},
+		"run":        {cmdRun, forwarding, "run [flags] <container-id>: create and start a container"},
+		"serve":      {cmdServe, serving, "serve --listen ADDR --token-file F [--bundle-dir D]: receive migrated containers"},
+		"spec":       {cmdSpec, brief, "spec [--bundle dir]: write a default config.json"},
+		"start":      {cmdStart, brief, "start <container-id>: start a created container"},
+		"state":      {cmdState, brief, "state <container-id>: print a container's state (JSON)"},
+		"update":     {cmdUpdate, brief, "update [flags] <container-id>: change a container's cgroup limits live"},
 	}
 }
 
@@ -79,10 +78,6 @@ func processExit(code int, err error) error {
 // Main runs the command line args (without the program name) and returns
 // the exit code.
 func Main(args []string) int {
-	// No collector: every command so far is short-lived or waits in one
-	// syscall. A long-running command (serve, events --interval) must turn
-	// it back on.
-	debug.SetGCPercent(-1)
 	g := &globals{}
 	fs := newFlags("lkc")
 	fs.StringVar(&g.root, "root", "/run/lkc", "directory for container state")
@@ -113,7 +108,7 @@ func Main(args []string) int {
 	if !ok {
 		return fail(g, "", fmt.Errorf("unknown command %q (lkc help lists them)", rest[0]))
 	}
-	runtime.GOMAXPROCS(procs(rest[0]))
+	setGoRuntime(cmd.rt)
 	if g.systemdCgroup {
 		return fail(g, rest[0], errors.New("--systemd-cgroup is not supported: lkc manages cgroups through cgroupfs"))
 	}
@@ -139,20 +134,6 @@ func Main(args []string) int {
 		return fail(g, rest[0], err)
 	}
 	return 0
-}
-
-// procs is the number of Ps a command runs with. One keeps the runtime
-// from waking threads for nothing (about 1 ms of CPU off `run`), but run
-// and exec register the signals they forward from a goroutine on a second
-// P where there is a second CPU (container.startForwarding): they get two
-// from the start, because every change of GOMAXPROCS stops the world and
-// waits for the thread holding each P, and lowering it to one only to
-// raise it again cost 0.1-0.5 ms here.
-func procs(cmd string) int {
-	if cmd == "run" || cmd == "exec" {
-		return min(2, runtime.NumCPU())
-	}
-	return 1
 }
 
 func usage(w io.Writer) {

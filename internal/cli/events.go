@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,9 +31,6 @@ func cmdEvents(g *globals, args []string) error {
 		}
 		return out.Encode(ev)
 	}
-	// A stream lives long: give the runtime its collector and threads back.
-	debug.SetGCPercent(100)
-	runtime.GOMAXPROCS(runtime.NumCPU())
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
 	defer stop()
 	return container.Events(ctx, g.root, rest[0], *interval, func(ev *container.Event) error {

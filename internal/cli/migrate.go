@@ -8,8 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -41,9 +39,6 @@ func cmdServe(g *globals, args []string) error {
 	if bundles, err = filepath.Abs(bundles); err != nil {
 		return err
 	}
-	// A long-running command: the collector and the other cores back on.
-	debug.SetGCPercent(100)
-	runtime.GOMAXPROCS(runtime.NumCPU())
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", listen, err)
@@ -94,7 +89,6 @@ func cmdMigrate(g *globals, args []string) error {
 		return err
 	}
 	o.Root, o.ID, o.Target, o.CRIU, o.Warn, o.Verbose = g.root, rest[0], rest[1], g.criu, g.warn, g.debug
-	debug.SetGCPercent(100) // a migration allocates for seconds: collect
 	var display *migrate.Display
 	if progress || stderrIsTerminal() {
 		display = progressDisplay(&o, !progress)
