@@ -7,12 +7,13 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 )
 
 const (
 	cgroupRoot    = "/sys/fs/cgroup"
 	unifiedMount  = cgroupRoot + "/unified"
-	cgroup2Magic  = 0x63677270
 	sweepMaxDepth = 4
 )
 
@@ -20,7 +21,8 @@ const (
 // the current (private) mount namespace: crun refuses hybrid mode. It returns
 // a sentence for the report describing what it did.
 func detachUnifiedCgroup() (string, error) {
-	if !isCgroup2(unifiedMount) || isCgroup2(cgroupRoot) {
+	hybrid, _ := cgroupfs.IsV2(unifiedMount)
+	if pure, _ := cgroupfs.IsV2(cgroupRoot); !hybrid || pure {
 		return "all variants run in one private mount namespace; cgroups are not hybrid, nothing unmounted", nil
 	}
 	if err := syscall.Unmount(unifiedMount, syscall.MNT_DETACH); err != nil {
@@ -28,11 +30,6 @@ func detachUnifiedCgroup() (string, error) {
 	}
 	return "all variants run in one private mount namespace with " + unifiedMount +
 		" unmounted (crun refuses hybrid cgroups); no per-run wrapper", nil
-}
-
-func isCgroup2(path string) bool {
-	var st syscall.Statfs_t
-	return syscall.Statfs(path, &st) == nil && st.Type == cgroup2Magic
 }
 
 // sweepCgroups removes every cgroup directory under root whose name starts

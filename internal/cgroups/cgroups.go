@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 	"github.com/lkc-containers/lkc/internal/config"
 )
 
@@ -69,15 +70,15 @@ type Manager interface {
 // from the root of each hierarchy, a relative one from the caller's own
 // cgroup in it.
 func New(h Host, path string) (Manager, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(h.Root, &st); err != nil {
+	v2, err := cgroupfs.IsV2(h.Root)
+	if err != nil {
 		return nil, fmt.Errorf("cgroup root %s: %w", h.Root, err)
 	}
 	own, err := readSelf(h.SelfCgroup)
 	if err != nil {
 		return nil, err
 	}
-	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+	if v2 {
 		return newV2(h, own[""], path), nil
 	}
 	return newV1(h, own, path)
@@ -95,7 +96,7 @@ func under(mnt, own, path string) string {
 // FromPaths returns the manager of an existing cgroup recorded in state,
 // with the parent directories its Create made (Manager.Parents).
 func FromPaths(paths map[string]string, parents []string) Manager {
-	if p, ok := paths[""]; ok && len(paths) == 1 {
+	if p, ok := cgroupfs.V2Dir(paths); ok {
 		return &v2{dir: p, parents: parents}
 	}
 	return &v1{dirs: paths, parents: parents}

@@ -11,8 +11,8 @@ import (
 	"github.com/lkc-containers/lkc/internal/config"
 )
 
-// fakeV1 builds a cgroup v1 tree in a temp dir (not a cgroup2 mount, so New
-// takes it for v1) with the caller in /user.slice of each hierarchy.
+// fakeV1 builds a cgroup v1 tree in a temp dir (no cgroup.controllers at
+// its root, so New takes it for v1) with the caller in /user.slice of each hierarchy.
 func fakeV1(t *testing.T, ctrls ...string) Host {
 	t.Helper()
 	dir := t.TempDir()

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 )
 
 // ParseSub parses runc's `exec --cgroup` values, each "[controllers:]path"
@@ -40,8 +42,8 @@ func ParseSub(values []string) (map[string]string, error) {
 // creates cgroups on behalf of an exec.
 func Sub(m Manager, sub map[string]string) (Manager, error) {
 	paths := m.Paths()
-	if _, v2 := paths[""]; v2 {
-		return subV2(paths[""], sub)
+	if dir, v2 := cgroupfs.V2Dir(paths); v2 {
+		return subV2(dir, sub)
 	}
 	out := make(map[string]string, len(paths))
 	used := map[string]bool{}

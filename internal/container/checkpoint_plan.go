@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/config"
 )
@@ -70,7 +71,7 @@ func emptyNSFlags(types []string) (uint32, error) {
 // freezerDir is the cgroup CRIU freezes the container with, instead of
 // stopping each task with ptrace.
 func freezerDir(paths map[string]string) string {
-	if dir, ok := paths[""]; ok && len(paths) == 1 {
+	if dir, ok := cgroupfs.V2Dir(paths); ok {
 		return dir
 	}
 	for h, dir := range paths {
@@ -166,7 +167,7 @@ func externalMounts(cfg *config.Config, cgPaths map[string]string) []config.Moun
 			if realCgroupMounts(cfg) {
 				continue // CRIU dumps them itself
 			}
-			if dir, ok := cgPaths[""]; ok && len(cgPaths) == 1 {
+			if dir, ok := cgroupfs.V2Dir(cgPaths); ok {
 				out = append(out, config.Mount{Source: dir, Destination: m.Destination})
 				continue
 			}
@@ -264,7 +265,7 @@ func closeAll(files []*os.File) {
 // root and everyone's cgroups, which a restore then tries to recreate. On
 // v2 the container's own cgroup is the top: nil lets CRIU dump it all.
 func dumpControllers(paths map[string]string) []string {
-	if _, v2 := paths[""]; v2 {
+	if _, v2 := cgroupfs.V2Dir(paths); v2 {
 		return nil
 	}
 	var out []string
@@ -281,7 +282,7 @@ func dumpControllers(paths map[string]string) []string {
 // back to the paths in the images, which may since belong to someone else
 // or be gone.
 func unmanagedCgroupRoots(self []byte, paths map[string]string) []checkpoint.CgroupRoot {
-	if _, v2 := paths[""]; v2 {
+	if _, v2 := cgroupfs.V2Dir(paths); v2 {
 		return nil
 	}
 	var out []checkpoint.CgroupRoot

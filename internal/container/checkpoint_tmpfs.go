@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/mount"
@@ -44,7 +45,7 @@ const devKey = "lkc-dev"
 // cgroup view, if any. Its hierarchies, bind mounts (externalMounts) or
 // cgroup filesystems (which CRIU restores itself), are mounted on it.
 func cgroupTmpfs(cfg *config.Config, cgPaths map[string]string) (string, bool) {
-	if _, v2 := cgPaths[""]; v2 {
+	if _, v2 := cgroupfs.V2Dir(cgPaths); v2 {
 		return "", false
 	}
 	for _, m := range cfg.Mounts {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 	"github.com/lkc-containers/lkc/internal/config"
 )
 
@@ -100,7 +101,7 @@ func checkBeforeUpdate(cg cgroups.Manager, merged, r *config.Resources) error {
 // is written first: swap before memory when memory rises, memory before
 // swap when it falls.
 func setResources(cg cgroups.Manager, r *config.Resources) error {
-	if _, v2 := cg.Paths()[""]; v2 || r.MemoryLimit == nil || r.MemorySwap == nil {
+	if _, v2 := cgroupfs.V2Dir(cg.Paths()); v2 || r.MemoryLimit == nil || r.MemorySwap == nil {
 		return cg.Set(r)
 	}
 	swap := &config.Resources{MemorySwap: r.MemorySwap}

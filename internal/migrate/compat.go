@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 )
 
@@ -51,7 +52,7 @@ func HostFacts(criuPath, procRoot, cgroupRoot string) (*Facts, error) {
 		return nil, err
 	}
 	f.CgroupMode = "v1"
-	if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
+	if v2, _ := cgroupfs.IsV2(cgroupRoot); v2 {
 		f.CgroupMode = "v2"
 	}
 	if err := f.criuFacts(criuPath); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 	"github.com/lkc-containers/lkc/internal/config"
 )
 
@@ -15,16 +16,11 @@ import (
 // cgroup filesystem when its own cgroup namespace makes that show only its
 // subtree, else bind mounts of its directories on the host.
 
-func cgroupV2(env Env) (string, bool) {
-	dir, ok := env.CgroupPaths[""]
-	return dir, ok && len(env.CgroupPaths) == 1
-}
-
 // mountCgroupTop mounts the top of the view: the v2 hierarchy itself, or a
 // tmpfs holding one directory per v1 hierarchy. It returns the flags the
 // remount after populateCgroup applies.
 func mountCgroupTop(target *os.File, m config.Mount, env Env) (uintptr, error) {
-	if dir, ok := cgroupV2(env); ok {
+	if dir, ok := cgroupfs.V2Dir(env.CgroupPaths); ok {
 		if env.NewCgroupNS {
 			return 0, mount("cgroup2", fdPath(target), "cgroup2", m.Flags, "")
 		}
@@ -82,7 +78,7 @@ func linkControllers(top *os.File, h string) error {
 }
 
 func populateCgroup(top *os.File, m config.Mount, env Env) error {
-	if _, ok := cgroupV2(env); ok {
+	if _, ok := cgroupfs.V2Dir(env.CgroupPaths); ok {
 		return nil
 	}
 	hierarchies := make([]string, 0, len(env.CgroupPaths))

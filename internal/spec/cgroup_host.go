@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 )
 
 // cgroupHost is what resource validation needs to know about the machine,
@@ -30,8 +32,7 @@ func needsHost(r *specs.LinuxResources) bool {
 
 func probeCgroupHost() cgroupHost {
 	h := cgroupHost{pagesizes: map[string]bool{}}
-	_, err := os.Stat(filepath.Join(sysRoot, "fs/cgroup/cgroup.controllers"))
-	h.unified = err == nil
+	h.unified, _ = cgroupfs.IsV2(filepath.Join(sysRoot, "fs/cgroup"))
 	dirs, _ := filepath.Glob(filepath.Join(sysRoot, "kernel/mm/hugepages/hugepages-*kB"))
 	for _, d := range dirs {
 		kb := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(d), "hugepages-"), "kB")

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 )
 
 const cgroupMount = "/sys/fs/cgroup"
@@ -16,7 +16,7 @@ const cgroupMount = "/sys/fs/cgroup"
 func CgroupRoots() map[string]bool {
 	out := map[string]bool{}
 	mounts := []string{cgroupMount}
-	if !isCgroup2(cgroupMount) {
+	if v2, _ := cgroupfs.IsV2(cgroupMount); !v2 {
 		mounts, _ = filepath.Glob(cgroupMount + "/*")
 	}
 	for _, mnt := range mounts {
@@ -59,6 +59,7 @@ func NewAtCgroupRoots(before map[string]bool, prefixes ...string) []string {
 // cgroup in it is the root.
 func ownCgroupIsRoot() map[string]bool {
 	out := map[string]bool{}
+	pureV2, _ := cgroupfs.IsV2(cgroupMount)
 	self, _ := os.ReadFile("/proc/self/cgroup")
 	for _, line := range strings.Split(string(self), "\n") {
 		parts := strings.SplitN(line, ":", 3)
@@ -66,15 +67,10 @@ func ownCgroupIsRoot() map[string]bool {
 			continue
 		}
 		mnt := filepath.Join(cgroupMount, strings.TrimPrefix(parts[1], "name="))
-		if parts[1] == "" && !isCgroup2(cgroupMount) {
+		if parts[1] == "" && !pureV2 {
 			mnt = cgroupMount + "/unified"
 		}
 		out[mnt] = parts[2] == "/"
 	}
 	return out
-}
-
-func isCgroup2(path string) bool {
-	var st unix.Statfs_t
-	return unix.Statfs(path, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }

@@ -14,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 	"github.com/lkc-containers/lkc/internal/testutil"
 )
 
@@ -137,8 +136,8 @@ func readOwnCgroups() (map[string]string, error) {
 }
 
 func isCgroup2(path string) bool {
-	var st unix.Statfs_t
-	return unix.Statfs(path, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
+	v2, _ := cgroupfs.IsV2(path)
+	return v2
 }
 
 // cgroupParent returns a fresh cgroup path beneath this process's memory

@@ -14,6 +14,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 	"github.com/lkc-containers/lkc/internal/spec"
 	"github.com/lkc-containers/lkc/internal/testutil"
 )
@@ -281,8 +282,8 @@ func processesIn(id string) []int {
 // cgroupV2 reports whether the host runs a pure cgroup v2 hierarchy (the VM
 // of scripts/vmtest) rather than v1 (this project's usual host).
 func cgroupV2() bool {
-	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
-	return err == nil
+	v2, _ := cgroupfs.IsV2("/sys/fs/cgroup")
+	return v2
 }
 
 // cgroupFile is where a container with its own cgroup namespace finds a
