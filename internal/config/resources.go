@@ -36,3 +36,14 @@ type RdmaLimit struct {
 	HcaHandles *uint32 `json:"hcaHandles,omitempty"`
 	HcaObjects *uint32 `json:"hcaObjects,omitempty"`
 }
+
+// SwapBelowMemory reports whether r limits memory plus swap (MemorySwap, as
+// runc and v1's memory.memsw count it) below memory alone (MemoryLimit),
+// both set and positive (0 is unset, -1 unlimited). No kernel takes that:
+// v1 refuses the memsw limit, and v2's memory.swap.max, their difference,
+// would be negative. A config (spec) and an update (container) that ask
+// for it are refused before anything is written.
+func (r *Resources) SwapBelowMemory() bool {
+	l, s := r.MemoryLimit, r.MemorySwap
+	return l != nil && s != nil && *l > 0 && *s > 0 && *s < *l
+}

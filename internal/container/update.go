@@ -27,8 +27,8 @@ func Update(root, id string, r *config.Resources) error {
 	if err != nil {
 		return err
 	}
-	if l, s := merged.MemoryLimit, merged.MemorySwap; l != nil && s != nil && *l > 0 && *s > 0 && *s < *l {
-		return fmt.Errorf("updating container %s: memory+swap limit %d is below the memory limit %d", id, *s, *l)
+	if merged.SwapBelowMemory() {
+		return fmt.Errorf("updating container %s: memory+swap limit %d is below the memory limit %d", id, *merged.MemorySwap, *merged.MemoryLimit)
 	}
 	if err := checkBeforeUpdate(c.cgroup(), merged, r); err != nil {
 		return fmt.Errorf("updating container %s: %w", id, err)

@@ -123,7 +123,7 @@ func checkResourceValues(r *config.Resources) error {
 			return invalid("linux.resources.%s %d is negative", c.name, *c.v)
 		}
 	}
-	if r.MemoryLimit != nil && r.MemorySwap != nil && *r.MemorySwap > 0 && *r.MemoryLimit > 0 && *r.MemorySwap < *r.MemoryLimit {
+	if r.SwapBelowMemory() {
 		return invalid("linux.resources.memory.swap %d is below memory.limit %d (swap counts memory plus swap)", *r.MemorySwap, *r.MemoryLimit)
 	}
 	if r.CPUQuota != nil && *r.CPUQuota != -1 && *r.CPUQuota < 1000 {
