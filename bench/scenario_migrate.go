@@ -55,10 +55,10 @@ func migScenario(name string) Scenario {
 
 // migServer is the one `lkc serve` the lkc variants share.
 type migServer struct {
-	env              *Env
-	cmd              *exec.Cmd
-	token, root, out string
-	mode             string
+	env         *Env
+	cmd         *exec.Cmd
+	token, root string
+	mode        string
 }
 
 func (s *migServer) start() error {

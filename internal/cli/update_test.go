@@ -1,10 +1,44 @@
 package cli
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/spec"
 )
+
+// TestReadResources reads `update --resources` files: the limits they name
+// converted as config.json's are, the others left nil so the update leaves
+// them alone, device rules dropped (the device cgroup is fixed at create),
+// and a malformed or refused object an ErrInvalid.
+func TestReadResources(t *testing.T) {
+	dir := t.TempDir()
+	file := func(data string) string {
+		p := filepath.Join(dir, "r.json")
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	r, err := readResources(file(`{"memory":{"limit":134217728},"pids":{"limit":10},"cpu":{"cpus":"0"},"devices":[{"allow":false,"access":"rwm"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *r.MemoryLimit != 128<<20 || *r.PidsLimit != 10 || r.CPUs != "0" {
+		t.Errorf("resources %+v", r)
+	}
+	if r.MemorySwap != nil || r.CPUShares != nil || r.Devices != nil {
+		t.Errorf("fields not in the JSON are set: %+v", r)
+	}
+	for _, bad := range []string{`{"memory":`, `{"memory":{"limit":10,"swap":5}}`, `{"cpu":{"quota":10}}`} {
+		if _, err := readResources(file(bad)); !errors.Is(err, spec.ErrInvalid) {
+			t.Errorf("readResources(%s) = %v, want ErrInvalid", bad, err)
+		}
+	}
+}
 
 func TestParseMemory(t *testing.T) {
 	good := map[string]int64{
