@@ -12,16 +12,6 @@ import (
 // ErrInit marks a failure the constructor reported.
 var ErrInit = errors.New("container init")
 
-// Run sends r over the handshake socket fd and answers the constructor until
-// it reports the pid that goes on into Go. writeMaps is called when a new user
-// namespace waits for its id maps, with the pid whose maps to write.
-func Run(fd int, childPid int, r Request, writeMaps func(pid int) error) (int, error) {
-	if err := Send(fd, r); err != nil {
-		return 0, err
-	}
-	return Await(fd, childPid, writeMaps)
-}
-
 // Send sends r over the handshake socket fd. The constructor gets on with
 // it while the caller does other work before Await.
 func Send(fd int, r Request) error {
