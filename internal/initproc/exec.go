@@ -211,11 +211,14 @@ func lookPath(name string, env []string) (string, error) {
 			path = kv[5:]
 		}
 	}
+	// dir+"/"+name as the shell and the constructor's find_exec put it,
+	// not filepath.Join, which would clean it: the process sees the path
+	// it was started by as $0 of a script and in /proc/self/cmdline.
 	for _, dir := range filepath.SplitList(path) {
 		if dir == "" {
 			dir = "."
 		}
-		p := filepath.Join(dir, name)
+		p := dir + "/" + name
 		if checkExecutable(p) == nil {
 			return p, nil
 		}

@@ -73,12 +73,30 @@
 #define CLONE_NEWTIME 0x00000080
 #endif
 
+#include "errnos.h"
+
 #define MAX_JOINS 16
 #define REQ_MAX 8192
 
 static int sync_fd = -1;
 /* Once the parent was told "ready", failures go to stderr, as in Go's init. */
 static int told_ready;
+
+/*
+ * errtext words errno e as Go does (errnos.h is generated from Go's table),
+ * so a failure reads the same whichever of the constructor and Go's init
+ * met it.
+ */
+static const char *errtext(int e)
+{
+	static char unknown[32];
+	int n = sizeof(go_errno_text) / sizeof(go_errno_text[0]);
+
+	if (e > 0 && e < n && go_errno_text[e] != NULL)
+		return go_errno_text[e];
+	snprintf(unknown, sizeof(unknown), "errno %d", e);
+	return unknown;
+}
 
 static void say(const char *fmt, ...)
 {
@@ -94,10 +112,10 @@ static void say(const char *fmt, ...)
 static void die(const char *what)
 {
 	if (told_ready) {
-		fprintf(stderr, "lkc init: %s: %s\n", what, strerror(errno));
+		fprintf(stderr, "lkc init: %s: %s\n", what, errtext(errno));
 		_exit(127);
 	}
-	say("error %s: %s", what, strerror(errno));
+	say("error %s: %s", what, errtext(errno));
 	_exit(1);
 }
 
@@ -373,14 +391,19 @@ static void parse_plan(char *buf, size_t len, struct plan *p)
 	}
 }
 
-static int executable(const char *path)
+/* executable returns 0 for an executable file, else an error worded as
+ * initproc.checkExecutable's (and runc's): "stat <path>: ..." when stat
+ * fails, "<path>: permission denied" when path is not executable. */
+static int executable(const char *path, char *err, size_t size)
 {
 	struct stat st;
 
-	if (stat(path, &st) < 0)
+	if (stat(path, &st) < 0) {
+		snprintf(err, size, "stat %s: %s", path, errtext(errno));
 		return -1;
+	}
 	if (S_ISDIR(st.st_mode) || (st.st_mode & 0111) == 0) {
-		errno = EACCES;
+		snprintf(err, size, "%s: %s", path, errtext(EACCES));
 		return -1;
 	}
 	return 0;
@@ -395,8 +418,10 @@ static char *find_exec(struct plan *p)
 	char *cand;
 
 	if (strchr(name, '/') != NULL) {
-		if (executable(name) < 0) {
-			say("error exec \"%s\": %s: %s", name, name, strerror(errno));
+		char err[256];
+
+		if (executable(name, err, sizeof(err)) < 0) {
+			say("error exec \"%s\": %s", name, err);
 			_exit(1);
 		}
 		return (char *)name;
@@ -409,12 +434,13 @@ static char *find_exec(struct plan *p)
 		die("looking up the executable");
 	for (const char *dir = path;; dir++) {
 		size_t n = strcspn(dir, ":");
+		char err[256];
 
 		if (n == 0)
 			sprintf(cand, "./%s", name);
 		else
 			sprintf(cand, "%.*s/%s", (int)n, dir, name);
-		if (executable(cand) == 0)
+		if (executable(cand, err, sizeof(err)) == 0)
 			return cand;
 		dir += n;
 		if (*dir == '\0')
@@ -531,7 +557,7 @@ static void exec_plan(void)
 		p.prog.len = n / sizeof(struct sock_filter);
 	}
 	if (chdir(p.cwd) < 0) {
-		say("error process.cwd %s: %s", p.cwd, strerror(errno));
+		say("error process.cwd %s: %s", p.cwd, errtext(errno));
 		_exit(1);
 	}
 	/* Nothing of lkc's may leak into the container (CVE-2024-21626). */
@@ -552,7 +578,7 @@ static void exec_plan(void)
 		load_seccomp(&p);
 	}
 	execve(path, p.argv, p.envp);
-	fprintf(stderr, "lkc init: exec %s: %s\n", path, strerror(errno));
+	fprintf(stderr, "lkc init: exec %s: %s\n", path, errtext(errno));
 	_exit(127);
 }
 

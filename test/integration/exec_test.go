@@ -174,43 +174,6 @@ func TestExecCgroup(t *testing.T) {
 	e.mustLkc("delete", "--force", id)
 }
 
-// TestExecPlanAndGoInitAgree: a plain exec is finished by the nsenter
-// constructor in C, one with rlimits by Go's init (nsenter.Plannable). Both
-// must set the process up alike: credentials, capabilities, no_new_privs,
-// the container's seccomp filter, umask, HOME, cwd, env and no stray fds.
-func TestExecPlanAndGoInitAgree(t *testing.T) {
-	e := newEnv(t)
-	id, _ := e.runningPid(withSeccomp(denyMkdir()))
-	script := `grep -E "^(Uid|Gid|Groups|Cap...|NoNewPrivs|Seccomp):" /proc/self/status; umask; ` +
-		`echo "home=$HOME x=$X cwd=$(pwd)"; ls /proc/self/fd; mkdir /tmp/m 2>/dev/null || echo mkdir-denied`
-	process := func(extra string) string {
-		p := filepath.Join(t.TempDir(), "process.json")
-		spec := `{"args":["sh","-c",` + strconv.Quote(script) + `],"env":["PATH=/bin","X=1"],"cwd":"/tmp",` +
-			`"user":{"uid":1000,"gid":1001,"additionalGids":[2000,2001],"umask":63},"noNewPrivileges":true,` +
-			`"capabilities":{"bounding":["CAP_CHOWN","CAP_NET_RAW"],"effective":["CAP_CHOWN"],` +
-			`"permitted":["CAP_CHOWN","CAP_NET_RAW"],"inheritable":["CAP_CHOWN"],"ambient":["CAP_CHOWN"]}` + extra + `}`
-		if err := os.WriteFile(p, []byte(spec), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	inC := e.mustLkc("exec", "--process", process(""), id)
-	inGo := e.mustLkc("exec", "--process", process(`,"rlimits":[{"type":"RLIMIT_NOFILE","hard":1024,"soft":1024}]`), id)
-	if inC != inGo {
-		t.Errorf("the same process set up by the constructor:\n%s\nand by Go's init:\n%s", inC, inGo)
-	}
-	for _, want := range []string{"Uid:\t1000\t1000\t1000", "Gid:\t1001\t1001\t1001", "Groups:\t2000 2001",
-		"CapEff:\t0000000000000001", "CapBnd:\t0000000000002001", "CapAmb:\t0000000000000001",
-		"NoNewPrivs:\t1", "Seccomp:\t2", "0077", "home=/ x=1 cwd=/tmp", "mkdir-denied"} {
-		if !strings.Contains(inC, want) {
-			t.Errorf("exec set up by the constructor lacks %q:\n%s", want, inC)
-		}
-	}
-	if fds := strings.Fields(inC[strings.Index(inC, "cwd=/tmp")+8 : strings.Index(inC, "mkdir-denied")]); len(fds) != 4 {
-		t.Errorf("exec has fds %v, want 0-2 and ls's own", fds)
-	}
-}
-
 // TestExecStdioArePipes checks that a foreground exec gives the process
 // pipes, as runc does, never lkc's own stdio files (here a host file, which
 // the process could reopen through /proc/self/fd), and that the pipes carry
