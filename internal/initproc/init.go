@@ -85,45 +85,41 @@ func fail(fd int, err error) int {
 // waits on fifo to be started, or a process exec'd into a running one.
 type prepared struct {
 	c          *config.Config
-	fifo       *os.File // nil for exec
-	path       string   // the resolved executable
-	env        []string // the process's environment, with HOME
-	startState []byte   // what startContainer hooks read
+	fifo       *os.File          // nil for exec
+	plan       *nsenter.Prepared // the last steps, in C (plan.c)
+	startState []byte            // what startContainer hooks read
 	// seccompState is sent to the seccomp listener with the notify fd.
 	seccompState []byte
-	// seccompProg and seccompFlags are the filter built during create.
-	seccompProg  []byte
-	seccompFlags uint
 }
 
 // prepareExec readies a process that joins a running container.
 func prepareExec(msg *Message) (*prepared, error) {
-	if err := setupProcess(msg.Config, msg.PreserveFDs, false); err != nil {
+	if err := setupProcess(msg.Config, false); err != nil {
 		return nil, err
 	}
 	p := &prepared{c: msg.Config, seccompState: msg.SeccompState}
-	return p, p.check()
+	return p, p.check(msg.PreserveFDs)
 }
 
 // check does, before init reports ready, the work and the checks of the
-// exec step that can fail: resolving the executable, the environment, the
-// seccomp filter, and whether the capabilities can be granted at all.
-// Everything that can fail before the process runs fails create (or
-// exec) this way, not start.
-func (p *prepared) check() error {
+// exec step that can fail: the seccomp filter, the working directory,
+// closing lkc's fds (all but preserve after stdio), resolving the
+// executable, the environment, and whether the capabilities and hard
+// limits can be granted at all. Everything that can fail before the
+// process runs fails create (or exec) this way, not start.
+func (p *prepared) check(preserve int) error {
 	proc := &p.c.Process
-	var err error
-	if p.path, err = lookPath(proc.Args[0], proc.Env); err != nil {
+	plan, err := p.planFor(preserve)
+	if err != nil {
 		return err
 	}
-	p.env = withHome(proc.Env, proc.UID)
+	if p.plan, err = nsenter.Prepare(plan); err != nil {
+		return err
+	}
 	if err := checkCaps(proc.Capabilities); err != nil {
 		return err
 	}
-	if err := raiseHardLimits(proc.Rlimits); err != nil {
-		return err
-	}
-	return p.buildSeccomp()
+	return raiseHardLimits(proc.Rlimits)
 }
 
 // raiseHardLimits raises now each hard limit the process is to have above
@@ -181,11 +177,11 @@ func create(sync int, msg *Message) (*prepared, error) {
 	if err := buildRoot(sync, msg); err != nil {
 		return nil, err
 	}
-	if err := setupProcess(c, msg.PreserveFDs, true); err != nil {
+	if err := setupProcess(c, true); err != nil {
 		return nil, err
 	}
 	p := &prepared{c: c, fifo: fifo, startState: msg.StartState, seccompState: msg.SeccompState}
-	return p, p.check()
+	return p, p.check(msg.PreserveFDs)
 }
 
 // makeCwd creates the process's working directory when the image lacks
@@ -272,9 +268,9 @@ func setupSystem(c *config.Config) error {
 }
 
 // setupProcess sets what the process inherits: terminal (the container's
-// /dev/console too, for its init), oom score, personality, working
-// directory, and no stray fds. The rlimits wait for exec.
-func setupProcess(c *config.Config, preserve int, isInit bool) error {
+// /dev/console too, for its init), oom score and personality. The working
+// directory, fds and rlimits are the plan's (check, exec).
+func setupProcess(c *config.Config, isInit bool) error {
 	p := &c.Process
 	if p.Terminal {
 		if err := setupConsole(p, isInit); err != nil {
@@ -296,16 +292,6 @@ func setupProcess(c *config.Config, preserve int, isInit bool) error {
 		if _, _, errno := unix.RawSyscall(unix.SYS_PERSONALITY, uintptr(*c.Personality), 0, 0); errno != 0 {
 			return fmt.Errorf("personality %#x: %w", *c.Personality, errno)
 		}
-	}
-	if err := unix.Chdir(p.Cwd); err != nil {
-		return fmt.Errorf("process.cwd %s: %w", p.Cwd, err)
-	}
-	return closeExtraFds(3 + preserve)
-}
-
-func setRlimit(r config.Rlimit) error {
-	if err := unix.Setrlimit(r.Type, &unix.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
-		return fmt.Errorf("setrlimit %s soft %d hard %d: %w", r.Name, r.Soft, r.Hard, err)
 	}
 	return nil
 }
@@ -361,15 +347,6 @@ func bindConsole(slavePath string) error {
 	}
 	f.Close()
 	return unix.Mount(slavePath, "/dev/console", "", unix.MS_BIND, "")
-}
-
-// closeExtraFds marks every fd from first on close-on-exec, so nothing of
-// lkc's leaks into the container (CVE-2024-21626 class).
-func closeExtraFds(first int) error {
-	if err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("close_range(%d, CLOEXEC): %w", first, err)
-	}
-	return nil
 }
 
 func (p *prepared) waitStart() error {

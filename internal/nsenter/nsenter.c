@@ -35,9 +35,10 @@
  * Why `exec` is done in C: a process joining a running container needs
  * nothing of Go's once it is in the namespaces, and starting the Go runtime
  * (threads, CPUID traps on this kind of VM, page faults) was the largest
- * part of `lkc exec`'s latency. So when the process is plain -- no terminal,
- * no seccomp notify listener, no rlimits or oom score to set -- the parent
- * sends, after "pid", a plan: NUL-terminated records, one per field,
+ * part of `lkc exec`'s latency (docs/exec.md: 1.4 times the wall time
+ * without it). So when the process is plain -- no terminal, no seccomp
+ * notify listener, no rlimits or oom score to set -- the parent sends,
+ * after "pid", a plan: NUL-terminated records, one per field,
  *   arg <s>  env <s>     argv and envp, in order
  *   cwd <dir>            working directory
  *   uid <n>  gid <n>  group <n>   credentials; group repeats
@@ -46,17 +47,14 @@
  *   nnp                  no_new_privs
  *   preserve <n>         fds 3..3+n-1 stay open
  *   seccomp <flags>      a BPF program follows, in a message of its own
- * and this process carries it out in the order internal/initproc does for
- * the Go path, which stays for everything else.
+ * and this process carries it out with plan.c, the one implementation of
+ * a process's last steps: Go's init runs the same code through cgo for
+ * every other process (with two more records, "rlimit <type> <soft>
+ * <hard> <name>" and "notify <fd>", the seccomp listener's connection).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <linux/capability.h>
-#include <linux/close_range.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -64,8 +62,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -73,30 +69,12 @@
 #define CLONE_NEWTIME 0x00000080
 #endif
 
-#include "errnos.h"
+#include "plan.h"
 
 #define MAX_JOINS 16
 #define REQ_MAX 8192
 
 static int sync_fd = -1;
-/* Once the parent was told "ready", failures go to stderr, as in Go's init. */
-static int told_ready;
-
-/*
- * errtext words errno e as Go does (errnos.h is generated from Go's table),
- * so a failure reads the same whichever of the constructor and Go's init
- * met it.
- */
-static const char *errtext(int e)
-{
-	static char unknown[32];
-	int n = sizeof(go_errno_text) / sizeof(go_errno_text[0]);
-
-	if (e > 0 && e < n && go_errno_text[e] != NULL)
-		return go_errno_text[e];
-	snprintf(unknown, sizeof(unknown), "errno %d", e);
-	return unknown;
-}
 
 static void say(const char *fmt, ...)
 {
@@ -111,11 +89,7 @@ static void say(const char *fmt, ...)
 
 static void die(const char *what)
 {
-	if (told_ready) {
-		fprintf(stderr, "lkc init: %s: %s\n", what, errtext(errno));
-		_exit(127);
-	}
-	say("error %s: %s", what, errtext(errno));
+	say("error %s: %s", what, lkc_errtext(errno));
 	_exit(1);
 }
 
@@ -312,273 +286,27 @@ static char *recv_whole(size_t *len)
 	return buf;
 }
 
-struct plan {
-	char **argv, **envp;
-	int argc, envc;
-	const char *cwd;
-	uid_t uid;
-	gid_t gid, *groups;
-	int ngroups;
-	int umask; /* -1: inherited */
-	int has_caps;
-	unsigned long long caps[5]; /* bounding effective permitted inheritable ambient */
-	int nnp;
-	int preserve;
-	int has_seccomp;
-	unsigned int seccomp_flags;
-	struct sock_fprog prog;
-};
-
-/* field returns the value of record rec if its key is key, else NULL. */
-static const char *field(const char *rec, const char *key)
-{
-	size_t n = strlen(key);
-
-	if (strncmp(rec, key, n) != 0)
-		return NULL;
-	if (rec[n] == ' ')
-		return rec + n + 1;
-	return rec[n] == '\0' ? rec + n : NULL;
-}
-
-static void parse_plan(char *buf, size_t len, struct plan *p)
-{
-	size_t nrec = 0;
-	const char *v;
-
-	for (size_t i = 0; i < len; i++)
-		nrec += buf[i] == '\0';
-	/* One slot more in envp for HOME, one for the terminating NULL. */
-	p->argv = calloc(nrec + 1, sizeof(char *));
-	p->envp = calloc(nrec + 2, sizeof(char *));
-	p->groups = calloc(nrec + 1, sizeof(gid_t));
-	if (!p->argv || !p->envp || !p->groups)
-		die("parsing the exec plan");
-	p->umask = -1;
-	for (char *rec = buf; rec < buf + len; rec += strlen(rec) + 1) {
-		if ((v = field(rec, "arg")))
-			p->argv[p->argc++] = (char *)v;
-		else if ((v = field(rec, "env")))
-			p->envp[p->envc++] = (char *)v;
-		else if ((v = field(rec, "cwd")))
-			p->cwd = v;
-		else if ((v = field(rec, "uid")))
-			p->uid = strtoul(v, NULL, 10);
-		else if ((v = field(rec, "gid")))
-			p->gid = strtoul(v, NULL, 10);
-		else if ((v = field(rec, "group")))
-			p->groups[p->ngroups++] = strtoul(v, NULL, 10);
-		else if ((v = field(rec, "umask")))
-			p->umask = strtol(v, NULL, 8);
-		else if ((v = field(rec, "caps")))
-			p->has_caps = sscanf(v, "%llx %llx %llx %llx %llx", &p->caps[0], &p->caps[1],
-					     &p->caps[2], &p->caps[3], &p->caps[4]) == 5;
-		else if (field(rec, "nnp"))
-			p->nnp = 1;
-		else if ((v = field(rec, "preserve")))
-			p->preserve = atoi(v);
-		else if ((v = field(rec, "seccomp"))) {
-			p->has_seccomp = 1;
-			p->seccomp_flags = strtoul(v, NULL, 10);
-		} else {
-			errno = EINVAL;
-			die(rec);
-		}
-	}
-	if (p->argc == 0 || p->cwd == NULL) {
-		errno = EINVAL;
-		die("exec plan without args or cwd");
-	}
-}
-
-/* executable returns 0 for an executable file, else an error worded as
- * initproc.checkExecutable's (and runc's): "stat <path>: ..." when stat
- * fails, "<path>: permission denied" when path is not executable. */
-static int executable(const char *path, char *err, size_t size)
-{
-	struct stat st;
-
-	if (stat(path, &st) < 0) {
-		snprintf(err, size, "stat %s: %s", path, errtext(errno));
-		return -1;
-	}
-	if (S_ISDIR(st.st_mode) || (st.st_mode & 0111) == 0) {
-		snprintf(err, size, "%s: %s", path, errtext(EACCES));
-		return -1;
-	}
-	return 0;
-}
-
-/* find_exec resolves argv[0] in the container as a shell would, with the
- * PATH of the process's own environment. */
-static char *find_exec(struct plan *p)
-{
-	const char *name = p->argv[0];
-	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	char *cand;
-
-	if (strchr(name, '/') != NULL) {
-		char err[256];
-
-		if (executable(name, err, sizeof(err)) < 0) {
-			say("error exec \"%s\": %s", name, err);
-			_exit(1);
-		}
-		return (char *)name;
-	}
-	for (int i = 0; i < p->envc; i++)
-		if (strncmp(p->envp[i], "PATH=", 5) == 0)
-			path = p->envp[i] + 5;
-	cand = malloc(strlen(path) + strlen(name) + 3);
-	if (cand == NULL)
-		die("looking up the executable");
-	for (const char *dir = path;; dir++) {
-		size_t n = strcspn(dir, ":");
-		char err[256];
-
-		if (n == 0)
-			sprintf(cand, "./%s", name);
-		else
-			sprintf(cand, "%.*s/%s", (int)n, dir, name);
-		if (executable(cand, err, sizeof(err)) == 0)
-			return cand;
-		dir += n;
-		if (*dir == '\0')
-			break;
-	}
-	say("error exec \"%s\": executable file not found in $PATH", name);
-	_exit(1);
-}
-
-/* add_home sets HOME from the container's /etc/passwd (or "/") when the
- * environment lacks it, as runc does. */
-static void add_home(struct plan *p)
-{
-	static char line[4096];
-	const char *home = "/";
-	char uid[16];
-	FILE *f;
-
-	for (int i = 0; i < p->envc; i++)
-		if (strncmp(p->envp[i], "HOME=", 5) == 0)
-			return;
-	snprintf(uid, sizeof(uid), "%u", (unsigned)p->uid);
-	f = fopen("/etc/passwd", "re");
-	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-		char *fields[7] = {0}, *tok = line;
-		int n = 0;
-
-		line[strcspn(line, "\n")] = '\0';
-		/* strsep, not strtok: empty fields count. */
-		while (n < 7 && (fields[n] = strsep(&tok, ":")) != NULL)
-			n++;
-		if (n >= 6 && strcmp(fields[2], uid) == 0 && fields[5][0] != '\0') {
-			home = fields[5];
-			break;
-		}
-	}
-	p->envp[p->envc] = malloc(strlen(home) + 6);
-	if (p->envp[p->envc] == NULL)
-		die("setting HOME");
-	sprintf(p->envp[p->envc++], "HOME=%s", home);
-	if (f != NULL)
-		fclose(f);
-}
-
-static void load_seccomp(struct plan *p)
-{
-	if (p->has_seccomp && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &p->prog) < 0)
-		die("loading the seccomp filter");
-}
-
-/* set_user switches to the process's user and groups and leaves it exactly
- * the configured capabilities (initproc.setUser, for the Go path). */
-static void set_user(struct plan *p)
-{
-	if (p->has_caps) {
-		for (int c = 0; c < 64; c++) {
-			if (p->caps[0] & (1ULL << c))
-				continue;
-			if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
-				if (errno == EINVAL)
-					break; /* past the kernel's last capability */
-				die("dropping a capability from the bounding set");
-			}
-		}
-		if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
-			die("prctl(PR_SET_KEEPCAPS)");
-	}
-	if (setgroups(p->ngroups, p->groups) < 0 && (p->ngroups > 0 || errno != EPERM))
-		die("setgroups");
-	if (setresgid(p->gid, p->gid, p->gid) < 0)
-		die("setting gid");
-	if (setresuid(p->uid, p->uid, p->uid) < 0)
-		die("setting uid");
-	if (!p->has_caps)
-		return;
-	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
-		die("prctl(PR_SET_KEEPCAPS)");
-	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
-	struct __user_cap_data_struct data[2];
-	for (int i = 0; i < 2; i++) {
-		data[i].effective = p->caps[1] >> (32 * i);
-		data[i].permitted = p->caps[2] >> (32 * i);
-		data[i].inheritable = p->caps[3] >> (32 * i);
-	}
-	if (syscall(SYS_capset, &hdr, data) < 0)
-		die("capset");
-	for (int c = 0; c < 64; c++) {
-		/* Only permitted and inheritable ones can be raised; like the Go
-		 * path, runc and crun, skip the others. */
-		if ((p->caps[4] & (1ULL << c)) &&
-		    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0 && errno != EPERM)
-			die("raising an ambient capability");
-	}
-}
-
 /*
- * exec_plan finishes an `lkc exec` without Go: it receives the plan, sets
- * the process up, reports ready and execs. The seccomp filter goes in as
- * late as it can: right before execve with no_new_privs, else before the
- * credentials change (loading needs CAP_SYS_ADMIN then).
+ * exec_plan finishes an `lkc exec` without Go: it receives the plan and the
+ * seccomp program, prepares (plan.c), reports ready and execs.
  */
 static void exec_plan(void)
 {
-	struct plan p = {0};
-	size_t len;
+	static char err[LKC_ERRLEN];
+	size_t len, proglen = 0;
 	char *buf = recv_whole(&len);
-	char *path;
+	struct lkc_plan *p = lkc_plan_parse(buf, len, err);
+	void *prog = NULL;
 
-	parse_plan(buf, len, &p);
-	if (p.has_seccomp) {
-		size_t n;
-
-		p.prog.filter = (struct sock_filter *)recv_whole(&n);
-		p.prog.len = n / sizeof(struct sock_filter);
-	}
-	if (chdir(p.cwd) < 0) {
-		say("error process.cwd %s: %s", p.cwd, errtext(errno));
+	if (p != NULL && lkc_plan_has_seccomp(p))
+		prog = recv_whole(&proglen);
+	if (p == NULL || lkc_plan_prepare(p, prog, proglen, err) < 0) {
+		say("error %s", err);
 		_exit(1);
 	}
-	/* Nothing of lkc's may leak into the container (CVE-2024-21626). */
-	if (syscall(SYS_close_range, 3 + p.preserve, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		die("close_range");
-	path = find_exec(&p);
-	add_home(&p);
 	say("ready");
-	told_ready = 1;
-	if (p.umask >= 0)
-		umask(p.umask);
-	if (!p.nnp)
-		load_seccomp(&p);
-	set_user(&p);
-	if (p.nnp) {
-		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-			die("prctl(PR_SET_NO_NEW_PRIVS)");
-		load_seccomp(&p);
-	}
-	execve(path, p.argv, p.envp);
-	fprintf(stderr, "lkc init: exec %s: %s\n", path, errtext(errno));
+	lkc_plan_exec(p, NULL, 0, err);
+	fprintf(stderr, "lkc init: %s\n", err);
 	_exit(127);
 }
 

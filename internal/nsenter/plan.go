@@ -9,9 +9,12 @@ import (
 	"github.com/lkc-containers/lkc/internal/config"
 )
 
-// Plan is a process for `lkc exec` that the constructor starts itself once
-// it is in the container's namespaces, without the Go runtime (nsenter.c
-// says why). The request carries Exec; SendPlan follows the "pid" reply.
+// Plan is what the last steps of starting a process (plan.c) need: the
+// process's fields and the container's seccomp filter. For a plain `lkc
+// exec` the constructor carries it out without the Go runtime (nsenter.c
+// says why): the request carries Exec, and SendPlan follows the "pid"
+// reply. For every other process Go's init carries it out through the same
+// C code (Prepare).
 type Plan struct {
 	Process     *config.Process
 	PreserveFDs int
@@ -19,11 +22,17 @@ type Plan struct {
 	// sock_filter array) with its SECCOMP_FILTER_FLAG_* flags; nil for none.
 	Seccomp      []byte
 	SeccompFlags uint
+	// NotifyConn is the connection to the seccomp listener that gets the
+	// notify fd with NotifyState, when the filter has
+	// SECCOMP_FILTER_FLAG_NEW_LISTENER; 0 for none. Go's init only.
+	NotifyConn  int
+	NotifyState []byte
 }
 
 // Plannable says whether the constructor can start p: everything but a
-// terminal, rlimits, an oom score and an AppArmor profile or SELinux
-// label, which stay with Go's init.
+// terminal, an oom score and an AppArmor profile or SELinux label, which
+// are Go's init's steps, and rlimits, whose hard limits Go's init checks
+// it can raise before it reports ready.
 func Plannable(p *config.Process) bool {
 	return !p.Terminal && len(p.Rlimits) == 0 && p.OOMScoreAdj == nil &&
 		p.ApparmorProfile == "" && p.SelinuxLabel == ""
@@ -53,6 +62,9 @@ func (p Plan) Encode() []byte {
 	for _, g := range proc.AdditionalGids {
 		rec("group", strconv.FormatUint(uint64(g), 10))
 	}
+	for _, r := range proc.Rlimits {
+		rec("rlimit", fmt.Sprintf("%d %d %d %s", r.Type, r.Soft, r.Hard, r.Name))
+	}
 	if proc.Umask != nil {
 		rec("umask", strconv.FormatUint(uint64(*proc.Umask), 8))
 	}
@@ -68,6 +80,9 @@ func (p Plan) Encode() []byte {
 	}
 	if p.Seccomp != nil {
 		rec("seccomp", strconv.FormatUint(uint64(p.SeccompFlags), 10))
+	}
+	if p.NotifyConn > 0 {
+		rec("notify", strconv.Itoa(p.NotifyConn))
 	}
 	return b
 }

@@ -24,7 +24,7 @@ import (
 // Program builds c's filter as a BPF program (struct sock_filter array)
 // and the SECCOMP_FILTER_FLAG_* flags to load it with (NEW_LISTENER when a
 // rule uses "notify"), for a process that loads it itself with seccomp(2)
-// (Install, or the nsenter constructor for an `lkc exec`). The program is
+// (internal/nsenter/plan.c, in the constructor or Go's init). The program is
 // built before it is needed: libseccomp allocates as it builds, and the
 // process that loads it may by then live under the container's rlimits
 // (an RLIMIT_AS below what the Go runtime has reserved fails every mmap).
