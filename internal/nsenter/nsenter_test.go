@@ -171,6 +171,12 @@ func TestPlanEncode(t *testing.T) {
 	if got := string(plain.Encode()); got != "arg true\x00cwd /\x00uid 0\x00gid 0\x00" {
 		t.Errorf("a plain process encodes as %q", got)
 	}
+	goInit := Plan{Process: &config.Process{Args: []string{"true"}, Cwd: "/",
+		Rlimits: []config.Rlimit{{Name: "RLIMIT_NOFILE", Type: 7, Soft: 10, Hard: ^uint64(0)}}},
+		NotifyConn: 5, NotifyState: []byte("{}")}
+	if got := string(goInit.Encode()); got != "arg true\x00cwd /\x00uid 0\x00gid 0\x00rlimit 7 10 18446744073709551615 RLIMIT_NOFILE\x00notify 5\x00" {
+		t.Errorf("a process with rlimits and a seccomp listener encodes as %q", got)
+	}
 	if got := string(Request{Fork: true, Exec: true}.Encode()); got != "fork\nexec\n" {
 		t.Errorf("an exec request encodes as %q", got)
 	}
