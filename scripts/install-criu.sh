@@ -62,19 +62,6 @@ case $prefix in
 esac
 [ "$prefix" != "" ] && [ "$prefix" != /usr ] && [ "$prefix" != /opt ] || die "refusing prefix '$prefix'"
 
-# drop_kdat_tmp removes the empty /run/criu.kdat.tmp a CRIU run leaves on
-# a /run that is not a tmpfs: CRIU opens it (O_EXCL) to save its kernel-probe
-# cache, finds it cannot keep the cache there and returns without removing
-# it. No CRIU ever fills it on such a /run, and a CRIU that finds it there
-# never saves its cache, even in a tmpfs lent to it (lkc lends none of the
-# host's criu.kdat* files, docs/criu.md).
-drop_kdat_tmp() {
-  local tmp=/run/criu.kdat.tmp
-  if [ "$(stat -f -c %T /run)" != tmpfs ] && [ -f "$tmp" ] && [ ! -s "$tmp" ]; then
-    rm -f "$tmp"
-  fi
-}
-
 # link_on_path makes `criu` on the standard PATH this CRIU, unless one new
 # enough is there already; a link to the wrapper it made before is kept.
 link_on_path() {
@@ -110,7 +97,7 @@ verify() {
   out=$("$wrapper" check 2>&1)
   rc=$?
   set -e
-  drop_kdat_tmp
+  "$(dirname "${BASH_SOURCE[0]}")/drop-kdat-tmp"
   if [ $rc -eq 0 ]; then
     say "criu check: $(tail -1 <<<"$out")"
   else

@@ -20,12 +20,7 @@ export LKC_BINARY=$repo/bin/lkc
 log=$(mktemp /tmp/lkc-test.XXXXXX.log)
 status=0
 go test -count=1 -timeout 20m -v ./... >"$log" 2>&1 || status=$?
-# The CRIU runs of the tests (runc's and Podman's checkpoints, criu check)
-# leave an empty /run/criu.kdat.tmp where /run is not a tmpfs; it is junk
-# there (install-criu.sh, drop_kdat_tmp), and the suite leaves nothing.
-if [ "$(stat -f -c %T /run)" != tmpfs ] && [ -f /run/criu.kdat.tmp ] && [ ! -s /run/criu.kdat.tmp ]; then
-  rm -f /run/criu.kdat.tmp
-fi
+./scripts/drop-kdat-tmp # the empty file the tests' host CRIU runs leave
 
 # Fuzz targets: each runs for a fixed budget on top of its committed corpus
 # (testdata/fuzz/<target>); a crasher is written there and fails the run.
