@@ -66,12 +66,7 @@ func load(root, id string, exclusive bool) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := dir.Load()
-	if err != nil {
-		dir.Close()
-		return nil, err
-	}
-	return &Container{st: st, dir: dir}, nil
+	return fromDir(dir, false)
 }
 
 // peek loads the container for a reader that must not wait: under a
@@ -85,6 +80,12 @@ func peek(root, id string) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	return fromDir(dir, busy)
+}
+
+// fromDir loads the container whose directory dir is open; on failure it
+// closes dir.
+func fromDir(dir *state.Dir, busy bool) (*Container, error) {
 	st, err := dir.Load()
 	if err != nil {
 		dir.Close()

@@ -116,8 +116,7 @@ func Create(root, id string) (*Dir, error) {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(path, creatingMark), nil, 0o600); err != nil {
-		d.Remove()
-		d.Close()
+		d.Remove() // closes d too
 		return nil, fmt.Errorf("marking container %s as being created: %w", id, err)
 	}
 	return d, nil
