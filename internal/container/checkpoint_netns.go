@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/lkc-containers/lkc/internal/checkpoint"
+	"github.com/lkc-containers/lkc/internal/cleanup"
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/netns"
 )
@@ -131,7 +132,7 @@ func (c *Container) criuInsideNetns(o CheckpointOpts) bool {
 // namespace once built and hands it to CRIU's request; the restore then
 // needs no network lock either. The caller closes the namespace once CRIU
 // is done; undo removes it, and its veths, if the restore fails.
-func startNetns(imageDir string, cfg *config.Config, external []string, undo *cleanups) (wait func(*checkpoint.Request) (*netns.Namespace, error), err error) {
+func startNetns(imageDir string, cfg *config.Config, external []string, undo *cleanup.Stack) (wait func(*checkpoint.Request) (*netns.Namespace, error), err error) {
 	data, err := os.ReadFile(filepath.Join(imageDir, netnsFile))
 	if os.IsNotExist(err) {
 		return nil, nil
@@ -146,7 +147,7 @@ func startNetns(imageDir string, cfg *config.Config, external []string, undo *cl
 	if err := json.Unmarshal(data, &snap); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", netnsFile, err)
 	}
-	done := inBackground(func() (*netns.Namespace, error) { return snap.Build(vethPeers(external)) },
+	done := cleanup.Background(func() (*netns.Namespace, error) { return snap.Build(vethPeers(external)) },
 		func(ns *netns.Namespace) { ns.Remove() }, undo)
 	inside := CriuInNetns(imageDir)
 	return func(req *checkpoint.Request) (*netns.Namespace, error) {

@@ -105,9 +105,9 @@ func emptyDir(path string) (bool, error) {
 // tmpfsSources mounts, under <stateDir>/criu-tmpfs, the tmpfs mounts a
 // restore may bind in place of those rebuiltTmpfsMounts named, and returns
 // their mapping. The container's binds keep them once the caller detaches
-// lkc's own with releaseTmpfsSources; unused ones go then.
+// lkc's own with mount.ReleaseTmpfsStaging; unused ones go then.
 func tmpfsSources(stateDir string, cfg *config.Config, cgPaths map[string]string) ([]checkpoint.ExtMount, error) {
-	dir := filepath.Join(stateDir, "criu-tmpfs")
+	dir := filepath.Join(stateDir, mount.StagingTmpfs)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the tmpfs sources: %w", err)
 	}
@@ -153,25 +153,6 @@ func mountTmpfs(dir, source string, flags uintptr, data string) error {
 	return nil
 }
 
-// releaseTmpfsSources detaches and removes what tmpfsSources mounted (a
-// killed restore's too); the container's own binds stay.
-func releaseTmpfsSources(stateDir string) error {
-	dir := filepath.Join(stateDir, "criu-tmpfs")
-	names, err := readDirNames(dir)
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		p := filepath.Join(dir, n)
-		if err := detachAll(p); err != nil {
-			return err
-		}
-		os.Remove(p)
-	}
-	os.Remove(dir)
-	return nil
-}
-
 func readDirNames(dir string) ([]string, error) {
 	d, err := os.Open(dir)
 	if os.IsNotExist(err) {
@@ -206,10 +187,10 @@ func devAsBuilt(stateDir string, cfg *config.Config, pid int) (bool, error) {
 	if !devRebuildable(cfg) {
 		return false, nil
 	}
-	scratch := filepath.Join(stateDir, devCheckDir)
+	scratch := filepath.Join(stateDir, mount.StagingDevCheck)
 	built, err := mount.DevSource(scratch, cfg)
 	defer func() {
-		detachAll(scratch)
+		mount.DetachAll(scratch)
 		os.Remove(filepath.Join(scratch, "dev"))
 		os.Remove(scratch)
 	}()
@@ -223,9 +204,6 @@ func devAsBuilt(stateDir string, cfg *config.Config, pid int) (bool, error) {
 	}
 	return sameTree(dev, built, st.Dev)
 }
-
-// devCheckDir is where devAsBuilt builds its /dev.
-const devCheckDir = "criu-devcheck"
 
 // sameTree compares the container's directory a, on the filesystem dev,
 // with b: the same names, and for each the same type, mode, owner, device

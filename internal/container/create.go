@@ -6,12 +6,12 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/cleanup"
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/initproc"
 	"github.com/lkc-containers/lkc/internal/lsm"
@@ -31,6 +31,9 @@ type CreateOpts struct {
 	consoleConn   *os.File // set by Run to serve the terminal itself
 	NoNewKeyring  bool
 	PreserveFDs   int
+	// OwnBundle records that the caller made the bundle for this container
+	// alone (`lkc serve`): deleting the container removes it.
+	OwnBundle bool
 	// Warn gets failures that must not fail the operation (poststart and
 	// poststop hooks, when run or Run goes on to them); nil drops them.
 	Warn func(error)
@@ -62,16 +65,16 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var undo cleanups
+	var undo cleanup.Stack
 	defer func() {
 		if err != nil {
 			if dir.Deleted() {
 				err = fmt.Errorf("container %s was deleted while being created", o.ID)
 			}
-			undo.run()
+			undo.Run()
 		}
 	}()
-	undo.add(func() { dir.Remove() })
+	undo.Add(func() { dir.Remove() })
 	st, cg, err := o.newState()
 	if err != nil {
 		return nil, err
@@ -141,7 +144,7 @@ func create(o CreateOpts) (_ *Container, err error) {
 // what kills it, after what removes the cgroup so that it runs first: a
 // deferred init joins the cgroup on its own time, and could do so after the
 // cgroup was emptied.
-func startAround(is initSpec, undo *cleanups, makeCgroup func() error) (p *initProc, err error) {
+func startAround(is initSpec, undo *cleanup.Stack, makeCgroup func() error) (p *initProc, err error) {
 	tasks, cloneInto := is.cg.Placement()
 	early := len(tasks) > 0 && cloneInto == "" && is.req.CanDeferCgroups()
 	if early && steplog.On() {
@@ -157,7 +160,7 @@ func startAround(is initSpec, undo *cleanups, makeCgroup func() error) (p *initP
 		p, err = startInit(is, false)
 	}
 	if p != nil {
-		undo.add(p.abort)
+		undo.Add(p.abort)
 	}
 	return p, err
 }
@@ -166,13 +169,13 @@ func startAround(is initSpec, undo *cleanups, makeCgroup func() error) (p *initP
 // mount namespace (mount.BindRootfs says why). It is made before init
 // starts, which mounts beneath it, and recorded at once, so that a failure
 // anywhere or a delete after a crash detaches it.
-func bindCallerRoot(dir *state.Dir, st *state.State, undo *cleanups) error {
+func bindCallerRoot(dir *state.Dir, st *state.State, undo *cleanup.Stack) error {
 	id, err := mount.BindRootfs(st.Rootfs)
 	if err != nil {
 		return err
 	}
 	st.RootfsMount = id
-	undo.add(func() { mount.DetachRootfs(st.Rootfs, id) })
+	undo.Add(func() { mount.DetachRootfs(st.Rootfs, id) })
 	return dir.Save(st)
 }
 
@@ -186,13 +189,13 @@ func (o CreateOpts) newState() (*state.State, cgroups.Manager, error) {
 	}
 	return &state.State{
 		ID: o.ID, Bundle: cfg.Bundle, Rootfs: cfg.Rootfs, Created: time.Now().UTC(),
-		Owner: owner(), CgroupPaths: cg.Paths(), Config: cfg,
+		Owner: owner(), CgroupPaths: cg.Paths(), Config: cfg, OwnedBundle: o.OwnBundle,
 	}, cg, nil
 }
 
 // createCgroup records st and creates the cgroup with its limits; undo gets
 // what removes them.
-func createCgroup(o CreateOpts, dir *state.Dir, st *state.State, cg cgroups.Manager, undo *cleanups) error {
+func createCgroup(o CreateOpts, dir *state.Dir, st *state.State, cg cgroups.Manager, undo *cleanup.Stack) error {
 	// Recorded before anything exists, so a delete after a crash finds it all.
 	if err := dir.Save(st); err != nil {
 		return err
@@ -209,7 +212,7 @@ func createCgroup(o CreateOpts, dir *state.Dir, st *state.State, cg cgroups.Mana
 	if filepath.Dir(o.Config.Cgroup.Path) != config.DefaultCgroupParent {
 		st.CgroupParents = cg.Parents()
 	}
-	undo.add(func() { cgroups.KillAll(cg); cg.Destroy() })
+	undo.Add(func() { cgroups.KillAll(cg); cg.Destroy() })
 	if err := cg.Set(&o.Config.Cgroup.Resources); err != nil {
 		return err
 	}
@@ -284,40 +287,4 @@ func writePidFile(path string, pid int) error {
 		return fmt.Errorf("writing pid file: %w", err)
 	}
 	return nil
-}
-
-// cleanups undoes partial work in reverse order.
-type cleanups []func()
-
-func (c *cleanups) add(f func()) { *c = append(*c, f) }
-
-func (c cleanups) run() {
-	for i := len(c) - 1; i >= 0; i-- {
-		c[i]()
-	}
-}
-
-// inBackground runs start on another goroutine, beside the caller's own
-// work, and returns what waits for its result (as often as asked). If the
-// operation fails, undo releases a result that succeeded.
-func inBackground[T any](start func() (T, error), release func(T), undo *cleanups) func() (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := start()
-		ch <- result{v, err}
-	}()
-	wait := sync.OnceValues(func() (T, error) {
-		r := <-ch
-		return r.v, r.err
-	})
-	undo.add(func() {
-		if v, err := wait(); err == nil {
-			release(v)
-		}
-	})
-	return wait
 }

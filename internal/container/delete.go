@@ -46,7 +46,7 @@ func Delete(root, id string, force bool, warn func(error)) error {
 		// that has yet to lock it (it will fail). Cleared under the same
 		// lock: between two locks a create could record a whole container
 		// that removing the directory would orphan.
-		if err := releaseCriuRoot(dir.Path()); err != nil {
+		if err := mount.ReleaseStaging(dir.Path()); err != nil {
 			dir.Close()
 			return err
 		}
@@ -136,7 +136,7 @@ func (c *Container) destroy() error {
 		c.close()
 		return err
 	}
-	if err := releaseCriuRoot(c.dir.Path()); err != nil {
+	if err := mount.ReleaseStaging(c.dir.Path()); err != nil {
 		c.close()
 		return err
 	}
@@ -175,7 +175,7 @@ func destroySalvaged(dir *state.Dir, warn func(error)) error {
 		c.close()
 		return err
 	}
-	if err := releaseCriuRoot(dir.Path()); err != nil {
+	if err := mount.ReleaseStaging(dir.Path()); err != nil {
 		c.close()
 		return err
 	}

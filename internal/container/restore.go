@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/checkpoint"
+	"github.com/lkc-containers/lkc/internal/cleanup"
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/console"
 	"github.com/lkc-containers/lkc/internal/mount"
@@ -164,20 +165,20 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 	if err != nil {
 		return nil, err
 	}
-	var undo cleanups
+	var undo cleanup.Stack
 	defer func() {
 		if err != nil {
-			undo.run()
+			undo.Run()
 		}
 	}()
-	undo.add(func() { dir.Remove() })
+	undo.Add(func() { dir.Remove() })
 	// Registered after undo's deferred run: the staging mounts go first.
-	var staging cleanups
+	var staging cleanup.Stack
 	defer func() {
 		if err == nil && o.Release != nil {
-			o.Release(staging.run)
+			o.Release(staging.Run)
 		} else {
-			staging.run()
+			staging.Run()
 		}
 	}()
 	dirs, err := openDirs(o.ImagePath, o.WorkPath, false)
@@ -230,14 +231,14 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 	if err != nil {
 		return nil, err
 	}
-	staging.add(func() { unmountRestoreDir(root) })
+	staging.Add(func() { unmountRestoreDir(root) })
 	masked, err := maskedDirSource(dir.Path())
 	if err != nil {
 		return nil, err
 	}
-	staging.add(func() { unmountRestoreDir(masked) })
+	staging.Add(func() { unmountRestoreDir(masked) })
 	tmpfsExt, err := tmpfsSources(dir.Path(), cfg, cg.Paths())
-	staging.add(func() { releaseTmpfsSources(dir.Path()) })
+	staging.Add(func() { mount.ReleaseTmpfsStaging(dir.Path()) })
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +246,7 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, cfg *config.Config) (_ *Contain
 	if err != nil {
 		return nil, fmt.Errorf("preparing mount points: %w", err)
 	}
-	staging.add(unmountBinds)
+	staging.Add(unmountBinds)
 	end()
 	req, err := restoreRequest(o, cfg, cg.Paths(), dirs, root, masked)
 	if err != nil {
@@ -378,7 +379,7 @@ func sendConsole(path string, master *os.File) error {
 // criuRoot bind-mounts the rootfs on a directory of the state dir: CRIU
 // wants the root to be a mount point whose parent is not overmounted.
 func criuRoot(stateDir, rootfs string) (string, error) {
-	root := filepath.Join(stateDir, "criu-root")
+	root := filepath.Join(stateDir, mount.StagingRoot)
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return "", fmt.Errorf("creating CRIU root: %w", err)
 	}
@@ -393,7 +394,7 @@ func criuRoot(stateDir, rootfs string) (string, error) {
 // binds over each masked directory (see dumpMounts); the container's binds
 // keep it once lkc detaches its own.
 func maskedDirSource(stateDir string) (string, error) {
-	dir := filepath.Join(stateDir, "criu-masked")
+	dir := filepath.Join(stateDir, mount.StagingMasked)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return "", fmt.Errorf("creating the masked-directory source: %w", err)
 	}
@@ -411,44 +412,16 @@ func unmountRestoreDir(root string) {
 	os.Remove(root)
 }
 
-// releaseCriuRoot detaches the mounts a killed restore left in the state
-// dir: the rootfs bind mount(s) on <stateDir>/criu-root (removing the state
-// dir across them would delete the container's rootfs), the masked
-// directories' tmpfs on <stateDir>/criu-masked, a dump's /dev check on
-// <stateDir>/criu-devcheck and the rebuilt tmpfs mounts under
-// <stateDir>/criu-tmpfs.
-func releaseCriuRoot(stateDir string) error {
-	for _, name := range []string{"criu-root", "criu-masked", devCheckDir} {
-		if err := detachAll(filepath.Join(stateDir, name)); err != nil {
-			return err
-		}
-	}
-	return releaseTmpfsSources(stateDir)
-}
-
-func detachAll(dir string) error {
-	for range 64 {
-		err := unix.Unmount(dir, unix.MNT_DETACH)
-		if err == unix.EINVAL || err == unix.ENOENT {
-			return nil // not, or no longer, a mount point
-		}
-		if err != nil {
-			return fmt.Errorf("unmounting the restore's %s: %w", dir, err)
-		}
-	}
-	return fmt.Errorf("unmounting the restore's %s: still mounted after 64 unmounts", dir)
-}
-
 // startLazyPages starts CRIU's lazy-pages daemon against the source's page
 // server, for a restore with LazyPages, from another thread, and returns
 // what waits for it to have started. The daemon goes on fetching pages
 // after the restore returns and exits by itself once it has them all.
-func startLazyPages(cr *checkpoint.Criu, o RestoreOpts, d *imageDirs, undo *cleanups) (func() (*checkpoint.LazyPages, error), error) {
+func startLazyPages(cr *checkpoint.Criu, o RestoreOpts, d *imageDirs, undo *cleanup.Stack) (func() (*checkpoint.LazyPages, error), error) {
 	host, port, err := splitHostPort(o.PageServer)
 	if err != nil {
 		return nil, err
 	}
-	return inBackground(func() (*checkpoint.LazyPages, error) {
+	return cleanup.Background(func() (*checkpoint.LazyPages, error) {
 		return cr.StartLazyPages(d.imagePath, d.workPath, host, port, criuLogLevel(o.Verbose))
 	}, (*checkpoint.LazyPages).Stop, undo), nil
 }
