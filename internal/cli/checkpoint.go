@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lkc-containers/lkc/internal/container"
+	"github.com/lkc-containers/lkc/internal/cr"
 )
 
 // criuFlags are the flags checkpoint and restore share, as runc spells them.
@@ -84,7 +84,7 @@ func (f *criuFlags) statusFile() (*os.File, error) {
 
 func cmdCheckpoint(g *globals, args []string) error {
 	var f criuFlags
-	var o container.CheckpointOpts
+	var o cr.CheckpointOpts
 	fs := newFlags("checkpoint")
 	f.register(fs)
 	fs.BoolVar(&o.LeaveRunning, "leave-running", false, "leave the container running after the checkpoint")
@@ -104,12 +104,12 @@ func cmdCheckpoint(g *globals, args []string) error {
 	if isTerminal(os.Stderr) {
 		o.Progress = os.Stderr
 	}
-	return container.Checkpoint(o)
+	return cr.Checkpoint(o)
 }
 
 func cmdRestore(g *globals, args []string) error {
 	var f criuFlags
-	var o container.RestoreOpts
+	var o cr.RestoreOpts
 	fs := newFlags("restore")
 	f.register(fs)
 	fs.StringVar(&o.Bundle, "bundle", ".", "path to the bundle directory")
@@ -133,7 +133,7 @@ func cmdRestore(g *globals, args []string) error {
 	o.TCPEstablished, o.ExtUnixSk, o.ShellJob, o.FileLocks = f.tcpEstablished, f.extUnixSk, f.shellJob, f.fileLocks
 	o.LazyPages, o.EmptyNS = f.lazyPages, f.emptyNS
 	o.ManageCgroupsMode, o.PageServer = f.manageCgroups, f.pageServer
-	return processExit(container.Restore(o))
+	return processExit(cr.Restore(o))
 }
 
 // listFlag is a repeatable string flag (runc's StringSlice).

@@ -1,8 +1,12 @@
 // Package container is the container object: create, start, run, exec,
-// state, kill, pause and resume, update, events, delete, checkpoint and
-// restore, with the state machine that says which operation is allowed
-// when. Status is derived from the living process, never trusted
-// from disk, and every failure unwinds what the operation did.
+// state, kill, pause and resume, update, events and delete, with the state
+// machine that says which operation is allowed when. Status is derived from
+// the living process, never trusted from disk, and every failure unwinds
+// what the operation did. The operations above it that work on a container
+// without being lifecycle steps (checkpoint and restore in internal/cr,
+// migration) use its small exported API: Hold and Inspect (handle.go) for
+// an existing container, Build (build.go) for making one whose processes
+// CRIU starts.
 package container
 
 import (

@@ -288,3 +288,10 @@ func writePidFile(path string, pid int) error {
 	}
 	return nil
 }
+
+// withoutPidsLimit is cfg with no pids limit.
+func withoutPidsLimit(cfg *config.Config) *config.Config {
+	c := *cfg
+	c.Cgroup.Resources.PidsLimit = nil
+	return &c
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/container"
+	"github.com/lkc-containers/lkc/internal/cr"
 )
 
 // precopy sends memory in pre-dump rounds while the container runs, each
@@ -25,7 +26,7 @@ func (s *session) precopy() error {
 		dir := filepath.Join(s.work, name)
 		o := s.checkpointOpts(dir)
 		o.PreDump, o.ParentPath = true, relParent(parent)
-		if err := container.Checkpoint(o); err != nil {
+		if err := o.run(); err != nil {
 			return err
 		}
 		if err := s.sendTree(PhasePrecopy, round, "images/"+name, dir); err != nil {
@@ -50,7 +51,7 @@ func (s *session) precopy() error {
 		stopWorker(o.Worker)
 		return err
 	}
-	if err := container.Checkpoint(o); err != nil {
+	if err := o.run(); err != nil {
 		return err
 	}
 	if err := s.sendTree(PhaseImages, 0, "images/final", dir); err != nil {
@@ -73,19 +74,30 @@ func relParent(name string) string {
 // checkpointOpts are the options every dump of this migration shares. The
 // source always stays alive (LeaveRunning, frozen by us in the final dump):
 // it is deleted only once the target confirms.
-func (s *session) checkpointOpts(dir string) container.CheckpointOpts {
-	return container.CheckpointOpts{
-		Root: s.o.Root, ID: s.o.ID, CRIU: s.o.CRIU, ImagePath: dir,
-		LeaveRunning: true, TCPEstablished: s.o.TCPEstablished, FileLocks: true,
-		ManageCgroupsMode: "soft", FeaturesChecked: true, Verbose: s.o.Verbose,
+func (s *session) checkpointOpts(dir string) dump {
+	return dump{
+		CheckpointOpts: cr.CheckpointOpts{
+			Root: s.o.Root, ID: s.o.ID, CRIU: s.o.CRIU, ImagePath: dir,
+			LeaveRunning: true, TCPEstablished: s.o.TCPEstablished, FileLocks: true,
+			ManageCgroupsMode: "soft", Verbose: s.o.Verbose,
+		},
+		DumpTuning: cr.DumpTuning{FeaturesChecked: true},
 	}
 }
 
+// dump is one dump of the migration: runc's options and a migration's.
+type dump struct {
+	cr.CheckpointOpts
+	cr.DumpTuning
+}
+
+func (d dump) run() error { return cr.CheckpointTuned(d.CheckpointOpts, d.DumpTuning) }
+
 // prestart starts the final dump's CRIU before the freeze
-// (container.PrestartDump); nil, with a warning, when it cannot, and the
+// (cr.PrestartDump); nil, with a warning, when it cannot, and the
 // dump starts CRIU itself.
-func (s *session) prestart(o container.CheckpointOpts) *checkpoint.Worker {
-	w, err := container.PrestartDump(o)
+func (s *session) prestart(o dump) *checkpoint.Worker {
+	w, err := cr.PrestartDump(o.CheckpointOpts, o.DumpTuning)
 	if err != nil {
 		s.o.Warn(fmt.Errorf("starting CRIU ahead of the freeze: %w", err))
 		return nil
@@ -132,7 +144,7 @@ func (s *session) postcopy() error {
 	local := s.c.nc.LocalAddr().(*net.TCPAddr)
 	remote := s.c.nc.RemoteAddr().(*net.TCPAddr)
 	dir := filepath.Join(s.work, "final")
-	inNetns := func() bool { return container.CriuInNetns(dir) }
+	inNetns := func() bool { return cr.CriuInNetns(dir) }
 	proxy, err := newPageProxy(local.IP.String(), remote.IP, s.st.InitPid, inNetns, s.c.pages)
 	if err != nil {
 		return err
@@ -154,7 +166,7 @@ func (s *session) postcopy() error {
 	}
 	dumped := make(chan error, 1)
 	go func() {
-		dumped <- container.Checkpoint(o)
+		dumped <- o.run()
 		wr.Close()
 	}()
 	err = s.lazyRestore(rd, dir, proxy)

@@ -22,7 +22,7 @@ type pageProxy struct {
 	backend string // CRIU's page server, 127.0.0.1:port
 	allow   net.IP // the receiver
 	// pid's network namespace is where CRIU's page server listens when
-	// inNetns says so (container.CriuInNetns), else the host's.
+	// inNetns says so (cr.CriuInNetns), else the host's.
 	pid     int
 	inNetns func() bool
 	secret  []byte // the session's page secret (conn.pages)

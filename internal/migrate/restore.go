@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/container"
+	"github.com/lkc-containers/lkc/internal/cr"
 )
 
 // restore brings the container up from the received images, in cgroups
@@ -37,12 +38,14 @@ func (r *receiver) restore(body json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	o := container.RestoreOpts{
+	o := cr.RestoreOpts{
 		Root: r.o.Root, ID: r.of.ID, Bundle: r.bundle, CRIU: r.o.CRIU,
 		ImagePath: filepath.Join(r.bundle, "images", req.Image),
 		Detach:    true, TCPEstablished: r.of.TCPEstablished, FileLocks: true,
 		ManageCgroupsMode: "soft", Warn: r.o.Warn, Verbose: r.o.Verbose,
 		LazyPages: pageServer != "", PageServer: pageServer,
+	}
+	t := cr.RestoreTuning{
 		NetworkIsolated: req.NetworkIsolated, Resources: res, FlatCgroups: req.FlatCgroups,
 		OwnBundle: true,
 	}
@@ -54,18 +57,18 @@ func (r *receiver) restore(body json.RawMessage) error {
 			// Connected by lkc once the container runs (below).
 			v.Bridge = ""
 		}
-		o.External = append(o.External, v.External())
+		t.External = append(t.External, v.External())
 	}
 	stdio, err := openStdio(req.Stdio, o.ImagePath, r.bundle)
 	if err != nil {
 		return err
 	}
 	defer closeFiles(stdio[:])
-	o.Stdio = stdio
+	t.Stdio = stdio
 	// The staging mounts go after the reply: their unmounts cost an RCU
 	// grace period each, and the container runs without them.
 	var release func()
-	o.Release = func(unmount func()) { release = unmount }
+	t.Release = func(unmount func()) { release = unmount }
 	defer func() {
 		if release != nil {
 			release()
@@ -74,7 +77,7 @@ func (r *receiver) restore(body json.RawMessage) error {
 	// Restore registers the container before it returns: from here on a
 	// failure must delete it.
 	r.restored = true
-	if _, err := container.Restore(o); err != nil {
+	if _, err := cr.RestoreTuned(o, t); err != nil {
 		// The log goes with the staging directory: its errors go to the sender.
 		return fmt.Errorf("restoring container %s: %w%s", r.of.ID, err, criuErrors(filepath.Join(o.ImagePath, "restore.log")))
 	}

@@ -104,7 +104,7 @@ type restoreReq struct {
 	NetworkIsolated bool `json:"networkIsolated,omitempty"`
 	// FlatCgroups says the frozen container had no sub-cgroups: the
 	// target's CRIU may start in its cgroups and leave cgroups alone
-	// (container.RestoreOpts).
+	// (cr.RestoreTuning).
 	FlatCgroups bool `json:"flatCgroups,omitempty"`
 }
 

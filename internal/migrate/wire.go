@@ -2,7 +2,7 @@
 // (`lkc migrate`), the receiver (`lkc serve`), the authenticated and
 // encrypted wire protocol between them, the bundle and rootfs stream, and the memory
 // phases (pre-copy rounds or post-copy through CRIU lazy pages) built on
-// container.Checkpoint and container.Restore. Any failure before the target
+// cr.CheckpointTuned and cr.RestoreTuned. Any failure before the target
 // confirms leaves the container running on the source and nothing on the
 // target. See docs/migrate.md.
 package migrate

@@ -1,4 +1,4 @@
-package container
+package cr
 
 import (
 	"encoding/json"
@@ -21,7 +21,7 @@ import (
 // ~30 tool execs it would spend on it, and joins the one lkc builds on
 // restore. netnsFile in the images says so.
 //
-// For a migration (CheckpointOpts.NetworkIsolated) CRIU goes further: it
+// For a migration (DumpTuning.NetworkIsolated) CRIU goes further: it
 // runs inside the container's namespace, on both sides, and so does not
 // see one at all. An external namespace still costs a dump two walks of
 // the host's whole conntrack table (CRIU dumps conntrack entries of every
@@ -52,7 +52,7 @@ type netnsCarry struct {
 // carryNetns saves the container's network namespace for lkc to rebuild,
 // when it can, and says how CRIU is to treat it; nil leaves the namespace
 // to CRIU. Veths are carried only when the caller took them off the
-// network and recreates their peers (CheckpointOpts.NetworkIsolated),
+// network and recreates their peers (DumpTuning.NetworkIsolated),
 // which also puts CRIU inside, where the loopback is up (a lazy dump's
 // page server listens on it).
 //
@@ -63,11 +63,11 @@ type netnsCarry struct {
 //
 // Preconditions: the container is frozen, and stays frozen until saved
 // returns.
-func (c *Container) carryNetns(o CheckpointOpts, imageDir string) (*netnsCarry, error) {
+func (c subject) carryNetns(o dump, imageDir string) (*netnsCarry, error) {
 	if !c.netnsCarriable(o) {
 		return nil, nil
 	}
-	pid := c.st.InitPid
+	pid := c.Pid()
 	snap, err := netns.Capture(pid, o.NetworkIsolated)
 	if errors.Is(err, netns.ErrNotCarried) {
 		return nil, nil
@@ -110,19 +110,19 @@ func (c *Container) carryNetns(o CheckpointOpts, imageDir string) (*netnsCarry, 
 // netnsCarriable says whether the config lets lkc carry the container's
 // network namespace: its own, and not owned by a user namespace, which
 // lkc, outside it, cannot make on restore.
-func (c *Container) netnsCarriable(o CheckpointOpts) bool {
-	cfg := c.st.Config
+func (c subject) netnsCarriable(o dump) bool {
+	cfg := c.Config()
 	return cfg.NewNamespace("network") && !cfg.NewNamespace("user") && !slices.Contains(o.EmptyNS, "network")
 }
 
 // criuInsideNetns guesses, before the freeze, whether carryNetns will run
 // CRIU inside the container's network namespace, for a CRIU started
 // ahead (PrestartDump); a wrong guess only costs that start.
-func (c *Container) criuInsideNetns(o CheckpointOpts) bool {
+func (c subject) criuInsideNetns(o dump) bool {
 	if !o.NetworkIsolated || !c.netnsCarriable(o) {
 		return false
 	}
-	snap, err := netns.Capture(c.st.InitPid, true)
+	snap, err := netns.Capture(c.Pid(), true)
 	return err == nil && snap.LoopbackUp()
 }
 

@@ -1,4 +1,4 @@
-package container
+package cr
 
 import (
 	"encoding/json"
@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/checkpoint"
+	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
@@ -38,12 +39,6 @@ type CheckpointOpts struct {
 	AutoDedup       bool
 	LazyPages       bool
 	LinkRemap       bool
-	// NetworkIsolated says the caller has cut the container off every
-	// network, as a migration does by taking its veths off their bridges:
-	// CRIU then does not lock the network namespace itself (its nftables
-	// lock costs two RCU grace periods, ~25 ms, while the container is
-	// frozen). The restore must be told the same (RestoreOpts).
-	NetworkIsolated bool
 	EmptyNS         []string // namespace types CRIU must not dump ("network", ...)
 
 	ManageCgroupsMode string // soft|full|strict|ignore ("" = soft)
@@ -55,19 +50,36 @@ type CheckpointOpts struct {
 	// Progress, when not nil, gets human progress lines (bytes written);
 	// nil is quiet.
 	Progress io.Writer
-	// FeaturesChecked says the caller already asked CRIU for what
-	// PreDump and LazyPages need (a migration does so in its handshake),
-	// which spares a CRIU run, during the downtime for a post-copy dump.
-	FeaturesChecked bool
 	// Verbose makes CRIU log everything it does (log level 4, `lkc
 	// --debug`); by default it logs errors and warnings only, which makes
 	// a dump about 10% faster.
 	Verbose bool
+}
+
+// DumpTuning is what a migration adds to a checkpoint to keep its
+// downtime short; the zero value is a plain `lkc checkpoint`.
+type DumpTuning struct {
+	// NetworkIsolated says the caller has cut the container off every
+	// network, as a migration does by taking its veths off their bridges:
+	// CRIU then does not lock the network namespace itself (its nftables
+	// lock costs two RCU grace periods, ~25 ms, while the container is
+	// frozen). The restore must be told the same (RestoreTuning).
+	NetworkIsolated bool
+	// FeaturesChecked says the caller already asked CRIU for what
+	// PreDump and LazyPages need (a migration does so in its handshake),
+	// which spares a CRIU run, during the downtime for a post-copy dump.
+	FeaturesChecked bool
 	// Worker, when not nil, is a CRIU started for this dump before the
 	// freeze (PrestartDump). The dump uses it when the frozen container
-	// needs CRIU started as it was, and stops it otherwise; Checkpoint
+	// needs CRIU started as it was, and stops it otherwise; the checkpoint
 	// stops it either way.
 	Worker *checkpoint.Worker
+}
+
+// dump is one checkpoint's options.
+type dump struct {
+	CheckpointOpts
+	DumpTuning
 }
 
 // descriptorsFile records, as runc does, what the container's fds 0-2 were
@@ -78,82 +90,94 @@ const descriptorsFile = "descriptors.json"
 // fails leaves the container running and unchanged. Unless LeaveRunning or
 // PreDump is set, a successful checkpoint stops the container and deletes
 // it, as runc does, so it can be restored under the same id.
-func Checkpoint(o CheckpointOpts) error {
-	if o.Worker != nil {
-		defer o.Worker.Stop()
+func Checkpoint(o CheckpointOpts) error { return CheckpointTuned(o, DumpTuning{}) }
+
+// CheckpointTuned is Checkpoint with a migration's tuning.
+func CheckpointTuned(o CheckpointOpts, t DumpTuning) error {
+	if t.Worker != nil {
+		defer t.Worker.Stop()
 	}
 	cr, err := checkpoint.Find(o.CRIU)
 	if err != nil {
 		return err
 	}
 	defer checkpoint.WarmPerfHooks()()
-	c, err := load(o.Root, o.ID, true)
+	h, err := container.Hold(o.Root, o.ID)
 	if err != nil {
 		return err
 	}
-	s := c.status()
-	if s != Running && s != Paused {
-		c.close()
-		return wrongState(o.ID, "checkpoint", s)
-	}
-	// Refused before the freeze: a check that fails should not touch the
-	// container.
-	err = checkDumpFeatures(cr, o)
-	if err == nil && !c.st.Config.NewNamespace("mount") {
-		// CRIU rebuilds a container's mounts in a mount namespace of its own.
-		err = fmt.Errorf("%w: the container has no mount namespace of its own", ErrNotSupported)
-	}
-	if err != nil {
-		c.close()
-		return fmt.Errorf("checkpointing container %s: %w", o.ID, err)
+	c, d := subject{h}, dump{o, t}
+	if err := c.checkDumpable(cr, d); err != nil {
+		c.Release()
+		return err
 	}
 	defer steplog.Step("checkpoint")()
 	end := steplog.Step("checkpoint: freeze")
-	thaw, err := c.freezeForDump(s)
+	thaw, err := c.freezeForDump(c.Status())
 	end()
 	if err != nil {
-		c.close()
+		c.Release()
 		return fmt.Errorf("checkpointing container %s: %w", o.ID, err)
 	}
-	err = c.checkpoint(cr, o)
+	err = c.checkpoint(cr, d)
 	if err != nil || o.LeaveRunning || o.PreDump {
 		if terr := thaw(); err == nil && terr != nil {
 			err = terr
 		}
-		c.close()
+		c.Release()
 		if err != nil {
 			return fmt.Errorf("checkpointing container %s: %w", o.ID, err)
 		}
 		return nil
 	}
 	// CRIU killed the tasks; what is left is a stopped container's record.
-	return c.destroy()
+	return c.Destroy()
+}
+
+// subject is the container a checkpoint works on.
+type subject struct{ *container.Handle }
+
+// checkDumpable refuses, before the freeze, a container that cannot be
+// dumped: a check that fails should not touch the container.
+func (c subject) checkDumpable(cr *checkpoint.Criu, d dump) error {
+	if s := c.Status(); s != container.Running && s != container.Paused {
+		return fmt.Errorf("%w: cannot checkpoint container %s: it is %s", container.ErrWrongState, d.ID, s)
+	}
+	err := checkDumpFeatures(cr, d)
+	if err == nil && !c.Config().NewNamespace("mount") {
+		// CRIU rebuilds a container's mounts in a mount namespace of its own.
+		err = fmt.Errorf("%w: the container has no mount namespace of its own", ErrNotSupported)
+	}
+	if err != nil {
+		return fmt.Errorf("checkpointing container %s: %w", d.ID, err)
+	}
+	return nil
 }
 
 // PrestartDump starts CRIU for a dump of container o.ID into o.ImagePath
 // before the caller freezes the container (a migration), where the dump
 // would start it: inside the container's network namespace when lkc will
 // carry that namespace and CRIU runs in it (carryNetns). CRIU's start then
-// stays out of the downtime. Checkpoint with o.Worker set takes it; a
-// caller that does not call Checkpoint stops it.
-func PrestartDump(o CheckpointOpts) (*checkpoint.Worker, error) {
+// stays out of the downtime. CheckpointTuned with the Worker set takes it;
+// a caller that does not call it stops it.
+func PrestartDump(o CheckpointOpts, t DumpTuning) (*checkpoint.Worker, error) {
 	cr, err := checkpoint.Find(o.CRIU)
 	if err != nil {
 		return nil, err
 	}
-	c, err := load(o.Root, o.ID, false)
+	h, err := container.Inspect(o.Root, o.ID)
 	if err != nil {
 		return nil, err
 	}
-	defer c.close()
+	c := subject{h}
 	dirs, err := openDirs(o.ImagePath, o.WorkPath, true)
 	if err != nil {
 		return nil, err
 	}
 	req := &checkpoint.Request{Opts: &checkpoint.Opts{ImagesDirFd: dirs.imageFd(), WorkDirFd: dirs.workFd()}}
 	own := []*os.File{dirs.image, dirs.work}
-	if c.criuInsideNetns(o) {
-		if req.NetNS, err = os.Open(fmt.Sprintf("/proc/%d/ns/net", c.st.InitPid)); err != nil {
+	if c.criuInsideNetns(dump{o, t}) {
+		if req.NetNS, err = os.Open(fmt.Sprintf("/proc/%d/ns/net", c.Pid())); err != nil {
 			dirs.close()
 			return nil, fmt.Errorf("opening the network namespace: %w", err)
 		}
@@ -176,11 +200,11 @@ func PrestartDump(o CheckpointOpts) (*checkpoint.Worker, error) {
 // rarely frozen at the first look: every such dump paid 100 ms, all of it
 // downtime. Frozen by lkc (polled from 0.1 ms), the cgroup is FROZEN when
 // CRIU opens it, and CRIU leaves it frozen when it is done.
-func (c *Container) freezeForDump(status string) (thaw func() error, err error) {
-	if status != Running || freezerDir(c.st.CgroupPaths) == "" {
+func (c subject) freezeForDump(status string) (thaw func() error, err error) {
+	if status != container.Running || freezerDir(c.CgroupPaths()) == "" {
 		return func() error { return nil }, nil
 	}
-	cg := c.cgroup()
+	cg := c.Cgroup()
 	if err := cg.Freeze(); err != nil {
 		return nil, errors.Join(fmt.Errorf("freezing: %w", err), cg.Thaw())
 	}
@@ -192,7 +216,7 @@ func (c *Container) freezeForDump(status string) (thaw func() error, err error) 
 	}, nil
 }
 
-func (c *Container) checkpoint(cr *checkpoint.Criu, o CheckpointOpts) error {
+func (c subject) checkpoint(cr *checkpoint.Criu, o dump) error {
 	dirs, err := openDirs(o.ImagePath, o.WorkPath, true)
 	if err != nil {
 		return err
@@ -214,14 +238,14 @@ func (c *Container) checkpoint(cr *checkpoint.Criu, o CheckpointOpts) error {
 	opts.LogFile = log
 	req := &checkpoint.Request{Opts: opts, Log: filepath.Join(dirs.workPath, log), Worker: o.Worker}
 	if carry != nil && carry.inside {
-		ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", c.st.InitPid))
+		ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", c.Pid()))
 		if err != nil {
 			return fmt.Errorf("opening the network namespace: %w", err)
 		}
 		defer ns.Close()
 		req.NetNS = ns
 	}
-	pids, _ := c.cgroup().Procs()
+	pids, _ := c.Cgroup().Procs()
 	pin := pinForDump(pids)
 	defer pin.release()
 	if pin.cpu >= 0 {
@@ -267,7 +291,7 @@ func (c *Container) checkpoint(cr *checkpoint.Criu, o CheckpointOpts) error {
 }
 
 // checkDumpFeatures refuses, in one line, what CRIU or the kernel lacks.
-func checkDumpFeatures(cr *checkpoint.Criu, o CheckpointOpts) error {
+func checkDumpFeatures(cr *checkpoint.Criu, o dump) error {
 	if !o.PreDump && !o.LazyPages || o.FeaturesChecked {
 		return nil
 	}
@@ -289,39 +313,22 @@ func checkDumpFeatures(cr *checkpoint.Criu, o CheckpointOpts) error {
 	return nil
 }
 
-// criuOpts starts the CRIU options a dump and a restore share.
-func criuOpts(d *imageDirs, cgMode string, emptyNS []string, verbose bool) (*checkpoint.Opts, error) {
-	mode, err := cgroupMode(cgMode)
-	if err != nil {
-		return nil, err
-	}
-	empty, err := emptyNSFlags(emptyNS)
-	if err != nil {
-		return nil, err
-	}
-	return &checkpoint.Opts{
-		ImagesDirFd: d.imageFd(), WorkDirFd: d.workFd(), LogLevel: criuLogLevel(verbose),
-		EmptyNS: empty, ManageCgroups: true, ManageCgroupsMode: mode,
-		NotifyScripts: true, NetworkLock: networkLock,
-	}, nil
-}
-
 // dumpOpts returns CRIU's options for the dump, and the network namespace
 // lkc carries, if it does (carryNetns).
-func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, *netnsCarry, error) {
+func (c subject) dumpOpts(o dump, d *imageDirs) (*checkpoint.Opts, *netnsCarry, error) {
 	opts, err := criuOpts(d, o.ManageCgroupsMode, o.EmptyNS, o.Verbose)
 	if err != nil {
 		return nil, nil, err
 	}
-	opts.Pid, opts.Root = c.st.InitPid, c.st.Rootfs
+	opts.Pid, opts.Root = c.Pid(), c.Rootfs()
 	opts.LeaveRunning, opts.TCPEstablished, opts.TCPSkipInFlight = o.LeaveRunning, o.TCPEstablished, o.TCPSkipInFlight
 	opts.ExtUnixSk, opts.ShellJob, opts.FileLocks, opts.AutoDedup = o.ExtUnixSk, o.ShellJob, o.FileLocks, o.AutoDedup
 	opts.LazyPages, opts.LinkRemap, opts.OrphanPtsMaster = o.LazyPages, o.LinkRemap, true
-	opts.FreezeCgroup = freezerDir(c.st.CgroupPaths)
+	opts.FreezeCgroup = freezerDir(c.CgroupPaths())
 	if o.NetworkIsolated {
 		opts.NetworkLock = checkpoint.LockSkip
 	}
-	opts.CgroupDumpControllers = dumpControllers(c.st.CgroupPaths)
+	opts.CgroupDumpControllers = dumpControllers(c.CgroupPaths())
 	if o.PageServer != "" {
 		if opts.PageServerAddr, opts.PageServerPort, err = splitHostPort(o.PageServer); err != nil {
 			return nil, nil, err
@@ -338,7 +345,7 @@ func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, 
 	if opts.ExtMounts, err = c.dumpMounts(); err != nil {
 		return nil, nil, err
 	}
-	if opts.External, err = externalNamespaces(c.st.Config); err != nil {
+	if opts.External, err = externalNamespaces(c.Config()); err != nil {
 		return nil, nil, err
 	}
 	carry, err := c.carryNetns(o, d.imagePath)
@@ -359,8 +366,8 @@ func (c *Container) dumpOpts(o CheckpointOpts, d *imageDirs) (*checkpoint.Opts, 
 // container's mounts (the caller's /dev/null, a log file): CRIU cannot dump
 // them, so they are named "file[mnt_id:inode]" for the restore to replace
 // with its own fds, as pipes are.
-func (c *Container) saveDescriptors(imageDir string) ([]string, error) {
-	pid := c.st.InitPid
+func (c subject) saveDescriptors(imageDir string) ([]string, error) {
+	pid := c.Pid()
 	mounts, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
 	if err != nil {
 		return nil, fmt.Errorf("reading the container's mounts: %w", err)
@@ -416,78 +423,4 @@ func externalFile(pid, fd int, mountinfo []byte) (string, error) {
 	}
 	// CRIU's spelling: both numbers in hex.
 	return fmt.Sprintf("file[%x:%x]", mnt, st.Ino), nil
-}
-
-// imageDirs are the open images and work directories CRIU gets as fds.
-type imageDirs struct {
-	imagePath, workPath string
-	image, work         *os.File
-}
-
-func openDirs(imagePath, workPath string, create bool) (*imageDirs, error) {
-	if imagePath == "" {
-		return nil, errors.New("no image path given")
-	}
-	if workPath == "" {
-		workPath = imagePath
-	}
-	d := &imageDirs{imagePath: imagePath, workPath: workPath}
-	for _, p := range []struct {
-		path string
-		f    **os.File
-	}{{imagePath, &d.image}, {workPath, &d.work}} {
-		if create || p.path == workPath {
-			if err := os.MkdirAll(p.path, 0o700); err != nil {
-				d.close()
-				return nil, fmt.Errorf("creating %s: %w", p.path, err)
-			}
-		}
-		f, err := os.Open(p.path)
-		if err != nil {
-			d.close()
-			return nil, fmt.Errorf("opening checkpoint directory: %w", err)
-		}
-		*p.f = f
-	}
-	return d, nil
-}
-
-// CRIU opens the directories through /proc/<lkc>/fd/N (the pid it reads
-// from its RPC peer): these are lkc's fd numbers.
-func (d *imageDirs) imageFd() int { return int(d.image.Fd()) }
-func (d *imageDirs) workFd() int  { return int(d.work.Fd()) }
-
-func (d *imageDirs) close() {
-	for _, f := range []*os.File{d.image, d.work} {
-		if f != nil {
-			f.Close()
-		}
-	}
-}
-
-func splitHostPort(hp string) (string, int, error) {
-	i := len(hp) - 1
-	for i >= 0 && hp[i] != ':' {
-		i--
-	}
-	if i <= 0 {
-		return "", 0, fmt.Errorf("page server %q: want host:port", hp)
-	}
-	port, err := strconv.Atoi(hp[i+1:])
-	if err != nil || port <= 0 || port > 65535 {
-		return "", 0, fmt.Errorf("page server %q: bad port", hp)
-	}
-	host := hp[:i]
-	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
-		host = host[1 : len(host)-1]
-	}
-	return host, port, nil
-}
-
-// criuLogLevel is CRIU's -v: 2 logs errors and warnings, 4 everything.
-func criuLogLevel(verbose bool) int {
-	if verbose {
-		return 4
-	}
-	return 2
 }

@@ -1,4 +1,4 @@
-package container
+package cr
 
 import (
 	"fmt"
@@ -86,24 +86,24 @@ func freezerDir(paths map[string]string) string {
 
 // dumpMounts names the container's external mounts after their mount
 // point, the key a restore maps back to a host path.
-func (c *Container) dumpMounts() ([]checkpoint.ExtMount, error) {
-	cfg := c.st.Config
+func (c subject) dumpMounts() ([]checkpoint.ExtMount, error) {
+	cfg := c.Config()
 	var ext []checkpoint.ExtMount
-	for _, m := range externalMounts(cfg, c.st.CgroupPaths) {
+	for _, m := range externalMounts(cfg, c.CgroupPaths()) {
 		ext = append(ext, checkpoint.ExtMount{Key: m.Destination, Val: m.Destination})
 	}
-	info, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", c.st.InitPid))
+	info, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", c.Pid()))
 	if err != nil {
 		return nil, fmt.Errorf("reading the container's mounts: %w", err)
 	}
 	tmpfs := tmpfsMountPoints(info)
-	rebuilt, err := rebuiltTmpfsMounts(c.dir.Path(), cfg, c.st.CgroupPaths, c.st.InitPid, tmpfs)
+	rebuilt, err := rebuiltTmpfsMounts(c.StateDir(), cfg, c.CgroupPaths(), c.Pid(), tmpfs)
 	if err != nil {
 		return nil, err
 	}
 	ext = append(ext, rebuilt...)
 	for _, p := range cfg.MaskedPaths {
-		fi, err := os.Stat(fmt.Sprintf("/proc/%d/root%s", c.st.InitPid, p))
+		fi, err := os.Stat(fmt.Sprintf("/proc/%d/root%s", c.Pid(), p))
 		switch {
 		case os.IsNotExist(err):
 			continue // nothing to mask

@@ -1,0 +1,104 @@
+package cr
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/lkc-containers/lkc/internal/checkpoint"
+)
+
+// What a dump and a restore share: the image and work directories CRIU
+// gets as fds, CRIU's common options, the page server's address.
+
+// criuOpts starts the CRIU options a dump and a restore share.
+func criuOpts(d *imageDirs, cgMode string, emptyNS []string, verbose bool) (*checkpoint.Opts, error) {
+	mode, err := cgroupMode(cgMode)
+	if err != nil {
+		return nil, err
+	}
+	empty, err := emptyNSFlags(emptyNS)
+	if err != nil {
+		return nil, err
+	}
+	return &checkpoint.Opts{
+		ImagesDirFd: d.imageFd(), WorkDirFd: d.workFd(), LogLevel: criuLogLevel(verbose),
+		EmptyNS: empty, ManageCgroups: true, ManageCgroupsMode: mode,
+		NotifyScripts: true, NetworkLock: networkLock,
+	}, nil
+}
+
+// imageDirs are the open images and work directories CRIU gets as fds.
+type imageDirs struct {
+	imagePath, workPath string
+	image, work         *os.File
+}
+
+func openDirs(imagePath, workPath string, create bool) (*imageDirs, error) {
+	if imagePath == "" {
+		return nil, errors.New("no image path given")
+	}
+	if workPath == "" {
+		workPath = imagePath
+	}
+	d := &imageDirs{imagePath: imagePath, workPath: workPath}
+	for _, p := range []struct {
+		path string
+		f    **os.File
+	}{{imagePath, &d.image}, {workPath, &d.work}} {
+		if create || p.path == workPath {
+			if err := os.MkdirAll(p.path, 0o700); err != nil {
+				d.close()
+				return nil, fmt.Errorf("creating %s: %w", p.path, err)
+			}
+		}
+		f, err := os.Open(p.path)
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("opening checkpoint directory: %w", err)
+		}
+		*p.f = f
+	}
+	return d, nil
+}
+
+// CRIU opens the directories through /proc/<lkc>/fd/N (the pid it reads
+// from its RPC peer): these are lkc's fd numbers.
+func (d *imageDirs) imageFd() int { return int(d.image.Fd()) }
+func (d *imageDirs) workFd() int  { return int(d.work.Fd()) }
+
+func (d *imageDirs) close() {
+	for _, f := range []*os.File{d.image, d.work} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	i := len(hp) - 1
+	for i >= 0 && hp[i] != ':' {
+		i--
+	}
+	if i <= 0 {
+		return "", 0, fmt.Errorf("page server %q: want host:port", hp)
+	}
+	port, err := strconv.Atoi(hp[i+1:])
+	if err != nil || port <= 0 || port > 65535 {
+		return "", 0, fmt.Errorf("page server %q: bad port", hp)
+	}
+	host := hp[:i]
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return host, port, nil
+}
+
+// criuLogLevel is CRIU's -v: 2 logs errors and warnings, 4 everything.
+func criuLogLevel(verbose bool) int {
+	if verbose {
+		return 4
+	}
+	return 2
+}

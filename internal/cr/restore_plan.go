@@ -1,0 +1,277 @@
+package cr
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/lkc-containers/lkc/internal/checkpoint"
+	"github.com/lkc-containers/lkc/internal/cleanup"
+	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/container"
+	"github.com/lkc-containers/lkc/internal/mount"
+	"github.com/lkc-containers/lkc/internal/netns"
+	"github.com/lkc-containers/lkc/internal/steplog"
+)
+
+// restorePlan is one restore, built in steps: the container's record and
+// cgroups made as create makes them (container.Build), the mounts CRIU
+// needs staged in its state directory, CRIU's request, and CRIU's run.
+// Each step pushes what undoes it on the one clean-up stack, the staging
+// mounts as staging (cleanup.Stack.Always): a failure undoes everything,
+// last first; a success keeps the container and releases the staging.
+type restorePlan struct {
+	o   RestoreOpts
+	t   RestoreTuning
+	cr  *checkpoint.Criu
+	cfg *config.Config
+
+	undo cleanup.Stack
+	b    *container.Build
+	dirs *imageDirs
+
+	// Started before the cgroups and mounts, waited for by runCRIU.
+	lazy  func() (*checkpoint.LazyPages, error)
+	netns func(*checkpoint.Request) (*netns.Namespace, error)
+
+	// startIn are the cgroups CRIU starts in (FlatCgroups on v1); the
+	// pids limit then waits for the tasks (deferPids).
+	startIn   []string
+	deferPids bool
+
+	root, masked string                // staging: CRIU's root, masked directories' source
+	tmpfsExt     []checkpoint.ExtMount // staging: the rebuilt tmpfs sources
+
+	req *checkpoint.Request
+	// open holds what must stay open until CRIU is done: the image
+	// directories, the namespaces the container joins, the carried netns.
+	open []func()
+	pid  int
+}
+
+// restore creates the container's record and cgroups with their limits,
+// as create does, then has CRIU restore the tasks into them, and returns
+// the restored init's pid.
+func restore(cr *checkpoint.Criu, o RestoreOpts, t RestoreTuning, cfg *config.Config) (int, error) {
+	defer steplog.Step("restore")()
+	defer checkpoint.WarmPerfHooks()()
+	if t.Resources != nil {
+		cfg.Cgroup.Resources = *t.Resources
+	}
+	p := &restorePlan{o: o, t: t, cr: cr, cfg: cfg}
+	err := p.build()
+	p.close()
+	if err != nil {
+		p.undo.Run()
+		return 0, err
+	}
+	return p.finish()
+}
+
+// build runs the steps in order; the first failure stops it.
+func (p *restorePlan) build() error {
+	for _, step := range []func() error{
+		p.claim, p.openImages, p.startHelpers, p.makeCgroup, p.stage,
+		p.request, p.namespaces, p.runCRIU, p.record,
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// claim takes the id and starts the container's record.
+func (p *restorePlan) claim() (err error) {
+	co := container.CreateOpts{Root: p.o.Root, ID: p.o.ID, Config: p.cfg, Warn: p.o.Warn, OwnBundle: p.t.OwnBundle}
+	p.b, err = container.NewBuild(co, &p.undo)
+	return err
+}
+
+func (p *restorePlan) openImages() (err error) {
+	if p.dirs, err = openDirs(p.o.ImagePath, p.o.WorkPath, false); err == nil {
+		p.open = append(p.open, p.dirs.close)
+	}
+	return err
+}
+
+// startHelpers starts, on other threads, what runs beside the cgroups and
+// mounts: the lazy-pages daemon reading the images, the network namespace
+// being built.
+func (p *restorePlan) startHelpers() (err error) {
+	if p.o.LazyPages && p.o.PageServer != "" {
+		if p.lazy, err = startLazyPages(p.cr, p.o, p.dirs, &p.undo); err != nil {
+			return err
+		}
+	}
+	p.netns, err = startNetns(p.dirs.imagePath, p.cfg, p.t.External, &p.undo)
+	return err
+}
+
+// makeCgroup makes the container's cgroups. With FlatCgroups, CRIU starts
+// in the v1 cgroups (on v2 it moves the tasks itself). It then counts
+// against the pids limit while it forks the tasks: a container at its
+// limit would not fit, so that limit is set once the tasks are back.
+func (p *restorePlan) makeCgroup() error {
+	if tasks, cloneInto := p.b.Cgroup().Placement(); p.t.FlatCgroups && cloneInto == "" {
+		p.startIn = tasks
+	}
+	p.deferPids = len(p.startIn) > 0 && p.cfg.Cgroup.Resources.PidsLimit != nil
+	defer steplog.Step("restore: cgroup")()
+	return p.b.CreateCgroup(p.deferPids, &p.undo)
+}
+
+// stage makes the mounts CRIU restores through: the rootfs as a mount
+// point, the masked directories' source, the rebuilt tmpfs sources, and the
+// config's mount points.
+func (p *restorePlan) stage() (err error) {
+	defer steplog.Step("restore: mounts for criu")()
+	dir := p.b.StateDir()
+	if p.root, err = criuRoot(dir, p.cfg.Rootfs); err != nil {
+		return err
+	}
+	root := p.root
+	p.undo.Always(func() { unmountRestoreDir(root) })
+	if p.masked, err = maskedDirSource(dir); err != nil {
+		return err
+	}
+	masked := p.masked
+	p.undo.Always(func() { unmountRestoreDir(masked) })
+	p.tmpfsExt, err = tmpfsSources(dir, p.cfg, p.b.Cgroup().Paths())
+	p.undo.Always(func() { mount.ReleaseTmpfsStaging(dir) })
+	if err != nil {
+		return err
+	}
+	unmountBinds, err := mount.PrepareRestore(p.cfg.Rootfs, p.cfg.Mounts)
+	if err != nil {
+		return fmt.Errorf("preparing mount points: %w", err)
+	}
+	p.undo.Always(unmountBinds)
+	return nil
+}
+
+// namespaces hands CRIU the namespaces the container joins, and the
+// network namespace the dump carried, once built.
+func (p *restorePlan) namespaces() error {
+	files, err := restoreNamespaces(p.cfg, p.req)
+	p.open = append(p.open, func() { closeAll(files) })
+	if err != nil || p.netns == nil {
+		return err
+	}
+	net, err := p.netns(p.req)
+	if err != nil {
+		return err
+	}
+	p.open = append(p.open, func() { net.Close() })
+	return nil
+}
+
+// runCRIU has CRIU restore the tasks; with lazy pages, CRIU starts while
+// the daemon finishes starting.
+func (p *restorePlan) runCRIU() (err error) {
+	if p.lazy != nil {
+		if p.req.Worker, err = p.cr.StartWorker(p.req); err != nil {
+			return err
+		}
+		lp, err := p.lazy()
+		if err == nil {
+			err = lp.Ready()
+		}
+		if err != nil {
+			p.req.Worker.Stop()
+			return err
+		}
+		p.req.Abort = lp.Failed()
+	}
+	p.pid, err = p.cr.Restore(p.req)
+	return err
+}
+
+// record sets the deferred pids limit and records the restored init.
+func (p *restorePlan) record() error {
+	if p.deferPids {
+		if err := p.b.SetPidsLimit(); err != nil {
+			return err
+		}
+	}
+	return p.b.RecordInit(p.pid, p.o.PidFile)
+}
+
+// finish marks the container complete and releases the staging mounts,
+// or hands them to t.Release.
+func (p *restorePlan) finish() (int, error) {
+	pid, err := p.b.Finish()
+	if err != nil {
+		p.undo.Run()
+		return 0, err
+	}
+	staging := p.undo.Done()
+	if p.t.Release != nil {
+		p.t.Release(staging)
+	} else {
+		staging()
+	}
+	return pid, nil
+}
+
+// close closes what CRIU needed open, whatever the outcome.
+func (p *restorePlan) close() {
+	for i := len(p.open) - 1; i >= 0; i-- {
+		p.open[i]()
+	}
+}
+
+// request builds CRIU's request.
+func (p *restorePlan) request() (err error) {
+	p.req, err = restoreRequest(p.o, p.t, p.cfg, p.b.Cgroup().Paths(), p.dirs, p.root, p.masked)
+	if err != nil {
+		return err
+	}
+	p.req.Opts.ExtMounts = append(p.req.Opts.ExtMounts, p.tmpfsExt...)
+	p.req.Cgroups, p.req.CgroupNS = p.startIn, p.cfg.NewNamespace("cgroup")
+	return nil
+}
+
+func restoreRequest(o RestoreOpts, t RestoreTuning, cfg *config.Config, cgPaths map[string]string, d *imageDirs, root, maskedDir string) (*checkpoint.Request, error) {
+	opts, err := criuOpts(d, o.ManageCgroupsMode, o.EmptyNS, o.Verbose)
+	if err != nil {
+		return nil, err
+	}
+	opts.LogFile, opts.Root, opts.ParentImg = "restore.log", root, o.ParentPath
+	opts.RstSibling, opts.EvasiveDevices = true, true
+	opts.TCPEstablished, opts.ExtUnixSk, opts.ShellJob = o.TCPEstablished, o.ExtUnixSk, o.ShellJob
+	opts.FileLocks, opts.LazyPages, opts.OrphanPtsMaster = o.FileLocks, o.LazyPages, cfg.Process.Terminal
+	opts.ExtMounts, opts.CgRoots = restoreMounts(cfg, cgPaths, maskedDir), cgroupRoots(cgPaths)
+	opts.External = t.External
+	if t.NetworkIsolated {
+		opts.NetworkLock = checkpoint.LockSkip
+	}
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil, fmt.Errorf("reading own cgroup: %w", err)
+	}
+	opts.CgRoots = append(opts.CgRoots, unmanagedCgroupRoots(self, cgPaths)...)
+	req := &checkpoint.Request{
+		Opts: opts, Stdio: [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Log: filepath.Join(d.workPath, "restore.log"),
+	}
+	for i, f := range t.Stdio {
+		if f != nil {
+			req.Stdio[i] = f
+		}
+	}
+	if err := inheritStdio(req, d.imagePath); err != nil {
+		return nil, err
+	}
+	req.Notify = func(script string, _ int, fd *os.File) error {
+		if fd == nil {
+			return nil
+		}
+		defer fd.Close()
+		if script != "orphan-pts-master" {
+			return nil
+		}
+		return sendConsole(o.ConsoleSocket, fd)
+	}
+	return req, nil
+}
