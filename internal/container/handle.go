@@ -71,6 +71,16 @@ func (h *Handle) Cgroup() cgroups.Manager { return h.c.cgroup() }
 // cgroups, none in a sub-cgroup (asked of the cgroups now).
 func (h *Handle) FlatCgroups() bool { return cgroups.Flat(h.c.st.CgroupPaths) }
 
+// MemoryUsage is the container's memory use now, in bytes; 0 when the
+// cgroups do not say.
+func (h *Handle) MemoryUsage() int64 {
+	st, err := h.c.cgroup().Stats()
+	if err != nil {
+		return 0
+	}
+	return int64(st.Memory.Usage.Usage)
+}
+
 // StateDir is the container's state directory, where an operation keeps
 // its staging mounts (mount.Staging*), which a delete releases.
 func (h *Handle) StateDir() string { return h.c.dir.Path() }

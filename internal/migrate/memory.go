@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/cr"
@@ -123,7 +122,7 @@ func (s *session) freeze() error {
 	}
 	s.paused = true
 	// Frozen, it can make no cgroup until it resumes.
-	s.flat = cgroups.Flat(s.st.CgroupPaths)
+	s.flat = s.ct.FlatCgroups()
 	s.netDown = true
 	for _, v := range s.veths {
 		if err := isolate(v, false); err != nil {
@@ -145,7 +144,7 @@ func (s *session) postcopy() error {
 	remote := s.c.nc.RemoteAddr().(*net.TCPAddr)
 	dir := filepath.Join(s.work, "final")
 	inNetns := func() bool { return cr.CriuInNetns(dir) }
-	proxy, err := newPageProxy(local.IP.String(), remote.IP, s.st.InitPid, inNetns, s.c.pages)
+	proxy, err := newPageProxy(local.IP.String(), remote.IP, s.ct.Pid(), inNetns, s.c.pages)
 	if err != nil {
 		return err
 	}
@@ -211,7 +210,7 @@ func (s *session) lazyRestore(status *os.File, dir string, proxy *pageProxy) err
 // downtime ends here.
 func (s *session) restore(req restoreReq) error {
 	s.progress(PhaseRestore, 0, 0, 0)
-	req.Stdio, req.FlatCgroups = stdioFiles(s.st.InitPid), s.flat
+	req.Stdio, req.FlatCgroups = stdioFiles(s.ct.Pid()), s.flat
 	if err := s.c.send(opRestore, req); err != nil {
 		return err
 	}

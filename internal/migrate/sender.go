@@ -12,10 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/container"
-	"github.com/lkc-containers/lkc/internal/state"
 )
 
 // Options of a migration; the zero value of each policy field picks the
@@ -112,7 +110,7 @@ type restoreReq struct {
 type session struct {
 	o       Options
 	c       *conn
-	st      *state.State
+	ct      *container.Handle // the container, as read when the migration began
 	facts   *Facts
 	mode    string
 	work    string
@@ -196,22 +194,16 @@ func (s *session) progress(phase string, round int, n, total int64) {
 // prepare reads the container's record and this host's facts, and picks
 // the memory mode.
 func (s *session) prepare() error {
-	cs, err := container.State(s.o.Root, s.o.ID)
+	// Status and record read under one lock: a command that held the
+	// container (an update, a delete) has finished, and what it did shows.
+	ct, err := container.Inspect(s.o.Root, s.o.ID)
 	if err != nil {
 		return err
 	}
-	if cs.Status != container.Running {
-		return fmt.Errorf("%w: cannot migrate container %s: it is %s", container.ErrWrongState, s.o.ID, cs.Status)
+	if st := ct.Status(); st != container.Running {
+		return fmt.Errorf("%w: cannot migrate container %s: it is %s", container.ErrWrongState, s.o.ID, st)
 	}
-	dir, err := state.Open(s.o.Root, s.o.ID, false)
-	if err != nil {
-		return err
-	}
-	s.st, err = dir.Load()
-	dir.Close()
-	if err != nil {
-		return err
-	}
+	s.ct = ct
 	if s.facts, err = HostFacts(s.o.CRIU, "/proc", "/sys/fs/cgroup"); err != nil {
 		return err
 	}
@@ -223,10 +215,10 @@ func (s *session) prepare() error {
 	}
 	s.sum.Mode = s.mode
 	var only bool
-	if s.veths, only, err = hostVeths(s.st.InitPid); err != nil {
+	if s.veths, only, err = hostVeths(s.ct.Pid()); err != nil {
 		return err
 	}
-	s.isolated = only && s.st.Config.NewNamespace("network")
+	s.isolated = only && s.ct.Config().NewNamespace("network")
 	s.work = s.o.WorkDir
 	if s.work == "" {
 		base := ""
@@ -267,7 +259,7 @@ func (s *session) run() error {
 		return err
 	}
 	if !s.o.SharedStorage {
-		if err := s.sendTree(PhaseRootfs, 0, "rootfs", s.st.Rootfs); err != nil {
+		if err := s.sendTree(PhaseRootfs, 0, "rootfs", s.ct.Rootfs()); err != nil {
 			return err
 		}
 	}
@@ -284,23 +276,23 @@ func (s *session) run() error {
 }
 
 func (s *session) sendOffer() error {
-	cfg, err := os.ReadFile(filepath.Join(s.st.Bundle, "config.json"))
+	cfg, err := os.ReadFile(filepath.Join(s.ct.Bundle(), "config.json"))
 	if err != nil {
 		return fmt.Errorf("reading the bundle's config: %w", err)
 	}
-	res, err := json.Marshal(s.st.Config.Cgroup.Resources)
+	res, err := json.Marshal(s.ct.Config().Cgroup.Resources)
 	if err != nil {
 		return fmt.Errorf("encoding the container's limits: %w", err)
 	}
 	of := offer{ID: s.o.ID, Facts: s.facts, Mode: s.mode, SharedStorage: s.o.SharedStorage,
-		Rootfs: s.st.Rootfs, Config: cfg, Resources: res, Veths: s.veths, TCPEstablished: s.o.TCPEstablished}
+		Rootfs: s.ct.Rootfs(), Config: cfg, Resources: res, Veths: s.veths, TCPEstablished: s.o.TCPEstablished}
 	if !s.o.SharedStorage {
-		if of.RootfsBytes, err = treeSize(s.st.Rootfs); err != nil {
+		if of.RootfsBytes, err = treeSize(s.ct.Rootfs()); err != nil {
 			return err
 		}
 	}
 	if s.mode != ModePostcopy {
-		of.MemoryBytes = memoryUsage(s.o.Root, s.o.ID)
+		of.MemoryBytes = s.ct.MemoryUsage()
 	}
 	if err := s.c.send(opOffer, of); err != nil {
 		return err
@@ -348,18 +340,6 @@ func stdioFiles(pid int) [3]stdioFile {
 		}
 	}
 	return out
-}
-
-// memoryUsage estimates the images' size; 0 when unknown.
-func memoryUsage(root, id string) int64 {
-	ev, err := container.Stats(root, id)
-	if err != nil {
-		return 0
-	}
-	if st, ok := ev.Data.(*cgroups.Stats); ok {
-		return int64(st.Memory.Usage.Usage)
-	}
-	return 0
 }
 
 // sendTree streams dir as name and waits until the receiver stored it.
