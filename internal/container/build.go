@@ -11,12 +11,13 @@ import (
 	"github.com/lkc-containers/lkc/internal/state"
 )
 
-// Build is a container being made by an operation above this package
-// whose processes come from elsewhere than lkc init (cr's restore: CRIU
-// starts them): create's steps, offered one by one. Each step records what
-// it made before making it, so a delete after a crash finds it, and pushes
-// what undoes it on the caller's stack. Other commands see the container
-// as "creating" until Finish.
+// Build is a container being made: create's steps, offered one by one to
+// an operation above this package whose processes come from elsewhere
+// than lkc init (cr's restore: CRIU starts them); create takes the same
+// steps around lkc init. Each step records what it made before making it,
+// so a delete after a crash finds it, and pushes what undoes it on the
+// caller's stack. Other commands see the container as "creating" until it
+// is finished.
 type Build struct {
 	o   CreateOpts
 	dir *state.Dir

@@ -61,11 +61,13 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err := lsm.Default.Check(&cfg.Process, cfg.MountLabel); err != nil {
 		return nil, err
 	}
-	dir, err := state.Create(o.Root, o.ID)
+	var undo cleanup.Stack
+	b, err := NewBuild(o, &undo)
 	if err != nil {
+		undo.Run()
 		return nil, err
 	}
-	var undo cleanup.Stack
+	dir, st, cg := b.dir, b.st, b.cg
 	defer func() {
 		if err != nil {
 			if dir.Deleted() {
@@ -74,11 +76,6 @@ func create(o CreateOpts) (_ *Container, err error) {
 			undo.Run()
 		}
 	}()
-	undo.Add(func() { dir.Remove() })
-	st, cg, err := o.newState()
-	if err != nil {
-		return nil, err
-	}
 	if !cfg.HasNamespace("mount") {
 		if err := bindCallerRoot(dir, st, &undo); err != nil {
 			return nil, err
@@ -95,13 +92,9 @@ func create(o CreateOpts) (_ *Container, err error) {
 	// one thread), would keep init from starting a thread and crash it.
 	// runc sets its limits at that point too. Init starts no thread after
 	// it reports ready; those it has stay, as a limit never kills.
-	pids, co := cfg.Cgroup.Resources.PidsLimit, o
-	if pids != nil {
-		co.Config = withoutPidsLimit(cfg)
-	}
 	p, err := startAround(is, &undo, func() error {
 		defer steplog.Step("create: cgroup")()
-		return createCgroup(co, dir, st, cg, &undo)
+		return b.CreateCgroup(cfg.Cgroup.Resources.PidsLimit != nil, &undo)
 	})
 	if err != nil {
 		return nil, err
@@ -115,7 +108,7 @@ func create(o CreateOpts) (_ *Container, err error) {
 	// Recorded while init builds the container: nobody reads the state
 	// before create unlocks it, and a failure removes it.
 	end = steplog.Step("create: record init")
-	err = recordInit(dir, st, pid, o.PidFile)
+	err = b.RecordInit(pid, o.PidFile)
 	end()
 	if err != nil {
 		return nil, err
@@ -126,10 +119,8 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if pids != nil {
-		if err := cg.Set(&config.Resources{PidsLimit: pids}); err != nil {
-			return nil, fmt.Errorf("setting the pids limit: %w", err)
-		}
+	if err := b.SetPidsLimit(); err != nil {
+		return nil, err
 	}
 	if err := dir.Created(); err != nil {
 		return nil, err

@@ -252,27 +252,7 @@ func (c subject) checkpoint(cr *checkpoint.Criu, o dump) error {
 		req.Affinity = new(unix.CPUSet)
 		req.Affinity.Set(pin.cpu)
 	}
-	req.Notify = func(script string, _ int, fd *os.File) error {
-		if fd != nil {
-			fd.Close()
-		}
-		if script == "post-dump" {
-			// Before CRIU lets the tasks go (or kills them).
-			return netnsSaved()
-		}
-		if script != "status-ready" {
-			return nil
-		}
-		// The images are written: a lazy dump only serves pages now.
-		pin.release()
-		if o.StatusFD != nil {
-			// Written here rather than by CRIU's own status fd, so the byte
-			// goes out only after lkc saw the dump succeed.
-			_, err := o.StatusFD.Write([]byte{0})
-			return err
-		}
-		return nil
-	}
+	req.Notify = dumpNotify(o, netnsSaved, pin)
 	stop := watchProgress(o.Progress, dirs.imagePath)
 	if o.PreDump {
 		err = cr.PreDump(req)
@@ -288,6 +268,33 @@ func (c subject) checkpoint(cr *checkpoint.Criu, o dump) error {
 	}
 	stop(err == nil)
 	return err
+}
+
+// dumpNotify answers CRIU's notifications during a dump: the carried
+// network namespace must be saved before CRIU lets the tasks go (or kills
+// them), and a lazy dump's status byte goes out once its images are
+// written.
+func dumpNotify(o dump, netnsSaved func() error, pin *dumpPin) func(string, int, *os.File) error {
+	return func(script string, _ int, fd *os.File) error {
+		if fd != nil {
+			fd.Close()
+		}
+		if script == "post-dump" {
+			return netnsSaved()
+		}
+		if script != "status-ready" {
+			return nil
+		}
+		// The images are written: a lazy dump only serves pages now.
+		pin.release()
+		if o.StatusFD != nil {
+			// Written here rather than by CRIU's own status fd, so the byte
+			// goes out only after lkc saw the dump succeed.
+			_, err := o.StatusFD.Write([]byte{0})
+			return err
+		}
+		return nil
+	}
 }
 
 // checkDumpFeatures refuses, in one line, what CRIU or the kernel lacks.

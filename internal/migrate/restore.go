@@ -30,34 +30,9 @@ func (r *receiver) restore(body json.RawMessage) error {
 	if r.restored {
 		return fmt.Errorf("%w: a second restore", ErrProtocol)
 	}
-	res, err := r.resources()
+	o, t, err := r.restoreOpts(req)
 	if err != nil {
 		return err
-	}
-	pageServer, err := r.pageTunnel(req.PageServer)
-	if err != nil {
-		return err
-	}
-	o := cr.RestoreOpts{
-		Root: r.o.Root, ID: r.of.ID, Bundle: r.bundle, CRIU: r.o.CRIU,
-		ImagePath: filepath.Join(r.bundle, "images", req.Image),
-		Detach:    true, TCPEstablished: r.of.TCPEstablished, FileLocks: true,
-		ManageCgroupsMode: "soft", Warn: r.o.Warn, Verbose: r.o.Verbose,
-		LazyPages: pageServer != "", PageServer: pageServer,
-	}
-	t := cr.RestoreTuning{
-		NetworkIsolated: req.NetworkIsolated, Resources: res, FlatCgroups: req.FlatCgroups,
-		OwnBundle: true,
-	}
-	if req.Parent != "" {
-		o.ParentPath = "../" + req.Parent
-	}
-	for _, v := range r.of.Veths {
-		if req.NetworkIsolated {
-			// Connected by lkc once the container runs (below).
-			v.Bridge = ""
-		}
-		t.External = append(t.External, v.External())
 	}
 	stdio, err := openStdio(req.Stdio, o.ImagePath, r.bundle)
 	if err != nil {
@@ -109,6 +84,42 @@ func (r *receiver) restore(body json.RawMessage) error {
 		}
 	}
 	return r.c.send(opRestored, nil)
+}
+
+// restoreOpts are the options of the restore req asks for: the images
+// and bundle staged here, the source's limits, its veths, the page tunnel
+// of a post-copy.
+func (r *receiver) restoreOpts(req restoreReq) (cr.RestoreOpts, cr.RestoreTuning, error) {
+	res, err := r.resources()
+	if err != nil {
+		return cr.RestoreOpts{}, cr.RestoreTuning{}, err
+	}
+	pageServer, err := r.pageTunnel(req.PageServer)
+	if err != nil {
+		return cr.RestoreOpts{}, cr.RestoreTuning{}, err
+	}
+	o := cr.RestoreOpts{
+		Root: r.o.Root, ID: r.of.ID, Bundle: r.bundle, CRIU: r.o.CRIU,
+		ImagePath: filepath.Join(r.bundle, "images", req.Image),
+		Detach:    true, TCPEstablished: r.of.TCPEstablished, FileLocks: true,
+		ManageCgroupsMode: "soft", Warn: r.o.Warn, Verbose: r.o.Verbose,
+		LazyPages: pageServer != "", PageServer: pageServer,
+	}
+	t := cr.RestoreTuning{
+		NetworkIsolated: req.NetworkIsolated, Resources: res, FlatCgroups: req.FlatCgroups,
+		OwnBundle: true,
+	}
+	if req.Parent != "" {
+		o.ParentPath = "../" + req.Parent
+	}
+	for _, v := range r.of.Veths {
+		if req.NetworkIsolated {
+			// Connected by restore once the container runs.
+			v.Bridge = ""
+		}
+		t.External = append(t.External, v.External())
+	}
+	return o, t, nil
 }
 
 // pageTunnel starts, for a post-copy, the tunnel that carries the pages
