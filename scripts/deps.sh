@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh: install the Debian 12 packages lkc's build, tests and benchmarks
-# need, then CRIU 4.x into a private prefix (scripts/install-criu.sh).
+# need, then libseccomp built with musl (scripts/install-libseccomp-musl.sh,
+# which `make lkc` links) and CRIU 4.x (scripts/install-criu.sh), each into a
+# private prefix.
 # Idempotent and fast when everything is already there: apt-get update/install
 # only run if a package is missing. Must run as root.
 #
@@ -16,8 +18,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 pkgs=(
   busybox-static runc crun iptables iproute2 libseccomp-dev pkg-config gcc
-  musl-tools make podman containerd qemu-system-x86 linux-image-amd64 kmod cpio
-  conmon containernetworking-plugins docker.io
+  musl-tools linux-libc-dev gperf dpkg-dev debian-archive-keyring make podman
+  containerd qemu-system-x86 linux-image-amd64 kmod cpio conmon
+  containernetworking-plugins docker.io
 )
 
 say() { echo "deps: $*"; }
@@ -62,13 +65,15 @@ fi
 
 # Binaries the tests call directly (catches a package that installed but is
 # broken, e.g. diverted or removed by hand).
-for b in busybox runc crun iptables ip pkg-config gcc musl-gcc make podman containerd \
+for b in busybox runc crun iptables ip pkg-config gcc musl-gcc gperf dpkg-source make podman containerd \
   qemu-system-x86_64 modprobe cpio conmon ctr containerd-shim-runc-v2 dockerd; do
   command -v "$b" >/dev/null || die "$b not found in PATH after install"
 done
 ls /boot/vmlinuz-* >/dev/null 2>&1 || die "no /boot/vmlinuz-* although linux-image-amd64 is installed"
 say "tools: ok"
 
+say "libseccomp (musl): running install-libseccomp-musl.sh"
+"$here/install-libseccomp-musl.sh" || die "install-libseccomp-musl.sh failed"
 say "criu: running install-criu.sh"
 "$here/install-criu.sh" || die "install-criu.sh failed"
 say "done"

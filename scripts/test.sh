@@ -10,6 +10,10 @@ export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/sbin:/sbin:$PATH
 
 ./scripts/deps.sh
 make lkc >/dev/null
+# The plain build (glibc, Debian's libseccomp-dev) must stay green too.
+mkdir -p tmp
+make BIN=tmp/lkc-glibc lkc-glibc >/dev/null
+tmp/lkc-glibc --version >/dev/null
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
   echo "test: gofmt would change: $unformatted" >&2
