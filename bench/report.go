@@ -50,29 +50,36 @@ func writeScenario(w io.Writer, sc *scenarioResult) {
 	if sc.Interrupted {
 		fmt.Fprint(w, "INTERRUPTED: partial results\n\n")
 	}
-	fmt.Fprintf(w, "%-8s %5s %5s %10s %8s %8s %10s\n", "variant", "runs", "fail", "wall p50", "p10", "p90", "cpu p50")
+	nameW, ratioW := 8, 16 // widened to the longest name (lifecycle's lkc-create)
 	for _, vr := range sc.Variants {
-		writeVariantRow(w, vr)
+		nameW = max(nameW, len(vr.Name))
+	}
+	for _, r := range sc.Ratios {
+		ratioW = max(ratioW, len(r.Num)+1+len(r.Den))
+	}
+	fmt.Fprintf(w, "%-*s %5s %5s %10s %8s %8s %10s\n", nameW, "variant", "runs", "fail", "wall p50", "p10", "p90", "cpu p50")
+	for _, vr := range sc.Variants {
+		writeVariantRow(w, vr, nameW)
 	}
 	fmt.Fprint(w, "(milliseconds; cpu = user+sys of the whole process tree)\n\n")
-	fmt.Fprintf(w, "%-16s %6s %6s\n", "ratio of medians", "wall", "cpu")
+	fmt.Fprintf(w, "%-*s %6s %6s\n", ratioW, "ratio of medians", "wall", "cpu")
 	for _, r := range sc.Ratios {
-		fmt.Fprintf(w, "%-16s %6s %6s\n", r.Num+"/"+r.Den, fmtRatio(r.Wall), fmtRatio(r.CPU))
+		fmt.Fprintf(w, "%-*s %6s %6s\n", ratioW, r.Num+"/"+r.Den, fmtRatio(r.Wall), fmtRatio(r.CPU))
 	}
 	fmt.Fprintln(w)
 	writeNotes(w, sc)
 }
 
-func writeVariantRow(w io.Writer, vr *variantResult) {
+func writeVariantRow(w io.Writer, vr *variantResult, nameW int) {
 	if vr.Unavailable != "" {
-		fmt.Fprintf(w, "%-8s FAILED (see below)\n", vr.Name)
+		fmt.Fprintf(w, "%-*s FAILED (see below)\n", nameW, vr.Name)
 		return
 	}
 	if vr.Wall == nil {
-		fmt.Fprintf(w, "%-8s %5d %5d %10s %8s %8s %10s\n", vr.Name, vr.Runs, vr.Failures, "-", "-", "-", "-")
+		fmt.Fprintf(w, "%-*s %5d %5d %10s %8s %8s %10s\n", nameW, vr.Name, vr.Runs, vr.Failures, "-", "-", "-", "-")
 		return
 	}
-	fmt.Fprintf(w, "%-8s %5d %5d %10.2f %8.2f %8.2f %10.2f\n", vr.Name, vr.Runs, vr.Failures,
+	fmt.Fprintf(w, "%-*s %5d %5d %10.2f %8.2f %8.2f %10.2f\n", nameW, vr.Name, vr.Runs, vr.Failures,
 		vr.Wall.P50, vr.Wall.P10, vr.Wall.P90, vr.CPU.P50)
 }
 

@@ -52,7 +52,7 @@ type Scenario struct {
 
 // scenarios lists every benchmark; -scenario selects among them.
 func scenarios() []Scenario {
-	all := append([]Scenario{runLatencyScenario(), execLatencyScenario()}, checkpointScenarios()...)
+	all := append([]Scenario{runLatencyScenario(), execLatencyScenario(), lifecycleScenario()}, checkpointScenarios()...)
 	return append(all, migrateScenarios()...)
 }
 

@@ -82,8 +82,8 @@ func TestScenariosRegistered(t *testing.T) {
 	for _, sc := range got {
 		names = append(names, sc.Name)
 	}
-	if !slices.Equal(names, []string{"run", "exec", "checkpoint", "restore", "migrate-downtime", "migrate-total"}) {
-		t.Errorf("all scenarios = %v, want [run exec checkpoint restore migrate-downtime migrate-total]", names)
+	if !slices.Equal(names, []string{"run", "exec", "lifecycle", "checkpoint", "restore", "migrate-downtime", "migrate-total"}) {
+		t.Errorf("all scenarios = %v, want [run exec lifecycle checkpoint restore migrate-downtime migrate-total]", names)
 	}
 	if err := checkVariantNames([]Scenario{execLatencyScenario()}, []string{"floor"}, ""); err == nil {
 		t.Error("exec scenario accepts the floor variant, which it does not have")
@@ -114,5 +114,23 @@ func TestVariantSelection(t *testing.T) {
 	}
 	if len(selectVariants(all, nil)) != len(all) {
 		t.Error("an empty selection does not select every variant")
+	}
+}
+
+// Every lifecycle ratio names variants the scenario has, so none is
+// silently dropped from the report.
+func TestLifecycleRatiosNameVariants(t *testing.T) {
+	sc := lifecycleScenario()
+	have := map[string]bool{}
+	for _, v := range sc.Variants(&Env{Baseline: "/x/lkc"}) {
+		have[v.Name] = true
+	}
+	if len(have) != 4*(1+len(lifecycleOps)) {
+		t.Errorf("%d variants, want %d", len(have), 4*(1+len(lifecycleOps)))
+	}
+	for _, r := range sc.Ratios {
+		if !have[r[0]] || !have[r[1]] {
+			t.Errorf("ratio %s/%s names a variant the scenario lacks", r[0], r[1])
+		}
 	}
 }
