@@ -6,8 +6,9 @@
 // STYLE.md's rule: the seccomp issue asks for libseccomp explicitly, and it
 // is what runc, crun and Podman use, so a profile behaves the same under
 // lkc (syscall names per architecture, multi-arch filters, argument
-// comparisons, the notify listener). libseccomp is linked statically
-// (Debian's libseccomp-dev ships libseccomp.a); nothing here runs unless a
+// comparisons, the notify listener). libseccomp is linked statically (make
+// lkc: Debian's source built with musl by scripts/install-libseccomp-musl.sh;
+// a plain go build: Debian's libseccomp-dev); nothing here runs unless a
 // config has linux.seccomp, so `run` without one pays nothing.
 package seccomp
 
