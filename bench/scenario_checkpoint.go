@@ -20,7 +20,8 @@ const criuPath = "/opt/lkc/criu/criu"
 var ckptSizes = []int{0, 64, 512}
 
 // checkpointScenarios measure "<rt> checkpoint" and "<rt> restore -d" of a
-// busybox container holding 0, 64 and 512 MiB, for lkc and runc.
+// busybox container holding 0, 64 and 512 MiB, for lkc and runc (and the
+// -baseline lkc as lkc-base).
 func checkpointScenarios() []Scenario {
 	return []Scenario{ckptScenario("checkpoint"), ckptScenario("restore")}
 }
@@ -28,7 +29,8 @@ func checkpointScenarios() []Scenario {
 func ckptScenario(op string) Scenario {
 	var ratios [][2]string
 	for _, mib := range ckptSizes {
-		ratios = append(ratios, [2]string{fmt.Sprintf("lkc-%dM", mib), fmt.Sprintf("runc-%dM", mib)})
+		ratios = append(ratios, [2]string{fmt.Sprintf("lkc-%dM", mib), fmt.Sprintf("runc-%dM", mib)},
+			[2]string{fmt.Sprintf("lkc-%dM", mib), fmt.Sprintf("lkc-base-%dM", mib)})
 	}
 	desc := "'<runtime> --criu " + criuPath + " checkpoint' of a busybox container holding N MiB"
 	if op == "restore" {
@@ -40,6 +42,9 @@ func ckptScenario(op string) Scenario {
 			var vs []Variant
 			for _, mib := range ckptSizes {
 				vs = append(vs, ckptVariant(env, op, "lkc", env.LKC, mib), ckptVariant(env, op, "runc", "runc", mib))
+				if env.Baseline != "" {
+					vs = append(vs, ckptVariant(env, op, "lkc-base", env.Baseline, mib))
+				}
 			}
 			return vs
 		},
