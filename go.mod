@@ -8,7 +8,8 @@ require (
 )
 
 require (
-	github.com/checkpoint-restore/go-criu/v7 v7.2.0
+	github.com/checkpoint-restore/go-criu/v8 v8.3.0
 	github.com/seccomp/libseccomp-golang v0.11.1
-	google.golang.org/protobuf v1.34.2
 )
+
+require github.com/aperturerobotics/protobuf-go-lite v0.14.0 // indirect

@@ -107,7 +107,8 @@ func (cr *Criu) Version() ([3]int, error) {
 	if err != nil {
 		return [3]int{}, fmt.Errorf("%w: %s does not answer: %v: %s", ErrNoCriu, cr.Path, err, installHint)
 	}
-	return resp.version, nil
+	v := resp.GetVersion()
+	return [3]int{int(v.GetMajorNumber()), int(v.GetMinorNumber()), int(v.GetSublevel())}, nil
 }
 
 // Features reports which of the features in want CRIU and the kernel
@@ -118,7 +119,8 @@ func (cr *Criu) Features(want Features) (Features, error) {
 	if err != nil {
 		return Features{}, fmt.Errorf("%w: feature check: %v", ErrNoCriu, err)
 	}
-	return resp.features, nil
+	f := resp.GetFeatures()
+	return Features{MemTrack: f.GetMemTrack(), LazyPages: f.GetLazyPages()}, nil
 }
 
 // Dump checkpoints the tree rooted at r.Opts.Pid into the images directory.
@@ -144,5 +146,5 @@ func (cr *Criu) Restore(r *Request) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return resp.pid, nil
+	return int(resp.GetRestore().GetPid()), nil
 }

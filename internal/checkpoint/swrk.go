@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/checkpoint-restore/go-criu/v8/rpc"
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/steplog"
@@ -56,7 +57,7 @@ type Request struct {
 	// stops it otherwise.
 	Worker *Worker
 
-	typ   int
+	typ   rpc.CriuReqType
 	feat  *Features
 	extra []*os.File // CRIU's fds 4, 5, ... (3 is the RPC socket)
 }
@@ -71,7 +72,7 @@ func (c *Request) AddFile(f *os.File) int {
 // run has CRIU carry out c: through c.Worker when it was started for
 // what c asks, else through a `criu swrk 3` started now. It answers CRIU's
 // notifications and returns the final response.
-func (cr *Criu) run(c *Request) (*response, error) {
+func (cr *Criu) run(c *Request) (*rpc.CriuResp, error) {
 	w := c.Worker
 	c.Worker = nil
 	if w != nil && !w.fits(c) {
@@ -134,7 +135,7 @@ func logRequest(c *Request, w *Worker) {
 }
 
 // typeName names a request type as CRIU's RPC does.
-func typeName(typ int) string {
+func typeName(typ rpc.CriuReqType) string {
 	switch typ {
 	case reqDump:
 		return "dump"
@@ -146,12 +147,16 @@ func typeName(typ int) string {
 	return fmt.Sprintf("request %d", typ)
 }
 
-func converse(sock, pid int, c *Request) (*response, error) {
+func converse(sock, pid int, c *Request) (*rpc.CriuResp, error) {
 	req := &request{typ: c.typ, opts: c.Opts, features: c.feat}
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	for {
-		if _, err := unix.Write(sock, req.marshal()); err != nil {
+		msg, err := req.marshal()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := unix.Write(sock, msg); err != nil {
 			return nil, fmt.Errorf("sending request to criu: %w", err)
 		}
 		n, oobn, err := recvmsg(sock, buf, oob)
@@ -166,20 +171,21 @@ func converse(sock, pid int, c *Request) (*response, error) {
 			return nil, err
 		}
 		fd := passedFile(oob[:oobn])
-		if !resp.success {
+		if !resp.GetSuccess() {
 			if fd != nil {
 				fd.Close()
 			}
-			msg := resp.errmsg
-			if msg == "" && resp.errno != 0 {
-				msg = unix.Errno(resp.errno).Error()
+			msg := resp.GetCrErrmsg()
+			if msg == "" && resp.GetCrErrno() != 0 {
+				msg = unix.Errno(resp.GetCrErrno()).Error()
 			}
 			return resp, errors.New(strings.TrimSpace(msg))
 		}
-		if resp.typ != reqNotify {
+		if resp.GetType() != reqNotify {
 			return resp, nil
 		}
-		if resp.script == "status-ready" && c.Affinity != nil {
+		script := resp.GetNotify().GetScript()
+		if script == "status-ready" && c.Affinity != nil {
 			var own unix.CPUSet
 			if unix.SchedGetaffinity(0, &own) == nil {
 				unix.SchedSetaffinity(pid, &own)
@@ -189,8 +195,8 @@ func converse(sock, pid int, c *Request) (*response, error) {
 			if fd != nil {
 				fd.Close()
 			}
-		} else if err := c.Notify(resp.script, resp.pid, fd); err != nil {
-			return nil, fmt.Errorf("%s: %w", resp.script, err)
+		} else if err := c.Notify(script, int(resp.GetNotify().GetPid()), fd); err != nil {
+			return nil, fmt.Errorf("%s: %w", script, err)
 		}
 		req = &request{typ: reqNotify, notifySuccess: true}
 	}

@@ -1,25 +1,26 @@
 package checkpoint
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
+
+	"github.com/checkpoint-restore/go-criu/v8/rpc"
 )
 
-// CRIU speaks protobuf (rpc.proto of CRIU, mirrored by go-criu's rpc
-// package). lkc encodes the few messages it needs by hand: linking the
-// protobuf runtime costs every lkc command, `run` included, about 0.3 ms of
-// package initialisation, and checkpointing is rare. wire_test.go checks
-// this encoding against go-criu's generated code.
+// CRIU speaks protobuf (rpc.proto of CRIU). The messages are go-criu v8's
+// generated code (protobuf-go-lite: no reflection, no registry), which adds
+// nothing measurable to lkc's start-up, unlike google.golang.org/protobuf
+// (about 0.3 ms of package initialisation for every command); encoding and
+// decoding take microseconds either way (wire_bench_test.go, docs/criu.md).
+// Opts is lkc's narrow, value-typed view of criu_opts; criuOpts maps it.
 
 // Request types (criu_req_type).
 const (
-	reqDump         = 1
-	reqRestore      = 2
-	reqPreDump      = 4
-	reqNotify       = 6
-	reqFeatureCheck = 9
-	reqVersion      = 10
+	reqDump         = rpc.CriuReqType_DUMP
+	reqRestore      = rpc.CriuReqType_RESTORE
+	reqPreDump      = rpc.CriuReqType_PRE_DUMP
+	reqNotify       = rpc.CriuReqType_NOTIFY
+	reqFeatureCheck = rpc.CriuReqType_FEATURE_CHECK
+	reqVersion      = rpc.CriuReqType_VERSION
 )
 
 // CgroupMode is CRIU's criu_cg_mode: how much of the cgroups it restores.
@@ -91,274 +92,130 @@ type Opts struct {
 	JoinNS                []JoinNS
 }
 
-type encoder []byte
+// criuOpts is o as criu_opts. Zero values stay unset, so CRIU's own
+// defaults apply (log level 2, cgroup mode soft, iptables lock).
+func (o *Opts) criuOpts() *rpc.CriuOpts {
+	c := &rpc.CriuOpts{
+		ImagesDirFd:     int32p(o.ImagesDirFd, true),
+		Pid:             int32p(o.Pid, false),
+		LogLevel:        int32p(o.LogLevel, false),
+		LogFile:         stringp(o.LogFile),
+		Root:            stringp(o.Root),
+		ParentImg:       stringp(o.ParentImg),
+		FreezeCgroup:    stringp(o.FreezeCgroup),
+		LeaveRunning:    boolp(o.LeaveRunning),
+		ExtUnixSk:       boolp(o.ExtUnixSk),
+		TcpEstablished:  boolp(o.TCPEstablished),
+		TcpSkipInFlight: boolp(o.TCPSkipInFlight),
+		EvasiveDevices:  boolp(o.EvasiveDevices),
+		ShellJob:        boolp(o.ShellJob),
+		FileLocks:       boolp(o.FileLocks),
+		NotifyScripts:   boolp(o.NotifyScripts),
+		TrackMem:        boolp(o.TrackMem),
+		AutoDedup:       boolp(o.AutoDedup),
+		LinkRemap:       boolp(o.LinkRemap),
+		ManageCgroups:   boolp(o.ManageCgroups),
+		RstSibling:      boolp(o.RstSibling),
+		LazyPages:       boolp(o.LazyPages),
+		OrphanPtsMaster: boolp(o.OrphanPtsMaster),
 
-func (e *encoder) tag(field, wt int) { *e = binary.AppendUvarint(*e, uint64(field<<3|wt)) }
-
-func (e *encoder) varint(field int, v uint64) {
-	e.tag(field, 0)
-	*e = binary.AppendUvarint(*e, v)
-}
-
-// int32 fields are sign-extended to 64 bits on the wire.
-func (e *encoder) int32(field, v int) { e.varint(field, uint64(int64(int32(v)))) }
-
-func (e *encoder) bool(field int, v bool) {
-	if v {
-		e.varint(field, 1)
+		External:             o.External,
+		CgroupDumpController: o.CgroupDumpControllers,
 	}
-}
-
-func (e *encoder) bytes(field int, b []byte) {
-	e.tag(field, 2)
-	*e = binary.AppendUvarint(*e, uint64(len(b)))
-	*e = append(*e, b...)
-}
-
-func (e *encoder) string(field int, s string) {
-	if s != "" {
-		e.bytes(field, []byte(s))
-	}
-}
-
-func (o *Opts) marshal() []byte {
-	var e encoder
-	o.marshalScalars(&e)
-	o.marshalLists(&e)
-	return e
-}
-
-// marshalScalars encodes the single-valued fields.
-func (o *Opts) marshalScalars(e *encoder) {
-	e.int32(1, o.ImagesDirFd)
-	if o.Pid != 0 {
-		e.int32(2, o.Pid)
-	}
-	e.bool(3, o.LeaveRunning)
-	e.bool(4, o.ExtUnixSk)
-	e.bool(5, o.TCPEstablished)
-	e.bool(6, o.EvasiveDevices)
-	e.bool(7, o.ShellJob)
-	e.bool(8, o.FileLocks)
-	if o.LogLevel != 0 {
-		e.int32(9, o.LogLevel)
-	}
-	e.string(10, o.LogFile)
-	if o.PageServerAddr != "" || o.PageServerPort != 0 {
-		var ps encoder
-		ps.string(1, o.PageServerAddr)
-		ps.int32(2, o.PageServerPort)
-		e.bytes(11, ps)
-	}
-	e.bool(12, o.NotifyScripts)
-	e.string(13, o.Root)
-	e.string(14, o.ParentImg)
-	e.bool(15, o.TrackMem)
-	e.bool(16, o.AutoDedup)
 	if o.WorkDirFd > 0 {
-		e.int32(17, o.WorkDirFd)
+		c.WorkDirFd = int32p(o.WorkDirFd, false)
 	}
-	e.bool(18, o.LinkRemap)
-}
-
-// marshalLists encodes the repeated and late fields (order does not
-// matter on the wire).
-func (o *Opts) marshalLists(e *encoder) {
-	for _, m := range o.ExtMounts {
-		var sub encoder
-		sub.bytes(1, []byte(m.Key))
-		sub.bytes(2, []byte(m.Val))
-		e.bytes(23, sub)
-	}
-	e.bool(24, o.ManageCgroups)
-	for _, r := range o.CgRoots {
-		var sub encoder
-		sub.string(1, r.Ctrl)
-		sub.bytes(2, []byte(r.Path))
-		e.bytes(25, sub)
-	}
-	e.bool(26, o.RstSibling)
-	for _, f := range o.InheritFd {
-		var sub encoder
-		sub.bytes(1, []byte(f.Key))
-		sub.int32(2, f.Fd)
-		e.bytes(27, sub)
+	if o.StatusFd > 0 {
+		c.StatusFd = int32p(o.StatusFd, false)
 	}
 	if o.ManageCgroupsMode != nil {
-		e.varint(34, uint64(*o.ManageCgroupsMode))
+		m := rpc.CriuCgMode(*o.ManageCgroupsMode)
+		c.ManageCgroupsMode = &m
 	}
-	for _, x := range o.External {
-		e.bytes(37, []byte(x))
+	if o.NetworkLock != 0 {
+		l := rpc.CriuNetworkLockMethod(o.NetworkLock)
+		c.NetworkLock = &l
 	}
 	if o.EmptyNS != 0 {
-		e.varint(38, uint64(o.EmptyNS))
+		c.EmptyNs = &o.EmptyNS
+	}
+	if o.PageServerAddr != "" || o.PageServerPort != 0 {
+		c.Ps = &rpc.CriuPageServerInfo{Address: stringp(o.PageServerAddr), Port: int32p(o.PageServerPort, true)}
+	}
+	o.criuLists(c)
+	return c
+}
+
+// criuLists adds the repeated messages. Their key and value fields are
+// required in rpc.proto, so they are sent even when empty.
+func (o *Opts) criuLists(c *rpc.CriuOpts) {
+	for _, m := range o.ExtMounts {
+		c.ExtMnt = append(c.ExtMnt, &rpc.ExtMountMap{Key: &m.Key, Val: &m.Val})
+	}
+	for _, r := range o.CgRoots {
+		c.CgRoot = append(c.CgRoot, &rpc.CgroupRoot{Ctrl: stringp(r.Ctrl), Path: &r.Path})
+	}
+	for _, f := range o.InheritFd {
+		c.InheritFd = append(c.InheritFd, &rpc.InheritFd{Key: &f.Key, Fd: int32p(f.Fd, true)})
 	}
 	for _, j := range o.JoinNS {
-		var sub encoder
-		sub.bytes(1, []byte(j.NS))
-		sub.bytes(2, []byte(j.File))
-		e.bytes(39, sub)
+		c.JoinNs = append(c.JoinNs, &rpc.JoinNamespace{Ns: &j.NS, NsFile: &j.File})
 	}
-	for _, c := range o.CgroupDumpControllers {
-		e.bytes(43, []byte(c))
+}
+
+// int32p points at v, or is nil when v is 0 and zero is not to be sent.
+func int32p(v int, sendZero bool) *int32 {
+	if v == 0 && !sendZero {
+		return nil
 	}
-	e.string(44, o.FreezeCgroup)
-	e.bool(46, o.TCPSkipInFlight)
-	e.bool(48, o.LazyPages)
-	if o.StatusFd > 0 {
-		e.int32(49, o.StatusFd)
+	n := int32(v)
+	return &n
+}
+
+func stringp(s string) *string {
+	if s == "" {
+		return nil
 	}
-	e.bool(50, o.OrphanPtsMaster)
-	if o.NetworkLock != 0 {
-		e.varint(64, uint64(o.NetworkLock))
+	return &s
+}
+
+func boolp(b bool) *bool {
+	if !b {
+		return nil
 	}
+	return &b
 }
 
 // request is a criu_req.
 type request struct {
-	typ           int
+	typ           rpc.CriuReqType
 	opts          *Opts
 	notifySuccess bool
 	features      *Features
 }
 
-func (r *request) marshal() []byte {
-	var e encoder
-	e.varint(1, uint64(r.typ))
+func (r *request) marshal() ([]byte, error) {
+	req := &rpc.CriuReq{Type: &r.typ, NotifySuccess: boolp(r.notifySuccess)}
 	if r.opts != nil {
-		e.bytes(2, r.opts.marshal())
+		req.Opts = r.opts.criuOpts()
 	}
-	e.bool(3, r.notifySuccess)
 	if r.features != nil {
-		var f encoder
-		f.bool(1, r.features.MemTrack)
-		f.bool(2, r.features.LazyPages)
-		e.bytes(5, f)
+		req.Features = &rpc.CriuFeatures{MemTrack: boolp(r.features.MemTrack), LazyPages: boolp(r.features.LazyPages)}
 	}
-	return e
+	b, err := req.MarshalVT()
+	if err != nil {
+		return nil, fmt.Errorf("encoding CRIU request: %w", err)
+	}
+	return b, nil
 }
 
 // Features are the criu_features CRIU reports on this host and kernel.
 type Features struct{ MemTrack, LazyPages bool }
 
-// response is the part of a criu_resp lkc reads.
-type response struct {
-	typ      int
-	success  bool
-	errno    int
-	errmsg   string
-	script   string // notify
-	pid      int    // notify, or the restored root task
-	features Features
-	version  [3]int // major, minor, sublevel
-}
-
-// field is one decoded protobuf field: a varint, or the bytes of a
-// length-delimited one.
-type field struct {
-	num int
-	v   uint64
-	b   []byte
-}
-
-// fields splits a message into its fields; fixed-size fields, which CRIU's
-// responses do not use, are skipped.
-func fields(b []byte) ([]field, error) {
-	var out []field
-	for len(b) > 0 {
-		key, n := binary.Uvarint(b)
-		if n <= 0 {
-			return nil, errors.New("bad field key")
-		}
-		b = b[n:]
-		f := field{num: int(key >> 3)}
-		switch key & 7 {
-		case 0:
-			if f.v, n = binary.Uvarint(b); n <= 0 {
-				return nil, errors.New("bad varint")
-			}
-			b = b[n:]
-		case 1, 5:
-			size := map[uint64]int{1: 8, 5: 4}[key&7]
-			if len(b) < size {
-				return nil, errors.New("truncated fixed field")
-			}
-			b = b[size:]
-			continue
-		case 2:
-			l, n := binary.Uvarint(b)
-			if n <= 0 || uint64(len(b)-n) < l {
-				return nil, errors.New("truncated field")
-			}
-			f.b, b = b[n:n+int(l)], b[n+int(l):]
-		default:
-			return nil, fmt.Errorf("unsupported wire type %d", key&7)
-		}
-		out = append(out, f)
-	}
-	return out, nil
-}
-
-func unmarshalResponse(b []byte) (*response, error) {
-	fs, err := fields(b)
-	if err != nil {
+func unmarshalResponse(b []byte) (*rpc.CriuResp, error) {
+	var r rpc.CriuResp
+	if err := r.UnmarshalVT(b); err != nil {
 		return nil, fmt.Errorf("decoding CRIU response: %w", err)
 	}
-	r := &response{}
-	for _, f := range fs {
-		switch f.num {
-		case 1:
-			r.typ = int(f.v)
-		case 2:
-			r.success = f.v != 0
-		case 4, 5: // restore {pid = 1}, notify {script = 1, pid = 2}
-			sub, err := fields(f.b)
-			if err != nil {
-				return nil, fmt.Errorf("decoding CRIU response: %w", err)
-			}
-			r.readNested(f.num, sub)
-		case 7:
-			r.errno = int(int32(f.v))
-		case 8:
-			sub, err := fields(f.b)
-			if err != nil {
-				return nil, fmt.Errorf("decoding CRIU features: %w", err)
-			}
-			for _, s := range sub {
-				switch s.num {
-				case 1:
-					r.features.MemTrack = s.v != 0
-				case 2:
-					r.features.LazyPages = s.v != 0
-				}
-			}
-		case 9:
-			r.errmsg = string(f.b)
-		case 10:
-			sub, err := fields(f.b)
-			if err != nil {
-				return nil, fmt.Errorf("decoding CRIU version: %w", err)
-			}
-			for _, s := range sub {
-				switch s.num {
-				case 1, 2:
-					r.version[s.num-1] = int(s.v)
-				case 4:
-					r.version[2] = int(s.v)
-				}
-			}
-		}
-	}
-	return r, nil
-}
-
-func (r *response) readNested(num int, sub []field) {
-	for _, s := range sub {
-		switch {
-		case num == 4 && s.num == 1, num == 5 && s.num == 2:
-			r.pid = int(int32(s.v))
-		case num == 5 && s.num == 1:
-			r.script = string(s.b)
-		}
-	}
+	return &r, nil
 }

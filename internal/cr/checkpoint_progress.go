@@ -44,7 +44,7 @@ func watchProgress(w io.Writer, dir string) func(ok bool) {
 		}
 		line := fmt.Sprintf("\rcheckpoint: %s written in %.1fs", humanBytes(pagesBytes(dir)), time.Since(start).Seconds())
 		if st, err := checkpoint.ReadDumpStats(dir); err == nil {
-			line += fmt.Sprintf(", frozen %.0f ms", float64(st.FrozenTime)/1000)
+			line += fmt.Sprintf(", frozen %.0f ms", float64(st.GetFrozenTime())/1000)
 		}
 		fmt.Fprintln(w, line)
 	}
