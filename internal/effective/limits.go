@@ -34,27 +34,35 @@ type Limits struct {
 // gone (the container was deleted) is an error wrapping fs.ErrNotExist; a
 // controller the cgroup lacks leaves its field nil.
 func Read(cg Cgroups) (*Limits, error) {
+	return ReadControllers(cg, "memory", "cpu", "cpuset", "pids", "io")
+}
+
+// ReadControllers is Read limited to some controllers ("memory", "cpu",
+// "cpuset", "pids", "io": v1's blkio is "io" too), for a caller that
+// needs one answer often (a /proc file rendered on every open).
+func ReadControllers(cg Cgroups, ctrls ...string) (*Limits, error) {
 	l := &Limits{}
-	steps := []struct {
-		ctrl string
-		read func(l *Limits, dir string, v2 bool) error
-	}{
-		{"memory", readMemory}, {"cpu", readCPU}, {"cpuset", readCpuset},
-		{"pids", readPidsMax}, {"io", readIO}, {"blkio", readIO},
-	}
-	for _, s := range steps {
-		dir, v2, ok, err := cg.Dir(s.ctrl)
+	for _, ctrl := range ctrls {
+		read := readers[ctrl]
+		dir, v2, ok, err := cg.Dir(ctrl)
+		if err == nil && !ok && ctrl == "io" {
+			dir, v2, ok, err = cg.Dir("blkio")
+		}
 		if err != nil {
 			return nil, err
 		}
-		if !ok || (s.ctrl == "io" && !v2) || (s.ctrl == "blkio" && v2) {
+		if !ok || read == nil {
 			continue
 		}
-		if err := s.read(l, dir, v2); err != nil {
-			return nil, fmt.Errorf("reading %s limits of %s: %w", s.ctrl, dir, err)
+		if err := read(l, dir, v2); err != nil {
+			return nil, fmt.Errorf("reading %s limits of %s: %w", ctrl, dir, err)
 		}
 	}
 	return l, nil
+}
+
+var readers = map[string]func(l *Limits, dir string, v2 bool) error{
+	"memory": readMemory, "cpu": readCPU, "cpuset": readCpuset, "pids": readPidsMax, "io": readIO,
 }
 
 // v1Unlimited is where v1 byte limits stop meaning anything: "unlimited"

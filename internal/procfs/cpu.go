@@ -1,0 +1,127 @@
+package procfs
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/lkc-containers/lkc/internal/effective"
+)
+
+// visibleCPUs returns the host CPUs the container is shown: its effective
+// cpuset within the CPUs online, then only the first ⌈quota/period⌉ of
+// them when the CPU quota is tighter. cpuinfo, cpu/online, stat, uptime's
+// idle time and sysinfo all use this one answer.
+func (h *Host) visibleCPUs(c *Container) (cpus, allowed effective.CPUSet, err error) {
+	s, err := h.read("sys/devices/system/cpu/online")
+	if err != nil {
+		return nil, nil, err
+	}
+	online, err := effective.ParseCPUSet(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	lim, err := effective.ReadControllers(effective.Cgroups(c.Cgroups), "cpuset", "cpu")
+	if err != nil {
+		return nil, nil, err
+	}
+	allowed = online
+	if lim.Cpuset != nil {
+		if in := online.Intersect(lim.Cpuset.Set); len(in) > 0 {
+			allowed = in
+		}
+	}
+	cpus = allowed
+	if lim.CPUs != nil && lim.CPUs.Set {
+		n := max(1, int(math.Ceil(lim.CPUs.Value)))
+		cpus = allowed[:min(n, len(allowed))]
+	}
+	return cpus, allowed, nil
+}
+
+func renderOnline(h *Host, c *Container) ([]byte, error) {
+	cpus, _, err := h.visibleCPUs(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(cpus) == 1 {
+		return []byte("0\n"), nil
+	}
+	return []byte(fmt.Sprintf("0-%d\n", len(cpus)-1)), nil
+}
+
+// renderCpuinfo shows the host's blocks of the visible CPUs, renumbered
+// from 0 and counted as one package of n cores, so programs that count
+// "processor" lines or read "cpu cores"/"siblings" see n. Blocks without
+// a processor line (some architectures' trailer) are kept.
+func renderCpuinfo(h *Host, c *Container) ([]byte, error) {
+	cpus, _, err := h.visibleCPUs(c)
+	if err != nil {
+		return nil, err
+	}
+	s, err := h.read("proc/cpuinfo")
+	if err != nil {
+		return nil, err
+	}
+	n := strconv.Itoa(len(cpus))
+	var b strings.Builder
+	next := 0
+	for _, block := range strings.SplitAfter(s, "\n\n") {
+		id, isCPU := cpuinfoProcessor(block)
+		if isCPU {
+			if _, ok := indexOf(cpus, id); !ok {
+				continue
+			}
+			block = cpuinfoRewrite(block, map[string]string{
+				"processor": strconv.Itoa(next), "core id": strconv.Itoa(next), "siblings": n, "cpu cores": n,
+			})
+			next++
+		}
+		b.WriteString(block)
+	}
+	return []byte(b.String()), nil
+}
+
+func indexOf(set effective.CPUSet, cpu int) (int, bool) {
+	for i, c := range set {
+		if c == cpu {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// cpuinfoField splits a "key\t: value" line.
+func cpuinfoField(line string) (key, sep, value string, ok bool) {
+	i := strings.Index(line, ":")
+	if i < 0 {
+		return "", "", "", false
+	}
+	key = strings.TrimRight(line[:i], " \t")
+	sep = line[len(key) : i+1]
+	return key, sep, strings.TrimPrefix(line[i+1:], " "), true
+}
+
+func cpuinfoProcessor(block string) (int, bool) {
+	for _, line := range strings.Split(block, "\n") {
+		if key, _, value, ok := cpuinfoField(line); ok && key == "processor" {
+			id, err := strconv.Atoi(strings.TrimSpace(value))
+			return id, err == nil
+		}
+	}
+	return 0, false
+}
+
+// cpuinfoRewrite replaces the values of the named keys, keeping each
+// line's key and separator as the host wrote them.
+func cpuinfoRewrite(block string, values map[string]string) string {
+	lines := strings.Split(block, "\n")
+	for i, line := range lines {
+		key, sep, _, ok := cpuinfoField(line)
+		if v, want := values[key]; ok && want {
+			lines[i] = key + sep + " " + v
+		}
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,190 @@
+package procfs
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
+	"github.com/lkc-containers/lkc/internal/effective"
+)
+
+// userHZ is the unit of /proc/stat's CPU times (USER_HZ, 100 on every
+// architecture lkc runs on).
+const userHZ = 100
+
+// cpuTimes is a container's CPU time in nanoseconds, per visible CPU.
+type cpuTimes struct {
+	user, system []uint64
+}
+
+func (t *cpuTimes) total() uint64 {
+	var sum uint64
+	for i := range t.user {
+		sum += t.user[i] + t.system[i]
+	}
+	return sum
+}
+
+// cpuTimes reads c's CPU time: per CPU from v1 cpuacct when every allowed
+// CPU is visible (the per-CPU split is the kernel's own); otherwise, and
+// on v2 which keeps no per-CPU split, the totals spread evenly over the
+// visible CPUs.
+func (h *Host) cpuTimes(c *Container, visible, allowed effective.CPUSet) (*cpuTimes, error) {
+	var user, system []uint64 // per host CPU; nil on v2
+	var userSum, systemSum uint64
+	if dir, ok := cgroupfs.V2Dir(c.Cgroups); ok {
+		stat, err := readKeyed(dir, "cpu.stat")
+		if err != nil {
+			return nil, err
+		}
+		userSum, systemSum = stat["user_usec"]*1000, stat["system_usec"]*1000
+	} else {
+		dir, _, err := c.cgroupDir("cpuacct")
+		if err != nil {
+			return nil, err
+		}
+		if user, system, err = v1PerCPU(dir); err != nil {
+			return nil, err
+		}
+		for i := range user {
+			userSum, systemSum = userSum+user[i], systemSum+system[i]
+		}
+	}
+	n := len(visible)
+	t := &cpuTimes{user: make([]uint64, n), system: make([]uint64, n)}
+	if user != nil && n == len(allowed) {
+		for i, cpu := range visible {
+			if cpu < len(user) {
+				t.user[i], t.system[i] = user[cpu], system[cpu]
+			}
+		}
+		return t, nil
+	}
+	for i := range n {
+		t.user[i], t.system[i] = share(userSum, n, i), share(systemSum, n, i)
+	}
+	return t, nil
+}
+
+// share is the i-th of n near-equal parts of v (they add up to v).
+func share(v uint64, n, i int) uint64 {
+	part := v / uint64(n)
+	if uint64(i) < v%uint64(n) {
+		part++
+	}
+	return part
+}
+
+// v1PerCPU reads cpuacct's per-CPU user and system time, indexed by host
+// CPU: cpuacct.usage_percpu_user/_sys, or cpuacct.usage_all ("cpu user
+// system" lines) where those are missing.
+func v1PerCPU(dir string) (user, system []uint64, err error) {
+	user, err = readUints(dir, "cpuacct.usage_percpu_user")
+	if err == nil {
+		system, err = readUints(dir, "cpuacct.usage_percpu_sys")
+	}
+	if err == nil && len(user) == len(system) {
+		return user, system, nil
+	}
+	if err != nil && !errors.Is(err, ErrNoController) {
+		return nil, nil, err
+	}
+	all, err := readCgroupFile(dir, "cpuacct.usage_all")
+	if err != nil {
+		return nil, nil, err
+	}
+	user, system = nil, nil
+	for _, line := range strings.Split(all, "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		u, err1 := strconv.ParseUint(f[1], 10, 64)
+		s, err2 := strconv.ParseUint(f[2], 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, nil, fmt.Errorf("%s/cpuacct.usage_all: %q: %w", dir, line, err)
+		}
+		user, system = append(user, u), append(system, s)
+	}
+	return user, system, nil
+}
+
+// ticks converts nanoseconds to USER_HZ.
+func ticks(ns uint64) uint64 { return ns / (1e9 / userHZ) }
+
+// renderStat writes the kernel's /proc/stat layout: the container's CPU
+// times per visible CPU (idle is the wall time since the container started
+// less its use), its start as btime, its task counts; intr, ctxt and
+// softirq are zeros with the host's number of fields.
+func renderStat(h *Host, c *Container) ([]byte, error) {
+	visible, allowed, err := h.visibleCPUs(c)
+	if err != nil {
+		return nil, err
+	}
+	times, err := h.cpuTimes(c, visible, allowed)
+	if err != nil {
+		return nil, err
+	}
+	_, t, err := h.currentTasks(c)
+	if err != nil {
+		return nil, err
+	}
+	host, err := h.read("proc/stat")
+	if err != nil {
+		return nil, err
+	}
+	wall := ticks(uint64(max(0, h.Now().Sub(c.Started))))
+	var b strings.Builder
+	var sum [3]uint64
+	lines := make([]string, len(visible))
+	for i := range visible {
+		u, s := ticks(times.user[i]), ticks(times.system[i])
+		idle := wall - min(wall, u+s)
+		sum[0], sum[1], sum[2] = sum[0]+u, sum[1]+s, sum[2]+idle
+		lines[i] = fmt.Sprintf("cpu%d %d 0 %d %d 0 0 0 0 0 0\n", i, u, s, idle)
+	}
+	fmt.Fprintf(&b, "cpu  %d 0 %d %d 0 0 0 0 0 0\n", sum[0], sum[1], sum[2])
+	b.WriteString(strings.Join(lines, ""))
+	fmt.Fprintf(&b, "intr%s\nctxt 0\nbtime %d\nprocesses %d\nprocs_running %d\nprocs_blocked %d\nsoftirq%s\n",
+		zeros(host, "intr"), c.Started.Unix(), t.lastPid, t.running, t.blocked, zeros(host, "softirq"))
+	return []byte(b.String()), nil
+}
+
+// zeros returns " 0" once per number on the host's line named key, so the
+// container's line has the kernel's layout (one field per interrupt).
+func zeros(host, key string) string {
+	for _, line := range strings.Split(host, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] == key {
+			return strings.Repeat(" 0", len(f)-1)
+		}
+	}
+	return " 0"
+}
+
+// renderUptime writes the time since the container started and the idle
+// time of its visible CPUs over that time.
+func renderUptime(h *Host, c *Container) ([]byte, error) {
+	up, idle, err := h.uptime(c)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(fmt.Sprintf("%d.%02d %d.%02d\n", up/userHZ, up%userHZ, idle/userHZ, idle%userHZ)), nil
+}
+
+// uptime returns c's uptime and idle time in USER_HZ.
+func (h *Host) uptime(c *Container) (up, idle uint64, err error) {
+	visible, allowed, err := h.visibleCPUs(c)
+	if err != nil {
+		return 0, 0, err
+	}
+	times, err := h.cpuTimes(c, visible, allowed)
+	if err != nil {
+		return 0, 0, err
+	}
+	up = ticks(uint64(max(0, h.Now().Sub(c.Started))))
+	capacity := up * uint64(len(visible))
+	return up, capacity - min(capacity, ticks(times.total())), nil
+}

@@ -1,0 +1,222 @@
+package procfs
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/lkc-containers/lkc/internal/effective"
+)
+
+// memory is a container's memory in bytes, as meminfo and sysinfo show it.
+type memory struct {
+	fields    map[string]uint64 // meminfo key -> bytes; keys absent are 0 or the host's
+	total     uint64
+	free      uint64
+	shared    uint64
+	swapTotal uint64
+	swapFree  uint64
+}
+
+// hostKept are the meminfo fields that describe the machine's address
+// space or page sizes, not memory a container could use: they keep the
+// host's values. Every other field is the container's or 0, so no host
+// figure leaks through a field this code does not know yet.
+var hostKept = map[string]bool{
+	"VmallocTotal": true, "VmallocUsed": true, "VmallocChunk": true, "Hugepagesize": true,
+	"HugePages_Total": true, "HugePages_Free": true, "HugePages_Rsvd": true, "HugePages_Surp": true,
+	"Hugetlb": true, "DirectMap4k": true, "DirectMap2M": true, "DirectMap4M": true, "DirectMap1G": true,
+}
+
+// statFields maps meminfo fields to memory.stat's names: v1 (the
+// hierarchical total_* counters) and v2.
+var statFields = []struct{ key, v1, v2 string }{
+	{"Cached", "total_cache", "file"},
+	{"SwapCached", "total_swapcached", "swapcached"},
+	{"Active(anon)", "total_active_anon", "active_anon"},
+	{"Inactive(anon)", "total_inactive_anon", "inactive_anon"},
+	{"Active(file)", "total_active_file", "active_file"},
+	{"Inactive(file)", "total_inactive_file", "inactive_file"},
+	{"Unevictable", "total_unevictable", "unevictable"},
+	{"Dirty", "total_dirty", "file_dirty"},
+	{"Writeback", "total_writeback", "file_writeback"},
+	{"AnonPages", "total_rss", "anon"},
+	{"Mapped", "total_mapped_file", "file_mapped"},
+	{"Shmem", "total_shmem", "shmem"},
+	{"Slab", "", "slab"},
+	{"SReclaimable", "", "slab_reclaimable"},
+	{"SUnreclaim", "", "slab_unreclaimable"},
+	{"KReclaimable", "", "slab_reclaimable"},
+	{"KernelStack", "", "kernel_stack"},
+	{"PageTables", "", "pagetables"},
+	{"SecPageTables", "", "sec_pagetables"},
+	{"Percpu", "", "percpu"},
+	{"AnonHugePages", "total_rss_huge", "anon_thp"},
+	{"ShmemHugePages", "", "shmem_thp"},
+	{"FileHugePages", "", "file_thp"},
+	{"Zswap", "", "zswap"},
+	{"Zswapped", "", "zswapped"},
+}
+
+// hostLine is one line of the host's /proc/meminfo.
+type hostLine struct {
+	key   string
+	value uint64 // bytes when kB, else a count
+	kB    bool
+}
+
+func parseMeminfo(s string) ([]hostLine, map[string]uint64, error) {
+	var lines []hostLine
+	byKey := map[string]uint64{}
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		key, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			return nil, nil, fmt.Errorf("meminfo line %q: no value", sc.Text())
+		}
+		v, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return nil, nil, fmt.Errorf("meminfo line %q: %w", sc.Text(), err)
+		}
+		l := hostLine{key: key, value: v, kB: len(f) > 1 && f[1] == "kB"}
+		if l.kB {
+			l.value <<= 10
+		}
+		lines = append(lines, l)
+		byKey[key] = l.value
+	}
+	return lines, byKey, nil
+}
+
+// memory computes c's memory from its cgroup and the host's meminfo.
+func (h *Host) memory(c *Container) (*memory, []hostLine, error) {
+	s, err := h.read("proc/meminfo")
+	if err != nil {
+		return nil, nil, err
+	}
+	lines, host, err := parseMeminfo(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, v2, err := c.cgroupDir("memory")
+	if err != nil {
+		return nil, nil, err
+	}
+	lim, err := effective.ReadControllers(effective.Cgroups(c.Cgroups), "memory")
+	if err != nil {
+		return nil, nil, err
+	}
+	stat, err := readKeyed(dir, "memory.stat")
+	if err != nil {
+		return nil, nil, err
+	}
+	usageFile := map[bool]string{false: "memory.usage_in_bytes", true: "memory.current"}[v2]
+	usage, err := readUint(dir, usageFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := &memory{fields: map[string]uint64{}}
+	for _, f := range statFields {
+		name := map[bool]string{false: f.v1, true: f.v2}[v2]
+		if name != "" {
+			m.fields[f.key] = stat[name]
+		}
+	}
+	m.total = capped(lim.Memory, host["MemTotal"])
+	m.free = m.total - min(usage, m.total)
+	if err := m.swap(dir, v2, lim, usage, host); err != nil {
+		return nil, nil, err
+	}
+	m.derive(h, host)
+	return m, lines, nil
+}
+
+// capped is a limit no larger than the host's amount.
+func capped(l *effective.Limit[uint64], host uint64) uint64 {
+	if l == nil || !l.Set {
+		return host
+	}
+	return min(l.Value, host)
+}
+
+// swap sets SwapTotal/SwapFree: the swap the limits leave (v1 memsw −
+// memory, v2 swap.max) no larger than the host's, less what the cgroup has
+// swapped out. Without swap accounting (v1 memsw files absent) the
+// container can swap as the host does and its use is unknown: host values.
+func (m *memory) swap(dir string, v2 bool, lim *effective.Limits, usage uint64, host map[string]uint64) error {
+	hostTotal := host["SwapTotal"]
+	var used uint64
+	switch {
+	case v2:
+		m.swapTotal = capped(lim.Swap, hostTotal)
+		cur, err := readUint(dir, "memory.swap.current")
+		if err != nil && !errors.Is(err, ErrNoController) {
+			return err
+		}
+		used = cur
+	case lim.MemSwap == nil:
+		m.swapTotal, m.swapFree = hostTotal, host["SwapFree"]
+		return nil
+	default:
+		m.swapTotal = hostTotal
+		if lim.MemSwap.Set {
+			mem := capped(lim.Memory, lim.MemSwap.Value)
+			m.swapTotal = min(lim.MemSwap.Value-mem, hostTotal)
+		}
+		memsw, err := readUint(dir, "memory.memsw.usage_in_bytes")
+		if err != nil {
+			return err
+		}
+		used = memsw - min(usage, memsw)
+	}
+	m.swapFree = m.swapTotal - min(used, m.swapTotal)
+	return nil
+}
+
+// derive fills the fields computed from others, as the kernel does, with
+// the container's numbers.
+func (m *memory) derive(h *Host, host map[string]uint64) {
+	f := m.fields
+	f["MemTotal"], f["MemFree"] = m.total, m.free
+	f["MemAvailable"] = min(m.total, m.free+f["Inactive(file)"]+f["Active(file)"]/2+f["SReclaimable"])
+	f["Active"] = f["Active(anon)"] + f["Active(file)"]
+	f["Inactive"] = f["Inactive(anon)"] + f["Inactive(file)"]
+	f["SwapTotal"], f["SwapFree"] = m.swapTotal, m.swapFree
+	ratio := uint64(50)
+	if s, err := h.read("proc/sys/vm/overcommit_ratio"); err == nil {
+		if v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64); err == nil {
+			ratio = v
+		}
+	}
+	f["CommitLimit"] = m.total*ratio/100 + m.swapTotal
+	f["Committed_AS"] = f["AnonPages"] + (m.swapTotal - m.swapFree)
+	m.shared = f["Shmem"]
+	for k := range hostKept {
+		if v, ok := host[k]; ok {
+			f[k] = v
+		}
+	}
+}
+
+func renderMeminfo(h *Host, c *Container) ([]byte, error) {
+	m, lines, err := h.memory(c)
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		v := m.fields[l.key]
+		if l.kB {
+			fmt.Fprintf(&b, "%-16s%8d kB\n", l.key+":", v>>10)
+		} else {
+			fmt.Fprintf(&b, "%-16s%8d\n", l.key+":", v)
+		}
+	}
+	return []byte(b.String()), nil
+}

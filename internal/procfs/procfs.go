@@ -1,0 +1,105 @@
+// Package procfs computes a container's own view of the machine: the
+// content of /proc/meminfo, cpuinfo, stat, uptime, loadavg, diskstats,
+// swaps and /sys/devices/system/cpu/online, and the answer of sysinfo(2),
+// from the container's cgroups and start time, in the exact formats of the
+// kernel's files so every parser keeps working. It only reads files (the
+// host's /proc and cgroupfs, under a root tests replace), so the FUSE
+// service and the seccomp agent are thin callers of pure functions.
+//
+// Errors: when the container's cgroup is gone (deleted while a read is in
+// flight) the error wraps fs.ErrNotExist; when a controller the file needs
+// is missing it wraps ErrNoController. Either way the caller serves the
+// host's own file (or fails the read with EIO); nothing here blocks on
+// anything but file reads.
+package procfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lkc-containers/lkc/internal/effective"
+)
+
+// ErrNoController marks a file that cannot be computed because the
+// container's cgroup lacks a controller it needs.
+var ErrNoController = errors.New("cgroup controller missing")
+
+// Container is what the renderers know of one container.
+type Container struct {
+	// Cgroups is state.State.CgroupPaths: controller -> absolute
+	// directory; the key "" is a cgroup v2 directory.
+	Cgroups map[string]string
+	// Started is when the container's init started.
+	Started time.Time
+	InitPid int
+	// Load is the container's load average, kept by the daemon; nil reads
+	// as 0.00.
+	Load *Load
+}
+
+// Files are the virtual files, relative to /, that a container gets.
+var Files = []string{"proc/meminfo", "proc/cpuinfo", "proc/stat", "proc/uptime",
+	"proc/loadavg", "proc/diskstats", "proc/swaps", "sys/devices/system/cpu/online"}
+
+// Host is the machine the renderers read: its files under Root ("/" on
+// the machine, a fake tree in tests) and its clock.
+type Host struct {
+	Root string
+	Now  func() time.Time
+}
+
+// Default is the real machine.
+var Default = &Host{Root: "/", Now: time.Now}
+
+// Render writes the file's content for c, in the kernel's format. On an
+// error (cgroup gone, controller missing) the caller serves the host's file.
+func Render(name string, c *Container) ([]byte, error) { return Default.Render(name, c) }
+
+// Render is the package's Render on h.
+func (h *Host) Render(name string, c *Container) ([]byte, error) {
+	render, ok := renderers[name]
+	if !ok {
+		return nil, fmt.Errorf("virtual file %s: %w", name, os.ErrNotExist)
+	}
+	out, err := render(h, c)
+	if err != nil {
+		return nil, fmt.Errorf("rendering %s: %w", name, err)
+	}
+	return out, nil
+}
+
+var renderers = map[string]func(h *Host, c *Container) ([]byte, error){
+	"proc/meminfo":                  renderMeminfo,
+	"proc/cpuinfo":                  renderCpuinfo,
+	"proc/stat":                     renderStat,
+	"proc/uptime":                   renderUptime,
+	"proc/loadavg":                  renderLoadavg,
+	"proc/diskstats":                renderDiskstats,
+	"proc/swaps":                    renderSwaps,
+	"sys/devices/system/cpu/online": renderOnline,
+}
+
+// path names a host file under h.Root.
+func (h *Host) path(name string) string { return filepath.Join(h.Root, name) }
+
+// read reads a host file under h.Root.
+func (h *Host) read(name string) (string, error) {
+	data, err := os.ReadFile(h.path(name))
+	return string(data), err
+}
+
+// cgroupDir returns the directory of c's cgroup for ctrl, or
+// ErrNoController.
+func (c *Container) cgroupDir(ctrl string) (dir string, v2 bool, err error) {
+	dir, v2, ok, err := effective.Cgroups(c.Cgroups).Dir(ctrl)
+	if err != nil {
+		return "", false, err
+	}
+	if !ok {
+		return "", false, fmt.Errorf("%s: %w", ctrl, ErrNoController)
+	}
+	return dir, v2, nil
+}

@@ -1,0 +1,55 @@
+package procfs
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lkc-containers/lkc/internal/state"
+)
+
+// ContainerFromState describes the container s records; Started comes from
+// its init's start time (boot-relative clock ticks) and the host's uptime.
+func ContainerFromState(s *state.State) (*Container, error) { return Default.ContainerFromState(s) }
+
+// ContainerFromState is the package's ContainerFromState on h.
+func (h *Host) ContainerFromState(s *state.State) (*Container, error) {
+	start := s.InitStart
+	if start == 0 {
+		stat, err := h.read("proc/" + strconv.Itoa(s.InitPid) + "/stat")
+		if err != nil {
+			return nil, fmt.Errorf("container %s: init %d: %w", s.ID, s.InitPid, err)
+		}
+		if _, start, err = parseStat(stat); err != nil {
+			return nil, fmt.Errorf("container %s: init %d: %w", s.ID, s.InitPid, err)
+		}
+	}
+	started, err := h.bootTime()
+	if err != nil {
+		return nil, err
+	}
+	return &Container{
+		Cgroups: s.CgroupPaths,
+		Started: started.Add(time.Duration(start) * (time.Second / userHZ)),
+		InitPid: s.InitPid,
+	}, nil
+}
+
+// bootTime is when the host booted, from /proc/uptime (to the hundredth
+// of a second; /proc/stat's btime is whole seconds).
+func (h *Host) bootTime() (time.Time, error) {
+	s, err := h.read("proc/uptime")
+	if err != nil {
+		return time.Time{}, err
+	}
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return time.Time{}, fmt.Errorf("/proc/uptime %q: empty", s)
+	}
+	up, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("/proc/uptime %q: %w", s, err)
+	}
+	return h.Now().Add(-time.Duration(up * float64(time.Second))), nil
+}

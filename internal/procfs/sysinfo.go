@@ -1,0 +1,45 @@
+package procfs
+
+import (
+	"math"
+
+	"golang.org/x/sys/unix"
+)
+
+// siLoadShift is sysinfo's fixed point for loads (SI_LOAD_SHIFT).
+const siLoadShift = 16
+
+// Sysinfo fills the container's view of sysinfo(2) with the numbers its
+// /proc files show: totalram = MemTotal, freeram = MemFree, sharedram =
+// Shmem, bufferram 0, its swap, its uptime, its load and task count.
+func Sysinfo(c *Container, out *unix.Sysinfo_t) error { return Default.Sysinfo(c, out) }
+
+// Sysinfo is the package's Sysinfo on h.
+func (h *Host) Sysinfo(c *Container, out *unix.Sysinfo_t) error {
+	m, _, err := h.memory(c)
+	if err != nil {
+		return err
+	}
+	up, _, err := h.uptime(c)
+	if err != nil {
+		return err
+	}
+	avg, t, err := h.currentTasks(c)
+	if err != nil {
+		return err
+	}
+	*out = unix.Sysinfo_t{
+		Uptime:    int64(up / userHZ),
+		Totalram:  m.total,
+		Freeram:   m.free,
+		Sharedram: m.shared,
+		Totalswap: m.swapTotal,
+		Freeswap:  m.swapFree,
+		Procs:     uint16(min(t.total, math.MaxUint16)),
+		Unit:      1,
+	}
+	for i := range avg {
+		out.Loads[i] = avg[i] << (siLoadShift - fshift)
+	}
+	return nil
+}

@@ -1,0 +1,133 @@
+package procfs
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// tasks counts a container's threads by state, as the kernel's
+// nr_running, nr_uninterruptible and nr_threads count the host's, and
+// names the last pid its pid namespace handed out.
+type tasks struct {
+	running, blocked, total int
+	// lastPid is the pid, in the container's own pid namespace, of its
+	// newest thread: pids are handed out in increasing order, so this is
+	// the namespace's last pid (until it wraps), never a host pid.
+	lastPid int
+}
+
+// threadsFile finds the file listing every thread of c: a v1 hierarchy's
+// tasks, or v2's cgroup.threads.
+func (c *Container) threadsFile() (dir, file string, err error) {
+	for _, ctrl := range []string{"pids", "cpuacct", "cpu", "memory"} {
+		dir, v2, err := c.cgroupDir(ctrl)
+		if errors.Is(err, ErrNoController) {
+			continue
+		}
+		if err != nil {
+			return "", "", err
+		}
+		if v2 {
+			return dir, "cgroup.threads", nil
+		}
+		return dir, "tasks", nil
+	}
+	return "", "", fmt.Errorf("pids, cpu or memory: %w", ErrNoController)
+}
+
+// tasks reads the state of each of c's threads from /proc/<tid>/stat. A
+// thread that exits meanwhile is not counted.
+func (h *Host) tasks(c *Container) (tasks, error) {
+	dir, file, err := c.threadsFile()
+	if err != nil {
+		return tasks{}, err
+	}
+	list, err := readCgroupFile(dir, file)
+	if err != nil {
+		return tasks{}, err
+	}
+	var t tasks
+	newest, newestStart := 0, uint64(0)
+	for _, f := range strings.Fields(list) {
+		tid, err := strconv.Atoi(f)
+		if err != nil {
+			return tasks{}, fmt.Errorf("%s/%s: %q: %w", dir, file, f, err)
+		}
+		state, start, err := h.threadStat(tid)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return tasks{}, err
+		}
+		t.total++
+		switch state {
+		case 'R':
+			t.running++
+		case 'D':
+			t.blocked++
+		}
+		if start > newestStart || (start == newestStart && tid > newest) {
+			newest, newestStart = tid, start
+		}
+	}
+	if newest != 0 {
+		t.lastPid = h.nsPid(newest)
+	}
+	return t, nil
+}
+
+// threadStat returns a thread's state letter and start time (clock ticks
+// after boot) from /proc/<tid>/stat.
+func (h *Host) threadStat(tid int) (byte, uint64, error) {
+	s, err := h.read("proc/" + strconv.Itoa(tid) + "/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseStat(s)
+}
+
+// parseStat picks the state (field 3) and starttime (field 22) out of a
+// /proc/<pid>/stat line; the command name (field 2) may hold spaces and
+// parentheses, so fields are counted from its last ')'.
+func parseStat(s string) (byte, uint64, error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("stat %q: no command name", s)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 || len(f[0]) != 1 {
+		return 0, 0, fmt.Errorf("stat %q: too few fields", s)
+	}
+	start, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("stat %q: start time: %w", s, err)
+	}
+	return f[0][0], start, nil
+}
+
+// nsPid returns tid's number in its own pid namespace (the last NSpid
+// column); 0 when it cannot be read.
+func (h *Host) nsPid(tid int) int {
+	f, err := os.Open(h.path("proc/" + strconv.Itoa(tid) + "/status"))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "NSpid:"); ok {
+			cols := strings.Fields(v)
+			if len(cols) > 0 {
+				n, _ := strconv.Atoi(cols[len(cols)-1])
+				return n
+			}
+		}
+	}
+	return 0
+}
