@@ -83,14 +83,15 @@ var errNoFile = errors.New("no such limit file")
 
 // walk collects one limit from dir up to its hierarchy's root. read
 // returns errNoFile for a level without the file; when dir itself has
-// none, the controller is missing there and walk returns nil.
+// none, the controller is missing there and walk returns nil, unless dir
+// is the root, which has no limit files: no limit.
 func walk[T uint64 | float64](dir string, read func(dir string) (T, bool, error)) (*Limit[T], error) {
 	l := &Limit[T]{}
 	for d := dir; ; d = filepath.Dir(d) {
 		v, set, err := read(d)
 		switch {
 		case errors.Is(err, errNoFile):
-			if d == dir {
+			if d == dir && isCgroup(filepath.Dir(d)) {
 				return nil, nil
 			}
 		case err != nil:

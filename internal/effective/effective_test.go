@@ -143,6 +143,10 @@ func TestReadMissing(t *testing.T) {
 	if err != nil || l.Pids != nil {
 		t.Errorf("without pids: %+v, %v; want no pids limit and no error", l, err)
 	}
+	l, err = Read(Cgroups{"pids": root + "/pids"})
+	if err != nil || l.Pids == nil || l.Pids.Set {
+		t.Errorf("the root pids cgroup (no pids.max): %+v, %v; want unlimited", l, err)
+	}
 	if err := os.RemoveAll(root + "/memory/pod/ctr"); err != nil {
 		t.Fatal(err)
 	}

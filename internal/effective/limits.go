@@ -79,7 +79,10 @@ func bytesLimit(file string, v2 bool) func(dir string) (uint64, bool, error) {
 		if err != nil {
 			return 0, false, fmt.Errorf("%s/%s: %w", dir, file, err)
 		}
-		return v, v2 || v < v1Unlimited, nil
+		if !v2 && v >= v1Unlimited {
+			return 0, false, nil
+		}
+		return v, true, nil
 	}
 }
 

@@ -23,7 +23,18 @@ type Process struct {
 	// as /proc/<pid>/status's Cpus_allowed_list shows it), which the
 	// kernel keeps within its cpuset.
 	Affinity CPUSet `json:"affinity"`
+	// CPUs is how much CPU it may use, in CPUs: as many as Affinity
+	// holds, or fewer when its cgroups' quota is tighter.
+	CPUs float64 `json:"cpus"`
 }
+
+// ErrNoProcess says a process does not exist; it is an fs.ErrNotExist.
+var ErrNoProcess error = noProcess{}
+
+type noProcess struct{}
+
+func (noProcess) Error() string        { return "no such process" }
+func (noProcess) Is(target error) bool { return target == fs.ErrNotExist }
 
 // ForProcess reads everything about pid under root ("/" on the machine).
 // A process that does not exist is an error wrapping fs.ErrNotExist.
@@ -42,6 +53,10 @@ func ForProcess(root string, pid int) (*Process, error) {
 	if p.Affinity, err = ReadAffinity(root, pid); err != nil {
 		return nil, err
 	}
+	p.CPUs = float64(len(p.Affinity))
+	if q := p.Limits.CPUs; q != nil && q.Set {
+		p.CPUs = min(p.CPUs, q.Value)
+	}
 	return p, nil
 }
 
@@ -50,7 +65,7 @@ func ForProcess(root string, pid int) (*Process, error) {
 func procFile(root string, pid int, name string) (*os.File, error) {
 	f, err := os.Open(filepath.Join(root, "proc", strconv.Itoa(pid), name))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("process %d: %w", pid, fs.ErrNotExist)
+		return nil, fmt.Errorf("process %d: %w", pid, ErrNoProcess)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("process %d: %w", pid, err)
@@ -81,7 +96,7 @@ func ForPid(root string, pid int) (Cgroups, error) {
 			continue
 		}
 		for _, m := range mounts {
-			if m.controllers != parts[1] {
+			if m.v2 != (parts[1] == "") || m.controllers != parts[1] {
 				continue
 			}
 			rel, err := filepath.Rel(m.root, parts[2])
@@ -100,7 +115,10 @@ func ForPid(root string, pid int) (Cgroups, error) {
 
 // cgroupMount is one cgroup mount: its hierarchy (v1: the controllers in
 // /proc/<pid>/cgroup's spelling; v2: ""), the part of it shown, and where.
-type cgroupMount struct{ controllers, root, point string }
+type cgroupMount struct {
+	v2                       bool
+	controllers, root, point string
+}
 
 func cgroupMounts(root string) ([]cgroupMount, error) {
 	data, err := os.ReadFile(filepath.Join(root, "proc/self/mountinfo"))
@@ -123,6 +141,7 @@ func cgroupMounts(root string) ([]cgroupMount, error) {
 		m := cgroupMount{root: unescape(fields[3]), point: unescape(fields[4])}
 		switch fields[sep+1] {
 		case "cgroup2":
+			m.v2 = true
 		case "cgroup":
 			m.controllers = v1Controllers(fields[sep+3])
 		default:

@@ -16,6 +16,7 @@ func TestForPidFake(t *testing.T) {
 			"35 31 0:32 /kube /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n" +
 			"32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw shared:9 - cgroup cgroup rw,cpu,cpuacct\n" +
 			"33 31 0:30 /kube /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n" +
+			"40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n" +
 			"41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate\n",
 	})
 	cg, err := ForPid(root, 7)
