@@ -48,6 +48,7 @@ func init() {
 		"features":   {cmdFeatures, brief, "features: print what this lkc supports (JSON)"},
 		"kill":       {cmdKill, brief, "kill [--all] <container-id> [signal]: signal a container"},
 		"migrate":    {cmdMigrate, allocating, "migrate --token-file F [flags] <container-id> <host:port>: move a running container to an lkc serve"},
+		"limits":     {cmdLimits, brief, "limits [--json] [PID]: what a process may use: its cgroups' effective limits, rlimits and CPUs"},
 		"list":       {cmdList, brief, "list [--format table|json] [-q]: list containers"},
 		"pause":      {cmdPause, brief, "pause <container-id>: freeze every process of a container"},
 		"ps":         {cmdPs, brief, "ps [--format table|json] <container-id> [ps options]: list a container's processes"},
