@@ -72,3 +72,10 @@ func (s CPUSet) Intersect(o CPUSet) CPUSet {
 
 // MarshalText lets JSON carry the list format, as the kernel's files do.
 func (s CPUSet) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads the list format back.
+func (s *CPUSet) UnmarshalText(text []byte) error {
+	set, err := ParseCPUSet(string(text))
+	*s = set
+	return err
+}
