@@ -79,6 +79,7 @@ v2tests=(
   TestSignalRightAfterStart
   TestRlimitASWithSeccomp
   TestPidsLimitTiny
+  TestLimits
 )
 v2re=$(IFS='|'; echo "${v2tests[*]}")
 mkdir -p tmp
