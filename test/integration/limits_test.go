@@ -165,3 +165,29 @@ func TestLimitsBadPid(t *testing.T) {
 	e.failLkc(`^lkc: limits: PID "0": want a positive number$`, "limits", "0")
 	e.failLkc(`too many arguments|usage`, "limits", "1", "2")
 }
+
+// TestLimitsInsideContainer: `lkc limits` run inside a container (the
+// binary bind-mounted in) reports the container's limits from what the
+// container sees of /proc and /sys/fs/cgroup.
+func TestLimitsInsideContainer(t *testing.T) {
+	e := newEnv(t)
+	mem, pids := int64(64<<20), int64(50)
+	r := e.run([]string{"/lkc", "limits", "--json"}, func(s *specs.Spec) {
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem}
+		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: pids}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/lkc", Type: "bind", Source: e.bin, Options: []string{"bind", "ro"}})
+	})
+	if r.code != 0 {
+		t.Fatalf("lkc limits inside: %v", r)
+	}
+	var p effective.Process
+	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil || p.Limits == nil {
+		t.Fatalf("lkc limits --json inside: %v\n%s", err, r.stdout)
+	}
+	if l := p.Limits.Memory; l == nil || !l.Set || l.Value != 64<<20 {
+		t.Errorf("memory inside = %+v; want 64 MiB", l)
+	}
+	if l := p.Limits.Pids; l == nil || !l.Set || l.Value != 50 {
+		t.Errorf("pids inside = %+v; want 50", l)
+	}
+}
