@@ -22,11 +22,34 @@ type CPUSetLevel struct {
 	Set    CPUSet `json:"cpus"`
 }
 
-func readCpuset(l *Limits, dir string, v2 bool) error {
-	effFile := "cpuset.effective_cpus"
-	if v2 {
-		effFile = "cpuset.cpus.effective"
+// CpusetCPUs returns the CPUs cg's cpuset lets it use, as the kernel
+// computed them (v1 cpuset.effective_cpus, v2 cpuset.cpus.effective); ok
+// is false when there is no cpuset controller or no such file.
+func CpusetCPUs(cg Cgroups) (set CPUSet, ok bool, err error) {
+	dir, v2, ok, err := cg.Dir("cpuset")
+	if err != nil || !ok {
+		return nil, false, err
 	}
+	s, err := readValue(dir, effectiveCPUsFile(v2))
+	if errors.Is(err, errNoFile) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	set, err = ParseCPUSet(s)
+	return set, err == nil, err
+}
+
+func effectiveCPUsFile(v2 bool) string {
+	if v2 {
+		return "cpuset.cpus.effective"
+	}
+	return "cpuset.effective_cpus"
+}
+
+func readCpuset(l *Limits, dir string, v2 bool) error {
+	effFile := effectiveCPUsFile(v2)
 	c := &CPUs{}
 	var within, atSet CPUSet
 	for d := dir; ; d = filepath.Dir(d) {

@@ -137,7 +137,7 @@ func cpuMaxV2(dir string) (float64, bool, error) {
 
 func cpuQuotaV1(dir string) (float64, bool, error) {
 	quota, err := readValue(dir, "cpu.cfs_quota_us")
-	if err != nil {
+	if err != nil || quota == "-1" {
 		return 0, false, err
 	}
 	period, err := readValue(dir, "cpu.cfs_period_us")

@@ -22,15 +22,18 @@ func (h *Host) visibleCPUs(c *Container) (cpus, allowed effective.CPUSet, err er
 	if err != nil {
 		return nil, nil, err
 	}
-	lim, err := effective.ReadControllers(effective.Cgroups(c.Cgroups), "cpuset", "cpu")
+	cg := effective.Cgroups(c.Cgroups)
+	cpuset, ok, err := effective.CpusetCPUs(cg)
 	if err != nil {
 		return nil, nil, err
 	}
 	allowed = online
-	if lim.Cpuset != nil {
-		if in := online.Intersect(lim.Cpuset.Set); len(in) > 0 {
-			allowed = in
-		}
+	if in := online.Intersect(cpuset); ok && len(in) > 0 {
+		allowed = in
+	}
+	lim, err := effective.ReadControllers(cg, "cpu")
+	if err != nil {
+		return nil, nil, err
 	}
 	cpus = allowed
 	if lim.CPUs != nil && lim.CPUs.Set {

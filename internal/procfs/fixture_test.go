@@ -133,6 +133,7 @@ func (f *fixture) v1() {
 	online := strings.TrimSpace(hostFile(f.t, "sys/devices/system/cpu/online"))
 	f.write(cg+"cpuset/cpuset.cpus", online+"\n")
 	f.write(cg+"cpuset/ctr/cpuset.cpus", online+"\n")
+	f.write(cg+"cpuset/ctr/cpuset.effective_cpus", online+"\n")
 	f.write(cg+"blkio/ctr/blkio.throttle.io_serviced_recursive",
 		dev+" Read 10\n"+dev+" Write 20\n"+dev+" Sync 30\n"+dev+" Async 0\n"+dev+" Discard 0\n"+dev+" Total 30\nTotal 30\n")
 	f.write(cg+"blkio/ctr/blkio.throttle.io_service_bytes_recursive",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lkc-containers/lkc/internal/effective"
 )
@@ -108,11 +109,11 @@ func (h *Host) memory(c *Container) (*memory, []hostLine, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	lim, err := effective.ReadControllers(effective.Cgroups(c.Cgroups), "memory")
+	stat, err := readKeyed(dir, "memory.stat")
 	if err != nil {
 		return nil, nil, err
 	}
-	stat, err := readKeyed(dir, "memory.stat")
+	lim, err := memoryLimits(c, v2, stat)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -135,6 +136,32 @@ func (h *Host) memory(c *Container) (*memory, []hostLine, error) {
 	}
 	m.derive(h, host)
 	return m, lines, nil
+}
+
+// memoryLimits returns the effective memory limits. On v1 the kernel
+// states them itself in memory.stat (hierarchical_memory_limit and
+// hierarchical_memsw_limit: the tightest over the ancestors), which saves
+// a walk of two files per level on every read; elsewhere effective walks.
+func memoryLimits(c *Container, v2 bool, stat map[string]uint64) (*effective.Limits, error) {
+	mem, okMem := stat["hierarchical_memory_limit"]
+	memsw, okSw := stat["hierarchical_memsw_limit"]
+	if v2 || !okMem {
+		return effective.ReadControllers(effective.Cgroups(c.Cgroups), "memory")
+	}
+	l := &effective.Limits{Memory: v1Limit(mem)}
+	if okSw {
+		l.MemSwap = v1Limit(memsw)
+	}
+	return l, nil
+}
+
+// v1Limit is a v1 byte limit; v1 writes "unlimited" as a number just
+// under 2^63.
+func v1Limit(v uint64) *effective.Limit[uint64] {
+	if v >= 1<<62 {
+		return &effective.Limit[uint64]{}
+	}
+	return &effective.Limit[uint64]{Value: v, Set: true}
 }
 
 // capped is a limit no larger than the host's amount.
@@ -188,13 +215,7 @@ func (m *memory) derive(h *Host, host map[string]uint64) {
 	f["Active"] = f["Active(anon)"] + f["Active(file)"]
 	f["Inactive"] = f["Inactive(anon)"] + f["Inactive(file)"]
 	f["SwapTotal"], f["SwapFree"] = m.swapTotal, m.swapFree
-	ratio := uint64(50)
-	if s, err := h.read("proc/sys/vm/overcommit_ratio"); err == nil {
-		if v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64); err == nil {
-			ratio = v
-		}
-	}
-	f["CommitLimit"] = m.total*ratio/100 + m.swapTotal
+	f["CommitLimit"] = m.total*h.overcommitRatio()/100 + m.swapTotal
 	f["Committed_AS"] = f["AnonPages"] + (m.swapTotal - m.swapFree)
 	m.shared = f["Shmem"]
 	for k := range hostKept {
@@ -219,4 +240,22 @@ func renderMeminfo(h *Host, c *Container) ([]byte, error) {
 		}
 	}
 	return []byte(b.String()), nil
+}
+
+// overcommitRatio is vm.overcommit_ratio (50 when unreadable), read at
+// most once a second: a sysctl read costs as much as a cgroup file, and
+// the value changes only when an administrator sets it.
+func (h *Host) overcommitRatio() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.Now()
+	if h.ratioAt.IsZero() || now.Sub(h.ratioAt) >= time.Second || now.Before(h.ratioAt) {
+		h.ratio, h.ratioAt = 50, now
+		if s, err := h.read("proc/sys/vm/overcommit_ratio"); err == nil {
+			if v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64); err == nil {
+				h.ratio = v
+			}
+		}
+	}
+	return h.ratio
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/lkc-containers/lkc/internal/effective"
@@ -49,6 +50,10 @@ var Files = []string{"proc/meminfo", "proc/cpuinfo", "proc/stat", "proc/uptime",
 type Host struct {
 	Root string
 	Now  func() time.Time
+
+	mu      sync.Mutex
+	ratio   uint64    // vm.overcommit_ratio as last read
+	ratioAt time.Time // when
 }
 
 // Default is the real machine.
@@ -87,7 +92,7 @@ func (h *Host) path(name string) string { return filepath.Join(h.Root, name) }
 
 // read reads a host file under h.Root.
 func (h *Host) read(name string) (string, error) {
-	data, err := os.ReadFile(h.path(name))
+	data, err := effective.ReadFile(h.path(name))
 	return string(data), err
 }
 

@@ -19,7 +19,7 @@ import (
 // hierarchy it needs, or in its v2 cgroup when the controllers are
 // delegated to it) with 64 MiB and half a CPU, starts a sleep in it, and
 // removes both at the end.
-func realContainer(t *testing.T) *Container {
+func realContainer(t testing.TB) *Container {
 	testutil.RequiresRoot(t)
 	own, err := effective.ForPid("/", os.Getpid())
 	if err != nil {
@@ -83,7 +83,7 @@ func realContainer(t *testing.T) *Container {
 	return c
 }
 
-func read(t *testing.T, dir, file string) string {
+func read(t testing.TB, dir, file string) string {
 	data, err := os.ReadFile(filepath.Join(dir, file))
 	if err != nil {
 		t.Fatal(err)
@@ -116,5 +116,20 @@ func TestRenderRealCgroup(t *testing.T) {
 				t.Errorf("loadavg = %q; want the sleep's pid last (no pid namespace)", out)
 			}
 		}
+	}
+}
+
+// BenchmarkRender measures each file rendered from a real cgroup (the
+// daemon renders once per open).
+func BenchmarkRender(b *testing.B) {
+	c := realContainer(b)
+	for _, name := range Files {
+		b.Run(filepath.Base(name), func(b *testing.B) {
+			for range b.N {
+				if _, err := Render(name, c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

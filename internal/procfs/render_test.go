@@ -54,9 +54,23 @@ func checkValues(t *testing.T, got map[string]uint64, want map[string]uint64) {
 	}
 }
 
+// TestMeminfoV1 reads the limits the kernel states in memory.stat
+// (hierarchical_*), and walks the ancestors' files where it does not.
 func TestMeminfoV1(t *testing.T) {
-	f := newFixture(t)
-	f.v1()
+	for _, hierarchical := range []bool{true, false} {
+		f := newFixture(t)
+		f.v1()
+		if hierarchical {
+			stat, _ := os.ReadFile(f.root + "/sys/fs/cgroup/memory/pod/ctr/memory.stat")
+			f.write("sys/fs/cgroup/memory/pod/ctr/memory.stat", string(stat)+
+				"hierarchical_memory_limit 67108864\nhierarchical_memsw_limit 100663296\n")
+			f.write("sys/fs/cgroup/memory/pod/memory.limit_in_bytes", "1\n")
+		}
+		checkMeminfoV1(t, f)
+	}
+}
+
+func checkMeminfoV1(t *testing.T, f *fixture) {
 	host, _ := os.ReadFile(f.root + "/proc/meminfo")
 	got := meminfoValues(t, string(host), f.render("proc/meminfo"))
 	checkValues(t, got, map[string]uint64{
@@ -158,6 +172,7 @@ func TestCpusetVisible(t *testing.T) {
 		}
 	}
 	f.write("sys/fs/cgroup/cpuset/ctr/cpuset.cpus", "1\n")
+	f.write("sys/fs/cgroup/cpuset/ctr/cpuset.effective_cpus", "1\n")
 	if got := f.render("sys/devices/system/cpu/online"); got != "0\n" {
 		t.Errorf("cpuset 1: online = %q; want 0", got)
 	}
