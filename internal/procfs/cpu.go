@@ -14,7 +14,7 @@ import (
 // them when the CPU quota is tighter. cpuinfo, cpu/online, stat, uptime's
 // idle time and sysinfo all use this one answer.
 func (h *Host) visibleCPUs(c *Container) (cpus, allowed effective.CPUSet, err error) {
-	s, err := h.read("sys/devices/system/cpu/online")
+	s, err := h.readCached("sys/devices/system/cpu/online")
 	if err != nil {
 		return nil, nil, err
 	}

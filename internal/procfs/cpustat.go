@@ -131,7 +131,7 @@ func renderStat(h *Host, c *Container) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	host, err := h.read("proc/stat")
+	host, err := h.readCached("proc/stat") // for its layout only
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/lkc-containers/lkc/internal/effective"
 )
@@ -242,20 +241,12 @@ func renderMeminfo(h *Host, c *Container) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-// overcommitRatio is vm.overcommit_ratio (50 when unreadable), read at
-// most once a second: a sysctl read costs as much as a cgroup file, and
-// the value changes only when an administrator sets it.
+// overcommitRatio is vm.overcommit_ratio (50 when unreadable).
 func (h *Host) overcommitRatio() uint64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	now := h.Now()
-	if h.ratioAt.IsZero() || now.Sub(h.ratioAt) >= time.Second || now.Before(h.ratioAt) {
-		h.ratio, h.ratioAt = 50, now
-		if s, err := h.read("proc/sys/vm/overcommit_ratio"); err == nil {
-			if v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64); err == nil {
-				h.ratio = v
-			}
+	if s, err := h.readCached("proc/sys/vm/overcommit_ratio"); err == nil {
+		if v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64); err == nil {
+			return v
 		}
 	}
-	return h.ratio
+	return 50
 }

@@ -46,15 +46,24 @@ var Files = []string{"proc/meminfo", "proc/cpuinfo", "proc/stat", "proc/uptime",
 	"proc/loadavg", "proc/diskstats", "proc/swaps", "sys/devices/system/cpu/online"}
 
 // Host is the machine the renderers read: its files under Root ("/" on
-// the machine, a fake tree in tests) and its clock.
+// the machine, a fake tree in tests) and its clock. Its methods may be
+// called from many goroutines at once.
 type Host struct {
 	Root string
 	Now  func() time.Time
 
-	mu      sync.Mutex
-	ratio   uint64    // vm.overcommit_ratio as last read
-	ratioAt time.Time // when
+	mu    sync.Mutex
+	cache map[string]cached // see readCached
 }
+
+// cached is a host file's content and when it was read.
+type cached struct {
+	content string
+	at      time.Time
+}
+
+// cacheFor is how long readCached keeps a host file.
+const cacheFor = time.Second
 
 // Default is the real machine.
 var Default = &Host{Root: "/", Now: time.Now}
@@ -94,6 +103,28 @@ func (h *Host) path(name string) string { return filepath.Join(h.Root, name) }
 func (h *Host) read(name string) (string, error) {
 	data, err := effective.ReadFile(h.path(name))
 	return string(data), err
+}
+
+// readCached reads a host file that changes only when an administrator
+// or a hotplug changes it (vm.overcommit_ratio, the CPUs online, the
+// layout of /proc/stat), at most once per cacheFor: each costs as much to
+// read as a cgroup file, and renders are meant to be cheap.
+func (h *Host) readCached(name string) (string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.Now()
+	if c, ok := h.cache[name]; ok && now.Sub(c.at) < cacheFor && !now.Before(c.at) {
+		return c.content, nil
+	}
+	s, err := h.read(name)
+	if err != nil {
+		return "", err
+	}
+	if h.cache == nil {
+		h.cache = map[string]cached{}
+	}
+	h.cache[name] = cached{s, now}
+	return s, nil
 }
 
 // cgroupDir returns the directory of c's cgroup for ctrl, or
