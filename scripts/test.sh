@@ -80,6 +80,7 @@ v2tests=(
   TestRlimitASWithSeccomp
   TestPidsLimitTiny
   TestLimits
+  TestProcfs
 )
 v2re=$(IFS='|'; echo "${v2tests[*]}")
 mkdir -p tmp

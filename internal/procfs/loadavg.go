@@ -85,12 +85,13 @@ func (l *Load) snapshot(now time.Time) (avg [3]uint64, t tasks, fresh bool) {
 	return l.avg, l.tasks, !l.sampled.IsZero() && now.Sub(l.sampled) < 2*loadPeriod
 }
 
-// currentTasks returns c's task counts: the sampler's when fresh, else
-// counted now.
+// currentTasks returns c's task counts: the sampler's when fresh (once
+// the cgroup is known to be still there), else counted now.
 func (h *Host) currentTasks(c *Container) ([3]uint64, tasks, error) {
 	avg, t, fresh := c.Load.snapshot(h.Now())
 	if fresh {
-		return avg, t, nil
+		_, _, err := c.threadsFile()
+		return avg, t, err
 	}
 	t, err := h.tasks(c)
 	return avg, t, err

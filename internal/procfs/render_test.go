@@ -365,6 +365,10 @@ func TestRenderErrors(t *testing.T) {
 	}
 	f = newFixture(t)
 	f.v2()
+	f.c.Load = &Load{}
+	if err := f.host.Sample(f.c.Load, f.c, now); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.RemoveAll(f.c.Cgroups[""]); err != nil {
 		t.Fatal(err)
 	}
