@@ -3,6 +3,7 @@ package integration
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +61,7 @@ func TestProcfsRenderContainer(t *testing.T) {
 			return strings.HasPrefix(s, "cpu  ") && strings.Contains(s, "\ncpu0 ") && !strings.Contains(s, "\ncpu1 ")
 		},
 		"proc/swaps":     func(s string) bool { return strings.HasPrefix(s, "Filename\t") },
-		"proc/diskstats": func(string) bool { return true },
+		"proc/diskstats": sameFieldCount("/proc/diskstats"),
 	}
 	for _, name := range procfs.Files {
 		out, err := procfs.Render(name, c)
@@ -81,5 +82,20 @@ func TestProcfsRenderContainer(t *testing.T) {
 		if _, err := procfs.Render(name, c); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s of a deleted container: %v; want fs.ErrNotExist", name, err)
 		}
+	}
+}
+
+// sameFieldCount checks that every line has as many fields as the host
+// file's first line.
+func sameFieldCount(host string) func(string) bool {
+	return func(s string) bool {
+		data, err := os.ReadFile(host)
+		first, _, _ := strings.Cut(string(data), "\n")
+		for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+			if line != "" && (err != nil || len(strings.Fields(line)) != len(strings.Fields(first))) {
+				return false
+			}
+		}
+		return true
 	}
 }
