@@ -12,10 +12,12 @@ import (
 )
 
 // TestToolsReadRenderedFiles runs the tools people use to look at a
-// machine (procps free, top, uptime, swapon, glibc's processor count) in a
-// private mount namespace where the rendered files are bind-mounted over
-// the real ones, as the /proc view mounts them in a container: each must
-// parse them and show the container's numbers.
+// machine (procps free, top, uptime, vmstat, swapon, glibc's processor
+// count) in a private mount namespace where the rendered files are
+// bind-mounted over the real ones, as the /proc view mounts them in a
+// container: each must parse them and show the container's numbers.
+// (busybox free and uptime, and coreutils nproc, ask the kernel through
+// sysinfo and sched_getaffinity instead: the seccomp agent's part.)
 func TestToolsReadRenderedFiles(t *testing.T) {
 	testutil.RequiresRoot(t)
 	testutil.RequiresBinary(t, "unshare")
@@ -39,6 +41,8 @@ func TestToolsReadRenderedFiles(t *testing.T) {
 			`KiB Swap:\s+32768 total,\s+30720 free`, `%Cpu\(s\):`}},
 		{"uptime", []string{`up 1 min,.*load average: 0\.00, 0\.00, 0\.00`}},
 		{"getconf _NPROCESSORS_ONLN", []string{`(?m)^1$`}},
+		{"vmstat -s", []string{`(?m)^\s*65536 K total memory$`, `(?m)^\s*55296 K free memory$`, `(?m)^\s*32768 K total swap$`,
+			`(?m)^\s*3000 non-nice user cpu ticks$`, `(?m)^\s*6600 idle cpu ticks$`, `(?m)^\s*7 forks$`}},
 		{"swapon --show=NAME,TYPE,SIZE,USED,PRIO --bytes --noheadings", []string{`(?m)^none\s+virtual\s+33554432\s+2097152\s+-1$`}},
 		{"grep -c ^processor /proc/cpuinfo", []string{`(?m)^1$`}},
 	}
