@@ -116,14 +116,20 @@ func (h *Host) memory(c *Container) (*memory, []hostLine, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	usageFile := map[bool]string{false: "memory.usage_in_bytes", true: "memory.current"}[v2]
+	usageFile := "memory.usage_in_bytes"
+	if v2 {
+		usageFile = "memory.current"
+	}
 	usage, err := readUint(dir, usageFile)
 	if err != nil {
 		return nil, nil, err
 	}
 	m := &memory{fields: map[string]uint64{}}
 	for _, f := range statFields {
-		name := map[bool]string{false: f.v1, true: f.v2}[v2]
+		name := f.v1
+		if v2 {
+			name = f.v2
+		}
 		if name != "" {
 			m.fields[f.key] = stat[name]
 		}
