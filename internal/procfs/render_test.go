@@ -398,3 +398,24 @@ func TestContainerFromState(t *testing.T) {
 		t.Errorf("a dead init: %v; want fs.ErrNotExist", err)
 	}
 }
+
+// TestOneLineFormats checks the one-line files against the pattern of the
+// kernel's format, which this host's own files must match too (so the
+// pattern is the kernel's, not the renderer's).
+func TestOneLineFormats(t *testing.T) {
+	f := newFixture(t)
+	f.v2()
+	for name, pattern := range map[string]string{
+		"proc/loadavg":                  `^\d+\.\d\d \d+\.\d\d \d+\.\d\d \d+/\d+ \d+\n$`,
+		"proc/uptime":                   `^\d+\.\d\d \d+\.\d\d\n$`,
+		"sys/devices/system/cpu/online": `^\d+(-\d+)?(,\d+(-\d+)?)*\n$`,
+	} {
+		re := regexp.MustCompile(pattern)
+		if host := hostFile(t, name); !re.MatchString(host) {
+			t.Errorf("the host's %s %q does not match %s", name, host, pattern)
+		}
+		if got := f.render(name); !re.MatchString(got) {
+			t.Errorf("%s %q does not match %s", name, got, pattern)
+		}
+	}
+}
