@@ -63,15 +63,16 @@ func hasController(dir, ctrl string) bool {
 // not limit ("max", -1, the v1 "unlimited" number).
 type Level[T uint64 | float64] struct {
 	Cgroup string `json:"cgroup"`
-	Value  T      `json:"value,omitempty"`
+	Value  T      `json:"value"`
 	Set    bool   `json:"set"`
 }
 
 // Limit is the effective value of one limit: the tightest Level, found at
-// At. Set is false when no level limits it. Levels run from the cgroup up
-// to its hierarchy's root.
+// At. Set is false when no level limits it (Value is then 0, as it is for
+// a limit set to 0: read Set first). Levels run from the cgroup up to its
+// hierarchy's root.
 type Limit[T uint64 | float64] struct {
-	Value  T          `json:"value,omitempty"`
+	Value  T          `json:"value"`
 	Set    bool       `json:"set"`
 	At     string     `json:"at,omitempty"`
 	Levels []Level[T] `json:"levels"`
