@@ -3,6 +3,7 @@ package spec
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -22,8 +23,8 @@ type linuxSpec struct {
 	ZOS     json.RawMessage `json:"zos,omitempty"`
 }
 
-// oracle decodes data the way Parse did before decode.go: with
-// encoding/json, minus the other platforms.
+// oracle decodes data the way Parse would with encoding/json: with
+// its reflection, minus the other platforms.
 func oracle(data []byte) (*specs.Spec, error) {
 	var s linuxSpec
 	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&s); err != nil {
@@ -78,7 +79,7 @@ func TestParseEveryField(t *testing.T) {
 }
 
 // cases are inputs on which Parse must agree with encoding/json, for the
-// corners of its rules (decode.go).
+// corners of its rules (internal/jsonc).
 var cases = map[string]string{
 	"empty":            `{}`,
 	"null":             `null`,
@@ -160,4 +161,39 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		compare(t, "fuzz", data)
 	})
+}
+
+// compareAs checks that parse and encoding/json agree on data decoded as
+// a T: both fail, or both give the same value.
+func compareAs[T any](t *testing.T, name string, data []byte, parse func(io.Reader) (*T, error)) {
+	t.Helper()
+	want := new(T)
+	wantErr := json.NewDecoder(bytes.NewReader(data)).Decode(want)
+	got, err := parse(bytes.NewReader(data))
+	switch {
+	case (err != nil) != (wantErr != nil):
+		t.Errorf("%s: error %v, encoding/json error %v\ninput: %s", name, err, wantErr, data)
+	case err == nil && !reflect.DeepEqual(got, want):
+		t.Errorf("%s: decoders differ\n got %+v\nwant %+v\ninput: %s", name, got, want, data)
+	}
+}
+
+// TestParseProcessAndResources: process.json (`exec --process`) and
+// `update --resources` are read by the same decoder as config.json, and
+// agree with encoding/json.
+func TestParseProcessAndResources(t *testing.T) {
+	full := fullSpec()
+	proc, _ := json.Marshal(full.Process)
+	res, _ := json.Marshal(full.Linux.Resources)
+	inputs := map[string]string{"full process": string(proc), "full resources": string(res),
+		"process":     `{"args":["sh"],"cwd":"/","user":{"uid":1},"capabilities":{"bounding":["CAP_KILL"]},"Terminal":true}`,
+		"resources":   `{"memory":{"limit":1024,"swap":-1},"pids":{"limit":10},"CPU":{"cpus":"0"},"devices":[{"allow":false}]}`,
+		"wrong types": `{"args":"sh","memory":{"limit":"1G"}}`}
+	for name, in := range cases {
+		inputs[name] = in
+	}
+	for name, in := range inputs {
+		compareAs(t, name, []byte(in), ParseProcess)
+		compareAs(t, name, []byte(in), ParseResources)
+	}
 }

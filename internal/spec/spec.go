@@ -15,26 +15,50 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lkc-containers/lkc/internal/jsonc"
 )
 
 // ErrInvalid marks a config.json that lkc refuses.
 var ErrInvalid = errors.New("invalid config.json")
 
+// The decoder of the runtime-spec types lkc reads (decode_gen.go). The
+// sections of other platforms are skipped unread, as Convert never reads
+// them.
+//go:generate go run ../../cmd/lkc-codegen -codec json-decode -out decode_gen.go -skip Spec.Solaris,Spec.Windows,Spec.VM,Spec.ZOS github.com/opencontainers/runtime-spec/specs-go.Spec
+
 // Parse decodes a config.json. Unknown fields are accepted, as the spec
-// asks. encoding/json reads the first JSON value and checks its syntax;
-// decode.go fills the spec from it, without encoding/json's reflection.
+// asks.
 func Parse(r io.Reader) (*specs.Spec, error) {
+	return parse(r, decodeSpecsSpec)
+}
+
+// ParseProcess decodes a process.json (`lkc exec --process`): the
+// "process" member of a config.json.
+func ParseProcess(r io.Reader) (*specs.Process, error) {
+	return parse(r, decodeSpecsProcess)
+}
+
+// ParseResources decodes the linux.resources member of a config.json, as
+// `lkc update --resources` takes it.
+func ParseResources(r io.Reader) (*specs.LinuxResources, error) {
+	return parse(r, decodeSpecsLinuxResources)
+}
+
+// parse reads the first JSON value of r: encoding/json checks its syntax
+// (into a json.RawMessage, which builds no per-type tables) and the
+// generated decoder fills a T from it (internal/jsonc says why not
+// encoding/json).
+func parse[T any](r io.Reader, decode func(*jsonc.Decoder, *T)) (*T, error) {
 	var raw json.RawMessage
 	if err := json.NewDecoder(r).Decode(&raw); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	var s specs.Spec
-	d := decoder{data: raw}
-	d.spec(&s)
-	if d.err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, d.err)
+	v := new(T)
+	if err := jsonc.DecodeChecked(raw, v, decode); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return &s, nil
+	return v, nil
 }
 
 // LoadBundle reads and parses <bundle>/config.json.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/jsonc"
 )
 
 // someStrings are what fill puts in string fields, map keys included: plain
@@ -75,17 +76,35 @@ func (f filler) fill(v reflect.Value) {
 func checkEncode(t *testing.T, s *State) {
 	t.Helper()
 	want, wantErr := json.Marshal(s)
-	got, err := encode(s)
+	got, err := jsonc.Encode(s, encodeState)
 	if (err != nil) != (wantErr != nil) {
 		t.Fatalf("encode error %v, json.Marshal error %v", err, wantErr)
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("encode differs from json.Marshal:\n got %s\nwant %s", got, want)
 	}
+	if err == nil {
+		checkDecode(t, got)
+	}
+}
+
+// checkDecode: the state read back is what json.Unmarshal reads, and
+// both refuse what either refuses.
+func checkDecode(t *testing.T, data []byte) {
+	t.Helper()
+	var want, got State
+	wantErr := json.Unmarshal(data, &want)
+	err := jsonc.Decode(data, &got, decodeState)
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("decode error %v, json.Unmarshal error %v\ninput: %q", err, wantErr, data)
+	}
+	if err == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("decode differs from json.Unmarshal:\n got %+v\nwant %+v\ninput: %q", got, want, data)
+	}
 }
 
 // TestEncodeIsJSONMarshal: the state file is what json.Marshal wrote, byte
-// for byte, whatever is set.
+// for byte, whatever is set, and it reads back as json.Unmarshal reads it.
 func TestEncodeIsJSONMarshal(t *testing.T) {
 	checkEncode(t, &State{})
 	checkEncode(t, &State{Config: &config.Config{}})
@@ -107,5 +126,33 @@ func FuzzEncodeStrings(f *testing.F) {
 	f.Fuzz(func(t *testing.T, a, b string) {
 		checkEncode(t, &State{ID: a, CgroupPaths: map[string]string{a: b, b: a},
 			Config: &config.Config{Process: config.Process{Args: []string{a, b}}, Annotations: map[string]string{b: a}}})
+	})
+}
+
+// decodeCases are state files on which the decoder must agree with
+// json.Unmarshal: the corners of encoding/json's rules, and refusals.
+var decodeCases = []string{
+	`{}`, `null`, `[]`, `{"id":1}`, `{"initPid":"1"}`, `{"initPid":1.5}`, `{"initStart":-1}`,
+	`{"created":"2024-01-02T03:04:05.123456789Z"}`, `{"created":null}`, `{"created":"yesterday"}`, `{"created":5}`,
+	`{"ID":"a","Id":"b","config":{"process":{"ARGS":["x"]}}}`, `{"config":null}`, `{"config":{}}`,
+	`{"cgroupPaths":{"":"/a","cpu":"\u00e9"},"cgroupPaths":{"b":"c"}}`, `{"cgroupParents":[]}`,
+	`{"config":{"cgroup":{"resources":{"rdma":{"mlx":{"hcaHandles":3}},"memoryUseHierarchy":null}}}}`,
+	`{"config":{"devices":[{"type":99,"major":-1}],"mounts":[{"flags":18446744073709551615}]}}`,
+	`{"config":{"mounts":[{"flags":18446744073709551616}]}}`, `{"owner":"a"} x`, `{"owner":"a"`, ``,
+	`{"config":{"seccomp":{"syscalls":[{"args":[{"index":"0"}]}]}}}`, `{"unknown":{"a":[1,{"b":null}]}}`,
+}
+
+func TestDecodeAgreesWithJSONUnmarshal(t *testing.T) {
+	for _, in := range decodeCases {
+		checkDecode(t, []byte(in))
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, in := range decodeCases {
+		f.Add([]byte(in))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkDecode(t, data)
 	})
 }

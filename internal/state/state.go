@@ -6,7 +6,6 @@ package state
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/jsonc"
 )
 
 // Error classes, checked with errors.Is.
@@ -49,7 +49,12 @@ func validID(id string) bool {
 	return id != ""
 }
 
-// State is what lkc records about a container.
+// State is what lkc records about a container, in the state file as
+// json.Marshal would write it. The file is written and read by the codec
+// generated from this type and config.Config (state_gen.go, internal/jsonc
+// says why not encoding/json); encode_test.go holds it to encoding/json.
+//
+//go:generate go run ../../cmd/lkc-codegen -codec json -out state_gen.go State
 type State struct {
 	ID        string    `json:"id"`
 	Bundle    string    `json:"bundle"`
@@ -262,7 +267,7 @@ func (d *Dir) Unchanged() bool {
 // two steps leaves the old state in the temporary file, which the next
 // Save overwrites and Remove removes.
 func (d *Dir) Save(s *State) error {
-	data, err := encode(s)
+	data, err := jsonc.Encode(s, encodeState)
 	if err != nil {
 		return fmt.Errorf("encoding state: %w", err)
 	}
@@ -294,7 +299,7 @@ func (d *Dir) Load() (*State, error) {
 		return nil, fmt.Errorf("reading state: %w", err)
 	}
 	var s State
-	if err := json.Unmarshal(data, &s); err != nil {
+	if err := jsonc.Decode(data, &s, decodeState); err != nil {
 		return nil, fmt.Errorf("%w %s: %w", ErrCorrupt, filepath.Join(d.path, stateFile), err)
 	}
 	return &s, nil

@@ -1,4 +1,4 @@
-package spec
+package jsonc
 
 import (
 	"encoding/json"
@@ -9,15 +9,7 @@ import (
 	"unicode/utf8"
 )
 
-// Decoding config.json without reflection.
-//
-// encoding/json builds, on the first decode of a type, field tables and
-// encoders for every type reachable from it: for specs.Spec that is most of
-// the runtime spec, 0.55-0.7 ms of the start of every `lkc run` and
-// `create`, against 0.05 ms for the decoding itself (docs/kernel.md). So
-// encoding/json only checks the syntax (into a json.RawMessage, which
-// builds no tables) and this decoder fills the runtime-spec types by hand
-// (decode_types.go), reproducing encoding/json's rules:
+// Decoding without reflection, by encoding/json's rules:
 //
 //   - a key selects the field of that name, else the first field whose name
 //     matches it case-insensitively; other keys are ignored;
@@ -28,27 +20,39 @@ import (
 //   - a number must be an integer literal that the field's type holds;
 //   - a value of the wrong type is an error, and decoding goes on to report
 //     the first one.
-//
-// The one difference: the sections of other platforms (solaris, windows, vm,
-// zos) are skipped unread, as Convert never reads them. decode_test.go
-// compares the two decoders on every field and fuzzes them against each
-// other.
 
-// decoder reads one JSON value that encoding/json has checked is well formed.
-type decoder struct {
+// Decoder reads one JSON value that is known to be well formed (Decode
+// checks it first).
+type Decoder struct {
 	data []byte
 	off  int
 	err  error    // the first type error
 	path []string // of the value being decoded, for errors
 }
 
-// A field is a key of a JSON object and what decodes its value.
-type field struct {
-	name   string
-	decode func()
+// Decode checks that data is one well-formed JSON value, as json.Unmarshal
+// does, and fills *v from it with decode, a generated function. The check
+// is encoding/json's scanner (json.Valid), which builds no per-type tables.
+func Decode[T any](data []byte, v *T, decode func(*Decoder, *T)) error {
+	if !json.Valid(data) {
+		var raw json.RawMessage // for encoding/json's own words on where it breaks
+		if err := json.Unmarshal(data, &raw); err != nil {
+			return err
+		}
+		return fmt.Errorf("json: invalid input")
+	}
+	return DecodeChecked(data, v, decode)
 }
 
-func (d *decoder) space() {
+// DecodeChecked is Decode of data already checked to be one well-formed
+// JSON value (json.RawMessage decoded by encoding/json, say).
+func DecodeChecked[T any](data []byte, v *T, decode func(*Decoder, *T)) error {
+	d := Decoder{data: data}
+	decode(&d, v)
+	return d.err
+}
+
+func (d *Decoder) space() {
 	for d.off < len(d.data) {
 		switch d.data[d.off] {
 		case ' ', '\t', '\n', '\r':
@@ -61,14 +65,14 @@ func (d *decoder) space() {
 
 // next returns the first byte of the next value, which says its kind: '{',
 // '[', '"', 't', 'f', 'n' or (a number) '-' or a digit.
-func (d *decoder) next() byte {
+func (d *Decoder) next() byte {
 	d.space()
 	return d.data[d.off]
 }
 
 // typeError records that the next value cannot go into a want (the first
 // such error is the one reported), and skips it.
-func (d *decoder) typeError(want string) {
+func (d *Decoder) typeError(want string) {
 	if d.err == nil {
 		var got string
 		switch d.next() {
@@ -89,7 +93,7 @@ func (d *decoder) typeError(want string) {
 }
 
 // null consumes a null if it is next.
-func (d *decoder) null() bool {
+func (d *Decoder) null() bool {
 	if d.next() != 'n' {
 		return false
 	}
@@ -98,7 +102,7 @@ func (d *decoder) null() bool {
 }
 
 // skip consumes the next value.
-func (d *decoder) skip() {
+func (d *Decoder) skip() {
 	switch d.next() {
 	case '"':
 		d.quoted()
@@ -125,7 +129,7 @@ func (d *decoder) skip() {
 }
 
 // literal consumes a number, true, false or null.
-func (d *decoder) literal() []byte {
+func (d *Decoder) literal() []byte {
 	start := d.off
 	for d.off < len(d.data) && strings.IndexByte(",}] \t\n\r", d.data[d.off]) < 0 {
 		d.off++
@@ -133,7 +137,7 @@ func (d *decoder) literal() []byte {
 	return d.data[start:d.off]
 }
 
-func (d *decoder) peekLiteral() []byte {
+func (d *Decoder) peekLiteral() []byte {
 	start := d.off
 	lit := d.literal()
 	d.off = start
@@ -141,7 +145,7 @@ func (d *decoder) peekLiteral() []byte {
 }
 
 // quoted consumes a string and returns it with its quotes.
-func (d *decoder) quoted() []byte {
+func (d *Decoder) quoted() []byte {
 	start := d.off
 	d.off++
 	for d.data[d.off] != '"' {
@@ -158,7 +162,7 @@ func (d *decoder) quoted() []byte {
 // beyond ASCII is unquoted by encoding/json itself (decoding into a string
 // builds no tables), so that its replacement of bad UTF-8 and surrogates
 // is the one applied.
-func (d *decoder) text() string {
+func (d *Decoder) text() string {
 	q := d.quoted()
 	raw := q[1 : len(q)-1]
 	for _, c := range raw {
@@ -173,8 +177,10 @@ func (d *decoder) text() string {
 	return string(raw)
 }
 
-// object decodes an object into fields; null leaves them alone.
-func (d *decoder) object(fields ...field) {
+// Object decodes an object whose keys are names: member(i) decodes the
+// value of the key that selects names[i]; other keys are skipped. null
+// leaves the fields alone.
+func (d *Decoder) Object(names []string, member func(i int)) {
 	if d.null() {
 		return
 	}
@@ -183,36 +189,36 @@ func (d *decoder) object(fields ...field) {
 		return
 	}
 	d.members(func(key string) {
-		f := lookup(fields, key)
-		if f == nil {
+		i := lookup(names, key)
+		if i < 0 {
 			d.skip()
 			return
 		}
-		d.path = append(d.path, f.name)
-		f.decode()
+		d.path = append(d.path, names[i])
+		member(i)
 		d.path = d.path[:len(d.path)-1]
 	})
 }
 
-// lookup finds the field key selects: the one of that name, else the first
-// whose name matches it case-insensitively, as encoding/json does.
-func lookup(fields []field, key string) *field {
-	for i := range fields {
-		if fields[i].name == key {
-			return &fields[i]
+// lookup finds the name key selects: the one it equals, else the first it
+// matches case-insensitively, as encoding/json does; -1 if none.
+func lookup(names []string, key string) int {
+	for i, n := range names {
+		if n == key {
+			return i
 		}
 	}
-	for i := range fields {
-		if strings.EqualFold(fields[i].name, key) {
-			return &fields[i]
+	for i, n := range names {
+		if strings.EqualFold(n, key) {
+			return i
 		}
 	}
-	return nil
+	return -1
 }
 
 // members calls member for each key of the object that is next, with the
 // decoder at its value, which member must consume.
-func (d *decoder) members(member func(key string)) {
+func (d *Decoder) members(member func(key string)) {
 	d.off++ // {
 	for d.next() != '}' {
 		key := d.text()
@@ -227,7 +233,7 @@ func (d *decoder) members(member func(key string)) {
 }
 
 // elements calls element for each element of the array that is next.
-func (d *decoder) elements(element func()) {
+func (d *Decoder) elements(element func()) {
 	d.off++ // [
 	for d.next() != ']' {
 		element()
@@ -240,11 +246,13 @@ func (d *decoder) elements(element func()) {
 
 // The values of fields, by type. Each consumes the next value.
 
-type integer interface {
-	~int | ~int32 | ~int64 | ~uint | ~uint16 | ~uint32 | ~uint64
+// Integer is every integer type a field may have.
+type Integer interface {
+	~int | ~int8 | ~int16 | ~int32 | ~int64 | ~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uintptr
 }
 
-func str[T ~string](d *decoder, p *T) {
+// Str decodes a string.
+func Str[T ~string](d *Decoder, p *T) {
 	switch d.next() {
 	case '"':
 		*p = T(d.text())
@@ -255,7 +263,8 @@ func str[T ~string](d *decoder, p *T) {
 	}
 }
 
-func boolean(d *decoder, p *bool) {
+// Bool decodes true or false.
+func Bool(d *Decoder, p *bool) {
 	switch d.next() {
 	case 't', 'f':
 		*p = d.literal()[0] == 't'
@@ -266,9 +275,9 @@ func boolean(d *decoder, p *bool) {
 	}
 }
 
-// num takes an integer literal that T holds, as encoding/json does:
+// Num takes an integer literal that T holds, as encoding/json does:
 // strconv on the literal, so 1e3, 1.0 and, into an unsigned type, -0 fail.
-func num[T integer](d *decoder, p *T) {
+func Num[T Integer](d *Decoder, p *T) {
 	switch c := d.next(); {
 	case c == 'n':
 		d.null()
@@ -286,7 +295,7 @@ func num[T integer](d *decoder, p *T) {
 	}
 }
 
-func parseInteger[T integer](lit string) (T, bool) {
+func parseInteger[T Integer](lit string) (T, bool) {
 	if signed := ^T(0) < 0; signed {
 		n, err := strconv.ParseInt(lit, 10, 64)
 		return T(n), err == nil && int64(T(n)) == n
@@ -295,9 +304,9 @@ func parseInteger[T integer](lit string) (T, bool) {
 	return T(n), err == nil && uint64(T(n)) == n
 }
 
-// ptr decodes into what *p points to, allocated first if nil; null sets
+// Ptr decodes into what *p points to, allocated first if nil; null sets
 // it to nil.
-func ptr[T any](d *decoder, p **T, decode func(*T)) {
+func Ptr[T any](d *Decoder, p **T, decode func(*Decoder, *T)) {
 	if d.null() {
 		*p = nil
 		return
@@ -305,22 +314,20 @@ func ptr[T any](d *decoder, p **T, decode func(*T)) {
 	if *p == nil {
 		*p = new(T)
 	}
-	decode(*p)
+	decode(d, *p)
 }
 
-func optNum[T integer](d *decoder, p **T) {
-	ptr(d, p, func(v *T) { num(d, v) })
-}
+// OptNum decodes an optional integer.
+func OptNum[T Integer](d *Decoder, p **T) { Ptr(d, p, Num[T]) }
 
-func optBool(d *decoder, p **bool) {
-	ptr(d, p, func(v *bool) { boolean(d, v) })
-}
+// OptBool decodes an optional bool.
+func OptBool(d *Decoder, p **bool) { Ptr(d, p, Bool) }
 
-// slice decodes an array into *p the way encoding/json does: element i
+// Slice decodes an array into *p the way encoding/json does: element i
 // goes into the element already at i (a repeated key reuses them), the
 // slice is cut to the array's length, and an empty array makes an empty,
 // non-nil slice. null sets it to nil.
-func slice[T any](d *decoder, p *[]T, decode func(*T)) {
+func Slice[T any](d *Decoder, p *[]T, decode func(*Decoder, *T)) {
 	switch d.next() {
 	case 'n':
 		d.null()
@@ -339,7 +346,7 @@ func slice[T any](d *decoder, p *[]T, decode func(*T)) {
 		if i >= len(s) {
 			s = s[:i+1]
 		}
-		decode(&s[i])
+		decode(d, &s[i])
 		i++
 	})
 	if i == 0 {
@@ -348,17 +355,15 @@ func slice[T any](d *decoder, p *[]T, decode func(*T)) {
 	*p = s[:i]
 }
 
-func strs[T ~string](d *decoder, p *[]T) {
-	slice(d, p, func(v *T) { str(d, v) })
-}
+// Strs decodes an array of strings.
+func Strs[T ~string](d *Decoder, p *[]T) { Slice(d, p, Str[T]) }
 
-func nums[T integer](d *decoder, p *[]T) {
-	slice(d, p, func(v *T) { num(d, v) })
-}
+// Nums decodes an array of integers.
+func Nums[T Integer](d *Decoder, p *[]T) { Slice(d, p, Num[T]) }
 
-// mapOf decodes an object into the map *p, made first if nil; each value
+// Map decodes an object into the map *p, made first if nil; each value
 // starts from zero. null sets it to nil.
-func mapOf[T any](d *decoder, p *map[string]T, decode func(*T)) {
+func Map[T any](d *Decoder, p *map[string]T, decode func(*Decoder, *T)) {
 	switch d.next() {
 	case 'n':
 		d.null()
@@ -375,12 +380,22 @@ func mapOf[T any](d *decoder, p *map[string]T, decode func(*T)) {
 	d.members(func(key string) {
 		var v T
 		d.path = append(d.path, key)
-		decode(&v)
+		decode(d, &v)
 		d.path = d.path[:len(d.path)-1]
 		(*p)[key] = v
 	})
 }
 
-func strMap(d *decoder, p *map[string]string) {
-	mapOf(d, p, func(v *string) { str(d, v) })
+// StrMap decodes an object of strings.
+func StrMap(d *Decoder, p *map[string]string) { Map(d, p, Str[string]) }
+
+// Unmarshaler hands the next value to p's own UnmarshalJSON (time.Time's
+// reads RFC 3339 itself), as encoding/json does, null included.
+func Unmarshaler(d *Decoder, p json.Unmarshaler) {
+	d.space()
+	start := d.off
+	d.skip()
+	if err := p.UnmarshalJSON(d.data[start:d.off]); err != nil && d.err == nil {
+		d.err = err
+	}
 }
