@@ -2,10 +2,14 @@
 // config.json has been validated and converted at the edge (internal/spec).
 // It is plain data that the runtime records in the state file as JSON and
 // sends the container's init over the init handshake in a binary form
-// (pack.go), so every field must survive a round trip through both.
+// (pack_gen.go, generated from these types), so every field must survive a
+// round trip through both.
 package config
 
-// Config is everything needed to build and run one container.
+// Config is everything needed to build and run one container. PackConfig
+// and UnpackConfig (pack_gen.go) carry it to init.
+//
+//go:generate go run ../../cmd/lkc-codegen -codec pack -out pack_gen.go Config
 type Config struct {
 	OCIVersion  string            `json:"ociVersion"`
 	ID          string            `json:"id"`

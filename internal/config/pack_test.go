@@ -19,10 +19,10 @@ func fullConfig() *Config {
 func roundTrip(t *testing.T, in *Config) {
 	t.Helper()
 	var w pack.Writer
-	in.Pack(&w)
+	PackConfig(&w, in)
 	var out Config
 	r := pack.NewReader(w.Bytes())
-	out.Unpack(r)
+	UnpackConfig(r, &out)
 	if err := r.Err(); err != nil {
 		t.Fatalf("Unpack: %v", err)
 	}
@@ -42,12 +42,12 @@ func TestPackRoundTrip(t *testing.T) {
 
 func TestUnpackTruncated(t *testing.T) {
 	var w pack.Writer
-	fullConfig().Pack(&w)
+	PackConfig(&w, fullConfig())
 	b := w.Bytes()
 	for n := range len(b) {
 		var c Config
 		r := pack.NewReader(b[:n])
-		c.Unpack(r)
+		UnpackConfig(r, &c)
 		if !errors.Is(r.Err(), pack.ErrShort) {
 			t.Fatalf("prefix of %d/%d bytes: Err() = %v, want pack.ErrShort", n, len(b), r.Err())
 		}
@@ -56,20 +56,20 @@ func TestUnpackTruncated(t *testing.T) {
 
 func FuzzUnpack(f *testing.F) {
 	var w pack.Writer
-	fullConfig().Pack(&w)
+	PackConfig(&w, fullConfig())
 	f.Add(w.Bytes())
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var c Config
 		r := pack.NewReader(b)
-		c.Unpack(r)
+		UnpackConfig(r, &c)
 		if r.Err() != nil {
 			return
 		}
 		var again pack.Writer
-		c.Pack(&again)
+		PackConfig(&again, &c)
 		var c2 Config
-		c2.Unpack(pack.NewReader(again.Bytes()))
+		UnpackConfig(pack.NewReader(again.Bytes()), &c2)
 		if !reflect.DeepEqual(c, c2) {
 			t.Errorf("decoded %+v, re-encoded and decoded %+v", c, c2)
 		}

@@ -28,7 +28,10 @@ const (
 // Message is what the parent sends init after the namespaces are set up,
 // in the binary form of internal/pack: init decodes it on the way to every
 // container start, where encoding/json's first decode of the config types
-// cost 0.3-0.4 ms.
+// cost 0.3-0.4 ms. Its writer and reader are generated from this type
+// (message_gen.go).
+//
+//go:generate go run ../../cmd/lkc-codegen -codec pack -out message_gen.go Message
 type Message struct {
 	Config      *config.Config
 	CgroupPaths map[string]string
@@ -56,17 +59,7 @@ const messageVersion = 1
 func (m *Message) MarshalBinary() ([]byte, error) {
 	var w pack.Writer
 	w.Uint(messageVersion)
-	w.Bool(m.Config != nil)
-	if m.Config != nil {
-		m.Config.Pack(&w)
-	}
-	w.StringMap(m.CgroupPaths)
-	pack.Num(&w, m.PreserveFDs)
-	w.Bool(m.Exec)
-	w.Bool(m.NoNewKeyring)
-	w.Blob(m.CreateState)
-	w.Blob(m.StartState)
-	w.Blob(m.SeccompState)
+	PackMessage(&w, m)
 	return w.Bytes(), nil
 }
 
@@ -77,17 +70,7 @@ func (m *Message) UnmarshalBinary(data []byte) error {
 	if v := r.Uint(); v != messageVersion {
 		return fmt.Errorf("init message version %d, want %d", v, messageVersion)
 	}
-	if r.Bool() {
-		m.Config = new(config.Config)
-		m.Config.Unpack(r)
-	}
-	m.CgroupPaths = r.StringMap()
-	m.PreserveFDs = pack.ReadNum[int](r)
-	m.Exec = r.Bool()
-	m.NoNewKeyring = r.Bool()
-	m.CreateState = r.Blob()
-	m.StartState = r.Blob()
-	m.SeccompState = r.Blob()
+	UnpackMessage(r, m)
 	return r.Err()
 }
 

@@ -18,6 +18,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -283,4 +284,65 @@ func ReadSlice[T any](r *Reader, get func(*Reader, *T)) []T {
 		get(r, &s[i])
 	}
 	return s
+}
+
+// OptBool writes an optional bool.
+func OptBool(w *Writer, p *bool) {
+	w.Bool(p != nil)
+	if p != nil {
+		w.Bool(*p)
+	}
+}
+
+// ReadOptBool reads a bool written by OptBool.
+func ReadOptBool(r *Reader) *bool {
+	if !r.Bool() {
+		return nil
+	}
+	v := r.Bool()
+	return &v
+}
+
+// Ptr writes an optional value with put.
+func Ptr[T any](w *Writer, p *T, put func(*Writer, *T)) {
+	w.Bool(p != nil)
+	if p != nil {
+		put(w, p)
+	}
+}
+
+// ReadPtr reads a value written by Ptr with get.
+func ReadPtr[T any](r *Reader, get func(*Reader, *T)) *T {
+	if !r.Bool() {
+		return nil
+	}
+	v := new(T)
+	get(r, v)
+	return v
+}
+
+// Map writes a map in key order, each value with put.
+func Map[T any](w *Writer, m map[string]T, put func(*Writer, *T)) {
+	w.Uint(uint64(len(m)))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		w.String(k)
+		v := m[k]
+		put(w, &v)
+	}
+}
+
+// ReadMap reads a map written by Map, each value with get; nil when empty.
+func ReadMap[T any](r *Reader, get func(*Reader, *T)) map[string]T {
+	n := r.Len()
+	if n == 0 {
+		return nil
+	}
+	m := make(map[string]T, n)
+	for range n {
+		k := r.String()
+		var v T
+		get(r, &v)
+		m[k] = v
+	}
+	return m
 }

@@ -23,6 +23,9 @@ type sample struct {
 	none  *int
 	nums  []int
 	pairs []pair
+	ob    *bool
+	ptr   *pair
+	pm    map[string]pair
 }
 
 type pair struct {
@@ -45,10 +48,20 @@ func (s *sample) put(w *Writer) {
 	OptNum(w, s.opt)
 	OptNum(w, s.none)
 	Nums(w, s.nums)
-	Slice(w, s.pairs, func(w *Writer, p *pair) {
-		w.String(p.k)
-		Num(w, p.v)
-	})
+	Slice(w, s.pairs, putPair)
+	OptBool(w, s.ob)
+	Ptr(w, s.ptr, putPair)
+	Map(w, s.pm, putPair)
+}
+
+func putPair(w *Writer, p *pair) {
+	w.String(p.k)
+	Num(w, p.v)
+}
+
+func getPair(r *Reader, p *pair) {
+	p.k = r.String()
+	p.v = ReadNum[int32](r)
 }
 
 func (s *sample) get(r *Reader) {
@@ -66,19 +79,20 @@ func (s *sample) get(r *Reader) {
 	s.opt = ReadOptNum[uint32](r)
 	s.none = ReadOptNum[int](r)
 	s.nums = ReadNums[int](r)
-	s.pairs = ReadSlice(r, func(r *Reader, p *pair) {
-		p.k = r.String()
-		p.v = ReadNum[int32](r)
-	})
+	s.pairs = ReadSlice(r, getPair)
+	s.ob = ReadOptBool(r)
+	s.ptr = ReadPtr(r, getPair)
+	s.pm = ReadMap(r, getPair)
 }
 
 func full() *sample {
-	opt := uint32(math.MaxUint32)
+	opt, no := uint32(math.MaxUint32), false
 	return &sample{
 		u: math.MaxUint64, b: true, s: "héllo\x00", blob: []byte{0, 1, 255},
 		ss: []string{"", "a", "bc"}, m: map[string]string{"z": "1", "a": "", "": "x"},
 		i64: math.MinInt64, u64: math.MaxUint64, u16: math.MaxUint16, r: 'c', p: 1 << 40,
 		opt: &opt, nums: []int{-1, 0, math.MaxInt64}, pairs: []pair{{"x", -5}, {"", math.MaxInt32}},
+		ob: &no, ptr: &pair{"p", 1}, pm: map[string]pair{"b": {"y", 2}, "a": {}},
 	}
 }
 

@@ -63,15 +63,15 @@ func checkRefusal(t *testing.T, err error) {
 func checkCarried(t *testing.T, c *config.Config) {
 	t.Helper()
 	var w pack.Writer
-	c.Pack(&w)
+	config.PackConfig(&w, c)
 	var got config.Config
 	r := pack.NewReader(w.Bytes())
-	got.Unpack(r)
+	config.UnpackConfig(r, &got)
 	if r.Err() != nil {
 		t.Fatalf("unpacking a packed config: %v", r.Err())
 	}
 	var again pack.Writer
-	got.Pack(&again)
+	config.PackConfig(&again, &got)
 	if !bytes.Equal(w.Bytes(), again.Bytes()) {
 		t.Fatalf("the init message changed the config: %+v became %+v", c, got)
 	}
