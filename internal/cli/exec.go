@@ -109,18 +109,17 @@ func (f *execFlags) confine(p *config.Process) {
 }
 
 func processFromFile(g *globals, path string) (*config.Process, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("--process: %w", err)
 	}
-	s, err := spec.Parse(strings.NewReader(`{"ociVersion":"1.2.1","process":` + string(data) + `}`))
+	defer f.Close()
+	p, err := spec.ParseProcess(f)
 	if err != nil {
 		return nil, fmt.Errorf("--process %s: %w", path, err)
 	}
-	if s.Process != nil {
-		warnUnknownCaps(g, s.Process.Capabilities)
-	}
-	return spec.ConvertProcess(s.Process)
+	warnUnknownCaps(g, p.Capabilities)
+	return spec.ConvertProcess(p)
 }
 
 // change checks the flags that shape the process and returns what applies

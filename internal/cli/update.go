@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -61,12 +60,12 @@ func readResources(name string) (*config.Resources, error) {
 		defer f.Close()
 		in = f
 	}
-	var oci specs.LinuxResources
-	if err := json.NewDecoder(in).Decode(&oci); err != nil {
-		return nil, fmt.Errorf("--resources %s: %w: parsing resources: %v", name, spec.ErrInvalid, err)
+	oci, err := spec.ParseResources(in)
+	if err != nil {
+		return nil, fmt.Errorf("--resources %s: %w", name, err)
 	}
-	unsetZeros(&oci)
-	r, err := spec.ConvertResources(&oci)
+	unsetZeros(oci)
+	r, err := spec.ConvertResources(oci)
 	if err != nil {
 		return nil, fmt.Errorf("--resources %s: %w", name, err)
 	}

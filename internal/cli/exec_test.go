@@ -1,0 +1,41 @@
+package cli
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/lkc-containers/lkc/internal/spec"
+)
+
+// TestProcessFromFile reads `exec --process` files as runc does: the first
+// JSON value, a runtime-spec process, validated as config.json's process
+// is; a malformed or refused one is an ErrInvalid.
+func TestProcessFromFile(t *testing.T) {
+	dir := t.TempDir()
+	file := func(data string) string {
+		p := filepath.Join(dir, "process.json")
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	g := &globals{}
+	p, err := processFromFile(g, file(`{"args":["sh","-c","x"],"cwd":"/w","env":["A=1"],"user":{"uid":5,"gid":6},"noNewPrivileges":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(p.Args, []string{"sh", "-c", "x"}) || p.Cwd != "/w" || p.UID != 5 || p.GID != 6 || !p.NoNewPrivileges {
+		t.Errorf("process %+v", p)
+	}
+	for _, bad := range []string{`{"args":`, `{"args":"sh","cwd":"/"}`, `{"args":["sh"],"cwd":"rel"}`, `null`, `[]`} {
+		if _, err := processFromFile(g, file(bad)); !errors.Is(err, spec.ErrInvalid) {
+			t.Errorf("processFromFile(%s) = %v, want ErrInvalid", bad, err)
+		}
+	}
+	if _, err := processFromFile(g, filepath.Join(dir, "none.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a missing file: %v", err)
+	}
+}
