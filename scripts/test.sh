@@ -20,6 +20,17 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+# Generated files (the codecs of internal/codegen, nsenter's errnos.h) must
+# be what their sources make of them: go generate ./... && git diff
+# --exit-code, compared with the diff before it so that uncommitted work
+# does not count. go generate needs nothing but the Go toolchain.
+before=$(git diff)
+go generate ./...
+if [ "$(git diff)" != "$before" ]; then
+  git diff --stat >&2
+  echo "test: go generate ./... changed the files above: commit its output" >&2
+  exit 1
+fi
 export LKC_BINARY=$repo/bin/lkc
 log=$(mktemp /tmp/lkc-test.XXXXXX.log)
 status=0
@@ -31,6 +42,7 @@ go test -count=1 -timeout 20m -v ./... >"$log" 2>&1 || status=$?
 fuzz=(
   "FuzzConvert ./internal/spec"
   "FuzzFrames ./internal/migrate"
+  "FuzzDecode ./internal/state"
 )
 for f in "${fuzz[@]}"; do
   read -r target pkg <<<"$f"
