@@ -89,7 +89,7 @@ func TestRunRefusesWhatItCannotGenerate(t *testing.T) {
 		"no root":       {"-codec", "json", "-out", "x_gen.go"},
 		"unknown type":  {"-codec", "json", "-out", "x_gen.go", "NoSuchType"},
 		"not a struct":  {"-codec", "json", "-out", "x_gen.go", "kind"},
-		"interface":     {"-codec", "json-decode", "-out", "x_gen.go", "github.com/opencontainers/runtime-spec/specs-go.Windows"},
+		"interface":     {"-codec", "json", "-out", "x_gen.go", "github.com/opencontainers/runtime-spec/specs-go.Windows"},
 	} {
 		if _, _, err := Run(".", args); err == nil {
 			t.Errorf("%s: no error", name)

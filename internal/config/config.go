@@ -6,8 +6,8 @@
 // round trip through both.
 package config
 
-// Config is everything needed to build and run one container. PackConfig
-// and UnpackConfig (pack_gen.go) carry it to init.
+// Config is everything needed to build and run one container.
+// PackFieldsConfig (pack_gen.go) lists its fields for the init handshake.
 //
 //go:generate go run ../../cmd/lkc-codegen -codec pack -out pack_gen.go Config
 type Config struct {

@@ -8,442 +8,91 @@ import (
 	"github.com/lkc-containers/lkc/internal/pack"
 )
 
-// PackConfig writes v for the init handshake.
-func PackConfig(w *pack.Writer, v *Config) {
-	w.String(v.OCIVersion)
-	w.String(v.ID)
-	w.String(v.Bundle)
-	w.String(v.Rootfs)
-	w.Bool(v.Readonly)
-	w.String(v.Hostname)
-	w.String(v.Domainname)
-	w.StringMap(v.Annotations)
-	pack.Slice(w, v.Namespaces, packNamespace)
-	pack.Slice(w, v.UIDMappings, packIDMap)
-	pack.Slice(w, v.GIDMappings, packIDMap)
-	pack.Slice(w, v.TimeOffsets, packTimeOffset)
-	pack.Num(w, v.RootPropagation)
-	pack.Slice(w, v.Mounts, packMount)
-	pack.Slice(w, v.Devices, packDevice)
-	w.Strings(v.MaskedPaths)
-	w.Strings(v.ReadonlyPaths)
-	w.StringMap(v.Sysctl)
-	pack.OptNum(w, v.Personality)
-	w.Bool(v.NoPivot)
-	w.String(v.MountLabel)
-	pack.Ptr(w, v.Seccomp, packSeccomp)
-	packProcess(w, &v.Process)
-	packCgroup(w, &v.Cgroup)
-	packHooks(w, &v.Hooks)
+// PackFieldsConfig lists the fields of a Config as the init handshake carries them.
+func PackFieldsConfig(v *Config) []pack.Field {
+	return []pack.Field{pack.Str(&v.OCIVersion), pack.Str(&v.ID), pack.Str(&v.Bundle), pack.Str(&v.Rootfs), pack.Bool(&v.Readonly), pack.Str(&v.Hostname), pack.Str(&v.Domainname), pack.StrMap(&v.Annotations), pack.Structs(&v.Namespaces, packFieldsNamespace), pack.Structs(&v.UIDMappings, packFieldsIDMap), pack.Structs(&v.GIDMappings, packFieldsIDMap), pack.Structs(&v.TimeOffsets, packFieldsTimeOffset), pack.Num(&v.RootPropagation), pack.Structs(&v.Mounts, packFieldsMount), pack.Structs(&v.Devices, packFieldsDevice), pack.Strs(&v.MaskedPaths), pack.Strs(&v.ReadonlyPaths), pack.StrMap(&v.Sysctl), pack.OptNum(&v.Personality), pack.Bool(&v.NoPivot), pack.Str(&v.MountLabel), pack.StructPtr(&v.Seccomp, packFieldsSeccomp), pack.Struct(&v.Process, packFieldsProcess), pack.Struct(&v.Cgroup, packFieldsCgroup), pack.Struct(&v.Hooks, packFieldsHooks)}
 }
 
-// UnpackConfig reads what PackConfig wrote into v, which should be zero.
-func UnpackConfig(r *pack.Reader, v *Config) {
-	v.OCIVersion = r.String()
-	v.ID = r.String()
-	v.Bundle = r.String()
-	v.Rootfs = r.String()
-	v.Readonly = r.Bool()
-	v.Hostname = r.String()
-	v.Domainname = r.String()
-	v.Annotations = r.StringMap()
-	v.Namespaces = pack.ReadSlice(r, unpackNamespace)
-	v.UIDMappings = pack.ReadSlice(r, unpackIDMap)
-	v.GIDMappings = pack.ReadSlice(r, unpackIDMap)
-	v.TimeOffsets = pack.ReadSlice(r, unpackTimeOffset)
-	v.RootPropagation = pack.ReadNum[uintptr](r)
-	v.Mounts = pack.ReadSlice(r, unpackMount)
-	v.Devices = pack.ReadSlice(r, unpackDevice)
-	v.MaskedPaths = r.Strings()
-	v.ReadonlyPaths = r.Strings()
-	v.Sysctl = r.StringMap()
-	v.Personality = pack.ReadOptNum[uint32](r)
-	v.NoPivot = r.Bool()
-	v.MountLabel = r.String()
-	v.Seccomp = pack.ReadPtr(r, unpackSeccomp)
-	unpackProcess(r, &v.Process)
-	unpackCgroup(r, &v.Cgroup)
-	unpackHooks(r, &v.Hooks)
+func packFieldsNamespace(v *Namespace) []pack.Field {
+	return []pack.Field{pack.Str(&v.Type), pack.Str(&v.Path)}
 }
 
-func packNamespace(w *pack.Writer, v *Namespace) {
-	w.String(v.Type)
-	w.String(v.Path)
+func packFieldsIDMap(v *IDMap) []pack.Field {
+	return []pack.Field{pack.Num(&v.ContainerID), pack.Num(&v.HostID), pack.Num(&v.Size)}
 }
 
-func unpackNamespace(r *pack.Reader, v *Namespace) {
-	v.Type = r.String()
-	v.Path = r.String()
+func packFieldsTimeOffset(v *TimeOffset) []pack.Field {
+	return []pack.Field{pack.Str(&v.Clock), pack.Num(&v.Secs), pack.Num(&v.Nanos)}
 }
 
-func packIDMap(w *pack.Writer, v *IDMap) {
-	pack.Num(w, v.ContainerID)
-	pack.Num(w, v.HostID)
-	pack.Num(w, v.Size)
+func packFieldsMount(v *Mount) []pack.Field {
+	return []pack.Field{pack.Str(&v.Source), pack.Str(&v.Destination), pack.Str(&v.Type), pack.Num(&v.Flags), pack.Nums(&v.Propagation), pack.Str(&v.Data), pack.Bool(&v.CopyUp), pack.Num(&v.RecAttrSet), pack.Num(&v.RecAttrClr)}
 }
 
-func unpackIDMap(r *pack.Reader, v *IDMap) {
-	v.ContainerID = pack.ReadNum[uint32](r)
-	v.HostID = pack.ReadNum[uint32](r)
-	v.Size = pack.ReadNum[uint32](r)
+func packFieldsDevice(v *Device) []pack.Field {
+	return []pack.Field{pack.Str(&v.Path), pack.Num(&v.Type), pack.Num(&v.Major), pack.Num(&v.Minor), pack.Num(&v.FileMode), pack.Num(&v.UID), pack.Num(&v.GID)}
 }
 
-func packTimeOffset(w *pack.Writer, v *TimeOffset) {
-	w.String(v.Clock)
-	pack.Num(w, v.Secs)
-	pack.Num(w, v.Nanos)
+func packFieldsSeccomp(v *Seccomp) []pack.Field {
+	return []pack.Field{pack.Str(&v.DefaultAction), pack.OptNum(&v.DefaultErrnoRet), pack.Strs(&v.Architectures), pack.Bool(&v.Log), pack.Bool(&v.SpecAllow), pack.Bool(&v.WaitKillableRecv), pack.Str(&v.ListenerPath), pack.Str(&v.ListenerMetadata), pack.Structs(&v.Syscalls, packFieldsSeccompRule)}
 }
 
-func unpackTimeOffset(r *pack.Reader, v *TimeOffset) {
-	v.Clock = r.String()
-	v.Secs = pack.ReadNum[int64](r)
-	v.Nanos = pack.ReadNum[uint32](r)
+func packFieldsSeccompRule(v *SeccompRule) []pack.Field {
+	return []pack.Field{pack.Strs(&v.Names), pack.Str(&v.Action), pack.OptNum(&v.ErrnoRet), pack.Structs(&v.Args, packFieldsSeccompArg)}
 }
 
-func packMount(w *pack.Writer, v *Mount) {
-	w.String(v.Source)
-	w.String(v.Destination)
-	w.String(v.Type)
-	pack.Num(w, v.Flags)
-	pack.Nums(w, v.Propagation)
-	w.String(v.Data)
-	w.Bool(v.CopyUp)
-	pack.Num(w, v.RecAttrSet)
-	pack.Num(w, v.RecAttrClr)
+func packFieldsSeccompArg(v *SeccompArg) []pack.Field {
+	return []pack.Field{pack.Num(&v.Index), pack.Num(&v.Value), pack.Num(&v.ValueTwo), pack.Str(&v.Op)}
 }
 
-func unpackMount(r *pack.Reader, v *Mount) {
-	v.Source = r.String()
-	v.Destination = r.String()
-	v.Type = r.String()
-	v.Flags = pack.ReadNum[uintptr](r)
-	v.Propagation = pack.ReadNums[uintptr](r)
-	v.Data = r.String()
-	v.CopyUp = r.Bool()
-	v.RecAttrSet = pack.ReadNum[uint64](r)
-	v.RecAttrClr = pack.ReadNum[uint64](r)
+func packFieldsProcess(v *Process) []pack.Field {
+	return []pack.Field{pack.Bool(&v.Terminal), pack.Num(&v.ConsoleHeight), pack.Num(&v.ConsoleWidth), pack.Strs(&v.Args), pack.Strs(&v.Env), pack.Str(&v.Cwd), pack.Num(&v.UID), pack.Num(&v.GID), pack.Nums(&v.AdditionalGids), pack.OptNum(&v.Umask), pack.Structs(&v.Rlimits, packFieldsRlimit), pack.Bool(&v.NoNewPrivileges), pack.OptNum(&v.OOMScoreAdj), pack.StructPtr(&v.Capabilities, packFieldsCapabilities), pack.Str(&v.ApparmorProfile), pack.Str(&v.SelinuxLabel)}
 }
 
-func packDevice(w *pack.Writer, v *Device) {
-	w.String(v.Path)
-	pack.Num(w, v.Type)
-	pack.Num(w, v.Major)
-	pack.Num(w, v.Minor)
-	pack.Num(w, v.FileMode)
-	pack.Num(w, v.UID)
-	pack.Num(w, v.GID)
+func packFieldsRlimit(v *Rlimit) []pack.Field {
+	return []pack.Field{pack.Str(&v.Name), pack.Num(&v.Type), pack.Num(&v.Soft), pack.Num(&v.Hard)}
 }
 
-func unpackDevice(r *pack.Reader, v *Device) {
-	v.Path = r.String()
-	v.Type = pack.ReadNum[rune](r)
-	v.Major = pack.ReadNum[int64](r)
-	v.Minor = pack.ReadNum[int64](r)
-	v.FileMode = pack.ReadNum[uint32](r)
-	v.UID = pack.ReadNum[uint32](r)
-	v.GID = pack.ReadNum[uint32](r)
+func packFieldsCapabilities(v *Capabilities) []pack.Field {
+	return []pack.Field{pack.Nums(&v.Bounding), pack.Nums(&v.Effective), pack.Nums(&v.Inheritable), pack.Nums(&v.Permitted), pack.Nums(&v.Ambient)}
 }
 
-func packSeccomp(w *pack.Writer, v *Seccomp) {
-	w.String(v.DefaultAction)
-	pack.OptNum(w, v.DefaultErrnoRet)
-	w.Strings(v.Architectures)
-	w.Bool(v.Log)
-	w.Bool(v.SpecAllow)
-	w.Bool(v.WaitKillableRecv)
-	w.String(v.ListenerPath)
-	w.String(v.ListenerMetadata)
-	pack.Slice(w, v.Syscalls, packSeccompRule)
+func packFieldsCgroup(v *Cgroup) []pack.Field {
+	return []pack.Field{pack.Str(&v.Path), pack.Struct(&v.Resources, packFieldsResources)}
 }
 
-func unpackSeccomp(r *pack.Reader, v *Seccomp) {
-	v.DefaultAction = r.String()
-	v.DefaultErrnoRet = pack.ReadOptNum[uint32](r)
-	v.Architectures = r.Strings()
-	v.Log = r.Bool()
-	v.SpecAllow = r.Bool()
-	v.WaitKillableRecv = r.Bool()
-	v.ListenerPath = r.String()
-	v.ListenerMetadata = r.String()
-	v.Syscalls = pack.ReadSlice(r, unpackSeccompRule)
+func packFieldsResources(v *Resources) []pack.Field {
+	return []pack.Field{pack.OptNum(&v.MemoryLimit), pack.OptNum(&v.MemoryReservation), pack.OptNum(&v.MemorySwap), pack.OptNum(&v.PidsLimit), pack.OptNum(&v.CPUShares), pack.OptNum(&v.CPUQuota), pack.OptNum(&v.CPUPeriod), pack.Str(&v.CPUs), pack.Str(&v.Mems), pack.Structs(&v.Devices, packFieldsDeviceRule), pack.OptNum(&v.KernelMemory), pack.OptNum(&v.KernelMemoryTCP), pack.OptNum(&v.MemorySwappiness), pack.Bool(&v.OOMKillDisable), pack.OptBool(&v.MemoryUseHierarchy), pack.Bool(&v.MemoryCheckBeforeUpdate), pack.OptNum(&v.CPURealtimeRuntime), pack.OptNum(&v.CPURealtimePeriod), pack.OptNum(&v.CPUBurst), pack.OptNum(&v.CPUIdle), pack.OptNum(&v.BlkioWeight), pack.OptNum(&v.BlkioLeafWeight), pack.Structs(&v.BlkioWeightDevices, packFieldsWeightDevice), pack.Structs(&v.BlkioThrottleReadBps, packFieldsThrottleDevice), pack.Structs(&v.BlkioThrottleWriteBps, packFieldsThrottleDevice), pack.Structs(&v.BlkioThrottleReadIOPS, packFieldsThrottleDevice), pack.Structs(&v.BlkioThrottleWriteIOPS, packFieldsThrottleDevice), pack.Structs(&v.HugepageLimits, packFieldsHugepageLimit), pack.OptNum(&v.NetClassID), pack.Structs(&v.NetPriorities, packFieldsNetPriority), pack.StructMap(&v.Rdma, packFieldsRdmaLimit), pack.StrMap(&v.Unified)}
 }
 
-func packSeccompRule(w *pack.Writer, v *SeccompRule) {
-	w.Strings(v.Names)
-	w.String(v.Action)
-	pack.OptNum(w, v.ErrnoRet)
-	pack.Slice(w, v.Args, packSeccompArg)
+func packFieldsDeviceRule(v *DeviceRule) []pack.Field {
+	return []pack.Field{pack.Bool(&v.Allow), pack.Num(&v.Type), pack.Num(&v.Major), pack.Num(&v.Minor), pack.Str(&v.Access)}
 }
 
-func unpackSeccompRule(r *pack.Reader, v *SeccompRule) {
-	v.Names = r.Strings()
-	v.Action = r.String()
-	v.ErrnoRet = pack.ReadOptNum[uint32](r)
-	v.Args = pack.ReadSlice(r, unpackSeccompArg)
+func packFieldsWeightDevice(v *WeightDevice) []pack.Field {
+	return []pack.Field{pack.Num(&v.Major), pack.Num(&v.Minor), pack.OptNum(&v.Weight), pack.OptNum(&v.LeafWeight)}
 }
 
-func packSeccompArg(w *pack.Writer, v *SeccompArg) {
-	pack.Num(w, v.Index)
-	pack.Num(w, v.Value)
-	pack.Num(w, v.ValueTwo)
-	w.String(v.Op)
+func packFieldsThrottleDevice(v *ThrottleDevice) []pack.Field {
+	return []pack.Field{pack.Num(&v.Major), pack.Num(&v.Minor), pack.Num(&v.Rate)}
 }
 
-func unpackSeccompArg(r *pack.Reader, v *SeccompArg) {
-	v.Index = pack.ReadNum[uint](r)
-	v.Value = pack.ReadNum[uint64](r)
-	v.ValueTwo = pack.ReadNum[uint64](r)
-	v.Op = r.String()
+func packFieldsHugepageLimit(v *HugepageLimit) []pack.Field {
+	return []pack.Field{pack.Str(&v.Pagesize), pack.Num(&v.Limit)}
 }
 
-func packProcess(w *pack.Writer, v *Process) {
-	w.Bool(v.Terminal)
-	pack.Num(w, v.ConsoleHeight)
-	pack.Num(w, v.ConsoleWidth)
-	w.Strings(v.Args)
-	w.Strings(v.Env)
-	w.String(v.Cwd)
-	pack.Num(w, v.UID)
-	pack.Num(w, v.GID)
-	pack.Nums(w, v.AdditionalGids)
-	pack.OptNum(w, v.Umask)
-	pack.Slice(w, v.Rlimits, packRlimit)
-	w.Bool(v.NoNewPrivileges)
-	pack.OptNum(w, v.OOMScoreAdj)
-	pack.Ptr(w, v.Capabilities, packCapabilities)
-	w.String(v.ApparmorProfile)
-	w.String(v.SelinuxLabel)
+func packFieldsNetPriority(v *NetPriority) []pack.Field {
+	return []pack.Field{pack.Str(&v.Name), pack.Num(&v.Priority)}
 }
 
-func unpackProcess(r *pack.Reader, v *Process) {
-	v.Terminal = r.Bool()
-	v.ConsoleHeight = pack.ReadNum[uint16](r)
-	v.ConsoleWidth = pack.ReadNum[uint16](r)
-	v.Args = r.Strings()
-	v.Env = r.Strings()
-	v.Cwd = r.String()
-	v.UID = pack.ReadNum[uint32](r)
-	v.GID = pack.ReadNum[uint32](r)
-	v.AdditionalGids = pack.ReadNums[uint32](r)
-	v.Umask = pack.ReadOptNum[uint32](r)
-	v.Rlimits = pack.ReadSlice(r, unpackRlimit)
-	v.NoNewPrivileges = r.Bool()
-	v.OOMScoreAdj = pack.ReadOptNum[int](r)
-	v.Capabilities = pack.ReadPtr(r, unpackCapabilities)
-	v.ApparmorProfile = r.String()
-	v.SelinuxLabel = r.String()
+func packFieldsRdmaLimit(v *RdmaLimit) []pack.Field {
+	return []pack.Field{pack.OptNum(&v.HcaHandles), pack.OptNum(&v.HcaObjects)}
 }
 
-func packRlimit(w *pack.Writer, v *Rlimit) {
-	w.String(v.Name)
-	pack.Num(w, v.Type)
-	pack.Num(w, v.Soft)
-	pack.Num(w, v.Hard)
+func packFieldsHooks(v *Hooks) []pack.Field {
+	return []pack.Field{pack.Structs(&v.Prestart, packFieldsHook), pack.Structs(&v.CreateRuntime, packFieldsHook), pack.Structs(&v.CreateContainer, packFieldsHook), pack.Structs(&v.StartContainer, packFieldsHook), pack.Structs(&v.Poststart, packFieldsHook), pack.Structs(&v.Poststop, packFieldsHook)}
 }
 
-func unpackRlimit(r *pack.Reader, v *Rlimit) {
-	v.Name = r.String()
-	v.Type = pack.ReadNum[int](r)
-	v.Soft = pack.ReadNum[uint64](r)
-	v.Hard = pack.ReadNum[uint64](r)
-}
-
-func packCapabilities(w *pack.Writer, v *Capabilities) {
-	pack.Nums(w, v.Bounding)
-	pack.Nums(w, v.Effective)
-	pack.Nums(w, v.Inheritable)
-	pack.Nums(w, v.Permitted)
-	pack.Nums(w, v.Ambient)
-}
-
-func unpackCapabilities(r *pack.Reader, v *Capabilities) {
-	v.Bounding = pack.ReadNums[int](r)
-	v.Effective = pack.ReadNums[int](r)
-	v.Inheritable = pack.ReadNums[int](r)
-	v.Permitted = pack.ReadNums[int](r)
-	v.Ambient = pack.ReadNums[int](r)
-}
-
-func packCgroup(w *pack.Writer, v *Cgroup) {
-	w.String(v.Path)
-	packResources(w, &v.Resources)
-}
-
-func unpackCgroup(r *pack.Reader, v *Cgroup) {
-	v.Path = r.String()
-	unpackResources(r, &v.Resources)
-}
-
-func packResources(w *pack.Writer, v *Resources) {
-	pack.OptNum(w, v.MemoryLimit)
-	pack.OptNum(w, v.MemoryReservation)
-	pack.OptNum(w, v.MemorySwap)
-	pack.OptNum(w, v.PidsLimit)
-	pack.OptNum(w, v.CPUShares)
-	pack.OptNum(w, v.CPUQuota)
-	pack.OptNum(w, v.CPUPeriod)
-	w.String(v.CPUs)
-	w.String(v.Mems)
-	pack.Slice(w, v.Devices, packDeviceRule)
-	pack.OptNum(w, v.KernelMemory)
-	pack.OptNum(w, v.KernelMemoryTCP)
-	pack.OptNum(w, v.MemorySwappiness)
-	w.Bool(v.OOMKillDisable)
-	pack.OptBool(w, v.MemoryUseHierarchy)
-	w.Bool(v.MemoryCheckBeforeUpdate)
-	pack.OptNum(w, v.CPURealtimeRuntime)
-	pack.OptNum(w, v.CPURealtimePeriod)
-	pack.OptNum(w, v.CPUBurst)
-	pack.OptNum(w, v.CPUIdle)
-	pack.OptNum(w, v.BlkioWeight)
-	pack.OptNum(w, v.BlkioLeafWeight)
-	pack.Slice(w, v.BlkioWeightDevices, packWeightDevice)
-	pack.Slice(w, v.BlkioThrottleReadBps, packThrottleDevice)
-	pack.Slice(w, v.BlkioThrottleWriteBps, packThrottleDevice)
-	pack.Slice(w, v.BlkioThrottleReadIOPS, packThrottleDevice)
-	pack.Slice(w, v.BlkioThrottleWriteIOPS, packThrottleDevice)
-	pack.Slice(w, v.HugepageLimits, packHugepageLimit)
-	pack.OptNum(w, v.NetClassID)
-	pack.Slice(w, v.NetPriorities, packNetPriority)
-	pack.Map(w, v.Rdma, packRdmaLimit)
-	w.StringMap(v.Unified)
-}
-
-func unpackResources(r *pack.Reader, v *Resources) {
-	v.MemoryLimit = pack.ReadOptNum[int64](r)
-	v.MemoryReservation = pack.ReadOptNum[int64](r)
-	v.MemorySwap = pack.ReadOptNum[int64](r)
-	v.PidsLimit = pack.ReadOptNum[int64](r)
-	v.CPUShares = pack.ReadOptNum[uint64](r)
-	v.CPUQuota = pack.ReadOptNum[int64](r)
-	v.CPUPeriod = pack.ReadOptNum[uint64](r)
-	v.CPUs = r.String()
-	v.Mems = r.String()
-	v.Devices = pack.ReadSlice(r, unpackDeviceRule)
-	v.KernelMemory = pack.ReadOptNum[int64](r)
-	v.KernelMemoryTCP = pack.ReadOptNum[int64](r)
-	v.MemorySwappiness = pack.ReadOptNum[uint64](r)
-	v.OOMKillDisable = r.Bool()
-	v.MemoryUseHierarchy = pack.ReadOptBool(r)
-	v.MemoryCheckBeforeUpdate = r.Bool()
-	v.CPURealtimeRuntime = pack.ReadOptNum[int64](r)
-	v.CPURealtimePeriod = pack.ReadOptNum[uint64](r)
-	v.CPUBurst = pack.ReadOptNum[uint64](r)
-	v.CPUIdle = pack.ReadOptNum[int64](r)
-	v.BlkioWeight = pack.ReadOptNum[uint16](r)
-	v.BlkioLeafWeight = pack.ReadOptNum[uint16](r)
-	v.BlkioWeightDevices = pack.ReadSlice(r, unpackWeightDevice)
-	v.BlkioThrottleReadBps = pack.ReadSlice(r, unpackThrottleDevice)
-	v.BlkioThrottleWriteBps = pack.ReadSlice(r, unpackThrottleDevice)
-	v.BlkioThrottleReadIOPS = pack.ReadSlice(r, unpackThrottleDevice)
-	v.BlkioThrottleWriteIOPS = pack.ReadSlice(r, unpackThrottleDevice)
-	v.HugepageLimits = pack.ReadSlice(r, unpackHugepageLimit)
-	v.NetClassID = pack.ReadOptNum[uint32](r)
-	v.NetPriorities = pack.ReadSlice(r, unpackNetPriority)
-	v.Rdma = pack.ReadMap(r, unpackRdmaLimit)
-	v.Unified = r.StringMap()
-}
-
-func packDeviceRule(w *pack.Writer, v *DeviceRule) {
-	w.Bool(v.Allow)
-	pack.Num(w, v.Type)
-	pack.Num(w, v.Major)
-	pack.Num(w, v.Minor)
-	w.String(v.Access)
-}
-
-func unpackDeviceRule(r *pack.Reader, v *DeviceRule) {
-	v.Allow = r.Bool()
-	v.Type = pack.ReadNum[rune](r)
-	v.Major = pack.ReadNum[int64](r)
-	v.Minor = pack.ReadNum[int64](r)
-	v.Access = r.String()
-}
-
-func packWeightDevice(w *pack.Writer, v *WeightDevice) {
-	pack.Num(w, v.Major)
-	pack.Num(w, v.Minor)
-	pack.OptNum(w, v.Weight)
-	pack.OptNum(w, v.LeafWeight)
-}
-
-func unpackWeightDevice(r *pack.Reader, v *WeightDevice) {
-	v.Major = pack.ReadNum[int64](r)
-	v.Minor = pack.ReadNum[int64](r)
-	v.Weight = pack.ReadOptNum[uint16](r)
-	v.LeafWeight = pack.ReadOptNum[uint16](r)
-}
-
-func packThrottleDevice(w *pack.Writer, v *ThrottleDevice) {
-	pack.Num(w, v.Major)
-	pack.Num(w, v.Minor)
-	pack.Num(w, v.Rate)
-}
-
-func unpackThrottleDevice(r *pack.Reader, v *ThrottleDevice) {
-	v.Major = pack.ReadNum[int64](r)
-	v.Minor = pack.ReadNum[int64](r)
-	v.Rate = pack.ReadNum[uint64](r)
-}
-
-func packHugepageLimit(w *pack.Writer, v *HugepageLimit) {
-	w.String(v.Pagesize)
-	pack.Num(w, v.Limit)
-}
-
-func unpackHugepageLimit(r *pack.Reader, v *HugepageLimit) {
-	v.Pagesize = r.String()
-	v.Limit = pack.ReadNum[uint64](r)
-}
-
-func packNetPriority(w *pack.Writer, v *NetPriority) {
-	w.String(v.Name)
-	pack.Num(w, v.Priority)
-}
-
-func unpackNetPriority(r *pack.Reader, v *NetPriority) {
-	v.Name = r.String()
-	v.Priority = pack.ReadNum[uint32](r)
-}
-
-func packRdmaLimit(w *pack.Writer, v *RdmaLimit) {
-	pack.OptNum(w, v.HcaHandles)
-	pack.OptNum(w, v.HcaObjects)
-}
-
-func unpackRdmaLimit(r *pack.Reader, v *RdmaLimit) {
-	v.HcaHandles = pack.ReadOptNum[uint32](r)
-	v.HcaObjects = pack.ReadOptNum[uint32](r)
-}
-
-func packHooks(w *pack.Writer, v *Hooks) {
-	pack.Slice(w, v.Prestart, packHook)
-	pack.Slice(w, v.CreateRuntime, packHook)
-	pack.Slice(w, v.CreateContainer, packHook)
-	pack.Slice(w, v.StartContainer, packHook)
-	pack.Slice(w, v.Poststart, packHook)
-	pack.Slice(w, v.Poststop, packHook)
-}
-
-func unpackHooks(r *pack.Reader, v *Hooks) {
-	v.Prestart = pack.ReadSlice(r, unpackHook)
-	v.CreateRuntime = pack.ReadSlice(r, unpackHook)
-	v.CreateContainer = pack.ReadSlice(r, unpackHook)
-	v.StartContainer = pack.ReadSlice(r, unpackHook)
-	v.Poststart = pack.ReadSlice(r, unpackHook)
-	v.Poststop = pack.ReadSlice(r, unpackHook)
-}
-
-func packHook(w *pack.Writer, v *Hook) {
-	w.String(v.Path)
-	w.Strings(v.Args)
-	w.Strings(v.Env)
-	pack.Num(w, v.Timeout)
-}
-
-func unpackHook(r *pack.Reader, v *Hook) {
-	v.Path = r.String()
-	v.Args = r.Strings()
-	v.Env = r.Strings()
-	v.Timeout = pack.ReadNum[int](r)
+func packFieldsHook(v *Hook) []pack.Field {
+	return []pack.Field{pack.Str(&v.Path), pack.Strs(&v.Args), pack.Strs(&v.Env), pack.Num(&v.Timeout)}
 }

@@ -19,10 +19,10 @@ func fullConfig() *Config {
 func roundTrip(t *testing.T, in *Config) {
 	t.Helper()
 	var w pack.Writer
-	PackConfig(&w, in)
+	pack.Write(&w, PackFieldsConfig(in))
 	var out Config
 	r := pack.NewReader(w.Bytes())
-	UnpackConfig(r, &out)
+	pack.Read(r, PackFieldsConfig(&out))
 	if err := r.Err(); err != nil {
 		t.Fatalf("Unpack: %v", err)
 	}
@@ -42,12 +42,12 @@ func TestPackRoundTrip(t *testing.T) {
 
 func TestUnpackTruncated(t *testing.T) {
 	var w pack.Writer
-	PackConfig(&w, fullConfig())
+	pack.Write(&w, PackFieldsConfig(fullConfig()))
 	b := w.Bytes()
 	for n := range len(b) {
 		var c Config
 		r := pack.NewReader(b[:n])
-		UnpackConfig(r, &c)
+		pack.Read(r, PackFieldsConfig(&c))
 		if !errors.Is(r.Err(), pack.ErrShort) {
 			t.Fatalf("prefix of %d/%d bytes: Err() = %v, want pack.ErrShort", n, len(b), r.Err())
 		}
@@ -56,20 +56,20 @@ func TestUnpackTruncated(t *testing.T) {
 
 func FuzzUnpack(f *testing.F) {
 	var w pack.Writer
-	PackConfig(&w, fullConfig())
+	pack.Write(&w, PackFieldsConfig(fullConfig()))
 	f.Add(w.Bytes())
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var c Config
 		r := pack.NewReader(b)
-		UnpackConfig(r, &c)
+		pack.Read(r, PackFieldsConfig(&c))
 		if r.Err() != nil {
 			return
 		}
 		var again pack.Writer
-		PackConfig(&again, &c)
+		pack.Write(&again, PackFieldsConfig(&c))
 		var c2 Config
-		UnpackConfig(pack.NewReader(again.Bytes()), &c2)
+		pack.Read(pack.NewReader(again.Bytes()), PackFieldsConfig(&c2))
 		if !reflect.DeepEqual(c, c2) {
 			t.Errorf("decoded %+v, re-encoded and decoded %+v", c, c2)
 		}

@@ -59,7 +59,7 @@ const messageVersion = 1
 func (m *Message) MarshalBinary() ([]byte, error) {
 	var w pack.Writer
 	w.Uint(messageVersion)
-	PackMessage(&w, m)
+	pack.Write(&w, PackFieldsMessage(m))
 	return w.Bytes(), nil
 }
 
@@ -70,7 +70,7 @@ func (m *Message) UnmarshalBinary(data []byte) error {
 	if v := r.Uint(); v != messageVersion {
 		return fmt.Errorf("init message version %d, want %d", v, messageVersion)
 	}
-	UnpackMessage(r, m)
+	pack.Read(r, PackFieldsMessage(m))
 	return r.Err()
 }
 

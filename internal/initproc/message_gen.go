@@ -9,26 +9,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/pack"
 )
 
-// PackMessage writes v for the init handshake.
-func PackMessage(w *pack.Writer, v *Message) {
-	pack.Ptr(w, v.Config, config.PackConfig)
-	w.StringMap(v.CgroupPaths)
-	pack.Num(w, v.PreserveFDs)
-	w.Bool(v.Exec)
-	w.Bool(v.NoNewKeyring)
-	w.Blob(v.CreateState)
-	w.Blob(v.StartState)
-	w.Blob(v.SeccompState)
-}
-
-// UnpackMessage reads what PackMessage wrote into v, which should be zero.
-func UnpackMessage(r *pack.Reader, v *Message) {
-	v.Config = pack.ReadPtr(r, config.UnpackConfig)
-	v.CgroupPaths = r.StringMap()
-	v.PreserveFDs = pack.ReadNum[int](r)
-	v.Exec = r.Bool()
-	v.NoNewKeyring = r.Bool()
-	v.CreateState = r.Blob()
-	v.StartState = r.Blob()
-	v.SeccompState = r.Blob()
+// PackFieldsMessage lists the fields of a Message as the init handshake carries them.
+func PackFieldsMessage(v *Message) []pack.Field {
+	return []pack.Field{pack.StructPtr(&v.Config, config.PackFieldsConfig), pack.StrMap(&v.CgroupPaths), pack.Num(&v.PreserveFDs), pack.Bool(&v.Exec), pack.Bool(&v.NoNewKeyring), pack.Blob(&v.CreateState), pack.Blob(&v.StartState), pack.Blob(&v.SeccompState)}
 }

@@ -1,6 +1,7 @@
 package jsonc
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -33,7 +34,7 @@ type Decoder struct {
 // Decode checks that data is one well-formed JSON value, as json.Unmarshal
 // does, and fills *v from it with decode, a generated function. The check
 // is encoding/json's scanner (json.Valid), which builds no per-type tables.
-func Decode[T any](data []byte, v *T, decode func(*Decoder, *T)) error {
+func Decode[T any](data []byte, v *T, fields func(*T) []Field) error {
 	if !json.Valid(data) {
 		var raw json.RawMessage // for encoding/json's own words on where it breaks
 		if err := json.Unmarshal(data, &raw); err != nil {
@@ -41,14 +42,14 @@ func Decode[T any](data []byte, v *T, decode func(*Decoder, *T)) error {
 		}
 		return fmt.Errorf("json: invalid input")
 	}
-	return DecodeChecked(data, v, decode)
+	return DecodeChecked(data, v, fields)
 }
 
 // DecodeChecked is Decode of data already checked to be one well-formed
 // JSON value (json.RawMessage decoded by encoding/json, say).
-func DecodeChecked[T any](data []byte, v *T, decode func(*Decoder, *T)) error {
+func DecodeChecked[T any](data []byte, v *T, fields func(*T) []Field) error {
 	d := Decoder{data: data}
-	decode(&d, v)
+	d.object(fields(v))
 	return d.err
 }
 
@@ -163,24 +164,48 @@ func (d *Decoder) quoted() []byte {
 // builds no tables), so that its replacement of bad UTF-8 and surrogates
 // is the one applied.
 func (d *Decoder) text() string {
+	raw, plain := d.rawText()
+	if plain {
+		return string(raw)
+	}
+	return d.unquote(raw)
+}
+
+// unquote returns the value of the quoted string q, by encoding/json.
+func (d *Decoder) unquote(q []byte) string {
+	var s string
+	if err := json.Unmarshal(q, &s); err != nil && d.err == nil {
+		d.err = err
+	}
+	return s
+}
+
+// rawText consumes a string and returns its contents, unquoted, when it is
+// plain (ASCII without escapes); else the quoted string and false.
+func (d *Decoder) rawText() ([]byte, bool) {
 	q := d.quoted()
 	raw := q[1 : len(q)-1]
 	for _, c := range raw {
 		if c == '\\' || c >= utf8.RuneSelf {
-			var s string
-			if err := json.Unmarshal(q, &s); err != nil && d.err == nil {
-				d.err = err
-			}
-			return s
+			return q, false
 		}
 	}
-	return string(raw)
+	return raw, true
 }
 
-// Object decodes an object whose keys are names: member(i) decodes the
-// value of the key that selects names[i]; other keys are skipped. null
+// key consumes an object's key; it aliases the input when plain, as most
+// are, so that looking it up costs no allocation.
+func (d *Decoder) key() []byte {
+	raw, plain := d.rawText()
+	if plain {
+		return raw
+	}
+	return []byte(d.unquote(raw))
+}
+
+// object decodes an object into fields; other keys are skipped. null
 // leaves the fields alone.
-func (d *Decoder) Object(names []string, member func(i int)) {
+func (d *Decoder) object(fields []Field) {
 	if d.null() {
 		return
 	}
@@ -188,28 +213,29 @@ func (d *Decoder) Object(names []string, member func(i int)) {
 		d.typeError("object")
 		return
 	}
-	d.members(func(key string) {
-		i := lookup(names, key)
+	d.members(func(key []byte) {
+		i := lookup(fields, key)
 		if i < 0 {
 			d.skip()
 			return
 		}
-		d.path = append(d.path, names[i])
-		member(i)
+		d.path = append(d.path, fields[i].key)
+		fields[i].c.dec(d, fields[i].p)
 		d.path = d.path[:len(d.path)-1]
 	})
 }
 
-// lookup finds the name key selects: the one it equals, else the first it
-// matches case-insensitively, as encoding/json does; -1 if none.
-func lookup(names []string, key string) int {
-	for i, n := range names {
-		if n == key {
+// lookup finds the field key selects: the one of that name, else the
+// first whose name matches it case-insensitively, as encoding/json does;
+// -1 if none.
+func lookup(fields []Field, key []byte) int {
+	for i := range fields {
+		if fields[i].key == string(key) {
 			return i
 		}
 	}
-	for i, n := range names {
-		if strings.EqualFold(n, key) {
+	for i := range fields {
+		if bytes.EqualFold([]byte(fields[i].key), key) {
 			return i
 		}
 	}
@@ -218,10 +244,10 @@ func lookup(names []string, key string) int {
 
 // members calls member for each key of the object that is next, with the
 // decoder at its value, which member must consume.
-func (d *Decoder) members(member func(key string)) {
+func (d *Decoder) members(member func(key []byte)) {
 	d.off++ // {
 	for d.next() != '}' {
-		key := d.text()
+		key := d.key()
 		d.space()
 		d.off++ // :
 		member(key)
@@ -251,8 +277,8 @@ type Integer interface {
 	~int | ~int8 | ~int16 | ~int32 | ~int64 | ~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uintptr
 }
 
-// Str decodes a string.
-func Str[T ~string](d *Decoder, p *T) {
+// decStr decodes a string.
+func decStr[T ~string](d *Decoder, p *T) {
 	switch d.next() {
 	case '"':
 		*p = T(d.text())
@@ -263,8 +289,8 @@ func Str[T ~string](d *Decoder, p *T) {
 	}
 }
 
-// Bool decodes true or false.
-func Bool(d *Decoder, p *bool) {
+// decBool decodes true or false.
+func decBool(d *Decoder, p *bool) {
 	switch d.next() {
 	case 't', 'f':
 		*p = d.literal()[0] == 't'
@@ -275,9 +301,9 @@ func Bool(d *Decoder, p *bool) {
 	}
 }
 
-// Num takes an integer literal that T holds, as encoding/json does:
+// decNum takes an integer literal that T holds, as encoding/json does:
 // strconv on the literal, so 1e3, 1.0 and, into an unsigned type, -0 fail.
-func Num[T Integer](d *Decoder, p *T) {
+func decNum[T Integer](d *Decoder, p *T) {
 	switch c := d.next(); {
 	case c == 'n':
 		d.null()
@@ -304,9 +330,9 @@ func parseInteger[T Integer](lit string) (T, bool) {
 	return T(n), err == nil && uint64(T(n)) == n
 }
 
-// Ptr decodes into what *p points to, allocated first if nil; null sets
+// decPtr decodes into what *p points to, allocated first if nil; null sets
 // it to nil.
-func Ptr[T any](d *Decoder, p **T, decode func(*Decoder, *T)) {
+func decPtr[T any](d *Decoder, p **T, elem valueCodec[T]) {
 	if d.null() {
 		*p = nil
 		return
@@ -314,20 +340,14 @@ func Ptr[T any](d *Decoder, p **T, decode func(*Decoder, *T)) {
 	if *p == nil {
 		*p = new(T)
 	}
-	decode(d, *p)
+	elem.dec(d, *p)
 }
 
-// OptNum decodes an optional integer.
-func OptNum[T Integer](d *Decoder, p **T) { Ptr(d, p, Num[T]) }
-
-// OptBool decodes an optional bool.
-func OptBool(d *Decoder, p **bool) { Ptr(d, p, Bool) }
-
-// Slice decodes an array into *p the way encoding/json does: element i
+// decSlice decodes an array into *p the way encoding/json does: element i
 // goes into the element already at i (a repeated key reuses them), the
 // slice is cut to the array's length, and an empty array makes an empty,
 // non-nil slice. null sets it to nil.
-func Slice[T any](d *Decoder, p *[]T, decode func(*Decoder, *T)) {
+func decSlice[T any](d *Decoder, p *[]T, elem valueCodec[T]) {
 	switch d.next() {
 	case 'n':
 		d.null()
@@ -346,7 +366,7 @@ func Slice[T any](d *Decoder, p *[]T, decode func(*Decoder, *T)) {
 		if i >= len(s) {
 			s = s[:i+1]
 		}
-		decode(d, &s[i])
+		elem.dec(d, &s[i])
 		i++
 	})
 	if i == 0 {
@@ -355,15 +375,9 @@ func Slice[T any](d *Decoder, p *[]T, decode func(*Decoder, *T)) {
 	*p = s[:i]
 }
 
-// Strs decodes an array of strings.
-func Strs[T ~string](d *Decoder, p *[]T) { Slice(d, p, Str[T]) }
-
-// Nums decodes an array of integers.
-func Nums[T Integer](d *Decoder, p *[]T) { Slice(d, p, Num[T]) }
-
-// Map decodes an object into the map *p, made first if nil; each value
+// decMap decodes an object into the map *p, made first if nil; each value
 // starts from zero. null sets it to nil.
-func Map[T any](d *Decoder, p *map[string]T, decode func(*Decoder, *T)) {
+func decMap[T any](d *Decoder, p *map[string]T, elem valueCodec[T]) {
 	switch d.next() {
 	case 'n':
 		d.null()
@@ -377,21 +391,19 @@ func Map[T any](d *Decoder, p *map[string]T, decode func(*Decoder, *T)) {
 	if *p == nil {
 		*p = map[string]T{}
 	}
-	d.members(func(key string) {
+	d.members(func(raw []byte) {
 		var v T
+		key := string(raw)
 		d.path = append(d.path, key)
-		decode(d, &v)
+		elem.dec(d, &v)
 		d.path = d.path[:len(d.path)-1]
 		(*p)[key] = v
 	})
 }
 
-// StrMap decodes an object of strings.
-func StrMap(d *Decoder, p *map[string]string) { Map(d, p, Str[string]) }
-
-// Unmarshaler hands the next value to p's own UnmarshalJSON (time.Time's
+// decUnmarshaler hands the next value to p's own UnmarshalJSON (time.Time's
 // reads RFC 3339 itself), as encoding/json does, null included.
-func Unmarshaler(d *Decoder, p json.Unmarshaler) {
+func decUnmarshaler(d *Decoder, p json.Unmarshaler) {
 	d.space()
 	start := d.off
 	d.skip()

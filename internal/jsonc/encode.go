@@ -2,53 +2,66 @@ package jsonc
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strconv"
 	"unicode/utf8"
 )
 
 // Encoder writes JSON as json.Marshal does, byte for byte (the order of the
-// fields, omitempty, escaping, sorted map keys), for generated code that
-// calls it field by field: Open, then Key and a value for each member,
-// then Close.
+// fields, omitempty, escaping, sorted map keys).
 type Encoder struct {
 	b   []byte
 	err error // the first error of a json.Marshaler
 }
 
-// Encode renders v with encode, a generated function.
-func Encode[T any](v *T, encode func(*Encoder, *T)) ([]byte, error) {
+// Encode renders v by fields, the generated field list of a T.
+func Encode[T any](v *T, fields func(*T) []Field) ([]byte, error) {
 	e := Encoder{b: make([]byte, 0, 4096)}
-	encode(&e, v)
+	e.object(fields(v))
 	if e.err != nil {
 		return nil, e.err
 	}
 	return e.b, nil
 }
 
-// Open starts an object.
-func (e *Encoder) Open() { e.b = append(e.b, '{') }
-
-// Close ends an object.
-func (e *Encoder) Close() { e.b = append(e.b, '}') }
-
-// Key starts a member, after a comma unless it is the object's first.
-func (e *Encoder) Key(name string) {
-	if e.b[len(e.b)-1] != '{' {
-		e.b = append(e.b, ',')
+// object writes the fields that omitempty keeps, in their order.
+func (e *Encoder) object(fields []Field) {
+	e.b = append(e.b, '{')
+	first := true
+	for i := range fields {
+		f := &fields[i]
+		if f.omit {
+			continue
+		}
+		if !first {
+			e.b = append(e.b, ',')
+		}
+		first = false
+		e.b = appendString(e.b, f.key)
+		e.b = append(e.b, ':')
+		f.c.enc(e, f.p)
 	}
-	e.b = appendString(e.b, name)
-	e.b = append(e.b, ':')
+	e.b = append(e.b, '}')
 }
 
-// Null writes null (a nil pointer, slice or map).
-func (e *Encoder) Null() { e.b = append(e.b, "null"...) }
+func (e *Encoder) null() { e.b = append(e.b, "null"...) }
 
-// Bool writes true or false.
-func (e *Encoder) Bool(v bool) { e.b = strconv.AppendBool(e.b, v) }
+func encBool(e *Encoder, p *bool) { e.b = strconv.AppendBool(e.b, *p) }
 
-// Marshaler writes what v's own MarshalJSON returns (time.Time's RFC 3339).
-func (e *Encoder) Marshaler(v json.Marshaler) {
+func encStr[T ~string](e *Encoder, p *T) { e.b = appendString(e.b, string(*p)) }
+
+func encNum[T Integer](e *Encoder, p *T) {
+	if signed := ^T(0) < 0; signed {
+		e.b = strconv.AppendInt(e.b, int64(*p), 10)
+	} else {
+		e.b = strconv.AppendUint(e.b, uint64(*p), 10)
+	}
+}
+
+// encMarshaler writes what v's own MarshalJSON returns (time.Time's RFC
+// 3339); its error is Encode's.
+func encMarshaler(e *Encoder, v json.Marshaler) {
 	b, err := v.MarshalJSON()
 	if err != nil {
 		if e.err == nil {
@@ -59,22 +72,20 @@ func (e *Encoder) Marshaler(v json.Marshaler) {
 	e.b = append(e.b, b...)
 }
 
-// WriteStr writes a string.
-func WriteStr[T ~string](e *Encoder, v T) { e.b = appendString(e.b, string(v)) }
-
-// WriteNum writes an integer.
-func WriteNum[T Integer](e *Encoder, v T) {
-	if signed := ^T(0) < 0; signed {
-		e.b = strconv.AppendInt(e.b, int64(v), 10)
-	} else {
-		e.b = strconv.AppendUint(e.b, uint64(v), 10)
+// encPtr writes what p points to; nil is null.
+func encPtr[T any](e *Encoder, p **T, elem valueCodec[T]) {
+	if *p == nil {
+		e.null()
+		return
 	}
+	elem.enc(e, *p)
 }
 
-// WriteSlice writes an array, each element with encode; nil is null.
-func WriteSlice[T any](e *Encoder, s []T, encode func(*Encoder, *T)) {
+// encSlice writes an array, each element with elem; nil is null.
+func encSlice[T any](e *Encoder, p *[]T, elem valueCodec[T]) {
+	s := *p
 	if s == nil {
-		e.Null()
+		e.null()
 		return
 	}
 	e.b = append(e.b, '[')
@@ -82,45 +93,30 @@ func WriteSlice[T any](e *Encoder, s []T, encode func(*Encoder, *T)) {
 		if i > 0 {
 			e.b = append(e.b, ',')
 		}
-		encode(e, &s[i])
+		elem.enc(e, &s[i])
 	}
 	e.b = append(e.b, ']')
 }
 
-// WriteStrs writes an array of strings.
-func WriteStrs[T ~string](e *Encoder, s []T) {
-	WriteSlice(e, s, func(e *Encoder, v *T) { WriteStr(e, *v) })
-}
-
-// WriteNums writes an array of integers.
-func WriteNums[T Integer](e *Encoder, s []T) {
-	WriteSlice(e, s, func(e *Encoder, v *T) { WriteNum(e, *v) })
-}
-
-// WriteMap writes a map as an object with its keys sorted, as
-// encoding/json does; nil is null.
-func WriteMap[T any](e *Encoder, m map[string]T, encode func(*Encoder, *T)) {
+// encMap writes a map as an object with its keys sorted, as encoding/json
+// does; nil is null.
+func encMap[T any](e *Encoder, p *map[string]T, elem valueCodec[T]) {
+	m := *p
 	if m == nil {
-		e.Null()
+		e.null()
 		return
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	e.Open()
-	for _, k := range keys {
-		e.Key(k)
+	e.b = append(e.b, '{')
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			e.b = append(e.b, ',')
+		}
+		e.b = appendString(e.b, k)
+		e.b = append(e.b, ':')
 		v := m[k]
-		encode(e, &v)
+		elem.enc(e, &v)
 	}
-	e.Close()
-}
-
-// WriteStrMap writes a map of strings.
-func WriteStrMap[T ~string](e *Encoder, m map[string]T) {
-	WriteMap(e, m, func(e *Encoder, v *T) { WriteStr(e, *v) })
+	e.b = append(e.b, '}')
 }
 
 // appendString writes s quoted. A string that encoding/json would escape

@@ -57,29 +57,6 @@ func (w *Writer) Blob(p []byte) {
 	w.b = append(w.b, p...)
 }
 
-// Strings writes a string slice.
-func (w *Writer) Strings(s []string) {
-	w.Uint(uint64(len(s)))
-	for _, v := range s {
-		w.String(v)
-	}
-}
-
-// StringMap writes a map of strings, in key order so that equal maps
-// encode alike.
-func (w *Writer) StringMap(m map[string]string) {
-	w.Uint(uint64(len(m)))
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		w.String(k)
-		w.String(m[k])
-	}
-}
-
 // Reader reads values in the order a Writer wrote them.
 type Reader struct {
 	b   []byte
@@ -170,179 +147,94 @@ func (r *Reader) Blob() []byte {
 	return p
 }
 
-// Strings reads a string slice, nil when empty.
-func (r *Reader) Strings() []string {
-	n := r.Len()
-	if n == 0 {
-		return nil
-	}
-	s := make([]string, n)
-	for i := range s {
-		s[i] = r.String()
-	}
-	return s
-}
-
-// StringMap reads a map of strings, nil when empty.
-func (r *Reader) StringMap() map[string]string {
-	n := r.Len()
-	if n == 0 {
-		return nil
-	}
-	m := make(map[string]string, n)
-	for range n {
-		k := r.String()
-		m[k] = r.String()
-	}
-	return m
-}
-
 // Integer is any integer type. Each is written as the zig-zag varint of
 // its value converted to int64, which keeps every bit of a uint64 too.
 type Integer interface {
 	~int | ~int8 | ~int16 | ~int32 | ~int64 | ~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uintptr
 }
 
-// Num writes an integer.
-func Num[T Integer](w *Writer, v T) { w.b = binary.AppendVarint(w.b, int64(v)) }
+func putNum[T Integer](w *Writer, p *T) { w.b = binary.AppendVarint(w.b, int64(*p)) }
 
-// ReadNum reads an integer written by Num from a T; a value T cannot hold
-// is an error.
-func ReadNum[T Integer](r *Reader) T {
+// getNum reads an integer written by putNum from a T; a value T cannot
+// hold is an error.
+func getNum[T Integer](r *Reader, p *T) {
 	if r.err != nil {
-		return 0
+		*p = 0
+		return
 	}
 	v, n := binary.Varint(r.b)
 	if n <= 0 {
 		r.fail(ErrShort)
-		return 0
+		*p = 0
+		return
 	}
 	r.b = r.b[n:]
 	t := T(v)
 	if int64(t) != v {
 		r.fail(fmt.Errorf("pack: %d out of range for %T", v, t))
-		return 0
+		t = 0
 	}
-	return t
+	*p = t
 }
 
-// OptNum writes an optional integer.
-func OptNum[T Integer](w *Writer, p *T) {
-	w.Bool(p != nil)
-	if p != nil {
-		Num(w, *p)
-	}
-}
-
-// ReadOptNum reads an integer written by OptNum.
-func ReadOptNum[T Integer](r *Reader) *T {
-	if !r.Bool() {
-		return nil
-	}
-	v := ReadNum[T](r)
-	return &v
-}
-
-// Nums writes a slice of integers.
-func Nums[T Integer](w *Writer, s []T) {
-	w.Uint(uint64(len(s)))
-	for _, v := range s {
-		Num(w, v)
+// putPtr writes a bool that says whether p is set, then what it points to.
+func putPtr[T any](w *Writer, p **T, elem valueCodec[T]) {
+	w.Bool(*p != nil)
+	if *p != nil {
+		elem.put(w, *p)
 	}
 }
 
-// ReadNums reads a slice written by Nums, nil when empty.
-func ReadNums[T Integer](r *Reader) []T {
-	n := r.Len()
-	if n == 0 {
-		return nil
-	}
-	s := make([]T, n)
-	for i := range s {
-		s[i] = ReadNum[T](r)
-	}
-	return s
-}
-
-// Slice writes a slice, each element with put.
-func Slice[T any](w *Writer, s []T, put func(*Writer, *T)) {
-	w.Uint(uint64(len(s)))
-	for i := range s {
-		put(w, &s[i])
+func getPtr[T any](r *Reader, p **T, elem valueCodec[T]) {
+	*p = nil
+	if r.Bool() {
+		*p = new(T)
+		elem.get(r, *p)
 	}
 }
 
-// ReadSlice reads a slice written by Slice, each element with get; nil
-// when empty.
-func ReadSlice[T any](r *Reader, get func(*Reader, *T)) []T {
-	n := r.Len()
-	if n == 0 {
-		return nil
-	}
-	s := make([]T, n)
-	for i := range s {
-		get(r, &s[i])
-	}
-	return s
-}
-
-// OptBool writes an optional bool.
-func OptBool(w *Writer, p *bool) {
-	w.Bool(p != nil)
-	if p != nil {
-		w.Bool(*p)
+// putSlice writes the length, then each element.
+func putSlice[T any](w *Writer, p *[]T, elem valueCodec[T]) {
+	w.Uint(uint64(len(*p)))
+	for i := range *p {
+		elem.put(w, &(*p)[i])
 	}
 }
 
-// ReadOptBool reads a bool written by OptBool.
-func ReadOptBool(r *Reader) *bool {
-	if !r.Bool() {
-		return nil
-	}
-	v := r.Bool()
-	return &v
-}
-
-// Ptr writes an optional value with put.
-func Ptr[T any](w *Writer, p *T, put func(*Writer, *T)) {
-	w.Bool(p != nil)
-	if p != nil {
-		put(w, p)
+// getSlice reads a slice written by putSlice; nil when empty.
+func getSlice[T any](r *Reader, p *[]T, elem valueCodec[T]) {
+	*p = nil
+	if n := r.Len(); n > 0 {
+		*p = make([]T, n)
+		for i := range *p {
+			elem.get(r, &(*p)[i])
+		}
 	}
 }
 
-// ReadPtr reads a value written by Ptr with get.
-func ReadPtr[T any](r *Reader, get func(*Reader, *T)) *T {
-	if !r.Bool() {
-		return nil
-	}
-	v := new(T)
-	get(r, v)
-	return v
-}
-
-// Map writes a map in key order, each value with put.
-func Map[T any](w *Writer, m map[string]T, put func(*Writer, *T)) {
-	w.Uint(uint64(len(m)))
-	for _, k := range slices.Sorted(maps.Keys(m)) {
+// putMap writes the length, then each key and value in key order, so
+// that equal maps encode alike.
+func putMap[T any](w *Writer, p *map[string]T, elem valueCodec[T]) {
+	w.Uint(uint64(len(*p)))
+	for _, k := range slices.Sorted(maps.Keys(*p)) {
 		w.String(k)
-		v := m[k]
-		put(w, &v)
+		v := (*p)[k]
+		elem.put(w, &v)
 	}
 }
 
-// ReadMap reads a map written by Map, each value with get; nil when empty.
-func ReadMap[T any](r *Reader, get func(*Reader, *T)) map[string]T {
+// getMap reads a map written by putMap; nil when empty.
+func getMap[T any](r *Reader, p *map[string]T, elem valueCodec[T]) {
+	*p = nil
 	n := r.Len()
 	if n == 0 {
-		return nil
+		return
 	}
-	m := make(map[string]T, n)
+	*p = make(map[string]T, n)
 	for range n {
 		k := r.String()
 		var v T
-		get(r, &v)
-		m[k] = v
+		elem.get(r, &v)
+		(*p)[k] = v
 	}
-	return m
 }

@@ -26,6 +26,7 @@ type sample struct {
 	ob    *bool
 	ptr   *pair
 	pm    map[string]pair
+	one   pair
 }
 
 type pair struct {
@@ -33,57 +34,18 @@ type pair struct {
 	v int32
 }
 
-func (s *sample) put(w *Writer) {
-	w.Uint(s.u)
-	w.Bool(s.b)
-	w.String(s.s)
-	w.Blob(s.blob)
-	w.Strings(s.ss)
-	w.StringMap(s.m)
-	Num(w, s.i64)
-	Num(w, s.u64)
-	Num(w, s.u16)
-	Num(w, s.r)
-	Num(w, s.p)
-	OptNum(w, s.opt)
-	OptNum(w, s.none)
-	Nums(w, s.nums)
-	Slice(w, s.pairs, putPair)
-	OptBool(w, s.ob)
-	Ptr(w, s.ptr, putPair)
-	Map(w, s.pm, putPair)
+// fields lists every field of s, each kind of Field once at least.
+func (s *sample) fields() []Field {
+	return []Field{Num(&s.u), Bool(&s.b), Str(&s.s), Blob(&s.blob), Strs(&s.ss), StrMap(&s.m),
+		Num(&s.i64), Num(&s.u64), Num(&s.u16), Num(&s.r), Num(&s.p), OptNum(&s.opt), OptNum(&s.none),
+		Nums(&s.nums), Structs(&s.pairs, pairFields), OptBool(&s.ob), StructPtr(&s.ptr, pairFields),
+		StructMap(&s.pm, pairFields), Struct(&s.one, pairFields)}
 }
 
-func putPair(w *Writer, p *pair) {
-	w.String(p.k)
-	Num(w, p.v)
-}
+func pairFields(p *pair) []Field { return []Field{Str(&p.k), Num(&p.v)} }
 
-func getPair(r *Reader, p *pair) {
-	p.k = r.String()
-	p.v = ReadNum[int32](r)
-}
-
-func (s *sample) get(r *Reader) {
-	s.u = r.Uint()
-	s.b = r.Bool()
-	s.s = r.String()
-	s.blob = r.Blob()
-	s.ss = r.Strings()
-	s.m = r.StringMap()
-	s.i64 = ReadNum[int64](r)
-	s.u64 = ReadNum[uint64](r)
-	s.u16 = ReadNum[uint16](r)
-	s.r = ReadNum[rune](r)
-	s.p = ReadNum[uintptr](r)
-	s.opt = ReadOptNum[uint32](r)
-	s.none = ReadOptNum[int](r)
-	s.nums = ReadNums[int](r)
-	s.pairs = ReadSlice(r, getPair)
-	s.ob = ReadOptBool(r)
-	s.ptr = ReadPtr(r, getPair)
-	s.pm = ReadMap(r, getPair)
-}
+func (s *sample) put(w *Writer) { Write(w, s.fields()) }
+func (s *sample) get(r *Reader) { Read(r, s.fields()) }
 
 func full() *sample {
 	opt, no := uint32(math.MaxUint32), false
@@ -93,6 +55,7 @@ func full() *sample {
 		i64: math.MinInt64, u64: math.MaxUint64, u16: math.MaxUint16, r: 'c', p: 1 << 40,
 		opt: &opt, nums: []int{-1, 0, math.MaxInt64}, pairs: []pair{{"x", -5}, {"", math.MaxInt32}},
 		ob: &no, ptr: &pair{"p", 1}, pm: map[string]pair{"b": {"y", 2}, "a": {}},
+		one: pair{"o", 3},
 	}
 }
 
@@ -115,7 +78,7 @@ func TestRoundTrip(t *testing.T) {
 func TestEqualMapsEncodeAlike(t *testing.T) {
 	enc := func(m map[string]string) string {
 		var w Writer
-		w.StringMap(m)
+		Write(&w, []Field{StrMap(&m)})
 		return string(w.Bytes())
 	}
 	m := map[string]string{}
@@ -147,14 +110,13 @@ func TestTruncated(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	var w Writer
-	Num(&w, int64(70000))
-	if v := ReadNum[uint16](NewReader(w.Bytes())); v != 0 {
-		t.Errorf("70000 read as a uint16 gave %d", v)
-	}
+	big16 := int64(70000)
+	Write(&w, []Field{Num(&big16)})
+	v := uint16(1)
 	r := NewReader(w.Bytes())
-	ReadNum[uint16](r)
-	if r.Err() == nil {
-		t.Error("70000 read as a uint16: no error")
+	Read(r, []Field{Num(&v)})
+	if v != 0 || r.Err() == nil {
+		t.Errorf("70000 read as a uint16 gave %d, Err() = %v", v, r.Err())
 	}
 	r = NewReader([]byte{2})
 	if r.Bool(); r.Err() == nil {
@@ -164,7 +126,8 @@ func TestBadInput(t *testing.T) {
 	var big Writer
 	big.Uint(1 << 40)
 	r = NewReader(big.Bytes())
-	if s := r.Strings(); s != nil || !errors.Is(r.Err(), ErrShort) {
+	var s []string
+	if Read(r, []Field{Strs(&s)}); s != nil || !errors.Is(r.Err(), ErrShort) {
 		t.Errorf("huge length: got %d strings, Err() = %v", len(s), r.Err())
 	}
 	r = NewReader([]byte{1, 2})
@@ -174,7 +137,9 @@ func TestBadInput(t *testing.T) {
 	}
 	// After an error every read is a zero value.
 	r = NewReader(nil)
-	if r.Uint(); r.String() != "" || r.Bool() || ReadNum[int](r) != 0 || r.Blob() != nil {
+	n := 5
+	r.Uint()
+	if Read(r, []Field{Num(&n)}); r.String() != "" || r.Bool() || n != 0 || r.Blob() != nil {
 		t.Error("reads after an error returned values")
 	}
 }

@@ -63,15 +63,15 @@ func checkRefusal(t *testing.T, err error) {
 func checkCarried(t *testing.T, c *config.Config) {
 	t.Helper()
 	var w pack.Writer
-	config.PackConfig(&w, c)
+	pack.Write(&w, config.PackFieldsConfig(c))
 	var got config.Config
 	r := pack.NewReader(w.Bytes())
-	config.UnpackConfig(r, &got)
+	pack.Read(r, config.PackFieldsConfig(&got))
 	if r.Err() != nil {
 		t.Fatalf("unpacking a packed config: %v", r.Err())
 	}
 	var again pack.Writer
-	config.PackConfig(&again, &got)
+	pack.Write(&again, config.PackFieldsConfig(&got))
 	if !bytes.Equal(w.Bytes(), again.Bytes()) {
 		t.Fatalf("the init message changed the config: %+v became %+v", c, got)
 	}

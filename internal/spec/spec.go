@@ -25,37 +25,37 @@ var ErrInvalid = errors.New("invalid config.json")
 // The decoder of the runtime-spec types lkc reads (decode_gen.go). The
 // sections of other platforms are skipped unread, as Convert never reads
 // them.
-//go:generate go run ../../cmd/lkc-codegen -codec json-decode -out decode_gen.go -skip Spec.Solaris,Spec.Windows,Spec.VM,Spec.ZOS github.com/opencontainers/runtime-spec/specs-go.Spec
+//go:generate go run ../../cmd/lkc-codegen -codec json -out decode_gen.go -skip Spec.Solaris,Spec.Windows,Spec.VM,Spec.ZOS github.com/opencontainers/runtime-spec/specs-go.Spec
 
 // Parse decodes a config.json. Unknown fields are accepted, as the spec
 // asks.
 func Parse(r io.Reader) (*specs.Spec, error) {
-	return parse(r, decodeSpecsSpec)
+	return parse(r, fieldsSpecsSpec)
 }
 
 // ParseProcess decodes a process.json (`lkc exec --process`): the
 // "process" member of a config.json.
 func ParseProcess(r io.Reader) (*specs.Process, error) {
-	return parse(r, decodeSpecsProcess)
+	return parse(r, fieldsSpecsProcess)
 }
 
 // ParseResources decodes the linux.resources member of a config.json, as
 // `lkc update --resources` takes it.
 func ParseResources(r io.Reader) (*specs.LinuxResources, error) {
-	return parse(r, decodeSpecsLinuxResources)
+	return parse(r, fieldsSpecsLinuxResources)
 }
 
 // parse reads the first JSON value of r: encoding/json checks its syntax
 // (into a json.RawMessage, which builds no per-type tables) and the
-// generated decoder fills a T from it (internal/jsonc says why not
+// generated field list of a T fills one from it (internal/jsonc says why not
 // encoding/json).
-func parse[T any](r io.Reader, decode func(*jsonc.Decoder, *T)) (*T, error) {
+func parse[T any](r io.Reader, fields func(*T) []jsonc.Field) (*T, error) {
 	var raw json.RawMessage
 	if err := json.NewDecoder(r).Decode(&raw); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	v := new(T)
-	if err := jsonc.DecodeChecked(raw, v, decode); err != nil {
+	if err := jsonc.DecodeChecked(raw, v, fields); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return v, nil

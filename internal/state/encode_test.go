@@ -76,7 +76,7 @@ func (f filler) fill(v reflect.Value) {
 func checkEncode(t *testing.T, s *State) {
 	t.Helper()
 	want, wantErr := json.Marshal(s)
-	got, err := jsonc.Encode(s, encodeState)
+	got, err := jsonc.Encode(s, fieldsState)
 	if (err != nil) != (wantErr != nil) {
 		t.Fatalf("encode error %v, json.Marshal error %v", err, wantErr)
 	}
@@ -94,7 +94,7 @@ func checkDecode(t *testing.T, data []byte) {
 	t.Helper()
 	var want, got State
 	wantErr := json.Unmarshal(data, &want)
-	err := jsonc.Decode(data, &got, decodeState)
+	err := jsonc.Decode(data, &got, fieldsState)
 	if (err != nil) != (wantErr != nil) {
 		t.Fatalf("decode error %v, json.Unmarshal error %v\ninput: %q", err, wantErr, data)
 	}

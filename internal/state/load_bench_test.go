@@ -41,7 +41,7 @@ func TestColdLoadChild(t *testing.T) {
 	if how == "json" {
 		err = json.Unmarshal(data, &s)
 	} else {
-		err = jsonc.Decode(data, &s, decodeState)
+		err = jsonc.Decode(data, &s, fieldsState)
 	}
 	elapsed := time.Since(start)
 	if err != nil {
@@ -82,7 +82,7 @@ func typicalState(b *testing.B) *State {
 // process as ns/load (ns/op is mostly the process start).
 func benchColdLoad(b *testing.B, s *State, how string) {
 	path := filepath.Join(b.TempDir(), stateFile)
-	data, err := jsonc.Encode(s, encodeState)
+	data, err := jsonc.Encode(s, fieldsState)
 	if err != nil {
 		b.Fatal(err)
 	}

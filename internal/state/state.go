@@ -267,7 +267,7 @@ func (d *Dir) Unchanged() bool {
 // two steps leaves the old state in the temporary file, which the next
 // Save overwrites and Remove removes.
 func (d *Dir) Save(s *State) error {
-	data, err := jsonc.Encode(s, encodeState)
+	data, err := jsonc.Encode(s, fieldsState)
 	if err != nil {
 		return fmt.Errorf("encoding state: %w", err)
 	}
@@ -299,7 +299,7 @@ func (d *Dir) Load() (*State, error) {
 		return nil, fmt.Errorf("reading state: %w", err)
 	}
 	var s State
-	if err := jsonc.Decode(data, &s, decodeState); err != nil {
+	if err := jsonc.Decode(data, &s, fieldsState); err != nil {
 		return nil, fmt.Errorf("%w %s: %w", ErrCorrupt, filepath.Join(d.path, stateFile), err)
 	}
 	return &s, nil
