@@ -14,14 +14,7 @@ import (
 // JSON value, a runtime-spec process, validated as config.json's process
 // is; a malformed or refused one is an ErrInvalid.
 func TestProcessFromFile(t *testing.T) {
-	dir := t.TempDir()
-	file := func(data string) string {
-		p := filepath.Join(dir, "process.json")
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	file := jsonFile(t, "process.json")
 	g := &globals{}
 	p, err := processFromFile(g, file(`{"args":["sh","-c","x"],"cwd":"/w","env":["A=1"],"user":{"uid":5,"gid":6},"noNewPrivileges":true}`))
 	if err != nil {
@@ -35,7 +28,20 @@ func TestProcessFromFile(t *testing.T) {
 			t.Errorf("processFromFile(%s) = %v, want ErrInvalid", bad, err)
 		}
 	}
-	if _, err := processFromFile(g, filepath.Join(dir, "none.json")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := processFromFile(g, filepath.Join(t.TempDir(), "none.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a missing file: %v", err)
+	}
+}
+
+// jsonFile returns what writes its argument to a file named name in a
+// temporary directory and returns the file's path.
+func jsonFile(t *testing.T, name string) func(data string) string {
+	dir := t.TempDir()
+	return func(data string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
 }

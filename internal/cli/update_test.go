@@ -2,8 +2,6 @@ package cli
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/lkc-containers/lkc/internal/config"
@@ -15,14 +13,7 @@ import (
 // them alone, device rules dropped (the device cgroup is fixed at create),
 // and a malformed or refused object an ErrInvalid.
 func TestReadResources(t *testing.T) {
-	dir := t.TempDir()
-	file := func(data string) string {
-		p := filepath.Join(dir, "r.json")
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	file := jsonFile(t, "r.json")
 	r, err := readResources(file(`{"memory":{"limit":134217728},"pids":{"limit":10},"cpu":{"cpus":"0"},"devices":[{"allow":false,"access":"rwm"}]}`))
 	if err != nil {
 		t.Fatal(err)

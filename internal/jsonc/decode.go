@@ -343,19 +343,29 @@ func decPtr[T any](d *Decoder, p **T, elem valueCodec[T]) {
 	elem.dec(d, *p)
 }
 
+// opens reports whether the next value is an array or object (open is
+// '[' or '{') for *p, a slice or map. null sets *p to nil, and another
+// value is a type error; both are consumed.
+func opens[T any](d *Decoder, open byte, p *T) bool {
+	switch d.next() {
+	case open:
+		return true
+	case 'n':
+		d.null()
+		var zero T
+		*p = zero
+	default:
+		d.typeError(fmt.Sprintf("%T", *p))
+	}
+	return false
+}
+
 // decSlice decodes an array into *p the way encoding/json does: element i
 // goes into the element already at i (a repeated key reuses them), the
 // slice is cut to the array's length, and an empty array makes an empty,
 // non-nil slice. null sets it to nil.
 func decSlice[T any](d *Decoder, p *[]T, elem valueCodec[T]) {
-	switch d.next() {
-	case 'n':
-		d.null()
-		*p = nil
-		return
-	case '[':
-	default:
-		d.typeError(fmt.Sprintf("%T", *p))
+	if !opens(d, '[', p) {
 		return
 	}
 	s, i := *p, 0
@@ -378,14 +388,7 @@ func decSlice[T any](d *Decoder, p *[]T, elem valueCodec[T]) {
 // decMap decodes an object into the map *p, made first if nil; each value
 // starts from zero. null sets it to nil.
 func decMap[T any](d *Decoder, p *map[string]T, elem valueCodec[T]) {
-	switch d.next() {
-	case 'n':
-		d.null()
-		*p = nil
-		return
-	case '{':
-	default:
-		d.typeError(fmt.Sprintf("%T", *p))
+	if !opens(d, '{', p) {
 		return
 	}
 	if *p == nil {
