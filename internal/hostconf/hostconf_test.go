@@ -1,0 +1,114 @@
+package hostconf
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseDefaultsAndValues(t *testing.T) {
+	in := `# a comment
+daemon.dir = /tmp/lkcd   # trailing comment
+daemon.autostart = false
+proc.default = virtual
+
+oom.deadline = 250ms
+oom.default = grow:1G
+rules.scope = /a /b
+rules.cgrules =
+`
+	c, err := Parse(strings.NewReader(in), "lkc.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.DaemonDir = "/tmp/lkcd"
+	want.Autostart = false
+	want.ProcDefault = "virtual"
+	want.OOMDeadline = 250 * time.Millisecond
+	want.OOMDefault = "grow:1G"
+	want.RulesScope = []string{"/a", "/b"}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got %+v\nwant %+v", c, want)
+	}
+}
+
+func TestParseErrorsNameTheLine(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"daemon.dir = /x\nproc.defualt = virtual\n", "lkc.conf line 2: proc.defualt: unknown key"},
+		{"\n\nnonsense\n", `lkc.conf line 3: "nonsense" is not`},
+		{"daemon.autostart = yes", `line 1: daemon.autostart: "yes": use true or false`},
+		{"proc.default = on", `line 1: proc.default: "on": use off or virtual`},
+		{"oom.deadline = -1s", "line 1: oom.deadline:"},
+		{"oom.default = grow:", "line 1: oom.default:"},
+		{"daemon.dir = run/lkcd", "line 1: daemon.dir: \"run/lkcd\": use an absolute path"},
+	} {
+		_, err := Parse(strings.NewReader(tc.in), "lkc.conf")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.in, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: error is not one line: %q", tc.in, err)
+		}
+	}
+}
+
+func TestLoadFollowsLKCConfig(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lkc.conf")
+	t.Setenv("LKC_CONFIG", p)
+	c, err := Load()
+	if err != nil || !reflect.DeepEqual(c, Default()) {
+		t.Fatalf("missing file: %+v, %v; want the defaults", c, err)
+	}
+	if err := os.WriteFile(p, []byte("daemon.dir = /x/y\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load()
+	if err != nil || c.DaemonDir != "/x/y" {
+		t.Fatalf("got %+v, %v", c, err)
+	}
+	t.Setenv("LKC_DAEMON_DIR", "/z")
+	if d := c.DaemonDirectory(); d != "/z" {
+		t.Errorf("DaemonDirectory = %q with LKC_DAEMON_DIR=/z", d)
+	}
+}
+
+func TestFeatures(t *testing.T) {
+	c := Default()
+	for _, tc := range []struct {
+		ann  map[string]string
+		want Features
+		err  string
+	}{
+		{nil, Features{}, ""},
+		{map[string]string{AnnotationProc: "virtual"}, Features{Proc: true}, ""},
+		{map[string]string{AnnotationOOMPolicy: "kill-largest"}, Features{OOMPolicy: "kill-largest"}, ""},
+		{map[string]string{AnnotationOOMPolicy: "kernel"}, Features{}, ""},
+		{map[string]string{AnnotationProc: "yes"}, Features{}, `annotation org.lkc.proc="yes"`},
+		{map[string]string{AnnotationOOMPolicy: "explode"}, Features{}, `annotation org.lkc.oom-policy="explode"`},
+	} {
+		got, err := c.Features(tc.ann)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v: got %v, want %q", tc.ann, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%v: got %+v, %v; want %+v", tc.ann, got, err, tc.want)
+		}
+	}
+	c.ProcDefault = "virtual"
+	if f, _ := c.Features(nil); !f.Proc {
+		t.Error("proc.default = virtual: a container without the annotation is not served")
+	}
+	if f, _ := c.Features(map[string]string{AnnotationProc: "off"}); f.Proc {
+		t.Error("the annotation off does not win over proc.default = virtual")
+	}
+	if m := (Features{Proc: true}).Missing(Features{}); m != "org.lkc.proc=virtual" {
+		t.Errorf("Missing = %q", m)
+	}
+}
