@@ -1,0 +1,132 @@
+package daemonapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/lkc-containers/lkc/internal/hostconf"
+)
+
+// ErrNotRunning says no daemon listens in the directory.
+var ErrNotRunning = errors.New("lkc daemon is not running")
+
+// Client is one control connection, after hello.
+type Client struct {
+	c       *net.UnixConn
+	seq     uint64
+	Version int    // the version both speak
+	Build   string // the daemon's build
+}
+
+// Dial connects to the daemon in dir and says hello.
+func Dial(dir string) (*Client, error) {
+	path := filepath.Join(dir, SocketName)
+	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		return nil, fmt.Errorf("%w (no one listens on %s)", ErrNotRunning, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connecting to lkc daemon: %w", err)
+	}
+	cl := &Client{c: c}
+	var h HelloReply
+	if err := cl.Call(OpHello, &Hello{Versions: Versions}, &h); err != nil {
+		c.Close()
+		if errors.Is(err, ErrVersion) {
+			return nil, fmt.Errorf("%w: this lkc speaks protocol %v: run lkc daemon upgrade", err, Versions)
+		}
+		return nil, err
+	}
+	cl.Version, cl.Build = h.Version, h.Build
+	return cl, nil
+}
+
+// Close hangs up.
+func (cl *Client) Close() error { return cl.c.Close() }
+
+// Call sends one request and decodes its answer's body into out (which
+// may be nil). An error answer comes back as an *Error of its class.
+func (cl *Client) Call(op string, in, out any) error {
+	cl.seq++
+	b, err := body(in)
+	if err != nil {
+		return err
+	}
+	msg, err := encode(&Request{V: Version, Op: op, Seq: cl.seq, Body: b})
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if _, err := cl.c.Write(msg); err != nil {
+		return fmt.Errorf("%s: sending to lkc daemon: %w", op, err)
+	}
+	return cl.receive(op, out)
+}
+
+func (cl *Client) receive(op string, out any) error {
+	buf := make([]byte, MaxMessage+1)
+	n, _, _, _, err := cl.c.ReadMsgUnix(buf, nil)
+	if err == nil && n == 0 {
+		err = errors.New("connection closed")
+	}
+	if err != nil {
+		return fmt.Errorf("%s: reading lkc daemon's answer: %w", op, err)
+	}
+	var resp Response
+	if err := decode(buf, n, &resp); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if resp.Error != "" {
+		return &Error{Class: resp.Class, Msg: resp.Error}
+	}
+	if resp.Seq != cl.seq {
+		return fmt.Errorf("%s: answer to request %d, want %d", op, resp.Seq, cl.seq)
+	}
+	if out == nil || len(resp.Body) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(resp.Body, out); err != nil {
+		return fmt.Errorf("%s: malformed answer: %w", op, err)
+	}
+	return nil
+}
+
+// SetDeadline bounds the connection's next calls.
+func (cl *Client) SetDeadline(t time.Time) error { return cl.c.SetDeadline(t) }
+
+// Status asks for the daemon's state.
+func (cl *Client) Status() (*Status, error) {
+	var s Status
+	return &s, cl.Call(OpStatus, nil, &s)
+}
+
+// Adopt asks the daemon to serve a container with features f.
+func (cl *Client) Adopt(root, id string, f hostconf.Features) (*AdoptReply, error) {
+	var r AdoptReply
+	return &r, cl.Call(OpAdopt, &Adopt{Container{root, id}, f}, &r)
+}
+
+// Release tells the daemon to stop serving a container.
+func (cl *Client) Release(root, id string) error {
+	return cl.Call(OpRelease, &Container{root, id}, nil)
+}
+
+// Reload makes the daemon read lkc.conf again.
+func (cl *Client) Reload() error { return cl.Call(OpReload, nil, nil) }
+
+// Upgrade replaces the daemon's binary with exe; it returns once a worker
+// of exe serves.
+func (cl *Client) Upgrade(exe string) (*UpgradeReply, error) {
+	var r UpgradeReply
+	return &r, cl.Call(OpUpgrade, &Upgrade{Exe: exe}, &r)
+}
+
+// Stop ends the daemon; it returns the pids that are exiting.
+func (cl *Client) Stop() (*StopReply, error) {
+	var r StopReply
+	return &r, cl.Call(OpStop, nil, &r)
+}

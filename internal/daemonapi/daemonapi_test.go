@@ -1,0 +1,141 @@
+package daemonapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lkc-containers/lkc/internal/hostconf"
+)
+
+// serve starts a server with handle in a temporary directory.
+func serve(t *testing.T, handle Handler) string {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: filepath.Join(dir, SocketName), Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{Build: "test-build", Handle: handle, Logf: t.Logf}
+	done := make(chan error)
+	go func() { done <- s.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return dir
+}
+
+func TestCallsAndErrorClasses(t *testing.T) {
+	dir := serve(t, func(_ context.Context, op string, b json.RawMessage, _ Peer) (any, error) {
+		switch op {
+		case OpAdopt:
+			var a Adopt
+			if err := Unbody(b, &a); err != nil {
+				return nil, err
+			}
+			return &AdoptReply{Slot: 3, Gen: 2, ProcDir: a.Root + "/" + a.ID, Features: a.Features}, nil
+		case OpRelease:
+			return nil, fmt.Errorf("release x: %w", ErrNotExist)
+		}
+		return nil, Errorf(ClassNotSupported, "unknown operation "+op)
+	})
+	cl, err := Dial(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if cl.Version != Version || cl.Build != "test-build" {
+		t.Errorf("hello: version %d build %q", cl.Version, cl.Build)
+	}
+	r, err := cl.Adopt("/root", "c1", hostconf.Features{Proc: true})
+	if err != nil || r.Slot != 3 || r.Gen != 2 || r.ProcDir != "/root/c1" || !r.Features.Proc {
+		t.Errorf("adopt: %+v, %v", r, err)
+	}
+	if err := cl.Release("/root", "c1"); !errors.Is(err, ErrNotExist) || err.Error() != "release x: does not exist" {
+		t.Errorf("release: %v, want a not-exist error", err)
+	}
+	if err := cl.Reload(); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("reload: %v, want not-supported", err)
+	}
+}
+
+func TestNotRunning(t *testing.T) {
+	if _, err := Dial(t.TempDir()); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Dial of an empty directory: %v, want ErrNotRunning", err)
+	}
+}
+
+// raw sends one packet without hello's help and returns the answer.
+func raw(t *testing.T, dir string, packets ...[]byte) []Response {
+	t.Helper()
+	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: filepath.Join(dir, SocketName), Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var out []Response
+	buf := make([]byte, MaxMessage+1)
+	for _, p := range packets {
+		if _, err := c.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		n, err := c.Read(buf)
+		if err != nil || n == 0 {
+			t.Fatalf("no answer to %.40q: %v", p, err)
+		}
+		var r Response
+		if err := json.Unmarshal(buf[:n], &r); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func TestProtocolRefusals(t *testing.T) {
+	dir := serve(t, func(context.Context, string, json.RawMessage, Peer) (any, error) { return "ok", nil })
+	hello := []byte(`{"v":1,"op":"hello","seq":1,"body":{"versions":[1]}}`)
+	for _, tc := range []struct {
+		name    string
+		packets [][]byte
+		class   string
+		msg     string
+	}{
+		{"unknown version offered", [][]byte{[]byte(`{"v":1,"op":"hello","seq":1,"body":{"versions":[7,9]}}`)}, ClassVersion, "speaks protocol 1, the client offers [7 9]"},
+		{"request of an unknown version", [][]byte{hello, []byte(`{"v":2,"op":"status","seq":2}`)}, ClassVersion, "unknown protocol version 2"},
+		{"no hello", [][]byte{[]byte(`{"v":1,"op":"status","seq":1}`)}, ClassInvalid, "first request must be hello"},
+		{"not JSON", [][]byte{[]byte(`{"v":`)}, ClassInvalid, "malformed message"},
+		{"oversized", [][]byte{hello, []byte(`{"v":1,"op":"status","seq":2,"body":"` + strings.Repeat("x", MaxMessage) + `"}`)}, ClassInvalid, "larger than 65536"},
+	} {
+		rs := raw(t, dir, tc.packets...)
+		last := rs[len(rs)-1]
+		if last.Class != tc.class || !strings.Contains(last.Error, tc.msg) {
+			t.Errorf("%s: answer %+v, want class %s and %q", tc.name, last, tc.class, tc.msg)
+		}
+	}
+	if rs := raw(t, dir, hello, []byte(`{"v":1,"op":"status","seq":5}`)); rs[1].Seq != 5 || string(rs[1].Body) != `"ok"` {
+		t.Errorf("a good exchange: %+v", rs)
+	}
+}
+
+func TestClientRefusesOversizedRequest(t *testing.T) {
+	dir := serve(t, func(context.Context, string, json.RawMessage, Peer) (any, error) { return nil, nil })
+	cl, err := Dial(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	err = cl.Call(OpAdopt, &Adopt{Container: Container{Root: strings.Repeat("r", MaxMessage)}}, nil)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("oversized adopt: %v, want ErrTooLarge", err)
+	}
+}

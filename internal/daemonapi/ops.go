@@ -1,0 +1,90 @@
+package daemonapi
+
+import "github.com/lkc-containers/lkc/internal/hostconf"
+
+// The operations of protocol version 1.
+const (
+	OpHello   = "hello"
+	OpStatus  = "status"
+	OpAdopt   = "adopt"
+	OpRelease = "release"
+	OpReload  = "reload"
+	OpUpgrade = "upgrade"
+	OpStop    = "stop"
+)
+
+// Hello is the first request of a connection: the versions the client
+// speaks.
+type Hello struct {
+	Versions []int `json:"versions"`
+}
+
+// HelloReply is the version both speak and the daemon's build.
+type HelloReply struct {
+	Version int    `json:"version"`
+	Build   string `json:"build"`
+}
+
+// Container names a container: its lkc root and id.
+type Container struct {
+	Root string `json:"root"`
+	ID   string `json:"id"`
+}
+
+// Adopt asks the daemon to serve a container with features.
+type Adopt struct {
+	Container
+	Features hostconf.Features `json:"features"`
+}
+
+// AdoptReply is what the services give an adopted container; each service
+// fills its part and sets, in Features, the features it took on.
+type AdoptReply struct {
+	Slot     int               `json:"slot"`
+	Gen      uint64            `json:"gen"`
+	ProcDir  string            `json:"procDir,omitempty"`
+	Files    []string          `json:"files,omitempty"`
+	Seccomp  *SeccompReply     `json:"seccomp,omitempty"`
+	Features hostconf.Features `json:"features"`
+}
+
+// SeccompReply is the listener a container's sysinfo filter reports to.
+type SeccompReply struct {
+	Path     string `json:"path"`
+	Metadata string `json:"metadata"`
+}
+
+// Status is the daemon's state for `lkc daemon status`.
+type Status struct {
+	Build      string   `json:"build"`
+	Version    int      `json:"version"`
+	HolderPid  int      `json:"holderPid"`
+	WorkerPid  int      `json:"workerPid"`
+	Services   []string `json:"services"`
+	Held       []string `json:"held"` // keys of the fds the holder keeps
+	Containers []Served `json:"containers"`
+}
+
+// Served is one container the daemon serves.
+type Served struct {
+	Container
+	Slot     int               `json:"slot"`
+	Gen      uint64            `json:"gen"`
+	Features hostconf.Features `json:"features"`
+}
+
+// Upgrade asks the holder to re-execute exe (an absolute path).
+type Upgrade struct {
+	Exe string `json:"exe"`
+}
+
+// UpgradeReply names the worker that now serves, from the new binary.
+type UpgradeReply struct {
+	WorkerPid int `json:"workerPid"`
+}
+
+// StopReply names the processes that are exiting.
+type StopReply struct {
+	HolderPid int `json:"holderPid"`
+	WorkerPid int `json:"workerPid"`
+}

@@ -1,0 +1,160 @@
+package daemonapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Peer is the process at the other end of a control connection, from
+// SO_PEERCRED.
+type Peer struct {
+	Pid int
+	Uid int
+}
+
+// Handler answers one request (after hello) with a body or an error.
+type Handler func(ctx context.Context, op string, body json.RawMessage, peer Peer) (any, error)
+
+// Server serves the control protocol on a listener.
+type Server struct {
+	Build  string
+	Handle Handler
+	// Logf records refused connections and failed requests (never nil).
+	Logf func(format string, args ...any)
+
+	wg sync.WaitGroup
+}
+
+// Serve accepts connections until ctx ends or l fails, then waits for the
+// connections' current requests to finish. Each connection is served by
+// its own goroutine.
+func (s *Server) Serve(ctx context.Context, l *net.UnixListener) error {
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	defer s.wg.Wait()
+	for {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("accepting control connections: %w", err)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer c.Close()
+			s.serveConn(ctx, c)
+		}()
+	}
+}
+
+// serveConn checks the peer (the daemon's own uid only: root, since the
+// daemon runs as root), then answers requests until the peer hangs
+// up or ctx ends.
+func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	peer, err := peerOf(c)
+	if me := os.Geteuid(); err == nil && peer.Uid != me {
+		err = Errorf(ClassPermission, fmt.Sprintf("the lkc daemon serves uid %d only (peer pid %d has uid %d)", me, peer.Pid, peer.Uid))
+	}
+	if err != nil {
+		s.Logf("control connection refused: %v", err)
+		send(c, &Response{V: Version, Error: err.Error(), Class: classOf(err)})
+		return
+	}
+	buf := make([]byte, MaxMessage+1)
+	helloed := false
+	for {
+		n, _, _, _, err := c.ReadMsgUnix(buf, nil)
+		if err != nil || n == 0 {
+			return
+		}
+		var req Request
+		if err := decode(buf, n, &req); err != nil {
+			send(c, &Response{V: Version, Error: err.Error(), Class: ClassInvalid})
+			return
+		}
+		resp := s.answer(ctx, &req, peer, &helloed)
+		if send(c, resp) != nil || (resp.Class == ClassVersion || resp.Class == ClassInvalid) {
+			return
+		}
+	}
+}
+
+// answer runs one request; hello must come first.
+func (s *Server) answer(ctx context.Context, req *Request, peer Peer, helloed *bool) *Response {
+	resp := &Response{V: Version, Seq: req.Seq}
+	var out any
+	var err error
+	switch {
+	case req.Op == OpHello:
+		out, err = s.hello(req.Body)
+		*helloed = err == nil
+	case !*helloed:
+		err = Errorf(ClassInvalid, errNoHello.Error())
+	case common([]int{req.V}) == 0:
+		err = Errorf(ClassVersion, fmt.Sprintf("unknown protocol version %d", req.V))
+	default:
+		out, err = s.Handle(ctx, req.Op, req.Body, peer)
+	}
+	if err == nil {
+		resp.Body, err = body(out)
+	}
+	if err != nil {
+		resp.Error, resp.Class = err.Error(), classOf(err)
+	}
+	return resp
+}
+
+func (s *Server) hello(b json.RawMessage) (any, error) {
+	var h Hello
+	if err := Unbody(b, &h); err != nil {
+		return nil, err
+	}
+	v := common(h.Versions)
+	if v == 0 {
+		return nil, Errorf(ClassVersion, fmt.Sprintf("the running daemon speaks protocol %d, the client offers %v", Version, h.Versions))
+	}
+	return &HelloReply{Version: v, Build: s.Build}, nil
+}
+
+// send writes one message as one packet.
+func send(c *net.UnixConn, v any) error {
+	b, err := encode(v)
+	if errors.Is(err, ErrTooLarge) {
+		b, err = encode(&Response{V: Version, Error: "answer too large", Class: ClassInvalid})
+	}
+	if err != nil {
+		return err
+	}
+	_, err = c.Write(b)
+	return err
+}
+
+// peerOf reads the connecting process's credentials.
+func peerOf(c *net.UnixConn) (Peer, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return Peer{}, err
+	}
+	var cred *unix.Ucred
+	cerr := raw.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	if cerr != nil {
+		return Peer{}, cerr
+	}
+	if err != nil {
+		return Peer{}, fmt.Errorf("SO_PEERCRED: %w", err)
+	}
+	return Peer{Pid: int(cred.Pid), Uid: int(cred.Uid)}, nil
+}
