@@ -1,0 +1,70 @@
+package registry
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestAdoptReleaseAndRebuild(t *testing.T) {
+	dir, root := t.TempDir(), t.TempDir()
+	for _, id := range []string{"a", "b", "c"} {
+		if err := os.Mkdir(filepath.Join(root, id), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := r.Adopt(root, "a", Features{Proc: true})
+	b, _ := r.Adopt(root, "b", Features{Proc: true})
+	if a.Slot != 0 || b.Slot != 1 || a.Gen != 1 {
+		t.Fatalf("slots %d/%d gen %d, want 0/1 gen 1", a.Slot, b.Slot, a.Gen)
+	}
+	if again, _ := r.Adopt(root, "a", Features{Proc: true}); again.Slot != 0 || again.Gen != 1 {
+		t.Errorf("adopting a served container again moved it: %+v", again)
+	}
+	if _, err := r.Release(root, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Release(root, "a"); !errors.Is(err, ErrNotServed) {
+		t.Errorf("second release: %v, want ErrNotServed", err)
+	}
+	c, _ := r.Adopt(root, "c", Features{OOMPolicy: "kill-largest"})
+	if c.Slot != 0 || c.Gen != 2 {
+		t.Errorf("reused slot: %d gen %d, want 0 gen 2", c.Slot, c.Gen)
+	}
+	if r.BySlot(0, 1) != nil || r.BySlot(0, 2) != c {
+		t.Error("BySlot answers for the slot's old generation")
+	}
+	// A crash: b's directory goes while no worker runs.
+	if err := os.Remove(filepath.Join(root, "b")); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := r2.Entries()
+	if len(es) != 1 || es[0].ID != "c" || es[0].Slot != 0 || es[0].Gen != 2 || es[0].Features.OOMPolicy != "kill-largest" {
+		t.Fatalf("rebuilt entries %+v, want c in slot 0 gen 2", es)
+	}
+	if d, _ := r2.Adopt(root, "a", Features{Proc: true}); d.Slot != 1 || d.Gen != 2 {
+		t.Errorf("b's freed slot: got %d gen %d, want 1 gen 2", d.Slot, d.Gen)
+	}
+}
+
+func TestAdoptRefusesBadNames(t *testing.T) {
+	r, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Adopt("relative", "a", Features{}); err == nil {
+		t.Error("a relative root was adopted")
+	}
+	if _, err := r.Adopt("/x", "../a", Features{}); err == nil {
+		t.Error("id ../a was adopted")
+	}
+}
