@@ -1,0 +1,254 @@
+package fdstore
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Holder keeps fds under keys for the worker it supervises. Run it with
+// Run; it returns when the worker exits after a stop.
+type Holder struct {
+	// Dir is the daemon's run directory (holder.pid goes there).
+	Dir string
+	// Ready, when set, is the readiness pipe of `lkc daemon --detach`: the
+	// first worker gets it and writes "ok" when it serves.
+	Ready *os.File
+	// Logf records what the holder does (never nil).
+	Logf func(format string, args ...any)
+
+	mu       sync.Mutex
+	fds      map[string]*os.File
+	worker   *worker // the supervised worker
+	old      *worker // during an upgrade: the worker waiting for its successor
+	stopping bool
+	exits    chan *worker
+	deaths   int // quick deaths in a row, for the backoff
+}
+
+// worker is one worker process as the holder sees it.
+type worker struct {
+	pid     int
+	pidfd   int
+	conn    *conn
+	started time.Time
+	ready   bool
+}
+
+// Run supervises workers until a stop. st is what a previous holder
+// handed over (nil for a fresh start).
+func (h *Holder) Run(st *Resume) error {
+	h.fds = map[string]*os.File{}
+	h.exits = make(chan *worker, 4)
+	if err := writePid(h.Dir, "holder.pid"); err != nil {
+		return err
+	}
+	if err := h.resume(st); err != nil {
+		return err
+	}
+	if h.worker == nil {
+		h.restart(0)
+	}
+	for w := range h.exits {
+		reap(w)
+		if h.exited(w) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// exited handles a worker's exit and says whether the holder is done.
+func (h *Holder) exited(w *worker) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case w == h.old:
+		h.old = nil
+		return false
+	case w != h.worker:
+		return false
+	case h.stopping:
+		h.Logf("worker %d exited; stopping", w.pid)
+		return true
+	case h.old != nil && !w.ready:
+		// The upgrade's new worker died before it served: the old one
+		// goes on.
+		h.Logf("new worker %d exited before it was ready; worker %d goes on", w.pid, h.old.pid)
+		h.old.conn.send("error the new worker exited before it was ready (see the daemon's log)")
+		h.worker, h.old = h.old, nil
+		return false
+	}
+	if time.Since(w.started) < 10*time.Second {
+		h.deaths++
+	} else {
+		h.deaths = 0
+	}
+	delay := backoff(h.deaths)
+	h.Logf("worker %d exited; restarting in %v", w.pid, delay)
+	go h.restart(delay)
+	return false
+}
+
+// backoff is the delay before the next worker after n quick deaths in a
+// row: none after the first, then 0.1, 1 and 5 s.
+func backoff(n int) time.Duration {
+	delays := []time.Duration{0, 0, 100 * time.Millisecond, time.Second, 5 * time.Second}
+	return delays[min(n, len(delays)-1)]
+}
+
+// restart starts a new worker after delay, retrying with the backoff
+// while the start fails.
+func (h *Holder) restart(delay time.Duration) {
+	for n := 1; ; n++ {
+		time.Sleep(delay)
+		w, err := h.spawn()
+		if err == nil {
+			h.supervise(w)
+			return
+		}
+		h.Logf("starting a worker: %v", err)
+		delay = backoff(n + 1)
+	}
+}
+
+// supervise makes w the worker and serves its requests and its exit.
+func (h *Holder) supervise(w *worker) {
+	h.mu.Lock()
+	h.worker = w
+	h.mu.Unlock()
+	go h.serve(w)
+	go func() {
+		waitPidfd(w.pidfd)
+		h.exits <- w
+	}()
+}
+
+// serve answers one worker's requests until its connection closes.
+func (h *Holder) serve(w *worker) {
+	for {
+		msg, files, err := w.conn.recv()
+		if err != nil {
+			closeAll(files)
+			return
+		}
+		ans, extra := h.handle(w, msg, files)
+		if ans != "" {
+			w.conn.send(ans, extra...)
+		}
+	}
+}
+
+// handle runs one request; an empty answer means it was sent already.
+func (h *Holder) handle(w *worker, msg string, files []*os.File) (string, []*os.File) {
+	o, arg, _ := strings.Cut(msg, " ")
+	if o != "put" {
+		closeAll(files)
+	}
+	switch o {
+	case "put":
+		return h.put(arg, files), nil
+	case "drop":
+		return h.drop(arg), nil
+	case "take":
+		h.take(w)
+		return "", nil
+	case "keys":
+		return "ok " + strings.Join(h.keys(), " "), nil
+	case "ready":
+		return h.ready(w), nil
+	case "upgrade":
+		return h.upgrade(w, arg), nil
+	case "stop":
+		h.mu.Lock()
+		h.stopping = true
+		h.mu.Unlock()
+		return "ok " + strconv.Itoa(os.Getpid()), nil
+	}
+	return "error unknown request " + strconv.Quote(o), nil
+}
+
+func (h *Holder) put(key string, files []*os.File) string {
+	if err := CheckKey(key); err != nil || len(files) != 1 {
+		closeAll(files)
+		return fmt.Sprintf("error put %q: want a key and one fd, got %d", key, len(files))
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if old := h.fds[key]; old != nil {
+		old.Close()
+	}
+	h.fds[key] = files[0]
+	return "ok"
+}
+
+func (h *Holder) drop(key string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if f := h.fds[key]; f != nil {
+		f.Close()
+		delete(h.fds, key)
+	}
+	return "ok"
+}
+
+func (h *Holder) keys() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	keys := make([]string, 0, len(h.fds))
+	for k := range h.fds {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// take sends every fd, maxFds a message, then "end".
+func (h *Holder) take(w *worker) {
+	h.mu.Lock()
+	keys := make([]string, 0, len(h.fds))
+	files := make([]*os.File, 0, len(h.fds))
+	for k, f := range h.fds {
+		keys, files = append(keys, k), append(files, f)
+	}
+	h.mu.Unlock()
+	for len(keys) > 0 {
+		n := min(len(keys), maxFds)
+		if err := w.conn.send("fds\n"+strings.Join(keys[:n], "\n"), files[:n]...); err != nil {
+			h.Logf("take: %v", err)
+			return
+		}
+		keys, files = keys[n:], files[n:]
+	}
+	w.conn.send("end")
+}
+
+// ready records that w serves: the readiness pipe learns it, and an
+// upgrade's old worker gets its answer (and exits).
+func (h *Holder) ready(w *worker) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w.ready = true
+	h.deaths = 0
+	if h.old != nil && w == h.worker {
+		h.Logf("worker %d of the new binary serves; worker %d drains", w.pid, h.old.pid)
+		h.old.conn.send("ok " + strconv.Itoa(w.pid))
+	}
+	return "ok"
+}
+
+// writePid records a pid for operators and tests (lkc never trusts it).
+func writePid(dir, name string) error {
+	p := filepath.Join(dir, name)
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return os.Rename(tmp, p)
+}
+
+// WritePid is writePid for the worker.
+func WritePid(dir, name string) error { return writePid(dir, name) }

@@ -1,0 +1,138 @@
+// Package fdstore is the daemon's holder and its client: a small process
+// that keeps the kernel objects containers depend on (the /dev/fuse fd,
+// seccomp listeners, the journal memfd, the control socket) open across
+// the death of the worker that serves them, restarts that worker, hands
+// the fds to its successor over SCM_RIGHTS, and re-executes itself on an
+// upgrade without closing them. Its one reason to change is that hand-over.
+//
+// Holder and worker talk over a SOCK_SEQPACKET socketpair, one message a
+// packet: a line "op arg" (put KEY, drop KEY, take, keys, ready, upgrade
+// EXE, stop) with a put's fd as SCM_RIGHTS; answers are "ok [arg]" or
+// "error MSG", and take's answer is packets "fds\nKEY..." with up to
+// maxFds fds each, then "end".
+package fdstore
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxFds is SCM_MAX_FD, the kernel's limit of fds in one message.
+const maxFds = 253
+
+// maxPacket bounds one message's text (keys of a full batch fit).
+const maxPacket = 64 << 10
+
+// conn is one end of the holder <-> worker socketpair.
+type conn struct{ c *net.UnixConn }
+
+func newConn(f *os.File) (*conn, error) {
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("holder connection: %w", err)
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, errors.New("holder connection: not a unix socket")
+	}
+	return &conn{uc}, nil
+}
+
+// send writes one message with files as SCM_RIGHTS.
+func (c *conn) send(msg string, files ...*os.File) error {
+	var oob []byte
+	if len(files) > 0 {
+		fds := make([]int, len(files))
+		for i, f := range files {
+			fds[i] = int(f.Fd())
+		}
+		oob = unix.UnixRights(fds...)
+	}
+	_, _, err := c.c.WriteMsgUnix([]byte(msg), oob, nil)
+	return err
+}
+
+// recv reads one message and the files it carries (close-on-exec).
+func (c *conn) recv() (string, []*os.File, error) {
+	buf := make([]byte, maxPacket)
+	oob := make([]byte, unix.CmsgSpace(maxFds*4))
+	n, oobn, _, _, err := c.c.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return "", nil, err
+	}
+	files, err := parseRights(oob[:oobn])
+	if err != nil {
+		return "", nil, err
+	}
+	if n == 0 && len(files) == 0 {
+		return "", nil, errors.New("connection closed")
+	}
+	return string(buf[:n]), files, nil
+}
+
+func parseRights(oob []byte) ([]*os.File, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("parsing SCM_RIGHTS: %w", err)
+	}
+	var files []*os.File
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			files = append(files, os.NewFile(uintptr(fd), "fdstore"))
+		}
+	}
+	return files, nil
+}
+
+// call sends a request and reads its "ok ARG" answer.
+func (c *conn) call(msg string, files ...*os.File) (string, error) {
+	if err := c.send(msg, files...); err != nil {
+		return "", fmt.Errorf("%s: sending to the holder: %w", op(msg), err)
+	}
+	ans, extra, err := c.recv()
+	closeAll(extra)
+	if err != nil {
+		return "", fmt.Errorf("%s: the holder's answer: %w", op(msg), err)
+	}
+	return answer(op(msg), ans)
+}
+
+// answer turns "ok ARG" into ARG and "error MSG" into an error.
+func answer(op, ans string) (string, error) {
+	if arg, ok := strings.CutPrefix(ans, "ok"); ok {
+		return strings.TrimPrefix(arg, " "), nil
+	}
+	if msg, ok := strings.CutPrefix(ans, "error "); ok {
+		return "", fmt.Errorf("%s: %s", op, msg)
+	}
+	return "", fmt.Errorf("%s: unexpected answer %q from the holder", op, ans)
+}
+
+func op(msg string) string {
+	o, _, _ := strings.Cut(msg, " ")
+	return o
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// CheckKey refuses a key that cannot travel in a message line.
+func CheckKey(key string) error {
+	if key == "" || strings.ContainsAny(key, " \n") {
+		return fmt.Errorf("fd key %q: use a non-empty key without spaces", key)
+	}
+	return nil
+}
