@@ -18,6 +18,14 @@ type Client struct {
 	mu   sync.Mutex
 	c    *conn
 	held map[string]*os.File // the worker's copies, by key
+	pid  int                 // the holder's pid, once WatchHolder knows it
+}
+
+// HolderPid is the pid of the current holder (0 before WatchHolder runs).
+func (cl *Client) HolderPid() int {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.pid
 }
 
 // NewClient talks to the holder over the socketpair end f.

@@ -11,9 +11,14 @@ import (
 )
 
 // WorkerArgs are the arguments (after the program name) that start a
-// worker; the worker finds its holder connection on fd 3 and, for the
-// first worker of a `--detach`, the readiness pipe on fd 4.
+// worker; the worker finds its holder connection on fd 3 and, with
+// --ready (the first worker of a started daemon), the readiness pipe on
+// fd 4.
 var WorkerArgs = []string{"daemon", "--worker"}
+
+// HolderArgs are the arguments that start a holder; a holder started by a
+// worker gets --resume naming that worker.
+var HolderArgs = []string{"daemon", "--holder"}
 
 // spawn starts a worker of the holder's own binary with a new socketpair.
 func (h *Holder) spawn() (*worker, error) {
@@ -29,12 +34,13 @@ func (h *Holder) spawn() (*worker, error) {
 	ready := h.Ready
 	h.Ready = nil
 	h.mu.Unlock()
-	if ready != nil {
-		files = append(files, ready)
-		defer ready.Close()
-	}
 	args := append([]string{"lkc"}, WorkerArgs...)
 	args = append(args, fmt.Sprintf("--holder-pid=%d", os.Getpid()))
+	if ready != nil {
+		files = append(files, ready)
+		args = append(args, "--ready")
+		defer ready.Close()
+	}
 	pidfd := -1
 	p, err := os.StartProcess("/proc/self/exe", args, &os.ProcAttr{
 		Files: files,
@@ -43,14 +49,15 @@ func (h *Holder) spawn() (*worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting a worker: %w", err)
 	}
+	pid := p.Pid
 	p.Release() // reaped through the pidfd
 	c, err := newConn(mine)
 	if err != nil {
 		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 		return nil, err
 	}
-	h.Logf("started worker %d", p.Pid)
-	return &worker{pid: p.Pid, pidfd: pidfd, conn: c, started: time.Now()}, nil
+	h.Logf("started worker %d", pid)
+	return &worker{pid: pid, pidfd: pidfd, conn: c, started: time.Now()}, nil
 }
 
 // waitPidfd blocks until the process behind pidfd has exited.

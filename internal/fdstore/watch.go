@@ -21,6 +21,7 @@ func (cl *Client) WatchHolder(ctx context.Context, holderPid int, logf func(stri
 		unix.Close(pidfd)
 		err = unix.ESRCH
 	}
+	cl.setPid(holderPid)
 	for ctx.Err() == nil {
 		if err == nil {
 			waitPidfd(pidfd)
@@ -51,7 +52,8 @@ func (cl *Client) startHolder() (int, error) {
 	defer theirs.Close()
 	st, _ := json.Marshal(&Resume{Worker: &ResumeWorker{Pid: os.Getpid(), Pidfd: -1, Conn: 3}})
 	pidfd := -1
-	p, err := os.StartProcess("/proc/self/exe", []string{"lkc", "daemon", "--holder", "--resume=" + string(st)}, &os.ProcAttr{
+	args := append([]string{"lkc"}, HolderArgs...)
+	p, err := os.StartProcess("/proc/self/exe", append(args, "--resume="+string(st)), &os.ProcAttr{
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr, theirs},
 		Sys:   &syscall.SysProcAttr{Setsid: true, PidFD: &pidfd},
 	})
@@ -59,9 +61,17 @@ func (cl *Client) startHolder() (int, error) {
 		mine.Close()
 		return -1, fmt.Errorf("starting a holder: %w", err)
 	}
+	pid := p.Pid
 	p.Release()
+	cl.setPid(pid)
 	if err := cl.Redeposit(mine); err != nil {
-		return pidfd, fmt.Errorf("depositing fds in holder %d: %w", p.Pid, err)
+		return pidfd, fmt.Errorf("depositing fds in holder %d: %w", pid, err)
 	}
 	return pidfd, nil
+}
+
+func (cl *Client) setPid(pid int) {
+	cl.mu.Lock()
+	cl.pid = pid
+	cl.mu.Unlock()
 }

@@ -1,0 +1,249 @@
+package fdstore
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The test binary takes the daemon's two roles, as lkc does: TestMain
+// runs a holder or a test worker when started with HolderArgs or
+// WorkerArgs (the holder starts its workers from /proc/self/exe).
+func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == "daemon" {
+		os.Exit(role(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+func role(args []string) int {
+	dir := os.Getenv("FDSTORE_TEST_DIR")
+	var resume string
+	holderPid := 0
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--resume="); ok {
+			resume = v
+		}
+		if v, ok := strings.CutPrefix(a, "--holder-pid="); ok {
+			holderPid, _ = strconv.Atoi(v)
+		}
+	}
+	var err error
+	if args[0] == "--holder" {
+		var st *Resume
+		if resume != "" {
+			st, _ = ParseResume(resume)
+		}
+		h := &Holder{Dir: dir, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "holder: "+f+"\n", a...) }}
+		err = h.Run(st)
+	} else {
+		err = testWorker(dir, holderPid)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// testWorker is a worker whose only state is a pipe kept in the holder:
+// the first worker makes it and writes a line into it; each later worker
+// reads that line back through the fd it took, writes it in again and
+// reports it on the test's fifo.
+func testWorker(dir string, holderPid int) error {
+	cl, err := NewClient(os.NewFile(3, "holder"))
+	if err != nil {
+		return err
+	}
+	taken, err := cl.Take()
+	if err != nil {
+		return err
+	}
+	got := "new"
+	if r, w := taken["pipe-r"], taken["pipe-w"]; r != nil && w != nil {
+		line, err := bufio.NewReader(r).ReadString('\n')
+		if err != nil {
+			return err
+		}
+		got = strings.TrimSpace(line)
+		fmt.Fprintln(w, got)
+	} else {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "written-by-%d\n", os.Getpid())
+		if err := cl.Put("pipe-r", r); err != nil {
+			return err
+		}
+		if err := cl.Put("pipe-w", w); err != nil {
+			return err
+		}
+	}
+	go cl.WatchHolder(context.Background(), holderPid, func(string, ...any) {})
+	if err := WritePid(dir, "worker.pid"); err != nil {
+		return err
+	}
+	if err := cl.Ready(); err != nil {
+		return err
+	}
+	report, err := os.OpenFile(filepath.Join(dir, "report"), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(report, "%d %s\n", os.Getpid(), got)
+	report.Close()
+	select {}
+}
+
+// daemonUnderTest is a holder of the test binary and its reports.
+type daemonUnderTest struct {
+	t      *testing.T
+	dir    string
+	report *bufio.Reader
+	pids   []int // every holder and worker seen
+}
+
+func startHolder(t *testing.T) *daemonUnderTest {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "report")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Read-write, so the fifo never reports EOF between workers.
+	f, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	cmd := exec.Command("/proc/self/exe", HolderArgs...)
+	cmd.Env = append(os.Environ(), "FDSTORE_TEST_DIR="+dir)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	d := &daemonUnderTest{t: t, dir: dir, report: bufio.NewReader(f), pids: []int{cmd.Process.Pid}}
+	t.Cleanup(d.killAll)
+	f.SetReadDeadline(time.Now().Add(30 * time.Second))
+	return d
+}
+
+// next waits for the next worker's report: its pid and what it read.
+func (d *daemonUnderTest) next() (int, string) {
+	d.t.Helper()
+	line, err := d.report.ReadString('\n')
+	if err != nil {
+		d.t.Fatalf("waiting for a worker: %v", err)
+	}
+	pid, what, _ := strings.Cut(strings.TrimSpace(line), " ")
+	n, _ := strconv.Atoi(pid)
+	d.pids = append(d.pids, n)
+	return n, what
+}
+
+func (d *daemonUnderTest) pid(name string) int {
+	b, err := os.ReadFile(filepath.Join(d.dir, name))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	d.pids = append(d.pids, n)
+	return n
+}
+
+// killAll stops the holder and its worker first, so that neither can
+// restart the other, then kills both.
+func (d *daemonUnderTest) killAll() {
+	var pidfds []int
+	pids := d.pids
+	for _, name := range []string{"holder.pid", "worker.pid"} {
+		b, _ := os.ReadFile(filepath.Join(d.dir, name))
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			pids = append(pids, n)
+		}
+	}
+	self, _ := os.Readlink("/proc/self/exe")
+	for _, n := range pids {
+		// Only this test binary's processes: a pid seen earlier may be
+		// another's by now.
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", n)); exe != self {
+			continue
+		}
+		if fd, err := unix.PidfdOpen(n, 0); err == nil {
+			unix.PidfdSendSignal(fd, unix.SIGSTOP, nil, 0)
+			pidfds = append(pidfds, fd)
+		}
+	}
+	for _, fd := range pidfds {
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		waitPidfd(fd)
+		unix.Close(fd)
+	}
+}
+
+func kill(t *testing.T, pid int) {
+	t.Helper()
+	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+		t.Fatalf("kill %d: %v", pid, err)
+	}
+}
+
+func TestWorkerKilledSuccessorTakesTheSamePipe(t *testing.T) {
+	d := startHolder(t)
+	first, what := d.next()
+	if what != "new" {
+		t.Fatalf("first worker took %q, want a fresh start", what)
+	}
+	for i := 0; i < 3; i++ {
+		prev := d.pid("worker.pid")
+		kill(t, prev)
+		pid, got := d.next()
+		if pid == prev || got != fmt.Sprintf("written-by-%d", first) {
+			t.Fatalf("worker %d after killing %d read %q through the held pipe, want written-by-%d", pid, prev, got, first)
+		}
+	}
+}
+
+func TestHolderKilledWorkerStartsANewOne(t *testing.T) {
+	d := startHolder(t)
+	first, _ := d.next()
+	holder := d.pid("holder.pid")
+	kill(t, holder)
+	// The worker starts a new holder and deposits its fds in it; wait for
+	// holder.pid to change (the new holder writes it first thing).
+	deadline := time.Now().Add(10 * time.Second)
+	for d.pid("holder.pid") == holder {
+		if time.Now().After(deadline) {
+			t.Fatal("no new holder 10 s after the holder was killed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Keys answers once the fds are deposited (the worker deposits
+	// before anything else reaches the new holder).
+	kill(t, first)
+	pid, got := d.next()
+	if got != fmt.Sprintf("written-by-%d", first) {
+		t.Fatalf("worker %d under the new holder read %q, want written-by-%d", pid, got, first)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	want := []time.Duration{0, 0, 100 * time.Millisecond, time.Second, 5 * time.Second, 5 * time.Second}
+	for n, w := range want {
+		if got := backoff(n); got != w {
+			t.Errorf("backoff(%d) = %v, want %v", n, got, w)
+		}
+	}
+}
