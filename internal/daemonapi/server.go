@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,7 +61,9 @@ func (s *Server) Serve(ctx context.Context, l *net.UnixListener) error {
 // daemon runs as root), then answers requests until the peer hangs
 // up or ctx ends.
 func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
-	stop := context.AfterFunc(ctx, func() { c.Close() })
+	// When the worker drains, a waiting read ends, but an answer being
+	// computed is still written.
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })
 	defer stop()
 	peer, err := peerOf(c)
 	if me := os.Geteuid(); err == nil && peer.Uid != me {

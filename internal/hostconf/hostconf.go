@@ -118,3 +118,12 @@ func (c *Conf) DaemonDirectory() string {
 	}
 	return c.DaemonDir
 }
+
+// LogPath is the daemon's log: daemon.log in $LKC_DAEMON_DIR when that is
+// set (a test's daemon logs beside its run directory), else daemon.log.
+func (c *Conf) LogPath() string {
+	if d := os.Getenv("LKC_DAEMON_DIR"); d != "" {
+		return d + "/daemon.log"
+	}
+	return c.DaemonLog
+}

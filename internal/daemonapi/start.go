@@ -1,0 +1,152 @@
+package daemonapi
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lkc-containers/lkc/internal/hostconf"
+	"golang.org/x/sys/unix"
+)
+
+// StartTimeout bounds how long a starter waits for the daemon to serve.
+const StartTimeout = 5 * time.Second
+
+// Ensure connects to the daemon of c, starting it first when it is not
+// running, daemon.autostart allows it and starting it here is safe (see
+// CanStart). It fails with one line naming what is missing otherwise.
+func Ensure(c *hostconf.Conf) (*Client, error) {
+	dir := c.DaemonDirectory()
+	cl, err := Dial(dir)
+	if err == nil || !errors.Is(err, ErrNotRunning) {
+		return cl, err
+	}
+	hint := "(start it: lkc daemon --detach, or systemctl start lkc-daemon)"
+	if !c.Autostart {
+		return nil, fmt.Errorf("%w and daemon.autostart is false %s", ErrNotRunning, hint)
+	}
+	if why := CanStart(); why != "" {
+		return nil, fmt.Errorf("%w and lkc does not start it from here: %s %s", ErrNotRunning, why, hint)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("starting lkc daemon: %w", err)
+	}
+	if err := Start(dir, exe, c.LogPath()); err != nil {
+		return nil, err
+	}
+	return Dial(dir)
+}
+
+// CanStart says why this process must not start the daemon ("" when it
+// may): it must be root in the host's user, mount, pid and network
+// namespaces, or the daemon would serve a world the containers are not
+// in (and the proc connector works only in the initial network namespace).
+func CanStart() string {
+	if os.Geteuid() != 0 {
+		return "not root"
+	}
+	for _, ns := range []string{"user", "mnt", "pid", "net"} {
+		mine, err1 := os.Readlink("/proc/self/ns/" + ns)
+		host, err2 := os.Readlink("/proc/1/ns/" + ns)
+		if err1 != nil || err2 != nil || mine != host {
+			return "not in the host's " + ns + " namespace"
+		}
+	}
+	return ""
+}
+
+// Start starts a daemon in dir from exe, unless one serves there already,
+// and returns once its worker serves. The start.lock flock makes racing
+// starters start one daemon: the others find it serving. The holder runs
+// in its own session with its output in logPath; its first worker writes
+// "ok" on the pipe on the holder's fd 3 when it serves (no polling).
+func Start(dir, exe, logPath string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating daemon directory: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "start.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening start.lock: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("locking start.lock: %w", err)
+	}
+	if cl, err := Dial(dir); err == nil {
+		cl.Close()
+		return nil
+	}
+	if systemdUnit(dir) {
+		out, err := exec.Command("systemctl", "start", "lkc-daemon.service").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("systemctl start lkc-daemon.service: %v: %s", err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	return spawn(exe, logPath)
+}
+
+// spawn starts `exe daemon --holder` with a readiness pipe and waits on it.
+func spawn(exe, logPath string) error {
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
+		return fmt.Errorf("creating log directory: %w", err)
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening daemon log: %w", err)
+	}
+	defer logf.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	cmd := exec.Command(exe, "daemon", "--holder", "--ready-fd=3")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("starting lkc daemon: %w", err)
+	}
+	go cmd.Wait() // reaps a holder that fails early; a running one outlives us
+	r.SetReadDeadline(time.Now().Add(StartTimeout))
+	buf := make([]byte, 4096)
+	n, err := r.Read(buf)
+	msg := strings.TrimSpace(string(buf[:n]))
+	switch {
+	case msg == "ok":
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		msg = fmt.Sprintf("it did not serve within %v", StartTimeout)
+	case msg == "":
+		msg = "it exited before it served"
+	}
+	return fmt.Errorf("lkc daemon did not start: %s (log: %s)", msg, logPath)
+}
+
+// systemdUnit says whether systemd should start the daemon: PID 1 is
+// systemd, the unit exists and dir is the unit's (the default). Then the
+// daemon does not land in the caller's cgroup scope, whose stop would
+// kill it.
+func systemdUnit(dir string) bool {
+	if dir != hostconf.Default().DaemonDir {
+		return false
+	}
+	if _, err := os.Stat("/run/systemd/system"); err != nil {
+		return false
+	}
+	for _, d := range []string{"/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"} {
+		if _, err := os.Stat(filepath.Join(d, "lkc-daemon.service")); err == nil {
+			return true
+		}
+	}
+	return false
+}
