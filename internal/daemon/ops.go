@@ -1,0 +1,158 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/lkc-containers/lkc/internal/daemonapi"
+	"github.com/lkc-containers/lkc/internal/hostconf"
+	"github.com/lkc-containers/lkc/internal/registry"
+)
+
+// adoptMu serializes adopt and release, so services see one at a time.
+var adoptMu sync.Mutex
+
+// handle answers one control request.
+func (w *worker) handle(_ context.Context, op string, body json.RawMessage, peer daemonapi.Peer) (any, error) {
+	switch op {
+	case daemonapi.OpStatus:
+		return w.status()
+	case daemonapi.OpAdopt:
+		var a daemonapi.Adopt
+		if err := daemonapi.Unbody(body, &a); err != nil {
+			return nil, err
+		}
+		w.logf("adopt %s in %s %+v (pid %d)", a.ID, a.Root, a.Features, peer.Pid)
+		return w.adopt(&a)
+	case daemonapi.OpRelease:
+		var c daemonapi.Container
+		if err := daemonapi.Unbody(body, &c); err != nil {
+			return nil, err
+		}
+		w.logf("release %s in %s (pid %d)", c.ID, c.Root, peer.Pid)
+		return nil, w.release(c.Root, c.ID)
+	case daemonapi.OpReload:
+		w.logf("reload (pid %d)", peer.Pid)
+		return nil, w.reload()
+	case daemonapi.OpUpgrade:
+		var u daemonapi.Upgrade
+		if err := daemonapi.Unbody(body, &u); err != nil {
+			return nil, err
+		}
+		w.logf("upgrade to %s (pid %d)", u.Exe, peer.Pid)
+		return w.upgrade(u.Exe)
+	case daemonapi.OpStop:
+		w.logf("stop (pid %d)", peer.Pid)
+		return w.stop()
+	}
+	return nil, daemonapi.Errorf(daemonapi.ClassNotSupported, fmt.Sprintf("unknown operation %q", op))
+}
+
+func (w *worker) status() (*daemonapi.Status, error) {
+	held, err := w.store.Keys()
+	if err != nil {
+		return nil, err
+	}
+	s := &daemonapi.Status{Build: w.Build, Version: daemonapi.Version, HolderPid: w.store.HolderPid(),
+		WorkerPid: os.Getpid(), Services: []string{}, Held: held, Containers: []daemonapi.Served{}}
+	for _, sv := range w.services {
+		s.Services = append(s.Services, sv.Name())
+	}
+	for _, e := range w.reg.Entries() {
+		s.Containers = append(s.Containers, daemonapi.Served{Container: daemonapi.Container{Root: e.Root, ID: e.ID},
+			Slot: e.Slot, Gen: e.Gen, Features: e.Features})
+	}
+	return s, nil
+}
+
+// adopt registers a container and has every service take it on; a
+// feature no service provides refuses the adopt and undoes it.
+func (w *worker) adopt(a *daemonapi.Adopt) (*daemonapi.AdoptReply, error) {
+	adoptMu.Lock()
+	defer adoptMu.Unlock()
+	e, err := w.reg.Adopt(a.Root, a.ID, a.Features)
+	if err != nil {
+		return nil, daemonapi.Errorf(daemonapi.ClassInvalid, err.Error())
+	}
+	reply := &daemonapi.AdoptReply{Slot: e.Slot, Gen: e.Gen}
+	done := 0
+	for _, s := range w.services {
+		if err = s.Adopt(e, reply); err != nil {
+			err = fmt.Errorf("%s: %w", s.Name(), err)
+			break
+		}
+		done++
+	}
+	if err == nil {
+		if m := a.Features.Missing(reply.Features); m != "" {
+			err = daemonapi.Errorf(daemonapi.ClassNotSupported, m+" needs a service this lkc daemon does not run")
+		}
+	}
+	if err != nil {
+		for _, s := range w.services[:done] {
+			s.Release(e)
+		}
+		w.reg.Release(a.Root, a.ID)
+		return nil, err
+	}
+	return reply, nil
+}
+
+func (w *worker) release(root, id string) error {
+	adoptMu.Lock()
+	defer adoptMu.Unlock()
+	e, err := w.reg.Release(root, id)
+	if errors.Is(err, registry.ErrNotServed) {
+		return daemonapi.Errorf(daemonapi.ClassNotExist, err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	for _, s := range w.services {
+		s.Release(e)
+	}
+	return nil
+}
+
+// reload reads lkc.conf again; a file that does not parse keeps the old
+// configuration.
+func (w *worker) reload() error {
+	conf, err := hostconf.Load()
+	if err != nil {
+		return daemonapi.Errorf(daemonapi.ClassInvalid, err.Error()+" (the daemon keeps its configuration)")
+	}
+	adoptMu.Lock()
+	w.deps.Conf = conf
+	adoptMu.Unlock()
+	return nil
+}
+
+// upgrade asks the holder to re-execute exe; it answers once exe's worker
+// serves, then this worker drains and exits.
+func (w *worker) upgrade(exe string) (*daemonapi.UpgradeReply, error) {
+	pid, err := w.store.Upgrade(exe)
+	if err != nil {
+		return nil, daemonapi.Errorf(daemonapi.ClassInvalid, err.Error())
+	}
+	w.cancel()
+	return &daemonapi.UpgradeReply{WorkerPid: pid}, nil
+}
+
+// stop makes the holder exit with this worker, which drains and exits;
+// the socket and pid files go first, so that new clients see no daemon.
+func (w *worker) stop() (*daemonapi.StopReply, error) {
+	holder, err := w.store.Stop()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{daemonapi.SocketName, "worker.pid", "holder.pid"} {
+		os.Remove(filepath.Join(w.Dir, name))
+	}
+	w.cancel()
+	return &daemonapi.StopReply{HolderPid: holder, WorkerPid: os.Getpid()}, nil
+}

@@ -1,0 +1,153 @@
+// Package daemon is the worker of `lkc daemon`: it reads the host
+// configuration, takes the fds its holder kept, rebuilds the registry and
+// wires the services to it and to the control protocol. Its one reason to
+// change is which services run and in which order they start; the work is
+// theirs (internal/service).
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/lkc-containers/lkc/internal/daemonapi"
+	"github.com/lkc-containers/lkc/internal/fdstore"
+	"github.com/lkc-containers/lkc/internal/hostconf"
+	"github.com/lkc-containers/lkc/internal/registry"
+	"github.com/lkc-containers/lkc/internal/service"
+)
+
+// services are the services the worker runs, in start order.
+var services []service.Service
+
+// Options are what the holder gives a worker.
+type Options struct {
+	Dir       string   // the run directory
+	HolderPid int      // the holder, watched by pidfd
+	Holder    *os.File // the holder connection (fd 3)
+	Ready     *os.File // the readiness pipe of a --detach start, or nil
+	Build     string   // the build id hello answers
+}
+
+// worker is one running worker.
+type worker struct {
+	Options
+	store    *fdstore.Client
+	reg      *registry.Registry
+	deps     *service.Deps
+	services []service.Service
+	cancel   context.CancelFunc
+	logf     func(string, ...any)
+}
+
+// Run runs a worker until it is stopped, upgraded away or signalled
+// (SIGTERM drains it: control connections finish their request).
+func Run(o Options) error {
+	w := &worker{Options: o, services: services}
+	w.logf = log.New(os.Stderr, fmt.Sprintf("lkc worker %d: ", os.Getpid()), log.LstdFlags|log.Lmicroseconds).Printf
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	w.cancel = cancel
+	l, err := w.start(ctx)
+	if err != nil {
+		if o.Ready != nil {
+			fmt.Fprintf(o.Ready, "%v\n", err)
+		}
+		return err
+	}
+	if o.Ready != nil {
+		o.Ready.WriteString("ok\n")
+		o.Ready.Close()
+	}
+	w.logf("serving on %s", filepath.Join(o.Dir, daemonapi.SocketName))
+	srv := &daemonapi.Server{Build: o.Build, Handle: w.handle, Logf: w.logf}
+	err = srv.Serve(ctx, l)
+	w.logf("exiting")
+	return err
+}
+
+// start does the worker's start-up in the order of docs/daemon.md and
+// tells the holder it serves.
+func (w *worker) start(ctx context.Context) (*net.UnixListener, error) {
+	conf, err := hostconf.Load()
+	if err != nil {
+		return nil, err
+	}
+	if w.store, err = fdstore.NewClient(w.Holder); err != nil {
+		return nil, err
+	}
+	taken, err := w.store.Take()
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(taken)
+	l, err := w.control(taken)
+	if err != nil {
+		return nil, err
+	}
+	if w.reg, err = registry.Open(w.Dir); err != nil {
+		return nil, err
+	}
+	w.deps = &service.Deps{Registry: w.reg, Store: w.store, Taken: taken, Dir: w.Dir, Conf: conf, Logf: w.logf}
+	for _, s := range w.services {
+		if err := s.Start(ctx, w.deps); err != nil {
+			return nil, fmt.Errorf("starting service %s: %w", s.Name(), err)
+		}
+	}
+	go w.store.WatchHolder(ctx, w.HolderPid, w.logf)
+	if err := fdstore.WritePid(w.Dir, "worker.pid"); err != nil {
+		return nil, err
+	}
+	return l, w.store.Ready()
+}
+
+// control returns the control socket's listener: the one the holder
+// kept (so connections queue in its backlog while no worker runs), else
+// a new one, given to the holder.
+func (w *worker) control(taken map[string]*os.File) (*net.UnixListener, error) {
+	if f := taken["control"]; f != nil {
+		delete(taken, "control")
+		defer f.Close()
+		l, err := net.FileListener(f)
+		if err != nil {
+			return nil, fmt.Errorf("control socket from the holder: %w", err)
+		}
+		return l.(*net.UnixListener), nil
+	}
+	path := filepath.Join(w.Dir, daemonapi.SocketName)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("removing stale %s: %w", path, err)
+	}
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	l.SetUnlinkOnClose(false) // the holder keeps serving it
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	f, err := l.File()
+	if err == nil {
+		err = w.store.Put("control", f)
+		f.Close()
+	}
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("depositing the control socket: %w", err)
+	}
+	return l, nil
+}
+
+func closeAll(m map[string]*os.File) {
+	for k, f := range m {
+		f.Close()
+		delete(m, k)
+	}
+}
