@@ -43,6 +43,7 @@ func init() {
 		"checkpoint": {cmdCheckpoint, brief, "checkpoint [flags] <container-id>: checkpoint a running container with CRIU"},
 		"create":     {cmdCreate, brief, "create [flags] <container-id>: create a container from a bundle"},
 		"delete":     {cmdDelete, brief, "delete [--force] <container-id>: delete a container"},
+		"daemon":     {cmdDaemon, serving, "daemon [--detach] | daemon status|stop|reload|upgrade: the host daemon (docs/daemon.md)"},
 		"events":     {cmdEvents, serving, "events [--stats] [--interval 5s] <container-id>: print stats and OOM events (JSON lines)"},
 		"exec":       {cmdExec, forwarding, "exec [flags] <container-id> <command> [args...]: run a process in a container"},
 		"features":   {cmdFeatures, brief, "features: print what this lkc supports (JSON)"},
