@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,6 +20,32 @@ type Client struct {
 	c    *conn
 	held map[string]*os.File // the worker's copies, by key
 	pid  int                 // the holder's pid, once WatchHolder knows it
+	// swapped is closed when Redeposit switches to a new holder.
+	swapped chan struct{}
+}
+
+// swapWait bounds how long a call on a dead holder's connection waits
+// for the worker to start the next holder.
+const swapWait = 5 * time.Second
+
+// do runs f on the holder connection under cl.mu. When the holder turns
+// out to be dead, it waits for the next one (WatchHolder starts it) and
+// runs f once more there.
+func (cl *Client) do(f func(c *conn) error) error {
+	for try := 0; ; try++ {
+		cl.mu.Lock()
+		c, swapped := cl.c, cl.swapped
+		err := f(c)
+		cl.mu.Unlock()
+		if err == nil || try > 0 || !broken(err) {
+			return err
+		}
+		select {
+		case <-swapped:
+		case <-time.After(swapWait):
+			return err
+		}
+	}
 }
 
 // HolderPid is the pid of the current holder (0 before WatchHolder runs).
@@ -35,7 +62,7 @@ func NewClient(f *os.File) (*Client, error) {
 		return nil, err
 	}
 	f.Close()
-	return &Client{c: c, held: map[string]*os.File{}}, nil
+	return &Client{c: c, held: map[string]*os.File{}, swapped: make(chan struct{})}, nil
 }
 
 // Put gives the holder a copy of f under key (replacing any fd it had
@@ -48,44 +75,55 @@ func (cl *Client) Put(key string, f *os.File) error {
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	if _, err := cl.c.call("put "+key, cp); err != nil {
+	err = cl.do(func(c *conn) error {
+		if _, err := c.call("put "+key, cp); err != nil {
+			return err
+		}
+		if old := cl.held[key]; old != nil {
+			old.Close()
+		}
+		cl.held[key] = cp
+		return nil
+	})
+	if err != nil {
 		cp.Close()
-		return err
 	}
-	if old := cl.held[key]; old != nil {
-		old.Close()
-	}
-	cl.held[key] = cp
-	return nil
+	return err
 }
 
 // Drop makes the holder close its fd under key.
 func (cl *Client) Drop(key string) error {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	if _, err := cl.c.call("drop " + key); err != nil {
-		return err
-	}
-	if f := cl.held[key]; f != nil {
-		f.Close()
-		delete(cl.held, key)
-	}
-	return nil
+	return cl.do(func(c *conn) error {
+		if _, err := c.call("drop " + key); err != nil {
+			return err
+		}
+		if f := cl.held[key]; f != nil {
+			f.Close()
+			delete(cl.held, key)
+		}
+		return nil
+	})
 }
 
 // Take returns a copy of every fd the holder keeps, by key; the caller
 // owns the files. A worker calls it at start.
 func (cl *Client) Take() (map[string]*os.File, error) {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	if err := cl.c.send("take"); err != nil {
+	var out map[string]*os.File
+	err := cl.do(func(c *conn) error {
+		var err error
+		out, err = cl.take(c)
+		return err
+	})
+	return out, err
+}
+
+func (cl *Client) take(c *conn) (map[string]*os.File, error) {
+	if err := c.send("take"); err != nil {
 		return nil, fmt.Errorf("take: %w", err)
 	}
 	out := map[string]*os.File{}
 	for {
-		msg, files, err := cl.c.recv()
+		msg, files, err := c.recv()
 		if err == nil && msg == "end" {
 			return out, cl.keep(out)
 		}
@@ -93,7 +131,10 @@ func (cl *Client) Take() (map[string]*os.File, error) {
 		if err != nil || !ok || len(strings.Split(keys, "\n")) != len(files) {
 			closeAll(files)
 			closeMap(out)
-			return nil, fmt.Errorf("take: bad answer %.40q from the holder (%v)", msg, err)
+			if err != nil {
+				return nil, fmt.Errorf("take: %w", err)
+			}
+			return nil, fmt.Errorf("take: bad answer %.40q from the holder", msg)
 		}
 		for i, k := range strings.Split(keys, "\n") {
 			out[k] = files[i]
@@ -118,26 +159,20 @@ func (cl *Client) keep(taken map[string]*os.File) error {
 
 // Keys lists the keys of the fds the holder keeps.
 func (cl *Client) Keys() ([]string, error) {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	ans, err := cl.c.call("keys")
+	ans, err := cl.simple("keys")
 	return strings.Fields(ans), err
 }
 
 // Ready tells the holder the worker serves.
 func (cl *Client) Ready() error {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	_, err := cl.c.call("ready")
+	_, err := cl.simple("ready")
 	return err
 }
 
 // Upgrade asks the holder to re-execute exe; it returns the pid of exe's
 // worker once that worker serves.
 func (cl *Client) Upgrade(exe string) (int, error) {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	ans, err := cl.c.call("upgrade " + exe)
+	ans, err := cl.simple("upgrade " + exe)
 	if err != nil {
 		return 0, err
 	}
@@ -147,13 +182,22 @@ func (cl *Client) Upgrade(exe string) (int, error) {
 // Stop tells the holder to exit with the worker instead of restarting it;
 // it returns the holder's pid.
 func (cl *Client) Stop() (int, error) {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	ans, err := cl.c.call("stop")
+	ans, err := cl.simple("stop")
 	if err != nil {
 		return 0, err
 	}
 	return strconv.Atoi(ans)
+}
+
+// simple runs a request without fds.
+func (cl *Client) simple(msg string) (string, error) {
+	var ans string
+	err := cl.do(func(c *conn) error {
+		var err error
+		ans, err = c.call(msg)
+		return err
+	})
+	return ans, err
 }
 
 // Redeposit switches to a new holder (its socketpair end f) and gives it
@@ -168,6 +212,10 @@ func (cl *Client) Redeposit(f *os.File) error {
 	defer cl.mu.Unlock()
 	cl.c.c.Close()
 	cl.c = c
+	defer func() {
+		close(cl.swapped)
+		cl.swapped = make(chan struct{})
+	}()
 	var errs []error
 	for k, fd := range cl.held {
 		if _, err := c.call("put "+k, fd); err != nil {

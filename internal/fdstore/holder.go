@@ -232,7 +232,6 @@ func (h *Holder) ready(w *worker) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	w.ready = true
-	h.deaths = 0
 	if h.old != nil && w == h.worker {
 		h.Logf("worker %d of the new binary serves; worker %d drains", w.pid, h.old.pid)
 		h.old.conn.send("ok " + strconv.Itoa(w.pid))

@@ -28,6 +28,14 @@ const maxFds = 253
 // maxPacket bounds one message's text (keys of a full batch fit).
 const maxPacket = 64 << 10
 
+// errClosed is a read of a connection whose other end is gone.
+var errClosed = errors.New("connection closed")
+
+// broken says whether err means the holder is gone (not that it refused).
+func broken(err error) bool {
+	return errors.Is(err, errClosed) || errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, net.ErrClosed)
+}
+
 // conn is one end of the holder <-> worker socketpair.
 type conn struct{ c *net.UnixConn }
 
@@ -71,7 +79,7 @@ func (c *conn) recv() (string, []*os.File, error) {
 		return "", nil, err
 	}
 	if n == 0 && len(files) == 0 {
-		return "", nil, errors.New("connection closed")
+		return "", nil, errClosed
 	}
 	return string(buf[:n]), files, nil
 }
