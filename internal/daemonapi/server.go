@@ -69,16 +69,18 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 	if me := os.Geteuid(); err == nil && peer.Uid != me {
 		err = Errorf(ClassPermission, fmt.Sprintf("the lkc daemon serves uid %d only (peer pid %d has uid %d)", me, peer.Pid, peer.Uid))
 	}
-	if err != nil {
-		s.Logf("control connection refused: %v", err)
-		send(c, &Response{V: Version, Error: err.Error(), Class: classOf(err)})
-		return
-	}
 	buf := make([]byte, MaxMessage+1)
 	helloed := false
 	for {
-		n, _, _, _, err := c.ReadMsgUnix(buf, nil)
-		if err != nil || n == 0 {
+		n, _, _, _, rerr := c.ReadMsgUnix(buf, nil)
+		if rerr != nil || n == 0 {
+			return
+		}
+		if err != nil {
+			// Refused: answer the first request (so the peer reads why
+			// rather than a reset connection) and hang up.
+			s.Logf("control connection refused: %v", err)
+			send(c, &Response{V: Version, Error: err.Error(), Class: classOf(err)})
 			return
 		}
 		var req Request

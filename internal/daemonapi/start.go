@@ -44,21 +44,36 @@ func Ensure(c *hostconf.Conf) (*Client, error) {
 }
 
 // CanStart says why this process must not start the daemon ("" when it
-// may): it must be root in the host's user, mount, pid and network
+// may): it must be root in the host's user, pid, mount and network
 // namespaces, or the daemon would serve a world the containers are not
-// in (and the proc connector works only in the initial network namespace).
+// in (and the proc connector works only in the initial network
+// namespace). The initial user and pid namespaces have fixed inode
+// numbers; mount and network are compared with PID 1's when PID 1 lets
+// root read them (a guarded PID 1 hides them; then they are not checked).
 func CanStart() string {
 	if os.Geteuid() != 0 {
 		return "not root"
 	}
-	for _, ns := range []string{"user", "mnt", "pid", "net"} {
-		mine, err1 := os.Readlink("/proc/self/ns/" + ns)
-		host, err2 := os.Readlink("/proc/1/ns/" + ns)
-		if err1 != nil || err2 != nil || mine != host {
+	for ns, ino := range initialNS {
+		if readNS("self", ns) != ino {
+			return "not in the host's " + ns + " namespace"
+		}
+	}
+	for _, ns := range []string{"mnt", "net"} {
+		if host := readNS("1", ns); host != "" && readNS("self", ns) != host {
 			return "not in the host's " + ns + " namespace"
 		}
 	}
 	return ""
+}
+
+// initialNS are the fixed links of the kernel's initial namespaces
+// (PROC_USER_INIT_INO, PROC_PID_INIT_INO).
+var initialNS = map[string]string{"user": "user:[4026531837]", "pid": "pid:[4026531836]"}
+
+func readNS(pid, ns string) string {
+	l, _ := os.Readlink("/proc/" + pid + "/ns/" + ns)
+	return l
 }
 
 // Start starts a daemon in dir from exe, unless one serves there already,
