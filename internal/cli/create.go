@@ -80,7 +80,15 @@ func cmdCreate(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	return container.Create(o)
+	release, err := adopt(&o)
+	if err != nil {
+		return err
+	}
+	if err := container.Create(o); err != nil {
+		release()
+		return err
+	}
+	return nil
 }
 
 func cmdRun(g *globals, args []string) error {
@@ -100,7 +108,15 @@ func cmdRun(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	return processExit(container.Run(container.RunOpts{CreateOpts: o, Detach: detach, Keep: keep}))
+	release, err := adopt(&o)
+	if err != nil {
+		return err
+	}
+	code, err := container.Run(container.RunOpts{CreateOpts: o, Detach: detach, Keep: keep})
+	if err != nil || (!detach && !keep) {
+		release() // the container is gone (or was never made)
+	}
+	return processExit(code, err)
 }
 
 // absPath makes a path given on the command line absolute ("" stays "").

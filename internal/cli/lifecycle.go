@@ -123,5 +123,12 @@ func cmdDelete(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	return container.Delete(g.root, rest[0], force, g.warn)
+	dir := servedBy(g.root, rest[0])
+	if err := container.Delete(g.root, rest[0], force, g.warn); err != nil {
+		return err
+	}
+	if dir != "" {
+		releaseFrom(dir, g.root, rest[0])
+	}
+	return nil
 }

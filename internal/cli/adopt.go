@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/lkc-containers/lkc/internal/container"
+	"github.com/lkc-containers/lkc/internal/daemonapi"
+	"github.com/lkc-containers/lkc/internal/hostconf"
+	"github.com/lkc-containers/lkc/internal/state"
+)
+
+// adopt asks the daemon to serve a container being created whose
+// annotations (or the host defaults) ask for a daemon feature, starting
+// the daemon where docs/daemon.md allows. A container that asks for none
+// never touches the daemon. It returns the release that create's failure
+// paths run.
+func adopt(o *container.CreateOpts) (release func(), err error) {
+	conf, err := hostconf.Load()
+	if err != nil {
+		return nil, err
+	}
+	f, err := conf.Features(o.Config.Annotations)
+	if err != nil || !f.Any() {
+		return func() {}, err
+	}
+	if _, err := os.Stat(filepath.Join(o.Root, o.ID)); err == nil {
+		return func() {}, nil // create refuses the existing id; its adopt stands
+	}
+	asked := f.Missing(hostconf.Features{})
+	cl, err := daemonapi.Ensure(conf)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %s needs the lkc daemon: %w", o.ID, asked, err)
+	}
+	defer cl.Close()
+	if _, err := cl.Adopt(o.Root, o.ID, f); err != nil {
+		return nil, fmt.Errorf("container %s: %w", o.ID, err)
+	}
+	return func() { releaseFrom(conf.DaemonDirectory(), o.Root, o.ID) }, nil
+}
+
+// releaseFrom tells the daemon in dir, if one runs, to stop serving a
+// container. Without one there is nothing to do: a daemon that starts
+// later frees the slots of containers that are gone.
+func releaseFrom(dir, root, id string) {
+	cl, err := daemonapi.Dial(dir)
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	cl.Release(root, id)
+}
+
+// servedBy returns the daemon directory when a daemon runs and the
+// container's record asks for a daemon feature ("" otherwise: then its
+// delete never touches the daemon). A host without a daemon pays one stat.
+func servedBy(root, id string) string {
+	conf, err := hostconf.Load()
+	if err != nil {
+		return ""
+	}
+	dir := conf.DaemonDirectory()
+	if _, err := os.Stat(filepath.Join(dir, daemonapi.SocketName)); err != nil {
+		return ""
+	}
+	d, err := state.Peek(root, id)
+	if err != nil {
+		return ""
+	}
+	defer d.Close()
+	s, err := d.Load()
+	if err != nil || s.Config == nil {
+		return ""
+	}
+	if f, err := conf.Features(s.Config.Annotations); err != nil || !f.Any() {
+		return ""
+	}
+	return dir
+}
