@@ -28,6 +28,7 @@ type daemonFlags struct {
 	readyFD        int    // holder: the readiness pipe's fd
 	holderPid      int    // worker: its holder
 	ready          bool   // worker: the readiness pipe is on fd 4
+	predecessor    int    // worker: an upgrade's old worker
 }
 
 func cmdDaemon(g *globals, args []string) error {
@@ -42,6 +43,7 @@ func cmdDaemon(g *globals, args []string) error {
 	fs.IntVar(&f.readyFD, "ready-fd", -1, "")
 	fs.IntVar(&f.holderPid, "holder-pid", 0, "")
 	fs.BoolVar(&f.ready, "ready", false, "")
+	fs.IntVar(&f.predecessor, "predecessor", 0, "")
 	rest, err := parse(fs, args, nargs{min: 0, max: 1}, daemonUsage)
 	if err != nil {
 		return err
@@ -180,7 +182,8 @@ func runWorker(dir string, f *daemonFlags) error {
 		return errors.New("--worker needs --holder-pid (lkc starts workers itself: run lkc daemon)")
 	}
 	unix.CloseOnExec(3)
-	o := daemon.Options{Dir: dir, HolderPid: f.holderPid, Holder: os.NewFile(3, "holder"), Build: Version}
+	o := daemon.Options{Dir: dir, HolderPid: f.holderPid, Holder: os.NewFile(3, "holder"), Build: Version,
+		Predecessor: f.predecessor}
 	if f.ready {
 		unix.CloseOnExec(4)
 		o.Ready = os.NewFile(4, "ready")

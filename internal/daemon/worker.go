@@ -33,6 +33,8 @@ type Options struct {
 	Holder    *os.File // the holder connection (fd 3)
 	Ready     *os.File // the readiness pipe of a --detach start, or nil
 	Build     string   // the build id hello answers
+	// Predecessor is an upgrade's old worker (0: none), see service.Deps.
+	Predecessor int
 }
 
 // worker is one running worker.
@@ -94,7 +96,8 @@ func (w *worker) start(ctx context.Context) (*net.UnixListener, error) {
 	if w.reg, err = registry.Open(w.Dir); err != nil {
 		return nil, err
 	}
-	w.deps = &service.Deps{Registry: w.reg, Store: w.store, Taken: taken, Dir: w.Dir, Conf: conf, Logf: w.logf}
+	w.deps = &service.Deps{Registry: w.reg, Store: w.store, Taken: taken, Dir: w.Dir, Conf: conf, Logf: w.logf,
+		Predecessor: w.Predecessor}
 	for _, s := range w.services {
 		if err := s.Start(ctx, w.deps); err != nil {
 			return nil, fmt.Errorf("starting service %s: %w", s.Name(), err)

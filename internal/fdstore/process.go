@@ -13,7 +13,8 @@ import (
 // WorkerArgs are the arguments (after the program name) that start a
 // worker; the worker finds its holder connection on fd 3 and, with
 // --ready (the first worker of a started daemon), the readiness pipe on
-// fd 4.
+// fd 4. An upgrade's new worker gets --predecessor=PID, the old worker
+// that serves until the new one is ready and then drains.
 var WorkerArgs = []string{"daemon", "--worker"}
 
 // HolderArgs are the arguments that start a holder; a holder started by a
@@ -31,11 +32,14 @@ func (h *Holder) spawn() (*worker, error) {
 	defer mine.Close()
 	files := []*os.File{os.Stdin, os.Stdout, os.Stderr, theirs}
 	h.mu.Lock()
-	ready := h.Ready
+	ready, old := h.Ready, h.old
 	h.Ready = nil
 	h.mu.Unlock()
 	args := append([]string{"lkc"}, WorkerArgs...)
 	args = append(args, fmt.Sprintf("--holder-pid=%d", os.Getpid()))
+	if old != nil {
+		args = append(args, fmt.Sprintf("--predecessor=%d", old.pid))
+	}
 	if ready != nil {
 		files = append(files, ready)
 		args = append(args, "--ready")

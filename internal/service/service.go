@@ -43,6 +43,14 @@ type Deps struct {
 	// files); the worker closes the rest once every service started.
 	Taken map[string]*os.File
 	Dir   string // the daemon's run directory
-	Conf  *hostconf.Conf
-	Logf  func(format string, args ...any)
+	// Conf is the host configuration at start (reload replaces it for
+	// later adopts; a service that caches from it reads it in Start).
+	Conf *hostconf.Conf
+	Logf func(format string, args ...any)
+	// Predecessor is, during an upgrade, the pid of the old worker, which
+	// still serves until this worker is ready and then drains (0: none).
+	// A service that reclaims what a dead server had read (FUSE's
+	// NOTIFY_RESEND) does so once that process has exited, not before:
+	// while it runs it answers what it read.
+	Predecessor int
 }

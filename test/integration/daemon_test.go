@@ -210,6 +210,12 @@ func TestDaemonUpgradeKeepsFds(t *testing.T) {
 	if got := d.controlInode(n.HolderPid); got != sock {
 		t.Fatalf("control socket %s became %s across the upgrade", sock, got)
 	}
+	// The new worker knows which worker drains (its services wait for it
+	// before reclaiming what it had read).
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", n.WorkerPid))
+	if want := fmt.Sprintf("--predecessor=%d", s.WorkerPid); !strings.Contains(string(cmdline), want) {
+		t.Errorf("new worker's command line %q lacks %s", cmdline, want)
+	}
 	// The old worker drained and exited.
 	if err := unix.Kill(s.WorkerPid, 0); err == nil {
 		if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.WorkerPid)); !strings.Contains(string(st), ") Z") {
