@@ -17,9 +17,9 @@ import (
 // commands that forward signals, one per CPU for the servers, and one
 // otherwise.
 func TestGoRuntimeRule(t *testing.T) {
-	gcOn := map[string]bool{"serve": true, "events": true, "migrate": true}
+	gcOn := map[string]bool{"serve": true, "events": true, "migrate": true, "daemon": true}
 	procs := map[string]int{"run": min(2, runtime.NumCPU()), "exec": min(2, runtime.NumCPU()),
-		"serve": runtime.NumCPU(), "events": runtime.NumCPU()}
+		"serve": runtime.NumCPU(), "events": runtime.NumCPU(), "daemon": runtime.NumCPU()}
 	saved := commands
 	gcWas, procsWas := debug.SetGCPercent(100), runtime.GOMAXPROCS(0)
 	t.Cleanup(func() {
