@@ -89,19 +89,24 @@ func (w *worker) start(ctx context.Context) (*net.UnixListener, error) {
 		return nil, err
 	}
 	defer closeAll(taken)
-	l, err := w.control(taken)
-	if err != nil {
-		return nil, err
-	}
 	if w.reg, err = registry.Open(w.Dir); err != nil {
 		return nil, err
 	}
+	ctrl := taken["control"]
+	delete(taken, "control") // the worker's, not a service's
 	w.deps = &service.Deps{Registry: w.reg, Store: w.store, Taken: taken, Dir: w.Dir, Conf: conf, Logf: w.logf,
 		Predecessor: w.Predecessor}
 	for _, s := range w.services {
 		if err := s.Start(ctx, w.deps); err != nil {
+			ctrl.Close()
 			return nil, fmt.Errorf("starting service %s: %w", s.Name(), err)
 		}
+	}
+	// The control socket comes last: a worker that cannot start makes no
+	// socket for clients to wait on.
+	l, err := w.control(ctrl)
+	if err != nil {
+		return nil, err
 	}
 	go w.store.WatchHolder(ctx, w.HolderPid, w.logf)
 	if err := fdstore.WritePid(w.Dir, "worker.pid"); err != nil {
@@ -110,12 +115,11 @@ func (w *worker) start(ctx context.Context) (*net.UnixListener, error) {
 	return l, w.store.Ready()
 }
 
-// control returns the control socket's listener: the one the holder
+// control returns the control socket's listener: held, the one the holder
 // kept (so connections queue in its backlog while no worker runs), else
 // a new one, given to the holder.
-func (w *worker) control(taken map[string]*os.File) (*net.UnixListener, error) {
-	if f := taken["control"]; f != nil {
-		delete(taken, "control")
+func (w *worker) control(held *os.File) (*net.UnixListener, error) {
+	if f := held; f != nil {
 		defer f.Close()
 		l, err := net.FileListener(f)
 		if err != nil {

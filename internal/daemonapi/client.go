@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -21,7 +22,15 @@ type Client struct {
 	seq     uint64
 	Version int    // the version both speak
 	Build   string // the daemon's build
+	// Timeout bounds each call (DefaultTimeout when zero): a connection
+	// made while no worker runs waits in the socket's backlog for the
+	// next one, so a daemon whose workers cannot start must not hang the
+	// CLI.
+	Timeout time.Duration
 }
+
+// DefaultTimeout bounds a call when Client.Timeout is zero.
+const DefaultTimeout = 30 * time.Second
 
 // Dial connects to the daemon in dir and says hello.
 func Dial(dir string) (*Client, error) {
@@ -33,7 +42,7 @@ func Dial(dir string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to lkc daemon: %w", err)
 	}
-	cl := &Client{c: c}
+	cl := &Client{c: c, Timeout: 10 * time.Second}
 	var h HelloReply
 	if err := cl.Call(OpHello, &Hello{Versions: Versions}, &h); err != nil {
 		c.Close()
@@ -42,7 +51,7 @@ func Dial(dir string) (*Client, error) {
 		}
 		return nil, err
 	}
-	cl.Version, cl.Build = h.Version, h.Build
+	cl.Version, cl.Build, cl.Timeout = h.Version, h.Build, 0
 	return cl, nil
 }
 
@@ -53,6 +62,7 @@ func (cl *Client) Close() error { return cl.c.Close() }
 // may be nil). An error answer comes back as an *Error of its class.
 func (cl *Client) Call(op string, in, out any) error {
 	cl.seq++
+	cl.c.SetDeadline(time.Now().Add(cl.timeout()))
 	b, err := body(in)
 	if err != nil {
 		return err
@@ -72,6 +82,9 @@ func (cl *Client) receive(op string, out any) error {
 	n, _, _, _, err := cl.c.ReadMsgUnix(buf, nil)
 	if err == nil && n == 0 {
 		err = errors.New("connection closed")
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%s: lkc daemon did not answer within %v (its log says why)", op, cl.timeout())
 	}
 	if err != nil {
 		return fmt.Errorf("%s: reading lkc daemon's answer: %w", op, err)
@@ -95,8 +108,12 @@ func (cl *Client) receive(op string, out any) error {
 	return nil
 }
 
-// SetDeadline bounds the connection's next calls.
-func (cl *Client) SetDeadline(t time.Time) error { return cl.c.SetDeadline(t) }
+func (cl *Client) timeout() time.Duration {
+	if cl.Timeout == 0 {
+		return DefaultTimeout
+	}
+	return cl.Timeout
+}
 
 // Status asks for the daemon's state.
 func (cl *Client) Status() (*Status, error) {

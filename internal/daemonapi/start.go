@@ -131,7 +131,11 @@ func spawn(exe, logPath string) error {
 	if err != nil {
 		return fmt.Errorf("starting lkc daemon: %w", err)
 	}
-	go cmd.Wait() // reaps a holder that fails early; a running one outlives us
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait() // a running holder outlives us
+		close(exited)
+	}()
 	r.SetReadDeadline(time.Now().Add(StartTimeout))
 	buf := make([]byte, 4096)
 	n, err := r.Read(buf)
@@ -143,6 +147,12 @@ func spawn(exe, logPath string) error {
 		msg = fmt.Sprintf("it did not serve within %v", StartTimeout)
 	case msg == "":
 		msg = "it exited before it served"
+	}
+	// A holder whose first worker failed exits: wait for it, so that a
+	// failed start has left nothing running when it is reported.
+	select {
+	case <-exited:
+	case <-time.After(StartTimeout):
 	}
 	return fmt.Errorf("lkc daemon did not start: %s (log: %s)", msg, logPath)
 }

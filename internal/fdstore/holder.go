@@ -26,8 +26,13 @@ type Holder struct {
 	worker   *worker // the supervised worker
 	old      *worker // during an upgrade: the worker waiting for its successor
 	stopping bool
-	exits    chan *worker
-	deaths   int // quick deaths in a row, for the backoff
+	// started says a starter waits on Ready: until a worker serves, a
+	// worker's death ends the holder (the starter reports the error; a
+	// failed start leaves nothing running).
+	started bool
+	served  bool
+	exits   chan *worker
+	deaths  int // quick deaths in a row, for the backoff
 }
 
 // worker is one worker process as the holder sees it.
@@ -44,6 +49,7 @@ type worker struct {
 func (h *Holder) Run(st *Resume) error {
 	h.fds = map[string]*os.File{}
 	h.exits = make(chan *worker, 4)
+	h.started = h.Ready != nil
 	if err := writePid(h.Dir, "holder.pid"); err != nil {
 		return err
 	}
@@ -74,6 +80,9 @@ func (h *Holder) exited(w *worker) bool {
 		return false
 	case h.stopping:
 		h.Logf("worker %d exited; stopping", w.pid)
+		return true
+	case h.started && !h.served:
+		h.Logf("worker %d exited before it served; giving up the start", w.pid)
 		return true
 	case h.old != nil && !w.ready:
 		// The upgrade's new worker died before it served: the old one
@@ -232,6 +241,7 @@ func (h *Holder) ready(w *worker) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	w.ready = true
+	h.served = true
 	if h.old != nil && w == h.worker {
 		h.Logf("worker %d of the new binary serves; worker %d drains", w.pid, h.old.pid)
 		h.old.conn.send("ok " + strconv.Itoa(w.pid))

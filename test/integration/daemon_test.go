@@ -372,3 +372,18 @@ func TestDaemonBadConfig(t *testing.T) {
 	d.status()
 	d.failLkc(`^lkc: daemon: unknown daemon command "restart"`, "daemon", "restart")
 }
+
+func TestDaemonFailedStartLeavesNothing(t *testing.T) {
+	d := newDaemonEnv(t)
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// A file where the registry's directory goes: the worker cannot start.
+	if err := os.WriteFile(filepath.Join(d.dir, "slots"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.failLkc(`^lkc: daemon: lkc daemon did not start: registry: mkdir .*/slots: not a directory \(log: .*daemon.log\)$`, "daemon", "--detach")
+	if pids := d.processes(); len(pids) != 0 {
+		t.Errorf("a failed start left daemon processes %v", pids)
+	}
+}
