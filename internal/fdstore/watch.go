@@ -38,6 +38,7 @@ func (cl *Client) WatchHolder(ctx context.Context, holderPid int, logf func(stri
 			logf("starting a holder: %v", err)
 			return
 		}
+		logf("holder %d keeps every fd again", cl.HolderPid())
 	}
 }
 
@@ -63,10 +64,10 @@ func (cl *Client) startHolder() (int, error) {
 	}
 	pid := p.Pid
 	p.Release()
-	cl.setPid(pid)
 	if err := cl.Redeposit(mine); err != nil {
 		return pidfd, fmt.Errorf("depositing fds in holder %d: %w", pid, err)
 	}
+	cl.setPid(pid) // only now: status names a holder that keeps every fd
 	return pidfd, nil
 }
 
