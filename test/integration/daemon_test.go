@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +17,9 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/daemonapi"
+	"github.com/lkc-containers/lkc/internal/hostconf"
 )
 
 // daemonEnv is one test's lkc daemon: its run directory beneath the
@@ -385,5 +389,54 @@ func TestDaemonFailedStartLeavesNothing(t *testing.T) {
 	d.failLkc(`^lkc: daemon: lkc daemon did not start: registry: mkdir .*/slots: not a directory \(log: .*daemon.log\)$`, "daemon", "--detach")
 	if pids := d.processes(); len(pids) != 0 {
 		t.Errorf("a failed start left daemon processes %v", pids)
+	}
+}
+
+func TestDaemonNotTouchedWithoutFeatures(t *testing.T) {
+	d := newDaemonEnv(t)
+	id := d.id()
+	d.mustLkc("run", "--bundle", d.bundle([]string{"true"}, nil), id)
+	if _, err := os.Stat(d.dir); err == nil {
+		t.Errorf("a container without daemon features made %s", d.dir)
+	}
+	if pids := d.processes(); len(pids) != 0 {
+		t.Errorf("a container without daemon features started a daemon: %v", pids)
+	}
+}
+
+func TestDaemonRegistryRebuiltAfterWorkerKill(t *testing.T) {
+	d := newDaemonEnv(t)
+	s := d.start()
+	cl, err := daemonapi.Dial(d.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	root := t.TempDir()
+	for _, id := range []string{"a", "b"} {
+		os.Mkdir(filepath.Join(root, id), 0o700)
+		if r, err := cl.Adopt(root, id, hostconf.Features{}); err != nil || r.Gen != 1 {
+			t.Fatalf("adopt %s: %+v, %v", id, r, err)
+		}
+	}
+	// b's directory goes while the worker is dead: the next worker frees
+	// its slot; a survives with its slot.
+	os.Remove(filepath.Join(root, "b"))
+	kill9(t, s.WorkerPid)
+	n := d.status()
+	if len(n.Containers) != 1 || n.Containers[0].ID != "a" || n.Containers[0].Slot != 0 {
+		t.Fatalf("served after the restart: %+v, want a in slot 0", n.Containers)
+	}
+	cl2, err := daemonapi.Dial(d.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl2.Close()
+	os.Mkdir(filepath.Join(root, "c"), 0o700)
+	if r, err := cl2.Adopt(root, "c", hostconf.Features{}); err != nil || r.Slot != 1 || r.Gen != 2 {
+		t.Errorf("adopt into b's freed slot: %+v, %v; want slot 1 gen 2", r, err)
+	}
+	if err := cl2.Release(root, "b"); !errors.Is(err, daemonapi.ErrNotExist) {
+		t.Errorf("release of a freed container: %v, want not-exist", err)
 	}
 }
