@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"time"
@@ -167,6 +168,12 @@ func runHolder(dir string, f *daemonFlags) error {
 		h.Ready = os.NewFile(uintptr(f.readyFD), "ready")
 		unix.CloseOnExec(f.readyFD)
 	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
+	go func() {
+		<-sigs
+		h.Stop()
+	}()
 	var st *fdstore.Resume
 	if f.resume != "" {
 		var err error

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Holder keeps fds under keys for the worker it supervises. Run it with
@@ -66,6 +68,19 @@ func (h *Holder) Run(st *Resume) error {
 		}
 	}
 	return nil
+}
+
+// Stop ends the holder the way `lkc daemon stop` does: the worker gets
+// SIGTERM (it drains) and the holder exits after it instead of restarting
+// it. systemd's stop and a ^C of a foreground `lkc daemon` come here.
+func (h *Holder) Stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopping = true
+	if h.worker != nil {
+		h.Logf("stopping worker %d", h.worker.pid)
+		unix.PidfdSendSignal(h.worker.pidfd, unix.SIGTERM, nil, 0)
+	}
 }
 
 // exited handles a worker's exit and says whether the holder is done.

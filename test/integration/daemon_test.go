@@ -440,3 +440,29 @@ func TestDaemonRegistryRebuiltAfterWorkerKill(t *testing.T) {
 		t.Errorf("release of a freed container: %v, want not-exist", err)
 	}
 }
+
+func TestDaemonSIGTERMToHolderStopsBoth(t *testing.T) {
+	d := newDaemonEnv(t)
+	s := d.start()
+	wfd, err := unix.PidfdOpen(s.WorkerPid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(wfd)
+	hfd, err := unix.PidfdOpen(s.HolderPid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(hfd)
+	if err := unix.Kill(s.HolderPid, unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range []int{wfd, hfd} {
+		if n, _ := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10000); n != 1 {
+			t.Fatalf("holder %d and worker %d still run 10 s after SIGTERM to the holder", s.HolderPid, s.WorkerPid)
+		}
+	}
+	if pids := d.processes(); len(pids) != 0 {
+		t.Errorf("daemon processes %v after SIGTERM to the holder", pids)
+	}
+}
