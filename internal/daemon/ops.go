@@ -7,15 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/hostconf"
 	"github.com/lkc-containers/lkc/internal/registry"
 )
-
-// adoptMu serializes adopt and release, so services see one at a time.
-var adoptMu sync.Mutex
 
 // handle answers one control request.
 func (w *worker) handle(_ context.Context, op string, body json.RawMessage, peer daemonapi.Peer) (any, error) {
@@ -73,8 +69,8 @@ func (w *worker) status() (*daemonapi.Status, error) {
 // adopt registers a container and has every service take it on; a
 // feature no service provides refuses the adopt and undoes it.
 func (w *worker) adopt(a *daemonapi.Adopt) (*daemonapi.AdoptReply, error) {
-	adoptMu.Lock()
-	defer adoptMu.Unlock()
+	w.adoptMu.Lock()
+	defer w.adoptMu.Unlock()
 	e, err := w.reg.Adopt(a.Root, a.ID, a.Features)
 	if err != nil {
 		return nil, daemonapi.Errorf(daemonapi.ClassInvalid, err.Error())
@@ -104,8 +100,8 @@ func (w *worker) adopt(a *daemonapi.Adopt) (*daemonapi.AdoptReply, error) {
 }
 
 func (w *worker) release(root, id string) error {
-	adoptMu.Lock()
-	defer adoptMu.Unlock()
+	w.adoptMu.Lock()
+	defer w.adoptMu.Unlock()
 	e, err := w.reg.Release(root, id)
 	if errors.Is(err, registry.ErrNotServed) {
 		return daemonapi.Errorf(daemonapi.ClassNotExist, err.Error())
@@ -126,9 +122,9 @@ func (w *worker) reload() error {
 	if err != nil {
 		return daemonapi.Errorf(daemonapi.ClassInvalid, err.Error()+" (the daemon keeps its configuration)")
 	}
-	adoptMu.Lock()
+	w.adoptMu.Lock()
 	w.deps.Conf = conf
-	adoptMu.Unlock()
+	w.adoptMu.Unlock()
 	return nil
 }
 

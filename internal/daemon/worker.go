@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"github.com/lkc-containers/lkc/internal/daemonapi"
@@ -46,6 +47,9 @@ type worker struct {
 	services []service.Service
 	cancel   context.CancelFunc
 	logf     func(string, ...any)
+	// adoptMu serializes adopt, release and reload, so services see one
+	// at a time.
+	adoptMu sync.Mutex
 }
 
 // Run runs a worker until it is stopped, upgraded away or signalled

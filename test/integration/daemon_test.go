@@ -466,3 +466,18 @@ func TestDaemonSIGTERMToHolderStopsBoth(t *testing.T) {
 		t.Errorf("daemon processes %v after SIGTERM to the holder", pids)
 	}
 }
+
+func TestDaemonBadAnnotation(t *testing.T) {
+	d := newDaemonEnv(t)
+	id := d.id()
+	b := d.bundle([]string{"true"}, func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.lkc.proc": "yes"}
+	})
+	d.failLkc(`^lkc: create: annotation org.lkc.proc="yes": use off or virtual$`, "create", "--bundle", b, id)
+	if _, err := os.Stat(filepath.Join(d.root, id)); err == nil {
+		t.Errorf("refused create left %s behind", id)
+	}
+	if pids := d.processes(); len(pids) != 0 {
+		t.Errorf("a bad annotation started a daemon: %v", pids)
+	}
+}
