@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,7 +20,7 @@ type Client struct {
 	mu   sync.Mutex
 	c    *conn
 	held map[string]*os.File // the worker's copies, by key
-	pid  int                 // the holder's pid, once WatchHolder knows it
+	pid  atomic.Int64        // the holder's pid, once WatchHolder knows it (read without mu: calls hold mu for long)
 	// swapped is closed when Redeposit switches to a new holder.
 	swapped chan struct{}
 }
@@ -49,11 +50,7 @@ func (cl *Client) do(f func(c *conn) error) error {
 }
 
 // HolderPid is the pid of the current holder (0 before WatchHolder runs).
-func (cl *Client) HolderPid() int {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	return cl.pid
-}
+func (cl *Client) HolderPid() int { return int(cl.pid.Load()) }
 
 // NewClient talks to the holder over the socketpair end f.
 func NewClient(f *os.File) (*Client, error) {

@@ -71,8 +71,4 @@ func (cl *Client) startHolder() (int, error) {
 	return pidfd, nil
 }
 
-func (cl *Client) setPid(pid int) {
-	cl.mu.Lock()
-	cl.pid = pid
-	cl.mu.Unlock()
-}
+func (cl *Client) setPid(pid int) { cl.pid.Store(int64(pid)) }
