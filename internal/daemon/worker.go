@@ -113,6 +113,7 @@ func (w *worker) start(ctx context.Context) (*net.UnixListener, error) {
 		return nil, err
 	}
 	go w.store.WatchHolder(ctx, w.HolderPid, w.logf)
+	go w.watchRunDir(ctx)
 	if err := fdstore.WritePid(w.Dir, "worker.pid"); err != nil {
 		return nil, err
 	}

@@ -481,3 +481,54 @@ func TestDaemonBadAnnotation(t *testing.T) {
 		t.Errorf("a bad annotation started a daemon: %v", pids)
 	}
 }
+
+func TestDaemonClientDoesNotHangOnFailingWorkers(t *testing.T) {
+	d := newDaemonEnv(t)
+	s := d.start()
+	// Workers cannot start while slots is a file: the holder keeps
+	// restarting them (backing off) and keeps the control socket, so a
+	// client's connection waits in its backlog.
+	slots := filepath.Join(d.dir, "slots")
+	if err := os.RemoveAll(slots); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(slots, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kill9(t, s.WorkerPid)
+	start := time.Now()
+	d.failLkc(`^lkc: daemon: hello: lkc daemon did not answer within 10s \(its log says why\)$`, "daemon", "status")
+	if el := time.Since(start); el > 20*time.Second {
+		t.Errorf("status took %v to give up", el)
+	}
+	// Repaired, the next worker serves the same socket.
+	os.Remove(slots)
+	deadline := time.Now().Add(30 * time.Second)
+	for d.lkc("daemon", "status").code != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no worker serves 30 s after the repair")
+		}
+	}
+}
+
+func TestDaemonStopsWhenItsDirectoryGoes(t *testing.T) {
+	d := newDaemonEnv(t)
+	s := d.start()
+	fds := make([]int, 0, 2)
+	for _, pid := range []int{s.WorkerPid, s.HolderPid} {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		fds = append(fds, fd)
+	}
+	if err := os.RemoveAll(d.dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if n, _ := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10000); n != 1 {
+			t.Fatalf("holder %d and worker %d still run 10 s after their directory was removed", s.HolderPid, s.WorkerPid)
+		}
+	}
+}
