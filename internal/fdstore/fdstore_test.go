@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,6 +23,11 @@ import (
 func TestMain(m *testing.M) {
 	if len(os.Args) > 2 && os.Args[1] == "daemon" {
 		os.Exit(role(os.Args[2:]))
+	}
+	if len(os.Args) == 2 && os.Args[1] == "--version" {
+		// What the holder asks of a binary it upgrades to.
+		fmt.Println("lkc version fdstore-test")
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
@@ -90,6 +96,7 @@ func testWorker(dir string, holderPid int) error {
 			return err
 		}
 	}
+	go upgradeOnSIGUSR1(cl, dir)
 	go cl.WatchHolder(context.Background(), holderPid, func(format string, args ...any) {
 		if strings.HasPrefix(format, "holder %d keeps") {
 			reportLine(dir, fmt.Sprintf("%d deposited", os.Getpid()))
@@ -105,6 +112,24 @@ func testWorker(dir string, holderPid int) error {
 		return err
 	}
 	select {}
+}
+
+// upgradeOnSIGUSR1 makes the worker ask for an upgrade to its own binary
+// on SIGUSR1, report the answer and exit (the old worker's drain).
+func upgradeOnSIGUSR1(cl *Client, dir string) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1)
+	<-sigs
+	exe, err := os.Executable()
+	if err == nil {
+		var pid int
+		pid, err = cl.Upgrade(exe)
+		reportLine(dir, fmt.Sprintf("%d upgraded-to-%d", os.Getpid(), pid))
+	}
+	if err != nil {
+		reportLine(dir, fmt.Sprintf("%d upgrade-failed %v", os.Getpid(), err))
+	}
+	os.Exit(0)
 }
 
 // reportLine writes one line on the test's fifo.
@@ -253,5 +278,41 @@ func TestBackoff(t *testing.T) {
 		if got := backoff(n); got != w {
 			t.Errorf("backoff(%d) = %v, want %v", n, got, w)
 		}
+	}
+}
+
+func TestUpgradeKeepsThePipe(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the holder upgrades only to a binary root owns")
+	}
+	d := startHolder(t)
+	first, _ := d.next()
+	holder := d.pid("holder.pid")
+	unix.Kill(first, unix.SIGUSR1)
+	// Two reports, in either order: the new worker's (what it read
+	// through the pipe the re-executed holder kept) and the old one's
+	// answer.
+	var successor int
+	var got, answer string
+	for i := 0; i < 2; i++ {
+		pid, what := d.next()
+		if pid == first {
+			answer = what
+		} else {
+			successor, got = pid, what
+		}
+	}
+	if answer != fmt.Sprintf("upgraded-to-%d", successor) {
+		t.Fatalf("the old worker's upgrade answered %q, want upgraded-to-%d", answer, successor)
+	}
+	if got != fmt.Sprintf("written-by-%d", first) {
+		t.Fatalf("worker %d after the upgrade read %q through the held pipe, want written-by-%d", successor, got, first)
+	}
+	if d.pid("holder.pid") != holder {
+		t.Error("the upgrade changed the holder's pid")
+	}
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", holder))
+	if !strings.Contains(string(cmdline), "--resume=") {
+		t.Errorf("holder %d was not re-executed: %q", holder, cmdline)
 	}
 }
