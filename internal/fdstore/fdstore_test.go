@@ -96,7 +96,10 @@ func testWorker(dir string, holderPid int) error {
 			return err
 		}
 	}
-	go upgradeOnSIGUSR1(cl, dir)
+	// Registered before the worker reports: the test signals it then.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go upgradeOn(usr1, cl, dir)
 	go cl.WatchHolder(context.Background(), holderPid, func(format string, args ...any) {
 		if strings.HasPrefix(format, "holder %d keeps") {
 			reportLine(dir, fmt.Sprintf("%d deposited", os.Getpid()))
@@ -114,11 +117,9 @@ func testWorker(dir string, holderPid int) error {
 	select {}
 }
 
-// upgradeOnSIGUSR1 makes the worker ask for an upgrade to its own binary
-// on SIGUSR1, report the answer and exit (the old worker's drain).
-func upgradeOnSIGUSR1(cl *Client, dir string) {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGUSR1)
+// upgradeOn makes the worker ask for an upgrade to its own binary on a
+// signal, report the answer and exit (the old worker's drain).
+func upgradeOn(sigs <-chan os.Signal, cl *Client, dir string) {
 	<-sigs
 	exe, err := os.Executable()
 	if err == nil {
