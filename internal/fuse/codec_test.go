@@ -1,0 +1,300 @@
+package fuse
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestParseRequestRoundTrip(t *testing.T) {
+	in := request{Opcode: opLookup, Unique: uniqueResend | 10, Node: 7, UID: 1, GID: 2, PID: 3, Body: []byte("meminfo\x00")}
+	b := encodeRequest(in)
+	got, err := parseRequest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Len = uint32(len(b))
+	if fmt.Sprint(got) != fmt.Sprint(in) {
+		t.Fatalf("got %+v, want %+v", got, in)
+	}
+}
+
+func TestParseRequestStripsExtensions(t *testing.T) {
+	b := encodeRequest(request{Opcode: opLookup, Body: []byte("x\x00\x00\x00\x00\x00\x00\x00ext-ext-")})
+	ne.PutUint16(b[36:], 1)
+	r, err := parseRequest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(r.Body) != "x\x00\x00\x00\x00\x00\x00\x00" {
+		t.Fatalf("body %q still holds the extension", r.Body)
+	}
+}
+
+func TestParseRequestRefusesBadLengths(t *testing.T) {
+	good := encodeRequest(request{Opcode: opGetattr, Body: make([]byte, 16)})
+	for name, b := range map[string][]byte{
+		"short":     good[:inHeaderSize-1],
+		"truncated": good[:len(good)-1],
+		"extlen": func() []byte {
+			c := bytes.Clone(good)
+			ne.PutUint16(c[36:], 10)
+			return c
+		}(),
+	} {
+		if _, err := parseRequest(b); err == nil {
+			t.Errorf("%s: parsed", name)
+		}
+	}
+}
+
+func TestReplyHeader(t *testing.T) {
+	b := reply(42, syscall.ENOENT, []byte("ignored"))
+	if len(b) != outHeaderSize || ne.Uint32(b[0:]) != outHeaderSize || int32(ne.Uint32(b[4:])) != -int32(syscall.ENOENT) || ne.Uint64(b[8:]) != 42 {
+		t.Fatalf("error reply % x", b)
+	}
+	b = reply(uniqueResend|3, 0, []byte("abc"))
+	if ne.Uint32(b[0:]) != outHeaderSize+3 || ne.Uint32(b[4:]) != 0 || ne.Uint64(b[8:]) != uniqueResend|3 || string(b[16:]) != "abc" {
+		t.Fatalf("reply % x", b)
+	}
+	n := notification(notifyResend, nil)
+	if len(n) != outHeaderSize || ne.Uint32(n[4:]) != notifyResend || ne.Uint64(n[8:]) != 0 {
+		t.Fatalf("resend notification % x", n)
+	}
+}
+
+func TestErrnoMapping(t *testing.T) {
+	if errno(fmt.Errorf("stat x: %w", syscall.ENOENT)) != syscall.ENOENT {
+		t.Error("wrapped errno lost")
+	}
+	if errno(errors.New("plain")) != syscall.EIO {
+		t.Error("plain error is not EIO")
+	}
+}
+
+func initBody(minor, flags, flags2 uint32) []byte {
+	b := make([]byte, initInSize)
+	ne.PutUint32(b[0:], 7)
+	ne.PutUint32(b[4:], minor)
+	ne.PutUint32(b[8:], 65536)
+	ne.PutUint32(b[12:], flags)
+	ne.PutUint32(b[16:], flags2)
+	return b
+}
+
+func call(t *testing.T, s *Server, r request) (syscall.Errno, []byte) {
+	t.Helper()
+	r.Unique = 99
+	req, err := parseRequest(encodeRequest(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := s.handle(req)
+	if out == nil {
+		return 0, nil
+	}
+	if ne.Uint64(out[8:]) != 99 || int(ne.Uint32(out[0:])) != len(out) {
+		t.Fatalf("reply header % x", out[:outHeaderSize])
+	}
+	return syscall.Errno(-int32(ne.Uint32(out[4:]))), out[outHeaderSize:]
+}
+
+func TestInitNegotiates(t *testing.T) {
+	s := NewServer(newTreeFS(nil))
+	offered := uint32(initAsyncRead | initParallelDirops | initMaxPages | initExt)
+	e, out := call(t, s, request{Opcode: opInit, Body: initBody(45, offered, uint32(initHasResend>>32))})
+	if e != 0 || len(out) != initOutSize {
+		t.Fatalf("init: errno %v, %d bytes", e, len(out))
+	}
+	if ne.Uint32(out[0:]) != 7 || ne.Uint32(out[4:]) != 45 {
+		t.Errorf("version %d.%d", ne.Uint32(out[0:]), ne.Uint32(out[4:]))
+	}
+	if f := ne.Uint32(out[12:]); f != initParallelDirops|initMaxPages|initExt {
+		t.Errorf("flags %#x", f)
+	}
+	if ne.Uint32(out[20:]) != maxWrite || ne.Uint16(out[28:]) != maxPages {
+		t.Errorf("max_write %d max_pages %d", ne.Uint32(out[20:]), ne.Uint16(out[28:]))
+	}
+	_, out = call(t, s, request{Opcode: opInit, Body: initBody(99, 0, 0)})
+	if ne.Uint32(out[4:]) != protoMinor {
+		t.Errorf("a newer kernel got minor %d", ne.Uint32(out[4:]))
+	}
+	if e, _ := call(t, s, request{Opcode: opInit, Body: initBody(30, 0, 0)}); e != syscall.EPROTO {
+		t.Errorf("kernel 7.30: errno %v, want EPROTO", e)
+	}
+}
+
+func TestLookupGetattrReaddir(t *testing.T) {
+	s := NewServer(newTreeFS(map[string]func(int) ([]byte, error){"meminfo": static("x"), "stat": static("y")}))
+	e, out := call(t, s, request{Opcode: opLookup, Node: RootID, Body: []byte("stat\x00")})
+	if e != 0 || len(out) != entryOutSize || ne.Uint64(out[0:]) != 101 {
+		t.Fatalf("lookup stat: errno %v, % x", e, out)
+	}
+	if mode := ne.Uint32(out[40+60:]); mode != syscall.S_IFREG|0o444 {
+		t.Errorf("mode %o", mode)
+	}
+	if e, _ := call(t, s, request{Opcode: opLookup, Node: RootID, Body: []byte("nope\x00")}); e != syscall.ENOENT {
+		t.Errorf("lookup nope: %v", e)
+	}
+	if e, _ := call(t, s, request{Opcode: opGetattr, Node: 555, Body: make([]byte, 16)}); e != syscall.ESTALE {
+		t.Errorf("getattr of a dead node: %v", e)
+	}
+	e, out = call(t, s, request{Opcode: opGetattr, Node: RootID, Body: make([]byte, 16)})
+	if e != 0 || len(out) != attrOutSize || ne.Uint32(out[16+64:]) != 2 {
+		t.Errorf("getattr root: %v % x", e, out)
+	}
+	names := readdirNames(t, s, 0, 4096)
+	if strings.Join(names, " ") != ". .. meminfo stat" {
+		t.Errorf("readdir: %q", names)
+	}
+	// A buffer for one entry at a time: offsets carry on where it stopped.
+	var one []string
+	for off := uint64(0); ; off++ {
+		n := readdirNames(t, s, off, 32)
+		if len(n) == 0 {
+			break
+		}
+		one = append(one, n...)
+	}
+	if strings.Join(one, " ") != ". .. meminfo stat" {
+		t.Errorf("readdir one by one: %q", one)
+	}
+}
+
+func readdirNames(t *testing.T, s *Server, off uint64, size uint32) []string {
+	t.Helper()
+	e, out := call(t, s, request{Opcode: opReaddir, Node: RootID, Body: readBody(0, off, size)})
+	if e != 0 {
+		t.Fatalf("readdir: %v", e)
+	}
+	var names []string
+	for len(out) > 0 {
+		nl := int(ne.Uint32(out[16:]))
+		names = append(names, string(out[direntBaseSize:direntBaseSize+nl]))
+		out = out[(direntBaseSize+nl+7)&^7:]
+	}
+	return names
+}
+
+func readBody(fh, off uint64, size uint32) []byte {
+	b := make([]byte, readInSize)
+	ne.PutUint64(b[0:], fh)
+	ne.PutUint64(b[8:], off)
+	ne.PutUint32(b[16:], size)
+	return b
+}
+
+func open(t *testing.T, s *Server, node uint64) uint64 {
+	t.Helper()
+	e, out := call(t, s, request{Opcode: opOpen, Node: node, Body: make([]byte, 8)})
+	if e != 0 || len(out) != openOutSize {
+		t.Fatalf("open %d: %v", node, e)
+	}
+	if ne.Uint32(out[8:])&fopenDirectIO == 0 {
+		t.Errorf("open without FOPEN_DIRECT_IO")
+	}
+	return ne.Uint64(out[0:])
+}
+
+func read(t *testing.T, s *Server, node, fh, off uint64, size uint32) (syscall.Errno, string) {
+	t.Helper()
+	e, out := call(t, s, request{Opcode: opRead, Node: node, Body: readBody(fh, off, size)})
+	return e, string(out)
+}
+
+func TestReadSnapshotAndRewind(t *testing.T) {
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"gen": generations(100)})
+	s := NewServer(fs)
+	fh := open(t, s, 100)
+	var got string
+	for off := uint64(0); ; off += 7 {
+		_, piece := read(t, s, 100, fh, off, 7)
+		if piece == "" {
+			break
+		}
+		got += piece
+	}
+	want, _ := generations(100)(1)
+	if got != string(want) {
+		t.Fatalf("read in pieces %q, want one rendering %q", got, want)
+	}
+	if fs.renders.Load() != 1 {
+		t.Fatalf("%d renderings for one pass", fs.renders.Load())
+	}
+	_, c := read(t, s, 100, fh, 0, 20)
+	if c != "generation 00000002\n" {
+		t.Fatalf("a rewind read %q, want the second rendering", c)
+	}
+	if e, rest := read(t, s, 100, fh, 1000, 20); e != 0 || rest != "" {
+		t.Fatalf("read past the end: %v %q", e, rest)
+	}
+}
+
+func TestReadUnknownHandleRenders(t *testing.T) {
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"a": static("hello world\n")})
+	s := NewServer(fs)
+	// A predecessor's handle, in the middle of the file.
+	if e, got := read(t, s, 100, 12345, 6, 100); e != 0 || got != "world\n" {
+		t.Fatalf("read under an unknown handle: %v %q", e, got)
+	}
+	if e, _ := call(t, s, request{Opcode: opRelease, Node: 100, Body: readBody(12345, 0, 0)[:releaseInSize]}); e != 0 {
+		t.Fatalf("release: %v", e)
+	}
+	if s.handles.count() != 0 {
+		t.Fatalf("%d handles after release", s.handles.count())
+	}
+}
+
+func TestHandlesAreNotSharedAcrossNodes(t *testing.T) {
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"a": static("aaaa"), "b": static("bbbb")})
+	s := NewServer(fs)
+	fh := open(t, s, 100)
+	read(t, s, 100, fh, 0, 4)
+	if _, got := read(t, s, 101, fh, 2, 4); got != "bb" {
+		t.Fatalf("node b under node a's handle read %q", got)
+	}
+}
+
+func TestRenderErrorsReachTheReader(t *testing.T) {
+	fs := newTreeFS(map[string]func(int) ([]byte, error){
+		"gone":  failing(fmt.Errorf("read memory.stat: %w", syscall.ENOENT)),
+		"plain": failing(errors.New("bad format")),
+	})
+	s := NewServer(fs)
+	if e, _ := read(t, s, 100, open(t, s, 100), 0, 10); e != syscall.ENOENT {
+		t.Errorf("wrapped ENOENT: %v", e)
+	}
+	if e, _ := read(t, s, 101, open(t, s, 101), 0, 10); e != syscall.EIO {
+		t.Errorf("plain error: %v", e)
+	}
+}
+
+func TestOtherOpcodes(t *testing.T) {
+	s := NewServer(newTreeFS(map[string]func(int) ([]byte, error){"a": static("a")}))
+	if e, out := call(t, s, request{Opcode: opForget, Node: 100, Body: make([]byte, 8)}); e != 0 || out != nil {
+		t.Errorf("forget answered")
+	}
+	if e, _ := call(t, s, request{Opcode: opBatchForget, Body: make([]byte, 8)}); e != 0 {
+		t.Errorf("batch forget answered")
+	}
+	for _, op := range []uint32{4 /* SETATTR */, 16 /* WRITE */, 25 /* FLUSH */, opInterrupt, 52 /* STATX */, 500} {
+		if e, _ := call(t, s, request{Opcode: op, Node: 100}); e != syscall.ENOSYS {
+			t.Errorf("opcode %d: %v, want ENOSYS", op, e)
+		}
+	}
+	if e, out := call(t, s, request{Opcode: opStatfs, Node: RootID}); e != 0 || len(out) != statfsOutSize {
+		t.Errorf("statfs: %v, %d bytes", e, len(out))
+	}
+	if e, _ := call(t, s, request{Opcode: opOpen, Node: RootID, Body: make([]byte, 8)}); e != syscall.EISDIR {
+		t.Errorf("open of a directory: %v", e)
+	}
+	if e, _ := call(t, s, request{Opcode: opOpendir, Node: 77, Body: make([]byte, 8)}); e != syscall.ESTALE {
+		t.Errorf("opendir of a dead node: %v", e)
+	}
+	if e, _ := call(t, s, request{Opcode: opDestroy}); e != 0 {
+		t.Errorf("destroy: %v", e)
+	}
+}

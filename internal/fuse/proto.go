@@ -1,0 +1,87 @@
+// Package fuse speaks the FUSE wire protocol on a raw /dev/fuse fd, for a
+// read-only tree of small rendered files (the daemon's /proc view). It owns
+// the kernel ABI of include/uapi/linux/fuse.h and nothing of lkc: no
+// third-party module, so its only dependency is the kernel.
+//
+// Requests are decoded from and replies encoded into byte slices with
+// encoding/binary in native byte order (the kernel's), without unsafe.
+package fuse
+
+// Protocol version this package speaks: the kernel here offers 7.45; the
+// reply names the lower of the two, and every structure below has the
+// layout it has had since 7.36 (Linux 5.17).
+const (
+	protoMajor     = 7
+	protoMinor     = 45
+	minKernelMinor = 36
+)
+
+// Opcodes (enum fuse_opcode) this package answers; any other gets ENOSYS.
+const (
+	opLookup      = 1
+	opForget      = 2
+	opGetattr     = 3
+	opOpen        = 14
+	opRead        = 15
+	opStatfs      = 17
+	opRelease     = 18
+	opInit        = 26
+	opOpendir     = 27
+	opReaddir     = 28
+	opReleasedir  = 29
+	opInterrupt   = 36
+	opDestroy     = 38
+	opBatchForget = 42
+)
+
+// RootID is the node id of the mount's root directory (FUSE_ROOT_ID).
+const RootID = 1
+
+// uniqueResend is set by the kernel in the unique id of a request it sends
+// again after FUSE_NOTIFY_RESEND (FUSE_UNIQUE_RESEND).
+const uniqueResend = 1 << 63
+
+// notifyResend is the notification code of FUSE_NOTIFY_RESEND (7.40).
+const notifyResend = 7
+
+// INIT flags (fuse_init_in.flags, and flags2 shifted by 32).
+const (
+	initAsyncRead      = 1 << 0
+	initMaxPages       = 1 << 22
+	initParallelDirops = 1 << 18
+	initExt            = 1 << 30
+	initHasResend      = 1 << 39
+)
+
+// FOPEN_DIRECT_IO: reads bypass the page cache and are not bounded by the
+// file's size, so a file whose size is unknown until rendered (0, as in
+// /proc) and content that grows between reads are read in full.
+const fopenDirectIO = 1 << 0
+
+// Sizes of the wire structures.
+const (
+	inHeaderSize   = 40 // fuse_in_header
+	outHeaderSize  = 16 // fuse_out_header
+	attrSize       = 88 // fuse_attr
+	entryOutSize   = 40 + attrSize
+	attrOutSize    = 16 + attrSize
+	initInSize     = 64 // fuse_init_in (with flags2 and unused[11])
+	initOutSize    = 64 // fuse_init_out (7.36+)
+	openOutSize    = 16
+	readInSize     = 40
+	releaseInSize  = 24
+	statfsOutSize  = 80 // fuse_kstatfs
+	direntBaseSize = 24 // fuse_dirent without the name
+	forgetOneSize  = 16 // fuse_forget_one
+)
+
+// maxWrite and maxPages bound one request: max_write is announced (no
+// WRITE ever comes on a read-only mount, but the kernel sizes the read
+// buffer check on it) and max_pages caps a READ at 128 KiB.
+const (
+	maxWrite = 128 << 10
+	maxPages = 32
+	// bufSize is what each reader reads into; the kernel refuses a read
+	// smaller than max_write plus the request headers (and 8 KiB).
+	bufSize = maxWrite + 4096
+)

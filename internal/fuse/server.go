@@ -1,0 +1,174 @@
+package fuse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Server answers the requests of one FUSE connection for an FS.
+type Server struct {
+	fs      FS
+	handles *handles
+	// Readers is the number of goroutines reading the fd; zero means two
+	// per CPU. Each reads one request and answers it, so a slow Content
+	// holds one reader, not the connection.
+	Readers int
+}
+
+// NewServer returns a server for fs.
+func NewServer(fs FS) *Server {
+	return &Server{fs: fs, handles: newHandles()}
+}
+
+// Serve answers requests on f (a /dev/fuse fd from Mount, or one handed
+// over by a predecessor) until the connection ends (unmounted or aborted:
+// nil) or ctx is done (ctx's error). f stays open either way: the caller
+// owns it, and closing the last fd of a connection aborts every mount of it.
+func (s *Server) Serve(ctx context.Context, f *os.File) error {
+	f, err := pollable(f)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n := s.Readers
+	if n <= 0 {
+		n = 2 * runtime.NumCPU()
+	}
+	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.readLoop(f)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pollable returns a duplicate of f in non-blocking mode, registered with
+// Go's poller, so that readers park in the poller rather than each holding
+// a thread in read(2), and a read deadline can stop them. (os.File.Fd, as
+// os/exec calls it for ExtraFiles, switches the shared file description to
+// blocking mode, so f's own mode cannot be trusted.)
+func pollable(f *os.File) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("fuse fd: %w", err)
+	}
+	nfd := -1
+	cerr := rc.Control(func(fd uintptr) {
+		nfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	if cerr != nil || err != nil {
+		return nil, fmt.Errorf("dup fuse fd: %w", errors.Join(cerr, err))
+	}
+	if err := unix.SetNonblock(nfd, true); err != nil {
+		unix.Close(nfd)
+		return nil, fmt.Errorf("fuse fd O_NONBLOCK: %w", err)
+	}
+	return os.NewFile(uintptr(nfd), "/dev/fuse"), nil
+}
+
+// Resume serves a connection whose previous server died: it first writes
+// FUSE_NOTIFY_RESEND, which makes the kernel queue again every request
+// that server had read and not answered (their readers otherwise sleep in
+// D state until the connection dies), then serves as Serve does. Needs
+// FUSE 7.40 (Linux 6.9).
+func (s *Server) Resume(ctx context.Context, f *os.File) error {
+	if err := Resend(f); err != nil {
+		return err
+	}
+	return s.Serve(ctx, f)
+}
+
+// Resend writes FUSE_NOTIFY_RESEND on f.
+func Resend(f *os.File) error {
+	if _, err := f.Write(notification(notifyResend, nil)); err != nil {
+		return fmt.Errorf("fuse notify resend: %w", err)
+	}
+	return nil
+}
+
+// readLoop reads and answers requests until the connection or the read
+// deadline ends it.
+func (s *Server) readLoop(f *os.File) error {
+	buf := make([]byte, bufSize)
+	for {
+		n, err := f.Read(buf)
+		switch {
+		case errors.Is(err, syscall.ENODEV), errors.Is(err, syscall.ECONNABORTED):
+			return nil // unmounted or aborted
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil // Serve's ctx is done
+		case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.EINTR):
+			continue // the request was interrupted before we read it
+		case err != nil:
+			return fmt.Errorf("fuse read request: %w", err)
+		}
+		r, err := parseRequest(buf[:n])
+		if err != nil {
+			return err
+		}
+		out := s.handle(r)
+		if out == nil {
+			continue
+		}
+		// ENOENT: the request was interrupted or aborted meanwhile.
+		if _, err := f.Write(out); err != nil && !errors.Is(err, syscall.ENOENT) {
+			if errors.Is(err, syscall.ENODEV) {
+				return nil
+			}
+			return fmt.Errorf("fuse reply to request %d (opcode %d): %w", r.Unique, r.Opcode, err)
+		}
+	}
+}
+
+// init answers FUSE_INIT: the lower minor of the two, and of the wanted
+// flags those the kernel offers.
+func (s *Server) init(b []byte) ([]byte, error) {
+	if len(b) < 16 {
+		return nil, syscall.EINVAL
+	}
+	major, minor := ne.Uint32(b[0:]), ne.Uint32(b[4:])
+	if major != protoMajor || minor < minKernelMinor {
+		return nil, syscall.EPROTO
+	}
+	offered := uint64(ne.Uint32(b[12:]))
+	if len(b) >= 20 && offered&initExt != 0 {
+		offered |= uint64(ne.Uint32(b[16:])) << 32
+	}
+	flags := offered & (initParallelDirops | initMaxPages | initExt)
+	out := make([]byte, initOutSize)
+	ne.PutUint32(out[0:], protoMajor)
+	ne.PutUint32(out[4:], min(minor, protoMinor))
+	ne.PutUint32(out[8:], ne.Uint32(b[8:])) // max_readahead: the kernel's
+	ne.PutUint32(out[12:], uint32(flags))
+	ne.PutUint16(out[16:], 16) // max_background
+	ne.PutUint16(out[18:], 12) // congestion_threshold
+	ne.PutUint32(out[20:], maxWrite)
+	ne.PutUint32(out[24:], 1) // time_gran
+	ne.PutUint16(out[28:], maxPages)
+	ne.PutUint32(out[32:], uint32(flags>>32))
+	return out, nil
+}
