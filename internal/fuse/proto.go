@@ -5,6 +5,12 @@
 //
 // Requests are decoded from and replies encoded into byte slices with
 // encoding/binary in native byte order (the kernel's), without unsafe.
+//
+// A Go process must not read its own mount with os.Open: Go registers a
+// regular file with its poller, epoll_ctl then waits for the server's
+// answer to FUSE_POLL while holding the thread's P, and once every P is so
+// held the server's goroutines never run. The daemon never reads its own
+// mount; tests read it with raw system calls or from another process.
 package fuse
 
 // Protocol version this package speaks: the kernel here offers 7.45; the

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,16 +32,16 @@ func NewServer(fs FS) *Server {
 // nil) or ctx is done (ctx's error). f stays open either way: the caller
 // owns it, and closing the last fd of a connection aborts every mount of it.
 func (s *Server) Serve(ctx context.Context, f *os.File) error {
-	f, err := pollable(f)
+	c, err := newConn(f)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer c.close()
 	n := s.Readers
 	if n <= 0 {
 		n = 2 * runtime.NumCPU()
 	}
-	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, c.stop)
 	defer stop()
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
@@ -50,7 +49,7 @@ func (s *Server) Serve(ctx context.Context, f *os.File) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- s.readLoop(f)
+			errs <- s.readLoop(c)
 		}()
 	}
 	wg.Wait()
@@ -64,30 +63,6 @@ func (s *Server) Serve(ctx context.Context, f *os.File) error {
 		}
 	}
 	return nil
-}
-
-// pollable returns a duplicate of f in non-blocking mode, registered with
-// Go's poller, so that readers park in the poller rather than each holding
-// a thread in read(2), and a read deadline can stop them. (os.File.Fd, as
-// os/exec calls it for ExtraFiles, switches the shared file description to
-// blocking mode, so f's own mode cannot be trusted.)
-func pollable(f *os.File) (*os.File, error) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return nil, fmt.Errorf("fuse fd: %w", err)
-	}
-	nfd := -1
-	cerr := rc.Control(func(fd uintptr) {
-		nfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-	})
-	if cerr != nil || err != nil {
-		return nil, fmt.Errorf("dup fuse fd: %w", errors.Join(cerr, err))
-	}
-	if err := unix.SetNonblock(nfd, true); err != nil {
-		unix.Close(nfd)
-		return nil, fmt.Errorf("fuse fd O_NONBLOCK: %w", err)
-	}
-	return os.NewFile(uintptr(nfd), "/dev/fuse"), nil
 }
 
 // Resume serves a connection whose previous server died: it first writes
@@ -104,22 +79,28 @@ func (s *Server) Resume(ctx context.Context, f *os.File) error {
 
 // Resend writes FUSE_NOTIFY_RESEND on f.
 func Resend(f *os.File) error {
-	if _, err := f.Write(notification(notifyResend, nil)); err != nil {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("fuse notify resend: %w", err)
+	}
+	cerr := rc.Control(func(fd uintptr) {
+		_, err = unix.Write(int(fd), notification(notifyResend, nil))
+	})
+	if err := errors.Join(cerr, err); err != nil {
 		return fmt.Errorf("fuse notify resend: %w", err)
 	}
 	return nil
 }
 
-// readLoop reads and answers requests until the connection or the read
-// deadline ends it.
-func (s *Server) readLoop(f *os.File) error {
+// readLoop reads and answers requests until the connection or stop ends it.
+func (s *Server) readLoop(c *conn) error {
 	buf := make([]byte, bufSize)
 	for {
-		n, err := f.Read(buf)
+		n, err := c.read(buf)
 		switch {
 		case errors.Is(err, syscall.ENODEV), errors.Is(err, syscall.ECONNABORTED):
 			return nil // unmounted or aborted
-		case errors.Is(err, os.ErrDeadlineExceeded):
+		case errors.Is(err, errStopped):
 			return nil // Serve's ctx is done
 		case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.EINTR):
 			continue // the request was interrupted before we read it
@@ -135,7 +116,7 @@ func (s *Server) readLoop(f *os.File) error {
 			continue
 		}
 		// ENOENT: the request was interrupted or aborted meanwhile.
-		if _, err := f.Write(out); err != nil && !errors.Is(err, syscall.ENOENT) {
+		if err := c.write(out); err != nil && !errors.Is(err, syscall.ENOENT) {
 			if errors.Is(err, syscall.ENODEV) {
 				return nil
 			}

@@ -1,0 +1,117 @@
+package fuse
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// conn is a server's own view of a /dev/fuse fd: a non-blocking duplicate
+// watched by an epoll set of its own, with an eventfd that stops readers.
+//
+// Not Go's poller: a process that opens a file on its own FUSE mount (a
+// test, an in-process reader) makes Go register that file in the poller's
+// epoll set, and epoll_ctl then waits for the server's answer to FUSE_POLL
+// while holding the set's mutex; a server waiting in that same set never
+// sees the request (seen here: epoll_ctl in fuse_file_poll, epoll_wait in
+// ep_send_events, both stuck). A separate set cannot deadlock that way.
+type conn struct {
+	fd, epfd, stopfd int
+}
+
+func newConn(f *os.File) (*conn, error) {
+	c := &conn{fd: -1, epfd: -1, stopfd: -1}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("fuse fd: %w", err)
+	}
+	cerr := rc.Control(func(fd uintptr) {
+		c.fd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	if err = errors.Join(cerr, err); err != nil {
+		return nil, fmt.Errorf("dup fuse fd: %w", err)
+	}
+	if err := c.setup(); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// setup makes the duplicate non-blocking (a flag of the shared open file
+// description: os.File.Fd, as os/exec calls it for ExtraFiles, clears it)
+// and builds the epoll set.
+func (c *conn) setup() error {
+	if err := unix.SetNonblock(c.fd, true); err != nil {
+		return fmt.Errorf("fuse fd O_NONBLOCK: %w", err)
+	}
+	var err error
+	if c.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return fmt.Errorf("epoll_create1: %w", err)
+	}
+	if c.stopfd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	for _, fd := range []int{c.fd, c.stopfd} {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+		if err := unix.EpollCtl(c.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			return fmt.Errorf("epoll_ctl add fd %d: %w", fd, err)
+		}
+	}
+	return nil
+}
+
+// errStopped is returned by read once stop was called.
+var errStopped = errors.New("fuse server stopped")
+
+// read reads one request into buf, waiting in the epoll set while none is
+// queued. Level-triggered: every waiting reader wakes for a request and
+// those that lose the race wait again; the stop eventfd stays readable, so
+// it wakes them all.
+func (c *conn) read(buf []byte) (int, error) {
+	events := make([]unix.EpollEvent, 2)
+	for {
+		n, err := unix.Read(c.fd, buf)
+		if err != unix.EAGAIN && err != unix.EINTR {
+			return n, err
+		}
+		n, err = unix.EpollWait(c.epfd, events, -1)
+		if err != nil && err != unix.EINTR {
+			return 0, fmt.Errorf("epoll_wait: %w", err)
+		}
+		for _, ev := range events[:max(n, 0)] {
+			if int(ev.Fd) == c.stopfd {
+				return 0, errStopped
+			}
+		}
+	}
+}
+
+// write writes one reply or notification.
+func (c *conn) write(b []byte) error {
+	for {
+		_, err := unix.Write(c.fd, b)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// stop wakes every reader for good.
+func (c *conn) stop() {
+	var one [8]byte
+	ne.PutUint64(one[:], 1)
+	unix.Write(c.stopfd, one[:])
+}
+
+// close closes the duplicate and the set, never the caller's fd, so the
+// connection lives on.
+func (c *conn) close() {
+	for _, fd := range []int{c.fd, c.epfd, c.stopfd} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}

@@ -1,0 +1,326 @@
+package fuse
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lkc-containers/lkc/internal/testutil"
+	"golang.org/x/sys/unix"
+)
+
+// helperEnv selects a role for the re-executed test binary (TestMain).
+const helperEnv = "LKC_FUSE_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "stuck-server" {
+		stuckServer()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// stuckServer serves fd 3 with a file "slow" whose rendering announces
+// itself on fd 4 and never returns: the server dies with the READ read and
+// unanswered, as a worker killed mid-request does.
+func stuckServer() {
+	announce := os.NewFile(4, "announce")
+	fs := newTreeFS(map[string]func(int) ([]byte, error){
+		"slow": func(int) ([]byte, error) {
+			announce.Write([]byte{1})
+			select {}
+		},
+	})
+	err := NewServer(fs).Serve(context.Background(), os.NewFile(3, "/dev/fuse"))
+	fmt.Fprintln(os.Stderr, "stuck server:", err)
+	os.Exit(1)
+}
+
+// mountTest mounts a fresh connection on a temporary directory; cleanup
+// unmounts it and closes the fd, which aborts the connection, so no reader
+// is left asleep whatever the test did.
+func mountTest(t *testing.T) (dir string, f *os.File) {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skipf("no /dev/fuse: %v", err)
+	}
+	dir = t.TempDir()
+	f, err := Mount(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := Unmount(dir); err != nil {
+			t.Error(err)
+		}
+		f.Close()
+	})
+	return dir, f
+}
+
+// serve runs s on f until the test ends.
+func serve(t *testing.T, f *os.File, s *Server, resume bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		if resume {
+			err = s.Resume(ctx, f)
+		} else {
+			err = s.Serve(ctx, f)
+		}
+		if ctx.Err() == nil {
+			// Readers of the mount would sleep until the cleanup aborts it.
+			t.Errorf("serve ended early: %v", err)
+		}
+		done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+}
+
+func TestMountReadFiles(t *testing.T) {
+	dir, f := mountTest(t)
+	fs := newTreeFS(map[string]func(int) ([]byte, error){
+		"meminfo": static("MemTotal:       65536 kB\n"),
+		"big":     generations(300 << 10),
+		"gone":    failing(fmt.Errorf("open memory.stat: %w", syscall.ENOENT)),
+	})
+	serve(t, f, NewServer(fs), false)
+
+	got, err := readFile(filepath.Join(dir, "meminfo"))
+	if err != nil || string(got) != "MemTotal:       65536 kB\n" {
+		t.Fatalf("read meminfo: %q, %v", got, err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "big gone meminfo" {
+		t.Errorf("readdir: %q", names)
+	}
+	st, err := os.Stat(filepath.Join(dir, "meminfo"))
+	if err != nil || st.Mode() != 0o444 {
+		t.Errorf("stat meminfo: %v, %v", st.Mode(), err)
+	}
+	// Larger than one READ (128 KiB): one rendering, read whole although
+	// its size (0) was not known.
+	big, err := readFile(filepath.Join(dir, "big"))
+	if err != nil || len(big) < 300<<10 {
+		t.Fatalf("read big: %d bytes, %v", len(big), err)
+	}
+	if first := string(big[:20]); strings.Count(string(big), first) != len(big)/20 {
+		t.Errorf("big mixes renderings")
+	}
+	if _, err := readFile(filepath.Join(dir, "gone")); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("read gone: %v, want ENOENT", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "meminfo"), []byte("x"), 0); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("write: %v, want EROFS", err)
+	}
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &sfs); err != nil || sfs.Bsize != 4096 {
+		t.Errorf("statfs: %+v, %v", sfs, err)
+	}
+}
+
+func TestMountRewindRenders(t *testing.T) {
+	dir, f := mountTest(t)
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"stat": generations(20)})
+	serve(t, f, NewServer(fs), false)
+	fd, err := unix.Open(filepath.Join(dir, "stat"), unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	var seen []string
+	for i := 0; i < 3; i++ {
+		b := make([]byte, 64)
+		n, err := unix.Pread(fd, b, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, string(b[:n]))
+	}
+	if seen[0] == seen[1] || seen[1] == seen[2] {
+		t.Errorf("reads at offset 0 of one open file did not render afresh: %q", seen)
+	}
+}
+
+func TestMountConcurrentReaders(t *testing.T) {
+	dir, f := mountTest(t)
+	fs := newTreeFS(map[string]func(int) ([]byte, error){
+		"a": static(strings.Repeat("a", 5000)),
+		"b": generations(200 << 10),
+	})
+	s := NewServer(fs)
+	s.Readers = 4
+	serve(t, f, s, false)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				a, err := readFile(filepath.Join(dir, "a"))
+				if err != nil || len(a) != 5000 {
+					errs <- fmt.Errorf("read a: %d bytes, %v", len(a), err)
+					return
+				}
+				b, err := readFile(filepath.Join(dir, "b"))
+				if err != nil || strings.Count(string(b), string(b[:20])) != len(b)/20 {
+					errs <- fmt.Errorf("read b: %d bytes, %v (or mixed renderings)", len(b), err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// Every open was released.
+	deadline := time.Now().Add(2 * time.Second)
+	for s.handles.count() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.handles.count(); n != 0 {
+		t.Errorf("%d handles left after every reader closed", n)
+	}
+}
+
+// TestResumeAfterServerKilled is experiment E1 as a test: a server process
+// is SIGKILLed after reading a READ while this process holds the fd; the
+// reader sleeps in D state; a successor's Resume makes the kernel resend
+// the READ and the reader completes with the successor's content.
+func TestResumeAfterServerKilled(t *testing.T) {
+	dir, f := mountTest(t)
+	ar, aw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ar.Close()
+	server := exec.Command(os.Args[0], "-test.run=^$")
+	server.Env = append(os.Environ(), helperEnv+"=stuck-server")
+	server.ExtraFiles = []*os.File{f, aw}
+	server.Stderr = os.Stderr
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	aw.Close()
+	t.Cleanup(func() { server.Process.Kill(); server.Wait() })
+
+	var out bytes.Buffer
+	reader := exec.Command("cat", filepath.Join(dir, "slow"))
+	reader.Stdout, reader.Stderr = &out, &out
+	if err := reader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	readerDone := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() { readerDone <- reader.Wait(); close(exited) }()
+	// Cleanups run last-in first-out: this one kills the reader before
+	// mountTest's closes the fd, which aborts the connection if the reader
+	// is still asleep in it.
+	t.Cleanup(func() {
+		reader.Process.Kill()
+		f.Close()
+		<-exited
+	})
+
+	if _, err := ar.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("the server never got the READ: %v", err)
+	}
+	if err := server.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	server.Wait()
+	// A successor that does not send the resend never sees the READ.
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"slow": static("resent\n")})
+	ctx, cancel := context.WithCancel(context.Background())
+	plain := make(chan error, 1)
+	go func() { plain <- NewServer(fs).Serve(ctx, f) }()
+	select {
+	case err := <-readerDone:
+		t.Fatalf("the reader ended without a resend: %v, %q", err, out.String())
+	case <-time.After(300 * time.Millisecond):
+	}
+	cancel()
+	if err := <-plain; !errors.Is(err, context.Canceled) {
+		t.Fatalf("serve without resend: %v", err)
+	}
+	t.Logf("reader asleep in state %s", procState(reader.Process.Pid))
+
+	start := time.Now()
+	serve(t, f, NewServer(fs), true)
+	select {
+	case err := <-readerDone:
+		if err != nil || out.String() != "resent\n" {
+			t.Fatalf("reader after resume: %v, %q", err, out.String())
+		}
+		t.Logf("reader completed %v after Resume", time.Since(start))
+	case <-time.After(10 * time.Second):
+		t.Fatalf("reader still asleep 10 s after Resume (state %s)", procState(reader.Process.Pid))
+	}
+}
+
+// readFile reads path with raw system calls. Not os.ReadFile: Go registers
+// a regular file it opens with its poller, and epoll_ctl on a FUSE file
+// waits for the server's answer to FUSE_POLL without releasing the
+// goroutine's P; with every P so held, the server's goroutines in this
+// same process never run. A server reading its own mount is a test's
+// situation only, never the daemon's.
+func readFile(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var out []byte
+	buf := make([]byte, 7000) // odd-sized: many READs per file
+	for {
+		n, err := unix.Read(fd, buf)
+		if err != nil {
+			return out, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return out, nil
+		}
+		out = append(out, buf[:n]...)
+	}
+}
+
+// procState is the state letter of /proc/<pid>/stat.
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "gone"
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+3 > len(s) {
+		return "?"
+	}
+	return s[i+2 : i+3]
+}
