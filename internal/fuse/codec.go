@@ -178,3 +178,17 @@ func appendDirent(b []byte, max int, ino, off uint64, typ uint32, name string) (
 	copy(e[direntBaseSize:], name)
 	return append(b, e...), true
 }
+
+// storeOut encodes a fuse_notify_store_out of content's last byte at its
+// offset: the kernel raises the inode's size to len(content) when smaller.
+// (A store of no data changes no size.)
+func storeOut(node uint64, content []byte) []byte {
+	b := make([]byte, 24, 25)
+	ne.PutUint64(b[0:], node)
+	if len(content) == 0 {
+		return b
+	}
+	ne.PutUint64(b[8:], uint64(len(content)-1))
+	ne.PutUint32(b[16:], 1)
+	return append(b, content[len(content)-1])
+}

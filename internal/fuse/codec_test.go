@@ -142,6 +142,10 @@ func TestLookupGetattrReaddir(t *testing.T) {
 	if e, _ := call(t, s, request{Opcode: opGetattr, Node: 555, Body: make([]byte, 16)}); e != syscall.ESTALE {
 		t.Errorf("getattr of a dead node: %v", e)
 	}
+	e, out = call(t, s, request{Opcode: opGetattr, Node: 100, Body: make([]byte, 16)})
+	if e != 0 || ne.Uint64(out[16+8:]) != 1 || ne.Uint64(out[0:]) != 0 {
+		t.Errorf("getattr meminfo: size %d valid %d, want its rendering's length, uncached", ne.Uint64(out[16+8:]), ne.Uint64(out[0:]))
+	}
 	e, out = call(t, s, request{Opcode: opGetattr, Node: RootID, Body: make([]byte, 16)})
 	if e != 0 || len(out) != attrOutSize || ne.Uint32(out[16+64:]) != 2 {
 		t.Errorf("getattr root: %v % x", e, out)
@@ -264,11 +268,17 @@ func TestRenderErrorsReachTheReader(t *testing.T) {
 		"plain": failing(errors.New("bad format")),
 	})
 	s := NewServer(fs)
-	if e, _ := read(t, s, 100, open(t, s, 100), 0, 10); e != syscall.ENOENT {
-		t.Errorf("wrapped ENOENT: %v", e)
+	for node, want := range map[uint64]syscall.Errno{100: syscall.ENOENT, 101: syscall.EIO} {
+		if e, _ := call(t, s, request{Opcode: opOpen, Node: node, Body: make([]byte, 8)}); e != want {
+			t.Errorf("open %d: %v, want %v", node, e, want)
+		}
+		// A predecessor's handle renders at read.
+		if e, _ := read(t, s, node, 777, 0, 10); e != want {
+			t.Errorf("read %d: %v, want %v", node, e, want)
+		}
 	}
-	if e, _ := read(t, s, 101, open(t, s, 101), 0, 10); e != syscall.EIO {
-		t.Errorf("plain error: %v", e)
+	if n := s.handles.count(); n != 2 {
+		t.Errorf("%d handles, want only the two reads' (the failed opens keep none)", n)
 	}
 }
 

@@ -25,6 +25,21 @@ type handle struct {
 	mu      sync.Mutex
 	content []byte
 	valid   bool
+	// fresh: rendered at open and not read yet, so the first read at
+	// offset 0 uses it rather than rendering again.
+	fresh bool
+}
+
+// render fills a new handle at open.
+func (hd *handle) render(content func() ([]byte, error)) ([]byte, error) {
+	hd.mu.Lock()
+	defer hd.mu.Unlock()
+	c, err := content()
+	if err != nil {
+		return nil, err
+	}
+	hd.content, hd.valid, hd.fresh = c, true, true
+	return c, nil
 }
 
 // newHandles starts numbering at the boot clock in nanoseconds: a
@@ -77,13 +92,14 @@ func (h *handles) count() int {
 func (hd *handle) read(render func() ([]byte, error), off uint64, size uint32) ([]byte, error) {
 	hd.mu.Lock()
 	defer hd.mu.Unlock()
-	if off == 0 || !hd.valid {
+	if (off == 0 && !hd.fresh) || !hd.valid {
 		c, err := render()
 		if err != nil {
 			return nil, err
 		}
 		hd.content, hd.valid = c, true
 	}
+	hd.fresh = false
 	if off >= uint64(len(hd.content)) {
 		return nil, nil
 	}

@@ -166,6 +166,47 @@ func TestMountRewindRenders(t *testing.T) {
 	}
 }
 
+// TestMountSendfile: sendfile (busybox cat) reads through the page cache,
+// bounded by the inode's size; content that grew since the size was last
+// seen is read whole all the same.
+func TestMountSendfile(t *testing.T) {
+	dir, f := mountTest(t)
+	grow := func(n int) ([]byte, error) { return []byte(strings.Repeat("x", 100*n) + "\n"), nil }
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"grow": grow})
+	serve(t, f, NewServer(fs), false)
+	for i := 0; i < 3; i++ {
+		got := sendfile(t, filepath.Join(dir, "grow"))
+		if len(got) < 101 || strings.Count(got, "x") != len(got)-1 || got[len(got)-1] != '\n' {
+			t.Fatalf("sendfile %d read %d bytes: %q", i, len(got), got)
+		}
+	}
+}
+
+func sendfile(t *testing.T, path string) string {
+	t.Helper()
+	in, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(in)
+	out, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	for {
+		n, err := unix.Sendfile(int(out.Fd()), in, nil, 1<<20)
+		if err != nil {
+			t.Fatalf("sendfile: %v", err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	b, _ := os.ReadFile(out.Name())
+	return string(b)
+}
+
 func TestMountConcurrentReaders(t *testing.T) {
 	dir, f := mountTest(t)
 	fs := newTreeFS(map[string]func(int) ([]byte, error){

@@ -32,11 +32,7 @@ func (s *Server) dispatch(r request) ([]byte, error) {
 	case opLookup:
 		return s.lookup(r)
 	case opGetattr:
-		a, err := s.fs.Getattr(r.Node)
-		if err != nil {
-			return nil, err
-		}
-		return attrOut(a, cacheValid), nil
+		return s.getattr(r)
 	case opOpen:
 		return s.openFile(r)
 	case opRead:
@@ -79,6 +75,31 @@ func (s *Server) lookup(r request) ([]byte, error) {
 	return entryOut(a, cacheValid), nil
 }
 
+// getattr answers a regular file's size as the length of a rendering now,
+// never cached: stat users (tail seeks from the end) see the real size.
+func (s *Server) getattr(r request) ([]byte, error) {
+	a, err := s.fs.Getattr(r.Node)
+	if err != nil {
+		return nil, err
+	}
+	if a.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return attrOut(a, cacheValid), nil
+	}
+	if c, err := s.fs.Content(r.Node); err == nil {
+		a.Size = uint64(len(c))
+	}
+	return attrOut(a, 0), nil
+}
+
+// openFile renders the file into a new handle. Reads through read(2) are
+// direct (FOPEN_DIRECT_IO) and bounded by nothing but the content; but
+// splice and sendfile (busybox cat) read through the page cache, bounded
+// by the inode's size, which the kernel may hold from long ago (a bind
+// mount is never looked up again; kernels without the fix "fuse: use
+// copy_splice_read for FOPEN_DIRECT_IO" read direct files that way). So
+// before answering, the server raises that size to this rendering's length
+// with FUSE_NOTIFY_STORE of its last byte (the page is dropped again when
+// the open completes); a read that comes up short lowers the size again.
 func (s *Server) openFile(r request) ([]byte, error) {
 	a, err := s.fs.Getattr(r.Node)
 	if err != nil {
@@ -87,7 +108,16 @@ func (s *Server) openFile(r request) ([]byte, error) {
 	if a.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return nil, syscall.EISDIR
 	}
-	return openOut(s.handles.add(r.Node), fopenDirectIO), nil
+	fh := s.handles.add(r.Node)
+	c, err := s.handles.get(r.Node, fh).render(func() ([]byte, error) { return s.fs.Content(r.Node) })
+	if err != nil {
+		s.handles.remove(r.Node, fh)
+		return nil, err
+	}
+	if s.notify != nil {
+		s.notify(notification(notifyStore, storeOut(r.Node, c)))
+	}
+	return openOut(fh, fopenDirectIO), nil
 }
 
 func (s *Server) read(r request) ([]byte, error) {

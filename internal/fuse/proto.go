@@ -47,8 +47,12 @@ const RootID = 1
 // again after FUSE_NOTIFY_RESEND (FUSE_UNIQUE_RESEND).
 const uniqueResend = 1 << 63
 
-// notifyResend is the notification code of FUSE_NOTIFY_RESEND (7.40).
-const notifyResend = 7
+// Notification codes (enum fuse_notify_code): FUSE_NOTIFY_STORE and
+// FUSE_NOTIFY_RESEND (7.40).
+const (
+	notifyStore  = 4
+	notifyResend = 7
+)
 
 // INIT flags (fuse_init_in.flags, and flags2 shifted by 32).
 const (

@@ -16,6 +16,8 @@ import (
 type Server struct {
 	fs      FS
 	handles *handles
+	// notify writes a notification on the connection (set by Serve).
+	notify func([]byte) error
 	// Readers is the number of goroutines reading the fd; zero means two
 	// per CPU. Each reads one request and answers it, so a slow Content
 	// holds one reader, not the connection.
@@ -37,6 +39,7 @@ func (s *Server) Serve(ctx context.Context, f *os.File) error {
 		return err
 	}
 	defer c.close()
+	s.notify = c.write
 	n := s.Readers
 	if n <= 0 {
 		n = 2 * runtime.NumCPU()
