@@ -149,6 +149,11 @@ func (w *worker) stop() (*daemonapi.StopReply, error) {
 	for _, name := range []string{daemonapi.SocketName, "worker.pid", "holder.pid"} {
 		os.Remove(filepath.Join(w.Dir, name))
 	}
+	for _, s := range w.services {
+		if st, ok := s.(interface{ Stop() }); ok {
+			st.Stop()
+		}
+	}
 	w.cancel()
 	return &daemonapi.StopReply{HolderPid: holder, WorkerPid: os.Getpid()}, nil
 }

@@ -20,12 +20,13 @@ import (
 	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/fdstore"
 	"github.com/lkc-containers/lkc/internal/hostconf"
+	"github.com/lkc-containers/lkc/internal/procview"
 	"github.com/lkc-containers/lkc/internal/registry"
 	"github.com/lkc-containers/lkc/internal/service"
 )
 
 // services are the services the worker runs, in start order.
-var services []service.Service
+var services = []service.Service{procview.New()}
 
 // Options are what the holder gives a worker.
 type Options struct {

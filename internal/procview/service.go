@@ -1,0 +1,254 @@
+// Package procview is the daemon's /proc view service: one FUSE mount at
+// <rundir>/proc with a directory per slot holding the files of
+// procfs.Files, each rendered by procfs for the container behind the slot.
+// Its one reason to change is the shape of that tree and which container
+// answers for which node; the wire protocol is internal/fuse's and the
+// files' content internal/procfs's.
+package procview
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/daemonapi"
+	"github.com/lkc-containers/lkc/internal/fuse"
+	"github.com/lkc-containers/lkc/internal/procfs"
+	"github.com/lkc-containers/lkc/internal/registry"
+	"github.com/lkc-containers/lkc/internal/service"
+)
+
+// storeKey is the holder's key for the /dev/fuse fd.
+const storeKey = "fuse"
+
+// sampleEvery is the load average's period (the kernel's LOAD_FREQ).
+const sampleEvery = 5 * time.Second
+
+// Service serves the virtual /proc files of every container with
+// Features.Proc. Its state (which slot shows which container) is rebuilt
+// from the registry at Start; the FUSE connection survives a worker's
+// death in the holder.
+type Service struct {
+	mu    sync.Mutex
+	views map[int]*view // by slot
+	dir   string        // the mount point, <rundir>/proc
+	logf  func(string, ...any)
+}
+
+// view is one served slot.
+type view struct {
+	mu    sync.Mutex // guards c
+	gen   uint64
+	entry *registry.Entry
+	c     *procfs.Container // from the container's state, once it has one
+	load  procfs.Load
+}
+
+var _ service.Service = (*Service)(nil)
+
+// New returns the service; the worker starts it.
+func New() *Service { return &Service{views: map[int]*view{}} }
+
+// Name names the service in `lkc daemon status`.
+func (s *Service) Name() string { return "proc" }
+
+// Start takes the FUSE fd from the holder (a predecessor's session) or
+// mounts a new session, rebuilds the served slots from the registry and
+// serves.
+func (s *Service) Start(ctx context.Context, d *service.Deps) error {
+	s.dir, s.logf = filepath.Join(d.Dir, "proc"), d.Logf
+	for _, e := range d.Registry.Entries() {
+		s.add(e)
+	}
+	f, inherited := d.Taken[storeKey]
+	if inherited {
+		delete(d.Taken, storeKey)
+	} else {
+		var err error
+		if f, err = s.mount(d); err != nil {
+			return err
+		}
+	}
+	t := &tree{layout: newLayout(procfs.Files), served: s, render: procfs.Render, host: "/", mtime: time.Now()}
+	srv := fuse.NewServer(t)
+	go s.serve(ctx, srv, f, inherited, d.Predecessor)
+	go s.sample(ctx)
+	return nil
+}
+
+// mount makes a new session on <rundir>/proc, replacing a dead one (both
+// daemon processes died: the kernel aborted that connection), and gives
+// the fd to the holder.
+func (s *Service) mount(d *service.Deps) (*os.File, error) {
+	if err := unix.Unmount(s.dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return nil, fmt.Errorf("unmounting the dead %s: %w", s.dir, err)
+	}
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", s.dir, err)
+	}
+	f, err := fuse.Mount(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Store.Put(storeKey, f); err != nil {
+		fuse.Unmount(s.dir)
+		f.Close()
+		return nil, fmt.Errorf("depositing the fuse fd: %w", err)
+	}
+	return f, nil
+}
+
+// serve answers FUSE requests until ctx ends. An inherited session may
+// hold requests a dead predecessor read and never answered: Resume has the
+// kernel send them again. During an upgrade the predecessor still answers
+// what it read, so the resend waits until it has exited.
+func (s *Service) serve(ctx context.Context, srv *fuse.Server, f *os.File, inherited bool, pred int) {
+	defer f.Close()
+	var err error
+	switch {
+	case !inherited:
+		err = srv.Serve(ctx, f)
+	case pred != 0:
+		go s.resendAfter(pred, f)
+		err = srv.Serve(ctx, f)
+	default:
+		err = srv.Resume(ctx, f)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		s.logf("proc: serving %s: %v", s.dir, err)
+	}
+}
+
+// resendAfter sends FUSE_NOTIFY_RESEND once process pid has exited.
+func (s *Service) resendAfter(pid int, f *os.File) {
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			if _, err := unix.Poll(fds, -1); err != unix.EINTR {
+				break
+			}
+		}
+		unix.Close(fd)
+	}
+	if err := fuse.Resend(f); err != nil {
+		s.logf("proc: %v", err)
+	}
+}
+
+// Stop unmounts the tree when the daemon stops for good (not on an
+// upgrade or a crash, when the session lives on in the holder): with no
+// daemon it would only answer ENOTCONN. Containers' bind mounts of its
+// files stay, as dead as they would be with the mount.
+func (s *Service) Stop() {
+	if err := fuse.Unmount(s.dir); err != nil {
+		s.logf("proc: %v", err)
+	}
+}
+
+// Adopt serves e's /proc view when it asks for one.
+func (s *Service) Adopt(e *registry.Entry, reply *daemonapi.AdoptReply) error {
+	if !e.Features.Proc {
+		return nil
+	}
+	s.add(e)
+	reply.ProcDir = filepath.Join(s.dir, strconv.Itoa(e.Slot))
+	reply.Files = procfs.Files
+	reply.Features.Proc = true
+	return nil
+}
+
+// Release stops serving e: its nodes answer ESTALE from now on.
+func (s *Service) Release(e *registry.Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v := s.views[e.Slot]; v != nil && v.gen == e.Gen {
+		delete(s.views, e.Slot)
+	}
+}
+
+func (s *Service) add(e *registry.Entry) {
+	if !e.Features.Proc {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.views[e.Slot] = &view{gen: e.Gen, entry: e}
+}
+
+func (s *Service) slotGen(n int) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.views[n]
+	if v == nil {
+		return 0, false
+	}
+	return v.gen, true
+}
+
+func (s *Service) slots() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]int, 0, len(s.views))
+	for n := range s.views {
+		out = append(out, n)
+	}
+	return out
+}
+
+// container is the container behind slot n of generation gen, read from
+// its state the first time (adopt comes before create writes the state).
+func (s *Service) container(n int, gen uint64) (*procfs.Container, bool) {
+	s.mu.Lock()
+	v := s.views[n]
+	s.mu.Unlock()
+	if v == nil || v.gen != gen {
+		return nil, false
+	}
+	return v.resolve()
+}
+
+func (v *view) resolve() (*procfs.Container, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.c != nil {
+		return v.c, true
+	}
+	st, err := v.entry.LoadState()
+	if err != nil || st.InitPid == 0 {
+		return nil, false
+	}
+	c, err := procfs.ContainerFromState(st)
+	if err != nil {
+		return nil, false
+	}
+	c.Load = &v.load
+	v.c = c
+	return c, true
+}
+
+// sample folds every served container's task counts into its load
+// average, from one timer for all.
+func (s *Service) sample(ctx context.Context) {
+	t := time.NewTicker(sampleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, n := range s.slots() {
+				gen, _ := s.slotGen(n)
+				if c, ok := s.container(n, gen); ok {
+					c.Load.Sample(c, now)
+				}
+			}
+		}
+	}
+}
