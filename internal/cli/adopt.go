@@ -5,6 +5,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/hostconf"
@@ -34,10 +37,32 @@ func adopt(o *container.CreateOpts) (release func(), err error) {
 		return nil, fmt.Errorf("container %s: %s needs the lkc daemon: %w", o.ID, asked, err)
 	}
 	defer cl.Close()
-	if _, err := cl.Adopt(o.Root, o.ID, f); err != nil {
+	reply, err := cl.Adopt(o.Root, o.ID, f)
+	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", o.ID, err)
 	}
+	o.Config.Mounts = append(o.Config.Mounts, procMounts(reply)...)
 	return func() { releaseFrom(conf.DaemonDirectory(), o.Root, o.ID) }, nil
+}
+
+// procMounts bind-mounts each virtual file the daemon serves for the
+// container over the container's own (/proc/meminfo, ...). They come after
+// the config's mounts, so over its /proc and /sys, and before the masked
+// and read-only paths, as LXC's lxcfs hook places them.
+func procMounts(r *daemonapi.AdoptReply) []config.Mount {
+	if r.ProcDir == "" {
+		return nil
+	}
+	ms := make([]config.Mount, 0, len(r.Files))
+	for _, f := range r.Files {
+		ms = append(ms, config.Mount{
+			Source:      filepath.Join(r.ProcDir, f),
+			Destination: "/" + f,
+			Type:        "bind",
+			Flags:       unix.MS_BIND | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC,
+		})
+	}
+	return ms
 }
 
 // releaseFrom tells the daemon in dir, if one runs, to stop serving a
