@@ -1,0 +1,153 @@
+package integration
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// procContainer runs a sleeping container with a virtual /proc (the
+// annotation), 64 MiB and half a CPU, autostarting this test's daemon.
+func (d *daemonEnv) procContainer(args []string) string {
+	d.t.Helper()
+	mem, quota, period := int64(64<<20), int64(50000), uint64(100000)
+	b := d.bundle(args, func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.lkc.proc": "virtual"}
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem}
+		s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+	})
+	id := d.id()
+	d.mustLkc("run", "-d", "--bundle", b, id)
+	d.t.Cleanup(func() { d.lkc("delete", "--force", id) })
+	return id
+}
+
+// TestProcViewInContainer: inside a container with org.lkc.proc=virtual,
+// the files tools size themselves from show its limits: MemTotal 64 MiB,
+// one CPU (cpuinfo, cpu/online), top's memory line, its own uptime; a
+// container without the annotation still sees the host's.
+func TestProcViewInContainer(t *testing.T) {
+	d := newDaemonEnv(t)
+	id := d.procContainer([]string{"sleep", "1000"})
+	sh := func(cmd string) string {
+		t.Helper()
+		return d.mustLkc("exec", id, "sh", "-c", cmd)
+	}
+	if got := sh("head -1 /proc/meminfo"); !matches(`^MemTotal: +65536 kB\n$`, got) {
+		t.Errorf("meminfo: %q", got)
+	}
+	if got := sh("cat /sys/devices/system/cpu/online; grep -c ^processor /proc/cpuinfo"); got != "0\n1\n" {
+		t.Errorf("cpu/online and cpuinfo's processors: %q, want 0 and 1", got)
+	}
+	if got := sh("top -bn1 | grep ^Mem:"); !matches(`^Mem: \d+K used, \d+K free`, got) || !memTotalIs(got, 65536) {
+		t.Errorf("top: %q, want used+free = 65536K", got)
+	}
+	// busybox cat reads with sendfile, through the page cache.
+	if got := sh("cat /proc/uptime"); !matches(`^\d{1,3}\.\d\d \d+\.\d\d\n$`, got) {
+		t.Errorf("uptime: %q, want the container's own seconds", got)
+	}
+	if got := sh("cat /proc/stat | grep -c ^cpu"); got != "2\n" {
+		t.Errorf("/proc/stat cpu lines: %q, want cpu and cpu0", got)
+	}
+	if got := sh("grep -c ' fuse.lkc ' /proc/self/mountinfo"); strings.TrimSpace(got) != "8" {
+		t.Errorf("%s bind mounts of the daemon's files, want 8", strings.TrimSpace(got))
+	}
+	if s := d.status(); len(s.Containers) != 1 || s.Containers[0].ID != id {
+		t.Errorf("daemon status: %+v", s)
+	}
+	host, _ := os.ReadFile("/proc/meminfo")
+	plain := d.run([]string{"head", "-1", "/proc/meminfo"}, nil)
+	if plain.code != 0 || plain.stdout != strings.SplitAfter(string(host), "\n")[0] {
+		t.Errorf("a container without the annotation: %v, want the host's %q", plain, strings.SplitAfter(string(host), "\n")[0])
+	}
+}
+
+// TestProcViewBadAnnotation: an invalid value fails create in one line
+// naming the annotation, and starts no daemon.
+func TestProcViewBadAnnotation(t *testing.T) {
+	d := newDaemonEnv(t)
+	id := d.id()
+	b := d.bundle([]string{"true"}, func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.lkc.proc": "virtualx"}
+	})
+	d.failLkc(`org\.lkc\.proc`, "run", "--bundle", b, id)
+	if pids := d.processes(); len(pids) != 0 {
+		t.Errorf("a refused create started a daemon: %v", pids)
+	}
+	if _, err := os.Stat(filepath.Join(d.root, id)); err == nil {
+		t.Errorf("refused create left %s behind", id)
+	}
+}
+
+// TestProcReadAcrossWorkerKill: a reader loops over /proc/meminfo inside
+// the container while the test SIGKILLs the daemon's worker ten times at
+// random moments: no read fails or shows other than the container's
+// value, and no task of the container is left in D state.
+func TestProcReadAcrossWorkerKill(t *testing.T) {
+	d := newDaemonEnv(t)
+	loop := `n=0; while :; do if head -1 /proc/meminfo | grep -q "^MemTotal: *65536 kB"; then n=$((n+1)); echo $n > /dev/shm/ok; else echo bad >> /dev/shm/err; fi; done`
+	id := d.procContainer([]string{"sh", "-c", loop})
+	count := func() int {
+		n, _ := strconv.Atoi(strings.TrimSpace(d.lkc("exec", id, "cat", "/dev/shm/ok").stdout))
+		return n
+	}
+	waitFor(t, func() bool { return count() > 0 }, "the reader's first read")
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	for i := 0; i < 10; i++ {
+		s := d.status()
+		before := count()
+		kill9(t, s.WorkerPid)
+		time.Sleep(time.Duration(rng.Intn(300)) * time.Millisecond)
+		start := time.Now()
+		waitFor(t, func() bool { return count() > before }, fmt.Sprintf("reads after kill %d", i+1))
+		t.Logf("kill %d: reads resumed within %v", i+1, time.Since(start))
+	}
+	if bad := d.lkc("exec", id, "cat", "/dev/shm/err").stdout; bad != "" {
+		t.Errorf("reads failed across the kills: %q", bad)
+	}
+	pid := int(d.state(id)["pid"].(float64))
+	if st := procStateOf(pid); st == "D" {
+		t.Errorf("the container's init is in D state")
+	}
+}
+
+func matches(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+func waitFor(t *testing.T, ok func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func procStateOf(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return s[i+2 : i+3]
+}
+
+// memTotalIs checks busybox top's "Mem: <used>K used, <free>K free" sums
+// to kb.
+func memTotalIs(line string, kb int) bool {
+	var used, free int
+	if _, err := fmt.Sscanf(line, "Mem: %dK used, %dK free", &used, &free); err != nil {
+		return false
+	}
+	return used+free == kb
+}
