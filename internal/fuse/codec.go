@@ -112,13 +112,22 @@ func putAttr(b []byte, a Attr) {
 	ne.PutUint32(b[84:], 0)    // flags
 }
 
-// entryOut encodes a fuse_entry_out for a looked-up node.
+// entryOut encodes a fuse_entry_out for a looked-up node, cached for
+// valid seconds; a regular file's attributes never are (its size is its
+// rendering's, see Server.getattr), nor anything of a volatile node.
 func entryOut(a Attr, valid uint64) []byte {
 	b := make([]byte, entryOutSize)
+	entry, attr := valid, valid
+	if a.Volatile {
+		entry, attr = 0, 0
+	}
+	if a.Mode&syscall.S_IFMT == syscall.S_IFREG {
+		attr = 0
+	}
 	ne.PutUint64(b[0:], a.Ino)
 	ne.PutUint64(b[8:], 0) // generation: node ids are never reused within one
-	ne.PutUint64(b[16:], valid)
-	ne.PutUint64(b[24:], valid)
+	ne.PutUint64(b[16:], entry)
+	ne.PutUint64(b[24:], attr)
 	putAttr(b[40:], a)
 	return b
 }

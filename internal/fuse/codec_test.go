@@ -136,6 +136,12 @@ func TestLookupGetattrReaddir(t *testing.T) {
 	if mode := ne.Uint32(out[40+60:]); mode != syscall.S_IFREG|0o444 {
 		t.Errorf("mode %o", mode)
 	}
+	if ne.Uint64(out[16:]) != cacheValid || ne.Uint64(out[24:]) != 0 {
+		t.Errorf("a file's entry valid %d s, attributes %d s; want cached, uncached", ne.Uint64(out[16:]), ne.Uint64(out[24:]))
+	}
+	if b := entryOut(Attr{Ino: 5, Mode: syscall.S_IFDIR, Volatile: true}, 1); ne.Uint64(b[16:]) != 0 || ne.Uint64(b[24:]) != 0 {
+		t.Errorf("a volatile node is cached")
+	}
 	if e, _ := call(t, s, request{Opcode: opLookup, Node: RootID, Body: []byte("nope\x00")}); e != syscall.ENOENT {
 		t.Errorf("lookup nope: %v", e)
 	}

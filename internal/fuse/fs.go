@@ -32,6 +32,10 @@ type Attr struct {
 	Size     uint64
 	UID, GID uint32
 	Mtime    time.Time
+	// Volatile keeps the kernel from caching the node's name and
+	// attributes: a node that comes and goes with no notice to the kernel
+	// (a slot released) is gone at once.
+	Volatile bool
 }
 
 // Dirent is one directory entry; Type is the S_IFMT bits of its mode.

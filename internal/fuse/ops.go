@@ -83,7 +83,11 @@ func (s *Server) getattr(r request) ([]byte, error) {
 		return nil, err
 	}
 	if a.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return attrOut(a, cacheValid), nil
+		valid := uint64(cacheValid)
+		if a.Volatile {
+			valid = 0
+		}
+		return attrOut(a, valid), nil
 	}
 	if c, err := s.fs.Content(r.Node); err == nil {
 		a.Size = uint64(len(c))

@@ -118,7 +118,9 @@ func (t *tree) Lookup(parent uint64, name string) (fuse.Attr, error) {
 		if !ok {
 			return fuse.Attr{}, syscall.ENOENT
 		}
-		return t.attr(nodeID(gen, n, 0), true), nil
+		a := t.attr(nodeID(gen, n, 0), true)
+		a.Volatile = true // gone at once when the slot is released
+		return a, nil
 	}
 	gen, slot, i, err := t.live(parent)
 	if err != nil {
@@ -153,7 +155,9 @@ func (t *tree) Getattr(id uint64) (fuse.Attr, error) {
 	if err != nil {
 		return fuse.Attr{}, err
 	}
-	return t.attr(id, t.layout.dir[i]), nil
+	a := t.attr(id, t.layout.dir[i])
+	a.Volatile = i == 0
+	return a, nil
 }
 
 func (t *tree) Readdir(id uint64) ([]fuse.Dirent, error) {

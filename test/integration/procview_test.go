@@ -63,6 +63,17 @@ func TestProcViewInContainer(t *testing.T) {
 	if s := d.status(); len(s.Containers) != 1 || s.Containers[0].ID != id {
 		t.Errorf("daemon status: %+v", s)
 	}
+	slot := filepath.Join(d.dir, "proc", strconv.Itoa(d.status().Containers[0].Slot))
+	if _, err := os.Stat(filepath.Join(slot, "proc", "meminfo")); err != nil {
+		t.Errorf("the slot's files on the host: %v", err)
+	}
+	d.mustLkc("delete", "--force", id)
+	if s := d.status(); len(s.Containers) != 0 {
+		t.Errorf("after delete the daemon still serves %+v", s.Containers)
+	}
+	if _, err := os.Stat(slot); err == nil {
+		t.Errorf("%s still listed after delete", slot)
+	}
 	host, _ := os.ReadFile("/proc/meminfo")
 	plain := d.run([]string{"head", "-1", "/proc/meminfo"}, nil)
 	if plain.code != 0 || plain.stdout != strings.SplitAfter(string(host), "\n")[0] {
