@@ -93,6 +93,8 @@ v2tests=(
   TestPidsLimitTiny
   TestLimits
   TestProcfs
+  TestProcView
+  TestProcReadAcrossWorkerKill
 )
 v2re=$(IFS='|'; echo "${v2tests[*]}")
 mkdir -p tmp
