@@ -257,6 +257,9 @@ func TestMountConcurrentReaders(t *testing.T) {
 // the READ and the reader completes with the successor's content.
 func TestResumeAfterServerKilled(t *testing.T) {
 	dir, f := mountTest(t)
+	if !kernelAtLeast(6, 9) {
+		t.Skip("FUSE_NOTIFY_RESEND needs Linux 6.9")
+	}
 	ar, aw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -350,6 +353,17 @@ func readFile(path string) ([]byte, error) {
 		}
 		out = append(out, buf[:n]...)
 	}
+}
+
+// kernelAtLeast reports whether the running kernel is major.minor or newer.
+func kernelAtLeast(major, minor int) bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	var ma, mi int
+	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &ma, &mi)
+	return ma > major || ma == major && mi >= minor
 }
 
 // procState is the state letter of /proc/<pid>/stat.

@@ -71,14 +71,20 @@ func (s *Server) Serve(ctx context.Context, f *os.File) error {
 // Resume serves a connection whose previous server died: it first writes
 // FUSE_NOTIFY_RESEND, which makes the kernel queue again every request
 // that server had read and not answered (their readers otherwise sleep in
-// D state until the connection dies), then serves as Serve does. Needs
-// FUSE 7.40 (Linux 6.9).
+// D state until the connection dies), then serves as Serve does. On a
+// kernel without the notification (FUSE 7.40, Linux 6.9) it serves all the
+// same, new requests are answered, and the error it returns when serving
+// ends wraps ErrNoResend.
 func (s *Server) Resume(ctx context.Context, f *os.File) error {
-	if err := Resend(f); err != nil {
-		return err
+	rerr := Resend(f)
+	if rerr != nil && !errors.Is(rerr, ErrNoResend) {
+		return rerr
 	}
-	return s.Serve(ctx, f)
+	return errors.Join(rerr, s.Serve(ctx, f))
 }
+
+// ErrNoResend marks a kernel that does not know FUSE_NOTIFY_RESEND.
+var ErrNoResend = errors.New("kernel has no FUSE_NOTIFY_RESEND (Linux 6.9): requests the dead server read stay unanswered")
 
 // Resend writes FUSE_NOTIFY_RESEND on f.
 func Resend(f *os.File) error {
@@ -89,6 +95,9 @@ func Resend(f *os.File) error {
 	cerr := rc.Control(func(fd uintptr) {
 		_, err = unix.Write(int(fd), notification(notifyResend, nil))
 	})
+	if errors.Is(err, unix.EINVAL) {
+		return ErrNoResend // an unknown notification code
+	}
 	if err := errors.Join(cerr, err); err != nil {
 		return fmt.Errorf("fuse notify resend: %w", err)
 	}

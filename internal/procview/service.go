@@ -108,7 +108,8 @@ func (s *Service) mount(d *service.Deps) (*os.File, error) {
 // serve answers FUSE requests until ctx ends. An inherited session may
 // hold requests a dead predecessor read and never answered: Resume has the
 // kernel send them again. During an upgrade the predecessor still answers
-// what it read, so the resend waits until it has exited.
+// what it read, so the resend waits until it has exited. Without the
+// resend (kernels before 6.9) new requests are served all the same.
 func (s *Service) serve(ctx context.Context, srv *fuse.Server, f *os.File, inherited bool, pred int) {
 	defer f.Close()
 	var err error
@@ -119,7 +120,10 @@ func (s *Service) serve(ctx context.Context, srv *fuse.Server, f *os.File, inher
 		go s.resendAfter(pred, f)
 		err = srv.Serve(ctx, f)
 	default:
-		err = srv.Resume(ctx, f)
+		if err := fuse.Resend(f); err != nil {
+			s.logf("proc: %v", err)
+		}
+		err = srv.Serve(ctx, f)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.logf("proc: serving %s: %v", s.dir, err)
