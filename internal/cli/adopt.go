@@ -20,29 +20,35 @@ import (
 // never touches the daemon. It returns the release that create's failure
 // paths run.
 func adopt(o *container.CreateOpts) (release func(), err error) {
+	return adoptConfig(o.Root, o.ID, o.Config)
+}
+
+// adoptConfig is adopt for container id under root with config cfg, to
+// which it adds the mounts of what the daemon serves (restore calls it too).
+func adoptConfig(root, id string, cfg *config.Config) (release func(), err error) {
 	conf, err := hostconf.Load()
 	if err != nil {
 		return nil, err
 	}
-	f, err := conf.Features(o.Config.Annotations)
+	f, err := conf.Features(cfg.Annotations)
 	if err != nil || !f.Any() {
 		return func() {}, err
 	}
-	if _, err := os.Stat(filepath.Join(o.Root, o.ID)); err == nil {
+	if _, err := os.Stat(filepath.Join(root, id)); err == nil {
 		return func() {}, nil // create refuses the existing id; its adopt stands
 	}
 	asked := f.Missing(hostconf.Features{})
 	cl, err := daemonapi.Ensure(conf)
 	if err != nil {
-		return nil, fmt.Errorf("container %s: %s needs the lkc daemon: %w", o.ID, asked, err)
+		return nil, fmt.Errorf("container %s: %s needs the lkc daemon: %w", id, asked, err)
 	}
 	defer cl.Close()
-	reply, err := cl.Adopt(o.Root, o.ID, f)
+	reply, err := cl.Adopt(root, id, f)
 	if err != nil {
-		return nil, fmt.Errorf("container %s: %w", o.ID, err)
+		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
-	o.Config.Mounts = append(o.Config.Mounts, procMounts(reply)...)
-	return func() { releaseFrom(conf.DaemonDirectory(), o.Root, o.ID) }, nil
+	cfg.Mounts = append(cfg.Mounts, procMounts(reply)...)
+	return func() { releaseFrom(conf.DaemonDirectory(), root, id) }, nil
 }
 
 // procMounts bind-mounts each virtual file the daemon serves for the

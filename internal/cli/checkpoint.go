@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/cr"
 )
 
@@ -133,6 +134,7 @@ func cmdRestore(g *globals, args []string) error {
 	o.TCPEstablished, o.ExtUnixSk, o.ShellJob, o.FileLocks = f.tcpEstablished, f.extUnixSk, f.shellJob, f.fileLocks
 	o.LazyPages, o.EmptyNS = f.lazyPages, f.emptyNS
 	o.ManageCgroupsMode, o.PageServer = f.manageCgroups, f.pageServer
+	o.Adopt = func(cfg *config.Config) (func(), error) { return adoptConfig(o.Root, o.ID, cfg) }
 	return processExit(cr.Restore(o))
 }
 

@@ -17,7 +17,14 @@ import (
 // RestoreOpts are the options of `lkc restore` (runc's flags).
 type RestoreOpts struct {
 	Root, ID, Bundle string
-	CRIU             string
+	// Adopt, when set, has the daemon serve the restored container when its
+	// config asks for a daemon feature, adding what it serves (the virtual
+	// /proc's bind mounts, whose CRIU keys then map to this host's files)
+	// to cfg; release undoes it when the restore fails or the container,
+	// restored in the foreground, ends.
+	Adopt func(cfg *config.Config) (release func(), err error)
+
+	CRIU string
 
 	ImagePath, WorkPath, ParentPath string
 
@@ -99,6 +106,21 @@ func RestoreTuned(o RestoreOpts, t RestoreTuning) (int, error) {
 	if cfg.Process.Terminal && o.ConsoleSocket == "" {
 		return 0, fmt.Errorf("process.terminal is true: restoring needs --console-socket to hand the new terminal to")
 	}
+	release := func() {}
+	if o.Adopt != nil {
+		if release, err = o.Adopt(cfg); err != nil {
+			return 0, err
+		}
+	}
+	code, err := restoreAdopted(o, t, cfg)
+	if err != nil || !o.Detach {
+		release()
+	}
+	return code, err
+}
+
+// restoreAdopted is RestoreTuned once the daemon serves the container.
+func restoreAdopted(o RestoreOpts, t RestoreTuning, cfg *config.Config) (int, error) {
 	cr, err := checkpoint.Find(o.CRIU)
 	if err != nil {
 		return 0, err

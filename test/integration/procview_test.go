@@ -179,3 +179,34 @@ func memTotalIs(line string, kb int) bool {
 	}
 	return used+free == kb
 }
+
+// TestProcViewCheckpointRestore: a container with a virtual /proc is
+// checkpointed and restored; the restore adopts it again and CRIU maps
+// its bind mounts to the daemon's files, which still show its limit.
+func TestProcViewCheckpointRestore(t *testing.T) {
+	requireCriu(t)
+	d := newDaemonEnv(t)
+	mem := int64(64 << 20)
+	id, root := d.ckptCounter(func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.lkc.proc": "virtual"}
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem}
+	})
+	t.Cleanup(func() { d.lkc("delete", "--force", id) })
+	memTotal := func() string {
+		t.Helper()
+		return d.mustLkc("exec", id, "head", "-1", "/proc/meminfo")
+	}
+	if got := memTotal(); !matches(`^MemTotal: +65536 kB\n$`, got) {
+		t.Fatalf("before the checkpoint: %q", got)
+	}
+	bundle := bundleOf(d.env, id)
+	images := filepath.Join(t.TempDir(), "images")
+	saved := d.checkpointStops(id, root, images)
+	d.restoreDetached(id, bundle, root, images, saved)
+	if got := memTotal(); !matches(`^MemTotal: +65536 kB\n$`, got) {
+		t.Errorf("after the restore: %q", got)
+	}
+	if s := d.status(); len(s.Containers) != 1 || s.Containers[0].ID != id {
+		t.Errorf("daemon status after the restore: %+v", s.Containers)
+	}
+}
