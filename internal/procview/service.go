@@ -40,6 +40,15 @@ type Service struct {
 	views map[int]*view // by slot
 	dir   string        // the mount point, <rundir>/proc
 	logf  func(string, ...any)
+
+	// The session: mounted at Start when the holder kept one or a served
+	// container needs it, else at the first adopt that asks for a virtual
+	// /proc (a daemon without such containers mounts nothing, so its run
+	// directory can go).
+	ctx     context.Context
+	deps    *service.Deps
+	mountMu sync.Mutex // guards mounted
+	mounted bool
 }
 
 // view is one served slot.
@@ -63,24 +72,44 @@ func (s *Service) Name() string { return "proc" }
 // mounts a new session, rebuilds the served slots from the registry and
 // serves.
 func (s *Service) Start(ctx context.Context, d *service.Deps) error {
-	s.dir, s.logf = filepath.Join(d.Dir, "proc"), d.Logf
+	s.dir, s.logf, s.ctx, s.deps = filepath.Join(d.Dir, "proc"), d.Logf, ctx, d
 	for _, e := range d.Registry.Entries() {
 		s.add(e)
 	}
-	f, inherited := d.Taken[storeKey]
-	if inherited {
-		delete(d.Taken, storeKey)
-	} else {
-		var err error
-		if f, err = s.mount(d); err != nil {
-			return err
-		}
-	}
-	t := &tree{layout: newLayout(procfs.Files), served: s, render: procfs.Render, host: "/", mtime: time.Now()}
-	srv := fuse.NewServer(t)
-	go s.serve(ctx, srv, f, inherited, d.Predecessor)
 	go s.sample(ctx)
+	if f, ok := d.Taken[storeKey]; ok {
+		delete(d.Taken, storeKey)
+		s.mountMu.Lock()
+		s.start(f, true)
+		s.mountMu.Unlock()
+		return nil
+	}
+	if len(s.slots()) == 0 {
+		return nil
+	}
+	return s.ensureMounted()
+}
+
+// ensureMounted mounts a new session unless one is served.
+func (s *Service) ensureMounted() error {
+	s.mountMu.Lock()
+	defer s.mountMu.Unlock()
+	if s.mounted {
+		return nil
+	}
+	f, err := s.mount(s.deps)
+	if err != nil {
+		return err
+	}
+	s.start(f, false)
 	return nil
+}
+
+// start serves session f in the background. Preconditions: mountMu held.
+func (s *Service) start(f *os.File, inherited bool) {
+	t := &tree{layout: newLayout(procfs.Files), served: s, render: procfs.Render, host: "/", mtime: time.Now()}
+	s.mounted = true
+	go s.serve(s.ctx, fuse.NewServer(t), f, inherited, s.deps.Predecessor)
 }
 
 // mount makes a new session on <rundir>/proc, replacing a dead one (both
@@ -151,6 +180,11 @@ func (s *Service) resendAfter(pid int, f *os.File) {
 // daemon it would only answer ENOTCONN. Containers' bind mounts of its
 // files stay, as dead as they would be with the mount.
 func (s *Service) Stop() {
+	s.mountMu.Lock()
+	defer s.mountMu.Unlock()
+	if !s.mounted {
+		return
+	}
 	if err := fuse.Unmount(s.dir); err != nil {
 		s.logf("proc: %v", err)
 	}
@@ -160,6 +194,9 @@ func (s *Service) Stop() {
 func (s *Service) Adopt(e *registry.Entry, reply *daemonapi.AdoptReply) error {
 	if !e.Features.Proc {
 		return nil
+	}
+	if err := s.ensureMounted(); err != nil {
+		return err
 	}
 	s.add(e)
 	reply.ProcDir = filepath.Join(s.dir, strconv.Itoa(e.Slot))
