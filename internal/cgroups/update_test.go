@@ -1,12 +1,10 @@
-package container
+package cgroups
 
 import (
 	"testing"
 
 	"github.com/lkc-containers/lkc/internal/config"
 )
-
-func i64(v int64) *int64 { return &v }
 
 func TestMergeResources(t *testing.T) {
 	cur := &config.Resources{MemoryLimit: i64(100), PidsLimit: i64(5), CPUs: "0-1",
