@@ -46,6 +46,7 @@ func init() {
 		"daemon":     {cmdDaemon, serving, "daemon [--detach] | daemon status|stop|reload|upgrade: the host daemon (docs/daemon.md)"},
 		"events":     {cmdEvents, serving, "events [--stats] [--interval 5s] <container-id>: print stats and OOM events (JSON lines)"},
 		"exec":       {cmdExec, forwarding, "exec [flags] <container-id> <command> [args...]: run a process in a container"},
+		"group":      {cmdGroup, brief, "group create|update|exec|move|list|stats|delete ...: resource groups of host processes (docs/groups.md)"},
 		"features":   {cmdFeatures, brief, "features: print what this lkc supports (JSON)"},
 		"kill":       {cmdKill, brief, "kill [--all] <container-id> [signal]: signal a container"},
 		"migrate":    {cmdMigrate, allocating, "migrate --token-file F [flags] <container-id> <host:port>: move a running container to an lkc serve"},

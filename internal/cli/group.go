@@ -1,0 +1,275 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/groups"
+	"github.com/lkc-containers/lkc/internal/hostconf"
+)
+
+// groupUsage lists the subcommands of `lkc group`.
+const groupUsage = "lkc group create|update NAME [limits] | exec NAME -- CMD... | move NAME PID... | list [--json] | stats NAME [--json] | delete [--force] NAME"
+
+// groupLimitFlags are the limits create and update take; values are read
+// as `lkc update` (runc, docker) reads them.
+var groupLimitFlags = []string{"memory", "memory-swap", "cpus", "cpu-shares", "cpuset-cpus", "io-weight", "pids-limit"}
+
+// cmdGroup runs `lkc group SUBCOMMAND`: resource groups of host processes
+// (internal/groups, docs/groups.md). The CLI does the work itself; the
+// daemon only makes the groups' cgroups again after a reboot.
+func cmdGroup(g *globals, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("missing subcommand (usage: %s)", groupUsage)
+	}
+	conf, err := hostconf.Load()
+	if err != nil {
+		return err
+	}
+	s := groups.FromConf(conf)
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "create", "update":
+		return groupLimits(s, sub, args)
+	case "exec":
+		return groupExec(s, args)
+	case "move":
+		return groupMove(s, args)
+	case "list":
+		return groupList(s, args)
+	case "stats":
+		return groupStats(s, args)
+	case "delete":
+		return groupDelete(s, args)
+	}
+	return fmt.Errorf("unknown subcommand %q (usage: %s)", sub, groupUsage)
+}
+
+// groupLimits runs create and update.
+func groupLimits(s *groups.Store, sub string, args []string) error {
+	fs := newFlags("group " + sub)
+	for _, name := range groupLimitFlags {
+		fs.String(name, "", name)
+	}
+	usage := "lkc group " + sub + " NAME [--memory N] [--memory-swap N] [--cpus N] [--cpu-shares N] [--cpuset-cpus LIST] [--io-weight N] [--pids-limit N]"
+	rest, err := parse(fs, args, exactly(1), usage)
+	if err != nil {
+		return err
+	}
+	if err := groups.CheckName(rest[0]); err != nil {
+		return err
+	}
+	r := &config.Resources{}
+	fs.Visit(func(f *flag.Flag) {
+		if err == nil {
+			err = setGroupFlag(r, f.Name, f.Value.String())
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if sub == "update" {
+		return s.Update(rest[0], r)
+	}
+	return s.Create(&groups.Group{Name: rest[0], Resources: *r})
+}
+
+// setGroupFlag stores one limit flag in r: the two docker has and runc
+// update has not (--cpus, --io-weight, docker's --blkio-weight) here, the
+// rest through update's own parser.
+func setGroupFlag(r *config.Resources, name, v string) error {
+	switch name {
+	case "cpus":
+		n, err := strconv.ParseFloat(v, 64)
+		max := float64(runtime.NumCPU())
+		if err != nil || n < 0.01 || n > max {
+			return fmt.Errorf("--cpus %q: use a number of CPUs from 0.01 to %.2f", v, max)
+		}
+		quota, period := int64(n*100000), uint64(100000)
+		r.CPUQuota, r.CPUPeriod = &quota, &period
+		return nil
+	case "io-weight":
+		n, err := strconv.ParseUint(v, 10, 16)
+		if err != nil || n < 10 || n > 1000 {
+			return fmt.Errorf("--io-weight %q: use a weight from 10 to 1000", v)
+		}
+		w := uint16(n)
+		r.BlkioWeight = &w
+		return nil
+	case "cpu-shares":
+		if err := setFlag(r, name, v); err != nil {
+			return err
+		}
+		if *r.CPUShares < 2 || *r.CPUShares > 262144 {
+			return fmt.Errorf("--cpu-shares %q: use a value from 2 to 262144", v)
+		}
+		return nil
+	case "pids-limit":
+		if err := setFlag(r, name, v); err != nil {
+			return err
+		}
+		if *r.PidsLimit == 0 || *r.PidsLimit < -1 {
+			return fmt.Errorf("--pids-limit %q: use a positive number, or -1 for no limit", v)
+		}
+		return nil
+	case "memory", "memory-swap":
+		if err := setFlag(r, name, v); err != nil {
+			return err
+		}
+		if n := r.MemoryLimit; name == "memory" && (*n == 0 || *n < -1) || name == "memory-swap" && (*r.MemorySwap == 0 || *r.MemorySwap < -1) {
+			return fmt.Errorf("--%s %q: use a positive size, or -1 for no limit", name, v)
+		}
+		return nil
+	}
+	return setFlag(r, name, v)
+}
+
+// groupExec runs a command in a group, as `systemd-run --scope` does: lkc
+// moves itself (every thread) into the group's cgroups and execs the
+// command, so the command's exit status is the caller's.
+func groupExec(s *groups.Store, args []string) error {
+	usage := "(usage: lkc group exec NAME -- CMD [ARGS...])"
+	if len(args) > 1 && args[1] == "--" {
+		args = append(args[:1:1], args[2:]...)
+	}
+	if len(args) < 2 {
+		return fmt.Errorf("missing command %s", usage)
+	}
+	if err := groups.CheckName(args[0]); err != nil {
+		return err
+	}
+	path, err := exec.LookPath(args[1])
+	if err != nil {
+		return fmt.Errorf("command %q: %w", args[1], err)
+	}
+	if err := s.Join(args[0]); err != nil {
+		return err
+	}
+	return fmt.Errorf("exec %s: %w", path, unix.Exec(path, args[1:], os.Environ()))
+}
+
+func groupMove(s *groups.Store, args []string) error {
+	if len(args) < 2 {
+		return fmt.Errorf("missing argument (usage: lkc group move NAME PID...)")
+	}
+	if err := groups.CheckName(args[0]); err != nil {
+		return err
+	}
+	pids := make([]int, 0, len(args)-1)
+	for _, a := range args[1:] {
+		pid, err := strconv.Atoi(a)
+		if err != nil || pid <= 0 {
+			return fmt.Errorf("PID %q: want a positive number", a)
+		}
+		pids = append(pids, pid)
+	}
+	return s.Move(args[0], pids)
+}
+
+func groupDelete(s *groups.Store, args []string) error {
+	fs := newFlags("group delete")
+	force := fs.Bool("force", false, "move the group's processes to its parent first")
+	rest, err := parse(fs, args, exactly(1), "lkc group delete [--force] NAME")
+	if err != nil {
+		return err
+	}
+	return s.Delete(rest[0], *force)
+}
+
+// groupEntry is one line of `group list --json`.
+type groupEntry struct {
+	*groups.Group
+	Procs int `json:"procs"`
+}
+
+func groupList(s *groups.Store, args []string) error {
+	fs := newFlags("group list")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args, exactly(0), "lkc group list [--json]"); err != nil {
+		return err
+	}
+	all, err := s.List()
+	if err != nil {
+		return err
+	}
+	entries := make([]groupEntry, 0, len(all))
+	for _, g := range all {
+		n := 0
+		if m, err := s.Manager(g.Name); err == nil {
+			n = len(groups.Procs(m))
+		}
+		entries = append(entries, groupEntry{g, n})
+	}
+	if *asJSON {
+		return printJSON(entries)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tPROCS\tLIMITS")
+	for _, e := range entries {
+		fmt.Fprintf(w, "%s\t%d\t%s\n", e.Name, e.Procs, limitsLine(&e.Resources))
+	}
+	return w.Flush()
+}
+
+// limitsLine is a group's limits in the flags' own words.
+func limitsLine(r *config.Resources) string {
+	var out []string
+	add := func(name string, v any) { out = append(out, fmt.Sprintf("%s=%v", name, v)) }
+	if r.MemoryLimit != nil {
+		add("memory", *r.MemoryLimit)
+	}
+	if r.MemorySwap != nil {
+		add("memory-swap", *r.MemorySwap)
+	}
+	if r.CPUQuota != nil && r.CPUPeriod != nil && *r.CPUPeriod > 0 {
+		add("cpus", strconv.FormatFloat(float64(*r.CPUQuota)/float64(*r.CPUPeriod), 'f', -1, 64))
+	}
+	if r.CPUShares != nil {
+		add("cpu-shares", *r.CPUShares)
+	}
+	if r.CPUs != "" {
+		add("cpuset-cpus", r.CPUs)
+	}
+	if r.BlkioWeight != nil {
+		add("io-weight", *r.BlkioWeight)
+	}
+	if r.PidsLimit != nil {
+		add("pids-limit", *r.PidsLimit)
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, " ")
+}
+
+func groupStats(s *groups.Store, args []string) error {
+	fs := newFlags("group stats")
+	asJSON := fs.Bool("json", false, "print JSON")
+	rest, err := parse(fs, args, exactly(1), "lkc group stats [--json] NAME")
+	if err != nil {
+		return err
+	}
+	st, err := s.Stats(rest[0])
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(st)
+	}
+	u := st.Usage
+	w := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintf(w, "group\t%s\nlimits\t%s\nprocesses\t%d %v\n", st.Name, limitsLine(&st.Limits), len(st.Pids), st.Pids)
+	fmt.Fprintf(w, "memory\t%d bytes (max %d, failcnt %d)\n", u.Memory.Usage.Usage, u.Memory.Usage.Max, u.Memory.Usage.Failcnt)
+	fmt.Fprintf(w, "cpu\t%d ns (throttled %d of %d periods)\n", u.CPU.Usage.Total, u.CPU.Throttling.ThrottledPeriods, u.CPU.Throttling.Periods)
+	fmt.Fprintf(w, "pids\t%d\n", u.Pids.Current)
+	return w.Flush()
+}

@@ -1,0 +1,300 @@
+package groups
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+// Manager is the cgroup of group name (which need not exist yet).
+func (s *Store) Manager(name string) (cgroups.Manager, error) {
+	m, err := cgroups.New(s.Host, filepath.Join(s.Parent, name))
+	if err != nil {
+		return nil, fmt.Errorf("group %s: %w", name, err)
+	}
+	return m, nil
+}
+
+// Create defines group g and makes its cgroup with its limits. The
+// definition is written first, so a crash leaves a group the daemon (or
+// the next exec, move or update) completes, never a cgroup nobody knows;
+// on an error both are undone.
+func (s *Store) Create(g *Group) error {
+	if err := CheckName(g.Name); err != nil {
+		return err
+	}
+	if err := checkResources(&g.Resources); err != nil {
+		return fmt.Errorf("group %s: %w", g.Name, err)
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := os.Stat(s.defPath(g.Name)); err == nil {
+		return fmt.Errorf("group %s: %w", g.Name, ErrExist)
+	}
+	if p := parentName(g.Name); p != "" {
+		if _, err := s.Get(p); err != nil {
+			return fmt.Errorf("group %s: parent group %s does not exist (create it first)", g.Name, p)
+		}
+	}
+	m, err := s.Manager(g.Name)
+	if err != nil {
+		return err
+	}
+	if err := s.save(g); err != nil {
+		return err
+	}
+	if err := m.Create(); err != nil {
+		m.Destroy()
+		s.remove(g.Name)
+		return fmt.Errorf("group %s: %w", g.Name, err)
+	}
+	if err := cgroups.SetOrdered(m, &g.Resources); err != nil {
+		m.Destroy()
+		s.remove(g.Name)
+		return fmt.Errorf("group %s: %w", g.Name, err)
+	}
+	return nil
+}
+
+// checkResources refuses limits no kernel takes before anything is made.
+func checkResources(r *config.Resources) error {
+	if r.SwapBelowMemory() {
+		return fmt.Errorf("memory+swap limit %d is below the memory limit %d", *r.MemorySwap, *r.MemoryLimit)
+	}
+	if r.MemorySwap != nil && *r.MemorySwap > 0 && r.MemoryLimit == nil {
+		return errors.New("a memory+swap limit needs a memory limit too")
+	}
+	return nil
+}
+
+// Ensure makes the cgroup of g where it is missing (after a reboot, or a
+// hierarchy's directory removed by hand) and applies g's limits there. It
+// reports whether it made anything.
+func (s *Store) Ensure(g *Group) (bool, error) {
+	m, err := s.Manager(g.Name)
+	if err != nil {
+		return false, err
+	}
+	missing := map[string]string{}
+	for hier, dir := range m.Paths() {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			missing[hier] = dir
+		}
+	}
+	if len(missing) == 0 {
+		return false, nil
+	}
+	if err := cgroups.FromPaths(missing, nil).Create(); err != nil {
+		return false, fmt.Errorf("group %s: %w", g.Name, err)
+	}
+	if err := cgroups.SetOrdered(m, &g.Resources); err != nil {
+		return true, fmt.Errorf("group %s: %w", g.Name, err)
+	}
+	return true, nil
+}
+
+// Update changes a group's limits live (the fields r sets) and records
+// them, through the same code as `lkc update` of a container.
+func (s *Store) Update(name string, r *config.Resources) error {
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	g, m, err := s.ready(name)
+	if err != nil {
+		return err
+	}
+	merged, err := cgroups.Update(m, &g.Resources, r)
+	if err != nil {
+		return fmt.Errorf("group %s: %w", name, err)
+	}
+	g.Resources = *merged
+	return s.save(g)
+}
+
+// ready reads a group and makes sure its cgroup exists.
+func (s *Store) ready(name string) (*Group, cgroups.Manager, error) {
+	g, err := s.Get(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := s.Ensure(g); err != nil {
+		return nil, nil, err
+	}
+	m, err := s.Manager(name)
+	return g, m, err
+}
+
+// Move puts whole thread groups into the group: each pid is written to
+// cgroup.procs in every hierarchy (a thread's id moves its process).
+// Every pid is checked before any is moved.
+func (s *Store) Move(name string, pids []int) error {
+	for _, pid := range pids {
+		if pid <= 0 {
+			return fmt.Errorf("pid %d: not a process id", pid)
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d/stat", pid)); err != nil {
+			return fmt.Errorf("pid %d: no such process", pid)
+		}
+	}
+	_, m, err := s.ready(name)
+	if err != nil {
+		return err
+	}
+	for _, pid := range pids {
+		for _, dir := range m.Paths() {
+			if err := writeProcs(dir, pid); err != nil {
+				return fmt.Errorf("moving pid %d into group %s: %w", pid, name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Join moves the calling process (all its threads) into the group, for
+// `lkc group exec`, which then execs the command.
+func (s *Store) Join(name string) error { return s.Move(name, []int{os.Getpid()}) }
+
+func writeProcs(dir string, pid int) error {
+	p := filepath.Join(dir, "cgroup.procs")
+	err := os.WriteFile(p, []byte(strconv.Itoa(pid)), 0)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	return nil
+}
+
+// Delete removes a group's cgroup and definition. A group with child
+// groups is refused; so is one holding processes, unless force, which
+// moves them to the group's parent cgroup first.
+func (s *Store) Delete(name string, force bool) error {
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := s.Get(name); err != nil {
+		return err
+	}
+	if kids, err := s.children(name); err != nil || len(kids) > 0 {
+		return fmt.Errorf("group %s has child groups %v: %w (delete them first)", name, kids, ErrBusy)
+	}
+	m, err := s.Manager(name)
+	if err != nil {
+		return err
+	}
+	if pids := Procs(m); len(pids) > 0 {
+		if !force {
+			return fmt.Errorf("group %s holds processes %v: %w (--force moves them to its parent)", name, pids, ErrBusy)
+		}
+		if err := evacuate(m); err != nil {
+			return fmt.Errorf("group %s: %w", name, err)
+		}
+	}
+	if err := m.Destroy(); err != nil {
+		return fmt.Errorf("group %s: %w", name, err)
+	}
+	return s.remove(name)
+}
+
+// Procs lists the processes in a group's cgroup and below it, in any
+// hierarchy (another tool may have moved one in a single hierarchy).
+func Procs(m cgroups.Manager) []int {
+	seen := map[int]bool{}
+	for _, dir := range m.Paths() {
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				for _, pid := range readProcs(p) {
+					seen[pid] = true
+				}
+			}
+			return nil
+		})
+	}
+	out := make([]int, 0, len(seen))
+	for pid := range seen {
+		out = append(out, pid)
+	}
+	sort.Ints(out)
+	return out
+}
+
+func readProcs(dir string) []int {
+	data, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	var pids []int
+	for _, f := range strings.Fields(string(data)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// evacuate moves every process of the group's cgroups (and sub-cgroups)
+// to the cgroup above the group's, in each hierarchy, until none is left
+// (a process may fork meanwhile).
+func evacuate(m cgroups.Manager) error {
+	for round := 0; round < 100; round++ {
+		moved := false
+		for _, dir := range m.Paths() {
+			up := filepath.Dir(dir)
+			err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+				if err != nil || !d.IsDir() {
+					return nil
+				}
+				for _, pid := range readProcs(p) {
+					moved = true
+					if err := writeProcs(up, pid); err != nil && !errors.Is(err, unix.ESRCH) {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("moving processes out: %w", err)
+			}
+		}
+		if !moved {
+			return nil
+		}
+	}
+	return errors.New("moving processes out: they keep coming (a fork storm?)")
+}
+
+// Stats are a group's counters and its processes.
+type Stats struct {
+	Name   string           `json:"name"`
+	Pids   []int            `json:"pids"`
+	Limits config.Resources `json:"limits"`
+	Usage  *cgroups.Stats   `json:"usage"`
+}
+
+// Stats reads a group's usage.
+func (s *Store) Stats(name string) (*Stats, error) {
+	g, err := s.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.Manager(name)
+	if err != nil {
+		return nil, err
+	}
+	u, err := m.Stats()
+	if err != nil {
+		return nil, fmt.Errorf("group %s: %w", name, err)
+	}
+	return &Stats{Name: name, Pids: Procs(m), Limits: g.Resources, Usage: u}, nil
+}
