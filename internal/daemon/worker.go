@@ -19,6 +19,7 @@ import (
 
 	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/fdstore"
+	"github.com/lkc-containers/lkc/internal/groups"
 	"github.com/lkc-containers/lkc/internal/hostconf"
 	"github.com/lkc-containers/lkc/internal/procview"
 	"github.com/lkc-containers/lkc/internal/registry"
@@ -26,7 +27,7 @@ import (
 )
 
 // services are the services the worker runs, in start order.
-var services = []service.Service{procview.New()}
+var services = []service.Service{procview.New(), &groups.Service{}}
 
 // Options are what the holder gives a worker.
 type Options struct {

@@ -1,0 +1,306 @@
+package integration
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// groupEnv is a test's resource groups: its own definitions directory and
+// a cgroup parent beneath its own cgroup, through its own lkc.conf.
+type groupEnv struct {
+	*env
+	defs   string // groups.dir
+	parent string // groups.parent
+}
+
+func newGroupEnv(t *testing.T) *groupEnv {
+	e := newEnv(t)
+	g := &groupEnv{env: e, defs: filepath.Join(t.TempDir(), "groups"), parent: e.keptCgroupParent("groups")}
+	conf := filepath.Join(t.TempDir(), "lkc.conf")
+	text := "groups.dir = " + g.defs + "\ngroups.parent = " + g.parent + "\n"
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LKC_CONFIG", conf)
+	return g
+}
+
+// dirs are group name's cgroup directories, one per hierarchy.
+func (g *groupEnv) dirs(name string) []string {
+	hs, err := ownHierarchies()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	var out []string
+	for _, h := range hs {
+		out = append(out, filepath.Join(h.mnt, g.parent, name))
+	}
+	return out
+}
+
+// file reads a control file of group name: ctrl's v1 file, or the v2 one.
+func (g *groupEnv) file(name, ctrl, v1, v2 string) string {
+	g.t.Helper()
+	p := filepath.Join("/sys/fs/cgroup", g.parent, name, v2)
+	if !cgroupV2() {
+		p = filepath.Join("/sys/fs/cgroup", ctrl, g.parent, name, v1)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		g.t.Fatalf("group %s: %v", name, err)
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// assertNone fails unless no group is defined and no group cgroup exists.
+func (g *groupEnv) assertNone(after string) {
+	g.t.Helper()
+	filepath.WalkDir(g.defs, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".json") {
+			g.t.Errorf("after %s: definition %s left behind", after, p)
+		}
+		return nil
+	})
+	for _, dir := range g.dirs("") {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if e.IsDir() {
+				g.t.Errorf("after %s: cgroup %s left behind", after, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+}
+
+// sleeper starts a process that the test kills at its end.
+func sleeper(t *testing.T) *exec.Cmd {
+	cmd := exec.Command("sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// groupCgroupOf is the memory (v1) or unified (v2) line of /proc/pid/cgroup.
+func groupCgroupOf(t *testing.T, pid int) string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) == 3 && (parts[1] == "memory" && !cgroupV2() || parts[1] == "" && cgroupV2()) {
+			return parts[2]
+		}
+	}
+	t.Fatalf("no memory cgroup in %q", data)
+	return ""
+}
+
+func TestGroupCreateUpdateSetsLimits(t *testing.T) {
+	g := newGroupEnv(t)
+	g.mustLkc("group", "create", "web", "--memory", "64m", "--cpus", "0.5", "--cpu-shares", "512",
+		"--cpuset-cpus", "0", "--pids-limit", "20")
+	checks := []struct{ ctrl, v1, v2, want string }{
+		{"memory", "memory.limit_in_bytes", "memory.max", "67108864"},
+		{"cpu", "cpu.cfs_quota_us", "cpu.max", "50000"},
+		{"cpu", "cpu.shares", "cpu.weight", "512"},
+		{"cpuset", "cpuset.cpus", "cpuset.cpus", "0"},
+		{"pids", "pids.max", "pids.max", "20"},
+	}
+	if cgroupV2() {
+		checks[1].want, checks[2].want = "50000 100000", "20" // runc's shares → weight
+	}
+	for _, c := range checks {
+		if got := g.file("web", c.ctrl, c.v1, c.v2); got != c.want {
+			t.Errorf("%s/%s = %q, want %q", c.ctrl, c.v1, got, c.want)
+		}
+	}
+	g.mustLkc("group", "update", "web", "--memory", "128m", "--pids-limit", "30")
+	if got := g.file("web", "memory", "memory.limit_in_bytes", "memory.max"); got != "134217728" {
+		t.Errorf("memory after update = %q", got)
+	}
+	if got := g.file("web", "pids", "pids.max", "pids.max"); got != "30" {
+		t.Errorf("pids.max after update = %q", got)
+	}
+	var list []struct {
+		Name      string         `json:"name"`
+		Resources map[string]any `json:"resources"`
+	}
+	if err := json.Unmarshal([]byte(g.mustLkc("group", "list", "--json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Name != "web" || list[0].Resources["memoryLimit"] != 134217728.0 || list[0].Resources["cpuQuota"] != 50000.0 {
+		t.Errorf("group list --json after update: %+v", list)
+	}
+	if out := g.mustLkc("group", "stats", "web", "--json"); !strings.Contains(out, `"name": "web"`) {
+		t.Errorf("group stats --json: %s", out)
+	}
+	g.mustLkc("group", "delete", "web")
+	g.assertNone("delete")
+}
+
+// TestGroupIOWeight checks --io-weight the way the host allows: written
+// where the kernel has a weight file, refused (leaving nothing) where it
+// has not (on v1 with mq-deadline disks there is no blkio.weight).
+func TestGroupIOWeight(t *testing.T) {
+	g := newGroupEnv(t)
+	weight := filepath.Join("/sys/fs/cgroup/blkio", g.parent, "blkio.weight")
+	if cgroupV2() {
+		weight = filepath.Join("/sys/fs/cgroup", g.parent, "io.weight")
+	}
+	r := g.lkc("group", "create", "io", "--io-weight", "300")
+	if _, err := os.Stat(weight); err != nil {
+		g.checkOneLineFailure(r, `^lkc: group: group io: .*weight.*not supported`, []string{"group", "create", "--io-weight"})
+		g.assertNone("a refused --io-weight")
+		return
+	}
+	if r.code != 0 {
+		t.Fatalf("group create --io-weight 300: %v", r)
+	}
+	got, want := g.file("io", "blkio", "blkio.weight", "io.weight"), "300"
+	if cgroupV2() {
+		want = "default 2930" // blkio's [10, 1000] mapped onto io's [1, 10000], as runc does
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", g.parent, "io", "io.bfq.weight")); err == nil {
+			got, want = g.file("io", "", "", "io.bfq.weight"), "default 300"
+		}
+	}
+	if got != want {
+		t.Errorf("io weight %q, want %q", got, want)
+	}
+	g.mustLkc("group", "delete", "io")
+}
+
+func TestGroupExecJoinsAndIsOOMKilled(t *testing.T) {
+	g := newGroupEnv(t)
+	g.mustLkc("group", "create", "small", "--memory", "32m", "--memory-swap", "32m")
+	out := g.mustLkc("group", "exec", "small", "--", "cat", "/proc/self/cgroup")
+	if want := filepath.Join(g.parent, "small"); !strings.Contains(out, ":"+want+"\n") {
+		t.Errorf("group exec: the command's cgroups %q, want %s", out, want)
+	}
+	if r := g.lkc("group", "exec", "small", "sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("group exec of exit 7: %v", r)
+	}
+	// dd fills a 100 MiB buffer: over the limit, the kernel kills it.
+	cmd := exec.Command(g.bin, "group", "exec", "small", "--", "dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1")
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("dd of 100 MiB in a 32 MiB group: %v, want killed by SIGKILL", err)
+	}
+	events := g.file("small", "memory", "memory.oom_control", "memory.events")
+	if !strings.Contains(events, "oom_kill 1") {
+		t.Errorf("OOM counter after the kill: %q", events)
+	}
+	g.mustLkc("group", "delete", "small")
+}
+
+func TestGroupMoveAndDelete(t *testing.T) {
+	g := newGroupEnv(t)
+	g.mustLkc("group", "create", "batch")
+	p := sleeper(t)
+	g.mustLkc("group", "move", "batch", strconv.Itoa(p.Process.Pid))
+	if got, want := groupCgroupOf(t, p.Process.Pid), filepath.Join(g.parent, "batch"); !strings.HasSuffix(got, want) {
+		t.Fatalf("after move: cgroup %s, want %s", got, want)
+	}
+	g.failLkc(`^lkc: group: group batch holds processes \[\d+\]: group is not empty \(--force`, "group", "delete", "batch")
+	g.mustLkc("group", "delete", "--force", "batch")
+	if got := groupCgroupOf(t, p.Process.Pid); !strings.HasSuffix(got, g.parent) {
+		t.Errorf("after delete --force: cgroup %s, want the group's parent %s", got, g.parent)
+	}
+	if err := p.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("the moved process did not survive delete --force: %v", err)
+	}
+	g.assertNone("delete --force")
+	p.Process.Kill()
+	p.Wait()
+}
+
+func TestGroupNested(t *testing.T) {
+	g := newGroupEnv(t)
+	g.failLkc(`^lkc: group: group a/b: parent group a does not exist`, "group", "create", "a/b")
+	g.mustLkc("group", "create", "a", "--memory", "64m")
+	g.mustLkc("group", "create", "a/b", "--memory", "32m")
+	if got := g.file("a/b", "memory", "memory.limit_in_bytes", "memory.max"); got != "33554432" {
+		t.Errorf("a/b memory limit %q", got)
+	}
+	p := sleeper(t)
+	g.mustLkc("group", "move", "a/b", strconv.Itoa(p.Process.Pid))
+	if got := groupCgroupOf(t, p.Process.Pid); !strings.HasSuffix(got, g.parent+"/a/b") {
+		t.Errorf("moved into a/b: cgroup %s", got)
+	}
+	g.failLkc(`^lkc: group: group a has child groups \[a/b\]`, "group", "delete", "--force", "a")
+	g.mustLkc("group", "delete", "--force", "a/b")
+	if got := groupCgroupOf(t, p.Process.Pid); !strings.HasSuffix(got, g.parent+"/a") {
+		t.Errorf("a/b deleted with --force: cgroup %s, want a", got)
+	}
+	p.Process.Kill()
+	p.Wait()
+	waitEmpty(t, g.dirs("a"))
+	g.mustLkc("group", "delete", "a")
+	g.assertNone("deleting a/b and a")
+}
+
+// waitEmpty waits until a killed process has left the cgroups.
+func waitEmpty(t *testing.T, dirs []string) {
+	for i := 0; i < 200; i++ {
+		busy := false
+		for _, d := range dirs {
+			if data, _ := os.ReadFile(filepath.Join(d, "cgroup.procs")); len(strings.TrimSpace(string(data))) > 0 {
+				busy = true
+			}
+		}
+		if !busy {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("cgroups %v still hold processes", dirs)
+}
+
+func TestGroupBadInput(t *testing.T) {
+	g := newGroupEnv(t)
+	g.mustLkc("group", "create", "ok")
+	cases := []struct {
+		want string
+		args []string
+	}{
+		{`group name "bad\.name"`, []string{"create", "bad.name"}},
+		{`group name "\.\./x"`, []string{"create", "../x"}},
+		{`group name "a//b"`, []string{"create", "a//b"}},
+		{`group name "tasks"`, []string{"create", "tasks"}},
+		{`--memory "10q": not a memory size`, []string{"create", "x", "--memory", "10q"}},
+		{`--memory "0": use a positive size`, []string{"create", "x", "--memory", "0"}},
+		{`--cpus "0": use a number of CPUs`, []string{"create", "x", "--cpus", "0"}},
+		{`--cpus "1000": use a number of CPUs`, []string{"create", "x", "--cpus", "1000"}},
+		{`--cpu-shares "1": use a value from 2`, []string{"create", "x", "--cpu-shares", "1"}},
+		{`--pids-limit "0": use a positive number`, []string{"create", "x", "--pids-limit", "0"}},
+		{`--io-weight "5": use a weight from 10 to 1000`, []string{"create", "x", "--io-weight", "5"}},
+		{`group x: a memory\+swap limit needs a memory limit`, []string{"create", "x", "--memory-swap", "32m"}},
+		{`group x: memory\+swap limit 33554432 is below the memory limit 67108864`, []string{"create", "x", "--memory", "64m", "--memory-swap", "32m"}},
+		{`group x: .*cpuset.cpus.*(invalid argument|out of range)`, []string{"create", "x", "--cpuset-cpus", "4096"}},
+		{`group ok: group exists`, []string{"create", "ok"}},
+		{`unknown subcommand "frob"`, []string{"frob"}},
+		{`group nope: no such group`, []string{"exec", "nope", "--", "true"}},
+		{`command "/no/such/cmd"`, []string{"exec", "ok", "--", "/no/such/cmd"}},
+		{`missing command`, []string{"exec", "ok", "--"}},
+		{`pid 999999999: no such process`, []string{"move", "ok", "999999999"}},
+		{`PID "abc": want a positive number`, []string{"move", "ok", "abc"}},
+		{`group nope: no such group`, []string{"update", "nope", "--memory", "1g"}},
+		{`group nope: no such group`, []string{"delete", "nope"}},
+		{`group nope: no such group`, []string{"stats", "nope"}},
+	}
+	for _, c := range cases {
+		g.failLkc(`^lkc: group: `+c.want, append([]string{"group"}, c.args...)...)
+	}
+	g.mustLkc("group", "delete", "ok")
+	g.assertNone("bad input")
+}
