@@ -304,3 +304,53 @@ func TestGroupBadInput(t *testing.T) {
 	g.mustLkc("group", "delete", "ok")
 	g.assertNone("bad input")
 }
+
+// TestGroupsRecreatedByDaemon simulates a reboot (the groups' cgroups
+// removed, their definitions kept): a daemon's start makes them again
+// with their limits, and so does the next worker after a kill.
+func TestGroupsRecreatedByDaemon(t *testing.T) {
+	g := newGroupEnv(t)
+	d := &daemonEnv{env: g.env, dir: filepath.Join(t.TempDir(), "lkcd")}
+	t.Setenv("LKC_DAEMON_DIR", d.dir)
+	t.Cleanup(d.stop)
+	g.mustLkc("group", "create", "a", "--memory", "64m", "--pids-limit", "20")
+	g.mustLkc("group", "create", "a/b", "--memory", "32m")
+	removeDirs := func(names ...string) {
+		for _, n := range names {
+			for _, dir := range g.dirs(n) {
+				if err := os.Remove(dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	removeDirs("a/b", "a")
+	st := d.start()
+	check := func(when string) {
+		t.Helper()
+		for _, c := range []struct{ name, ctrl, v1, v2, want string }{
+			{"a", "memory", "memory.limit_in_bytes", "memory.max", "67108864"},
+			{"a", "pids", "pids.max", "pids.max", "20"},
+			{"a/b", "memory", "memory.limit_in_bytes", "memory.max", "33554432"},
+		} {
+			for _, dir := range g.dirs(c.name) {
+				if _, err := os.Stat(dir); err != nil {
+					t.Errorf("%s: cgroup of group %s: %v", when, c.name, err)
+				}
+			}
+			if got := g.file(c.name, c.ctrl, c.v1, c.v2); got != c.want {
+				t.Errorf("%s: group %s %s = %q, want %q", when, c.name, c.v1, got, c.want)
+			}
+		}
+	}
+	check("after the daemon's start")
+	removeDirs("a/b")
+	kill9(t, st.WorkerPid)
+	if st2 := d.status(); st2.WorkerPid == st.WorkerPid {
+		t.Fatalf("worker %d still answers after SIGKILL", st.WorkerPid)
+	}
+	check("after the worker's restart")
+	g.mustLkc("group", "delete", "a/b")
+	g.mustLkc("group", "delete", "a")
+	g.assertNone("delete")
+}
