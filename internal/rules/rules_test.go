@@ -1,0 +1,188 @@
+package rules
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var users = ParseUsers(strings.NewReader(`root:x:0:0:root:/root:/bin/bash
+student:x:1000:1000::/home/student:/bin/sh
+peter:x:1001:1001::/home/peter:/bin/sh
+alice:x:1002:1002::/home/alice:/bin/sh
+`), strings.NewReader(`root:x:0:
+student:x:1000:
+peter:x:1001:
+alice:x:1002:
+admin:x:50:peter
+developers:x:60:
+`))
+
+// The examples of cgrules.conf(5) (libcgroup), in one file.
+const cgrulesExample = `# cgrules.conf
+student         devices         /usergroup/students
+student:cp      devices         /usergroup/students/cp
+@admin          *               admingroup/
+peter           cpu             test1/
+%               memory          test2/
+*:/usr/sbin/sshd *              sshd/%u  ignore
+*               *               default/
+`
+
+func parse(t *testing.T, text string) []*Rule {
+	t.Helper()
+	rs, err := Parse(strings.NewReader(text), "rules.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func TestCgrulesExamples(t *testing.T) {
+	rs := parse(t, cgrulesExample)
+	if len(rs) != 6 {
+		t.Fatalf("%d rules, want 6 (the %% line joins peter's)", len(rs))
+	}
+	peter := rs[3]
+	want := []Target{{Kind: "cgroup", Name: "test1/", Controllers: []string{"cpu"}}, {Kind: "cgroup", Name: "test2/", Controllers: []string{"memory"}}}
+	if !reflect.DeepEqual(peter.Targets, want) || peter.User != "peter" || peter.Line != 5 {
+		t.Errorf("peter's rule: %+v", peter)
+	}
+	cases := []struct {
+		p    Process
+		line int
+		dest string
+	}{
+		{Process{Pid: 10, UID: 1000, GIDs: []int{1000}, Exe: "/usr/bin/ls", Comm: "ls"}, 2, "/usergroup/students"},
+		{Process{Pid: 11, UID: 1000, GIDs: []int{1000}, Exe: "/bin/cp", Comm: "cp"}, 2, "/usergroup/students"}, // first match wins
+		{Process{Pid: 12, UID: 1001, GIDs: []int{1001}, Exe: "/bin/cp"}, 4, "admingroup/"},                     // member of admin
+		{Process{Pid: 13, UID: 1002, GIDs: []int{1002, 50}, Exe: "/bin/true"}, 4, "admingroup/"},               // gid 50
+		{Process{Pid: 14, UID: 1002, GIDs: []int{1002}, Exe: "/usr/sbin/sshd"}, 7, "sshd/alice"},
+		{Process{Pid: 15, UID: 4242, GIDs: []int{4242}, Exe: "/bin/true"}, 8, "default/"},
+	}
+	for _, c := range cases {
+		m := Find(rs, &c.p, users)
+		if m == nil || m.Rule.Line != c.line || m.Targets[0].Name != c.dest {
+			t.Errorf("process %+v: matched %+v, want line %d -> %s", c.p, m, c.line, c.dest)
+		}
+	}
+	if m := Find(rs, &cases[4].p, users); !m.Rule.Ignore {
+		t.Errorf("sshd rule: ignore not set")
+	}
+}
+
+func TestCgrulesProcessName(t *testing.T) {
+	rs := parse(t, "student:cp devices /cp\nstudent:/usr/bin/make cpu /make\n")
+	p := &Process{UID: 1000, Exe: "/usr/bin/cp"}
+	if m := Find(rs, p, users); m == nil || m.Rule.Line != 1 {
+		t.Errorf("cp by base name: %+v", m)
+	}
+	p.Exe = "/usr/bin/make"
+	if m := Find(rs, p, users); m == nil || m.Rule.Line != 2 {
+		t.Errorf("make by full path: %+v", m)
+	}
+	p.Exe = "/opt/bin/make"
+	if m := Find(rs, p, users); m != nil {
+		t.Errorf("another make matched the full path rule: %+v", m)
+	}
+}
+
+func TestLKCForm(t *testing.T) {
+	rs := parse(t, `
+user=alice exe=/usr/bin/make            -> group=build
+@developers exe=/usr/lib/jvm/*/bin/java -> group=java/%u
+cmdline="*--batch *"                    -> group=batch
+exe=/usr/sbin/nginx                     -> container=web1
+user=* leader=session comm=sshd         -> ignore
+uid=1001 leader=pgrp                    -> group=p%U
+`)
+	cases := []struct {
+		p      Process
+		line   int
+		target string
+	}{
+		{Process{Pid: 5, UID: 1002, Exe: "/usr/bin/make"}, 2, "group=build"},
+		{Process{Pid: 5, UID: 1000, GIDs: []int{1000, 60}, Exe: "/usr/lib/jvm/java-17/bin/java"}, 3, "group=java/student"},
+		{Process{Pid: 5, UID: 1000, Exe: "/usr/lib/jvm/a/b/bin/java"}, 0, ""}, // * stays in one component
+		{Process{Pid: 5, UID: 0, Exe: "/usr/bin/python3", Cmdline: []string{"python3", "/srv/job.py", "--batch", "x"}}, 4, "group=batch"},
+		{Process{Pid: 5, Exe: "/usr/sbin/nginx"}, 5, "container=web1"},
+		{Process{Pid: 7, SID: 7, Comm: "sshd"}, 6, "ignore"},
+		{Process{Pid: 7, SID: 1, Comm: "sshd"}, 0, ""},
+		{Process{Pid: 9, PGID: 9, UID: 1001}, 7, "group=p1001"},
+	}
+	for _, c := range cases {
+		m := Find(rs, &c.p, users)
+		switch {
+		case c.line == 0 && m != nil:
+			t.Errorf("%+v matched line %d", c.p, m.Rule.Line)
+		case c.line == 0:
+		case m == nil || m.Rule.Line != c.line:
+			t.Errorf("%+v: matched %+v, want line %d", c.p, m, c.line)
+		case m.Rule.Ignore != (c.target == "ignore"):
+			t.Errorf("%+v: ignore %v", c.p, m.Rule.Ignore)
+		case !m.Rule.Ignore && m.Targets[0].Kind+"="+m.Targets[0].Name != c.target:
+			t.Errorf("%+v: target %+v, want %s", c.p, m.Targets[0], c.target)
+		}
+	}
+	m := Find(rs, &Process{Pid: 5, UID: 1002, Exe: "/usr/bin/make"}, users)
+	if want := []string{"uid 1002 is user alice", "exe /usr/bin/make matches /usr/bin/make"}; !reflect.DeepEqual(m.Why, want) {
+		t.Errorf("why: %q, want %q", m.Why, want)
+	}
+}
+
+func TestExpand(t *testing.T) {
+	p := &Process{Pid: 77, UID: 1000, GIDs: []int{1001}, Exe: "/usr/bin/vim"}
+	if got := Expand(`%u/%U/%g/%G/%p/%P/\%u`, p, users); got != "student/1000/peter/1001/vim/77/%u" {
+		t.Errorf("Expand = %q", got)
+	}
+	p = &Process{Pid: 78, UID: 5555, GIDs: []int{6666}}
+	if got := Expand(`%u-%g-%p`, p, users); got != "5555-6666-78" {
+		t.Errorf("Expand of unknown ids = %q", got)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct{ text, want string }{
+		{"student devices", "rules.conf:1: want <user>[:<process>] <controllers> <destination>"},
+		{"# c\nstudent cpu /a ignore extra", "rules.conf:2: want"},
+		{"% cpu /a", "rules.conf:1: % continues the rule above"},
+		{"student cpu /a\n%:cp memory /b", "rules.conf:2: a % line takes only"},
+		{"student cpu /a sticky", `rules.conf:1: option "sticky"`},
+		{"student: cpu /a", "empty process name"},
+		{"@ cpu /a", "empty group name"},
+		{"student cpu,,memory /a", "an empty name"},
+		{"student cpu,* /a", "* stands alone"},
+		{"student cpu /a/%x", "% must be followed by"},
+		{"student cpu /a/../../b", ".. is not allowed"},
+		{"user=alice -> group=a b", "want one target"},
+		{"user=alice ->", "want one target"},
+		{"user=alice -> bucket=x", `target "bucket=x"`},
+		{"user=alice -> group=../x", "want a group name"},
+		{"user=alice -> container=a/b", "want a container id"},
+		{"color=red -> ignore", "unknown criterion color"},
+		{"exe=bin/x -> ignore", "want an absolute path"},
+		{"exe=/bin/[x -> ignore", "want an absolute path or glob"},
+		{"uid=abc -> ignore", "uid=abc: want a number"},
+		{"leader=boss -> ignore", "use session or pgrp"},
+		{"comm=averyveryverylongname -> ignore", "15 bytes"},
+		{`cmdline="abc -> ignore`, "unterminated quote"},
+		{"user= -> ignore", "want key=value"},
+	}
+	for _, c := range cases {
+		_, err := Parse(strings.NewReader(c.text), "rules.conf")
+		var pe *Error
+		if err == nil || !errors.As(err, &pe) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("Parse(%q) = %v, want a one-line error containing %q", c.text, err, c.want)
+		}
+	}
+}
+
+func TestUnknownNames(t *testing.T) {
+	rs := parse(t, "bob cpu /a\n@staff * /b\nstudent * /c\n")
+	got := Unknown(rs, users)
+	want := []string{"rules.conf:1: no user bob (the rule matches nobody)", "rules.conf:2: no group staff (the rule matches nobody)"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Unknown = %q", got)
+	}
+}

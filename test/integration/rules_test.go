@@ -1,0 +1,38 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRulesCheck(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.conf")
+	text := "# libcgroup's form\nroot:cp devices /usergroup/cp\n%  memory /usergroup/mem\n*  *  default/\n" +
+		"# lkc's form\nuser=root exe=/usr/bin/* cmdline=\"*--batch*\" -> group=batch/%u\nleader=session comm=sshd -> ignore\n"
+	if err := os.WriteFile(good, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := e.mustLkc("rules", "check", good)
+	for _, want := range []string{good + ":2: root:cp", "and cgroup /usergroup/mem in [memory]", good + ":6: user=root", good + ": 4 rules"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rules check output lacks %q:\n%s", want, out)
+		}
+	}
+	bad := filepath.Join(dir, "bad.conf")
+	for text, want := range map[string]string{
+		"root cpu /a\nroot cpu\n":        `^lkc: rules: .*bad.conf:2: want <user>`,
+		"user=root -> group=../x\n":      `^lkc: rules: .*bad.conf:1: group=../x: want a group name`,
+		"root cpu /a\n\nfoo=1 -> ignore": `^lkc: rules: .*bad.conf:3: "foo=1": unknown criterion foo`,
+	} {
+		if err := os.WriteFile(bad, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e.failLkc(want, "rules", "check", bad)
+	}
+	e.failLkc(`^lkc: rules: open .*nope.conf: no such file`, "rules", "check", filepath.Join(dir, "nope.conf"))
+	e.failLkc(`^lkc: rules: want a subcommand`, "rules", "frob")
+}
