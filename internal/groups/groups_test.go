@@ -1,0 +1,67 @@
+package groups
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
+
+func TestCheckName(t *testing.T) {
+	for _, ok := range []string{"a", "web", "a/b", "build_2/x-y", "A9"} {
+		if err := CheckName(ok); err != nil {
+			t.Errorf("CheckName(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "/a", "a/", "a//b", "..", "a/../b", ".hidden", "a.b", "-x", "tasks", "a/release_agent",
+		"a b", "a/b/c/d/e/f/g/h/i", strings.Repeat("a", 65)} {
+		if err := CheckName(bad); err == nil {
+			t.Errorf("CheckName(%q) accepted", bad)
+		}
+	}
+}
+
+func TestDefinitions(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	limit := int64(1 << 20)
+	for _, g := range []*Group{{Name: "b"}, {Name: "a", Resources: config.Resources{MemoryLimit: &limit}}, {Name: "a/x"}} {
+		if err := s.save(g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, g := range all {
+		names = append(names, g.Name)
+	}
+	if !reflect.DeepEqual(names, []string{"a", "a/x", "b"}) {
+		t.Errorf("List = %v, want parents before children", names)
+	}
+	if *all[0].Resources.MemoryLimit != limit {
+		t.Errorf("a's memory limit not kept: %+v", all[0].Resources)
+	}
+	if kids, _ := s.children("a"); !reflect.DeepEqual(kids, []string{"a/x"}) {
+		t.Errorf("children(a) = %v", kids)
+	}
+	if err := s.remove("a/x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get("a/x"); !errors.Is(err, ErrNotExist) {
+		t.Errorf("Get after remove = %v", err)
+	}
+	if kids, _ := s.children("a"); len(kids) != 0 {
+		t.Errorf("children(a) after remove = %v", kids)
+	}
+}
+
+func TestListWithoutDirectory(t *testing.T) {
+	s := &Store{Dir: t.TempDir() + "/none"}
+	if all, err := s.List(); err != nil || len(all) != 0 {
+		t.Errorf("List of a missing directory = %v, %v", all, err)
+	}
+}
