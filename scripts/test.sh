@@ -95,6 +95,7 @@ v2tests=(
   TestProcfs
   TestProcView
   TestProcReadAcrossWorkerKill
+  TestGroup
 )
 v2re=$(IFS='|'; echo "${v2tests[*]}")
 mkdir -p tmp
