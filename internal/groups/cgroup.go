@@ -200,7 +200,7 @@ func (s *Store) Delete(name string, force bool) error {
 		if !force {
 			return fmt.Errorf("group %s holds processes %v: %w (--force moves them to its parent)", name, pids, ErrBusy)
 		}
-		if err := evacuate(m); err != nil {
+		if err := s.evacuate(m); err != nil {
 			return fmt.Errorf("group %s: %w", name, err)
 		}
 	}
@@ -245,19 +245,21 @@ func readProcs(dir string) []int {
 
 // evacuate moves every process of the group's cgroups (and sub-cgroups)
 // to the cgroup above the group's, in each hierarchy, until none is left
-// (a process may fork meanwhile).
-func evacuate(m cgroups.Manager) error {
+// (a process may fork meanwhile). On v2 a cgroup that enables
+// controllers for its children holds no processes (the kernel answers
+// EBUSY), so a process goes to the nearest ancestor that takes it, the
+// root cgroup at worst.
+func (s *Store) evacuate(m cgroups.Manager) error {
 	for round := 0; round < 100; round++ {
 		moved := false
 		for _, dir := range m.Paths() {
-			up := filepath.Dir(dir)
 			err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 				if err != nil || !d.IsDir() {
 					return nil
 				}
 				for _, pid := range readProcs(p) {
 					moved = true
-					if err := writeProcs(up, pid); err != nil && !errors.Is(err, unix.ESRCH) {
+					if err := s.moveUp(filepath.Dir(dir), pid); err != nil {
 						return err
 					}
 				}
@@ -272,6 +274,22 @@ func evacuate(m cgroups.Manager) error {
 		}
 	}
 	return errors.New("moving processes out: they keep coming (a fork storm?)")
+}
+
+// moveUp writes pid into up, or the nearest ancestor of up that takes
+// it, within the cgroup filesystem.
+func (s *Store) moveUp(up string, pid int) error {
+	for {
+		err := writeProcs(up, pid)
+		if err == nil || errors.Is(err, unix.ESRCH) {
+			return nil
+		}
+		next := filepath.Dir(up)
+		if !errors.Is(err, unix.EBUSY) || !strings.HasPrefix(next, s.Host.Root) || next == up {
+			return err
+		}
+		up = next
+	}
 }
 
 // Stats are a group's counters and its processes.
