@@ -52,9 +52,12 @@ type MemoryEntry struct {
 }
 
 // Memory is memory use. Swap counts memory plus swap on both hierarchies, as
-// runc reports it. Raw is memory.stat.
+// runc reports it. Raw is memory.stat. OOMKill counts the kernel's OOM
+// kills in the cgroup (v1 memory.oom_control, v2 memory.events), which
+// `lkc stats` and /metrics show; runc's shape has no such field.
 type Memory struct {
 	Cache     uint64            `json:"cache,omitempty"`
+	OOMKill   uint64            `json:"oomKill,omitempty"`
 	Usage     MemoryEntry       `json:"usage,omitempty"`
 	Swap      MemoryEntry       `json:"swap,omitempty"`
 	Kernel    MemoryEntry       `json:"kernel,omitempty"`

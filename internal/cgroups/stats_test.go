@@ -33,7 +33,8 @@ func TestV1StatsFromFakeFiles(t *testing.T) {
 		"memory.usage_in_bytes": "4096\n", "memory.max_usage_in_bytes": "8192\n",
 		"memory.failcnt": "2\n", "memory.limit_in_bytes": "33554432\n",
 		"memory.memsw.usage_in_bytes": "5000\n", "memory.memsw.limit_in_bytes": "9223372036854771712\n",
-		"memory.stat": "cache 1024\nrss 3072\n",
+		"memory.stat":        "cache 1024\nrss 3072\n",
+		"memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
 	})
 	writeFiles(t, m.dirs["pids"], map[string]string{"pids.current": "3\n", "pids.max": "max\n"})
 	writeFiles(t, m.dirs["blkio"], map[string]string{
@@ -49,10 +50,11 @@ func TestV1StatsFromFakeFiles(t *testing.T) {
 			Throttling: Throttling{Periods: 10, ThrottledPeriods: 3, ThrottledTime: 7000},
 		},
 		Memory: Memory{
-			Cache: 1024,
-			Usage: MemoryEntry{Usage: 4096, Max: 8192, Failcnt: 2, Limit: 32 << 20},
-			Swap:  MemoryEntry{Usage: 5000, Limit: 9223372036854771712},
-			Raw:   map[string]uint64{"cache": 1024, "rss": 3072},
+			Cache:   1024,
+			OOMKill: 3,
+			Usage:   MemoryEntry{Usage: 4096, Max: 8192, Failcnt: 2, Limit: 32 << 20},
+			Swap:    MemoryEntry{Usage: 5000, Limit: 9223372036854771712},
+			Raw:     map[string]uint64{"cache": 1024, "rss": 3072},
 		},
 		Pids: Pids{Current: 3},
 		Blkio: Blkio{IoServiceBytesRecursive: []BlkioEntry{
@@ -90,10 +92,11 @@ func TestV2StatsFromFakeFiles(t *testing.T) {
 			Throttling: Throttling{Periods: 4, ThrottledPeriods: 1, ThrottledTime: 5000},
 		},
 		Memory: Memory{
-			Cache: 1024,
-			Usage: MemoryEntry{Usage: 4096, Max: 8192, Failcnt: 7, Limit: math.MaxUint64},
-			Swap:  MemoryEntry{Usage: 4196, Limit: math.MaxUint64},
-			Raw:   map[string]uint64{"anon": 3072, "file": 1024},
+			Cache:   1024,
+			OOMKill: 1,
+			Usage:   MemoryEntry{Usage: 4096, Max: 8192, Failcnt: 7, Limit: math.MaxUint64},
+			Swap:    MemoryEntry{Usage: 4196, Limit: math.MaxUint64},
+			Raw:     map[string]uint64{"anon": 3072, "file": 1024},
 		},
 		Pids: Pids{Current: 2, Limit: 64},
 		Blkio: Blkio{

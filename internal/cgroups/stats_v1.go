@@ -93,7 +93,9 @@ func v1Memory(dir string, s *Stats) error {
 		return err
 	}
 	mem.Raw, mem.Cache = raw, raw["cache"]
-	return nil
+	control, err := readKeyed(dir, "memory.oom_control")
+	mem.OOMKill = control["oom_kill"]
+	return err
 }
 
 func v1MemoryEntry(dir, prefix string, e *MemoryEntry) error {

@@ -52,7 +52,7 @@ func v2Memory(dir string, s *Stats) error {
 		return err
 	}
 	u := &mem.Usage
-	u.Failcnt = events["max"]
+	u.Failcnt, mem.OOMKill = events["max"], events["oom_kill"]
 	var swap, swapMax uint64
 	err = readUints(dir, []uintFile{
 		{"memory.current", &u.Usage}, {"memory.peak", &u.Max}, {"memory.max", &u.Limit},
