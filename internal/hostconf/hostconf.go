@@ -37,7 +37,8 @@ type Conf struct {
 	RulesFiles      []string
 	RulesCgrules    string
 	RulesScope      []string
-	MetricsListen   string
+	MetricsListen   string   // metrics.listen: HOST:PORT, or empty for no endpoint
+	MetricsRoots    []string // metrics.roots: the lkc roots /metrics reports
 	MigrateListen   string
 	MigrateToken    string // migrate.token-file
 }
@@ -59,6 +60,7 @@ func Default() *Conf {
 		GroupsParent:    "/lkc.groups",
 		RulesFiles:      []string{"/etc/lkc/rules.conf", "/etc/lkc/rules.d/*.conf"},
 		RulesScope:      []string{"/", "/user.slice"},
+		MetricsRoots:    []string{"/run/lkc"},
 	}
 }
 

@@ -19,6 +19,8 @@ oom.deadline = 250ms
 oom.default = grow:1G
 rules.scope = /a /b
 rules.cgrules =
+metrics.listen = 127.0.0.1:9323
+metrics.roots = /run/lkc /run/containerd/runc/k8s.io
 `
 	c, err := Parse(strings.NewReader(in), "lkc.conf")
 	if err != nil {
@@ -31,6 +33,8 @@ rules.cgrules =
 	want.OOMDeadline = 250 * time.Millisecond
 	want.OOMDefault = "grow:1G"
 	want.RulesScope = []string{"/a", "/b"}
+	want.MetricsListen = "127.0.0.1:9323"
+	want.MetricsRoots = []string{"/run/lkc", "/run/containerd/runc/k8s.io"}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v\nwant %+v", c, want)
 	}
@@ -45,6 +49,10 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"oom.deadline = -1s", "line 1: oom.deadline:"},
 		{"oom.default = grow:", "line 1: oom.default:"},
 		{"daemon.dir = run/lkcd", "line 1: daemon.dir: \"run/lkcd\": use an absolute path"},
+		{"metrics.listen = 9323", `line 1: metrics.listen: "9323": use HOST:PORT`},
+		{"metrics.listen = localhost:http", `line 1: metrics.listen: "localhost:http": use HOST:PORT`},
+		{"metrics.listen = :70000", `line 1: metrics.listen: ":70000": use HOST:PORT`},
+		{"metrics.roots = run/lkc", `line 1: metrics.roots: "run/lkc": use absolute paths`},
 	} {
 		_, err := Parse(strings.NewReader(tc.in), "lkc.conf")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -3,6 +3,8 @@ package hostconf
 import (
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -50,7 +52,9 @@ func (c *Conf) set(key, value string) error {
 	case "rules.scope":
 		c.RulesScope = strings.Fields(value)
 	case "metrics.listen":
-		c.MetricsListen = value
+		return setListen(&c.MetricsListen, value)
+	case "metrics.roots":
+		return setPaths(&c.MetricsRoots, value)
 	case "migrate.listen":
 		c.MigrateListen = value
 	case "migrate.token-file":
@@ -104,5 +108,30 @@ func setPolicy(p *string, value string) error {
 		return err
 	}
 	*p = value
+	return nil
+}
+
+// setListen takes a TCP listen address, HOST:PORT (HOST may be empty:
+// every address), or nothing.
+func setListen(p *string, value string) error {
+	if value != "" {
+		_, port, err := net.SplitHostPort(value)
+		if n, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil || n == 0 {
+			return fmt.Errorf("%q: use HOST:PORT such as 127.0.0.1:9323", value)
+		}
+	}
+	*p = value
+	return nil
+}
+
+// setPaths takes a space-separated list of absolute paths.
+func setPaths(p *[]string, value string) error {
+	paths := strings.Fields(value)
+	for _, path := range paths {
+		if !strings.HasPrefix(path, "/") {
+			return fmt.Errorf("%q: use absolute paths", path)
+		}
+	}
+	*p = paths
 	return nil
 }
