@@ -62,6 +62,8 @@ func init() {
 		"spec":       {cmdSpec, brief, "spec [--bundle dir]: write a default config.json"},
 		"start":      {cmdStart, brief, "start <container-id>: start a created container"},
 		"state":      {cmdState, brief, "state <container-id>: print a container's state (JSON)"},
+		"stats":      {cmdStats, serving, "stats [--json] [--no-stream] [ID...]: containers' CPU, memory, pids, I/O, network and OOM kills, as docker stats"},
+		"top":        {cmdTop, serving, "top [--once] [--json] [--sort COL]: live view of every container, sortable by each column"},
 		"update":     {cmdUpdate, brief, "update [flags] <container-id>: change a container's cgroup limits live"},
 	}
 }
