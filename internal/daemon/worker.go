@@ -21,13 +21,14 @@ import (
 	"github.com/lkc-containers/lkc/internal/fdstore"
 	"github.com/lkc-containers/lkc/internal/groups"
 	"github.com/lkc-containers/lkc/internal/hostconf"
+	"github.com/lkc-containers/lkc/internal/metrics"
 	"github.com/lkc-containers/lkc/internal/procview"
 	"github.com/lkc-containers/lkc/internal/registry"
 	"github.com/lkc-containers/lkc/internal/service"
 )
 
 // services are the services the worker runs, in start order.
-var services = []service.Service{procview.New(), &groups.Service{}}
+var services = []service.Service{procview.New(), &groups.Service{}, &metrics.Service{}}
 
 // Options are what the holder gives a worker.
 type Options struct {
