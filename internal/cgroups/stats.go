@@ -1,7 +1,6 @@
 package cgroups
 
 import (
-	"bufio"
 	"math"
 	"os"
 	"path/filepath"
@@ -124,18 +123,18 @@ func parseUint(s string) (uint64, error) {
 // readKeyed reads a "key value" per line file (memory.stat, cpu.stat,
 // memory.events). A missing file reads as an empty map.
 func readKeyed(dir, file string) (map[string]uint64, error) {
-	f, err := os.Open(filepath.Join(dir, file))
+	data, err := ReadSmall(filepath.Join(dir, file))
 	if os.IsNotExist(err) {
 		return map[string]uint64{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	out := map[string]uint64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
+	out := make(map[string]uint64, 8)
+	for rest := string(data); rest != ""; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		k, v, ok := strings.Cut(line, " ")
 		if !ok {
 			continue
 		}
@@ -143,7 +142,7 @@ func readKeyed(dir, file string) (map[string]uint64, error) {
 			out[k] = n
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // uintFile names a one-number file and where its value goes.

@@ -177,3 +177,43 @@ func TestInotifyGone(t *testing.T) {
 		t.Error("IN_IGNORED after a named event not seen")
 	}
 }
+
+// Usage reads the counters lkc stats shows with the values Stats gives.
+func TestUsageAgreesWithStats(t *testing.T) {
+	dir := t.TempDir()
+	m1 := &v1{dirs: map[string]string{
+		"cpu,cpuacct": filepath.Join(dir, "cpu"), "memory": filepath.Join(dir, "memory"),
+		"pids": filepath.Join(dir, "pids"), "blkio": filepath.Join(dir, "blkio"),
+	}}
+	writeFiles(t, m1.dirs["cpu,cpuacct"], map[string]string{"cpuacct.usage": "3000\n", "cpuacct.stat": "user 1\n"})
+	writeFiles(t, m1.dirs["memory"], map[string]string{
+		"memory.usage_in_bytes": "4096\n", "memory.limit_in_bytes": "8192\n", "memory.kmem.usage_in_bytes": "7\n",
+		"memory.stat": "cache 1024\ntotal_inactive_file 100\n", "memory.oom_control": "oom_kill 2\n",
+	})
+	writeFiles(t, m1.dirs["pids"], map[string]string{"pids.current": "3\n", "pids.max": "9\n"})
+	writeFiles(t, m1.dirs["blkio"], map[string]string{"blkio.throttle.io_service_bytes_recursive": "8:0 Read 100\n8:0 Write 200\nTotal 300\n"})
+	v2dir := filepath.Join(dir, "v2")
+	writeFiles(t, v2dir, map[string]string{
+		"cpu.stat": "usage_usec 3\n", "memory.current": "4096\n", "memory.max": "8192\n",
+		"memory.stat": "file 1024\ninactive_file 100\n", "memory.events": "oom_kill 2\n",
+		"pids.current": "3\n", "pids.max": "9\n", "io.stat": "8:0 rbytes=100 wbytes=200\n",
+	})
+	for _, m := range []Manager{m1, &v2{dir: v2dir}} {
+		full, err := m.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		part, err := m.Usage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if part.CPU.Usage.Total != full.CPU.Usage.Total || part.CPU.Usage.Total == 0 ||
+			part.Memory.Usage.Usage != full.Memory.Usage.Usage || part.Memory.Usage.Limit != 8192 ||
+			part.Memory.Cache != 1024 || part.Memory.OOMKill != 2 || !reflect.DeepEqual(part.Memory.Raw, full.Memory.Raw) ||
+			part.Pids != full.Pids || part.Pids.Limit != 9 ||
+			!reflect.DeepEqual(part.Blkio.IoServiceBytesRecursive, full.Blkio.IoServiceBytesRecursive) ||
+			len(part.Blkio.IoServiceBytesRecursive) != 2 {
+			t.Errorf("%T: usage %+v\ndoes not agree with stats %+v", m, part, full)
+		}
+	}
+}

@@ -2,7 +2,9 @@ package cgroups
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,17 +15,40 @@ import (
 // Linux architecture lkc runs on.
 const userHZ = 100
 
+// v1Step reads one controller's counters from its directory.
+type v1Step struct {
+	ctrl string
+	read func(dir string, s *Stats) error
+}
+
 // Stats reads the usage counters of every controller the container has.
 func (m *v1) Stats() (*Stats, error) {
-	s := &Stats{Hugetlb: map[string]Hugetlb{}}
-	steps := []struct {
-		ctrl string
-		read func(dir string, s *Stats) error
-	}{
+	return m.read([]v1Step{
 		{"cpuacct", v1CPUAcct}, {"cpu", v1Throttling}, {"memory", v1Memory},
 		{"pids", readPids}, {"blkio", v1Blkio},
 		{"hugetlb", func(dir string, s *Stats) error { return readHugetlb(dir, s, false) }},
-	}
+	})
+}
+
+// Usage reads Manager.Usage's subset.
+func (m *v1) Usage() (*Stats, error) {
+	return m.read([]v1Step{
+		{"cpuacct", func(dir string, s *Stats) error {
+			var err error
+			s.CPU.Usage.Total, err = readUint(dir, "cpuacct.usage")
+			return err
+		}},
+		{"memory", v1MemoryUsage}, {"pids", readPids},
+		{"blkio", func(dir string, s *Stats) error {
+			var err error
+			s.Blkio.IoServiceBytesRecursive, err = v1BlkioFile(dir, "blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes")
+			return err
+		}},
+	})
+}
+
+func (m *v1) read(steps []v1Step) (*Stats, error) {
+	s := &Stats{Hugetlb: map[string]Hugetlb{}}
 	for _, step := range steps {
 		dir, ok := m.dir(step.ctrl)
 		if !ok {
@@ -88,6 +113,21 @@ func v1Memory(dir string, s *Stats) error {
 			return err
 		}
 	}
+	return v1MemoryStat(dir, s)
+}
+
+// v1MemoryUsage reads usage and limit only, then memory.stat and the OOM
+// kills.
+func v1MemoryUsage(dir string, s *Stats) error {
+	u := &s.Memory.Usage
+	if err := readUints(dir, []uintFile{{"memory.usage_in_bytes", &u.Usage}, {"memory.limit_in_bytes", &u.Limit}}); err != nil {
+		return err
+	}
+	return v1MemoryStat(dir, s)
+}
+
+func v1MemoryStat(dir string, s *Stats) error {
+	mem := &s.Memory
 	raw, err := readKeyed(dir, "memory.stat")
 	if err != nil {
 		return err
@@ -121,20 +161,19 @@ func v1Blkio(dir string, s *Stats) error {
 // lines, skipping the "Total" line.
 func v1BlkioFile(dir string, files ...string) ([]BlkioEntry, error) {
 	for _, file := range files {
-		f, err := os.Open(filepath.Join(dir, file))
+		data, err := ReadSmall(filepath.Join(dir, file))
 		if os.IsNotExist(err) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		defer f.Close()
-		return parseBlkioV1(f, file)
+		return parseBlkioV1(bytes.NewReader(data), file)
 	}
 	return nil, nil
 }
 
-func parseBlkioV1(f *os.File, file string) ([]BlkioEntry, error) {
+func parseBlkioV1(f io.Reader, file string) ([]BlkioEntry, error) {
 	var out []BlkioEntry
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

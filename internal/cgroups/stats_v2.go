@@ -22,6 +22,18 @@ func (m *v2) Stats() (*Stats, error) {
 	return s, nil
 }
 
+// Usage reads Manager.Usage's subset: v2 keeps it in few files, so only
+// hugetlb (a glob) is left out.
+func (m *v2) Usage() (*Stats, error) {
+	s := &Stats{Hugetlb: map[string]Hugetlb{}}
+	for _, read := range []func(string, *Stats) error{v2CPU, v2Memory, readPids, v2IO} {
+		if err := read(m.dir, s); err != nil {
+			return nil, fmt.Errorf("reading stats in %s: %w", m.dir, err)
+		}
+	}
+	return s, nil
+}
+
 func v2CPU(dir string, s *Stats) error {
 	stat, err := readKeyed(dir, "cpu.stat")
 	if err != nil {
