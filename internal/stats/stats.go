@@ -117,7 +117,7 @@ func (r *Reader) one(id string) (Sample, error) {
 		return s, nil
 	}
 	s.Pid = h.Pid()
-	cg, err := h.Cgroup().Stats()
+	cg, err := h.Cgroup().Usage()
 	if err != nil {
 		return Sample{}, fmt.Errorf("container %s: %w", id, err)
 	}
