@@ -96,6 +96,9 @@ v2tests=(
   TestProcView
   TestProcReadAcrossWorkerKill
   TestGroup
+  TestStats
+  TestTop
+  TestMetrics
 )
 v2re=$(IFS='|'; echo "${v2tests[*]}")
 mkdir -p tmp
