@@ -40,7 +40,8 @@ var (
 	// allocating: a migration allocates for seconds (images, rootfs
 	// stream) but its work is done by CRIU and the network.
 	allocating = goRuntime{gc: true, procs: 1}
-	// serving: lives until stopped (serve, daemon, an events stream). A one-shot
+	// serving: lives until stopped (serve, daemon, an events stream,
+	// stats and top). A one-shot
 	// `events --stats` runs so too: it allocates far less than the 4 MB
 	// at which the first collection starts, and one P per CPU is what the
 	// runtime starts with, so setting it stops nothing.

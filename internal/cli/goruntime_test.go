@@ -17,9 +17,10 @@ import (
 // commands that forward signals, one per CPU for the servers, and one
 // otherwise.
 func TestGoRuntimeRule(t *testing.T) {
-	gcOn := map[string]bool{"serve": true, "events": true, "migrate": true, "daemon": true}
+	gcOn := map[string]bool{"serve": true, "events": true, "migrate": true, "daemon": true, "stats": true, "top": true}
 	procs := map[string]int{"run": min(2, runtime.NumCPU()), "exec": min(2, runtime.NumCPU()),
-		"serve": runtime.NumCPU(), "events": runtime.NumCPU(), "daemon": runtime.NumCPU()}
+		"serve": runtime.NumCPU(), "events": runtime.NumCPU(), "daemon": runtime.NumCPU(),
+		"stats": runtime.NumCPU(), "top": runtime.NumCPU()}
 	saved := commands
 	gcWas, procsWas := debug.SetGCPercent(100), runtime.GOMAXPROCS(0)
 	t.Cleanup(func() {
