@@ -1,0 +1,7 @@
+package seccompagent
+
+import "golang.org/x/sys/unix"
+
+// nativeArch is the audit architecture whose struct sysinfo the agent
+// writes; a caller of another ABI (arm32) gets the kernel's answer.
+const nativeArch = unix.AUDIT_ARCH_AARCH64
