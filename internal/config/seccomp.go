@@ -1,5 +1,7 @@
 package config
 
+import "fmt"
+
 // Seccomp is linux.seccomp, validated: actions, operators and architectures
 // are spelled as libseccomp spells them (lower case, without the SCMP_
 // prefixes), so internal/seccomp maps them without another check. Syscall
@@ -61,4 +63,64 @@ func (s *Seccomp) NotifyUsed() bool {
 		}
 	}
 	return false
+}
+
+// WithSysinfoNotify returns s with sysinfo(2) sent to the agent listening
+// at path (lkc daemon's seccomp.sock), for a container whose machine view
+// is virtual; s itself is not changed. No profile: a filter of its own that
+// allows everything else. A profile that already decides sysinfo (a rule
+// naming it other than an unconditional allow, or a default that is not
+// allow) keeps its decision: sysinfo then stays what the profile says. A
+// profile with its own listener is refused: a task can have only one
+// filter with a listener, so lkc's agent and the user's cannot both serve.
+func WithSysinfoNotify(s *Seccomp, path, metadata string) (*Seccomp, error) {
+	notify := SeccompRule{Names: []string{"sysinfo"}, Action: "notify"}
+	if s == nil {
+		return &Seccomp{DefaultAction: "allow", ListenerPath: path, ListenerMetadata: metadata,
+			Syscalls: []SeccompRule{notify}}, nil
+	}
+	if s.ListenerPath != "" {
+		return nil, fmt.Errorf("linux.seccomp.listenerPath %s: the container's virtual machine view needs lkc's seccomp agent for sysinfo, and a process can have only one seccomp listener", s.ListenerPath)
+	}
+	out := *s
+	out.Syscalls = nil
+	allowed := s.DefaultAction == "allow"
+	for _, r := range s.Syscalls {
+		if !names(r, "sysinfo") {
+			out.Syscalls = append(out.Syscalls, r)
+			continue
+		}
+		if r.Action != "allow" || len(r.Args) > 0 {
+			return s, nil
+		}
+		allowed = true
+		if r.Names = without(r.Names, "sysinfo"); len(r.Names) > 0 {
+			out.Syscalls = append(out.Syscalls, r)
+		}
+	}
+	if !allowed {
+		return s, nil
+	}
+	out.Syscalls = append(out.Syscalls, notify)
+	out.ListenerPath, out.ListenerMetadata = path, metadata
+	return &out, nil
+}
+
+func names(r SeccompRule, name string) bool {
+	for _, n := range r.Names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+func without(list []string, name string) []string {
+	var out []string
+	for _, n := range list {
+		if n != name {
+			out = append(out, n)
+		}
+	}
+	return out
 }

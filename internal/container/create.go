@@ -61,6 +61,9 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err := lsm.Default.Check(&cfg.Process, cfg.MountLabel); err != nil {
 		return nil, err
 	}
+	if err := sysinfoToAgent(cfg, o.Root); err != nil {
+		return nil, err
+	}
 	var undo cleanup.Stack
 	b, err := NewBuild(o, &undo)
 	if err != nil {
