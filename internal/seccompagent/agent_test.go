@@ -326,3 +326,36 @@ func TestParseMessageRefusals(t *testing.T) {
 		t.Errorf("parseMessage: %+v fd %d %v", m, fd, err)
 	}
 }
+
+// TestNoListenerLeftIsENOSYS: once the agent and the Store have both
+// closed a listener (the worker and the holder both dead), the kernel
+// answers the filter's sysinfo with ENOSYS (E2): no hang, no host values.
+func TestNoListenerLeftIsENOSYS(t *testing.T) {
+	dir := t.TempDir()
+	store := newMemStore(t)
+	a, err := New(Config{Dir: dir, Resolver: fixedResolver{}, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx) }()
+	gate := make(chan struct{})
+	result := make(chan error, 1)
+	go func() {
+		result <- filtered(t, dir, "c3", func() error {
+			<-gate
+			var si unix.Sysinfo_t
+			return unix.Sysinfo(&si)
+		})
+	}()
+	waitListener(t, store, "seccomp/c3/0")
+	cancel()
+	<-done
+	a.Close()
+	store.Drop("seccomp/c3/0")
+	close(gate)
+	if err := <-result; !errors.Is(err, unix.ENOSYS) {
+		t.Fatalf("sysinfo with no listener left: %v, want ENOSYS", err)
+	}
+}

@@ -11,8 +11,9 @@ import (
 // Message is what the runtime sends with a notify fd (the runtime spec's
 // container process state), as far as the agent needs it.
 type Message struct {
-	// Pid is the process that loaded the filter, as the host sees it.
-	Pid int
+	// Pid is the process that loaded the filter, InitPid the container's
+	// init, as the host sees them.
+	Pid, InitPid int
 	// Metadata is linux.seccomp.listenerMetadata, uninterpreted.
 	Metadata string
 	// ID and Bundle name the container; Status is "creating" for its init.
@@ -28,6 +29,7 @@ type wireState struct {
 	Metadata string   `json:"metadata"`
 	State    struct {
 		ID          string            `json:"id"`
+		Pid         int               `json:"pid"`
 		Status      string            `json:"status"`
 		Bundle      string            `json:"bundle"`
 		Annotations map[string]string `json:"annotations"`
@@ -84,7 +86,7 @@ func parseMessage(data []byte, fds []int) (Message, int, error) {
 	if len(w.Fds) != len(fds) {
 		return Message{}, -1, fmt.Errorf("runtime's message names %d fds and carries %d", len(w.Fds), len(fds))
 	}
-	m := Message{Pid: w.Pid, Metadata: w.Metadata, ID: w.State.ID, Bundle: w.State.Bundle,
+	m := Message{Pid: w.Pid, InitPid: w.State.Pid, Metadata: w.Metadata, ID: w.State.ID, Bundle: w.State.Bundle,
 		Status: w.State.Status, Annotations: w.State.Annotations}
 	for i, name := range w.Fds {
 		if name == "seccompFd" {
