@@ -99,6 +99,9 @@ v2tests=(
   TestStats
   TestTop
   TestMetrics
+  TestSeccompAgent
+  TestSeccompInFlightAcrossKill
+  TestSeccompNoFeatureNoFilter
 )
 v2re=$(IFS='|'; echo "${v2tests[*]}")
 mkdir -p tmp

@@ -55,8 +55,11 @@ type Config struct {
 	// "journal" and "seccomp/<name>/<slot>"; other keys are ignored.
 	// The agent owns the ones it uses.
 	Held map[string]*os.File
-	// SyncWakeUp sets SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP on each listener.
-	SyncWakeUp bool
+	// NoSyncWakeUp leaves SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP off the
+	// listeners. With it on, the kernel wakes the agent and then the caller
+	// on the CPU of the other, which nearly halves a call's round trip
+	// (BenchmarkSysinfoAgent*, docs/daemon.md).
+	NoSyncWakeUp bool
 	// Logf reports what the agent cannot report otherwise (nil: nothing).
 	Logf func(format string, args ...any)
 }
@@ -289,7 +292,7 @@ func (a *Agent) add(m Message, fd int) error {
 		return fmt.Errorf("%d listeners already served", maxListeners)
 	}
 	l := &listener{f: os.NewFile(uintptr(fd), "seccomp-listener"), fd: fd, name: name, slot: slot}
-	if a.cfg.SyncWakeUp {
+	if !a.cfg.NoSyncWakeUp {
 		if err := setSyncWakeUp(fd); err != nil {
 			a.cfg.Logf("seccomp agent: %s: SYNC_WAKE_UP: %v", l.key(), err)
 		}

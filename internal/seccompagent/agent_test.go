@@ -177,7 +177,7 @@ func TestSysinfoAnswered(t *testing.T) {
 		t.Fatalf("agent socket: %v %v, want a socket with mode 0600", fi, err)
 	}
 	var si unix.Sysinfo_t
-	err = filtered(t, dir, "c1", func() error { return unix.Sysinfo(&si) })
+	err = filtered(t, dir, "c1", func() error { return sysinfo(&si) })
 	if err != nil || si.Totalram != 64<<20 || si.Uptime != 42 || si.Procs != 3 {
 		t.Fatalf("sysinfo through the agent: %v, totalram %d uptime %d procs %d; want 64 MiB, 42, 3",
 			err, si.Totalram, si.Uptime, si.Procs)
@@ -191,7 +191,7 @@ func TestSysinfoUnknownContainerGetsHostValues(t *testing.T) {
 	if err := unix.Sysinfo(&host); err != nil {
 		t.Fatal(err)
 	}
-	if err := filtered(t, dir, "unknown", func() error { return unix.Sysinfo(&si) }); err != nil {
+	if err := filtered(t, dir, "unknown", func() error { return sysinfo(&si) }); err != nil {
 		t.Fatal(err)
 	}
 	if si.Totalram != host.Totalram || si.Totalram == 64<<20 {
@@ -215,7 +215,7 @@ func TestListenerKeptAndDroppedOnHangup(t *testing.T) {
 	var keys []string
 	err := filtered(t, dir, "c7", func() error {
 		var si unix.Sysinfo_t
-		err := unix.Sysinfo(&si)
+		err := sysinfo(&si)
 		keys = store.keys()
 		return err
 	})
@@ -254,7 +254,7 @@ func TestInFlightAnsweredBySuccessor(t *testing.T) {
 	go func() {
 		result <- filtered(t, dir, "c2", func() error {
 			<-gate
-			return unix.Sysinfo(&si)
+			return sysinfo(&si)
 		})
 	}()
 	l := waitListener(t, store, "seccomp/c2/0")
@@ -346,7 +346,7 @@ func TestNoListenerLeftIsENOSYS(t *testing.T) {
 		result <- filtered(t, dir, "c3", func() error {
 			<-gate
 			var si unix.Sysinfo_t
-			return unix.Sysinfo(&si)
+			return sysinfo(&si)
 		})
 	}()
 	waitListener(t, store, "seccomp/c3/0")

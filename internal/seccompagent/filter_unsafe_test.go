@@ -41,3 +41,14 @@ func sysinfoAt(addr uintptr) error {
 	}
 	return nil
 }
+
+// sysinfo is unix.Sysinfo through Syscall, not RawSyscall: a caller that
+// blocks in the kernel on an agent in the same process must not hold up
+// the Go runtime's stop-the-world, which the agent may be waiting for.
+func sysinfo(si *unix.Sysinfo_t) error {
+	_, _, errno := unix.Syscall(unix.SYS_SYSINFO, uintptr(unsafe.Pointer(si)), 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}

@@ -26,7 +26,6 @@ import (
 const (
 	agentDirEnv  = "LKC_IT_SECCOMPAGENT" // the agent's directory: run as the agent
 	agentHeldEnv = "LKC_IT_HELD"         // key=fd,... the successor inherits
-	agentSyncEnv = "LKC_IT_SYNC_WAKE_UP" // "1": set SYNC_WAKE_UP on listeners
 )
 
 func seccompAgentMain(dir string) int {
@@ -39,8 +38,7 @@ func seccompAgentMain(dir string) int {
 	}
 	a, err := seccompagent.New(seccompagent.Config{
 		Dir: dir, Resolver: cgroupResolver{}, Store: pairStore{fd: 3}, Held: held,
-		SyncWakeUp: os.Getenv(agentSyncEnv) == "1",
-		Logf:       func(f string, args ...any) { fmt.Fprintf(os.Stderr, f+"\n", args...) },
+		Logf: func(f string, args ...any) { fmt.Fprintf(os.Stderr, f+"\n", args...) },
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
