@@ -163,3 +163,37 @@ func TestSeccompNoFeatureNoFilter(t *testing.T) {
 		t.Errorf("container with the feature: %v, want a seccomp filter (mode 2)", r)
 	}
 }
+
+// TestSeccompAgentExec: an lkc exec process loads the filter again and its
+// listener reaches the agent too; free in it sees the container's 64 MiB.
+func TestSeccompAgentExec(t *testing.T) {
+	e := newEnv(t)
+	dir := agentDir(t)
+	h := newHolder(t)
+	startAgent(t, dir, h)
+	id, _ := e.runningPid(virtualProc)
+	for i := 0; i < 2; i++ {
+		if total := freeTotalOf(e.mustLkc("exec", id, "free")); total != "65536" {
+			t.Fatalf("free in exec %d: total %q, want 65536", i, total)
+		}
+	}
+	// The execs' filters ended with them: the agent drops their listeners
+	// (POLLHUP) and only init's stays held.
+	deadline := time.Now().Add(5 * time.Second)
+	for heldListeners(h) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("listeners held after the execs ended: %v, want init's only", h.keys())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func heldListeners(h *holder) int {
+	n := 0
+	for _, k := range h.keys() {
+		if strings.HasPrefix(k, "seccomp/") {
+			n++
+		}
+	}
+	return n
+}
