@@ -267,6 +267,9 @@ func (a *Agent) received(conn int) {
 		unix.Close(conn)
 	}()
 	m, fd, err := readMessage(conn)
+	if errors.Is(err, errHungUp) {
+		return
+	}
 	if err != nil {
 		a.cfg.Logf("seccomp agent: %v", err)
 		return
@@ -322,10 +325,11 @@ func (a *Agent) drop(l *listener) {
 }
 
 // Close stops listening and closes the agent's fds; the Store keeps its
-// own copies, so the listeners' filters keep working for a successor.
+// own copies, so the listeners' filters keep working for a successor. The
+// socket's path stays: a successor may already have bound its own there,
+// and replaces a stale one when it starts.
 func (a *Agent) Close() {
 	if a.sock >= 0 {
-		os.Remove(filepath.Join(a.cfg.Dir, SocketName))
 		unix.Close(a.sock)
 	}
 	for fd := range a.conns {

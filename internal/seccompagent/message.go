@@ -36,6 +36,10 @@ type wireState struct {
 	} `json:"state"`
 }
 
+// errHungUp: the runtime closed the connection without a message, as lkc
+// does when a create fails before its container starts.
+var errHungUp = errors.New("runtime hung up without a message")
+
 // maxFds bounds the fds one message may carry; the runtime spec's message
 // names each, lkc's runtime sends one.
 const maxFds = 8
@@ -48,6 +52,9 @@ func readMessage(conn int) (Message, int, error) {
 	n, noob, _, _, err := unix.Recvmsg(conn, buf, oob, unix.MSG_CMSG_CLOEXEC)
 	if err != nil {
 		return Message{}, -1, fmt.Errorf("reading the runtime's message: %w", err)
+	}
+	if n == 0 && noob == 0 {
+		return Message{}, -1, errHungUp
 	}
 	fds, err := rights(oob[:noob])
 	if err != nil {
