@@ -297,7 +297,9 @@ func (a *Agent) add(m Message, fd int) error {
 	l := &listener{f: os.NewFile(uintptr(fd), "seccomp-listener"), fd: fd, name: name, slot: slot}
 	if !a.cfg.NoSyncWakeUp {
 		if err := setSyncWakeUp(fd); err != nil {
-			a.cfg.Logf("seccomp agent: %s: SYNC_WAKE_UP: %v", l.key(), err)
+			// EINVAL: a kernel before 6.6, which has no flags to set.
+			a.cfg.NoSyncWakeUp = true
+			a.cfg.Logf("seccomp agent: SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: %v; not set from now on", err)
 		}
 	}
 	if err := a.cfg.Store.Put(l.key(), l.f); err != nil {
