@@ -57,8 +57,9 @@ type Config struct {
 	Held map[string]*os.File
 	// NoSyncWakeUp leaves SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP off the
 	// listeners. With it on, the kernel wakes the agent and then the caller
-	// on the CPU of the other, which nearly halves a call's round trip
-	// (BenchmarkSysinfoAgent*, docs/daemon.md).
+	// on the CPU of the other: measured, a round trip between two threads
+	// of one process nearly halves, and between a container and the agent
+	// the median stays and the tail shortens (docs/daemon.md).
 	NoSyncWakeUp bool
 	// Logf reports what the agent cannot report otherwise (nil: nothing).
 	Logf func(format string, args ...any)
