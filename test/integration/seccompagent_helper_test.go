@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +15,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lkc-containers/lkc/internal/procfs"
 	"github.com/lkc-containers/lkc/internal/seccompagent"
+	"github.com/lkc-containers/lkc/internal/state"
 )
 
 // The seccomp agent tests run internal/seccompagent in a process of its
@@ -26,6 +27,7 @@ import (
 const (
 	agentDirEnv  = "LKC_IT_SECCOMPAGENT" // the agent's directory: run as the agent
 	agentHeldEnv = "LKC_IT_HELD"         // key=fd,... the successor inherits
+	agentRootEnv = "LKC_IT_ROOT"         // the lkc root of the containers served
 )
 
 func seccompAgentMain(dir string) int {
@@ -37,7 +39,7 @@ func seccompAgentMain(dir string) int {
 		}
 	}
 	a, err := seccompagent.New(seccompagent.Config{
-		Dir: dir, Resolver: cgroupResolver{}, Store: pairStore{fd: 3}, Held: held,
+		Dir: dir, Resolver: stateResolver{root: os.Getenv(agentRootEnv)}, Store: pairStore{fd: 3}, Held: held,
 		Logf: func(f string, args ...any) { fmt.Fprintf(os.Stderr, f+"\n", args...) },
 	})
 	if err != nil {
@@ -63,96 +65,35 @@ func (s pairStore) Drop(key string) error {
 	return unix.Sendmsg(s.fd, []byte("drop "+key), nil, nil, 0)
 }
 
-// cgroupResolver is the test's own reckoning of a container's sysinfo,
-// from its init's memory cgroup and start time (lkc daemon's comes from
-// internal/procfs). A listener is named after the container's init pid.
-type cgroupResolver struct{}
+// stateResolver answers with internal/procfs's sysinfo of the container
+// the runtime's message names, found in lkc's state under the root the
+// test gave the agent (agentRootEnv), which lkc must also have sent as the
+// listener's metadata. A listener is named after the container's id, so a
+// successor finds the container again from the name alone.
+type stateResolver struct{ root string }
 
-func (cgroupResolver) Bind(m seccompagent.Message) (string, error) {
-	if m.InitPid <= 0 {
-		return "", fmt.Errorf("no init pid in the state of %s", m.ID)
+func (r stateResolver) Bind(m seccompagent.Message) (string, error) {
+	if m.Metadata != r.root {
+		return "", fmt.Errorf("container %s: metadata %q, want its root %s", m.ID, m.Metadata, r.root)
 	}
-	return "pid" + strconv.Itoa(m.InitPid), nil
+	return m.ID, nil
 }
 
-func (cgroupResolver) Sysinfo(name string, out *unix.Sysinfo_t) error {
-	pid := strings.TrimPrefix(name, "pid")
-	dir, err := memoryCgroup(pid)
+func (r stateResolver) Sysinfo(id string, out *unix.Sysinfo_t) error {
+	d, err := state.Peek(r.root, id)
 	if err != nil {
 		return err
 	}
-	limitFile, usageFile := "memory.limit_in_bytes", "memory.usage_in_bytes"
-	if cgroupV2() {
-		limitFile, usageFile = "memory.max", "memory.current"
-	}
-	limit, err := readUint(filepath.Join(dir, limitFile))
+	s, err := d.Load()
+	d.Close()
 	if err != nil {
 		return err
 	}
-	usage, err := readUint(filepath.Join(dir, usageFile))
+	c, err := procfs.ContainerFromState(s)
 	if err != nil {
 		return err
 	}
-	procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-	if err != nil {
-		return err
-	}
-	up, err := uptimeOf(pid)
-	if err != nil {
-		return err
-	}
-	*out = unix.Sysinfo_t{Uptime: up, Totalram: limit, Freeram: limit - min(usage, limit),
-		Procs: uint16(strings.Count(string(procs), "\n")), Unit: 1}
-	return nil
-}
-
-func memoryCgroup(pid string) (string, error) {
-	data, err := os.ReadFile("/proc/" + pid + "/cgroup")
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if cgroupV2() && parts[0] == "0" {
-			return "/sys/fs/cgroup" + parts[2], nil
-		}
-		for _, c := range strings.Split(parts[1], ",") {
-			if c == "memory" {
-				return "/sys/fs/cgroup/memory" + parts[2], nil
-			}
-		}
-	}
-	return "", fmt.Errorf("no memory cgroup for pid %s", pid)
-}
-
-func readUint(path string) (uint64, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
-}
-
-// uptimeOf is the seconds since pid started: the host's uptime less the
-// process's start time (field 22 of its stat, in clock ticks of 1/100 s).
-func uptimeOf(pid string) (int64, error) {
-	stat, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	start, err := strconv.ParseInt(fields[19], 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	var si unix.Sysinfo_t
-	if err := unix.Sysinfo(&si); err != nil {
-		return 0, err
-	}
-	return si.Uptime - start/100, nil
+	return procfs.Sysinfo(c, out)
 }
 
 // holder keeps the fds agents put, across the agents' deaths.
@@ -216,9 +157,10 @@ type agentProc struct {
 	err  error
 }
 
-// startAgent runs an agent serving dir with the fds h holds; extraEnv is
-// added to its environment. It returns once the agent listens.
-func startAgent(t *testing.T, dir string, h *holder, extraEnv ...string) *agentProc {
+// startAgent runs an agent serving dir for e's containers with the fds h
+// holds; extraEnv is added to its environment. It returns once the agent
+// listens.
+func startAgent(t *testing.T, e *env, dir string, h *holder, extraEnv ...string) *agentProc {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -235,7 +177,8 @@ func startAgent(t *testing.T, dir string, h *holder, extraEnv ...string) *agentP
 		held = append(held, fmt.Sprintf("%s=%d", key, 2+len(cmd.ExtraFiles)))
 	}
 	h.mu.Unlock()
-	cmd.Env = append(os.Environ(), agentDirEnv+"="+dir, agentHeldEnv+"="+strings.Join(held, ","))
+	cmd.Env = append(os.Environ(), agentDirEnv+"="+dir, agentRootEnv+"="+e.root,
+		agentHeldEnv+"="+strings.Join(held, ","))
 	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()

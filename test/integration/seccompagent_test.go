@@ -73,11 +73,12 @@ func checkFreeUptime(t *testing.T, out string) {
 func TestSeccompAgentFreeUptime(t *testing.T) {
 	e := newEnv(t)
 	dir := agentDir(t)
-	startAgent(t, dir, newHolder(t))
+	startAgent(t, e, dir, newHolder(t))
 	r := e.run([]string{"sh", "-c", "free; uptime"}, virtualProc)
 	if r.code != 0 {
 		t.Fatalf("container with a virtual view: %v", r)
 	}
+	t.Logf("busybox free and uptime inside:\n%s", r.stdout)
 	checkFreeUptime(t, r.stdout)
 }
 
@@ -88,7 +89,7 @@ func TestSeccompInFlightAcrossKill(t *testing.T) {
 	e := newEnv(t)
 	dir := agentDir(t)
 	h := newHolder(t)
-	first := startAgent(t, dir, h, "LKC_TEST_SECCOMPAGENT_DIE=recv")
+	first := startAgent(t, e, dir, h, "LKC_TEST_SECCOMPAGENT_DIE=recv")
 	res := make(chan result, 1)
 	go func() { res <- e.run([]string{"free"}, virtualProc) }()
 	select {
@@ -106,7 +107,7 @@ func TestSeccompInFlightAcrossKill(t *testing.T) {
 		t.Fatalf("sysinfo returned while no agent ran: %v", r)
 	case <-time.After(200 * time.Millisecond):
 	}
-	startAgent(t, dir, h)
+	startAgent(t, e, dir, h)
 	select {
 	case r := <-res:
 		if r.code != 0 || freeTotalOf(r.stdout) != "65536" {
@@ -148,7 +149,7 @@ func TestSeccompAgentOwnListenerRefused(t *testing.T) {
 func TestSeccompNoFeatureNoFilter(t *testing.T) {
 	e := newEnv(t)
 	dir := agentDir(t)
-	startAgent(t, dir, newHolder(t))
+	startAgent(t, e, dir, newHolder(t))
 	r := e.run([]string{"sh", "-c", "grep ^Seccomp: /proc/self/status; free"}, nil)
 	if r.code != 0 || !strings.Contains(r.stdout, "Seccomp:\t0") {
 		t.Fatalf("container without the feature: %v, want no seccomp filter", r)
@@ -170,7 +171,7 @@ func TestSeccompAgentExec(t *testing.T) {
 	e := newEnv(t)
 	dir := agentDir(t)
 	h := newHolder(t)
-	startAgent(t, dir, h)
+	startAgent(t, e, dir, h)
 	id, _ := e.runningPid(virtualProc)
 	for i := 0; i < 2; i++ {
 		if total := freeTotalOf(e.mustLkc("exec", id, "free")); total != "65536" {
