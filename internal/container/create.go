@@ -61,7 +61,7 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err := lsm.Default.Check(&cfg.Process, cfg.MountLabel); err != nil {
 		return nil, err
 	}
-	if err := sysinfoToAgent(cfg, o.Root); err != nil {
+	if err := SysinfoToAgent(cfg, o.Root); err != nil {
 		return nil, err
 	}
 	var undo cleanup.Stack

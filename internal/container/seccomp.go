@@ -69,11 +69,12 @@ func daemonDir() string {
 	return "/run/lkcd"
 }
 
-// sysinfoToAgent sends the sysinfo calls of a container with a virtual
-// machine view to lkc daemon's seccomp agent. The metadata is the
+// SysinfoToAgent sends the sysinfo calls of a container with a virtual
+// machine view to lkc daemon's seccomp agent: create's filter and, after a
+// restore, the one every lkc exec loads. The metadata is the
 // container's root: the runtime spec's state names the container's id but
 // not the root it lives under.
-func sysinfoToAgent(cfg *config.Config, root string) error {
+func SysinfoToAgent(cfg *config.Config, root string) error {
 	if cfg.Annotations[ProcAnnotation] != "virtual" {
 		return nil
 	}

@@ -198,3 +198,21 @@ func heldListeners(h *holder) int {
 	}
 	return n
 }
+
+// TestSeccompAgentExecAfterRestore: a restored container's lkc exec loads
+// the config's filter with the sysinfo rule, as after create, so its free
+// sees the container's 64 MiB again.
+func TestSeccompAgentExecAfterRestore(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	dir := agentDir(t)
+	startAgent(t, e, dir, newHolder(t))
+	id, _ := e.runningPid(virtualProc)
+	bundle := bundleOf(e, id)
+	images := filepath.Join(t.TempDir(), "images")
+	e.mustLkc("checkpoint", "--image-path", images, id)
+	e.mustLkc("restore", "-d", "--bundle", bundle, "--image-path", images, id)
+	if total := freeTotalOf(e.mustLkc("exec", id, "free")); total != "65536" {
+		t.Fatalf("free in an exec after restore: total %q, want 65536", total)
+	}
+}
