@@ -359,3 +359,19 @@ func TestNoListenerLeftIsENOSYS(t *testing.T) {
 		t.Fatalf("sysinfo with no listener left: %v, want ENOSYS", err)
 	}
 }
+
+func TestShortJournalRefused(t *testing.T) {
+	fd, err := unix.MemfdCreate("short", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "short")
+	if err := f.Truncate(slotSize); err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(Config{Dir: t.TempDir(), Resolver: fixedResolver{}, Store: newMemStore(t),
+		Held: map[string]*os.File{"journal": f}})
+	if err == nil {
+		t.Fatal("a journal shorter than the agent's was mapped: its slots would fault")
+	}
+}

@@ -43,6 +43,11 @@ func openJournal(f *os.File) (*journal, error) {
 			return nil, fmt.Errorf("sizing the seccomp journal: %w", err)
 		}
 	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Size < journalSize {
+		f.Close()
+		return nil, fmt.Errorf("seccomp journal: size %d, want %d (%v)", st.Size, journalSize, err)
+	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, journalSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		f.Close()
