@@ -23,9 +23,11 @@ import (
 // SocketName is the agent's socket in its directory.
 const SocketName = "seccomp.sock"
 
-// DieEnv, set to "recv" in the agent's environment, makes the process
-// SIGKILL itself right after recording a received notification in the
-// journal: the crash the in-flight tests need at an exact moment.
+// DieEnv, set to the path of a file in the agent's environment, makes the
+// process SIGKILL itself right after recording a received notification in
+// the journal, if it can remove that file: the crash the in-flight tests
+// need at an exact moment, once, even when a successor (a daemon's next
+// worker) inherits the environment.
 const DieEnv = "LKC_TEST_SECCOMPAGENT_DIE"
 
 // Resolver knows the containers behind listeners.
@@ -73,7 +75,7 @@ type Agent struct {
 	jr        *journal
 	listeners map[int]*listener
 	conns     map[int]bool
-	dieOnRecv bool
+	dieMarker string
 }
 
 // listener is one filter's notify fd.
@@ -93,7 +95,7 @@ func New(cfg Config) (_ *Agent, err error) {
 		cfg.Logf = func(string, ...any) {}
 	}
 	a := &Agent{cfg: cfg, sock: -1, ep: -1, wake: -1, listeners: map[int]*listener{},
-		conns: map[int]bool{}, dieOnRecv: os.Getenv(DieEnv) == "recv"}
+		conns: map[int]bool{}, dieMarker: os.Getenv(DieEnv)}
 	defer func() {
 		if err != nil {
 			a.Close()

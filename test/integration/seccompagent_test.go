@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/lkc-containers/lkc/internal/seccompagent"
 )
 
 const mem64M = 64 << 20
@@ -89,7 +92,11 @@ func TestSeccompInFlightAcrossKill(t *testing.T) {
 	e := newEnv(t)
 	dir := agentDir(t)
 	h := newHolder(t)
-	first := startAgent(t, e, dir, h, "LKC_TEST_SECCOMPAGENT_DIE=recv")
+	marker := filepath.Join(t.TempDir(), "die")
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first := startAgent(t, e, dir, h, seccompagent.DieEnv+"="+marker)
 	res := make(chan result, 1)
 	go func() { res <- e.run([]string{"free"}, virtualProc) }()
 	select {
