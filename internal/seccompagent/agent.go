@@ -265,11 +265,12 @@ func (a *Agent) accept() {
 
 // received takes a runtime's message off conn and serves its listener.
 func (a *Agent) received(conn int) {
-	defer func() {
-		delete(a.conns, conn)
-		unix.Close(conn)
-	}()
 	m, fd, err := readMessage(conn)
+	if errors.Is(err, unix.EAGAIN) {
+		return // a spurious wake-up: the message is still to come
+	}
+	delete(a.conns, conn)
+	unix.Close(conn)
 	if errors.Is(err, errHungUp) {
 		return
 	}
