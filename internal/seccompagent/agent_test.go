@@ -375,3 +375,68 @@ func TestShortJournalRefused(t *testing.T) {
 		t.Fatal("a journal shorter than the agent's was mapped: its slots would fault")
 	}
 }
+
+// TestBadMessagesKeepServing: a runtime that hangs up without a message,
+// one that sends junk and one whose fd is not named seccompFd cost the
+// agent nothing: the fds they sent are closed, it serves the next one.
+func TestBadMessagesKeepServing(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var logged []string
+	logf := func(f string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		logged = append(logged, fmt.Sprintf(f, args...))
+	}
+	startAgent(t, Config{Dir: dir, Resolver: fixedResolver{}, Store: newMemStore(t), Logf: logf})
+	send := func(data []byte, fd int) {
+		conn, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(conn)
+		if err := unix.Connect(conn, &unix.SockaddrUnix{Name: filepath.Join(dir, SocketName)}); err != nil {
+			t.Fatal(err)
+		}
+		if data != nil {
+			var oob []byte
+			if fd >= 0 {
+				oob = unix.UnixRights(fd)
+			}
+			if err := unix.Sendmsg(conn, data, oob, nil, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	send(nil, -1)
+	send([]byte("junk"), -1)
+	send([]byte(`{"fds":["other"],"state":{"id":"x"}}`), p[1])
+	unix.Close(p[1])
+	var si unix.Sysinfo_t
+	if err := filtered(t, dir, "c9", func() error { return sysinfo(&si) }); err != nil || si.Totalram != 64<<20 {
+		t.Fatalf("sysinfo after bad messages: %v, totalram %d", err, si.Totalram)
+	}
+	// The agent closed its copy of the pipe's write end: the read end sees EOF.
+	if n, err := unix.Read(p[0], make([]byte, 1)); n != 0 || err != nil {
+		t.Errorf("read of the pipe the agent was sent: %d, %v; want EOF (the agent closed it)", n, err)
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(logged)
+	}
+	for deadline := time.Now().Add(5 * time.Second); count() < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(logged) != 2 {
+		t.Errorf("logged %q, want one line each for the junk and the unnamed fd", logged)
+	}
+}
