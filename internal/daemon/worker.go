@@ -24,11 +24,12 @@ import (
 	"github.com/lkc-containers/lkc/internal/metrics"
 	"github.com/lkc-containers/lkc/internal/procview"
 	"github.com/lkc-containers/lkc/internal/registry"
+	"github.com/lkc-containers/lkc/internal/seccompagent"
 	"github.com/lkc-containers/lkc/internal/service"
 )
 
 // services are the services the worker runs, in start order.
-var services = []service.Service{procview.New(), &groups.Service{}, &metrics.Service{}}
+var services = []service.Service{procview.New(), seccompagent.NewService(), &groups.Service{}, &metrics.Service{}}
 
 // Options are what the holder gives a worker.
 type Options struct {

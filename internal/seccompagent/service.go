@@ -1,0 +1,128 @@
+package seccompagent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/daemonapi"
+	"github.com/lkc-containers/lkc/internal/procfs"
+	"github.com/lkc-containers/lkc/internal/registry"
+	"github.com/lkc-containers/lkc/internal/service"
+)
+
+// Service runs the agent in lkc daemon's worker.
+type Service struct {
+	dir     string
+	sysinfo bool // proc.sysinfo in lkc.conf
+}
+
+// NewService returns the seccomp agent service.
+func NewService() *Service { return &Service{} }
+
+// Name implements service.Service.
+func (s *Service) Name() string { return "seccomp" }
+
+// Start takes the listeners and journal the holder kept and serves them.
+// During an upgrade it starts only once the old worker has exited: two
+// agents polling one listener would leave the slower one blocked in a
+// receive the faster one already took.
+func (s *Service) Start(ctx context.Context, d *service.Deps) error {
+	s.dir, s.sysinfo = d.Dir, d.Conf.ProcSysinfo
+	held := map[string]*os.File{}
+	for k, f := range d.Taken {
+		if k == "journal" || strings.HasPrefix(k, "seccomp/") {
+			held[k] = f
+			delete(d.Taken, k)
+		}
+	}
+	cfg := Config{Dir: d.Dir, Resolver: registryResolver{d.Registry}, Store: d.Store, Held: held, Logf: d.Logf}
+	if d.Predecessor == 0 {
+		a, err := New(cfg)
+		if err != nil {
+			return err
+		}
+		go serve(ctx, a, d.Logf)
+		return nil
+	}
+	pidfd, err := unix.PidfdOpen(d.Predecessor, 0)
+	if err != nil {
+		return fmt.Errorf("watching the old worker %d: %w", d.Predecessor, err)
+	}
+	go func() {
+		defer unix.Close(pidfd)
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		for {
+			if _, err := unix.Poll(fds, -1); err != unix.EINTR {
+				break
+			}
+		}
+		a, err := New(cfg)
+		if err != nil {
+			d.Logf("seccomp agent: %v", err)
+			return
+		}
+		serve(ctx, a, d.Logf)
+	}()
+	return nil
+}
+
+func serve(ctx context.Context, a *Agent, logf func(string, ...any)) {
+	defer a.Close()
+	if err := a.Serve(ctx); err != nil && ctx.Err() == nil {
+		logf("seccomp agent: %v", err)
+	}
+}
+
+// Adopt names the agent's socket as the container's sysinfo listener.
+// The /proc view's service provides the feature; this one adds sysinfo.
+func (s *Service) Adopt(e *registry.Entry, reply *daemonapi.AdoptReply) error {
+	if e.Features.Proc && s.sysinfo {
+		reply.Seccomp = &daemonapi.SeccompReply{Path: filepath.Join(s.dir, SocketName), Metadata: e.Root}
+	}
+	return nil
+}
+
+// Release has nothing to do: a container's listeners go when its
+// processes do (POLLHUP).
+func (s *Service) Release(*registry.Entry) {}
+
+// registryResolver finds a listener's container in the daemon's registry.
+// A listener is named "<slot>.<gen>": the registry keeps slots across
+// worker restarts, and a reused slot (new generation) never answers for
+// the container that had it.
+type registryResolver struct{ reg *registry.Registry }
+
+func (r registryResolver) Bind(m Message) (string, error) {
+	for _, e := range r.reg.Entries() {
+		if e.Root == m.Metadata && e.ID == m.ID {
+			return fmt.Sprintf("%d.%d", e.Slot, e.Gen), nil
+		}
+	}
+	return "", fmt.Errorf("container %s under %q: not adopted", m.ID, m.Metadata)
+}
+
+func (r registryResolver) Sysinfo(name string, out *unix.Sysinfo_t) error {
+	var slot int
+	var gen uint64
+	if _, err := fmt.Sscanf(name, "%d.%d", &slot, &gen); err != nil {
+		return fmt.Errorf("listener %s: %w", name, err)
+	}
+	e := r.reg.BySlot(slot, gen)
+	if e == nil {
+		return fmt.Errorf("slot %s: no container", name)
+	}
+	st, err := e.LoadState()
+	if err != nil {
+		return err
+	}
+	c, err := procfs.ContainerFromState(st)
+	if err != nil {
+		return err
+	}
+	return procfs.Sysinfo(c, out)
+}
