@@ -47,8 +47,13 @@ func adoptConfig(root, id string, cfg *config.Config) (release func(), err error
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
+	release = func() { releaseFrom(conf.DaemonDirectory(), root, id) }
+	if err := sysinfoAgent(cfg, reply); err != nil {
+		release()
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
 	cfg.Mounts = append(cfg.Mounts, procMounts(reply)...)
-	return func() { releaseFrom(conf.DaemonDirectory(), root, id) }, nil
+	return release, nil
 }
 
 // procMounts bind-mounts each virtual file the daemon serves for the
@@ -69,6 +74,20 @@ func procMounts(r *daemonapi.AdoptReply) []config.Mount {
 		})
 	}
 	return ms
+}
+
+// sysinfoAgent sends the container's sysinfo(2) calls to the seccomp agent
+// the daemon named, adding the rule to its seccomp profile (docs/daemon.md).
+func sysinfoAgent(cfg *config.Config, r *daemonapi.AdoptReply) error {
+	if r.Seccomp == nil {
+		return nil
+	}
+	sc, err := config.WithSysinfoNotify(cfg.Seccomp, r.Seccomp.Path, r.Seccomp.Metadata)
+	if err != nil {
+		return fmt.Errorf("%s=virtual: %w", hostconf.AnnotationProc, err)
+	}
+	cfg.Seccomp = sc
+	return nil
 }
 
 // releaseFrom tells the daemon in dir, if one runs, to stop serving a

@@ -61,9 +61,6 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err := lsm.Default.Check(&cfg.Process, cfg.MountLabel); err != nil {
 		return nil, err
 	}
-	if err := SysinfoToAgent(cfg, o.Root); err != nil {
-		return nil, err
-	}
 	var undo cleanup.Stack
 	b, err := NewBuild(o, &undo)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 
 	"github.com/lkc-containers/lkc/internal/config"
 )
@@ -54,34 +53,4 @@ func dialSeccomp(path string) (*os.File, error) {
 		return nil, fmt.Errorf("seccomp listenerPath: %w", err)
 	}
 	return f, nil
-}
-
-// ProcAnnotation, set to "virtual", gives a container its own view of the
-// machine: /proc files (lkc daemon's FUSE view) and sysinfo(2) (its
-// seccomp agent), see docs/daemon.md.
-const ProcAnnotation = "org.lkc.proc"
-
-// daemonDir is lkc daemon's run directory: LKC_DAEMON_DIR, else /run/lkcd.
-func daemonDir() string {
-	if d := os.Getenv("LKC_DAEMON_DIR"); d != "" {
-		return d
-	}
-	return "/run/lkcd"
-}
-
-// SysinfoToAgent sends the sysinfo calls of a container with a virtual
-// machine view to lkc daemon's seccomp agent: create's filter and, after a
-// restore, the one every lkc exec loads. The metadata is the
-// container's root: the runtime spec's state names the container's id but
-// not the root it lives under.
-func SysinfoToAgent(cfg *config.Config, root string) error {
-	if cfg.Annotations[ProcAnnotation] != "virtual" {
-		return nil
-	}
-	sc, err := config.WithSysinfoNotify(cfg.Seccomp, filepath.Join(daemonDir(), "seccomp.sock"), root)
-	if err != nil {
-		return fmt.Errorf("%s=virtual: %w", ProcAnnotation, err)
-	}
-	cfg.Seccomp = sc
-	return nil
 }

@@ -168,11 +168,6 @@ func restoreConfig(o *RestoreOpts) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The restored init keeps the filter of its image; lkc exec loads the
-	// config's, which needs create's sysinfo rule as well.
-	if err := container.SysinfoToAgent(cfg, o.Root); err != nil {
-		return nil, err
-	}
 	cfg.NoPivot = o.NoPivot
 	return cfg, nil
 }

@@ -30,20 +30,11 @@ func virtualProc(s *specs.Spec) {
 	s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
 }
 
-// agentDir makes the daemon directory lkc finds the agent in.
-func agentDir(t *testing.T) string {
-	dir := t.TempDir()
-	t.Setenv("LKC_DAEMON_DIR", dir)
-	return dir
-}
-
-var (
-	upMinutes = regexp.MustCompile(`up\s+(\d+) min,`)
-)
+var upMinutes = regexp.MustCompile(`up\s+(\d+) min,`)
 
 // freeTotalOf is busybox free's total column: 15 wide after "Mem:"; the
-// next column may run into it (used = total - free - buff/cache wraps
-// while /proc/meminfo, where buff/cache comes from, is the host's).
+// next column may run into it when its used (total - free - buff/cache)
+// wraps.
 func freeTotalOf(out string) string {
 	i := strings.Index(out, "\nMem:")
 	if i < 0 || len(out) < i+5+15 {
@@ -72,12 +63,11 @@ func checkFreeUptime(t *testing.T, out string) {
 }
 
 // TestSeccompAgentFreeUptime: with org.lkc.proc=virtual, busybox free and
-// uptime (both sysinfo(2)) see the container's 64 MiB and its uptime.
+// uptime (both sysinfo(2)) see the container's 64 MiB and its uptime,
+// answered by the daemon's seccomp agent.
 func TestSeccompAgentFreeUptime(t *testing.T) {
-	e := newEnv(t)
-	dir := agentDir(t)
-	startAgent(t, e, dir, newHolder(t))
-	r := e.run([]string{"sh", "-c", "free; uptime"}, virtualProc)
+	d := newDaemonEnv(t)
+	r := d.run([]string{"sh", "-c", "free; uptime"}, virtualProc)
 	if r.code != 0 {
 		t.Fatalf("container with a virtual view: %v", r)
 	}
@@ -85,120 +75,90 @@ func TestSeccompAgentFreeUptime(t *testing.T) {
 	checkFreeUptime(t, r.stdout)
 }
 
-// TestSeccompInFlightAcrossKill: the agent dies (SIGKILL) right after
-// receiving the container's sysinfo; a successor started with the held
-// listener and journal answers it with the container's values.
+// TestSeccompInFlightAcrossKill: the worker dies (SIGKILL) right after
+// receiving the container's sysinfo; the holder's next worker takes the
+// listener and the journal and answers it with the container's values.
 func TestSeccompInFlightAcrossKill(t *testing.T) {
-	e := newEnv(t)
-	dir := agentDir(t)
-	h := newHolder(t)
+	d := newDaemonEnv(t)
 	marker := filepath.Join(t.TempDir(), "die")
 	if err := os.WriteFile(marker, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	first := startAgent(t, e, dir, h, seccompagent.DieEnv+"="+marker)
-	res := make(chan result, 1)
-	go func() { res <- e.run([]string{"free"}, virtualProc) }()
-	select {
-	case <-first.done:
-	case r := <-res:
-		t.Fatalf("the container ended before the agent died: %v", r)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the agent was never notified")
+	t.Setenv(seccompagent.DieEnv, marker)
+	first := d.start().WorkerPid
+	r := d.run([]string{"free"}, virtualProc)
+	if r.code != 0 || freeTotalOf(r.stdout) != "65536" {
+		t.Fatalf("free across the worker's death: %v, want total 65536", r)
 	}
-	if ws, ok := first.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("first agent: %v, want killed by its hook after receiving", first.err)
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Fatalf("the worker never reached its death after receiving (marker: %v)", err)
 	}
-	select {
-	case r := <-res:
-		t.Fatalf("sysinfo returned while no agent ran: %v", r)
-	case <-time.After(200 * time.Millisecond):
+	if now := d.status().WorkerPid; now == first || now == 0 {
+		t.Fatalf("worker %d before, %d after: want a new worker", first, now)
 	}
-	startAgent(t, e, dir, h)
-	select {
-	case r := <-res:
-		if r.code != 0 || freeTotalOf(r.stdout) != "65536" {
-			t.Fatalf("free across the agent's death: %v, want total 65536", r)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("sysinfo in flight across the agent's death never returned")
-	}
-}
-
-// TestSeccompAgentAbsentRefused: without an agent listening, create of a
-// container with the virtual view fails in one line and leaves nothing.
-func TestSeccompAgentAbsentRefused(t *testing.T) {
-	e := newEnv(t)
-	agentDir(t)
-	b := e.bundle([]string{"true"}, virtualProc)
-	e.failLkc("seccomp listenerPath", "run", "--bundle", b, e.id())
 }
 
 // TestSeccompAgentOwnListenerRefused: a profile with its own listener
-// and the virtual view cannot both have sysinfo: one line naming it.
+// and the virtual view cannot both have sysinfo: one line naming it, and
+// the daemon lets the container go.
 func TestSeccompAgentOwnListenerRefused(t *testing.T) {
-	e := newEnv(t)
-	agentDir(t)
+	d := newDaemonEnv(t)
 	own := filepath.Join(t.TempDir(), "own.sock")
-	b := e.bundle([]string{"true"}, func(s *specs.Spec) {
+	b := d.bundle([]string{"true"}, func(s *specs.Spec) {
 		virtualProc(s)
 		s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, ListenerPath: own,
 			Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActNotify}}}
 	})
-	line := e.failLkc("org.lkc.proc=virtual: linux.seccomp.listenerPath", "run", "--bundle", b, e.id())
+	line := d.failLkc("org.lkc.proc=virtual: linux.seccomp.listenerPath", "run", "--bundle", b, d.id())
 	if !strings.Contains(line, own) {
 		t.Errorf("error %q does not name the profile's listenerPath %s", line, own)
+	}
+	if st := d.status(); len(st.Containers) != 0 {
+		t.Errorf("daemon still serves %v after the refused create", st.Containers)
 	}
 }
 
 // TestSeccompNoFeatureNoFilter: a container without the annotation gets
-// no filter (Seccomp: 0 in its status) and the host's sysinfo.
+// no filter (Seccomp: 0 in its status) and the host's sysinfo; one with it
+// gets the filter.
 func TestSeccompNoFeatureNoFilter(t *testing.T) {
-	e := newEnv(t)
-	dir := agentDir(t)
-	startAgent(t, e, dir, newHolder(t))
-	r := e.run([]string{"sh", "-c", "grep ^Seccomp: /proc/self/status; free"}, nil)
+	d := newDaemonEnv(t)
+	r := d.run([]string{"sh", "-c", "grep ^Seccomp: /proc/self/status; free"}, nil)
 	if r.code != 0 || !strings.Contains(r.stdout, "Seccomp:\t0") {
 		t.Fatalf("container without the feature: %v, want no seccomp filter", r)
 	}
-	var host syscall.Sysinfo_t
-	syscall.Sysinfo(&host)
 	if total := freeTotalOf(r.stdout); total == "" || total == "65536" {
 		t.Errorf("free without the feature: total %q, want the host's", total)
 	}
-	r = e.run([]string{"grep", "^Seccomp:", "/proc/self/status"}, virtualProc)
+	r = d.run([]string{"grep", "^Seccomp:", "/proc/self/status"}, virtualProc)
 	if r.code != 0 || !strings.Contains(r.stdout, "Seccomp:\t2") {
 		t.Errorf("container with the feature: %v, want a seccomp filter (mode 2)", r)
 	}
 }
 
 // TestSeccompAgentExec: an lkc exec process loads the filter again and its
-// listener reaches the agent too; free in it sees the container's 64 MiB.
+// listener reaches the agent too; free in it sees the container's 64 MiB;
+// the execs' listeners leave the holder when they end.
 func TestSeccompAgentExec(t *testing.T) {
-	e := newEnv(t)
-	dir := agentDir(t)
-	h := newHolder(t)
-	startAgent(t, e, dir, h)
-	id, _ := e.runningPid(virtualProc)
+	d := newDaemonEnv(t)
+	id, _ := d.runningPid(virtualProc)
 	for i := 0; i < 2; i++ {
-		if total := freeTotalOf(e.mustLkc("exec", id, "free")); total != "65536" {
+		if total := freeTotalOf(d.mustLkc("exec", id, "free")); total != "65536" {
 			t.Fatalf("free in exec %d: total %q, want 65536", i, total)
 		}
 	}
-	// The execs' filters ended with them: the agent drops their listeners
-	// (POLLHUP) and only init's stays held.
 	deadline := time.Now().Add(5 * time.Second)
-	for heldListeners(h) != 1 {
+	for heldListeners(d.status().Held) != 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("listeners held after the execs ended: %v, want init's only", h.keys())
+			t.Fatalf("listeners held after the execs ended: %v, want init's only", d.status().Held)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func heldListeners(h *holder) int {
+func heldListeners(keys []string) int {
 	n := 0
-	for _, k := range h.keys() {
+	for _, k := range keys {
 		if strings.HasPrefix(k, "seccomp/") {
 			n++
 		}
@@ -206,20 +166,18 @@ func heldListeners(h *holder) int {
 	return n
 }
 
-// TestSeccompAgentExecAfterRestore: a restored container's lkc exec loads
-// the config's filter with the sysinfo rule, as after create, so its free
-// sees the container's 64 MiB again.
+// TestSeccompAgentExecAfterRestore: a restored container is adopted again
+// and its lkc exec loads the config's filter with the sysinfo rule, so its
+// free sees the container's 64 MiB again.
 func TestSeccompAgentExecAfterRestore(t *testing.T) {
 	requireCriu(t)
-	e := newEnv(t)
-	dir := agentDir(t)
-	startAgent(t, e, dir, newHolder(t))
-	id, _ := e.runningPid(virtualProc)
-	bundle := bundleOf(e, id)
+	d := newDaemonEnv(t)
+	id, _ := d.runningPid(virtualProc)
+	bundle := bundleOf(d.env, id)
 	images := filepath.Join(t.TempDir(), "images")
-	e.mustLkc("checkpoint", "--image-path", images, id)
-	e.mustLkc("restore", "-d", "--bundle", bundle, "--image-path", images, id)
-	if total := freeTotalOf(e.mustLkc("exec", id, "free")); total != "65536" {
+	d.mustLkc("checkpoint", "--image-path", images, id)
+	d.mustLkc("restore", "-d", "--bundle", bundle, "--image-path", images, id)
+	if total := freeTotalOf(d.mustLkc("exec", id, "free")); total != "65536" {
 		t.Fatalf("free in an exec after restore: total %q, want 65536", total)
 	}
 }
