@@ -171,6 +171,17 @@ func newFlags(name string) *flag.FlagSet {
 	return fs
 }
 
+// subcommandHelp answers "<cmd> --help" of a command with subcommands as
+// parse answers it for the others (clients probe commands that way): the
+// usage on stdout and exit 0, through the error it returns.
+func subcommandHelp(args []string, usage string) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Println("usage: " + usage)
+		return exitError{0}
+	}
+	return nil
+}
+
 // nargs is how many positional arguments a command takes. Flags may come
 // before, between or after them, as with runc, whose argument parser moves
 // a command's flags ahead of its arguments, except where the arguments

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const daemonUsage = "daemon [--detach] | daemon status [--json] | daemon stop | daemon reload | daemon upgrade [--exe PATH]"
+const daemonUsage = "lkc daemon [--detach] | daemon status [--json] | daemon stop | daemon reload | daemon upgrade [--exe PATH]"
 
 // daemonFlags are `lkc daemon`'s flags, the roles' hidden ones included.
 type daemonFlags struct {

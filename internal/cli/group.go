@@ -28,6 +28,9 @@ var groupLimitFlags = []string{"memory", "memory-swap", "cpus", "cpu-shares", "c
 // (internal/groups, docs/groups.md). The CLI does the work itself; the
 // daemon only makes the groups' cgroups again after a reboot.
 func cmdGroup(g *globals, args []string) error {
+	if err := subcommandHelp(args, groupUsage); err != nil {
+		return err
+	}
 	if len(args) == 0 {
 		return fmt.Errorf("missing subcommand (usage: %s)", groupUsage)
 	}

@@ -7,13 +7,19 @@ import (
 	"github.com/lkc-containers/lkc/internal/rules"
 )
 
+// rulesUsage lists the subcommands of `lkc rules`.
+const rulesUsage = "lkc rules check FILE"
+
 // cmdRules runs `lkc rules check FILE`: it parses a rules file (lkc's form
 // or cgrules.conf) with the package the rules engine uses, fails on the
 // first syntax error with its file:line, prints each rule with its line,
 // and warns (without failing) about users and groups this host lacks.
 func cmdRules(g *globals, args []string) error {
+	if err := subcommandHelp(args, rulesUsage); err != nil {
+		return err
+	}
 	if len(args) != 2 || args[0] != "check" {
-		return fmt.Errorf("want a subcommand (usage: lkc rules check FILE)")
+		return fmt.Errorf("want a subcommand (usage: %s)", rulesUsage)
 	}
 	f, err := os.Open(args[1])
 	if err != nil {
