@@ -14,6 +14,15 @@ make lkc >/dev/null
 mkdir -p tmp
 make BIN=tmp/lkc-glibc lkc-glibc >/dev/null
 tmp/lkc-glibc --version >/dev/null
+# So must the static-PIE variant: linked with no interpreter and no shared
+# library, and able to run a container.
+make PIE_BIN=tmp/lkc-pie lkc-pie >/dev/null
+pie=$(readelf -hld tmp/lkc-pie)
+if ! grep -q 'Type: *DYN' <<<"$pie" || grep -qE 'INTERP|\(NEEDED\)' <<<"$pie"; then
+  echo "test: tmp/lkc-pie is not a static PIE" >&2
+  exit 1
+fi
+./scripts/smoke.sh tmp/lkc-pie
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
   echo "test: gofmt would change: $unformatted" >&2
