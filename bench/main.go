@@ -6,7 +6,8 @@
 // variable: the outer process (no role) owns the temporary directory and the
 // final cleanup; it re-executes itself in a private mount namespace as the
 // "measure" role, which runs every scenario; the "floor" role is the bare
-// namespace+pivot_root+exec reference started by the floor variant.
+// namespace+pivot_root+exec reference started by the floor variant; the
+// "reader" role times /proc reads inside the proc scenarios' containers.
 package main
 
 import (
@@ -21,6 +22,7 @@ const (
 	dirEnv      = "LKC_BENCH_DIR"
 	roleMeasure = "measure"
 	roleFloor   = "floor"
+	roleReader  = "reader"
 )
 
 func main() {
@@ -39,6 +41,8 @@ func dispatch(role string) (int, error) {
 		return exitCode(measureMain(os.Args[1:], os.Getenv(dirEnv)))
 	case roleFloor:
 		return exitCode(floorMain(os.Getenv(rootfsEnv)))
+	case roleReader:
+		return exitCode(readerMain(os.Args[1:]))
 	default:
 		return 2, fmt.Errorf("unknown %s %q", roleEnv, role)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -31,6 +32,10 @@ func measureMain(args []string, dir string) error {
 		return err
 	}
 	defer env.runner.close()
+	if err := privateDaemon(dir); err != nil {
+		return err
+	}
+	defer stopDaemon(env)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -78,4 +83,28 @@ func newEnv(dir string, cfg config) (*Env, error) {
 		Timeout:  cfg.timeout,
 		runner:   r,
 	}, nil
+}
+
+// privateDaemon points every lkc the benchmark runs at a daemon of its own
+// (state under dir, default configuration), which the first container
+// with a virtual /proc starts, so that the host's daemon is not measured
+// nor disturbed.
+func privateDaemon(dir string) error {
+	conf := filepath.Join(dir, "lkc.conf")
+	if err := os.WriteFile(conf, nil, 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", conf, err)
+	}
+	os.Setenv("LKC_DAEMON_DIR", filepath.Join(dir, "lkcd"))
+	os.Setenv("LKC_CONFIG", conf)
+	return nil
+}
+
+// stopDaemon stops the private daemon if a scenario started it.
+func stopDaemon(env *Env) {
+	if _, err := os.Stat(os.Getenv("LKC_DAEMON_DIR")); err != nil {
+		return
+	}
+	if out, err := exec.Command(env.LKC, "daemon", "stop").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: lkc daemon stop: %v: %s\n", err, out)
+	}
 }

@@ -57,7 +57,7 @@ func writeScenario(w io.Writer, sc *scenarioResult) {
 	for _, r := range sc.Ratios {
 		ratioW = max(ratioW, len(r.Num)+1+len(r.Den))
 	}
-	fmt.Fprintf(w, "%-*s %5s %5s %10s %8s %8s %10s\n", nameW, "variant", "runs", "fail", "wall p50", "p10", "p90", "cpu p50")
+	fmt.Fprintf(w, "%-*s %5s %5s %10s %8s %8s %8s %10s\n", nameW, "variant", "runs", "fail", "wall p50", "p10", "p90", "p99", "cpu p50")
 	for _, vr := range sc.Variants {
 		writeVariantRow(w, vr, nameW)
 	}
@@ -76,11 +76,11 @@ func writeVariantRow(w io.Writer, vr *variantResult, nameW int) {
 		return
 	}
 	if vr.Wall == nil {
-		fmt.Fprintf(w, "%-*s %5d %5d %10s %8s %8s %10s\n", nameW, vr.Name, vr.Runs, vr.Failures, "-", "-", "-", "-")
+		fmt.Fprintf(w, "%-*s %5d %5d %10s %8s %8s %8s %10s\n", nameW, vr.Name, vr.Runs, vr.Failures, "-", "-", "-", "-", "-")
 		return
 	}
-	fmt.Fprintf(w, "%-*s %5d %5d %10.2f %8.2f %8.2f %10.2f\n", nameW, vr.Name, vr.Runs, vr.Failures,
-		vr.Wall.P50, vr.Wall.P10, vr.Wall.P90, vr.CPU.P50)
+	fmt.Fprintf(w, "%-*s %5d %5d %10.3f %8.3f %8.3f %8.3f %10.3f\n", nameW, vr.Name, vr.Runs, vr.Failures,
+		vr.Wall.P50, vr.Wall.P10, vr.Wall.P90, vr.Wall.P99, vr.CPU.P50)
 }
 
 // writeNotes lists each variant's details and problems under the table.

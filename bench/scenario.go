@@ -53,7 +53,8 @@ type Scenario struct {
 // scenarios lists every benchmark; -scenario selects among them.
 func scenarios() []Scenario {
 	all := append([]Scenario{runLatencyScenario(), execLatencyScenario(), lifecycleScenario()}, checkpointScenarios()...)
-	return append(all, migrateScenarios()...)
+	all = append(all, migrateScenarios()...)
+	return append(all, procScenarios()...)
 }
 
 // selectScenarios returns the named scenarios, or all of them for "all".

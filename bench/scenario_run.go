@@ -29,6 +29,11 @@ func runLatencyScenario() Scenario {
 }
 
 func runtimeRunVariant(env *Env, name, bin string) Variant {
+	return bundleRunVariant(env, name, bin, env.Bundle)
+}
+
+// bundleRunVariant is "<runtime> run" of the given bundle.
+func bundleRunVariant(env *Env, name, bin, bundle string) Variant {
 	rt := &ociRuntime{name: name, bin: bin, root: filepath.Join(env.Dir, "state-"+name)}
 	return Variant{
 		Name:    name,
@@ -38,7 +43,7 @@ func runtimeRunVariant(env *Env, name, bin string) Variant {
 			ctx, cancel := context.WithTimeout(ctx, env.Timeout)
 			defer cancel()
 			id := fmt.Sprintf("%s-%s-%d", env.IDPrefix, name, iter)
-			s, err := env.runner.measure(rt.command(ctx, "run", "--bundle", env.Bundle, id))
+			s, err := env.runner.measure(rt.command(ctx, "run", "--bundle", bundle, id))
 			if err != nil || rt.hasState(id) {
 				rt.forceDelete(id)
 			}

@@ -82,7 +82,7 @@ func TestScenariosRegistered(t *testing.T) {
 	for _, sc := range got {
 		names = append(names, sc.Name)
 	}
-	if !slices.Equal(names, []string{"run", "exec", "lifecycle", "checkpoint", "restore", "migrate-downtime", "migrate-total"}) {
+	if !slices.Equal(names, []string{"run", "exec", "lifecycle", "checkpoint", "restore", "migrate-downtime", "migrate-total", "proc", "proc-load", "proc-kill", "proc-run"}) {
 		t.Errorf("all scenarios = %v, want [run exec lifecycle checkpoint restore migrate-downtime migrate-total]", names)
 	}
 	if err := checkVariantNames([]Scenario{execLatencyScenario()}, []string{"floor"}, ""); err == nil {

@@ -10,6 +10,7 @@ type summary struct {
 	P10 float64 `json:"p10"`
 	P50 float64 `json:"p50"`
 	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
 	Min float64 `json:"min"`
 	Max float64 `json:"max"`
 }
@@ -25,6 +26,7 @@ func summarize(xs []float64) *summary {
 		P10: percentile(sorted, 10),
 		P50: percentile(sorted, 50),
 		P90: percentile(sorted, 90),
+		P99: percentile(sorted, 99),
 		Min: sorted[0],
 		Max: sorted[len(sorted)-1],
 	}

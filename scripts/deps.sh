@@ -20,7 +20,7 @@ pkgs=(
   busybox-static runc crun iptables iproute2 libseccomp-dev pkg-config gcc
   musl-tools linux-libc-dev gperf dpkg-dev debian-archive-keyring make podman
   containerd qemu-system-x86 linux-image-amd64 kmod cpio conmon
-  containernetworking-plugins docker.io
+  containernetworking-plugins docker.io lxcfs
 )
 
 say() { echo "deps: $*"; }
