@@ -379,3 +379,25 @@ func procState(pid int) string {
 	}
 	return s[i+2 : i+3]
 }
+
+// TestMountOneRenderPerRead: open+read+close renders the file once,
+// although the kernel asks its attributes (default_permissions) before
+// the open.
+func TestMountOneRenderPerRead(t *testing.T) {
+	dir, f := mountTest(t)
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"meminfo": generations(64)})
+	serve(t, f, NewServer(fs), false)
+	path := filepath.Join(dir, "meminfo")
+	if _, err := readFile(path); err != nil { // looks the name up
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		before := fs.renders.Load()
+		if _, err := readFile(path); err != nil {
+			t.Fatal(err)
+		}
+		if n := fs.renders.Load() - before; n != 1 {
+			t.Fatalf("read %d rendered the file %d times, want 1", i, n)
+		}
+	}
+}

@@ -91,6 +91,7 @@ func (s *Server) getattr(r request) ([]byte, error) {
 	}
 	if c, err := s.fs.Content(r.Node); err == nil {
 		a.Size = uint64(len(c))
+		s.recent.put(r.Node, r.PID, c)
 	}
 	return attrOut(a, 0), nil
 }
@@ -113,7 +114,12 @@ func (s *Server) openFile(r request) ([]byte, error) {
 		return nil, syscall.EISDIR
 	}
 	fh := s.handles.add(r.Node)
-	c, err := s.handles.get(r.Node, fh).render(func() ([]byte, error) { return s.fs.Content(r.Node) })
+	c, err := s.handles.get(r.Node, fh).render(func() ([]byte, error) {
+		if c, ok := s.recent.take(r.Node, r.PID); ok {
+			return c, nil
+		}
+		return s.fs.Content(r.Node)
+	})
 	if err != nil {
 		s.handles.remove(r.Node, fh)
 		return nil, err

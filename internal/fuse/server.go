@@ -16,6 +16,7 @@ import (
 type Server struct {
 	fs      FS
 	handles *handles
+	recent  *recent
 	// notify writes a notification on the connection (set by Serve).
 	notify func([]byte) error
 	// Readers is the number of goroutines reading the fd; zero means two
@@ -26,7 +27,7 @@ type Server struct {
 
 // NewServer returns a server for fs.
 func NewServer(fs FS) *Server {
-	return &Server{fs: fs, handles: newHandles()}
+	return &Server{fs: fs, handles: newHandles(), recent: newRecent()}
 }
 
 // Serve answers requests on f (a /dev/fuse fd from Mount, or one handed
