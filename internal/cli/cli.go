@@ -55,7 +55,7 @@ func init() {
 		"pause":      {cmdPause, brief, "pause <container-id>: freeze every process of a container"},
 		"ps":         {cmdPs, brief, "ps [--format table|json] <container-id> [ps options]: list a container's processes"},
 		"restore":    {cmdRestore, brief, "restore [flags] <container-id>: restore a container from a checkpoint"},
-		"rules":      {cmdRules, brief, "rules check FILE: check a rules file (lkc's form or cgrules.conf, docs/groups.md)"},
+		"rules":      {cmdRules, brief, "rules check FILE | rules explain PID: check a rules file (lkc's form or cgrules.conf, docs/groups.md); which rule placed a process and why"},
 		"resume":     {cmdResume, brief, "resume <container-id>: thaw a paused container"},
 		"run":        {cmdRun, forwarding, "run [flags] <container-id>: create and start a container"},
 		"serve":      {cmdServe, serving, "serve --listen ADDR --token-file F [--bundle-dir D]: receive migrated containers"},

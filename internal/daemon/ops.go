@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/hostconf"
@@ -42,6 +44,12 @@ func (w *worker) handle(_ context.Context, op string, body json.RawMessage, peer
 		}
 		w.logf("upgrade to %s (pid %d)", u.Exe, peer.Pid)
 		return w.upgrade(u.Exe)
+	case daemonapi.OpExplain:
+		var x daemonapi.Explain
+		if err := daemonapi.Unbody(body, &x); err != nil {
+			return nil, err
+		}
+		return w.explain(x.Pid)
 	case daemonapi.OpStop:
 		w.logf("stop (pid %d)", peer.Pid)
 		return w.stop()
@@ -58,6 +66,9 @@ func (w *worker) status() (*daemonapi.Status, error) {
 		WorkerPid: os.Getpid(), Services: []string{}, Held: held, Containers: []daemonapi.Served{}}
 	for _, sv := range w.services {
 		s.Services = append(s.Services, sv.Name())
+		if r, ok := sv.(interface{ RulesStatus() *daemonapi.Rules }); ok {
+			s.Rules = r.RulesStatus()
+		}
 	}
 	for _, e := range w.reg.Entries() {
 		s.Containers = append(s.Containers, daemonapi.Served{Container: daemonapi.Container{Root: e.Root, ID: e.ID},
@@ -123,9 +134,46 @@ func (w *worker) reload() error {
 		return daemonapi.Errorf(daemonapi.ClassInvalid, err.Error()+" (the daemon keeps its configuration)")
 	}
 	w.adoptMu.Lock()
+	defer w.adoptMu.Unlock()
 	w.deps.Conf = conf
-	w.adoptMu.Unlock()
+	for _, s := range w.services {
+		if r, ok := s.(interface{ Reload(*hostconf.Conf) error }); ok {
+			if err := r.Reload(conf); err != nil {
+				return daemonapi.Errorf(daemonapi.ClassInvalid, fmt.Sprintf("%s: %v", s.Name(), err))
+			}
+		}
+	}
 	return nil
+}
+
+// reloadOnHUP reloads on SIGHUP, as cgrulesengd does.
+func (w *worker) reloadOnHUP(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			w.logf("reload (SIGHUP)")
+			if err := w.reload(); err != nil {
+				w.logf("reload: %v", err)
+			}
+		}
+	}
+}
+
+// explain asks the service that places processes by rules.
+func (w *worker) explain(pid int) (*daemonapi.ExplainReply, error) {
+	for _, s := range w.services {
+		if x, ok := s.(interface {
+			Explain(int) (*daemonapi.ExplainReply, error)
+		}); ok {
+			return x.Explain(pid)
+		}
+	}
+	return nil, daemonapi.Errorf(daemonapi.ClassNotSupported, "this lkc daemon runs no rules engine")
 }
 
 // upgrade asks the holder to re-execute exe; it answers once exe's worker

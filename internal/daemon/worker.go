@@ -24,12 +24,13 @@ import (
 	"github.com/lkc-containers/lkc/internal/metrics"
 	"github.com/lkc-containers/lkc/internal/procview"
 	"github.com/lkc-containers/lkc/internal/registry"
+	"github.com/lkc-containers/lkc/internal/rulesengine"
 	"github.com/lkc-containers/lkc/internal/seccompagent"
 	"github.com/lkc-containers/lkc/internal/service"
 )
 
 // services are the services the worker runs, in start order.
-var services = []service.Service{procview.New(), seccompagent.NewService(), &groups.Service{}, &metrics.Service{}}
+var services = []service.Service{procview.New(), seccompagent.NewService(), &groups.Service{}, &metrics.Service{}, rulesengine.New()}
 
 // Options are what the holder gives a worker.
 type Options struct {
@@ -118,6 +119,7 @@ func (w *worker) start(ctx context.Context) (*net.UnixListener, error) {
 	}
 	go w.store.WatchHolder(ctx, w.HolderPid, w.logf)
 	go w.watchRunDir(ctx)
+	go w.reloadOnHUP(ctx)
 	if err := fdstore.WritePid(w.Dir, "worker.pid"); err != nil {
 		return nil, err
 	}

@@ -135,6 +135,12 @@ func (cl *Client) Release(root, id string) error {
 // Reload makes the daemon read lkc.conf again.
 func (cl *Client) Reload() error { return cl.Call(OpReload, nil, nil) }
 
+// Explain asks the rules engine which rule placed process pid.
+func (cl *Client) Explain(pid int) (*ExplainReply, error) {
+	var r ExplainReply
+	return &r, cl.Call(OpExplain, &Explain{Pid: pid}, &r)
+}
+
 // Upgrade replaces the daemon's binary with exe; it returns once a worker
 // of exe serves.
 func (cl *Client) Upgrade(exe string) (*UpgradeReply, error) {

@@ -11,6 +11,7 @@ const (
 	OpReload  = "reload"
 	OpUpgrade = "upgrade"
 	OpStop    = "stop"
+	OpExplain = "explain"
 )
 
 // Hello is the first request of a connection: the versions the client
@@ -63,6 +64,39 @@ type Status struct {
 	Services   []string `json:"services"`
 	Held       []string `json:"held"` // keys of the fds the holder keeps
 	Containers []Served `json:"containers"`
+	Rules      *Rules   `json:"rules,omitempty"` // the rules engine's counters
+}
+
+// Rules are the rules engine's counters in a status.
+type Rules struct {
+	Rules    int `json:"rules"`    // rules loaded
+	Moved    int `json:"moved"`    // processes moved by their rule
+	Swept    int `json:"swept"`    // children moved after their parent (forked before its move)
+	Failed   int `json:"failed"`   // moves that failed
+	Overruns int `json:"overruns"` // lost events (each followed by a rescan)
+	Scans    int `json:"scans"`
+	// Latency from the exec event to the process in its cgroup, over the
+	// last moves after an exec (microseconds).
+	Samples      int   `json:"samples"`
+	LatencyP50us int64 `json:"latencyP50us"`
+	LatencyP99us int64 `json:"latencyP99us"`
+	LatencyMaxus int64 `json:"latencyMaxus"`
+}
+
+// Explain asks which rule placed a process.
+type Explain struct {
+	Pid int `json:"pid"`
+}
+
+// ExplainReply is the rule that matched a process (none: Rule is empty),
+// why each of its criteria held, and what the engine did.
+type ExplainReply struct {
+	Pid     int      `json:"pid"`
+	Rule    string   `json:"rule,omitempty"` // file:line: text
+	Why     []string `json:"why,omitempty"`
+	Targets []string `json:"targets,omitempty"`
+	Action  string   `json:"action"`
+	When    string   `json:"when,omitempty"` // RFC 3339, when the engine acted
 }
 
 // Served is one container the daemon serves.

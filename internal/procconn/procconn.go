@@ -45,6 +45,7 @@ var ErrOverrun = errors.New("proc connector: events lost (receive buffer overrun
 // child's); Parent is the forking thread group.
 type Event struct {
 	What   uint32
+	Time   uint64 // CLOCK_MONOTONIC ns when the kernel sent it
 	Pid    int
 	Tgid   int
 	Parent int // Fork only: the parent's tgid
@@ -78,6 +79,9 @@ func Open(mask uint32) (*Conn, error) {
 
 func (c *Conn) subscribe(mask uint32) error {
 	// SO_RCVBUFFORCE needs CAP_NET_ADMIN; plain SO_RCVBUF is the fallback.
+	// A receive timeout lets the reader notice its context ending.
+	tv := unix.Timeval{Usec: 500000}
+	unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	if unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, recvBuffer) != nil {
 		unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, recvBuffer)
 	}
@@ -147,13 +151,17 @@ func initialNetNS() error {
 // Close unsubscribes (closing the socket ends the listen).
 func (c *Conn) Close() error { return unix.Close(c.fd) }
 
-// Read blocks for the next datagram and returns its events of the types
-// in mask. ErrOverrun reports lost events; the Conn stays usable.
+// Read waits up to half a second for the next datagram and returns its
+// events of the types in mask (none when it timed out). ErrOverrun
+// reports lost events; the Conn stays usable.
 func (c *Conn) Read(mask uint32) ([]Event, error) {
 	for {
 		n, _, err := unix.Recvfrom(c.fd, c.buf, 0)
 		if errors.Is(err, unix.EINTR) {
 			continue
+		}
+		if errors.Is(err, unix.EAGAIN) {
+			return nil, nil
 		}
 		if errors.Is(err, unix.ENOBUFS) {
 			return nil, ErrOverrun
@@ -191,6 +199,7 @@ func parseOne(m []byte) (Event, bool) {
 	}
 	p := m[cnMsgLen:]
 	what := binary.NativeEndian.Uint32(p)
+	ts := binary.NativeEndian.Uint64(p[8:])
 	d := p[procEventHead:]
 	u := func(i int) int { return int(binary.NativeEndian.Uint32(d[4*i:])) }
 	switch what {
@@ -198,9 +207,9 @@ func parseOne(m []byte) (Event, bool) {
 		if len(d) < 16 {
 			return Event{}, false
 		}
-		return Event{What: what, Parent: u(1), Pid: u(2), Tgid: u(3)}, true
+		return Event{What: what, Time: ts, Parent: u(1), Pid: u(2), Tgid: u(3)}, true
 	case Exec, UID, GID, SID, Exit:
-		return Event{What: what, Pid: u(0), Tgid: u(1)}, true
+		return Event{What: what, Time: ts, Pid: u(0), Tgid: u(1)}, true
 	}
 	return Event{}, false
 }

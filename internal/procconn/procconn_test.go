@@ -26,7 +26,7 @@ func TestParse(t *testing.T) {
 	b = append(b, message(UID, 12, 12, 1000, 1000)...)
 	b = append(b, message(0x200, 13, 13)...) // comm: not asked for
 	got := Parse(b, Exec|Fork|UID)
-	want := []Event{{What: Exec, Pid: 10, Tgid: 10}, {What: Fork, Parent: 7, Pid: 11, Tgid: 11}, {What: UID, Pid: 12, Tgid: 12}}
+	want := []Event{{What: Exec, Time: 123, Pid: 10, Tgid: 10}, {What: Fork, Time: 123, Parent: 7, Pid: 11, Tgid: 11}, {What: UID, Time: 123, Pid: 12, Tgid: 12}}
 	if len(got) != len(want) {
 		t.Fatalf("Parse = %+v, want %+v", got, want)
 	}

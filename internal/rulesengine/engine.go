@@ -1,0 +1,497 @@
+// Package rulesengine is the daemon's rules engine: it follows the
+// kernel's process events (internal/procconn), describes each process
+// that execs or changes its ids, finds its rule (internal/rules) and
+// moves its whole thread group into the target's cgroup, then sweeps the
+// children it forked before the move (cgrulesengd's race). Its one
+// reason to change is how processes are classified and moved;
+// docs/daemon.md ("Engine") has the design and docs/groups.md the rules.
+package rulesengine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/groups"
+	"github.com/lkc-containers/lkc/internal/hostconf"
+	"github.com/lkc-containers/lkc/internal/rules"
+)
+
+// followFor is how long a moved process's forks are followed (FORK
+// events whose parent it is): long enough for anything forked while its
+// sweep ran.
+const followFor = time.Second
+
+// pfKthread marks a kernel thread in /proc/<pid>/stat's flags: it has no
+// cgroup.procs entry to move.
+const pfKthread = 0x00200000
+
+// placement is where a process goes: hierarchy (as /proc/<pid>/cgroup
+// names it, "" for v2) to the cgroup path within it.
+type placement map[string]string
+
+// Record is what the engine did with a process, for `lkc rules explain`.
+type Record struct {
+	Start  uint64 // the process's start time, against pid reuse
+	Match  *rules.Match
+	Action string
+	When   time.Time
+}
+
+// Engine classifies and moves processes. classify, sweep and follow run
+// on one goroutine; mu guards what explain and reload share with it.
+type Engine struct {
+	host   cgroups.Host
+	mounts map[string]string // hierarchy -> its mount point
+	self   []int             // the daemon's own processes, never moved
+	logf   func(string, ...any)
+
+	mu      sync.Mutex
+	rules   []*rules.Rule
+	users   rules.Users
+	scope   []string
+	store   *groups.Store
+	records map[int]*Record
+	stats   Stats
+
+	moved map[int]followed // processor only: recently moved, their forks followed
+}
+
+type followed struct {
+	to    placement
+	until time.Time
+}
+
+// Stats are the engine's counters.
+type Stats struct {
+	Rules     int
+	Moved     int // processes moved by their own rule
+	Swept     int // children moved after their parent (forked before its move)
+	Failed    int
+	Overruns  int
+	Scans     int
+	latencies []time.Duration // exec event -> moved, the last maxLatencies
+	next      int
+}
+
+const maxLatencies = 1 << 16
+
+// NewEngine is an engine over the host's cgroups that never moves the
+// processes in self.
+func NewEngine(host cgroups.Host, self []int, logf func(string, ...any)) (*Engine, error) {
+	all, err := cgroups.New(host, "/")
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{host: host, mounts: map[string]string{}, self: self, logf: logf,
+		records: map[int]*Record{}, moved: map[int]followed{}, users: rules.ParseUsers(nil, nil)}
+	for h, dir := range all.Paths() {
+		e.mounts[h] = dir
+	}
+	return e, nil
+}
+
+// Load reads the rules files conf names (rules.files, in order, each
+// pattern's matches in name order, then rules.cgrules) and the user
+// tables. On an error the engine keeps what it had.
+func (e *Engine) Load(conf *hostconf.Conf) error {
+	var all []*rules.Rule
+	files := []string{}
+	for _, pat := range conf.RulesFiles {
+		m, err := filepath.Glob(pat)
+		if err != nil {
+			return fmt.Errorf("rules.files %q: %w", pat, err)
+		}
+		files = append(files, m...)
+	}
+	if conf.RulesCgrules != "" {
+		files = append(files, conf.RulesCgrules)
+	}
+	for _, f := range files {
+		rs, err := parseFile(f)
+		if err != nil {
+			return err
+		}
+		all = append(all, rs...)
+	}
+	users := readUsers()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.rules, e.users, e.scope = all, users, conf.RulesScope
+	e.store = groups.FromConf(conf)
+	e.store.Host = e.host
+	e.stats.Rules = len(all)
+	return nil
+}
+
+func parseFile(name string) ([]*rules.Rule, error) {
+	f, err := os.Open(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading rules: %w", err)
+	}
+	defer f.Close()
+	return rules.Parse(f, name)
+}
+
+func readUsers() *rules.Table {
+	passwd, _ := os.Open("/etc/passwd")
+	group, _ := os.Open("/etc/group")
+	defer passwd.Close()
+	defer group.Close()
+	return rules.ParseUsers(passwd, group)
+}
+
+// HasRules reports whether any rule is loaded (no rules: no events needed).
+func (e *Engine) HasRules() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.rules) > 0
+}
+
+// Scan classifies every process (at start, after a reload and after
+// lost events), which also drops the records of processes that are gone.
+func (e *Engine) Scan() {
+	ents, _ := os.ReadDir("/proc")
+	live := map[int]bool{}
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		live[pid] = true
+		e.Classify(pid, 0)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for pid := range e.records {
+		if !live[pid] {
+			delete(e.records, pid)
+		}
+	}
+	e.stats.Scans++
+}
+
+// Classify finds the rule of process pid and moves it, then its
+// children; since is the monotonic time of the exec event (0 for a
+// scan), for the latency counter.
+func (e *Engine) Classify(pid int, since time.Duration) {
+	if slices.Contains(e.self, pid) {
+		return
+	}
+	cur, err := cgroupsOf(pid)
+	if err != nil || !e.anyInScope(cur) {
+		return
+	}
+	p, start, err := describe(pid)
+	if err != nil || p.Exe == "" && kernelThread(pid) {
+		return
+	}
+	e.mu.Lock()
+	m := rules.Find(e.rules, p, e.users)
+	store := e.store
+	e.mu.Unlock()
+	rec := &Record{Start: start, Match: m, When: time.Now()}
+	defer e.record(pid, rec)
+	switch {
+	case m == nil:
+		rec.Action = "no rule matches"
+		return
+	case m.Rule.Ignore:
+		rec.Action = "left where it is (ignore)"
+		return
+	}
+	to, err := e.placementOf(m, store)
+	if err != nil {
+		rec.Action = "not moved: " + err.Error()
+		e.count(func(s *Stats) { s.Failed++ })
+		return
+	}
+	if why := e.refuse(cur, to, store); why != "" {
+		rec.Action = "not moved: " + why
+		return
+	}
+	moved, err := e.move(pid, cur, to)
+	switch {
+	case err != nil:
+		rec.Action = "not moved: " + err.Error()
+		e.count(func(s *Stats) { s.Failed++ })
+		return
+	case moved:
+		rec.Action = "moved to " + to.String()
+		e.count(func(s *Stats) { s.Moved++ })
+		if since > 0 {
+			e.latency(monotonic() - since)
+		}
+	default:
+		rec.Action = "already in " + to.String()
+	}
+	e.moved[pid] = followed{to, time.Now().Add(followFor)}
+	e.sweep(pid, to)
+}
+
+func (e *Engine) record(pid int, r *Record) {
+	e.mu.Lock()
+	e.records[pid] = r
+	e.mu.Unlock()
+}
+
+func (e *Engine) count(f func(*Stats)) {
+	e.mu.Lock()
+	f(&e.stats)
+	e.mu.Unlock()
+}
+
+func kernelThread(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 7 {
+		return true
+	}
+	flags, _ := strconv.ParseUint(f[6], 10, 64)
+	return flags&pfKthread != 0
+}
+
+// anyInScope is a cheap first test: some hierarchy of the process lies
+// under rules.scope (the full test is per target hierarchy, in refuse).
+func (e *Engine) anyInScope(cur map[string]string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for h, p := range cur {
+		if _, ok := e.mounts[h]; ok && e.inScope(p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) inScope(p string) bool {
+	for _, s := range e.scope {
+		if under(p, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// refuse says why a process in cgroups cur must stay: in a hierarchy it
+// would move in, it sits outside rules.scope (never move a process out
+// of a cgroup the engine was not given), or it is in a resource group
+// already (placed by `lkc group exec/move` or by a rule: sticky).
+func (e *Engine) refuse(cur map[string]string, to placement, store *groups.Store) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for h, dest := range to {
+		p, ok := cur[h]
+		switch {
+		case !ok || p == dest:
+		case under(p, store.Parent):
+			return "in a resource group already (" + p + ")"
+		case !e.inScope(p):
+			return "its cgroup " + p + " is outside rules.scope"
+		}
+	}
+	return ""
+}
+
+// move writes the process's tgid to cgroup.procs of each hierarchy where
+// it is elsewhere; it reports whether it wrote any.
+func (e *Engine) move(pid int, cur map[string]string, to placement) (bool, error) {
+	moved := false
+	for h, dest := range to {
+		if cur[h] == dest {
+			continue
+		}
+		p := filepath.Join(e.mounts[h], dest, "cgroup.procs")
+		err := os.WriteFile(p, []byte(strconv.Itoa(pid)), 0)
+		if errors.Is(err, unix.ESRCH) {
+			return moved, nil
+		}
+		if err != nil {
+			return moved, fmt.Errorf("writing %s: %w", p, err)
+		}
+		moved = true
+	}
+	return moved, nil
+}
+
+// sweep moves the children pid forked before its move, and theirs. A
+// fork racing the move is safe: the kernel attaches a child to a cgroup
+// and links it on its parent's children list under the same lock the
+// move takes, so a child either inherited the target or is listed here.
+func (e *Engine) sweep(pid int, to placement) {
+	queue := children(pid)
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		if e.adopt(c, to) {
+			queue = append(queue, children(c)...)
+		}
+	}
+}
+
+// adopt moves child c of a moved process to the parent's placement,
+// unless it is there already or outside scope; it reports a move.
+func (e *Engine) adopt(c int, to placement) bool {
+	cur, err := cgroupsOf(c)
+	if err != nil {
+		return false
+	}
+	e.mu.Lock()
+	store := e.store
+	e.mu.Unlock()
+	if e.refuse(cur, to, store) != "" {
+		return false
+	}
+	moved, err := e.move(c, cur, to)
+	if err != nil || !moved {
+		return false
+	}
+	e.moved[c] = followed{to, time.Now().Add(followFor)}
+	e.count(func(s *Stats) { s.Swept++ })
+	return true
+}
+
+// Follow handles a FORK: the child of a recently moved process goes
+// where its parent went (it forked during or after the sweep).
+func (e *Engine) Follow(parent, child int) {
+	f, ok := e.moved[parent]
+	if !ok || time.Now().After(f.until) {
+		return
+	}
+	e.adopt(child, f.to) // a child that inherited the target needs nothing
+}
+
+// Expire forgets moved processes whose follow time is over.
+func (e *Engine) Expire() {
+	now := time.Now()
+	for pid, f := range e.moved {
+		if now.After(f.until) {
+			delete(e.moved, pid)
+		}
+	}
+}
+
+// placementOf resolves a match's targets into cgroup paths, making a
+// templated group (group=java/%u) on the fly.
+func (e *Engine) placementOf(m *rules.Match, store *groups.Store) (placement, error) {
+	to := placement{}
+	for i, t := range m.Targets {
+		switch t.Kind {
+		case "group":
+			templated := strings.Contains(m.Rule.Targets[i].Name, "%")
+			if err := e.groupPlacement(to, t.Name, templated, store); err != nil {
+				return nil, err
+			}
+		case "cgroup":
+			if err := e.cgroupPlacement(to, t); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("%s targets are not supported by the rules engine yet", t.Kind)
+		}
+	}
+	return to, nil
+}
+
+func (e *Engine) groupPlacement(to placement, name string, templated bool, store *groups.Store) error {
+	g, err := store.Get(name)
+	if errors.Is(err, groups.ErrNotExist) && templated {
+		if err = store.Create(&groups.Group{Name: name}); err == nil || errors.Is(err, groups.ErrExist) {
+			g, err = store.Get(name)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := store.Ensure(g); err != nil {
+		return err
+	}
+	m, err := store.Manager(name)
+	if err != nil {
+		return err
+	}
+	for h, dir := range m.Paths() {
+		to[h] = strings.TrimPrefix(dir, strings.TrimSuffix(e.mounts[h], "/"))
+	}
+	return nil
+}
+
+// cgroupPlacement is a cgrules destination: the path from the root of
+// each hierarchy the rule names (every one for "*" and on v2), made when
+// missing.
+func (e *Engine) cgroupPlacement(to placement, t rules.Target) error {
+	dest := "/" + strings.Trim(t.Name, "/")
+	dirs := map[string]string{}
+	for h, mnt := range e.mounts {
+		if h != "" && !slices.Contains(t.Controllers, "*") && !anyIn(strings.Split(h, ","), t.Controllers) {
+			continue
+		}
+		dirs[h] = filepath.Join(mnt, dest)
+		to[h] = dest
+	}
+	if len(dirs) == 0 {
+		return fmt.Errorf("no hierarchy has controllers %v", t.Controllers)
+	}
+	// Create fills a new cpuset's cpus and mems, without which it takes
+	// no process.
+	if err := cgroups.FromPaths(dirs, nil).Create(); err != nil {
+		return fmt.Errorf("cgroup %s: %w", dest, err)
+	}
+	return nil
+}
+
+func anyIn(a, b []string) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p placement) String() string {
+	seen := map[string]bool{}
+	var out []string
+	for _, d := range p {
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
+}
+
+func monotonic() time.Duration {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return time.Duration(ts.Nano())
+}
+
+func (e *Engine) latency(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := &e.stats
+	if len(s.latencies) < maxLatencies {
+		s.latencies = append(s.latencies, d)
+		return
+	}
+	s.latencies[s.next] = d
+	s.next = (s.next + 1) % maxLatencies
+}

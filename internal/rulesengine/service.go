@@ -1,0 +1,259 @@
+package rulesengine
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/daemonapi"
+	"github.com/lkc-containers/lkc/internal/hostconf"
+	"github.com/lkc-containers/lkc/internal/procconn"
+	"github.com/lkc-containers/lkc/internal/registry"
+	"github.com/lkc-containers/lkc/internal/service"
+)
+
+// events are the ones the engine acts on: a new program, new ids, a new
+// session; FORK only to follow the children of a process it just moved.
+const events = procconn.Exec | procconn.UID | procconn.GID | procconn.SID | procconn.Fork
+
+// Service is the rules engine as a daemon service. It keeps nothing it
+// cannot rebuild: at start it classifies every process, which covers the
+// events lost while no worker ran.
+type Service struct {
+	eng    *Engine
+	logf   func(string, ...any)
+	reload chan *hostconf.Conf // to the processor: rules were reloaded
+	conf   *hostconf.Conf
+	mu     sync.Mutex
+}
+
+// New returns the service.
+func New() *Service { return &Service{reload: make(chan *hostconf.Conf, 1)} }
+
+// Name implements service.Service.
+func (*Service) Name() string { return "rules" }
+
+// Start loads the rules and, when there are any, subscribes to process
+// events, classifies every process and serves. A rules file that does not
+// parse, or a kernel without the proc connector here, is logged: the
+// other services still run.
+func (s *Service) Start(ctx context.Context, d *service.Deps) error {
+	s.logf, s.conf = d.Logf, d.Conf
+	self := []int{os.Getpid()}
+	if d.Store != nil {
+		self = append(self, d.Store.HolderPid())
+	}
+	eng, err := NewEngine(cgroups.DefaultHost, self, d.Logf)
+	if err != nil {
+		d.Logf("rules: %v (the rules engine is off)", err)
+		return nil
+	}
+	s.eng = eng
+	if err := eng.Load(d.Conf); err != nil {
+		d.Logf("rules: %v (no rules until a reload)", err)
+	}
+	go s.watchFiles(ctx, d.Conf)
+	go s.run(ctx)
+	return nil
+}
+
+// Reload reads the rules again (SIGHUP, `lkc daemon reload`, a file
+// change); a file that does not parse keeps the old rules.
+func (s *Service) Reload(conf *hostconf.Conf) error {
+	if s.eng == nil {
+		return nil
+	}
+	if err := s.eng.Load(conf); err != nil {
+		s.logf("rules: %v (keeping the rules loaded before)", err)
+		return err
+	}
+	s.mu.Lock()
+	s.conf = conf
+	s.mu.Unlock()
+	select {
+	case s.reload <- conf:
+	default: // a rescan is pending already
+	}
+	return nil
+}
+
+// Explain answers `lkc rules explain`.
+func (s *Service) Explain(pid int) (*daemonapi.ExplainReply, error) {
+	if s.eng == nil {
+		return nil, daemonapi.Errorf(daemonapi.ClassNotSupported, "the rules engine is off (see the daemon's log)")
+	}
+	return s.eng.Explain(pid)
+}
+
+// RulesStatus is the engine's counters for `lkc daemon status`.
+func (s *Service) RulesStatus() *daemonapi.Rules {
+	if s.eng == nil {
+		return nil
+	}
+	return s.eng.Status()
+}
+
+// Adopt implements service.Service: the engine serves host processes,
+// not containers.
+func (*Service) Adopt(*registry.Entry, *daemonapi.AdoptReply) error { return nil }
+
+// Release implements service.Service.
+func (*Service) Release(*registry.Entry) {}
+
+// batch is what the reader hands the processor: events, or an overrun.
+type batch struct {
+	evs     []procconn.Event
+	overrun bool
+}
+
+// run is the processor: it subscribes once there are rules, scans, then
+// drains every queued event before acting (moves back to back are cheap
+// on v1, spaced ones are not: E6).
+func (s *Service) run(ctx context.Context) {
+	var in chan batch
+	subscribe := func() {
+		if in != nil || !s.eng.HasRules() {
+			return
+		}
+		c, err := procconn.Open(events)
+		if err != nil {
+			s.logf("rules: %v (the rules engine follows no events)", err)
+			return
+		}
+		in = make(chan batch, 4096)
+		go read(ctx, c, in)
+	}
+	subscribe()
+	if s.eng.HasRules() {
+		s.eng.Scan()
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.reload:
+			subscribe()
+			s.eng.Scan()
+		case b := <-in:
+			s.handle(b, in)
+		case <-tick.C:
+			s.eng.Expire()
+		}
+	}
+}
+
+// handle acts on b and on every batch already queued behind it.
+func (s *Service) handle(b batch, in chan batch) {
+	for {
+		if b.overrun {
+			s.eng.count(func(st *Stats) { st.Overruns++ })
+			s.eng.Scan()
+		}
+		for _, ev := range b.evs {
+			switch {
+			case ev.What == procconn.Fork:
+				if ev.Pid == ev.Tgid {
+					s.eng.Follow(ev.Parent, ev.Tgid)
+				}
+			case ev.What == procconn.Exec:
+				s.eng.Classify(ev.Tgid, time.Duration(ev.Time))
+			default:
+				s.eng.Classify(ev.Tgid, 0)
+			}
+		}
+		select {
+		case b = <-in:
+		default:
+			return
+		}
+	}
+}
+
+// read forwards the connector's events until ctx ends.
+func read(ctx context.Context, c *procconn.Conn, out chan<- batch) {
+	defer c.Close()
+	for ctx.Err() == nil {
+		evs, err := c.Read(events)
+		switch {
+		case errors.Is(err, procconn.ErrOverrun):
+			out <- batch{overrun: true}
+		case err != nil:
+			return
+		case len(evs) > 0:
+			out <- batch{evs: evs}
+		}
+	}
+}
+
+// watchFiles reloads when a rules file, /etc/passwd or /etc/group
+// changes (inotify on their directories: editors and useradd replace
+// files by rename). Changes coming together cause one reload.
+func (s *Service) watchFiles(ctx context.Context, conf *hostconf.Conf) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		s.logf("rules: inotify: %v (reload with SIGHUP or lkc daemon reload)", err)
+		return
+	}
+	f := os.NewFile(uintptr(fd), "inotify")
+	defer f.Close()
+	pats := append(append([]string{}, conf.RulesFiles...), "/etc/passwd", "/etc/group")
+	if conf.RulesCgrules != "" {
+		pats = append(pats, conf.RulesCgrules)
+	}
+	dirs := map[string]bool{}
+	for _, p := range pats {
+		if d := filepath.Dir(p); !dirs[d] && !strings.ContainsAny(d, "*?[") {
+			dirs[d] = true
+			unix.InotifyAddWatch(fd, d, unix.IN_CLOSE_WRITE|unix.IN_MOVED_TO|unix.IN_MOVED_FROM|unix.IN_DELETE|unix.IN_CREATE)
+		}
+	}
+	go func() { <-ctx.Done(); f.Close() }()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := f.Read(buf)
+		if err != nil {
+			return
+		}
+		if !relevant(buf[:n], pats) {
+			continue
+		}
+		time.Sleep(100 * time.Millisecond) // let an editor finish
+		f.SetReadDeadline(time.Now())
+		for {
+			if _, err := f.Read(buf); err != nil {
+				break
+			}
+		}
+		f.SetReadDeadline(time.Time{})
+		s.mu.Lock()
+		c := s.conf
+		s.mu.Unlock()
+		s.Reload(c)
+	}
+}
+
+// relevant reports an inotify event naming a file one of pats matches.
+func relevant(b []byte, pats []string) bool {
+	for len(b) >= unix.SizeofInotifyEvent {
+		l := int(binary.NativeEndian.Uint32(b[12:]))
+		end := min(len(b), unix.SizeofInotifyEvent+l)
+		name := strings.TrimRight(string(b[unix.SizeofInotifyEvent:end]), "\x00")
+		for _, p := range pats {
+			if ok, _ := filepath.Match(filepath.Base(p), name); ok {
+				return true
+			}
+		}
+		b = b[end:]
+	}
+	return false
+}
