@@ -319,3 +319,124 @@ func TestRulesExecutableAndReload(t *testing.T) {
 	p3 := r.inScope(exe, "60")
 	r.waitInGroup(p3.Process.Pid, "two", 2*time.Second)
 }
+
+// stormResult is what a fork storm measured.
+type stormResult struct {
+	escapees            []string
+	moved, swept        int
+	seconds, workerCPU  float64 // the worker's CPU seconds over the storm
+	p50us, p99us, maxus int64
+}
+
+// forkStorm runs, inside the scope, a bash loop that starts a process of
+// a matching executable (a copy of bash) every 3 ms for seconds; each
+// forks two sleeps at once (before the engine can move it: the race) and
+// waits for them. Every 100 ms it looks for processes still in the scope
+// that are older than 1.5 s: escapees. With killAt > 0 it SIGKILLs the
+// worker that long into the storm.
+func forkStorm(t *testing.T, seconds int, killAt time.Duration) stormResult {
+	r := newRulesEnv(t, "")
+	exe := filepath.Join(r.tmp, "lkcstorm")
+	copyExe(t, "/bin/bash", exe)
+	fifo := filepath.Join(r.tmp, "pace")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.writeRules("exe=" + exe + " -> group=storm\n")
+	r.mustLkc("group", "create", "storm")
+	r.start()
+	before := r.rulesStatus()
+	cpu0 := cpuSeconds(t, before.WorkerPid)
+	script := fmt.Sprintf(`exec 3<>%s; while [ $SECONDS -lt %d ]; do %s -c 'sleep 2.5 & sleep 2.5 & wait' & read -t 0.003 -u 3; done; wait`,
+		fifo, seconds, exe)
+	outer := r.inScope("/bin/bash", "-c", script)
+	start := time.Now()
+	killed := killAt <= 0
+	escaped := map[int]string{}
+	done := make(chan error, 1)
+	go func() { done <- outer.Wait() }()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		case <-time.After(100 * time.Millisecond):
+		}
+		if !killed && time.Since(start) > killAt {
+			kill9(t, before.WorkerPid)
+			killed = true
+		}
+		for _, p := range r.procsUnder(r.scope) {
+			if p == outer.Process.Pid {
+				continue
+			}
+			if age, cmd := processAge(p); age > 1500*time.Millisecond {
+				escaped[p] = cmd
+			}
+		}
+	}
+	elapsed := time.Since(start).Seconds()
+	after := r.rulesStatus()
+	res := stormResult{moved: after.Rules.Moved - before.Rules.Moved, swept: after.Rules.Swept - before.Rules.Swept,
+		seconds: elapsed, p50us: after.Rules.LatencyP50us, p99us: after.Rules.LatencyP99us, maxus: after.Rules.LatencyMaxus}
+	if killAt <= 0 {
+		res.workerCPU = cpuSeconds(t, after.WorkerPid) - cpu0
+	}
+	for p, cmd := range escaped {
+		res.escapees = append(res.escapees, fmt.Sprintf("%d %s", p, cmd))
+	}
+	if killAt > 0 && after.WorkerPid == before.WorkerPid {
+		t.Fatalf("worker %d was not replaced", before.WorkerPid)
+	}
+	return res
+}
+
+// cpuSeconds is a process's user+system CPU time.
+func cpuSeconds(t *testing.T, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.ParseFloat(f[11], 64)
+	k, _ := strconv.ParseFloat(f[12], 64)
+	return (u + k) / 100 // USER_HZ
+}
+
+// processAge is how long ago pid started, and its command line.
+func processAge(pid int) (time.Duration, string) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	up, err2 := os.ReadFile("/proc/uptime")
+	if err != nil || err2 != nil {
+		return 0, ""
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	start, _ := strconv.ParseFloat(f[19], 64)
+	var now float64
+	fmt.Sscanf(string(up), "%f", &now)
+	cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return time.Duration((now - start/100) * float64(time.Second)), strings.ReplaceAll(string(cmd), "\x00", " ")
+}
+
+func TestRulesForkStormNoEscapee(t *testing.T) {
+	res := forkStorm(t, 4, 0)
+	t.Logf("fork storm: %d processes of the rule moved in %.1f s (%.0f/s; %d children swept after their parent's move), "+
+		"exec->in group p50 %d us, p99 %d us, max %d us; worker CPU %.2f s (%.0f%% of one CPU)",
+		res.moved, res.seconds, float64(res.moved)/res.seconds, res.swept, res.p50us, res.p99us, res.maxus,
+		res.workerCPU, 100*res.workerCPU/res.seconds)
+	if len(res.escapees) > 0 {
+		t.Errorf("%d escapees: %v", len(res.escapees), res.escapees)
+	}
+	if res.moved < 100 {
+		t.Errorf("only %d processes moved: the storm did not run", res.moved)
+	}
+}
+
+func TestRulesStormAcrossWorkerKill(t *testing.T) {
+	res := forkStorm(t, 4, 1500*time.Millisecond)
+	t.Logf("storm across a worker SIGKILL: %d moved, %d swept", res.moved, res.swept)
+	if len(res.escapees) > 0 {
+		t.Errorf("%d escapees: %v", len(res.escapees), res.escapees)
+	}
+}
