@@ -111,6 +111,7 @@ v2tests=(
   TestSeccompAgent
   TestSeccompInFlightAcrossKill
   TestSeccompNoFeatureNoFilter
+  TestRules
 )
 v2re=$(IFS='|'; echo "${v2tests[*]}")
 mkdir -p tmp
