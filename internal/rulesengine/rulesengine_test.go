@@ -1,0 +1,106 @@
+package rulesengine
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/hostconf"
+)
+
+func TestDescribeSelf(t *testing.T) {
+	p, start, err := describe(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Executable()
+	if p.Pid != os.Getpid() || p.UID != os.Geteuid() || p.Exe != exe || start == 0 {
+		t.Errorf("describe(self) = %+v, start %d; want pid %d uid %d exe %s", p, start, os.Getpid(), os.Geteuid(), exe)
+	}
+	if len(p.GIDs) == 0 || p.GIDs[0] != os.Getegid() {
+		t.Errorf("gids %v, want the effective gid %d first", p.GIDs, os.Getegid())
+	}
+	if sid, _ := unix.Getsid(0); p.SID != sid || p.PGID != unix.Getpgrp() {
+		t.Errorf("sid %d pgid %d, want %d and %d", p.SID, p.PGID, sid, unix.Getpgrp())
+	}
+	if len(p.Cmdline) == 0 || p.Cmdline[0] != os.Args[0] {
+		t.Errorf("cmdline %q, want %q first", p.Cmdline, os.Args[0])
+	}
+}
+
+func TestUnder(t *testing.T) {
+	for _, c := range []struct {
+		p, dir string
+		want   bool
+	}{
+		{"/a/b", "/", true}, {"/a/b", "/a", true}, {"/a", "/a", true}, {"/ab", "/a", false},
+		{"/a", "/a/b", false}, {"/a/b/c", "/a/b/", true},
+	} {
+		if got := under(c.p, c.dir); got != c.want {
+			t.Errorf("under(%q, %q) = %v", c.p, c.dir, got)
+		}
+	}
+}
+
+func inotifyEvent(name string) []byte {
+	b := make([]byte, unix.SizeofInotifyEvent)
+	padded := (len(name) + 1 + 15) &^ 15
+	binary.NativeEndian.PutUint32(b[12:], uint32(padded))
+	n := make([]byte, padded)
+	copy(n, name)
+	return append(b, n...)
+}
+
+func TestRelevant(t *testing.T) {
+	pats := []string{"/etc/lkc/rules.conf", "/etc/lkc/rules.d/*.conf", "/etc/passwd"}
+	if !relevant(append(inotifyEvent("hosts"), inotifyEvent("passwd")...), pats) {
+		t.Error("a passwd event is not relevant")
+	}
+	if !relevant(inotifyEvent("10-web.conf"), pats) {
+		t.Error("a rules.d file is not relevant")
+	}
+	if relevant(inotifyEvent("rules.conf.swp"), pats) {
+		t.Error("an editor's swap file is relevant")
+	}
+}
+
+// TestExplainWithoutActing matches a process the engine never acted on,
+// and says so; a file that does not parse keeps the loaded rules.
+func TestExplainWithoutActing(t *testing.T) {
+	dir := t.TempDir()
+	exe, _ := os.Executable()
+	file := filepath.Join(dir, "rules.conf")
+	os.WriteFile(file, []byte("# test\nexe="+exe+" -> group=tests\n"), 0o600)
+	conf := hostconf.Default()
+	conf.RulesFiles = []string{file, filepath.Join(dir, "none.d/*.conf")}
+	e, err := NewEngine(cgroups.DefaultHost, nil, t.Logf)
+	if err != nil {
+		t.Skipf("no cgroups here: %v", err)
+	}
+	if err := e.Load(conf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Explain(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Rule != file+":2: exe="+exe+" -> group=tests" || len(r.Targets) != 1 || r.Targets[0] != "group tests" ||
+		!strings.Contains(r.Action, "not acted on") {
+		t.Errorf("explain = %+v", r)
+	}
+	os.WriteFile(file, []byte("exe=x -> frob\n"), 0o600)
+	if err := e.Load(conf); err == nil || !strings.Contains(err.Error(), "rules.conf:1") {
+		t.Errorf("loading a bad file: %v, want its line", err)
+	}
+	if !e.HasRules() {
+		t.Error("a bad file dropped the loaded rules")
+	}
+	if _, err := e.Explain(-1); err == nil {
+		t.Error("explain of no process succeeded")
+	}
+}
