@@ -51,6 +51,7 @@ type Record struct {
 // on one goroutine; mu guards what explain and reload share with it.
 type Engine struct {
 	host   cgroups.Host
+	pidNS  string            // the daemon's pid namespace: a process in another is a container's
 	mounts map[string]string // hierarchy -> its mount point
 	self   []int             // the daemon's own processes, never moved
 	logf   func(string, ...any)
@@ -97,6 +98,7 @@ func NewEngine(host cgroups.Host, self []int, logf func(string, ...any)) (*Engin
 	for h, dir := range all.Paths() {
 		e.mounts[h] = dir
 	}
+	e.pidNS, _ = os.Readlink("/proc/self/ns/pid")
 	return e, nil
 }
 
@@ -191,7 +193,7 @@ func (e *Engine) Classify(pid int, since time.Duration) {
 		return
 	}
 	cur, err := cgroupsOf(pid)
-	if err != nil || !e.anyInScope(cur) {
+	if err != nil || !e.anyInScope(cur) || e.inContainer(pid) {
 		return
 	}
 	p, start, err := describe(pid)
@@ -239,6 +241,13 @@ func (e *Engine) Classify(pid int, since time.Duration) {
 	}
 	e.moved[pid] = followed{to, time.Now().Add(followFor)}
 	e.sweep(pid, to)
+}
+
+// inContainer reports a process in another pid namespace than the
+// daemon's: a container's, which rules never take out of its cgroup.
+func (e *Engine) inContainer(pid int) bool {
+	ns, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/pid")
+	return err != nil || ns != e.pidNS
 }
 
 func (e *Engine) record(pid int, r *Record) {

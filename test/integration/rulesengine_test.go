@@ -334,7 +334,9 @@ type stormResult struct {
 // waits for them. Every 100 ms it looks for processes still in the scope
 // that are older than 2 s, while a worker has served for 2 s: escapees.
 // With killAt > 0 it SIGKILLs the worker that long into the storm.
-func forkStorm(t *testing.T, seconds int, killAt time.Duration) stormResult {
+// With cgred set, libcgroup's cgrulesengd places the processes instead,
+// on the same rule in cgrules.conf's form (before is then its pid only).
+func forkStorm(t *testing.T, seconds int, killAt time.Duration, cgred bool) stormResult {
 	r := newRulesEnv(t, "")
 	exe := filepath.Join(r.tmp, "lkcstorm")
 	copyExe(t, "/bin/bash", exe)
@@ -344,8 +346,13 @@ func forkStorm(t *testing.T, seconds int, killAt time.Duration) stormResult {
 	}
 	r.writeRules("exe=" + exe + " -> group=storm\n")
 	r.mustLkc("group", "create", "storm")
-	r.start()
-	before := r.rulesStatus()
+	var before rulesStatus
+	if cgred {
+		before.WorkerPid = startCgrulesengd(t, r, exe)
+	} else {
+		r.start()
+		before = r.rulesStatus()
+	}
 	cpu0 := cpuSeconds(t, before.WorkerPid)
 	script := fmt.Sprintf(`exec 3<>%s; while [ $SECONDS -lt %d ]; do %s -c 'sleep 3 & sleep 3 & wait' & read -t 0.003 -u 3; done; wait`,
 		fifo, seconds, exe)
@@ -381,7 +388,10 @@ func forkStorm(t *testing.T, seconds int, killAt time.Duration) stormResult {
 		}
 	}
 	elapsed := time.Since(start).Seconds()
-	after := r.rulesStatus()
+	after := before
+	if !cgred {
+		after = r.rulesStatus()
+	}
 	res := stormResult{moved: after.Rules.Moved - before.Rules.Moved, swept: after.Rules.Swept - before.Rules.Swept,
 		seconds: elapsed, p50us: after.Rules.LatencyP50us, p99us: after.Rules.LatencyP99us, maxus: after.Rules.LatencyMaxus}
 	if killAt <= 0 {
@@ -426,7 +436,7 @@ func processAge(pid int) (time.Duration, string) {
 }
 
 func TestRulesForkStormNoEscapee(t *testing.T) {
-	res := forkStorm(t, 4, 0)
+	res := forkStorm(t, 4, 0, false)
 	t.Logf("fork storm: %d processes of the rule moved in %.1f s (%.0f/s; %d children swept after their parent's move), "+
 		"exec->in group p50 %d us, p99 %d us, max %d us; worker CPU %.2f s (%.0f%% of one CPU)",
 		res.moved, res.seconds, float64(res.moved)/res.seconds, res.swept, res.p50us, res.p99us, res.maxus,
@@ -440,9 +450,77 @@ func TestRulesForkStormNoEscapee(t *testing.T) {
 }
 
 func TestRulesStormAcrossWorkerKill(t *testing.T) {
-	res := forkStorm(t, 4, 1500*time.Millisecond)
+	res := forkStorm(t, 4, 1500*time.Millisecond, false)
 	t.Logf("storm across a worker SIGKILL: %d moved, %d swept", res.moved, res.swept)
 	if len(res.escapees) > 0 {
 		t.Errorf("%d escapees: %v", len(res.escapees), res.escapees)
 	}
+}
+
+// startCgrulesengd runs libcgroup's cgrulesengd (Debian's cgroup-tools)
+// on /etc/cgrules.conf holding one rule, the storm's executable to the
+// storm group in the hierarchies the test has, so that it places nothing
+// else on the host. It returns its pid; it is stopped and the file
+// removed in t.Cleanup.
+func startCgrulesengd(t *testing.T, r *rulesEnv, exe string) int {
+	bin, err := exec.LookPath("cgrulesengd")
+	if err != nil {
+		t.Skip("cgrulesengd (cgroup-tools) is not installed")
+	}
+	// It reads these three and refuses to start without the configs;
+	// the test makes them, empty but for its rule, and removes them.
+	const conf, cgconfig, cgconfigDir = "/etc/cgrules.conf", "/etc/cgconfig.conf", "/etc/cgconfig.d"
+	for _, p := range []string{conf, cgconfig, cgconfigDir} {
+		if _, err := os.Stat(p); err == nil {
+			t.Skipf("%s exists: it is the host's, not the test's", p)
+		}
+	}
+	if err := os.Mkdir(cgconfigDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(cgconfigDir) })
+	if err := os.WriteFile(cgconfig, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(cgconfig) })
+	hs, _ := ownHierarchies()
+	var ctrls []string
+	for _, h := range hs {
+		ctrls = append(ctrls, h.name)
+	}
+	rule := fmt.Sprintf("*:%s %s %s/storm\n", exe, strings.Join(ctrls, ","), r.parent)
+	if err := os.WriteFile(conf, []byte(rule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(conf) })
+	logFile := filepath.Join(r.tmp, "cgrulesengd.log")
+	cmd := exec.Command(bin, "-n", "-q", "-f", logFile)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// Ready once it classifies: a matching process reaches the group.
+	end := time.Now().Add(10 * time.Second)
+	for {
+		p := r.inScope(exe, "-c", "sleep 60")
+		time.Sleep(100 * time.Millisecond)
+		ok := r.inGroup(p.Process.Pid, "storm")
+		syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+		if ok {
+			return cmd.Process.Pid
+		}
+		if time.Now().After(end) {
+			data, _ := os.ReadFile(logFile)
+			t.Fatalf("cgrulesengd placed nothing within 10 s (its log: %q)", data)
+		}
+	}
+}
+
+// TestRulesCgrulesengdStorm runs the same storm under cgrulesengd, for
+// the comparison: its escapees are reported, not failed on.
+func TestRulesCgrulesengdStorm(t *testing.T) {
+	res := forkStorm(t, 4, 0, true)
+	t.Logf("cgrulesengd fork storm over %.1f s: %d escapees; its CPU %.2f s (%.0f%% of one CPU)",
+		res.seconds, len(res.escapees), res.workerCPU, 100*res.workerCPU/res.seconds)
 }
