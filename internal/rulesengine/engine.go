@@ -65,6 +65,9 @@ type Engine struct {
 	stats   Stats
 
 	moved map[int]followed // processor only: recently moved, their forks followed
+	// groupTo caches each group's placement (processor only; emptied at
+	// each load, and for a group whose cgroup a move found missing).
+	groupTo map[string]placement
 }
 
 type followed struct {
@@ -94,7 +97,8 @@ func NewEngine(host cgroups.Host, self []int, logf func(string, ...any)) (*Engin
 		return nil, err
 	}
 	e := &Engine{host: host, mounts: map[string]string{}, self: self, logf: logf,
-		records: map[int]*Record{}, moved: map[int]followed{}, users: rules.ParseUsers(nil, nil)}
+		records: map[int]*Record{}, moved: map[int]followed{}, users: rules.ParseUsers(nil, nil),
+		groupTo: map[string]placement{}}
 	for h, dir := range all.Paths() {
 		e.mounts[h] = dir
 	}
@@ -130,6 +134,7 @@ func (e *Engine) Load(conf *hostconf.Conf) error {
 	defer e.mu.Unlock()
 	e.rules, e.users, e.scope = all, users, conf.RulesScope
 	e.store = groups.FromConf(conf)
+	e.groupTo = map[string]placement{}
 	e.store.Host = e.host
 	e.stats.Rules = len(all)
 	return nil
@@ -225,6 +230,14 @@ func (e *Engine) Classify(pid int, since time.Duration) {
 		return
 	}
 	moved, err := e.move(pid, cur, to)
+	if errors.Is(err, os.ErrNotExist) { // a group's cgroup removed meanwhile: make it again
+		e.mu.Lock()
+		e.groupTo = map[string]placement{}
+		e.mu.Unlock()
+		if to, err = e.placementOf(m, store); err == nil {
+			moved, err = e.move(pid, cur, to)
+		}
+	}
 	switch {
 	case err != nil:
 		rec.Action = "not moved: " + err.Error()
@@ -419,6 +432,27 @@ func (e *Engine) placementOf(m *rules.Match, store *groups.Store) (placement, er
 }
 
 func (e *Engine) groupPlacement(to placement, name string, templated bool, store *groups.Store) error {
+	e.mu.Lock()
+	cached, ok := e.groupTo[name]
+	e.mu.Unlock()
+	if !ok {
+		var err error
+		if cached, err = e.resolveGroup(name, templated, store); err != nil {
+			return err
+		}
+		e.mu.Lock()
+		e.groupTo[name] = cached
+		e.mu.Unlock()
+	}
+	for h, p := range cached {
+		to[h] = p
+	}
+	return nil
+}
+
+// resolveGroup reads a group, makes its cgroup where missing and returns
+// its placement.
+func (e *Engine) resolveGroup(name string, templated bool, store *groups.Store) (placement, error) {
 	g, err := store.Get(name)
 	if errors.Is(err, groups.ErrNotExist) && templated {
 		if err = store.Create(&groups.Group{Name: name}); err == nil || errors.Is(err, groups.ErrExist) {
@@ -426,19 +460,20 @@ func (e *Engine) groupPlacement(to placement, name string, templated bool, store
 		}
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := store.Ensure(g); err != nil {
-		return err
+		return nil, err
 	}
 	m, err := store.Manager(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	to := placement{}
 	for h, dir := range m.Paths() {
 		to[h] = strings.TrimPrefix(dir, strings.TrimSuffix(e.mounts[h], "/"))
 	}
-	return nil
+	return to, nil
 }
 
 // cgroupPlacement is a cgrules destination: the path from the root of
