@@ -9,9 +9,8 @@ import (
 	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/hostconf"
-	"github.com/lkc-containers/lkc/internal/rulesengine"
-
 	"github.com/lkc-containers/lkc/internal/rules"
+	"github.com/lkc-containers/lkc/internal/rulesengine"
 )
 
 // rulesUsage lists the subcommands of `lkc rules`.
