@@ -248,12 +248,15 @@ func TestRulesUserCommandAndChildren(t *testing.T) {
 	other := r.inScope("sleep", "60") // root's: no rule
 	cmd := r.inScope("setpriv", "--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(uid), "--clear-groups",
 		"sh", "-c", "sleep 60 & sleep 60 & sleep 60 & wait")
-	all := r.waitInGroup(cmd.Process.Pid, "build", 2*time.Second)
-	if len(all) < 4 {
-		// the children may not all be forked yet: wait for them too
-		time.Sleep(200 * time.Millisecond)
-		all = r.waitInGroup(cmd.Process.Pid, "build", 2*time.Second)
+	r.waitInGroup(cmd.Process.Pid, "build", 2*time.Second)
+	// The shell forks its three children when it gets a CPU (late in a
+	// TCG VM): once they are there, they must be in the group too.
+	for end := time.Now().Add(10 * time.Second); len(descendants(cmd.Process.Pid)) < 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the shell has children %v, want 3", descendants(cmd.Process.Pid))
+		}
 	}
+	all := r.waitInGroup(cmd.Process.Pid, "build", 2*time.Second)
 	t.Logf("in group build: %v", all)
 	if r.inGroup(other.Process.Pid, "build") {
 		t.Errorf("root's sleep %d was moved into build", other.Process.Pid)
