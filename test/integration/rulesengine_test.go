@@ -470,6 +470,9 @@ func startCgrulesengd(t *testing.T, r *rulesEnv, exe string) int {
 	if err != nil {
 		t.Skip("cgrulesengd (cgroup-tools) is not installed")
 	}
+	if cgroupV2() {
+		t.Skip("the comparison runs on v1 (cgrules.conf names v1 controllers; libcgroup 2.0.2 on v2 is another setup)")
+	}
 	// It reads these three and refuses to start without the configs;
 	// the test makes them, empty but for its rule, and removes them.
 	const conf, cgconfig, cgconfigDir = "/etc/cgrules.conf", "/etc/cgconfig.conf", "/etc/cgconfig.d"
