@@ -6,6 +6,9 @@
 # Idempotent and fast when everything is already there: apt-get update/install
 # only run if a package is missing. Must run as root.
 #
+# lxcfs and cgroup-tools (cgrulesengd) are the peers the /proc view and the
+# rules engine are measured against; bench/ and the tests start their own
+# lxcfs and cgrulesengd and stop them.
 # docker.io is for test/clients, which starts a dockerd of its own; on a host
 # with a running init, its postinst also starts the system's dockerd.
 # Packages are installed with --no-install-recommends (podman's Recommends
@@ -20,7 +23,7 @@ pkgs=(
   busybox-static runc crun iptables iproute2 libseccomp-dev pkg-config gcc
   musl-tools linux-libc-dev gperf dpkg-dev debian-archive-keyring make podman
   containerd qemu-system-x86 linux-image-amd64 kmod cpio conmon
-  containernetworking-plugins docker.io lxcfs
+  containernetworking-plugins docker.io lxcfs cgroup-tools
 )
 
 say() { echo "deps: $*"; }
