@@ -34,16 +34,15 @@ type Holder struct {
 	started bool
 	served  bool
 	exits   chan *worker
-	deaths  int // quick deaths in a row, for the backoff
+	deaths  int // deaths in a row of workers that never served, for the backoff
 }
 
 // worker is one worker process as the holder sees it.
 type worker struct {
-	pid     int
-	pidfd   int
-	conn    *conn
-	started time.Time
-	ready   bool
+	pid   int
+	pidfd int
+	conn  *conn
+	ready bool
 }
 
 // Run supervises workers until a stop. st is what a previous holder
@@ -107,10 +106,13 @@ func (h *Holder) exited(w *worker) bool {
 		h.worker, h.old = h.old, nil
 		return false
 	}
-	if time.Since(w.started) < 10*time.Second {
-		h.deaths++
-	} else {
+	// Only a worker that dies before it serves is part of a crash loop:
+	// one that served is replaced at once however soon it dies, so
+	// readers stall no longer across repeated kills than across one.
+	if w.ready {
 		h.deaths = 0
+	} else {
+		h.deaths++
 	}
 	delay := backoff(h.deaths)
 	h.Logf("worker %d exited; restarting in %v", w.pid, delay)
@@ -118,8 +120,8 @@ func (h *Holder) exited(w *worker) bool {
 	return false
 }
 
-// backoff is the delay before the next worker after n quick deaths in a
-// row: none after the first, then 0.1, 1 and 5 s.
+// backoff is the delay before the next worker after n deaths in a row of
+// workers that never served: none after the first, then 0.1, 1 and 5 s.
 func backoff(n int) time.Duration {
 	delays := []time.Duration{0, 0, 100 * time.Millisecond, time.Second, 5 * time.Second}
 	return delays[min(n, len(delays)-1)]

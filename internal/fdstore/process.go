@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -61,7 +60,7 @@ func (h *Holder) spawn() (*worker, error) {
 		return nil, err
 	}
 	h.Logf("started worker %d", pid)
-	return &worker{pid: pid, pidfd: pidfd, conn: c, started: time.Now()}, nil
+	return &worker{pid: pid, pidfd: pidfd, conn: c}, nil
 }
 
 // waitPidfd blocks until the process behind pidfd has exited.
@@ -163,5 +162,7 @@ func adopt(r *ResumeWorker) (*worker, error) {
 	} else {
 		unix.CloseOnExec(pidfd)
 	}
-	return &worker{pid: r.Pid, pidfd: pidfd, conn: c, started: time.Now()}, nil
+	// A worker handed over has served (it ran a holder or asked for an
+	// upgrade), so its death is no crash loop.
+	return &worker{pid: r.Pid, pidfd: pidfd, conn: c, ready: true}, nil
 }

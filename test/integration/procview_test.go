@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"math/rand"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -96,43 +95,6 @@ func TestProcViewBadAnnotation(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(d.root, id)); err == nil {
 		t.Errorf("refused create left %s behind", id)
-	}
-}
-
-// TestProcReadAcrossWorkerKill: a reader loops over /proc/meminfo inside
-// the container while the test SIGKILLs the daemon's worker ten times at
-// random moments: no read fails or shows other than the container's
-// value, and no task of the container is left in D state.
-func TestProcReadAcrossWorkerKill(t *testing.T) {
-	if !kernelAtLeast(6, 9) {
-		// A read the killed worker had taken sleeps until the connection
-		// ends: only FUSE_NOTIFY_RESEND gives it to the successor.
-		t.Skip("a read in flight across a worker's death needs FUSE_NOTIFY_RESEND (Linux 6.9)")
-	}
-	d := newDaemonEnv(t)
-	loop := `n=0; while :; do if head -1 /proc/meminfo | grep -q "^MemTotal: *65536 kB"; then n=$((n+1)); echo $n > /dev/shm/ok; else echo bad >> /dev/shm/err; fi; done`
-	id := d.procContainer([]string{"sh", "-c", loop})
-	count := func() int {
-		n, _ := strconv.Atoi(strings.TrimSpace(d.lkc("exec", id, "cat", "/dev/shm/ok").stdout))
-		return n
-	}
-	waitFor(t, func() bool { return count() > 0 }, "the reader's first read")
-	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
-	for i := 0; i < 10; i++ {
-		s := d.status()
-		before := count()
-		kill9(t, s.WorkerPid)
-		time.Sleep(time.Duration(rng.Intn(300)) * time.Millisecond)
-		start := time.Now()
-		waitFor(t, func() bool { return count() > before }, fmt.Sprintf("reads after kill %d", i+1))
-		t.Logf("kill %d: reads resumed within %v", i+1, time.Since(start))
-	}
-	if bad := d.lkc("exec", id, "cat", "/dev/shm/err").stdout; bad != "" {
-		t.Errorf("reads failed across the kills: %q", bad)
-	}
-	pid := int(d.state(id)["pid"].(float64))
-	if st := procStateOf(pid); st == "D" {
-		t.Errorf("the container's init is in D state")
 	}
 }
 
