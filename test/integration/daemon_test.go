@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -191,12 +190,7 @@ func TestDaemonHolderKilledIsRestarted(t *testing.T) {
 
 func TestDaemonUpgradeKeepsFds(t *testing.T) {
 	d := newDaemonEnv(t)
-	second := filepath.Join(t.TempDir(), "lkc-upgraded")
-	_, here, _, _ := runtime.Caller(0)
-	repo := filepath.Join(filepath.Dir(here), "..", "..")
-	if out, err := exec.Command("make", "-C", repo, "lkc", "BIN="+second, "VERSION=upgrade-test").CombinedOutput(); err != nil {
-		t.Fatalf("building a second lkc: %v\n%s", err, out)
-	}
+	second := buildSecondLkc(t)
 	s := d.start()
 	sock := d.controlInode(s.HolderPid)
 	d.failLkc(`upgrade to /bin/true: .*does not answer as lkc`, "daemon", "upgrade", "--exe", "/bin/true")

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -195,4 +197,63 @@ func TestProcReadAcrossWorkerKill(t *testing.T) {
 	if stall >= time.Second {
 		t.Errorf("a read stalled %v across the kills, want < 1 s", stall)
 	}
+}
+
+// TestProcReadAcrossUpgrade: the containers' reads go on across `lkc
+// daemon upgrade` to a second build: no failed or short read, and the
+// stall (reported) stays under 1 s; the old worker answers until the new
+// one serves.
+func TestProcReadAcrossUpgrade(t *testing.T) {
+	d := newDaemonEnv(t)
+	second := buildSecondLkc(t)
+	ids := d.procContainers(2)
+	r := d.readProc()
+	time.Sleep(200 * time.Millisecond)
+	d.mustLkc("daemon", "upgrade", "--exe", second)
+	if s := d.status(); s.Build != "upgrade-test" {
+		t.Fatalf("after the upgrade the worker runs build %q", s.Build)
+	}
+	time.Sleep(500 * time.Millisecond)
+	stall := r.finish()
+	d.checkProcContainers(ids)
+	t.Logf("max stall across the upgrade: %v", stall)
+	if stall >= time.Second {
+		t.Errorf("a read stalled %v across the upgrade, want < 1 s", stall)
+	}
+}
+
+// TestProcReadAcrossHolderKill: the holder is SIGKILLed, the worker
+// starts a new one and deposits the FUSE fd in it; then the worker is
+// SIGKILLed too and the new holder's next worker serves the same mount.
+func TestProcReadAcrossHolderKill(t *testing.T) {
+	requireResend(t)
+	d := newDaemonEnv(t)
+	ids := d.procContainers(2)
+	r := d.readProc()
+	s := d.status()
+	kill9(t, s.HolderPid)
+	waitFor(t, func() bool { return d.status().HolderPid != s.HolderPid }, "a new holder")
+	kill9(t, s.WorkerPid)
+	if n := d.status(); n.WorkerPid == s.WorkerPid {
+		t.Fatalf("worker %d still answers after kill -9", s.WorkerPid)
+	}
+	time.Sleep(300 * time.Millisecond)
+	stall := r.finish()
+	d.checkProcContainers(ids)
+	t.Logf("max stall: %v", stall)
+	if stall >= time.Second {
+		t.Errorf("a read stalled %v, want < 1 s", stall)
+	}
+}
+
+// buildSecondLkc builds lkc again with the version "upgrade-test".
+func buildSecondLkc(t *testing.T) string {
+	t.Helper()
+	second := filepath.Join(t.TempDir(), "lkc-upgraded")
+	_, here, _, _ := runtime.Caller(0)
+	repo := filepath.Join(filepath.Dir(here), "..", "..")
+	if out, err := exec.Command("make", "-C", repo, "lkc", "BIN="+second, "VERSION=upgrade-test").CombinedOutput(); err != nil {
+		t.Fatalf("building a second lkc: %v\n%s", err, out)
+	}
+	return second
 }
