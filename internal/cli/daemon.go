@@ -15,6 +15,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/fdstore"
 	"github.com/lkc-containers/lkc/internal/hostconf"
+	"github.com/lkc-containers/lkc/internal/procview"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,6 +34,9 @@ type daemonFlags struct {
 }
 
 func cmdDaemon(g *globals, args []string) error {
+	if len(args) > 0 && args[0] == procview.RemountArgs[1] {
+		return remount(args[1:])
+	}
 	var f daemonFlags
 	fs := newFlags("daemon")
 	fs.BoolVar(&f.detach, "detach", false, "run in the background; return once it serves")
@@ -196,4 +200,15 @@ func runWorker(dir string, f *daemonFlags) error {
 		o.Ready = os.NewFile(4, "ready")
 	}
 	return daemon.Run(o)
+}
+
+// remount is the worker's helper that replaces a container's dead bind
+// mounts of the virtual files (procview.RemountArgs): the container's root
+// on fd 4, the new mounts on fds 5..., already in its mount namespace.
+func remount(dests []string) error {
+	mounts := make([]*os.File, len(dests))
+	for i := range dests {
+		mounts[i] = os.NewFile(uintptr(5+i), dests[i])
+	}
+	return procview.Remount(os.NewFile(4, "root"), dests, mounts)
 }

@@ -69,8 +69,8 @@ func New() *Service { return &Service{views: map[int]*view{}} }
 func (s *Service) Name() string { return "proc" }
 
 // Start takes the FUSE fd from the holder (a predecessor's session) or
-// mounts a new session, rebuilds the served slots from the registry and
-// serves.
+// mounts a new session and repairs the served containers' bind mounts,
+// rebuilds the served slots from the registry and serves.
 func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 	s.dir, s.logf, s.ctx, s.deps = filepath.Join(d.Dir, "proc"), d.Logf, ctx, d
 	for _, e := range d.Registry.Entries() {
@@ -87,7 +87,12 @@ func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 	if len(s.slots()) == 0 {
 		return nil
 	}
-	return s.ensureMounted()
+	if err := s.ensureMounted(); err != nil {
+		return err
+	}
+	// The served containers' bind mounts are of a session that is gone.
+	go s.repair()
+	return nil
 }
 
 // ensureMounted mounts a new session unless one is served.

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // procLoop is what each container of the crash tests runs: it reads
@@ -256,4 +258,55 @@ func buildSecondLkc(t *testing.T) string {
 		t.Fatalf("building a second lkc: %v\n%s", err, out)
 	}
 	return second
+}
+
+// TestProcRepairAfterBothKilled: with holder and worker both SIGKILLed the
+// FUSE connection is gone and the container's files fail (ENOTCONN); the
+// next daemon mounts a new session and replaces the container's bind
+// mounts, so its reads work again without a restart, with no dead mount
+// left beneath. `lkc daemon stop` then a start is repaired the same way.
+func TestProcRepairAfterBothKilled(t *testing.T) {
+	d := newDaemonEnv(t)
+	id := d.procContainer([]string{"sleep", "1000"})
+	memTotal := func() result { return d.lkc("exec", id, "head", "-1", "/proc/meminfo") }
+	repaired := func(what string) {
+		t.Helper()
+		start := time.Now()
+		d.mustLkc("daemon", "--detach")
+		// All 8 files are the new session's (each replaced dead mount is
+		// gone, none is left without its file) and answer.
+		check := "grep -c ' fuse.lkc ' /proc/self/mountinfo; cat /proc/cpuinfo /proc/stat /proc/uptime /proc/loadavg " +
+			"/proc/diskstats /proc/swaps /sys/devices/system/cpu/online >/dev/null && head -1 /proc/meminfo"
+		waitFor(t, func() bool {
+			return matches(`^8\nMemTotal: +65536 kB\n$`, d.lkc("exec", id, "sh", "-c", check).stdout)
+		}, "the container's 8 files "+what)
+		t.Logf("reads work again %v after the start %s", time.Since(start), what)
+		if s := d.status(); len(s.Containers) != 1 || s.Containers[0].ID != id {
+			t.Errorf("%s: daemon status: %+v", what, s.Containers)
+		}
+	}
+	s := d.status()
+	var fds []int
+	for _, p := range []int{s.HolderPid, s.WorkerPid} {
+		fd, err := unix.PidfdOpen(p, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		unix.PidfdSendSignal(fd, unix.SIGSTOP, nil, 0) // neither may restart the other
+		fds = append(fds, fd)
+	}
+	for _, fd := range fds {
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	}
+	waitFor(t, func() bool { return len(d.processes()) == 0 }, "both daemon processes gone")
+	if r := memTotal(); r.code == 0 || !strings.Contains(r.stderr, "not connected") {
+		t.Fatalf("meminfo with both daemon processes dead: %+v, want ENOTCONN", r)
+	}
+	repaired("after both were killed")
+	d.mustLkc("daemon", "stop")
+	if r := memTotal(); r.code == 0 {
+		t.Fatalf("meminfo after daemon stop: %+v, want a failure", r)
+	}
+	repaired("after daemon stop")
 }

@@ -1,0 +1,141 @@
+package procview
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/nsenter"
+	"github.com/lkc-containers/lkc/internal/procfs"
+	"github.com/lkc-containers/lkc/internal/registry"
+	"github.com/lkc-containers/lkc/internal/state"
+)
+
+// RemountArgs start the helper that replaces a container's bind mounts of
+// the virtual files (after the program name); the files' paths relative to
+// the container's root follow. The helper runs in the container's mount
+// namespace (joined by internal/nsenter's constructor before Go starts
+// threads: setns into a mount namespace needs a single-threaded process)
+// and finds the container's root on fd 4 and the new mounts on fds 5....
+var RemountArgs = []string{"daemon", "--remount"}
+
+// repair gives every served running container the new session's files in
+// place of its dead bind mounts: with no session kept by the holder (both
+// daemon processes died, or the daemon was stopped) they answer ENOTCONN
+// until replaced, as docs/daemon.md's "Both processes die" says.
+func (s *Service) repair() {
+	for _, n := range s.slots() {
+		s.mu.Lock()
+		v := s.views[n]
+		s.mu.Unlock()
+		if v == nil {
+			continue
+		}
+		if err := s.repairOne(v.entry); err != nil {
+			s.logf("proc: repairing container %s's files: %v", v.entry.ID, err)
+		}
+	}
+}
+
+// repairOne replaces e's bind mounts when its init runs.
+func (s *Service) repairOne(e *registry.Entry) error {
+	st, err := e.LoadState()
+	if err != nil {
+		return err
+	}
+	if st.InitPid == 0 || !state.Alive(st.InitPid, st.InitStart) {
+		return nil
+	}
+	root, err := os.OpenFile(fmt.Sprintf("/proc/%d/root", st.InitPid), unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return fmt.Errorf("opening the root of init %d: %w", st.InitPid, err)
+	}
+	defer root.Close()
+	files := []*os.File{root}
+	defer func() { closeFiles(files) }()
+	for _, f := range procfs.Files {
+		m, err := cloneFile(filepath.Join(s.dir, strconv.Itoa(e.Slot), f))
+		if err != nil {
+			return err
+		}
+		files = append(files, m)
+	}
+	return remountIn(st.InitPid, files)
+}
+
+// cloneFile returns a detached bind mount of path with the flags of the
+// container's bind mounts (read-only, nosuid, nodev, noexec).
+func cloneFile(path string) (*os.File, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("open_tree %s: %w", path, err)
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("mount_setattr %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// remountIn runs the helper in init pid's mount namespace with the root
+// and the new mounts (files[0], files[1:]) and waits for it.
+func remountIn(pid int, files []*os.File) error {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socketpair: %w", err)
+	}
+	defer unix.Close(pair[0])
+	theirs := os.NewFile(uintptr(pair[1]), "sync")
+	var stderr bytes.Buffer
+	cmd := exec.Command("/proc/self/exe", append(RemountArgs, procfs.Files...)...)
+	cmd.Args[0] = "lkc"
+	cmd.Env = append(os.Environ(), nsenter.SyncEnv+"=3")
+	cmd.ExtraFiles = append([]*os.File{theirs}, files...)
+	cmd.Stderr = &stderr
+	err = cmd.Start()
+	theirs.Close()
+	if err != nil {
+		return fmt.Errorf("starting the remount helper: %w", err)
+	}
+	req := nsenter.Request{Join: []nsenter.Join{{Flag: unix.CLONE_NEWNS, Path: fmt.Sprintf("/proc/%d/ns/mnt", pid)}}}
+	if err := nsenter.Send(pair[0], req); err == nil {
+		_, err = nsenter.Await(pair[0], cmd.Process.Pid, nil)
+	}
+	if werr := cmd.Wait(); werr != nil || err != nil {
+		return fmt.Errorf("remount helper in the mount namespace of %d: %v %v: %s", pid, err, werr, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return nil
+}
+
+// Remount is the helper's work, in the container's mount namespace: each
+// dead bind mount at dests[i] (relative to root) is lazily unmounted and
+// mounts[i] moved onto its path.
+func Remount(root *os.File, dests []string, mounts []*os.File) error {
+	if len(dests) != len(mounts) {
+		return fmt.Errorf("remount: %d paths for %d mounts", len(dests), len(mounts))
+	}
+	if err := unix.Fchdir(int(root.Fd())); err != nil {
+		return fmt.Errorf("fchdir to the container's root: %w", err)
+	}
+	for i, d := range dests {
+		if err := unix.Unmount(d, unix.MNT_DETACH); err != nil && err != unix.EINVAL {
+			return fmt.Errorf("unmounting the dead %s: %w", d, err)
+		}
+		if err := unix.MoveMount(int(mounts[i].Fd()), "", unix.AT_FDCWD, d, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return fmt.Errorf("move_mount onto %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
