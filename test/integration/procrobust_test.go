@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"math/rand"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,6 +42,9 @@ type procReaders struct {
 	max  time.Duration
 	n    int
 	errs []string
+	// gone says the containers are being deleted: their files may fail,
+	// but never hang.
+	gone bool
 }
 
 // procContainers starts n containers running procLoop and waits for each
@@ -56,10 +61,11 @@ func (d *daemonEnv) procContainers(n int) []string {
 	return ids
 }
 
-// readProc starts one reader per container and file.
-func (d *daemonEnv) readProc() *procReaders {
+// readProc starts one reader per container and file; with gone, reads
+// may fail but not hang.
+func (d *daemonEnv) readProc(gone bool) *procReaders {
 	d.t.Helper()
-	r := &procReaders{t: d.t, stop: make(chan struct{})}
+	r := &procReaders{t: d.t, stop: make(chan struct{}), gone: gone}
 	for _, c := range d.status().Containers {
 		slot := filepath.Join(d.dir, "proc", strconv.Itoa(c.Slot), "proc")
 		for _, f := range []string{"meminfo", "stat"} {
@@ -84,7 +90,7 @@ func (r *procReaders) loop(path string) {
 		r.mu.Lock()
 		r.n++
 		r.max = max(r.max, took)
-		if msg := checkProcFile(path, b, err); msg != "" && len(r.errs) < 10 {
+		if msg := checkProcFile(path, b, err); msg != "" && !r.gone && len(r.errs) < 10 {
 			r.errs = append(r.errs, msg)
 		}
 		r.mu.Unlock()
@@ -187,7 +193,7 @@ func TestProcReadAcrossWorkerKill(t *testing.T) {
 	requireResend(t)
 	d := newDaemonEnv(t)
 	ids := d.procContainers(4)
-	r := d.readProc()
+	r := d.readProc(false)
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	for i := 0; i < 20; i++ {
 		kill9(t, d.status().WorkerPid)
@@ -209,7 +215,7 @@ func TestProcReadAcrossUpgrade(t *testing.T) {
 	d := newDaemonEnv(t)
 	second := buildSecondLkc(t)
 	ids := d.procContainers(2)
-	r := d.readProc()
+	r := d.readProc(false)
 	time.Sleep(200 * time.Millisecond)
 	d.mustLkc("daemon", "upgrade", "--exe", second)
 	if s := d.status(); s.Build != "upgrade-test" {
@@ -231,7 +237,7 @@ func TestProcReadAcrossHolderKill(t *testing.T) {
 	requireResend(t)
 	d := newDaemonEnv(t)
 	ids := d.procContainers(2)
-	r := d.readProc()
+	r := d.readProc(false)
 	s := d.status()
 	kill9(t, s.HolderPid)
 	waitFor(t, func() bool { return d.status().HolderPid != s.HolderPid }, "a new holder")
@@ -309,4 +315,76 @@ func TestProcRepairAfterBothKilled(t *testing.T) {
 		t.Fatalf("meminfo after daemon stop: %+v, want a failure", r)
 	}
 	repaired("after daemon stop")
+}
+
+// TestProcBadCgroups: a virtual file never hangs on a cgroup that is
+// gone. A container whose v1 memory cgroup is removed under it (its
+// task moved to the parent) answers meminfo with the host's values or
+// EIO within 1 s; a container deleted while readers loop on its files
+// gives them an error within 1 s, never a hang.
+func TestProcBadCgroups(t *testing.T) {
+	d := newDaemonEnv(t)
+	parent := d.addCgroupParent("bad", false)
+	parent.kept = true
+	mem := int64(64 << 20)
+	b := d.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.lkc.proc": "virtual"}
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem}
+		s.Linux.CgroupsPath = parent.path + "/c"
+	})
+	id := d.id()
+	d.mustLkc("run", "-d", "--bundle", b, id)
+	t.Cleanup(func() { d.lkc("delete", "--force", id) })
+	if r := d.lkc("exec", id, "head", "-1", "/proc/meminfo"); !matches(`^MemTotal: +65536 kB\n$`, r.stdout) {
+		t.Fatalf("meminfo: %v", r)
+	}
+	if cgroupV2() {
+		t.Log("no v1 controller to remove on a cgroup v2 host")
+	} else {
+		meminfo := filepath.Join(d.dir, "proc", strconv.Itoa(d.status().Containers[0].Slot), "proc", "meminfo")
+		d.removeMemoryCgroup(parent, int(d.state(id)["pid"].(float64)))
+		host, _ := os.ReadFile("/proc/meminfo")
+		start := time.Now()
+		got, err := os.ReadFile(meminfo)
+		took := time.Since(start)
+		t.Logf("meminfo without the memory cgroup: %.40q, %v in %v", got, err, took)
+		if took > time.Second {
+			t.Errorf("meminfo without the memory cgroup took %v", took)
+		}
+		hostTotal := strings.SplitAfter(string(host), "\n")[0]
+		if err == nil && !strings.HasPrefix(string(got), hostTotal) {
+			t.Errorf("meminfo without the memory cgroup: %.60q, want the host's %q or EIO", got, hostTotal)
+		}
+		if err != nil && !errors.Is(err, unix.EIO) {
+			t.Errorf("meminfo without the memory cgroup failed other than EIO: %v", err)
+		}
+	}
+	r := d.readProc(true)
+	time.Sleep(100 * time.Millisecond)
+	d.mustLkc("delete", "--force", id)
+	time.Sleep(300 * time.Millisecond)
+	if stall := r.finish(); stall >= time.Second {
+		t.Errorf("a read stalled %v across the delete, want < 1 s", stall)
+	}
+}
+
+// removeMemoryCgroup moves pid (a container's only task) from the
+// memory cgroup <parent>/c to <parent> and removes <parent>/c.
+func (d *daemonEnv) removeMemoryCgroup(parent *cgParent, pid int) {
+	d.t.Helper()
+	hs, _ := ownHierarchies()
+	for _, h := range hs {
+		if !strings.Contains(","+h.name+",", ",memory,") {
+			continue
+		}
+		dir := parent.in(h)
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			d.t.Fatalf("moving %d out of the memory cgroup: %v", pid, err)
+		}
+		if err := os.Remove(filepath.Join(dir, "c")); err != nil {
+			d.t.Fatalf("removing the memory cgroup: %v", err)
+		}
+		return
+	}
+	d.t.Fatal("no memory hierarchy")
 }
