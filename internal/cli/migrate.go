@@ -51,7 +51,7 @@ func cmdServe(g *globals, args []string) error {
 	}
 	return migrate.Serve(ctx, ln, migrate.ServeOptions{
 		Root: g.root, BundleDir: bundles, Token: token, CRIU: g.criu, CgroupParent: cgParent,
-		Timeout: timeout, Log: logLine, Warn: g.warn, Verbose: g.debug,
+		Timeout: timeout, Log: logLine, Warn: g.warn, Verbose: g.debug, Adopt: adoptConfig,
 	})
 }
 
@@ -95,12 +95,17 @@ func cmdMigrate(g *globals, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
 	defer stop()
+	served := servedBy(o.Root, o.ID)
 	sum, err := migrate.Migrate(ctx, o)
 	if display != nil && stderrIsTerminal() {
 		display.Done()
 	}
 	if err != nil {
 		return err
+	}
+	if served != "" {
+		// The container left this host: its daemon serves it no more.
+		releaseFrom(served, o.Root, o.ID)
 	}
 	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(sum)

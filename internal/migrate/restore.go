@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/cr"
 )
@@ -111,6 +112,9 @@ func (r *receiver) restoreOpts(req restoreReq) (cr.RestoreOpts, cr.RestoreTuning
 	}
 	if req.Parent != "" {
 		o.ParentPath = "../" + req.Parent
+	}
+	if r.o.Adopt != nil {
+		o.Adopt = func(cfg *config.Config) (func(), error) { return r.o.Adopt(r.o.Root, r.of.ID, cfg) }
 	}
 	for _, v := range r.of.Veths {
 		if req.NetworkIsolated {

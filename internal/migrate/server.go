@@ -36,6 +36,10 @@ type ServeOptions struct {
 	// Verbose makes CRIU log everything (`lkc --debug`) and keeps a
 	// committed container's images and CRIU logs in its bundle.
 	Verbose bool
+	// Adopt, when set, has this host's daemon serve an arriving container
+	// whose config asks for a daemon feature, as cr.RestoreOpts.Adopt:
+	// its virtual /proc's bind mounts then map to this host's files.
+	Adopt func(root, id string, cfg *config.Config) (release func(), err error)
 }
 
 // pendingDir, in the bundle directory, holds a marker named after each

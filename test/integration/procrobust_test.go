@@ -388,3 +388,48 @@ func (d *daemonEnv) removeMemoryCgroup(parent *cgParent, pid int) {
 	}
 	d.t.Fatal("no memory hierarchy")
 }
+
+// TestProcViewMigrate: a container with a virtual /proc migrates to the
+// other test host: the receiver adopts it on the daemon (the same one
+// here, under the other host's root, so another slot) and CRIU maps its
+// bind mounts to that slot's files: meminfo still shows its limit, its
+// CPU time in /proc/stat does not go backwards, and it keeps counting.
+func TestProcViewMigrate(t *testing.T) {
+	requireCriu(t)
+	d := newDaemonEnv(t)
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	d.mustLkc("daemon", "--detach") // the receivers run outside the init netns: no autostart there
+	h.startServe(b)
+	mem := int64(64 << 20)
+	id, _ := h.runContainer(a, migCounter, func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.lkc.proc": "virtual"}
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem}
+	})
+	cpuTicks := func(x *testHost) int {
+		t.Helper()
+		line := x.e.mustLkc("exec", id, "head", "-1", "/proc/stat")
+		var user, nice, sys int
+		if _, err := fmt.Sscanf(line, "cpu %d %d %d", &user, &nice, &sys); err != nil {
+			t.Fatalf("/proc/stat's cpu line %q: %v", line, err)
+		}
+		return user + nice + sys
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := a.e.mustLkc("exec", id, "head", "-1", "/proc/meminfo"); !matches(`^MemTotal: +65536 kB\n$`, got) {
+		t.Fatalf("meminfo before the move: %q", got)
+	}
+	ticks, before := cpuTicks(a), migCount(t, a.e, id)
+	mustMigrate(t, h, a, b, id, "--shared-storage", "--mode", "stopcopy")
+	checkCounting(t, b, id, before)
+	if got := b.e.mustLkc("exec", id, "head", "-1", "/proc/meminfo"); !matches(`^MemTotal: +65536 kB\n$`, got) {
+		t.Errorf("meminfo after the move: %q", got)
+	}
+	if after := cpuTicks(b); after < ticks {
+		t.Errorf("/proc/stat's cpu time went back from %d to %d ticks across the move", ticks, after)
+	}
+	s := d.status()
+	if len(s.Containers) != 1 || s.Containers[0].ID != id {
+		t.Errorf("daemon status after the move: %+v, want only the arrived %s", s.Containers, id)
+	}
+}
