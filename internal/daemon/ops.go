@@ -197,11 +197,17 @@ func (w *worker) stop() (*daemonapi.StopReply, error) {
 	for _, name := range []string{daemonapi.SocketName, "worker.pid", "holder.pid"} {
 		os.Remove(filepath.Join(w.Dir, name))
 	}
+	w.stopServices()
+	w.cancel()
+	return &daemonapi.StopReply{HolderPid: holder, WorkerPid: os.Getpid()}, nil
+}
+
+// stopServices tells the services with a Stop that the daemon ends for
+// good (not a crash or an upgrade: then the holder keeps their fds).
+func (w *worker) stopServices() {
 	for _, s := range w.services {
 		if st, ok := s.(interface{ Stop() }); ok {
 			st.Stop()
 		}
 	}
-	w.cancel()
-	return &daemonapi.StopReply{HolderPid: holder, WorkerPid: os.Getpid()}, nil
 }

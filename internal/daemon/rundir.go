@@ -45,6 +45,7 @@ func (w *worker) watchRunDir(ctx context.Context) {
 	if _, err := w.store.Stop(); err != nil {
 		w.logf("stopping the holder: %v", err)
 	}
+	w.stopServices()
 	w.cancel()
 }
 

@@ -79,6 +79,11 @@ func Run(o Options) error {
 	w.logf("serving on %s", filepath.Join(o.Dir, daemonapi.SocketName))
 	srv := &daemonapi.Server{Build: o.Build, Handle: w.handle, Logf: w.logf}
 	err = srv.Serve(ctx, l)
+	if stopping, _ := w.store.Stopping(); stopping {
+		// SIGTERM from a holder that stops (its own SIGTERM, systemd's
+		// stop): the daemon ends for good, like `lkc daemon stop`.
+		w.stopServices()
+	}
 	w.logf("exiting")
 	return err
 }

@@ -186,6 +186,16 @@ func (cl *Client) Stop() (int, error) {
 	return strconv.Atoi(ans)
 }
 
+// Stopping says whether the holder ends with this worker (a stop, its
+// SIGTERM, its run directory gone) rather than restarting it.
+func (cl *Client) Stopping() (bool, error) {
+	ans, err := cl.simple("stopping")
+	if err != nil {
+		return false, err
+	}
+	return strconv.ParseBool(ans)
+}
+
 // simple runs a request without fds.
 func (cl *Client) simple(msg string) (string, error) {
 	var ans string

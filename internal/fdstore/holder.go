@@ -189,6 +189,10 @@ func (h *Holder) handle(w *worker, msg string, files []*os.File) (string, []*os.
 		return h.ready(w), nil
 	case "upgrade":
 		return h.upgrade(w, arg), nil
+	case "stopping":
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return "ok " + strconv.FormatBool(h.stopping), nil
 	case "stop":
 		h.mu.Lock()
 		h.stopping = true

@@ -47,8 +47,11 @@ type Service struct {
 	// directory can go).
 	ctx     context.Context
 	deps    *service.Deps
-	mountMu sync.Mutex // guards mounted
+	mountMu sync.Mutex // guards mounted and root
 	mounted bool
+	// root is the mount's root (O_PATH): Stop unmounts through it, which
+	// also finds the mount after the run directory was moved.
+	root *os.File
 }
 
 // view is one served slot.
@@ -114,6 +117,11 @@ func (s *Service) ensureMounted() error {
 func (s *Service) start(f *os.File, inherited bool) {
 	t := &tree{layout: newLayout(procfs.Files), served: s, render: procfs.Render, host: "/", mtime: time.Now()}
 	s.mounted = true
+	root, err := os.OpenFile(s.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		s.logf("proc: opening %s: %v", s.dir, err)
+	}
+	s.root = root
 	go s.serve(s.ctx, fuse.NewServer(t), f, inherited, s.deps.Predecessor)
 }
 
@@ -183,16 +191,23 @@ func (s *Service) resendAfter(pid int, f *os.File) {
 // Stop unmounts the tree when the daemon stops for good (not on an
 // upgrade or a crash, when the session lives on in the holder): with no
 // daemon it would only answer ENOTCONN. Containers' bind mounts of its
-// files stay, as dead as they would be with the mount.
+// files stay, as dead as they would be with the mount, until the next
+// daemon's start replaces them (repair).
 func (s *Service) Stop() {
 	s.mountMu.Lock()
 	defer s.mountMu.Unlock()
 	if !s.mounted {
 		return
 	}
-	if err := fuse.Unmount(s.dir); err != nil {
+	target := s.dir
+	if s.root != nil {
+		target = fmt.Sprintf("/proc/self/fd/%d", s.root.Fd())
+		defer s.root.Close()
+	}
+	if err := fuse.Unmount(target); err != nil {
 		s.logf("proc: %v", err)
 	}
+	s.mounted, s.root = false, nil
 }
 
 // Adopt serves e's /proc view when it asks for one.

@@ -433,3 +433,46 @@ func TestProcViewMigrate(t *testing.T) {
 		t.Errorf("daemon status after the move: %+v, want only the arrived %s", s.Containers, id)
 	}
 }
+
+// TestProcViewEndsCleanly: a daemon that ends for good otherwise than by
+// `lkc daemon stop` (SIGTERM to its holder, its run directory moved away)
+// unmounts its FUSE tree too, wherever the directory went; a start in
+// between repairs the container's files.
+func TestProcViewEndsCleanly(t *testing.T) {
+	d := newDaemonEnv(t)
+	id := d.procContainer([]string{"sleep", "1000"})
+	ended := func(what, dir string) {
+		t.Helper()
+		waitFor(t, func() bool { return len(d.processes()) == 0 }, "the daemon's end after "+what)
+		if mountedAt(filepath.Join(dir, "proc")) {
+			t.Errorf("after %s the daemon's FUSE mount is left on %s/proc", what, dir)
+		}
+	}
+	s := d.status()
+	if err := unix.Kill(s.HolderPid, unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	ended("SIGTERM to the holder", d.dir)
+	d.mustLkc("daemon", "--detach")
+	waitFor(t, func() bool {
+		return matches(`^MemTotal: +65536 kB\n$`, d.lkc("exec", id, "head", "-1", "/proc/meminfo").stdout)
+	}, "meminfo after the restart")
+	moved := d.dir + ".moved"
+	if err := os.Rename(d.dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Rename(moved, d.dir) })
+	ended("its directory moved", moved)
+}
+
+// mountedAt says whether something is mounted on dir in this mount
+// namespace.
+func mountedAt(dir string) bool {
+	data, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == dir {
+			return true
+		}
+	}
+	return false
+}
