@@ -122,7 +122,7 @@ func (w *worker) start(ctx context.Context) (*net.UnixListener, error) {
 	if err != nil {
 		return nil, err
 	}
-	go w.store.WatchHolder(ctx, w.HolderPid, w.logf)
+	w.store.WatchHolder(ctx, w.HolderPid, w.logf)
 	go w.watchRunDir(ctx)
 	go w.reloadOnHUP(ctx)
 	if err := fdstore.WritePid(w.Dir, "worker.pid"); err != nil {

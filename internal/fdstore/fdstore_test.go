@@ -100,7 +100,7 @@ func testWorker(dir string, holderPid int) error {
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	go upgradeOn(usr1, cl, dir)
-	go cl.WatchHolder(context.Background(), holderPid, func(format string, args ...any) {
+	cl.WatchHolder(context.Background(), holderPid, func(format string, args ...any) {
 		if strings.HasPrefix(format, "holder %d keeps") {
 			reportLine(dir, fmt.Sprintf("%d deposited", os.Getpid()))
 		}

@@ -13,7 +13,9 @@ import (
 // WatchHolder keeps a holder for the worker until ctx ends: when the
 // holder (first holderPid, the worker's parent) dies, it starts a new
 // holder of the worker's binary, which supervises this worker, and
-// deposits every fd the worker keeps. logf records each step.
+// deposits every fd the worker keeps. logf records each step. The
+// holder's pid is known (HolderPid) when it returns; the watch goes on in
+// the background.
 func (cl *Client) WatchHolder(ctx context.Context, holderPid int, logf func(string, ...any)) {
 	pidfd, err := unix.PidfdOpen(holderPid, 0)
 	if err == nil && os.Getppid() != holderPid {
@@ -22,6 +24,12 @@ func (cl *Client) WatchHolder(ctx context.Context, holderPid int, logf func(stri
 		err = unix.ESRCH
 	}
 	cl.setPid(holderPid)
+	go cl.watch(ctx, pidfd, err, logf)
+}
+
+// watch is WatchHolder's loop from the first holder's pidfd (or the error
+// opening it).
+func (cl *Client) watch(ctx context.Context, pidfd int, err error, logf func(string, ...any)) {
 	for ctx.Err() == nil {
 		if err == nil {
 			waitPidfd(pidfd)
