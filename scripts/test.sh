@@ -103,7 +103,9 @@ v2tests=(
   TestLimits
   TestProcfs
   TestProcView
-  TestProcReadAcrossWorkerKill
+  TestProcReadAcross
+  TestProcRepairAfterBothKilled
+  TestProcBadCgroups
   TestGroup
   TestStats
   TestTop
