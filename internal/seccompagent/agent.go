@@ -174,9 +174,44 @@ func parseKey(key string) (string, int, bool) {
 	return rest[:i], slot, true
 }
 
-// listen binds the socket; chmod happens before listen, so nobody can
-// connect while it is more open than 0600.
+// SocketKey is the holder's key for the socket's listener: kept there,
+// a runtime that connects while no worker runs (a worker killed, an
+// upgrade's hand-over) waits in its backlog instead of being refused.
+const SocketKey = "seccomp.sock"
+
+// listen serves the listener the holder kept, or binds the socket and
+// gives the holder its listener; chmod happens before listen, so nobody
+// can connect while it is more open than 0600.
 func (a *Agent) listen() error {
+	if f := a.cfg.Held[SocketKey]; f != nil {
+		defer f.Close()
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err == nil {
+			err = unix.SetNonblock(fd, true)
+		}
+		if err != nil {
+			return fmt.Errorf("the held %s: %w", SocketName, err)
+		}
+		a.sock = fd
+		return a.watch(fd)
+	}
+	if err := a.bind(); err != nil {
+		return err
+	}
+	dup, err := unix.FcntlInt(uintptr(a.sock), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("dup of %s: %w", SocketName, err)
+	}
+	f := os.NewFile(uintptr(dup), SocketName)
+	defer f.Close()
+	if err := a.cfg.Store.Put(SocketKey, f); err != nil {
+		return fmt.Errorf("storing %s: %w", SocketName, err)
+	}
+	return a.watch(a.sock)
+}
+
+// bind makes a new listening socket at <dir>/seccomp.sock.
+func (a *Agent) bind() error {
 	path := filepath.Join(a.cfg.Dir, SocketName)
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing stale %s: %w", path, err)
@@ -195,7 +230,7 @@ func (a *Agent) listen() error {
 	if err := unix.Listen(fd, 128); err != nil {
 		return fmt.Errorf("listen %s: %w", path, err)
 	}
-	return a.watch(fd)
+	return nil
 }
 
 func (a *Agent) watch(fd int) error {

@@ -35,7 +35,7 @@ func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 	s.dir, s.sysinfo = d.Dir, d.Conf.ProcSysinfo
 	held := map[string]*os.File{}
 	for k, f := range d.Taken {
-		if k == "journal" || strings.HasPrefix(k, "seccomp/") {
+		if k == "journal" || k == SocketKey || strings.HasPrefix(k, "seccomp/") {
 			held[k] = f
 			delete(d.Taken, k)
 		}

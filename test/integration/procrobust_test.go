@@ -19,13 +19,16 @@ import (
 )
 
 // procLoop is what each container of the crash tests runs: it reads
-// meminfo and stat in a loop and appends anything but a whole file with
-// the container's values to /dev/shm/err.
+// meminfo and stat and calls sysinfo (busybox free) in a loop and appends
+// anything but a whole file or an answer with the container's values to
+// /dev/shm/err.
 const procLoop = `while :; do
 m=$(cat /proc/meminfo) || echo "meminfo failed" >> /dev/shm/err
 case "$m" in "MemTotal:"*" 65536 kB"*HugePages_Total*) ;; *) echo "meminfo: $m" | head -3 >> /dev/shm/err ;; esac
 s=$(cat /proc/stat) || echo "stat failed" >> /dev/shm/err
 case "$s" in "cpu "*"cpu0 "*softirq*) ;; *) echo "stat: $s" | head -3 >> /dev/shm/err ;; esac
+f=$(free) || echo "free failed" >> /dev/shm/err
+case "$f" in *Mem:*65536*) ;; *) echo "free: $f" >> /dev/shm/err ;; esac
 echo x > /dev/shm/ok
 sleep 0.05
 done`
