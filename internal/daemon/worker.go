@@ -84,6 +84,12 @@ func Run(o Options) error {
 		// stop): the daemon ends for good, like `lkc daemon stop`.
 		w.stopServices()
 	}
+	w.cancel()
+	for _, s := range w.services {
+		if d, ok := s.(interface{ Wait() }); ok {
+			d.Wait()
+		}
+	}
 	w.logf("exiting")
 	return err
 }

@@ -52,6 +52,9 @@ type Service struct {
 	// root is the mount's root (O_PATH): Stop unmounts through it, which
 	// also finds the mount after the run directory was moved.
 	root *os.File
+	// serving counts the session's server, which a worker that exits
+	// waits for (Wait).
+	serving sync.WaitGroup
 }
 
 // view is one served slot.
@@ -122,6 +125,7 @@ func (s *Service) start(f *os.File, inherited bool) {
 		s.logf("proc: opening %s: %v", s.dir, err)
 	}
 	s.root = root
+	s.serving.Add(1)
 	go s.serve(s.ctx, fuse.NewServer(t), f, inherited, s.deps.Predecessor)
 }
 
@@ -153,6 +157,7 @@ func (s *Service) mount(d *service.Deps) (*os.File, error) {
 // what it read, so the resend waits until it has exited. Without the
 // resend (kernels before 6.9) new requests are served all the same.
 func (s *Service) serve(ctx context.Context, srv *fuse.Server, f *os.File, inherited bool, pred int) {
+	defer s.serving.Done()
 	defer f.Close()
 	var err error
 	switch {
@@ -187,6 +192,12 @@ func (s *Service) resendAfter(pid int, f *os.File) {
 		s.logf("proc: %v", err)
 	}
 }
+
+// Wait returns once the session's server, its ctx done, has answered
+// every request it read: a worker that exited before would leave those
+// readers asleep until a successor's FUSE_NOTIFY_RESEND, which kernels
+// before 6.9 lack (an upgrade's old worker, a SIGTERM).
+func (s *Service) Wait() { s.serving.Wait() }
 
 // Stop unmounts the tree when the daemon stops for good (not on an
 // upgrade or a crash, when the session lives on in the holder): with no
