@@ -71,6 +71,10 @@ func (d *daemonEnv) status() daemonStatus {
 // test's daemon (found by their LKC_DAEMON_DIR), stopped first so that
 // neither restarts the other.
 func (d *daemonEnv) stop() {
+	if d.t.Failed() {
+		log, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
+		d.t.Logf("daemon.log (last 3000 bytes):\n%s", log[max(0, len(log)-3000):])
+	}
 	r := d.lkc("daemon", "stop")
 	pids := d.processes()
 	if len(pids) == 0 {
