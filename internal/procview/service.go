@@ -120,13 +120,15 @@ func (s *Service) ensureMounted() error {
 func (s *Service) start(f *os.File, inherited bool) {
 	t := &tree{layout: newLayout(procfs.Files), served: s, render: procfs.Render, host: "/", mtime: time.Now()}
 	s.mounted = true
+	s.serving.Add(1)
+	go s.serve(s.ctx, fuse.NewServer(t), f, inherited, s.deps.Predecessor)
+	// Opened once served: nothing in this process may wait on the mount
+	// before its server runs.
 	root, err := os.OpenFile(s.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		s.logf("proc: opening %s: %v", s.dir, err)
 	}
 	s.root = root
-	s.serving.Add(1)
-	go s.serve(s.ctx, fuse.NewServer(t), f, inherited, s.deps.Predecessor)
 }
 
 // mount makes a new session on <rundir>/proc, replacing a dead one (both
