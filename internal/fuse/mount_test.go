@@ -207,6 +207,48 @@ func sendfile(t *testing.T, path string) string {
 	return string(b)
 }
 
+// TestMountSendfileAfterLookup: a LOOKUP that revalidates a file's name
+// (its entry expired, another process walks the path) answers the file's
+// attributes too, which the kernel takes as the inode's size: a size of 0
+// there made a sendfile on a file opened before read nothing (busybox cat
+// of a container's meminfo while the host read the same file by path).
+func TestMountSendfileAfterLookup(t *testing.T) {
+	dir, f := mountTest(t)
+	const content = "MemTotal:       65536 kB\nMemFree:        32768 kB\n"
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"meminfo": static(content)})
+	serve(t, f, NewServer(fs), false)
+	path := filepath.Join(dir, "meminfo")
+	in, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(in)
+	time.Sleep((cacheValid*1000 + 100) * time.Millisecond) // the name's entry expires
+	// O_PATH: the walk revalidates the name (LOOKUP) and asks nothing else.
+	p, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(p)
+	out, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	for {
+		n, err := unix.Sendfile(int(out.Fd()), in, nil, 1<<20)
+		if err != nil {
+			t.Fatalf("sendfile: %v", err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if got, _ := os.ReadFile(out.Name()); string(got) != content {
+		t.Errorf("sendfile after a lookup read %d bytes: %q, want %q", len(got), got, content)
+	}
+}
+
 func TestMountConcurrentReaders(t *testing.T) {
 	dir, f := mountTest(t)
 	fs := newTreeFS(map[string]func(int) ([]byte, error){

@@ -72,6 +72,7 @@ func (s *Server) lookup(r request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.sized(&a, r.PID)
 	return entryOut(a, cacheValid), nil
 }
 
@@ -89,11 +90,24 @@ func (s *Server) getattr(r request) ([]byte, error) {
 		}
 		return attrOut(a, valid), nil
 	}
-	if c, err := s.fs.Content(r.Node); err == nil {
-		a.Size = uint64(len(c))
-		s.recent.put(r.Node, r.PID, c)
-	}
+	s.sized(&a, r.PID)
 	return attrOut(a, 0), nil
+}
+
+// sized sets a regular file's size to the length of a rendering now. The
+// kernel takes the size of every answer carrying attributes as the
+// inode's, a LOOKUP's too (a walk revalidating an expired name), and that
+// size bounds splice and sendfile of files already open on the node: a
+// LOOKUP answering 0 between another process's open and its sendfile
+// (busybox cat) made it read nothing.
+func (s *Server) sized(a *Attr, pid uint32) {
+	if a.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return
+	}
+	if c, err := s.fs.Content(a.Ino); err == nil {
+		a.Size = uint64(len(c))
+		s.recent.put(a.Ino, pid, c)
+	}
 }
 
 // openFile renders the file into a new handle. Reads through read(2) are
