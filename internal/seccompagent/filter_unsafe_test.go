@@ -7,6 +7,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// init keeps the test binary's main goroutine on the main thread, so no
+// test's filtered goroutine ever runs there: the runtime cannot end the
+// main thread when a locked goroutine exits on it (it parks it instead),
+// and a parked filtered thread would keep its listener from hanging up.
+func init() { runtime.LockOSThread() }
+
 // loadSysinfoFilter installs on the calling thread a filter that sends
 // sysinfo to a new listener and allows the rest; it returns the listener.
 // Preconditions: the goroutine is locked to its thread and never unlocks,
