@@ -11,6 +11,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/hostconf"
+	"github.com/lkc-containers/lkc/internal/oompolicy"
 	"github.com/lkc-containers/lkc/internal/state"
 )
 
@@ -31,6 +32,9 @@ func adoptConfig(root, id string, cfg *config.Config) (release func(), err error
 		return nil, err
 	}
 	f, err := conf.Features(cfg.Annotations)
+	if err == nil {
+		_, err = oompolicy.Resolve(conf, cfg.Annotations) // the values past their shape
+	}
 	if err != nil || !f.Any() {
 		return func() {}, err
 	}

@@ -14,7 +14,8 @@ import (
 )
 
 // Event is one line of `lkc events`, shaped as runc's: type "stats" with
-// cgroups.Stats as data, or type "oom" without data.
+// cgroups.Stats as data, type "oom" without data, or one of the daemon's
+// OOM policy events (oom-held, policy-kill, ..., docs/oom.md).
 type Event struct {
 	Type string `json:"type"`
 	ID   string `json:"id"`
@@ -77,6 +78,9 @@ func Events(ctx context.Context, root, id string, interval time.Duration, emit f
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	plog := newPolicyLog(root, id)
+	ptick := time.NewTicker(policyTick)
+	defer ptick.Stop()
 	oom := &Event{Type: "oom", ID: id}
 	for {
 		select {
@@ -91,6 +95,12 @@ func Events(ctx context.Context, root, id string, interval time.Duration, emit f
 			}
 			if err := emit(oom); err != nil {
 				return err
+			}
+		case <-ptick.C:
+			for _, ev := range plog.next() {
+				if err := emit(ev); err != nil {
+					return err
+				}
 			}
 		case <-tick.C:
 			ev, err := statsEvent(id, cg)

@@ -22,6 +22,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/groups"
 	"github.com/lkc-containers/lkc/internal/hostconf"
 	"github.com/lkc-containers/lkc/internal/metrics"
+	"github.com/lkc-containers/lkc/internal/oompolicy"
 	"github.com/lkc-containers/lkc/internal/procview"
 	"github.com/lkc-containers/lkc/internal/registry"
 	"github.com/lkc-containers/lkc/internal/rulesengine"
@@ -30,7 +31,7 @@ import (
 )
 
 // services are the services the worker runs, in start order.
-var services = []service.Service{procview.New(), seccompagent.NewService(), &groups.Service{}, &metrics.Service{}, rulesengine.New()}
+var services = []service.Service{procview.New(), seccompagent.NewService(), &groups.Service{}, &metrics.Service{}, rulesengine.New(), oompolicy.New()}
 
 // Options are what the holder gives a worker.
 type Options struct {

@@ -308,7 +308,7 @@ func TestDaemonAutostartOnceWhenTwoRace(t *testing.T) {
 	// A policy no service of this daemon provides yet: create asks the
 	// daemon (starting it), which refuses, and create leaves nothing.
 	policy := func(s *specs.Spec) {
-		s.Annotations = map[string]string{"org.lkc.oom-policy": "kill-largest"}
+		s.Annotations = map[string]string{"org.lkc.oom-policy": "checkpoint"}
 	}
 	ids := []string{d.id(), d.id()}
 	bundles := []string{d.bundle([]string{"true"}, policy), d.bundle([]string{"true"}, policy)}
@@ -323,7 +323,7 @@ func TestDaemonAutostartOnceWhenTwoRace(t *testing.T) {
 	}
 	wg.Wait()
 	for i, r := range results {
-		d.checkOneLineFailure(r, `^lkc: create: container `+ids[i]+`: org.lkc.oom-policy=kill-largest needs a service this lkc daemon does not run$`, []string{"create", ids[i]})
+		d.checkOneLineFailure(r, `^lkc: create: container `+ids[i]+`: org.lkc.oom-policy=checkpoint needs a service this lkc daemon does not run$`, []string{"create", ids[i]})
 		if _, err := os.Stat(filepath.Join(d.root, ids[i])); err == nil {
 			t.Errorf("refused create left %s behind", ids[i])
 		}

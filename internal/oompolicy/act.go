@@ -1,0 +1,258 @@
+package oompolicy
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// act applies policy p to a held container.
+func (s *Service) act(a *armed, p Policy) {
+	a.lastTry = time.Now()
+	var err error
+	switch p.Kind {
+	case KillLargest, KillNewest:
+		err = s.kill(a, p.Kind)
+	case Grow:
+		err = s.grow(a, p.Ceiling)
+	case Notify:
+		err = s.notify(a, p.Command)
+	case Kernel:
+		a.stage = 2
+		s.kernel(a, "the fallback is kernel")
+		return
+	default:
+		err = fmt.Errorf("policy %s is not provided", p)
+	}
+	if err != nil {
+		s.deps.Logf("oom: container %s: %s: %v", a.e.ID, p, err)
+		if a.stage == 0 {
+			a.stageAt = time.Time{} // the fallback acts at the next check
+		} else {
+			a.stage = 1
+			s.escalate(a)
+		}
+	}
+}
+
+// kill SIGKILLs one process of the container: the largest (resident
+// memory) or the newest, its init only when nothing else is left.
+func (s *Service) kill(a *armed, k Kind) error {
+	pids, err := procs(a.dir)
+	if err != nil {
+		return err
+	}
+	var best *task
+	for _, pid := range pids {
+		t, err := readTask(pid)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		t.init = pid == a.initPid
+		if best == nil || t.better(best, k) {
+			best = t
+		}
+	}
+	if best == nil {
+		return errors.New("no process to kill")
+	}
+	fd, err := unix.PidfdOpen(best.pid, 0)
+	if err != nil {
+		return fmt.Errorf("opening process %d: %w", best.pid, err)
+	}
+	defer unix.Close(fd)
+	// The pidfd names the process read above unless it is gone; its start
+	// time read again through the pid now proves it is the same one.
+	if t, err := readTask(best.pid); err != nil || t.start != best.start {
+		return fmt.Errorf("process %d exited while choosing", best.pid)
+	}
+	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
+		return fmt.Errorf("killing %d: %w", best.pid, err)
+	}
+	s.emit(a, "policy-kill", map[string]any{"policy": string(k), "pid": best.pid, "comm": best.comm, "rss": best.rss, "init": best.init,
+		"ms": ms(time.Since(a.detected))})
+	return nil
+}
+
+// task is a candidate of kill.
+type task struct {
+	pid   int
+	comm  string
+	rss   uint64 // bytes
+	start uint64 // clock ticks after boot
+	init  bool
+}
+
+// better says whether t is a better victim than o: never init while
+// another exists, then the largest or the newest.
+func (t *task) better(o *task, k Kind) bool {
+	if t.init != o.init {
+		return !t.init
+	}
+	if k == KillNewest {
+		return t.start > o.start
+	}
+	return t.rss > o.rss
+}
+
+func readTask(pid int) (*task, error) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil, err
+	}
+	// comm is in parentheses and may hold anything; fields follow the last ')'.
+	i, j := strings.IndexByte(string(stat), '('), strings.LastIndexByte(string(stat), ')')
+	if i < 0 || j < i {
+		return nil, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(stat[j+1:]))
+	if len(f) < 22 {
+		return nil, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	t := &task{pid: pid, comm: string(stat[i+1 : j])}
+	t.start, _ = strconv.ParseUint(f[19], 10, 64)
+	pages, _ := strconv.ParseUint(f[21], 10, 64)
+	t.rss = pages * uint64(os.Getpagesize())
+	return t, nil
+}
+
+func procs(dir string) ([]int, error) {
+	f, err := os.Open(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var pids []int
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if pid, err := strconv.Atoi(sc.Text()); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, sc.Err()
+}
+
+// growStep is the least a grow raises the limit by.
+const growStep = 16 << 20
+
+// grow raises the memory limit (and memory+swap, first, when it is set)
+// by max(limit/4, 16 MiB), not past the ceiling and only while the host
+// keeps its reserve available.
+func (s *Service) grow(a *armed, ceiling uint64) error {
+	limit, err := readUint(a.dir, "memory.limit_in_bytes")
+	if err != nil {
+		return err
+	}
+	to := min(limit+max(limit/4, growStep), ceiling)
+	if to <= limit {
+		return fmt.Errorf("at the ceiling %d", ceiling)
+	}
+	if err := s.hostHasRoom(to - limit); err != nil {
+		return err
+	}
+	if sw, err := readUint(a.dir, "memory.memsw.limit_in_bytes"); err == nil && sw < 1<<62 {
+		if err := writeInt(a.dir, "memory.memsw.limit_in_bytes", int64(sw+to-limit)); err != nil {
+			return err
+		}
+	}
+	if err := writeInt(a.dir, "memory.limit_in_bytes", int64(to)); err != nil {
+		return err
+	}
+	s.emit(a, "policy-grow", map[string]any{"from": limit, "to": to, "ceiling": ceiling, "ms": ms(time.Since(a.detected))})
+	return nil
+}
+
+// hostHasRoom checks that MemAvailable minus oom.grow-reserve covers n.
+func (s *Service) hostHasRoom(n uint64) error {
+	m, err := meminfo()
+	if err != nil {
+		return err
+	}
+	reserve, err := Reserve(s.deps.Conf.OOMGrowReserve, m["MemTotal"])
+	if err != nil {
+		return err
+	}
+	if avail := m["MemAvailable"]; avail < reserve+n {
+		return fmt.Errorf("the host has %d bytes available, keeps %d in reserve: no room for %d more", avail, reserve, n)
+	}
+	return nil
+}
+
+func meminfo() (map[string]uint64, error) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]uint64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 {
+			n, _ := strconv.ParseUint(f[1], 10, 64)
+			m[strings.TrimSuffix(f[0], ":")] = n << 10
+		}
+	}
+	return m, nil
+}
+
+// handler is a notify command in flight.
+type handler struct {
+	command string
+	cmd     *exec.Cmd
+	started time.Time
+	done    chan error
+}
+
+// notify starts the handler in its own session (a worker that dies does
+// not take it along), with the container's id, root, cgroup and memory
+// figures in its environment and the id as $1.
+func (s *Service) notify(a *armed, command string) error {
+	usage, _ := readUint(a.dir, "memory.usage_in_bytes")
+	limit, _ := readUint(a.dir, "memory.limit_in_bytes")
+	cmd := exec.Command("/bin/sh", "-c", command, "lkc-oom-notify", a.e.ID)
+	cmd.Env = append(os.Environ(), "LKC_ID="+a.e.ID, "LKC_ROOT="+a.e.Root, "LKC_CGROUP="+a.dir,
+		"LKC_MEMORY_USAGE="+strconv.FormatUint(usage, 10), "LKC_MEMORY_LIMIT="+strconv.FormatUint(limit, 10))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the handler: %w", err)
+	}
+	h := &handler{command: command, cmd: cmd, started: time.Now(), done: make(chan error, 1)}
+	go func() { h.done <- cmd.Wait() }()
+	a.handler = h
+	s.emit(a, "policy-notify", map[string]any{"command": command, "pid": cmd.Process.Pid, "result": "started", "ms": ms(time.Since(a.detected))})
+	return nil
+}
+
+// checkHandler looks at a handler in flight: one that exited with 0 and
+// left the container no longer held is done; any other end hands over to
+// the fallback at once. The deadline is escalate's.
+func (s *Service) checkHandler(a *armed) {
+	h := a.handler
+	select {
+	case err := <-h.done:
+		a.handler = nil
+		held, _ := underOOM(a.dir)
+		result := "exit 0"
+		if err != nil {
+			result = err.Error()
+		}
+		s.emit(a, "policy-notify", map[string]any{"command": h.command, "result": result, "held": held, "ms": ms(time.Since(h.started))})
+		if err != nil || held {
+			a.stageAt = time.Time{} // the fallback acts now
+		}
+	default:
+	}
+}
+
+// kill ends the handler's whole session.
+func (h *handler) kill() {
+	syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
+}

@@ -1,0 +1,69 @@
+package oompolicy
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lkc-containers/lkc/internal/hostconf"
+)
+
+func TestParse(t *testing.T) {
+	good := map[string]Policy{
+		"kernel":            {Kind: Kernel},
+		"kill-largest":      {Kind: KillLargest},
+		"kill-newest":       {Kind: KillNewest},
+		"grow:512M":         {Kind: Grow, Ceiling: 512 << 20},
+		"grow:1GiB":         {Kind: Grow, Ceiling: 1 << 30},
+		"grow:4096":         {Kind: Grow, Ceiling: 4096},
+		"checkpoint":        {Kind: Checkpoint},
+		"checkpoint:/x/y":   {Kind: Checkpoint, Dir: "/x/y"},
+		"notify:echo a:b c": {Kind: Notify, Command: "echo a:b c"},
+	}
+	for v, want := range good {
+		got, err := Parse(v)
+		if err != nil || got != want {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", v, got, err, want)
+		}
+	}
+	for _, v := range []string{"", "kill", "kernel:1", "grow", "grow:", "grow:0", "grow:12Q", "grow:-1M", "checkpoint:rel", "notify:", "notify: ", "Kernel"} {
+		if _, err := Parse(v); err == nil {
+			t.Errorf("Parse(%q): want an error", v)
+		}
+	}
+}
+
+func TestResolve(t *testing.T) {
+	c := hostconf.Default()
+	s, err := Resolve(c, nil)
+	if err != nil || s.Policy.Kind != Kernel || s.Fallback.Kind != KillLargest || s.Deadline != 5*time.Second {
+		t.Fatalf("defaults: %+v, %v", s, err)
+	}
+	s, err = Resolve(c, map[string]string{hostconf.AnnotationOOMPolicy: "checkpoint", AnnotationFallback: "kernel", AnnotationDeadline: "250ms"})
+	if err != nil || s.Policy.Dir != c.OOMCheckpointTo || s.Fallback.Kind != Kernel || s.Deadline != 250*time.Millisecond {
+		t.Fatalf("annotations: %+v, %v", s, err)
+	}
+	bad := map[string]string{
+		hostconf.AnnotationOOMPolicy: "grow:lots",
+		AnnotationFallback:           "notify:true",
+		AnnotationDeadline:           "-1s",
+	}
+	for k, v := range bad {
+		_, err := Resolve(c, map[string]string{k: v})
+		if err == nil || !strings.Contains(err.Error(), "annotation "+k) {
+			t.Errorf("%s=%s: %v, want an error naming the annotation", k, v, err)
+		}
+	}
+}
+
+func TestReserve(t *testing.T) {
+	if n, err := Reserve("5%", 1000); err != nil || n != 50 {
+		t.Errorf("5%% of 1000: %d, %v", n, err)
+	}
+	if n, err := Reserve("64M", 1000); err != nil || n != 64<<20 {
+		t.Errorf("64M: %d, %v", n, err)
+	}
+	if _, err := Reserve("150%", 1000); err == nil {
+		t.Error("150%: want an error")
+	}
+}

@@ -1,0 +1,235 @@
+package oompolicy
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/effective"
+	"github.com/lkc-containers/lkc/internal/registry"
+)
+
+// armed is one container whose OOMs the service handles.
+type armed struct {
+	e        *registry.Entry
+	set      Settings
+	dir      string // its v1 memory cgroup
+	efd      int    // the eventfd registered on memory.oom_control (-1: not armed)
+	initPid  int
+	events   string // <root>/<id>/events.jsonl
+	detected time.Time
+	// heldSince is when the current hold was seen (zero: not held);
+	// stage is how far the hold went: 0 the policy acted, 1 the fallback
+	// acted, 2 the kernel's OOM killer is back on.
+	heldSince time.Time
+	stage     int
+	stageAt   time.Time
+	lastTry   time.Time
+	handler   *handler // a notify handler in flight
+}
+
+// arm turns the kernel's OOM killer off for a container and registers an
+// eventfd for its OOM notifications. A container without a record or
+// cgroup yet returns nil, nil: a later round arms it.
+func (s *Service) arm(e *registry.Entry) (*armed, error) {
+	st, err := e.LoadState()
+	if err != nil || st.Config == nil || st.CgroupPaths == nil {
+		return nil, nil
+	}
+	set, err := Resolve(s.deps.Conf, st.Config.Annotations)
+	if err != nil {
+		return nil, err
+	}
+	dir, v2, ok, err := effective.Cgroups(st.CgroupPaths).Dir("memory")
+	if err != nil || !ok {
+		return nil, err
+	}
+	if v2 {
+		return nil, errors.New("OOM policies on cgroup v2 are not built: the kernel's OOM killer stays the policy")
+	}
+	a := &armed{e: e, set: set, dir: dir, efd: -1, initPid: st.InitPid, events: filepath.Join(e.Root, e.ID, eventsFile)}
+	if err := writeInt(dir, "memory.oom_control", 1); err != nil {
+		return nil, err
+	}
+	control, err := os.Open(filepath.Join(dir, "memory.oom_control"))
+	if err != nil {
+		return nil, fmt.Errorf("arming: %w", err)
+	}
+	defer control.Close() // the kernel keeps the registration
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("arming: eventfd: %w", err)
+	}
+	reg := strconv.Itoa(efd) + " " + strconv.Itoa(int(control.Fd()))
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.event_control"), []byte(reg), 0); err != nil {
+		unix.Close(efd)
+		return nil, fmt.Errorf("arming: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(efd)}
+	if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
+		unix.Close(efd)
+		return nil, fmt.Errorf("arming: epoll: %w", err)
+	}
+	a.efd = efd
+	s.byKey[keyOf(e)] = a
+	s.byFd[int32(efd)] = a
+	s.deps.Logf("oom: container %s armed: policy %s, fallback %s, deadline %v", e.ID, set.Policy, set.Fallback, set.Deadline)
+	return a, nil
+}
+
+// disarm stops handling a container; kernel says whether its OOM killer
+// comes back on (not when another worker handles it now).
+func (s *Service) disarm(a *armed, kernel bool) {
+	if a.handler != nil {
+		a.handler.kill()
+	}
+	if a.efd >= 0 {
+		unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, a.efd, nil)
+		unix.Close(a.efd)
+		delete(s.byFd, int32(a.efd))
+		a.efd = -1
+	}
+	if kernel {
+		writeInt(a.dir, "memory.oom_control", 0) // a removed cgroup needs nothing
+	}
+	delete(s.byKey, keyOf(a.e))
+}
+
+// underOOM reads whether the kernel holds the container's tasks.
+func underOOM(dir string) (bool, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "memory.oom_control"))
+	if err != nil {
+		return false, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "under_oom "); ok {
+			return v == "1", nil
+		}
+	}
+	return false, fmt.Errorf("%s/memory.oom_control: no under_oom line", dir)
+}
+
+// check moves a container on: a new hold gets the policy; a hold that
+// lasts past the deadline gets the fallback, and past twice the deadline
+// the kernel's OOM killer; a hold that ended is recorded. event says the
+// kernel just notified.
+func (s *Service) check(a *armed, event bool) {
+	if a.handler != nil {
+		s.checkHandler(a)
+	}
+	held, err := underOOM(a.dir)
+	if err != nil {
+		if _, serr := os.Stat(a.dir); errors.Is(serr, os.ErrNotExist) {
+			s.disarm(a, false) // the container is gone; delete releases it
+			return
+		}
+		s.deps.Logf("oom: container %s: %v", a.e.ID, err)
+		return
+	}
+	now := time.Now()
+	if !held {
+		if !a.heldSince.IsZero() && a.handler == nil {
+			if a.stage == 2 {
+				s.rearm(a)
+			}
+			s.emit(a, "oom-resolved", map[string]any{"ms": ms(now.Sub(a.heldSince)), "stage": stageName(a.stage)})
+			a.heldSince = time.Time{}
+		}
+		return
+	}
+	if a.heldSince.IsZero() {
+		a.heldSince, a.stage, a.stageAt, a.detected = now, 0, now, now
+		s.emit(a, "oom-held", map[string]any{"policy": a.set.Policy.String()})
+		s.act(a, a.set.Policy)
+		return
+	}
+	if now.Sub(a.stageAt) >= a.set.Deadline {
+		s.escalate(a)
+		return
+	}
+	if a.handler == nil && (event || now.Sub(a.lastTry) >= retryAfter(a)) {
+		s.act(a, a.current())
+	}
+}
+
+// current is the policy acting at the hold's stage.
+func (a *armed) current() Policy {
+	if a.stage == 0 {
+		return a.set.Policy
+	}
+	return a.set.Fallback
+}
+
+// retryAfter is how long a policy that acted waits before acting again
+// on a hold that lasts (a killed task takes a moment to free its memory).
+func retryAfter(a *armed) time.Duration {
+	if a.current().Kind == Grow {
+		return 2 * tick
+	}
+	return 5 * tick
+}
+
+// escalate moves a hold that outlasted its deadline to the next stage.
+func (s *Service) escalate(a *armed) {
+	if a.handler != nil {
+		a.handler.kill()
+		s.emit(a, "policy-notify", map[string]any{"command": a.handler.command, "result": "killed at the deadline", "ms": ms(time.Since(a.handler.started))})
+		a.handler = nil
+	}
+	a.stage++
+	a.stageAt = time.Now()
+	switch {
+	case a.stage == 1 && a.set.Fallback.Kind != Kernel:
+		s.emit(a, "policy-fallback", map[string]any{"from": a.set.Policy.String(), "to": a.set.Fallback.String()})
+		s.act(a, a.set.Fallback)
+	default:
+		a.stage = 2
+		s.kernel(a, "the policy did not resolve the OOM within its deadline")
+	}
+}
+
+// kernel turns the kernel's OOM killer back on for a hold nothing else
+// resolved: the last resort that keeps a container from waiting forever.
+// The next OOM after the hold ends is the policy's again (rearm).
+func (s *Service) kernel(a *armed, why string) {
+	s.emit(a, "policy-fallback", map[string]any{"to": "kernel", "reason": why})
+	if err := writeInt(a.dir, "memory.oom_control", 0); err != nil {
+		s.deps.Logf("oom: container %s: %v", a.e.ID, err)
+	}
+}
+
+// rearm turns the kernel's OOM killer off again once the hold it ended
+// is over.
+func (s *Service) rearm(a *armed) {
+	if err := writeInt(a.dir, "memory.oom_control", 1); err != nil {
+		s.deps.Logf("oom: container %s: %v", a.e.ID, err)
+	}
+}
+
+func stageName(n int) string {
+	return [...]string{"policy", "fallback", "kernel"}[min(n, 2)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func writeInt(dir, file string, v int64) error {
+	p := filepath.Join(dir, file)
+	if err := os.WriteFile(p, []byte(strconv.FormatInt(v, 10)), 0); err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	return nil
+}
+
+func readUint(dir, file string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+}
