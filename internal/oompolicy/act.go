@@ -231,11 +231,20 @@ func (s *Service) notify(a *armed, command string) error {
 	return nil
 }
 
-// checkHandler looks at a handler in flight: one that exited with 0 and
-// left the container no longer held is done; any other end hands over to
-// the fallback at once. The deadline is escalate's.
+// checkHandler looks at a handler in flight: one that exited with 0 is
+// done (if the container stays held, the deadline hands over to the
+// fallback); any other end hands over to the fallback at once. One that overruns its deadline is killed (by
+// escalate while the container is held, here once the hold is over).
 func (s *Service) checkHandler(a *armed) {
 	h := a.handler
+	if time.Since(h.started) >= a.set.Deadline {
+		if held, _ := underOOM(a.dir); !held {
+			h.kill()
+			a.handler = nil
+			s.emit(a, "policy-notify", map[string]any{"command": h.command, "result": "killed at the deadline", "ms": ms(time.Since(h.started))})
+			return
+		}
+	}
 	select {
 	case err := <-h.done:
 		a.handler = nil
@@ -245,9 +254,11 @@ func (s *Service) checkHandler(a *armed) {
 			result = err.Error()
 		}
 		s.emit(a, "policy-notify", map[string]any{"command": h.command, "result": result, "held": held, "ms": ms(time.Since(h.started))})
-		if err != nil || held {
+		if err != nil {
 			a.stageAt = time.Time{} // the fallback acts now
 		}
+		// Exit 0 while still held: the tasks may not have left the OOM wait
+		// yet after what the handler did; the deadline decides.
 	default:
 	}
 }

@@ -175,10 +175,19 @@ func (s *Service) reconcileLocked() {
 	}
 }
 
-// stop ends the service with the worker. When another worker serves now
-// (an upgrade) it has armed the containers itself; otherwise (daemon stop)
-// the kernel's OOM killer comes back on so that no container waits for a
-// daemon that is gone.
+// Stop is `lkc daemon stop`: the kernel's OOM killer comes back on in
+// every armed container, so that none waits for a daemon that is gone.
+func (s *Service) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.byKey {
+		s.disarm(a, true)
+	}
+}
+
+// stop ends the loop with the worker. When another worker serves now (an
+// upgrade) it armed the containers itself; otherwise the kernel's OOM
+// killer comes back on, as at Stop.
 func (s *Service) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

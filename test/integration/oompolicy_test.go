@@ -1,0 +1,379 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// oomLimit is the tests' container limit; the allocator asks for twice it.
+const oomLimit = 32 << 20
+
+// requireOOMv1 skips where the OOM policies are not built (cgroup v2).
+func requireOOMv1(t *testing.T) {
+	t.Helper()
+	if cgroupV2() {
+		t.Skip("OOM policies are built for cgroup v1 only (docs/oom.md)")
+	}
+}
+
+// oomContainer runs a sleeping container limited to oomLimit with the
+// given annotations, autostarting this test's daemon, and waits until the
+// daemon armed it (its OOM killer off).
+func (d *daemonEnv) oomContainer(annotations map[string]string) (id, cgroup string) {
+	d.t.Helper()
+	b := d.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
+		s.Annotations = annotations
+		s.Linux.Resources = &specs.LinuxResources{Memory: memoryOnly(oomLimit)}
+	})
+	id = d.id()
+	d.mustLkc("run", "-d", "--bundle", b, id)
+	d.t.Cleanup(func() { d.lkc("delete", "--force", id) })
+	var st struct {
+		CgroupPaths map[string]string `json:"cgroupPaths"`
+	}
+	raw, _ := os.ReadFile(filepath.Join(d.root, id, "state.json"))
+	if err := json.Unmarshal(raw, &st); err != nil || st.CgroupPaths["memory"] == "" {
+		d.t.Fatalf("state.json of %s: no memory cgroup (%v)", id, err)
+	}
+	cgroup = st.CgroupPaths["memory"]
+	waitFor(d.t, func() bool { return oomDisabled(cgroup) }, "the daemon to turn the OOM killer off")
+	return id, cgroup
+}
+
+func oomDisabled(cgroup string) bool {
+	b, _ := os.ReadFile(filepath.Join(cgroup, "memory.oom_control"))
+	return strings.Contains(string(b), "oom_kill_disable 1")
+}
+
+// allocate runs, inside the container, an allocator that doubles a
+// string 26 times (64 MiB, twice the limit; awk's memcpy faults the pages
+// in from user space, where a memcg OOM holds the task: a read(2) into a
+// fresh buffer only comes back short), after printing the host's uptime
+// (CLOCK_BOOTTIME, which the daemon's events carry too). It returns the
+// allocator's result and that uptime.
+func (d *daemonEnv) allocate(id string) (result, float64) {
+	return d.allocateLog2(id, 26)
+}
+
+func (d *daemonEnv) allocateLog2(id string, n int) (result, float64) {
+	r := d.lkc("exec", id, "sh", "-c", fmt.Sprintf(`cut -d' ' -f1 /proc/uptime; exec awk 'BEGIN { s = "x"; for (i = 0; i < %d; i++) s = s s; print length(s) }'`, n))
+	up, _ := strconv.ParseFloat(strings.TrimSpace(strings.SplitN(r.stdout, "\n", 2)[0]), 64)
+	return r, up
+}
+
+// policyEvents reads the container's events.jsonl.
+func (d *daemonEnv) policyEvents(id string) []map[string]any {
+	f, err := os.Open(filepath.Join(d.root, id, "events.jsonl"))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var ev map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			d.t.Errorf("events.jsonl: bad line %q", sc.Text())
+			continue
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// event returns the first event of type typ after the first n, waiting
+// for it up to 10 s.
+func (d *daemonEnv) event(id, typ string, n int) map[string]any {
+	d.t.Helper()
+	var found map[string]any
+	waitFor(d.t, func() bool {
+		evs := d.policyEvents(id)
+		for _, ev := range evs[min(n, len(evs)):] {
+			if ev["type"] == typ {
+				found = ev
+				return true
+			}
+		}
+		return false
+	}, "a "+typ+" event")
+	return found
+}
+
+func eventData(ev map[string]any) map[string]any { return ev["data"].(map[string]any) }
+
+// actionMs is the time from the allocation's start to the event's action,
+// both read on CLOCK_BOOTTIME (/proc/uptime has 10 ms steps).
+func actionMs(ev map[string]any, start float64) float64 {
+	return (eventData(ev)["uptime"].(float64) - start) * 1000
+}
+
+// medianP90 formats a latency sample.
+func medianP90(ms []float64) string {
+	s := append([]float64(nil), ms...)
+	sort.Float64s(s)
+	return fmt.Sprintf("median %.1f ms, p90 %.1f ms (n=%d)", s[len(s)/2], s[(len(s)*9+9)/10-1], len(s))
+}
+
+// TestOOMKillLargest: a child allocating twice the limit is held by the
+// kernel, the daemon SIGKILLs it (the largest task) and the container's
+// init survives; `lkc events` shows the daemon's events.
+func TestOOMKillLargest(t *testing.T) {
+	requireOOMv1(t)
+	d := newDaemonEnv(t)
+	id, _ := d.oomContainer(map[string]string{"org.lkc.oom-policy": "kill-largest"})
+	_, stream := d.eventStream(id, "--interval", "1h")
+	var lat, held []float64
+	for i := 0; i < 10; i++ {
+		n := len(d.policyEvents(id))
+		r, start := d.allocate(id)
+		if r.code != 137 {
+			t.Fatalf("allocation %d: want the allocator SIGKILLed (137), got %v", i, r)
+		}
+		ev := d.event(id, "policy-kill", n)
+		if data := eventData(ev); data["comm"] != "awk" || data["init"] != false {
+			t.Fatalf("policy-kill %v: want dd, not init", data)
+		}
+		lat = append(lat, actionMs(ev, start))
+		held = append(held, eventData(ev)["ms"].(float64))
+	}
+	if st := d.state(id)["status"]; st != "running" {
+		t.Errorf("container %s after the kills: %v, want running (init survives)", id, st)
+	}
+	t.Logf("kill-largest: allocation start -> SIGKILL: %s", medianP90(lat))
+	t.Logf("kill-largest: notification read -> SIGKILL: %s", medianP90(held))
+	seen := map[string]bool{}
+	deadline := time.After(10 * time.Second)
+	for !seen["policy-kill"] || !seen["oom-held"] {
+		select {
+		case ev := <-stream:
+			seen[fmt.Sprint(ev["type"])] = true
+		case <-deadline:
+			t.Fatalf("lkc events showed %v, want oom-held and policy-kill", seen)
+		}
+	}
+}
+
+// TestOOMKillNewest: the allocator, the newest process, is the one killed
+// and init survives.
+func TestOOMKillNewest(t *testing.T) {
+	requireOOMv1(t)
+	d := newDaemonEnv(t)
+	id, _ := d.oomContainer(map[string]string{"org.lkc.oom-policy": "kill-newest"})
+	r, _ := d.allocate(id)
+	if r.code != 137 {
+		t.Fatalf("want the allocator (the newest process) SIGKILLed (137), got %v", r)
+	}
+	if data := eventData(d.event(id, "policy-kill", 0)); data["comm"] != "awk" || data["policy"] != "kill-newest" {
+		t.Errorf("policy-kill %v", data)
+	}
+	if st := d.state(id)["status"]; st != "running" {
+		t.Errorf("container after the kill: %v, want running", st)
+	}
+}
+
+// setLimit puts the container's limit back for the next round.
+func setLimit(t *testing.T, cgroup string, n int64) {
+	t.Helper()
+	for _, f := range []string{"memory.limit_in_bytes", "memory.memsw.limit_in_bytes"} {
+		if err := os.WriteFile(filepath.Join(cgroup, f), []byte(strconv.FormatInt(n, 10)), 0); err != nil && !os.IsNotExist(err) {
+			t.Fatalf("resetting %s: %v", f, err)
+		}
+	}
+}
+
+func readLimit(cgroup string) int64 {
+	b, _ := os.ReadFile(filepath.Join(cgroup, "memory.limit_in_bytes"))
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}
+
+// TestOOMGrow: grow raises the limit step by step until the allocation
+// succeeds, each raise an event; past the ceiling the fallback kills.
+func TestOOMGrow(t *testing.T) {
+	requireOOMv1(t)
+	d := newDaemonEnv(t)
+	id, cgroup := d.oomContainer(map[string]string{"org.lkc.oom-policy": "grow:256M"})
+	var lat, held []float64
+	for i := 0; i < 10; i++ {
+		n := len(d.policyEvents(id))
+		r, start := d.allocate(id)
+		if r.code != 0 {
+			t.Fatalf("allocation %d under grow: %v, want success; events %v", i, r, d.policyEvents(id))
+		}
+		var grows []map[string]any
+		for _, ev := range d.policyEvents(id)[n:] {
+			if ev["type"] == "policy-grow" {
+				grows = append(grows, eventData(ev))
+			}
+		}
+		if len(grows) == 0 {
+			t.Fatalf("no policy-grow event")
+		}
+		if got := readLimit(cgroup); got <= 2*oomLimit || got > 256<<20 || float64(got) != grows[len(grows)-1]["to"].(float64) {
+			t.Fatalf("limit %d after the grows %v", got, grows)
+		}
+		ev := d.event(id, "policy-grow", n)
+		lat = append(lat, actionMs(ev, start))
+		held = append(held, eventData(ev)["ms"].(float64))
+		setLimit(t, cgroup, oomLimit)
+	}
+	t.Logf("grow: allocation start -> first raise: %s", medianP90(lat))
+	t.Logf("grow: notification read -> first raise: %s", medianP90(held))
+	// Past the ceiling: the fallback (kill-largest) acts.
+	n := len(d.policyEvents(id))
+	if r, _ := d.allocateLog2(id, 28); r.code != 137 {
+		t.Fatalf("256 MiB under grow:256M: want the fallback's SIGKILL, got %v", r)
+	}
+	d.event(id, "policy-fallback", n)
+	d.event(id, "policy-kill", n)
+}
+
+// TestOOMNotify: the handler runs with the container's id and cgroup; one
+// that raises the limit resolves the OOM and the allocation succeeds.
+func TestOOMNotify(t *testing.T) {
+	requireOOMv1(t)
+	d := newDaemonEnv(t)
+	out := filepath.Join(t.TempDir(), "handler.out")
+	handler := fmt.Sprintf(`echo "$1 $LKC_ID $LKC_MEMORY_LIMIT" >> %s; echo %d > $LKC_CGROUP/memory.memsw.limit_in_bytes; echo %d > $LKC_CGROUP/memory.limit_in_bytes`, out, 8*oomLimit, 8*oomLimit)
+	id, cgroup := d.oomContainer(map[string]string{"org.lkc.oom-policy": "notify:" + handler})
+	var lat, held []float64
+	for i := 0; i < 10; i++ {
+		n := len(d.policyEvents(id))
+		r, start := d.allocate(id)
+		if r.code != 0 {
+			t.Fatalf("allocation %d with a handler that raises the limit: %v; events %v", i, r, d.policyEvents(id))
+		}
+		ev := d.event(id, "policy-notify", n)
+		lat = append(lat, actionMs(ev, start))
+		held = append(held, eventData(ev)["ms"].(float64))
+		d.event(id, "oom-resolved", n)
+		setLimit(t, cgroup, oomLimit)
+	}
+	t.Logf("notify: allocation start -> handler started: %s", medianP90(lat))
+	t.Logf("notify: notification read -> handler started: %s", medianP90(held))
+	b, _ := os.ReadFile(out)
+	if want := fmt.Sprintf("%s %s %d\n", id, id, oomLimit); !strings.HasPrefix(string(b), want) {
+		t.Errorf("handler output %q, want lines %q", b, want)
+	}
+}
+
+// TestOOMNotifyHangs: a handler that never returns is killed at the
+// deadline and the fallback acts; with fallback kernel the kernel's OOM
+// killer is back on and kills.
+func TestOOMNotifyHangs(t *testing.T) {
+	requireOOMv1(t)
+	for _, fallback := range []string{"kill-largest", "kernel"} {
+		t.Run(fallback, func(t *testing.T) {
+			d := newDaemonEnv(t)
+			mark := filepath.Join(t.TempDir(), "pid")
+			id, cgroup := d.oomContainer(map[string]string{
+				"org.lkc.oom-policy":   "notify:echo $$ > " + mark + "; exec sleep 1000",
+				"org.lkc.oom-fallback": fallback,
+				"org.lkc.oom-deadline": "500ms",
+			})
+			r, start := d.allocate(id)
+			if r.code != 137 {
+				t.Fatalf("want the allocator killed after the deadline, got %v", r)
+			}
+			ev := d.event(id, "policy-fallback", 0)
+			if ms := actionMs(ev, start); ms < 500 || ms > 3000 {
+				t.Errorf("fallback %.0f ms after the allocation started, want just past the 500 ms deadline", ms)
+			}
+			b, _ := os.ReadFile(mark)
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if pid == 0 {
+				t.Fatalf("the handler did not run")
+			}
+			waitFor(t, func() bool { return unix.Kill(pid, 0) == unix.ESRCH }, "the hanging handler killed and reaped")
+			if st := d.state(id)["status"]; st != "running" {
+				t.Errorf("container after the fallback: %v, want running", st)
+			}
+			waitFor(t, func() bool { return oomDisabled(cgroup) }, "the OOM killer off again after the hold")
+		})
+	}
+}
+
+// TestOOMHeldAcrossWorkerKill: the worker is stopped, the container runs
+// out of memory and is held, the worker is SIGKILLed: its successor finds
+// the hold (no event reaches it) and acts within 1 s.
+func TestOOMHeldAcrossWorkerKill(t *testing.T) {
+	requireOOMv1(t)
+	d := newDaemonEnv(t)
+	id, cgroup := d.oomContainer(map[string]string{"org.lkc.oom-policy": "kill-largest"})
+	worker := d.status().WorkerPid
+	if err := unix.Kill(worker, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan result, 1)
+	go func() { r, _ := d.allocate(id); done <- r }()
+	waitFor(t, func() bool {
+		b, _ := os.ReadFile(filepath.Join(cgroup, "memory.oom_control"))
+		return strings.Contains(string(b), "under_oom 1")
+	}, "the container held")
+	killed := time.Now()
+	kill9(t, worker)
+	select {
+	case r := <-done:
+		if r.code != 137 {
+			t.Fatalf("allocator: %v, want SIGKILLed by the successor", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the successor did not act within 10 s")
+	}
+	took := time.Since(killed)
+	t.Logf("worker SIGKILL -> allocator killed by the successor: %v", took)
+	if took > time.Second {
+		t.Errorf("the successor acted %v after the kill, want within 1 s", took)
+	}
+	if st := d.state(id)["status"]; st != "running" {
+		t.Errorf("container: %v, want running", st)
+	}
+}
+
+// TestOOMBadAnnotations: invalid values fail create in one line naming the
+// annotation, start no daemon and leave nothing.
+func TestOOMBadAnnotations(t *testing.T) {
+	d := newDaemonEnv(t)
+	for k, v := range map[string]string{
+		"org.lkc.oom-policy":   "grow:lots",
+		"org.lkc.oom-fallback": "notify:true",
+		"org.lkc.oom-deadline": "soon",
+	} {
+		id := d.id()
+		b := d.bundle([]string{"true"}, func(s *specs.Spec) { s.Annotations = map[string]string{k: v} })
+		d.failLkc(strings.ReplaceAll(k, ".", `\.`), "run", "--bundle", b, id)
+		if _, err := os.Stat(filepath.Join(d.root, id)); err == nil {
+			t.Errorf("refused create left %s behind", id)
+		}
+	}
+	if pids := d.processes(); len(pids) != 0 {
+		t.Errorf("a refused create started a daemon: %v", pids)
+	}
+}
+
+// TestOOMDaemonStopGivesBackToKernel: `lkc daemon stop` turns the kernel's
+// OOM killer back on in every armed container: none is held waiting for a
+// daemon that is gone.
+func TestOOMDaemonStopGivesBackToKernel(t *testing.T) {
+	requireOOMv1(t)
+	d := newDaemonEnv(t)
+	id, cgroup := d.oomContainer(map[string]string{"org.lkc.oom-policy": "kill-newest"})
+	d.mustLkc("daemon", "stop")
+	if oomDisabled(cgroup) {
+		t.Fatalf("the OOM killer is still off after daemon stop")
+	}
+	if r, _ := d.allocate(id); r.code != 137 {
+		t.Errorf("allocation without a daemon: %v, want the kernel's OOM kill", r)
+	}
+}
