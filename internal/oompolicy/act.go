@@ -26,6 +26,8 @@ func (s *Service) act(a *armed, p Policy) {
 		err = s.grow(a, p.Ceiling)
 	case Notify:
 		err = s.notify(a, p.Command)
+	case Checkpoint:
+		err = s.checkpoint(a, p.Dir)
 	case Kernel:
 		a.stage = 2
 		s.kernel(a, "the fallback is kernel")
@@ -159,16 +161,22 @@ func (s *Service) grow(a *armed, ceiling uint64) error {
 	if err := s.hostHasRoom(to - limit); err != nil {
 		return err
 	}
-	if sw, err := readUint(a.dir, "memory.memsw.limit_in_bytes"); err == nil && sw < 1<<62 {
-		if err := writeInt(a.dir, "memory.memsw.limit_in_bytes", int64(sw+to-limit)); err != nil {
-			return err
-		}
-	}
-	if err := writeInt(a.dir, "memory.limit_in_bytes", int64(to)); err != nil {
+	if err := s.raise(a, limit, to); err != nil {
 		return err
 	}
 	s.emit(a, "policy-grow", map[string]any{"from": limit, "to": to, "ceiling": ceiling, "ms": ms(time.Since(a.detected))})
 	return nil
+}
+
+// raise moves the limit from one value to a higher one, memory+swap
+// first when it is set (v1 keeps it at least the limit).
+func (s *Service) raise(a *armed, from, to uint64) error {
+	if sw, err := readUint(a.dir, "memory.memsw.limit_in_bytes"); err == nil && sw < 1<<62 {
+		if err := writeInt(a.dir, "memory.memsw.limit_in_bytes", int64(sw+to-from)); err != nil {
+			return err
+		}
+	}
+	return writeInt(a.dir, "memory.limit_in_bytes", int64(to))
 }
 
 // hostHasRoom checks that MemAvailable minus oom.grow-reserve covers n.

@@ -71,12 +71,8 @@ func (s *Service) Adopt(e *registry.Entry, reply *daemonapi.AdoptReply) error {
 	if e.Features.OOMPolicy == "" {
 		return nil
 	}
-	p, err := Parse(e.Features.OOMPolicy)
-	if err != nil {
+	if _, err := Parse(e.Features.OOMPolicy); err != nil {
 		return err
-	}
-	if p.Kind == Checkpoint {
-		return nil // not provided: the worker refuses the adopt
 	}
 	reply.Features.OOMPolicy = e.Features.OOMPolicy
 	s.poke()
@@ -123,7 +119,7 @@ func (s *Service) loop(ctx context.Context) {
 			}
 		}
 		for _, a := range s.byKey {
-			if a.efd >= 0 && (!a.heldSince.IsZero() || a.handler != nil) {
+			if a.efd >= 0 && (!a.heldSince.IsZero() || a.handler != nil || a.dump != nil) {
 				s.check(a, false)
 			}
 		}

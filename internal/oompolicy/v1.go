@@ -32,6 +32,8 @@ type armed struct {
 	stageAt   time.Time
 	lastTry   time.Time
 	handler   *handler // a notify handler in flight
+	dump      *dump    // a checkpoint in flight
+	freezer   string   // its v1 freezer cgroup ("" without one)
 }
 
 // arm turns the kernel's OOM killer off for a container and registers an
@@ -54,6 +56,9 @@ func (s *Service) arm(e *registry.Entry) (*armed, error) {
 		return nil, errors.New("OOM policies on cgroup v2 are not built: the kernel's OOM killer stays the policy")
 	}
 	a := &armed{e: e, set: set, dir: dir, efd: -1, initPid: st.InitPid, events: filepath.Join(e.Root, e.ID, eventsFile)}
+	if f, _, ok, _ := effective.Cgroups(st.CgroupPaths).Dir("freezer"); ok {
+		a.freezer = f
+	}
 	if err := writeInt(dir, "memory.oom_control", 1); err != nil {
 		return nil, err
 	}
@@ -120,6 +125,9 @@ func underOOM(dir string) (bool, error) {
 // the kernel's OOM killer; a hold that ended is recorded. event says the
 // kernel just notified.
 func (s *Service) check(a *armed, event bool) {
+	if a.dump != nil && s.checkDump(a) {
+		return
+	}
 	if a.handler != nil {
 		s.checkHandler(a)
 	}

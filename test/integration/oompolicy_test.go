@@ -377,3 +377,64 @@ func TestOOMDaemonStopGivesBackToKernel(t *testing.T) {
 		t.Errorf("allocation without a daemon: %v, want the kernel's OOM kill", r)
 	}
 }
+
+// TestOOMCheckpoint: a container whose init outgrows its limit is
+// frozen, given headroom, dumped and stopped; `lkc restore` with a larger
+// limit brings it back, and its allocation goes on from where it was to
+// the full 64 MiB.
+func TestOOMCheckpoint(t *testing.T) {
+	requireOOMv1(t)
+	requireCriu(t)
+	d := newDaemonEnv(t)
+	root := d.writableRootfs()
+	images := filepath.Join(t.TempDir(), "oom")
+	script := `while [ ! -e /armed ]; do sleep 0.05; done; exec awk 'BEGIN { s = "x"; for (i = 0; i < 26; i++) s = s s; print length(s) > "/out" }'`
+	var spec *specs.Spec
+	b := d.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) {
+		s.Root.Path, s.Root.Readonly = root, false
+		s.Annotations = map[string]string{"org.lkc.oom-policy": "checkpoint:" + images}
+		s.Linux.Resources = &specs.LinuxResources{Memory: memoryOnly(oomLimit)}
+		spec = s
+	})
+	id := d.id()
+	d.mustLkc("run", "-d", "--bundle", b, id)
+	t.Cleanup(func() { d.lkc("delete", "--force", id) })
+	var st struct {
+		CgroupPaths map[string]string `json:"cgroupPaths"`
+	}
+	raw, _ := os.ReadFile(filepath.Join(d.root, id, "state.json"))
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return oomDisabled(st.CgroupPaths["memory"]) }, "the daemon to turn the OOM killer off")
+	start := time.Now()
+	if err := os.WriteFile(filepath.Join(root, "armed"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return d.lkc("state", id).code != 0 }, "the checkpoint to stop the container")
+	t.Logf("allocation start -> container dumped and stopped: %v", time.Since(start))
+	dumps, _ := filepath.Glob(filepath.Join(images, id+"-*"))
+	var image string
+	for _, p := range dumps {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			image = p
+		}
+	}
+	if image == "" {
+		log, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
+		t.Fatalf("no image in %s (%v); daemon log:\n%s", images, dumps, log)
+	}
+	if pages := dirBytes(t, image, "pages-"); pages < oomLimit*3/4 {
+		t.Errorf("image holds %d bytes of pages, want at least %d (most of the limit the allocator filled)", pages, oomLimit*3/4)
+	}
+	if _, err := os.Stat(filepath.Join(root, "out")); err == nil {
+		t.Fatalf("the allocation finished before the checkpoint")
+	}
+	big := int64(8 * oomLimit)
+	spec.Linux.Resources = &specs.LinuxResources{Memory: memoryOnly(big)}
+	d.mustLkc("restore", "-d", "--bundle", d.writeBundle(spec), "--image-path", image, id)
+	waitFor(t, func() bool {
+		out, _ := os.ReadFile(filepath.Join(root, "out"))
+		return string(out) == "67108864\n"
+	}, "the restored allocator to finish its 64 MiB")
+}

@@ -1,0 +1,127 @@
+package oompolicy
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// dumpHeadroom is what checkpoint raises the limit by, so that the held
+// tasks finish their charge (and freeze on their way back to user space)
+// and CRIU's parasite, charged to the container, has room.
+func dumpHeadroom(limit uint64) uint64 { return 16<<20 + limit/50 }
+
+// dump is a checkpoint in progress: first the freeze, then `lkc
+// checkpoint` in its own session.
+type dump struct {
+	image   string
+	started time.Time
+	proc    *exec.Cmd
+	done    chan error
+}
+
+// checkpoint starts checkpoint's freeze. A task held by a v1 OOM cannot
+// be frozen (it waits outside the freezer's reach, E4) and CRIU needs
+// every task frozen, so the freezer is asked first, then the limit is
+// raised by the headroom: the held tasks leave the OOM wait and freeze
+// before they run user code again. checkDump goes on from there.
+func (s *Service) checkpoint(a *armed, dir string) error {
+	if a.freezer == "" {
+		return fmt.Errorf("checkpoint: the container has no freezer cgroup")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(a.freezer, "freezer.state"), []byte("FROZEN"), 0); err != nil {
+		return fmt.Errorf("checkpoint: freezing: %w", err)
+	}
+	limit, err := readUint(a.dir, "memory.limit_in_bytes")
+	if err == nil {
+		err = s.raise(a, limit, limit+dumpHeadroom(limit))
+	}
+	if err != nil {
+		thaw(a)
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	a.dump = &dump{image: filepath.Join(dir, a.e.ID+"-"+time.Now().UTC().Format("20060102T150405.000")), started: time.Now()}
+	s.emit(a, "policy-checkpoint", map[string]any{"image": a.dump.image, "result": "freezing", "headroom": dumpHeadroom(limit), "ms": ms(time.Since(a.detected))})
+	return nil
+}
+
+func thaw(a *armed) {
+	os.WriteFile(filepath.Join(a.freezer, "freezer.state"), []byte("THAWED"), 0)
+}
+
+// checkDump moves a checkpoint on: once the cgroup is frozen it starts
+// the dump; a dump that ends is recorded. A freeze or dump past the
+// deadline is given up: the dump killed, the container thawed, and the
+// fallback acts. It says whether the dump still owns the container.
+func (s *Service) checkDump(a *armed) bool {
+	d := a.dump
+	if d.proc == nil {
+		b, err := os.ReadFile(filepath.Join(a.freezer, "freezer.state"))
+		if err == nil && strings.TrimSpace(string(b)) == "FROZEN" {
+			err = s.startDump(a)
+		}
+		if err == nil && time.Since(d.started) < a.set.Deadline {
+			return true
+		}
+		s.dumpFailed(a, fmt.Sprintf("not frozen within the deadline (%v)", err))
+		return false
+	}
+	select {
+	case err := <-d.done:
+		a.dump = nil
+		if err != nil {
+			s.dumpFailed(a, "lkc checkpoint: "+err.Error())
+			return false
+		}
+		// The container is gone: its events go to the daemon's log.
+		s.deps.Logf("oom: container %s: checkpointed to %s in %.0f ms", a.e.ID, d.image, ms(time.Since(d.started)))
+		return false
+	default:
+	}
+	if time.Since(d.started) >= 4*a.set.Deadline {
+		syscall.Kill(-d.proc.Process.Pid, syscall.SIGKILL)
+		<-d.done
+		a.dump = nil
+		s.dumpFailed(a, "the dump overran four deadlines")
+		return false
+	}
+	return true
+}
+
+// startDump runs `lkc checkpoint` on the frozen container in its own
+// session: a worker that dies does not kill CRIU mid-dump.
+func (s *Service) startDump(a *armed) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	d := a.dump
+	d.proc = exec.Command(exe, "--root", a.e.Root, "checkpoint", "--image-path", d.image, a.e.ID)
+	d.proc.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	out, err := os.Create(d.image + ".log")
+	if err == nil {
+		d.proc.Stdout, d.proc.Stderr = out, out
+		defer out.Close()
+	}
+	if err := d.proc.Start(); err != nil {
+		return fmt.Errorf("starting lkc checkpoint: %w", err)
+	}
+	d.done = make(chan error, 1)
+	go func() { d.done <- d.proc.Wait() }()
+	s.emit(a, "policy-checkpoint", map[string]any{"image": d.image, "result": "dumping", "pid": d.proc.Process.Pid, "ms": ms(time.Since(a.detected))})
+	return nil
+}
+
+func (s *Service) dumpFailed(a *armed, why string) {
+	a.dump = nil
+	thaw(a)
+	s.emit(a, "policy-checkpoint", map[string]any{"result": "failed", "reason": why})
+	a.stageAt = time.Time{} // the fallback acts at the next check
+}
