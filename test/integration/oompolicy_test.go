@@ -427,8 +427,9 @@ func TestOOMCheckpoint(t *testing.T) {
 	if pages := dirBytes(t, image, "pages-"); pages < oomLimit*3/4 {
 		t.Errorf("image holds %d bytes of pages, want at least %d (most of the limit the allocator filled)", pages, oomLimit*3/4)
 	}
-	if _, err := os.Stat(filepath.Join(root, "out")); err == nil {
-		t.Fatalf("the allocation finished before the checkpoint")
+	if out, err := os.ReadFile(filepath.Join(root, "out")); err == nil {
+		log, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
+		t.Fatalf("the allocation finished before the checkpoint (%q); daemon log:\n%s", out, log)
 	}
 	big := int64(8 * oomLimit)
 	spec.Linux.Resources = &specs.LinuxResources{Memory: memoryOnly(big)}
