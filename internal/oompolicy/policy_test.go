@@ -67,3 +67,27 @@ func TestReserve(t *testing.T) {
 		t.Error("150%: want an error")
 	}
 }
+
+func TestVictimChoice(t *testing.T) {
+	init := &task{pid: 1, rss: 900, start: 1, init: true}
+	big := &task{pid: 2, rss: 500, start: 2}
+	young := &task{pid: 3, rss: 10, start: 9}
+	pick := func(k Kind, ts ...*task) int {
+		var best *task
+		for _, t := range ts {
+			if best == nil || t.better(best, k) {
+				best = t
+			}
+		}
+		return best.pid
+	}
+	if got := pick(KillLargest, init, big, young); got != 2 {
+		t.Errorf("kill-largest chose %d, want 2 (init is larger but spared)", got)
+	}
+	if got := pick(KillNewest, init, big, young); got != 3 {
+		t.Errorf("kill-newest chose %d, want 3", got)
+	}
+	if got := pick(KillLargest, init); got != 1 {
+		t.Errorf("init alone: chose %d, want init", got)
+	}
+}

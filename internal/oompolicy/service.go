@@ -32,11 +32,15 @@ type Service struct {
 	wake  int // an eventfd that makes the loop reconcile at once (adopt)
 	byKey map[string]*armed
 	byFd  map[int32]*armed
+	// failed are the containers whose arming failed for good (a bad
+	// annotation in a record written by hand, no memory cgroup): logged
+	// once, not retried each round.
+	failed map[string]bool
 }
 
 // New returns the service; Start starts it.
 func New() *Service {
-	return &Service{byKey: map[string]*armed{}, byFd: map[int32]*armed{}}
+	return &Service{byKey: map[string]*armed{}, byFd: map[int32]*armed{}, failed: map[string]bool{}}
 }
 
 // Name implements service.Service.
@@ -73,6 +77,9 @@ func (s *Service) Adopt(e *registry.Entry, reply *daemonapi.AdoptReply) error {
 	}
 	if _, err := Parse(e.Features.OOMPolicy); err != nil {
 		return err
+	}
+	if !v1Memory() {
+		return errors.New("OOM policies need the cgroup v1 memory controller (cgroup v2 is not built, docs/oom.md)")
 	}
 	reply.Features.OOMPolicy = e.Features.OOMPolicy
 	s.poke()
@@ -153,11 +160,12 @@ func (s *Service) reconcileLocked() {
 		}
 		k := keyOf(e)
 		served[k] = true
-		if a := s.byKey[k]; a != nil && a.efd >= 0 {
+		if a := s.byKey[k]; (a != nil && a.efd >= 0) || s.failed[k] {
 			continue
 		}
 		a, err := s.arm(e)
 		if err != nil {
+			s.failed[k] = true
 			s.deps.Logf("oom: container %s: %v", e.ID, err)
 		}
 		if a != nil {
@@ -167,6 +175,11 @@ func (s *Service) reconcileLocked() {
 	for k, a := range s.byKey {
 		if !served[k] {
 			s.disarm(a, true)
+		}
+	}
+	for k := range s.failed {
+		if !served[k] {
+			delete(s.failed, k)
 		}
 	}
 }
@@ -193,6 +206,13 @@ func (s *Service) stop() {
 	}
 	unix.Close(s.wake)
 	unix.Close(s.epfd)
+}
+
+// v1Memory says whether the memory controller is a cgroup v1 hierarchy
+// (also on a hybrid host), where the policies are built.
+func v1Memory() bool {
+	var st unix.Statfs_t
+	return unix.Statfs("/sys/fs/cgroup/memory", &st) == nil && st.Type == unix.CGROUP_SUPER_MAGIC
 }
 
 // otherWorker says whether worker.pid names a live process other than

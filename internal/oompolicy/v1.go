@@ -53,7 +53,7 @@ func (s *Service) arm(e *registry.Entry) (*armed, error) {
 		return nil, err
 	}
 	if v2 {
-		return nil, errors.New("OOM policies on cgroup v2 are not built: the kernel's OOM killer stays the policy")
+		return nil, errors.New("its memory cgroup is v2, where OOM policies are not built: the kernel's OOM killer stays the policy")
 	}
 	a := &armed{e: e, set: set, dir: dir, efd: -1, initPid: st.InitPid, events: filepath.Join(e.Root, e.ID, eventsFile)}
 	if f, _, ok, _ := effective.Cgroups(st.CgroupPaths).Dir("freezer"); ok {

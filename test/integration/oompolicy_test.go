@@ -439,3 +439,23 @@ func TestOOMCheckpoint(t *testing.T) {
 		return string(out) == "67108864\n"
 	}, "the restored allocator to finish its 64 MiB")
 }
+
+// TestOOMPolicyRefusedOnCgroupV2: where the memory controller is v2 (the
+// VM), a policy is refused at create in one line, and nothing is left.
+func TestOOMPolicyRefusedOnCgroupV2(t *testing.T) {
+	if !cgroupV2() {
+		t.Skip("checks the refusal on a cgroup v2 host")
+	}
+	d := newDaemonEnv(t)
+	id := d.id()
+	b := d.bundle([]string{"true"}, func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.lkc.oom-policy": "kill-largest"}
+	})
+	d.failLkc(`OOM policies need the cgroup v1 memory controller`, "run", "--bundle", b, id)
+	if _, err := os.Stat(filepath.Join(d.root, id)); err == nil {
+		t.Errorf("refused create left %s behind", id)
+	}
+	if s := d.status(); len(s.Containers) != 0 {
+		t.Errorf("the refused container is still served: %+v", s.Containers)
+	}
+}
