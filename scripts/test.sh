@@ -114,6 +114,7 @@ v2tests=(
   TestSeccompInFlightAcrossKill
   TestSeccompNoFeatureNoFilter
   TestRules
+  TestOOM
 )
 v2re=$(IFS='|'; echo "${v2tests[*]}")
 mkdir -p tmp

@@ -34,6 +34,7 @@ type armed struct {
 	handler   *handler // a notify handler in flight
 	dump      *dump    // a checkpoint in flight
 	freezer   string   // its v1 freezer cgroup ("" without one)
+	ino       uint64   // the memory cgroup directory's inode when armed
 }
 
 // arm turns the kernel's OOM killer off for a container and registers an
@@ -81,7 +82,7 @@ func (s *Service) arm(e *registry.Entry) (*armed, error) {
 		unix.Close(efd)
 		return nil, fmt.Errorf("arming: epoll: %w", err)
 	}
-	a.efd = efd
+	a.efd, a.ino = efd, inode(dir)
 	s.byKey[keyOf(e)] = a
 	s.byFd[int32(efd)] = a
 	s.deps.Logf("oom: container %s armed: policy %s, fallback %s, deadline %v", e.ID, set.Policy, set.Fallback, set.Deadline)
@@ -126,6 +127,12 @@ func underOOM(dir string) (bool, error) {
 // kernel just notified.
 func (s *Service) check(a *armed, event bool) {
 	if a.dump != nil && s.checkDump(a) {
+		return
+	}
+	if event && a.dump == nil && inode(a.dir) != a.ino {
+		// The kernel signals a removed cgroup too; one at the same path
+		// now (a restore) is a new container, armed by the next round.
+		s.disarm(a, false)
 		return
 	}
 	if a.handler != nil {
@@ -232,6 +239,15 @@ func writeInt(dir, file string, v int64) error {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
 	return nil
+}
+
+// inode is the inode of a directory (0 when it is gone).
+func inode(dir string) uint64 {
+	var st unix.Stat_t
+	if unix.Stat(dir, &st) != nil {
+		return 0
+	}
+	return st.Ino
 }
 
 func readUint(dir, file string) (uint64, error) {

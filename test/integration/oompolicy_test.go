@@ -434,10 +434,16 @@ func TestOOMCheckpoint(t *testing.T) {
 	big := int64(8 * oomLimit)
 	spec.Linux.Resources = &specs.LinuxResources{Memory: memoryOnly(big)}
 	d.mustLkc("restore", "-d", "--bundle", d.writeBundle(spec), "--image-path", image, id)
-	waitFor(t, func() bool {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		out, _ := os.ReadFile(filepath.Join(root, "out"))
-		return string(out) == "67108864\n"
-	}, "the restored allocator to finish its 64 MiB")
+		if string(out) == "67108864\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
+			t.Fatalf("the restored allocator did not finish its 64 MiB (out %q, %v); daemon log:\n%s", out, d.lkc("state", id), log)
+		}
+	}
 }
 
 // TestOOMPolicyRefusedOnCgroupV2: where the memory controller is v2 (the
