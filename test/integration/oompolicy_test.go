@@ -465,3 +465,45 @@ func TestOOMPolicyRefusedOnCgroupV2(t *testing.T) {
 		t.Errorf("the refused container is still served: %+v", s.Containers)
 	}
 }
+
+// TestOOMIdleCost measures the worker's CPU and RSS with many idle armed
+// containers (LKC_OOM_BENCH=<count>; skipped otherwise: it takes minutes
+// on a shared host).
+func TestOOMIdleCost(t *testing.T) {
+	requireOOMv1(t)
+	n, _ := strconv.Atoi(os.Getenv("LKC_OOM_BENCH"))
+	if n == 0 {
+		t.Skip("set LKC_OOM_BENCH=<containers> to measure")
+	}
+	d := newDaemonEnv(t)
+	b := d.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.lkc.oom-policy": "kill-largest"}
+		s.Linux.Resources = &specs.LinuxResources{Memory: memoryOnly(oomLimit)}
+	})
+	for i := 0; i < n; i++ {
+		id := d.id()
+		t.Cleanup(func() { d.lkc("delete", "--force", id) })
+		d.mustLkc("run", "-d", "--bundle", b, id)
+	}
+	worker := d.status().WorkerPid
+	ticks := func() (cpu int64, rssKB int64) {
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", worker))
+		f := strings.Fields(string(stat)[strings.LastIndexByte(string(stat), ')')+2:])
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", worker))
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+				fmt.Sscan(v, &rssKB)
+			}
+		}
+		return u + s, rssKB
+	}
+	time.Sleep(2 * time.Second)
+	c0, _ := ticks()
+	const window = 20 * time.Second
+	time.Sleep(window)
+	c1, rss := ticks()
+	t.Logf("%d idle armed containers: worker CPU %.2f%% of one CPU over %v, RSS %d kB", n,
+		float64(c1-c0)/100/window.Seconds()*100, window, rss)
+}
