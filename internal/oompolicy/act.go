@@ -150,7 +150,7 @@ const growStep = 16 << 20
 // by max(limit/4, 16 MiB), not past the ceiling and only while the host
 // keeps its reserve available.
 func (s *Service) grow(a *armed, ceiling uint64) error {
-	limit, err := readUint(a.dir, "memory.limit_in_bytes")
+	limit, err := readUint(a.dir, a.limitFile())
 	if err != nil {
 		return err
 	}
@@ -171,6 +171,9 @@ func (s *Service) grow(a *armed, ceiling uint64) error {
 // raise moves the limit from one value to a higher one, memory+swap
 // first when it is set (v1 keeps it at least the limit).
 func (s *Service) raise(a *armed, from, to uint64) error {
+	if a.v2 {
+		return raiseV2(a, to)
+	}
 	if sw, err := readUint(a.dir, "memory.memsw.limit_in_bytes"); err == nil && sw < 1<<62 {
 		if err := writeInt(a.dir, "memory.memsw.limit_in_bytes", int64(sw+to-from)); err != nil {
 			return err
@@ -223,8 +226,8 @@ type handler struct {
 // not take it along), with the container's id, root, cgroup and memory
 // figures in its environment and the id as $1.
 func (s *Service) notify(a *armed, command string) error {
-	usage, _ := readUint(a.dir, "memory.usage_in_bytes")
-	limit, _ := readUint(a.dir, "memory.limit_in_bytes")
+	usage, _ := readUint(a.dir, a.usageFile())
+	limit, _ := readUint(a.dir, a.limitFile())
 	cmd := exec.Command("/bin/sh", "-c", command, "lkc-oom-notify", a.e.ID)
 	cmd.Env = append(os.Environ(), "LKC_ID="+a.e.ID, "LKC_ROOT="+a.e.Root, "LKC_CGROUP="+a.dir,
 		"LKC_MEMORY_USAGE="+strconv.FormatUint(usage, 10), "LKC_MEMORY_LIMIT="+strconv.FormatUint(limit, 10))
@@ -246,7 +249,7 @@ func (s *Service) notify(a *armed, command string) error {
 func (s *Service) checkHandler(a *armed) {
 	h := a.handler
 	if time.Since(h.started) >= a.set.Deadline {
-		if held, _ := underOOM(a.dir); !held {
+		if held, _ := a.held(); !held {
 			h.kill()
 			a.handler = nil
 			s.emit(a, "policy-notify", map[string]any{"command": h.command, "result": "killed at the deadline", "ms": ms(time.Since(h.started))})
@@ -256,7 +259,7 @@ func (s *Service) checkHandler(a *armed) {
 	select {
 	case err := <-h.done:
 		a.handler = nil
-		held, _ := underOOM(a.dir)
+		held, _ := a.held()
 		result := "exit 0"
 		if err != nil {
 			result = err.Error()

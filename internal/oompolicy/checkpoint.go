@@ -39,7 +39,7 @@ func (s *Service) checkpoint(a *armed, dir string) error {
 	if err := os.WriteFile(filepath.Join(a.freezer, "freezer.state"), []byte("FROZEN"), 0); err != nil {
 		return fmt.Errorf("checkpoint: freezing: %w", err)
 	}
-	limit, err := readUint(a.dir, "memory.limit_in_bytes")
+	limit, err := readUint(a.dir, a.limitFile())
 	if err == nil {
 		err = s.raise(a, limit, limit+dumpHeadroom(limit))
 	}

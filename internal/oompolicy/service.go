@@ -75,11 +75,12 @@ func (s *Service) Adopt(e *registry.Entry, reply *daemonapi.AdoptReply) error {
 	if e.Features.OOMPolicy == "" {
 		return nil
 	}
-	if _, err := Parse(e.Features.OOMPolicy); err != nil {
+	p, err := Parse(e.Features.OOMPolicy)
+	if err != nil {
 		return err
 	}
-	if !v1Memory() {
-		return errors.New("OOM policies need the cgroup v1 memory controller (cgroup v2 is not built, docs/oom.md)")
+	if p.Kind == Checkpoint && !v1Memory() {
+		return errors.New("the checkpoint policy needs the cgroup v1 memory controller (on v2 it is not built, docs/oom.md)")
 	}
 	reply.Features.OOMPolicy = e.Features.OOMPolicy
 	s.poke()
@@ -139,8 +140,9 @@ func (s *Service) loop(ctx context.Context) {
 	s.stop()
 }
 
+// drain empties an eventfd (8 bytes) or an inotify fd (whole events).
 func drain(fd int) {
-	var b [8]byte
+	var b [4096]byte
 	unix.Read(fd, b[:])
 }
 

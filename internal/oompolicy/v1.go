@@ -35,6 +35,45 @@ type armed struct {
 	dump      *dump    // a checkpoint in flight
 	freezer   string   // its v1 freezer cgroup ("" without one)
 	ino       uint64   // the memory cgroup directory's inode when armed
+	v2        bool     // a cgroup v2 memory controller (v2.go)
+	ownsHigh  bool     // v2: the service set memory.high (the config did not)
+}
+
+// held says whether the container waits for its policy: v1 held by the
+// kernel, v2 at memory.high with its own memory.
+func (a *armed) held() (bool, error) {
+	if a.v2 {
+		return heldV2(a.dir)
+	}
+	return underOOM(a.dir)
+}
+
+// limitFile and usageFile name the limit and usage files.
+func (a *armed) limitFile() string {
+	if a.v2 {
+		return "memory.max"
+	}
+	return "memory.limit_in_bytes"
+}
+
+func (a *armed) usageFile() string {
+	if a.v2 {
+		return "memory.current"
+	}
+	return "memory.usage_in_bytes"
+}
+
+// killerOn turns the kernel's OOM killer on (the kernel is the policy) or
+// off (the service is).
+func (a *armed) killerOn(on bool) error {
+	if a.v2 {
+		return v2Killer(a, on)
+	}
+	v := int64(1)
+	if on {
+		v = 0
+	}
+	return writeInt(a.dir, "memory.oom_control", v)
 }
 
 // arm turns the kernel's OOM killer off for a container and registers an
@@ -53,29 +92,47 @@ func (s *Service) arm(e *registry.Entry) (*armed, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
+	a := &armed{e: e, set: set, dir: dir, efd: -1, initPid: st.InitPid, events: filepath.Join(e.Root, e.ID, eventsFile), v2: v2}
 	if v2 {
-		return nil, errors.New("its memory cgroup is v2, where OOM policies are not built: the kernel's OOM killer stays the policy")
+		return s.register(a, armV2)
 	}
-	a := &armed{e: e, set: set, dir: dir, efd: -1, initPid: st.InitPid, events: filepath.Join(e.Root, e.ID, eventsFile)}
 	if f, _, ok, _ := effective.Cgroups(st.CgroupPaths).Dir("freezer"); ok {
 		a.freezer = f
 	}
+	return s.register(a, armV1)
+}
+
+// armV1 turns the OOM killer off and registers an eventfd for the
+// container's OOM notifications, which it returns.
+func armV1(a *armed) (int, error) {
+	dir := a.dir
 	if err := writeInt(dir, "memory.oom_control", 1); err != nil {
-		return nil, err
+		return -1, err
 	}
 	control, err := os.Open(filepath.Join(dir, "memory.oom_control"))
 	if err != nil {
-		return nil, fmt.Errorf("arming: %w", err)
+		return -1, fmt.Errorf("arming: %w", err)
 	}
 	defer control.Close() // the kernel keeps the registration
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
-		return nil, fmt.Errorf("arming: eventfd: %w", err)
+		return -1, fmt.Errorf("arming: eventfd: %w", err)
 	}
 	reg := strconv.Itoa(efd) + " " + strconv.Itoa(int(control.Fd()))
 	if err := os.WriteFile(filepath.Join(dir, "cgroup.event_control"), []byte(reg), 0); err != nil {
 		unix.Close(efd)
-		return nil, fmt.Errorf("arming: %w", err)
+		return -1, fmt.Errorf("arming: %w", err)
+	}
+	return efd, nil
+}
+
+// register arms a container with arm and adds the fd it returns to the
+// epoll set.
+func (s *Service) register(a *armed, arm func(*armed) (int, error)) (*armed, error) {
+	e, dir := a.e, a.dir
+	efd, err := arm(a)
+	if err != nil {
+		return nil, err
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(efd)}
 	if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
@@ -85,7 +142,7 @@ func (s *Service) arm(e *registry.Entry) (*armed, error) {
 	a.efd, a.ino = efd, inode(dir)
 	s.byKey[keyOf(e)] = a
 	s.byFd[int32(efd)] = a
-	s.deps.Logf("oom: container %s armed: policy %s, fallback %s, deadline %v", e.ID, set.Policy, set.Fallback, set.Deadline)
+	s.deps.Logf("oom: container %s armed: policy %s, fallback %s, deadline %v", e.ID, a.set.Policy, a.set.Fallback, a.set.Deadline)
 	return a, nil
 }
 
@@ -102,7 +159,7 @@ func (s *Service) disarm(a *armed, kernel bool) {
 		a.efd = -1
 	}
 	if kernel {
-		writeInt(a.dir, "memory.oom_control", 0) // a removed cgroup needs nothing
+		a.killerOn(true) // a removed cgroup needs nothing
 	}
 	delete(s.byKey, keyOf(a.e))
 }
@@ -138,7 +195,7 @@ func (s *Service) check(a *armed, event bool) {
 	if a.handler != nil {
 		s.checkHandler(a)
 	}
-	held, err := underOOM(a.dir)
+	held, err := a.held()
 	if err != nil {
 		if _, serr := os.Stat(a.dir); errors.Is(serr, os.ErrNotExist) {
 			s.disarm(a, false) // the container is gone; delete releases it
@@ -214,7 +271,7 @@ func (s *Service) escalate(a *armed) {
 // The next OOM after the hold ends is the policy's again (rearm).
 func (s *Service) kernel(a *armed, why string) {
 	s.emit(a, "policy-fallback", map[string]any{"to": "kernel", "reason": why})
-	if err := writeInt(a.dir, "memory.oom_control", 0); err != nil {
+	if err := a.killerOn(true); err != nil {
 		s.deps.Logf("oom: container %s: %v", a.e.ID, err)
 	}
 }
@@ -222,7 +279,7 @@ func (s *Service) kernel(a *armed, why string) {
 // rearm turns the kernel's OOM killer off again once the hold it ended
 // is over.
 func (s *Service) rearm(a *armed) {
-	if err := writeInt(a.dir, "memory.oom_control", 1); err != nil {
+	if err := a.killerOn(false); err != nil {
 		s.deps.Logf("oom: container %s: %v", a.e.ID, err)
 	}
 }

@@ -19,11 +19,12 @@ import (
 // oomLimit is the tests' container limit; the allocator asks for twice it.
 const oomLimit = 32 << 20
 
-// requireOOMv1 skips where the OOM policies are not built (cgroup v2).
-func requireOOMv1(t *testing.T) {
+// requireOOMHold skips where the kernel cannot hold a container at its
+// limit (cgroup v2: the policies act at memory.high instead).
+func requireOOMHold(t *testing.T) {
 	t.Helper()
 	if cgroupV2() {
-		t.Skip("OOM policies are built for cgroup v1 only (docs/oom.md)")
+		t.Skip("needs the v1 OOM hold (docs/oom.md)")
 	}
 }
 
@@ -43,15 +44,25 @@ func (d *daemonEnv) oomContainer(annotations map[string]string) (id, cgroup stri
 		CgroupPaths map[string]string `json:"cgroupPaths"`
 	}
 	raw, _ := os.ReadFile(filepath.Join(d.root, id, "state.json"))
-	if err := json.Unmarshal(raw, &st); err != nil || st.CgroupPaths["memory"] == "" {
+	err := json.Unmarshal(raw, &st)
+	cgroup = st.CgroupPaths["memory"]
+	if cgroup == "" {
+		cgroup = st.CgroupPaths[""] // v2
+	}
+	if err != nil || cgroup == "" {
 		d.t.Fatalf("state.json of %s: no memory cgroup (%v)", id, err)
 	}
-	cgroup = st.CgroupPaths["memory"]
 	waitFor(d.t, func() bool { return oomDisabled(cgroup) }, "the daemon to turn the OOM killer off")
 	return id, cgroup
 }
 
+// oomDisabled says whether the daemon armed the cgroup: v1 OOM killer
+// off, v2 memory.high set below memory.max.
 func oomDisabled(cgroup string) bool {
+	if cgroupV2() {
+		b, _ := os.ReadFile(filepath.Join(cgroup, "memory.high"))
+		return strings.TrimSpace(string(b)) != "max" && len(b) > 0
+	}
 	b, _ := os.ReadFile(filepath.Join(cgroup, "memory.oom_control"))
 	return strings.Contains(string(b), "oom_kill_disable 1")
 }
@@ -129,7 +140,6 @@ func medianP90(ms []float64) string {
 // kernel, the daemon SIGKILLs it (the largest task) and the container's
 // init survives; `lkc events` shows the daemon's events.
 func TestOOMKillLargest(t *testing.T) {
-	requireOOMv1(t)
 	d := newDaemonEnv(t)
 	id, _ := d.oomContainer(map[string]string{"org.lkc.oom-policy": "kill-largest"})
 	_, stream := d.eventStream(id, "--interval", "1h")
@@ -167,7 +177,6 @@ func TestOOMKillLargest(t *testing.T) {
 // TestOOMKillNewest: the allocator, the newest process, is the one killed
 // and init survives.
 func TestOOMKillNewest(t *testing.T) {
-	requireOOMv1(t)
 	d := newDaemonEnv(t)
 	id, _ := d.oomContainer(map[string]string{"org.lkc.oom-policy": "kill-newest"})
 	r, _ := d.allocate(id)
@@ -182,18 +191,28 @@ func TestOOMKillNewest(t *testing.T) {
 	}
 }
 
-// setLimit puts the container's limit back for the next round.
+// setLimit puts the container's limit back for the next round (v2: and
+// memory.high where the daemon sets it, limit/16 below).
 func setLimit(t *testing.T, cgroup string, n int64) {
 	t.Helper()
-	for _, f := range []string{"memory.limit_in_bytes", "memory.memsw.limit_in_bytes"} {
-		if err := os.WriteFile(filepath.Join(cgroup, f), []byte(strconv.FormatInt(n, 10)), 0); err != nil && !os.IsNotExist(err) {
+	files := []string{"memory.limit_in_bytes", "memory.memsw.limit_in_bytes"}
+	values := []int64{n, n}
+	if cgroupV2() {
+		files, values = []string{"memory.high", "memory.max"}, []int64{n - max(n/16, 4<<20), n}
+	}
+	for i, f := range files {
+		if err := os.WriteFile(filepath.Join(cgroup, f), []byte(strconv.FormatInt(values[i], 10)), 0); err != nil && !os.IsNotExist(err) {
 			t.Fatalf("resetting %s: %v", f, err)
 		}
 	}
 }
 
 func readLimit(cgroup string) int64 {
-	b, _ := os.ReadFile(filepath.Join(cgroup, "memory.limit_in_bytes"))
+	f := "memory.limit_in_bytes"
+	if cgroupV2() {
+		f = "memory.max"
+	}
+	b, _ := os.ReadFile(filepath.Join(cgroup, f))
 	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	return n
 }
@@ -201,7 +220,6 @@ func readLimit(cgroup string) int64 {
 // TestOOMGrow: grow raises the limit step by step until the allocation
 // succeeds, each raise an event; past the ceiling the fallback kills.
 func TestOOMGrow(t *testing.T) {
-	requireOOMv1(t)
 	d := newDaemonEnv(t)
 	id, cgroup := d.oomContainer(map[string]string{"org.lkc.oom-policy": "grow:256M"})
 	var lat, held []float64
@@ -242,10 +260,9 @@ func TestOOMGrow(t *testing.T) {
 // TestOOMNotify: the handler runs with the container's id and cgroup; one
 // that raises the limit resolves the OOM and the allocation succeeds.
 func TestOOMNotify(t *testing.T) {
-	requireOOMv1(t)
 	d := newDaemonEnv(t)
 	out := filepath.Join(t.TempDir(), "handler.out")
-	handler := fmt.Sprintf(`echo "$1 $LKC_ID $LKC_MEMORY_LIMIT" >> %s; echo %d > $LKC_CGROUP/memory.memsw.limit_in_bytes; echo %d > $LKC_CGROUP/memory.limit_in_bytes`, out, 8*oomLimit, 8*oomLimit)
+	handler := fmt.Sprintf(`echo "$1 $LKC_ID $LKC_MEMORY_LIMIT" >> %s; for f in memory.memsw.limit_in_bytes memory.limit_in_bytes memory.max memory.high; do [ ! -e $LKC_CGROUP/$f ] || echo %d > $LKC_CGROUP/$f; done`, out, 8*oomLimit)
 	id, cgroup := d.oomContainer(map[string]string{"org.lkc.oom-policy": "notify:" + handler})
 	var lat, held []float64
 	for i := 0; i < 10; i++ {
@@ -272,7 +289,6 @@ func TestOOMNotify(t *testing.T) {
 // deadline and the fallback acts; with fallback kernel the kernel's OOM
 // killer is back on and kills.
 func TestOOMNotifyHangs(t *testing.T) {
-	requireOOMv1(t)
 	for _, fallback := range []string{"kill-largest", "kernel"} {
 		t.Run(fallback, func(t *testing.T) {
 			d := newDaemonEnv(t)
@@ -308,7 +324,7 @@ func TestOOMNotifyHangs(t *testing.T) {
 // out of memory and is held, the worker is SIGKILLed: its successor finds
 // the hold (no event reaches it) and acts within 1 s.
 func TestOOMHeldAcrossWorkerKill(t *testing.T) {
-	requireOOMv1(t)
+	requireOOMHold(t)
 	d := newDaemonEnv(t)
 	id, cgroup := d.oomContainer(map[string]string{"org.lkc.oom-policy": "kill-largest"})
 	worker := d.status().WorkerPid
@@ -366,7 +382,6 @@ func TestOOMBadAnnotations(t *testing.T) {
 // OOM killer back on in every armed container: none is held waiting for a
 // daemon that is gone.
 func TestOOMDaemonStopGivesBackToKernel(t *testing.T) {
-	requireOOMv1(t)
 	d := newDaemonEnv(t)
 	id, cgroup := d.oomContainer(map[string]string{"org.lkc.oom-policy": "kill-newest"})
 	d.mustLkc("daemon", "stop")
@@ -383,7 +398,7 @@ func TestOOMDaemonStopGivesBackToKernel(t *testing.T) {
 // limit brings it back, and its allocation goes on from where it was to
 // the full 64 MiB.
 func TestOOMCheckpoint(t *testing.T) {
-	requireOOMv1(t)
+	requireOOMHold(t)
 	requireCriu(t)
 	d := newDaemonEnv(t)
 	root := d.writableRootfs()
@@ -446,18 +461,19 @@ func TestOOMCheckpoint(t *testing.T) {
 	}
 }
 
-// TestOOMPolicyRefusedOnCgroupV2: where the memory controller is v2 (the
-// VM), a policy is refused at create in one line, and nothing is left.
-func TestOOMPolicyRefusedOnCgroupV2(t *testing.T) {
+// TestOOMCheckpointRefusedOnCgroupV2: where the memory controller is v2
+// (the VM), the checkpoint policy is refused at create in one line, and
+// nothing is left.
+func TestOOMCheckpointRefusedOnCgroupV2(t *testing.T) {
 	if !cgroupV2() {
 		t.Skip("checks the refusal on a cgroup v2 host")
 	}
 	d := newDaemonEnv(t)
 	id := d.id()
 	b := d.bundle([]string{"true"}, func(s *specs.Spec) {
-		s.Annotations = map[string]string{"org.lkc.oom-policy": "kill-largest"}
+		s.Annotations = map[string]string{"org.lkc.oom-policy": "checkpoint"}
 	})
-	d.failLkc(`OOM policies need the cgroup v1 memory controller`, "run", "--bundle", b, id)
+	d.failLkc(`the checkpoint policy needs the cgroup v1 memory controller`, "run", "--bundle", b, id)
 	if _, err := os.Stat(filepath.Join(d.root, id)); err == nil {
 		t.Errorf("refused create left %s behind", id)
 	}
@@ -470,7 +486,6 @@ func TestOOMPolicyRefusedOnCgroupV2(t *testing.T) {
 // containers (LKC_OOM_BENCH=<count>; skipped otherwise: it takes minutes
 // on a shared host).
 func TestOOMIdleCost(t *testing.T) {
-	requireOOMv1(t)
 	n, _ := strconv.Atoi(os.Getenv("LKC_OOM_BENCH"))
 	if n == 0 {
 		t.Skip("set LKC_OOM_BENCH=<containers> to measure")

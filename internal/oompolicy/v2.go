@@ -1,0 +1,117 @@
+package oompolicy
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// On cgroup v2 the OOM killer cannot be turned off. The service sets
+// memory.high a headroom below memory.max, where the kernel throttles the
+// allocator (reclaim and sleeps) instead of killing, and watches
+// memory.events with inotify: a rising `high` count wakes the loop. A
+// container at memory.high is held for the policy only when its anonymous
+// memory reaches high: page cache filling up to high is normal, reclaimed
+// by the kernel, and no reason to act.
+
+// headroom is how far below memory.max the service sets memory.high:
+// limit/16 clamped to 4-256 MiB.
+func headroom(limit uint64) uint64 { return min(max(limit/16, 4<<20), 256<<20) }
+
+// armV2 arms a v2 memory cgroup: memory.high (unless the config set one)
+// and an inotify watch on memory.events, which it returns.
+func armV2(a *armed) (int, error) {
+	limit, err := readLimitV2(a.dir, "memory.max")
+	if err != nil {
+		return -1, err
+	}
+	if limit == 0 {
+		return -1, errors.New("no memory limit (memory.max is max): nothing to act before")
+	}
+	high, err := readLimitV2(a.dir, "memory.high")
+	if err != nil {
+		return -1, err
+	}
+	// The service owns memory.high when it is unset or holds the value
+	// the service sets (a previous worker's); otherwise the config set it.
+	if high == 0 || high == limit-headroom(limit) {
+		a.ownsHigh = true
+		if err := writeInt(a.dir, "memory.high", int64(limit-headroom(limit))); err != nil {
+			return -1, err
+		}
+	}
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return -1, fmt.Errorf("arming: inotify: %w", err)
+	}
+	if _, err := unix.InotifyAddWatch(fd, filepath.Join(a.dir, "memory.events"), unix.IN_MODIFY); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("arming: watching memory.events: %w", err)
+	}
+	return fd, nil
+}
+
+// heldV2 says whether a v2 container is at memory.high with its own
+// (anonymous) memory, the point where v1 would hold it.
+func heldV2(dir string) (bool, error) {
+	high, err := readLimitV2(dir, "memory.high")
+	if err != nil || high == 0 {
+		return false, err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "memory.stat"))
+	if err != nil {
+		return false, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "anon "); ok {
+			anon, _ := strconv.ParseUint(v, 10, 64)
+			return anon+headroom(high)/4 >= high, nil
+		}
+	}
+	return false, fmt.Errorf("%s/memory.stat: no anon line", dir)
+}
+
+// readLimitV2 reads memory.max or memory.high: 0 for "max".
+func readLimitV2(dir, file string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		return 0, err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "max" {
+		return 0, nil
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// v2Killer is killerOn on v2: the kernel acts alone when memory.high is
+// off (then the allocator reaches memory.max and the kernel kills).
+func v2Killer(a *armed, on bool) error {
+	if !a.ownsHigh {
+		return nil
+	}
+	if on {
+		return os.WriteFile(filepath.Join(a.dir, "memory.high"), []byte("max"), 0)
+	}
+	limit, err := readLimitV2(a.dir, "memory.max")
+	if err != nil || limit == 0 {
+		return err
+	}
+	return writeInt(a.dir, "memory.high", int64(limit-headroom(limit)))
+}
+
+// raiseV2 raises memory.max and, when the service owns it, memory.high.
+func raiseV2(a *armed, to uint64) error {
+	if err := writeInt(a.dir, "memory.max", int64(to)); err != nil {
+		return err
+	}
+	if a.ownsHigh {
+		return writeInt(a.dir, "memory.high", int64(to-headroom(to)))
+	}
+	return nil
+}
