@@ -67,6 +67,13 @@ func (s *Service) kill(a *armed, k Kind) error {
 	if best == nil {
 		return errors.New("no process to kill")
 	}
+	if best.init {
+		// Init alone: it is the allocator, unless the hold ended while
+		// choosing (another task exited, or v2's kernel killed at max).
+		if held, err := a.held(); err != nil || !held {
+			return err
+		}
+	}
 	fd, err := unix.PidfdOpen(best.pid, 0)
 	if err != nil {
 		return fmt.Errorf("opening process %d: %w", best.pid, err)

@@ -31,19 +31,21 @@ type armed struct {
 	stage     int
 	stageAt   time.Time
 	lastTry   time.Time
-	handler   *handler // a notify handler in flight
-	dump      *dump    // a checkpoint in flight
-	freezer   string   // its v1 freezer cgroup ("" without one)
-	ino       uint64   // the memory cgroup directory's inode when armed
-	v2        bool     // a cgroup v2 memory controller (v2.go)
-	ownsHigh  bool     // v2: the service set memory.high (the config did not)
+	handler   *handler  // a notify handler in flight
+	dump      *dump     // a checkpoint in flight
+	freezer   string    // its v1 freezer cgroup ("" without one)
+	ino       uint64    // the memory cgroup directory's inode when armed
+	v2        bool      // a cgroup v2 memory controller (v2.go)
+	ownsHigh  bool      // v2: the service set memory.high (the config did not)
+	highCount uint64    // v2: memory.events' high count at the last look
+	highAt    time.Time // v2: when it last rose
 }
 
 // held says whether the container waits for its policy: v1 held by the
 // kernel, v2 at memory.high with its own memory.
 func (a *armed) held() (bool, error) {
 	if a.v2 {
-		return heldV2(a.dir)
+		return heldV2(a)
 	}
 	return underOOM(a.dir)
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -57,11 +58,31 @@ func armV2(a *armed) (int, error) {
 }
 
 // heldV2 says whether a v2 container is at memory.high with its own
-// (anonymous) memory, the point where v1 would hold it.
-func heldV2(dir string) (bool, error) {
+// (anonymous) memory, the point where v1 would hold it, and the kernel
+// throttled it lately (memory.events' high count rose within the longest
+// throttling sleep).
+func heldV2(a *armed) (bool, error) {
+	dir := a.dir
 	high, err := readLimitV2(dir, "memory.high")
 	if err != nil || high == 0 {
 		return false, err
+	}
+	events, err := os.ReadFile(filepath.Join(dir, "memory.events"))
+	if err != nil {
+		return false, err
+	}
+	var count uint64
+	for _, line := range strings.Split(string(events), "\n") {
+		if v, ok := strings.CutPrefix(line, "high "); ok {
+			count, _ = strconv.ParseUint(v, 10, 64)
+		}
+	}
+	if count > a.highCount {
+		a.highCount, a.highAt = count, time.Now()
+	}
+	// The kernel's throttling sleeps at most 2 s between charges.
+	if time.Since(a.highAt) > 2*time.Second {
+		return false, nil
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "memory.stat"))
 	if err != nil {

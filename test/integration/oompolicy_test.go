@@ -148,7 +148,7 @@ func TestOOMKillLargest(t *testing.T) {
 		n := len(d.policyEvents(id))
 		r, start := d.allocate(id)
 		if r.code != 137 {
-			t.Fatalf("allocation %d: want the allocator SIGKILLed (137), got %v", i, r)
+			t.Fatalf("allocation %d: want the allocator SIGKILLed (137), got %v; events %v", i, r, d.policyEvents(id)[n:])
 		}
 		ev := d.event(id, "policy-kill", n)
 		if data := eventData(ev); data["comm"] != "awk" || data["init"] != false {
