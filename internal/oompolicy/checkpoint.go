@@ -59,7 +59,8 @@ func thaw(a *armed) {
 // checkDump moves a checkpoint on: once the cgroup is frozen it starts
 // the dump; a dump that ends is recorded. A freeze or dump past the
 // deadline is given up: the dump killed, the container thawed, and the
-// fallback acts. It says whether the dump still owns the container.
+// fallback acts. It says whether the check is over (a dump in flight or
+// done: the container is the dump's or gone).
 func (s *Service) checkDump(a *armed) bool {
 	d := a.dump
 	if d.proc == nil {
@@ -80,9 +81,11 @@ func (s *Service) checkDump(a *armed) bool {
 			s.dumpFailed(a, "lkc checkpoint: "+err.Error())
 			return false
 		}
-		// The container is gone: its events go to the daemon's log.
+		// The container is gone: its events go to the daemon's log, and a
+		// restore at the same cgroup path is a new container to arm.
 		s.deps.Logf("oom: container %s: checkpointed to %s in %.0f ms", a.e.ID, d.image, ms(time.Since(d.started)))
-		return false
+		s.disarm(a, false)
+		return true
 	default:
 	}
 	if time.Since(d.started) >= 4*a.set.Deadline {

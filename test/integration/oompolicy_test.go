@@ -426,7 +426,12 @@ func TestOOMCheckpoint(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "armed"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return d.lkc("state", id).code != 0 }, "the checkpoint to stop the container")
+	// The dump's lkc checkpoint has exited (the daemon logs it) before the
+	// restore makes a cgroup at the same path.
+	waitFor(t, func() bool {
+		log, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
+		return strings.Contains(string(log), "container "+id+": checkpointed to ") && d.lkc("state", id).code != 0
+	}, "the checkpoint to stop the container")
 	t.Logf("allocation start -> container dumped and stopped: %v", time.Since(start))
 	dumps, _ := filepath.Glob(filepath.Join(images, id+"-*"))
 	var image string
