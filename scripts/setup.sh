@@ -32,4 +32,11 @@ grep -q '"/demo.sh"' "$bundle/config.json" || { echo "setup: could not set the d
 id=demo-$$
 echo "setup: running container $id from $bundle"
 bin/lkc run --bundle "$bundle" "$id"
+# The host daemon serves the features containers opt into (a virtual /proc,
+# OOM policies, rules; docs/daemon.md). create starts it on demand too; on a
+# host with systemd, README.md shows the unit to use instead.
+if ! bin/lkc daemon status >/dev/null 2>&1; then
+  echo "setup: starting the host daemon (lkc daemon --detach)"
+  bin/lkc daemon --detach
+fi
 echo "setup: done; bin/lkc is ready (see README.md)"
