@@ -13,6 +13,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/hostconf"
 	"github.com/lkc-containers/lkc/internal/oompolicy"
 	"github.com/lkc-containers/lkc/internal/state"
+	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
 // adopt asks the daemon to serve a container being created whose
@@ -42,6 +43,7 @@ func adoptConfig(root, id string, cfg *config.Config) (release func(), err error
 		return func() {}, nil // create refuses the existing id; its adopt stands
 	}
 	asked := f.Missing(hostconf.Features{})
+	defer steplog.Step("adopt")()
 	cl, err := daemonapi.Ensure(conf)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %s needs the lkc daemon: %w", id, asked, err)
@@ -98,6 +100,7 @@ func sysinfoAgent(cfg *config.Config, r *daemonapi.AdoptReply) error {
 // container. Without one there is nothing to do: a daemon that starts
 // later frees the slots of containers that are gone.
 func releaseFrom(dir, root, id string) {
+	defer steplog.Step("release")()
 	cl, err := daemonapi.Dial(dir)
 	if err != nil {
 		return
