@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -439,4 +441,47 @@ func TestBadMessagesKeepServing(t *testing.T) {
 	if len(logged) != 2 {
 		t.Errorf("logged %q, want one line each for the junk and the unnamed fd", logged)
 	}
+}
+
+// TestServeKeepsNoThreadInEpollWait: a serving agent waits through Go's
+// poller, so no thread of the process sits in epoll_wait on the agent's own
+// set. Such a thread keeps its P, and when it is the one that last polled,
+// the process's other sockets (the daemon's control connections) wait for
+// the runtime's 10 ms sysmon poll.
+func TestServeKeepsNoThreadInEpollWait(t *testing.T) {
+	a, _ := startAgent(t, Config{Dir: t.TempDir(), Resolver: fixedResolver{}, Store: newMemStore(t)})
+	for range 20 {
+		time.Sleep(10 * time.Millisecond)
+		if tid, ok := threadInEpollWait(t, a.ep); ok {
+			t.Fatalf("thread %s blocks in epoll_pwait on the agent's set (fd %d)", tid, a.ep)
+		}
+	}
+}
+
+// epollWaits are the numbers of the syscalls that wait in an epoll set
+// (epoll_wait is amd64's only: epollwait_amd64_test.go).
+var epollWaits = map[string]bool{strconv.Itoa(unix.SYS_EPOLL_PWAIT): true}
+
+// threadInEpollWait finds a thread of this process blocked in epoll_wait or
+// epoll_pwait on set ep, from /proc/self/task/*/syscall.
+func threadInEpollWait(t *testing.T, ep int) (string, bool) {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/syscall")
+		if err != nil {
+			continue // the thread exited
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 2 || !epollWaits[f[0]] {
+			continue
+		}
+		if fd, err := strconv.ParseUint(f[1], 0, 64); err == nil && int(fd) == ep {
+			return task.Name(), true
+		}
+	}
+	return "", false
 }
