@@ -8,8 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// conn is a server's own view of a /dev/fuse fd: a non-blocking duplicate
-// watched by an epoll set of its own, with an eventfd that stops readers.
+// conn is a server's own view of a /dev/fuse fd: a non-blocking duplicate,
+// an eventfd that stops readers, and per reader an epoll set of its own
+// (a waiter) watching both.
 //
 // Not Go's poller: a process that opens a file on its own FUSE mount (a
 // test, an in-process reader) makes Go register that file in the poller's
@@ -18,11 +19,11 @@ import (
 // sees the request (seen here: epoll_ctl in fuse_file_poll, epoll_wait in
 // ep_send_events, both stuck). A separate set cannot deadlock that way.
 type conn struct {
-	fd, epfd, stopfd int
+	fd, stopfd int
 }
 
 func newConn(f *os.File) (*conn, error) {
-	c := &conn{fd: -1, epfd: -1, stopfd: -1}
+	c := &conn{fd: -1, stopfd: -1}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("fuse fd: %w", err)
@@ -42,46 +43,67 @@ func newConn(f *os.File) (*conn, error) {
 
 // setup makes the duplicate non-blocking (a flag of the shared open file
 // description: os.File.Fd, as os/exec calls it for ExtraFiles, clears it)
-// and builds the epoll set.
+// and makes the stop eventfd.
 func (c *conn) setup() error {
 	if err := unix.SetNonblock(c.fd, true); err != nil {
 		return fmt.Errorf("fuse fd O_NONBLOCK: %w", err)
 	}
 	var err error
-	if c.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
-		return fmt.Errorf("epoll_create1: %w", err)
-	}
 	if c.stopfd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		return fmt.Errorf("eventfd: %w", err)
-	}
-	for _, fd := range []int{c.fd, c.stopfd} {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
-		if err := unix.EpollCtl(c.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			return fmt.Errorf("epoll_ctl add fd %d: %w", fd, err)
-		}
 	}
 	return nil
 }
 
+// waiter is one reader's epoll set. The fd is in it with EPOLLEXCLUSIVE,
+// so a request wakes one waiting reader, not all: every reader woken for
+// nothing cost a thread wake-up and, when the runtime then ran it on the
+// thread that polls the Go poller, left the process's sockets unpolled
+// (up to sysmon's 10 ms) while it waited here again. The stop eventfd is
+// in it plainly, so stop wakes them all.
+type waiter struct {
+	epfd   int
+	events [2]unix.EpollEvent
+}
+
+func (c *conn) newWaiter() (*waiter, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	w := &waiter{epfd: ep}
+	for _, fd := range []int{c.fd, c.stopfd} {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+		if fd == c.fd {
+			ev.Events |= unix.EPOLLEXCLUSIVE
+		}
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			unix.Close(ep)
+			return nil, fmt.Errorf("epoll_ctl add fd %d: %w", fd, err)
+		}
+	}
+	return w, nil
+}
+
+func (w *waiter) close() { unix.Close(w.epfd) }
+
 // errStopped is returned by read once stop was called.
 var errStopped = errors.New("fuse server stopped")
 
-// read reads one request into buf, waiting in the epoll set while none is
-// queued. Level-triggered: every waiting reader wakes for a request and
-// those that lose the race wait again; the stop eventfd stays readable, so
-// it wakes them all.
-func (c *conn) read(buf []byte) (int, error) {
-	events := make([]unix.EpollEvent, 2)
+// read reads one request into buf, waiting in w while none is queued. A
+// reader woken for a request another reader took waits again; the stop
+// eventfd stays readable, so it wakes every reader for good.
+func (c *conn) read(w *waiter, buf []byte) (int, error) {
 	for {
 		n, err := unix.Read(c.fd, buf)
 		if err != unix.EAGAIN && err != unix.EINTR {
 			return n, err
 		}
-		n, err = unix.EpollWait(c.epfd, events, -1)
+		n, err = unix.EpollWait(w.epfd, w.events[:], -1)
 		if err != nil && err != unix.EINTR {
 			return 0, fmt.Errorf("epoll_wait: %w", err)
 		}
-		for _, ev := range events[:max(n, 0)] {
+		for _, ev := range w.events[:max(n, 0)] {
 			if int(ev.Fd) == c.stopfd {
 				return 0, errStopped
 			}
@@ -106,10 +128,10 @@ func (c *conn) stop() {
 	unix.Write(c.stopfd, one[:])
 }
 
-// close closes the duplicate and the set, never the caller's fd, so the
+// close closes the duplicate and the eventfd, never the caller's fd, so the
 // connection lives on.
 func (c *conn) close() {
-	for _, fd := range []int{c.fd, c.epfd, c.stopfd} {
+	for _, fd := range []int{c.fd, c.stopfd} {
 		if fd >= 0 {
 			unix.Close(fd)
 		}

@@ -107,9 +107,14 @@ func Resend(f *os.File) error {
 
 // readLoop reads and answers requests until the connection or stop ends it.
 func (s *Server) readLoop(c *conn) error {
+	w, err := c.newWaiter()
+	if err != nil {
+		return err
+	}
+	defer w.close()
 	buf := make([]byte, bufSize)
 	for {
-		n, err := c.read(buf)
+		n, err := c.read(w, buf)
 		switch {
 		case errors.Is(err, syscall.ENODEV), errors.Is(err, syscall.ECONNABORTED):
 			return nil // unmounted or aborted
