@@ -175,15 +175,19 @@ func firstMount(target *os.File, m config.Mount, env Env) (uintptr, error) {
 }
 
 // fileMount says whether m's mount point is a file: a bind mount of one.
+// It asks for the type alone, from the inode the kernel has
+// (AT_STATX_DONT_SYNC): a FUSE file, such as the daemon's /proc view,
+// otherwise costs a GETATTR round trip, which that server answers by
+// rendering the file.
 func fileMount(m config.Mount) (bool, error) {
 	if m.Type != "bind" {
 		return false, nil
 	}
-	fi, err := os.Stat(m.Source)
-	if err != nil {
-		return false, err
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, m.Source, unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE, &st); err != nil {
+		return false, &os.PathError{Op: "stat", Path: m.Source, Err: err}
 	}
-	return !fi.IsDir(), nil
+	return st.Mode&unix.S_IFMT != unix.S_IFDIR, nil
 }
 
 // openTarget opens (creating if needed) the mount point at dest inside root.
