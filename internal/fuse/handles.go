@@ -81,6 +81,23 @@ func (h *handles) remove(node, fh uint64) {
 	h.mu.Unlock()
 }
 
+// longest returns the length of the longest content node's open handles
+// hold: the inode's size must not drop below what one of them serves.
+func (h *handles) longest(node uint64) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for k, hd := range h.open {
+		if k.node != node {
+			continue
+		}
+		hd.mu.Lock()
+		n = max(n, len(hd.content))
+		hd.mu.Unlock()
+	}
+	return n
+}
+
 func (h *handles) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -249,6 +249,45 @@ func TestMountSendfileAfterLookup(t *testing.T) {
 	}
 }
 
+// TestMountSendfileAfterShorterStat: a stat of a file open elsewhere
+// renders it again, and a rendering shorter than the open one's (meminfo's
+// numbers change length) must not lower the inode's size below what the
+// open file's sendfile serves, or its last bytes are dropped.
+func TestMountSendfileAfterShorterStat(t *testing.T) {
+	dir, f := mountTest(t)
+	shrink := func(n int) ([]byte, error) { return []byte(strings.Repeat("x", 200-n) + "\n"), nil }
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"shrink": shrink})
+	serve(t, f, NewServer(fs), false)
+	path := filepath.Join(dir, "shrink")
+	in, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(in)
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil { // renders, shorter
+		t.Fatal(err)
+	}
+	out, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	for {
+		n, err := unix.Sendfile(int(out.Fd()), in, nil, 1<<20)
+		if err != nil {
+			t.Fatalf("sendfile: %v", err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	got, _ := os.ReadFile(out.Name())
+	if len(got) < 2 || strings.Count(string(got), "x") != len(got)-1 || got[len(got)-1] != '\n' {
+		t.Errorf("sendfile after a shorter stat read %d bytes: %q", len(got), got)
+	}
+}
+
 func TestMountConcurrentReaders(t *testing.T) {
 	dir, f := mountTest(t)
 	fs := newTreeFS(map[string]func(int) ([]byte, error){

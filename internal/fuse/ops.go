@@ -99,13 +99,17 @@ func (s *Server) getattr(r request) ([]byte, error) {
 // inode's, a LOOKUP's too (a walk revalidating an expired name), and that
 // size bounds splice and sendfile of files already open on the node: a
 // LOOKUP answering 0 between another process's open and its sendfile
-// (busybox cat) made it read nothing.
+// (busybox cat) made it read nothing. Nor may it drop below the content
+// an open handle of the node serves: a rendering shorter than the one
+// opened (meminfo's numbers change length) cut that file's sendfile short.
+// The answer is the longer of the two; a reader of the shorter one reads
+// no further than its content (a short read lowers the size again).
 func (s *Server) sized(a *Attr, pid uint32) {
 	if a.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return
 	}
 	if c, err := s.fs.Content(a.Ino); err == nil {
-		a.Size = uint64(len(c))
+		a.Size = uint64(max(len(c), s.handles.longest(a.Ino)))
 		s.recent.put(a.Ino, pid, c)
 	}
 }
