@@ -177,13 +177,16 @@ func (w *worker) explain(pid int) (*daemonapi.ExplainReply, error) {
 }
 
 // upgrade asks the holder to re-execute exe; it answers once exe's worker
-// serves, then this worker drains and exits.
+// serves and this worker accepts no more connection (the two share the
+// held socket), so that every connection after the answer reaches the
+// new worker; then this worker drains and exits.
 func (w *worker) upgrade(exe string) (*daemonapi.UpgradeReply, error) {
 	pid, err := w.store.Upgrade(exe)
 	if err != nil {
 		return nil, daemonapi.Errorf(daemonapi.ClassInvalid, err.Error())
 	}
 	w.cancel()
+	w.srv.StopAccepting()
 	return &daemonapi.UpgradeReply{WorkerPid: pid}, nil
 }
 

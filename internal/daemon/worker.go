@@ -52,6 +52,7 @@ type worker struct {
 	deps     *service.Deps
 	services []service.Service
 	cancel   context.CancelFunc
+	srv      *daemonapi.Server
 	logf     func(string, ...any)
 	// adoptMu serializes adopt, release and reload, so services see one
 	// at a time.
@@ -78,8 +79,8 @@ func Run(o Options) error {
 		o.Ready.Close()
 	}
 	w.logf("serving on %s", filepath.Join(o.Dir, daemonapi.SocketName))
-	srv := &daemonapi.Server{Build: o.Build, Handle: w.handle, Logf: w.logf}
-	err = srv.Serve(ctx, l)
+	w.srv = &daemonapi.Server{Build: o.Build, Handle: w.handle, Logf: w.logf}
+	err = w.srv.Serve(ctx, l)
 	if stopping, _ := w.store.Stopping(); stopping {
 		// SIGTERM from a holder that stops (its own SIGTERM, systemd's
 		// stop): the daemon ends for good, like `lkc daemon stop`.

@@ -30,14 +30,17 @@ type Server struct {
 	// Logf records refused connections and failed requests (never nil).
 	Logf func(format string, args ...any)
 
-	wg sync.WaitGroup
+	wg        sync.WaitGroup
+	l         *net.UnixListener
+	closeOnce sync.Once
 }
 
 // Serve accepts connections until ctx ends or l fails, then waits for the
 // connections' current requests to finish. Each connection is served by
 // its own goroutine.
 func (s *Server) Serve(ctx context.Context, l *net.UnixListener) error {
-	stop := context.AfterFunc(ctx, func() { l.Close() })
+	s.l = l
+	stop := context.AfterFunc(ctx, s.StopAccepting)
 	defer stop()
 	defer s.wg.Wait()
 	for {
@@ -55,6 +58,16 @@ func (s *Server) Serve(ctx context.Context, l *net.UnixListener) error {
 			s.serveConn(ctx, c)
 		}()
 	}
+}
+
+// StopAccepting closes the listener and returns only once this server
+// can accept no more connection, so that a caller that answers after it
+// (an upgrade) knows every later connection goes to another acceptor of
+// the same socket. The once makes a second caller wait for the first
+// close, which the listener's own Close would not. Serve's ctx must end
+// too, or Serve reports the closed listener as a failure.
+func (s *Server) StopAccepting() {
+	s.closeOnce.Do(func() { s.l.Close() })
 }
 
 // serveConn checks the peer (the daemon's own uid only: root, since the

@@ -202,6 +202,16 @@ func TestDaemonUpgradeKeepsFds(t *testing.T) {
 		t.Fatalf("a refused upgrade replaced the worker: %+v", n)
 	}
 	d.mustLkc("daemon", "upgrade", "--exe", second)
+	// Atomic for clients: every connection after the answer reaches the
+	// new worker, none the draining old one (which would answer with its
+	// pid or hang up).
+	for i := 0; i < 20; i++ {
+		rs := rawControl(t, d.dir, `{"v":1,"op":"hello","seq":1,"body":{"versions":[1]}}`, `{"v":1,"op":"status","seq":2}`)
+		body, _ := rs[1]["body"].(map[string]any)
+		if pid, _ := body["workerPid"].(float64); pid == 0 || int(pid) == s.WorkerPid {
+			t.Fatalf("connection %d after the upgrade answered by worker %v (old %d): %v", i, body["workerPid"], s.WorkerPid, rs[1])
+		}
+	}
 	n := d.status()
 	if n.Build != "upgrade-test" || n.HolderPid != s.HolderPid || n.WorkerPid == s.WorkerPid {
 		t.Fatalf("after upgrade: %+v, want build upgrade-test, holder %d, a new worker", n, s.HolderPid)
