@@ -401,9 +401,12 @@ func TestOOMCheckpoint(t *testing.T) {
 	requireOOMHold(t)
 	requireCriu(t)
 	d := newDaemonEnv(t)
+	// The result goes to a name of this test's own: the copied rootfs
+	// carries the mount points other tests' containers made in the shared
+	// one (counter's /out directory, where awk cannot write).
 	root := d.writableRootfs()
 	images := filepath.Join(t.TempDir(), "oom")
-	script := `while [ ! -e /armed ]; do sleep 0.05; done; exec awk 'BEGIN { s = "x"; for (i = 0; i < 26; i++) s = s s; print length(s) > "/out" }'`
+	script := `while [ ! -e /armed ]; do sleep 0.05; done; exec awk 'BEGIN { s = "x"; for (i = 0; i < 26; i++) s = s s; print length(s) > "/oom-result" }' 2>/oom-stderr`
 	var spec *specs.Spec
 	b := d.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) {
 		s.Root.Path, s.Root.Readonly = root, false
@@ -447,7 +450,7 @@ func TestOOMCheckpoint(t *testing.T) {
 	if pages := dirBytes(t, image, "pages-"); pages < oomLimit*3/4 {
 		t.Errorf("image holds %d bytes of pages, want at least %d (most of the limit the allocator filled)", pages, oomLimit*3/4)
 	}
-	if out, err := os.ReadFile(filepath.Join(root, "out")); err == nil {
+	if out, err := os.ReadFile(filepath.Join(root, "oom-result")); err == nil {
 		log, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
 		t.Fatalf("the allocation finished before the checkpoint (%q); daemon log:\n%s", out, log)
 	}
@@ -455,13 +458,14 @@ func TestOOMCheckpoint(t *testing.T) {
 	spec.Linux.Resources = &specs.LinuxResources{Memory: memoryOnly(big)}
 	d.mustLkc("restore", "-d", "--bundle", d.writeBundle(spec), "--image-path", image, id)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		out, _ := os.ReadFile(filepath.Join(root, "out"))
+		out, _ := os.ReadFile(filepath.Join(root, "oom-result"))
 		if string(out) == "67108864\n" {
 			break
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
-			t.Fatalf("the restored allocator did not finish its 64 MiB (out %q, %v); daemon log:\n%s", out, d.lkc("state", id), log)
+			stderr, _ := os.ReadFile(filepath.Join(root, "oom-stderr"))
+			t.Fatalf("the restored allocator did not finish its 64 MiB (out %q, stderr %q, %v); daemon log:\n%s", out, stderr, d.lkc("state", id), log)
 		}
 	}
 }
