@@ -228,12 +228,15 @@ func TestDaemonUpgradeKeepsFds(t *testing.T) {
 	if want := fmt.Sprintf("--predecessor=%d", s.WorkerPid); !strings.Contains(string(cmdline), want) {
 		t.Errorf("new worker's command line %q lacks %s", cmdline, want)
 	}
-	// The old worker drained and exited.
-	if err := unix.Kill(s.WorkerPid, 0); err == nil {
-		if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.WorkerPid)); !strings.Contains(string(st), ") Z") {
-			t.Errorf("old worker %d still runs after the upgrade", s.WorkerPid)
+	// The old worker drains and exits: after the answer (which comes
+	// first), so its exit is waited for.
+	waitFor(t, func() bool {
+		if unix.Kill(s.WorkerPid, 0) != nil {
+			return true
 		}
-	}
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.WorkerPid))
+		return strings.Contains(string(st), ") Z")
+	}, fmt.Sprintf("old worker %d to exit after the upgrade", s.WorkerPid))
 	kill9(t, n.WorkerPid)
 	if m := d.status(); m.Build != "upgrade-test" {
 		t.Errorf("the worker restarted after the upgrade runs build %q", m.Build)
