@@ -120,8 +120,8 @@ v2re=$(IFS='|'; echo "${v2tests[*]}")
 mkdir -p tmp
 go test -c -o tmp/integration.test ./test/integration
 echo "=== cgroup v2 (VM): $v2re" >>"$log"
-scripts/vmtest --timeout 1500 -e LKC_BINARY="$LKC_BINARY" -- \
-  tmp/integration.test -test.count=1 -test.timeout 1400s -test.v -test.run "$v2re" >>"$log" 2>&1 || status=$?
+scripts/vmtest --timeout 2400 -e LKC_BINARY="$LKC_BINARY" -- \
+  tmp/integration.test -test.count=1 -test.timeout 2300s -test.v -test.run "$v2re" >>"$log" 2>&1 || status=$?
 
 grep -E '^(ok|FAIL|---|panic:|=== cgroup|=== fuzz)|^\s+\S+_test\.go:[0-9]+:' "$log" | grep -v -- '--- PASS' || true
 passed=$(grep -c -- '--- PASS' "$log" || true)
