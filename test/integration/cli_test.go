@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -37,15 +38,25 @@ func withOutDir(dir string) func(*specs.Spec) {
 // and returns the file's lines.
 func waitOutFile(t *testing.T, path string, ok func(lines []string) bool) []string {
 	t.Helper()
+	lines, done := pollOutFile(path, ok)
+	if !done {
+		data, _ := os.ReadFile(path)
+		t.Fatalf("%s: waited 5s, got %q", path, data)
+	}
+	return lines
+}
+
+// pollOutFile reads path until ok accepts its words, for 5 s at most.
+func pollOutFile(path string, ok func(lines []string) bool) ([]string, bool) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		data, _ := os.ReadFile(path)
 		lines := strings.Fields(string(data))
 		if ok(lines) {
-			return lines
+			return lines, true
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: waited 5s, got %q", path, data)
+			return lines, false
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -179,12 +190,25 @@ echo ready >/tmp/ready
 while :; do sleep 0.02; done
 `
 
+// signalMasks is the signal lines of /proc/PID/status (pending, blocked,
+// caught), which tell a lost signal from a slow handler when a test fails.
+func signalMasks(pid int) string {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "Sig") || strings.HasPrefix(l, "ShdPnd") || strings.HasPrefix(l, "State") {
+			out = append(out, strings.Join(strings.Fields(l), " "))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
 func TestCLIKillSignalForms(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	out := t.TempDir()
 	os.WriteFile(filepath.Join(out, "sig.sh"), []byte(trapSignalsScript), 0o644)
-	id := e.createdID([]string{"sh", "/tmp/sig.sh"}, withOutDir(out))
+	id, pid := e.createdPid([]string{"sh", "/tmp/sig.sh"}, withOutDir(out))
 	e.mustLkc("start", id)
 	waitOutFile(t, filepath.Join(out, "ready"), containsWord("ready"))
 
@@ -194,7 +218,9 @@ func TestCLIKillSignalForms(t *testing.T) {
 	} {
 		os.Remove(logf)
 		e.mustLkc("kill", id, c.arg)
-		waitOutFile(t, logf, containsWord(c.want))
+		if _, ok := pollOutFile(logf, containsWord(c.want)); !ok {
+			t.Fatalf("kill %s: the trap logged no %s within 5s; init: %s", c.arg, c.want, signalMasks(pid))
+		}
 	}
 	e.mustLkc("kill", id) // SIGTERM by default; sh as pid 1 ignores it
 	e.mustLkc("kill", id, "9")
