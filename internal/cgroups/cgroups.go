@@ -143,41 +143,8 @@ func writeFile(dir, file, value string) error {
 }
 
 func readFile(dir, file string) (string, error) {
-	data, err := ReadSmall(filepath.Join(dir, file))
+	data, err := cgroupfs.ReadFile(filepath.Join(dir, file))
 	return strings.TrimSpace(string(data)), err
-}
-
-// ReadSmall reads a cgroup or /proc file of a few kilobytes with plain
-// open/read/close. For such files os.ReadFile's fstat and its attempt to
-// register the fd with the runtime's poller cost as much as the read
-// itself, and `lkc top` reads some 30 files per container per refresh.
-// Errors are *os.PathError, so os.IsNotExist and errors.Is work.
-func ReadSmall(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	for err == unix.EINTR {
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	}
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, 0, 1024)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			return buf, nil
-		}
-		buf = buf[:len(buf)+n]
-	}
 }
 
 // readProcs lists the processes in dir and in every cgroup below it: exec

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 )
 
 // Stats is a container's resource usage in the shape of runc's
@@ -123,7 +125,7 @@ func parseUint(s string) (uint64, error) {
 // readKeyed reads a "key value" per line file (memory.stat, cpu.stat,
 // memory.events). A missing file reads as an empty map.
 func readKeyed(dir, file string) (map[string]uint64, error) {
-	data, err := ReadSmall(filepath.Join(dir, file))
+	data, err := cgroupfs.ReadFile(filepath.Join(dir, file))
 	if os.IsNotExist(err) {
 		return map[string]uint64{}, nil
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 )
 
 // userHZ is the unit of cpuacct.stat: clock ticks, 100 per second on every
@@ -161,7 +163,7 @@ func v1Blkio(dir string, s *Stats) error {
 // lines, skipping the "Total" line.
 func v1BlkioFile(dir string, files ...string) ([]BlkioEntry, error) {
 	for _, file := range files {
-		data, err := ReadSmall(filepath.Join(dir, file))
+		data, err := cgroupfs.ReadFile(filepath.Join(dir, file))
 		if os.IsNotExist(err) {
 			continue
 		}

@@ -55,7 +55,7 @@ func (c Cgroups) Dir(ctrl string) (dir string, v2 bool, ok bool, err error) {
 // hasController says whether a v2 cgroup has ctrl: the root lists every
 // controller in cgroup.controllers; below it, what the parent enabled.
 func hasController(dir, ctrl string) bool {
-	data, err := ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	data, err := cgroupfs.ReadFile(filepath.Join(dir, "cgroup.controllers"))
 	return err == nil && strings.Contains(" "+strings.TrimSpace(string(data))+" ", " "+ctrl+" ")
 }
 
@@ -119,7 +119,7 @@ func isCgroup(dir string) bool {
 
 // readValue reads a one-line file; a missing file is errNoFile.
 func readValue(dir, file string) (string, error) {
-	data, err := ReadFile(filepath.Join(dir, file))
+	data, err := cgroupfs.ReadFile(filepath.Join(dir, file))
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, derr := os.Stat(dir); derr != nil {
 			return "", fmt.Errorf("cgroup %s: %w", dir, derr)

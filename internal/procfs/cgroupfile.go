@@ -10,14 +10,14 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/lkc-containers/lkc/internal/effective"
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 )
 
 // readCgroupFile reads one cgroup file. A missing file in a directory that
 // exists is ErrNoController (v1 without swap accounting, a v2 controller
 // not enabled); a missing directory stays fs.ErrNotExist (cgroup gone).
 func readCgroupFile(dir, file string) (string, error) {
-	data, err := effective.ReadFile(filepath.Join(dir, file))
+	data, err := cgroupfs.ReadFile(filepath.Join(dir, file))
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, derr := os.Stat(dir); derr != nil {
 			return "", fmt.Errorf("cgroup %s: %w", dir, derr)

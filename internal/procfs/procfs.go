@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 	"github.com/lkc-containers/lkc/internal/effective"
 )
 
@@ -101,7 +102,7 @@ func (h *Host) path(name string) string { return filepath.Join(h.Root, name) }
 
 // read reads a host file under h.Root.
 func (h *Host) read(name string) (string, error) {
-	data, err := effective.ReadFile(h.path(name))
+	data, err := cgroupfs.ReadFile(h.path(name))
 	return string(data), err
 }
 

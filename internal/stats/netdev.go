@@ -8,14 +8,14 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 )
 
 // netDev sums the bytes received and sent on every interface but lo of
 // the network namespace of process pid: /proc/<pid>/net/dev shows that
 // process's namespace whoever reads it, so a host reader needs no setns.
 func netDev(proc string, pid int) (rx, tx uint64, err error) {
-	data, err := cgroups.ReadSmall(fmt.Sprintf("%s/%d/net/dev", proc, pid))
+	data, err := cgroupfs.ReadFile(fmt.Sprintf("%s/%d/net/dev", proc, pid))
 	if err != nil {
 		return 0, 0, err
 	}
