@@ -189,6 +189,13 @@ func sendfile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	defer unix.Close(in)
+	return sendfileFD(t, in)
+}
+
+// sendfileFD copies the open file in to a temporary file with sendfile(2)
+// until it reports the end, and returns what arrived.
+func sendfileFD(t *testing.T, in int) string {
+	t.Helper()
 	out, err := os.CreateTemp(t.TempDir(), "out")
 	if err != nil {
 		t.Fatal(err)
@@ -230,21 +237,7 @@ func TestMountSendfileAfterLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	unix.Close(p)
-	out, err := os.CreateTemp(t.TempDir(), "out")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	for {
-		n, err := unix.Sendfile(int(out.Fd()), in, nil, 1<<20)
-		if err != nil {
-			t.Fatalf("sendfile: %v", err)
-		}
-		if n == 0 {
-			break
-		}
-	}
-	if got, _ := os.ReadFile(out.Name()); string(got) != content {
+	if got := sendfileFD(t, in); got != content {
 		t.Errorf("sendfile after a lookup read %d bytes: %q, want %q", len(got), got, content)
 	}
 }
@@ -268,21 +261,7 @@ func TestMountSendfileAfterShorterStat(t *testing.T) {
 	if err := unix.Stat(path, &st); err != nil { // renders, shorter
 		t.Fatal(err)
 	}
-	out, err := os.CreateTemp(t.TempDir(), "out")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	for {
-		n, err := unix.Sendfile(int(out.Fd()), in, nil, 1<<20)
-		if err != nil {
-			t.Fatalf("sendfile: %v", err)
-		}
-		if n == 0 {
-			break
-		}
-	}
-	got, _ := os.ReadFile(out.Name())
+	got := sendfileFD(t, in)
 	if len(got) < 2 || strings.Count(string(got), "x") != len(got)-1 || got[len(got)-1] != '\n' {
 		t.Errorf("sendfile after a shorter stat read %d bytes: %q", len(got), got)
 	}
