@@ -140,7 +140,7 @@ func (r *procReaders) finish() time.Duration {
 }
 
 // checkProcContainers checks the containers' own loops: no failed or
-// wrong read, and none of their tasks in D state.
+// wrong read, and none of their tasks stuck in D state.
 func (d *daemonEnv) checkProcContainers(ids []string) {
 	d.t.Helper()
 	for _, id := range ids {
@@ -149,12 +149,36 @@ func (d *daemonEnv) checkProcContainers(ids []string) {
 		if bad := d.lkc("exec", id, "cat", "/dev/shm/err").stdout; bad != "" {
 			d.t.Errorf("container %s: reads failed: %.500s", id, bad)
 		}
-		for _, pid := range d.tasksOf(id) {
-			if st := procStateOf(pid); st == "D" {
-				d.t.Errorf("container %s: task %d in D state", id, pid)
+		for _, pid := range stuckInD(d.tasksOf(id), 2*time.Second) {
+			d.t.Errorf("container %s: task %d in D state for 2 s", id, pid)
+		}
+	}
+}
+
+// stuckInD returns the tasks of pids in D state at every look over window.
+// A read of a virtual file sleeps in D state (killable) while it waits
+// for the daemon's answer, so one look at a busy container may see a
+// healthy read; a read the daemon lost stays there.
+func stuckInD(pids []int, window time.Duration) []int {
+	stuck := map[int]bool{}
+	for _, pid := range pids {
+		if procStateOf(pid) == "D" {
+			stuck[pid] = true
+		}
+	}
+	for end := time.Now().Add(window); len(stuck) > 0 && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+		for pid := range stuck {
+			if procStateOf(pid) != "D" {
+				delete(stuck, pid)
 			}
 		}
 	}
+	var out []int
+	for pid := range stuck {
+		out = append(out, pid)
+	}
+	return out
 }
 
 // tasksOf lists the processes in the pid namespace of a container's init.
