@@ -9,6 +9,7 @@ require (
 
 require (
 	github.com/checkpoint-restore/go-criu/v8 v8.3.0
+	github.com/containernetworking/cni v1.3.0
 	github.com/seccomp/libseccomp-golang v0.11.1
 )
 

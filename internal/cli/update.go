@@ -14,6 +14,7 @@ import (
 
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/container"
+	"github.com/lkc-containers/lkc/internal/network"
 	"github.com/lkc-containers/lkc/internal/spec"
 )
 
@@ -28,6 +29,7 @@ func cmdUpdate(g *globals, args []string) error {
 		"cpu-share", "cpu-shares", "cpu-quota", "cpu-period", "cpuset-cpus", "cpuset-mems"} {
 		fs.String(name, "", name)
 	}
+	netRate := fs.String("net-rate", "", "egress=RATE,ingress=RATE or none: the CNI bandwidth limit (docs/network.md)")
 	rest, err := parse(fs, args, exactly(1), "lkc update [flags] <container-id>")
 	if err != nil {
 		return err
@@ -39,15 +41,28 @@ func cmdUpdate(g *globals, args []string) error {
 		}
 	}
 	var ferr error
+	cgroupFlags := *resources != ""
 	fs.Visit(func(f *flag.Flag) {
-		if ferr == nil {
-			ferr = setFlag(r, f.Name, f.Value.String())
+		if ferr == nil && f.Name != "net-rate" {
+			ferr, cgroupFlags = setFlag(r, f.Name, f.Value.String()), true
 		}
 	})
 	if ferr != nil {
 		return ferr
 	}
-	return container.Update(g.root, rest[0], r)
+	if *netRate == "" {
+		return container.Update(g.root, rest[0], r)
+	}
+	rate, err := network.ParseRate(*netRate)
+	if err != nil {
+		return fmt.Errorf("--net-rate: %w", err)
+	}
+	if cgroupFlags {
+		if err := container.Update(g.root, rest[0], r); err != nil {
+			return err
+		}
+	}
+	return container.UpdateNetRate(g.root, rest[0], rate)
 }
 
 func readResources(name string) (*config.Resources, error) {

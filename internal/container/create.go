@@ -61,6 +61,10 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err := lsm.Default.Check(&cfg.Process, cfg.MountLabel); err != nil {
 		return nil, err
 	}
+	plan, err := networkPlan(cfg)
+	if err != nil {
+		return nil, err
+	}
 	var undo cleanup.Stack
 	b, err := NewBuild(o, &undo)
 	if err != nil {
@@ -112,6 +116,13 @@ func create(o CreateOpts) (_ *Container, err error) {
 	end()
 	if err != nil {
 		return nil, err
+	}
+	// ADD runs while init builds the root filesystem: the namespace
+	// exists, and the user's process waits on the exec fifo.
+	if plan != nil {
+		if err := attachNetwork(plan, dir.Path(), pid, &undo); err != nil {
+			return nil, err
+		}
 	}
 	end = steplog.Step("create: init rootfs and hooks")
 	err = p.ready(&is)

@@ -125,6 +125,12 @@ func (c *Container) destroy() error {
 		return err
 	}
 	c.poststop()
+	if hasNetwork(c.st.Config) {
+		if err := detachNetwork(c.dir.Path()); err != nil {
+			c.close()
+			return err
+		}
+	}
 	end = steplog.Step("delete: remove cgroup")
 	err = cg.Destroy()
 	end()
@@ -166,6 +172,10 @@ func destroySalvaged(dir *state.Dir, warn func(error)) error {
 	}
 	if warn != nil {
 		warn(fmt.Errorf("container %s: state unreadable: poststop hooks not run", st.ID))
+	}
+	if err := detachNetwork(dir.Path()); err != nil {
+		c.close()
+		return err
 	}
 	if err := cg.Destroy(); err != nil {
 		c.close()

@@ -1,0 +1,85 @@
+package container
+
+import (
+	"fmt"
+
+	"github.com/lkc-containers/lkc/internal/cleanup"
+	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/network"
+	"github.com/lkc-containers/lkc/internal/steplog"
+)
+
+// networkPlan reads the CNI networks cfg's annotations ask for, nil when
+// they ask for none (then no configuration is read). The networks go into
+// a namespace the container creates: one joined by path belongs to whoever
+// made it (a pod's sandbox, another container), whose networking lkc must
+// not add to, so asking for both is an error.
+func networkPlan(cfg *config.Config) (*network.Plan, error) {
+	req, err := network.FromAnnotations(cfg.Annotations)
+	if err != nil || req == nil {
+		return nil, err
+	}
+	for _, ns := range cfg.Namespaces {
+		if ns.Type != "network" {
+			continue
+		}
+		if ns.Path != "" {
+			return nil, fmt.Errorf("annotation %s: the config joins the network namespace %s; lkc attaches networks only to a namespace it creates", network.AnnotationNetwork, ns.Path)
+		}
+		return network.Load(network.ConfDir(), req)
+	}
+	return nil, fmt.Errorf("annotation %s: the config has no network namespace (add one to linux.namespaces)", network.AnnotationNetwork)
+}
+
+// attachNetwork runs ADD of plan's networks in the namespace of init (pid),
+// which exists and has not started the user's process; undo gets the DEL.
+func attachNetwork(plan *network.Plan, stateDir string, pid int, undo *cleanup.Stack) error {
+	defer steplog.Step("create: network")()
+	if err := plan.Attach(stateDir, pid); err != nil {
+		return err
+	}
+	undo.Add(func() { network.Detach(stateDir) })
+	return nil
+}
+
+// hasNetwork tells whether cfg asked for CNI networks, which delete then
+// releases.
+func hasNetwork(cfg *config.Config) bool {
+	if cfg == nil {
+		return false
+	}
+	_, ok := cfg.Annotations[network.AnnotationNetwork]
+	return ok
+}
+
+// detachNetwork runs DEL of the networks the container in stateDir was
+// attached to.
+func detachNetwork(stateDir string) error {
+	defer steplog.Step("delete: network")()
+	return network.Detach(stateDir)
+}
+
+// UpdateNetRate changes the CNI rate limit of a container that is not
+// stopped, live, and records it in the container's annotation, so `state`
+// shows the limit in force.
+func UpdateNetRate(root, id string, r network.Rate) error {
+	c, err := load(root, id, true)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	if s := c.status(); s == Stopped {
+		return wrongState(id, "update", s)
+	}
+	if !hasNetwork(c.st.Config) {
+		return fmt.Errorf("--net-rate: container %s has no network (annotation %s)", id, network.AnnotationNetwork)
+	}
+	if err := network.SetRate(c.dir.Path(), r); err != nil {
+		return fmt.Errorf("--net-rate: container %s: %w", id, err)
+	}
+	c.st.Config.Annotations[network.AnnotationRate] = r.String()
+	if err := c.dir.Save(c.st); err != nil {
+		return fmt.Errorf("--net-rate: container %s: rate applied but not recorded: %w", id, err)
+	}
+	return nil
+}

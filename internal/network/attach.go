@@ -1,0 +1,197 @@
+package network
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	"golang.org/x/sys/unix"
+)
+
+// Names in the container's state directory.
+const (
+	recordName = "network.json" // the attachments, written before ADD
+	pinName    = "netns"        // the namespace, bind-mounted to outlive init
+	cacheName  = "cni"          // libcni's cache: each network's config and result
+)
+
+// pluginTimeout bounds one ADD or DEL of a whole network.
+const pluginTimeout = time.Minute
+
+// record is what DEL needs, kept in the state directory.
+type record struct {
+	ContainerID string       `json:"containerID"`
+	Attachments []attachment `json:"attachments"`
+}
+
+// Attach pins the network namespace of pid in stateDir and runs ADD of
+// each network of p into it. The record is written before the first ADD,
+// so a delete after a crash anywhere in here runs DEL of them all. On
+// failure Attach undoes what it did and names the network that failed.
+func (p *Plan) Attach(stateDir string, pid int) (err error) {
+	if err := pin(stateDir, pid); err != nil {
+		return err
+	}
+	rec := &record{ContainerID: containerID(stateDir), Attachments: p.attachments}
+	defer func() {
+		if err != nil {
+			Detach(stateDir)
+		}
+	}()
+	if err := writeRecord(stateDir, rec); err != nil {
+		return err
+	}
+	cni := libcni.NewCNIConfigWithCacheDir(PluginPath(), filepath.Join(stateDir, cacheName), nil)
+	for _, a := range rec.Attachments {
+		list, err := libcni.NetworkConfFromBytes(a.Config)
+		if err != nil {
+			return fmt.Errorf("network %s: %w", a.Name, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
+		_, err = cni.AddNetworkList(ctx, list, runtimeConf(stateDir, rec, a))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("network %s: %w", a.Name, err)
+		}
+	}
+	return nil
+}
+
+// Detach runs DEL of each network stateDir records, last first, then
+// releases the namespace and the record. A container without networks has
+// no record, and Detach does nothing. It goes on past a failing network so
+// that the others are freed, and reports the first failure, keeping the
+// record for a later delete to try again.
+func Detach(stateDir string) error {
+	rec, err := readRecord(stateDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return unpin(stateDir)
+	}
+	if err != nil {
+		return err
+	}
+	cni := libcni.NewCNIConfigWithCacheDir(PluginPath(), filepath.Join(stateDir, cacheName), nil)
+	var first error
+	for i := len(rec.Attachments) - 1; i >= 0; i-- {
+		a := rec.Attachments[i]
+		if err := del(cni, stateDir, rec, a); err != nil && first == nil {
+			first = fmt.Errorf("network %s: %w", a.Name, err)
+		}
+	}
+	if first != nil {
+		return first
+	}
+	if err := unpin(stateDir); err != nil {
+		return err
+	}
+	os.RemoveAll(filepath.Join(stateDir, cacheName))
+	return removeFile(filepath.Join(stateDir, recordName))
+}
+
+func del(cni *libcni.CNIConfig, stateDir string, rec *record, a attachment) error {
+	list, err := libcni.NetworkConfFromBytes(a.Config)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
+	defer cancel()
+	return cni.DelNetworkList(ctx, list, runtimeConf(stateDir, rec, a))
+}
+
+// runtimeConf is what ADD and DEL of a are given. The namespace is the pin
+// while it holds one (after a crash before the pin was made, plugins clean
+// up what lies outside the namespace).
+func runtimeConf(stateDir string, rec *record, a attachment) *libcni.RuntimeConf {
+	rt := &libcni.RuntimeConf{
+		ContainerID: rec.ContainerID, IfName: a.IfName, CapabilityArgs: a.Caps,
+		CacheDir: filepath.Join(stateDir, cacheName),
+	}
+	if pinned(stateDir) {
+		rt.NetNS = filepath.Join(stateDir, pinName)
+	}
+	return rt
+}
+
+// containerID names the container to the plugins, which key leases,
+// iptables chains and ifb devices by it: one per state directory, so equal
+// ids under two roots never share them.
+func containerID(stateDir string) string {
+	sum := sha256.Sum256([]byte(filepath.Clean(stateDir)))
+	return hex.EncodeToString(sum[:])
+}
+
+// pin bind-mounts the network namespace of pid on stateDir/netns, so that
+// it lives until delete runs DEL in it, even when init died first: DEL
+// needs the namespace to remove the veth and the rules that name its
+// addresses, and a pid of a dead init could name another process's.
+func pin(stateDir string, pid int) error {
+	path := filepath.Join(stateDir, pinName)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return fmt.Errorf("pinning the network namespace: %w", err)
+	}
+	f.Close()
+	src := "/proc/" + strconv.Itoa(pid) + "/ns/net"
+	if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
+		os.Remove(path)
+		return &os.PathError{Op: "mount " + src + " on", Path: path, Err: err}
+	}
+	return nil
+}
+
+func pinned(stateDir string) bool {
+	var fs unix.Statfs_t
+	return unix.Statfs(filepath.Join(stateDir, pinName), &fs) == nil && fs.Type == unix.NSFS_MAGIC
+}
+
+func unpin(stateDir string) error {
+	path := filepath.Join(stateDir, pinName)
+	if pinned(stateDir) {
+		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil {
+			return &os.PathError{Op: "unmount", Path: path, Err: err}
+		}
+	}
+	return removeFile(path)
+}
+
+func removeFile(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func writeRecord(stateDir string, rec *record) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(stateDir, "."+recordName)
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("writing the network record: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(stateDir, recordName)); err != nil {
+		return fmt.Errorf("writing the network record: %w", err)
+	}
+	return nil
+}
+
+func readRecord(stateDir string) (*record, error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, recordName))
+	if err != nil {
+		return nil, err
+	}
+	rec := &record{}
+	if err := json.Unmarshal(b, rec); err != nil {
+		return nil, fmt.Errorf("reading the network record: %w", err)
+	}
+	return rec, nil
+}

@@ -1,0 +1,92 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/containernetworking/cni/libcni"
+)
+
+// Plan is a request with its network configurations read: what create
+// attaches once the namespace exists. Loading it first lets a bad name
+// fail create before anything is made.
+type Plan struct {
+	attachments []attachment
+}
+
+// attachment is one network of a container as ADD was given it, kept in
+// the container's record so DEL finds it even when the configuration file
+// has changed or gone since.
+type attachment struct {
+	Name   string         `json:"name"`
+	IfName string         `json:"ifName"`
+	Config []byte         `json:"config"`
+	Caps   map[string]any `json:"capabilityArgs,omitempty"`
+}
+
+// Load reads the configurations req names from dir. Ports and the rate go
+// to the first network able to honour them; a request that none can is an
+// error rather than silently unmet.
+func Load(dir string, req *Request) (*Plan, error) {
+	p := &Plan{}
+	portsTo, rateTo := "", ""
+	for i, name := range req.Networks {
+		list, err := libcni.LoadNetworkConf(dir, name)
+		if err != nil {
+			return nil, loadError(dir, name, err)
+		}
+		a := attachment{Name: name, IfName: fmt.Sprintf("eth%d", i), Config: list.Bytes, Caps: map[string]any{}}
+		if len(req.Ports) > 0 && portsTo == "" && hasCapability(list, "portMappings") {
+			a.Caps["portMappings"], portsTo = req.Ports, name
+		}
+		if req.Rate.Any() && rateTo == "" && hasCapability(list, "bandwidth") {
+			a.Caps["bandwidth"], rateTo = bandwidth(req.Rate), name
+		}
+		p.attachments = append(p.attachments, a)
+	}
+	if len(req.Ports) > 0 && portsTo == "" {
+		return nil, fmt.Errorf("annotation %s: no network of %v has a plugin with the portMappings capability (portmap)", AnnotationPorts, req.Networks)
+	}
+	if req.Rate.Any() && rateTo == "" {
+		return nil, fmt.Errorf("annotation %s: no network of %v has a plugin with the bandwidth capability", AnnotationRate, req.Networks)
+	}
+	return p, nil
+}
+
+func loadError(dir, name string, err error) error {
+	var nf libcni.NotFoundError
+	var none libcni.NoConfigsFoundError
+	if errors.As(err, &nf) || errors.As(err, &none) {
+		return fmt.Errorf("network %s: no configuration of that name in %s", name, dir)
+	}
+	return fmt.Errorf("network %s: %w", name, err)
+}
+
+func hasCapability(list *libcni.NetworkConfigList, c string) bool {
+	for _, p := range list.Plugins {
+		if p.Network.Capabilities[c] {
+			return true
+		}
+	}
+	return false
+}
+
+// bandwidthBurst is the bucket given with a rate: 50 ms of it, and at
+// least 64 KiB, the largest segment a veth hands over at once, which a
+// smaller bucket would drop.
+func bandwidthBurst(rate uint64) uint64 {
+	return max(rate/20, 64*1024*8)
+}
+
+// bandwidth is the bandwidth plugin's runtimeConfig for r (bits, bits/s;
+// the plugin's ingress is the container's).
+func bandwidth(r Rate) map[string]uint64 {
+	m := map[string]uint64{}
+	if r.Ingress > 0 {
+		m["ingressRate"], m["ingressBurst"] = r.Ingress, bandwidthBurst(r.Ingress)
+	}
+	if r.Egress > 0 {
+		m["egressRate"], m["egressBurst"] = r.Egress, bandwidthBurst(r.Egress)
+	}
+	return m
+}

@@ -1,0 +1,102 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+// ErrNoNetwork is the error of a rate change on a container that has no
+// network able to limit it.
+var ErrNoNetwork = errors.New("no network with the bandwidth capability")
+
+// updateCacheName is the cache the one-plugin calls of SetRate use, apart
+// from the networks' own: libcni would otherwise record the bandwidth
+// plugin alone as the network's configuration, and the final DEL would run
+// only that.
+const updateCacheName = "cni-update"
+
+// SetRate changes the rate limit of the container in stateDir live. CNI
+// has no update, so it runs DEL and then ADD of the bandwidth plugin alone,
+// with the network's cached result as ADD's prevResult, which names the
+// host side of the veth the limit applies to (the plugin's DEL leaves its
+// qdiscs there, which clearShaping removes); the other plugins, and the
+// container's address, are left alone. A zero rate removes the limit.
+func SetRate(stateDir string, r Rate) error {
+	rec, err := readRecord(stateDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return ErrNoNetwork
+	}
+	if err != nil {
+		return err
+	}
+	for i, a := range rec.Attachments {
+		list, err := libcni.NetworkConfFromBytes(a.Config)
+		if err != nil {
+			return fmt.Errorf("network %s: %w", a.Name, err)
+		}
+		if !hasCapability(list, "bandwidth") {
+			continue
+		}
+		if err := setRate(stateDir, rec, &rec.Attachments[i], list, r); err != nil {
+			return fmt.Errorf("network %s: %w", a.Name, err)
+		}
+		return writeRecord(stateDir, rec)
+	}
+	return ErrNoNetwork
+}
+
+func setRate(stateDir string, rec *record, a *attachment, list *libcni.NetworkConfigList, r Rate) error {
+	main := libcni.NewCNIConfigWithCacheDir(PluginPath(), filepath.Join(stateDir, cacheName), nil)
+	prev, err := main.GetNetworkListCachedResult(list, runtimeConf(stateDir, rec, *a))
+	if err != nil || prev == nil {
+		return fmt.Errorf("reading the result of its ADD: %v", err)
+	}
+	bw, err := bandwidthOnly(list, prev)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(stateDir, updateCacheName)
+	defer os.RemoveAll(tmp)
+	cni := libcni.NewCNIConfigWithCacheDir(PluginPath(), tmp, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
+	defer cancel()
+	rt := runtimeConf(stateDir, rec, *a)
+	rt.CacheDir = tmp
+	if err := cni.DelNetworkList(ctx, bw, rt); err != nil {
+		return err
+	}
+	if err := clearShaping(prev); err != nil {
+		return err
+	}
+	delete(a.Caps, "bandwidth")
+	if !r.Any() {
+		return nil
+	}
+	a.Caps["bandwidth"] = bandwidth(r)
+	rt = runtimeConf(stateDir, rec, *a)
+	rt.CacheDir = tmp
+	_, err = cni.AddNetworkList(ctx, bw, rt)
+	return err
+}
+
+// bandwidthOnly is list reduced to its bandwidth plugin, given prev as
+// its prevResult.
+func bandwidthOnly(list *libcni.NetworkConfigList, prev types.Result) (*libcni.NetworkConfigList, error) {
+	for _, p := range list.Plugins {
+		if !p.Network.Capabilities["bandwidth"] {
+			continue
+		}
+		pc, err := libcni.InjectConf(p, map[string]any{"prevResult": prev})
+		if err != nil {
+			return nil, err
+		}
+		return &libcni.NetworkConfigList{Name: list.Name, CNIVersion: list.CNIVersion, Plugins: []*libcni.PluginConfig{pc}}, nil
+	}
+	return nil, ErrNoNetwork
+}
