@@ -1,0 +1,103 @@
+package network
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestFromAnnotations(t *testing.T) {
+	r, err := FromAnnotations(map[string]string{"other": "x"})
+	if r != nil || err != nil {
+		t.Fatalf("no network annotation: got %v, %v; want nil, nil", r, err)
+	}
+	r, err = FromAnnotations(map[string]string{
+		AnnotationNetwork: "lkc, second",
+		AnnotationPorts:   "8080:80/tcp,127.0.0.1:5353:53/udp,[::1]:8443:443",
+		AnnotationRate:    "egress=10mbit,ingress=1.5gbit",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Request{
+		Networks: []string{"lkc", "second"},
+		Ports: []Port{
+			{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"},
+			{HostPort: 5353, ContainerPort: 53, Protocol: "udp", HostIP: "127.0.0.1"},
+			{HostPort: 8443, ContainerPort: 443, Protocol: "tcp", HostIP: "::1"},
+		},
+		Rate: Rate{Egress: 10e6, Ingress: 1.5e9},
+	}
+	if !reflect.DeepEqual(r, want) {
+		t.Fatalf("got %+v, want %+v", r, want)
+	}
+}
+
+// TestBadAnnotations checks that each bad value is refused with one line
+// that names the annotation and what is wrong with it.
+func TestBadAnnotations(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		a    map[string]string
+		want string
+	}{
+		{"PortsWithoutNetwork", map[string]string{AnnotationPorts: "80:80"}, "org.lkc.ports needs org.lkc.network"},
+		{"RateWithoutNetwork", map[string]string{AnnotationRate: "egress=1mbit"}, "org.lkc.net-rate needs org.lkc.network"},
+		{"EmptyNetwork", map[string]string{AnnotationNetwork: ""}, `org.lkc.network: network name ""`},
+		{"EmptyName", map[string]string{AnnotationNetwork: "a,,b"}, `org.lkc.network: network name ""`},
+		{"SlashInName", map[string]string{AnnotationNetwork: "../etc"}, `network name "../etc"`},
+		{"NamedTwice", map[string]string{AnnotationNetwork: "a,a"}, `network "a" is named twice`},
+		{"PortNoColon", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "8080"}, `org.lkc.ports: "8080": use \[HOSTIP:\]HOSTPORT`},
+		{"PortZero", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "0:80"}, `host port: "0" is not a port number`},
+		{"PortTooBig", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "80:70000"}, `container port: "70000" is not a port number`},
+		{"PortProtocol", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "80:80/icmp"}, `protocol "icmp"`},
+		{"PortHostIP", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "host:80:80"}, `host address "host" is not an IP address`},
+		{"PortTwice", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "80:80,80:81"}, `host port 80/tcp is published twice`},
+		{"RateKey", map[string]string{AnnotationNetwork: "a", AnnotationRate: "up=1mbit"}, `org.lkc.net-rate: "up=1mbit": use egress=RATE`},
+		{"RateUnit", map[string]string{AnnotationNetwork: "a", AnnotationRate: "egress=10mbps"}, `egress: rate "10mbps"`},
+		{"RateZero", map[string]string{AnnotationNetwork: "a", AnnotationRate: "egress=0"}, `egress: rate "0"`},
+		{"RateTiny", map[string]string{AnnotationNetwork: "a", AnnotationRate: "ingress=100bit"}, `ingress: rate "100bit"`},
+		{"RateTwice", map[string]string{AnnotationNetwork: "a", AnnotationRate: "egress=1mbit,egress=2mbit"}, `egress is given twice`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := FromAnnotations(c.a)
+			if err == nil {
+				t.Fatalf("%v accepted, want an error matching %q", c.a, c.want)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error is not one line: %q", msg)
+			}
+			if !matches(msg, c.want) {
+				t.Errorf("error %q does not match %q", msg, c.want)
+			}
+		})
+	}
+}
+
+func matches(msg, want string) bool {
+	return strings.Contains(msg, strings.NewReplacer(`\[`, "[", `\]`, "]").Replace(want))
+}
+
+func TestRateString(t *testing.T) {
+	for _, v := range []string{"none", "egress=10mbit", "egress=8kbit,ingress=3gbit"} {
+		r, err := ParseRate(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ParseRate(r.String())
+		if err != nil || back != r {
+			t.Errorf("%q: String %q reads back as %+v, %v", v, r.String(), back, err)
+		}
+	}
+}
+
+func TestBandwidthBurst(t *testing.T) {
+	m := bandwidth(Rate{Egress: 10e6})
+	if m["egressRate"] != 10e6 || m["egressBurst"] < 64*1024*8 || m["ingressRate"] != 0 {
+		t.Errorf("bandwidth(egress 10mbit) = %v", m)
+	}
+	if b := bandwidthBurst(1e9); b != 1e9/20 {
+		t.Errorf("burst of 1gbit = %d, want 50 ms of it", b)
+	}
+}

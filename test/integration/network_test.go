@@ -1,0 +1,329 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// cniNet is one test's own CNI network: its bridge, subnets and IPAM data
+// directory, apart from the host's default network and from other tests.
+type cniNet struct {
+	t        *testing.T
+	name     string
+	bridge   string
+	subnet   string // IPv4, a /24
+	gateway  string
+	dir      string // the configuration directory (LKC_NET_DIR)
+	ipamDir  string
+	fragment string // plugins after the bridge, JSON
+}
+
+var cniNets atomic.Int32
+
+// newCNINet writes a network with the bridge, host-local (IPv4 and IPv6),
+// portmap, firewall and bandwidth plugins into a directory of the test's
+// and points lkc at it; extra replaces the plugins after the bridge when
+// not empty. Skips with the reason when a plugin or iptables is missing.
+func newCNINet(t *testing.T, extra string) *cniNet {
+	t.Helper()
+	for _, p := range []string{"bridge", "host-local", "portmap", "firewall", "bandwidth", "tuning"} {
+		if _, err := os.Stat(filepath.Join("/usr/lib/cni", p)); err != nil {
+			t.Skipf("CNI plugin %s not installed in /usr/lib/cni (containernetworking-plugins)", p)
+		}
+	}
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("iptables not installed: portmap and firewall need it")
+	}
+	n := int(cniNets.Add(1))
+	k := os.Getpid()%200 + 20
+	c := &cniNet{
+		t: t, name: fmt.Sprintf("it%d-%d", os.Getpid(), n), bridge: fmt.Sprintf("lkcit%d-%d", os.Getpid()%100000, n),
+		subnet: fmt.Sprintf("10.%d.%d.0/24", k, 100+n), gateway: fmt.Sprintf("10.%d.%d.1", k, 100+n),
+		dir: t.TempDir(), ipamDir: t.TempDir(), fragment: extra,
+	}
+	if c.fragment == "" {
+		c.fragment = `{"type":"portmap","capabilities":{"portMappings":true}},{"type":"firewall"},{"type":"bandwidth","capabilities":{"bandwidth":true}}`
+	}
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"plugins":[
+ {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,"hairpinMode":true,
+  "ipam":{"type":"host-local","dataDir":%q,"routes":[{"dst":"0.0.0.0/0"}],
+   "ranges":[[{"subnet":%q}],[{"subnet":"fd42:%x:%x::/64"}]]}},
+ %s]}`, c.name, c.bridge, c.ipamDir, c.subnet, k, n, c.fragment)
+	if err := os.WriteFile(filepath.Join(c.dir, c.name+".conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LKC_NET_DIR", c.dir)
+	t.Cleanup(c.cleanup)
+	return c
+}
+
+// cleanup runs after the env's (t.Cleanup is last in, first out): the
+// containers are deleted, so the bridge has no port left and goes.
+func (c *cniNet) cleanup() {
+	exec.Command("ip", "link", "del", c.bridge).Run()
+}
+
+// annotate makes a bundle mutation that asks for the network with extra
+// annotations (key, value pairs).
+func (c *cniNet) annotate(kv ...string) func(*specs.Spec) {
+	return func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.lkc.network": c.name}
+		for i := 0; i+1 < len(kv); i += 2 {
+			s.Annotations[kv[i]] = kv[i+1]
+		}
+	}
+}
+
+// leases lists the addresses host-local has handed out on the network.
+func (c *cniNet) leases() []string {
+	entries, _ := os.ReadDir(filepath.Join(c.ipamDir, c.name))
+	var out []string
+	for _, e := range entries {
+		if n := e.Name(); n != "lock" && !strings.HasPrefix(n, "last_reserved_ip") {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// ports lists the interfaces enslaved to the network's bridge.
+func (c *cniNet) ports() string {
+	out, err := exec.Command("ip", "-o", "link", "show", "master", c.bridge).Output()
+	if err != nil {
+		return "" // no bridge: ADD never ran
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// rulesNaming returns the iptables and ip6tables rules that mention s.
+func rulesNaming(s string) []string {
+	var out []string
+	for _, cmd := range []string{"iptables-save", "ip6tables-save"} {
+		b, _ := exec.Command(cmd).Output()
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, s) {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// assertReleased fails the test if the network still holds a lease, a
+// bridge port or a rule for addr.
+func (c *cniNet) assertReleased(addr string) {
+	c.t.Helper()
+	if l := c.leases(); len(l) > 0 {
+		c.t.Errorf("leases left in %s: %v", c.ipamDir, l)
+	}
+	if p := c.ports(); p != "" {
+		c.t.Errorf("veths left on %s: %s", c.bridge, p)
+	}
+	// The plugins' comments name the network: name: \"NAME\" id: ...
+	if r := rulesNaming(`\"` + c.name + `\"`); len(r) > 0 {
+		c.t.Errorf("iptables rules left for network %s: %v", c.name, r)
+	}
+	if addr != "" {
+		if r := rulesNaming(addr + "/"); len(r) > 0 {
+			c.t.Errorf("iptables rules left for %s: %v", addr, r)
+		}
+	}
+}
+
+var inetRE = regexp.MustCompile(`inet (\d+\.\d+\.\d+\.\d+)/`)
+
+// addr is the IPv4 address of eth0 in container id.
+func (e *env) addr(id string) string {
+	e.t.Helper()
+	out := e.mustLkc("exec", id, "ip", "-o", "-4", "addr", "show", "eth0")
+	m := inetRE.FindStringSubmatch(out)
+	if m == nil {
+		e.t.Fatalf("container %s has no IPv4 address on eth0: %q", id, out)
+	}
+	return m[1]
+}
+
+// httpdArgs serves "hello from NAME" on port 80.
+func httpdArgs(name string) []string {
+	return []string{"sh", "-c", "mkdir -p /tmp/www && echo hello from " + name + " > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www"}
+}
+
+func writableTmp(s *specs.Spec) {
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev"}})
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	cl := http.Client{Timeout: 5 * time.Second}
+	var last error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := cl.Get(url)
+		if err != nil {
+			last = err
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return strings.TrimSpace(string(b))
+	}
+	t.Fatalf("GET %s: %v", url, last)
+	return ""
+}
+
+// TestNetworkAttachAndCrashDelete runs a server on a test network, reaches
+// it from the host and from a second container on the network, then
+// kills the container as a crash would and checks that `delete -f` gives
+// back the lease, the veth and the iptables rules.
+func TestNetworkAttachAndCrashDelete(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(t, "")
+	id := e.id()
+	b := e.bundle(httpdArgs("one"), func(s *specs.Spec) { c.annotate()(s); writableTmp(s) })
+	e.mustLkc("run", "-d", "--bundle", b, id)
+	ip := e.addr(id)
+	if _, sub, _ := net.ParseCIDR(c.subnet); !sub.Contains(net.ParseIP(ip)) {
+		t.Fatalf("container address %s is not in the network's subnet %s", ip, c.subnet)
+	}
+	if out := e.mustLkc("exec", id, "ip", "-o", "-6", "addr", "show", "eth0", "scope", "global"); !strings.Contains(out, "fd42:") {
+		t.Errorf("no IPv6 address from the network on eth0: %q", out)
+	}
+	if got := httpGet(t, "http://"+ip+"/"); got != "hello from one" {
+		t.Errorf("host to container: got %q", got)
+	}
+	if r := rulesNaming(ip + "/"); len(r) == 0 {
+		t.Fatalf("no iptables rule names %s while the container runs; the check below would prove nothing", ip)
+	}
+	r := e.run([]string{"wget", "-q", "-O", "-", "http://" + ip + "/"}, c.annotate())
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "hello from one" {
+		t.Errorf("container to container: %v", r)
+	}
+	e.mustLkc("kill", id, "KILL")
+	e.waitStatus(id, "stopped")
+	e.mustLkc("delete", "-f", id)
+	c.assertReleased(ip)
+}
+
+// TestNetworkConfigNotReadWithoutAnnotation proves a container without
+// org.lkc.network never opens the network directory (and, as control,
+// that one with it does).
+func TestNetworkConfigNotReadWithoutAnnotation(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(t, "")
+	opened := watchOpens(t, c.dir)
+	if r := e.run([]string{"true"}, nil); r.code != 0 {
+		t.Fatalf("run without networks: %v", r)
+	}
+	if n := opened(); n != 0 {
+		t.Fatalf("a container without %s opened the network directory %d times", "org.lkc.network", n)
+	}
+	if r := e.run([]string{"true"}, c.annotate()); r.code != 0 {
+		t.Fatalf("run with a network: %v", r)
+	}
+	if n := opened(); n == 0 {
+		t.Fatalf("the watch saw no open of %s by a container with a network: it cannot tell", c.dir)
+	}
+	c.assertReleased("")
+}
+
+// TestNetworkBadRequests checks requests that cannot be met: one-line
+// errors naming what is wrong, and nothing left behind.
+func TestNetworkBadRequests(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(t, "")
+	joined := func(s *specs.Spec) {
+		c.annotate()(s)
+		for i, ns := range s.Linux.Namespaces {
+			if ns.Type == specs.NetworkNamespace {
+				s.Linux.Namespaces[i].Path = "/proc/self/ns/net"
+			}
+		}
+	}
+	noNetNS := func(s *specs.Spec) {
+		c.annotate()(s)
+		badDropNamespace(s, specs.NetworkNamespace)
+	}
+	for _, bad := range []struct {
+		name   string
+		mutate func(*specs.Spec)
+		want   string
+	}{
+		{"JoinedNamespace", joined, `org.lkc.network: the config joins the network namespace /proc/self/ns/net`},
+		{"NoNamespace", noNetNS, `org.lkc.network: the config has no network namespace`},
+		{"UnknownNetwork", func(s *specs.Spec) { s.Annotations = map[string]string{"org.lkc.network": "nosuchnet"} }, `network nosuchnet: no configuration of that name in ` + c.dir},
+		{"BadPorts", c.annotate("org.lkc.ports", "80"), `org.lkc.ports: "80": use \[HOSTIP:\]HOSTPORT:CONTAINERPORT`},
+		{"BadRate", c.annotate("org.lkc.net-rate", "egress=fast"), `org.lkc.net-rate: egress: rate "fast"`},
+	} {
+		t.Run(bad.name, func(t *testing.T) {
+			b := e.bundle([]string{"true"}, bad.mutate)
+			e.failLkc(bad.want, "run", "--bundle", b, e.id())
+		})
+	}
+	c.assertReleased("")
+}
+
+// TestNetworkAddFailureLeavesNothing fails ADD in a plugin after the bridge
+// has made the veth and leased an address: create must fail with the
+// network's name and undo all of it.
+func TestNetworkAddFailureLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(t, `{"type":"tuning","sysctl":{"net.ipv4.conf.eth0.no_such_sysctl":"1"}}`)
+	b := e.bundle([]string{"true"}, c.annotate())
+	e.failLkc(`network `+c.name+`: plugin type="tuning" failed \(add\)`, "run", "--bundle", b, e.id())
+	c.assertReleased("")
+}
+
+// hostAddr is an IPv4 address of the host outside the test's networks:
+// the source of its default route, or the loopback where it has none.
+func hostAddr() string {
+	out, err := exec.Command("ip", "-4", "route", "get", "192.0.2.200").Output()
+	if m := regexp.MustCompile(` src (\d+\.\d+\.\d+\.\d+)`).FindSubmatch(out); err == nil && m != nil {
+		return string(m[1])
+	}
+	return "127.0.0.1"
+}
+
+// freeHostPort is a TCP port nobody listens on now.
+func freeHostPort(t *testing.T) int {
+	t.Helper()
+	_, p, _ := net.SplitHostPort(freePort(t))
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// TestNetworkPorts publishes a container's HTTP server through portmap and
+// fetches it through the host's address and port; delete removes the
+// mapping.
+func TestNetworkPorts(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(t, "")
+	id := e.id()
+	port := freeHostPort(t)
+	b := e.bundle(httpdArgs("ports"), func(s *specs.Spec) {
+		c.annotate("org.lkc.ports", fmt.Sprintf("%d:80/tcp", port))(s)
+		writableTmp(s)
+	})
+	e.mustLkc("run", "-d", "--bundle", b, id)
+	url := fmt.Sprintf("http://%s:%d/", hostAddr(), port)
+	if got := httpGet(t, url); got != "hello from ports" {
+		t.Errorf("GET %s: %q", url, got)
+	}
+	ip := e.addr(id)
+	e.mustLkc("delete", "-f", id)
+	c.assertReleased(ip)
+	if r := rulesNaming(fmt.Sprintf("--dport %d ", port)); len(r) > 0 {
+		t.Errorf("port mapping rules left: %v", r)
+	}
+}
