@@ -1,0 +1,90 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// measureFrom accepts one connection on l and returns the rate in bits per
+// second at which it delivers, over window after skip (the token bucket's
+// first burst and TCP's start), then closes it, which ends the sender.
+func measureFrom(t *testing.T, l net.Listener, skip, window time.Duration) float64 {
+	t.Helper()
+	l.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
+	conn, err := l.Accept()
+	if err != nil {
+		t.Fatalf("no sender connected: %v", err)
+	}
+	defer conn.Close()
+	buf := make([]byte, 64*1024)
+	drain := func(d time.Duration) int64 {
+		var n int64
+		end := time.Now().Add(d)
+		conn.SetReadDeadline(end)
+		for time.Now().Before(end) {
+			k, err := conn.Read(buf)
+			n += int64(k)
+			if err == io.EOF {
+				t.Fatalf("sender stopped after %d bytes", n)
+			}
+			if err != nil {
+				break
+			}
+		}
+		return n
+	}
+	drain(skip)
+	start := time.Now()
+	n := drain(window)
+	return float64(n*8) / time.Since(start).Seconds()
+}
+
+// senderArgs send zeros to addr until the receiver closes.
+func senderArgs(addr string) []string {
+	host, port, _ := net.SplitHostPort(addr)
+	return []string{"sh", "-c", fmt.Sprintf("dd if=/dev/zero bs=65536 count=100000 2>/dev/null | nc %s %s", host, port)}
+}
+
+// checkRate compares a TCP payload rate with a limit. The limit counts
+// whole frames; the payload is 1448 bytes of each 1514 (4.4% less), well
+// inside the ±10% allowed.
+func checkRate(t *testing.T, what string, got, limit float64) {
+	t.Helper()
+	t.Logf("%s: %.2f Mbit/s for a limit of %.0f Mbit/s (%+.1f%%)", what, got/1e6, limit/1e6, (got/limit-1)*100)
+	if got < 0.9*limit || got > 1.1*limit {
+		t.Errorf("%s: %.2f Mbit/s, want %.0f Mbit/s ±10%%", what, got/1e6, limit/1e6)
+	}
+}
+
+// TestNetworkRate limits a container's egress to 10 Mbit/s by annotation,
+// measures what a receiver on the host gets, then changes the limit live
+// to 20 Mbit/s with `lkc update --net-rate` and measures again.
+func TestNetworkRate(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(t, "")
+	l, err := net.Listen("tcp4", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	addr := net.JoinHostPort(c.gateway, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	id := e.id()
+	b := e.bundle([]string{"sleep", "60"}, c.annotate("org.lkc.net-rate", "egress=10mbit"))
+	e.mustLkc("run", "-d", "--bundle", b, id)
+	send := append([]string{"exec", "-d", id}, senderArgs(addr)...)
+	e.mustLkc(send...)
+	checkRate(t, "egress=10mbit", measureFrom(t, l, time.Second, 2*time.Second), 10e6)
+
+	e.mustLkc("update", "--net-rate", "egress=20mbit", id)
+	e.mustLkc(send...)
+	checkRate(t, "after update --net-rate egress=20mbit", measureFrom(t, l, time.Second, 2*time.Second), 20e6)
+	if st := e.state(id); st["annotations"].(map[string]any)["org.lkc.net-rate"] != "egress=20000000bit" {
+		t.Errorf("state shows net-rate %v after the update", st["annotations"])
+	}
+	e.mustLkc("delete", "-f", id)
+	c.assertReleased("")
+}
