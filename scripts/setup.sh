@@ -11,6 +11,13 @@ export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/sbin:/sbin:$PATH
 echo "setup: building bin/lkc"
 make lkc >/dev/null
 
+# The default CNI network `lkc` (docs/network.md), for containers that ask
+# for it with the annotation org.lkc.network=lkc; one already there stays.
+if ! grep -qs '"name": *"lkc"' /etc/lkc/net.d/*.conflist; then
+  echo "setup: installing the default network lkc in /etc/lkc/net.d"
+  install -D -m 0644 scripts/net/lkc.conflist /etc/lkc/net.d/lkc.conflist
+fi
+
 bundle=$repo/tmp/demo
 ./scripts/mkrootfs.sh "$bundle"
 rm -f "$bundle/config.json"
