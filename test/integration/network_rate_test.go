@@ -88,3 +88,19 @@ func TestNetworkRate(t *testing.T) {
 	e.mustLkc("delete", "-f", id)
 	c.assertReleased("")
 }
+
+// TestNetworkUpdateRateRefused checks `update --net-rate` on a container
+// without a network and with a bad value: one-line errors, and the
+// container's limits and record unchanged.
+func TestNetworkUpdateRateRefused(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	b := e.bundle([]string{"sleep", "60"}, nil)
+	e.mustLkc("run", "-d", "--bundle", b, id)
+	e.failLkc(`--net-rate: container `+id+` has no network \(annotation org.lkc.network\)`, "update", "--net-rate", "egress=1mbit", id)
+	e.failLkc(`--net-rate: egress: rate "1mbps"`, "update", "--net-rate", "egress=1mbps", id)
+	if a := e.state(id)["annotations"]; a != nil {
+		t.Errorf("annotations after refused updates: %v", a)
+	}
+	e.mustLkc("delete", "-f", id)
+}
