@@ -304,8 +304,8 @@ func freeHostPort(t *testing.T) int {
 }
 
 // TestNetworkPorts publishes a container's HTTP server through portmap and
-// fetches it through the host's address and port; delete removes the
-// mapping.
+// fetches it through the host's address and port, from the host and from
+// another container; delete removes the mapping.
 func TestNetworkPorts(t *testing.T) {
 	e := newEnv(t)
 	c := newCNINet(t, "")
@@ -319,6 +319,11 @@ func TestNetworkPorts(t *testing.T) {
 	url := fmt.Sprintf("http://%s:%d/", hostAddr(), port)
 	if got := httpGet(t, url); got != "hello from ports" {
 		t.Errorf("GET %s: %q", url, got)
+	}
+	// From another address than the host's own: a second container on the
+	// network, whose request comes in through the bridge (PREROUTING).
+	if r := e.run([]string{"wget", "-q", "-O", "-", url}, c.annotate()); r.code != 0 || strings.TrimSpace(r.stdout) != "hello from ports" {
+		t.Errorf("GET %s from another container: %v", url, r)
 	}
 	ip := e.addr(id)
 	e.mustLkc("delete", "-f", id)

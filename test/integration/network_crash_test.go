@@ -1,0 +1,61 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hangPlugin is a CNI plugin whose ADD never ends (it writes its pid
+// first, so the test can end it) and whose DEL succeeds.
+const hangPlugin = `#!/bin/sh
+case "$CNI_COMMAND" in
+ADD) echo $$ > "$(dirname "$0")/hang.pid"; exec sleep 60 ;;
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}' ;;
+esac
+exit 0
+`
+
+// TestNetworkCreateCrashDelete kills lkc while ADD runs, after the bridge
+// has made the veth and leased an address; `delete -f` must then give all
+// of it back, from the record written before ADD and the pinned namespace.
+func TestNetworkCreateCrashDelete(t *testing.T) {
+	e := newEnv(t)
+	becomeSubreaper(t)
+	plugins := t.TempDir()
+	if err := os.WriteFile(filepath.Join(plugins, "lkc-test-hang"), []byte(hangPlugin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LKC_CNI_PATH", plugins+":/usr/lib/cni")
+	c := newCNINet(t, `{"type":"lkc-test-hang"}`)
+	id := e.id()
+	b := e.bundle([]string{"true"}, c.annotate())
+	cmd := exec.Command(e.bin, "--root", e.root, "run", "--bundle", b, id)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(plugins, "hang.pid")
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(pidFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("ADD never reached the hanging plugin")
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if b, err := os.ReadFile(pidFile); err == nil {
+		exec.Command("kill", "-9", strings.TrimSpace(string(b))).Run()
+	}
+	if len(c.leases()) == 0 || c.ports() == "" {
+		t.Fatalf("no lease or veth after the bridge's ADD (leases %v, ports %q): the check below would prove nothing", c.leases(), c.ports())
+	}
+	e.mustLkc("delete", "-f", id)
+	c.assertReleased("")
+}
