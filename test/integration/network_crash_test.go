@@ -30,7 +30,7 @@ func TestNetworkCreateCrashDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("LKC_CNI_PATH", plugins+":/usr/lib/cni")
-	c := newCNINet(t, `{"type":"lkc-test-hang"}`)
+	c := newCNINet(e, `{"type":"lkc-test-hang"}`)
 	id := e.id()
 	b := e.bundle([]string{"true"}, c.annotate())
 	cmd := exec.Command(e.bin, "--root", e.root, "run", "--bundle", b, id)

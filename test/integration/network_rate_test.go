@@ -65,7 +65,7 @@ func checkRate(t *testing.T, what string, got, limit float64) {
 // to 20 Mbit/s with `lkc update --net-rate` and measures again.
 func TestNetworkRate(t *testing.T) {
 	e := newEnv(t)
-	c := newCNINet(t, "")
+	c := newCNINet(e, "")
 	l, err := net.Listen("tcp4", ":0")
 	if err != nil {
 		t.Fatal(err)

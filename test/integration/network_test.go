@@ -22,6 +22,7 @@ import (
 // directory, apart from the host's default network and from other tests.
 type cniNet struct {
 	t        *testing.T
+	e        *env
 	name     string
 	bridge   string
 	subnet   string // IPv4, a /24
@@ -37,7 +38,8 @@ var cniNets atomic.Int32
 // portmap, firewall and bandwidth plugins into a directory of the test's
 // and points lkc at it; extra replaces the plugins after the bridge when
 // not empty. Skips with the reason when a plugin or iptables is missing.
-func newCNINet(t *testing.T, extra string) *cniNet {
+func newCNINet(e *env, extra string) *cniNet {
+	t := e.t
 	t.Helper()
 	for _, p := range []string{"bridge", "host-local", "portmap", "firewall", "bandwidth", "tuning"} {
 		if _, err := os.Stat(filepath.Join("/usr/lib/cni", p)); err != nil {
@@ -50,7 +52,7 @@ func newCNINet(t *testing.T, extra string) *cniNet {
 	n := int(cniNets.Add(1))
 	k := os.Getpid()%200 + 20
 	c := &cniNet{
-		t: t, name: fmt.Sprintf("it%d-%d", os.Getpid(), n), bridge: fmt.Sprintf("lkcit%d-%d", os.Getpid()%100000, n),
+		t: t, e: e, name: fmt.Sprintf("it%d-%d", os.Getpid(), n), bridge: fmt.Sprintf("lkcit%d-%d", os.Getpid()%100000, n),
 		subnet: fmt.Sprintf("10.%d.%d.0/24", k, 100+n), gateway: fmt.Sprintf("10.%d.%d.1", k, 100+n),
 		dir: t.TempDir(), ipamDir: t.TempDir(), fragment: extra,
 	}
@@ -70,9 +72,14 @@ func newCNINet(t *testing.T, extra string) *cniNet {
 	return c
 }
 
-// cleanup runs after the env's (t.Cleanup is last in, first out): the
-// containers are deleted, so the bridge has no port left and goes.
+// cleanup deletes the env's containers (the env's own clean-up runs later:
+// t.Cleanup is last in, first out), while the test's LKC_NET_DIR and
+// LKC_CNI_PATH are still set, so their DEL runs; then it removes the bridge,
+// which no plugin's DEL does.
 func (c *cniNet) cleanup() {
+	for _, id := range c.e.ids {
+		c.e.lkc("delete", "--force", id)
+	}
 	exec.Command("ip", "link", "del", c.bridge).Run()
 }
 
@@ -189,7 +196,7 @@ func httpGet(t *testing.T, url string) string {
 // back the lease, the veth and the iptables rules.
 func TestNetworkAttachAndCrashDelete(t *testing.T) {
 	e := newEnv(t)
-	c := newCNINet(t, "")
+	c := newCNINet(e, "")
 	id := e.id()
 	b := e.bundle(httpdArgs("one"), func(s *specs.Spec) { c.annotate()(s); writableTmp(s) })
 	e.mustLkc("run", "-d", "--bundle", b, id)
@@ -221,7 +228,7 @@ func TestNetworkAttachAndCrashDelete(t *testing.T) {
 // that one with it does).
 func TestNetworkConfigNotReadWithoutAnnotation(t *testing.T) {
 	e := newEnv(t)
-	c := newCNINet(t, "")
+	c := newCNINet(e, "")
 	opened := watchOpens(t, c.dir)
 	if r := e.run([]string{"true"}, nil); r.code != 0 {
 		t.Fatalf("run without networks: %v", r)
@@ -242,7 +249,7 @@ func TestNetworkConfigNotReadWithoutAnnotation(t *testing.T) {
 // errors naming what is wrong, and nothing left behind.
 func TestNetworkBadRequests(t *testing.T) {
 	e := newEnv(t)
-	c := newCNINet(t, "")
+	c := newCNINet(e, "")
 	joined := func(s *specs.Spec) {
 		c.annotate()(s)
 		for i, ns := range s.Linux.Namespaces {
@@ -279,7 +286,7 @@ func TestNetworkBadRequests(t *testing.T) {
 // network's name and undo all of it.
 func TestNetworkAddFailureLeavesNothing(t *testing.T) {
 	e := newEnv(t)
-	c := newCNINet(t, `{"type":"tuning","sysctl":{"net.ipv4.conf.eth0.no_such_sysctl":"1"}}`)
+	c := newCNINet(e, `{"type":"tuning","sysctl":{"net.ipv4.conf.eth0.no_such_sysctl":"1"}}`)
 	b := e.bundle([]string{"true"}, c.annotate())
 	e.failLkc(`network `+c.name+`: plugin type="tuning" failed \(add\)`, "run", "--bundle", b, e.id())
 	c.assertReleased("")
@@ -308,7 +315,7 @@ func freeHostPort(t *testing.T) int {
 // another container; delete removes the mapping.
 func TestNetworkPorts(t *testing.T) {
 	e := newEnv(t)
-	c := newCNINet(t, "")
+	c := newCNINet(e, "")
 	id := e.id()
 	port := freeHostPort(t)
 	b := e.bundle(httpdArgs("ports"), func(s *specs.Spec) {
@@ -331,4 +338,35 @@ func TestNetworkPorts(t *testing.T) {
 	if r := rulesNaming(fmt.Sprintf("--dport %d ", port)); len(r) > 0 {
 		t.Errorf("port mapping rules left: %v", r)
 	}
+}
+
+// TestNetworkTwoNetworks attaches a container to two networks, as eth0
+// and eth1, each with its address, and checks delete releases both.
+func TestNetworkTwoNetworks(t *testing.T) {
+	e := newEnv(t)
+	first := newCNINet(e, "")
+	second := newCNINet(e, `{"type":"firewall"}`) // LKC_NET_DIR is now second's
+	conf, err := os.ReadFile(filepath.Join(first.dir, first.name+".conflist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(second.dir, first.name+".conflist"), conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := e.id()
+	b := e.bundle([]string{"sleep", "60"}, func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.lkc.network": first.name + "," + second.name}
+	})
+	e.mustLkc("run", "-d", "--bundle", b, id)
+	out := e.mustLkc("exec", id, "ip", "-o", "-4", "addr")
+	for i, c := range []*cniNet{first, second} {
+		_, sub, _ := net.ParseCIDR(c.subnet)
+		m := regexp.MustCompile(fmt.Sprintf(`eth%d\s+inet (\S+)/`, i)).FindStringSubmatch(out)
+		if m == nil || !sub.Contains(net.ParseIP(m[1])) {
+			t.Errorf("eth%d has no address in %s: %q", i, c.subnet, out)
+		}
+	}
+	e.mustLkc("delete", "-f", id)
+	first.assertReleased("")
+	second.assertReleased("")
 }
