@@ -52,7 +52,7 @@ type Scenario struct {
 
 // scenarios lists every benchmark; -scenario selects among them.
 func scenarios() []Scenario {
-	all := append([]Scenario{runLatencyScenario(), execLatencyScenario(), lifecycleScenario()}, checkpointScenarios()...)
+	all := append([]Scenario{runLatencyScenario(), runNetScenario(), execLatencyScenario(), lifecycleScenario()}, checkpointScenarios()...)
 	all = append(all, migrateScenarios()...)
 	return append(all, procScenarios()...)
 }
