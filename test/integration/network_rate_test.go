@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -103,4 +106,66 @@ func TestNetworkUpdateRateRefused(t *testing.T) {
 		t.Errorf("annotations after refused updates: %v", a)
 	}
 	e.mustLkc("delete", "-f", id)
+}
+
+// hostVethTx reads the bytes the host side of the network's only veth has
+// sent, which is what the container receives, whole frames, as the limit
+// counts them.
+func (c *cniNet) hostVethTx(t *testing.T) uint64 {
+	t.Helper()
+	f := strings.Fields(c.ports())
+	if len(f) < 2 {
+		t.Fatalf("no veth on %s", c.bridge)
+	}
+	name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+	b, err := os.ReadFile(filepath.Join("/sys/class/net", name, "statistics/tx_bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestNetworkIngressRate limits what a container receives to 10 Mbit/s
+// and measures it on the host veth while the host sends as fast as it can.
+func TestNetworkIngressRate(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(e, "")
+	id := e.id()
+	b := e.bundle([]string{"sh", "-c", "nc -l -p 5000 > /dev/null"}, c.annotate("org.lkc.net-rate", "ingress=10mbit"))
+	e.mustLkc("run", "-d", "--bundle", b, id)
+	addr := net.JoinHostPort(e.addr(id), "5000")
+	var conn net.Conn
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if conn, err = net.Dial("tcp", addr); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("connecting to the container's receiver: %v", err)
+	}
+	defer conn.Close()
+	go func() {
+		buf := make([]byte, 64*1024)
+		for {
+			if _, err := conn.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(time.Second)
+	start, t0 := c.hostVethTx(t), time.Now()
+	time.Sleep(2 * time.Second)
+	got := float64(c.hostVethTx(t)-start) * 8 / time.Since(t0).Seconds()
+	conn.Close()
+	t.Logf("ingress=10mbit: %.2f Mbit/s of frames into the container (%+.1f%%)", got/1e6, (got/10e6-1)*100)
+	if got < 9e6 || got > 11e6 {
+		t.Errorf("ingress=10mbit: %.2f Mbit/s, want 10 Mbit/s ±10%%", got/1e6)
+	}
+	e.mustLkc("delete", "-f", id)
+	c.assertReleased("")
 }
