@@ -36,7 +36,7 @@ func (s *Service) act(a *armed, p Policy) {
 		err = fmt.Errorf("policy %s is not provided", p)
 	}
 	if err != nil {
-		s.deps.Logf("oom: container %s: %s: %v", a.e.ID, p, err)
+		s.deps.Logf("oom: %s: %s: %v", a.name(), p, err)
 		if a.stage == 0 {
 			a.stageAt = time.Time{} // the fallback acts at the next check
 		} else {

@@ -25,10 +25,13 @@ type dump struct {
 }
 
 // checkpoint starts checkpoint's freeze. A task held by a v1 OOM cannot
-// be frozen (it waits outside the freezer's reach, E4) and CRIU needs
-// every task frozen, so the freezer is asked first, then the limit is
-// raised by the headroom: the held tasks leave the OOM wait and freeze
-// before they run user code again. checkDump goes on from there.
+// be frozen (it waits outside the freezer's reach, E4), a task throttled
+// at v2's memory.high sleeps killable up to 2 s before it sees the
+// freezer, and CRIU needs every task frozen: so the freezer is asked
+// first, then the limit is raised by the headroom (v2: memory.max and
+// memory.high), so that the held tasks finish their charge and freeze
+// before they run user code again, without reaching the kernel's OOM
+// killer meanwhile. checkDump goes on from there.
 func (s *Service) checkpoint(a *armed, dir string) error {
 	if a.freezer == "" {
 		return fmt.Errorf("checkpoint: the container has no freezer cgroup")
@@ -36,7 +39,7 @@ func (s *Service) checkpoint(a *armed, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(a.freezer, "freezer.state"), []byte("FROZEN"), 0); err != nil {
+	if err := freeze(a, true); err != nil {
 		return fmt.Errorf("checkpoint: freezing: %w", err)
 	}
 	limit, err := readUint(a.dir, a.limitFile())
@@ -52,8 +55,27 @@ func (s *Service) checkpoint(a *armed, dir string) error {
 	return nil
 }
 
-func thaw(a *armed) {
-	os.WriteFile(filepath.Join(a.freezer, "freezer.state"), []byte("THAWED"), 0)
+func thaw(a *armed) { freeze(a, false) }
+
+// freeze asks the container's freezer to freeze (on) or thaw it: v1
+// freezer.state, v2 cgroup.freeze.
+func freeze(a *armed, on bool) error {
+	file, v := "freezer.state", map[bool]string{true: "FROZEN", false: "THAWED"}[on]
+	if a.v2 {
+		file, v = "cgroup.freeze", map[bool]string{true: "1", false: "0"}[on]
+	}
+	return os.WriteFile(filepath.Join(a.freezer, file), []byte(v), 0)
+}
+
+// frozen says whether every task of the container is frozen: v1
+// freezer.state FROZEN, v2 `frozen 1` in cgroup.events.
+func frozen(a *armed) bool {
+	if a.v2 {
+		b, err := os.ReadFile(filepath.Join(a.freezer, "cgroup.events"))
+		return err == nil && strings.Contains(string(b), "frozen 1")
+	}
+	b, err := os.ReadFile(filepath.Join(a.freezer, "freezer.state"))
+	return err == nil && strings.TrimSpace(string(b)) == "FROZEN"
 }
 
 // checkDump moves a checkpoint on: once the cgroup is frozen it starts
@@ -64,8 +86,8 @@ func thaw(a *armed) {
 func (s *Service) checkDump(a *armed) bool {
 	d := a.dump
 	if d.proc == nil {
-		b, err := os.ReadFile(filepath.Join(a.freezer, "freezer.state"))
-		if err == nil && strings.TrimSpace(string(b)) == "FROZEN" {
+		var err error
+		if frozen(a) {
 			err = s.startDump(a)
 		}
 		if err == nil && time.Since(d.started) < a.set.Deadline {
@@ -83,7 +105,7 @@ func (s *Service) checkDump(a *armed) bool {
 		}
 		// The container is gone: its events go to the daemon's log, and a
 		// restore at the same cgroup path is a new container to arm.
-		s.deps.Logf("oom: container %s: checkpointed to %s in %.0f ms", a.e.ID, d.image, ms(time.Since(d.started)))
+		s.deps.Logf("oom: %s: checkpointed to %s in %.0f ms", a.name(), d.image, ms(time.Since(d.started)))
 		s.disarm(a, false)
 		return true
 	default:

@@ -27,7 +27,7 @@ func (s *Service) emit(a *armed, typ string, data map[string]any) {
 	}
 	f, err := os.OpenFile(a.events, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
-		s.deps.Logf("oom: container %s: event log: %v", a.e.ID, err)
+		s.deps.Logf("oom: %s: event log: %v", a.name(), err)
 		return
 	}
 	defer f.Close()

@@ -36,6 +36,8 @@ type Service struct {
 	// annotation in a record written by hand, no memory cgroup): logged
 	// once, not retried each round.
 	failed map[string]bool
+	// groupsAt is when the groups' definitions were read last.
+	groupsAt time.Time
 }
 
 // New returns the service; Start starts it.
@@ -75,12 +77,8 @@ func (s *Service) Adopt(e *registry.Entry, reply *daemonapi.AdoptReply) error {
 	if e.Features.OOMPolicy == "" {
 		return nil
 	}
-	p, err := Parse(e.Features.OOMPolicy)
-	if err != nil {
+	if _, err := Parse(e.Features.OOMPolicy); err != nil {
 		return err
-	}
-	if p.Kind == Checkpoint && !v1Memory() {
-		return errors.New("the checkpoint policy needs the cgroup v1 memory controller (on v2 it is not built, docs/oom.md)")
 	}
 	reply.Features.OOMPolicy = e.Features.OOMPolicy
 	s.poke()
@@ -118,11 +116,12 @@ func (s *Service) loop(ctx context.Context) {
 		}
 		s.mu.Lock()
 		for _, ev := range evs[:max(n, 0)] {
-			drain(int(ev.Fd))
 			if int(ev.Fd) == s.wake {
+				drain(s.wake)
 				s.reconcileLocked()
 				lastReconcile = time.Now()
 			} else if a := s.byFd[ev.Fd]; a != nil {
+				s.wokeBy(a, ev)
 				s.check(a, true)
 			}
 		}
@@ -138,6 +137,23 @@ func (s *Service) loop(ctx context.Context) {
 		s.mu.Unlock()
 	}
 	s.stop()
+}
+
+// wokeBy takes in an event on one of a container's fds: the eventfd or
+// inotify fd is drained; a PSI trigger that fired marks the stall (a
+// trigger is read by polling it, and the fd of a removed cgroup polls
+// EPOLLERR for ever: it is closed).
+func (s *Service) wokeBy(a *armed, ev unix.EpollEvent) {
+	if int(ev.Fd) != a.psi {
+		drain(int(ev.Fd))
+		a.by = map[bool]string{true: "memory.events", false: "memory.oom_control"}[a.v2]
+		return
+	}
+	if ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		s.closeFd(&a.psi)
+		return
+	}
+	a.stallAt, a.by = time.Now(), "psi"
 }
 
 // drain empties an eventfd (8 bytes) or an inotify fd (whole events).
@@ -171,7 +187,16 @@ func (s *Service) reconcileLocked() {
 			s.deps.Logf("oom: container %s: %v", e.ID, err)
 		}
 		if a != nil {
+			a.by = "start"
 			s.check(a, true) // held already: its event went to no one
+		}
+	}
+	if time.Since(s.groupsAt) >= groupsEvery {
+		s.reconcileGroups(served)
+		s.groupsAt = time.Now()
+	} else {
+		for k, a := range s.byKey {
+			served[k] = served[k] || a.group != ""
 		}
 	}
 	for k, a := range s.byKey {
@@ -180,7 +205,7 @@ func (s *Service) reconcileLocked() {
 		}
 	}
 	for k := range s.failed {
-		if !served[k] {
+		if !served[k] && k != "groups" {
 			delete(s.failed, k)
 		}
 	}
@@ -208,13 +233,6 @@ func (s *Service) stop() {
 	}
 	unix.Close(s.wake)
 	unix.Close(s.epfd)
-}
-
-// v1Memory says whether the memory controller is a cgroup v1 hierarchy
-// (also on a hybrid host), where the policies are built.
-func v1Memory() bool {
-	var st unix.Statfs_t
-	return unix.Statfs("/sys/fs/cgroup/memory", &st) == nil && st.Type == unix.CGROUP_SUPER_MAGIC
 }
 
 // otherWorker says whether worker.pid names a live process other than

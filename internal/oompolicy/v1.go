@@ -33,12 +33,19 @@ type armed struct {
 	lastTry   time.Time
 	handler   *handler  // a notify handler in flight
 	dump      *dump     // a checkpoint in flight
-	freezer   string    // its v1 freezer cgroup ("" without one)
+	freezer   string    // its freezer cgroup: v1 freezer, v2 the memory cgroup ("" without one)
 	ino       uint64    // the memory cgroup directory's inode when armed
 	v2        bool      // a cgroup v2 memory controller (v2.go)
 	ownsHigh  bool      // v2: the service set memory.high (the config did not)
 	highCount uint64    // v2: memory.events' high count at the last look
 	highAt    time.Time // v2: when it last rose
+	psi       int       // v2: the memory.pressure trigger's fd (-1: none)
+	trigger   string    // v2: the trigger written there
+	stallAt   time.Time // v2: when the trigger last fired
+	group     string    // a resource group's policy as its definition says it ("" for a container)
+	// by is what woke the loop for the container last: memory.oom_control
+	// (v1), memory.events or psi (v2), start (read at arming).
+	by string
 }
 
 // held says whether the container waits for its policy: v1 held by the
@@ -94,8 +101,9 @@ func (s *Service) arm(e *registry.Entry) (*armed, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
-	a := &armed{e: e, set: set, dir: dir, efd: -1, initPid: st.InitPid, events: filepath.Join(e.Root, e.ID, eventsFile), v2: v2}
+	a := &armed{e: e, set: set, dir: dir, efd: -1, psi: -1, initPid: st.InitPid, events: filepath.Join(e.Root, e.ID, eventsFile), v2: v2}
 	if v2 {
+		a.freezer = dir // cgroup.freeze
 		return s.register(a, armV2)
 	}
 	if f, _, ok, _ := effective.Cgroups(st.CgroupPaths).Dir("freezer"); ok {
@@ -136,15 +144,27 @@ func (s *Service) register(a *armed, arm func(*armed) (int, error)) (*armed, err
 	if err != nil {
 		return nil, err
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(efd)}
-	if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
-		unix.Close(efd)
-		return nil, fmt.Errorf("arming: epoll: %w", err)
-	}
 	a.efd, a.ino = efd, inode(dir)
+	for _, w := range []struct {
+		fd     int
+		events uint32
+	}{{efd, unix.EPOLLIN}, {a.psi, unix.EPOLLPRI}} {
+		if w.fd < 0 {
+			continue
+		}
+		ev := unix.EpollEvent{Events: w.events, Fd: int32(w.fd)}
+		if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, w.fd, &ev); err != nil {
+			s.disarm(a, false)
+			return nil, fmt.Errorf("arming: epoll: %w", err)
+		}
+		s.byFd[int32(w.fd)] = a
+	}
 	s.byKey[keyOf(e)] = a
-	s.byFd[int32(efd)] = a
-	s.deps.Logf("oom: container %s armed: policy %s, fallback %s, deadline %v", e.ID, a.set.Policy, a.set.Fallback, a.set.Deadline)
+	psi := ""
+	if a.trigger != "" {
+		psi = ", psi " + a.trigger
+	}
+	s.deps.Logf("oom: %s armed: policy %s, fallback %s, deadline %v%s", a.name(), a.set.Policy, a.set.Fallback, a.set.Deadline, psi)
 	return a, nil
 }
 
@@ -154,16 +174,24 @@ func (s *Service) disarm(a *armed, kernel bool) {
 	if a.handler != nil {
 		a.handler.kill()
 	}
-	if a.efd >= 0 {
-		unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, a.efd, nil)
-		unix.Close(a.efd)
-		delete(s.byFd, int32(a.efd))
-		a.efd = -1
-	}
+	s.closeFd(&a.efd)
+	s.closeFd(&a.psi)
 	if kernel {
 		a.killerOn(true) // a removed cgroup needs nothing
 	}
 	delete(s.byKey, keyOf(a.e))
+}
+
+// closeFd takes one of a container's fds out of the epoll set and closes
+// it.
+func (s *Service) closeFd(fd *int) {
+	if *fd < 0 {
+		return
+	}
+	unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, *fd, nil)
+	unix.Close(*fd)
+	delete(s.byFd, int32(*fd))
+	*fd = -1
 }
 
 // underOOM reads whether the kernel holds the container's tasks.
@@ -203,7 +231,7 @@ func (s *Service) check(a *armed, event bool) {
 			s.disarm(a, false) // the container is gone; delete releases it
 			return
 		}
-		s.deps.Logf("oom: container %s: %v", a.e.ID, err)
+		s.deps.Logf("oom: %s: %v", a.name(), err)
 		return
 	}
 	now := time.Now()
@@ -219,7 +247,7 @@ func (s *Service) check(a *armed, event bool) {
 	}
 	if a.heldSince.IsZero() {
 		a.heldSince, a.stage, a.stageAt, a.detected = now, 0, now, now
-		s.emit(a, "oom-held", map[string]any{"policy": a.set.Policy.String()})
+		s.emit(a, "oom-held", map[string]any{"policy": a.set.Policy.String(), "by": a.by})
 		s.act(a, a.set.Policy)
 		return
 	}
@@ -274,7 +302,7 @@ func (s *Service) escalate(a *armed) {
 func (s *Service) kernel(a *armed, why string) {
 	s.emit(a, "policy-fallback", map[string]any{"to": "kernel", "reason": why})
 	if err := a.killerOn(true); err != nil {
-		s.deps.Logf("oom: container %s: %v", a.e.ID, err)
+		s.deps.Logf("oom: %s: %v", a.name(), err)
 	}
 }
 
@@ -282,7 +310,7 @@ func (s *Service) kernel(a *armed, why string) {
 // is over.
 func (s *Service) rearm(a *armed) {
 	if err := a.killerOn(false); err != nil {
-		s.deps.Logf("oom: container %s: %v", a.e.ID, err)
+		s.deps.Logf("oom: %s: %v", a.name(), err)
 	}
 }
 

@@ -15,7 +15,9 @@ import (
 // On cgroup v2 the OOM killer cannot be turned off. The service sets
 // memory.high a headroom below memory.max, where the kernel throttles the
 // allocator (reclaim and sleeps) instead of killing, and watches
-// memory.events with inotify: a rising `high` count wakes the loop. A
+// memory.events with inotify (a rising `high` count wakes the loop) and,
+// where the kernel has PSI, a trigger on memory.pressure (the tasks
+// stalled on memory for a share of a window wakes it too). A
 // container at memory.high is held for the policy only when its anonymous
 // memory reaches high: page cache filling up to high is normal, reclaimed
 // by the kernel, and no reason to act.
@@ -54,7 +56,46 @@ func armV2(a *armed) (int, error) {
 		unix.Close(fd)
 		return -1, fmt.Errorf("arming: watching memory.events: %w", err)
 	}
+	if a.psi, a.trigger, err = psiTrigger(a.dir); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
 	return fd, nil
+}
+
+// psiTriggers are the memory.pressure triggers tried in turn: 150 ms of
+// stall in 1 s acts well before a throttled allocator reaches memory.max;
+// a daemon without CAP_SYS_RESOURCE may only use windows of whole 2 s
+// (Linux 6.5 on), so the same share over 2 s is the second choice.
+var psiTriggers = []string{"some 150000 1000000", "some 300000 2000000"}
+
+// psiTrigger writes a trigger on the cgroup's memory.pressure and returns
+// its fd, which polls EPOLLPRI when the trigger fires, and the trigger.
+// A kernel without PSI (no memory.pressure, or EOPNOTSUPP when it is
+// turned off) returns -1: memory.events alone wakes the loop then.
+func psiTrigger(dir string) (int, string, error) {
+	p := filepath.Join(dir, "memory.pressure")
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
+		return -1, "", nil
+	}
+	if err != nil {
+		return -1, "", fmt.Errorf("arming: opening %s: %w", p, err)
+	}
+	for _, t := range psiTriggers {
+		// The kernel reads the trigger with its terminating NUL.
+		if _, err = unix.Write(fd, append([]byte(t), 0)); err == nil {
+			return fd, t, nil
+		}
+		if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EPERM) {
+			break
+		}
+	}
+	unix.Close(fd)
+	if errors.Is(err, unix.EOPNOTSUPP) {
+		return -1, "", nil
+	}
+	return -1, "", fmt.Errorf("arming: writing a trigger to %s: %w", p, err)
 }
 
 // heldV2 says whether a v2 container is at memory.high with its own
@@ -80,8 +121,9 @@ func heldV2(a *armed) (bool, error) {
 	if count > a.highCount {
 		a.highCount, a.highAt = count, time.Now()
 	}
-	// The kernel's throttling sleeps at most 2 s between charges.
-	if time.Since(a.highAt) > 2*time.Second {
+	// The kernel's throttling sleeps at most 2 s between charges; a PSI
+	// trigger fires at most once a window (up to 2 s) while the stall lasts.
+	if time.Since(a.highAt) > 2*time.Second && time.Since(a.stallAt) > 2*time.Second {
 		return false, nil
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "memory.stat"))

@@ -394,11 +394,11 @@ func TestOOMDaemonStopGivesBackToKernel(t *testing.T) {
 }
 
 // TestOOMCheckpoint: a container whose init outgrows its limit is
-// frozen, given headroom, dumped and stopped; `lkc restore` with a larger
-// limit brings it back, and its allocation goes on from where it was to
-// the full 64 MiB.
+// frozen, given headroom, dumped and stopped (v1 held at the limit, v2
+// throttled at memory.high, before memory.max); `lkc restore` with a
+// larger limit brings it back, and its allocation goes on from where it
+// was to the full 64 MiB.
 func TestOOMCheckpoint(t *testing.T) {
-	requireOOMHold(t)
 	requireCriu(t)
 	d := newDaemonEnv(t)
 	// The result goes to a name of this test's own: the copied rootfs
@@ -424,7 +424,11 @@ func TestOOMCheckpoint(t *testing.T) {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return oomDisabled(st.CgroupPaths["memory"]) }, "the daemon to turn the OOM killer off")
+	cgroup := st.CgroupPaths["memory"]
+	if cgroupV2() {
+		cgroup = st.CgroupPaths[""]
+	}
+	waitFor(t, func() bool { return oomDisabled(cgroup) }, "the daemon to turn the OOM killer off")
 	start := time.Now()
 	if err := os.WriteFile(filepath.Join(root, "armed"), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -470,25 +474,34 @@ func TestOOMCheckpoint(t *testing.T) {
 	}
 }
 
-// TestOOMCheckpointRefusedOnCgroupV2: where the memory controller is v2
-// (the VM), the checkpoint policy is refused at create in one line, and
-// nothing is left.
-func TestOOMCheckpointRefusedOnCgroupV2(t *testing.T) {
+// TestOOMPressureTrigger: on cgroup v2 with PSI the daemon writes a
+// trigger on the container's memory.pressure (it holds the file open)
+// and acts on the container that stalls at memory.high.
+func TestOOMPressureTrigger(t *testing.T) {
 	if !cgroupV2() {
-		t.Skip("checks the refusal on a cgroup v2 host")
+		t.Skip("PSI triggers on a container's memory.pressure need cgroup v2")
 	}
 	d := newDaemonEnv(t)
-	id := d.id()
-	b := d.bundle([]string{"true"}, func(s *specs.Spec) {
-		s.Annotations = map[string]string{"org.lkc.oom-policy": "checkpoint"}
-	})
-	d.failLkc(`the checkpoint policy needs the cgroup v1 memory controller`, "run", "--bundle", b, id)
-	if _, err := os.Stat(filepath.Join(d.root, id)); err == nil {
-		t.Errorf("refused create left %s behind", id)
+	id, cgroup := d.oomContainer(map[string]string{"org.lkc.oom-policy": "kill-largest"})
+	if _, err := os.Stat(filepath.Join(cgroup, "memory.pressure")); err != nil {
+		t.Skipf("no PSI in this kernel: %v", err)
 	}
-	if s := d.status(); len(s.Containers) != 0 {
-		t.Errorf("the refused container is still served: %+v", s.Containers)
+	worker := d.status().WorkerPid
+	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", worker))
+	open := false
+	for _, fd := range fds {
+		if l, _ := os.Readlink(fd); l == filepath.Join(cgroup, "memory.pressure") {
+			open = true
+		}
 	}
+	if !open {
+		log, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
+		t.Fatalf("the worker has no trigger on %s/memory.pressure; daemon log:\n%s", cgroup, log)
+	}
+	if r, _ := d.allocate(id); r.code != 137 {
+		t.Fatalf("want the allocator SIGKILLed (137), got %v; events %v", r, d.policyEvents(id))
+	}
+	t.Logf("oom-held: %v", eventData(d.event(id, "oom-held", 0)))
 }
 
 // TestOOMIdleCost measures the worker's CPU and RSS with many idle armed

@@ -1,0 +1,114 @@
+package oompolicy
+
+import (
+	"errors"
+	"path/filepath"
+	"time"
+
+	"github.com/lkc-containers/lkc/internal/effective"
+	"github.com/lkc-containers/lkc/internal/groups"
+	"github.com/lkc-containers/lkc/internal/hostconf"
+	"github.com/lkc-containers/lkc/internal/registry"
+)
+
+// Resource groups (internal/groups) get the same policies as containers.
+// The groups service and the CLI own a group's cgroup and its limits; this
+// service owns what it arms a container with (v1 oom_control, v2
+// memory.high) in the group's memory cgroup, from the `oomPolicy` of the
+// group's definition, which it reads again every groupsEvery: a group
+// created or changed by `lkc group` is armed within that, one deleted is
+// forgotten. A group is keyed with an empty root, which no container has.
+
+// groupsEvery is how often the service reads the groups' definitions.
+const groupsEvery = time.Second
+
+// ErrCheckpointGroup refuses the checkpoint policy for a group: CRIU dumps
+// process trees with their namespaces and mounts (a container), not a set
+// of host processes.
+var ErrCheckpointGroup = errors.New("the checkpoint policy is for containers; a group takes kernel, kill-largest, kill-newest, grow:<ceiling> or notify:<command>")
+
+// CheckGroupPolicy checks a group's policy as `lkc group create/update
+// --oom-policy` takes it.
+func CheckGroupPolicy(v string) error {
+	p, err := Parse(v)
+	if err == nil && p.Kind == Checkpoint {
+		err = ErrCheckpointGroup
+	}
+	return err
+}
+
+// groupEntry is the registry entry a group is armed under.
+func groupEntry(name string) *registry.Entry { return &registry.Entry{ID: name} }
+
+// name names what is armed in the daemon's log: "container ID" or
+// "group NAME".
+func (a *armed) name() string {
+	if a.group != "" {
+		return "group " + a.e.ID
+	}
+	return "container " + a.e.ID
+}
+
+// reconcileGroups arms every group with a policy that is not armed yet,
+// or armed with another policy (disarmed first), and marks them served.
+func (s *Service) reconcileGroups(served map[string]bool) {
+	store := groups.FromConf(s.deps.Conf)
+	all, err := store.List()
+	if err != nil {
+		if !s.failed["groups"] {
+			s.deps.Logf("oom: %v", err)
+		}
+		s.failed["groups"] = true
+		return
+	}
+	delete(s.failed, "groups")
+	for _, g := range all {
+		if g.OOMPolicy == "" || g.OOMPolicy == string(Kernel) {
+			continue
+		}
+		e := groupEntry(g.Name)
+		k := keyOf(e)
+		served[k] = true
+		if a := s.byKey[k]; a != nil && a.group != g.OOMPolicy {
+			s.disarm(a, true)
+			delete(s.failed, k)
+		}
+		if a := s.byKey[k]; (a != nil && a.efd >= 0) || s.failed[k] {
+			continue
+		}
+		a, err := s.armGroup(store, g)
+		if err != nil {
+			s.failed[k] = true
+			s.deps.Logf("oom: group %s: %v", g.Name, err)
+		}
+		if a != nil {
+			a.by = "start"
+			s.check(a, true)
+		}
+	}
+}
+
+// armGroup arms group g: its events go to <groups.dir>/<name>.events.jsonl.
+func (s *Service) armGroup(store *groups.Store, g *groups.Group) (*armed, error) {
+	if err := CheckGroupPolicy(g.OOMPolicy); err != nil {
+		return nil, err
+	}
+	set, err := Resolve(s.deps.Conf, map[string]string{hostconf.AnnotationOOMPolicy: g.OOMPolicy})
+	if err != nil {
+		return nil, err
+	}
+	m, err := store.Manager(g.Name)
+	if err != nil {
+		return nil, err
+	}
+	dir, v2, ok, err := effective.Cgroups(m.Paths()).Dir("memory")
+	if err != nil || !ok {
+		return nil, err
+	}
+	a := &armed{e: groupEntry(g.Name), set: set, dir: dir, efd: -1, psi: -1, group: g.OOMPolicy, v2: v2,
+		events: filepath.Join(store.Dir, g.Name+".events.jsonl")}
+	if v2 {
+		return s.register(a, armV2)
+	}
+	return s.register(a, armV1)
+}
