@@ -13,12 +13,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/groups"
 	"github.com/lkc-containers/lkc/internal/hostconf"
+	"github.com/lkc-containers/lkc/internal/oompolicy"
 )
 
 // groupUsage lists the subcommands of `lkc group`.
-const groupUsage = "lkc group create|update NAME [limits] | exec NAME -- CMD... | move NAME PID... | list [--json] | stats NAME [--json] | delete [--force] NAME"
+const groupUsage = "lkc group create|update NAME [limits] [--oom-policy P] | exec NAME -- CMD... | move NAME PID... | list [--json] | stats NAME [--json] | delete [--force] NAME"
 
 // groupLimitFlags are the limits create and update take; values are read
 // as `lkc update` (runc, docker) reads them.
@@ -42,7 +44,7 @@ func cmdGroup(g *globals, args []string) error {
 	sub, args := args[0], args[1:]
 	switch sub {
 	case "create", "update":
-		return groupLimits(s, sub, args)
+		return groupLimits(conf, s, sub, args)
 	case "exec":
 		return groupExec(s, args)
 	case "move":
@@ -57,13 +59,16 @@ func cmdGroup(g *globals, args []string) error {
 	return fmt.Errorf("unknown subcommand %q (usage: %s)", sub, groupUsage)
 }
 
-// groupLimits runs create and update.
-func groupLimits(s *groups.Store, sub string, args []string) error {
+// groupLimits runs create and update. A group given an OOM policy other
+// than kernel needs the daemon, which it starts where allowed, as create
+// of such a container does; the daemon arms the group from its definition.
+func groupLimits(conf *hostconf.Conf, s *groups.Store, sub string, args []string) error {
 	fs := newFlags("group " + sub)
 	for _, name := range groupLimitFlags {
 		fs.String(name, "", name)
 	}
-	usage := "lkc group " + sub + " NAME [--memory N] [--memory-swap N] [--cpus N] [--cpu-shares N] [--cpuset-cpus LIST] [--io-weight N] [--pids-limit N]"
+	policy := fs.String("oom-policy", "", "OOM policy (docs/oom.md)")
+	usage := "lkc group " + sub + " NAME [--memory N] [--memory-swap N] [--cpus N] [--cpu-shares N] [--cpuset-cpus LIST] [--io-weight N] [--pids-limit N] [--oom-policy P]"
 	rest, err := parse(fs, args, exactly(1), usage)
 	if err != nil {
 		return err
@@ -72,18 +77,38 @@ func groupLimits(s *groups.Store, sub string, args []string) error {
 		return err
 	}
 	r := &config.Resources{}
+	setPolicy := false
 	fs.Visit(func(f *flag.Flag) {
-		if err == nil {
+		if f.Name == "oom-policy" {
+			setPolicy = true
+		} else if err == nil {
 			err = setGroupFlag(r, f.Name, f.Value.String())
 		}
 	})
+	if err == nil && setPolicy {
+		if err = oompolicy.CheckGroupPolicy(*policy); err != nil {
+			err = fmt.Errorf("--oom-policy %w", err)
+		}
+	}
 	if err != nil {
 		return err
 	}
 	if sub == "update" {
-		return s.Update(rest[0], r)
+		err = s.Update(rest[0], r)
+		if err == nil && setPolicy {
+			err = s.SetOOMPolicy(rest[0], *policy)
+		}
+	} else {
+		err = s.Create(&groups.Group{Name: rest[0], Resources: *r, OOMPolicy: *policy})
 	}
-	return s.Create(&groups.Group{Name: rest[0], Resources: *r})
+	if err != nil || *policy == "" || *policy == string(oompolicy.Kernel) {
+		return err
+	}
+	cl, err := daemonapi.Ensure(conf)
+	if err != nil {
+		return fmt.Errorf("group %s: its OOM policy needs the lkc daemon: %w", rest[0], err)
+	}
+	return cl.Close()
 }
 
 // setGroupFlag stores one limit flag in r: the two docker has and runc

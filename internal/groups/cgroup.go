@@ -125,6 +125,23 @@ func (s *Store) Update(name string, r *config.Resources) error {
 	return s.save(g)
 }
 
+// SetOOMPolicy records a group's OOM policy ("" or kernel: the kernel's
+// own). The daemon's oom service reads it from the definition and arms
+// the group's memory cgroup; this package checks no policy syntax.
+func (s *Store) SetOOMPolicy(name, policy string) error {
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	g, err := s.Get(name)
+	if err != nil {
+		return err
+	}
+	g.OOMPolicy = policy
+	return s.save(g)
+}
+
 // ready reads a group and makes sure its cgroup exists.
 func (s *Store) ready(name string) (*Group, cgroups.Manager, error) {
 	g, err := s.Get(name)

@@ -544,3 +544,44 @@ func TestOOMIdleCost(t *testing.T) {
 	t.Logf("%d idle armed containers: worker CPU %.2f%% of one CPU over %v, RSS %d kB", n,
 		float64(c1-c0)/100/window.Seconds()*100, window, rss)
 }
+
+// TestOOMGroupPolicy: a resource group created with --oom-policy is armed
+// by the daemon (started by the create); a process in it that outgrows the
+// group's limit is killed by the policy, an event in the group's log;
+// update --oom-policy kernel gives the group back to the kernel; a
+// checkpoint policy is refused in one line and leaves no group.
+func TestOOMGroupPolicy(t *testing.T) {
+	g := newGroupEnv(t)
+	d := &daemonEnv{env: g.env, dir: filepath.Join(t.TempDir(), "lkcd")}
+	t.Setenv("LKC_DAEMON_DIR", d.dir)
+	t.Cleanup(d.stop)
+	g.failLkc(`--oom-policy the checkpoint policy is for containers`, "group", "create", "bad", "--oom-policy", "checkpoint")
+	g.assertNone("a refused create")
+	g.mustLkc("group", "create", "hog", "--memory", strconv.Itoa(oomLimit), "--oom-policy", "kill-largest")
+	cgroup := filepath.Join("/sys/fs/cgroup", g.parent, "hog")
+	if !cgroupV2() {
+		cgroup = filepath.Join("/sys/fs/cgroup/memory", g.parent, "hog")
+	}
+	waitFor(t, func() bool { return oomDisabled(cgroup) }, "the daemon to arm the group")
+	r := g.lkc("group", "exec", "hog", "--", "sh", "-c", `awk 'BEGIN { s = "x"; for (i = 0; i < 26; i++) s = s s; print length(s) }'; echo rc=$?`)
+	if !strings.Contains(r.stdout, "rc=137") {
+		t.Fatalf("allocator in the group: %v, want it SIGKILLed", r)
+	}
+	var kill map[string]any
+	waitFor(t, func() bool {
+		b, _ := os.ReadFile(filepath.Join(g.defs, "hog.events.jsonl"))
+		for _, l := range strings.Split(string(b), "\n") {
+			var ev map[string]any
+			if json.Unmarshal([]byte(l), &ev) == nil && ev["type"] == "policy-kill" {
+				kill = eventData(ev)
+				return true
+			}
+		}
+		return false
+	}, "a policy-kill event in the group's log")
+	if kill["comm"] != "awk" || kill["policy"] != "kill-largest" {
+		t.Errorf("policy-kill %v, want awk by kill-largest", kill)
+	}
+	g.mustLkc("group", "update", "hog", "--oom-policy", "kernel")
+	waitFor(t, func() bool { return !oomDisabled(cgroup) }, "the group given back to the kernel")
+}
