@@ -91,3 +91,16 @@ func TestVictimChoice(t *testing.T) {
 		t.Errorf("init alone: chose %d, want init", got)
 	}
 }
+
+func TestCheckGroupPolicy(t *testing.T) {
+	for _, v := range []string{"kernel", "kill-largest", "kill-newest", "grow:1G", "notify:true"} {
+		if err := CheckGroupPolicy(v); err != nil {
+			t.Errorf("CheckGroupPolicy(%q): %v", v, err)
+		}
+	}
+	for _, v := range []string{"checkpoint", "checkpoint:/x", "grow:", "bogus"} {
+		if err := CheckGroupPolicy(v); err == nil {
+			t.Errorf("CheckGroupPolicy(%q) accepted", v)
+		}
+	}
+}
