@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -505,8 +506,10 @@ func TestOOMPressureTrigger(t *testing.T) {
 }
 
 // TestOOMIdleCost measures the worker's CPU and RSS with many idle armed
-// containers (LKC_OOM_BENCH=<count>; skipped otherwise: it takes minutes
-// on a shared host).
+// containers, then with 20 of them (fewer if there are fewer) under
+// memory pressure: a loop in each that outgrows the limit every half
+// second, killed by kill-largest each time (LKC_OOM_BENCH=<count>;
+// skipped otherwise: it takes minutes on a shared host).
 func TestOOMIdleCost(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("LKC_OOM_BENCH"))
 	if n == 0 {
@@ -517,32 +520,85 @@ func TestOOMIdleCost(t *testing.T) {
 		s.Annotations = map[string]string{"org.lkc.oom-policy": "kill-largest"}
 		s.Linux.Resources = &specs.LinuxResources{Memory: memoryOnly(oomLimit)}
 	})
-	for i := 0; i < n; i++ {
-		id := d.id()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = d.id()
+		id := ids[i]
 		t.Cleanup(func() { d.lkc("delete", "--force", id) })
-		d.mustLkc("run", "-d", "--bundle", b, id)
+	}
+	parallel(4, ids, func(id string) {
+		if r := d.lkc("run", "-d", "--bundle", b, id); r.code != 0 {
+			t.Errorf("run %s: %v", id, r)
+		}
+	})
+	if t.Failed() {
+		return
 	}
 	worker := d.status().WorkerPid
-	ticks := func() (cpu int64, rssKB int64) {
-		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", worker))
-		f := strings.Fields(string(stat)[strings.LastIndexByte(string(stat), ')')+2:])
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		s, _ := strconv.ParseInt(f[12], 10, 64)
-		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", worker))
-		for _, l := range strings.Split(string(status), "\n") {
-			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-				fmt.Sscan(v, &rssKB)
+	const window = 20 * time.Second
+	measure := func(what string) {
+		time.Sleep(2 * time.Second)
+		c0, _ := procCPU(worker)
+		time.Sleep(window)
+		c1, rss := procCPU(worker)
+		t.Logf("%s: worker CPU %.2f%% of one CPU over %v, RSS %d kB", what, float64(c1-c0)/100/window.Seconds()*100, window, rss)
+	}
+	measure(fmt.Sprintf("%d idle armed containers", n))
+	hot := ids[:min(20, n)]
+	before := map[string]int{}
+	for _, id := range hot {
+		before[id] = len(d.policyEvents(id))
+		d.mustLkc("exec", "-d", id, "sh", "-c", `while :; do awk 'BEGIN { s = "x"; for (i = 0; i < 26; i++) s = s s }'; sleep 0.5; done`)
+	}
+	measure(fmt.Sprintf("%d containers, %d of them outgrowing their limit every 0.5 s", n, len(hot)))
+	var held []float64
+	for _, id := range hot {
+		for _, ev := range d.policyEvents(id)[before[id]:] {
+			if ev["type"] == "policy-kill" {
+				held = append(held, eventData(ev)["ms"].(float64))
 			}
 		}
-		return u + s, rssKB
 	}
-	time.Sleep(2 * time.Second)
-	c0, _ := ticks()
-	const window = 20 * time.Second
-	time.Sleep(window)
-	c1, rss := ticks()
-	t.Logf("%d idle armed containers: worker CPU %.2f%% of one CPU over %v, RSS %d kB", n,
-		float64(c1-c0)/100/window.Seconds()*100, window, rss)
+	if len(held) == 0 {
+		t.Fatalf("no policy-kill under pressure")
+	}
+	t.Logf("under pressure: notification read -> SIGKILL: %s", medianP90(held))
+}
+
+// parallel runs f on every id, k at a time.
+func parallel(k int, ids []string, f func(string)) {
+	ch := make(chan string)
+	var wg sync.WaitGroup
+	for range k {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range ch {
+				f(id)
+			}
+		}()
+	}
+	for _, id := range ids {
+		ch <- id
+	}
+	close(ch)
+	wg.Wait()
+}
+
+// procCPU reads a process's CPU time (clock ticks, user and system) and
+// its resident memory (kB).
+func procCPU(pid int) (ticks, rssKB int64) {
+	stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f := strings.Fields(string(stat)[strings.LastIndexByte(string(stat), ')')+2:])
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			fmt.Sscan(v, &rssKB)
+		}
+	}
+	return u + s, rssKB
 }
 
 // TestOOMGroupPolicy: a resource group created with --oom-policy is armed
