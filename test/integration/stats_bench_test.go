@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
 	"strconv"
 	"sync"
 	"testing"
@@ -63,6 +65,31 @@ func TestStatsRefreshCost(t *testing.T) {
 	if target := 50 * time.Millisecond * time.Duration(n) / 200; cpu > target {
 		t.Errorf("%v of CPU per refresh of %d containers, want at most %v", cpu, n, target)
 	}
+	topProcessCost(t, e, n)
+}
+
+// topProcessCost runs `lkc top --json` itself, refreshing every 250 ms
+// for 5 s, and reports its whole CPU time (start, reads, encoding) per
+// refresh it printed.
+func topProcessCost(t *testing.T, e *env, n int) {
+	var out bytes.Buffer
+	cmd := exec.Command(e.bin, "--root", e.root, "top", "--json", "--interval", "250ms")
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second)
+	cmd.Process.Signal(unix.SIGINT)
+	cmd.Wait()
+	refreshes := bytes.Count(out.Bytes(), []byte("\n["))
+	if bytes.HasPrefix(out.Bytes(), []byte("[")) {
+		refreshes++
+	}
+	if refreshes == 0 {
+		t.Fatalf("lkc top --json printed no refresh: %q", out.String())
+	}
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	t.Logf("lkc top --json, %d containers: %d refreshes, %.1f ms CPU per refresh (the process's whole CPU time)", n, refreshes, float64(cpu.Microseconds())/1000/float64(refreshes))
 }
 
 func cpuTime() time.Duration {
