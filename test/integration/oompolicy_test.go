@@ -441,6 +441,7 @@ func TestOOMCheckpoint(t *testing.T) {
 		return strings.Contains(string(log), "container "+id+": checkpointed to ") && d.lkc("state", id).code != 0
 	}, "the checkpoint to stop the container")
 	t.Logf("allocation start -> container dumped and stopped: %v", time.Since(start))
+	logCheckpointSteps(t, d.dir, id)
 	dumps, _ := filepath.Glob(filepath.Join(images, id+"-*"))
 	var image string
 	for _, p := range dumps {
@@ -471,6 +472,24 @@ func TestOOMCheckpoint(t *testing.T) {
 			log, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
 			stderr, _ := os.ReadFile(filepath.Join(root, "oom-stderr"))
 			t.Fatalf("the restored allocator did not finish its 64 MiB (out %q, stderr %q, %v); daemon log:\n%s", out, stderr, d.lkc("state", id), log)
+		}
+	}
+}
+
+// logCheckpointSteps reports, from the daemon's log (the container's own
+// event log goes with it), how long after the hold was seen the freeze
+// and the dump started.
+func logCheckpointSteps(t *testing.T, dir, id string) {
+	log, _ := os.ReadFile(filepath.Join(dir, "daemon.log"))
+	for _, l := range strings.Split(string(log), "\n") {
+		_, js, ok := strings.Cut(l, "oom: {")
+		if !ok {
+			continue
+		}
+		var ev map[string]any
+		if json.Unmarshal([]byte("{"+js), &ev) == nil && ev["id"] == id && ev["type"] == "policy-checkpoint" {
+			data := eventData(ev)
+			t.Logf("checkpoint: held -> %v: %v ms", data["result"], data["ms"])
 		}
 	}
 }
