@@ -140,13 +140,21 @@ func (s *Service) loop(ctx context.Context) {
 }
 
 // wokeBy takes in an event on one of a container's fds: the eventfd or
-// inotify fd is drained; a PSI trigger that fired marks the stall (a
+// inotify fd is drained (a write to memory.max moves memory.high with
+// it); a PSI trigger that fired marks the stall (a
 // trigger is read by polling it, and the fd of a removed cgroup polls
 // EPOLLERR for ever: it is closed).
 func (s *Service) wokeBy(a *armed, ev unix.EpollEvent) {
-	if int(ev.Fd) != a.psi {
+	if int(ev.Fd) != a.psi && !a.v2 {
 		drain(int(ev.Fd))
-		a.by = map[bool]string{true: "memory.events", false: "memory.oom_control"}[a.v2]
+		a.by = "memory.oom_control"
+		return
+	}
+	if int(ev.Fd) != a.psi {
+		a.by = "memory.events"
+		if readInotify(int(ev.Fd), a.maxWd) {
+			s.followLimit(a)
+		}
 		return
 	}
 	if ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
@@ -156,7 +164,7 @@ func (s *Service) wokeBy(a *armed, ev unix.EpollEvent) {
 	a.stallAt, a.by = time.Now(), "psi"
 }
 
-// drain empties an eventfd (8 bytes) or an inotify fd (whole events).
+// drain empties an eventfd (8 bytes).
 func drain(fd int) {
 	var b [4096]byte
 	unix.Read(fd, b[:])

@@ -40,6 +40,7 @@ type armed struct {
 	highCount uint64    // v2: memory.events' high count at the last look
 	highAt    time.Time // v2: when it last rose
 	psi       int       // v2: the memory.pressure trigger's fd (-1: none)
+	maxWd     int       // v2: the inotify watch on memory.max
 	trigger   string    // v2: the trigger written there
 	stallAt   time.Time // v2: when the trigger last fired
 	group     string    // a resource group's policy as its definition says it ("" for a container)

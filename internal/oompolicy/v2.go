@@ -1,6 +1,7 @@
 package oompolicy
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -55,6 +56,12 @@ func armV2(a *armed) (int, error) {
 	if _, err := unix.InotifyAddWatch(fd, filepath.Join(a.dir, "memory.events"), unix.IN_MODIFY); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("arming: watching memory.events: %w", err)
+	}
+	// A write to memory.max (`lkc update`, `lkc group update`) moves the
+	// memory.high the service owns with it (followLimit).
+	if a.maxWd, err = unix.InotifyAddWatch(fd, filepath.Join(a.dir, "memory.max"), unix.IN_MODIFY); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("arming: watching memory.max: %w", err)
 	}
 	if a.psi, a.trigger, err = psiTrigger(a.dir); err != nil {
 		unix.Close(fd)
@@ -177,4 +184,50 @@ func raiseV2(a *armed, to uint64) error {
 		return writeInt(a.dir, "memory.high", int64(to-headroom(to)))
 	}
 	return nil
+}
+
+// readInotify drains an inotify fd and says whether one of the events
+// came from watch wd.
+func readInotify(fd, wd int) bool {
+	var b [4096]byte
+	seen := false
+	for {
+		n, err := unix.Read(fd, b[:])
+		if err != nil || n < unix.SizeofInotifyEvent {
+			return seen
+		}
+		// struct inotify_event: int wd, u32 mask, u32 cookie, u32 len, name.
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			seen = seen || int(int32(binary.NativeEndian.Uint32(b[off:]))) == wd
+			off += unix.SizeofInotifyEvent + int(binary.NativeEndian.Uint32(b[off+12:]))
+		}
+	}
+}
+
+// followLimit keeps the memory.high the service owns a headroom below a
+// memory.max that someone else changed (none at all when the limit is
+// gone). During a hold the policy owns both, and the hold's end re-arms.
+func (s *Service) followLimit(a *armed) {
+	if !a.ownsHigh || !a.heldSince.IsZero() {
+		return
+	}
+	limit, err := readLimitV2(a.dir, "memory.max")
+	if err != nil {
+		return
+	}
+	high, want := "max", "max"
+	if limit > 0 {
+		want = strconv.FormatUint(limit-headroom(limit), 10)
+	}
+	if b, err := os.ReadFile(filepath.Join(a.dir, "memory.high")); err == nil {
+		high = strings.TrimSpace(string(b))
+	}
+	if high == want {
+		return
+	}
+	if err := os.WriteFile(filepath.Join(a.dir, "memory.high"), []byte(want), 0); err != nil {
+		s.deps.Logf("oom: %s: following memory.max: %v", a.name(), err)
+		return
+	}
+	s.deps.Logf("oom: %s: memory.max is %s now: memory.high %s", a.name(), map[bool]string{true: "max", false: strconv.FormatUint(limit, 10)}[limit == 0], want)
 }

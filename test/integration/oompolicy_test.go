@@ -620,6 +620,25 @@ func procCPU(pid int) (ticks, rssKB int64) {
 	return u + s, rssKB
 }
 
+// TestOOMUpdateMovesHigh: on cgroup v2, `lkc update --memory` of an
+// armed container moves the memory.high the daemon set with the new
+// limit, so the policy still acts a headroom below the limit.
+func TestOOMUpdateMovesHigh(t *testing.T) {
+	if !cgroupV2() {
+		t.Skip("memory.high is the v2 arming")
+	}
+	d := newDaemonEnv(t)
+	id, cgroup := d.oomContainer(map[string]string{"org.lkc.oom-policy": "kill-largest"})
+	for _, limit := range []int64{4 * oomLimit, 2 * oomLimit} {
+		d.mustLkc("update", "--memory", strconv.FormatInt(limit, 10), id)
+		want := strconv.FormatInt(limit-max(limit/16, 4<<20), 10)
+		waitFor(t, func() bool {
+			b, _ := os.ReadFile(filepath.Join(cgroup, "memory.high"))
+			return strings.TrimSpace(string(b)) == want
+		}, "memory.high "+want+" after update --memory "+strconv.FormatInt(limit, 10))
+	}
+}
+
 // TestOOMGroupPolicy: a resource group created with --oom-policy is armed
 // by the daemon (started by the create); a process in it that outgrows the
 // group's limit is killed by the policy, an event in the group's log;
