@@ -22,6 +22,7 @@ type dump struct {
 	started time.Time
 	proc    *exec.Cmd
 	done    chan error
+	limit   uint64 // the limit before the headroom
 }
 
 // checkpoint starts checkpoint's freeze. A task held by a v1 OOM cannot
@@ -50,7 +51,7 @@ func (s *Service) checkpoint(a *armed, dir string) error {
 		thaw(a)
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	a.dump = &dump{image: filepath.Join(dir, a.e.ID+"-"+time.Now().UTC().Format("20060102T150405.000")), started: time.Now()}
+	a.dump = &dump{image: filepath.Join(dir, a.e.ID+"-"+time.Now().UTC().Format("20060102T150405.000")), started: time.Now(), limit: limit}
 	s.emit(a, "policy-checkpoint", map[string]any{"image": a.dump.image, "result": "freezing", "headroom": dumpHeadroom(limit), "ms": ms(time.Since(a.detected))})
 	return nil
 }
@@ -93,14 +94,14 @@ func (s *Service) checkDump(a *armed) bool {
 		if err == nil && time.Since(d.started) < a.set.Deadline {
 			return true
 		}
-		s.dumpFailed(a, fmt.Sprintf("not frozen within the deadline (%v)", err))
+		s.dumpFailed(a, d, fmt.Sprintf("not frozen within the deadline (%v)", err))
 		return false
 	}
 	select {
 	case err := <-d.done:
 		a.dump = nil
 		if err != nil {
-			s.dumpFailed(a, "lkc checkpoint: "+err.Error())
+			s.dumpFailed(a, d, "lkc checkpoint: "+err.Error())
 			return false
 		}
 		// The container is gone: its events go to the daemon's log, and a
@@ -114,7 +115,7 @@ func (s *Service) checkDump(a *armed) bool {
 		syscall.Kill(-d.proc.Process.Pid, syscall.SIGKILL)
 		<-d.done
 		a.dump = nil
-		s.dumpFailed(a, "the dump overran four deadlines")
+		s.dumpFailed(a, d, "the dump overran four deadlines")
 		return false
 	}
 	return true
@@ -144,9 +145,58 @@ func (s *Service) startDump(a *armed) error {
 	return nil
 }
 
-func (s *Service) dumpFailed(a *armed, why string) {
+// dumpFailed gives up a checkpoint: the container is thawed, and the
+// fallback acts on this hold and on the next ones until the limit the
+// headroom raised is back (limitBack): with the raise the tasks usually
+// leave the hold, and without this each failed dump would raise the limit
+// again, a grow without a ceiling.
+func (s *Service) dumpFailed(a *armed, d *dump, why string) {
 	a.dump = nil
 	thaw(a)
 	s.emit(a, "policy-checkpoint", map[string]any{"result": "failed", "reason": why})
+	a.limitBack = d.limit
 	a.stageAt = time.Time{} // the fallback acts at the next check
+}
+
+// putLimitBack lowers the limit a failed checkpoint raised, once the
+// usage fits a headroom beneath it again (the fallback freed memory): a
+// limit written beneath the usage would have the kernel reclaim, stall
+// the loop (v1) or kill (v2).
+func (s *Service) putLimitBack(a *armed) {
+	to := a.limitBack
+	usage, err := readUint(a.dir, a.usageFile())
+	if err != nil || usage+headroom(to) > to {
+		return
+	}
+	limit, err := readUint(a.dir, a.limitFile())
+	if err == nil && limit > to {
+		err = s.lower(a, limit, to)
+	}
+	if err != nil {
+		s.deps.Logf("oom: %s: putting the limit back to %d: %v", a.name(), to, err)
+		return
+	}
+	a.limitBack = 0
+	s.emit(a, "policy-checkpoint", map[string]any{"result": "limit back", "limit": to})
+}
+
+// lower moves the limit from one value down to another: the limit
+// before memory+swap (v1 keeps memory+swap at least the limit); v2
+// memory.high (when the service owns it) before memory.max.
+func (s *Service) lower(a *armed, from, to uint64) error {
+	if a.v2 {
+		if a.ownsHigh {
+			if err := writeInt(a.dir, "memory.high", int64(to-headroom(to))); err != nil {
+				return err
+			}
+		}
+		return writeInt(a.dir, "memory.max", int64(to))
+	}
+	if err := writeInt(a.dir, "memory.limit_in_bytes", int64(to)); err != nil {
+		return err
+	}
+	if sw, err := readUint(a.dir, "memory.memsw.limit_in_bytes"); err == nil && sw < 1<<62 {
+		return writeInt(a.dir, "memory.memsw.limit_in_bytes", int64(sw-(from-to)))
+	}
+	return nil
 }

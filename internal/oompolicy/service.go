@@ -126,7 +126,7 @@ func (s *Service) loop(ctx context.Context) {
 			}
 		}
 		for _, a := range s.byKey {
-			if a.efd >= 0 && (!a.heldSince.IsZero() || a.handler != nil || a.dump != nil) {
+			if a.efd >= 0 && (!a.heldSince.IsZero() || a.handler != nil || a.dump != nil || a.limitBack != 0) {
 				s.check(a, false)
 			}
 		}

@@ -44,6 +44,7 @@ type armed struct {
 	trigger   string    // v2: the trigger written there
 	stallAt   time.Time // v2: when the trigger last fired
 	group     string    // a resource group's policy as its definition says it ("" for a container)
+	limitBack uint64    // the limit a failed checkpoint raised, to put back (0: none)
 	// by is what woke the loop for the container last: memory.oom_control
 	// (v1), memory.events or psi (v2), start (read at arming).
 	by string
@@ -237,6 +238,9 @@ func (s *Service) check(a *armed, event bool) {
 	}
 	now := time.Now()
 	if !held {
+		if a.limitBack != 0 {
+			s.putLimitBack(a)
+		}
 		if !a.heldSince.IsZero() && a.handler == nil {
 			if a.stage == 2 {
 				s.rearm(a)
@@ -249,6 +253,13 @@ func (s *Service) check(a *armed, event bool) {
 	if a.heldSince.IsZero() {
 		a.heldSince, a.stage, a.stageAt, a.detected = now, 0, now, now
 		s.emit(a, "oom-held", map[string]any{"policy": a.set.Policy.String(), "by": a.by})
+		if a.limitBack != 0 {
+			// A failed checkpoint's raise let the tasks run on into this
+			// hold: the fallback's turn, not another raise.
+			a.stage = 0
+			s.escalate(a)
+			return
+		}
 		s.act(a, a.set.Policy)
 		return
 	}

@@ -476,6 +476,40 @@ func TestOOMCheckpoint(t *testing.T) {
 	}
 }
 
+// TestOOMCheckpointFailsOver: a dump that fails (CRIU is /bin/false
+// here) thaws the container and the fallback kills the allocator, not
+// another raise of the limit; the limit the dump's headroom raised comes
+// back; the container runs on, and the worker too.
+func TestOOMCheckpointFailsOver(t *testing.T) {
+	t.Setenv("LKC_CRIU", "/bin/false") // inherited by the daemon it autostarts
+	d := newDaemonEnv(t)
+	id, cgroup := d.oomContainer(map[string]string{
+		"org.lkc.oom-policy":   "checkpoint:" + t.TempDir(),
+		"org.lkc.oom-fallback": "kill-largest",
+	})
+	worker := d.status().WorkerPid
+	if r, _ := d.allocate(id); r.code != 137 {
+		t.Fatalf("allocator: %v, want the fallback's SIGKILL; events %v", r, d.policyEvents(id))
+	}
+	if data := eventData(d.event(id, "policy-kill", 0)); data["comm"] != "awk" {
+		t.Errorf("policy-kill %v, want awk", data)
+	}
+	failed := false
+	for _, ev := range d.policyEvents(id) {
+		failed = failed || ev["type"] == "policy-checkpoint" && eventData(ev)["result"] == "failed"
+	}
+	if !failed {
+		t.Errorf("no policy-checkpoint failed event: %v", d.policyEvents(id))
+	}
+	if st := d.state(id)["status"]; st != "running" {
+		t.Errorf("container after the failed dump: %v, want running (thawed)", st)
+	}
+	waitFor(t, func() bool { return readLimit(cgroup) == oomLimit }, "the limit back at 32 MiB")
+	if w := d.status().WorkerPid; w != worker {
+		t.Errorf("the worker changed from %d to %d (it died)", worker, w)
+	}
+}
+
 // logCheckpointSteps reports, from the daemon's log (the container's own
 // event log goes with it), how long after the hold was seen the freeze
 // and the dump started.
