@@ -145,23 +145,20 @@ func (s *Service) loop(ctx context.Context) {
 // trigger is read by polling it, and the fd of a removed cgroup polls
 // EPOLLERR for ever: it is closed).
 func (s *Service) wokeBy(a *armed, ev unix.EpollEvent) {
-	if int(ev.Fd) != a.psi && !a.v2 {
-		drain(int(ev.Fd))
-		a.by = "memory.oom_control"
-		return
-	}
-	if int(ev.Fd) != a.psi {
+	switch {
+	case int(ev.Fd) == a.psi && ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0:
+		s.closeFd(&a.psi)
+	case int(ev.Fd) == a.psi:
+		a.stallAt, a.by = time.Now(), "psi"
+	case a.v2:
 		a.by = "memory.events"
 		if readInotify(int(ev.Fd), a.maxWd) {
 			s.followLimit(a)
 		}
-		return
+	default:
+		drain(int(ev.Fd))
+		a.by = "memory.oom_control"
 	}
-	if ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
-		s.closeFd(&a.psi)
-		return
-	}
-	a.stallAt, a.by = time.Now(), "psi"
 }
 
 // drain empties an eventfd (8 bytes).

@@ -92,7 +92,9 @@ func (a *armed) killerOn(on bool) error {
 // cgroup yet returns nil, nil: a later round arms it.
 func (s *Service) arm(e *registry.Entry) (*armed, error) {
 	st, err := e.LoadState()
-	if err != nil || st.Config == nil || st.CgroupPaths == nil {
+	// create records init's pid after the cgroups: armed before that, the
+	// policy would not know which process to spare.
+	if err != nil || st.Config == nil || st.CgroupPaths == nil || st.InitPid == 0 {
 		return nil, nil
 	}
 	set, err := Resolve(s.deps.Conf, st.Config.Annotations)
@@ -267,7 +269,11 @@ func (s *Service) check(a *armed, event bool) {
 		s.escalate(a)
 		return
 	}
-	if a.handler == nil && (event || now.Sub(a.lastTry) >= retryAfter(a)) {
+	// On v1 a notification during a hold is a new OOM after the policy
+	// acted (a grow that was not enough); on v2 memory.events and the PSI
+	// trigger go on firing while a killed task's memory is freed, so there
+	// only the retry interval acts again.
+	if a.handler == nil && (event && !a.v2 || now.Sub(a.lastTry) >= retryAfter(a)) {
 		s.act(a, a.current())
 	}
 }
