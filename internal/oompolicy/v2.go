@@ -108,12 +108,28 @@ func psiTrigger(dir string) (int, string, error) {
 // heldV2 says whether a v2 container is at memory.high with its own
 // (anonymous) memory, the point where v1 would hold it, and the kernel
 // throttled it lately (memory.events' high count rose within the longest
-// throttling sleep).
+// throttling sleep). At the kernel stage of a hold, where the service
+// lifted memory.high, the hold lasts while the memory stays at the level
+// the service sets high to: it ends when the kernel's OOM killer (at
+// memory.max) or the container freed it, not the moment high is lifted
+// (the service would put high back under a task still there, and the
+// kernel would never get its turn).
 func heldV2(a *armed) (bool, error) {
 	dir := a.dir
 	high, err := readLimitV2(dir, "memory.high")
-	if err != nil || high == 0 {
+	if err != nil {
 		return false, err
+	}
+	kernelStage := high == 0 && a.ownsHigh && a.stage == 2 && !a.heldSince.IsZero()
+	if kernelStage {
+		limit, err := readLimitV2(dir, "memory.max")
+		if err != nil || limit == 0 {
+			return false, err
+		}
+		high = limit - headroom(limit)
+	}
+	if high == 0 {
+		return false, nil
 	}
 	events, err := os.ReadFile(filepath.Join(dir, "memory.events"))
 	if err != nil {
@@ -130,7 +146,7 @@ func heldV2(a *armed) (bool, error) {
 	}
 	// The kernel's throttling sleeps at most 2 s between charges; a PSI
 	// trigger fires at most once a window (up to 2 s) while the stall lasts.
-	if time.Since(a.highAt) > 2*time.Second && time.Since(a.stallAt) > 2*time.Second {
+	if !kernelStage && time.Since(a.highAt) > 2*time.Second && time.Since(a.stallAt) > 2*time.Second {
 		return false, nil
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "memory.stat"))
