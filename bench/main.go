@@ -23,6 +23,8 @@ const (
 	roleMeasure = "measure"
 	roleFloor   = "floor"
 	roleReader  = "reader"
+	// roleRulesGen is the rules scenario's exec storm generator.
+	roleRulesGen = "rulesgen"
 )
 
 func main() {
@@ -43,6 +45,8 @@ func dispatch(role string) (int, error) {
 		return exitCode(floorMain(os.Getenv(rootfsEnv)))
 	case roleReader:
 		return exitCode(readerMain(os.Args[1:]))
+	case roleRulesGen:
+		return exitCode(rulesgenMain(os.Args[1:]))
 	default:
 		return 2, fmt.Errorf("unknown %s %q", roleEnv, role)
 	}

@@ -14,6 +14,10 @@ import (
 type Sample struct {
 	Wall time.Duration // from just before fork to the reaping of the process
 	CPU  time.Duration // user+sys of the process and its reaped descendants
+	// Walls, when set, are many timed operations of one run (the rules
+	// scenario's every exec in a storm), each a wall sample; Wall is then
+	// unused and CPU is the run's.
+	Walls []time.Duration
 }
 
 // runner starts timed processes with stdin/stdout on /dev/null and stderr in

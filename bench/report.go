@@ -90,6 +90,9 @@ func writeNotes(w io.Writer, sc *scenarioResult) {
 		if vr.Info != "" {
 			fmt.Fprintf(w, "         %s\n", vr.Info)
 		}
+		if vr.Notes != "" {
+			fmt.Fprintf(w, "         %s\n", vr.Notes)
+		}
 		for _, problem := range []struct{ label, text string }{
 			{"unavailable", vr.Unavailable},
 			{"first error", vr.FirstError},

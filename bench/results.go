@@ -25,6 +25,7 @@ type variantResult struct {
 	Failures     int       `json:"failures"`
 	FirstError   string    `json:"first_error,omitempty"` // warm-up included
 	CleanupError string    `json:"cleanup_error,omitempty"`
+	Notes        string    `json:"notes,omitempty"`
 	Wall         *summary  `json:"wall_ms,omitempty"`
 	CPU          *summary  `json:"cpu_ms,omitempty"`
 	WallSamples  []float64 `json:"wall_samples_ms"`
@@ -56,6 +57,11 @@ func (vr *variantResult) record(s Sample, err error, measured bool) {
 	case !measured:
 	case err != nil:
 		vr.Failures++
+	case len(s.Walls) > 0:
+		for _, w := range s.Walls {
+			vr.WallSamples = append(vr.WallSamples, ms(w))
+		}
+		vr.CPUSamples = append(vr.CPUSamples, ms(s.CPU))
 	default:
 		vr.WallSamples = append(vr.WallSamples, ms(s.Wall))
 		vr.CPUSamples = append(vr.CPUSamples, ms(s.CPU))

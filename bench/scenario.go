@@ -40,6 +40,9 @@ type Variant struct {
 	Run func(ctx context.Context, iter int) (Sample, error)
 	// Cleanup removes whatever the variant's runs left behind.
 	Cleanup func() error
+	// Notes, when set, returns a line for the report after the runs
+	// (counts that are no latency, such as the rules storm's escapees).
+	Notes func() string
 }
 
 // Scenario is a named operation measured for a set of variants.
@@ -54,7 +57,8 @@ type Scenario struct {
 func scenarios() []Scenario {
 	all := append([]Scenario{runLatencyScenario(), runNetScenario(), execLatencyScenario(), lifecycleScenario()}, checkpointScenarios()...)
 	all = append(all, migrateScenarios()...)
-	return append(all, procScenarios()...)
+	all = append(all, procScenarios()...)
+	return append(all, rulesScenario())
 }
 
 // selectScenarios returns the named scenarios, or all of them for "all".
@@ -180,6 +184,9 @@ func runRound(ctx context.Context, vs []Variant, results []*variantResult, order
 
 func cleanupVariants(vs []Variant, results []*variantResult) {
 	for i, v := range vs {
+		if v.Notes != nil {
+			results[i].Notes = v.Notes()
+		}
 		if err := v.Cleanup(); err != nil {
 			results[i].CleanupError = err.Error()
 		}
