@@ -26,11 +26,6 @@ import (
 	"github.com/lkc-containers/lkc/internal/rules"
 )
 
-// followFor is how long a moved process's forks are followed (FORK
-// events whose parent it is): long enough for anything forked while its
-// sweep ran.
-const followFor = time.Second
-
 // pfKthread marks a kernel thread in /proc/<pid>/stat's flags: it has no
 // cgroup.procs entry to move.
 const pfKthread = 0x00200000
@@ -61,18 +56,17 @@ type Engine struct {
 	users   rules.Users
 	scope   []string
 	store   *groups.Store
+	need    needs // the /proc files the rules read
 	records map[int]*Record
 	stats   Stats
 
-	moved map[int]followed // processor only: recently moved, their forks followed
-	// groupTo caches each group's placement (processor only; emptied at
-	// each load, and for a group whose cgroup a move found missing).
+	// groupTo caches each group's placement (emptied at each load, and
+	// for a group whose cgroup a move found missing).
 	groupTo map[string]placement
-}
-
-type followed struct {
-	to    placement
-	until time.Time
+	// Processor only: the cgroup.procs files it writes, and scratch
+	// space for /proc reads.
+	procs procsFiles
+	buf   []byte
 }
 
 // Stats are the engine's counters.
@@ -97,8 +91,8 @@ func NewEngine(host cgroups.Host, self []int, logf func(string, ...any)) (*Engin
 		return nil, err
 	}
 	e := &Engine{host: host, mounts: map[string]string{}, self: self, logf: logf,
-		records: map[int]*Record{}, moved: map[int]followed{}, users: rules.ParseUsers(nil, nil),
-		groupTo: map[string]placement{}}
+		records: map[int]*Record{}, users: rules.ParseUsers(nil, nil),
+		groupTo: map[string]placement{}, procs: procsFiles{}, buf: make([]byte, 4096)}
 	for h, dir := range all.Paths() {
 		e.mounts[h] = dir
 	}
@@ -133,6 +127,7 @@ func (e *Engine) Load(conf *hostconf.Conf) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.rules, e.users, e.scope = all, users, conf.RulesScope
+	e.need = needsOf(all)
 	e.store = groups.FromConf(conf)
 	e.groupTo = map[string]placement{}
 	e.store.Host = e.host
@@ -197,11 +192,14 @@ func (e *Engine) Classify(pid int, since time.Duration) {
 	if slices.Contains(e.self, pid) {
 		return
 	}
-	cur, err := cgroupsOf(pid)
+	cur, err := cgroupsOf(pid, e.buf)
 	if err != nil || !e.anyInScope(cur) || e.inContainer(pid) {
 		return
 	}
-	p, start, err := describe(pid)
+	e.mu.Lock()
+	need := e.need
+	e.mu.Unlock()
+	p, start, err := describe(pid, need, e.buf)
 	if err != nil || p.Exe == "" && kernelThread(pid) {
 		return
 	}
@@ -252,7 +250,6 @@ func (e *Engine) Classify(pid int, since time.Duration) {
 	default:
 		rec.Action = "already in " + to.String()
 	}
-	e.moved[pid] = followed{to, time.Now().Add(followFor)}
 	e.sweep(pid, to)
 }
 
@@ -340,7 +337,7 @@ func (e *Engine) move(pid int, cur map[string]string, to placement) (bool, error
 			continue
 		}
 		p := filepath.Join(e.mounts[h], dest, "cgroup.procs")
-		err := os.WriteFile(p, []byte(strconv.Itoa(pid)), 0)
+		err := e.procs.write(p, pid)
 		if errors.Is(err, unix.ESRCH) {
 			return moved, nil
 		}
@@ -352,17 +349,21 @@ func (e *Engine) move(pid int, cur map[string]string, to placement) (bool, error
 	return moved, nil
 }
 
-// sweep moves the children pid forked before its move, and theirs. A
-// fork racing the move is safe: the kernel attaches a child to a cgroup
-// and links it on its parent's children list under the same lock the
-// move takes, so a child either inherited the target or is listed here.
+// sweep moves the children pid forked before its move, and theirs,
+// each moved before its own children are listed. No fork escapes it, so
+// the engine needs no FORK events: a fork holds cgroup_threadgroup_rwsem
+// for reading from taking its parent's cgroups (cgroup_can_fork) until
+// it has linked the child on the parent's children list and attached it
+// (cgroup_post_fork), and a cgroup.procs write holds it for writing; so
+// once a move returned, a child either was listed (forked before) or
+// inherits the target (forked after).
 func (e *Engine) sweep(pid int, to placement) {
-	queue := children(pid)
+	queue := children(pid, e.buf)
 	for len(queue) > 0 {
 		c := queue[0]
 		queue = queue[1:]
 		if e.adopt(c, to) {
-			queue = append(queue, children(c)...)
+			queue = append(queue, children(c, e.buf)...)
 		}
 	}
 }
@@ -370,7 +371,7 @@ func (e *Engine) sweep(pid int, to placement) {
 // adopt moves child c of a moved process to the parent's placement,
 // unless it is there already or outside scope; it reports a move.
 func (e *Engine) adopt(c int, to placement) bool {
-	cur, err := cgroupsOf(c)
+	cur, err := cgroupsOf(c, e.buf)
 	if err != nil {
 		return false
 	}
@@ -384,29 +385,8 @@ func (e *Engine) adopt(c int, to placement) bool {
 	if err != nil || !moved {
 		return false
 	}
-	e.moved[c] = followed{to, time.Now().Add(followFor)}
 	e.count(func(s *Stats) { s.Swept++ })
 	return true
-}
-
-// Follow handles a FORK: the child of a recently moved process goes
-// where its parent went (it forked during or after the sweep).
-func (e *Engine) Follow(parent, child int) {
-	f, ok := e.moved[parent]
-	if !ok || time.Now().After(f.until) {
-		return
-	}
-	e.adopt(child, f.to) // a child that inherited the target needs nothing
-}
-
-// Expire forgets moved processes whose follow time is over.
-func (e *Engine) Expire() {
-	now := time.Now()
-	for pid, f := range e.moved {
-		if now.After(f.until) {
-			delete(e.moved, pid)
-		}
-	}
 }
 
 // placementOf resolves a match's targets into cgroup paths, making a

@@ -14,7 +14,7 @@ import (
 // (none of its events came since the engine started), the rule that
 // matches it now.
 func (e *Engine) Explain(pid int) (*daemonapi.ExplainReply, error) {
-	p, start, err := describe(pid)
+	p, start, err := describe(pid, needAll, make([]byte, 4096))
 	if err != nil {
 		return nil, daemonapi.Errorf(daemonapi.ClassNotExist, fmt.Sprintf("pid %d: no such process", pid))
 	}

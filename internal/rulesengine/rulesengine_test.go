@@ -11,10 +11,11 @@ import (
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/hostconf"
+	"github.com/lkc-containers/lkc/internal/rules"
 )
 
 func TestDescribeSelf(t *testing.T) {
-	p, start, err := describe(os.Getpid())
+	p, start, err := describe(os.Getpid(), needAll, make([]byte, 8)) // a buffer that must grow
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,6 +31,33 @@ func TestDescribeSelf(t *testing.T) {
 	}
 	if len(p.Cmdline) == 0 || p.Cmdline[0] != os.Args[0] {
 		t.Errorf("cmdline %q, want %q first", p.Cmdline, os.Args[0])
+	}
+}
+
+// TestNeedsOf checks that an exec costs only the /proc files the rules
+// read: status for ids (criteria or templates), cmdline for cmdline=.
+func TestNeedsOf(t *testing.T) {
+	for _, c := range []struct {
+		text string
+		want needs
+	}{
+		{"exe=/bin/x -> group=a\n", needs{}},
+		{"comm=x leader=session -> group=a\n", needs{}},
+		{"user=root -> group=a\n", needs{status: true}},
+		{"uid=0 -> group=a\n", needs{status: true}},
+		{"@root -> group=a\n", needs{status: true}},
+		{"exe=/bin/x -> group=a/%u\n", needs{status: true}},
+		{"* cpu x/%G\n", needs{status: true}},
+		{"cmdline=*--batch* -> group=a\n", needs{cmdline: true}},
+		{"exe=/bin/x -> group=a\ncmdline=*y* -> group=b\n@wheel * w/%p\n", needAll},
+	} {
+		rs, err := rules.Parse(strings.NewReader(c.text), "t")
+		if err != nil {
+			t.Fatalf("%q: %v", c.text, err)
+		}
+		if got := needsOf(rs); got != c.want {
+			t.Errorf("needsOf(%q) = %+v, want %+v", c.text, got, c.want)
+		}
 	}
 }
 

@@ -21,8 +21,9 @@ import (
 )
 
 // events are the ones the engine acts on: a new program, new ids, a new
-// session; FORK only to follow the children of a process it just moved.
-const events = procconn.Exec | procconn.UID | procconn.GID | procconn.SID | procconn.Fork
+// session. No FORK: a child inherits its parent's cgroups, and the sweep
+// after a move finds every child forked before it (Engine.sweep).
+const events = procconn.Exec | procconn.UID | procconn.GID | procconn.SID
 
 // Service is the rules engine as a daemon service. It keeps nothing it
 // cannot rebuild: at start it classifies every process, which covers the
@@ -135,8 +136,6 @@ func (s *Service) run(ctx context.Context) {
 	if s.eng.HasRules() {
 		s.eng.Scan()
 	}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -146,8 +145,6 @@ func (s *Service) run(ctx context.Context) {
 			s.eng.Scan()
 		case b := <-in:
 			s.handle(b, in)
-		case <-tick.C:
-			s.eng.Expire()
 		}
 	}
 }
@@ -161,10 +158,6 @@ func (s *Service) handle(b batch, in chan batch) {
 		}
 		for _, ev := range b.evs {
 			switch {
-			case ev.What == procconn.Fork:
-				if ev.Pid == ev.Tgid {
-					s.eng.Follow(ev.Parent, ev.Tgid)
-				}
 			case ev.What == procconn.Exec:
 				s.eng.Classify(ev.Tgid, time.Duration(ev.Time))
 			default:
