@@ -105,6 +105,20 @@ func (s *Store) Ensure(g *Group) (bool, error) {
 	return true, nil
 }
 
+// Apply writes the limits g's definition sets to its cgroup (a reload
+// after the definition was edited by hand); a limit the definition no
+// longer sets is left as it is.
+func (s *Store) Apply(g *Group) error {
+	m, err := s.Manager(g.Name)
+	if err != nil {
+		return err
+	}
+	if err := cgroups.SetOrdered(m, &g.Resources); err != nil {
+		return fmt.Errorf("group %s: %w", g.Name, err)
+	}
+	return nil
+}
+
 // Update changes a group's limits live (the fields r sets) and records
 // them, through the same code as `lkc update` of a container.
 func (s *Store) Update(name string, r *config.Resources) error {

@@ -4,15 +4,21 @@ import (
 	"context"
 
 	"github.com/lkc-containers/lkc/internal/daemonapi"
+	"github.com/lkc-containers/lkc/internal/hostconf"
 	"github.com/lkc-containers/lkc/internal/registry"
 	"github.com/lkc-containers/lkc/internal/service"
 )
 
 // Service is the daemon's groups service: at every worker start it makes
 // the cgroup of each defined group that lacks one (after a reboot, or
-// removed by hand) and applies the group's limits. It keeps no state of
-// its own, so a killed worker loses nothing: the next start does it again.
-type Service struct{}
+// removed by hand) and applies the group's limits; a reload (SIGHUP,
+// `lkc daemon reload`) does the same and also applies the limits of the
+// groups whose cgroups exist, so a definition created or edited on disk
+// by hand takes effect. It keeps no state of its own but the log, so a
+// killed worker loses nothing: the next start does it again.
+type Service struct {
+	logf func(string, ...any)
+}
 
 // Name implements service.Service.
 func (*Service) Name() string { return "groups" }
@@ -20,23 +26,41 @@ func (*Service) Name() string { return "groups" }
 // Start recreates the missing cgroups, parents before children. One group
 // that fails is logged and the others still come back: a bad definition
 // must not keep the daemon (and every other service) down.
-func (*Service) Start(ctx context.Context, d *service.Deps) error {
-	s := FromConf(d.Conf)
-	all, err := s.List()
+func (s *Service) Start(ctx context.Context, d *service.Deps) error {
+	s.logf = d.Logf
+	s.sync(d.Conf, false)
+	return nil
+}
+
+// Reload makes the missing cgroups and applies every definition's limits
+// to the cgroups that exist. A definition that fails is logged, not
+// returned: the reload of the other services (the rules) must go on.
+func (s *Service) Reload(conf *hostconf.Conf) error {
+	s.sync(conf, true)
+	return nil
+}
+
+// sync makes each group's cgroup where it is missing and, with apply,
+// writes the limits of the groups whose cgroups were there already.
+func (s *Service) sync(conf *hostconf.Conf, apply bool) {
+	st := FromConf(conf)
+	all, err := st.List()
 	if err != nil {
-		d.Logf("groups: %v", err)
-		return nil
+		s.logf("groups: %v", err)
+		return
 	}
 	for _, g := range all {
-		made, err := s.Ensure(g)
+		made, err := st.Ensure(g)
+		if err == nil && !made && apply {
+			err = st.Apply(g)
+		}
 		switch {
 		case err != nil:
-			d.Logf("groups: %v", err)
+			s.logf("groups: %v", err)
 		case made:
-			d.Logf("groups: made the cgroup of group %s again", g.Name)
+			s.logf("groups: made the cgroup of group %s again", g.Name)
 		}
 	}
-	return nil
 }
 
 // Adopt implements service.Service: groups hold host processes, not

@@ -366,3 +366,45 @@ func TestGroupsRecreatedByDaemon(t *testing.T) {
 	g.mustLkc("group", "delete", "a")
 	g.assertNone("delete")
 }
+
+// TestGroupsReloadedByDaemon edits the definitions on disk by hand while
+// the daemon runs: `lkc daemon reload` makes the cgroup of a group whose
+// definition appeared, and writes the changed limits of one that exists.
+func TestGroupsReloadedByDaemon(t *testing.T) {
+	g := newGroupEnv(t)
+	d := &daemonEnv{env: g.env, dir: filepath.Join(t.TempDir(), "lkcd")}
+	t.Setenv("LKC_DAEMON_DIR", d.dir)
+	t.Cleanup(d.stop)
+	g.mustLkc("group", "create", "a", "--memory", "64m")
+	d.start()
+	def := filepath.Join(g.defs, "a.json")
+	data, err := os.ReadFile(def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), "67108864", "50331648", 1)
+	if edited == string(data) {
+		t.Fatalf("definition %s has no 64 MiB limit to edit:\n%s", def, data)
+	}
+	if err := os.WriteFile(def, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	made := strings.Replace(edited, `"a"`, `"c"`, 1)
+	if err := os.WriteFile(filepath.Join(g.defs, "c.json"), []byte(made), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, dir := range g.dirs("c") {
+			os.Remove(dir)
+		}
+	})
+	g.mustLkc("daemon", "reload")
+	for _, name := range []string{"a", "c"} {
+		if got := g.file(name, "memory", "memory.limit_in_bytes", "memory.max"); got != "50331648" {
+			t.Errorf("after the reload, group %s's memory limit is %s, want 50331648 (48 MiB)", name, got)
+		}
+	}
+	g.mustLkc("group", "delete", "c")
+	g.mustLkc("group", "delete", "a")
+	g.assertNone("delete")
+}
