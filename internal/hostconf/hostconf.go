@@ -37,6 +37,7 @@ type Conf struct {
 	RulesFiles      []string
 	RulesCgrules    string
 	RulesScope      []string
+	RulesRoots      []string // rules.roots: the lkc roots container= targets are looked up in
 	MetricsListen   string   // metrics.listen: HOST:PORT, or empty for no endpoint
 	MetricsRoots    []string // metrics.roots: the lkc roots /metrics reports
 	MigrateListen   string
@@ -60,6 +61,7 @@ func Default() *Conf {
 		GroupsParent:    "/lkc.groups",
 		RulesFiles:      []string{"/etc/lkc/rules.conf", "/etc/lkc/rules.d/*.conf"},
 		RulesScope:      []string{"/", "/user.slice"},
+		RulesRoots:      []string{"/run/lkc"},
 		MetricsRoots:    []string{"/run/lkc"},
 	}
 }

@@ -18,6 +18,7 @@ proc.default = virtual
 oom.deadline = 250ms
 oom.default = grow:1G
 rules.scope = /a /b
+rules.roots = /run/lkc /srv/lkc
 rules.cgrules =
 metrics.listen = 127.0.0.1:9323
 metrics.roots = /run/lkc /run/containerd/runc/k8s.io
@@ -33,6 +34,7 @@ metrics.roots = /run/lkc /run/containerd/runc/k8s.io
 	want.OOMDeadline = 250 * time.Millisecond
 	want.OOMDefault = "grow:1G"
 	want.RulesScope = []string{"/a", "/b"}
+	want.RulesRoots = []string{"/run/lkc", "/srv/lkc"}
 	want.MetricsListen = "127.0.0.1:9323"
 	want.MetricsRoots = []string{"/run/lkc", "/run/containerd/runc/k8s.io"}
 	if !reflect.DeepEqual(c, want) {

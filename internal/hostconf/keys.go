@@ -51,6 +51,8 @@ func (c *Conf) set(key, value string) error {
 		return setPath(&c.RulesCgrules, value, true)
 	case "rules.scope":
 		c.RulesScope = strings.Fields(value)
+	case "rules.roots":
+		return setPaths(&c.RulesRoots, value)
 	case "metrics.listen":
 		return setListen(&c.MetricsListen, value)
 	case "metrics.roots":

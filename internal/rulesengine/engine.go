@@ -51,12 +51,16 @@ type Engine struct {
 	self   []int             // the daemon's own processes, never moved
 	logf   func(string, ...any)
 
-	mu      sync.Mutex
-	rules   []*rules.Rule
-	users   rules.Users
-	scope   []string
-	store   *groups.Store
-	need    needs // the /proc files the rules read
+	mu    sync.Mutex
+	rules []*rules.Rule
+	users rules.Users
+	scope []string
+	store *groups.Store
+	need  needs    // the /proc files the rules read
+	roots []string // rules.roots: where container= targets are looked up
+	// served lists the roots of the containers the daemon serves (nil
+	// in tests), searched after roots.
+	served  func() []string
 	records map[int]*Record
 	stats   Stats
 
@@ -128,6 +132,7 @@ func (e *Engine) Load(conf *hostconf.Conf) error {
 	defer e.mu.Unlock()
 	e.rules, e.users, e.scope = all, users, conf.RulesScope
 	e.need = needsOf(all)
+	e.roots = conf.RulesRoots
 	e.store = groups.FromConf(conf)
 	e.groupTo = map[string]placement{}
 	e.store.Host = e.host
@@ -404,8 +409,12 @@ func (e *Engine) placementOf(m *rules.Match, store *groups.Store) (placement, er
 			if err := e.cgroupPlacement(to, t); err != nil {
 				return nil, err
 			}
+		case "container":
+			if err := e.containerPlacement(to, t.Name); err != nil {
+				return nil, err
+			}
 		default:
-			return nil, fmt.Errorf("%s targets are not supported by the rules engine yet", t.Kind)
+			return nil, fmt.Errorf("%s targets are not supported by the rules engine", t.Kind)
 		}
 	}
 	return to, nil

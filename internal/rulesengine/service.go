@@ -58,6 +58,15 @@ func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 		return nil
 	}
 	s.eng = eng
+	if d.Registry != nil {
+		eng.served = func() []string {
+			var roots []string
+			for _, e := range d.Registry.Entries() {
+				roots = append(roots, e.Root)
+			}
+			return roots
+		}
+	}
 	if err := eng.Load(d.Conf); err != nil {
 		d.Logf("rules: %v (no rules until a reload)", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/lkc-containers/lkc/internal/cgroups"
 )
 
@@ -529,4 +531,86 @@ func TestRulesCgrulesengdStorm(t *testing.T) {
 	res := forkStorm(t, 4, 0, true)
 	t.Logf("cgrulesengd fork storm over %.1f s: %d escapees; its CPU %.2f s (%.0f%% of one CPU)",
 		res.seconds, len(res.escapees), res.workerCPU, 100*res.workerCPU/res.seconds)
+}
+
+// cgroupLines is a process's /proc/PID/cgroup lines of the hierarchies
+// the test sees, hierarchy -> path.
+func cgroupLines(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, _ := ownHierarchies()
+	out := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		for _, h := range hs {
+			if len(parts) == 3 && h.name == parts[1] {
+				out[h.name] = parts[2]
+			}
+		}
+	}
+	return out
+}
+
+// TestRulesContainerTarget places processes into a running container's
+// cgroup (container=ID, found in rules.roots); a rule naming a container
+// that is absent, or one that stopped, leaves its process where it is,
+// and rules explain says why.
+func TestRulesContainerTarget(t *testing.T) {
+	r := newRulesEnv(t, "")
+	id, init := r.runningPid(func(s *specs.Spec) {
+		s.Linux.CgroupsPath = r.cgroupParent("ctr")
+	})
+	exe := filepath.Join(r.tmp, "lkc-ctr-sleep")
+	copyExe(t, "/bin/sleep", exe)
+	gone := filepath.Join(r.tmp, "lkc-gone-sleep")
+	copyExe(t, "/bin/sleep", gone)
+	r.writeRules("exe=" + exe + " -> container=" + id + "\nexe=" + gone + " -> container=nosuch\n")
+	conf := os.Getenv("LKC_CONFIG")
+	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "rules.roots = %s\n", r.root)
+	f.Close()
+	r.start()
+	want := cgroupLines(t, init)
+	p := r.inScope(exe, "60")
+	for end := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got := cgroupLines(t, p.Process.Pid)
+		if fmt.Sprint(got) == fmt.Sprint(want) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("pid %d is in %v, want the container's %v (log:\n%s)", p.Process.Pid, got, want, r.log())
+		}
+	}
+	out := r.mustLkc("rules", "explain", strconv.Itoa(p.Process.Pid))
+	if !strings.Contains(out, "target container "+id) || !strings.Contains(out, "moved to") {
+		t.Errorf("rules explain of a process placed in the container:\n%s", out)
+	}
+	stays := func(exe, why string) {
+		t.Helper()
+		q := r.inScope(exe, "60")
+		for end := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			out := r.mustLkc("rules", "explain", strconv.Itoa(q.Process.Pid))
+			if strings.Contains(out, why) {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("rules explain of pid %d lacks %q:\n%s", q.Process.Pid, why, out)
+			}
+		}
+		for _, path := range cgroupLines(t, q.Process.Pid) {
+			if path != r.scope {
+				t.Errorf("pid %d left the scope %s for %s", q.Process.Pid, r.scope, path)
+			}
+		}
+	}
+	stays(gone, "not moved: no container nosuch in the lkc roots "+r.root)
+	r.mustLkc("kill", id, "KILL")
+	r.waitStatus(id, "stopped")
+	stays(exe, "not moved: container "+id+" (root "+r.root+") is not running")
 }
