@@ -341,13 +341,12 @@ func (e *Engine) move(pid int, cur map[string]string, to placement) (bool, error
 		if cur[h] == dest {
 			continue
 		}
-		p := filepath.Join(e.mounts[h], dest, "cgroup.procs")
-		err := e.procs.write(p, pid)
+		err := e.procs.write(e.mounts[h], dest, pid)
 		if errors.Is(err, unix.ESRCH) {
 			return moved, nil
 		}
 		if err != nil {
-			return moved, fmt.Errorf("writing %s: %w", p, err)
+			return moved, fmt.Errorf("moving %d: %w", pid, err)
 		}
 		moved = true
 	}

@@ -3,6 +3,7 @@ package rulesengine
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -37,32 +38,39 @@ func readProc(path string, buf []byte) ([]byte, error) {
 	}
 }
 
-// procsFiles keeps the cgroup.procs files the engine writes open: a move
-// is then one write, not an open, a poller registration, a write and a
-// close per hierarchy. Only the processor goroutine uses it.
-type procsFiles map[string]int
+// procsFiles keeps the cgroup.procs files the engine writes open, by
+// hierarchy mount point and cgroup path: a move is then one write, not a
+// path built, an open, a poller registration, a write and a close per
+// hierarchy. Only the processor goroutine uses it.
+type procsFiles map[procsKey]int
 
-// write writes pid to the cgroup.procs file at path. A file whose cgroup
-// was removed (ENODEV on the open descriptor) is opened again once.
-func (f procsFiles) write(path string, pid int) error {
-	b := strconv.AppendInt(make([]byte, 0, 12), int64(pid), 10)
+type procsKey struct{ mount, cgroup string }
+
+// write writes pid to cgroup.procs of cgroup (a path from the root of
+// the hierarchy mounted at mount). A file whose cgroup was removed
+// (ENODEV on the open descriptor) is opened again once.
+func (f procsFiles) write(mount, cgroup string, pid int) error {
+	k := procsKey{mount, cgroup}
+	var b [20]byte
 	for attempt := 0; ; attempt++ {
-		fd, ok := f[path]
+		fd, ok := f[k]
 		if !ok {
 			var err error
-			if fd, err = unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0); err != nil {
-				return &os.PathError{Op: "open", Path: path, Err: err}
+			if fd, err = unix.Open(k.path(), unix.O_WRONLY|unix.O_CLOEXEC, 0); err != nil {
+				return &os.PathError{Op: "open", Path: k.path(), Err: err}
 			}
-			f[path] = fd
+			f[k] = fd
 		}
-		_, err := unix.Write(fd, b)
+		_, err := unix.Write(fd, strconv.AppendInt(b[:0], int64(pid), 10))
 		if err == nil || errors.Is(err, unix.ESRCH) {
 			return err
 		}
 		unix.Close(fd)
-		delete(f, path)
+		delete(f, k)
 		if attempt > 0 || !errors.Is(err, unix.ENODEV) {
-			return &os.PathError{Op: "write", Path: path, Err: err}
+			return &os.PathError{Op: "write", Path: k.path(), Err: err}
 		}
 	}
 }
+
+func (k procsKey) path() string { return filepath.Join(k.mount, k.cgroup, "cgroup.procs") }

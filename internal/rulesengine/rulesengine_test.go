@@ -2,6 +2,7 @@ package rulesengine
 
 import (
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,5 +131,32 @@ func TestExplainWithoutActing(t *testing.T) {
 	}
 	if _, err := e.Explain(-1); err == nil {
 		t.Error("explain of no process succeeded")
+	}
+}
+
+// TestProcsFilesKeptOpen writes two pids through one descriptor, and
+// names the file in the error of a cgroup that does not exist.
+func TestProcsFilesKeptOpen(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "a"), 0o755)
+	os.WriteFile(filepath.Join(dir, "a", "cgroup.procs"), nil, 0o600)
+	f := procsFiles{}
+	defer func() {
+		for _, fd := range f {
+			unix.Close(fd)
+		}
+	}()
+	if err := f.write(dir, "/a", 123); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.write(dir, "/a", 4567); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "a", "cgroup.procs")); string(data) != "1234567" || len(f) != 1 {
+		t.Errorf("wrote %q through %d descriptors, want \"1234567\" through 1", data, len(f))
+	}
+	err := f.write(dir, "/gone", 1)
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), filepath.Join(dir, "gone", "cgroup.procs")) {
+		t.Errorf("writing into a missing cgroup: %v", err)
 	}
 }
