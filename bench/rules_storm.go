@@ -40,11 +40,19 @@ type rulesEngine interface {
 type stormTally struct {
 	execs, unplaced, children, escaped, unmatched int
 	seconds                                       float64
+	cpu                                           time.Duration // the engine's, over every storm
 }
 
+// String also gives the engine's CPU per probe it placed: an engine that
+// loses events (a socket buffer overrun) does less work, so its CPU per
+// second alone flatters it.
 func (t *stormTally) String() string {
-	return fmt.Sprintf("%d execs in %.1f s (%.0f/s); %d probes not in the group %v after exec; escapees: %d of %d children (not in the group %v after the fork); %d records without an exec event",
-		t.execs, t.seconds, float64(t.execs)/max(t.seconds, 1e-9), t.unplaced, probeDeadline, t.escaped, t.children, probeDeadline, t.unmatched)
+	perPlaced := time.Duration(0)
+	if placed := t.execs - t.unplaced; placed > 0 {
+		perPlaced = t.cpu / time.Duration(placed)
+	}
+	return fmt.Sprintf("%d execs in %.1f s (%.0f/s); %d probes not in the group %v after exec; escapees: %d of %d children (not in the group %v after the fork); %d records without an exec event; engine CPU per probe placed (with its child) %v",
+		t.execs, t.seconds, float64(t.execs)/max(t.seconds, 1e-9), t.unplaced, probeDeadline, t.escaped, t.children, probeDeadline, t.unmatched, perPlaced.Round(time.Microsecond))
 }
 
 // storm runs one window: the engine started and ready, rulesRate execs
@@ -91,6 +99,7 @@ func (l *rulesLab) storm(ctx context.Context, eng rulesEngine, tally *stormTally
 	}
 	s := Sample{CPU: time.Duration(float64(cpu1-cpu0) / seconds)}
 	tally.seconds += seconds
+	tally.cpu += cpu1 - cpu0
 	for _, r := range recs {
 		switch r.kind {
 		case probePlaced, probeUnplaced:
