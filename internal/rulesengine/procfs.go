@@ -62,6 +62,9 @@ func (f procsFiles) write(mount, cgroup string, pid int) error {
 			f[k] = fd
 		}
 		_, err := unix.Write(fd, strconv.AppendInt(b[:0], int64(pid), 10))
+		for errors.Is(err, unix.EINTR) { // as os.File retries
+			_, err = unix.Write(fd, strconv.AppendInt(b[:0], int64(pid), 10))
+		}
 		if err == nil || errors.Is(err, unix.ESRCH) {
 			return err
 		}

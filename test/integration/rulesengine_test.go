@@ -377,7 +377,14 @@ func forkStorm(t *testing.T, seconds int, killAt time.Duration, cgred bool) stor
 		if !killed && time.Since(start) > killAt {
 			kill9(t, before.WorkerPid)
 			killed = true
-			r.rulesStatus() // answered once the next worker serves
+			// The next worker serves once it answers, and has caught up
+			// with the events it missed once its first scan is done (slow
+			// under TCG): only then do the 2 s of grace start.
+			for end := time.Now().Add(30 * time.Second); r.rulesStatus().Rules.Scans == 0; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(end) {
+					t.Fatalf("the worker after %d has not scanned within 30 s (log:\n%s)", before.WorkerPid, r.log())
+				}
+			}
 			serving = time.Now()
 		}
 		if time.Since(serving) < 2*time.Second {
