@@ -39,6 +39,7 @@ type rulesEngine interface {
 // stormTally is what the storms of one variant added up to, for its notes.
 type stormTally struct {
 	execs, unplaced, children, escaped, unmatched int
+	raced                                         int // escapees whose parent was placed
 	seconds                                       float64
 	cpu                                           time.Duration // the engine's, over every storm
 }
@@ -51,8 +52,8 @@ func (t *stormTally) String() string {
 	if placed := t.execs - t.unplaced; placed > 0 {
 		perPlaced = t.cpu / time.Duration(placed)
 	}
-	return fmt.Sprintf("%d execs in %.1f s (%.0f/s); %d probes not in the group %v after exec; escapees: %d of %d children (not in the group %v after the fork); %d records without an exec event; engine CPU per probe placed (with its child) %v",
-		t.execs, t.seconds, float64(t.execs)/max(t.seconds, 1e-9), t.unplaced, probeDeadline, t.escaped, t.children, probeDeadline, t.unmatched, perPlaced.Round(time.Microsecond))
+	return fmt.Sprintf("%d execs in %.1f s (%.0f/s); %d probes not in the group %v after exec; escapees: %d of %d children not in the group %v after the fork, %d of them with their parent in it (the race); %d records without an exec event; engine CPU per probe placed (with its child) %v",
+		t.execs, t.seconds, float64(t.execs)/max(t.seconds, 1e-9), t.unplaced, probeDeadline, t.escaped, t.children, probeDeadline, t.raced, t.unmatched, perPlaced.Round(time.Microsecond))
 }
 
 // storm runs one window: the engine started and ready, rulesRate execs
@@ -100,6 +101,10 @@ func (l *rulesLab) storm(ctx context.Context, eng rulesEngine, tally *stormTally
 	s := Sample{CPU: time.Duration(float64(cpu1-cpu0) / seconds)}
 	tally.seconds += seconds
 	tally.cpu += cpu1 - cpu0
+	parentPlaced := map[int32]bool{}
+	for _, r := range recs {
+		parentPlaced[r.pid] = r.kind == probePlaced
+	}
 	for _, r := range recs {
 		switch r.kind {
 		case probePlaced, probeUnplaced:
@@ -121,6 +126,9 @@ func (l *rulesLab) storm(ctx context.Context, eng rulesEngine, tally *stormTally
 			tally.children++
 			if r.kind == childEscaped {
 				tally.escaped++
+				if parentPlaced[int32(r.t)] { // a child's t is its parent's pid
+					tally.raced++
+				}
 			}
 		}
 	}

@@ -7,7 +7,11 @@
  *   kind 1: the parent is in the group 500 ms after its start,
  *   kind 2: the parent is not,
  *   kind 3: the child is in the group 500 ms after its start,
- *   kind 4: the child is not (an escapee).
+ *   kind 4: the child is not;
+ * each with the time of the look (CLOCK_MONOTONIC ns), a child's with its
+ * parent's pid instead, so that a child left behind by a parent that was
+ * placed (an escapee of the race) tells apart from one whose parent the
+ * engine had not reached yet.
  * Usage: probe TARGET N (N: how many lines of /proc/self/cgroup must name
  * TARGET). Static and libc-light, so that an exec costs little; it does
  * not poll, so the latency is taken from the kernel's cgroup_attach_task
@@ -82,7 +86,7 @@ int main(int argc, char **argv)
 	pid_t child = fork();
 	if (child == 0) {
 		nap(500000000);
-		report(in_group(target, tlen, want) ? 3 : 4, now());
+		report(in_group(target, tlen, want) ? 3 : 4, getppid());
 		_exit(0);
 	}
 	nap(500000000);
