@@ -25,6 +25,7 @@ const (
 	childPlaced   = 3
 	childEscaped  = 4
 	probeDeadline = 500 * time.Millisecond
+	childDeadline = 600 * time.Millisecond
 	readyWithin   = 10 * time.Second
 )
 
@@ -53,7 +54,7 @@ func (t *stormTally) String() string {
 		perPlaced = t.cpu / time.Duration(placed)
 	}
 	return fmt.Sprintf("%d execs in %.1f s (%.0f/s); %d probes not in the group %v after exec; escapees: %d of %d children not in the group %v after the fork, %d of them with their parent in it (the race); %d records without an exec event; engine CPU per probe placed (with its child) %v",
-		t.execs, t.seconds, float64(t.execs)/max(t.seconds, 1e-9), t.unplaced, probeDeadline, t.escaped, t.children, probeDeadline, t.raced, t.unmatched, perPlaced.Round(time.Microsecond))
+		t.execs, t.seconds, float64(t.execs)/max(t.seconds, 1e-9), t.unplaced, probeDeadline, t.escaped, t.children, childDeadline, t.raced, t.unmatched, perPlaced.Round(time.Microsecond))
 }
 
 // storm runs one window: the engine started and ready, rulesRate execs

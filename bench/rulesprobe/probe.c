@@ -1,12 +1,13 @@
 /*
  * probe: the program the rules scenario of bench/ execs 1,000 times a
  * second (docs/bench.md, "Rules"). It forks one child at once, before any
- * rules engine can move it (the race cgrulesengd loses); 500 ms later each
- * of the two reads its own /proc/self/cgroup once and reports on fd 3
- * whether every hierarchy named shows the target path:
+ * rules engine can move it (the race cgrulesengd loses); 500 ms (the
+ * parent) and 600 ms (the child) later each reads its own
+ * /proc/self/cgroup once and reports on fd 3 whether every hierarchy
+ * named shows the target path:
  *   kind 1: the parent is in the group 500 ms after its start,
  *   kind 2: the parent is not,
- *   kind 3: the child is in the group 500 ms after its start,
+ *   kind 3: the child is in the group 600 ms after its start,
  *   kind 4: the child is not;
  * each with the time of the look (CLOCK_MONOTONIC ns), a child's with its
  * parent's pid instead, so that a child left behind by a parent that was
@@ -85,7 +86,9 @@ int main(int argc, char **argv)
 	int want = atoi(argv[2]);
 	pid_t child = fork();
 	if (child == 0) {
-		nap(500000000);
+		/* 100 ms after its parent's look: a parent placed by then had
+		 * its child swept at once, so a child still out is the race's. */
+		nap(600000000);
 		report(in_group(target, tlen, want) ? 3 : 4, getppid());
 		_exit(0);
 	}
