@@ -178,7 +178,7 @@ func (e *Engine) Scan() {
 			continue
 		}
 		live[pid] = true
-		e.Classify(pid, 0)
+		e.classify(pid, 0, true)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -194,11 +194,26 @@ func (e *Engine) Scan() {
 // children; since is the monotonic time of the exec event (0 for a
 // scan), for the latency counter.
 func (e *Engine) Classify(pid int, since time.Duration) {
+	e.classify(pid, since, false)
+}
+
+// classify is Classify; a scan also sweeps the children of the processes
+// in resource groups (followGroup).
+func (e *Engine) classify(pid int, since time.Duration, scan bool) {
 	if slices.Contains(e.self, pid) {
 		return
 	}
 	cur, err := cgroupsOf(pid, e.buf)
-	if err != nil || !e.anyInScope(cur) || e.inContainer(pid) {
+	if err != nil {
+		return
+	}
+	if !e.anyInScope(cur) {
+		if scan && !e.inContainer(pid) {
+			e.followGroup(pid, cur)
+		}
+		return
+	}
+	if e.inContainer(pid) {
 		return
 	}
 	e.mu.Lock()
@@ -256,6 +271,30 @@ func (e *Engine) Classify(pid int, since time.Duration) {
 		rec.Action = "already in " + to.String()
 	}
 	e.sweep(pid, to)
+}
+
+// followGroup, at a scan, sweeps into a resource group the children of a
+// process in it that are still in scope: a worker killed between a move
+// and its sweep (or `lkc group move` of a parent alone) left them behind,
+// and no event of theirs would place them (their own rule may match
+// nothing).
+func (e *Engine) followGroup(pid int, cur map[string]string) {
+	e.mu.Lock()
+	store := e.store
+	e.mu.Unlock()
+	if store == nil {
+		return
+	}
+	parent := store.Parent
+	to := placement{}
+	for h, p := range cur {
+		if _, ok := e.mounts[h]; ok && under(p, parent) && p != parent {
+			to[h] = p
+		}
+	}
+	if len(to) > 0 {
+		e.sweep(pid, to)
+	}
 }
 
 // inContainer reports a process in another pid namespace than the

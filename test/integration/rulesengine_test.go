@@ -621,3 +621,26 @@ func TestRulesContainerTarget(t *testing.T) {
 	r.waitStatus(id, "stopped")
 	stays(exe, "not moved: container "+id+" (root "+r.root+") is not running")
 }
+
+// TestRulesScanSweepsGroupChildren moves a shell alone into a group
+// (`lkc group move`), leaving the child it forked before in the scope, as
+// a worker killed between a move and its sweep would: the daemon's start
+// scan sweeps the child into the group.
+func TestRulesScanSweepsGroupChildren(t *testing.T) {
+	r := newRulesEnv(t, "exe=/nonexistent -> group=g\n")
+	r.mustLkc("group", "create", "g")
+	sh := r.inScope("sh", "-c", "sleep 60 & wait")
+	var kids []int
+	for end := time.Now().Add(5 * time.Second); len(kids) == 0; time.Sleep(10 * time.Millisecond) {
+		if kids = descendants(sh.Process.Pid); time.Now().After(end) {
+			t.Fatal("the shell forked no child")
+		}
+	}
+	r.mustLkc("group", "move", "g", strconv.Itoa(sh.Process.Pid))
+	if r.inGroup(kids[0], "g") || !r.inGroup(sh.Process.Pid, "g") {
+		t.Fatalf("after group move of %d alone: child %d in g %v, parent %v", sh.Process.Pid, kids[0],
+			r.inGroup(kids[0], "g"), r.inGroup(sh.Process.Pid, "g"))
+	}
+	r.start()
+	r.waitInGroup(sh.Process.Pid, "g", 2*time.Second)
+}
