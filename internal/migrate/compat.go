@@ -194,19 +194,44 @@ func checkSpace(dir string, rootfs, memory int64) error {
 			return fmt.Errorf("%w: the offer announces %d bytes to store", ErrProtocol, n)
 		}
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return fmt.Errorf("checking free space in %s: %w", dir, err)
-	}
-	free := st.Bavail * uint64(st.Bsize)
-	if st.Bsize > 0 && st.Bavail > math.MaxUint64/uint64(st.Bsize) {
-		free = math.MaxUint64
+	free, err := freeBytes(dir)
+	if err != nil {
+		return err
 	}
 	need := uint64(rootfs) + uint64(memory)
 	if want := need + need/10; free < want {
 		return fmt.Errorf("incompatible target: %s has %d MiB free, the container needs %d MiB", dir, free>>20, want>>20)
 	}
 	return nil
+}
+
+// checkBatchSpace refuses, in a probe, a target whose dir cannot hold
+// the batch bytes of a whole evacuation and a tenth more.
+func checkBatchSpace(dir string, batch int64) error {
+	if batch > maxOfferBytes {
+		return fmt.Errorf("%w: the probe announces %d bytes to store", ErrProtocol, batch)
+	}
+	free, err := freeBytes(dir)
+	if err != nil {
+		return err
+	}
+	if want := uint64(batch) + uint64(batch)/10; free < want {
+		return fmt.Errorf("incompatible target: %s has %d MiB free, the evacuation needs %d MiB", dir, free>>20, want>>20)
+	}
+	return nil
+}
+
+// freeBytes is the space an unprivileged writer has left in dir's
+// filesystem.
+func freeBytes(dir string) (uint64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("checking free space in %s: %w", dir, err)
+	}
+	if st.Bsize > 0 && st.Bavail > math.MaxUint64/uint64(st.Bsize) {
+		return math.MaxUint64, nil
+	}
+	return st.Bavail * uint64(st.Bsize), nil
 }
 
 // checkInterfaces refuses a target without the bridges the container's

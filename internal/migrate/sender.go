@@ -78,6 +78,12 @@ type offer struct {
 	Resources      json.RawMessage `json:"resources"`   // current cgroup limits (after lkc update)
 	Veths          []Veth          `json:"veths"`
 	TCPEstablished bool            `json:"tcpEstablished"`
+	// Probe asks only whether the target would take the container
+	// (Probe): it answers accept or an error and stages nothing.
+	Probe bool `json:"probe,omitempty"`
+	// BatchBytes, in a probe, is what a whole evacuation will store on
+	// the target: the space check is made for that instead.
+	BatchBytes int64 `json:"batchBytes,omitempty"`
 }
 
 // stream announces the file stream that follows and where it goes.
@@ -194,6 +200,32 @@ func (s *session) progress(phase string, round int, n, total int64) {
 // prepare reads the container's record and this host's facts, and picks
 // the memory mode.
 func (s *session) prepare() error {
+	if err := s.inspect(); err != nil {
+		return err
+	}
+	var err error
+	s.work = s.o.WorkDir
+	if s.work == "" {
+		base := ""
+		if s.mode == ModePostcopy {
+			base = stagingBase()
+		}
+		s.work, err = os.MkdirTemp(base, "lkc-migrate-"+s.o.ID+"-")
+	} else {
+		// Named by mode too: a post-copy that gives way to stop-and-copy
+		// under --debug keeps the first attempt's directory.
+		s.work = filepath.Join(s.work, "lkc-migrate-"+s.o.ID+"-"+s.mode)
+		err = os.Mkdir(s.work, 0o700)
+	}
+	if err != nil {
+		return fmt.Errorf("creating the images directory: %w", err)
+	}
+	return nil
+}
+
+// inspect reads the container's record and this host's facts, and picks
+// the memory mode: all of prepare that changes nothing.
+func (s *session) inspect() error {
 	// Status and record read under one lock: a command that held the
 	// container (an update, a delete) has finished, and what it did shows.
 	ct, err := container.Inspect(s.o.Root, s.o.ID)
@@ -219,22 +251,6 @@ func (s *session) prepare() error {
 		return err
 	}
 	s.isolated = only && s.ct.Config().NewNamespace("network")
-	s.work = s.o.WorkDir
-	if s.work == "" {
-		base := ""
-		if s.mode == ModePostcopy {
-			base = stagingBase()
-		}
-		s.work, err = os.MkdirTemp(base, "lkc-migrate-"+s.o.ID+"-")
-	} else {
-		// Named by mode too: a post-copy that gives way to stop-and-copy
-		// under --debug keeps the first attempt's directory.
-		s.work = filepath.Join(s.work, "lkc-migrate-"+s.o.ID+"-"+s.mode)
-		err = os.Mkdir(s.work, 0o700)
-	}
-	if err != nil {
-		return fmt.Errorf("creating the images directory: %w", err)
-	}
 	return nil
 }
 
@@ -276,24 +292,39 @@ func (s *session) run() error {
 }
 
 func (s *session) sendOffer() error {
+	of, err := s.offer()
+	if err != nil {
+		return err
+	}
+	return s.propose(of)
+}
+
+// offer says what moves: the bundle's config, the limits now, the sizes
+// the target must hold.
+func (s *session) offer() (*offer, error) {
 	cfg, err := os.ReadFile(filepath.Join(s.ct.Bundle(), "config.json"))
 	if err != nil {
-		return fmt.Errorf("reading the bundle's config: %w", err)
+		return nil, fmt.Errorf("reading the bundle's config: %w", err)
 	}
 	res, err := json.Marshal(s.ct.Config().Cgroup.Resources)
 	if err != nil {
-		return fmt.Errorf("encoding the container's limits: %w", err)
+		return nil, fmt.Errorf("encoding the container's limits: %w", err)
 	}
-	of := offer{ID: s.o.ID, Facts: s.facts, Mode: s.mode, SharedStorage: s.o.SharedStorage,
+	of := &offer{ID: s.o.ID, Facts: s.facts, Mode: s.mode, SharedStorage: s.o.SharedStorage,
 		Rootfs: s.ct.Rootfs(), Config: cfg, Resources: res, Veths: s.veths, TCPEstablished: s.o.TCPEstablished}
 	if !s.o.SharedStorage {
 		if of.RootfsBytes, err = treeSize(s.ct.Rootfs()); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if s.mode != ModePostcopy {
 		of.MemoryBytes = s.ct.MemoryUsage()
 	}
+	return of, nil
+}
+
+// propose sends the offer and waits for the receiver's answer.
+func (s *session) propose(of *offer) error {
 	if err := s.c.send(opOffer, of); err != nil {
 		return err
 	}

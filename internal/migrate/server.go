@@ -279,6 +279,9 @@ func (r *receiver) session() (err error) {
 	if err := r.accept(); err != nil {
 		return err
 	}
+	if r.of.Probe {
+		return nil
+	}
 	// Paid while the source dumps rather than by the restore.
 	defer checkpoint.WarmPerfHooks()()
 	r.o.Log(fmt.Sprintf("receiving container %s from %s (%s)", r.of.ID, r.c.nc.RemoteAddr(), r.of.Mode))
@@ -332,6 +335,10 @@ func (r *receiver) accept() error {
 	if err != nil {
 		return err
 	}
+	if r.of.Probe {
+		r.o.Log(fmt.Sprintf("would take container %s from %s (probe)", r.of.ID, r.c.nc.RemoteAddr()))
+		return r.c.send(opAccept, mine)
+	}
 	if err := r.stage(); err != nil {
 		return err
 	}
@@ -366,6 +373,11 @@ func (r *receiver) check() (*Facts, error) {
 	}
 	if err := checkSpace(r.o.BundleDir, of.RootfsBytes, of.MemoryBytes); err != nil {
 		return nil, err
+	}
+	if of.Probe && of.BatchBytes > 0 {
+		if err := checkBatchSpace(r.o.BundleDir, of.BatchBytes); err != nil {
+			return nil, err
+		}
 	}
 	return mine, checkInterfaces(of.Veths)
 }
