@@ -84,6 +84,9 @@ func (f *criuFlags) statusFile() (*os.File, error) {
 }
 
 func cmdCheckpoint(g *globals, args []string) error {
+	if hasAll(args) {
+		return cmdCheckpointAll(g, args)
+	}
 	var f criuFlags
 	var o cr.CheckpointOpts
 	fs := newFlags("checkpoint")
@@ -109,6 +112,9 @@ func cmdCheckpoint(g *globals, args []string) error {
 }
 
 func cmdRestore(g *globals, args []string) error {
+	if hasAll(args) {
+		return cmdRestoreAll(g, args)
+	}
 	var f criuFlags
 	var o cr.RestoreOpts
 	fs := newFlags("restore")

@@ -40,7 +40,7 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"checkpoint": {cmdCheckpoint, brief, "checkpoint [flags] <container-id>: checkpoint a running container with CRIU"},
+		"checkpoint": {cmdCheckpoint, brief, "checkpoint [flags] <container-id> | checkpoint --all --image-dir D: checkpoint a running container (or all of them) with CRIU"},
 		"create":     {cmdCreate, brief, "create [flags] <container-id>: create a container from a bundle"},
 		"delete":     {cmdDelete, brief, "delete [--force] <container-id>: delete a container"},
 		"daemon":     {cmdDaemon, serving, "daemon [--detach] | daemon status|stop|reload|upgrade: the host daemon (docs/daemon.md)"},
@@ -49,12 +49,12 @@ func init() {
 		"group":      {cmdGroup, brief, "group create|update|exec|move|list|stats|delete ...: resource groups of host processes (docs/groups.md)"},
 		"features":   {cmdFeatures, brief, "features: print what this lkc supports (JSON)"},
 		"kill":       {cmdKill, brief, "kill [--all] <container-id> [signal]: signal a container"},
-		"migrate":    {cmdMigrate, allocating, "migrate --token-file F [flags] <container-id> <host:port>: move a running container to an lkc serve"},
+		"migrate":    {cmdMigrate, allocating, "migrate --token-file F [flags] <container-id>|--all <host:port>: move a running container (or all of them) to an lkc serve"},
 		"limits":     {cmdLimits, brief, "limits [--json] [PID]: what a process may use: its cgroups' effective limits, rlimits and CPUs"},
 		"list":       {cmdList, brief, "list [--format table|json] [-q]: list containers"},
 		"pause":      {cmdPause, brief, "pause <container-id>: freeze every process of a container"},
 		"ps":         {cmdPs, brief, "ps [--format table|json] <container-id> [ps options]: list a container's processes"},
-		"restore":    {cmdRestore, brief, "restore [flags] <container-id>: restore a container from a checkpoint"},
+		"restore":    {cmdRestore, brief, "restore [flags] <container-id> | restore --all --image-dir D: restore a container (or all of a checkpoint --all) from a checkpoint"},
 		"rules":      {cmdRules, brief, "rules check FILE | rules explain PID: check a rules file (lkc's form or cgrules.conf, docs/groups.md); which rule placed a process and why"},
 		"resume":     {cmdResume, brief, "resume <container-id>: thaw a paused container"},
 		"run":        {cmdRun, forwarding, "run [flags] <container-id>: create and start a container"},

@@ -56,6 +56,9 @@ func cmdServe(g *globals, args []string) error {
 }
 
 func cmdMigrate(g *globals, args []string) error {
+	if hasAll(args) {
+		return cmdMigrateAll(g, args)
+	}
 	var o migrate.Options
 	var tokenFile string
 	var asJSON, progress bool

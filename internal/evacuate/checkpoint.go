@@ -1,0 +1,319 @@
+package evacuate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/container"
+	"github.com/lkc-containers/lkc/internal/cr"
+)
+
+// CheckpointOpts are the options of `lkc checkpoint --all`.
+type CheckpointOpts struct {
+	Root     string
+	ImageDir string // made if missing (its parent must exist); must be empty
+	Parallel int    // dumps at a time; < 1 is 1
+	// Stop kills and deletes the containers that could not be dumped
+	// (before a reboot that would end them anyway); without it they keep
+	// running.
+	Stop bool
+	// SaveRootfs saves every rootfs with the images, not only those on
+	// memory-backed storage (volatile).
+	SaveRootfs bool
+	// Dump is what every container's dump is told (TCPEstablished,
+	// LeaveRunning, ...); its Root, ID and paths are set per container.
+	Dump cr.CheckpointOpts
+	// Progress, when not nil, hears of each container as its dump starts
+	// and ends.
+	Progress func(Event)
+	Warn     func(error) // nil drops warnings
+}
+
+// Event is one container's step in an operation on many.
+type Event struct {
+	ID          string
+	Done, Total int     // containers finished so far, of Total
+	Started     bool    // the container's operation begins (else it ended)
+	Err         error   // why it failed (ended only)
+	MS          float64 // how long it took (ended only)
+}
+
+// CheckpointAll dumps every running (or paused) container of o.Root into
+// o.ImageDir/<id>, at most o.Parallel at a time, and writes the manifest.
+// It refuses to start, leaving nothing behind, when the directory is
+// unusable or its filesystem cannot hold the estimate (memory in use and
+// rootfs copies, a tenth more). A container whose dump fails is recorded
+// with the reason; the returned manifest lists every container.
+func CheckpointAll(o CheckpointOpts) (*Manifest, error) {
+	if o.Warn == nil {
+		o.Warn = func(error) {}
+	}
+	ids, err := listRoot(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{Version: manifestVersion, Root: o.Root, Kernel: kernelRelease(), Created: time.Now().UTC(),
+		TCPEstablished: o.Dump.TCPEstablished}
+	for _, id := range ids {
+		m.Containers = append(m.Containers, o.plan(id))
+	}
+	undo, err := makeImageDir(o.ImageDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRoom(o.ImageDir, m.Containers); err != nil {
+		undo()
+		return nil, err
+	}
+	if err := writeManifest(o.ImageDir, m); err != nil {
+		undo()
+		return nil, err
+	}
+	o.dumpAll(m)
+	m.Complete = true
+	return m, writeManifest(o.ImageDir, m)
+}
+
+// listRoot lists the ids of o.Root's containers; a root that does not
+// exist is an error here, where `lkc list` shows it empty.
+func listRoot(root string) ([]string, error) {
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("root %s: %w", root, errors.Unwrap(err))
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("root %s: not a directory", root)
+	}
+	states, err := container.List(root, func(error) {})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(states))
+	for _, s := range states {
+		ids = append(ids, s.ID)
+	}
+	return ids, nil
+}
+
+// plan reads what container id is and what its dump will write; one that
+// cannot be dumped comes back failed or skipped, with the reason.
+func (o *CheckpointOpts) plan(id string) *Entry {
+	e := &Entry{ID: id, Status: StatusPending}
+	h, err := container.Inspect(o.Root, id)
+	if err != nil {
+		e.Status, e.Error = StatusFailed, err.Error()
+		return e
+	}
+	if st := h.Status(); st != container.Running && st != container.Paused {
+		e.Status, e.Error = StatusSkipped, "it is "+st
+		return e
+	}
+	e.Bundle, e.Rootfs, e.Terminal = h.Bundle(), h.Rootfs(), h.Config().Process.Terminal
+	e.MemoryBytes = h.MemoryUsage()
+	if e.Resources, err = json.Marshal(h.Config().Cgroup.Resources); err != nil {
+		e.Status, e.Error = StatusFailed, fmt.Sprintf("encoding its limits: %v", err)
+		return e
+	}
+	e.RootfsSaved = o.SaveRootfs
+	if !e.RootfsSaved {
+		if e.RootfsSaved, err = volatile(e.Rootfs); err != nil {
+			e.Status, e.Error = StatusFailed, err.Error()
+		}
+	}
+	if id+".tmp" == ManifestFile || id == ManifestFile {
+		e.Status, e.Error = StatusFailed, "its id is the manifest's file name"
+	}
+	return e
+}
+
+// makeImageDir makes dir (its parent must exist) or checks that it is
+// empty, and returns what removes what it made.
+func makeImageDir(dir string) (undo func(), err error) {
+	err = os.Mkdir(dir, 0o700)
+	if err == nil {
+		return func() { os.RemoveAll(dir) }, nil
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("image dir %s: %w", dir, errors.Unwrap(err))
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("image dir %s: %w", dir, errors.Unwrap(err))
+	}
+	if len(entries) > 0 {
+		return nil, fmt.Errorf("image dir %s is not empty (%s): checkpoint --all writes into an empty one", dir, entries[0].Name())
+	}
+	return func() {
+		for _, f := range []string{ManifestFile, ManifestFile + ".tmp"} {
+			os.Remove(filepath.Join(dir, f))
+		}
+	}, nil
+}
+
+// checkRoom refuses a directory whose filesystem cannot hold the dumps:
+// the memory the containers use now (CRIU writes about that much) and the
+// rootfs copies, a tenth more and 1 MiB a container (logs, records).
+func checkRoom(dir string, entries []*Entry) error {
+	var mem, rootfs, n int64
+	for _, e := range entries {
+		if e.Status != StatusPending {
+			continue
+		}
+		n++
+		mem += e.MemoryBytes
+		if e.RootfsSaved {
+			size, err := treeBytes(e.Rootfs)
+			if err != nil {
+				return err
+			}
+			rootfs += size
+		}
+	}
+	need := mem + rootfs
+	need += need/10 + n<<20
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("checking free space in %s: %w", dir, err)
+	}
+	if free := int64(st.Bavail) * st.Bsize; free < need {
+		return fmt.Errorf("image dir %s has %d MiB free, the %d containers need about %d MiB (memory %d MiB, rootfs copies %d MiB, and a margin)",
+			dir, free>>20, n, (need+1<<20-1)>>20, mem>>20, rootfs>>20)
+	}
+	return nil
+}
+
+// dumpAll dumps the planned containers, updating their entries.
+func (o *CheckpointOpts) dumpAll(m *Manifest) {
+	var todo, failed []*Entry
+	for _, e := range m.Containers {
+		switch e.Status {
+		case StatusPending:
+			todo = append(todo, e)
+		case StatusFailed:
+			failed = append(failed, e)
+		}
+	}
+	var mu sync.Mutex
+	done := 0
+	each(todo, o.Parallel, func(e *Entry) {
+		o.progress(Event{ID: e.ID, Started: true, Done: done, Total: len(todo)})
+		start := time.Now()
+		err := o.dumpOne(e)
+		mu.Lock()
+		done++
+		if err != nil {
+			e.Status, e.Error = StatusFailed, err.Error()
+			failed = append(failed, e)
+		} else {
+			e.Status, e.DumpMS = StatusDumped, ms(time.Since(start))
+		}
+		ev := Event{ID: e.ID, Err: err, MS: ms(time.Since(start)), Done: done, Total: len(todo)}
+		mu.Unlock()
+		o.progress(ev)
+	})
+	if o.Stop {
+		for _, e := range failed {
+			if err := container.Delete(o.Root, e.ID, true, o.Warn); err != nil {
+				o.Warn(fmt.Errorf("stopping container %s, which was not dumped: %w", e.ID, err))
+				continue
+			}
+			e.Stopped = true
+		}
+	}
+}
+
+func (o *CheckpointOpts) progress(ev Event) {
+	if o.Progress != nil {
+		o.Progress(ev)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// dumpOne dumps container e.ID into its own directory, with the bundle's
+// config and, for a rootfs that a reboot would lose, the rootfs.
+func (o *CheckpointOpts) dumpOne(e *Entry) error {
+	dir := filepath.Join(o.ImageDir, e.ID)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fmt.Errorf("creating the container's image dir: %w", err)
+	}
+	if err := copyConfig(e.Bundle, dir); err != nil {
+		return err
+	}
+	h, err := container.Inspect(o.Root, e.ID)
+	if err != nil {
+		return err
+	}
+	e.Stdio = stdioLinks(h.Pid())
+	d := o.Dump
+	d.Root, d.ID, d.ImagePath, d.WorkPath = o.Root, e.ID, dir, ""
+	if !e.RootfsSaved {
+		return cr.Checkpoint(d)
+	}
+	return o.dumpWithRootfs(e, d, h.Status() == container.Paused)
+}
+
+// dumpWithRootfs saves the rootfs and the processes of one frozen
+// container, so both are of the same moment: paused, archived, dumped
+// with CRIU leaving it paused, then deleted (or resumed with
+// LeaveRunning). It resumes the container when any step fails.
+func (o *CheckpointOpts) dumpWithRootfs(e *Entry, d cr.CheckpointOpts, paused bool) error {
+	if !paused {
+		if err := container.Pause(o.Root, e.ID); err != nil {
+			return err
+		}
+	}
+	resume := func() error {
+		if paused {
+			return nil
+		}
+		return container.Resume(o.Root, e.ID)
+	}
+	leave := d.LeaveRunning
+	d.LeaveRunning = true
+	err := saveRootfs(e.Rootfs, filepath.Join(d.ImagePath, rootfsArchive))
+	if err == nil {
+		err = cr.Checkpoint(d)
+	}
+	if err != nil || leave {
+		return errors.Join(err, resume())
+	}
+	return container.Delete(o.Root, e.ID, true, o.Warn)
+}
+
+// copyConfig keeps the bundle's config.json with the images: a bundle on
+// storage a reboot empties is gone when the restore needs it.
+func copyConfig(bundle, dir string) error {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("keeping the bundle's config: %w", err)
+	}
+	return nil
+}
+
+// stdioLinks reads where pid's fds 0-2 point.
+func stdioLinks(pid int) [3]string {
+	var out [3]string
+	for i := range out {
+		out[i], _ = os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, i))
+	}
+	return out
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}

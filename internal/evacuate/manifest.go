@@ -1,0 +1,104 @@
+package evacuate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// ManifestFile, in an image directory, says what `checkpoint --all` dumped
+// there and how to bring it back. It is written before the first dump with
+// Complete false, and again at the end: a directory whose manifest is not
+// complete was left by a checkpoint that did not finish.
+const ManifestFile = "manifest.json"
+
+// manifestVersion changes when a field changes meaning.
+const manifestVersion = 1
+
+// Manifest is what `checkpoint --all` dumped.
+type Manifest struct {
+	Version  int       `json:"version"`
+	Complete bool      `json:"complete"`
+	Root     string    `json:"root"`
+	Kernel   string    `json:"kernel"` // the kernel the dump ran on
+	Created  time.Time `json:"created"`
+	// TCPEstablished says the dumps took established TCP connections
+	// along: the restore must be told the same.
+	TCPEstablished bool     `json:"tcpEstablished"`
+	Containers     []*Entry `json:"containers"`
+}
+
+// Entry statuses.
+const (
+	StatusPending = "pending" // not dumped yet (only in an incomplete manifest)
+	StatusDumped  = "dumped"
+	StatusFailed  = "failed"  // not dumped: Error says why; it keeps running unless Stopped
+	StatusSkipped = "skipped" // not running: nothing to dump
+)
+
+// Entry is one container of a manifest; its images are in <dir>/<ID>.
+type Entry struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+	// Stopped says --stop killed and deleted a container that was not
+	// dumped.
+	Stopped bool   `json:"stopped,omitempty"`
+	Bundle  string `json:"bundle"` // the bundle it was created from
+	Rootfs  string `json:"rootfs"` // its root filesystem on the host
+	// RootfsSaved says the rootfs lies on memory-backed storage (or
+	// --save-rootfs asked for it): a copy is in <dir>/<ID>/rootfs.tar.
+	RootfsSaved bool `json:"rootfsSaved"`
+	Terminal    bool `json:"terminal"`
+	// Resources are the limits at the dump, `lkc update`s included.
+	Resources json.RawMessage `json:"resources,omitempty"`
+	// Stdio is where the container's fds 0-2 pointed (readlink).
+	Stdio       [3]string `json:"stdio"`
+	MemoryBytes int64     `json:"memoryBytes"`
+	// DumpMS is how long the dump took: the container was frozen that
+	// long (with --leave-running), or stopped from its start.
+	DumpMS float64 `json:"dumpMs,omitempty"`
+}
+
+// writeManifest replaces dir's manifest atomically (temp + rename), so a
+// reader never sees half of one.
+func writeManifest(dir string, m *Manifest) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the manifest: %w", err)
+	}
+	tmp := filepath.Join(dir, ManifestFile+".tmp")
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("writing the manifest: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, ManifestFile)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing the manifest: %w", err)
+	}
+	return nil
+}
+
+// ReadManifest reads the manifest of image directory dir.
+func ReadManifest(dir string) (*Manifest, error) {
+	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if errors.Is(err, os.ErrNotExist) {
+		if _, serr := os.Stat(dir); serr != nil {
+			return nil, fmt.Errorf("image dir %s: %w", dir, serr)
+		}
+		return nil, fmt.Errorf("image dir %s holds no %s: not made by checkpoint --all", dir, ManifestFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the manifest: %w", err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", filepath.Join(dir, ManifestFile), err)
+	}
+	if m.Version != manifestVersion {
+		return nil, fmt.Errorf("%s: version %d, this lkc reads version %d", filepath.Join(dir, ManifestFile), m.Version, manifestVersion)
+	}
+	return &m, nil
+}

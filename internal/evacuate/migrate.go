@@ -1,0 +1,146 @@
+package evacuate
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/lkc-containers/lkc/internal/container"
+	"github.com/lkc-containers/lkc/internal/migrate"
+)
+
+// MigrateOpts are the options of `lkc migrate --all`.
+type MigrateOpts struct {
+	Root     string
+	Parallel int
+	// DryRun probes the target for every container and moves nothing.
+	DryRun bool
+	// Migrate is what every migration is told (target, token, mode,
+	// ...); its Root and ID are set per container.
+	Migrate  migrate.Options
+	Progress func(Event)
+}
+
+// Move statuses.
+const (
+	StatusMoved     = "moved"
+	StatusKept      = "kept" // not moved: it runs here as before (Error says why)
+	StatusWouldMove = "would move"
+	StatusWouldFail = "would fail"
+)
+
+// Move is what became of one container of an evacuation.
+type Move struct {
+	ID      string           `json:"id"`
+	Status  string           `json:"status"`
+	Error   string           `json:"error,omitempty"`
+	Summary *migrate.Summary `json:"summary,omitempty"`
+}
+
+// Evacuation is the outcome of MigrateAll.
+type Evacuation struct {
+	Moves   []Move  `json:"moves"`
+	TotalMS float64 `json:"total_ms"`
+}
+
+// MigrateAll moves every running container of o.Root to o.Migrate.Target,
+// at most o.Parallel at a time. First it probes the target for each (the
+// checks of the offer, with room for the whole evacuation): a container
+// the target would refuse is not touched. Each migration then has its own
+// rollback: one that fails leaves its container running here.
+func MigrateAll(ctx context.Context, o MigrateOpts) (*Evacuation, error) {
+	start := time.Now()
+	ids, err := listRoot(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	ev := &Evacuation{Moves: make([]Move, len(ids))}
+	var todo []int
+	var batch int64
+	for i, id := range ids {
+		ev.Moves[i] = Move{ID: id}
+		h, err := container.Inspect(o.Root, id)
+		if err == nil && h.Status() != container.Running {
+			ev.Moves[i].Status, ev.Moves[i].Error = StatusSkipped, "it is "+h.Status()
+			continue
+		}
+		need, nerr := migrate.Need(o.options(id))
+		if err = firstErr(err, nerr); err != nil {
+			ev.Moves[i].Status, ev.Moves[i].Error = o.failed(), err.Error()
+			continue
+		}
+		batch += need
+		todo = append(todo, i)
+	}
+	todo = o.probe(ctx, ev, todo, batch)
+	if !o.DryRun {
+		o.moveAll(ctx, ev, todo)
+	}
+	ev.TotalMS = ms(time.Since(start))
+	return ev, nil
+}
+
+func firstErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func (o *MigrateOpts) options(id string) migrate.Options {
+	m := o.Migrate
+	m.Root, m.ID = o.Root, id
+	return m
+}
+
+func (o *MigrateOpts) failed() string {
+	if o.DryRun {
+		return StatusWouldFail
+	}
+	return StatusKept
+}
+
+// probe asks the target about the containers todo indexes and returns
+// those it would take.
+func (o *MigrateOpts) probe(ctx context.Context, ev *Evacuation, todo []int, batch int64) []int {
+	var mu sync.Mutex
+	var ok []int
+	each(todo, o.Parallel, func(i int) {
+		err := migrate.Probe(ctx, o.options(ev.Moves[i].ID), batch)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			ev.Moves[i].Status, ev.Moves[i].Error = o.failed(), err.Error()
+			return
+		}
+		ev.Moves[i].Status = StatusWouldMove
+		ok = append(ok, i)
+	})
+	return ok
+}
+
+// moveAll migrates the containers todo indexes.
+func (o *MigrateOpts) moveAll(ctx context.Context, ev *Evacuation, todo []int) {
+	var mu sync.Mutex
+	done := 0
+	each(todo, o.Parallel, func(i int) {
+		m := &ev.Moves[i]
+		if o.Progress != nil {
+			o.Progress(Event{ID: m.ID, Started: true, Done: done, Total: len(todo)})
+		}
+		start := time.Now()
+		sum, err := migrate.Migrate(ctx, o.options(m.ID))
+		mu.Lock()
+		done++
+		if err != nil {
+			m.Status, m.Error = StatusKept, err.Error()
+		} else {
+			m.Status, m.Summary = StatusMoved, sum
+		}
+		e := Event{ID: m.ID, Err: err, MS: ms(time.Since(start)), Done: done, Total: len(todo)}
+		mu.Unlock()
+		if o.Progress != nil {
+			o.Progress(e)
+		}
+	})
+}

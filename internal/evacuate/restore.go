@@ -1,0 +1,250 @@
+package evacuate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/cr"
+)
+
+// RestoreOpts are the options of `lkc restore --all`.
+type RestoreOpts struct {
+	Root     string
+	ImageDir string
+	Parallel int
+	// ConsoleDir holds a console socket per container with a terminal,
+	// named after its id, to hand the restored terminal's master to.
+	ConsoleDir string
+	// Restore is what every restore is told (CRIU, TCPEstablished, ...);
+	// its Root, ID, paths, bundle and Detach are set per container.
+	Restore cr.RestoreOpts
+	// Adopt is cr.RestoreOpts.Adopt for container id.
+	Adopt    func(root, id string, cfg *config.Config) (release func(), err error)
+	Progress func(Event)
+}
+
+// Result is what became of one container of a manifest.
+type Result struct {
+	ID     string  `json:"id"`
+	Status string  `json:"status"` // "restored", "failed" or the manifest's status when not dumped
+	Error  string  `json:"error,omitempty"`
+	Bundle string  `json:"bundle,omitempty"` // the bundle it runs from
+	MS     float64 `json:"ms,omitempty"`
+}
+
+// Result statuses of a restore.
+const (
+	StatusRestored = "restored"
+	StatusNotRun   = "failed"
+)
+
+// RestoreAll brings back, detached, every container the manifest of
+// o.ImageDir says was dumped, at most o.Parallel at a time, and says what
+// became of each (those not dumped too, with the dump's reason). A
+// container whose restore fails leaves nothing behind.
+func RestoreAll(o RestoreOpts) ([]Result, error) {
+	m, err := ReadManifest(o.ImageDir)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(o.Root); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("root %s: not a directory", o.Root)
+	}
+	o.Restore.TCPEstablished = o.Restore.TCPEstablished || m.TCPEstablished
+	results := make([]Result, len(m.Containers))
+	var todo []int
+	for i, e := range m.Containers {
+		results[i] = Result{ID: e.ID, Status: e.Status, Error: e.Error}
+		if e.Status == StatusDumped {
+			todo = append(todo, i)
+		} else if e.Status == StatusPending {
+			results[i].Error = "its dump never finished (the checkpoint was interrupted)"
+		}
+	}
+	var mu sync.Mutex
+	done := 0
+	each(todo, o.Parallel, func(i int) {
+		e := m.Containers[i]
+		o.progress(Event{ID: e.ID, Started: true, Done: done, Total: len(todo)})
+		start := time.Now()
+		bundle, err := o.restoreOne(e)
+		r := &results[i]
+		r.MS = ms(time.Since(start))
+		if err != nil {
+			r.Status, r.Error = StatusNotRun, err.Error()
+		} else {
+			r.Status, r.Error, r.Bundle = StatusRestored, "", bundle
+		}
+		mu.Lock()
+		done++
+		ev := Event{ID: e.ID, Err: err, MS: r.MS, Done: done, Total: len(todo)}
+		mu.Unlock()
+		o.progress(ev)
+	})
+	return results, nil
+}
+
+func (o *RestoreOpts) progress(ev Event) {
+	if o.Progress != nil {
+		o.Progress(ev)
+	}
+}
+
+// restoreOne restores one dumped container and returns the bundle it
+// runs from.
+func (o *RestoreOpts) restoreOne(e *Entry) (string, error) {
+	dir := filepath.Join(o.ImageDir, e.ID)
+	bundle, undo, err := restoreBundle(e, dir)
+	if err != nil {
+		return "", err
+	}
+	r := o.Restore
+	r.Root, r.ID, r.Bundle, r.ImagePath, r.WorkPath, r.Detach = o.Root, e.ID, bundle, dir, "", true
+	r.PidFile, r.ConsoleSocket = "", ""
+	if e.Terminal {
+		if o.ConsoleDir == "" {
+			undo()
+			return "", errors.New("it has a terminal: restore --all needs --console-dir, with a console socket named after it there")
+		}
+		r.ConsoleSocket = filepath.Join(o.ConsoleDir, e.ID)
+	}
+	if o.Adopt != nil {
+		r.Adopt = func(cfg *config.Config) (func(), error) { return o.Adopt(o.Root, e.ID, cfg) }
+	}
+	var t cr.RestoreTuning
+	if len(e.Resources) > 0 && string(e.Resources) != "null" {
+		t.Resources = new(config.Resources)
+		if err := json.Unmarshal(e.Resources, t.Resources); err != nil {
+			undo()
+			return "", fmt.Errorf("decoding its limits: %w", err)
+		}
+	}
+	files, err := openStdio(e.Stdio, dir)
+	if err != nil {
+		undo()
+		return "", err
+	}
+	defer closeAll(files[:])
+	t.Stdio = files
+	if _, err := cr.RestoreTuned(r, t); err != nil {
+		undo()
+		return "", err
+	}
+	return bundle, nil
+}
+
+// restoreBundle returns the bundle to restore e from: the original when it
+// is still there and its rootfs was not saved, else <dir>/bundle, made
+// from the kept config with the saved rootfs unpacked in it (or the
+// original rootfs, by its absolute path). undo removes what it made.
+func restoreBundle(e *Entry, dir string) (string, func(), error) {
+	nothing := func() {}
+	if !e.RootfsSaved {
+		if _, err := os.Stat(filepath.Join(e.Bundle, "config.json")); err == nil {
+			return e.Bundle, nothing, nil
+		}
+	}
+	bundle := filepath.Join(dir, "bundle")
+	if err := os.RemoveAll(bundle); err != nil {
+		return "", nil, fmt.Errorf("clearing %s: %w", bundle, err)
+	}
+	if err := os.Mkdir(bundle, 0o700); err != nil {
+		return "", nil, fmt.Errorf("making the bundle: %w", err)
+	}
+	undo := func() { os.RemoveAll(bundle) }
+	root := e.Rootfs
+	if e.RootfsSaved {
+		root = filepath.Join(bundle, "rootfs")
+		if err := unpackRootfs(filepath.Join(dir, rootfsArchive), root); err != nil {
+			undo()
+			return "", nil, err
+		}
+	} else if _, err := os.Stat(root); err != nil {
+		undo()
+		return "", nil, fmt.Errorf("its rootfs is gone and was not saved: %w", err)
+	}
+	if err := writeConfig(filepath.Join(dir, "config.json"), bundle, root); err != nil {
+		undo()
+		return "", nil, err
+	}
+	return bundle, undo, nil
+}
+
+// writeConfig writes the kept config into bundle with root.path set to
+// root, every other field as it was.
+func writeConfig(kept, bundle, root string) error {
+	data, err := os.ReadFile(kept)
+	if err != nil {
+		return fmt.Errorf("reading the kept config: %w", err)
+	}
+	var s map[string]json.RawMessage
+	var r map[string]any
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("decoding the kept config: %w", err)
+	}
+	if raw, ok := s["root"]; ok {
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return fmt.Errorf("decoding the kept config's root: %w", err)
+		}
+	}
+	if r == nil {
+		r = map[string]any{}
+	}
+	r["path"] = root
+	if s["root"], err = json.Marshal(r); err == nil {
+		data, err = json.Marshal(s)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("writing the bundle's config: %w", err)
+	}
+	return nil
+}
+
+// openStdio opens what the restored tasks get in place of the fds 0-2
+// the dump recorded (descriptors.json, in dir) as pipes or files from
+// outside the container: the same file when it was a path that is still
+// there, else /dev/null (a pipe's other end is gone after a reboot, and
+// the restoring lkc's own stdio must not be held by the restored tasks).
+func openStdio(links [3]string, dir string) (files [3]*os.File, err error) {
+	var keys []string
+	if data, err := os.ReadFile(filepath.Join(dir, "descriptors.json")); err == nil {
+		if err := json.Unmarshal(data, &keys); err != nil {
+			return files, fmt.Errorf("decoding the stdio record: %w", err)
+		}
+	}
+	for i, l := range links {
+		path := "/dev/null"
+		if i < len(keys) && strings.HasPrefix(keys[i], "file[") && strings.HasPrefix(l, "/") {
+			if _, serr := os.Stat(l); serr == nil {
+				path = l
+			}
+		}
+		flag := os.O_WRONLY | os.O_APPEND
+		if i == 0 {
+			flag = os.O_RDONLY
+		}
+		if files[i], err = os.OpenFile(path, flag, 0); err != nil {
+			closeAll(files[:])
+			return files, fmt.Errorf("opening %s for its fd %d: %w", path, i, err)
+		}
+	}
+	return files, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		if f != nil {
+			f.Close()
+		}
+	}
+}

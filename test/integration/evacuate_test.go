@@ -1,0 +1,234 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// evacManifest is the part of checkpoint --all's manifest the tests read.
+type evacManifest struct {
+	Complete   bool `json:"complete"`
+	Containers []struct {
+		ID          string `json:"id"`
+		Status      string `json:"status"`
+		Error       string `json:"error"`
+		RootfsSaved bool   `json:"rootfsSaved"`
+		Stopped     bool   `json:"stopped"`
+	} `json:"containers"`
+}
+
+func readEvacManifest(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatalf("reading the manifest: %v", err)
+	}
+	var m evacManifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("manifest %s: %v", data, err)
+	}
+	if !m.Complete {
+		t.Errorf("manifest not complete after checkpoint --all returned: %s", data)
+	}
+	out := map[string]string{}
+	for _, c := range m.Containers {
+		out[c.ID] = c.Status
+		if c.RootfsSaved {
+			out[c.ID] += "+rootfs"
+		}
+		if c.Stopped {
+			out[c.ID] += "+stopped"
+		}
+	}
+	return out
+}
+
+// tmpfsDir mounts a tmpfs of size (mount's spelling) on a new directory,
+// unmounted at the end of the test, and returns it.
+func tmpfsDir(t *testing.T, size string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tmpfs")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		t.Fatalf("mounting a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
+}
+
+// Every running container of a root is dumped into one directory and
+// comes back from it: one on disk from its bundle, one whose rootfs was on
+// a tmpfs (gone, as after a reboot) from the copy saved with the images,
+// with their limits and pids; a created one is listed as skipped and left
+// as it was.
+func TestCheckpointAllRestoreAll(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	disk, diskRoot := e.ckptCounter(nil)
+	e.mustLkc("update", "--pids-limit", "77", disk)
+	volatileRoot := filepath.Join(tmpfsDir(t, "64m"), "rootfs")
+	if out, err := exec.Command("cp", "-a", rootfs, volatileRoot).CombinedOutput(); err != nil {
+		t.Fatalf("copying the rootfs: %v: %s", err, out)
+	}
+	vol := e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sh", "-c", counterScript}, func(s *specs.Spec) {
+		s.Root.Path, s.Root.Readonly = volatileRoot, false
+	}), vol)
+	waitCount(t, volatileRoot, 3)
+	volChild := strings.TrimSpace(e.mustLkc("exec", vol, "cat", "/child"))
+	created := e.id()
+	e.mustLkc("create", "--bundle", e.bundle([]string{"true"}, nil), created)
+
+	dir := filepath.Join(t.TempDir(), "images")
+	out := e.mustLkc("checkpoint", "--all", "--image-dir", dir, "--parallel", "2")
+	got := readEvacManifest(t, dir)
+	want := map[string]string{disk: "dumped", vol: "dumped+rootfs", created: "skipped"}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("manifest: %s is %q, want %q\n%s", id, got[id], w, out)
+		}
+	}
+	for _, id := range []string{disk, vol} {
+		if r := e.lkc("state", id); r.code == 0 {
+			t.Errorf("%s still exists after checkpoint --all: %v", id, r)
+		}
+	}
+	if st := e.state(created); st["status"] != "created" {
+		t.Errorf("the created container is %v after checkpoint --all", st["status"])
+	}
+	savedDisk := readCount(t, diskRoot)
+	savedVol := readCount(t, volatileRoot)
+	// The reboot: the tmpfs and what was on it are gone.
+	if err := unix.Unmount(filepath.Dir(volatileRoot), unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+
+	out = e.mustLkc("restore", "--all", "--image-dir", dir)
+	if !strings.Contains(out, "restored") {
+		t.Errorf("restore --all printed %q", out)
+	}
+	waitCount(t, diskRoot, savedDisk+2)
+	if got := strings.TrimSpace(e.mustLkc("exec", disk, "cat", cgroupFile("pids", "pids.max", "pids.max"))); got != "77" {
+		t.Errorf("pids.max after restore --all %q, want 77 (set by lkc update)", got)
+	}
+	newRoot := filepath.Join(dir, vol, "bundle", "rootfs")
+	if n := waitCount(t, newRoot, savedVol+1); n > savedVol+30 {
+		t.Errorf("the tmpfs container's counter restarted: %d after %d", n, savedVol)
+	}
+	if child := strings.TrimSpace(e.mustLkc("exec", vol, "cat", "/child")); child != volChild {
+		t.Errorf("child pid %s after restore, want %s", child, volChild)
+	}
+	ps := e.mustLkc("exec", vol, "ps", "-o", "pid,args")
+	if !psHas(ps, volChild, "sleep 100000") {
+		t.Errorf("child %s missing after restore --all:\n%s", volChild, ps)
+	}
+	if st := e.state(created); st["status"] != "created" {
+		t.Errorf("the created container is %v after restore --all", st["status"])
+	}
+	for _, id := range []string{disk, vol} {
+		e.mustLkc("delete", "--force", id)
+	}
+}
+
+// A container CRIU cannot dump (no mount namespace of its own) is listed
+// with the reason and keeps running, the others are dumped, and the exit
+// is non-zero; --stop stops it; restore --all brings back the rest and
+// names it.
+func TestCheckpointAllUndumpable(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	good, goodRoot := e.ckptCounter(nil)
+	bad := e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
+		var ns []specs.LinuxNamespace
+		for _, n := range s.Linux.Namespaces {
+			if n.Type != specs.MountNamespace {
+				ns = append(ns, n)
+			}
+		}
+		s.Linux.Namespaces, s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = ns, nil, nil
+	}), bad)
+	dir := filepath.Join(t.TempDir(), "images")
+	msg := e.failLkc("1 of 2 containers not dumped \\("+bad+": .*mount namespace", "checkpoint", "--all", "--image-dir", dir)
+	t.Log(msg)
+	got := readEvacManifest(t, dir)
+	if got[good] != "dumped" || got[bad] != "failed" {
+		t.Errorf("manifest: %v", got)
+	}
+	if st := e.state(bad); st["status"] != "running" {
+		t.Errorf("the container that was not dumped is %v, want running", st["status"])
+	}
+	saved := readCount(t, goodRoot)
+
+	dir2 := filepath.Join(t.TempDir(), "images2")
+	e.failLkc("1 of 1 containers not dumped", "checkpoint", "--all", "--stop", "--image-dir", dir2)
+	if got := readEvacManifest(t, dir2); got[bad] != "failed+stopped" {
+		t.Errorf("manifest after --stop: %v", got)
+	}
+	if r := e.lkc("state", bad); r.code == 0 {
+		t.Errorf("%s still exists after checkpoint --all --stop: %v", bad, r)
+	}
+
+	r := e.lkc("restore", "--all", "--image-dir", dir)
+	e.checkOneLineFailure(r, "1 of 2 containers not restored \\("+bad+": ", nil)
+	if !strings.Contains(r.stdout, good) || !strings.Contains(r.stdout, "restored") {
+		t.Errorf("restore --all summary %q", r.stdout)
+	}
+	waitCount(t, goodRoot, saved+1)
+	e.mustLkc("delete", "--force", good)
+}
+
+// Bad input: one-line errors, a non-zero exit, nothing written and every
+// container as it was.
+func TestCheckpointAllBadInput(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, countRoot := e.ckptCounter(nil)
+	tmp := t.TempDir()
+	e.failLkc("--image-dir is required", "checkpoint", "--all")
+	e.failLkc("unexpected argument", "checkpoint", "--all", "--image-dir", tmp, id)
+	e.failLkc("root /nonexistent-lkc-root: no such file or directory",
+		"--root", "/nonexistent-lkc-root", "checkpoint", "--all", "--image-dir", filepath.Join(tmp, "x"))
+	e.failLkc("image dir .*/missing/images: no such file or directory",
+		"checkpoint", "--all", "--image-dir", filepath.Join(tmp, "missing", "images"))
+	full := filepath.Join(tmp, "full")
+	os.Mkdir(full, 0o700)
+	os.WriteFile(filepath.Join(full, "keep"), nil, 0o600)
+	e.failLkc("image dir .*/full is not empty \\(keep\\)", "checkpoint", "--all", "--image-dir", full)
+	small := tmpfsDir(t, "256k")
+	e.failLkc(`image dir .* has 0 MiB free, the 1 containers need about [0-9]+ MiB \(memory`,
+		"checkpoint", "--all", "--image-dir", small)
+	small2 := filepath.Join(small, "sub")
+	e.failLkc(`has 0 MiB free`, "checkpoint", "--all", "--image-dir", small2)
+	for _, d := range []string{small, full} {
+		if entries, _ := os.ReadDir(d); len(entries) > 1 || d == small && len(entries) > 0 {
+			t.Errorf("left behind in %s: %v", d, names(entries))
+		}
+	}
+	if st := e.state(id); st["status"] != "running" {
+		t.Fatalf("the container is %v after the refused checkpoints", st["status"])
+	}
+	n := readCount(t, countRoot)
+	waitCount(t, countRoot, n+1)
+
+	e.failLkc("image dir .*/nothing: no such file or directory", "restore", "--all", "--image-dir", filepath.Join(tmp, "nothing"))
+	e.failLkc("holds no manifest.json: not made by checkpoint --all", "restore", "--all", "--image-dir", full)
+	bad := filepath.Join(tmp, "bad")
+	os.Mkdir(bad, 0o700)
+	os.WriteFile(filepath.Join(bad, "manifest.json"), []byte("{"), 0o600)
+	e.failLkc("decoding .*manifest.json", "restore", "--all", "--image-dir", bad)
+	if entries, _ := os.ReadDir(e.root); len(entries) != 1 {
+		t.Errorf("state dirs after the refused restores: %v", names(entries))
+	}
+	_ = strconv.Itoa
+}
