@@ -2,10 +2,11 @@ package integration
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -88,17 +89,21 @@ func TestCheckpointAllRestoreAll(t *testing.T) {
 	volChild := strings.TrimSpace(e.mustLkc("exec", vol, "cat", "/child"))
 	created := e.id()
 	e.mustLkc("create", "--bundle", e.bundle([]string{"true"}, nil), created)
+	term, master := e.createWithConsole([]string{"sh"}, nil)
+	e.mustLkc("start", term)
+	master.Write([]byte("X=kept; echo ready-$((1+1))\n"))
+	readUntil(t, master, "ready-2")
 
 	dir := filepath.Join(t.TempDir(), "images")
 	out := e.mustLkc("checkpoint", "--all", "--image-dir", dir, "--parallel", "2")
 	got := readEvacManifest(t, dir)
-	want := map[string]string{disk: "dumped", vol: "dumped+rootfs", created: "skipped"}
+	want := map[string]string{disk: "dumped", vol: "dumped+rootfs", created: "skipped", term: "dumped"}
 	for id, w := range want {
 		if got[id] != w {
 			t.Errorf("manifest: %s is %q, want %q\n%s", id, got[id], w, out)
 		}
 	}
-	for _, id := range []string{disk, vol} {
+	for _, id := range []string{disk, vol, term} {
 		if r := e.lkc("state", id); r.code == 0 {
 			t.Errorf("%s still exists after checkpoint --all: %v", id, r)
 		}
@@ -113,10 +118,19 @@ func TestCheckpointAllRestoreAll(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out = e.mustLkc("restore", "--all", "--image-dir", dir)
+	consoles := t.TempDir()
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(consoles, term), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	out = e.mustLkc("restore", "--all", "--image-dir", dir, "--console-dir", consoles)
 	if !strings.Contains(out, "restored") {
 		t.Errorf("restore --all printed %q", out)
 	}
+	master2 := recvMaster(t, l)
+	master2.Write([]byte("echo $X-$((2+3))\n"))
+	readUntil(t, master2, "kept-5")
 	waitCount(t, diskRoot, savedDisk+2)
 	if got := strings.TrimSpace(e.mustLkc("exec", disk, "cat", cgroupFile("pids", "pids.max", "pids.max"))); got != "77" {
 		t.Errorf("pids.max after restore --all %q, want 77 (set by lkc update)", got)
@@ -135,7 +149,7 @@ func TestCheckpointAllRestoreAll(t *testing.T) {
 	if st := e.state(created); st["status"] != "created" {
 		t.Errorf("the created container is %v after restore --all", st["status"])
 	}
-	for _, id := range []string{disk, vol} {
+	for _, id := range []string{disk, vol, term} {
 		e.mustLkc("delete", "--force", id)
 	}
 }
@@ -158,8 +172,12 @@ func TestCheckpointAllUndumpable(t *testing.T) {
 		}
 		s.Linux.Namespaces, s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = ns, nil, nil
 	}), bad)
+	term, master := e.createWithConsole([]string{"sh"}, nil)
+	e.mustLkc("start", term)
+	master.Write([]byte("echo ready-$((1+1))\n"))
+	readUntil(t, master, "ready-2")
 	dir := filepath.Join(t.TempDir(), "images")
-	msg := e.failLkc("1 of 2 containers not dumped \\("+bad+": .*mount namespace", "checkpoint", "--all", "--image-dir", dir)
+	msg := e.failLkc("1 of 3 containers not dumped \\("+bad+": .*mount namespace", "checkpoint", "--all", "--image-dir", dir)
 	t.Log(msg)
 	got := readEvacManifest(t, dir)
 	if got[good] != "dumped" || got[bad] != "failed" {
@@ -180,9 +198,12 @@ func TestCheckpointAllUndumpable(t *testing.T) {
 	}
 
 	r := e.lkc("restore", "--all", "--image-dir", dir)
-	e.checkOneLineFailure(r, "1 of 2 containers not restored \\("+bad+": ", nil)
+	e.checkOneLineFailure(r, "2 of 3 containers not restored \\("+bad+": ", nil)
 	if !strings.Contains(r.stdout, good) || !strings.Contains(r.stdout, "restored") {
 		t.Errorf("restore --all summary %q", r.stdout)
+	}
+	if !regexp.MustCompile(term + `\s+failed.*needs --console-dir`).MatchString(r.stdout) {
+		t.Errorf("restore --all summary does not say the terminal's container needs --console-dir: %q", r.stdout)
 	}
 	waitCount(t, goodRoot, saved+1)
 	e.mustLkc("delete", "--force", good)
@@ -230,5 +251,115 @@ func TestCheckpointAllBadInput(t *testing.T) {
 	if entries, _ := os.ReadDir(e.root); len(entries) != 1 {
 		t.Errorf("state dirs after the refused restores: %v", names(entries))
 	}
-	_ = strconv.Itoa
+}
+
+// evacuation is migrate --all --json's output.
+type evacuation struct {
+	Moves []struct {
+		ID      string   `json:"id"`
+		Status  string   `json:"status"`
+		Error   string   `json:"error"`
+		Summary *summary `json:"summary"`
+	} `json:"moves"`
+	TotalMS float64 `json:"total_ms"`
+}
+
+// migrateAll runs migrate --all --json from host from to host to.
+func (h *testHosts) migrateAll(from, to *testHost, flags ...string) (result, map[string]string) {
+	h.t.Helper()
+	args := append([]string{"migrate", "--all", "--token-file", h.token, "--json"}, flags...)
+	cmd := h.lkcIn(from, append(args, to.ip+":7070")...)
+	out, errf := from.e.tempFile(), from.e.tempFile()
+	defer out.Close()
+	defer errf.Close()
+	cmd.Stdout, cmd.Stderr = out, errf
+	err := cmd.Run()
+	r := result{stdout: readAll(out), stderr: readAll(errf)}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		h.t.Fatal(err)
+	}
+	var ev evacuation
+	if err := json.Unmarshal([]byte(r.stdout), &ev); err != nil {
+		h.t.Fatalf("migrate --all: %v: output %v", err, r)
+	}
+	got := map[string]string{}
+	for _, m := range ev.Moves {
+		got[m.ID] = m.Status
+		if m.Status == "moved" && (m.Summary == nil || m.Summary.DowntimeMS <= 0 || m.Summary.DowntimeMS > m.Summary.TotalMS) {
+			h.t.Errorf("implausible summary of %s: %+v", m.ID, m.Summary)
+		}
+	}
+	if ev.TotalMS <= 0 {
+		h.t.Errorf("total %v ms", ev.TotalMS)
+	}
+	return r, got
+}
+
+// An evacuation: unreachable target refused with every container kept;
+// a dry run that names the container the target would refuse (its id is
+// taken there) and moves nothing; the move of the others, in parallel,
+// each counting on where it was, the refused one still running here.
+func TestMigrateAll(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	var ids []string
+	for i := 0; i < 3; i++ {
+		id, _ := h.runContainer(a, migCounter, nil)
+		ids = append(ids, id)
+	}
+	taken, _ := h.runContainer(a, migCounter, nil)
+	// This machine's cgroups are both hosts': B's keeps to its own parent.
+	h.runContainerID(b, taken, []string{"sleep", "1000"}, func(s *specs.Spec) { s.Linux.CgroupsPath = b.cgParent + "/" + taken })
+
+	r, got := h.migrateAll(a, b)
+	a.e.checkOneLineFailure(r, "4 of 4 containers not moved \\(.*connecting to the receiver: .*connection refused", nil)
+	for _, id := range append(ids, taken) {
+		if got[id] != "kept" {
+			t.Errorf("unreachable target: %s is %q, want kept", id, got[id])
+		}
+		a.e.waitStatus(id, "running")
+	}
+
+	h.startServe(b)
+	r, got = h.migrateAll(a, b, "--dry-run")
+	a.e.checkOneLineFailure(r, "1 of 4 containers not movable \\("+taken+": .*already exists on the target", nil)
+	for _, id := range ids {
+		if got[id] != "would move" {
+			t.Errorf("dry run: %s is %q, want would move", id, got[id])
+		}
+		a.e.waitStatus(id, "running")
+	}
+	if got[taken] != "would fail" {
+		t.Errorf("dry run: %s is %q, want would fail", taken, got[taken])
+	}
+
+	before := map[string]int{}
+	for _, id := range ids {
+		before[id] = migCount(t, a.e, id)
+	}
+	r, got = h.migrateAll(a, b, "--parallel", "3", "--shared-storage", "--mode", "stopcopy")
+	a.e.checkOneLineFailure(r, "1 of 4 containers not moved \\("+taken+": ", nil)
+	for _, id := range ids {
+		if got[id] != "moved" {
+			t.Errorf("%s is %q, want moved", id, got[id])
+			continue
+		}
+		if r := a.e.lkc("state", id); r.code == 0 {
+			t.Errorf("the source still has %s after the move", id)
+		}
+		b.e.waitStatus(id, "running")
+		n := migCount(t, b.e, id)
+		if n < before[id] {
+			t.Errorf("%s counts %d on the target, %d before the move", id, n, before[id])
+		}
+	}
+	if got[taken] != "kept" {
+		t.Errorf("%s is %q, want kept", taken, got[taken])
+	}
+	a.e.waitStatus(taken, "running")
+	a.e.failLkc("--token-file is required", "migrate", "--all", b.ip+":7070")
+	a.e.failLkc("root /nonexistent-lkc-root: no such file or directory",
+		"--root", "/nonexistent-lkc-root", "migrate", "--all", "--token-file", h.token, b.ip+":7070")
 }
