@@ -24,12 +24,17 @@ func cmdServe(g *globals, args []string) error {
 	fs.StringVar(&bundles, "bundle-dir", "/var/lib/lkc/bundles", "where migrated containers' bundles are kept")
 	fs.StringVar(&cgParent, "cgroup-parent", "", "put arriving containers' cgroups at DIR/<id>, from the hierarchy root if DIR is absolute (default: the path they had)")
 	fs.DurationVar(&timeout, "timeout", 60*time.Second, "per network exchange")
-	const use = "lkc serve --listen ADDR --token-file PATH [--bundle-dir DIR]"
+	var sessions int
+	fs.IntVar(&sessions, "sessions", 1, "migrations received at a time (migrate --all sends several)")
+	const use = "lkc serve --listen ADDR --token-file PATH [--bundle-dir DIR] [--sessions N]"
 	if _, err := parse(fs, args, exactly(0), use); err != nil {
 		return err
 	}
 	if listen == "" || tokenFile == "" {
 		return fmt.Errorf("--listen and --token-file are required (usage: %s)", use)
+	}
+	if sessions < 1 {
+		return fmt.Errorf("--sessions %d: want at least 1", sessions)
 	}
 	token, err := migrate.ReadToken(tokenFile)
 	if err != nil {
@@ -51,7 +56,7 @@ func cmdServe(g *globals, args []string) error {
 	}
 	return migrate.Serve(ctx, ln, migrate.ServeOptions{
 		Root: g.root, BundleDir: bundles, Token: token, CRIU: g.criu, CgroupParent: cgParent,
-		Timeout: timeout, Log: logLine, Warn: g.warn, Verbose: g.debug, Adopt: adoptConfig,
+		Timeout: timeout, Sessions: sessions, Log: logLine, Warn: g.warn, Verbose: g.debug, Adopt: adoptConfig,
 	})
 }
 

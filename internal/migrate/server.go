@@ -31,8 +31,11 @@ type ServeOptions struct {
 	// HandshakeTimeout bounds the whole handshake of a connection, which
 	// must authenticate by then; 0 = 5 s.
 	HandshakeTimeout time.Duration
-	Log              func(string) // one line per session event; nil = quiet
-	Warn             func(error)  // failures that do not fail a session; nil drops them
+	// Sessions is how many authenticated sessions run at a time (an
+	// evacuation sends several containers at once); 0 is 1.
+	Sessions int
+	Log      func(string) // one line per session event; nil = quiet
+	Warn     func(error)  // failures that do not fail a session; nil drops them
 	// Verbose makes CRIU log everything (`lkc --debug`) and keeps a
 	// committed container's images and CRIU logs in its bundle.
 	Verbose bool
@@ -57,7 +60,8 @@ const ownerMark = ".lkc-serve"
 // handled concurrently: each must authenticate within
 // o.HandshakeTimeout, and only so many may be unauthenticated at a time
 // (per peer address and in all), so idle or slow peers cannot hold the
-// receiver. Authenticated sessions run one at a time. A session that
+// receiver. Authenticated sessions run o.Sessions at a time, each
+// holding room for what its offer announced until it ends. A session that
 // fails, whatever the peer did, leaves nothing behind and does not stop
 // the receiver.
 func Serve(ctx context.Context, ln net.Listener, o ServeOptions) error {
@@ -71,7 +75,7 @@ func Serve(ctx context.Context, ln net.Listener, o ServeOptions) error {
 	o.Log("listening on " + ln.Addr().String())
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	s := &server{o: o, gate: newGate(maxHandshakes, maxHandshakesPerPeer), one: make(chan struct{}, 1)}
+	s := &server{o: o, gate: newGate(maxHandshakes, maxHandshakesPerPeer), one: make(chan struct{}, max(1, o.Sessions))}
 	defer s.wg.Wait()
 	for {
 		nc, err := ln.Accept()
@@ -120,7 +124,8 @@ func (o *ServeOptions) defaults() {
 type server struct {
 	o    ServeOptions
 	gate *gate
-	one  chan struct{} // held by the authenticated session
+	one  chan struct{} // a slot per authenticated session
+	room roomBook
 	wg   sync.WaitGroup
 }
 
@@ -131,7 +136,7 @@ func (s *server) handle(ctx context.Context, nc net.Conn, peer string) {
 	defer nc.Close()
 	done := context.AfterFunc(ctx, func() { nc.Close() })
 	defer done()
-	r := &receiver{o: s.o, c: newConn(nc, 0)}
+	r := &receiver{o: s.o, c: newConn(nc, 0), room: &s.room}
 	nc.SetDeadline(time.Now().Add(s.o.HandshakeTimeout))
 	err := r.c.serverHandshake(s.o.Token)
 	s.gate.leave(peer)
@@ -252,19 +257,50 @@ func removeBundle(bundle string) error {
 	return os.RemoveAll(bundle)
 }
 
+// roomBook counts the bytes the sessions running at a time have been
+// promised on the bundle directory's filesystem, which its free space
+// does not show until they are written.
+type roomBook struct {
+	mu       sync.Mutex
+	promised int64
+}
+
+// take promises n bytes more when dir has room for them beside what is
+// promised already (check says so), and returns what gives them back.
+func (b *roomBook) take(n int64, check func(promised int64) error) (func(), error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := check(b.promised); err != nil {
+		return nil, err
+	}
+	b.promised += n
+	return func() {
+		b.mu.Lock()
+		b.promised -= n
+		b.mu.Unlock()
+	}, nil
+}
+
 // receiver is one session on the target.
 type receiver struct {
-	o        ServeOptions
-	c        *conn
-	of       offer
-	bundle   string
-	pending  string
-	restored bool
-	tunnel   *pageTunnel // a post-copy's, while the session lasts
+	o         ServeOptions
+	room      *roomBook
+	unpromise func() // gives back the room the offer took
+	c         *conn
+	of        offer
+	bundle    string
+	pending   string
+	restored  bool
+	tunnel    *pageTunnel // a post-copy's, while the session lasts
 }
 
 // session runs one authenticated migration.
 func (r *receiver) session() (err error) {
+	defer func() {
+		if r.unpromise != nil {
+			r.unpromise()
+		}
+	}()
 	defer func() {
 		if r.tunnel != nil {
 			r.tunnel.close()
@@ -371,7 +407,11 @@ func (r *receiver) check() (*Facts, error) {
 			return nil, fmt.Errorf("incompatible target: missing rootfs storage: %s is not a directory here (--shared-storage)", of.Rootfs)
 		}
 	}
-	if err := checkSpace(r.o.BundleDir, of.RootfsBytes, of.MemoryBytes); err != nil {
+	if of.Probe {
+		if err := checkSpace(r.o.BundleDir, of.RootfsBytes, of.MemoryBytes); err != nil {
+			return nil, err
+		}
+	} else if err := r.promise(of.RootfsBytes, of.MemoryBytes); err != nil {
 		return nil, err
 	}
 	if of.Probe && of.BatchBytes > 0 {
@@ -380,6 +420,22 @@ func (r *receiver) check() (*Facts, error) {
 		}
 	}
 	return mine, checkInterfaces(of.Veths)
+}
+
+// promise checks the bundle directory has room for the offer beside what
+// the other sessions were promised, and takes it until the session ends.
+func (r *receiver) promise(rootfs, memory int64) error {
+	if r.room == nil {
+		r.room = &roomBook{}
+	}
+	give, err := r.room.take(rootfs+memory, func(promised int64) error {
+		return checkSpace(r.o.BundleDir, rootfs, memory+promised)
+	})
+	if err != nil {
+		return err
+	}
+	r.unpromise = give
+	return nil
 }
 
 // stage creates the bundle, marked pending until the commit.

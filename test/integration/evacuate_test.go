@@ -299,8 +299,9 @@ func (h *testHosts) migrateAll(from, to *testHost, flags ...string) (result, map
 
 // An evacuation: unreachable target refused with every container kept;
 // a dry run that names the container the target would refuse (its id is
-// taken there) and moves nothing; the move of the others, in parallel,
-// each counting on where it was, the refused one still running here.
+// taken there) and moves nothing; the move of the others, in parallel
+// (the target receives three at a time), each counting on where it was,
+// the refused one still running here.
 func TestMigrateAll(t *testing.T) {
 	h := newTestHosts(t)
 	a, b := h.hosts[0], h.hosts[1]
@@ -322,7 +323,7 @@ func TestMigrateAll(t *testing.T) {
 		a.e.waitStatus(id, "running")
 	}
 
-	h.startServe(b)
+	h.startServe(b, "--sessions", "3")
 	r, got = h.migrateAll(a, b, "--dry-run")
 	a.e.checkOneLineFailure(r, "1 of 4 containers not movable \\("+taken+": .*already exists on the target", nil)
 	for _, id := range ids {

@@ -141,8 +141,9 @@ func (h *testHosts) lkcIn(x *testHost, args ...string) *exec.Cmd {
 	return exec.Command("nsenter", full...)
 }
 
-// startServe starts x's receiver and waits until it listens.
-func (h *testHosts) startServe(x *testHost) {
+// startServe starts x's receiver, with extra flags, and waits until it
+// listens.
+func (h *testHosts) startServe(x *testHost, extra ...string) {
 	h.t.Helper()
 	x.serveLog = filepath.Join(h.t.TempDir(), "serve.log")
 	logf, err := os.Create(x.serveLog)
@@ -151,8 +152,8 @@ func (h *testHosts) startServe(x *testHost) {
 	}
 	defer logf.Close()
 	// Both hosts share this machine's cgroup tree: each keeps its own.
-	x.serve = h.lkcIn(x, "serve", "--listen", x.ip+":7070", "--token-file", h.token, "--bundle-dir", x.bundles,
-		"--cgroup-parent", x.cgParent)
+	x.serve = h.lkcIn(x, append([]string{"serve", "--listen", x.ip + ":7070", "--token-file", h.token, "--bundle-dir", x.bundles,
+		"--cgroup-parent", x.cgParent}, extra...)...)
 	x.serve.Stdout, x.serve.Stderr = logf, logf
 	if err := x.serve.Start(); err != nil {
 		h.t.Fatal(err)
