@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -252,12 +253,41 @@ func (o *CheckpointOpts) dumpOne(e *Entry) error {
 		return err
 	}
 	e.Stdio = stdioLinks(h.Pid())
+	held := holdStdio(h.Pid(), e.Stdio)
+	defer closeAll(held[:])
 	d := o.Dump
 	d.Root, d.ID, d.ImagePath, d.WorkPath = o.Root, e.ID, dir, ""
 	if !e.RootfsSaved {
-		return cr.Checkpoint(d)
+		err = cr.Checkpoint(d)
+	} else {
+		err = o.dumpWithRootfs(e, d, h.Status() == container.Paused)
 	}
-	return o.dumpWithRootfs(e, d, h.Status() == container.Paused)
+	// Sized after the dump: the tasks wrote what they wrote before it.
+	e.StdioFiles = kinds(held)
+	return err
+}
+
+// holdStdio opens the files (paths, not pipes or sockets) pid's fds 0-2
+// point at, to be measured after the dump.
+func holdStdio(pid int, links [3]string) [3]*os.File {
+	var out [3]*os.File
+	for i, l := range links {
+		if strings.HasPrefix(l, "/") {
+			out[i], _ = os.OpenFile(fmt.Sprintf("/proc/%d/fd/%d", pid, i), unix.O_PATH, 0)
+		}
+	}
+	return out
+}
+
+func kinds(files [3]*os.File) [3]*FileKind {
+	var out [3]*FileKind
+	for i, f := range files {
+		var st unix.Stat_t
+		if f != nil && unix.Fstat(int(f.Fd()), &st) == nil {
+			out[i] = &FileKind{Mode: st.Mode, Size: st.Size}
+		}
+	}
+	return out
 }
 
 // dumpWithRootfs saves the rootfs and the processes of one frozen

@@ -55,9 +55,13 @@ type Entry struct {
 	Terminal    bool `json:"terminal"`
 	// Resources are the limits at the dump, `lkc update`s included.
 	Resources json.RawMessage `json:"resources,omitempty"`
-	// Stdio is where the container's fds 0-2 pointed (readlink).
-	Stdio       [3]string `json:"stdio"`
-	MemoryBytes int64     `json:"memoryBytes"`
+	// Stdio is where the container's fds 0-2 pointed (readlink), and
+	// StdioFiles what each was when it was a file: a restore replaces a
+	// file that is gone by one of the same kind, mode and size, as CRIU
+	// wants.
+	Stdio       [3]string    `json:"stdio"`
+	StdioFiles  [3]*FileKind `json:"stdioFiles"`
+	MemoryBytes int64        `json:"memoryBytes"`
 	// DumpMS is how long the dump took: the container was frozen that
 	// long (with --leave-running), or stopped from its start.
 	DumpMS float64 `json:"dumpMs,omitempty"`
@@ -101,4 +105,10 @@ func ReadManifest(dir string) (*Manifest, error) {
 		return nil, fmt.Errorf("%s: version %d, this lkc reads version %d", filepath.Join(dir, ManifestFile), m.Version, manifestVersion)
 	}
 	return &m, nil
+}
+
+// FileKind is what one of a container's fds 0-2 was at the dump.
+type FileKind struct {
+	Mode uint32 `json:"mode"` // st_mode: type and permission bits
+	Size int64  `json:"size"`
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/cr"
 )
@@ -126,7 +128,7 @@ func (o *RestoreOpts) restoreOne(e *Entry) (string, error) {
 			return "", fmt.Errorf("decoding its limits: %w", err)
 		}
 	}
-	files, err := openStdio(e.Stdio, dir)
+	files, err := openStdio(e, dir)
 	if err != nil {
 		undo()
 		return "", err
@@ -212,33 +214,62 @@ func writeConfig(kept, bundle, root string) error {
 
 // openStdio opens what the restored tasks get in place of the fds 0-2
 // the dump recorded (descriptors.json, in dir) as pipes or files from
-// outside the container: the same file when it was a path that is still
-// there, else /dev/null (a pipe's other end is gone after a reboot, and
-// the restoring lkc's own stdio must not be held by the restored tasks).
-func openStdio(links [3]string, dir string) (files [3]*os.File, err error) {
+// outside the container. A file that is still there is opened again; one
+// that is gone (a log on a tmpfs, after a reboot) is replaced, as CRIU
+// wants the same kind of file, by dir/fd<N>.log of its mode and size,
+// where the output then goes; everything else gets /dev/null (a pipe's
+// other end is gone after a reboot, and the restored tasks must not hold
+// the restoring lkc's own stdio).
+func openStdio(e *Entry, dir string) (files [3]*os.File, err error) {
 	var keys []string
 	if data, err := os.ReadFile(filepath.Join(dir, "descriptors.json")); err == nil {
 		if err := json.Unmarshal(data, &keys); err != nil {
 			return files, fmt.Errorf("decoding the stdio record: %w", err)
 		}
 	}
-	for i, l := range links {
-		path := "/dev/null"
-		if i < len(keys) && strings.HasPrefix(keys[i], "file[") && strings.HasPrefix(l, "/") {
-			if _, serr := os.Stat(l); serr == nil {
-				path = l
-			}
-		}
+	for i := range files {
 		flag := os.O_WRONLY | os.O_APPEND
 		if i == 0 {
 			flag = os.O_RDONLY
 		}
-		if files[i], err = os.OpenFile(path, flag, 0); err != nil {
+		path := "/dev/null"
+		if i < len(keys) && strings.HasPrefix(keys[i], "file[") {
+			path, err = stdioStandIn(e.Stdio[i], e.StdioFiles[i], filepath.Join(dir, fmt.Sprintf("fd%d.log", i)))
+		}
+		if err == nil {
+			files[i], err = os.OpenFile(path, flag, 0)
+		}
+		if err != nil {
 			closeAll(files[:])
-			return files, fmt.Errorf("opening %s for its fd %d: %w", path, i, err)
+			return files, fmt.Errorf("a file for its fd %d: %w", i, err)
 		}
 	}
 	return files, nil
+}
+
+// stdioStandIn returns the file a restored fd opens: the path it had
+// when that is still a file of the same kind, else a regular file made at
+// standIn with the recorded mode and size, else /dev/null.
+func stdioStandIn(path string, kind *FileKind, standIn string) (string, error) {
+	var st unix.Stat_t
+	if kind == nil {
+		return "/dev/null", nil
+	}
+	if strings.HasPrefix(path, "/") && unix.Stat(path, &st) == nil && st.Mode&unix.S_IFMT == kind.Mode&unix.S_IFMT {
+		return path, nil
+	}
+	if kind.Mode&unix.S_IFMT != unix.S_IFREG {
+		return "/dev/null", nil
+	}
+	f, err := os.OpenFile(standIn, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if err := f.Chmod(os.FileMode(kind.Mode & 0o777)); err != nil {
+		return "", err
+	}
+	return standIn, f.Truncate(kind.Size)
 }
 
 func closeAll(files []*os.File) {

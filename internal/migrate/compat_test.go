@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -76,6 +77,22 @@ func TestCheckSpace(t *testing.T) {
 		if err := checkSpace(dir, n[0], n[1]); err == nil {
 			t.Errorf("rootfs %d, memory %d bytes: accepted", n[0], n[1])
 		}
+	}
+}
+
+// A probe refuses an evacuation whose total does not fit, in the words
+// migrate --all --dry-run prints, and a total out of range as a protocol
+// error.
+func TestCheckBatchSpace(t *testing.T) {
+	dir := t.TempDir()
+	if err := checkBatchSpace(dir, 1<<20); err != nil {
+		t.Errorf("1 MiB: %v", err)
+	}
+	if err := checkBatchSpace(dir, 1<<59); err == nil || !strings.Contains(err.Error(), "the evacuation needs") {
+		t.Errorf("512 PiB: %v", err)
+	}
+	if err := checkBatchSpace(dir, 1<<61); !errors.Is(err, ErrProtocol) {
+		t.Errorf("2 EiB: %v", err)
 	}
 }
 

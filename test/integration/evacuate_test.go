@@ -82,9 +82,20 @@ func TestCheckpointAllRestoreAll(t *testing.T) {
 		t.Fatalf("copying the rootfs: %v: %s", err, out)
 	}
 	vol := e.id()
-	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sh", "-c", counterScript}, func(s *specs.Spec) {
+	// Its output goes to a log on the tmpfs too, which the reboot takes.
+	logPath := filepath.Join(filepath.Dir(volatileRoot), "out.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := exec.Command(e.bin, "--root", e.root, "run", "-d", "--bundle", e.bundle([]string{"sh", "-c", "echo started; " + counterScript}, func(s *specs.Spec) {
 		s.Root.Path, s.Root.Readonly = volatileRoot, false
 	}), vol)
+	run.Stdout, run.Stderr = logFile, logFile
+	if err := run.Run(); err != nil {
+		t.Fatalf("lkc run -d %s: %v", vol, err)
+	}
+	logFile.Close()
 	waitCount(t, volatileRoot, 3)
 	volChild := strings.TrimSpace(e.mustLkc("exec", vol, "cat", "/child"))
 	created := e.id()
@@ -134,6 +145,9 @@ func TestCheckpointAllRestoreAll(t *testing.T) {
 	waitCount(t, diskRoot, savedDisk+2)
 	if got := strings.TrimSpace(e.mustLkc("exec", disk, "cat", cgroupFile("pids", "pids.max", "pids.max"))); got != "77" {
 		t.Errorf("pids.max after restore --all %q, want 77 (set by lkc update)", got)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, vol, "fd1.log")); err != nil || len(data) != len("started\n") {
+		t.Errorf("the stand-in for the tmpfs container's lost log: %q, %v (want as long as the log was)", data, err)
 	}
 	newRoot := filepath.Join(dir, vol, "bundle", "rootfs")
 	if n := waitCount(t, newRoot, savedVol+1); n > savedVol+30 {

@@ -1,0 +1,116 @@
+package evacuate
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// /dev/shm (a tmpfs wherever it exists) is volatile; a test's directory
+// on disk is not.
+func TestVolatile(t *testing.T) {
+	var st unix.Statfs_t
+	if unix.Statfs("/dev/shm", &st) == nil && st.Type == unix.TMPFS_MAGIC {
+		if v, err := volatile("/dev/shm"); err != nil || !v {
+			t.Errorf("/dev/shm: %v %v, want volatile", v, err)
+		}
+	}
+	dir := t.TempDir()
+	if unix.Statfs(dir, &st) == nil && st.Type != unix.TMPFS_MAGIC && st.Type != unix.RAMFS_MAGIC && st.Type != unix.OVERLAYFS_SUPER_MAGIC {
+		if v, err := volatile(dir); err != nil || v {
+			t.Errorf("%s (fs %x): %v %v, want not volatile", dir, st.Type, v, err)
+		}
+	}
+	if _, err := volatile(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing path: no error")
+	}
+}
+
+func TestUnescapeMount(t *testing.T) {
+	if got := unescapeMount(`/a\040b\134c`); got != `/a b\c` {
+		t.Errorf("got %q", got)
+	}
+	if !within("/x/y", "/x") || within("/xy", "/x") || !within("/x", "/") {
+		t.Error("within")
+	}
+}
+
+// The restore's config is the kept one with only root.path changed.
+func TestWriteConfig(t *testing.T) {
+	dir := t.TempDir()
+	kept := filepath.Join(dir, "kept.json")
+	os.WriteFile(kept, []byte(`{"ociVersion":"1.0.2","root":{"path":"rootfs","readonly":true},"hostname":"h"}`), 0o600)
+	if err := writeConfig(kept, dir, "/new/rootfs"); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	var s struct {
+		Root     map[string]any `json:"root"`
+		Hostname string         `json:"hostname"`
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Root["path"] != "/new/rootfs" || s.Root["readonly"] != true || s.Hostname != "h" {
+		t.Errorf("written %s", data)
+	}
+}
+
+// The image dir is made, or must be empty; a refusal removes what it made.
+func TestMakeImageDir(t *testing.T) {
+	base := t.TempDir()
+	undo, err := makeImageDir(filepath.Join(base, "new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	undo()
+	if _, err := os.Stat(filepath.Join(base, "new")); !os.IsNotExist(err) {
+		t.Errorf("undo left the made dir: %v", err)
+	}
+	os.WriteFile(filepath.Join(base, "f"), nil, 0o600)
+	if _, err := makeImageDir(base); err == nil || !strings.Contains(err.Error(), "is not empty (f)") {
+		t.Errorf("non-empty dir: %v", err)
+	}
+	if _, err := makeImageDir(filepath.Join(base, "f")); err == nil {
+		t.Error("a file: accepted")
+	}
+	if _, err := makeImageDir(filepath.Join(base, "no", "such")); err == nil {
+		t.Error("a missing parent: accepted")
+	}
+}
+
+// The estimate counts the pending containers' memory and saved rootfs.
+func TestCheckRoom(t *testing.T) {
+	dir := t.TempDir()
+	small := []*Entry{{ID: "a", Status: StatusPending, MemoryBytes: 1 << 20}, {ID: "b", Status: StatusSkipped, MemoryBytes: 1 << 62}}
+	if err := checkRoom(dir, small); err != nil {
+		t.Errorf("1 MiB: %v", err)
+	}
+	huge := []*Entry{{ID: "a", Status: StatusPending, MemoryBytes: 1 << 60}}
+	if err := checkRoom(dir, huge); err == nil || !strings.Contains(err.Error(), "the 1 containers need about") {
+		t.Errorf("1 EiB: %v", err)
+	}
+}
+
+func TestManifestRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	m := &Manifest{Version: manifestVersion, Complete: true, Containers: []*Entry{{ID: "a", Status: StatusDumped}}}
+	if err := writeManifest(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadManifest(dir)
+	if err != nil || !got.Complete || len(got.Containers) != 1 || got.Containers[0].ID != "a" {
+		t.Fatalf("read back %+v, %v", got, err)
+	}
+	os.WriteFile(filepath.Join(dir, ManifestFile), []byte(`{"version":99}`), 0o600)
+	if _, err := ReadManifest(dir); err == nil || !strings.Contains(err.Error(), "version 99") {
+		t.Errorf("version 99: %v", err)
+	}
+	if _, err := ReadManifest(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not made by checkpoint --all") {
+		t.Errorf("no manifest: %v", err)
+	}
+}
