@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -201,23 +200,21 @@ func (o *CheckpointOpts) dumpAll(m *Manifest) {
 			failed = append(failed, e)
 		}
 	}
-	var mu sync.Mutex
-	done := 0
+	t := &tally{total: len(todo), progress: o.Progress}
 	each(todo, o.Parallel, func(e *Entry) {
-		o.progress(Event{ID: e.ID, Started: true, Done: done, Total: len(todo)})
+		t.start(e.ID)
 		start := time.Now()
 		err := o.dumpOne(e)
-		mu.Lock()
-		done++
+		took := time.Since(start)
+		t.Lock()
 		if err != nil {
 			e.Status, e.Error = StatusFailed, err.Error()
 			failed = append(failed, e)
 		} else {
-			e.Status, e.DumpMS = StatusDumped, ms(time.Since(start))
+			e.Status, e.DumpMS = StatusDumped, ms(took)
 		}
-		ev := Event{ID: e.ID, Err: err, MS: ms(time.Since(start)), Done: done, Total: len(todo)}
-		mu.Unlock()
-		o.progress(ev)
+		t.Unlock()
+		t.end(e.ID, err, took)
 	})
 	if o.Stop {
 		for _, e := range failed {
@@ -227,12 +224,6 @@ func (o *CheckpointOpts) dumpAll(m *Manifest) {
 			}
 			e.Stopped = true
 		}
-	}
-}
-
-func (o *CheckpointOpts) progress(ev Event) {
-	if o.Progress != nil {
-		o.Progress(ev)
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -112,5 +114,39 @@ func TestManifestRoundTrip(t *testing.T) {
 	}
 	if _, err := ReadManifest(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not made by checkpoint --all") {
 		t.Errorf("no manifest: %v", err)
+	}
+}
+
+// each runs every item at most n at a time, and tally's events count
+// them in order of ending.
+func TestEachBoundAndTally(t *testing.T) {
+	items := make([]int, 20)
+	var mu sync.Mutex
+	running, most := 0, 0
+	var ends []int
+	tl := &tally{total: len(items), progress: func(ev Event) {
+		if !ev.Started {
+			mu.Lock()
+			ends = append(ends, ev.Done)
+			mu.Unlock()
+		}
+	}}
+	each(items, 3, func(int) {
+		mu.Lock()
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		tl.start("x")
+		time.Sleep(time.Millisecond)
+		mu.Lock()
+		running--
+		mu.Unlock()
+		tl.end("x", nil, time.Millisecond)
+	})
+	if most > 3 || most < 1 {
+		t.Errorf("%d at a time, bound 3", most)
+	}
+	if len(ends) != 20 || tl.done != 20 {
+		t.Errorf("%d end events, done %d", len(ends), tl.done)
 	}
 }

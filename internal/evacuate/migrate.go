@@ -121,26 +121,17 @@ func (o *MigrateOpts) probe(ctx context.Context, ev *Evacuation, todo []int, bat
 
 // moveAll migrates the containers todo indexes.
 func (o *MigrateOpts) moveAll(ctx context.Context, ev *Evacuation, todo []int) {
-	var mu sync.Mutex
-	done := 0
+	t := &tally{total: len(todo), progress: o.Progress}
 	each(todo, o.Parallel, func(i int) {
 		m := &ev.Moves[i]
-		if o.Progress != nil {
-			o.Progress(Event{ID: m.ID, Started: true, Done: done, Total: len(todo)})
-		}
+		t.start(m.ID)
 		start := time.Now()
 		sum, err := migrate.Migrate(ctx, o.options(m.ID))
-		mu.Lock()
-		done++
 		if err != nil {
 			m.Status, m.Error = StatusKept, err.Error()
 		} else {
 			m.Status, m.Summary = StatusMoved, sum
 		}
-		e := Event{ID: m.ID, Err: err, MS: ms(time.Since(start)), Done: done, Total: len(todo)}
-		mu.Unlock()
-		if o.Progress != nil {
-			o.Progress(e)
-		}
+		t.end(m.ID, err, time.Since(start))
 	})
 }

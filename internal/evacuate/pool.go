@@ -1,6 +1,9 @@
 package evacuate
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // each runs fn on every item, at most n at a time (n < 1 is 1), and
 // returns when all are done.
@@ -20,4 +23,35 @@ func each[T any](items []T, n int, fn func(T)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// tally counts the items of an each that have ended, for the progress
+// events its goroutines send, and holds the lock they share.
+type tally struct {
+	sync.Mutex
+	done, total int
+	progress    func(Event) // nil is quiet
+}
+
+// start reports that item id begins.
+func (t *tally) start(id string) {
+	t.Lock()
+	ev := Event{ID: id, Started: true, Done: t.done, Total: t.total}
+	t.Unlock()
+	t.send(ev)
+}
+
+// end reports that item id ended after took, with err.
+func (t *tally) end(id string, err error, took time.Duration) {
+	t.Lock()
+	t.done++
+	ev := Event{ID: id, Err: err, MS: ms(took), Done: t.done, Total: t.total}
+	t.Unlock()
+	t.send(ev)
+}
+
+func (t *tally) send(ev Event) {
+	if t.progress != nil {
+		t.progress(ev)
+	}
 }

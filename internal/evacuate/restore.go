@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -70,11 +69,10 @@ func RestoreAll(o RestoreOpts) ([]Result, error) {
 			results[i].Error = "its dump never finished (the checkpoint was interrupted)"
 		}
 	}
-	var mu sync.Mutex
-	done := 0
+	t := &tally{total: len(todo), progress: o.Progress}
 	each(todo, o.Parallel, func(i int) {
 		e := m.Containers[i]
-		o.progress(Event{ID: e.ID, Started: true, Done: done, Total: len(todo)})
+		t.start(e.ID)
 		start := time.Now()
 		bundle, err := o.restoreOne(e)
 		r := &results[i]
@@ -84,19 +82,9 @@ func RestoreAll(o RestoreOpts) ([]Result, error) {
 		} else {
 			r.Status, r.Error, r.Bundle = StatusRestored, "", bundle
 		}
-		mu.Lock()
-		done++
-		ev := Event{ID: e.ID, Err: err, MS: r.MS, Done: done, Total: len(todo)}
-		mu.Unlock()
-		o.progress(ev)
+		t.end(e.ID, err, time.Since(start))
 	})
 	return results, nil
-}
-
-func (o *RestoreOpts) progress(ev Event) {
-	if o.Progress != nil {
-		o.Progress(ev)
-	}
 }
 
 // restoreOne restores one dumped container and returns the bundle it
