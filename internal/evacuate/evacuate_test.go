@@ -150,3 +150,31 @@ func TestEachBoundAndTally(t *testing.T) {
 		t.Errorf("%d end events, done %d", len(ends), tl.done)
 	}
 }
+
+// The namespaces to lock are those the dumped containers joined by path,
+// once each; lkc's own is the host's.
+func TestJoinedNetns(t *testing.T) {
+	dir := t.TempDir()
+	cfg := map[string]string{
+		"a": `{"linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/run/netns/x"}]}}`,
+		"b": `{"linux":{"namespaces":[{"type":"network","path":"/run/netns/x"}]}}`,
+		"c": `{"linux":{"namespaces":[{"type":"network"}]}}`,
+		"d": `{"linux":{"namespaces":[{"type":"network","path":"/run/netns/y"}]}}`,
+	}
+	m := &Manifest{}
+	for id, c := range cfg {
+		os.Mkdir(filepath.Join(dir, id), 0o700)
+		os.WriteFile(filepath.Join(dir, id, "config.json"), []byte(c), 0o600)
+		st := StatusDumped
+		if id == "d" {
+			st = StatusFailed
+		}
+		m.Containers = append(m.Containers, &Entry{ID: id, Status: st})
+	}
+	if got := joinedNetns(m, dir); len(got) != 1 || got[0] != "/run/netns/x" {
+		t.Errorf("joined %v, want [/run/netns/x]", got)
+	}
+	if !isHostNetns("/proc/self/ns/net") {
+		t.Error("lkc's own namespace is not taken for the host's")
+	}
+}

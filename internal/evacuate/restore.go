@@ -69,6 +69,13 @@ func RestoreAll(o RestoreOpts) ([]Result, error) {
 			results[i].Error = "its dump never finished (the checkpoint was interrupted)"
 		}
 	}
+	if o.Restore.TCPEstablished {
+		warn := o.Restore.Warn
+		if warn == nil {
+			warn = func(error) {}
+		}
+		defer lockNetns(joinedNetns(m, o.ImageDir), warn)()
+	}
 	t := &tally{total: len(todo), progress: o.Progress}
 	each(todo, o.Parallel, func(i int) {
 		e := m.Containers[i]

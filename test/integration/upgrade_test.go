@@ -146,6 +146,11 @@ func upgradeAfter(t *testing.T, e *env, dir string) {
 	if n := waitCount(t, counterRoot, st.Count+2); n > st.Count+50 {
 		t.Errorf("the counter restarted: %d after %d", n, st.Count)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			upgradeDiagnose(t, e, dir, st)
+		}
+	})
 	// The client goes on numbering over the same connection: replies
 	// beyond the last one before the reboot.
 	clientRoot := filepath.Join(dir, "rootfs-client")
@@ -207,4 +212,22 @@ func waitReplies(t *testing.T, root string, n int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// upgradeDiagnose logs what a failed second boot needs looked at: the
+// connection's sockets, the containers' processes, the end of the
+// restore logs and the kernel's.
+func upgradeDiagnose(t *testing.T, e *env, dir string, st upgradeState) {
+	run := func(name string, args ...string) {
+		out, err := exec.Command(name, args...).CombinedOutput()
+		t.Logf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	run("ip", "netns", "exec", upgradeNetns, "ss", "-tanoi")
+	for _, id := range []string{st.Server, st.Client} {
+		r := e.lkc("ps", id)
+		t.Logf("lkc ps %s: %v", id, r)
+		run("tail", "-n", "15", filepath.Join(dir, "images", id, "restore.log"))
+	}
+	run("tail", "-c", "300", filepath.Join(dir, "rootfs-client", "replies"))
+	run("dmesg", "--notime")
 }
