@@ -127,7 +127,7 @@ func (o *CheckpointOpts) plan(id string) *Entry {
 			e.Status, e.Error = StatusFailed, err.Error()
 		}
 	}
-	if id+".tmp" == ManifestFile || id == ManifestFile {
+	if id == ManifestFile || id == ManifestFile+".tmp" {
 		e.Status, e.Error = StatusFailed, "its id is the manifest's file name"
 	}
 	return e
