@@ -315,7 +315,8 @@ func (h *testHosts) migrateAll(from, to *testHost, flags ...string) (result, map
 // a dry run that names the container the target would refuse (its id is
 // taken there) and moves nothing; the move of the others, in parallel
 // (the target receives three at a time), each counting on where it was,
-// the refused one still running here.
+// the refused one still running here; a dry run to a target without
+// room.
 func TestMigrateAll(t *testing.T) {
 	h := newTestHosts(t)
 	a, b := h.hosts[0], h.hosts[1]
@@ -374,6 +375,18 @@ func TestMigrateAll(t *testing.T) {
 		t.Errorf("%s is %q, want kept", taken, got[taken])
 	}
 	a.e.waitStatus(taken, "running")
+
+	// A target whose bundle directory cannot hold the evacuation.
+	b.stopServe()
+	b.bundles = tmpfsDir(t, "1m")
+	h.startServe(b)
+	more, _ := h.runContainer(a, migCounter, nil)
+	r, got = h.migrateAll(a, b, "--dry-run")
+	a.e.checkOneLineFailure(r, "2 of 2 containers not movable", nil)
+	if got[more] != "would fail" || !regexp.MustCompile(`incompatible target: \S+ has \d+ MiB free, the (container|evacuation) needs`).MatchString(r.stdout) {
+		t.Errorf("dry run to a full target: %s is %q: %s", more, got[more], r.stdout)
+	}
+	a.e.waitStatus(more, "running")
 	a.e.failLkc("--token-file is required", "migrate", "--all", b.ip+":7070")
 	a.e.failLkc("root /nonexistent-lkc-root: no such file or directory",
 		"--root", "/nonexistent-lkc-root", "migrate", "--all", "--token-file", h.token, b.ip+":7070")
