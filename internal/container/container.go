@@ -35,6 +35,10 @@ var (
 	ErrNotExist   = state.ErrNotExist
 	ErrExist      = state.ErrExist
 	ErrWrongState = errors.New("wrong state for this operation")
+	// ErrNotRunning is runc's wording for a signal to a stopped container:
+	// containerd's shim looks for it to tell a task that already exited
+	// from a failed kill.
+	ErrNotRunning = errors.New("container not running")
 )
 
 // Container is a loaded container record.

@@ -1,7 +1,9 @@
 package container
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -57,18 +59,21 @@ func (c *Container) start() error {
 }
 
 // Kill sends sig to the container's init, or with all to every process in
-// its cgroup.
+// its cgroup. As in runc, all works on a stopped container too, and
+// signals what is left in its cgroup: containerd's shim kills every task
+// that exited that way, and takes a failure for a kill that did not
+// happen.
 func Kill(root, id string, sig unix.Signal, all bool) error {
 	c, err := load(root, id, false)
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	if s := c.status(); s == Stopped {
-		return wrongState(id, "kill", s)
-	}
 	if all {
 		return signalAll(c.cgroup(), sig)
+	}
+	if c.status() == Stopped {
+		return notRunning(id)
 	}
 	return c.signalInit(sig)
 }
@@ -81,7 +86,7 @@ func (c *Container) signalInit(sig unix.Signal) error {
 	}
 	defer unix.Close(pidfd)
 	if c.status() == Stopped {
-		return wrongState(c.st.ID, "kill", Stopped)
+		return notRunning(c.st.ID)
 	}
 	if err := unix.PidfdSendSignal(pidfd, sig, nil, 0); err != nil {
 		return fmt.Errorf("container %s: signalling init: %w", c.st.ID, err)
@@ -89,8 +94,19 @@ func (c *Container) signalInit(sig unix.Signal) error {
 	return nil
 }
 
+// notRunning refuses a signal to a stopped container's init in runc's
+// words.
+func notRunning(id string) error {
+	return fmt.Errorf("%w: %w: cannot kill container %s: it is %s", ErrWrongState, ErrNotRunning, id, Stopped)
+}
+
+// signalAll signals every process in cg; a cgroup already gone (a stopped
+// container's) has none.
 func signalAll(cg cgroups.Manager, sig unix.Signal) error {
 	pids, err := cg.Procs()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("listing container processes: %w", err)
 	}

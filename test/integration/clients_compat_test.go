@@ -169,3 +169,24 @@ func TestClientsUpdateZeroIsUnchanged(t *testing.T) {
 		t.Skip("no cgroup v1 memory, pids and cpu hierarchies here (the v2 files are checked by the update tests)")
 	}
 }
+
+// TestClientsKillStoppedContainer: containerd's runc shim kills a task
+// whose init has exited with `kill --all <id> KILL` (the CRI plugin does so
+// for every container exit, to reap what is left in its cgroup) and needs
+// exit 0 there, as runc gives; and it reads a kill refused because the
+// container is stopped by runc's words "container not running" (its
+// "process already finished"). Otherwise the CRI plugin retries the exit
+// forever and the pod's container never leaves RUNNING.
+func TestClientsKillStoppedContainer(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	if r := e.lkc("run", "--keep", "--bundle", e.bundle([]string{"true"}, nil), id); r.code != 0 {
+		t.Fatalf("run --keep: %v", r)
+	}
+	if r := e.lkc("kill", "--all", id, "KILL"); r.code != 0 {
+		t.Errorf("kill --all of a stopped container: %v; want exit 0, as runc", r)
+	}
+	e.failLkc(`^lkc: kill: .*container not running.*: it is stopped$`, "kill", id, "KILL")
+	e.mustLkc("delete", id)
+	e.assertIDGone(id)
+}
