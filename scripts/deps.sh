@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deps.sh: install the Debian 12 packages lkc's build, tests and benchmarks
 # need, then libseccomp built with musl (scripts/install-libseccomp-musl.sh,
-# which `make lkc` links) and CRIU 4.x (scripts/install-criu.sh), each into a
-# private prefix.
+# which `make lkc` links), CRIU 4.x (scripts/install-criu.sh) and the
+# Kubernetes CRI tools test/clients drives pods with, crictl and containerd
+# 2.x (scripts/install-cri-tools.sh), each into a private prefix.
 # Idempotent and fast when everything is already there: apt-get update/install
 # only run if a package is missing. Must run as root.
 #
@@ -79,4 +80,6 @@ say "libseccomp (musl): running install-libseccomp-musl.sh"
 "$here/install-libseccomp-musl.sh" || die "install-libseccomp-musl.sh failed"
 say "criu: running install-criu.sh"
 "$here/install-criu.sh" || die "install-criu.sh failed"
+say "cri tools: running install-cri-tools.sh"
+"$here/install-cri-tools.sh" || die "install-cri-tools.sh failed"
 say "done"

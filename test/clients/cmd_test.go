@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,11 +61,18 @@ func tryCommand(t *testing.T, env []string, name string, args ...string) result 
 
 func runCommand(t *testing.T, env []string, name string, args ...string) (result, error) {
 	t.Helper()
+	return runWithInput(t, env, nil, name, args...)
+}
+
+// runWithInput is runCommand with stdin read from input (nil: /dev/null).
+func runWithInput(t *testing.T, env []string, input io.Reader, name string, args ...string) (result, error) {
+	t.Helper()
 	r := result{args: append([]string{name}, args...)}
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = input
 	dir := t.TempDir()
 	out, err := os.Create(filepath.Join(dir, "stdout"))
 	if err != nil {

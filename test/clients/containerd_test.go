@@ -24,8 +24,22 @@ type containerd struct {
 	t    *testing.T
 	dir  string
 	addr string
+	ctrs string // the ctr that speaks to it
 	cmd  *exec.Cmd
 	exit chan error
+}
+
+// ctdBuild is a containerd to start: its daemon, ctr and the directory of
+// its shims (searched first: containerd runs the shim it finds on PATH),
+// and the config it is started with, made for its directory.
+type ctdBuild struct {
+	name, daemon, ctr, shimDir string
+	config                     func(dir string) string
+}
+
+// debianContainerd is Debian's containerd 1.6, whose shim is on PATH.
+func debianContainerd(config func(dir string) string) ctdBuild {
+	return ctdBuild{name: "1.6", daemon: "containerd", ctr: "ctr", config: config}
 }
 
 // containerdConfig is the daemon's config; extra is appended (a runtime
@@ -56,9 +70,16 @@ state = %[2]q
 		filepath.Join(dir, "opt"), extra)
 }
 
-// startContainerd starts containerd with containerdConfig(extra) and stops
-// it at the end, checking that it and its shims are gone.
+// startContainerd starts Debian's containerd with containerdConfig(extra)
+// and stops it at the end, checking that it and its shims are gone.
 func startContainerd(t *testing.T, extra string) *containerd {
+	t.Helper()
+	return launchContainerd(t, debianContainerd(func(dir string) string { return containerdConfig(dir, extra) }))
+}
+
+// launchContainerd starts b and stops it at the end, checking that it
+// and its shims are gone.
+func launchContainerd(t *testing.T, b ctdBuild) *containerd {
 	t.Helper()
 	// Not t.TempDir(): a unix socket path must stay under 108 bytes.
 	dir, err := os.MkdirTemp("", "lkc-ctd-")
@@ -66,9 +87,9 @@ func startContainerd(t *testing.T, extra string) *containerd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	c := &containerd{t: t, dir: dir, addr: filepath.Join(dir, "containerd.sock"), exit: make(chan error, 1)}
+	c := &containerd{t: t, dir: dir, addr: filepath.Join(dir, "containerd.sock"), ctrs: b.ctr, exit: make(chan error, 1)}
 	conf := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(conf, []byte(containerdConfig(dir, extra)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(b.config(dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	log, err := os.Create(filepath.Join(dir, "containerd.log"))
@@ -76,7 +97,10 @@ func startContainerd(t *testing.T, extra string) *containerd {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	c.cmd = exec.Command("containerd", "--config", conf)
+	c.cmd = exec.Command(b.daemon, "--config", conf)
+	if b.shimDir != "" {
+		c.cmd.Env = append(os.Environ(), "PATH="+b.shimDir+":"+os.Getenv("PATH"))
+	}
 	c.cmd.Stdout, c.cmd.Stderr = log, log
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -89,7 +113,7 @@ func startContainerd(t *testing.T, extra string) *containerd {
 		c.t = t
 		c.stop()
 	})
-	if !waitFor(20*time.Second, func() bool { return command(t, nil, "ctr", "--address", c.addr, "version").code == 0 }) {
+	if !waitFor(20*time.Second, func() bool { return command(t, nil, c.ctrs, "--address", c.addr, "version").code == 0 }) {
 		t.Fatalf("containerd did not answer on %s within 20s; log:\n%s", c.addr, lastLines(readFile(log.Name()), 20))
 	}
 	return c
@@ -98,14 +122,14 @@ func startContainerd(t *testing.T, extra string) *containerd {
 // ctr runs ctr against this daemon in namespace ns.
 func (c *containerd) ctr(ns string, args ...string) result {
 	c.t.Helper()
-	return command(c.t, nil, "ctr", append([]string{"--address", c.addr, "-n", ns}, args...)...)
+	return command(c.t, nil, c.ctrs, append([]string{"--address", c.addr, "-n", ns}, args...)...)
 }
 
 // tryCtr is ctr for cleanups: a hung ctr is reported, and the cleanup
 // goes on.
 func (c *containerd) tryCtr(ns string, args ...string) result {
 	c.t.Helper()
-	return tryCommand(c.t, nil, "ctr", append([]string{"--address", c.addr, "-n", ns}, args...)...)
+	return tryCommand(c.t, nil, c.ctrs, append([]string{"--address", c.addr, "-n", ns}, args...)...)
 }
 
 // stop removes what is left in every namespace, stops the daemon, and

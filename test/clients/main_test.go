@@ -23,7 +23,9 @@ var (
 	lkcBinary  string // the binary under test
 	imageTar   string // a busybox rootfs as a tarball, for `podman import`
 	ociArchive string // the same as an image in an OCI archive, for `ctr images import`
-	setupErr   error  // why the suite cannot run, reported by every test
+	// The CRI tests' pause and busybox images, as OCI archives.
+	pauseArchive, busyboxArchive string
+	setupErr                     error // why the suite cannot run, reported by every test
 )
 
 // runtimes are the OCI runtimes every case runs with: lkc, and runc as the
@@ -81,7 +83,11 @@ func setup(tmp string) error {
 	if out, err := exec.Command("tar", "-C", filepath.Join(bundle, "rootfs"), "-cf", imageTar, ".").CombinedOutput(); err != nil {
 		return fmt.Errorf("packing the rootfs: %v: %s", err, out)
 	}
-	return makeOCIArchive(tmp)
+	if err := makeOCIArchive(tmp); err != nil {
+		return err
+	}
+	pauseArchive, busyboxArchive, err = makeCRIImages(tmp)
+	return err
 }
 
 // makeOCIArchive turns the rootfs tarball into an image in an OCI archive

@@ -1,0 +1,320 @@
+package clients
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestCRI drives pods through containerd's CRI plugin with crictl, as the
+// kubelet does, on containerd 1.6 and 2.x, with lkc as the pods' runtime
+// handler and runc, the reference, through the same cases.
+func TestCRI(t *testing.T) {
+	requireSetup(t)
+	for i, b := range criBuilds() {
+		t.Run("containerd-"+b.name, func(t *testing.T) {
+			requireCRI(t, b)
+			d := startCRI(t, b, i)
+			for _, rt := range runtimes() {
+				t.Run(rt.name, func(t *testing.T) {
+					root := filepath.Join(criRuntimeRoot(d.dir, rt.name), criNamespace)
+					t.Cleanup(func() { checkNoState(t, root) })
+					for _, c := range criCases {
+						t.Run(c.name, func(t *testing.T) {
+							c.run(&criRuntime{d: d, t: t, rt: rt, root: root})
+						})
+					}
+				})
+			}
+		})
+	}
+}
+
+var criCases = []struct {
+	name string
+	run  func(*criRuntime)
+}{
+	{"pod", criPodLifecycle},
+	{"shared namespaces", criSharedNamespaces},
+	{"host namespaces", criHostNamespaces},
+	{"read-only rootfs", criReadOnlyRootfs},
+	{"pod cgroup limits", criPodCgroupLimits},
+}
+
+// criPodLifecycle runs a pod and a container in it through the CRI
+// operations the kubelet uses: runp, create/start, inspect/inspectp,
+// exec (streamed, synchronous, with a terminal), logs, stats/statsp,
+// update, attach, logs --follow, stop/rm, stopp/rmp.
+func criPodLifecycle(r *criRuntime) {
+	t := r.t
+	t0 := time.Now()
+	pod := r.runPod("life", "", map[string]int{"pid": nsContainer})
+	t1 := time.Now()
+	if st := ociStatus(t, r.rt, r.root, pod.id); st != "running" {
+		t.Fatalf("%s state of the sandbox %s after crictl runp: %q, want running", r.rt.name, pod.id, st)
+	}
+	// containerd 1.6 names the handler in its info, 2.x in the status.
+	var sb struct {
+		Status struct {
+			State          string
+			RuntimeHandler string `json:"runtimeHandler"`
+		}
+		Info struct {
+			RuntimeHandler string `json:"runtimeHandler"`
+		}
+	}
+	if err := json.Unmarshal([]byte(r.must("inspectp", "-o", "json", pod.id)), &sb); err != nil {
+		t.Fatalf("crictl inspectp: %v", err)
+	}
+	if handler := sb.Status.RuntimeHandler + sb.Info.RuntimeHandler; sb.Status.State != "SANDBOX_READY" || handler != r.rt.name && handler != r.rt.name+r.rt.name {
+		t.Errorf("crictl inspectp: state %q, runtime handler %q; want SANDBOX_READY, %s", sb.Status.State, handler, r.rt.name)
+	}
+	app := pod.start(pod.container("app", []string{"sh", "-c",
+		"trap 'echo bye; exit 0' TERM; echo out; echo err >&2; while :; do sleep 1 & wait $!; done"}, nil))
+	t.Logf("%s: runp %v, create+start %v", r.rt.name, t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
+	checkCgroupPlacement(t, r.rt, r.root, app, pod.parent)
+	in := r.inspect(app)
+	if st := ociState(t, r.rt, r.root, app); in.Status.State != "CONTAINER_RUNNING" || in.Info.Pid != st.Pid || in.Info.RuntimeOptions.BinaryName != r.rt.path {
+		t.Errorf("crictl inspect: state %q, pid %d, binary %q; want CONTAINER_RUNNING, %d (the runtime's), %s",
+			in.Status.State, in.Info.Pid, in.Info.RuntimeOptions.BinaryName, st.Pid, r.rt.path)
+	}
+
+	if out := r.exec(app, "sh", "-c", "echo exec-out; hostname"); out != "exec-out\nlife\n" {
+		t.Errorf("crictl exec: %q, want exec-out and the pod's hostname", out)
+	}
+	// crictl exits 1 when the command fails, and names its exit code.
+	if res := r.crictl("exec", app, "sh", "-c", "echo to-err >&2; exit 3"); res.code == 0 || !strings.Contains(res.stderr, "to-err") ||
+		!strings.Contains(res.stderr, "exit code 3") {
+		t.Errorf("%v; want to-err and exit code 3 on stderr", res)
+	}
+	if out := r.must("exec", "--sync", app, "sh", "-c", "echo sync"); strings.TrimSpace(out) != "sync" {
+		t.Errorf("crictl exec --sync: %q, want sync", out)
+	}
+	if res := r.crictl("exec", "--sync", app, "sh", "-c", "exit 4"); res.code == 0 || !strings.Contains(res.stderr, "exited with 4") {
+		t.Errorf("%v; want exited with 4", res)
+	}
+	out, _ := runTTY(t, nil, "# ", "tty; stty size; exit 5\r", crictlBinary, "--config", r.d.crictlConf, "exec", "-it", app, "sh")
+	if !strings.Contains(out, "exit code 5") || !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, fmt.Sprintf("%d %d", ttyRows, ttyCols)) {
+		t.Errorf("crictl exec -it: the terminal shows %q; want a /dev/pts tty of %dx%d and exit code 5", out, ttyRows, ttyCols)
+	}
+	if res := r.crictl("logs", app); res.stdout != "out\n" || res.stderr != "err\n" {
+		t.Errorf("%v; want out on stdout, err on stderr", res)
+	}
+	criCheckStats(r, pod.id, app)
+
+	r.must("update", "--memory", "67108864", "--cpu-quota", "50000", "--cpu-period", "100000", app)
+	pid := ociState(t, r.rt, r.root, app).Pid
+	if v := cgroupValue(t, pid, "memory", "memory.limit_in_bytes", "memory.max"); v != "67108864" {
+		t.Errorf("memory limit of %s after crictl update --memory 64 MiB: %q", app, v)
+	}
+	if v := cgroupValue(t, pid, "cpu", "cpu.cfs_quota_us", "cpu.max"); v != "50000" && v != "50000 100000" {
+		t.Errorf("CPU quota of %s after crictl update --cpu-quota 50000: %q", app, v)
+	}
+
+	reader := pod.startOnly(pod.container("reader", []string{"sh", "-c", "read line; echo got:$line"},
+		map[string]any{"stdin": true, "stdin_once": true}))
+	res, err := runWithInput(t, nil, strings.NewReader("hello\n"), crictlBinary, "--config", r.d.crictlConf, "attach", "-i", reader)
+	if err != nil || !strings.Contains(res.stdout, "got:hello") {
+		t.Errorf("crictl attach -i: %v %v; want got:hello", res, err)
+	}
+	counter := pod.startOnly(pod.container("counter", []string{"sh", "-c", "echo one; sleep 1; echo two; sleep 1; echo three"}, nil))
+	if res := r.crictl("logs", "--follow", counter); res.code != 0 || res.stdout != "one\ntwo\nthree\n" {
+		t.Errorf("%v; want one, two, three, until the container exits", res)
+	}
+
+	r.must("stop", "--timeout", "10", app)
+	if in := r.inspect(app); in.Status.State != "CONTAINER_EXITED" || in.Status.ExitCode != 0 {
+		t.Errorf("after crictl stop: state %q, exit code %d; want CONTAINER_EXITED, 0 (the TERM trap)", in.Status.State, in.Status.ExitCode)
+	}
+	if res := r.crictl("logs", app); res.stdout != "out\nbye\n" {
+		t.Errorf("%v; want the TERM trap's bye", res)
+	}
+	r.must("rm", app)
+	if st := ociStatus(t, r.rt, r.root, app); st != "" {
+		t.Errorf("%s still has %s (%s) after crictl rm", r.rt.name, app, st)
+	}
+	pod.remove()
+}
+
+// criCheckStats checks that crictl stats and statsp report the running
+// container's and pod's CPU and memory use.
+func criCheckStats(r *criRuntime, pod, ctr string) {
+	t := r.t
+	var cs struct {
+		Stats []struct {
+			CPU    struct{ UsageCoreNanoSeconds struct{ Value json.Number } }
+			Memory struct{ WorkingSetBytes struct{ Value json.Number } }
+		}
+	}
+	out := r.must("stats", "-o", "json", ctr)
+	if err := json.Unmarshal([]byte(out), &cs); err != nil || len(cs.Stats) != 1 ||
+		positive(cs.Stats[0].CPU.UsageCoreNanoSeconds.Value) == 0 || positive(cs.Stats[0].Memory.WorkingSetBytes.Value) == 0 {
+		t.Errorf("crictl stats %s: %v: %s; want its CPU time and working set", ctr, err, out)
+	}
+	var ps struct {
+		Stats []struct {
+			Linux struct {
+				Memory     struct{ WorkingSetBytes struct{ Value json.Number } }
+				Containers []struct{ Attributes struct{ ID string } }
+			}
+		}
+	}
+	out = r.must("statsp", "-o", "json", pod)
+	if err := json.Unmarshal([]byte(out), &ps); err != nil || len(ps.Stats) != 1 ||
+		positive(ps.Stats[0].Linux.Memory.WorkingSetBytes.Value) == 0 || len(ps.Stats[0].Linux.Containers) == 0 {
+		t.Errorf("crictl statsp %s: %v: %s; want the pod's working set and its containers", pod, err, out)
+	}
+}
+
+// positive reads a protobuf JSON uint64 (a string or a number); 0 when it
+// is neither.
+func positive(n json.Number) uint64 {
+	v, _ := strconv.ParseUint(strings.Trim(string(n), `"`), 10, 64)
+	return v
+}
+
+// cgroupValue reads a cgroup file of process pid: v1 from controller
+// ctrl's hierarchy, else v2's.
+func cgroupValue(t *testing.T, pid int, ctrl, v1, v2 string) string {
+	t.Helper()
+	for _, line := range strings.Split(readFile(fmt.Sprintf("/proc/%d/cgroup", pid)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[1] == "" && isCgroup2("/sys/fs/cgroup") {
+			return strings.TrimSpace(readFile(filepath.Join("/sys/fs/cgroup", parts[2], v2)))
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if c == ctrl {
+				matches, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*"+ctrl+"*", parts[2], v1))
+				if len(matches) > 0 {
+					return strings.TrimSpace(readFile(matches[0]))
+				}
+			}
+		}
+	}
+	t.Errorf("no %s cgroup file for process %d", ctrl, pid)
+	return ""
+}
+
+// criSharedNamespaces runs two containers in a pod: both are in the
+// sandbox's network and IPC namespaces, and one reaches the other's server
+// on localhost.
+func criSharedNamespaces(r *criRuntime) {
+	t := r.t
+	pod := r.runPod("peers", "", map[string]int{"pid": nsContainer})
+	server := pod.start(pod.container("server", []string{"sh", "-c",
+		"echo pod-peer > /tmp/index.html && exec httpd -f -p 127.0.0.1:8080 -h /tmp"}, nil))
+	client := pod.start(pod.container("client", []string{"sleep", "3600"}, nil))
+	sandbox := ociState(t, r.rt, r.root, pod.id).Pid
+	for _, ns := range []string{"net", "ipc"} {
+		want, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", sandbox, ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{server, client} {
+			if got := strings.TrimSpace(r.exec(id, "readlink", "/proc/self/ns/"+ns)); got != want {
+				t.Errorf("%s namespace of container %s: %s, want the sandbox's %s", ns, id, got, want)
+			}
+		}
+	}
+	var res result
+	if !waitFor(10*time.Second, func() bool {
+		res = r.crictl("exec", client, "wget", "-qO-", "http://127.0.0.1:8080/")
+		return res.code == 0
+	}) || res.stdout != "pod-peer\n" {
+		t.Errorf("%v; want the server container's page over the pod's localhost", res)
+	}
+}
+
+// criHostNamespaces runs a hostNetwork, hostPID pod: its container is in
+// the host's network and PID namespaces.
+func criHostNamespaces(r *criRuntime) {
+	t := r.t
+	host := map[string]int{"network": nsNode, "pid": nsNode}
+	pod := r.runPod("host", "", host)
+	id := pod.start(pod.container("host", []string{"sleep", "3600"},
+		map[string]any{"linux": map[string]any{"security_context": map[string]any{"namespace_options": host}}}))
+	for _, ns := range []string{"net", "pid"} {
+		want, err := os.Readlink("/proc/self/ns/" + ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(r.exec(id, "readlink", "/proc/self/ns/"+ns)); got != want {
+			t.Errorf("%s namespace of a host-namespace pod's container: %s, want the host's %s", ns, got, want)
+		}
+	}
+	if res := r.crictl("exec", id, "test", "-d", fmt.Sprintf("/proc/%d", os.Getpid())); res.code != 0 {
+		t.Errorf("%v; a hostPID container should see the test's process", res)
+	}
+}
+
+// criReadOnlyRootfs runs a container with a read-only root filesystem and
+// a tmpfs the host mounted (as the kubelet mounts a memory-backed
+// emptyDir): the root refuses writes, the tmpfs takes them and the host
+// sees them.
+func criReadOnlyRootfs(r *criRuntime) {
+	t := r.t
+	scratch := t.TempDir()
+	if err := syscall.Mount("tmpfs", scratch, "tmpfs", 0, "size=4m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(scratch, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmounting %s: %v", scratch, err)
+		}
+	})
+	pod := r.runPod("ro", "", map[string]int{"pid": nsContainer})
+	id := pod.start(pod.container("ro", []string{"sleep", "3600"}, map[string]any{
+		"mounts": []map[string]any{{"container_path": "/scratch", "host_path": scratch}},
+		"linux": map[string]any{"security_context": map[string]any{
+			"readonly_rootfs":   true,
+			"namespace_options": map[string]int{"pid": nsContainer},
+		}},
+	}))
+	if res := r.crictl("exec", id, "touch", "/rootfs-file"); res.code == 0 || !strings.Contains(res.stderr, "Read-only file system") {
+		t.Errorf("%v; want the read-only root to refuse the write", res)
+	}
+	r.exec(id, "sh", "-c", "echo from-pod > /scratch/f")
+	if got := readFile(filepath.Join(scratch, "f")); got != "from-pod\n" {
+		t.Errorf("the host's tmpfs has %q, want what the container wrote", got)
+	}
+	if out := r.exec(id, "grep", " /scratch ", "/proc/mounts"); !strings.HasPrefix(out, "tmpfs ") {
+		t.Errorf("/scratch in the container: %q, want the tmpfs", out)
+	}
+}
+
+// criPodCgroupLimits gives a pod a cgroup_parent with a 32 MiB memory limit
+// and a pids limit set beforehand, as the kubelet sets its pod cgroup: a
+// container asking for 100 MiB is OOM-killed at the pod's limit (and
+// crictl inspect says OOMKilled), and a fork storm stops at the pids limit.
+func criPodCgroupLimits(r *criRuntime) {
+	t := r.t
+	parent := limitedCgroupParent(t, "cri-"+r.rt.name+"-limits")
+	pids := filepath.Join("/sys/fs/cgroup/pids", parent)
+	if isCgroup2("/sys/fs/cgroup") {
+		pids = filepath.Join("/sys/fs/cgroup", parent)
+	} else if err := os.Mkdir(pids, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pids, "pids.max"), []byte("16"), 0); err != nil {
+		t.Fatal(err)
+	}
+	pod := r.runPod("limits", parent, map[string]int{"pid": nsContainer})
+	hog := pod.startOnly(pod.container("hog", []string{"dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1"}, nil))
+	if in := r.waitExited(hog); in.Status.Reason != "OOMKilled" || in.Status.ExitCode != 137 {
+		t.Errorf("a 100 MiB container in a 32 MiB pod: exit code %d, reason %q; want 137, OOMKilled", in.Status.ExitCode, in.Status.Reason)
+	}
+	forker := pod.startOnly(pod.container("forker", []string{"sh", "-c", "for i in $(seq 30); do sleep 2 & done; wait"}, nil))
+	r.waitExited(forker)
+	if res := r.crictl("logs", forker); !strings.Contains(res.stderr, "can't fork") {
+		t.Errorf("%v; want forks refused at the pod's pids limit of 16", res)
+	}
+}
