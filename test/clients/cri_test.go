@@ -57,25 +57,39 @@ func criRuntimeRoot(dir, name string) string {
 // criConfigV2 is containerd 1.6's CRI config (version 2).
 func criConfigV2(dir string) string {
 	const p = `plugins."io.containerd.grpc.v1.cri"`
-	return containerdConfig(dir, fmt.Sprintf(`
-[%[1]s]
-  sandbox_image = %[2]q
+	return containerdConfig(dir, criSettingsV2(dir)+fmt.Sprintf(`  [%[1]s.containerd]
+    default_runtime_name = "runc"
+%[2]s`, p, criHandlers(dir, p+".containerd.runtimes")))
+}
+
+// criSettingsV2 is what a CRI test sets in containerd 1.6 beside the
+// handlers: the local pause image, a streaming server on a free loopback
+// port, oom_score_adj kept at the test's own (no CAP_SYS_RESOURCE here),
+// and pod network namespaces and CNI config under the daemon's directory.
+func criSettingsV2(dir string) string {
+	return fmt.Sprintf(`
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %[1]q
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
-  [%[1]s.cni]
+  [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
-    conf_dir = %[3]q
-  [%[1]s.containerd]
-    default_runtime_name = "runc"
-%[4]s`, p, pauseImage, filepath.Join(dir, "cni"), criHandlers(dir, p+".containerd.runtimes")))
+    conf_dir = %[2]q
+`, pauseImage, filepath.Join(dir, "cni"))
 }
 
-// criConfigV3 is containerd 2.x's CRI config (version 3): the CRI plugin is
-// split into an images plugin (the sandbox image), a runtime plugin
-// (handlers, CNI) and the gRPC service (streaming server).
+// criConfigV3 is containerd 2.x's CRI config (version 3).
 func criConfigV3(dir string) string {
+	return criBaseV3(dir) + criSettingsV3(dir) + fmt.Sprintf(`  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+%s`, criHandlers(dir, `plugins."io.containerd.cri.v1.runtime".containerd.runtimes`))
+}
+
+// criBaseV3 is containerdConfig's part for containerd 2.x: config version 3,
+// and NRI off (its socket is a fixed path on the host).
+func criBaseV3(dir string) string {
 	return fmt.Sprintf(`version = 3
 root = %[1]q
 state = %[2]q
@@ -92,8 +106,16 @@ state = %[2]q
   path = %[5]q
 [plugins."io.containerd.nri.v1.nri"]
   disable = true
-[plugins."io.containerd.cri.v1.images".pinned_images]
-  sandbox = %[6]q
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), filepath.Join(dir, "containerd.sock"),
+		filepath.Join(dir, "containerd.sock.ttrpc"), filepath.Join(dir, "opt"))
+}
+
+// criSettingsV3 is criSettingsV2 for containerd 2.x, whose CRI plugin is
+// split in three: an images plugin (the sandbox image), a runtime plugin
+// (handlers, CNI) and the gRPC service (the streaming server).
+func criSettingsV3(dir string) string {
+	return fmt.Sprintf(`[plugins."io.containerd.cri.v1.images".pinned_images]
+  sandbox = %[1]q
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
@@ -102,12 +124,8 @@ state = %[2]q
   netns_mounts_under_state_dir = true
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = ["/usr/lib/cni"]
-    conf_dir = %[7]q
-  [plugins."io.containerd.cri.v1.runtime".containerd]
-    default_runtime_name = "runc"
-%[8]s`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), filepath.Join(dir, "containerd.sock"),
-		filepath.Join(dir, "containerd.sock.ttrpc"), filepath.Join(dir, "opt"), pauseImage, filepath.Join(dir, "cni"),
-		criHandlers(dir, `plugins."io.containerd.cri.v1.runtime".containerd.runtimes`))
+    conf_dir = %[2]q
+`, pauseImage, filepath.Join(dir, "cni"))
 }
 
 // criHandlers are the runtime handlers lkc and runc under table prefix p.

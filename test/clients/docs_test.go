@@ -1,6 +1,7 @@
 package clients
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,41 +62,63 @@ func TestDocsPodmanContainersConf(t *testing.T) {
 	}
 }
 
-// TestDocsContainerdRuntimeHandler starts containerd with the documented
-// CRI runtime handler. Debian has no crictl and no registry is reachable
-// for a pause image, so the handler is checked as far as containerd goes
-// without a pod: the CRI plugin loads with it, the dumped config carries
-// lkc as BinaryName, and a container runs through the same shim and
-// option set the way ctr sets them (--runtime io.containerd.runc.v2
-// --runc-binary).
+// TestDocsContainerdRuntimeHandler starts containerd 1.6 with the
+// documented CRI runtime handler (config version 2) and runs a pod with it.
 func TestDocsContainerdRuntimeHandler(t *testing.T) {
 	requireSetup(t)
-	handler := snippet(t, "containerd runtime handler")
-	handler = strings.Replace(handler, "version = 2\n", "", 1) // containerdConfig has it
-	cni := t.TempDir()
-	extra := handler + `
-[plugins."io.containerd.grpc.v1.cri".cni]
-  bin_dir = "/usr/lib/cni"
-  conf_dir = "` + cni + `"
-`
-	c := startContainerd(t, extra)
-	if out := command(t, nil, "ctr", "--address", c.addr, "plugins", "ls").stdout; !criLoaded(out) {
+	handler := strings.Replace(snippet(t, "containerd runtime handler"), "version = 2\n", "", 1)
+	docsCRIHandler(t, debianContainerd(func(dir string) string { return containerdConfig(dir, criSettingsV2(dir)+handler) }),
+		`[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.lkc]`, 2)
+}
+
+// TestDocsContainerd2RuntimeHandler is TestDocsContainerdRuntimeHandler
+// for containerd 2.x and its config version 3.
+func TestDocsContainerd2RuntimeHandler(t *testing.T) {
+	requireSetup(t)
+	handler := strings.Replace(snippet(t, "containerd 2 runtime handler"), "version = 3\n", "", 1)
+	b := criBuilds()[1]
+	b.config = func(dir string) string { return criBaseV3(dir) + criSettingsV3(dir) + handler }
+	docsCRIHandler(t, b, `[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.lkc]`, 3)
+}
+
+// docsCRIHandler starts b, whose config holds a documented handler (the
+// test adds only its own paths, the local pause image and the streaming
+// server), and checks that the CRI plugin loads, that `containerd config
+// dump` shows the handler under table with lkc as BinaryName, and that a
+// pod with that handler runs under lkc: its sandbox and a container, in
+// the shim's default runtime root.
+func docsCRIHandler(t *testing.T, b ctdBuild, table string, index int) {
+	requireCRI(t, b)
+	root := filepath.Join("/run/containerd/runc", criNamespace)
+	// The default root's directories, if the shim makes them, go again
+	// once empty (after containerd stopped: cleanups run last first).
+	for _, dir := range []string{filepath.Dir(root), root} {
+		if _, err := os.Stat(dir); err != nil {
+			t.Cleanup(func() { os.Remove(dir) })
+		}
+	}
+	d := startCRI(t, b, index)
+	if out := command(t, nil, b.ctr, "--address", d.addr, "plugins", "ls").stdout; !criLoaded(out) {
 		t.Fatalf("the CRI plugin did not load with the runtime handler:\n%s", out)
 	}
-	dump := command(t, nil, "containerd", "--config", filepath.Join(c.dir, "config.toml"), "config", "dump")
+	dump := command(t, nil, b.daemon, "--config", filepath.Join(d.dir, "config.toml"), "config", "dump")
 	if dump.code != 0 {
 		t.Fatalf("%v", dump)
 	}
-	_, h, ok := strings.Cut(dump.stdout, `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.lkc]`)
+	conf := strings.ReplaceAll(dump.stdout, "'", `"`) // containerd 2.x quotes with '
+	_, h, ok := strings.Cut(conf, table)
 	if !ok || !strings.Contains(h, `runtime_type = "io.containerd.runc.v2"`) ||
 		!strings.Contains(h, `BinaryName = "`+lkcBinary+`"`) {
 		t.Errorf("containerd config dump has no lkc handler with BinaryName %s:\n%s", lkcBinary, dump.stdout)
 	}
-	r := newCtrRuntime(t, c, ociRuntime{"lkc", lkcBinary})
-	r.importImage()
-	args := append(append([]string{"run", "--rm", "--runtime", "io.containerd.runc.v2"}, r.runArgs("h")...), r.image, "h", "echo", "hi")
-	if res := r.ctr(args...); res.code != 0 || res.stdout != "hi\n" {
-		t.Errorf("%v; want hi", res)
+	r := &criRuntime{d: d, t: t, rt: ociRuntime{"lkc", lkcBinary}, root: root}
+	pod := r.runPod("docs", "", map[string]int{"pid": nsContainer})
+	if st := ociStatus(t, r.rt, r.root, pod.id); st != "running" {
+		t.Fatalf("lkc state of the sandbox %s: %q, want running", pod.id, st)
+	}
+	id := pod.start(pod.container("hello", []string{"sleep", "3600"}, nil))
+	if out := r.exec(id, "echo", "hello from lkc"); out != "hello from lkc\n" {
+		t.Errorf("crictl exec: %q", out)
 	}
 }
 
