@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
 // The CRI tests' images, made here from local files: no registry is
@@ -58,6 +59,12 @@ func newBlob(mediaType string, data []byte) ociBlob {
 	return ociBlob{MediaType: mediaType, Digest: fmt.Sprintf("sha256:%x", sha256.Sum256(data)), Size: len(data), data: data}
 }
 
+// archiveFile is one file of an image archive.
+type archiveFile struct {
+	name string
+	data []byte
+}
+
 // writeOCIArchive writes an OCI image archive (an image layout in a tar,
 // as `ctr images import` reads it) of a one-layer linux/amd64 image named
 // ref, whose layer is the uncompressed tarball layerTar.
@@ -97,26 +104,25 @@ func writeOCIArchive(path, ref, layerTar string, entrypoint []string) error {
 	if err != nil {
 		return err
 	}
-	files := []struct {
-		name string
-		data []byte
-	}{
+	files := []archiveFile{
 		{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)},
 		{"index.json", index},
 	}
 	for _, b := range []ociBlob{layer, cfg, man} {
-		files = append(files, struct {
-			name string
-			data []byte
-		}{"blobs/sha256/" + b.Digest[len("sha256:"):], b.data})
+		files = append(files, archiveFile{"blobs/sha256/" + strings.TrimPrefix(b.Digest, "sha256:"), b.data})
 	}
+	return writeTar(path, []string{"blobs/", "blobs/sha256/"}, files)
+}
+
+// writeTar writes a tarball of directories dirs and then files.
+func writeTar(path string, dirs []string, files []archiveFile) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	tw := tar.NewWriter(f)
-	for _, d := range []string{"blobs/", "blobs/sha256/"} {
+	for _, d := range dirs {
 		if err := tw.WriteHeader(&tar.Header{Name: d, Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
 			return err
 		}
