@@ -14,7 +14,7 @@ import (
 // (stopp, rmp) N times per runtime handler on each containerd, lkc and
 // runc taking turns in a shuffled order in the same daemon, and logs the
 // medians. Each figure includes the crictl processes' own start, the same
-// for both handlers.
+// for both handlers, which it logs too (crictl version).
 func TestCRIPodStartBench(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("LKC_CRI_BENCH"))
 	if n <= 0 {
@@ -36,6 +36,18 @@ func TestCRIPodStartBench(t *testing.T) {
 					stop[rt.name] = append(stop[rt.name], e)
 				}
 			}
+			// crictl's own start and a round trip, which every figure
+			// holds three (start) or two (teardown) of.
+			var trip []time.Duration
+			for range n {
+				t0 := time.Now()
+				r := d.crictl(t, "version")
+				if r.code != 0 {
+					t.Fatalf("%v", r)
+				}
+				trip = append(trip, time.Since(t0))
+			}
+			t.Logf("containerd %s: crictl version median %v", b.name, median(trip))
 			for _, rt := range runtimes() {
 				t.Logf("containerd %s, %s: pod start median %v, teardown median %v (%d runs)",
 					b.name, rt.name, median(start[rt.name]), median(stop[rt.name]), n)

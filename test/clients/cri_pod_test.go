@@ -313,8 +313,13 @@ func criPodCgroupLimits(r *criRuntime) {
 		t.Fatal(err)
 	}
 	pod := r.runPod("limits", parent, map[string]int{"pid": nsContainer})
-	hog := pod.startOnly(pod.container("hog", []string{"dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1"}, nil))
-	if in := r.waitExited(hog); in.Status.Reason != "OOMKilled" || in.Status.ExitCode != 137 {
+	// The shim watches a container's OOM events from when start returns:
+	// an allocation before that would be an OOM kill it never hears of.
+	hog := pod.startOnly(pod.container("hog", []string{"sh", "-c", "sleep 1; dd if=/dev/zero of=/dev/null bs=100M count=1"}, nil))
+	in := r.waitExited(hog)
+	// The OOM event may come after the exit: the reason changes then.
+	waitFor(5*time.Second, func() bool { in = r.inspect(hog); return in.Status.Reason == "OOMKilled" })
+	if in.Status.Reason != "OOMKilled" || in.Status.ExitCode != 137 {
 		t.Errorf("a 100 MiB container in a 32 MiB pod: exit code %d, reason %q; want 137, OOMKilled", in.Status.ExitCode, in.Status.Reason)
 	}
 	forker := pod.startOnly(pod.container("forker", []string{"sh", "-c", "for i in $(seq 30); do sleep 2 & done; wait"}, nil))
