@@ -296,23 +296,26 @@ func criReadOnlyRootfs(r *criRuntime) {
 	}
 }
 
-// criPodCgroupLimits gives a pod a cgroup_parent with a 32 MiB memory limit
-// and a pids limit set beforehand, as the kubelet sets its pod cgroup: a
-// container asking for 100 MiB is OOM-killed at the pod's limit (and
-// crictl inspect says OOMKilled), and a fork storm stops at the pids limit.
+// criPodCgroupLimits gives a pod a cgroup_parent with a 32 MiB memory
+// limit, 0.1 CPU and 16 pids set beforehand, as the kubelet sets its pod
+// cgroup: a busy container gets no more CPU time than that, a container
+// asking for 100 MiB is OOM-killed at the pod's limit (and crictl inspect
+// says OOMKilled), and a fork storm stops at the pids limit.
 func criPodCgroupLimits(r *criRuntime) {
 	t := r.t
 	parent := limitedCgroupParent(t, "cri-"+r.rt.name+"-limits")
-	pids := filepath.Join("/sys/fs/cgroup/pids", parent)
-	if isCgroup2("/sys/fs/cgroup") {
-		pids = filepath.Join("/sys/fs/cgroup", parent)
-	} else if err := os.Mkdir(pids, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(pids, "pids.max"), []byte("16"), 0); err != nil {
-		t.Fatal(err)
-	}
+	setParentLimit(t, parent, "pids", "pids.max", "16", "pids.max", "16")
+	setParentLimit(t, parent, "cpu", "cpu.cfs_quota_us", "10000", "cpu.max", "10000 100000")
 	pod := r.runPod("limits", parent, map[string]int{"pid": nsContainer})
+	spin := pod.start(pod.container("spin", []string{"sh", "-c", "while :; do :; done"}, nil))
+	used := criCPUTime(r, spin)
+	time.Sleep(time.Second)
+	cpu := criCPUTime(r, spin) - used
+	t.Logf("%s: a busy container in a pod held to 0.1 CPU used %v of CPU time in 1 s", r.rt.name, cpu)
+	if cpu > 200*time.Millisecond {
+		t.Errorf("the pod's CPU quota does not hold its container")
+	}
+	r.must("stop", spin)
 	// The shim watches a container's OOM events from when start returns:
 	// an allocation before that would be an OOM kill it never hears of.
 	hog := pod.startOnly(pod.container("hog", []string{"sh", "-c", "sleep 1; dd if=/dev/zero of=/dev/null bs=100M count=1"}, nil))
@@ -363,4 +366,35 @@ func criCheckpointExport(r *criRuntime) {
 	if st := ociStatus(t, r.rt, r.root, id); st != "running" {
 		t.Errorf("%s state of %s after crictl checkpoint: %q, want running", r.rt.name, id, st)
 	}
+}
+
+// setParentLimit writes a limit on a pod's cgroup parent before the pod
+// runs, as the kubelet does: file v1 in controller ctrl's hierarchy (the
+// directory made here; cgroupParent's cleanup removes it), else v2.
+func setParentLimit(t *testing.T, parent, ctrl, v1, val1, v2, val2 string) {
+	t.Helper()
+	dir, file, val := filepath.Join("/sys/fs/cgroup", ctrl, parent), v1, val1
+	if isCgroup2("/sys/fs/cgroup") {
+		dir, file, val = filepath.Join("/sys/fs/cgroup", parent), v2, val2
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(val), 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// criCPUTime is a container's CPU time so far, from crictl stats.
+func criCPUTime(r *criRuntime, id string) time.Duration {
+	r.t.Helper()
+	var cs struct {
+		Stats []struct {
+			CPU struct{ UsageCoreNanoSeconds struct{ Value json.Number } }
+		}
+	}
+	out := r.must("stats", "-o", "json", id)
+	if err := json.Unmarshal([]byte(out), &cs); err != nil || len(cs.Stats) != 1 {
+		r.t.Fatalf("crictl stats %s: %v: %s", id, err, out)
+	}
+	return time.Duration(positive(cs.Stats[0].CPU.UsageCoreNanoSeconds.Value))
 }
