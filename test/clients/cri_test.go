@@ -33,7 +33,6 @@ const criNamespace = "k8s.io"
 // crictl as the kubelet drives it.
 type criDaemon struct {
 	*containerd
-	build      ctdBuild
 	crictlConf string
 	logs       string // the pods' log directories
 }
@@ -192,7 +191,7 @@ func startCRI(t *testing.T, b ctdBuild, index int) *criDaemon {
 		}
 		return b.config(dir)
 	}})
-	d := &criDaemon{containerd: c, build: b, crictlConf: filepath.Join(c.dir, "crictl.yaml"), logs: filepath.Join(c.dir, "pods")}
+	d := &criDaemon{containerd: c, crictlConf: filepath.Join(c.dir, "crictl.yaml"), logs: filepath.Join(c.dir, "pods")}
 	conf := fmt.Sprintf("runtime-endpoint: unix://%[1]s\nimage-endpoint: unix://%[1]s\ntimeout: 30\n", c.addr)
 	if err := os.WriteFile(d.crictlConf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
