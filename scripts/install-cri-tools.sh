@@ -9,6 +9,11 @@
 #   /opt/lkc/cri/containerd-<v>/bin/containerd
 #   /opt/lkc/cri/containerd-<v>/bin/containerd-shim-runc-v2
 #   /opt/lkc/cri/containerd-<v>/bin/ctr
+#   /opt/lkc/cri/containerd-<r>/bin/{containerd,containerd-shim-runc-v2}
+#
+# <r> is the last containerd that restores a checkpoint archive through the
+# CRI's CreateContainer (2.0 to 2.3; 2.4 removed it for KEP-5823's
+# RestorePod); test/clients restores pods with it.
 #
 # A prefix whose binaries are there and run is kept, so set-up and CI build
 # them once per version. The binaries are static (CGO_ENABLED=0) and
@@ -20,6 +25,8 @@
 #   LKC_CRI_PREFIX          install prefix (default /opt/lkc/cri)
 #   LKC_CRICTL_VERSION      cri-tools version (default v1.37.0)
 #   LKC_CONTAINERD2_VERSION containerd 2.x version (default v2.4.2)
+#   LKC_CONTAINERD_RESTORE_VERSION  the restoring containerd (default
+#                           v2.3.7; "none" builds none)
 #   LKC_CRI_FORCE=1         rebuild even when the binaries are there
 set -euo pipefail
 
@@ -27,6 +34,7 @@ prefix=${LKC_CRI_PREFIX:-/opt/lkc/cri}
 prefix=${prefix%/}
 crictl_v=${LKC_CRICTL_VERSION:-v1.37.0}
 ctd_v=${LKC_CONTAINERD2_VERSION:-v2.4.2}
+restore_v=${LKC_CONTAINERD_RESTORE_VERSION:-v2.3.7}
 export PATH=/usr/local/go/bin:$PATH
 
 say() { echo "install-cri-tools: $*"; }
@@ -78,13 +86,23 @@ else
     "sigs.k8s.io/cri-tools/cmd/crictl@$crictl_v"
 fi
 
+mod=github.com/containerd/containerd/v2
 ctd_dir=$prefix/containerd-$ctd_v
 if present "$ctd_dir" containerd containerd-shim-runc-v2 ctr; then
   say "containerd $ctd_v: already in $ctd_dir"
 else
   say "containerd $ctd_v: building into $ctd_dir"
-  mod=github.com/containerd/containerd/v2
   build "$ctd_dir" "-X $mod/version.Version=$ctd_v -X $mod/version.Package=$mod" \
     "$mod/cmd/containerd@$ctd_v" "$mod/cmd/containerd-shim-runc-v2@$ctd_v" "$mod/cmd/ctr@$ctd_v"
+fi
+if [ "$restore_v" != none ]; then
+  restore_dir=$prefix/containerd-$restore_v
+  if present "$restore_dir" containerd containerd-shim-runc-v2; then
+    say "containerd $restore_v: already in $restore_dir"
+  else
+    say "containerd $restore_v (restores through the CRI): building into $restore_dir"
+    build "$restore_dir" "-X $mod/version.Version=$restore_v -X $mod/version.Package=$mod" \
+      "$mod/cmd/containerd@$restore_v" "$mod/cmd/containerd-shim-runc-v2@$restore_v"
+  fi
 fi
 say "done"
