@@ -61,6 +61,33 @@ func criPodLifecycle(r *criRuntime) {
 	t0 := time.Now()
 	pod := r.runPod("life", "", map[string]int{"pid": nsContainer})
 	t1 := time.Now()
+	criCheckSandbox(r, pod)
+	app := pod.start(pod.container("app", []string{"sh", "-c",
+		"trap 'echo bye; exit 0' TERM; echo out; echo err >&2; while :; do sleep 1 & wait $!; done"}, nil))
+	t.Logf("%s: runp %v, create+start %v", r.rt.name, t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
+	checkCgroupPlacement(t, r.rt, r.root, app, pod.parent)
+	in := r.inspect(app)
+	if st := ociState(t, r.rt, r.root, app); in.Status.State != "CONTAINER_RUNNING" || in.Info.Pid != st.Pid || in.Info.RuntimeOptions.BinaryName != r.rt.path {
+		t.Errorf("crictl inspect: state %q, pid %d, binary %q; want CONTAINER_RUNNING, %d (the runtime's), %s",
+			in.Status.State, in.Info.Pid, in.Info.RuntimeOptions.BinaryName, st.Pid, r.rt.path)
+	}
+
+	criCheckExec(r, app)
+	if res := r.crictl("logs", app); res.stdout != "out\n" || res.stderr != "err\n" {
+		t.Errorf("%v; want out on stdout, err on stderr", res)
+	}
+	criCheckStats(r, pod.id, app)
+
+	criCheckUpdate(r, app)
+	criCheckAttachAndFollow(r, pod)
+	criCheckStop(r, app)
+	pod.remove()
+}
+
+// criCheckSandbox checks that the handler's runtime runs the pod's
+// sandbox and that crictl inspectp names the handler.
+func criCheckSandbox(r *criRuntime, pod *criPod) {
+	t := r.t
 	if st := ociStatus(t, r.rt, r.root, pod.id); st != "running" {
 		t.Fatalf("%s state of the sandbox %s after crictl runp: %q, want running", r.rt.name, pod.id, st)
 	}
@@ -77,19 +104,16 @@ func criPodLifecycle(r *criRuntime) {
 	if err := json.Unmarshal([]byte(r.must("inspectp", "-o", "json", pod.id)), &sb); err != nil {
 		t.Fatalf("crictl inspectp: %v", err)
 	}
-	if handler := sb.Status.RuntimeHandler + sb.Info.RuntimeHandler; sb.Status.State != "SANDBOX_READY" || handler != r.rt.name && handler != r.rt.name+r.rt.name {
-		t.Errorf("crictl inspectp: state %q, runtime handler %q; want SANDBOX_READY, %s", sb.Status.State, handler, r.rt.name)
+	if sb.Status.State != "SANDBOX_READY" || sb.Status.RuntimeHandler != r.rt.name && sb.Info.RuntimeHandler != r.rt.name {
+		t.Errorf("crictl inspectp: state %q, runtime handler %q/%q; want SANDBOX_READY, %s",
+			sb.Status.State, sb.Status.RuntimeHandler, sb.Info.RuntimeHandler, r.rt.name)
 	}
-	app := pod.start(pod.container("app", []string{"sh", "-c",
-		"trap 'echo bye; exit 0' TERM; echo out; echo err >&2; while :; do sleep 1 & wait $!; done"}, nil))
-	t.Logf("%s: runp %v, create+start %v", r.rt.name, t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
-	checkCgroupPlacement(t, r.rt, r.root, app, pod.parent)
-	in := r.inspect(app)
-	if st := ociState(t, r.rt, r.root, app); in.Status.State != "CONTAINER_RUNNING" || in.Info.Pid != st.Pid || in.Info.RuntimeOptions.BinaryName != r.rt.path {
-		t.Errorf("crictl inspect: state %q, pid %d, binary %q; want CONTAINER_RUNNING, %d (the runtime's), %s",
-			in.Status.State, in.Info.Pid, in.Info.RuntimeOptions.BinaryName, st.Pid, r.rt.path)
-	}
+}
 
+// criCheckExec runs commands in a running container with crictl exec:
+// streamed, synchronous and on a terminal.
+func criCheckExec(r *criRuntime, app string) {
+	t := r.t
 	if out := r.exec(app, "sh", "-c", "echo exec-out; hostname"); out != "exec-out\nlife\n" {
 		t.Errorf("crictl exec: %q, want exec-out and the pod's hostname", out)
 	}
@@ -108,11 +132,12 @@ func criPodLifecycle(r *criRuntime) {
 	if !strings.Contains(out, "exit code 5") || !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, fmt.Sprintf("%d %d", ttyRows, ttyCols)) {
 		t.Errorf("crictl exec -it: the terminal shows %q; want a /dev/pts tty of %dx%d and exit code 5", out, ttyRows, ttyCols)
 	}
-	if res := r.crictl("logs", app); res.stdout != "out\n" || res.stderr != "err\n" {
-		t.Errorf("%v; want out on stdout, err on stderr", res)
-	}
-	criCheckStats(r, pod.id, app)
+}
 
+// criCheckUpdate changes a running container's memory and CPU limits with
+// crictl update and reads them back from its cgroup.
+func criCheckUpdate(r *criRuntime, app string) {
+	t := r.t
 	r.must("update", "--memory", "67108864", "--cpu-quota", "50000", "--cpu-period", "100000", app)
 	pid := ociState(t, r.rt, r.root, app).Pid
 	if v := cgroupValue(t, pid, "memory", "memory.limit_in_bytes", "memory.max"); v != "67108864" {
@@ -122,6 +147,12 @@ func criPodLifecycle(r *criRuntime) {
 		t.Errorf("CPU quota of %s after crictl update --cpu-quota 50000: %q", app, v)
 	}
 
+}
+
+// criCheckAttachAndFollow attaches to a container's stdin, and follows a
+// container's log until it exits.
+func criCheckAttachAndFollow(r *criRuntime, pod *criPod) {
+	t := r.t
 	reader := pod.startOnly(pod.container("reader", []string{"sh", "-c", "read line; echo got:$line"},
 		map[string]any{"stdin": true, "stdin_once": true}))
 	res, err := runWithInput(t, nil, strings.NewReader("hello\n"), crictlBinary, "--config", r.d.crictlConf, "attach", "-i", reader)
@@ -133,6 +164,12 @@ func criPodLifecycle(r *criRuntime) {
 		t.Errorf("%v; want one, two, three, until the container exits", res)
 	}
 
+}
+
+// criCheckStop stops a container (its TERM trap runs), removes it, and
+// checks that the runtime forgot it.
+func criCheckStop(r *criRuntime, app string) {
+	t := r.t
 	r.must("stop", "--timeout", "10", app)
 	if in := r.inspect(app); in.Status.State != "CONTAINER_EXITED" || in.Status.ExitCode != 0 {
 		t.Errorf("after crictl stop: state %q, exit code %d; want CONTAINER_EXITED, 0 (the TERM trap)", in.Status.State, in.Status.ExitCode)
@@ -144,7 +181,6 @@ func criPodLifecycle(r *criRuntime) {
 	if st := ociStatus(t, r.rt, r.root, app); st != "" {
 		t.Errorf("%s still has %s (%s) after crictl rm", r.rt.name, app, st)
 	}
-	pod.remove()
 }
 
 // criCheckStats checks that crictl stats and statsp report the running
