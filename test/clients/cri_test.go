@@ -234,6 +234,11 @@ func (d *criDaemon) clear() {
 		for _, p := range pods {
 			d.tryCrictl(t, "stopp", p)
 			d.tryCrictl(t, "rmp", "-f", p)
+			// A pod whose network teardown failed leaves libcni's cache.
+			cached, _ := filepath.Glob("/var/lib/cni/results/*-" + p + "-*")
+			for _, f := range cached {
+				os.Remove(f)
+			}
 		}
 	}
 	if imgs := strings.Fields(d.tryCtr(criNamespace, "images", "ls", "-q").stdout); len(imgs) > 0 {
