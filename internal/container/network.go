@@ -9,6 +9,10 @@ import (
 	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
+// NetworkPlan is networkPlan for a restore, which attaches the restored
+// container to the same networks.
+func NetworkPlan(cfg *config.Config) (*network.Plan, error) { return networkPlan(cfg) }
+
 // networkPlan reads the CNI networks cfg's annotations ask for, nil when
 // they ask for none (then no configuration is read). The networks go into
 // a namespace the container creates: one joined by path belongs to whoever

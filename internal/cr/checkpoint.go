@@ -360,7 +360,9 @@ func (c subject) dumpOpts(o dump, d *imageDirs) (*checkpoint.Opts, *netnsCarry, 
 		return nil, nil, err
 	}
 	if carry != nil {
-		opts.NetworkLock = checkpoint.LockSkip
+		if !carry.lock {
+			opts.NetworkLock = checkpoint.LockSkip
+		}
 		if carry.ext != "" {
 			opts.External = append(opts.External, carry.ext)
 		}

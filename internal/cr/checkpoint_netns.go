@@ -44,6 +44,7 @@ func CriuInNetns(imageDir string) bool {
 type netnsCarry struct {
 	ext    string // CRIU's external entry for it; "" when CRIU runs inside
 	inside bool   // CRIU runs inside it
+	lock   bool   // CRIU's network lock is still needed
 	// saved waits until netnsFile is written: the sysctls are read while
 	// CRIU dumps, and the images are complete only once they are in.
 	saved func() error
@@ -66,6 +67,9 @@ type netnsCarry struct {
 func (c subject) carryNetns(o dump, imageDir string) (*netnsCarry, error) {
 	if !c.netnsCarriable(o) {
 		return nil, nil
+	}
+	if carry, err := c.carryCNI(imageDir); carry != nil || err != nil {
+		return carry, err
 	}
 	pid := c.Pid()
 	snap, err := netns.Capture(pid, o.NetworkIsolated)

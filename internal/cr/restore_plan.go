@@ -104,6 +104,10 @@ func (p *restorePlan) startHelpers() (err error) {
 			return err
 		}
 	}
+	p.netns, err = startCNI(p.dirs.imagePath, p.b.StateDir(), p.cfg, &p.undo)
+	if p.netns != nil || err != nil {
+		return err
+	}
 	p.netns, err = startNetns(p.dirs.imagePath, p.cfg, p.t.External, &p.undo)
 	return err
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/container"
+	"github.com/lkc-containers/lkc/internal/network"
 )
 
 // Options of a migration; the zero value of each policy field picks the
@@ -246,6 +247,11 @@ func (s *session) inspect() error {
 		return err
 	}
 	s.sum.Mode = s.mode
+	if _, ok := s.ct.Config().Annotations[network.AnnotationNetwork]; ok {
+		// Its veths are the CNI plugins': the dump keeps its addresses and
+		// the target attaches it to its own networks of the same names.
+		return nil
+	}
 	var only bool
 	if s.veths, only, err = hostVeths(s.ct.Pid()); err != nil {
 		return err

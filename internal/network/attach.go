@@ -133,13 +133,17 @@ func containerID(stateDir string) string {
 // needs the namespace to remove the veth and the rules that name its
 // addresses, and a pid of a dead init could name another process's.
 func pin(stateDir string, pid int) error {
+	return pinPath(stateDir, "/proc/"+strconv.Itoa(pid)+"/ns/net")
+}
+
+// pinPath bind-mounts the network namespace at src on stateDir/netns.
+func pinPath(stateDir, src string) error {
 	path := filepath.Join(stateDir, pinName)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
 	if err != nil {
 		return fmt.Errorf("pinning the network namespace: %w", err)
 	}
 	f.Close()
-	src := "/proc/" + strconv.Itoa(pid) + "/ns/net"
 	if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
 		os.Remove(path)
 		return &os.PathError{Op: "mount " + src + " on", Path: path, Err: err}
