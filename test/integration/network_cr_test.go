@@ -2,11 +2,16 @@ package integration
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // networkedEcho runs an echo server on port 5000 in a container on c and
@@ -104,5 +109,74 @@ func TestNetworkRestoreFailureLeavesNothing(t *testing.T) {
 	c.assertReleased(addr)
 	if _, err := os.Stat(filepath.Join(e.root, id)); !os.IsNotExist(err) {
 		t.Fatalf("state directory left: %v", err)
+	}
+}
+
+// hostNetworks writes, for each test host, a CNI network of the same name,
+// bridge and subnet with an IPAM store of its own, as two real hosts with
+// the same configuration would have, and returns the directories
+// (LKC_NET_DIR) and IPAM stores.
+func hostNetworks(t *testing.T, h *testHosts, name, subnet string) (dirs, ipam [2]string) {
+	for i := range dirs {
+		dirs[i], ipam[i] = t.TempDir(), t.TempDir()
+		conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"plugins":[{"type":"bridge","bridge":"cni0","isGateway":true,
+ "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}}]}`, name, ipam[i], subnet)
+		if err := os.WriteFile(filepath.Join(dirs[i], name+".conflist"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dirs, ipam
+}
+
+// TestNetworkMigrateKeepsAddress moves a container on a CNI network
+// between two test hosts that have the same network configuration: it
+// arrives with its address, the target's IPAM holds it, the source's has
+// let it go, and the target host reaches the container's server there.
+func TestNetworkMigrateKeepsAddress(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	name := fmt.Sprintf("mig%d", os.Getpid())
+	dirs, ipam := hostNetworks(t, h, name, "10.203.7.0/24")
+	t.Setenv("LKC_NET_DIR", dirs[1])
+	h.startServe(b)
+	t.Setenv("LKC_NET_DIR", dirs[0])
+
+	id := a.e.id()
+	for _, y := range h.hosts {
+		y.e.ids = append(y.e.ids, id)
+	}
+	bundle := a.e.bundle([]string{"nc", "-l", "-p", "5000", "-e", "cat"}, func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.lkc.network": name}
+	})
+	// Its stdio is /dev/null, which exists on every host.
+	if err := h.lkcIn(a, "run", "-d", "--bundle", bundle, id).Run(); err != nil {
+		t.Fatalf("lkc run on host a: %v", err)
+	}
+	addr := a.e.addr(id)
+	mustMigrate(t, h, a, b, id, "--shared-storage", "--mode", "stopcopy")
+	if got := b.e.addr(id); got != addr {
+		t.Fatalf("arrived with address %s, had %s", got, addr)
+	}
+	for i, want := range []bool{false, true} {
+		_, err := os.Stat(filepath.Join(ipam[i], name, addr))
+		if (err == nil) != want {
+			t.Errorf("host %d's lease of %s: %v, want held=%v", i, addr, err, want)
+		}
+	}
+	runtime.LockOSThread()
+	c, err := dialInNetns("/run/netns/"+b.ns, addr+":5000")
+	if !errors.Is(err, errNetnsStuck) {
+		runtime.UnlockOSThread()
+	}
+	if err != nil {
+		t.Fatalf("reaching the container from host b: %v", err)
+	}
+	echo(t, c, bufio.NewReader(c), "after-migration")
+	c.Close()
+	if out, err := h.lkcIn(b, "delete", "-f", id).CombinedOutput(); err != nil {
+		t.Fatalf("lkc delete on host b: %v: %s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(ipam[1], name, addr)); err == nil {
+		t.Errorf("host b still leases %s after delete", addr)
 	}
 }
