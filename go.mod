@@ -13,4 +13,7 @@ require (
 	github.com/seccomp/libseccomp-golang v0.11.1
 )
 
-require github.com/aperturerobotics/protobuf-go-lite v0.14.0 // indirect
+require (
+	github.com/aperturerobotics/protobuf-go-lite v0.14.0 // indirect
+	github.com/cilium/ebpf v0.22.0 // indirect
+)

@@ -65,6 +65,10 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
+	pol, err := netPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
 	var undo cleanup.Stack
 	b, err := NewBuild(o, &undo)
 	if err != nil {
@@ -121,6 +125,11 @@ func create(o CreateOpts) (_ *Container, err error) {
 	// exists, and the user's process waits on the exec fifo.
 	if plan != nil {
 		if err := attachNetwork(plan, dir.Path(), pid, &undo); err != nil {
+			return nil, err
+		}
+	}
+	if pol != nil {
+		if err := enforcePolicy(pol, b, pid, &undo); err != nil {
 			return nil, err
 		}
 	}

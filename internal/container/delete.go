@@ -131,6 +131,10 @@ func (c *Container) destroy() error {
 			return err
 		}
 	}
+	if err := releasePolicy(c.dir.Path()); err != nil {
+		c.close()
+		return err
+	}
 	end = steplog.Step("delete: remove cgroup")
 	err = cg.Destroy()
 	end()
@@ -174,6 +178,10 @@ func destroySalvaged(dir *state.Dir, warn func(error)) error {
 		warn(fmt.Errorf("container %s: state unreadable: poststop hooks not run", st.ID))
 	}
 	if err := detachNetwork(dir.Path()); err != nil {
+		c.close()
+		return err
+	}
+	if err := releasePolicy(dir.Path()); err != nil {
 		c.close()
 		return err
 	}

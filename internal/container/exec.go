@@ -131,6 +131,7 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 		}
 		cg = sub
 	}
+	cg = withPolicyCgroup(cg, c.dir.Path())
 	// The container's seccomp filter applies to every process in it.
 	cfg := &config.Config{ID: o.ID, Process: o.Process, Seccomp: c.st.Config.Seccomp}
 	req := nsenter.ForExec(c.st.InitPid, types)

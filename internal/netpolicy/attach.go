@@ -1,0 +1,184 @@
+package netpolicy
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// hybridUnified is where a hybrid host mounts the cgroup v2 hierarchy
+// beside the v1 controllers.
+var hybridUnified = "/sys/fs/cgroup/unified"
+
+// ownCgroupFile, in the container's state directory, names the cgroup v2
+// directory Enforce made for it on a hybrid host, for Release.
+const ownCgroupFile = "netpolicy-cgroup"
+
+// ErrNoCgroup2 says the host has no cgroup v2 hierarchy to attach to.
+var ErrNoCgroup2 = errors.New("needs a cgroup v2 hierarchy (pure v2, or v1 with the unified mount at /sys/fs/cgroup/unified)")
+
+// hooks are the attach points of each hook, IPv4 then IPv6.
+var hooks = map[Hook][2]ebpf.AttachType{
+	Connect: {ebpf.AttachCGroupInet4Connect, ebpf.AttachCGroupInet6Connect},
+	Bind:    {ebpf.AttachCGroupInet4Bind, ebpf.AttachCGroupInet6Bind},
+}
+
+// sendmsg hooks carry the connect rules to UDP datagrams sent without a
+// connect.
+var sendmsg = [2]ebpf.AttachType{ebpf.AttachCGroupUDP4Sendmsg, ebpf.AttachCGroupUDP6Sendmsg}
+
+// CheckHost refuses, before anything is made, a host where a policy cannot
+// be enforced.
+func CheckHost(v2Dir string) error {
+	if v2Dir != "" {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(hybridUnified, "cgroup.controllers")); err != nil {
+		return fmt.Errorf("annotation %s: %w", Annotation, ErrNoCgroup2)
+	}
+	return nil
+}
+
+// Enforce attaches p to the cgroup v2 directory the container's processes
+// are in: v2Dir, its cgroup on a v2 host; on a hybrid host ("" v2Dir) a
+// directory of its own in the unified hierarchy, beneath lkc's, which
+// init (pid) is moved into before it starts the user's process, so that
+// all of them are in it. Release removes that directory. The programs are
+// attached with BPF_F_ALLOW_MULTI: programs a sub-cgroup adds run as well,
+// never instead.
+func Enforce(p *Policy, stateDir string, pid int, v2Dir string) error {
+	dir := v2Dir
+	if dir == "" {
+		var err error
+		if dir, err = ownCgroup(stateDir, pid); err != nil {
+			return fmt.Errorf("annotation %s: %w", Annotation, err)
+		}
+	}
+	if err := attach(p, dir); err != nil {
+		return fmt.Errorf("annotation %s: %w", Annotation, err)
+	}
+	return nil
+}
+
+func attach(p *Policy, dir string) error {
+	cg, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer cg.Close()
+	for _, hook := range []Hook{Connect, Bind} {
+		for fam, at := range hooks[hook] {
+			if p.DefaultAllow && !p.has(hook) {
+				continue // every call of this hook is allowed
+			}
+			insns := p.compile(hook, fam == 1)
+			types := []ebpf.AttachType{at}
+			if hook == Connect {
+				types = append(types, sendmsg[fam])
+			}
+			for _, t := range types {
+				if err := load(cg, t, insns); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// load loads one program and attaches it to the cgroup cg. The attachment
+// holds the program: it stays until the cgroup is removed.
+func load(cg *os.File, t ebpf.AttachType, insns []asm.Instruction) error {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type: ebpf.CGroupSockAddr, AttachType: t, Instructions: insns, License: "GPL",
+	})
+	if err != nil {
+		return fmt.Errorf("loading the %s program: %w", t, err)
+	}
+	defer prog.Close()
+	err = link.RawAttachProgram(link.RawAttachProgramOptions{
+		Target: int(cg.Fd()), Program: prog, Attach: t, Flags: unix.BPF_F_ALLOW_MULTI,
+	})
+	if err != nil {
+		return fmt.Errorf("attaching the %s program to %s: %w", t, cg.Name(), err)
+	}
+	return nil
+}
+
+// ownCgroup makes the container's directory in the hybrid host's unified
+// hierarchy, records it, and moves pid into it.
+func ownCgroup(stateDir string, pid int) (string, error) {
+	self, err := selfUnified()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(filepath.Clean(stateDir)))
+	dir := filepath.Join(hybridUnified, self, "lkc-netpolicy", hex.EncodeToString(sum[:8]))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating cgroup %s: %w", dir, err)
+	}
+	if err := os.WriteFile(filepath.Join(stateDir, ownCgroupFile), []byte(dir), 0o600); err != nil {
+		os.Remove(dir)
+		return "", err
+	}
+	procs := filepath.Join(dir, "cgroup.procs")
+	if err := os.WriteFile(procs, []byte(strconv.Itoa(pid)), 0); err != nil {
+		return "", fmt.Errorf("moving init into %s: %w", dir, err)
+	}
+	return dir, nil
+}
+
+// selfUnified is lkc's own cgroup in the unified hierarchy ("0::PATH").
+func selfUnified() (string, error) {
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if p, ok := strings.CutPrefix(sc.Text(), "0::"); ok {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("/proc/self/cgroup: no cgroup v2 entry")
+}
+
+// OwnCgroup returns the directory Enforce made for the container in
+// stateDir on a hybrid host, if it did: processes exec'd into the
+// container must join it too.
+func OwnCgroup(stateDir string) (string, bool) {
+	b, err := os.ReadFile(filepath.Join(stateDir, ownCgroupFile))
+	return string(b), err == nil
+}
+
+// Release removes the directory Enforce made on a hybrid host, once the
+// container's processes are gone (the programs go with it), and its
+// parent when no other container uses it.
+func Release(stateDir string) error {
+	rec := filepath.Join(stateDir, ownCgroupFile)
+	b, err := os.ReadFile(rec)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	dir := string(b)
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing cgroup %s: %w", dir, err)
+	}
+	os.Remove(filepath.Dir(dir)) // busy while other containers use it
+	return os.Remove(rec)
+}

@@ -1,0 +1,122 @@
+package netpolicy
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"github.com/cilium/ebpf/asm"
+)
+
+// Offsets in struct bpf_sock_addr, the context of the hooks.
+const (
+	offIP4  = 4  // user_ip4, network order
+	offIP6  = 8  // user_ip6[4], network order
+	offPort = 24 // user_port, network order in the low 16 bits
+)
+
+// Verdicts a cgroup sock_addr program returns: 0 refuses with EPERM.
+const (
+	verdictDeny  = 0
+	verdictAllow = 1
+)
+
+// compile returns the program of hook for one address family: each rule
+// of that hook becomes a block of loads and compares that falls through to
+// the next rule on a mismatch and returns the rule's verdict on a match.
+// In the IPv6 program an IPv4 rule also matches the IPv4-mapped address
+// (::ffff:a.b.c.d), which an IPv6 socket can connect to; otherwise such a
+// socket would pass by IPv4 rules.
+func (p *Policy) compile(hook Hook, v6 bool) asm.Instructions {
+	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
+	n := 0
+	for _, r := range p.Rules {
+		if r.Hook != hook || (!v6 && r.Prefix.IsValid() && r.Prefix.Addr().Is6()) {
+			continue
+		}
+		next := fmt.Sprintf("rule%d", n)
+		n++
+		insns = append(insns, portCheck(r, next)...)
+		if r.Prefix.IsValid() {
+			insns = append(insns, addrCheck(r.Prefix, v6, next)...)
+		}
+		insns = append(insns, asm.Mov.Imm(asm.R0, verdict(r.Allow)), asm.Return())
+		insns = append(insns, asm.Mov.Imm(asm.R0, 0).WithSymbol(next))
+	}
+	return append(insns, asm.Mov.Imm(asm.R0, verdict(p.DefaultAllow)), asm.Return())
+}
+
+// has says whether p has a rule for hook.
+func (p *Policy) has(hook Hook) bool {
+	for _, r := range p.Rules {
+		if r.Hook == hook {
+			return true
+		}
+	}
+	return false
+}
+
+func verdict(allow bool) int32 {
+	if allow {
+		return verdictAllow
+	}
+	return verdictDeny
+}
+
+// portCheck jumps to next unless the port is in r's range.
+func portCheck(r Rule, next string) asm.Instructions {
+	if r.PortLo == 0 {
+		return nil
+	}
+	return asm.Instructions{
+		asm.LoadMem(asm.R2, asm.R6, offPort, asm.Word),
+		asm.HostTo(asm.BE, asm.R2, asm.Half),
+		asm.JLT.Imm32(asm.R2, int32(r.PortLo), next),
+		asm.JGT.Imm32(asm.R2, int32(r.PortHi), next),
+	}
+}
+
+// addrCheck jumps to next unless the address is in pfx. The words are
+// compared as loaded, in network order, against the prefix's bytes read
+// the same way.
+func addrCheck(pfx netip.Prefix, v6 bool, next string) asm.Instructions {
+	var addr, mask [16]byte
+	off := int16(offIP4)
+	if v6 {
+		off = offIP6
+	}
+	bits := pfx.Bits()
+	if pfx.Addr().Is4() {
+		a := pfx.Addr().As4()
+		if v6 {
+			// ::ffff:a.b.c.d; the first 96 bits must match exactly.
+			copy(addr[10:12], []byte{0xff, 0xff})
+			copy(addr[12:], a[:])
+			bits += 96
+		} else {
+			copy(addr[:4], a[:])
+		}
+	} else {
+		addr = pfx.Addr().As16()
+	}
+	for i := 0; i < bits; i++ {
+		mask[i/8] |= 0x80 >> (i % 8)
+	}
+	words := 1
+	if v6 {
+		words = 4
+	}
+	var insns asm.Instructions
+	for w := 0; w < words; w++ {
+		m := binary.NativeEndian.Uint32(mask[4*w:])
+		if m == 0 {
+			continue
+		}
+		insns = append(insns, asm.LoadMem(asm.R2, asm.R6, off+int16(4*w), asm.Word))
+		if m != 0xffffffff {
+			insns = append(insns, asm.And.Imm32(asm.R2, int32(m)))
+		}
+		insns = append(insns, asm.JNE.Imm32(asm.R2, int32(binary.NativeEndian.Uint32(addr[4*w:])), next))
+	}
+	return insns
+}
