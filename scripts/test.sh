@@ -115,6 +115,7 @@ v2tests=(
   TestSeccompNoFeatureNoFilter
   TestRules
   TestOOM
+  TestNetPolicyRefusesAtOnce
 )
 v2re=$(IFS='|'; echo "${v2tests[*]}")
 mkdir -p tmp

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,9 +87,9 @@ func readLineWithin(r *bufio.Reader, d time.Duration) (string, error) {
 }
 
 // TestNetworkRestoreFailureLeavesNothing restores a networked checkpoint
-// whose images CRIU cannot read, so that the restore fails after ADD gave
-// the container its address back: it fails in one line and leaves no
-// lease, veth, iptables rule or state.
+// whose address was taken meanwhile (ADD fails), then with images CRIU
+// cannot read (the restore fails after ADD gave the address back): each
+// fails in one line and leaves no lease, veth, iptables rule or state.
 func TestNetworkRestoreFailureLeavesNothing(t *testing.T) {
 	requireCriu(t)
 	e := newEnv(t)
@@ -99,11 +101,22 @@ func TestNetworkRestoreFailureLeavesNothing(t *testing.T) {
 	images := filepath.Join(t.TempDir(), "images")
 	e.mustLkc("checkpoint", "--image-path", images, id)
 
+	// The address taken meanwhile: ADD fails.
+	lease := filepath.Join(c.ipamDir, c.name, addr)
+	if err := os.WriteFile(lease, []byte("someone-else\neth0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := e.lkc("restore", "-d", "--bundle", bundle, "--image-path", images, id)
+	e.checkOneLineFailure(r, "restore: .*network "+c.name+": .*"+regexp.QuoteMeta(addr), nil)
+	e.assertIDGone(id)
+	os.Remove(lease)
+	c.assertReleased(addr)
+
 	// Break the images so that CRIU fails after the ADD.
 	if err := os.WriteFile(filepath.Join(images, "pstree.img"), []byte("junk"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := e.lkc("restore", "-d", "--bundle", bundle, "--image-path", images, id)
+	r = e.lkc("restore", "-d", "--bundle", bundle, "--image-path", images, id)
 	e.checkOneLineFailure(r, "restore", nil)
 	e.assertIDGone(id)
 	c.assertReleased(addr)
@@ -178,5 +191,38 @@ func TestNetworkMigrateKeepsAddress(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(ipam[1], name, addr)); err == nil {
 		t.Errorf("host b still leases %s after delete", addr)
+	}
+}
+
+// TestNetworkRestoreCost measures `lkc restore -d` of a sleeping
+// container with and without a CNI network (medians of 7, interleaved),
+// for docs/journal; opt-in with LKC_NET_BENCH=1.
+func TestNetworkRestoreCost(t *testing.T) {
+	if os.Getenv("LKC_NET_BENCH") == "" {
+		t.Skip("a measurement: set LKC_NET_BENCH=1")
+	}
+	requireCriu(t)
+	e := newEnv(t)
+	c := newCNINet(e, "")
+	bundles := map[string]string{
+		"none": e.bundle([]string{"sleep", "100"}, nil),
+		"cni":  e.bundle([]string{"sleep", "100"}, c.annotate()),
+	}
+	times := map[string][]time.Duration{}
+	for i := 0; i < 7; i++ {
+		for _, v := range []string{"none", "cni"} {
+			id := e.id()
+			e.mustLkc("run", "-d", "--bundle", bundles[v], id)
+			images := filepath.Join(t.TempDir(), "images")
+			e.mustLkc("checkpoint", "--image-path", images, id)
+			start := time.Now()
+			e.mustLkc("restore", "-d", "--bundle", bundles[v], "--image-path", images, id)
+			times[v] = append(times[v], time.Since(start))
+			e.mustLkc("delete", "-f", id)
+		}
+	}
+	for v, d := range times {
+		slices.Sort(d)
+		t.Logf("restore, network %s: median %v (min %v, max %v)", v, d[len(d)/2], d[0], d[len(d)-1])
 	}
 }
