@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -88,4 +89,21 @@ func TestNetPolicyBadAnnotation(t *testing.T) {
 		e.failLkc(`^lkc: run: annotation org.lkc.net-policy: `, "run", "--bundle", b, id)
 		e.assertIDGone(id)
 	}
+}
+
+// TestNetPolicyCheckpointRefused: a restore would not re-attach the
+// policy, so checkpoint refuses such a container in one line and leaves
+// it running.
+func TestNetPolicyCheckpointRefused(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	b := e.bundle([]string{"sleep", "100"}, netPolicy("deny connect any port 81"))
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", b, id)
+	images := filepath.Join(t.TempDir(), "images")
+	e.failLkc(`^lkc: checkpoint: .*annotation org.lkc.net-policy: a restore does not re-attach the policy`, "checkpoint", "--image-path", images, id)
+	if st := e.state(id); st["status"] != "running" {
+		t.Fatalf("after the refused checkpoint: %v", st["status"])
+	}
+	e.mustLkc("delete", "-f", id)
 }
