@@ -124,7 +124,7 @@ func (s *session) freeze() error {
 	// Frozen, it can make no cgroup until it resumes.
 	s.flat = s.ct.FlatCgroups()
 	s.netDown = true
-	for _, v := range s.veths {
+	for _, v := range s.cutOff {
 		if err := isolate(v, false); err != nil {
 			return err
 		}
@@ -245,7 +245,7 @@ func (s *session) rollback() {
 		return
 	}
 	if s.netDown {
-		for _, v := range s.veths {
+		for _, v := range s.cutOff {
 			if err := isolate(v, true); err != nil {
 				s.o.Warn(err)
 			}

@@ -122,7 +122,8 @@ type session struct {
 	mode    string
 	work    string
 	start   time.Time
-	veths   []Veth
+	veths   []Veth // re-created on the target
+	cutOff  []Veth // taken off their bridge while the container is frozen
 	frozen  time.Time
 	sum     Summary
 	paused  bool
@@ -247,16 +248,18 @@ func (s *session) inspect() error {
 		return err
 	}
 	s.sum.Mode = s.mode
-	if _, ok := s.ct.Config().Annotations[network.AnnotationNetwork]; ok {
-		// Its veths are the CNI plugins': the dump keeps its addresses and
-		// the target attaches it to its own networks of the same names.
-		return nil
-	}
-	var only bool
-	if s.veths, only, err = hostVeths(s.ct.Pid()); err != nil {
+	veths, only, err := hostVeths(s.ct.Pid())
+	if err != nil {
 		return err
 	}
-	s.isolated = only && s.ct.Config().NewNamespace("network")
+	// All are cut off while frozen; a container on CNI networks takes none
+	// along: its veths are the plugins', the dump keeps its addresses and
+	// the target attaches it to its own networks of the same names.
+	s.cutOff = veths
+	if _, ok := s.ct.Config().Annotations[network.AnnotationNetwork]; !ok {
+		s.veths = veths
+		s.isolated = only && s.ct.Config().NewNamespace("network")
+	}
 	return nil
 }
 
