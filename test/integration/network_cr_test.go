@@ -166,7 +166,8 @@ func TestNetworkMigrateKeepsAddress(t *testing.T) {
 		t.Fatalf("lkc run on host a: %v", err)
 	}
 	addr := a.e.addr(id)
-	mustMigrate(t, h, a, b, id, "--shared-storage", "--mode", "stopcopy")
+	sum := mustMigrate(t, h, a, b, id, "--shared-storage", "--mode", "stopcopy")
+	t.Logf("downtime %.1f ms, total %.1f ms", sum.DowntimeMS, sum.TotalMS)
 	if got := b.e.addr(id); got != addr {
 		t.Fatalf("arrived with address %s, had %s", got, addr)
 	}
