@@ -115,7 +115,7 @@ v2tests=(
   TestSeccompNoFeatureNoFilter
   TestRules
   TestOOM
-  TestNetPolicyRefusesAtOnce
+  TestNetPolicy
 )
 v2re=$(IFS='|'; echo "${v2tests[*]}")
 mkdir -p tmp

@@ -15,6 +15,9 @@ import (
 	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
+// NetPolicy is netPolicy for a restore.
+func NetPolicy(cfg *config.Config) (*netpolicy.Policy, error) { return netPolicy(cfg) }
+
 // netPolicy reads cfg's org.lkc.net-policy, nil without one.
 func netPolicy(cfg *config.Config) (*netpolicy.Policy, error) {
 	v, ok := cfg.Annotations[netpolicy.Annotation]
@@ -73,4 +76,38 @@ func withPolicyCgroup(cg cgroups.Manager, stateDir string) cgroups.Manager {
 		return cg
 	}
 	return policyCgroup{Manager: cg, procs: filepath.Join(dir, "cgroup.procs")}
+}
+
+// RestorePolicy attaches pol for a restore, before CRIU brings the tasks
+// back: on a v2 host to the container's cgroup, which they join; on a
+// hybrid host to a directory of the container's own, and join, which CRIU
+// knows nothing of, moves the restored tasks into it before they resume.
+// undo kills the tasks and removes the directory.
+func RestorePolicy(pol *netpolicy.Policy, b *Build, undo *cleanup.Stack) (join func() error, err error) {
+	defer steplog.Step("restore: net policy")()
+	v2Dir, _ := cgroupfs.V2Dir(b.Cgroup().Paths())
+	if err := netpolicy.CheckHost(v2Dir); err != nil {
+		return nil, err
+	}
+	dir := b.StateDir()
+	undo.Add(func() {
+		cgroups.KillAll(b.Cgroup())
+		releasePolicy(dir)
+	})
+	if err := netpolicy.Enforce(pol, dir, 0, v2Dir); err != nil {
+		return nil, err
+	}
+	own, ok := netpolicy.OwnCgroup(dir)
+	if !ok {
+		return func() error { return nil }, nil
+	}
+	return func() error {
+		pids, err := b.Cgroup().Procs()
+		for _, pid := range pids {
+			if err == nil {
+				err = netpolicy.Join(own, pid)
+			}
+		}
+		return err
+	}, nil
 }

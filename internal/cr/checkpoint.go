@@ -14,7 +14,6 @@ import (
 
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/container"
-	"github.com/lkc-containers/lkc/internal/netpolicy"
 	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
@@ -148,10 +147,6 @@ func (c subject) checkDumpable(cr *checkpoint.Criu, d dump) error {
 	if err == nil && !c.Config().NewNamespace("mount") {
 		// CRIU rebuilds a container's mounts in a mount namespace of its own.
 		err = fmt.Errorf("%w: the container has no mount namespace of its own", ErrNotSupported)
-	}
-	if _, ok := c.Config().Annotations[netpolicy.Annotation]; ok && err == nil {
-		// A restore would bring the tasks back without their programs.
-		err = fmt.Errorf("%w: annotation %s: a restore does not re-attach the policy", ErrNotSupported, netpolicy.Annotation)
 	}
 	if err != nil {
 		return fmt.Errorf("checkpointing container %s: %w", d.ID, err)

@@ -42,6 +42,10 @@ type restorePlan struct {
 	root, masked string                // staging: CRIU's root, masked directories' source
 	tmpfsExt     []checkpoint.ExtMount // staging: the rebuilt tmpfs sources
 
+	// joinPolicy moves the restored tasks where their connect/bind policy
+	// is attached, before they resume; nil without a policy.
+	joinPolicy func() error
+
 	req *checkpoint.Request
 	// open holds what must stay open until CRIU is done: the image
 	// directories, the namespaces the container joins, the carried netns.
@@ -71,7 +75,7 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, t RestoreTuning, cfg *config.Co
 // build runs the steps in order; the first failure stops it.
 func (p *restorePlan) build() error {
 	for _, step := range []func() error{
-		p.claim, p.openImages, p.startHelpers, p.makeCgroup, p.stage,
+		p.claim, p.openImages, p.startHelpers, p.makeCgroup, p.policy, p.stage,
 		p.request, p.namespaces, p.runCRIU, p.record,
 	} {
 		if err := step(); err != nil {
@@ -123,6 +127,17 @@ func (p *restorePlan) makeCgroup() error {
 	p.deferPids = len(p.startIn) > 0 && p.cfg.Cgroup.Resources.PidsLimit != nil
 	defer steplog.Step("restore: cgroup")()
 	return p.b.CreateCgroup(p.deferPids, &p.undo)
+}
+
+// policy attaches the config's connect/bind policy, if any, before the
+// tasks come back.
+func (p *restorePlan) policy() error {
+	pol, err := container.NetPolicy(p.cfg)
+	if pol == nil || err != nil {
+		return err
+	}
+	p.joinPolicy, err = container.RestorePolicy(pol, p.b, &p.undo)
+	return err
 }
 
 // stage makes the mounts CRIU restores through: the rootfs as a mount
@@ -233,6 +248,20 @@ func (p *restorePlan) request() (err error) {
 	}
 	p.req.Opts.ExtMounts = append(p.req.Opts.ExtMounts, p.tmpfsExt...)
 	p.req.Cgroups, p.req.CgroupNS = p.startIn, p.cfg.NewNamespace("cgroup")
+	if join := p.joinPolicy; join != nil {
+		notify := p.req.Notify
+		p.req.Notify = func(script string, pid int, fd *os.File) error {
+			if script == "pre-resume" {
+				if err := join(); err != nil {
+					if fd != nil {
+						fd.Close()
+					}
+					return err
+				}
+			}
+			return notify(script, pid, fd)
+		}
+	}
 	return nil
 }
 

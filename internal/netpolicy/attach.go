@@ -54,9 +54,10 @@ func CheckHost(v2Dir string) error {
 // are in: v2Dir, its cgroup on a v2 host; on a hybrid host ("" v2Dir) a
 // directory of its own in the unified hierarchy, beneath lkc's, which
 // init (pid) is moved into before it starts the user's process, so that
-// all of them are in it. Release removes that directory. The programs are
-// attached with BPF_F_ALLOW_MULTI: programs a sub-cgroup adds run as well,
-// never instead.
+// all of them are in it (pid 0 moves none: a restore moves its tasks with
+// Join). Release removes that directory. The programs are attached with
+// BPF_F_ALLOW_MULTI: programs a sub-cgroup adds run as well, never
+// instead.
 func Enforce(p *Policy, stateDir string, pid int, v2Dir string) error {
 	dir := v2Dir
 	if dir == "" {
@@ -132,11 +133,23 @@ func ownCgroup(stateDir string, pid int) (string, error) {
 		os.Remove(dir)
 		return "", err
 	}
-	procs := filepath.Join(dir, "cgroup.procs")
-	if err := os.WriteFile(procs, []byte(strconv.Itoa(pid)), 0); err != nil {
-		return "", fmt.Errorf("moving init into %s: %w", dir, err)
+	if pid == 0 {
+		return dir, nil
+	}
+	if err := Join(dir, pid); err != nil {
+		return "", err
 	}
 	return dir, nil
+}
+
+// Join moves process pid, all its threads, into the container's own
+// directory dir (OwnCgroup).
+func Join(dir string, pid int) error {
+	procs := filepath.Join(dir, "cgroup.procs")
+	if err := os.WriteFile(procs, []byte(strconv.Itoa(pid)), 0); err != nil {
+		return fmt.Errorf("moving %d into %s: %w", pid, dir, err)
+	}
+	return nil
 }
 
 // selfUnified is lkc's own cgroup in the unified hierarchy ("0::PATH").
