@@ -126,7 +126,7 @@ func ownCgroup(stateDir string, pid int) (string, error) {
 	}
 	sum := sha256.Sum256([]byte(filepath.Clean(stateDir)))
 	dir := filepath.Join(hybridUnified, self, "lkc-netpolicy", hex.EncodeToString(sum[:8]))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirShared(dir); err != nil {
 		return "", fmt.Errorf("creating cgroup %s: %w", dir, err)
 	}
 	if err := os.WriteFile(filepath.Join(stateDir, ownCgroupFile), []byte(dir), 0o600); err != nil {
@@ -150,6 +150,18 @@ func Join(dir string, pid int) error {
 		return fmt.Errorf("moving %d into %s: %w", pid, dir, err)
 	}
 	return nil
+}
+
+// mkdirShared makes dir and its parent, which a Release of another
+// container may remove between the two: then it tries again.
+func mkdirShared(dir string) error {
+	var err error
+	for try := 0; try < 3; try++ {
+		if err = os.MkdirAll(dir, 0o755); !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return err
 }
 
 // selfUnified is lkc's own cgroup in the unified hierarchy ("0::PATH").
