@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -141,6 +142,39 @@ func hostNetworks(t *testing.T, h *testHosts, name, subnet string) (dirs, ipam [
 	return dirs, ipam
 }
 
+// runEchoOn runs an echo server on port 5000 in a container on network
+// name on host x, and returns its id and address.
+func runEchoOn(t *testing.T, h *testHosts, x *testHost, name string) (string, string) {
+	t.Helper()
+	id := x.e.id()
+	for _, y := range h.hosts {
+		y.e.ids = append(y.e.ids, id)
+	}
+	bundle := x.e.bundle([]string{"nc", "-l", "-p", "5000", "-e", "cat"}, func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.lkc.network": name}
+	})
+	// Its stdio is /dev/null, which exists on every host.
+	if err := h.lkcIn(x, "run", "-d", "--bundle", bundle, id).Run(); err != nil {
+		t.Fatalf("lkc run: %v", err)
+	}
+	return id, x.e.addr(id)
+}
+
+// echoFrom checks that host x reaches the echo server at addr.
+func echoFrom(t *testing.T, x *testHost, addr, line string) {
+	t.Helper()
+	runtime.LockOSThread()
+	c, err := dialInNetns("/run/netns/"+x.ns, addr+":5000")
+	if !errors.Is(err, errNetnsStuck) {
+		runtime.UnlockOSThread()
+	}
+	if err != nil {
+		t.Fatalf("reaching the container from %s: %v", x.ns, err)
+	}
+	defer c.Close()
+	echo(t, c, bufio.NewReader(c), line)
+}
+
 // TestNetworkMigrateKeepsAddress moves a container on a CNI network
 // between two test hosts that have the same network configuration: it
 // arrives with its address, the target's IPAM holds it, the source's has
@@ -154,18 +188,7 @@ func TestNetworkMigrateKeepsAddress(t *testing.T) {
 	h.startServe(b)
 	t.Setenv("LKC_NET_DIR", dirs[0])
 
-	id := a.e.id()
-	for _, y := range h.hosts {
-		y.e.ids = append(y.e.ids, id)
-	}
-	bundle := a.e.bundle([]string{"nc", "-l", "-p", "5000", "-e", "cat"}, func(s *specs.Spec) {
-		s.Annotations = map[string]string{"org.lkc.network": name}
-	})
-	// Its stdio is /dev/null, which exists on every host.
-	if err := h.lkcIn(a, "run", "-d", "--bundle", bundle, id).Run(); err != nil {
-		t.Fatalf("lkc run on host a: %v", err)
-	}
-	addr := a.e.addr(id)
+	id, addr := runEchoOn(t, h, a, name)
 	sum := mustMigrate(t, h, a, b, id, "--shared-storage", "--mode", "stopcopy")
 	t.Logf("downtime %.1f ms, total %.1f ms", sum.DowntimeMS, sum.TotalMS)
 	if got := b.e.addr(id); got != addr {
@@ -177,21 +200,47 @@ func TestNetworkMigrateKeepsAddress(t *testing.T) {
 			t.Errorf("host %d's lease of %s: %v, want held=%v", i, addr, err, want)
 		}
 	}
-	runtime.LockOSThread()
-	c, err := dialInNetns("/run/netns/"+b.ns, addr+":5000")
-	if !errors.Is(err, errNetnsStuck) {
-		runtime.UnlockOSThread()
-	}
-	if err != nil {
-		t.Fatalf("reaching the container from host b: %v", err)
-	}
-	echo(t, c, bufio.NewReader(c), "after-migration")
-	c.Close()
+	echoFrom(t, b, addr, "after-migration")
 	if out, err := h.lkcIn(b, "delete", "-f", id).CombinedOutput(); err != nil {
 		t.Fatalf("lkc delete on host b: %v: %s", err, out)
 	}
 	if _, err := os.Stat(filepath.Join(ipam[1], name, addr)); err == nil {
 		t.Errorf("host b still leases %s after delete", addr)
+	}
+}
+
+// TestNetworkMigrateNoNetworkOnTarget: the target has no network of that
+// name, so its restore fails; the container carries on on the source with
+// its address and its veth back on the bridge, and the target keeps
+// nothing (no container, lease or veth).
+func TestNetworkMigrateNoNetworkOnTarget(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	name := fmt.Sprintf("mig%d", os.Getpid())
+	dirs, ipam := hostNetworks(t, h, name, "10.203.8.0/24")
+	t.Setenv("LKC_NET_DIR", t.TempDir()) // the target's: empty
+	h.startServe(b)
+	t.Setenv("LKC_NET_DIR", dirs[0])
+
+	id, addr := runEchoOn(t, h, a, name)
+	r := h.migrate(a, b, id, "--shared-storage", "--mode", "stopcopy")
+	if r.code == 0 || !strings.Contains(r.stderr, "no configuration of that name") {
+		t.Fatalf("migrate to a host without the network: %v", r)
+	}
+	a.e.waitStatus(id, "running")
+	if got := a.e.addr(id); got != addr {
+		t.Fatalf("after the failed move the address is %s, was %s", got, addr)
+	}
+	echoFrom(t, a, addr, "after-failed-migration")
+	if r := b.e.lkc("state", id); r.code == 0 {
+		t.Errorf("the target kept the container: %s", r.stdout)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(ipam[1], name)); len(entries) > 0 {
+		t.Errorf("the target's IPAM store holds %d entries", len(entries))
+	}
+	out, _ := exec.Command("ip", "-n", b.ns, "-o", "link", "show", "type", "veth").Output()
+	if strings.Contains(string(out), "veth") && strings.Contains(string(out), "cni0") {
+		t.Errorf("veths left on the target's bridge: %s", out)
 	}
 }
 
