@@ -20,7 +20,7 @@ import (
 )
 
 // groupUsage lists the subcommands of `lkc group`.
-const groupUsage = "lkc group create|update NAME [limits] [--oom-policy P] | exec NAME -- CMD... | move NAME PID... | list [--json] | stats NAME [--json] | delete [--force] NAME"
+const groupUsage = "lkc group create|update NAME [limits] [--oom-policy P] | exec NAME -- CMD... | move NAME PID... | list [--json] | stats NAME [--json] | events [--follow] NAME | delete [--force] NAME"
 
 // groupLimitFlags are the limits create and update take; values are read
 // as `lkc update` (runc, docker) reads them.
@@ -53,6 +53,8 @@ func cmdGroup(g *globals, args []string) error {
 		return groupList(s, args)
 	case "stats":
 		return groupStats(s, args)
+	case "events":
+		return groupEvents(s, args)
 	case "delete":
 		return groupDelete(s, args)
 	}

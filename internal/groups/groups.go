@@ -21,6 +21,7 @@ import (
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/eventlog"
 	"github.com/lkc-containers/lkc/internal/hostconf"
 )
 
@@ -98,6 +99,13 @@ func parentName(name string) string {
 
 func (s *Store) defPath(name string) string { return filepath.Join(s.Dir, name+".json") }
 
+// EventsPath is the group's OOM policy event log (internal/eventlog),
+// beside its definition: the daemon's oom service appends to it and `lkc
+// group events` reads it; deleting the group deletes it.
+func (s *Store) EventsPath(name string) string {
+	return filepath.Join(s.Dir, name+".events.jsonl")
+}
+
 // Get reads a group's definition.
 func (s *Store) Get(name string) (*Group, error) {
 	if err := CheckName(name); err != nil {
@@ -157,6 +165,8 @@ func (s *Store) remove(name string) error {
 	if err := os.Remove(s.defPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing group %s: %w", name, err)
 	}
+	os.Remove(s.EventsPath(name))
+	os.Remove(eventlog.Rotated(s.EventsPath(name)))
 	os.Remove(filepath.Join(s.Dir, name)) // the children's directory, if empty
 	return nil
 }

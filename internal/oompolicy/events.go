@@ -2,36 +2,26 @@ package oompolicy
 
 import (
 	"encoding/json"
-	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/eventlog"
 )
 
 // eventsFile is the container's policy event log beside state.json, read
-// by `lkc events`.
+// by `lkc events` (format: internal/eventlog).
 const eventsFile = "events.jsonl"
 
-// maxEvents caps the log: past it, the file becomes events.jsonl.1.
-const maxEvents = 1 << 20
-
-// emit appends one event to the container's log with one O_APPEND write
-// (whole lines even with several writers) and logs it.
+// emit appends one event to the container's or group's log and logs it.
 func (s *Service) emit(a *armed, typ string, data map[string]any) {
 	data["time"] = time.Now().UTC().Format(time.RFC3339Nano)
 	data["uptime"] = uptime()
 	line, _ := json.Marshal(map[string]any{"type": typ, "id": a.e.ID, "data": data})
 	s.deps.Logf("oom: %s", line)
-	if fi, err := os.Stat(a.events); err == nil && fi.Size() > maxEvents {
-		os.Rename(a.events, a.events+".1")
+	if err := eventlog.Append(a.events, line); err != nil {
+		s.deps.Logf("oom: %s: %v", a.name(), err)
 	}
-	f, err := os.OpenFile(a.events, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		s.deps.Logf("oom: %s: event log: %v", a.name(), err)
-		return
-	}
-	defer f.Close()
-	f.Write(append(line, '\n'))
 }
 
 // uptime is CLOCK_BOOTTIME in seconds, the clock of /proc/uptime, which a

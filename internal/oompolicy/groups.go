@@ -2,7 +2,6 @@ package oompolicy
 
 import (
 	"errors"
-	"path/filepath"
 	"time"
 
 	"github.com/lkc-containers/lkc/internal/effective"
@@ -88,7 +87,7 @@ func (s *Service) reconcileGroups(served map[string]bool) {
 	}
 }
 
-// armGroup arms group g: its events go to <groups.dir>/<name>.events.jsonl.
+// armGroup arms group g: its events go to the group's log (EventsPath).
 func (s *Service) armGroup(store *groups.Store, g *groups.Group) (*armed, error) {
 	if err := CheckGroupPolicy(g.OOMPolicy); err != nil {
 		return nil, err
@@ -106,7 +105,7 @@ func (s *Service) armGroup(store *groups.Store, g *groups.Group) (*armed, error)
 		return nil, err
 	}
 	a := &armed{e: groupEntry(g.Name), set: set, dir: dir, efd: -1, psi: -1, group: g.OOMPolicy, v2: v2,
-		events: filepath.Join(store.Dir, g.Name+".events.jsonl")}
+		events: store.EventsPath(g.Name)}
 	if v2 {
 		return s.register(a, armV2)
 	}

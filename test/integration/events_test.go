@@ -40,7 +40,14 @@ func TestEventsStats(t *testing.T) {
 // events, one per JSON line; the channel closes when lkc's stdout does.
 func (e *env) eventStream(id string, args ...string) (*exec.Cmd, <-chan map[string]any) {
 	e.t.Helper()
-	cmd := exec.Command(lkcBinary, append([]string{"--root", e.root, "events"}, append(args, id)...)...)
+	return e.jsonStream(append(append([]string{"events"}, args...), id)...)
+}
+
+// jsonStream starts lkc with args and returns the command and the JSON
+// objects it prints, one per line, as eventStream does.
+func (e *env) jsonStream(args ...string) (*exec.Cmd, <-chan map[string]any) {
+	e.t.Helper()
+	cmd := exec.Command(lkcBinary, append([]string{"--root", e.root}, args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		e.t.Fatal(err)

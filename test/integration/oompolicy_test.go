@@ -697,6 +697,8 @@ func TestOOMGroupPolicy(t *testing.T) {
 		cgroup = filepath.Join("/sys/fs/cgroup/memory", g.parent, "hog")
 	}
 	waitFor(t, func() bool { return oomDisabled(cgroup) }, "the daemon to arm the group")
+	g.failLkc("no such group", "group", "events", "nosuch")
+	_, stream := g.jsonStream("group", "events", "--follow", "hog")
 	r := g.lkc("group", "exec", "hog", "--", "sh", "-c", `awk 'BEGIN { s = "x"; for (i = 0; i < 26; i++) s = s s; print length(s) }'; echo rc=$?`)
 	if !strings.Contains(r.stdout, "rc=137") {
 		t.Fatalf("allocator in the group: %v, want it SIGKILLed", r)
@@ -716,6 +718,42 @@ func TestOOMGroupPolicy(t *testing.T) {
 	if kill["comm"] != "awk" || kill["policy"] != "kill-largest" {
 		t.Errorf("policy-kill %v, want awk by kill-largest", kill)
 	}
+	seen := map[string]bool{}
+	deadline := time.After(10 * time.Second)
+	for !seen["policy-kill"] || !seen["oom-held"] {
+		select {
+		case ev := <-stream:
+			if ev["id"] != "hog" {
+				t.Fatalf("lkc group events --follow hog printed %v, want the id hog", ev)
+			}
+			seen[fmt.Sprint(ev["type"])] = true
+		case <-deadline:
+			t.Fatalf("lkc group events --follow showed %v, want oom-held and policy-kill", seen)
+		}
+	}
+	var logged []string
+	for _, l := range strings.Split(strings.TrimSpace(g.mustLkc("group", "events", "hog")), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(l), &ev); err != nil || ev["id"] != "hog" {
+			t.Fatalf("lkc group events hog printed %q, want events of hog", l)
+		}
+		logged = append(logged, fmt.Sprint(ev["type"]))
+	}
+	if !strings.Contains(strings.Join(logged, " "), "oom-held policy-kill") {
+		t.Errorf("lkc group events hog printed %v, want oom-held then policy-kill", logged)
+	}
 	g.mustLkc("group", "update", "hog", "--oom-policy", "kernel")
 	waitFor(t, func() bool { return !oomDisabled(cgroup) }, "the group given back to the kernel")
+	g.mustLkc("group", "delete", "hog")
+	end := time.After(5 * time.Second)
+	for open := true; open; {
+		select {
+		case _, open = <-stream:
+		case <-end:
+			t.Fatalf("lkc group events --follow still runs 5 s after the group was deleted")
+		}
+	}
+	if _, err := os.Stat(filepath.Join(g.defs, "hog.events.jsonl")); !os.IsNotExist(err) {
+		t.Errorf("the group's event log after delete: %v, want it gone", err)
+	}
 }
