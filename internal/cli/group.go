@@ -20,7 +20,7 @@ import (
 )
 
 // groupUsage lists the subcommands of `lkc group`.
-const groupUsage = "lkc group create|update NAME [limits] [--oom-policy P] | exec NAME -- CMD... | move NAME PID... | list [--json] | stats NAME [--json] | events [--follow] NAME | delete [--force] NAME"
+const groupUsage = "lkc group create|update NAME [limits] [--oom-policy P] [--oom-fallback F] [--oom-deadline D] | exec NAME -- CMD... | move NAME PID... | list [--json] | stats NAME [--json] | events [--follow] NAME | delete [--force] NAME"
 
 // groupLimitFlags are the limits create and update take; values are read
 // as `lkc update` (runc, docker) reads them.
@@ -70,7 +70,9 @@ func groupLimits(conf *hostconf.Conf, s *groups.Store, sub string, args []string
 		fs.String(name, "", name)
 	}
 	policy := fs.String("oom-policy", "", "OOM policy (docs/oom.md)")
-	usage := "lkc group " + sub + " NAME [--memory N] [--memory-swap N] [--cpus N] [--cpu-shares N] [--cpuset-cpus LIST] [--io-weight N] [--pids-limit N] [--oom-policy P]"
+	fallback := fs.String("oom-fallback", "", "what acts when the OOM policy fails or overruns (\"\": oom.fallback)")
+	deadline := fs.String("oom-deadline", "", "how long the OOM policy may take (\"\": oom.deadline)")
+	usage := "lkc group " + sub + " NAME [--memory N] [--memory-swap N] [--cpus N] [--cpu-shares N] [--cpuset-cpus LIST] [--io-weight N] [--pids-limit N] [--oom-policy P] [--oom-fallback F] [--oom-deadline D]"
 	rest, err := parse(fs, args, exactly(1), usage)
 	if err != nil {
 		return err
@@ -79,29 +81,27 @@ func groupLimits(conf *hostconf.Conf, s *groups.Store, sub string, args []string
 		return err
 	}
 	r := &config.Resources{}
-	setPolicy := false
+	oom := map[string]*string{} // the OOM flags given
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "oom-policy" {
-			setPolicy = true
-		} else if err == nil {
-			err = setGroupFlag(r, f.Name, f.Value.String())
+		switch v := f.Value.String(); {
+		case err != nil:
+		case strings.HasPrefix(f.Name, "oom-"):
+			oom[f.Name] = &v
+			err = checkGroupOOM(f.Name, v)
+		default:
+			err = setGroupFlag(r, f.Name, v)
 		}
 	})
-	if err == nil && setPolicy {
-		if err = oompolicy.CheckGroupPolicy(*policy); err != nil {
-			err = fmt.Errorf("--oom-policy %w", err)
-		}
-	}
 	if err != nil {
 		return err
 	}
 	if sub == "update" {
 		err = s.Update(rest[0], r)
-		if err == nil && setPolicy {
-			err = s.SetOOMPolicy(rest[0], *policy)
+		if err == nil && len(oom) > 0 {
+			err = s.SetOOM(rest[0], oom["oom-policy"], oom["oom-fallback"], oom["oom-deadline"])
 		}
 	} else {
-		err = s.Create(&groups.Group{Name: rest[0], Resources: *r, OOMPolicy: *policy})
+		err = s.Create(&groups.Group{Name: rest[0], Resources: *r, OOMPolicy: *policy, OOMFallback: *fallback, OOMDeadline: *deadline})
 	}
 	if err != nil || *policy == "" || *policy == string(oompolicy.Kernel) {
 		return err
@@ -111,6 +111,25 @@ func groupLimits(conf *hostconf.Conf, s *groups.Store, sub string, args []string
 		return fmt.Errorf("group %s: its OOM policy needs the lkc daemon: %w", rest[0], err)
 	}
 	return cl.Close()
+}
+
+// checkGroupOOM checks an OOM flag's value before anything is made or
+// changed; an empty fallback or deadline stands for the host default.
+func checkGroupOOM(name, v string) error {
+	var err error
+	switch {
+	case name == "oom-policy":
+		err = oompolicy.CheckGroupPolicy(v)
+	case v == "":
+	case name == "oom-fallback":
+		err = oompolicy.CheckFallback(v)
+	case name == "oom-deadline":
+		_, err = oompolicy.ParseDeadline(v)
+	}
+	if err != nil {
+		return fmt.Errorf("--%s %w", name, err)
+	}
+	return nil
 }
 
 // setGroupFlag stores one limit flag in r: the two docker has and runc

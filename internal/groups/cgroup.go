@@ -139,10 +139,11 @@ func (s *Store) Update(name string, r *config.Resources) error {
 	return s.save(g)
 }
 
-// SetOOMPolicy records a group's OOM policy ("" or kernel: the kernel's
-// own). The daemon's oom service reads it from the definition and arms
-// the group's memory cgroup; this package checks no policy syntax.
-func (s *Store) SetOOMPolicy(name, policy string) error {
+// SetOOM records a group's OOM policy ("" or kernel: the kernel's own),
+// fallback and deadline ("": the host defaults); a nil one is left as it
+// is. The daemon's oom service reads them from the definition and arms the
+// group's memory cgroup; this package checks no policy syntax.
+func (s *Store) SetOOM(name string, policy, fallback, deadline *string) error {
 	unlock, err := s.lock()
 	if err != nil {
 		return err
@@ -152,7 +153,11 @@ func (s *Store) SetOOMPolicy(name, policy string) error {
 	if err != nil {
 		return err
 	}
-	g.OOMPolicy = policy
+	for _, f := range []struct{ to, from *string }{{&g.OOMPolicy, policy}, {&g.OOMFallback, fallback}, {&g.OOMDeadline, deadline}} {
+		if f.from != nil {
+			*f.to = *f.from
+		}
+	}
 	return s.save(g)
 }
 

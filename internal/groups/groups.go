@@ -39,6 +39,12 @@ type Group struct {
 	// OOMPolicy is the group's OOM policy (docs/daemon.md), empty for the
 	// kernel's own.
 	OOMPolicy string `json:"oomPolicy,omitempty"`
+	// OOMFallback and OOMDeadline are the group's own fallback and
+	// deadline (docs/oom.md), empty for the host defaults (oom.fallback,
+	// oom.deadline): a group of batch jobs may want kill-newest after 30s
+	// where the host's containers get kill-largest after 5s.
+	OOMFallback string `json:"oomFallback,omitempty"`
+	OOMDeadline string `json:"oomDeadline,omitempty"`
 }
 
 // Store is the groups of one host: where their definitions are and where

@@ -2,6 +2,7 @@ package oompolicy
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/lkc-containers/lkc/internal/effective"
@@ -36,6 +37,34 @@ func CheckGroupPolicy(v string) error {
 	return err
 }
 
+// groupSettings are group g's settings: its definition's policy, and its
+// fallback and deadline where it has them, else the host defaults.
+func groupSettings(c *hostconf.Conf, g *groups.Group) (Settings, error) {
+	if err := CheckGroupPolicy(g.OOMPolicy); err != nil {
+		return Settings{}, fmt.Errorf("definition's oomPolicy: %w", err)
+	}
+	s, err := Resolve(c, map[string]string{hostconf.AnnotationOOMPolicy: g.OOMPolicy})
+	if err != nil {
+		return s, err
+	}
+	if g.OOMFallback != "" {
+		if s.Fallback, err = parseFallback(g.OOMFallback); err != nil {
+			return s, fmt.Errorf("definition's oomFallback: %w", err)
+		}
+	}
+	if g.OOMDeadline != "" {
+		if s.Deadline, err = ParseDeadline(g.OOMDeadline); err != nil {
+			return s, fmt.Errorf("definition's oomDeadline: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// groupKey is what a group is armed with: a change to any part re-arms it.
+func groupKey(g *groups.Group) string {
+	return g.OOMPolicy + "\n" + g.OOMFallback + "\n" + g.OOMDeadline
+}
+
 // groupEntry is the registry entry a group is armed under.
 func groupEntry(name string) *registry.Entry { return &registry.Entry{ID: name} }
 
@@ -68,7 +97,7 @@ func (s *Service) reconcileGroups(served map[string]bool) {
 		e := groupEntry(g.Name)
 		k := keyOf(e)
 		served[k] = true
-		if a := s.byKey[k]; a != nil && a.group != g.OOMPolicy {
+		if a := s.byKey[k]; a != nil && a.group != groupKey(g) {
 			s.disarm(a, true)
 			delete(s.failed, k)
 		}
@@ -89,10 +118,7 @@ func (s *Service) reconcileGroups(served map[string]bool) {
 
 // armGroup arms group g: its events go to the group's log (EventsPath).
 func (s *Service) armGroup(store *groups.Store, g *groups.Group) (*armed, error) {
-	if err := CheckGroupPolicy(g.OOMPolicy); err != nil {
-		return nil, err
-	}
-	set, err := Resolve(s.deps.Conf, map[string]string{hostconf.AnnotationOOMPolicy: g.OOMPolicy})
+	set, err := groupSettings(s.deps.Conf, g)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +130,7 @@ func (s *Service) armGroup(store *groups.Store, g *groups.Group) (*armed, error)
 	if err != nil || !ok {
 		return nil, err
 	}
-	a := &armed{e: groupEntry(g.Name), set: set, dir: dir, efd: -1, psi: -1, group: g.OOMPolicy, v2: v2,
+	a := &armed{e: groupEntry(g.Name), set: set, dir: dir, efd: -1, psi: -1, group: groupKey(g), v2: v2,
 		events: store.EventsPath(g.Name)}
 	if v2 {
 		return s.register(a, armV2)

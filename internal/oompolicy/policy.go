@@ -102,6 +102,22 @@ func parseFallback(v string) (Policy, error) {
 	return p, err
 }
 
+// CheckFallback checks a fallback as `lkc group create/update
+// --oom-fallback` takes it.
+func CheckFallback(v string) error {
+	_, err := parseFallback(v)
+	return err
+}
+
+// ParseDeadline reads a deadline: a positive Go duration.
+func ParseDeadline(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q: use a positive duration such as 5s", v)
+	}
+	return d, nil
+}
+
 // Resolve reads a container's settings: each annotation, else the host
 // default. An invalid value is an error naming its annotation (or lkc.conf
 // key).
@@ -124,11 +140,9 @@ func Resolve(c *hostconf.Conf, annotations map[string]string) (Settings, error) 
 	}
 	s.Deadline = c.OOMDeadline
 	if v, ok := annotations[AnnotationDeadline]; ok {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return s, fmt.Errorf("annotation %s: %q: use a positive duration such as 5s", AnnotationDeadline, v)
+		if s.Deadline, err = ParseDeadline(v); err != nil {
+			return s, fmt.Errorf("annotation %s: %w", AnnotationDeadline, err)
 		}
-		s.Deadline = d
 	}
 	if s.Policy.Kind == Checkpoint && s.Policy.Dir == "" {
 		s.Policy.Dir = c.OOMCheckpointTo

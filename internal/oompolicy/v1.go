@@ -43,7 +43,7 @@ type armed struct {
 	maxWd     int       // v2: the inotify watch on memory.max
 	trigger   string    // v2: the trigger written there
 	stallAt   time.Time // v2: when the trigger last fired
-	group     string    // a resource group's policy as its definition says it ("" for a container)
+	group     string    // a resource group's policy, fallback and deadline as its definition says them ("" for a container)
 	limitBack uint64    // the limit a failed checkpoint raised, to put back (0: none)
 	// by is what woke the loop for the container last: memory.oom_control
 	// (v1), memory.events or psi (v2), start (read at arming).

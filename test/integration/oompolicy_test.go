@@ -757,3 +757,61 @@ func TestOOMGroupPolicy(t *testing.T) {
 		t.Errorf("the group's event log after delete: %v, want it gone", err)
 	}
 }
+
+// TestOOMGroupFallbackDeadline: a group's own --oom-fallback and
+// --oom-deadline are stored in its definition and used: a notify handler
+// that hangs is overridden at the group's deadline (not the host's 5 s) by
+// the group's fallback (not the host's kill-largest). Bad values are one
+// line and leave nothing, on create and on update.
+func TestOOMGroupFallbackDeadline(t *testing.T) {
+	g := newGroupEnv(t)
+	d := &daemonEnv{env: g.env, dir: filepath.Join(t.TempDir(), "lkcd")}
+	t.Setenv("LKC_DAEMON_DIR", d.dir)
+	t.Cleanup(d.stop)
+	g.failLkc(`--oom-deadline "0": use a positive duration`, "group", "create", "bad", "--oom-policy", "kill-largest", "--oom-deadline", "0")
+	g.failLkc(`--oom-fallback "grow:1G": use kernel, kill-largest or kill-newest`, "group", "create", "bad", "--oom-fallback", "grow:1G")
+	g.assertNone("a refused create")
+	deadline := 500 * time.Millisecond
+	if cgroupV2() {
+		deadline = 2 * time.Second // the emulated VM starts the handler's shell slowly
+	}
+	g.mustLkc("group", "create", "slow", "--memory", strconv.Itoa(oomLimit), "--oom-policy", "notify:exec sleep 1000",
+		"--oom-fallback", "kill-newest", "--oom-deadline", deadline.String())
+	g.failLkc(`--oom-deadline "soon": use a positive duration`, "group", "update", "slow", "--oom-deadline", "soon")
+	var defs []map[string]any
+	if err := json.Unmarshal([]byte(g.mustLkc("group", "list", "--json")), &defs); err != nil || len(defs) != 1 {
+		t.Fatalf("group list --json: %v %v", defs, err)
+	}
+	if defs[0]["oomFallback"] != "kill-newest" || defs[0]["oomDeadline"] != deadline.String() {
+		t.Fatalf("definition %v, want oomFallback kill-newest and oomDeadline %v (a refused update changes nothing)", defs[0], deadline)
+	}
+	cgroup := filepath.Join("/sys/fs/cgroup", g.parent, "slow")
+	if !cgroupV2() {
+		cgroup = filepath.Join("/sys/fs/cgroup/memory", g.parent, "slow")
+	}
+	waitFor(t, func() bool { return oomDisabled(cgroup) }, "the daemon to arm the group")
+	r := g.lkc("group", "exec", "slow", "--", "sh", "-c", `awk 'BEGIN { s = "x"; for (i = 0; i < 26; i++) s = s s; print length(s) }'; echo rc=$?`)
+	if !strings.Contains(r.stdout, "rc=137") {
+		t.Fatalf("allocator in the group: %v, want it SIGKILLed by the fallback", r)
+	}
+	at := map[string]map[string]any{}
+	waitFor(t, func() bool {
+		for _, l := range strings.Split(g.mustLkc("group", "events", "slow"), "\n") {
+			var ev map[string]any
+			if json.Unmarshal([]byte(l), &ev) == nil && at[fmt.Sprint(ev["type"])] == nil {
+				at[fmt.Sprint(ev["type"])] = eventData(ev)
+			}
+		}
+		return at["policy-fallback"] != nil && at["policy-kill"] != nil
+	}, "policy-fallback and policy-kill in the group's events")
+	if fb := at["policy-fallback"]; fb["to"] != "kill-newest" {
+		t.Errorf("policy-fallback %v, want to kill-newest (the group's, not the host's kill-largest)", fb)
+	}
+	if k := at["policy-kill"]; k["comm"] != "awk" || k["policy"] != "kill-newest" {
+		t.Errorf("policy-kill %v, want awk by kill-newest", k)
+	}
+	held := at["oom-held"]["uptime"].(float64)
+	if s := at["policy-fallback"]["uptime"].(float64) - held; s < deadline.Seconds() || s > deadline.Seconds()+2 {
+		t.Errorf("fallback %.2f s after the hold, want just past the group's %v deadline (the host's is 5s)", s, deadline)
+	}
+}
