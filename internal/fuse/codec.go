@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"syscall"
+	"time"
 )
 
 var ne = binary.NativeEndian
@@ -112,31 +113,37 @@ func putAttr(b []byte, a Attr) {
 	ne.PutUint32(b[84:], 0)    // flags
 }
 
-// entryOut encodes a fuse_entry_out for a looked-up node, cached for
-// valid seconds; a regular file's attributes never are (its size is its
-// rendering's, see Server.getattr), nor anything of a volatile node.
-func entryOut(a Attr, valid uint64) []byte {
+// entryOut encodes a fuse_entry_out for a looked-up node whose name the
+// kernel may keep for entry and its attributes for attr.
+func entryOut(a Attr, entry, attr time.Duration) []byte {
 	b := make([]byte, entryOutSize)
-	entry, attr := valid, valid
-	if a.Volatile {
-		entry, attr = 0, 0
-	}
-	if a.Mode&syscall.S_IFMT == syscall.S_IFREG {
-		attr = 0
-	}
 	ne.PutUint64(b[0:], a.Ino)
 	ne.PutUint64(b[8:], 0) // generation: node ids are never reused within one
-	ne.PutUint64(b[16:], entry)
-	ne.PutUint64(b[24:], attr)
+	putValid(b[16:], b[32:], entry)
+	putValid(b[24:], b[36:], attr)
 	putAttr(b[40:], a)
 	return b
 }
 
-// attrOut encodes a fuse_attr_out.
-func attrOut(a Attr, valid uint64) []byte {
+// attrOut encodes a fuse_attr_out the kernel may keep for valid.
+func attrOut(a Attr, valid time.Duration) []byte {
 	b := make([]byte, attrOutSize)
-	ne.PutUint64(b[0:], valid)
+	putValid(b[0:], b[8:], valid)
 	putAttr(b[16:], a)
+	return b
+}
+
+// putValid encodes a cache timeout as its seconds and nanoseconds fields.
+func putValid(sec, nsec []byte, d time.Duration) {
+	ne.PutUint64(sec, uint64(d/time.Second))
+	ne.PutUint32(nsec, uint32(d%time.Second))
+}
+
+// invalInodeOut encodes a fuse_notify_inval_inode_out that drops node's
+// attributes and every page of it (offset 0, length 0: to the end).
+func invalInodeOut(node uint64) []byte {
+	b := make([]byte, invalInodeSize)
+	ne.PutUint64(b[0:], node)
 	return b
 }
 

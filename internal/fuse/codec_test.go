@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestParseRequestRoundTrip(t *testing.T) {
@@ -104,7 +105,7 @@ func call(t *testing.T, s *Server, r request) (syscall.Errno, []byte) {
 
 func TestInitNegotiates(t *testing.T) {
 	s := NewServer(newTreeFS(nil))
-	offered := uint32(initAsyncRead | initParallelDirops | initMaxPages | initExt)
+	offered := uint32(initAsyncRead | initParallelDirops | initMaxPages | initAutoInvalData | initExt)
 	e, out := call(t, s, request{Opcode: opInit, Body: initBody(45, offered, uint32(initHasResend>>32))})
 	if e != 0 || len(out) != initOutSize {
 		t.Fatalf("init: errno %v, %d bytes", e, len(out))
@@ -112,7 +113,7 @@ func TestInitNegotiates(t *testing.T) {
 	if ne.Uint32(out[0:]) != 7 || ne.Uint32(out[4:]) != 45 {
 		t.Errorf("version %d.%d", ne.Uint32(out[0:]), ne.Uint32(out[4:]))
 	}
-	if f := ne.Uint32(out[12:]); f != initParallelDirops|initMaxPages|initExt {
+	if f := ne.Uint32(out[12:]); f != initParallelDirops|initMaxPages|initAutoInvalData|initExt {
 		t.Errorf("flags %#x", f)
 	}
 	if ne.Uint32(out[20:]) != maxWrite || ne.Uint16(out[28:]) != maxPages {
@@ -136,11 +137,11 @@ func TestLookupGetattrReaddir(t *testing.T) {
 	if mode := ne.Uint32(out[40+60:]); mode != syscall.S_IFREG|0o444 {
 		t.Errorf("mode %o", mode)
 	}
-	if ne.Uint64(out[16:]) != cacheValid || ne.Uint64(out[24:]) != 0 {
-		t.Errorf("a file's entry valid %d s, attributes %d s; want cached, uncached", ne.Uint64(out[16:]), ne.Uint64(out[24:]))
+	if ne.Uint64(out[16:]) != 1 || ne.Uint64(out[24:]) != 0 || ne.Uint32(out[36:]) != 0 {
+		t.Errorf("a file's entry valid %d s, attributes %d s; want cached, uncached (Fresh 0)", ne.Uint64(out[16:]), ne.Uint64(out[24:]))
 	}
-	if b := entryOut(Attr{Ino: 5, Mode: syscall.S_IFDIR, Volatile: true}, 1); ne.Uint64(b[16:]) != 0 || ne.Uint64(b[24:]) != 0 {
-		t.Errorf("a volatile node is cached")
+	if b := entryOut(Attr{}, 1500*time.Millisecond, 250*time.Millisecond); ne.Uint64(b[16:]) != 1 || ne.Uint32(b[32:]) != 500e6 || ne.Uint64(b[24:]) != 0 || ne.Uint32(b[36:]) != 250e6 {
+		t.Errorf("entry_out timeouts % x", b[16:40])
 	}
 	if e, _ := call(t, s, request{Opcode: opLookup, Node: RootID, Body: []byte("nope\x00")}); e != syscall.ENOENT {
 		t.Errorf("lookup nope: %v", e)
@@ -197,74 +198,67 @@ func readBody(fh, off uint64, size uint32) []byte {
 	return b
 }
 
-func open(t *testing.T, s *Server, node uint64) uint64 {
+func getattr(t *testing.T, s *Server, node uint64) (size uint64, valid time.Duration) {
 	t.Helper()
-	e, out := call(t, s, request{Opcode: opOpen, Node: node, Body: make([]byte, 8)})
-	if e != 0 || len(out) != openOutSize {
-		t.Fatalf("open %d: %v", node, e)
+	e, out := call(t, s, request{Opcode: opGetattr, Node: node, Body: make([]byte, 16)})
+	if e != 0 || len(out) != attrOutSize {
+		t.Fatalf("getattr %d: %v", node, e)
 	}
-	if ne.Uint32(out[8:])&fopenDirectIO == 0 {
-		t.Errorf("open without FOPEN_DIRECT_IO")
-	}
-	return ne.Uint64(out[0:])
+	return ne.Uint64(out[16+8:]), time.Duration(ne.Uint64(out[0:]))*time.Second + time.Duration(ne.Uint32(out[8:]))
 }
 
-func read(t *testing.T, s *Server, node, fh, off uint64, size uint32) (syscall.Errno, string) {
+func read(t *testing.T, s *Server, node, off uint64, size uint32) (syscall.Errno, string) {
 	t.Helper()
-	e, out := call(t, s, request{Opcode: opRead, Node: node, Body: readBody(fh, off, size)})
+	e, out := call(t, s, request{Opcode: opRead, Node: node, Body: readBody(0, off, size)})
 	return e, string(out)
 }
 
-func TestReadSnapshotAndRewind(t *testing.T) {
+// TestReadServesOneVersion: a GETATTR renders the file and every READ
+// until the next rendering is a slice of that one; a GETATTR within the
+// file's Fresh takes it again.
+func TestReadServesOneVersion(t *testing.T) {
 	fs := newTreeFS(map[string]func(int) ([]byte, error){"gen": generations(100)})
+	fs.fresh = 100 * time.Millisecond
 	s := NewServer(fs)
-	fh := open(t, s, 100)
+	size, valid := getattr(t, s, 100)
+	if size != 100 || valid != fs.fresh {
+		t.Fatalf("getattr: size %d valid %v, want 100, about Fresh", size, valid)
+	}
 	var got string
 	for off := uint64(0); ; off += 7 {
-		_, piece := read(t, s, 100, fh, off, 7)
+		_, piece := read(t, s, 100, off, 7)
 		if piece == "" {
 			break
 		}
 		got += piece
 	}
 	want, _ := generations(100)(1)
-	if got != string(want) {
-		t.Fatalf("read in pieces %q, want one rendering %q", got, want)
+	if got != string(want) || fs.renders.Load() != 1 {
+		t.Fatalf("read in pieces %q after %d renderings, want one rendering %q", got, fs.renders.Load(), want)
 	}
-	if fs.renders.Load() != 1 {
-		t.Fatalf("%d renderings for one pass", fs.renders.Load())
+	if _, valid = getattr(t, s, 100); fs.renders.Load() != 1 || valid >= fs.fresh || valid <= 0 {
+		t.Fatalf("a GETATTR right after rendered again (%d renderings) or kept it %v", fs.renders.Load(), valid)
 	}
-	_, c := read(t, s, 100, fh, 0, 20)
-	if c != "generation 00000002\n" {
-		t.Fatalf("a rewind read %q, want the second rendering", c)
+	time.Sleep(fs.fresh)
+	_, valid = getattr(t, s, 100)
+	if _, c := read(t, s, 100, 0, 20); c != "generation 00000002\n" || valid != fs.fresh {
+		t.Fatalf("after a later GETATTR read %q (valid %v), want the second rendering", c, valid)
 	}
-	if e, rest := read(t, s, 100, fh, 1000, 20); e != 0 || rest != "" {
+	if e, rest := read(t, s, 100, 1000, 20); e != 0 || rest != "" {
 		t.Fatalf("read past the end: %v %q", e, rest)
 	}
 }
 
-func TestReadUnknownHandleRenders(t *testing.T) {
-	fs := newTreeFS(map[string]func(int) ([]byte, error){"a": static("hello world\n")})
+// TestReadWithoutVersionRenders: a READ of a file this server answered no
+// GETATTR for (a predecessor did) renders it.
+func TestReadWithoutVersionRenders(t *testing.T) {
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"a": static("hello world\n"), "b": static("bbbb")})
 	s := NewServer(fs)
-	// A predecessor's handle, in the middle of the file.
-	if e, got := read(t, s, 100, 12345, 6, 100); e != 0 || got != "world\n" {
-		t.Fatalf("read under an unknown handle: %v %q", e, got)
+	if e, got := read(t, s, 100, 6, 100); e != 0 || got != "world\n" {
+		t.Fatalf("read without a version: %v %q", e, got)
 	}
-	if e, _ := call(t, s, request{Opcode: opRelease, Node: 100, Body: readBody(12345, 0, 0)[:releaseInSize]}); e != 0 {
-		t.Fatalf("release: %v", e)
-	}
-	if s.handles.count() != 0 {
-		t.Fatalf("%d handles after release", s.handles.count())
-	}
-}
-
-func TestHandlesAreNotSharedAcrossNodes(t *testing.T) {
-	fs := newTreeFS(map[string]func(int) ([]byte, error){"a": static("aaaa"), "b": static("bbbb")})
-	s := NewServer(fs)
-	fh := open(t, s, 100)
-	read(t, s, 100, fh, 0, 4)
-	if _, got := read(t, s, 101, fh, 2, 4); got != "bb" {
-		t.Fatalf("node b under node a's handle read %q", got)
+	if _, got := read(t, s, 101, 2, 4); got != "bb" {
+		t.Fatalf("node b after node a read %q", got)
 	}
 }
 
@@ -275,16 +269,12 @@ func TestRenderErrorsReachTheReader(t *testing.T) {
 	})
 	s := NewServer(fs)
 	for node, want := range map[uint64]syscall.Errno{100: syscall.ENOENT, 101: syscall.EIO} {
-		if e, _ := call(t, s, request{Opcode: opOpen, Node: node, Body: make([]byte, 8)}); e != want {
-			t.Errorf("open %d: %v, want %v", node, e, want)
+		if e, _ := call(t, s, request{Opcode: opGetattr, Node: node, Body: make([]byte, 16)}); e != want {
+			t.Errorf("getattr %d: %v, want %v", node, e, want)
 		}
-		// A predecessor's handle renders at read.
-		if e, _ := read(t, s, node, 777, 0, 10); e != want {
+		if e, _ := read(t, s, node, 0, 10); e != want {
 			t.Errorf("read %d: %v, want %v", node, e, want)
 		}
-	}
-	if n := s.handles.count(); n != 2 {
-		t.Errorf("%d handles, want only the two reads' (the failed opens keep none)", n)
 	}
 }
 
@@ -307,10 +297,29 @@ func TestOtherOpcodes(t *testing.T) {
 	if e, _ := call(t, s, request{Opcode: opOpen, Node: RootID, Body: make([]byte, 8)}); e != syscall.EISDIR {
 		t.Errorf("open of a directory: %v", e)
 	}
+	if e, _ := call(t, s, request{Opcode: opOpen, Node: 100, Body: make([]byte, 8)}); e != syscall.ENOSYS {
+		t.Errorf("open of a file: %v, want ENOSYS (opens without asking)", e)
+	}
 	if e, _ := call(t, s, request{Opcode: opOpendir, Node: 77, Body: make([]byte, 8)}); e != syscall.ESTALE {
 		t.Errorf("opendir of a dead node: %v", e)
 	}
 	if e, _ := call(t, s, request{Opcode: opDestroy}); e != 0 {
 		t.Errorf("destroy: %v", e)
+	}
+}
+
+// TestStandInIsNotKept: content the FS marks as a stand-in is given to the
+// kernel with no attribute time, and the next GETATTR renders again.
+func TestStandInIsNotKept(t *testing.T) {
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"gen": generations(20)})
+	fs.fresh, fs.standIn = time.Second, true
+	s := NewServer(fs)
+	if _, valid := getattr(t, s, 100); valid != 0 {
+		t.Errorf("a stand-in kept %v", valid)
+	}
+	time.Sleep(reuseWithin)
+	getattr(t, s, 100)
+	if _, c := read(t, s, 100, 0, 20); c != "generation 00000002\n" {
+		t.Errorf("read %q after a second GETATTR, want the second rendering", c)
 	}
 }

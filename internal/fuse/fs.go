@@ -18,11 +18,13 @@ type FS interface {
 	Getattr(node uint64) (Attr, error)
 	// Readdir lists directory node, without "." and "..".
 	Readdir(node uint64) ([]Dirent, error)
-	// Content renders regular file node. It is called when a reader reads
-	// at offset 0, so a reader that rewinds (top keeps /proc/stat open)
-	// sees fresh content, and reads at other offsets are slices of that
-	// one rendering, so a reader sees one snapshot whatever its buffer.
-	Content(node uint64) ([]byte, error)
+	// Content renders regular file node. The server calls it when the
+	// kernel asks the file's attributes after its Fresh ran out (or never
+	// saw them), and serves every read from that one rendering until the
+	// next, so a reader sees one snapshot whatever its buffer. keep false
+	// marks a stand-in (the file cannot be rendered for now) that the
+	// kernel must not cache beyond the read at hand.
+	Content(node uint64) (c []byte, keep bool, err error)
 }
 
 // Attr describes one node. Mode includes the type bits (S_IFDIR, S_IFREG).
@@ -36,6 +38,10 @@ type Attr struct {
 	// attributes: a node that comes and goes with no notice to the kernel
 	// (a slot released) is gone at once.
 	Volatile bool
+	// Fresh is, for a regular file, how old a rendering the kernel may
+	// serve from its page cache without asking the server; 0 asks before
+	// every open and read.
+	Fresh time.Duration
 }
 
 // Dirent is one directory entry; Type is the S_IFMT bits of its mode.

@@ -13,6 +13,8 @@ import (
 type treeFS struct {
 	files   map[string]func(n int) ([]byte, error)
 	renders atomic.Int64
+	fresh   time.Duration // every file's Fresh
+	standIn bool          // Content's keep is false
 }
 
 func newTreeFS(files map[string]func(n int) ([]byte, error)) *treeFS {
@@ -67,7 +69,7 @@ func (t *treeFS) Getattr(node uint64) (Attr, error) {
 	if _, ok := t.nameOf(node); !ok {
 		return Attr{}, syscall.ESTALE
 	}
-	return Attr{Ino: node, Mode: syscall.S_IFREG | 0o444, Mtime: testTime}, nil
+	return Attr{Ino: node, Mode: syscall.S_IFREG | 0o444, Mtime: testTime, Fresh: t.fresh}, nil
 }
 
 func (t *treeFS) Readdir(node uint64) ([]Dirent, error) {
@@ -82,13 +84,14 @@ func (t *treeFS) Readdir(node uint64) ([]Dirent, error) {
 	return out, nil
 }
 
-func (t *treeFS) Content(node uint64) ([]byte, error) {
+func (t *treeFS) Content(node uint64) ([]byte, bool, error) {
 	name, ok := t.nameOf(node)
 	if !ok {
-		return nil, syscall.ESTALE
+		return nil, false, syscall.ESTALE
 	}
 	n := int(t.renders.Add(1))
-	return t.files[name](n)
+	c, err := t.files[name](n)
+	return c, !t.standIn, err
 }
 
 func static(s string) func(int) ([]byte, error) {

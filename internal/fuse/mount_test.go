@@ -143,9 +143,13 @@ func TestMountReadFiles(t *testing.T) {
 	}
 }
 
+// TestMountRewindRenders: a reader that keeps the file open and reads it
+// again from the start (top keeps /proc/stat open) sees a new rendering
+// once the file's Fresh ran out.
 func TestMountRewindRenders(t *testing.T) {
 	dir, f := mountTest(t)
 	fs := newTreeFS(map[string]func(int) ([]byte, error){"stat": generations(20)})
+	fs.fresh = 20 * time.Millisecond
 	serve(t, f, NewServer(fs), false)
 	fd, err := unix.Open(filepath.Join(dir, "stat"), unix.O_RDONLY, 0)
 	if err != nil {
@@ -154,6 +158,8 @@ func TestMountRewindRenders(t *testing.T) {
 	defer unix.Close(fd)
 	var seen []string
 	for i := 0; i < 3; i++ {
+		time.Sleep(3 * fs.fresh) // past twice Fresh, in whole jiffies
+
 		b := make([]byte, 64)
 		n, err := unix.Pread(fd, b, 0)
 		if err != nil {
@@ -230,7 +236,7 @@ func TestMountSendfileAfterLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(in)
-	time.Sleep((cacheValid*1000 + 100) * time.Millisecond) // the name's entry expires
+	time.Sleep(cacheValid + 100*time.Millisecond) // the name's entry expires
 	// O_PATH: the walk revalidates the name (LOOKUP) and asks nothing else.
 	p, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -273,6 +279,10 @@ func TestMountConcurrentReaders(t *testing.T) {
 		"a": static(strings.Repeat("a", 5000)),
 		"b": generations(200 << 10),
 	})
+	// A file changes under readers only once its Fresh ran out (then a
+	// reader between two reads of a file larger than its buffer may go on
+	// in the new version: content.go).
+	fs.fresh = time.Minute
 	s := NewServer(fs)
 	s.Readers = 4
 	serve(t, f, s, false)
@@ -300,14 +310,6 @@ func TestMountConcurrentReaders(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
-	}
-	// Every open was released.
-	deadline := time.Now().Add(2 * time.Second)
-	for s.handles.count() != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := s.handles.count(); n != 0 {
-		t.Errorf("%d handles left after every reader closed", n)
 	}
 }
 
@@ -440,9 +442,10 @@ func procState(pid int) string {
 	return s[i+2 : i+3]
 }
 
-// TestMountOneRenderPerRead: open+read+close renders the file once,
-// although the kernel asks its attributes (default_permissions) before
-// the open.
+// TestMountOneRenderPerRead: a file whose Fresh is 0 is rendered once per
+// open+read+close, although the kernel asks its attributes at the open
+// (default_permissions) and again at the read (twice only when the machine
+// held the reader between the two for longer than reuseWithin).
 func TestMountOneRenderPerRead(t *testing.T) {
 	dir, f := mountTest(t)
 	fs := newTreeFS(map[string]func(int) ([]byte, error){"meminfo": generations(64)})
@@ -452,12 +455,46 @@ func TestMountOneRenderPerRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
+		time.Sleep(2 * reuseWithin)
 		before := fs.renders.Load()
-		if _, err := readFile(path); err != nil {
+		got, err := readFile(path)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if n := fs.renders.Load() - before; n != 1 {
-			t.Fatalf("read %d rendered the file %d times, want 1", i, n)
+		n := fs.renders.Load() - before
+		if n < 1 || n > 2 || !strings.HasPrefix(string(got), fmt.Sprintf("generation %08d\n", before+n)) {
+			t.Fatalf("read %d rendered the file %d times and read %q, want once and that rendering", i, n, got[:min(len(got), 20)])
 		}
+	}
+}
+
+// TestMountCachedReads: within a file's Fresh, open+read+close is answered
+// from the kernel's page cache without a request to the server; once it
+// ran out, the next read asks, sees a new rendering, and reads it whole.
+func TestMountCachedReads(t *testing.T) {
+	dir, f := mountTest(t)
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"meminfo": generations(3000)})
+	fs.fresh = 300 * time.Millisecond
+	s := NewServer(fs)
+	serve(t, f, s, false)
+	path := filepath.Join(dir, "meminfo")
+	first, err := readFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := s.requests.Load()
+	for i := 0; i < 20; i++ {
+		got, err := readFile(path)
+		if err != nil || string(got) != string(first) {
+			t.Fatalf("cached read %d: %v, %d bytes differ from the first read", i, err, len(got))
+		}
+	}
+	if n := s.requests.Load() - before; n > 2 {
+		t.Errorf("20 reads within Fresh sent %d requests, want none (2 allowed for a slow machine's expiry)", n)
+	}
+	time.Sleep(fs.fresh + 50*time.Millisecond)
+	got, err := readFile(path)
+	if err != nil || string(got) == string(first) || strings.Count(string(got), string(got[:20])) != len(got)/20 || len(got) < 3000 {
+		t.Fatalf("read after Fresh: %v, %d bytes, %q...; want a whole newer rendering", err, len(got), got[:min(len(got), 40)])
 	}
 }

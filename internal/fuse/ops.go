@@ -3,12 +3,13 @@ package fuse
 import (
 	"fmt"
 	"syscall"
+	"time"
 )
 
-// cacheValid is how long (seconds) the kernel may keep a lookup or an
-// attribute: nodes of this tree change only when a slot is reused, which
+// cacheValid is how long the kernel may keep a name, or a directory's
+// attributes: nodes of this tree change only when a slot is reused, which
 // bumps the node id itself.
-const cacheValid = 1
+const cacheValid = time.Second
 
 // handle answers one request; a nil reply means none is due (FORGET).
 func (s *Server) handle(r request) []byte {
@@ -38,10 +39,6 @@ func (s *Server) dispatch(r request) ([]byte, error) {
 	case opRead:
 		return s.read(r)
 	case opRelease:
-		if len(r.Body) < releaseInSize {
-			return nil, syscall.EINVAL
-		}
-		s.handles.remove(r.Node, ne.Uint64(r.Body))
 		return nil, nil
 	case opOpendir:
 		if _, err := s.fs.Getattr(r.Node); err != nil {
@@ -72,57 +69,48 @@ func (s *Server) lookup(r request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.sized(&a, r.PID)
-	return entryOut(a, cacheValid), nil
+	valid, err := s.attrValid(&a, false)
+	if err != nil {
+		return nil, err
+	}
+	entry := cacheValid
+	if a.Volatile {
+		entry = 0
+	}
+	return entryOut(a, entry, valid), nil
 }
 
-// getattr answers a regular file's size as the length of a rendering now,
-// never cached: stat users (tail seeks from the end) see the real size.
 func (s *Server) getattr(r request) ([]byte, error) {
 	a, err := s.fs.Getattr(r.Node)
 	if err != nil {
 		return nil, err
 	}
-	if a.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		valid := uint64(cacheValid)
-		if a.Volatile {
-			valid = 0
-		}
-		return attrOut(a, valid), nil
+	// fuse_getattr_in: getattr_flags (FUSE_GETATTR_FH: of an open file).
+	open := len(r.Body) >= 4 && ne.Uint32(r.Body)&getattrFH != 0
+	valid, err := s.attrValid(&a, open)
+	if err != nil {
+		return nil, err
 	}
-	s.sized(&a, r.PID)
-	return attrOut(a, 0), nil
+	return attrOut(a, valid), nil
 }
 
-// sized sets a regular file's size to the length of a rendering now. The
-// kernel takes the size of every answer carrying attributes as the
-// inode's, a LOOKUP's too (a walk revalidating an expired name), and that
-// size bounds splice and sendfile of files already open on the node: a
-// LOOKUP answering 0 between another process's open and its sendfile
-// (busybox cat) made it read nothing. Nor may it drop below the content
-// an open handle of the node serves: a rendering shorter than the one
-// opened (meminfo's numbers change length) cut that file's sendfile short.
-// The answer is the longer of the two; a reader of the shorter one reads
-// no further than its content (a short read lowers the size again).
-func (s *Server) sized(a *Attr, pid uint32) {
-	if a.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return
+// attrValid returns how long the kernel may keep a's attributes. Every
+// answer with a regular file's attributes carries its current version's
+// size and mtime (content.go): the kernel takes them from a LOOKUP's
+// answer too, and a size below the content cuts reads short.
+func (s *Server) attrValid(a *Attr, open bool) (time.Duration, error) {
+	switch {
+	case a.Mode&syscall.S_IFMT == syscall.S_IFREG:
+		return s.current(a, open)
+	case a.Volatile:
+		return 0, nil
 	}
-	if c, err := s.fs.Content(a.Ino); err == nil {
-		a.Size = uint64(max(len(c), s.handles.longest(a.Ino)))
-		s.recent.put(a.Ino, pid, c)
-	}
+	return cacheValid, nil
 }
 
-// openFile renders the file into a new handle. Reads through read(2) are
-// direct (FOPEN_DIRECT_IO) and bounded by nothing but the content; but
-// splice and sendfile (busybox cat) read through the page cache, bounded
-// by the inode's size, which the kernel may hold from long ago (a bind
-// mount is never looked up again; kernels without the fix "fuse: use
-// copy_splice_read for FOPEN_DIRECT_IO" read direct files that way). So
-// before answering, the server raises that size to this rendering's length
-// with FUSE_NOTIFY_STORE of its last byte (the page is dropped again when
-// the open completes); a read that comes up short lowers the size again.
+// openFile answers ENOSYS for a regular file: the kernel then opens files
+// of this connection without asking (no OPEN, no RELEASE) and keeps their
+// pages across opens, which content.go keeps right.
 func (s *Server) openFile(r request) ([]byte, error) {
 	a, err := s.fs.Getattr(r.Node)
 	if err != nil {
@@ -131,30 +119,7 @@ func (s *Server) openFile(r request) ([]byte, error) {
 	if a.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return nil, syscall.EISDIR
 	}
-	fh := s.handles.add(r.Node)
-	c, err := s.handles.get(r.Node, fh).render(func() ([]byte, error) {
-		if c, ok := s.recent.take(r.Node, r.PID); ok {
-			return c, nil
-		}
-		return s.fs.Content(r.Node)
-	})
-	if err != nil {
-		s.handles.remove(r.Node, fh)
-		return nil, err
-	}
-	if s.notify != nil {
-		s.notify(notification(notifyStore, storeOut(r.Node, c)))
-	}
-	return openOut(fh, fopenDirectIO), nil
-}
-
-func (s *Server) read(r request) ([]byte, error) {
-	in, err := parseReadIn(r.Body)
-	if err != nil {
-		return nil, syscall.EINVAL
-	}
-	render := func() ([]byte, error) { return s.fs.Content(r.Node) }
-	return s.handles.get(r.Node, in.Fh).read(render, in.Offset, in.Size)
+	return nil, syscall.ENOSYS
 }
 
 // readdir lists entries from index in.Offset on; each entry's off is the

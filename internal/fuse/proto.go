@@ -47,26 +47,26 @@ const RootID = 1
 // again after FUSE_NOTIFY_RESEND (FUSE_UNIQUE_RESEND).
 const uniqueResend = 1 << 63
 
-// Notification codes (enum fuse_notify_code): FUSE_NOTIFY_STORE and
-// FUSE_NOTIFY_RESEND (7.40).
+// Notification codes (enum fuse_notify_code): FUSE_NOTIFY_INVAL_INODE,
+// FUSE_NOTIFY_STORE and FUSE_NOTIFY_RESEND (7.40).
 const (
-	notifyStore  = 4
-	notifyResend = 7
+	notifyInvalInode = 2
+	notifyStore      = 4
+	notifyResend     = 7
 )
 
 // INIT flags (fuse_init_in.flags, and flags2 shifted by 32).
 const (
 	initAsyncRead      = 1 << 0
+	initAutoInvalData  = 1 << 12
 	initMaxPages       = 1 << 22
 	initParallelDirops = 1 << 18
 	initExt            = 1 << 30
 	initHasResend      = 1 << 39
 )
 
-// FOPEN_DIRECT_IO: reads bypass the page cache and are not bounded by the
-// file's size, so a file whose size is unknown until rendered (0, as in
-// /proc) and content that grows between reads are read in full.
-const fopenDirectIO = 1 << 0
+// FUSE_GETATTR_FH: a GETATTR of an open file (fuse_getattr_in.getattr_flags).
+const getattrFH = 1 << 0
 
 // Sizes of the wire structures.
 const (
@@ -79,7 +79,7 @@ const (
 	initOutSize    = 64 // fuse_init_out (7.36+)
 	openOutSize    = 16
 	readInSize     = 40
-	releaseInSize  = 24
+	invalInodeSize = 24 // fuse_notify_inval_inode_out
 	statfsOutSize  = 80 // fuse_kstatfs
 	direntBaseSize = 24 // fuse_dirent without the name
 	forgetOneSize  = 16 // fuse_forget_one

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -14,9 +15,11 @@ import (
 
 // Server answers the requests of one FUSE connection for an FS.
 type Server struct {
-	fs      FS
-	handles *handles
-	recent  *recent
+	fs       FS
+	versions *versions
+	// requests counts the requests read, so tests see which reads reached
+	// the server.
+	requests atomic.Uint64
 	// notify writes a notification on the connection (set by Serve).
 	notify func([]byte) error
 	// Readers is the number of goroutines reading the fd; zero means two
@@ -27,7 +30,7 @@ type Server struct {
 
 // NewServer returns a server for fs.
 func NewServer(fs FS) *Server {
-	return &Server{fs: fs, handles: newHandles(), recent: newRecent()}
+	return &Server{fs: fs, versions: newVersions()}
 }
 
 // Serve answers requests on f (a /dev/fuse fd from Mount, or one handed
@@ -129,6 +132,7 @@ func (s *Server) readLoop(c *conn) error {
 		if err != nil {
 			return err
 		}
+		s.requests.Add(1)
 		out := s.handle(r)
 		if out == nil {
 			continue
@@ -157,7 +161,7 @@ func (s *Server) init(b []byte) ([]byte, error) {
 	if len(b) >= 20 && offered&initExt != 0 {
 		offered |= uint64(ne.Uint32(b[16:])) << 32
 	}
-	flags := offered & (initParallelDirops | initMaxPages | initExt)
+	flags := offered & (initParallelDirops | initMaxPages | initAutoInvalData | initExt)
 	out := make([]byte, initOutSize)
 	ne.PutUint32(out[0:], protoMajor)
 	ne.PutUint32(out[4:], min(minor, protoMinor))

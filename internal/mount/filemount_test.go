@@ -36,9 +36,9 @@ func (fs *oneFileFS) Getattr(node uint64) (fuse.Attr, error) { return fs.attr(no
 
 func (fs *oneFileFS) Readdir(uint64) ([]fuse.Dirent, error) { return nil, nil }
 
-func (fs *oneFileFS) Content(uint64) ([]byte, error) {
+func (fs *oneFileFS) Content(uint64) ([]byte, bool, error) {
 	fs.renders.Add(1)
-	return []byte("x\n"), nil
+	return []byte("x\n"), true, nil
 }
 
 // TestFileMountOfFUSEFileRendersNothing: telling a bind mount of a file

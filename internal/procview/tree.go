@@ -78,6 +78,20 @@ func splitNode(id uint64) (gen uint64, slot, index int) {
 	return id >> (indexBits + slotBits), int(id>>indexBits) & (1<<slotBits - 1), int(id & (1<<indexBits - 1))
 }
 
+// fresh is how old a file's content the kernel may serve from its page
+// cache (fuse.Attr.Fresh): the counters behind meminfo lag up to a second
+// in the kernel itself (vmstat's per-CPU deltas; v2's memory.stat flushes
+// every 2 s), cpuinfo, cpu/online and swaps change with the limits, and the
+// load averages every 5 s; uptime and stat are read for their clocks and
+// CPU times, to the hundredth of a second.
+var fresh = map[string]time.Duration{
+	"proc/uptime": 100 * time.Millisecond,
+	"proc/stat":   250 * time.Millisecond,
+}
+
+// freshDefault is every other file's.
+const freshDefault = time.Second
+
 // entries is what the tree needs of the served set.
 type entries interface {
 	// slotGen is slot n's generation while a container with a virtual
@@ -134,7 +148,19 @@ func (t *tree) Lookup(parent uint64, name string) (fuse.Attr, error) {
 	if !ok || strings.Contains(name, "/") {
 		return fuse.Attr{}, syscall.ENOENT
 	}
-	return t.attr(nodeID(gen, slot, j), t.layout.dir[j]), nil
+	return t.fileAttr(nodeID(gen, slot, j), j), nil
+}
+
+// fileAttr describes the node at index i of a slot.
+func (t *tree) fileAttr(id uint64, i int) fuse.Attr {
+	a := t.attr(id, t.layout.dir[i])
+	if !t.layout.dir[i] {
+		a.Fresh = freshDefault
+		if f, ok := fresh[t.layout.paths[i]]; ok {
+			a.Fresh = f
+		}
+	}
+	return a
 }
 
 // live decodes a node of a slot that still serves its generation.
@@ -155,7 +181,7 @@ func (t *tree) Getattr(id uint64) (fuse.Attr, error) {
 	if err != nil {
 		return fuse.Attr{}, err
 	}
-	a := t.attr(id, t.layout.dir[i])
+	a := t.fileAttr(id, i)
 	a.Volatile = i == 0
 	return a, nil
 }
@@ -192,21 +218,24 @@ func (t *tree) Readdir(id uint64) ([]fuse.Dirent, error) {
 // container is still being created) the reader gets the host's own file:
 // the kernel's format and real values, as if the container had no virtual
 // /proc, rather than an error a tool such as free or top cannot handle.
-// Only a node of a released slot (a lingering mount after delete, or a
-// reused slot) is an error: ESTALE.
-func (t *tree) Content(id uint64) ([]byte, error) {
+// The host's file is a stand-in the kernel does not cache: the next read
+// renders again (a container being restored is served as soon as it is
+// adopted). Only a node of a released slot (a lingering mount after
+// delete, or a reused slot) is an error: ESTALE.
+func (t *tree) Content(id uint64) ([]byte, bool, error) {
 	gen, slot, i, err := t.live(id)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if t.layout.dir[i] {
-		return nil, syscall.EISDIR
+		return nil, false, syscall.EISDIR
 	}
 	name := t.layout.paths[i]
 	if c, ok := t.served.container(slot, gen); ok {
 		if b, err := t.render(name, c); err == nil {
-			return b, nil
+			return b, true, nil
 		}
 	}
-	return os.ReadFile(path.Join(t.host, name))
+	b, err := os.ReadFile(path.Join(t.host, name))
+	return b, false, err
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lkc-containers/lkc/internal/fuse"
 	"github.com/lkc-containers/lkc/internal/procfs"
@@ -105,7 +106,7 @@ func TestTreeLookupReaddirContent(t *testing.T) {
 	if g, slot, _ := splitNode(a.Ino); g != 9 || slot != 4 {
 		t.Errorf("node %#x is not slot 4's of generation 9", a.Ino)
 	}
-	if c, err := tr.Content(a.Ino); err != nil || string(c) != "container proc/meminfo\n" {
+	if c, keep, err := tr.Content(a.Ino); err != nil || string(c) != "container proc/meminfo\n" || !keep {
 		t.Errorf("content: %q, %v", c, err)
 	}
 	if _, err := walk(t, tr, "4/sys/devices/system/cpu/online"); err != nil {
@@ -140,7 +141,7 @@ func TestTreeStaleAfterReuse(t *testing.T) {
 	if _, err := tr.Getattr(a.Ino); !errors.Is(err, syscall.ESTALE) {
 		t.Errorf("getattr of the old generation: %v", err)
 	}
-	if _, err := tr.Content(a.Ino); !errors.Is(err, syscall.ESTALE) {
+	if _, _, err := tr.Content(a.Ino); !errors.Is(err, syscall.ESTALE) {
 		t.Errorf("content of the old generation: %v", err)
 	}
 	delete(s, 2)
@@ -160,7 +161,32 @@ func TestTreeFallsBackToHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, err := tr.Content(a.Ino); err != nil || string(c) != "host proc/meminfo\n" {
+	if c, keep, err := tr.Content(a.Ino); err != nil || string(c) != "host proc/meminfo\n" || keep {
 		t.Errorf("content: %q, %v", c, err)
+	}
+}
+
+// TestTreeFilesAreFresh: every file may be served from the kernel's cache
+// for a bounded time, finer for uptime and stat; directories carry none.
+func TestTreeFilesAreFresh(t *testing.T) {
+	tr := newTestTree(t, served{0: 1}, func(string, *procfs.Container) ([]byte, error) { return nil, nil })
+	for _, f := range procfs.Files {
+		a, err := walk(t, tr, "0/"+f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := time.Second
+		if f == "proc/uptime" || f == "proc/stat" {
+			want = 250 * time.Millisecond
+		}
+		if a.Fresh <= 0 || a.Fresh > want {
+			t.Errorf("%s: Fresh %v, want (0, %v]", f, a.Fresh, want)
+		}
+		if g, err := tr.Getattr(a.Ino); err != nil || g.Fresh != a.Fresh {
+			t.Errorf("%s: Getattr's Fresh %v (%v), Lookup's %v", f, g.Fresh, err, a.Fresh)
+		}
+	}
+	if a, err := walk(t, tr, "0/proc"); err != nil || a.Fresh != 0 {
+		t.Errorf("directory proc: Fresh %v, %v", a.Fresh, err)
 	}
 }

@@ -335,14 +335,23 @@ func TestProcRepairAfterBothKilled(t *testing.T) {
 	// Read through the container's mount tree from here: an lkc exec
 	// needs the daemon's seccomp agent when sysinfo is served.
 	inside := fmt.Sprintf("/proc/%d/root/proc/meminfo", int(d.state(id)["pid"].(float64)))
-	if _, err := os.ReadFile(inside); !errors.Is(err, unix.ENOTCONN) {
-		t.Fatalf("meminfo with both daemon processes dead: %v, want ENOTCONN", err)
+	// The kernel serves its cached rendering until meminfo's freshness
+	// bound (1 s) runs out, then the dead connection's error.
+	dead := func(what string) {
+		t.Helper()
+		start := time.Now()
+		waitFor(t, func() bool {
+			_, err := os.ReadFile(inside)
+			return errors.Is(err, unix.ENOTCONN)
+		}, "ENOTCONN from meminfo "+what)
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("meminfo %s read for %v, want ENOTCONN within meminfo's 1 s bound", what, took)
+		}
 	}
+	dead("with both daemon processes dead")
 	repaired("after both were killed")
 	d.mustLkc("daemon", "stop")
-	if _, err := os.ReadFile(inside); !errors.Is(err, unix.ENOTCONN) {
-		t.Fatalf("meminfo after daemon stop: %v, want ENOTCONN", err)
-	}
+	dead("after daemon stop")
 	repaired("after daemon stop")
 }
 
@@ -372,6 +381,9 @@ func TestProcBadCgroups(t *testing.T) {
 	} else {
 		meminfo := filepath.Join(d.dir, "proc", strconv.Itoa(d.status().Containers[0].Slot), "proc", "meminfo")
 		d.removeMemoryCgroup(parent, int(d.state(id)["pid"].(float64)))
+		// The kernel may serve the last rendering for meminfo's freshness
+		// bound (docs/procfs.md): 1 s.
+		time.Sleep(1100 * time.Millisecond)
 		host, _ := os.ReadFile("/proc/meminfo")
 		start := time.Now()
 		got, err := os.ReadFile(meminfo)

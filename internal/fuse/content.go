@@ -1,0 +1,204 @@
+package fuse
+
+import (
+	"bytes"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// A regular file is read through the kernel's page cache: the server
+// answers OPEN with ENOSYS, so the kernel sends neither OPEN nor RELEASE
+// again and keeps a file's pages across opens (FOPEN_KEEP_CACHE). What
+// the kernel caches is one version of the file: a rendering, whose length
+// is the inode's size and whose stamp its mtime. The kernel keeps the
+// attributes for the file's Fresh and asks GETATTR once they ran out;
+// the server renders then, and a rendering that differs from the last
+// gets a new stamp, so the kernel (FUSE_AUTO_INVAL_DATA) drops the old
+// pages and READs the new version, which the server serves from that one
+// rendering. An unchanged rendering keeps its stamp and the kernel its
+// pages: such a read reaches the server only for the GETATTR.
+//
+// The inode's size must never be below the version the server serves, or
+// readers stop short. Two GETATTRs in flight at once can end with the
+// kernel holding the older one's size (it applies the first answer and
+// drops replies older than it); a shorter version then read is fine (a
+// short READ lowers the size), a longer one not. So a longer version is
+// announced before its reply: FUSE_NOTIFY_INVAL_INODE drops the pages and
+// the attributes and makes the kernel drop every reply in flight (the
+// reader asks again), and FUSE_NOTIFY_STORE of the version's last byte
+// raises the size to it.
+
+// reuseWithin is how recent a rendering a GETATTR takes instead of
+// rendering again: concurrent readers of one file whose attributes ran out
+// together get one version, and a reader whose GETATTR reply a longer
+// version's notification voided asks again and gets the same.
+const reuseWithin = 10 * time.Millisecond
+
+// versionsMax bounds the versions kept; past it, those rendered longer ago
+// than versionsKeep (beyond any file's Fresh) are dropped.
+const (
+	versionsMax  = 4096
+	versionsKeep = time.Minute
+)
+
+// rendering is one version of a file.
+type rendering struct {
+	content []byte
+	keep    bool      // false: a stand-in, kept no longer than reuseWithin
+	stamp   time.Time // the file's mtime for this version
+	at      time.Time // when it was rendered
+}
+
+// version is the rendering of one file the kernel was last told of. READs
+// load it without a lock: a READ holds its page locked until answered, and
+// a notification about the file waits for that lock, so a READ must never
+// wait for a GETATTR that is notifying.
+type version struct {
+	mu  sync.Mutex // serializes GETATTRs' renderings and notifications
+	cur atomic.Pointer[rendering]
+}
+
+// versions keeps each regular file's current version.
+type versions struct {
+	mu        sync.Mutex
+	nodes     map[uint64]*version
+	lastStamp time.Time
+}
+
+func newVersions() *versions { return &versions{nodes: map[uint64]*version{}} }
+
+// get returns node's version, empty when it has none yet.
+func (vs *versions) get(node uint64, now time.Time) *version {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	v := vs.nodes[node]
+	if v != nil {
+		return v
+	}
+	if len(vs.nodes) >= versionsMax {
+		for n, old := range vs.nodes {
+			if r := old.cur.Load(); r == nil || now.Sub(r.at) > versionsKeep {
+				delete(vs.nodes, n)
+			}
+		}
+	}
+	v = &version{}
+	vs.nodes[node] = v
+	return v
+}
+
+// stamp returns a time after every stamp handed out: each new version's
+// mtime differs from every earlier one's.
+func (vs *versions) stamp(now time.Time) time.Time {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	if !now.After(vs.lastStamp) {
+		now = vs.lastStamp.Add(time.Nanosecond)
+	}
+	vs.lastStamp = now
+	return now
+}
+
+// current sets a's size and mtime to those of regular file a.Ino's version
+// and returns how long the kernel may keep them. A LOOKUP or a GETATTR by
+// path (an open's permission check, stat) renders a new version unless the
+// last is younger than a.Fresh (or reuseWithin), and the kernel keeps it
+// until it is a.Fresh old. A GETATTR of an open file (open is true: a read found the
+// attributes run out, or fstat) keeps a version younger than twice
+// a.Fresh: a reader in the middle of a file larger than its buffer reads
+// on in the version it started with, while a reader that rereads from the
+// start (top keeps /proc/stat open) still sees one at most that old.
+func (s *Server) current(a *Attr, open bool) (time.Duration, error) {
+	now := time.Now()
+	v := s.versions.get(a.Ino, now)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	cur := v.cur.Load()
+	keep := max(reuseWithin, a.Fresh)
+	if open {
+		keep = max(reuseWithin, 2*a.Fresh)
+	}
+	if cur != nil && !cur.keep {
+		keep = reuseWithin
+	}
+	if cur != nil && now.Sub(cur.at) < keep {
+		a.Size, a.Mtime = uint64(len(cur.content)), cur.stamp
+		return cur.valid(a.Fresh, now), nil
+	}
+	c, keepIt, err := s.fs.Content(a.Ino)
+	if err != nil {
+		return 0, err
+	}
+	next := &rendering{content: c, keep: keepIt, at: now}
+	switch {
+	case cur != nil && cur.keep == keepIt && bytes.Equal(c, cur.content):
+		next.stamp = cur.stamp
+		v.cur.Store(next)
+	case cur == nil || len(c) > len(cur.content):
+		next.stamp = s.versions.stamp(now)
+		s.raise(a.Ino, v, next)
+	default:
+		next.stamp = s.versions.stamp(now)
+		v.cur.Store(next)
+	}
+	a.Size, a.Mtime = uint64(len(c)), next.stamp
+	return next.valid(a.Fresh, now), nil
+}
+
+// valid is how much longer the kernel may keep r's attributes: until r is
+// fresh old, none for a stand-in, and at least reuseWithin for a version
+// kept past its fresh (a reader in the middle of it).
+func (r *rendering) valid(fresh time.Duration, now time.Time) time.Duration {
+	if !r.keep {
+		return 0
+	}
+	if v := fresh - now.Sub(r.at); v > 0 {
+		return v
+	}
+	return min(reuseWithin, fresh)
+}
+
+// raise makes next, longer than any version the kernel may hold, v's
+// version: the kernel drops the file's pages and attributes (and every
+// GETATTR reply in flight), then its size is raised to next's length.
+// Notification errors are ENOENT (the kernel does not hold the node:
+// nothing to drop) or the connection's end, which the readers see.
+func (s *Server) raise(node uint64, v *version, next *rendering) {
+	if s.notify != nil {
+		s.notify(notification(notifyInvalInode, invalInodeOut(node)))
+	}
+	v.cur.Store(next)
+	if s.notify != nil {
+		s.notify(notification(notifyStore, storeOut(node, next.content)))
+	}
+}
+
+// read answers a READ from the file's version. A file without one (its
+// GETATTR was answered by a predecessor that died before the READ) is
+// rendered now.
+func (s *Server) read(r request) ([]byte, error) {
+	in, err := parseReadIn(r.Body)
+	if err != nil {
+		return nil, syscall.EINVAL
+	}
+	now := time.Now()
+	v := s.versions.get(r.Node, now)
+	cur := v.cur.Load()
+	if cur == nil {
+		c, keep, err := s.fs.Content(r.Node)
+		if err != nil {
+			return nil, err
+		}
+		cur = &rendering{content: c, keep: keep, stamp: s.versions.stamp(now), at: now}
+		if !v.cur.CompareAndSwap(nil, cur) {
+			cur = v.cur.Load()
+		}
+	}
+	if in.Offset >= uint64(len(cur.content)) {
+		return nil, nil
+	}
+	end := min(in.Offset+uint64(in.Size), uint64(len(cur.content)))
+	return cur.content[in.Offset:end], nil
+}
