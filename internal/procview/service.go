@@ -132,9 +132,12 @@ func (s *Service) start(f *os.File, inherited bool) {
 }
 
 // mount makes a new session on <rundir>/proc, replacing a dead one (both
-// daemon processes died: the kernel aborted that connection), and gives
+// daemon processes died: its connection is aborted, abortDead), and gives
 // the fd to the holder.
 func (s *Service) mount(d *service.Deps) (*os.File, error) {
+	if err := abortDead(s.dir, d.Dir); err != nil {
+		s.logf("proc: %v", err)
+	}
 	if err := unix.Unmount(s.dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return nil, fmt.Errorf("unmounting the dead %s: %w", s.dir, err)
 	}

@@ -355,6 +355,93 @@ func TestProcRepairAfterBothKilled(t *testing.T) {
 	repaired("after daemon stop")
 }
 
+// TestProcRepairAbortsDeadSession: when both daemon processes die while
+// another process still holds the session's /dev/fuse fd (here: this test,
+// through pidfd_getfd of the holder's), the kernel keeps the connection
+// and a reader of a container's file sleeps with nobody to answer; the
+// next worker aborts that connection before it mounts a new session, so
+// the reader gets an error at once instead of sleeping until that fd
+// closes.
+func TestProcRepairAbortsDeadSession(t *testing.T) {
+	d := newDaemonEnv(t)
+	id := d.procContainer([]string{"sleep", "1000"})
+	s := d.status()
+	fuseFD := dupFuseFD(t, s.HolderPid)
+	var fds []int
+	for _, p := range []int{s.HolderPid, s.WorkerPid} {
+		fd, err := unix.PidfdOpen(p, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		unix.PidfdSendSignal(fd, unix.SIGSTOP, nil, 0)
+		fds = append(fds, fd)
+	}
+	// Past meminfo's freshness bound: the read asks the (stopped) server.
+	time.Sleep(1100 * time.Millisecond)
+	inside := fmt.Sprintf("/proc/%d/root/proc/meminfo", int(d.state(id)["pid"].(float64)))
+	reader := exec.Command("cat", inside)
+	if err := reader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() { done <- reader.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		reader.Process.Kill()
+		unix.Close(fuseFD) // ends the connection if the test failed
+		<-exited
+	})
+	for _, fd := range fds {
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	}
+	waitFor(t, func() bool { return len(d.processes()) == 0 }, "both daemon processes gone")
+	select {
+	case err := <-done:
+		t.Fatalf("the reader ended with the session kept alive and unanswered: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	d.mustLkc("daemon", "--detach")
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("the reader of the dead session succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the reader still sleeps (state %s) 5 s after the next worker started", procStateOf(reader.Process.Pid))
+	}
+	waitFor(t, func() bool {
+		return matches(`^MemTotal: +65536 kB\n$`, d.lkc("exec", id, "head", "-1", "/proc/meminfo").stdout)
+	}, "the container's meminfo repaired")
+}
+
+// dupFuseFD returns a duplicate of process pid's /dev/fuse fd.
+func dupFuseFD(t *testing.T, pid int) int {
+	t.Helper()
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pidfd)
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); l != "/dev/fuse" {
+			continue
+		}
+		n, _ := strconv.Atoi(e.Name())
+		fd, err := unix.PidfdGetfd(pidfd, n, 0)
+		if err != nil {
+			t.Fatalf("pidfd_getfd of the holder's /dev/fuse: %v", err)
+		}
+		return fd
+	}
+	t.Fatalf("process %d holds no /dev/fuse fd", pid)
+	return -1
+}
+
 // TestProcBadCgroups: a virtual file never hangs on a cgroup that is
 // gone. A container whose v1 memory cgroup is removed under it (its
 // task moved to the parent) answers meminfo with the host's values or
