@@ -36,6 +36,11 @@ import (
 // version's notification voided asks again and gets the same.
 const reuseWithin = 10 * time.Millisecond
 
+// openKeep is the least time a GETATTR of an open file keeps a version: a
+// file whose Fresh is 0 asks before every read(2), and a reader going on
+// with the next piece of it (a sendfile loop) must get the same version.
+const openKeep = 100 * time.Millisecond
+
 // versionsMax bounds the versions kept; past it, those rendered longer ago
 // than versionsKeep (beyond any file's Fresh) are dropped.
 const (
@@ -107,7 +112,7 @@ func (vs *versions) stamp(now time.Time) time.Time {
 // last is younger than a.Fresh (or reuseWithin), and the kernel keeps it
 // until it is a.Fresh old. A GETATTR of an open file (open is true: a read found the
 // attributes run out, or fstat) keeps a version younger than twice
-// a.Fresh: a reader in the middle of a file larger than its buffer reads
+// a.Fresh (and openKeep): a reader in the middle of a file larger than its buffer reads
 // on in the version it started with, while a reader that rereads from the
 // start (top keeps /proc/stat open) still sees one at most that old.
 func (s *Server) current(a *Attr, open bool) (time.Duration, error) {
@@ -118,7 +123,7 @@ func (s *Server) current(a *Attr, open bool) (time.Duration, error) {
 	cur := v.cur.Load()
 	keep := max(reuseWithin, a.Fresh)
 	if open {
-		keep = max(reuseWithin, 2*a.Fresh)
+		keep = max(openKeep, 2*a.Fresh)
 	}
 	if cur != nil && !cur.keep {
 		keep = reuseWithin

@@ -101,6 +101,7 @@ func TestMountReadFiles(t *testing.T) {
 		"big":     generations(300 << 10),
 		"gone":    failing(fmt.Errorf("open memory.stat: %w", syscall.ENOENT)),
 	})
+	fs.fresh = time.Second // big is read in many pieces, one version
 	serve(t, f, NewServer(fs), false)
 
 	got, err := readFile(filepath.Join(dir, "meminfo"))
@@ -149,7 +150,7 @@ func TestMountReadFiles(t *testing.T) {
 func TestMountRewindRenders(t *testing.T) {
 	dir, f := mountTest(t)
 	fs := newTreeFS(map[string]func(int) ([]byte, error){"stat": generations(20)})
-	fs.fresh = 20 * time.Millisecond
+	fs.fresh = 50 * time.Millisecond
 	serve(t, f, NewServer(fs), false)
 	fd, err := unix.Open(filepath.Join(dir, "stat"), unix.O_RDONLY, 0)
 	if err != nil {
@@ -158,7 +159,7 @@ func TestMountRewindRenders(t *testing.T) {
 	defer unix.Close(fd)
 	var seen []string
 	for i := 0; i < 3; i++ {
-		time.Sleep(3 * fs.fresh) // past twice Fresh, in whole jiffies
+		time.Sleep(max(2*fs.fresh, openKeep) + 50*time.Millisecond)
 
 		b := make([]byte, 64)
 		n, err := unix.Pread(fd, b, 0)
