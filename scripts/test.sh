@@ -105,6 +105,7 @@ v2tests=(
   TestProcView
   TestProcReadAcross
   TestProcRepairAfterBothKilled
+  TestProcRepairAbortsDeadSession
   TestProcBadCgroups
   TestGroup
   TestStats
