@@ -31,7 +31,9 @@ import (
 )
 
 // services are the services the worker runs, in start order.
-var services = []service.Service{procview.New(), seccompagent.NewService(), &groups.Service{}, &metrics.Service{}, rulesengine.New(), oompolicy.New()}
+var procView = procview.New()
+
+var services = []service.Service{procView, seccompagent.NewService(procView), &groups.Service{}, &metrics.Service{}, rulesengine.New(), oompolicy.New()}
 
 // Options are what the holder gives a worker.
 type Options struct {

@@ -281,6 +281,10 @@ func (s *Service) slots() []int {
 
 // container is the container behind slot n of generation gen, read from
 // its state the first time (adopt comes before create writes the state).
+// Container is the container behind slot n of generation gen, with the
+// load averages this service samples (the seccomp agent's sysinfo).
+func (s *Service) Container(n int, gen uint64) (*procfs.Container, bool) { return s.container(n, gen) }
+
 func (s *Service) container(n int, gen uint64) (*procfs.Container, bool) {
 	s.mu.Lock()
 	v := s.views[n]

@@ -17,12 +17,22 @@ import (
 
 // Service runs the agent in lkc daemon's worker.
 type Service struct {
-	dir     string
-	sysinfo bool // proc.sysinfo in lkc.conf
+	dir        string
+	sysinfo    bool // proc.sysinfo in lkc.conf
+	containers Containers
 }
 
-// NewService returns the seccomp agent service.
-func NewService() *Service { return &Service{} }
+// Containers finds a served container by its slot and generation, with
+// the load averages its sampler keeps: the /proc view's (procview), so
+// sysinfo's loads are the ones /proc/loadavg shows and a call reads no
+// state file.
+type Containers interface {
+	Container(slot int, gen uint64) (*procfs.Container, bool)
+}
+
+// NewService returns the seccomp agent service; containers may be nil
+// (sysinfo then reads each container's state and reports no load).
+func NewService(containers Containers) *Service { return &Service{containers: containers} }
 
 // Name implements service.Service.
 func (s *Service) Name() string { return "seccomp" }
@@ -40,7 +50,7 @@ func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 			delete(d.Taken, k)
 		}
 	}
-	cfg := Config{Dir: d.Dir, Resolver: registryResolver{d.Registry}, Store: d.Store, Held: held, Logf: d.Logf}
+	cfg := Config{Dir: d.Dir, Resolver: registryResolver{d.Registry, s.containers}, Store: d.Store, Held: held, Logf: d.Logf}
 	if d.Predecessor == 0 {
 		a, err := New(cfg)
 		if err != nil {
@@ -95,7 +105,10 @@ func (s *Service) Release(*registry.Entry) {}
 // A listener is named "<slot>.<gen>": the registry keeps slots across
 // worker restarts, and a reused slot (new generation) never answers for
 // the container that had it.
-type registryResolver struct{ reg *registry.Registry }
+type registryResolver struct {
+	reg        *registry.Registry
+	containers Containers
+}
 
 func (r registryResolver) Bind(m Message) (string, error) {
 	for _, e := range r.reg.Entries() {
@@ -111,6 +124,11 @@ func (r registryResolver) Sysinfo(name string, out *unix.Sysinfo_t) error {
 	var gen uint64
 	if _, err := fmt.Sscanf(name, "%d.%d", &slot, &gen); err != nil {
 		return fmt.Errorf("listener %s: %w", name, err)
+	}
+	if r.containers != nil {
+		if c, ok := r.containers.Container(slot, gen); ok {
+			return procfs.Sysinfo(c, out)
+		}
 	}
 	e := r.reg.BySlot(slot, gen)
 	if e == nil {

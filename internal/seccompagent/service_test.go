@@ -29,7 +29,7 @@ func TestServiceNamesAdoptedContainers(t *testing.T) {
 		reply.Seccomp.Path != filepath.Join(dir, SocketName) || reply.Seccomp.Metadata != root {
 		t.Fatalf("adopt reply %+v (%v), want the agent's socket and the root", reply.Seccomp, err)
 	}
-	r := registryResolver{reg}
+	r := registryResolver{reg: reg}
 	name, err := r.Bind(Message{Metadata: root, ID: "c1"})
 	if err != nil || name != fmt.Sprintf("0.%d", e.Gen) {
 		t.Fatalf("Bind: %q %v, want slot 0 of generation %d", name, err, e.Gen)

@@ -75,6 +75,29 @@ func TestSeccompAgentFreeUptime(t *testing.T) {
 	checkFreeUptime(t, r.stdout)
 }
 
+// TestSeccompAgentLoads: sysinfo's load averages (busybox uptime) are the
+// container's own, sampled every 5 s like /proc/loadavg's: a busy loop
+// running across a sample raises the 1-minute average above 0.00, and
+// uptime and /proc/loadavg say the same.
+func TestSeccompAgentLoads(t *testing.T) {
+	d := newDaemonEnv(t)
+	r := d.run([]string{"sh", "-c", "while :; do :; done & sleep 6; uptime; cat /proc/loadavg; kill $!"}, virtualProc)
+	if r.code != 0 {
+		t.Fatalf("container: %v", r)
+	}
+	up := regexp.MustCompile(`load average: ([0-9.]+), [0-9.]+, [0-9.]+`).FindStringSubmatch(r.stdout)
+	avg := regexp.MustCompile(`(?m)^([0-9.]+) [0-9.]+ [0-9.]+ \d+/\d+ \d+$`).FindStringSubmatch(r.stdout)
+	if up == nil || avg == nil {
+		t.Fatalf("no load average in:\n%s", r.stdout)
+	}
+	if up[1] == "0.00" || avg[1] == "0.00" {
+		t.Errorf("a busy loop across a sample left the load at 0.00 (uptime %s, loadavg %s):\n%s", up[1], avg[1], r.stdout)
+	}
+	if up[1] != avg[1] {
+		t.Logf("uptime %s and /proc/loadavg %s differ (a sample between the two reads?)", up[1], avg[1])
+	}
+}
+
 // TestSeccompInFlightAcrossKill: the worker dies (SIGKILL) right after
 // receiving the container's sysinfo; the holder's next worker takes the
 // listener and the journal and answers it with the container's values.
