@@ -13,6 +13,7 @@
 #include <linux/close_range.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,6 +298,32 @@ static void group_list(const struct lkc_plan *p, char *out, size_t size)
 		snprintf(out + n, size - n, p->ngroups > shown ? "] ...)" : "]");
 }
 
+/*
+ * default_signals leaves the process no signal ignored and none blocked
+ * when it execs: execve keeps SIG_IGN and the mask, so a container started
+ * under nohup (SIGHUP ignored) or by a caller that ignores SIGPIPE would
+ * inherit them, and a shell cannot trap a signal ignored at its start
+ * (POSIX). crun resets them the same way. Handlers are left alone: execve
+ * resets them itself, and Go's stay until then for the failure path.
+ * Signals libc reserves (EINVAL) are never ignored.
+ */
+static int default_signals(char *err)
+{
+	struct sigaction old, dfl = {.sa_handler = SIG_DFL};
+	sigset_t none;
+
+	for (int s = 1; s < NSIG; s++) {
+		if (s == SIGKILL || s == SIGSTOP || sigaction(s, NULL, &old) < 0 || old.sa_handler != SIG_IGN)
+			continue;
+		if (sigaction(s, &dfl, NULL) < 0)
+			return fail(err, "resetting signal %d: %s", s, lkc_errtext(errno));
+	}
+	sigemptyset(&none);
+	if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, NSIG / 8) < 0)
+		return fail(err, "unblocking signals: %s", lkc_errtext(errno));
+	return 0;
+}
+
 static int set_rlimits(struct lkc_plan *p, char *err)
 {
 	for (int i = 0; i < p->nrlimits; i++) {
@@ -425,6 +452,8 @@ void lkc_plan_exec(struct lkc_plan *p, const void *state, size_t statelen, char 
 {
 	if (p->umask >= 0)
 		umask(p->umask);
+	if (default_signals(err) < 0)
+		return;
 	if (set_rlimits(p, err) < 0)
 		return;
 	if (!p->nnp && load_seccomp(p, state, statelen, err) < 0)

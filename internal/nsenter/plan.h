@@ -34,7 +34,8 @@ int lkc_plan_has_seccomp(const struct lkc_plan *p);
 int lkc_plan_prepare(struct lkc_plan *p, void *prog, size_t proglen, char *err);
 
 /*
- * lkc_plan_exec sets umask, rlimits, the seccomp filter (handing a notify
+ * lkc_plan_exec sets umask, default signal dispositions and an empty
+ * signal mask, rlimits, the seccomp filter (handing a notify
  * fd to the listener), user, groups, capabilities and no_new_privs, and
  * execs. It returns only on failure, with err filled. The calling thread
  * must be the one that execs: every step but umask and rlimits is per
