@@ -82,8 +82,9 @@ func TestScenariosRegistered(t *testing.T) {
 	for _, sc := range got {
 		names = append(names, sc.Name)
 	}
-	if !slices.Equal(names, []string{"run", "run-net", "exec", "lifecycle", "checkpoint", "restore", "migrate-downtime", "migrate-total", "proc", "proc-load", "proc-kill", "proc-run"}) {
-		t.Errorf("all scenarios = %v, want [run run-net exec lifecycle checkpoint restore migrate-downtime migrate-total]", names)
+	want := []string{"run", "run-net", "exec", "lifecycle", "checkpoint", "restore", "migrate-downtime", "migrate-total", "proc", "proc-load", "proc-kill", "proc-run", "rules"}
+	if !slices.Equal(names, want) {
+		t.Errorf("all scenarios = %v, want %v", names, want)
 	}
 	if err := checkVariantNames([]Scenario{execLatencyScenario()}, []string{"floor"}, ""); err == nil {
 		t.Error("exec scenario accepts the floor variant, which it does not have")
