@@ -7,7 +7,8 @@
 // final cleanup; it re-executes itself in a private mount namespace as the
 // "measure" role, which runs every scenario; the "floor" role is the bare
 // namespace+pivot_root+exec reference started by the floor variant; the
-// "reader" role times /proc reads inside the proc scenarios' containers.
+// "reader" role times /proc reads inside the proc scenarios' containers;
+// the "netpeer" role serves the net-rate scenario's echo and bulk stream.
 package main
 
 import (
@@ -47,6 +48,8 @@ func dispatch(role string) (int, error) {
 		return exitCode(readerMain(os.Args[1:]))
 	case roleRulesGen:
 		return exitCode(rulesgenMain(os.Args[1:]))
+	case roleNetPeer:
+		return exitCode(netPeerMain())
 	default:
 		return 2, fmt.Errorf("unknown %s %q", roleEnv, role)
 	}

@@ -55,7 +55,7 @@ type Scenario struct {
 
 // scenarios lists every benchmark; -scenario selects among them.
 func scenarios() []Scenario {
-	all := append([]Scenario{runLatencyScenario(), runNetScenario(), execLatencyScenario(), lifecycleScenario()}, checkpointScenarios()...)
+	all := append([]Scenario{runLatencyScenario(), runNetScenario(), netRateScenario(), execLatencyScenario(), lifecycleScenario()}, checkpointScenarios()...)
 	all = append(all, migrateScenarios()...)
 	all = append(all, procScenarios()...)
 	return append(all, rulesScenario())
