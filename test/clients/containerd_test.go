@@ -1,16 +1,12 @@
 package clients
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/lkc-containers/lkc/internal/testutil/cri"
 )
 
 // ctrNamespace prefixes the containerd namespace of each runtime's
@@ -22,64 +18,22 @@ const ctrNamespace = "lkc-clients-"
 // state, sockets and opt directory of its own under dir.
 type containerd struct {
 	t    *testing.T
+	d    *cri.Daemon
 	dir  string
 	addr string
 	ctrs string // the ctr that speaks to it
-	cmd  *exec.Cmd
-	exit chan error
 }
 
-// ctdBuild is a containerd to start: its daemon, ctr and the directory of
-// its shims (searched first: containerd runs the shim it finds on PATH),
-// and the config it is started with, made for its directory.
-type ctdBuild struct {
-	name, daemon, ctr, shimDir string
-	config                     func(dir string) string
-}
-
-// debianContainerd is Debian's containerd 1.6, whose shim is on PATH.
-func debianContainerd(config func(dir string) string) ctdBuild {
-	return ctdBuild{name: "1.6", daemon: "containerd", ctr: "ctr", config: config}
-}
-
-// containerdConfig is the daemon's config; extra is appended (a runtime
-// handler for the CRI plugin, say). Without extra the CRI plugin is off:
-// ctr does not need it, and it would set up CNI and a streaming server.
-func containerdConfig(dir, extra string) string {
-	disabled := `disabled_plugins = ["io.containerd.grpc.v1.cri"]`
-	if extra != "" {
-		disabled = ""
-	}
-	return fmt.Sprintf(`version = 2
-root = %[1]q
-state = %[2]q
-%[3]s
-
-[grpc]
-  address = %[4]q
-[ttrpc]
-  address = %[5]q
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = %[6]q
-%[7]s`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), disabled,
-		filepath.Join(dir, "containerd.sock"), filepath.Join(dir, "containerd.sock.ttrpc"),
-		filepath.Join(dir, "opt"), extra)
-}
-
-// startContainerd starts Debian's containerd with containerdConfig(extra)
+// startContainerd starts Debian's containerd with cri.DaemonConfig(extra)
 // and stops it at the end, checking that it and its shims are gone.
 func startContainerd(t *testing.T, extra string) *containerd {
 	t.Helper()
-	return launchContainerd(t, debianContainerd(func(dir string) string { return containerdConfig(dir, extra) }))
+	return launchContainerd(t, cri.Debian(func(dir string) string { return cri.DaemonConfig(dir, extra) }))
 }
 
 // launchContainerd starts b and stops it at the end, checking that it
 // and its shims are gone.
-func launchContainerd(t *testing.T, b ctdBuild) *containerd {
+func launchContainerd(t *testing.T, b cri.Build) *containerd {
 	t.Helper()
 	// Not t.TempDir(): a unix socket path must stay under 108 bytes.
 	dir, err := os.MkdirTemp("", "lkc-ctd-")
@@ -87,25 +41,11 @@ func launchContainerd(t *testing.T, b ctdBuild) *containerd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	c := &containerd{t: t, dir: dir, addr: filepath.Join(dir, "containerd.sock"), ctrs: b.ctr, exit: make(chan error, 1)}
-	conf := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(conf, []byte(b.config(dir)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	log, err := os.Create(filepath.Join(dir, "containerd.log"))
+	d, err := cri.Start(b, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer log.Close()
-	c.cmd = exec.Command(b.daemon, "--config", conf)
-	if b.shimDir != "" {
-		c.cmd.Env = append(os.Environ(), "PATH="+b.shimDir+":"+os.Getenv("PATH"))
-	}
-	c.cmd.Stdout, c.cmd.Stderr = log, log
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { c.exit <- c.cmd.Wait() }()
+	c := &containerd{t: t, d: d, dir: dir, addr: d.Addr, ctrs: b.Ctr}
 	t.Cleanup(func() {
 		// Each runtime points c.t at its own subtest, finished by now: a
 		// command run for a finished test would get a temporary directory
@@ -113,9 +53,6 @@ func launchContainerd(t *testing.T, b ctdBuild) *containerd {
 		c.t = t
 		c.stop()
 	})
-	if !waitFor(20*time.Second, func() bool { return command(t, nil, c.ctrs, "--address", c.addr, "version").code == 0 }) {
-		t.Fatalf("containerd did not answer on %s within 20s; log:\n%s", c.addr, lastLines(readFile(log.Name()), 20))
-	}
 	return c
 }
 
@@ -132,32 +69,15 @@ func (c *containerd) tryCtr(ns string, args ...string) result {
 	return tryCommand(c.t, nil, c.ctrs, append([]string{"--address", c.addr, "-n", ns}, args...)...)
 }
 
-// stop removes what is left in every namespace, stops the daemon, and
-// then kills the shims and unmounts the container root filesystems that
-// outlived it: each one is a failure of the test, and none may stay on the
-// machine.
+// stop removes what is left in every namespace and stops the daemon;
+// a shim or container root filesystem that outlived it is a failure of
+// the test, and is killed or unmounted: none may stay on the machine.
 func (c *containerd) stop() {
-	t := c.t
 	for _, ns := range strings.Fields(c.tryCtr("default", "namespaces", "ls", "-q").stdout) {
 		c.clearNamespace(ns)
 	}
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exit:
-	case <-time.After(15 * time.Second):
-		t.Errorf("containerd did not exit within 15s of SIGTERM; killing it")
-		c.cmd.Process.Kill()
-		<-c.exit
-	}
-	for _, pid := range processesMentioning(c.addr) {
-		t.Errorf("process %d still running for containerd at %s (a shim?): %s; killing it", pid, c.addr, readFile(fmt.Sprintf("/proc/%d/cmdline", pid)))
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-	for _, m := range mountsUnder(c.dir) {
-		t.Errorf("%s still mounted after containerd stopped; unmounting it", m)
-		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmounting %s: %v", m, err)
-		}
+	for _, leak := range c.d.Stop() {
+		c.t.Error(leak)
 	}
 }
 
@@ -211,31 +131,6 @@ func (c *containerd) taskStatus(ns, id string) string {
 		}
 	}
 	return ""
-}
-
-// mountsUnder lists the mount points beneath dir, deepest first.
-func mountsUnder(dir string) []string {
-	var out []string
-	for _, l := range strings.Split(readFile("/proc/self/mountinfo"), "\n") {
-		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			out = append(out, f[4])
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out
-}
-
-// processesMentioning lists the pids whose command line contains s.
-func processesMentioning(s string) []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err == nil && pid != os.Getpid() && strings.Contains(readFile(filepath.Join("/proc", e.Name(), "cmdline")), s) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // ctrRuntime is one OCI runtime as ctr drives it: through the runc v2 shim

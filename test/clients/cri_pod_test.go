@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lkc-containers/lkc/internal/testutil/cri"
 )
 
 // TestCRI drives pods through containerd's CRI plugin with crictl, as the
@@ -18,16 +20,16 @@ import (
 func TestCRI(t *testing.T) {
 	requireSetup(t)
 	for i, b := range criBuilds() {
-		t.Run("containerd-"+b.name, func(t *testing.T) {
+		t.Run("containerd-"+b.Name, func(t *testing.T) {
 			requireCRI(t, b)
 			d := startCRI(t, b, i)
 			for _, rt := range runtimes() {
 				t.Run(rt.name, func(t *testing.T) {
-					root := filepath.Join(criRuntimeRoot(d.dir, rt.name), criNamespace)
+					root := filepath.Join(cri.RuntimeRoot(d.dir, rt.name), cri.Namespace)
 					t.Cleanup(func() { checkNoState(t, root) })
 					for _, c := range criCases {
 						t.Run(c.name, func(t *testing.T) {
-							if c.v2 && b.name == "1.6" {
+							if c.v2 && b.Name == "1.6" {
 								t.Skip("containerd 1.6's CRI plugin has no CheckpointContainer")
 							}
 							c.run(&criRuntime{d: d, t: t, rt: rt, root: root})
@@ -128,7 +130,7 @@ func criCheckExec(r *criRuntime, app string) {
 	if res := r.crictl("exec", "--sync", app, "sh", "-c", "exit 4"); res.code == 0 || !strings.Contains(res.stderr, "exited with 4") {
 		t.Errorf("%v; want exited with 4", res)
 	}
-	out, _ := runTTY(t, nil, "# ", "tty; stty size; exit 5\r", crictlBinary, "--config", r.d.crictlConf, "exec", "-it", app, "sh")
+	out, _ := runTTY(t, nil, "# ", "tty; stty size; exit 5\r", cri.Crictl, "--config", r.d.crictlConf, "exec", "-it", app, "sh")
 	if !strings.Contains(out, "exit code 5") || !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, fmt.Sprintf("%d %d", ttyRows, ttyCols)) {
 		t.Errorf("crictl exec -it: the terminal shows %q; want a /dev/pts tty of %dx%d and exit code 5", out, ttyRows, ttyCols)
 	}
@@ -155,7 +157,7 @@ func criCheckAttachAndFollow(r *criRuntime, pod *criPod) {
 	t := r.t
 	reader := pod.startOnly(pod.container("reader", []string{"sh", "-c", "read line; echo got:$line"},
 		map[string]any{"stdin": true, "stdin_once": true}))
-	res, err := runWithInput(t, nil, strings.NewReader("hello\n"), crictlBinary, "--config", r.d.crictlConf, "attach", "-i", reader)
+	res, err := runWithInput(t, nil, strings.NewReader("hello\n"), cri.Crictl, "--config", r.d.crictlConf, "attach", "-i", reader)
 	if err != nil || !strings.Contains(res.stdout, "got:hello") {
 		t.Errorf("crictl attach -i: %v %v; want got:hello", res, err)
 	}

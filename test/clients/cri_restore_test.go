@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lkc-containers/lkc/internal/testutil/cri"
 )
 
 // containerdRestoreVersion is the containerd 2.x that still restores a
@@ -19,19 +21,19 @@ const containerdRestoreVersion = "v2.3.7"
 // checkpointing does: the count goes on from where it was.
 func TestCRICheckpointRestore(t *testing.T) {
 	requireSetup(t)
-	bin := filepath.Join(criPrefix, "containerd-"+containerdRestoreVersion, "bin")
+	bin := filepath.Join(cri.Prefix, "containerd-"+containerdRestoreVersion, "bin")
 	// 2.3 restores only with this switch on, in the runtime plugin.
 	config := func(dir string) string {
-		return strings.Replace(criConfigV3(dir), "  restrict_oom_score_adj = true\n",
+		return strings.Replace(criBuilds()[1].Config(dir), "  restrict_oom_score_adj = true\n",
 			"  restrict_oom_score_adj = true\n  enable_experimental_restore_via_create = true\n", 1)
 	}
-	b := ctdBuild{name: containerdRestoreVersion, daemon: filepath.Join(bin, "containerd"),
-		ctr: filepath.Join(containerd2, "ctr"), shimDir: bin, config: config}
+	b := cri.Build{Name: containerdRestoreVersion, Daemon: filepath.Join(bin, "containerd"),
+		Ctr: filepath.Join(cri.Containerd2Dir, "ctr"), ShimDir: bin, Config: config}
 	requireCRI(t, b)
 	d := startCRI(t, b, 4)
 	for _, rt := range runtimes() {
 		t.Run(rt.name, func(t *testing.T) {
-			root := filepath.Join(criRuntimeRoot(d.dir, rt.name), criNamespace)
+			root := filepath.Join(cri.RuntimeRoot(d.dir, rt.name), cri.Namespace)
 			t.Cleanup(func() { checkNoState(t, root) })
 			criCheckpointRestore(&criRuntime{d: d, t: t, rt: rt, root: root})
 		})

@@ -9,23 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// The CRI tools scripts/install-cri-tools.sh builds, at the versions it
-// builds by default: Debian 12 packages neither crictl nor containerd 2.x.
-const (
-	criPrefix          = "/opt/lkc/cri"
-	crictlVersion      = "v1.37.0"
-	containerd2Version = "v2.4.2"
+	"github.com/lkc-containers/lkc/internal/testutil/cri"
 )
-
-var (
-	crictlBinary = filepath.Join(criPrefix, "crictl-"+crictlVersion, "bin", "crictl")
-	containerd2  = filepath.Join(criPrefix, "containerd-"+containerd2Version, "bin")
-)
-
-// criNamespace is the containerd namespace of the CRI plugin.
-const criNamespace = "k8s.io"
 
 // criDaemon is a containerd with its CRI plugin on, started by the test
 // with handlers "lkc" and "runc" (the runc v2 shim with BinaryName and a
@@ -37,134 +23,20 @@ type criDaemon struct {
 	logs       string // the pods' log directories
 }
 
-// criBuilds are the containerds the CRI tests run on: Debian's 1.6
-// (config version 2) and the 2.x install-cri-tools.sh builds (version 3).
-func criBuilds() []ctdBuild {
-	return []ctdBuild{
-		debianContainerd(criConfigV2),
-		{name: containerd2Version, daemon: filepath.Join(containerd2, "containerd"), ctr: filepath.Join(containerd2, "ctr"),
-			shimDir: containerd2, config: criConfigV3},
-	}
-}
-
-// criRuntimeRoot is the runtime root of handler name (the shim adds the
-// namespace).
-func criRuntimeRoot(dir, name string) string {
-	return filepath.Join(dir, "runtime-"+name)
-}
-
-// criConfigV2 is containerd 1.6's CRI config (version 2).
-func criConfigV2(dir string) string {
-	const p = `plugins."io.containerd.grpc.v1.cri"`
-	return containerdConfig(dir, criSettingsV2(dir)+fmt.Sprintf(`  [%[1]s.containerd]
-    default_runtime_name = "runc"
-%[2]s`, p, criHandlers(dir, p+".containerd.runtimes")))
-}
-
-// criSettingsV2 is what a CRI test sets in containerd 1.6 beside the
-// handlers: the local pause image, a streaming server on a free loopback
-// port, oom_score_adj kept at the test's own (no CAP_SYS_RESOURCE here),
-// and pod network namespaces and CNI config under the daemon's directory.
-func criSettingsV2(dir string) string {
-	return fmt.Sprintf(`
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = %[1]q
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  restrict_oom_score_adj = true
-  netns_mounts_under_state_dir = true
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = %[2]q
-`, pauseImage, filepath.Join(dir, "cni"))
-}
-
-// criConfigV3 is containerd 2.x's CRI config (version 3).
-func criConfigV3(dir string) string {
-	return criBaseV3(dir) + criSettingsV3(dir) + fmt.Sprintf(`  [plugins."io.containerd.cri.v1.runtime".containerd]
-    default_runtime_name = "runc"
-%s`, criHandlers(dir, `plugins."io.containerd.cri.v1.runtime".containerd.runtimes`))
-}
-
-// criBaseV3 is containerdConfig's part for containerd 2.x: config version 3,
-// and NRI off (its socket is a fixed path on the host).
-func criBaseV3(dir string) string {
-	return fmt.Sprintf(`version = 3
-root = %[1]q
-state = %[2]q
-
-[grpc]
-  address = %[3]q
-[ttrpc]
-  address = %[4]q
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = %[5]q
-[plugins."io.containerd.nri.v1.nri"]
-  disable = true
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), filepath.Join(dir, "containerd.sock"),
-		filepath.Join(dir, "containerd.sock.ttrpc"), filepath.Join(dir, "opt"))
-}
-
-// criSettingsV3 is criSettingsV2 for containerd 2.x, whose CRI plugin is
-// split in three: an images plugin (the sandbox image), a runtime plugin
-// (handlers, CNI) and the gRPC service (the streaming server).
-func criSettingsV3(dir string) string {
-	return fmt.Sprintf(`[plugins."io.containerd.cri.v1.images".pinned_images]
-  sandbox = %[1]q
-[plugins."io.containerd.grpc.v1.cri"]
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-[plugins."io.containerd.cri.v1.runtime"]
-  restrict_oom_score_adj = true
-  netns_mounts_under_state_dir = true
-  [plugins."io.containerd.cri.v1.runtime".cni]
-    bin_dirs = ["/usr/lib/cni"]
-    conf_dir = %[2]q
-`, pauseImage, filepath.Join(dir, "cni"))
-}
-
-// criHandlers are the runtime handlers lkc and runc under table prefix p.
-func criHandlers(dir, p string) string {
-	var b strings.Builder
+// criBuilds are the containerds the CRI tests run on (cri.Builds) with
+// handlers lkc and runc.
+func criBuilds() []cri.Build {
+	var hs []cri.Handler
 	for _, rt := range runtimes() {
-		fmt.Fprintf(&b, `    [%[1]s.%[2]s]
-      runtime_type = "io.containerd.runc.v2"
-      [%[1]s.%[2]s.options]
-        BinaryName = %[3]q
-        Root = %[4]q
-        SystemdCgroup = false
-`, p, rt.name, rt.path, criRuntimeRoot(dir, rt.name))
+		hs = append(hs, cri.Handler{Name: rt.name, Binary: rt.path})
 	}
-	return b.String()
-}
-
-// criBridgeConfig is a CNI network of one bridge with no address on the
-// host side and a static address in each pod: a pod's eth0 that the CRI
-// plugin asks for, and no route or NAT on the host. 192.0.2.0/24 is a
-// documentation range; each pod has its own network namespace, so they
-// may share the address.
-func criBridgeConfig(bridge string) string {
-	return fmt.Sprintf(`{
-  "cniVersion": "1.0.0",
-  "name": "lkc-clients-cri",
-  "plugins": [{
-    "type": "bridge",
-    "bridge": %q,
-    "isGateway": false,
-    "ipMasq": false,
-    "ipam": {"type": "static", "addresses": [{"address": "192.0.2.2/24"}]}
-  }]
-}`, bridge)
+	return cri.Builds(hs)
 }
 
 // requireCRI skips unless the CRI tools are installed.
-func requireCRI(t *testing.T, b ctdBuild) {
+func requireCRI(t *testing.T, b cri.Build) {
 	t.Helper()
-	for _, p := range []string{crictlBinary, b.daemon, b.ctr} {
+	for _, p := range b.Tools() {
 		if _, err := exec.LookPath(p); err != nil {
 			t.Skipf("%s is not installed (scripts/install-cri-tools.sh builds the CRI tools): %v", p, err)
 		}
@@ -174,7 +46,7 @@ func requireCRI(t *testing.T, b ctdBuild) {
 // startCRI starts containerd build b with its CRI plugin on, imports the
 // pause and busybox images into the CRI namespace, and at the end removes
 // every pod and image, then the bridge, before containerd is stopped.
-func startCRI(t *testing.T, b ctdBuild, index int) *criDaemon {
+func startCRI(t *testing.T, b cri.Build, index int) *criDaemon {
 	t.Helper()
 	bridge := fmt.Sprintf("lkccri%d-%d", os.Getpid()%100000, index)
 	t.Cleanup(func() {
@@ -182,14 +54,14 @@ func startCRI(t *testing.T, b ctdBuild, index int) *criDaemon {
 			tryCommand(t, nil, "ip", "link", "del", bridge)
 		}
 	})
-	c := launchContainerd(t, ctdBuild{name: b.name, daemon: b.daemon, ctr: b.ctr, shimDir: b.shimDir, config: func(dir string) string {
+	c := launchContainerd(t, cri.Build{Name: b.Name, Daemon: b.Daemon, Ctr: b.Ctr, ShimDir: b.ShimDir, Config: func(dir string) string {
 		if err := os.MkdirAll(filepath.Join(dir, "cni"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, "cni", "10-lkc.conflist"), []byte(criBridgeConfig(bridge)), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "cni", "10-lkc.conflist"), []byte(cri.BridgeConfig(bridge)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		return b.config(dir)
+		return b.Config(dir)
 	}})
 	d := &criDaemon{containerd: c, crictlConf: filepath.Join(c.dir, "crictl.yaml"), logs: filepath.Join(c.dir, "pods")}
 	conf := fmt.Sprintf("runtime-endpoint: unix://%[1]s\nimage-endpoint: unix://%[1]s\ntimeout: 30\n", c.addr)
@@ -198,11 +70,11 @@ func startCRI(t *testing.T, b ctdBuild, index int) *criDaemon {
 	}
 	t.Cleanup(d.clear)
 	for _, archive := range []string{pauseArchive, busyboxArchive} {
-		if res := c.ctr(criNamespace, "images", "import", archive); res.code != 0 {
+		if res := c.ctr(cri.Namespace, "images", "import", archive); res.code != 0 {
 			t.Fatalf("%v", res)
 		}
 	}
-	if !waitFor(10*time.Second, func() bool { return d.imageKnown(pauseImage) && d.imageKnown(busyboxImage) }) {
+	if !waitFor(10*time.Second, func() bool { return d.imageKnown(cri.PauseImage) && d.imageKnown(cri.BusyboxImage) }) {
 		t.Fatalf("the CRI plugin does not list the imported images:\n%s", d.tryCrictl(t, "images").stdout)
 	}
 	return d
@@ -216,13 +88,13 @@ func (d *criDaemon) imageKnown(ref string) bool {
 // crictl runs crictl against this daemon.
 func (d *criDaemon) crictl(t *testing.T, args ...string) result {
 	t.Helper()
-	return command(t, nil, crictlBinary, append([]string{"--config", d.crictlConf}, args...)...)
+	return command(t, nil, cri.Crictl, append([]string{"--config", d.crictlConf}, args...)...)
 }
 
 // tryCrictl is crictl for cleanups.
 func (d *criDaemon) tryCrictl(t *testing.T, args ...string) result {
 	t.Helper()
-	return tryCommand(t, nil, crictlBinary, append([]string{"--config", d.crictlConf}, args...)...)
+	return tryCommand(t, nil, cri.Crictl, append([]string{"--config", d.crictlConf}, args...)...)
 }
 
 // clear removes the pods a failed case left, reporting each, and the
@@ -241,8 +113,8 @@ func (d *criDaemon) clear() {
 			}
 		}
 	}
-	if imgs := strings.Fields(d.tryCtr(criNamespace, "images", "ls", "-q").stdout); len(imgs) > 0 {
-		d.tryCtr(criNamespace, append([]string{"images", "rm"}, imgs...)...)
+	if imgs := strings.Fields(d.tryCtr(cri.Namespace, "images", "ls", "-q").stdout); len(imgs) > 0 {
+		d.tryCtr(cri.Namespace, append([]string{"images", "rm"}, imgs...)...)
 	}
 }
 
@@ -350,7 +222,7 @@ func (p *criPod) remove() {
 func (p *criPod) container(name string, cmd []string, more map[string]any) map[string]any {
 	cfg := map[string]any{
 		"metadata": map[string]any{"name": name},
-		"image":    map[string]any{"image": busyboxImage},
+		"image":    map[string]any{"image": cri.BusyboxImage},
 		"command":  cmd,
 		"log_path": name + ".log",
 		"linux":    map[string]any{"security_context": map[string]any{"namespace_options": map[string]int{"pid": nsContainer}}},

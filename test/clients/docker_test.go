@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lkc-containers/lkc/internal/testutil/cri"
 )
 
 // dockerCLI is the client from Debian's docker.io, matching its dockerd.
@@ -96,7 +98,7 @@ func (d *docker) stop() {
 		d.cmd.Process.Kill()
 		<-d.exit
 	}
-	if pids := processesMentioning(d.dir); len(pids) > 0 {
+	if pids := cri.ProcessesMentioning(d.dir); len(pids) > 0 {
 		t.Errorf("processes still running for dockerd in %s (containerd, shims?): %v", d.dir, pids)
 	}
 	if strings.Contains(readFile("/proc/self/mountinfo"), d.dir) {

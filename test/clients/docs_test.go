@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lkc-containers/lkc/internal/testutil/cri"
 )
 
 // docsLkcPath is the lkc path the snippets in docs/clients.md use; tests
@@ -67,7 +69,7 @@ func TestDocsPodmanContainersConf(t *testing.T) {
 func TestDocsContainerdRuntimeHandler(t *testing.T) {
 	requireSetup(t)
 	handler := strings.Replace(snippet(t, "containerd runtime handler"), "version = 2\n", "", 1)
-	docsCRIHandler(t, debianContainerd(func(dir string) string { return containerdConfig(dir, criSettingsV2(dir)+handler) }),
+	docsCRIHandler(t, cri.Debian(func(dir string) string { return cri.DaemonConfig(dir, cri.SettingsV2(dir)+handler) }),
 		`[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.lkc]`, 2)
 }
 
@@ -77,7 +79,7 @@ func TestDocsContainerd2RuntimeHandler(t *testing.T) {
 	requireSetup(t)
 	handler := strings.Replace(snippet(t, "containerd 2 runtime handler"), "version = 3\n", "", 1)
 	b := criBuilds()[1]
-	b.config = func(dir string) string { return criBaseV3(dir) + criSettingsV3(dir) + handler }
+	b.Config = func(dir string) string { return cri.BaseV3(dir) + cri.SettingsV3(dir) + handler }
 	docsCRIHandler(t, b, `[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.lkc]`, 3)
 }
 
@@ -87,9 +89,9 @@ func TestDocsContainerd2RuntimeHandler(t *testing.T) {
 // dump` shows the handler under table with lkc as BinaryName, and that a
 // pod with that handler runs under lkc: its sandbox and a container, in
 // the shim's default runtime root.
-func docsCRIHandler(t *testing.T, b ctdBuild, table string, index int) {
+func docsCRIHandler(t *testing.T, b cri.Build, table string, index int) {
 	requireCRI(t, b)
-	root := filepath.Join("/run/containerd/runc", criNamespace)
+	root := filepath.Join("/run/containerd/runc", cri.Namespace)
 	// The default root's directories, if the shim makes them, go again
 	// once empty (after containerd stopped: cleanups run last first).
 	for _, dir := range []string{filepath.Dir(root), root} {
@@ -98,10 +100,10 @@ func docsCRIHandler(t *testing.T, b ctdBuild, table string, index int) {
 		}
 	}
 	d := startCRI(t, b, index)
-	if out := command(t, nil, b.ctr, "--address", d.addr, "plugins", "ls").stdout; !criLoaded(out) {
+	if out := command(t, nil, b.Ctr, "--address", d.addr, "plugins", "ls").stdout; !criLoaded(out) {
 		t.Fatalf("the CRI plugin did not load with the runtime handler:\n%s", out)
 	}
-	dump := command(t, nil, b.daemon, "--config", filepath.Join(d.dir, "config.toml"), "config", "dump")
+	dump := command(t, nil, b.Daemon, "--config", filepath.Join(d.dir, "config.toml"), "config", "dump")
 	if dump.code != 0 {
 		t.Fatalf("%v", dump)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/lkc-containers/lkc/internal/testutil"
+	"github.com/lkc-containers/lkc/internal/testutil/cri"
 )
 
 var (
@@ -86,7 +87,7 @@ func setup(tmp string) error {
 	if err := makeOCIArchive(tmp); err != nil {
 		return err
 	}
-	pauseArchive, busyboxArchive, err = makeCRIImages(tmp)
+	pauseArchive, busyboxArchive, err = cri.MakeImages(tmp, filepath.Join(repo, "test", "clients", "testdata", "pause.c"), imageTar)
 	return err
 }
 

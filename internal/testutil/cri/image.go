@@ -1,4 +1,4 @@
-package clients
+package cri
 
 import (
 	"archive/tar"
@@ -12,18 +12,36 @@ import (
 	"strings"
 )
 
-// The CRI tests' images, made here from local files: no registry is
-// reachable, and a pod needs a sandbox image as well as its containers'.
+// The CRI runs' images, made from local files: no registry is reachable,
+// and a pod needs a sandbox image as well as its containers'.
 const (
-	pauseImage   = "localhost/lkc-clients-pause:test"
-	busyboxImage = "localhost/lkc-clients-busybox:cri"
+	PauseImage   = "localhost/lkc-clients-pause:test"
+	BusyboxImage = "localhost/lkc-clients-busybox:cri"
 )
 
-// makePauseLayer compiles testdata/pause.c into a static binary and packs
-// it, as /pause, into a layer tarball.
-func makePauseLayer(tmp string) (string, error) {
+// MakeImages writes the pause image (pauseSrc, test/clients/testdata/pause.c,
+// compiled static) and the busybox image (the rootfs tarball rootfsTar) as
+// OCI archives in tmp, for `ctr images import`.
+func MakeImages(tmp, pauseSrc, rootfsTar string) (pause, busybox string, err error) {
+	layer, err := makePauseLayer(tmp, pauseSrc)
+	if err != nil {
+		return "", "", err
+	}
+	pause = filepath.Join(tmp, "pause-oci.tar")
+	if err := WriteOCIArchive(pause, PauseImage, layer, []string{"/pause"}); err != nil {
+		return "", "", fmt.Errorf("writing %s: %w", pause, err)
+	}
+	busybox = filepath.Join(tmp, "busybox-cri-oci.tar")
+	if err := WriteOCIArchive(busybox, BusyboxImage, rootfsTar, []string{"/bin/sh"}); err != nil {
+		return "", "", fmt.Errorf("writing %s: %w", busybox, err)
+	}
+	return pause, busybox, nil
+}
+
+// makePauseLayer compiles src into a static binary and packs it, as
+// /pause, into a layer tarball.
+func makePauseLayer(tmp, src string) (string, error) {
 	bin := filepath.Join(tmp, "pause")
-	src := filepath.Join(repo, "test", "clients", "testdata", "pause.c")
 	if out, err := exec.Command("musl-gcc", "-static", "-Os", "-s", "-o", bin, src).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("compiling %s: %v: %s", src, err, out)
 	}
@@ -65,10 +83,10 @@ type archiveFile struct {
 	data []byte
 }
 
-// writeOCIArchive writes an OCI image archive (an image layout in a tar,
+// WriteOCIArchive writes an OCI image archive (an image layout in a tar,
 // as `ctr images import` reads it) of a one-layer linux/amd64 image named
 // ref, whose layer is the uncompressed tarball layerTar.
-func writeOCIArchive(path, ref, layerTar string, entrypoint []string) error {
+func WriteOCIArchive(path, ref, layerTar string, entrypoint []string) error {
 	layerData, err := os.ReadFile(layerTar)
 	if err != nil {
 		return err
@@ -139,22 +157,4 @@ func writeTar(path string, dirs []string, files []archiveFile) error {
 		return err
 	}
 	return f.Close()
-}
-
-// makeCRIImages writes the pause and busybox images of the CRI tests as
-// OCI archives in tmp.
-func makeCRIImages(tmp string) (pause, busybox string, err error) {
-	layer, err := makePauseLayer(tmp)
-	if err != nil {
-		return "", "", err
-	}
-	pause = filepath.Join(tmp, "pause-oci.tar")
-	if err := writeOCIArchive(pause, pauseImage, layer, []string{"/pause"}); err != nil {
-		return "", "", fmt.Errorf("writing %s: %w", pause, err)
-	}
-	busybox = filepath.Join(tmp, "busybox-cri-oci.tar")
-	if err := writeOCIArchive(busybox, busyboxImage, imageTar, []string{"/bin/sh"}); err != nil {
-		return "", "", fmt.Errorf("writing %s: %w", busybox, err)
-	}
-	return pause, busybox, nil
 }
