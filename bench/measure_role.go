@@ -81,6 +81,7 @@ func newEnv(dir string, cfg config) (*Env, error) {
 		Bundle:   bundle,
 		Rootfs:   filepath.Join(bundle, "rootfs"),
 		Timeout:  cfg.timeout,
+		Warmup:   cfg.warmup,
 		runner:   r,
 	}, nil
 }

@@ -61,7 +61,11 @@ func writeScenario(w io.Writer, sc *scenarioResult) {
 	for _, vr := range sc.Variants {
 		writeVariantRow(w, vr, nameW)
 	}
-	fmt.Fprint(w, "(milliseconds; cpu = user+sys of the whole process tree)\n\n")
+	cpu := "user+sys of the whole process tree"
+	if sc.CPU != "" {
+		cpu = sc.CPU
+	}
+	fmt.Fprintf(w, "(milliseconds; cpu = %s)\n\n", cpu)
 	fmt.Fprintf(w, "%-*s %6s %6s\n", ratioW, "ratio of medians", "wall", "cpu")
 	for _, r := range sc.Ratios {
 		fmt.Fprintf(w, "%-*s %6s %6s\n", ratioW, r.Num+"/"+r.Den, fmtRatio(r.Wall), fmtRatio(r.CPU))

@@ -9,6 +9,7 @@ import (
 type scenarioResult struct {
 	Name        string           `json:"name"`
 	Desc        string           `json:"description"`
+	CPU         string           `json:"cpu_measures,omitempty"`
 	Iterations  int              `json:"iterations"` // measured rounds completed
 	Warmup      int              `json:"warmup"`
 	Interrupted bool             `json:"interrupted,omitempty"`

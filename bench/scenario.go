@@ -24,6 +24,7 @@ type Env struct {
 	Bundle   string // busybox bundle whose process is /bin/true
 	Rootfs   string
 	Timeout  time.Duration // per operation
+	Warmup   int           // the first Warmup iterations are not measured
 	runner   *runner
 }
 
@@ -47,9 +48,12 @@ type Variant struct {
 
 // Scenario is a named operation measured for a set of variants.
 type Scenario struct {
-	Name     string
-	Desc     string
-	Ratios   [][2]string // numerator and denominator variant names
+	Name   string
+	Desc   string
+	Ratios [][2]string // numerator and denominator variant names
+	// CPU says what the cpu column measures when it is not the timed
+	// command's process tree.
+	CPU      string
 	Variants func(env *Env) []Variant
 }
 
@@ -58,7 +62,7 @@ func scenarios() []Scenario {
 	all := append([]Scenario{runLatencyScenario(), runNetScenario(), netRateScenario(), execLatencyScenario(), lifecycleScenario()}, checkpointScenarios()...)
 	all = append(all, migrateScenarios()...)
 	all = append(all, procScenarios()...)
-	return append(all, rulesScenario())
+	return append(all, rulesScenario(), criScenario())
 }
 
 // selectScenarios returns the named scenarios, or all of them for "all".
@@ -132,7 +136,7 @@ func schedule(rng *rand.Rand, iterations, n int) [][]int {
 // measureScenario prepares the selected variants, runs warmup+iterations
 // rounds in shuffled order, cleans up and summarizes.
 func measureScenario(ctx context.Context, sc Scenario, env *Env, cfg config, rng *rand.Rand) *scenarioResult {
-	res := &scenarioResult{Name: sc.Name, Desc: sc.Desc, Warmup: cfg.warmup}
+	res := &scenarioResult{Name: sc.Name, Desc: sc.Desc, CPU: sc.CPU, Warmup: cfg.warmup}
 	active, results := prepareVariants(res, selectVariants(sc.Variants(env), cfg.variants))
 	defer cleanupVariants(active, results)
 	for iter, order := range schedule(rng, cfg.warmup+cfg.iterations, len(active)) {

@@ -82,7 +82,7 @@ func TestScenariosRegistered(t *testing.T) {
 	for _, sc := range got {
 		names = append(names, sc.Name)
 	}
-	want := []string{"run", "run-net", "net-rate", "exec", "lifecycle", "checkpoint", "restore", "migrate-downtime", "migrate-total", "proc", "proc-load", "proc-kill", "proc-run", "rules"}
+	want := []string{"run", "run-net", "net-rate", "exec", "lifecycle", "checkpoint", "restore", "migrate-downtime", "migrate-total", "proc", "proc-load", "proc-kill", "proc-run", "rules", "cri"}
 	if !slices.Equal(names, want) {
 		t.Errorf("all scenarios = %v, want %v", names, want)
 	}
