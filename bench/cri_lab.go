@@ -30,6 +30,7 @@ type criLab struct {
 	handlers []cri.Handler
 	images   *criImages
 	refs     int
+	failed   error // why the lab could not start, for its other variants
 	dir      string
 	daemon   *cri.Daemon
 	conf     string    // crictl's config
@@ -43,11 +44,15 @@ type criLab struct {
 // criImages are the pause and busybox archives, made once per run.
 type criImages struct{ pause, busybox string }
 
-// acquire starts the lab unless it runs already.
+// acquire starts the lab unless it runs already, or failed to.
 func (l *criLab) acquire() error {
+	if l.failed != nil {
+		return l.failed
+	}
 	if l.refs == 0 {
 		if err := l.start(); err != nil {
 			l.stop()
+			l.failed = err
 			return err
 		}
 	}

@@ -135,3 +135,25 @@ func TestLifecycleRatiosNameVariants(t *testing.T) {
 		}
 	}
 }
+
+func TestCRIScenarioVariants(t *testing.T) {
+	if tags := criBuildTags(); !slices.Equal(tags, []string{"1.6", "2.4"}) {
+		t.Errorf("containerd tags %v, want [1.6 2.4]", tags)
+	}
+	sc := criScenario()
+	names := map[string]bool{}
+	for _, v := range sc.Variants(&Env{LKC: "/lkc", Baseline: "/lkc-base"}) {
+		if names[v.Name] {
+			t.Errorf("variant %s twice", v.Name)
+		}
+		names[v.Name] = true
+	}
+	for _, r := range sc.Ratios {
+		if !names[r[0]] || !names[r[1]] {
+			t.Errorf("ratio %s/%s names a variant the scenario does not have", r[0], r[1])
+		}
+	}
+	if !names["lkc-1.6-start"] || !names["runc-2.4-teardown"] || !names["crictl-2.4"] {
+		t.Errorf("variants %v lack lkc-1.6-start, runc-2.4-teardown or crictl-2.4", names)
+	}
+}
