@@ -142,3 +142,23 @@ func ownCgroupBase() (string, error) {
 	}
 	return base, nil
 }
+
+// sweepDetachedUnified removes what the runtimes made under mount, the hybrid
+// host's cgroup2 mount point, once detachUnifiedCgroup unmounted it in
+// this namespace: crun writes each container's cgroup.procs there, as a
+// plain file in a plain directory of the tmpfs beneath. The host cannot
+// see them (its cgroup2 mount covers them) and the outer role's sweep
+// does not find them, so they would stay until reboot. It returns a
+// note per failure.
+func sweepDetachedUnified(mount, prefix string) []string {
+	if _, err := os.Stat(mount); err != nil || isCgroupFS(mount) {
+		return nil
+	}
+	var notes []string
+	for _, dir := range findDirs(mount, prefix, sweepMaxDepth) {
+		if err := os.RemoveAll(dir); err != nil {
+			notes = append(notes, fmt.Sprintf("removing %s: %v", dir, err))
+		}
+	}
+	return notes
+}

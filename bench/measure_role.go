@@ -32,6 +32,11 @@ func measureMain(args []string, dir string) error {
 		return err
 	}
 	defer env.runner.close()
+	defer func() {
+		for _, n := range sweepDetachedUnified(unifiedMount, env.IDPrefix) {
+			fmt.Fprintf(os.Stderr, "bench: cleanup: %s\n", n)
+		}
+	}()
 	if err := privateDaemon(dir); err != nil {
 		return err
 	}
