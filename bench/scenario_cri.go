@@ -255,12 +255,15 @@ func (l *criLab) writeConfigs(name string) (pod, ctr string, err error) {
 	return pod, ctr, nil
 }
 
-// middle is the median of ds, 0 for none.
+// middle is the median of ds as the report computes it, 0 for none.
 func middle(ds []time.Duration) time.Duration {
 	if len(ds) == 0 {
 		return 0
 	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
+	xs := make([]float64, len(ds))
+	for i, d := range ds {
+		xs[i] = float64(d)
+	}
+	slices.Sort(xs)
+	return time.Duration(percentile(xs, 50))
 }
