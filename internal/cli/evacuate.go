@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -55,16 +56,10 @@ func cmdCheckpointAll(g *globals, args []string) error {
 	fs.BoolVar(&o.Dump.LinkRemap, "link-remap", false, "allow one to link unlinked files back when possible")
 	fs.BoolVar(&asJSON, "json", false, "print the manifest (JSON) instead of a table")
 	const use = "lkc checkpoint --all --image-dir DIR [--parallel N] [--stop] [--leave-running] [--tcp-established] [--json]"
-	if _, err := parse(fs, args, exactly(0), use); err != nil {
+	if err := parseAll(fs, args, use, &o.ImageDir); err != nil {
 		return err
-	}
-	if o.ImageDir == "" {
-		return fmt.Errorf("--image-dir is required (usage: %s)", use)
 	}
 	var err error
-	if o.ImageDir, err = filepath.Abs(o.ImageDir); err != nil {
-		return err
-	}
 	o.Root, o.Warn = g.root, g.warn
 	o.Dump.CRIU, o.Dump.Verbose = g.criu, g.debug
 	p := newAllProgress("checkpoint", "dumped", asJSON)
@@ -141,16 +136,10 @@ func cmdRestoreAll(g *globals, args []string) error {
 	fs.BoolVar(&o.Restore.FileLocks, "file-locks", false, "handle file locks")
 	fs.BoolVar(&asJSON, "json", false, "print the outcome as JSON")
 	const use = "lkc restore --all --image-dir DIR [--parallel N] [--console-dir DIR] [--tcp-established] [--json]"
-	if _, err := parse(fs, args, exactly(0), use); err != nil {
+	if err := parseAll(fs, args, use, &o.ImageDir); err != nil {
 		return err
-	}
-	if o.ImageDir == "" {
-		return fmt.Errorf("--image-dir is required (usage: %s)", use)
 	}
 	var err error
-	if o.ImageDir, err = filepath.Abs(o.ImageDir); err != nil {
-		return err
-	}
 	if o.ConsoleDir, err = absPath(o.ConsoleDir); err != nil {
 		return err
 	}
@@ -326,4 +315,18 @@ func (p *allProgress) done() {
 	if p.tty && !p.quiet {
 		fmt.Fprint(os.Stderr, "\r\x1b[K")
 	}
+}
+
+// parseAll parses the flags of an --all command, which takes no argument
+// and needs --image-dir, made absolute in dir.
+func parseAll(fs *flag.FlagSet, args []string, use string, dir *string) error {
+	if _, err := parse(fs, args, exactly(0), use); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return fmt.Errorf("--image-dir is required (usage: %s)", use)
+	}
+	abs, err := filepath.Abs(*dir)
+	*dir = abs
+	return err
 }
