@@ -36,8 +36,24 @@ type record struct {
 // each network of p into it. The record is written before the first ADD,
 // so a delete after a crash anywhere in here runs DEL of them all. On
 // failure Attach undoes what it did and names the network that failed.
-func (p *Plan) Attach(stateDir string, pid int) (err error) {
-	if err := pin(stateDir, pid); err != nil {
+func (p *Plan) Attach(stateDir string, pid int) error {
+	return p.attach(stateDir, func() error { return pin(stateDir, pid) }, func(cni *libcni.CNIConfig, rec *record, a attachment) error {
+		list, err := libcni.NetworkConfFromBytes(a.Config)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
+		defer cancel()
+		_, err = cni.AddNetworkList(ctx, list, runtimeConf(stateDir, rec, a))
+		return err
+	})
+}
+
+// attach pins the namespace, writes the record and runs add for each
+// network, undoing it all on failure: Attach and AttachKept differ only in
+// what they pin and how they ADD.
+func (p *Plan) attach(stateDir string, pinNS func() error, add func(*libcni.CNIConfig, *record, attachment) error) (err error) {
+	if err := pinNS(); err != nil {
 		return err
 	}
 	rec := &record{ContainerID: containerID(stateDir), Attachments: p.attachments}
@@ -51,14 +67,7 @@ func (p *Plan) Attach(stateDir string, pid int) (err error) {
 	}
 	cni := libcni.NewCNIConfigWithCacheDir(PluginPath(), filepath.Join(stateDir, cacheName), nil)
 	for _, a := range rec.Attachments {
-		list, err := libcni.NetworkConfFromBytes(a.Config)
-		if err != nil {
-			return fmt.Errorf("network %s: %w", a.Name, err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
-		_, err = cni.AddNetworkList(ctx, list, runtimeConf(stateDir, rec, a))
-		cancel()
-		if err != nil {
+		if err := add(cni, rec, a); err != nil {
 			return fmt.Errorf("network %s: %w", a.Name, err)
 		}
 	}

@@ -74,27 +74,10 @@ func cachedIPs(cni *libcni.CNIConfig, list *libcni.NetworkConfigList, rt *libcni
 // (args.cni.ips, which host-local honours). A network that hands out other
 // addresses fails the restore: connections and peers know the old ones.
 // On failure AttachKept undoes what it did.
-func (p *Plan) AttachKept(stateDir, nsPath string, k *Kept) (err error) {
-	if err := pinPath(stateDir, nsPath); err != nil {
-		return err
-	}
-	rec := &record{ContainerID: containerID(stateDir), Attachments: p.attachments}
-	defer func() {
-		if err != nil {
-			Detach(stateDir)
-		}
-	}()
-	if err := writeRecord(stateDir, rec); err != nil {
-		return err
-	}
-	cni := libcni.NewCNIConfigWithCacheDir(PluginPath(), filepath.Join(stateDir, cacheName), nil)
-	for _, a := range rec.Attachments {
-		want := k.Addresses[a.IfName]
-		if err := addWithIPs(cni, stateDir, rec, a, want); err != nil {
-			return fmt.Errorf("network %s: %w", a.Name, err)
-		}
-	}
-	return nil
+func (p *Plan) AttachKept(stateDir, nsPath string, k *Kept) error {
+	return p.attach(stateDir, func() error { return pinPath(stateDir, nsPath) }, func(cni *libcni.CNIConfig, rec *record, a attachment) error {
+		return addWithIPs(cni, stateDir, rec, a, k.Addresses[a.IfName])
+	})
 }
 
 // addWithIPs runs ADD of a asking for ips, and checks that it got them.
