@@ -282,18 +282,7 @@ type evacuation struct {
 func (h *testHosts) migrateAll(from, to *testHost, flags ...string) (result, map[string]string) {
 	h.t.Helper()
 	args := append([]string{"migrate", "--all", "--token-file", h.token, "--json"}, flags...)
-	cmd := h.lkcIn(from, append(args, to.ip+":7070")...)
-	out, errf := from.e.tempFile(), from.e.tempFile()
-	defer out.Close()
-	defer errf.Close()
-	cmd.Stdout, cmd.Stderr = out, errf
-	err := cmd.Run()
-	r := result{stdout: readAll(out), stderr: readAll(errf)}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		h.t.Fatal(err)
-	}
+	r := h.run(from, append(args, to.ip+":7070")...)
 	var ev evacuation
 	if err := json.Unmarshal([]byte(r.stdout), &ev); err != nil {
 		h.t.Fatalf("migrate --all: %v: output %v", err, r)

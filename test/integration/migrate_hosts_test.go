@@ -233,7 +233,13 @@ func (h *testHosts) runContainerID(x *testHost, id string, args []string, mutate
 func (h *testHosts) migrate(from, to *testHost, id string, flags ...string) result {
 	h.t.Helper()
 	args := append([]string{"migrate", "--token-file", h.token, "--json"}, flags...)
-	cmd := h.lkcIn(from, append(args, id, to.ip+":7070")...)
+	return h.run(from, append(args, id, to.ip+":7070")...)
+}
+
+// run runs lkc with args in host from's network namespace.
+func (h *testHosts) run(from *testHost, args ...string) result {
+	h.t.Helper()
+	cmd := h.lkcIn(from, args...)
 	out, errf := from.e.tempFile(), from.e.tempFile()
 	defer out.Close()
 	defer errf.Close()
