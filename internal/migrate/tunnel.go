@@ -17,7 +17,8 @@ const tunnelHandshake = 10 * time.Second
 // splice carries a post-copy page connection through a tunnel: the bytes
 // of plain (CRIU's side) go sealed over t, and back, until both
 // directions end or either fails. Bytes read from plain are added to sent
-// when it is not nil.
+// when it is not nil. Once plain's peer has sent its first bytes, its cork
+// is cleared (uncorkPeer).
 func splice(t *conn, plain net.Conn, sent *atomic.Int64) {
 	abort := func() {
 		plain.Close()
@@ -44,8 +45,14 @@ func splice(t *conn, plain net.Conn, sent *atomic.Int64) {
 		}
 	}()
 	buf := make([]byte, 256<<10)
+	uncorked := false
 	for {
 		n, err := plain.Read(buf)
+		if n > 0 && !uncorked {
+			// CRIU corked its end before it sent these (uncorkPeer).
+			uncorked = true
+			go uncorkPeer(plain)
+		}
 		if n > 0 {
 			if werr := t.writeFrame(fData, buf[:n]); werr != nil || t.flush() != nil {
 				abort()
