@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -36,8 +37,11 @@ func hasAll(args []string) bool {
 }
 
 // defaultParallel bounds the dumps, restores and migrations at a time:
-// CRIU is mostly CPU and disk bound.
-const defaultParallel = 4
+// the CPUs lkc may run on. The work is mostly CPU bound (CRIU on both
+// sides, the sealing of a migration's pages): more at a time than CPUs
+// makes no whole faster and keeps each container frozen longer, waiting
+// for its share.
+func defaultParallel() int { return runtime.NumCPU() }
 
 func cmdCheckpointAll(g *globals, args []string) error {
 	var o evacuate.CheckpointOpts
@@ -45,7 +49,7 @@ func cmdCheckpointAll(g *globals, args []string) error {
 	fs := newFlags("checkpoint")
 	fs.BoolVar(&all, "all", false, "checkpoint every running container of the root")
 	fs.StringVar(&o.ImageDir, "image-dir", "", "directory for the images, one sub-directory per container, and the manifest")
-	fs.IntVar(&o.Parallel, "parallel", defaultParallel, "dumps at a time")
+	fs.IntVar(&o.Parallel, "parallel", defaultParallel(), "dumps at a time")
 	fs.BoolVar(&o.Stop, "stop", false, "kill and delete the containers that could not be dumped")
 	fs.BoolVar(&o.SaveRootfs, "save-rootfs", false, "save every rootfs with the images, not only those on tmpfs or ramfs")
 	fs.BoolVar(&o.Dump.LeaveRunning, "leave-running", false, "leave the dumped containers running")
@@ -129,7 +133,7 @@ func cmdRestoreAll(g *globals, args []string) error {
 	fs := newFlags("restore")
 	fs.BoolVar(&all, "all", false, "restore every container of the image dir's manifest")
 	fs.StringVar(&o.ImageDir, "image-dir", "", "directory written by checkpoint --all")
-	fs.IntVar(&o.Parallel, "parallel", defaultParallel, "restores at a time")
+	fs.IntVar(&o.Parallel, "parallel", defaultParallel(), "restores at a time")
 	fs.StringVar(&o.ConsoleDir, "console-dir", "", "directory of console sockets, one named after each container with a terminal")
 	fs.BoolVar(&o.Restore.TCPEstablished, "tcp-established", false, "restore established TCP connections (implied when the dump took them)")
 	fs.BoolVar(&o.Restore.ExtUnixSk, "ext-unix-sk", false, "allow external unix sockets")
@@ -179,7 +183,7 @@ func cmdMigrateAll(g *globals, args []string) error {
 	fs := newFlags("migrate")
 	fs.BoolVar(&all, "all", false, "move every running container of the root")
 	fs.StringVar(&tokenFile, "token-file", "", "file holding the shared secret (mode 0600)")
-	fs.IntVar(&o.Parallel, "parallel", defaultParallel, "migrations at a time")
+	fs.IntVar(&o.Parallel, "parallel", defaultParallel(), "migrations at a time")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "say which containers would move and which would fail, and why; move nothing")
 	fs.BoolVar(&o.Migrate.SharedStorage, "shared-storage", false, "the target sees the rootfs at the same paths: do not send them")
 	fs.StringVar(&o.Migrate.Mode, "mode", "", "precopy, postcopy or stopcopy (default: as lkc migrate)")

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -379,4 +381,35 @@ func TestMigrateAll(t *testing.T) {
 	a.e.failLkc("--token-file is required", "migrate", "--all", b.ip+":7070")
 	a.e.failLkc("root /nonexistent-lkc-root: no such file or directory",
 		"--root", "/nonexistent-lkc-root", "migrate", "--all", "--token-file", h.token, b.ip+":7070")
+}
+
+// The --all commands run as many containers at a time as lkc has CPUs,
+// and lkc serve receives as many migrations at a time: on two CPUs, four
+// at a time made no evacuation faster and kept each container frozen
+// twice as long (docs/journal/2026-12-06-evacuate.md). Checked on the
+// defaults the commands print, on this host's CPUs and on one.
+func TestEvacuateParallelDefaultsToCPUs(t *testing.T) {
+	if _, err := exec.LookPath("taskset"); err != nil {
+		t.Skip("taskset not installed")
+	}
+	for _, cpus := range []int{runtime.NumCPU(), 1} {
+		for _, args := range [][]string{
+			{"checkpoint", "--all", "--help"}, {"restore", "--all", "--help"},
+			{"migrate", "--all", "--help"}, {"serve", "--help"},
+		} {
+			cmd := exec.Command(lkcBinary, args...)
+			if cpus == 1 {
+				cmd = exec.Command("taskset", append([]string{"-c", "0", lkcBinary}, args...)...)
+			}
+			out, _ := cmd.CombinedOutput()
+			flag := "-parallel"
+			if args[0] == "serve" {
+				flag = "-sessions"
+			}
+			want := regexp.MustCompile(`(?m)^  ` + flag + ` int\n.*\(default ` + strconv.Itoa(cpus) + `\)$`)
+			if !want.Match(out) {
+				t.Errorf("lkc %s on %d CPUs: want %s to default to %d, got:\n%s", strings.Join(args, " "), cpus, flag, cpus, out)
+			}
+		}
+	}
 }
