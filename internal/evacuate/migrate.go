@@ -54,6 +54,10 @@ func MigrateAll(ctx context.Context, o MigrateOpts) (*Evacuation, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Migrate.Facts == nil {
+		// One reading of this host for every probe and move.
+		o.Migrate.Facts = &migrate.FactsCache{}
+	}
 	ev := &Evacuation{Moves: make([]Move, len(ids))}
 	var todo []int
 	var batch int64

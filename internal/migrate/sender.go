@@ -38,6 +38,10 @@ type Options struct {
 	BandwidthLimit int64         // bytes per second on the control stream; 0 = unlimited
 	Timeout        time.Duration // per network exchange; 0 = 60 s
 
+	// Facts, when set, hands out this host's facts to the migrations of
+	// one evacuation, which read them once; nil reads them for this one.
+	Facts *FactsCache
+
 	Progress func(Progress) // nil = quiet
 	Warn     func(error)    // failures that do not fail the migration; nil drops them
 	// Verbose makes CRIU log everything (`lkc --debug`) and keeps the
@@ -238,7 +242,11 @@ func (s *session) inspect() error {
 		return fmt.Errorf("%w: cannot migrate container %s: it is %s", container.ErrWrongState, s.o.ID, st)
 	}
 	s.ct = ct
-	if s.facts, err = HostFacts(s.o.CRIU, "/proc", "/sys/fs/cgroup"); err != nil {
+	facts := s.o.Facts
+	if facts == nil {
+		facts = &FactsCache{}
+	}
+	if s.facts, err = facts.Get(s.o.CRIU); err != nil {
 		return err
 	}
 	if s.facts.CRIU == [3]int{} {

@@ -126,7 +126,10 @@ type server struct {
 	gate *gate
 	one  chan struct{} // a slot per authenticated session
 	room roomBook
-	wg   sync.WaitGroup
+	// facts are this host's, read once for the offers of a few seconds
+	// (an evacuation's probes and moves) rather than for each.
+	facts FactsCache
+	wg    sync.WaitGroup
 }
 
 // handle authenticates one connection within the handshake deadline,
@@ -136,7 +139,7 @@ func (s *server) handle(ctx context.Context, nc net.Conn, peer string) {
 	defer nc.Close()
 	done := context.AfterFunc(ctx, func() { nc.Close() })
 	defer done()
-	r := &receiver{o: s.o, c: newConn(nc, 0), room: &s.room}
+	r := &receiver{o: s.o, c: newConn(nc, 0), room: &s.room, facts: &s.facts}
 	nc.SetDeadline(time.Now().Add(s.o.HandshakeTimeout))
 	err := r.c.serverHandshake(s.o.Token)
 	s.gate.leave(peer)
@@ -286,6 +289,7 @@ type receiver struct {
 	o         ServeOptions
 	room      *roomBook
 	unpromise func() // gives back the room the offer took
+	facts     *FactsCache
 	c         *conn
 	of        offer
 	bundle    string
@@ -389,7 +393,7 @@ func (r *receiver) check() (*Facts, error) {
 	if of.Facts == nil {
 		return nil, fmt.Errorf("%w: the offer carries no host facts", ErrProtocol)
 	}
-	mine, err := HostFacts(r.o.CRIU, "/proc", "/sys/fs/cgroup")
+	mine, err := r.facts.Get(r.o.CRIU)
 	if err != nil {
 		return nil, err
 	}
