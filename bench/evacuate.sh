@@ -3,8 +3,11 @@
 # restore --all of N busybox containers holding MIB MiB each, then
 # migrate --all of N fresh ones to an lkc serve on this machine with a
 # second root (docs/evacuate.md). Needs root, CRIU 4 and bin/lkc.
-# PARALLEL (default 4) bounds each command; SESSIONS (default 1) is the
-# serve's --sessions. Prints the totals and each container's times; leaves nothing behind.
+# PARALLEL bounds each command and SESSIONS is the serve's --sessions
+# (unset: lkc's defaults, the CPUs); MIGRATE_ONLY=1 skips checkpoint
+# --all and restore --all. After the evacuation one more container of the same size is
+# migrated alone, for the ratio of the evacuation's total to it. Prints
+# the totals, the ratios and the load average; leaves nothing behind.
 set -eu
 n=${1:?usage: bench/evacuate.sh N MIB [migrate flags]}
 mib=${2:?usage: bench/evacuate.sh N MIB [migrate flags]}
@@ -53,11 +56,13 @@ start() {
 	done
 }
 ms() { python3 -c "import time; print(int(time.time()*1000))"; }
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -z "${MIGRATE_ONLY:-}" ]; then
 start
 t0=$(ms)
-"$lkc" --root "$dir/src" checkpoint --all --json --image-dir "$dir/images" --parallel "${PARALLEL:-4}" >"$dir/ckpt.json"
+"$lkc" --root "$dir/src" checkpoint --all --json --image-dir "$dir/images" ${PARALLEL:+--parallel $PARALLEL} >"$dir/ckpt.json"
 t1=$(ms)
-"$lkc" --root "$dir/src" restore --all --json --image-dir "$dir/images" --parallel "${PARALLEL:-4}" >"$dir/rst.json"
+"$lkc" --root "$dir/src" restore --all --json --image-dir "$dir/images" ${PARALLEL:+--parallel $PARALLEL} >"$dir/rst.json"
 t2=$(ms)
 python3 - "$dir/ckpt.json" "$dir/rst.json" $((t1 - t0)) $((t2 - t1)) "$n" "$mib" <<'PY'
 import json, sys
@@ -71,15 +76,16 @@ print("  per container dump+restore ms: min %.0f median %.0f max %.0f" % (down[0
 PY
 for id in $(ls "$dir/src"); do "$lkc" --root "$dir/src" delete --force "$id" >/dev/null 2>&1; done
 rm -rf "$dir/images"
+fi
 head -c 32 /dev/urandom | base64 >"$dir/token"
 chmod 600 "$dir/token"
 port=$((20000 + $$ % 20000))
 "$lkc" --root "$dir/dst" serve --listen "127.0.0.1:$port" --token-file "$dir/token" --bundle-dir "$dir/bundles" \
-	--cgroup-parent lkc-evac-bench --sessions "${SESSIONS:-1}" >"$dir/serve.log" 2>&1 &
+	--cgroup-parent lkc-evac-bench ${SESSIONS:+--sessions $SESSIONS} >"$dir/serve.log" 2>&1 &
 serve=$!
 for t in $(seq 1 100); do grep -q "listening on" "$dir/serve.log" && break; sleep 0.1; done
 start
-"$lkc" --root "$dir/src" migrate --all --json --token-file "$dir/token" --parallel "${PARALLEL:-4}" "$@" "127.0.0.1:$port" >"$dir/mig.json" || true
+"$lkc" --root "$dir/src" migrate --all --json --token-file "$dir/token" ${PARALLEL:+--parallel $PARALLEL} "$@" "127.0.0.1:$port" >"$dir/mig.json" || true
 python3 - "$dir/mig.json" "$n" "$mib" <<'PY'
 import json, sys
 ev = json.load(open(sys.argv[1]))
@@ -92,3 +98,22 @@ for m in ev["moves"]:
     if m["status"] != "moved":
         print("  %s %s: %s" % (m["id"], m["status"], m.get("error", "")))
 PY
+"$lkc" --root "$dir/src" run -d --bundle "$dir/bundle" evalone </dev/null >/dev/null 2>&1
+for t in $(seq 1 300); do
+	used=$("$lkc" --root "$dir/src" stats --json --no-stream evalone | jq .memoryUsed)
+	[ "${used:-0}" -ge "$bytes" ] && break
+	sleep 0.1
+done
+"$lkc" --root "$dir/src" migrate --json --token-file "$dir/token" "$@" evalone "127.0.0.1:$port" >"$dir/alone.json" || true
+python3 - "$dir/mig.json" "$dir/alone.json" "$mib" <<'PY'
+import json, sys
+ev = json.load(open(sys.argv[1]))
+try:
+    alone = json.load(open(sys.argv[2]))
+except ValueError:
+    sys.exit("the container migrated alone failed")
+tot = max([m["summary"]["total_ms"] for m in ev["moves"] if m["status"] == "moved"] or [0])
+print("one container of %s MiB alone: total %.0f ms, downtime %.0f ms (%s)" % (sys.argv[3], alone["total_ms"], alone["downtime_ms"], alone["mode"]))
+print("ratios: evacuation total / largest single within %.2f, / one alone %.2f" % (ev["total_ms"] / tot if tot else 0, ev["total_ms"] / alone["total_ms"]))
+PY
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
