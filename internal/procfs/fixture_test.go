@@ -26,7 +26,13 @@ type fixture struct {
 	root string
 	host *Host
 	c    *Container
+	// elapsed is how far the host's clock has moved past now (pass).
+	elapsed time.Duration
 }
+
+// pass moves the host's clock on by d: past cacheFor, a render reads the
+// cgroups again rather than the container's cached CPU view.
+func (f *fixture) pass(d time.Duration) { f.elapsed += d }
 
 func (f *fixture) write(name, content string) {
 	f.t.Helper()
@@ -53,7 +59,7 @@ var swapLine = regexp.MustCompile(`(?m)^Swap(Total|Free):\s+\d+ kB$`)
 
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, root: t.TempDir()}
-	f.host = &Host{Root: f.root, Now: func() time.Time { return now }}
+	f.host = &Host{Root: f.root, Now: func() time.Time { return now.Add(f.elapsed) }}
 	for _, name := range []string{"proc/cpuinfo", "proc/stat", "proc/diskstats", "sys/devices/system/cpu/online"} {
 		f.write(name, hostFile(t, name))
 	}

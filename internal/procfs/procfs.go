@@ -40,6 +40,16 @@ type Container struct {
 	// Load is the container's load average, kept by the daemon; nil reads
 	// as 0.00.
 	Load *Load
+
+	cpus cpuView // see visibleCPUs
+}
+
+// cpuView is a container's visible and allowed CPUs as visibleCPUs last
+// computed them, and when.
+type cpuView struct {
+	mu               sync.Mutex
+	visible, allowed effective.CPUSet
+	at               time.Time
 }
 
 // Files are the virtual files, relative to /, that a container gets.

@@ -173,11 +173,43 @@ func TestCpusetVisible(t *testing.T) {
 	}
 	f.write("sys/fs/cgroup/cpuset/ctr/cpuset.cpus", "1\n")
 	f.write("sys/fs/cgroup/cpuset/ctr/cpuset.effective_cpus", "1\n")
+	f.pass(cacheFor)
 	if got := f.render("sys/devices/system/cpu/online"); got != "0\n" {
 		t.Errorf("cpuset 1: online = %q; want 0", got)
 	}
 	if info := f.render("proc/cpuinfo"); strings.Count(info, "processor") != 1 || !strings.Contains(f.render("proc/stat"), "cpu0 2000 0 300 ") {
 		t.Errorf("cpuset 1: want host CPU 1 as cpu0")
+	}
+}
+
+// TestCPUViewKeptForCacheFor: the visible CPUs are worked out from the
+// cgroups at most once per cacheFor, and a change of the limits shows
+// after it.
+func TestCPUViewKeptForCacheFor(t *testing.T) {
+	f := newFixture(t)
+	f.v1()
+	online := strings.TrimSpace(hostFile(t, "sys/devices/system/cpu/online"))
+	if online != "0-1" {
+		t.Skipf("needs 2 CPUs online; this host has %s", online)
+	}
+	f.write("sys/fs/cgroup/cpu,cpuacct/ctr/cpu.cfs_quota_us", "-1\n")
+	if got := f.render("sys/devices/system/cpu/online"); got != "0-1\n" {
+		t.Fatalf("online = %q; want 0-1", got)
+	}
+	f.write("sys/fs/cgroup/cpu,cpuacct/ctr/cpu.cfs_quota_us", "50000\n")
+	f.pass(cacheFor / 2)
+	if got := f.render("sys/devices/system/cpu/online"); got != "0-1\n" {
+		t.Errorf("within cacheFor of the last answer: online = %q; want 0-1, the kept view", got)
+	}
+	if strings.Count(f.render("proc/cpuinfo"), "processor") != 2 {
+		t.Errorf("within cacheFor: cpuinfo does not show the kept view's 2 CPUs")
+	}
+	f.pass(cacheFor / 2)
+	if got := f.render("sys/devices/system/cpu/online"); got != "0\n" {
+		t.Errorf("after cacheFor: online = %q; want 0 (quota 0.5 CPU)", got)
+	}
+	if !strings.HasPrefix(f.render("proc/stat"), "cpu  ") || strings.Contains(f.render("proc/stat"), "\ncpu1 ") {
+		t.Errorf("after cacheFor: stat still shows cpu1")
 	}
 }
 
