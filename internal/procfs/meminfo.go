@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lkc-containers/lkc/internal/effective"
 )
@@ -94,13 +95,41 @@ func parseMeminfo(s string) ([]hostLine, map[string]uint64, error) {
 	return lines, byKey, nil
 }
 
-// memory computes c's memory from its cgroup and the host's meminfo.
-func (h *Host) memory(c *Container) (*memory, []hostLine, error) {
+// hostMeminfo is the host's /proc/meminfo, parsed, kept for cacheFor
+// and shared by every container: a container's meminfo takes from it only
+// the layout, the caps (MemTotal, SwapTotal), the host's swap when the
+// container's is not accounted and the fields of hostKept, and reading
+// and parsing it was as much as the rest of a render. The result is read
+// only.
+func (h *Host) hostMeminfo() ([]hostLine, map[string]uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.Now()
+	if m := h.meminfo; m != nil && now.Sub(m.at) < cacheFor && !now.Before(m.at) {
+		return m.lines, m.byKey, nil
+	}
 	s, err := h.read("proc/meminfo")
 	if err != nil {
 		return nil, nil, err
 	}
-	lines, host, err := parseMeminfo(s)
+	lines, byKey, err := parseMeminfo(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	h.meminfo = &parsedMeminfo{lines, byKey, now}
+	return lines, byKey, nil
+}
+
+// parsedMeminfo is hostMeminfo's answer and when it was read.
+type parsedMeminfo struct {
+	lines []hostLine
+	byKey map[string]uint64
+	at    time.Time
+}
+
+// memory computes c's memory from its cgroup and the host's meminfo.
+func (h *Host) memory(c *Container) (*memory, []hostLine, error) {
+	lines, host, err := h.hostMeminfo()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -63,8 +63,9 @@ type Host struct {
 	Root string
 	Now  func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]cached // see readCached
+	mu      sync.Mutex
+	cache   map[string]cached // see readCached
+	meminfo *parsedMeminfo    // see hostMeminfo
 }
 
 // cached is a host file's content and when it was read.

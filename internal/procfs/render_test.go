@@ -95,6 +95,34 @@ func TestMeminfoV2(t *testing.T) {
 	})
 }
 
+// TestHostMeminfoKeptForCacheFor: the host's meminfo is read and parsed
+// at most once per cacheFor for every container; a change of it (here
+// VmallocTotal, a field kept from the host) shows after it, while the
+// container's own numbers are read on every render.
+func TestHostMeminfoKeptForCacheFor(t *testing.T) {
+	f := newFixture(t)
+	f.v1()
+	host, _ := os.ReadFile(f.root + "/proc/meminfo")
+	was := hostValue(t, string(host), "VmallocTotal")
+	changed := regexp.MustCompile(`(?m)^VmallocTotal:\s+\d+ kB$`).ReplaceAllString(string(host), fmt.Sprintf("VmallocTotal:   %8d kB", was+1))
+	if got := meminfoValues(t, string(host), f.render("proc/meminfo"))["VmallocTotal"]; got != was {
+		t.Fatalf("VmallocTotal = %d kB; want the host's %d", got, was)
+	}
+	f.write("proc/meminfo", changed)
+	f.write("sys/fs/cgroup/memory/pod/ctr/memory.usage_in_bytes", "20971520\n")
+	got := meminfoValues(t, string(host), f.render("proc/meminfo"))
+	if got["VmallocTotal"] != was {
+		t.Errorf("within cacheFor: VmallocTotal = %d kB; want the kept %d", got["VmallocTotal"], was)
+	}
+	if got["MemFree"] != 65536-20480 {
+		t.Errorf("within cacheFor: MemFree = %d kB; want %d, the container's usage read again", got["MemFree"], 65536-20480)
+	}
+	f.pass(cacheFor)
+	if got := meminfoValues(t, changed, f.render("proc/meminfo"))["VmallocTotal"]; got != was+1 {
+		t.Errorf("after cacheFor: VmallocTotal = %d kB; want %d", got, was+1)
+	}
+}
+
 // TestMeminfoNoHostLeak checks lxcfs's bug (issue 16): KReclaimable,
 // Committed_AS and CommitLimit keep the host's values there. Here no
 // field but the address-space ones may show the host's number when the
