@@ -41,7 +41,7 @@ func (h *Host) cpuTimes(c *Container, visible, allowed effective.CPUSet) (*cpuTi
 		}
 		userSum, systemSum = stat["user_usec"]*1000, stat["system_usec"]*1000
 	} else {
-		dir, _, err := c.cgroupDir("cpuacct")
+		dir, _, err := h.cgroupDir(c, "cpuacct")
 		if err != nil {
 			return nil, err
 		}

@@ -16,7 +16,7 @@ type ioCount struct {
 // ioCounts reads c's I/O per device ("major:minor"): v1 blkio's
 // throttle.io_serviced_recursive and io_service_bytes_recursive (counted
 // by the throttle layer, which every I/O scheduler passes), v2 io.stat.
-func (c *Container) ioCounts() (map[string]*ioCount, error) {
+func (h *Host) ioCounts(c *Container) (map[string]*ioCount, error) {
 	out := map[string]*ioCount{}
 	get := func(dev string) *ioCount {
 		if out[dev] == nil {
@@ -24,9 +24,9 @@ func (c *Container) ioCounts() (map[string]*ioCount, error) {
 		}
 		return out[dev]
 	}
-	dir, v2, err := c.cgroupDir("io")
+	dir, v2, err := h.cgroupDir(c, "io")
 	if err != nil {
-		if dir, _, err = c.cgroupDir("blkio"); err != nil {
+		if dir, _, err = h.cgroupDir(c, "blkio"); err != nil {
 			return nil, err
 		}
 	}
@@ -93,7 +93,7 @@ func (c *Container) ioCounts() (map[string]*ioCount, error) {
 // container did I/O on, with its own counts of requests and sectors; times,
 // merges and in-flight counts are 0 (cgroups keep none per device).
 func renderDiskstats(h *Host, c *Container) ([]byte, error) {
-	counts, err := c.ioCounts()
+	counts, err := h.ioCounts(c)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package procfs
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"time"
 )
@@ -90,7 +91,10 @@ func (l *Load) snapshot(now time.Time) (avg [3]uint64, t tasks, fresh bool) {
 func (h *Host) currentTasks(c *Container) ([3]uint64, tasks, error) {
 	avg, t, fresh := c.Load.snapshot(h.Now())
 	if fresh {
-		_, _, err := c.threadsFile()
+		dir, _, err := h.threadsFile(c)
+		if err == nil {
+			_, err = os.Stat(dir) // threadsFile's answer may be a second old
+		}
 		return avg, t, err
 	}
 	t, err := h.tasks(c)

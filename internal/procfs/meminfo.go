@@ -133,7 +133,7 @@ func (h *Host) memory(c *Container) (*memory, []hostLine, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	dir, v2, err := c.cgroupDir("memory")
+	dir, v2, err := h.cgroupDir(c, "memory")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -442,6 +442,23 @@ func TestRenderErrors(t *testing.T) {
 	}
 }
 
+// TestCgroupDirKeptForCacheFor: which directory serves a controller is
+// found at most once per cacheFor (a deleted cgroup still fails at once:
+// TestRenderErrors).
+func TestCgroupDirKeptForCacheFor(t *testing.T) {
+	f := newFixture(t)
+	f.v1()
+	f.render("proc/meminfo")
+	delete(f.c.Cgroups, "memory")
+	if _, err := f.host.Render("proc/meminfo", f.c); err != nil {
+		t.Errorf("within cacheFor: %v; want the kept directory's meminfo", err)
+	}
+	f.pass(cacheFor)
+	if _, err := f.host.Render("proc/meminfo", f.c); !errors.Is(err, ErrNoController) {
+		t.Errorf("after cacheFor: %v; want ErrNoController", err)
+	}
+}
+
 func TestContainerFromState(t *testing.T) {
 	f := newFixture(t)
 	f.v1()

@@ -23,9 +23,9 @@ type tasks struct {
 
 // threadsFile finds the file listing every thread of c: a v1 hierarchy's
 // tasks, or v2's cgroup.threads.
-func (c *Container) threadsFile() (dir, file string, err error) {
+func (h *Host) threadsFile(c *Container) (dir, file string, err error) {
 	for _, ctrl := range []string{"pids", "cpuacct", "cpu", "memory"} {
-		dir, v2, err := c.cgroupDir(ctrl)
+		dir, v2, err := h.cgroupDir(c, ctrl)
 		if errors.Is(err, ErrNoController) {
 			continue
 		}
@@ -43,7 +43,7 @@ func (c *Container) threadsFile() (dir, file string, err error) {
 // tasks reads the state of each of c's threads from /proc/<tid>/stat. A
 // thread that exits meanwhile is not counted.
 func (h *Host) tasks(c *Container) (tasks, error) {
-	dir, file, err := c.threadsFile()
+	dir, file, err := h.threadsFile(c)
 	if err != nil {
 		return tasks{}, err
 	}
