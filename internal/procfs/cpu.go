@@ -1,8 +1,10 @@
 package procfs
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 
@@ -26,6 +28,11 @@ func (h *Host) visibleCPUs(c *Container) (cpus, allowed effective.CPUSet, err er
 	defer v.mu.Unlock()
 	now := h.Now()
 	if !v.at.IsZero() && now.Sub(v.at) < cacheFor && !now.Before(v.at) {
+		// online and cpuinfo read nothing else of the cgroup: a deleted
+		// one must still fail them at once.
+		if err := h.stillThere(c, "cpu"); err != nil {
+			return nil, nil, err
+		}
 		return v.visible, v.allowed, nil
 	}
 	if cpus, allowed, err = h.readVisibleCPUs(c); err != nil {
@@ -33,6 +40,23 @@ func (h *Host) visibleCPUs(c *Container) (cpus, allowed effective.CPUSet, err er
 	}
 	v.visible, v.allowed, v.at = cpus, allowed, now
 	return cpus, allowed, nil
+}
+
+// stillThere fails with fs.ErrNotExist when c's cgroup for ctrl (or, on
+// v1 without it, any of c's) was deleted.
+func (h *Host) stillThere(c *Container, ctrl string) error {
+	dir, _, err := h.cgroupDir(c, ctrl)
+	if errors.Is(err, ErrNoController) {
+		for _, d := range c.Cgroups {
+			dir, err = d, nil
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	_, err = os.Stat(dir)
+	return err
 }
 
 // readVisibleCPUs is visibleCPUs read from the cgroups.

@@ -429,6 +429,9 @@ func TestRenderErrors(t *testing.T) {
 	if err := f.host.Sample(f.c.Load, f.c, now); err != nil {
 		t.Fatal(err)
 	}
+	for _, name := range Files { // what renders keep must not outlive the cgroup
+		f.render(name)
+	}
 	if err := os.RemoveAll(f.c.Cgroups[""]); err != nil {
 		t.Fatal(err)
 	}
