@@ -125,5 +125,5 @@ func remountAt(dir *os.File, name string, flags uintptr) error {
 	}
 	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
-	return remount(fdPath(f), flags)
+	return remountFile(f, flags)
 }

@@ -134,7 +134,7 @@ func DevSource(dir string, c *config.Config) (string, error) {
 		if !strings.HasPrefix(m.Destination, "/dev/") {
 			continue
 		}
-		isFile, err := fileMount(m)
+		isFile, err := fileMount(m, m.Source)
 		if err != nil {
 			return "", err
 		}

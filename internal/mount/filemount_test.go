@@ -71,7 +71,7 @@ func TestFileMountOfFUSEFileRendersNothing(t *testing.T) {
 	src := filepath.Join(dir, "f")
 	var looked int32
 	for i := 0; i < 3; i++ {
-		isFile, err := fileMount(config.Mount{Type: "bind", Source: src})
+		isFile, err := fileMount(config.Mount{Type: "bind", Source: src}, src)
 		if err != nil || !isFile {
 			t.Fatalf("fileMount = %v, %v; want a file", isFile, err)
 		}

@@ -62,9 +62,11 @@ func mountAll(c *config.Config, env Env) error {
 		return fmt.Errorf("opening rootfs: %w", err)
 	}
 	defer root.Close()
+	var src sourceDir
+	defer src.close()
 	devIsTmpfs := false
 	for _, m := range c.Mounts {
-		if err := mountOne(root, m, env); err != nil {
+		if err := mountOne(root, m, &src, env); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
 		}
 		devIsTmpfs = devIsTmpfs || (m.Destination == "/dev" && m.Type != "bind")
@@ -82,8 +84,15 @@ func mountAll(c *config.Config, env Env) error {
 	return nil
 }
 
-func mountOne(root *os.File, m config.Mount, env Env) error {
-	isFile, err := fileMount(m)
+func mountOne(root *os.File, m config.Mount, src *sourceDir, env Env) error {
+	source := m.Source
+	if m.Type == "bind" {
+		var err error
+		if source, err = src.resolve(m.Source); err != nil {
+			return err
+		}
+	}
+	isFile, err := fileMount(m, source)
 	if err != nil {
 		return err
 	}
@@ -99,7 +108,7 @@ func mountOne(root *os.File, m config.Mount, env Env) error {
 		}
 		defer under.Close()
 	}
-	remountFlags, err := firstMount(target, m, env)
+	remountFlags, err := firstMount(target, m, source, env)
 	target.Close()
 	if err != nil {
 		return err
@@ -126,7 +135,7 @@ func mountOne(root *os.File, m config.Mount, env Env) error {
 		}
 	}
 	if remountFlags != 0 {
-		if err := remount(fdPath(mnt), remountFlags); err != nil {
+		if err := remountFile(mnt, remountFlags); err != nil {
 			return err
 		}
 	}
@@ -154,12 +163,13 @@ func setAttrRecursive(mnt *os.File, set, clr uint64) error {
 func isCgroup(m config.Mount) bool { return m.Type == "cgroup" || m.Type == "cgroup2" }
 
 // firstMount mounts m on target and returns the flags a remount must still
-// apply (a bind ignores ro, nosuid and the like).
-func firstMount(target *os.File, m config.Mount, env Env) (uintptr, error) {
+// apply (a bind ignores ro, nosuid and the like). A bind mounts source,
+// which names m.Source.
+func firstMount(target *os.File, m config.Mount, source string, env Env) (uintptr, error) {
 	bindFlags := m.Flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT)
 	switch m.Type {
 	case "bind":
-		return bindFlags, mount(m.Source, fdPath(target), "", unix.MS_BIND|(m.Flags&unix.MS_REC), "")
+		return bindFlags, mount(source, fdPath(target), "", unix.MS_BIND|(m.Flags&unix.MS_REC), "")
 	case "cgroup", "cgroup2":
 		return mountCgroupTop(target, m, env)
 	case "sysfs":
@@ -178,13 +188,13 @@ func firstMount(target *os.File, m config.Mount, env Env) (uintptr, error) {
 // It asks for the type alone, from the inode the kernel has
 // (AT_STATX_DONT_SYNC): a FUSE file, such as the daemon's /proc view,
 // otherwise costs a GETATTR round trip, which that server answers by
-// rendering the file.
-func fileMount(m config.Mount) (bool, error) {
+// rendering the file. source names m.Source.
+func fileMount(m config.Mount, source string) (bool, error) {
 	if m.Type != "bind" {
 		return false, nil
 	}
 	var st unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, m.Source, unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE, &st); err != nil {
+	if err := unix.Statx(unix.AT_FDCWD, source, unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE, &st); err != nil {
 		return false, &os.PathError{Op: "stat", Path: m.Source, Err: err}
 	}
 	return st.Mode&unix.S_IFMT != unix.S_IFDIR, nil
