@@ -106,16 +106,26 @@ func (vs *versions) stamp(now time.Time) time.Time {
 	return now
 }
 
+// asker is what asks for a regular file's attributes.
+type asker int
+
+const (
+	askLookup asker = iota // a LOOKUP: a path walk that found the name
+	askPath                // a GETATTR by path: an open's permission check, stat
+	askOpen                // a GETATTR of an open file: a read found the attributes run out, fstat
+)
+
 // current sets a's size and mtime to those of regular file a.Ino's version
 // and returns how long the kernel may keep them. A LOOKUP or a GETATTR by
 // path (an open's permission check, stat) renders a new version unless the
 // last is younger than a.Fresh (or reuseWithin), and the kernel keeps it
-// until it is a.Fresh old. A GETATTR of an open file (open is true: a read found the
-// attributes run out, or fstat) keeps a version younger than twice
-// a.Fresh (and openKeep): a reader in the middle of a file larger than its buffer reads
-// on in the version it started with, while a reader that rereads from the
-// start (top keeps /proc/stat open) still sees one at most that old.
-func (s *Server) current(a *Attr, open bool) (time.Duration, error) {
+// until it is a.Fresh old. A GETATTR of an open file (askOpen) keeps a
+// version younger than twice a.Fresh (and openKeep): a reader in the
+// middle of a file larger than its buffer reads on in the version it
+// started with, while a reader that rereads from the start (top keeps
+// /proc/stat open) still sees one at most that old.
+func (s *Server) current(a *Attr, by asker) (time.Duration, error) {
+	open := by == askOpen
 	now := time.Now()
 	v := s.versions.get(a.Ino, now)
 	v.mu.Lock()
@@ -135,6 +145,15 @@ func (s *Server) current(a *Attr, open bool) (time.Duration, error) {
 	c, keepIt, err := s.fs.Content(a.Ino)
 	if err != nil {
 		return 0, err
+	}
+	if by == askLookup && cur == nil && !keepIt {
+		// A stand-in answers a LOOKUP (its size, never cached) without
+		// becoming the file's version: the path may be walked before its
+		// container can be rendered (create binds the file, and looks it up
+		// before the container has a state), and the first reader, maybe
+		// within reuseWithin, must get a rendering of its own.
+		a.Size, a.Mtime = uint64(len(c)), s.versions.stamp(now)
+		return 0, nil
 	}
 	next := &rendering{content: c, keep: keepIt, at: now}
 	switch {

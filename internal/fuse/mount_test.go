@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -246,6 +247,46 @@ func TestMountSendfileAfterLookup(t *testing.T) {
 	unix.Close(p)
 	if got := sendfileFD(t, in); got != content {
 		t.Errorf("sendfile after a lookup read %d bytes: %q, want %q", len(got), got, content)
+	}
+}
+
+// standInFirst renders a stand-in (the host's file, not to be cached) at
+// its first Content, then the container's: a container whose name was
+// looked up before it could be rendered.
+type standInFirst struct {
+	*treeFS
+	calls atomic.Int32
+}
+
+const standInHost, standInOwn = "MemTotal:       24683772 kB\n", "MemTotal:          65536 kB\n"
+
+func (s *standInFirst) Content(uint64) ([]byte, bool, error) {
+	if s.calls.Add(1) == 1 {
+		return []byte(standInHost), false, nil
+	}
+	return []byte(standInOwn), true, nil
+}
+
+// TestMountLookupKeepsNoStandIn: a name looked up while its file could
+// only be stood in for (create binds a container's files before its state
+// exists) is read at once, within the time concurrent readers share a
+// rendering: the read renders the file's own content.
+func TestMountLookupKeepsNoStandIn(t *testing.T) {
+	dir, f := mountTest(t)
+	fs := &standInFirst{treeFS: newTreeFS(map[string]func(int) ([]byte, error){"meminfo": static("")})}
+	fs.fresh = time.Second
+	serve(t, f, NewServer(fs), false)
+	path := filepath.Join(dir, "meminfo")
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE, &st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readFile(path)
+	if err != nil || string(got) != standInOwn {
+		t.Errorf("read after the lookup: %q, %v; want %q", got, err, standInOwn)
+	}
+	if got := sendfile(t, path); got != standInOwn {
+		t.Errorf("sendfile after the lookup: %q, want %q", got, standInOwn)
 	}
 }
 

@@ -69,7 +69,7 @@ func (s *Server) lookup(r request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	valid, err := s.attrValid(&a, false)
+	valid, err := s.attrValid(&a, askLookup)
 	if err != nil {
 		return nil, err
 	}
@@ -86,8 +86,11 @@ func (s *Server) getattr(r request) ([]byte, error) {
 		return nil, err
 	}
 	// fuse_getattr_in: getattr_flags (FUSE_GETATTR_FH: of an open file).
-	open := len(r.Body) >= 4 && ne.Uint32(r.Body)&getattrFH != 0
-	valid, err := s.attrValid(&a, open)
+	by := askPath
+	if len(r.Body) >= 4 && ne.Uint32(r.Body)&getattrFH != 0 {
+		by = askOpen
+	}
+	valid, err := s.attrValid(&a, by)
 	if err != nil {
 		return nil, err
 	}
@@ -98,10 +101,10 @@ func (s *Server) getattr(r request) ([]byte, error) {
 // answer with a regular file's attributes carries its current version's
 // size and mtime (content.go): the kernel takes them from a LOOKUP's
 // answer too, and a size below the content cuts reads short.
-func (s *Server) attrValid(a *Attr, open bool) (time.Duration, error) {
+func (s *Server) attrValid(a *Attr, by asker) (time.Duration, error) {
 	switch {
 	case a.Mode&syscall.S_IFMT == syscall.S_IFREG:
-		return s.current(a, open)
+		return s.current(a, by)
 	case a.Volatile:
 		return 0, nil
 	}
