@@ -16,18 +16,56 @@ import (
 	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
+// adoption is a container the daemon serves (or one that asks for
+// nothing: then its methods do nothing).
+type adoption struct {
+	dir, root, id string // dir: the daemon's directory, "" when not adopted
+	gen           uint64
+}
+
+// release tells the daemon to stop serving the container and waits for
+// it: create's and restore's failure paths, after which callers (and
+// tests) may look at the daemon's state.
+func (a *adoption) release() {
+	if a.dir != "" {
+		releaseFrom(a.dir, a.root, a.id, a.gen)
+	}
+}
+
+// releaseLater tells the daemon to stop serving the container, which is
+// gone, without waiting: the end of `lkc run`. The daemon serves the
+// request after lkc has exited; it names the adopt's generation, so it
+// cannot release the next container of the same id if that is adopted
+// first.
+func (a *adoption) releaseLater() {
+	if a.dir == "" {
+		return
+	}
+	defer steplog.Step("release")()
+	daemonapi.Post(a.dir, daemonapi.OpRelease, &daemonapi.Release{Container: daemonapi.Container{Root: a.root, ID: a.id}, Gen: a.gen})
+}
+
 // adopt asks the daemon to serve a container being created whose
 // annotations (or the host defaults) ask for a daemon feature, starting
 // the daemon where docs/daemon.md allows. A container that asks for none
-// never touches the daemon. It returns the release that create's failure
-// paths run.
-func adopt(o *container.CreateOpts) (release func(), err error) {
-	return adoptConfig(o.Root, o.ID, o.Config)
+// never touches the daemon.
+func adopt(o *container.CreateOpts) (*adoption, error) {
+	return adoptIn(o.Root, o.ID, o.Config)
 }
 
-// adoptConfig is adopt for container id under root with config cfg, to
-// which it adds the mounts of what the daemon serves (restore calls it too).
+// adoptConfig is adopt for container id under root with config cfg (the
+// restores'), returning the release their failure paths run.
 func adoptConfig(root, id string, cfg *config.Config) (release func(), err error) {
+	a, err := adoptIn(root, id, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return a.release, nil
+}
+
+// adoptIn is adopt for container id under root with config cfg, to which
+// it adds the mounts of what the daemon serves.
+func adoptIn(root, id string, cfg *config.Config) (*adoption, error) {
 	conf, err := hostconf.Load()
 	if err != nil {
 		return nil, err
@@ -36,11 +74,14 @@ func adoptConfig(root, id string, cfg *config.Config) (release func(), err error
 	if err == nil {
 		_, err = oompolicy.Resolve(conf, cfg.Annotations) // the values past their shape
 	}
-	if err != nil || !f.Any() {
-		return func() {}, err
+	if err != nil {
+		return nil, err
+	}
+	if !f.Any() {
+		return &adoption{}, nil
 	}
 	if _, err := os.Stat(filepath.Join(root, id)); err == nil {
-		return func() {}, nil // create refuses the existing id; its adopt stands
+		return &adoption{}, nil // create refuses the existing id; its adopt stands
 	}
 	asked := f.Missing(hostconf.Features{})
 	defer steplog.Step("adopt")()
@@ -53,13 +94,30 @@ func adoptConfig(root, id string, cfg *config.Config) (release func(), err error
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
-	release = func() { releaseFrom(conf.DaemonDirectory(), root, id) }
+	a := &adoption{dir: conf.DaemonDirectory(), root: root, id: id, gen: reply.Gen}
 	if err := sysinfoAgent(cfg, reply); err != nil {
-		release()
+		a.release()
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
-	cfg.Mounts = append(cfg.Mounts, procMounts(reply)...)
-	return release, nil
+	ms := procMounts(reply)
+	go lookUp(ms)
+	cfg.Mounts = append(cfg.Mounts, ms...)
+	return a, nil
+}
+
+// lookUp has the kernel look up the sources of ms while create goes on
+// (starting init takes milliseconds), so that init, which binds them, finds
+// their names cached: each first LOOKUP of a name in the daemon's FUSE view
+// is a round trip to its worker, which answers a file's with its size, and
+// the kernel keeps names (of every mount namespace) for a second. A source
+// looked up before the container has a state gets the host's file as a
+// stand-in the kernel does not cache: the container's first read renders
+// its own. Nothing waits for it: init looks up what is not cached yet.
+func lookUp(ms []config.Mount) {
+	for _, m := range ms {
+		var st unix.Statx_t
+		unix.Statx(unix.AT_FDCWD, m.Source, unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE, &st)
+	}
 }
 
 // procMounts bind-mounts each virtual file the daemon serves for the
@@ -97,16 +155,17 @@ func sysinfoAgent(cfg *config.Config, r *daemonapi.AdoptReply) error {
 }
 
 // releaseFrom tells the daemon in dir, if one runs, to stop serving a
-// container. Without one there is nothing to do: a daemon that starts
-// later frees the slots of containers that are gone.
-func releaseFrom(dir, root, id string) {
+// container (of generation gen; 0: whichever it serves). Without one
+// there is nothing to do: a daemon that starts later frees the slots of
+// containers that are gone.
+func releaseFrom(dir, root, id string, gen uint64) {
 	defer steplog.Step("release")()
 	cl, err := daemonapi.Dial(dir)
 	if err != nil {
 		return
 	}
 	defer cl.Close()
-	cl.Release(root, id)
+	cl.Release(root, id, gen)
 }
 
 // servedBy returns the daemon directory when a daemon runs and the

@@ -80,12 +80,12 @@ func cmdCreate(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	release, err := adopt(&o)
+	a, err := adopt(&o)
 	if err != nil {
 		return err
 	}
 	if err := container.Create(o); err != nil {
-		release()
+		a.release()
 		return err
 	}
 	return nil
@@ -108,13 +108,16 @@ func cmdRun(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	release, err := adopt(&o)
+	a, err := adopt(&o)
 	if err != nil {
 		return err
 	}
 	code, err := container.Run(container.RunOpts{CreateOpts: o, Detach: detach, Keep: keep})
-	if err != nil || (!detach && !keep) {
-		release() // the container is gone (or was never made)
+	switch {
+	case err != nil:
+		a.release() // the container was never made
+	case !detach && !keep:
+		a.releaseLater() // the container is gone
 	}
 	return processExit(code, err)
 }

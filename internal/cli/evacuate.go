@@ -220,7 +220,7 @@ func cmdMigrateAll(g *globals, args []string) error {
 	}
 	for _, m := range ev.Moves {
 		if m.Status == evacuate.StatusMoved && served[m.ID] != "" {
-			releaseFrom(served[m.ID], o.Root, m.ID)
+			releaseFrom(served[m.ID], o.Root, m.ID, 0)
 		}
 	}
 	if asJSON {

@@ -128,7 +128,7 @@ func cmdDelete(g *globals, args []string) error {
 		return err
 	}
 	if dir != "" {
-		releaseFrom(dir, g.root, rest[0])
+		releaseFrom(dir, g.root, rest[0], 0)
 	}
 	return nil
 }

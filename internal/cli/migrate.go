@@ -113,7 +113,7 @@ func cmdMigrate(g *globals, args []string) error {
 	}
 	if served != "" {
 		// The container left this host: its daemon serves it no more.
-		releaseFrom(served, o.Root, o.ID)
+		releaseFrom(served, o.Root, o.ID, 0)
 	}
 	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(sum)

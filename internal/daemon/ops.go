@@ -28,12 +28,12 @@ func (w *worker) handle(_ context.Context, op string, body json.RawMessage, peer
 		w.logf("adopt %s in %s %+v (pid %d)", a.ID, a.Root, a.Features, peer.Pid)
 		return w.adopt(&a)
 	case daemonapi.OpRelease:
-		var c daemonapi.Container
-		if err := daemonapi.Unbody(body, &c); err != nil {
+		var r daemonapi.Release
+		if err := daemonapi.Unbody(body, &r); err != nil {
 			return nil, err
 		}
-		w.logf("release %s in %s (pid %d)", c.ID, c.Root, peer.Pid)
-		return nil, w.release(c.Root, c.ID)
+		w.logf("release %s in %s gen %d (pid %d)", r.ID, r.Root, r.Gen, peer.Pid)
+		return nil, w.release(r.Root, r.ID, r.Gen)
 	case daemonapi.OpReload:
 		w.logf("reload (pid %d)", peer.Pid)
 		return nil, w.reload()
@@ -78,10 +78,21 @@ func (w *worker) status() (*daemonapi.Status, error) {
 }
 
 // adopt registers a container and has every service take it on; a
-// feature no service provides refuses the adopt and undoes it.
+// feature no service provides refuses the adopt and undoes it. The CLI
+// adopts a container before its directory exists, so a container of the
+// same root and id still served is an earlier one whose release has not
+// come yet (`lkc run` does not wait for it): it is released first, and the
+// new one gets the slot's next generation, which such a late release does
+// not name.
 func (w *worker) adopt(a *daemonapi.Adopt) (*daemonapi.AdoptReply, error) {
 	w.adoptMu.Lock()
 	defer w.adoptMu.Unlock()
+	if old := w.reg.Lookup(a.Root, a.ID); old != nil {
+		w.logf("adopt %s in %s: releasing its earlier incarnation (gen %d) first", a.ID, a.Root, old.Gen)
+		if err := w.releaseLocked(a.Root, a.ID, 0); err != nil {
+			return nil, err
+		}
+	}
 	e, err := w.reg.Adopt(a.Root, a.ID, a.Features)
 	if err != nil {
 		return nil, daemonapi.Errorf(daemonapi.ClassInvalid, err.Error())
@@ -110,9 +121,18 @@ func (w *worker) adopt(a *daemonapi.Adopt) (*daemonapi.AdoptReply, error) {
 	return reply, nil
 }
 
-func (w *worker) release(root, id string) error {
+// release stops serving the container (of generation gen, unless 0).
+func (w *worker) release(root, id string, gen uint64) error {
 	w.adoptMu.Lock()
 	defer w.adoptMu.Unlock()
+	return w.releaseLocked(root, id, gen)
+}
+
+// releaseLocked is release. Preconditions: adoptMu held.
+func (w *worker) releaseLocked(root, id string, gen uint64) error {
+	if e := w.reg.Lookup(root, id); e != nil && gen != 0 && e.Gen != gen {
+		return daemonapi.Errorf(daemonapi.ClassNotExist, fmt.Sprintf("release %s in %s: generation %d is gone (the daemon serves %d)", id, root, gen, e.Gen))
+	}
 	e, err := w.reg.Release(root, id)
 	if errors.Is(err, registry.ErrNotServed) {
 		return daemonapi.Errorf(daemonapi.ClassNotExist, err.Error())

@@ -63,13 +63,9 @@ func (cl *Client) Close() error { return cl.c.Close() }
 func (cl *Client) Call(op string, in, out any) error {
 	cl.seq++
 	cl.c.SetDeadline(time.Now().Add(cl.timeout()))
-	b, err := body(in)
+	msg, err := request(op, cl.seq, in)
 	if err != nil {
 		return err
-	}
-	msg, err := encode(&Request{V: Version, Op: op, Seq: cl.seq, Body: b})
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
 	}
 	if _, err := cl.c.Write(msg); err != nil {
 		return fmt.Errorf("%s: sending to lkc daemon: %w", op, err)
@@ -127,9 +123,37 @@ func (cl *Client) Adopt(root, id string, f hostconf.Features) (*AdoptReply, erro
 	return &r, cl.Call(OpAdopt, &Adopt{Container{root, id}, f}, &r)
 }
 
-// Release tells the daemon to stop serving a container.
-func (cl *Client) Release(root, id string) error {
-	return cl.Call(OpRelease, &Container{root, id}, nil)
+// Release tells the daemon to stop serving a container (gen: see Release).
+func (cl *Client) Release(root, id string, gen uint64) error {
+	return cl.Call(OpRelease, &Release{Container{root, id}, gen}, nil)
+}
+
+// Post sends one request to the daemon in dir, after hello, and hangs up
+// without waiting for the answers: the daemon serves the requests a
+// client sent before it hung up. For a request whose outcome nobody
+// waits for (a release at the end of `lkc run`); without a daemon it
+// does nothing.
+func Post(dir, op string, in any) error {
+	path := filepath.Join(dir, SocketName)
+	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		return fmt.Errorf("connecting to lkc daemon: %w", err)
+	}
+	defer c.Close()
+	hello, err := request(OpHello, 1, &Hello{Versions: Versions})
+	if err != nil {
+		return err
+	}
+	msg, err := request(op, 2, in)
+	if err != nil {
+		return err
+	}
+	for _, m := range [][]byte{hello, msg} {
+		if _, err := c.Write(m); err != nil {
+			return fmt.Errorf("%s: sending to lkc daemon: %w", op, err)
+		}
+	}
+	return nil
 }
 
 // Reload makes the daemon read lkc.conf again.

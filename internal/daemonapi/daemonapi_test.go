@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lkc-containers/lkc/internal/hostconf"
 )
@@ -60,11 +61,55 @@ func TestCallsAndErrorClasses(t *testing.T) {
 	if err != nil || r.Slot != 3 || r.Gen != 2 || r.ProcDir != "/root/c1" || !r.Features.Proc {
 		t.Errorf("adopt: %+v, %v", r, err)
 	}
-	if err := cl.Release("/root", "c1"); !errors.Is(err, ErrNotExist) || err.Error() != "release x: does not exist" {
+	if err := cl.Release("/root", "c1", 0); !errors.Is(err, ErrNotExist) || err.Error() != "release x: does not exist" {
 		t.Errorf("release: %v, want a not-exist error", err)
 	}
 	if err := cl.Reload(); !errors.Is(err, ErrNotSupported) {
 		t.Errorf("reload: %v, want not-supported", err)
+	}
+}
+
+// TestPostServedAfterHangUp: a request sent by a client that hung up
+// without reading the answers (Post, the end of lkc run's release) is
+// still served, with its body, although the answer to the hello before
+// it found no one: the client is gone before the server accepts.
+func TestPostServedAfterHangUp(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: filepath.Join(dir, SocketName), Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Post(dir, OpRelease, &Release{Container{"/root", "c1"}, 7}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan Release, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{Build: "test-build", Logf: t.Logf, Handle: func(_ context.Context, op string, b json.RawMessage, _ Peer) (any, error) {
+		var r Release
+		if err := Unbody(b, &r); err != nil || op != OpRelease {
+			t.Errorf("request %s %s: %v", op, b, err)
+		}
+		got <- r
+		return nil, nil
+	}}
+	done := make(chan error)
+	go func() { done <- s.Serve(ctx, l) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	select {
+	case r := <-got:
+		if r.Root != "/root" || r.ID != "c1" || r.Gen != 7 {
+			t.Errorf("served %+v, want /root c1 gen 7", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the request of a client that hung up was not served")
+	}
+	if err := Post(t.TempDir(), OpRelease, &Release{}); err == nil {
+		t.Error("Post without a daemon: no error")
 	}
 }
 

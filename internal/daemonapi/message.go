@@ -73,6 +73,19 @@ func decode(b []byte, n int, v any) error {
 	return nil
 }
 
+// request encodes request seq of op with body in.
+func request(op string, seq uint64, in any) ([]byte, error) {
+	b, err := body(in)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := encode(&Request{V: Version, Op: op, Seq: seq, Body: b})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return msg, nil
+}
+
 // body marshals a request's or answer's body (nil stays empty).
 func body(v any) (json.RawMessage, error) {
 	if v == nil {

@@ -32,6 +32,15 @@ type Container struct {
 	ID   string `json:"id"`
 }
 
+// Release asks the daemon to stop serving a container: the incarnation of
+// generation Gen (the adopt's answer), or whichever it serves when Gen is
+// 0. A release that comes late, after the same id was adopted again, so
+// leaves the new container served.
+type Release struct {
+	Container
+	Gen uint64 `json:"gen,omitempty"`
+}
+
 // Adopt asks the daemon to serve a container with features.
 type Adopt struct {
 	Container

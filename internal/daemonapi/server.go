@@ -71,8 +71,8 @@ func (s *Server) StopAccepting() {
 }
 
 // serveConn checks the peer (the daemon's own uid only: root, since the
-// daemon runs as root), then answers requests until the peer hangs
-// up or ctx ends.
+// daemon runs as root), then answers requests until the peer's last
+// request is served or ctx ends.
 func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 	// When the worker drains, a waiting read ends, but an answer being
 	// computed is still written.
@@ -101,8 +101,11 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 			send(c, &Response{V: Version, Error: err.Error(), Class: ClassInvalid})
 			return
 		}
+		// A peer that hung up without reading its answers (daemonapi.Post)
+		// still has the requests it sent served: the send fails, the next
+		// read returns them, then the end.
 		resp := s.answer(ctx, &req, peer, &helloed)
-		if send(c, resp) != nil || (resp.Class == ClassVersion || resp.Class == ClassInvalid) {
+		if send(c, resp); resp.Class == ClassVersion || resp.Class == ClassInvalid {
 			return
 		}
 	}

@@ -138,6 +138,13 @@ func (r *Registry) slotOf(root, id string) int {
 	return len(r.slots) - 1
 }
 
+// Lookup returns the entry of a served container, nil for one not served.
+func (r *Registry) Lookup(root, id string) *Entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.entries[key{root, id}]
+}
+
 // Release stops serving a container and frees its slot.
 func (r *Registry) Release(root, id string) (*Entry, error) {
 	r.mu.Lock()

@@ -38,6 +38,7 @@ type daemonStatus struct {
 	Containers []struct {
 		ID   string `json:"id"`
 		Slot int    `json:"slot"`
+		Gen  uint64 `json:"gen"`
 	} `json:"containers"`
 }
 
@@ -447,7 +448,7 @@ func TestDaemonRegistryRebuiltAfterWorkerKill(t *testing.T) {
 	if r, err := cl2.Adopt(root, "c", hostconf.Features{}); err != nil || r.Slot != 1 || r.Gen != 2 {
 		t.Errorf("adopt into b's freed slot: %+v, %v; want slot 1 gen 2", r, err)
 	}
-	if err := cl2.Release(root, "b"); !errors.Is(err, daemonapi.ErrNotExist) {
+	if err := cl2.Release(root, "b", 0); !errors.Is(err, daemonapi.ErrNotExist) {
 		t.Errorf("release of a freed container: %v, want not-exist", err)
 	}
 }

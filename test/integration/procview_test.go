@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,9 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/daemonapi"
+	"github.com/lkc-containers/lkc/internal/hostconf"
 )
 
 // procContainer runs a sleeping container with a virtual /proc (the
@@ -78,6 +82,78 @@ func TestProcViewInContainer(t *testing.T) {
 	plain := d.run([]string{"head", "-1", "/proc/meminfo"}, nil)
 	if plain.code != 0 || plain.stdout != strings.SplitAfter(string(host), "\n")[0] {
 		t.Errorf("a container without the annotation: %v, want the host's %q", plain, strings.SplitAfter(string(host), "\n")[0])
+	}
+}
+
+// TestProcViewFirstRead: the container's process finds its own files
+// from its very first read: lkc run binds them before the process runs,
+// and the names it looked up before the container had a state (whose
+// stand-in, the host's file, the kernel does not cache) render the
+// container's at that read.
+func TestProcViewFirstRead(t *testing.T) {
+	d := newDaemonEnv(t)
+	mem, quota, period := int64(64<<20), int64(50000), uint64(100000)
+	script := "head -1 /proc/meminfo; cat /proc/meminfo | head -1; cat /sys/devices/system/cpu/online; grep -c ^processor /proc/cpuinfo"
+	for i := 0; i < 3; i++ {
+		r := d.run([]string{"sh", "-c", script}, func(s *specs.Spec) {
+			s.Annotations = map[string]string{"org.lkc.proc": "virtual"}
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem}
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+		})
+		if want := "MemTotal:          65536 kB\nMemTotal:          65536 kB\n0\n1\n"; r.code != 0 || r.stdout != want {
+			t.Errorf("run %d: %v, want %q", i, r, want)
+		}
+	}
+}
+
+// TestProcViewLateRelease: lkc run does not wait for the daemon to
+// release its container. A release that comes after the same id was
+// created again names the earlier generation and leaves the new
+// container served, files and all; an id adopted again before its
+// release came gets the slot's next generation.
+func TestProcViewLateRelease(t *testing.T) {
+	d := newDaemonEnv(t)
+	b := d.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.lkc.proc": "virtual"}
+	})
+	id := d.id()
+	t.Cleanup(func() { d.lkc("delete", "--force", id) })
+	d.mustLkc("run", "-d", "--bundle", b, id)
+	first := d.status().Containers
+	d.mustLkc("delete", "--force", id)
+	d.mustLkc("run", "-d", "--bundle", b, id)
+	second := d.status().Containers
+	if len(first) != 1 || len(second) != 1 || first[0].Gen == second[0].Gen {
+		t.Fatalf("served %+v, then %+v: want one container, each time of another generation", first, second)
+	}
+	cl, err := daemonapi.Dial(d.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.Release(d.root, id, first[0].Gen); !errors.Is(err, daemonapi.ErrNotExist) {
+		t.Errorf("release of generation %d: %v, want a not-exist error", first[0].Gen, err)
+	}
+	if s := d.status(); len(s.Containers) != 1 || s.Containers[0].Gen != second[0].Gen {
+		t.Errorf("after the late release the daemon serves %+v, want %s of generation %d", s.Containers, id, second[0].Gen)
+	}
+	if got := d.mustLkc("exec", id, "cat", "/proc/uptime"); !matches(`^\d+\.\d\d \d+\.\d\d\n$`, got) {
+		t.Errorf("/proc/uptime after the late release: %q", got)
+	}
+	ghost := hostconf.Features{Proc: true}
+	a, err := cl.Adopt(d.root, "ghost", ghost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := cl.Adopt(d.root, "ghost", ghost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Gen == a.Gen {
+		t.Errorf("ghost adopted twice: generation %d both times, want a new one", a.Gen)
+	}
+	if err := cl.Release(d.root, "ghost", again.Gen); err != nil {
+		t.Error(err)
 	}
 }
 
