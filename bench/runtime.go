@@ -16,6 +16,7 @@ type ociRuntime struct {
 	name string
 	bin  string // absolute path or a name looked up in PATH
 	root string
+	env  []string // added to the benchmark's environment ("": none)
 }
 
 // prepare resolves the binary, creates the state directory and returns the
@@ -45,7 +46,11 @@ func (r *ociRuntime) version() string {
 }
 
 func (r *ociRuntime) command(ctx context.Context, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, r.bin, append([]string{"--root", r.root}, args...)...)
+	cmd := exec.CommandContext(ctx, r.bin, append([]string{"--root", r.root}, args...)...)
+	if len(r.env) > 0 {
+		cmd.Env = append(os.Environ(), r.env...)
+	}
+	return cmd
 }
 
 // hasState reports whether id still has a state directory ("run" removes it

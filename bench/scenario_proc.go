@@ -46,10 +46,15 @@ func procScenarios() []Scenario {
 		},
 		{
 			Name:   "proc-run",
-			Desc:   "'lkc run' of the /bin/true bundle without and with org.lkc.proc=virtual (the daemon already running)",
-			Ratios: [][2]string{{"lkc-proc", "lkc"}},
+			Desc:   "'lkc run' of the /bin/true bundle without and with org.lkc.proc=virtual (the daemon already running); -baseline adds lkc-base and lkc-base-proc, the latter with a daemon of its own",
+			Ratios: [][2]string{{"lkc-proc", "lkc"}, {"lkc-base-proc", "lkc-base"}, {"lkc-proc", "lkc-base-proc"}},
 			Variants: func(env *Env) []Variant {
-				return []Variant{runtimeRunVariant(env, "lkc", env.LKC), procRunVariant(env)}
+				vs := []Variant{runtimeRunVariant(env, "lkc", env.LKC), procRunVariant(env, "lkc-proc", env.LKC, nil)}
+				if env.Baseline != "" {
+					vs = append(vs, runtimeRunVariant(env, "lkc-base", env.Baseline),
+						procRunVariant(env, "lkc-base-proc", env.Baseline, baseDaemon(env)))
+				}
+				return vs
 			},
 		},
 	}
@@ -228,11 +233,24 @@ func waitWorker(lab *procLab, old int) {
 	}
 }
 
-// procRunVariant is lkc run of the benchmark bundle with the annotation.
-func procRunVariant(env *Env) Variant {
+// procRunVariant is lkc run of the benchmark bundle with the annotation by
+// binary bin, with the environment daemon adds (nil: the benchmark's
+// daemon); the variant stops a daemon of its own at its cleanup.
+func procRunVariant(env *Env, name, bin string, daemon []string) Variant {
 	bundle := filepath.Join(env.Dir, "bundle-proc-run")
-	v := bundleRunVariant(env, "lkc-proc", env.LKC, bundle)
+	rt := &ociRuntime{name: name, bin: bin, root: filepath.Join(env.Dir, "state-"+name), env: daemon}
+	v := envRunVariant(env, rt, bundle)
 	v.Desc = "lkc --root STATE run --bundle BUNDLE ID, BUNDLE's config with org.lkc.proc=virtual"
+	if daemon != nil {
+		cleanup := v.Cleanup
+		v.Cleanup = func() error {
+			err := cleanup()
+			if out, serr := rt.command(context.Background(), "daemon", "stop").CombinedOutput(); serr != nil && err == nil {
+				err = fmt.Errorf("%s daemon stop: %w: %s", name, serr, out)
+			}
+			return err
+		}
+	}
 	prepare := v.Prepare
 	v.Prepare = func() (string, error) {
 		if err := os.MkdirAll(bundle, 0o755); err != nil {
@@ -250,4 +268,10 @@ func procRunVariant(env *Env) Variant {
 		return prepare()
 	}
 	return v
+}
+
+// baseDaemon is the environment that gives -baseline's lkc a daemon of its
+// own, so that each binary's runs are served by its own worker.
+func baseDaemon(env *Env) []string {
+	return []string{"LKC_DAEMON_DIR=" + filepath.Join(env.Dir, "lkcd-base")}
 }

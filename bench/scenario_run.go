@@ -34,7 +34,12 @@ func runtimeRunVariant(env *Env, name, bin string) Variant {
 
 // bundleRunVariant is "<runtime> run" of the given bundle.
 func bundleRunVariant(env *Env, name, bin, bundle string) Variant {
-	rt := &ociRuntime{name: name, bin: bin, root: filepath.Join(env.Dir, "state-"+name)}
+	return envRunVariant(env, &ociRuntime{name: name, bin: bin, root: filepath.Join(env.Dir, "state-"+name)}, bundle)
+}
+
+// envRunVariant is "run" of the given bundle by rt.
+func envRunVariant(env *Env, rt *ociRuntime, bundle string) Variant {
+	name := rt.name
 	return Variant{
 		Name:    name,
 		Desc:    name + " --root STATE run --bundle BUNDLE ID",
