@@ -85,12 +85,12 @@ func adoptIn(root, id string, cfg *config.Config) (*adoption, error) {
 	}
 	asked := f.Missing(hostconf.Features{})
 	defer steplog.Step("adopt")()
-	cl, err := daemonapi.Ensure(conf)
-	if err != nil {
+	reply := &daemonapi.AdoptReply{}
+	cl, err := daemonapi.EnsureCall(conf, daemonapi.OpAdopt, &daemonapi.Adopt{Container: daemonapi.Container{Root: root, ID: id}, Features: f}, reply)
+	if cl == nil {
 		return nil, fmt.Errorf("container %s: %s needs the lkc daemon: %w", id, asked, err)
 	}
 	defer cl.Close()
-	reply, err := cl.Adopt(root, id, f)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
@@ -113,10 +113,23 @@ func adoptIn(root, id string, cfg *config.Config) (*adoption, error) {
 // looked up before the container has a state gets the host's file as a
 // stand-in the kernel does not cache: the container's first read renders
 // its own. Nothing waits for it: init looks up what is not cached yet.
+// Each directory is walked once: the slot's, which the server keeps
+// volatile, costs a LOOKUP and a GETATTR at each walk.
 func lookUp(ms []config.Mount) {
+	dirs := map[string]int{}
 	for _, m := range ms {
+		dir, name := filepath.Split(m.Source)
+		fd, ok := dirs[dir]
+		if !ok {
+			var err error
+			if fd, err = unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+				continue
+			}
+			defer unix.Close(fd)
+			dirs[dir] = fd
+		}
 		var st unix.Statx_t
-		unix.Statx(unix.AT_FDCWD, m.Source, unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE, &st)
+		unix.Statx(fd, name, unix.AT_STATX_DONT_SYNC|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE, &st)
 	}
 }
 

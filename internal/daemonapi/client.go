@@ -33,7 +33,12 @@ type Client struct {
 const DefaultTimeout = 30 * time.Second
 
 // Dial connects to the daemon in dir and says hello.
-func Dial(dir string) (*Client, error) {
+func Dial(dir string) (*Client, error) { return DialCall(dir, "", nil, nil) }
+
+// DialCall is Dial, then Call of op (unless "") with the request sent
+// right behind the hello: one round trip to the daemon, not two. When
+// only op fails, the client comes back with op's error.
+func DialCall(dir, op string, in, out any) (*Client, error) {
 	path := filepath.Join(dir, SocketName)
 	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
 	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
@@ -44,7 +49,14 @@ func Dial(dir string) (*Client, error) {
 	}
 	cl := &Client{c: c, Timeout: 10 * time.Second}
 	var h HelloReply
-	if err := cl.Call(OpHello, &Hello{Versions: Versions}, &h); err != nil {
+	err = cl.send(OpHello, &Hello{Versions: Versions})
+	if err == nil && op != "" {
+		err = cl.send(op, in)
+	}
+	if err == nil {
+		err = cl.receive(OpHello, 1, &h)
+	}
+	if err != nil {
 		c.Close()
 		if errors.Is(err, ErrVersion) {
 			return nil, fmt.Errorf("%w: this lkc speaks protocol %v: run lkc daemon upgrade", err, Versions)
@@ -52,6 +64,9 @@ func Dial(dir string) (*Client, error) {
 		return nil, err
 	}
 	cl.Version, cl.Build, cl.Timeout = h.Version, h.Build, 0
+	if op != "" {
+		return cl, cl.receive(op, cl.seq, out)
+	}
 	return cl, nil
 }
 
@@ -61,6 +76,14 @@ func (cl *Client) Close() error { return cl.c.Close() }
 // Call sends one request and decodes its answer's body into out (which
 // may be nil). An error answer comes back as an *Error of its class.
 func (cl *Client) Call(op string, in, out any) error {
+	if err := cl.send(op, in); err != nil {
+		return err
+	}
+	return cl.receive(op, cl.seq, out)
+}
+
+// send writes the next request.
+func (cl *Client) send(op string, in any) error {
 	cl.seq++
 	cl.c.SetDeadline(time.Now().Add(cl.timeout()))
 	msg, err := request(op, cl.seq, in)
@@ -70,10 +93,11 @@ func (cl *Client) Call(op string, in, out any) error {
 	if _, err := cl.c.Write(msg); err != nil {
 		return fmt.Errorf("%s: sending to lkc daemon: %w", op, err)
 	}
-	return cl.receive(op, out)
+	return nil
 }
 
-func (cl *Client) receive(op string, out any) error {
+// receive reads the answer to request seq of op into out.
+func (cl *Client) receive(op string, seq uint64, out any) error {
 	buf := make([]byte, MaxMessage+1)
 	n, _, _, _, err := cl.c.ReadMsgUnix(buf, nil)
 	if err == nil && n == 0 {
@@ -92,8 +116,8 @@ func (cl *Client) receive(op string, out any) error {
 	if resp.Error != "" {
 		return &Error{Class: resp.Class, Msg: resp.Error}
 	}
-	if resp.Seq != cl.seq {
-		return fmt.Errorf("%s: answer to request %d, want %d", op, resp.Seq, cl.seq)
+	if resp.Seq != seq {
+		return fmt.Errorf("%s: answer to request %d, want %d", op, resp.Seq, seq)
 	}
 	if out == nil || len(resp.Body) == 0 {
 		return nil

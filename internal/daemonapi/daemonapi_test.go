@@ -67,6 +67,22 @@ func TestCallsAndErrorClasses(t *testing.T) {
 	if err := cl.Reload(); !errors.Is(err, ErrNotSupported) {
 		t.Errorf("reload: %v, want not-supported", err)
 	}
+	var r2 AdoptReply
+	cl2, err := DialCall(dir, OpAdopt, &Adopt{Container{"/root", "c2"}, hostconf.Features{Proc: true}}, &r2)
+	if err != nil || r2.ProcDir != "/root/c2" {
+		t.Errorf("adopt behind the hello: %+v, %v", r2, err)
+	}
+	if err := cl2.Release("/root", "c2", 0); !errors.Is(err, ErrNotExist) {
+		t.Errorf("release after DialCall: %v, want not-exist", err)
+	}
+	cl2.Close()
+	cl3, err := DialCall(dir, OpRelease, &Release{Container{"/root", "c3"}, 1}, nil)
+	if cl3 == nil || !errors.Is(err, ErrNotExist) {
+		t.Errorf("DialCall of a failing release: %v, %v; want the client and a not-exist error", cl3, err)
+	}
+	if cl3 != nil {
+		cl3.Close()
+	}
 }
 
 // TestPostServedAfterHangUp: a request sent by a client that hung up

@@ -20,10 +20,15 @@ const StartTimeout = 5 * time.Second
 // Ensure connects to the daemon of c, starting it first when it is not
 // running, daemon.autostart allows it and starting it here is safe (see
 // CanStart). It fails with one line naming what is missing otherwise.
-func Ensure(c *hostconf.Conf) (*Client, error) {
+func Ensure(c *hostconf.Conf) (*Client, error) { return EnsureCall(c, "", nil, nil) }
+
+// EnsureCall is Ensure, then Call of op (unless ""), in one round trip
+// when the daemon runs; like DialCall, it returns the client with op's
+// error when only op fails.
+func EnsureCall(c *hostconf.Conf, op string, in, out any) (*Client, error) {
 	dir := c.DaemonDirectory()
-	cl, err := Dial(dir)
-	if err == nil || !errors.Is(err, ErrNotRunning) {
+	cl, err := DialCall(dir, op, in, out)
+	if cl != nil || !errors.Is(err, ErrNotRunning) {
 		return cl, err
 	}
 	hint := "(start it: lkc daemon --detach, or systemctl start lkc-daemon)"
@@ -40,7 +45,7 @@ func Ensure(c *hostconf.Conf) (*Client, error) {
 	if err := Start(dir, exe, c.LogPath()); err != nil {
 		return nil, err
 	}
-	return Dial(dir)
+	return DialCall(dir, op, in, out)
 }
 
 // CanStart says why this process must not start the daemon ("" when it
