@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/hostconf"
 	"github.com/lkc-containers/lkc/internal/oompolicy"
+	"github.com/lkc-containers/lkc/internal/seccompagent"
 	"github.com/lkc-containers/lkc/internal/state"
 	"github.com/lkc-containers/lkc/internal/steplog"
 )
@@ -21,13 +23,31 @@ import (
 type adoption struct {
 	dir, root, id string // dir: the daemon's directory, "" when not adopted
 	gen           uint64
+	// answered is closed once the daemon answered an adopt sent ahead
+	// (adopt), with reply or err; nil for an adopt that was waited for.
+	answered chan struct{}
+	reply    *daemonapi.AdoptReply
+	err      error
+}
+
+// answer waits for an adopt sent ahead and says whether the daemon took
+// the container on.
+func (a *adoption) answer() bool {
+	if a.answered != nil {
+		<-a.answered
+		if a.err != nil {
+			return false
+		}
+		a.gen = a.reply.Gen
+	}
+	return a.dir != ""
 }
 
 // release tells the daemon to stop serving the container and waits for
 // it: create's and restore's failure paths, after which callers (and
 // tests) may look at the daemon's state.
 func (a *adoption) release() {
-	if a.dir != "" {
+	if a.answer() {
 		releaseFrom(a.dir, a.root, a.id, a.gen)
 	}
 }
@@ -38,7 +58,7 @@ func (a *adoption) release() {
 // cannot release the next container of the same id if that is adopted
 // first.
 func (a *adoption) releaseLater() {
-	if a.dir == "" {
+	if !a.answer() {
 		return
 	}
 	defer steplog.Step("release")()
@@ -48,9 +68,79 @@ func (a *adoption) releaseLater() {
 // adopt asks the daemon to serve a container being created whose
 // annotations (or the host defaults) ask for a daemon feature, starting
 // the daemon where docs/daemon.md allows. A container that asks for none
-// never touches the daemon.
+// never touches the daemon. The adopt is sent ahead: create goes on
+// (its state, init's start, the cgroup) while the daemon works, and waits
+// for the answer only before it sends init the config (o.Served), which
+// then gets the mounts of what the daemon serves. The sysinfo listener,
+// which init's start needs, is where this host's configuration says the
+// daemon's agent listens; the answer must agree.
 func adopt(o *container.CreateOpts) (*adoption, error) {
-	return adoptIn(o.Root, o.ID, o.Config)
+	conf, f, err := wanted(o.Root, o.ID, o.Config)
+	if err != nil || !f.Any() {
+		return &adoption{}, err
+	}
+	if f.Proc && !viewMounted(conf.DaemonDirectory()) {
+		// Init's mount namespace, made as it starts, must have the view:
+		// the daemon mounts it at the first adopt that asks for it.
+		return adoptIn(o.Root, o.ID, o.Config)
+	}
+	cl, err := daemonapi.Connect(conf.DaemonDirectory())
+	if err != nil {
+		// Not running: started (or refused) first, as the answer is
+		// needed before init starts anyway.
+		return adoptIn(o.Root, o.ID, o.Config)
+	}
+	a := &adoption{dir: conf.DaemonDirectory(), root: o.Root, id: o.ID, answered: make(chan struct{})}
+	var agent *daemonapi.SeccompReply
+	if f.Proc && conf.ProcSysinfo {
+		agent = &daemonapi.SeccompReply{Path: filepath.Join(a.dir, seccompagent.SocketName), Metadata: o.Root}
+		if err := sysinfoAgent(o.Config, &daemonapi.AdoptReply{Seccomp: agent}); err != nil {
+			cl.Close()
+			return nil, fmt.Errorf("container %s: %w", o.ID, err)
+		}
+	}
+	go func() {
+		a.reply = &daemonapi.AdoptReply{}
+		hello, err := cl.Greet(daemonapi.OpAdopt, &daemonapi.Adopt{Container: daemonapi.Container{Root: o.Root, ID: o.ID}, Features: f}, a.reply)
+		cl.Close()
+		if a.err = errors.Join(hello, err); a.err != nil {
+			a.err = fmt.Errorf("container %s: %w", o.ID, a.err)
+		}
+		close(a.answered)
+		if a.err == nil {
+			lookUp(procMounts(a.reply))
+		}
+	}()
+	o.Served = func(cfg *config.Config) error {
+		defer steplog.Step("create: the daemon's answer")()
+		<-a.answered
+		if a.err != nil {
+			return a.err
+		}
+		a.gen = a.reply.Gen
+		if !sameAgent(agent, a.reply.Seccomp) {
+			return fmt.Errorf("container %s: the lkc daemon's seccomp agent (%+v) is not the one lkc.conf names (%+v): run lkc daemon reload", o.ID, a.reply.Seccomp, agent)
+		}
+		cfg.Mounts = append(cfg.Mounts, procMounts(a.reply)...)
+		return nil
+	}
+	return a, nil
+}
+
+// viewMounted says whether the daemon in dir has its /proc view mounted,
+// from the attributes the kernel has (a FUSE mount's server is not asked).
+func viewMounted(dir string) bool {
+	var st unix.Statx_t
+	err := unix.Statx(unix.AT_FDCWD, filepath.Join(dir, "proc"), unix.AT_STATX_DONT_SYNC|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE, &st)
+	return err == nil && st.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+}
+
+// sameAgent says whether two sysinfo listeners (nil: none) are one.
+func sameAgent(a, b *daemonapi.SeccompReply) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // adoptConfig is adopt for container id under root with config cfg (the
@@ -63,36 +153,53 @@ func adoptConfig(root, id string, cfg *config.Config) (release func(), err error
 	return a.release, nil
 }
 
-// adoptIn is adopt for container id under root with config cfg, to which
-// it adds the mounts of what the daemon serves.
-func adoptIn(root, id string, cfg *config.Config) (*adoption, error) {
+// wanted returns the host configuration and the daemon features the
+// config of container id under root asks for (none for an id that exists:
+// create refuses it, and the adopt of the container that has it stands).
+func wanted(root, id string, cfg *config.Config) (*hostconf.Conf, hostconf.Features, error) {
 	conf, err := hostconf.Load()
 	if err != nil {
-		return nil, err
+		return nil, hostconf.Features{}, err
 	}
 	f, err := conf.Features(cfg.Annotations)
 	if err == nil {
 		_, err = oompolicy.Resolve(conf, cfg.Annotations) // the values past their shape
 	}
 	if err != nil {
-		return nil, err
+		return nil, hostconf.Features{}, err
 	}
-	if !f.Any() {
-		return &adoption{}, nil
+	if _, err := os.Stat(filepath.Join(root, id)); f.Any() && err == nil {
+		return conf, hostconf.Features{}, nil
 	}
-	if _, err := os.Stat(filepath.Join(root, id)); err == nil {
-		return &adoption{}, nil // create refuses the existing id; its adopt stands
-	}
-	asked := f.Missing(hostconf.Features{})
+	return conf, f, nil
+}
+
+// adoptCall asks the daemon of conf to serve container id under root with
+// features f, starting the daemon where allowed.
+func adoptCall(conf *hostconf.Conf, root, id string, f hostconf.Features) (*daemonapi.AdoptReply, error) {
 	defer steplog.Step("adopt")()
 	reply := &daemonapi.AdoptReply{}
 	cl, err := daemonapi.EnsureCall(conf, daemonapi.OpAdopt, &daemonapi.Adopt{Container: daemonapi.Container{Root: root, ID: id}, Features: f}, reply)
 	if cl == nil {
-		return nil, fmt.Errorf("container %s: %s needs the lkc daemon: %w", id, asked, err)
+		return nil, fmt.Errorf("container %s: %s needs the lkc daemon: %w", id, f.Missing(hostconf.Features{}), err)
 	}
-	defer cl.Close()
+	cl.Close()
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
+	return reply, nil
+}
+
+// adoptIn is adopt for container id under root with config cfg, waiting
+// for the answer, which adds the mounts of what the daemon serves to cfg.
+func adoptIn(root, id string, cfg *config.Config) (*adoption, error) {
+	conf, f, err := wanted(root, id, cfg)
+	if err != nil || !f.Any() {
+		return &adoption{}, err
+	}
+	reply, err := adoptCall(conf, root, id, f)
+	if err != nil {
+		return nil, err
 	}
 	a := &adoption{dir: conf.DaemonDirectory(), root: root, id: id, gen: reply.Gen}
 	if err := sysinfoAgent(cfg, reply); err != nil {
@@ -100,7 +207,9 @@ func adoptIn(root, id string, cfg *config.Config) (*adoption, error) {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 	ms := procMounts(reply)
-	go lookUp(ms)
+	if os.Getenv("XNOPRE") == "" {
+		go lookUp(ms)
+	}
 	cfg.Mounts = append(cfg.Mounts, ms...)
 	return a, nil
 }

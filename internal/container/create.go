@@ -37,6 +37,12 @@ type CreateOpts struct {
 	// Warn gets failures that must not fail the operation (poststart and
 	// poststop hooks, when run or Run goes on to them); nil drops them.
 	Warn func(error)
+	// Served, when set, waits for the lkc daemon's answer to the
+	// container's adopt, sent before create began, and adds what the
+	// daemon serves to the config (its /proc view's mounts). Create calls
+	// it just before it sends init the config, so that the daemon's work
+	// overlaps init's start and the cgroup's; its error fails the create.
+	Served func(cfg *config.Config) error
 }
 
 // Create creates a container whose init waits for Start. On failure nothing
@@ -106,6 +112,11 @@ func create(o CreateOpts) (_ *Container, err error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if o.Served != nil {
+		if err := o.Served(cfg); err != nil {
+			return nil, err
+		}
 	}
 	end := steplog.Step("create: init namespaces and config")
 	pid, err := p.place(&is)

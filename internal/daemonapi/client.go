@@ -39,6 +39,23 @@ func Dial(dir string) (*Client, error) { return DialCall(dir, "", nil, nil) }
 // right behind the hello: one round trip to the daemon, not two. When
 // only op fails, the client comes back with op's error.
 func DialCall(dir, op string, in, out any) (*Client, error) {
+	cl, err := Connect(dir)
+	if err != nil {
+		return nil, err
+	}
+	hello, err := cl.Greet(op, in, out)
+	if hello != nil {
+		cl.Close()
+		return nil, hello
+	}
+	return cl, err
+}
+
+// Connect connects to the daemon in dir; Greet says hello. A connection
+// is made at once while the daemon runs (its holder keeps the socket
+// listening across worker restarts), so a caller learns that it runs
+// without waiting for it to answer.
+func Connect(dir string) (*Client, error) {
 	path := filepath.Join(dir, SocketName)
 	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
 	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
@@ -47,27 +64,32 @@ func DialCall(dir, op string, in, out any) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to lkc daemon: %w", err)
 	}
-	cl := &Client{c: c, Timeout: 10 * time.Second}
+	return &Client{c: c, Timeout: 10 * time.Second}, nil
+}
+
+// Greet says hello on a new connection and calls op (unless "") with the
+// request sent right behind the hello. It returns hello's error (the
+// connection is unusable) and op's.
+func (cl *Client) Greet(op string, in, out any) (hello, call error) {
 	var h HelloReply
-	err = cl.send(OpHello, &Hello{Versions: Versions})
+	err := cl.send(OpHello, &Hello{Versions: Versions})
 	if err == nil && op != "" {
 		err = cl.send(op, in)
 	}
 	if err == nil {
 		err = cl.receive(OpHello, 1, &h)
 	}
+	if errors.Is(err, ErrVersion) {
+		return fmt.Errorf("%w: this lkc speaks protocol %v: run lkc daemon upgrade", err, Versions), nil
+	}
 	if err != nil {
-		c.Close()
-		if errors.Is(err, ErrVersion) {
-			return nil, fmt.Errorf("%w: this lkc speaks protocol %v: run lkc daemon upgrade", err, Versions)
-		}
-		return nil, err
+		return err, nil
 	}
 	cl.Version, cl.Build, cl.Timeout = h.Version, h.Build, 0
 	if op != "" {
-		return cl, cl.receive(op, cl.seq, out)
+		return nil, cl.receive(op, cl.seq, out)
 	}
-	return cl, nil
+	return nil, nil
 }
 
 // Close hangs up.
