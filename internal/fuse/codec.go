@@ -147,6 +147,14 @@ func invalInodeOut(node uint64) []byte {
 	return b
 }
 
+// invalEntryOut encodes a fuse_notify_inval_entry_out and its name.
+func invalEntryOut(parent uint64, name string) []byte {
+	b := make([]byte, 16, 16+len(name)+1)
+	ne.PutUint64(b[0:], parent)
+	ne.PutUint32(b[8:], uint32(len(name)))
+	return append(append(b, name...), 0)
+}
+
 // openOut encodes a fuse_open_out.
 func openOut(fh uint64, flags uint32) []byte {
 	b := make([]byte, openOutSize)

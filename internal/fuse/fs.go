@@ -34,10 +34,6 @@ type Attr struct {
 	Size     uint64
 	UID, GID uint32
 	Mtime    time.Time
-	// Volatile keeps the kernel from caching the node's name and
-	// attributes: a node that comes and goes with no notice to the kernel
-	// (a slot released) is gone at once.
-	Volatile bool
 	// Fresh is, for a regular file, how old a rendering the kernel may
 	// serve from its page cache without asking the server; 0 asks before
 	// every open and read.

@@ -73,11 +73,7 @@ func (s *Server) lookup(r request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	entry := cacheValid
-	if a.Volatile {
-		entry = 0
-	}
-	return entryOut(a, entry, valid), nil
+	return entryOut(a, cacheValid, valid), nil
 }
 
 func (s *Server) getattr(r request) ([]byte, error) {
@@ -102,11 +98,8 @@ func (s *Server) getattr(r request) ([]byte, error) {
 // size and mtime (content.go): the kernel takes them from a LOOKUP's
 // answer too, and a size below the content cuts reads short.
 func (s *Server) attrValid(a *Attr, by asker) (time.Duration, error) {
-	switch {
-	case a.Mode&syscall.S_IFMT == syscall.S_IFREG:
+	if a.Mode&syscall.S_IFMT == syscall.S_IFREG {
 		return s.current(a, by)
-	case a.Volatile:
-		return 0, nil
 	}
 	return cacheValid, nil
 }

@@ -48,9 +48,10 @@ const RootID = 1
 const uniqueResend = 1 << 63
 
 // Notification codes (enum fuse_notify_code): FUSE_NOTIFY_INVAL_INODE,
-// FUSE_NOTIFY_STORE and FUSE_NOTIFY_RESEND (7.40).
+// FUSE_NOTIFY_INVAL_ENTRY, FUSE_NOTIFY_STORE and FUSE_NOTIFY_RESEND (7.40).
 const (
 	notifyInvalInode = 2
+	notifyInvalEntry = 3
 	notifyStore      = 4
 	notifyResend     = 7
 )

@@ -92,20 +92,43 @@ var ErrNoResend = errors.New("kernel has no FUSE_NOTIFY_RESEND (Linux 6.9): requ
 
 // Resend writes FUSE_NOTIFY_RESEND on f.
 func Resend(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("fuse notify resend: %w", err)
-	}
-	cerr := rc.Control(func(fd uintptr) {
-		_, err = unix.Write(int(fd), notification(notifyResend, nil))
-	})
+	err := notifyOn(f, notification(notifyResend, nil))
 	if errors.Is(err, unix.EINVAL) {
 		return ErrNoResend // an unknown notification code
 	}
-	if err := errors.Join(cerr, err); err != nil {
+	if err != nil {
 		return fmt.Errorf("fuse notify resend: %w", err)
 	}
 	return nil
+}
+
+// ForgetName has the kernel drop its cached entry for name in directory
+// parent (FUSE_NOTIFY_INVAL_ENTRY) on the connection of f: the next walk
+// through the name asks LOOKUP. A name the kernel does not hold is no
+// error. A server that lets the kernel keep a name whose node changes
+// (the /proc view's slot directories) says so when it changes.
+func ForgetName(f *os.File, parent uint64, name string) error {
+	err := notifyOn(f, notification(notifyInvalEntry, invalEntryOut(parent, name)))
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("fuse notify inval entry %s: %w", name, err)
+	}
+	return nil
+}
+
+// notifyOn writes notification b on the connection of f.
+func notifyOn(f *os.File, b []byte) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	cerr := rc.Control(func(fd uintptr) {
+		for {
+			if _, err = unix.Write(int(fd), b); err != unix.EINTR {
+				break
+			}
+		}
+	})
+	return errors.Join(cerr, err)
 }
 
 // readLoop reads and answers requests until the connection or stop ends it.

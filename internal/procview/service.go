@@ -52,6 +52,8 @@ type Service struct {
 	// root is the mount's root (O_PATH): Stop unmounts through it, which
 	// also finds the mount after the run directory was moved.
 	root *os.File
+	// dev is the session's /dev/fuse fd, on which forgetSlot notifies.
+	dev *os.File
 	// serving counts the session's server, which a worker that exits
 	// waits for (Wait).
 	serving sync.WaitGroup
@@ -88,6 +90,9 @@ func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 		s.mountMu.Lock()
 		s.start(f, true)
 		s.mountMu.Unlock()
+		for n := range d.Registry.Slots() {
+			s.forgetSlot(n)
+		}
 		return nil
 	}
 	if len(s.slots()) == 0 {
@@ -119,7 +124,7 @@ func (s *Service) ensureMounted() error {
 // start serves session f in the background. Preconditions: mountMu held.
 func (s *Service) start(f *os.File, inherited bool) {
 	t := &tree{layout: newLayout(procfs.Files), served: s, render: procfs.Render, host: "/", mtime: time.Now()}
-	s.mounted = true
+	s.mounted, s.dev = true, f
 	s.serving.Add(1)
 	go s.serve(s.ctx, fuse.NewServer(t), f, inherited, s.deps.Predecessor)
 	// Opened once served: nothing in this process may wait on the mount
@@ -223,7 +228,7 @@ func (s *Service) Stop() {
 	if err := fuse.Unmount(target); err != nil {
 		s.logf("proc: %v", err)
 	}
-	s.mounted, s.root = false, nil
+	s.mounted, s.root, s.dev = false, nil, nil
 }
 
 // Adopt serves e's /proc view when it asks for one.
@@ -241,12 +246,34 @@ func (s *Service) Adopt(e *registry.Entry, reply *daemonapi.AdoptReply) error {
 	return nil
 }
 
-// Release stops serving e: its nodes answer ESTALE from now on.
+// Release stops serving e: its nodes answer ESTALE from now on, and its
+// slot's name is gone from the mount at once.
 func (s *Service) Release(e *registry.Entry) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if v := s.views[e.Slot]; v != nil && v.gen == e.Gen {
 		delete(s.views, e.Slot)
+	}
+	s.mu.Unlock()
+	s.forgetSlot(e.Slot)
+}
+
+// forgetSlot has the kernel drop the cached name of slot n's directory:
+// a walk through it then asks LOOKUP, which finds the slot's current
+// generation or none. The kernel keeps the names a second, like every
+// name of the tree, so that binding a container's files walks its slot
+// once; a slot's node changes only when the slot is released or reused,
+// which the worker says here: at each release, and at start for every
+// slot (a predecessor may have died between a release and this, and
+// slots whose container is gone were freed since).
+func (s *Service) forgetSlot(n int) {
+	s.mountMu.Lock()
+	dev := s.dev
+	s.mountMu.Unlock()
+	if dev == nil {
+		return
+	}
+	if err := fuse.ForgetName(dev, fuse.RootID, strconv.Itoa(n)); err != nil {
+		s.logf("proc: %v", err)
 	}
 }
 

@@ -132,9 +132,9 @@ func (t *tree) Lookup(parent uint64, name string) (fuse.Attr, error) {
 		if !ok {
 			return fuse.Attr{}, syscall.ENOENT
 		}
-		a := t.attr(nodeID(gen, n, 0), true)
-		a.Volatile = true // gone at once when the slot is released
-		return a, nil
+		// The kernel keeps the name like any other: the service has it
+		// drop the name when the slot is released (forgetSlot).
+		return t.attr(nodeID(gen, n, 0), true), nil
 	}
 	gen, slot, i, err := t.live(parent)
 	if err != nil {
@@ -181,9 +181,7 @@ func (t *tree) Getattr(id uint64) (fuse.Attr, error) {
 	if err != nil {
 		return fuse.Attr{}, err
 	}
-	a := t.fileAttr(id, i)
-	a.Volatile = i == 0
-	return a, nil
+	return t.fileAttr(id, i), nil
 }
 
 func (t *tree) Readdir(id uint64) ([]fuse.Dirent, error) {

@@ -138,6 +138,13 @@ func (r *Registry) slotOf(root, id string) int {
 	return len(r.slots) - 1
 }
 
+// Slots is the number of slots, used and free.
+func (r *Registry) Slots() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.slots)
+}
+
 // Lookup returns the entry of a served container, nil for one not served.
 func (r *Registry) Lookup(root, id string) *Entry {
 	r.mu.Lock()
