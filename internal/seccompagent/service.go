@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/daemonapi"
+	"github.com/lkc-containers/lkc/internal/hostconf"
 	"github.com/lkc-containers/lkc/internal/procfs"
 	"github.com/lkc-containers/lkc/internal/registry"
 	"github.com/lkc-containers/lkc/internal/service"
@@ -86,6 +87,16 @@ func serve(ctx context.Context, a *Agent, logf func(string, ...any)) {
 	if err := a.Serve(ctx); err != nil && ctx.Err() == nil {
 		logf("seccomp agent: %v", err)
 	}
+}
+
+// Reload takes proc.sysinfo from c for the containers adopted from now
+// on: the CLI starts a container's init with the listener its own lkc.conf
+// names and refuses an answer that differs, so a changed proc.sysinfo
+// must reach the worker by `lkc daemon reload`. Preconditions: called,
+// as Adopt is, under the worker's adopt lock.
+func (s *Service) Reload(c *hostconf.Conf) error {
+	s.sysinfo = c.ProcSysinfo
+	return nil
 }
 
 // Adopt names the agent's socket as the container's sysinfo listener.

@@ -157,6 +157,29 @@ func TestProcViewLateRelease(t *testing.T) {
 	}
 }
 
+// TestProcViewAgentMismatch: create sends the adopt ahead and starts init
+// with the sysinfo listener lkc.conf names; a daemon that still runs with
+// another proc.sysinfo (lkc.conf changed, no reload) fails the create in
+// one line saying so, and leaves nothing behind, served or not.
+func TestProcViewAgentMismatch(t *testing.T) {
+	d := newDaemonEnv(t)
+	b := d.bundle([]string{"true"}, virtualProc)
+	d.mustLkc("run", "--bundle", b, d.id()) // starts the daemon, mounts its view
+	if err := os.WriteFile(os.Getenv("LKC_CONFIG"), []byte("proc.sysinfo = false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := d.id()
+	d.failLkc(`seccomp agent .* is not the one lkc.conf names .*: run lkc daemon reload$`, "run", "--bundle", b, id)
+	d.assertIDGone(id)
+	if s := d.status(); len(s.Containers) != 0 {
+		t.Errorf("the daemon still serves %+v after the failed create", s.Containers)
+	}
+	d.mustLkc("daemon", "reload")
+	if r := d.lkc("run", "--bundle", b, d.id()); r.code != 0 {
+		t.Errorf("run after the reload: %v", r)
+	}
+}
+
 // TestProcViewBadAnnotation: an invalid value fails create in one line
 // naming the annotation, and starts no daemon.
 func TestProcViewBadAnnotation(t *testing.T) {
