@@ -44,6 +44,29 @@ func (x *selfExe) path() string {
 	return fmt.Sprintf("/proc/self/fd/%d", x.file.Fd())
 }
 
+// pathFor is path for a child that gets files: syscall.ForkExec moves
+// them onto 0..n-1, first moving some (and its error pipe) one after
+// another above both n and the highest of them, and only then execs the
+// path, so the binary's fd must lie above all those numbers or the child
+// execs one of its own files (EACCES: a socket). Its number is whatever
+// was free when it was opened, which a goroutine that just closed a low fd
+// makes low. done closes a duplicate made for it.
+func (x *selfExe) pathFor(files []uintptr) (path string, done func(), err error) {
+	top := len(files)
+	for _, f := range files {
+		top = max(top, int(f)+1)
+	}
+	lowest := top + len(files) + 2
+	if fd := int(x.file.Fd()); fd >= lowest {
+		return x.path(), func() {}, nil
+	}
+	fd, err := unix.FcntlInt(x.file.Fd(), unix.F_DUPFD_CLOEXEC, lowest)
+	if err != nil {
+		return "", nil, fmt.Errorf("moving the lkc binary's fd above %d: %w", lowest, err)
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", fd), func() { unix.Close(fd) }, nil
+}
+
 // Close closes the handles.
 func (x *selfExe) Close() {
 	x.closeMount()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -26,6 +27,49 @@ func TestUnrelatedDir(t *testing.T) {
 	}
 	if got, err := unrelatedDir("/"); err == nil {
 		t.Errorf("unrelatedDir(/) = %q; want an error: every directory is below /", got)
+	}
+}
+
+// TestSelfExeAboveChildFds: a child's fds are moved onto 0..n-1 before
+// ForkExec execs the binary's /proc/self/fd path; with the binary's own fd
+// number among them (a goroutine had just closed a low fd when it was
+// opened), the child exec'd one of its files (EACCES). The path init is
+// started from names an fd above them.
+func TestSelfExeAboveChildFds(t *testing.T) {
+	x, err := openSelfExe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	files := make([]uintptr, x.file.Fd()+2) // the child's fd at the binary's number is /dev/null
+	for i := range files {
+		files[i] = null.Fd()
+	}
+	// A file of a high number (a terminal's) makes ForkExec move the
+	// others above it.
+	high, err := unix.FcntlInt(null.Fd(), unix.F_DUPFD_CLOEXEC, 2*len(files)+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(high)
+	files[0] = uintptr(high)
+	path, done, err := x.pathFor(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	pid, err := syscall.ForkExec(path, []string{os.Args[0], "-test.run=^$"}, &syscall.ProcAttr{Files: files})
+	if err != nil {
+		t.Fatalf("exec of %s with %d fds for the child: %v", path, len(files), err)
+	}
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil || ws.ExitStatus() != 0 {
+		t.Errorf("the binary run from %s: %v, status %v", path, err, ws)
 	}
 }
 

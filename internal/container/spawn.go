@@ -161,7 +161,12 @@ func execInit(is initSpec, exe *selfExe, sync *os.File, cloneInto string) (int, 
 		defer unix.Close(dirfd)
 		attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, dirfd
 	}
-	pid, err := syscall.ForkExec(exe.path(), []string{"lkc", "init"}, attr)
+	path, done, err := exe.pathFor(files)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	pid, err := syscall.ForkExec(path, []string{"lkc", "init"}, attr)
 	if err != nil {
 		return 0, fmt.Errorf("starting lkc init: %w", err)
 	}
