@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 	"github.com/lkc-containers/lkc/internal/testutil/cri"
 	"golang.org/x/sys/unix"
@@ -33,9 +36,11 @@ type criLab struct {
 	failed   error // why the lab could not start, for its other variants
 	dir      string
 	daemon   *cri.Daemon
-	conf     string    // crictl's config
-	cgroup   string    // absolute cgroup path, in every hierarchy
-	acct     cpuCgroup // where the CPU time of cgroup is read
+	grpcConn *grpc.ClientConn
+	runtime  runtimeapi.RuntimeServiceClient // the CRI over grpcConn
+	conf     string                          // crictl's config
+	cgroup   string                          // absolute cgroup path, in every hierarchy
+	acct     cpuCgroup                       // where the CPU time of cgroup is read
 	bridge   string
 	pods     []string // every pod id run, for the CNI cache sweep
 	samples  map[string][]time.Duration
@@ -108,6 +113,9 @@ func (l *criLab) start() error {
 	if err := l.acct.enter(l.cgroup+"/containerd", l.daemon.Pid()); err != nil {
 		return err
 	}
+	if err := l.dialCRI(); err != nil {
+		return err
+	}
 	l.conf = filepath.Join(l.dir, "crictl.yaml")
 	yaml := fmt.Sprintf("runtime-endpoint: unix://%[1]s\nimage-endpoint: unix://%[1]s\ntimeout: 30\n", l.daemon.Addr)
 	if err := os.WriteFile(l.conf, []byte(yaml), 0o644); err != nil {
@@ -166,6 +174,10 @@ func (l *criLab) crictl(ctx context.Context, args ...string) (string, error) {
 // found left behind or could not remove.
 func (l *criLab) stop() error {
 	var errs []error
+	if l.grpcConn != nil {
+		l.grpcConn.Close()
+		l.grpcConn = nil
+	}
 	if l.daemon != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()

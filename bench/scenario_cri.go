@@ -14,32 +14,43 @@ import (
 	"github.com/lkc-containers/lkc/internal/testutil/cri"
 )
 
-// criCalls are the crictl commands of a pod's start and teardown: each
-// is a crictl process and one CRI round trip.
-var criCalls = map[string][]string{
-	"start":    {"runp", "create", "start"},
-	"teardown": {"stop", "rm", "stopp", "rmp"},
+// criCalls are the CRI calls of a pod's start and teardown, as crictl
+// commands and as gRPC methods; through crictl each is a process and
+// one round trip.
+var criCalls = map[string]map[string][]string{
+	"crictl": {
+		"start":    {"runp", "create", "start"},
+		"teardown": {"stop", "rm", "stopp", "rmp"},
+	},
+	"grpc": {
+		"start":    {"RunPodSandbox", "CreateContainer", "StartContainer"},
+		"teardown": {"StopContainer", "RemoveContainer", "StopPodSandbox", "RemovePodSandbox"},
+	},
 }
 
 // criScenario measures a pod's start and teardown through containerd's
-// CRI plugin, driven by crictl as the kubelet drives the CRI, with each
-// runtime as the pod's handler (the runc v2 shim with BinaryName), on
-// Debian's containerd 1.6 and on containerd 2.x side by side.
+// CRI plugin, with each runtime as the pod's handler (the runc v2 shim
+// with BinaryName), on Debian's containerd 1.6 and on containerd 2.x side
+// by side, driven two ways: over gRPC as the kubelet does, and by crictl
+// as the reference a person can repeat.
 func criScenario() Scenario {
 	var ratios [][2]string
 	for _, b := range criBuildTags() {
-		for _, half := range []string{"start", "teardown"} {
-			for _, other := range []string{"runc", "crun", "lkc-base"} {
-				ratios = append(ratios, [2]string{"lkc-" + b + "-" + half, other + "-" + b + "-" + half})
+		for _, kind := range []string{"grpc-", ""} {
+			for _, half := range []string{"start", "teardown"} {
+				for _, other := range []string{"runc", "crun", "lkc-base"} {
+					ratios = append(ratios, [2]string{"lkc-" + b + "-" + kind + half, other + "-" + b + "-" + kind + half})
+				}
 			}
 		}
 	}
 	return Scenario{
 		Name: "cri",
-		Desc: "pod start (crictl runp, create, start of a busybox sleep) and teardown (crictl stop, rm, stopp, rmp) " +
-			"through containerd's CRI plugin, each runtime the pod's handler; containerd 1.6 and " + cri.Containerd2Version,
+		Desc: "pod start (RunPodSandbox, CreateContainer, StartContainer of a busybox sleep) and teardown " +
+			"(StopContainer, RemoveContainer, StopPodSandbox, RemovePodSandbox) through containerd's CRI plugin, " +
+			"over gRPC (-grpc-) and by crictl, each runtime the pod's handler; containerd 1.6 and " + cri.Containerd2Version,
 		Ratios: ratios,
-		CPU:    "CPU time of the cgroup of containerd, its shims, the runtime processes and the pods; crictl's own not included",
+		CPU:    "CPU time of the cgroup of containerd, its shims, the runtime processes and the pods; the client's own (crictl, the benchmark's gRPC) not included",
 		Variants: func(env *Env) []Variant {
 			handlers := []cri.Handler{{Name: "lkc", Binary: env.LKC}, {Name: "runc", Binary: lookPath("runc")},
 				{Name: "crun", Binary: lookPath("crun")}}
@@ -51,10 +62,13 @@ func criScenario() Scenario {
 			for i, b := range cri.Builds(nil) {
 				lab := &criLab{env: env, build: b, index: i, handlers: handlers, images: images}
 				tag := criBuildTags()[i]
-				vs = append(vs, crictlVariant(env, lab, tag))
+				drivers := map[string]podDriver{"grpc": grpcPods{lab}, "crictl": crictlPods{lab}}
+				vs = append(vs, tripVariant(env, lab, tag, "grpc"), tripVariant(env, lab, tag, "crictl"))
 				for _, h := range handlers {
-					for _, half := range []string{"start", "teardown"} {
-						vs = append(vs, podVariant(env, lab, h.Name, tag, half))
+					for _, kind := range []string{"grpc", "crictl"} {
+						for _, half := range []string{"start", "teardown"} {
+							vs = append(vs, podVariant(env, lab, drivers[kind], kind, h.Name, tag, half))
+						}
 					}
 				}
 			}
@@ -83,19 +97,25 @@ func lookPath(name string) string {
 	return name
 }
 
-// crictlVariant times `crictl version`: crictl's own start and one round
-// trip to the CRI plugin, which every crictl call of a pod's start and
-// teardown holds too.
-func crictlVariant(env *Env, lab *criLab, tag string) Variant {
-	name := "crictl-" + tag
+// tripVariant times one CRI round trip by kind: over gRPC the Version
+// call on the lab's connection, by crictl `crictl version`, which adds
+// crictl's own start; every call of a pod's start and teardown holds one.
+func tripVariant(env *Env, lab *criLab, tag, kind string) Variant {
+	name := kind + "-" + tag
+	desc := "the CRI Version call on the benchmark's gRPC connection: one round trip"
+	trip := func(ctx context.Context) error { return grpcPods{lab}.version(ctx) }
+	if kind == "crictl" {
+		desc = "crictl version: crictl's own start and one CRI round trip"
+		trip = func(ctx context.Context) error { _, err := lab.crictl(ctx, "version"); return err }
+	}
 	return Variant{
 		Name:    name,
-		Desc:    "crictl version: crictl's own start and one CRI round trip (containerd " + tag + ")",
+		Desc:    desc + " (containerd " + tag + ")",
 		Prepare: func() (string, error) { return "", lab.acquire() },
 		Run: func(ctx context.Context, iter int) (Sample, error) {
 			ctx, cancel := context.WithTimeout(ctx, env.Timeout)
 			defer cancel()
-			s, err := lab.timed(func() error { _, err := lab.crictl(ctx, "version"); return err })
+			s, err := lab.timed(func() error { return trip(ctx) })
 			if err == nil && iter >= env.Warmup {
 				lab.samples[name] = append(lab.samples[name], s.Wall)
 			}
@@ -106,21 +126,24 @@ func crictlVariant(env *Env, lab *criLab, tag string) Variant {
 }
 
 // podVariant runs a pod with handler rt through its start and teardown,
-// and times half of it ("start" or "teardown"; the other half is done
-// untimed).
-func podVariant(env *Env, lab *criLab, rt, tag, half string) Variant {
+// driven by d (kind "grpc" or "crictl"), and times half of it ("start"
+// or "teardown"; the other half is done untimed).
+func podVariant(env *Env, lab *criLab, d podDriver, kind, rt, tag, half string) Variant {
 	name := rt + "-" + tag + "-" + half
-	calls := criCalls[half]
+	if kind == "grpc" {
+		name = rt + "-" + tag + "-grpc-" + half
+	}
+	calls := criCalls[kind][half]
 	return Variant{
 		Name: name,
-		Desc: fmt.Sprintf("handler %s, containerd %s: crictl %s", rt, tag, strings.Join(calls, ", ")),
+		Desc: fmt.Sprintf("handler %s, containerd %s: %s %s", rt, tag, kind, strings.Join(calls, ", ")),
 		Prepare: func() (string, error) {
 			return "", lab.acquire()
 		},
 		Run: func(ctx context.Context, iter int) (Sample, error) {
 			ctx, cancel := context.WithTimeout(ctx, env.Timeout)
 			defer cancel()
-			s, err := lab.podRound(ctx, rt, fmt.Sprintf("%s-%d", name, iter), half)
+			s, err := lab.podRound(ctx, d, rt, fmt.Sprintf("%s-%d", name, iter), half)
 			if err == nil && iter >= env.Warmup {
 				lab.samples[name] = append(lab.samples[name], s.Wall)
 			}
@@ -128,12 +151,12 @@ func podVariant(env *Env, lab *criLab, rt, tag, half string) Variant {
 		},
 		Cleanup: lab.release,
 		Notes: func() string {
-			trip, own := middle(lab.samples["crictl-"+tag]), middle(lab.samples[name])
+			trip, own := middle(lab.samples[kind+"-"+tag]), middle(lab.samples[name])
 			if trip == 0 || own == 0 {
 				return ""
 			}
-			return fmt.Sprintf("wall p50 less %d crictl round trips (%d × crictl-%s's p50, %.1f ms): %.1f ms",
-				len(calls), len(calls), tag, ms(trip), ms(own-time.Duration(len(calls))*trip))
+			return fmt.Sprintf("wall p50 less %d %s round trips (%d × %s-%s's p50, %.1f ms): %.1f ms",
+				len(calls), kind, len(calls), kind, tag, ms(trip), ms(own-time.Duration(len(calls))*trip))
 		},
 	}
 }
@@ -157,63 +180,53 @@ func (l *criLab) timed(f func() error) (Sample, error) {
 	return s, err
 }
 
+// criPod is a pod being driven: its sandbox's id and its container's,
+// each set as soon as it is known.
+type criPod struct{ id, ctr string }
+
+// podDriver drives a pod through the CRI: crictl (a process and a round
+// trip per call, as a person at a terminal does) or gRPC (calls on one
+// connection, as the kubelet does).
+type podDriver interface {
+	// start runs a sandbox with handler rt, creates the container in it
+	// and starts that.
+	start(ctx context.Context, rt, name string, p *criPod) error
+	// running checks that the started container runs.
+	running(ctx context.Context, p *criPod) error
+	// teardown stops and removes the container, then the sandbox.
+	teardown(ctx context.Context, p *criPod) error
+	// remove stops and removes what a failed step left of the pod.
+	remove(ctx context.Context, p *criPod)
+}
+
 // podRound starts pod name with handler rt (a sandbox and one container
-// running busybox sleep) and tears it down, timing half. A pod a failed
-// step left is removed, untimed.
-func (l *criLab) podRound(ctx context.Context, rt, name, half string) (Sample, error) {
-	podConf, ctrConf, err := l.writeConfigs(name)
-	if err != nil {
-		return Sample{}, err
-	}
-	var pod, ctr string
+// running busybox sleep) through d and tears it down, timing half. A pod
+// a failed step left is removed, untimed.
+func (l *criLab) podRound(ctx context.Context, d podDriver, rt, name, half string) (Sample, error) {
+	var p criPod
+	torn := false
 	defer func() {
-		if pod != "" {
-			l.crictl(context.Background(), "stopp", pod)
-			l.crictl(context.Background(), "rmp", "-f", pod)
+		if p.id != "" && !torn {
+			d.remove(context.Background(), &p)
 		}
 	}()
-	start := func() error {
-		out, err := l.crictl(ctx, "runp", "--runtime", rt, podConf)
-		if err != nil {
-			return err
-		}
-		pod = strings.TrimSpace(out)
-		l.pods = append(l.pods, pod)
-		if out, err = l.crictl(ctx, "create", pod, ctrConf, podConf); err != nil {
-			return err
-		}
-		ctr = strings.TrimSpace(out)
-		_, err = l.crictl(ctx, "start", ctr)
-		return err
-	}
-	running := func() error {
-		out, err := l.crictl(ctx, "inspect", "-o", "go-template", "--template", "{{.status.state}}", ctr)
-		if err == nil && strings.TrimSpace(out) != "CONTAINER_RUNNING" {
-			err = fmt.Errorf("container %s of pod %s is %q after crictl start, want CONTAINER_RUNNING", ctr, pod, strings.TrimSpace(out))
-		}
-		return err
-	}
-	teardown := func() error {
-		for _, args := range [][]string{{"stop", ctr}, {"rm", ctr}, {"stopp", pod}, {"rmp", pod}} {
-			if _, err := l.crictl(ctx, args...); err != nil {
-				return err
-			}
-		}
-		pod = ""
-		return nil
-	}
-	var s Sample
-	for _, step := range []struct {
+	steps := []struct {
 		half string
 		f    func() error
-	}{{"start", start}, {"teardown", teardown}} {
+	}{
+		{"start", func() error { return d.start(ctx, rt, name, &p) }},
+		{"teardown", func() error { err := d.teardown(ctx, &p); torn = err == nil; return err }},
+	}
+	var s Sample
+	var err error
+	for _, step := range steps {
 		if step.half == half {
 			s, err = l.timed(step.f)
 		} else {
 			err = step.f()
 		}
 		if err == nil && step.half == "start" {
-			err = running() // untimed: the kubelet learns it from events
+			err = d.running(ctx, &p) // untimed: the kubelet learns it from events
 		}
 		if err != nil {
 			return Sample{}, err
@@ -222,28 +235,55 @@ func (l *criLab) podRound(ctx context.Context, rt, name, half string) (Sample, e
 	return s, nil
 }
 
+// crictlPods drives pods with crictl, from config files written per pod.
+type crictlPods struct{ l *criLab }
+
+func (c crictlPods) start(ctx context.Context, rt, name string, p *criPod) error {
+	podConf, ctrConf, err := c.l.writeConfigs(name)
+	if err != nil {
+		return err
+	}
+	out, err := c.l.crictl(ctx, "runp", "--runtime", rt, podConf)
+	if err != nil {
+		return err
+	}
+	p.id = strings.TrimSpace(out)
+	c.l.pods = append(c.l.pods, p.id)
+	if out, err = c.l.crictl(ctx, "create", p.id, ctrConf, podConf); err != nil {
+		return err
+	}
+	p.ctr = strings.TrimSpace(out)
+	_, err = c.l.crictl(ctx, "start", p.ctr)
+	return err
+}
+
+func (c crictlPods) running(ctx context.Context, p *criPod) error {
+	out, err := c.l.crictl(ctx, "inspect", "-o", "go-template", "--template", "{{.status.state}}", p.ctr)
+	if err == nil && strings.TrimSpace(out) != "CONTAINER_RUNNING" {
+		err = fmt.Errorf("container %s of pod %s is %q after crictl start, want CONTAINER_RUNNING", p.ctr, p.id, strings.TrimSpace(out))
+	}
+	return err
+}
+
+func (c crictlPods) teardown(ctx context.Context, p *criPod) error {
+	for _, args := range [][]string{{"stop", p.ctr}, {"rm", p.ctr}, {"stopp", p.id}, {"rmp", p.id}} {
+		if _, err := c.l.crictl(ctx, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c crictlPods) remove(ctx context.Context, p *criPod) {
+	c.l.crictl(ctx, "stopp", p.id)
+	c.l.crictl(ctx, "rmp", "-f", p.id)
+}
+
 // writeConfigs writes pod name's PodSandboxConfig and its container's
-// ContainerConfig: cgroup parent the lab's pods cgroup, a pid namespace
-// of the container's own, busybox sleep.
+// ContainerConfig as crictl reads them: the gRPC driver's, in JSON.
 func (l *criLab) writeConfigs(name string) (pod, ctr string, err error) {
-	podCfg := map[string]any{
-		"metadata":      map[string]any{"name": name, "namespace": "lkc-bench", "uid": "uid-" + name},
-		"hostname":      "bench",
-		"log_directory": filepath.Join(l.dir, "pods", name),
-		"linux": map[string]any{
-			"cgroup_parent":    l.cgroup + "/pods",
-			"security_context": map[string]any{"namespace_options": map[string]int{"pid": 1}},
-		},
-	}
-	ctrCfg := map[string]any{
-		"metadata": map[string]any{"name": "sleep"},
-		"image":    map[string]any{"image": cri.BusyboxImage},
-		"command":  []string{"sleep", "3600"},
-		"log_path": "sleep.log",
-		"linux":    map[string]any{"security_context": map[string]any{"namespace_options": map[string]int{"pid": 1}}},
-	}
 	pod, ctr = filepath.Join(l.dir, "pod-"+name+".json"), filepath.Join(l.dir, "ctr-"+name+".json")
-	for file, v := range map[string]any{pod: podCfg, ctr: ctrCfg} {
+	for file, v := range map[string]any{pod: l.podConfig(name), ctr: l.containerConfig()} {
 		data, err := json.Marshal(v)
 		if err == nil {
 			err = os.WriteFile(file, data, 0o644)
