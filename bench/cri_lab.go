@@ -113,6 +113,9 @@ func (l *criLab) start() error {
 	if err := l.acct.enter(l.cgroup+"/containerd", l.daemon.Pid()); err != nil {
 		return err
 	}
+	if err := makeCgroupTrees(l.cgroup + "/pods"); err != nil {
+		return err
+	}
 	if err := l.dialCRI(); err != nil {
 		return err
 	}
@@ -246,6 +249,27 @@ func removeCgroupTrees(path string) []error {
 		}
 	}
 	return errs
+}
+
+// makeCgroupTrees creates path in every mounted cgroup hierarchy, as the
+// kubelet makes a pod's cgroup before it asks for the sandbox: the
+// runtimes then create only the containers' own, and each pod's start and
+// teardown does not pay for the parent's creation and removal (lkc
+// removes the parents it made; runc leaves them).
+func makeCgroupTrees(path string) error {
+	hierarchies := []string{cgroupRoot} // a pure v2 host's one
+	if !isCgroupFS(cgroupRoot) {
+		hierarchies, _ = filepath.Glob(filepath.Join(cgroupRoot, "*"))
+	}
+	for _, h := range hierarchies {
+		if !isCgroupFS(h) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Join(h, path), 0o755); err != nil {
+			return fmt.Errorf("creating cgroup %s: %w", filepath.Join(h, path), err)
+		}
+	}
+	return nil
 }
 
 // isCgroupFS reports whether dir is a mounted cgroup hierarchy.
