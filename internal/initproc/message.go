@@ -131,10 +131,17 @@ func Recv(fd int) ([]byte, error) {
 }
 
 // recvRecord reads one record, sized first by a peek.
+//
+// A peer that exits with our messages unread leaves ECONNRESET on the
+// socket, and the kernel reports it (once) before the records the peer sent
+// first: init's last word, the error naming what failed, is still queued
+// behind it. So ECONNRESET is read past once.
 func recvRecord(fd int) ([]byte, error) {
+	reset := false
 	for {
 		n, _, err := unix.Recvfrom(fd, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
-		if err == unix.EINTR {
+		if err == unix.EINTR || err == unix.ECONNRESET && !reset {
+			reset = reset || err == unix.ECONNRESET
 			continue
 		}
 		if err != nil {

@@ -89,3 +89,28 @@ func TestSendRecvSizes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRecvPastReset: a peer that sends its last message and exits with
+// one of ours unread leaves ECONNRESET reported before that message; Recv
+// still returns the message (init's error naming what failed).
+func TestRecvPastReset(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	if err := Send(fds[0], []byte("config the peer never reads")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Send(fds[1], []byte(ErrorPrefix+"tasks: no space left on device")); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fds[1])
+	got, err := Recv(fds[0])
+	if err != nil || string(got) != ErrorPrefix+"tasks: no space left on device" {
+		t.Fatalf("Recv = %q, %v; want the peer's last message", got, err)
+	}
+	if got, err := Recv(fds[0]); err != nil || len(got) != 0 {
+		t.Errorf("after it: %q, %v; want end of stream", got, err)
+	}
+}
