@@ -201,14 +201,41 @@ func TestInheritCpuset(t *testing.T) {
 	mustWrite(t, filepath.Join(parent, "cpuset.mems"), "0\n")
 	mustWrite(t, filepath.Join(child, "cpuset.cpus"), "")
 	mustWrite(t, filepath.Join(child, "cpuset.mems"), "")
-	if err := inheritCpuset([]string{child}); err != nil {
+	if err := inheritCpuset(child, []string{child}); err != nil {
 		t.Fatal(err)
 	}
-	if got := read(t, filepath.Join(child, "cpuset.cpus")); got != "0-3" {
-		t.Errorf("cpuset.cpus = %q", got)
+	checkCpuset(t, child, "0-3", "0")
+}
+
+// TestInheritCpusetFillsEmptyParents: a parent another tool made without
+// filling its cpuset (a pod's, made before its first container) gets its
+// own parent's, as runc gives it; a parent that has CPUs keeps them.
+func TestInheritCpusetFillsEmptyParents(t *testing.T) {
+	dir := t.TempDir()
+	top, pods, pod, ctr := filepath.Join(dir, "t"), filepath.Join(dir, "t/pods"), filepath.Join(dir, "t/pods/p"), filepath.Join(dir, "t/pods/p/c")
+	mustMkdir(t, ctr)
+	mustWrite(t, filepath.Join(top, "cpuset.cpus"), "0-1\n")
+	mustWrite(t, filepath.Join(top, "cpuset.mems"), "0\n")
+	for _, d := range []string{pods, pod, ctr} {
+		mustWrite(t, filepath.Join(d, "cpuset.cpus"), "\n")
+		mustWrite(t, filepath.Join(d, "cpuset.mems"), "\n")
 	}
-	if got := read(t, filepath.Join(child, "cpuset.mems")); got != "0" {
-		t.Errorf("cpuset.mems = %q", got)
+	mustWrite(t, filepath.Join(pods, "cpuset.cpus"), "1\n")
+	if err := inheritCpuset(ctr, []string{ctr}); err != nil {
+		t.Fatal(err)
+	}
+	checkCpuset(t, pods, "1", "0")
+	checkCpuset(t, pod, "1", "0")
+	checkCpuset(t, ctr, "1", "0")
+}
+
+func checkCpuset(t *testing.T, dir, cpus, mems string) {
+	t.Helper()
+	if got := strings.TrimSpace(read(t, filepath.Join(dir, "cpuset.cpus"))); got != cpus {
+		t.Errorf("%s: cpuset.cpus = %q; want %q", dir, got, cpus)
+	}
+	if got := strings.TrimSpace(read(t, filepath.Join(dir, "cpuset.mems"))); got != mems {
+		t.Errorf("%s: cpuset.mems = %q; want %q", dir, got, mems)
 	}
 }
 

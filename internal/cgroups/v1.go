@@ -68,7 +68,7 @@ func (m *v1) Create() error {
 			return err
 		}
 		if strings.Contains(ctrl, "cpuset") {
-			if err := inheritCpuset(made); err != nil {
+			if err := inheritCpuset(dir, made); err != nil {
 				return err
 			}
 		}
@@ -76,21 +76,42 @@ func (m *v1) Create() error {
 	return nil
 }
 
-// inheritCpuset fills cpuset.cpus and cpuset.mems of new cpuset cgroups from
-// their parents: on v1 they start empty and refuse tasks.
-func inheritCpuset(made []string) error {
-	for _, dir := range made {
-		for _, file := range []string{"cpuset.cpus", "cpuset.mems"} {
-			v, err := readFile(filepath.Dir(dir), file)
-			if err != nil {
-				return fmt.Errorf("reading parent %s: %w", file, err)
-			}
-			if err := writeFile(dir, file, v); err != nil {
-				return err
-			}
+// inheritCpuset gives dir, and every cgroup above it that has none, the
+// CPUs and memory nodes of the nearest ancestor that has them: on v1 a
+// cpuset cgroup starts empty and refuses tasks (ENOSPC), whether lkc made
+// it (made) or another tool made a parent without filling it, as a pod's
+// parent can be. runc fills such parents too. The ones made are known
+// empty and not read.
+func inheritCpuset(dir string, made []string) error {
+	isNew := map[string]bool{}
+	for _, d := range made {
+		isNew[d] = true
+	}
+	for _, file := range []string{"cpuset.cpus", "cpuset.mems"} {
+		if _, err := cpusetValue(dir, file, isNew); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// cpusetValue returns dir's file, copying its parent's into it first when
+// it is empty.
+func cpusetValue(dir, file string, isNew map[string]bool) (string, error) {
+	if !isNew[dir] {
+		v, err := readFile(dir, file)
+		if err != nil {
+			return "", fmt.Errorf("reading %s of %s: %w", file, dir, err)
+		}
+		if v != "" {
+			return v, nil
+		}
+	}
+	v, err := cpusetValue(filepath.Dir(dir), file, isNew)
+	if err != nil {
+		return "", err
+	}
+	return v, writeFile(dir, file, v)
 }
 
 func (m *v1) Placement() ([]string, string) {

@@ -195,3 +195,31 @@ func TestMigrateAbsoluteCgroupPath(t *testing.T) {
 	checkPlaced(t, initPid(b.e, id), func(cgHierarchy) string { return b.cgParent + "/" + id })
 	checkGone(t, "the source's cgroup parent made by lkc", func(cgHierarchy) string { return src })
 }
+
+// TestCgroupPathEmptyCpusetParent: a v1 cpuset parent made by another
+// tool without CPUs or memory nodes (a pod's parent made before its first
+// container) takes no task; lkc gives it its own parent's, as runc does,
+// instead of failing create with ENOSPC.
+func TestCgroupPathEmptyCpusetParent(t *testing.T) {
+	if cgroupV2() {
+		t.Skip("v2 cpusets are never empty: they use the parent's CPUs")
+	}
+	e := newEnv(t)
+	parent := e.keptCgroupParent("emptycpuset")
+	dir := filepath.Join("/sys/fs/cgroup/cpuset", parent)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := readTrim(t, filepath.Join(dir, "cpuset.cpus")); got != "" {
+		t.Fatalf("a new v1 cpuset has cpus %q; want none", got)
+	}
+	id, pid := e.runAt(func(id string) string { return parent + "/" + id })
+	checkPlaced(t, pid, func(cgHierarchy) string { return parent + "/" + id })
+	want := readTrim(t, filepath.Join(filepath.Dir(dir), "cpuset.effective_cpus"))
+	for _, d := range []string{dir, filepath.Join(dir, id)} {
+		if got := readTrim(t, filepath.Join(d, "cpuset.cpus")); got != want {
+			t.Errorf("%s: cpuset.cpus %q; want the parent's %q", d, got, want)
+		}
+	}
+	e.mustLkc("delete", "--force", id)
+}
