@@ -2,7 +2,8 @@
 // answers every container of the configured lkc roots with the series
 // names and labels cAdvisor uses, so dashboards built for cAdvisor work on
 // lkc containers. It reads internal/stats on each scrape and keeps nothing
-// between scrapes, and serves over net/http in the text exposition format.
+// between scrapes, and serves the text exposition format over its own small
+// HTTP/1.1 server (server.go says why not net/http).
 package metrics
 
 import (

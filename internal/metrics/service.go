@@ -1,13 +1,10 @@
 package metrics
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"os"
-	"time"
 
 	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/registry"
@@ -42,13 +39,9 @@ func (m *Service) Start(ctx context.Context, d *service.Deps) error {
 	if err != nil || l == nil {
 		return err
 	}
-	srv := &http.Server{Handler: m, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.logf("metrics: serving %s: %v", addr, err)
-		}
-	}()
-	context.AfterFunc(ctx, func() { srv.Close() })
+	srv := newServer(l, "/metrics", m.scrape, m.logf)
+	go srv.serve()
+	context.AfterFunc(ctx, srv.close)
 	d.Logf("metrics: serving http://%s/metrics", l.Addr())
 	return nil
 }
@@ -106,18 +99,9 @@ func (*Service) Adopt(*registry.Entry, *daemonapi.AdoptReply) error { return nil
 // Release has nothing to do either.
 func (*Service) Release(*registry.Entry) {}
 
-// ServeHTTP answers GET /metrics with a fresh read of every container of
-// metrics.roots and of the roots of the containers the daemon serves.
-func (m *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/metrics" {
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
+// scrape renders a fresh read of every container of metrics.roots and
+// of the roots of the containers the daemon serves.
+func (m *Service) scrape() []byte {
 	var cs []Container
 	for _, root := range m.allRoots() {
 		samples, err := stats.NewReader(root).Read()
@@ -129,10 +113,9 @@ func (m *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			cs = append(cs, Container{Root: root, Sample: s})
 		}
 	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	if err := Write(w, cs); err != nil && !errors.Is(err, os.ErrClosed) {
-		m.logf("metrics: writing to %s: %v", r.RemoteAddr, err)
-	}
+	var b bytes.Buffer
+	Write(&b, cs)
+	return b.Bytes()
 }
 
 func (m *Service) allRoots() []string {
