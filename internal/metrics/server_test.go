@@ -2,9 +2,11 @@ package metrics
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -187,10 +189,10 @@ func TestServerRefuses(t *testing.T) {
 }
 
 // A client that sends half a request holds only its own connection
-// (others are answered meanwhile) and only until the head timeout; an
-// idle connection ends at the idle timeout.
+// (another is answered while it stalls) and only until the head
+// timeout; an idle connection ends at the idle timeout.
 func TestServerSlowClient(t *testing.T) {
-	s, addr := startServer(t, func(s *server) { s.head, s.idle = 300*time.Millisecond, 600*time.Millisecond })
+	s, addr := startServer(t, func(s *server) { s.head, s.idle = 2*time.Second, 2500*time.Millisecond })
 	slow, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -206,13 +208,17 @@ func TestServerSlowClient(t *testing.T) {
 	if out := exchange(t, addr, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(out, "HTTP/1.1 200 ") {
 		t.Fatalf("while a client is slow: %q", out)
 	}
+	slow.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := slow.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the slow connection ended before the other was answered: %v", err)
+	}
 	for _, c := range []net.Conn{slow, idle} {
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if n, err := c.Read(make([]byte, 1)); err != io.EOF {
 			t.Errorf("a stalled connection: read %d, %v; want the server's close", n, err)
 		}
 	}
-	if d := time.Since(start); d < s.head || d > 4*time.Second {
+	if d := time.Since(start); d < s.head || d > 8*time.Second {
 		t.Errorf("stalled connections closed after %v, want the timeouts (%v, %v)", d, s.head, s.idle)
 	}
 }
