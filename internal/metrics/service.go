@@ -114,7 +114,7 @@ func (m *Service) scrape() []byte {
 		}
 	}
 	var b bytes.Buffer
-	Write(&b, cs)
+	Write(&b, cs) // a bytes.Buffer takes every write
 	return b.Bytes()
 }
 
