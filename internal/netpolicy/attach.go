@@ -11,9 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,15 +25,37 @@ const ownCgroupFile = "netpolicy-cgroup"
 // ErrNoCgroup2 says the host has no cgroup v2 hierarchy to attach to.
 var ErrNoCgroup2 = errors.New("needs a cgroup v2 hierarchy (pure v2, or v1 with the unified mount at /sys/fs/cgroup/unified)")
 
+// attachType is a cgroup sock_addr attach point (enum bpf_attach_type).
+type attachType uint32
+
 // hooks are the attach points of each hook, IPv4 then IPv6.
-var hooks = map[Hook][2]ebpf.AttachType{
-	Connect: {ebpf.AttachCGroupInet4Connect, ebpf.AttachCGroupInet6Connect},
-	Bind:    {ebpf.AttachCGroupInet4Bind, ebpf.AttachCGroupInet6Bind},
+var hooks = map[Hook][2]attachType{
+	Connect: {unix.BPF_CGROUP_INET4_CONNECT, unix.BPF_CGROUP_INET6_CONNECT},
+	Bind:    {unix.BPF_CGROUP_INET4_BIND, unix.BPF_CGROUP_INET6_BIND},
 }
 
 // sendmsg hooks carry the connect rules to UDP datagrams sent without a
 // connect.
-var sendmsg = [2]ebpf.AttachType{ebpf.AttachCGroupUDP4Sendmsg, ebpf.AttachCGroupUDP6Sendmsg}
+var sendmsg = [2]attachType{unix.BPF_CGROUP_UDP4_SENDMSG, unix.BPF_CGROUP_UDP6_SENDMSG}
+
+// String is the attach point's name as bpftool and ELF sections call it.
+func (t attachType) String() string {
+	switch t {
+	case unix.BPF_CGROUP_INET4_CONNECT:
+		return "connect4"
+	case unix.BPF_CGROUP_INET6_CONNECT:
+		return "connect6"
+	case unix.BPF_CGROUP_INET4_BIND:
+		return "bind4"
+	case unix.BPF_CGROUP_INET6_BIND:
+		return "bind6"
+	case unix.BPF_CGROUP_UDP4_SENDMSG:
+		return "sendmsg4"
+	case unix.BPF_CGROUP_UDP6_SENDMSG:
+		return "sendmsg6"
+	}
+	return fmt.Sprintf("attach type %d", uint32(t))
+}
 
 // CheckHost refuses, before anything is made, a host where a policy cannot
 // be enforced.
@@ -83,13 +102,16 @@ func attach(p *Policy, dir string) error {
 			if p.DefaultAllow && !p.has(hook) {
 				continue // every call of this hook is allowed
 			}
-			insns := p.compile(hook, fam == 1)
-			types := []ebpf.AttachType{at}
+			code, err := assemble(p.compile(hook, fam == 1))
+			if err != nil {
+				return fmt.Errorf("assembling the %s program: %w", at, err)
+			}
+			types := []attachType{at}
 			if hook == Connect {
 				types = append(types, sendmsg[fam])
 			}
 			for _, t := range types {
-				if err := load(cg, t, insns); err != nil {
+				if err := load(cg, t, code); err != nil {
 					return err
 				}
 			}
@@ -100,18 +122,13 @@ func attach(p *Policy, dir string) error {
 
 // load loads one program and attaches it to the cgroup cg. The attachment
 // holds the program: it stays until the cgroup is removed.
-func load(cg *os.File, t ebpf.AttachType, insns []asm.Instruction) error {
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type: ebpf.CGroupSockAddr, AttachType: t, Instructions: insns, License: "GPL",
-	})
+func load(cg *os.File, t attachType, code []byte) error {
+	prog, err := loadProg(uint32(t), code)
 	if err != nil {
 		return fmt.Errorf("loading the %s program: %w", t, err)
 	}
-	defer prog.Close()
-	err = link.RawAttachProgram(link.RawAttachProgramOptions{
-		Target: int(cg.Fd()), Program: prog, Attach: t, Flags: unix.BPF_F_ALLOW_MULTI,
-	})
-	if err != nil {
+	defer unix.Close(prog)
+	if err := attachProg(int(cg.Fd()), prog, uint32(t), unix.BPF_F_ALLOW_MULTI); err != nil {
 		return fmt.Errorf("attaching the %s program to %s: %w", t, cg.Name(), err)
 	}
 	return nil

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/testutil"
 )
@@ -73,7 +73,8 @@ func TestCheckHost(t *testing.T) {
 }
 
 // TestProgramsLoad has the kernel's verifier accept the programs of a
-// policy with every kind of rule, for each hook.
+// policy with every kind of rule, for each hook, and checks that their
+// fds are close-on-exec.
 func TestProgramsLoad(t *testing.T) {
 	testutil.RequiresRoot(t)
 	p, err := Parse("allow connect 10.1.2.3, deny connect 10.0.0.0/8 port 80-89, deny bind any port 22, allow bind ::1, deny connect fd00::/8 port 443, default deny")
@@ -82,11 +83,41 @@ func TestProgramsLoad(t *testing.T) {
 	}
 	for _, hook := range []Hook{Connect, Bind} {
 		for fam, at := range hooks[hook] {
-			prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.CGroupSockAddr, AttachType: at, Instructions: p.compile(hook, fam == 1), License: "GPL"})
+			code, err := assemble(p.compile(hook, fam == 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fd, err := loadProg(uint32(at), code)
 			if err != nil {
 				t.Fatalf("%v: %v", at, err)
 			}
-			prog.Close()
+			flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+			unix.Close(fd)
+			if err != nil || flags&unix.FD_CLOEXEC == 0 {
+				t.Errorf("%v: fd flags %#x, %v: not close-on-exec", at, flags, err)
+			}
 		}
+	}
+}
+
+// TestVerifierRefusal: a program the verifier refuses fails to load with
+// the verifier's reason in the error.
+func TestVerifierRefusal(t *testing.T) {
+	testutil.RequiresRoot(t)
+	// A load past the end of struct bpf_sock_addr.
+	code, err := assemble([]insn{loadWord(r0, r1, 4096), exit()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := loadProg(unix.BPF_CGROUP_INET4_CONNECT, code)
+	if err == nil {
+		unix.Close(fd)
+		t.Fatal("loaded")
+	}
+	if !strings.Contains(err.Error(), "verifier: invalid bpf_context access") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("error %q, want the verifier's reason on one line", err)
+	}
+	if testing.Verbose() {
+		t.Log(err)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
 )
 
 // Offsets in struct bpf_sock_addr, the context of the hooks.
@@ -27,8 +27,8 @@ const (
 // In the IPv6 program an IPv4 rule also matches the IPv4-mapped address
 // (::ffff:a.b.c.d), which an IPv6 socket can connect to; otherwise such a
 // socket would pass by IPv4 rules.
-func (p *Policy) compile(hook Hook, v6 bool) asm.Instructions {
-	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
+func (p *Policy) compile(hook Hook, v6 bool) []insn {
+	insns := []insn{movReg(r6, r1)}
 	n := 0
 	for _, r := range p.Rules {
 		if r.Hook != hook || (!v6 && r.Prefix.IsValid() && r.Prefix.Addr().Is6()) {
@@ -40,10 +40,10 @@ func (p *Policy) compile(hook Hook, v6 bool) asm.Instructions {
 		if r.Prefix.IsValid() {
 			insns = append(insns, addrCheck(r.Prefix, v6, next)...)
 		}
-		insns = append(insns, asm.Mov.Imm(asm.R0, verdict(r.Allow)), asm.Return())
-		insns = append(insns, asm.Mov.Imm(asm.R0, 0).WithSymbol(next))
+		insns = append(insns, movImm(r0, verdict(r.Allow)), exit())
+		insns = append(insns, movImm(r0, 0).at(next))
 	}
-	return append(insns, asm.Mov.Imm(asm.R0, verdict(p.DefaultAllow)), asm.Return())
+	return append(insns, movImm(r0, verdict(p.DefaultAllow)), exit())
 }
 
 // has says whether p has a rule for hook.
@@ -64,22 +64,22 @@ func verdict(allow bool) int32 {
 }
 
 // portCheck jumps to next unless the port is in r's range.
-func portCheck(r Rule, next string) asm.Instructions {
+func portCheck(r Rule, next string) []insn {
 	if r.PortLo == 0 {
 		return nil
 	}
-	return asm.Instructions{
-		asm.LoadMem(asm.R2, asm.R6, offPort, asm.Word),
-		asm.HostTo(asm.BE, asm.R2, asm.Half),
-		asm.JLT.Imm32(asm.R2, int32(r.PortLo), next),
-		asm.JGT.Imm32(asm.R2, int32(r.PortHi), next),
+	return []insn{
+		loadWord(r2, r6, offPort),
+		toBE16(r2),
+		jmpImm32(unix.BPF_JLT, r2, int32(r.PortLo), next),
+		jmpImm32(unix.BPF_JGT, r2, int32(r.PortHi), next),
 	}
 }
 
 // addrCheck jumps to next unless the address is in pfx. The words are
 // compared as loaded, in network order, against the prefix's bytes read
 // the same way.
-func addrCheck(pfx netip.Prefix, v6 bool, next string) asm.Instructions {
+func addrCheck(pfx netip.Prefix, v6 bool, next string) []insn {
 	var addr, mask [16]byte
 	off := int16(offIP4)
 	if v6 {
@@ -106,17 +106,17 @@ func addrCheck(pfx netip.Prefix, v6 bool, next string) asm.Instructions {
 	if v6 {
 		words = 4
 	}
-	var insns asm.Instructions
+	var insns []insn
 	for w := 0; w < words; w++ {
 		m := binary.NativeEndian.Uint32(mask[4*w:])
 		if m == 0 {
 			continue
 		}
-		insns = append(insns, asm.LoadMem(asm.R2, asm.R6, off+int16(4*w), asm.Word))
+		insns = append(insns, loadWord(r2, r6, off+int16(4*w)))
 		if m != 0xffffffff {
-			insns = append(insns, asm.And.Imm32(asm.R2, int32(m)))
+			insns = append(insns, andImm32(r2, int32(m)))
 		}
-		insns = append(insns, asm.JNE.Imm32(asm.R2, int32(binary.NativeEndian.Uint32(addr[4*w:])), next))
+		insns = append(insns, jmpImm32(unix.BPF_JNE, r2, int32(binary.NativeEndian.Uint32(addr[4*w:])), next))
 	}
 	return insns
 }

@@ -1,0 +1,165 @@
+package netpolicy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"testing"
+	"unsafe"
+
+	"github.com/cilium/ebpf/asm"
+)
+
+// The oracle: the programs as lkc built them with cilium/ebpf's
+// assembler before it had its own, which tests (only) still link.
+
+func ciliumCompile(p *Policy, hook Hook, v6 bool) asm.Instructions {
+	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
+	n := 0
+	for _, r := range p.Rules {
+		if r.Hook != hook || (!v6 && r.Prefix.IsValid() && r.Prefix.Addr().Is6()) {
+			continue
+		}
+		next := fmt.Sprintf("rule%d", n)
+		n++
+		if r.PortLo != 0 {
+			insns = append(insns,
+				asm.LoadMem(asm.R2, asm.R6, offPort, asm.Word),
+				asm.HostTo(asm.BE, asm.R2, asm.Half),
+				asm.JLT.Imm32(asm.R2, int32(r.PortLo), next),
+				asm.JGT.Imm32(asm.R2, int32(r.PortHi), next))
+		}
+		if r.Prefix.IsValid() {
+			insns = append(insns, ciliumAddrCheck(r.Prefix, v6, next)...)
+		}
+		insns = append(insns, asm.Mov.Imm(asm.R0, verdict(r.Allow)), asm.Return())
+		insns = append(insns, asm.Mov.Imm(asm.R0, 0).WithSymbol(next))
+	}
+	return append(insns, asm.Mov.Imm(asm.R0, verdict(p.DefaultAllow)), asm.Return())
+}
+
+func ciliumAddrCheck(pfx netip.Prefix, v6 bool, next string) asm.Instructions {
+	var addr, mask [16]byte
+	off := int16(offIP4)
+	if v6 {
+		off = offIP6
+	}
+	bits := pfx.Bits()
+	if pfx.Addr().Is4() {
+		a := pfx.Addr().As4()
+		if v6 {
+			copy(addr[10:12], []byte{0xff, 0xff})
+			copy(addr[12:], a[:])
+			bits += 96
+		} else {
+			copy(addr[:4], a[:])
+		}
+	} else {
+		addr = pfx.Addr().As16()
+	}
+	for i := 0; i < bits; i++ {
+		mask[i/8] |= 0x80 >> (i % 8)
+	}
+	words := 1
+	if v6 {
+		words = 4
+	}
+	var insns asm.Instructions
+	for w := 0; w < words; w++ {
+		m := binary.NativeEndian.Uint32(mask[4*w:])
+		if m == 0 {
+			continue
+		}
+		insns = append(insns, asm.LoadMem(asm.R2, asm.R6, off+int16(4*w), asm.Word))
+		if m != 0xffffffff {
+			insns = append(insns, asm.And.Imm32(asm.R2, int32(m)))
+		}
+		insns = append(insns, asm.JNE.Imm32(asm.R2, int32(binary.NativeEndian.Uint32(addr[4*w:])), next))
+	}
+	return insns
+}
+
+// ciliumBytes resolves the jumps of insns, as ebpf.NewProgram does, and
+// marshals them.
+func ciliumBytes(t *testing.T, insns asm.Instructions) []byte {
+	t.Helper()
+	offs, err := insns.SymbolOffsets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range insns {
+		if ref := insns[i].Reference(); ref != "" {
+			insns[i].Offset = int16(offs[ref] - i - 1)
+		}
+	}
+	var bo binary.ByteOrder = binary.BigEndian // cilium wants a named order
+	if littleEndian {
+		bo = binary.LittleEndian
+	}
+	var b bytes.Buffer
+	if err := insns.Marshal(&b, bo); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestEncodingMatchesCilium: lkc's encoder gives, byte for byte, the
+// programs cilium/ebpf's assembler gives, for every kind of rule.
+func TestEncodingMatchesCilium(t *testing.T) {
+	for _, v := range []string{
+		"default deny",
+		"deny connect any",
+		"allow connect 10.1.2.3, deny connect 10.0.0.0/8 port 80-89, deny bind any port 22, allow bind ::1, deny connect fd00::/8 port 443, default deny",
+		"deny connect 0.0.0.0/0 port 1-65535, allow connect 192.168.0.0/17, deny connect 2001:db8::/33 port 53, deny bind 255.255.255.255",
+		"allow connect ::/0, deny connect ::ffff:0:0/96, deny bind 127.0.0.0/8 port 1-1023, allow bind fe80::1:2:3:4/127",
+	} {
+		p, err := Parse(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, hook := range []Hook{Connect, Bind} {
+			for _, v6 := range []bool{false, true} {
+				got, err := assemble(p.compile(hook, v6))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := ciliumBytes(t, ciliumCompile(p, hook, v6))
+				if !bytes.Equal(got, want) {
+					t.Errorf("%q hook %v v6 %v:\n got %x\nwant %x", v, hook, v6, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestAsmUndefinedLabel: a jump to nowhere is an error, not a jump to
+// the next instruction.
+func TestAsmUndefinedLabel(t *testing.T) {
+	if _, err := assemble([]insn{jmpImm32(0x50, r2, 1, "nowhere"), exit()}); err == nil {
+		t.Error("no error")
+	}
+}
+
+// TestAttrLayout pins the bpf_attr members to the offsets of
+// include/uapi/linux/bpf.h.
+func TestAttrLayout(t *testing.T) {
+	var l progLoadAttr
+	var a progAttachAttr
+	for name, c := range map[string][2]uintptr{
+		"insns":                {unsafe.Offsetof(l.insns), 8},
+		"license":              {unsafe.Offsetof(l.license), 16},
+		"log_level":            {unsafe.Offsetof(l.logLevel), 24},
+		"log_buf":              {unsafe.Offsetof(l.logBuf), 32},
+		"prog_name":            {unsafe.Offsetof(l.progName), 48},
+		"expected_attach_type": {unsafe.Offsetof(l.expectedAttachType), 68},
+		"sizeof load":          {unsafe.Sizeof(l), 72},
+		"attach_type":          {unsafe.Offsetof(a.attachType), 8},
+		"attach_flags":         {unsafe.Offsetof(a.attachFlags), 12},
+		"sizeof attach":        {unsafe.Sizeof(a), 20},
+	} {
+		if c[0] != c[1] {
+			t.Errorf("%s: %d, want %d", name, c[0], c[1])
+		}
+	}
+}
