@@ -1,0 +1,122 @@
+package netpolicy
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/testutil"
+)
+
+// helperEnv makes the test binary run sockHelper instead of the tests.
+const helperEnv = "LKC_NETPOLICY_HELPER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		sockHelper()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// sockHelper waits for a line on stdin (it is in the cgroup by then),
+// then tries each socket call and prints its errno (0 when it worked).
+func sockHelper() {
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	lo := [4]byte{127, 0, 0, 1}
+	try := func(name string, typ int, f func(fd int) error) {
+		fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
+		if err == nil {
+			err = f(fd)
+			unix.Close(fd)
+		}
+		errno, _ := err.(unix.Errno)
+		fmt.Printf("%s %d\n", name, errno)
+	}
+	for _, port := range []int{81, 80} {
+		to := &unix.SockaddrInet4{Port: port, Addr: lo}
+		try("sendto"+strconv.Itoa(port), unix.SOCK_DGRAM, func(fd int) error { return unix.Sendto(fd, []byte("x"), 0, to) })
+	}
+	for _, port := range []int{82, 83} {
+		at := &unix.SockaddrInet4{Port: port, Addr: lo}
+		try("bind"+strconv.Itoa(port), unix.SOCK_STREAM, func(fd int) error { return unix.Bind(fd, at) })
+	}
+}
+
+// TestEnforce attaches a policy to a cgroup of its own, as create does,
+// and checks in a process there that the kernel runs the programs: UDP
+// datagrams sent without a connect to a denied port, and binds of a
+// denied port, fail with EPERM; their neighbours work.
+func TestEnforce(t *testing.T) {
+	testutil.RequiresRoot(t)
+	p, err := Parse("deny connect 127.0.0.0/8 port 81, deny bind any port 82")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := false
+	t.Cleanup(func() {
+		if !waited {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+
+	stateDir := t.TempDir()
+	if v2, _ := os.Stat("/sys/fs/cgroup/cgroup.controllers"); v2 != nil {
+		self, err := selfUnified()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join("/sys/fs/cgroup", self, "lkc-netpolicy-test-"+strconv.Itoa(os.Getpid()))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(dir) })
+		if err := Enforce(p, stateDir, 0, dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := Join(dir, cmd.Process.Pid); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		if err := CheckHost(""); err != nil {
+			t.Skip(err)
+		}
+		t.Cleanup(func() {
+			if err := Release(stateDir); err != nil {
+				t.Error(err)
+			}
+		})
+		if err := Enforce(p, stateDir, cmd.Process.Pid, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdin.Write([]byte("go\n"))
+	err = cmd.Wait()
+	waited = true
+	if err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+	want := fmt.Sprintf("sendto81 %d\nsendto80 0\nbind82 %d\nbind83 0\n", unix.EPERM, unix.EPERM)
+	if out.String() != want {
+		t.Errorf("got\n%swant\n%s", out.String(), want)
+	}
+}
