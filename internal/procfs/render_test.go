@@ -180,9 +180,9 @@ func TestCpuinfoAndOnline(t *testing.T) {
 	}
 }
 
-// TestCpusetVisible shows every CPU of the cpuset, with cpuacct's own
-// per-CPU split, when no quota narrows it.
-func TestCpusetVisible(t *testing.T) {
+// twoCPUFixture is a v1 container with no CPU quota on a host with CPUs
+// 0-1 online (others skip).
+func twoCPUFixture(t *testing.T) *fixture {
 	f := newFixture(t)
 	f.v1()
 	online := strings.TrimSpace(hostFile(t, "sys/devices/system/cpu/online"))
@@ -190,6 +190,13 @@ func TestCpusetVisible(t *testing.T) {
 		t.Skipf("needs 2 CPUs online; this host has %s", online)
 	}
 	f.write("sys/fs/cgroup/cpu,cpuacct/ctr/cpu.cfs_quota_us", "-1\n")
+	return f
+}
+
+// TestCpusetVisible shows every CPU of the cpuset, with cpuacct's own
+// per-CPU split, when no quota narrows it.
+func TestCpusetVisible(t *testing.T) {
+	f := twoCPUFixture(t)
 	if got := f.render("sys/devices/system/cpu/online"); got != "0-1\n" {
 		t.Errorf("online = %q; want 0-1", got)
 	}
@@ -214,13 +221,7 @@ func TestCpusetVisible(t *testing.T) {
 // cgroups at most once per cacheFor, and a change of the limits shows
 // after it.
 func TestCPUViewKeptForCacheFor(t *testing.T) {
-	f := newFixture(t)
-	f.v1()
-	online := strings.TrimSpace(hostFile(t, "sys/devices/system/cpu/online"))
-	if online != "0-1" {
-		t.Skipf("needs 2 CPUs online; this host has %s", online)
-	}
-	f.write("sys/fs/cgroup/cpu,cpuacct/ctr/cpu.cfs_quota_us", "-1\n")
+	f := twoCPUFixture(t)
 	if got := f.render("sys/devices/system/cpu/online"); got != "0-1\n" {
 		t.Fatalf("online = %q; want 0-1", got)
 	}
