@@ -207,9 +207,7 @@ func adoptIn(root, id string, cfg *config.Config) (*adoption, error) {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 	ms := procMounts(reply)
-	if os.Getenv("XNOPRE") == "" {
-		go lookUp(ms)
-	}
+	go lookUp(ms)
 	cfg.Mounts = append(cfg.Mounts, ms...)
 	return a, nil
 }
