@@ -102,13 +102,15 @@ type task struct {
 }
 
 // better says whether t is a better victim than o: never init while
-// another exists, then the largest or the newest.
+// another exists, then the largest or the newest. Start times count clock
+// ticks (10 ms), so a shell and the child it forked at once tie; the higher
+// pid is then the younger (pids are handed out in increasing order).
 func (t *task) better(o *task, k Kind) bool {
 	if t.init != o.init {
 		return !t.init
 	}
 	if k == KillNewest {
-		return t.start > o.start
+		return t.start > o.start || t.start == o.start && t.pid > o.pid
 	}
 	return t.rss > o.rss
 }

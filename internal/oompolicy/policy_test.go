@@ -87,6 +87,10 @@ func TestVictimChoice(t *testing.T) {
 	if got := pick(KillNewest, init, big, young); got != 3 {
 		t.Errorf("kill-newest chose %d, want 3", got)
 	}
+	shell, child := &task{pid: 40, rss: 10, start: 9}, &task{pid: 41, rss: 10, start: 9}
+	if got := pick(KillNewest, child, shell); got != 41 {
+		t.Errorf("kill-newest among two started in one tick chose %d, want the higher pid 41", got)
+	}
 	if got := pick(KillLargest, init); got != 1 {
 		t.Errorf("init alone: chose %d, want init", got)
 	}
