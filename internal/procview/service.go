@@ -61,11 +61,16 @@ type Service struct {
 
 // view is one served slot.
 type view struct {
-	mu    sync.Mutex // guards c
+	mu    sync.Mutex // guards c and unready
 	gen   uint64
 	entry *registry.Entry
 	c     *procfs.Container // from the container's state, once it has one
-	load  procfs.Load
+	// unready is the version of the state file that had no init yet:
+	// while it stays, resolve does not decode it again (the CLI looks the
+	// files up, or clones them, before create records init: each LOOKUP
+	// resolves).
+	unready registry.Stamp
+	load    procfs.Load
 }
 
 var _ service.Service = (*Service)(nil)
@@ -322,14 +327,24 @@ func (s *Service) container(n int, gen uint64) (*procfs.Container, bool) {
 	return v.resolve()
 }
 
+// loadState reads a served container's state (tests count the reads).
+var loadState = (*registry.Entry).LoadState
+
 func (v *view) resolve() (*procfs.Container, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.c != nil {
 		return v.c, true
 	}
-	st, err := v.entry.LoadState()
+	stamp, stamped := v.entry.StateStamp()
+	if stamped && stamp == v.unready {
+		return nil, false
+	}
+	st, err := loadState(v.entry)
 	if err != nil || st.InitPid == 0 {
+		if stamped {
+			v.unready = stamp
+		}
 		return nil, false
 	}
 	c, err := procfs.ContainerFromState(st)

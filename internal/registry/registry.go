@@ -17,6 +17,8 @@ import (
 	"sort"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lkc-containers/lkc/internal/hostconf"
 	"github.com/lkc-containers/lkc/internal/state"
 )
@@ -46,6 +48,26 @@ func (e *Entry) LoadState() (*state.State, error) {
 	}
 	defer d.Close()
 	return d.Load()
+}
+
+// Stamp identifies one version of a container's state file: the file is
+// only ever replaced whole (a new inode), and each version's size and
+// change time are its own.
+type Stamp struct {
+	ino, size int64
+	ctime     unix.Timespec
+}
+
+// StateStamp returns the stamp of the container's state file as it is
+// now, or false when it has none: a reader that found nothing it needs in
+// one version skips decoding it again (a stat against a decode of the
+// whole config).
+func (e *Entry) StateStamp() (Stamp, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(state.FilePath(e.Root, e.ID), &st); err != nil {
+		return Stamp{}, false
+	}
+	return Stamp{ino: int64(st.Ino), size: st.Size, ctime: st.Ctim}, true
 }
 
 type key struct{ root, id string }

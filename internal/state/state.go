@@ -146,6 +146,10 @@ func Peek(root, id string) (*Dir, error) {
 	return open(root, id, false, -1)
 }
 
+// FilePath is the state file of container id under root, for a reader
+// that watches it change (it is only ever replaced whole).
+func FilePath(root, id string) string { return filepath.Join(root, id, stateFile) }
+
 // open locks the directory with flags added to the lock operation; -1
 // opens it without a lock.
 func open(root, id string, exclusive bool, flags int) (*Dir, error) {
