@@ -12,6 +12,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/hostconf"
+	"github.com/lkc-containers/lkc/internal/mount"
 	"github.com/lkc-containers/lkc/internal/oompolicy"
 	"github.com/lkc-containers/lkc/internal/seccompagent"
 	"github.com/lkc-containers/lkc/internal/state"
@@ -28,6 +29,11 @@ type adoption struct {
 	answered chan struct{}
 	reply    *daemonapi.AdoptReply
 	err      error
+	// made are the detached mounts of the view's files (cloneAll), by the
+	// index of their source in the reply's mounts; cloned is closed once
+	// they are made.
+	made   []*os.File
+	cloned chan struct{}
 }
 
 // answer waits for an adopt sent ahead and says whether the daemon took
@@ -90,7 +96,7 @@ func adopt(o *container.CreateOpts) (*adoption, error) {
 		// needed before init starts anyway.
 		return adoptIn(o.Root, o.ID, o.Config)
 	}
-	a := &adoption{dir: conf.DaemonDirectory(), root: o.Root, id: o.ID, answered: make(chan struct{})}
+	a := &adoption{dir: conf.DaemonDirectory(), root: o.Root, id: o.ID, answered: make(chan struct{}), cloned: make(chan struct{})}
 	var agent *daemonapi.SeccompReply
 	if f.Proc && conf.ProcSysinfo {
 		agent = &daemonapi.SeccompReply{Path: filepath.Join(a.dir, seccompagent.SocketName), Metadata: o.Root}
@@ -108,23 +114,77 @@ func adopt(o *container.CreateOpts) (*adoption, error) {
 		}
 		close(a.answered)
 		if a.err == nil {
-			lookUp(procMounts(a.reply))
+			a.made = cloneAll(procMounts(a.reply))
 		}
+		close(a.cloned)
 	}()
-	o.Served = func(cfg *config.Config) error {
+	o.Served = func(cfg *config.Config) (container.Made, error) {
 		defer steplog.Step("create: the daemon's answer")()
 		<-a.answered
 		if a.err != nil {
-			return a.err
+			return container.Made{}, a.err
 		}
 		a.gen = a.reply.Gen
+		made := a.madeAt(len(cfg.Mounts))
 		if !sameAgent(agent, a.reply.Seccomp) {
-			return fmt.Errorf("container %s: the lkc daemon's seccomp agent (%+v) is not the one lkc.conf names (%+v): run lkc daemon reload", o.ID, a.reply.Seccomp, agent)
+			return made, fmt.Errorf("container %s: the lkc daemon's seccomp agent (%+v) is not the one lkc.conf names (%+v): run lkc daemon reload", o.ID, a.reply.Seccomp, agent)
 		}
 		cfg.Mounts = append(cfg.Mounts, procMounts(a.reply)...)
-		return nil
+		return made, nil
 	}
 	return a, nil
+}
+
+// madeAt returns the view's mounts being made, for a config whose first
+// n mounts are its own.
+func (a *adoption) madeAt(n int) container.Made {
+	m := container.Made{Wait: func() map[int]*os.File {
+		<-a.cloned
+		made := map[int]*os.File{}
+		for i, f := range a.made {
+			if f != nil {
+				made[n+i] = f
+			}
+		}
+		return made
+	}}
+	for i := range procMounts(a.reply) {
+		m.At = append(m.At, n+i)
+	}
+	return m
+}
+
+// cloneAll makes a detached mount of each source of ms with its flags, as
+// init would bind it, while create goes on (init's start, the cgroup, then
+// init's namespaces and its own mounts); init then moves them into the
+// container (Served), and neither walks the daemon's FUSE view nor asks
+// its worker anything. Each
+// first LOOKUP of a name there is a round trip to the worker, which
+// answers a file's with its size; made before the container has a state,
+// the look-up gets the host's file as a stand-in the kernel does not keep:
+// the container's first read renders its own. A source that cannot be
+// cloned gets nil, and init binds it. Each directory is walked once: the
+// slot's, which the server keeps volatile, costs a LOOKUP and a GETATTR at
+// each walk.
+func cloneAll(ms []config.Mount) []*os.File {
+	made := make([]*os.File, len(ms))
+	dirs := map[string]int{}
+	for i, m := range ms {
+		dir, name := filepath.Split(m.Source)
+		fd, ok := dirs[dir]
+		if !ok {
+			var err error
+			if fd, err = unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+				continue
+			}
+			defer unix.Close(fd)
+			dirs[dir] = fd
+		}
+		if f, err := mount.Clone(fd, name, m.Flags); err == nil {
+			made[i] = f // else init binds it
+		}
+	}
+	return made
 }
 
 // viewMounted says whether the daemon in dir has its /proc view mounted,

@@ -42,7 +42,37 @@ type CreateOpts struct {
 	// daemon serves to the config (its /proc view's mounts). Create calls
 	// it just before it sends init the config, so that the daemon's work
 	// overlaps init's start and the cgroup's; its error fails the create.
-	Served func(cfg *config.Config) error
+	// What it returns are the mounts the caller makes for init.
+	Served func(cfg *config.Config) (Made, error)
+}
+
+// Made are mounts of the config that the caller makes for init while
+// create goes on (initproc.Message.Detached): At lists their indexes in
+// the config's mounts, Wait returns those made (detached, flags set), by
+// index, once they are. Create sends them to init, which moves them into
+// place, and closes them.
+type Made struct {
+	At   []int
+	Wait func() map[int]*os.File
+}
+
+// send sends init on sock the mounts made, or none when sock is -1 (create
+// failed), and closes them.
+func (m Made) send(sock int) error {
+	if len(m.At) == 0 {
+		return nil
+	}
+	defer steplog.Step("create: send the mounts made")()
+	made := m.Wait()
+	defer func() {
+		for _, f := range made {
+			f.Close()
+		}
+	}()
+	if sock < 0 {
+		return nil
+	}
+	return initproc.SendDetached(sock, made)
 }
 
 // Create creates a container whose init waits for Start. On failure nothing
@@ -113,10 +143,18 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var made Made
 	if o.Served != nil {
-		if err := o.Served(cfg); err != nil {
+		made, err = o.Served(cfg)
+		defer func() {
+			if err != nil {
+				made.send(-1)
+			}
+		}()
+		if err != nil {
 			return nil, err
 		}
+		is.msg.Detached = made.At
 	}
 	end := steplog.Step("create: init namespaces and config")
 	pid, err := p.place(&is)
@@ -129,6 +167,11 @@ func create(o CreateOpts) (_ *Container, err error) {
 	end = steplog.Step("create: record init")
 	err = b.RecordInit(pid, o.PidFile)
 	end()
+	if err != nil {
+		return nil, err
+	}
+	err = made.send(p.sock)
+	made = Made{}
 	if err != nil {
 		return nil, err
 	}

@@ -215,14 +215,24 @@ func buildRoot(sync int, msg *Message) error {
 		CallerNS:    callerNS,
 		NewCgroupNS: c.NewNamespace("cgroup"),
 		CgroupPaths: msg.CgroupPaths,
+		MadeAt:      msg.Detached,
 	}
-	if err := mount.PrepareRoot(c, env); err != nil {
+	var made map[int]*os.File
+	env.Made = func() (map[int]*os.File, error) {
+		var err error
+		made, err = recvDetached(sync, msg.Detached)
+		return made, err
+	}
+	err := mount.PrepareRoot(c, env)
+	for _, f := range made {
+		f.Close() // moved into the container, or unused: then dissolved
+	}
+	if err != nil {
 		return err
 	}
 	if err := createHooks(sync, msg); err != nil {
 		return err
 	}
-	var err error
 	if callerNS {
 		err = mount.Chroot(c.Rootfs)
 	} else {

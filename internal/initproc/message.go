@@ -9,6 +9,8 @@ package initproc
 
 import (
 	"fmt"
+	"os"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -49,6 +51,15 @@ type Message struct {
 	// SeccompState is what init sends the seccomp listener with the notify
 	// fd: the container process state (pid as the host sees it).
 	SeccompState []byte
+	// Detached lists the indexes in Config.Mounts of the mounts that may
+	// come made: after the message the parent sends one record
+	// (SendDetached) naming those it made, detached mounts (open_tree
+	// clones, their flags set) sent with it as fds. Init waits for it at
+	// the first such mount, moves each made one onto its destination and
+	// mounts the others from their source. The parent makes those of the
+	// daemon's /proc view, so init walks none of its FUSE paths, while
+	// init mounts the config's first.
+	Detached []int
 }
 
 // messageVersion starts every encoded Message. Both ends are the same
@@ -94,16 +105,27 @@ const ErrorPrefix = "error "
 // megabytes of env or annotations is sent in several.
 const maxRecord = 128 << 10
 
+// maxFiles is the most fds one message carries.
+const maxFiles = 32
+
 // Send sends msg as one message that Recv reassembles: records of
 // maxRecord bytes, then a shorter one (empty if need be) that ends it.
 // A message below maxRecord, every message of an ordinary start, is one
-// record as before.
-func Send(fd int, msg []byte) error {
+// record as before. files (at most maxFiles) go with the first record.
+func Send(fd int, msg []byte, files ...int) error {
+	if len(files) > maxFiles {
+		return fmt.Errorf("%d fds in one message, at most %d", len(files), maxFiles)
+	}
+	var oob []byte
+	if len(files) > 0 {
+		oob = unix.UnixRights(files...)
+	}
 	for {
 		n := min(len(msg), maxRecord)
-		if err := unix.Sendmsg(fd, msg[:n], nil, nil, 0); err != nil {
+		if err := unix.Sendmsg(fd, msg[:n], oob, nil, 0); err != nil {
 			return err
 		}
+		oob = nil
 		if n < maxRecord {
 			return nil
 		}
@@ -114,29 +136,61 @@ func Send(fd int, msg []byte) error {
 // Recv reads one whole message from a SOCK_SEQPACKET socket, however long,
 // joining the records of one that Send split.
 func Recv(fd int) ([]byte, error) {
-	var msg []byte
-	for {
-		rec, err := recvRecord(fd)
+	msg, files, err := recvFiles(fd)
+	closeAll(files) // only SendDetached's record carries fds
+	return msg, err
+}
+
+// recvFiles is Recv that also returns the fds sent with the message
+// (close-on-exec).
+func recvFiles(fd int) (msg []byte, files []int, err error) {
+	oob := make([]byte, unix.CmsgSpace(maxFiles*4))
+	defer func() {
 		if err != nil {
-			return nil, err
+			closeAll(files)
+			files = nil
+		}
+	}()
+	for {
+		rec, fds, err := recvRecord(fd, oob)
+		files = append(files, fds...)
+		if err != nil {
+			return nil, files, err
 		}
 		if msg == nil && len(rec) < maxRecord {
-			return rec, nil
+			return rec, files, nil
 		}
 		msg = append(msg, rec...)
 		if len(rec) < maxRecord {
-			return msg, nil
+			return msg, files, nil
 		}
 	}
 }
 
-// recvRecord reads one record, sized first by a peek.
+// inRange says whether every index is in [0, n).
+func inRange(indexes []int, n int) bool {
+	for _, i := range indexes {
+		if i < 0 || i >= n {
+			return false
+		}
+	}
+	return true
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+// recvRecord reads one record, sized first by a peek, and the fds sent
+// with it into oob.
 //
 // A peer that exits with our messages unread leaves ECONNRESET on the
 // socket, and the kernel reports it (once) before the records the peer sent
 // first: init's last word, the error naming what failed, is still queued
 // behind it. So ECONNRESET is read past once.
-func recvRecord(fd int) ([]byte, error) {
+func recvRecord(fd int, oob []byte) ([]byte, []int, error) {
 	reset := false
 	for {
 		n, _, err := unix.Recvfrom(fd, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
@@ -145,15 +199,40 @@ func recvRecord(fd int) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		buf := make([]byte, n)
-		n, _, err = unix.Recvfrom(fd, buf, 0)
+		n, oobn, flags, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
 		if err == unix.EINTR {
 			continue
 		}
-		return buf[:n], err
+		if err != nil {
+			return nil, nil, err
+		}
+		fds, err := rights(oob[:oobn])
+		if err == nil && flags&unix.MSG_CTRUNC != 0 {
+			err = fmt.Errorf("more than %d fds with one message", maxFiles)
+		}
+		return buf[:n], fds, err
 	}
+}
+
+// rights returns the fds of the SCM_RIGHTS messages in oob.
+func rights(oob []byte) ([]int, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("parsing control message: %w", err)
+	}
+	var fds []int
+	for _, m := range msgs {
+		if f, err := unix.ParseUnixRights(&m); err == nil {
+			fds = append(fds, f...)
+		}
+	}
+	return fds, nil
 }
 
 func recvMessage(fd int) (*Message, error) {
@@ -168,5 +247,53 @@ func recvMessage(fd int) (*Message, error) {
 	if err := m.UnmarshalBinary(data); err != nil {
 		return nil, fmt.Errorf("decoding config from parent: %w", err)
 	}
+	if m.Config != nil && !inRange(m.Detached, len(m.Config.Mounts)) {
+		return nil, fmt.Errorf("config from parent: detached mounts %v past its %d mounts", m.Detached, len(m.Config.Mounts))
+	}
 	return &m, nil
+}
+
+// SendDetached sends init the mounts made of those Message.Detached
+// names, by index in Config.Mounts (none: init mounts them all).
+func SendDetached(fd int, made map[int]*os.File) error {
+	var w pack.Writer
+	var fds []int
+	w.Uint(uint64(len(made)))
+	for i, f := range made {
+		w.Uint(uint64(i))
+		fds = append(fds, int(f.Fd()))
+	}
+	if err := Send(fd, w.Bytes(), fds...); err != nil {
+		return fmt.Errorf("sending init %d mounts: %w", len(fds), err)
+	}
+	return nil
+}
+
+// recvDetached reads SendDetached's record: the mounts made, by index,
+// each one of allowed (Message.Detached).
+func recvDetached(fd int, allowed []int) (map[int]*os.File, error) {
+	data, fds, err := recvFiles(fd)
+	if err != nil {
+		return nil, fmt.Errorf("reading the mounts made from parent: %w", err)
+	}
+	r := pack.NewReader(data)
+	indexes := make([]int, r.Uint())
+	for k := range indexes {
+		indexes[k] = int(r.Uint())
+	}
+	made := make(map[int]*os.File, len(fds))
+	for k, fd := range fds {
+		if k < len(indexes) {
+			made[indexes[k]] = os.NewFile(uintptr(fd), "detached mount")
+		}
+	}
+	ok := r.Err() == nil && len(indexes) == len(fds) && len(made) == len(fds)
+	for i := range made {
+		ok = ok && slices.Contains(allowed, i)
+	}
+	if !ok {
+		closeAll(fds)
+		return nil, fmt.Errorf("mounts made from parent: %d fds for mounts %v, not each one of %v once (%v)", len(fds), indexes, allowed, r.Err())
+	}
+	return made, nil
 }

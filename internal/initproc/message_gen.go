@@ -11,5 +11,5 @@ import (
 
 // PackFieldsMessage lists the fields of a Message as the init handshake carries them.
 func PackFieldsMessage(v *Message) []pack.Field {
-	return []pack.Field{pack.StructPtr(&v.Config, config.PackFieldsConfig), pack.StrMap(&v.CgroupPaths), pack.Num(&v.PreserveFDs), pack.Bool(&v.Exec), pack.Bool(&v.NoNewKeyring), pack.Blob(&v.CreateState), pack.Blob(&v.StartState), pack.Blob(&v.SeccompState)}
+	return []pack.Field{pack.StructPtr(&v.Config, config.PackFieldsConfig), pack.StrMap(&v.CgroupPaths), pack.Num(&v.PreserveFDs), pack.Bool(&v.Exec), pack.Bool(&v.NoNewKeyring), pack.Blob(&v.CreateState), pack.Blob(&v.StartState), pack.Blob(&v.SeccompState), pack.Nums(&v.Detached)}
 }

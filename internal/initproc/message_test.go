@@ -2,6 +2,8 @@ package initproc
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -113,4 +115,62 @@ func TestRecvPastReset(t *testing.T) {
 	if got, err := Recv(fds[0]); err != nil || len(got) != 0 {
 		t.Errorf("after it: %q, %v; want end of stream", got, err)
 	}
+}
+
+// TestDetachedRoundTrip: the mounts made by the parent reach init as
+// close-on-exec fds of the same files, by their index in the config's
+// mounts, and a record naming a mount init was not told about, or one
+// twice, is refused.
+func TestDetachedRoundTrip(t *testing.T) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(pair[0]); unix.Close(pair[1]) })
+	made := map[int]*os.File{}
+	for _, i := range []int{3, 5} {
+		f, err := os.Create(filepath.Join(t.TempDir(), "m"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		made[i] = f
+	}
+	if err := SendDetached(pair[0], made); err != nil {
+		t.Fatal(err)
+	}
+	got, err := recvDetached(pair[1], []int{2, 3, 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(made) {
+		t.Fatalf("received mounts %v, want indexes 3 and 5", got)
+	}
+	for i, f := range got {
+		if !sameFile(t, f, made[i]) {
+			t.Errorf("mount %d: not the file sent", i)
+		}
+		if flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {
+			t.Errorf("mount %d: fd flags %#x, %v: want close-on-exec", i, flags, err)
+		}
+		f.Close()
+	}
+	if err := SendDetached(pair[0], made); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := recvDetached(pair[1], []int{3}); err == nil {
+		t.Errorf("mount 5, not named in the message, was taken: %v", got)
+	}
+}
+
+func sameFile(t *testing.T, a, b *os.File) bool {
+	t.Helper()
+	var sa, sb unix.Stat_t
+	if err := unix.Fstat(int(a.Fd()), &sa); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fstat(int(b.Fd()), &sb); err != nil {
+		t.Fatal(err)
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/config"
 )
 
 // sourceDir keeps the directory of the last bind mount's source open, so
@@ -91,4 +93,42 @@ func mountAttrs(flags uintptr) uint64 {
 		}
 	}
 	return a
+}
+
+// Clone returns a detached mount of name in dir (an open_tree clone) with
+// the per-mount flags of flags set, for a container's init to move into
+// place (Env.Detached).
+func Clone(dir int, name string, flags uintptr) (*os.File, error) {
+	fd, err := unix.OpenTree(dir, name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("open_tree %s: %w", name, err)
+	}
+	attr := &unix.MountAttr{Attr_set: mountAttrs(flags)}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("mount_setattr %s (set %#x): %w", name, attr.Attr_set, err)
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// moveDetached moves mnt, a detached mount of m's source that the caller
+// made as m asks (an open_tree clone with m's flags set; m has no
+// propagation or recursive attributes), onto m's destination. Nothing
+// walks m.Source, and nothing asks the source's file system: the type is
+// the one the kernel has (a FUSE file's server is not asked).
+func moveDetached(root *os.File, m config.Mount, mnt *os.File) error {
+	var st unix.Statx_t
+	if err := unix.Statx(int(mnt.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: m.Source, Err: err}
+	}
+	target, err := openTarget(root, m.Destination, st.Mode&unix.S_IFMT != unix.S_IFDIR)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	err = unix.MoveMount(int(mnt.Fd()), "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	if err != nil {
+		return fmt.Errorf("move_mount onto %s: %w", m.Destination, err)
+	}
+	return nil
 }

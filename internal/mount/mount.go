@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -27,6 +28,13 @@ type Env struct {
 	CallerNS    bool
 	NewCgroupNS bool              // the container has its own cgroup namespace
 	CgroupPaths map[string]string // the container's cgroup directories on the host
+	// MadeAt lists the indexes in the config's mounts of those that may
+	// come made by the caller (detached, flags set); at the first of them
+	// Made (which may wait for the caller) returns those made, by index.
+	// Each is moved onto its destination instead of mounting its source;
+	// the others of MadeAt are mounted as usual.
+	MadeAt []int
+	Made   func() (map[int]*os.File, error)
 }
 
 // PrepareRoot mounts everything config asks for beneath the rootfs and
@@ -65,7 +73,22 @@ func mountAll(c *config.Config, env Env) error {
 	var src sourceDir
 	defer src.close()
 	devIsTmpfs := false
-	for _, m := range c.Mounts {
+	var made map[int]*os.File
+	asked := false
+	for i, m := range c.Mounts {
+		if !asked && slices.Contains(env.MadeAt, i) {
+			asked = true
+			if made, err = env.Made(); err != nil {
+				return err
+			}
+		}
+		if d := made[i]; d != nil {
+			src.close() // a mount on the way may change what its path names
+			if err := moveDetached(root, m, d); err != nil {
+				return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
+			}
+			continue
+		}
 		if err := mountOne(root, m, &src, env); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
 		}
