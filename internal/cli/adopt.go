@@ -86,15 +86,16 @@ func adopt(o *container.CreateOpts) (*adoption, error) {
 		return &adoption{}, err
 	}
 	if f.Proc && !viewMounted(conf.DaemonDirectory()) {
-		// Init's mount namespace, made as it starts, must have the view:
-		// the daemon mounts it at the first adopt that asks for it.
-		return adoptIn(o.Root, o.ID, o.Config)
+		// Init's mount namespace, made as it starts, must have the view
+		// (for a file that cannot be cloned, which init binds): the
+		// daemon mounts it at the first adopt that asks for it.
+		return adoptFirst(o, conf, f)
 	}
 	cl, err := daemonapi.Connect(conf.DaemonDirectory())
 	if err != nil {
 		// Not running: started (or refused) first, as the answer is
 		// needed before init starts anyway.
-		return adoptIn(o.Root, o.ID, o.Config)
+		return adoptFirst(o, conf, f)
 	}
 	a := &adoption{dir: conf.DaemonDirectory(), root: o.Root, id: o.ID, answered: make(chan struct{}), cloned: make(chan struct{})}
 	var agent *daemonapi.SeccompReply
@@ -130,6 +131,30 @@ func adopt(o *container.CreateOpts) (*adoption, error) {
 			return made, fmt.Errorf("container %s: the lkc daemon's seccomp agent (%+v) is not the one lkc.conf names (%+v): run lkc daemon reload", o.ID, a.reply.Seccomp, agent)
 		}
 		cfg.Mounts = append(cfg.Mounts, procMounts(a.reply)...)
+		return made, nil
+	}
+	return a, nil
+}
+
+// adoptFirst is adopt waiting for the daemon's answer before create
+// starts init; the view's files are cloned while init starts, as adopt's.
+func adoptFirst(o *container.CreateOpts, conf *hostconf.Conf, f hostconf.Features) (*adoption, error) {
+	reply, err := adoptCall(conf, o.Root, o.ID, f)
+	if err != nil {
+		return nil, err
+	}
+	a := &adoption{dir: conf.DaemonDirectory(), root: o.Root, id: o.ID, gen: reply.Gen, reply: reply, cloned: make(chan struct{})}
+	if err := sysinfoAgent(o.Config, reply); err != nil {
+		a.release()
+		return nil, fmt.Errorf("container %s: %w", o.ID, err)
+	}
+	go func() {
+		a.made = cloneAll(procMounts(reply))
+		close(a.cloned)
+	}()
+	o.Served = func(cfg *config.Config) (container.Made, error) {
+		made := a.madeAt(len(cfg.Mounts))
+		cfg.Mounts = append(cfg.Mounts, procMounts(reply)...)
 		return made, nil
 	}
 	return a, nil
@@ -250,8 +275,9 @@ func adoptCall(conf *hostconf.Conf, root, id string, f hostconf.Features) (*daem
 	return reply, nil
 }
 
-// adoptIn is adopt for container id under root with config cfg, waiting
-// for the answer, which adds the mounts of what the daemon serves to cfg.
+// adoptIn is adopt for a restore of container id under root with config
+// cfg (whose mounts CRIU makes), waiting for the answer, which adds the
+// mounts of what the daemon serves to cfg.
 func adoptIn(root, id string, cfg *config.Config) (*adoption, error) {
 	conf, f, err := wanted(root, id, cfg)
 	if err != nil || !f.Any() {

@@ -106,6 +106,27 @@ func TestProcViewFirstRead(t *testing.T) {
 	}
 }
 
+// TestProcViewUserNamespace: a container with a user namespace, whose root
+// is a host uid that may not enter the daemon's directory (0700), gets its
+// virtual files: in the run that starts the daemon and has it mount its
+// view, and in one after it (adopt sent ahead). lkc makes their mounts and
+// init moves them in; binding them, init was refused the view's path.
+func TestProcViewUserNamespace(t *testing.T) {
+	d := newDaemonEnv(t)
+	rootfs := d.userNSRootfs()
+	mem := int64(64 << 20)
+	for i := 0; i < 2; i++ {
+		r := d.run([]string{"sh", "-c", "head -1 /proc/meminfo; id -u"}, func(s *specs.Spec) {
+			withUserNS(rootfs)(s)
+			s.Annotations = map[string]string{"org.lkc.proc": "virtual"}
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem}
+		})
+		if want := "MemTotal:          65536 kB\n0\n"; r.code != 0 || r.stdout != want {
+			t.Errorf("run %d: %v, want %q", i, r, want)
+		}
+	}
+}
+
 // TestProcViewLateRelease: lkc run does not wait for the daemon to
 // release its container. A release that comes after the same id was
 // created again names the earlier generation and leaves the new
