@@ -147,6 +147,15 @@ func invalInodeOut(node uint64) []byte {
 	return b
 }
 
+// invalAttrsOut encodes a fuse_notify_inval_inode_out that drops only
+// node's attributes (a negative offset): no page is touched, so it never
+// waits for a READ in flight.
+func invalAttrsOut(node uint64) []byte {
+	b := invalInodeOut(node)
+	ne.PutUint64(b[8:], ^uint64(0)) // offset -1
+	return b
+}
+
 // invalEntryOut encodes a fuse_notify_inval_entry_out and its name.
 func invalEntryOut(parent uint64, name string) []byte {
 	b := make([]byte, 16, 16+len(name)+1)

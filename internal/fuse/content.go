@@ -140,6 +140,7 @@ func (s *Server) current(a *Attr, by asker) (time.Duration, error) {
 	}
 	if cur != nil && now.Sub(cur.at) < keep {
 		a.Size, a.Mtime = uint64(len(cur.content)), cur.stamp
+		s.tell(a.Ino, a.Size)
 		return cur.valid(a.Fresh, now), nil
 	}
 	c, keepIt, err := s.fs.Content(a.Ino)
@@ -153,6 +154,7 @@ func (s *Server) current(a *Attr, by asker) (time.Duration, error) {
 		// before the container has a state), and the first reader, maybe
 		// within reuseWithin, must get a rendering of its own.
 		a.Size, a.Mtime = uint64(len(c)), s.versions.stamp(now)
+		s.tell(a.Ino, a.Size)
 		return 0, nil
 	}
 	next := &rendering{content: c, keep: keepIt, at: now}
@@ -168,7 +170,17 @@ func (s *Server) current(a *Attr, by asker) (time.Duration, error) {
 		v.cur.Store(next)
 	}
 	a.Size, a.Mtime = uint64(len(c)), next.stamp
+	s.tell(a.Ino, a.Size)
 	return next.valid(a.Fresh, now), nil
+}
+
+// tell records size as the one the kernel is told for node, before it is
+// (the reply or the STORE that raises it), in the FS's SizeBook if it keeps
+// one: a successor that reads it errs towards the size the kernel holds.
+func (s *Server) tell(node, size uint64) {
+	if b, ok := s.fs.(SizeBook); ok {
+		b.Tell(node, size)
+	}
 }
 
 // valid is how much longer the kernel may keep r's attributes: until r is
@@ -194,6 +206,7 @@ func (s *Server) raise(node uint64, v *version, next *rendering) {
 		s.notify(notification(notifyInvalInode, invalInodeOut(node)))
 	}
 	v.cur.Store(next)
+	s.tell(node, uint64(len(next.content)))
 	if s.notify != nil {
 		s.notify(notification(notifyStore, storeOut(node, next.content)))
 	}
@@ -201,7 +214,13 @@ func (s *Server) raise(node uint64, v *version, next *rendering) {
 
 // read answers a READ from the file's version. A file without one (its
 // GETATTR was answered by a predecessor that died before the READ) is
-// rendered now.
+// rendered now; the kernel holds the size the predecessor told, and reads
+// no further than it. When the rendering is longer than that size (the
+// FS's SizeBook says), its attributes are dropped before the answer: the
+// reader's next read(2) asks GETATTR, which tells this rendering's size
+// and stamp, and reads on in it. A shorter rendering needs nothing: the
+// short READ lowers the size. (Dropping the attributes then would keep the
+// kernel from lowering it: the READ's attribute version is older.)
 func (s *Server) read(r request) ([]byte, error) {
 	in, err := parseReadIn(r.Body)
 	if err != nil {
@@ -218,6 +237,8 @@ func (s *Server) read(r request) ([]byte, error) {
 		cur = &rendering{content: c, keep: keep, stamp: s.versions.stamp(now), at: now}
 		if !v.cur.CompareAndSwap(nil, cur) {
 			cur = v.cur.Load()
+		} else {
+			s.outgrown(r.Node, uint64(len(c)))
 		}
 	}
 	if in.Offset >= uint64(len(cur.content)) {
@@ -225,4 +246,19 @@ func (s *Server) read(r request) ([]byte, error) {
 	}
 	end := min(in.Offset+uint64(in.Size), uint64(len(cur.content)))
 	return cur.content[in.Offset:end], nil
+}
+
+// outgrown drops node's attributes when size is more than the kernel was
+// last told (read), and records size: the kernel learns it from this READ
+// (a short one lowers the size to it) or from the GETATTR that follows. A
+// node the SizeBook does not know keeps its attributes.
+func (s *Server) outgrown(node, size uint64) {
+	b, ok := s.fs.(SizeBook)
+	if !ok {
+		return
+	}
+	if told, ok := b.Told(node); ok && size > told && s.notify != nil {
+		s.notify(notification(notifyInvalInode, invalAttrsOut(node)))
+	}
+	b.Tell(node, size)
 }

@@ -27,6 +27,18 @@ type FS interface {
 	Content(node uint64) (c []byte, keep bool, err error)
 }
 
+// SizeBook is what an FS keeps, outside the server process, of the size
+// the kernel was last told for each regular file: a successor server that
+// does not know its predecessor's versions reads it to tell whether the
+// kernel holds a size below the rendering it serves (content.go, read). An
+// FS that implements it gets every size the server tells the kernel.
+type SizeBook interface {
+	// Told returns the size last told for node; false when none is known.
+	Told(node uint64) (uint64, bool)
+	// Tell records size as told for node.
+	Tell(node, size uint64)
+}
+
 // Attr describes one node. Mode includes the type bits (S_IFDIR, S_IFREG).
 type Attr struct {
 	Ino      uint64

@@ -3,6 +3,7 @@ package fuse
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -113,4 +114,35 @@ func generations(size int) func(int) ([]byte, error) {
 		}
 		return b, nil
 	}
+}
+
+// bookFS is a treeFS with a SizeBook that outlives its server, as the /proc
+// view's does.
+type bookFS struct {
+	*treeFS
+	book *memBook
+}
+
+func (b *bookFS) Told(node uint64) (uint64, bool) { return b.book.get(node) }
+func (b *bookFS) Tell(node, size uint64)          { b.book.set(node, size) }
+
+type memBook struct {
+	mu   sync.Mutex
+	told map[uint64]uint64
+}
+
+func (m *memBook) get(node uint64) (uint64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	size, ok := m.told[node]
+	return size, ok
+}
+
+func (m *memBook) set(node, size uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.told == nil {
+		m.told = map[uint64]uint64{}
+	}
+	m.told[node] = size
 }

@@ -433,6 +433,45 @@ func TestResumeAfterServerKilled(t *testing.T) {
 	}
 }
 
+// TestSuccessorReadsPastToldSize: the kernel holds a file's size from a
+// server that is gone (it answered the LOOKUP, not the READ); its
+// successor renders a longer version for the READ. The reader gets that
+// whole version, not the part of it the old size covers, because the
+// successor knows from the FS's SizeBook what the kernel was told. A
+// shorter version is read as it is (the short READ lowers the size; with
+// the attributes dropped the kernel would not, and pad it with zeros).
+func TestSuccessorReadsPastToldSize(t *testing.T) {
+	dir, f := mountTest(t)
+	book := &memBook{}
+	first := &bookFS{newTreeFS(map[string]func(int) ([]byte, error){"stat": static("old 1\n"), "uptime": static("old 1\n")}), book}
+	first.fresh = 10 * time.Second // the kernel keeps the size for the test's length
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- NewServer(first).Serve(ctx, f) }()
+	st, err := os.Stat(filepath.Join(dir, "stat"))
+	if err == nil {
+		_, err = os.Stat(filepath.Join(dir, "uptime"))
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first server: %v", err)
+	}
+	if err != nil || st.Size() != 6 {
+		t.Fatalf("stat under the first server: %v, %v; want size 6", st, err)
+	}
+	const longer = "new 22\nmore lines\n"
+	next := &bookFS{newTreeFS(map[string]func(int) ([]byte, error){"stat": static(longer), "uptime": static("n\n")}), book}
+	next.fresh = 10 * time.Second
+	serve(t, f, NewServer(next), false)
+	got, err := readFile(filepath.Join(dir, "stat"))
+	if err != nil || string(got) != longer {
+		t.Fatalf("read under the successor: %q, %v; want %q", got, err, longer)
+	}
+	if got, err := readFile(filepath.Join(dir, "uptime")); err != nil || string(got) != "n\n" {
+		t.Fatalf("read of a shorter version under the successor: %q, %v; want %q", got, err, "n\n")
+	}
+}
+
 // readFile reads path with raw system calls. Not os.ReadFile: Go registers
 // a regular file it opens with its poller, and epoll_ctl on a FUSE file
 // waits for the server's answer to FUSE_POLL without releasing the

@@ -54,6 +54,9 @@ type Service struct {
 	root *os.File
 	// dev is the session's /dev/fuse fd, on which forgetSlot notifies.
 	dev *os.File
+	// book is the session's size book (sizes.go), kept by the holder
+	// with it; nil when it could not be made.
+	book *sizeBook
 	// serving counts the session's server, which a worker that exits
 	// waits for (Wait).
 	serving sync.WaitGroup
@@ -92,7 +95,10 @@ func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 	go s.sample(ctx)
 	if f, ok := d.Taken[storeKey]; ok {
 		delete(d.Taken, storeKey)
+		book, ok := d.Taken[sizesKey]
+		delete(d.Taken, sizesKey)
 		s.mountMu.Lock()
+		s.book = s.keepBook(book, !ok)
 		s.start(f, true)
 		s.mountMu.Unlock()
 		for n := range d.Registry.Slots() {
@@ -129,9 +135,13 @@ func (s *Service) ensureMounted() error {
 // start serves session f in the background. Preconditions: mountMu held.
 func (s *Service) start(f *os.File, inherited bool) {
 	t := &tree{layout: newLayout(procfs.Files), served: s, render: procfs.Render, host: "/", mtime: time.Now()}
+	var fs fuse.FS = t
+	if s.book != nil && len(t.layout.paths) <= bookIndexes {
+		fs = bookedTree{t, s.book}
+	}
 	s.mounted, s.dev = true, f
 	s.serving.Add(1)
-	go s.serve(s.ctx, fuse.NewServer(t), f, inherited, s.deps.Predecessor)
+	go s.serve(s.ctx, fuse.NewServer(fs), f, inherited, s.deps.Predecessor)
 	// Opened once served: nothing in this process may wait on the mount
 	// before its server runs.
 	root, err := os.OpenFile(s.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -163,7 +173,26 @@ func (s *Service) mount(d *service.Deps) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("depositing the fuse fd: %w", err)
 	}
+	s.book = s.keepBook(nil, true)
 	return f, nil
+}
+
+// keepBook maps the session's size book f, or a new one when f is nil,
+// which it gives the holder when deposit is set (a new session, or one
+// whose book the holder lacks). Without a book the view serves all the
+// same; only a read across a worker's death may stop at the old size.
+func (s *Service) keepBook(f *os.File, deposit bool) *sizeBook {
+	b, err := openSizeBook(f)
+	if err != nil {
+		s.logf("proc: %v", err)
+		return nil
+	}
+	if deposit {
+		if err := s.deps.Store.Put(sizesKey, b.f); err != nil {
+			s.logf("proc: depositing the size book: %v", err)
+		}
+	}
+	return b
 }
 
 // serve answers FUSE requests until ctx ends. An inherited session may

@@ -35,8 +35,8 @@ type Service interface {
 // Deps is what the worker gives its services.
 type Deps struct {
 	Registry *registry.Registry
-	// Store deposits fds in the holder (keys: "fuse", "seccomp/<slot>/<n>",
-	// "journal"; "control" is the worker's own).
+	// Store deposits fds in the holder (keys: "fuse", "proc-sizes",
+	// "seccomp/<slot>/<n>", "journal"; "control" is the worker's own).
 	Store *fdstore.Client
 	// Taken are the fds the holder kept, by key, at this worker's start. A
 	// service removes from the map the keys it takes (it owns those
