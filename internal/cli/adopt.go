@@ -193,6 +193,18 @@ func (a *adoption) madeAt(n int) container.Made {
 // each walk.
 func cloneAll(ms []config.Mount) []*os.File {
 	made := make([]*os.File, len(ms))
+	eachSource(ms, func(i, dir int, name string) {
+		if f, err := mount.Clone(dir, name, ms[i].Flags); err == nil {
+			made[i] = f // else init binds it
+		}
+	})
+	return made
+}
+
+// eachSource calls f with the index of each mount of ms, an O_PATH handle
+// of its source's directory and the source's name there, opening each
+// directory once. A source whose directory cannot be opened is skipped.
+func eachSource(ms []config.Mount, f func(i, dir int, name string)) {
 	dirs := map[string]int{}
 	for i, m := range ms {
 		dir, name := filepath.Split(m.Source)
@@ -205,11 +217,8 @@ func cloneAll(ms []config.Mount) []*os.File {
 			defer unix.Close(fd)
 			dirs[dir] = fd
 		}
-		if f, err := mount.Clone(fd, name, m.Flags); err == nil {
-			made[i] = f // else init binds it
-		}
+		f(i, fd, name)
 	}
-	return made
 }
 
 // viewMounted says whether the daemon in dir has its /proc view mounted,
@@ -309,21 +318,10 @@ func adoptIn(root, id string, cfg *config.Config) (*adoption, error) {
 // Each directory is walked once: the slot's, which the server keeps
 // volatile, costs a LOOKUP and a GETATTR at each walk.
 func lookUp(ms []config.Mount) {
-	dirs := map[string]int{}
-	for _, m := range ms {
-		dir, name := filepath.Split(m.Source)
-		fd, ok := dirs[dir]
-		if !ok {
-			var err error
-			if fd, err = unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-				continue
-			}
-			defer unix.Close(fd)
-			dirs[dir] = fd
-		}
+	eachSource(ms, func(_, dir int, name string) {
 		var st unix.Statx_t
-		unix.Statx(fd, name, unix.AT_STATX_DONT_SYNC|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE, &st)
-	}
+		unix.Statx(dir, name, unix.AT_STATX_DONT_SYNC|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE, &st)
+	})
 }
 
 // procMounts bind-mounts each virtual file the daemon serves for the

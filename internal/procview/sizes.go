@@ -5,8 +5,7 @@ import (
 	"os"
 	"sync/atomic"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/lkc-containers/lkc/internal/fdstore"
 	"github.com/lkc-containers/lkc/internal/fuse"
 )
 
@@ -36,26 +35,9 @@ type sizeBook struct {
 
 // openSizeBook maps f, or a new memfd when f is nil.
 func openSizeBook(f *os.File) (*sizeBook, error) {
-	if f == nil {
-		fd, err := unix.MemfdCreate("lkc-proc-sizes", unix.MFD_CLOEXEC)
-		if err != nil {
-			return nil, fmt.Errorf("memfd for the /proc view's sizes: %w", err)
-		}
-		f = os.NewFile(uintptr(fd), "lkc-proc-sizes")
-		if err := f.Truncate(bookSize); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("sizing the /proc view's sizes: %w", err)
-		}
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Size < bookSize {
-		f.Close()
-		return nil, fmt.Errorf("/proc view's sizes: size %d, want %d (%v)", st.Size, bookSize, err)
-	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, bookSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	f, mem, err := fdstore.MapShared(f, "lkc-proc-sizes", bookSize)
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("mapping the /proc view's sizes: %w", err)
+		return nil, fmt.Errorf("/proc view's size book: %w", err)
 	}
 	return &sizeBook{f: f, mem: mem}, nil
 }

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/fdstore"
 )
 
 const (
@@ -32,26 +34,9 @@ type journal struct {
 
 // openJournal maps f, or a new memfd when f is nil.
 func openJournal(f *os.File) (*journal, error) {
-	if f == nil {
-		fd, err := unix.MemfdCreate("lkc-seccomp-journal", unix.MFD_CLOEXEC)
-		if err != nil {
-			return nil, fmt.Errorf("memfd for the seccomp journal: %w", err)
-		}
-		f = os.NewFile(uintptr(fd), "lkc-seccomp-journal")
-		if err := f.Truncate(journalSize); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("sizing the seccomp journal: %w", err)
-		}
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Size < journalSize {
-		f.Close()
-		return nil, fmt.Errorf("seccomp journal: size %d, want %d (%v)", st.Size, journalSize, err)
-	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, journalSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	f, mem, err := fdstore.MapShared(f, "lkc-seccomp-journal", journalSize)
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("mapping the seccomp journal: %w", err)
+		return nil, fmt.Errorf("seccomp journal: %w", err)
 	}
 	return &journal{f: f, mem: mem, used: make([]bool, maxListeners)}, nil
 }
