@@ -11,8 +11,14 @@ import (
 // the command runs: no command changes either setting itself.
 //
 // Most commands live a few milliseconds or wait in one syscall, so a
-// collection would only cost time (turning the collector off and using one
-// P took about 1 ms of CPU off `run`); they run with the collector off.
+// collection would only cost time; they run with the collector off, and
+// with the Ps the runtime started with: changing GOMAXPROCS stops the world
+// and frees the mcache of each P it drops, whose spans go back to the heap
+// in fresh spanSet blocks (~50 page faults here), which cost more than the
+// extra Ps of a command that lives a few milliseconds. containerd's runc
+// shim (1.6 and 2.x) runs the runtime with GOMAXPROCS=4 in its environment,
+// and the change from 4 to 1 cost 0.2-0.5 ms of each call of a pod's start
+// (docs/journal/2026-12-06-cri.md).
 // The commands that live long or allocate for seconds (serve, events,
 // migrate) would grow without bound without it, so they run with it on.
 // (`lkc init` is not a command of the table: its parent starts it with
@@ -20,16 +26,21 @@ import (
 // they hold from its runtime's start.)
 type goRuntime struct {
 	gc    bool // collector on (GOGC=100) rather than off
-	procs int  // Ps; allCPUs for one per CPU
+	procs int  // Ps; allCPUs for one per CPU, asStarted to keep them
 }
 
-// allCPUs asks for as many Ps as CPUs.
-const allCPUs = -1
+const (
+	// allCPUs asks for as many Ps as CPUs.
+	allCPUs = -1
+	// asStarted keeps the Ps the runtime started with (one per CPU, or
+	// GOMAXPROCS from the environment).
+	asStarted = 0
+)
 
 // The settings the command table uses.
 var (
 	// brief: short-lived, or waits in one syscall.
-	brief = goRuntime{procs: 1}
+	brief = goRuntime{procs: asStarted}
 	// forwarding: run and exec register the signals they forward from a
 	// goroutine on a second P where there is a second CPU
 	// (container.startForwarding). They get two from the start, because
@@ -54,6 +65,9 @@ func setGoRuntime(r goRuntime) {
 		debug.SetGCPercent(100)
 	} else {
 		debug.SetGCPercent(-1)
+	}
+	if r.procs == asStarted {
+		return
 	}
 	n := runtime.NumCPU()
 	if r.procs != allCPUs {

@@ -14,13 +14,15 @@ import (
 // TestGoRuntimeRule runs every command through Main with its body replaced
 // by a probe, and checks the runtime it finds: the collector on only for
 // the commands that live long or allocate for seconds, two Ps for the
-// commands that forward signals, one per CPU for the servers, and one
-// otherwise.
+// commands that forward signals, one per CPU for the servers, one for a
+// migration, and otherwise the Ps it started with (startProcs here, as a
+// shim's GOMAXPROCS=4 gives it), untouched.
 func TestGoRuntimeRule(t *testing.T) {
+	const startProcs = 3
 	gcOn := map[string]bool{"serve": true, "events": true, "migrate": true, "daemon": true, "stats": true, "top": true}
 	procs := map[string]int{"run": min(2, runtime.NumCPU()), "exec": min(2, runtime.NumCPU()),
 		"serve": runtime.NumCPU(), "events": runtime.NumCPU(), "daemon": runtime.NumCPU(),
-		"stats": runtime.NumCPU(), "top": runtime.NumCPU()}
+		"stats": runtime.NumCPU(), "top": runtime.NumCPU(), "migrate": 1}
 	saved := commands
 	gcWas, procsWas := debug.SetGCPercent(100), runtime.GOMAXPROCS(0)
 	t.Cleanup(func() {
@@ -39,6 +41,7 @@ func TestGoRuntimeRule(t *testing.T) {
 			return nil
 		}
 		commands = map[string]command{name: probe}
+		runtime.GOMAXPROCS(startProcs)
 		if code := Main([]string{"--root", root, name}); code != 0 {
 			t.Fatalf("%s: Main returned %d", name, code)
 		}
@@ -47,7 +50,7 @@ func TestGoRuntimeRule(t *testing.T) {
 		}
 		want := procs[name]
 		if want == 0 {
-			want = 1
+			want = startProcs
 		}
 		if gotProcs != want {
 			t.Errorf("%s ran with GOMAXPROCS %d, want %d", name, gotProcs, want)
