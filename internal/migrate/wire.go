@@ -144,10 +144,26 @@ func (c *conn) writeFrame(typ byte, payload []byte) error {
 	} else {
 		binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload)))
 	}
-	c.w.Write(hdr[:])
-	_, err := c.w.Write(body)
 	c.bytesOut += int64(len(body)) + 5
-	if err != nil { // bufio keeps the first write error; this is it
+	if len(body) >= c.w.Available() {
+		return c.writeDirect(hdr[:], body)
+	}
+	c.w.Write(hdr[:])
+	if _, err := c.w.Write(body); err != nil { // bufio keeps the first write error; this is it
+		return fmt.Errorf("sending to %s: %w", c.nc.RemoteAddr(), err)
+	}
+	return nil
+}
+
+// writeDirect sends what is buffered, then hdr and a body too large for
+// the buffer in one writev: bufio would copy the body into its buffer and
+// send it in two writes, the frame's tail in a segment of its own.
+func (c *conn) writeDirect(hdr, body []byte) error {
+	if err := c.w.Flush(); err != nil {
+		return fmt.Errorf("sending to %s: %w", c.nc.RemoteAddr(), err)
+	}
+	bufs := net.Buffers{hdr, body}
+	if _, err := bufs.WriteTo(c.nc); err != nil {
 		return fmt.Errorf("sending to %s: %w", c.nc.RemoteAddr(), err)
 	}
 	return nil

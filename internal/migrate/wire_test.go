@@ -251,3 +251,34 @@ func BenchmarkFrames(b *testing.B) {
 		})
 	}
 }
+
+// TestLargeFrameKeepsOrder: a frame too large for the write buffer goes
+// out past it (writeDirect), after the smaller frames buffered before it,
+// and every frame still opens in order on the other side.
+func TestLargeFrameKeepsOrder(t *testing.T) {
+	var wire bytes.Buffer
+	w := newConn(&fakeConn{r: bytes.NewReader(nil), w: &wire}, 0)
+	r := newConn(&fakeConn{r: &wire, w: io.Discard}, 0)
+	n := make([]byte, nonceSize)
+	w.keyed(testToken, n, n, roleSender, roleRecv)
+	r.keyed(testToken, n, n, roleRecv, roleSender)
+	big := bytes.Repeat([]byte{0xa5}, maxFrame)
+	frames := [][]byte{[]byte("small, buffered"), big, []byte("after"), big[:w.w.Size()], []byte("last")}
+	for _, f := range frames {
+		if err := w.writeFrame(fData, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if w.bytesOut != int64(wire.Len()) {
+		t.Fatalf("bytesOut %d, %d bytes on the wire", w.bytesOut, wire.Len())
+	}
+	for i, want := range frames {
+		typ, got, err := r.readFrame(nil)
+		if err != nil || typ != fData || !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: type %d, %d bytes, %v; want %d bytes", i, typ, len(got), err, len(want))
+		}
+	}
+}
