@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -84,6 +85,31 @@ func (lp *LazyPages) Wait() error {
 	lp.done <- err
 	return err
 }
+
+// Background gives the daemon the lowest CPU priority, for once the
+// restore has ended. From then on CRIU polls its sockets without sleeping
+// while a request for pages is in flight (handle_requests in criu/uffd.c),
+// a whole CPU for as long as the transfer lasts. At the lowest weight that
+// busy-wait takes only what the CPU's other work leaves idle: the page
+// server, the tunnel feeding the daemon and other migrations come first,
+// and the daemon still gets a share to copy the pages in. The daemon runs
+// in its own session, so with autogroup scheduling
+// (kernel.sched_autogroup_enabled) its group's nice is lowered too: a
+// task's own nice weighs only within its group.
+func (lp *LazyPages) Background() error {
+	pid := lp.cmd.Process.Pid
+	if err := syscall.Setpriority(syscall.PRIO_PROCESS, pid, backgroundNice); err != nil {
+		return fmt.Errorf("setpriority criu lazy-pages %d: %w", pid, err)
+	}
+	err := os.WriteFile(fmt.Sprintf("/proc/%d/autogroup", pid), []byte(strconv.Itoa(backgroundNice)), 0)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("lowering the autogroup of criu lazy-pages %d: %w", pid, err)
+	}
+	return nil
+}
+
+// backgroundNice is the lowest priority (highest nice) there is.
+const backgroundNice = 19
 
 // Stop kills the daemon (a restore that failed no longer needs it).
 func (lp *LazyPages) Stop() {

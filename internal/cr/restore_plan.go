@@ -188,11 +188,12 @@ func (p *restorePlan) namespaces() error {
 // runCRIU has CRIU restore the tasks; with lazy pages, CRIU starts while
 // the daemon finishes starting.
 func (p *restorePlan) runCRIU() (err error) {
+	var lp *checkpoint.LazyPages
 	if p.lazy != nil {
 		if p.req.Worker, err = p.cr.StartWorker(p.req); err != nil {
 			return err
 		}
-		lp, err := p.lazy()
+		lp, err = p.lazy()
 		if err == nil {
 			err = lp.Ready()
 		}
@@ -203,6 +204,11 @@ func (p *restorePlan) runCRIU() (err error) {
 		p.req.Abort = lp.Failed()
 	}
 	p.pid, err = p.cr.Restore(p.req)
+	if err == nil && lp != nil {
+		// Best effort: at its usual priority the daemon only costs more
+		// CPU (checkpoint.LazyPages.Background).
+		lp.Background()
+	}
 	return err
 }
 
