@@ -95,7 +95,9 @@ func (lp *LazyPages) Wait() error {
 // and the daemon still gets a share to copy the pages in. The daemon runs
 // in its own session, so with autogroup scheduling
 // (kernel.sched_autogroup_enabled) its group's nice is lowered too: a
-// task's own nice weighs only within its group.
+// task's own nice weighs only within its group. Without CAP_SYS_ADMIN the
+// kernel takes one autogroup change per 100 ms from anyone and answers
+// EAGAIN meanwhile.
 func (lp *LazyPages) Background() error {
 	pid := lp.cmd.Process.Pid
 	if err := syscall.Setpriority(syscall.PRIO_PROCESS, pid, backgroundNice); err != nil {
