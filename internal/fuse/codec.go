@@ -20,6 +20,9 @@ type request struct {
 	GID    uint32
 	PID    uint32
 	Body   []byte
+	// turn is the reading reader's, which it passes before it waits (nil
+	// outside a read loop).
+	turn *turn
 }
 
 // parseRequest decodes one request read from /dev/fuse. The body excludes

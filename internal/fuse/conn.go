@@ -55,12 +55,13 @@ func (c *conn) setup() error {
 	return nil
 }
 
-// waiter is one reader's epoll set. The fd is in it with EPOLLEXCLUSIVE,
-// so a request wakes one waiting reader, not all: every reader woken for
-// nothing cost a thread wake-up and, when the runtime then ran it on the
-// thread that polls the Go poller, left the process's sockets unpolled
-// (up to sysmon's 10 ms) while it waited here again. The stop eventfd is
-// in it plainly, so stop wakes them all.
+// waiter is one reader's epoll set. Only the reader holding the turn
+// (turn.go) waits in its set, so one thread at a time is blocked here:
+// when every reader waited, their threads held the process's Ps in the
+// system call, which the runtime's sysmon then kept taking back, waking
+// every 20 µs (a third of the server's CPU under load). The fd is in it
+// with EPOLLEXCLUSIVE, so a request would wake one waiting reader, not
+// all. The stop eventfd is in it plainly, so stop wakes any.
 type waiter struct {
 	epfd   int
 	events [2]unix.EpollEvent

@@ -1,72 +1,84 @@
 package fuse
 
 import (
+	"context"
+	"errors"
 	"os"
-	"sync/atomic"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// TestOneRequestWakesOneWaiter: readers waiting for requests are woken one
-// per request, not all (a pipe stands for /dev/fuse: both wake pollers
-// from one wait queue), and stop still wakes every one.
-func TestOneRequestWakesOneWaiter(t *testing.T) {
+// TestWaitingReadersHoldNoThreads: of the readers waiting for requests
+// one waits in a system call (the one holding the turn), the others are
+// parked goroutines, not threads blocked in a system call each (a pipe
+// stands for /dev/fuse: both wake pollers alike), and stopping the server
+// still ends every one.
+func TestWaitingReadersHoldNoThreads(t *testing.T) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	defer w.Close()
-	c, err := newConn(r)
+	const readers = 8
+	s := NewServer(nil)
+	s.Readers = readers
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, r) }()
+	most := 0
+	for range 10 {
+		time.Sleep(20 * time.Millisecond)
+		most = max(most, threadsWaiting(t))
+	}
+	// The turn's holder, and Go's poller's thread in epoll_pwait.
+	if most > 2 {
+		t.Errorf("%d threads blocked in a wait with %d readers serving an idle connection, want at most 2", most, readers)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Serve after cancel: %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve still running 5 s after its context ended")
+	}
+}
+
+// threadsWaiting counts this process's threads blocked in a system call
+// that waits for a file (read, poll, select, epoll): not a futex or a
+// sleep, where the runtime parks its idle threads and sysmon, and not the
+// thread counting, in its own read.
+func threadsWaiting(t *testing.T) int {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self := strconv.Itoa(unix.Gettid())
+	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.close()
-	const readers = 4
-	var woken atomic.Int32
-	stopped := make(chan struct{}, readers)
-	done := make(chan struct{})
-	defer close(done)
-	for range readers {
-		wt, err := c.newWaiter()
+	skip := map[string]bool{"running": true, strconv.Itoa(unix.SYS_FUTEX): true,
+		strconv.Itoa(unix.SYS_NANOSLEEP): true, strconv.Itoa(unix.SYS_CLOCK_NANOSLEEP): true}
+	n := 0
+	for _, task := range tasks {
+		if task.Name() == self {
+			continue
+		}
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/syscall")
 		if err != nil {
-			t.Fatal(err)
+			continue // the thread exited
 		}
-		defer wt.close()
-		go func() {
-			for {
-				n, err := unix.EpollWait(wt.epfd, wt.events[:], -1)
-				if err == unix.EINTR {
-					continue
-				}
-				for _, ev := range wt.events[:max(n, 0)] {
-					if int(ev.Fd) == c.stopfd {
-						stopped <- struct{}{}
-						return
-					}
-				}
-				woken.Add(1)
-				<-done // a busy reader: it never takes the byte
-				return
-			}
-		}()
-	}
-	time.Sleep(50 * time.Millisecond) // all wait
-	if _, err := w.Write([]byte{1}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond)
-	if n := woken.Load(); n != 1 {
-		t.Fatalf("one request woke %d of %d waiting readers, want 1", n, readers)
-	}
-	c.stop()
-	for i := 0; i < readers-1; i++ {
-		select {
-		case <-stopped:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("stop woke %d of the %d readers still waiting", i, readers-1)
+		if f := strings.Fields(string(b)); len(f) > 0 && !skip[f[0]] && f[0] != "-1" {
+			n++
 		}
 	}
+	return n
 }

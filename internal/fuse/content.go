@@ -124,11 +124,14 @@ const (
 // middle of a file larger than its buffer reads on in the version it
 // started with, while a reader that rereads from the start (top keeps
 // /proc/stat open) still sees one at most that old.
-func (s *Server) current(a *Attr, by asker) (time.Duration, error) {
+func (s *Server) current(a *Attr, by asker, t *turn) (time.Duration, error) {
 	open := by == askOpen
 	now := time.Now()
 	v := s.versions.get(a.Ino, now)
-	v.mu.Lock()
+	if !v.mu.TryLock() {
+		t.pass() // its holder may be notifying
+		v.mu.Lock()
+	}
 	defer v.mu.Unlock()
 	cur := v.cur.Load()
 	keep := max(reuseWithin, a.Fresh)
@@ -143,7 +146,10 @@ func (s *Server) current(a *Attr, by asker) (time.Duration, error) {
 		s.tell(a.Ino, a.Size)
 		return cur.valid(a.Fresh, now), nil
 	}
-	c, keepIt, err := s.fs.Content(a.Ino)
+	var c []byte
+	var keepIt bool
+	var err error
+	t.render(func() { c, keepIt, err = s.fs.Content(a.Ino) })
 	if err != nil {
 		return 0, err
 	}
@@ -164,6 +170,7 @@ func (s *Server) current(a *Attr, by asker) (time.Duration, error) {
 		v.cur.Store(next)
 	case cur == nil || len(c) > len(cur.content):
 		next.stamp = s.versions.stamp(now)
+		t.pass() // raise's notification may wait for a READ
 		s.raise(a.Ino, v, next)
 	default:
 		next.stamp = s.versions.stamp(now)
@@ -230,6 +237,7 @@ func (s *Server) read(r request) ([]byte, error) {
 	v := s.versions.get(r.Node, now)
 	cur := v.cur.Load()
 	if cur == nil {
+		r.turn.pass()
 		c, keep, err := s.fs.Content(r.Node)
 		if err != nil {
 			return nil, err

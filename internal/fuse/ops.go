@@ -69,7 +69,7 @@ func (s *Server) lookup(r request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	valid, err := s.attrValid(&a, askLookup)
+	valid, err := s.attrValid(&a, askLookup, r.turn)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func (s *Server) getattr(r request) ([]byte, error) {
 	if len(r.Body) >= 4 && ne.Uint32(r.Body)&getattrFH != 0 {
 		by = askOpen
 	}
-	valid, err := s.attrValid(&a, by)
+	valid, err := s.attrValid(&a, by, r.turn)
 	if err != nil {
 		return nil, err
 	}
@@ -97,9 +97,9 @@ func (s *Server) getattr(r request) ([]byte, error) {
 // answer with a regular file's attributes carries its current version's
 // size and mtime (content.go): the kernel takes them from a LOOKUP's
 // answer too, and a size below the content cuts reads short.
-func (s *Server) attrValid(a *Attr, by asker) (time.Duration, error) {
+func (s *Server) attrValid(a *Attr, by asker, t *turn) (time.Duration, error) {
 	if a.Mode&syscall.S_IFMT == syscall.S_IFREG {
-		return s.current(a, by)
+		return s.current(a, by, t)
 	}
 	return cacheValid, nil
 }

@@ -22,9 +22,12 @@ type Server struct {
 	requests atomic.Uint64
 	// notify writes a notification on the connection (set by Serve).
 	notify func([]byte) error
+	// turn is the readers' turn (turn.go).
+	turn sync.Mutex
 	// Readers is the number of goroutines reading the fd; zero means two
-	// per CPU. Each reads one request and answers it, so a slow Content
-	// holds one reader, not the connection.
+	// per CPU. Each reads one request and answers it; one reads at a time
+	// and hands the device to another before it waits (turn.go), so a
+	// slow Content holds one reader, not the connection.
 	Readers int
 }
 
@@ -138,8 +141,11 @@ func (s *Server) readLoop(c *conn) error {
 		return err
 	}
 	defer w.close()
+	t := &turn{mu: &s.turn}
+	defer t.pass() // the next reader finds the connection's end too
 	buf := make([]byte, bufSize)
 	for {
+		t.take()
 		n, err := c.read(w, buf)
 		switch {
 		case errors.Is(err, syscall.ENODEV), errors.Is(err, syscall.ECONNABORTED):
@@ -155,6 +161,7 @@ func (s *Server) readLoop(c *conn) error {
 		if err != nil {
 			return err
 		}
+		r.turn = t
 		s.requests.Add(1)
 		out := s.handle(r)
 		if out == nil {
