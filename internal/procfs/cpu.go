@@ -28,11 +28,8 @@ func (h *Host) visibleCPUs(c *Container) (cpus, allowed effective.CPUSet, err er
 	defer v.mu.Unlock()
 	now := h.Now()
 	if !v.at.IsZero() && now.Sub(v.at) < cacheFor && !now.Before(v.at) {
-		// online and cpuinfo read nothing else of the cgroup: a deleted
-		// one must still fail them at once.
-		if err := h.stillThere(c, "cpu"); err != nil {
-			return nil, nil, err
-		}
+		// A kept answer proves nothing about the cgroup: a caller that
+		// reads nothing else of it (online, cpuinfo) asks stillThere.
 		return v.visible, v.allowed, nil
 	}
 	if cpus, allowed, err = h.readVisibleCPUs(c); err != nil {
@@ -90,8 +87,21 @@ func (h *Host) readVisibleCPUs(c *Container) (cpus, allowed effective.CPUSet, er
 	return cpus, allowed, nil
 }
 
-func renderOnline(h *Host, c *Container) ([]byte, error) {
+// visibleCPUsChecked is visibleCPUs for a file that reads nothing else
+// of the cgroup: a deleted one still fails it at once.
+func (h *Host) visibleCPUsChecked(c *Container) (effective.CPUSet, error) {
 	cpus, _, err := h.visibleCPUs(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.stillThere(c, "cpu"); err != nil {
+		return nil, err
+	}
+	return cpus, nil
+}
+
+func renderOnline(h *Host, c *Container) ([]byte, error) {
+	cpus, err := h.visibleCPUsChecked(c)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +116,7 @@ func renderOnline(h *Host, c *Container) ([]byte, error) {
 // "processor" lines or read "cpu cores"/"siblings" see n. Blocks without
 // a processor line (some architectures' trailer) are kept.
 func renderCpuinfo(h *Host, c *Container) ([]byte, error) {
-	cpus, _, err := h.visibleCPUs(c)
+	cpus, err := h.visibleCPUsChecked(c)
 	if err != nil {
 		return nil, err
 	}

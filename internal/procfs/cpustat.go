@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 	"github.com/lkc-containers/lkc/internal/effective"
@@ -78,24 +79,23 @@ func share(v uint64, n, i int) uint64 {
 }
 
 // v1PerCPU reads cpuacct's per-CPU user and system time, indexed by host
-// CPU: cpuacct.usage_percpu_user/_sys, or cpuacct.usage_all ("cpu user
-// system" lines) where those are missing.
+// CPU: cpuacct.usage_all ("cpu user system" lines: one file for both), or
+// cpuacct.usage_percpu_user/_sys where it is missing.
 func v1PerCPU(dir string) (user, system []uint64, err error) {
-	user, err = readUints(dir, "cpuacct.usage_percpu_user")
-	if err == nil {
-		system, err = readUints(dir, "cpuacct.usage_percpu_sys")
-	}
-	if err == nil && len(user) == len(system) {
-		return user, system, nil
-	}
-	if err != nil && !errors.Is(err, ErrNoController) {
-		return nil, nil, err
-	}
 	all, err := readCgroupFile(dir, "cpuacct.usage_all")
+	if errors.Is(err, ErrNoController) {
+		user, err = readUints(dir, "cpuacct.usage_percpu_user")
+		if err == nil {
+			system, err = readUints(dir, "cpuacct.usage_percpu_sys")
+		}
+		if err == nil && len(user) != len(system) {
+			err = fmt.Errorf("%s: %d CPUs' user time, %d CPUs' system time", dir, len(user), len(system))
+		}
+		return user, system, err
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	user, system = nil, nil
 	for _, line := range strings.Split(all, "\n")[1:] {
 		f := strings.Fields(line)
 		if len(f) != 3 {
@@ -127,11 +127,11 @@ func renderStat(h *Host, c *Container) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, t, err := h.currentTasks(c)
+	_, t, err := h.currentTasks(c, true) // cpuTimes read the cgroup
 	if err != nil {
 		return nil, err
 	}
-	host, err := h.readCached("proc/stat") // for its layout only
+	layout, err := h.hostStat()
 	if err != nil {
 		return nil, err
 	}
@@ -148,8 +148,33 @@ func renderStat(h *Host, c *Container) ([]byte, error) {
 	fmt.Fprintf(&b, "cpu  %d 0 %d %d 0 0 0 0 0 0\n", sum[0], sum[1], sum[2])
 	b.WriteString(strings.Join(lines, ""))
 	fmt.Fprintf(&b, "intr%s\nctxt 0\nbtime %d\nprocesses %d\nprocs_running %d\nprocs_blocked %d\nsoftirq%s\n",
-		zeros(host, "intr"), c.Started.Unix(), t.lastPid, t.running, t.blocked, zeros(host, "softirq"))
+		layout.intr, c.Started.Unix(), t.lastPid, t.running, t.blocked, layout.softirq)
 	return []byte(b.String()), nil
+}
+
+// statLayout is what a container's /proc/stat takes from the host's: its
+// intr and softirq lines' zeros, and when it was read.
+type statLayout struct {
+	intr, softirq string
+	at            time.Time
+}
+
+// hostStat is the layout of the host's /proc/stat, read and parsed at
+// most once per cacheFor for every container (parsing it was a sixth of
+// a stat render). The result is read only.
+func (h *Host) hostStat() (*statLayout, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.Now()
+	if l := h.stat; l != nil && now.Sub(l.at) < cacheFor && !now.Before(l.at) {
+		return l, nil
+	}
+	s, err := h.read("proc/stat")
+	if err != nil {
+		return nil, err
+	}
+	h.stat = &statLayout{intr: zeros(s, "intr"), softirq: zeros(s, "softirq"), at: now}
+	return h.stat, nil
 }
 
 // zeros returns " 0" once per number on the host's line named key, so the

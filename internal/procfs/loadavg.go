@@ -87,9 +87,13 @@ func (l *Load) snapshot(now time.Time) (avg [3]uint64, t tasks, fresh bool) {
 }
 
 // currentTasks returns c's task counts: the sampler's when fresh (once
-// the cgroup is known to be still there), else counted now.
-func (h *Host) currentTasks(c *Container) ([3]uint64, tasks, error) {
+// the cgroup is known to be still there: read says the caller read its
+// files in this render), else counted now.
+func (h *Host) currentTasks(c *Container, read bool) ([3]uint64, tasks, error) {
 	avg, t, fresh := c.Load.snapshot(h.Now())
+	if fresh && read {
+		return avg, t, nil
+	}
 	if fresh {
 		dir, _, err := h.threadsFile(c)
 		if err == nil {
@@ -109,7 +113,7 @@ func loadString(v uint64) string {
 }
 
 func renderLoadavg(h *Host, c *Container) ([]byte, error) {
-	avg, t, err := h.currentTasks(c)
+	avg, t, err := h.currentTasks(c, false)
 	if err != nil {
 		return nil, err
 	}

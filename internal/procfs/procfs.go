@@ -67,6 +67,7 @@ type Host struct {
 	mu      sync.Mutex
 	cache   map[string]cached // see readCached
 	meminfo *parsedMeminfo    // see hostMeminfo
+	stat    *statLayout       // see hostStat
 }
 
 // cached is a host file's content and when it was read.

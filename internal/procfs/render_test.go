@@ -262,6 +262,19 @@ func TestStat(t *testing.T) {
 	}
 }
 
+// TestStatV1UsageAll: on v1, cpuacct.usage_all gives both CPU times in one
+// read; the per-CPU user and system files serve only a kernel without it.
+func TestStatV1UsageAll(t *testing.T) {
+	f := newFixture(t)
+	f.v1()
+	f.write("sys/fs/cgroup/cpu,cpuacct/ctr/cpuacct.usage_all",
+		"cpu user system\n0 20000000000 2000000000\n1 30000000000 4000000000\n")
+	want := "cpu  5000 0 600 4400 0 0 0 0 0 0\ncpu0 5000 0 600 4400 0 0 0 0 0 0\n"
+	if stat := f.render("proc/stat"); !strings.HasPrefix(stat, want) {
+		t.Errorf("stat starts %q; want %q, usage_all's times", stat[:min(len(stat), 80)], want)
+	}
+}
+
 // checkFieldCounts compares the number of fields of each line with the
 // host's line of the same name (cpuN with cpu0).
 func checkFieldCounts(t *testing.T, host, rendered string) {

@@ -24,7 +24,7 @@ func (h *Host) Sysinfo(c *Container, out *unix.Sysinfo_t) error {
 	if err != nil {
 		return err
 	}
-	avg, t, err := h.currentTasks(c)
+	avg, t, err := h.currentTasks(c, true)
 	if err != nil {
 		return err
 	}
