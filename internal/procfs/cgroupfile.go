@@ -9,15 +9,16 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
-	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
+	"golang.org/x/sys/unix"
 )
 
 // readCgroupFile reads one cgroup file. A missing file in a directory that
 // exists is ErrNoController (v1 without swap accounting, a v2 controller
 // not enabled); a missing directory stays fs.ErrNotExist (cgroup gone).
 func readCgroupFile(dir, file string) (string, error) {
-	data, err := cgroupfs.ReadFile(filepath.Join(dir, file))
+	data, err := readString(filepath.Join(dir, file))
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, derr := os.Stat(dir); derr != nil {
 			return "", fmt.Errorf("cgroup %s: %w", dir, derr)
@@ -27,7 +28,46 @@ func readCgroupFile(dir, file string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return string(data), nil
+	return data, nil
+}
+
+// readBufs are readString's buffers. Reading into a new 4 KiB buffer per
+// file, copied into a string at once, was half of what a render allocated
+// (and the server then collected).
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// readString reads a kernel file (cgroupfs, /proc) as cgroupfs.ReadFile
+// does, with open, read until end and close, into a pooled buffer.
+// Errors are *fs.PathError.
+func readString(path string) (string, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	for err == unix.EINTR {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return "", &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	buf := (*bp)[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+			*bp = buf
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return string(buf), nil
+		}
+		buf = buf[:len(buf)+n]
+	}
 }
 
 // readUint reads a cgroup file holding one number.

@@ -136,20 +136,20 @@ func renderStat(h *Host, c *Container) ([]byte, error) {
 		return nil, err
 	}
 	wall := ticks(uint64(max(0, h.Now().Sub(c.Started))))
-	var b strings.Builder
 	var sum [3]uint64
-	lines := make([]string, len(visible))
+	cpus := make([]byte, 0, 64*len(visible))
 	for i := range visible {
 		u, s := ticks(times.user[i]), ticks(times.system[i])
 		idle := wall - min(wall, u+s)
 		sum[0], sum[1], sum[2] = sum[0]+u, sum[1]+s, sum[2]+idle
-		lines[i] = fmt.Sprintf("cpu%d %d 0 %d %d 0 0 0 0 0 0\n", i, u, s, idle)
+		cpus = fmt.Appendf(cpus, "cpu%d %d 0 %d %d 0 0 0 0 0 0\n", i, u, s, idle)
 	}
-	fmt.Fprintf(&b, "cpu  %d 0 %d %d 0 0 0 0 0 0\n", sum[0], sum[1], sum[2])
-	b.WriteString(strings.Join(lines, ""))
-	fmt.Fprintf(&b, "intr%s\nctxt 0\nbtime %d\nprocesses %d\nprocs_running %d\nprocs_blocked %d\nsoftirq%s\n",
+	b := make([]byte, 0, 64+len(cpus)+len(layout.intr)+len(layout.softirq)+128)
+	b = fmt.Appendf(b, "cpu  %d 0 %d %d 0 0 0 0 0 0\n", sum[0], sum[1], sum[2])
+	b = append(b, cpus...)
+	b = fmt.Appendf(b, "intr%s\nctxt 0\nbtime %d\nprocesses %d\nprocs_running %d\nprocs_blocked %d\nsoftirq%s\n",
 		layout.intr, c.Started.Unix(), t.lastPid, t.running, t.blocked, layout.softirq)
-	return []byte(b.String()), nil
+	return b, nil
 }
 
 // statLayout is what a container's /proc/stat takes from the host's: its

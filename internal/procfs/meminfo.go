@@ -264,16 +264,16 @@ func renderMeminfo(h *Host, c *Container) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var b strings.Builder
+	b := make([]byte, 0, 28*len(lines)) // the kernel's line: 16 + 8 + " kB\n"
 	for _, l := range lines {
 		v := m.fields[l.key]
 		if l.kB {
-			fmt.Fprintf(&b, "%-16s%8d kB\n", l.key+":", v>>10)
+			b = fmt.Appendf(b, "%-16s%8d kB\n", l.key+":", v>>10)
 		} else {
-			fmt.Fprintf(&b, "%-16s%8d\n", l.key+":", v)
+			b = fmt.Appendf(b, "%-16s%8d\n", l.key+":", v)
 		}
 	}
-	return []byte(b.String()), nil
+	return b, nil
 }
 
 // overcommitRatio is vm.overcommit_ratio (50 when unreadable).

@@ -21,7 +21,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 	"github.com/lkc-containers/lkc/internal/effective"
 )
 
@@ -115,8 +114,7 @@ func (h *Host) path(name string) string { return filepath.Join(h.Root, name) }
 
 // read reads a host file under h.Root.
 func (h *Host) read(name string) (string, error) {
-	data, err := cgroupfs.ReadFile(h.path(name))
-	return string(data), err
+	return readString(h.path(name))
 }
 
 // readCached reads a host file that changes only when an administrator

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -510,6 +511,28 @@ func TestOneLineFormats(t *testing.T) {
 		}
 		if got := f.render(name); !re.MatchString(got) {
 			t.Errorf("%s %q does not match %s", name, got, pattern)
+		}
+	}
+}
+
+// TestRenderAllocations bounds what a render allocates, which the server
+// then collects: each read into a buffer of its own, copied into a string
+// at once, and each output built twice, was half of it.
+func TestRenderAllocations(t *testing.T) {
+	f := newFixture(t)
+	f.v1()
+	for name, most := range map[string]uint64{"proc/meminfo": 52 << 10, "proc/stat": 20 << 10} {
+		f.render(name) // the kept host files and answers
+		var before, after runtime.MemStats
+		const n = 50
+		runtime.ReadMemStats(&before)
+		for range n {
+			f.render(name)
+		}
+		runtime.ReadMemStats(&after)
+		per := (after.TotalAlloc - before.TotalAlloc) / n
+		if per > most {
+			t.Errorf("a render of %s allocates %d bytes, want at most %d", name, per, most)
 		}
 	}
 }
