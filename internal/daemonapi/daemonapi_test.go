@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lkc-containers/lkc/internal/hostconf"
 )
 
@@ -126,6 +128,59 @@ func TestPostServedAfterHangUp(t *testing.T) {
 	}
 	if err := Post(t.TempDir(), OpRelease, &Release{}); err == nil {
 		t.Error("Post without a daemon: no error")
+	}
+}
+
+// TestRequestsServedPastReset: a client that sends hello and a request
+// and hangs up once the answer to its hello is in its queue, unread (Post
+// racing the server), leaves the server's socket with ECONNRESET ahead of
+// the request; the request is served all the same.
+func TestRequestsServedPastReset(t *testing.T) {
+	got := make(chan Release, 1)
+	dir := serve(t, func(_ context.Context, op string, b json.RawMessage, _ Peer) (any, error) {
+		var r Release
+		if err := Unbody(b, &r); err != nil || op != OpRelease {
+			t.Errorf("request %s %s: %v", op, b, err)
+		}
+		got <- r
+		return nil, nil
+	})
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: filepath.Join(dir, SocketName)}); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	hello, err := request(OpHello, 1, &Hello{Versions: Versions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The request goes in only once the server answered hello: it then
+	// sits behind the reset the close below makes.
+	if _, err := unix.Write(fd, hello); err != nil {
+		t.Fatal(err)
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	if n, err := unix.Poll(pfd, 5000); n != 1 || err != nil {
+		t.Fatalf("no answer to hello: %d, %v", n, err)
+	}
+	msg, err := request(OpRelease, 2, &Release{Container{"/root", "c1"}, 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.Write(fd, msg); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	select {
+	case r := <-got:
+		if r.Root != "/root" || r.ID != "c1" || r.Gen != 7 {
+			t.Errorf("served %+v, want /root c1 gen 7", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the request behind the reset was not served")
 	}
 }
 

@@ -83,9 +83,16 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 		err = Errorf(ClassPermission, fmt.Sprintf("the lkc daemon serves uid %d only (peer pid %d has uid %d)", me, peer.Pid, peer.Uid))
 	}
 	buf := make([]byte, MaxMessage+1)
-	helloed := false
+	helloed, reset := false, false
 	for {
 		n, _, _, _, rerr := c.ReadMsgUnix(buf, nil)
+		if errors.Is(rerr, unix.ECONNRESET) && !reset {
+			// A peer that hung up with an answer unread (daemonapi.Post)
+			// leaves the reset ahead of the requests it sent: the kernel
+			// reports it once, then returns them.
+			reset = true
+			continue
+		}
 		if rerr != nil || n == 0 {
 			return
 		}

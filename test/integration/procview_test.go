@@ -186,6 +186,8 @@ func TestProcViewAgentMismatch(t *testing.T) {
 	d := newDaemonEnv(t)
 	b := d.bundle([]string{"true"}, virtualProc)
 	d.mustLkc("run", "--bundle", b, d.id()) // starts the daemon, mounts its view
+	// run's release reaches the daemon after run exits.
+	waitFor(t, func() bool { return len(d.status().Containers) == 0 }, "the daemon to release the first run's container")
 	if err := os.WriteFile(os.Getenv("LKC_CONFIG"), []byte("proc.sysinfo = false\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
