@@ -11,7 +11,7 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 )
 
 // readCgroupFile reads one cgroup file. A missing file in a directory that
@@ -37,37 +37,16 @@ func readCgroupFile(dir, file string) (string, error) {
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
 // readString reads a kernel file (cgroupfs, /proc) as cgroupfs.ReadFile
-// does, with open, read until end and close, into a pooled buffer.
-// Errors are *fs.PathError.
+// does, into a pooled buffer. Errors are *fs.PathError.
 func readString(path string) (string, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	for err == unix.EINTR {
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	}
-	if err != nil {
-		return "", &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
-	buf := (*bp)[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-			*bp = buf
-		}
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return "", &fs.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			return string(buf), nil
-		}
-		buf = buf[:len(buf)+n]
+	buf, err := cgroupfs.ReadAppend(path, (*bp)[:0])
+	*bp = buf
+	if err != nil {
+		return "", err
 	}
+	return string(buf), nil
 }
 
 // readUint reads a cgroup file holding one number.

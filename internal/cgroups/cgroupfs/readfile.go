@@ -13,15 +13,24 @@ import (
 // open of a virtual file, and `lkc top` some 30 per container per refresh.
 // Errors are *fs.PathError, as from os.ReadFile.
 func ReadFile(path string) ([]byte, error) {
+	b, err := ReadAppend(path, make([]byte, 0, 4096))
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// ReadAppend is ReadFile appending to buf, for a caller that reuses its
+// buffers: the result shares buf's array while it has room.
+func ReadAppend(path string, buf []byte) ([]byte, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	for err == unix.EINTR {
 		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	}
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+		return buf, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
-	buf := make([]byte, 0, 4096)
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
@@ -31,7 +40,7 @@ func ReadFile(path string) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+			return buf, &fs.PathError{Op: "read", Path: path, Err: err}
 		}
 		if n == 0 {
 			return buf, nil
