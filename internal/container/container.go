@@ -122,10 +122,16 @@ func (c *Container) fifo() string { return filepath.Join(c.dir.Path(), state.Fif
 
 // status derives the status from the init process and the cgroup. A
 // container read while another command holds it (busy) is being created
-// while its create (or restore) has not marked it complete.
+// while its create (or restore) has not marked it complete. The mark with
+// no holder is a create that died: its init, which may live on a moment
+// before it sees its parent gone and before it waits on the exec fifo,
+// will never run the user's process, so the container is stopped.
 func (c *Container) status() string {
-	if c.busy && c.dir.Creating() {
-		return Creating
+	if c.dir.Creating() {
+		if c.busy {
+			return Creating
+		}
+		return Stopped
 	}
 	if c.st.InitPid == 0 || !state.Alive(c.st.InitPid, c.st.InitStart) {
 		return Stopped
