@@ -8,6 +8,7 @@
 package rulesengine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -71,6 +72,7 @@ type Engine struct {
 	// space for /proc reads.
 	procs procsFiles
 	buf   []byte
+	warm  *warmer // nil until the service starts it, and without v1
 }
 
 // Stats are the engine's counters.
@@ -103,6 +105,22 @@ func NewEngine(host cgroups.Host, self []int, logf func(string, ...any)) (*Engin
 	e.pidNS, _ = os.Readlink("/proc/self/ns/pid")
 	return e, nil
 }
+
+// keepWarm starts keeping moves after a pause fast (warmer) until ctx
+// ends or stopWarm.
+func (e *Engine) keepWarm(ctx context.Context) {
+	e.warm = newWarmer(ctx, e.mounts, func() string {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.store == nil {
+			return ""
+		}
+		return e.store.Parent
+	}, e.logf)
+}
+
+// stopWarm ends the warming thread and removes its cgroup.
+func (e *Engine) stopWarm() { e.warm.stop() }
 
 // Load reads the rules files conf names (rules.files, in order, each
 // pattern's matches in name order, then rules.cgrules) and the user
@@ -388,6 +406,9 @@ func (e *Engine) move(pid int, cur map[string]string, to placement) (bool, error
 			return moved, fmt.Errorf("moving %d: %w", pid, err)
 		}
 		moved = true
+	}
+	if moved {
+		e.warm.moved()
 	}
 	return moved, nil
 }

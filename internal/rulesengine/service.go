@@ -58,6 +58,7 @@ func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 		return nil
 	}
 	s.eng = eng
+	eng.keepWarm(ctx)
 	if d.Registry != nil {
 		eng.served = func() []string {
 			var roots []string
@@ -93,6 +94,13 @@ func (s *Service) Reload(conf *hostconf.Conf) error {
 	default: // a rescan is pending already
 	}
 	return nil
+}
+
+// Stop implements the daemon's stop: the warming thread's cgroup goes.
+func (s *Service) Stop() {
+	if s.eng != nil {
+		s.eng.stopWarm()
+	}
 }
 
 // Explain answers `lkc rules explain`.

@@ -1,0 +1,179 @@
+package rulesengine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A write to a v1 cgroup.procs takes the kernel's cgroup_threadgroup_rwsem
+// for writing, and percpu_down_write waits for an RCU grace period (9-16
+// ms here) unless another writer passed about one grace period before
+// (docs/kernel.md). Execs come in bursts, so an engine moving every
+// process of a storm still paid the grace period after each gap of 10 ms
+// or more: that was its p90-p99 (docs/journal/2026-12-06-rules.md). The
+// kernel refuses a pid that does not exist, or a kernel thread, before
+// it takes the lock, and a thread moving itself by writing 0 skips it; a
+// thread that names itself by its tid takes it, even into the cgroup it
+// is in already.
+const (
+	warmEvery = 4 * time.Millisecond // well inside a grace period
+	warmFor   = time.Second          // after the last move
+	warmName  = ".warm"              // not a group name (groups.CheckName)
+)
+
+// warmer keeps the rwsem passing writers while the engine moves
+// processes: one locked thread of the worker writes its own tid to the
+// tasks file of a cgroup of its own, beneath the groups' parent in one
+// v1 hierarchy, every warmEvery until warmFor after the last move. Then
+// its goroutine returns without unlocking, so Go ends the thread and the
+// cgroup is empty again. Nil on a host with no v1 hierarchy (cgroup v2
+// leaves this to the favordynmods mount option).
+type warmer struct {
+	mount  string        // the v1 hierarchy's mount point
+	parent func() string // the groups' parent, as loaded now
+	logf   func(string, ...any)
+	last   atomic.Int64 // monotonic() of the last move
+	on     atomic.Bool  // a warming thread runs
+	ctx    context.Context
+	failed atomic.Bool // logged once
+
+	mu      sync.Mutex // orders a thread's start before stop's wait
+	stopped bool
+	done    sync.WaitGroup
+}
+
+// newWarmer picks the hierarchy: freezer, where a thread sitting in a
+// cgroup changes nothing, else the first v1 one by name.
+func newWarmer(ctx context.Context, mounts map[string]string, parent func() string, logf func(string, ...any)) *warmer {
+	var v1 []string
+	for h := range mounts {
+		if h != "" {
+			v1 = append(v1, h)
+		}
+	}
+	if len(v1) == 0 {
+		return nil
+	}
+	slices.Sort(v1)
+	h := v1[0]
+	if slices.Contains(v1, "freezer") {
+		h = "freezer"
+	}
+	return &warmer{mount: mounts[h], parent: parent, logf: logf, ctx: ctx}
+}
+
+// dir is the warming thread's cgroup; "" before the groups' parent is
+// known.
+func (w *warmer) dir() string {
+	parent := w.parent()
+	if parent == "" {
+		return ""
+	}
+	return filepath.Join(w.mount, parent, warmName)
+}
+
+// moved notes a move; it starts the warming thread if none runs.
+func (w *warmer) moved() {
+	if w == nil || w.failed.Load() {
+		return
+	}
+	w.last.Store(int64(monotonic()))
+	if !w.on.CompareAndSwap(false, true) {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		w.on.Store(false)
+		return
+	}
+	w.done.Add(1)
+	go w.run()
+}
+
+func (w *warmer) run() {
+	defer w.done.Done()
+	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+	for {
+		w.warm()
+		w.on.Store(false)
+		// A move noted between the last look and the store above started
+		// no thread: go on for it.
+		if !w.recent() || w.ctx.Err() != nil || !w.on.CompareAndSwap(false, true) {
+			return
+		}
+	}
+}
+
+func (w *warmer) recent() bool {
+	return monotonic()-time.Duration(w.last.Load()) < warmFor
+}
+
+// warm writes the thread's tid while moves keep coming.
+func (w *warmer) warm() {
+	dir := w.dir()
+	if dir == "" {
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		w.fail(err)
+		return
+	}
+	fd, err := unix.Open(filepath.Join(dir, "tasks"), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	defer unix.Close(fd)
+	tid := strconv.AppendInt(nil, int64(unix.Gettid()), 10)
+	tick := time.NewTicker(warmEvery)
+	defer tick.Stop()
+	for w.recent() {
+		if _, err := unix.Write(fd, tid); err != nil && !errors.Is(err, unix.EINTR) {
+			w.fail(&os.PathError{Op: "write", Path: filepath.Join(dir, "tasks"), Err: err})
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-w.ctx.Done():
+			return
+		}
+	}
+}
+
+func (w *warmer) fail(err error) {
+	if w.failed.CompareAndSwap(false, true) {
+		w.logf("rules: keeping cgroup moves fast: %v (moves after a pause wait for an RCU grace period)", err)
+	}
+}
+
+// stop ends the warming thread and removes its cgroup, once the kernel
+// let the thread go (it exits just after its goroutine).
+func (w *warmer) stop() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
+	w.last.Store(0)
+	w.done.Wait()
+	dir := w.dir()
+	for i := 0; dir != "" && i < 100; i++ {
+		err := os.Remove(dir)
+		if err == nil || errors.Is(err, os.ErrNotExist) || !errors.Is(err, unix.EBUSY) {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
