@@ -111,7 +111,7 @@ func (e *env) mustLkc(args ...string) string {
 	e.t.Helper()
 	r := e.lkc(args...)
 	if r.code != 0 {
-		e.t.Fatalf("lkc %s: %v", strings.Join(args, " "), r)
+		e.t.Fatalf("lkc %s: %v%s", strings.Join(args, " "), r, criuLogTail(r.stderr))
 	}
 	return r.stdout
 }
