@@ -37,10 +37,9 @@ func needsOf(rs []*rules.Rule) needs {
 
 // describe reads what the matcher knows of a process from /proc (the
 // files n asks for), and its start time (clock ticks since boot), which
-// tells a pid's reuse apart. buf is scratch space.
-func describe(pid int, n needs, buf []byte) (*rules.Process, uint64, error) {
-	dir := "/proc/" + strconv.Itoa(pid)
-	stat, err := readProc(dir+"/stat", buf)
+// tells a pid's reuse apart.
+func describe(r *procReader, pid int, n needs) (*rules.Process, uint64, error) {
+	stat, err := r.read(pid, "stat")
 	if err != nil {
 		return nil, 0, err
 	}
@@ -48,32 +47,56 @@ func describe(pid int, n needs, buf []byte) (*rules.Process, uint64, error) {
 	i := bytes.LastIndexByte(stat, ')')
 	j := bytes.IndexByte(stat, '(')
 	if i < 0 || j < 0 || j > i {
-		return nil, 0, fmt.Errorf("%s/stat: malformed", dir)
-	}
-	f := bytes.Fields(stat[i+1:]) // state ppid pgrp session ... starttime is the 20th
-	if len(f) < 20 {
-		return nil, 0, fmt.Errorf("%s/stat: malformed", dir)
+		return nil, 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
 	p := &rules.Process{Pid: pid, Comm: string(stat[j+1 : i])}
+	// state ppid pgrp session ... starttime is the 20th field after comm.
+	var f [20][]byte
+	if fields(stat[i+1:], f[:]) < len(f) {
+		return nil, 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
 	p.PGID = atoi(f[2])
 	p.SID = atoi(f[3])
-	start, _ := strconv.ParseUint(string(f[19]), 10, 64)
+	start := uint64(atoi(f[19]))
 	if n.status {
-		status, err := readProc(dir+"/status", buf)
+		status, err := r.read(pid, "status")
 		if err != nil {
 			return nil, 0, err
 		}
 		parseStatus(p, status)
 	}
-	p.Exe, _ = os.Readlink(dir + "/exe") // a kernel thread has none
+	if exe, err := r.readlink(pid, "exe"); err == nil { // a kernel thread has none
+		p.Exe = string(exe)
+	}
 	if n.cmdline {
-		if cmd, err := readProc(dir+"/cmdline", buf); err == nil && len(cmd) > 0 {
+		if cmd, err := r.read(pid, "cmdline"); err == nil && len(cmd) > 0 {
 			for _, a := range bytes.Split(bytes.TrimSuffix(cmd, []byte{0}), []byte{0}) {
 				p.Cmdline = append(p.Cmdline, string(a))
 			}
 		}
 	}
 	return p, start, nil
+}
+
+// fields puts the first len(out) space-separated fields of b in out and
+// says how many there were (bytes.Fields without its allocations).
+func fields(b []byte, out [][]byte) int {
+	n := 0
+	for n < len(out) {
+		for len(b) > 0 && (b[0] == ' ' || b[0] == '\n') {
+			b = b[1:]
+		}
+		if len(b) == 0 {
+			break
+		}
+		k := bytes.IndexAny(b, " \n")
+		if k < 0 {
+			k = len(b)
+		}
+		out[n], b = b[:k], b[k:]
+		n++
+	}
+	return n
 }
 
 // parseStatus takes the effective uid and gid and the groups.
@@ -103,19 +126,44 @@ func parseStatus(p *rules.Process, status []byte) {
 	}
 }
 
+// atoi is the decimal number b starts with (0 when none): /proc's
+// numbers, without strconv's string.
 func atoi(b []byte) int {
-	n, _ := strconv.Atoi(string(b))
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
 	return n
 }
 
-// cgroupsOf reads /proc/<pid>/cgroup: hierarchy (its controllers as
-// listed there, "" for v2) to the path within it.
-func cgroupsOf(pid int, buf []byte) (map[string]string, error) {
-	data, err := readProc("/proc/"+strconv.Itoa(pid)+"/cgroup", buf)
+// cgroupSet is /proc/<pid>/cgroup: each hierarchy (its controllers as
+// listed there, "" for v2) with the path within it. Its strings are views
+// of the buffer it was read into: valid until the next read, copied by
+// whatever keeps one.
+type cgroupSet []cgroupOf
+
+type cgroupOf struct{ h, p string }
+
+// get is the path in hierarchy h.
+func (s cgroupSet) get(h string) (string, bool) {
+	for _, c := range s {
+		if c.h == h {
+			return c.p, true
+		}
+	}
+	return "", false
+}
+
+// cgroupsOf reads /proc/<pid>/cgroup with r into set (reused).
+func cgroupsOf(r *procReader, pid int, set cgroupSet) (cgroupSet, error) {
+	data, err := r.read(pid, "cgroup")
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, 12)
+	set = set[:0]
 	for len(data) > 0 {
 		line := data
 		if k := bytes.IndexByte(data, '\n'); k >= 0 {
@@ -123,27 +171,49 @@ func cgroupsOf(pid int, buf []byte) (map[string]string, error) {
 		} else {
 			data = nil
 		}
-		if parts := bytes.SplitN(line, []byte(":"), 3); len(parts) == 3 {
-			out[string(parts[1])] = string(parts[2])
+		_, rest, ok := bytes.Cut(line, []byte(":"))
+		h, p, ok2 := bytes.Cut(rest, []byte(":"))
+		if ok && ok2 {
+			set = append(set, cgroupOf{view(h), view(p)})
 		}
 	}
-	return out, nil
+	return set, nil
 }
 
-// children lists the children of every thread of a process
-// (/proc/<pid>/task/*/children: a child belongs to the thread that
-// forked it).
-func children(pid int, buf []byte) []int {
-	dir := "/proc/" + strconv.Itoa(pid) + "/task"
-	tasks, _ := os.ReadDir(dir)
-	var out []int
+// children appends to out the children of every thread of process pid
+// (/proc/<pid>/task/*/children: a child belongs to the thread that forked
+// it); a process of one thread has only its own list to read.
+func children(r *procReader, pid int, out []int) []int {
+	switch n := r.threads(pid); {
+	case n == 0:
+		return out
+	case n == 1:
+		return appendPids(r, pid, pid, out)
+	}
+	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
 	for _, t := range tasks {
-		data, _ := readProc(dir+"/"+t.Name()+"/children", buf)
-		for _, s := range bytes.Fields(data) {
-			if c, err := strconv.Atoi(string(s)); err == nil {
-				out = append(out, c)
-			}
+		if tid, err := strconv.Atoi(t.Name()); err == nil {
+			out = appendPids(r, pid, tid, out)
 		}
+	}
+	return out
+}
+
+// appendPids appends the pids in /proc/<pid>/task/<tid>/children.
+func appendPids(r *procReader, pid, tid int, out []int) []int {
+	data, _ := r.readPath(r.atTask(pid, tid, "children"))
+	for len(data) > 0 {
+		for len(data) > 0 && (data[0] < '0' || data[0] > '9') {
+			data = data[1:]
+		}
+		k := 0
+		for k < len(data) && data[k] >= '0' && data[k] <= '9' {
+			k++
+		}
+		if k > 0 {
+			out = append(out, atoi(data[:k]))
+		}
+		data = data[k:]
 	}
 	return out
 }

@@ -40,11 +40,22 @@ type Record struct {
 	Start  uint64 // the process's start time, against pid reuse
 	Match  *rules.Match
 	Action string
+	To     placement // where Action went ("moved to", "already in"), if anywhere
 	When   time.Time
 }
 
-// Engine classifies and moves processes. classify, sweep and follow run
-// on one goroutine; mu guards what explain and reload share with it.
+// action is what the engine did, with where: the placement is written
+// out only when asked, not at each of a storm's moves.
+func (r *Record) action() string {
+	if r.To == nil {
+		return r.Action
+	}
+	return r.Action + " " + r.To.String()
+}
+
+// Engine classifies and moves processes. Classify and Scan run one at a
+// time (the service orders them); mu guards what explain and reload share
+// with them.
 type Engine struct {
 	host   cgroups.Host
 	pidNS  string            // the daemon's pid namespace: a process in another is a container's
@@ -68,10 +79,14 @@ type Engine struct {
 	// groupTo caches each group's placement (emptied at each load, and
 	// for a group whose cgroup a move found missing).
 	groupTo map[string]placement
-	// Processor only: the cgroup.procs files it writes, and scratch
-	// space for /proc reads.
+	// Classify and Scan only: the cgroup.procs files they write, the /proc
+	// readers (cg for the cgroup files, whose set cur holds views of, rd
+	// for the rest) and the sweep's queue.
 	procs procsFiles
-	buf   []byte
+	rd    procReader
+	cg    procReader
+	cur   cgroupSet
+	queue []int
 	warm  *warmer // nil until the service starts it, and without v1
 }
 
@@ -98,7 +113,7 @@ func NewEngine(host cgroups.Host, self []int, logf func(string, ...any)) (*Engin
 	}
 	e := &Engine{host: host, mounts: map[string]string{}, self: self, logf: logf,
 		records: map[int]*Record{}, users: rules.ParseUsers(nil, nil),
-		groupTo: map[string]placement{}, procs: procsFiles{}, buf: make([]byte, 4096)}
+		groupTo: map[string]placement{}, procs: procsFiles{}}
 	for h, dir := range all.Paths() {
 		e.mounts[h] = dir
 	}
@@ -221,10 +236,11 @@ func (e *Engine) classify(pid int, since time.Duration, scan bool) {
 	if slices.Contains(e.self, pid) {
 		return
 	}
-	cur, err := cgroupsOf(pid, e.buf)
+	cur, err := cgroupsOf(&e.cg, pid, e.cur)
 	if err != nil {
 		return
 	}
+	e.cur = cur
 	if !e.anyInScope(cur) {
 		if scan && !e.inContainer(pid) {
 			e.followGroup(pid, cur)
@@ -237,7 +253,7 @@ func (e *Engine) classify(pid int, since time.Duration, scan bool) {
 	e.mu.Lock()
 	need := e.need
 	e.mu.Unlock()
-	p, start, err := describe(pid, need, e.buf)
+	p, start, err := describe(&e.rd, pid, need)
 	if err != nil || p.Exe == "" && kernelThread(pid) {
 		return
 	}
@@ -280,13 +296,13 @@ func (e *Engine) classify(pid int, since time.Duration, scan bool) {
 		e.count(func(s *Stats) { s.Failed++ })
 		return
 	case moved:
-		rec.Action = "moved to " + to.String()
+		rec.Action, rec.To = "moved to", to
 		e.count(func(s *Stats) { s.Moved++ })
 		if since > 0 {
 			e.latency(monotonic() - since)
 		}
 	default:
-		rec.Action = "already in " + to.String()
+		rec.Action, rec.To = "already in", to
 	}
 	e.sweep(pid, to)
 }
@@ -296,7 +312,7 @@ func (e *Engine) classify(pid int, since time.Duration, scan bool) {
 // and its sweep (or `lkc group move` of a parent alone) left them behind,
 // and no event of theirs would place them (their own rule may match
 // nothing).
-func (e *Engine) followGroup(pid int, cur map[string]string) {
+func (e *Engine) followGroup(pid int, cur cgroupSet) {
 	e.mu.Lock()
 	store := e.store
 	e.mu.Unlock()
@@ -305,9 +321,9 @@ func (e *Engine) followGroup(pid int, cur map[string]string) {
 	}
 	parent := store.Parent
 	to := placement{}
-	for h, p := range cur {
-		if _, ok := e.mounts[h]; ok && under(p, parent) && p != parent {
-			to[h] = p
+	for _, c := range cur {
+		if _, ok := e.mounts[c.h]; ok && under(c.p, parent) && c.p != parent {
+			to[strings.Clone(c.h)] = strings.Clone(c.p)
 		}
 	}
 	if len(to) > 0 {
@@ -318,8 +334,8 @@ func (e *Engine) followGroup(pid int, cur map[string]string) {
 // inContainer reports a process in another pid namespace than the
 // daemon's: a container's, which rules never take out of its cgroup.
 func (e *Engine) inContainer(pid int) bool {
-	ns, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/pid")
-	return err != nil || ns != e.pidNS
+	ns, err := e.rd.readlink(pid, "ns/pid")
+	return err != nil || string(ns) != e.pidNS
 }
 
 func (e *Engine) record(pid int, r *Record) {
@@ -350,11 +366,11 @@ func kernelThread(pid int) bool {
 
 // anyInScope is a cheap first test: some hierarchy of the process lies
 // under rules.scope (the full test is per target hierarchy, in refuse).
-func (e *Engine) anyInScope(cur map[string]string) bool {
+func (e *Engine) anyInScope(cur cgroupSet) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for h, p := range cur {
-		if _, ok := e.mounts[h]; ok && e.inScope(p) {
+	for _, c := range cur {
+		if _, ok := e.mounts[c.h]; ok && e.inScope(c.p) {
 			return true
 		}
 	}
@@ -374,11 +390,11 @@ func (e *Engine) inScope(p string) bool {
 // would move in, it sits outside rules.scope (never move a process out
 // of a cgroup the engine was not given), or it is in a resource group
 // already (placed by `lkc group exec/move` or by a rule: sticky).
-func (e *Engine) refuse(cur map[string]string, to placement, store *groups.Store) string {
+func (e *Engine) refuse(cur cgroupSet, to placement, store *groups.Store) string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for h, dest := range to {
-		p, ok := cur[h]
+		p, ok := cur.get(h)
 		switch {
 		case !ok || p == dest:
 		case under(p, store.Parent):
@@ -392,10 +408,10 @@ func (e *Engine) refuse(cur map[string]string, to placement, store *groups.Store
 
 // move writes the process's tgid to cgroup.procs of each hierarchy where
 // it is elsewhere; it reports whether it wrote any.
-func (e *Engine) move(pid int, cur map[string]string, to placement) (bool, error) {
+func (e *Engine) move(pid int, cur cgroupSet, to placement) (bool, error) {
 	moved := false
 	for h, dest := range to {
-		if cur[h] == dest {
+		if p, _ := cur.get(h); p == dest {
 			continue
 		}
 		err := e.procs.write(e.mounts[h], dest, pid)
@@ -422,23 +438,23 @@ func (e *Engine) move(pid int, cur map[string]string, to placement) (bool, error
 // once a move returned, a child either was listed (forked before) or
 // inherits the target (forked after).
 func (e *Engine) sweep(pid int, to placement) {
-	queue := children(pid, e.buf)
-	for len(queue) > 0 {
-		c := queue[0]
-		queue = queue[1:]
-		if e.adopt(c, to) {
-			queue = append(queue, children(c, e.buf)...)
+	queue := children(&e.rd, pid, e.queue[:0])
+	for i := 0; i < len(queue); i++ {
+		if e.adopt(queue[i], to) {
+			queue = children(&e.rd, queue[i], queue)
 		}
 	}
+	e.queue = queue[:0]
 }
 
 // adopt moves child c of a moved process to the parent's placement,
 // unless it is there already or outside scope; it reports a move.
 func (e *Engine) adopt(c int, to placement) bool {
-	cur, err := cgroupsOf(c, e.buf)
+	cur, err := cgroupsOf(&e.cg, c, e.cur)
 	if err != nil {
 		return false
 	}
+	e.cur = cur
 	e.mu.Lock()
 	store := e.store
 	e.mu.Unlock()
@@ -454,8 +470,12 @@ func (e *Engine) adopt(c int, to placement) bool {
 }
 
 // placementOf resolves a match's targets into cgroup paths, making a
-// templated group (group=java/%u) on the fly.
+// templated group (group=java/%u) on the fly. A placement is never
+// changed once made: a rule of one group target gets the cached one.
 func (e *Engine) placementOf(m *rules.Match, store *groups.Store) (placement, error) {
+	if len(m.Targets) == 1 && m.Targets[0].Kind == "group" {
+		return e.groupTargets(m.Targets[0].Name, strings.Contains(m.Rule.Targets[0].Name, "%"), store)
+	}
 	to := placement{}
 	for i, t := range m.Targets {
 		switch t.Kind {
@@ -480,22 +500,32 @@ func (e *Engine) placementOf(m *rules.Match, store *groups.Store) (placement, er
 }
 
 func (e *Engine) groupPlacement(to placement, name string, templated bool, store *groups.Store) error {
-	e.mu.Lock()
-	cached, ok := e.groupTo[name]
-	e.mu.Unlock()
-	if !ok {
-		var err error
-		if cached, err = e.resolveGroup(name, templated, store); err != nil {
-			return err
-		}
-		e.mu.Lock()
-		e.groupTo[name] = cached
-		e.mu.Unlock()
+	cached, err := e.groupTargets(name, templated, store)
+	if err != nil {
+		return err
 	}
 	for h, p := range cached {
 		to[h] = p
 	}
 	return nil
+}
+
+// groupTargets is group name's placement, cached.
+func (e *Engine) groupTargets(name string, templated bool, store *groups.Store) (placement, error) {
+	e.mu.Lock()
+	cached, ok := e.groupTo[name]
+	e.mu.Unlock()
+	if ok {
+		return cached, nil
+	}
+	cached, err := e.resolveGroup(name, templated, store)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.groupTo[name] = cached
+	e.mu.Unlock()
+	return cached, nil
 }
 
 // resolveGroup reads a group, makes its cgroup where missing and returns
@@ -570,11 +600,9 @@ func (p placement) String() string {
 	return strings.Join(out, ", ")
 }
 
-func monotonic() time.Duration {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return time.Duration(ts.Nano())
-}
+// monotonic is CLOCK_MONOTONIC, the clock of the kernel's event
+// timestamps, read through the vDSO (unix.ClockGettime is a system call).
+func monotonic() time.Duration { return time.Duration(nanotime()) }
 
 func (e *Engine) latency(d time.Duration) {
 	e.mu.Lock()

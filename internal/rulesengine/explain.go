@@ -14,7 +14,7 @@ import (
 // (none of its events came since the engine started), the rule that
 // matches it now.
 func (e *Engine) Explain(pid int) (*daemonapi.ExplainReply, error) {
-	p, start, err := describe(pid, needAll, make([]byte, 4096))
+	p, start, err := describe(&procReader{}, pid, needAll)
 	if err != nil {
 		return nil, daemonapi.Errorf(daemonapi.ClassNotExist, fmt.Sprintf("pid %d: no such process", pid))
 	}
@@ -24,7 +24,7 @@ func (e *Engine) Explain(pid int) (*daemonapi.ExplainReply, error) {
 		rec = &Record{Match: rules.Find(e.rules, p, e.users), Action: "not acted on by the rules engine"}
 	}
 	e.mu.Unlock()
-	r := &daemonapi.ExplainReply{Pid: pid, Action: rec.Action}
+	r := &daemonapi.ExplainReply{Pid: pid, Action: rec.action()}
 	if !rec.When.IsZero() {
 		r.When = rec.When.UTC().Format(time.RFC3339Nano)
 	}

@@ -9,39 +9,102 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// readProc reads a small /proc file into buf (grown when too small) with
-// plain system calls: os.ReadFile would register each file with the
-// runtime's poller (two epoll_ctl calls) and allocate an os.File, a large
-// share of the engine's CPU at 1,000 events a second.
-func readProc(path string, buf []byte) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// procReader reads small /proc/<pid>/ files into a buffer it keeps, with
+// plain system calls on a path built in another: os.ReadFile would
+// register each file with the runtime's poller (two epoll_ctl calls) and
+// allocate an os.File and the path, a large share of the engine's CPU at
+// 1,000 events a second. What it returns is valid until its next call.
+// One goroutine uses a procReader.
+type procReader struct {
+	path []byte
+	buf  []byte
+}
+
+// at builds "/proc/<pid>/<name>" NUL-terminated.
+func (r *procReader) at(pid int, name string) []byte {
+	r.path = strconv.AppendInt(append(r.path[:0], "/proc/"...), int64(pid), 10)
+	r.path = append(append(append(r.path, '/'), name...), 0)
+	return r.path
+}
+
+// atTask builds "/proc/<pid>/task/<tid>/<name>" NUL-terminated.
+func (r *procReader) atTask(pid, tid int, name string) []byte {
+	r.path = strconv.AppendInt(append(r.path[:0], "/proc/"...), int64(pid), 10)
+	r.path = strconv.AppendInt(append(r.path, "/task/"...), int64(tid), 10)
+	r.path = append(append(append(r.path, '/'), name...), 0)
+	return r.path
+}
+
+func pathErr(op string, path []byte, err error) error {
+	return &os.PathError{Op: op, Path: string(path[:len(path)-1]), Err: err}
+}
+
+// read reads /proc/<pid>/<name>.
+func (r *procReader) read(pid int, name string) ([]byte, error) {
+	return r.readPath(r.at(pid, name))
+}
+
+// readPath reads the file at path (NUL-terminated).
+func (r *procReader) readPath(path []byte) ([]byte, error) {
+	fd, err := openPath(path)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		return nil, pathErr("open", path, err)
 	}
 	defer unix.Close(fd)
+	if len(r.buf) == 0 {
+		r.buf = make([]byte, 4096)
+	}
 	n := 0
 	for {
-		if n == len(buf) {
-			buf = append(buf, make([]byte, len(buf)+512)...)
+		if n == len(r.buf) {
+			r.buf = append(r.buf, make([]byte, len(r.buf))...)
 		}
-		m, err := unix.Read(fd, buf[n:])
+		m, err := unix.Read(fd, r.buf[n:])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+			return nil, pathErr("read", path, err)
 		}
 		if m == 0 {
-			return buf[:n], nil
+			return r.buf[:n], nil
 		}
 		n += m
 	}
 }
 
+// readlink reads symbolic link /proc/<pid>/<name>.
+func (r *procReader) readlink(pid int, name string) ([]byte, error) {
+	path := r.at(pid, name)
+	if len(r.buf) == 0 {
+		r.buf = make([]byte, 4096)
+	}
+	for {
+		n, err := readlinkPath(path, r.buf)
+		if err != nil {
+			return nil, pathErr("readlink", path, err)
+		}
+		if n < len(r.buf) {
+			return r.buf[:n], nil
+		}
+		r.buf = make([]byte, 2*len(r.buf))
+	}
+}
+
+// threads is the number of threads of process pid, from the link count
+// of its task directory (2 + threads), or 0 when it is gone.
+func (r *procReader) threads(pid int) int {
+	var st unix.Stat_t
+	if statPath(r.at(pid, "task"), &st) != nil || st.Nlink < 3 {
+		return 0
+	}
+	return int(st.Nlink) - 2
+}
+
 // procsFiles keeps the cgroup.procs files the engine writes open, by
 // hierarchy mount point and cgroup path: a move is then one write, not a
 // path built, an open, a poller registration, a write and a close per
-// hierarchy. Only the processor goroutine uses it.
+// hierarchy. Classify and Scan use it, one at a time.
 type procsFiles map[procsKey]int
 
 type procsKey struct{ mount, cgroup string }

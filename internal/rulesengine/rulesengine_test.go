@@ -4,9 +4,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -16,7 +20,7 @@ import (
 )
 
 func TestDescribeSelf(t *testing.T) {
-	p, start, err := describe(os.Getpid(), needAll, make([]byte, 8)) // a buffer that must grow
+	p, start, err := describe(&procReader{buf: make([]byte, 8)}, os.Getpid(), needAll) // a buffer that must grow
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,5 +162,77 @@ func TestProcsFilesKeptOpen(t *testing.T) {
 	err := f.write(dir, "/gone", 1)
 	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), filepath.Join(dir, "gone", "cgroup.procs")) {
 		t.Errorf("writing into a missing cgroup: %v", err)
+	}
+}
+
+// TestChildren lists the children a thread other than the leader forked
+// (the test binary has several threads), and those of a process of one
+// thread, which has only its own list read.
+func TestChildren(t *testing.T) {
+	var cmds []*exec.Cmd
+	t.Cleanup(func() {
+		for _, c := range cmds {
+			c.Process.Kill()
+			c.Wait()
+		}
+	})
+	start := func(args ...string) *exec.Cmd {
+		c := exec.Command(args[0], args[1:]...)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, c)
+		return c
+	}
+	done := make(chan int)
+	go func() {
+		runtime.LockOSThread() // not the leader: the test's main thread runs it
+		done <- start("sleep", "60").Process.Pid
+	}()
+	want := []int{start("sleep", "60").Process.Pid, <-done}
+	r := &procReader{}
+	if n := r.threads(os.Getpid()); n < 2 {
+		t.Fatalf("threads(self) = %d, want more than 1", n)
+	}
+	got := children(r, os.Getpid(), nil)
+	for _, pid := range want {
+		if !slices.Contains(got, pid) {
+			t.Errorf("children(self) = %v, want %v among them", got, want)
+		}
+	}
+	sh := start("sh", "-c", "sleep 60 & sleep 60 & wait")
+	for end := time.Now().Add(5 * time.Second); len(children(r, sh.Process.Pid, nil)) < 2 && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n, c := r.threads(sh.Process.Pid), children(r, sh.Process.Pid, nil); n != 1 || len(c) != 2 {
+		t.Errorf("sh: %d threads, children %v; want 1 and two", n, c)
+	}
+	for _, c := range children(r, sh.Process.Pid, nil) {
+		unix.Kill(c, unix.SIGKILL)
+	}
+	if got := children(r, -1, []int{7}); !slices.Equal(got, []int{7}) {
+		t.Errorf("children of no process = %v, want the list unchanged", got)
+	}
+}
+
+// TestCgroupsOf reads its own cgroups as /proc/self/cgroup lists them.
+func TestCgroupsOf(t *testing.T) {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Skip(err)
+	}
+	set, err := cgroupsOf(&procReader{buf: make([]byte, 8)}, os.Getpid(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(set) != len(lines) {
+		t.Fatalf("cgroupsOf(self) = %v, want %d hierarchies", set, len(lines))
+	}
+	for _, l := range lines {
+		f := strings.SplitN(l, ":", 3)
+		if p, ok := set.get(f[1]); !ok || p != f[2] {
+			t.Errorf("hierarchy %q: %q, want %q", f[1], p, f[2])
+		}
 	}
 }
