@@ -119,7 +119,10 @@ func (w *warmer) recent() bool {
 	return monotonic()-time.Duration(w.last.Load()) < warmFor
 }
 
-// warm writes the thread's tid while moves keep coming.
+// warm writes the thread's tid while moves keep coming: at once, then
+// only after warmEvery without a move, as while moves come closer the
+// engine's own keep the rwsem passing writers (a storm's), and a write of
+// the tid would cost about what one of them does, for nothing.
 func (w *warmer) warm() {
 	dir := w.dir()
 	if dir == "" {
@@ -138,10 +141,12 @@ func (w *warmer) warm() {
 	tid := strconv.AppendInt(nil, int64(unix.Gettid()), 10)
 	tick := time.NewTicker(warmEvery)
 	defer tick.Stop()
-	for w.recent() {
-		if _, err := unix.Write(fd, tid); err != nil && !errors.Is(err, unix.EINTR) {
-			w.fail(&os.PathError{Op: "write", Path: filepath.Join(dir, "tasks"), Err: err})
-			return
+	for first := true; w.recent(); first = false {
+		if first || monotonic()-time.Duration(w.last.Load()) >= warmEvery {
+			if _, err := unix.Write(fd, tid); err != nil && !errors.Is(err, unix.EINTR) {
+				w.fail(&os.PathError{Op: "write", Path: filepath.Join(dir, "tasks"), Err: err})
+				return
+			}
 		}
 		select {
 		case <-tick.C:
