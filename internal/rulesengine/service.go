@@ -31,9 +31,12 @@ const events = procconn.Exec | procconn.UID | procconn.GID | procconn.SID
 type Service struct {
 	eng    *Engine
 	logf   func(string, ...any)
-	reload chan *hostconf.Conf // to the processor: rules were reloaded
+	reload chan *hostconf.Conf // to run: rules were reloaded
 	conf   *hostconf.Conf
 	mu     sync.Mutex
+	// proc orders the engine's work on events and its scans, which
+	// share the engine's processor state.
+	proc sync.Mutex
 }
 
 // New returns the service.
@@ -126,19 +129,14 @@ func (*Service) Adopt(*registry.Entry, *daemonapi.AdoptReply) error { return nil
 // Release implements service.Service.
 func (*Service) Release(*registry.Entry) {}
 
-// batch is what the reader hands the processor: events, or an overrun.
-type batch struct {
-	evs     []procconn.Event
-	overrun bool
-}
-
-// run is the processor: it subscribes once there are rules, scans, then
-// drains every queued event before acting (moves back to back are cheap
-// on v1, spaced ones are not: E6).
+// run subscribes once there are rules and scans, at start and after each
+// reload. The subscription's events are read and acted on by follow, on
+// one goroutine of its own: handing each event from a reading goroutine
+// to a processing one cost two thread wake-ups per exec.
 func (s *Service) run(ctx context.Context) {
-	var in chan batch
+	subscribed := false
 	subscribe := func() {
-		if in != nil || !s.eng.HasRules() {
+		if subscribed || !s.eng.HasRules() {
 			return
 		}
 		c, err := procconn.Open(events)
@@ -146,12 +144,12 @@ func (s *Service) run(ctx context.Context) {
 			s.logf("rules: %v (the rules engine follows no events)", err)
 			return
 		}
-		in = make(chan batch, 4096)
-		go read(ctx, c, in)
+		subscribed = true
+		go s.follow(ctx, c)
 	}
 	subscribe()
 	if s.eng.HasRules() {
-		s.eng.Scan()
+		s.scan()
 	}
 	for {
 		select {
@@ -159,48 +157,46 @@ func (s *Service) run(ctx context.Context) {
 			return
 		case <-s.reload:
 			subscribe()
-			s.eng.Scan()
-		case b := <-in:
-			s.handle(b, in)
+			s.scan()
 		}
 	}
 }
 
-// handle acts on b and on every batch already queued behind it.
-func (s *Service) handle(b batch, in chan batch) {
-	for {
-		if b.overrun {
-			s.eng.count(func(st *Stats) { st.Overruns++ })
-			s.eng.Scan()
-		}
-		for _, ev := range b.evs {
-			switch {
-			case ev.What == procconn.Exec:
-				s.eng.Classify(ev.Tgid, time.Duration(ev.Time))
-			default:
-				s.eng.Classify(ev.Tgid, 0)
-			}
-		}
-		select {
-		case b = <-in:
-		default:
-			return
-		}
-	}
+// scan classifies every process, between two events.
+func (s *Service) scan() {
+	s.proc.Lock()
+	defer s.proc.Unlock()
+	s.eng.Scan()
 }
 
-// read forwards the connector's events until ctx ends.
-func read(ctx context.Context, c *procconn.Conn, out chan<- batch) {
+// follow acts on the connector's events until ctx ends; lost events
+// cost a scan.
+func (s *Service) follow(ctx context.Context, c *procconn.Conn) {
 	defer c.Close()
 	for ctx.Err() == nil {
 		evs, err := c.Read(events)
 		switch {
 		case errors.Is(err, procconn.ErrOverrun):
-			out <- batch{overrun: true}
+			s.eng.count(func(st *Stats) { st.Overruns++ })
+			s.scan()
 		case err != nil:
+			s.logf("rules: %v (the rules engine follows no more events)", err)
 			return
 		case len(evs) > 0:
-			out <- batch{evs: evs}
+			s.handle(evs)
+		}
+	}
+}
+
+func (s *Service) handle(evs []procconn.Event) {
+	s.proc.Lock()
+	defer s.proc.Unlock()
+	for _, ev := range evs {
+		switch {
+		case ev.What == procconn.Exec:
+			s.eng.Classify(ev.Tgid, time.Duration(ev.Time))
+		default:
+			s.eng.Classify(ev.Tgid, 0)
 		}
 	}
 }
