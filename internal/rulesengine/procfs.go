@@ -66,12 +66,21 @@ func (r *procReader) readPath(path []byte) ([]byte, error) {
 		if err != nil {
 			return nil, pathErr("read", path, err)
 		}
-		if m == 0 {
-			return r.buf[:n], nil
+		if m == 0 || n == 0 && m < len(r.buf) && m < wholeRead {
+			return r.buf[:n+m], nil
 		}
 		n += m
 	}
 }
+
+// wholeRead: a first read shorter than this and than asked for returned
+// the whole file, and the read that would return 0 is not made. The
+// files read here are seq files (or cmdline, which copies all it has): a
+// read fills the buffer unless the file ends, or the seq file's own
+// buffer (a page, at first) cannot take the next record; records here
+// are far shorter than half a page, and a file of one record (stat,
+// cgroup) comes whole.
+const wholeRead = 2048
 
 // readlink reads symbolic link /proc/<pid>/<name>.
 func (r *procReader) readlink(pid int, name string) ([]byte, error) {

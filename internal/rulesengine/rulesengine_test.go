@@ -184,12 +184,17 @@ func TestChildren(t *testing.T) {
 		cmds = append(cmds, c)
 		return c
 	}
-	done := make(chan int)
+	done, release := make(chan int), make(chan bool)
+	t.Cleanup(func() { close(release) })
 	go func() {
-		runtime.LockOSThread() // not the leader: the test's main thread runs it
+		// Another thread than the leader, kept until the end: a thread
+		// that exits hands its children to another.
+		runtime.LockOSThread()
 		done <- start("sleep", "60").Process.Pid
+		<-release
 	}()
-	want := []int{start("sleep", "60").Process.Pid, <-done}
+	other := <-done // before the next start: cmds is not shared
+	want := []int{start("sleep", "60").Process.Pid, other}
 	r := &procReader{}
 	if n := r.threads(os.Getpid()); n < 2 {
 		t.Fatalf("threads(self) = %d, want more than 1", n)
