@@ -35,12 +35,12 @@ type Entry struct {
 	Slot     int    // names it: <rundir>/proc/<slot>/..., seccomp metadata
 	Gen      uint64 // the slot's generation: a reused slot never answers for its old container
 	Features Features
-	// State is the container's record when the registry read it (nil while
-	// the container is being created: adopt comes before state.json).
-	State *state.State
 }
 
-// LoadState reads the container's current record.
+// LoadState reads the container's current record. The registry itself
+// never does: an adopt comes while create writes the record, and what the
+// services need of it they read when they need it (the decode of the
+// whole config would delay the adopt's answer, which create waits for).
 func (e *Entry) LoadState() (*state.State, error) {
 	d, err := state.Peek(e.Root, e.ID)
 	if err != nil {
@@ -113,9 +113,7 @@ func (r *Registry) revive(n int) error {
 	if _, err := os.Stat(filepath.Join(s.Root, s.ID)); errors.Is(err, os.ErrNotExist) {
 		return r.free(n)
 	}
-	e := &Entry{Root: s.Root, ID: s.ID, Slot: n, Gen: s.Gen, Features: s.Features}
-	e.State, _ = e.LoadState() // nil while it is being created
-	r.entries[key{s.Root, s.ID}] = e
+	r.entries[key{s.Root, s.ID}] = &Entry{Root: s.Root, ID: s.ID, Slot: n, Gen: s.Gen, Features: s.Features}
 	return nil
 }
 
@@ -140,7 +138,6 @@ func (r *Registry) Adopt(root, id string, f Features) (*Entry, error) {
 	}
 	r.slots[n] = s
 	e := &Entry{Root: root, ID: id, Slot: n, Gen: s.Gen, Features: f}
-	e.State, _ = e.LoadState()
 	r.entries[key{root, id}] = e
 	return e, nil
 }

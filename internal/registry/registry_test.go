@@ -5,6 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/state"
 )
 
 func TestAdoptReleaseAndRebuild(t *testing.T) {
@@ -66,5 +71,44 @@ func TestAdoptRefusesBadNames(t *testing.T) {
 	}
 	if _, err := r.Adopt("/x", "../a", Features{}); err == nil {
 		t.Error("id ../a was adopted")
+	}
+}
+
+// TestAdoptReadsNoState: an adopt comes while create writes the
+// container's record, and nothing the registry answers needs it; reading
+// it (a decode of the whole config) only delayed the answer create waits
+// for. The record here is a FIFO without a writer, which a read would wait
+// on for good.
+func TestAdoptReadsNoState(t *testing.T) {
+	dir, root := t.TempDir(), t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "a"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(state.FilePath(root, "a"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Adopt(root, "a", Features{Proc: true})
+		if err == nil {
+			_, err = Open(dir) // revives the served slot
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		// Let the blocked open go, or the test binary never exits.
+		if f, err := os.OpenFile(state.FilePath(root, "a"), os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+		t.Fatal("adopt (or the registry's rebuild) read the container's state file")
 	}
 }
