@@ -215,6 +215,20 @@ func appendDirent(b []byte, max int, ino, off uint64, typ uint32, name string) (
 	return append(b, e...), true
 }
 
+// appendDirentplus appends one fuse_direntplus: entry (a fuse_entry_out;
+// nil for none, node id 0) and the fuse_dirent, 8-byte aligned; false when
+// it would not fit in max bytes.
+func appendDirentplus(b []byte, max int, entry []byte, ino, off uint64, typ uint32, name string) ([]byte, bool) {
+	if len(b)+entryOutSize+(direntBaseSize+len(name)+7)&^7 > max {
+		return b, false
+	}
+	if entry == nil {
+		entry = make([]byte, entryOutSize)
+	}
+	b = append(b, entry...)
+	return appendDirent(b, max, ino, off, typ, name)
+}
+
 // storeOut encodes a fuse_notify_store_out of content's last byte at its
 // offset: the kernel raises the inode's size to len(content) when smaller.
 // (A store of no data changes no size.)

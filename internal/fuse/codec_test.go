@@ -323,3 +323,29 @@ func TestStandInIsNotKept(t *testing.T) {
 		t.Errorf("read %q after a second GETATTR, want the second rendering", c)
 	}
 }
+
+// TestReaddirplusEntries: each listed name carries its LOOKUP answer, "."
+// and ".." none (node id 0), and a small buffer carries on by offsets.
+func TestReaddirplusEntries(t *testing.T) {
+	s := NewServer(newTreeFS(map[string]func(int) ([]byte, error){"meminfo": static("xy"), "stat": static("y")}))
+	var got []string
+	for off := uint64(0); ; {
+		e, out := call(t, s, request{Opcode: opReaddirplus, Node: RootID, Body: readBody(0, off, 200)})
+		if e != 0 {
+			t.Fatalf("readdirplus: %v", e)
+		}
+		if len(out) == 0 {
+			break
+		}
+		for len(out) > 0 {
+			ent := out[entryOutSize:]
+			nl := int(ne.Uint32(ent[16:]))
+			got = append(got, fmt.Sprintf("%s:%d:%d", ent[direntBaseSize:direntBaseSize+nl], ne.Uint64(out[0:]), ne.Uint64(out[40+8:])))
+			off = ne.Uint64(ent[8:])
+			out = out[entryOutSize+(direntBaseSize+nl+7)&^7:]
+		}
+	}
+	if strings.Join(got, " ") != ".:0:0 ..:0:0 meminfo:100:2 stat:101:1" {
+		t.Errorf("readdirplus (name:node:size): %q", got)
+	}
+}

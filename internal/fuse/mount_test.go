@@ -579,3 +579,49 @@ func TestMountCachedReads(t *testing.T) {
 		t.Fatalf("read after Fresh: %v, %d bytes, %q...; want a whole newer rendering", err, len(got), got[:min(len(got), 40)])
 	}
 }
+
+// lookupCounter counts its tree's look-ups.
+type lookupCounter struct {
+	*treeFS
+	lookups atomic.Int32
+}
+
+func (l *lookupCounter) Lookup(parent uint64, name string) (Attr, error) {
+	l.lookups.Add(1)
+	return l.treeFS.Lookup(parent, name)
+}
+
+// TestMountListingInstantiatesNames: one getdents of a directory
+// (READDIRPLUS) gives the kernel every name in it with its attributes, so
+// the files are then stat'd (and cloned, as lkc create does with a
+// container's /proc view) without a LOOKUP each; and a file listed so
+// reads whole, its size being a LOOKUP's.
+func TestMountListingInstantiatesNames(t *testing.T) {
+	dir, f := mountTest(t)
+	fs := &lookupCounter{treeFS: newTreeFS(map[string]func(int) ([]byte, error){
+		"cpuinfo": static("processor\t: 0\n"), "meminfo": static("MemTotal:       65536 kB\n"), "stat": static("cpu  1 2 3\n"),
+	})}
+	fs.fresh = time.Second
+	serve(t, f, NewServer(fs), false)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Getdents(fd, make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	fs.lookups.Store(0) // the listing's own
+	for _, name := range fs.names() {
+		var st unix.Statx_t
+		if err := unix.Statx(fd, name, unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE, &st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fs.lookups.Load(); n != 0 {
+		t.Errorf("%d LOOKUPs after the listing, want 0", n)
+	}
+	if got, err := readFile(filepath.Join(dir, "meminfo")); err != nil || string(got) != "MemTotal:       65536 kB\n" {
+		t.Errorf("read meminfo after the listing: %q, %v", got, err)
+	}
+}

@@ -47,6 +47,8 @@ func (s *Server) dispatch(r request) ([]byte, error) {
 		return openOut(0, 0), nil
 	case opReaddir:
 		return s.readdir(r)
+	case opReaddirplus:
+		return s.readdirplus(r)
 	case opReleasedir, opDestroy:
 		return nil, nil
 	case opStatfs:
@@ -65,6 +67,11 @@ func (s *Server) lookup(r request) ([]byte, error) {
 	if err != nil {
 		return nil, syscall.EINVAL
 	}
+	return s.lookupEntry(r, name)
+}
+
+// lookupEntry is the fuse_entry_out of name in directory r.Node.
+func (s *Server) lookupEntry(r request, name string) ([]byte, error) {
 	a, err := s.fs.Lookup(r.Node, name)
 	if err != nil {
 		return nil, err
@@ -121,6 +128,31 @@ func (s *Server) openFile(r request) ([]byte, error) {
 // readdir lists entries from index in.Offset on; each entry's off is the
 // index of the next one, as the kernel passes it back in the next READDIR.
 func (s *Server) readdir(r request) ([]byte, error) {
+	return s.list(r, func(out []byte, max int, e Dirent, off uint64) ([]byte, bool) {
+		return appendDirent(out, max, e.Ino, off, e.Type>>12, e.Name)
+	})
+}
+
+// readdirplus is readdir with each entry's LOOKUP answer in front of it:
+// the kernel instantiates every name listed, so a caller that lists a
+// directory and then opens (or clones) its files asks one request for all
+// of them instead of a LOOKUP each. A regular file's attributes are those
+// a LOOKUP gets (its current version's size, content.go). An entry whose
+// look-up fails, and "." and "..", carry node id 0: the kernel lists them
+// without instantiating anything.
+func (s *Server) readdirplus(r request) ([]byte, error) {
+	return s.list(r, func(out []byte, max int, e Dirent, off uint64) ([]byte, bool) {
+		var entry []byte
+		if e.Name != "." && e.Name != ".." {
+			entry, _ = s.lookupEntry(r, e.Name)
+		}
+		return appendDirentplus(out, max, entry, e.Ino, off, e.Type>>12, e.Name)
+	})
+}
+
+// list encodes directory r.Node's entries from index in.Offset on, with
+// "." and ".." first, by add, until one does not fit.
+func (s *Server) list(r request, add func(out []byte, max int, e Dirent, off uint64) ([]byte, bool)) ([]byte, error) {
 	in, err := parseReadIn(r.Body)
 	if err != nil {
 		return nil, syscall.EINVAL
@@ -132,9 +164,8 @@ func (s *Server) readdir(r request) ([]byte, error) {
 	all := append([]Dirent{{r.Node, syscall.S_IFDIR, "."}, {r.Node, syscall.S_IFDIR, ".."}}, ents...)
 	var out []byte
 	for i := in.Offset; i < uint64(len(all)); i++ {
-		e := all[i]
 		var ok bool
-		if out, ok = appendDirent(out, int(in.Size), e.Ino, i+1, e.Type>>12, e.Name); !ok {
+		if out, ok = add(out, int(in.Size), all[i], i+1); !ok {
 			break
 		}
 	}

@@ -38,6 +38,7 @@ const (
 	opInterrupt   = 36
 	opDestroy     = 38
 	opBatchForget = 42
+	opReaddirplus = 44
 )
 
 // RootID is the node id of the mount's root directory (FUSE_ROOT_ID).
@@ -60,6 +61,7 @@ const (
 const (
 	initAsyncRead      = 1 << 0
 	initAutoInvalData  = 1 << 12
+	initDoReaddirplus  = 1 << 13
 	initMaxPages       = 1 << 22
 	initParallelDirops = 1 << 18
 	initExt            = 1 << 30

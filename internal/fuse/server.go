@@ -191,7 +191,10 @@ func (s *Server) init(b []byte) ([]byte, error) {
 	if len(b) >= 20 && offered&initExt != 0 {
 		offered |= uint64(ne.Uint32(b[16:])) << 32
 	}
-	flags := offered & (initParallelDirops | initMaxPages | initAutoInvalData | initExt)
+	// READDIRPLUS always, not only when the kernel guesses it pays
+	// (FUSE_READDIRPLUS_AUTO): a listing instantiates every name it lists,
+	// which a caller that then opens or clones several of them wants.
+	flags := offered & (initParallelDirops | initMaxPages | initAutoInvalData | initDoReaddirplus | initExt)
 	out := make([]byte, initOutSize)
 	ne.PutUint32(out[0:], protoMajor)
 	ne.PutUint32(out[4:], min(minor, protoMinor))
