@@ -201,17 +201,25 @@ func cloneAll(ms []config.Mount) []*os.File {
 	return made
 }
 
-// eachSource calls f with the index of each mount of ms, an O_PATH handle
-// of its source's directory and the source's name there, opening each
-// directory once. A source whose directory cannot be opened is skipped.
+// eachSource calls f with the index of each mount of ms, a handle of its
+// source's directory and the source's name there, opening each directory
+// once. A directory with more than one source is listed first: one
+// READDIRPLUS of the daemon's view instantiates every name in it, where
+// each source would cost a LOOKUP (a round trip to the worker). A source
+// whose directory cannot be opened is skipped.
 func eachSource(ms []config.Mount, f func(i, dir int, name string)) {
+	sources := map[string]int{}
+	for _, m := range ms {
+		dir, _ := filepath.Split(m.Source)
+		sources[dir]++
+	}
 	dirs := map[string]int{}
 	for i, m := range ms {
 		dir, name := filepath.Split(m.Source)
 		fd, ok := dirs[dir]
 		if !ok {
 			var err error
-			if fd, err = unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			if fd, err = openSourceDir(dir, sources[dir] > 1); err != nil {
 				continue
 			}
 			defer unix.Close(fd)
@@ -219,6 +227,23 @@ func eachSource(ms []config.Mount, f func(i, dir int, name string)) {
 		}
 		f(i, fd, name)
 	}
+}
+
+// openSourceDir opens directory dir, listed once when list is set (an
+// O_PATH handle otherwise: nothing is asked of its file system but the
+// walk).
+func openSourceDir(dir string, list bool) (int, error) {
+	if !list {
+		return unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	// One buffer holds the view's few names; whatever is not listed is
+	// looked up as it is reached.
+	unix.Getdents(fd, make([]byte, 4096))
+	return fd, nil
 }
 
 // viewMounted says whether the daemon in dir has its /proc view mounted,
