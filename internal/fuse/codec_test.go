@@ -324,8 +324,9 @@ func TestStandInIsNotKept(t *testing.T) {
 	}
 }
 
-// TestReaddirplusEntries: each listed name carries its LOOKUP answer, "."
-// and ".." none (node id 0), and a small buffer carries on by offsets.
+// TestReaddirplusEntries: each listed name carries its LOOKUP answer (a
+// file never rendered: the size above any rendering), "." and ".." none
+// (node id 0), and a small buffer carries on by offsets.
 func TestReaddirplusEntries(t *testing.T) {
 	s := NewServer(newTreeFS(map[string]func(int) ([]byte, error){"meminfo": static("xy"), "stat": static("y")}))
 	var got []string
@@ -345,7 +346,8 @@ func TestReaddirplusEntries(t *testing.T) {
 			out = out[entryOutSize+(direntBaseSize+nl+7)&^7:]
 		}
 	}
-	if strings.Join(got, " ") != ".:0:0 ..:0:0 meminfo:100:2 stat:101:1" {
-		t.Errorf("readdirplus (name:node:size): %q", got)
+	want := fmt.Sprintf(".:0:0 ..:0:0 meminfo:100:%d stat:101:%d", unrenderedSize, unrenderedSize)
+	if strings.Join(got, " ") != want {
+		t.Errorf("readdirplus (name:node:size): %q, want %q", got, want)
 	}
 }

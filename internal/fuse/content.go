@@ -106,6 +106,12 @@ func (vs *versions) stamp(now time.Time) time.Time {
 	return now
 }
 
+// unrenderedSize is the size a LOOKUP tells of a file never rendered:
+// above any rendering (a READ past the content is answered short, which
+// lowers the inode's size to it), and not so large that a tool sizing a
+// buffer by it fails.
+const unrenderedSize = 1 << 30
+
 // asker is what asks for a regular file's attributes.
 type asker int
 
@@ -146,22 +152,24 @@ func (s *Server) current(a *Attr, by asker, t *turn) (time.Duration, error) {
 		s.tell(a.Ino, a.Size)
 		return cur.valid(a.Fresh, now), nil
 	}
+	if by == askLookup && cur == nil {
+		// A name found for the first time (create clones a container's
+		// files before it can be rendered, and its process may never read
+		// them) is not rendered for its size: its attributes are not kept,
+		// so the first reader's open (the permission check) or read asks
+		// GETATTR, which renders. What the kernel takes meanwhile is a size
+		// above any rendering: a read in the same jiffy, or a sendfile
+		// (which never asks), gets a short READ, which lowers it.
+		a.Size, a.Mtime = unrenderedSize, s.versions.stamp(now)
+		s.tell(a.Ino, a.Size)
+		return 0, nil
+	}
 	var c []byte
 	var keepIt bool
 	var err error
 	t.render(func() { c, keepIt, err = s.fs.Content(a.Ino) })
 	if err != nil {
 		return 0, err
-	}
-	if by == askLookup && cur == nil && !keepIt {
-		// A stand-in answers a LOOKUP (its size, never cached) without
-		// becoming the file's version: the path may be walked before its
-		// container can be rendered (create binds the file, and looks it up
-		// before the container has a state), and the first reader, maybe
-		// within reuseWithin, must get a rendering of its own.
-		a.Size, a.Mtime = uint64(len(c)), s.versions.stamp(now)
-		s.tell(a.Ino, a.Size)
-		return 0, nil
 	}
 	next := &rendering{content: c, keep: keepIt, at: now}
 	switch {

@@ -250,30 +250,32 @@ func TestMountSendfileAfterLookup(t *testing.T) {
 	}
 }
 
-// standInFirst renders a stand-in (the host's file, not to be cached) at
-// its first Content, then the container's: a container whose name was
-// looked up before it could be rendered.
-type standInFirst struct {
+// standInUntilReady renders a stand-in (the host's file, not to be
+// cached) until ready is set, then the container's: a container whose
+// name was looked up before it could be rendered.
+type standInUntilReady struct {
 	*treeFS
-	calls atomic.Int32
+	ready atomic.Bool
 }
 
 const standInHost, standInOwn = "MemTotal:       24683772 kB\n", "MemTotal:          65536 kB\n"
 
-func (s *standInFirst) Content(uint64) ([]byte, bool, error) {
-	if s.calls.Add(1) == 1 {
+func (s *standInUntilReady) Content(uint64) ([]byte, bool, error) {
+	s.renders.Add(1)
+	if !s.ready.Load() {
 		return []byte(standInHost), false, nil
 	}
 	return []byte(standInOwn), true, nil
 }
 
 // TestMountLookupKeepsNoStandIn: a name looked up while its file could
-// only be stood in for (create binds a container's files before its state
-// exists) is read at once, within the time concurrent readers share a
-// rendering: the read renders the file's own content.
+// only be stood in for (create clones a container's files before its
+// state exists) is read as soon as the container can be rendered, within
+// the time concurrent readers share a rendering: the read renders the
+// file's own content.
 func TestMountLookupKeepsNoStandIn(t *testing.T) {
 	dir, f := mountTest(t)
-	fs := &standInFirst{treeFS: newTreeFS(map[string]func(int) ([]byte, error){"meminfo": static("")})}
+	fs := &standInUntilReady{treeFS: newTreeFS(map[string]func(int) ([]byte, error){"meminfo": static("")})}
 	fs.fresh = time.Second
 	serve(t, f, NewServer(fs), false)
 	path := filepath.Join(dir, "meminfo")
@@ -281,12 +283,40 @@ func TestMountLookupKeepsNoStandIn(t *testing.T) {
 	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE, &st); err != nil {
 		t.Fatal(err)
 	}
+	fs.ready.Store(true)
 	got, err := readFile(path)
 	if err != nil || string(got) != standInOwn {
 		t.Errorf("read after the lookup: %q, %v; want %q", got, err, standInOwn)
 	}
 	if got := sendfile(t, path); got != standInOwn {
 		t.Errorf("sendfile after the lookup: %q, want %q", got, standInOwn)
+	}
+}
+
+// TestMountLookupRendersNothing: finding a file's name renders nothing
+// (create clones a container's 8 files, which its process may never
+// read); the first read renders, and reads the whole file.
+func TestMountLookupRendersNothing(t *testing.T) {
+	dir, f := mountTest(t)
+	const content = "MemTotal:       65536 kB\nMemFree:        32768 kB\n"
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"meminfo": static(content)})
+	fs.fresh = time.Second
+	serve(t, f, NewServer(fs), false)
+	path := filepath.Join(dir, "meminfo")
+	// O_PATH: the walk looks the name up and asks nothing else.
+	p, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(p)
+	if n := fs.renders.Load(); n != 0 {
+		t.Errorf("the look-up rendered %d times, want 0", n)
+	}
+	if got := sendfile(t, path); got != content {
+		t.Errorf("sendfile after the look-up: %q, want %q", got, content)
+	}
+	if got, err := readFile(path); err != nil || string(got) != content {
+		t.Errorf("read after the look-up: %q, %v; want %q", got, err, content)
 	}
 }
 
