@@ -2,8 +2,10 @@ package registry
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +112,74 @@ func TestAdoptReadsNoState(t *testing.T) {
 			f.Close()
 		}
 		t.Fatal("adopt (or the registry's rebuild) read the container's state file")
+	}
+}
+
+// TestSlotsWrittenInPlace: an adopt and a release rewrite the slot's file
+// in place (a rename over it made ext4 write it out at once), a shorter
+// record over a longer one reads back whole, and a record longer than a
+// page still replaces the file.
+func TestSlotsWrittenInPlace(t *testing.T) {
+	dir, root := t.TempDir(), t.TempDir()
+	// A root whose record is longer than a page: JSON writes each '<' as
+	// \u003c.
+	long := strings.Repeat(strings.Repeat("<", 200)+"/", os.Getpagesize()/1000)
+	for _, d := range []string{filepath.Join(root, "a-longer-id"), filepath.Join(root, "b"), filepath.Join(root, long)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Adopt(root, "a-longer-id", Features{Proc: true}); err != nil {
+		t.Fatal(err)
+	}
+	// Held open: a file written in place shows the later records.
+	held, err := os.Open(filepath.Join(dir, "slots", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if _, err := r.Release(root, "a-longer-id"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Adopt(root, "b", Features{Proc: true}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(held); !strings.Contains(string(b), `"id":"b"`) {
+		t.Errorf("the slot's file was replaced: it still reads %q", b)
+	}
+	r2, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es := r2.Entries(); len(es) != 1 || es[0].ID != "b" || es[0].Gen != 2 {
+		t.Fatalf("rebuilt entries %+v, want b in gen 2", es)
+	}
+	if _, err := r2.Release(root, "b"); err != nil {
+		t.Fatal(err)
+	}
+	longRoot := filepath.Join(root, long)
+	if err := os.Mkdir(filepath.Join(longRoot, "c"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.Adopt(longRoot, "c", Features{Proc: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.Release(longRoot, "c"); err != nil {
+		t.Fatal(err)
+	}
+	r3, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es := r3.Entries(); len(es) != 0 {
+		t.Fatalf("entries %+v after every release", es)
+	}
+	c, err := r3.Adopt(root, "b", Features{Proc: true})
+	if err != nil || c.Slot != 0 || c.Gen != 4 {
+		t.Fatalf("adopt after a page-long record: %+v, %v; want slot 0 gen 4", c, err)
 	}
 }

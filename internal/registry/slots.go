@@ -1,11 +1,16 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // slotFile is <rundir>/slots/<n>: the generation, and the container when
@@ -47,15 +52,28 @@ func readSlots(dir string) ([]slotFile, error) {
 	return slots, nil
 }
 
-// writeSlot replaces slot n's file whole (temp + rename).
+// writeSlot replaces slot n's file. A record that fits in one page,
+// over an old one that does too, is written over it in place, padded
+// with blanks to the old one's length (JSON ignores them): one write
+// within one page, which the worker's death cannot cut in two. Replacing
+// the file (temp + rename, any other record) costs more where the
+// directory is not a tmpfs: ext4 writes a file renamed over another out
+// at once (auto_da_alloc), 0.1-0.7 ms of an adopt that create waits for.
 func writeSlot(dir string, n int, s *slotFile) error {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
+	b = append(b, '\n')
 	p := filepath.Join(dir, "slots", strconv.Itoa(n))
+	if ok, err := overwrite(p, b); ok || err != nil {
+		if err != nil {
+			return fmt.Errorf("writing slot %d: %w", n, err)
+		}
+		return nil
+	}
 	tmp := p + ".tmp"
-	err = os.WriteFile(tmp, append(b, '\n'), 0o600)
+	err = os.WriteFile(tmp, b, 0o600)
 	if err == nil {
 		err = os.Rename(tmp, p)
 	}
@@ -64,4 +82,36 @@ func writeSlot(dir string, n int, s *slotFile) error {
 		return fmt.Errorf("writing slot %d: %w", n, err)
 	}
 	return nil
+}
+
+// overwrite writes record b over file p in place when both fit in one
+// page; false (and no error) when they do not, or p does not exist yet.
+func overwrite(p string, b []byte) (bool, error) {
+	page := os.Getpagesize()
+	if len(b) > page {
+		return false, nil
+	}
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, err
+	}
+	if st.Size > int64(page) {
+		return false, nil
+	}
+	if pad := int(st.Size) - len(b); pad > 0 {
+		b = append(b, bytes.Repeat([]byte{' '}, pad)...)
+	}
+	n, err := unix.Pwrite(fd, b, 0)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	return true, err
 }
