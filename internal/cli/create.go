@@ -112,12 +112,23 @@ func cmdRun(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	code, err := container.Run(container.RunOpts{CreateOpts: o, Detach: detach, Keep: keep})
+	// The container's process has exited: its release goes to the daemon
+	// while run deletes it, and run exits once the release is sent.
+	var gone bool
+	released := make(chan struct{})
+	ro := container.RunOpts{CreateOpts: o, Detach: detach, Keep: keep, Gone: func() {
+		gone = true
+		go func() {
+			a.releaseLater()
+			close(released)
+		}()
+	}}
+	code, err := container.Run(ro)
 	switch {
+	case gone:
+		<-released
 	case err != nil:
 		a.release() // the container was never made
-	case !detach && !keep:
-		a.releaseLater() // the container is gone
 	}
 	return processExit(code, err)
 }

@@ -15,6 +15,11 @@ type RunOpts struct {
 	CreateOpts
 	Detach bool
 	Keep   bool // keep the stopped container instead of deleting it
+	// Gone, when set, is called once the container's process has exited,
+	// before Run deletes the container (neither detached nor kept): the
+	// CLI posts the daemon's release there, which then overlaps the
+	// delete instead of following it.
+	Gone func()
 }
 
 // Run creates and starts a container. Detached, it returns at once;
@@ -70,6 +75,9 @@ func Run(o RunOpts) (int, error) {
 	term.close()
 	if o.Keep {
 		return code, nil
+	}
+	if o.Gone != nil {
+		o.Gone()
 	}
 	if err := c.deleteStopped(o.Root); err != nil {
 		return code, err

@@ -178,6 +178,28 @@ func TestProcViewLateRelease(t *testing.T) {
 	}
 }
 
+// TestProcViewReleasedAsRunDeletes: `lkc run` posts the daemon's release
+// as soon as its container's process has exited, so that the release
+// overlaps the delete instead of following it: a poststop hook, which the
+// delete runs before it removes the cgroup, sees the container's slot
+// freed (it waits 3 s for it; before, run sent the release only after the
+// delete, hook included).
+func TestProcViewReleasedAsRunDeletes(t *testing.T) {
+	d := newDaemonEnv(t)
+	seen := filepath.Join(t.TempDir(), "seen")
+	id := d.id()
+	script := fmt.Sprintf(`for i in $(seq 300); do grep -qs '"id":"%s"' %s/slots/* || { echo released >%s; exit 0; }; sleep 0.01; done; echo served >%s`,
+		id, d.dir, seen, seen)
+	b := d.bundle([]string{"true"}, func(s *specs.Spec) {
+		virtualProc(s)
+		s.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", script}}}}
+	})
+	d.mustLkc("run", "--bundle", b, id)
+	if got, err := os.ReadFile(seen); strings.TrimSpace(string(got)) != "released" {
+		t.Errorf("the poststop hook found the container %q (%v), want released", got, err)
+	}
+}
+
 // TestProcViewAgentMismatch: create sends the adopt ahead and starts init
 // with the sysinfo listener lkc.conf names; a daemon that still runs with
 // another proc.sysinfo (lkc.conf changed, no reload) fails the create in
