@@ -183,14 +183,10 @@ func (a *adoption) madeAt(n int) container.Made {
 // init would bind it, while create goes on (init's start, the cgroup, then
 // init's namespaces and its own mounts); init then moves them into the
 // container (Served), and neither walks the daemon's FUSE view nor asks
-// its worker anything. Each
-// first LOOKUP of a name there is a round trip to the worker, which
-// answers a file's with its size; made before the container has a state,
-// the look-up gets the host's file as a stand-in the kernel does not keep:
-// the container's first read renders its own. A source that cannot be
-// cloned gets nil, and init binds it. Each directory is walked once: the
-// slot's, which the server keeps volatile, costs a LOOKUP and a GETATTR at
-// each walk.
+// its worker anything. Each first look-up of a name there is a round trip
+// to the worker (eachSource lists a directory of several sources in one),
+// which renders nothing for it: the container's first read renders its
+// own. A source that cannot be cloned gets nil, and init binds it.
 func cloneAll(ms []config.Mount) []*os.File {
 	made := make([]*os.File, len(ms))
 	eachSource(ms, func(i, dir int, name string) {
@@ -334,14 +330,10 @@ func adoptIn(root, id string, cfg *config.Config) (*adoption, error) {
 
 // lookUp has the kernel look up the sources of ms while create goes on
 // (starting init takes milliseconds), so that init, which binds them, finds
-// their names cached: each first LOOKUP of a name in the daemon's FUSE view
-// is a round trip to its worker, which answers a file's with its size, and
-// the kernel keeps names (of every mount namespace) for a second. A source
-// looked up before the container has a state gets the host's file as a
-// stand-in the kernel does not cache: the container's first read renders
-// its own. Nothing waits for it: init looks up what is not cached yet.
-// Each directory is walked once: the slot's, which the server keeps
-// volatile, costs a LOOKUP and a GETATTR at each walk.
+// their names cached: each first look-up of a name in the daemon's FUSE
+// view is a round trip to its worker, and the kernel keeps names (of every
+// mount namespace) for a second. Nothing waits for it: init looks up what
+// is not cached yet.
 func lookUp(ms []config.Mount) {
 	eachSource(ms, func(_, dir int, name string) {
 		var st unix.Statx_t

@@ -69,9 +69,8 @@ type view struct {
 	entry *registry.Entry
 	c     *procfs.Container // from the container's state, once it has one
 	// unready is the version of the state file that had no init yet:
-	// while it stays, resolve does not decode it again (the CLI looks the
-	// files up, or clones them, before create records init: each LOOKUP
-	// resolves).
+	// while it stays, resolve does not decode it again (a read of the
+	// files, or a sysinfo call, before create records init resolves).
 	unready registry.Stamp
 	load    procfs.Load
 }
