@@ -79,7 +79,7 @@ func request(op string, seq uint64, in any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	msg, err := encode(&Request{V: Version, Op: op, Seq: seq, Body: b})
+	msg, err := encodeRequest(op, seq, b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -91,7 +91,7 @@ func body(v any) (json.RawMessage, error) {
 	if v == nil {
 		return nil, nil
 	}
-	b, err := json.Marshal(v)
+	b, err := encodeBody(v)
 	if err != nil {
 		return nil, fmt.Errorf("encoding body: %w", err)
 	}
