@@ -1,7 +1,6 @@
 package daemonapi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -132,7 +131,7 @@ func (cl *Client) receive(op string, seq uint64, out any) error {
 		return fmt.Errorf("%s: reading lkc daemon's answer: %w", op, err)
 	}
 	var resp Response
-	if err := decode(buf, n, &resp); err != nil {
+	if err := decodeResponse(buf, n, &resp); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	if resp.Error != "" {
@@ -144,7 +143,7 @@ func (cl *Client) receive(op string, seq uint64, out any) error {
 	if out == nil || len(resp.Body) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(resp.Body, out); err != nil {
+	if err := decodeBody(resp.Body, out); err != nil {
 		return fmt.Errorf("%s: malformed answer: %w", op, err)
 	}
 	return nil

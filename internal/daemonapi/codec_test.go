@@ -2,6 +2,7 @@ package daemonapi
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/lkc-containers/lkc/internal/hostconf"
@@ -46,5 +47,46 @@ func TestRequestsEncodedAsEncodingJSON(t *testing.T) {
 	b, err := encodeBody(&Adopt{Container: Container{Root: "/r", ID: "a"}})
 	if err != nil || string(b) != `{"root":"/r","id":"a","features":{}}` {
 		t.Errorf("adopt body %s, %v", b, err)
+	}
+}
+
+// TestAnswersDecodedAsEncodingJSON: the answers to hello and adopt, and
+// their envelope, decode from field lists to what encoding/json makes of
+// the same bytes: unknown members skipped, absent ones left alone, null
+// pointers, escapes.
+func TestAnswersDecodedAsEncodingJSON(t *testing.T) {
+	adopt := `{"slot":3,"gen":9,"procDir":"/run/lkcd/proc/3","files":["proc/meminfo","sys/devices/system/cpu/online"],` +
+		`"seccomp":{"path":"/run/lkcd/seccomp.sock","metadata":"/r\u003c"},"features":{"proc":true},"later":[1,{"x":null}]}`
+	for _, tc := range []struct {
+		msg      string
+		out, std any
+	}{
+		{`{"v":1,"seq":1,"body":{"version":1,"build":"b \"x\""}}`, &HelloReply{}, &HelloReply{}},
+		{`{"v":1,"seq":2,"body":` + adopt + `}`, &AdoptReply{}, &AdoptReply{}},
+		{`{"v":1,"seq":2,"body":{"slot":0,"gen":1,"seccomp":null,"features":{}}}`, &AdoptReply{Files: []string{"kept"}}, &AdoptReply{Files: []string{"kept"}}},
+		{`{"v":1,"seq":2,"error":"no such thing","class":"not-exist"}`, &AdoptReply{}, &AdoptReply{}},
+	} {
+		var resp, stdResp Response
+		if err := decodeResponse([]byte(tc.msg), len(tc.msg), &resp); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(tc.msg), &stdResp); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(resp, stdResp) {
+			t.Errorf("envelope of %s:\n got %+v\nwant %+v", tc.msg, resp, stdResp)
+		}
+		if len(resp.Body) == 0 {
+			continue
+		}
+		if err := decodeBody(resp.Body, tc.out); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(resp.Body, tc.std); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(tc.out, tc.std) {
+			t.Errorf("body of %s:\n got %+v\nwant %+v", tc.msg, tc.out, tc.std)
+		}
 	}
 }

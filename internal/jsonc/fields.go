@@ -1,6 +1,9 @@
 package jsonc
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // A Field is one member of a struct's JSON object: its key, a pointer to
 // the value, and how that is read and written. The generated code lists a
@@ -45,6 +48,12 @@ func Num[T Integer](key string, p *T, omitempty bool) Field {
 // Time is a time.Time field, in its own MarshalJSON's form (RFC 3339).
 func Time(key string, p *time.Time) Field {
 	return Field{key, false, p, value[time.Time, timeValue]{}}
+}
+
+// Raw is a field that holds JSON text as it is (json.RawMessage): read
+// as the value's text, written as given (encoding/json would compact it).
+func Raw(key string, p *json.RawMessage, omitempty bool) Field {
+	return Field{key, omitempty && len(*p) == 0, p, value[json.RawMessage, rawValue]{}}
 }
 
 // Struct is a field that holds a struct, whose fields are fields(p).
@@ -136,6 +145,11 @@ type timeValue struct{}
 
 func (timeValue) dec(d *Decoder, p *time.Time) { decUnmarshaler(d, p) }
 func (timeValue) enc(e *Encoder, p *time.Time) { encMarshaler(e, *p) }
+
+type rawValue struct{}
+
+func (rawValue) dec(d *Decoder, p *json.RawMessage) { decUnmarshaler(d, p) }
+func (rawValue) enc(e *Encoder, p *json.RawMessage) { encMarshaler(e, *p) }
 
 type structValue[T any] struct{ fields func(*T) []Field }
 
