@@ -155,11 +155,12 @@ func (s *Server) current(a *Attr, by asker, t *turn) (time.Duration, error) {
 	if by == askLookup && cur == nil {
 		// A name found for the first time (create clones a container's
 		// files before it can be rendered, and its process may never read
-		// them) is not rendered for its size: its attributes are not kept,
-		// so the first reader's open (the permission check) or read asks
-		// GETATTR, which renders. What the kernel takes meanwhile is a size
-		// above any rendering: a read in the same jiffy, or a sendfile
-		// (which never asks), gets a short READ, which lowers it.
+		// them) is not rendered for its size: a zero validity is stored as
+		// expired, so the first reader's stat or open (the permission
+		// check) asks GETATTR, which renders. What the kernel takes
+		// meanwhile is a size above any rendering: a read that asks no
+		// attributes (one inside that size, or a sendfile) gets a short
+		// READ, which lowers it.
 		a.Size, a.Mtime = unrenderedSize, s.versions.stamp(now)
 		s.tell(a.Ino, a.Size)
 		return 0, nil
