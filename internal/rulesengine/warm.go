@@ -46,6 +46,7 @@ type warmer struct {
 	on     atomic.Bool  // a warming thread runs
 	ctx    context.Context
 	failed atomic.Bool // logged once
+	quit   atomic.Bool // stop: no more warming, even while moves come
 
 	mu      sync.Mutex // orders a thread's start before stop's wait
 	stopped bool
@@ -84,7 +85,7 @@ func (w *warmer) dir() string {
 
 // moved notes a move; it starts the warming thread if none runs.
 func (w *warmer) moved() {
-	if w == nil || w.failed.Load() {
+	if w == nil || w.failed.Load() || w.quit.Load() {
 		return
 	}
 	w.last.Store(int64(monotonic()))
@@ -105,37 +106,39 @@ func (w *warmer) run() {
 	defer w.done.Done()
 	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
 	for {
-		w.warm()
+		gaveUp := !w.warm()
 		w.on.Store(false)
 		// A move noted between the last look and the store above started
-		// no thread: go on for it.
-		if !w.recent() || w.ctx.Err() != nil || !w.on.CompareAndSwap(false, true) {
+		// no thread: go on for it, unless warming cannot be done (trying
+		// again at once would spin until warmFor after the last move).
+		if gaveUp || !w.recent() || w.ctx.Err() != nil || !w.on.CompareAndSwap(false, true) {
 			return
 		}
 	}
 }
 
 func (w *warmer) recent() bool {
-	return monotonic()-time.Duration(w.last.Load()) < warmFor
+	return !w.quit.Load() && monotonic()-time.Duration(w.last.Load()) < warmFor
 }
 
 // warm writes the thread's tid while moves keep coming: at once, then
 // only after warmEvery without a move, as while moves come closer the
 // engine's own keep the rwsem passing writers (a storm's), and a write of
-// the tid would cost about what one of them does, for nothing.
-func (w *warmer) warm() {
+// the tid would cost about what one of them does, for nothing. It
+// reports false when it could not warm at all.
+func (w *warmer) warm() bool {
 	dir := w.dir()
 	if dir == "" {
-		return
+		return false
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		w.fail(err)
-		return
+		return false
 	}
 	fd, err := unix.Open(filepath.Join(dir, "tasks"), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		w.fail(err)
-		return
+		return false
 	}
 	defer unix.Close(fd)
 	tid := strconv.AppendInt(nil, int64(unix.Gettid()), 10)
@@ -145,15 +148,16 @@ func (w *warmer) warm() {
 		if first || monotonic()-time.Duration(w.last.Load()) >= warmEvery {
 			if _, err := unix.Write(fd, tid); err != nil && !errors.Is(err, unix.EINTR) {
 				w.fail(&os.PathError{Op: "write", Path: filepath.Join(dir, "tasks"), Err: err})
-				return
+				return false
 			}
 		}
 		select {
 		case <-tick.C:
 		case <-w.ctx.Done():
-			return
+			return true
 		}
 	}
+	return true
 }
 
 func (w *warmer) fail(err error) {
@@ -163,15 +167,17 @@ func (w *warmer) fail(err error) {
 }
 
 // stop ends the warming thread and removes its cgroup, once the kernel
-// let the thread go (it exits just after its goroutine).
+// let the thread go (it exits just after its goroutine). The engine may
+// still move processes meanwhile (the daemon stops its services before
+// their context ends): the thread ends all the same.
 func (w *warmer) stop() {
 	if w == nil {
 		return
 	}
+	w.quit.Store(true)
 	w.mu.Lock()
 	w.stopped = true
 	w.mu.Unlock()
-	w.last.Store(0)
 	w.done.Wait()
 	dir := w.dir()
 	for i := 0; dir != "" && i < 100; i++ {
