@@ -37,7 +37,7 @@ func readSlots(dir string) ([]slotFile, error) {
 			continue // a temp file of an interrupted write
 		}
 		var s slotFile
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		b, err := readSlot(filepath.Join(dir, e.Name()))
 		if err == nil {
 			err = json.Unmarshal(b, &s)
 		}
@@ -50,6 +50,21 @@ func readSlots(dir string) ([]slotFile, error) {
 		slots[n] = s
 	}
 	return slots, nil
+}
+
+// readSlot reads slot file p under a shared lock: a record written in
+// place (overwrite) is read whole, the old one or the new one, never a
+// mix (a read does not wait for a write to the same page to finish).
+func readSlot(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+		return nil, &os.PathError{Op: "flock", Path: p, Err: err}
+	}
+	return io.ReadAll(f)
 }
 
 // writeSlot replaces slot n's file. A record that fits in one page,
@@ -99,6 +114,9 @@ func overwrite(p string, b []byte) (bool, error) {
 		return false, err
 	}
 	defer unix.Close(fd)
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil { // against readSlot
+		return false, err
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return false, err
