@@ -48,9 +48,10 @@ type warmer struct {
 	failed atomic.Bool // logged once
 	quit   atomic.Bool // stop: no more warming, even while moves come
 
-	mu      sync.Mutex // orders a thread's start before stop's wait
+	mu      sync.Mutex // orders a thread's start before stop's wait; guards made
 	stopped bool
 	done    sync.WaitGroup
+	made    []string // the cgroups made, for stop (the groups' parent may change)
 }
 
 // newWarmer picks the hierarchy: freezer, where a thread sitting in a
@@ -105,6 +106,20 @@ func (w *warmer) moved() {
 func (w *warmer) run() {
 	defer w.done.Done()
 	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+	if unix.Gettid() == unix.Getpid() {
+		// The main thread, which Go does not end but wedges: it would stay
+		// in the cgroup for good (and the process with it, in the
+		// cgroup's eyes). Held here, it leaves another thread to warm.
+		w.done.Add(1)
+		ended := make(chan struct{})
+		go func() {
+			defer close(ended)
+			w.run()
+		}()
+		<-ended
+		runtime.UnlockOSThread()
+		return
+	}
 	for {
 		gaveUp := !w.warm()
 		w.on.Store(false)
@@ -135,6 +150,11 @@ func (w *warmer) warm() bool {
 		w.fail(err)
 		return false
 	}
+	w.mu.Lock()
+	if !slices.Contains(w.made, dir) {
+		w.made = append(w.made, dir)
+	}
+	w.mu.Unlock()
 	fd, err := unix.Open(filepath.Join(dir, "tasks"), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		w.fail(err)
@@ -166,8 +186,10 @@ func (w *warmer) fail(err error) {
 	}
 }
 
-// stop ends the warming thread and removes its cgroup, once the kernel
-// let the thread go (it exits just after its goroutine). The engine may
+// stop ends the warming thread and removes its cgroups (the one under
+// the groups' parent now, which a predecessor may have made, and each one
+// made under another before a reload), once the kernel let the thread go
+// (it exits just after its goroutine). The engine may
 // still move processes meanwhile (the daemon stops its services before
 // their context ends): the thread ends all the same.
 func (w *warmer) stop() {
@@ -179,7 +201,17 @@ func (w *warmer) stop() {
 	w.stopped = true
 	w.mu.Unlock()
 	w.done.Wait()
-	dir := w.dir()
+	w.mu.Lock()
+	dirs := append([]string{w.dir()}, w.made...)
+	w.mu.Unlock()
+	for _, dir := range dirs {
+		removeCgroup(dir)
+	}
+}
+
+// removeCgroup removes empty cgroup dir, waiting a little for a thread
+// that just exited to leave it.
+func removeCgroup(dir string) {
 	for i := 0; dir != "" && i < 100; i++ {
 		err := os.Remove(dir)
 		if err == nil || errors.Is(err, os.ErrNotExist) || !errors.Is(err, unix.EBUSY) {

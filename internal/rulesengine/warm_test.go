@@ -4,9 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lkc-containers/lkc/internal/testutil"
 )
 
 // waitDone waits up to d for the warmer's goroutine to return.
@@ -87,5 +91,54 @@ func TestWarmerStopsWhileMovesCome(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "tasks")); len(b) == 0 {
 		t.Error("the warming thread never wrote its tid")
+	}
+}
+
+// TestWarmerRemovesEveryCgroupItMade: the groups' parent changed by a
+// reload between two warming threads leaves no cgroup of the first behind
+// at the daemon's stop (nor a parent that cannot be removed).
+func TestWarmerRemovesEveryCgroupItMade(t *testing.T) {
+	testutil.RequiresRoot(t)
+	mount := "/sys/fs/cgroup/freezer"
+	if own, _ := os.ReadFile("/proc/self/cgroup"); !strings.Contains(string(own), ":freezer:/\n") {
+		t.Skip("not in the freezer hierarchy's root cgroup")
+	}
+	if _, err := os.Stat(filepath.Join(mount, "tasks")); err != nil {
+		t.Skip("no v1 freezer hierarchy")
+	}
+	top := "/lkc-warm-test-" + strconv.Itoa(os.Getpid())
+	t.Cleanup(func() { testutil.RemoveCgroupTree(t, filepath.Join(mount, top)) })
+	var parent atomic.Value
+	parent.Store(top + "/a")
+	w := newWarmer(context.Background(), map[string]string{"freezer": mount}, func() string { return parent.Load().(string) }, t.Logf)
+	for _, p := range []string{top + "/a", top + "/b"} {
+		parent.Store(p)
+		w.moved()
+		if !waitDone(w, 10*time.Second) {
+			t.Fatal("the warming thread still runs 10 s after a move")
+		}
+		if _, err := os.Stat(filepath.Join(mount, p, warmName)); err != nil {
+			t.Fatalf("the warming thread made no cgroup: %v", err)
+		}
+		// Go ends a thread whose goroutine returns locked, unless it is
+		// the main thread, which it wedges for good.
+		for end := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			b, err := os.ReadFile(filepath.Join(mount, p, warmName, "tasks"))
+			if err == nil && len(b) == 0 {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("after its warming thread ended, %s/%s holds %q (%v); the process is %d", p, warmName, b, err, os.Getpid())
+			}
+		}
+	}
+	if w.failed.Load() {
+		t.Fatal("warming failed")
+	}
+	w.stop()
+	for _, p := range []string{"/a", "/b"} {
+		if _, err := os.Stat(filepath.Join(mount, top, p, warmName)); !os.IsNotExist(err) {
+			t.Errorf("after stop, %s%s/%s is still there (%v)", top, p, warmName, err)
+		}
 	}
 }
