@@ -7,10 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/osthread"
 )
 
 // CRIU probes the kernel at every start (vdso, userfaultfd, the cpu's
@@ -79,30 +80,27 @@ func startCriu(cmd *exec.Cmd, criu string, o *Opts, pl *placement) (*kdatCache, 
 	// namespaces and then dies with its goroutine (unshare gave it a
 	// private cwd and root as well), taking the cgroups and cgroup
 	// namespace it joined along.
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
+	var err error
+	osthread.Spare(func() {
 		if pl != nil {
-			back, err := pl.enter(o)
-			if err != nil {
-				done <- err
+			var back func()
+			if back, err = pl.enter(o); err != nil {
 				return
 			}
 			defer back()
 		}
 		if k != nil {
-			err := k.start(cmd, o)
+			err = k.start(cmd, o)
 			var se setupError
 			if !errors.As(err, &se) {
-				done <- err
 				return
 			}
 			k.close()
 			k = nil
 		}
-		done <- cmd.Start()
-	}()
-	if err := <-done; err != nil {
+		err = cmd.Start()
+	})
+	if err != nil {
 		if k != nil {
 			k.close()
 		}

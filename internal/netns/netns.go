@@ -17,9 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/osthread"
 )
 
 // ErrNotCarried says a namespace holds something lkc does not rebuild;
@@ -88,14 +89,11 @@ func Run(pid int, fn func() error) error {
 	})
 }
 
-// onThread runs fn on a locked thread that is never handed back.
-func onThread(fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		done <- fn()
-	}()
-	return <-done
+// onThread runs fn on a locked thread that is never handed back, and not
+// the main thread (osthread.Spare).
+func onThread(fn func() error) (err error) {
+	osthread.Spare(func() { err = fn() })
+	return err
 }
 
 // Inode identifies the network namespace of pid, as CRIU's

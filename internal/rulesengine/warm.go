@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/osthread"
 )
 
 // A write to a v1 cgroup.procs takes the kernel's cgroup_threadgroup_rwsem
@@ -103,23 +104,14 @@ func (w *warmer) moved() {
 	go w.run()
 }
 
+// run warms on a thread of its own (osthread.Spare: never the main
+// thread, which Go would park in the cgroup for good), which ends with it.
 func (w *warmer) run() {
 	defer w.done.Done()
-	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-	if unix.Gettid() == unix.Getpid() {
-		// The main thread, which Go does not end but wedges: it would stay
-		// in the cgroup for good (and the process with it, in the
-		// cgroup's eyes). Held here, it leaves another thread to warm.
-		w.done.Add(1)
-		ended := make(chan struct{})
-		go func() {
-			defer close(ended)
-			w.run()
-		}()
-		<-ended
-		runtime.UnlockOSThread()
-		return
-	}
+	osthread.Spare(w.loop)
+}
+
+func (w *warmer) loop() {
 	for {
 		gaveUp := !w.warm()
 		w.on.Store(false)
