@@ -219,7 +219,7 @@ func appendDirent(b []byte, max int, ino, off uint64, typ uint32, name string) (
 // nil for none, node id 0) and the fuse_dirent, 8-byte aligned; false when
 // it would not fit in max bytes.
 func appendDirentplus(b []byte, max int, entry []byte, ino, off uint64, typ uint32, name string) ([]byte, bool) {
-	if len(b)+entryOutSize+(direntBaseSize+len(name)+7)&^7 > max {
+	if !direntplusFits(b, max, name) {
 		return b, false
 	}
 	if entry == nil {
@@ -227,6 +227,12 @@ func appendDirentplus(b []byte, max int, entry []byte, ino, off uint64, typ uint
 	}
 	b = append(b, entry...)
 	return appendDirent(b, max, ino, off, typ, name)
+}
+
+// direntplusFits reports whether name's READDIRPLUS entry fits after b
+// in a reply of max bytes.
+func direntplusFits(b []byte, max int, name string) bool {
+	return len(b)+entryOutSize+(direntBaseSize+len(name)+7)&^7 <= max
 }
 
 // storeOut encodes a fuse_notify_store_out of content's last byte at its

@@ -351,3 +351,22 @@ func TestReaddirplusEntries(t *testing.T) {
 		t.Errorf("readdirplus (name:node:size): %q, want %q", got, want)
 	}
 }
+
+// TestReaddirplusLooksUpOnlyWhatFits: an entry that does not fit in the
+// reply is not looked up, so nothing is told of it (the size book would
+// hold a size the kernel never got).
+func TestReaddirplusLooksUpOnlyWhatFits(t *testing.T) {
+	fs := &lookupCounter{treeFS: newTreeFS(map[string]func(int) ([]byte, error){"meminfo": static("xy"), "stat": static("y")})}
+	s := NewServer(fs)
+	size := 0
+	for _, name := range []string{".", "..", "meminfo"} {
+		size += entryOutSize + (direntBaseSize+len(name)+7)&^7
+	}
+	e, _ := call(t, s, request{Opcode: opReaddirplus, Node: RootID, Body: readBody(0, 0, uint32(size))})
+	if e != 0 {
+		t.Fatalf("readdirplus: %v", e)
+	}
+	if n := fs.lookups.Load(); n != 1 {
+		t.Errorf("%d look-ups for a reply with room for meminfo only", n)
+	}
+}

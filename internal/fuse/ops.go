@@ -139,9 +139,14 @@ func (s *Server) readdir(r request) ([]byte, error) {
 // of them instead of a LOOKUP each. A regular file's attributes are those
 // a LOOKUP gets (its current version's size, content.go). An entry whose
 // look-up fails, and "." and "..", carry node id 0: the kernel lists them
-// without instantiating anything.
+// without instantiating anything. An entry that will not fit is not
+// looked up: the size its look-up tells would go into the size book
+// without reaching the kernel.
 func (s *Server) readdirplus(r request) ([]byte, error) {
 	return s.list(r, func(out []byte, max int, e Dirent, off uint64) ([]byte, bool) {
+		if !direntplusFits(out, max, e.Name) {
+			return out, false
+		}
 		var entry []byte
 		if e.Name != "." && e.Name != ".." {
 			entry, _ = s.lookupEntry(r, e.Name)
