@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/lkc-containers/lkc/internal/hostconf"
+	"github.com/lkc-containers/lkc/internal/testutil"
 )
 
 // TestRequestsEncodedAsEncodingJSON: hello, adopt and release, encoded
@@ -89,4 +90,44 @@ func TestAnswersDecodedAsEncodingJSON(t *testing.T) {
 			t.Errorf("body of %s:\n got %+v\nwant %+v", tc.msg, tc.out, tc.std)
 		}
 	}
+}
+
+// TestCodecsCoverEveryField fills every field of each message the field
+// lists carry: encoded, it is what encoding/json makes of it; decoded
+// from encoding/json's bytes, it is the value again. A field added to a
+// type and not to its list fails here.
+func TestCodecsCoverEveryField(t *testing.T) {
+	n := 0
+	for _, v := range []any{&Hello{}, &Adopt{}, &Release{}, &HelloReply{}, &AdoptReply{}} {
+		testutil.Fill(reflect.ValueOf(v).Elem(), &n)
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if isRequestBody(v) {
+			got, err := encodeBody(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("%T encoded:\n got %s\nwant %s", v, got, want)
+			}
+			continue
+		}
+		out := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+		if err := decodeBody(want, out); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(out, v) {
+			t.Errorf("%T decoded:\n got %+v\nwant %+v", v, out, v)
+		}
+	}
+}
+
+func isRequestBody(v any) bool {
+	switch v.(type) {
+	case *Hello, *Adopt, *Release:
+		return true
+	}
+	return false
 }
