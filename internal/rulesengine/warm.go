@@ -53,6 +53,7 @@ type warmer struct {
 	stopped bool
 	done    sync.WaitGroup
 	made    []string // the cgroups made, for stop (the groups' parent may change)
+	above   []string // the directories above them it made (a parent with no group yet)
 }
 
 // newWarmer picks the hierarchy: freezer, where a thread sitting in a
@@ -138,6 +139,13 @@ func (w *warmer) warm() bool {
 	if dir == "" {
 		return false
 	}
+	var above []string // the groups' parent and its ancestors this makes
+	for d := filepath.Dir(dir); d != w.mount && d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		above = append(above, d)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		w.fail(err)
 		return false
@@ -146,6 +154,7 @@ func (w *warmer) warm() bool {
 	if !slices.Contains(w.made, dir) {
 		w.made = append(w.made, dir)
 	}
+	w.above = append(w.above, above...)
 	w.mu.Unlock()
 	fd, err := unix.Open(filepath.Join(dir, "tasks"), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -195,9 +204,16 @@ func (w *warmer) stop() {
 	w.done.Wait()
 	w.mu.Lock()
 	dirs := append([]string{w.dir()}, w.made...)
+	above := w.above
 	w.mu.Unlock()
 	for _, dir := range dirs {
 		removeCgroup(dir)
+	}
+	// Then the parents it made, deepest first; one that holds groups now
+	// stays (rmdir fails: EBUSY).
+	slices.SortFunc(above, func(a, b string) int { return len(b) - len(a) })
+	for _, d := range above {
+		os.Remove(d)
 	}
 }
 

@@ -141,4 +141,8 @@ func TestWarmerRemovesEveryCgroupItMade(t *testing.T) {
 			t.Errorf("after stop, %s%s/%s is still there (%v)", top, p, warmName, err)
 		}
 	}
+	// The parents did not exist before: the warmer made them, and removes them.
+	if _, err := os.Stat(filepath.Join(mount, top)); !os.IsNotExist(err) {
+		t.Errorf("after stop, %s, which the warmer made, is still there (%v)", top, err)
+	}
 }
