@@ -304,6 +304,10 @@ func (d *cgrulesEngine) prepare() error {
 			return fmt.Errorf("%s exists: the host's, which the benchmark does not replace", p)
 		}
 	}
+	// Its socket, which it leaves when stopped, goes with the files.
+	if _, err := os.Lstat(cgredSocket); err != nil {
+		d.made = append(d.made, cgredSocket)
+	}
 	if err := os.Mkdir(cgconfigDir, 0o755); err != nil {
 		return err
 	}

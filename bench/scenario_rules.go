@@ -22,6 +22,8 @@ const (
 	// The files cgrulesengd reads; the scenario makes them and removes
 	// them, and refuses to run when the host has its own.
 	cgrulesConf, cgconfigConf, cgconfigDir = "/etc/cgrules.conf", "/etc/cgconfig.conf", "/etc/cgconfig.d"
+	// cgredSocket is where cgrulesengd listens.
+	cgredSocket = "/run/cgred.socket"
 )
 
 // rulesScenario measures a rules engine under a storm of 1,000 execs per

@@ -508,6 +508,12 @@ func startCgrulesengd(t *testing.T, r *rulesEnv, exe string) int {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Remove(conf) })
+	// It listens on this socket and leaves it when killed: removed after
+	// the kill below, unless the host had one.
+	const sock = "/run/cgred.socket"
+	if _, err := os.Lstat(sock); err != nil {
+		t.Cleanup(func() { os.Remove(sock) })
+	}
 	logFile := filepath.Join(r.tmp, "cgrulesengd.log")
 	cmd := exec.Command(bin, "-n", "-q", "-f", logFile)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
