@@ -49,11 +49,10 @@ type warmer struct {
 	failed atomic.Bool // logged once
 	quit   atomic.Bool // stop: no more warming, even while moves come
 
-	mu      sync.Mutex // orders a thread's start before stop's wait; guards made
-	stopped bool
-	done    sync.WaitGroup
-	made    []string // the cgroups made, for stop (the groups' parent may change)
-	above   []string // the directories above them it made (a parent with no group yet)
+	mu    sync.Mutex // orders a thread's start before stop's wait; guards made
+	done  sync.WaitGroup
+	made  []string // the cgroups made, for stop (the groups' parent may change)
+	above []string // the directories above them it made (a parent with no group yet)
 }
 
 // newWarmer picks the hierarchy: freezer, where a thread sitting in a
@@ -97,7 +96,7 @@ func (w *warmer) moved() {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.stopped {
+	if w.quit.Load() { // stop set it before it took mu to wait
 		w.on.Store(false)
 		return
 	}
@@ -198,8 +197,7 @@ func (w *warmer) stop() {
 		return
 	}
 	w.quit.Store(true)
-	w.mu.Lock()
-	w.stopped = true
+	w.mu.Lock() // a start that saw quit unset has added to done by now
 	w.mu.Unlock()
 	w.done.Wait()
 	w.mu.Lock()
