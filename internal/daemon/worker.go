@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/fdstore"
@@ -29,6 +30,10 @@ import (
 	"github.com/lkc-containers/lkc/internal/seccompagent"
 	"github.com/lkc-containers/lkc/internal/service"
 )
+
+// slowStart is how long a service may take to start before the log says
+// so: a starter gives up after daemonapi.StartTimeout in all.
+const slowStart = 500 * time.Millisecond
 
 // services are the services the worker runs, in start order.
 var procView = procview.New()
@@ -64,6 +69,7 @@ type worker struct {
 // Run runs a worker until it is stopped, upgraded away or signalled
 // (SIGTERM drains it: control connections finish their request).
 func Run(o Options) error {
+	t0 := time.Now()
 	w := &worker{Options: o, services: services}
 	w.logf = log.New(os.Stderr, fmt.Sprintf("lkc worker %d: ", os.Getpid()), log.LstdFlags|log.Lmicroseconds).Printf
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -80,7 +86,7 @@ func Run(o Options) error {
 		o.Ready.WriteString("ok\n")
 		o.Ready.Close()
 	}
-	w.logf("serving on %s", filepath.Join(o.Dir, daemonapi.SocketName))
+	w.logf("serving on %s (start-up %v)", filepath.Join(o.Dir, daemonapi.SocketName), time.Since(t0).Round(time.Millisecond))
 	w.srv = &daemonapi.Server{Build: o.Build, Handle: w.handle, Logf: w.logf}
 	err = w.srv.Serve(ctx, l)
 	if stopping, _ := w.store.Stopping(); stopping {
@@ -121,9 +127,13 @@ func (w *worker) start(ctx context.Context) (*net.UnixListener, error) {
 	w.deps = &service.Deps{Registry: w.reg, Store: w.store, Taken: taken, Dir: w.Dir, Conf: conf, Logf: w.logf,
 		Predecessor: w.Predecessor}
 	for _, s := range w.services {
+		t0 := time.Now()
 		if err := s.Start(ctx, w.deps); err != nil {
 			ctrl.Close()
 			return nil, fmt.Errorf("starting service %s: %w", s.Name(), err)
+		}
+		if d := time.Since(t0); d > slowStart {
+			w.logf("service %s took %v to start", s.Name(), d.Round(time.Millisecond))
 		}
 	}
 	// The control socket comes last: a worker that cannot start makes no
