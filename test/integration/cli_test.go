@@ -46,9 +46,9 @@ func waitOutFile(t *testing.T, path string, ok func(lines []string) bool) []stri
 	return lines
 }
 
-// pollOutFile reads path until ok accepts its words, for 5 s at most.
+// pollOutFile reads path until ok accepts its words, for settle at most.
 func pollOutFile(path string, ok func(lines []string) bool) ([]string, bool) {
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(settle)
 	for {
 		data, _ := os.ReadFile(path)
 		lines := strings.Fields(string(data))

@@ -71,7 +71,7 @@ func reapOrphans() {
 // parent is gone: give them a moment.
 func assertNoOrphans(t *testing.T, what string) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(settle)
 	for {
 		reapOrphans()
 		live := children()

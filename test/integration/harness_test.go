@@ -39,6 +39,12 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// settle is how long a test waits for what should follow soon (a move, a
+// state, a file's content, a listener): long, since the TCG VM can stall
+// for seconds under load, and a test that passes never waits it out.
+// Latency is measured in bench/, never here.
+const settle = 30 * time.Second
+
 var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
 
 // id returns a fresh container id for this test.

@@ -230,7 +230,7 @@ func TestMigrateStdioFile(t *testing.T) {
 	mustMigrate(t, h, a, b, id, "--shared-storage", "--mode", "stopcopy")
 	b.e.waitStatus(id, "running")
 	made := filepath.Join(b.bundles, id, "stdio-1")
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(settle)
 	for {
 		data, err := os.ReadFile(made)
 		if err == nil && strings.Contains(string(bytes.Trim(data, "\x00")), "line ") {

@@ -157,7 +157,7 @@ func TestMigrateTCP(t *testing.T) {
 	h.startServe(b)
 	id, addr := h.runContainer(a, []string{"nc", "-l", "-p", "7000", "-e", "cat"}, nil)
 	var cc net.Conn
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(settle)
 	for {
 		var err error
 		if cc, err = h.dialFromLAN(addr + ":7000"); err == nil {

@@ -163,7 +163,7 @@ func TestNetworkIngressRate(t *testing.T) {
 	addr := net.JoinHostPort(e.addr(id), "5000")
 	var conn net.Conn
 	var err error
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(settle); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if conn, err = net.Dial("tcp", addr); err == nil {
 			break
 		}

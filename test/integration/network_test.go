@@ -176,7 +176,7 @@ func httpGet(t *testing.T, url string) string {
 	t.Helper()
 	cl := http.Client{Timeout: 5 * time.Second}
 	var last error
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(settle); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		resp, err := cl.Get(url)
 		if err != nil {
 			last = err

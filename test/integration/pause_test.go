@@ -28,7 +28,7 @@ func (e *env) counter() (string, func() int) {
 		n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
 		return n
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(settle)
 	for read() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -158,10 +158,10 @@ func (r *rulesEnv) inGroup(pid int, name string) bool {
 }
 
 // waitInGroup waits until pid and every descendant of it are in group
-// name, or fails after the deadline.
-func (r *rulesEnv) waitInGroup(pid int, name string, deadline time.Duration) []int {
+// name, or fails after settle.
+func (r *rulesEnv) waitInGroup(pid int, name string) []int {
 	r.t.Helper()
-	end := time.Now().Add(deadline)
+	end := time.Now().Add(settle)
 	for {
 		all := append([]int{pid}, descendants(pid)...)
 		out := []int{}
@@ -174,7 +174,7 @@ func (r *rulesEnv) waitInGroup(pid int, name string, deadline time.Duration) []i
 			return all
 		}
 		if time.Now().After(end) {
-			r.t.Fatalf("after %v, processes %v of %v are not in group %s (daemon log:\n%s)", deadline, out, all, name, r.log())
+			r.t.Fatalf("after %v, processes %v of %v are not in group %s (daemon log:\n%s)", settle, out, all, name, r.log())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -250,7 +250,7 @@ func TestRulesUserCommandAndChildren(t *testing.T) {
 	other := r.inScope("sleep", "60") // root's: no rule
 	cmd := r.inScope("setpriv", "--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(uid), "--clear-groups",
 		"sh", "-c", "sleep 60 & sleep 60 & sleep 60 & wait")
-	r.waitInGroup(cmd.Process.Pid, "build", 2*time.Second)
+	r.waitInGroup(cmd.Process.Pid, "build")
 	// The shell forks its three children when it gets a CPU (late in a
 	// TCG VM): once they are there, they must be in the group too.
 	for end := time.Now().Add(10 * time.Second); len(descendants(cmd.Process.Pid)) < 3; time.Sleep(10 * time.Millisecond) {
@@ -258,7 +258,7 @@ func TestRulesUserCommandAndChildren(t *testing.T) {
 			t.Fatalf("the shell has children %v, want 3", descendants(cmd.Process.Pid))
 		}
 	}
-	all := r.waitInGroup(cmd.Process.Pid, "build", 2*time.Second)
+	all := r.waitInGroup(cmd.Process.Pid, "build")
 	t.Logf("in group build: %v", all)
 	if r.inGroup(other.Process.Pid, "build") {
 		t.Errorf("root's sleep %d was moved into build", other.Process.Pid)
@@ -297,11 +297,11 @@ func TestRulesExecutableAndReload(t *testing.T) {
 	r.mustLkc("group", "create", "two")
 	r.start()
 	p1 := r.inScope(exe, "60")
-	r.waitInGroup(p1.Process.Pid, "one", 2*time.Second)
+	r.waitInGroup(p1.Process.Pid, "one")
 	plain := r.inScope("sleep", "60")
 	// A new rules file is read on its own (inotify): new processes go to two.
 	r.writeRules("exe=" + r.tmp + "/lkc-exe-* -> group=two\n")
-	end := time.Now().Add(5 * time.Second)
+	end := time.Now().Add(settle)
 	for {
 		p := r.inScope(exe, "60")
 		time.Sleep(200 * time.Millisecond)
@@ -322,7 +322,7 @@ func TestRulesExecutableAndReload(t *testing.T) {
 	r.writeRules("exe=" + r.tmp + "/lkc-exe-* -> frob=x\n")
 	r.failLkc(`^lkc: daemon: .*rules.conf:1: .*keeping|^lkc: .*rules.conf:1: `, "daemon", "reload")
 	p3 := r.inScope(exe, "60")
-	r.waitInGroup(p3.Process.Pid, "two", 2*time.Second)
+	r.waitInGroup(p3.Process.Pid, "two")
 }
 
 // stormResult is what a fork storm measured.
@@ -591,7 +591,7 @@ func TestRulesContainerTarget(t *testing.T) {
 	r.start()
 	want := cgroupLines(t, init)
 	p := r.inScope(exe, "60")
-	for end := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	for end := time.Now().Add(settle); ; time.Sleep(10 * time.Millisecond) {
 		got := cgroupLines(t, p.Process.Pid)
 		if fmt.Sprint(got) == fmt.Sprint(want) {
 			break
@@ -607,7 +607,7 @@ func TestRulesContainerTarget(t *testing.T) {
 	stays := func(exe, why string) {
 		t.Helper()
 		q := r.inScope(exe, "60")
-		for end := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		for end := time.Now().Add(settle); ; time.Sleep(20 * time.Millisecond) {
 			out := r.mustLkc("rules", "explain", strconv.Itoa(q.Process.Pid))
 			if strings.Contains(out, why) {
 				break
@@ -637,7 +637,7 @@ func TestRulesScanSweepsGroupChildren(t *testing.T) {
 	r.mustLkc("group", "create", "g")
 	sh := r.inScope("sh", "-c", "sleep 60 & wait")
 	var kids []int
-	for end := time.Now().Add(5 * time.Second); len(kids) == 0; time.Sleep(10 * time.Millisecond) {
+	for end := time.Now().Add(settle); len(kids) == 0; time.Sleep(10 * time.Millisecond) {
 		if kids = descendants(sh.Process.Pid); time.Now().After(end) {
 			t.Fatal("the shell forked no child")
 		}
@@ -648,5 +648,5 @@ func TestRulesScanSweepsGroupChildren(t *testing.T) {
 			r.inGroup(kids[0], "g"), r.inGroup(sh.Process.Pid, "g"))
 	}
 	r.start()
-	r.waitInGroup(sh.Process.Pid, "g", 2*time.Second)
+	r.waitInGroup(sh.Process.Pid, "g")
 }

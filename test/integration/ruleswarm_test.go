@@ -33,7 +33,7 @@ func TestRulesWarmThread(t *testing.T) {
 		t.Skip("no freezer hierarchy")
 	}
 	p := r.inScope(exe, "60")
-	r.waitInGroup(p.Process.Pid, "one", 2*time.Second)
+	r.waitInGroup(p.Process.Pid, "one")
 	tasks := func() []string {
 		data, _ := os.ReadFile(filepath.Join(warm, "tasks"))
 		return strings.Fields(string(data))
@@ -51,7 +51,7 @@ func TestRulesWarmThread(t *testing.T) {
 		}
 	}
 	q := r.inScope(exe, "60")
-	r.waitInGroup(q.Process.Pid, "one", 2*time.Second)
+	r.waitInGroup(q.Process.Pid, "one")
 	if len(tasks()) != 1 {
 		t.Errorf("after a later move, %s holds %v, want the warming thread again", warm, tasks())
 	}

@@ -170,7 +170,7 @@ func TestSeccompAgentExec(t *testing.T) {
 			t.Fatalf("free in exec %d: total %q, want 65536", i, total)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(settle)
 	for heldListeners(d.status().Held) != 1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("listeners held after the execs ended: %v, want init's only", d.status().Held)
