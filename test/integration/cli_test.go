@@ -219,7 +219,7 @@ func TestCLIKillSignalForms(t *testing.T) {
 		os.Remove(logf)
 		e.mustLkc("kill", id, c.arg)
 		if _, ok := pollOutFile(logf, containsWord(c.want)); !ok {
-			t.Fatalf("kill %s: the trap logged no %s within 5s; init: %s", c.arg, c.want, signalMasks(pid))
+			t.Fatalf("kill %s: the trap logged no %s within %v; init: %s", c.arg, c.want, settle, signalMasks(pid))
 		}
 	}
 	e.mustLkc("kill", id) // SIGTERM by default; sh as pid 1 ignores it
