@@ -56,7 +56,21 @@ func sockHelper() {
 // denied port, fail with EPERM; their neighbours work.
 func TestEnforce(t *testing.T) {
 	testutil.RequiresRoot(t)
-	p, err := Parse("deny connect 127.0.0.0/8 port 81, deny bind any port 82")
+	enforceAndTry(t, "deny connect 127.0.0.0/8 port 81, deny bind any port 82")
+}
+
+// TestEnforceMappedRule: a rule written with an IPv4-mapped IPv6 address
+// binds IPv4 sockets too, which reach the address without the IPv6
+// programs.
+func TestEnforceMappedRule(t *testing.T) {
+	testutil.RequiresRoot(t)
+	enforceAndTry(t, "deny connect ::ffff:127.0.0.0/104 port 81, deny bind any port 82")
+}
+
+// enforceAndTry attaches policy (which must deny what TestEnforce's does)
+// to a cgroup of the helper's, and checks what its IPv4 calls get.
+func enforceAndTry(t *testing.T, policy string) {
+	p, err := Parse(policy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +99,7 @@ func TestEnforce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dir := filepath.Join("/sys/fs/cgroup", self, "lkc-netpolicy-test-"+strconv.Itoa(os.Getpid()))
+		dir := filepath.Join("/sys/fs/cgroup", self, "lkc-netpolicy-test-"+strconv.Itoa(os.Getpid())+"-"+t.Name())
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -122,13 +122,24 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		if err != nil {
 			return p, fmt.Errorf("%q is not an address prefix", s)
 		}
-		return p.Masked(), nil
+		return unmap(p.Masked()), nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
 		return netip.Prefix{}, fmt.Errorf("%q is not an address", s)
 	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	return unmap(netip.PrefixFrom(a, a.BitLen())), nil
+}
+
+// unmap turns a prefix of IPv4-mapped addresses (::ffff:a.b.c.d/96 and
+// longer) into the IPv4 prefix: an IPv4 socket reaches those addresses
+// through the IPv4 programs, which IPv6 rules are not compiled into, and
+// the IPv6 program matches IPv4 rules on the mapped form anyway.
+func unmap(p netip.Prefix) netip.Prefix {
+	if !p.Addr().Is4In6() || p.Bits() < 96 {
+		return p
+	}
+	return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 }
 
 func parsePorts(s string) (uint16, uint16, error) {

@@ -34,6 +34,17 @@ func TestParse(t *testing.T) {
 	if p, err := Parse("deny connect 10.0.0.1/8"); err != nil || p.Rules[0].Prefix.String() != "10.0.0.0/8" || !p.DefaultAllow {
 		t.Errorf("a prefix with host bits: %+v, %v", p, err)
 	}
+	for v, want := range map[string]string{
+		"deny connect ::ffff:10.1.2.3":       "10.1.2.3/32",
+		"deny connect ::ffff:10.1.2.3/112":   "10.1.0.0/16",
+		"deny connect ::ffff:0:0/96":         "0.0.0.0/0",
+		"deny connect ::ffff:0:0/80":         "::/80",
+		"deny connect 2001:db8::ffff:0:0/96": "2001:db8::ffff:0:0/96",
+	} {
+		if p, err := Parse(v); err != nil || p.Rules[0].Prefix.String() != want {
+			t.Errorf("%q: %+v, %v; want prefix %s", v, p, err, want)
+		}
+	}
 }
 
 func TestParseErrors(t *testing.T) {
