@@ -223,7 +223,9 @@ func parseBits(s string) (uint64, error) {
 	}
 	f, err := strconv.ParseFloat(l, 64)
 	bits := f * float64(mult)
-	if err != nil || f <= 0 || bits < 8000 || bits > 1e13 {
+	// Written as "not in range" so that NaN, which every comparison
+	// fails, is refused too.
+	if err != nil || !(bits >= 8000 && bits <= 1e13) {
 		return 0, fmt.Errorf("rate %q: use a number with bit, kbit, mbit, gbit or tbit, from 8kbit to 10tbit", s)
 	}
 	return uint64(bits), nil
