@@ -178,3 +178,44 @@ func TestJoinedNetns(t *testing.T) {
 		t.Error("lkc's own namespace is not taken for the host's")
 	}
 }
+
+// TestRestoreAllBadIDs: a manifest's ids name directories, so one that is
+// not a container id (".." here, whose bundle directory would be the image
+// directory's sibling) or that comes twice fails alone, before anything
+// is made or removed for it.
+func TestRestoreAllBadIDs(t *testing.T) {
+	tmp := t.TempDir()
+	images := filepath.Join(tmp, "images")
+	victim := filepath.Join(tmp, "bundle", "keep")
+	if err := os.MkdirAll(filepath.Dir(victim), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(victim, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(images, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	gone := filepath.Join(tmp, "gone")
+	m := &Manifest{Version: manifestVersion, Complete: true, Containers: []*Entry{
+		{ID: "..", Status: StatusDumped, Bundle: gone, Rootfs: gone},
+		{ID: "a", Status: StatusDumped, Bundle: gone, Rootfs: gone},
+		{ID: "a", Status: StatusDumped, Bundle: gone, Rootfs: gone},
+	}}
+	if err := writeManifest(images, m); err != nil {
+		t.Fatal(err)
+	}
+	res, err := RestoreAll(RestoreOpts{Root: filepath.Join(tmp, "root"), ImageDir: images})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(victim); err != nil {
+		t.Errorf("a file beside the image dir: %v", err)
+	}
+	want := []string{`invalid container id ".."`, "no such file or directory", `container a is in the manifest twice`}
+	for i, r := range res {
+		if r.Status != StatusNotRun || !strings.Contains(r.Error, want[i]) {
+			t.Errorf("%d (%s): %s %q, want failed with %q", i, r.ID, r.Status, r.Error, want[i])
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/cr"
+	"github.com/lkc-containers/lkc/internal/state"
 )
 
 // RestoreOpts are the options of `lkc restore --all`.
@@ -61,9 +62,12 @@ func RestoreAll(o RestoreOpts) ([]Result, error) {
 	o.Restore.TCPEstablished = o.Restore.TCPEstablished || m.TCPEstablished
 	results := make([]Result, len(m.Containers))
 	var todo []int
+	seen := map[string]bool{}
 	for i, e := range m.Containers {
 		results[i] = Result{ID: e.ID, Status: e.Status, Error: e.Error}
-		if e.Status == StatusDumped {
+		if err := checkEntryID(e.ID, seen); err != nil {
+			results[i].Status, results[i].Error = StatusNotRun, err.Error()
+		} else if e.Status == StatusDumped {
 			todo = append(todo, i)
 		} else if e.Status == StatusPending {
 			results[i].Error = "its dump never finished (the checkpoint was interrupted)"
@@ -92,6 +96,21 @@ func RestoreAll(o RestoreOpts) ([]Result, error) {
 		t.end(e.ID, err, time.Since(start))
 	})
 	return results, nil
+}
+
+// checkEntryID refuses an id of the manifest that is not a container id
+// or comes twice: the id names the entry's directories, which the
+// restore makes and removes, so ".." would reach beside the image
+// directory and a twin would share its twin's.
+func checkEntryID(id string, seen map[string]bool) error {
+	if err := state.CheckID(id); err != nil {
+		return err
+	}
+	if seen[id] {
+		return fmt.Errorf("container %s is in the manifest twice", id)
+	}
+	seen[id] = true
+	return nil
 }
 
 // restoreOne restores one dumped container and returns the bundle it
