@@ -63,6 +63,9 @@ func cmdCheckpointAll(g *globals, args []string) error {
 	if err := parseAll(fs, args, use, &o.ImageDir); err != nil {
 		return err
 	}
+	if err := checkParallel(o.Parallel); err != nil {
+		return err
+	}
 	var err error
 	o.Root, o.Warn = g.root, g.warn
 	o.Dump.CRIU, o.Dump.Verbose = g.criu, g.debug
@@ -143,6 +146,9 @@ func cmdRestoreAll(g *globals, args []string) error {
 	if err := parseAll(fs, args, use, &o.ImageDir); err != nil {
 		return err
 	}
+	if err := checkParallel(o.Parallel); err != nil {
+		return err
+	}
 	var err error
 	if o.ConsoleDir, err = absPath(o.ConsoleDir); err != nil {
 		return err
@@ -197,6 +203,9 @@ func cmdMigrateAll(g *globals, args []string) error {
 	}
 	if tokenFile == "" {
 		return fmt.Errorf("--token-file is required (usage: %s)", use)
+	}
+	if err := checkParallel(o.Parallel); err != nil {
+		return err
 	}
 	if o.Migrate.Token, err = migrate.ReadToken(tokenFile); err != nil {
 		return err
@@ -319,6 +328,15 @@ func (p *allProgress) done() {
 	if p.tty && !p.quiet {
 		fmt.Fprint(os.Stderr, "\r\x1b[K")
 	}
+}
+
+// checkParallel refuses a --parallel below 1, which would otherwise be
+// read as 1 without a word, as serve refuses such a --sessions.
+func checkParallel(n int) error {
+	if n < 1 {
+		return fmt.Errorf("--parallel %d: want at least 1", n)
+	}
+	return nil
 }
 
 // parseAll parses the flags of an --all command, which takes no argument

@@ -413,3 +413,22 @@ func TestEvacuateParallelDefaultsToCPUs(t *testing.T) {
 		}
 	}
 }
+
+// TestEvacuateParallelBad: a --parallel below 1 is refused in one line
+// naming it, before the image directory is made or the target asked.
+func TestEvacuateParallelBad(t *testing.T) {
+	e := newEnv(t)
+	dir := filepath.Join(t.TempDir(), "images")
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"0", "-2"} {
+		e.failLkc("--parallel "+n+": want at least 1", "checkpoint", "--all", "--image-dir", dir, "--parallel", n)
+		e.failLkc("--parallel "+n+": want at least 1", "restore", "--all", "--image-dir", dir, "--parallel", n)
+		e.failLkc("--parallel "+n+": want at least 1", "migrate", "--all", "--token-file", token, "--parallel", n, "127.0.0.1:9")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("image dir after the refusals: %v", err)
+	}
+}
