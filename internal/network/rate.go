@@ -54,8 +54,11 @@ func SetRate(stateDir string, r Rate) error {
 func setRate(stateDir string, rec *record, a *attachment, list *libcni.NetworkConfigList, r Rate) error {
 	main := libcni.NewCNIConfigWithCacheDir(PluginPath(), filepath.Join(stateDir, cacheName), nil)
 	prev, err := main.GetNetworkListCachedResult(list, runtimeConf(stateDir, rec, *a))
-	if err != nil || prev == nil {
-		return fmt.Errorf("reading the result of its ADD: %v", err)
+	if err != nil {
+		return fmt.Errorf("reading the result of its ADD: %w", err)
+	}
+	if prev == nil {
+		return errors.New("reading the result of its ADD: none cached")
 	}
 	bw, err := bandwidthOnly(list, prev)
 	if err != nil {
@@ -63,25 +66,66 @@ func setRate(stateDir string, rec *record, a *attachment, list *libcni.NetworkCo
 	}
 	tmp := filepath.Join(stateDir, updateCacheName)
 	defer os.RemoveAll(tmp)
-	cni := libcni.NewCNIConfigWithCacheDir(PluginPath(), tmp, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
 	defer cancel()
-	rt := runtimeConf(stateDir, rec, *a)
-	rt.CacheDir = tmp
-	if err := cni.DelNetworkList(ctx, bw, rt); err != nil {
+	sh := shaper{ctx: ctx, cni: libcni.NewCNIConfigWithCacheDir(PluginPath(), tmp, nil), bw: bw, prev: prev,
+		stateDir: stateDir, rec: rec, cache: tmp}
+	old, hadOld := a.Caps["bandwidth"]
+	err = sh.apply(a, bandwidthCaps(r))
+	if err == nil || !hadOld {
 		return err
 	}
-	if err := clearShaping(prev); err != nil {
-		return err
+	// The old limit went with the DEL: put it back, so that the
+	// container keeps the limit its record and annotation name.
+	if rerr := sh.apply(a, old); rerr != nil {
+		return fmt.Errorf("%w; putting the old limit back: %v (the container is now unlimited)", err, rerr)
 	}
-	delete(a.Caps, "bandwidth")
+	return err
+}
+
+// bandwidthCaps is the bandwidth capability argument of r, nil for none.
+func bandwidthCaps(r Rate) any {
 	if !r.Any() {
 		return nil
 	}
-	a.Caps["bandwidth"] = bandwidth(r)
-	rt = runtimeConf(stateDir, rec, *a)
-	rt.CacheDir = tmp
-	_, err = cni.AddNetworkList(ctx, bw, rt)
+	return bandwidth(r)
+}
+
+// shaper changes the limit of one attachment through its bandwidth
+// plugin alone (bw), with its own cache.
+type shaper struct {
+	ctx      context.Context
+	cni      *libcni.CNIConfig
+	bw       *libcni.NetworkConfigList
+	prev     types.Result
+	stateDir string
+	rec      *record
+	cache    string
+}
+
+// apply runs DEL of the plugin, removes what its DEL leaves, and, when
+// caps is not nil, ADD with caps as a's bandwidth capability argument;
+// a's capabilities then say what was asked last.
+func (sh shaper) apply(a *attachment, caps any) error {
+	rt := runtimeConf(sh.stateDir, sh.rec, *a)
+	rt.CacheDir = sh.cache
+	if err := sh.cni.DelNetworkList(sh.ctx, sh.bw, rt); err != nil {
+		return err
+	}
+	if err := clearShaping(sh.prev); err != nil {
+		return err
+	}
+	delete(a.Caps, "bandwidth")
+	if caps == nil {
+		return nil
+	}
+	if a.Caps == nil {
+		a.Caps = map[string]any{} // the record omits an empty one
+	}
+	a.Caps["bandwidth"] = caps
+	rt = runtimeConf(sh.stateDir, sh.rec, *a)
+	rt.CacheDir = sh.cache
+	_, err := sh.cni.AddNetworkList(sh.ctx, sh.bw, rt)
 	return err
 }
 

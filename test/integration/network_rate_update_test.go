@@ -1,0 +1,97 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// hostQdiscs is `tc qdisc show` of the host side of the network's only
+// veth, where the bandwidth plugin puts the limit of what the container
+// receives.
+func (c *cniNet) hostQdiscs(t *testing.T) string {
+	t.Helper()
+	f := strings.Fields(c.ports())
+	if len(f) < 2 {
+		t.Fatalf("no veth on %s", c.bridge)
+	}
+	name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+	out, err := exec.Command("tc", "qdisc", "show", "dev", name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tc qdisc show dev %s: %v: %s", name, err, out)
+	}
+	return string(out)
+}
+
+// netRate is the org.lkc.net-rate annotation `state` shows for id.
+func (e *env) netRate(id string) any {
+	e.t.Helper()
+	a, _ := e.state(id)["annotations"].(map[string]any)
+	return a["org.lkc.net-rate"]
+}
+
+// TestNetworkUpdateRateAdds gives a limit with `update --net-rate` to a
+// container created without one, on a network able to limit it.
+func TestNetworkUpdateRateAdds(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(e, "")
+	id := e.id()
+	b := e.bundle([]string{"sleep", "60"}, c.annotate())
+	e.mustLkc("run", "-d", "--bundle", b, id)
+	if q := c.hostQdiscs(t); strings.Contains(q, "tbf") {
+		t.Fatalf("a limit before any was asked for: %s", q)
+	}
+	e.mustLkc("update", "--net-rate", "ingress=10mbit", id)
+	if q := c.hostQdiscs(t); !strings.Contains(q, "tbf") || !strings.Contains(q, "rate 10Mbit") {
+		t.Errorf("after update --net-rate ingress=10mbit: %s", q)
+	}
+	if got := e.netRate(id); got != "ingress=10000000bit" {
+		t.Errorf("state shows net-rate %v", got)
+	}
+	e.mustLkc("delete", "-f", id)
+	c.assertReleased("")
+}
+
+// failOncePlugin stands in for the bandwidth plugin: its first ADD fails,
+// everything else is the real plugin's.
+const failOncePlugin = `#!/bin/sh
+if [ "$CNI_COMMAND" = ADD ] && mkdir "$(dirname "$0")/failed" 2>/dev/null; then
+	echo '{"cniVersion":"1.0.0","code":999,"msg":"lkc test: refused once"}'
+	exit 1
+fi
+exec /usr/lib/cni/bandwidth
+`
+
+// TestNetworkUpdateRateFailureKeepsLimit: when the plugin refuses the new
+// limit (after the DEL that removed the old one), the container keeps its
+// old limit, as its annotation still says.
+func TestNetworkUpdateRateFailureKeepsLimit(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(e, "")
+	id := e.id()
+	b := e.bundle([]string{"sleep", "60"}, c.annotate("org.lkc.net-rate", "ingress=10mbit"))
+	e.mustLkc("run", "-d", "--bundle", b, id)
+	if q := c.hostQdiscs(t); !strings.Contains(q, "rate 10Mbit") {
+		t.Fatalf("no 10 Mbit/s limit after create: %s", q)
+	}
+	plugins := t.TempDir()
+	if err := os.WriteFile(filepath.Join(plugins, "bandwidth"), []byte(failOncePlugin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LKC_CNI_PATH", plugins+":/usr/lib/cni")
+	e.failLkc(`--net-rate: container `+id+`: network `+c.name+`: .*lkc test: refused once`, "update", "--net-rate", "ingress=20mbit", id)
+	if q := c.hostQdiscs(t); !strings.Contains(q, "rate 10Mbit") {
+		t.Errorf("the old limit is gone after a refused update: %s", q)
+	}
+	if got := e.netRate(id); got != "ingress=10mbit" {
+		t.Errorf("state shows net-rate %v", got)
+	}
+	e.mustLkc("update", "--net-rate", "ingress=20mbit", id)
+	if q := c.hostQdiscs(t); !strings.Contains(q, "rate 20Mbit") {
+		t.Errorf("after the second update: %s", q)
+	}
+	e.mustLkc("delete", "-f", id)
+	c.assertReleased("")
+}
