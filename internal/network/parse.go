@@ -212,6 +212,10 @@ func ParseRate(v string) (Rate, error) {
 	return r, nil
 }
 
+// maxRate is the fastest limit the bandwidth plugin takes: it refuses a
+// bucket of 4 GiB or more, and bandwidthBurst gives 50 ms of the rate.
+const maxRate = 640e9
+
 func parseBits(s string) (uint64, error) {
 	l := strings.ToLower(s)
 	mult := uint64(1)
@@ -225,8 +229,8 @@ func parseBits(s string) (uint64, error) {
 	bits := f * float64(mult)
 	// Written as "not in range" so that NaN, which every comparison
 	// fails, is refused too.
-	if err != nil || !(bits >= 8000 && bits <= 1e13) {
-		return 0, fmt.Errorf("rate %q: use a number with bit, kbit, mbit, gbit or tbit, from 8kbit to 10tbit", s)
+	if err != nil || !(bits >= 8000 && bits <= maxRate) {
+		return 0, fmt.Errorf("rate %q: use a number with bit, kbit, mbit, gbit or tbit, from 8kbit to 640gbit", s)
 	}
 	return uint64(bits), nil
 }

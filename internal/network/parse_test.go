@@ -57,6 +57,7 @@ func TestBadAnnotations(t *testing.T) {
 		{"RateUnit", map[string]string{AnnotationNetwork: "a", AnnotationRate: "egress=10mbps"}, `egress: rate "10mbps"`},
 		{"RateZero", map[string]string{AnnotationNetwork: "a", AnnotationRate: "egress=0"}, `egress: rate "0"`},
 		{"RateTiny", map[string]string{AnnotationNetwork: "a", AnnotationRate: "ingress=100bit"}, `ingress: rate "100bit"`},
+		{"RateTooFast", map[string]string{AnnotationNetwork: "a", AnnotationRate: "egress=1tbit"}, `egress: rate "1tbit": use a number with bit, kbit, mbit, gbit or tbit, from 8kbit to 640gbit`},
 		{"RateNaN", map[string]string{AnnotationNetwork: "a", AnnotationRate: "egress=nanmbit"}, `egress: rate "nanmbit"`},
 		{"RateNaNBare", map[string]string{AnnotationNetwork: "a", AnnotationRate: "ingress=NaN"}, `ingress: rate "NaN"`},
 		{"RateTwice", map[string]string{AnnotationNetwork: "a", AnnotationRate: "egress=1mbit,egress=2mbit"}, `egress is given twice`},

@@ -50,6 +50,11 @@ func TestNetworkUpdateRateAdds(t *testing.T) {
 	if got := e.netRate(id); got != "ingress=10000000bit" {
 		t.Errorf("state shows net-rate %v", got)
 	}
+	// The fastest limit lkc takes is one the plugin takes.
+	e.mustLkc("update", "--net-rate", "ingress=640gbit", id)
+	if q := c.hostQdiscs(t); !strings.Contains(q, "rate 640Gbit") {
+		t.Errorf("after update --net-rate ingress=640gbit: %s", q)
+	}
 	e.mustLkc("delete", "-f", id)
 	c.assertReleased("")
 }
