@@ -64,6 +64,7 @@ func lockNetns(paths []string, warn func(error)) (unlock func()) {
 			continue
 		}
 		for _, ipt := range []string{"iptables", "ip6tables"} {
+			clearStaleLocks(p, ipt, warn)
 			if err := iptables(p, ipt, "-I", "INPUT", "1"); err != nil {
 				warn(fmt.Errorf("locking the network namespace %s: %w", p, err))
 				continue
@@ -79,6 +80,24 @@ func lockNetns(paths []string, warn func(error)) (unlock func()) {
 		for _, u := range undo {
 			u()
 		}
+	}
+}
+
+// maxStaleLocks bounds the removal of stale lock rules: one per
+// interrupted restore --all, a handful at most.
+const maxStaleLocks = 64
+
+// clearStaleLocks removes the lock rules a restore --all that died before
+// its unlock (SIGKILL, a crash, Ctrl-C) left in the namespace at path,
+// which would otherwise drop its packets for good; each delete removes
+// one, until none is left.
+func clearStaleLocks(path, ipt string, warn func(error)) {
+	n := 0
+	for n < maxStaleLocks && iptables(path, ipt, "-D", "INPUT") == nil {
+		n++
+	}
+	if n > 0 {
+		warn(fmt.Errorf("removed %d %s lock rules an interrupted restore --all left in the network namespace %s", n, ipt, path))
 	}
 }
 
