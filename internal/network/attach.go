@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,7 +60,7 @@ func (p *Plan) attach(stateDir string, pinNS func() error, add func(*libcni.CNIC
 	rec := &record{ContainerID: containerID(stateDir), Attachments: p.attachments}
 	defer func() {
 		if err != nil {
-			Detach(stateDir)
+			err = undoAttach(stateDir, err)
 		}
 	}()
 	if err := writeRecord(stateDir, rec); err != nil {
@@ -74,12 +75,33 @@ func (p *Plan) attach(stateDir string, pinNS func() error, add func(*libcni.CNIC
 	return nil
 }
 
+// undoAttach runs Detach after a failed attach. Its caller removes the
+// state directory, and the record with it, so a DEL that fails cannot be
+// tried again by a delete: the namespace is released all the same (its
+// veths go with it once init is gone), and the error says what may be
+// left (leases, rules outside the namespace).
+func undoAttach(stateDir string, err error) error {
+	derr := detach(stateDir, true)
+	if derr == nil {
+		return err
+	}
+	unpin(stateDir)
+	return fmt.Errorf("%w (undoing it failed, leases or rules of the networks may be left: %v)", err, derr)
+}
+
 // Detach runs DEL of each network stateDir records, last first, then
 // releases the namespace and the record. A container without networks has
 // no record, and Detach does nothing. It goes on past a failing network so
 // that the others are freed, and reports the first failure, keeping the
 // record for a later delete to try again.
-func Detach(stateDir string) error {
+func Detach(stateDir string) error { return detach(stateDir, false) }
+
+// detach is Detach; undo says it undoes the ADD this process just ran,
+// with the same plugin path, so a plugin not installed now was missing at
+// that ADD too, and is left out of DEL (installed). A later delete may
+// run with another path (LKC_CNI_PATH): there a missing plugin fails DEL,
+// and the record stays for a delete that finds it.
+func detach(stateDir string, undo bool) error {
 	rec, err := readRecord(stateDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return unpin(stateDir)
@@ -91,7 +113,7 @@ func Detach(stateDir string) error {
 	var first error
 	for i := len(rec.Attachments) - 1; i >= 0; i-- {
 		a := rec.Attachments[i]
-		if err := del(cni, stateDir, rec, a); err != nil && first == nil {
+		if err := del(cni, stateDir, rec, a, undo); err != nil && first == nil {
 			first = fmt.Errorf("network %s: %w", a.Name, err)
 		}
 	}
@@ -105,14 +127,39 @@ func Detach(stateDir string) error {
 	return removeFile(filepath.Join(stateDir, recordName))
 }
 
-func del(cni *libcni.CNIConfig, stateDir string, rec *record, a attachment) error {
+func del(cni *libcni.CNIConfig, stateDir string, rec *record, a attachment, skipMissing bool) error {
 	list, err := libcni.NetworkConfFromBytes(a.Config)
 	if err != nil {
 		return err
 	}
+	if skipMissing {
+		if list = installed(list); len(list.Plugins) == 0 {
+			return nil
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
 	defer cancel()
 	return cni.DelNetworkList(ctx, list, runtimeConf(stateDir, rec, a))
+}
+
+// installed is list without the plugins that are not installed. DEL runs
+// the list last plugin first and stops at the first that fails: a plugin
+// missing at ADD (which failed there, having made nothing) would keep the
+// plugins before it, the bridge and its lease among them, from the DEL
+// that undoes it.
+func installed(list *libcni.NetworkConfigList) *libcni.NetworkConfigList {
+	var kept []*libcni.PluginConfig
+	for _, p := range list.Plugins {
+		if _, err := invoke.FindInPath(p.Network.Type, PluginPath()); err == nil {
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) == len(list.Plugins) {
+		return list
+	}
+	l := *list
+	l.Plugins = kept
+	return &l
 }
 
 // runtimeConf is what ADD and DEL of a are given. The namespace is the pin

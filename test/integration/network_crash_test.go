@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,4 +59,43 @@ func TestNetworkCreateCrashDelete(t *testing.T) {
 	}
 	e.mustLkc("delete", "-f", id)
 	c.assertReleased("")
+}
+
+// failPlugin fails both ADD and DEL.
+const failPlugin = `#!/bin/sh
+case "$CNI_COMMAND" in
+ADD|DEL) echo '{"cniVersion":"1.0.0","code":999,"msg":"lkc test: refused"}'; exit 1 ;;
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}' ;;
+esac
+exit 0
+`
+
+// TestNetworkUndoDelFails: ADD fails in a plugin whose DEL fails too, so
+// create's undo cannot run DEL through. Create must still fail in one line
+// that says so, and leave no state directory and no namespace pin (which
+// kept delete from ever removing the directory). The bridge masquerades
+// nothing here: its rules, which the failed DEL leaves, would be the
+// host's.
+func TestNetworkUndoDelFails(t *testing.T) {
+	e := newEnv(t)
+	plugins := t.TempDir()
+	if err := os.WriteFile(filepath.Join(plugins, "lkc-test-fail"), []byte(failPlugin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LKC_CNI_PATH", plugins+":/usr/lib/cni")
+	c := newCNINet(e, `{"type":"lkc-test-fail"}`)
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"plugins":[
+ {"type":"bridge","bridge":%q,"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}},
+ {"type":"lkc-test-fail"}]}`, c.name, c.bridge, c.ipamDir, c.subnet)
+	if err := os.WriteFile(filepath.Join(c.dir, c.name+".conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := e.bundle([]string{"true"}, c.annotate())
+	id := e.id()
+	e.failLkc(`network `+c.name+`: plugin type="lkc-test-fail" failed \(add\): lkc test: refused \(undoing it failed, leases or rules of the networks may be left: network `+c.name+`: plugin type="lkc-test-fail" failed \(delete\)`,
+		"run", "--bundle", b, id)
+	e.assertIDGone(id)
+	if m := mountsUnder(t, e.root); len(m) > 0 {
+		t.Errorf("mounts left under the root: %v", m)
+	}
 }

@@ -292,6 +292,45 @@ func TestNetworkAddFailureLeavesNothing(t *testing.T) {
 	c.assertReleased("")
 }
 
+// TestNetworkAddMissingPluginLeavesNothing: a network whose list names a
+// plugin that is not installed fails create at that plugin, after the
+// bridge has made the veth and leased an address; the undo must give
+// those back (the missing plugin, which never ran, has nothing to undo),
+// and leave no state directory or namespace pin for delete to trip on.
+func TestNetworkAddMissingPluginLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(e, `{"type":"lkc-test-no-such-plugin"}`)
+	b := e.bundle([]string{"true"}, c.annotate())
+	id := e.id()
+	e.failLkc(`network `+c.name+`: plugin type="lkc-test-no-such-plugin" failed \(add\): failed to find plugin`, "run", "--bundle", b, id)
+	e.assertIDGone(id)
+	c.assertReleased("")
+	if m := mountsUnder(t, e.root); len(m) > 0 {
+		t.Errorf("mounts left under the root: %v", m)
+	}
+}
+
+// TestNetworkDeleteWithoutPlugins: a delete that cannot find the plugins
+// (run with another LKC_CNI_PATH than create) fails naming the plugin and
+// keeps the record, so a delete that finds them gives everything back.
+func TestNetworkDeleteWithoutPlugins(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(e, "")
+	id := e.id()
+	b := e.bundle([]string{"sleep", "60"}, c.annotate())
+	e.mustLkc("run", "-d", "--bundle", b, id)
+	ip := e.addr(id)
+	t.Setenv("LKC_CNI_PATH", t.TempDir())
+	e.failLkc(`network `+c.name+`: plugin type="bandwidth" failed \(delete\): failed to find plugin`, "delete", "-f", id)
+	if l := c.leases(); len(l) == 0 {
+		t.Fatal("no lease after a delete that could run no plugin")
+	}
+	os.Unsetenv("LKC_CNI_PATH")
+	e.mustLkc("delete", "-f", id)
+	c.assertReleased(ip)
+	e.assertIDGone(id)
+}
+
 // hostAddr is an IPv4 address of the host outside the test's networks:
 // the source of its default route, or the loopback where it has none.
 func hostAddr() string {
