@@ -154,8 +154,10 @@ func usage(w io.Writer) {
 	}
 }
 
+// fail prints err on one line, as callers parse it: an error joined from
+// two (errors.Join), or naming a path with a newline, would spill over.
 func fail(g *globals, cmd string, err error) int {
-	msg := err.Error()
+	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
 	if cmd != "" {
 		msg = cmd + ": " + msg
 	}

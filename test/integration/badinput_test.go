@@ -130,6 +130,12 @@ func TestBadBundle(t *testing.T) {
 	id = e.id()
 	e.failLkc(`^lkc: create: .*config.json: no such file or directory`, "create", "--bundle", t.TempDir(), id)
 	e.assertIDGone(id)
+
+	// An error naming a path with a newline is still one line.
+	id = e.id()
+	e.failLkc(`^lkc: create: .*/no-such-bundle; second line/config.json: no such file or directory$`,
+		"create", "--bundle", filepath.Join(t.TempDir(), "no-such-bundle\nsecond line"), id)
+	e.assertIDGone(id)
 }
 
 // TestBadRlimitAboveHostHard fails inside init (setrlimit), so it also
