@@ -219,3 +219,38 @@ func TestRestoreAllBadIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreAllExisting: restore --all run again while the containers it
+// restored run (from DIR/<id>/bundle when their rootfs was saved) must
+// fail for them without touching that bundle: it is their root
+// filesystem.
+func TestRestoreAllExisting(t *testing.T) {
+	tmp := t.TempDir()
+	images, root := filepath.Join(tmp, "images"), filepath.Join(tmp, "root")
+	live := filepath.Join(images, "a", "bundle", "rootfs", "keep")
+	for _, d := range []string{filepath.Dir(live), filepath.Join(root, "a")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(live, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gone := filepath.Join(tmp, "gone")
+	m := &Manifest{Version: manifestVersion, Complete: true, Containers: []*Entry{
+		{ID: "a", Status: StatusDumped, Bundle: gone, Rootfs: gone, RootfsSaved: true},
+	}}
+	if err := writeManifest(images, m); err != nil {
+		t.Fatal(err)
+	}
+	res, err := RestoreAll(RestoreOpts{Root: root, ImageDir: images})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("the running container's rootfs: %v", err)
+	}
+	if len(res) != 1 || res[0].Status != StatusNotRun || !strings.Contains(res[0].Error, "container already exists: a") {
+		t.Errorf("got %+v, want a failed with container already exists", res)
+	}
+}

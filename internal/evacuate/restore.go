@@ -116,6 +116,12 @@ func checkEntryID(id string, seen map[string]bool) error {
 // restoreOne restores one dumped container and returns the bundle it
 // runs from.
 func (o *RestoreOpts) restoreOne(e *Entry) (string, error) {
+	// Refused before the bundle is made: DIR/<id>/bundle may be the
+	// root filesystem of the container an earlier restore --all brought
+	// back, which is running under this id.
+	if _, err := os.Lstat(filepath.Join(o.Root, e.ID)); err == nil {
+		return "", fmt.Errorf("%w: %s", state.ErrExist, e.ID)
+	}
 	dir := filepath.Join(o.ImageDir, e.ID)
 	bundle, undo, err := restoreBundle(e, dir)
 	if err != nil {
