@@ -207,6 +207,13 @@ func cmdMigrateAll(g *globals, args []string) error {
 	if err := checkParallel(o.Parallel); err != nil {
 		return err
 	}
+	switch o.Migrate.Mode {
+	case "", migrate.ModePrecopy, migrate.ModePostcopy, migrate.ModeStopcopy:
+	default:
+		// Refused here, not only by each migration: with no container to
+		// move, none would say so.
+		return fmt.Errorf("--mode %q: use precopy, postcopy or stopcopy", o.Migrate.Mode)
+	}
 	if o.Migrate.Token, err = migrate.ReadToken(tokenFile); err != nil {
 		return err
 	}

@@ -414,8 +414,9 @@ func TestEvacuateParallelDefaultsToCPUs(t *testing.T) {
 	}
 }
 
-// TestEvacuateParallelBad: a --parallel below 1 is refused in one line
-// naming it, before the image directory is made or the target asked.
+// TestEvacuateParallelBad: a --parallel below 1 (and a migrate --all
+// --mode lkc does not know) is refused in one line naming it, before the
+// image directory is made or the target asked.
 func TestEvacuateParallelBad(t *testing.T) {
 	e := newEnv(t)
 	dir := filepath.Join(t.TempDir(), "images")
@@ -431,4 +432,6 @@ func TestEvacuateParallelBad(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("image dir after the refusals: %v", err)
 	}
+	// With no container to move, only the command can refuse it.
+	e.failLkc(`--mode "fast": use precopy, postcopy or stopcopy`, "migrate", "--all", "--token-file", token, "--mode", "fast", "127.0.0.1:9")
 }
