@@ -1,7 +1,10 @@
 package container
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/lkc-containers/lkc/internal/cleanup"
 	"github.com/lkc-containers/lkc/internal/config"
@@ -86,4 +89,50 @@ func UpdateNetRate(root, id string, r network.Rate) error {
 		return fmt.Errorf("--net-rate: container %s: rate applied but not recorded: %w", id, err)
 	}
 	return nil
+}
+
+// LiveAnnotations are the annotations lkc changes on a running container
+// (org.lkc.net-rate, which `update --net-rate` sets), as in force now; nil
+// when none is set. The bundle's config.json keeps the values of create,
+// so a restore or a migration that must keep the container as it is
+// carries these along.
+func (h *Handle) LiveAnnotations() map[string]string {
+	rate, ok := h.Config().Annotations[network.AnnotationRate]
+	if !ok {
+		return nil
+	}
+	return map[string]string{network.AnnotationRate: rate}
+}
+
+// BundleConfig is the bundle's config.json with LiveAnnotations in force,
+// as a migration sends it for the restore on the target.
+func (h *Handle) BundleConfig() ([]byte, error) {
+	data, err := os.ReadFile(filepath.Join(h.Bundle(), "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("reading the bundle's config: %w", err)
+	}
+	live := h.LiveAnnotations()
+	if live == nil {
+		return data, nil
+	}
+	var s map[string]json.RawMessage
+	var a map[string]string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("decoding the bundle's config: %w", err)
+	}
+	if raw, ok := s["annotations"]; ok {
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return nil, fmt.Errorf("decoding the bundle's annotations: %w", err)
+		}
+	}
+	if a == nil {
+		a = map[string]string{}
+	}
+	for k, v := range live {
+		a[k] = v
+	}
+	if s["annotations"], err = json.Marshal(a); err != nil {
+		return nil, err
+	}
+	return json.Marshal(s)
 }

@@ -70,6 +70,10 @@ type RestoreTuning struct {
 	// and record instead of the config's (a migration brings the source's,
 	// `lkc update`s included).
 	Resources *config.Resources
+	// Annotations replace the config's of the same keys: those lkc
+	// changed on the running container (container.Handle.LiveAnnotations),
+	// which the config's file keeps as they were at create.
+	Annotations map[string]string
 	// FlatCgroups says every dumped task sat in the container's own
 	// cgroups, none in a sub-cgroup: CRIU may then start in the new
 	// container's cgroups and leave cgroups alone (checkpoint.Request's

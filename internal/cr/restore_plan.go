@@ -62,6 +62,12 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, t RestoreTuning, cfg *config.Co
 	if t.Resources != nil {
 		cfg.Cgroup.Resources = *t.Resources
 	}
+	if len(t.Annotations) > 0 && cfg.Annotations == nil {
+		cfg.Annotations = map[string]string{}
+	}
+	for k, v := range t.Annotations {
+		cfg.Annotations[k] = v
+	}
 	p := &restorePlan{o: o, t: t, cr: cr, cfg: cfg}
 	err := p.build()
 	p.close()

@@ -116,6 +116,7 @@ func (o *CheckpointOpts) plan(id string) *Entry {
 		return e
 	}
 	e.Bundle, e.Rootfs, e.Terminal = h.Bundle(), h.Rootfs(), h.Config().Process.Terminal
+	e.Annotations = h.LiveAnnotations()
 	e.MemoryBytes = h.MemoryUsage()
 	if e.Resources, err = json.Marshal(h.Config().Cgroup.Resources); err != nil {
 		e.Status, e.Error = StatusFailed, fmt.Sprintf("encoding its limits: %v", err)

@@ -55,6 +55,10 @@ type Entry struct {
 	Terminal    bool `json:"terminal"`
 	// Resources are the limits at the dump, `lkc update`s included.
 	Resources json.RawMessage `json:"resources,omitempty"`
+	// Annotations are those lkc changed on the running container
+	// (org.lkc.net-rate after `update --net-rate`) as they were at the
+	// dump; the restore uses them over the config's.
+	Annotations map[string]string `json:"annotations,omitempty"`
 	// Stdio is where the container's fds 0-2 pointed (readlink), and
 	// StdioFiles what each was when it was a file: a restore replaces a
 	// file that is gone by one of the same kind, mode and size, as CRIU

@@ -140,7 +140,7 @@ func (o *RestoreOpts) restoreOne(e *Entry) (string, error) {
 	if o.Adopt != nil {
 		r.Adopt = func(cfg *config.Config) (func(), error) { return o.Adopt(o.Root, e.ID, cfg) }
 	}
-	var t cr.RestoreTuning
+	t := cr.RestoreTuning{Annotations: e.Annotations}
 	if len(e.Resources) > 0 && string(e.Resources) != "null" {
 		t.Resources = new(config.Resources)
 		if err := json.Unmarshal(e.Resources, t.Resources); err != nil {

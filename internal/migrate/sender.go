@@ -316,12 +316,13 @@ func (s *session) sendOffer() error {
 	return s.propose(of)
 }
 
-// offer says what moves: the bundle's config, the limits now, the sizes
+// offer says what moves: the bundle's config (with the live annotations:
+// the net-rate in force), the limits now, the sizes
 // the target must hold.
 func (s *session) offer() (*offer, error) {
-	cfg, err := os.ReadFile(filepath.Join(s.ct.Bundle(), "config.json"))
+	cfg, err := s.ct.BundleConfig()
 	if err != nil {
-		return nil, fmt.Errorf("reading the bundle's config: %w", err)
+		return nil, err
 	}
 	res, err := json.Marshal(s.ct.Config().Cgroup.Resources)
 	if err != nil {

@@ -129,12 +129,13 @@ func TestNetworkRestoreFailureLeavesNothing(t *testing.T) {
 // hostNetworks writes, for each test host, a CNI network of the same name,
 // bridge and subnet with an IPAM store of its own, as two real hosts with
 // the same configuration would have, and returns the directories
-// (LKC_NET_DIR) and IPAM stores.
-func hostNetworks(t *testing.T, h *testHosts, name, subnet string) (dirs, ipam [2]string) {
+// (LKC_NET_DIR) and IPAM stores; extra are plugins after the bridge (JSON,
+// each with its leading comma).
+func hostNetworks(t *testing.T, h *testHosts, name, subnet string, extra ...string) (dirs, ipam [2]string) {
 	for i := range dirs {
 		dirs[i], ipam[i] = t.TempDir(), t.TempDir()
 		conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"plugins":[{"type":"bridge","bridge":"cni0","isGateway":true,
- "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}}]}`, name, ipam[i], subnet)
+ "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}}%s]}`, name, ipam[i], subnet, strings.Join(extra, ""))
 		if err := os.WriteFile(filepath.Join(dirs[i], name+".conflist"), []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -206,6 +207,35 @@ func TestNetworkMigrateKeepsAddress(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(ipam[1], name, addr)); err == nil {
 		t.Errorf("host b still leases %s after delete", addr)
+	}
+}
+
+// TestNetworkMigrateKeepsUpdatedRate: a limit given with `update
+// --net-rate` to a container created without one moves with it: the
+// target's network limits it, and its state says so.
+func TestNetworkMigrateKeepsUpdatedRate(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	name := fmt.Sprintf("migr%d", os.Getpid())
+	dirs, _ := hostNetworks(t, h, name, "10.203.9.0/24", `,{"type":"bandwidth","capabilities":{"bandwidth":true}}`)
+	t.Setenv("LKC_NET_DIR", dirs[1])
+	h.startServe(b)
+	t.Setenv("LKC_NET_DIR", dirs[0])
+
+	id, _ := runEchoOn(t, h, a, name)
+	if out, err := h.lkcIn(a, "update", "--net-rate", "ingress=20mbit", id).CombinedOutput(); err != nil {
+		t.Fatalf("lkc update --net-rate on host a: %v: %s", err, out)
+	}
+	mustMigrate(t, h, a, b, id, "--shared-storage", "--mode", "stopcopy")
+	out, err := exec.Command("ip", "netns", "exec", b.ns, "tc", "qdisc", "show").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "rate 20Mbit") {
+		t.Errorf("qdiscs on host b: %v: %s, want the 20 Mbit/s limit", err, out)
+	}
+	if a, _ := b.e.state(id)["annotations"].(map[string]any); a["org.lkc.net-rate"] != "ingress=20000000bit" {
+		t.Errorf("state on host b shows annotations %v", a)
+	}
+	if out, err := h.lkcIn(b, "delete", "-f", id).CombinedOutput(); err != nil {
+		t.Fatalf("lkc delete on host b: %v: %s", err, out)
 	}
 }
 

@@ -100,3 +100,28 @@ func TestNetworkUpdateRateFailureKeepsLimit(t *testing.T) {
 	e.mustLkc("delete", "-f", id)
 	c.assertReleased("")
 }
+
+// TestNetworkUpdatedRateSurvivesCheckpointAll: a limit changed with
+// `update --net-rate` is the one in force after checkpoint --all and
+// restore --all (which promise the limits as they were at the dump), not
+// the bundle's annotation.
+func TestNetworkUpdatedRateSurvivesCheckpointAll(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	c := newCNINet(e, "")
+	id := e.id()
+	b := e.bundle([]string{"sleep", "100"}, c.annotate("org.lkc.net-rate", "ingress=10mbit"))
+	e.mustLkc("run", "-d", "--bundle", b, id)
+	e.mustLkc("update", "--net-rate", "ingress=20mbit", id)
+	images := filepath.Join(t.TempDir(), "images")
+	e.mustLkc("checkpoint", "--all", "--image-dir", images)
+	e.mustLkc("restore", "--all", "--image-dir", images)
+	if q := c.hostQdiscs(t); !strings.Contains(q, "rate 20Mbit") {
+		t.Errorf("after restore --all: %s, want the updated 20 Mbit/s", q)
+	}
+	if got := e.netRate(id); got != "ingress=20000000bit" {
+		t.Errorf("state shows net-rate %v after restore --all", got)
+	}
+	e.mustLkc("delete", "-f", id)
+	c.assertReleased("")
+}
