@@ -120,20 +120,34 @@ func validName(n string) bool {
 // (an IPv6 host address in brackets); the protocol defaults to tcp.
 func ParsePorts(v string) ([]Port, error) {
 	var ports []Port
-	seen := map[string]bool{}
 	for _, s := range strings.Split(v, ",") {
 		p, err := parsePort(strings.TrimSpace(s))
 		if err != nil {
 			return nil, fmt.Errorf("annotation %s: %q: %w", AnnotationPorts, s, err)
 		}
-		key := fmt.Sprintf("%s/%d/%s", p.HostIP, p.HostPort, p.Protocol)
-		if seen[key] {
-			return nil, fmt.Errorf("annotation %s: host port %d/%s is published twice", AnnotationPorts, p.HostPort, p.Protocol)
+		for _, q := range ports {
+			if q.HostPort == p.HostPort && q.Protocol == p.Protocol && hostsOverlap(q.HostIP, p.HostIP) {
+				return nil, fmt.Errorf("annotation %s: host port %d/%s is published twice", AnnotationPorts, p.HostPort, p.Protocol)
+			}
 		}
-		seen[key] = true
 		ports = append(ports, p)
 	}
 	return ports, nil
+}
+
+// hostsOverlap says whether two host addresses of a port share an
+// address, as portmap reads them: none is every address, 0.0.0.0 every
+// IPv4 one and :: every IPv6 one. Spelt differently (80:80 and
+// 0.0.0.0:80:80), the same port would otherwise reach portmap twice.
+func hostsOverlap(a, b string) bool {
+	if a == "" || b == "" {
+		return true
+	}
+	x, y := netip.MustParseAddr(a).Unmap(), netip.MustParseAddr(b).Unmap()
+	if x.Is4() != y.Is4() {
+		return false
+	}
+	return x == y || x.IsUnspecified() || y.IsUnspecified()
 }
 
 func parsePort(s string) (Port, error) {

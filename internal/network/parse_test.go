@@ -53,6 +53,10 @@ func TestBadAnnotations(t *testing.T) {
 		{"PortProtocol", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "80:80/icmp"}, `protocol "icmp"`},
 		{"PortHostIP", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "host:80:80"}, `host address "host" is not an IP address`},
 		{"PortTwice", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "80:80,80:81"}, `host port 80/tcp is published twice`},
+		{"PortTwiceAnyV4", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "0.0.0.0:80:80,80:81"}, `host port 80/tcp is published twice`},
+		{"PortTwiceAnyV6", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "80:80,[::]:80:81"}, `host port 80/tcp is published twice`},
+		{"PortTwiceInAnyV4", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "127.0.0.1:80:80,0.0.0.0:80:81"}, `host port 80/tcp is published twice`},
+		{"PortTwiceMapped", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "[::ffff:10.0.0.1]:80:80/udp,10.0.0.1:80:81/udp"}, `host port 80/udp is published twice`},
 		{"RateKey", map[string]string{AnnotationNetwork: "a", AnnotationRate: "up=1mbit"}, `org.lkc.net-rate: "up=1mbit": use egress=RATE`},
 		{"RateUnit", map[string]string{AnnotationNetwork: "a", AnnotationRate: "egress=10mbps"}, `egress: rate "10mbps"`},
 		{"RateZero", map[string]string{AnnotationNetwork: "a", AnnotationRate: "egress=0"}, `egress: rate "0"`},
@@ -102,5 +106,15 @@ func TestBandwidthBurst(t *testing.T) {
 	}
 	if b := bandwidthBurst(1e9); b != 1e9/20 {
 		t.Errorf("burst of 1gbit = %d, want 50 ms of it", b)
+	}
+}
+
+// TestPortsSameNumberApart: one host port on addresses that share none
+// (two IPv4 ones, IPv4 any beside IPv6 any) is published once on each.
+func TestPortsSameNumberApart(t *testing.T) {
+	for _, v := range []string{"127.0.0.1:80:80,127.0.0.2:80:81", "0.0.0.0:80:80,[::]:80:81", "[::1]:80:80,127.0.0.1:80:81", "80:80/tcp,80:80/udp"} {
+		if ports, err := ParsePorts(v); err != nil || len(ports) != 2 {
+			t.Errorf("%s: %v, %v; want two ports", v, ports, err)
+		}
 	}
 }
