@@ -89,10 +89,11 @@ func readLineWithin(r *bufio.Reader, d time.Duration) (string, error) {
 
 // TestNetworkRestoreFailureLeavesNothing restores a networked checkpoint
 // whose address was taken meanwhile (ADD fails), then with images CRIU
-// cannot read (the restore fails after ADD gave the address back): each
-// fails in one line and leaves no lease, veth, iptables rule or state.
+// cannot read (the restore fails after ADD gave the address back, which
+// CRIU, through a wrapper, sees leased when it starts): each fails in one
+// line and leaves no lease, veth, iptables rule or state.
 func TestNetworkRestoreFailureLeavesNothing(t *testing.T) {
-	requireCriu(t)
+	criu := requireCriu(t)
 	e := newEnv(t)
 	c := newCNINet(e, "")
 	bundle := e.bundle([]string{"sleep", "100"}, c.annotate())
@@ -117,8 +118,18 @@ func TestNetworkRestoreFailureLeavesNothing(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(images, "pstree.img"), []byte("junk"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r = e.lkc("restore", "-d", "--bundle", bundle, "--image-path", images, id)
+	seen := filepath.Join(t.TempDir(), "seen")
+	wrapper := freshCriu(t, criu)
+	os.Remove(wrapper + ".launch")
+	script := fmt.Sprintf("#!/bin/sh\n[ -e %q ] && echo \"leased $1\" >> %q\nexec %q \"$@\"\n", lease, seen, criu)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r = e.lkc("--criu", wrapper, "restore", "-d", "--bundle", bundle, "--image-path", images, id)
 	e.checkOneLineFailure(r, "restore", nil)
+	if log, _ := os.ReadFile(seen); !strings.Contains(string(log), "leased swrk") {
+		t.Fatalf("CRIU's restore did not start with %s leased (%q): the failure came before the ADD, which this half does not test", addr, log)
+	}
 	e.assertIDGone(id)
 	c.assertReleased(addr)
 	if _, err := os.Stat(filepath.Join(e.root, id)); !os.IsNotExist(err) {
