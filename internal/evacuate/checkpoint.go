@@ -1,6 +1,7 @@
 package evacuate
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,8 +51,10 @@ type Event struct {
 // It refuses to start, leaving nothing behind, when the directory is
 // unusable or its filesystem cannot hold the estimate (memory in use and
 // rootfs copies, a tenth more). A container whose dump fails is recorded
-// with the reason; the returned manifest lists every container.
-func CheckpointAll(o CheckpointOpts) (*Manifest, error) {
+// with the reason; the returned manifest lists every container. Once ctx
+// ends (a signal), no more dumps start: those under way finish, and the
+// rest are recorded as not dumped, and o.Stop stops none.
+func CheckpointAll(ctx context.Context, o CheckpointOpts) (*Manifest, error) {
 	if o.Warn == nil {
 		o.Warn = func(error) {}
 	}
@@ -76,7 +79,7 @@ func CheckpointAll(o CheckpointOpts) (*Manifest, error) {
 		undo()
 		return nil, err
 	}
-	o.dumpAll(m)
+	o.dumpAll(ctx, m)
 	m.Complete = true
 	return m, writeManifest(o.ImageDir, m)
 }
@@ -191,7 +194,7 @@ func checkRoom(dir string, entries []*Entry) error {
 }
 
 // dumpAll dumps the planned containers, updating their entries.
-func (o *CheckpointOpts) dumpAll(m *Manifest) {
+func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) {
 	var todo, failed []*Entry
 	for _, e := range m.Containers {
 		switch e.Status {
@@ -202,7 +205,7 @@ func (o *CheckpointOpts) dumpAll(m *Manifest) {
 		}
 	}
 	t := &tally{total: len(todo), progress: o.Progress}
-	each(todo, o.Parallel, func(e *Entry) {
+	each(ctx, todo, o.Parallel, func(e *Entry) {
 		t.start(e.ID)
 		start := time.Now()
 		err := o.dumpOne(e)
@@ -217,7 +220,14 @@ func (o *CheckpointOpts) dumpAll(m *Manifest) {
 		t.Unlock()
 		t.end(e.ID, err, took)
 	})
-	if o.Stop {
+	for _, e := range todo {
+		if e.Status == StatusPending {
+			e.Status, e.Error = StatusFailed, "interrupted (a signal) before its dump began"
+		}
+	}
+	// Interrupted, --stop stops none: a dump may have failed only because
+	// CRIU had the terminal's Ctrl-C too.
+	if o.Stop && ctx.Err() == nil {
 		for _, e := range failed {
 			if err := container.Delete(o.Root, e.ID, true, o.Warn); err != nil {
 				o.Warn(fmt.Errorf("stopping container %s, which was not dumped: %w", e.ID, err))

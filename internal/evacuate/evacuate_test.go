@@ -1,6 +1,7 @@
 package evacuate
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -131,7 +132,7 @@ func TestEachBoundAndTally(t *testing.T) {
 			mu.Unlock()
 		}
 	}}
-	each(items, 3, func(int) {
+	each(context.Background(), items, 3, func(int) {
 		mu.Lock()
 		running++
 		most = max(most, running)
@@ -205,7 +206,7 @@ func TestRestoreAllBadIDs(t *testing.T) {
 	if err := writeManifest(images, m); err != nil {
 		t.Fatal(err)
 	}
-	res, err := RestoreAll(RestoreOpts{Root: filepath.Join(tmp, "root"), ImageDir: images})
+	res, err := RestoreAll(context.Background(), RestoreOpts{Root: filepath.Join(tmp, "root"), ImageDir: images})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +244,7 @@ func TestRestoreAllExisting(t *testing.T) {
 	if err := writeManifest(images, m); err != nil {
 		t.Fatal(err)
 	}
-	res, err := RestoreAll(RestoreOpts{Root: root, ImageDir: images})
+	res, err := RestoreAll(context.Background(), RestoreOpts{Root: root, ImageDir: images})
 	if err != nil {
 		t.Fatal(err)
 	}

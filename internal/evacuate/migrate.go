@@ -109,7 +109,10 @@ func (o *MigrateOpts) failed() string {
 func (o *MigrateOpts) probe(ctx context.Context, ev *Evacuation, todo []int, batch int64) []int {
 	var mu sync.Mutex
 	var ok []int
-	each(todo, o.Parallel, func(i int) {
+	// Not each(ctx, ...): a probe or migration sees ctx itself, and one
+	// that ends with it is recorded as failed, which one never started
+	// would not be.
+	each(context.Background(), todo, o.Parallel, func(i int) {
 		err := migrate.Probe(ctx, o.options(ev.Moves[i].ID), batch)
 		mu.Lock()
 		defer mu.Unlock()
@@ -126,7 +129,7 @@ func (o *MigrateOpts) probe(ctx context.Context, ev *Evacuation, todo []int, bat
 // moveAll migrates the containers todo indexes.
 func (o *MigrateOpts) moveAll(ctx context.Context, ev *Evacuation, todo []int) {
 	t := &tally{total: len(todo), progress: o.Progress}
-	each(todo, o.Parallel, func(i int) {
+	each(context.Background(), todo, o.Parallel, func(i int) {
 		m := &ev.Moves[i]
 		t.start(m.ID)
 		start := time.Now()

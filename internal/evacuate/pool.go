@@ -1,20 +1,25 @@
 package evacuate
 
 import (
+	"context"
 	"sync"
 	"time"
 )
 
 // each runs fn on every item, at most n at a time (n < 1 is 1), and
-// returns when all are done.
-func each[T any](items []T, n int, fn func(T)) {
+// returns when all it started are done. Once ctx ends (a signal), it
+// starts no more: those running finish, as a dump or restore stopped
+// half way would leave its container frozen or half made.
+func each[T any](ctx context.Context, items []T, n int, fn func(T)) {
 	if n < 1 {
 		n = 1
 	}
 	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
 	for _, it := range items {
-		sem <- struct{}{}
+		if !acquire(ctx, sem) {
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -23,6 +28,20 @@ func each[T any](items []T, n int, fn func(T)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// acquire takes a slot of sem, unless ctx ends first or has ended.
+func acquire(ctx context.Context, sem chan struct{}) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case sem <- struct{}{}:
+	}
+	if ctx.Err() != nil {
+		<-sem
+		return false
+	}
+	return true
 }
 
 // tally counts the items of an each that have ended, for the progress

@@ -1,6 +1,7 @@
 package evacuate
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,8 +51,10 @@ const (
 // RestoreAll brings back, detached, every container the manifest of
 // o.ImageDir says was dumped, at most o.Parallel at a time, and says what
 // became of each (those not dumped too, with the dump's reason). A
-// container whose restore fails leaves nothing behind.
-func RestoreAll(o RestoreOpts) ([]Result, error) {
+// container whose restore fails leaves nothing behind. Once ctx ends (a
+// signal), no more restores start: those under way finish, the network
+// namespaces are unlocked, and the rest are reported not restored.
+func RestoreAll(ctx context.Context, o RestoreOpts) ([]Result, error) {
 	m, err := ReadManifest(o.ImageDir)
 	if err != nil {
 		return nil, err
@@ -81,7 +84,7 @@ func RestoreAll(o RestoreOpts) ([]Result, error) {
 		defer lockNetns(joinedNetns(m, o.ImageDir), warn)()
 	}
 	t := &tally{total: len(todo), progress: o.Progress}
-	each(todo, o.Parallel, func(i int) {
+	each(ctx, todo, o.Parallel, func(i int) {
 		e := m.Containers[i]
 		t.start(e.ID)
 		start := time.Now()
@@ -95,6 +98,11 @@ func RestoreAll(o RestoreOpts) ([]Result, error) {
 		}
 		t.end(e.ID, err, time.Since(start))
 	})
+	for _, i := range todo {
+		if results[i].Status == StatusDumped {
+			results[i].Status, results[i].Error = StatusNotRun, "interrupted (a signal) before its restore began"
+		}
+	}
 	return results, nil
 }
 

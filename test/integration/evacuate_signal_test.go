@@ -1,0 +1,164 @@
+package integration
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// slowCriu returns a CRIU wrapper that, each time lkc starts CRIU's
+// service (swrk), adds a line to started and waits a second before CRIU
+// runs: time for a test to signal lkc while a dump or restore is under way.
+func slowCriu(t *testing.T, started string) string {
+	t.Helper()
+	criu := requireCriu(t)
+	wrapper := freshCriu(t, criu)
+	os.Remove(wrapper + ".launch")
+	script := fmt.Sprintf("#!/bin/sh\nif [ \"$1\" = swrk ]; then echo >> %q; sleep 1; fi\nexec %q \"$@\"\n", started, criu)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return wrapper
+}
+
+// signalOnceStarted runs lkc with args, sends it SIGTERM once CRIU's
+// first service has started (started has a line), and returns how lkc
+// ended; before is checked just before the signal.
+func (e *env) signalOnceStarted(started string, before func(), args ...string) result {
+	e.t.Helper()
+	cmd := exec.Command(e.bin, append([]string{"--root", e.root}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-done
+			e.t.Fatalf("lkc %s never started CRIU: %s %s", strings.Join(args, " "), out.String(), errb.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	before()
+	cmd.Process.Signal(unix.SIGTERM)
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		e.t.Fatalf("lkc %s still running a minute after SIGTERM", strings.Join(args, " "))
+	}
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	}
+	return r
+}
+
+// restoreAllLocks counts restore --all's lock rules in the INPUT chain
+// of the network namespace at path.
+func restoreAllLocks(t *testing.T, path string) int {
+	t.Helper()
+	out, err := exec.Command("nsenter", "--net="+path, "iptables", "-w", "-S", "INPUT").CombinedOutput()
+	if err != nil {
+		t.Fatalf("listing INPUT in %s: %v: %s", path, err, out)
+	}
+	return strings.Count(string(out), "lkc-restore-all-lock")
+}
+
+// SIGTERM during restore --all: the restore under way finishes, no other
+// starts, the lock of the containers' network namespace is taken off,
+// and lkc says in one line what did not come back.
+func TestRestoreAllStopsOnSignal(t *testing.T) {
+	e := newEnv(t)
+	started := filepath.Join(t.TempDir(), "started")
+	criu := slowCriu(t, started)
+	nsPath, _ := vethNetns(t)
+	ids := make([]string, 2)
+	for i := range ids {
+		ids[i], _ = e.ckptCounter(joinNetns(nsPath))
+	}
+	dir := filepath.Join(t.TempDir(), "images")
+	e.mustLkc("checkpoint", "--all", "--image-dir", dir)
+	t.Cleanup(func() {
+		// A failed run's lock: the namespace would drop every packet.
+		for i := 0; i < 4 && exec.Command("nsenter", "--net="+nsPath, "iptables", "-w", "-D", "INPUT", "-m", "comment",
+			"--comment", "lkc-restore-all-lock", "-j", "DROP").Run() == nil; i++ {
+		}
+	})
+	r := e.signalOnceStarted(started, func() {
+		if n := restoreAllLocks(t, nsPath); n != 1 {
+			t.Fatalf("%d lock rules while restore --all runs, want 1", n)
+		}
+	}, "--criu", criu, "restore", "--all", "--tcp-established", "--parallel", "1", "--image-dir", dir)
+	e.checkOneLineFailure(r, `1 of 2 containers not restored \(it-.*: interrupted \(a signal\) before its restore began\)`, nil)
+	if n := restoreAllLocks(t, nsPath); n != 0 {
+		t.Errorf("%d lock rules left after restore --all ended on SIGTERM", n)
+	}
+	running := 0
+	for _, id := range ids {
+		if !strings.Contains(r.stdout, id) {
+			t.Errorf("restore --all's report does not name %s: %q", id, r.stdout)
+		}
+		if e.lkc("state", id).code == 0 && e.state(id)["status"] == "running" {
+			running++
+		} else {
+			e.assertIDGone(id)
+		}
+	}
+	if running != 1 {
+		t.Errorf("%d containers running after restore --all ended on SIGTERM, want the 1 under way: %s", running, r.stdout)
+	}
+}
+
+// SIGTERM during checkpoint --all: the dump under way finishes, no other
+// starts, the manifest is complete and says so, and the container not
+// dumped keeps running, --stop or not.
+func TestCheckpointAllStopsOnSignal(t *testing.T) {
+	e := newEnv(t)
+	started := filepath.Join(t.TempDir(), "started")
+	criu := slowCriu(t, started)
+	roots := map[string]string{}
+	for i := 0; i < 2; i++ {
+		id, root := e.ckptCounter(nil)
+		roots[id] = root
+	}
+	dir := filepath.Join(t.TempDir(), "images")
+	r := e.signalOnceStarted(started, func() {}, "--criu", criu, "checkpoint", "--all", "--stop", "--parallel", "1", "--image-dir", dir)
+	e.checkOneLineFailure(r, `1 of 2 containers not dumped \(it-.*: interrupted \(a signal\) before its dump began\)`, nil)
+	got := readEvacManifest(t, dir)
+	dumped := 0
+	for id, root := range roots {
+		switch got[id] {
+		case "dumped":
+			dumped++
+		case "failed":
+			if st := e.state(id); st["status"] != "running" {
+				t.Errorf("%s, not dumped, is %v after checkpoint --all ended on SIGTERM", id, st["status"])
+			}
+			waitCount(t, root, readCount(t, root)+2)
+		default:
+			t.Errorf("manifest: %s is %q", id, got[id])
+		}
+	}
+	if dumped != 1 {
+		t.Errorf("%d containers dumped, want the 1 under way at the signal: %v", dumped, got)
+	}
+}
