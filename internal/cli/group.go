@@ -63,7 +63,9 @@ func cmdGroup(g *globals, args []string) error {
 
 // groupLimits runs create and update. A group given an OOM policy other
 // than kernel needs the daemon, which it starts where allowed, as create
-// of such a container does; the daemon arms the group from its definition.
+// of such a container does, before anything is made or changed: without
+// one, the command fails leaving the group as it was. The daemon arms the
+// group from its definition, which it reads again every second.
 func groupLimits(conf *hostconf.Conf, s *groups.Store, sub string, args []string) error {
 	fs := newFlags("group " + sub)
 	for _, name := range groupLimitFlags {
@@ -95,6 +97,13 @@ func groupLimits(conf *hostconf.Conf, s *groups.Store, sub string, args []string
 	if err != nil {
 		return err
 	}
+	if *policy != "" && *policy != string(oompolicy.Kernel) {
+		cl, err := daemonapi.Ensure(conf)
+		if err != nil {
+			return fmt.Errorf("group %s: its OOM policy needs the lkc daemon: %w", rest[0], err)
+		}
+		cl.Close()
+	}
 	if sub == "update" {
 		err = s.Update(rest[0], r)
 		if err == nil && len(oom) > 0 {
@@ -103,14 +112,7 @@ func groupLimits(conf *hostconf.Conf, s *groups.Store, sub string, args []string
 	} else {
 		err = s.Create(&groups.Group{Name: rest[0], Resources: *r, OOMPolicy: *policy, OOMFallback: *fallback, OOMDeadline: *deadline})
 	}
-	if err != nil || *policy == "" || *policy == string(oompolicy.Kernel) {
-		return err
-	}
-	cl, err := daemonapi.Ensure(conf)
-	if err != nil {
-		return fmt.Errorf("group %s: its OOM policy needs the lkc daemon: %w", rest[0], err)
-	}
-	return cl.Close()
+	return err
 }
 
 // checkGroupOOM checks an OOM flag's value before anything is made or

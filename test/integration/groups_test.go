@@ -408,3 +408,45 @@ func TestGroupsReloadedByDaemon(t *testing.T) {
 	g.mustLkc("group", "delete", "a")
 	g.assertNone("delete")
 }
+
+// TestGroupOOMPolicyWithoutDaemon: an OOM policy needs the daemon; with
+// none running and none to start, create and update fail in one line
+// before they make or change anything.
+func TestGroupOOMPolicyWithoutDaemon(t *testing.T) {
+	g := newGroupEnv(t)
+	conf := os.Getenv("LKC_CONFIG")
+	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteString("daemon.autostart = false\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LKC_DAEMON_DIR", filepath.Join(t.TempDir(), "lkcd"))
+	g.failLkc(`^lkc: group: group x: its OOM policy needs the lkc daemon: .*daemon.autostart is false`,
+		"group", "create", "x", "--memory", "64m", "--oom-policy", "kill-largest")
+	g.assertNone("create refused for want of a daemon")
+
+	g.mustLkc("group", "create", "y", "--memory", "64m")
+	g.failLkc(`^lkc: group: group y: its OOM policy needs the lkc daemon`,
+		"group", "update", "y", "--memory", "128m", "--oom-policy", "kill-largest")
+	if got := g.file("y", "memory", "memory.limit_in_bytes", "memory.max"); got != "67108864" {
+		t.Errorf("memory limit %s after the refused update, want 67108864 as before", got)
+	}
+	var def struct {
+		OOMPolicy string `json:"oomPolicy"`
+	}
+	data, err := os.ReadFile(filepath.Join(g.defs, "y.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &def)
+	}
+	if err != nil || def.OOMPolicy != "" {
+		t.Errorf("definition after the refused update: %s, %v (want no oomPolicy)", data, err)
+	}
+	g.mustLkc("group", "delete", "y")
+	g.assertNone("delete")
+}
