@@ -176,7 +176,9 @@ func (s *Store) ready(name string) (*Group, cgroups.Manager, error) {
 
 // Move puts whole thread groups into the group: each pid is written to
 // cgroup.procs in every hierarchy (a thread's id moves its process).
-// Every pid is checked before any is moved.
+// Every pid is checked before any is moved. It holds the groups' lock: a
+// delete under way would otherwise see its cgroup made again (ready),
+// with the processes in it, after it removed it.
 func (s *Store) Move(name string, pids []int) error {
 	for _, pid := range pids {
 		if pid <= 0 {
@@ -186,6 +188,11 @@ func (s *Store) Move(name string, pids []int) error {
 			return fmt.Errorf("pid %d: no such process", pid)
 		}
 	}
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	_, m, err := s.ready(name)
 	if err != nil {
 		return err

@@ -450,3 +450,48 @@ func TestGroupOOMPolicyWithoutDaemon(t *testing.T) {
 	g.mustLkc("group", "delete", "y")
 	g.assertNone("delete")
 }
+
+// TestGroupMoveWaitsForDelete: a move waits for a delete under way (which
+// holds the groups' lock) and then finds the group gone; it must not make
+// the deleted group's cgroup again, with the process in it and no
+// definition to find it by.
+func TestGroupMoveWaitsForDelete(t *testing.T) {
+	g := newGroupEnv(t)
+	g.mustLkc("group", "create", "gone")
+	p := sleeper(t)
+	lock, err := os.OpenFile(filepath.Join(g.defs, ".lock"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	move := exec.Command(g.bin, "group", "move", "gone", strconv.Itoa(p.Process.Pid))
+	var stderr strings.Builder
+	move.Stderr = &stderr
+	if err := move.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- move.Wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("group move ended (%v, %q) while a delete held the groups' lock", err, stderr.String())
+	case <-time.After(300 * time.Millisecond):
+	}
+	// The delete: cgroups, then the definition, under the lock.
+	for _, dir := range g.dirs("gone") {
+		if err := os.Remove(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(g.defs, "gone.json")); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if err := <-done; err == nil || !strings.Contains(stderr.String(), "group gone: no such group") {
+		t.Errorf("group move after the delete: %v, %q; want it refused: no such group", err, stderr.String())
+	}
+	g.assertNone("a move that waited for a delete")
+}
