@@ -33,6 +33,7 @@ func cmdStats(g *globals, args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
 	defer stop()
 	r := stats.NewReader(g.root)
+	r.Warn = g.warn
 	if _, err := r.Read(ids...); err != nil {
 		return err
 	}

@@ -41,6 +41,7 @@ func cmdTop(g *globals, args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	defer stop()
 	t := &topView{r: stats.NewReader(g.root), order: order, interval: *interval}
+	t.r.Warn = g.warn
 	if *once || *asJSON {
 		return t.plain(ctx, *once, *asJSON)
 	}

@@ -104,7 +104,9 @@ func (*Service) Release(*registry.Entry) {}
 func (m *Service) scrape() []byte {
 	var cs []Container
 	for _, root := range m.allRoots() {
-		samples, err := stats.NewReader(root).Read()
+		r := stats.NewReader(root)
+		r.Warn = func(err error) { m.logf("metrics: root %s: left out: %v", root, err) }
+		samples, err := r.Read()
 		if err != nil {
 			m.logf("metrics: root %s: %v", root, err)
 			continue

@@ -61,17 +61,24 @@ type Reader struct {
 	root string
 	proc string
 	prev map[string]Sample
+	// Warn hears, once per container, why a read of every container left
+	// that one out (nil drops it).
+	Warn   func(error)
+	warned map[string]bool
 }
 
 // NewReader returns a Reader of the containers under root.
 func NewReader(root string) *Reader {
-	return &Reader{root: root, proc: "/proc", prev: map[string]Sample{}}
+	return &Reader{root: root, proc: "/proc", prev: map[string]Sample{}, warned: map[string]bool{}}
 }
 
 // Read samples the containers named by ids, in that order, or every
 // container under the root (sorted by id) when ids is empty. An id that
-// names no container fails the read with an error naming it; a container
-// deleted between the listing and its read is left out.
+// names no container fails the read with an error naming it. Reading
+// every container, one deleted between the listing and its read is left
+// out, and so is one that cannot be read (a corrupt record, a cgroup gone
+// under it), told to Warn, as `lkc list` does: one bad container must not
+// blind stats, top and /metrics to all the others.
 func (r *Reader) Read(ids ...string) ([]Sample, error) {
 	all := len(ids) == 0
 	if all {
@@ -85,7 +92,13 @@ func (r *Reader) Read(ids ...string) ([]Sample, error) {
 	seen := make(map[string]Sample, len(ids))
 	for _, id := range ids {
 		s, err := r.one(id)
-		if all && errors.Is(err, container.ErrNotExist) {
+		if all && err != nil {
+			if !errors.Is(err, container.ErrNotExist) && !r.warned[id] {
+				r.warned[id] = true
+				if r.Warn != nil {
+					r.Warn(err)
+				}
+			}
 			continue
 		}
 		if err != nil {

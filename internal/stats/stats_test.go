@@ -2,6 +2,8 @@ package stats
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -53,5 +55,36 @@ func TestFill(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: got %+v\nwant %+v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestReadAllSkipsUnreadable: reading every container, one whose record
+// is corrupt is left out and told to Warn once, not a failure of the
+// whole read; named, it fails the read.
+func TestReadAllSkipsUnreadable(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "bad"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bad", "state.json"), []byte("{junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(root, "creating"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(root)
+	var warned []error
+	r.Warn = func(err error) { warned = append(warned, err) }
+	for i := 0; i < 2; i++ {
+		s, err := r.Read()
+		if err != nil || len(s) != 0 {
+			t.Fatalf("read %d of every container: %v, %v; want none and no error", i, s, err)
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0].Error(), "container bad: ") {
+		t.Errorf("warnings %v, want one naming container bad", warned)
+	}
+	if _, err := r.Read("bad"); err == nil {
+		t.Error("reading container bad by name: no error")
 	}
 }

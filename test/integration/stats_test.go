@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -212,4 +214,31 @@ func TestStatsNetwork(t *testing.T) {
 		t.Errorf("3 pings of 1000 bytes: rx %d -> %d, tx %d -> %d; want each up by 3000",
 			before.NetRx, after.NetRx, before.NetTx, after.NetTx)
 	}
+}
+
+// TestStatsTopSkipCorruptContainer: a container whose record is corrupt
+// is left out of stats and top of every container, with one warning
+// naming it (as `lkc list` does), and the others are still shown; named,
+// it is a one-line error.
+func TestStatsTopSkipCorruptContainer(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.counter()
+	bad := e.id()
+	if err := os.Mkdir(filepath.Join(e.root, bad), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.root, bad, "state.json"), []byte("{junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"stats", "--no-stream"}, {"top", "--once", "--interval", "100ms"}} {
+		r := e.lkc(args...)
+		if r.code != 0 || !strings.Contains(r.stdout, id) || strings.Contains(r.stdout, bad) {
+			t.Errorf("lkc %s beside a corrupt container: %v; want %s shown, %s left out", strings.Join(args, " "), r, id, bad)
+		}
+		if !regexp.MustCompile(`^lkc: warning: container ` + bad + `: corrupt state .*\n$`).MatchString(r.stderr) {
+			t.Errorf("lkc %s: stderr %q, want one warning naming %s", strings.Join(args, " "), r.stderr, bad)
+		}
+	}
+	e.failLkc(`^lkc: stats: container `+bad+`: corrupt state `, "stats", "--no-stream", bad)
+	os.RemoveAll(filepath.Join(e.root, bad))
 }
