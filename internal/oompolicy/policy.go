@@ -120,21 +120,28 @@ func ParseDeadline(v string) (time.Duration, error) {
 
 // Resolve reads a container's settings: each annotation, else the host
 // default. An invalid value is an error naming its annotation (or lkc.conf
-// key).
+// key). A grow policy checks oom.grow-reserve too, which lkc.conf takes
+// unread: else a bad one would surface only at the first OOM, in the
+// daemon's log.
 func Resolve(c *hostconf.Conf, annotations map[string]string) (Settings, error) {
 	var s Settings
-	pick := func(key, def string) (string, string) {
+	pick := func(key, def, confKey string) (string, string) {
 		if v, ok := annotations[key]; ok {
 			return v, "annotation " + key
 		}
-		return def, "lkc.conf"
+		return def, "lkc.conf " + confKey
 	}
-	v, from := pick(hostconf.AnnotationOOMPolicy, c.OOMDefault)
+	v, from := pick(hostconf.AnnotationOOMPolicy, c.OOMDefault, "oom.default")
 	var err error
 	if s.Policy, err = Parse(v); err != nil {
 		return s, fmt.Errorf("%s: %w", from, err)
 	}
-	v, from = pick(AnnotationFallback, c.OOMFallback)
+	if s.Policy.Kind == Grow {
+		if _, err := Reserve(c.OOMGrowReserve, 1); err != nil {
+			return s, fmt.Errorf("lkc.conf %w", err)
+		}
+	}
+	v, from = pick(AnnotationFallback, c.OOMFallback, "oom.fallback")
 	if s.Fallback, err = parseFallback(v); err != nil {
 		return s, fmt.Errorf("%s: %w", from, err)
 	}
@@ -171,12 +178,17 @@ func ParseSize(v string) (uint64, error) {
 // Reserve reads oom.grow-reserve (a percentage of total or a size) as
 // bytes, for a host with total bytes of RAM.
 func Reserve(v string, total uint64) (uint64, error) {
+	bad := fmt.Errorf("oom.grow-reserve: %q: use a percentage from 0%% to 100%% or a size such as 512M", v)
 	if p, ok := strings.CutSuffix(v, "%"); ok {
 		f, err := strconv.ParseFloat(p, 64)
-		if err != nil || f < 0 || f > 100 {
-			return 0, fmt.Errorf("oom.grow-reserve %q: use a percentage from 0%% to 100%% or a size", v)
+		if err != nil || !(f >= 0 && f <= 100) { // NaN too
+			return 0, bad
 		}
 		return uint64(f / 100 * float64(total)), nil
 	}
-	return ParseSize(v)
+	n, err := ParseSize(v)
+	if err != nil {
+		return 0, bad
+	}
+	return n, nil
 }

@@ -63,8 +63,33 @@ func TestReserve(t *testing.T) {
 	if n, err := Reserve("64M", 1000); err != nil || n != 64<<20 {
 		t.Errorf("64M: %d, %v", n, err)
 	}
-	if _, err := Reserve("150%", 1000); err == nil {
-		t.Error("150%: want an error")
+	for _, v := range []string{"150%", "NaN%", "nan%", "-0.5%", "lots"} {
+		if n, err := Reserve(v, 1000); err == nil {
+			t.Errorf("%s: %d, want an error", v, n)
+		}
+	}
+}
+
+// TestResolveNamesConfKey: a bad host default fails in one line naming
+// its lkc.conf key, and a grow policy checks oom.grow-reserve, which it
+// will need, before anything is made rather than at the first OOM.
+func TestResolveNamesConfKey(t *testing.T) {
+	for key, set := range map[string]func(*hostconf.Conf){
+		"oom.default":      func(c *hostconf.Conf) { c.OOMDefault = "grow:lots" },
+		"oom.fallback":     func(c *hostconf.Conf) { c.OOMFallback = "notify:true" },
+		"oom.grow-reserve": func(c *hostconf.Conf) { c.OOMDefault, c.OOMGrowReserve = "grow:1G", "NaN%" },
+	} {
+		c := hostconf.Default()
+		set(c)
+		_, err := Resolve(c, nil)
+		if err == nil || !strings.HasPrefix(err.Error(), "lkc.conf "+key+": ") {
+			t.Errorf("%s: %v, want an error naming it", key, err)
+		}
+	}
+	c := hostconf.Default()
+	c.OOMGrowReserve = "lots"
+	if _, err := Resolve(c, map[string]string{hostconf.AnnotationOOMPolicy: "kill-largest"}); err != nil {
+		t.Errorf("a bad oom.grow-reserve fails a policy that never grows: %v", err)
 	}
 }
 
