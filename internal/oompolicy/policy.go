@@ -161,7 +161,8 @@ func Resolve(c *hostconf.Conf, annotations map[string]string) (Settings, error) 
 // suffix (powers of 1024, an optional trailing B or iB).
 func ParseSize(v string) (uint64, error) {
 	s := strings.ToUpper(strings.TrimSpace(v))
-	s = strings.TrimSuffix(strings.TrimSuffix(s, "B"), "I")
+	s = strings.TrimSuffix(s, "B")
+	s, iec := strings.CutSuffix(s, "I") // only after a unit: 1GiB, not 1iB
 	shift := 0
 	if n := len(s); n > 0 {
 		if i := strings.IndexByte("KMGT", s[n-1]); i >= 0 {
@@ -169,7 +170,7 @@ func ParseSize(v string) (uint64, error) {
 		}
 	}
 	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || n == 0 || n > (^uint64(0))>>shift {
+	if err != nil || n == 0 || n > (^uint64(0))>>shift || iec && shift == 0 {
 		return 0, fmt.Errorf("size %q: use a positive byte count such as 512M", v)
 	}
 	return n << shift, nil

@@ -26,7 +26,7 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) = %+v, %v; want %+v", v, got, err, want)
 		}
 	}
-	for _, v := range []string{"", "kill", "kernel:1", "grow", "grow:", "grow:0", "grow:12Q", "grow:-1M", "checkpoint:rel", "notify:", "notify: ", "Kernel"} {
+	for _, v := range []string{"", "kill", "kernel:1", "grow", "grow:", "grow:0", "grow:12Q", "grow:-1M", "grow:512I", "grow:512iB", "grow:1GBB", "checkpoint:rel", "notify:", "notify: ", "Kernel"} {
 		if _, err := Parse(v); err == nil {
 			t.Errorf("Parse(%q): want an error", v)
 		}
