@@ -142,7 +142,7 @@ func setGroupFlag(r *config.Resources, name, v string) error {
 	case "cpus":
 		n, err := strconv.ParseFloat(v, 64)
 		max := float64(runtime.NumCPU())
-		if err != nil || n < 0.01 || n > max {
+		if err != nil || !(n >= 0.01 && n <= max) { // NaN fails every comparison
 			return fmt.Errorf("--cpus %q: use a number of CPUs from 0.01 to %.2f", v, max)
 		}
 		quota, period := int64(n*100000), uint64(100000)

@@ -293,6 +293,7 @@ func TestGroupBadInput(t *testing.T) {
 		{`--memory "0": use a positive size`, []string{"create", "x", "--memory", "0"}},
 		{`--cpus "0": use a number of CPUs`, []string{"create", "x", "--cpus", "0"}},
 		{`--cpus "1000": use a number of CPUs`, []string{"create", "x", "--cpus", "1000"}},
+		{`--cpus "NaN": use a number of CPUs`, []string{"create", "x", "--cpus", "NaN"}},
 		{`--cpu-shares "1": use a value from 2`, []string{"create", "x", "--cpu-shares", "1"}},
 		{`--pids-limit "0": use a positive number`, []string{"create", "x", "--pids-limit", "0"}},
 		{`--io-weight "5": use a weight from 10 to 1000`, []string{"create", "x", "--io-weight", "5"}},
