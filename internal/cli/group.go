@@ -50,7 +50,7 @@ func cmdGroup(g *globals, args []string) error {
 	case "move":
 		return groupMove(s, args)
 	case "list":
-		return groupList(s, args)
+		return groupList(s, args, g.warn)
 	case "stats":
 		return groupStats(s, args)
 	case "events":
@@ -242,13 +242,13 @@ type groupEntry struct {
 	Procs int `json:"procs"`
 }
 
-func groupList(s *groups.Store, args []string) error {
+func groupList(s *groups.Store, args []string, warn func(error)) error {
 	fs := newFlags("group list")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parse(fs, args, exactly(0), "lkc group list [--json]"); err != nil {
 		return err
 	}
-	all, err := s.List()
+	all, err := s.List(warn)
 	if err != nil {
 		return err
 	}

@@ -177,8 +177,11 @@ func (s *Store) remove(name string) error {
 	return nil
 }
 
-// List returns every group, parents before their children.
-func (s *Store) List() ([]*Group, error) {
+// List returns every group, parents before their children. A definition
+// that cannot be read (a file broken by hand) is told to warn and left
+// out: one bad group must not take the others' list, their cgroups'
+// making after a reboot or their OOM policies with it.
+func (s *Store) List(warn func(error)) ([]*Group, error) {
 	var names []string
 	err := filepath.WalkDir(s.Dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -204,7 +207,8 @@ func (s *Store) List() ([]*Group, error) {
 	for _, n := range names {
 		g, err := s.Get(n)
 		if err != nil {
-			return nil, err
+			warn(err)
+			continue
 		}
 		out = append(out, g)
 	}

@@ -2,6 +2,8 @@ package groups
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -31,7 +33,7 @@ func TestDefinitions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	all, err := s.List()
+	all, err := s.List(func(err error) { t.Error(err) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +63,27 @@ func TestDefinitions(t *testing.T) {
 
 func TestListWithoutDirectory(t *testing.T) {
 	s := &Store{Dir: t.TempDir() + "/none"}
-	if all, err := s.List(); err != nil || len(all) != 0 {
+	if all, err := s.List(func(err error) { t.Error(err) }); err != nil || len(all) != 0 {
 		t.Errorf("List of a missing directory = %v, %v", all, err)
+	}
+}
+
+// TestListSkipsBadDefinition: a definition that cannot be read is told
+// to warn, and the others are listed.
+func TestListSkipsBadDefinition(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	if err := s.save(&Group{Name: "good"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir, "bad.json"), []byte("{junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var warned []error
+	all, err := s.List(func(err error) { warned = append(warned, err) })
+	if err != nil || len(all) != 1 || all[0].Name != "good" {
+		t.Errorf("List = %v, %v; want group good", all, err)
+	}
+	if len(warned) != 1 || !strings.HasPrefix(warned[0].Error(), "group bad: ") {
+		t.Errorf("warnings %v, want one naming group bad", warned)
 	}
 }

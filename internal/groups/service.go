@@ -44,7 +44,7 @@ func (s *Service) Reload(conf *hostconf.Conf) error {
 // writes the limits of the groups whose cgroups were there already.
 func (s *Service) sync(conf *hostconf.Conf, apply bool) {
 	st := FromConf(conf)
-	all, err := st.List()
+	all, err := st.List(func(err error) { s.logf("groups: %v", err) })
 	if err != nil {
 		s.logf("groups: %v", err)
 		return

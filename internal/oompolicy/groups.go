@@ -81,7 +81,14 @@ func (a *armed) name() string {
 // or armed with another policy (disarmed first), and marks them served.
 func (s *Service) reconcileGroups(served map[string]bool) {
 	store := groups.FromConf(s.deps.Conf)
-	all, err := store.List()
+	all, err := store.List(func(err error) {
+		// Logged once, as a failed arming is: the service reads the
+		// definitions every second.
+		if k := "groups " + err.Error(); !s.failed[k] {
+			s.failed[k] = true
+			s.deps.Logf("oom: %v", err)
+		}
+	})
 	if err != nil {
 		if !s.failed["groups"] {
 			s.deps.Logf("oom: %v", err)

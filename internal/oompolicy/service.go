@@ -210,7 +210,7 @@ func (s *Service) reconcileLocked() {
 		}
 	}
 	for k := range s.failed {
-		if !served[k] && k != "groups" {
+		if !served[k] && !strings.HasPrefix(k, "groups") {
 			delete(s.failed, k)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -495,4 +496,36 @@ func TestGroupMoveWaitsForDelete(t *testing.T) {
 		t.Errorf("group move after the delete: %v, %q; want it refused: no such group", err, stderr.String())
 	}
 	g.assertNone("a move that waited for a delete")
+}
+
+// TestGroupsSurviveBadDefinition: one definition that cannot be read (a
+// file broken by hand) is reported, and the other groups still work: the
+// daemon's start makes their cgroups again, and list shows them.
+func TestGroupsSurviveBadDefinition(t *testing.T) {
+	g := newGroupEnv(t)
+	d := &daemonEnv{env: g.env, dir: filepath.Join(t.TempDir(), "lkcd")}
+	t.Setenv("LKC_DAEMON_DIR", d.dir)
+	t.Cleanup(d.stop)
+	g.mustLkc("group", "create", "a", "--memory", "64m")
+	bad := filepath.Join(g.defs, "bad.json")
+	if err := os.WriteFile(bad, []byte("{junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := g.lkc("group", "list")
+	if r.code != 0 || !regexp.MustCompile(`(?m)^a\s+0\s+memory=67108864$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`^lkc: warning: group bad: definition .*bad.json: .*\n$`).MatchString(r.stderr) {
+		t.Errorf("group list beside a broken definition: %v; want group a listed and one warning naming bad", r)
+	}
+	for _, dir := range g.dirs("a") {
+		if err := os.Remove(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.start()
+	if got := g.file("a", "memory", "memory.limit_in_bytes", "memory.max"); got != "67108864" {
+		t.Errorf("group a's memory limit after the daemon's start: %s, want 67108864", got)
+	}
+	os.Remove(bad)
+	g.mustLkc("group", "delete", "a")
+	g.assertNone("delete")
 }
