@@ -2,6 +2,7 @@ package groups
 
 import (
 	"context"
+	"errors"
 
 	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/hostconf"
@@ -41,15 +42,33 @@ func (s *Service) Reload(conf *hostconf.Conf) error {
 }
 
 // sync makes each group's cgroup where it is missing and, with apply,
-// writes the limits of the groups whose cgroups were there already.
+// writes the limits of the groups whose cgroups were there already. It
+// holds the groups' lock, as the CLI's changes do: a delete under way
+// removes the cgroup before the definition, and a cgroup made again in
+// between would outlive the group.
 func (s *Service) sync(conf *hostconf.Conf, apply bool) {
 	st := FromConf(conf)
 	all, err := st.List(func(err error) { s.logf("groups: %v", err) })
+	if err != nil || len(all) == 0 {
+		if err != nil {
+			s.logf("groups: %v", err)
+		}
+		return
+	}
+	unlock, err := st.lock()
 	if err != nil {
 		s.logf("groups: %v", err)
 		return
 	}
+	defer unlock()
 	for _, g := range all {
+		if g, err = st.Get(g.Name); errors.Is(err, ErrNotExist) {
+			continue // deleted while the lock was waited for
+		}
+		if err != nil {
+			s.logf("groups: %v", err)
+			continue
+		}
 		made, err := st.Ensure(g)
 		if err == nil && !made && apply {
 			err = st.Apply(g)

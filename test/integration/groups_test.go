@@ -529,3 +529,41 @@ func TestGroupsSurviveBadDefinition(t *testing.T) {
 	g.mustLkc("group", "delete", "a")
 	g.assertNone("delete")
 }
+
+// TestGroupsReloadWaitsForDelete: the daemon's re-making of the groups'
+// cgroups (here a reload) waits for a delete under way, which holds the
+// groups' lock, and then finds the group gone; else it would make the
+// cgroup again between the delete's removal of it and of the definition.
+func TestGroupsReloadWaitsForDelete(t *testing.T) {
+	g := newGroupEnv(t)
+	d := &daemonEnv{env: g.env, dir: filepath.Join(t.TempDir(), "lkcd")}
+	t.Setenv("LKC_DAEMON_DIR", d.dir)
+	t.Cleanup(d.stop)
+	g.mustLkc("group", "create", "gone", "--memory", "64m")
+	d.start()
+	lock, err := os.OpenFile(filepath.Join(g.defs, ".lock"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	// The delete, half done: the cgroups are gone, the definition not yet.
+	for _, dir := range g.dirs("gone") {
+		if err := os.Remove(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload := make(chan result, 1)
+	go func() { reload <- g.lkc("daemon", "reload") }()
+	time.Sleep(300 * time.Millisecond)
+	if err := os.Remove(filepath.Join(g.defs, "gone.json")); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if r := <-reload; r.code != 0 {
+		t.Errorf("daemon reload: %v", r)
+	}
+	g.assertNone("a reload during a delete")
+}
