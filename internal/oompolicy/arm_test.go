@@ -1,7 +1,12 @@
 package oompolicy
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/hostconf"
@@ -31,5 +36,33 @@ func TestArmWaitsForInit(t *testing.T) {
 	e := &registry.Entry{Root: root, ID: "c1", Features: registry.Features{OOMPolicy: "kill-largest"}}
 	if a, err := s.arm(e); a != nil || err != nil {
 		t.Errorf("arm of a record without an init pid: %v, %v; want nothing yet", a, err)
+	}
+}
+
+// TestGroupArmFailureLoggedOnce: a group whose arming fails (here: no
+// cgroup) is logged once, not at each reading of the definitions.
+func TestGroupArmFailureLoggedOnce(t *testing.T) {
+	reg, err := registry.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := hostconf.Default()
+	c.GroupsDir, c.GroupsParent = t.TempDir(), "/lkc-test-no-such-parent"
+	def := `{"name":"g","resources":{},"oomPolicy":"kill-largest"}`
+	if err := os.WriteFile(filepath.Join(c.GroupsDir, "g.json"), []byte(def), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logged []string
+	s := New()
+	s.epfd = -1
+	s.deps = &service.Deps{Conf: c, Registry: reg, Logf: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }}
+	for i := 0; i < 12; i++ {
+		if i%4 == 0 {
+			s.groupsAt = time.Time{} // the definitions are read again
+		}
+		s.reconcileLocked()
+	}
+	if len(logged) != 1 || !strings.Contains(logged[0], "group g: ") {
+		t.Errorf("logged %q, want one line about group g", logged)
 	}
 }

@@ -3,6 +3,7 @@ package oompolicy
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lkc-containers/lkc/internal/effective"
@@ -97,7 +98,9 @@ func (s *Service) reconcileGroups(served map[string]bool) {
 		return
 	}
 	delete(s.failed, "groups")
+	defined := map[string]bool{}
 	for _, g := range all {
+		defined[groupLogged+g.Name] = true
 		if g.OOMPolicy == "" || g.OOMPolicy == string(Kernel) {
 			continue
 		}
@@ -114,14 +117,29 @@ func (s *Service) reconcileGroups(served map[string]bool) {
 		a, err := s.armGroup(store, g)
 		if err != nil {
 			s.failed[k] = true
-			s.deps.Logf("oom: group %s: %v", g.Name, err)
+			if !s.failed[groupLogged+g.Name] {
+				s.failed[groupLogged+g.Name] = true
+				s.deps.Logf("oom: group %s: %v", g.Name, err)
+			}
 		}
 		if a != nil {
+			delete(s.failed, groupLogged+g.Name)
 			a.by = "start"
 			s.check(a, true)
 		}
 	}
+	for k := range s.failed {
+		if strings.HasPrefix(k, groupLogged) && !defined[k] {
+			delete(s.failed, k)
+		}
+	}
 }
+
+// groupLogged prefixes, in Service.failed, a group whose arming failure
+// was logged. The arming is tried again at each reading of the
+// definitions (its cgroup may come: `lkc group create` writes the
+// definition first), but logged only once, not every second.
+const groupLogged = "groups: logged "
 
 // armGroup arms group g: its events go to the group's log (EventsPath).
 func (s *Service) armGroup(store *groups.Store, g *groups.Group) (*armed, error) {
