@@ -22,6 +22,15 @@ type groupEnv struct {
 	parent string // groups.parent
 }
 
+// daemon is a daemon of the test's own directory, not started, stopped
+// at the test's end.
+func (g *groupEnv) daemon() *daemonEnv {
+	d := &daemonEnv{env: g.env, dir: filepath.Join(g.t.TempDir(), "lkcd")}
+	g.t.Setenv("LKC_DAEMON_DIR", d.dir)
+	g.t.Cleanup(d.stop)
+	return d
+}
+
 func newGroupEnv(t *testing.T) *groupEnv {
 	e := newEnv(t)
 	g := &groupEnv{env: e, defs: filepath.Join(t.TempDir(), "groups"), parent: e.keptCgroupParent("groups")}
@@ -324,9 +333,7 @@ func TestGroupBadInput(t *testing.T) {
 // with their limits, and so does the next worker after a kill.
 func TestGroupsRecreatedByDaemon(t *testing.T) {
 	g := newGroupEnv(t)
-	d := &daemonEnv{env: g.env, dir: filepath.Join(t.TempDir(), "lkcd")}
-	t.Setenv("LKC_DAEMON_DIR", d.dir)
-	t.Cleanup(d.stop)
+	d := g.daemon()
 	g.mustLkc("group", "create", "a", "--memory", "64m", "--pids-limit", "20")
 	g.mustLkc("group", "create", "a/b", "--memory", "32m")
 	removeDirs := func(names ...string) {
@@ -374,9 +381,7 @@ func TestGroupsRecreatedByDaemon(t *testing.T) {
 // definition appeared, and writes the changed limits of one that exists.
 func TestGroupsReloadedByDaemon(t *testing.T) {
 	g := newGroupEnv(t)
-	d := &daemonEnv{env: g.env, dir: filepath.Join(t.TempDir(), "lkcd")}
-	t.Setenv("LKC_DAEMON_DIR", d.dir)
-	t.Cleanup(d.stop)
+	d := g.daemon()
 	g.mustLkc("group", "create", "a", "--memory", "64m")
 	d.start()
 	def := filepath.Join(g.defs, "a.json")
@@ -503,9 +508,7 @@ func TestGroupMoveWaitsForDelete(t *testing.T) {
 // daemon's start makes their cgroups again, and list shows them.
 func TestGroupsSurviveBadDefinition(t *testing.T) {
 	g := newGroupEnv(t)
-	d := &daemonEnv{env: g.env, dir: filepath.Join(t.TempDir(), "lkcd")}
-	t.Setenv("LKC_DAEMON_DIR", d.dir)
-	t.Cleanup(d.stop)
+	d := g.daemon()
 	g.mustLkc("group", "create", "a", "--memory", "64m")
 	bad := filepath.Join(g.defs, "bad.json")
 	if err := os.WriteFile(bad, []byte("{junk"), 0o600); err != nil {
@@ -536,9 +539,7 @@ func TestGroupsSurviveBadDefinition(t *testing.T) {
 // cgroup again between the delete's removal of it and of the definition.
 func TestGroupsReloadWaitsForDelete(t *testing.T) {
 	g := newGroupEnv(t)
-	d := &daemonEnv{env: g.env, dir: filepath.Join(t.TempDir(), "lkcd")}
-	t.Setenv("LKC_DAEMON_DIR", d.dir)
-	t.Cleanup(d.stop)
+	d := g.daemon()
 	g.mustLkc("group", "create", "gone", "--memory", "64m")
 	d.start()
 	lock, err := os.OpenFile(filepath.Join(g.defs, ".lock"), os.O_RDWR, 0)

@@ -682,9 +682,7 @@ func TestOOMUpdateMovesHigh(t *testing.T) {
 // checkpoint policy is refused in one line and leaves no group.
 func TestOOMGroupPolicy(t *testing.T) {
 	g := newGroupEnv(t)
-	d := &daemonEnv{env: g.env, dir: filepath.Join(t.TempDir(), "lkcd")}
-	t.Setenv("LKC_DAEMON_DIR", d.dir)
-	t.Cleanup(d.stop)
+	g.daemon() // started on demand by the policy
 	g.failLkc(`--oom-policy the checkpoint policy is for containers`, "group", "create", "bad", "--oom-policy", "checkpoint")
 	g.assertNone("a refused create")
 	g.mustLkc("group", "create", "hog", "--memory", strconv.Itoa(oomLimit), "--oom-policy", "kill-largest")
@@ -761,9 +759,7 @@ func TestOOMGroupPolicy(t *testing.T) {
 // line and leave nothing, on create and on update.
 func TestOOMGroupFallbackDeadline(t *testing.T) {
 	g := newGroupEnv(t)
-	d := &daemonEnv{env: g.env, dir: filepath.Join(t.TempDir(), "lkcd")}
-	t.Setenv("LKC_DAEMON_DIR", d.dir)
-	t.Cleanup(d.stop)
+	g.daemon() // started on demand by the policy
 	g.failLkc(`--oom-deadline "0": use a positive duration`, "group", "create", "bad", "--oom-policy", "kill-largest", "--oom-deadline", "0")
 	g.failLkc(`--oom-fallback "grow:1G": use kernel, kill-largest or kill-newest`, "group", "create", "bad", "--oom-fallback", "grow:1G")
 	g.assertNone("a refused create")
