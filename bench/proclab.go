@@ -53,6 +53,9 @@ type procLab struct {
 	rt       *ociRuntime
 	lxcfs    *exec.Cmd
 	lxcfsDir string
+	// lxcfsRun says lxcfs made its runtime directory (lxcfsRunDir) in this
+	// run, so stopping it removes what it leaves there.
+	lxcfsRun bool
 	probes   map[string]*readerClient
 	rss      map[string]int64 // the largest RSS seen per server, kB
 }
@@ -153,9 +156,16 @@ func installReader(env *Env) error {
 	return nil
 }
 
+// lxcfsRunDir is lxcfs's runtime directory; it leaves empty directories
+// there when it ends.
+const lxcfsRunDir = "/run/lxcfs"
+
 // startLxcfs runs lxcfs in the foreground on a private directory, with
 // load averages on (-l) as LXC hosts that want loadavg run it.
 func (l *procLab) startLxcfs() error {
+	if _, err := os.Lstat(lxcfsRunDir); errors.Is(err, os.ErrNotExist) {
+		l.lxcfsRun = true
+	}
 	l.lxcfsDir = filepath.Join(l.env.Dir, "lxcfs-"+l.name)
 	if err := os.MkdirAll(l.lxcfsDir, 0o755); err != nil {
 		return fmt.Errorf("creating lxcfs directory: %w", err)
@@ -200,6 +210,14 @@ func (l *procLab) stopLxcfs() error {
 	l.lxcfs = nil
 	if err := syscall.Unmount(l.lxcfsDir, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
 		return fmt.Errorf("unmounting %s: %w", l.lxcfsDir, err)
+	}
+	if l.lxcfsRun {
+		// Its empty directories only: Remove fails on anything more.
+		for _, d := range []string{"controllers", "root", ""} {
+			if err := os.Remove(filepath.Join(lxcfsRunDir, d)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("removing what lxcfs left: %w", err)
+			}
+		}
 	}
 	return nil
 }
