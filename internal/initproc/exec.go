@@ -22,8 +22,10 @@ import (
 // credentials, capabilities and the filter are per thread).
 func (p *prepared) exec() error {
 	// Before seccomp and the user change, which could forbid the write.
-	if err := lsm.Default.OnExec(&p.c.Process); err != nil {
-		return err
+	if p.proc != nil {
+		if err := lsm.OnExec(&p.c.Process, p.proc); err != nil {
+			return err
+		}
 	}
 	return p.plan.Exec()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/console"
 	"github.com/lkc-containers/lkc/internal/mount"
 	"github.com/lkc-containers/lkc/internal/nsenter"
+	"github.com/lkc-containers/lkc/internal/safeproc"
 )
 
 // Main runs `lkc init`. It returns only on failure, with the exit code.
@@ -90,15 +91,36 @@ type prepared struct {
 	startState []byte            // what startContainer hooks read
 	// seccompState is sent to the seccomp listener with the notify fd.
 	seccompState []byte
+	// proc is what writes to /proc go through (openProc); nil when the
+	// process needs none.
+	proc *safeproc.Root
 }
 
 // prepareExec readies a process that joins a running container.
 func prepareExec(msg *Message) (*prepared, error) {
-	if err := setupProcess(msg.Config, false); err != nil {
+	proc, err := openProc(msg.Config)
+	if err != nil {
 		return nil, err
 	}
-	p := &prepared{c: msg.Config, seccompState: msg.SeccompState}
+	if err := setupProcess(msg.Config, false, proc); err != nil {
+		return nil, err
+	}
+	p := &prepared{c: msg.Config, seccompState: msg.SeccompState, proc: proc}
 	return p, p.check(msg.PreserveFDs)
+}
+
+// openProc opens the /proc that init's writes to procfs go through, when c
+// asks for any: sysctls, oom_score_adj, an LSM label. A container's init
+// opens it before it builds the container's tree, so it is the /proc of
+// the mount namespace init started in (the caller's, copied), which no
+// mount of the container's covers; a process exec'd into a container
+// opens the container's, whose mounts safeproc's walks refuse to cross.
+func openProc(c *config.Config) (*safeproc.Root, error) {
+	p := &c.Process
+	if len(c.Sysctl) == 0 && p.OOMScoreAdj == nil && p.ApparmorProfile == "" && p.SelinuxLabel == "" {
+		return nil, nil
+	}
+	return safeproc.Open("/proc")
 }
 
 // check does, before init reports ready, the work and the checks of the
@@ -174,13 +196,17 @@ func create(sync int, msg *Message) (*prepared, error) {
 			return nil, fmt.Errorf("joining a new session keyring: %w", err)
 		}
 	}
-	if err := buildRoot(sync, msg); err != nil {
+	proc, err := openProc(c)
+	if err != nil {
 		return nil, err
 	}
-	if err := setupProcess(c, true); err != nil {
+	if err := buildRoot(sync, msg, proc); err != nil {
 		return nil, err
 	}
-	p := &prepared{c: c, fifo: fifo, startState: msg.StartState, seccompState: msg.SeccompState}
+	if err := setupProcess(c, true, proc); err != nil {
+		return nil, err
+	}
+	p := &prepared{c: c, fifo: fifo, startState: msg.StartState, seccompState: msg.SeccompState, proc: proc}
 	return p, p.check(msg.PreserveFDs)
 }
 
@@ -201,13 +227,13 @@ func makeCwd(cwd string) error {
 // beneath the rootfs and a chroot; a joined one is the container's
 // filesystem as it stands, and nothing is mounted in it (spec refuses the
 // fields that would ask for it).
-func buildRoot(sync int, msg *Message) error {
+func buildRoot(sync int, msg *Message, proc *safeproc.Root) error {
 	c := msg.Config
 	if c.HasNamespace("mount") && !c.NewNamespace("mount") {
 		if err := createHooks(sync, msg); err != nil {
 			return err
 		}
-		return setupSystem(c)
+		return setupSystem(c, proc)
 	}
 	callerNS := !c.HasNamespace("mount")
 	env := mount.Env{
@@ -241,7 +267,7 @@ func buildRoot(sync int, msg *Message) error {
 	if err != nil {
 		return err
 	}
-	if err := setupSystem(c); err != nil {
+	if err := setupSystem(c, proc); err != nil {
 		return err
 	}
 	if err := makeCwd(c.Process.Cwd); err != nil {
@@ -251,8 +277,10 @@ func buildRoot(sync int, msg *Message) error {
 }
 
 // setupSystem sets what belongs to the container's namespaces: names, a
-// new network namespace's lo, and sysctls (before /proc/sys turns read-only).
-func setupSystem(c *config.Config) error {
+// new network namespace's lo, and sysctls (before /proc/sys turns
+// read-only). A sysctl file acts on the namespaces of the process that
+// opens it, whichever procfs it is on: proc, from openProc, is one.
+func setupSystem(c *config.Config, proc *safeproc.Root) error {
 	if c.Hostname != "" {
 		if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
 			return fmt.Errorf("sethostname %q: %w", c.Hostname, err)
@@ -269,8 +297,7 @@ func setupSystem(c *config.Config) error {
 		}
 	}
 	for k, v := range c.Sysctl {
-		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
-		if err := os.WriteFile(p, []byte(v), 0); err != nil {
+		if err := proc.WriteFile("sys/"+strings.ReplaceAll(k, ".", "/"), []byte(v)); err != nil {
 			return fmt.Errorf("sysctl %s=%s: %w", k, v, err)
 		}
 	}
@@ -280,7 +307,7 @@ func setupSystem(c *config.Config) error {
 // setupProcess sets what the process inherits: terminal (the container's
 // /dev/console too, for its init), oom score and personality. The working
 // directory, fds and rlimits are the plan's (check, exec).
-func setupProcess(c *config.Config, isInit bool) error {
+func setupProcess(c *config.Config, isInit bool, proc *safeproc.Root) error {
 	p := &c.Process
 	if p.Terminal {
 		if err := setupConsole(p, isInit); err != nil {
@@ -294,7 +321,7 @@ func setupProcess(c *config.Config, isInit bool) error {
 		}
 	}
 	if p.OOMScoreAdj != nil {
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+		if err := proc.WriteFile("self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj))); err != nil {
 			return fmt.Errorf("setting oom_score_adj %d: %w", *p.OOMScoreAdj, err)
 		}
 	}

@@ -16,15 +16,21 @@ import (
 	"github.com/lkc-containers/lkc/internal/config"
 )
 
-// Host is where the module's files are; Default is the real one, tests
-// use a temporary directory.
+// Host is where the modules' sysfs files are; Default is the real one,
+// tests use a temporary directory.
 type Host struct {
-	Sys  string // /sys
-	Proc string // /proc
+	Sys string // /sys
 }
 
 // Default is the running kernel's.
-var Default = Host{Sys: "/sys", Proc: "/proc"}
+var Default = Host{Sys: "/sys"}
+
+// ProcFS opens files beneath a procfs root, as safeproc.Root does: the
+// attr files are written through it, never through a path that a mount of
+// the container's could redirect to another file.
+type ProcFS interface {
+	OpenFile(sub string, flags int) (*os.File, error)
+}
 
 // AppArmor reports whether AppArmor is enabled: its securityfs directory
 // is there, or the module says it is on.
@@ -62,18 +68,17 @@ func (h Host) Check(p *config.Process, mountLabel string) error {
 }
 
 // OnExec makes the calling thread take on p's profile and label at its
-// next execve, as runc does.
+// next execve, as runc does, through proc.
 //
-// Preconditions: the thread is locked and is the one that execs, and the
-// host's (or the container's) proc is mounted at h.Proc.
-func (h Host) OnExec(p *config.Process) error {
+// Preconditions: the thread is locked and is the one that execs.
+func OnExec(p *config.Process, proc ProcFS) error {
 	if p.ApparmorProfile != "" {
-		if err := h.apparmorOnExec(p.ApparmorProfile); err != nil {
+		if err := apparmorOnExec(proc, p.ApparmorProfile); err != nil {
 			return fmt.Errorf("process.apparmorProfile %q: %w", p.ApparmorProfile, err)
 		}
 	}
 	if p.SelinuxLabel != "" {
-		if err := writeAttr(h.Proc+"/thread-self/attr/exec", p.SelinuxLabel); err != nil {
+		if err := writeAttr(proc, "thread-self/attr/exec", p.SelinuxLabel); err != nil {
 			return fmt.Errorf("process.selinuxLabel %q: %w", p.SelinuxLabel, err)
 		}
 	}
@@ -82,16 +87,16 @@ func (h Host) OnExec(p *config.Process) error {
 
 // apparmorOnExec writes the change_onexec request; kernels with stacked
 // modules have AppArmor's own attr directory, older ones only attr/exec.
-func (h Host) apparmorOnExec(profile string) error {
-	err := writeAttr(h.Proc+"/thread-self/attr/apparmor/exec", "exec "+profile)
+func apparmorOnExec(proc ProcFS, profile string) error {
+	err := writeAttr(proc, "thread-self/attr/apparmor/exec", "exec "+profile)
 	if errors.Is(err, os.ErrNotExist) {
-		err = writeAttr(h.Proc+"/thread-self/attr/exec", "exec "+profile)
+		err = writeAttr(proc, "thread-self/attr/exec", "exec "+profile)
 	}
 	return err
 }
 
-func writeAttr(path, value string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+func writeAttr(proc ProcFS, path, value string) error {
+	f, err := proc.OpenFile(path, os.O_WRONLY)
 	if err != nil {
 		return err
 	}

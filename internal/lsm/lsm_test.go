@@ -21,7 +21,31 @@ func fakeHost(t *testing.T, files map[string]string) Host {
 			t.Fatal(err)
 		}
 	}
-	return Host{Sys: root + "/sys", Proc: root + "/proc"}
+	return Host{Sys: root + "/sys"}
+}
+
+// dirProc stands in for a procfs root: the attr files of a temporary
+// directory.
+type dirProc string
+
+func (d dirProc) OpenFile(sub string, flags int) (*os.File, error) {
+	return os.OpenFile(filepath.Join(string(d), sub), flags, 0)
+}
+
+// fakeProc makes a dirProc holding files.
+func fakeProc(t *testing.T, files ...string) dirProc {
+	t.Helper()
+	root := t.TempDir()
+	for _, name := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dirProc(root)
 }
 
 func TestAppArmorDetection(t *testing.T) {
@@ -65,28 +89,28 @@ func TestCheckRefusesWhatTheHostLacks(t *testing.T) {
 }
 
 func TestOnExecWritesTheAttrFiles(t *testing.T) {
-	stacked := fakeHost(t, map[string]string{"proc/thread-self/attr/apparmor/exec": "", "proc/thread-self/attr/exec": ""})
-	if err := stacked.OnExec(&config.Process{ApparmorProfile: "prof"}); err != nil {
+	stacked := fakeProc(t, "thread-self/attr/apparmor/exec", "thread-self/attr/exec")
+	if err := OnExec(&config.Process{ApparmorProfile: "prof"}, stacked); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(stacked.Proc + "/thread-self/attr/apparmor/exec"); string(b) != "exec prof" {
+	if b, _ := os.ReadFile(string(stacked) + "/thread-self/attr/apparmor/exec"); string(b) != "exec prof" {
 		t.Errorf("attr/apparmor/exec = %q, want \"exec prof\"", b)
 	}
-	old := fakeHost(t, map[string]string{"proc/thread-self/attr/exec": ""})
-	if err := old.OnExec(&config.Process{ApparmorProfile: "prof"}); err != nil {
+	old := fakeProc(t, "thread-self/attr/exec")
+	if err := OnExec(&config.Process{ApparmorProfile: "prof"}, old); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(old.Proc + "/thread-self/attr/exec"); string(b) != "exec prof" {
+	if b, _ := os.ReadFile(string(old) + "/thread-self/attr/exec"); string(b) != "exec prof" {
 		t.Errorf("attr/exec without apparmor's directory = %q, want \"exec prof\"", b)
 	}
-	se := fakeHost(t, map[string]string{"proc/thread-self/attr/exec": ""})
-	if err := se.OnExec(&config.Process{SelinuxLabel: "u:r:t:s0"}); err != nil {
+	se := fakeProc(t, "thread-self/attr/exec")
+	if err := OnExec(&config.Process{SelinuxLabel: "u:r:t:s0"}, se); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(se.Proc + "/thread-self/attr/exec"); string(b) != "u:r:t:s0" {
+	if b, _ := os.ReadFile(string(se) + "/thread-self/attr/exec"); string(b) != "u:r:t:s0" {
 		t.Errorf("attr/exec for an SELinux label = %q", b)
 	}
-	if err := fakeHost(t, nil).OnExec(&config.Process{SelinuxLabel: "x"}); err == nil {
+	if err := OnExec(&config.Process{SelinuxLabel: "x"}, fakeProc(t)); err == nil {
 		t.Error("OnExec without attr files: want an error")
 	}
 }
