@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // The runc escapes of November 2025 all redirect something the runtime
@@ -17,6 +19,110 @@ import (
 // (CVE-2025-52565), the procfs files it writes (CVE-2025-52881). Each test
 // points the redirect at a canary file the test made, never at a real
 // host file, and checks that the canary is untouched.
+
+// imageDevRootfs returns a writable rootfs copy whose /dev is the image's
+// own (the config mounts no tmpfs there), with the nodes devs names made
+// in it, a canary file /canary and a file /secret for a mask to hide.
+func (e *env) imageDevRootfs(devs map[string]string) string {
+	e.t.Helper()
+	root := e.writableRootfs()
+	for name, data := range map[string]string{"canary": "canary\n", "secret": "secret\n"} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	for name, what := range devs {
+		p := filepath.Join(root, "dev", name)
+		var err error
+		switch {
+		case what == "file":
+			err = os.WriteFile(p, nil, 0o666)
+		case strings.HasPrefix(what, "char "):
+			var maj, min uint32
+			if _, err = fmt.Sscanf(what, "char %d:%d", &maj, &min); err == nil {
+				err = unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(maj, min)))
+			}
+		default: // a symlink's target
+			err = os.Symlink(what, p)
+		}
+		if err != nil {
+			e.t.Fatalf("making /dev/%s (%s): %v", name, what, err)
+		}
+	}
+	return root
+}
+
+// withoutDevTmpfs drops the config's /dev tmpfs: the container keeps the
+// image's /dev, as runc's configs without one do.
+func withoutDevTmpfs(s *specs.Spec) {
+	var mounts []specs.Mount
+	for _, m := range s.Mounts {
+		if m.Destination != "/dev" {
+			mounts = append(mounts, m)
+		}
+	}
+	s.Mounts = mounts
+}
+
+func readCanary(t *testing.T, root string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "canary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestSecMaskNeedsTheNullDevice: a masked file gets the container's
+// /dev/null bound over it only when that is the null device (char 1:3).
+// As a symlink it would bind its target (in the attack, the still
+// writable /proc/sys/kernel/core_pattern; here a canary) writable over
+// the masked path (here /secret, as /proc/kcore is not on every kernel); as a file or another device it would "mask" with that;
+// missing, the masks were silently skipped. Each fails the create with a
+// one-line error and leaves nothing behind. A real /dev/null node in the
+// image masks as before.
+func TestSecMaskNeedsTheNullDevice(t *testing.T) {
+	write := []string{"sh", "-c", "echo pwned > /secret; stat -c '%F %t:%T' /secret"}
+	for _, c := range []struct{ name, null string }{
+		{"symlink", "/canary"},
+		{"file", "file"},
+		{"zero", "char 1:5"},
+		{"missing", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			devs := map[string]string{}
+			if c.null != "" {
+				devs["null"] = c.null
+			}
+			root := e.imageDevRootfs(devs)
+			r := e.run(write, func(s *specs.Spec) {
+				s.Root.Path = root
+				s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "/secret")
+				withoutDevTmpfs(s)
+			})
+			if got := readCanary(t, root); got != "canary\n" {
+				t.Errorf("the canary behind /dev/null was written through the mask: %q", got)
+			}
+			e.checkOneLineFailure(r, `masking /[a-z_/]+: .*/dev/null`, []string{"run"})
+		})
+	}
+	t.Run("real", func(t *testing.T) {
+		e := newEnv(t)
+		root := e.imageDevRootfs(map[string]string{"null": "char 1:3"})
+		r := e.run(write, func(s *specs.Spec) {
+			s.Root.Path = root
+			s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "/secret")
+			withoutDevTmpfs(s)
+		})
+		if r.code != 0 || !strings.Contains(r.stdout, "character special file 1:3") {
+			t.Errorf("run with the image's real /dev/null: %v, want /secret masked by char 1:3", r)
+		}
+		if got, _ := os.ReadFile(filepath.Join(root, "secret")); string(got) != "secret\n" {
+			t.Errorf("/secret behind its mask was written: %q", got)
+		}
+	})
+}
 
 // TestSecProcWritesNotRedirected: init writes sysctls and oom_score_adj
 // through a procfs it checked, not through the container's /proc, where
