@@ -13,22 +13,30 @@ import (
 )
 
 // OpenPty opens a new pty pair from the devpts instance behind /dev/ptmx.
-func OpenPty() (master *os.File, slavePath string, err error) {
+// The slave comes from the master itself (TIOCGPTPEER), never from a path
+// under /dev/pts: in a container's tree that path could name another
+// instance's pty, or, as a symlink, any file at all.
+func OpenPty() (master, slave *os.File, err error) {
 	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, "", &os.PathError{Op: "open", Path: "/dev/ptmx", Err: err}
+		return nil, nil, &os.PathError{Op: "open", Path: "/dev/ptmx", Err: err}
 	}
 	master = os.NewFile(uintptr(fd), "/dev/ptmx")
 	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
 		master.Close()
-		return nil, "", fmt.Errorf("unlocking pty: %w", err)
+		return nil, nil, fmt.Errorf("unlocking pty: %w", err)
 	}
 	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
 	if err != nil {
 		master.Close()
-		return nil, "", fmt.Errorf("getting pty number: %w", err)
+		return nil, nil, fmt.Errorf("getting pty number: %w", err)
 	}
-	return master, "/dev/pts/" + strconv.Itoa(n), nil
+	peer, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		master.Close()
+		return nil, nil, fmt.Errorf("opening the pty's slave (TIOCGPTPEER): %w", errno)
+	}
+	return master, os.NewFile(peer, "/dev/pts/"+strconv.Itoa(n)), nil
 }
 
 // SetSize sets a terminal's window size.

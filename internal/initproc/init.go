@@ -339,34 +339,30 @@ func setupConsole(p *config.Process, bindDevConsole bool) error {
 		return fmt.Errorf("process.terminal is set but no console socket was given")
 	}
 	defer unix.Close(sock)
-	master, slavePath, err := console.OpenPty()
+	master, slave, err := console.OpenPty()
 	if err != nil {
 		return err
 	}
 	defer master.Close()
+	defer slave.Close()
 	if p.ConsoleHeight > 0 || p.ConsoleWidth > 0 {
 		if err := console.SetSize(master, p.ConsoleHeight, p.ConsoleWidth); err != nil {
 			return fmt.Errorf("setting console size: %w", err)
 		}
 	}
-	slave, err := unix.Open(slavePath, unix.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: slavePath, Err: err}
-	}
 	if bindDevConsole {
-		if err := bindConsole(slavePath); err != nil {
-			return err
+		if err := mount.BindConsole(slave); err != nil {
+			return fmt.Errorf("binding the terminal on /dev/console: %w", err)
 		}
 	}
 	if err := console.SendFd(sock, master); err != nil {
 		return err
 	}
 	for _, fd := range []int{0, 1, 2} {
-		if err := unix.Dup3(slave, fd, 0); err != nil {
+		if err := unix.Dup3(int(slave.Fd()), fd, 0); err != nil {
 			return fmt.Errorf("dup console to fd %d: %w", fd, err)
 		}
 	}
-	unix.Close(slave)
 	if _, err := unix.Setsid(); err != nil {
 		return fmt.Errorf("setsid: %w", err)
 	}
@@ -374,16 +370,6 @@ func setupConsole(p *config.Process, bindDevConsole bool) error {
 		return fmt.Errorf("making the console the controlling terminal: %w", err)
 	}
 	return nil
-}
-
-// bindConsole makes /dev/console the container's terminal, as runc does.
-func bindConsole(slavePath string) error {
-	f, err := os.OpenFile("/dev/console", os.O_CREATE|os.O_RDONLY, 0o600)
-	if err != nil {
-		return nil // no writable /dev: the container goes without /dev/console
-	}
-	f.Close()
-	return unix.Mount(slavePath, "/dev/console", "", unix.MS_BIND, "")
 }
 
 func (p *prepared) waitStart() error {

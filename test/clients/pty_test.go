@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/lkc-containers/lkc/internal/console"
 )
 
@@ -37,16 +35,13 @@ func (o *terminalOutput) String() string {
 // terminal showed and the exit code.
 func runTTY(t *testing.T, env []string, prompt, input, name string, args ...string) (string, int) {
 	t.Helper()
-	master, slavePath, err := console.OpenPty()
+	master, slave, err := console.OpenPty()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer master.Close()
 	if err := console.SetSize(master, ttyRows, ttyCols); err != nil {
-		t.Fatal(err)
-	}
-	slave, err := os.OpenFile(slavePath, os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
+		slave.Close()
 		t.Fatal(err)
 	}
 	cmd := exec.Command(name, args...)

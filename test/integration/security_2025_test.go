@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -122,6 +123,40 @@ func TestSecMaskNeedsTheNullDevice(t *testing.T) {
 			t.Errorf("/secret behind its mask was written: %q", got)
 		}
 	})
+}
+
+// TestSecConsoleNotBoundThroughSymlink: the terminal is bound on the
+// container's /dev/console only when that is a file or a node. An image's
+// /dev/console symlink to /victim would have lkc create /victim and bind
+// the terminal there (any path of the image's choosing); it fails the
+// create instead, with a one-line error. Without the symlink, the image's
+// /dev gets its /dev/console made and bound.
+func TestSecConsoleNotBoundThroughSymlink(t *testing.T) {
+	e := newEnv(t)
+	devs := map[string]string{"null": "char 1:3", "ptmx": "pts/ptmx", "console": "/victim"}
+	root := e.imageDevRootfs(devs)
+	l, sock := consoleSocket(t)
+	b := e.bundle([]string{"true"}, func(s *specs.Spec) {
+		s.Root.Path, s.Root.Readonly = root, false
+		s.Process.Terminal = true
+		withoutDevTmpfs(s)
+	})
+	r := e.lkc("create", "--console-socket", sock, "--bundle", b, e.id())
+	l.Close()
+	if _, err := os.Lstat(filepath.Join(root, "victim")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("/victim, where the /dev/console symlink points, was created (%v)", err)
+	}
+	e.checkOneLineFailure(r, `/dev/console is a symlink`, []string{"create"})
+
+	delete(devs, "console")
+	root = e.imageDevRootfs(devs)
+	id, master := e.createWithConsole([]string{"sh", "-c", "[ -c /dev/console ] && echo console-$(stat -c %t /dev/console)"}, func(s *specs.Spec) {
+		s.Root.Path, s.Root.Readonly = root, false
+		withoutDevTmpfs(s)
+	})
+	e.mustLkc("start", id)
+	// 0x88 is the first pty slave major (136).
+	readUntil(t, master, "console-88")
 }
 
 // TestSecProcWritesNotRedirected: init writes sysctls and oom_score_adj

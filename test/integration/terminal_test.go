@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/console"
 )
@@ -16,19 +15,15 @@ import (
 // terminal would, and returns the command and the pty master.
 func (e *env) onPty(args ...string) (*exec.Cmd, *os.File) {
 	e.t.Helper()
-	master, slavePath, err := console.OpenPty()
+	master, slave, err := console.OpenPty()
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { master.Close() })
+	defer slave.Close()
 	if err := console.SetSize(master, 30, 90); err != nil {
 		e.t.Fatal(err)
 	}
-	slave, err := os.OpenFile(slavePath, os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer slave.Close()
 	cmd := exec.Command(lkcBinary, append([]string{"--root", e.root}, args...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	if err := cmd.Start(); err != nil {
