@@ -1,0 +1,121 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestGroupMoveAllOrNothing makes a later v1 hierarchy refuse a move for
+// real: the group's cpuset has no CPUs, and the kernel refuses a task to
+// a v1 cpuset without CPUs (ENOSPC), after the hierarchies before it
+// (blkio, cpu, cpuacct) took the process. `lkc group move` must fail in
+// one line and leave every process where it was in every hierarchy, for
+// one pid and for two.
+func TestGroupMoveAllOrNothing(t *testing.T) {
+	if cgroupV2() {
+		t.Skip("cgroup v2: one hierarchy, so no move is half made")
+	}
+	hs, err := ownHierarchies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpuset := ""
+	for _, h := range hs {
+		if strings.Contains(h.name, "cpuset") {
+			cpuset = h.mnt
+		}
+	}
+	if cpuset == "" || len(hs) < 2 {
+		t.Skipf("needs a v1 cpuset hierarchy and another (have %v)", hs)
+	}
+	g := newGroupEnv(t)
+	g.mustLkc("group", "create", "cpuless")
+	t.Cleanup(func() { g.lkc("group", "delete", "--force", "cpuless") })
+	cpus := filepath.Join(cpuset, g.parent, "cpuless", "cpuset.cpus")
+	if err := os.WriteFile(cpus, []byte("\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(cpus); strings.TrimSpace(string(data)) != "" {
+		t.Fatalf("%s is %q after emptying it", cpus, data)
+	}
+	p1, p2 := sleeper(t).Process.Pid, sleeper(t).Process.Pid
+	before := map[int]map[string]string{p1: cgroupLines(t, p1), p2: cgroupLines(t, p2)}
+	check := func(after string) {
+		t.Helper()
+		for pid, was := range before {
+			if now := cgroupLines(t, pid); fmt.Sprint(now) != fmt.Sprint(was) {
+				t.Fatalf("after %s, pid %d is in %v, was in %v", after, pid, now, was)
+			}
+		}
+	}
+	refused := `: writing ` + regexp.QuoteMeta(cpuset) + `/.*/cpuless/cgroup.procs: no space left on device \(nothing moved\)$`
+	// The old code wrote the hierarchies in map order: five tries make a
+	// half move almost sure there.
+	for i := 0; i < 5; i++ {
+		g.failLkc(`^lkc: group: moving pid `+strconv.Itoa(p1)+` into group cpuless`+refused, "group", "move", "cpuless", strconv.Itoa(p1))
+		check("a refused move")
+	}
+	g.failLkc(`^lkc: group: moving pid `+strconv.Itoa(p1)+` into group cpuless`+refused,
+		"group", "move", "cpuless", strconv.Itoa(p1), strconv.Itoa(p2))
+	check("a refused move of two pids")
+	g.mustLkc("group", "delete", "cpuless")
+	g.assertNone("a refused move")
+}
+
+// TestGroupMoveAllOrNothingTwoPids refuses the second of two processes
+// only: with RT group scheduling a SCHED_FIFO task may not join a cpu
+// cgroup without RT runtime (a new group has 0: EINVAL), while a plain
+// one may. The first, moved whole, must go back too.
+func TestGroupMoveAllOrNothingTwoPids(t *testing.T) {
+	if cgroupV2() {
+		t.Skip("cgroup v2: one hierarchy, so no move is half made")
+	}
+	g := newGroupEnv(t)
+	g.mustLkc("group", "create", "nort")
+	t.Cleanup(func() { g.lkc("group", "delete", "--force", "nort") })
+	var cpu string
+	hs, _ := ownHierarchies()
+	for _, h := range hs {
+		if _, err := os.Stat(filepath.Join(h.mnt, g.parent, "nort", "cpu.rt_runtime_us")); err == nil {
+			cpu = h.mnt
+		}
+	}
+	if cpu == "" {
+		t.Skip("no RT group scheduling (cpu.rt_runtime_us) on this host")
+	}
+	plain := sleeper(t).Process.Pid
+	rt := exec.Command("chrt", "-f", "1", "sleep", "600")
+	if err := rt.Start(); err != nil {
+		t.Skipf("chrt: %v", err)
+	}
+	t.Cleanup(func() { rt.Process.Kill(); rt.Wait() })
+	// chrt sets the policy, then execs sleep.
+	for end := time.Now().Add(settle); ; time.Sleep(10 * time.Millisecond) {
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", rt.Process.Pid)); string(comm) == "sleep\n" {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("chrt never ran sleep")
+		}
+	}
+	before := map[int]map[string]string{plain: cgroupLines(t, plain), rt.Process.Pid: cgroupLines(t, rt.Process.Pid)}
+	for i := 0; i < 3; i++ {
+		g.failLkc(`^lkc: group: moving pid `+strconv.Itoa(rt.Process.Pid)+` into group nort: writing `+regexp.QuoteMeta(cpu)+
+			`/.*/nort/cgroup.procs: invalid argument \(nothing moved\)$`,
+			"group", "move", "nort", strconv.Itoa(plain), strconv.Itoa(rt.Process.Pid))
+		for pid, was := range before {
+			if now := cgroupLines(t, pid); fmt.Sprint(now) != fmt.Sprint(was) {
+				t.Fatalf("after a refused move, pid %d is in %v, was in %v", pid, now, was)
+			}
+		}
+	}
+	g.mustLkc("group", "delete", "nort")
+	g.assertNone("a refused move")
+}
