@@ -83,7 +83,10 @@ type Rules struct {
 	Swept    int `json:"swept"`    // children moved after their parent (forked before its move)
 	Failed   int `json:"failed"`   // moves that failed
 	Overruns int `json:"overruns"` // lost events (each followed by a rescan)
-	Scans    int `json:"scans"`
+	// Resubscribes are read errors of the event subscription other than
+	// an overrun, each followed by a new subscription and a rescan.
+	Resubscribes int `json:"resubscribes"`
+	Scans        int `json:"scans"`
 	// Latency from the exec event to the process in its cgroup, over the
 	// last moves after an exec (microseconds).
 	Samples      int   `json:"samples"`

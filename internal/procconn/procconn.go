@@ -148,6 +148,10 @@ func initialNetNS() error {
 	return nil
 }
 
+// Fd is the subscription's socket, for a test that breaks it on purpose
+// (the rules engine's BreakEnv).
+func (c *Conn) Fd() int { return c.fd }
+
 // Close unsubscribes (closing the socket ends the listen).
 func (c *Conn) Close() error { return unix.Close(c.fd) }
 

@@ -92,14 +92,17 @@ type Engine struct {
 
 // Stats are the engine's counters.
 type Stats struct {
-	Rules     int
-	Moved     int // processes moved by their own rule
-	Swept     int // children moved after their parent (forked before its move)
-	Failed    int
-	Overruns  int
-	Scans     int
-	latencies []time.Duration // exec event -> moved, the last maxLatencies
-	next      int
+	Rules    int
+	Moved    int // processes moved by their own rule
+	Swept    int // children moved after their parent (forked before its move)
+	Failed   int
+	Overruns int
+	// Resubscribes counts read errors of the subscription other than an
+	// overrun, each followed by a new subscription and a scan.
+	Resubscribes int
+	Scans        int
+	latencies    []time.Duration // exec event -> moved, the last maxLatencies
+	next         int
 }
 
 const maxLatencies = 1 << 16

@@ -52,7 +52,7 @@ func (e *Engine) Status() *daemonapi.Rules {
 	lat := slices.Clone(s.latencies)
 	e.mu.Unlock()
 	r := &daemonapi.Rules{Rules: s.Rules, Moved: s.Moved, Swept: s.Swept, Failed: s.Failed,
-		Overruns: s.Overruns, Scans: s.Scans, Samples: len(lat)}
+		Overruns: s.Overruns, Resubscribes: s.Resubscribes, Scans: s.Scans, Samples: len(lat)}
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		at := func(q float64) int64 { return lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds() }

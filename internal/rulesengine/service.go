@@ -3,7 +3,6 @@ package rulesengine
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,10 +36,18 @@ type Service struct {
 	// proc orders the engine's work on events and its scans, which
 	// share the engine's processor state.
 	proc sync.Mutex
+	// open subscribes to process events (tests give a fake); fail ends
+	// the worker when the subscription is lost for good (exit).
+	open func() (source, error)
+	fail func(error)
 }
 
 // New returns the service.
-func New() *Service { return &Service{reload: make(chan *hostconf.Conf, 1)} }
+func New() *Service {
+	s := &Service{reload: make(chan *hostconf.Conf, 1), open: openSource}
+	s.fail = func(err error) { exit(err, s.logf) }
+	return s
+}
 
 // Name implements service.Service.
 func (*Service) Name() string { return "rules" }
@@ -139,7 +146,7 @@ func (s *Service) run(ctx context.Context) {
 		if subscribed || !s.eng.HasRules() {
 			return
 		}
-		c, err := procconn.Open(events)
+		c, err := s.open()
 		if err != nil {
 			s.logf("rules: %v (the rules engine follows no events)", err)
 			return
@@ -170,22 +177,28 @@ func (s *Service) scan() {
 }
 
 // follow acts on the connector's events until ctx ends; lost events
-// cost a scan.
-func (s *Service) follow(ctx context.Context, c *procconn.Conn) {
-	defer c.Close()
-	for ctx.Err() == nil {
-		evs, err := c.Read(events)
-		switch {
-		case errors.Is(err, procconn.ErrOverrun):
-			s.eng.count(func(st *Stats) { st.Overruns++ })
+// cost a scan, and a read error a new subscription (follower).
+func (s *Service) follow(ctx context.Context, c source) {
+	f := &follower{open: s.open, handle: s.handle, logf: s.logf, fail: s.fail,
+		lost: func(resubscribed bool) {
+			s.eng.count(func(st *Stats) {
+				if resubscribed {
+					st.Resubscribes++
+				} else {
+					st.Overruns++
+				}
+			})
 			s.scan()
-		case err != nil:
-			s.logf("rules: %v (the rules engine follows no more events)", err)
-			return
-		case len(evs) > 0:
-			s.handle(evs)
-		}
-	}
+		}}
+	f.run(ctx, c)
+}
+
+// exit ends the worker when the engine cannot follow events any more:
+// its holder starts another, whose start scan classifies every process
+// (a worker that served on without the engine would look healthy).
+func exit(err error, logf func(string, ...any)) {
+	logf("%v; the worker exits for its holder to start another", err)
+	os.Exit(1)
 }
 
 func (s *Service) handle(evs []procconn.Event) {

@@ -210,8 +210,8 @@ func descendants(pid int) []int {
 type rulesStatus struct {
 	WorkerPid int `json:"workerPid"`
 	Rules     struct {
-		Rules, Moved, Swept, Failed, Overruns, Scans, Samples int
-		LatencyP50us, LatencyP99us, LatencyMaxus              int64
+		Rules, Moved, Swept, Failed, Overruns, Resubscribes, Scans, Samples int
+		LatencyP50us, LatencyP99us, LatencyMaxus                            int64
 	} `json:"rules"`
 }
 
