@@ -410,26 +410,46 @@ func (e *Engine) refuse(cur cgroupSet, to placement, store *groups.Store) string
 }
 
 // move writes the process's tgid to cgroup.procs of each hierarchy where
-// it is elsewhere; it reports whether it wrote any.
+// it is elsewhere; it reports whether it wrote any. It moves all or
+// nothing: when a hierarchy refuses (v1: a cpuset without CPUs), the
+// process goes back where it was in the hierarchies already written, so
+// it is never left half in a group (where, sticky, no later rule would
+// place it).
 func (e *Engine) move(pid int, cur cgroupSet, to placement) (bool, error) {
-	moved := false
+	done := make([]string, 0, 16)
 	for h, dest := range to {
 		if p, _ := cur.get(h); p == dest {
 			continue
 		}
 		err := e.procs.write(e.mounts[h], dest, pid)
 		if errors.Is(err, unix.ESRCH) {
-			return moved, nil
+			return len(done) > 0, nil
 		}
 		if err != nil {
-			return moved, fmt.Errorf("moving %d: %w", pid, err)
+			return false, fmt.Errorf("moving %d: %w%s", pid, err, e.moveBack(pid, cur, done))
 		}
-		moved = true
+		done = append(done, h)
 	}
-	if moved {
+	if len(done) > 0 {
 		e.warm.moved()
 	}
-	return moved, nil
+	return len(done) > 0, nil
+}
+
+// moveBack writes pid back into its cgroups cur in hierarchies done, and
+// says how that went, as the end of move's error.
+func (e *Engine) moveBack(pid int, cur cgroupSet, done []string) string {
+	for _, h := range done {
+		p, ok := cur.get(h)
+		if !ok {
+			continue
+		}
+		// cur views a reused buffer; the open files are keyed by path.
+		if err := e.procs.write(e.mounts[h], strings.Clone(p), pid); err != nil && !errors.Is(err, unix.ESRCH) {
+			return "; and moving it back: " + err.Error()
+		}
+	}
+	return " (moved back)"
 }
 
 // sweep moves the children pid forked before its move, and theirs,

@@ -1,0 +1,64 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRulesMoveAllOrNothing gives the engine a rule whose group the
+// kernel refuses in one v1 hierarchy (its cpuset has no CPUs: ENOSPC)
+// after others took the process: the engine must put each process back
+// where it was in every hierarchy (a process half in a group is sticky
+// there), and `rules explain` must say the move failed.
+func TestRulesMoveAllOrNothing(t *testing.T) {
+	if cgroupV2() {
+		t.Skip("cgroup v2: one hierarchy, so no move is half made")
+	}
+	cpuset := ""
+	hs, _ := ownHierarchies()
+	for _, h := range hs {
+		if strings.Contains(h.name, "cpuset") {
+			cpuset = h.mnt
+		}
+	}
+	if cpuset == "" || len(hs) < 2 {
+		t.Skipf("needs a v1 cpuset hierarchy and another (have %v)", hs)
+	}
+	r := newRulesEnv(t, "")
+	exe := filepath.Join(r.tmp, "lkc-exe-sleep")
+	copyExe(t, "/bin/sleep", exe)
+	r.writeRules("exe=" + r.tmp + "/lkc-exe-* -> group=cpuless\n")
+	r.mustLkc("group", "create", "cpuless")
+	cpus := filepath.Join(cpuset, r.parent, "cpuless", "cpuset.cpus")
+	if err := os.WriteFile(cpus, []byte("\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	// Map order decided which hierarchies came first: three processes
+	// make a half move almost sure without the undo.
+	for i := 0; i < 3; i++ {
+		p := r.inScope(exe, "60").Process.Pid
+		for end := time.Now().Add(settle); ; time.Sleep(20 * time.Millisecond) {
+			out := r.mustLkc("rules", "explain", strconv.Itoa(p))
+			if strings.Contains(out, "not moved: moving "+strconv.Itoa(p)) {
+				if !strings.Contains(out, "no space left on device (moved back)") {
+					t.Errorf("rules explain %d:\n%s", p, out)
+				}
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("the engine never tried to move %d (explain:\n%s)", p, out)
+			}
+		}
+		for h, path := range cgroupLines(t, p) {
+			if path != r.scope {
+				t.Errorf("after a refused move, pid %d is in %s in %s, want the scope %s (all: %v)", p, path, h, r.scope, fmt.Sprint(cgroupLines(t, p)))
+			}
+		}
+	}
+}
