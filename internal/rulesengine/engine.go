@@ -79,15 +79,17 @@ type Engine struct {
 	// groupTo caches each group's placement (emptied at each load, and
 	// for a group whose cgroup a move found missing).
 	groupTo map[string]placement
-	// Classify and Scan only: the cgroup.procs files they write, the /proc
+	// Classify and Scan only: the cgroup.procs files they write (kept
+	// open while moves come, closed a second after the last), the /proc
 	// readers (cg for the cgroup files, whose set cur holds views of, rd
 	// for the rest) and the sweep's queue.
-	procs procsFiles
-	rd    procReader
-	cg    procReader
-	cur   cgroupSet
-	queue []int
-	warm  *warmer // nil until the service starts it, and without v1
+	procs    procsFiles
+	lastMove time.Duration // monotonic time of the last move
+	rd       procReader
+	cg       procReader
+	cur      cgroupSet
+	queue    []int
+	warm     *warmer // nil until the service starts it, and without v1
 }
 
 // Stats are the engine's counters.
@@ -432,8 +434,24 @@ func (e *Engine) move(pid int, cur cgroupSet, to placement) (bool, error) {
 	}
 	if len(done) > 0 {
 		e.warm.moved()
+		e.lastMove = monotonic()
 	}
 	return len(done) > 0, nil
+}
+
+// idleAfter is how long after its last move the engine keeps the
+// cgroup.procs files of its targets open.
+const idleAfter = time.Second
+
+// releaseIdle closes the cgroup.procs files kept open once no move came
+// for idleAfter: a storm's moves reuse them, but a target's cgroup may
+// be gone (a group deleted, a container ended), and its file would stay
+// open for as long as the engine runs. Events of processes that move
+// nowhere (the host's other execs) do not keep them.
+func (e *Engine) releaseIdle() {
+	if len(e.procs) > 0 && monotonic()-e.lastMove >= idleAfter {
+		e.procs.closeAll()
+	}
 }
 
 // moveBack writes pid back into its cgroups cur in hierarchies done, and

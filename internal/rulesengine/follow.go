@@ -46,6 +46,9 @@ type follower struct {
 	lost func(resubscribed bool)
 	logf func(string, ...any)
 	fail func(error)
+	// after runs after each good read, with events or none (a timeout),
+	// nil for nothing.
+	after func()
 }
 
 // run follows c until ctx ends (or fail was called); it closes the
@@ -73,6 +76,9 @@ func (f *follower) run(ctx context.Context, c source) {
 			failures = 0
 			if len(evs) > 0 {
 				f.handle(evs)
+			}
+			if f.after != nil {
+				f.after()
 			}
 		}
 	}

@@ -193,3 +193,26 @@ func TestFollowFailsOnRepeatedErrors(t *testing.T) {
 		t.Errorf("the follower tried a subscription beyond the %d it may: %s", maxFailures, log)
 	}
 }
+
+// TestReleaseIdle: the kept cgroup.procs files stay open while moves
+// come and are closed once none came for idleAfter.
+func TestReleaseIdle(t *testing.T) {
+	fd, err := unix.Open("/dev/null", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{procs: procsFiles{{"/m", "/g"}: fd}, lastMove: monotonic()}
+	e.releaseIdle()
+	if len(e.procs) != 1 {
+		t.Fatalf("a file closed right after a move")
+	}
+	e.lastMove -= idleAfter
+	e.releaseIdle()
+	if len(e.procs) != 0 {
+		t.Fatalf("files kept %v after a quiet %v", e.procs, idleAfter)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); !errors.Is(err, unix.EBADF) {
+		unix.Close(fd)
+		t.Errorf("the file was forgotten, not closed (F_GETFD: %v)", err)
+	}
+}

@@ -148,4 +148,14 @@ func (f procsFiles) write(mount, cgroup string, pid int) error {
 	}
 }
 
+// closeAll closes every file kept: a target's cgroup may be gone (a
+// group deleted, a container ended), and its file would stay open for as
+// long as the engine runs.
+func (f procsFiles) closeAll() {
+	for k, fd := range f {
+		unix.Close(fd)
+		delete(f, k)
+	}
+}
+
 func (k procsKey) path() string { return filepath.Join(k.mount, k.cgroup, "cgroup.procs") }

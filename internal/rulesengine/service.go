@@ -179,7 +179,7 @@ func (s *Service) scan() {
 // follow acts on the connector's events until ctx ends; lost events
 // cost a scan, and a read error a new subscription (follower).
 func (s *Service) follow(ctx context.Context, c source) {
-	f := &follower{open: s.open, handle: s.handle, logf: s.logf, fail: s.fail,
+	f := &follower{open: s.open, handle: s.handle, logf: s.logf, fail: s.fail, after: s.idle,
 		lost: func(resubscribed bool) {
 			s.eng.count(func(st *Stats) {
 				if resubscribed {
@@ -191,6 +191,14 @@ func (s *Service) follow(ctx context.Context, c source) {
 			s.scan()
 		}}
 	f.run(ctx, c)
+}
+
+// idle lets the engine close the cgroup files it kept open for moves
+// once none came for a while, between two reads of events.
+func (s *Service) idle() {
+	s.proc.Lock()
+	defer s.proc.Unlock()
+	s.eng.releaseIdle()
 }
 
 // exit ends the worker when the engine cannot follow events any more:

@@ -62,3 +62,40 @@ func TestRulesMoveAllOrNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesLetsGoOfDeletedGroups: the engine keeps the cgroup.procs
+// files of its targets open while moves come; once the events stop, it
+// must hold none of a group that was deleted (nor of any target), or a
+// daemon that runs for months keeps a file of every group and container
+// it ever placed a process in.
+func TestRulesLetsGoOfDeletedGroups(t *testing.T) {
+	r := newRulesEnv(t, "")
+	exe := filepath.Join(r.tmp, "lkc-exe-sleep")
+	copyExe(t, "/bin/sleep", exe)
+	r.writeRules("exe=" + r.tmp + "/lkc-exe-* -> group=gone\n")
+	r.mustLkc("group", "create", "gone")
+	r.start()
+	worker := r.rulesStatus().WorkerPid
+	p := r.inScope(exe, "60")
+	r.waitInGroup(p.Process.Pid, "gone")
+	p.Process.Kill()
+	p.Wait()
+	r.mustLkc("group", "delete", "gone")
+	group := filepath.Join(r.parent, "gone") + "/"
+	var held []string
+	for end := time.Now().Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		held = held[:0]
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", worker))
+		for _, fd := range fds {
+			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", worker, fd.Name())); err == nil && strings.Contains(l, group) {
+				held = append(held, l)
+			}
+		}
+		if len(held) == 0 {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("3 s after the group was deleted, worker %d still holds %v", worker, held)
+		}
+	}
+}
