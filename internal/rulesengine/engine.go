@@ -598,8 +598,19 @@ func (e *Engine) resolveGroup(name string, templated bool, store *groups.Store) 
 // cgroupPlacement is a cgrules destination: the path from the root of
 // each hierarchy the rule names (every one for "*" and on v2), made when
 // missing.
+//
+// The check for . and .. comes after the templates: %p falls back to the
+// comm when the executable cannot be read (a zombie's), and any process
+// may name itself "../../../../x" (PR_SET_NAME): the destination would
+// then leave the hierarchy, and the engine, root, make a directory
+// anywhere.
 func (e *Engine) cgroupPlacement(to placement, t rules.Target) error {
 	dest := "/" + strings.Trim(t.Name, "/")
+	for _, c := range strings.Split(dest[1:], "/") {
+		if c == "." || c == ".." {
+			return fmt.Errorf("destination %q: . and .. are not allowed (after templates)", t.Name)
+		}
+	}
 	dirs := map[string]string{}
 	for h, mnt := range e.mounts {
 		if h != "" && !slices.Contains(t.Controllers, "*") && !anyIn(strings.Split(h, ","), t.Controllers) {
