@@ -161,6 +161,20 @@ func (s *Store) SetOOM(name string, policy, fallback, deadline *string) error {
 	return s.save(g)
 }
 
+// Ready is group name's cgroup, made where it is missing, for the rules
+// engine. It holds the groups' lock, as Move does: a delete under way
+// removes the cgroup before the definition, and a cgroup made again in
+// between would outlive its group.
+func (s *Store) Ready(name string) (cgroups.Manager, error) {
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	_, m, err := s.ready(name)
+	return m, err
+}
+
 // ready reads a group and makes sure its cgroup exists.
 func (s *Store) ready(name string) (*Group, cgroups.Manager, error) {
 	g, err := s.Get(name)

@@ -570,21 +570,16 @@ func (e *Engine) groupTargets(name string, templated bool, store *groups.Store) 
 }
 
 // resolveGroup reads a group, makes its cgroup where missing and returns
-// its placement.
+// its placement. Both under the groups' lock (Store.Ready): a delete
+// under way removes the cgroup before the definition, and a cgroup made
+// in between would outlive the group, holding the process.
 func (e *Engine) resolveGroup(name string, templated bool, store *groups.Store) (placement, error) {
-	g, err := store.Get(name)
+	m, err := store.Ready(name)
 	if errors.Is(err, groups.ErrNotExist) && templated {
 		if err = store.Create(&groups.Group{Name: name}); err == nil || errors.Is(err, groups.ErrExist) {
-			g, err = store.Get(name)
+			m, err = store.Ready(name)
 		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	if _, err := store.Ensure(g); err != nil {
-		return nil, err
-	}
-	m, err := store.Manager(name)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -96,6 +97,67 @@ func TestRulesLetsGoOfDeletedGroups(t *testing.T) {
 		}
 		if time.Now().After(end) {
 			t.Fatalf("3 s after the group was deleted, worker %d still holds %v", worker, held)
+		}
+	}
+}
+
+// TestRulesWaitsForGroupDelete plays a `lkc group delete` under way: the
+// test holds the groups' lock, removes the group's cgroups (delete's
+// first step) and only then its definition. A process the engine places
+// meanwhile must not make the cgroup again (it would outlive the group,
+// holding the process): the engine waits for the lock, then finds the
+// group gone and leaves the process where it is.
+func TestRulesWaitsForGroupDelete(t *testing.T) {
+	r := newRulesEnv(t, "")
+	exe := filepath.Join(r.tmp, "lkc-exe-sleep")
+	copyExe(t, "/bin/sleep", exe)
+	r.writeRules("exe=" + r.tmp + "/lkc-exe-* -> group=victim\n")
+	r.mustLkc("group", "create", "victim")
+	r.start()
+	p1 := r.inScope(exe, "60")
+	r.waitInGroup(p1.Process.Pid, "victim")
+	p1.Process.Kill()
+	p1.Wait()
+	defs := filepath.Join(r.tmp, "groups")
+	lock, err := os.OpenFile(filepath.Join(defs, ".lock"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	dirs := r.dirsOf(filepath.Join(r.parent, "victim"))
+	for _, d := range dirs {
+		if err := os.Remove(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p2 := r.inScope(exe, "60").Process.Pid
+	time.Sleep(time.Second) // the engine tries to place p2
+	if err := os.Remove(filepath.Join(defs, "victim.json")); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	for end := time.Now().Add(settle); ; time.Sleep(20 * time.Millisecond) {
+		if out := r.mustLkc("rules", "explain", strconv.Itoa(p2)); !strings.Contains(out, "not acted on") {
+			if !strings.Contains(out, "not moved: group victim: no such group") {
+				t.Errorf("rules explain %d:\n%s", p2, out)
+			}
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the engine never acted on %d (log:\n%s)", p2, r.log())
+		}
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("the deleted group's cgroup %s was made again (holding %v)", d, r.procsUnder(filepath.Join(r.parent, "victim")))
+		}
+	}
+	for h, path := range cgroupLines(t, p2) {
+		if path != r.scope {
+			t.Errorf("pid %d is in %s in %s, want the scope", p2, path, h)
 		}
 	}
 }
