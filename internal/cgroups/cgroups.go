@@ -69,6 +69,8 @@ type Manager interface {
 	// empty: one another container still uses stays. The cgroup must be
 	// empty.
 	Destroy() error
+	// plan lists the writes Set makes for r, in order, without writing.
+	plan(r *config.Resources) ([]write, error)
 }
 
 // New returns the manager of the cgroup at path on h: an absolute path

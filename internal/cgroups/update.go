@@ -12,7 +12,9 @@ import (
 // those r sets (nil fields stay as they are), and returns the merged
 // limits to record. Containers (`lkc update`) and resource groups (`lkc
 // group update`) both go through it, so they refuse and order the same
-// writes.
+// writes. It is all or nothing: what can be checked (values, files the
+// host lacks) is refused before anything is written, and when the kernel
+// refuses a write the earlier ones are written back.
 func Update(m Manager, cur, r *config.Resources) (*config.Resources, error) {
 	r = withMemoryPair(cur, r)
 	merged, err := mergeResources(cur, r)
@@ -25,7 +27,17 @@ func Update(m Manager, cur, r *config.Resources) (*config.Resources, error) {
 	if err := checkBeforeUpdate(m, merged, r); err != nil {
 		return nil, err
 	}
-	if err := SetOrdered(m, r); err != nil {
+	if err := checkValues(m, r); err != nil {
+		return nil, err
+	}
+	ws, err := planOrdered(m, r)
+	if err == nil {
+		ws, err = present(ws)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := applyUndoable(ws); err != nil {
 		return nil, err
 	}
 	return merged, nil
@@ -84,13 +96,23 @@ func checkBeforeUpdate(cg Manager, merged, r *config.Resources) error {
 	return nil
 }
 
-// SetOrdered applies r (Manager.Set) in an order the kernel accepts. On
-// v1 the kernel refuses a memory.limit above memory.memsw.limit at every step, so when both change the one that grows
-// is written first: swap before memory when memory rises, memory before
-// swap when it falls.
+// SetOrdered applies r (Manager.Set) in an order the kernel accepts
+// (planOrdered).
 func SetOrdered(cg Manager, r *config.Resources) error {
+	ws, err := planOrdered(cg, r)
+	if err != nil {
+		return err
+	}
+	return applyAll(ws)
+}
+
+// planOrdered lists the writes of r in an order the kernel accepts. On v1
+// the kernel refuses a memory.limit above memory.memsw.limit at every
+// step, so when both change the one that grows is written first: swap
+// before memory when memory rises, memory before swap when it falls.
+func planOrdered(cg Manager, r *config.Resources) ([]write, error) {
 	if _, v2 := cgroupfs.V2Dir(cg.Paths()); v2 || r.MemoryLimit == nil || r.MemorySwap == nil {
-		return cg.Set(r)
+		return cg.plan(r)
 	}
 	swap := &config.Resources{MemorySwap: r.MemorySwap}
 	rest := *r
@@ -99,10 +121,12 @@ func SetOrdered(cg Manager, r *config.Resources) error {
 	if memoryRises(cg, *r.MemoryLimit) {
 		first, second = swap, &rest
 	}
-	if err := cg.Set(first); err != nil {
-		return err
+	a, err := cg.plan(first)
+	if err != nil {
+		return nil, err
 	}
-	return cg.Set(second)
+	b, err := cg.plan(second)
+	return append(a, b...), err
 }
 
 func memoryRises(cg Manager, limit int64) bool {

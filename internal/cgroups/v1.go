@@ -125,24 +125,32 @@ func (m *v1) Placement() ([]string, string) {
 // Set writes every limit r sets. Missing controllers and files fail with
 // ErrNotSupported naming the resource, except the few runc skips.
 func (m *v1) Set(r *config.Resources) error {
+	w, err := m.plan(r)
+	if err != nil {
+		return err
+	}
+	return applyAll(w)
+}
+
+// plan lists the writes of r, each in the directory of its controller.
+func (m *v1) plan(r *config.Resources) ([]write, error) {
 	if len(r.Unified) > 0 {
-		return fmt.Errorf("linux.resources.unified: %w (cgroup v1 has no unified files)", ErrNotSupported)
+		return nil, fmt.Errorf("linux.resources.unified: %w (cgroup v1 has no unified files)", ErrNotSupported)
 	}
 	var s []setting
 	for _, add := range []func(*config.Resources) []setting{setV1Memory, setV1CPU, setV1Misc} {
 		s = append(s, add(r)...)
 	}
 	s = append(s, m.setV1Blkio(r)...)
+	w := make([]write, 0, len(s))
 	for _, set := range s {
 		dir, ok := m.dir(set.ctrl)
 		if !ok {
-			return fmt.Errorf("linux.resources.%s: %w (no %s controller)", set.key, ErrNotSupported, set.ctrl)
+			return nil, fmt.Errorf("linux.resources.%s: %w (no %s controller)", set.key, ErrNotSupported, set.ctrl)
 		}
-		if err := set.write(dir); err != nil {
-			return err
-		}
+		w = append(w, write{setting: set, dir: dir})
 	}
-	return nil
+	return w, nil
 }
 
 func deviceRule(d config.DeviceRule) string {

@@ -17,6 +17,19 @@ func (b *settings) add(key, file, value string) {
 	b.s = append(b.s, setting{key: key, ctrl: b.ctrl, file: file, value: value})
 }
 
+// keyed adds a write to a file of one line per key (a device), which
+// unset(key) clears when the key had no line before.
+func (b *settings) keyed(key, file, value string, unset func(string) string) {
+	b.add(key, file, value)
+	b.s[len(b.s)-1].restore = restoreKeyed(unset)
+}
+
+// zeroUnset clears a v1 per-device weight or throttle: 0 removes it.
+func zeroUnset(dev string) string { return dev + " 0" }
+
+// rdmaUnset lifts both rdma limits of a device.
+func rdmaUnset(dev string) string { return dev + " hca_handle=max hca_object=max" }
+
 func (b *settings) int(key, file string, v *int64) {
 	if v != nil {
 		b.add(key, file, itoa(*v))
@@ -46,6 +59,7 @@ func setV1Memory(r *config.Resources) []setting {
 	b.uint("memory.swappiness", "memory.swappiness", r.MemorySwappiness)
 	if r.OOMKillDisable {
 		b.add("memory.disableOOMKiller", "memory.oom_control", "1")
+		b.s[len(b.s)-1].restore = restoreFlag("oom_kill_disable")
 	}
 	if r.MemoryUseHierarchy != nil {
 		b.add("memory.useHierarchy", "memory.use_hierarchy", boolValue(*r.MemoryUseHierarchy))
@@ -94,7 +108,7 @@ func setV1Misc(r *config.Resources) []setting {
 		if d.Allow {
 			file = "devices.allow"
 		}
-		s = append(s, setting{key: "devices", ctrl: "devices", file: file, value: deviceRule(d)})
+		s = append(s, setting{key: "devices", ctrl: "devices", file: file, value: deviceRule(d), final: true})
 	}
 	huge := settings{ctrl: "hugetlb"}
 	for _, l := range r.HugepageLimits {
@@ -107,10 +121,11 @@ func setV1Misc(r *config.Resources) []setting {
 		s = append(s, setting{key: "network.classID", ctrl: "net_cls", file: "net_cls.classid", value: utoa(uint64(*r.NetClassID))})
 	}
 	for _, p := range r.NetPriorities {
-		s = append(s, setting{key: "network.priorities", ctrl: "net_prio", file: "net_prio.ifpriomap", value: p.Name + " " + utoa(uint64(p.Priority))})
+		s = append(s, setting{key: "network.priorities", ctrl: "net_prio", file: "net_prio.ifpriomap", value: p.Name + " " + utoa(uint64(p.Priority)),
+			restore: restoreKeyed(nil)})
 	}
 	for _, line := range rdmaLines(r.Rdma) {
-		s = append(s, setting{key: "rdma", ctrl: "rdma", file: "rdma.max", value: line})
+		s = append(s, setting{key: "rdma", ctrl: "rdma", file: "rdma.max", value: line, restore: restoreKeyed(rdmaUnset)})
 	}
 	return s
 }
@@ -154,10 +169,10 @@ func (m *v1) setV1Blkio(r *config.Resources) []setting {
 	}
 	for _, d := range r.BlkioWeightDevices {
 		if d.Weight != nil {
-			b.add("blockIO.weightDevice", weightDevice, devNum(d.Major, d.Minor)+" "+utoa(uint64(*d.Weight)))
+			b.keyed("blockIO.weightDevice", weightDevice, devNum(d.Major, d.Minor)+" "+utoa(uint64(*d.Weight)), zeroUnset)
 		}
 		if d.LeafWeight != nil {
-			b.add("blockIO.weightDevice", "blkio.leaf_weight_device", devNum(d.Major, d.Minor)+" "+utoa(uint64(*d.LeafWeight)))
+			b.keyed("blockIO.weightDevice", "blkio.leaf_weight_device", devNum(d.Major, d.Minor)+" "+utoa(uint64(*d.LeafWeight)), zeroUnset)
 		}
 	}
 	throttles := []struct {
@@ -171,7 +186,7 @@ func (m *v1) setV1Blkio(r *config.Resources) []setting {
 	}
 	for _, t := range throttles {
 		for _, d := range t.devs {
-			b.add(t.key, t.file, devNum(d.Major, d.Minor)+" "+utoa(d.Rate))
+			b.keyed(t.key, t.file, devNum(d.Major, d.Minor)+" "+utoa(d.Rate), zeroUnset)
 		}
 	}
 	return b.s

@@ -69,24 +69,39 @@ func (m *v2) Placement() ([]string, string) { return nil, m.dir }
 // (devices_v2.go), then writes the unified files, so these win.
 // Settings v2 has no file for are left to Ignored, as runc ignores them.
 func (m *v2) Set(r *config.Resources) error {
-	cpu, err := setV2CPU(r)
+	w, err := m.plan(r)
 	if err != nil {
 		return err
+	}
+	return applyAll(w)
+}
+
+// plan lists the writes of r in Set's order.
+func (m *v2) plan(r *config.Resources) ([]write, error) {
+	cpu, err := setV2CPU(r)
+	if err != nil {
+		return nil, err
+	}
+	unified, err := unifiedSettings(r.Unified)
+	if err != nil {
+		return nil, err
 	}
 	s := append(setV2Memory(r), cpu...)
 	s = append(s, m.setV2IO(r)...)
 	s = append(s, setV2Misc(r)...)
+	var w []write
 	for _, set := range s {
-		if err := set.write(m.dir); err != nil {
-			return err
-		}
+		w = append(w, write{setting: set, dir: m.dir})
 	}
 	if len(r.Devices) > 0 {
-		if err := setDevices(m.dir, r.Devices); err != nil {
-			return err
-		}
+		rules := r.Devices
+		w = append(w, write{setting: setting{key: "devices"}, dir: m.dir,
+			apply: func() error { return setDevices(m.dir, rules) }})
 	}
-	return m.setUnified(r.Unified)
+	for _, set := range unified {
+		w = append(w, write{setting: set, dir: m.dir})
+	}
+	return w, nil
 }
 
 func maxValue(v int64) string {

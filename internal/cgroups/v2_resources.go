@@ -1,9 +1,7 @@
 package cgroups
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -76,10 +74,15 @@ func (m *v2) setV2IO(r *config.Resources) []setting {
 	var b settings
 	bfq := exists(filepath.Join(m.dir, "io.bfq.weight"))
 	weight := func(key, dev string, w uint16) {
+		file, v := "io.weight", blkioToIOWeight(w)
 		if bfq {
-			b.add(key, "io.bfq.weight", strings.TrimSpace(dev+" "+utoa(uint64(w))))
+			file, v = "io.bfq.weight", uint64(w)
+		}
+		if dev == "" {
+			b.add(key, file, utoa(v))
+			b.s[len(b.s)-1].restore = restoreDefaultWeight
 		} else {
-			b.add(key, "io.weight", strings.TrimSpace(dev+" "+utoa(blkioToIOWeight(w))))
+			b.keyed(key, file, dev+" "+utoa(v), func(dev string) string { return dev + " default" })
 		}
 	}
 	if r.BlkioWeight != nil {
@@ -91,9 +94,17 @@ func (m *v2) setV2IO(r *config.Resources) []setting {
 		}
 	}
 	for _, line := range ioMaxLines(r) {
-		b.add("blockIO.throttle", "io.max", line)
+		b.keyed("blockIO.throttle", "io.max", line, func(dev string) string {
+			return dev + " rbps=max wbps=max riops=max wiops=max"
+		})
 	}
 	return b.s
+}
+
+// restoreDefaultWeight puts back the "default N" line of io.weight or
+// io.bfq.weight.
+func restoreDefaultWeight(old, value string) (string, bool) {
+	return restoreKeyed(nil)(old, "default "+value)
 }
 
 // ioMaxLines merges the four throttle lists into one io.max line per
@@ -136,33 +147,28 @@ func setV2Misc(r *config.Resources) []setting {
 		b.s[len(b.s)-1].optional = true // kernels before 5.7
 	}
 	for _, line := range rdmaLines(r.Rdma) {
-		b.add("rdma", "rdma.max", line)
+		b.keyed("rdma", "rdma.max", line, rdmaUnset)
 	}
 	return b.s
 }
 
-// setUnified writes linux.resources.unified in key order. A missing file
-// means the controller is not enabled here (or the key is unknown).
-func (m *v2) setUnified(u map[string]string) error {
+// unifiedSettings are the writes of linux.resources.unified, in key order.
+// A missing file means the controller is not enabled here (or the key is
+// unknown).
+func unifiedSettings(u map[string]string) ([]setting, error) {
 	keys := make([]string, 0, len(u))
 	for k := range u {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var s []setting
 	for _, k := range keys {
 		if strings.Contains(k, "/") {
-			return fmt.Errorf("linux.resources.unified[%q]: not a file name", k)
+			return nil, fmt.Errorf("linux.resources.unified[%q]: not a file name", k)
 		}
-		err := writeFile(m.dir, k, u[k])
-		if errors.Is(err, os.ErrNotExist) {
-			ctrl, _, _ := strings.Cut(k, ".")
-			return fmt.Errorf("linux.resources.unified[%q]: %w (no such file; is the %s controller enabled?)", k, ErrNotSupported, ctrl)
-		}
-		if err != nil {
-			return fmt.Errorf("linux.resources.unified[%q]: %w", k, err)
-		}
+		s = append(s, setting{key: fmt.Sprintf("unified[%q]", k), file: k, value: u[k], restore: restoreUnified})
 	}
-	return nil
+	return s, nil
 }
 
 // Ignored lists the settings of r that m's Set skips, as runc skips them,
