@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,15 +20,21 @@ import (
 	"github.com/lkc-containers/lkc/internal/spec"
 )
 
+// updateFlags are runc's update flags that set one limit each.
+var updateFlags = []string{"memory", "memory-reservation", "memory-swap", "pids-limit",
+	"cpu-share", "cpu-shares", "cpu-quota", "cpu-period", "cpu-rt-period", "cpu-rt-runtime",
+	"cpuset-cpus", "cpuset-mems", "blkio-weight"}
+
 // cmdUpdate changes a container's limits live, with runc's flags. As in
-// runc, memory values take k, m, g, t or p suffixes (powers of 1024) and -1
-// means unlimited; flags given with --resources override its values.
+// runc, memory values take k, m, g, t or p suffixes (powers of 1024), -1
+// means unlimited and 0 leaves a limit as it is; flags given with
+// --resources override its values. The flags and the file are checked as
+// config.json's resources are.
 func cmdUpdate(g *globals, args []string) error {
 	fs := newFlags("update")
 	resources := fs.String("resources", "", "file with linux.resources JSON, - for stdin")
 	fs.StringVar(resources, "r", "", "file with linux.resources JSON, - for stdin")
-	for _, name := range []string{"memory", "memory-reservation", "memory-swap", "pids-limit",
-		"cpu-share", "cpu-shares", "cpu-quota", "cpu-period", "cpuset-cpus", "cpuset-mems"} {
+	for _, name := range updateFlags {
 		fs.String(name, "", name)
 	}
 	netRate := fs.String("net-rate", "", "egress=RATE,ingress=RATE or none: the CNI bandwidth limit (docs/network.md)")
@@ -34,21 +42,25 @@ func cmdUpdate(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	r := &config.Resources{}
+	oci := &specs.LinuxResources{}
 	if *resources != "" {
-		if r, err = readResources(*resources); err != nil {
+		if oci, err = readResources(*resources); err != nil {
 			return err
 		}
 	}
 	var ferr error
 	cgroupFlags := *resources != ""
 	fs.Visit(func(f *flag.Flag) {
-		if ferr == nil && f.Name != "net-rate" {
-			ferr, cgroupFlags = setFlag(r, f.Name, f.Value.String()), true
+		if ferr == nil && slices.Contains(updateFlags, f.Name) {
+			ferr, cgroupFlags = setUpdateFlag(oci, f.Name, f.Value.String()), true
 		}
 	})
 	if ferr != nil {
 		return ferr
+	}
+	r, err := convertUpdate(oci, *resources)
+	if err != nil {
+		return err
 	}
 	if *netRate == "" {
 		return container.Update(g.root, rest[0], r)
@@ -65,7 +77,7 @@ func cmdUpdate(g *globals, args []string) error {
 	return container.UpdateNetRate(g.root, rest[0], rate)
 }
 
-func readResources(name string) (*config.Resources, error) {
+func readResources(name string) (*specs.LinuxResources, error) {
 	var in io.Reader = os.Stdin
 	if name != "-" {
 		f, err := os.Open(name)
@@ -79,13 +91,28 @@ func readResources(name string) (*config.Resources, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--resources %s: %w", name, err)
 	}
+	return oci, nil
+}
+
+// convertUpdate checks and converts the resources of an update, whose
+// zeros mean "unchanged"; file names the --resources file, if any, for
+// errors.
+func convertUpdate(oci *specs.LinuxResources, file string) (*config.Resources, error) {
 	unsetZeros(oci)
 	r, err := spec.ConvertResources(oci)
-	if err != nil {
-		return nil, fmt.Errorf("--resources %s: %w", name, err)
+	switch {
+	case err == nil:
+		return r, nil
+	case file != "":
+		return nil, fmt.Errorf("--resources %s: %w", file, err)
 	}
-	return r, nil
+	// Flags alone: the error is theirs, not config.json's.
+	msg := strings.TrimPrefix(err.Error(), spec.ErrInvalid.Error()+": ")
+	return nil, fmt.Errorf("%w: %s", errBadFlags, msg)
 }
+
+// errBadFlags marks update flags refused as config.json's resources would be.
+var errBadFlags = errors.New("invalid update flags")
 
 // unsetZeros reads 0 as "leave unchanged", as runc update does: Docker
 // (docker update) sends every limit it knows, 0 for those not being set.
@@ -113,7 +140,55 @@ func nonZero[T int64 | uint64 | uint16](p *T) *T {
 	return p
 }
 
-// setFlag stores the value of update flag name in r.
+// setUpdateFlag stores the value of update flag name in r.
+func setUpdateFlag(r *specs.LinuxResources, name, v string) error {
+	var err error
+	if r.Memory == nil {
+		r.Memory = &specs.LinuxMemory{}
+	}
+	if r.CPU == nil {
+		r.CPU = &specs.LinuxCPU{}
+	}
+	switch name {
+	case "memory":
+		r.Memory.Limit, err = memoryFlag(v)
+	case "memory-reservation":
+		r.Memory.Reservation, err = memoryFlag(v)
+	case "memory-swap":
+		r.Memory.Swap, err = memoryFlag(v)
+	case "pids-limit":
+		var n *int64
+		if n, err = intFlag[int64](v, 64); err == nil {
+			r.Pids = &specs.LinuxPids{Limit: *n}
+		}
+	case "cpu-quota":
+		r.CPU.Quota, err = intFlag[int64](v, 64)
+	case "cpu-rt-runtime":
+		r.CPU.RealtimeRuntime, err = intFlag[int64](v, 64)
+	case "cpu-share", "cpu-shares":
+		r.CPU.Shares, err = uintFlag[uint64](v, 64)
+	case "cpu-period":
+		r.CPU.Period, err = uintFlag[uint64](v, 64)
+	case "cpu-rt-period":
+		r.CPU.RealtimePeriod, err = uintFlag[uint64](v, 64)
+	case "cpuset-cpus":
+		r.CPU.Cpus = v
+	case "cpuset-mems":
+		r.CPU.Mems = v
+	case "blkio-weight":
+		if r.BlockIO == nil {
+			r.BlockIO = &specs.LinuxBlockIO{}
+		}
+		r.BlockIO.Weight, err = uintFlag[uint16](v, 16)
+	}
+	if err != nil {
+		return fmt.Errorf("--%s %q: %w", name, v, err)
+	}
+	return nil
+}
+
+// setFlag stores the value of a limit flag that `lkc group` shares with
+// update in r: without update's "0 is unchanged", which groups refuse.
 func setFlag(r *config.Resources, name, v string) error {
 	var err error
 	switch name {
@@ -124,13 +199,13 @@ func setFlag(r *config.Resources, name, v string) error {
 	case "memory-swap":
 		r.MemorySwap, err = memoryFlag(v)
 	case "pids-limit":
-		r.PidsLimit, err = intFlag(v)
+		r.PidsLimit, err = intFlag[int64](v, 64)
 	case "cpu-quota":
-		r.CPUQuota, err = intFlag(v)
+		r.CPUQuota, err = intFlag[int64](v, 64)
 	case "cpu-share", "cpu-shares":
-		r.CPUShares, err = uintFlag(v)
+		r.CPUShares, err = uintFlag[uint64](v, 64)
 	case "cpu-period":
-		r.CPUPeriod, err = uintFlag(v)
+		r.CPUPeriod, err = uintFlag[uint64](v, 64)
 	case "cpuset-cpus":
 		r.CPUs = v
 	case "cpuset-mems":
@@ -147,14 +222,16 @@ func memoryFlag(v string) (*int64, error) {
 	return &n, err
 }
 
-func intFlag(v string) (*int64, error) {
-	n, err := strconv.ParseInt(v, 10, 64)
-	return &n, err
+func intFlag[T int64](v string, bits int) (*T, error) {
+	n, err := strconv.ParseInt(v, 10, bits)
+	t := T(n)
+	return &t, err
 }
 
-func uintFlag(v string) (*uint64, error) {
-	n, err := strconv.ParseUint(v, 10, 64)
-	return &n, err
+func uintFlag[T uint64 | uint16](v string, bits int) (*T, error) {
+	n, err := strconv.ParseUint(v, 10, bits)
+	t := T(n)
+	return &t, err
 }
 
 // memorySize is compiled on first use: compiling it in every lkc process,

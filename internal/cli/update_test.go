@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/spec"
 )
@@ -14,7 +16,11 @@ import (
 // and a malformed or refused object an ErrInvalid.
 func TestReadResources(t *testing.T) {
 	file := jsonFile(t, "r.json")
-	r, err := readResources(file(`{"memory":{"limit":134217728},"pids":{"limit":10},"cpu":{"cpus":"0"},"devices":[{"allow":false,"access":"rwm"}]}`))
+	oci, err := readResources(file(`{"memory":{"limit":134217728},"pids":{"limit":10},"cpu":{"cpus":"0"},"devices":[{"allow":false,"access":"rwm"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := convertUpdate(oci, "r.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +31,11 @@ func TestReadResources(t *testing.T) {
 		t.Errorf("fields not in the JSON are set: %+v", r)
 	}
 	for _, bad := range []string{`{"memory":`, `{"memory":{"limit":10,"swap":5}}`, `{"cpu":{"quota":10}}`} {
-		if _, err := readResources(file(bad)); !errors.Is(err, spec.ErrInvalid) {
+		oci, err := readResources(file(bad))
+		if err == nil {
+			_, err = convertUpdate(oci, "r.json")
+		}
+		if !errors.Is(err, spec.ErrInvalid) {
 			t.Errorf("readResources(%s) = %v, want ErrInvalid", bad, err)
 		}
 	}
@@ -52,28 +62,46 @@ func TestSetFlag(t *testing.T) {
 	r := newResources(t, map[string]string{
 		"memory": "64m", "memory-swap": "-1", "pids-limit": "20", "cpu-share": "512",
 		"cpu-quota": "50000", "cpu-period": "100000", "cpuset-cpus": "0", "cpuset-mems": "0",
+		"cpu-rt-period": "1000000", "cpu-rt-runtime": "-1",
 	})
 	if *r.MemoryLimit != 64<<20 || *r.MemorySwap != -1 || *r.PidsLimit != 20 || *r.CPUShares != 512 ||
-		*r.CPUQuota != 50000 || *r.CPUPeriod != 100000 || r.CPUs != "0" || r.Mems != "0" {
+		*r.CPUQuota != 50000 || *r.CPUPeriod != 100000 || r.CPUs != "0" || r.Mems != "0" ||
+		*r.CPURealtimePeriod != 1000000 || *r.CPURealtimeRuntime != -1 {
 		t.Errorf("resources %+v", r)
 	}
 	if r.MemoryReservation != nil {
 		t.Error("an unset flag set a limit")
 	}
-	for name, v := range map[string]string{"cpu-shares": "x", "pids-limit": "1.5", "memory": "lots"} {
-		if err := setFlag(&config.Resources{}, name, v); err == nil {
+	for name, v := range map[string]string{"cpu-shares": "x", "pids-limit": "1.5", "memory": "lots", "blkio-weight": "70000"} {
+		if err := setUpdateFlag(&specs.LinuxResources{}, name, v); err == nil {
 			t.Errorf("--%s %s accepted", name, v)
 		}
 	}
 }
 
+// TestSetFlagZeroIsUnchanged: as with runc, a flag given 0 leaves its
+// limit alone (runc skips 0 when it writes), and -1 lifts the pids limit.
+func TestSetFlagZeroIsUnchanged(t *testing.T) {
+	r := newResources(t, map[string]string{"memory": "0", "pids-limit": "0", "cpu-quota": "0", "cpu-period": "0", "blkio-weight": "0"})
+	if r.MemoryLimit != nil || r.PidsLimit != nil || r.CPUQuota != nil || r.CPUPeriod != nil || r.BlkioWeight != nil {
+		t.Errorf("0 set a limit: %+v", r)
+	}
+	if r := newResources(t, map[string]string{"pids-limit": "-1"}); r.PidsLimit == nil || *r.PidsLimit != -1 {
+		t.Errorf("--pids-limit -1: %v, want -1 (unlimited)", r.PidsLimit)
+	}
+}
+
 func newResources(t *testing.T, flags map[string]string) *config.Resources {
 	t.Helper()
-	r := &config.Resources{}
+	oci := &specs.LinuxResources{}
 	for name, v := range flags {
-		if err := setFlag(r, name, v); err != nil {
+		if err := setUpdateFlag(oci, name, v); err != nil {
 			t.Fatal(err)
 		}
+	}
+	r, err := convertUpdate(oci, "")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return r
 }

@@ -78,7 +78,9 @@ func convertResources(r *specs.LinuxResources, res *config.Resources, h cgroupHo
 	if m := r.Memory; m != nil {
 		res.MemoryLimit, res.MemoryReservation, res.MemorySwap = m.Limit, m.Reservation, m.Swap
 	}
-	if r.Pids != nil && r.Pids.Limit > 0 {
+	// 0 is unset; -1 (any negative, as runc) is unlimited, which an
+	// update needs to lift a limit.
+	if r.Pids != nil && r.Pids.Limit != 0 {
 		limit := r.Pids.Limit
 		res.PidsLimit = &limit
 	}

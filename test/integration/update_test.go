@@ -164,7 +164,8 @@ func TestUpdateRefusesStoppedAndBadInput(t *testing.T) {
 	e := newEnv(t)
 	id := e.limited(specs.LinuxResources{})
 	e.failLkc(`--memory "lots": not a memory size`, "update", "--memory", "lots", id)
-	e.failLkc(`below the memory limit`, "update", "--memory", "64m", "--memory-swap", "32m", id)
+	e.failLkc(`^lkc: update: invalid update flags: linux.resources.memory.swap 33554432 is below memory.limit 67108864`,
+		"update", "--memory", "64m", "--memory-swap", "32m", id)
 	check := true
 	careful := e.limited(specs.LinuxResources{Memory: &specs.LinuxMemory{CheckBeforeUpdate: &check}})
 	e.failLkc(`below the current usage`, "update", "--memory", "4k", careful)
