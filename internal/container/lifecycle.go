@@ -62,20 +62,31 @@ func (c *Container) start() error {
 // its cgroup. As in runc, all works on a stopped container too, and
 // signals what is left in its cgroup: containerd's shim kills every task
 // that exited that way, and takes a failure for a kill that did not
-// happen.
+// happen. A SIGKILL to a paused container thaws it, as runc does: a task
+// frozen by v1's freezer dies only once thawed, and clients (containerd's
+// shim, Podman) wait for the exit that follows.
 func Kill(root, id string, sig unix.Signal, all bool) error {
 	c, err := load(root, id, false)
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	if all {
-		return signalAll(c.cgroup(), sig)
-	}
-	if c.status() == Stopped {
+	s := c.status()
+	switch {
+	case all:
+		err = signalAll(c.cgroup(), sig)
+	case s == Stopped:
 		return notRunning(id)
+	default:
+		err = c.signalInit(sig)
 	}
-	return c.signalInit(sig)
+	if err != nil || sig != unix.SIGKILL || s != Paused {
+		return err
+	}
+	if err := c.cgroup().Thaw(); err != nil {
+		return fmt.Errorf("container %s: thawing it for SIGKILL: %w", id, err)
+	}
+	return nil
 }
 
 // signalInit signals init through a pidfd, so a recycled pid is never hit.
