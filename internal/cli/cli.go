@@ -73,6 +73,17 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
+// failedWith gives a failure of a command its own exit code, printed as
+// any failure: exec's is 255, as runc's, so a caller can tell it from an
+// exit status of the process.
+type failedWith struct {
+	code int
+	err  error
+}
+
+func (e failedWith) Error() string { return e.err.Error() }
+func (e failedWith) Unwrap() error { return e.err }
+
 // processExit makes the exit code of the container's process lkc's own.
 func processExit(code int, err error) error {
 	if err == nil && code != 0 {
@@ -137,7 +148,12 @@ func Main(args []string) int {
 		if errors.As(err, &ee) {
 			return ee.code
 		}
-		return fail(g, rest[0], err)
+		code := fail(g, rest[0], err)
+		var fw failedWith
+		if errors.As(err, &fw) {
+			code = fw.code
+		}
+		return code
 	}
 	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -57,11 +58,20 @@ func cmdExec(g *globals, args []string) error {
 		return err
 	}
 	o, err := f.opts(g, rest[0], rest[1:])
-	if err != nil {
-		return err
+	if err == nil {
+		err = processExit(container.Exec(o))
 	}
-	return processExit(container.Exec(o))
+	var ee exitError
+	if err != nil && !errors.As(err, &ee) {
+		return failedWith{execFailed, err}
+	}
+	return err
 }
+
+// execFailed is exec's exit code when no process ran or lkc could not
+// wait for it, runc's 255: an exit status of the process is 0-255 too,
+// but 255 is rare there, and 1, lkc's usual failure code, is common.
+const execFailed = 255
 
 func (f *execFlags) opts(g *globals, id string, args []string) (container.ExecOpts, error) {
 	o := container.ExecOpts{Root: g.root, ID: id, Detach: f.detach, ConsoleSocket: f.consoleSocket, PreserveFDs: f.preserveFDs}
@@ -92,6 +102,9 @@ func (f *execFlags) opts(g *globals, id string, args []string) (container.ExecOp
 	}
 	if len(args) == 0 {
 		return o, errors.New("missing command (usage: lkc exec [flags] <container-id> <command> [args...])")
+	}
+	if f.cwd != "" && !filepath.IsAbs(f.cwd) {
+		return o, fmt.Errorf("--cwd %q: not an absolute path (the runtime spec's process.cwd is absolute)", f.cwd)
 	}
 	o.Change, err = f.change(args)
 	return o, err
@@ -125,7 +138,8 @@ func processFromFile(g *globals, path string) (*config.Process, error) {
 // change checks the flags that shape the process and returns what applies
 // them to the container's own process.
 func (f *execFlags) change(args []string) (func(*config.Process) error, error) {
-	var uid, gid uint32
+	var uid uint32
+	var gid *uint32
 	if f.user != "" {
 		var err error
 		if uid, gid, err = parseUser(f.user); err != nil {
@@ -148,7 +162,10 @@ func (f *execFlags) change(args []string) (func(*config.Process) error, error) {
 			p.Cwd = f.cwd
 		}
 		if f.user != "" {
-			p.UID, p.GID = uid, gid
+			p.UID = uid
+		}
+		if gid != nil {
+			p.GID = *gid
 		}
 		p.AdditionalGids = append(p.AdditionalGids, gids...)
 		p.NoNewPrivileges = p.NoNewPrivileges || f.noNewPrivs
@@ -160,20 +177,23 @@ func (f *execFlags) change(args []string) (func(*config.Process) error, error) {
 	}, nil
 }
 
-// parseUser parses "uid[:gid]"; gid defaults to 0 as in runc.
-func parseUser(s string) (uint32, uint32, error) {
-	u, g, _ := strings.Cut(s, ":")
+// parseUser parses "uid[:gid]"; without a gid (nil) the process keeps
+// the container's, as in runc.
+func parseUser(s string) (uint32, *uint32, error) {
+	u, g, hasGID := strings.Cut(s, ":")
 	uid, err := strconv.ParseUint(u, 10, 32)
 	if err != nil {
-		return 0, 0, fmt.Errorf("--user %q: want uid[:gid] as numbers", s)
+		return 0, nil, fmt.Errorf("--user %q: want uid[:gid] as numbers", s)
 	}
-	var gid uint64
-	if g != "" {
-		if gid, err = strconv.ParseUint(g, 10, 32); err != nil {
-			return 0, 0, fmt.Errorf("--user %q: want uid[:gid] as numbers", s)
-		}
+	if !hasGID {
+		return uint32(uid), nil, nil
 	}
-	return uint32(uid), uint32(gid), nil
+	gid, err := strconv.ParseUint(g, 10, 32)
+	if err != nil {
+		return 0, nil, fmt.Errorf("--user %q: want uid[:gid] as numbers", s)
+	}
+	g32 := uint32(gid)
+	return uint32(uid), &g32, nil
 }
 
 // addCaps adds capabilities to the bounding, effective and permitted sets.
