@@ -1,7 +1,9 @@
 package container
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 )
 
 // Pause freezes every process of a running container.
@@ -36,17 +38,20 @@ func Resume(root, id string) error {
 	return nil
 }
 
-// Processes returns the host pids of every process in the container.
+// Processes returns the host pids of every process in the container. A
+// stopped container's are those left in its cgroup (none once the cgroup
+// is gone), as runc lists them: processes can outlive init, and `kill
+// --all` signals them there too.
 func Processes(root, id string) ([]int, error) {
 	c, err := load(root, id, false)
 	if err != nil {
 		return nil, err
 	}
 	defer c.close()
-	if s := c.status(); s == Stopped {
-		return nil, wrongState(id, "list processes of", s)
-	}
 	pids, err := c.cgroup().Procs()
+	if errors.Is(err, fs.ErrNotExist) && c.status() == Stopped {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listing processes of %s: %w", id, err)
 	}
