@@ -1,0 +1,87 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// TestConformKillPausedSIGKILL: SIGKILL to a paused container, to its init
+// or to all its processes, stops it, as with runc, which thaws the cgroup
+// after the signal: v1's freezer holds a frozen task until it is thawed,
+// SIGKILL or not, and containerd's shim and Podman wait for the exit.
+func TestConformKillPausedSIGKILL(t *testing.T) {
+	e := newEnv(t)
+	for _, kill := range [][]string{{"kill"}, {"kill", "--all"}} {
+		id, _ := e.runningPid(nil)
+		e.mustLkc("pause", id)
+		e.mustLkc(append(kill, id, "KILL")...)
+		e.waitStatus(id, "stopped")
+		e.mustLkc("delete", id)
+		e.assertIDGone(id)
+	}
+}
+
+// TestConformExecUserKeepsGroup: `exec --user UID` without a group keeps
+// the group of the container's process, as runc does; only UID:GID sets
+// both.
+func TestConformExecUserKeepsGroup(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.runningPid(func(s *specs.Spec) { s.Process.User = specs.User{UID: 0, GID: 100} })
+	ids := []string{"sh", "-c", "echo $(id -u):$(id -g)"}
+	if out := e.mustLkc(append([]string{"exec", "--user", "1000", id}, ids...)...); out != "1000:100\n" {
+		t.Errorf("exec --user 1000: %q, want 1000:100 (the container's group)", out)
+	}
+	if out := e.mustLkc(append([]string{"exec", "--user", "1000:7", id}, ids...)...); out != "1000:7\n" {
+		t.Errorf("exec --user 1000:7: %q, want 1000:7", out)
+	}
+}
+
+// TestConformExecFailureExits255: when exec runs no process (a command
+// the container lacks, a container that does not exist) lkc exits 255, as
+// runc does, so a caller tells it from the exit status of the process;
+// the process's own status, 1 included, is passed on as it is.
+func TestConformExecFailureExits255(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.runningPid(nil)
+	for _, args := range [][]string{{"exec", id, "no-such-command"}, {"exec", "no-such-container", "true"}} {
+		r := e.lkc(args...)
+		e.checkOneLineFailure(r, `^lkc: exec: `, args)
+		if r.code != 255 {
+			t.Errorf("lkc %v: exit %d, want 255", args, r.code)
+		}
+	}
+	if r := e.lkc("exec", id, "sh", "-c", "exit 1"); r.code != 1 {
+		t.Errorf("a process that exits 1: %v, want exit 1", r)
+	}
+}
+
+// TestConformExecRelativeCwdRefused: the runtime spec's process.cwd is an
+// absolute path; runc refuses a relative --cwd, and so does lkc, as it
+// refuses one in --process.
+func TestConformExecRelativeCwdRefused(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.runningPid(nil)
+	e.failLkc(`^lkc: exec: --cwd "tmp": not an absolute path`, "exec", "--cwd", "tmp", id, "pwd")
+	if out := e.mustLkc("exec", "--cwd", "/tmp", id, "pwd"); out != "/tmp\n" {
+		t.Errorf("exec --cwd /tmp: %q", out)
+	}
+}
+
+// TestConformPsStoppedContainer: `ps` of a stopped container that is not
+// deleted lists what is left in its cgroup, as runc does (`kill --all`
+// signals the same processes): here nothing, an empty JSON list.
+func TestConformPsStoppedContainer(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"true"}, nil), id)
+	e.waitStatus(id, "stopped")
+	if out := e.mustLkc("ps", "--format", "json", id); strings.TrimSpace(out) != "[]" {
+		t.Errorf("ps --format json of a stopped container: %q, want []", out)
+	}
+	if out := e.mustLkc("ps", id); strings.Count(out, "\n") != 1 || !strings.Contains(out, "PID") {
+		t.Errorf("ps of a stopped container: %q, want ps's header alone", out)
+	}
+	e.mustLkc("delete", id)
+}
