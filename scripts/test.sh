@@ -117,6 +117,7 @@ v2tests=(
   TestRules
   TestOOM
   TestNetPolicy
+  TestConformKillPausedSIGKILL
 )
 mkdir -p tmp
 go test -c -o tmp/integration.test ./test/integration
