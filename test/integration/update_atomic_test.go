@@ -30,15 +30,16 @@ func TestUpdateAllOrNothing(t *testing.T) {
 			t.Errorf("after %s: recorded %v, want memoryLimit %d and pidsLimit 50", after, rec, 64<<20)
 		}
 	}
-	// Memory and pids are written before the throttle of a device that
-	// does not exist, which the kernel refuses (ENODEV).
+	// Memory (and on v1 pids) are written before the throttle of a device
+	// that does not exist, which the kernel refuses (ENODEV); v2 names
+	// the throttle blockIO.throttle, its one io.max line per device.
 	file := filepath.Join(t.TempDir(), "r.json")
 	res := `{"memory":{"limit":134217728},"pids":{"limit":60},
 	"blockIO":{"throttleReadBpsDevice":[{"major":4000,"minor":4000,"rate":1048576}]}}`
 	if err := os.WriteFile(file, []byte(res), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.failLkc(`^lkc: update: updating container \S+: linux.resources.blockIO.throttleReadBpsDevice: .* \(earlier changes undone\)$`,
+	e.failLkc(`^lkc: update: updating container \S+: linux.resources.blockIO.throttle\S*: .* \(earlier changes undone\)$`,
 		"update", "--resources", file, id)
 	unchanged("a throttle the kernel refused")
 
@@ -120,7 +121,7 @@ func TestUpdateFlagsAsRunc(t *testing.T) {
 	}
 	flags := []struct{ flag, value, file, key string }{
 		{"--blkio-weight", "500", "", "blockIO.weight"},
-		{"--cpu-rt-period", "1000000", "cpu.rt_period_us", "cpu.realtimePeriod"},
+		{"--cpu-rt-period", "1000000", "cpu.rt_period_us", "cpu.realtime"},
 	}
 	for _, f := range flags {
 		has := f.file != "" && !cgroupV2() && hasFile(id, f.file) || f.file == "" && hasWeightFile(id)
