@@ -84,7 +84,7 @@ func TestRulesLetsGoOfDeletedGroups(t *testing.T) {
 	r.mustLkc("group", "delete", "gone")
 	group := filepath.Join(r.parent, "gone") + "/"
 	var held []string
-	for end := time.Now().Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	for end := time.Now().Add(settle); ; time.Sleep(100 * time.Millisecond) {
 		held = held[:0]
 		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", worker))
 		for _, fd := range fds {
@@ -96,7 +96,7 @@ func TestRulesLetsGoOfDeletedGroups(t *testing.T) {
 			return
 		}
 		if time.Now().After(end) {
-			t.Fatalf("3 s after the group was deleted, worker %d still holds %v", worker, held)
+			t.Fatalf("%v after the group was deleted, worker %d still holds %v", settle, worker, held)
 		}
 	}
 }
