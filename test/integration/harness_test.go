@@ -203,7 +203,7 @@ func (e *env) state(id string) map[string]any {
 // waitStatus polls `lkc state` until the container reaches status.
 func (e *env) waitStatus(id, status string) {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(settle)
 	for {
 		r := e.lkc("state", id)
 		var st map[string]any
