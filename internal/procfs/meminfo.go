@@ -267,13 +267,28 @@ func renderMeminfo(h *Host, c *Container) ([]byte, error) {
 	b := make([]byte, 0, 28*len(lines)) // the kernel's line: 16 + 8 + " kB\n"
 	for _, l := range lines {
 		v := m.fields[l.key]
+		name, num := meminfoWidths(l.key)
 		if l.kB {
-			b = fmt.Appendf(b, "%-16s%8d kB\n", l.key+":", v>>10)
+			b = fmt.Appendf(b, "%-*s%*d kB\n", name, l.key+":", num, v>>10)
 		} else {
-			b = fmt.Appendf(b, "%-16s%8d\n", l.key+":", v)
+			b = fmt.Appendf(b, "%-*s%*d\n", name, l.key+":", num, v)
 		}
 	}
 	return b, nil
+}
+
+// meminfoWidths is the kernel's layout of a meminfo line: the name (with
+// its colon) padded to name columns, then the number right-aligned in num
+// columns, wider when it needs. Most fields are show_val_kb's 16 and 8;
+// the hugetlb counts and HardwareCorrupted are printed with "%5lu" after a
+// 19-column name, which the same 24 columns match only while the number
+// has at most 5 digits.
+func meminfoWidths(key string) (name, num int) {
+	switch key {
+	case "HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp", "HardwareCorrupted":
+		return 19, 5
+	}
+	return 16, 8
 }
 
 // overcommitRatio is vm.overcommit_ratio (50 when unreadable).

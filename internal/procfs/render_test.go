@@ -536,3 +536,26 @@ func TestRenderAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestMeminfoKernelWidths: the kernel prints most meminfo fields as a
+// 16-column name and an 8-column number (show_val_kb), but the hugetlb
+// counts and HardwareCorrupted as a 19-column name and a 5-column number
+// (hugetlb_report_meminfo, meminfo_proc_show); each line must keep its
+// own layout whatever its value's length.
+func TestMeminfoKernelWidths(t *testing.T) {
+	f := newFixture(t)
+	f.v1()
+	host, _ := os.ReadFile(f.root + "/proc/meminfo")
+	hp := regexp.MustCompile(`(?m)^HugePages_Total:.*$`)
+	lines := hp.ReplaceAllString(string(host), "HugePages_Total:   123456")
+	if !hp.MatchString(string(host)) {
+		lines += "HugePages_Total:   123456\n"
+	}
+	f.write("proc/meminfo", lines+"HardwareCorrupted:     4 kB\n")
+	got := "\n" + f.render("proc/meminfo")
+	for _, want := range []string{"\nHugePages_Total:   123456\n", "\nHardwareCorrupted:     0 kB\n", "\nMemTotal:          65536 kB\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no line %q in\n%s", strings.Trim(want, "\n"), got)
+		}
+	}
+}
