@@ -74,7 +74,7 @@ type Agent struct {
 	wake      int
 	jr        *journal
 	listeners map[int]*listener
-	conns     map[int]bool
+	conns     map[int]*pending
 	dieMarker string
 }
 
@@ -95,7 +95,7 @@ func New(cfg Config) (_ *Agent, err error) {
 		cfg.Logf = func(string, ...any) {}
 	}
 	a := &Agent{cfg: cfg, sock: -1, ep: -1, wake: -1, listeners: map[int]*listener{},
-		conns: map[int]bool{}, dieMarker: os.Getenv(DieEnv)}
+		conns: map[int]*pending{}, dieMarker: os.Getenv(DieEnv)}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -305,7 +305,7 @@ func (a *Agent) event(fd int, events uint32) {
 	switch {
 	case fd == a.sock:
 		a.accept()
-	case a.conns[fd]:
+	case a.conns[fd] != nil:
 		a.received(fd)
 	case a.listeners[fd] != nil:
 		l := a.listeners[fd]
@@ -327,17 +327,23 @@ func (a *Agent) accept() {
 		unix.Close(fd)
 		return
 	}
-	a.conns[fd] = true
+	a.conns[fd] = &pending{}
 }
 
 // received takes a runtime's message off conn and serves its listener.
 func (a *Agent) received(conn int) {
-	m, fd, err := readMessage(conn)
-	if errors.Is(err, unix.EAGAIN) {
-		return // a spurious wake-up: the message is still to come
+	p := a.conns[conn]
+	done, err := p.readMore(conn)
+	if err == nil && !done {
+		return // the rest of the message is still to come
 	}
 	delete(a.conns, conn)
 	unix.Close(conn)
+	m, fd := Message{}, -1
+	if err == nil {
+		m, fd, err = p.message()
+	}
+	p.close()
 	if errors.Is(err, errHungUp) {
 		return
 	}
@@ -405,8 +411,9 @@ func (a *Agent) Close() {
 	if a.sock >= 0 {
 		unix.Close(a.sock)
 	}
-	for fd := range a.conns {
+	for fd, p := range a.conns {
 		unix.Close(fd)
+		p.close()
 	}
 	for _, l := range a.listeners {
 		l.f.Close()

@@ -485,3 +485,54 @@ func threadInEpollWait(t *testing.T, ep int) (string, bool) {
 	}
 	return "", false
 }
+
+// TestMessageInPieces: a runtime's message arrives on the stream in
+// pieces (its state carries the container's annotations, which may be
+// large): the agent waits for the rest and then serves the listener.
+func TestMessageInPieces(t *testing.T) {
+	dir := t.TempDir()
+	startAgent(t, Config{Dir: dir, Resolver: fixedResolver{}, Store: newMemStore(t)})
+	send := func(fd int) error {
+		conn, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(conn)
+		if err := unix.Connect(conn, &unix.SockaddrUnix{Name: filepath.Join(dir, SocketName)}); err != nil {
+			return err
+		}
+		msg := map[string]any{"ociVersion": "1.2.0", "fds": []string{"seccompFd"}, "pid": unix.Getpid(),
+			"state": map[string]any{"id": "c1", "status": "creating", "pid": unix.Getpid(),
+				"annotations": map[string]string{"big": strings.Repeat("x", 200<<10)}}}
+		data, _ := json.Marshal(msg)
+		if err := unix.Sendmsg(conn, data[:1000], unix.UnixRights(fd), nil, 0); err != nil {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+		_, err = unix.Write(conn, data[1000:])
+		return err
+	}
+	var si unix.Sysinfo_t
+	errc := make(chan error, 1)
+	go func() {
+		fd, err := loadSysinfoFilter()
+		if err != nil {
+			errc <- fmt.Errorf("loading the filter: %w", err)
+			return
+		}
+		err = send(fd)
+		unix.Close(fd)
+		if err == nil {
+			err = sysinfo(&si)
+		}
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if err != nil || si.Totalram != 64<<20 {
+			t.Fatalf("sysinfo after a message in pieces: %v, totalram %d; want 64 MiB", err, si.Totalram)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("sysinfo through the agent did not return within 20 s")
+	}
+}

@@ -1,6 +1,7 @@
 package seccompagent
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,29 +45,73 @@ var errHungUp = errors.New("runtime hung up without a message")
 // names each, lkc's runtime sends one.
 const maxFds = 8
 
-// readMessage reads the one message a runtime sends on conn: the state
-// as data and the fds it names as SCM_RIGHTS. It returns the notify fd
-// (named "seccompFd") and closes every other fd received.
-func readMessage(conn int) (Message, int, error) {
-	buf, oob := make([]byte, 1<<16), make([]byte, unix.CmsgSpace(4*maxFds))
-	n, noob, _, _, err := unix.Recvmsg(conn, buf, oob, unix.MSG_CMSG_CLOEXEC)
-	if err != nil {
-		return Message{}, -1, fmt.Errorf("reading the runtime's message: %w", err)
+// maxMessage bounds a runtime's message. Its state carries the
+// container's annotations, which may be large (Kubernetes allows 256 KiB
+// of them), so the message arrives in several reads of the stream.
+const maxMessage = 4 << 20
+
+// pending is a runtime's message as far as it has arrived on a stream
+// socket, which delivers it in pieces: the fds come with the first.
+type pending struct {
+	data []byte
+	fds  []int
+}
+
+// readMore reads what conn holds of its message without waiting; done
+// once the message is whole (its JSON complete, or the runtime closed
+// the connection).
+func (p *pending) readMore(conn int) (done bool, err error) {
+	buf, oob := make([]byte, 64<<10), make([]byte, unix.CmsgSpace(4*maxFds))
+	for {
+		n, noob, _, _, err := unix.Recvmsg(conn, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("reading the runtime's message: %w", err)
+		}
+		fds, err := rights(oob[:noob])
+		p.fds = append(p.fds, fds...)
+		if err != nil {
+			return false, err
+		}
+		if n == 0 && noob == 0 {
+			return true, nil
+		}
+		p.data = append(p.data, buf[:n]...)
+		if len(p.data) > maxMessage {
+			return false, fmt.Errorf("runtime's message: over %d bytes", maxMessage)
+		}
+		if end := bytes.TrimRight(p.data, " \t\r\n"); len(end) > 0 && end[len(end)-1] == '}' && json.Valid(p.data) {
+			return true, nil
+		}
 	}
-	if n == 0 && noob == 0 {
+}
+
+// message decodes the whole message and returns the notify fd (named
+// "seccompFd"), closing every other fd received.
+func (p *pending) message() (Message, int, error) {
+	if len(p.data) == 0 && len(p.fds) == 0 {
 		return Message{}, -1, errHungUp
 	}
-	fds, err := rights(oob[:noob])
-	if err != nil {
-		return Message{}, -1, err
-	}
-	m, fd, err := parseMessage(buf[:n], fds)
-	for _, f := range fds {
+	m, fd, err := parseMessage(p.data, p.fds)
+	for _, f := range p.fds {
 		if f != fd {
 			unix.Close(f)
 		}
 	}
+	p.fds = nil
 	return m, fd, err
+}
+
+// close closes the fds of a message never completed.
+func (p *pending) close() {
+	for _, f := range p.fds {
+		unix.Close(f)
+	}
+	p.fds = nil
 }
 
 func rights(oob []byte) ([]int, error) {

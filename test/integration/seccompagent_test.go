@@ -204,3 +204,22 @@ func TestSeccompAgentExecAfterRestore(t *testing.T) {
 		t.Fatalf("free in an exec after restore: total %q, want 65536", total)
 	}
 }
+
+// TestSeccompAgentLargeAnnotations: the state a runtime sends with the
+// notify fd carries the container's annotations, which may be far larger
+// than one read of the socket (a Kubernetes pod's, Podman's
+// --annotation): the agent still takes the listener, and sysinfo answers
+// the container's 64 MiB rather than failing with ENOSYS.
+func TestSeccompAgentLargeAnnotations(t *testing.T) {
+	d := newDaemonEnv(t)
+	r := d.run([]string{"free"}, func(s *specs.Spec) {
+		virtualProc(s)
+		s.Annotations["org.example.big"] = strings.Repeat("x", 300<<10)
+	})
+	if r.code != 0 {
+		t.Fatalf("free in a container with 300 KiB of annotations: %v", r)
+	}
+	if total := freeTotalOf(r.stdout); total != "65536" {
+		t.Errorf("busybox free: total %q, want 65536 KiB:\n%s", total, r.stdout)
+	}
+}
