@@ -559,3 +559,33 @@ func TestMeminfoKernelWidths(t *testing.T) {
 		}
 	}
 }
+
+// TestTasksInNestedCgroups: a container that makes cgroups of its own (a
+// systemd inside it, which on v2 must leave its own cgroup without
+// processes) still counts the threads in them: the thread lists of the
+// container's cgroup and of every cgroup beneath it.
+func TestTasksInNestedCgroups(t *testing.T) {
+	for _, layout := range []string{"v1", "v2"} {
+		f := newFixture(t)
+		map[string]func(){"v1": f.v1, "v2": f.v2}[layout]()
+		dir, file := f.c.Cgroups["pids"], "tasks"
+		if layout == "v2" {
+			dir, file = f.c.Cgroups[""], "cgroup.threads"
+		}
+		rel := strings.TrimPrefix(dir, f.root+"/")
+		f.write(rel+"/"+file, "")
+		f.write(rel+"/init.scope/cgroup.procs", "")
+		f.write(rel+"/init.scope/"+file, "101\n")
+		f.write(rel+"/system.slice/cgroup.procs", "")
+		f.write(rel+"/system.slice/"+file, "")
+		f.write(rel+"/system.slice/app.service/cgroup.procs", "")
+		f.write(rel+"/system.slice/app.service/"+file, "102\n103\n104\n")
+		if got := f.render("proc/loadavg"); got != "0.00 0.00 0.00 1/3 7\n" {
+			t.Errorf("%s: loadavg = %q; want 0.00 0.00 0.00 1/3 7: the threads of the nested cgroups", layout, got)
+		}
+		var si unix.Sysinfo_t
+		if err := f.host.Sysinfo(f.c, &si); err != nil || si.Procs != 3 {
+			t.Errorf("%s: sysinfo procs = %d (%v); want 3", layout, si.Procs, err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -47,13 +48,13 @@ func (h *Host) tasks(c *Container) (tasks, error) {
 	if err != nil {
 		return tasks{}, err
 	}
-	list, err := readCgroupFile(dir, file)
+	list, err := readThreads(dir, file, nil)
 	if err != nil {
 		return tasks{}, err
 	}
 	var t tasks
 	newest, newestStart := 0, uint64(0)
-	for _, f := range strings.Fields(list) {
+	for _, f := range list {
 		tid, err := strconv.Atoi(f)
 		if err != nil {
 			return tasks{}, fmt.Errorf("%s/%s: %q: %w", dir, file, f, err)
@@ -80,6 +81,37 @@ func (h *Host) tasks(c *Container) (tasks, error) {
 		t.lastPid = h.nsPid(newest)
 	}
 	return t, nil
+}
+
+// readThreads appends to list the threads in file of cgroup dir and of
+// every cgroup beneath it: a container may make cgroups of its own (a
+// systemd inside it; on v2 its own cgroup then holds no process at all),
+// and their threads are the container's as much as those of its own
+// cgroup. A cgroup beneath that is removed meanwhile is skipped.
+func readThreads(dir, file string, list []string) ([]string, error) {
+	s, err := readCgroupFile(dir, file)
+	if err != nil {
+		return nil, err
+	}
+	list = append(list, strings.Fields(s)...)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", dir, err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		sub, err := readThreads(filepath.Join(dir, e.Name()), file, list)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNoController) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		list = sub
+	}
+	return list, nil
 }
 
 // threadStat returns a thread's state letter and start time (clock ticks
