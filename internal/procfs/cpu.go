@@ -112,8 +112,9 @@ func renderOnline(h *Host, c *Container) ([]byte, error) {
 }
 
 // renderCpuinfo shows the host's blocks of the visible CPUs, renumbered
-// from 0 and counted as one package of n cores, so programs that count
-// "processor" lines or read "cpu cores"/"siblings" see n. Blocks without
+// from 0 and counted as one package (physical id 0) of n cores, so
+// programs that count "processor" lines or read "cpu cores"/"siblings"
+// see n, whichever sockets the host's CPUs are in. Blocks without
 // a processor line (some architectures' trailer) are kept.
 func renderCpuinfo(h *Host, c *Container) ([]byte, error) {
 	cpus, err := h.visibleCPUsChecked(c)
@@ -134,7 +135,7 @@ func renderCpuinfo(h *Host, c *Container) ([]byte, error) {
 				continue
 			}
 			block = cpuinfoRewrite(block, map[string]string{
-				"processor": strconv.Itoa(next), "core id": strconv.Itoa(next), "siblings": n, "cpu cores": n,
+				"processor": strconv.Itoa(next), "physical id": "0", "core id": strconv.Itoa(next), "siblings": n, "cpu cores": n,
 			})
 			next++
 		}

@@ -589,3 +589,22 @@ func TestTasksInNestedCgroups(t *testing.T) {
 		}
 	}
 }
+
+// TestCpuinfoOnePackage: the container's CPUs are shown as one package of
+// n cores, also when the host's lie in several sockets: otherwise a
+// program that multiplies the distinct "physical id"s by "cpu cores"
+// counts n cores per socket.
+func TestCpuinfoOnePackage(t *testing.T) {
+	f := twoCPUFixture(t)
+	blocks := strings.SplitAfter(hostFile(t, "proc/cpuinfo"), "\n\n")
+	if !strings.Contains(blocks[0], "physical id") || len(blocks) < 2 {
+		t.Skip("this host's cpuinfo has no physical id")
+	}
+	socket1 := regexp.MustCompile(`(?m)^physical id(\s*): \d+$`).ReplaceAllString(blocks[1], "physical id${1}: 1")
+	f.write("proc/cpuinfo", blocks[0]+socket1+strings.Join(blocks[2:], ""))
+	info := f.render("proc/cpuinfo")
+	ids := regexp.MustCompile(`(?m)^physical id\s*: (\d+)$`).FindAllStringSubmatch(info, -1)
+	if len(ids) != 2 || ids[0][1] != "0" || ids[1][1] != "0" {
+		t.Errorf("physical ids %v; want both 0 (one package of 2 cores):\n%s", ids, info)
+	}
+}
