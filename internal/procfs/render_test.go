@@ -608,3 +608,21 @@ func TestCpuinfoOnePackage(t *testing.T) {
 		t.Errorf("physical ids %v; want both 0 (one package of 2 cores):\n%s", ids, info)
 	}
 }
+
+// TestSysinfoUptimeRoundsUp: the kernel's sysinfo(2) counts a second
+// begun as a whole one (tv_sec + 1 when tv_nsec is not 0), so a
+// container 100.5 s old is up 101 s, and one just started is up 1 s.
+func TestSysinfoUptimeRoundsUp(t *testing.T) {
+	f := newFixture(t)
+	f.v1()
+	for _, c := range []struct {
+		age  time.Duration
+		want int64
+	}{{100*time.Second + 500*time.Millisecond, 101}, {time.Millisecond, 1}, {100 * time.Second, 100}} {
+		f.c.Started = now.Add(-c.age)
+		var si unix.Sysinfo_t
+		if err := f.host.Sysinfo(f.c, &si); err != nil || si.Uptime != c.want {
+			t.Errorf("up %v: sysinfo uptime %d (%v); want %d", c.age, si.Uptime, err, c.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package procfs
 
 import (
 	"math"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,16 +21,15 @@ func (h *Host) Sysinfo(c *Container, out *unix.Sysinfo_t) error {
 	if err != nil {
 		return err
 	}
-	up, _, err := h.uptime(c)
-	if err != nil {
-		return err
-	}
+	// The kernel counts a second begun as a whole one.
+	up := max(0, h.Now().Sub(c.Started))
+	up = (up + time.Second - 1) / time.Second
 	avg, t, err := h.currentTasks(c, true)
 	if err != nil {
 		return err
 	}
 	*out = unix.Sysinfo_t{
-		Uptime:    int64(up / userHZ),
+		Uptime:    int64(up),
 		Totalram:  m.total,
 		Freeram:   m.free,
 		Sharedram: m.shared,
