@@ -41,8 +41,8 @@ const reuseWithin = 10 * time.Millisecond
 // with the next piece of it (a sendfile loop) must get the same version.
 const openKeep = 100 * time.Millisecond
 
-// versionsMax bounds the versions kept; past it, those rendered longer ago
-// than versionsKeep (beyond any file's Fresh) are dropped.
+// versionsMax bounds the versions kept; past it, those no request took
+// for versionsKeep (beyond any file's Fresh) are dropped.
 const (
 	versionsMax  = 4096
 	versionsKeep = time.Minute
@@ -63,6 +63,10 @@ type rendering struct {
 type version struct {
 	mu  sync.Mutex // serializes GETATTRs' renderings and notifications
 	cur atomic.Pointer[rendering]
+	// used is when a request last took the version (get), in Unix
+	// nanoseconds: eviction spares a version in use, also one whose first
+	// rendering is still being made (cur nil), which a READ must find.
+	used atomic.Int64
 }
 
 // versions keeps each regular file's current version.
@@ -79,19 +83,25 @@ func (vs *versions) get(node uint64, now time.Time) *version {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	v := vs.nodes[node]
-	if v != nil {
-		return v
+	if v == nil {
+		if len(vs.nodes) >= versionsMax {
+			vs.evict(now)
+		}
+		v = &version{}
+		vs.nodes[node] = v
 	}
-	if len(vs.nodes) >= versionsMax {
-		for n, old := range vs.nodes {
-			if r := old.cur.Load(); r == nil || now.Sub(r.at) > versionsKeep {
-				delete(vs.nodes, n)
-			}
+	v.used.Store(now.UnixNano())
+	return v
+}
+
+// evict drops the versions no request took for versionsKeep. Preconditions:
+// vs.mu held.
+func (vs *versions) evict(now time.Time) {
+	for n, old := range vs.nodes {
+		if now.UnixNano()-old.used.Load() > int64(versionsKeep) {
+			delete(vs.nodes, n)
 		}
 	}
-	v = &version{}
-	vs.nodes[node] = v
-	return v
 }
 
 // stamp returns a time after every stamp handed out: each new version's

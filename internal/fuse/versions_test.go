@@ -1,0 +1,56 @@
+package fuse
+
+import (
+	"testing"
+	"time"
+)
+
+// TestEvictionKeepsVersionsInUse: when the versions kept reach
+// versionsMax, those left long unused are dropped, but never the version
+// of a file being rendered (it has no rendering yet): the READs after
+// that GETATTR must be served from the rendering whose size the kernel
+// was told, not from a second one.
+func TestEvictionKeepsVersionsInUse(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"f": func(n int) ([]byte, error) {
+		if n == 1 {
+			close(started)
+			<-release
+		}
+		return []byte(time.Now().String()[:n+10]), nil
+	}})
+	fs.fresh = time.Second
+	s := NewServer(fs)
+	node, _ := fs.node("f")
+	done := make(chan Attr)
+	go func() {
+		a, err := fs.Getattr(node)
+		if err == nil {
+			_, err = s.current(&a, askPath, nil)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+		done <- a
+	}()
+	<-started
+	old := time.Now().Add(-2 * versionsKeep)
+	s.versions.mu.Lock()
+	for i := range versionsMax {
+		v := &version{}
+		v.cur.Store(&rendering{content: []byte("x"), keep: true, at: old})
+		s.versions.nodes[uint64(1000+i)] = v
+	}
+	s.versions.mu.Unlock()
+	s.versions.get(1, time.Now()) // a new node: the map is full
+	close(release)
+	a := <-done
+	out, err := s.read(request{Node: node, Body: readBody(0, 0, 4096)})
+	if err != nil || uint64(len(out)) != a.Size || fs.renders.Load() != 1 {
+		t.Errorf("READ after the GETATTR: %q (%v), %d renderings; want the one rendering of %d bytes",
+			out, err, fs.renders.Load(), a.Size)
+	}
+	if _, ok := s.versions.nodes[1000]; ok {
+		t.Error("a version unused for longer than versionsKeep was kept")
+	}
+}
