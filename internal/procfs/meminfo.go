@@ -208,18 +208,23 @@ func capped(l *effective.Limit[uint64], host uint64) uint64 {
 
 // swap sets SwapTotal/SwapFree: the swap the limits leave (v1 memsw −
 // memory, v2 swap.max) no larger than the host's, less what the cgroup has
-// swapped out. Without swap accounting (v1 memsw files absent) the
-// container can swap as the host does and its use is unknown: host values.
+// swapped out. Without swap accounting (v1 memsw files absent, v2
+// memory.swap.* absent) the container can swap as the host does and its
+// use is unknown: host values.
 func (m *memory) swap(dir string, v2 bool, lim *effective.Limits, usage uint64, host map[string]uint64) error {
 	hostTotal := host["SwapTotal"]
 	var used uint64
 	switch {
 	case v2:
-		m.swapTotal = capped(lim.Swap, hostTotal)
 		cur, err := readUint(dir, "memory.swap.current")
-		if err != nil && !errors.Is(err, ErrNoController) {
+		if errors.Is(err, ErrNoController) {
+			m.swapTotal, m.swapFree = hostTotal, host["SwapFree"]
+			return nil
+		}
+		if err != nil {
 			return err
 		}
+		m.swapTotal = capped(lim.Swap, hostTotal)
 		used = cur
 	case lim.MemSwap == nil:
 		m.swapTotal, m.swapFree = hostTotal, host["SwapFree"]

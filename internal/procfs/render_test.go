@@ -626,3 +626,22 @@ func TestSysinfoUptimeRoundsUp(t *testing.T) {
 		}
 	}
 }
+
+// TestSwapV2WithoutAccounting: a v2 kernel without swap accounting
+// (cgroup.memory=noswap) has no memory.swap.* files; the container then
+// swaps as the host does and its use is unknown, so it is shown the
+// host's swap, SwapFree included, as on v1 without memsw.
+func TestSwapV2WithoutAccounting(t *testing.T) {
+	f := newFixture(t)
+	f.v2()
+	host, _ := os.ReadFile(f.root + "/proc/meminfo")
+	used := regexp.MustCompile(`(?m)^SwapFree:.*$`).ReplaceAllString(string(host), fmt.Sprintf("%-16s%8d kB", "SwapFree:", hostSwap>>11))
+	f.write("proc/meminfo", used)
+	for _, name := range []string{"memory.swap.max", "memory.swap.current"} {
+		if err := os.Remove(f.c.Cgroups[""] + "/" + name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := meminfoValues(t, used, f.render("proc/meminfo"))
+	checkValues(t, got, map[string]uint64{"SwapTotal": hostSwap >> 10, "SwapFree": hostSwap >> 11})
+}
