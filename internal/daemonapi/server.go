@@ -23,6 +23,10 @@ type Peer struct {
 // Handler answers one request (after hello) with a body or an error.
 type Handler func(ctx context.Context, op string, body json.RawMessage, peer Peer) (any, error)
 
+// drainGrace is how long a draining worker waits for a peer to take an
+// answer (the answer to stop or upgrade itself, read at once by the CLI).
+const drainGrace = time.Second
+
 // Server serves the control protocol on a listener.
 type Server struct {
 	Build  string
@@ -75,8 +79,12 @@ func (s *Server) StopAccepting() {
 // request is served or ctx ends.
 func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 	// When the worker drains, a waiting read ends, but an answer being
-	// computed is still written.
-	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })
+	// computed is still written, within drainGrace: a peer that never
+	// reads its answers must not keep the worker from exiting.
+	stop := context.AfterFunc(ctx, func() {
+		c.SetReadDeadline(time.Now())
+		c.SetWriteDeadline(time.Now().Add(drainGrace))
+	})
 	defer stop()
 	peer, err := peerOf(c)
 	if me := os.Geteuid(); err == nil && peer.Uid != me {

@@ -544,3 +544,31 @@ func TestDaemonStopsWhenItsDirectoryGoes(t *testing.T) {
 		}
 	}
 }
+
+// A client that sends requests and never reads the answers fills its
+// receive queue and leaves the worker's answer blocked; `lkc daemon
+// stop` must still end the worker rather than wait for that answer
+// forever.
+func TestDaemonStopsDespiteClientNotReading(t *testing.T) {
+	d := newDaemonEnv(t)
+	s := d.start()
+	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: filepath.Join(d.dir, "control.sock"), Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte(`{"v":1,"op":"hello","seq":1,"body":{"versions":[1]}}`))
+	// Send until the worker stops taking requests: its answer is stuck.
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	for i := 2; i < 100000; i++ {
+		if _, err := c.Write([]byte(fmt.Sprintf(`{"v":1,"op":"status","seq":%d}`, i))); err != nil {
+			break
+		}
+	}
+	if r := d.lkc("daemon", "stop"); r.code != 0 {
+		t.Fatalf("daemon stop with a client not reading: %v", r)
+	}
+	if pids := d.processes(); len(pids) != 0 {
+		t.Errorf("daemon processes %v (worker %d) still run after lkc daemon stop", pids, s.WorkerPid)
+	}
+}
