@@ -166,9 +166,14 @@ func fill(s *Sample, cg *cgroups.Stats) {
 	if m.Usage.Limit < math.MaxInt64/2 {
 		s.MemoryLimit = m.Usage.Limit
 	}
-	inactive := m.Raw["total_inactive_file"] // v1, hierarchical
-	if _, v1 := m.Raw["total_inactive_file"]; !v1 {
-		inactive = m.Raw["inactive_file"] // v2
+	// v1 keeps a cgroup's own counters and total_* ones that count its
+	// sub-cgroups (exec --cgroup) too, as usage_in_bytes does; v2's are
+	// all hierarchical.
+	inactive := m.Raw["total_inactive_file"]
+	if _, v1 := m.Raw["total_inactive_file"]; v1 {
+		s.MemoryCache = m.Raw["total_cache"]
+	} else {
+		inactive = m.Raw["inactive_file"]
 	}
 	if inactive < s.MemoryUsed {
 		s.MemoryWorkingSet = s.MemoryUsed - inactive

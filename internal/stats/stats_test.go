@@ -40,12 +40,17 @@ func TestFill(t *testing.T) {
 	}{
 		{"v1", map[string]uint64{"total_inactive_file": 100, "inactive_file": 5}, 9223372036854771712,
 			Sample{MemoryUsed: 1000, MemoryWorkingSet: 900}},
+		// v1's cache is the cgroup's own; total_cache counts its
+		// sub-cgroups too (exec --cgroup), as the usage does.
+		{"v1 hierarchical cache", map[string]uint64{"total_inactive_file": 100, "cache": 10, "total_cache": 400}, 4096,
+			Sample{MemoryUsed: 1000, MemoryWorkingSet: 900, MemoryCache: 400, MemoryLimit: 4096}},
 		{"v2", map[string]uint64{"inactive_file": 300}, 4096,
 			Sample{MemoryUsed: 1000, MemoryWorkingSet: 700, MemoryLimit: 4096}},
 		{"unlimited v2", map[string]uint64{"inactive_file": 2000}, math.MaxUint64,
 			Sample{MemoryUsed: 1000}},
 	} {
-		cg := &cgroups.Stats{Memory: cgroups.Memory{Usage: cgroups.MemoryEntry{Usage: 1000, Limit: tc.lim}, Raw: tc.raw}}
+		cg := &cgroups.Stats{Memory: cgroups.Memory{Usage: cgroups.MemoryEntry{Usage: 1000, Limit: tc.lim}, Raw: tc.raw,
+			Cache: tc.raw["cache"] + tc.raw["file"]}} // as the v1 and v2 readers set it
 		cg.Blkio.IoServiceBytesRecursive = []cgroups.BlkioEntry{
 			{Major: 8, Op: "Read", Value: 10}, {Major: 8, Op: "Write", Value: 1}, {Major: 9, Op: "Read", Value: 5},
 		}
