@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/signal"
 	"time"
@@ -27,8 +26,8 @@ func cmdStats(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *interval <= 0 {
-		return fmt.Errorf("--interval %v: must be positive", *interval)
+	if err := checkInterval(*interval); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
 	defer stop()

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/lkc-containers/lkc/internal/stats"
 )
@@ -125,4 +126,23 @@ func limitBytes(n uint64) string {
 		return "unlimited"
 	}
 	return sizeBytes(n)
+}
+
+// minInterval is the shortest --interval of stats and top: CPU % divides
+// the CPU time between two reads, which the kernel advances by whole
+// scheduler ticks (4 ms at HZ=250) while a task runs, by the wall time
+// between them, so shorter intervals show noise, and they make a busy
+// loop of the command.
+const minInterval = 10 * time.Millisecond
+
+// checkInterval refuses an --interval that is not positive or is below
+// minInterval.
+func checkInterval(d time.Duration) error {
+	switch {
+	case d <= 0:
+		return fmt.Errorf("--interval %v: must be positive", d)
+	case d < minInterval:
+		return fmt.Errorf("--interval %v: below the %v minimum", d, minInterval)
+	}
+	return nil
 }

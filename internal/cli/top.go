@@ -35,8 +35,8 @@ func cmdTop(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *interval <= 0 {
-		return fmt.Errorf("--interval %v: must be positive", *interval)
+	if err := checkInterval(*interval); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	defer stop()

@@ -138,6 +138,8 @@ func TestStatsStreamsAndRefusesUnknown(t *testing.T) {
 	e.failLkc(`^lkc: stats: container nope-`+id+`: container does not exist$`, "stats", "--no-stream", id, "nope-"+id)
 	e.failLkc(`^lkc: stats: container bad/id: `, "stats", "--no-stream", "bad/id")
 	e.failLkc(`^lkc: stats: --interval 0s: must be positive$`, "stats", "--interval", "0", id)
+	// Two reads microseconds apart make CPU % noise and a busy loop.
+	e.failLkc(`^lkc: stats: --interval 1ns: below the 10ms minimum$`, "stats", "--no-stream", "--interval", "1ns", id)
 }
 
 // TestTopOnceSorts: top --once lists every container of the root and
@@ -184,6 +186,7 @@ func TestTopOnceSorts(t *testing.T) {
 	}
 	e.failLkc(`^lkc: top: --sort "bogus": use one of id, state, cpu, mem, pids, block, net, oom, policy$`, "top", "--once", "--sort", "bogus")
 	e.failLkc(`^lkc: top: the live view needs a terminal: use --once or --json$`, "top")
+	e.failLkc(`^lkc: top: --interval 999µs: below the 10ms minimum$`, "top", "--once", "--interval", "999us")
 }
 
 // TestStatsNetwork: bytes through a veth in the container's network
