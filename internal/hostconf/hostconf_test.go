@@ -122,3 +122,19 @@ func TestFeatures(t *testing.T) {
 		t.Errorf("Missing = %q", m)
 	}
 }
+
+// TestPathListsAreCleaned: roots are compared with the clean absolute
+// roots the CLI sends (--root through filepath.Abs), so /run/lkc/ in
+// metrics.roots must not report every container a second time.
+func TestPathListsAreCleaned(t *testing.T) {
+	c, err := Parse(strings.NewReader("metrics.roots = /run/lkc/ /srv//lkc/./x\nrules.roots = /a/../b/\n"), "lkc.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/run/lkc", "/srv/lkc/x"}; !reflect.DeepEqual(c.MetricsRoots, want) {
+		t.Errorf("metrics.roots %q, want %q", c.MetricsRoots, want)
+	}
+	if want := []string{"/b"}; !reflect.DeepEqual(c.RulesRoots, want) {
+		t.Errorf("rules.roots %q, want %q", c.RulesRoots, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -126,13 +127,15 @@ func setListen(p *string, value string) error {
 	return nil
 }
 
-// setPaths takes a space-separated list of absolute paths.
+// setPaths takes a space-separated list of absolute paths, cleaned: they
+// are lkc roots, compared as strings with the clean ones the CLI sends.
 func setPaths(p *[]string, value string) error {
 	paths := strings.Fields(value)
-	for _, path := range paths {
+	for i, path := range paths {
 		if !strings.HasPrefix(path, "/") {
 			return fmt.Errorf("%q: use absolute paths", path)
 		}
+		paths[i] = filepath.Clean(path)
 	}
 	*p = paths
 	return nil
