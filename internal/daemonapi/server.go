@@ -47,14 +47,29 @@ func (s *Server) Serve(ctx context.Context, l *net.UnixListener) error {
 	stop := context.AfterFunc(ctx, s.StopAccepting)
 	defer stop()
 	defer s.wg.Wait()
+	var wait time.Duration
 	for {
 		c, err := l.AcceptUnix()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("accepting control connections: %w", err)
+			if !outOfResources(err) {
+				return fmt.Errorf("accepting control connections: %w", err)
+			}
+			// Clients holding every fd the worker may have must not
+			// end it: the connection waits in the backlog until some go.
+			if wait == 0 {
+				s.Logf("accepting control connections: %v (retrying)", err)
+			}
+			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			continue
 		}
+		wait = 0
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -62,6 +77,13 @@ func (s *Server) Serve(ctx context.Context, l *net.UnixListener) error {
 			s.serveConn(ctx, c)
 		}()
 	}
+}
+
+// outOfResources says whether an accept failed for want of fds or
+// memory, which passes once some are freed.
+func outOfResources(err error) bool {
+	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) ||
+		errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM)
 }
 
 // StopAccepting closes the listener and returns only once this server

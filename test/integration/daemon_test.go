@@ -572,3 +572,43 @@ func TestDaemonStopsDespiteClientNotReading(t *testing.T) {
 		t.Errorf("daemon processes %v (worker %d) still run after lkc daemon stop", pids, s.WorkerPid)
 	}
 }
+
+// TestDaemonSurvivesConnectionFlood: clients that hold more connections
+// than the worker may have fds make accept fail with EMFILE; the worker
+// must wait for fds rather than exit, and serve again once they go.
+func TestDaemonSurvivesConnectionFlood(t *testing.T) {
+	d := newDaemonEnv(t)
+	s := d.start()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.WorkerPid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := fmt.Sprintf("--nofile=%d:%d", len(fds)+8, len(fds)+8)
+	if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(s.WorkerPid), limit).CombinedOutput(); err != nil {
+		t.Skipf("prlimit: %v: %s", err, out)
+	}
+	var conns []*net.UnixConn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 40; i++ {
+		c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: filepath.Join(d.dir, "control.sock"), Net: "unixpacket"})
+		if err != nil {
+			break // the backlog is full
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(200 * time.Millisecond) // the worker accepts what it can
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	if got := d.status(); got.WorkerPid != s.WorkerPid {
+		t.Errorf("worker %d was replaced by %d after a connection flood", s.WorkerPid, got.WorkerPid)
+	}
+	if log, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log")); !strings.Contains(string(log), "too many open files") {
+		t.Error("the flood did not reach the worker's fd limit (no EMFILE in daemon.log)")
+	}
+}
