@@ -51,6 +51,11 @@ func (h *Holder) Run(st *Resume) error {
 	h.fds = map[string]*os.File{}
 	h.exits = make(chan *worker, 4)
 	h.started = h.Ready != nil
+	lock, err := lockDir(h.Dir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close() // kept open, and so locked, while the holder runs
 	if err := writePid(h.Dir, "holder.pid"); err != nil {
 		return err
 	}
@@ -268,6 +273,34 @@ func (h *Holder) ready(w *worker) string {
 		h.old.conn.send("ok " + strconv.Itoa(w.pid))
 	}
 	return "ok"
+}
+
+// lockName is the file a holder keeps locked while it runs: one holder
+// per directory, or a second would take control.sock from the first,
+// which would go on holding its containers' fds with nobody able to
+// reach it. Starters that race (lkc daemon in the foreground, a unit,
+// an autostart) check control.sock first, but none holds a lock from
+// that check until its worker serves.
+const lockName = "holder.lock"
+
+// lockDir takes dir's holder lock for the life of this process: the fd
+// is close-on-exec, so an upgrade's exec releases it and the new image
+// takes it again, and workers never hold it.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", lockName, err)
+	}
+	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if err == unix.EWOULDBLOCK {
+		f.Close()
+		return nil, fmt.Errorf("lkc daemon already runs in %s (another holder has %s)", dir, lockName)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", lockName, err)
+	}
+	return f, nil
 }
 
 // writePid records a pid for operators and tests (lkc never trusts it).

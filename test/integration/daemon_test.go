@@ -612,3 +612,55 @@ func TestDaemonSurvivesConnectionFlood(t *testing.T) {
 		t.Error("the flood did not reach the worker's fd limit (no EMFILE in daemon.log)")
 	}
 }
+
+// TestDaemonForegroundTwiceRunsOne: two `lkc daemon` started at once in
+// one directory (a unit and an operator, say) must not both run: the
+// second would take control.sock from the first, which would then hold
+// its containers' fds with nobody able to reach it.
+func TestDaemonForegroundTwiceRunsOne(t *testing.T) {
+	d := newDaemonEnv(t)
+	type run struct {
+		cmd  *exec.Cmd
+		out  *os.File
+		done chan error
+	}
+	runs := make([]*run, 2)
+	for i := range runs {
+		r := &run{cmd: exec.Command(d.bin, "--root", d.root, "daemon"), out: d.tempFile(), done: make(chan error, 1)}
+		r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+		if err := r.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { r.done <- r.cmd.Wait() }()
+		runs[i] = r
+	}
+	t.Cleanup(func() {
+		for _, r := range runs {
+			r.cmd.Process.Signal(unix.SIGTERM) // a holder stops its worker
+			select {
+			case <-r.done:
+			case <-time.After(5 * time.Second):
+				r.cmd.Process.Kill()
+			}
+		}
+	})
+	var exited *run
+	select {
+	case <-runs[0].done:
+		exited = runs[0]
+	case <-runs[1].done:
+		exited = runs[1]
+	case <-time.After(5 * time.Second):
+		t.Fatalf("both lkc daemon run in %s", d.dir)
+	}
+	exited.done <- nil // for the cleanup
+	if out := readAll(exited.out); !strings.Contains(out, "lkc daemon already runs in "+d.dir) {
+		t.Errorf("the second lkc daemon said %q, want that one already runs", out)
+	}
+	for i := 0; d.lkc("daemon", "status").code != 0; i++ {
+		if i == 100 {
+			t.Fatal("the first lkc daemon does not serve")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
