@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/lkc-containers/lkc/internal/daemonapi"
@@ -19,7 +20,11 @@ import (
 func (w *worker) handle(_ context.Context, op string, body json.RawMessage, peer daemonapi.Peer) (any, error) {
 	switch op {
 	case daemonapi.OpStatus:
-		return w.status()
+		var p daemonapi.StatusPage
+		if err := daemonapi.Unbody(body, &p); err != nil {
+			return nil, err
+		}
+		return w.status(p.From)
 	case daemonapi.OpAdopt:
 		var a daemonapi.Adopt
 		if err := daemonapi.Unbody(body, &a); err != nil {
@@ -57,7 +62,9 @@ func (w *worker) handle(_ context.Context, op string, body json.RawMessage, peer
 	return nil, daemonapi.Errorf(daemonapi.ClassNotSupported, fmt.Sprintf("unknown operation %q", op))
 }
 
-func (w *worker) status() (*daemonapi.Status, error) {
+// status answers with the served containers from slot from on, as many
+// as fit in one message beside the rest (daemonapi.StatusPage).
+func (w *worker) status(from int) (*daemonapi.Status, error) {
 	held, err := w.store.Keys()
 	if err != nil {
 		return nil, err
@@ -70,9 +77,28 @@ func (w *worker) status() (*daemonapi.Status, error) {
 			s.Rules = r.RulesStatus()
 		}
 	}
-	for _, e := range w.reg.Entries() {
-		s.Containers = append(s.Containers, daemonapi.Served{Container: daemonapi.Container{Root: e.Root, ID: e.ID},
-			Slot: e.Slot, Gen: e.Gen, Features: e.Features})
+	base, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	room := daemonapi.MaxMessage - len(base) - 256 // the envelope and "next"
+	entries := w.reg.Entries()
+	slices.SortFunc(entries, func(a, b *registry.Entry) int { return a.Slot - b.Slot })
+	for _, e := range entries {
+		if e.Slot < from {
+			continue
+		}
+		c := daemonapi.Served{Container: daemonapi.Container{Root: e.Root, ID: e.ID},
+			Slot: e.Slot, Gen: e.Gen, Features: e.Features}
+		b, err := json.Marshal(&c)
+		if err != nil {
+			return nil, err
+		}
+		if room -= len(b) + 1; room < 0 && len(s.Containers) > 0 {
+			s.Next = e.Slot
+			break
+		}
+		s.Containers = append(s.Containers, c)
 	}
 	return s, nil
 }

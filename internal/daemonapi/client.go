@@ -156,10 +156,21 @@ func (cl *Client) timeout() time.Duration {
 	return cl.Timeout
 }
 
-// Status asks for the daemon's state.
+// Status asks for the daemon's state, every page of its containers.
 func (cl *Client) Status() (*Status, error) {
 	var s Status
-	return &s, cl.Call(OpStatus, nil, &s)
+	if err := cl.Call(OpStatus, nil, &s); err != nil {
+		return &s, err
+	}
+	for from := 0; s.Next > from; {
+		from = s.Next
+		var page Status
+		if err := cl.Call(OpStatus, &StatusPage{From: from}, &page); err != nil {
+			return &s, err
+		}
+		s.Containers, s.Next = append(s.Containers, page.Containers...), page.Next
+	}
+	return &s, nil
 }
 
 // Adopt asks the daemon to serve a container with features f.

@@ -74,6 +74,16 @@ type Status struct {
 	Held       []string `json:"held"` // keys of the fds the holder keeps
 	Containers []Served `json:"containers"`
 	Rules      *Rules   `json:"rules,omitempty"` // the rules engine's counters
+	// Next is the slot the next page of Containers starts at (see
+	// StatusPage); 0 on the last page.
+	Next int `json:"next,omitempty"`
+}
+
+// StatusPage is the body of a status request: the served containers from
+// slot From on. One answer holds at most MaxMessage bytes (about 500
+// containers), so a daemon serving more answers in pages.
+type StatusPage struct {
+	From int `json:"from,omitempty"`
 }
 
 // Rules are the rules engine's counters in a status.

@@ -664,3 +664,29 @@ func TestDaemonForegroundTwiceRunsOne(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestDaemonStatusOfManyContainers: status must list every served
+// container however many there are, though one control message holds at
+// most 64 KiB (about 500 containers' entries).
+func TestDaemonStatusOfManyContainers(t *testing.T) {
+	d := newDaemonEnv(t)
+	d.start()
+	cl, err := daemonapi.Dial(d.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const n = 700
+	for i := range n {
+		id := fmt.Sprintf("%064d", i)
+		if _, err := cl.Adopt(d.root, id, hostconf.Features{}); err != nil {
+			t.Fatalf("adopt %d: %v", i, err)
+		}
+	}
+	if s := d.status(); len(s.Containers) != n {
+		t.Errorf("status lists %d containers, want %d", len(s.Containers), n)
+	}
+	if r := d.lkc("daemon", "status"); r.code != 0 || strings.Count(r.stdout, "\nslot ") != n {
+		t.Errorf("daemon status: want %d slot lines: %v", n, r.stderr)
+	}
+}
