@@ -24,6 +24,12 @@ const (
 	maxHead = 8 << 10
 	// contentType is the text exposition format's, version 0.0.4.
 	contentType = "text/plain; version=0.0.4; charset=utf-8"
+	// maxConns bounds the connections held at once: each idle one is kept
+	// two minutes, and the endpoint may face a network, so without a
+	// bound a flood would take every fd of the worker, whose other
+	// services need them. Beyond it connections wait in the listen
+	// backlog; a scraper needs one or two.
+	maxConns = 64
 )
 
 // server answers GET and HEAD of path with body() on every connection
@@ -41,12 +47,16 @@ type server struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]bool
 	closed bool
+	// room holds a token per connection held (maxConns); done ends a
+	// serve waiting for room.
+	room chan struct{}
+	done chan struct{}
 }
 
 func newServer(l net.Listener, path string, body func() []byte, logf func(string, ...any)) *server {
 	return &server{l: l, path: path, body: body, logf: logf,
 		idle: 2 * time.Minute, head: 5 * time.Second, write: 30 * time.Second,
-		conns: map[net.Conn]bool{}}
+		conns: map[net.Conn]bool{}, room: make(chan struct{}, maxConns), done: make(chan struct{})}
 }
 
 // serve accepts until close. A failed accept that is not the close (out
@@ -55,8 +65,14 @@ func newServer(l net.Listener, path string, body func() []byte, logf func(string
 func (s *server) serve() {
 	pause := 5 * time.Millisecond
 	for {
+		select {
+		case s.room <- struct{}{}:
+		case <-s.done:
+			return
+		}
 		c, err := s.l.Accept()
 		if err != nil {
+			<-s.room
 			if s.isClosed() {
 				return
 			}
@@ -68,6 +84,7 @@ func (s *server) serve() {
 		pause = 5 * time.Millisecond
 		if !s.track(c) {
 			c.Close()
+			<-s.room
 			return
 		}
 		go s.handle(c)
@@ -78,6 +95,9 @@ func (s *server) serve() {
 func (s *server) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.closed {
+		close(s.done)
+	}
 	s.closed = true
 	s.l.Close()
 	for c := range s.conns {
@@ -104,6 +124,7 @@ func (s *server) untrack(c net.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
+	<-s.room
 }
 
 // handle answers c's requests in order until the client closes, asks to

@@ -246,3 +246,39 @@ func TestServerClose(t *testing.T) {
 		t.Error("the listener still accepts after close")
 	}
 }
+
+// TestServerBoundsConnections: clients that open connections and send
+// nothing hold them for the idle timeout; the server keeps at most 64
+// (the rest wait in the listen backlog, in the kernel), so a flood
+// cannot take every fd of the daemon's worker, which its other services
+// need.
+func TestServerBoundsConnections(t *testing.T) {
+	s, addr := startServer(t, nil)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 80 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(200 * time.Millisecond) // the server accepts what it will
+	s.mu.Lock()
+	held := len(s.conns)
+	s.mu.Unlock()
+	if held > 64 {
+		t.Errorf("the server holds %d idle connections, want at most 64", held)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	if out := exchange(t, addr, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(out, "HTTP/1.1 200 ") {
+		t.Errorf("after the flood: %q", out)
+	}
+}
