@@ -137,4 +137,14 @@ func TestPathListsAreCleaned(t *testing.T) {
 	if want := []string{"/b"}; !reflect.DeepEqual(c.RulesRoots, want) {
 		t.Errorf("rules.roots %q, want %q", c.RulesRoots, want)
 	}
+	// daemon.dir too: the worker watches its parent for its name (a
+	// trailing slash made it watch the directory itself), and only the
+	// default directory is started through systemd.
+	c, err = Parse(strings.NewReader("daemon.dir = /run/lkcd/\ngroups.dir = /var//lib/lkc/groups/\n"), "lkc.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DaemonDir != "/run/lkcd" || c.GroupsDir != "/var/lib/lkc/groups" {
+		t.Errorf("daemon.dir %q, groups.dir %q: want them clean", c.DaemonDir, c.GroupsDir)
+	}
 }

@@ -80,10 +80,14 @@ func setBool(p *bool, value string) error {
 	return nil
 }
 
-// setPath takes an absolute path (or nothing, where empty is allowed).
+// setPath takes an absolute path, cleaned (or nothing, where empty is
+// allowed).
 func setPath(p *string, value string, emptyOK bool) error {
 	if (value != "" || !emptyOK) && !strings.HasPrefix(value, "/") {
 		return fmt.Errorf("%q: use an absolute path", value)
+	}
+	if value != "" {
+		value = filepath.Clean(value)
 	}
 	*p = value
 	return nil
