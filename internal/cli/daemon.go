@@ -53,6 +53,9 @@ func cmdDaemon(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := f.check(rest); err != nil {
+		return err
+	}
 	conf, err := hostconf.Load()
 	if err != nil {
 		return err
@@ -77,6 +80,24 @@ func cmdDaemon(g *globals, args []string) error {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
 	return runHolder(dir, &f)
+}
+
+// check refuses a command's flag without its command: `lkc daemon
+// --json` must not start a daemon in the foreground.
+func (f *daemonFlags) check(rest []string) error {
+	cmd := ""
+	if len(rest) == 1 {
+		cmd = rest[0]
+	}
+	switch {
+	case f.json && cmd != "status":
+		return errors.New("--json goes with status")
+	case f.exe != "" && cmd != "upgrade":
+		return errors.New("--exe goes with upgrade")
+	case f.detach && cmd != "":
+		return errors.New("--detach starts the daemon: it takes no command")
+	}
+	return nil
 }
 
 // daemonCommand runs one of the commands that talk to a running daemon.

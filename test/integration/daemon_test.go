@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -688,5 +690,39 @@ func TestDaemonStatusOfManyContainers(t *testing.T) {
 	}
 	if r := d.lkc("daemon", "status"); r.code != 0 || strings.Count(r.stdout, "\nslot ") != n {
 		t.Errorf("daemon status: want %d slot lines: %v", n, r.stderr)
+	}
+}
+
+// TestDaemonFlagWithoutItsCommand: a command's flag without its command
+// (`lkc daemon --json` for `lkc daemon status --json`) is a one-line
+// error, not a daemon started in the foreground.
+func TestDaemonFlagWithoutItsCommand(t *testing.T) {
+	d := newDaemonEnv(t)
+	for _, tc := range []struct {
+		want string
+		args []string
+	}{
+		{`^lkc: daemon: --json goes with status$`, []string{"daemon", "--json"}},
+		{`^lkc: daemon: --exe goes with upgrade$`, []string{"daemon", "--exe", "/bin/true"}},
+		{`^lkc: daemon: --json goes with status$`, []string{"daemon", "--json", "stop"}},
+		{`^lkc: daemon: --detach starts the daemon: it takes no command$`, []string{"daemon", "--detach", "status"}},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		cmd := exec.CommandContext(ctx, d.bin, append([]string{"--root", d.root}, tc.args...)...)
+		cmd.WaitDelay = time.Second // a started worker keeps the output open
+		out, err := cmd.CombinedOutput()
+		timedOut := ctx.Err() != nil
+		cancel()
+		msg := strings.TrimRight(string(out), "\n")
+		if timedOut {
+			t.Errorf("lkc %v still ran after 5s (%q)", tc.args, msg)
+			continue
+		}
+		if err == nil || !regexp.MustCompile(tc.want).MatchString(msg) {
+			t.Errorf("lkc %v: %v, %q; want an error matching %s", tc.args, err, msg, tc.want)
+		}
+	}
+	if _, err := os.Stat(d.dir); err == nil {
+		t.Errorf("a refused command made %s", d.dir)
 	}
 }
