@@ -123,6 +123,7 @@ func (r *Registry) Adopt(root, id string, f Features) (*Entry, error) {
 	if !filepath.IsAbs(root) {
 		return nil, fmt.Errorf("adopt: root %q is not absolute", root)
 	}
+	root = filepath.Clean(root) // one entry however a client spells it
 	if err := state.CheckID(id); err != nil {
 		return nil, fmt.Errorf("adopt: %w", err)
 	}
@@ -168,14 +169,14 @@ func (r *Registry) Slots() int {
 func (r *Registry) Lookup(root, id string) *Entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.entries[key{root, id}]
+	return r.entries[key{filepath.Clean(root), id}]
 }
 
 // Release stops serving a container and frees its slot.
 func (r *Registry) Release(root, id string) (*Entry, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e := r.entries[key{root, id}]
+	e := r.entries[key{filepath.Clean(root), id}]
 	if e == nil {
 		return nil, fmt.Errorf("release %s in %s: %w", id, root, ErrNotServed)
 	}

@@ -183,3 +183,34 @@ func TestSlotsWrittenInPlace(t *testing.T) {
 		t.Fatalf("adopt after a page-long record: %+v, %v; want slot 0 gen 4", c, err)
 	}
 }
+
+// TestRootSpellings: one container is one entry however its root is
+// spelled (the CLI sends filepath.Abs of --root; another client may not
+// clean it), or it would take two slots, two /proc directories and two
+// roots/ links, and a release in one spelling would leave the other.
+func TestRootSpellings(t *testing.T) {
+	dir, root := t.TempDir(), t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "a"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := r.Adopt(root+"/", "a", Features{Proc: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := r.Adopt(root+"/./", "a", Features{Proc: true}); b == nil || b.Slot != a.Slot || a.Root != root {
+		t.Errorf("adopts under %s/ and %s/./: %+v and %+v, want one entry under %s", root, root, a, b, root)
+	}
+	if r.Lookup(root, "a") == nil {
+		t.Errorf("lookup under %s finds nothing", root)
+	}
+	if _, err := r.Release(root, "a"); err != nil {
+		t.Errorf("release under %s: %v", root, err)
+	}
+	if n := len(r.Entries()); n != 0 {
+		t.Errorf("%d entries left after the release", n)
+	}
+}
