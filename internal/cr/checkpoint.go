@@ -143,7 +143,10 @@ func (c subject) checkDumpable(cr *checkpoint.Criu, d dump) error {
 	if s := c.Status(); s != container.Running && s != container.Paused {
 		return fmt.Errorf("%w: cannot checkpoint container %s: it is %s", container.ErrWrongState, d.ID, s)
 	}
-	err := checkDumpFeatures(cr, d)
+	err := checkCriuOpts(d.ManageCgroupsMode, d.EmptyNS, d.PageServer)
+	if err == nil {
+		err = checkDumpFeatures(cr, d)
+	}
 	if err == nil && !c.Config().NewNamespace("mount") {
 		// CRIU rebuilds a container's mounts in a mount namespace of its own.
 		err = fmt.Errorf("%w: the container has no mount namespace of its own", ErrNotSupported)

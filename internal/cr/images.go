@@ -29,6 +29,24 @@ func criuOpts(d *imageDirs, cgMode string, emptyNS []string, verbose bool) (*che
 	}, nil
 }
 
+// checkCriuOpts refuses the option values criuOpts and the page server's
+// address would refuse, before a checkpoint freezes the container or a
+// checkpoint or a restore makes its image and work directories: bad input
+// leaves nothing behind.
+func checkCriuOpts(cgMode string, emptyNS []string, pageServer string) error {
+	if _, err := cgroupMode(cgMode); err != nil {
+		return err
+	}
+	if _, err := emptyNSFlags(emptyNS); err != nil {
+		return err
+	}
+	if pageServer == "" {
+		return nil
+	}
+	_, _, err := splitHostPort(pageServer)
+	return err
+}
+
 // imageDirs are the open images and work directories CRIU gets as fds.
 type imageDirs struct {
 	imagePath, workPath string

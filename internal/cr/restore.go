@@ -103,6 +103,9 @@ func Restore(o RestoreOpts) (int, error) { return RestoreTuned(o, RestoreTuning{
 
 // RestoreTuned is Restore with a migration's tuning.
 func RestoreTuned(o RestoreOpts, t RestoreTuning) (int, error) {
+	if err := checkCriuOpts(o.ManageCgroupsMode, o.EmptyNS, o.PageServer); err != nil {
+		return 0, fmt.Errorf("restoring container %s: %w", o.ID, err)
+	}
 	cfg, err := restoreConfig(&o)
 	if err != nil {
 		return 0, err
