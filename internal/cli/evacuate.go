@@ -225,6 +225,9 @@ func cmdMigrateAll(g *globals, args []string) error {
 	if err := checkParallel(o.Parallel); err != nil {
 		return err
 	}
+	if err := checkTimeout(o.Migrate.Timeout); err != nil {
+		return err
+	}
 	switch o.Migrate.Mode {
 	case "", migrate.ModePrecopy, migrate.ModePostcopy, migrate.ModeStopcopy:
 	default:

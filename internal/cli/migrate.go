@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -35,6 +36,9 @@ func cmdServe(g *globals, args []string) error {
 	}
 	if sessions < 1 {
 		return fmt.Errorf("--sessions %d: want at least 1", sessions)
+	}
+	if err := checkTimeout(timeout); err != nil {
+		return err
 	}
 	token, err := migrate.ReadToken(tokenFile)
 	if err != nil {
@@ -90,6 +94,9 @@ func cmdMigrate(g *globals, args []string) error {
 	if tokenFile == "" {
 		return fmt.Errorf("--token-file is required (usage: %s)", use)
 	}
+	if err := checkMigrateFlags(&o); err != nil {
+		return err
+	}
 	if postcopy {
 		o.Mode = migrate.ModePostcopy
 	}
@@ -119,6 +126,32 @@ func cmdMigrate(g *globals, args []string) error {
 		return json.NewEncoder(os.Stdout).Encode(sum)
 	}
 	return nil
+}
+
+// checkTimeout refuses a per-exchange timeout that no exchange could meet:
+// a zero one would silently become migrate's default of 60 s.
+func checkTimeout(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("--timeout %s: want more than 0", d)
+	}
+	return nil
+}
+
+// checkMigrateFlags refuses the pre-copy and rate settings a migration
+// cannot follow. Zeros are refused too: migrate.Options reads a zero as
+// its default, which is not what a user typing 0 asked for.
+func checkMigrateFlags(o *migrate.Options) error {
+	switch {
+	case o.MaxRounds < 1:
+		return fmt.Errorf("--max-rounds %d: want at least 1", o.MaxRounds)
+	case o.ConvergeBytes < 1:
+		return fmt.Errorf("--converge-bytes %d: want at least 1", o.ConvergeBytes)
+	case !(o.ConvergeRatio > 0) || math.IsInf(o.ConvergeRatio, 1):
+		return fmt.Errorf("--converge-ratio %v: want a number above 0", o.ConvergeRatio)
+	case o.BandwidthLimit < 0:
+		return fmt.Errorf("--bwlimit %d: want at least 0 (0: no limit)", o.BandwidthLimit)
+	}
+	return checkTimeout(o.Timeout)
 }
 
 // progressDisplay draws on a terminal in place, or with --progress
