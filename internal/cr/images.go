@@ -53,6 +53,9 @@ type imageDirs struct {
 	image, work         *os.File
 }
 
+// openDirs opens the image and work directories, making them when create
+// is set (a dump). A restore makes only the work directory, and only once
+// the images are there: a wrong image path makes nothing.
 func openDirs(imagePath, workPath string, create bool) (*imageDirs, error) {
 	if imagePath == "" {
 		return nil, errors.New("no image path given")
@@ -61,24 +64,28 @@ func openDirs(imagePath, workPath string, create bool) (*imageDirs, error) {
 		workPath = imagePath
 	}
 	d := &imageDirs{imagePath: imagePath, workPath: workPath}
-	for _, p := range []struct {
-		path string
-		f    **os.File
-	}{{imagePath, &d.image}, {workPath, &d.work}} {
-		if create || p.path == workPath {
-			if err := os.MkdirAll(p.path, 0o700); err != nil {
-				d.close()
-				return nil, fmt.Errorf("creating %s: %w", p.path, err)
-			}
-		}
-		f, err := os.Open(p.path)
-		if err != nil {
-			d.close()
-			return nil, fmt.Errorf("opening checkpoint directory: %w", err)
-		}
-		*p.f = f
+	var err error
+	if d.image, err = openDir(imagePath, create); err != nil {
+		return nil, err
+	}
+	if d.work, err = openDir(workPath, true); err != nil {
+		d.close()
+		return nil, err
 	}
 	return d, nil
+}
+
+func openDir(path string, create bool) (*os.File, error) {
+	if create {
+		if err := os.MkdirAll(path, 0o700); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", path, err)
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening checkpoint directory: %w", err)
+	}
+	return f, nil
 }
 
 // CRIU opens the directories through /proc/<lkc>/fd/N (the pid it reads

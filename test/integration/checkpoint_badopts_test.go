@@ -3,6 +3,7 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 )
 
@@ -35,4 +36,28 @@ func TestCheckpointBadOptions(t *testing.T) {
 	}
 	waitCount(t, root, readCount(t, root)+2)
 	e.mustLkc("delete", "-f", id)
+}
+
+// TestRestoreMissingImages: a restore from an image path that does not
+// exist is refused in one line naming it, and makes neither that path
+// (the default work path) nor a separate work path, nor the container.
+func TestRestoreMissingImages(t *testing.T) {
+	criu := requireCriu(t)
+	e := newEnv(t)
+	dir := t.TempDir()
+	images, work := filepath.Join(dir, "nosuch"), filepath.Join(dir, "work")
+	bundle := e.bundle([]string{"true"}, nil)
+	for _, extra := range [][]string{nil, {"--work-path", work}} {
+		id := e.id()
+		args := append([]string{"--criu", criu, "restore", "-d", "--bundle", bundle, "--image-path", images}, extra...)
+		e.failLkc(`restor.*`+regexp.QuoteMeta(images)+`: no such file or directory`, append(args, id)...)
+		for _, p := range []string{images, work} {
+			if _, err := os.Stat(p); !os.IsNotExist(err) {
+				t.Fatalf("restore %v: %s left behind (%v)", extra, p, err)
+			}
+		}
+		if r := e.lkc("state", id); r.code == 0 {
+			t.Fatalf("a refused restore left container %s: %v", id, r)
+		}
+	}
 }
