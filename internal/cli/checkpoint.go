@@ -33,7 +33,7 @@ func (f *criuFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.shellJob, "shell-job", false, "allow a shell job (a terminal shared with the caller)")
 	fs.BoolVar(&f.fileLocks, "file-locks", false, "handle file locks")
 	fs.BoolVar(&f.lazyPages, "lazy-pages", false, "post-copy: memory is transferred on demand (userfaultfd)")
-	fs.BoolVar(&f.autoDedup, "auto-dedup", false, "deduplicate images against the parent")
+	fs.BoolVar(&f.autoDedup, "auto-dedup", false, "checkpoint: deduplicate images against the parent; restore: free each page of the images once restored")
 	fs.Var(&f.emptyNS, "empty-ns", "namespace not to checkpoint but to create empty on restore (network); repeatable")
 	fs.IntVar(&f.statusFD, "status-fd", -1, "fd to write a '\\0' to when ready (lazy pages)")
 }
@@ -138,7 +138,7 @@ func cmdRestore(g *globals, args []string) error {
 	o.Root, o.ID, o.CRIU, o.Warn, o.Verbose = g.root, id, g.criu, g.warn, g.debug
 	o.ImagePath, o.WorkPath, o.ParentPath = f.imagePath, f.workPath, f.parentPath
 	o.TCPEstablished, o.ExtUnixSk, o.ShellJob, o.FileLocks = f.tcpEstablished, f.extUnixSk, f.shellJob, f.fileLocks
-	o.LazyPages, o.EmptyNS = f.lazyPages, f.emptyNS
+	o.LazyPages, o.AutoDedup, o.EmptyNS = f.lazyPages, f.autoDedup, f.emptyNS
 	o.ManageCgroupsMode, o.PageServer = f.manageCgroups, f.pageServer
 	o.Adopt = func(cfg *config.Config) (func(), error) { return adoptConfig(o.Root, o.ID, cfg) }
 	return processExit(cr.Restore(o))

@@ -39,7 +39,10 @@ type RestoreOpts struct {
 	ShellJob       bool
 	FileLocks      bool
 	LazyPages      bool
-	EmptyNS        []string
+	// AutoDedup has CRIU punch each page out of the images as it restores
+	// it, so images on a tmpfs give their memory back (runc's flag).
+	AutoDedup bool
+	EmptyNS   []string
 
 	ManageCgroupsMode string
 	// PageServer is the "host:port" of the source's page server; with

@@ -284,7 +284,7 @@ func restoreRequest(o RestoreOpts, t RestoreTuning, cfg *config.Config, cgPaths 
 	}
 	opts.LogFile, opts.Root, opts.ParentImg = "restore.log", root, o.ParentPath
 	opts.RstSibling, opts.EvasiveDevices = true, true
-	opts.TCPEstablished, opts.ExtUnixSk, opts.ShellJob = o.TCPEstablished, o.ExtUnixSk, o.ShellJob
+	opts.TCPEstablished, opts.ExtUnixSk, opts.ShellJob, opts.AutoDedup = o.TCPEstablished, o.ExtUnixSk, o.ShellJob, o.AutoDedup
 	opts.FileLocks, opts.LazyPages, opts.OrphanPtsMaster = o.FileLocks, o.LazyPages, cfg.Process.Terminal
 	opts.ExtMounts, opts.CgRoots = restoreMounts(cfg, cgPaths, maskedDir), cgroupRoots(cgPaths)
 	opts.External = t.External

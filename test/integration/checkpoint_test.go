@@ -529,3 +529,43 @@ func tmpfsArchives(t *testing.T, images string) int {
 	}
 	return len(tars)
 }
+
+// TestRestoreAutoDedup: restore --auto-dedup, as runc's, has CRIU punch
+// each page out of the images once it is restored, so images kept on a
+// tmpfs give their memory back. The flag was accepted and dropped once:
+// the page images kept every block.
+func TestRestoreAutoDedup(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, root := e.ckptCounter(nil)
+	bundle := bundleOf(e, id)
+	images := filepath.Join(t.TempDir(), "images")
+	saved := e.checkpointStops(id, root, images)
+	before := pageBlocks(t, images)
+	if before == 0 {
+		t.Fatalf("the checkpoint wrote no page image blocks in %s", images)
+	}
+	e.restoreDetached(id, bundle, root, images, saved, "--auto-dedup")
+	if after := pageBlocks(t, images); after > before/2 {
+		t.Errorf("page images hold %d of their %d blocks after restore --auto-dedup", after, before)
+	}
+	e.mustLkc("delete", "--force", id)
+}
+
+// pageBlocks is the 512-byte blocks allocated to the page images in dir.
+func pageBlocks(t *testing.T, dir string) int64 {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "pages-*.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, f := range files {
+		var st unix.Stat_t
+		if err := unix.Stat(f, &st); err != nil {
+			t.Fatal(err)
+		}
+		n += st.Blocks
+	}
+	return n
+}
