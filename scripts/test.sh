@@ -119,35 +119,12 @@ v2tests=(
   TestNetPolicy
   TestConformKillPausedSIGKILL
 )
+v2re=$(IFS='|'; echo "${v2tests[*]}")
 mkdir -p tmp
 go test -c -o tmp/integration.test ./test/integration
-# Two guests side by side, each with every other name of the list: a TCG
-# guest keeps only about 1.2 of the host's CPUs busy, so the pair ends the
-# list in about 60% of the time one guest takes (docs/vmtest.md).
-v2half() { # PARITY: the names of the list at even (0) or odd (1) places
-  local i
-  for i in "${!v2tests[@]}"; do
-    if ((i % 2 == $1)); then printf '%s|' "${v2tests[$i]}"; fi
-  done
-}
-v2log=()
-v2pid=()
-for half in 0 1; do
-  re=$(v2half $half)
-  re=${re%|}
-  v2log+=("$(mktemp /tmp/lkc-test-v2.XXXXXX.log)")
-  {
-    echo "=== cgroup v2 (VM $((half + 1)) of 2): $re"
-    scripts/vmtest --timeout 2400 -e LKC_BINARY="$LKC_BINARY" -- \
-      tmp/integration.test -test.count=1 -test.timeout 2300s -test.v -test.run "$re"
-  } >"${v2log[$half]}" 2>&1 &
-  v2pid+=($!)
-done
-for half in 0 1; do
-  wait "${v2pid[$half]}" || status=$?
-  cat "${v2log[$half]}" >>"$log"
-  rm -f "${v2log[$half]}"
-done
+echo "=== cgroup v2 (VM): $v2re" >>"$log"
+scripts/vmtest --timeout 2400 -e LKC_BINARY="$LKC_BINARY" -- \
+  tmp/integration.test -test.count=1 -test.timeout 2300s -test.v -test.run "$v2re" >>"$log" 2>&1 || status=$?
 
 grep -E '^(ok|FAIL|---|panic:|=== cgroup|=== fuzz)|^\s+\S+_test\.go:[0-9]+:' "$log" | grep -v -- '--- PASS' || true
 passed=$(grep -c -- '--- PASS' "$log" || true)
