@@ -165,6 +165,9 @@ func create(o CreateOpts) (_ *Container, err error) {
 	// Recorded while init builds the container: nobody reads the state
 	// before create unlocks it, and a failure removes it.
 	end = steplog.Step("create: record init")
+	if !cfg.Process.Terminal {
+		b.RecordStdio([3]*os.File{})
+	}
 	err = b.RecordInit(pid, o.PidFile)
 	end()
 	if err != nil {

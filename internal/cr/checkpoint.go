@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -373,32 +374,34 @@ func (c subject) dumpOpts(o dump, d *imageDirs) (*checkpoint.Opts, *netnsCarry, 
 	return opts, carry, nil
 }
 
-// saveDescriptors records where the container's fds 0-2 point, and
-// returns the CRIU externals for those that are files outside the
-// container's mounts (the caller's /dev/null, a log file): CRIU cannot dump
-// them, so they are named "file[mnt_id:inode]" for the restore to replace
-// with its own fds, as pipes are.
+// saveDescriptors records what the container's fds 0-2 are (the files
+// lkc handed it, wherever its tasks hold them now), and returns the CRIU
+// externals for those that are files outside the container's mounts (the
+// caller's /dev/null, a log file): CRIU cannot dump them, so they are
+// named "file[mnt_id:inode]" for the restore to replace with its own fds,
+// as pipes are.
 func (c subject) saveDescriptors(imageDir string) ([]string, error) {
-	pid := c.Pid()
-	mounts, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	mounts, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", c.Pid()))
 	if err != nil {
 		return nil, fmt.Errorf("reading the container's mounts: %w", err)
 	}
 	var ext []string
 	fds := make([]string, 3)
-	for i := range fds {
+	for i, at := range c.StdioFds() {
 		// An fd the container closed has no link: recorded as "".
-		fds[i], _ = os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, i))
+		fds[i], _ = os.Readlink(at.Path())
 		if !strings.HasPrefix(fds[i], "/") {
 			continue // pipe:[N], socket:[N], anon_inode:...
 		}
-		key, err := externalFile(pid, i, mounts)
+		key, err := externalFile(at, mounts)
 		if err != nil {
 			return nil, err
 		}
 		if key != "" {
 			fds[i] = key
-			ext = append(ext, key)
+			if !slices.Contains(ext, key) {
+				ext = append(ext, key)
+			}
 		}
 	}
 	data, err := json.Marshal(fds)
@@ -411,18 +414,12 @@ func (c subject) saveDescriptors(imageDir string) ([]string, error) {
 	return ext, nil
 }
 
-// externalFile returns CRIU's key for fd of pid when the file lies on a
+// externalFile returns CRIU's key for the file at fd when it lies on a
 // mount the container does not have, else "".
-func externalFile(pid, fd int, mountinfo []byte) (string, error) {
-	info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
+func externalFile(at container.StdioFd, mountinfo []byte) (string, error) {
+	mnt, err := at.Mount()
 	if err != nil {
-		return "", fmt.Errorf("reading fdinfo of fd %d: %w", fd, err)
-	}
-	mnt := -1
-	for _, line := range strings.Split(string(info), "\n") {
-		if v, ok := strings.CutPrefix(line, "mnt_id:"); ok {
-			mnt, _ = strconv.Atoi(strings.TrimSpace(v))
-		}
+		return "", fmt.Errorf("reading the mount of fd %d: %w", at.Fd, err)
 	}
 	for _, line := range strings.Split(string(mountinfo), "\n") {
 		if id, _, _ := strings.Cut(line, " "); id == strconv.Itoa(mnt) {
@@ -430,8 +427,8 @@ func externalFile(pid, fd int, mountinfo []byte) (string, error) {
 		}
 	}
 	var st unix.Stat_t
-	if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", pid, fd), &st); err != nil {
-		return "", fmt.Errorf("stat of fd %d: %w", fd, err)
+	if err := unix.Stat(at.Path(), &st); err != nil {
+		return "", fmt.Errorf("stat of fd %d: %w", at.Fd, err)
 	}
 	// CRIU's spelling: both numbers in hex.
 	return fmt.Sprintf("file[%x:%x]", mnt, st.Ino), nil

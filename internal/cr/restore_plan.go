@@ -225,6 +225,9 @@ func (p *restorePlan) record() error {
 			return err
 		}
 	}
+	if !p.cfg.Process.Terminal {
+		p.b.RecordStdio(p.req.Stdio)
+	}
 	return p.b.RecordInit(p.pid, p.o.PidFile)
 }
 

@@ -254,8 +254,9 @@ func (o *CheckpointOpts) dumpOne(e *Entry) error {
 	if err != nil {
 		return err
 	}
-	e.Stdio = stdioLinks(h.Pid())
-	held := holdStdio(h.Pid(), e.Stdio)
+	stdio := h.StdioFds()
+	e.Stdio = stdioLinks(stdio)
+	held := holdStdio(stdio, e.Stdio)
 	defer closeAll(held[:])
 	d := o.Dump
 	d.Root, d.ID, d.ImagePath, d.WorkPath = o.Root, e.ID, dir, ""
@@ -269,13 +270,13 @@ func (o *CheckpointOpts) dumpOne(e *Entry) error {
 	return err
 }
 
-// holdStdio opens the files (paths, not pipes or sockets) pid's fds 0-2
-// point at, to be measured after the dump.
-func holdStdio(pid int, links [3]string) [3]*os.File {
+// holdStdio opens the files (paths, not pipes or sockets) the container's
+// stdio is, to be measured after the dump.
+func holdStdio(stdio [3]container.StdioFd, links [3]string) [3]*os.File {
 	var out [3]*os.File
 	for i, l := range links {
 		if strings.HasPrefix(l, "/") {
-			out[i], _ = os.OpenFile(fmt.Sprintf("/proc/%d/fd/%d", pid, i), unix.O_PATH, 0)
+			out[i], _ = os.OpenFile(stdio[i].Path(), unix.O_PATH, 0)
 		}
 	}
 	return out
@@ -333,11 +334,11 @@ func copyConfig(bundle, dir string) error {
 	return nil
 }
 
-// stdioLinks reads where pid's fds 0-2 point.
-func stdioLinks(pid int) [3]string {
+// stdioLinks reads where the container's stdio points.
+func stdioLinks(stdio [3]container.StdioFd) [3]string {
 	var out [3]string
-	for i := range out {
-		out[i], _ = os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, i))
+	for i, at := range stdio {
+		out[i], _ = os.Readlink(at.Path())
 	}
 	return out
 }

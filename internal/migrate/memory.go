@@ -210,7 +210,7 @@ func (s *session) lazyRestore(status *os.File, dir string, proxy *pageProxy) err
 // downtime ends here.
 func (s *session) restore(req restoreReq) error {
 	s.progress(PhaseRestore, 0, 0, 0)
-	req.Stdio, req.FlatCgroups = stdioFiles(s.ct.Pid()), s.flat
+	req.Stdio, req.FlatCgroups = stdioFiles(s.ct.StdioFds()), s.flat
 	if err := s.c.send(opRestore, req); err != nil {
 		return err
 	}

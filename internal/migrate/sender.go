@@ -368,11 +368,11 @@ const (
 	stdioFileKind = "file"
 )
 
-// stdioFiles says what the fds 0-2 of pid are.
-func stdioFiles(pid int) [3]stdioFile {
+// stdioFiles says what the container's stdio is.
+func stdioFiles(stdio [3]container.StdioFd) [3]stdioFile {
 	var out [3]stdioFile
-	for i := range out {
-		fd := fmt.Sprintf("/proc/%d/fd/%d", pid, i)
+	for i, at := range stdio {
+		fd := at.Path()
 		p, err := os.Readlink(fd)
 		if err != nil || !filepath.IsAbs(p) {
 			continue

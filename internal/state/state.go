@@ -75,8 +75,12 @@ type State struct {
 	RootfsMount uint64 `json:"rootfsMount,omitempty"`
 	// OwnedBundle says lkc made Bundle (a migrated container's, made by
 	// `lkc serve`), so deleting the container removes it too.
-	OwnedBundle bool           `json:"ownedBundle,omitempty"`
-	Config      *config.Config `json:"config"`
+	OwnedBundle bool `json:"ownedBundle,omitempty"`
+	// Stdio identifies the files lkc handed the container's tasks as fds
+	// 0-2, each "mnt:ino" in hex ("" for one that was closed); none when
+	// init opened its own (a terminal).
+	Stdio  []string       `json:"stdio,omitempty"`
+	Config *config.Config `json:"config"`
 }
 
 // Dir is a container's locked state directory.

@@ -569,3 +569,53 @@ func pageBlocks(t *testing.T, dir string) int64 {
 	}
 	return n
 }
+
+// A task may hold the container's stdio at another fd at the moment of a
+// checkpoint: busybox sh keeps stdout at fd 10 while a builtin's output
+// goes to a file (`echo $i > /count.tmp`). Here init keeps the caller's
+// stdout at fd 9 for good and points fd 1 into its rootfs. The dump must
+// find the caller's file at fd 9 (CRIU cannot dump it), and the restore
+// hand fd 9 the restoring lkc's stdout (the same log file, as a caller
+// that restores where it checkpointed gives).
+func TestCheckpointStdioMovedAway(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, root := e.ckptCounter(func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", "exec 9>&1 >/moved; " +
+			strings.Replace(counterScript, "mv /count.tmp /count;", "mv /count.tmp /count; echo tick $i >&9;", 1)}
+	})
+	bundle := bundleOf(e, id)
+	// The restore gets the same file: CRIU wants the mode and size it had.
+	out, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/9", initPid(e, id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := filepath.Join(t.TempDir(), "images")
+	saved := e.checkpointStops(id, root, images)
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	errf := e.tempFile() // stderr, as empty as the one the dump saw
+	defer errf.Close()
+	cmd := exec.Command(e.bin, "--root", e.root, "restore", "-d", "--bundle", bundle, "--image-path", images, id)
+	cmd.Stdout, cmd.Stderr = f, errf
+	if err := cmd.Run(); err != nil {
+		msg := readAll(errf)
+		t.Fatalf("lkc restore: %v: %s%s", err, msg, criuLogTail(msg))
+	}
+	defer e.lkc("delete", "-f", id)
+	waitCount(t, root, saved+3)
+	deadline := time.Now().Add(settle)
+	for {
+		data, _ := os.ReadFile(out)
+		if strings.Contains(string(data), fmt.Sprintf("tick %d\n", saved+2)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fd 9 of the restored init does not reach restore's stdout: %q", data)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
