@@ -41,6 +41,10 @@ if [ "$(git diff)" != "$before" ]; then
   exit 1
 fi
 export LKC_BINARY=$repo/bin/lkc
+# The build `lkc daemon upgrade` replaces lkc with in the upgrade tests,
+# made once here rather than by each test (inside the VM, ~40 s each).
+make BIN="$repo/tmp/lkc-upgrade-test" VERSION=upgrade-test lkc >/dev/null
+export LKC_UPGRADE_BINARY=$repo/tmp/lkc-upgrade-test
 log=$(mktemp /tmp/lkc-test.XXXXXX.log)
 status=0
 go test -count=1 -timeout 20m -v ./... >"$log" 2>&1 || status=$?
@@ -74,7 +78,15 @@ v2tests=(
   TestRun
   TestNested
   TestCrashCreate
-  TestExec
+  TestExecCgroup
+  TestExecJoinsEveryNamespace
+  TestExecExitCodeEnvCwdUser
+  TestExecProcessFileAndCaps
+  TestExecDetachPidFile
+  TestExecRefusedWhenPausedOrStopped
+  TestExecIntoUserNamespace
+  TestExecWithConsoleSocket
+  TestExecStdioArePipes
   TestSecDevices
   TestRootfsLinuxDevices
   TestUpdate

@@ -121,10 +121,10 @@ func TestCrashCreateKilled(t *testing.T) {
 	e.mustLkc("create", "--bundle", b, id)
 	took := time.Since(began)
 	e.mustLkc("delete", "--force", id)
-	killed := 0
-	for i := 0; i < 32; i++ {
+	killed, n := 0, rounds(32, 12)
+	for i := 0; i < n; i++ {
 		id := e.id()
-		delay := took * time.Duration(i) / 28
+		delay := took * time.Duration(i) / time.Duration(n-n/8)
 		if e.killedAfter(delay, "create", "--bundle", b, id) {
 			killed++
 		}
@@ -144,7 +144,7 @@ func TestCrashCreateKilled(t *testing.T) {
 			t.Fatalf("create killed after %v: delete --force left the above behind", delay)
 		}
 	}
-	t.Logf("%d of 32 creates (of %v each) killed before they finished", killed, took)
+	t.Logf("%d of %d creates (of %v each) killed before they finished", killed, n, took)
 	if killed == 0 {
 		t.Errorf("no create was killed while it ran: the test proved nothing")
 	}

@@ -292,6 +292,17 @@ func cgroupV2() bool {
 	return v2
 }
 
+// rounds is how many times a test repeats what it checks: host on the
+// host, vm in the emulated VM of scripts/vmtest (which sets VMTEST), where
+// each round runs ~20x slower. The v2 run checks the behaviour; the
+// host's run the races and the figures.
+func rounds(host, vm int) int {
+	if os.Getenv("VMTEST") != "" {
+		return vm
+	}
+	return host
+}
+
 // cgroupFile is where a container with its own cgroup namespace finds a
 // controller file under /sys/fs/cgroup: <ctrl>/<v1> on v1, <v2> on v2.
 func cgroupFile(ctrl, v1, v2 string) string {

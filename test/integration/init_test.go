@@ -26,13 +26,7 @@ const trapScript = `trap 'echo USR1 >>/out/log' USR1; trap 'echo USR2 >>/out/log
 // init used to build between the release and the execve.
 func TestSignalRightAfterStart(t *testing.T) {
 	e := newEnv(t)
-	rounds := 16
-	if os.Getenv("VMTEST") != "" {
-		// The emulated VM runs each round ~20x slower; the v2 run checks
-		// the behaviour, the host's run the race.
-		rounds = 4
-	}
-	for i := 0; i < rounds; i++ {
+	for i := 0; i < rounds(16, 4); i++ {
 		dir := t.TempDir()
 		b := e.bundle([]string{"sh", "-c", trapScript}, func(s *specs.Spec) {
 			if i%2 == 1 {

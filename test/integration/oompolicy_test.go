@@ -145,7 +145,7 @@ func TestOOMKillLargest(t *testing.T) {
 	id, _ := d.oomContainer(map[string]string{"org.lkc.oom-policy": "kill-largest"})
 	_, stream := d.eventStream(id, "--interval", "1h")
 	var lat, held []float64
-	for i := 0; i < 10; i++ {
+	for i := 0; i < rounds(10, 4); i++ {
 		n := len(d.policyEvents(id))
 		r, start := d.allocate(id)
 		if r.code != 137 {
@@ -224,7 +224,7 @@ func TestOOMGrow(t *testing.T) {
 	d := newDaemonEnv(t)
 	id, cgroup := d.oomContainer(map[string]string{"org.lkc.oom-policy": "grow:256M"})
 	var lat, held []float64
-	for i := 0; i < 10; i++ {
+	for i := 0; i < rounds(10, 4); i++ {
 		n := len(d.policyEvents(id))
 		r, start := d.allocate(id)
 		if r.code != 0 {
@@ -266,7 +266,7 @@ func TestOOMNotify(t *testing.T) {
 	handler := fmt.Sprintf(`echo "$1 $LKC_ID $LKC_MEMORY_LIMIT" >> %s; for f in memory.memsw.limit_in_bytes memory.limit_in_bytes memory.max memory.high; do [ ! -e $LKC_CGROUP/$f ] || echo %d > $LKC_CGROUP/$f; done`, out, 8*oomLimit)
 	id, cgroup := d.oomContainer(map[string]string{"org.lkc.oom-policy": "notify:" + handler})
 	var lat, held []float64
-	for i := 0; i < 10; i++ {
+	for i := 0; i < rounds(10, 4); i++ {
 		n := len(d.policyEvents(id))
 		r, start := d.allocate(id)
 		if r.code != 0 {

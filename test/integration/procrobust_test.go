@@ -278,9 +278,14 @@ func (d *daemonEnv) finishProcReads(r *procReaders, ids []string, what string) {
 	}
 }
 
-// buildSecondLkc builds lkc again with the version "upgrade-test".
+// buildSecondLkc builds lkc again with the version "upgrade-test", or
+// returns $LKC_UPGRADE_BINARY, such a build that scripts/test.sh made
+// once for the host's run and the VM's (where a build takes ~40 s).
 func buildSecondLkc(t *testing.T) string {
 	t.Helper()
+	if p := os.Getenv("LKC_UPGRADE_BINARY"); p != "" {
+		return p
+	}
 	second := filepath.Join(t.TempDir(), "lkc-upgraded")
 	_, here, _, _ := runtime.Caller(0)
 	repo := filepath.Join(filepath.Dir(here), "..", "..")
