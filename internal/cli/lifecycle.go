@@ -87,7 +87,7 @@ func cmdKill(g *globals, args []string) error {
 		return err
 	}
 	sig := unix.SIGTERM
-	if len(rest) > 1 {
+	if len(rest) > 1 && rest[1] != "" {
 		if sig, err = parseSignal(rest[1]); err != nil {
 			return err
 		}
@@ -95,10 +95,13 @@ func cmdKill(g *globals, args []string) error {
 	return container.Kill(g.root, rest[0], sig, all)
 }
 
-// parseSignal accepts "9", "KILL", "SIGKILL" and "kill".
+// parseSignal accepts "9", "KILL", "SIGKILL" and "kill", and "0", which
+// runc takes as a check that init lives: nothing is sent, and the kill
+// fails only when the container is stopped. An empty signal is SIGTERM
+// (cmdKill), as in runc.
 func parseSignal(s string) (unix.Signal, error) {
 	if n, err := strconv.Atoi(s); err == nil {
-		if n <= 0 || n > 64 {
+		if n < 0 || n > 64 {
 			return 0, fmt.Errorf("invalid signal %q", s)
 		}
 		return unix.Signal(n), nil

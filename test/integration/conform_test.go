@@ -23,6 +23,33 @@ func TestConformKillPausedSIGKILL(t *testing.T) {
 	}
 }
 
+// TestConformKillSignalZero: signal 0 is runc's liveness check: `kill ID
+// 0` and `kill --all ID 0` succeed while the container lives, paused or
+// not, and change nothing; once init is gone `kill ID 0` fails (containerd
+// and Podman read that as "stopped") while `kill --all ID 0` finds nothing
+// to signal and succeeds. An empty signal is SIGTERM, as in runc.
+func TestConformKillSignalZero(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.runningPid(nil)
+	for _, status := range []string{"running", "paused"} {
+		if status == "paused" {
+			e.mustLkc("pause", id)
+		}
+		e.mustLkc("kill", id, "0")
+		e.mustLkc("kill", "--all", id, "0")
+		if st := e.state(id); st["status"] != status {
+			t.Fatalf("kill 0 of a %s container left it %v", status, st["status"])
+		}
+	}
+	e.mustLkc("resume", id)
+	e.mustLkc("kill", id, "") // SIGTERM, which sleep as pid 1 ignores
+	e.mustLkc("kill", id, "KILL")
+	e.waitStatus(id, "stopped")
+	e.failLkc(`^lkc: kill: .*`+id+`.*stopped`, "kill", id, "0")
+	e.mustLkc("kill", "--all", id, "0")
+	e.failLkc(`^lkc: kill: invalid signal "65"$`, "kill", id, "65")
+}
+
 // TestConformExecUserKeepsGroup: `exec --user UID` without a group keeps
 // the group of the container's process, as runc does; only UID:GID sets
 // both.
