@@ -69,6 +69,9 @@ type Opts struct {
 	LogLevel                    int
 	LogFile, Root, ParentImg    string
 	FreezeCgroup                string
+	// LSMProfile and LSMMountContext are restore's lsm_profile and
+	// lsm_mount_context: CRIU applies them in place of the images' own.
+	LSMProfile, LSMMountContext string
 
 	LeaveRunning, ExtUnixSk, TCPEstablished, TCPSkipInFlight bool
 	EvasiveDevices, ShellJob, FileLocks, NotifyScripts       bool
@@ -103,6 +106,8 @@ func (o *Opts) criuOpts() *rpc.CriuOpts {
 		Root:            stringp(o.Root),
 		ParentImg:       stringp(o.ParentImg),
 		FreezeCgroup:    stringp(o.FreezeCgroup),
+		LsmProfile:      stringp(o.LSMProfile),
+		LsmMountContext: stringp(o.LSMMountContext),
 		LeaveRunning:    boolp(o.LeaveRunning),
 		ExtUnixSk:       boolp(o.ExtUnixSk),
 		TcpEstablished:  boolp(o.TCPEstablished),

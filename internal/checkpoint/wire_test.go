@@ -16,6 +16,7 @@ func TestRequestMatchesGoCriu(t *testing.T) {
 	o := &Opts{
 		ImagesDirFd: 5, WorkDirFd: 6, Pid: 1234, LogLevel: 4, LogFile: "dump.log",
 		Root: "/run/x/criu-root", ParentImg: "../pre", FreezeCgroup: "/sys/fs/cgroup/freezer/a",
+		LSMProfile: "apparmor:lkc-restored", LSMMountContext: "system_u:object_r:container_file_t:s0:c1,c2",
 		LeaveRunning: true, ExtUnixSk: true, TCPEstablished: true, TCPSkipInFlight: true,
 		EvasiveDevices: true, ShellJob: true, FileLocks: true, NotifyScripts: true,
 		TrackMem: true, AutoDedup: true, LinkRemap: true, ManageCgroups: true,
@@ -54,6 +55,8 @@ func TestRequestMatchesGoCriu(t *testing.T) {
 	check("root", g.GetRoot(), o.Root)
 	check("parent_img", g.GetParentImg(), "../pre")
 	check("freeze_cgroup", g.GetFreezeCgroup(), o.FreezeCgroup)
+	check("lsm_profile", g.GetLsmProfile(), o.LSMProfile)
+	check("lsm_mount_context", g.GetLsmMountContext(), o.LSMMountContext)
 	for name, v := range map[string]bool{
 		"leave_running": g.GetLeaveRunning(), "ext_unix_sk": g.GetExtUnixSk(),
 		"tcp_established": g.GetTcpEstablished(), "tcp_skip_in_flight": g.GetTcpSkipInFlight(),

@@ -127,6 +127,8 @@ func cmdRestore(g *globals, args []string) error {
 	fs.BoolVar(&o.Detach, "d", false, "detach from the container")
 	fs.BoolVar(&o.NoSubreaper, "no-subreaper", false, "do not become a subreaper while waiting")
 	fs.BoolVar(&o.NoPivot, "no-pivot", false, "accepted for runc compatibility (CRIU rebuilds the mounts)")
+	fs.StringVar(&o.LSMProfile, "lsm-profile", "", "LSM profile of the restored tasks, as apparmor:PROFILE or selinux:LABEL")
+	fs.StringVar(&o.LSMMountContext, "lsm-mount-context", "", "SELinux context of the restored mounts (context=)")
 	id, status, err := f.parse(fs, args, "lkc restore [flags] <container-id>")
 	if err != nil {
 		return err

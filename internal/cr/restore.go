@@ -10,6 +10,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/container"
+	"github.com/lkc-containers/lkc/internal/lsm"
 	"github.com/lkc-containers/lkc/internal/spec"
 	"github.com/lkc-containers/lkc/internal/state"
 )
@@ -43,6 +44,12 @@ type RestoreOpts struct {
 	// it, so images on a tmpfs give their memory back (runc's flag).
 	AutoDedup bool
 	EmptyNS   []string
+	// LSMProfile ("apparmor:NAME" or "selinux:LABEL") replaces the
+	// profile or label the images hold for the restored tasks, and
+	// LSMMountContext the SELinux context= of the restored mounts (runc's
+	// --lsm-profile and --lsm-mount-context, for a restore on a host
+	// whose policy names them otherwise).
+	LSMProfile, LSMMountContext string
 
 	ManageCgroupsMode string
 	// PageServer is the "host:port" of the source's page server; with
@@ -107,6 +114,9 @@ func Restore(o RestoreOpts) (int, error) { return RestoreTuned(o, RestoreTuning{
 // RestoreTuned is Restore with a migration's tuning.
 func RestoreTuned(o RestoreOpts, t RestoreTuning) (int, error) {
 	if err := checkCriuOpts(o.ManageCgroupsMode, o.EmptyNS, o.PageServer); err != nil {
+		return 0, fmt.Errorf("restoring container %s: %w", o.ID, err)
+	}
+	if err := checkLSMOpts(o.LSMProfile, o.LSMMountContext, lsm.Default); err != nil {
 		return 0, fmt.Errorf("restoring container %s: %w", o.ID, err)
 	}
 	cfg, err := restoreConfig(&o)

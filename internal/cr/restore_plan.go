@@ -289,6 +289,7 @@ func restoreRequest(o RestoreOpts, t RestoreTuning, cfg *config.Config, cgPaths 
 	opts.RstSibling, opts.EvasiveDevices = true, true
 	opts.TCPEstablished, opts.ExtUnixSk, opts.ShellJob, opts.AutoDedup = o.TCPEstablished, o.ExtUnixSk, o.ShellJob, o.AutoDedup
 	opts.FileLocks, opts.LazyPages, opts.OrphanPtsMaster = o.FileLocks, o.LazyPages, cfg.Process.Terminal
+	opts.LSMProfile, opts.LSMMountContext = o.LSMProfile, o.LSMMountContext
 	opts.ExtMounts, opts.CgRoots = restoreMounts(cfg, cgPaths, maskedDir), cgroupRoots(cgPaths)
 	opts.External = t.External
 	if t.NetworkIsolated {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/lkc-containers/lkc/internal/lsm"
 )
 
 // TestCheckpointBadOptions: option values CRIU cannot take are refused in
@@ -60,4 +62,48 @@ func TestRestoreMissingImages(t *testing.T) {
 			t.Fatalf("a refused restore left container %s: %v", id, r)
 		}
 	}
+}
+
+// TestRestoreBadLSMOptions: an --lsm-profile or --lsm-mount-context CRIU
+// cannot take (not apparmor:NAME or selinux:LABEL, not an SELinux
+// context) or the host has no module for is refused in one line naming
+// the flag, before anything is made: no container, cgroup or work
+// directory, although the images would restore.
+func TestRestoreBadLSMOptions(t *testing.T) {
+	criu := requireCriu(t)
+	e := newEnv(t)
+	id, _ := e.ckptCounter(nil)
+	bundle := bundleOf(e, id)
+	images := filepath.Join(t.TempDir(), "images")
+	e.mustLkc("--criu", criu, "checkpoint", "--leave-running", "--image-path", images, id)
+	cases := []struct{ want, flag, value string }{
+		{`--lsm-profile "lkc-default": want apparmor:PROFILE or selinux:LABEL`, "--lsm-profile", "lkc-default"},
+		{`--lsm-profile "apparmor:"`, "--lsm-profile", "apparmor:"},
+		{`--lsm-profile "selinux:container_t": .*not an SELinux label`, "--lsm-profile", "selinux:container_t"},
+		{`--lsm-mount-context "container_file_t": not an SELinux context`, "--lsm-mount-context", "container_file_t"},
+		{`--lsm-mount-context .*not an SELinux context`, "--lsm-mount-context", `u:r:t:s0",rw`},
+	}
+	if !lsm.Default.AppArmor() {
+		cases = append(cases, struct{ want, flag, value string }{
+			`--lsm-profile "apparmor:lkc-x": AppArmor is not enabled on this host`, "--lsm-profile", "apparmor:lkc-x"})
+	}
+	if !lsm.Default.SELinux() {
+		cases = append(cases, struct{ want, flag, value string }{
+			`--lsm-mount-context "u:r:t:s0": SELinux is not enabled on this host`, "--lsm-mount-context", "u:r:t:s0"})
+	}
+	for _, c := range cases {
+		work, nid := filepath.Join(t.TempDir(), "work"), e.id()
+		e.failLkc(`^lkc: restore: .*`+c.want, "--criu", criu, "restore", "-d", "--bundle", bundle,
+			c.flag, c.value, "--image-path", images, "--work-path", work, nid)
+		if _, err := os.Stat(work); !os.IsNotExist(err) {
+			t.Errorf("%s %s: %s left behind (%v)", c.flag, c.value, work, err)
+		}
+		if r := e.lkc("state", nid); r.code == 0 {
+			t.Errorf("%s %s: a refused restore left container %s: %v", c.flag, c.value, nid, r)
+		}
+		if dirs := cgroupDirs(nid); len(dirs) > 0 {
+			t.Errorf("%s %s: cgroups left behind: %v", c.flag, c.value, dirs)
+		}
+	}
+	e.mustLkc("delete", "-f", id)
 }
