@@ -19,13 +19,19 @@ import (
 // serve starts a server with handle in a temporary directory.
 func serve(t *testing.T, handle Handler) string {
 	t.Helper()
+	return serveWith(t, &Server{Handle: handle})
+}
+
+// serveWith is serve of s, whose Build and Logf it sets.
+func serveWith(t *testing.T, s *Server) string {
+	t.Helper()
 	dir := t.TempDir()
 	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: filepath.Join(dir, SocketName), Net: "unixpacket"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Build: "test-build", Handle: handle, Logf: t.Logf}
+	s.Build, s.Logf = "test-build", t.Logf
 	done := make(chan error)
 	go func() { done <- s.Serve(ctx, l) }()
 	t.Cleanup(func() {

@@ -27,12 +27,30 @@ type Handler func(ctx context.Context, op string, body json.RawMessage, peer Pee
 // answer (the answer to stop or upgrade itself, read at once by the CLI).
 const drainGrace = time.Second
 
+// How long a connection may wait for its peer, when Server leaves it
+// unset. Every client of the protocol sends hello as it connects (Greet,
+// Post) and its next request as soon as it has the answer, so a peer
+// that sends nothing for this long is stuck or hostile, and without a
+// deadline its connection and goroutine would last as long as the worker.
+// The first request gets less: hello follows the connect at once, while
+// between requests a client may do some work of its own. Idle is also how
+// long an answer may wait for a peer that does not read it.
+const (
+	DefaultFirstRequestTimeout = 5 * time.Second
+	DefaultIdleTimeout         = 30 * time.Second
+)
+
 // Server serves the control protocol on a listener.
 type Server struct {
 	Build  string
 	Handle Handler
 	// Logf records refused connections and failed requests (never nil).
 	Logf func(format string, args ...any)
+	// FirstRequestTimeout and IdleTimeout bound the wait for a
+	// connection's first request and for each later one (and for the
+	// peer to take an answer); zero means DefaultFirstRequestTimeout and
+	// DefaultIdleTimeout. The connection is closed when one passes.
+	FirstRequestTimeout, IdleTimeout time.Duration
 
 	wg        sync.WaitGroup
 	l         *net.UnixListener
@@ -114,8 +132,15 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 	}
 	buf := make([]byte, MaxMessage+1)
 	helloed, reset := false, false
-	for {
+	idle := orDefault(s.IdleTimeout, DefaultIdleTimeout)
+	wait := orDefault(s.FirstRequestTimeout, DefaultFirstRequestTimeout)
+	for ; ; wait = idle {
+		setDeadline(ctx, c, false, wait)
 		n, _, _, _, rerr := c.ReadMsgUnix(buf, nil)
+		if errors.Is(rerr, os.ErrDeadlineExceeded) && ctx.Err() == nil {
+			s.Logf("control connection of pid %d: no request for %v, closed", peer.Pid, wait)
+			return
+		}
 		if errors.Is(rerr, unix.ECONNRESET) && !reset {
 			// A peer that hung up with an answer unread (daemonapi.Post)
 			// leaves the reset ahead of the requests it sent: the kernel
@@ -142,10 +167,33 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 		// still has the requests it sent served: the send fails, the next
 		// read returns them, then the end.
 		resp := s.answer(ctx, &req, peer, &helloed)
+		setDeadline(ctx, c, true, idle)
 		if send(c, resp); resp.Class == ClassVersion || resp.Class == ClassInvalid {
 			return
 		}
 	}
+}
+
+// setDeadline gives c's next read (or write) d from now, unless ctx has
+// ended: then serveConn's drain deadlines stand (a read ends at once, a
+// write gets drainGrace). The drain's deadline is set again after the
+// long one, so a drain that starts meanwhile is never undone.
+func setDeadline(ctx context.Context, c *net.UnixConn, write bool, d time.Duration) {
+	set, drain := c.SetReadDeadline, time.Duration(0)
+	if write {
+		set, drain = c.SetWriteDeadline, drainGrace
+	}
+	set(time.Now().Add(d))
+	if ctx.Err() != nil {
+		set(time.Now().Add(drain))
+	}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // answer runs one request; hello must come first.

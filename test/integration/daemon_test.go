@@ -726,3 +726,41 @@ func TestDaemonFlagWithoutItsCommand(t *testing.T) {
 		t.Errorf("a refused command made %s", d.dir)
 	}
 }
+
+// TestDaemonIdleControlConnectionClosed: a peer that connects to
+// control.sock and sends nothing is hung up on once the first-request
+// timeout passes, and the worker lets go of the connection (its fd); the
+// CLI's own clients, which send as they connect, are served as before.
+func TestDaemonIdleControlConnectionClosed(t *testing.T) {
+	d := newDaemonEnv(t)
+	s := d.start()
+	fdCount := func() int {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.WorkerPid))
+		return len(fds)
+	}
+	base := fdCount()
+	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: filepath.Join(d.dir, "control.sock"), Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	c.SetReadDeadline(start.Add(daemonapi.DefaultFirstRequestTimeout + 10*time.Second))
+	if n, err := c.Read(make([]byte, 64)); n != 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a silent peer read %d bytes, %v; want the connection closed", n, err)
+	}
+	if waited := time.Since(start); waited < daemonapi.DefaultFirstRequestTimeout-time.Second {
+		t.Errorf("a silent peer was closed after %v, before the first-request timeout (%v)", waited, daemonapi.DefaultFirstRequestTimeout)
+	}
+	for end := time.Now().Add(2 * time.Second); fdCount() > base; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the worker holds %d fds after the silent peer was closed, %d before it came", fdCount(), base)
+		}
+	}
+	if got := d.status(); got.WorkerPid != s.WorkerPid {
+		t.Errorf("worker %d replaced by %d", s.WorkerPid, got.WorkerPid)
+	}
+	if log, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log")); !strings.Contains(string(log), "no request for") {
+		t.Error("daemon.log does not say why the connection was closed")
+	}
+}
