@@ -217,3 +217,29 @@ func TestUsageAgreesWithStats(t *testing.T) {
 		}
 	}
 }
+
+// v1 counts an OOM kill in the victim's own memory cgroup only: the
+// container's count adds its sub-cgroups' (exec --cgroup), at any depth,
+// in Stats and in Usage.
+func TestV1OOMKillsCountSubCgroups(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "memory")
+	m := &v1{dirs: map[string]string{"memory": dir}}
+	writeFiles(t, dir, map[string]string{
+		"memory.usage_in_bytes": "4096\n", "memory.limit_in_bytes": "8192\n", "memory.stat": "cache 0\n",
+		"memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+	})
+	writeFiles(t, filepath.Join(dir, "a"), map[string]string{"memory.oom_control": "oom_kill 2\n"})
+	writeFiles(t, filepath.Join(dir, "a", "b"), map[string]string{"memory.oom_control": "oom_kill 1\n"})
+	writeFiles(t, filepath.Join(dir, "c"), map[string]string{"memory.oom_control": "oom_kill 0\n"})
+	full, err := m.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, err := m.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.Memory.OOMKill != 6 || part.Memory.OOMKill != 6 {
+		t.Errorf("oom_kill: Stats %d, Usage %d; want 6 (3 + 2 + 1 in sub-cgroups)", full.Memory.OOMKill, part.Memory.OOMKill)
+	}
+}

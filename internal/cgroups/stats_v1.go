@@ -135,9 +135,37 @@ func v1MemoryStat(dir string, s *Stats) error {
 		return err
 	}
 	mem.Raw, mem.Cache = raw, raw["cache"]
-	control, err := readKeyed(dir, "memory.oom_control")
-	mem.OOMKill = control["oom_kill"]
+	mem.OOMKill, err = v1OOMKills(dir)
 	return err
+}
+
+// v1OOMKills sums oom_kill over dir's memory cgroup and every one beneath
+// it. v1 counts a kill in the victim's own cgroup only (v2's memory.events
+// counts the subtree's), and `exec --cgroup` puts processes of the
+// container in sub-cgroups, which may have limits of their own. A
+// sub-cgroup removed takes its kills with it, as v1 keeps them nowhere
+// else.
+func v1OOMKills(dir string) (uint64, error) {
+	control, err := readKeyed(dir, "memory.oom_control")
+	if err != nil {
+		return 0, err
+	}
+	n := control["oom_kill"]
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return n, nil // removed meanwhile: readKeyed found no file either
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		sub, err := v1OOMKills(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return n, err
+		}
+		n += sub
+	}
+	return n, nil
 }
 
 func v1MemoryEntry(dir, prefix string, e *MemoryEntry) error {

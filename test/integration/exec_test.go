@@ -208,3 +208,42 @@ func TestExecStdioArePipes(t *testing.T) {
 		t.Errorf("exec leaving a background child: got %q, %v", got, err)
 	}
 }
+
+// TestExecCgroupOOMKillCounted: a process that `exec --cgroup` put in a
+// sub-cgroup and the kernel OOM-kills there (here for the container's
+// limit) counts in the container's OOM kills, in `events --stats` and in
+// `lkc stats`. v1 counts the kill in the victim's own cgroup only.
+func TestExecCgroupOOMKillCounted(t *testing.T) {
+	e := newEnv(t)
+	limit := int64(32 << 20)
+	id, _ := e.runningPid(func(s *specs.Spec) {
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit, Swap: &limit}
+	})
+	sub := "sub"
+	for _, d := range cgroupDirs(id) {
+		if cgroupV2() || strings.Contains(d, "/memory/") {
+			if err := os.Mkdir(filepath.Join(d, "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !cgroupV2() {
+		sub = "memory:sub"
+	}
+	if n := num(t, e.stats(id), "memory.oomKill"); n != 0 {
+		t.Fatalf("oomKill %v before any OOM", n)
+	}
+	// dd fills a 100 MiB buffer: over the container's limit, the kernel
+	// kills it in the sub-cgroup.
+	r := e.lkc("exec", "--cgroup", sub, id, "dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1")
+	if r.code != 137 {
+		t.Fatalf("dd of 100 MiB in a 32 MiB container: %v, want killed by SIGKILL (137)", r)
+	}
+	if n := num(t, e.stats(id), "memory.oomKill"); n != 1 {
+		t.Errorf("events --stats: oomKill %v after the kill in the sub-cgroup, want 1", n)
+	}
+	if s := e.statsJSON(id); len(s) != 1 || s[0].OOMKills != 1 {
+		t.Errorf("stats: %+v, want oomKills 1", s)
+	}
+	e.mustLkc("delete", "--force", id)
+}
