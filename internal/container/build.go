@@ -72,6 +72,10 @@ func (b *Build) SetPidsLimit() error {
 	return nil
 }
 
+// RecordCarried records what the container ran and used before the
+// checkpoint it is restored from (saved with its init by RecordInit).
+func (b *Build) RecordCarried(c *state.Carried) { b.st.Carried = c }
+
 // RecordInit records pid, once running, as the container's init (with its
 // start time, which tells it from a later process of the same pid) and
 // writes pidFile when one is named.

@@ -3,6 +3,7 @@ package container
 import (
 	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/state"
 )
 
 // Handle is a container for the operations above this package that work
@@ -63,6 +64,10 @@ func (h *Handle) Rootfs() string { return h.c.st.Rootfs }
 // CgroupPaths are the container's cgroup directories by hierarchy. Read
 // only.
 func (h *Handle) CgroupPaths() map[string]string { return h.c.st.CgroupPaths }
+
+// Record is a copy of the container's record; its maps, slices and
+// pointers are the record's own. Read only.
+func (h *Handle) Record() state.State { return *h.c.st }
 
 // Cgroup manages the container's cgroups (freeze, thaw, procs).
 func (h *Handle) Cgroup() cgroups.Manager { return h.c.cgroup() }

@@ -262,6 +262,7 @@ func (c subject) checkpoint(cr *checkpoint.Criu, o dump) error {
 		err = cr.PreDump(req)
 	} else {
 		var ext []string
+		c.saveProcCarry(dirs.imagePath)
 		if ext, err = c.saveDescriptors(dirs.imagePath); err == nil {
 			opts.External = append(opts.External, ext...)
 			err = cr.Dump(req)

@@ -228,6 +228,11 @@ func (p *restorePlan) record() error {
 	if !p.cfg.Process.Terminal {
 		p.b.RecordStdio(p.req.Stdio)
 	}
+	carried, err := loadProcCarry(p.dirs.imagePath)
+	if err != nil {
+		return err
+	}
+	p.b.RecordCarried(carried)
 	return p.b.RecordInit(p.pid, p.o.PidFile)
 }
 

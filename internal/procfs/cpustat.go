@@ -9,6 +9,7 @@ import (
 
 	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 	"github.com/lkc-containers/lkc/internal/effective"
+	"github.com/lkc-containers/lkc/internal/state"
 )
 
 // userHZ is the unit of /proc/stat's CPU times (USER_HZ, 100 on every
@@ -61,12 +62,38 @@ func (h *Host) cpuTimes(c *Container, visible, allowed effective.CPUSet) (*cpuTi
 				t.user[i], t.system[i] = user[cpu], system[cpu]
 			}
 		}
-		return t, nil
+	} else {
+		for i := range n {
+			t.user[i], t.system[i] = share(userSum, n, i), share(systemSum, n, i)
+		}
+	}
+	t.add(&c.Before)
+	return t, nil
+}
+
+// add adds the CPU times a container used before its checkpoint: CPU by
+// CPU when it sees as many CPUs as it did then, so no cpuN line goes
+// back; otherwise spread evenly, as a total with no split is.
+func (t *cpuTimes) add(before *state.Carried) {
+	n := len(t.user)
+	if len(before.UserNanos) == n && len(before.SystemNanos) == n {
+		for i := range n {
+			t.user[i] += before.UserNanos[i]
+			t.system[i] += before.SystemNanos[i]
+		}
+		return
+	}
+	var user, system uint64
+	for _, v := range before.UserNanos {
+		user += v
+	}
+	for _, v := range before.SystemNanos {
+		system += v
 	}
 	for i := range n {
-		t.user[i], t.system[i] = share(userSum, n, i), share(systemSum, n, i)
+		t.user[i] += share(user, n, i)
+		t.system[i] += share(system, n, i)
 	}
-	return t, nil
 }
 
 // share is the i-th of n near-equal parts of v (they add up to v).

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/lkc-containers/lkc/internal/effective"
+	"github.com/lkc-containers/lkc/internal/state"
 )
 
 // ErrNoController marks a file that cannot be computed because the
@@ -33,8 +34,14 @@ type Container struct {
 	// Cgroups is state.State.CgroupPaths: controller -> absolute
 	// directory; the key "" is a cgroup v2 directory.
 	Cgroups map[string]string
-	// Started is when the container's init started.
+	// Started is when the container's init started, less what it ran
+	// before the checkpoint it was restored from (Before.RanNanos), so
+	// its uptime goes on from where the checkpoint left it.
 	Started time.Time
+	// Before is what the container ran and used before that checkpoint;
+	// its CPU times are added to the cgroup's. Zero for a container never
+	// checkpointed.
+	Before  state.Carried
 	InitPid int
 	// Load is the container's load average, kept by the daemon; nil reads
 	// as 0.00.

@@ -29,11 +29,33 @@ func (h *Host) ContainerFromState(s *state.State) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Container{
+	c := &Container{
 		Cgroups: s.CgroupPaths,
 		Started: started.Add(time.Duration(start) * (time.Second / userHZ)),
 		InitPid: s.InitPid,
-	}, nil
+	}
+	if s.Carried != nil {
+		c.Before = *s.Carried
+		c.Started = c.Started.Add(-time.Duration(s.Carried.RanNanos))
+	}
+	return c, nil
+}
+
+// Carry is what c's view shows it has run and used, for a checkpoint to
+// keep (state.Carried), so that the restored container's view goes on
+// from it: its uptime and its CPU times, per CPU as /proc/stat shows them
+// (those of an earlier restore included).
+func (h *Host) Carry(c *Container) (*state.Carried, error) {
+	visible, allowed, err := h.visibleCPUs(c)
+	if err != nil {
+		return nil, err
+	}
+	times, err := h.cpuTimes(c, visible, allowed)
+	if err != nil {
+		return nil, err
+	}
+	ran := max(0, h.Now().Sub(c.Started))
+	return &state.Carried{RanNanos: int64(ran), UserNanos: times.user, SystemNanos: times.system}, nil
 }
 
 // bootTime is when the host booted, from /proc/uptime (to the hundredth

@@ -79,8 +79,25 @@ type State struct {
 	// Stdio identifies the files lkc handed the container's tasks as fds
 	// 0-2, each "mnt:ino" in hex ("" for one that was closed); none when
 	// init opened its own (a terminal).
-	Stdio  []string       `json:"stdio,omitempty"`
-	Config *config.Config `json:"config"`
+	Stdio []string `json:"stdio,omitempty"`
+	// Carried is what the container ran and used before the checkpoint
+	// it was restored from; nil for one created here. Its virtual /proc
+	// continues from it rather than from the restore (procfs).
+	Carried *Carried       `json:"carried,omitempty"`
+	Config  *config.Config `json:"config"`
+}
+
+// Carried is a container's past as its virtual /proc showed it at a
+// checkpoint, summed over every checkpoint and restore it came through.
+type Carried struct {
+	// RanNanos is how long it had run: the time it was checkpointed and
+	// not restored yet does not count, as its clocks (a time namespace's,
+	// which CRIU restores) do not count it either.
+	RanNanos int64 `json:"ranNanos"`
+	// UserNanos and SystemNanos are the CPU time it had used, per CPU of
+	// its view (/proc/stat's cpuN lines) in order.
+	UserNanos   []uint64 `json:"userNanos"`
+	SystemNanos []uint64 `json:"systemNanos"`
 }
 
 // Dir is a container's locked state directory.

@@ -10,7 +10,11 @@ import (
 )
 
 func fieldsState(v *State) []jsonc.Field {
-	return []jsonc.Field{jsonc.Str("id", &v.ID, false), jsonc.Str("bundle", &v.Bundle, false), jsonc.Str("rootfs", &v.Rootfs, false), jsonc.Time("created", &v.Created), jsonc.Str("owner", &v.Owner, false), jsonc.Num("initPid", &v.InitPid, true), jsonc.Num("initStart", &v.InitStart, true), jsonc.StrMap("cgroupPaths", &v.CgroupPaths, true), jsonc.Strs("cgroupParents", &v.CgroupParents, true), jsonc.Num("rootfsMount", &v.RootfsMount, true), jsonc.Bool("ownedBundle", &v.OwnedBundle, true), jsonc.Strs("stdio", &v.Stdio, true), jsonc.StructPtr("config", &v.Config, false, fieldsConfig)}
+	return []jsonc.Field{jsonc.Str("id", &v.ID, false), jsonc.Str("bundle", &v.Bundle, false), jsonc.Str("rootfs", &v.Rootfs, false), jsonc.Time("created", &v.Created), jsonc.Str("owner", &v.Owner, false), jsonc.Num("initPid", &v.InitPid, true), jsonc.Num("initStart", &v.InitStart, true), jsonc.StrMap("cgroupPaths", &v.CgroupPaths, true), jsonc.Strs("cgroupParents", &v.CgroupParents, true), jsonc.Num("rootfsMount", &v.RootfsMount, true), jsonc.Bool("ownedBundle", &v.OwnedBundle, true), jsonc.Strs("stdio", &v.Stdio, true), jsonc.StructPtr("carried", &v.Carried, true, fieldsCarried), jsonc.StructPtr("config", &v.Config, false, fieldsConfig)}
+}
+
+func fieldsCarried(v *Carried) []jsonc.Field {
+	return []jsonc.Field{jsonc.Num("ranNanos", &v.RanNanos, false), jsonc.Nums("userNanos", &v.UserNanos, false), jsonc.Nums("systemNanos", &v.SystemNanos, false)}
 }
 
 func fieldsConfig(v *config.Config) []jsonc.Field {

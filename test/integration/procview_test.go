@@ -288,7 +288,9 @@ func memTotalIs(line string, kb int) bool {
 
 // TestProcViewCheckpointRestore: a container with a virtual /proc is
 // checkpointed and restored; the restore adopts it again and CRIU maps
-// its bind mounts to the daemon's files, which still show its limit.
+// its bind mounts to the daemon's files, which still show its limit, and
+// its uptime and CPU times go on from the checkpoint: the time it was
+// down does not count, and nothing goes back.
 func TestProcViewCheckpointRestore(t *testing.T) {
 	requireCriu(t)
 	d := newDaemonEnv(t)
@@ -305,14 +307,48 @@ func TestProcViewCheckpointRestore(t *testing.T) {
 	if got := memTotal(); !matches(`^MemTotal: +65536 kB\n$`, got) {
 		t.Fatalf("before the checkpoint: %q", got)
 	}
+	// Some CPU time, and an uptime well past what a restore takes.
+	d.mustLkc("exec", id, "sh", "-c", "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done")
+	for d.clock(id).up < 2 {
+		time.Sleep(100 * time.Millisecond)
+	}
 	bundle := bundleOf(d.env, id)
 	images := filepath.Join(t.TempDir(), "images")
+	before, wall := d.clock(id), time.Now()
 	saved := d.checkpointStops(id, root, images)
 	d.restoreDetached(id, bundle, root, images, saved)
+	after := d.clock(id)
+	wall2 := time.Since(wall).Seconds()
 	if got := memTotal(); !matches(`^MemTotal: +65536 kB\n$`, got) {
 		t.Errorf("after the restore: %q", got)
+	}
+	if after.up < before.up || after.up-before.up > wall2-0.2 {
+		t.Errorf("uptime %.2f s before the checkpoint, %.2f s after the restore, %.2f s later with 0.3 s or more down: "+
+			"want it to go on from the checkpoint without the time down", before.up, after.up, wall2)
+	}
+	if before.cpu == 0 || after.cpu < before.cpu {
+		t.Errorf("/proc/stat's CPU time %d ticks before the checkpoint, %d after the restore: want it not to go back", before.cpu, after.cpu)
 	}
 	if s := d.status(); len(s.Containers) != 1 || s.Containers[0].ID != id {
 		t.Errorf("daemon status after the restore: %+v", s.Containers)
 	}
+}
+
+// viewClock is what a container's virtual /proc says of its time.
+type viewClock struct {
+	up  float64 // /proc/uptime's seconds
+	cpu uint64  // /proc/stat's user and system ticks of all CPUs
+}
+
+func (d *daemonEnv) clock(id string) viewClock {
+	d.t.Helper()
+	out := d.mustLkc("exec", id, "sh", "-c", "cat /proc/uptime; head -1 /proc/stat")
+	var c viewClock
+	var idle float64
+	var user, nice, system uint64
+	if _, err := fmt.Sscanf(out, "%f %f\ncpu %d %d %d", &c.up, &idle, &user, &nice, &system); err != nil {
+		d.t.Fatalf("uptime and stat %q: %v", out, err)
+	}
+	c.cpu = user + system
+	return c
 }
