@@ -108,6 +108,13 @@ func ReadManifest(dir string) (*Manifest, error) {
 	if m.Version != manifestVersion {
 		return nil, fmt.Errorf("%s: version %d, this lkc reads version %d", filepath.Join(dir, ManifestFile), m.Version, manifestVersion)
 	}
+	// A null entry (a manifest edited by hand) names no container: refused
+	// here, as every use of an entry reads its fields.
+	for i, e := range m.Containers {
+		if e == nil {
+			return nil, fmt.Errorf("%s: containers[%d] is null", filepath.Join(dir, ManifestFile), i)
+		}
+	}
 	return &m, nil
 }
 

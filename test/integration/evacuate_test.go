@@ -435,3 +435,23 @@ func TestEvacuateParallelBad(t *testing.T) {
 	// With no container to move, only the command can refuse it.
 	e.failLkc(`--mode "fast": use precopy, postcopy or stopcopy`, "migrate", "--all", "--token-file", token, "--mode", "fast", "127.0.0.1:9")
 }
+
+// TestRestoreAllEditedManifest: a manifest edited by hand into one that
+// has no container where an entry should be is refused in one line, with
+// nothing made, not a crash.
+func TestRestoreAllEditedManifest(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	for _, m := range []string{
+		`{"version":1,"complete":true,"containers":[null]}`,
+		`{"version":1,"complete":true,"containers":[{"id":"a","status":"skipped"},null]}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(m), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e.failLkc(`manifest.json: containers\[[01]\] is null`, "restore", "--all", "--image-dir", dir)
+	}
+	if entries, _ := os.ReadDir(e.root); len(entries) != 0 {
+		t.Errorf("state dirs after the refused restores: %v", names(entries))
+	}
+}
