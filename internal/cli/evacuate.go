@@ -345,6 +345,9 @@ func (p *allProgress) event(ev evacuate.Event) {
 }
 
 func (p *allProgress) line(ev evacuate.Event) string {
+	if ev.Skipped {
+		return fmt.Sprintf("%s %s: skipped (%d/%d): %v", p.op, ev.ID, ev.Done, ev.Total, ev.Err)
+	}
 	if ev.Err != nil {
 		return fmt.Sprintf("%s %s: failed after %.1f ms (%d/%d): %v", p.op, ev.ID, ev.MS, ev.Done, ev.Total, ev.Err)
 	}

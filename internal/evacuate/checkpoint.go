@@ -43,6 +43,7 @@ type Event struct {
 	Done, Total int     // containers finished so far, of Total
 	Started     bool    // the container's operation begins (else it ended)
 	Err         error   // why it failed (ended only)
+	Skipped     bool    // it had nothing to do: Err says why (ended only)
 	MS          float64 // how long it took (ended only)
 }
 
@@ -211,13 +212,21 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) {
 		err := o.dumpOne(e)
 		took := time.Since(start)
 		t.Lock()
-		if err != nil {
+		if why := goneReason(err); why != "" {
+			e.Status, e.Error = StatusSkipped, why
+			os.RemoveAll(filepath.Join(o.ImageDir, e.ID))
+		} else if err != nil {
 			e.Status, e.Error = StatusFailed, err.Error()
 			failed = append(failed, e)
 		} else {
 			e.Status, e.DumpMS = StatusDumped, ms(took)
 		}
+		skipped := e.Status == StatusSkipped
 		t.Unlock()
+		if skipped {
+			t.skip(e.ID, errors.New(e.Error), took)
+			return
+		}
 		t.end(e.ID, err, took)
 	})
 	for _, e := range todo {
@@ -240,18 +249,35 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// goneReason says why a dump that failed with err had nothing to dump,
+// "" when it did: the container was deleted, or stopped, after the plan
+// found it running. Such a container is skipped, as one stopped at the
+// start would be, not failed: a reboot loses nothing of it.
+func goneReason(err error) string {
+	switch {
+	case errors.Is(err, container.ErrNotExist):
+		return "it was deleted before its dump began"
+	case errors.Is(err, container.ErrWrongState):
+		return "it stopped before its dump began"
+	}
+	return ""
+}
+
 // dumpOne dumps container e.ID into its own directory, with the bundle's
 // config and, for a rootfs that a reboot would lose, the rootfs.
 func (o *CheckpointOpts) dumpOne(e *Entry) error {
+	h, err := container.Inspect(o.Root, e.ID)
+	if err != nil {
+		return err
+	}
+	if st := h.Status(); st != container.Running && st != container.Paused {
+		return fmt.Errorf("%w: container %s is %s", container.ErrWrongState, e.ID, st)
+	}
 	dir := filepath.Join(o.ImageDir, e.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("creating the container's image dir: %w", err)
 	}
 	if err := copyConfig(e.Bundle, dir); err != nil {
-		return err
-	}
-	h, err := container.Inspect(o.Root, e.ID)
-	if err != nil {
 		return err
 	}
 	stdio := h.StdioFds()

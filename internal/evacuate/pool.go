@@ -69,6 +69,15 @@ func (t *tally) end(id string, err error, took time.Duration) {
 	t.send(ev)
 }
 
+// skip reports that item id ended after took with nothing to do, why.
+func (t *tally) skip(id string, why error, took time.Duration) {
+	t.Lock()
+	t.done++
+	ev := Event{ID: id, Err: why, Skipped: true, MS: ms(took), Done: t.done, Total: t.total}
+	t.Unlock()
+	t.send(ev)
+}
+
 func (t *tally) send(ev Event) {
 	if t.progress != nil {
 		t.progress(ev)

@@ -162,3 +162,64 @@ func TestCheckpointAllStopsOnSignal(t *testing.T) {
 		t.Errorf("%d containers dumped, want the 1 under way at the signal: %v", dumped, got)
 	}
 }
+
+// TestCheckpointAllContainerGone: a container deleted, or one that
+// stopped, while checkpoint --all dumps another is skipped, as one that
+// was not running at the start: nothing is kept for it, the exit is 0,
+// and restore --all then restores the rest and exits 0 too.
+func TestCheckpointAllContainerGone(t *testing.T) {
+	e := newEnv(t)
+	started := filepath.Join(t.TempDir(), "started")
+	criu := slowCriu(t, started)
+	ids := make([]string, 3)
+	for i := range ids {
+		ids[i], _ = e.ckptCounter(nil)
+	}
+	dir := filepath.Join(t.TempDir(), "images")
+	cmd := exec.Command(e.bin, "--root", e.root, "--criu", criu, "checkpoint", "--all", "--parallel", "1", "--image-dir", dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(settle); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("checkpoint --all never started CRIU: %s", out.String())
+		}
+	}
+	var others []string
+	for _, id := range ids {
+		if _, err := os.Stat(filepath.Join(dir, id)); err != nil {
+			others = append(others, id)
+		}
+	}
+	if len(others) != 2 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("%d containers under way at CRIU's start, want 1", 3-len(others))
+	}
+	e.mustLkc("delete", "--force", others[0])
+	e.mustLkc("kill", others[1], "KILL")
+	e.waitStatus(others[1], "stopped")
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("checkpoint --all: %v: %s", err, out.String())
+	}
+	got := readEvacManifest(t, dir)
+	for _, id := range others {
+		if got[id] != "skipped" {
+			t.Errorf("manifest: %s is %q, want skipped: %s", id, got[id], out.String())
+		}
+		if _, err := os.Stat(filepath.Join(dir, id)); err == nil {
+			t.Errorf("checkpoint --all kept a directory for %s, which it did not dump", id)
+		}
+	}
+	r := e.lkc("restore", "--all", "--image-dir", dir)
+	if r.code != 0 {
+		t.Errorf("restore --all: %v", r)
+	}
+}
