@@ -120,6 +120,7 @@ func (o *CheckpointOpts) plan(id string) *Entry {
 		return e
 	}
 	e.Bundle, e.Rootfs, e.Terminal = h.Bundle(), h.Rootfs(), h.Config().Process.Terminal
+	e.Paused = h.Status() == container.Paused
 	e.Annotations = h.LiveAnnotations()
 	e.MemoryBytes = h.MemoryUsage()
 	if e.Resources, err = json.Marshal(h.Config().Cgroup.Resources); err != nil {

@@ -53,6 +53,8 @@ type Entry struct {
 	// --save-rootfs asked for it): a copy is in <dir>/<ID>/rootfs.tar.
 	RootfsSaved bool `json:"rootfsSaved"`
 	Terminal    bool `json:"terminal"`
+	// Paused says it was paused at the dump: the restore pauses it again.
+	Paused bool `json:"paused,omitempty"`
 	// Resources are the limits at the dump, `lkc update`s included.
 	Resources json.RawMessage `json:"resources,omitempty"`
 	// Annotations are those lkc changed on the running container

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/cr"
 	"github.com/lkc-containers/lkc/internal/state"
 )
@@ -166,6 +167,13 @@ func (o *RestoreOpts) restoreOne(e *Entry) (string, error) {
 	if _, err := cr.RestoreTuned(r, t); err != nil {
 		undo()
 		return "", err
+	}
+	if e.Paused {
+		// CRIU lets the tasks run: paused again at once, as it was. One
+		// that cannot be is restored all the same, running.
+		if err := container.Pause(o.Root, e.ID); err != nil && o.Restore.Warn != nil {
+			o.Restore.Warn(fmt.Errorf("container %s was paused at the dump and runs now: %w", e.ID, err))
+		}
 	}
 	return bundle, nil
 }

@@ -455,3 +455,24 @@ func TestRestoreAllEditedManifest(t *testing.T) {
 		t.Errorf("state dirs after the refused restores: %v", names(entries))
 	}
 }
+
+// TestCheckpointAllPaused: a container paused at checkpoint --all comes
+// back paused from restore --all, as it was, and counts on once resumed.
+func TestCheckpointAllPaused(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, root := e.ckptCounter(nil)
+	e.mustLkc("pause", id)
+	dir := filepath.Join(t.TempDir(), "images")
+	e.mustLkc("checkpoint", "--all", "--image-dir", dir)
+	if got := readEvacManifest(t, dir); got[id] != "dumped" {
+		t.Fatalf("manifest: %v", got)
+	}
+	e.mustLkc("restore", "--all", "--image-dir", dir)
+	if st := e.state(id)["status"]; st != "paused" {
+		t.Errorf("the paused container is %v after restore --all, want paused", st)
+	}
+	n := readCount(t, root)
+	e.mustLkc("resume", id)
+	waitCount(t, root, n+2)
+}
