@@ -87,15 +87,21 @@ func frozen(a *armed) bool {
 func (s *Service) checkDump(a *armed) bool {
 	d := a.dump
 	if d.proc == nil {
-		var err error
-		if frozen(a) {
-			err = s.startDump(a)
+		if !frozen(a) {
+			if time.Since(d.started) < a.set.Deadline {
+				return true
+			}
+			s.dumpFailed(a, d, fmt.Sprintf("not frozen within the deadline (%v)", a.set.Deadline))
+			return false
 		}
-		if err == nil && time.Since(d.started) < a.set.Deadline {
-			return true
+		// Frozen, even if only seen past the deadline: the dump starts,
+		// and four deadlines bound it. Given up now, the container would
+		// be thawed under the lkc checkpoint just started.
+		if err := s.startDump(a); err != nil {
+			s.dumpFailed(a, d, err.Error())
+			return false
 		}
-		s.dumpFailed(a, d, fmt.Sprintf("not frozen within the deadline (%v)", err))
-		return false
+		return true
 	}
 	select {
 	case err := <-d.done:
