@@ -3,6 +3,7 @@ package evacuate
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -93,16 +94,25 @@ func unescapeMount(s string) string {
 }
 
 // treeBytes is the size of the regular files under dir, each hard link
-// counted once: what an archive of it holds.
+// counted once: what an archive of it holds. The container runs
+// meanwhile: a file or directory it removes between the listing of its
+// parent and its reading is skipped, not an error.
 func treeBytes(dir string) (int64, error) {
 	var total int64
 	seen := map[[2]uint64]bool{}
+	gone := func(p string, err error) bool { return p != dir && errors.Is(err, fs.ErrNotExist) }
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
+			if gone(p, err) {
+				return nil
+			}
 			return err
 		}
 		var st unix.Stat_t
 		if err := unix.Lstat(p, &st); err != nil {
+			if gone(p, err) {
+				return nil
+			}
 			return err
 		}
 		if key := [2]uint64{st.Dev, st.Ino}; !seen[key] {

@@ -476,3 +476,27 @@ func TestCheckpointAllPaused(t *testing.T) {
 	e.mustLkc("resume", id)
 	waitCount(t, root, n+2)
 }
+
+// TestCheckpointAllBusyVolatileRootfs: a container that makes and
+// removes files in its rootfs on a tmpfs all the time does not make
+// checkpoint --all refuse: measuring the rootfs for the space check skips
+// what vanished between the listing of a directory and its reading.
+func TestCheckpointAllBusyVolatileRootfs(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	root := filepath.Join(tmpfsDir(t, "64m"), "rootfs")
+	if out, err := exec.Command("cp", "-a", rootfs, root).CombinedOutput(); err != nil {
+		t.Fatalf("copying the rootfs: %v: %s", err, out)
+	}
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sh", "-c", "while :; do mkdir /zz; cd /zz; touch $(seq 500); cd /; rm -r /zz; done"}, func(s *specs.Spec) {
+		s.Root.Path, s.Root.Readonly = root, false
+	}), id)
+	for i := 0; i < 6; i++ {
+		dir := filepath.Join(t.TempDir(), "images")
+		e.mustLkc("checkpoint", "--all", "--leave-running", "--image-dir", dir)
+		if got := readEvacManifest(t, dir); got[id] != "dumped+rootfs" {
+			t.Fatalf("manifest: %v", got)
+		}
+	}
+}
