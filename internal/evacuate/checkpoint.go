@@ -76,13 +76,28 @@ func CheckpointAll(ctx context.Context, o CheckpointOpts) (*Manifest, error) {
 		undo()
 		return nil, err
 	}
-	if err := writeManifest(o.ImageDir, m); err != nil {
+	if err := startManifest(o.ImageDir, m); err != nil {
 		undo()
 		return nil, err
 	}
 	o.dumpAll(ctx, m)
 	m.Complete = true
+	// The reserve's room is the last writing's.
+	os.Remove(filepath.Join(o.ImageDir, reserveFile))
 	return m, writeManifest(o.ImageDir, m)
+}
+
+// startManifest writes the first manifest, every container pending, and
+// reserves the room of the last one.
+func startManifest(dir string, m *Manifest) error {
+	data, err := marshalManifest(m)
+	if err == nil {
+		err = reserveRoom(dir, data, len(m.Containers))
+	}
+	if err == nil {
+		err = writeManifest(dir, m)
+	}
+	return err
 }
 
 // listRoot lists the ids of o.Root's containers; a root that does not
@@ -133,7 +148,7 @@ func (o *CheckpointOpts) plan(id string) *Entry {
 			e.Status, e.Error = StatusFailed, err.Error()
 		}
 	}
-	if id == ManifestFile || id == ManifestFile+".tmp" {
+	if id == ManifestFile || id == ManifestFile+".tmp" || id == reserveFile {
 		e.Status, e.Error = StatusFailed, "its id is the manifest's file name"
 	}
 	return e
@@ -157,7 +172,7 @@ func makeImageDir(dir string) (undo func(), err error) {
 		return nil, fmt.Errorf("image dir %s is not empty (%s): checkpoint --all writes into an empty one", dir, entries[0].Name())
 	}
 	return func() {
-		for _, f := range []string{ManifestFile, ManifestFile + ".tmp"} {
+		for _, f := range []string{ManifestFile, ManifestFile + ".tmp", reserveFile} {
 			os.Remove(filepath.Join(dir, f))
 		}
 	}, nil

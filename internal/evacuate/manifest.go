@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ManifestFile, in an image directory, says what `checkpoint --all` dumped
@@ -73,15 +75,50 @@ type Entry struct {
 	DumpMS float64 `json:"dumpMs,omitempty"`
 }
 
+// reserveFile, in an image directory, holds the room of the manifest's
+// last writing while the dumps run. A filesystem the dumps fill up (their
+// memory grew past the estimate, another writer) would otherwise leave
+// the first manifest, every container pending, beside containers that
+// were dumped and stopped: restore --all would not bring them back.
+const reserveFile = ManifestFile + ".reserve"
+
+// reserveRoom makes dir's reserve file, room for the last writing of a
+// manifest that is now data (its entries gain reasons, stdio and times).
+func reserveRoom(dir string, data []byte, n int) error {
+	size := int64(2*len(data) + 4096*n + 16384)
+	f, err := os.OpenFile(filepath.Join(dir, reserveFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("reserving room for the manifest: %w", err)
+	}
+	defer f.Close()
+	err = unix.Fallocate(int(f.Fd()), 0, 0, size)
+	if errors.Is(err, unix.EOPNOTSUPP) {
+		_, err = f.Write(make([]byte, size))
+	}
+	if err != nil {
+		return fmt.Errorf("reserving room for the manifest in %s: %w", dir, err)
+	}
+	return nil
+}
+
+// marshalManifest is the manifest file's content.
+func marshalManifest(m *Manifest) ([]byte, error) {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding the manifest: %w", err)
+	}
+	return append(data, '\n'), nil
+}
+
 // writeManifest replaces dir's manifest atomically (temp + rename), so a
 // reader never sees half of one.
 func writeManifest(dir string, m *Manifest) error {
-	data, err := json.MarshalIndent(m, "", "  ")
+	data, err := marshalManifest(m)
 	if err != nil {
-		return fmt.Errorf("encoding the manifest: %w", err)
+		return err
 	}
 	tmp := filepath.Join(dir, ManifestFile+".tmp")
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return fmt.Errorf("writing the manifest: %w", err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, ManifestFile)); err != nil {

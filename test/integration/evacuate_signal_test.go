@@ -223,3 +223,76 @@ func TestCheckpointAllContainerGone(t *testing.T) {
 		t.Errorf("restore --all: %v", r)
 	}
 }
+
+// TestCheckpointAllDiskFillsUp: the image dir's filesystem fills up
+// after one container was dumped (and so stopped) and before the next:
+// that one fails and keeps running, and the manifest still says what was
+// dumped, so restore --all brings the first one back.
+func TestCheckpointAllDiskFillsUp(t *testing.T) {
+	e := newEnv(t)
+	started := filepath.Join(t.TempDir(), "started")
+	criu := slowCriu(t, started)
+	roots := map[string]string{}
+	for i := 0; i < 2; i++ {
+		id, root := e.ckptCounter(nil)
+		roots[id] = root
+	}
+	fs := tmpfsDir(t, "64m")
+	dir := filepath.Join(fs, "images")
+	cmd := exec.Command(e.bin, "--root", e.root, "--criu", criu, "checkpoint", "--all", "--parallel", "1", "--image-dir", dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The second container's directory is made once the first is dumped,
+	// and its CRIU waits a second: the disk fills meanwhile.
+	for deadline := time.Now().Add(settle); ; time.Sleep(10 * time.Millisecond) {
+		dirs := 0
+		entries, _ := os.ReadDir(dir)
+		for _, d := range entries {
+			if d.IsDir() {
+				dirs++
+			}
+		}
+		if dirs == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("checkpoint --all never began its second dump: %s", out.String())
+		}
+	}
+	filler, err := os.Create(filepath.Join(fs, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for buf := make([]byte, 1<<20); err == nil; {
+		_, err = filler.Write(buf)
+	}
+	filler.Close()
+	cmd.Wait()
+	t.Logf("checkpoint --all on a disk that filled up: %s", out.String())
+	os.Remove(filler.Name())
+	got := readEvacManifest(t, dir)
+	dumped := ""
+	for id, root := range roots {
+		switch got[id] {
+		case "dumped":
+			dumped = id
+		case "failed":
+			if st := e.state(id); st["status"] != "running" {
+				t.Errorf("%s, not dumped, is %v", id, st["status"])
+			}
+			waitCount(t, root, readCount(t, root)+2)
+		default:
+			t.Errorf("manifest: %s is %q, want dumped or failed", id, got[id])
+		}
+	}
+	if dumped == "" {
+		t.Fatalf("no container dumped: %v", got)
+	}
+	e.lkc("restore", "--all", "--image-dir", dir)
+	e.waitStatus(dumped, "running")
+}
