@@ -228,7 +228,7 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) {
 		err := o.dumpOne(e)
 		took := time.Since(start)
 		t.Lock()
-		if why := goneReason(err); why != "" {
+		if why := goneReason(err, "dump"); why != "" {
 			e.Status, e.Error = StatusSkipped, why
 			os.RemoveAll(filepath.Join(o.ImageDir, e.ID))
 		} else if err != nil {
@@ -265,16 +265,17 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// goneReason says why a dump that failed with err had nothing to dump,
-// "" when it did: the container was deleted, or stopped, after the plan
-// found it running. Such a container is skipped, as one stopped at the
-// start would be, not failed: a reboot loses nothing of it.
-func goneReason(err error) string {
+// goneReason says why an operation (op: dump, migration) that failed
+// with err had nothing to do, "" when it had: the container was deleted,
+// or stopped (or, for a migration, paused), after the listing found it
+// running. Such a container is skipped, as one not running at the start
+// would be, not failed: nothing of it is lost.
+func goneReason(err error, op string) string {
 	switch {
 	case errors.Is(err, container.ErrNotExist):
-		return "it was deleted before its dump began"
+		return "it was deleted before its " + op + " began"
 	case errors.Is(err, container.ErrWrongState):
-		return "it stopped before its dump began"
+		return "it was no longer running when its " + op + " began"
 	}
 	return ""
 }

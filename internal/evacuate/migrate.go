@@ -2,6 +2,7 @@ package evacuate
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -71,6 +72,9 @@ func MigrateAll(ctx context.Context, o MigrateOpts) (*Evacuation, error) {
 		need, nerr := migrate.Need(o.options(id))
 		if err = firstErr(err, nerr); err != nil {
 			ev.Moves[i].Status, ev.Moves[i].Error = o.failed(), err.Error()
+			if why := goneReason(err, "migration"); why != "" {
+				ev.Moves[i].Status, ev.Moves[i].Error = StatusSkipped, why
+			}
 			continue
 		}
 		batch += need
@@ -116,6 +120,10 @@ func (o *MigrateOpts) probe(ctx context.Context, ev *Evacuation, todo []int, bat
 		err := migrate.Probe(ctx, o.options(ev.Moves[i].ID), batch)
 		mu.Lock()
 		defer mu.Unlock()
+		if why := o.goneAtProbe(ev.Moves[i].ID, err); why != "" {
+			ev.Moves[i].Status, ev.Moves[i].Error = StatusSkipped, why
+			return
+		}
 		if err != nil {
 			ev.Moves[i].Status, ev.Moves[i].Error = o.failed(), err.Error()
 			return
@@ -126,6 +134,27 @@ func (o *MigrateOpts) probe(ctx context.Context, ev *Evacuation, todo []int, bat
 	return ok
 }
 
+// goneAtProbe says why container id, whose probe failed with err, is to
+// be skipped: it was deleted or stopped meanwhile ("" when it still
+// runs). A probe touches no container, so its state now tells, whatever
+// the probe's error (a pid gone while the offer was read).
+func (o *MigrateOpts) goneAtProbe(id string, err error) string {
+	if err == nil {
+		return ""
+	}
+	if why := goneReason(err, "migration"); why != "" {
+		return why
+	}
+	h, ierr := container.Inspect(o.Root, id)
+	if ierr == nil && h.Status() == container.Running {
+		return ""
+	}
+	if ierr == nil {
+		ierr = container.ErrWrongState
+	}
+	return goneReason(ierr, "migration")
+}
+
 // moveAll migrates the containers todo indexes.
 func (o *MigrateOpts) moveAll(ctx context.Context, ev *Evacuation, todo []int) {
 	t := &tally{total: len(todo), progress: o.Progress}
@@ -134,6 +163,11 @@ func (o *MigrateOpts) moveAll(ctx context.Context, ev *Evacuation, todo []int) {
 		t.start(m.ID)
 		start := time.Now()
 		sum, err := migrate.Migrate(ctx, o.options(m.ID))
+		if why := goneReason(err, "migration"); why != "" {
+			m.Status, m.Error = StatusSkipped, why
+			t.skip(m.ID, errors.New(why), time.Since(start))
+			return
+		}
 		if err != nil {
 			m.Status, m.Error = StatusKept, err.Error()
 		} else {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -497,6 +499,75 @@ func TestCheckpointAllBusyVolatileRootfs(t *testing.T) {
 		e.mustLkc("checkpoint", "--all", "--leave-running", "--image-dir", dir)
 		if got := readEvacManifest(t, dir); got[id] != "dumped+rootfs" {
 			t.Fatalf("manifest: %v", got)
+		}
+	}
+}
+
+// TestMigrateAllContainerGone: a container deleted, or one that stopped,
+// while migrate --all moves the others is skipped, not kept (it does not
+// run here): the exit is 0 once the rest moved.
+func TestMigrateAllContainerGone(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	started := filepath.Join(t.TempDir(), "started")
+	criu := slowCriu(t, started)
+	var ids []string
+	for i := 0; i < 3; i++ {
+		id, _ := h.runContainer(a, migCounter, nil)
+		ids = append(ids, id)
+	}
+	h.startServe(b)
+	cmd := h.lkcIn(a, "--criu", criu, "migrate", "--all", "--json", "--parallel", "1", "--shared-storage", "--mode", "stopcopy",
+		"--token-file", h.token, b.ip+":7070")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(settle); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("migrate --all never started CRIU: %s %s", out.String(), errb.String())
+		}
+	}
+	// Two that are not being moved: no images directory of theirs yet.
+	var idle []string
+	for _, id := range ids {
+		if dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "lkc-migrate-"+id+"-*")); len(dirs) == 0 {
+			idle = append(idle, id)
+		}
+	}
+	if len(idle) < 2 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("%d containers under way at CRIU's start, want at most 1", 3-len(idle))
+	}
+	a.e.mustLkc("delete", "--force", idle[0])
+	a.e.mustLkc("kill", idle[1], "KILL")
+	a.e.waitStatus(idle[1], "stopped")
+	err := cmd.Wait()
+	var ev evacuation
+	if jerr := json.Unmarshal(out.Bytes(), &ev); jerr != nil {
+		t.Fatalf("migrate --all: %v, %v: %s %s", err, jerr, out.String(), errb.String())
+	}
+	if err != nil {
+		t.Errorf("migrate --all: %v: %s", err, errb.String())
+	}
+	got := map[string]string{}
+	for _, m := range ev.Moves {
+		got[m.ID] = m.Status
+	}
+	for _, id := range ids {
+		want := "moved"
+		if id == idle[0] || id == idle[1] {
+			want = "skipped"
+		}
+		if got[id] != want {
+			t.Errorf("%s is %q, want %s: %s", id, got[id], want, out.String())
 		}
 	}
 }
