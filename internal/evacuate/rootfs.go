@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -147,8 +148,14 @@ func unpackRootfs(archive, dir string) error {
 	return runTar(args, "unpacking the rootfs into "+dir)
 }
 
+// runTar runs tar in a process group of its own: Ctrl-C on the terminal
+// of a checkpoint or restore --all signals lkc's whole group, and an
+// archive under way is to finish, as lkc lets it (its container frozen
+// meanwhile).
 func runTar(args []string, what string) error {
-	out, err := exec.Command("tar", args...).CombinedOutput()
+	cmd := exec.Command("tar", args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		msg := strings.TrimSpace(string(out))
 		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -295,4 +296,56 @@ func TestCheckpointAllDiskFillsUp(t *testing.T) {
 	}
 	e.lkc("restore", "--all", "--image-dir", dir)
 	e.waitStatus(dumped, "running")
+}
+
+// TestCheckpointAllCtrlCWhileSavingRootfs: Ctrl-C on checkpoint --all's
+// terminal signals its whole process group while tar archives a rootfs
+// on a tmpfs: the archive and the dump under way finish, as a signal to
+// lkc alone lets them, rather than tar dying with the signal and the
+// container left undumped.
+func TestCheckpointAllCtrlCWhileSavingRootfs(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	bin := t.TempDir()
+	started := filepath.Join(t.TempDir(), "started")
+	tarPath, err := exec.LookPath("tar")
+	if err != nil {
+		t.Skip("no tar")
+	}
+	script := fmt.Sprintf("#!/bin/sh\necho >> %q; sleep 1; exec %q \"$@\"\n", started, tarPath)
+	if err := os.WriteFile(filepath.Join(bin, "tar"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(tmpfsDir(t, "64m"), "rootfs")
+	if out, err := exec.Command("cp", "-a", rootfs, root).CombinedOutput(); err != nil {
+		t.Fatalf("copying the rootfs: %v: %s", err, out)
+	}
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
+		s.Root.Path, s.Root.Readonly = root, false
+	}), id)
+	dir := filepath.Join(t.TempDir(), "images")
+	cmd := exec.Command(e.bin, "--root", e.root, "checkpoint", "--all", "--image-dir", dir)
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true} // a terminal's job
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(settle); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("checkpoint --all never started tar: %s", out.String())
+		}
+	}
+	unix.Kill(-cmd.Process.Pid, unix.SIGINT)
+	cmd.Wait()
+	if got := readEvacManifest(t, dir); got[id] != "dumped+rootfs" {
+		t.Errorf("manifest after Ctrl-C during the rootfs's archive: %v: %s", got, out.String())
+	}
 }
