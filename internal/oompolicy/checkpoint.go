@@ -135,7 +135,8 @@ func (s *Service) startDump(a *armed) error {
 		return err
 	}
 	d := a.dump
-	d.proc = exec.Command(exe, "--root", a.e.Root, "checkpoint", "--image-path", d.image, a.e.ID)
+	// "--": an id may begin with '-'.
+	d.proc = exec.Command(exe, "--root", a.e.Root, "checkpoint", "--image-path", d.image, "--", a.e.ID)
 	d.proc.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	out, err := os.Create(d.image + ".log")
 	if err == nil {

@@ -807,3 +807,49 @@ func TestOOMGroupFallbackDeadline(t *testing.T) {
 		t.Errorf("fallback %.2f s after the hold, want just past the group's %v deadline (the host's is 5s)", s, deadline)
 	}
 }
+
+// TestOOMCheckpointDashID: the checkpoint policy dumps a container whose
+// id begins with '-' (a valid id, as runc's) like any other: its `lkc
+// checkpoint` is not told the id as a flag.
+func TestOOMCheckpointDashID(t *testing.T) {
+	requireCriu(t)
+	d := newDaemonEnv(t)
+	root := d.writableRootfs()
+	images := filepath.Join(t.TempDir(), "oom")
+	script := `while [ ! -e /armed ]; do sleep 0.05; done; exec awk 'BEGIN { s = "x"; for (i = 0; i < 26; i++) s = s s; print length(s) }'`
+	b := d.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) {
+		s.Root.Path, s.Root.Readonly = root, false
+		s.Annotations = map[string]string{"org.lkc.oom-policy": "checkpoint:" + images}
+		s.Linux.Resources = &specs.LinuxResources{Memory: memoryOnly(oomLimit)}
+	})
+	id := "-" + d.id()
+	d.mustLkc("run", "-d", "--bundle", b, "--", id)
+	t.Cleanup(func() { d.lkc("delete", "--force", "--", id) })
+	var st struct {
+		CgroupPaths map[string]string `json:"cgroupPaths"`
+	}
+	raw, _ := os.ReadFile(filepath.Join(d.root, id, "state.json"))
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	cgroup := st.CgroupPaths["memory"]
+	if cgroupV2() {
+		cgroup = st.CgroupPaths[""]
+	}
+	waitFor(t, func() bool { return oomDisabled(cgroup) }, "the daemon to turn the OOM killer off")
+	if err := os.WriteFile(filepath.Join(root, "armed"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		log, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
+		return strings.Contains(string(log), "container "+id+": checkpointed to ") || strings.Contains(string(log), `"failed"`)
+	}, "the checkpoint to end")
+	if log, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log")); !strings.Contains(string(log), "container "+id+": checkpointed to ") {
+		dumps, _ := filepath.Glob(filepath.Join(images, "*.log"))
+		var out []byte
+		if len(dumps) > 0 {
+			out, _ = os.ReadFile(dumps[0])
+		}
+		t.Fatalf("the checkpoint of %s failed: lkc checkpoint said %q; daemon log:\n%s", id, out, log)
+	}
+}
