@@ -273,7 +273,7 @@ func openStdio(e *Entry, dir string) (files [3]*os.File, err error) {
 			path, err = stdioStandIn(e.Stdio[i], e.StdioFiles[i], filepath.Join(dir, fmt.Sprintf("fd%d.log", i)))
 		}
 		if err == nil {
-			files[i], err = os.OpenFile(path, flag, 0)
+			files[i], err = openStandIn(path, flag)
 		}
 		if err != nil {
 			closeAll(files[:])
@@ -306,6 +306,27 @@ func stdioStandIn(path string, kind *FileKind, standIn string) (string, error) {
 		return "", err
 	}
 	return standIn, f.Truncate(kind.Size)
+}
+
+// openStandIn opens path, a restored fd's file, without waiting: the
+// open of a named pipe for writing waits for a reader, which after the
+// dump may never come. Such a pipe nobody reads is refused: CRIU wants a
+// named pipe of the same mode in its place, and a stand-in nobody reads
+// would stall the container once its buffer is full.
+func openStandIn(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|unix.O_NONBLOCK, 0)
+	if errors.Is(err, unix.ENXIO) {
+		return nil, fmt.Errorf("it was the named pipe %s, which nobody reads now: start its reader and restore it again", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The restored tasks see the file as it was: blocking.
+	if err := unix.SetNonblock(int(f.Fd()), false); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, nil
 }
 
 func closeAll(files []*os.File) {

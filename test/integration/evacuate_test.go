@@ -571,3 +571,63 @@ func TestMigrateAllContainerGone(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreAllStdioFifo: a container whose stdout and stderr were a
+// named pipe whose reader has gone since the dump fails to restore at
+// once, saying so, rather than restore --all waiting forever in the open
+// of the pipe for a reader; with a reader again, it is restored.
+func TestRestoreAllStdioFifo(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	fifo := filepath.Join(t.TempDir(), "out.fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reader := exec.Command("cat", fifo)
+	if err := reader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reader.Process.Kill(); reader.Wait() })
+	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := e.id()
+	run := exec.Command(e.bin, "--root", e.root, "run", "-d", "--bundle", e.bundle([]string{"sh", "-c", "while :; do echo x; sleep 0.1; done"}, nil), id)
+	run.Stdout, run.Stderr = f, f
+	err = run.Run()
+	f.Close()
+	if err != nil {
+		t.Fatalf("lkc run -d %s: %v", id, err)
+	}
+	dir := filepath.Join(t.TempDir(), "images")
+	e.mustLkc("checkpoint", "--all", "--image-dir", dir)
+	reader.Process.Kill()
+	reader.Wait()
+	restore := exec.Command(e.bin, "--root", e.root, "restore", "--all", "--image-dir", dir)
+	done := make(chan error, 1)
+	var out bytes.Buffer
+	restore.Stdout, restore.Stderr = &out, &out
+	if err := restore.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- restore.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(out.String(), "named pipe "+fifo+", which nobody reads now") {
+			t.Fatalf("restore --all with nobody reading the pipe: %v: %s", err, out.String())
+		}
+	case <-time.After(settle):
+		restore.Process.Kill()
+		<-done
+		t.Fatalf("restore --all still running after %v (opening the named pipe?): %s", settle, out.String())
+	}
+	e.assertIDGone(id)
+	reader = exec.Command("cat", fifo)
+	if err := reader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.mustLkc("restore", "--all", "--image-dir", dir)
+	e.waitStatus(id, "running")
+	e.mustLkc("delete", "--force", id)
+}
