@@ -290,6 +290,15 @@ func (o *CheckpointOpts) dumpOne(e *Entry) error {
 	if st := h.Status(); st != container.Running && st != container.Paused {
 		return fmt.Errorf("%w: container %s is %s", container.ErrWrongState, e.ID, st)
 	}
+	stdio := h.StdioFds()
+	e.Stdio = stdioLinks(stdio)
+	held := holdStdio(stdio, e.Stdio)
+	defer closeAll(held[:])
+	if !e.Terminal {
+		if err := refuseHostTerminal(held, e.Stdio); err != nil {
+			return err
+		}
+	}
 	dir := filepath.Join(o.ImageDir, e.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("creating the container's image dir: %w", err)
@@ -297,10 +306,6 @@ func (o *CheckpointOpts) dumpOne(e *Entry) error {
 	if err := copyConfig(e.Bundle, dir); err != nil {
 		return err
 	}
-	stdio := h.StdioFds()
-	e.Stdio = stdioLinks(stdio)
-	held := holdStdio(stdio, e.Stdio)
-	defer closeAll(held[:])
 	d := o.Dump
 	d.Root, d.ID, d.ImagePath, d.WorkPath = o.Root, e.ID, dir, ""
 	if !e.RootfsSaved {
@@ -323,6 +328,26 @@ func holdStdio(stdio [3]container.StdioFd, links [3]string) [3]*os.File {
 		}
 	}
 	return out
+}
+
+// refuseHostTerminal refuses a container, without a terminal of its own,
+// whose stdio is a terminal of the host (`lkc run -d` typed in a shell,
+// not redirected): CRIU dumps it, but no restore can give its tasks a
+// terminal back (a pty slave without its master), so the dump would stop
+// it for good. files are its fds 0-2 as holdStdio opened them.
+func refuseHostTerminal(files [3]*os.File, links [3]string) error {
+	for i, f := range files {
+		var st unix.Stat_t
+		if f == nil || unix.Fstat(int(f.Fd()), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
+			continue
+		}
+		// The kernel's tty majors: 4 (tty, ttyS), 5 (tty, console, ptmx),
+		// 136-143 (pty slaves).
+		if m := unix.Major(st.Rdev); m == 4 || m == 5 || m >= 136 && m <= 143 {
+			return fmt.Errorf("its fd %d is the terminal %s, which no restore can give back: start it with its stdio redirected", i, links[i])
+		}
+	}
+	return nil
 }
 
 func kinds(files [3]*os.File) [3]*FileKind {

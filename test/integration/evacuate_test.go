@@ -3,6 +3,8 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -630,4 +632,49 @@ func TestRestoreAllStdioFifo(t *testing.T) {
 	e.mustLkc("restore", "--all", "--image-dir", dir)
 	e.waitStatus(id, "running")
 	e.mustLkc("delete", "--force", id)
+}
+
+// TestCheckpointAllHostTerminal: a container without a terminal of its
+// own whose stdio is the host terminal it was started from (`lkc run -d`
+// in a shell, not redirected) is not dumped, since no restore could give
+// it a terminal back (CRIU: "slave peer without master"): it is failed
+// with that reason and keeps running, not stopped for good.
+func TestCheckpointAllHostTerminal(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err == nil {
+		err = unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, master)
+	root := e.writableRootfs()
+	id := e.id()
+	run := exec.Command(e.bin, "--root", e.root, "run", "-d", "--bundle", e.bundle([]string{"sh", "-c", counterScript}, func(s *specs.Spec) {
+		s.Root.Path, s.Root.Readonly = root, false
+	}), id)
+	run.Stdin, run.Stdout, run.Stderr = slave, slave, slave
+	err = run.Run()
+	slave.Close()
+	if err != nil {
+		t.Fatalf("lkc run -d %s: %v", id, err)
+	}
+	waitCount(t, root, 2)
+	dir := filepath.Join(t.TempDir(), "images")
+	e.failLkc(`1 of 1 containers not dumped \(`+id+`: its fd 0 is the terminal /dev/pts/`, "checkpoint", "--all", "--image-dir", dir)
+	if st := e.state(id); st["status"] != "running" {
+		t.Fatalf("the container is %v after checkpoint --all, want running", st["status"])
+	}
+	waitCount(t, root, readCount(t, root)+2)
 }
