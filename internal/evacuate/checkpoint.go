@@ -80,6 +80,9 @@ func CheckpointAll(ctx context.Context, o CheckpointOpts) (*Manifest, error) {
 		undo()
 		return nil, err
 	}
+	if v, _ := volatile(o.ImageDir); v && !o.Dump.LeaveRunning {
+		o.Warn(fmt.Errorf("image dir %s is on memory-backed storage (tmpfs or ramfs): a reboot empties it, and the containers it holds are stopped", o.ImageDir))
+	}
 	o.dumpAll(ctx, m)
 	m.Complete = true
 	// The reserve's room is the last writing's.

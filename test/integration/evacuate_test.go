@@ -678,3 +678,22 @@ func TestCheckpointAllHostTerminal(t *testing.T) {
 	}
 	waitCount(t, root, readCount(t, root)+2)
 }
+
+// TestCheckpointAllVolatileImageDir: checkpoint --all into a directory on
+// a tmpfs, which the reboot it prepares would empty (images of containers
+// it stops), warns; with --leave-running, which stops none, it does not.
+func TestCheckpointAllVolatileImageDir(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	e.ckptCounter(nil)
+	fs := tmpfsDir(t, "64m")
+	warning := "lkc: warning: image dir " + fs + "/kept is on memory-backed storage"
+	r := e.lkc("checkpoint", "--all", "--leave-running", "--image-dir", filepath.Join(fs, "kept"))
+	if r.code != 0 || strings.Contains(r.stderr, "warning") {
+		t.Errorf("checkpoint --all --leave-running into a tmpfs: %v", r)
+	}
+	r = e.lkc("checkpoint", "--all", "--image-dir", filepath.Join(fs, "stopped"))
+	if r.code != 0 || !strings.Contains(r.stderr, strings.Replace(warning, "/kept", "/stopped", 1)) {
+		t.Errorf("checkpoint --all into a tmpfs: %v, want the warning %q", r, warning)
+	}
+}
