@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -86,6 +87,13 @@ func (cr *Criu) StartWorker(c *Request, own ...*os.File) (*Worker, error) {
 	}
 	cmd.ExtraFiles = append([]*os.File{srv}, c.extra...)
 	cmd.Env = criuEnv()
+	if c.Opts == nil || !c.Opts.ShellJob {
+		// Its own process group: a Ctrl-C on lkc's terminal is lkc's to
+		// handle (checkpoint --all lets the dumps under way finish), not
+		// the end of a dump or restore in the middle. A shell job's
+		// restore needs the terminal's foreground group, so stays in it.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	var pl *placement
 	if len(c.Cgroups) > 0 || c.NetNS != nil {
 		pl = &placement{tasks: c.Cgroups, cgns: c.CgroupNS, netns: c.NetNS}

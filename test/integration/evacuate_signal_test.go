@@ -349,3 +349,43 @@ func TestCheckpointAllCtrlCWhileSavingRootfs(t *testing.T) {
 		t.Errorf("manifest after Ctrl-C during the rootfs's archive: %v: %s", got, out.String())
 	}
 }
+
+// TestCheckpointAllCtrlCWhileCriuDumps: Ctrl-C on the terminal reaches
+// its foreground process group. CRIU runs in a group of its own, so the
+// dump under way finishes (lkc lets it, as it says) instead of CRIU dying
+// in the middle ("reading criu's answer: connection reset by peer").
+func TestCheckpointAllCtrlCWhileCriuDumps(t *testing.T) {
+	criu := requireCriu(t)
+	e := newEnv(t)
+	started := filepath.Join(t.TempDir(), "started")
+	wrapper := filepath.Join(t.TempDir(), "criu")
+	script := fmt.Sprintf("#!/bin/sh\n[ \"$1\" != swrk ] || { echo >> %q; sleep 1; }\nexec %q \"$@\"\n", started, criu)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "1000"}, nil), id)
+	dir := filepath.Join(t.TempDir(), "images")
+	cmd := exec.Command(e.bin, "--root", e.root, "--criu", wrapper, "checkpoint", "--all", "--image-dir", dir)
+	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true} // a terminal's job
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(settle); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("checkpoint --all never started criu: %s", out.String())
+		}
+	}
+	unix.Kill(-cmd.Process.Pid, unix.SIGINT)
+	cmd.Wait()
+	if got := readEvacManifest(t, dir); !strings.HasPrefix(got[id], "dumped") {
+		t.Errorf("manifest after Ctrl-C while criu dumps: %v: %s", got, out.String())
+	}
+}
