@@ -135,3 +135,24 @@ func openFds(pid int) []int {
 	slices.Sort(fds)
 	return fds
 }
+
+// HostTerminal returns the first of stdio, the container's, that is a
+// terminal, and its link; -1 when none is. For a container without a
+// terminal of its own that is one of the host's (`lkc run -d` typed in a
+// shell, not redirected): CRIU dumps it, but no restore can give its
+// tasks a terminal back (a pty slave without its master).
+func HostTerminal(stdio [3]StdioFd) (int, string) {
+	for i, at := range stdio {
+		var st unix.Stat_t
+		if unix.Stat(at.Path(), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
+			continue
+		}
+		// The kernel's tty majors: 4 (tty, ttyS), 5 (tty, console, ptmx),
+		// 136-143 (pty slaves).
+		if m := unix.Major(st.Rdev); m == 4 || m == 5 || m >= 136 && m <= 143 {
+			link, _ := os.Readlink(at.Path())
+			return i, link
+		}
+	}
+	return -1, ""
+}

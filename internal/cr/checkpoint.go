@@ -152,6 +152,12 @@ func (c subject) checkDumpable(cr *checkpoint.Criu, d dump) error {
 		// CRIU rebuilds a container's mounts in a mount namespace of its own.
 		err = fmt.Errorf("%w: the container has no mount namespace of its own", ErrNotSupported)
 	}
+	if err == nil && !d.PreDump && !d.LeaveRunning && !d.ShellJob && !c.Config().Process.Terminal {
+		// The dump would stop it for good.
+		if i, link := container.HostTerminal(c.StdioFds()); i >= 0 {
+			err = fmt.Errorf("%w: its fd %d is the terminal %s, which no restore can give back (start it with its stdio redirected, or dump it with --leave-running)", ErrNotSupported, i, link)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("checkpointing container %s: %w", d.ID, err)
 	}

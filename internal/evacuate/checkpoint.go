@@ -297,10 +297,8 @@ func (o *CheckpointOpts) dumpOne(e *Entry) error {
 	e.Stdio = stdioLinks(stdio)
 	held := holdStdio(stdio, e.Stdio)
 	defer closeAll(held[:])
-	if !e.Terminal {
-		if err := refuseHostTerminal(held, e.Stdio); err != nil {
-			return err
-		}
+	if i, link := container.HostTerminal(stdio); !e.Terminal && i >= 0 {
+		return fmt.Errorf("its fd %d is the terminal %s, which no restore can give back: start it with its stdio redirected", i, link)
 	}
 	dir := filepath.Join(o.ImageDir, e.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -331,26 +329,6 @@ func holdStdio(stdio [3]container.StdioFd, links [3]string) [3]*os.File {
 		}
 	}
 	return out
-}
-
-// refuseHostTerminal refuses a container, without a terminal of its own,
-// whose stdio is a terminal of the host (`lkc run -d` typed in a shell,
-// not redirected): CRIU dumps it, but no restore can give its tasks a
-// terminal back (a pty slave without its master), so the dump would stop
-// it for good. files are its fds 0-2 as holdStdio opened them.
-func refuseHostTerminal(files [3]*os.File, links [3]string) error {
-	for i, f := range files {
-		var st unix.Stat_t
-		if f == nil || unix.Fstat(int(f.Fd()), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
-			continue
-		}
-		// The kernel's tty majors: 4 (tty, ttyS), 5 (tty, console, ptmx),
-		// 136-143 (pty slaves).
-		if m := unix.Major(st.Rdev); m == 4 || m == 5 || m >= 136 && m <= 143 {
-			return fmt.Errorf("its fd %d is the terminal %s, which no restore can give back: start it with its stdio redirected", i, links[i])
-		}
-	}
-	return nil
 }
 
 func kinds(files [3]*os.File) [3]*FileKind {

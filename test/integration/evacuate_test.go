@@ -636,9 +636,10 @@ func TestRestoreAllStdioFifo(t *testing.T) {
 
 // TestCheckpointAllHostTerminal: a container without a terminal of its
 // own whose stdio is the host terminal it was started from (`lkc run -d`
-// in a shell, not redirected) is not dumped, since no restore could give
-// it a terminal back (CRIU: "slave peer without master"): it is failed
-// with that reason and keeps running, not stopped for good.
+// in a shell, not redirected) is not dumped, by checkpoint --all or
+// checkpoint, since no restore could give it a terminal back (CRIU:
+// "slave peer without master"): it is failed with that reason and keeps
+// running, not stopped for good.
 func TestCheckpointAllHostTerminal(t *testing.T) {
 	requireCriu(t)
 	e := newEnv(t)
@@ -675,6 +676,13 @@ func TestCheckpointAllHostTerminal(t *testing.T) {
 	e.failLkc(`1 of 1 containers not dumped \(`+id+`: its fd 0 is the terminal /dev/pts/`, "checkpoint", "--all", "--image-dir", dir)
 	if st := e.state(id); st["status"] != "running" {
 		t.Fatalf("the container is %v after checkpoint --all, want running", st["status"])
+	}
+	waitCount(t, root, readCount(t, root)+2)
+	// `lkc checkpoint` of the one container likewise.
+	e.failLkc(`its fd 0 is the terminal /dev/pts/\d+, which no restore can give back`,
+		"checkpoint", "--image-path", filepath.Join(t.TempDir(), "one"), id)
+	if st := e.state(id); st["status"] != "running" {
+		t.Fatalf("the container is %v after checkpoint, want running", st["status"])
 	}
 	waitCount(t, root, readCount(t, root)+2)
 }
