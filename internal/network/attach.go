@@ -137,9 +137,13 @@ func del(cni *libcni.CNIConfig, stateDir string, rec *record, a attachment, skip
 			return nil
 		}
 	}
+	rt := runtimeConf(stateDir, rec, a)
+	if list, err = withFoundResult(cni, list, rt); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
 	defer cancel()
-	return cni.DelNetworkList(ctx, list, runtimeConf(stateDir, rec, a))
+	return cni.DelNetworkList(ctx, list, rt)
 }
 
 // installed is list without the plugins that are not installed. DEL runs

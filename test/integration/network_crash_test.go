@@ -61,6 +61,76 @@ func TestNetworkCreateCrashDelete(t *testing.T) {
 	c.assertReleased("")
 }
 
+// TestNetworkCreateCrashDeleteFirewall kills lkc while ADD runs after
+// the firewall and portmap plugins have added their rules for the
+// container's address. libcni caches no result for an ADD that never
+// ended, and the firewall plugin removes only the rules of the
+// addresses its DEL's prevResult names: `delete -f` must still remove
+// them all.
+func TestNetworkCreateCrashDeleteFirewall(t *testing.T) {
+	e := newEnv(t)
+	becomeSubreaper(t)
+	plugins := t.TempDir()
+	if err := os.WriteFile(filepath.Join(plugins, "lkc-test-hang"), []byte(hangPlugin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LKC_CNI_PATH", plugins+":/usr/lib/cni")
+	c := newCNINet(e, `{"type":"portmap","capabilities":{"portMappings":true}},{"type":"firewall"},{"type":"lkc-test-hang"}`)
+	id := e.id()
+	b := e.bundle([]string{"true"}, c.annotate("org.lkc.ports", fmt.Sprintf("%d:80", freeHostPort(t))))
+	cmd := exec.Command(e.bin, "--root", e.root, "run", "--bundle", b, id)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(plugins, "hang.pid")
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(pidFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("ADD never reached the hanging plugin")
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if b, err := os.ReadFile(pidFile); err == nil {
+		exec.Command("kill", "-9", strings.TrimSpace(string(b))).Run()
+	}
+	leased := c.leases()
+	if len(leased) != 2 {
+		t.Fatalf("leases after the bridge's ADD: %v, want an IPv4 and an IPv6 one", leased)
+	}
+	t.Cleanup(func() { dropRulesNaming(leased) })
+	for _, ip := range leased {
+		if len(rulesNaming(ip+"/")) == 0 {
+			t.Fatalf("no rule for %s after the firewall's ADD: the check below would prove nothing", ip)
+		}
+	}
+	e.mustLkc("delete", "-f", id)
+	for _, ip := range leased {
+		c.assertReleased(ip)
+	}
+	e.assertIDGone(id)
+}
+
+// dropRulesNaming deletes the filter table's rules that name one of the
+// addresses, which a failing test may leave in the host's shared chains.
+func dropRulesNaming(addrs []string) {
+	for _, ip := range addrs {
+		cmd := "iptables"
+		if strings.Contains(ip, ":") {
+			cmd = "ip6tables"
+		}
+		for _, r := range rulesNaming(ip + "/") {
+			if f := strings.Fields(r); len(f) > 1 && f[0] == "-A" {
+				exec.Command(cmd, append([]string{"-D"}, f[1:]...)...).Run()
+			}
+		}
+	}
+}
+
 // failPlugin fails both ADD and DEL.
 const failPlugin = `#!/bin/sh
 case "$CNI_COMMAND" in

@@ -26,6 +26,7 @@ type cniNet struct {
 	name     string
 	bridge   string
 	subnet   string // IPv4, a /24
+	subnet6  string // IPv6, a /64
 	gateway  string
 	dir      string // the configuration directory (LKC_NET_DIR)
 	ipamDir  string
@@ -54,7 +55,7 @@ func newCNINet(e *env, extra string) *cniNet {
 	c := &cniNet{
 		t: t, e: e, name: fmt.Sprintf("it%d-%d", os.Getpid(), n), bridge: fmt.Sprintf("lkcit%d-%d", os.Getpid()%100000, n),
 		subnet: fmt.Sprintf("10.%d.%d.0/24", k, 100+n), gateway: fmt.Sprintf("10.%d.%d.1", k, 100+n),
-		dir: t.TempDir(), ipamDir: t.TempDir(), fragment: extra,
+		subnet6: fmt.Sprintf("fd42:%x:%x::/64", k, n), dir: t.TempDir(), ipamDir: t.TempDir(), fragment: extra,
 	}
 	if c.fragment == "" {
 		c.fragment = `{"type":"portmap","capabilities":{"portMappings":true}},{"type":"firewall"},{"type":"bandwidth","capabilities":{"bandwidth":true}}`
@@ -62,8 +63,8 @@ func newCNINet(e *env, extra string) *cniNet {
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"plugins":[
  {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,"hairpinMode":true,
   "ipam":{"type":"host-local","dataDir":%q,"routes":[{"dst":"0.0.0.0/0"}],
-   "ranges":[[{"subnet":%q}],[{"subnet":"fd42:%x:%x::/64"}]]}},
- %s]}`, c.name, c.bridge, c.ipamDir, c.subnet, k, n, c.fragment)
+   "ranges":[[{"subnet":%q}],[{"subnet":%q}]]}},
+ %s]}`, c.name, c.bridge, c.ipamDir, c.subnet, c.subnet6, c.fragment)
 	if err := os.WriteFile(filepath.Join(c.dir, c.name+".conflist"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -284,12 +285,21 @@ func TestNetworkBadRequests(t *testing.T) {
 // TestNetworkAddFailureLeavesNothing fails ADD in a plugin after the bridge
 // has made the veth and leased an address: create must fail with the
 // network's name and undo all of it.
+// The firewall plugin before it has added rules for the address, which
+// its DEL removes only when told the address (libcni caches no result
+// of a failed ADD).
 func TestNetworkAddFailureLeavesNothing(t *testing.T) {
 	e := newEnv(t)
-	c := newCNINet(e, `{"type":"tuning","sysctl":{"net.ipv4.conf.eth0.no_such_sysctl":"1"}}`)
+	c := newCNINet(e, `{"type":"firewall"},{"type":"tuning","sysctl":{"net.ipv4.conf.eth0.no_such_sysctl":"1"}}`)
 	b := e.bundle([]string{"true"}, c.annotate())
 	e.failLkc(`network `+c.name+`: plugin type="tuning" failed \(add\)`, "run", "--bundle", b, e.id())
 	c.assertReleased("")
+	for _, prefix := range []string{strings.TrimSuffix(c.subnet, "0/24"), strings.TrimSuffix(c.subnet6, "/64")} {
+		if r := rulesNaming(" " + prefix); len(r) > 0 {
+			t.Errorf("iptables rules left for the network's addresses: %v", r)
+			dropRulesNaming([]string{prefix + "2"})
+		}
+	}
 }
 
 // TestNetworkAddMissingPluginLeavesNothing: a network whose list names a
