@@ -66,6 +66,9 @@ func (p *Plan) attach(stateDir string, pinNS func() error, add func(*libcni.CNIC
 	if err := writeRecord(stateDir, rec); err != nil {
 		return err
 	}
+	if err := reservePorts(stateDir, p.ports); err != nil {
+		return err
+	}
 	cni := libcni.NewCNIConfigWithCacheDir(PluginPath(), filepath.Join(stateDir, cacheName), nil)
 	for _, a := range rec.Attachments {
 		if err := add(cni, rec, a); err != nil {
@@ -120,11 +123,27 @@ func detach(stateDir string, undo bool) error {
 	if first != nil {
 		return first
 	}
+	if rec.publishes() {
+		if err := releasePorts(stateDir); err != nil {
+			return fmt.Errorf("releasing the published ports: %w", err)
+		}
+	}
 	if err := unpin(stateDir); err != nil {
 		return err
 	}
 	os.RemoveAll(filepath.Join(stateDir, cacheName))
 	return removeFile(filepath.Join(stateDir, recordName))
+}
+
+// publishes says whether the container publishes ports, which
+// reservePorts noted.
+func (rec *record) publishes() bool {
+	for _, a := range rec.Attachments {
+		if _, ok := a.Caps["portMappings"]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func del(cni *libcni.CNIConfig, stateDir string, rec *record, a attachment, skipMissing bool) error {

@@ -12,6 +12,7 @@ import (
 // fail create before anything is made.
 type Plan struct {
 	attachments []attachment
+	ports       []Port // published, noted at attach (hostports.go)
 }
 
 // attachment is one network of a container as ADD was given it, kept in
@@ -28,7 +29,7 @@ type attachment struct {
 // to the first network able to honour them; a request that none can is an
 // error rather than silently unmet.
 func Load(dir string, req *Request) (*Plan, error) {
-	p := &Plan{}
+	p := &Plan{ports: req.Ports}
 	portsTo, rateTo := "", ""
 	for i, name := range req.Networks {
 		list, err := libcni.LoadNetworkConf(dir, name)
