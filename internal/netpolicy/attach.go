@@ -53,6 +53,8 @@ func (t attachType) String() string {
 		return "sendmsg4"
 	case unix.BPF_CGROUP_UDP6_SENDMSG:
 		return "sendmsg6"
+	case unix.BPF_CGROUP_INET_SOCK_CREATE:
+		return "sock_create"
 	}
 	return fmt.Sprintf("attach type %d", uint32(t))
 }
@@ -117,7 +119,14 @@ func attach(p *Policy, dir string) error {
 			}
 		}
 	}
-	return nil
+	if p.DefaultAllow && !p.has(Connect) {
+		return nil
+	}
+	code, err := assemble(sockCreate())
+	if err != nil {
+		return fmt.Errorf("assembling the sock_create program: %w", err)
+	}
+	return load(cg, unix.BPF_CGROUP_INET_SOCK_CREATE, code)
 }
 
 // load loads one program and attaches it to the cgroup cg. The attachment

@@ -50,8 +50,9 @@ func bpf(cmd int, attr unsafe.Pointer, size uintptr) (uintptr, error) {
 	return r, nil
 }
 
-// loadProg loads a BPF_PROG_TYPE_CGROUP_SOCK_ADDR program for attach
-// type at and returns its fd (close-on-exec: the kernel makes every bpf
+// loadProg loads a program for attach type at (a cgroup sock_addr
+// program, or the socket-creation hook's cgroup sock one) and returns its
+// fd (close-on-exec: the kernel makes every bpf
 // fd O_CLOEXEC). A program the verifier refuses is loaded again with its
 // log, whose last line the error carries.
 func loadProg(at uint32, code []byte) (int, error) {
@@ -71,8 +72,12 @@ func loadProg(at uint32, code []byte) (int, error) {
 
 func progLoad(at uint32, code []byte, log []byte) (int, error) {
 	license := []byte("GPL\x00")
+	progType := uint32(unix.BPF_PROG_TYPE_CGROUP_SOCK_ADDR)
+	if at == unix.BPF_CGROUP_INET_SOCK_CREATE {
+		progType = unix.BPF_PROG_TYPE_CGROUP_SOCK
+	}
 	attr := progLoadAttr{
-		progType:           unix.BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+		progType:           progType,
 		insnCnt:            uint32(len(code) / 8),
 		insns:              uint64(uintptr(unsafe.Pointer(&code[0]))),
 		license:            uint64(uintptr(unsafe.Pointer(&license[0]))),

@@ -44,6 +44,18 @@ func sockHelper() {
 		to := &unix.SockaddrInet4{Port: port, Addr: lo}
 		try("sendto"+strconv.Itoa(port), unix.SOCK_DGRAM, func(fd int) error { return unix.Sendto(fd, []byte("x"), 0, to) })
 	}
+	// UDP-Lite: the kernel runs no connect hook for it, and a connected
+	// socket's sends carry no address for the sendmsg hook.
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDPLITE)
+	if err == nil {
+		err = unix.Connect(fd, &unix.SockaddrInet4{Port: 81, Addr: lo})
+		if err == nil {
+			_, err = unix.Write(fd, []byte("x"))
+		}
+		unix.Close(fd)
+	}
+	errno, _ := err.(unix.Errno)
+	fmt.Printf("udplite81 %d\n", errno)
 	for _, port := range []int{82, 83} {
 		at := &unix.SockaddrInet4{Port: port, Addr: lo}
 		try("bind"+strconv.Itoa(port), unix.SOCK_STREAM, func(fd int) error { return unix.Bind(fd, at) })
@@ -52,8 +64,9 @@ func sockHelper() {
 
 // TestEnforce attaches a policy to a cgroup of its own, as create does,
 // and checks in a process there that the kernel runs the programs: UDP
-// datagrams sent without a connect to a denied port, and binds of a
-// denied port, fail with EPERM; their neighbours work.
+// datagrams sent without a connect to a denied port, a UDP-Lite socket
+// (whose connect and sends no hook checks), and binds of a denied port,
+// fail with EPERM; their neighbours work.
 func TestEnforce(t *testing.T) {
 	testutil.RequiresRoot(t)
 	enforceAndTry(t, "deny connect 127.0.0.0/8 port 81, deny bind any port 82")
@@ -129,7 +142,7 @@ func enforceAndTry(t *testing.T, policy string) {
 	if err != nil {
 		t.Fatalf("helper: %v", err)
 	}
-	want := fmt.Sprintf("sendto81 %d\nsendto80 0\nbind82 %d\nbind83 0\n", unix.EPERM, unix.EPERM)
+	want := fmt.Sprintf("sendto81 %d\nsendto80 0\nudplite81 %d\nbind82 %d\nbind83 0\n", unix.EPERM, unix.EPERM, unix.EPERM)
 	if out.String() != want {
 		t.Errorf("got\n%swant\n%s", out.String(), want)
 	}

@@ -133,6 +133,23 @@ func TestEncodingMatchesCilium(t *testing.T) {
 	}
 }
 
+// TestSockCreateMatchesCilium: the socket-creation program too.
+func TestSockCreateMatchesCilium(t *testing.T) {
+	want := asm.Instructions{asm.LoadMem(asm.R2, asm.R1, offProtocol, asm.Word)}
+	for _, proto := range unhooked {
+		want = append(want, asm.JEq.Imm32(asm.R2, proto, "deny"))
+	}
+	want = append(want, asm.Mov.Imm(asm.R0, verdictAllow), asm.Return(),
+		asm.Mov.Imm(asm.R0, verdictDeny).WithSymbol("deny"), asm.Return())
+	got, err := assemble(sockCreate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := ciliumBytes(t, want); !bytes.Equal(got, w) {
+		t.Errorf("got %x\nwant %x", got, w)
+	}
+}
+
 // TestAsmUndefinedLabel: a jump to nowhere is an error, not a jump to
 // the next instruction.
 func TestAsmUndefinedLabel(t *testing.T) {

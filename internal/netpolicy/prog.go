@@ -46,6 +46,28 @@ func (p *Policy) compile(hook Hook, v6 bool) []insn {
 	return append(insns, movImm(r0, verdict(p.DefaultAllow)), exit())
 }
 
+// offProtocol is the offset of protocol in struct bpf_sock, the context
+// of the socket-creation hook.
+const offProtocol = 12
+
+// unhooked are the IP protocols a process may open sockets of without
+// privileges whose connects and sends the sock_addr hooks never see: the
+// kernel runs connect4/6 for TCP (and MPTCP) and UDP, sendmsg4/6 for
+// UDP only. A UDP-Lite socket connected to a denied address sends to it;
+// an SCTP socket connects, or sends to an address, the same way.
+var unhooked = []int32{unix.IPPROTO_UDPLITE, unix.IPPROTO_SCTP}
+
+// sockCreate is the program of the socket-creation hook that refuses
+// sockets of the unhooked protocols (the kernel has resolved protocol 0
+// to the type's default by then).
+func sockCreate() []insn {
+	insns := []insn{loadWord(r2, r1, offProtocol)}
+	for _, proto := range unhooked {
+		insns = append(insns, jmpImm32(unix.BPF_JEQ, r2, proto, "deny"))
+	}
+	return append(insns, movImm(r0, verdictAllow), exit(), movImm(r0, verdictDeny).at("deny"), exit())
+}
+
 // has says whether p has a rule for hook.
 func (p *Policy) has(hook Hook) bool {
 	for _, r := range p.Rules {
