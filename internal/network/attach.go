@@ -14,6 +14,7 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/types"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,22 +39,21 @@ type record struct {
 // so a delete after a crash anywhere in here runs DEL of them all. On
 // failure Attach undoes what it did and names the network that failed.
 func (p *Plan) Attach(stateDir string, pid int) error {
-	return p.attach(stateDir, func() error { return pin(stateDir, pid) }, func(cni *libcni.CNIConfig, rec *record, a attachment) error {
+	return p.attach(stateDir, func() error { return pin(stateDir, pid) }, func(cni *libcni.CNIConfig, rec *record, a attachment) (types.Result, error) {
 		list, err := libcni.NetworkConfFromBytes(a.Config)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
 		defer cancel()
-		_, err = cni.AddNetworkList(ctx, list, runtimeConf(stateDir, rec, a))
-		return err
+		return cni.AddNetworkList(ctx, list, runtimeConf(stateDir, rec, a))
 	})
 }
 
 // attach pins the namespace, writes the record and runs add for each
 // network, undoing it all on failure: Attach and AttachKept differ only in
 // what they pin and how they ADD.
-func (p *Plan) attach(stateDir string, pinNS func() error, add func(*libcni.CNIConfig, *record, attachment) error) (err error) {
+func (p *Plan) attach(stateDir string, pinNS func() error, add func(*libcni.CNIConfig, *record, attachment) (types.Result, error)) (err error) {
 	if err := pinNS(); err != nil {
 		return err
 	}
@@ -71,7 +71,11 @@ func (p *Plan) attach(stateDir string, pinNS func() error, add func(*libcni.CNIC
 	}
 	cni := libcni.NewCNIConfigWithCacheDir(PluginPath(), filepath.Join(stateDir, cacheName), nil)
 	for _, a := range rec.Attachments {
-		if err := add(cni, rec, a); err != nil {
+		res, err := add(cni, rec, a)
+		if _, ok := a.Caps["portMappings"]; ok && err == nil {
+			err = checkPublished(p.ports, res)
+		}
+		if err != nil {
 			return fmt.Errorf("network %s: %w", a.Name, err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
 	"golang.org/x/sys/unix"
 )
 
@@ -88,6 +90,31 @@ func releasePorts(stateDir string) error {
 		}
 		return nil
 	})
+}
+
+// checkPublished refuses a port whose host address is of a family the
+// network gave the container no address of (res is its ADD result):
+// portmap adds a rule only where the families match, so that port would
+// not be published, and nothing would say so.
+func checkPublished(ports []Port, res types.Result) error {
+	cur, err := current.NewResultFromResult(res)
+	if err != nil {
+		return err
+	}
+	has := map[bool]bool{} // by "is IPv4"
+	for _, ip := range cur.IPs {
+		has[ip.Address.IP.To4() != nil] = true
+	}
+	for _, p := range ports {
+		if p.HostIP == "" {
+			continue
+		}
+		if v4 := netip.MustParseAddr(p.HostIP).Is4(); !has[v4] {
+			family := map[bool]string{true: "IPv4", false: "IPv6"}[v4]
+			return fmt.Errorf("annotation %s: host address %s is %s, and the network gave the container no %s address", AnnotationPorts, p.HostIP, family, family)
+		}
+	}
+	return nil
 }
 
 // portNote is the file name of p's note: PROTO-PORT-HOSTIP ("any" when

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	current "github.com/containernetworking/cni/pkg/types/100"
 )
 
 // freePort is a TCP port nobody is bound to now.
@@ -84,5 +86,27 @@ func TestReservePortsBoundOnHost(t *testing.T) {
 	}
 	if err := reservePorts(stateDirWithRecord(t), []Port{{HostPort: port, Protocol: "tcp", HostIP: "127.0.0.2"}}); err != nil {
 		t.Errorf("the port on another address: %v", err)
+	}
+}
+
+// TestCheckPublished: a host address of a family the container got no
+// address of is refused, as portmap would publish nothing there.
+func TestCheckPublished(t *testing.T) {
+	v4only := &current.Result{CNIVersion: current.ImplementedSpecVersion, IPs: []*current.IPConfig{
+		{Address: net.IPNet{IP: net.ParseIP("10.77.0.5").To4(), Mask: net.CIDRMask(16, 32)}}}}
+	for _, c := range []struct {
+		host string
+		want string
+	}{
+		{"", ""},
+		{"0.0.0.0", ""},
+		{"127.0.0.1", ""},
+		{"::", "host address :: is IPv6, and the network gave the container no IPv6 address"},
+		{"::1", "host address ::1 is IPv6"},
+	} {
+		err := checkPublished([]Port{{HostPort: 80, ContainerPort: 80, Protocol: "tcp", HostIP: c.host}}, v4only)
+		if (err == nil) != (c.want == "") || err != nil && !strings.Contains(err.Error(), c.want) {
+			t.Errorf("host address %q: %v, want %q", c.host, err, c.want)
+		}
 	}
 }

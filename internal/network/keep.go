@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 )
 
@@ -75,30 +76,30 @@ func cachedIPs(cni *libcni.CNIConfig, list *libcni.NetworkConfigList, rt *libcni
 // addresses fails the restore: connections and peers know the old ones.
 // On failure AttachKept undoes what it did.
 func (p *Plan) AttachKept(stateDir, nsPath string, k *Kept) error {
-	return p.attach(stateDir, func() error { return pinPath(stateDir, nsPath) }, func(cni *libcni.CNIConfig, rec *record, a attachment) error {
+	return p.attach(stateDir, func() error { return pinPath(stateDir, nsPath) }, func(cni *libcni.CNIConfig, rec *record, a attachment) (types.Result, error) {
 		return addWithIPs(cni, stateDir, rec, a, k.Addresses[a.IfName])
 	})
 }
 
 // addWithIPs runs ADD of a asking for ips, and checks that it got them.
-func addWithIPs(cni *libcni.CNIConfig, stateDir string, rec *record, a attachment, ips []string) error {
+func addWithIPs(cni *libcni.CNIConfig, stateDir string, rec *record, a attachment, ips []string) (types.Result, error) {
 	conf, err := withIPArgs(a.Config, ips)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	list, err := libcni.NetworkConfFromBytes(conf)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
 	defer cancel()
 	res, err := cni.AddNetworkList(ctx, list, runtimeConf(stateDir, rec, a))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cur, err := current.NewResultFromResult(res)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var got []string
 	for _, ip := range cur.IPs {
@@ -107,9 +108,9 @@ func addWithIPs(cni *libcni.CNIConfig, stateDir string, rec *record, a attachmen
 	slices.Sort(got)
 	sorted := slices.Sorted(slices.Values(ips))
 	if !slices.Equal(got, sorted) {
-		return fmt.Errorf("asked for addresses %v, got %v (does its IPAM honour args.cni.ips, and are the addresses in its ranges?)", sorted, got)
+		return nil, fmt.Errorf("asked for addresses %v, got %v (does its IPAM honour args.cni.ips, and are the addresses in its ranges?)", sorted, got)
 	}
-	return nil
+	return res, nil
 }
 
 // withIPArgs adds args.cni.ips to each plugin of the configuration list

@@ -170,10 +170,11 @@ func parsePort(s string) (Port, error) {
 	s = s[:i]
 	if j := strings.LastIndexByte(s, ':'); j >= 0 {
 		addr, err := netip.ParseAddr(strings.Trim(s[:j], "[]"))
-		if err != nil {
+		if err != nil || addr.Zone() != "" {
 			return p, fmt.Errorf("host address %q is not an IP address", s[:j])
 		}
-		p.HostIP, s = addr.String(), s[j+1:]
+		// portmap tells the families by the address's form.
+		p.HostIP, s = addr.Unmap().String(), s[j+1:]
 	}
 	if p.HostPort, err = portNumber(s); err != nil {
 		return p, fmt.Errorf("host port: %w", err)

@@ -13,7 +13,7 @@ func TestFromAnnotations(t *testing.T) {
 	}
 	r, err = FromAnnotations(map[string]string{
 		AnnotationNetwork: "lkc, second",
-		AnnotationPorts:   "8080:80/tcp,127.0.0.1:5353:53/udp,[::1]:8443:443",
+		AnnotationPorts:   "8080:80/tcp,127.0.0.1:5353:53/udp,[::1]:8443:443,[::ffff:10.1.2.3]:8444:443",
 		AnnotationRate:    "egress=10mbit,ingress=1.5gbit",
 	})
 	if err != nil {
@@ -25,6 +25,7 @@ func TestFromAnnotations(t *testing.T) {
 			{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"},
 			{HostPort: 5353, ContainerPort: 53, Protocol: "udp", HostIP: "127.0.0.1"},
 			{HostPort: 8443, ContainerPort: 443, Protocol: "tcp", HostIP: "::1"},
+			{HostPort: 8444, ContainerPort: 443, Protocol: "tcp", HostIP: "10.1.2.3"},
 		},
 		Rate: Rate{Egress: 10e6, Ingress: 1.5e9},
 	}
@@ -52,6 +53,7 @@ func TestBadAnnotations(t *testing.T) {
 		{"PortTooBig", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "80:70000"}, `container port: "70000" is not a port number`},
 		{"PortProtocol", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "80:80/icmp"}, `protocol "icmp"`},
 		{"PortHostIP", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "host:80:80"}, `host address "host" is not an IP address`},
+		{"PortHostIPZone", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "[fe80::1%eth0]:80:80"}, `host address "\[fe80::1%eth0\]" is not an IP address`},
 		{"PortTwice", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "80:80,80:81"}, `host port 80/tcp is published twice`},
 		{"PortTwiceAnyV4", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "0.0.0.0:80:80,80:81"}, `host port 80/tcp is published twice`},
 		{"PortTwiceAnyV6", map[string]string{AnnotationNetwork: "a", AnnotationPorts: "80:80,[::]:80:81"}, `host port 80/tcp is published twice`},

@@ -82,3 +82,32 @@ func portNotesOf(t *testing.T, root string) []string {
 	}
 	return out
 }
+
+// TestNetworkPortFamilyMissing: on a network that gives the container
+// only an IPv4 address, a port published on an IPv6 host address gets no
+// rule from portmap (it maps only where the families match); create must
+// say so rather than leave the port silently unpublished, and leave
+// nothing.
+func TestNetworkPortFamilyMissing(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(e, "")
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"plugins":[
+ {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,
+  "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}},
+ {"type":"portmap","capabilities":{"portMappings":true}}]}`, c.name, c.bridge, c.ipamDir, c.subnet)
+	if err := os.WriteFile(filepath.Join(c.dir, c.name+".conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freeHostPort(t)
+	id := e.id()
+	b := e.bundle([]string{"sleep", "60"}, c.annotate("org.lkc.ports", fmt.Sprintf("[::]:%d:80", port)))
+	e.failLkc(`^lkc: run: network `+c.name+`: annotation org.lkc.ports: host address :: is IPv6, and the network gave the container no IPv6 address$`,
+		"run", "-d", "--bundle", b, id)
+	e.assertIDGone(id)
+	c.assertReleased("")
+	if r := rulesNaming(fmt.Sprintf("--dports %d ", port)); len(r) > 0 {
+		t.Errorf("port mapping rules left: %v", r)
+	}
+	// The IPv4 form of the same request works.
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "60"}, c.annotate("org.lkc.ports", fmt.Sprintf("0.0.0.0:%d:80", port))), e.id())
+}
