@@ -82,7 +82,7 @@ func releasePorts(stateDir string) error {
 			return err
 		}
 		for _, e := range entries {
-			if owner, _ := os.ReadFile(filepath.Join(dir, e.Name())); string(owner) == stateDir {
+			if owner, _ := os.ReadFile(filepath.Join(dir, e.Name())); sameDir(string(owner), stateDir) {
 				if err := removeFile(filepath.Join(dir, e.Name())); err != nil {
 					return err
 				}
@@ -115,6 +115,20 @@ func checkPublished(ports []Port, res types.Result) error {
 		}
 	}
 	return nil
+}
+
+// sameDir says whether a and b name one directory, which another
+// spelling of the root (/var/run/lkc for /run/lkc) names differently.
+func sameDir(a, b string) bool {
+	if a == b {
+		return true
+	}
+	x, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	y, err := os.Stat(b)
+	return err == nil && os.SameFile(x, y)
 }
 
 // portNote is the file name of p's note: PROTO-PORT-HOSTIP ("any" when
@@ -151,7 +165,7 @@ func checkHeld(dir, stateDir string, p Port) error {
 		}
 		note := filepath.Join(dir, e.Name())
 		owner, err := os.ReadFile(note)
-		if err != nil || string(owner) == stateDir {
+		if err != nil || sameDir(string(owner), stateDir) {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(string(owner), recordName)); err != nil {

@@ -72,6 +72,31 @@ func TestReservePorts(t *testing.T) {
 	}
 }
 
+// TestReleasePortsOtherSpelling: a delete that names the state directory
+// through another path (a symlinked root) releases the notes too.
+func TestReleasePortsOtherSpelling(t *testing.T) {
+	portsRoot = t.TempDir()
+	a := stateDirWithRecord(t)
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(a, link); err != nil {
+		t.Fatal(err)
+	}
+	port := Port{HostPort: freePort(t), Protocol: "tcp"}
+	if err := reservePorts(link, []Port{port}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reservePorts(a, []Port{port}); err != nil {
+		t.Errorf("the same container through its real path: %v", err)
+	}
+	if err := releasePorts(a); err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := hostPortsDir()
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("notes left: %v", left)
+	}
+}
+
 func TestReservePortsBoundOnHost(t *testing.T) {
 	portsRoot = t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
