@@ -62,7 +62,9 @@ func cmdUpdate(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *netRate == "" {
+	netRateSet := false
+	fs.Visit(func(f *flag.Flag) { netRateSet = netRateSet || f.Name == "net-rate" })
+	if !netRateSet {
 		return container.Update(g.root, rest[0], r)
 	}
 	rate, err := network.ParseRate(*netRate)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -104,4 +105,13 @@ func newResources(t *testing.T, flags map[string]string) *config.Resources {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestUpdateEmptyNetRate: `--net-rate=` is a bad value, refused before
+// the container is looked at, not an update that changes nothing.
+func TestUpdateEmptyNetRate(t *testing.T) {
+	err := cmdUpdate(&globals{root: t.TempDir()}, []string{"--net-rate=", "nosuch"})
+	if err == nil || !strings.Contains(err.Error(), `--net-rate: "": use egress=RATE,ingress=RATE`) {
+		t.Errorf("update --net-rate= : %v", err)
+	}
 }
