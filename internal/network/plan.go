@@ -1,8 +1,10 @@
 package network
 
 import (
-	"errors"
 	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/containernetworking/cni/libcni"
 )
@@ -32,9 +34,9 @@ func Load(dir string, req *Request) (*Plan, error) {
 	p := &Plan{ports: req.Ports}
 	portsTo, rateTo := "", ""
 	for i, name := range req.Networks {
-		list, err := libcni.LoadNetworkConf(dir, name)
+		list, err := loadList(dir, name)
 		if err != nil {
-			return nil, loadError(dir, name, err)
+			return nil, err
 		}
 		a := attachment{Name: name, IfName: fmt.Sprintf("eth%d", i), Config: list.Bytes, Caps: map[string]any{}}
 		if len(req.Ports) > 0 && portsTo == "" && hasCapability(list, "portMappings") {
@@ -54,13 +56,49 @@ func Load(dir string, req *Request) (*Plan, error) {
 	return p, nil
 }
 
-func loadError(dir, name string, err error) error {
-	var nf libcni.NotFoundError
-	var none libcni.NoConfigsFoundError
-	if errors.As(err, &nf) || errors.As(err, &none) {
-		return fmt.Errorf("network %s: no configuration of that name in %s", name, dir)
+// loadList finds the configuration named name in dir as libcni's
+// LoadNetworkConf does (the .conflist files in name order, then the
+// .conf and .json ones), but past the files that do not parse, as Podman
+// does: libcni stops at the first, so one broken file, of any network,
+// kept every network sorted after it from loading. When none is found,
+// the error names the files skipped.
+func loadList(dir, name string) (*libcni.NetworkConfigList, error) {
+	var broken []string
+	for _, exts := range [][]string{{".conflist"}, {".conf", ".json"}} {
+		files, err := libcni.ConfFiles(dir, exts)
+		if err != nil {
+			return nil, fmt.Errorf("network %s: %w", name, err)
+		}
+		sort.Strings(files)
+		for _, f := range files {
+			list, err := readList(f)
+			if err != nil {
+				broken = append(broken, fmt.Sprintf("%s (%v)", filepath.Base(f), err))
+				continue
+			}
+			if list.Name == name {
+				return list, nil
+			}
+		}
 	}
-	return fmt.Errorf("network %s: %w", name, err)
+	err := fmt.Errorf("network %s: no configuration of that name in %s", name, dir)
+	if len(broken) > 0 {
+		err = fmt.Errorf("%w; files that do not parse: %s", err, strings.Join(broken, ", "))
+	}
+	return nil, err
+}
+
+// readList reads a configuration list, or a single configuration as a
+// list of one.
+func readList(file string) (*libcni.NetworkConfigList, error) {
+	if strings.HasSuffix(file, ".conflist") {
+		return libcni.ConfListFromFile(file)
+	}
+	conf, err := libcni.ConfFromFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return libcni.ConfListFromConf(conf)
 }
 
 func hasCapability(list *libcni.NetworkConfigList, c string) bool {

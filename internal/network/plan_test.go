@@ -58,3 +58,20 @@ func TestLoadErrors(t *testing.T) {
 		t.Errorf("Load from a missing directory = %v, want an error naming the network", err)
 	}
 }
+
+// TestLoadBesideBrokenFile: a configuration file that does not parse,
+// for another network, does not keep the others from loading (Podman
+// skips such a file too); a lookup that finds no network names it.
+func TestLoadBesideBrokenFile(t *testing.T) {
+	dir := confDir(t)
+	if err := os.WriteFile(filepath.Join(dir, "00-broken.conflist"), []byte(`{"cniVersion":"1.0.0","name":`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir, &Request{Networks: []string{"full"}}); err != nil {
+		t.Errorf("beside a broken file: %v", err)
+	}
+	_, err := Load(dir, &Request{Networks: []string{"other"}})
+	if err == nil || !strings.Contains(err.Error(), "network other: no configuration of that name in "+dir) || !strings.Contains(err.Error(), "00-broken.conflist") {
+		t.Errorf("a network not there, beside a broken file: %v", err)
+	}
+}
