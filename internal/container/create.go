@@ -129,7 +129,9 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err := unix.Mkfifo(fifo, 0o622); err != nil {
 		return nil, &os.PathError{Op: "mkfifo", Path: fifo, Err: err}
 	}
-	is := o.initSpec(st, cg, fifo)
+	initOpts := o
+	initOpts.Config = initConfig(cfg, plan)
+	is := initOpts.initSpec(st, cg, fifo)
 	// The pids limit waits until init is ready: it counts threads, and
 	// init's Go runtime runs several while it builds the container, so a
 	// limit of 1 to 3, which the process itself meets (its execve leaves
@@ -181,7 +183,7 @@ func create(o CreateOpts) (_ *Container, err error) {
 	// ADD runs while init builds the root filesystem: the namespace
 	// exists, and the user's process waits on the exec fifo.
 	if plan != nil {
-		if err := attachNetwork(plan, dir.Path(), pid, &undo); err != nil {
+		if err := attachNetwork(plan, cfg, dir.Path(), pid, &undo); err != nil {
 			return nil, err
 		}
 	}

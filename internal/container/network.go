@@ -39,14 +39,29 @@ func networkPlan(cfg *config.Config) (*network.Plan, error) {
 }
 
 // attachNetwork runs ADD of plan's networks in the namespace of init (pid),
-// which exists and has not started the user's process; undo gets the DEL.
-func attachNetwork(plan *network.Plan, stateDir string, pid int, undo *cleanup.Stack) error {
+// which exists and has not started the user's process, then writes the
+// config's net.* sysctls there (init left them: initConfig); undo gets
+// the DEL.
+func attachNetwork(plan *network.Plan, cfg *config.Config, stateDir string, pid int, undo *cleanup.Stack) error {
 	defer steplog.Step("create: network")()
 	if err := plan.Attach(stateDir, pid); err != nil {
 		return err
 	}
 	undo.Add(func() { network.Detach(stateDir) })
-	return nil
+	netSysctls, _ := network.NetSysctls(cfg.Sysctl)
+	return network.SetSysctls(stateDir, netSysctls)
+}
+
+// initConfig is cfg as init gets it: for a container attached to
+// networks (plan), without the net.* sysctls, which attachNetwork writes
+// once ADD has made the interfaces they may name.
+func initConfig(cfg *config.Config, plan *network.Plan) *config.Config {
+	if plan == nil {
+		return cfg
+	}
+	c := *cfg
+	_, c.Sysctl = network.NetSysctls(cfg.Sysctl)
+	return &c
 }
 
 // hasNetwork tells whether cfg asked for CNI networks, which delete then

@@ -161,6 +161,7 @@ func del(cni *libcni.CNIConfig, stateDir string, rec *record, a attachment, skip
 		}
 	}
 	rt := runtimeConf(stateDir, rec, a)
+	giveBackAddrs(cni, list, rt)
 	if list, err = withFoundResult(cni, list, rt); err != nil {
 		return err
 	}

@@ -55,21 +55,35 @@ func isBridge(name string) bool {
 // delQdisc deletes the qdisc at parent on link index; none there is no
 // error.
 func delQdisc(index int, parent uint32) error {
+	const tcmsgLen = 20 // family, 3 pad, ifindex, handle, parent, info
+	body := make([]byte, tcmsgLen)
+	ne := binary.NativeEndian
+	ne.PutUint32(body[4:], uint32(index))
+	ne.PutUint32(body[12:], parent)
+	switch err := netlinkDo(unix.RTM_DELQDISC, 0, body); err {
+	case nil, unix.ENOENT, unix.EINVAL:
+		return nil
+	default:
+		return err
+	}
+}
+
+// netlinkDo sends one rtnetlink request of type typ (with flags besides
+// NLM_F_REQUEST and NLM_F_ACK) in the calling thread's network namespace
+// and returns the kernel's answer, a syscall.Errno for a refusal.
+func netlinkDo(typ, flags uint16, body []byte) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	const tcmsgLen = 20 // family, 3 pad, ifindex, handle, parent, info
-	msg := make([]byte, unix.NLMSG_HDRLEN+tcmsgLen)
+	msg := make([]byte, unix.NLMSG_HDRLEN, unix.NLMSG_HDRLEN+len(body))
+	msg = append(msg, body...)
 	ne := binary.NativeEndian
 	ne.PutUint32(msg[0:], uint32(len(msg)))
-	ne.PutUint16(msg[4:], unix.RTM_DELQDISC)
-	ne.PutUint16(msg[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK)
+	ne.PutUint16(msg[4:], typ)
+	ne.PutUint16(msg[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK|flags)
 	ne.PutUint32(msg[8:], 1)
-	body := msg[unix.NLMSG_HDRLEN:]
-	ne.PutUint32(body[4:], uint32(index))
-	ne.PutUint32(body[12:], parent)
 	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return err
 	}
@@ -81,11 +95,8 @@ func delQdisc(index int, parent uint32) error {
 	if n < unix.NLMSG_HDRLEN+4 || ne.Uint16(buf[4:]) != unix.NLMSG_ERROR {
 		return fmt.Errorf("unexpected netlink answer")
 	}
-	errno := -int32(ne.Uint32(buf[unix.NLMSG_HDRLEN:]))
-	switch syscall.Errno(errno) {
-	case 0, unix.ENOENT, unix.EINVAL:
-		return nil
-	default:
-		return syscall.Errno(errno)
+	if errno := syscall.Errno(-int32(ne.Uint32(buf[unix.NLMSG_HDRLEN:]))); errno != 0 {
+		return errno
 	}
+	return nil
 }
