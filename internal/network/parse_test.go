@@ -120,3 +120,15 @@ func TestPortsSameNumberApart(t *testing.T) {
 		}
 	}
 }
+
+// TestNetSysctls: the net.* keys go to SetSysctls, the others stay
+// init's.
+func TestNetSysctls(t *testing.T) {
+	net, other := NetSysctls(map[string]string{"net.ipv4.ip_forward": "1", "kernel.shmmax": "1", "net.ipv6.conf.eth0.accept_ra": "0"})
+	if !reflect.DeepEqual(net, map[string]string{"net.ipv4.ip_forward": "1", "net.ipv6.conf.eth0.accept_ra": "0"}) || !reflect.DeepEqual(other, map[string]string{"kernel.shmmax": "1"}) {
+		t.Errorf("got %v, %v", net, other)
+	}
+	if net, other := NetSysctls(nil); net != nil || other != nil {
+		t.Errorf("none: got %v, %v", net, other)
+	}
+}
