@@ -20,6 +20,13 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// usePortsRoot points the notes at a directory of the test's.
+func usePortsRoot(t *testing.T) {
+	old := portsRoot
+	portsRoot = t.TempDir()
+	t.Cleanup(func() { portsRoot = old })
+}
+
 // stateDirWithRecord is a container's state directory with a network
 // record, which makes its notes live.
 func stateDirWithRecord(t *testing.T) string {
@@ -31,7 +38,7 @@ func stateDirWithRecord(t *testing.T) string {
 }
 
 func TestReservePorts(t *testing.T) {
-	portsRoot = t.TempDir()
+	usePortsRoot(t)
 	port := freePort(t)
 	a, b := stateDirWithRecord(t), stateDirWithRecord(t)
 	if err := reservePorts(a, []Port{{HostPort: port, Protocol: "tcp", HostIP: "127.0.0.1"}}); err != nil {
@@ -75,7 +82,7 @@ func TestReservePorts(t *testing.T) {
 // TestReleasePortsOtherSpelling: a delete that names the state directory
 // through another path (a symlinked root) releases the notes too.
 func TestReleasePortsOtherSpelling(t *testing.T) {
-	portsRoot = t.TempDir()
+	usePortsRoot(t)
 	a := stateDirWithRecord(t)
 	link := filepath.Join(t.TempDir(), "link")
 	if err := os.Symlink(a, link); err != nil {
@@ -98,7 +105,7 @@ func TestReleasePortsOtherSpelling(t *testing.T) {
 }
 
 func TestReservePortsBoundOnHost(t *testing.T) {
-	portsRoot = t.TempDir()
+	usePortsRoot(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
