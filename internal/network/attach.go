@@ -69,7 +69,7 @@ func (p *Plan) attach(stateDir string, pinNS func() error, add func(*libcni.CNIC
 	if err := reservePorts(stateDir, p.ports); err != nil {
 		return err
 	}
-	cni := libcni.NewCNIConfigWithCacheDir(PluginPath(), filepath.Join(stateDir, cacheName), nil)
+	cni := newCNI(stateDir, filepath.Join(stateDir, cacheName))
 	for _, a := range rec.Attachments {
 		res, err := add(cni, rec, a)
 		if _, ok := a.Caps["portMappings"]; ok && err == nil {
@@ -116,7 +116,10 @@ func detach(stateDir string, undo bool) error {
 	if err != nil {
 		return err
 	}
-	cni := libcni.NewCNIConfigWithCacheDir(PluginPath(), filepath.Join(stateDir, cacheName), nil)
+	if !undo {
+		waitPlugins(stateDir)
+	}
+	cni := newCNI(stateDir, filepath.Join(stateDir, cacheName))
 	var first error
 	for i := len(rec.Attachments) - 1; i >= 0; i-- {
 		a := rec.Attachments[i]

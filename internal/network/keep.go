@@ -33,7 +33,7 @@ func Keep(stateDir string) (*Kept, error) {
 	if err != nil {
 		return nil, err
 	}
-	cni := libcni.NewCNIConfigWithCacheDir(PluginPath(), filepath.Join(stateDir, cacheName), nil)
+	cni := newCNI(stateDir, filepath.Join(stateDir, cacheName))
 	k := &Kept{Addresses: map[string][]string{}}
 	for _, a := range rec.Attachments {
 		list, err := libcni.NetworkConfFromBytes(a.Config)

@@ -52,7 +52,7 @@ func SetRate(stateDir string, r Rate) error {
 }
 
 func setRate(stateDir string, rec *record, a *attachment, list *libcni.NetworkConfigList, r Rate) error {
-	main := libcni.NewCNIConfigWithCacheDir(PluginPath(), filepath.Join(stateDir, cacheName), nil)
+	main := newCNI(stateDir, filepath.Join(stateDir, cacheName))
 	prev, err := main.GetNetworkListCachedResult(list, runtimeConf(stateDir, rec, *a))
 	if err != nil {
 		return fmt.Errorf("reading the result of its ADD: %w", err)
@@ -68,7 +68,7 @@ func setRate(stateDir string, rec *record, a *attachment, list *libcni.NetworkCo
 	defer os.RemoveAll(tmp)
 	ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
 	defer cancel()
-	sh := shaper{ctx: ctx, cni: libcni.NewCNIConfigWithCacheDir(PluginPath(), tmp, nil), bw: bw, prev: prev,
+	sh := shaper{ctx: ctx, cni: newCNI(stateDir, tmp), bw: bw, prev: prev,
 		stateDir: stateDir, rec: rec, cache: tmp}
 	old, hadOld := a.Caps["bandwidth"]
 	err = sh.apply(a, bandwidthCaps(r))

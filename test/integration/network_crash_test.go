@@ -5,7 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -113,6 +115,65 @@ func TestNetworkCreateCrashDeleteFirewall(t *testing.T) {
 		c.assertReleased(ip)
 	}
 	e.assertIDGone(id)
+}
+
+// slowPlugin is a CNI plugin whose ADD adds its "rule" (a file beside
+// it) a second after it starts, and whose DEL removes it.
+const slowPlugin = `#!/bin/sh
+dir=$(dirname "$0")
+case "$CNI_COMMAND" in
+ADD) echo $$ > "$dir/slow.pid"; sleep 1; echo added > "$dir/slow.rule"; echo '{"cniVersion":"1.0.0"}' ;;
+DEL) rm -f "$dir/slow.rule" ;;
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}' ;;
+esac
+exit 0
+`
+
+// TestNetworkDeleteWaitsForOrphanAdd: a plugin outlives the lkc create
+// that ran it when that lkc is killed, and goes on with its ADD. The
+// delete -f that follows must wait for it before DEL: run first, its
+// DEL would find nothing to remove, and the ADD would then add what no
+// DEL ever removes.
+func TestNetworkDeleteWaitsForOrphanAdd(t *testing.T) {
+	e := newEnv(t)
+	becomeSubreaper(t)
+	plugins := t.TempDir()
+	if err := os.WriteFile(filepath.Join(plugins, "lkc-test-slow"), []byte(slowPlugin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LKC_CNI_PATH", plugins+":/usr/lib/cni")
+	c := newCNINet(e, `{"type":"lkc-test-slow"}`)
+	id := e.id()
+	cmd := exec.Command(e.bin, "--root", e.root, "run", "--bundle", e.bundle([]string{"true"}, c.annotate()), id)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(plugins, "slow.pid")
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(pidFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("ADD never reached the slow plugin")
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	e.mustLkc("delete", "-f", id)
+	// The orphan is a child of this subreaper: wait until it is gone.
+	b, _ := os.ReadFile(pidFile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	for deadline := time.Now().Add(settle); syscall.Kill(pid, 0) == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var ws syscall.WaitStatus
+		syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+	}
+	if _, err := os.Stat(filepath.Join(plugins, "slow.rule")); err == nil {
+		t.Errorf("the ADD that outlived lkc added its rule after the delete's DEL")
+	}
+	e.assertIDGone(id)
+	c.assertReleased("")
 }
 
 // dropRulesNaming deletes the filter table's rules that name one of the
