@@ -10,8 +10,11 @@ import (
 	"github.com/lkc-containers/lkc/internal/config"
 )
 
-// FinishRoot runs after the pivot: masks and write-protects paths and makes
-// the root read-only when config asks.
+// FinishRoot runs after the pivot: masks and write-protects paths, makes
+// the root read-only when config asks, and makes / shared or unbindable
+// when rootfsPropagation asks (the slave and private forms were set on /
+// before anything was mounted, so a mount's own propagation option wins
+// over them, as in runc).
 //
 // The tree is the container's by now, and so is /proc: every path is
 // resolved once inside the root (no magic links), and each mount is made
@@ -41,7 +44,7 @@ func FinishRoot(c *config.Config) error {
 			return fmt.Errorf("making root read-only: %w", err)
 		}
 	}
-	if c.RootPropagation != 0 {
+	if c.RootPropagation&(unix.MS_SHARED|unix.MS_UNBINDABLE) != 0 {
 		return mount("", "/", "", c.RootPropagation, "")
 	}
 	return nil

@@ -84,3 +84,23 @@ func hostRootLine(t *testing.T) string {
 	t.Fatal("no / in /proc/self/mountinfo")
 	return ""
 }
+
+// TestRootfsPropagationKeepsMountOptions checks that a mount's own
+// propagation option wins over a slave or private rootfsPropagation, as in
+// runc: a tmpfs asked "rshared" stays shared (a Bidirectional volume under
+// a root that Kubernetes or nerdctl made rslave).
+func TestRootfsPropagationKeepsMountOptions(t *testing.T) {
+	script := `awk '$5=="/tmp" {o=""; for(i=7;$i!="-";i++) o=o" "$i; print o}' /proc/self/mountinfo`
+	for _, prop := range []string{"slave", "rslave", "private", "rprivate"} {
+		t.Run(prop, func(t *testing.T) {
+			e := newEnv(t)
+			out := e.mustRunOut([]string{"sh", "-c", script}, func(s *specs.Spec) {
+				s.Linux.RootfsPropagation = prop
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"rshared"}})
+			})
+			if !strings.Contains(out, "shared:") {
+				t.Errorf("rootfsPropagation %s: the rshared tmpfs on /tmp has %q, want shared", prop, out)
+			}
+		})
+	}
+}
