@@ -228,16 +228,53 @@ func openTarget(root *os.File, dest string, isFile bool) (*os.File, error) {
 	if !isFile {
 		return mkdirAllInRoot(root, dest, 0o755)
 	}
+	for links := 0; ; links++ {
+		f, next, err := openFileTarget(root, dest)
+		if f != nil || err != nil {
+			return f, err
+		}
+		if links == 255 {
+			return nil, &os.PathError{Op: "create mount point", Path: dest, Err: unix.ELOOP}
+		}
+		dest = next
+	}
+}
+
+// openFileTarget opens (creating if needed) the file dest inside root.
+// Where dest is a symlink, it returns instead the path inside root that
+// the symlink names (a relative one from its directory), for the caller
+// to try: an image's /etc/resolv.conf is often one, dangling, as runc
+// follows it.
+func openFileTarget(root *os.File, dest string) (*os.File, string, error) {
 	dir, err := mkdirAllInRoot(root, filepath.Dir(dest), 0o755)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer dir.Close()
-	fd, err := unix.Openat(int(dir.Fd()), filepath.Base(dest), unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_RDONLY, 0o644)
-	if err != nil {
-		return nil, &os.PathError{Op: "create mount point", Path: dest, Err: err}
+	name := filepath.Base(dest)
+	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_RDONLY, 0o644)
+	if err == nil {
+		return os.NewFile(uintptr(fd), dest), "", nil
 	}
-	return os.NewFile(uintptr(fd), dest), nil
+	if err != unix.ELOOP {
+		return nil, "", &os.PathError{Op: "create mount point", Path: dest, Err: err}
+	}
+	target, lerr := readlinkat(dir, name)
+	if lerr != nil {
+		return nil, "", &os.PathError{Op: "create mount point", Path: dest, Err: err}
+	}
+	if filepath.IsAbs(target) {
+		return nil, target, nil
+	}
+	rootPath, err := os.Readlink(fdPath(root))
+	if err != nil {
+		return nil, "", err
+	}
+	where, err := pathInRoot(rootPath, dir)
+	if err != nil {
+		return nil, "", err
+	}
+	return nil, filepath.Join(where, target), nil
 }
 
 func fdPath(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }

@@ -380,3 +380,49 @@ func TestSecCgroupOfAnotherContainerIsNotTakenOver(t *testing.T) {
 		}
 	}
 }
+
+// TestSecFileBindThroughSymlinkStaysInRootfs: a file bind mount whose
+// destination is a symlink in the image (/etc/resolv.conf ->
+// ../run/systemd/resolve/stub-resolv.conf is common) lands on what the
+// symlink names inside the rootfs, as runc does, made there when missing;
+// one that climbs out with ".." or names a host path absolutely stays in
+// the rootfs too, and the host is left untouched.
+func TestSecFileBindThroughSymlinkStaysInRootfs(t *testing.T) {
+	e := newEnv(t)
+	host := t.TempDir()
+	src := filepath.Join(host, "src")
+	if err := os.WriteFile(src, []byte("bound\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := e.writableRootfs()
+	links := map[string]string{
+		"etc/resolv.conf": "../run/resolve/stub.conf", // dangling, relative
+		"hostname-link":   "/etc/hostname",            // existing, absolute
+		"climb":           strings.Repeat("../", 12) + strings.TrimPrefix(host, "/") + "/climbed",
+		"abs":             host + "/absolute",
+	}
+	for name, target := range links {
+		os.Remove(filepath.Join(root, name))
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inside := []string{"/run/resolve/stub.conf", "/etc/hostname", host + "/climbed", host + "/absolute"}
+	r := e.run([]string{"cat", inside[0], inside[1], inside[2], inside[3]}, func(s *specs.Spec) {
+		s.Root.Path = root
+		for _, dest := range []string{"/etc/resolv.conf", "/hostname-link", "/climb", "/abs"} {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: dest, Type: "bind", Source: src, Options: []string{"bind", "ro"}})
+		}
+	})
+	if r.code != 0 || r.stdout != strings.Repeat("bound\n", 4) {
+		t.Fatalf("run: %v; want each of %v to show the bound file", r, inside)
+	}
+	if entries, _ := os.ReadDir(host); len(entries) != 1 {
+		t.Errorf("host dir %s changed: %v", host, names(entries))
+	}
+	for _, p := range inside {
+		if fi, err := os.Lstat(filepath.Join(root, p)); err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("mount point %s not a file inside the rootfs: %v", p, err)
+		}
+	}
+}
