@@ -60,6 +60,13 @@ func badConfigs(t *testing.T) []badConfig {
 		{"RelativeMountDestination", nil, func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "tmp", Type: "tmpfs", Source: "tmpfs"})
 		}, `destination "tmp" is not an absolute path`},
+		{"IdmapMountOption", nil, func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/tmp", Options: []string{"rbind", "idmap"}})
+		}, `mounts\[\d+\] /mnt: idmapped mounts \(option "idmap"\) are not supported`},
+		{"MountUIDMappings", nil, func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/tmp", Options: []string{"rbind"},
+				UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 10}}})
+		}, `mounts\[\d+\] /mnt: idmapped mounts \(uidMappings, gidMappings\) are not supported`},
 		{"MissingRootfs", nil, func(s *specs.Spec) { s.Root.Path = "/nonexistent/rootfs" },
 			`root.path /nonexistent/rootfs: .*no such file or directory`},
 		{"RootfsIsFile", nil, func(s *specs.Spec) { s.Root.Path = file }, `root.path .* is not a directory`},
