@@ -112,12 +112,17 @@ func create(o CreateOpts) (_ *Container, err error) {
 		return nil, err
 	}
 	dir, st, cg := b.dir, b.st, b.cg
+	spawned := false // init was started: the poststop hooks follow a failure
 	defer func() {
 		if err != nil {
-			if dir.Deleted() {
+			deleted := dir.Deleted()
+			if deleted {
 				err = fmt.Errorf("container %s was deleted while being created", o.ID)
 			}
 			undo.Run()
+			if spawned && !deleted { // a delete ran them
+				(&Container{st: st, warn: o.Warn}).poststop()
+			}
 		}
 	}()
 	if !cfg.HasNamespace("mount") {
@@ -142,6 +147,7 @@ func create(o CreateOpts) (_ *Container, err error) {
 		defer steplog.Step("create: cgroup")()
 		return b.CreateCgroup(cfg.Cgroup.Resources.PidsLimit != nil, &undo)
 	})
+	spawned = p != nil
 	if err != nil {
 		return nil, err
 	}

@@ -131,17 +131,36 @@ func TestHookTimeoutFailsCreateCleanly(t *testing.T) {
 	e.failLkc(`createRuntime hook #0 /bin/sh: timed out after 1s and was killed`, "create", "--bundle", b, e.id())
 }
 
+// TestFailingCreateHooksFailCreateCleanly: a failing create-time hook fails
+// create, which undoes its work and then runs the poststop hooks, as the
+// runtime spec's lifecycle asks (and runc does after any failure once
+// init has started: a mount too).
 func TestFailingCreateHooksFailCreateCleanly(t *testing.T) {
 	fail := shHook("echo boom >&2; exit 3")
-	for name, hooks := range map[string]specs.Hooks{
-		"prestart":        {Prestart: []specs.Hook{fail}},
-		"createRuntime":   {CreateRuntime: []specs.Hook{fail}},
-		"createContainer": {CreateContainer: []specs.Hook{fail}},
+	for name, tc := range map[string]struct {
+		hooks specs.Hooks
+		mount []specs.Mount
+		want  string
+	}{
+		"prestart":        {hooks: specs.Hooks{Prestart: []specs.Hook{fail}}, want: `prestart hook #0 /bin/sh: exit status 3: boom`},
+		"createRuntime":   {hooks: specs.Hooks{CreateRuntime: []specs.Hook{fail}}, want: `createRuntime hook #0 /bin/sh: exit status 3: boom`},
+		"createContainer": {hooks: specs.Hooks{CreateContainer: []specs.Hook{fail}}, want: `createContainer hook #0 /bin/sh: exit status 3: boom`},
+		"mount": {mount: []specs.Mount{{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"bogus=1"}}},
+			want: `mount tmpfs on /tmp: .*invalid argument`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
-			b := e.bundle([]string{"true"}, func(s *specs.Spec) { s.Hooks = &hooks })
-			e.failLkc(name+` hook #0 /bin/sh: exit status 3: boom`, "create", "--bundle", b, e.id())
+			dir := t.TempDir()
+			tc.hooks.Poststop = []specs.Hook{recordingHook("poststop", dir)}
+			b := e.bundle([]string{"true"}, func(s *specs.Spec) {
+				s.Hooks = &tc.hooks
+				s.Mounts = append(s.Mounts, tc.mount...)
+			})
+			id := e.id()
+			e.failLkc(tc.want, "create", "--bundle", b, id)
+			if st := hookState(t, dir, "poststop"); st["status"] != "stopped" || st["id"] != id {
+				t.Errorf("poststop hook after the failed create read %v", st)
+			}
 		})
 	}
 }
