@@ -75,8 +75,9 @@ func runOne(ctx context.Context, h config.Hook, state []byte) error {
 	if len(cmd.Args) == 0 {
 		cmd.Args = []string{h.Path}
 	}
-	// Non-nil, so an empty env stays empty rather than inheriting lkc's.
-	cmd.Env = append([]string{}, h.Env...)
+	// A hook with an env gets that alone; one without inherits lkc's
+	// (exec.Cmd's nil Env), as runc's hooks do.
+	cmd.Env = h.Env
 	cmd.Stdin = bytes.NewReader(state)
 	cmd.Stderr = &stderr
 	// Its own process group, so a timeout kills what the hook started too;

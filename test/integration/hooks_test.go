@@ -122,6 +122,23 @@ func TestHooksGetArgsAndOnlyTheirEnv(t *testing.T) {
 	}
 }
 
+// TestHooksWithoutEnvInheritLkcs: a hook that gives no env runs with the
+// environment lkc was started with, as runc's do (a hook written for runc
+// may rely on PATH or on what its caller set).
+func TestHooksWithoutEnvInheritLkcs(t *testing.T) {
+	t.Setenv("LKC_TEST_HOOK_ENV", "inherited")
+	e := newEnv(t)
+	out := filepath.Join(t.TempDir(), "out")
+	h := specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", `echo "$LKC_TEST_HOOK_ENV" > "$0"`, out}}
+	r := e.run([]string{"true"}, func(s *specs.Spec) { s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{h}} })
+	if r.code != 0 {
+		t.Fatalf("run: %v", r)
+	}
+	if got := readTrim(t, out); got != "inherited" {
+		t.Fatalf("hook without env saw LKC_TEST_HOOK_ENV=%q, want lkc's %q", got, "inherited")
+	}
+}
+
 func TestHookTimeoutFailsCreateCleanly(t *testing.T) {
 	e := newEnv(t)
 	timeout := 1
