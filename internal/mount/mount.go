@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -119,6 +120,9 @@ func mountOne(root *os.File, m config.Mount, src *sourceDir, env Env) error {
 	if err != nil {
 		return err
 	}
+	if m.Type == "tmpfs" {
+		m.Data = withCoveredMode(root, m)
+	}
 	target, err := openTarget(root, m.Destination, isFile)
 	if err != nil {
 		return err
@@ -171,6 +175,32 @@ func mountOne(root *os.File, m config.Mount, src *sourceDir, env Env) error {
 		return setAttrRecursive(mnt, m.RecAttrSet, m.RecAttrClr)
 	}
 	return nil
+}
+
+// withCoveredMode returns the data of m, a tmpfs, with the mode of the
+// directory it covers when it names none, as runc and crun do: a tmpfs's
+// root is otherwise 1777, so a --read-only Podman container's /run would
+// turn world-writable. A directory the mount makes keeps tmpfs's default.
+func withCoveredMode(root *os.File, m config.Mount) string {
+	for _, o := range strings.Split(m.Data, ",") {
+		if strings.HasPrefix(o, "mode=") {
+			return m.Data
+		}
+	}
+	dir, err := openInRoot(root, m.Destination)
+	if err != nil {
+		return m.Data
+	}
+	defer dir.Close()
+	var st unix.Stat_t
+	if unix.Fstat(int(dir.Fd()), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return m.Data
+	}
+	mode := fmt.Sprintf("mode=%o", st.Mode&0o7777)
+	if m.Data == "" {
+		return mode
+	}
+	return mode + "," + m.Data
 }
 
 // setAttrRecursive applies mount attributes to the mount mnt is the root of

@@ -120,6 +120,33 @@ dd if=/dev/zero of=/root/big bs=1k count=2048 2>&1 >/dev/null | grep -c 'No spac
 	}
 }
 
+// TestRootfsTmpfsKeepsCoveredMode: a tmpfs without mode= on a directory
+// the image has gets that directory's mode (a --read-only Podman
+// container's /run stays 0755, not tmpfs's 1777), with tmpcopyup too; an
+// explicit mode= wins, and a directory made for the mount keeps tmpfs's
+// default; as runc (since 1.1.8) and crun do.
+func TestRootfsTmpfsKeepsCoveredMode(t *testing.T) {
+	e := newEnv(t)
+	root := e.writableRootfs()
+	for dir, mode := range map[string]os.FileMode{"covered": 0o751, "copied": 0o710 | os.ModeSetgid, "asked": 0o755} {
+		if err := os.Mkdir(filepath.Join(root, dir), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(root, dir), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := e.mustRunOut([]string{"stat", "-c", "%n %a", "/covered", "/copied", "/asked", "/made"}, func(s *specs.Spec) {
+		s.Root.Path = root
+		for dest, opts := range map[string][]string{"/covered": nil, "/copied": {"tmpcopyup"}, "/asked": {"mode=700"}, "/made": nil} {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: dest, Type: "tmpfs", Source: "tmpfs", Options: opts})
+		}
+	})
+	if want := "/covered 751\n/copied 2710\n/asked 700\n/made 1777"; out != want {
+		t.Errorf("tmpfs roots:\n%s\nwant\n%s", out, want)
+	}
+}
+
 func TestRootfsDevpts(t *testing.T) {
 	e := newEnv(t)
 	// Opening /dev/ptmx allocates pty 0 of a new devpts instance: the
