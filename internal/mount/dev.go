@@ -68,7 +68,14 @@ func makeDevice(root *os.File, d config.Device, inUserNS bool) error {
 		mode |= unix.S_IFIFO
 	}
 	_ = unix.Unlinkat(int(dir.Fd()), name, 0)
-	if err := unix.Mknodat(int(dir.Fd()), name, mode, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))); err != nil {
+	err = unix.Mknodat(int(dir.Fd()), name, mode, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor))))
+	if err == unix.EEXIST {
+		// What could not be unlinked is a mount of the config's (docker
+		// run -v /dev/urandom:/dev/random) or a directory: it stays, as
+		// in runc.
+		return nil
+	}
+	if err != nil {
 		return &os.PathError{Op: "mknod", Path: d.Path, Err: err}
 	}
 	if err := unix.Fchownat(int(dir.Fd()), name, int(d.UID), int(d.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {

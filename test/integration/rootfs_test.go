@@ -240,6 +240,19 @@ func TestRootfsDefaultDevices(t *testing.T) {
 	}
 }
 
+// TestRootfsMountOverDefaultDevice: a config mount on a default device's
+// path stays and the default node is not made there, as in runc (docker
+// run -v /dev/urandom:/dev/random, for containers short of entropy).
+func TestRootfsMountOverDefaultDevice(t *testing.T) {
+	e := newEnv(t)
+	out := e.mustRunOut([]string{"stat", "-c", "%n %t:%T", "/dev/random", "/dev/null"}, func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/dev/random", Type: "bind", Source: "/dev/urandom", Options: []string{"bind"}})
+	})
+	if want := "/dev/random 1:9\n/dev/null 1:3"; out != want {
+		t.Errorf("with /dev/urandom bound on /dev/random:\n%s\nwant\n%s", out, want)
+	}
+}
+
 func TestRootfsLinuxDevices(t *testing.T) {
 	e := newEnv(t)
 	mode := os.FileMode(0o620)
