@@ -270,11 +270,12 @@ func openTarget(root *os.File, dest string, isFile bool) (*os.File, error) {
 	}
 }
 
-// openFileTarget opens (creating if needed) the file dest inside root.
-// Where dest is a symlink, it returns instead the path inside root that
-// the symlink names (a relative one from its directory), for the caller
-// to try: an image's /etc/resolv.conf is often one, dangling, as runc
-// follows it.
+// openFileTarget opens (creating if needed) the file dest inside root, as
+// an O_PATH handle: an existing named pipe or device is never opened for
+// I/O (a pipe's open would wait for a writer). Where dest is a symlink, it
+// returns instead the path inside root that the symlink names (a relative
+// one from its directory), for the caller to try: an image's
+// /etc/resolv.conf is often one, dangling, as runc follows it.
 func openFileTarget(root *os.File, dest string) (*os.File, string, error) {
 	dir, err := mkdirAllInRoot(root, filepath.Dir(dest), 0o755)
 	if err != nil {
@@ -282,16 +283,30 @@ func openFileTarget(root *os.File, dest string) (*os.File, string, error) {
 	}
 	defer dir.Close()
 	name := filepath.Base(dest)
-	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_RDONLY, 0o644)
-	if err == nil {
+	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.ENOENT {
+		fd, err = unix.Openat(int(dir.Fd()), name, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_RDONLY, 0o644)
+	}
+	if err != nil {
+		return nil, "", &os.PathError{Op: "create mount point", Path: dest, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, "", &os.PathError{Op: "stat", Path: dest, Err: err}
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		unix.Close(fd)
+		return nil, "", &os.PathError{Op: "create mount point", Path: dest, Err: unix.EISDIR}
+	case unix.S_IFLNK:
+		unix.Close(fd)
+	default:
 		return os.NewFile(uintptr(fd), dest), "", nil
 	}
-	if err != unix.ELOOP {
-		return nil, "", &os.PathError{Op: "create mount point", Path: dest, Err: err}
-	}
-	target, lerr := readlinkat(dir, name)
-	if lerr != nil {
-		return nil, "", &os.PathError{Op: "create mount point", Path: dest, Err: err}
+	target, err := readlinkat(dir, name)
+	if err != nil {
+		return nil, "", &os.PathError{Op: "readlink", Path: dest, Err: err}
 	}
 	if filepath.IsAbs(target) {
 		return nil, target, nil

@@ -5,8 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // mountLine returns the /proc/mounts line of the mount at dest, as the
@@ -329,5 +331,36 @@ func TestRootfsDevSymlinks(t *testing.T) {
 	want := "/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\nvia-stdout"
 	if out != want {
 		t.Errorf("/dev symlinks: got\n%s\nwant\n%s", out, want)
+	}
+}
+
+// TestRootfsFileBindOnFifo: a file bind whose destination is a named pipe
+// in the image is mounted over it, as runc does, without opening the pipe
+// (an open for reading would wait for a writer, and create with it).
+func TestRootfsFileBindOnFifo(t *testing.T) {
+	e := newEnv(t)
+	root := e.writableRootfs()
+	if err := unix.Mkfifo(filepath.Join(root, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.WriteFile(src, []byte("bound\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := e.bundle([]string{"cat", "/fifo"}, func(s *specs.Spec) {
+		s.Root.Path = root
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/fifo", Type: "bind", Source: src, Options: []string{"bind"}})
+	})
+	id := e.id()
+	done := make(chan result, 1)
+	go func() { done <- e.lkc("run", "--bundle", b, id) }()
+	select {
+	case r := <-done:
+		if r.code != 0 || r.stdout != "bound\n" {
+			t.Errorf("run with a file bound on a fifo: %v", r)
+		}
+	case <-time.After(settle):
+		e.lkc("delete", "--force", id)
+		t.Errorf("run with a file bound on a fifo did not end in %v: %v", settle, <-done)
 	}
 }
