@@ -101,9 +101,9 @@ ls -A /root | wc -l`
 		s.Mounts = append(s.Mounts, tmpfs("/etc", "tmpcopyup", "mode=755"), tmpfs("/bin", "tmpcopyup"),
 			tmpfs("/root", "tmpcopyup", "notmpcopyup"))
 	})
-	// As with runc, the contents are copied, not the covered directory's
-	// own mode: /bin is a tmpfs root with tmpfs's default 1777.
-	want := "1\ntmpfs /bin tmpfs\ntmpfs /etc tmpfs\ntmpfs /root tmpfs\nbusybox\n644 root\n1777 root\n0\n"
+	// The contents are copied, and a tmpfs without mode= takes the mode of
+	// the directory it covers (runc since 1.1.8, crun): /bin stays 755.
+	want := "1\ntmpfs /bin tmpfs\ntmpfs /etc tmpfs\ntmpfs /root tmpfs\nbusybox\n644 root\n755 root\n0\n"
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("%v; want stdout %q", r, want)
 	}
