@@ -450,6 +450,14 @@ static int set_user(struct lkc_plan *p, char *err)
 
 void lkc_plan_exec(struct lkc_plan *p, const void *state, size_t statelen, char *err)
 {
+	/* A session of its own, as runc gives every process: left in the
+	 * caller's process group, the process would get the signals of the
+	 * caller's terminal and its kill(0, sig) would reach host processes.
+	 * A container's init and a process with a terminal lead one already. */
+	if (getsid(0) != getpid() && setsid() < 0) {
+		fail(err, "setsid: %s", lkc_errtext(errno));
+		return;
+	}
 	if (p->umask >= 0)
 		umask(p->umask);
 	if (default_signals(err) < 0)
