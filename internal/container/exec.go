@@ -45,6 +45,8 @@ func Exec(o ExecOpts) (int, error) {
 	if o.Change != nil {
 		o.Process = c.execDefaults()
 		err = o.Change(&o.Process)
+	} else if o.Process.OOMScoreAdj == nil {
+		o.Process.OOMScoreAdj = c.st.Config.Process.OOMScoreAdj
 	}
 	if err == nil && o.Process.Terminal && o.ConsoleSocket == "" && o.Detach {
 		err = fmt.Errorf("exec --tty --detach needs --console-socket: nobody would serve the terminal")
@@ -187,10 +189,13 @@ func execPlan(cfg *config.Config, preserveFDs int) (*nsenter.Plan, error) {
 }
 
 // execDefaults returns the container's process, the base `lkc exec`
-// changes with its flags: its env, cwd, user, capabilities and
-// no_new_privs.
+// changes with its flags: its env, cwd, user, capabilities, no_new_privs,
+// rlimits and oom score, as runc's exec copies them. A process.json
+// keeps its own rlimits (none means the caller's, as in runc) but
+// without an oomScoreAdj gets the container's (Exec), not the caller's:
+// a shim's low score would make the process the OOM killer's last choice.
 func (c *Container) execDefaults() config.Process {
 	p := c.st.Config.Process
-	p.Terminal, p.ConsoleHeight, p.ConsoleWidth, p.Rlimits, p.OOMScoreAdj = false, 0, 0, nil, nil
+	p.Terminal, p.ConsoleHeight, p.ConsoleWidth = false, 0, 0
 	return p
 }

@@ -126,8 +126,8 @@ func openProc(c *config.Config) (*safeproc.Root, error) {
 // check does, before init reports ready, the work and the checks of the
 // exec step that can fail: the seccomp filter, the working directory,
 // closing lkc's fds (all but preserve after stdio), resolving the
-// executable, the environment, and whether the capabilities and hard
-// limits can be granted at all. Everything that can fail before the
+// executable, raising the hard limits, the environment (nsenter.Prepare),
+// and whether the capabilities can be granted at all. Everything that can fail before the
 // process runs fails create (or exec) this way, not start.
 func (p *prepared) check(preserve int) error {
 	proc := &p.c.Process
@@ -138,31 +138,7 @@ func (p *prepared) check(preserve int) error {
 	if p.plan, err = nsenter.Prepare(plan); err != nil {
 		return err
 	}
-	if err := checkCaps(proc.Capabilities); err != nil {
-		return err
-	}
-	return raiseHardLimits(proc.Rlimits)
-}
-
-// raiseHardLimits raises now each hard limit the process is to have above
-// init's: that is the one step of setrlimit that can be refused (it needs
-// CAP_SYS_RESOURCE in the host's user namespace, and RLIMIT_NOFILE stays
-// within fs.nr_open), so the kernel answers during create. Raising binds
-// nothing; exec sets the exact limits.
-func raiseHardLimits(rls []config.Rlimit) error {
-	for _, r := range rls {
-		var cur unix.Rlimit
-		if err := unix.Getrlimit(r.Type, &cur); err != nil {
-			return fmt.Errorf("getrlimit %s: %w", r.Name, err)
-		}
-		if r.Hard <= cur.Max {
-			continue
-		}
-		if err := unix.Setrlimit(r.Type, &unix.Rlimit{Cur: cur.Cur, Max: r.Hard}); err != nil {
-			return fmt.Errorf("setrlimit %s hard %d: %w (the host's hard limit is %d)", r.Name, r.Hard, err, cur.Max)
-		}
-	}
-	return nil
+	return checkCaps(proc.Capabilities)
 }
 
 // checkCaps fails if capset could not give the process caps from what

@@ -37,20 +37,21 @@
  * (threads, CPUID traps on this kind of VM, page faults) was the largest
  * part of `lkc exec`'s latency (docs/exec.md: 1.4 times the wall time
  * without it). So when the process is plain -- no terminal, no seccomp
- * notify listener, no rlimits or oom score to set -- the parent sends,
+ * notify listener, no oom score to set -- the parent sends,
  * after "pid", a plan: NUL-terminated records, one per field,
  *   arg <s>  env <s>     argv and envp, in order
  *   cwd <dir>            working directory
  *   uid <n>  gid <n>  group <n>   credentials; group repeats
  *   umask <octal>        only when set
+ *   rlimit <type> <soft> <hard> <name>   repeats
  *   caps <bnd> <eff> <perm> <inh> <amb>   capability sets, hex masks
  *   nnp                  no_new_privs
  *   preserve <n>         fds 3..3+n-1 stay open
  *   seccomp <flags>      a BPF program follows, in a message of its own
  * and this process carries it out with plan.c, the one implementation of
  * a process's last steps: Go's init runs the same code through cgo for
- * every other process (with two more records, "rlimit <type> <soft>
- * <hard> <name>" and "notify <fd>", the seccomp listener's connection).
+ * every other process (with one more record, "notify <fd>", the seccomp
+ * listener's connection).
  */
 #define _GNU_SOURCE
 #include <errno.h>

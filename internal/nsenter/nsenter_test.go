@@ -139,7 +139,7 @@ func TestPlannable(t *testing.T) {
 	}{
 		{config.Process{Args: []string{"true"}}, true},
 		{config.Process{Args: []string{"sh"}, Terminal: true}, false},
-		{config.Process{Args: []string{"true"}, Rlimits: []config.Rlimit{{Name: "RLIMIT_NOFILE", Type: 7, Soft: 1, Hard: 1}}}, false},
+		{config.Process{Args: []string{"true"}, Rlimits: []config.Rlimit{{Name: "RLIMIT_NOFILE", Type: 7, Soft: 1, Hard: 1}}}, true},
 		{config.Process{Args: []string{"true"}, OOMScoreAdj: &adj}, false},
 	}
 	for _, c := range cases {

@@ -263,6 +263,33 @@ int lkc_plan_has_seccomp(const struct lkc_plan *p)
 	return p->has_seccomp;
 }
 
+/*
+ * raise_hard_limits raises now each hard limit the process is to have above
+ * its current one: that is the one step of setrlimit that can be refused
+ * (it needs CAP_SYS_RESOURCE in the host's user namespace, and
+ * RLIMIT_NOFILE stays within fs.nr_open), so the kernel answers before the
+ * process is reported ready. Raising binds nothing; set_rlimits sets the
+ * exact limits.
+ */
+static int raise_hard_limits(struct lkc_plan *p, char *err)
+{
+	for (int i = 0; i < p->nrlimits; i++) {
+		struct rlimit cur, up;
+
+		if (syscall(SYS_prlimit64, 0, p->rlimits[i].type, NULL, &cur) < 0)
+			return fail(err, "getrlimit %s: %s", p->rlimits[i].name, lkc_errtext(errno));
+		if (p->rlimits[i].hard <= cur.rlim_max)
+			continue;
+		up.rlim_cur = cur.rlim_cur;
+		up.rlim_max = p->rlimits[i].hard;
+		if (syscall(SYS_prlimit64, 0, p->rlimits[i].type, &up, NULL) < 0)
+			return fail(err, "setrlimit %s hard %llu: %s (the host's hard limit is %llu)",
+				    p->rlimits[i].name, p->rlimits[i].hard, lkc_errtext(errno),
+				    (unsigned long long)cur.rlim_max);
+	}
+	return 0;
+}
+
 int lkc_plan_prepare(struct lkc_plan *p, void *prog, size_t proglen, char *err)
 {
 	if (p->has_seccomp) {
@@ -277,6 +304,8 @@ int lkc_plan_prepare(struct lkc_plan *p, void *prog, size_t proglen, char *err)
 	if (syscall(SYS_close_range, 3 + p->preserve, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		return fail(err, "close_range(%d, CLOEXEC): %s", 3 + p->preserve, lkc_errtext(errno));
 	if (find_exec(p, err) < 0)
+		return -1;
+	if (raise_hard_limits(p, err) < 0)
 		return -1;
 	return add_home(p, err);
 }

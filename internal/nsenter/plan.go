@@ -31,10 +31,9 @@ type Plan struct {
 
 // Plannable says whether the constructor can start p: everything but a
 // terminal, an oom score and an AppArmor profile or SELinux label, which
-// are Go's init's steps, and rlimits, whose hard limits Go's init checks
-// it can raise before it reports ready.
+// are Go's init's steps.
 func Plannable(p *config.Process) bool {
-	return !p.Terminal && len(p.Rlimits) == 0 && p.OOMScoreAdj == nil &&
+	return !p.Terminal && p.OOMScoreAdj == nil &&
 		p.ApparmorProfile == "" && p.SelinuxLabel == ""
 }
 

@@ -11,7 +11,7 @@ import (
 // agreeCase is a process that TestExecPlanAndGoInitAgree execs both ways.
 type agreeCase struct {
 	name    string
-	process string // process.json fields but rlimits
+	process string // process.json fields but oomScoreAdj
 	// preserve passes two files to lkc exec and --preserve-fds 1: fd 3
 	// must reach the process, fd 4 must not.
 	preserve bool
@@ -25,7 +25,7 @@ const agreeProbe = `grep -E "^(Uid|Gid|Groups|Cap...|NoNewPrivs|Seccomp):" /proc
 	`echo "home=$HOME x=$X cwd=$(pwd)"; ls /proc/self/fd; mkdir /tmp/m 2>/dev/null || echo mkdir-denied`
 
 // TestExecPlanAndGoInitAgree: a plain exec is finished by the nsenter
-// constructor in C, the same process with rlimits by Go's init
+// constructor in C, the same process with an oom score by Go's init
 // (nsenter.Plannable). Every step both carry out must come out alike:
 // user, groups, capabilities (ambient too), no_new_privs, the container's
 // seccomp filter loaded before and after the user change, umask, cwd, env,
@@ -89,7 +89,7 @@ func TestExecPlanAndGoInitAgree(t *testing.T) {
 	}} {
 		t.Run(c.name, func(t *testing.T) {
 			inC := execBothWays(t, e, id, c, "")
-			inGo := execBothWays(t, e, id, c, `,"rlimits":[{"type":"RLIMIT_NOFILE","hard":1024,"soft":1024}]`)
+			inGo := execBothWays(t, e, id, c, `,"oomScoreAdj":0`)
 			if inC != inGo {
 				t.Errorf("the same process set up by the constructor:\n%s\nand by Go's init:\n%s", inC, inGo)
 			}
