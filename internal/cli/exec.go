@@ -146,6 +146,11 @@ func (f *execFlags) change(args []string) (func(*config.Process) error, error) {
 			return nil, err
 		}
 	}
+	for _, e := range f.env {
+		if name, _, ok := strings.Cut(e, "="); !ok || name == "" {
+			return nil, fmt.Errorf("--env %q: want NAME=VALUE", e)
+		}
+	}
 	gids := make([]uint32, 0, len(f.gids))
 	for _, s := range f.gids {
 		g, err := strconv.ParseUint(s, 10, 32)

@@ -85,3 +85,14 @@ func writeProcess(t *testing.T, json string) string {
 	}
 	return p
 }
+
+// TestExecEnvWithoutEquals: --env takes NAME=VALUE; a bare name is refused
+// (as runc does and as process.json's env is), not dropped in silence.
+func TestExecEnvWithoutEquals(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.runningPid(nil)
+	e.failLkc(`--env "FOO".*=`, "exec", "--env", "FOO", id, "true")
+	if r := e.lkc("exec", "--env", "FOO", id, "true"); r.code != 255 {
+		t.Errorf("exec --env FOO: exit %d, want 255", r.code)
+	}
+}
