@@ -3,7 +3,9 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -61,11 +63,32 @@ func (f *createFlags) opts(g *globals, id string) (container.CreateOpts, error) 
 	if err != nil {
 		return container.CreateOpts{}, err
 	}
+	preserve := f.preserveFDs
+	if n := listenFDs(); n > 0 {
+		cfg.Process.Env = append(cfg.Process.Env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID=1")
+		preserve += n
+	}
 	return container.CreateOpts{
 		Root: g.root, ID: id, Config: cfg, PidFile: pidFile,
-		ConsoleSocket: f.consoleSocket, NoNewKeyring: f.noNewKeyring, PreserveFDs: f.preserveFDs,
+		ConsoleSocket: f.consoleSocket, NoNewKeyring: f.noNewKeyring, PreserveFDs: preserve,
 		Warn: g.warn,
 	}, nil
+}
+
+// listenFDs is the number of fds systemd's socket activation gave lkc
+// (LISTEN_FDS, for this very process by LISTEN_PID), which Podman passes
+// on to the runtime: as runc does, create hands them to the container's
+// process from fd 3, before the --preserve-fds ones, and sets LISTEN_FDS
+// and LISTEN_PID=1 in its environment.
+func listenFDs() int {
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		return 0
+	}
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 func cmdCreate(g *globals, args []string) error {
