@@ -327,7 +327,19 @@ func TestCheckpointAllCtrlCWhileSavingRootfs(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "images")
 	cmd := exec.Command(e.bin, "--root", e.root, "checkpoint", "--all", "--image-dir", dir)
 	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
-	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true} // a terminal's job
+	out := ctrlCOnceStarted(t, cmd, started, "tar")
+	if got := readEvacManifest(t, dir); got[id] != "dumped+rootfs" {
+		t.Errorf("manifest after Ctrl-C during the rootfs's archive: %v: %s", got, out)
+	}
+}
+
+// ctrlCOnceStarted runs cmd as a terminal's job (a process group of its
+// own) and, once the file started exists (what, a wrapper of one of its
+// children, made it), sends the group SIGINT, as Ctrl-C does. It returns
+// cmd's output.
+func ctrlCOnceStarted(t *testing.T, cmd *exec.Cmd, started, what string) string {
+	t.Helper()
+	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -340,14 +352,12 @@ func TestCheckpointAllCtrlCWhileSavingRootfs(t *testing.T) {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			cmd.Wait()
-			t.Fatalf("checkpoint --all never started tar: %s", out.String())
+			t.Fatalf("%v never started %s: %s", cmd.Args, what, out.String())
 		}
 	}
 	unix.Kill(-cmd.Process.Pid, unix.SIGINT)
 	cmd.Wait()
-	if got := readEvacManifest(t, dir); got[id] != "dumped+rootfs" {
-		t.Errorf("manifest after Ctrl-C during the rootfs's archive: %v: %s", got, out.String())
-	}
+	return out.String()
 }
 
 // TestCheckpointAllCtrlCWhileCriuDumps: Ctrl-C on the terminal reaches
@@ -367,25 +377,8 @@ func TestCheckpointAllCtrlCWhileCriuDumps(t *testing.T) {
 	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "1000"}, nil), id)
 	dir := filepath.Join(t.TempDir(), "images")
 	cmd := exec.Command(e.bin, "--root", e.root, "--criu", wrapper, "checkpoint", "--all", "--image-dir", dir)
-	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true} // a terminal's job
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(settle); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(started); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("checkpoint --all never started criu: %s", out.String())
-		}
-	}
-	unix.Kill(-cmd.Process.Pid, unix.SIGINT)
-	cmd.Wait()
+	out := ctrlCOnceStarted(t, cmd, started, "criu")
 	if got := readEvacManifest(t, dir); !strings.HasPrefix(got[id], "dumped") {
-		t.Errorf("manifest after Ctrl-C while criu dumps: %v: %s", got, out.String())
+		t.Errorf("manifest after Ctrl-C while criu dumps: %v: %s", got, out)
 	}
 }
