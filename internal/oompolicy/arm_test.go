@@ -66,3 +66,29 @@ func TestGroupArmFailureLoggedOnce(t *testing.T) {
 		t.Errorf("logged %q, want one line about group g", logged)
 	}
 }
+
+// TestNoArmingAfterStop: after Stop (lkc daemon stop) a round of the loop
+// arms nothing: armed then, a container's OOM killer would stay off with
+// no daemon left to act (seen in the v2 VM as a round ran between Stop and
+// the worker's exit). A group whose arming is tried logs; none may be.
+func TestNoArmingAfterStop(t *testing.T) {
+	reg, err := registry.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := hostconf.Default()
+	c.GroupsDir, c.GroupsParent = t.TempDir(), "/lkc-test-no-such-parent"
+	def := `{"name":"g","resources":{},"oomPolicy":"kill-largest"}`
+	if err := os.WriteFile(filepath.Join(c.GroupsDir, "g.json"), []byte(def), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logged []string
+	s := New()
+	s.epfd = -1
+	s.deps = &service.Deps{Conf: c, Registry: reg, Logf: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }}
+	s.Stop()
+	s.reconcileLocked()
+	if len(logged) != 0 {
+		t.Errorf("a round after Stop tried to arm: %q", logged)
+	}
+}

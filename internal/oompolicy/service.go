@@ -38,6 +38,10 @@ type Service struct {
 	failed map[string]bool
 	// groupsAt is when the groups' definitions were read last.
 	groupsAt time.Time
+	// stopped is set by Stop: the daemon is going, so no container is
+	// armed again (a round after Stop would turn the OOM killer back off
+	// with no daemon left to act).
+	stopped bool
 }
 
 // New returns the service; Start starts it.
@@ -176,6 +180,9 @@ func (s *Service) reconcile() {
 // reconcileLocked arms the served containers with a policy not armed yet
 // (those whose cgroup exists) and forgets those no longer served.
 func (s *Service) reconcileLocked() {
+	if s.stopped {
+		return
+	}
 	served := map[string]bool{}
 	for _, e := range s.deps.Registry.Entries() {
 		if e.Features.OOMPolicy == "" {
@@ -221,6 +228,7 @@ func (s *Service) reconcileLocked() {
 func (s *Service) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.stopped = true
 	for _, a := range s.byKey {
 		s.disarm(a, true)
 	}
