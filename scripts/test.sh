@@ -59,8 +59,8 @@ fuzz=(
 )
 for f in "${fuzz[@]}"; do
   read -r target pkg <<<"$f"
-  echo "=== fuzz $target ($pkg, 20s)" >>"$log"
-  go test -run '^$' -fuzz "^$target\$" -fuzztime 20s "$pkg" >>"$log" 2>&1 || status=$?
+  echo "=== fuzz $target ($pkg, 10s)" >>"$log"
+  go test -run '^$' -fuzz "^$target\$" -fuzztime 10s "$pkg" >>"$log" 2>&1 || status=$?
 done
 
 # cgroup v2: the lifecycle and cgroup tests again, inside a VM whose kernel
@@ -131,12 +131,22 @@ v2tests=(
   TestNetPolicy
   TestConformKillPausedSIGKILL
 )
+# Tests those prefixes take in that check nothing of cgroup v2 (flags,
+# tokens, bookkeeping, a second storm, sorting), left to the host's run.
+v2skip=(
+  TestMigrateAllContainerGone
+  TestMigrateBadFlags
+  TestMigrateRefusals
+  TestRulesStormAcrossWorkerKill
+  TestTopOnceSorts
+)
 v2re=$(IFS='|'; echo "${v2tests[*]}")
+v2skipre=$(IFS='|'; echo "^(${v2skip[*]})\$")
 mkdir -p tmp
 go test -c -o tmp/integration.test ./test/integration
 echo "=== cgroup v2 (VM): $v2re" >>"$log"
 scripts/vmtest --timeout 2400 -e LKC_BINARY="$LKC_BINARY" -- \
-  tmp/integration.test -test.count=1 -test.timeout 2300s -test.v -test.run "$v2re" >>"$log" 2>&1 || status=$?
+  tmp/integration.test -test.count=1 -test.timeout 2300s -test.v -test.run "$v2re" -test.skip "$v2skipre" >>"$log" 2>&1 || status=$?
 
 grep -E '^(ok|FAIL|---|panic:|=== cgroup|=== fuzz)|^\s+\S+_test\.go:[0-9]+:' "$log" | grep -v -- '--- PASS' || true
 passed=$(grep -c -- '--- PASS' "$log" || true)
