@@ -42,6 +42,22 @@ func TestArmWaitsForInit(t *testing.T) {
 // TestGroupArmFailureLoggedOnce: a group whose arming fails (here: no
 // cgroup) is logged once, not at each reading of the definitions.
 func TestGroupArmFailureLoggedOnce(t *testing.T) {
+	s, logged := withUnarmableGroup(t)
+	for i := 0; i < 12; i++ {
+		if i%4 == 0 {
+			s.groupsAt = time.Time{} // the definitions are read again
+		}
+		s.reconcileLocked()
+	}
+	if len(*logged) != 1 || !strings.Contains((*logged)[0], "group g: ") {
+		t.Errorf("logged %q, want one line about group g", *logged)
+	}
+}
+
+// withUnarmableGroup returns a service whose one group, g, has a policy
+// but no cgroup, so each try to arm it logs, and what it logged.
+func withUnarmableGroup(t *testing.T) (*Service, *[]string) {
+	t.Helper()
 	reg, err := registry.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -52,19 +68,11 @@ func TestGroupArmFailureLoggedOnce(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(c.GroupsDir, "g.json"), []byte(def), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logged []string
+	logged := &[]string{}
 	s := New()
 	s.epfd = -1
-	s.deps = &service.Deps{Conf: c, Registry: reg, Logf: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }}
-	for i := 0; i < 12; i++ {
-		if i%4 == 0 {
-			s.groupsAt = time.Time{} // the definitions are read again
-		}
-		s.reconcileLocked()
-	}
-	if len(logged) != 1 || !strings.Contains(logged[0], "group g: ") {
-		t.Errorf("logged %q, want one line about group g", logged)
-	}
+	s.deps = &service.Deps{Conf: c, Registry: reg, Logf: func(f string, a ...any) { *logged = append(*logged, fmt.Sprintf(f, a...)) }}
+	return s, logged
 }
 
 // TestNoArmingAfterStop: after Stop (lkc daemon stop) a round of the loop
@@ -72,23 +80,10 @@ func TestGroupArmFailureLoggedOnce(t *testing.T) {
 // no daemon left to act (seen in the v2 VM as a round ran between Stop and
 // the worker's exit). A group whose arming is tried logs; none may be.
 func TestNoArmingAfterStop(t *testing.T) {
-	reg, err := registry.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := hostconf.Default()
-	c.GroupsDir, c.GroupsParent = t.TempDir(), "/lkc-test-no-such-parent"
-	def := `{"name":"g","resources":{},"oomPolicy":"kill-largest"}`
-	if err := os.WriteFile(filepath.Join(c.GroupsDir, "g.json"), []byte(def), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var logged []string
-	s := New()
-	s.epfd = -1
-	s.deps = &service.Deps{Conf: c, Registry: reg, Logf: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }}
+	s, logged := withUnarmableGroup(t)
 	s.Stop()
 	s.reconcileLocked()
-	if len(logged) != 0 {
-		t.Errorf("a round after Stop tried to arm: %q", logged)
+	if len(*logged) != 0 {
+		t.Errorf("a round after Stop tried to arm: %q", *logged)
 	}
 }

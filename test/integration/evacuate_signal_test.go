@@ -30,6 +30,26 @@ func slowCriu(t *testing.T, started string) string {
 	return wrapper
 }
 
+// startUntil starts cmd and waits until the file started exists (a
+// wrapper of one of its children, what, made it); output says what cmd
+// wrote, for the failure when it never does.
+func startUntil(t *testing.T, cmd *exec.Cmd, started, what string, output func() string) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(settle); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(started); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("%v never started %s: %s", cmd.Args, what, output())
+		}
+	}
+}
+
 // signalOnceStarted runs lkc with args, sends it SIGTERM once CRIU's
 // first service has started (started has a line), and returns how lkc
 // ended; before is checked just before the signal.
@@ -180,19 +200,7 @@ func TestCheckpointAllContainerGone(t *testing.T) {
 	cmd := exec.Command(e.bin, "--root", e.root, "--criu", criu, "checkpoint", "--all", "--parallel", "1", "--image-dir", dir)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(settle); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(started); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("checkpoint --all never started CRIU: %s", out.String())
-		}
-	}
+	startUntil(t, cmd, started, "CRIU", out.String)
 	var others []string
 	for _, id := range ids {
 		if _, err := os.Stat(filepath.Join(dir, id)); err != nil {
@@ -342,19 +350,7 @@ func ctrlCOnceStarted(t *testing.T, cmd *exec.Cmd, started, what string) string 
 	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(settle); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(started); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("%v never started %s: %s", cmd.Args, what, out.String())
-		}
-	}
+	startUntil(t, cmd, started, what, out.String)
 	unix.Kill(-cmd.Process.Pid, unix.SIGINT)
 	cmd.Wait()
 	return out.String()
@@ -365,14 +361,9 @@ func ctrlCOnceStarted(t *testing.T, cmd *exec.Cmd, started, what string) string 
 // dump under way finishes (lkc lets it, as it says) instead of CRIU dying
 // in the middle ("reading criu's answer: connection reset by peer").
 func TestCheckpointAllCtrlCWhileCriuDumps(t *testing.T) {
-	criu := requireCriu(t)
 	e := newEnv(t)
 	started := filepath.Join(t.TempDir(), "started")
-	wrapper := filepath.Join(t.TempDir(), "criu")
-	script := fmt.Sprintf("#!/bin/sh\n[ \"$1\" != swrk ] || { echo >> %q; sleep 1; }\nexec %q \"$@\"\n", started, criu)
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	wrapper := slowCriu(t, started)
 	id := e.id()
 	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "1000"}, nil), id)
 	dir := filepath.Join(t.TempDir(), "images")

@@ -523,19 +523,7 @@ func TestMigrateAllContainerGone(t *testing.T) {
 		"--token-file", h.token, b.ip+":7070")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(settle); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(started); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("migrate --all never started CRIU: %s %s", out.String(), errb.String())
-		}
-	}
+	startUntil(t, cmd, started, "CRIU", func() string { return out.String() + " " + errb.String() })
 	// Two that are not being moved: no images directory of theirs yet.
 	var idle []string
 	for _, id := range ids {
