@@ -28,29 +28,13 @@ exit 0
 func TestNetworkCreateCrashDelete(t *testing.T) {
 	e := newEnv(t)
 	becomeSubreaper(t)
-	plugins := t.TempDir()
-	if err := os.WriteFile(filepath.Join(plugins, "lkc-test-hang"), []byte(hangPlugin), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("LKC_CNI_PATH", plugins+":/usr/lib/cni")
+	plugins := installPlugin(t, "lkc-test-hang", hangPlugin)
 	c := newCNINet(e, `{"type":"lkc-test-hang"}`)
 	id := e.id()
 	b := e.bundle([]string{"true"}, c.annotate())
 	cmd := exec.Command(e.bin, "--root", e.root, "run", "--bundle", b, id)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	pidFile := filepath.Join(plugins, "hang.pid")
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(pidFile); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatal("ADD never reached the hanging plugin")
-		}
-	}
+	startUntil(t, cmd, pidFile, "the hanging plugin", func() string { return "" })
 	cmd.Process.Kill()
 	cmd.Wait()
 	if b, err := os.ReadFile(pidFile); err == nil {
@@ -72,29 +56,13 @@ func TestNetworkCreateCrashDelete(t *testing.T) {
 func TestNetworkCreateCrashDeleteFirewall(t *testing.T) {
 	e := newEnv(t)
 	becomeSubreaper(t)
-	plugins := t.TempDir()
-	if err := os.WriteFile(filepath.Join(plugins, "lkc-test-hang"), []byte(hangPlugin), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("LKC_CNI_PATH", plugins+":/usr/lib/cni")
+	plugins := installPlugin(t, "lkc-test-hang", hangPlugin)
 	c := newCNINet(e, `{"type":"portmap","capabilities":{"portMappings":true}},{"type":"firewall"},{"type":"lkc-test-hang"}`)
 	id := e.id()
 	b := e.bundle([]string{"true"}, c.annotate("org.lkc.ports", fmt.Sprintf("%d:80", freeHostPort(t))))
 	cmd := exec.Command(e.bin, "--root", e.root, "run", "--bundle", b, id)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	pidFile := filepath.Join(plugins, "hang.pid")
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(pidFile); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatal("ADD never reached the hanging plugin")
-		}
-	}
+	startUntil(t, cmd, pidFile, "the hanging plugin", func() string { return "" })
 	cmd.Process.Kill()
 	cmd.Wait()
 	if b, err := os.ReadFile(pidFile); err == nil {
@@ -137,28 +105,12 @@ exit 0
 func TestNetworkDeleteWaitsForOrphanAdd(t *testing.T) {
 	e := newEnv(t)
 	becomeSubreaper(t)
-	plugins := t.TempDir()
-	if err := os.WriteFile(filepath.Join(plugins, "lkc-test-slow"), []byte(slowPlugin), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("LKC_CNI_PATH", plugins+":/usr/lib/cni")
+	plugins := installPlugin(t, "lkc-test-slow", slowPlugin)
 	c := newCNINet(e, `{"type":"lkc-test-slow"}`)
 	id := e.id()
 	cmd := exec.Command(e.bin, "--root", e.root, "run", "--bundle", e.bundle([]string{"true"}, c.annotate()), id)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	pidFile := filepath.Join(plugins, "slow.pid")
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if _, err := os.Stat(pidFile); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatal("ADD never reached the slow plugin")
-		}
-	}
+	startUntil(t, cmd, pidFile, "the slow plugin", func() string { return "" })
 	cmd.Process.Kill()
 	cmd.Wait()
 	e.mustLkc("delete", "-f", id)
@@ -209,11 +161,7 @@ exit 0
 // host's.
 func TestNetworkUndoDelFails(t *testing.T) {
 	e := newEnv(t)
-	plugins := t.TempDir()
-	if err := os.WriteFile(filepath.Join(plugins, "lkc-test-fail"), []byte(failPlugin), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("LKC_CNI_PATH", plugins+":/usr/lib/cni")
+	installPlugin(t, "lkc-test-fail", failPlugin)
 	c := newCNINet(e, `{"type":"lkc-test-fail"}`)
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"plugins":[
  {"type":"bridge","bridge":%q,"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}},
@@ -229,4 +177,17 @@ func TestNetworkUndoDelFails(t *testing.T) {
 	if m := mountsUnder(t, e.root); len(m) > 0 {
 		t.Errorf("mounts left under the root: %v", m)
 	}
+}
+
+// installPlugin puts script in a directory of its own as the CNI plugin
+// name, found before Debian's plugins (LKC_CNI_PATH) for the rest of the
+// test, and returns the directory.
+func installPlugin(t *testing.T, name, script string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LKC_CNI_PATH", dir+":/usr/lib/cni")
+	return dir
 }
