@@ -6,6 +6,11 @@
 // round trip through both.
 package config
 
+import (
+	"fmt"
+	"strings"
+)
+
 // Config is everything needed to build and run one container.
 // PackFieldsConfig (pack_gen.go) lists its fields for the init handshake.
 //
@@ -84,6 +89,15 @@ type IDMap struct {
 	Size        uint32 `json:"size"`
 }
 
+// IDMapLines is maps as a user namespace's uid_map or gid_map takes them.
+func IDMapLines(maps []IDMap) string {
+	var b strings.Builder
+	for _, m := range maps {
+		fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
+	}
+	return b.String()
+}
+
 // TimeOffset shifts one clock (monotonic or boottime) in a time namespace.
 type TimeOffset struct {
 	Clock string `json:"clock"`
@@ -108,6 +122,25 @@ type Mount struct {
 	// on the mount and every mount beneath it (runc's "rro" and the like).
 	RecAttrSet uint64 `json:"recAttrSet,omitempty"`
 	RecAttrClr uint64 `json:"recAttrClr,omitempty"`
+	// IDMapping, on a bind, makes it an idmapped mount: the files of its
+	// source show with their owners mapped; nil is a plain bind.
+	IDMapping *MountIDMapping `json:"idMapping,omitempty"`
+}
+
+// MountIDMapping is how an idmapped bind maps the owners of its files
+// (the runtime spec's uidMappings and gidMappings of a mount, runc's idmap
+// and ridmap options). Each line maps the ids ContainerID.. of the source's
+// file system to HostID.., as a user namespace's maps do; the container's
+// own user namespace then maps those as it maps any id.
+type MountIDMapping struct {
+	UIDMappings []IDMap `json:"uidMappings,omitempty"`
+	GIDMappings []IDMap `json:"gidMappings,omitempty"`
+	// UserNS, instead of the mappings, names the user namespace (a path)
+	// whose maps the mount takes: the one the container joins, when the
+	// mount says idmap without mappings of its own.
+	UserNS string `json:"userNS,omitempty"`
+	// Recursive maps every mount of an rbind, not only its top (ridmap).
+	Recursive bool `json:"recursive,omitempty"`
 }
 
 // Device is a device node created inside the container.

@@ -26,7 +26,11 @@ func packFieldsTimeOffset(v *TimeOffset) []pack.Field {
 }
 
 func packFieldsMount(v *Mount) []pack.Field {
-	return []pack.Field{pack.Str(&v.Source), pack.Str(&v.Destination), pack.Str(&v.Type), pack.Num(&v.Flags), pack.Nums(&v.Propagation), pack.Str(&v.Data), pack.Bool(&v.CopyUp), pack.Num(&v.RecAttrSet), pack.Num(&v.RecAttrClr)}
+	return []pack.Field{pack.Str(&v.Source), pack.Str(&v.Destination), pack.Str(&v.Type), pack.Num(&v.Flags), pack.Nums(&v.Propagation), pack.Str(&v.Data), pack.Bool(&v.CopyUp), pack.Num(&v.RecAttrSet), pack.Num(&v.RecAttrClr), pack.StructPtr(&v.IDMapping, packFieldsMountIDMapping)}
+}
+
+func packFieldsMountIDMapping(v *MountIDMapping) []pack.Field {
+	return []pack.Field{pack.Structs(&v.UIDMappings, packFieldsIDMap), pack.Structs(&v.GIDMappings, packFieldsIDMap), pack.Str(&v.UserNS), pack.Bool(&v.Recursive)}
 }
 
 func packFieldsDevice(v *Device) []pack.Field {

@@ -410,12 +410,8 @@ func dialConsole(path string) (*os.File, error) {
 // writeIDMaps writes the user namespace maps of init (pid) from outside.
 func writeIDMaps(pid int, cfg *config.Config) error {
 	write := func(file string, maps []config.IDMap) error {
-		var b strings.Builder
-		for _, m := range maps {
-			fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
-		}
 		p := fmt.Sprintf("/proc/%d/%s", pid, file)
-		if err := os.WriteFile(p, []byte(b.String()), 0); err != nil {
+		if err := os.WriteFile(p, []byte(config.IDMapLines(maps)), 0); err != nil {
 			return fmt.Errorf("writing %s: %w", file, err)
 		}
 		return nil

@@ -34,7 +34,11 @@ func fieldsConfigTimeOffset(v *config.TimeOffset) []jsonc.Field {
 }
 
 func fieldsConfigMount(v *config.Mount) []jsonc.Field {
-	return []jsonc.Field{jsonc.Str("source", &v.Source, false), jsonc.Str("destination", &v.Destination, false), jsonc.Str("type", &v.Type, false), jsonc.Num("flags", &v.Flags, true), jsonc.Nums("propagation", &v.Propagation, true), jsonc.Str("data", &v.Data, true), jsonc.Bool("copyUp", &v.CopyUp, true), jsonc.Num("recAttrSet", &v.RecAttrSet, true), jsonc.Num("recAttrClr", &v.RecAttrClr, true)}
+	return []jsonc.Field{jsonc.Str("source", &v.Source, false), jsonc.Str("destination", &v.Destination, false), jsonc.Str("type", &v.Type, false), jsonc.Num("flags", &v.Flags, true), jsonc.Nums("propagation", &v.Propagation, true), jsonc.Str("data", &v.Data, true), jsonc.Bool("copyUp", &v.CopyUp, true), jsonc.Num("recAttrSet", &v.RecAttrSet, true), jsonc.Num("recAttrClr", &v.RecAttrClr, true), jsonc.StructPtr("idMapping", &v.IDMapping, true, fieldsConfigMountIDMapping)}
+}
+
+func fieldsConfigMountIDMapping(v *config.MountIDMapping) []jsonc.Field {
+	return []jsonc.Field{jsonc.Structs("uidMappings", &v.UIDMappings, true, fieldsConfigIDMap), jsonc.Structs("gidMappings", &v.GIDMappings, true, fieldsConfigIDMap), jsonc.Str("userNS", &v.UserNS, true), jsonc.Bool("recursive", &v.Recursive, true)}
 }
 
 func fieldsConfigDevice(v *config.Device) []jsonc.Field {
