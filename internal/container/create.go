@@ -46,8 +46,9 @@ type CreateOpts struct {
 	Served func(cfg *config.Config) (Made, error)
 }
 
-// Made are mounts of the config that the caller makes for init while
-// create goes on (initproc.Message.Detached): At lists their indexes in
+// Made are mounts of the config that the caller makes for init
+// (initproc.Message.Detached): the daemon's /proc view, cloned while
+// create goes on, and the idmapped mounts. At lists their indexes in
 // the config's mounts, Wait returns those made (detached, flags set), by
 // index, once they are. Create sends them to init, which moves them into
 // place, and closes them.
@@ -105,6 +106,15 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
+	made, err := idmappedMounts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			made.send(-1)
+		}
+	}()
 	var undo cleanup.Stack
 	b, err := NewBuild(o, &undo)
 	if err != nil {
@@ -151,19 +161,14 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var made Made
 	if o.Served != nil {
-		made, err = o.Served(cfg)
-		defer func() {
-			if err != nil {
-				made.send(-1)
-			}
-		}()
+		served, err := o.Served(cfg)
+		made = made.join(served)
 		if err != nil {
 			return nil, err
 		}
-		is.msg.Detached = made.At
 	}
+	is.msg.Detached = made.At
 	end := steplog.Step("create: init namespaces and config")
 	pid, err := p.place(&is)
 	end()

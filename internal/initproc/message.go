@@ -105,8 +105,10 @@ const ErrorPrefix = "error "
 // megabytes of env or annotations is sent in several.
 const maxRecord = 128 << 10
 
-// maxFiles is the most fds one message carries.
-const maxFiles = 32
+// maxFiles is the most fds one message carries: the kernel's limit for
+// one SCM_RIGHTS message (SCM_MAX_FD), which a config with many idmapped
+// mounts may come near.
+const maxFiles = 253
 
 // Send sends msg as one message that Recv reassembles: records of
 // maxRecord bytes, then a shorter one (empty if need be) that ends it.

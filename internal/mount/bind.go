@@ -112,10 +112,11 @@ func Clone(dir int, name string, flags uintptr) (*os.File, error) {
 }
 
 // moveDetached moves mnt, a detached mount of m's source that the caller
-// made as m asks (an open_tree clone with m's flags set; m has no
-// propagation or recursive attributes), onto m's destination. Nothing
-// walks m.Source, and nothing asks the source's file system: the type is
-// the one the kernel has (a FUSE file's server is not asked).
+// made as m asks (an open_tree clone with m's flags and recursive
+// attributes set: Clone, IDMapped), onto m's destination, and gives it m's
+// propagation. Nothing walks m.Source, and nothing asks the source's file
+// system: the type is the one the kernel has (a FUSE file's server is not
+// asked).
 func moveDetached(root *os.File, m config.Mount, mnt *os.File) error {
 	var st unix.Statx_t
 	if err := unix.Statx(int(mnt.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE, &st); err != nil {
@@ -130,5 +131,13 @@ func moveDetached(root *os.File, m config.Mount, mnt *os.File) error {
 	if err != nil {
 		return fmt.Errorf("move_mount onto %s: %w", m.Destination, err)
 	}
-	return nil
+	if len(m.Propagation) == 0 {
+		return nil
+	}
+	moved, err := openInRoot(root, m.Destination)
+	if err != nil {
+		return err
+	}
+	defer moved.Close()
+	return propagate(moved, m)
 }

@@ -166,10 +166,8 @@ func mountOne(root *os.File, m config.Mount, src *sourceDir, env Env) error {
 			return err
 		}
 	}
-	for _, p := range m.Propagation {
-		if err := mount("", fdPath(mnt), "", p, ""); err != nil {
-			return err
-		}
+	if err := propagate(mnt, m); err != nil {
+		return err
 	}
 	if recursive {
 		return setAttrRecursive(mnt, m.RecAttrSet, m.RecAttrClr)
@@ -209,6 +207,17 @@ func setAttrRecursive(mnt *os.File, set, clr uint64) error {
 	attr := unix.MountAttr{Attr_set: set, Attr_clr: clr}
 	if err := unix.MountSetattr(int(mnt.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
 		return fmt.Errorf("mount_setattr(AT_RECURSIVE, set %#x, clear %#x): %w", set, clr, err)
+	}
+	return nil
+}
+
+// propagate applies m's propagation options to the mount mnt is the
+// root of.
+func propagate(mnt *os.File, m config.Mount) error {
+	for _, p := range m.Propagation {
+		if err := mount("", fdPath(mnt), "", p, ""); err != nil {
+			return err
+		}
 	}
 	return nil
 }
