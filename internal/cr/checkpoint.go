@@ -148,6 +148,9 @@ func (c subject) checkDumpable(cr *checkpoint.Criu, d dump) error {
 	if err == nil {
 		err = checkDumpFeatures(cr, d)
 	}
+	if err == nil {
+		err = checkNotIDMapped(c.Config())
+	}
 	if err == nil && !c.Config().NewNamespace("mount") {
 		// CRIU rebuilds a container's mounts in a mount namespace of its own.
 		err = fmt.Errorf("%w: the container has no mount namespace of its own", ErrNotSupported)

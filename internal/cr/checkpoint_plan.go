@@ -179,6 +179,17 @@ func externalMounts(cfg *config.Config, cgPaths map[string]string) []config.Moun
 	return out
 }
 
+// checkNotIDMapped refuses a container with an idmapped mount: CRIU
+// would restore it as a plain bind, its files' owners unmapped.
+func checkNotIDMapped(cfg *config.Config) error {
+	for i, m := range cfg.Mounts {
+		if m.IDMapping != nil {
+			return fmt.Errorf("%w: mounts[%d] %s is an idmapped mount, which CRIU would restore as a plain bind", ErrNotSupported, i, m.Destination)
+		}
+	}
+	return nil
+}
+
 // realCgroupMounts says whether the container's cgroup view is made of
 // cgroup filesystems (in its own cgroup namespace, without a user
 // namespace, which may not mount v1) rather than binds of host directories

@@ -188,6 +188,9 @@ func restoreConfig(o *RestoreOpts) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkNotIDMapped(cfg); err != nil {
+		return nil, fmt.Errorf("restoring container %s: %w", o.ID, err)
+	}
 	cfg.NoPivot = o.NoPivot
 	return cfg, nil
 }
