@@ -147,9 +147,6 @@ func convertMounts(s *specs.Spec, c *config.Config) error {
 		if !filepath.IsAbs(m.Destination) {
 			return invalid("mounts[%d]: destination %q is not an absolute path", i, m.Destination)
 		}
-		if err := checkNotIDMapped(i, m); err != nil {
-			return err
-		}
 		flags, prop, data := parseMountOptions(m.Options)
 		typ := m.Type
 		if typ == "bind" {
@@ -171,27 +168,16 @@ func convertMounts(s *specs.Spec, c *config.Config) error {
 		if labeled(typ) {
 			data = config.WithMountLabel(data, s.Linux.MountLabel)
 		}
+		idmap, err := convertIDMapping(i, m, typ, c)
+		if err != nil {
+			return err
+		}
 		set, clr := recursiveAttrsOf(m.Options)
 		c.Mounts = append(c.Mounts, config.Mount{
 			Source: m.Source, Destination: filepath.Clean(m.Destination), Type: typ,
 			Flags: flags, Propagation: prop, Data: data, CopyUp: typ == "tmpfs" && copyUp(m.Options),
-			RecAttrSet: set, RecAttrClr: clr,
+			RecAttrSet: set, RecAttrClr: clr, IDMapping: idmap,
 		})
-	}
-	return nil
-}
-
-// checkNotIDMapped refuses an idmapped mount, which lkc does not make
-// (`lkc features` says so): passed on as the filesystem's data it would be
-// a plain mount, showing the files with the wrong owners.
-func checkNotIDMapped(i int, m specs.Mount) error {
-	for _, o := range m.Options {
-		if o == "idmap" || o == "ridmap" {
-			return invalid("mounts[%d] %s: idmapped mounts (option %q) are not supported", i, m.Destination, o)
-		}
-	}
-	if len(m.UIDMappings)+len(m.GIDMappings) > 0 {
-		return invalid("mounts[%d] %s: idmapped mounts (uidMappings, gidMappings) are not supported", i, m.Destination)
 	}
 	return nil
 }

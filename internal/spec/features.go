@@ -27,7 +27,7 @@ func Features() *features.Features {
 				Enabled: &t, Actions: actions, Operators: ops, Archs: archs, KnownFlags: flags,
 			},
 			MountExtensions: &features.MountExtensions{
-				IDMap: &features.IDMap{Enabled: new(bool)},
+				IDMap: &features.IDMap{Enabled: &t},
 			},
 		},
 		Annotations: map[string]string{"org.lkc.version": "dev"},

@@ -133,6 +133,9 @@ func parseMountOptions(options []string) (flags uintptr, propagation []uintptr, 
 		if _, ok := copyUpOptions[o]; ok {
 			continue
 		}
+		if _, ok := idmapOptions[o]; ok {
+			continue
+		}
 		if _, ok := recursiveAttrs[o]; ok {
 			continue
 		}
@@ -154,6 +157,9 @@ func MountOptionNames() []string {
 		names = append(names, n)
 	}
 	for n := range recursiveAttrs {
+		names = append(names, n)
+	}
+	for n := range idmapOptions {
 		names = append(names, n)
 	}
 	return names

@@ -59,7 +59,7 @@ func TestRecursiveAttrsOf(t *testing.T) {
 
 func TestMountOptionNamesCoverTables(t *testing.T) {
 	names := MountOptionNames()
-	if want := len(mountFlags) + len(propagationFlags) + len(copyUpOptions) + len(recursiveAttrs); len(names) != want {
+	if want := len(mountFlags) + len(propagationFlags) + len(copyUpOptions) + len(recursiveAttrs) + len(idmapOptions); len(names) != want {
 		t.Fatalf("%d names for %d options", len(names), want)
 	}
 	for _, n := range names {
@@ -67,7 +67,8 @@ func TestMountOptionNamesCoverTables(t *testing.T) {
 		_, p := propagationFlags[n]
 		_, c := copyUpOptions[n]
 		_, r := recursiveAttrs[n]
-		if !f && !p && !c && !r {
+		_, i := idmapOptions[n]
+		if !f && !p && !c && !r && !i {
 			t.Errorf("%q is listed but not understood", n)
 		}
 	}

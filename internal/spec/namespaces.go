@@ -97,10 +97,10 @@ func convertIDMaps(l *specs.Linux, c *config.Config) error {
 		return invalid("linux.uidMappings/gidMappings given without a new user namespace")
 	}
 	var err error
-	if c.UIDMappings, err = convertIDMap("uidMappings", l.UIDMappings); err != nil {
+	if c.UIDMappings, err = convertIDMap("", "linux.uidMappings", l.UIDMappings); err != nil {
 		return err
 	}
-	if c.GIDMappings, err = convertIDMap("gidMappings", l.GIDMappings); err != nil {
+	if c.GIDMappings, err = convertIDMap("", "linux.gidMappings", l.GIDMappings); err != nil {
 		return err
 	}
 	if newUser {
@@ -136,18 +136,28 @@ func mapped(maps []config.IDMap, id uint32) bool {
 	return false
 }
 
-func convertIDMap(name string, maps []specs.LinuxIDMapping) ([]config.IDMap, error) {
+// maxIDMapLines is the most lines the kernel takes in a uid_map or
+// gid_map (since Linux 4.15).
+const maxIDMapLines = 340
+
+// convertIDMap checks the id mappings of field (of the object where names,
+// "" for linux) as the kernel will when they are written to a user
+// namespace's map, so that a refused map fails before anything is made.
+func convertIDMap(where, field string, maps []specs.LinuxIDMapping) ([]config.IDMap, error) {
+	if len(maps) > maxIDMapLines {
+		return nil, invalid("%s%s: %d mappings, the kernel takes at most %d", where, field, len(maps), maxIDMapLines)
+	}
 	out := make([]config.IDMap, 0, len(maps))
 	for i, m := range maps {
 		if m.Size == 0 {
-			return nil, invalid("linux.%s[%d]: size is 0", name, i)
+			return nil, invalid("%s%s[%d]: size is 0", where, field, i)
 		}
 		if uint64(m.ContainerID)+uint64(m.Size) > math.MaxUint32 || uint64(m.HostID)+uint64(m.Size) > math.MaxUint32 {
-			return nil, invalid("linux.%s[%d]: range overflows 32-bit ids", name, i)
+			return nil, invalid("%s%s[%d]: range overflows 32-bit ids", where, field, i)
 		}
 		for j, o := range maps[:i] {
 			if overlaps(m.ContainerID, o.ContainerID, m.Size, o.Size) || overlaps(m.HostID, o.HostID, m.Size, o.Size) {
-				return nil, invalid("linux.%s[%d] overlaps linux.%s[%d]", name, i, name, j)
+				return nil, invalid("%s%s[%d] overlaps %s[%d]", where, field, i, field, j)
 			}
 		}
 		out = append(out, config.IDMap{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})

@@ -60,13 +60,24 @@ func badConfigs(t *testing.T) []badConfig {
 		{"RelativeMountDestination", nil, func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "tmp", Type: "tmpfs", Source: "tmpfs"})
 		}, `destination "tmp" is not an absolute path`},
-		{"IdmapMountOption", nil, func(s *specs.Spec) {
+		{"IdmapWithoutUserNS", nil, func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/tmp", Options: []string{"rbind", "idmap"}})
-		}, `mounts\[\d+\] /mnt: idmapped mounts \(option "idmap"\) are not supported`},
-		{"MountUIDMappings", nil, func(s *specs.Spec) {
+		}, `mounts\[\d+\] /mnt: option "idmap" without uidMappings and gidMappings takes the maps of the container's user namespace, and the container has none`},
+		{"MountUIDMappingsOnly", nil, func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/tmp", Options: []string{"rbind"},
 				UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 10}}})
-		}, `mounts\[\d+\] /mnt: idmapped mounts \(uidMappings, gidMappings\) are not supported`},
+		}, `mounts\[\d+\] /mnt: an idmapped mount needs both uidMappings and gidMappings`},
+		{"IdmapNotBind", nil, func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "tmpfs", Source: "tmpfs", Options: []string{"ridmap"}})
+		}, `mounts\[\d+\] /mnt: idmapped mounts \(idmap, ridmap, uidMappings, gidMappings\) are made of binds only, not of type "tmpfs"`},
+		{"MountMappingSizeZero", nil, func(s *specs.Spec) {
+			m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 0}}
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/tmp", UIDMappings: m, GIDMappings: m})
+		}, `mounts\[\d+\] /mnt: uidMappings\[0\]: size is 0`},
+		{"MountMappingOverflow", nil, func(s *specs.Spec) {
+			m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 4294967000, Size: 1000}}
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/tmp", UIDMappings: m, GIDMappings: m})
+		}, `mounts\[\d+\] /mnt: uidMappings\[0\]: range overflows 32-bit ids`},
 		{"MissingRootfs", nil, func(s *specs.Spec) { s.Root.Path = "/nonexistent/rootfs" },
 			`root.path /nonexistent/rootfs: .*no such file or directory`},
 		{"RootfsIsFile", nil, func(s *specs.Spec) { s.Root.Path = file }, `root.path .* is not a directory`},

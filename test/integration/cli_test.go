@@ -363,11 +363,19 @@ func TestCLIFeatures(t *testing.T) {
 	var f struct {
 		OCIVersionMax string `json:"ociVersionMax"`
 		Linux         struct {
-			Namespaces []string `json:"namespaces"`
+			Namespaces      []string `json:"namespaces"`
+			MountExtensions struct {
+				IDMap struct {
+					Enabled bool `json:"enabled"`
+				} `json:"idmap"`
+			} `json:"mountExtensions"`
 		} `json:"linux"`
 	}
 	if err := json.Unmarshal([]byte(e.mustLkc("features")), &f); err != nil {
 		t.Fatalf("features: %v", err)
+	}
+	if !f.Linux.MountExtensions.IDMap.Enabled {
+		t.Error("features: linux.mountExtensions.idmap.enabled is not true (containerd checks it before it asks for idmapped mounts)")
 	}
 	have := strings.Join(f.Linux.Namespaces, " ")
 	for _, ns := range []string{"user", "time", "pid", "mount"} {
