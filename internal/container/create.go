@@ -167,6 +167,9 @@ func create(o CreateOpts) (_ *Container, err error) {
 		if err != nil {
 			return nil, err
 		}
+		// init's copy of a networked container's config (initConfig)
+		// must carry the view's mounts Served added too.
+		is.msg.Config.Mounts = cfg.Mounts
 	}
 	is.msg.Detached = made.At
 	end := steplog.Step("create: init namespaces and config")

@@ -352,3 +352,25 @@ func (d *daemonEnv) clock(id string) viewClock {
 	c.cpu = user + system
 	return c
 }
+
+// TestProcViewWithNetwork: a container with a virtual /proc and a CNI
+// network gets both. A networked container's init gets a copy of the
+// config (without the net.* sysctls), which must still carry the view's
+// mounts the daemon's answer adds.
+func TestProcViewWithNetwork(t *testing.T) {
+	d := newDaemonEnv(t)
+	c := newCNINet(d.env, "")
+	mem := int64(64 << 20)
+	b := d.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
+		c.annotate("org.lkc.proc", "virtual")(s)
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem}
+	})
+	id := d.id()
+	d.mustLkc("run", "-d", "--bundle", b, id)
+	if got := d.mustLkc("exec", id, "head", "-1", "/proc/meminfo"); !matches(`^MemTotal: +65536 kB\n$`, got) {
+		t.Errorf("meminfo: %q, want the container's 64 MiB", got)
+	}
+	if ip := d.addr(id); ip == "" {
+		t.Errorf("no address on the network")
+	}
+}
