@@ -37,7 +37,7 @@ func cmdUpdate(g *globals, args []string) error {
 	for _, name := range updateFlags {
 		fs.String(name, "", name)
 	}
-	netRate := fs.String("net-rate", "", "egress=RATE,ingress=RATE or none: the CNI bandwidth limit (docs/network.md)")
+	netRate := fs.String("net-rate", "", "egress=RATE,ingress=RATE (RATE or none) or none: change the CNI bandwidth limit; a direction left out keeps its limit (docs/network.md)")
 	rest, err := parse(fs, args, exactly(1), "lkc update [flags] <container-id>")
 	if err != nil {
 		return err
@@ -67,7 +67,7 @@ func cmdUpdate(g *globals, args []string) error {
 	if !netRateSet {
 		return container.Update(g.root, rest[0], r)
 	}
-	rate, err := network.ParseRate(*netRate)
+	rate, err := network.ParseRateChange(*netRate)
 	if err != nil {
 		return fmt.Errorf("--net-rate: %w", err)
 	}

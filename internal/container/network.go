@@ -83,8 +83,9 @@ func detachNetwork(stateDir string) error {
 
 // UpdateNetRate changes the CNI rate limit of a container that is not
 // stopped, live, and records it in the container's annotation, so `state`
-// shows the limit in force.
-func UpdateNetRate(root, id string, r network.Rate) error {
+// shows the limit in force. A direction the change leaves out keeps the
+// limit the annotation names.
+func UpdateNetRate(root, id string, change network.RateChange) error {
 	c, err := load(root, id, true)
 	if err != nil {
 		return err
@@ -96,6 +97,13 @@ func UpdateNetRate(root, id string, r network.Rate) error {
 	if !hasNetwork(c.st.Config) {
 		return fmt.Errorf("--net-rate: container %s has no network (annotation %s)", id, network.AnnotationNetwork)
 	}
+	var cur network.Rate
+	if v, ok := c.st.Config.Annotations[network.AnnotationRate]; ok {
+		if cur, err = network.ParseRate(v); err != nil {
+			return fmt.Errorf("--net-rate: container %s: annotation %s: %w", id, network.AnnotationRate, err)
+		}
+	}
+	r := change.Apply(cur)
 	if err := network.SetRate(c.dir.Path(), r); err != nil {
 		return fmt.Errorf("--net-rate: container %s: %w", id, err)
 	}

@@ -198,33 +198,64 @@ var rateUnits = []struct {
 }{{"tbit", 1e12}, {"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1}}
 
 // ParseRate reads egress=RATE,ingress=RATE with tc's bit units (10mbit);
-// a direction left out is unlimited, and "none" limits neither.
+// a direction left out or given as none is unlimited, and "none" limits
+// neither.
 func ParseRate(v string) (Rate, error) {
-	var r Rate
-	if v == "none" {
-		return r, nil
+	c, err := ParseRateChange(v)
+	return c.Rate, err
+}
+
+// RateChange is a change of a container's limit (`update --net-rate`):
+// the directions it names get Rate's value, 0 for none; the others keep
+// theirs.
+type RateChange struct {
+	Rate            Rate
+	Egress, Ingress bool // named
+}
+
+// Apply gives the limit cur becomes.
+func (c RateChange) Apply(cur Rate) Rate {
+	if c.Egress {
+		cur.Egress = c.Rate.Egress
 	}
-	seen := map[string]bool{}
+	if c.Ingress {
+		cur.Ingress = c.Rate.Ingress
+	}
+	return cur
+}
+
+// ParseRateChange reads the annotation's form as a change: "none" names
+// both directions, DIRECTION=none one of them.
+func ParseRateChange(v string) (RateChange, error) {
+	var c RateChange
+	if v == "none" {
+		c.Egress, c.Ingress = true, true
+		return c, nil
+	}
 	for _, kv := range strings.Split(v, ",") {
 		k, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
-		if !ok || (k != "egress" && k != "ingress") {
-			return r, fmt.Errorf("%q: use egress=RATE,ingress=RATE (RATE like 10mbit)", kv)
+		named := map[string]*bool{"egress": &c.Egress, "ingress": &c.Ingress}[k]
+		if !ok || named == nil {
+			return c, fmt.Errorf("%q: use egress=RATE,ingress=RATE (RATE like 10mbit, or none)", kv)
 		}
-		if seen[k] {
-			return r, fmt.Errorf("%s is given twice", k)
+		if *named {
+			return c, fmt.Errorf("%s is given twice", k)
 		}
-		seen[k] = true
+		*named = true
+		if val == "none" {
+			continue
+		}
 		n, err := parseBits(val)
 		if err != nil {
-			return r, fmt.Errorf("%s: %w", k, err)
+			return c, fmt.Errorf("%s: %w", k, err)
 		}
 		if k == "egress" {
-			r.Egress = n
+			c.Rate.Egress = n
 		} else {
-			r.Ingress = n
+			c.Rate.Ingress = n
 		}
 	}
-	return r, nil
+	return c, nil
 }
 
 // maxRate is the fastest limit the bandwidth plugin takes: it refuses a

@@ -67,6 +67,9 @@ func TestBadAnnotations(t *testing.T) {
 		{"RateNaN", map[string]string{AnnotationNetwork: "a", AnnotationRate: "egress=nanmbit"}, `egress: rate "nanmbit"`},
 		{"RateNaNBare", map[string]string{AnnotationNetwork: "a", AnnotationRate: "ingress=NaN"}, `ingress: rate "NaN"`},
 		{"RateTwice", map[string]string{AnnotationNetwork: "a", AnnotationRate: "egress=1mbit,egress=2mbit"}, `egress is given twice`},
+		{"RateNoneTwice", map[string]string{AnnotationNetwork: "a", AnnotationRate: "egress=none,egress=2mbit"}, `egress is given twice`},
+		{"RateNoneMixed", map[string]string{AnnotationNetwork: "a", AnnotationRate: "none,egress=2mbit"}, `"none": use egress=RATE,ingress=RATE (RATE like 10mbit, or none)`},
+		{"RateEmpty", map[string]string{AnnotationNetwork: "a", AnnotationRate: "ingress="}, `ingress: rate ""`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := FromAnnotations(c.a)
@@ -98,6 +101,37 @@ func TestRateString(t *testing.T) {
 		if err != nil || back != r {
 			t.Errorf("%q: String %q reads back as %+v, %v", v, r.String(), back, err)
 		}
+	}
+}
+
+// TestRateChange: a change keeps the directions it does not name, and
+// none removes the ones it names.
+func TestRateChange(t *testing.T) {
+	cur := Rate{Egress: 10e6, Ingress: 20e6}
+	for _, c := range []struct {
+		change string
+		want   Rate
+	}{
+		{"egress=30mbit", Rate{Egress: 30e6, Ingress: 20e6}},
+		{"ingress=30mbit", Rate{Egress: 10e6, Ingress: 30e6}},
+		{"egress=1mbit,ingress=2mbit", Rate{Egress: 1e6, Ingress: 2e6}},
+		{"egress=none", Rate{Ingress: 20e6}},
+		{"ingress=none", Rate{Egress: 10e6}},
+		{"egress=none,ingress=5mbit", Rate{Ingress: 5e6}},
+		{"none", Rate{}},
+	} {
+		ch, err := ParseRateChange(c.change)
+		if err != nil {
+			t.Errorf("%q: %v", c.change, err)
+			continue
+		}
+		if got := ch.Apply(cur); got != c.want {
+			t.Errorf("%q applied to %+v = %+v, want %+v", c.change, cur, got, c.want)
+		}
+	}
+	// As an annotation, a direction given as none is unlimited.
+	if r, err := ParseRate("egress=none,ingress=1mbit"); err != nil || r != (Rate{Ingress: 1e6}) {
+		t.Errorf("ParseRate(egress=none,ingress=1mbit) = %+v, %v", r, err)
 	}
 }
 

@@ -136,12 +136,7 @@ func TestNetworkUpdateRateRefused(t *testing.T) {
 // counts them.
 func (c *cniNet) hostVethTx(t *testing.T) uint64 {
 	t.Helper()
-	f := strings.Fields(c.ports())
-	if len(f) < 2 {
-		t.Fatalf("no veth on %s", c.bridge)
-	}
-	name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
-	b, err := os.ReadFile(filepath.Join("/sys/class/net", name, "statistics/tx_bytes"))
+	b, err := os.ReadFile(filepath.Join("/sys/class/net", c.hostVeth(t), "statistics/tx_bytes"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,21 +8,60 @@ import (
 	"testing"
 )
 
-// hostQdiscs is `tc qdisc show` of the host side of the network's only
-// veth, where the bandwidth plugin puts the limit of what the container
-// receives.
-func (c *cniNet) hostQdiscs(t *testing.T) string {
+// hostVeth is the name of the host side of the network's only veth.
+func (c *cniNet) hostVeth(t *testing.T) string {
 	t.Helper()
 	f := strings.Fields(c.ports())
 	if len(f) < 2 {
 		t.Fatalf("no veth on %s", c.bridge)
 	}
 	name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
-	out, err := exec.Command("tc", "qdisc", "show", "dev", name).CombinedOutput()
+	return name
+}
+
+// tc runs tc with args and returns its output.
+func tc(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("tc", args...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("tc qdisc show dev %s: %v: %s", name, err, out)
+		t.Fatalf("tc %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// hostQdiscs is `tc qdisc show` of the host side of the network's only
+// veth, where the bandwidth plugin puts the limit of what the container
+// receives.
+func (c *cniNet) hostQdiscs(t *testing.T) string {
+	t.Helper()
+	return tc(t, "qdisc", "show", "dev", c.hostVeth(t))
+}
+
+// egressQdiscs is `tc qdisc show` of the ifb device the bandwidth plugin
+// redirects what the container sends to, where it puts that limit; ""
+// when the veth redirects nothing (no egress limit).
+func (c *cniNet) egressQdiscs(t *testing.T) string {
+	t.Helper()
+	veth := c.hostVeth(t)
+	if !strings.Contains(tc(t, "qdisc", "show", "dev", veth, "ingress"), "ingress") {
+		return ""
+	}
+	filters := tc(t, "filter", "show", "dev", veth, "parent", "ffff:")
+	_, after, ok := strings.Cut(filters, "to device ")
+	if !ok {
+		return ""
+	}
+	ifb, _, _ := strings.Cut(after, ")")
+	return tc(t, "qdisc", "show", "dev", ifb)
+}
+
+// runLimited runs a container that sleeps on network c with the
+// org.lkc.net-rate annotation rate, and returns its id.
+func (c *cniNet) runLimited(e *env, rate string) string {
+	e.t.Helper()
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "1000"}, c.annotate("org.lkc.net-rate", rate)), id)
+	return id
 }
 
 // netRate is the org.lkc.net-rate annotation `state` shows for id.
@@ -75,9 +114,7 @@ exec /usr/lib/cni/bandwidth
 func TestNetworkUpdateRateFailureKeepsLimit(t *testing.T) {
 	e := newEnv(t)
 	c := newCNINet(e, "")
-	id := e.id()
-	b := e.bundle([]string{"sleep", "60"}, c.annotate("org.lkc.net-rate", "ingress=10mbit"))
-	e.mustLkc("run", "-d", "--bundle", b, id)
+	id := c.runLimited(e, "ingress=10mbit")
 	if q := c.hostQdiscs(t); !strings.Contains(q, "rate 10Mbit") {
 		t.Fatalf("no 10 Mbit/s limit after create: %s", q)
 	}
@@ -109,9 +146,7 @@ func TestNetworkUpdatedRateSurvivesCheckpointAll(t *testing.T) {
 	requireCriu(t)
 	e := newEnv(t)
 	c := newCNINet(e, "")
-	id := e.id()
-	b := e.bundle([]string{"sleep", "100"}, c.annotate("org.lkc.net-rate", "ingress=10mbit"))
-	e.mustLkc("run", "-d", "--bundle", b, id)
+	id := c.runLimited(e, "ingress=10mbit")
 	e.mustLkc("update", "--net-rate", "ingress=20mbit", id)
 	images := filepath.Join(t.TempDir(), "images")
 	e.mustLkc("checkpoint", "--all", "--image-dir", images)
@@ -122,6 +157,49 @@ func TestNetworkUpdatedRateSurvivesCheckpointAll(t *testing.T) {
 	if got := e.netRate(id); got != "ingress=20000000bit" {
 		t.Errorf("state shows net-rate %v after restore --all", got)
 	}
+	e.mustLkc("delete", "-f", id)
+	c.assertReleased("")
+}
+
+// TestNetworkUpdateRateKeepsOtherDirection: `update --net-rate` changes
+// the directions it names and keeps the other's limit, DIRECTION=none
+// removes one, and a bad value changes nothing.
+func TestNetworkUpdateRateKeepsOtherDirection(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(e, "")
+	id := c.runLimited(e, "egress=10mbit,ingress=20mbit")
+	check := func(step, egress, ingress, recorded string) {
+		t.Helper()
+		if q := c.egressQdiscs(t); (egress == "") == strings.Contains(q, "tbf") || !strings.Contains(q, egress) {
+			t.Errorf("%s: egress qdiscs %q, want %q", step, q, egress)
+		}
+		if q := c.hostQdiscs(t); (ingress == "") == strings.Contains(q, "tbf") || !strings.Contains(q, ingress) {
+			t.Errorf("%s: ingress qdiscs %q, want %q", step, q, ingress)
+		}
+		if got := e.netRate(id); got != recorded {
+			t.Errorf("%s: state shows net-rate %v, want %s", step, got, recorded)
+		}
+	}
+	check("create", "rate 10Mbit", "rate 20Mbit", "egress=10mbit,ingress=20mbit")
+	e.mustLkc("update", "--net-rate", "egress=30mbit", id)
+	check("egress=30mbit", "rate 30Mbit", "rate 20Mbit", "egress=30000000bit,ingress=20000000bit")
+	e.mustLkc("update", "--net-rate", "ingress=5mbit", id)
+	check("ingress=5mbit", "rate 30Mbit", "rate 5Mbit", "egress=30000000bit,ingress=5000000bit")
+	for _, bad := range []struct{ value, want string }{
+		{"egress=none,egress=1mbit", "--net-rate: egress is given twice"},
+		{"egress=", `--net-rate: egress: rate ""`},
+		{"none,ingress=1mbit", `--net-rate: "none": use egress=RATE,ingress=RATE \(RATE like 10mbit, or none\)`},
+		{"up=1mbit", `--net-rate: "up=1mbit": use egress=RATE`},
+	} {
+		e.failLkc(bad.want, "update", "--net-rate", bad.value, id)
+	}
+	check("bad values", "rate 30Mbit", "rate 5Mbit", "egress=30000000bit,ingress=5000000bit")
+	e.mustLkc("update", "--net-rate", "egress=none", id)
+	check("egress=none", "", "rate 5Mbit", "ingress=5000000bit")
+	e.mustLkc("update", "--net-rate", "egress=2mbit", id)
+	check("egress=2mbit", "rate 2Mbit", "rate 5Mbit", "egress=2000000bit,ingress=5000000bit")
+	e.mustLkc("update", "--net-rate", "none", id)
+	check("none", "", "", "none")
 	e.mustLkc("delete", "-f", id)
 	c.assertReleased("")
 }
