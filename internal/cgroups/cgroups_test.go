@@ -156,6 +156,25 @@ func TestV1CreateSetDestroy(t *testing.T) {
 	}
 }
 
+// TestV1FrozenWhileFreezing: a freezer still FREEZING (a task moved in
+// has yet to freeze) is frozen, as v2 reads its cgroup.freeze.
+func TestV1FrozenWhileFreezing(t *testing.T) {
+	h := fakeV1(t, "freezer")
+	m, err := New(h, "lkc/c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	for state, want := range map[string]bool{"THAWED": false, "FREEZING": true, "FROZEN": true} {
+		mustWrite(t, filepath.Join(m.Paths()["freezer"], "freezer.state"), state+"\n")
+		if got, err := m.Frozen(); got != want || err != nil {
+			t.Errorf("freezer.state %s: Frozen() = %v, %v; want %v", state, got, err, want)
+		}
+	}
+}
+
 func TestV1SetWithoutController(t *testing.T) {
 	h := fakeV1(t, "memory")
 	m, err := New(h, "c")

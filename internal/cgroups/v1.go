@@ -209,13 +209,17 @@ func (m *v1) freezerState(want string) error {
 func (m *v1) Freeze() error { return m.freezerState("FROZEN") }
 func (m *v1) Thaw() error   { return m.freezerState("THAWED") }
 
+// Frozen reports whether a freeze is in force, as v2's cgroup.freeze
+// does: FREEZING too, which the freezer reads until each task has frozen,
+// e.g. while a process moved into a frozen cgroup has yet to (an exec
+// into a paused container) or after a freeze that timed out.
 func (m *v1) Frozen() (bool, error) {
 	dir, ok := m.dir("freezer")
 	if !ok {
 		return false, nil
 	}
 	got, err := readFile(dir, "freezer.state")
-	return got == "FROZEN", err
+	return got == "FROZEN" || got == "FREEZING", err
 }
 
 func (m *v1) Parents() []string { return m.parents }
