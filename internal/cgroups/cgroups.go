@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -126,6 +127,24 @@ func readSelf(file string) (map[string]string, error) {
 		}
 	}
 	return own, sc.Err()
+}
+
+// Enter moves process pid, single-threaded, into m's cgroup, the costly
+// way Placement avoids (a move by pid waits for an RCU grace period), for
+// the caller that must know when the process is in: one that freezes
+// there (a frozen cgroup freezes a task moved in) says nothing more until
+// it is thawed.
+func Enter(m Manager, pid int) error {
+	files, dir := m.Placement()
+	if dir != "" {
+		files = append(slices.Clip(files), filepath.Join(dir, "cgroup.procs"))
+	}
+	for _, f := range files {
+		if err := writeFile(filepath.Dir(f), filepath.Base(f), strconv.Itoa(pid)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func writeFile(dir, file, value string) error {

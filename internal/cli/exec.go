@@ -23,7 +23,7 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 type execFlags struct {
 	consoleSocket, cwd, user, processFile, pidFile, apparmor, label string
 	env, gids, caps, cgroups                                        multi
-	tty, detach, noNewPrivs                                         bool
+	tty, detach, noNewPrivs, ignorePaused                           bool
 	preserveFDs                                                     int
 }
 
@@ -52,7 +52,7 @@ func cmdExec(g *globals, args []string) error {
 	fs.Var(&f.caps, "c", "add a capability (repeatable)")
 	fs.IntVar(&f.preserveFDs, "preserve-fds", 0, "pass this many fds after stdio to the process")
 	fs.Var(&f.cgroups, "cgroup", "run in an existing sub-cgroup: [controllers:]path (repeatable)")
-	fs.Bool("ignore-paused", false, "accepted for runc compatibility")
+	fs.BoolVar(&f.ignorePaused, "ignore-paused", false, "exec in a paused container too: the process waits frozen for resume")
 	rest, err := parse(fs, args, passThrough, "lkc exec [flags] <container-id> <command> [args...]")
 	if err != nil {
 		return err
@@ -74,7 +74,7 @@ func cmdExec(g *globals, args []string) error {
 const execFailed = 255
 
 func (f *execFlags) opts(g *globals, id string, args []string) (container.ExecOpts, error) {
-	o := container.ExecOpts{Root: g.root, ID: id, Detach: f.detach, ConsoleSocket: f.consoleSocket, PreserveFDs: f.preserveFDs}
+	o := container.ExecOpts{Root: g.root, ID: id, Detach: f.detach, ConsoleSocket: f.consoleSocket, PreserveFDs: f.preserveFDs, IgnorePaused: f.ignorePaused}
 	if f.preserveFDs < 0 {
 		return o, fmt.Errorf("--preserve-fds %d is negative", f.preserveFDs)
 	}

@@ -32,10 +32,15 @@ type ExecOpts struct {
 	// (controller -> relative path, "" = all; see cgroups.Sub); nil keeps
 	// it in the container's cgroup.
 	Cgroup map[string]string
+	// IgnorePaused lets the process join a paused container, as runc's
+	// --ignore-paused does: it waits frozen until the container is
+	// resumed, and so does Exec, detached or not, until it reports ready.
+	// Without it a paused container is refused.
+	IgnorePaused bool
 }
 
-// Exec starts a process in a running (or created) container: in every one
-// of its namespaces and its cgroup. Detached, it returns at once; otherwise
+// Exec starts a process in a running (or created, or with IgnorePaused
+// paused) container: in every one of its namespaces and its cgroup. Detached, it returns at once; otherwise
 // it forwards signals and returns the process's exit code.
 func Exec(o ExecOpts) (int, error) {
 	c, err := load(o.Root, o.ID, false)
@@ -111,7 +116,11 @@ func Exec(o ExecOpts) (int, error) {
 }
 
 func (c *Container) spawnExec(o ExecOpts) (int, error) {
-	if s := c.status(); s != Running && s != Created {
+	s := c.status()
+	switch {
+	case s == Paused && !o.IgnorePaused:
+		return 0, fmt.Errorf("%w (use --ignore-paused to override)", wrongState(o.ID, "exec in", s))
+	case s != Running && s != Created && s != Paused:
 		return 0, wrongState(o.ID, "exec in", s)
 	}
 	if !o.Detach {
@@ -147,6 +156,11 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 		consoleSocket:  o.ConsoleSocket,
 		consoleConn:    o.consoleConn,
 		closeAfterExec: !o.Detach,
+	}
+	if s == Paused {
+		// The process waits frozen for a resume, which needs the lock.
+		// A second close, by Exec, closes nothing.
+		is.intoFrozen = c.close
 	}
 	if o.pipes != nil {
 		fds := o.pipes.fds()

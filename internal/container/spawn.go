@@ -42,6 +42,14 @@ type initSpec struct {
 	// stdio, when set, replaces lkc's own stdin, stdout and stderr as the
 	// process's (a foreground exec's pipes).
 	stdio *[3]uintptr
+	// intoFrozen, for an exec into a paused container, is called once the
+	// process is in the container's frozen cgroup, where it waits for a
+	// resume before it does anything (Exec lets go of the container's
+	// lock, which resume takes). The process is moved there by pid from
+	// here, before it gets its request: cloned into a frozen v2 cgroup it
+	// would freeze before it execs lkc, and moving itself into a frozen
+	// cgroup it would freeze before it says so.
+	intoFrozen func()
 }
 
 // spawnInit starts `lkc init`, places it in its cgroup and namespaces, hands
@@ -127,10 +135,20 @@ func startInit(is initSpec, deferCgroups bool) (*initProc, error) {
 	// The message may outgrow the default socket buffer.
 	_ = unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
 	tasks, cloneInto := is.cg.Placement()
+	if is.intoFrozen != nil {
+		tasks, cloneInto = nil, ""
+	}
 	p := &initProc{sock: fds[0], forked: -1, tasks: tasks, deferred: deferCgroups, exe: exe}
 	if p.child, err = execInit(is, exe, child, cloneInto); err != nil {
 		p.close()
 		return nil, err
+	}
+	if is.intoFrozen != nil {
+		if err := cgroups.Enter(is.cg, p.child); err != nil {
+			p.abort()
+			return nil, err
+		}
+		is.intoFrozen()
 	}
 	req := is.req
 	req.DeferCgroups = deferCgroups

@@ -96,7 +96,14 @@ func TestExecRefusedWhenPausedOrStopped(t *testing.T) {
 	e := newEnv(t)
 	id, _ := e.runningPid(nil)
 	e.mustLkc("pause", id)
-	e.failLkc("cannot exec in container .*: it is paused", "exec", id, "true")
+	// As runc: the error names the way out, exit 255, nothing started.
+	if r := e.lkc("exec", id, "true"); r.code != 255 {
+		t.Errorf("exec into a paused container: %v, want exit 255", r)
+	}
+	e.failLkc(`cannot exec in container .*: it is paused \(use --ignore-paused to override\)`, "exec", id, "true")
+	if pids := processesIn(id); len(pids) != 1 {
+		t.Errorf("refused execs left processes: %v besides init", pids)
+	}
 	e.mustLkc("resume", id)
 	e.mustLkc("kill", id, "KILL")
 	e.waitStatus(id, "stopped")
