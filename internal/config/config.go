@@ -174,6 +174,13 @@ type Process struct {
 	// on (internal/lsm); empty means unconfined by lkc.
 	ApparmorProfile string `json:"apparmorProfile,omitempty"`
 	SelinuxLabel    string `json:"selinuxLabel,omitempty"`
+	// Scheduler and IOPriority are set on the process before it execs
+	// (plan.c); nil leaves what it inherits.
+	Scheduler  *Scheduler  `json:"scheduler,omitempty"`
+	IOPriority *IOPriority `json:"ioPriority,omitempty"`
+	// ExecCPUAffinity places an exec'd process's CPUs; nil leaves them
+	// to the kernel.
+	ExecCPUAffinity *CPUAffinity `json:"execCPUAffinity,omitempty"`
 }
 
 // Rlimit is one resource limit, already resolved to its RLIMIT_* number.

@@ -50,7 +50,7 @@ func packFieldsSeccompArg(v *SeccompArg) []pack.Field {
 }
 
 func packFieldsProcess(v *Process) []pack.Field {
-	return []pack.Field{pack.Bool(&v.Terminal), pack.Num(&v.ConsoleHeight), pack.Num(&v.ConsoleWidth), pack.Strs(&v.Args), pack.Strs(&v.Env), pack.Str(&v.Cwd), pack.Num(&v.UID), pack.Num(&v.GID), pack.Nums(&v.AdditionalGids), pack.OptNum(&v.Umask), pack.Structs(&v.Rlimits, packFieldsRlimit), pack.Bool(&v.NoNewPrivileges), pack.OptNum(&v.OOMScoreAdj), pack.StructPtr(&v.Capabilities, packFieldsCapabilities), pack.Str(&v.ApparmorProfile), pack.Str(&v.SelinuxLabel)}
+	return []pack.Field{pack.Bool(&v.Terminal), pack.Num(&v.ConsoleHeight), pack.Num(&v.ConsoleWidth), pack.Strs(&v.Args), pack.Strs(&v.Env), pack.Str(&v.Cwd), pack.Num(&v.UID), pack.Num(&v.GID), pack.Nums(&v.AdditionalGids), pack.OptNum(&v.Umask), pack.Structs(&v.Rlimits, packFieldsRlimit), pack.Bool(&v.NoNewPrivileges), pack.OptNum(&v.OOMScoreAdj), pack.StructPtr(&v.Capabilities, packFieldsCapabilities), pack.Str(&v.ApparmorProfile), pack.Str(&v.SelinuxLabel), pack.StructPtr(&v.Scheduler, packFieldsScheduler), pack.StructPtr(&v.IOPriority, packFieldsIOPriority), pack.StructPtr(&v.ExecCPUAffinity, packFieldsCPUAffinity)}
 }
 
 func packFieldsRlimit(v *Rlimit) []pack.Field {
@@ -59,6 +59,18 @@ func packFieldsRlimit(v *Rlimit) []pack.Field {
 
 func packFieldsCapabilities(v *Capabilities) []pack.Field {
 	return []pack.Field{pack.Nums(&v.Bounding), pack.Nums(&v.Effective), pack.Nums(&v.Inheritable), pack.Nums(&v.Permitted), pack.Nums(&v.Ambient)}
+}
+
+func packFieldsScheduler(v *Scheduler) []pack.Field {
+	return []pack.Field{pack.Str(&v.Policy), pack.Strs(&v.Flags), pack.Num(&v.Nice), pack.Num(&v.Priority), pack.Num(&v.Runtime), pack.Num(&v.Deadline), pack.Num(&v.Period)}
+}
+
+func packFieldsIOPriority(v *IOPriority) []pack.Field {
+	return []pack.Field{pack.Str(&v.Class), pack.Num(&v.Priority)}
+}
+
+func packFieldsCPUAffinity(v *CPUAffinity) []pack.Field {
+	return []pack.Field{pack.Str(&v.Initial), pack.Str(&v.Final)}
 }
 
 func packFieldsCgroup(v *Cgroup) []pack.Field {

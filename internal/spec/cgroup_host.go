@@ -9,6 +9,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
+	"github.com/lkc-containers/lkc/internal/config"
 )
 
 // cgroupHost is what resource validation needs to know about the machine,
@@ -71,28 +72,9 @@ func readIDList(file string) map[int]bool {
 
 // parseIDList parses a kernel list such as "0-3,5,7-8".
 func parseIDList(s string) (map[int]bool, error) {
-	ids := map[int]bool{}
-	if s == "" {
-		return ids, nil
-	}
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil || a < 0 {
-			return nil, invalid("%q is not a list of numbers and ranges", s)
-		}
-		b := a
-		if isRange {
-			if b, err = strconv.Atoi(hi); err != nil || b < a {
-				return nil, invalid("%q is not a list of numbers and ranges", s)
-			}
-		}
-		if b-a > 1<<16 {
-			return nil, invalid("range %q is too large", part)
-		}
-		for i := a; i <= b; i++ {
-			ids[i] = true
-		}
+	ids, err := config.ParseIDList(s)
+	if err != nil {
+		return nil, invalid("%v", err)
 	}
 	return ids, nil
 }

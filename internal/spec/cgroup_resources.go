@@ -45,10 +45,10 @@ func convertMoreCPU(cpu *specs.LinuxCPU, res *config.Resources, h cgroupHost) er
 	if h.unified && (nonZero(cpu.RealtimeRuntime) || (cpu.RealtimePeriod != nil && *cpu.RealtimePeriod != 0)) {
 		return invalid("linux.resources.cpu.realtimeRuntime/realtimePeriod: cgroup v2 has no realtime group scheduling")
 	}
-	if err := checkIDs("cpu.cpus", cpu.Cpus, h.cpus); err != nil {
+	if err := checkIDs("linux.resources.cpu.cpus", cpu.Cpus, h.cpus); err != nil {
 		return err
 	}
-	if err := checkIDs("cpu.mems", cpu.Mems, h.mems); err != nil {
+	if err := checkIDs("linux.resources.cpu.mems", cpu.Mems, h.mems); err != nil {
 		return err
 	}
 	res.CPURealtimeRuntime, res.CPURealtimePeriod = cpu.RealtimeRuntime, cpu.RealtimePeriod
@@ -58,14 +58,15 @@ func convertMoreCPU(cpu *specs.LinuxCPU, res *config.Resources, h cgroupHost) er
 
 func nonZero(v *int64) bool { return v != nil && *v != 0 }
 
-// checkIDs checks a cpuset list's syntax and that every id is online.
+// checkIDs checks the syntax of the id list of field key and that every
+// id is online.
 func checkIDs(key, list string, online map[int]bool) error {
 	if list == "" {
 		return nil
 	}
 	ids, err := parseIDList(list)
 	if err != nil {
-		return invalid("linux.resources.%s: %v", key, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
+		return invalid("%s: %v", key, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
 	}
 	if online == nil {
 		return nil
@@ -78,7 +79,7 @@ func checkIDs(key, list string, online map[int]bool) error {
 	}
 	if len(missing) > 0 {
 		sort.Ints(missing)
-		return invalid("linux.resources.%s %q names %v, which the host does not have online", key, list, missing)
+		return invalid("%s %q names %v, which the host does not have online", key, list, missing)
 	}
 	return nil
 }

@@ -30,6 +30,15 @@ func Features() *features.Features {
 				IDMap: &features.IDMap{Enabled: &t},
 			},
 		},
-		Annotations: map[string]string{"org.lkc.version": "dev"},
+		// The features schema has no field for process.scheduler,
+		// ioPriority and execCPUAffinity (nor does runc's output list
+		// them): annotations say that lkc applies them, as runc's say
+		// that it checkpoints.
+		Annotations: map[string]string{
+			"org.lkc.version":                         "dev",
+			"org.lkc.process.scheduler.enabled":       "true",
+			"org.lkc.process.ioPriority.enabled":      "true",
+			"org.lkc.process.execCPUAffinity.enabled": "true",
+		},
 	}
 }

@@ -69,6 +69,9 @@ func ConvertProcess(p *specs.Process) (*config.Process, error) {
 	if err := convertRlimits(p.Rlimits, out); err != nil {
 		return nil, err
 	}
+	if err := convertSched(p, out); err != nil {
+		return nil, err
+	}
 	convertCaps(p.Capabilities, out)
 	return out, nil
 }

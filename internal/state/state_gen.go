@@ -58,7 +58,7 @@ func fieldsConfigSeccompArg(v *config.SeccompArg) []jsonc.Field {
 }
 
 func fieldsConfigProcess(v *config.Process) []jsonc.Field {
-	return []jsonc.Field{jsonc.Bool("terminal", &v.Terminal, true), jsonc.Num("consoleHeight", &v.ConsoleHeight, true), jsonc.Num("consoleWidth", &v.ConsoleWidth, true), jsonc.Strs("args", &v.Args, false), jsonc.Strs("env", &v.Env, true), jsonc.Str("cwd", &v.Cwd, false), jsonc.Num("uid", &v.UID, false), jsonc.Num("gid", &v.GID, false), jsonc.Nums("additionalGids", &v.AdditionalGids, true), jsonc.OptNum("umask", &v.Umask, true), jsonc.Structs("rlimits", &v.Rlimits, true, fieldsConfigRlimit), jsonc.Bool("noNewPrivileges", &v.NoNewPrivileges, true), jsonc.OptNum("oomScoreAdj", &v.OOMScoreAdj, true), jsonc.StructPtr("capabilities", &v.Capabilities, true, fieldsConfigCapabilities), jsonc.Str("apparmorProfile", &v.ApparmorProfile, true), jsonc.Str("selinuxLabel", &v.SelinuxLabel, true)}
+	return []jsonc.Field{jsonc.Bool("terminal", &v.Terminal, true), jsonc.Num("consoleHeight", &v.ConsoleHeight, true), jsonc.Num("consoleWidth", &v.ConsoleWidth, true), jsonc.Strs("args", &v.Args, false), jsonc.Strs("env", &v.Env, true), jsonc.Str("cwd", &v.Cwd, false), jsonc.Num("uid", &v.UID, false), jsonc.Num("gid", &v.GID, false), jsonc.Nums("additionalGids", &v.AdditionalGids, true), jsonc.OptNum("umask", &v.Umask, true), jsonc.Structs("rlimits", &v.Rlimits, true, fieldsConfigRlimit), jsonc.Bool("noNewPrivileges", &v.NoNewPrivileges, true), jsonc.OptNum("oomScoreAdj", &v.OOMScoreAdj, true), jsonc.StructPtr("capabilities", &v.Capabilities, true, fieldsConfigCapabilities), jsonc.Str("apparmorProfile", &v.ApparmorProfile, true), jsonc.Str("selinuxLabel", &v.SelinuxLabel, true), jsonc.StructPtr("scheduler", &v.Scheduler, true, fieldsConfigScheduler), jsonc.StructPtr("ioPriority", &v.IOPriority, true, fieldsConfigIOPriority), jsonc.StructPtr("execCPUAffinity", &v.ExecCPUAffinity, true, fieldsConfigCPUAffinity)}
 }
 
 func fieldsConfigRlimit(v *config.Rlimit) []jsonc.Field {
@@ -67,6 +67,18 @@ func fieldsConfigRlimit(v *config.Rlimit) []jsonc.Field {
 
 func fieldsConfigCapabilities(v *config.Capabilities) []jsonc.Field {
 	return []jsonc.Field{jsonc.Nums("bounding", &v.Bounding, true), jsonc.Nums("effective", &v.Effective, true), jsonc.Nums("inheritable", &v.Inheritable, true), jsonc.Nums("permitted", &v.Permitted, true), jsonc.Nums("ambient", &v.Ambient, true)}
+}
+
+func fieldsConfigScheduler(v *config.Scheduler) []jsonc.Field {
+	return []jsonc.Field{jsonc.Str("policy", &v.Policy, false), jsonc.Strs("flags", &v.Flags, true), jsonc.Num("nice", &v.Nice, true), jsonc.Num("priority", &v.Priority, true), jsonc.Num("runtime", &v.Runtime, true), jsonc.Num("deadline", &v.Deadline, true), jsonc.Num("period", &v.Period, true)}
+}
+
+func fieldsConfigIOPriority(v *config.IOPriority) []jsonc.Field {
+	return []jsonc.Field{jsonc.Str("class", &v.Class, false), jsonc.Num("priority", &v.Priority, false)}
+}
+
+func fieldsConfigCPUAffinity(v *config.CPUAffinity) []jsonc.Field {
+	return []jsonc.Field{jsonc.Str("initial", &v.Initial, true), jsonc.Str("final", &v.Final, true)}
 }
 
 func fieldsConfigCgroup(v *config.Cgroup) []jsonc.Field {
