@@ -50,8 +50,8 @@ func Exec(o ExecOpts) (int, error) {
 	if o.Change != nil {
 		o.Process = c.execDefaults()
 		err = o.Change(&o.Process)
-	} else if o.Process.OOMScoreAdj == nil {
-		o.Process.OOMScoreAdj = c.st.Config.Process.OOMScoreAdj
+	} else {
+		inherit(&o.Process, &c.st.Config.Process)
 	}
 	if err == nil && o.Process.Terminal && o.ConsoleSocket == "" && o.Detach {
 		err = fmt.Errorf("exec --tty --detach needs --console-socket: nobody would serve the terminal")
@@ -149,7 +149,12 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 	if !c.st.Config.HasNamespace("mount") {
 		req.Chroot = fmt.Sprintf("/proc/%d/root", c.st.InitPid)
 	}
+	initialCPUs, err := execAffinity(o.Process.ExecCPUAffinity, &req)
+	if err != nil {
+		return 0, err
+	}
 	is := initSpec{
+		initialCPUs:    initialCPUs,
 		req:            req,
 		cg:             cg,
 		preserveFDs:    o.PreserveFDs,
@@ -182,6 +187,34 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 	return spawnInit(is)
 }
 
+// execAffinity applies execCPUAffinity to an exec: it returns the CPUs
+// `lkc init` starts on (initial; nil: lkc's own) and asks the constructor
+// for the final ones once it is in the cgroup. With an initial list but no
+// final one, that is every CPU the cgroup allows, as runc does: since Linux
+// 6.2 the kernel keeps a requested affinity across a cgroup move, so the
+// process would stay on the initial CPUs.
+func execAffinity(a *config.CPUAffinity, req *nsenter.Request) (*unix.CPUSet, error) {
+	if a == nil {
+		return nil, nil
+	}
+	req.Affinity = a.Final
+	if a.Initial == "" {
+		return nil, nil
+	}
+	if req.Affinity == "" {
+		req.Affinity = nsenter.AllCPUs
+	}
+	ids, err := config.ParseIDList(a.Initial)
+	if err != nil {
+		return nil, fmt.Errorf("process.execCPUAffinity.initial: %w", err)
+	}
+	var set unix.CPUSet
+	for cpu := range ids {
+		set.Set(cpu)
+	}
+	return &set, nil
+}
+
 // execPlan returns the plan for the nsenter constructor to start the
 // process itself, without Go's init, or nil when it needs Go's init: a
 // terminal, rlimits, an oom score, or a seccomp notify listener.
@@ -202,12 +235,30 @@ func execPlan(cfg *config.Config, preserveFDs int) (*nsenter.Plan, error) {
 	return plan, nil
 }
 
+// inherit gives a process.json process what it leaves out of the
+// container's process as runc's exec does: the oom score (not the
+// caller's: a shim's low score would make the process the OOM killer's
+// last choice), the scheduler, the I/O priority and the CPU affinity.
+func inherit(p, from *config.Process) {
+	if p.OOMScoreAdj == nil {
+		p.OOMScoreAdj = from.OOMScoreAdj
+	}
+	if p.Scheduler == nil {
+		p.Scheduler = from.Scheduler
+	}
+	if p.IOPriority == nil {
+		p.IOPriority = from.IOPriority
+	}
+	if p.ExecCPUAffinity == nil {
+		p.ExecCPUAffinity = from.ExecCPUAffinity
+	}
+}
+
 // execDefaults returns the container's process, the base `lkc exec`
 // changes with its flags: its env, cwd, user, capabilities, no_new_privs,
-// rlimits and oom score, as runc's exec copies them. A process.json
-// keeps its own rlimits (none means the caller's, as in runc) but
-// without an oomScoreAdj gets the container's (Exec), not the caller's:
-// a shim's low score would make the process the OOM killer's last choice.
+// rlimits, oom score, scheduler, I/O priority and CPU affinity, as runc's
+// exec copies them. A process.json keeps its own rlimits (none means the
+// caller's, as in runc) and inherits the rest (inherit).
 func (c *Container) execDefaults() config.Process {
 	p := c.st.Config.Process
 	p.Terminal, p.ConsoleHeight, p.ConsoleWidth = false, 0, 0

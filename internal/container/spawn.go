@@ -14,6 +14,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/initproc"
 	"github.com/lkc-containers/lkc/internal/nsenter"
+	"github.com/lkc-containers/lkc/internal/osthread"
 	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
@@ -50,6 +51,9 @@ type initSpec struct {
 	// would freeze before it execs lkc, and moving itself into a frozen
 	// cgroup it would freeze before it says so.
 	intoFrozen func()
+	// initialCPUs, when set, are the CPUs init starts on, until it is in
+	// its cgroup (an exec's execCPUAffinity.initial).
+	initialCPUs *unix.CPUSet
 }
 
 // spawnInit starts `lkc init`, places it in its cgroup and namespaces, hands
@@ -184,11 +188,29 @@ func execInit(is initSpec, exe *selfExe, sync *os.File, cloneInto string) (int, 
 		return 0, err
 	}
 	defer done()
-	pid, err := syscall.ForkExec(path, []string{"lkc", "init"}, attr)
+	pid, err := forkExecOn(is.initialCPUs, path, []string{"lkc", "init"}, attr)
 	if err != nil {
 		return 0, fmt.Errorf("starting lkc init: %w", err)
 	}
 	return pid, nil
+}
+
+// forkExecOn starts a process that runs on cpus from its first
+// instruction: a child inherits the CPU affinity of the thread that forks
+// it, so a thread of its own (which ends after, osthread.Spare) takes
+// cpus and forks. Nil cpus fork from the caller's thread.
+func forkExecOn(cpus *unix.CPUSet, path string, argv []string, attr *syscall.ProcAttr) (pid int, err error) {
+	if cpus == nil {
+		return syscall.ForkExec(path, argv, attr)
+	}
+	osthread.Spare(func() {
+		if err = unix.SchedSetaffinity(0, cpus); err != nil {
+			err = fmt.Errorf("sched_setaffinity (execCPUAffinity.initial): %w", err)
+			return
+		}
+		pid, err = syscall.ForkExec(path, argv, attr)
+	})
+	return pid, err
 }
 
 // initFiles lists init's fds: stdio, the preserved ones, then the handshake

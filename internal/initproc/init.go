@@ -126,14 +126,20 @@ func openProc(c *config.Config) (*safeproc.Root, error) {
 // check does, before init reports ready, the work and the checks of the
 // exec step that can fail: the seccomp filter, the working directory,
 // closing lkc's fds (all but preserve after stdio), resolving the
-// executable, raising the hard limits, the environment (nsenter.Prepare),
-// and whether the capabilities can be granted at all. Everything that can fail before the
+// executable, raising the hard limits, the environment, the scheduler and
+// I/O priority (nsenter.Prepare), and whether the capabilities can be
+// granted at all. Everything that can fail before the
 // process runs fails create (or exec) this way, not start.
 func (p *prepared) check(preserve int) error {
 	proc := &p.c.Process
 	plan, err := p.planFor(preserve)
 	if err != nil {
 		return err
+	}
+	if proc.Scheduler != nil || proc.IOPriority != nil {
+		// Prepare sets them on this thread, per thread: it must be the
+		// one that execs (Main locks it again there).
+		runtime.LockOSThread()
 	}
 	if p.plan, err = nsenter.Prepare(plan); err != nil {
 		return err

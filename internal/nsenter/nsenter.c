@@ -8,6 +8,9 @@
  *   cgroup <file>        write "0" to this v1 tasks file: the process moves
  *                        itself, which skips the global lock (and the RCU
  *                        grace period, ~10 ms) a move by pid would take
+ *   affinity <cpus>      once in the cgroups, run on these CPUs (a list,
+ *                        "0-3,7", or "all": every CPU the cgroup allows):
+ *                        an exec's execCPUAffinity.final
  *   defer cgroup         the cgroup lines come later, in a second message
  *                        to the process that goes on into Go, once it is in
  *                        its namespaces: the parent creates the cgroups while
@@ -46,6 +49,9 @@
  *   rlimit <type> <soft> <hard> <name>   repeats
  *   caps <bnd> <eff> <perm> <inh> <amb>   capability sets, hex masks
  *   nnp                  no_new_privs
+ *   sched <policy> <flags> <nice> <prio> <runtime> <deadline> <period> <name>
+ *                        sched_setattr(2) of the thread that execs
+ *   ioprio <value> <desc>  ioprio_set(2) of it
  *   preserve <n>         fds 3..3+n-1 stay open
  *   seccomp <flags>      a BPF program follows, in a message of its own
  * and this process carries it out with plan.c, the one implementation of
@@ -128,6 +134,7 @@ static void become_root(void)
 struct request {
 	char *cgroups[MAX_CGROUPS];
 	int ncgroups;
+	char *affinity;
 	int defer_cgroups;
 	char *joins[MAX_JOINS];
 	int join_flags[MAX_JOINS];
@@ -146,6 +153,8 @@ static void parse(char *buf, struct request *r)
 	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, "cgroup ", 7) == 0 && r->ncgroups < MAX_CGROUPS) {
 			r->cgroups[r->ncgroups++] = line + 7;
+		} else if (strncmp(line, "affinity ", 9) == 0) {
+			r->affinity = line + 9;
 		} else if (strcmp(line, "defer cgroup") == 0) {
 			r->defer_cgroups = 1;
 		} else if (strncmp(line, "join ", 5) == 0 && r->njoins < MAX_JOINS) {
@@ -239,10 +248,69 @@ static void receive(char *buf, size_t size, struct request *r)
 	parse(buf, r);
 }
 
-static void enter_cgroups(struct request *r)
+/* next_range reads the next "a" or "a-b" of a CPU list at *s: 1 with the
+ * range, 0 at the end, -1 for a malformed list. */
+static int next_range(const char **s, unsigned long *from, unsigned long *to)
+{
+	char *end;
+
+	if (**s == '\0')
+		return 0;
+	*from = *to = strtoul(*s, &end, 10);
+	if (end == *s)
+		return -1;
+	if (*end == '-')
+		*to = strtoul(end + 1, &end, 10);
+	if (*end == ',')
+		end++;
+	else if (*end != '\0')
+		return -1;
+	*s = end;
+	return *to >= *from ? 1 : -1;
+}
+
+/*
+ * set_affinity puts the process on the CPUs of a list the parent wrote
+ * ("0-3,7"), or on every CPU for "all": the kernel narrows a mask to the
+ * CPUs of the process's cpuset, so a mask of all bits is the cgroup's set.
+ */
+static void set_affinity(const char *list)
+{
+	unsigned long from, to, max = 0;
+	const char *s = list;
+	int all = strcmp(list, "all") == 0, more = 0;
+	cpu_set_t *set;
+	size_t size;
+
+	while (!all && (more = next_range(&s, &from, &to)) > 0)
+		max = to > max ? to : max;
+	if (all)
+		max = 65535; /* more CPUs than Linux has */
+	else if (more < 0) {
+		errno = EINVAL;
+		die(list);
+	}
+	set = CPU_ALLOC(max + 1);
+	if (set == NULL)
+		die("execCPUAffinity");
+	size = CPU_ALLOC_SIZE(max + 1);
+	memset(set, all ? 0xff : 0, size);
+	for (s = list; !all && next_range(&s, &from, &to) > 0;)
+		for (; from <= to; from++)
+			CPU_SET_S(from, size, set);
+	if (sched_setaffinity(0, size, set) < 0)
+		die("sched_setaffinity (execCPUAffinity)");
+	CPU_FREE(set);
+}
+
+/* enter_cgroups moves the process into its cgroups, then onto the CPUs
+ * the request names for it there. */
+static void enter_cgroups(struct request *r, const char *affinity)
 {
 	for (int i = 0; i < r->ncgroups; i++)
 		write_file(r->cgroups[i], "0");
+	if (affinity != NULL)
+		set_affinity(affinity);
 }
 
 /*
@@ -263,7 +331,7 @@ static void cgroups_after_fork(struct request *r)
 		errno = EINVAL;
 		die("deferred cgroup message");
 	}
-	enter_cgroups(&late);
+	enter_cgroups(&late, r->affinity);
 	if ((r->unshare_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
 		die("unshare(CLONE_NEWCGROUP)");
 }
@@ -326,7 +394,7 @@ __attribute__((constructor)) static void nsenter(void)
 	receive(buf, sizeof(buf), &r);
 	/* Enter the cgroup before any namespace: a new cgroup namespace is rooted
 	 * at the cgroup the process is in when it is created. */
-	enter_cgroups(&r);
+	enter_cgroups(&r, r.defer_cgroups ? NULL : r.affinity);
 	join(&r);
 	unshare_new(&r);
 	if (r.fork) {

@@ -44,7 +44,12 @@ type Request struct {
 	// Exec makes the process after the fork wait for a Plan (SendPlan)
 	// and exec it, instead of going on into Go.
 	Exec bool
-	user bool // a user namespace is joined or created
+	// Affinity is the CPU list (config.CPUAffinity's format, or AllCPUs)
+	// the process takes once it is in its cgroups, before it joins any
+	// namespace: an exec's execCPUAffinity.final. Empty leaves the CPUs
+	// it started with.
+	Affinity string
+	user     bool // a user namespace is joined or created
 	// mount: a mount namespace is joined, where the host's cgroup files
 	// need not be reachable.
 	mount bool
@@ -131,11 +136,18 @@ func orderedNamespaces(nss []config.Namespace) []config.Namespace {
 	return out
 }
 
+// AllCPUs as a Request's Affinity gives the process every CPU its cgroup
+// allows: the kernel takes a mask of all CPUs as the cpuset's.
+const AllCPUs = "all"
+
 // Encode renders the request in the constructor's line protocol.
 func (r Request) Encode() []byte {
 	var b strings.Builder
 	for _, p := range r.Cgroups {
 		b.WriteString("cgroup " + p + "\n")
+	}
+	if r.Affinity != "" {
+		b.WriteString("affinity " + r.Affinity + "\n")
 	}
 	if r.DeferCgroups {
 		b.WriteString("defer cgroup\n")

@@ -181,3 +181,26 @@ func TestPlanEncode(t *testing.T) {
 		t.Errorf("an exec request encodes as %q", got)
 	}
 }
+
+func TestPlanEncodeSched(t *testing.T) {
+	p := Plan{Process: &config.Process{Args: []string{"true"}, Cwd: "/",
+		Scheduler: &config.Scheduler{Policy: "SCHED_DEADLINE", Flags: []string{"SCHED_FLAG_RESET_ON_FORK"},
+			Nice: -3, Runtime: 42000, Deadline: 100000, Period: 1000000},
+		IOPriority: &config.IOPriority{Class: "IOPRIO_CLASS_BE", Priority: 3}}}
+	want := "arg true\x00cwd /\x00uid 0\x00gid 0\x00sched 6 1 -3 0 42000 100000 1000000 SCHED_DEADLINE\x00" +
+		"ioprio 16387 IOPRIO_CLASS_BE 3\x00"
+	if got := string(p.Encode()); got != want {
+		t.Errorf("Encode = %q, want %q", got, want)
+	}
+	if !Plannable(p.Process) {
+		t.Error("a scheduler or an I/O priority must not need Go's init")
+	}
+}
+
+func TestEncodeAffinity(t *testing.T) {
+	r := Request{Cgroups: []string{"/sys/fs/cgroup/cpuset/c/tasks"}, Affinity: "0-1,3", Fork: true, Exec: true}
+	want := "cgroup /sys/fs/cgroup/cpuset/c/tasks\naffinity 0-1,3\nfork\nexec\n"
+	if got := string(r.Encode()); got != want {
+		t.Errorf("Encode = %q, want %q", got, want)
+	}
+}

@@ -5,7 +5,8 @@
  * credentials change, which may drop the CAP_SYS_ADMIN loading needs --
  * and the credentials. Rlimits come before the credentials, which may drop
  * the CAP_SYS_RESOURCE that raising a hard limit takes, and after
- * everything that maps memory or opens files.
+ * everything that maps memory or opens files. The scheduling policy and
+ * I/O priority are set earlier, by lkc_plan_prepare (set_sched says why).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,17 @@
 #include "plan.h"
 
 #define MAX_RLIMITS 32
+
+/* struct sched_attr (SCHED_ATTR_SIZE_VER1): its header, linux/sched/types.h,
+ * also declares the struct sched_param that libc's sched.h declares. */
+struct lkc_sched_attr {
+	uint32_t size, policy;
+	uint64_t flags;
+	int32_t nice;
+	uint32_t priority;
+	uint64_t runtime, deadline, period;
+	uint32_t util_min, util_max;
+};
 
 struct lkc_plan {
 	char **argv, **envp;
@@ -53,6 +66,12 @@ struct lkc_plan {
 		const char *name;
 	} rlimits[MAX_RLIMITS];
 	int nrlimits;
+	int has_sched;
+	struct lkc_sched_attr sched;
+	const char *sched_name; /* the policy, for messages */
+	int has_ioprio;
+	int ioprio;
+	const char *ioprio_desc; /* class and level, for messages */
 };
 
 const char *lkc_errtext(int e)
@@ -102,6 +121,41 @@ static int parse_rlimit(struct lkc_plan *p, const char *v, char *err)
 	return 0;
 }
 
+static int parse_sched(struct lkc_plan *p, const char *v, char *err)
+{
+	unsigned long long flags, runtime, deadline, period;
+	unsigned int policy, priority;
+	int nice, used = 0;
+
+	if (sscanf(v, "%u %llu %d %u %llu %llu %llu %n", &policy, &flags, &nice, &priority, &runtime, &deadline,
+		   &period, &used) != 7 || used == 0)
+		return fail(err, "exec plan: bad sched %s", v);
+	p->sched = (struct lkc_sched_attr){
+		.size = sizeof(p->sched),
+		.policy = policy,
+		.flags = flags,
+		.nice = nice,
+		.priority = priority,
+		.runtime = runtime,
+		.deadline = deadline,
+		.period = period,
+	};
+	p->sched_name = v + used;
+	p->has_sched = 1;
+	return 0;
+}
+
+static int parse_ioprio(struct lkc_plan *p, const char *v, char *err)
+{
+	int used = 0;
+
+	if (sscanf(v, "%d %n", &p->ioprio, &used) != 1 || used == 0)
+		return fail(err, "exec plan: bad ioprio %s", v);
+	p->ioprio_desc = v + used;
+	p->has_ioprio = 1;
+	return 0;
+}
+
 static int parse_record(struct lkc_plan *p, char *rec, char *err)
 {
 	const char *v;
@@ -134,6 +188,10 @@ static int parse_record(struct lkc_plan *p, char *rec, char *err)
 		p->notify_conn = atoi(v);
 	else if ((v = field(rec, "rlimit")))
 		return parse_rlimit(p, v, err);
+	else if ((v = field(rec, "sched")))
+		return parse_sched(p, v, err);
+	else if ((v = field(rec, "ioprio")))
+		return parse_ioprio(p, v, err);
 	else
 		return fail(err, "exec plan: unknown record %s", rec);
 	return 0;
@@ -290,6 +348,43 @@ static int raise_hard_limits(struct lkc_plan *p, char *err)
 	return 0;
 }
 
+/* sched_hint says what usually stands behind a refused policy. */
+static const char *sched_hint(const struct lkc_plan *p, int e)
+{
+	const char *name = p->sched_name;
+	int deadline = strcmp(name, "SCHED_DEADLINE") == 0;
+
+	if (e == EPERM && (strcmp(name, "SCHED_FIFO") == 0 || strcmp(name, "SCHED_RR") == 0))
+		return " (no realtime runtime for the container's cgroup? v1: cpu.rt_runtime_us)";
+	if (e == EPERM && deadline)
+		return " (SCHED_DEADLINE needs a CPU affinity of every CPU: no linux.resources.cpu.cpus)";
+	if (e == EBUSY && deadline)
+		return " (the deadline bandwidth of these CPUs is taken)";
+	return "";
+}
+
+/*
+ * set_sched gives the calling thread, the one that execs, the process's
+ * scheduling policy and I/O priority: before the credentials change, as a
+ * realtime policy, a lower nice value and the realtime I/O class take
+ * CAP_SYS_NICE, and before the process is reported ready, so that a policy
+ * the kernel refuses fails create or exec, as in runc. Both are per thread
+ * and inherited by execve.
+ */
+static int set_sched(struct lkc_plan *p, char *err)
+{
+	if (p->has_sched && syscall(SYS_sched_setattr, 0, &p->sched, 0) < 0) {
+		int e = errno;
+
+		return fail(err, "process.scheduler: sched_setattr %s: %s%s", p->sched_name, lkc_errtext(e),
+			    sched_hint(p, e));
+	}
+	/* 1: IOPRIO_WHO_PROCESS; who 0: the calling thread. */
+	if (p->has_ioprio && syscall(SYS_ioprio_set, 1, 0, p->ioprio) < 0)
+		return fail(err, "process.ioPriority: ioprio_set %s: %s", p->ioprio_desc, lkc_errtext(errno));
+	return 0;
+}
+
 int lkc_plan_prepare(struct lkc_plan *p, void *prog, size_t proglen, char *err)
 {
 	if (p->has_seccomp) {
@@ -307,7 +402,9 @@ int lkc_plan_prepare(struct lkc_plan *p, void *prog, size_t proglen, char *err)
 		return -1;
 	if (raise_hard_limits(p, err) < 0)
 		return -1;
-	return add_home(p, err);
+	if (add_home(p, err) < 0)
+		return -1;
+	return set_sched(p, err);
 }
 
 /* group_list names the groups for an error: in full when short, else their

@@ -74,6 +74,14 @@ func (p Plan) Encode() []byte {
 	if proc.NoNewPrivileges {
 		rec("nnp", "")
 	}
+	if sc := proc.Scheduler; sc != nil {
+		policy, flags := sc.Attr()
+		rec("sched", fmt.Sprintf("%d %d %d %d %d %d %d %s",
+			policy, flags, sc.Nice, sc.Priority, sc.Runtime, sc.Deadline, sc.Period, sc.Policy))
+	}
+	if io := proc.IOPriority; io != nil {
+		rec("ioprio", fmt.Sprintf("%d %s %d", io.Value(), io.Class, io.Priority))
+	}
 	if p.PreserveFDs > 0 {
 		rec("preserve", strconv.Itoa(p.PreserveFDs))
 	}

@@ -27,9 +27,10 @@ int lkc_plan_has_seccomp(const struct lkc_plan *p);
 /*
  * lkc_plan_prepare does the steps that can fail before the process is
  * reported ready: the working directory, closing every fd but the
- * preserved ones, the PATH lookup and HOME. prog (kept) is the seccomp
- * program, proglen its size in bytes. It returns -1 with err filled on
- * failure.
+ * preserved ones, the PATH lookup, HOME, and the scheduling policy and I/O
+ * priority, which it sets on the calling thread: the thread that execs
+ * must be the one that prepared. prog (kept) is the seccomp program,
+ * proglen its size in bytes. It returns -1 with err filled on failure.
  */
 int lkc_plan_prepare(struct lkc_plan *p, void *prog, size_t proglen, char *err);
 

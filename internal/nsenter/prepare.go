@@ -18,8 +18,12 @@ type Prepared struct {
 
 // Prepare carries out in this process (Go's init) the first steps of p:
 // the working directory, closing every fd but the preserved ones, the PATH
-// lookup and HOME. It is the constructor's code (plan.c), so that each
-// step of a process's start exists once.
+// lookup, HOME, the scheduler and the I/O priority. It is the
+// constructor's code (plan.c), so that each step of a process's start
+// exists once.
+//
+// Preconditions: when p's process has a scheduler or an I/O priority, the
+// goroutine is locked to the thread that will Exec (both are per thread).
 func Prepare(p Plan) (*Prepared, error) {
 	var msg [C.LKC_ERRLEN]C.char
 	buf := p.Encode()
