@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"runtime"
@@ -140,12 +141,11 @@ func checkGroupOOM(name, v string) error {
 func setGroupFlag(r *config.Resources, name, v string) error {
 	switch name {
 	case "cpus":
-		n, err := strconv.ParseFloat(v, 64)
-		max := float64(runtime.NumCPU())
-		if err != nil || !(n >= 0.01 && n <= max) { // NaN fails every comparison
-			return fmt.Errorf("--cpus %q: use a number of CPUs from 0.01 to %.2f", v, max)
+		quota, ok := cpusQuota(v, runtime.NumCPU())
+		if !ok {
+			return fmt.Errorf("--cpus %q: use a number of CPUs from 0.01 to %d", v, runtime.NumCPU())
 		}
-		quota, period := int64(n*100000), uint64(100000)
+		period := uint64(cpusPeriod)
 		r.CPUQuota, r.CPUPeriod = &quota, &period
 		return nil
 	case "io-weight":
@@ -182,6 +182,22 @@ func setGroupFlag(r *config.Resources, name, v string) error {
 		return nil
 	}
 	return setFlag(r, name, v)
+}
+
+// cpusPeriod is the CFS period --cpus sets, in µs (docker's).
+const cpusPeriod = 100000
+
+// cpusQuota is the CFS quota of --cpus v, in µs per cpusPeriod, as docker
+// computes it: the decimal number read exactly (a float64 holds 0.29 as
+// 0.28999..., which truncated to 28999), its quota rounded down. ok is
+// false outside 0.01 to max CPUs.
+func cpusQuota(v string, max int) (quota int64, ok bool) {
+	n, ok := new(big.Rat).SetString(v)
+	if !ok || n.Cmp(big.NewRat(1, 100)) < 0 || n.Cmp(big.NewRat(int64(max), 1)) > 0 {
+		return 0, false
+	}
+	q := new(big.Rat).Mul(n, big.NewRat(cpusPeriod, 1))
+	return new(big.Int).Quo(q.Num(), q.Denom()).Int64(), true
 }
 
 // groupExec runs a command in a group, as `systemd-run --scope` does: lkc
