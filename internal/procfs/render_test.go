@@ -396,9 +396,17 @@ func TestDiskstats(t *testing.T) {
 func TestSwaps(t *testing.T) {
 	f := newFixture(t)
 	f.v2()
-	want := swapsHeader + "none                                    virtual\t32768\t\t2048\t\t-1\n"
-	if got := f.render("proc/swaps"); got != want {
+	want := swapsHeader + "none                                    virtual\t\t32768\t\t2048\t\t-1\n"
+	got := f.render("proc/swaps")
+	if got != want {
 		t.Errorf("swaps = %q; want %q", got, want)
+	}
+	// The kernel's columns line up under the header at tab stops of 8.
+	lines := strings.Split(expandTabs(got), "\n")
+	for _, col := range []struct{ head, value string }{{"Size", "32768"}, {"Used", "2048"}, {"Priority", "-1"}} {
+		if h, v := strings.Index(lines[0], col.head), strings.Index(lines[1], col.value); h != v {
+			t.Errorf("swaps: %s at column %d, its value at %d:\n%s", col.head, h, v, got)
+		}
 	}
 	f.write("sys/fs/cgroup/ctr/memory.swap.max", "0\n")
 	if got := f.render("proc/swaps"); got != swapsHeader {
@@ -407,6 +415,28 @@ func TestSwaps(t *testing.T) {
 	if host := hostFile(t, "proc/swaps"); !strings.HasPrefix(host, swapsHeader) {
 		t.Errorf("the host's /proc/swaps header %q is not %q", strings.SplitAfter(host, "\n")[0], swapsHeader)
 	}
+}
+
+// expandTabs expands tabs to stops of 8 columns, as a terminal shows them.
+func expandTabs(s string) string {
+	var b strings.Builder
+	col := 0
+	for _, r := range s {
+		switch r {
+		case '\t':
+			for n := 8 - col%8; n > 0; n-- {
+				b.WriteByte(' ')
+			}
+			col += 8 - col%8
+		case '\n':
+			b.WriteRune(r)
+			col = 0
+		default:
+			b.WriteRune(r)
+			col++
+		}
+	}
+	return b.String()
 }
 
 func TestSysinfo(t *testing.T) {
