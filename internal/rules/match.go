@@ -19,6 +19,10 @@ type Process struct {
 	Cmdline []string
 	PGID    int
 	SID     int
+	// Cgroups is the process's cgroup path in each hierarchy, keyed as
+	// /proc/<pid>/cgroup names the hierarchy (its v1 controllers joined by
+	// commas, "" for v2). Only a cgrules ignore rule reads it (NeedsCgroups).
+	Cgroups map[string]string
 }
 
 // Users resolves user and group names (/etc/passwd and /etc/group, or a
@@ -76,6 +80,12 @@ func (r *Rule) Matches(p *Process, u Users) ([]string, bool) {
 	if r.Process != "" && !check(processIs(r.Process, p), "process %s", r.Process) {
 		return nil, false
 	}
+	if r.NeedsCgroups() {
+		dest := Expand(r.Targets[0].Name, p, u)
+		if !check(r.inDestination(dest, p), "already in %s", dest) {
+			return nil, false
+		}
+	}
 	if r.Exe != "" {
 		ok, _ := path.Match(r.Exe, p.Exe)
 		if !check(ok, "exe %s matches %s", p.Exe, r.Exe) {
@@ -121,6 +131,31 @@ func inGroup(group string, p *Process, u Users) bool {
 // its base name (or the comm, for a process whose exe is unreadable).
 func processIs(want string, p *Process) bool {
 	return want == p.Exe || (p.Exe != "" && want == path.Base(p.Exe)) || want == p.Comm
+}
+
+// NeedsCgroups says whether matching r reads the process's cgroups: a
+// cgrules rule with the ignore option holds, as libcgroup's does, only
+// for a process already in its destination (or beneath it) in one of its
+// controllers' hierarchies; any other process goes on to the next rule.
+// (lkc's "-> ignore" leaves every matching process where it is.)
+func (r *Rule) NeedsCgroups() bool {
+	return r.Ignore && len(r.Targets) > 0 && r.Targets[0].Kind == "cgroup"
+}
+
+// inDestination says whether p is in dest or beneath it in a hierarchy
+// of r's controllers (v2's serves them all).
+func (r *Rule) inDestination(dest string, p *Process) bool {
+	ctrls := r.Targets[0].Controllers
+	dest = "/" + strings.Trim(dest, "/")
+	for h, cg := range p.Cgroups {
+		if h != "" && !slices.Contains(ctrls, "*") && !slices.ContainsFunc(strings.Split(h, ","), func(c string) bool { return slices.Contains(ctrls, c) }) {
+			continue
+		}
+		if dest == "/" || cg == dest || strings.HasPrefix(cg, dest+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Rule) expand(p *Process, u Users) []Target {

@@ -58,8 +58,10 @@ func TestCgrulesExamples(t *testing.T) {
 		{Process{Pid: 11, UID: 1000, GIDs: []int{1000}, Exe: "/bin/cp", Comm: "cp"}, 2, "/usergroup/students"}, // first match wins
 		{Process{Pid: 12, UID: 1001, GIDs: []int{1001}, Exe: "/bin/cp"}, 4, "admingroup/"},                     // member of admin
 		{Process{Pid: 13, UID: 1002, GIDs: []int{1002, 50}, Exe: "/bin/true"}, 4, "admingroup/"},               // gid 50
-		{Process{Pid: 14, UID: 1002, GIDs: []int{1002}, Exe: "/usr/sbin/sshd"}, 7, "sshd/alice"},
+		// ignore holds only for a process already in the destination
+		{Process{Pid: 14, UID: 1002, GIDs: []int{1002}, Exe: "/usr/sbin/sshd", Cgroups: map[string]string{"cpu,cpuacct": "/sshd/alice/x"}}, 7, "sshd/alice"},
 		{Process{Pid: 15, UID: 4242, GIDs: []int{4242}, Exe: "/bin/true"}, 8, "default/"},
+		{Process{Pid: 16, UID: 1002, GIDs: []int{1002}, Exe: "/usr/sbin/sshd", Cgroups: map[string]string{"cpu,cpuacct": "/user.slice"}}, 8, "default/"},
 	}
 	for _, c := range cases {
 		m := Find(rs, &c.p, users)
@@ -69,6 +71,35 @@ func TestCgrulesExamples(t *testing.T) {
 	}
 	if m := Find(rs, &cases[4].p, users); !m.Rule.Ignore {
 		t.Errorf("sshd rule: ignore not set")
+	}
+}
+
+// TestCgrulesIgnore checks the ignore option as libcgroup reads it: the
+// rule holds for a process already in its destination, or beneath it, in a
+// hierarchy of its controllers; any other process goes on to the next rule
+// (libcgroup's example: the processes in IgnoreCgroup stay, the others go
+// to DefaultCgroup).
+func TestCgrulesIgnore(t *testing.T) {
+	rs := parse(t, "*  cpuset  IgnoreCgroup/  ignore\n*  cpuset  DefaultCgroup\n")
+	if !rs[0].NeedsCgroups() || rs[1].NeedsCgroups() {
+		t.Errorf("NeedsCgroups: %v, %v; want true, false", rs[0].NeedsCgroups(), rs[1].NeedsCgroups())
+	}
+	for _, c := range []struct {
+		cgroups map[string]string
+		line    int
+	}{
+		{map[string]string{"cpuset": "/IgnoreCgroup"}, 1},
+		{map[string]string{"cpuset": "/IgnoreCgroup/child"}, 1},
+		{map[string]string{"cpuset": "/IgnoreCgroup1"}, 2},
+		{map[string]string{"cpuset": "/"}, 2},
+		{map[string]string{"cpuset": "/", "memory": "/IgnoreCgroup"}, 2}, // another controller's
+		{map[string]string{"cpuset": "/", "": "/IgnoreCgroup"}, 1},       // v2 serves every controller
+		{nil, 2},
+	} {
+		p := &Process{Pid: 20, UID: 1000, Exe: "/bin/sh", Cgroups: c.cgroups}
+		if m := Find(rs, p, users); m == nil || m.Rule.Line != c.line {
+			t.Errorf("process in %v: matched %+v, want line %d", c.cgroups, m, c.line)
+		}
 	}
 }
 

@@ -16,9 +16,10 @@ import (
 type needs struct {
 	status  bool // uids and gids: user=, uid=, @group, %u %U %g %G
 	cmdline bool // cmdline=
+	cgroups bool // a cgrules ignore rule (rules.Rule.NeedsCgroups)
 }
 
-var needAll = needs{status: true, cmdline: true}
+var needAll = needs{status: true, cmdline: true, cgroups: true}
 
 // needsOf is what rs read.
 func needsOf(rs []*rules.Rule) needs {
@@ -26,6 +27,7 @@ func needsOf(rs []*rules.Rule) needs {
 	for _, r := range rs {
 		n.status = n.status || r.User != "" || r.UID >= 0 || r.Group != ""
 		n.cmdline = n.cmdline || r.Cmdline != nil
+		n.cgroups = n.cgroups || r.NeedsCgroups()
 		for _, t := range r.Targets {
 			for _, tmpl := range []string{"%u", "%U", "%g", "%G"} {
 				n.status = n.status || strings.Contains(t.Name, tmpl)
@@ -67,6 +69,13 @@ func describe(r *procReader, pid int, n needs) (*rules.Process, uint64, error) {
 	}
 	if exe, err := r.readlink(pid, "exe"); err == nil { // a kernel thread has none
 		p.Exe = string(exe)
+	}
+	if n.cgroups {
+		set, err := cgroupsOf(r, pid, nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		p.Cgroups = set.toMap()
 	}
 	if n.cmdline {
 		if cmd, err := r.read(pid, "cmdline"); err == nil && len(cmd) > 0 {
@@ -146,6 +155,15 @@ func atoi(b []byte) int {
 type cgroupSet []cgroupOf
 
 type cgroupOf struct{ h, p string }
+
+// toMap copies s into the matcher's form (rules.Process.Cgroups).
+func (s cgroupSet) toMap() map[string]string {
+	m := make(map[string]string, len(s))
+	for _, c := range s {
+		m[strings.Clone(c.h)] = strings.Clone(c.p)
+	}
+	return m
+}
 
 // get is the path in hierarchy h.
 func (s cgroupSet) get(h string) (string, bool) {

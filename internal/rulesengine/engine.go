@@ -258,9 +258,14 @@ func (e *Engine) classify(pid int, since time.Duration, scan bool) {
 	e.mu.Lock()
 	need := e.need
 	e.mu.Unlock()
+	needCgroups := need.cgroups
+	need.cgroups = false // cur has them
 	p, start, err := describe(&e.rd, pid, need)
 	if err != nil || p.Exe == "" && kernelThread(pid) {
 		return
+	}
+	if needCgroups {
+		p.Cgroups = cur.toMap()
 	}
 	e.mu.Lock()
 	m := rules.Find(e.rules, p, e.users)

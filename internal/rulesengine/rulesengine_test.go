@@ -40,7 +40,8 @@ func TestDescribeSelf(t *testing.T) {
 }
 
 // TestNeedsOf checks that an exec costs only the /proc files the rules
-// read: status for ids (criteria or templates), cmdline for cmdline=.
+// read: status for ids (criteria or templates), cmdline for cmdline=, the
+// cgroups for a cgrules ignore rule.
 func TestNeedsOf(t *testing.T) {
 	for _, c := range []struct {
 		text string
@@ -54,7 +55,9 @@ func TestNeedsOf(t *testing.T) {
 		{"exe=/bin/x -> group=a/%u\n", needs{status: true}},
 		{"* cpu x/%G\n", needs{status: true}},
 		{"cmdline=*--batch* -> group=a\n", needs{cmdline: true}},
-		{"exe=/bin/x -> group=a\ncmdline=*y* -> group=b\n@wheel * w/%p\n", needAll},
+		{"* cpuset keep/ ignore\n", needs{cgroups: true}},
+		{"exe=/bin/x -> ignore\n", needs{}},
+		{"exe=/bin/x -> group=a\ncmdline=*y* -> group=b\n@wheel * w/%p\n* * k/ ignore\n", needAll},
 	} {
 		rs, err := rules.Parse(strings.NewReader(c.text), "t")
 		if err != nil {

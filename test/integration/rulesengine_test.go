@@ -122,8 +122,14 @@ func (r *rulesEnv) killAll() {
 // every hierarchy, then execs args (the exec the engine sees).
 func (r *rulesEnv) inScope(args ...string) *exec.Cmd {
 	r.t.Helper()
+	return r.inCgroup(r.scope, args...)
+}
+
+// inCgroup is inScope in the cgroup at path.
+func (r *rulesEnv) inCgroup(path string, args ...string) *exec.Cmd {
+	r.t.Helper()
 	var join []string
-	for _, d := range r.dirsOf(r.scope) {
+	for _, d := range r.dirsOf(path) {
 		join = append(join, "echo $$ > "+d+"/cgroup.procs")
 	}
 	cmd := exec.Command("/bin/sh", append([]string{"-c", strings.Join(join, " && ") + ` && exec "$@"`, "sh"}, args...)...)
@@ -137,7 +143,12 @@ func (r *rulesEnv) inScope(args ...string) *exec.Cmd {
 
 // inGroup reports whether pid is in group name's cgroup in every hierarchy.
 func (r *rulesEnv) inGroup(pid int, name string) bool {
-	want := filepath.Join(r.parent, name)
+	return inCgroupPath(pid, filepath.Join(r.parent, name))
+}
+
+// inCgroupPath reports whether pid is in the cgroup at want (absolute) in
+// every hierarchy of the test's.
+func inCgroupPath(pid int, want string) bool {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
 	if err != nil {
 		return false
@@ -239,6 +250,38 @@ func testUser(t *testing.T) (string, int) {
 	}
 	uid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
 	return name, uid
+}
+
+// TestRulesCgrulesIgnore: a cgrules.conf ignore rule holds, as
+// libcgroup's does, only for a process already in its destination: of two
+// processes in the scope, the one in keep/ stays there, and the other goes
+// on to the next rule and lands in dest.
+func TestRulesCgrulesIgnore(t *testing.T) {
+	r := newRulesEnv(t, "")
+	keep, dest := r.scope+"/keep", r.scope+"/dest"
+	r.writeRules(fmt.Sprintf("*  *  %s/  ignore\n*  *  %s\n", keep, dest))
+	m, err := cgroups.New(cgroups.DefaultHost, keep)
+	if err == nil {
+		err = m.Create()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := r.inCgroup(keep, "sleep", "60")
+	other := r.inScope("sleep", "60")
+	r.start()
+	for end := time.Now().Add(settle); !inCgroupPath(other.Process.Pid, dest); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("after %v, the process outside keep/ is not in %s (daemon log:\n%s)", settle, dest, r.log())
+		}
+	}
+	if !inCgroupPath(kept.Process.Pid, keep) {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", kept.Process.Pid))
+		t.Errorf("the process in keep/ was moved: %s", data)
+	}
+	if out := r.mustLkc("rules", "explain", strconv.Itoa(kept.Process.Pid)); !strings.Contains(out, "already in "+keep) {
+		t.Errorf("rules explain of the kept process: %q, want the ignore rule, already in %s", out, keep)
+	}
 }
 
 func TestRulesUserCommandAndChildren(t *testing.T) {
