@@ -128,8 +128,17 @@ func inGroup(group string, p *Process, u Users) bool {
 }
 
 // processIs is cgrules' process test: the full path of the executable or
-// its base name (or the comm, for a process whose exe is unreadable).
+// its base name (or the comm, for a process whose exe is unreadable). A
+// name ending in '*' matches every process name it begins, as libcgroup's
+// does: the full path's (or, without an executable, the comm's).
 func processIs(want string, p *Process) bool {
+	if prefix, ok := strings.CutSuffix(want, "*"); ok {
+		name := p.Exe
+		if name == "" {
+			name = p.Comm
+		}
+		return strings.HasPrefix(name, prefix)
+	}
 	return want == p.Exe || (p.Exe != "" && want == path.Base(p.Exe)) || want == p.Comm
 }
 

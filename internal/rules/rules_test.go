@@ -103,6 +103,31 @@ func TestCgrulesIgnore(t *testing.T) {
 	}
 }
 
+// TestCgrulesProcessWildcard checks libcgroup's trailing '*' in a process
+// name: a prefix of the process's full name (the comm's without an
+// executable).
+func TestCgrulesProcessWildcard(t *testing.T) {
+	rs := parse(t, "*:/opt/app/bin/* cpu /app\n*:kworker* cpu /k\n")
+	for _, c := range []struct {
+		p    Process
+		line int
+	}{
+		{Process{Exe: "/opt/app/bin/server"}, 1},
+		{Process{Exe: "/opt/app/bin/"}, 1},
+		{Process{Exe: "/opt/app/lib/x"}, 0},
+		{Process{Comm: "kworker/0:1"}, 2},
+		{Process{Exe: "/usr/bin/kworker", Comm: "kworker"}, 0}, // the full path is the name
+	} {
+		line := 0
+		if m := Find(rs, &c.p, users); m != nil {
+			line = m.Rule.Line
+		}
+		if line != c.line {
+			t.Errorf("process %+v: matched line %d, want %d (0: none)", c.p, line, c.line)
+		}
+	}
+}
+
 func TestCgrulesProcessName(t *testing.T) {
 	rs := parse(t, "student:cp devices /cp\nstudent:/usr/bin/make cpu /make\n")
 	p := &Process{UID: 1000, Exe: "/usr/bin/cp"}
