@@ -50,7 +50,7 @@ func effectiveCPUsFile(v2 bool) string {
 
 func readCpuset(l *Limits, dir string, v2 bool) error {
 	effFile := effectiveCPUsFile(v2)
-	c := &CPUs{}
+	c := &CPUs{Levels: []CPUSetLevel{}}
 	var within, atSet CPUSet
 	for d := dir; ; d = filepath.Dir(d) {
 		s, err := readValue(d, "cpuset.cpus")

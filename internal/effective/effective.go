@@ -87,7 +87,7 @@ var errNoFile = errors.New("no such limit file")
 // none, the controller is missing there and walk returns nil, unless dir
 // is the root, which has no limit files: no limit.
 func walk[T uint64 | float64](dir string, read func(dir string) (T, bool, error)) (*Limit[T], error) {
-	l := &Limit[T]{}
+	l := &Limit[T]{Levels: []Level[T]{}} // [] in JSON, not null, when no level has the file
 	for d := dir; ; d = filepath.Dir(d) {
 		v, set, err := read(d)
 		switch {

@@ -1,10 +1,12 @@
 package effective
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -63,6 +65,28 @@ func v1Cgroups(root string) Cgroups {
 	return Cgroups{
 		"memory": root + "/memory/pod/ctr", "cpu,cpuacct": root + "/cpu,cpuacct/pod/ctr",
 		"pids": root + "/pids/pod/ctr", "cpuset": root + "/cpuset/pod/ctr", "blkio": root + "/blkio/pod/ctr",
+	}
+}
+
+// TestLevelsNeverNull: a process in a hierarchy's root, which has no
+// limit file (v1 pids, v2 memory), gets "levels": [] in `lkc limits
+// --json`, as every other limit does, not null: a consumer iterating over
+// them (jq '.limits.pids.levels[]') must not fail on the root.
+func TestLevelsNeverNull(t *testing.T) {
+	root := tree(t, map[string]string{"pids/cgroup.procs": "", "v2/cgroup.procs": "", "v2/cgroup.controllers": "cpuset memory pids\n",
+		"v2/cpuset.cpus.effective": "0-1\n"})
+	for _, cg := range []Cgroups{{"pids": root + "/pids"}, {"": root + "/v2"}} {
+		l, err := Read(cg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := json.Marshal(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), "null") || l.Pids == nil || l.Pids.Set {
+			t.Errorf("limits of a root cgroup %v: %s; want pids unlimited, no null", cg, data)
+		}
 	}
 }
 
