@@ -165,8 +165,10 @@ func (s *Store) save(g *Group) error {
 	return nil
 }
 
-// remove deletes a definition and the directory of its children once it
-// is empty.
+// remove deletes a definition, the directory of its children once it is
+// empty, and its parent's children directory once that is: save made it
+// for the definition, and a create refused by the kernel (or the last
+// child's delete) must leave nothing of it.
 func (s *Store) remove(name string) error {
 	if err := os.Remove(s.defPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing group %s: %w", name, err)
@@ -174,6 +176,9 @@ func (s *Store) remove(name string) error {
 	os.Remove(s.EventsPath(name))
 	os.Remove(eventlog.Rotated(s.EventsPath(name)))
 	os.Remove(filepath.Join(s.Dir, name)) // the children's directory, if empty
+	if p := parentName(name); p != "" {
+		os.Remove(filepath.Join(s.Dir, p)) // the siblings', if empty
+	}
 	return nil
 }
 

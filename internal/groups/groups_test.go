@@ -59,6 +59,12 @@ func TestDefinitions(t *testing.T) {
 	if kids, _ := s.children("a"); len(kids) != 0 {
 		t.Errorf("children(a) after remove = %v", kids)
 	}
+	if _, err := os.Stat(filepath.Join(s.Dir, "a")); err == nil {
+		t.Errorf("the directory of a's children is left after its last child's remove")
+	}
+	if _, err := s.Get("a"); err != nil {
+		t.Errorf("a after its child's remove: %v", err)
+	}
 }
 
 func TestListWithoutDirectory(t *testing.T) {

@@ -310,6 +310,7 @@ func TestGroupBadInput(t *testing.T) {
 		{`group x: a memory\+swap limit needs a memory limit`, []string{"create", "x", "--memory-swap", "32m"}},
 		{`group x: memory\+swap limit 33554432 is below the memory limit 67108864`, []string{"create", "x", "--memory", "64m", "--memory-swap", "32m"}},
 		{`group x: .*cpuset.cpus.*(invalid argument|out of range)`, []string{"create", "x", "--cpuset-cpus", "4096"}},
+		{`group ok/x: .*cpuset.cpus.*(invalid argument|out of range)`, []string{"create", "ok/x", "--cpuset-cpus", "4096"}},
 		{`group ok: group exists`, []string{"create", "ok"}},
 		{`unknown subcommand "frob"`, []string{"frob"}},
 		{`group nope: no such group`, []string{"exec", "nope", "--", "true"}},
@@ -323,6 +324,9 @@ func TestGroupBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		g.failLkc(`^lkc: group: `+c.want, append([]string{"group"}, c.args...)...)
+	}
+	if _, err := os.Stat(filepath.Join(g.defs, "ok")); err == nil {
+		t.Errorf("the refused create of ok/x left the directory %s", filepath.Join(g.defs, "ok"))
 	}
 	g.mustLkc("group", "delete", "ok")
 	g.assertNone("bad input")
