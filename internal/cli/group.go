@@ -176,8 +176,18 @@ func setGroupFlag(r *config.Resources, name, v string) error {
 		if err := setFlag(r, name, v); err != nil {
 			return err
 		}
-		if n := r.MemoryLimit; name == "memory" && (*n == 0 || *n < -1) || name == "memory-swap" && (*r.MemorySwap == 0 || *r.MemorySwap < -1) {
+		n := r.MemoryLimit
+		if name == "memory-swap" {
+			n = r.MemorySwap
+		}
+		if *n == 0 || *n < -1 {
 			return fmt.Errorf("--%s %q: use a positive size, or -1 for no limit", name, v)
+		}
+		// The kernel counts a limit in whole pages, rounded down: below
+		// one it is 0, and every process in the group is OOM-killed at
+		// its first allocation (a unit left out: 512 for 512m).
+		if page := int64(os.Getpagesize()); *n > 0 && *n < page {
+			return fmt.Errorf("--%s %q: below one page (%d bytes), which the kernel would make a limit of 0", name, v, page)
 		}
 		return nil
 	}

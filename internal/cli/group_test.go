@@ -1,6 +1,11 @@
 package cli
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/lkc-containers/lkc/internal/config"
+)
 
 // TestCpusQuota checks that --cpus reads a decimal number exactly, as
 // docker does: 0.29 CPUs is 29000 µs per 100000, not float64's 28999.
@@ -27,6 +32,23 @@ func TestCpusQuota(t *testing.T) {
 		quota, ok := cpusQuota(c.v, 2)
 		if quota != c.quota || ok != c.ok {
 			t.Errorf("cpusQuota(%q, 2) = %d, %v; want %d, %v", c.v, quota, ok, c.quota, c.ok)
+		}
+	}
+}
+
+// TestGroupMemoryBelowPage checks that a memory limit the kernel would
+// round down to 0 pages is refused (512 for 512m), and sizes of a page
+// and more, and -1, are taken.
+func TestGroupMemoryBelowPage(t *testing.T) {
+	for _, name := range []string{"memory", "memory-swap"} {
+		for v, ok := range map[string]bool{"1": false, "512": false, "4095": false, "4096": true, "4k": true, "512m": true, "-1": true, "0": false} {
+			err := setGroupFlag(&config.Resources{}, name, v)
+			if (err == nil) != ok {
+				t.Errorf("--%s %s: %v, want ok %v", name, v, err, ok)
+			}
+			if err != nil && !strings.HasPrefix(err.Error(), "--"+name+" ") {
+				t.Errorf("--%s %s: error %q does not name the flag", name, v, err)
+			}
 		}
 	}
 }

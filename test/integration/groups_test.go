@@ -301,6 +301,7 @@ func TestGroupBadInput(t *testing.T) {
 		{`group name "tasks"`, []string{"create", "tasks"}},
 		{`--memory "10q": not a memory size`, []string{"create", "x", "--memory", "10q"}},
 		{`--memory "0": use a positive size`, []string{"create", "x", "--memory", "0"}},
+		{`--memory "512": below one page`, []string{"create", "x", "--memory", "512"}},
 		{`--cpus "0": use a number of CPUs`, []string{"create", "x", "--cpus", "0"}},
 		{`--cpus "1000": use a number of CPUs`, []string{"create", "x", "--cpus", "1000"}},
 		{`--cpus "NaN": use a number of CPUs`, []string{"create", "x", "--cpus", "NaN"}},
