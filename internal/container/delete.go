@@ -42,15 +42,7 @@ func Delete(root, id string, force bool, warn func(error)) error {
 	}
 	st, err := dir.Load()
 	if errors.Is(err, ErrNotExist) {
-		// Left by a create that died before recording anything, or one
-		// that has yet to lock it (it will fail). Cleared under the same
-		// lock: between two locks a create could record a whole container
-		// that removing the directory would orphan.
-		if err := mount.ReleaseStaging(dir.Path()); err != nil {
-			dir.Close()
-			return err
-		}
-		return dir.Remove()
+		return destroyUnrecorded(dir)
 	}
 	if errors.Is(err, state.ErrCorrupt) && force {
 		return destroySalvaged(dir, warn)
@@ -69,6 +61,24 @@ func Delete(root, id string, force bool, warn func(error)) error {
 		return fmt.Errorf("%w: cannot delete container %s that is not stopped: it is %s (use --force)", ErrWrongState, id, s)
 	}
 	return c.destroy()
+}
+
+// destroyUnrecorded removes a state directory without a record: left by
+// a create that died before recording anything, by a restore killed
+// before it recorded (its networks may be attached already: the restore
+// runs their ADD beside its first steps, and records them in the
+// directory first), or by a create that has yet to lock it (it will
+// fail). Cleared under the same lock: between two locks a create could
+// record a whole container that removing the directory would orphan. A
+// DEL that fails keeps the directory, so a later delete tries again.
+func destroyUnrecorded(dir *state.Dir) error {
+	for _, release := range []func(string) error{detachNetwork, mount.ReleaseStaging} {
+		if err := release(dir.Path()); err != nil {
+			dir.Close()
+			return err
+		}
+	}
+	return dir.Remove()
 }
 
 // killBusy kills, without the lock, the init and every process of a

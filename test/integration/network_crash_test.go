@@ -191,3 +191,52 @@ func installPlugin(t *testing.T, name, script string) string {
 	t.Setenv("LKC_CNI_PATH", dir+":/usr/lib/cni")
 	return dir
 }
+
+// TestNetworkDeleteUnrecordedRestore: a restore runs ADD beside its first
+// steps, so an lkc restore killed early leaves a state directory with the
+// network record and the pinned namespace but no state.json. Built here by
+// hand from a real ADD (a container's, whose processes, cgroups and record
+// are then removed): a delete must run DEL from the record, giving back
+// the lease, veth and rules, and remove the directory.
+func TestNetworkDeleteUnrecordedRestore(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(e, "")
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "100"}, c.annotate()), id)
+	addr := e.addr(id)
+	if len(c.leases()) == 0 || c.ports() == "" {
+		t.Fatalf("no lease or veth after ADD (leases %v, ports %q): the check below would prove nothing", c.leases(), c.ports())
+	}
+	e.mustLkc("kill", id, "KILL")
+	e.waitStatus(id, "stopped")
+	for _, dir := range cgroupDirs(id) {
+		removeCgroupDir(t, dir)
+	}
+	dir := filepath.Join(e.root, id)
+	if err := os.Remove(filepath.Join(dir, "state.json")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"network.json", "netns"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Fatalf("the state dir has no %s: the check below would prove nothing: %v", name, err)
+		}
+	}
+	e.mustLkc("delete", id)
+	c.assertReleased(addr)
+	e.assertIDGone(id)
+}
+
+// removeCgroupDir removes an empty cgroup directory, waiting for the
+// kernel to let go of the tasks that just died in it.
+func removeCgroupDir(t *testing.T, dir string) {
+	t.Helper()
+	for deadline := time.Now().Add(settle); ; time.Sleep(20 * time.Millisecond) {
+		err := os.Remove(dir)
+		if err == nil || os.IsNotExist(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("removing cgroup %s: %v", dir, err)
+		}
+	}
+}
