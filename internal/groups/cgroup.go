@@ -188,132 +188,6 @@ func (s *Store) ready(name string) (*Group, cgroups.Manager, error) {
 	return g, m, err
 }
 
-// Move puts whole thread groups into the group: each pid is written to
-// cgroup.procs in every hierarchy (a thread's id moves its process).
-// Every pid is checked before any is moved, and the move is all or
-// nothing: when a hierarchy refuses a pid (v1: a cpuset without CPUs, a
-// cpu cgroup without RT runtime for a real-time task), each write made so
-// far is undone, every pid back in the cgroups it was in: a process half
-// in a group is in no state anyone asked for. It holds the groups' lock: a
-// delete under way would otherwise see its cgroup made again (ready),
-// with the processes in it, after it removed it.
-func (s *Store) Move(name string, pids []int) error {
-	for _, pid := range pids {
-		if pid <= 0 {
-			return fmt.Errorf("pid %d: not a process id", pid)
-		}
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d/stat", pid)); err != nil {
-			return fmt.Errorf("pid %d: no such process", pid)
-		}
-	}
-	unlock, err := s.lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	_, m, err := s.ready(name)
-	if err != nil {
-		return err
-	}
-	var done moves
-	for _, pid := range pids {
-		if err := s.moveOne(m, pid, &done); err != nil {
-			return fmt.Errorf("moving pid %d into group %s: %w%s", pid, name, err, done.undo())
-		}
-	}
-	return nil
-}
-
-// move is one cgroup.procs write of a Move: pid left cgroup directory
-// from.
-type move struct {
-	pid  int
-	from string
-}
-
-// moves are a Move's writes, in order.
-type moves []move
-
-// moveOne writes pid into each of m's directories, in a fixed order,
-// recording in done where it came from in each.
-func (s *Store) moveOne(m cgroups.Manager, pid int, done *moves) error {
-	from, err := s.cgroupsOf(pid)
-	if err != nil {
-		return err
-	}
-	paths := m.Paths()
-	hiers := make([]string, 0, len(paths))
-	for h := range paths {
-		hiers = append(hiers, h)
-	}
-	sort.Strings(hiers)
-	for _, h := range hiers {
-		if from[h] == "" {
-			return fmt.Errorf("not in hierarchy %q", h)
-		}
-		if err := writeProcs(paths[h], pid); err != nil {
-			return err
-		}
-		*done = append(*done, move{pid, from[h]})
-	}
-	return nil
-}
-
-// undo moves each process back where it was, last move first, and says
-// how that went, as the end of Move's error.
-func (d moves) undo() string {
-	var failed []string
-	for i := len(d) - 1; i >= 0; i-- {
-		if err := writeProcs(d[i].from, d[i].pid); err != nil && !errors.Is(err, unix.ESRCH) {
-			failed = append(failed, err.Error())
-		}
-	}
-	if len(failed) == 0 {
-		return " (nothing moved)"
-	}
-	return "; and moving back failed: " + strings.Join(failed, "; ")
-}
-
-// cgroupsOf is the directory of pid's cgroup in each hierarchy of s's
-// host, keyed as Manager.Paths keys them (a v1 hierarchy's controllers,
-// "" for v2).
-func (s *Store) cgroupsOf(pid int) (map[string]string, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
-		return nil, fmt.Errorf("pid %d: reading its cgroups: %w", pid, err)
-	}
-	out := map[string]string{}
-	for _, line := range strings.Split(string(data), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if parts[1] == "" {
-			out[""] = filepath.Join(s.Host.Root, parts[2])
-		} else {
-			out[parts[1]] = filepath.Join(s.Host.Root, parts[1], parts[2])
-		}
-	}
-	return out, nil
-}
-
-// Join moves the calling process (all its threads) into the group, for
-// `lkc group exec`, which then execs the command.
-func (s *Store) Join(name string) error { return s.Move(name, []int{os.Getpid()}) }
-
-func writeProcs(dir string, pid int) error {
-	p := filepath.Join(dir, "cgroup.procs")
-	err := os.WriteFile(p, []byte(strconv.Itoa(pid)), 0)
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err // the path once in the message
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	return nil
-}
-
 // Delete removes a group's cgroup and definition. A group with child
 // groups is refused; so is one holding processes, unless force, which
 // moves them to the group's parent cgroup first.
@@ -437,8 +311,10 @@ type Stats struct {
 	Usage  *cgroups.Stats   `json:"usage"`
 }
 
-// Stats reads a group's usage.
+// Stats reads a group's usage, once a Move a killed lkc left half done
+// is finished.
 func (s *Store) Stats(name string) (*Stats, error) {
+	s.settleMove()
 	g, err := s.Get(name)
 	if err != nil {
 		return nil, err

@@ -182,11 +182,13 @@ func (s *Store) remove(name string) error {
 	return nil
 }
 
-// List returns every group, parents before their children. A definition
+// List returns every group, parents before their children (finishing
+// first a Move a killed lkc left half done). A definition
 // that cannot be read (a file broken by hand) is told to warn and left
 // out: one bad group must not take the others' list, their cgroups'
 // making after a reboot or their OOM policies with it.
 func (s *Store) List(warn func(error)) ([]*Group, error) {
+	s.settleMove()
 	var names []string
 	err := filepath.WalkDir(s.Dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -235,7 +237,8 @@ func (s *Store) children(name string) ([]string, error) {
 	return out, err
 }
 
-// lock serializes the commands that change groups (flock on <Dir>/.lock).
+// lock serializes the commands that change groups (flock on <Dir>/.lock),
+// and first finishes a Move a killed lkc left half done.
 func (s *Store) lock() (func(), error) {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("groups directory: %w", err)
@@ -248,5 +251,6 @@ func (s *Store) lock() (func(), error) {
 		f.Close()
 		return nil, fmt.Errorf("locking groups: %w", err)
 	}
+	s.finishMove()
 	return func() { f.Close() }, nil
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -118,4 +119,89 @@ func TestGroupMoveAllOrNothingTwoPids(t *testing.T) {
 	}
 	g.mustLkc("group", "delete", "nort")
 	g.assertNone("a refused move")
+}
+
+// TestGroupMoveKilledIsFinished kills `lkc group move` (SIGKILL, through
+// the LKC_TEST_GROUP_MOVE_DIE hook) right after its first cgroup.procs
+// write: on v1 the process is then in the group in one hierarchy and not
+// in the others. The next command touching the groups (here `lkc group
+// list`, which only reads) must finish the move from the record written
+// before it: the process in the group in every hierarchy.
+func TestGroupMoveKilledIsFinished(t *testing.T) {
+	g := newGroupEnv(t)
+	pid := g.killedMove(t, "half")
+	g.mustLkc("group", "list")
+	if in, total := g.hierarchiesIn(t, pid, "half"); in != total {
+		t.Fatalf("after group list, pid %d is in group half in %d of %d hierarchies: %v", pid, in, total, cgroupLines(t, pid))
+	}
+	g.mustLkc("group", "delete", "--force", "half")
+	g.assertNone("a finished move")
+}
+
+// TestGroupMoveKilledIsUndone: when the killed move cannot be finished
+// (the group's v1 cpuset lost its CPUs meanwhile, so the kernel refuses
+// the process there), the next command puts the process back where it
+// was in every hierarchy, as a refused move leaves it.
+func TestGroupMoveKilledIsUndone(t *testing.T) {
+	g := newGroupEnv(t)
+	before := cgroupLines(t, os.Getpid())
+	pid := g.killedMove(t, "half")
+	cpus := ""
+	for _, dir := range g.dirs("half") {
+		if _, err := os.Stat(filepath.Join(dir, "cpuset.cpus")); err == nil {
+			cpus = filepath.Join(dir, "cpuset.cpus")
+		}
+	}
+	if cpus == "" {
+		t.Skip("needs a v1 cpuset hierarchy")
+	}
+	if err := os.WriteFile(cpus, []byte("\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	g.mustLkc("group", "stats", "half")
+	if now := cgroupLines(t, pid); fmt.Sprint(now) != fmt.Sprint(before) {
+		t.Fatalf("after group stats, pid %d is in %v, was in %v", pid, now, before)
+	}
+	g.mustLkc("group", "delete", "half")
+	g.assertNone("an undone move")
+}
+
+// killedMove creates group name, starts a sleeper and moves it there
+// with an lkc killed after the first hierarchy; it returns the
+// sleeper's pid, in the group in some hierarchies only.
+func (g *groupEnv) killedMove(t *testing.T, name string) int {
+	t.Helper()
+	if cgroupV2() {
+		t.Skip("cgroup v2: one hierarchy, so no move is half made")
+	}
+	g.mustLkc("group", "create", name)
+	t.Cleanup(func() { g.lkc("group", "delete", "--force", name) })
+	pid := sleeper(t).Process.Pid
+	marker := filepath.Join(t.TempDir(), "die")
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(g.bin, "--root", g.root, "group", "move", name, strconv.Itoa(pid))
+	cmd.Env = append(os.Environ(), "LKC_TEST_GROUP_MOVE_DIE="+marker)
+	out, err := cmd.CombinedOutput()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("lkc group move was not killed mid-move: %v: %s", err, out)
+	}
+	if in, total := g.hierarchiesIn(t, pid, name); in == 0 || in == total {
+		t.Fatalf("after the killed move, pid %d is in group %s in %d of %d hierarchies: the check would prove nothing", pid, name, in, total)
+	}
+	return pid
+}
+
+// hierarchiesIn counts the hierarchies where pid sits in group name's
+// cgroup, of all of them.
+func (g *groupEnv) hierarchiesIn(t *testing.T, pid int, name string) (in, total int) {
+	t.Helper()
+	for _, c := range cgroupLines(t, pid) {
+		total++
+		if c == filepath.Join(g.parent, name) {
+			in++
+		}
+	}
+	return in, total
 }
