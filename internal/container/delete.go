@@ -21,7 +21,9 @@ import (
 // With force, delete does not wait behind another command on the
 // container: it kills the container's processes, which ends a create
 // stuck in its hooks or in init's setup (that create then fails and
-// removes what it made), and then takes the lock.
+// removes what it made), and then takes the lock. A checkpoint under way
+// is the exception (state.Dir.MarkDumping says why): delete waits for it
+// and then deletes what it left, a running container or none.
 func Delete(root, id string, force bool, warn func(error)) error {
 	defer steplog.Step("delete")()
 	dir, err := state.TryOpen(root, id, true)
@@ -90,6 +92,10 @@ func killBusy(root, id string) {
 		return
 	}
 	defer dir.Close()
+	if dir.Dumping() {
+		steplog.Printf("delete: container %s is being checkpointed: waiting for it", id)
+		return
+	}
 	st, err := dir.Load()
 	if errors.Is(err, state.ErrCorrupt) {
 		st, err = dir.Salvage(), nil

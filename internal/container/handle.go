@@ -42,6 +42,12 @@ func Inspect(root, id string) (*Handle, error) {
 	return &Handle{c: c, status: c.status()}, nil
 }
 
+// MarkDumping marks a held container as being checkpointed
+// (state.Dir.MarkDumping), so that a delete --force waits for the
+// checkpoint instead of killing tasks CRIU holds; the returned function
+// removes the mark.
+func (h *Handle) MarkDumping() (func(), error) { return h.c.dir.MarkDumping() }
+
 // Status is the container's status when the handle was made.
 func (h *Handle) Status() string { return h.status }
 

@@ -113,14 +113,21 @@ func CheckpointTuned(o CheckpointOpts, t DumpTuning) error {
 		return err
 	}
 	defer steplog.Step("checkpoint")()
-	end := steplog.Step("checkpoint: freeze")
-	thaw, err := c.freezeForDump(c.Status())
-	end()
+	unmark, err := c.MarkDumping()
 	if err != nil {
 		c.Release()
 		return fmt.Errorf("checkpointing container %s: %w", o.ID, err)
 	}
+	end := steplog.Step("checkpoint: freeze")
+	thaw, err := c.freezeForDump(c.Status())
+	end()
+	if err != nil {
+		unmark()
+		c.Release()
+		return fmt.Errorf("checkpointing container %s: %w", o.ID, err)
+	}
 	err = c.checkpoint(cr, d)
+	unmark()
 	if err != nil || o.LeaveRunning || o.PreDump {
 		if terr := thaw(); err == nil && terr != nil {
 			err = terr

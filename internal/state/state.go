@@ -257,6 +257,29 @@ func (d *Dir) Deleted() bool {
 	return err == nil
 }
 
+// dumpingMark is the file a checkpoint keeps in the directory of the
+// container it holds from the freeze until CRIU is done with the tasks.
+const dumpingMark = "dumping"
+
+// MarkDumping tells a delete --force that a checkpoint holds the
+// container: killing tasks that CRIU has frozen and seized can leave a
+// SIGKILL pending that no task acts on and CRIU waiting for them for
+// good, so that delete waits for the lock instead. The returned function
+// removes the mark. Preconditions: d is locked exclusively.
+func (d *Dir) MarkDumping() (func(), error) {
+	p := filepath.Join(d.path, dumpingMark)
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		return nil, fmt.Errorf("marking the container as being checkpointed: %w", err)
+	}
+	return func() { os.Remove(p) }, nil
+}
+
+// Dumping reports whether a checkpoint marked the container (MarkDumping).
+func (d *Dir) Dumping() bool {
+	_, err := os.Lstat(filepath.Join(d.path, dumpingMark))
+	return err == nil
+}
+
 // Path is the directory's path, for files kept beside the state.
 func (d *Dir) Path() string { return d.path }
 

@@ -1,0 +1,86 @@
+package integration
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCheckpointDeleteForceDuringDump runs `delete -f` while `lkc
+// checkpoint` of the same container is under way: once with the
+// container frozen for CRIU to seize its tasks, and once with CRIU
+// writing their memory (the container holds 128 MiB, so the dump takes a
+// moment). Killing the tasks there made the dump fail (CRIU's
+// "Unseizable" or "si_code=2 ... si_status=9") and could leave CRIU
+// waiting for good on a task with a SIGKILL pending that it never acted
+// on, the delete waiting behind it. delete -f must wait for the
+// checkpoint instead: the dump succeeds with all of the memory in its
+// images, and after the delete nothing of the container is left (state,
+// cgroup, frozen or not, process).
+func TestCheckpointDeleteForceDuringDump(t *testing.T) {
+	requireCriu(t)
+	for _, when := range []string{"seize", "pages"} {
+		t.Run(when, func(t *testing.T) {
+			e := newEnv(t)
+			const size = 128 << 20
+			id, _, _ := e.holder(size)
+			images := filepath.Join(t.TempDir(), "images")
+			dump := exec.Command(e.bin, "--root", e.root, "checkpoint", "--image-path", images, id)
+			var dumpErr bytes.Buffer
+			dump.Stderr = &dumpErr
+			if err := dump.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- dump.Wait() }()
+			defer func() {
+				dump.Process.Kill()
+				<-done
+			}()
+			waitDumping(t, id, images, when)
+			e.mustLkc("delete", "-f", id)
+			err := <-done
+			done <- err
+			if err != nil {
+				t.Fatalf("checkpoint with a delete -f during it: %v: %s", err, dumpErr.String())
+			}
+			if pages := dirBytes(t, images, "pages-"); pages < size {
+				t.Errorf("images hold %d bytes of pages, want at least %d", pages, size)
+			}
+			e.assertIDGone(id)
+		})
+	}
+}
+
+// waitDumping waits until the checkpoint of container id is under way:
+// its cgroup frozen for CRIU to seize the tasks (seize), or CRIU writing
+// their memory to images (pages).
+func waitDumping(t *testing.T, id, images, when string) {
+	t.Helper()
+	for deadline := time.Now().Add(settle); ; time.Sleep(time.Millisecond) {
+		switch when {
+		case "seize":
+			for _, d := range cgroupDirs(id) {
+				if b, _ := os.ReadFile(filepath.Join(d, "freezer.state")); strings.TrimSpace(string(b)) == "FROZEN" {
+					return
+				}
+				if b, _ := os.ReadFile(filepath.Join(d, "cgroup.freeze")); strings.TrimSpace(string(b)) == "1" {
+					return
+				}
+			}
+		case "pages":
+			if m, _ := filepath.Glob(filepath.Join(images, "pages-*.img")); len(m) > 0 {
+				if fi, err := os.Stat(m[0]); err == nil && fi.Size() > 0 {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the checkpoint of %s never reached %s", id, when)
+		}
+	}
+}
