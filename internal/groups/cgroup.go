@@ -329,3 +329,43 @@ func (s *Store) Stats(name string) (*Stats, error) {
 	}
 	return &Stats{Name: name, Pids: Procs(m), Limits: g.Resources, Usage: u}, nil
 }
+
+// Idle reports whether g is a group the rules engine made from a template
+// and may remove: no process in its cgroups and no child group.
+func (s *Store) Idle(g *Group) bool {
+	if g.Template == "" {
+		return false
+	}
+	if kids, err := s.children(g.Name); err != nil || len(kids) > 0 {
+		return false
+	}
+	m, err := s.Manager(g.Name)
+	return err == nil && len(Procs(m)) == 0
+}
+
+// RemoveIdle removes group name, cgroup and definition, if it is still
+// idle (Idle), under the groups' lock; it reports whether it did. A
+// process moved in meanwhile (lkc group move) keeps it, and so does one
+// that a rule moves in while the cgroup goes: the removal fails, busy.
+func (s *Store) RemoveIdle(name string) (bool, error) {
+	unlock, err := s.lock()
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	g, err := s.Get(name)
+	if errors.Is(err, ErrNotExist) {
+		return false, nil
+	}
+	if err != nil || !s.Idle(g) {
+		return false, err
+	}
+	m, err := s.Manager(name)
+	if err != nil {
+		return false, err
+	}
+	if err := m.Destroy(); err != nil {
+		return false, fmt.Errorf("group %s: %w", name, err)
+	}
+	return true, s.remove(name)
+}

@@ -45,6 +45,11 @@ type Group struct {
 	// where the host's containers get kill-largest after 5s.
 	OOMFallback string `json:"oomFallback,omitempty"`
 	OOMDeadline string `json:"oomDeadline,omitempty"`
+	// Template is the rule's target the rules engine made the group from
+	// (java/%u), empty for a group made with `lkc group create`: only a
+	// group made from a template is removed once it stays empty
+	// (RemoveIdle), as systemd removes a user's slice.
+	Template string `json:"template,omitempty"`
 }
 
 // Store is the groups of one host: where their definitions are and where

@@ -38,31 +38,36 @@ type Conf struct {
 	RulesCgrules    string
 	RulesScope      []string
 	RulesRoots      []string // rules.roots: the lkc roots container= targets are looked up in
-	MetricsListen   string   // metrics.listen: HOST:PORT, or empty for no endpoint
-	MetricsRoots    []string // metrics.roots: the lkc roots /metrics reports
-	MigrateListen   string
-	MigrateToken    string // migrate.token-file
+	// RulesTemplateIdle (rules.template-idle) is how long a group the
+	// rules engine made from a template (group=java/%u) stays empty
+	// before the engine removes it; 0 keeps such groups for good.
+	RulesTemplateIdle time.Duration
+	MetricsListen     string   // metrics.listen: HOST:PORT, or empty for no endpoint
+	MetricsRoots      []string // metrics.roots: the lkc roots /metrics reports
+	MigrateListen     string
+	MigrateToken      string // migrate.token-file
 }
 
 // Default returns the configuration of a host without lkc.conf.
 func Default() *Conf {
 	return &Conf{
-		DaemonDir:       "/run/lkcd",
-		Autostart:       true,
-		DaemonLog:       "/var/log/lkc/daemon.log",
-		ProcDefault:     "off",
-		ProcSysinfo:     true,
-		OOMDefault:      "kernel",
-		OOMFallback:     "kill-largest",
-		OOMDeadline:     5 * time.Second,
-		OOMGrowReserve:  "5%",
-		OOMCheckpointTo: "/var/lib/lkc/oom",
-		GroupsDir:       "/var/lib/lkc/groups",
-		GroupsParent:    "/lkc.groups",
-		RulesFiles:      []string{"/etc/lkc/rules.conf", "/etc/lkc/rules.d/*.conf"},
-		RulesScope:      []string{"/", "/user.slice"},
-		RulesRoots:      []string{"/run/lkc"},
-		MetricsRoots:    []string{"/run/lkc"},
+		DaemonDir:         "/run/lkcd",
+		Autostart:         true,
+		DaemonLog:         "/var/log/lkc/daemon.log",
+		ProcDefault:       "off",
+		ProcSysinfo:       true,
+		OOMDefault:        "kernel",
+		OOMFallback:       "kill-largest",
+		OOMDeadline:       5 * time.Second,
+		OOMGrowReserve:    "5%",
+		OOMCheckpointTo:   "/var/lib/lkc/oom",
+		GroupsDir:         "/var/lib/lkc/groups",
+		GroupsParent:      "/lkc.groups",
+		RulesFiles:        []string{"/etc/lkc/rules.conf", "/etc/lkc/rules.d/*.conf"},
+		RulesScope:        []string{"/", "/user.slice"},
+		RulesRoots:        []string{"/run/lkc"},
+		RulesTemplateIdle: 10 * time.Minute,
+		MetricsRoots:      []string{"/run/lkc"},
 	}
 }
 

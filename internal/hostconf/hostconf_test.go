@@ -19,6 +19,7 @@ oom.deadline = 250ms
 oom.default = grow:1G
 rules.scope = /a /b
 rules.roots = /run/lkc /srv/lkc
+rules.template-idle = 0
 rules.cgrules =
 metrics.listen = 127.0.0.1:9323
 metrics.roots = /run/lkc /run/containerd/runc/k8s.io
@@ -35,6 +36,7 @@ metrics.roots = /run/lkc /run/containerd/runc/k8s.io
 	want.OOMDefault = "grow:1G"
 	want.RulesScope = []string{"/a", "/b"}
 	want.RulesRoots = []string{"/run/lkc", "/srv/lkc"}
+	want.RulesTemplateIdle = 0
 	want.MetricsListen = "127.0.0.1:9323"
 	want.MetricsRoots = []string{"/run/lkc", "/run/containerd/runc/k8s.io"}
 	if !reflect.DeepEqual(c, want) {
@@ -49,6 +51,8 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"daemon.autostart = yes", `line 1: daemon.autostart: "yes": use true or false`},
 		{"proc.default = on", `line 1: proc.default: "on": use off or virtual`},
 		{"oom.deadline = -1s", "line 1: oom.deadline:"},
+		{"rules.template-idle = soon", `line 1: rules.template-idle: "soon": use a duration such as 10m, or 0 to keep the groups`},
+		{"rules.template-idle = -1m", `line 1: rules.template-idle: "-1m": use a duration`},
 		{"oom.default = grow:", "line 1: oom.default:"},
 		{"daemon.dir = run/lkcd", "line 1: daemon.dir: \"run/lkcd\": use an absolute path"},
 		{"metrics.listen = 9323", `line 1: metrics.listen: "9323": use HOST:PORT`},

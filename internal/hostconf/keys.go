@@ -54,6 +54,12 @@ func (c *Conf) set(key, value string) error {
 		c.RulesScope = strings.Fields(value)
 	case "rules.roots":
 		return setPaths(&c.RulesRoots, value)
+	case "rules.template-idle":
+		d, err := time.ParseDuration(value)
+		if err != nil || d < 0 {
+			return fmt.Errorf("%q: use a duration such as 10m, or 0 to keep the groups", value)
+		}
+		c.RulesTemplateIdle = d
 	case "metrics.listen":
 		return setListen(&c.MetricsListen, value)
 	case "metrics.roots":

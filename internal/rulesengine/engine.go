@@ -516,18 +516,18 @@ func (e *Engine) adopt(c int, to placement) bool {
 }
 
 // placementOf resolves a match's targets into cgroup paths, making a
-// templated group (group=java/%u) on the fly. A placement is never
-// changed once made: a rule of one group target gets the cached one.
+// templated group (group=java/%u) on the fly. A placement is not
+// changed once made (a rule of one group target gets the cached one)
+// until its group is removed (forgetGroup).
 func (e *Engine) placementOf(m *rules.Match, store *groups.Store) (placement, error) {
 	if len(m.Targets) == 1 && m.Targets[0].Kind == "group" {
-		return e.groupTargets(m.Targets[0].Name, strings.Contains(m.Rule.Targets[0].Name, "%"), store)
+		return e.groupTargets(m.Targets[0].Name, template(m.Rule.Targets[0].Name), store)
 	}
 	to := placement{}
 	for i, t := range m.Targets {
 		switch t.Kind {
 		case "group":
-			templated := strings.Contains(m.Rule.Targets[i].Name, "%")
-			if err := e.groupPlacement(to, t.Name, templated, store); err != nil {
+			if err := e.groupPlacement(to, t.Name, template(m.Rule.Targets[i].Name), store); err != nil {
 				return nil, err
 			}
 		case "cgroup":
@@ -545,8 +545,27 @@ func (e *Engine) placementOf(m *rules.Match, store *groups.Store) (placement, er
 	return to, nil
 }
 
-func (e *Engine) groupPlacement(to placement, name string, templated bool, store *groups.Store) error {
-	cached, err := e.groupTargets(name, templated, store)
+// template is a group target as a rule writes it when it holds
+// templates (%u), for the group the engine makes from it; "" otherwise.
+func template(target string) string {
+	if strings.Contains(target, "%") {
+		return target
+	}
+	return ""
+}
+
+// forgetGroup drops what the engine keeps of group name (its placement,
+// the cgroup files kept open for moves) once the group is removed, so
+// the next match makes it again.
+func (e *Engine) forgetGroup(name string) {
+	e.mu.Lock()
+	delete(e.groupTo, name)
+	e.mu.Unlock()
+	e.procs.closeAll()
+}
+
+func (e *Engine) groupPlacement(to placement, name, tmpl string, store *groups.Store) error {
+	cached, err := e.groupTargets(name, tmpl, store)
 	if err != nil {
 		return err
 	}
@@ -557,14 +576,14 @@ func (e *Engine) groupPlacement(to placement, name string, templated bool, store
 }
 
 // groupTargets is group name's placement, cached.
-func (e *Engine) groupTargets(name string, templated bool, store *groups.Store) (placement, error) {
+func (e *Engine) groupTargets(name, tmpl string, store *groups.Store) (placement, error) {
 	e.mu.Lock()
 	cached, ok := e.groupTo[name]
 	e.mu.Unlock()
 	if ok {
 		return cached, nil
 	}
-	cached, err := e.resolveGroup(name, templated, store)
+	cached, err := e.resolveGroup(name, tmpl, store)
 	if err != nil {
 		return nil, err
 	}
@@ -578,10 +597,10 @@ func (e *Engine) groupTargets(name string, templated bool, store *groups.Store) 
 // its placement. Both under the groups' lock (Store.Ready): a delete
 // under way removes the cgroup before the definition, and a cgroup made
 // in between would outlive the group, holding the process.
-func (e *Engine) resolveGroup(name string, templated bool, store *groups.Store) (placement, error) {
+func (e *Engine) resolveGroup(name, tmpl string, store *groups.Store) (placement, error) {
 	m, err := store.Ready(name)
-	if errors.Is(err, groups.ErrNotExist) && templated {
-		if err = store.Create(&groups.Group{Name: name}); err == nil || errors.Is(err, groups.ErrExist) {
+	if errors.Is(err, groups.ErrNotExist) && tmpl != "" {
+		if err = store.Create(&groups.Group{Name: name, Template: tmpl}); err == nil || errors.Is(err, groups.ErrExist) {
 			m, err = store.Ready(name)
 		}
 	}

@@ -83,6 +83,7 @@ func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 	}
 	go s.watchFiles(ctx, d.Conf)
 	go s.run(ctx)
+	go s.reap(ctx)
 	return nil
 }
 
