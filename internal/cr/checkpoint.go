@@ -153,6 +153,9 @@ func (c subject) checkDumpable(cr *checkpoint.Criu, d dump) error {
 	}
 	err := checkCriuOpts(d.ManageCgroupsMode, d.EmptyNS, d.PageServer)
 	if err == nil {
+		err = checkParent(d.ImagePath, d.ParentPath)
+	}
+	if err == nil {
 		err = checkDumpFeatures(cr, d)
 	}
 	if err == nil {
@@ -318,17 +321,44 @@ func dumpNotify(o dump, netnsSaved func() error, pin *dumpPin) func(string, int,
 	}
 }
 
-// checkDumpFeatures refuses, in one line, what CRIU or the kernel lacks.
-func checkDumpFeatures(cr *checkpoint.Criu, o dump) error {
-	if !o.PreDump && !o.LazyPages || o.FeaturesChecked {
+// checkParent refuses a --parent-path that names no directory, as runc
+// does, before the image directory is made: CRIU would fail only after
+// the freeze. A relative path is relative to the image path.
+func checkParent(imagePath, parent string) error {
+	if parent == "" {
 		return nil
 	}
-	f, err := cr.Features(checkpoint.Features{MemTrack: o.PreDump, LazyPages: o.LazyPages})
+	if !filepath.IsAbs(parent) {
+		parent = filepath.Join(imagePath, parent)
+	}
+	fi, err := os.Stat(parent)
+	if err == nil && !fi.IsDir() {
+		err = &os.PathError{Op: "stat", Path: parent, Err: unix.ENOTDIR}
+	}
+	if err != nil {
+		return fmt.Errorf("--parent-path: %w", err)
+	}
+	return nil
+}
+
+// checkDumpFeatures refuses, in one line, what CRIU or the kernel lacks.
+// A dump on top of a pre-dump (--parent-path) tracks dirty memory as the
+// pre-dump does.
+func checkDumpFeatures(cr *checkpoint.Criu, o dump) error {
+	track := o.PreDump || o.ParentPath != ""
+	if !track && !o.LazyPages || o.FeaturesChecked {
+		return nil
+	}
+	f, err := cr.Features(checkpoint.Features{MemTrack: track, LazyPages: o.LazyPages})
 	if err != nil {
 		return err
 	}
-	if o.PreDump && !f.MemTrack {
-		return fmt.Errorf("--pre-dump: %w: the kernel does not track dirty memory (soft-dirty, CONFIG_MEM_SOFT_DIRTY); use a full checkpoint, or --lazy-pages for post-copy", ErrNotSupported)
+	if track && !f.MemTrack {
+		flag := "--pre-dump"
+		if !o.PreDump {
+			flag = "--parent-path"
+		}
+		return fmt.Errorf("%s: %w: the kernel does not track dirty memory (soft-dirty, CONFIG_MEM_SOFT_DIRTY); use a full checkpoint, or --lazy-pages for post-copy", flag, ErrNotSupported)
 	}
 	if o.LazyPages && !f.LazyPages {
 		return fmt.Errorf("--lazy-pages: %w: CRIU reports no userfaultfd support", ErrNotSupported)

@@ -107,3 +107,39 @@ func TestRestoreBadLSMOptions(t *testing.T) {
 	}
 	e.mustLkc("delete", "-f", id)
 }
+
+// TestCheckpointBadParentPath: a --parent-path that names no directory
+// (relative to the image path, or absolute) is refused in one line naming
+// it, as runc refuses it, and so is a dump on top of a pre-dump where the
+// kernel tracks no dirty memory; neither makes the image directory, and the
+// container keeps running.
+func TestCheckpointBadParentPath(t *testing.T) {
+	criu := requireCriu(t)
+	e := newEnv(t)
+	id, root := e.ckptCounter(nil)
+	dir := t.TempDir()
+	images := filepath.Join(dir, "images")
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ want, parent string }{
+		{`--parent-path: stat ` + regexp.QuoteMeta(filepath.Join(dir, "nosuch")) + `: no such file or directory`, "../nosuch"},
+		{`--parent-path: stat ` + regexp.QuoteMeta(filepath.Join(dir, "gone")) + `: no such file or directory`, filepath.Join(dir, "gone")},
+		{`--parent-path: stat ` + regexp.QuoteMeta(file) + `: not a directory`, "../file"},
+	} {
+		e.failLkc(c.want, "--criu", criu, "checkpoint", "--parent-path", c.parent, "--image-path", images, id)
+	}
+	if !softDirty(t, criu) {
+		e.failLkc(`--parent-path: not supported on this host: the kernel does not track dirty memory`,
+			"--criu", criu, "checkpoint", "--parent-path", "..", "--image-path", images, id)
+	}
+	if _, err := os.Stat(images); !os.IsNotExist(err) {
+		t.Fatalf("refused checkpoints left %s behind (%v)", images, err)
+	}
+	if st := e.state(id); st["status"] != "running" {
+		t.Fatalf("container is %v after the refused checkpoints", st["status"])
+	}
+	waitCount(t, root, readCount(t, root)+2)
+	e.mustLkc("delete", "-f", id)
+}
