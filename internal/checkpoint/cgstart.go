@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -23,7 +24,10 @@ type placement struct {
 // another task or of a whole process takes for writing: that waits for an
 // RCU grace period, ~12 ms of every restore here (docs/kernel.md). The
 // main thread, which does not die, and a move that fails leave CRIU to
-// place the tasks itself; a network namespace it cannot join is an error.
+// place the tasks itself; a network namespace it cannot join is an error,
+// and so is a move that fails when the request tells CRIU to leave
+// cgroups alone (--manage-cgroups-mode ignore): the tasks would be born
+// outside the container's cgroups and stay there.
 func (p *placement) enter(o *Opts) (back func(), err error) {
 	back = func() {}
 	if p.netns != nil {
@@ -40,13 +44,15 @@ func (p *placement) enter(o *Opts) (back func(), err error) {
 			own.Close()
 		}
 	}
-	if len(p.tasks) == 0 || unix.Gettid() == unix.Getpid() {
+	if len(p.tasks) == 0 {
 		return back, nil
 	}
-	for _, f := range p.tasks {
-		if os.WriteFile(f, []byte("0"), 0) != nil {
-			return back, nil
+	if err := moveThread(p.tasks); err != nil {
+		if o != nil && o.ManageCgroupsMode != nil && *o.ManageCgroupsMode == CgroupIgnore {
+			back()
+			return nil, fmt.Errorf("starting criu in the container's cgroups: %w", err)
 		}
+		return back, nil
 	}
 	if p.cgns && unix.Unshare(unix.CLONE_NEWCGROUP) != nil {
 		return back, nil
@@ -54,4 +60,18 @@ func (p *placement) enter(o *Opts) (back func(), err error) {
 	mode := CgroupIgnore
 	o.ManageCgroupsMode = &mode
 	return back, nil
+}
+
+// moveThread moves the calling thread, never the main one, into the v1
+// cgroups whose `tasks` files are given.
+func moveThread(tasks []string) error {
+	if unix.Gettid() == unix.Getpid() {
+		return errors.New("the main thread stays where it is")
+	}
+	for _, f := range tasks {
+		if err := os.WriteFile(f, []byte("0"), 0); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -123,11 +123,19 @@ func (p *restorePlan) startHelpers() (err error) {
 }
 
 // makeCgroup makes the container's cgroups. With FlatCgroups, CRIU starts
-// in the v1 cgroups (on v2 it moves the tasks itself). It then counts
-// against the pids limit while it forks the tasks: a container at its
-// limit would not fit, so that limit is set once the tasks are back.
+// in the v1 cgroups (on v2 it moves the tasks itself). With
+// --manage-cgroups-mode ignore it must: CRIU then leaves the tasks where
+// it runs, as runc, which moves CRIU into the container's cgroups, has
+// them. CRIU counts against the pids limit while it forks the tasks: a
+// container at its limit would not fit, so that limit is set once the
+// tasks are back.
 func (p *restorePlan) makeCgroup() error {
-	if tasks, cloneInto := p.b.Cgroup().Placement(); p.t.FlatCgroups && cloneInto == "" {
+	ignore := p.o.ManageCgroupsMode == "ignore"
+	tasks, cloneInto := p.b.Cgroup().Placement()
+	if ignore && cloneInto != "" {
+		return fmt.Errorf("--manage-cgroups-mode ignore: %w on cgroup v2: lkc cannot start CRIU in the container's cgroup, and CRIU would leave the tasks outside it", ErrNotSupported)
+	}
+	if (p.t.FlatCgroups || ignore) && cloneInto == "" {
 		p.startIn = tasks
 	}
 	p.deferPids = len(p.startIn) > 0 && p.cfg.Cgroup.Resources.PidsLimit != nil

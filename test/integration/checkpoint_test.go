@@ -144,6 +144,22 @@ func (e *env) restoreDetached(id, bundle, root, images string, saved int, extra 
 	}
 }
 
+// restoreCopy restores images, of a counter container on rootfs root
+// checkpointed with --leave-running at count saved, as a new container on
+// a copy of root, and returns its id and rootfs.
+func (e *env) restoreCopy(root, images string, saved int, extra ...string) (string, string) {
+	e.t.Helper()
+	root2 := filepath.Join(e.t.TempDir(), "rootfs")
+	if out, err := exec.Command("cp", "-a", root, root2).CombinedOutput(); err != nil {
+		e.t.Fatalf("copying rootfs: %v: %s", err, out)
+	}
+	os.WriteFile(filepath.Join(root2, "count"), []byte(strconv.Itoa(saved)), 0o644)
+	b2 := e.bundle([]string{"sh", "-c", counterScript}, func(s *specs.Spec) { s.Root.Path, s.Root.Readonly = root2, false })
+	id2 := e.id()
+	e.restoreDetached(id2, b2, root2, images, saved, extra...)
+	return id2, root2
+}
+
 func bundleOf(e *env, id string) string {
 	e.t.Helper()
 	return e.state(id)["bundle"].(string)
@@ -286,14 +302,7 @@ func TestCheckpointLeaveRunningCopy(t *testing.T) {
 	}
 	waitCount(t, root, saved+3)
 
-	root2 := filepath.Join(t.TempDir(), "rootfs")
-	if out, err := exec.Command("cp", "-a", root, root2).CombinedOutput(); err != nil {
-		t.Fatalf("copying rootfs: %v: %s", err, out)
-	}
-	os.WriteFile(filepath.Join(root2, "count"), []byte(strconv.Itoa(saved)), 0o644)
-	b2 := e.bundle([]string{"sh", "-c", counterScript}, func(s *specs.Spec) { s.Root.Path, s.Root.Readonly = root2, false })
-	id2 := e.id()
-	e.restoreDetached(id2, b2, root2, images, saved)
+	id2, _ := e.restoreCopy(root, images, saved)
 	if p1, p2 := initPid(e, id), initPid(e, id2); p1 == p2 {
 		t.Fatalf("both containers report init pid %d", p1)
 	}

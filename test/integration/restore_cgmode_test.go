@@ -1,0 +1,39 @@
+package integration
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestRestoreCgroupsModeIgnore: with --manage-cgroups-mode ignore CRIU
+// leaves the restored tasks where it runs; runc runs it in the
+// container's cgroups, and so must lkc, or the tasks are outside them (in
+// the caller's), where `delete --force` does not find them. On cgroup v2,
+// where lkc cannot start CRIU there, the restore is refused in one line.
+func TestRestoreCgroupsModeIgnore(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, root := e.ckptCounter(nil)
+	images := filepath.Join(t.TempDir(), "images")
+	e.mustLkc("checkpoint", "--leave-running", "--image-path", images, id)
+	saved := readCount(t, root)
+	if cgroupV2() {
+		id2 := e.id()
+		e.failLkc(`--manage-cgroups-mode ignore: not supported on this host on cgroup v2`,
+			"restore", "-d", "--manage-cgroups-mode", "ignore", "--bundle", bundleOf(e, id), "--image-path", images, id2)
+		return
+	}
+	id2, _ := e.restoreCopy(root, images, saved, "--manage-cgroups-mode", "ignore")
+	pids := processesIn(id2)
+	if len(pids) < 2 {
+		t.Fatalf("restored container %s has %v in its cgroups, want its init and the sleep", id2, pids)
+	}
+	for _, ctrl := range []string{"memory", "pids", "freezer"} {
+		if cg := cgroupOf(t, initPid(e, id2), ctrl); !strings.HasSuffix(cg, "/lkc/"+id2) {
+			t.Errorf("restored init is in %s cgroup %s, want .../lkc/%s", ctrl, cg, id2)
+		}
+	}
+	e.mustLkc("delete", "-f", id2)
+	e.mustLkc("delete", "-f", id)
+}
