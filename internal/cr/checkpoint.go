@@ -81,6 +81,9 @@ type DumpTuning struct {
 type dump struct {
 	CheckpointOpts
 	DumpTuning
+	// frozenByLkc says lkc froze the running container for CRIU, whose
+	// images then record it as frozen (markFrozenByLkc).
+	frozenByLkc bool
 }
 
 // descriptorsFile records, as runc does, what the container's fds 0-2 were
@@ -107,7 +110,7 @@ func CheckpointTuned(o CheckpointOpts, t DumpTuning) error {
 	if err != nil {
 		return err
 	}
-	c, d := subject{h}, dump{o, t}
+	c, d := subject{h}, dump{CheckpointOpts: o, DumpTuning: t}
 	if err := c.checkDumpable(cr, d); err != nil {
 		c.Release()
 		return err
@@ -119,7 +122,8 @@ func CheckpointTuned(o CheckpointOpts, t DumpTuning) error {
 		return fmt.Errorf("checkpointing container %s: %w", o.ID, err)
 	}
 	end := steplog.Step("checkpoint: freeze")
-	thaw, err := c.freezeForDump(c.Status())
+	thaw, froze, err := c.freezeForDump(c.Status())
+	d.frozenByLkc = froze
 	end()
 	if err != nil {
 		unmark()
@@ -199,7 +203,7 @@ func PrestartDump(o CheckpointOpts, t DumpTuning) (*checkpoint.Worker, error) {
 	}
 	req := &checkpoint.Request{Opts: &checkpoint.Opts{ImagesDirFd: dirs.imageFd(), WorkDirFd: dirs.workFd()}}
 	own := []*os.File{dirs.image, dirs.work}
-	if c.criuInsideNetns(dump{o, t}) {
+	if c.criuInsideNetns(dump{CheckpointOpts: o, DumpTuning: t}) {
 		if req.NetNS, err = os.Open(fmt.Sprintf("/proc/%d/ns/net", c.Pid())); err != nil {
 			dirs.close()
 			return nil, fmt.Errorf("opening the network namespace: %w", err)
@@ -222,21 +226,22 @@ func PrestartDump(o CheckpointOpts, t DumpTuning) (*checkpoint.Worker, error) {
 // 100 ms steps (criu/seize.c), and a container of more than one process is
 // rarely frozen at the first look: every such dump paid 100 ms, all of it
 // downtime. Frozen by lkc (polled from 0.1 ms), the cgroup is FROZEN when
-// CRIU opens it, and CRIU leaves it frozen when it is done.
-func (c subject) freezeForDump(status string) (thaw func() error, err error) {
+// CRIU opens it, and CRIU leaves it frozen when it is done. froze says
+// whether lkc froze it.
+func (c subject) freezeForDump(status string) (thaw func() error, froze bool, err error) {
 	if status != container.Running || freezerDir(c.CgroupPaths()) == "" {
-		return func() error { return nil }, nil
+		return func() error { return nil }, false, nil
 	}
 	cg := c.Cgroup()
 	if err := cg.Freeze(); err != nil {
-		return nil, errors.Join(fmt.Errorf("freezing: %w", err), cg.Thaw())
+		return nil, false, errors.Join(fmt.Errorf("freezing: %w", err), cg.Thaw())
 	}
 	return func() error {
 		if err := cg.Thaw(); err != nil {
 			return fmt.Errorf("thawing after the dump: %w", err)
 		}
 		return nil
-	}, nil
+	}, true, nil
 }
 
 func (c subject) checkpoint(cr *checkpoint.Criu, o dump) error {
@@ -282,7 +287,10 @@ func (c subject) checkpoint(cr *checkpoint.Criu, o dump) error {
 	} else {
 		var ext []string
 		c.saveProcCarry(dirs.imagePath)
-		if ext, err = c.saveDescriptors(dirs.imagePath); err == nil {
+		if err = markFrozenByLkc(dirs.imagePath, o.frozenByLkc); err == nil {
+			ext, err = c.saveDescriptors(dirs.imagePath)
+		}
+		if err == nil {
 			opts.External = append(opts.External, ext...)
 			err = cr.Dump(req)
 		}

@@ -82,7 +82,7 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, t RestoreTuning, cfg *config.Co
 func (p *restorePlan) build() error {
 	for _, step := range []func() error{
 		p.claim, p.openImages, p.startHelpers, p.makeCgroup, p.policy, p.stage,
-		p.request, p.namespaces, p.runCRIU, p.record,
+		p.request, p.namespaces, p.runCRIU, p.thawFrozenByDump, p.record,
 	} {
 		if err := step(); err != nil {
 			return err

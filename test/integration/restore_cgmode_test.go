@@ -37,3 +37,29 @@ func TestRestoreCgroupsModeIgnore(t *testing.T) {
 	e.mustLkc("delete", "-f", id2)
 	e.mustLkc("delete", "-f", id)
 }
+
+// TestRestoreCgroupsModeFull: --manage-cgroups-mode full restores the
+// images' cgroup properties, the freezer state among them. A running
+// container comes back running, as with runc, although lkc froze it for
+// the dump (which CRIU records as frozen); a paused one comes back paused
+// on cgroup v1 (on v2 CRIU brings back no freeze).
+func TestRestoreCgroupsModeFull(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, root := e.ckptCounter(nil)
+	bundle := bundleOf(e, id)
+	images := filepath.Join(t.TempDir(), "images")
+	e.mustLkc("checkpoint", "--leave-running", "--image-path", images, id)
+	id2, _ := e.restoreCopy(root, images, readCount(t, root), "--manage-cgroups-mode", "full")
+	e.mustLkc("delete", "-f", id2)
+
+	e.mustLkc("pause", id)
+	paused := filepath.Join(t.TempDir(), "paused")
+	e.mustLkc("checkpoint", "--image-path", paused, id)
+	id3 := e.id()
+	e.mustLkc("restore", "-d", "--manage-cgroups-mode", "full", "--bundle", bundle, "--image-path", paused, id3)
+	if st := e.state(id3); st["status"] != "paused" && !cgroupV2() {
+		t.Fatalf("a paused container's checkpoint restored with --manage-cgroups-mode full is %v", st["status"])
+	}
+	e.mustLkc("delete", "-f", id3)
+}
