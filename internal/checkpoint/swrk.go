@@ -117,6 +117,10 @@ func (cr *Criu) run(c *Request) (*rpc.CriuResp, error) {
 		}
 		return nil, c.explain(fmt.Errorf("%w (criu stopped: %v)", err, aborted))
 	}
+	if errors.As(err, new(notifyError)) {
+		// lkc's own failure: CRIU's log only says the script failed.
+		return nil, err
+	}
 	if err != nil {
 		return nil, c.explain(err)
 	}
@@ -196,7 +200,7 @@ func converse(sock, pid int, c *Request) (*rpc.CriuResp, error) {
 				fd.Close()
 			}
 		} else if err := c.Notify(script, int(resp.GetNotify().GetPid()), fd); err != nil {
-			return nil, fmt.Errorf("%s: %w", script, err)
+			return nil, notifyError{fmt.Errorf("%s: %w", script, err)}
 		}
 		req = &request{typ: reqNotify, notifySuccess: true}
 	}
@@ -233,6 +237,12 @@ func passedFile(oob []byte) *os.File {
 	}
 	return f
 }
+
+// notifyError is a failure of the caller's answer to a notification
+// (Request.Notify), which CRIU's log does not explain.
+type notifyError struct{ error }
+
+func (e notifyError) Unwrap() error { return e.error }
 
 // explain replaces err with the first error CRIU logged, which says far
 // more than the RPC's answer (that is the first error, even one CRIU got

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -9,6 +10,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/cleanup"
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/state"
+	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
 // Build is a container being made: create's steps, offered one by one to
@@ -70,6 +72,20 @@ func (b *Build) SetPidsLimit() error {
 		return fmt.Errorf("setting the pids limit: %w", err)
 	}
 	return nil
+}
+
+// RuntimeHooks runs the config's prestart and createRuntime hooks for
+// the container's init pid, as create runs them once init's namespaces
+// exist; runc runs them on restore too, and hooks that set up devices or
+// the network (the NVIDIA toolkit's, say) are needed by a restored
+// container as much. A failing hook is the operation's error.
+func (b *Build) RuntimeHooks(pid int) error {
+	h := &b.o.Config.Hooks
+	if len(h.Prestart)+len(h.CreateRuntime) == 0 {
+		return nil
+	}
+	defer steplog.Step("prestart and createRuntime hooks")()
+	return runtimeHooks(context.Background(), h, hookState(newOCIState(b.st, Creating, pid)))
 }
 
 // RecordCarried records what the container ran and used before the

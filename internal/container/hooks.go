@@ -17,6 +17,8 @@ import (
 // Where each hook point runs:
 //   - prestart, createRuntime: here, in `lkc create`, when init reports its
 //     mounts done and waits before pivot_root (the handshake in spawn.go);
+//     in `lkc restore` once CRIU made the init's namespaces
+//     (Build.RuntimeHooks);
 //   - createContainer: by init, at that same point, in the container's
 //     namespaces; startContainer: by init once started, before execve;
 //   - poststart: by start once the process runs; poststop: by delete once

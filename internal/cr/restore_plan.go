@@ -276,19 +276,29 @@ func (p *restorePlan) request() (err error) {
 	}
 	p.req.Opts.ExtMounts = append(p.req.Opts.ExtMounts, p.tmpfsExt...)
 	p.req.Cgroups, p.req.CgroupNS = p.startIn, p.cfg.NewNamespace("cgroup")
-	if join := p.joinPolicy; join != nil {
-		notify := p.req.Notify
-		p.req.Notify = func(script string, pid int, fd *os.File) error {
-			if script == "pre-resume" {
-				if err := join(); err != nil {
-					if fd != nil {
-						fd.Close()
-					}
-					return err
-				}
+	notify := p.req.Notify
+	p.req.Notify = func(script string, pid int, fd *os.File) error {
+		if err := p.notified(script, pid); err != nil {
+			if fd != nil {
+				fd.Close()
 			}
-			return notify(script, pid, fd)
+			return err
 		}
+		return notify(script, pid, fd)
+	}
+	return nil
+}
+
+// notified does what the restore adds at CRIU's notifications: the
+// runtime hooks once the init's namespaces exist (CRIU's
+// setup-namespaces, where runc runs them), the connect/bind policy
+// before the tasks resume.
+func (p *restorePlan) notified(script string, pid int) error {
+	switch {
+	case script == "setup-namespaces":
+		return p.b.RuntimeHooks(pid)
+	case script == "pre-resume" && p.joinPolicy != nil:
+		return p.joinPolicy()
 	}
 	return nil
 }

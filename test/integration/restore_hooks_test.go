@@ -1,0 +1,66 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// TestRestoreRunsRuntimeHooks: a restore runs the config's prestart and
+// createRuntime hooks, as runc's does (hooks that set up devices or the
+// network are needed by the restored container as much), with the
+// restored init's pid, once its namespaces exist; no other create or
+// start hook runs. A failing hook fails the restore in one line and
+// leaves nothing behind, and the images restore after it.
+func TestRestoreRunsRuntimeHooks(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	dir := t.TempDir()
+	hooks := &specs.Hooks{
+		Prestart:      []specs.Hook{recordingHook("prestart", dir)},
+		CreateRuntime: []specs.Hook{recordingHook("createRuntime", dir)},
+		Poststart:     []specs.Hook{recordingHook("poststart", dir)},
+	}
+	id, root := e.ckptCounter(func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.test": "restore-hooks"}
+		s.Hooks = hooks
+	})
+	bundle := bundleOf(e, id)
+	images := filepath.Join(t.TempDir(), "images")
+	saved := e.checkpointStops(id, root, images)
+	for _, f := range []string{"order", "prestart.json", "createRuntime.json", "poststart.json"} {
+		os.Remove(filepath.Join(dir, f))
+	}
+
+	failing := e.bundle([]string{"sh", "-c", counterScript}, func(s *specs.Spec) {
+		s.Root.Path, s.Root.Readonly = root, false
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{shHook("echo boom >&2; exit 3")}}
+	})
+	id2 := e.id()
+	e.failLkc(`restor.*createRuntime hook #0 /bin/sh: exit status 3: boom`,
+		"restore", "-d", "--bundle", failing, "--image-path", images, id2)
+	if r := e.lkc("state", id2); r.code == 0 {
+		t.Fatalf("a restore whose hook failed left container %s: %v", id2, r)
+	}
+	if dirs := cgroupDirs(id2); len(dirs) > 0 {
+		t.Fatalf("a restore whose hook failed left cgroups %v", dirs)
+	}
+
+	e.restoreDetached(id, bundle, root, images, saved)
+	if got := readTrim(t, filepath.Join(dir, "order")); got != "prestart\ncreateRuntime" {
+		t.Errorf("hooks run by the restore: %q, want prestart then createRuntime", got)
+	}
+	pid := float64(initPid(e, id))
+	for _, point := range []string{"prestart", "createRuntime"} {
+		st := hookState(t, dir, point)
+		if st["id"] != id || st["status"] != "creating" || st["pid"] != pid || st["bundle"] != bundle {
+			t.Errorf("%s hook on restore read %v, want id %s, status creating, pid %v, bundle %s", point, st, id, pid, bundle)
+		}
+		if ann, _ := st["annotations"].(map[string]any); ann["org.test"] != "restore-hooks" {
+			t.Errorf("%s hook on restore read annotations %v", point, st["annotations"])
+		}
+	}
+	e.mustLkc("delete", "-f", id)
+}
