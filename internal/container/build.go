@@ -25,6 +25,8 @@ type Build struct {
 	dir *state.Dir
 	st  *state.State
 	cg  cgroups.Manager
+	// hooksRan says RuntimeHooks ran: a failure runs the poststop hooks.
+	hooksRan bool
 }
 
 // NewBuild claims o.ID (its state directory, locked) for a container of
@@ -84,8 +86,21 @@ func (b *Build) RuntimeHooks(pid int) error {
 	if len(h.Prestart)+len(h.CreateRuntime) == 0 {
 		return nil
 	}
+	b.hooksRan = true
 	defer steplog.Step("prestart and createRuntime hooks")()
 	return runtimeHooks(context.Background(), h, hookState(newOCIState(b.st, Creating, pid)))
+}
+
+// Fail undoes the build with undo, its stack. Once RuntimeHooks ran,
+// the poststop hooks follow, as after a create whose init was started
+// (and as runc runs them after a failed restore), unless a delete that
+// ran meanwhile ran them.
+func (b *Build) Fail(undo *cleanup.Stack) {
+	poststop := b.hooksRan && !b.dir.Deleted()
+	undo.Run()
+	if poststop {
+		(&Container{st: b.st, warn: b.o.Warn}).poststop()
+	}
 }
 
 // RecordCarried records what the container ran and used before the

@@ -72,7 +72,7 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, t RestoreTuning, cfg *config.Co
 	err := p.build()
 	p.close()
 	if err != nil {
-		p.undo.Run()
+		p.fail()
 		return 0, err
 	}
 	return p.finish()
@@ -249,7 +249,7 @@ func (p *restorePlan) record() error {
 func (p *restorePlan) finish() (int, error) {
 	pid, err := p.b.Finish()
 	if err != nil {
-		p.undo.Run()
+		p.fail()
 		return 0, err
 	}
 	staging := p.undo.Done()
@@ -259,6 +259,16 @@ func (p *restorePlan) finish() (int, error) {
 		staging()
 	}
 	return pid, nil
+}
+
+// fail undoes the restore's steps; once the container's record exists,
+// as a failed create does (container.Build.Fail).
+func (p *restorePlan) fail() {
+	if p.b == nil {
+		p.undo.Run()
+		return
+	}
+	p.b.Fail(&p.undo)
 }
 
 // close closes what CRIU needed open, whatever the outcome.

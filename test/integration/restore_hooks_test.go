@@ -13,7 +13,8 @@ import (
 // network are needed by the restored container as much), with the
 // restored init's pid, once its namespaces exist; no other create or
 // start hook runs. A failing hook fails the restore in one line and
-// leaves nothing behind, and the images restore after it.
+// leaves nothing behind but what the poststop hooks, which follow, as
+// runc runs them, record; the images restore after it.
 func TestRestoreRunsRuntimeHooks(t *testing.T) {
 	requireCriu(t)
 	e := newEnv(t)
@@ -34,9 +35,13 @@ func TestRestoreRunsRuntimeHooks(t *testing.T) {
 		os.Remove(filepath.Join(dir, f))
 	}
 
+	failDir := t.TempDir()
 	failing := e.bundle([]string{"sh", "-c", counterScript}, func(s *specs.Spec) {
 		s.Root.Path, s.Root.Readonly = root, false
-		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{shHook("echo boom >&2; exit 3")}}
+		s.Hooks = &specs.Hooks{
+			CreateRuntime: []specs.Hook{shHook("echo boom >&2; exit 3")},
+			Poststop:      []specs.Hook{recordingHook("poststop", failDir)},
+		}
 	})
 	id2 := e.id()
 	e.failLkc(`restor.*createRuntime hook #0 /bin/sh: exit status 3: boom`,
@@ -46,6 +51,9 @@ func TestRestoreRunsRuntimeHooks(t *testing.T) {
 	}
 	if dirs := cgroupDirs(id2); len(dirs) > 0 {
 		t.Fatalf("a restore whose hook failed left cgroups %v", dirs)
+	}
+	if st := hookState(t, failDir, "poststop"); st["status"] != "stopped" || st["id"] != id2 {
+		t.Errorf("poststop hook after the failed restore read %v", st)
 	}
 
 	e.restoreDetached(id, bundle, root, images, saved)
