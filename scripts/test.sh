@@ -84,6 +84,11 @@ v2tests=(
   TestExecProcessFileAndCaps
   TestExecDetachPidFile
   TestExecRefusedWhenPausedOrStopped
+  TestExecIgnorePaused
+  TestProcessScheduler
+  TestExecCPUAffinity
+  TestBadProcessSched
+  TestRestoreCgroupsMode
   TestExecIntoUserNamespace
   TestExecWithConsoleSocket
   TestExecStdioArePipes
