@@ -3,7 +3,9 @@
 # need, then libseccomp built with musl (scripts/install-libseccomp-musl.sh,
 # which `make lkc` links), CRIU 4.x (scripts/install-criu.sh) and the
 # Kubernetes CRI tools test/clients drives pods with, crictl and containerd
-# 2.x (scripts/install-cri-tools.sh), each into a private prefix.
+# 2.x (scripts/install-cri-tools.sh), and a single-node Kubernetes
+# (kube-apiserver, kubelet, kubectl, etcd: scripts/install-kube.sh), each
+# into a private prefix.
 # Idempotent and fast when everything is already there: apt-get update/install
 # only run if a package is missing. Must run as root.
 #
@@ -82,4 +84,6 @@ say "criu: running install-criu.sh"
 "$here/install-criu.sh" || die "install-criu.sh failed"
 say "cri tools: running install-cri-tools.sh"
 "$here/install-cri-tools.sh" || die "install-cri-tools.sh failed"
+say "kubernetes: running install-kube.sh"
+"$here/install-kube.sh" || die "install-kube.sh failed"
 say "done"

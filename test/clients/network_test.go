@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -13,7 +14,7 @@ import (
 // published port and fetches a page through it from the host.
 func podmanPublishedPort(p *podman) {
 	t := p.t
-	port := freePort(p)
+	port := localPort(p.t)
 	id := p.runDetached("web", []string{"-p", "127.0.0.1:" + strconv.Itoa(port) + ":8080"},
 		"sh", "-c", "echo hello-from-$(hostname) > /tmp/index.html; exec httpd -f -p 8080 -h /tmp")
 	defer p.rm("web", id)
@@ -40,11 +41,12 @@ func podmanPublishedPort(p *podman) {
 	}
 }
 
-// freePort returns a TCP port on 127.0.0.1 that nothing listens on now.
-func freePort(p *podman) int {
+// localPort returns a TCP port on 127.0.0.1 that nothing listens on now.
+func localPort(t *testing.T) int {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		p.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
