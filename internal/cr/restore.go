@@ -116,6 +116,11 @@ func RestoreTuned(o RestoreOpts, t RestoreTuning) (int, error) {
 	if err := checkCriuOpts(o.ManageCgroupsMode, o.EmptyNS, o.PageServer); err != nil {
 		return 0, fmt.Errorf("restoring container %s: %w", o.ID, err)
 	}
+	// CRIU's strict mode aborts on a cgroup that exists, and lkc makes the
+	// container's before CRIU restores into them (docs/criu.md).
+	if o.ManageCgroupsMode == "strict" {
+		return 0, fmt.Errorf("restoring container %s: --manage-cgroups-mode strict: CRIU would refuse the cgroups lkc makes for the container; use soft or full", o.ID)
+	}
 	if err := checkLSMOpts(o.LSMProfile, o.LSMMountContext, lsm.Default); err != nil {
 		return 0, fmt.Errorf("restoring container %s: %w", o.ID, err)
 	}

@@ -38,6 +38,24 @@ func TestRestoreCgroupsModeIgnore(t *testing.T) {
 	e.mustLkc("delete", "-f", id)
 }
 
+// TestRestoreCgroupsModeStrict: CRIU's strict mode aborts on cgroups
+// that exist, and lkc makes the container's before CRIU restores into
+// them: the restore is refused up front in one line, and leaves nothing.
+func TestRestoreCgroupsModeStrict(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, _ := e.ckptCounter(nil)
+	images := filepath.Join(t.TempDir(), "images")
+	e.mustLkc("checkpoint", "--leave-running", "--image-path", images, id)
+	id2 := e.id()
+	e.failLkc(`--manage-cgroups-mode strict: CRIU would refuse the cgroups lkc makes for the container; use soft or full`,
+		"restore", "-d", "--manage-cgroups-mode", "strict", "--bundle", bundleOf(e, id), "--image-path", images, id2)
+	if r := e.lkc("state", id2); r.code == 0 {
+		t.Errorf("a refused restore left container %s: %v", id2, r)
+	}
+	e.mustLkc("delete", "-f", id)
+}
+
 // TestRestoreCgroupsModeFull: --manage-cgroups-mode full restores the
 // images' cgroup properties, the freezer state among them. A running
 // container comes back running, as with runc, although lkc froze it for
