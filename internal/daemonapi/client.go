@@ -81,6 +81,11 @@ func (cl *Client) Greet(op string, in, out any) (hello, call error) {
 	if errors.Is(err, ErrVersion) {
 		return fmt.Errorf("%w: this lkc speaks protocol %v: run lkc daemon upgrade", err, Versions), nil
 	}
+	if gone(err) {
+		// The connection was made in the backlog of a daemon that died
+		// or stopped, whose last copy of the listener closed since.
+		return fmt.Errorf("%w (it went away as lkc connected: %v)", ErrNotRunning, err), nil
+	}
 	if err != nil {
 		return err, nil
 	}
@@ -89,6 +94,16 @@ func (cl *Client) Greet(op string, in, out any) (hello, call error) {
 		return nil, cl.receive(op, cl.seq, out)
 	}
 	return nil, nil
+}
+
+// errClosed is an answer's read that found the connection closed.
+var errClosed = errors.New("connection closed")
+
+// gone says whether err, from a new connection's hello, means that nobody
+// will ever answer it: the daemon hangs up only after an answer (even a
+// refusal), so a reset or a close before the first one is its end.
+func gone(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, errClosed)
 }
 
 // Close hangs up.
@@ -122,7 +137,7 @@ func (cl *Client) receive(op string, seq uint64, out any) error {
 	buf := make([]byte, MaxMessage+1)
 	n, _, _, _, err := cl.c.ReadMsgUnix(buf, nil)
 	if err == nil && n == 0 {
-		err = errors.New("connection closed")
+		err = errClosed
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("%s: lkc daemon did not answer within %v (its log says why)", op, cl.timeout())

@@ -261,3 +261,25 @@ func TestClientRefusesOversizedRequest(t *testing.T) {
 		t.Errorf("oversized adopt: %v, want ErrTooLarge", err)
 	}
 }
+
+// TestDialToDyingDaemonIsNotRunning: a connection made in the backlog of a
+// daemon whose listener then closes (both processes killed, or a stop
+// draining) is reset before any answer: the daemon is not running, so
+// Ensure may start one, rather than an error of the call.
+func TestDialToDyingDaemonIsNotRunning(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: filepath.Join(dir, SocketName), Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	cl, err := Connect(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	l.Close()
+	if hello, _ := cl.Greet(OpStatus, nil, nil); !errors.Is(hello, ErrNotRunning) {
+		t.Fatalf("hello to a daemon that went away: %v, want ErrNotRunning", hello)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lkc-containers/lkc/internal/fdstore"
 	"github.com/lkc-containers/lkc/internal/hostconf"
 	"golang.org/x/sys/unix"
 )
@@ -110,6 +111,9 @@ func Start(dir, exe, logPath string) error {
 			return fmt.Errorf("systemctl start lkc-daemon.service: %v: %s", err, strings.TrimSpace(string(out)))
 		}
 		return nil
+	}
+	if err := fdstore.WaitHolderGone(dir, StartTimeout); err != nil {
+		return fmt.Errorf("starting lkc daemon: %w", err)
 	}
 	return spawn(exe, logPath)
 }

@@ -317,3 +317,26 @@ func TestUpgradeKeepsThePipe(t *testing.T) {
 		t.Errorf("holder %d was not re-executed: %q", holder, cmdline)
 	}
 }
+
+// TestWaitHolderGone: a starter waits while a holder keeps the lock and
+// goes on once it is released (the holder exited); a lock kept past the
+// limit is an error naming it.
+func TestWaitHolderGone(t *testing.T) {
+	dir := t.TempDir()
+	held, err := lockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitHolderGone(dir, 50*time.Millisecond); err == nil || !strings.Contains(err.Error(), lockName) {
+		t.Fatalf("lock held past the limit: %v, want an error naming %s", err, lockName)
+	}
+	done := make(chan error, 1)
+	go func() { done <- WaitHolderGone(dir, time.Minute) }()
+	held.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("lock released: %v", err)
+	}
+	if err := WaitHolderGone(dir, time.Minute); err != nil {
+		t.Fatalf("no holder: %v", err)
+	}
+}

@@ -303,6 +303,37 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// WaitHolderGone returns once no holder keeps dir's lock, or fails after
+// limit. A starter calls it when no daemon answers: a holder that is
+// stopping (lkc daemon stop, SIGTERM) has removed control.sock already but
+// runs until its worker has drained, and a holder started meanwhile would
+// find the lock taken and give up the start.
+func WaitHolderGone(dir string, limit time.Duration) error {
+	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", lockName, err)
+	}
+	locked := make(chan error, 1)
+	go func() {
+		defer f.Close()
+		err := unix.Flock(int(f.Fd()), unix.LOCK_SH)
+		if err == nil {
+			unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		}
+		locked <- err
+	}()
+	select {
+	case err := <-locked:
+		if err != nil {
+			return fmt.Errorf("locking %s: %w", lockName, err)
+		}
+		return nil
+	case <-time.After(limit):
+		// The flock goes on waiting in its goroutine until the caller exits.
+		return fmt.Errorf("a holder that does not serve keeps %s in %s after %v", lockName, dir, limit)
+	}
+}
+
 // writePid records a pid for operators and tests (lkc never trusts it).
 func writePid(dir, name string) error {
 	p := filepath.Join(dir, name)
