@@ -14,6 +14,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/hostconf"
 	"github.com/lkc-containers/lkc/internal/registry"
+	"github.com/lkc-containers/lkc/internal/seccompagent"
 )
 
 // handle answers one control request.
@@ -39,6 +40,12 @@ func (w *worker) handle(_ context.Context, op string, body json.RawMessage, peer
 		}
 		w.logf("release %s in %s gen %d (pid %d)", r.ID, r.Root, r.Gen, peer.Pid)
 		return nil, w.release(r.Root, r.ID, r.Gen)
+	case daemonapi.OpReattach:
+		var c daemonapi.Container
+		if err := daemonapi.Unbody(body, &c); err != nil {
+			return nil, err
+		}
+		return nil, w.reattach(c.Root, c.ID)
 	case daemonapi.OpReload:
 		w.logf("reload (pid %d)", peer.Pid)
 		return nil, w.reload()
@@ -172,6 +179,25 @@ func (w *worker) releaseLocked(root, id string, gen uint64) error {
 	return nil
 }
 
+// reattach answers once every service serves the container again
+// (daemonapi.OpReattach). The seccomp agent accepts from the worker's
+// start on (before the control socket), so only services with a Reattach
+// have something to wait for.
+func (w *worker) reattach(root, id string) error {
+	e := w.reg.Lookup(root, id)
+	if e == nil {
+		return daemonapi.Errorf(daemonapi.ClassNotExist, fmt.Sprintf("container %s in %s: not served by this daemon", id, root))
+	}
+	for _, s := range w.services {
+		if r, ok := s.(interface{ Reattach(*registry.Entry) error }); ok {
+			if err := r.Reattach(e); err != nil {
+				return fmt.Errorf("%s: %w", s.Name(), err)
+			}
+		}
+	}
+	return nil
+}
+
 // reload reads lkc.conf again; a file that does not parse keeps the old
 // configuration.
 func (w *worker) reload() error {
@@ -243,7 +269,10 @@ func (w *worker) stop() (*daemonapi.StopReply, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range []string{daemonapi.SocketName, "worker.pid", "holder.pid"} {
+	// seccomp.sock too: a runtime connecting from now on would wait in
+	// the backlog of an agent that is going, then find its connection
+	// reset (EPIPE) as the last copy of the listener closes.
+	for _, name := range []string{daemonapi.SocketName, seccompagent.SocketName, "worker.pid", "holder.pid"} {
 		os.Remove(filepath.Join(w.Dir, name))
 	}
 	w.stopServices()

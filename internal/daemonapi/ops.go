@@ -12,6 +12,12 @@ const (
 	OpUpgrade = "upgrade"
 	OpStop    = "stop"
 	OpExplain = "explain"
+	// OpReattach (body Container) is answered once the daemon serves a
+	// container it adopted before again: its /proc view's files are the
+	// running session's (repaired after the daemon was stopped or both of
+	// its processes died) and its seccomp agent accepts. lkc exec sends it
+	// before it hands the agent a listener; not-exist: not served.
+	OpReattach = "reattach"
 )
 
 // Hello is the first request of a connection: the versions the client

@@ -36,19 +36,51 @@ func (s *Service) repair() {
 		if v == nil {
 			continue
 		}
-		if err := s.repairOne(v.entry); err != nil {
+		if err := s.repairView(v); err != nil {
 			s.logf("proc: repairing container %s's files: %v", v.entry.ID, err)
 		}
 	}
 }
 
-// repairOne replaces e's bind mounts when its init runs.
+// Reattach returns once e's files in its mount namespace are this
+// session's, repairing them first when they are not (daemonapi.OpReattach:
+// an lkc exec after the daemon was stopped or both its processes died,
+// which must not see the start's repair still to come). Repairing the
+// container asked for at once, rather than waiting for its turn in the
+// start's pass, also makes its wait independent of how many containers
+// the daemon serves.
+func (s *Service) Reattach(e *registry.Entry) error {
+	if !e.Features.Proc {
+		return nil
+	}
+	s.mu.Lock()
+	v := s.views[e.Slot]
+	s.mu.Unlock()
+	if v == nil || v.gen != e.Gen {
+		return fmt.Errorf("slot %d of container %s: not served", e.Slot, e.ID)
+	}
+	if err := s.ensureMounted(); err != nil {
+		return err
+	}
+	return s.repairView(v)
+}
+
+// repairView repairs v's container unless another repair of it runs, in
+// which case it waits for that one.
+func (s *Service) repairView(v *view) error {
+	v.repairing.Lock()
+	defer v.repairing.Unlock()
+	return s.repairOne(v.entry)
+}
+
+// repairOne replaces e's bind mounts when its init runs and they are not
+// this session's.
 func (s *Service) repairOne(e *registry.Entry) error {
 	st, err := e.LoadState()
 	if err != nil {
 		return err
 	}
-	if st.InitPid == 0 || !state.Alive(st.InitPid, st.InitStart) {
+	if st.InitPid == 0 || !state.Alive(st.InitPid, st.InitStart) || s.served(st.InitPid) {
 		return nil
 	}
 	root, err := os.OpenFile(fmt.Sprintf("/proc/%d/root", st.InitPid), unix.O_PATH|unix.O_DIRECTORY, 0)
@@ -65,7 +97,25 @@ func (s *Service) repairOne(e *registry.Entry) error {
 		}
 		files = append(files, m)
 	}
-	return remountIn(st.InitPid, files)
+	if err := remountIn(st.InitPid, files); err != nil {
+		return err
+	}
+	s.logf("proc: container %s has this session's files again", e.ID)
+	return nil
+}
+
+// served says whether the container of init pid has this session's files
+// mounted (its first file tells: repairOne replaces them all). A file of
+// a dead session has that session's device, or fails with ENOTCONN; the
+// kernel's attributes are asked, not the server.
+func (s *Service) served(pid int) bool {
+	s.mountMu.Lock()
+	major, minor := s.devMajor, s.devMinor
+	s.mountMu.Unlock()
+	var st unix.Statx_t
+	path := fmt.Sprintf("/proc/%d/root/%s", pid, procfs.Files[0])
+	err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC, 0, &st)
+	return err == nil && (major != 0 || minor != 0) && st.Dev_major == major && st.Dev_minor == minor
 }
 
 // cloneFile returns a detached bind mount of path with the flags of the

@@ -52,6 +52,9 @@ type Service struct {
 	// root is the mount's root (O_PATH): Stop unmounts through it, which
 	// also finds the mount after the run directory was moved.
 	root *os.File
+	// devMajor, devMinor are the session's device: a container's file
+	// mounted from another (dead) session needs repair.
+	devMajor, devMinor uint32
 	// dev is the session's /dev/fuse fd, on which forgetSlot notifies.
 	dev *os.File
 	// book is the session's size book (sizes.go), kept by the holder
@@ -64,10 +67,13 @@ type Service struct {
 
 // view is one served slot.
 type view struct {
-	mu    sync.Mutex // guards c and unready
-	gen   uint64
-	entry *registry.Entry
-	c     *procfs.Container // from the container's state, once it has one
+	// repairing serializes repairs of the container's files (the start's
+	// and a reattach's).
+	repairing sync.Mutex
+	mu        sync.Mutex // guards c and unready
+	gen       uint64
+	entry     *registry.Entry
+	c         *procfs.Container // from the container's state, once it has one
 	// unready is the version of the state file that had no init yet:
 	// while it stays, resolve does not decode it again (a read of the
 	// files, or a sysinfo call, before create records init resolves).
@@ -146,8 +152,16 @@ func (s *Service) start(f *os.File, inherited bool) {
 	root, err := os.OpenFile(s.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		s.logf("proc: opening %s: %v", s.dir, err)
+		return
 	}
 	s.root = root
+	var st unix.Statx_t
+	// DONT_SYNC: the attributes the kernel has; the server is not asked.
+	if err := unix.Statx(int(root.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, 0, &st); err != nil {
+		s.logf("proc: statx %s: %v", s.dir, err)
+		return
+	}
+	s.devMajor, s.devMinor = st.Dev_major, st.Dev_minor
 }
 
 // mount makes a new session on <rundir>/proc, replacing a dead one (both
