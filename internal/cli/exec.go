@@ -74,7 +74,8 @@ func cmdExec(g *globals, args []string) error {
 const execFailed = 255
 
 func (f *execFlags) opts(g *globals, id string, args []string) (container.ExecOpts, error) {
-	o := container.ExecOpts{Root: g.root, ID: id, Detach: f.detach, ConsoleSocket: f.consoleSocket, PreserveFDs: f.preserveFDs, IgnorePaused: f.ignorePaused}
+	o := container.ExecOpts{Root: g.root, ID: id, Detach: f.detach, ConsoleSocket: f.consoleSocket, PreserveFDs: f.preserveFDs, IgnorePaused: f.ignorePaused,
+		Listener: execListener(g)}
 	if f.preserveFDs < 0 {
 		return o, fmt.Errorf("--preserve-fds %d is negative", f.preserveFDs)
 	}

@@ -1,6 +1,9 @@
 package config
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Seccomp is linux.seccomp, validated: actions, operators and architectures
 // are spelled as libseccomp spells them (lower case, without the SCMP_
@@ -103,6 +106,30 @@ func WithSysinfoNotify(s *Seccomp, path, metadata string) (*Seccomp, error) {
 	}
 	out.Syscalls = append(out.Syscalls, notify)
 	out.ListenerPath, out.ListenerMetadata = path, metadata
+	return &out, nil
+}
+
+// WithoutSysinfoNotify returns s, a profile WithSysinfoNotify made, with
+// sysinfo(2) left to the kernel and no listener: what an lkc exec loads
+// when lkc daemon's agent cannot be had, so that the process runs and its
+// sysinfo shows the host rather than the exec failing. s itself is not
+// changed. A profile that notifies anything else is refused.
+func WithoutSysinfoNotify(s *Seccomp) (*Seccomp, error) {
+	out := *s
+	out.Syscalls = make([]SeccompRule, 0, len(s.Syscalls))
+	for _, r := range s.Syscalls {
+		if r.Action == "notify" {
+			if len(r.Names) != 1 || r.Names[0] != "sysinfo" || len(r.Args) > 0 {
+				return nil, fmt.Errorf("linux.seccomp: rule %v notifies more than sysinfo", r.Names)
+			}
+			r.Action = "allow"
+		}
+		out.Syscalls = append(out.Syscalls, r)
+	}
+	if out.DefaultAction == "notify" {
+		return nil, errors.New("linux.seccomp: defaultAction notify is not lkc's sysinfo rule")
+	}
+	out.ListenerPath, out.ListenerMetadata = "", ""
 	return &out, nil
 }
 

@@ -57,3 +57,26 @@ func TestWithSysinfoNotifyRefusesOwnListener(t *testing.T) {
 		t.Fatalf("a profile with its own listener: %v, want one line naming its listenerPath", err)
 	}
 }
+
+func TestWithoutSysinfoNotify(t *testing.T) {
+	deny := SeccompRule{Names: []string{"mkdir"}, Action: "errno"}
+	in, err := WithSysinfoNotify(&Seccomp{DefaultAction: "allow", Syscalls: []SeccompRule{deny}}, "/run/lkcd/seccomp.sock", "/run/lkc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := WithoutSysinfoNotify(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []SeccompRule{deny, {Names: []string{"sysinfo"}, Action: "allow"}}
+	if !reflect.DeepEqual(out.Syscalls, want) || out.ListenerPath != "" || out.ListenerMetadata != "" || out.NotifyUsed() {
+		t.Errorf("%+v, want rules %+v and no listener", out, want)
+	}
+	if !in.NotifyUsed() || in.ListenerPath == "" {
+		t.Errorf("the given profile was changed: %+v", in)
+	}
+	other := &Seccomp{DefaultAction: "allow", ListenerPath: "/x", Syscalls: []SeccompRule{{Names: []string{"mkdir"}, Action: "notify"}}}
+	if _, err := WithoutSysinfoNotify(other); err == nil {
+		t.Errorf("a profile notifying mkdir: no error")
+	}
+}

@@ -37,6 +37,12 @@ type ExecOpts struct {
 	// resumed, and so does Exec, detached or not, until it reports ready.
 	// Without it a paused container is refused.
 	IgnorePaused bool
+	// Listener, when set, is asked for the seccomp profile the process
+	// loads when the container's sends a notify fd (config: the
+	// container's config); nil keeps the container's profile, as runc
+	// does. The CLI has lkc daemon take a container back here whose
+	// listener is the daemon's own agent.
+	Listener func(id string, config *config.Config) (*config.Seccomp, error)
 }
 
 // Exec starts a process in a running (or created, or with IgnorePaused
@@ -123,6 +129,16 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 	case s != Running && s != Created && s != Paused:
 		return 0, wrongState(o.ID, "exec in", s)
 	}
+	// The container's seccomp filter applies to every process in it.
+	// Asked before lkc becomes a subreaper: a daemon the CLI starts here
+	// is none of the exec's business.
+	seccomp := c.st.Config.Seccomp
+	if o.Listener != nil && seccomp != nil && seccomp.NotifyUsed() {
+		var err error
+		if seccomp, err = o.Listener(o.ID, c.st.Config); err != nil {
+			return 0, err
+		}
+	}
 	if !o.Detach {
 		// The process is forked by an intermediate that exits: as a
 		// subreaper we can wait for it.
@@ -143,8 +159,7 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 		cg = sub
 	}
 	cg = withPolicyCgroup(cg, c.dir.Path())
-	// The container's seccomp filter applies to every process in it.
-	cfg := &config.Config{ID: o.ID, Process: o.Process, Seccomp: c.st.Config.Seccomp}
+	cfg := &config.Config{ID: o.ID, Process: o.Process, Seccomp: seccomp}
 	req := nsenter.ForExec(c.st.InitPid, types)
 	if !c.st.Config.HasNamespace("mount") {
 		req.Chroot = fmt.Sprintf("/proc/%d/root", c.st.InitPid)

@@ -319,23 +319,9 @@ func TestProcRepairAfterBothKilled(t *testing.T) {
 			t.Errorf("%s: daemon status: %+v", what, s.Containers)
 		}
 	}
-	s := d.status()
-	var fds []int
-	for _, p := range []int{s.HolderPid, s.WorkerPid} {
-		fd, err := unix.PidfdOpen(p, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(fd)
-		unix.PidfdSendSignal(fd, unix.SIGSTOP, nil, 0) // neither may restart the other
-		fds = append(fds, fd)
-	}
-	for _, fd := range fds {
-		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
-	}
-	waitFor(t, func() bool { return len(d.processes()) == 0 }, "both daemon processes gone")
+	d.killBoth()
 	// Read through the container's mount tree from here: an lkc exec
-	// needs the daemon's seccomp agent when sysinfo is served.
+	// would start the daemon again (reattach).
 	inside := fmt.Sprintf("/proc/%d/root/proc/meminfo", int(d.state(id)["pid"].(float64)))
 	// The kernel serves its cached rendering until meminfo's freshness
 	// bound (1 s) runs out, then the dead connection's error.
