@@ -150,7 +150,18 @@ func (e *env) restoreDetached(id, bundle, root, images string, saved int, extra 
 func (e *env) restoreCopy(root, images string, saved int, extra ...string) (string, string) {
 	e.t.Helper()
 	root2 := filepath.Join(e.t.TempDir(), "rootfs")
-	if out, err := exec.Command("cp", "-a", root, root2).CombinedOutput(); err != nil {
+	// The counter, still running, renames /count.tmp over /count every
+	// 0.1 s: a copy that lists count.tmp and then finds it gone fails, and
+	// another one will not.
+	var out []byte
+	var err error
+	for try := 0; try < 5; try++ {
+		os.RemoveAll(root2)
+		if out, err = exec.Command("cp", "-a", root, root2).CombinedOutput(); err == nil {
+			break
+		}
+	}
+	if err != nil {
 		e.t.Fatalf("copying rootfs: %v: %s", err, out)
 	}
 	os.WriteFile(filepath.Join(root2, "count"), []byte(strconv.Itoa(saved)), 0o644)

@@ -258,17 +258,21 @@ func testUser(t *testing.T) (string, int) {
 // on to the next rule and lands in dest.
 func TestRulesCgrulesIgnore(t *testing.T) {
 	r := newRulesEnv(t, "")
-	keep, dest := r.scope+"/keep", r.scope+"/dest"
+	keep, dest, elsewhere := r.scope+"/keep", r.scope+"/dest", r.scope+"/elsewhere"
 	r.writeRules(fmt.Sprintf("*  *  %s/  ignore\n*  *  %s\n", keep, dest))
-	m, err := cgroups.New(cgroups.DefaultHost, keep)
-	if err == nil {
-		err = m.Create()
-	}
-	if err != nil {
-		t.Fatal(err)
+	// Both processes are in cgroups beneath the scope, not in it: on v2 a
+	// cgroup whose children have controllers takes no process.
+	for _, cg := range []string{keep, elsewhere} {
+		m, err := cgroups.New(cgroups.DefaultHost, cg)
+		if err == nil {
+			err = m.Create()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	kept := r.inCgroup(keep, "sleep", "60")
-	other := r.inScope("sleep", "60")
+	other := r.inCgroup(elsewhere, "sleep", "60")
 	r.start()
 	for end := time.Now().Add(settle); !inCgroupPath(other.Process.Pid, dest); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(end) {
