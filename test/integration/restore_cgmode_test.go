@@ -14,9 +14,7 @@ import (
 func TestRestoreCgroupsModeIgnore(t *testing.T) {
 	requireCriu(t)
 	e := newEnv(t)
-	id, root := e.ckptCounter(nil)
-	images := filepath.Join(t.TempDir(), "images")
-	e.mustLkc("checkpoint", "--leave-running", "--image-path", images, id)
+	id, root, images := e.leftRunning()
 	saved := readCount(t, root)
 	if cgroupV2() {
 		id2 := e.id()
@@ -44,9 +42,7 @@ func TestRestoreCgroupsModeIgnore(t *testing.T) {
 func TestRestoreCgroupsModeStrict(t *testing.T) {
 	requireCriu(t)
 	e := newEnv(t)
-	id, _ := e.ckptCounter(nil)
-	images := filepath.Join(t.TempDir(), "images")
-	e.mustLkc("checkpoint", "--leave-running", "--image-path", images, id)
+	id, _, images := e.leftRunning()
 	id2 := e.id()
 	e.failLkc(`--manage-cgroups-mode strict: CRIU would refuse the cgroups lkc makes for the container; use soft or full`,
 		"restore", "-d", "--manage-cgroups-mode", "strict", "--bundle", bundleOf(e, id), "--image-path", images, id2)
@@ -64,10 +60,8 @@ func TestRestoreCgroupsModeStrict(t *testing.T) {
 func TestRestoreCgroupsModeFull(t *testing.T) {
 	requireCriu(t)
 	e := newEnv(t)
-	id, root := e.ckptCounter(nil)
+	id, root, images := e.leftRunning()
 	bundle := bundleOf(e, id)
-	images := filepath.Join(t.TempDir(), "images")
-	e.mustLkc("checkpoint", "--leave-running", "--image-path", images, id)
 	id2, _ := e.restoreCopy(root, images, readCount(t, root), "--manage-cgroups-mode", "full")
 	e.mustLkc("delete", "-f", id2)
 
@@ -80,4 +74,14 @@ func TestRestoreCgroupsModeFull(t *testing.T) {
 		t.Fatalf("a paused container's checkpoint restored with --manage-cgroups-mode full is %v", st["status"])
 	}
 	e.mustLkc("delete", "-f", id3)
+}
+
+// leftRunning runs a counter and checkpoints it with --leave-running: its
+// id, its rootfs and the images.
+func (e *env) leftRunning() (id, root, images string) {
+	e.t.Helper()
+	id, root = e.ckptCounter(nil)
+	images = filepath.Join(e.t.TempDir(), "images")
+	e.mustLkc("checkpoint", "--leave-running", "--image-path", images, id)
+	return id, root, images
 }
