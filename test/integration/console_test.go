@@ -28,13 +28,13 @@ func consoleSocket(t *testing.T) (*net.UnixListener, string) {
 // with SCM_RIGHTS, as a non-blocking file so reads can time out.
 func recvMaster(t *testing.T, l *net.UnixListener) *os.File {
 	t.Helper()
-	l.SetDeadline(time.Now().Add(5 * time.Second))
+	l.SetDeadline(time.Now().Add(settle))
 	conn, err := l.AcceptUnix()
 	if err != nil {
 		t.Fatalf("accepting lkc's console connection: %v", err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn.SetDeadline(time.Now().Add(settle))
 	buf, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(4))
 	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
 	if err != nil {
@@ -61,7 +61,7 @@ func readUntil(t *testing.T, master *os.File, want string) string {
 	t.Helper()
 	var got strings.Builder
 	buf := make([]byte, 4096)
-	master.SetReadDeadline(time.Now().Add(5 * time.Second))
+	master.SetReadDeadline(time.Now().Add(settle))
 	for !strings.Contains(got.String(), want) {
 		n, err := master.Read(buf)
 		got.Write(buf[:n])

@@ -340,8 +340,12 @@ func checkCounting(t *testing.T, x *testHost, id string, from int) {
 	t.Helper()
 	x.e.waitStatus(id, "running")
 	n1 := migCount(t, x.e, id)
-	time.Sleep(100 * time.Millisecond)
-	if n2 := migCount(t, x.e, id); n1 < from || n2 <= n1 {
+	n2 := n1
+	for deadline := time.Now().Add(settle); n2 <= n1 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		n2 = migCount(t, x.e, id)
+	}
+	if n1 < from || n2 <= n1 {
 		t.Fatalf("count before the move %d, then %d and %d: the counter did not continue", from, n1, n2)
 	}
 }

@@ -126,9 +126,11 @@ func TestPauseManyProcesses(t *testing.T) {
 		t.Fatalf("want 40 counters and their shell in the container, ps lists %d", len(pids))
 	}
 	e.mustLkc("resume", id)
-	time.Sleep(200 * time.Millisecond)
-	if now := snapshot(); now == frozen {
-		t.Fatalf("counters did not move after resume")
+	for deadline := time.Now().Add(settle); snapshot() == frozen; {
+		if time.Now().After(deadline) {
+			t.Fatalf("counters did not move after resume")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
