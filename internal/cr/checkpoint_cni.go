@@ -54,8 +54,9 @@ func (c subject) carryCNI(imageDir string) (*netnsCarry, error) {
 // startCNI starts, from another thread, what the restore of a container
 // that was on CNI networks needs: a new network namespace with its
 // loopback up, pinned in stateDir, and ADD of the config's networks into
-// it with the addresses the images kept; nil wait when the images kept
-// none. undo runs DEL and removes the namespace if the restore fails.
+// it with the addresses the images kept, then the config's net.*
+// sysctls; nil wait when the images kept none. undo runs DEL and removes
+// the namespace if the restore fails.
 func startCNI(imageDir, stateDir string, cfg *config.Config, undo *cleanup.Stack) (wait func(*checkpoint.Request) (*netns.Namespace, error), err error) {
 	data, err := os.ReadFile(filepath.Join(imageDir, cniFile))
 	if os.IsNotExist(err) {
@@ -75,6 +76,7 @@ func startCNI(imageDir, stateDir string, cfg *config.Config, undo *cleanup.Stack
 	if plan == nil {
 		return nil, fmt.Errorf("the checkpoint was attached to CNI networks, but the config has no annotation %s", network.AnnotationNetwork)
 	}
+	netSysctls, _ := network.NetSysctls(cfg.Sysctl)
 	loopback := netns.Snapshot{Links: []netns.Link{{Index: 1, Name: "lo", MTU: 65536, Up: true}}}
 	build := func() (*netns.Namespace, error) {
 		ns, err := loopback.Build(nil)
@@ -82,6 +84,13 @@ func startCNI(imageDir, stateDir string, cfg *config.Config, undo *cleanup.Stack
 			return nil, err
 		}
 		if err := plan.AttachKept(stateDir, fmt.Sprintf("/proc/self/fd/%d", ns.File.Fd()), &kept); err != nil {
+			ns.Remove()
+			return nil, err
+		}
+		// As create does after its ADD: the namespace is new, and CRIU
+		// restores nothing of one external to it.
+		if err := network.SetSysctls(stateDir, netSysctls); err != nil {
+			network.Detach(stateDir)
 			ns.Remove()
 			return nil, err
 		}
