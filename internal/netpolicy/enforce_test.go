@@ -44,6 +44,10 @@ func sockHelper() {
 		to := &unix.SockaddrInet4{Port: port, Addr: lo}
 		try("sendto"+strconv.Itoa(port), unix.SOCK_DGRAM, func(fd int) error { return unix.Sendto(fd, []byte("x"), 0, to) })
 	}
+	// 0.0.0.0 is the loopback to sendto(2) and connect(2).
+	unspec := &unix.SockaddrInet4{Port: 81}
+	try("sendtoany81", unix.SOCK_DGRAM, func(fd int) error { return unix.Sendto(fd, []byte("x"), 0, unspec) })
+	try("connectany81", unix.SOCK_STREAM, func(fd int) error { return unix.Connect(fd, unspec) })
 	// UDP-Lite: the kernel runs no connect hook for it, and a connected
 	// socket's sends carry no address for the sendmsg hook.
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDPLITE)
@@ -142,7 +146,8 @@ func enforceAndTry(t *testing.T, policy string) {
 	if err != nil {
 		t.Fatalf("helper: %v", err)
 	}
-	want := fmt.Sprintf("sendto81 %d\nsendto80 0\nudplite81 %d\nbind82 %d\nbind83 0\n", unix.EPERM, unix.EPERM, unix.EPERM)
+	want := fmt.Sprintf("sendto81 %d\nsendto80 0\nsendtoany81 %d\nconnectany81 %d\nudplite81 %d\nbind82 %d\nbind83 0\n",
+		unix.EPERM, unix.EPERM, unix.EPERM, unix.EPERM, unix.EPERM)
 	if out.String() != want {
 		t.Errorf("got\n%swant\n%s", out.String(), want)
 	}

@@ -21,7 +21,7 @@ func ciliumCompile(p *Policy, hook Hook, v6 bool) asm.Instructions {
 		if r.Hook != hook || (!v6 && r.Prefix.IsValid() && r.Prefix.Addr().Is6()) {
 			continue
 		}
-		next := fmt.Sprintf("rule%d", n)
+		next, match, spec := fmt.Sprintf("rule%d", n), fmt.Sprintf("match%d", n), fmt.Sprintf("spec%d", n)
 		n++
 		if r.PortLo != 0 {
 			insns = append(insns,
@@ -30,13 +30,30 @@ func ciliumCompile(p *Policy, hook Hook, v6 bool) asm.Instructions {
 				asm.JLT.Imm32(asm.R2, int32(r.PortLo), next),
 				asm.JGT.Imm32(asm.R2, int32(r.PortHi), next))
 		}
+		if r.Prefix.IsValid() && hook == Connect {
+			insns = append(insns, ciliumUnspecifiedCheck(r.Prefix, v6, match, spec, next)...)
+		}
 		if r.Prefix.IsValid() {
 			insns = append(insns, ciliumAddrCheck(r.Prefix, v6, next)...)
 		}
-		insns = append(insns, asm.Mov.Imm(asm.R0, verdict(r.Allow)), asm.Return())
+		insns = append(insns, asm.Mov.Imm(asm.R0, verdict(r.Allow)).WithSymbol(match), asm.Return())
 		insns = append(insns, asm.Mov.Imm(asm.R0, 0).WithSymbol(next))
 	}
 	return append(insns, asm.Mov.Imm(asm.R0, verdict(p.DefaultAllow)), asm.Return())
+}
+
+func ciliumUnspecifiedCheck(pfx netip.Prefix, v6 bool, match, spec, next string) asm.Instructions {
+	unspec, matches, differs := unspecified(pfx)
+	if !differs {
+		return nil
+	}
+	target := next
+	if matches {
+		target = match
+	}
+	insns := ciliumAddrCheck(netip.PrefixFrom(unspec, unspec.BitLen()), v6, spec)
+	insns = append(insns, asm.Mov.Imm(asm.R0, 0), asm.JEq.Imm32(asm.R0, 0, target))
+	return append(insns, asm.Mov.Imm(asm.R0, 0).WithSymbol(spec))
 }
 
 func ciliumAddrCheck(pfx netip.Prefix, v6 bool, next string) asm.Instructions {
@@ -113,6 +130,7 @@ func TestEncodingMatchesCilium(t *testing.T) {
 		"allow connect 10.1.2.3, deny connect 10.0.0.0/8 port 80-89, deny bind any port 22, allow bind ::1, deny connect fd00::/8 port 443, default deny",
 		"deny connect 0.0.0.0/0 port 1-65535, allow connect 192.168.0.0/17, deny connect 2001:db8::/33 port 53, deny bind 255.255.255.255",
 		"allow connect ::/0, deny connect ::ffff:0:0/96, deny bind 127.0.0.0/8 port 1-1023, allow bind fe80::1:2:3:4/127",
+		"deny connect 127.0.0.0/8 port 81, allow connect 0.0.0.0/8, deny connect ::1, allow connect ::/128, deny bind 127.0.0.1, default deny",
 	} {
 		p, err := Parse(v)
 		if err != nil {

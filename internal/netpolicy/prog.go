@@ -34,16 +34,54 @@ func (p *Policy) compile(hook Hook, v6 bool) []insn {
 		if r.Hook != hook || (!v6 && r.Prefix.IsValid() && r.Prefix.Addr().Is6()) {
 			continue
 		}
-		next := fmt.Sprintf("rule%d", n)
+		next, match, spec := fmt.Sprintf("rule%d", n), fmt.Sprintf("match%d", n), fmt.Sprintf("spec%d", n)
 		n++
 		insns = append(insns, portCheck(r, next)...)
+		if r.Prefix.IsValid() && hook == Connect {
+			insns = append(insns, unspecifiedCheck(r.Prefix, v6, match, spec, next)...)
+		}
 		if r.Prefix.IsValid() {
 			insns = append(insns, addrCheck(r.Prefix, v6, next)...)
 		}
-		insns = append(insns, movImm(r0, verdict(r.Allow)), exit())
+		insns = append(insns, movImm(r0, verdict(r.Allow)).at(match), exit())
 		insns = append(insns, movImm(r0, 0).at(next))
 	}
 	return append(insns, movImm(r0, verdict(p.DefaultAllow)), exit())
+}
+
+// unspecifiedCheck makes a connect rule treat the unspecified address as
+// the loopback, which it is to connect(2) and sendto(2) (BSD's
+// convention: 0.0.0.0 and ::ffff:0.0.0.0 reach 127.0.0.1, :: reaches
+// ::1); matched as written, a rule denying the loopback would let
+// 0.0.0.0 through. It jumps to match when the address is the
+// unspecified one of pfx's family and pfx holds that family's loopback,
+// to next when it is and pfx does not, and otherwise goes on at spec,
+// which labels the address check that follows; nothing when pfx holds
+// both or neither.
+func unspecifiedCheck(pfx netip.Prefix, v6 bool, match, spec, next string) []insn {
+	unspec, matches, differs := unspecified(pfx)
+	if !differs {
+		return nil
+	}
+	target := next
+	if matches {
+		target = match
+	}
+	insns := addrCheck(netip.PrefixFrom(unspec, unspec.BitLen()), v6, spec)
+	// r0 = 0; if w0 == 0 goto target: a jump always taken.
+	insns = append(insns, movImm(r0, 0), jmpImm32(unix.BPF_JEQ, r0, 0, target))
+	return append(insns, movImm(r0, 0).at(spec))
+}
+
+// unspecified is the unspecified address of pfx's family, whether pfx
+// holds that family's loopback (and so must match it), and whether that
+// differs from what pfx says of the unspecified address as written.
+func unspecified(pfx netip.Prefix) (unspec netip.Addr, matches, differs bool) {
+	unspec, lo := netip.IPv6Unspecified(), netip.IPv6Loopback()
+	if pfx.Addr().Is4() {
+		unspec, lo = netip.IPv4Unspecified(), netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	return unspec, pfx.Contains(lo), pfx.Contains(lo) != pfx.Contains(unspec)
 }
 
 // offProtocol is the offset of protocol in struct bpf_sock, the context

@@ -53,6 +53,10 @@ func TestNetPolicyRefusesAtOnce(t *testing.T) {
 	}{
 		{[]string{"nc", "127.0.0.1", "81"}, "Operation not permitted"},
 		{[]string{"nc", "::ffff:127.0.0.1", "81"}, "Operation not permitted"},
+		// The unspecified address is the loopback to connect(2).
+		{[]string{"nc", "0.0.0.0", "81"}, "Operation not permitted"},
+		{[]string{"nc", "::ffff:0.0.0.0", "81"}, "Operation not permitted"},
+		{[]string{"nc", "::", "81"}, "Connection refused"},
 		{[]string{"nc", "127.0.0.1", "80"}, "Connection refused"},
 		{[]string{"timeout", "2", "nc", "-l", "-p", "82"}, "Operation not permitted"},
 	} {
