@@ -23,9 +23,16 @@ func cmdStart(g *globals, args []string) error {
 }
 
 func cmdState(g *globals, args []string) error {
-	rest, err := parse(newFlags("state"), args, exactly(1), "lkc state <container-id>")
+	fs := newFlags("state")
+	check := fs.Bool("check", false, "first run CNI CHECK of the container's networks, and fail if one is not as ADD made it (docs/network.md)")
+	rest, err := parse(fs, args, exactly(1), "lkc state [--check] <container-id>")
 	if err != nil {
 		return err
+	}
+	if *check {
+		if err := container.CheckNetwork(g.root, rest[0]); err != nil {
+			return err
+		}
 	}
 	s, err := container.State(g.root, rest[0])
 	if err != nil {

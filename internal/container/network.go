@@ -81,6 +81,23 @@ func detachNetwork(stateDir string) error {
 	return network.Detach(stateDir)
 }
 
+// CheckNetwork runs CHECK of the CNI networks of the container (`state
+// --check`); nil when it has none. It holds the container's lock
+// exclusively, as the CNI spec has no two operations run for one
+// container at once (two checks, a check and a rate change or a DEL).
+func CheckNetwork(root, id string) error {
+	c, err := load(root, id, true)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	if !hasNetwork(c.st.Config) {
+		return nil
+	}
+	defer steplog.Step("state: network check")()
+	return network.Check(c.dir.Path())
+}
+
 // UpdateNetRate changes the CNI rate limit of a container that is not
 // stopped, live, and records it in the container's annotation, so `state`
 // shows the limit in force. A direction the change leaves out keeps the
