@@ -393,19 +393,9 @@ func TestNetworkPorts(t *testing.T) {
 // and eth1, each with its address, and checks delete releases both.
 func TestNetworkTwoNetworks(t *testing.T) {
 	e := newEnv(t)
-	first := newCNINet(e, "")
-	second := newCNINet(e, `{"type":"firewall"}`) // LKC_NET_DIR is now second's
-	conf, err := os.ReadFile(filepath.Join(first.dir, first.name+".conflist"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(second.dir, first.name+".conflist"), conf, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	first, second, both := twoNetworks(e, `{"type":"firewall"}`)
 	id := e.id()
-	b := e.bundle([]string{"sleep", "60"}, func(s *specs.Spec) {
-		s.Annotations = map[string]string{"org.lkc.network": first.name + "," + second.name}
-	})
+	b := e.bundle([]string{"sleep", "60"}, both)
 	e.mustLkc("run", "-d", "--bundle", b, id)
 	out := e.mustLkc("exec", id, "ip", "-o", "-4", "addr")
 	for i, c := range []*cniNet{first, second} {
@@ -418,4 +408,61 @@ func TestNetworkTwoNetworks(t *testing.T) {
 	e.mustLkc("delete", "-f", id)
 	first.assertReleased("")
 	second.assertReleased("")
+}
+
+// twoNetworks makes two test networks, the second with plugins extra
+// after its bridge, both in the second's LKC_NET_DIR, and a bundle
+// mutation asking for both.
+func twoNetworks(e *env, extra string) (first, second *cniNet, annotate func(*specs.Spec)) {
+	e.t.Helper()
+	first = newCNINet(e, "")
+	second = newCNINet(e, extra) // LKC_NET_DIR is now second's
+	conf, err := os.ReadFile(filepath.Join(first.dir, first.name+".conflist"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(second.dir, first.name+".conflist"), conf, 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return first, second, func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.lkc.network": first.name + "," + second.name}
+	}
+}
+
+// TestNetworkSecondNetworkFails: ADD of the second network fails after
+// its bridge leased an address; create fails naming it, and DEL of both
+// gives back the first network's lease, veth and rules too.
+func TestNetworkSecondNetworkFails(t *testing.T) {
+	e := newEnv(t)
+	first, second, both := twoNetworks(e, `{"type":"firewall"},{"type":"tuning","sysctl":{"net.ipv4.conf.eth1.no_such_sysctl":"1"}}`)
+	id := e.id()
+	e.failLkc(`network `+second.name+`: plugin type="tuning" failed \(add\)`, "run", "--bundle", e.bundle([]string{"true"}, both), id)
+	e.assertIDGone(id)
+	first.assertReleased("")
+	second.assertReleased("")
+}
+
+// TestNetworkCreateFailsAfterAdd: a createContainer hook fails after ADD
+// (init has built the container); the create's undo runs DEL: no lease,
+// veth, rule or port note stays.
+func TestNetworkCreateFailsAfterAdd(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(e, "")
+	id := e.id()
+	port := freeHostPort(t)
+	b := e.bundle([]string{"true"}, func(s *specs.Spec) {
+		c.annotate("org.lkc.ports", fmt.Sprintf("%d:80", port), "org.lkc.net-rate", "egress=10mbit")(s)
+		s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/false"}}}
+	})
+	e.failLkc(`createContainer hook #0 /bin/false`, "run", "--bundle", b, id)
+	e.assertIDGone(id)
+	c.assertReleased("")
+	if r := rulesNaming(fmt.Sprintf("--dport %d ", port)); len(r) > 0 {
+		t.Errorf("port mapping rules left: %v", r)
+	}
+	// The port is free again: another container may publish it.
+	id = e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "60"}, c.annotate("org.lkc.ports", fmt.Sprintf("%d:80", port))), id)
+	e.mustLkc("delete", "-f", id)
+	c.assertReleased("")
 }
