@@ -78,14 +78,25 @@ func senderArgs(addr string) []string {
 	return []string{"sh", "-c", fmt.Sprintf("dd if=/dev/zero bs=65536 count=100000 2>/dev/null | nc %s %s", host, port)}
 }
 
-// checkRate compares a TCP payload rate with a limit. The limit counts
-// whole frames; the payload is 1448 bytes of each 1514 (4.4% less), well
-// inside the ±10% allowed.
-func checkRate(t *testing.T, what string, got, limit float64) {
+// checkRate compares TCP payload rates with a limit; measure starts a
+// sender and returns what arrived. The limit counts whole frames; the
+// payload is 1448 bytes of each 1514 (4.4% less), well inside the ±10%
+// allowed. A rate above the bound fails at once: no load lets more through
+// a limiter. One below it is measured again, up to three times: a busy
+// host (other jobs, the CI's TCG guests beside the suite) slows the
+// sender, never the limit.
+func checkRate(t *testing.T, what string, limit float64, measure func() float64) {
 	t.Helper()
-	t.Logf("%s: %.2f Mbit/s for a limit of %.0f Mbit/s (%+.1f%%)", what, got/1e6, limit/1e6, (got/limit-1)*100)
-	if got < 0.9*limit || got > 1.1*limit {
-		t.Errorf("%s: %.2f Mbit/s, want %.0f Mbit/s ±10%%", what, got/1e6, limit/1e6)
+	for try := 1; ; try++ {
+		got := measure()
+		t.Logf("%s: %.2f Mbit/s for a limit of %.0f Mbit/s (%+.1f%%)", what, got/1e6, limit/1e6, (got/limit-1)*100)
+		if got >= 0.9*limit && got <= 1.1*limit {
+			return
+		}
+		if got > 1.1*limit || try == 3 {
+			t.Errorf("%s: %.2f Mbit/s, want %.0f Mbit/s ±10%%", what, got/1e6, limit/1e6)
+			return
+		}
 	}
 }
 
@@ -101,13 +112,14 @@ func TestNetworkRate(t *testing.T) {
 	id := e.id()
 	b := e.bundle([]string{"sleep", "60"}, c.annotate("org.lkc.net-rate", "egress=10mbit"))
 	e.mustLkc("run", "-d", "--bundle", b, id)
-	send := append([]string{"exec", "-d", id}, senderArgs(addr)...)
-	e.mustLkc(send...)
-	checkRate(t, "egress=10mbit", measureFrom(t, l, time.Second, 3*time.Second), 10e6)
+	measure := func() float64 {
+		e.mustLkc(append([]string{"exec", "-d", id}, senderArgs(addr)...)...)
+		return measureFrom(t, l, time.Second, 3*time.Second)
+	}
+	checkRate(t, "egress=10mbit", 10e6, measure)
 
 	e.mustLkc("update", "--net-rate", "egress=20mbit", id)
-	e.mustLkc(send...)
-	checkRate(t, "after update --net-rate egress=20mbit", measureFrom(t, l, time.Second, 3*time.Second), 20e6)
+	checkRate(t, "after update --net-rate egress=20mbit", 20e6, measure)
 	if st := e.state(id); st["annotations"].(map[string]any)["org.lkc.net-rate"] != "egress=20000000bit" {
 		t.Errorf("state shows net-rate %v after the update", st["annotations"])
 	}
