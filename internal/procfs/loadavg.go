@@ -117,6 +117,7 @@ func renderLoadavg(h *Host, c *Container) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	t = t.withReader()
 	return []byte(fmt.Sprintf("%s %s %s %d/%d %d\n", loadString(avg[0]), loadString(avg[1]), loadString(avg[2]),
 		t.running, t.total, t.lastPid)), nil
 }

@@ -254,7 +254,7 @@ func TestStat(t *testing.T) {
 			t.Errorf("%s: stat starts %q; want %q", layout, stat[:min(len(stat), 80)], want)
 		}
 		for _, line := range []string{fmt.Sprintf("btime %d", now.Add(-100*time.Second).Unix()),
-			"processes 7", "procs_running 1", "procs_blocked 1", "ctxt 0"} {
+			"processes 7", "procs_running 2", "procs_blocked 1", "ctxt 0"} {
 			if !strings.Contains(stat, "\n"+line+"\n") {
 				t.Errorf("%s: stat lacks %q", layout, line)
 			}
@@ -317,8 +317,33 @@ func TestUptimeAndLoadavg(t *testing.T) {
 		if got := f.render("proc/uptime"); got != "100.00 66.00\n" {
 			t.Errorf("%s: uptime = %q; want 100.00 66.00", layout, got)
 		}
-		if got := f.render("proc/loadavg"); got != "0.00 0.00 0.00 1/3 7\n" {
-			t.Errorf("%s: loadavg = %q; want 0.00 0.00 0.00 1/3 7 (no host pid)", layout, got)
+		if got := f.render("proc/loadavg"); got != "0.00 0.00 0.00 2/3 7\n" {
+			t.Errorf("%s: loadavg = %q; want 0.00 0.00 0.00 2/3 7 (the running thread and the reader; no host pid)", layout, got)
+		}
+	}
+}
+
+// TestLoadavgCountsReader: the reader of loadavg and stat counts as
+// running, as the kernel's nr_running() counts it: a container whose
+// only thread sleeps (the reader, waiting for the render) shows 1/1, one
+// whose threads all run shows no more running than it has threads, and
+// one with no thread left shows 0/0.
+func TestLoadavgCountsReader(t *testing.T) {
+	for _, c := range []struct {
+		threads, loadavg, running string
+	}{
+		{"101\n", " 1/1 0\n", "procs_running 1\n"},
+		{"102\n", " 1/1 7\n", "procs_running 1\n"},
+		{"", " 0/0 0\n", "procs_running 0\n"},
+	} {
+		f := newFixture(t)
+		f.v1()
+		f.write("sys/fs/cgroup/pids/ctr/tasks", c.threads)
+		if got := f.render("proc/loadavg"); !strings.HasSuffix(got, c.loadavg) {
+			t.Errorf("threads %q: loadavg %q; want it to end %q", c.threads, got, c.loadavg)
+		}
+		if got := f.render("proc/stat"); !strings.Contains(got, "\n"+c.running) {
+			t.Errorf("threads %q: stat lacks %q", c.threads, c.running)
 		}
 	}
 }
@@ -344,7 +369,7 @@ func TestLoadSampling(t *testing.T) {
 		want[i] = 2 * (1 - math.Exp(-300/tau))
 	}
 	f.host.Now = func() time.Time { return at }
-	checkLoad(t, "after 5 minutes at 2", f.render("proc/loadavg"), want, " 1/3 7\n")
+	checkLoad(t, "after 5 minutes at 2", f.render("proc/loadavg"), want, " 2/3 7\n")
 	f.write("sys/fs/cgroup/pids/ctr/tasks", "101\n")
 	later := at.Add(15 * time.Minute)
 	if err := f.host.Sample(f.c.Load, f.c, later); err != nil {
@@ -354,7 +379,7 @@ func TestLoadSampling(t *testing.T) {
 		want[i] *= math.Exp(-900 / tau)
 	}
 	f.host.Now = func() time.Time { return later }
-	checkLoad(t, "after 15 idle minutes", f.render("proc/loadavg"), want, " 0/1 0\n")
+	checkLoad(t, "after 15 idle minutes", f.render("proc/loadavg"), want, " 1/1 0\n")
 }
 
 func checkLoad(t *testing.T, when, got string, want [3]float64, tail string) {
@@ -610,8 +635,8 @@ func TestTasksInNestedCgroups(t *testing.T) {
 		f.write(rel+"/system.slice/"+file, "")
 		f.write(rel+"/system.slice/app.service/cgroup.procs", "")
 		f.write(rel+"/system.slice/app.service/"+file, "102\n103\n104\n")
-		if got := f.render("proc/loadavg"); got != "0.00 0.00 0.00 1/3 7\n" {
-			t.Errorf("%s: loadavg = %q; want 0.00 0.00 0.00 1/3 7: the threads of the nested cgroups", layout, got)
+		if got := f.render("proc/loadavg"); got != "0.00 0.00 0.00 2/3 7\n" {
+			t.Errorf("%s: loadavg = %q; want 0.00 0.00 0.00 2/3 7: the threads of the nested cgroups", layout, got)
 		}
 		var si unix.Sysinfo_t
 		if err := f.host.Sysinfo(f.c, &si); err != nil || si.Procs != 3 {

@@ -22,6 +22,19 @@ type tasks struct {
 	lastPid int
 }
 
+// withReader counts the file's reader as running, as the kernel's
+// nr_running() in /proc/loadavg and /proc/stat counts the task that reads
+// them (it is on the CPU while it reads). The reader of a container's
+// files is one of its tasks, and while the daemon renders it sleeps
+// waiting for the answer, so the count of running threads leaves it out.
+// Total bounds the sum: the reader is among the threads counted at the
+// read (a sample's counts, which stand for up to 10 s, may predate it),
+// and a container with no task left shows 0/0.
+func (t tasks) withReader() tasks {
+	t.running = min(t.running+1, t.total)
+	return t
+}
+
 // threadsFile finds the file listing every thread of c: a v1 hierarchy's
 // tasks, or v2's cgroup.threads.
 func (h *Host) threadsFile(c *Container) (dir, file string, err error) {

@@ -85,6 +85,38 @@ func TestProcViewInContainer(t *testing.T) {
 	}
 }
 
+// TestProcViewLoadavgCountsReader: the container's /proc/loadavg counts
+// its reader as running, as the kernel's does (nr_running() includes the
+// task on the CPU reading the file): in a container whose other tasks
+// all sleep, the running count is at least 1 and at most the total, and
+// the last pid is one of the container's own namespace (below the pid of
+// a process forked after the read), never a host pid. Read several times, across the
+// daemon's 5 s sampling, so both the sampled and the counted-at-read
+// task counts are seen.
+func TestProcViewLoadavgCountsReader(t *testing.T) {
+	d := newDaemonEnv(t)
+	id := d.procContainer([]string{"sleep", "1000"})
+	line := regexp.MustCompile(`^\d+\.\d\d \d+\.\d\d \d+\.\d\d (\d+)/(\d+) (\d+)\n(\d+)\n$`)
+	for i := 0; i < 4; i++ {
+		out := d.mustLkc("exec", id, "sh", "-c", "cat /proc/loadavg; sh -c 'echo $$'; :")
+		m := line.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("loadavg and the reader's pid: %q", out)
+		}
+		running, _ := strconv.Atoi(m[1])
+		total, _ := strconv.Atoi(m[2])
+		last, _ := strconv.Atoi(m[3])
+		next, _ := strconv.Atoi(m[4])
+		if running < 1 || running > total {
+			t.Errorf("read %d: loadavg %q: running %d, want 1 (the reader) to %d", i, out, running, total)
+		}
+		if last < 1 || last >= next {
+			t.Errorf("read %d: loadavg %q: last pid %d, want one of the container's namespace (1 to %d)", i, out, last, next-1)
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
 // TestProcViewFirstRead: the container's process finds its own files
 // from its very first read: lkc run binds them before the process runs,
 // and the names it looked up before the container had a state (whose
