@@ -24,11 +24,21 @@ import (
 // and finds the container's root on fd 4 and the new mounts on fds 5....
 var RemountArgs = []string{"daemon", "--remount"}
 
+// RepairDieEnv, set to the path of a file in the daemon's environment,
+// makes a worker SIGKILL itself as its start-up repair begins, if it can
+// remove that file: the crash, once, between a new session's deposit in
+// the holder and the repair of any container, that the integration test
+// of the successor's repair needs.
+const RepairDieEnv = "LKC_TEST_PROC_REPAIR_DIE"
+
 // repair gives every served running container the new session's files in
 // place of its dead bind mounts: with no session kept by the holder (both
 // daemon processes died, or the daemon was stopped) they answer ENOTCONN
 // until replaced, as docs/daemon.md's "Both processes die" says.
 func (s *Service) repair() {
+	if die := os.Getenv(RepairDieEnv); die != "" && os.Remove(die) == nil {
+		unix.Kill(os.Getpid(), unix.SIGKILL)
+	}
 	for _, n := range s.slots() {
 		s.mu.Lock()
 		v := s.views[n]

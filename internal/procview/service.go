@@ -90,8 +90,10 @@ func New() *Service { return &Service{views: map[int]*view{}} }
 func (s *Service) Name() string { return "proc" }
 
 // Start takes the FUSE fd from the holder (a predecessor's session) or
-// mounts a new session and repairs the served containers' bind mounts,
-// rebuilds the served slots from the registry and serves.
+// mounts a new session, rebuilds the served slots from the registry,
+// serves, and repairs the bind mounts of the served containers that are
+// not the session's (all of them with a new session; with an inherited
+// one, those a predecessor killed in its repair had not reached).
 func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 	s.dir, s.logf, s.ctx, s.deps = filepath.Join(d.Dir, "proc"), d.Logf, ctx, d
 	for _, e := range d.Registry.Entries() {
@@ -109,6 +111,11 @@ func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 		for n := range d.Registry.Slots() {
 			s.forgetSlot(n)
 		}
+		// A predecessor that mounted this session may have died before
+		// its repair was done: the containers it had not reached yet
+		// still have a dead session's files. repairOne leaves alone
+		// those that have this session's, asking only the kernel.
+		go s.repair()
 		return nil
 	}
 	if len(s.slots()) == 0 {

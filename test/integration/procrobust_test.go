@@ -16,6 +16,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/procview"
 )
 
 // procLoop is what each container of the crash tests runs: it reads
@@ -341,6 +343,73 @@ func TestProcRepairAfterBothKilled(t *testing.T) {
 	d.mustLkc("daemon", "stop")
 	dead("after daemon stop")
 	repaired("after daemon stop")
+}
+
+// TestProcRepairAfterWorkerKilledInRepair: a worker that mounts a new
+// session (both daemon processes were killed) deposits it in the holder
+// and is SIGKILLed before it repaired any container's files; the next
+// worker inherits that session and must repair the containers itself,
+// without waiting for an lkc exec (reattach): a reader of the
+// container's meminfo, polling from the host through its mount tree,
+// gets the container's file again. The daemon runs in the foreground, as
+// a unit runs it: a --detach start ends with a first worker that dies
+// before it serves.
+func TestProcRepairAfterWorkerKilledInRepair(t *testing.T) {
+	d := newDaemonEnv(t)
+	id := d.procContainer([]string{"sleep", "1000"})
+	inside := fmt.Sprintf("/proc/%d/root/proc/meminfo", int(d.state(id)["pid"].(float64)))
+	d.killBoth()
+	marker := filepath.Join(t.TempDir(), "die")
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(procview.RepairDieEnv, marker)
+	d.foreground()
+	waitFor(t, func() bool {
+		_, err := os.Stat(marker)
+		return errors.Is(err, os.ErrNotExist)
+	}, "a worker's death as its repair began")
+	var last error
+	deadline := time.Now().Add(settle)
+	for {
+		b, err := os.ReadFile(inside)
+		if err == nil && matches(`^MemTotal: +65536 kB\n`, string(b)) {
+			break
+		}
+		last = err
+		if time.Now().After(deadline) {
+			t.Fatalf("the container's meminfo not repaired %v after the worker's death (last: %v, %.40q)", settle, last, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s := d.status(); len(s.Containers) != 1 || s.Containers[0].ID != id {
+		t.Errorf("daemon status: %+v", s.Containers)
+	}
+}
+
+// foreground runs `lkc daemon` in the foreground (no readiness pipe) until
+// the test's cleanup stops it.
+func (d *daemonEnv) foreground() {
+	d.t.Helper()
+	cmd := exec.Command(d.bin, "--root", d.root, "daemon")
+	out := d.tempFile()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	d.t.Cleanup(func() {
+		cmd.Process.Signal(unix.SIGTERM) // a holder stops its worker
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+		}
+		if d.t.Failed() {
+			d.t.Logf("lkc daemon's output:\n%s", readAll(out))
+		}
+	})
 }
 
 // TestProcRepairAbortsDeadSession: when both daemon processes die while
