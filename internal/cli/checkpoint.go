@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 
@@ -107,6 +108,14 @@ func cmdCheckpoint(g *globals, args []string) error {
 	o.ManageCgroupsMode, o.PageServer = f.manageCgroups, f.pageServer
 	if isTerminal(os.Stderr) {
 		o.Progress = os.Stderr
+	}
+	// A Ctrl-C or a supervisor's SIGTERM ends the dump through lkc, which
+	// stops its CRIU (in a process group of its own) and leaves the
+	// container as it was, rather than ending lkc alone.
+	o.Interrupts = func() (<-chan os.Signal, func()) {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, unix.SIGINT, unix.SIGTERM)
+		return sigs, func() { signal.Stop(sigs) }
 	}
 	return cr.Checkpoint(o)
 }

@@ -51,6 +51,14 @@ type CheckpointOpts struct {
 	// Progress, when not nil, gets human progress lines (bytes written);
 	// nil is quiet.
 	Progress io.Writer
+	// Interrupts, when not nil, is called once the checkpoint holds the
+	// container (until then a signal's default ends lkc, which has done
+	// nothing yet): it starts catching the signals (SIGINT, SIGTERM) that
+	// end the checkpoint, and returns them and what stops catching them. On
+	// one, CRIU stops where it can without harm to the container
+	// (dumpInterrupt), which is left as it was, and the checkpoint fails
+	// naming the signal. nil lets the dump run to its end.
+	Interrupts func() (<-chan os.Signal, func())
 	// Verbose makes CRIU log everything it does (log level 4, `lkc
 	// --debug`); by default it logs errors and warnings only, which makes
 	// a dump about 10% faster.
@@ -84,6 +92,7 @@ type dump struct {
 	// frozenByLkc says lkc froze the running container for CRIU, whose
 	// images then record it as frozen (markFrozenByLkc).
 	frozenByLkc bool
+	interrupt   *dumpInterrupt
 }
 
 // descriptorsFile records, as runc does, what the container's fds 0-2 were
@@ -110,7 +119,8 @@ func CheckpointTuned(o CheckpointOpts, t DumpTuning) error {
 	if err != nil {
 		return err
 	}
-	c, d := subject{h}, dump{CheckpointOpts: o, DumpTuning: t}
+	c, d := subject{h}, dump{CheckpointOpts: o, DumpTuning: t, interrupt: watchInterrupt(o.Interrupts)}
+	defer d.interrupt.stop()
 	if err := c.checkDumpable(cr, d); err != nil {
 		c.Release()
 		return err
@@ -131,6 +141,9 @@ func CheckpointTuned(o CheckpointOpts, t DumpTuning) error {
 		return fmt.Errorf("checkpointing container %s: %w", o.ID, err)
 	}
 	err = c.checkpoint(cr, d)
+	if cause := d.interrupt.cause(); err != nil && cause != nil {
+		err = cause
+	}
 	unmark()
 	if err != nil || o.LeaveRunning || o.PreDump {
 		if terr := thaw(); err == nil && terr != nil {
@@ -280,7 +293,7 @@ func (c subject) checkpoint(cr *checkpoint.Criu, o dump) error {
 		req.Affinity = new(unix.CPUSet)
 		req.Affinity.Set(pin.cpu)
 	}
-	req.Notify = dumpNotify(o, netnsSaved, pin)
+	req.Notify, req.Abort = dumpNotify(o, netnsSaved, pin), o.interrupt.abort
 	stop := watchProgress(o.Progress, dirs.imagePath)
 	if o.PreDump {
 		err = cr.PreDump(req)
@@ -310,6 +323,9 @@ func dumpNotify(o dump, netnsSaved func() error, pin *dumpPin) func(string, int,
 	return func(script string, _ int, fd *os.File) error {
 		if fd != nil {
 			fd.Close()
+		}
+		if err := o.interrupt.notified(script); err != nil {
+			return err
 		}
 		if script == "post-dump" {
 			return netnsSaved()
