@@ -170,6 +170,9 @@ func (c subject) checkDumpable(cr *checkpoint.Criu, d dump) error {
 	}
 	err := checkCriuOpts(d.ManageCgroupsMode, d.EmptyNS, d.PageServer)
 	if err == nil {
+		err = c.checkNoPendingExec()
+	}
+	if err == nil {
 		err = checkParent(d.ImagePath, d.ParentPath)
 	}
 	if err == nil {

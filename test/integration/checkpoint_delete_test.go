@@ -84,3 +84,42 @@ func waitDumping(t *testing.T, id, images, when string) {
 		}
 	}
 }
+
+// TestCheckpointPausedExecPending checkpoints a paused container while an
+// `exec --ignore-paused` waits in it: the exec's `lkc init` sits frozen in
+// the container's cgroup, not yet in its namespaces nor a child of its
+// init, so no restore could give it back. The checkpoint is refused in one
+// line naming the pending exec; the container stays paused with the exec
+// still waiting, which a resume then completes.
+func TestCheckpointPausedExecPending(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, init, out := e.pausedWithOut()
+	ex := e.startLkc("exec", "-d", "--ignore-paused", id, "sh", "-c", "echo ran > /out/ran")
+	e.waitExecd(id, init)
+	images := filepath.Join(t.TempDir(), "images")
+	t.Log(e.failLkc(`checkpoint: .*an exec is pending in the paused container`, "checkpoint", "--image-path", images, id))
+	if _, err := os.Stat(images); err == nil {
+		t.Errorf("the refused checkpoint made its image directory %s", images)
+	}
+	if _, err := os.Lstat(filepath.Join(e.root, id, "dumping")); err == nil {
+		t.Error("the refused checkpoint left the container marked as being dumped")
+	}
+	if st := e.state(id)["status"]; st != "paused" {
+		t.Fatalf("status %v after the refused checkpoint, want paused", st)
+	}
+	if !ex.running() {
+		t.Fatalf("the pending exec ended with the refused checkpoint: %v", ex.r)
+	}
+	e.mustLkc("resume", id)
+	if r := ex.wait(t); r.code != 0 {
+		t.Fatalf("exec -d --ignore-paused after the refused checkpoint and a resume: %v", r)
+	}
+	var data []byte
+	for deadline := time.Now().Add(settle); len(data) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		data, _ = os.ReadFile(filepath.Join(out, "ran"))
+	}
+	if strings.TrimSpace(string(data)) != "ran" {
+		t.Errorf("after resume the exec'd process wrote %q, want ran", data)
+	}
+}
