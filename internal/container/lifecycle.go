@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/state"
 	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
@@ -65,8 +66,13 @@ func (c *Container) start() error {
 // happen. A SIGKILL to a paused container thaws it, as runc does: a task
 // frozen by v1's freezer dies only once thawed, and clients (containerd's
 // shim, Podman) wait for the exit that follows.
+//
+// A kill waits for a checkpoint under way (state.Dir.MarkDumping says
+// why), as delete --force does, and then signals what the dump left: the
+// container after --leave-running or a failed dump, or nothing, which it
+// says in one line.
 func Kill(root, id string, sig unix.Signal, all bool) error {
-	c, err := load(root, id, false)
+	c, err := loadAfterDump(root, id)
 	if err != nil {
 		return err
 	}
@@ -87,6 +93,30 @@ func Kill(root, id string, sig unix.Signal, all bool) error {
 		return fmt.Errorf("container %s: thawing it for SIGKILL: %w", id, err)
 	}
 	return nil
+}
+
+// loadAfterDump loads container id under the shared lock, waiting for
+// the command that holds it; when that was a checkpoint which then
+// removed the container, the error says so.
+func loadAfterDump(root, id string) (*Container, error) {
+	dir, err := state.TryOpen(root, id, false)
+	dumping := false
+	if errors.Is(err, state.ErrBusy) {
+		if d, perr := state.Peek(root, id); perr == nil {
+			dumping = d.Dumping()
+			d.Close()
+		}
+		end := steplog.Step("kill: wait for the lock")
+		dir, err = state.Open(root, id, false)
+		end()
+	}
+	if dumping && errors.Is(err, ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s: the checkpoint under way, which the kill waited for, dumped and removed it", ErrNotExist, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return fromDir(dir, false)
 }
 
 // signalInit signals init through a pidfd, so a recycled pid is never hit.
