@@ -56,6 +56,7 @@ v2tests=(
   TestCheckpointTCPEstablished
   TestCheckpointLazyPages
   TestCheckpointPreDump
+  TestCheckpointPausedExecPending
   TestMigrate
   TestRun
   TestNested
