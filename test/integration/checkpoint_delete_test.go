@@ -29,30 +29,57 @@ func TestCheckpointDeleteForceDuringDump(t *testing.T) {
 			const size = 128 << 20
 			id, _, _ := e.holder(size)
 			images := filepath.Join(t.TempDir(), "images")
-			dump := exec.Command(e.bin, "--root", e.root, "checkpoint", "--image-path", images, id)
-			var dumpErr bytes.Buffer
-			dump.Stderr = &dumpErr
-			if err := dump.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- dump.Wait() }()
-			defer func() {
-				dump.Process.Kill()
-				<-done
-			}()
+			dump := e.startDump(nil, "--image-path", images, id)
 			waitDumping(t, id, images, when)
 			e.mustLkc("delete", "-f", id)
-			err := <-done
-			done <- err
-			if err != nil {
-				t.Fatalf("checkpoint with a delete -f during it: %v: %s", err, dumpErr.String())
+			if err := dump.wait(t); err != nil {
+				t.Fatalf("checkpoint with a delete -f during it: %v: %s", err, dump.stderr.String())
 			}
 			if pages := dirBytes(t, images, "pages-"); pages < size {
 				t.Errorf("images hold %d bytes of pages, want at least %d", pages, size)
 			}
 			e.assertIDGone(id)
 		})
+	}
+}
+
+// dumpRun is an `lkc checkpoint` started in the background.
+type dumpRun struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+	done   chan error
+}
+
+// startDump starts `lkc checkpoint args...` with extra as its fds 3, 4,
+// ...; the test's cleanup kills it if it still runs.
+func (e *env) startDump(extra []*os.File, args ...string) *dumpRun {
+	e.t.Helper()
+	d := &dumpRun{done: make(chan error, 1)}
+	d.cmd = exec.Command(e.bin, append([]string{"--root", e.root, "checkpoint"}, args...)...)
+	d.cmd.ExtraFiles = extra
+	d.cmd.Stderr = &d.stderr
+	if err := d.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	e.t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		d.wait(e.t)
+	})
+	return d
+}
+
+// wait returns the checkpoint's outcome once it has exited; one that
+// runs longer than settle fails the test.
+func (d *dumpRun) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-d.done:
+		d.done <- err
+		return err
+	case <-time.After(settle):
+		t.Fatalf("lkc %s still runs after %v", strings.Join(d.cmd.Args[1:], " "), settle)
+		return nil
 	}
 }
 

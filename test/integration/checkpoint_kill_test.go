@@ -1,8 +1,6 @@
 package integration
 
 import (
-	"bytes"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,28 +35,15 @@ func TestCheckpointKillDuringDump(t *testing.T) {
 			const size = 128 << 20
 			id, _, _ := e.holder(size)
 			images := filepath.Join(t.TempDir(), "images")
-			args := []string{"--root", e.root, "checkpoint", "--image-path", images}
+			args := []string{"--image-path", images}
 			if tc.leaveRunning {
 				args = append(args, "--leave-running")
 			}
-			dump := exec.Command(e.bin, append(args, id)...)
-			var dumpErr bytes.Buffer
-			dump.Stderr = &dumpErr
-			if err := dump.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- dump.Wait() }()
-			defer func() {
-				dump.Process.Kill()
-				<-done
-			}()
+			dump := e.startDump(nil, append(args, id)...)
 			waitDumping(t, id, images, tc.when)
 			r := e.lkc(append(tc.kill, id, "KILL")...)
-			err := <-done
-			done <- err
-			if err != nil {
-				t.Fatalf("checkpoint with a %s during it: %v: %s", strings.Join(tc.kill, " "), err, dumpErr.String())
+			if err := dump.wait(t); err != nil {
+				t.Fatalf("checkpoint with a %s during it: %v: %s", strings.Join(tc.kill, " "), err, dump.stderr.String())
 			}
 			if pages := dirBytes(t, images, "pages-"); pages < size {
 				t.Errorf("images hold %d bytes of pages, want at least %d", pages, size)

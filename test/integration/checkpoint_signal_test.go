@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,21 +38,11 @@ func TestCheckpointLazyPagesInterrupted(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			dump := exec.Command(e.bin, "--root", e.root, "checkpoint", "--lazy-pages", "--page-server", "127.0.0.1:"+port,
+			dump := e.startDump([]*os.File{w}, "--lazy-pages", "--page-server", "127.0.0.1:"+port,
 				"--status-fd", "3", "--image-path", images, id)
-			dump.ExtraFiles = []*os.File{w}
-			var dumpErr bytes.Buffer
-			dump.Stderr = &dumpErr
-			if err := dump.Start(); err != nil {
-				t.Fatal(err)
-			}
 			w.Close()
-			done := make(chan error, 1)
-			go func() { done <- dump.Wait() }()
 			var criu []int
 			defer func() {
-				dump.Process.Kill()
-				<-done
 				for _, pid := range criu {
 					syscall.Kill(pid, syscall.SIGKILL)
 				}
@@ -62,24 +50,17 @@ func TestCheckpointLazyPagesInterrupted(t *testing.T) {
 			var b [1]byte
 			r.SetReadDeadline(time.Now().Add(settle))
 			if n, err := r.Read(b[:]); n != 1 {
-				t.Fatalf("status fd: read %d bytes (%v); checkpoint: %s", n, err, dumpErr.String())
+				t.Fatalf("status fd: read %d bytes (%v); checkpoint: %s", n, err, dump.stderr.String())
 			}
-			criu = childrenOf(dump.Process.Pid)
+			criu = childrenOf(dump.cmd.Process.Pid)
 			if len(criu) == 0 {
 				t.Fatal("the lazy checkpoint serves pages without a CRIU child")
 			}
-			dump.Process.Signal(sig)
-			var dumpResult error
-			select {
-			case dumpResult = <-done:
-				done <- dumpResult
-			case <-time.After(settle):
-				t.Fatalf("the checkpoint did not end on %v", sig)
+			dump.cmd.Process.Signal(sig)
+			if err := dump.wait(t); err == nil {
+				t.Fatalf("the checkpoint stopped by %s exited 0", name)
 			}
-			if dumpResult == nil {
-				t.Fatalf("the checkpoint stopped by %v exited 0", sig)
-			}
-			e.checkOneLineFailure(result{stderr: dumpErr.String(), code: 1}, `checkpoint: .*interrupted by `+name, nil)
+			e.checkOneLineFailure(result{stderr: dump.stderr.String(), code: 1}, `checkpoint: .*interrupted by `+name, nil)
 			for _, pid := range criu {
 				if alive(pid) {
 					t.Errorf("CRIU %d of the interrupted checkpoint is left", pid)
