@@ -25,8 +25,6 @@ type Build struct {
 	dir *state.Dir
 	st  *state.State
 	cg  cgroups.Manager
-	// hooksRan says RuntimeHooks ran: a failure runs the poststop hooks.
-	hooksRan bool
 }
 
 // NewBuild claims o.ID (its state directory, locked) for a container of
@@ -86,17 +84,17 @@ func (b *Build) RuntimeHooks(pid int) error {
 	if len(h.Prestart)+len(h.CreateRuntime) == 0 {
 		return nil
 	}
-	b.hooksRan = true
 	defer steplog.Step("prestart and createRuntime hooks")()
 	return runtimeHooks(context.Background(), h, hookState(newOCIState(b.st, Creating, pid)))
 }
 
-// Fail undoes the build with undo, its stack. Once RuntimeHooks ran,
-// the poststop hooks follow, as after a create whose init was started
-// (and as runc runs them after a failed restore), unless a delete that
-// ran meanwhile ran them.
+// Fail undoes the build with undo, its stack, then runs the poststop
+// hooks, unless a delete that ran meanwhile ran them: whatever step
+// failed, as runc's restore destroys a container it failed to restore,
+// which runs them (the runtime spec asks for them after a failed
+// prestart or createRuntime hook, and says nothing of a failure before).
 func (b *Build) Fail(undo *cleanup.Stack) {
-	poststop := b.hooksRan && !b.dir.Deleted()
+	poststop := !b.dir.Deleted()
 	undo.Run()
 	if poststop {
 		(&Container{st: b.st, warn: b.o.Warn}).poststop()

@@ -262,7 +262,7 @@ func (p *restorePlan) finish() (int, error) {
 }
 
 // fail undoes the restore's steps; once the container's record exists,
-// as a failed create does (container.Build.Fail).
+// through container.Build.Fail, which runs the poststop hooks after.
 func (p *restorePlan) fail() {
 	if p.b == nil {
 		p.undo.Run()

@@ -72,3 +72,54 @@ func TestRestoreRunsRuntimeHooks(t *testing.T) {
 	}
 	e.mustLkc("delete", "-f", id)
 }
+
+// TestRestoreFailureRunsPoststop: a restore that fails once it claimed the
+// container's id, before any create-time hook ran (a missing image
+// directory, CRIU failing on an empty one), leaves nothing behind and runs
+// the poststop hooks once, with the state of a stopped container, as
+// runc's restore, which destroys the container it failed to restore, runs
+// them. One that fails before it claims the id (the id is taken) runs
+// none: runc's fails before it has a container.
+func TestRestoreFailureRunsPoststop(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	dir := t.TempDir()
+	bundle := e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{
+			CreateRuntime: []specs.Hook{recordingHook("createRuntime", dir)},
+			Poststop:      []specs.Hook{recordingHook("poststop", dir)},
+		}
+	})
+	for _, c := range []struct{ name, images, want string }{
+		{"missing image dir", filepath.Join(t.TempDir(), "none"), `restoring container .*: opening checkpoint directory: open .*/none: no such file or directory`},
+		{"criu fails", t.TempDir(), `restoring container .*: criu: `},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			os.Remove(filepath.Join(dir, "order"))
+			os.Remove(filepath.Join(dir, "poststop.json"))
+			id := e.id()
+			e.failLkc(c.want, "restore", "-d", "--bundle", bundle, "--image-path", c.images, id)
+			e.assertIDGone(id)
+			if m := mountsUnder(t, e.root); len(m) > 0 {
+				t.Errorf("the failed restore left mounts %v", m)
+			}
+			if got := readTrim(t, filepath.Join(dir, "order")); got != "poststop" {
+				t.Errorf("hooks run by the failed restore: %q, want poststop once", got)
+			}
+			if st := hookState(t, dir, "poststop"); st["status"] != "stopped" || st["id"] != id || st["bundle"] != bundle {
+				t.Errorf("poststop hook after the failed restore read %v", st)
+			}
+		})
+	}
+
+	t.Run("id taken", func(t *testing.T) {
+		os.Remove(filepath.Join(dir, "order"))
+		id := e.id()
+		e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "1000"}, nil), id)
+		e.failLkc(`exists`, "restore", "-d", "--bundle", bundle, "--image-path", t.TempDir(), id)
+		if got := readTrim(t, filepath.Join(dir, "order")); got != "" {
+			t.Errorf("hooks run by a restore refused before it claimed the id: %q, want none", got)
+		}
+		e.mustLkc("delete", "-f", id)
+	})
+}
