@@ -226,8 +226,12 @@ func (p *restorePlan) runCRIU() (err error) {
 	return err
 }
 
-// record sets the deferred pids limit and records the restored init.
+// record sets the deferred pids limit and the init's I/O priority, and
+// records the restored init.
 func (p *restorePlan) record() error {
+	if err := restoreIOPriority(p.cfg.Process.IOPriority, p.pid); err != nil {
+		return err
+	}
 	if p.deferPids {
 		if err := p.b.SetPidsLimit(); err != nil {
 			return err

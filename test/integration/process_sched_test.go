@@ -320,3 +320,26 @@ func TestCheckpointRestoreScheduler(t *testing.T) {
 	}
 	t.Logf("restored init's ioprio %#x (before the checkpoint %#x)", ioprioOf(t, initPid(e, id)), ioprioBE3)
 }
+
+// TestRestoreIOPriority: CRIU does not restore an I/O priority; lkc sets
+// the config's process.ioPriority on the restored init again, so a
+// container checkpointed and restored keeps the one it was created with.
+func TestRestoreIOPriority(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	const ioprioBE7 = 2<<13 | 7
+	id, root := e.ckptCounter(func(s *specs.Spec) {
+		s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 7}
+	})
+	if io := ioprioOf(t, initPid(e, id)); io != ioprioBE7 {
+		t.Fatalf("the created init's ioprio: %#x, want %#x", io, ioprioBE7)
+	}
+	bundle := bundleOf(e, id)
+	images := filepath.Join(t.TempDir(), "images")
+	saved := e.checkpointStops(id, root, images)
+	e.restoreDetached(id, bundle, root, images, saved)
+	if io := ioprioOf(t, initPid(e, id)); io != ioprioBE7 {
+		t.Errorf("the restored init's ioprio: %#x, want %#x", io, ioprioBE7)
+	}
+	e.mustLkc("delete", "-f", id)
+}
