@@ -126,8 +126,7 @@ func (cr *Criu) Features(want Features) (Features, error) {
 // Dump checkpoints the tree rooted at r.Opts.Pid into the images directory.
 func (cr *Criu) Dump(r *Request) error {
 	r.typ = reqDump
-	_, err := cr.run(r)
-	return err
+	return cr.dump(r)
 }
 
 // PreDump copies memory of the running tree without stopping it for long,
@@ -135,8 +134,17 @@ func (cr *Criu) Dump(r *Request) error {
 // soft-dirty tracking.
 func (cr *Criu) PreDump(r *Request) error {
 	r.typ = reqPreDump
+	return cr.dump(r)
+}
+
+// dump runs a dump or pre-dump, sending the pages on r.PageServer when
+// set.
+func (cr *Criu) dump(r *Request) error {
+	if r.PageServer != nil {
+		r.Opts.PageServerFd = r.AddFile(r.PageServer.File())
+	}
 	_, err := cr.run(r)
-	return err
+	return r.PageServer.explain(err)
 }
 
 // Restore restores the images and returns the host pid of the root task.

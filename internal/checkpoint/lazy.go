@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,22 +19,27 @@ type LazyPages struct {
 	done   chan error
 	status *os.File // the daemon's --status-fd: one byte once it is ready
 	log    string
+	ps     *PageServerConn
 }
 
 // StartLazyPages starts the daemon for the images in imagesDir against the
-// page server at addr:port and returns at once; Ready waits until it
-// accepts the restore's connection (on lazy-pages.socket in workDir, which
-// the restore must share). The daemon reads the images while its caller
-// prepares the restore. logLevel is CRIU's -v: at 4 it logs every page it
-// fetches.
-func (cr *Criu) StartLazyPages(imagesDir, workDir, addr string, port, logLevel int) (*LazyPages, error) {
+// page server ps is connected to, and returns at once; Ready waits until
+// it accepts the restore's connection (on lazy-pages.socket in workDir,
+// which the restore must share). The daemon takes over the connection
+// (--ps-socket) and reads the images while its caller prepares the
+// restore. logLevel is CRIU's -v: at 4 it logs every page it fetches.
+func (cr *Criu) StartLazyPages(imagesDir, workDir string, ps *PageServerConn, logLevel int) (*LazyPages, error) {
+	host, port, err := net.SplitHostPort(ps.Addr)
+	if err != nil {
+		return nil, err
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	cmd := cr.command("lazy-pages", "--page-server", "--address", addr, "--port", strconv.Itoa(port),
+	cmd := cr.command("lazy-pages", "--page-server", "--address", host, "--port", port, "--ps-socket", "4",
 		"-D", imagesDir, "-W", workDir, "-o", "lazy-pages.log", "-v"+strconv.Itoa(logLevel), "--status-fd", "3")
-	cmd.ExtraFiles = []*os.File{w}
+	cmd.ExtraFiles = []*os.File{w, ps.File()}
 	cmd.Env = criuEnv()
 	// Its own session: the daemon outlives a restore run from a terminal.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -43,7 +49,7 @@ func (cr *Criu) StartLazyPages(imagesDir, workDir, addr string, port, logLevel i
 		r.Close()
 		return nil, fmt.Errorf("%w: starting %s lazy-pages: %v", ErrNoCriu, cr.Path, err)
 	}
-	lp := &LazyPages{cmd: cmd, done: make(chan error, 1), status: r, log: filepath.Join(workDir, "lazy-pages.log")}
+	lp := &LazyPages{cmd: cmd, done: make(chan error, 1), status: r, log: filepath.Join(workDir, "lazy-pages.log"), ps: ps}
 	go func() {
 		err := cmd.Wait()
 		if kdat != nil {
@@ -62,18 +68,20 @@ func (lp *LazyPages) Ready() error {
 	var b [1]byte
 	if n, _ := lp.status.Read(b[:]); n != 1 {
 		req := &Request{Log: lp.log}
-		return req.explain(fmt.Errorf("criu lazy-pages exited before it was ready (%v)", lp.Wait()))
+		return lp.ps.explain(req.explain(fmt.Errorf("criu lazy-pages exited before it was ready (%v)", lp.Wait())))
 	}
 	return nil
 }
 
-// Failed delivers the daemon's error if it exits unsuccessfully; for
+// Failed delivers the daemon's error if it exits unsuccessfully, with the
+// first error it logged and whether the page server went away; for
 // Request.Abort.
 func (lp *LazyPages) Failed() <-chan error {
 	ch := make(chan error, 1)
 	go func() {
 		if err := lp.Wait(); err != nil {
-			ch <- fmt.Errorf("criu lazy-pages: %w", err)
+			req := &Request{Log: lp.log}
+			ch <- lp.ps.explain(req.explain(fmt.Errorf("criu lazy-pages: %w", err)))
 		}
 	}()
 	return ch

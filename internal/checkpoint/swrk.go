@@ -52,6 +52,10 @@ type Request struct {
 	// images written ("status-ready") or ends; then it may run where lkc
 	// may (a lazy dump goes on serving pages).
 	Affinity *unix.CPUSet
+	// PageServer, when not nil, is a dump's connection to its page server
+	// (DialPageServer): CRIU sends the pages on it, and a failure says so
+	// when the page server went away.
+	PageServer *PageServerConn
 	// Worker, when not nil, is a CRIU started ahead (StartWorker): the
 	// request uses it if it was started for what the request asks, and
 	// stops it otherwise.
@@ -115,7 +119,9 @@ func (cr *Criu) run(c *Request) (*rpc.CriuResp, error) {
 		if c.Log != "" {
 			unmountYard(filepath.Dir(c.Log))
 		}
-		return nil, c.explain(fmt.Errorf("%w (criu stopped: %v)", err, aborted))
+		// What stopped CRIU is the failure; CRIU's own log only says
+		// what it was doing when it was killed.
+		return nil, fmt.Errorf("%w (criu %s stopped; its log: %s)", aborted, typeName(c.typ), c.Log)
 	}
 	if errors.As(err, new(notifyError)) {
 		// lkc's own failure: CRIU's log only says the script failed.

@@ -85,6 +85,10 @@ type Opts struct {
 
 	PageServerAddr string
 	PageServerPort int
+	// PageServerFd, when above 0, is CRIU's fd of a connection to the page
+	// server lkc made (DialPageServer), which a dump then sends its pages
+	// on instead of connecting itself; CRIU ignores it for a lazy dump.
+	PageServerFd int
 
 	ExtMounts []ExtMount
 	External  []string
@@ -146,6 +150,9 @@ func (o *Opts) criuOpts() *rpc.CriuOpts {
 	}
 	if o.PageServerAddr != "" || o.PageServerPort != 0 {
 		c.Ps = &rpc.CriuPageServerInfo{Address: stringp(o.PageServerAddr), Port: int32p(o.PageServerPort, true)}
+		if o.PageServerFd > 0 {
+			c.Ps.Fd = int32p(o.PageServerFd, false)
+		}
 	}
 	o.criuLists(c)
 	return c

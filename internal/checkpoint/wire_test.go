@@ -22,7 +22,7 @@ func TestRequestMatchesGoCriu(t *testing.T) {
 		TrackMem: true, AutoDedup: true, LinkRemap: true, ManageCgroups: true,
 		RstSibling: true, LazyPages: true, OrphanPtsMaster: true,
 		ManageCgroupsMode: &mode, NetworkLock: LockNftables, EmptyNS: 0x40000000, StatusFd: 7,
-		PageServerAddr: "10.0.0.1", PageServerPort: 27000,
+		PageServerAddr: "10.0.0.1", PageServerPort: 27000, PageServerFd: 8,
 		ExtMounts: []ExtMount{{"/data", "/data"}, {"/dev/null", "/dev/null"}},
 		External:  []string{"net[4026531840]:extRootNetNS"},
 		InheritFd: []InheritFd{{"pipe:[123]", 1}, {"extRootNetNS", 4}},
@@ -74,6 +74,7 @@ func TestRequestMatchesGoCriu(t *testing.T) {
 	check("status_fd", g.GetStatusFd(), int32(7))
 	check("ps.address", g.GetPs().GetAddress(), "10.0.0.1")
 	check("ps.port", g.GetPs().GetPort(), int32(27000))
+	check("ps.fd", g.GetPs().GetFd(), int32(8))
 	check("ext_mnt count", len(g.GetExtMnt()), 2)
 	check("ext_mnt[1]", g.GetExtMnt()[1].GetKey()+"="+g.GetExtMnt()[1].GetVal(), "/dev/null=/dev/null")
 	check("external", g.GetExternal()[0], o.External[0])

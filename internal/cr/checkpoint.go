@@ -93,6 +93,9 @@ type dump struct {
 	// images then record it as frozen (markFrozenByLkc).
 	frozenByLkc bool
 	interrupt   *dumpInterrupt
+	// pageServer is the connection to the page server the pages go to,
+	// made before the freeze (none for a lazy dump, whose CRIU listens).
+	pageServer *checkpoint.PageServerConn
 }
 
 // descriptorsFile records, as runc does, what the container's fds 0-2 were
@@ -124,6 +127,13 @@ func CheckpointTuned(o CheckpointOpts, t DumpTuning) error {
 	if err := c.checkDumpable(cr, d); err != nil {
 		c.Release()
 		return err
+	}
+	if o.PageServer != "" && !o.LazyPages {
+		if d.pageServer, err = dialPageServer(o.PageServer); err != nil {
+			c.Release()
+			return fmt.Errorf("checkpointing container %s: %w", o.ID, err)
+		}
+		defer d.pageServer.Close()
 	}
 	defer steplog.Step("checkpoint")()
 	unmark, err := c.MarkDumping()
@@ -280,7 +290,7 @@ func (c subject) checkpoint(cr *checkpoint.Criu, o dump) error {
 		log = "pre-dump.log"
 	}
 	opts.LogFile = log
-	req := &checkpoint.Request{Opts: opts, Log: filepath.Join(dirs.workPath, log), Worker: o.Worker}
+	req := &checkpoint.Request{Opts: opts, Log: filepath.Join(dirs.workPath, log), Worker: o.Worker, PageServer: o.pageServer}
 	if carry != nil && carry.inside {
 		ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", c.Pid()))
 		if err != nil {

@@ -127,3 +127,13 @@ func criuLogLevel(verbose bool) int {
 	}
 	return 2
 }
+
+// dialPageServer connects to the page server at hostPort ("host:port"),
+// checked by checkCriuOpts.
+func dialPageServer(hostPort string) (*checkpoint.PageServerConn, error) {
+	host, port, err := splitHostPort(hostPort)
+	if err != nil {
+		return nil, err
+	}
+	return checkpoint.DialPageServer(host, port)
+}

@@ -30,6 +30,9 @@ type restorePlan struct {
 	b    *container.Build
 	dirs *imageDirs
 
+	// ps is the connection to the source's page server the lazy-pages
+	// daemon takes over, made first: nothing is made when it fails.
+	ps *checkpoint.PageServerConn
 	// Started before the cgroups and mounts, waited for by runCRIU.
 	lazy  func() (*checkpoint.LazyPages, error)
 	netns func(*checkpoint.Request) (*netns.Namespace, error)
@@ -81,7 +84,7 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, t RestoreTuning, cfg *config.Co
 // build runs the steps in order; the first failure stops it.
 func (p *restorePlan) build() error {
 	for _, step := range []func() error{
-		p.claim, p.openImages, p.startHelpers, p.makeCgroup, p.policy, p.stage,
+		p.connectPageServer, p.claim, p.openImages, p.startHelpers, p.makeCgroup, p.policy, p.stage,
 		p.request, p.namespaces, p.runCRIU, p.thawFrozenByDump, p.record,
 	} {
 		if err := step(); err != nil {
@@ -89,6 +92,17 @@ func (p *restorePlan) build() error {
 		}
 	}
 	return nil
+}
+
+// connectPageServer connects to the page server of a lazy restore.
+func (p *restorePlan) connectPageServer() (err error) {
+	if !p.o.LazyPages || p.o.PageServer == "" {
+		return nil
+	}
+	if p.ps, err = dialPageServer(p.o.PageServer); err == nil {
+		p.open = append(p.open, p.ps.Close)
+	}
+	return err
 }
 
 // claim takes the id and starts the container's record.
@@ -109,10 +123,8 @@ func (p *restorePlan) openImages() (err error) {
 // mounts: the lazy-pages daemon reading the images, the network namespace
 // being built.
 func (p *restorePlan) startHelpers() (err error) {
-	if p.o.LazyPages && p.o.PageServer != "" {
-		if p.lazy, err = startLazyPages(p.cr, p.o, p.dirs, &p.undo); err != nil {
-			return err
-		}
+	if p.ps != nil {
+		p.lazy = startLazyPages(p.cr, p.o, p.dirs, p.ps, &p.undo)
 	}
 	p.netns, err = startCNI(p.dirs.imagePath, p.b.StateDir(), p.cfg, &p.undo)
 	if p.netns != nil || err != nil {

@@ -98,15 +98,12 @@ func sendConsole(path string, master *os.File) error {
 }
 
 // startLazyPages starts CRIU's lazy-pages daemon against the source's page
-// server, for a restore with LazyPages, from another thread, and returns
-// what waits for it to have started. The daemon goes on fetching pages
-// after the restore returns and exits by itself once it has them all.
-func startLazyPages(cr *checkpoint.Criu, o RestoreOpts, d *imageDirs, undo *cleanup.Stack) (func() (*checkpoint.LazyPages, error), error) {
-	host, port, err := splitHostPort(o.PageServer)
-	if err != nil {
-		return nil, err
-	}
+// server, connected as ps, for a restore with LazyPages, from another
+// thread, and returns what waits for it to have started. The daemon goes
+// on fetching pages after the restore returns and exits by itself once it
+// has them all.
+func startLazyPages(cr *checkpoint.Criu, o RestoreOpts, d *imageDirs, ps *checkpoint.PageServerConn, undo *cleanup.Stack) func() (*checkpoint.LazyPages, error) {
 	return cleanup.Background(func() (*checkpoint.LazyPages, error) {
-		return cr.StartLazyPages(d.imagePath, d.workPath, host, port, criuLogLevel(o.Verbose))
-	}, (*checkpoint.LazyPages).Stop, undo), nil
+		return cr.StartLazyPages(d.imagePath, d.workPath, ps, criuLogLevel(o.Verbose))
+	}, (*checkpoint.LazyPages).Stop, undo)
 }

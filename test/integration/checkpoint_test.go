@@ -335,7 +335,7 @@ func TestCheckpointFailures(t *testing.T) {
 	images := filepath.Join(t.TempDir(), "images")
 	cpus := cpusAllowed(t, id)
 	// Nobody listens on the page server's port: CRIU fails mid-dump.
-	e.failLkc(`checkpoint: checkpointing container .*: criu: `, "checkpoint", "--page-server", "127.0.0.1:1", "--image-path", images, id)
+	e.failLkc(`checkpoint: checkpointing container .*: page server 127.0.0.1:1: connection refused`, "checkpoint", "--page-server", "127.0.0.1:1", "--image-path", images, id)
 	if st := e.state(id); st["status"] != "running" {
 		t.Fatalf("container is %v after a failed checkpoint", st["status"])
 	}
