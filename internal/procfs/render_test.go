@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"os/exec"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -699,4 +700,36 @@ func TestSwapV2WithoutAccounting(t *testing.T) {
 	}
 	got := meminfoValues(t, used, f.render("proc/meminfo"))
 	checkValues(t, got, map[string]uint64{"SwapTotal": hostSwap >> 10, "SwapFree": hostSwap >> 11})
+}
+
+// TestExitedTask: a task that exits between the open of its stat and the
+// read fails the read with ESRCH; counting the container's tasks skips
+// it as one gone before the open, instead of failing the whole render
+// (and sysinfo falling back to the host's values).
+func TestExitedTask(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd.Process.Kill()
+	cmd.Wait()
+	_, err = f.Read(make([]byte, 512))
+	for _, c := range []struct {
+		err  error
+		gone bool
+	}{
+		{err, true},
+		{&fs.PathError{Op: "open", Path: "/proc/1/stat", Err: unix.ENOENT}, true},
+		{&fs.PathError{Op: "read", Path: "/proc/1/stat", Err: unix.EACCES}, false},
+		{nil, false},
+	} {
+		if exited(c.err) != c.gone {
+			t.Errorf("exited(%v) = %v, want %v", c.err, !c.gone, c.gone)
+		}
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // tasks counts a container's threads by state, as the kernel's
@@ -73,7 +75,7 @@ func (h *Host) tasks(c *Container) (tasks, error) {
 			return tasks{}, fmt.Errorf("%s/%s: %q: %w", dir, file, f, err)
 		}
 		state, start, err := h.threadStat(tid)
-		if errors.Is(err, fs.ErrNotExist) {
+		if exited(err) {
 			continue
 		}
 		if err != nil {
@@ -135,6 +137,13 @@ func (h *Host) threadStat(tid int) (byte, uint64, error) {
 		return 0, 0, err
 	}
 	return parseStat(s)
+}
+
+// exited says a read of a task's /proc file failed because the task is
+// gone: before the open (ENOENT) or between the open and the read (ESRCH,
+// which a busy container's short-lived processes meet now and then).
+func exited(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH)
 }
 
 // parseStat picks the state (field 3) and starttime (field 22) out of a
