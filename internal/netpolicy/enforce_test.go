@@ -31,23 +31,14 @@ func TestMain(m *testing.M) {
 func sockHelper() {
 	bufio.NewReader(os.Stdin).ReadString('\n')
 	lo := [4]byte{127, 0, 0, 1}
-	try := func(name string, typ int, f func(fd int) error) {
-		fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
-		if err == nil {
-			err = f(fd)
-			unix.Close(fd)
-		}
-		errno, _ := err.(unix.Errno)
-		fmt.Printf("%s %d\n", name, errno)
-	}
 	for _, port := range []int{81, 80} {
 		to := &unix.SockaddrInet4{Port: port, Addr: lo}
-		try("sendto"+strconv.Itoa(port), unix.SOCK_DGRAM, func(fd int) error { return unix.Sendto(fd, []byte("x"), 0, to) })
+		try("sendto"+strconv.Itoa(port), unix.AF_INET, unix.SOCK_DGRAM, func(fd int) error { return unix.Sendto(fd, []byte("x"), 0, to) })
 	}
 	// 0.0.0.0 is the loopback to sendto(2) and connect(2).
 	unspec := &unix.SockaddrInet4{Port: 81}
-	try("sendtoany81", unix.SOCK_DGRAM, func(fd int) error { return unix.Sendto(fd, []byte("x"), 0, unspec) })
-	try("connectany81", unix.SOCK_STREAM, func(fd int) error { return unix.Connect(fd, unspec) })
+	try("sendtoany81", unix.AF_INET, unix.SOCK_DGRAM, func(fd int) error { return unix.Sendto(fd, []byte("x"), 0, unspec) })
+	try("connectany81", unix.AF_INET, unix.SOCK_STREAM, func(fd int) error { return unix.Connect(fd, unspec) })
 	// UDP-Lite: the kernel runs no connect hook for it, and a connected
 	// socket's sends carry no address for the sendmsg hook.
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDPLITE)
@@ -62,18 +53,40 @@ func sockHelper() {
 	fmt.Printf("udplite81 %d\n", errno)
 	for _, port := range []int{82, 83} {
 		at := &unix.SockaddrInet4{Port: port, Addr: lo}
-		try("bind"+strconv.Itoa(port), unix.SOCK_STREAM, func(fd int) error { return unix.Bind(fd, at) })
+		try("bind"+strconv.Itoa(port), unix.AF_INET, unix.SOCK_STREAM, func(fd int) error { return unix.Bind(fd, at) })
 	}
+	// A wildcard bind listens on every local address of its family, and
+	// :: on an IPv6 socket on the IPv4 ones too.
+	anyMapped := [16]byte{10: 0xff, 11: 0xff}
+	for _, port := range []int{84, 85, 86, 87} {
+		p := strconv.Itoa(port)
+		try("bindany"+p, unix.AF_INET, unix.SOCK_STREAM, func(fd int) error { return unix.Bind(fd, &unix.SockaddrInet4{Port: port}) })
+		try("bind6any"+p, unix.AF_INET6, unix.SOCK_STREAM, func(fd int) error { return unix.Bind(fd, &unix.SockaddrInet6{Port: port}) })
+		try("bind6mappedany"+p, unix.AF_INET6, unix.SOCK_STREAM, func(fd int) error { return unix.Bind(fd, &unix.SockaddrInet6{Port: port, Addr: anyMapped}) })
+	}
+}
+
+// try tries f on a new socket of family and type typ and prints its
+// errno (EAFNOSUPPORT for AF_INET6 on a host without IPv6).
+func try(name string, family, typ int, f func(fd int) error) {
+	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
+	if err == nil {
+		err = f(fd)
+		unix.Close(fd)
+	}
+	errno, _ := err.(unix.Errno)
+	fmt.Printf("%s %d\n", name, errno)
 }
 
 // TestEnforce attaches a policy to a cgroup of its own, as create does,
 // and checks in a process there that the kernel runs the programs: UDP
 // datagrams sent without a connect to a denied port, a UDP-Lite socket
-// (whose connect and sends no hook checks), and binds of a denied port,
-// fail with EPERM; their neighbours work.
+// (whose connect and sends no hook checks), binds of a denied port, and
+// wildcard binds that would listen on a denied address, fail with EPERM;
+// their neighbours work.
 func TestEnforce(t *testing.T) {
 	testutil.RequiresRoot(t)
-	enforceAndTry(t, "deny connect 127.0.0.0/8 port 81, deny bind any port 82")
+	enforceAndTry(t, "deny connect 127.0.0.0/8 port 81, deny bind any port 82, deny bind 127.0.0.1 port 84, "+wildcardRules)
 }
 
 // TestEnforceMappedRule: a rule written with an IPv4-mapped IPv6 address
@@ -81,8 +94,12 @@ func TestEnforce(t *testing.T) {
 // programs.
 func TestEnforceMappedRule(t *testing.T) {
 	testutil.RequiresRoot(t)
-	enforceAndTry(t, "deny connect ::ffff:127.0.0.0/104 port 81, deny bind any port 82")
+	enforceAndTry(t, "deny connect ::ffff:127.0.0.0/104 port 81, deny bind any port 82, deny bind ::ffff:127.0.0.1 port 84, "+wildcardRules)
 }
+
+// wildcardRules end both tests' policies: an IPv6 deny (port 85) and,
+// on port 87, allow rules that a wildcard bind matches only as written.
+const wildcardRules = "deny bind ::1 port 85, allow bind 127.0.0.1 port 87, allow bind :: port 87, deny bind any port 87"
 
 // enforceAndTry attaches policy (which must deny what TestEnforce's does)
 // to a cgroup of the helper's, and checks what its IPv4 calls get.
@@ -146,9 +163,36 @@ func enforceAndTry(t *testing.T, policy string) {
 	if err != nil {
 		t.Fatalf("helper: %v", err)
 	}
-	want := fmt.Sprintf("sendto81 %d\nsendto80 0\nsendtoany81 %d\nconnectany81 %d\nudplite81 %d\nbind82 %d\nbind83 0\n",
+	var want strings.Builder
+	fmt.Fprintf(&want, "sendto81 %d\nsendto80 0\nsendtoany81 %d\nconnectany81 %d\nudplite81 %d\nbind82 %d\nbind83 0\n",
 		unix.EPERM, unix.EPERM, unix.EPERM, unix.EPERM, unix.EPERM)
-	if out.String() != want {
-		t.Errorf("got\n%swant\n%s", out.String(), want)
+	// What 0.0.0.0, :: and ::ffff:0.0.0.0 get for each port.
+	wildcard := map[int][3]unix.Errno{
+		84: {unix.EPERM, unix.EPERM, unix.EPERM}, // :: listens on 127.0.0.1 too
+		85: {0, unix.EPERM, 0},
+		86: {0, 0, 0},
+		87: {unix.EPERM, 0, unix.EPERM},
 	}
+	no6 := noIPv6()
+	for _, port := range []int{84, 85, 86, 87} {
+		w := wildcard[port]
+		if no6 != 0 {
+			w[1], w[2] = no6, no6
+		}
+		fmt.Fprintf(&want, "bindany%d %d\nbind6any%d %d\nbind6mappedany%d %d\n", port, w[0], port, w[1], port, w[2])
+	}
+	if out.String() != want.String() {
+		t.Errorf("got\n%swant\n%s", out.String(), want.String())
+	}
+}
+
+// noIPv6 is the error of an IPv6 socket on a host without IPv6, 0 on one
+// with it.
+func noIPv6() unix.Errno {
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err.(unix.Errno)
+	}
+	unix.Close(fd)
+	return 0
 }

@@ -30,9 +30,7 @@ func ciliumCompile(p *Policy, hook Hook, v6 bool) asm.Instructions {
 				asm.JLT.Imm32(asm.R2, int32(r.PortLo), next),
 				asm.JGT.Imm32(asm.R2, int32(r.PortHi), next))
 		}
-		if r.Prefix.IsValid() && hook == Connect {
-			insns = append(insns, ciliumUnspecifiedCheck(r.Prefix, v6, match, spec, next)...)
-		}
+		insns = append(insns, ciliumUnspecifiedCheck(unspecified(r, hook, v6), v6, match, spec, next)...)
 		if r.Prefix.IsValid() {
 			insns = append(insns, ciliumAddrCheck(r.Prefix, v6, next)...)
 		}
@@ -42,18 +40,19 @@ func ciliumCompile(p *Policy, hook Hook, v6 bool) asm.Instructions {
 	return append(insns, asm.Mov.Imm(asm.R0, verdict(p.DefaultAllow)), asm.Return())
 }
 
-func ciliumUnspecifiedCheck(pfx netip.Prefix, v6 bool, match, spec, next string) asm.Instructions {
-	unspec, matches, differs := unspecified(pfx)
-	if !differs {
-		return nil
+func ciliumUnspecifiedCheck(sp []special, v6 bool, match, spec, next string) asm.Instructions {
+	var insns asm.Instructions
+	for i, s := range sp {
+		target := next
+		if s.matches {
+			target = match
+		}
+		other := fmt.Sprintf("%s.%d", spec, i)
+		insns = append(insns, ciliumAddrCheck(netip.PrefixFrom(s.addr, s.addr.BitLen()), v6, other)...)
+		insns = append(insns, asm.Mov.Imm(asm.R0, 0), asm.JEq.Imm32(asm.R0, 0, target))
+		insns = append(insns, asm.Mov.Imm(asm.R0, 0).WithSymbol(other))
 	}
-	target := next
-	if matches {
-		target = match
-	}
-	insns := ciliumAddrCheck(netip.PrefixFrom(unspec, unspec.BitLen()), v6, spec)
-	insns = append(insns, asm.Mov.Imm(asm.R0, 0), asm.JEq.Imm32(asm.R0, 0, target))
-	return append(insns, asm.Mov.Imm(asm.R0, 0).WithSymbol(spec))
+	return insns
 }
 
 func ciliumAddrCheck(pfx netip.Prefix, v6 bool, next string) asm.Instructions {
@@ -131,6 +130,7 @@ func TestEncodingMatchesCilium(t *testing.T) {
 		"deny connect 0.0.0.0/0 port 1-65535, allow connect 192.168.0.0/17, deny connect 2001:db8::/33 port 53, deny bind 255.255.255.255",
 		"allow connect ::/0, deny connect ::ffff:0:0/96, deny bind 127.0.0.0/8 port 1-1023, allow bind fe80::1:2:3:4/127",
 		"deny connect 127.0.0.0/8 port 81, allow connect 0.0.0.0/8, deny connect ::1, allow connect ::/128, deny bind 127.0.0.1, default deny",
+		"deny bind 127.0.0.1 port 84, deny bind ::1 port 85, allow bind 10.0.0.0/8, deny bind 0.0.0.0/8, allow bind 0.0.0.0, deny bind ::/0 port 86, deny bind ::/64, default deny",
 	} {
 		p, err := Parse(v)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -130,5 +131,39 @@ func TestVerifierRefusal(t *testing.T) {
 	}
 	if testing.Verbose() {
 		t.Log(err)
+	}
+}
+
+// TestUnspecified: which unspecified addresses a rule decides other than
+// as written: a connect rule as the loopback; a deny bind rule always,
+// and :: for IPv4 rules too (it listens on IPv4 unless IPV6_V6ONLY); an
+// allow bind rule never.
+func TestUnspecified(t *testing.T) {
+	any4, any6 := netip.IPv4Unspecified(), netip.IPv6Unspecified()
+	for _, c := range []struct {
+		rule string
+		v6   bool
+		want []special
+	}{
+		{"deny connect 127.0.0.0/8", true, []special{{any4, true}}},
+		{"allow connect 0.0.0.0/8", false, []special{{any4, false}}},
+		{"deny connect ::/0", true, nil},
+		{"deny bind 127.0.0.1", false, []special{{any4, true}}},
+		{"deny bind 127.0.0.1", true, []special{{any4, true}, {any6, true}}},
+		{"deny bind 0.0.0.0/8", true, []special{{any6, true}}},
+		{"deny bind ::1", true, []special{{any6, true}}},
+		{"deny bind ::/0", true, nil},
+		{"deny bind any", true, nil},
+		{"allow bind 127.0.0.1", true, nil},
+		{"allow bind ::1", true, nil},
+	} {
+		p, err := Parse(c.rule)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := p.Rules[0]
+		if got := unspecified(r, r.Hook, c.v6); !slices.Equal(got, c.want) {
+			t.Errorf("%q v6 %v: %v, want %v", c.rule, c.v6, got, c.want)
+		}
 	}
 }

@@ -26,7 +26,9 @@ const (
 // the next rule on a mismatch and returns the rule's verdict on a match.
 // In the IPv6 program an IPv4 rule also matches the IPv4-mapped address
 // (::ffff:a.b.c.d), which an IPv6 socket can connect to; otherwise such a
-// socket would pass by IPv4 rules.
+// socket would pass by IPv4 rules. The unspecified addresses a rule
+// decides other than as written (unspecified) are checked before its
+// prefix.
 func (p *Policy) compile(hook Hook, v6 bool) []insn {
 	insns := []insn{movReg(r6, r1)}
 	n := 0
@@ -37,9 +39,7 @@ func (p *Policy) compile(hook Hook, v6 bool) []insn {
 		next, match, spec := fmt.Sprintf("rule%d", n), fmt.Sprintf("match%d", n), fmt.Sprintf("spec%d", n)
 		n++
 		insns = append(insns, portCheck(r, next)...)
-		if r.Prefix.IsValid() && hook == Connect {
-			insns = append(insns, unspecifiedCheck(r.Prefix, v6, match, spec, next)...)
-		}
+		insns = append(insns, unspecifiedCheck(unspecified(r, hook, v6), v6, match, spec, next)...)
 		if r.Prefix.IsValid() {
 			insns = append(insns, addrCheck(r.Prefix, v6, next)...)
 		}
@@ -49,39 +49,77 @@ func (p *Policy) compile(hook Hook, v6 bool) []insn {
 	return append(insns, movImm(r0, verdict(p.DefaultAllow)), exit())
 }
 
-// unspecifiedCheck makes a connect rule treat the unspecified address as
-// the loopback, which it is to connect(2) and sendto(2) (BSD's
-// convention: 0.0.0.0 and ::ffff:0.0.0.0 reach 127.0.0.1, :: reaches
-// ::1); matched as written, a rule denying the loopback would let
-// 0.0.0.0 through. It jumps to match when the address is the
-// unspecified one of pfx's family and pfx holds that family's loopback,
-// to next when it is and pfx does not, and otherwise goes on at spec,
-// which labels the address check that follows; nothing when pfx holds
-// both or neither.
-func unspecifiedCheck(pfx netip.Prefix, v6 bool, match, spec, next string) []insn {
-	unspec, matches, differs := unspecified(pfx)
-	if !differs {
-		return nil
+// unspecifiedCheck decides each of sp before the address check that
+// follows: when the address is sp[i].addr it jumps to match if the rule
+// matches it, to next if not; otherwise it goes on at spec.i, the
+// label of what follows the check.
+func unspecifiedCheck(sp []special, v6 bool, match, spec, next string) []insn {
+	var insns []insn
+	for i, s := range sp {
+		target := next
+		if s.matches {
+			target = match
+		}
+		other := fmt.Sprintf("%s.%d", spec, i)
+		insns = append(insns, addrCheck(netip.PrefixFrom(s.addr, s.addr.BitLen()), v6, other)...)
+		// r0 = 0; if w0 == 0 goto target: a jump always taken.
+		insns = append(insns, movImm(r0, 0), jmpImm32(unix.BPF_JEQ, r0, 0, target))
+		insns = append(insns, movImm(r0, 0).at(other))
 	}
-	target := next
-	if matches {
-		target = match
-	}
-	insns := addrCheck(netip.PrefixFrom(unspec, unspec.BitLen()), v6, spec)
-	// r0 = 0; if w0 == 0 goto target: a jump always taken.
-	insns = append(insns, movImm(r0, 0), jmpImm32(unix.BPF_JEQ, r0, 0, target))
-	return append(insns, movImm(r0, 0).at(spec))
+	return insns
 }
 
-// unspecified is the unspecified address of pfx's family, whether pfx
-// holds that family's loopback (and so must match it), and whether that
-// differs from what pfx says of the unspecified address as written.
-func unspecified(pfx netip.Prefix) (unspec netip.Addr, matches, differs bool) {
+// special is an unspecified address a rule decides other than as its
+// prefix says of the address as written: an IPv4 one is compared as
+// ::ffff:0.0.0.0 in the IPv6 program, as addrCheck does.
+type special struct {
+	addr    netip.Addr
+	matches bool
+}
+
+// unspecified is what r decides other than as written of the
+// unspecified addresses (0.0.0.0, ::ffff:0.0.0.0, ::) in the program of
+// hook for one family.
+//
+// connect(2) and sendto(2) send to the loopback (BSD's convention:
+// 0.0.0.0 and ::ffff:0.0.0.0 reach 127.0.0.1, :: reaches ::1), so a
+// connect rule decides its family's unspecified address as it does the
+// loopback; matched as written, a rule denying the loopback would let
+// 0.0.0.0 through.
+//
+// bind(2) to one listens on every local address of its family, so a
+// deny bind rule matches its family's unspecified address whatever
+// local addresses its prefix holds (which ones the container has is not
+// known, and changes); an allow bind rule matches it only as written
+// (any, 0.0.0.0/0, ::/0, or a prefix holding it), so the rules after it
+// still see the wildcard. On an IPv6 socket, :: also listens on every
+// IPv4 address unless the socket is IPV6_V6ONLY, which the bind6
+// program cannot read (struct bpf_sock_addr does not carry it, nor does
+// bpf_getsockopt give it): an IPv4 deny bind rule matches :: too.
+func unspecified(r Rule, hook Hook, v6 bool) []special {
+	pfx := r.Prefix
+	if !pfx.IsValid() {
+		return nil
+	}
 	unspec, lo := netip.IPv6Unspecified(), netip.IPv6Loopback()
 	if pfx.Addr().Is4() {
 		unspec, lo = netip.IPv4Unspecified(), netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	}
-	return unspec, pfx.Contains(lo), pfx.Contains(lo) != pfx.Contains(unspec)
+	var sp []special
+	switch {
+	case hook == Connect:
+		if pfx.Contains(lo) != pfx.Contains(unspec) {
+			sp = append(sp, special{unspec, pfx.Contains(lo)})
+		}
+	case !r.Allow:
+		if !pfx.Contains(unspec) {
+			sp = append(sp, special{unspec, true})
+		}
+		if v6 && pfx.Addr().Is4() {
+			sp = append(sp, special{netip.IPv6Unspecified(), true})
+		}
+	}
+	return sp
 }
 
 // offProtocol is the offset of protocol in struct bpf_sock, the context

@@ -27,14 +27,16 @@ func (e *env) timedExec(id string, args ...string) (string, time.Duration) {
 // TestNetPolicyRefusesAtOnce runs a container whose policy denies connect
 // to one port and bind of another, and checks, as root in the container
 // with the default capabilities, that both fail with EPERM at once while
-// their neighbours do not, over IPv4 and an IPv4-mapped IPv6 address, and
-// that root there cannot reach the cgroup v2 hierarchy to escape the
-// programs.
+// their neighbours do not, over IPv4 and an IPv4-mapped IPv6 address,
+// that a bind denied on 127.0.0.1 alone refuses a listener on the
+// wildcard (busybox nc -l binds :: or 0.0.0.0), which would listen there
+// too, and that root there cannot reach the cgroup v2 hierarchy to
+// escape the programs.
 func TestNetPolicyRefusesAtOnce(t *testing.T) {
 	e := newEnv(t)
 	// The container's own process tries first, before lo is up.
 	init := "nc 127.0.0.1 81 2>/dev/shm/init.err; exec sleep 100"
-	b := e.bundle([]string{"sh", "-c", init}, netPolicy("deny connect 127.0.0.0/8 port 81, deny bind any port 82"))
+	b := e.bundle([]string{"sh", "-c", init}, netPolicy("deny connect 127.0.0.0/8 port 81, deny bind any port 82, deny bind 127.0.0.1 port 84"))
 	id := e.id()
 	e.mustLkc("run", "-d", "--bundle", b, id)
 	var initErr string
@@ -59,6 +61,7 @@ func TestNetPolicyRefusesAtOnce(t *testing.T) {
 		{[]string{"nc", "::", "81"}, "Connection refused"},
 		{[]string{"nc", "127.0.0.1", "80"}, "Connection refused"},
 		{[]string{"timeout", "2", "nc", "-l", "-p", "82"}, "Operation not permitted"},
+		{[]string{"timeout", "2", "nc", "-l", "-p", "84"}, "Operation not permitted"},
 	} {
 		out, took := e.timedExec(id, c.args...)
 		if !strings.Contains(out, c.want) {
