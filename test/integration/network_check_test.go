@@ -40,3 +40,23 @@ func TestNetworkStateCheck(t *testing.T) {
 	e.mustLkc("delete", "-f", id)
 	c.assertReleased(ip)
 }
+
+// TestNetworkStateCheckWithoutRate: `state --check` of a container on a
+// network with the bandwidth plugin and no rate in force passes, before a
+// rate is given, with one, and after it is taken away. The plugin's CHECK
+// crashes without a rate (a nil pointer in containernetworking/plugins), so
+// lkc leaves it out of CHECK then: its ADD did nothing to check.
+func TestNetworkStateCheckWithoutRate(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(e, "")
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "100"}, c.annotate()), id)
+	e.mustLkc("state", "--check", id)
+	e.mustLkc("update", "--net-rate", "egress=10mbit", id)
+	e.mustLkc("state", "--check", id)
+	e.mustLkc("update", "--net-rate", "none", id)
+	e.mustLkc("state", "--check", id)
+	ip := e.addr(id)
+	e.mustLkc("delete", "-f", id)
+	c.assertReleased(ip)
+}
