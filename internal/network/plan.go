@@ -1,6 +1,7 @@
 package network
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -44,6 +45,11 @@ func Load(dir string, req *Request) (*Plan, error) {
 		}
 		if req.Rate.Any() && rateTo == "" && hasCapability(list, "bandwidth") {
 			a.Caps["bandwidth"], rateTo = bandwidth(req.Rate), name
+		}
+		if _, ok := a.Caps["portMappings"]; !ok {
+			if a.Config, err = withoutPlugin(list.Bytes, portmapType); err != nil {
+				return nil, fmt.Errorf("network %s: %w", name, err)
+			}
 		}
 		p.attachments = append(p.attachments, a)
 	}
@@ -99,6 +105,47 @@ func readList(file string) (*libcni.NetworkConfigList, error) {
 		return nil, err
 	}
 	return libcni.ConfListFromConf(conf)
+}
+
+// portmapType is the plugin that publishes ports: without portMappings its
+// ADD hands its prevResult on unchanged, and its CHECK and DEL return at
+// once (containernetworking/plugins, every release with the capability).
+const portmapType = "portmap"
+
+// withoutPlugin is the configuration list conf without its plugins of type
+// typ, for an attachment that asks nothing of them: an ADD that leaves
+// them out makes the same network with fewer processes (for portmap, one
+// at ADD and one at DEL). The record keeps the list as ADD
+// ran it, so CHECK and DEL run the same plugins. A list of that plugin
+// alone stays whole, for the plugin to refuse as it would.
+func withoutPlugin(conf []byte, typ string) ([]byte, error) {
+	var list map[string]json.RawMessage
+	if err := json.Unmarshal(conf, &list); err != nil {
+		return nil, fmt.Errorf("decoding the configuration: %w", err)
+	}
+	var plugins, kept []json.RawMessage
+	if err := json.Unmarshal(list["plugins"], &plugins); err != nil {
+		return nil, fmt.Errorf("decoding the configuration's plugins: %w", err)
+	}
+	for _, raw := range plugins {
+		var pl struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(raw, &pl); err != nil {
+			return nil, fmt.Errorf("decoding the configuration's plugins: %w", err)
+		}
+		if pl.Type != typ {
+			kept = append(kept, raw)
+		}
+	}
+	if len(kept) == len(plugins) || len(kept) == 0 {
+		return conf, nil
+	}
+	var err error
+	if list["plugins"], err = json.Marshal(kept); err != nil {
+		return nil, err
+	}
+	return json.Marshal(list)
 }
 
 func hasCapability(list *libcni.NetworkConfigList, c string) bool {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/containernetworking/cni/libcni"
 )
 
 const bridgeOnly = `{"cniVersion":"1.0.0","name":"plain","plugins":[{"type":"bridge","bridge":"x0","ipam":{"type":"host-local","subnet":"10.99.0.0/24"}}]}`
@@ -73,5 +75,46 @@ func TestLoadBesideBrokenFile(t *testing.T) {
 	_, err := Load(dir, &Request{Networks: []string{"other"}})
 	if err == nil || !strings.Contains(err.Error(), "network other: no configuration of that name in "+dir) || !strings.Contains(err.Error(), "00-broken.conflist") {
 		t.Errorf("a network not there, beside a broken file: %v", err)
+	}
+}
+
+// TestLoadLeavesOutPortmap: a network asked for no ports gets its list
+// without portmap, as ADD runs it and the record keeps it; the network
+// that publishes keeps it, and the other plugins stay in order.
+func TestLoadLeavesOutPortmap(t *testing.T) {
+	dir := confDir(t)
+	types := func(conf []byte) []string {
+		list, err := libcni.NetworkConfFromBytes(conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ts []string
+		for _, p := range list.Plugins {
+			ts = append(ts, p.Network.Type)
+		}
+		return ts
+	}
+	for _, tc := range []struct {
+		name  string
+		ports []Port
+		want  string
+	}{
+		{"no ports", nil, "bridge bandwidth"},
+		{"ports", []Port{{HostPort: 1, ContainerPort: 2, Protocol: "tcp"}}, "bridge portmap bandwidth"},
+	} {
+		p, err := Load(dir, &Request{Networks: []string{"full"}, Ports: tc.ports})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(types(p.attachments[0].Config), " "); got != tc.want {
+			t.Errorf("%s: plugins %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	p, err := Load(dir, &Request{Networks: []string{"plain"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(p.attachments[0].Config) != bridgeOnly {
+		t.Errorf("a list without portmap changed: %s", p.attachments[0].Config)
 	}
 }
