@@ -39,7 +39,7 @@ func parseConfig(args []string, usageOut io.Writer) (config, error) {
 	fs.StringVar(&scenarios, "scenario", "run", "comma-separated scenarios, or \"all\" (see -list)")
 	fs.StringVar(&variants, "variants", "", "comma-separated variants (default: all of the scenario's, see -list)")
 	fs.StringVar(&cfg.lkcPath, "lkc", "bin/lkc", "lkc binary, relative to the repository root")
-	fs.StringVar(&cfg.baseline, "baseline", "", "a second lkc binary (say, main's) run as variant lkc-base in the run, exec, lifecycle, checkpoint, restore and proc-run scenarios, for an A/B in one shuffled run")
+	fs.StringVar(&cfg.baseline, "baseline", "", "a second lkc binary (say, main's) run as variant lkc-base in the run, run-net (lkc-base-net, lkc-base-net4), exec, lifecycle, checkpoint, restore and proc-run scenarios, for an A/B in one shuffled run")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print machine-readable JSON instead of a table")
 	fs.BoolVar(&cfg.list, "list", false, "list scenarios and their variants, then exit")
 	fs.Uint64Var(&cfg.seed, "seed", 0, "shuffle seed (0: pick one and report it)")

@@ -63,18 +63,24 @@ func runNetScenario() Scenario {
 		Name: "run-net",
 		Desc: "'lkc run' of /bin/true without a network, on a bridge network (org.lkc.network), with a port and rate limits too; 'podman run --rm' (runc) with the same plugins",
 		Ratios: [][2]string{{"lkc-net", "lkc"}, {"lkc-net-full", "lkc"}, {"lkc-net", "podman-net"},
-			{"lkc-net4", "podman-net4"}, {"lkc", "podman"}},
+			{"lkc-net4", "podman-net4"}, {"lkc", "podman"},
+			{"lkc-net", "lkc-base-net"}, {"lkc-net4", "lkc-base-net4"}},
 		Variants: func(env *Env) []Variant {
-			return []Variant{
+			vs := []Variant{
 				runtimeRunVariant(env, "lkc", env.LKC),
-				netRunVariant(env, "lkc-net", lkcNet, nil),
-				netRunVariant(env, "lkc-net-full", lkcNet, map[string]string{
+				netRunVariant(env, "lkc-net", env.LKC, lkcNet, nil),
+				netRunVariant(env, "lkc-net-full", env.LKC, lkcNet, map[string]string{
 					"org.lkc.ports": "18790:80", "org.lkc.net-rate": "egress=10mbit,ingress=20mbit"}),
-				netRunVariant(env, "lkc-net4", lkcNet4, nil),
+				netRunVariant(env, "lkc-net4", env.LKC, lkcNet4, nil),
 				podmanRunVariant(env, "podman", nil),
 				podmanRunVariant(env, "podman-net", &podmanNet),
 				podmanRunVariant(env, "podman-net4", &podmanNet4),
 			}
+			if env.Baseline != "" {
+				vs = append(vs, netRunVariant(env, "lkc-base-net", env.Baseline, lkcNet, nil),
+					netRunVariant(env, "lkc-base-net4", env.Baseline, lkcNet4, nil))
+			}
+			return vs
 		},
 	}
 }
@@ -83,12 +89,12 @@ func runNetScenario() Scenario {
 // networks (LKC_NET_DIR).
 func lkcNetDir(env *Env) string { return filepath.Join(env.Dir, "net.d") }
 
-// netRunVariant is `lkc run` of a bundle on network n with the extra
-// annotations a; its Prepare writes the network into a directory of the
+// netRunVariant is `lkc run` (the binary bin) of a bundle on network n
+// with the extra annotations a; its Prepare writes the network into a directory of the
 // run and points lkc at it.
-func netRunVariant(env *Env, name string, n benchNetwork, a map[string]string) Variant {
+func netRunVariant(env *Env, name, bin string, n benchNetwork, a map[string]string) Variant {
 	bundle := filepath.Join(env.Dir, "bundle-"+name)
-	v := bundleRunVariant(env, name, env.LKC, bundle)
+	v := bundleRunVariant(env, name, bin, bundle)
 	prepare, cleanup := v.Prepare, v.Cleanup
 	ann := map[string]string{"org.lkc.network": n.name}
 	for k, val := range a {
