@@ -109,7 +109,7 @@ func readList(file string) (*libcni.NetworkConfigList, error) {
 
 // portmapType is the plugin that publishes ports: without portMappings its
 // ADD hands its prevResult on unchanged, and its CHECK and DEL return at
-// once (containernetworking/plugins, every release with the capability).
+// once (containernetworking/plugins 1.1.1 and upstream's current code).
 const portmapType = "portmap"
 
 // withoutPlugin is the configuration list conf without its plugins of type
