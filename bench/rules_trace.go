@@ -15,6 +15,26 @@ import (
 
 const tracefs = "/sys/kernel/tracing"
 
+// ensureTracefs mounts tracefs on its place when nothing is mounted there
+// (systemd mounts it at boot; a host without systemd may not), and says
+// whether it did.
+func ensureTracefs() (bool, error) {
+	if _, err := os.Stat(filepath.Join(tracefs, "instances")); err == nil {
+		return false, nil
+	}
+	if err := syscall.Mount("tracefs", tracefs, "tracefs", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
+		return false, fmt.Errorf("mounting tracefs on %s: %w", tracefs, err)
+	}
+	return true, nil
+}
+
+// unmountTracefs undoes ensureTracefs' mount.
+func unmountTracefs() {
+	if err := syscall.Unmount(tracefs, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: rules: unmounting %s: %v\n", tracefs, err)
+	}
+}
+
 // attachTracer records when each probe process was attached to cgroups,
 // from the kernel's cgroup:cgroup_attach_task trace event, in a tracing
 // instance of its own (the global buffer is left alone) with the "mono"

@@ -61,6 +61,9 @@ type rulesLab struct {
 	target  string // the group's cgroup path
 	hier    []string
 	environ []string // LKC_CONFIG and LKC_DAEMON_DIR of the lab's lkc
+	// mountedTracefs says the lab mounted tracefs (a host without systemd
+	// may have none) and unmounts it at its teardown.
+	mountedTracefs bool
 }
 
 func (l *rulesLab) acquire() error {
@@ -88,6 +91,9 @@ func (l *rulesLab) release() error {
 func (l *rulesLab) setup() error {
 	own, err := ownCgroupBase()
 	if err != nil {
+		return err
+	}
+	if l.mountedTracefs, err = ensureTracefs(); err != nil {
 		return err
 	}
 	l.dir = filepath.Join(l.env.Dir, "rules")
@@ -178,6 +184,10 @@ func (l *rulesLab) lkc(bin string, args ...string) *exec.Cmd {
 // teardown kills whatever is left in the lab's cgroups, removes them
 // (deepest first, in every hierarchy) and the parents made above them.
 func (l *rulesLab) teardown() error {
+	if l.mountedTracefs {
+		l.mountedTracefs = false
+		defer unmountTracefs()
+	}
 	if l.base == "" {
 		return nil
 	}
