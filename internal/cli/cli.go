@@ -21,6 +21,7 @@ var Version = "dev"
 // globals are the flags before the subcommand.
 type globals struct {
 	root          string
+	rootSet       bool // --root was given, not the default
 	log           string
 	logFormat     string
 	debug         bool
@@ -112,6 +113,7 @@ func Main(args []string) int {
 	} else if err != nil {
 		return fail(g, "", err)
 	}
+	fs.Visit(func(f *flag.Flag) { g.rootSet = g.rootSet || f.Name == "root" })
 	if *version {
 		fmt.Printf("lkc version %s\nspec: %s\n", Version, specVersion())
 		return 0

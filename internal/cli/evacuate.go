@@ -169,7 +169,10 @@ func cmdRestoreAll(g *globals, args []string) error {
 	if o.ConsoleDir, err = absPath(o.ConsoleDir); err != nil {
 		return err
 	}
-	o.Root, o.Adopt = g.root, adoptConfig
+	o.Adopt = adoptConfig
+	if g.rootSet {
+		o.Root = g.root
+	}
 	o.Restore.CRIU, o.Restore.Warn, o.Restore.Verbose = g.criu, g.warn, g.debug
 	p := newAllProgress("restore", "restored", asJSON)
 	o.Progress = p.event

@@ -20,6 +20,8 @@ import (
 
 // RestoreOpts are the options of `lkc restore --all`.
 type RestoreOpts struct {
+	// Root is where the containers are restored; "" is the root they
+	// were dumped from (the manifest's).
 	Root     string
 	ImageDir string
 	Parallel int
@@ -59,6 +61,12 @@ func RestoreAll(ctx context.Context, o RestoreOpts) ([]Result, error) {
 	m, err := ReadManifest(o.ImageDir)
 	if err != nil {
 		return nil, err
+	}
+	if o.Root == "" {
+		o.Root = m.Root
+	}
+	if !filepath.IsAbs(o.Root) {
+		return nil, fmt.Errorf("%s: root %q is not an absolute path", filepath.Join(o.ImageDir, ManifestFile), o.Root)
 	}
 	if fi, err := os.Stat(o.Root); err == nil && !fi.IsDir() {
 		return nil, fmt.Errorf("root %s: not a directory", o.Root)

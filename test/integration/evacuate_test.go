@@ -693,3 +693,30 @@ func TestCheckpointAllVolatileImageDir(t *testing.T) {
 		t.Errorf("checkpoint --all into a tmpfs: %v, want the warning %q", r, warning)
 	}
 }
+
+// restore --all without --root brings the containers back into the root
+// they were dumped from (the manifest's), not into the default one.
+func TestRestoreAllIntoManifestRoot(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, countRoot := e.ckptCounter(nil)
+	dir := filepath.Join(t.TempDir(), "images")
+	e.mustLkc("checkpoint", "--all", "--image-dir", dir)
+	saved := readCount(t, countRoot)
+	t.Cleanup(func() {
+		// Where a wrong restore put it.
+		exec.Command(e.bin, "delete", "--force", id).Run()
+	})
+	out := e.tempFile()
+	defer out.Close()
+	cmd := exec.Command(e.bin, "restore", "--all", "--image-dir", dir)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("restore --all without --root: %v: %s", err, readAll(out))
+	}
+	if st := e.state(id); st["status"] != "running" {
+		t.Fatalf("%s is %v in the root it was dumped from after restore --all", id, st["status"])
+	}
+	waitCount(t, countRoot, saved+1)
+	e.mustLkc("delete", "--force", id)
+}
