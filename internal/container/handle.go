@@ -82,14 +82,27 @@ func (h *Handle) Cgroup() cgroups.Manager { return h.c.cgroup() }
 // cgroups, none in a sub-cgroup (asked of the cgroups now).
 func (h *Handle) FlatCgroups() bool { return cgroups.Flat(h.c.st.CgroupPaths) }
 
-// MemoryUsage is the container's memory use now, in bytes; 0 when the
-// cgroups do not say.
-func (h *Handle) MemoryUsage() int64 {
+// DumpBytes is about what a dump of the container's memory writes now,
+// in bytes: its cgroup's use less the page cache of files (which CRIU
+// does not write; their pages are on their filesystems), with shared
+// memory (tmpfs, shmem; counted in the cache) and swap added back. 0
+// when the cgroups do not say.
+func (h *Handle) DumpBytes() int64 {
 	st, err := h.c.cgroup().Stats()
 	if err != nil {
 		return 0
 	}
-	return int64(st.Memory.Usage.Usage)
+	m := st.Memory
+	// v1's memory.stat counts sub-cgroups (exec --cgroup) in total_*.
+	cache, shmem := m.Cache, m.Raw["shmem"]
+	if v, ok := m.Raw["total_cache"]; ok {
+		cache, shmem = v, m.Raw["total_shmem"]
+	}
+	n := m.Usage.Usage - min(cache, m.Usage.Usage) + shmem
+	if m.Swap.Usage > m.Usage.Usage {
+		n += m.Swap.Usage - m.Usage.Usage
+	}
+	return int64(n)
 }
 
 // StateDir is the container's state directory, where an operation keeps

@@ -140,7 +140,7 @@ func (o *CheckpointOpts) plan(id string) *Entry {
 	e.Bundle, e.Rootfs, e.Terminal = h.Bundle(), h.Rootfs(), h.Config().Process.Terminal
 	e.Paused = h.Status() == container.Paused
 	e.Annotations = h.LiveAnnotations()
-	e.MemoryBytes = h.MemoryUsage()
+	e.MemoryBytes = h.DumpBytes()
 	if e.Resources, err = json.Marshal(h.Config().Cgroup.Resources); err != nil {
 		e.Status, e.Error = StatusFailed, fmt.Sprintf("encoding its limits: %v", err)
 		return e

@@ -45,7 +45,7 @@ func Need(o Options) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := ct.MemoryUsage()
+	n := ct.DumpBytes()
 	if !o.SharedStorage {
 		rootfs, err := treeSize(ct.Rootfs())
 		if err != nil {

@@ -336,7 +336,7 @@ func (s *session) offer() (*offer, error) {
 		}
 	}
 	if s.mode != ModePostcopy {
-		of.MemoryBytes = s.ct.MemoryUsage()
+		of.MemoryBytes = s.ct.DumpBytes()
 	}
 	return of, nil
 }

@@ -720,3 +720,19 @@ func TestRestoreAllIntoManifestRoot(t *testing.T) {
 	waitCount(t, countRoot, saved+1)
 	e.mustLkc("delete", "--force", id)
 }
+
+// The space checkpoint --all wants is what CRIU writes: a container that
+// wrote a big file on disk holds that much page cache in its cgroup, but
+// the dump does not write it, so a small image dir is enough.
+func TestCheckpointAllPageCacheNotCounted(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, _ := e.ckptCounter(func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", "dd if=/dev/zero of=/big bs=1M count=96 2>/dev/null; " + counterScript}
+	})
+	dir := filepath.Join(tmpfsDir(t, "48m"), "images")
+	out := e.mustLkc("checkpoint", "--all", "--image-dir", dir)
+	if got := readEvacManifest(t, dir); got[id] != "dumped" {
+		t.Errorf("manifest: %v\n%s", got, out)
+	}
+}
