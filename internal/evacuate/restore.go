@@ -85,6 +85,9 @@ func RestoreAll(ctx context.Context, o RestoreOpts) ([]Result, error) {
 			results[i].Error = "its dump never finished (the checkpoint was interrupted)"
 		}
 	}
+	if err := o.checkRoom(m, todo); err != nil {
+		return nil, err
+	}
 	if o.Restore.TCPEstablished {
 		warn := o.Restore.Warn
 		if warn == nil {
@@ -113,6 +116,40 @@ func RestoreAll(ctx context.Context, o RestoreOpts) ([]Result, error) {
 		}
 	}
 	return results, nil
+}
+
+// checkRoom refuses an image directory whose filesystem cannot hold the
+// saved rootfs the restores of the entries todo indexes unpack there (as
+// large as their archives, a tenth more); those whose id the root holds
+// are not restored, and not counted.
+func (o *RestoreOpts) checkRoom(m *Manifest, todo []int) error {
+	var need, n int64
+	for _, i := range todo {
+		e := m.Containers[i]
+		if !e.RootfsSaved {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(o.Root, e.ID)); err == nil {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(o.ImageDir, e.ID, rootfsArchive)); err == nil {
+			need += fi.Size()
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	need += need / 10
+	var st unix.Statfs_t
+	if err := unix.Statfs(o.ImageDir, &st); err != nil {
+		return fmt.Errorf("checking free space in %s: %w", o.ImageDir, err)
+	}
+	if free := int64(st.Bavail) * st.Bsize; free < need {
+		return fmt.Errorf("image dir %s has %d MiB free, unpacking the saved rootfs of %d containers needs about %d MiB",
+			o.ImageDir, free>>20, n, (need+1<<20-1)>>20)
+	}
+	return nil
 }
 
 // checkEntryID refuses an id of the manifest that is not a container id

@@ -736,3 +736,55 @@ func TestCheckpointAllPageCacheNotCounted(t *testing.T) {
 		t.Errorf("manifest: %v\n%s", got, out)
 	}
 }
+
+// restore --all refuses, in one line and before restoring anything, an
+// image dir whose filesystem cannot hold the saved rootfs it would unpack
+// there; with room made, the same directory restores.
+func TestRestoreAllNoRoomForRootfs(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	fs := tmpfsDir(t, "96m")
+	volatileRoot := filepath.Join(fs, "rootfs")
+	if out, err := exec.Command("cp", "-a", rootfs, volatileRoot).CombinedOutput(); err != nil {
+		t.Fatalf("copying the rootfs: %v: %s", err, out)
+	}
+	// Written here, not by the container: its memory stays small.
+	if out, err := exec.Command("dd", "if=/dev/urandom", "of="+filepath.Join(volatileRoot, "big"), "bs=1M", "count=24").CombinedOutput(); err != nil {
+		t.Fatalf("dd: %v: %s", err, out)
+	}
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sh", "-c", counterScript}, func(s *specs.Spec) {
+		s.Root.Path, s.Root.Readonly = volatileRoot, false
+	}), id)
+	waitCount(t, volatileRoot, 3)
+	dir := filepath.Join(fs, "images")
+	e.mustLkc("checkpoint", "--all", "--image-dir", dir)
+	if got := readEvacManifest(t, dir); got[id] != "dumped+rootfs" {
+		t.Fatalf("manifest: %v", got)
+	}
+	// The rootfs is gone, as after a reboot; the rest of the tmpfs fills
+	// up but for 8 MiB.
+	os.RemoveAll(volatileRoot)
+	var st unix.Statfs_t
+	if err := unix.Statfs(fs, &st); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(fs, "filler")
+	if err := os.WriteFile(filler, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("fallocate", "-l", strconv.FormatInt(int64(st.Bavail)*st.Bsize-8<<20, 10), filler).CombinedOutput(); err != nil {
+		t.Fatalf("fallocate: %v: %s", err, out)
+	}
+	e.failLkc(`image dir .*/images has [0-9]+ MiB free, unpacking the saved rootfs of 1 containers needs about 2[0-9] MiB`,
+		"restore", "--all", "--image-dir", dir)
+	if _, err := os.Stat(filepath.Join(dir, id, "bundle")); !os.IsNotExist(err) {
+		t.Errorf("the refused restore left its bundle: %v", err)
+	}
+	if r := e.lkc("state", id); r.code == 0 {
+		t.Errorf("%s exists after the refused restore: %v", id, r)
+	}
+	os.Remove(filler)
+	e.mustLkc("restore", "--all", "--image-dir", dir)
+	e.mustLkc("delete", "--force", id)
+}
