@@ -68,10 +68,11 @@ func CheckpointAll(ctx context.Context, o CheckpointOpts) (*Manifest, error) {
 	for _, id := range ids {
 		m.Containers = append(m.Containers, o.plan(id))
 	}
-	undo, err := makeImageDir(o.ImageDir)
+	undo, unlock, err := makeImageDir(o.ImageDir)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	if err := checkRoom(o.ImageDir, m.Containers); err != nil {
 		undo()
 		return nil, err
@@ -158,27 +159,38 @@ func (o *CheckpointOpts) plan(id string) *Entry {
 }
 
 // makeImageDir makes dir (its parent must exist) or checks that it is
-// empty, and returns what removes what it made.
-func makeImageDir(dir string) (undo func(), err error) {
+// empty, and locks it; it returns what removes what it made, and what
+// unlocks it.
+func makeImageDir(dir string) (undo, unlock func(), err error) {
 	err = os.Mkdir(dir, 0o700)
-	if err == nil {
-		return func() { os.RemoveAll(dir) }, nil
+	made := err == nil
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, nil, fmt.Errorf("image dir %s: %w", dir, errors.Unwrap(err))
 	}
-	if !errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("image dir %s: %w", dir, errors.Unwrap(err))
+	// Locked before it is read: a checkpoint that made it and holds it
+	// has not written there yet. One that lost it to another, between
+	// its making and its locking, leaves it to that one.
+	if unlock, err = lockImageDir(dir); err != nil {
+		return nil, nil, err
+	}
+	if made {
+		return func() { os.RemoveAll(dir) }, unlock, nil
 	}
 	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("image dir %s: %w", dir, errors.Unwrap(err))
+	if err == nil && len(entries) > 0 {
+		err = fmt.Errorf("image dir %s is not empty (%s): checkpoint --all writes into an empty one", dir, entries[0].Name())
+	} else if err != nil {
+		err = fmt.Errorf("image dir %s: %w", dir, errors.Unwrap(err))
 	}
-	if len(entries) > 0 {
-		return nil, fmt.Errorf("image dir %s is not empty (%s): checkpoint --all writes into an empty one", dir, entries[0].Name())
+	if err != nil {
+		unlock()
+		return nil, nil, err
 	}
 	return func() {
 		for _, f := range []string{ManifestFile, ManifestFile + ".tmp", reserveFile} {
 			os.Remove(filepath.Join(dir, f))
 		}
-	}, nil
+	}, unlock, nil
 }
 
 // checkRoom refuses a directory whose filesystem cannot hold the dumps:

@@ -63,25 +63,34 @@ func TestWriteConfig(t *testing.T) {
 	}
 }
 
-// The image dir is made, or must be empty; a refusal removes what it made.
+// The image dir is made, or must be empty, and is held: a second
+// checkpoint or restore --all of it is refused; a refusal removes what it
+// made.
 func TestMakeImageDir(t *testing.T) {
 	base := t.TempDir()
-	undo, err := makeImageDir(filepath.Join(base, "new"))
+	undo, unlock, err := makeImageDir(filepath.Join(base, "new"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := makeImageDir(filepath.Join(base, "new")); err == nil || !strings.Contains(err.Error(), "in use by another") {
+		t.Errorf("a held dir: %v", err)
+	}
+	if _, err := lockImageDir(filepath.Join(base, "new")); err == nil {
+		t.Error("a held dir: locked again")
+	}
+	unlock()
 	undo()
 	if _, err := os.Stat(filepath.Join(base, "new")); !os.IsNotExist(err) {
 		t.Errorf("undo left the made dir: %v", err)
 	}
 	os.WriteFile(filepath.Join(base, "f"), nil, 0o600)
-	if _, err := makeImageDir(base); err == nil || !strings.Contains(err.Error(), "is not empty (f)") {
+	if _, _, err := makeImageDir(base); err == nil || !strings.Contains(err.Error(), "is not empty (f)") {
 		t.Errorf("non-empty dir: %v", err)
 	}
-	if _, err := makeImageDir(filepath.Join(base, "f")); err == nil {
+	if _, _, err := makeImageDir(filepath.Join(base, "f")); err == nil {
 		t.Error("a file: accepted")
 	}
-	if _, err := makeImageDir(filepath.Join(base, "no", "such")); err == nil {
+	if _, _, err := makeImageDir(filepath.Join(base, "no", "such")); err == nil {
 		t.Error("a missing parent: accepted")
 	}
 }

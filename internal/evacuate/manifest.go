@@ -162,3 +162,22 @@ type FileKind struct {
 	Mode uint32 `json:"mode"` // st_mode: type and permission bits
 	Size int64  `json:"size"`
 }
+
+// lockImageDir takes image directory dir for one checkpoint or restore
+// --all, until release: two at once would undo or overwrite each other's
+// files (a restore's unpacked rootfs, under a container the other one is
+// restoring from it).
+func lockImageDir(dir string) (release func(), err error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("image dir %s: %w", dir, errors.Unwrap(err))
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("image dir %s is in use by another checkpoint or restore --all", dir)
+		}
+		return nil, fmt.Errorf("locking image dir %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
+}

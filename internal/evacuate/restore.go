@@ -62,6 +62,11 @@ func RestoreAll(ctx context.Context, o RestoreOpts) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := lockImageDir(o.ImageDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if o.Root == "" {
 		o.Root = m.Root
 	}

@@ -788,3 +788,30 @@ func TestRestoreAllNoRoomForRootfs(t *testing.T) {
 	e.mustLkc("restore", "--all", "--image-dir", dir)
 	e.mustLkc("delete", "--force", id)
 }
+
+// An image dir another checkpoint or restore --all holds is refused in
+// one line by both, with nothing written or restored.
+func TestEvacuateImageDirInUse(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	held, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := unix.Flock(int(held.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	e.failLkc(`image dir .* is in use by another checkpoint or restore --all`, "checkpoint", "--all", "--image-dir", dir)
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("the refused checkpoint wrote %v", names(entries))
+	}
+	m := fmt.Sprintf(`{"version":1,"complete":true,"root":%q,"containers":[{"id":"a","status":"dumped"}]}`, e.root)
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(m), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.failLkc(`image dir .* is in use by another checkpoint or restore --all`, "restore", "--all", "--image-dir", dir)
+	if entries, _ := os.ReadDir(e.root); len(entries) != 0 {
+		t.Errorf("state dirs after the refused restore: %v", names(entries))
+	}
+}
