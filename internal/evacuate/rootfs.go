@@ -157,10 +157,9 @@ func runTar(args []string, what string) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		msg := strings.TrimSpace(string(out))
-		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
-			msg = msg[i+1:] // tar's last word: the reason it stopped
-		}
+		// tar's first complaint is the cause; its last line only says
+		// that it stopped ("Exiting with failure status ...").
+		msg, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 		return fmt.Errorf("%s: tar: %w: %s", what, err, msg)
 	}
 	return nil

@@ -737,19 +737,18 @@ func TestCheckpointAllPageCacheNotCounted(t *testing.T) {
 	}
 }
 
-// restore --all refuses, in one line and before restoring anything, an
-// image dir whose filesystem cannot hold the saved rootfs it would unpack
-// there; with room made, the same directory restores.
-func TestRestoreAllNoRoomForRootfs(t *testing.T) {
-	requireCriu(t)
-	e := newEnv(t)
-	fs := tmpfsDir(t, "96m")
+// dumpVolatileCounter runs a counter on a copy of the rootfs in fs (a
+// tmpfs), with a file of mib MiB in it, and checkpoint --all dumps it into
+// fs/images; it returns the rootfs, the container and the image dir.
+func (e *env) dumpVolatileCounter(fs string, mib int) (string, string, string) {
+	t := e.t
+	t.Helper()
 	volatileRoot := filepath.Join(fs, "rootfs")
 	if out, err := exec.Command("cp", "-a", rootfs, volatileRoot).CombinedOutput(); err != nil {
 		t.Fatalf("copying the rootfs: %v: %s", err, out)
 	}
 	// Written here, not by the container: its memory stays small.
-	if out, err := exec.Command("dd", "if=/dev/urandom", "of="+filepath.Join(volatileRoot, "big"), "bs=1M", "count=24").CombinedOutput(); err != nil {
+	if out, err := exec.Command("dd", "if=/dev/urandom", "of="+filepath.Join(volatileRoot, "big"), "bs=1M", "count="+strconv.Itoa(mib)).CombinedOutput(); err != nil {
 		t.Fatalf("dd: %v: %s", err, out)
 	}
 	id := e.id()
@@ -762,6 +761,17 @@ func TestRestoreAllNoRoomForRootfs(t *testing.T) {
 	if got := readEvacManifest(t, dir); got[id] != "dumped+rootfs" {
 		t.Fatalf("manifest: %v", got)
 	}
+	return volatileRoot, id, dir
+}
+
+// restore --all refuses, in one line and before restoring anything, an
+// image dir whose filesystem cannot hold the saved rootfs it would unpack
+// there; with room made, the same directory restores.
+func TestRestoreAllNoRoomForRootfs(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	fs := tmpfsDir(t, "96m")
+	volatileRoot, id, dir := e.dumpVolatileCounter(fs, 24)
 	// The rootfs is gone, as after a reboot; the rest of the tmpfs fills
 	// up but for 8 MiB.
 	os.RemoveAll(volatileRoot)
@@ -813,5 +823,25 @@ func TestEvacuateImageDirInUse(t *testing.T) {
 	e.failLkc(`image dir .* is in use by another checkpoint or restore --all`, "restore", "--all", "--image-dir", dir)
 	if entries, _ := os.ReadDir(e.root); len(entries) != 0 {
 		t.Errorf("state dirs after the refused restore: %v", names(entries))
+	}
+}
+
+// A saved rootfs whose archive is cut short fails its container's restore
+// with tar's reason (its first complaint, not its closing line), and
+// leaves nothing of it behind.
+func TestRestoreAllBrokenRootfsArchive(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	_, id, dir := e.dumpVolatileCounter(tmpfsDir(t, "64m"), 4)
+	if err := os.Truncate(filepath.Join(dir, id, "rootfs.tar"), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	e.failLkc(`1 of 1 containers not restored \(`+id+`: unpacking the rootfs into .*: tar: exit status 2: tar: Unexpected EOF in archive\)`,
+		"restore", "--all", "--image-dir", dir)
+	if _, err := os.Stat(filepath.Join(dir, id, "bundle")); !os.IsNotExist(err) {
+		t.Errorf("the failed restore left its bundle: %v", err)
+	}
+	if r := e.lkc("state", id); r.code == 0 {
+		t.Errorf("%s exists after its failed restore: %v", id, r)
 	}
 }
