@@ -265,6 +265,7 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) {
 			e.Status, e.Error = StatusFailed, "interrupted (a signal) before its dump began"
 		}
 	}
+	failed = append(failed, o.late(m)...)
 	// Interrupted, --stop stops none: a dump may have failed only because
 	// CRIU had the terminal's Ctrl-C too.
 	if o.Stop && ctx.Err() == nil {
@@ -276,6 +277,37 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) {
 			e.Stopped = true
 		}
 	}
+}
+
+// late adds to the manifest, failed, the containers that run (or are
+// paused) now but were created after the root was listed: they were not
+// dumped, and without a word a reboot would end them unnoticed. It
+// returns their entries.
+func (o *CheckpointOpts) late(m *Manifest) []*Entry {
+	ids, err := listRoot(o.Root)
+	if err != nil {
+		o.Warn(fmt.Errorf("listing the containers created meanwhile: %w", err))
+		return nil
+	}
+	listed := map[string]bool{}
+	for _, e := range m.Containers {
+		listed[e.ID] = true
+	}
+	var out []*Entry
+	for _, id := range ids {
+		if listed[id] {
+			continue
+		}
+		h, err := container.Inspect(o.Root, id)
+		if err != nil || h.Status() != container.Running && h.Status() != container.Paused {
+			continue
+		}
+		e := &Entry{ID: id, Status: StatusFailed, Error: "it was created while checkpoint --all ran, after the root was listed: not dumped",
+			Bundle: h.Bundle(), Rootfs: h.Rootfs()}
+		m.Containers = append(m.Containers, e)
+		out = append(out, e)
+	}
+	return out
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -20,10 +20,18 @@ import (
 // runs: time for a test to signal lkc while a dump or restore is under way.
 func slowCriu(t *testing.T, started string) string {
 	t.Helper()
+	return waitingCriu(t, started, "sleep 1")
+}
+
+// waitingCriu returns a CRIU wrapper that, each time lkc starts CRIU's
+// service (swrk), adds a line to started and runs the shell command wait
+// before CRIU runs.
+func waitingCriu(t *testing.T, started, wait string) string {
+	t.Helper()
 	criu := requireCriu(t)
 	wrapper := freshCriu(t, criu)
 	os.Remove(wrapper + ".launch")
-	script := fmt.Sprintf("#!/bin/sh\nif [ \"$1\" = swrk ]; then echo >> %q; sleep 1; fi\nexec %q \"$@\"\n", started, criu)
+	script := fmt.Sprintf("#!/bin/sh\nif [ \"$1\" = swrk ]; then echo >> %q; %s; fi\nexec %q \"$@\"\n", started, wait, criu)
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -372,4 +380,43 @@ func TestCheckpointAllCtrlCWhileCriuDumps(t *testing.T) {
 	if got := readEvacManifest(t, dir); !strings.HasPrefix(got[id], "dumped") {
 		t.Errorf("manifest after Ctrl-C while criu dumps: %v: %s", got, out)
 	}
+}
+
+// gatedCriu returns a CRIU wrapper that, each time lkc starts CRIU's
+// service (swrk), adds a line to started and waits until the file gate
+// exists before CRIU runs.
+func gatedCriu(t *testing.T, started, gate string) string {
+	t.Helper()
+	return waitingCriu(t, started, fmt.Sprintf("while [ ! -e %q ]; do sleep 0.05; done", gate))
+}
+
+// TestCheckpointAllContainerCreatedMeanwhile: a container created while
+// checkpoint --all dumps another, after it listed the root, is in the
+// manifest as failed, with the reason, and keeps running: the exit says
+// that not everything was dumped.
+func TestCheckpointAllContainerCreatedMeanwhile(t *testing.T) {
+	e := newEnv(t)
+	tmp := t.TempDir()
+	started, gate := filepath.Join(tmp, "started"), filepath.Join(tmp, "gate")
+	criu := gatedCriu(t, started, gate)
+	first, _ := e.ckptCounter(nil)
+	dir := filepath.Join(tmp, "images")
+	cmd := exec.Command(e.bin, "--root", e.root, "--criu", criu, "checkpoint", "--all", "--image-dir", dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	startUntil(t, cmd, started, "CRIU", out.String)
+	late, lateRoot := e.ckptCounter(nil)
+	os.WriteFile(gate, nil, 0o600)
+	if err := cmd.Wait(); err == nil || !strings.Contains(out.String(), "1 of 2 containers not dumped ("+late+": it was created while checkpoint --all ran") {
+		t.Errorf("checkpoint --all: %v: %s", err, out.String())
+	}
+	got := readEvacManifest(t, dir)
+	if got[first] != "dumped" || got[late] != "failed" {
+		t.Errorf("manifest: %v", got)
+	}
+	if st := e.state(late); st["status"] != "running" {
+		t.Errorf("the container created meanwhile is %v", st["status"])
+	}
+	waitCount(t, lateRoot, readCount(t, lateRoot)+1)
+	e.mustLkc("delete", "--force", late)
 }
