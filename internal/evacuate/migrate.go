@@ -65,6 +65,10 @@ func MigrateAll(ctx context.Context, o MigrateOpts) (*Evacuation, error) {
 	for i, id := range ids {
 		ev.Moves[i] = Move{ID: id}
 		h, err := container.Inspect(o.Root, id)
+		if err == nil && h.Status() == container.Paused {
+			ev.Moves[i].Status, ev.Moves[i].Error = o.failed(), pausedReason
+			continue
+		}
 		if err == nil && h.Status() != container.Running {
 			ev.Moves[i].Status, ev.Moves[i].Error = StatusSkipped, "it is "+h.Status()
 			continue
@@ -126,6 +130,9 @@ func (o *MigrateOpts) probe(ctx context.Context, ev *Evacuation, todo []int, bat
 		}
 		if err != nil {
 			ev.Moves[i].Status, ev.Moves[i].Error = o.failed(), err.Error()
+			if o.paused(ev.Moves[i].ID) {
+				ev.Moves[i].Error = pausedReason
+			}
 			return
 		}
 		ev.Moves[i].Status = StatusWouldMove
@@ -134,19 +141,31 @@ func (o *MigrateOpts) probe(ctx context.Context, ev *Evacuation, todo []int, bat
 	return ok
 }
 
+// pausedReason is why a paused container is not moved. It is kept, not
+// skipped: it stays here, with its processes, which an evacuation is to
+// take away.
+const pausedReason = "it is paused: only a running container migrates (resume it, then run migrate --all again)"
+
+// paused says whether container id is paused now.
+func (o *MigrateOpts) paused(id string) bool {
+	h, err := container.Inspect(o.Root, id)
+	return err == nil && h.Status() == container.Paused
+}
+
 // goneAtProbe says why container id, whose probe failed with err, is to
 // be skipped: it was deleted or stopped meanwhile ("" when it still
-// runs). A probe touches no container, so its state now tells, whatever
-// the probe's error (a pid gone while the offer was read).
+// runs, or is paused). A probe touches no container, so its state now
+// tells, whatever the probe's error (a pid gone while the offer was
+// read).
 func (o *MigrateOpts) goneAtProbe(id string, err error) string {
-	if err == nil {
+	if err == nil || errors.Is(err, container.ErrWrongState) && o.paused(id) {
 		return ""
 	}
 	if why := goneReason(err, "migration"); why != "" {
 		return why
 	}
 	h, ierr := container.Inspect(o.Root, id)
-	if ierr == nil && h.Status() == container.Running {
+	if ierr == nil && (h.Status() == container.Running || h.Status() == container.Paused) {
 		return ""
 	}
 	if ierr == nil {
@@ -163,6 +182,11 @@ func (o *MigrateOpts) moveAll(ctx context.Context, ev *Evacuation, todo []int) {
 		t.start(m.ID)
 		start := time.Now()
 		sum, err := migrate.Migrate(ctx, o.options(m.ID))
+		if errors.Is(err, container.ErrWrongState) && o.paused(m.ID) {
+			m.Status, m.Error = StatusKept, pausedReason
+			t.end(m.ID, errors.New(pausedReason), time.Since(start))
+			return
+		}
 		if why := goneReason(err, "migration"); why != "" {
 			m.Status, m.Error = StatusSkipped, why
 			t.skip(m.ID, errors.New(why), time.Since(start))

@@ -845,3 +845,32 @@ func TestRestoreAllBrokenRootfsArchive(t *testing.T) {
 		t.Errorf("%s exists after its failed restore: %v", id, r)
 	}
 }
+
+// TestMigrateAllPaused: a paused container is not moved, and an
+// evacuation does not pass over it as it does a stopped one: it would
+// fail in a dry run, is kept (paused, here) by the move, with the
+// reason, and the exit says so; the running one moves.
+func TestMigrateAllPaused(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	running, _ := h.runContainer(a, migCounter, nil)
+	paused, _ := h.runContainer(a, migCounter, nil)
+	a.e.mustLkc("pause", paused)
+	h.startServe(b)
+	for _, flags := range [][]string{{"--dry-run"}, {"--shared-storage", "--mode", "stopcopy"}} {
+		r, got := h.migrateAll(a, b, flags...)
+		a.e.checkOneLineFailure(r, "1 of 2 containers not (moved|movable) \\("+paused+": it is paused: only a running container migrates", nil)
+		want := map[string]string{running: "moved", paused: "kept"}
+		if flags[0] == "--dry-run" {
+			want = map[string]string{running: "would move", paused: "would fail"}
+		}
+		for id, w := range want {
+			if got[id] != w {
+				t.Errorf("%v: %s is %q, want %s", flags, id, got[id], w)
+			}
+		}
+		a.e.waitStatus(paused, "paused")
+	}
+	b.e.waitStatus(running, "running")
+	a.e.mustLkc("delete", "--force", paused)
+}
