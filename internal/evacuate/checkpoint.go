@@ -284,28 +284,32 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) {
 // dumped, and without a word a reboot would end them unnoticed. It
 // returns their entries.
 func (o *CheckpointOpts) late(m *Manifest) []*Entry {
-	ids, err := listRoot(o.Root)
-	if err != nil {
-		o.Warn(fmt.Errorf("listing the containers created meanwhile: %w", err))
-		return nil
-	}
 	listed := map[string]bool{}
 	for _, e := range m.Containers {
 		listed[e.ID] = true
 	}
 	var out []*Entry
+	for _, h := range unlisted(o.Root, listed) {
+		e := &Entry{ID: h.ID(), Status: StatusFailed, Error: "it was created while checkpoint --all ran, after the root was listed: not dumped",
+			Bundle: h.Bundle(), Rootfs: h.Rootfs()}
+		m.Containers = append(m.Containers, e)
+		out = append(out, e)
+	}
+	return out
+}
+
+// unlisted returns the containers of root that run or are paused now and
+// are not listed: those created since the operation listed the root.
+func unlisted(root string, listed map[string]bool) []*container.Handle {
+	ids, _ := listRoot(root)
+	var out []*container.Handle
 	for _, id := range ids {
 		if listed[id] {
 			continue
 		}
-		h, err := container.Inspect(o.Root, id)
-		if err != nil || h.Status() != container.Running && h.Status() != container.Paused {
-			continue
+		if h, err := container.Inspect(root, id); err == nil && (h.Status() == container.Running || h.Status() == container.Paused) {
+			out = append(out, h)
 		}
-		e := &Entry{ID: id, Status: StatusFailed, Error: "it was created while checkpoint --all ran, after the root was listed: not dumped",
-			Bundle: h.Bundle(), Rootfs: h.Rootfs()}
-		m.Containers = append(m.Containers, e)
-		out = append(out, e)
 	}
 	return out
 }

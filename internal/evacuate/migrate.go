@@ -87,6 +87,7 @@ func MigrateAll(ctx context.Context, o MigrateOpts) (*Evacuation, error) {
 	todo = o.probe(ctx, ev, todo, batch)
 	if !o.DryRun {
 		o.moveAll(ctx, ev, todo)
+		o.late(ev)
 	}
 	ev.TotalMS = ms(time.Since(start))
 	return ev, nil
@@ -172,6 +173,20 @@ func (o *MigrateOpts) goneAtProbe(id string, err error) string {
 		ierr = container.ErrWrongState
 	}
 	return goneReason(ierr, "migration")
+}
+
+// late adds to the evacuation, kept, the containers that run (or are
+// paused) here now but were created after the root was listed: they were
+// not moved, and an evacuation that passed over them would pass for
+// complete.
+func (o *MigrateOpts) late(ev *Evacuation) {
+	listed := map[string]bool{}
+	for _, m := range ev.Moves {
+		listed[m.ID] = true
+	}
+	for _, h := range unlisted(o.Root, listed) {
+		ev.Moves = append(ev.Moves, Move{ID: h.ID(), Status: StatusKept, Error: "it was created while migrate --all ran, after the root was listed: not moved"})
+	}
 }
 
 // moveAll migrates the containers todo indexes.

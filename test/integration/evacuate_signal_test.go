@@ -420,3 +420,28 @@ func TestCheckpointAllContainerCreatedMeanwhile(t *testing.T) {
 	waitCount(t, lateRoot, readCount(t, lateRoot)+1)
 	e.mustLkc("delete", "--force", late)
 }
+
+// TestMigrateAllContainerCreatedMeanwhile: a container created while
+// migrate --all moves another, after it listed the root, is kept (it
+// runs here, not moved), with the reason, and the exit says so.
+func TestMigrateAllContainerCreatedMeanwhile(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	tmp := t.TempDir()
+	started, gate := filepath.Join(tmp, "started"), filepath.Join(tmp, "gate")
+	criu := gatedCriu(t, started, gate)
+	first, _ := h.runContainer(a, migCounter, nil)
+	h.startServe(b)
+	cmd := h.lkcIn(a, "--criu", criu, "migrate", "--all", "--json", "--shared-storage", "--mode", "stopcopy",
+		"--token-file", h.token, b.ip+":7070")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	startUntil(t, cmd, started, "CRIU", func() string { return out.String() + " " + errb.String() })
+	late, _ := h.runContainer(a, migCounter, nil)
+	os.WriteFile(gate, nil, 0o600)
+	if err := cmd.Wait(); err == nil || !strings.Contains(errb.String(), "1 of 2 containers not moved ("+late+": it was created while migrate --all ran") {
+		t.Errorf("migrate --all: %v: %s %s", err, out.String(), errb.String())
+	}
+	b.e.waitStatus(first, "running")
+	a.e.waitStatus(late, "running")
+}
