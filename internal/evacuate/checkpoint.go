@@ -147,6 +147,7 @@ func (o *CheckpointOpts) plan(id string) *Entry {
 		return e
 	}
 	e.RootfsSaved = o.SaveRootfs
+	e.RootfsOverlay = overlayRoot(e.Rootfs)
 	if !e.RootfsSaved {
 		if e.RootfsSaved, err = volatile(e.Rootfs); err != nil {
 			e.Status, e.Error = StatusFailed, err.Error()

@@ -54,7 +54,11 @@ type Entry struct {
 	// RootfsSaved says the rootfs lies on memory-backed storage (or
 	// --save-rootfs asked for it): a copy is in <dir>/<ID>/rootfs.tar.
 	RootfsSaved bool `json:"rootfsSaved"`
-	Terminal    bool `json:"terminal"`
+	// RootfsOverlay says the rootfs was an overlay mounted at its path
+	// (podman's, containerd's): a reboot takes the mount, which whoever
+	// made it must make again before a restore from it.
+	RootfsOverlay bool `json:"rootfsOverlay,omitempty"`
+	Terminal      bool `json:"terminal"`
 	// Paused says it was paused at the dump: the restore pauses it again.
 	Paused bool `json:"paused,omitempty"`
 	// Resources are the limits at the dump, `lkc update`s included.

@@ -234,6 +234,9 @@ func (o *RestoreOpts) restoreOne(e *Entry) (string, error) {
 // original rootfs, by its absolute path). undo removes what it made.
 func restoreBundle(e *Entry, dir string) (string, func(), error) {
 	nothing := func() {}
+	if !e.RootfsSaved && e.RootfsOverlay && !overlayRoot(e.Rootfs) {
+		return "", nil, fmt.Errorf("its rootfs %s was an overlay mount, which is gone (a reboot takes it) and was not saved: mount it again, or checkpoint with --save-rootfs", e.Rootfs)
+	}
 	if !e.RootfsSaved {
 		if _, err := os.Stat(filepath.Join(e.Bundle, "config.json")); err == nil {
 			return e.Bundle, nothing, nil

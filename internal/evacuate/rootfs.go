@@ -31,7 +31,7 @@ func volatile(path string) (bool, error) {
 	case unix.TMPFS_MAGIC, unix.RAMFS_MAGIC:
 		return true, nil
 	case unix.OVERLAYFS_SUPER_MAGIC:
-		upper := overlayUpper(path)
+		_, upper := overlayMount(path)
 		if upper == "" {
 			return false, nil
 		}
@@ -40,12 +40,12 @@ func volatile(path string) (bool, error) {
 	return false, nil
 }
 
-// overlayUpper returns the upperdir of the overlay mount that holds path,
-// "" when it cannot tell.
-func overlayUpper(path string) string {
+// overlayMount returns the mount point and the upperdir of the overlay
+// mount that holds path, "" when it cannot tell.
+func overlayMount(path string) (mountpoint, upper string) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	defer f.Close()
 	best, upper := "", ""
@@ -67,7 +67,18 @@ func overlayUpper(path string) string {
 			}
 		}
 	}
-	return upper
+	return best, upper
+}
+
+// overlayRoot says whether path is the mount point of an overlay: a
+// mount that a reboot takes, even when its layers are on disk.
+func overlayRoot(path string) bool {
+	var st unix.Statfs_t
+	if unix.Statfs(path, &st) != nil || st.Type != unix.OVERLAYFS_SUPER_MAGIC {
+		return false
+	}
+	mp, _ := overlayMount(path)
+	return mp == filepath.Clean(path)
 }
 
 func within(path, dir string) bool {

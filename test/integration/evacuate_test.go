@@ -874,3 +874,52 @@ func TestMigrateAllPaused(t *testing.T) {
 	b.e.waitStatus(running, "running")
 	a.e.mustLkc("delete", "--force", paused)
 }
+
+// TestRestoreAllOverlayRootfsGone: a rootfs that is an overlay mounted at
+// its path (as podman and containerd make them), with its layers on disk,
+// is not saved, but the reboot takes the mount: restore --all says so for
+// that container, rather than restore it onto an empty directory, and
+// restores it once the overlay is mounted again.
+func TestRestoreAllOverlayRootfsGone(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	base := t.TempDir()
+	lower := e.writableRootfs()
+	upper, work, merged := filepath.Join(base, "upper"), filepath.Join(base, "work"), filepath.Join(base, "merged")
+	for _, d := range []string{upper, work, merged} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
+	mountOverlay := func() {
+		if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+			t.Skipf("mounting an overlay: %v", err)
+		}
+	}
+	mountOverlay()
+	t.Cleanup(func() { unix.Unmount(merged, unix.MNT_DETACH) })
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sh", "-c", counterScript}, func(s *specs.Spec) {
+		s.Root.Path, s.Root.Readonly = merged, false
+	}), id)
+	waitCount(t, merged, 3)
+	dir := filepath.Join(t.TempDir(), "images")
+	e.mustLkc("checkpoint", "--all", "--image-dir", dir)
+	if got := readEvacManifest(t, dir); got[id] != "dumped" {
+		t.Fatalf("manifest: %v", got)
+	}
+	saved := readCount(t, merged)
+	if err := unix.Unmount(merged, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.failLkc(`1 of 1 containers not restored \(`+id+`: its rootfs .*/merged was an overlay mount, which is gone`,
+		"restore", "--all", "--image-dir", dir)
+	if r := e.lkc("state", id); r.code == 0 {
+		t.Errorf("%s exists after its refused restore: %v", id, r)
+	}
+	mountOverlay()
+	e.mustLkc("restore", "--all", "--image-dir", dir)
+	waitCount(t, merged, saved+1)
+	e.mustLkc("delete", "--force", id)
+}
