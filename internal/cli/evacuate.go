@@ -189,11 +189,15 @@ func cmdRestoreAll(g *globals, args []string) error {
 	} else {
 		tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tSTATUS\tMS\tREASON")
+		count := map[string]int{}
 		for _, r := range res {
 			fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\n", r.ID, r.Status, r.MS, r.Error)
+			count[r.Status]++
 		}
 		tw.Flush()
-		fmt.Printf("restored in %.1f ms\n", float64(time.Since(start).Microseconds())/1000)
+		restored, skipped := count[evacuate.StatusRestored], count[evacuate.StatusSkipped]
+		fmt.Printf("%d restored, %d not restored, %d skipped in %.1f ms\n", restored, len(res)-restored-skipped, skipped,
+			float64(time.Since(start).Microseconds())/1000)
 	}
 	return notAll("restored", len(res), func(i int) (string, string) {
 		if res[i].Status == evacuate.StatusRestored || res[i].Status == evacuate.StatusSkipped {

@@ -219,7 +219,7 @@ func TestCheckpointAllUndumpable(t *testing.T) {
 
 	r := e.lkc("restore", "--all", "--image-dir", dir)
 	e.checkOneLineFailure(r, "2 of 3 containers not restored \\("+bad+": ", nil)
-	if !strings.Contains(r.stdout, good) || !strings.Contains(r.stdout, "restored") {
+	if !strings.Contains(r.stdout, good) || !strings.Contains(r.stdout, "1 restored, 2 not restored, 0 skipped in") {
 		t.Errorf("restore --all summary %q", r.stdout)
 	}
 	if !regexp.MustCompile(term + `\s+failed.*needs --console-dir`).MatchString(r.stdout) {
