@@ -89,16 +89,15 @@ func (b *Build) RuntimeHooks(pid int) error {
 }
 
 // Fail undoes the build with undo, its stack, then runs the poststop
-// hooks, unless a delete that ran meanwhile ran them: whatever step
-// failed, as runc's restore destroys a container it failed to restore,
-// which runs them (the runtime spec asks for them after a failed
-// prestart or createRuntime hook, and says nothing of a failure before).
+// hooks, whatever step failed, as runc's create and restore destroy a
+// container they failed to make, which runs them (the runtime spec asks
+// for them after a failed prestart or createRuntime hook, and says
+// nothing of a failure before). A delete --force that killed the build
+// meanwhile ran none: it waits for the lock, and finds the container
+// gone once it has it.
 func (b *Build) Fail(undo *cleanup.Stack) {
-	poststop := !b.dir.Deleted()
 	undo.Run()
-	if poststop {
-		(&Container{st: b.st, warn: b.o.Warn}).poststop()
-	}
+	(&Container{st: b.st, warn: b.o.Warn}).poststop()
 }
 
 // RecordCarried records what the container ran and used before the

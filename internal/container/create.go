@@ -122,17 +122,12 @@ func create(o CreateOpts) (_ *Container, err error) {
 		return nil, err
 	}
 	dir, st, cg := b.dir, b.st, b.cg
-	spawned := false // init was started: the poststop hooks follow a failure
 	defer func() {
 		if err != nil {
-			deleted := dir.Deleted()
-			if deleted {
+			if dir.Deleted() {
 				err = fmt.Errorf("container %s was deleted while being created", o.ID)
 			}
-			undo.Run()
-			if spawned && !deleted { // a delete ran them
-				(&Container{st: st, warn: o.Warn}).poststop()
-			}
+			b.Fail(&undo)
 		}
 	}()
 	if !cfg.HasNamespace("mount") {
@@ -157,7 +152,6 @@ func create(o CreateOpts) (_ *Container, err error) {
 		defer steplog.Step("create: cgroup")()
 		return b.CreateCgroup(cfg.Cgroup.Resources.PidsLimit != nil, &undo)
 	})
-	spawned = p != nil
 	if err != nil {
 		return nil, err
 	}

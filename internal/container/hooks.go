@@ -23,9 +23,8 @@ import (
 //     namespaces; startContainer: by init once started, before execve;
 //   - poststart: by start once the process runs; poststop: by delete once
 //     the processes are dead, before the cgroup and state go, and after a
-//     failed create once init started, or a failed restore once it
-//     claimed the id (Build.Fail). Failures of these two are warnings, as
-//     the spec asks.
+//     create or restore that failed once it claimed the id (Build.Fail).
+//     Failures of these two are warnings, as the spec asks.
 
 func newOCIState(st *state.State, status string, pid int) OCIState {
 	return OCIState{

@@ -45,7 +45,9 @@ func groupAlive(pgid int) bool {
 // TestSlowCreateBlocksNothing checks that a create stuck in a createRuntime
 // hook without timeout holds up neither list nor state, which show it as
 // creating, and that delete --force ends it: the hook and init are killed,
-// the create fails with one line and leaves nothing behind.
+// the create fails with one line, runs the poststop hooks once (the
+// delete, which finds nothing once it has the lock, runs none) and leaves
+// nothing behind.
 func TestSlowCreateBlocksNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -59,7 +61,7 @@ func TestSlowCreateBlocksNothing(t *testing.T) {
 			// slow v2 VM), bounded so that an lkc that waits fails the
 			// test rather than hangs it.
 			shHook(`echo $$ > "$D/pid"; sleep 60`, "D="+dir),
-		}}
+		}, Poststop: []specs.Hook{recordingHook("poststop", dir)}}
 	})
 	create := exec.Command(lkcBinary, "--root", e.root, "create", "--bundle", b, id)
 	var stderr bytes.Buffer
@@ -106,6 +108,9 @@ func TestSlowCreateBlocksNothing(t *testing.T) {
 		t.Errorf("the createRuntime hook (process group %d) outlived the create", hook)
 	}
 	e.assertIDGone(id)
+	if got := readTrim(t, filepath.Join(dir, "order")); got != "poststop" {
+		t.Errorf("hooks run after the create was deleted: %q, want poststop once", got)
+	}
 	if st := e.state(other); st["status"] != "running" {
 		t.Errorf("the other container: %v", st)
 	}

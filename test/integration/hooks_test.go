@@ -223,3 +223,83 @@ func TestFailingPostHooksOnlyWarn(t *testing.T) {
 		t.Errorf("after failing hooks, the next ones ran: %q", got)
 	}
 }
+
+// TestFailedCreateRunsPoststopOnce: a create that fails once it claimed
+// the container's id runs the poststop hooks once, with the state of a
+// stopped container, after it undid everything else, wherever it failed:
+// before init started (a console socket nobody listens on, a cgroup path
+// that cannot be made), in a create-time hook, in init (a mount, a missing
+// executable). runc does the same: its create destroys the container it
+// failed to create, and destroying runs them. One refused before the id is
+// claimed (a config lkc refuses, a bind source missing among them; an
+// id in use) runs none: runc's has no container yet.
+func TestFailedCreateRunsPoststopOnce(t *testing.T) {
+	fail := shHook("echo boom >&2; exit 3")
+	for _, c := range []struct {
+		name   string
+		args   []string // create's arguments before the id, after --bundle
+		mutate func(*specs.Spec)
+		want   string
+	}{
+		{"console socket", []string{"--console-socket", "/nonexistent/console.sock"},
+			func(s *specs.Spec) { s.Process.Terminal = true }, `console.sock: .*no such file or directory`},
+		{"cgroup path", nil, func(s *specs.Spec) { s.Linux.CgroupsPath = "cgroup.procs/x" },
+			`creating cgroup: mkdir /sys/fs/cgroup/.*cgroup.procs/x: not a directory`},
+		{"prestart hook", nil, func(s *specs.Spec) { s.Hooks.Prestart = []specs.Hook{fail} }, `prestart hook #0 /bin/sh: exit status 3: boom`},
+		{"createRuntime hook", nil, func(s *specs.Spec) { s.Hooks.CreateRuntime = []specs.Hook{fail} }, `createRuntime hook #0 /bin/sh: exit status 3: boom`},
+		{"mount", nil, func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"bogus=1"}})
+		}, `mount tmpfs on /tmp: .*invalid argument`},
+		{"exec", nil, func(s *specs.Spec) { s.Process.Args = []string{"/bin/no-such-program"} }, `/bin/no-such-program.*no such file`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			dir := t.TempDir()
+			b := e.bundle([]string{"sleep", "100"}, func(s *specs.Spec) {
+				s.Hooks = &specs.Hooks{Poststop: []specs.Hook{recordingHook("poststop", dir)}}
+				c.mutate(s)
+			})
+			id := e.id()
+			e.failLkc(c.want, append(append([]string{"create", "--bundle", b}, c.args...), id)...)
+			e.assertIDGone(id)
+			if m := mountsUnder(t, e.root); len(m) > 0 {
+				t.Errorf("the failed create left mounts %v", m)
+			}
+			if got := readTrim(t, filepath.Join(dir, "order")); got != "poststop" {
+				t.Fatalf("hooks run by the failed create: %q, want poststop once", got)
+			}
+			if st := hookState(t, dir, "poststop"); st["status"] != "stopped" || st["id"] != id || st["bundle"] != b {
+				t.Errorf("poststop hook after the failed create read %v", st)
+			}
+		})
+	}
+
+	t.Run("refused before the id is claimed", func(t *testing.T) {
+		e := newEnv(t)
+		dir := t.TempDir()
+		b := e.bundle([]string{"sleep", "100"}, func(s *specs.Spec) {
+			s.Hooks = &specs.Hooks{Poststop: []specs.Hook{recordingHook("poststop", dir)}}
+		})
+		bad := e.bundle([]string{"sleep", "100"}, func(s *specs.Spec) {
+			s.Hooks = &specs.Hooks{Poststop: []specs.Hook{recordingHook("poststop", dir)}}
+			s.Process.Cwd = "tmp"
+		})
+		noSource := e.bundle([]string{"sleep", "100"}, func(s *specs.Spec) {
+			s.Hooks = &specs.Hooks{Poststop: []specs.Hook{recordingHook("poststop", dir)}}
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/nonexistent", Options: []string{"rbind"}})
+		})
+		id := e.id()
+		e.failLkc(`process.cwd "tmp" is not an absolute path`, "create", "--bundle", bad, id)
+		e.failLkc(`bind source: stat /nonexistent: no such file or directory`, "create", "--bundle", noSource, id)
+		e.assertIDGone(id)
+		e.mustLkc("create", "--bundle", b, id)
+		e.failLkc(`exists`, "create", "--bundle", b, id)
+		if got := readTrim(t, filepath.Join(dir, "order")); got != "" {
+			t.Errorf("hooks run by creates refused before they claimed the id: %q, want none", got)
+		}
+		e.mustLkc("delete", "-f", id)
+		if got := readTrim(t, filepath.Join(dir, "order")); got != "poststop" {
+			t.Errorf("hooks run after the delete: %q, want poststop once", got)
+		}
+	})
+}
