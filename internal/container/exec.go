@@ -181,6 +181,7 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 		// The process waits frozen for a resume, which needs the lock.
 		// A second close, by Exec, closes nothing.
 		is.intoFrozen = c.close
+		is.awaitExec = true
 	}
 	if o.pipes != nil {
 		fds := o.pipes.fds()

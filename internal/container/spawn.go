@@ -51,6 +51,12 @@ type initSpec struct {
 	// would freeze before it execs lkc, and moving itself into a frozen
 	// cgroup it would freeze before it says so.
 	intoFrozen func()
+	// awaitExec, for an exec into a paused container, has spawnInit wait
+	// past ready until the process has exec'd (waitExec), so that an exec
+	// that failed, or a process killed first, fails the exec instead of
+	// leaving a detached one to report success for a process that never
+	// ran. The normal exec returns at ready.
+	awaitExec bool
 	// initialCPUs, when set, are the CPUs init starts on, until it is in
 	// its cgroup (an exec's execCPUAffinity.initial).
 	initialCPUs *unix.CPUSet
@@ -68,11 +74,14 @@ func spawnInit(is initSpec) (int, error) {
 	if err == nil {
 		err = p.ready(&is)
 	}
+	if err == nil && is.awaitExec {
+		err = p.waitExec()
+	}
 	if err != nil {
 		p.abort()
 		return 0, err
 	}
-	if is.closeAfterExec {
+	if is.closeAfterExec && !is.awaitExec {
 		p.closeAfterExec()
 	} else {
 		p.close()
@@ -232,6 +241,9 @@ func initFiles(is initSpec, sync *os.File) (files []uintptr, env []string, opene
 	// Init is short-lived and serial: one P and no GC keep the Go runtime
 	// from waking threads it does not need.
 	env = []string{"GOMAXPROCS=1", "GOGC=off"}
+	if is.awaitExec {
+		env = append(env, nsenter.AwaitExecEnv+"=1")
+	}
 	add(nsenter.SyncEnv, sync)
 	defer func() {
 		if err != nil {
@@ -399,6 +411,26 @@ func (p *initProc) ready(is *initSpec) error {
 	case strings.HasPrefix(string(reply), initproc.ErrorPrefix):
 		return fmt.Errorf("container init: %s", reply[len(initproc.ErrorPrefix):])
 	case string(reply) != initproc.Ready:
+		return fmt.Errorf("container init: unexpected message %q", reply)
+	}
+	return nil
+}
+
+// waitExec waits, after ready, until the process has exec'd or failed
+// to: its end of the handshake socket is close-on-exec, and, told so
+// (nsenter.AwaitExecEnv), init reports a failing execve there instead of
+// on the process's stderr. A process killed between ready and its execve
+// (lkc's last steps: microseconds) closes the socket without a word too,
+// which reads as exec'd, as in runc, whose exec takes the close of its
+// sync socket for the exec.
+func (p *initProc) waitExec() error {
+	reply, err := initproc.Recv(p.sock)
+	switch {
+	case err != nil:
+		return fmt.Errorf("waiting for the process to exec: %w", err)
+	case strings.HasPrefix(string(reply), initproc.ErrorPrefix):
+		return fmt.Errorf("container init: %s", reply[len(initproc.ErrorPrefix):])
+	case len(reply) != 0:
 		return fmt.Errorf("container init: unexpected message %q", reply)
 	}
 	return nil

@@ -24,6 +24,7 @@ func Main() int {
 		return 1
 	}
 	unix.CloseOnExec(fd)
+	awaited := os.Getenv(nsenter.AwaitExecEnv) != ""
 	for _, env := range []string{ConsoleEnv, SeccompEnv} {
 		if sock, err := strconv.Atoi(os.Getenv(env)); err == nil {
 			unix.CloseOnExec(sock) // no hook may inherit these sockets
@@ -61,6 +62,9 @@ func Main() int {
 	// a cost on the hot path.)
 	runtime.LockOSThread()
 	err = p.exec()
+	if awaited {
+		return fail(fd, err)
+	}
 	p.failStart(err)
 	return 127
 }

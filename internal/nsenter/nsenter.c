@@ -33,7 +33,10 @@
  *                        parent writes them and answers "ok"
  *   pid <n>              the pid (in the parent's pid namespace) of the
  *                        process that goes on into the Go runtime
- *   error <text>         what failed; the process then exits
+ *   error <text>         what failed; the process then exits (after an
+ *                        exec's "ready" too, when _LKC_INIT_AWAIT_EXEC is
+ *                        set: its failing execve, which otherwise goes to
+ *                        its stderr)
  *
  * Why `exec` is done in C: a process joining a running container needs
  * nothing of Go's once it is in the namespaces, and starting the Go runtime
@@ -375,7 +378,10 @@ static void exec_plan(void)
 	}
 	say("ready");
 	lkc_plan_exec(p, NULL, 0, err);
-	fprintf(stderr, "lkc init: %s\n", err);
+	if (getenv("_LKC_INIT_AWAIT_EXEC") != NULL)
+		say("error %s", err);
+	else
+		fprintf(stderr, "lkc init: %s\n", err);
 	_exit(127);
 }
 

@@ -2,9 +2,11 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -207,4 +209,64 @@ func TestExecIgnorePausedDeleteForce(t *testing.T) {
 		t.Errorf("exec whose container was deleted: %v, want exit 255 and one line", r)
 	}
 	e.failLkc("does not exist", "state", id)
+}
+
+// TestExecIgnorePausedNeverRan: an exec into a paused container whose
+// process never runs fails with one line and exit 255, detached or not,
+// and writes no pid file: its execve fails once the container is resumed
+// (a file that is executable but no program), or the container is
+// deleted with --force, or killed, while the process waits. runc's exec
+// returns once its process has exec'd and fails when the exec does; lkc
+// waits as long for an exec into a paused container only (a detached one
+// into a running container returns at ready, before execve). Both ways of
+// finishing an exec are tried: the constructor's, and Go's init (which
+// the container's oom score makes the exec take).
+func TestExecIgnorePausedNeverRan(t *testing.T) {
+	oom := 100
+	for _, c := range []struct {
+		name   string
+		detach bool
+		stop   func(e *env, id string)
+		want   string
+	}{
+		{"detached, exec fails", true, func(e *env, id string) { e.mustLkc("resume", id) }, `^lkc: exec: container init: exec /out/bad: exec format error$`},
+		{"foreground, exec fails", false, func(e *env, id string) { e.mustLkc("resume", id) }, `^lkc: exec: container init: exec /out/bad: exec format error$`},
+		{"detached, delete -f", true, func(e *env, id string) { e.mustLkc("delete", "-f", id) }, `^lkc: exec: `},
+		{"detached, kill", true, func(e *env, id string) { e.mustLkc("kill", id, "KILL") }, `^lkc: exec: `},
+	} {
+		for _, goInit := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, go init %v", c.name, goInit), func(t *testing.T) {
+				e := newEnv(t)
+				out := t.TempDir()
+				// Executable, but neither a binary nor a script: execve
+				// fails with ENOEXEC after every step lkc checks.
+				if err := os.WriteFile(filepath.Join(out, "bad"), []byte("no program\n"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				id, init := e.runningPid(func(s *specs.Spec) {
+					s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
+					if goInit {
+						s.Process.OOMScoreAdj = &oom
+					}
+				})
+				e.mustLkc("pause", id)
+				pidFile := filepath.Join(t.TempDir(), "pid")
+				args := []string{"exec", "--ignore-paused", "--pid-file", pidFile}
+				if c.detach {
+					args = append(args, "-d")
+				}
+				ex := e.startLkc(append(args, id, "/out/bad")...)
+				e.waitExecd(id, init)
+				c.stop(e, id)
+				r := ex.wait(t)
+				if r.code != 255 || r.stdout != "" || !regexp.MustCompile(c.want).MatchString(strings.TrimSuffix(r.stderr, "\n")) ||
+					strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+					t.Errorf("exec whose process never ran: %v, want exit 255 and one line matching %q", r, c.want)
+				}
+				if _, err := os.Stat(pidFile); err == nil {
+					t.Errorf("exec wrote a pid file for a process that never ran")
+				}
+			})
+		}
+	}
 }
