@@ -106,15 +106,6 @@ func create(o CreateOpts) (_ *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	made, err := idmappedMounts(cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			made.send(-1)
-		}
-	}()
 	var undo cleanup.Stack
 	b, err := NewBuild(o, &undo)
 	if err != nil {
@@ -128,6 +119,17 @@ func create(o CreateOpts) (_ *Container, err error) {
 				err = fmt.Errorf("container %s was deleted while being created", o.ID)
 			}
 			b.Fail(&undo)
+		}
+	}()
+	// Made once the id is claimed, as runc makes them: a failing one
+	// fails a container, whose poststop hooks run.
+	made, err := idmappedMounts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			made.send(-1)
 		}
 	}()
 	if !cfg.HasNamespace("mount") {

@@ -227,8 +227,9 @@ func TestFailingPostHooksOnlyWarn(t *testing.T) {
 // TestFailedCreateRunsPoststopOnce: a create that fails once it claimed
 // the container's id runs the poststop hooks once, with the state of a
 // stopped container, after it undid everything else, wherever it failed:
-// before init started (a console socket nobody listens on, a cgroup path
-// that cannot be made), in a create-time hook, in init (a mount, a missing
+// before init started (an idmapped mount procfs refuses, a console socket
+// nobody listens on, a cgroup path that cannot be made), in a create-time
+// hook, in init (a mount, a missing
 // executable). runc does the same: its create destroys the container it
 // failed to create, and destroying runs them. One refused before the id is
 // claimed (a config lkc refuses, a bind source missing among them; an
@@ -245,6 +246,10 @@ func TestFailedCreateRunsPoststopOnce(t *testing.T) {
 			func(s *specs.Spec) { s.Process.Terminal = true }, `console.sock: .*no such file or directory`},
 		{"cgroup path", nil, func(s *specs.Spec) { s.Linux.CgroupsPath = "cgroup.procs/x" },
 			`creating cgroup: mkdir /sys/fs/cgroup/.*cgroup.procs/x: not a directory`},
+		{"idmapped mount", nil, func(s *specs.Spec) {
+			m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/proc/sys", Options: []string{"rbind"}, UIDMappings: m, GIDMappings: m})
+		}, `mount /proc/sys on /mnt: mount_setattr\(/proc/sys, MOUNT_ATTR_IDMAP\)`},
 		{"prestart hook", nil, func(s *specs.Spec) { s.Hooks.Prestart = []specs.Hook{fail} }, `prestart hook #0 /bin/sh: exit status 3: boom`},
 		{"createRuntime hook", nil, func(s *specs.Spec) { s.Hooks.CreateRuntime = []specs.Hook{fail} }, `createRuntime hook #0 /bin/sh: exit status 3: boom`},
 		{"mount", nil, func(s *specs.Spec) {
