@@ -224,6 +224,25 @@ func TestFailingPostHooksOnlyWarn(t *testing.T) {
 	}
 }
 
+// assertFailedRanPoststop checks what a failed op (create, restore) of
+// container id from bundle left: no state, cgroup, process or mount, and
+// the poststop hooks, which recorded into dir, run once with the state of
+// a stopped container.
+func assertFailedRanPoststop(t *testing.T, e *env, op, id, bundle, dir string) {
+	t.Helper()
+	e.assertIDGone(id)
+	if m := mountsUnder(t, e.root); len(m) > 0 {
+		t.Errorf("the failed %s left mounts %v", op, m)
+	}
+	if got := readTrim(t, filepath.Join(dir, "order")); got != "poststop" {
+		t.Errorf("hooks run by the failed %s: %q, want poststop once", op, got)
+		return
+	}
+	if st := hookState(t, dir, "poststop"); st["status"] != "stopped" || st["id"] != id || st["bundle"] != bundle {
+		t.Errorf("poststop hook after the failed %s read %v", op, st)
+	}
+}
+
 // TestFailedCreateRunsPoststopOnce: a create that fails once it claimed
 // the container's id runs the poststop hooks once, with the state of a
 // stopped container, after it undid everything else, wherever it failed:
@@ -266,16 +285,7 @@ func TestFailedCreateRunsPoststopOnce(t *testing.T) {
 			})
 			id := e.id()
 			e.failLkc(c.want, append(append([]string{"create", "--bundle", b}, c.args...), id)...)
-			e.assertIDGone(id)
-			if m := mountsUnder(t, e.root); len(m) > 0 {
-				t.Errorf("the failed create left mounts %v", m)
-			}
-			if got := readTrim(t, filepath.Join(dir, "order")); got != "poststop" {
-				t.Fatalf("hooks run by the failed create: %q, want poststop once", got)
-			}
-			if st := hookState(t, dir, "poststop"); st["status"] != "stopped" || st["id"] != id || st["bundle"] != b {
-				t.Errorf("poststop hook after the failed create read %v", st)
-			}
+			assertFailedRanPoststop(t, e, "create", id, b, dir)
 		})
 	}
 

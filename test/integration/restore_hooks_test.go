@@ -99,16 +99,7 @@ func TestRestoreFailureRunsPoststop(t *testing.T) {
 			os.Remove(filepath.Join(dir, "poststop.json"))
 			id := e.id()
 			e.failLkc(c.want, "restore", "-d", "--bundle", bundle, "--image-path", c.images, id)
-			e.assertIDGone(id)
-			if m := mountsUnder(t, e.root); len(m) > 0 {
-				t.Errorf("the failed restore left mounts %v", m)
-			}
-			if got := readTrim(t, filepath.Join(dir, "order")); got != "poststop" {
-				t.Errorf("hooks run by the failed restore: %q, want poststop once", got)
-			}
-			if st := hookState(t, dir, "poststop"); st["status"] != "stopped" || st["id"] != id || st["bundle"] != bundle {
-				t.Errorf("poststop hook after the failed restore read %v", st)
-			}
+			assertFailedRanPoststop(t, e, "restore", id, bundle, dir)
 		})
 	}
 
