@@ -122,7 +122,10 @@ v2tests=(
 # Tests those prefixes take in that check nothing of cgroup v2 (flags,
 # tokens, bookkeeping, a second storm, sorting), left to the host's run.
 v2skip=(
+  TestExecIgnorePausedNeverRan
+  TestMigrateAllContainerCreatedMeanwhile
   TestMigrateAllContainerGone
+  TestMigrateAllPaused
   TestMigrateBadFlags
   TestMigrateRefusals
   TestRulesStormAcrossWorkerKill
