@@ -135,17 +135,22 @@ v2re=$(IFS='|'; echo "${v2tests[*]}")
 v2skipre=$(IFS='|'; echo "^(${v2skip[*]})\$")
 go test -c -o tmp/integration.test ./test/integration
 # The guest runs one test at a time and keeps about one host CPU busy, so
-# the chosen tests go to two guests side by side (alternately, in the
-# binary's order, which keeps a prefix's tests apart), and both run while
-# the host's own suite does.
+# the chosen tests go to two guests side by side, and both run while the
+# host's own suite does. The deal evens the guests' time: longest test
+# first, each to the guest with less so far, by the seconds each took in
+# an earlier run (scripts/v2-seconds).
 mapfile -t v2names < <(tmp/integration.test -test.list "$v2re" | grep -vxE "$v2skipre")
 [ ${#v2names[@]} -gt 0 ] || { echo "test: no cgroup v2 test matches $v2re" >&2; exit 1; }
+mapfile -t v2deal < <(printf '%s\n' "${v2names[@]}" | awk '
+  FNR == NR { if ($1 !~ /^#/) secs[$1] = $2; next }
+  { print (($1 in secs) ? secs[$1] : 10), $1 }' scripts/v2-seconds - |
+  sort -k1,1nr -k2 | awk '{ s = (t[0] <= t[1]) ? 0 : 1; t[s] += $1; print s, $2 }')
 vmlogs=() vmpids=()
 trap 'for p in "${vmpids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 for shard in 0 1; do
   names=()
-  for i in "${!v2names[@]}"; do
-    [ $((i % 2)) = $shard ] && names+=("${v2names[$i]}")
+  for d in "${v2deal[@]}"; do
+    [ "${d% *}" = $shard ] && names+=("${d#* }")
   done
   vmlog=$(mktemp /tmp/lkc-test-vm$shard.XXXXXX.log)
   echo "=== cgroup v2 (VM $shard): ${names[*]}" >"$vmlog"
