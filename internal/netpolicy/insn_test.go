@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -56,42 +57,13 @@ func ciliumUnspecifiedCheck(sp []special, v6 bool, match, spec, next string) asm
 }
 
 func ciliumAddrCheck(pfx netip.Prefix, v6 bool, next string) asm.Instructions {
-	var addr, mask [16]byte
-	off := int16(offIP4)
-	if v6 {
-		off = offIP6
-	}
-	bits := pfx.Bits()
-	if pfx.Addr().Is4() {
-		a := pfx.Addr().As4()
-		if v6 {
-			copy(addr[10:12], []byte{0xff, 0xff})
-			copy(addr[12:], a[:])
-			bits += 96
-		} else {
-			copy(addr[:4], a[:])
-		}
-	} else {
-		addr = pfx.Addr().As16()
-	}
-	for i := 0; i < bits; i++ {
-		mask[i/8] |= 0x80 >> (i % 8)
-	}
-	words := 1
-	if v6 {
-		words = 4
-	}
 	var insns asm.Instructions
-	for w := 0; w < words; w++ {
-		m := binary.NativeEndian.Uint32(mask[4*w:])
-		if m == 0 {
-			continue
+	for _, w := range prefixWords(pfx, v6) {
+		insns = append(insns, asm.LoadMem(asm.R2, asm.R6, w.off, asm.Word))
+		if w.mask != 0xffffffff {
+			insns = append(insns, asm.And.Imm32(asm.R2, int32(w.mask)))
 		}
-		insns = append(insns, asm.LoadMem(asm.R2, asm.R6, off+int16(4*w), asm.Word))
-		if m != 0xffffffff {
-			insns = append(insns, asm.And.Imm32(asm.R2, int32(m)))
-		}
-		insns = append(insns, asm.JNE.Imm32(asm.R2, int32(binary.NativeEndian.Uint32(addr[4*w:])), next))
+		insns = append(insns, asm.JNE.Imm32(asm.R2, int32(w.addr), next))
 	}
 	return insns
 }
@@ -195,6 +167,35 @@ func TestAttrLayout(t *testing.T) {
 	} {
 		if c[0] != c[1] {
 			t.Errorf("%s: %d, want %d", name, c[0], c[1])
+		}
+	}
+}
+
+func TestPrefixWords(t *testing.T) {
+	word := func(b ...byte) uint32 { return binary.NativeEndian.Uint32(b) }
+	ones := word(0xff, 0xff, 0xff, 0xff)
+	for _, c := range []struct {
+		pfx  string
+		v6   bool
+		want []addrWord
+	}{
+		{"10.1.0.0/16", false, []addrWord{{offIP4, word(0xff, 0xff, 0, 0), word(10, 1, 0, 0)}}},
+		{"192.0.2.7/32", false, []addrWord{{offIP4, ones, word(192, 0, 2, 7)}}},
+		{"0.0.0.0/0", false, nil},
+		{"10.0.0.0/8", true, []addrWord{
+			{offIP6, ones, 0}, {offIP6 + 4, ones, 0},
+			{offIP6 + 8, ones, word(0, 0, 0xff, 0xff)},
+			{offIP6 + 12, word(0xff, 0, 0, 0), word(10, 0, 0, 0)},
+		}},
+		{"fd00::/8", true, []addrWord{{offIP6, word(0xff, 0, 0, 0), word(0xfd, 0, 0, 0)}}},
+		{"2001:db8::1/128", true, []addrWord{
+			{offIP6, ones, word(0x20, 0x01, 0x0d, 0xb8)}, {offIP6 + 4, ones, 0},
+			{offIP6 + 8, ones, 0}, {offIP6 + 12, ones, word(0, 0, 0, 1)},
+		}},
+	} {
+		got := prefixWords(netip.MustParsePrefix(c.pfx), c.v6)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("prefixWords(%s, v6 %v) = %+v, want %+v", c.pfx, c.v6, got, c.want)
 		}
 	}
 }

@@ -178,6 +178,29 @@ func portCheck(r Rule, next string) []insn {
 // compared as loaded, in network order, against the prefix's bytes read
 // the same way.
 func addrCheck(pfx netip.Prefix, v6 bool, next string) []insn {
+	var insns []insn
+	for _, w := range prefixWords(pfx, v6) {
+		insns = append(insns, loadWord(r2, r6, w.off))
+		if w.mask != 0xffffffff {
+			insns = append(insns, andImm32(r2, int32(w.mask)))
+		}
+		insns = append(insns, jmpImm32(unix.BPF_JNE, r2, int32(w.addr), next))
+	}
+	return insns
+}
+
+// addrWord is one 32-bit word of the context's address that a prefix
+// constrains: at offset off, masked by mask, it must equal addr.
+type addrWord struct {
+	off        int16
+	mask, addr uint32
+}
+
+// prefixWords lists the words of the context's IPv4 (or, with v6, IPv6)
+// address that pfx constrains, in order, as loaded: native-endian words
+// of the network-order bytes. An IPv4 prefix on an IPv6 hook matches its
+// mapped address ::ffff:a.b.c.d, whose first 96 bits must match exactly.
+func prefixWords(pfx netip.Prefix, v6 bool) []addrWord {
 	var addr, mask [16]byte
 	off := int16(offIP4)
 	if v6 {
@@ -187,7 +210,6 @@ func addrCheck(pfx netip.Prefix, v6 bool, next string) []insn {
 	if pfx.Addr().Is4() {
 		a := pfx.Addr().As4()
 		if v6 {
-			// ::ffff:a.b.c.d; the first 96 bits must match exactly.
 			copy(addr[10:12], []byte{0xff, 0xff})
 			copy(addr[12:], a[:])
 			bits += 96
@@ -204,17 +226,13 @@ func addrCheck(pfx netip.Prefix, v6 bool, next string) []insn {
 	if v6 {
 		words = 4
 	}
-	var insns []insn
+	var out []addrWord
 	for w := 0; w < words; w++ {
 		m := binary.NativeEndian.Uint32(mask[4*w:])
 		if m == 0 {
 			continue
 		}
-		insns = append(insns, loadWord(r2, r6, off+int16(4*w)))
-		if m != 0xffffffff {
-			insns = append(insns, andImm32(r2, int32(m)))
-		}
-		insns = append(insns, jmpImm32(unix.BPF_JNE, r2, int32(binary.NativeEndian.Uint32(addr[4*w:])), next))
+		out = append(out, addrWord{off: off + int16(4*w), mask: m, addr: binary.NativeEndian.Uint32(addr[4*w:])})
 	}
-	return insns
+	return out
 }
