@@ -143,8 +143,9 @@ func ticks(ns uint64) uint64 { return ns / (1e9 / userHZ) }
 
 // renderStat writes the kernel's /proc/stat layout: the container's CPU
 // times per visible CPU (idle is the wall time since the container started
-// less its use), its start as btime, its task counts; intr, ctxt and
-// softirq are zeros with the host's number of fields.
+// less its use), its task counts; intr, ctxt and softirq are zeros with
+// the host's number of fields. btime stays the boot time the container's
+// processes count from (see bootSeconds).
 func renderStat(h *Host, c *Container) ([]byte, error) {
 	visible, allowed, err := h.visibleCPUs(c)
 	if err != nil {
@@ -175,15 +176,27 @@ func renderStat(h *Host, c *Container) ([]byte, error) {
 	b = fmt.Appendf(b, "cpu  %d 0 %d %d 0 0 0 0 0 0\n", sum[0], sum[1], sum[2])
 	b = append(b, cpus...)
 	b = fmt.Appendf(b, "intr%s\nctxt 0\nbtime %d\nprocesses %d\nprocs_running %d\nprocs_blocked %d\nsoftirq%s\n",
-		layout.intr, c.Started.Unix(), t.lastPid, t.withReader().running, t.blocked, layout.softirq)
+		layout.intr, layout.bootSeconds(c), t.lastPid, t.withReader().running, t.blocked, layout.softirq)
 	return b, nil
 }
 
 // statLayout is what a container's /proc/stat takes from the host's: its
-// intr and softirq lines' zeros, and when it was read.
+// intr and softirq lines' zeros, its btime, and when it was read.
 type statLayout struct {
 	intr, softirq string
+	btime         int64
 	at            time.Time
+}
+
+// bootSeconds is btime as c's processes' own time namespace shows it: the
+// host's, less the namespace's boottime offset (the kernel's
+// timens_sub_boottime). It is not the container's start, although uptime
+// is: ps, top and psutil add each process's start time (field 22 of
+// /proc/<pid>/stat, clock ticks after that boot) to btime, and a btime
+// moved to the container's start put every process in the future (lxcfs
+// made that change and reverted it, lxcfs#164).
+func (l *statLayout) bootSeconds(c *Container) int64 {
+	return time.Unix(l.btime, 0).Add(-c.BootOffset).Unix()
 }
 
 // hostStat is the layout of the host's /proc/stat, read and parsed at
@@ -200,7 +213,11 @@ func (h *Host) hostStat() (*statLayout, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.stat = &statLayout{intr: zeros(s, "intr"), softirq: zeros(s, "softirq"), at: now}
+	btime, err := statValue(s, "btime")
+	if err != nil {
+		return nil, err
+	}
+	h.stat = &statLayout{intr: zeros(s, "intr"), softirq: zeros(s, "softirq"), btime: btime, at: now}
 	return h.stat, nil
 }
 
@@ -214,6 +231,20 @@ func zeros(host, key string) string {
 		}
 	}
 	return " 0"
+}
+
+// statValue is the number on the host's /proc/stat line named key.
+func statValue(host, key string) (int64, error) {
+	for _, line := range strings.Split(host, "\n") {
+		if v, ok := strings.CutPrefix(line, key+" "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/stat %s: %w", key, err)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("/proc/stat has no %s line", key)
 }
 
 // renderUptime writes the time since the container started and the idle

@@ -41,8 +41,12 @@ type Container struct {
 	// Before is what the container ran and used before that checkpoint;
 	// its CPU times are added to the cgroup's. Zero for a container never
 	// checkpointed.
-	Before  state.Carried
-	InitPid int
+	Before state.Carried
+	// BootOffset is the boottime offset of the time namespace of the
+	// container's init (0 without one): its processes' start times count
+	// from the host's boot plus it.
+	BootOffset time.Duration
+	InitPid    int
 	// Load is the container's load average, kept by the daemon; nil reads
 	// as 0.00.
 	Load *Load

@@ -254,13 +254,46 @@ func TestStat(t *testing.T) {
 		if !strings.HasPrefix(stat, want) {
 			t.Errorf("%s: stat starts %q; want %q", layout, stat[:min(len(stat), 80)], want)
 		}
-		for _, line := range []string{fmt.Sprintf("btime %d", now.Add(-100*time.Second).Unix()),
+		for _, line := range []string{fmt.Sprintf("btime %d", hostBtime(t)),
 			"processes 7", "procs_running 2", "procs_blocked 1", "ctxt 0"} {
 			if !strings.Contains(stat, "\n"+line+"\n") {
 				t.Errorf("%s: stat lacks %q", layout, line)
 			}
 		}
 		checkFieldCounts(t, hostStat, stat)
+	}
+}
+
+// hostBtime is the btime of this host's /proc/stat, which the fixtures
+// copy.
+func hostBtime(t *testing.T) int64 {
+	t.Helper()
+	btime, err := statValue(hostFile(t, "proc/stat"), "btime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return btime
+}
+
+// TestStatBtimeOfProcesses: btime is the boot time the container's
+// processes' start times count from, not the container's start: the
+// host's, or with a time namespace less its boottime offset (an offset of
+// -500.5 s puts the boot 500.5 s later: 500 in btime's whole seconds), so
+// ps shows when each process started.
+func TestStatBtimeOfProcesses(t *testing.T) {
+	f := newFixture(t)
+	f.v1()
+	f.write("proc/101/timens_offsets", "monotonic           0         0\nboottime         -501 500000000\n")
+	c, err := f.host.ContainerFromState(&state.State{ID: "c", InitPid: 101, InitStart: 50000, CgroupPaths: f.c.Cgroups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BootOffset != -500500*time.Millisecond {
+		t.Errorf("boot offset %v; want -500.5s", c.BootOffset)
+	}
+	f.c = c
+	if want := fmt.Sprintf("\nbtime %d\n", hostBtime(t)+500); !strings.Contains(f.render("proc/stat"), want) {
+		t.Errorf("stat lacks %q", want)
 	}
 }
 

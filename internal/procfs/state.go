@@ -30,9 +30,10 @@ func (h *Host) ContainerFromState(s *state.State) (*Container, error) {
 		return nil, err
 	}
 	c := &Container{
-		Cgroups: s.CgroupPaths,
-		Started: started.Add(time.Duration(start) * (time.Second / userHZ)),
-		InitPid: s.InitPid,
+		Cgroups:    s.CgroupPaths,
+		Started:    started.Add(time.Duration(start) * (time.Second / userHZ)),
+		BootOffset: h.bootOffset(s.InitPid),
+		InitPid:    s.InitPid,
 	}
 	if s.Carried != nil {
 		c.Before = *s.Carried
@@ -56,6 +57,29 @@ func (h *Host) Carry(c *Container) (*state.Carried, error) {
 	}
 	ran := max(0, h.Now().Sub(c.Started))
 	return &state.Carried{RanNanos: int64(ran), UserNanos: times.user, SystemNanos: times.system}, nil
+}
+
+// bootOffset is the boottime offset of pid's time namespace for its
+// children (/proc/<pid>/timens_offsets: "boottime <secs> <nanos>"), which
+// is the container's own for its init; 0 when the kernel has no time
+// namespaces or the file cannot be read.
+func (h *Host) bootOffset(pid int) time.Duration {
+	s, err := h.read("proc/" + strconv.Itoa(pid) + "/timens_offsets")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 || f[0] != "boottime" {
+			continue
+		}
+		secs, err1 := strconv.ParseInt(f[1], 10, 64)
+		nanos, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err1 == nil && err2 == nil {
+			return time.Duration(secs)*time.Second + time.Duration(nanos)
+		}
+	}
+	return 0
 }
 
 // bootTime is when the host booted, from /proc/uptime (to the hundredth
