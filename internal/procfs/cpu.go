@@ -2,7 +2,6 @@ package procfs
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"os"
 	"strconv"
@@ -100,22 +99,24 @@ func (h *Host) visibleCPUsChecked(c *Container) (effective.CPUSet, error) {
 	return cpus, nil
 }
 
+// renderOnline lists the visible CPUs by their own numbers, which are
+// those sched_getaffinity and sched_setaffinity use inside the container
+// too: glibc counts them for the online processors, and a program that
+// pins a thread to each CPU listed must find them in its affinity.
 func renderOnline(h *Host, c *Container) ([]byte, error) {
 	cpus, err := h.visibleCPUsChecked(c)
 	if err != nil {
 		return nil, err
 	}
-	if len(cpus) == 1 {
-		return []byte("0\n"), nil
-	}
-	return []byte(fmt.Sprintf("0-%d\n", len(cpus)-1)), nil
+	return []byte(cpus.String() + "\n"), nil
 }
 
-// renderCpuinfo shows the host's blocks of the visible CPUs, renumbered
-// from 0 and counted as one package (physical id 0) of n cores, so
-// programs that count "processor" lines or read "cpu cores"/"siblings"
-// see n, whichever sockets the host's CPUs are in. Blocks without
-// a processor line (some architectures' trailer) are kept.
+// renderCpuinfo shows the host's blocks of the visible CPUs, each under
+// its own number (as cpu/online lists them), counted as one package
+// (physical id 0) of n cores numbered from 0, so programs that count
+// "processor" lines or read "cpu cores"/"siblings" see n, whichever
+// sockets the host's CPUs are in. Blocks without a processor line (some
+// architectures' trailer) are kept.
 func renderCpuinfo(h *Host, c *Container) ([]byte, error) {
 	cpus, err := h.visibleCPUsChecked(c)
 	if err != nil {
@@ -135,7 +136,7 @@ func renderCpuinfo(h *Host, c *Container) ([]byte, error) {
 				continue
 			}
 			block = cpuinfoRewrite(block, map[string]string{
-				"processor": strconv.Itoa(next), "physical id": "0", "core id": strconv.Itoa(next), "siblings": n, "cpu cores": n,
+				"physical id": "0", "core id": strconv.Itoa(next), "siblings": n, "cpu cores": n,
 			})
 			next++
 		}

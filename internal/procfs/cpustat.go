@@ -142,10 +142,11 @@ func v1PerCPU(dir string) (user, system []uint64, err error) {
 func ticks(ns uint64) uint64 { return ns / (1e9 / userHZ) }
 
 // renderStat writes the kernel's /proc/stat layout: the container's CPU
-// times per visible CPU (idle is the wall time since the container started
-// less its use), its task counts; intr, ctxt and softirq are zeros with
-// the host's number of fields. btime stays the boot time the container's
-// processes count from (see bootSeconds).
+// times per visible CPU, under its own number as cpu/online lists it
+// (idle is the wall time since the container started less its use), its
+// task counts; intr, ctxt and softirq are zeros with the host's number of
+// fields. btime stays the boot time the container's processes count from
+// (see bootSeconds).
 func renderStat(h *Host, c *Container) ([]byte, error) {
 	visible, allowed, err := h.visibleCPUs(c)
 	if err != nil {
@@ -166,11 +167,11 @@ func renderStat(h *Host, c *Container) ([]byte, error) {
 	wall := ticks(uint64(max(0, h.Now().Sub(c.Started))))
 	var sum [3]uint64
 	cpus := make([]byte, 0, 64*len(visible))
-	for i := range visible {
+	for i, cpu := range visible {
 		u, s := ticks(times.user[i]), ticks(times.system[i])
 		idle := wall - min(wall, u+s)
 		sum[0], sum[1], sum[2] = sum[0]+u, sum[1]+s, sum[2]+idle
-		cpus = fmt.Appendf(cpus, "cpu%d %d 0 %d %d 0 0 0 0 0 0\n", i, u, s, idle)
+		cpus = fmt.Appendf(cpus, "cpu%d %d 0 %d %d 0 0 0 0 0 0\n", cpu, u, s, idle)
 	}
 	b := make([]byte, 0, 64+len(cpus)+len(layout.intr)+len(layout.softirq)+128)
 	b = fmt.Appendf(b, "cpu  %d 0 %d %d 0 0 0 0 0 0\n", sum[0], sum[1], sum[2])

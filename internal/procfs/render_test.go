@@ -211,12 +211,67 @@ func TestCpusetVisible(t *testing.T) {
 	f.write("sys/fs/cgroup/cpuset/ctr/cpuset.cpus", "1\n")
 	f.write("sys/fs/cgroup/cpuset/ctr/cpuset.effective_cpus", "1\n")
 	f.pass(cacheFor)
-	if got := f.render("sys/devices/system/cpu/online"); got != "0\n" {
-		t.Errorf("cpuset 1: online = %q; want 0", got)
+	if got := f.render("sys/devices/system/cpu/online"); got != "1\n" {
+		t.Errorf("cpuset 1: online = %q; want 1, the number the container's affinity has", got)
 	}
-	if info := f.render("proc/cpuinfo"); strings.Count(info, "processor") != 1 || !strings.Contains(f.render("proc/stat"), "cpu0 2000 0 300 ") {
-		t.Errorf("cpuset 1: want host CPU 1 as cpu0")
+	info, stat := f.render("proc/cpuinfo"), f.render("proc/stat")
+	if strings.Count(info, "processor") != 1 || !strings.HasPrefix(info, "processor\t: 1\n") {
+		t.Errorf("cpuset 1: cpuinfo does not show processor 1 alone:\n%s", info)
 	}
+	if !strings.Contains(stat, "\ncpu1 2000 0 300 ") || strings.Contains(stat, "\ncpu0 ") {
+		t.Errorf("cpuset 1: stat does not show cpu1 alone:\n%s", stat)
+	}
+}
+
+// TestCpusetWithHoles: a cpuset "0,2-3" shows CPUs 0, 2 and 3 under
+// their own numbers in cpu/online, cpuinfo and stat (each with its own
+// CPU time), and a quota of 1.5 CPUs the first two of them.
+func TestCpusetWithHoles(t *testing.T) {
+	f := newFixture(t)
+	f.v1()
+	block := strings.SplitAfter(hostFile(t, "proc/cpuinfo"), "\n\n")[0]
+	if !strings.HasPrefix(block, "processor\t: 0\n") {
+		t.Skipf("this host's cpuinfo does not start with processor 0: %.40q", block)
+	}
+	var info strings.Builder
+	for cpu := range 4 {
+		info.WriteString(strings.Replace(block, "processor\t: 0\n", fmt.Sprintf("processor\t: %d\n", cpu), 1))
+	}
+	f.write("proc/cpuinfo", info.String())
+	f.write("sys/devices/system/cpu/online", "0-3\n")
+	cg := "sys/fs/cgroup/"
+	f.write(cg+"cpuset/cpuset.cpus", "0-3\n")
+	f.write(cg+"cpuset/ctr/cpuset.cpus", "0,2-3\n")
+	f.write(cg+"cpuset/ctr/cpuset.effective_cpus", "0,2-3\n")
+	f.write(cg+"cpu,cpuacct/ctr/cpu.cfs_quota_us", "-1\n")
+	f.write(cg+"cpu,cpuacct/ctr/cpuacct.usage_all", "cpu user system\n0 0 0\n1 0 0\n2 10000000000 0\n3 0 0\n")
+	for _, c := range []struct {
+		quota, online string
+		cpus          []string
+	}{{"-1", "0,2-3", []string{"0", "2", "3"}}, {"150000", "0,2", []string{"0", "2"}}} {
+		f.write(cg+"cpu,cpuacct/ctr/cpu.cfs_quota_us", c.quota+"\n")
+		f.pass(cacheFor)
+		if got := f.render("sys/devices/system/cpu/online"); got != c.online+"\n" {
+			t.Errorf("quota %s: online = %q; want %s", c.quota, got, c.online)
+		}
+		procs := regexp.MustCompile(`(?m)^processor\t: (\d+)$`).FindAllStringSubmatch(f.render("proc/cpuinfo"), -1)
+		stat := regexp.MustCompile(`(?m)^cpu(\d+) `).FindAllStringSubmatch(f.render("proc/stat"), -1)
+		if fmt.Sprint(column(procs)) != fmt.Sprint(c.cpus) || fmt.Sprint(column(stat)) != fmt.Sprint(c.cpus) {
+			t.Errorf("quota %s: cpuinfo's processors %v, stat's cpuN %v; want %v", c.quota, column(procs), column(stat), c.cpus)
+		}
+		if stat := f.render("proc/stat"); c.quota == "-1" && !strings.Contains(stat, "\ncpu2 1000 0 0 ") {
+			t.Errorf("host CPU 2's time is not on cpu2:\n%s", stat)
+		}
+	}
+}
+
+// column is the first group of each regexp match.
+func column(matches [][]string) []string {
+	var out []string
+	for _, m := range matches {
+		out = append(out, m[1])
+	}
+	return out
 }
 
 // TestCPUViewKeptForCacheFor: the visible CPUs are worked out from the
