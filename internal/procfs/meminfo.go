@@ -22,13 +22,16 @@ type memory struct {
 }
 
 // hostKept are the meminfo fields that describe the machine's address
-// space or page sizes, not memory a container could use: they keep the
-// host's values. Every other field is the container's or 0, so no host
-// figure leaks through a field this code does not know yet.
+// space or its huge page pool (which hugetlb, not the memory limit,
+// rations), not memory a container's limit covers: they keep the host's
+// values. Every other field is the container's or 0, so no host figure
+// leaks through a field this code does not know yet; so are VmallocUsed
+// (the host kernel's own allocations) and DirectMap* (the host kernel's
+// page tables over all its RAM, which add up to the host's memory).
 var hostKept = map[string]bool{
-	"VmallocTotal": true, "VmallocUsed": true, "VmallocChunk": true, "Hugepagesize": true,
+	"VmallocTotal": true, "VmallocChunk": true, "Hugepagesize": true,
 	"HugePages_Total": true, "HugePages_Free": true, "HugePages_Rsvd": true, "HugePages_Surp": true,
-	"Hugetlb": true, "DirectMap4k": true, "DirectMap2M": true, "DirectMap4M": true, "DirectMap1G": true,
+	"Hugetlb": true,
 }
 
 // statFields maps meminfo fields to memory.stat's names: v1 (the
@@ -128,6 +131,9 @@ type parsedMeminfo struct {
 }
 
 // memory computes c's memory from its cgroup and the host's meminfo.
+// What its limit leaves free is no more than the host has free: a
+// container without a limit (or one above what the host has left) shows
+// the host's MemFree and MemAvailable, not its total less its own use.
 func (h *Host) memory(c *Container) (*memory, []hostLine, error) {
 	lines, host, err := h.hostMeminfo()
 	if err != nil {
@@ -164,7 +170,7 @@ func (h *Host) memory(c *Container) (*memory, []hostLine, error) {
 		}
 	}
 	m.total = capped(lim.Memory, host["MemTotal"])
-	m.free = m.total - min(usage, m.total)
+	m.free = min(m.total-min(usage, m.total), host["MemFree"])
 	if err := m.swap(dir, v2, lim, usage, host); err != nil {
 		return nil, nil, err
 	}
@@ -250,7 +256,7 @@ func (m *memory) swap(dir string, v2 bool, lim *effective.Limits, usage uint64, 
 func (m *memory) derive(h *Host, host map[string]uint64) {
 	f := m.fields
 	f["MemTotal"], f["MemFree"] = m.total, m.free
-	f["MemAvailable"] = min(m.total, m.free+f["Inactive(file)"]+f["Active(file)"]/2+f["SReclaimable"])
+	f["MemAvailable"] = min(m.total, m.free+f["Inactive(file)"]+f["Active(file)"]/2+f["SReclaimable"], max(m.free, host["MemAvailable"]))
 	f["Active"] = f["Active(anon)"] + f["Active(file)"]
 	f["Inactive"] = f["Inactive(anon)"] + f["Inactive(file)"]
 	f["SwapTotal"], f["SwapFree"] = m.swapTotal, m.swapFree

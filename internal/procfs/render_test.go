@@ -149,6 +149,47 @@ func TestMeminfoNoHostLeak(t *testing.T) {
 	}
 }
 
+// TestMeminfoLimitAboveHost: a container without a memory limit, or with
+// one above the host's memory, shows the host's MemTotal and no more free
+// or available than the host has, as does one whose limit leaves more
+// than the host has free; VmallocUsed and DirectMap* (the host kernel's
+// own) are 0.
+func TestMeminfoLimitAboveHost(t *testing.T) {
+	for _, limit := range []string{"9223372036854771712", "1099511627776000", "67108864"} {
+		f := newFixture(t)
+		f.v1()
+		host, _ := os.ReadFile(f.root + "/proc/meminfo")
+		hostFree := uint64(4096)
+		if limit != "67108864" {
+			hostFree = hostValue(t, string(host), "MemFree")
+		} else {
+			host = regexp.MustCompile(`(?m)^MemFree:\s+\d+ kB$`).ReplaceAll(host, []byte(fmt.Sprintf("MemFree:        %8d kB", hostFree)))
+			host = regexp.MustCompile(`(?m)^MemAvailable:\s+\d+ kB$`).ReplaceAll(host, []byte("MemAvailable:       6144 kB"))
+			f.write("proc/meminfo", string(host))
+		}
+		f.write("sys/fs/cgroup/memory/pod/memory.limit_in_bytes", limit+"\n")
+		f.write("sys/fs/cgroup/memory/pod/memory.memsw.limit_in_bytes", "9223372036854771712\n")
+		got := meminfoValues(t, string(host), f.render("proc/meminfo"))
+		wantTotal := min(hostValue(t, string(host), "MemTotal"), 65536)
+		if limit != "67108864" {
+			wantTotal = hostValue(t, string(host), "MemTotal")
+		}
+		if got["MemTotal"] != wantTotal || got["MemFree"] != hostFree || got["MemAvailable"] > hostValue(t, string(host), "MemAvailable") {
+			t.Errorf("limit %s: MemTotal %d, MemFree %d, MemAvailable %d kB; want %d, %d (the host's free), at most the host's %d",
+				limit, got["MemTotal"], got["MemFree"], got["MemAvailable"], wantTotal, hostFree, hostValue(t, string(host), "MemAvailable"))
+		}
+		for _, k := range []string{"VmallocUsed", "DirectMap4k", "DirectMap2M", "DirectMap1G"} {
+			if v, ok := got[k]; ok && v != 0 {
+				t.Errorf("limit %s: %s = %d kB, the host kernel's; want 0", limit, k, v)
+			}
+		}
+		var si unix.Sysinfo_t
+		if err := f.host.Sysinfo(f.c, &si); err != nil || si.Freeram != got["MemFree"]<<10 || si.Totalram != got["MemTotal"]<<10 {
+			t.Errorf("limit %s: sysinfo %+v, %v; want meminfo's total and free", limit, si, err)
+		}
+	}
+}
+
 func hostValue(t *testing.T, meminfo, key string) uint64 {
 	for _, line := range strings.Split(meminfo, "\n") {
 		if m := meminfoLine.FindStringSubmatch(line); m != nil && m[1] == key {
