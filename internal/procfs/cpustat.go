@@ -177,7 +177,7 @@ func renderStat(h *Host, c *Container) ([]byte, error) {
 	b = fmt.Appendf(b, "cpu  %d 0 %d %d 0 0 0 0 0 0\n", sum[0], sum[1], sum[2])
 	b = append(b, cpus...)
 	b = fmt.Appendf(b, "intr%s\nctxt 0\nbtime %d\nprocesses %d\nprocs_running %d\nprocs_blocked %d\nsoftirq%s\n",
-		layout.intr, layout.bootSeconds(c), t.lastPid, t.withReader().running, t.blocked, layout.softirq)
+		layout.intr, layout.bootSeconds(c), t.forks, t.withReader().running, t.blocked, layout.softirq)
 	return b, nil
 }
 

@@ -51,8 +51,9 @@ type Container struct {
 	// as 0.00.
 	Load *Load
 
-	cpus cpuView  // see visibleCPUs
-	dirs dirCache // see cgroupDir
+	cpus cpuView    // see visibleCPUs
+	dirs dirCache   // see cgroupDir
+	pids pidCounter // see tasks
 }
 
 // cpuView is a container's visible and allowed CPUs as visibleCPUs last

@@ -509,7 +509,38 @@ func TestLoadSampling(t *testing.T) {
 		want[i] *= math.Exp(-900 / tau)
 	}
 	f.host.Now = func() time.Time { return later }
-	checkLoad(t, "after 15 idle minutes", f.render("proc/loadavg"), want, " 1/1 0\n")
+	checkLoad(t, "after 15 idle minutes", f.render("proc/loadavg"), want, " 1/1 7\n")
+}
+
+// TestLastPidNeverGoesBack: loadavg's last pid and stat's processes
+// follow the newest thread seen, not the newest living one: they stay
+// when it exits, move on with a newer thread, and count on when the
+// namespace's pids wrap.
+func TestLastPidNeverGoesBack(t *testing.T) {
+	f := newFixture(t)
+	f.v1()
+	tasks := "sys/fs/cgroup/pids/ctr/tasks"
+	check := func(when string, last, forks int) {
+		t.Helper()
+		if got := f.render("proc/loadavg"); !strings.HasSuffix(got, fmt.Sprintf(" %d\n", last)) {
+			t.Errorf("%s: loadavg %q; want last pid %d", when, got, last)
+		}
+		if got := f.render("proc/stat"); !strings.Contains(got, fmt.Sprintf("\nprocesses %d\n", forks)) {
+			t.Errorf("%s: stat lacks processes %d", when, forks)
+		}
+	}
+	check("at first", 7, 7)
+	f.write("proc/103/status", "NSpid:\t103\t5\n")
+	f.write(tasks, "101\n103\n")
+	check("the newest thread gone", 7, 7)
+	f.write("proc/105/stat", statLine(105, "new", 'S', 70000))
+	f.write("proc/105/status", "NSpid:\t105\t9\n")
+	f.write(tasks, "101\n105\n")
+	check("a newer thread", 9, 9)
+	f.write("proc/106/stat", statLine(106, "wrapped", 'S', 80000))
+	f.write("proc/106/status", "NSpid:\t106\t2\n")
+	f.write(tasks, "101\n106\n")
+	check("after the pids wrapped", 2, 11)
 }
 
 func checkLoad(t *testing.T, when, got string, want [3]float64, tail string) {

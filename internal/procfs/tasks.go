@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,10 +19,47 @@ import (
 // names the last pid its pid namespace handed out.
 type tasks struct {
 	running, blocked, total int
-	// lastPid is the pid, in the container's own pid namespace, of its
-	// newest thread: pids are handed out in increasing order, so this is
-	// the namespace's last pid (until it wraps), never a host pid.
+	// lastPid is the last pid the container's own pid namespace handed
+	// out as far as its threads show, never a host pid, and forks how
+	// many it handed out (stat's processes); see pidCounter.
 	lastPid int
+	forks   uint64
+}
+
+// pidCounter follows a container's newest thread from one count of its
+// tasks to the next. Pids are handed out in increasing order, so the
+// newest thread's pid in the container's namespace is the last handed
+// out; but that thread may exit before the next count (every short-lived
+// command does), and a count that took the newest living thread as the
+// last pid showed loadavg's last pid and stat's processes going back,
+// which a monitor that rates forks from processes reads as a huge jump.
+// So the counter keeps the newest thread seen: a later one replaces it,
+// an older one (the newest exited) does not. A later thread with a lower
+// pid means the namespace's pids wrapped: it counts from 0 again.
+type pidCounter struct {
+	mu    sync.Mutex
+	pid   int
+	start uint64 // the thread's start time, clock ticks after boot
+	forks uint64
+}
+
+// observe records that the newest living thread is pid (in the
+// container's namespace; 0 when it could not be read), started at start,
+// and returns the last pid and the number of forks.
+func (p *pidCounter) observe(pid int, start uint64) (int, uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	newer := start > p.start || (start == p.start && pid > p.pid)
+	switch {
+	case pid == 0 || !newer:
+	case pid > p.pid:
+		p.forks += uint64(pid - p.pid)
+		p.pid, p.start = pid, start
+	case pid < p.pid:
+		p.forks += uint64(pid)
+		p.pid, p.start = pid, start
+	}
+	return p.pid, p.forks
 }
 
 // withReader counts the file's reader as running, as the kernel's
@@ -92,9 +130,11 @@ func (h *Host) tasks(c *Container) (tasks, error) {
 			newest, newestStart = tid, start
 		}
 	}
+	pid := 0
 	if newest != 0 {
-		t.lastPid = h.nsPid(newest)
+		pid = h.nsPid(newest)
 	}
+	t.lastPid, t.forks = c.pids.observe(pid, newestStart)
 	return t, nil
 }
 
