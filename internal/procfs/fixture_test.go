@@ -60,7 +60,7 @@ var swapLine = regexp.MustCompile(`(?m)^Swap(Total|Free):\s+\d+ kB$`)
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, root: t.TempDir()}
 	f.host = &Host{Root: f.root, Now: func() time.Time { return now.Add(f.elapsed) }}
-	for _, name := range []string{"proc/cpuinfo", "proc/stat", "proc/diskstats", "sys/devices/system/cpu/online"} {
+	for _, name := range []string{"proc/cpuinfo", "proc/stat", "proc/diskstats", "proc/vmstat", "sys/devices/system/cpu/online"} {
 		f.write(name, hostFile(t, name))
 	}
 	f.write("proc/meminfo", swapLine.ReplaceAllStringFunc(hostFile(t, "proc/meminfo"), func(line string) string {
@@ -127,7 +127,7 @@ func (f *fixture) v1() {
 	f.write(ctr+"memory.stat", "cache 1\nrss 1\ntotal_cache 4194304\ntotal_rss 6291456\ntotal_rss_huge 2097152\n"+
 		"total_shmem 1048576\ntotal_mapped_file 524288\ntotal_dirty 8192\ntotal_writeback 4096\ntotal_swap 2097152\n"+
 		"total_active_anon 5242880\ntotal_inactive_anon 2097152\ntotal_active_file 2097152\ntotal_inactive_file 1048576\n"+
-		"total_unevictable 0\n")
+		"total_unevictable 0\ntotal_pgfault 5000\ntotal_pgmajfault 30\n")
 	cpu := cg + "cpu,cpuacct/ctr/"
 	f.write(cg+"cpu,cpuacct/cpu.cfs_quota_us", "-1\n")
 	f.write(cg+"cpu,cpuacct/cpu.cfs_period_us", "100000\n")
@@ -169,7 +169,8 @@ func (f *fixture) v2() {
 	f.write(ctr+"memory.stat", "anon 6291456\nfile 4194304\nkernel_stack 65536\npagetables 131072\n"+
 		"shmem 1048576\nfile_mapped 524288\nfile_dirty 8192\nfile_writeback 4096\nanon_thp 2097152\n"+
 		"active_anon 5242880\ninactive_anon 2097152\nactive_file 2097152\ninactive_file 1048576\n"+
-		"unevictable 0\nslab_reclaimable 3145728\nslab_unreclaimable 1048576\nslab 4194304\n")
+		"unevictable 0\nslab_reclaimable 3145728\nslab_unreclaimable 1048576\nslab 4194304\n"+
+		"pgfault 5000\npgmajfault 30\npswpin 4\npswpout 6\n")
 	f.write(ctr+"cpu.max", "50000 100000\n")
 	f.write(ctr+"cpu.stat", "usage_usec 34000000\nuser_usec 30000000\nsystem_usec 4000000\n")
 	f.write(ctr+"cpuset.cpus.effective", strings.TrimSpace(hostFile(f.t, "sys/devices/system/cpu/online"))+"\n")

@@ -19,6 +19,8 @@ type memory struct {
 	shared    uint64
 	swapTotal uint64
 	swapFree  uint64
+	stat      map[string]uint64 // the cgroup's memory.stat, for vmstat's events
+	v2        bool
 }
 
 // hostKept are the meminfo fields that describe the machine's address
@@ -159,7 +161,7 @@ func (h *Host) memory(c *Container) (*memory, []hostLine, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	m := &memory{fields: map[string]uint64{}}
+	m := &memory{fields: map[string]uint64{}, stat: stat, v2: v2}
 	for _, f := range statFields {
 		name := f.v1
 		if v2 {

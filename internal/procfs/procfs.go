@@ -1,10 +1,11 @@
 // Package procfs computes a container's own view of the machine: the
 // content of /proc/meminfo, cpuinfo, stat, uptime, loadavg, diskstats,
-// swaps and /sys/devices/system/cpu/online, and the answer of sysinfo(2),
-// from the container's cgroups and start time, in the exact formats of the
-// kernel's files so every parser keeps working. It only reads files (the
-// host's /proc and cgroupfs, under a root tests replace), so the FUSE
-// service and the seccomp agent are thin callers of pure functions.
+// swaps, vmstat and /sys/devices/system/cpu/online, and the answer of
+// sysinfo(2), from the container's cgroups and start time, in the exact
+// formats of the kernel's files so every parser keeps working. It only
+// reads files (the host's /proc and cgroupfs, under a root tests
+// replace), so the FUSE service and the seccomp agent are thin callers of
+// pure functions.
 //
 // Errors: when the container's cgroup is gone (deleted while a read is in
 // flight) the error wraps fs.ErrNotExist; when a controller the file needs
@@ -66,7 +67,7 @@ type cpuView struct {
 
 // Files are the virtual files, relative to /, that a container gets.
 var Files = []string{"proc/meminfo", "proc/cpuinfo", "proc/stat", "proc/uptime",
-	"proc/loadavg", "proc/diskstats", "proc/swaps", "sys/devices/system/cpu/online"}
+	"proc/loadavg", "proc/diskstats", "proc/swaps", "sys/devices/system/cpu/online", "proc/vmstat"}
 
 // Host is the machine the renderers read: its files under Root ("/" on
 // the machine, a fake tree in tests) and its clock. Its methods may be
@@ -79,6 +80,7 @@ type Host struct {
 	cache   map[string]cached // see readCached
 	meminfo *parsedMeminfo    // see hostMeminfo
 	stat    *statLayout       // see hostStat
+	vmstat  *vmstatLayout     // see hostVmstat
 }
 
 // cached is a host file's content and when it was read.
@@ -119,6 +121,7 @@ var renderers = map[string]func(h *Host, c *Container) ([]byte, error){
 	"proc/diskstats":                renderDiskstats,
 	"proc/swaps":                    renderSwaps,
 	"sys/devices/system/cpu/online": renderOnline,
+	"proc/vmstat":                   renderVmstat,
 }
 
 // path names a host file under h.Root.

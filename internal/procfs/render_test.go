@@ -190,6 +190,50 @@ func TestMeminfoLimitAboveHost(t *testing.T) {
 	}
 }
 
+// TestVmstat: the host's counters in its order, with the container's
+// memory in pages, its faults and swap-ins (v2 only) and the kB it read
+// and wrote; every other counter 0.
+func TestVmstat(t *testing.T) {
+	host := hostFile(t, "proc/vmstat")
+	var keys []string
+	for _, line := range strings.Split(strings.TrimSpace(host), "\n") {
+		keys = append(keys, strings.Fields(line)[0])
+	}
+	page := uint64(os.Getpagesize()) >> 10
+	for _, layout := range []string{"v1", "v2"} {
+		f := newFixture(t)
+		map[string]func(){"v1": f.v1, "v2": f.v2}[layout]()
+		want := map[string]uint64{"nr_free_pages": 55296 / page, "nr_file_pages": 4096 / page, "nr_active_anon": 5120 / page,
+			"nr_shmem": 1024 / page, "pgpgin": 40, "pgpgout": 80, "pgfault": 5000, "pgmajfault": 30}
+		if layout == "v2" {
+			want["pswpin"], want["pswpout"], want["nr_slab_reclaimable"], want["nr_kernel_stack"] = 4, 6, 3072/page, 64
+		}
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(f.render("proc/vmstat")), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) != 2 {
+				t.Fatalf("%s: line %q", layout, line)
+			}
+			got = append(got, fields[0])
+			v, err := strconv.ParseUint(fields[1], 10, 64)
+			if w, ok := want[fields[0]]; err != nil || (ok && v != w) || (!ok && v != 0 && !vmstatShown(fields[0])) {
+				t.Errorf("%s: %s = %s; want %d", layout, fields[0], fields[1], w)
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(keys, " ") {
+			t.Errorf("%s: the counters differ from the host's, or their order", layout)
+		}
+	}
+}
+
+// vmstatShown says whether renderVmstat shows the container's own value
+// of the counter.
+func vmstatShown(key string) bool {
+	_, page := vmstatPages[key]
+	_, event := vmstatEvents[key]
+	return page || event || key == "nr_kernel_stack"
+}
+
 func hostValue(t *testing.T, meminfo, key string) uint64 {
 	for _, line := range strings.Split(meminfo, "\n") {
 		if m := meminfoLine.FindStringSubmatch(line); m != nil && m[1] == key {

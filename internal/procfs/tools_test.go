@@ -42,7 +42,9 @@ func TestToolsReadRenderedFiles(t *testing.T) {
 		{"uptime", []string{`up 1 min,.*load average: 0\.00, 0\.00, 0\.00`}},
 		{"getconf _NPROCESSORS_ONLN", []string{`(?m)^1$`}},
 		{"vmstat -s", []string{`(?m)^\s*65536 K total memory$`, `(?m)^\s*55296 K free memory$`, `(?m)^\s*32768 K total swap$`,
-			`(?m)^\s*3000 non-nice user cpu ticks$`, `(?m)^\s*6600 idle cpu ticks$`, `(?m)^\s*7 forks$`}},
+			`(?m)^\s*3000 non-nice user cpu ticks$`, `(?m)^\s*6600 idle cpu ticks$`, `(?m)^\s*7 forks$`,
+			`(?m)^\s*40 K paged in$`, `(?m)^\s*80 K paged out$`}},
+		{"vmstat", []string{`(?m)^(\s+\d+){6}\s+0\s+0\s+\d\s+\d\s`}}, // kB/s since the start: 40 and 80 kB in 100 s
 		{"swapon --show=NAME,TYPE,SIZE,USED,PRIO --bytes --noheadings", []string{`(?m)^none\s+virtual\s+33554432\s+2097152\s+-1$`}},
 		{"grep -c ^processor /proc/cpuinfo", []string{`(?m)^1$`}},
 	}

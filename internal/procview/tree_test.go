@@ -123,7 +123,7 @@ func TestTreeLookupReaddirContent(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name)
 	}
-	if err != nil || len(names) != 7 || !slices.Contains(names, "meminfo") {
+	if err != nil || len(names) != 8 || !slices.Contains(names, "meminfo") || !slices.Contains(names, "vmstat") {
 		t.Errorf("4/proc: %q, %v", names, err)
 	}
 }

@@ -62,6 +62,7 @@ func TestProcfsRenderContainer(t *testing.T) {
 		},
 		"proc/swaps":     func(s string) bool { return strings.HasPrefix(s, "Filename\t") },
 		"proc/diskstats": sameFieldCount("/proc/diskstats"),
+		"proc/vmstat":    sameFieldCount("/proc/vmstat"),
 	}
 	for _, name := range procfs.Files {
 		out, err := procfs.Render(name, c)

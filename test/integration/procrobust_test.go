@@ -17,6 +17,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/lkc-containers/lkc/internal/procfs"
 	"github.com/lkc-containers/lkc/internal/procview"
 )
 
@@ -309,13 +310,14 @@ func TestProcRepairAfterBothKilled(t *testing.T) {
 		t.Helper()
 		start := time.Now()
 		d.mustLkc("daemon", "--detach")
-		// All 8 files are the new session's (each replaced dead mount is
-		// gone, none is left without its file) and answer.
+		// All the files are the new session's (each replaced dead mount
+		// is gone, none is left without its file) and answer.
 		check := "grep -c ' fuse.lkc ' /proc/self/mountinfo; cat /proc/cpuinfo /proc/stat /proc/uptime /proc/loadavg " +
-			"/proc/diskstats /proc/swaps /sys/devices/system/cpu/online >/dev/null && head -1 /proc/meminfo"
+			"/proc/diskstats /proc/swaps /proc/vmstat /sys/devices/system/cpu/online >/dev/null && head -1 /proc/meminfo"
+		want := fmt.Sprintf(`^%d\nMemTotal: +65536 kB\n$`, len(procfs.Files))
 		waitFor(t, func() bool {
-			return matches(`^8\nMemTotal: +65536 kB\n$`, d.lkc("exec", id, "sh", "-c", check).stdout)
-		}, "the container's 8 files "+what)
+			return matches(want, d.lkc("exec", id, "sh", "-c", check).stdout)
+		}, "the container's files "+what)
 		t.Logf("reads work again %v after the start %s", time.Since(start), what)
 		if s := d.status(); len(s.Containers) != 1 || s.Containers[0].ID != id {
 			t.Errorf("%s: daemon status: %+v", what, s.Containers)
