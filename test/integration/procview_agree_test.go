@@ -18,8 +18,9 @@ import (
 // cpuinfo's processor and stat's cpuN name the CPU its affinity holds;
 // btime is the boot the processes' start times count from, so init
 // started (btime + field 22 of its stat) when the container did, not in
-// the future; MemAvailable is within the limit; loadavg's last pid and
-// stat's processes do not go back when the newest process exits.
+// the future; MemAvailable is within the limit; each file read in small
+// pieces is whole; loadavg's last pid and stat's processes do not go back
+// when the newest process exits.
 func TestProcViewAgreesWithKernel(t *testing.T) {
 	d := newDaemonEnv(t)
 	online, err := os.ReadFile("/sys/devices/system/cpu/online")
@@ -62,6 +63,12 @@ func TestProcViewAgreesWithKernel(t *testing.T) {
 	meminfo := sh("cat /proc/meminfo")
 	if free, avail := meminfoKB(t, meminfo, "MemFree"), meminfoKB(t, meminfo, "MemAvailable"); free > avail || avail > 65536 {
 		t.Errorf("MemFree %d kB, MemAvailable %d kB; want free ≤ available ≤ 65536", free, avail)
+	}
+	// Read in pieces of 1 and 7 bytes (dd reads with read(2), not
+	// sendfile) and from odd offsets: the whole file, in one version.
+	if got := sh("dd if=/proc/meminfo bs=1 2>/dev/null | grep -c kB; dd if=/proc/stat bs=7 2>/dev/null | tail -1 | cut -c1-8; " +
+		"dd if=/proc/cpuinfo bs=3 skip=1 2>/dev/null | head -c 7"); got != fmt.Sprintf("%d\nsoftirq \ncessor\t", strings.Count(meminfo, " kB\n")) {
+		t.Errorf("meminfo's kB lines, stat's last line, cpuinfo from byte 3, read in small pieces: %q", got)
 	}
 	last := regexp.MustCompile(` (\d+)\n\D*processes (\d+)\n`)
 	var was [2]int
