@@ -22,7 +22,7 @@ import (
 const (
 	recordName = "network.json" // the attachments, written before ADD
 	pinName    = "netns"        // the namespace, bind-mounted to outlive init
-	cacheName  = "cni"          // libcni's cache: each network's config and result
+	cacheName  = "cni"          // libcni's cache of records written before it was shared (cache.go)
 )
 
 // pluginTimeout bounds one ADD or DEL of a whole network.
@@ -30,7 +30,11 @@ const pluginTimeout = time.Minute
 
 // record is what DEL needs, kept in the state directory.
 type record struct {
-	ContainerID string       `json:"containerID"`
+	ContainerID string `json:"containerID"`
+	// CacheDir is libcni's cache the attachments are in (CacheDir at
+	// ADD), so DEL, CHECK and a rate change find them under any
+	// LKC_CNI_CACHE_DIR.
+	CacheDir    string       `json:"cacheDir,omitempty"`
 	Attachments []attachment `json:"attachments"`
 }
 
@@ -54,10 +58,15 @@ func (p *Plan) Attach(stateDir string, pid int) error {
 // network, undoing it all on failure: Attach and AttachKept differ only in
 // what they pin and how they ADD.
 func (p *Plan) attach(stateDir string, pinNS func() error, add func(*libcni.CNIConfig, *record, attachment) (types.Result, error)) (err error) {
+	rec := &record{ContainerID: containerID(stateDir), CacheDir: CacheDir(), Attachments: p.attachments}
+	unlock, err := lockAttachments(rec.CacheDir, rec.ContainerID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := pinNS(); err != nil {
 		return err
 	}
-	rec := &record{ContainerID: containerID(stateDir), Attachments: p.attachments}
 	defer func() {
 		if err != nil {
 			err = undoAttach(stateDir, err)
@@ -69,7 +78,7 @@ func (p *Plan) attach(stateDir string, pinNS func() error, add func(*libcni.CNIC
 	if err := reservePorts(stateDir, p.ports); err != nil {
 		return err
 	}
-	cni := newCNI(stateDir, filepath.Join(stateDir, cacheName))
+	cni := newCNI(stateDir, rec.cacheDir(stateDir))
 	for _, a := range rec.Attachments {
 		res, err := add(cni, rec, a)
 		if _, ok := a.Caps["portMappings"]; ok && err == nil {
@@ -82,13 +91,13 @@ func (p *Plan) attach(stateDir string, pinNS func() error, add func(*libcni.CNIC
 	return nil
 }
 
-// undoAttach runs Detach after a failed attach. Its caller removes the
-// state directory, and the record with it, so a DEL that fails cannot be
-// tried again by a delete: the namespace is released all the same (its
+// undoAttach runs detach after a failed attach (which holds the
+// attachment lock). Its caller removes the state directory, and the
+// record with it, so a DEL that fails cannot be tried again by a delete: the namespace is released all the same (its
 // veths go with it once init is gone), and the error says what may be
 // left (leases, rules outside the namespace).
 func undoAttach(stateDir string, err error) error {
-	derr := detach(stateDir, true)
+	derr := readAndDetach(stateDir, true)
 	if derr == nil {
 		return err
 	}
@@ -100,16 +109,34 @@ func undoAttach(stateDir string, err error) error {
 // releases the namespace and the record. A container without networks has
 // no record, and Detach does nothing. It goes on past a failing network so
 // that the others are freed, and reports the first failure, keeping the
-// record for a later delete to try again.
-func Detach(stateDir string) error { return detach(stateDir, false) }
-
-// detach is Detach; undo says it undoes the ADD this process just ran,
-// with the same plugin path, so a plugin not installed now was missing at
-// that ADD too, and is left out of DEL (installed). A later delete may
-// run with another path (LKC_CNI_PATH): there a missing plugin fails DEL,
-// and the record stays for a delete that finds it.
-func detach(stateDir string, undo bool) error {
+// record for a later delete to try again. It holds the attachment lock
+// (cache.go) over the DEL.
+func Detach(stateDir string) error {
 	rec, err := readRecord(stateDir)
+	if err != nil || rec.CacheDir == "" {
+		return detach(stateDir, rec, err, false) // nothing the collector sees
+	}
+	unlock, err := lockAttachments(rec.CacheDir, rec.ContainerID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return detach(stateDir, rec, nil, false)
+}
+
+// readAndDetach is detach of the record in stateDir.
+func readAndDetach(stateDir string, undo bool) error {
+	rec, err := readRecord(stateDir)
+	return detach(stateDir, rec, err, undo)
+}
+
+// detach is Detach of rec, which readRecord returned with err. undo says
+// it undoes the ADD this process just ran, with the same plugin path, so
+// a plugin not installed now was missing at that ADD too, and is left out
+// of DEL (installed). A later delete may run with another path
+// (LKC_CNI_PATH): there a missing plugin fails DEL, and the record stays
+// for a delete that finds it.
+func detach(stateDir string, rec *record, err error, undo bool) error {
 	if errors.Is(err, os.ErrNotExist) {
 		return unpin(stateDir)
 	}
@@ -119,7 +146,7 @@ func detach(stateDir string, undo bool) error {
 	if !undo {
 		waitPlugins(stateDir)
 	}
-	cni := newCNI(stateDir, filepath.Join(stateDir, cacheName))
+	cni := newCNI(stateDir, rec.cacheDir(stateDir))
 	var first error
 	for i := len(rec.Attachments) - 1; i >= 0; i-- {
 		a := rec.Attachments[i]
@@ -199,7 +226,7 @@ func installed(list *libcni.NetworkConfigList) *libcni.NetworkConfigList {
 func runtimeConf(stateDir string, rec *record, a attachment) *libcni.RuntimeConf {
 	rt := &libcni.RuntimeConf{
 		ContainerID: rec.ContainerID, IfName: a.IfName, CapabilityArgs: a.Caps,
-		CacheDir: filepath.Join(stateDir, cacheName),
+		CacheDir: rec.cacheDir(stateDir),
 	}
 	if pinned(stateDir) {
 		rt.NetNS = filepath.Join(stateDir, pinName)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/containernetworking/cni/libcni"
 )
@@ -25,7 +24,7 @@ func Check(stateDir string) error {
 	if err != nil {
 		return err
 	}
-	cni := newCNI(stateDir, filepath.Join(stateDir, cacheName))
+	cni := newCNI(stateDir, rec.cacheDir(stateDir))
 	for _, a := range rec.Attachments {
 		if err := check(cni, stateDir, rec, a); err != nil {
 			return fmt.Errorf("network %s: %w", a.Name, err)

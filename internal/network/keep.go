@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/containernetworking/cni/libcni"
@@ -33,7 +32,7 @@ func Keep(stateDir string) (*Kept, error) {
 	if err != nil {
 		return nil, err
 	}
-	cni := newCNI(stateDir, filepath.Join(stateDir, cacheName))
+	cni := newCNI(stateDir, rec.cacheDir(stateDir))
 	k := &Kept{Addresses: map[string][]string{}}
 	for _, a := range rec.Attachments {
 		list, err := libcni.NetworkConfFromBytes(a.Config)

@@ -52,7 +52,7 @@ func SetRate(stateDir string, r Rate) error {
 }
 
 func setRate(stateDir string, rec *record, a *attachment, list *libcni.NetworkConfigList, r Rate) error {
-	main := newCNI(stateDir, filepath.Join(stateDir, cacheName))
+	main := newCNI(stateDir, rec.cacheDir(stateDir))
 	prev, err := main.GetNetworkListCachedResult(list, runtimeConf(stateDir, rec, *a))
 	if err != nil {
 		return fmt.Errorf("reading the result of its ADD: %w", err)

@@ -143,6 +143,7 @@ func TestNetworkRestoreFailureLeavesNothing(t *testing.T) {
 // (LKC_NET_DIR) and IPAM stores; extra are plugins after the bridge (JSON,
 // each with its leading comma).
 func hostNetworks(t *testing.T, h *testHosts, name, subnet string, extra ...string) (dirs, ipam [2]string) {
+	privateCNICache(t)
 	for i := range dirs {
 		dirs[i], ipam[i] = t.TempDir(), t.TempDir()
 		conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"plugins":[{"type":"bridge","bridge":"cni0","isGateway":true,

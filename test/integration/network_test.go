@@ -69,9 +69,27 @@ func newCNINet(e *env, extra string) *cniNet {
 		t.Fatal(err)
 	}
 	t.Setenv("LKC_NET_DIR", c.dir)
+	privateCNICache(t)
 	t.Cleanup(c.cleanup)
 	return c
 }
+
+// privateCNICache gives the test a libcni cache of its own
+// (LKC_CNI_CACHE_DIR), one for all its networks: the host's stays
+// untouched, and what `lkc network gc` finds there is the test's alone.
+func privateCNICache(t *testing.T) string {
+	if d, ok := cniCaches[t]; ok {
+		return d
+	}
+	d := t.TempDir()
+	t.Setenv("LKC_CNI_CACHE_DIR", d)
+	cniCaches[t] = d
+	t.Cleanup(func() { delete(cniCaches, t) })
+	return d
+}
+
+// cniCaches are the running tests' caches (t.Setenv keeps them serial).
+var cniCaches = map[*testing.T]string{}
 
 // cleanup deletes the env's containers (the env's own clean-up runs later:
 // t.Cleanup is last in, first out), while the test's LKC_NET_DIR and
