@@ -52,6 +52,7 @@ func init() {
 		"kill":       {cmdKill, brief, "kill [--all] <container-id> [signal]: signal a container"},
 		"migrate":    {cmdMigrate, allocating, "migrate --token-file F [flags] <container-id>|--all <host:port>: move a running container (or all of them) to an lkc serve"},
 		"limits":     {cmdLimits, brief, "limits [--json] [PID]: what a process may use: its cgroups' effective limits, rlimits and CPUs"},
+		"network":    {cmdNetwork, brief, "network gc: DEL the CNI attachments of containers that are gone (docs/network.md)"},
 		"list":       {cmdList, brief, "list [--format table|json] [-q]: list containers"},
 		"pause":      {cmdPause, brief, "pause <container-id>: freeze every process of a container"},
 		"ps":         {cmdPs, brief, "ps [--format table|json] <container-id> [ps options]: list a container's processes"},

@@ -23,6 +23,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/groups"
 	"github.com/lkc-containers/lkc/internal/hostconf"
 	"github.com/lkc-containers/lkc/internal/metrics"
+	"github.com/lkc-containers/lkc/internal/netgc"
 	"github.com/lkc-containers/lkc/internal/oompolicy"
 	"github.com/lkc-containers/lkc/internal/procview"
 	"github.com/lkc-containers/lkc/internal/registry"
@@ -38,7 +39,7 @@ const slowStart = 500 * time.Millisecond
 // services are the services the worker runs, in start order.
 var procView = procview.New()
 
-var services = []service.Service{procView, seccompagent.NewService(procView), &groups.Service{}, &metrics.Service{}, rulesengine.New(), oompolicy.New()}
+var services = []service.Service{procView, seccompagent.NewService(procView), &groups.Service{}, &metrics.Service{}, rulesengine.New(), oompolicy.New(), &netgc.Service{}}
 
 // Options are what the holder gives a worker.
 type Options struct {

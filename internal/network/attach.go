@@ -64,6 +64,9 @@ func (p *Plan) attach(stateDir string, pinNS func() error, add func(*libcni.CNIC
 		return err
 	}
 	defer unlock()
+	if err := collectEarlier(stateDir, rec); err != nil {
+		return err
+	}
 	if err := pinNS(); err != nil {
 		return err
 	}

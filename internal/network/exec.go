@@ -44,7 +44,7 @@ func newCNI(stateDir, cacheDir string) *libcni.CNIConfig {
 // DEL, waits for them through the lock.
 type pluginExec struct {
 	version.PluginDecoder
-	lock string
+	lock string // "": none (the collector's DEL of a container whose state directory is gone)
 }
 
 func (*pluginExec) FindInPath(plugin string, paths []string) (string, error) {
@@ -54,21 +54,26 @@ func (*pluginExec) FindInPath(plugin string, paths []string) (string, error) {
 // ExecPlugin runs the plugin with stdin and environ and returns its
 // stdout, or its error (the CNI error it printed, else its stderr).
 func (e *pluginExec) ExecPlugin(ctx context.Context, path string, stdin []byte, environ []string) ([]byte, error) {
-	lock, err := os.OpenFile(e.lock, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening the plugin lock: %w", err)
+	var extra []*os.File
+	if e.lock != "" {
+		lock, err := os.OpenFile(e.lock, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("opening the plugin lock: %w", err)
+		}
+		defer lock.Close()
+		if err := flock(lock, unix.LOCK_SH); err != nil {
+			return nil, err
+		}
+		extra = []*os.File{lock}
 	}
-	defer lock.Close()
-	if err := flock(lock, unix.LOCK_SH); err != nil {
-		return nil, err
-	}
+	var err error
 	var stdout, stderr bytes.Buffer
 	for try := 0; try < 5; try++ {
 		stdout.Reset()
 		stderr.Reset()
 		cmd := exec.CommandContext(ctx, path)
 		cmd.Env, cmd.Stdin, cmd.Stdout, cmd.Stderr = environ, bytes.NewReader(stdin), &stdout, &stderr
-		cmd.ExtraFiles = []*os.File{lock}
+		cmd.ExtraFiles = extra
 		// ETXTBSY: the plugin is being installed; libcni waits too.
 		if err = cmd.Run(); !errors.Is(err, syscall.ETXTBSY) {
 			break

@@ -42,6 +42,17 @@ func (c *cniNet) hostQdiscs(t *testing.T) string {
 // when the veth redirects nothing (no egress limit).
 func (c *cniNet) egressQdiscs(t *testing.T) string {
 	t.Helper()
+	ifb := c.egressIfb(t)
+	if ifb == "" {
+		return ""
+	}
+	return tc(t, "qdisc", "show", "dev", ifb)
+}
+
+// egressIfb is the ifb device the network's only veth redirects what the
+// container sends to; "" when it redirects nothing (no egress limit).
+func (c *cniNet) egressIfb(t *testing.T) string {
+	t.Helper()
 	veth := c.hostVeth(t)
 	if !strings.Contains(tc(t, "qdisc", "show", "dev", veth, "ingress"), "ingress") {
 		return ""
@@ -52,7 +63,7 @@ func (c *cniNet) egressQdiscs(t *testing.T) string {
 		return ""
 	}
 	ifb, _, _ := strings.Cut(after, ")")
-	return tc(t, "qdisc", "show", "dev", ifb)
+	return ifb
 }
 
 // runLimited runs a container that sleeps on network c with the
