@@ -34,7 +34,7 @@ type ExecOpts struct {
 	Cgroup map[string]string
 	// IgnorePaused lets the process join a paused container, as runc's
 	// --ignore-paused does: it waits frozen until the container is
-	// resumed, and so does Exec, detached or not, until it reports ready.
+	// resumed, and so does Exec, detached or not, until it has exec'd.
 	// Without it a paused container is refused.
 	IgnorePaused bool
 	// Listener, when set, is asked for the seccomp profile the process
@@ -46,8 +46,10 @@ type ExecOpts struct {
 }
 
 // Exec starts a process in a running (or created, or with IgnorePaused
-// paused) container: in every one of its namespaces and its cgroup. Detached, it returns at once; otherwise
-// it forwards signals and returns the process's exit code.
+// paused) container: in every one of its namespaces and its cgroup. It
+// fails unless the process has exec'd, as runc's exec does. Detached, it
+// returns then; otherwise it forwards signals and returns the process's
+// exit code.
 func Exec(o ExecOpts) (int, error) {
 	c, err := load(o.Root, o.ID, false)
 	if err != nil {
@@ -169,19 +171,19 @@ func (c *Container) spawnExec(o ExecOpts) (int, error) {
 		return 0, err
 	}
 	is := initSpec{
-		initialCPUs:    initialCPUs,
-		req:            req,
-		cg:             cg,
-		preserveFDs:    o.PreserveFDs,
-		consoleSocket:  o.ConsoleSocket,
-		consoleConn:    o.consoleConn,
-		closeAfterExec: !o.Detach,
+		initialCPUs:   initialCPUs,
+		req:           req,
+		cg:            cg,
+		preserveFDs:   o.PreserveFDs,
+		consoleSocket: o.ConsoleSocket,
+		consoleConn:   o.consoleConn,
+		closeBehind:   !o.Detach,
+		awaitExec:     true,
 	}
 	if s == Paused {
 		// The process waits frozen for a resume, which needs the lock.
 		// A second close, by Exec, closes nothing.
 		is.intoFrozen = c.close
-		is.awaitExec = true
 	}
 	if o.pipes != nil {
 		fds := o.pipes.fds()

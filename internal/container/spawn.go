@@ -37,9 +37,10 @@ type initSpec struct {
 	seccompState func(pid int) []byte
 	// plan, for an exec the constructor finishes (req.Exec), replaces msg.
 	plan *nsenter.Plan
-	// closeAfterExec, for a foreground exec, keeps lkc's binary open until
-	// the process has exec'd (initProc.closeAfterExec).
-	closeAfterExec bool
+	// closeBehind, for a foreground exec, closes lkc's binary in a
+	// goroutine once the process has exec'd (initProc.closeAfterExec says
+	// why).
+	closeBehind bool
 	// stdio, when set, replaces lkc's own stdin, stdout and stderr as the
 	// process's (a foreground exec's pipes).
 	stdio *[3]uintptr
@@ -51,11 +52,12 @@ type initSpec struct {
 	// would freeze before it execs lkc, and moving itself into a frozen
 	// cgroup it would freeze before it says so.
 	intoFrozen func()
-	// awaitExec, for an exec into a paused container, has spawnInit wait
-	// past ready until the process has exec'd (waitExec), so that an exec
-	// that failed, or a process killed first, fails the exec instead of
-	// leaving a detached one to report success for a process that never
-	// ran. The normal exec returns at ready.
+	// awaitExec, for an exec, has spawnInit wait past ready until the
+	// process has exec'd (waitExec), as runc's exec does, so that an
+	// execve that fails (a file that is executable but no program, a
+	// script whose interpreter is missing), or a process killed first,
+	// fails the exec instead of a detached one reporting success, and
+	// writing its pid file, for a process that never ran.
 	awaitExec bool
 	// initialCPUs, when set, are the CPUs init starts on, until it is in
 	// its cgroup (an exec's execCPUAffinity.initial).
@@ -81,8 +83,8 @@ func spawnInit(is initSpec) (int, error) {
 		p.abort()
 		return 0, err
 	}
-	if is.closeAfterExec && !is.awaitExec {
-		p.closeAfterExec()
+	if is.closeBehind {
+		go p.close()
 	} else {
 		p.close()
 	}
@@ -241,9 +243,6 @@ func initFiles(is initSpec, sync *os.File) (files []uintptr, env []string, opene
 	// Init is short-lived and serial: one P and no GC keep the Go runtime
 	// from waking threads it does not need.
 	env = []string{"GOMAXPROCS=1", "GOGC=off"}
-	if is.awaitExec {
-		env = append(env, nsenter.AwaitExecEnv+"=1")
-	}
 	add(nsenter.SyncEnv, sync)
 	defer func() {
 		if err != nil {
@@ -417,14 +416,15 @@ func (p *initProc) ready(is *initSpec) error {
 }
 
 // waitExec waits, after ready, until the process has exec'd or failed
-// to: its end of the handshake socket is close-on-exec, and, told so
-// (nsenter.AwaitExecEnv), init reports a failing execve there instead of
-// on the process's stderr. A process killed between ready and its execve
-// (lkc's last steps: microseconds) closes the socket without a word too,
-// which reads as exec'd, as in runc, whose exec takes the close of its
-// sync socket for the exec.
+// to: its end of the handshake socket is close-on-exec, and an exec's
+// init reports a failing execve there. A process killed between ready and
+// its execve (lkc's last steps: microseconds) closes the socket without a
+// word too, which reads as exec'd, as in runc, whose exec takes the close
+// of its sync socket for the exec.
 func (p *initProc) waitExec() error {
+	end := steplog.Step("exec: wait for the process's execve")
 	reply, err := initproc.Recv(p.sock)
+	end()
 	switch {
 	case err != nil:
 		return fmt.Errorf("waiting for the process to exec: %w", err)

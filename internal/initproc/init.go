@@ -24,7 +24,6 @@ func Main() int {
 		return 1
 	}
 	unix.CloseOnExec(fd)
-	awaited := os.Getenv(nsenter.AwaitExecEnv) != ""
 	for _, env := range []string{ConsoleEnv, SeccompEnv} {
 		if sock, err := strconv.Atoi(os.Getenv(env)); err == nil {
 			unix.CloseOnExec(sock) // no hook may inherit these sockets
@@ -62,22 +61,18 @@ func Main() int {
 	// a cost on the hot path.)
 	runtime.LockOSThread()
 	err = p.exec()
-	if awaited {
+	if p.fifo == nil {
+		// An exec's parent waits until the process has exec'd.
 		return fail(fd, err)
 	}
 	p.failStart(err)
 	return 127
 }
 
-// failStart reports a failure after init was released: to start, which
-// waits on the fifo for the exec and returns what init wrote there; an
-// exec'd process's init has nobody waiting, so it writes to its stderr.
+// failStart reports a failure after init was released to start, which
+// waits on the fifo for the exec and returns what init wrote there.
 func (p *prepared) failStart(err error) {
-	if p.fifo != nil {
-		p.fifo.Write([]byte(err.Error()))
-		return
-	}
-	fmt.Fprintf(os.Stderr, "lkc init: %v\n", err)
+	p.fifo.Write([]byte(err.Error()))
 }
 
 func fail(fd int, err error) int {

@@ -34,9 +34,9 @@
  *   pid <n>              the pid (in the parent's pid namespace) of the
  *                        process that goes on into the Go runtime
  *   error <text>         what failed; the process then exits (after an
- *                        exec's "ready" too, when _LKC_INIT_AWAIT_EXEC is
- *                        set: its failing execve, which otherwise goes to
- *                        its stderr)
+ *                        exec's "ready" too: its failing execve, which
+ *                        the parent waits for until the socket, close-on-
+ *                        exec, closes)
  *
  * Why `exec` is done in C: a process joining a running container needs
  * nothing of Go's once it is in the namespaces, and starting the Go runtime
@@ -378,10 +378,7 @@ static void exec_plan(void)
 	}
 	say("ready");
 	lkc_plan_exec(p, NULL, 0, err);
-	if (getenv("_LKC_INIT_AWAIT_EXEC") != NULL)
-		say("error %s", err);
-	else
-		fprintf(stderr, "lkc init: %s\n", err);
+	say("error %s", err);
 	_exit(127);
 }
 

@@ -20,12 +20,6 @@ import (
 // SyncEnv names the environment variable that carries the handshake fd.
 const SyncEnv = "_LKC_INIT_SYNC"
 
-// AwaitExecEnv, set in an exec's environment, says the parent waits past
-// ready until the process has exec'd: a failing execve (or a step before
-// it) is then reported on the handshake socket, as an error before ready
-// is, instead of on the process's stderr.
-const AwaitExecEnv = "_LKC_INIT_AWAIT_EXEC"
-
 var cloneFlags = map[string]int{
 	"pid": unix.CLONE_NEWPID, "mount": unix.CLONE_NEWNS, "network": unix.CLONE_NEWNET,
 	"uts": unix.CLONE_NEWUTS, "ipc": unix.CLONE_NEWIPC, "user": unix.CLONE_NEWUSER,

@@ -216,9 +216,8 @@ func TestExecIgnorePausedDeleteForce(t *testing.T) {
 // and writes no pid file: its execve fails once the container is resumed
 // (a file that is executable but no program), or the container is
 // deleted with --force, or killed, while the process waits. runc's exec
-// returns once its process has exec'd and fails when the exec does; lkc
-// waits as long for an exec into a paused container only (a detached one
-// into a running container returns at ready, before execve). Both ways of
+// returns once its process has exec'd and fails when the exec does, and
+// so does lkc's (TestExecFailingExecve for a running container). Both ways of
 // finishing an exec are tried: the constructor's, and Go's init (which
 // the container's oom score makes the exec take).
 func TestExecIgnorePausedNeverRan(t *testing.T) {
@@ -237,14 +236,9 @@ func TestExecIgnorePausedNeverRan(t *testing.T) {
 		for _, goInit := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s, go init %v", c.name, goInit), func(t *testing.T) {
 				e := newEnv(t)
-				out := t.TempDir()
-				// Executable, but neither a binary nor a script: execve
-				// fails with ENOEXEC after every step lkc checks.
-				if err := os.WriteFile(filepath.Join(out, "bad"), []byte("no program\n"), 0o755); err != nil {
-					t.Fatal(err)
-				}
+				noPrograms := withNoPrograms(t)
 				id, init := e.runningPid(func(s *specs.Spec) {
-					s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
+					noPrograms(s)
 					if goInit {
 						s.Process.OOMScoreAdj = &oom
 					}
