@@ -23,7 +23,7 @@ import (
 // updateFlags are runc's update flags that set one limit each.
 var updateFlags = []string{"memory", "memory-reservation", "memory-swap", "pids-limit",
 	"cpu-share", "cpu-shares", "cpu-quota", "cpu-period", "cpu-rt-period", "cpu-rt-runtime",
-	"cpuset-cpus", "cpuset-mems", "blkio-weight"}
+	"cpuset-cpus", "cpuset-mems", "blkio-weight", "kernel-memory", "kernel-memory-tcp"}
 
 // cmdUpdate changes a container's limits live, with runc's flags. As in
 // runc, memory values take k, m, g, t or p suffixes (powers of 1024), -1
@@ -158,6 +158,10 @@ func setUpdateFlag(r *specs.LinuxResources, name, v string) error {
 		r.Memory.Reservation, err = memoryFlag(v)
 	case "memory-swap":
 		r.Memory.Swap, err = memoryFlag(v)
+	case "kernel-memory":
+		r.Memory.Kernel, err = memoryFlag(v)
+	case "kernel-memory-tcp":
+		r.Memory.KernelTCP, err = memoryFlag(v)
 	case "pids-limit":
 		var n *int64
 		if n, err = intFlag[int64](v, 64); err == nil {

@@ -112,3 +112,15 @@ func TestConformPsStoppedContainer(t *testing.T) {
 	}
 	e.mustLkc("delete", id)
 }
+
+// TestConformUpdateKernelMemoryFlags: runc's update takes
+// --kernel-memory and --kernel-memory-tcp (and ignores them, with a
+// warning); lkc takes them as it takes memory.kernel and kernelTCP from
+// --resources (docs/cgroups.md: kernels from 6.1 ignore the limit too), so
+// a script that passes them does not fail on lkc alone.
+func TestConformUpdateKernelMemoryFlags(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.runningPid(nil)
+	e.mustLkc("update", "--kernel-memory", "64m", "--kernel-memory-tcp", "32m", id)
+	e.failLkc(`^lkc: update: --kernel-memory "lots": not a memory size`, "update", "--kernel-memory", "lots", id)
+}
