@@ -16,6 +16,7 @@ import (
 // file is absent.
 type Stats struct {
 	CPU     CPU                `json:"cpu"`
+	CPUSet  CPUSet             `json:"cpuset"`
 	Memory  Memory             `json:"memory"`
 	Pids    Pids               `json:"pids"`
 	Blkio   Blkio              `json:"blkio"`
@@ -28,12 +29,31 @@ type CPU struct {
 	Throttling Throttling `json:"throttling,omitempty"`
 }
 
-// CPUUsage is CPU time in nanoseconds; Percpu is empty on v2.
+// CPUUsage is CPU time in nanoseconds; the per-CPU lists are empty on
+// v2.
 type CPUUsage struct {
-	Total  uint64   `json:"total,omitempty"`
-	Percpu []uint64 `json:"percpu,omitempty"`
-	Kernel uint64   `json:"kernel"`
-	User   uint64   `json:"user"`
+	Total        uint64   `json:"total,omitempty"`
+	Percpu       []uint64 `json:"percpu,omitempty"`
+	PercpuKernel []uint64 `json:"percpu_kernel,omitempty"`
+	PercpuUser   []uint64 `json:"percpu_user,omitempty"`
+	Kernel       uint64   `json:"kernel"`
+	User         uint64   `json:"user"`
+}
+
+// CPUSet is the v1 cpuset controller's settings of the cgroup, which runc
+// reports on v1 only (zero on v2, as there).
+type CPUSet struct {
+	CPUs                  []uint16 `json:"cpus,omitempty"`
+	CPUExclusive          uint64   `json:"cpu_exclusive"`
+	Mems                  []uint16 `json:"mems,omitempty"`
+	MemHardwall           uint64   `json:"mem_hardwall"`
+	MemExclusive          uint64   `json:"mem_exclusive"`
+	MemoryMigrate         uint64   `json:"memory_migrate"`
+	MemorySpreadPage      uint64   `json:"memory_spread_page"`
+	MemorySpreadSlab      uint64   `json:"memory_spread_slab"`
+	MemoryPressure        uint64   `json:"memory_pressure"`
+	SchedLoadBalance      uint64   `json:"sched_load_balance"`
+	SchedRelaxDomainLevel int64    `json:"sched_relax_domain_level"`
 }
 
 // Throttling counts CFS periods and the time the quota held the cgroup back.

@@ -22,12 +22,19 @@ func TestV1StatsFromFakeFiles(t *testing.T) {
 	m := &v1{dirs: map[string]string{
 		"cpu,cpuacct": filepath.Join(dir, "cpu"), "memory": filepath.Join(dir, "memory"),
 		"pids": filepath.Join(dir, "pids"), "blkio": filepath.Join(dir, "blkio"),
+		"cpuset": filepath.Join(dir, "cpuset"),
 	}}
 	writeFiles(t, m.dirs["cpu,cpuacct"], map[string]string{
-		"cpuacct.usage":        "3000000000\n",
-		"cpuacct.usage_percpu": "1000000000 2000000000 \n",
-		"cpuacct.stat":         "user 150\nsystem 50\n",
-		"cpu.stat":             "nr_periods 10\nnr_throttled 3\nthrottled_time 7000\n",
+		"cpuacct.usage":             "3000000000\n",
+		"cpuacct.usage_percpu":      "1000000000 2000000000 \n",
+		"cpuacct.usage_percpu_sys":  "100 200 \n",
+		"cpuacct.usage_percpu_user": "300 400 \n",
+		"cpuacct.stat":              "user 150\nsystem 50\n",
+		"cpu.stat":                  "nr_periods 10\nnr_throttled 3\nthrottled_time 7000\n",
+	})
+	writeFiles(t, m.dirs["cpuset"], map[string]string{
+		"cpuset.cpus": "0-2,5\n", "cpuset.mems": "0\n", "cpuset.sched_load_balance": "1\n",
+		"cpuset.sched_relax_domain_level": "-1\n", "cpuset.memory_pressure": "7\n",
 	})
 	writeFiles(t, m.dirs["memory"], map[string]string{
 		"memory.usage_in_bytes": "4096\n", "memory.max_usage_in_bytes": "8192\n",
@@ -46,9 +53,12 @@ func TestV1StatsFromFakeFiles(t *testing.T) {
 	}
 	want := &Stats{
 		CPU: CPU{
-			Usage:      CPUUsage{Total: 3e9, Percpu: []uint64{1e9, 2e9}, User: 1.5e9, Kernel: 0.5e9},
+			Usage: CPUUsage{Total: 3e9, Percpu: []uint64{1e9, 2e9}, PercpuKernel: []uint64{100, 200},
+				PercpuUser: []uint64{300, 400}, User: 1.5e9, Kernel: 0.5e9},
 			Throttling: Throttling{Periods: 10, ThrottledPeriods: 3, ThrottledTime: 7000},
 		},
+		CPUSet: CPUSet{CPUs: []uint16{0, 1, 2, 5}, Mems: []uint16{0}, SchedLoadBalance: 1,
+			SchedRelaxDomainLevel: -1, MemoryPressure: 7},
 		Memory: Memory{
 			Cache:   1024,
 			OOMKill: 3,

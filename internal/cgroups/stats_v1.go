@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
+	"github.com/lkc-containers/lkc/internal/config"
 )
 
 // userHZ is the unit of cpuacct.stat: clock ticks, 100 per second on every
@@ -26,7 +28,7 @@ type v1Step struct {
 // Stats reads the usage counters of every controller the container has.
 func (m *v1) Stats() (*Stats, error) {
 	return m.read([]v1Step{
-		{"cpuacct", v1CPUAcct}, {"cpu", v1Throttling}, {"memory", v1Memory},
+		{"cpuacct", v1CPUAcct}, {"cpu", v1Throttling}, {"cpuset", v1CPUSet}, {"memory", v1Memory},
 		{"pids", readPids}, {"blkio", v1Blkio},
 		{"hugetlb", func(dir string, s *Stats) error { return readHugetlb(dir, s, false) }},
 	})
@@ -69,16 +71,16 @@ func v1CPUAcct(dir string, s *Stats) error {
 	if u.Total, err = readUint(dir, "cpuacct.usage"); err != nil {
 		return err
 	}
-	percpu, err := readFile(dir, "cpuacct.usage_percpu")
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	for _, f := range strings.Fields(percpu) {
-		v, err := parseUint(f)
-		if err != nil {
-			return fmt.Errorf("cpuacct.usage_percpu: %w", err)
+	for _, f := range []struct {
+		name string
+		into *[]uint64
+	}{
+		{"cpuacct.usage_percpu", &u.Percpu},
+		{"cpuacct.usage_percpu_sys", &u.PercpuKernel}, {"cpuacct.usage_percpu_user", &u.PercpuUser},
+	} {
+		if *f.into, err = readUintList(dir, f.name); err != nil {
+			return err
 		}
-		u.Percpu = append(u.Percpu, v)
 	}
 	stat, err := readKeyed(dir, "cpuacct.stat")
 	if err != nil {
@@ -87,6 +89,76 @@ func v1CPUAcct(dir string, s *Stats) error {
 	u.User = stat["user"] * (1e9 / userHZ)
 	u.Kernel = stat["system"] * (1e9 / userHZ)
 	return nil
+}
+
+// readUintList reads a file of numbers separated by blanks; a missing
+// file reads as none.
+func readUintList(dir, file string) ([]uint64, error) {
+	data, err := readFile(dir, file)
+	if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	var out []uint64
+	for _, f := range strings.Fields(data) {
+		v, err := parseUint(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// v1CPUSet reads the cpuset controller's settings, as runc reports them.
+func v1CPUSet(dir string, s *Stats) error {
+	c := &s.CPUSet
+	var err error
+	for _, f := range []struct {
+		name string
+		into *[]uint16
+	}{{"cpuset.cpus", &c.CPUs}, {"cpuset.mems", &c.Mems}} {
+		if *f.into, err = readIDList(dir, f.name); err != nil {
+			return err
+		}
+	}
+	err = readUints(dir, []uintFile{
+		{"cpuset.cpu_exclusive", &c.CPUExclusive}, {"cpuset.mem_hardwall", &c.MemHardwall},
+		{"cpuset.mem_exclusive", &c.MemExclusive}, {"cpuset.memory_migrate", &c.MemoryMigrate},
+		{"cpuset.memory_spread_page", &c.MemorySpreadPage}, {"cpuset.memory_spread_slab", &c.MemorySpreadSlab},
+		{"cpuset.memory_pressure", &c.MemoryPressure}, {"cpuset.sched_load_balance", &c.SchedLoadBalance},
+	})
+	if err != nil {
+		return err
+	}
+	level, err := readFile(dir, "cpuset.sched_relax_domain_level")
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	if level != "" {
+		if c.SchedRelaxDomainLevel, err = strconv.ParseInt(level, 10, 64); err != nil {
+			return fmt.Errorf("cpuset.sched_relax_domain_level: %w", err)
+		}
+	}
+	return nil
+}
+
+// readIDList reads a cpuset list ("0-3,5") as its sorted ids; a missing
+// file reads as none.
+func readIDList(dir, file string) ([]uint16, error) {
+	data, err := readFile(dir, file)
+	if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	ids, err := config.ParseIDList(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	out := make([]uint16, 0, len(ids))
+	for id := range ids {
+		out = append(out, uint16(id))
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 func v1Throttling(dir string, s *Stats) error {

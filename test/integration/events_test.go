@@ -31,6 +31,15 @@ func TestEventsStats(t *testing.T) {
 	if _, has2MB := huge["2MB"]; cgroupV2() && !has2MB {
 		t.Errorf("v2 hugetlb stats lack the 2MB page size: %v", huge)
 	}
+	// runc reports the cpuset settings and the per-CPU kernel and user
+	// times on v1 (cpuacct.usage_percpu_sys and _user).
+	if cpuset, ok := s["cpuset"].(map[string]any); !ok || !cgroupV2() && (cpuset["cpus"] == nil || cpuset["mems"] == nil) {
+		t.Errorf("stats lack runc's cpuset object (with cpus and mems on v1): %v", s["cpuset"])
+	}
+	usage, _ := s["cpu"].(map[string]any)["usage"].(map[string]any)
+	if kernel, _ := usage["percpu_kernel"].([]any); !cgroupV2() && len(kernel) == 0 {
+		t.Errorf("v1 cpu usage lacks runc's percpu_kernel: %v", usage)
+	}
 	e.mustLkc("kill", id, "KILL")
 	e.waitStatus(id, "stopped")
 	e.failLkc("it is stopped", "events", "--stats", id)
