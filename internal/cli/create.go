@@ -68,6 +68,9 @@ func (f *createFlags) opts(g *globals, id string) (container.CreateOpts, error) 
 		cfg.Process.Env = append(cfg.Process.Env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID=1")
 		preserve += n
 	}
+	if err := checkPreserved(preserve); err != nil {
+		return container.CreateOpts{}, err
+	}
 	return container.CreateOpts{
 		Root: g.root, ID: id, Config: cfg, PidFile: pidFile,
 		ConsoleSocket: f.consoleSocket, NoNewKeyring: f.noNewKeyring, PreserveFDs: preserve,

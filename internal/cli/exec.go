@@ -79,6 +79,9 @@ func (f *execFlags) opts(g *globals, id string, args []string) (container.ExecOp
 	if f.preserveFDs < 0 {
 		return o, fmt.Errorf("--preserve-fds %d is negative", f.preserveFDs)
 	}
+	if err := checkPreserved(f.preserveFDs); err != nil {
+		return o, err
+	}
 	sub, err := cgroups.ParseSub(f.cgroups)
 	if err != nil {
 		return o, err

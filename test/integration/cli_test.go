@@ -334,6 +334,31 @@ func TestCLIPreserveFDs(t *testing.T) {
 	}
 }
 
+// TestCLIPreserveFDsBeyondGiven: --preserve-fds counting more fds than
+// lkc was given fails, one line naming the first missing fd, instead of
+// handing the container fds lkc opened itself (its state directory's
+// among them, a handle outside the container's root); run and create
+// leave nothing, exec starts nothing. runc's exec refuses a missing fd
+// too; its run passes its own.
+func TestCLIPreserveFDsBeyondGiven(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	given := []*os.File{e.tempFile()}
+	b := e.bundle([]string{"ls", "/proc/self/fd"}, nil)
+	for _, args := range [][]string{{"run"}, {"create"}} {
+		id := e.id()
+		args = append(args, "--preserve-fds", "3", "--bundle", b, id)
+		e.checkOneLineFailure(e.lkcWith(given, args...), `^lkc: `+args[0]+`: --preserve-fds 3: fd 4 was not passed to lkc$`, args)
+		e.failLkc("does not exist", "state", id)
+	}
+	id, _ := e.runningPid(nil)
+	args := []string{"exec", "--preserve-fds", "2", id, "ls", "/proc/self/fd"}
+	e.checkOneLineFailure(e.lkcWith(given, args...), `^lkc: exec: --preserve-fds 2: fd 4 was not passed to lkc$`, args)
+	if out := e.mustLkc("exec", id, "ps", "-o", "pid="); len(strings.Fields(out)) != 2 {
+		t.Errorf("container processes after the refused exec: %q, want init and ps", out)
+	}
+}
+
 func TestCLISpec(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
