@@ -125,7 +125,9 @@ func (c *Container) fifo() string { return filepath.Join(c.dir.Path(), state.Fif
 // while its create (or restore) has not marked it complete. The mark with
 // no holder is a create that died: its init, which may live on a moment
 // before it sees its parent gone and before it waits on the exec fifo,
-// will never run the user's process, so the container is stopped.
+// will never run the user's process, so the container is stopped. A
+// frozen container is paused, created or running, as in runc, which
+// pauses a created container too.
 func (c *Container) status() string {
 	if c.dir.Creating() {
 		if c.busy {
@@ -136,11 +138,11 @@ func (c *Container) status() string {
 	if c.st.InitPid == 0 || !state.Alive(c.st.InitPid, c.st.InitStart) {
 		return Stopped
 	}
-	if c.initWaiting() {
-		return Created
-	}
 	if frozen, _ := c.cgroup().Frozen(); frozen {
 		return Paused
+	}
+	if c.initWaiting() {
+		return Created
 	}
 	return Running
 }

@@ -33,10 +33,16 @@ func Start(root, id string, warn func(error)) error {
 // closes it (close-on-exec); a failure after the release is written into
 // the fifo first, and returned.
 func (c *Container) start() error {
-	defer steplog.Step("start")()
 	if s := c.status(); s != Created {
 		return wrongState(c.st.ID, "start", s)
 	}
+	return c.release()
+}
+
+// release is start without the status check, for run, which holds the
+// container it has just created.
+func (c *Container) release() error {
+	defer steplog.Step("start")()
 	fd, err := unix.Open(c.fifo(), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("container %s: init is not waiting on its exec fifo: %w", c.st.ID, err)

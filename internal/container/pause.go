@@ -6,14 +6,15 @@ import (
 	"io/fs"
 )
 
-// Pause freezes every process of a running container.
+// Pause freezes every process of a running or, as in runc, created
+// container; a created one is created again once resumed.
 func Pause(root, id string) error {
 	c, err := load(root, id, true)
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	if s := c.status(); s != Running {
+	if s := c.status(); s != Running && s != Created {
 		return wrongState(id, "pause", s)
 	}
 	if err := c.cgroup().Freeze(); err != nil {

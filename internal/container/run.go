@@ -57,7 +57,7 @@ func Run(o RunOpts) (int, error) {
 		return 0, err
 	}
 	sigs.wait()
-	if err := c.start(); err != nil {
+	if err := c.release(); err != nil {
 		sigs.stop()
 		c.destroy()
 		term.close()

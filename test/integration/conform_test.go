@@ -124,3 +124,32 @@ func TestConformUpdateKernelMemoryFlags(t *testing.T) {
 	e.mustLkc("update", "--kernel-memory", "64m", "--kernel-memory-tcp", "32m", id)
 	e.failLkc(`^lkc: update: --kernel-memory "lots": not a memory size`, "update", "--kernel-memory", "lots", id)
 }
+
+// TestConformPauseCreated: runc pauses a created container too: it reads
+// paused, refuses start (and exec without --ignore-paused) until resumed,
+// is created again after resume and then starts; paused, delete --force
+// removes it.
+func TestConformPauseCreated(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle([]string{"sleep", "1000"}, nil)
+	id := e.id()
+	e.mustLkc("create", "--bundle", b, id)
+	e.mustLkc("pause", id)
+	if st := e.state(id); st["status"] != "paused" {
+		t.Fatalf("created container after pause: %v, want paused", st["status"])
+	}
+	e.failLkc(`^lkc: start: .*cannot start container `+id+`: it is paused$`, "start", id)
+	e.failLkc(`it is paused \(use --ignore-paused to override\)$`, "exec", id, "true")
+	e.mustLkc("resume", id)
+	if st := e.state(id); st["status"] != "created" {
+		t.Fatalf("paused created container after resume: %v, want created", st["status"])
+	}
+	e.mustLkc("start", id)
+	e.waitStatus(id, "running")
+
+	id = e.id()
+	e.mustLkc("create", "--bundle", b, id)
+	e.mustLkc("pause", id)
+	e.mustLkc("delete", "--force", id)
+	e.assertIDGone(id)
+}
