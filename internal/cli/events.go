@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/signal"
 	"time"
@@ -22,6 +23,10 @@ func cmdEvents(g *globals, args []string) error {
 	rest, err := parse(fs, args, exactly(1), "lkc events [--stats] [--interval D] <container-id>")
 	if err != nil {
 		return err
+	}
+	if *interval <= 0 {
+		// Checked with --stats too, as runc does.
+		return fmt.Errorf("--interval %v: must be positive", *interval)
 	}
 	out := json.NewEncoder(os.Stdout)
 	if *stats {

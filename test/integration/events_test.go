@@ -40,6 +40,10 @@ func TestEventsStats(t *testing.T) {
 	if kernel, _ := usage["percpu_kernel"].([]any); !cgroupV2() && len(kernel) == 0 {
 		t.Errorf("v1 cpu usage lacks runc's percpu_kernel: %v", usage)
 	}
+	// runc refuses an interval that is not positive, with --stats too.
+	for given, shown := range map[string]string{"0": "0s", "-1s": "-1s"} {
+		e.failLkc(`^lkc: events: --interval `+shown+`: must be positive$`, "events", "--stats", "--interval", given, id)
+	}
 	e.mustLkc("kill", id, "KILL")
 	e.waitStatus(id, "stopped")
 	e.failLkc("it is stopped", "events", "--stats", id)
