@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -57,9 +58,24 @@ func cmdPs(g *globals, args []string) error {
 	}
 	out, err := exec.Command("ps", psArgs...).Output()
 	if err != nil {
-		return fmt.Errorf("running ps %s: %w", strings.Join(psArgs, " "), err)
+		return fmt.Errorf("running ps %s: %w%s", strings.Join(psArgs, " "), err, psComplaint(err))
 	}
 	return printPsLines(string(out), pids)
+}
+
+// psComplaint is the first line ps wrote to its stderr before failing,
+// which says what it took amiss (runc prints all of it), as ": line".
+func psComplaint(err error) string {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return ""
+	}
+	for _, line := range strings.Split(string(ee.Stderr), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			return ": " + line
+		}
+	}
+	return ""
 }
 
 // printPsLines prints ps's header and the lines whose PID column is one of pids.

@@ -75,6 +75,10 @@ func TestPsListsContainerProcesses(t *testing.T) {
 	if !strings.HasPrefix(table, "UID") || !strings.Contains(table, strconv.Itoa(init)) {
 		t.Fatalf("ps table lacks header or init pid %d:\n%s", init, table)
 	}
+	// As in runc, a ps option ps refuses fails with what ps said, and a
+	// format without a PID column fails.
+	e.failLkc(`^lkc: ps: running ps --no-such-option: exit status 1: \S`, "ps", id, "--no-such-option")
+	e.failLkc(`^lkc: ps: ps output has no PID column$`, "ps", id, "-o", "comm")
 }
 
 func TestDeleteForceKillsPausedContainer(t *testing.T) {
