@@ -71,8 +71,8 @@ func cmdCheckpointAll(g *globals, args []string) error {
 	o.Dump.CRIU, o.Dump.Verbose = g.criu, g.debug
 	p := newAllProgress("checkpoint", "dumped", asJSON)
 	o.Progress = p.event
-	ctx, stop := interruptible()
-	defer stop()
+	ctx, _, release := interruptible(false)
+	defer release()
 	start := time.Now()
 	m, err := evacuate.CheckpointAll(ctx, o)
 	p.done()
@@ -132,20 +132,6 @@ func printManifest(w io.Writer, m *evacuate.Manifest, dir string, took time.Dura
 		count[evacuate.StatusFailed], count[evacuate.StatusSkipped], float64(took.Microseconds())/1000, filepath.Join(dir, evacuate.ManifestFile))
 }
 
-// interruptible returns the context of a checkpoint or restore --all,
-// which SIGINT or SIGTERM ends: it then starts no more containers, lets
-// those under way finish, undoes its network locks and reports. The
-// signal's default comes back with the first, so a second one ends lkc at
-// once (its locks are cleared by the next restore --all).
-func interruptible() (context.Context, context.CancelFunc) {
-	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop()
-	}()
-	return ctx, stop
-}
-
 func cmdRestoreAll(g *globals, args []string) error {
 	var o evacuate.RestoreOpts
 	var all, asJSON bool
@@ -176,8 +162,8 @@ func cmdRestoreAll(g *globals, args []string) error {
 	o.Restore.CRIU, o.Restore.Warn, o.Restore.Verbose = g.criu, g.warn, g.debug
 	p := newAllProgress("restore", "restored", asJSON)
 	o.Progress = p.event
-	ctx, stop := interruptible()
-	defer stop()
+	ctx, _, release := interruptible(false)
+	defer release()
 	start := time.Now()
 	res, err := evacuate.RestoreAll(ctx, o)
 	p.done()

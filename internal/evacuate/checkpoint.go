@@ -66,6 +66,9 @@ func CheckpointAll(ctx context.Context, o CheckpointOpts) (*Manifest, error) {
 	m := &Manifest{Version: manifestVersion, Root: o.Root, Kernel: kernelRelease(), Created: time.Now().UTC(),
 		TCPEstablished: o.Dump.TCPEstablished}
 	for _, id := range ids {
+		if ctx.Err() != nil {
+			return nil, o.interrupted()
+		}
 		m.Containers = append(m.Containers, o.plan(id))
 	}
 	undo, unlock, err := makeImageDir(o.ImageDir)
@@ -84,11 +87,22 @@ func CheckpointAll(ctx context.Context, o CheckpointOpts) (*Manifest, error) {
 	if v, _ := volatile(o.ImageDir); v && !o.Dump.LeaveRunning {
 		o.Warn(fmt.Errorf("image dir %s is on memory-backed storage (tmpfs or ramfs): a reboot empties it, and the containers it holds are stopped", o.ImageDir))
 	}
-	o.dumpAll(ctx, m)
+	if !o.dumpAll(ctx, m) {
+		undo()
+		return nil, o.interrupted()
+	}
 	m.Complete = true
 	// The reserve's room is the last writing's.
 	os.Remove(filepath.Join(o.ImageDir, reserveFile))
 	return m, writeManifest(o.ImageDir, m)
+}
+
+// interrupted is why a checkpoint --all that a signal ended before any
+// dump began wrote nothing: a manifest of containers none of which was
+// dumped would give restore --all nothing to bring back, and would keep
+// the next checkpoint --all out of the directory, which must be empty.
+func (o *CheckpointOpts) interrupted() error {
+	return fmt.Errorf("interrupted (a signal) before any dump began: nothing was dumped, every container runs as before, and image dir %s is left as it was", o.ImageDir)
 }
 
 // startManifest writes the first manifest, every container pending, and
@@ -226,8 +240,10 @@ func checkRoom(dir string, entries []*Entry) error {
 	return nil
 }
 
-// dumpAll dumps the planned containers, updating their entries.
-func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) {
+// dumpAll dumps the planned containers, updating their entries. It
+// returns false, having changed nothing, when ctx ended before any dump
+// began.
+func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) bool {
 	var todo, failed []*Entry
 	for _, e := range m.Containers {
 		switch e.Status {
@@ -238,7 +254,11 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) {
 		}
 	}
 	t := &tally{total: len(todo), progress: o.Progress}
+	began := false
 	each(ctx, todo, o.Parallel, func(e *Entry) {
+		t.Lock()
+		began = true
+		t.Unlock()
 		t.start(e.ID)
 		start := time.Now()
 		err := o.dumpOne(e)
@@ -261,6 +281,9 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) {
 		}
 		t.end(e.ID, err, took)
 	})
+	if !began && len(todo) > 0 && ctx.Err() != nil {
+		return false
+	}
 	for _, e := range todo {
 		if e.Status == StatusPending {
 			e.Status, e.Error = StatusFailed, "interrupted (a signal) before its dump began"
@@ -278,6 +301,7 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) {
 			e.Stopped = true
 		}
 	}
+	return true
 }
 
 // late adds to the manifest, failed, the containers that run (or are

@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"os/signal"
+
+	"golang.org/x/sys/unix"
+)
+
+// SignalledEnv, set to a file's path in lkc's environment, makes
+// checkpoint, restore and migrate --all add a line to that file each time
+// they have acted on a signal (their stop context, or migrate --all's
+// abort context, has ended): the point a test waits for before it lets
+// them go on, as the signal's handling is lkc's own business and shows
+// nowhere else.
+const SignalledEnv = "LKC_TEST_EVACUATE_SIGNALLED"
+
+// interruptible returns the contexts of an --all command. The first
+// SIGINT or SIGTERM ends stop: no more containers start, and those under
+// way finish. With twice (migrate --all), the second ends abort: those
+// under way are abandoned at their next safe point and rolled back; the
+// signals' defaults then come back, so one more ends lkc at once.
+// Without twice, they come back after the first (a checkpoint or restore
+// stopped half way would leave its container frozen or half made, so
+// there is nothing to abort: the next signal ends lkc). release ends both
+// contexts and the handling.
+func interruptible(twice bool) (stop, abort context.Context, release func()) {
+	c := make(chan os.Signal, 2)
+	signal.Notify(c, unix.SIGINT, unix.SIGTERM)
+	stop, endStop := context.WithCancel(context.Background())
+	abort, endAbort := context.WithCancel(context.Background())
+	stages := []context.CancelFunc{endStop}
+	if twice {
+		stages = append(stages, endAbort)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer signal.Stop(c)
+		for _, end := range stages {
+			select {
+			case <-c:
+			case <-done:
+				return
+			}
+			end()
+			signalled()
+		}
+	}()
+	return stop, abort, func() {
+		close(done)
+		signal.Stop(c)
+		endStop()
+		endAbort()
+	}
+}
+
+// signalled adds a line to SignalledEnv's file, when it is set.
+func signalled() {
+	path := os.Getenv(SignalledEnv)
+	if path == "" {
+		return
+	}
+	if f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+		f.WriteString("signalled\n")
+		f.Close()
+	}
+}

@@ -1,0 +1,115 @@
+package integration
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/cli"
+)
+
+// TestCheckpointAllInterruptedWhilePlanning: Ctrl-C while checkpoint
+// --all reads the containers, before any dump began, ends it in one line
+// with nothing written: no manifest naming every container "interrupted"
+// (restore --all would have nothing to bring back, and the directory,
+// no longer empty, would refuse the next checkpoint --all), the image dir
+// as it was found (an empty one kept empty, a missing one not made), and
+// the container running. The test holds the container's lock, as another
+// lkc command does while it works, so that checkpoint --all waits in its
+// planning for as long as the test needs.
+func TestCheckpointAllInterruptedWhilePlanning(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, root := e.ckptCounter(nil)
+	empty := t.TempDir()
+	missing := filepath.Join(t.TempDir(), "images")
+	for _, dir := range []string{empty, missing} {
+		r := e.interruptWhileLocked(id, "checkpoint", "--all", "--image-dir", dir)
+		e.checkOneLineFailure(r, `interrupted \(a signal\) before any dump began: nothing was dumped`, nil)
+		if dir == empty {
+			if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+				t.Errorf("the interrupted checkpoint left %v in the empty image dir (%v)", names(entries), err)
+			}
+		} else if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("the interrupted checkpoint made the image dir: %v", err)
+		}
+		if st := e.state(id); st["status"] != "running" {
+			t.Fatalf("%s is %v after the interrupted checkpoint --all", id, st["status"])
+		}
+	}
+	waitCount(t, root, readCount(t, root)+2)
+	// The same empty directory takes the next checkpoint --all.
+	e.mustLkc("checkpoint", "--all", "--leave-running", "--image-dir", empty)
+	if got := readEvacManifest(t, empty); got[id] != "dumped" {
+		t.Errorf("manifest of the checkpoint after the interrupted one: %v", got)
+	}
+}
+
+// interruptWhileLocked runs lkc with args as a terminal's job (a process
+// group of its own) while the test holds container id's lock, sends the
+// group SIGINT (Ctrl-C) once lkc waits for that lock, lets go of it once
+// lkc has acted on the signal (cli.SignalledEnv), and returns how lkc
+// ended.
+func (e *env) interruptWhileLocked(id string, args ...string) result {
+	e.t.Helper()
+	lock, err := os.Open(filepath.Join(e.root, id))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		e.t.Fatal(err)
+	}
+	cmd := exec.Command(e.bin, append([]string{"--root", e.root}, args...)...)
+	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
+	signalled := filepath.Join(e.t.TempDir(), "signalled")
+	cmd.Env = append(os.Environ(), cli.SignalledEnv+"="+signalled)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	waitBlockedOnFlock(e.t, cmd.Process.Pid, done)
+	unix.Kill(-cmd.Process.Pid, unix.SIGINT)
+	waitLines(e.t, signalled, 1, done, "acted on Ctrl-C")
+	lock.Close()
+	select {
+	case err = <-done:
+	case <-time.After(settle):
+		cmd.Process.Kill()
+		<-done
+		e.t.Fatalf("lkc %v still running %v after Ctrl-C: %s %s", args, settle, out.String(), errb.String())
+	}
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	}
+	return r
+}
+
+// waitLines waits until the file path has n lines (a hook of lkc wrote
+// them), failing when exited (lkc's end) comes first.
+func waitLines(t *testing.T, path string, n int, exited <-chan error, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(settle); time.Now().Before(deadline); {
+		data, _ := os.ReadFile(path)
+		if bytes.Count(data, []byte("\n")) >= n {
+			return
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("lkc ended before %s: %v", what, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("lkc never %s", what)
+}
