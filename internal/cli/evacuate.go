@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -15,8 +13,6 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/evacuate"
 	"github.com/lkc-containers/lkc/internal/migrate"
@@ -235,15 +231,15 @@ func cmdMigrateAll(g *globals, args []string) error {
 	o.Migrate.Warn, o.Migrate.Verbose = g.warn, g.debug
 	p := newAllProgress("migrate", "moved", asJSON)
 	o.Progress = p.event
-	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
-	defer stop()
+	stop, abort, release := interruptible(true)
+	defer release()
 	served := map[string]string{}
 	if ids, err := os.ReadDir(o.Root); err == nil {
 		for _, d := range ids {
 			served[d.Name()] = servedBy(o.Root, d.Name())
 		}
 	}
-	ev, err := evacuate.MigrateAll(ctx, o)
+	ev, err := evacuate.MigrateAll(stop, abort, o)
 	p.done()
 	if err != nil {
 		return err

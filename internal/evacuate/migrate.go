@@ -3,6 +3,7 @@ package evacuate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -48,8 +49,12 @@ type Evacuation struct {
 // at most o.Parallel at a time. First it probes the target for each (the
 // checks of the offer, with room for the whole evacuation): a container
 // the target would refuse is not touched. Each migration then has its own
-// rollback: one that fails leaves its container running here.
-func MigrateAll(ctx context.Context, o MigrateOpts) (*Evacuation, error) {
+// rollback: one that fails leaves its container running here. Once stop
+// ends (a first signal), no more probes or migrations start and those
+// under way go on; once abort ends (a second), those under way are cut
+// off at their next safe point and rolled back, unless their commit has
+// begun.
+func MigrateAll(stop, abort context.Context, o MigrateOpts) (*Evacuation, error) {
 	start := time.Now()
 	ids, err := listRoot(o.Root)
 	if err != nil {
@@ -84,9 +89,9 @@ func MigrateAll(ctx context.Context, o MigrateOpts) (*Evacuation, error) {
 		batch += need
 		todo = append(todo, i)
 	}
-	todo = o.probe(ctx, ev, todo, batch)
+	todo = o.probe(stop, abort, ev, todo, batch)
 	if !o.DryRun {
-		o.moveAll(ctx, ev, todo)
+		o.moveAll(stop, abort, ev, todo)
 		o.late(ev)
 	}
 	ev.TotalMS = ms(time.Since(start))
@@ -114,15 +119,13 @@ func (o *MigrateOpts) failed() string {
 }
 
 // probe asks the target about the containers todo indexes and returns
-// those it would take.
-func (o *MigrateOpts) probe(ctx context.Context, ev *Evacuation, todo []int, batch int64) []int {
+// those it would take; those it did not ask before stop ended are
+// recorded as interrupted.
+func (o *MigrateOpts) probe(stop, abort context.Context, ev *Evacuation, todo []int, batch int64) []int {
 	var mu sync.Mutex
 	var ok []int
-	// Not each(ctx, ...): a probe or migration sees ctx itself, and one
-	// that ends with it is recorded as failed, which one never started
-	// would not be.
-	each(context.Background(), todo, o.Parallel, func(i int) {
-		err := migrate.Probe(ctx, o.options(ev.Moves[i].ID), batch)
+	each(stop, todo, o.Parallel, func(i int) {
+		err := migrate.Probe(abort, o.options(ev.Moves[i].ID), batch)
 		mu.Lock()
 		defer mu.Unlock()
 		if why := o.goneAtProbe(ev.Moves[i].ID, err); why != "" {
@@ -139,7 +142,19 @@ func (o *MigrateOpts) probe(ctx context.Context, ev *Evacuation, todo []int, bat
 		ev.Moves[i].Status = StatusWouldMove
 		ok = append(ok, i)
 	})
+	o.notStarted(ev, todo, "")
 	return ok
+}
+
+// notStarted records the containers todo indexes that are still in
+// status from (none yet, or would move) as not moved: a signal stopped
+// the evacuation before their turn.
+func (o *MigrateOpts) notStarted(ev *Evacuation, todo []int, from string) {
+	for _, i := range todo {
+		if ev.Moves[i].Status == from {
+			ev.Moves[i].Status, ev.Moves[i].Error = o.failed(), "interrupted (a signal) before its migration began"
+		}
+	}
 }
 
 // pausedReason is why a paused container is not moved. It is kept, not
@@ -189,14 +204,18 @@ func (o *MigrateOpts) late(ev *Evacuation) {
 	}
 }
 
-// moveAll migrates the containers todo indexes.
-func (o *MigrateOpts) moveAll(ctx context.Context, ev *Evacuation, todo []int) {
+// moveAll migrates the containers todo indexes, starting none once stop
+// has ended; abort's end rolls back those under way.
+func (o *MigrateOpts) moveAll(stop, abort context.Context, ev *Evacuation, todo []int) {
 	t := &tally{total: len(todo), progress: o.Progress}
-	each(context.Background(), todo, o.Parallel, func(i int) {
+	each(stop, todo, o.Parallel, func(i int) {
 		m := &ev.Moves[i]
 		t.start(m.ID)
 		start := time.Now()
-		sum, err := migrate.Migrate(ctx, o.options(m.ID))
+		sum, err := migrate.Migrate(abort, o.options(m.ID))
+		if err != nil && abort.Err() != nil {
+			err = fmt.Errorf("aborted (a second signal) and rolled back: %w", err)
+		}
 		if errors.Is(err, container.ErrWrongState) && o.paused(m.ID) {
 			m.Status, m.Error = StatusKept, pausedReason
 			t.end(m.ID, errors.New(pausedReason), time.Since(start))
@@ -214,4 +233,5 @@ func (o *MigrateOpts) moveAll(ctx context.Context, ev *Evacuation, todo []int) {
 		}
 		t.end(m.ID, err, time.Since(start))
 	})
+	o.notStarted(ev, todo, StatusWouldMove)
 }

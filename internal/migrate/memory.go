@@ -225,8 +225,19 @@ func (s *session) restore(req restoreReq) error {
 // source's frozen copy is deleted.
 func (s *session) finish() error {
 	s.progress(PhaseCommit, 0, 0, 0)
+	s.mu.Lock()
+	if s.aborted {
+		s.mu.Unlock()
+		return errors.New("aborted before the commit")
+	}
 	s.commit = true
+	s.mu.Unlock()
 	if err := s.c.send(opCommit, nil); err != nil {
+		// Not sent whole: the target, which saw no commit, drops its
+		// copy, and the source resumes.
+		s.mu.Lock()
+		s.commit = false
+		s.mu.Unlock()
 		return err
 	}
 	if err := s.c.expect(opCommitted, nil); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -133,7 +134,12 @@ type session struct {
 	paused  bool
 	netDown bool
 	flat    bool // the frozen container has no sub-cgroups (restoreReq.FlatCgroups)
+
+	// mu orders the commit and an abort (the context's end): once the
+	// commit is under way, an abort no longer cuts the connection.
+	mu      sync.Mutex
 	commit  bool // the source is promised away: never resume it after this
+	aborted bool // the connection was cut by the context's end
 
 	// isolated says that taking the veths off the network cuts the frozen
 	// container off entirely (its own network namespace, no other links),
@@ -180,7 +186,7 @@ func migrate(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	defer s.c.nc.Close()
-	stop := context.AfterFunc(ctx, func() { s.c.nc.Close() })
+	stop := context.AfterFunc(ctx, s.abort)
 	defer stop()
 	err := s.run()
 	if err != nil {
@@ -194,6 +200,21 @@ func migrate(ctx context.Context, o Options) (*Summary, error) {
 	s.sum.Bytes += s.c.bytesOut + s.c.bytesIn
 	s.progress(PhaseDone, 0, 0, 0)
 	return &s.sum, nil
+}
+
+// abort cuts the connection when the migration's context ends: the step
+// under way fails at once (a dump waits for its CRIU to finish: CRIU
+// killed half way would leave its code in the container's tasks) and the
+// migration rolls back. Once the commit is under way it does nothing:
+// the target may own the container then, and the commit's last messages
+// decide where it runs.
+func (s *session) abort() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.commit {
+		s.aborted = true
+		s.c.nc.Close()
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

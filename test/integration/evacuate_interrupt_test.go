@@ -2,10 +2,13 @@ package integration
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,4 +115,92 @@ func waitLines(t *testing.T, path string, n int, exited <-chan error, what strin
 		}
 	}
 	t.Fatalf("lkc never %s", what)
+}
+
+// TestMigrateAllSignals: the first Ctrl-C stops migrate --all from
+// starting migrations, and the one under way finishes (moved); the
+// second aborts the one under way, which rolls back: its container runs
+// here as before (not paused), and the target has nothing of it. In both
+// cases the container whose turn had not come runs here, kept, and the
+// exit says what did not move. CRIU's start on the source waits for a
+// gate, so each signal lands while the first migration is under way.
+func TestMigrateAllSignals(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	h.startServe(b)
+	for signals := 1; signals <= 2; signals++ {
+		tmp := t.TempDir()
+		dumping, gate, signalled := filepath.Join(tmp, "dumping"), filepath.Join(tmp, "gate"), filepath.Join(tmp, "signalled")
+		ids := make([]string, 2)
+		for i := range ids {
+			ids[i], _ = h.runContainer(a, migCounter, nil)
+		}
+		// Only a migration's CRIU waits, not those that read CRIU's
+		// features: a migration under way has its images directory.
+		work := filepath.Join(os.TempDir(), "lkc-migrate-")
+		criu := waitingCriu(t, filepath.Join(tmp, "started"), fmt.Sprintf(
+			"if [ -n \"$(ls -d %s%s-* %s%s-* 2>/dev/null)\" ]; then echo >> %q; while [ ! -e %q ]; do sleep 0.05; done; fi",
+			work, ids[0], work, ids[1], dumping, gate))
+		cmd := h.lkcIn(a, "--criu", criu, "migrate", "--all", "--json", "--parallel", "1", "--shared-storage", "--mode", "stopcopy",
+			"--token-file", h.token, b.ip+":7070")
+		cmd.Env = append(os.Environ(), cli.SignalledEnv+"="+signalled)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		startUntil(t, cmd, dumping, "a migration's CRIU", func() string { return out.String() + " " + errb.String() })
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		for n := 1; n <= signals; n++ {
+			cmd.Process.Signal(unix.SIGINT)
+			waitLines(t, signalled, n, done, "acted on the signal")
+		}
+		os.WriteFile(gate, nil, 0o600)
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(settle):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("migrate --all still running after %d signals: %s %s", signals, out.String(), errb.String())
+		}
+		var ev evacuation
+		if jerr := json.Unmarshal(out.Bytes(), &ev); jerr != nil || err == nil {
+			t.Fatalf("%d signals: migrate --all: %v, %v: %s %s", signals, err, jerr, out.String(), errb.String())
+		}
+		lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+		if last := lines[len(lines)-1]; !strings.Contains(last, "containers not moved (") {
+			t.Errorf("%d signals: last line of stderr %q", signals, last)
+		}
+		interrupted, underWay := "", ""
+		for _, m := range ev.Moves {
+			switch {
+			case m.Status == "kept" && strings.Contains(m.Error, "interrupted (a signal) before its migration began"):
+				interrupted = m.ID
+			case signals == 1 && m.Status == "moved",
+				signals == 2 && m.Status == "kept" && strings.Contains(m.Error, "aborted (a second signal) and rolled back"):
+				underWay = m.ID
+			default:
+				t.Errorf("%d signals: %s is %s (%s)", signals, m.ID, m.Status, m.Error)
+			}
+		}
+		if interrupted == "" || underWay == "" {
+			t.Fatalf("%d signals: %s", signals, out.String())
+		}
+		a.e.waitStatus(interrupted, "running")
+		a.e.mustLkc("delete", "--force", interrupted)
+		if signals == 1 {
+			b.e.waitStatus(underWay, "running")
+			if r := a.e.lkc("state", underWay); r.code == 0 {
+				t.Errorf("the source still has %s, which moved", underWay)
+			}
+			continue
+		}
+		if st := a.e.state(underWay); st["status"] != "running" {
+			t.Errorf("%s, rolled back, is %v on the source", underWay, st["status"])
+		}
+		n := migCount(t, a.e, underWay)
+		waitFor(t, func() bool { return migCount(t, a.e, underWay) > n }, underWay+" counting on the source")
+		if r := b.e.lkc("state", underWay); r.code == 0 {
+			t.Errorf("the target has %s, whose migration was aborted: %v", underWay, r)
+		}
+	}
 }
