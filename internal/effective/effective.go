@@ -1,7 +1,9 @@
 // Package effective answers "what may this use?" for a cgroup or a
 // process: the tightest of each limit over a cgroup and all its ancestors
 // (a Kubernetes pod's limit sits on the parent of its containers), on
-// cgroup v1 and v2, and a process's rlimits and allowed CPUs. It only
+// cgroup v1 and v2, a process's rlimits and allowed CPUs, and the room it
+// has to write into a directory (on a tmpfs, whose files are memory, its
+// memory room: the host's and its cgroups'). It only
 // reads, so the /proc renderers and `lkc limits` share one answer and
 // agree by construction. Kernel paths come from a root directory so tests
 // run on fake trees.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/cr"
+	"github.com/lkc-containers/lkc/internal/effective"
 )
 
 // CheckpointOpts are the options of `lkc checkpoint --all`.
@@ -210,7 +211,11 @@ func makeImageDir(dir string) (undo, unlock func(), err error) {
 
 // checkRoom refuses a directory whose filesystem cannot hold the dumps:
 // the memory the containers use now (CRIU writes about that much) and the
-// rootfs copies, a tenth more and 1 MiB a container (logs, records).
+// rootfs copies, a tenth more and 1 MiB a container (logs, records). On a
+// tmpfs or ramfs, what is written takes memory: the room is then also
+// bounded by the memory lkc (whose children CRIU and tar write) may still
+// take, the host's and its cgroup's, which such a filesystem's size does
+// not bound.
 func checkRoom(dir string, entries []*Entry) error {
 	var mem, rootfs, n int64
 	for _, e := range entries {
@@ -229,13 +234,13 @@ func checkRoom(dir string, entries []*Entry) error {
 	}
 	need := mem + rootfs
 	need += need/10 + n<<20
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return fmt.Errorf("checking free space in %s: %w", dir, err)
+	space, err := effective.DirSpace("/", dir, os.Getpid())
+	if err != nil {
+		return err
 	}
-	if free := int64(st.Bavail) * st.Bsize; free < need {
-		return fmt.Errorf("image dir %s has %d MiB free, the %d containers need about %d MiB (memory %d MiB, rootfs copies %d MiB, and a margin)",
-			dir, free>>20, n, (need+1<<20-1)>>20, mem>>20, rootfs>>20)
+	if space.Free < uint64(need) {
+		return fmt.Errorf("image dir %s has %s, the %d containers need about %d MiB (memory %d MiB, rootfs copies %d MiB, and a margin)",
+			dir, space, n, (need+1<<20-1)>>20, mem>>20, rootfs>>20)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/cr"
+	"github.com/lkc-containers/lkc/internal/effective"
 	"github.com/lkc-containers/lkc/internal/state"
 )
 
@@ -126,7 +127,8 @@ func RestoreAll(ctx context.Context, o RestoreOpts) ([]Result, error) {
 // checkRoom refuses an image directory whose filesystem cannot hold the
 // saved rootfs the restores of the entries todo indexes unpack there (as
 // large as their archives, a tenth more); those whose id the root holds
-// are not restored, and not counted.
+// are not restored, and not counted. On a tmpfs or ramfs the unpacked
+// files take memory too (effective.DirSpace).
 func (o *RestoreOpts) checkRoom(m *Manifest, todo []int) error {
 	var need, n int64
 	for _, i := range todo {
@@ -146,13 +148,13 @@ func (o *RestoreOpts) checkRoom(m *Manifest, todo []int) error {
 		return nil
 	}
 	need += need / 10
-	var st unix.Statfs_t
-	if err := unix.Statfs(o.ImageDir, &st); err != nil {
-		return fmt.Errorf("checking free space in %s: %w", o.ImageDir, err)
+	space, err := effective.DirSpace("/", o.ImageDir, os.Getpid())
+	if err != nil {
+		return err
 	}
-	if free := int64(st.Bavail) * st.Bsize; free < need {
-		return fmt.Errorf("image dir %s has %d MiB free, unpacking the saved rootfs of %d containers needs about %d MiB",
-			o.ImageDir, free>>20, n, (need+1<<20-1)>>20)
+	if space.Free < uint64(need) {
+		return fmt.Errorf("image dir %s has %s, unpacking the saved rootfs of %d containers needs about %d MiB",
+			o.ImageDir, space, n, (need+1<<20-1)>>20)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 	"github.com/lkc-containers/lkc/internal/checkpoint"
+	"github.com/lkc-containers/lkc/internal/effective"
 )
 
 // Facts are what a host tells its peer so that either side can refuse a
@@ -194,13 +194,13 @@ func checkSpace(dir string, rootfs, memory int64) error {
 			return fmt.Errorf("%w: the offer announces %d bytes to store", ErrProtocol, n)
 		}
 	}
-	free, err := freeBytes(dir)
+	space, err := freeSpace(dir)
 	if err != nil {
 		return err
 	}
 	need := uint64(rootfs) + uint64(memory)
-	if want := need + need/10; free < want {
-		return fmt.Errorf("incompatible target: %s has %d MiB free, the container needs %d MiB", dir, free>>20, want>>20)
+	if want := need + need/10; space.Free < want {
+		return fmt.Errorf("incompatible target: %s has %s, the container needs %d MiB", dir, space, want>>20)
 	}
 	return nil
 }
@@ -211,27 +211,22 @@ func checkBatchSpace(dir string, batch int64) error {
 	if batch > maxOfferBytes {
 		return fmt.Errorf("%w: the probe announces %d bytes to store", ErrProtocol, batch)
 	}
-	free, err := freeBytes(dir)
+	space, err := freeSpace(dir)
 	if err != nil {
 		return err
 	}
-	if want := uint64(batch) + uint64(batch)/10; free < want {
-		return fmt.Errorf("incompatible target: %s has %d MiB free, the evacuation needs %d MiB", dir, free>>20, want>>20)
+	if want := uint64(batch) + uint64(batch)/10; space.Free < want {
+		return fmt.Errorf("incompatible target: %s has %s, the evacuation needs %d MiB", dir, space, want>>20)
 	}
 	return nil
 }
 
-// freeBytes is the space an unprivileged writer has left in dir's
-// filesystem.
-func freeBytes(dir string) (uint64, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, fmt.Errorf("checking free space in %s: %w", dir, err)
-	}
-	if st.Bsize > 0 && st.Bavail > math.MaxUint64/uint64(st.Bsize) {
-		return math.MaxUint64, nil
-	}
-	return st.Bavail * uint64(st.Bsize), nil
+// freeSpace is the room this receiver has to write into dir: its
+// filesystem's free space for an unprivileged writer and, on a tmpfs or
+// ramfs, whose files take memory, no more than the memory this process
+// may still take (the host's and its cgroup's).
+func freeSpace(dir string) (*effective.Space, error) {
+	return effective.DirSpace("/", dir, os.Getpid())
 }
 
 // checkInterfaces refuses a target without the bridges the container's

@@ -40,8 +40,10 @@ type testHost struct {
 	ns, ip, root, bundles string
 	e                     *env   // this host's lkc (--root)
 	cgParent              string // its serve's --cgroup-parent
-	serve                 *exec.Cmd
-	serveLog              string
+	// serveIn, when set, is a memory cgroup directory its serve runs in.
+	serveIn  string
+	serve    *exec.Cmd
+	serveLog string
 }
 
 func newTestHosts(t *testing.T) *testHosts {
@@ -154,6 +156,9 @@ func (h *testHosts) startServe(x *testHost, extra ...string) {
 	// Both hosts share this machine's cgroup tree: each keeps its own.
 	x.serve = h.lkcIn(x, append([]string{"serve", "--listen", x.ip + ":7070", "--token-file", h.token, "--bundle-dir", x.bundles,
 		"--cgroup-parent", x.cgParent}, extra...)...)
+	if x.serveIn != "" {
+		x.serve = inCgroupDir(x.serveIn, x.serve)
+	}
 	x.serve.Stdout, x.serve.Stderr = logf, logf
 	if err := x.serve.Start(); err != nil {
 		h.t.Fatal(err)
