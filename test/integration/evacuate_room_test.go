@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // memoryCgroup makes a memory cgroup limited to limit bytes beneath this
@@ -127,4 +128,26 @@ func TestMigrateAllDryRunTmpfsMemory(t *testing.T) {
 		t.Errorf("the dry run does not name %s: %s", id, r.stdout)
 	}
 	a.e.waitStatus(id, "running")
+}
+
+// TestCheckpointAllRamfs: a ramfs has no size, and statfs says it has no
+// free block: checkpoint --all into one counts the memory lkc may take
+// instead of refusing it as full.
+func TestCheckpointAllRamfs(t *testing.T) {
+	requireCriu(t)
+	e := newEnv(t)
+	id, _ := e.ckptCounter(nil)
+	fs := filepath.Join(t.TempDir(), "ramfs")
+	if err := os.Mkdir(fs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("ramfs", fs, "ramfs", 0, ""); err != nil {
+		t.Skipf("mounting a ramfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(fs, unix.MNT_DETACH) })
+	dir := filepath.Join(fs, "images")
+	e.mustLkc("checkpoint", "--all", "--leave-running", "--image-dir", dir)
+	if got := readEvacManifest(t, dir); got[id] != "dumped" {
+		t.Errorf("manifest: %v", got)
+	}
 }
