@@ -259,6 +259,7 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) bool {
 		}
 	}
 	t := &tally{total: len(todo), progress: o.Progress}
+	l := newLedger(o.ImageDir, m, o.Warn)
 	began := false
 	each(ctx, todo, o.Parallel, func(e *Entry) {
 		t.Lock()
@@ -279,6 +280,7 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) bool {
 			e.Status, e.DumpMS = StatusDumped, ms(took)
 		}
 		skipped := e.Status == StatusSkipped
+		l.ended(e)
 		t.Unlock()
 		if skipped {
 			t.skip(e.ID, errors.New(e.Error), took)
@@ -307,6 +309,40 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) bool {
 		}
 	}
 	return true
+}
+
+// ledger keeps the manifest on disk true while the dumps run: each
+// container's entry is written again as its dump ends, so that a
+// checkpoint --all killed half way (SIGKILL, a second Ctrl-C) leaves the
+// record of those it dumped, and stopped, for restore --all to bring
+// back; only those under way then stay pending. It writes its own copies
+// of the entries, each taken once the dump that fills it in has ended.
+type ledger struct {
+	dir    string
+	m      Manifest // the header, and the copies
+	copies map[*Entry]*Entry
+	warn   func(error)
+}
+
+func newLedger(dir string, m *Manifest, warn func(error)) *ledger {
+	l := &ledger{dir: dir, m: *m, copies: map[*Entry]*Entry{}, warn: warn}
+	l.m.Containers = make([]*Entry, len(m.Containers))
+	for i, e := range m.Containers {
+		c := *e
+		l.m.Containers[i], l.copies[e] = &c, &c
+	}
+	return l
+}
+
+// ended records e, whose dump has ended. A manifest that cannot be
+// written now (the dumps filled the disk) is a warning: the last one has
+// its room reserved. Preconditions: the caller holds the lock that
+// serializes the dumps' ends.
+func (l *ledger) ended(e *Entry) {
+	*l.copies[e] = *e
+	if err := writeManifest(l.dir, &l.m); err != nil {
+		l.warn(fmt.Errorf("recording the dump of %s in the manifest: %w", e.ID, err))
+	}
 }
 
 // late adds to the manifest, failed, the containers that run (or are

@@ -204,3 +204,66 @@ func TestMigrateAllSignals(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckpointAllKilledKeepsRecord: checkpoint --all killed (SIGKILL,
+// as a second Ctrl-C ends it) after one container was dumped, and so
+// stopped, and while the next one's dump waits: the manifest on disk
+// already says the first was dumped, so restore --all brings it back
+// and names the other, whose dump never finished (it is still here,
+// frozen for the dump its CRIU never began, and resumes).
+func TestCheckpointAllKilledKeepsRecord(t *testing.T) {
+	e := newEnv(t)
+	tmp := t.TempDir()
+	roots := map[string]string{}
+	var ids []string
+	for i := 0; i < 2; i++ {
+		id, root := e.ckptCounter(nil)
+		roots[id] = root
+		ids = append(ids, id)
+	}
+	dir := filepath.Join(tmp, "images")
+	waiting, gate := filepath.Join(tmp, "waiting"), filepath.Join(tmp, "gate")
+	// With both directories made, the first dump has ended.
+	criu := waitingCriu(t, filepath.Join(tmp, "started"), fmt.Sprintf(
+		"if [ -d %q ] && [ -d %q ]; then echo >> %q; while [ ! -e %q ]; do sleep 0.05; done; fi",
+		filepath.Join(dir, ids[0]), filepath.Join(dir, ids[1]), waiting, gate))
+	cmd := exec.Command(e.bin, "--root", e.root, "--criu", criu, "checkpoint", "--all", "--parallel", "1", "--image-dir", dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	startUntil(t, cmd, waiting, "its second dump", out.String)
+	cmd.Process.Kill()
+	cmd.Wait()
+	os.WriteFile(gate, nil, 0o600)
+	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m evacManifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range m.Containers {
+		got[c.ID] = c.Status
+	}
+	dumped, pending := ids[0], ids[1]
+	if got[dumped] != "dumped" {
+		dumped, pending = ids[1], ids[0]
+	}
+	if m.Complete || got[dumped] != "dumped" || got[pending] != "pending" {
+		t.Fatalf("manifest of the killed checkpoint --all: %s", data)
+	}
+	saved := readCount(t, roots[dumped])
+	r := e.lkc("restore", "--all", "--image-dir", dir)
+	e.checkOneLineFailure(r, `1 of 2 containers not restored \(`+pending+`: its dump never finished`, nil)
+	waitCount(t, roots[dumped], saved+1)
+	if st := e.state(pending); st["status"] != "paused" && st["status"] != "running" {
+		t.Errorf("%s, whose dump never ran, is %v", pending, st["status"])
+	} else if st["status"] == "paused" {
+		e.mustLkc("resume", pending)
+	}
+	waitCount(t, roots[pending], readCount(t, roots[pending])+1)
+	for _, id := range ids {
+		e.mustLkc("delete", "--force", id)
+	}
+}
