@@ -145,6 +145,12 @@ func listRoot(root string) ([]string, error) {
 func (o *CheckpointOpts) plan(id string) *Entry {
 	e := &Entry{ID: id, Status: StatusPending}
 	h, err := container.Inspect(o.Root, id)
+	if why := goneReason(err, "dump"); why != "" {
+		// Deleted since the listing (a delete held it meanwhile):
+		// skipped, as one deleted before its dump is.
+		e.Status, e.Error = StatusSkipped, why
+		return e
+	}
 	if err != nil {
 		e.Status, e.Error = StatusFailed, err.Error()
 		return e

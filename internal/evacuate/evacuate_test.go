@@ -264,3 +264,13 @@ func TestRestoreAllExisting(t *testing.T) {
 		t.Errorf("got %+v, want a failed with container already exists", res)
 	}
 }
+
+// A container deleted between the listing of the root and its planning
+// (a delete held it meanwhile) is skipped, as one deleted before its
+// dump is, not failed.
+func TestPlanDeletedSkipped(t *testing.T) {
+	o := &CheckpointOpts{Root: t.TempDir()}
+	if e := o.plan("gone"); e.Status != StatusSkipped || e.Error != "it was deleted before its dump began" {
+		t.Errorf("plan of a deleted container: %+v", e)
+	}
+}
