@@ -413,6 +413,9 @@ func (o *CheckpointOpts) dumpOne(e *Entry) error {
 	if st := h.Status(); st != container.Running && st != container.Paused {
 		return fmt.Errorf("%w: container %s is %s", container.ErrWrongState, e.ID, st)
 	}
+	// As it is at its dump, which a pause or resume since the planning
+	// changed: the restore pauses it again, or not.
+	e.Paused = h.Status() == container.Paused
 	stdio := h.StdioFds()
 	e.Stdio = stdioLinks(stdio)
 	held := holdStdio(stdio, e.Stdio)

@@ -267,3 +267,45 @@ func TestCheckpointAllKilledKeepsRecord(t *testing.T) {
 		e.mustLkc("delete", "--force", id)
 	}
 }
+
+// TestCheckpointAllPausedMeanwhile: a container paused after checkpoint
+// --all planned it, while another is dumped, is recorded as paused at
+// its dump, and restore --all brings it back paused, as it was.
+func TestCheckpointAllPausedMeanwhile(t *testing.T) {
+	e := newEnv(t)
+	tmp := t.TempDir()
+	started, gate := filepath.Join(tmp, "started"), filepath.Join(tmp, "gate")
+	criu := gatedCriu(t, started, gate)
+	ids := make([]string, 2)
+	for i := range ids {
+		ids[i], _ = e.ckptCounter(nil)
+	}
+	dir := filepath.Join(tmp, "images")
+	cmd := exec.Command(e.bin, "--root", e.root, "--criu", criu, "checkpoint", "--all", "--parallel", "1", "--image-dir", dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	startUntil(t, cmd, started, "CRIU", out.String)
+	later := ""
+	for _, id := range ids {
+		if _, err := os.Stat(filepath.Join(dir, id)); err != nil {
+			later = id
+		}
+	}
+	if later == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("both dumps under way at CRIU's start, want one")
+	}
+	e.mustLkc("pause", later)
+	os.WriteFile(gate, nil, 0o600)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("checkpoint --all: %v: %s", err, out.String())
+	}
+	e.mustLkc("restore", "--all", "--image-dir", dir)
+	if st := e.state(later)["status"]; st != "paused" {
+		t.Errorf("%s, paused before its dump, is %v after restore --all", later, st)
+	}
+	for _, id := range ids {
+		e.mustLkc("delete", "--force", id)
+	}
+}
