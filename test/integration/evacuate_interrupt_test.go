@@ -117,6 +117,22 @@ func waitLines(t *testing.T, path string, n int, exited <-chan error, what strin
 	t.Fatalf("lkc never %s", what)
 }
 
+// migrationGatedCriu returns a CRIU wrapper that, when lkc starts CRIU's
+// service for the migration of one of ids, adds a line to the file
+// dumping and waits until the file gate exists. Only a migration's CRIU
+// waits, not those that read CRIU's features: a migration under way has
+// its images directory.
+func migrationGatedCriu(t *testing.T, ids []string, dumping, gate string) string {
+	t.Helper()
+	var dirs []string
+	for _, id := range ids {
+		dirs = append(dirs, filepath.Join(os.TempDir(), "lkc-migrate-"+id+"-*"))
+	}
+	return waitingCriu(t, dumping+".started", fmt.Sprintf(
+		"if [ -n \"$(ls -d %s 2>/dev/null)\" ]; then echo >> %q; while [ ! -e %q ]; do sleep 0.05; done; fi",
+		strings.Join(dirs, " "), dumping, gate))
+}
+
 // TestMigrateAllSignals: the first Ctrl-C stops migrate --all from
 // starting migrations, and the one under way finishes (moved); the
 // second aborts the one under way, which rolls back: its container runs
@@ -135,12 +151,7 @@ func TestMigrateAllSignals(t *testing.T) {
 		for i := range ids {
 			ids[i], _ = h.runContainer(a, migCounter, nil)
 		}
-		// Only a migration's CRIU waits, not those that read CRIU's
-		// features: a migration under way has its images directory.
-		work := filepath.Join(os.TempDir(), "lkc-migrate-")
-		criu := waitingCriu(t, filepath.Join(tmp, "started"), fmt.Sprintf(
-			"if [ -n \"$(ls -d %s%s-* %s%s-* 2>/dev/null)\" ]; then echo >> %q; while [ ! -e %q ]; do sleep 0.05; done; fi",
-			work, ids[0], work, ids[1], dumping, gate))
+		criu := migrationGatedCriu(t, ids, dumping, gate)
 		cmd := h.lkcIn(a, "--criu", criu, "migrate", "--all", "--json", "--parallel", "1", "--shared-storage", "--mode", "stopcopy",
 			"--token-file", h.token, b.ip+":7070")
 		cmd.Env = append(os.Environ(), cli.SignalledEnv+"="+signalled)
@@ -307,5 +318,50 @@ func TestCheckpointAllPausedMeanwhile(t *testing.T) {
 	}
 	for _, id := range ids {
 		e.mustLkc("delete", "--force", id)
+	}
+}
+
+// TestMigrateAllTargetGone: the target's lkc serve dies while migrate
+// --all dumps its first container: that migration rolls back and the
+// next one cannot connect; both containers are kept, running here (not
+// left frozen), and the exit says so.
+func TestMigrateAllTargetGone(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	tmp := t.TempDir()
+	dumping, gate := filepath.Join(tmp, "dumping"), filepath.Join(tmp, "gate")
+	ids := make([]string, 2)
+	for i := range ids {
+		ids[i], _ = h.runContainer(a, migCounter, nil)
+	}
+	criu := migrationGatedCriu(t, ids, dumping, gate)
+	h.startServe(b)
+	cmd := h.lkcIn(a, "--criu", criu, "migrate", "--all", "--json", "--parallel", "1", "--shared-storage", "--mode", "stopcopy",
+		"--token-file", h.token, b.ip+":7070")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	startUntil(t, cmd, dumping, "a migration's CRIU", func() string { return out.String() + " " + errb.String() })
+	b.killServe()
+	os.WriteFile(gate, nil, 0o600)
+	err := cmd.Wait()
+	var ev evacuation
+	if jerr := json.Unmarshal(out.Bytes(), &ev); jerr != nil || err == nil {
+		t.Fatalf("migrate --all to a target that died: %v, %v: %s %s", err, jerr, out.String(), errb.String())
+	}
+	if !strings.Contains(errb.String(), "2 of 2 containers not moved") {
+		t.Errorf("stderr %q", errb.String())
+	}
+	for _, m := range ev.Moves {
+		if m.Status != "kept" {
+			t.Errorf("%s is %s (%s), want kept", m.ID, m.Status, m.Error)
+		}
+	}
+	for _, id := range ids {
+		if st := a.e.state(id); st["status"] != "running" {
+			t.Errorf("%s is %v on the source after its target died", id, st["status"])
+		}
+		if r := b.e.lkc("state", id); r.code == 0 {
+			t.Errorf("the dead target has %s: %v", id, r)
+		}
 	}
 }
