@@ -260,7 +260,7 @@ func cmdMigrateAll(g *globals, args []string) error {
 	}
 	return notAll(verb, len(ev.Moves), func(i int) (string, string) {
 		m := ev.Moves[i]
-		if m.Status == evacuate.StatusKept || m.Status == evacuate.StatusWouldFail {
+		if m.Status == evacuate.StatusKept || m.Status == evacuate.StatusWouldFail || m.Status == evacuate.StatusInDoubt {
 			return m.ID, m.Error
 		}
 		return "", ""

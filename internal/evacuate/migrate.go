@@ -25,8 +25,13 @@ type MigrateOpts struct {
 
 // Move statuses.
 const (
-	StatusMoved     = "moved"
-	StatusKept      = "kept" // not moved: it runs here as before (Error says why)
+	StatusMoved = "moved"
+	StatusKept  = "kept" // not moved: it runs here as before (Error says why)
+	// StatusInDoubt is a migration whose commit the target did not
+	// confirm (migrate.ErrCommitUnconfirmed): it may run there, and is
+	// paused here, off the network, until someone who knows resumes or
+	// deletes it.
+	StatusInDoubt   = "in doubt"
 	StatusWouldMove = "would move"
 	StatusWouldFail = "would fail"
 )
@@ -226,7 +231,9 @@ func (o *MigrateOpts) moveAll(stop, abort context.Context, ev *Evacuation, todo 
 			t.skip(m.ID, errors.New(why), time.Since(start))
 			return
 		}
-		if err != nil {
+		if errors.Is(err, migrate.ErrCommitUnconfirmed) {
+			m.Status, m.Error = StatusInDoubt, err.Error()
+		} else if err != nil {
 			m.Status, m.Error = StatusKept, err.Error()
 		} else {
 			m.Status, m.Summary = StatusMoved, sum

@@ -221,6 +221,13 @@ func (s *session) restore(req restoreReq) error {
 	return nil
 }
 
+// ErrCommitUnconfirmed marks a migration whose commit the target did not
+// confirm: the target may have committed, and run the container, or not.
+// The source's copy stays paused and off the network, so that it never
+// runs in both places; whoever knows which side has it resumes or
+// deletes it.
+var ErrCommitUnconfirmed = errors.New("the target did not confirm the commit")
+
 // finish commits: from the commit on, the target owns the container and the
 // source's frozen copy is deleted.
 func (s *session) finish() error {
@@ -241,7 +248,7 @@ func (s *session) finish() error {
 		return err
 	}
 	if err := s.c.expect(opCommitted, nil); err != nil {
-		return fmt.Errorf("the target did not confirm the commit; the source copy stays paused and off the network (lkc resume takes it back, lkc delete drops it): %w", err)
+		return fmt.Errorf("%w; the source copy stays paused and off the network (lkc resume takes it back, lkc delete drops it): %w", ErrCommitUnconfirmed, err)
 	}
 	if err := container.Delete(s.o.Root, s.o.ID, true, s.o.Warn); err != nil {
 		s.o.Warn(fmt.Errorf("deleting the source copy of %s: %w", s.o.ID, err))

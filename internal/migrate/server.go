@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/container"
@@ -521,8 +523,18 @@ func (r *receiver) commit() error {
 		}
 	}
 	r.o.Log(fmt.Sprintf("container %s arrived from %s", r.of.ID, r.c.nc.RemoteAddr()))
+	if die := os.Getenv(CommitDieEnv); die != "" && os.Remove(die) == nil {
+		unix.Kill(os.Getpid(), unix.SIGKILL)
+	}
 	return r.c.send(opCommitted, nil)
 }
+
+// CommitDieEnv, set to the path of a file in lkc serve's environment,
+// makes it SIGKILL itself once it has committed a migration and before
+// it confirms the commit, if it can remove that file: the receiver dying
+// at the worst moment, which the integration test of an unconfirmed
+// commit needs, once.
+const CommitDieEnv = "LKC_TEST_SERVE_COMMIT_DIE"
 
 // stageImages makes the bundle's images directory: for a post-copy, a
 // link to a directory in shmDir when that is a tmpfs. Images kept with

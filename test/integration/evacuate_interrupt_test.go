@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/cli"
+	"github.com/lkc-containers/lkc/internal/migrate"
 )
 
 // TestCheckpointAllInterruptedWhilePlanning: Ctrl-C while checkpoint
@@ -364,4 +365,31 @@ func TestMigrateAllTargetGone(t *testing.T) {
 			t.Errorf("the dead target has %s: %v", id, r)
 		}
 	}
+}
+
+// TestMigrateAllCommitUnconfirmed: the target's lkc serve dies after it
+// committed a migration and before it confirmed the commit (its
+// migrate.CommitDieEnv hook): the container runs there, and migrate --all
+// cannot know it. It reports the container "in doubt", not kept (which
+// says it runs here as before), and leaves the source's copy paused, so
+// that it never runs in both places; the exit says so.
+func TestMigrateAllCommitUnconfirmed(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	id, _ := h.runContainer(a, migCounter, nil)
+	die := filepath.Join(t.TempDir(), "die")
+	if err := os.WriteFile(die, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.serveEnv = []string{migrate.CommitDieEnv + "=" + die}
+	h.startServe(b)
+	r, got := h.migrateAll(a, b, "--shared-storage", "--mode", "stopcopy")
+	a.e.checkOneLineFailure(r, `1 of 1 containers not moved \(`+id+`: .*the target did not confirm the commit; the source copy stays paused`, nil)
+	if got[id] != "in doubt" {
+		t.Errorf("%s is %q, want in doubt", id, got[id])
+	}
+	if st := a.e.state(id); st["status"] != "paused" {
+		t.Errorf("the source's copy of %s is %v, want paused", id, st["status"])
+	}
+	b.e.waitStatus(id, "running")
 }

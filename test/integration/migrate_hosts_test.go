@@ -40,8 +40,10 @@ type testHost struct {
 	ns, ip, root, bundles string
 	e                     *env   // this host's lkc (--root)
 	cgParent              string // its serve's --cgroup-parent
-	// serveIn, when set, is a memory cgroup directory its serve runs in.
+	// serveIn, when set, is a memory cgroup directory its serve runs in;
+	// serveEnv is added to its serve's environment.
 	serveIn  string
+	serveEnv []string
 	serve    *exec.Cmd
 	serveLog string
 }
@@ -158,6 +160,9 @@ func (h *testHosts) startServe(x *testHost, extra ...string) {
 		"--cgroup-parent", x.cgParent}, extra...)...)
 	if x.serveIn != "" {
 		x.serve = inCgroupDir(x.serveIn, x.serve)
+	}
+	if x.serveEnv != nil {
+		x.serve.Env = append(os.Environ(), x.serveEnv...)
 	}
 	x.serve.Stdout, x.serve.Stderr = logf, logf
 	if err := x.serve.Start(); err != nil {
