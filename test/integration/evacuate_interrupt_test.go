@@ -134,6 +134,21 @@ func migrationGatedCriu(t *testing.T, ids []string, dumping, gate string) string
 		strings.Join(dirs, " "), dumping, gate))
 }
 
+// startGatedMigrateAll starts migrate --all --json from host from to
+// host to's receiver, one stop-and-copy migration at a time with shared
+// storage, CRIU criu and env added to its environment, and returns once
+// the file marker exists (criu's sign that a migration's CRIU waits).
+func (h *testHosts) startGatedMigrateAll(from, to *testHost, criu, marker string, env ...string) (cmd *exec.Cmd, out, errb *bytes.Buffer) {
+	h.t.Helper()
+	cmd = h.lkcIn(from, "--criu", criu, "migrate", "--all", "--json", "--parallel", "1", "--shared-storage", "--mode", "stopcopy",
+		"--token-file", h.token, to.ip+":7070")
+	cmd.Env = append(os.Environ(), env...)
+	out, errb = &bytes.Buffer{}, &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, errb
+	startUntil(h.t, cmd, marker, "a migration's CRIU", func() string { return out.String() + " " + errb.String() })
+	return cmd, out, errb
+}
+
 // TestMigrateAllSignals: the first Ctrl-C stops migrate --all from
 // starting migrations, and the one under way finishes (moved); the
 // second aborts the one under way, which rolls back: its container runs
@@ -153,12 +168,7 @@ func TestMigrateAllSignals(t *testing.T) {
 			ids[i], _ = h.runContainer(a, migCounter, nil)
 		}
 		criu := migrationGatedCriu(t, ids, dumping, gate)
-		cmd := h.lkcIn(a, "--criu", criu, "migrate", "--all", "--json", "--parallel", "1", "--shared-storage", "--mode", "stopcopy",
-			"--token-file", h.token, b.ip+":7070")
-		cmd.Env = append(os.Environ(), cli.SignalledEnv+"="+signalled)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		startUntil(t, cmd, dumping, "a migration's CRIU", func() string { return out.String() + " " + errb.String() })
+		cmd, out, errb := h.startGatedMigrateAll(a, b, criu, dumping, cli.SignalledEnv+"="+signalled)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		for n := 1; n <= signals; n++ {
@@ -337,11 +347,7 @@ func TestMigrateAllTargetGone(t *testing.T) {
 	}
 	criu := migrationGatedCriu(t, ids, dumping, gate)
 	h.startServe(b)
-	cmd := h.lkcIn(a, "--criu", criu, "migrate", "--all", "--json", "--parallel", "1", "--shared-storage", "--mode", "stopcopy",
-		"--token-file", h.token, b.ip+":7070")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	startUntil(t, cmd, dumping, "a migration's CRIU", func() string { return out.String() + " " + errb.String() })
+	cmd, out, errb := h.startGatedMigrateAll(a, b, criu, dumping)
 	b.killServe()
 	os.WriteFile(gate, nil, 0o600)
 	err := cmd.Wait()
