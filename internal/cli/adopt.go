@@ -85,6 +85,11 @@ func adopt(o *container.CreateOpts) (*adoption, error) {
 	if err != nil || !f.Any() {
 		return &adoption{}, err
 	}
+	if f.Proc {
+		if err := bootAtStart(o.Config); err != nil {
+			return nil, fmt.Errorf("container %s: %w", o.ID, err)
+		}
+	}
 	if f.Proc && !viewMounted(conf.DaemonDirectory()) {
 		// Init's mount namespace, made as it starts, must have the view
 		// (for a file that cannot be cloned, which init binds): the
@@ -312,6 +317,9 @@ func adoptIn(root, id string, cfg *config.Config) (*adoption, error) {
 	conf, f, err := wanted(root, id, cfg)
 	if err != nil || !f.Any() {
 		return &adoption{}, err
+	}
+	if f.Proc {
+		keepBootAtStart(cfg)
 	}
 	reply, err := adoptCall(conf, root, id, f)
 	if err != nil {

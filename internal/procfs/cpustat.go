@@ -190,14 +190,19 @@ type statLayout struct {
 }
 
 // bootSeconds is btime as c's processes' own time namespace shows it: the
-// host's, less the namespace's boottime offset (the kernel's
-// timens_sub_boottime). It is not the container's start, although uptime
-// is: ps, top and psutil add each process's start time (field 22 of
+// host's without one; with one, the namespace's boot, which is also where
+// c's uptime starts (Started: the host's boot less the namespace's
+// boottime offset, as the kernel's timens_sub_boottime has it). It is
+// not the start of a container without one, although its uptime is: ps,
+// top and psutil add each process's start time (field 22 of
 // /proc/<pid>/stat, clock ticks after that boot) to btime, and a btime
 // moved to the container's start put every process in the future (lxcfs
 // made that change and reverted it, lxcfs#164).
 func (l *statLayout) bootSeconds(c *Container) int64 {
-	return time.Unix(l.btime, 0).Add(-c.BootOffset).Unix()
+	if c.BootOffset == 0 {
+		return l.btime
+	}
+	return c.Started.Unix()
 }
 
 // hostStat is the layout of the host's /proc/stat, read and parsed at

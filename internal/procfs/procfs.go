@@ -35,17 +35,20 @@ type Container struct {
 	// Cgroups is state.State.CgroupPaths: controller -> absolute
 	// directory; the key "" is a cgroup v2 directory.
 	Cgroups map[string]string
-	// Started is when the container's init started, less what it ran
-	// before the checkpoint it was restored from (Before.RanNanos), so
-	// its uptime goes on from where the checkpoint left it.
+	// Started is when the container's uptime began: the boot of its time
+	// namespace when it has one (its CLOCK_BOOTTIME, which CRIU carries
+	// across a checkpoint, is its uptime); else when its init started,
+	// less what it ran before the checkpoint it was restored from
+	// (Before.RanNanos), so its uptime goes on from where the checkpoint
+	// left it.
 	Started time.Time
 	// Before is what the container ran and used before that checkpoint;
 	// its CPU times are added to the cgroup's. Zero for a container never
 	// checkpointed.
 	Before state.Carried
-	// BootOffset is the boottime offset of the time namespace of the
-	// container's init (0 without one): its processes' start times count
-	// from the host's boot plus it.
+	// BootOffset is the boottime offset of the container's time
+	// namespace (0 without one): its processes' start times count from
+	// the host's boot less it.
 	BootOffset time.Duration
 	InitPid    int
 	// Load is the container's load average, kept by the daemon; nil reads

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/state"
 )
 
@@ -417,14 +418,19 @@ func hostBtime(t *testing.T) int64 {
 
 // TestStatBtimeOfProcesses: btime is the boot time the container's
 // processes' start times count from, not the container's start: the
-// host's, or with a time namespace less its boottime offset (an offset of
-// -500.5 s puts the boot 500.5 s later: 500 in btime's whole seconds), so
-// ps shows when each process started.
+// host's, or with a time namespace the host's boot (1000 s ago) less its
+// boottime offset (-500.5 s puts it 500.5 s later), so ps shows when each
+// process started. The namespace's boot is then also where uptime starts:
+// its CLOCK_BOOTTIME (host uptime 1000 s + the offset), whatever the
+// state carried from a checkpoint, as CRIU's restore sets the offset so
+// that the clock goes on.
 func TestStatBtimeOfProcesses(t *testing.T) {
 	f := newFixture(t)
 	f.v1()
 	f.write("proc/101/timens_offsets", "monotonic           0         0\nboottime         -501 500000000\n")
-	c, err := f.host.ContainerFromState(&state.State{ID: "c", InitPid: 101, InitStart: 50000, CgroupPaths: f.c.Cgroups})
+	timens := &config.Config{Namespaces: []config.Namespace{{Type: "pid"}, {Type: "time"}}}
+	carried := &state.Carried{RanNanos: int64(time.Hour)}
+	c, err := f.host.ContainerFromState(&state.State{ID: "c", InitPid: 101, InitStart: 50000, CgroupPaths: f.c.Cgroups, Config: timens, Carried: carried})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,8 +438,33 @@ func TestStatBtimeOfProcesses(t *testing.T) {
 		t.Errorf("boot offset %v; want -500.5s", c.BootOffset)
 	}
 	f.c = c
-	if want := fmt.Sprintf("\nbtime %d\n", hostBtime(t)+500); !strings.Contains(f.render("proc/stat"), want) {
+	if want := fmt.Sprintf("\nbtime %d\n", now.Add(-499500*time.Millisecond).Unix()); !strings.Contains(f.render("proc/stat"), want) {
 		t.Errorf("stat lacks %q", want)
+	}
+	if got := f.render("proc/uptime"); !strings.HasPrefix(got, "499.50 ") {
+		t.Errorf("uptime %q; want the namespace's 499.50", got)
+	}
+}
+
+// TestContainerFromStateWithoutTimens: a container without a time
+// namespace counts from its init's start (50000 ticks: 500 s after the
+// boot 1000 s ago), less what it ran before its checkpoint, and its
+// btime is the host's; with one, an init whose offsets cannot be read is
+// an error, not the host's clock.
+func TestContainerFromStateWithoutTimens(t *testing.T) {
+	f := newFixture(t)
+	f.v1()
+	carried := &state.Carried{RanNanos: int64(20 * time.Second)}
+	c, err := f.host.ContainerFromState(&state.State{ID: "c", InitPid: 101, InitStart: 50000, CgroupPaths: f.c.Cgroups, Config: &config.Config{}, Carried: carried})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := now.Add(-520 * time.Second); !c.Started.Equal(want) || c.BootOffset != 0 {
+		t.Errorf("started %v, boot offset %v; want %v, 0", c.Started, c.BootOffset, want)
+	}
+	timens := &config.Config{Namespaces: []config.Namespace{{Type: "time"}}}
+	if _, err := f.host.ContainerFromState(&state.State{ID: "c", InitPid: 101, CgroupPaths: f.c.Cgroups, Config: timens}); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("time namespace without offsets: %v; want ErrNotExist", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package procfs
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,12 +10,33 @@ import (
 	"github.com/lkc-containers/lkc/internal/state"
 )
 
-// ContainerFromState describes the container s records; Started comes from
-// its init's start time (boot-relative clock ticks) and the host's uptime.
+// ContainerFromState describes the container s records. Started is the
+// boot of its time namespace when it has one (the host's boot less the
+// namespace's boottime offset): the namespace's CLOCK_BOOTTIME is then its
+// uptime, which its processes' start times count from and which CRIU
+// carries across a checkpoint and a migration (it sets the offset on
+// restore so that the clock goes on from the dump). Without one, Started
+// comes from its init's start time (boot-relative clock ticks) and the
+// host's uptime, less what it ran before a checkpoint.
 func ContainerFromState(s *state.State) (*Container, error) { return Default.ContainerFromState(s) }
 
 // ContainerFromState is the package's ContainerFromState on h.
 func (h *Host) ContainerFromState(s *state.State) (*Container, error) {
+	boot, err := h.bootTime()
+	if err != nil {
+		return nil, err
+	}
+	c := &Container{Cgroups: s.CgroupPaths, InitPid: s.InitPid}
+	if s.Carried != nil {
+		c.Before = *s.Carried
+	}
+	if s.Config != nil && s.Config.HasNamespace("time") {
+		if c.BootOffset, err = h.bootOffset(s.InitPid); err != nil {
+			return nil, fmt.Errorf("container %s: init %d: %w", s.ID, s.InitPid, err)
+		}
+		c.Started = boot.Add(-c.BootOffset)
+		return c, nil
+	}
 	start := s.InitStart
 	if start == 0 {
 		stat, err := h.read("proc/" + strconv.Itoa(s.InitPid) + "/stat")
@@ -25,20 +47,7 @@ func (h *Host) ContainerFromState(s *state.State) (*Container, error) {
 			return nil, fmt.Errorf("container %s: init %d: %w", s.ID, s.InitPid, err)
 		}
 	}
-	started, err := h.bootTime()
-	if err != nil {
-		return nil, err
-	}
-	c := &Container{
-		Cgroups:    s.CgroupPaths,
-		Started:    started.Add(time.Duration(start) * (time.Second / userHZ)),
-		BootOffset: h.bootOffset(s.InitPid),
-		InitPid:    s.InitPid,
-	}
-	if s.Carried != nil {
-		c.Before = *s.Carried
-		c.Started = c.Started.Add(-time.Duration(s.Carried.RanNanos))
-	}
+	c.Started = boot.Add(time.Duration(start)*(time.Second/userHZ) - time.Duration(c.Before.RanNanos))
 	return c, nil
 }
 
@@ -61,12 +70,12 @@ func (h *Host) Carry(c *Container) (*state.Carried, error) {
 
 // bootOffset is the boottime offset of pid's time namespace for its
 // children (/proc/<pid>/timens_offsets: "boottime <secs> <nanos>"), which
-// is the container's own for its init; 0 when the kernel has no time
-// namespaces or the file cannot be read.
-func (h *Host) bootOffset(pid int) time.Duration {
-	s, err := h.read("proc/" + strconv.Itoa(pid) + "/timens_offsets")
+// is the container's own for its init.
+func (h *Host) bootOffset(pid int) (time.Duration, error) {
+	name := "proc/" + strconv.Itoa(pid) + "/timens_offsets"
+	s, err := h.read(name)
 	if err != nil {
-		return 0
+		return 0, err
 	}
 	for _, line := range strings.Split(s, "\n") {
 		f := strings.Fields(line)
@@ -75,11 +84,12 @@ func (h *Host) bootOffset(pid int) time.Duration {
 		}
 		secs, err1 := strconv.ParseInt(f[1], 10, 64)
 		nanos, err2 := strconv.ParseInt(f[2], 10, 64)
-		if err1 == nil && err2 == nil {
-			return time.Duration(secs)*time.Second + time.Duration(nanos)
+		if err := errors.Join(err1, err2); err != nil {
+			return 0, fmt.Errorf("/%s: %w", name, err)
 		}
+		return time.Duration(secs)*time.Second + time.Duration(nanos), nil
 	}
-	return 0
+	return 0, fmt.Errorf("/%s has no boottime line", name)
 }
 
 // bootTime is when the host booted, from /proc/uptime (to the hundredth
