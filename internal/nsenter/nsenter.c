@@ -190,7 +190,8 @@ static void parse(char *buf, struct request *r)
 /*
  * join opens every namespace file first (a path may stop resolving once the
  * mount namespace changed), then enters them in the order given; the parent
- * puts the user namespace first and the mount namespace last.
+ * puts the time namespace first (while the process has the host's
+ * capabilities), then the user namespace, the mount namespace last.
  */
 static void join(struct request *r)
 {
@@ -222,6 +223,17 @@ static void unshare_new(struct request *r)
 {
 	int flags = r->unshare_flags;
 
+	/* The time namespace comes first, owned by the caller's user
+	 * namespace: its offsets are written to the process's own /proc
+	 * file, which in a new user namespace a non-dumpable process (init)
+	 * may not open for writing. */
+	if (flags & CLONE_NEWTIME) {
+		if (unshare(CLONE_NEWTIME) < 0)
+			die("unshare(CLONE_NEWTIME)");
+		if (r->offsets[0])
+			write_file("/proc/self/timens_offsets", r->offsets);
+		flags &= ~CLONE_NEWTIME;
+	}
 	if (flags & CLONE_NEWUSER) {
 		if (unshare(CLONE_NEWUSER) < 0)
 			die("unshare(CLONE_NEWUSER)");
@@ -236,8 +248,6 @@ static void unshare_new(struct request *r)
 		flags &= ~CLONE_NEWCGROUP;
 	if (flags && unshare(flags) < 0)
 		die("unshare");
-	if ((flags & CLONE_NEWTIME) && r->offsets[0])
-		write_file("/proc/self/timens_offsets", r->offsets);
 }
 
 /* receive reads one message of the parent's into buf and parses it into r. */

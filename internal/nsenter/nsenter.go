@@ -63,7 +63,8 @@ type Join struct {
 }
 
 // ForContainer builds the request that places a container's init: joins the
-// namespaces given by path (user first, mount last) and creates the others.
+// namespaces given by path (time first, then user, mount last) and creates
+// the others.
 func ForContainer(c *config.Config) Request {
 	var r Request
 	for _, ns := range orderedNamespaces(c.Namespaces) {
@@ -115,18 +116,25 @@ func procName(typ string) string {
 	return typ
 }
 
+// orderedNamespaces puts the time namespace first, then the user
+// namespace, the mount namespace last. A time namespace lkc makes is
+// owned by the host's user namespace (nsenter.c, unshare_new): setns
+// into it needs CAP_SYS_ADMIN there, which joining the container's user
+// namespace gives up.
 func orderedNamespaces(nss []config.Namespace) []config.Namespace {
 	out := make([]config.Namespace, 0, len(nss))
 	rank := func(t string) int {
 		switch t {
-		case "user":
+		case "time":
 			return 0
+		case "user":
+			return 1
 		case "mount":
-			return 2
+			return 3
 		}
-		return 1
+		return 2
 	}
-	for r := 0; r <= 2; r++ {
+	for r := 0; r <= 3; r++ {
 		for _, ns := range nss {
 			if rank(ns.Type) == r {
 				out = append(out, ns)

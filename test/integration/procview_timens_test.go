@@ -254,3 +254,32 @@ func hostUptime(t *testing.T) float64 {
 	}
 	return up
 }
+
+// TestProcViewTimeNamespaceUserNS: with a user namespace too, the time
+// namespace is made (before the user namespace, so that init can write
+// its offsets) and an exec'd process joins it (before the user
+// namespace, whose root has no capability over it).
+func TestProcViewTimeNamespaceUserNS(t *testing.T) {
+	d := newDaemonEnv(t)
+	hostNS := hostTimeNS(t)
+	rootfs := d.userNSRootfs()
+	b := d.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
+		withUserNS(rootfs)(s)
+		s.Annotations = map[string]string{"org.lkc.proc": "virtual"}
+	})
+	id := d.id()
+	before := time.Now()
+	d.mustLkc("run", "-d", "--bundle", b, id)
+	t.Cleanup(func() { d.lkc("delete", "--force", id) })
+	f := strings.Fields(d.mustLkc("exec", id, "sh", "-c", "readlink /proc/1/ns/time; readlink /proc/self/ns/time; cut -d' ' -f1 /proc/uptime; cut -d' ' -f22 /proc/1/stat"))
+	age := time.Since(before).Seconds()
+	if len(f) != 4 {
+		t.Fatalf("time namespaces, uptime, init's start: %q", f)
+	}
+	up, _ := strconv.ParseFloat(f[2], 64)
+	start, _ := strconv.ParseFloat(f[3], 64)
+	if f[0] == hostNS || f[1] != f[0] || up > age || start/100 > up {
+		t.Errorf("init's time namespace %s, an exec'd process's %s (the host's %s), uptime %.2f s, init's start %.2f s, the container at most %.2f s old",
+			f[0], f[1], hostNS, up, start/100, age)
+	}
+}
