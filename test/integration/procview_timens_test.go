@@ -283,3 +283,35 @@ func TestProcViewTimeNamespaceUserNS(t *testing.T) {
 			f[0], f[1], hostNS, up, start/100, age)
 	}
 }
+
+// TestProcViewTimeNamespaceHostPid: a container in the host's pid
+// namespace, which has no fork of its own to place init, gets the time
+// namespace all the same: init is the constructor's forked child.
+func TestProcViewTimeNamespaceHostPid(t *testing.T) {
+	d := newDaemonEnv(t)
+	hostNS := hostTimeNS(t)
+	b := d.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
+		s.Annotations = map[string]string{"org.lkc.proc": "virtual"}
+		var nss []specs.LinuxNamespace
+		for _, ns := range s.Linux.Namespaces {
+			if ns.Type != specs.PIDNamespace {
+				nss = append(nss, ns)
+			}
+		}
+		s.Linux.Namespaces = nss
+	})
+	id := d.id()
+	d.mustLkc("run", "-d", "--bundle", b, id)
+	t.Cleanup(func() { d.lkc("delete", "--force", id) })
+	pid := int(d.state(id)["pid"].(float64))
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/time", pid))
+	if err != nil || ns == hostNS {
+		t.Errorf("init %d's time namespace %q (%v); want its own", pid, ns, err)
+	}
+	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); string(comm) != "sleep\n" {
+		t.Errorf("init %d runs %q; want sleep", pid, comm)
+	}
+	if got := d.mustLkc("exec", id, "readlink", "/proc/self/ns/time"); strings.TrimSpace(got) != ns {
+		t.Errorf("an exec'd process's time namespace %q; want init's %q", got, ns)
+	}
+}
