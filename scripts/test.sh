@@ -40,7 +40,10 @@ if [ "$(git diff)" != "$before" ]; then
   echo "test: go generate ./... changed the files above: commit its output" >&2
   exit 1
 fi
-export LKC_BINARY=$repo/bin/lkc
+# The suite runs a copy: a `make` during the run (bin/lkc rebuilt under
+# the guests' 9p mount) crashed the guests' lkc processes with SIGSEGV.
+cp bin/lkc tmp/lkc-under-test
+export LKC_BINARY=$repo/tmp/lkc-under-test
 # The build `lkc daemon upgrade` replaces lkc with in the upgrade tests,
 # made once here rather than by each test (inside the VM, ~40 s each).
 make BIN="$repo/tmp/lkc-upgrade-test" VERSION=upgrade-test lkc >/dev/null
