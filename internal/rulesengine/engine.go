@@ -25,11 +25,8 @@ import (
 	"github.com/lkc-containers/lkc/internal/groups"
 	"github.com/lkc-containers/lkc/internal/hostconf"
 	"github.com/lkc-containers/lkc/internal/rules"
+	"github.com/lkc-containers/lkc/internal/state"
 )
-
-// pfKthread marks a kernel thread in /proc/<pid>/stat's flags: it has no
-// cgroup.procs entry to move.
-const pfKthread = 0x00200000
 
 // placement is where a process goes: hierarchy (as /proc/<pid>/cgroup
 // names it, "" for v2) to the cgroup path within it.
@@ -360,18 +357,11 @@ func (e *Engine) count(f func(*Stats)) {
 	e.mu.Unlock()
 }
 
+// kernelThread reports a kernel thread, or a process whose stat cannot
+// be read: either way nothing to move.
 func kernelThread(pid int) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 7 {
-		return true
-	}
-	flags, _ := strconv.ParseUint(f[6], 10, 64)
-	return flags&pfKthread != 0
+	k, err := state.KernelThread(pid)
+	return err != nil || k
 }
 
 // anyInScope is a cheap first test: some hierarchy of the process lies

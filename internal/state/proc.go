@@ -20,18 +20,41 @@ func StartTime(pid int) (uint64, error) {
 	return parseStartTime(data)
 }
 
-func parseStartTime(stat []byte) (uint64, error) {
-	// The command name (field 2) may hold spaces and ')': skip past the last ')'.
+// parseStartTime reads field 22. The command name (field 2) may hold
+// spaces and ')', so fields are counted from past the last ')'.
+func parseStartTime(stat []byte) (uint64, error) { return statField(stat, 22) }
+
+// pfKthread is PF_KTHREAD in the flags of /proc/<pid>/stat (field 9).
+const pfKthread = 0x00200000
+
+// KernelThread reports whether pid is a kernel thread: it has no user
+// memory and no cgroup of its own choosing, and moving one (kthreadd
+// into a group: every kernel thread made after it follows) is never
+// what a user meant.
+func KernelThread(pid int) (bool, error) {
+	data, err := os.ReadFile(fmt.Sprintf("%s/%d/stat", ProcRoot, pid))
+	if err != nil {
+		return false, err
+	}
+	flags, err := statField(data, 9)
+	if err != nil {
+		return false, err
+	}
+	return flags&pfKthread != 0, nil
+}
+
+// statField is numeric field n (counted from 1, as proc(5) does; n > 2)
+// of a /proc/<pid>/stat line.
+func statField(stat []byte, n int) (uint64, error) {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
 		return 0, fmt.Errorf("malformed stat line")
 	}
 	fields := bytes.Fields(stat[i+1:])
-	// fields[0] is field 3 (state); start time is field 22.
-	if len(fields) < 20 {
+	if len(fields) < n-2 {
 		return 0, fmt.Errorf("malformed stat line: %d fields", len(fields)+2)
 	}
-	return strconv.ParseUint(string(fields[19]), 10, 64)
+	return strconv.ParseUint(string(fields[n-3]), 10, 64)
 }
 
 // Alive reports whether the process pid that started at start still runs

@@ -79,6 +79,30 @@ func TestStartTimeAndAliveWithFakeProc(t *testing.T) {
 	}
 }
 
+func TestKernelThreadWithFakeProc(t *testing.T) {
+	old := ProcRoot
+	ProcRoot = t.TempDir()
+	t.Cleanup(func() { ProcRoot = old })
+	for pid, flags := range map[int]string{2: "2129984", 10: "4194560"} { // kthreadd's, a shell's
+		line := bytes.Replace(statLine("k) (x", 1), []byte(" 9 "), []byte(" "+flags+" "), 1)
+		dir := filepath.Join(ProcRoot, fmt.Sprint(pid))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "stat"), line, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for pid, want := range map[int]bool{2: true, 10: false} {
+		if got, err := KernelThread(pid); err != nil || got != want {
+			t.Errorf("KernelThread(%d) = %v, %v; want %v", pid, got, err, want)
+		}
+	}
+	if _, err := KernelThread(99); err == nil {
+		t.Error("KernelThread of a missing pid succeeded")
+	}
+}
+
 func TestStartTimeOfSelf(t *testing.T) {
 	st, err := StartTime(os.Getpid())
 	if err != nil || st == 0 {
