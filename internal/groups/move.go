@@ -61,8 +61,8 @@ func (s *Store) Move(name string, pids []int) error {
 		if pid <= 0 {
 			return fmt.Errorf("pid %d: not a process id", pid)
 		}
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d/stat", pid)); err != nil {
-			return fmt.Errorf("pid %d: no such process", pid)
+		if err := movable(pid); err != nil {
+			return err
 		}
 	}
 	unlock, err := s.lock()
@@ -91,6 +91,34 @@ func (s *Store) Move(name string, pids []int) error {
 		}
 	}
 	return s.removeMoveRecord()
+}
+
+// movable refuses a process no group should take: a kernel thread (the
+// kernel takes some: kthreadd moved into a group would put every kernel
+// thread made after it there), and a process of another pid namespace
+// than lkc's, a container's, whose cgroup is the container's: moved
+// out, it would escape the container's limits and stats (lkc update
+// changes those). The rules engine leaves both alone too.
+func movable(pid int) error {
+	kthread, err := state.KernelThread(pid)
+	if err != nil {
+		return fmt.Errorf("pid %d: no such process", pid)
+	}
+	if kthread {
+		return fmt.Errorf("pid %d: a kernel thread, which stays where the kernel puts it", pid)
+	}
+	own, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return fmt.Errorf("reading lkc's pid namespace: %w", err)
+	}
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	if err != nil {
+		return fmt.Errorf("pid %d: no such process", pid)
+	}
+	if ns != own {
+		return fmt.Errorf("pid %d: in another pid namespace (a container's), whose cgroup it keeps (lkc update changes a container's limits)", pid)
+	}
+	return nil
 }
 
 // planMove reads where each pid is now, before anything moves.

@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // groupEnv is a test's resource groups: its own definitions directory and
@@ -232,6 +235,21 @@ func TestGroupMoveAndDelete(t *testing.T) {
 	g.assertNone("delete --force")
 	p.Process.Kill()
 	p.Wait()
+}
+
+// TestGroupMoveRefusesContainerProcess moves a container's init into a
+// group: refused with one line, and it stays in the container's cgroup in
+// every hierarchy.
+func TestGroupMoveRefusesContainerProcess(t *testing.T) {
+	g := newGroupEnv(t)
+	g.mustLkc("group", "create", "batch")
+	_, init := g.runningPid(func(s *specs.Spec) { s.Linux.CgroupsPath = g.cgroupParent("ctr") })
+	want := cgroupLines(t, init)
+	g.failLkc(`^lkc: group: pid \d+: in another pid namespace \(a container's\)`, "group", "move", "batch", strconv.Itoa(init))
+	if got := cgroupLines(t, init); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after a refused move the container's init is in %v, want %v", got, want)
+	}
+	g.failLkc(`^lkc: group: pid \d+: no such process$`, "group", "move", "batch", "4194304")
 }
 
 func TestGroupNested(t *testing.T) {
