@@ -2,6 +2,7 @@ package rulesengine
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"time"
 
@@ -18,10 +19,14 @@ func (e *Engine) Explain(pid int) (*daemonapi.ExplainReply, error) {
 	if err != nil {
 		return nil, daemonapi.Errorf(daemonapi.ClassNotExist, fmt.Sprintf("pid %d: no such process", pid))
 	}
+	notActed := "not acted on by the rules engine"
+	if why := e.leftAlone(pid); why != "" {
+		notActed = "left alone by the rules engine: " + why
+	}
 	e.mu.Lock()
 	rec := e.records[pid]
 	if rec == nil || rec.Start != start {
-		rec = &Record{Match: rules.Find(e.rules, p, e.users), Action: "not acted on by the rules engine"}
+		rec = &Record{Match: rules.Find(e.rules, p, e.users), Action: notActed}
 	}
 	e.mu.Unlock()
 	r := &daemonapi.ExplainReply{Pid: pid, Action: rec.action()}
@@ -36,6 +41,28 @@ func (e *Engine) Explain(pid int) (*daemonapi.ExplainReply, error) {
 		}
 	}
 	return r, nil
+}
+
+// leftAlone says why the engine never acts on process pid, whatever rule
+// matches it, as classify decides before matching; "" when it would act.
+// It reads /proc itself: the engine's reader belongs to classify.
+func (e *Engine) leftAlone(pid int) string {
+	if slices.Contains(e.self, pid) {
+		return "the daemon's own process"
+	}
+	if kernelThread(pid) {
+		return "a kernel thread"
+	}
+	if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); err == nil && ns != e.pidNS {
+		return "in another pid namespace (a container's)"
+	}
+	cur, err := cgroupsOf(&procReader{}, pid, nil)
+	if err != nil || e.anyInScope(cur) {
+		return ""
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return fmt.Sprintf("its cgroups are outside rules.scope %v", e.scope)
 }
 
 func targetString(t rules.Target) string {

@@ -323,6 +323,30 @@ func TestRulesUserCommandAndChildren(t *testing.T) {
 	r.failLkc(`^lkc: rules: explain: "x" is not a process id$`, "rules", "explain", "x")
 }
 
+// TestRulesExplainLeftAlone asks rules explain about processes a rule
+// matches but the engine never acts on: one outside rules.scope, and a
+// container's init (another pid namespace). It must say why, not only
+// that nothing acted on them.
+func TestRulesExplainLeftAlone(t *testing.T) {
+	r := newRulesEnv(t, "user=root -> group=all\n")
+	r.mustLkc("group", "create", "all")
+	_, init := r.runningPid(func(s *specs.Spec) { s.Linux.CgroupsPath = r.cgroupParent("ctr") })
+	r.start()
+	outside := sleeper(t)
+	for pid, want := range map[int]string{
+		outside.Process.Pid: "left alone by the rules engine: its cgroups are outside rules.scope [" + r.scope + "]",
+		init:                "left alone by the rules engine: in another pid namespace (a container's)",
+	} {
+		out := r.mustLkc("rules", "explain", strconv.Itoa(pid))
+		if !strings.Contains(out, want) || !strings.Contains(out, "target group all") {
+			t.Errorf("rules explain of pid %d lacks %q:\n%s", pid, want, out)
+		}
+	}
+	if r.inGroup(outside.Process.Pid, "all") || r.inGroup(init, "all") {
+		t.Errorf("a process outside the scope or in a container was moved into the group")
+	}
+}
+
 // copyExe copies a binary to a name of the test's, for exe rules.
 func copyExe(t *testing.T, from, to string) {
 	t.Helper()
