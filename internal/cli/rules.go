@@ -8,6 +8,7 @@ import (
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/daemonapi"
+	"github.com/lkc-containers/lkc/internal/groups"
 	"github.com/lkc-containers/lkc/internal/hostconf"
 	"github.com/lkc-containers/lkc/internal/rules"
 	"github.com/lkc-containers/lkc/internal/rulesengine"
@@ -36,7 +37,8 @@ func cmdRules(g *globals, args []string) error {
 // rulesCheck parses a rules file (lkc's form or cgrules.conf) with the
 // package the rules engine uses, fails on the first syntax error with its
 // file:line, prints each rule with its line, and warns (without failing)
-// about users and groups this host lacks.
+// about users and groups this host lacks, and resource groups not defined
+// (by the host's lkc.conf).
 func rulesCheck(file string) error {
 	f, err := os.Open(file)
 	if err != nil {
@@ -57,7 +59,11 @@ func rulesCheck(file string) error {
 	group, _ := os.Open("/etc/group")
 	defer passwd.Close()
 	defer group.Close()
-	for _, w := range rules.Unknown(rs, rules.ParseUsers(passwd, group)) {
+	warnings := rules.Unknown(rs, rules.ParseUsers(passwd, group))
+	if conf, err := hostconf.Load(); err == nil {
+		warnings = append(warnings, rulesengine.MissingGroups(rs, groups.FromConf(conf))...)
+	}
+	for _, w := range warnings {
 		fmt.Fprintln(os.Stderr, "lkc: rules: warning: "+w)
 	}
 	fmt.Printf("%s: %d rules\n", file, len(rs))

@@ -163,12 +163,18 @@ func (e *Engine) Load(conf *hostconf.Conf) error {
 		all = append(all, rs...)
 	}
 	users := readUsers()
+	store := groups.FromConf(conf)
+	if e.logf != nil {
+		for _, w := range MissingGroups(all, store) {
+			e.logf("rules: warning: %s", w)
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.rules, e.users, e.scope = all, users, conf.RulesScope
 	e.need = needsOf(all)
 	e.roots = conf.RulesRoots
-	e.store = groups.FromConf(conf)
+	e.store = store
 	e.groupTo = map[string]placement{}
 	e.store.Host = e.host
 	e.stats.Rules = len(all)

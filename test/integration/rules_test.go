@@ -36,3 +36,20 @@ func TestRulesCheck(t *testing.T) {
 	e.failLkc(`^lkc: rules: open .*nope.conf: no such file`, "rules", "check", filepath.Join(dir, "nope.conf"))
 	e.failLkc(`^lkc: rules: want a subcommand`, "rules", "frob")
 }
+
+// TestRulesCheckMissingGroup checks a file whose rule targets a group not
+// defined: a warning naming it and its line, not a failure (the group may
+// be created later); a defined parent of a templated group is not one.
+func TestRulesCheckMissingGroup(t *testing.T) {
+	g := newGroupEnv(t)
+	g.mustLkc("group", "create", "batch")
+	file := filepath.Join(t.TempDir(), "rules.conf")
+	if err := os.WriteFile(file, []byte("user=root -> group=batch/%u\nuser=root -> group=nosuch\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := g.lkc("rules", "check", file)
+	if r.code != 0 || !strings.Contains(r.stderr, "lkc: rules: warning: "+file+":2: no resource group nosuch") ||
+		strings.Contains(r.stderr, "group batch") {
+		t.Errorf("rules check of a rule whose group is missing: %+v", r)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -344,6 +345,30 @@ func TestRulesExplainLeftAlone(t *testing.T) {
 	}
 	if r.inGroup(outside.Process.Pid, "all") || r.inGroup(init, "all") {
 		t.Errorf("a process outside the scope or in a container was moved into the group")
+	}
+}
+
+// TestRulesMissingGroup loads a rule whose group is not defined: the
+// daemon's log warns of it, with its line, and a process it matches
+// stays in the scope, rules explain saying why.
+func TestRulesMissingGroup(t *testing.T) {
+	r := newRulesEnv(t, "user=root -> group=nosuch\n")
+	r.start()
+	p := r.inScope("sleep", "60")
+	for end := time.Now().Add(settle); ; time.Sleep(20 * time.Millisecond) {
+		out := r.mustLkc("rules", "explain", strconv.Itoa(p.Process.Pid))
+		if strings.Contains(out, "not moved: group nosuch: no such group") {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("rules explain of a process whose rule's group is missing:\n%s", out)
+		}
+	}
+	if !strings.Contains(r.log(), "rules: warning: "+r.rules+":1: no resource group nosuch") {
+		t.Errorf("the daemon's log lacks the missing group's warning:\n%s", r.log())
+	}
+	if got := r.procsUnder(r.scope); !slices.Contains(got, p.Process.Pid) {
+		t.Errorf("pid %d left the scope (its processes: %v)", p.Process.Pid, got)
 	}
 }
 
