@@ -11,10 +11,15 @@ import (
 // Process is what the matcher knows of a process (the engine reads it
 // from /proc/<pid>/exe, status, stat, comm and cmdline).
 type Process struct {
-	Pid     int
-	UID     int   // effective uid
-	GIDs    []int // effective gid first, then the supplementary groups
-	Exe     string
+	Pid  int
+	UID  int   // effective uid
+	GIDs []int // effective gid first, then the supplementary groups
+	Exe  string
+	// Script is what libcgroup names a process whose comm is not its
+	// executable's base name (ScriptArg): the script an interpreter runs,
+	// or the symlink a program was started by. The caller fills it only
+	// when a cgrules rule names a process or a target holds %p.
+	Script  string
 	Comm    string
 	Cmdline []string
 	PGID    int
@@ -132,15 +137,45 @@ func inGroup(group string, p *Process, u Users) bool {
 // name ending in '*' matches every process name it begins, as libcgroup's
 // does: the full path's (or, without an executable, the comm's).
 func processIs(want string, p *Process) bool {
+	name := p.Exe
+	if p.Script != "" {
+		name = p.Script
+	}
 	if prefix, ok := strings.CutSuffix(want, "*"); ok {
-		name := p.Exe
 		if name == "" {
 			name = p.Comm
 		}
 		return strings.HasPrefix(name, prefix)
 	}
-	return want == p.Exe || (p.Exe != "" && want == path.Base(p.Exe)) || want == p.Comm
+	return want == name || (name != "" && want == path.Base(name)) || want == p.Comm
 }
+
+// commLen is the most bytes of a name the kernel keeps as the comm.
+const commLen = 15
+
+// ScriptArg is the argument that names a process whose comm is not its
+// executable's base name, as libcgroup finds it: a script, whose
+// interpreter is the executable and whose own name the comm is, or a
+// program started through a symlink. It is the first argument whose base
+// name the comm begins (the comm holds 15 bytes at most); "" when the
+// comm is the executable's name or no argument is. The caller makes a
+// relative one absolute from the process's directory, and keeps it only
+// if it exists there, as libcgroup's realpath does (Process.Script).
+func ScriptArg(comm, exe string, cmdline []string) string {
+	if exe == "" || comm == CommOf(path.Base(exe)) {
+		return ""
+	}
+	for _, a := range cmdline {
+		if a != "" && comm == CommOf(path.Base(a)) {
+			return a
+		}
+	}
+	return ""
+}
+
+// CommOf is the comm the kernel keeps of a program named name: its first
+// 15 bytes.
+func CommOf(name string) string { return name[:min(len(name), commLen)] }
 
 // NeedsCgroups says whether matching r reads the process's cgroups: a
 // cgrules rule with the ignore option holds, as libcgroup's does, only
@@ -227,6 +262,8 @@ func nameOr(lookup func(int) (string, bool), id int) string {
 
 func procName(p *Process) string {
 	switch {
+	case p.Script != "":
+		return path.Base(p.Script)
 	case p.Exe != "":
 		return path.Base(p.Exe)
 	case p.Comm != "":

@@ -242,3 +242,45 @@ func TestUnknownNames(t *testing.T) {
 		t.Errorf("Unknown = %q", got)
 	}
 }
+
+// TestCgrulesScript checks libcgroup's name of a script: the script's path
+// (ScriptArg finds it in the command line), not its interpreter's, for
+// the process name and %p.
+func TestCgrulesScript(t *testing.T) {
+	rs := parse(t, "*:/opt/tools/backup.sh cpu /b/%p\n*:/usr/bin/bash cpu /sh\n*:report.py cpu /r\n")
+	for _, c := range []struct {
+		p    Process
+		line int
+		dest string
+	}{
+		{Process{Exe: "/usr/bin/bash", Comm: "backup.sh", Script: "/opt/tools/backup.sh"}, 1, "/b/backup.sh"},
+		{Process{Exe: "/usr/bin/bash", Comm: "bash"}, 2, "/sh"},
+		{Process{Exe: "/usr/bin/bash", Comm: "other.sh", Script: "/home/a/other.sh"}, 0, ""}, // not its interpreter's rule
+		{Process{Exe: "/usr/bin/python3.11", Comm: "report.py", Script: "/srv/report.py"}, 3, "/r"},
+	} {
+		line, dest := 0, ""
+		if m := Find(rs, &c.p, users); m != nil {
+			line, dest = m.Rule.Line, m.Targets[0].Name
+		}
+		if line != c.line || dest != c.dest {
+			t.Errorf("process %+v: matched line %d (%s), want %d (%s)", c.p, line, dest, c.line, c.dest)
+		}
+	}
+	for _, c := range []struct {
+		comm, exe string
+		cmdline   []string
+		want      string
+	}{
+		{"backup.sh", "/usr/bin/bash", []string{"/bin/bash", "/opt/tools/backup.sh", "-v"}, "/opt/tools/backup.sh"},
+		{"backup.sh", "/usr/bin/bash", []string{"bash", "./backup.sh"}, "./backup.sh"},
+		{"a-very-long-scr", "/usr/bin/python3.11", []string{"python3", "a-very-long-script.py"}, "a-very-long-script.py"},
+		{"python3", "/usr/bin/python3.11", []string{"/usr/bin/python3", "x.py"}, "/usr/bin/python3"}, // a symlink
+		{"bash", "/usr/bin/bash", []string{"bash", "bash.sh"}, ""},                                   // named by its executable
+		{"renamed", "/usr/bin/prog", []string{"/usr/bin/prog"}, ""},                                  // PR_SET_NAME: no argument
+		{"kworker/0:1", "", nil, ""},
+	} {
+		if got := ScriptArg(c.comm, c.exe, c.cmdline); got != c.want {
+			t.Errorf("ScriptArg(%q, %q, %q) = %q, want %q", c.comm, c.exe, c.cmdline, got, c.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -17,9 +18,10 @@ type needs struct {
 	status  bool // uids and gids: user=, uid=, @group, %u %U %g %G
 	cmdline bool // cmdline=
 	cgroups bool // a cgrules ignore rule (rules.Rule.NeedsCgroups)
+	script  bool // a cgrules process name or %p: rules.Process.Script
 }
 
-var needAll = needs{status: true, cmdline: true, cgroups: true}
+var needAll = needs{status: true, cmdline: true, cgroups: true, script: true}
 
 // needsOf is what rs read.
 func needsOf(rs []*rules.Rule) needs {
@@ -28,7 +30,9 @@ func needsOf(rs []*rules.Rule) needs {
 		n.status = n.status || r.User != "" || r.UID >= 0 || r.Group != ""
 		n.cmdline = n.cmdline || r.Cmdline != nil
 		n.cgroups = n.cgroups || r.NeedsCgroups()
+		n.script = n.script || r.Process != ""
 		for _, t := range r.Targets {
+			n.script = n.script || strings.Contains(t.Name, "%p")
 			for _, tmpl := range []string{"%u", "%U", "%g", "%G"} {
 				n.status = n.status || strings.Contains(t.Name, tmpl)
 			}
@@ -77,14 +81,38 @@ func describe(r *procReader, pid int, n needs) (*rules.Process, uint64, error) {
 		}
 		p.Cgroups = set.toMap()
 	}
-	if n.cmdline {
+	// A script's comm is its own name, not its interpreter's: only then
+	// does the script name need the command line.
+	script := n.script && p.Exe != "" && p.Comm != rules.CommOf(filepath.Base(p.Exe))
+	if n.cmdline || script {
 		if cmd, err := r.read(pid, "cmdline"); err == nil && len(cmd) > 0 {
 			for _, a := range bytes.Split(bytes.TrimSuffix(cmd, []byte{0}), []byte{0}) {
 				p.Cmdline = append(p.Cmdline, string(a))
 			}
 		}
 	}
+	if script {
+		p.Script = scriptOf(r, pid, rules.ScriptArg(p.Comm, p.Exe, p.Cmdline))
+	}
 	return p, start, nil
+}
+
+// scriptOf makes a script's argument absolute, as libcgroup does: a
+// relative one from the process's directory, kept only when it resolves
+// there (realpath), else the executable names the process.
+func scriptOf(r *procReader, pid int, arg string) string {
+	if arg == "" || filepath.IsAbs(arg) {
+		return arg
+	}
+	cwd, err := r.readlink(pid, "cwd")
+	if err != nil {
+		return ""
+	}
+	real, err := filepath.EvalSymlinks(filepath.Join(string(cwd), arg))
+	if err != nil {
+		return ""
+	}
+	return real
 }
 
 // fields puts the first len(out) space-separated fields of b in out and

@@ -348,6 +348,40 @@ func TestRulesExplainLeftAlone(t *testing.T) {
 	}
 }
 
+// TestRulesCgrulesScript names a shell script by its path in a cgrules
+// rule, as libcgroup reads it: its executable is the shell, its comm the
+// script's name, and the rule for the shell does not take it.
+func TestRulesCgrulesScript(t *testing.T) {
+	r := newRulesEnv(t, "")
+	script := filepath.Join(r.tmp, "lkc-job.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nsleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dest, shells, elsewhere := r.scope+"/dest", r.scope+"/shells", r.scope+"/elsewhere"
+	sh, err := filepath.EvalSymlinks("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.writeRules(fmt.Sprintf("*:%s * %s\n*:%s * %s\n", script, dest, sh, shells))
+	m, err := cgroups.New(cgroups.DefaultHost, elsewhere)
+	if err == nil {
+		err = m.Create()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	p := r.inCgroup(elsewhere, script)
+	for end := time.Now().Add(settle); !inCgroupPath(p.Process.Pid, dest); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("after %v, the script %d is not in %s (%s; daemon log:\n%s)", settle, p.Process.Pid, dest, r.explainLine(p.Process.Pid), r.log())
+		}
+	}
+	if out := r.mustLkc("rules", "explain", strconv.Itoa(p.Process.Pid)); !strings.Contains(out, "because process "+script) {
+		t.Errorf("rules explain of the script:\n%s", out)
+	}
+}
+
 // TestRulesMissingGroup loads a rule whose group is not defined: the
 // daemon's log warns of it, with its line, and a process it matches
 // stays in the scope, rules explain saying why.
