@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"math/big"
@@ -226,12 +227,26 @@ func groupExec(s *groups.Store, args []string) error {
 	}
 	path, err := exec.LookPath(args[1])
 	if err != nil {
-		return fmt.Errorf("command %q: %w", args[1], err)
+		return fmt.Errorf("command %q: %w", args[1], lookPathCause(err))
 	}
 	if err := s.Join(args[0]); err != nil {
 		return err
 	}
 	return fmt.Errorf("exec %s: %w", path, unix.Exec(path, args[1:], os.Environ()))
+}
+
+// lookPathCause is why exec.LookPath failed, without the name and path
+// it repeats ("exec: \"x\": stat x: no such file or directory").
+func lookPathCause(err error) error {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		err = ee.Err
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return err
 }
 
 func groupMove(s *groups.Store, args []string) error {
