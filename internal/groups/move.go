@@ -302,9 +302,10 @@ func (s *Store) removeMoveRecord() error {
 
 // cgroupsOf is the directory of pid's cgroup in each hierarchy of s's
 // host, keyed as Manager.Paths keys them (a v1 hierarchy's controllers,
-// "" for v2).
+// "" for v2), as a live thread of it says: an exited leader's would be
+// the root's, where undoing a move would send the process.
 func (s *Store) cgroupsOf(pid int) (map[string]string, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	data, err := os.ReadFile(state.LiveTask(pid) + "/cgroup")
 	if err != nil {
 		return nil, fmt.Errorf("pid %d: reading its cgroups: %w", pid, err)
 	}

@@ -71,6 +71,31 @@ func Alive(pid int, start uint64) bool {
 	if err != nil || got != start {
 		return false
 	}
-	i := bytes.LastIndexByte(data, ')')
-	return i+2 < len(data) && data[i+2] != 'Z' && data[i+2] != 'X'
+	return !exited(data)
+}
+
+// exited says a stat line is a zombie's or a dead task's.
+func exited(stat []byte) bool {
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X'
+}
+
+// LiveTask is the /proc directory of a task of process pid that has not
+// exited, its leader's when it runs: a leader that exited while other
+// threads run on is a zombie whose files show little (its cgroups as the
+// root's), and a live thread speaks for the process. It is the
+// process's own directory when no task runs.
+func LiveTask(pid int) string {
+	dir := fmt.Sprintf("%s/%d", ProcRoot, pid)
+	if data, err := os.ReadFile(dir + "/stat"); err != nil || !exited(data) {
+		return dir
+	}
+	tasks, _ := os.ReadDir(dir + "/task")
+	for _, t := range tasks {
+		task := dir + "/task/" + t.Name()
+		if data, err := os.ReadFile(task + "/stat"); err == nil && !exited(data) {
+			return task
+		}
+	}
+	return dir
 }

@@ -103,6 +103,32 @@ func TestKernelThreadWithFakeProc(t *testing.T) {
 	}
 }
 
+func TestLiveTaskWithFakeProc(t *testing.T) {
+	old := ProcRoot
+	ProcRoot = t.TempDir()
+	t.Cleanup(func() { ProcRoot = old })
+	zombie := statLine("z", 1)
+	zombie[len("1234 (z) ")] = 'Z'
+	for path, line := range map[string][]byte{
+		"10/stat": zombie, "10/task/10/stat": zombie, "10/task/11/stat": statLine("t", 1), // an exited leader
+		"12/stat": statLine("a", 1), "12/task/12/stat": statLine("a", 1), "12/task/13/stat": statLine("b", 1),
+		"14/stat": zombie, "14/task/14/stat": zombie, // a zombie
+	} {
+		p := filepath.Join(ProcRoot, path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, line, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for pid, want := range map[int]string{10: "10/task/11", 12: "12", 14: "14", 99: "99"} {
+		if got := LiveTask(pid); got != filepath.Join(ProcRoot, want) {
+			t.Errorf("LiveTask(%d) = %s, want %s", pid, got, want)
+		}
+	}
+}
+
 func TestStartTimeOfSelf(t *testing.T) {
 	st, err := StartTime(os.Getpid())
 	if err != nil || st == 0 {

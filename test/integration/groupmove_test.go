@@ -23,19 +23,7 @@ func TestGroupMoveAllOrNothing(t *testing.T) {
 	if cgroupV2() {
 		t.Skip("cgroup v2: one hierarchy, so no move is half made")
 	}
-	hs, err := ownHierarchies()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpuset := ""
-	for _, h := range hs {
-		if strings.Contains(h.name, "cpuset") {
-			cpuset = h.mnt
-		}
-	}
-	if cpuset == "" || len(hs) < 2 {
-		t.Skipf("needs a v1 cpuset hierarchy and another (have %v)", hs)
-	}
+	cpuset := v1CpusetMount(t)
 	g := newGroupEnv(t)
 	g.mustLkc("group", "create", "cpuless")
 	t.Cleanup(func() { g.lkc("group", "delete", "--force", "cpuless") })
@@ -68,6 +56,65 @@ func TestGroupMoveAllOrNothing(t *testing.T) {
 	check("a refused move of two pids")
 	g.mustLkc("group", "delete", "cpuless")
 	g.assertNone("a refused move")
+}
+
+// v1CpusetMount is where the v1 cpuset hierarchy is mounted; it skips
+// the test when there is none, or no other hierarchy to write before it.
+func v1CpusetMount(t *testing.T) string {
+	t.Helper()
+	hs, err := ownHierarchies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		if strings.Contains(h.name, "cpuset") && len(hs) > 1 {
+			return h.mnt
+		}
+	}
+	t.Skipf("needs a v1 cpuset hierarchy and another (have %v)", hs)
+	return ""
+}
+
+// TestGroupMoveUndoExitedLeader refuses the move of a process whose
+// leader thread has exited while another runs on: the zombie leader's
+// /proc/<pid>/cgroup shows the root cgroups, and undoing the hierarchies
+// written before cpuset's refusal must send the process back where its
+// live thread was, not there.
+func TestGroupMoveUndoExitedLeader(t *testing.T) {
+	if cgroupV2() {
+		t.Skip("cgroup v2: one hierarchy, so no move is half made")
+	}
+	cpuset := v1CpusetMount(t)
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("needs python3 (a leader thread that exits before its process)")
+	}
+	r := newRulesEnv(t, "")
+	r.mustLkc("group", "create", "cpuless")
+	t.Cleanup(func() { r.lkc("group", "delete", "--force", "cpuless") })
+	if err := os.WriteFile(filepath.Join(cpuset, r.parent, "cpuless", "cpuset.cpus"), []byte("\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	p := r.inScope(py, "-c", "import ctypes, threading, time\n"+
+		"threading.Thread(target=time.sleep, args=(600,)).start()\nctypes.CDLL(None).pthread_exit(None)\n")
+	pid := p.Process.Pid
+	thread := ""
+	for end := time.Now().Add(10 * time.Second); thread == ""; time.Sleep(10 * time.Millisecond) {
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if strings.Contains(string(stat), ") Z ") && len(tasks) == 2 {
+			thread = fmt.Sprintf("/proc/%d/task/%s/cgroup", pid, tasks[1].Name())
+		}
+		if time.Now().After(end) {
+			t.Fatalf("pid %d: no exited leader with a live thread (stat %q, %d tasks)", pid, stat, len(tasks))
+		}
+	}
+	before, _ := os.ReadFile(thread)
+	r.failLkc(`^lkc: group: moving pid `+strconv.Itoa(pid)+` into group cpuless: writing .*/cpuless/cgroup.procs: no space left on device \(nothing moved\)$`,
+		"group", "move", "cpuless", strconv.Itoa(pid))
+	if after, _ := os.ReadFile(thread); string(after) != string(before) {
+		t.Errorf("after a refused move, the live thread is in\n%s\nwas in\n%s", after, before)
+	}
 }
 
 // TestGroupMoveAllOrNothingTwoPids refuses the second of two processes
