@@ -1,6 +1,7 @@
 package cr
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,6 +60,11 @@ type CheckpointOpts struct {
 	// (dumpInterrupt), which is left as it was, and the checkpoint fails
 	// naming the signal. nil lets the dump run to its end.
 	Interrupts func() (<-chan os.Signal, func())
+	// Abort, when not nil, stops the checkpoint as a caught signal does
+	// once it ends (checkpoint --all's second signal), the container left
+	// as it was; the error names its cause (context.Cause). One that ended
+	// before the freeze fails the checkpoint then, with nothing touched.
+	Abort context.Context
 	// Verbose makes CRIU log everything it does (log level 4, `lkc
 	// --debug`); by default it logs errors and warnings only, which makes
 	// a dump about 10% faster.
@@ -122,7 +128,7 @@ func CheckpointTuned(o CheckpointOpts, t DumpTuning) error {
 	if err != nil {
 		return err
 	}
-	c, d := subject{h}, dump{CheckpointOpts: o, DumpTuning: t, interrupt: watchInterrupt(o.Interrupts)}
+	c, d := subject{h}, dump{CheckpointOpts: o, DumpTuning: t, interrupt: watchInterrupt(o.Interrupts, o.Abort)}
 	defer d.interrupt.stop()
 	if err := c.checkDumpable(cr, d); err != nil {
 		c.Release()
@@ -138,6 +144,11 @@ func CheckpointTuned(o CheckpointOpts, t DumpTuning) error {
 	defer steplog.Step("checkpoint")()
 	unmark, err := c.MarkDumping()
 	if err != nil {
+		c.Release()
+		return fmt.Errorf("checkpointing container %s: %w", o.ID, err)
+	}
+	if err := d.interrupt.cause(); err != nil {
+		unmark()
 		c.Release()
 		return fmt.Errorf("checkpointing container %s: %w", o.ID, err)
 	}

@@ -1,6 +1,8 @@
 package cr
 
 import (
+	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -13,7 +15,7 @@ import (
 // and kills nothing; one while it serves a lazy dump's pages kills it.
 func TestDumpInterrupt(t *testing.T) {
 	sigs := make(chan os.Signal, 1)
-	i := watchInterrupt(func() (<-chan os.Signal, func()) { return sigs, func() {} })
+	i := watchInterrupt(func() (<-chan os.Signal, func()) { return sigs, func() {} }, nil)
 	defer i.stop()
 	if err := i.notified("pre-dump"); err != nil {
 		t.Fatalf("notification before any signal: %v", err)
@@ -34,7 +36,7 @@ func TestDumpInterrupt(t *testing.T) {
 	}
 
 	sigs = make(chan os.Signal, 1)
-	i = watchInterrupt(func() (<-chan os.Signal, func()) { return sigs, func() {} })
+	i = watchInterrupt(func() (<-chan os.Signal, func()) { return sigs, func() {} }, nil)
 	defer i.stop()
 	if err := i.notified("status-ready"); err != nil {
 		t.Fatal(err)
@@ -47,5 +49,39 @@ func TestDumpInterrupt(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("a signal while CRIU serves pages did not stop it")
+	}
+}
+
+// An Abort that has ended fails the next notification at once, named by
+// its cause, whether or not the watch has seen it yet; one that ends
+// while CRIU serves a lazy dump's pages stops it.
+func TestDumpAbort(t *testing.T) {
+	why := errors.New("a second signal")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	i := watchInterrupt(nil, ctx)
+	defer i.stop()
+	if err := i.notified("pre-dump"); err != nil {
+		t.Fatalf("notification before the abort: %v", err)
+	}
+	cancel(why)
+	err := i.notified("network-lock")
+	if !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "interrupted by a second signal") {
+		t.Errorf("notification after the abort: %v, want the interruption named by its cause", err)
+	}
+
+	ctx, cancel = context.WithCancelCause(context.Background())
+	i = watchInterrupt(nil, ctx)
+	defer i.stop()
+	if err := i.notified("status-ready"); err != nil {
+		t.Fatal(err)
+	}
+	cancel(why)
+	select {
+	case err := <-i.abort:
+		if !errors.Is(err, ErrInterrupted) {
+			t.Errorf("abort says %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("an abort while CRIU serves pages did not stop it")
 	}
 }
