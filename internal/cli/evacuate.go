@@ -67,10 +67,10 @@ func cmdCheckpointAll(g *globals, args []string) error {
 	o.Dump.CRIU, o.Dump.Verbose = g.criu, g.debug
 	p := newAllProgress("checkpoint", "dumped", asJSON)
 	o.Progress = p.event
-	ctx, _, release := interruptible(false)
+	stop, abort, release := interruptible(true)
 	defer release()
 	start := time.Now()
-	m, err := evacuate.CheckpointAll(ctx, o)
+	m, err := evacuate.CheckpointAll(stop, abort, o)
 	p.done()
 	if m == nil {
 		return err

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 
@@ -10,40 +11,50 @@ import (
 
 // SignalledEnv, set to a file's path in lkc's environment, makes
 // checkpoint, restore and migrate --all add a line to that file each time
-// they have acted on a signal (their stop context, or migrate --all's
-// abort context, has ended): the point a test waits for before it lets
-// them go on, as the signal's handling is lkc's own business and shows
-// nowhere else.
+// they have acted on a signal (their stop context, or checkpoint and
+// migrate --all's abort context, has ended): the point a test waits for
+// before it lets them go on, as the signal's handling is lkc's own
+// business and shows nowhere else.
 const SignalledEnv = "LKC_TEST_EVACUATE_SIGNALLED"
+
+// errSecondSignal is the cause of the abort context's end: what an
+// aborted checkpoint says stopped it.
+var errSecondSignal = errors.New("a second signal")
 
 // interruptible returns the contexts of an --all command. The first
 // SIGINT or SIGTERM ends stop: no more containers start, and those under
-// way finish. With twice (migrate --all), the second ends abort: those
-// under way are abandoned at their next safe point and rolled back; the
-// signals' defaults then come back, so one more ends lkc at once.
-// Without twice, they come back after the first (a checkpoint or restore
-// stopped half way would leave its container frozen or half made, so
-// there is nothing to abort: the next signal ends lkc). release ends both
-// contexts and the handling.
+// way finish. With twice (checkpoint and migrate --all), the second ends
+// abort, its cause errSecondSignal: those under way stop at their next
+// safe point, each container left as it was (a dump's CRIU stopped, a
+// migration rolled back); the signals' defaults then come back, so one
+// more ends lkc at once. Without twice (restore --all, whose restores
+// have no such point: one stopped half way would leave its container
+// half made), they come back after the first, and the next signal ends
+// lkc. release ends both contexts and the handling.
 func interruptible(twice bool) (stop, abort context.Context, release func()) {
 	c := make(chan os.Signal, 2)
 	signal.Notify(c, unix.SIGINT, unix.SIGTERM)
 	stop, endStop := context.WithCancel(context.Background())
-	abort, endAbort := context.WithCancel(context.Background())
+	abort, endAbort := context.WithCancelCause(context.Background())
 	stages := []context.CancelFunc{endStop}
 	if twice {
-		stages = append(stages, endAbort)
+		stages = append(stages, func() { endAbort(errSecondSignal) })
 	}
 	done := make(chan struct{})
 	go func() {
 		defer signal.Stop(c)
-		for _, end := range stages {
+		for i, end := range stages {
 			select {
 			case <-c:
 			case <-done:
 				return
 			}
 			end()
+			if i == len(stages)-1 {
+				// The defaults are back before the hook says lkc acted:
+				// a signal sent then ends lkc, and is not lost in c.
+				signal.Stop(c)
+			}
 			signalled()
 		}
 	}()
@@ -51,7 +62,7 @@ func interruptible(twice bool) (stop, abort context.Context, release func()) {
 		close(done)
 		signal.Stop(c)
 		endStop()
-		endAbort()
+		endAbort(nil)
 	}
 }
 

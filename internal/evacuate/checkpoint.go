@@ -53,10 +53,14 @@ type Event struct {
 // It refuses to start, leaving nothing behind, when the directory is
 // unusable or its filesystem cannot hold the estimate (memory in use and
 // rootfs copies, a tenth more). A container whose dump fails is recorded
-// with the reason; the returned manifest lists every container. Once ctx
-// ends (a signal), no more dumps start: those under way finish, and the
-// rest are recorded as not dumped, and o.Stop stops none.
-func CheckpointAll(ctx context.Context, o CheckpointOpts) (*Manifest, error) {
+// with the reason; the returned manifest lists every container. Once stop
+// ends (a first signal), no more dumps start: those under way finish, and
+// the rest are recorded as not dumped, and o.Stop stops none. Once abort
+// ends (a second), each dump under way stops where CRIU can without harm
+// (cr.CheckpointOpts.Abort), unless it is past that point: its container
+// is left as it was, its directory removed, and it is recorded as not
+// dumped.
+func CheckpointAll(stop, abort context.Context, o CheckpointOpts) (*Manifest, error) {
 	if o.Warn == nil {
 		o.Warn = func(error) {}
 	}
@@ -67,7 +71,7 @@ func CheckpointAll(ctx context.Context, o CheckpointOpts) (*Manifest, error) {
 	m := &Manifest{Version: manifestVersion, Root: o.Root, Kernel: kernelRelease(), Created: time.Now().UTC(),
 		TCPEstablished: o.Dump.TCPEstablished}
 	for _, id := range ids {
-		if ctx.Err() != nil {
+		if stop.Err() != nil {
 			return nil, o.interrupted()
 		}
 		m.Containers = append(m.Containers, o.plan(id))
@@ -88,7 +92,7 @@ func CheckpointAll(ctx context.Context, o CheckpointOpts) (*Manifest, error) {
 	if v, _ := volatile(o.ImageDir); v && !o.Dump.LeaveRunning {
 		o.Warn(fmt.Errorf("image dir %s is on memory-backed storage (tmpfs or ramfs): a reboot empties it, and the containers it holds are stopped", o.ImageDir))
 	}
-	if !o.dumpAll(ctx, m) {
+	if !o.dumpAll(stop, abort, m) {
 		undo()
 		return nil, o.interrupted()
 	}
@@ -252,9 +256,9 @@ func checkRoom(dir string, entries []*Entry) error {
 }
 
 // dumpAll dumps the planned containers, updating their entries. It
-// returns false, having changed nothing, when ctx ended before any dump
+// returns false, having changed nothing, when stop ended before any dump
 // began.
-func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) bool {
+func (o *CheckpointOpts) dumpAll(stop, abort context.Context, m *Manifest) bool {
 	var todo, failed []*Entry
 	for _, e := range m.Containers {
 		switch e.Status {
@@ -267,18 +271,23 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) bool {
 	t := &tally{total: len(todo), progress: o.Progress}
 	l := newLedger(o.ImageDir, m, o.Warn)
 	began := false
-	each(ctx, todo, o.Parallel, func(e *Entry) {
+	each(stop, todo, o.Parallel, func(e *Entry) {
 		t.Lock()
 		began = true
 		t.Unlock()
 		t.start(e.ID)
 		start := time.Now()
-		err := o.dumpOne(e)
+		err := o.dumpOne(abort, e)
 		took := time.Since(start)
 		t.Lock()
 		if why := goneReason(err, "dump"); why != "" {
 			e.Status, e.Error = StatusSkipped, why
 			os.RemoveAll(filepath.Join(o.ImageDir, e.ID))
+		} else if errors.Is(err, cr.ErrInterrupted) {
+			// Its images are partial; no log tells more than the reason.
+			os.RemoveAll(filepath.Join(o.ImageDir, e.ID))
+			e.Status, e.Error = StatusFailed, err.Error()
+			failed = append(failed, e)
 		} else if err != nil {
 			e.Status, e.Error = StatusFailed, err.Error()
 			failed = append(failed, e)
@@ -294,7 +303,7 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) bool {
 		}
 		t.end(e.ID, err, took)
 	})
-	if !began && len(todo) > 0 && ctx.Err() != nil {
+	if !began && len(todo) > 0 && stop.Err() != nil {
 		return false
 	}
 	for _, e := range todo {
@@ -305,7 +314,7 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) bool {
 	failed = append(failed, o.late(m)...)
 	// Interrupted, --stop stops none: a dump may have failed only because
 	// CRIU had the terminal's Ctrl-C too.
-	if o.Stop && ctx.Err() == nil {
+	if o.Stop && stop.Err() == nil {
 		for _, e := range failed {
 			if err := container.Delete(o.Root, e.ID, true, o.Warn); err != nil {
 				o.Warn(fmt.Errorf("stopping container %s, which was not dumped: %w", e.ID, err))
@@ -319,7 +328,7 @@ func (o *CheckpointOpts) dumpAll(ctx context.Context, m *Manifest) bool {
 
 // ledger keeps the manifest on disk true while the dumps run: each
 // container's entry is written again as its dump ends, so that a
-// checkpoint --all killed half way (SIGKILL, a second Ctrl-C) leaves the
+// checkpoint --all killed half way (SIGKILL, a third Ctrl-C) leaves the
 // record of those it dumped, and stopped, for restore --all to bring
 // back; only those under way then stay pending. It writes its own copies
 // of the entries, each taken once the dump that fills it in has ended.
@@ -404,8 +413,9 @@ func goneReason(err error, op string) string {
 }
 
 // dumpOne dumps container e.ID into its own directory, with the bundle's
-// config and, for a rootfs that a reboot would lose, the rootfs.
-func (o *CheckpointOpts) dumpOne(e *Entry) error {
+// config and, for a rootfs that a reboot would lose, the rootfs. Once
+// abort ends, the dump stops where it can without harm (cr.ErrInterrupted).
+func (o *CheckpointOpts) dumpOne(abort context.Context, e *Entry) error {
 	h, err := container.Inspect(o.Root, e.ID)
 	if err != nil {
 		return err
@@ -431,7 +441,7 @@ func (o *CheckpointOpts) dumpOne(e *Entry) error {
 		return err
 	}
 	d := o.Dump
-	d.Root, d.ID, d.ImagePath, d.WorkPath = o.Root, e.ID, dir, ""
+	d.Root, d.ID, d.ImagePath, d.WorkPath, d.Abort = o.Root, e.ID, dir, "", abort
 	if !e.RootfsSaved {
 		err = cr.Checkpoint(d)
 	} else {
@@ -483,7 +493,7 @@ func (o *CheckpointOpts) dumpWithRootfs(e *Entry, d cr.CheckpointOpts, paused bo
 	}
 	leave := d.LeaveRunning
 	d.LeaveRunning = true
-	err := saveRootfs(e.Rootfs, filepath.Join(d.ImagePath, rootfsArchive))
+	err := saveRootfs(d.Abort, e.Rootfs, filepath.Join(d.ImagePath, rootfsArchive))
 	if err == nil {
 		err = cr.Checkpoint(d)
 	}

@@ -3,6 +3,7 @@ package evacuate
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/cr"
 )
 
 // rootfsArchive, in a container's image directory, is its saved rootfs.
@@ -144,10 +147,16 @@ func treeBytes(dir string) (int64, error) {
 var tarFlags = []string{"--numeric-owner", "--xattrs", "--xattrs-include=*", "--sparse"}
 
 // saveRootfs archives rootfs into archive with tar (the container is
-// frozen meanwhile).
-func saveRootfs(rootfs, archive string) error {
+// frozen meanwhile). Once abort ends, tar is killed (it only reads the
+// rootfs, so the container is left as it was) and the error wraps
+// cr.ErrInterrupted.
+func saveRootfs(abort context.Context, rootfs, archive string) error {
 	args := append([]string{"--create", "--file", archive, "--directory", rootfs}, tarFlags...)
-	return runTar(append(args, "."), "saving the rootfs "+rootfs)
+	err := runTar(abort, append(args, "."), "saving the rootfs "+rootfs)
+	if err != nil && abort.Err() != nil {
+		return fmt.Errorf("saving the rootfs %s: %w by %v: tar stopped, the container is left as it was", rootfs, cr.ErrInterrupted, context.Cause(abort))
+	}
+	return err
 }
 
 // unpackRootfs unpacks archive into the new directory dir.
@@ -156,15 +165,15 @@ func unpackRootfs(archive, dir string) error {
 		return fmt.Errorf("unpacking the rootfs: %w", err)
 	}
 	args := append([]string{"--extract", "--file", archive, "--directory", dir, "--same-permissions"}, tarFlags...)
-	return runTar(args, "unpacking the rootfs into "+dir)
+	return runTar(context.Background(), args, "unpacking the rootfs into "+dir)
 }
 
 // runTar runs tar in a process group of its own: Ctrl-C on the terminal
 // of a checkpoint or restore --all signals lkc's whole group, and an
 // archive under way is to finish, as lkc lets it (its container frozen
-// meanwhile).
-func runTar(args []string, what string) error {
-	cmd := exec.Command("tar", args...)
+// meanwhile). ctx's end kills it.
+func runTar(ctx context.Context, args []string, what string) error {
+	cmd := exec.CommandContext(ctx, "tar", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
