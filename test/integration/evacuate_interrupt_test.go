@@ -118,6 +118,51 @@ func waitLines(t *testing.T, path string, n int, exited <-chan error, what strin
 	t.Fatalf("lkc never %s", what)
 }
 
+// signalGated starts cmd (lkc) until the file started exists (what, a
+// wrapper of one of its children that waits for the file gate, made it),
+// runs at, and sends lkc SIGINT signals times, each once lkc has acted on
+// the one before (cli.SignalledEnv). It opens the gate once lkc has acted
+// on the last signal, or, after a third (which ends lkc at once), once
+// lkc has ended; it returns how lkc ended.
+func signalGated(t *testing.T, cmd *exec.Cmd, started, gate, what string, at func(), signals int) result {
+	t.Helper()
+	signalled := filepath.Join(t.TempDir(), "signalled")
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, cli.SignalledEnv+"="+signalled)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	startUntil(t, cmd, started, what, func() string { return out.String() + errb.String() })
+	at()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer os.WriteFile(gate, nil, 0o600)
+	for n := 1; n <= signals; n++ {
+		cmd.Process.Signal(unix.SIGINT)
+		if n < 3 {
+			waitLines(t, signalled, n, done, "acted on the signal")
+		}
+	}
+	if signals < 3 {
+		os.WriteFile(gate, nil, 0o600)
+	}
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(settle):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("%v still running after %d signals: %s %s", cmd.Args, signals, out.String(), errb.String())
+	}
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	}
+	return r
+}
+
 // migrationGatedCriu returns a CRIU wrapper that, when lkc starts CRIU's
 // service for the migration of one of ids, adds a line to the file
 // dumping and waits until the file gate exists. Only a migration's CRIU
@@ -130,19 +175,23 @@ func migrationGatedCriu(t *testing.T, ids []string, dumping, gate string) string
 		dirs = append(dirs, filepath.Join(os.TempDir(), "lkc-migrate-"+id+"-*"))
 	}
 	return waitingCriu(t, dumping+".started", fmt.Sprintf(
-		"if [ -n \"$(ls -d %s 2>/dev/null)\" ]; then echo >> %q; while [ ! -e %q ]; do sleep 0.05; done; fi",
-		strings.Join(dirs, " "), dumping, gate))
+		"if [ -n \"$(ls -d %s 2>/dev/null)\" ]; then echo >> %q; %s; fi",
+		strings.Join(dirs, " "), dumping, waitGate(gate)))
 }
 
-// startGatedMigrateAll starts migrate --all --json from host from to
-// host to's receiver, one stop-and-copy migration at a time with shared
-// storage, CRIU criu and env added to its environment, and returns once
-// the file marker exists (criu's sign that a migration's CRIU waits).
-func (h *testHosts) startGatedMigrateAll(from, to *testHost, criu, marker string, env ...string) (cmd *exec.Cmd, out, errb *bytes.Buffer) {
-	h.t.Helper()
-	cmd = h.lkcIn(from, "--criu", criu, "migrate", "--all", "--json", "--parallel", "1", "--shared-storage", "--mode", "stopcopy",
+// gatedMigrateAll is migrate --all --json from host from to host to's
+// receiver, one stop-and-copy migration at a time with shared storage,
+// with CRIU criu.
+func (h *testHosts) gatedMigrateAll(from, to *testHost, criu string) *exec.Cmd {
+	return h.lkcIn(from, "--criu", criu, "migrate", "--all", "--json", "--parallel", "1", "--shared-storage", "--mode", "stopcopy",
 		"--token-file", h.token, to.ip+":7070")
-	cmd.Env = append(os.Environ(), env...)
+}
+
+// startGatedMigrateAll starts gatedMigrateAll and returns once the file
+// marker exists (criu's sign that a migration's CRIU waits).
+func (h *testHosts) startGatedMigrateAll(from, to *testHost, criu, marker string) (cmd *exec.Cmd, out, errb *bytes.Buffer) {
+	h.t.Helper()
+	cmd = h.gatedMigrateAll(from, to, criu)
 	out, errb = &bytes.Buffer{}, &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, errb
 	startUntil(h.t, cmd, marker, "a migration's CRIU", func() string { return out.String() + " " + errb.String() })
@@ -162,33 +211,18 @@ func TestMigrateAllSignals(t *testing.T) {
 	h.startServe(b)
 	for signals := 1; signals <= 2; signals++ {
 		tmp := t.TempDir()
-		dumping, gate, signalled := filepath.Join(tmp, "dumping"), filepath.Join(tmp, "gate"), filepath.Join(tmp, "signalled")
+		dumping, gate := filepath.Join(tmp, "dumping"), filepath.Join(tmp, "gate")
 		ids := make([]string, 2)
 		for i := range ids {
 			ids[i], _ = h.runContainer(a, migCounter, nil)
 		}
 		criu := migrationGatedCriu(t, ids, dumping, gate)
-		cmd, out, errb := h.startGatedMigrateAll(a, b, criu, dumping, cli.SignalledEnv+"="+signalled)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		for n := 1; n <= signals; n++ {
-			cmd.Process.Signal(unix.SIGINT)
-			waitLines(t, signalled, n, done, "acted on the signal")
-		}
-		os.WriteFile(gate, nil, 0o600)
-		var err error
-		select {
-		case err = <-done:
-		case <-time.After(settle):
-			cmd.Process.Kill()
-			<-done
-			t.Fatalf("migrate --all still running after %d signals: %s %s", signals, out.String(), errb.String())
-		}
+		r := signalGated(t, h.gatedMigrateAll(a, b, criu), dumping, gate, "a migration's CRIU", func() {}, signals)
 		var ev evacuation
-		if jerr := json.Unmarshal(out.Bytes(), &ev); jerr != nil || err == nil {
-			t.Fatalf("%d signals: migrate --all: %v, %v: %s %s", signals, err, jerr, out.String(), errb.String())
+		if jerr := json.Unmarshal([]byte(r.stdout), &ev); jerr != nil || r.code == 0 {
+			t.Fatalf("%d signals: migrate --all: %v, %v", signals, r, jerr)
 		}
-		lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
 		if last := lines[len(lines)-1]; !strings.Contains(last, "containers not moved (") {
 			t.Errorf("%d signals: last line of stderr %q", signals, last)
 		}
@@ -205,7 +239,7 @@ func TestMigrateAllSignals(t *testing.T) {
 			}
 		}
 		if interrupted == "" || underWay == "" {
-			t.Fatalf("%d signals: %s", signals, out.String())
+			t.Fatalf("%d signals: %s", signals, r.stdout)
 		}
 		a.e.waitStatus(interrupted, "running")
 		a.e.mustLkc("delete", "--force", interrupted)
@@ -228,7 +262,7 @@ func TestMigrateAllSignals(t *testing.T) {
 }
 
 // TestCheckpointAllKilledKeepsRecord: checkpoint --all killed (SIGKILL,
-// as a second Ctrl-C ends it) after one container was dumped, and so
+// as a third Ctrl-C ends it) after one container was dumped, and so
 // stopped, and while the next one's dump waits: the manifest on disk
 // already says the first was dumped, so restore --all brings it back
 // and names the other, whose dump never finished (it is still here,
@@ -247,8 +281,8 @@ func TestCheckpointAllKilledKeepsRecord(t *testing.T) {
 	waiting, gate := filepath.Join(tmp, "waiting"), filepath.Join(tmp, "gate")
 	// With both directories made, the first dump has ended.
 	criu := waitingCriu(t, filepath.Join(tmp, "started"), fmt.Sprintf(
-		"if [ -d %q ] && [ -d %q ]; then echo >> %q; while [ ! -e %q ]; do sleep 0.05; done; fi",
-		filepath.Join(dir, ids[0]), filepath.Join(dir, ids[1]), waiting, gate))
+		"if [ -d %q ] && [ -d %q ]; then echo >> %q; %s; fi",
+		filepath.Join(dir, ids[0]), filepath.Join(dir, ids[1]), waiting, waitGate(gate)))
 	cmd := exec.Command(e.bin, "--root", e.root, "--criu", criu, "checkpoint", "--all", "--parallel", "1", "--image-dir", dir)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -256,14 +290,7 @@ func TestCheckpointAllKilledKeepsRecord(t *testing.T) {
 	cmd.Process.Kill()
 	cmd.Wait()
 	os.WriteFile(gate, nil, 0o600)
-	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m evacManifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		t.Fatal(err)
-	}
+	m := readManifestFile(t, dir)
 	got := map[string]string{}
 	for _, c := range m.Containers {
 		got[c.ID] = c.Status
@@ -273,7 +300,7 @@ func TestCheckpointAllKilledKeepsRecord(t *testing.T) {
 		dumped, pending = ids[1], ids[0]
 	}
 	if m.Complete || got[dumped] != "dumped" || got[pending] != "pending" {
-		t.Fatalf("manifest of the killed checkpoint --all: %s", data)
+		t.Fatalf("manifest of the killed checkpoint --all: %+v", m)
 	}
 	saved := readCount(t, roots[dumped])
 	r := e.lkc("restore", "--all", "--image-dir", dir)

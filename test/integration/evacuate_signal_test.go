@@ -322,31 +322,49 @@ func TestCheckpointAllDiskFillsUp(t *testing.T) {
 func TestCheckpointAllCtrlCWhileSavingRootfs(t *testing.T) {
 	requireCriu(t)
 	e := newEnv(t)
-	bin := t.TempDir()
 	started := filepath.Join(t.TempDir(), "started")
+	env := waitingTar(t, started, "sleep 1")
+	id, _ := e.runOnTmpfs()
+	dir := filepath.Join(t.TempDir(), "images")
+	cmd := exec.Command(e.bin, "--root", e.root, "checkpoint", "--all", "--image-dir", dir)
+	cmd.Env = env
+	out := ctrlCOnceStarted(t, cmd, started, "tar")
+	if got := readEvacManifest(t, dir); got[id] != "dumped+rootfs" {
+		t.Errorf("manifest after Ctrl-C during the rootfs's archive: %v: %s", got, out)
+	}
+}
+
+// waitingTar makes a tar wrapper that adds a line to started and runs the
+// shell command wait before tar runs, and returns lkc's environment with
+// the wrapper first in PATH.
+func waitingTar(t *testing.T, started, wait string) []string {
+	t.Helper()
 	tarPath, err := exec.LookPath("tar")
 	if err != nil {
 		t.Skip("no tar")
 	}
-	script := fmt.Sprintf("#!/bin/sh\necho >> %q; sleep 1; exec %q \"$@\"\n", started, tarPath)
+	bin := t.TempDir()
+	script := fmt.Sprintf("#!/bin/sh\necho >> %q; %s; exec %q \"$@\"\n", started, wait, tarPath)
 	if err := os.WriteFile(filepath.Join(bin, "tar"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	root := filepath.Join(tmpfsDir(t, "64m"), "rootfs")
+	return append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+}
+
+// runOnTmpfs runs a container (sleep) whose rootfs, a copy of the
+// shared one, is on a tmpfs: checkpoint --all saves it. It returns the
+// id and the rootfs.
+func (e *env) runOnTmpfs() (string, string) {
+	e.t.Helper()
+	root := filepath.Join(tmpfsDir(e.t, "64m"), "rootfs")
 	if out, err := exec.Command("cp", "-a", rootfs, root).CombinedOutput(); err != nil {
-		t.Fatalf("copying the rootfs: %v: %s", err, out)
+		e.t.Fatalf("copying the rootfs: %v: %s", err, out)
 	}
 	id := e.id()
 	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
 		s.Root.Path, s.Root.Readonly = root, false
 	}), id)
-	dir := filepath.Join(t.TempDir(), "images")
-	cmd := exec.Command(e.bin, "--root", e.root, "checkpoint", "--all", "--image-dir", dir)
-	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
-	out := ctrlCOnceStarted(t, cmd, started, "tar")
-	if got := readEvacManifest(t, dir); got[id] != "dumped+rootfs" {
-		t.Errorf("manifest after Ctrl-C during the rootfs's archive: %v: %s", got, out)
-	}
+	return id, root
 }
 
 // ctrlCOnceStarted runs cmd as a terminal's job (a process group of its
@@ -387,7 +405,13 @@ func TestCheckpointAllCtrlCWhileCriuDumps(t *testing.T) {
 // exists before CRIU runs.
 func gatedCriu(t *testing.T, started, gate string) string {
 	t.Helper()
-	return waitingCriu(t, started, fmt.Sprintf("while [ ! -e %q ]; do sleep 0.05; done", gate))
+	return waitingCriu(t, started, waitGate(gate))
+}
+
+// waitGate is the shell command that waits until the file gate exists,
+// or its directory is gone (the test ended without opening it).
+func waitGate(gate string) string {
+	return fmt.Sprintf("while [ ! -e %q ] && [ -d %q ]; do sleep 0.05; done", gate, filepath.Dir(gate))
 }
 
 // TestCheckpointAllContainerCreatedMeanwhile: a container created while

@@ -32,7 +32,9 @@ type evacManifest struct {
 	} `json:"containers"`
 }
 
-func readEvacManifest(t *testing.T, dir string) map[string]string {
+// readManifestFile reads checkpoint --all's manifest in dir, complete or
+// not.
+func readManifestFile(t *testing.T, dir string) *evacManifest {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
@@ -42,8 +44,14 @@ func readEvacManifest(t *testing.T, dir string) map[string]string {
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.Fatalf("manifest %s: %v", data, err)
 	}
+	return &m
+}
+
+func readEvacManifest(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := readManifestFile(t, dir)
 	if !m.Complete {
-		t.Errorf("manifest not complete after checkpoint --all returned: %s", data)
+		t.Errorf("manifest not complete after checkpoint --all returned: %+v", m)
 	}
 	out := map[string]string{}
 	for _, c := range m.Containers {
