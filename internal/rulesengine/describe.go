@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/lkc-containers/lkc/internal/rules"
+	"github.com/lkc-containers/lkc/internal/state"
 )
 
 // needs says which /proc files the loaded rules read beyond stat and exe
@@ -203,13 +204,43 @@ func (s cgroupSet) get(h string) (string, bool) {
 	return "", false
 }
 
-// cgroupsOf reads /proc/<pid>/cgroup with r into set (reused).
+// cgroupsOf reads /proc/<pid>/cgroup with r into set (reused), from a
+// live thread when the leader has exited while other threads run on: a
+// v1 hierarchy shows an exited task in its root, where the scope check
+// would take the process to be and a refused move would send it back.
+// Only a process of more than one thread at the root of a v1 hierarchy
+// has its threads looked at.
 func cgroupsOf(r *procReader, pid int, set cgroupSet) (cgroupSet, error) {
 	data, err := r.read(pid, "cgroup")
 	if err != nil {
 		return nil, err
 	}
-	set = set[:0]
+	set = parseCgroups(data, set[:0])
+	if !set.v1Root() || r.threads(pid) < 2 {
+		return set, nil
+	}
+	task := state.LiveTask(pid)
+	if !strings.Contains(task, "/task/") { // the leader runs
+		return set, nil
+	}
+	if data, err = r.readPath(append([]byte(task+"/cgroup"), 0)); err != nil {
+		return nil, err
+	}
+	return parseCgroups(data, set[:0]), nil
+}
+
+// v1Root says s has a v1 hierarchy's root, as an exited task shows.
+func (s cgroupSet) v1Root() bool {
+	for _, c := range s {
+		if c.h != "" && c.p == "/" {
+			return true
+		}
+	}
+	return false
+}
+
+// parseCgroups appends the lines of a cgroup file (data) to set.
+func parseCgroups(data []byte, set cgroupSet) cgroupSet {
 	for len(data) > 0 {
 		line := data
 		if k := bytes.IndexByte(data, '\n'); k >= 0 {
@@ -223,7 +254,7 @@ func cgroupsOf(r *procReader, pid int, set cgroupSet) (cgroupSet, error) {
 			set = append(set, cgroupOf{view(h), view(p)})
 		}
 	}
-	return set, nil
+	return set
 }
 
 // children appends to out the children of every thread of process pid

@@ -85,35 +85,47 @@ func TestGroupMoveUndoExitedLeader(t *testing.T) {
 		t.Skip("cgroup v2: one hierarchy, so no move is half made")
 	}
 	cpuset := v1CpusetMount(t)
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("needs python3 (a leader thread that exits before its process)")
-	}
+	py := python3(t)
 	r := newRulesEnv(t, "")
 	r.mustLkc("group", "create", "cpuless")
 	t.Cleanup(func() { r.lkc("group", "delete", "--force", "cpuless") })
 	if err := os.WriteFile(filepath.Join(cpuset, r.parent, "cpuless", "cpuset.cpus"), []byte("\n"), 0); err != nil {
 		t.Fatal(err)
 	}
-	p := r.inScope(py, "-c", "import ctypes, threading, time\n"+
-		"threading.Thread(target=time.sleep, args=(600,)).start()\nctypes.CDLL(None).pthread_exit(None)\n")
-	pid := p.Process.Pid
-	thread := ""
-	for end := time.Now().Add(10 * time.Second); thread == ""; time.Sleep(10 * time.Millisecond) {
-		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		if strings.Contains(string(stat), ") Z ") && len(tasks) == 2 {
-			thread = fmt.Sprintf("/proc/%d/task/%s/cgroup", pid, tasks[1].Name())
-		}
-		if time.Now().After(end) {
-			t.Fatalf("pid %d: no exited leader with a live thread (stat %q, %d tasks)", pid, stat, len(tasks))
-		}
-	}
+	pid, thread := exitedLeader(t, r, py, "")
 	before, _ := os.ReadFile(thread)
 	r.failLkc(`^lkc: group: moving pid `+strconv.Itoa(pid)+` into group cpuless: writing .*/cpuless/cgroup.procs: no space left on device \(nothing moved\)$`,
 		"group", "move", "cpuless", strconv.Itoa(pid))
 	if after, _ := os.ReadFile(thread); string(after) != string(before) {
 		t.Errorf("after a refused move, the live thread is in\n%s\nwas in\n%s", after, before)
+	}
+}
+
+// python3 is python3's path; a test without it is skipped.
+func python3(t *testing.T) string {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("needs python3 (a leader thread that exits before its process)")
+	}
+	return py
+}
+
+// exitedLeader starts python3 py in r's scope: its leader thread runs
+// code first, then exits while another thread sleeps on. It returns the
+// pid and the live thread's cgroup file, once the leader is a zombie.
+func exitedLeader(t *testing.T, r *rulesEnv, py, code string) (int, string) {
+	p := r.inScope(py, "-c", "import ctypes, threading, time\n"+code+
+		"threading.Thread(target=time.sleep, args=(600,)).start()\nctypes.CDLL(None).pthread_exit(None)\n")
+	pid := p.Process.Pid
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if strings.Contains(string(stat), ") Z ") && len(tasks) == 2 {
+			return pid, fmt.Sprintf("/proc/%d/task/%s/cgroup", pid, tasks[1].Name())
+		}
+		if time.Now().After(end) {
+			t.Fatalf("pid %d: no exited leader with a live thread (stat %q, %d tasks)", pid, stat, len(tasks))
+		}
 	}
 }
 

@@ -64,6 +64,42 @@ func TestRulesMoveAllOrNothing(t *testing.T) {
 	}
 }
 
+// TestRulesMoveUndoExitedLeader: the engine reads where a process is
+// from a live thread: its leader, exited while another thread runs on,
+// shows the root of each v1 hierarchy, which the scope check would take
+// for the process's place and a refused move would send the thread to.
+// The engine's first scan finds the process (its leader named by prctl).
+func TestRulesMoveUndoExitedLeader(t *testing.T) {
+	if cgroupV2() {
+		t.Skip("cgroup v2: an exited leader shows its cgroup")
+	}
+	cpuset := v1CpusetMount(t)
+	py := python3(t)
+	r := newRulesEnv(t, "comm=lkc-exitlead -> group=cpuless\n")
+	r.mustLkc("group", "create", "cpuless")
+	if err := os.WriteFile(filepath.Join(cpuset, r.parent, "cpuless", "cpuset.cpus"), []byte("\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	pid, thread := exitedLeader(t, r, py, "ctypes.CDLL(None).prctl(15, b'lkc-exitlead')\n")
+	before, _ := os.ReadFile(thread)
+	r.start()
+	for end := time.Now().Add(settle); ; time.Sleep(20 * time.Millisecond) {
+		out := r.explainLine(pid)
+		if strings.Contains(out, "not moved: moving "+strconv.Itoa(pid)) {
+			if !strings.Contains(out, "no space left on device (moved back)") {
+				t.Errorf("rules explain %d: %s", pid, out)
+			}
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the engine never tried to move %d (explain: %s)", pid, out)
+		}
+	}
+	if after, _ := os.ReadFile(thread); string(after) != string(before) {
+		t.Errorf("after a refused move, the live thread is in\n%s\nwas in\n%s", after, before)
+	}
+}
+
 // TestRulesLetsGoOfDeletedGroups: the engine keeps the cgroup.procs
 // files of its targets open while moves come; once the events stop, it
 // must hold none of a group that was deleted (nor of any target), or a
