@@ -37,8 +37,8 @@ func cmdRules(g *globals, args []string) error {
 // rulesCheck parses a rules file (lkc's form or cgrules.conf) with the
 // package the rules engine uses, fails on the first syntax error with its
 // file:line, prints each rule with its line, and warns (without failing)
-// about users and groups this host lacks, and resource groups not defined
-// (by the host's lkc.conf).
+// about cgrules fields after the 4th (ignored), users and groups this
+// host lacks, and resource groups not defined (by the host's lkc.conf).
 func rulesCheck(file string) error {
 	f, err := os.Open(file)
 	if err != nil {
@@ -59,7 +59,7 @@ func rulesCheck(file string) error {
 	group, _ := os.Open("/etc/group")
 	defer passwd.Close()
 	defer group.Close()
-	warnings := rules.Unknown(rs, rules.ParseUsers(passwd, group))
+	warnings := append(rules.ExtraFields(rs), rules.Unknown(rs, rules.ParseUsers(passwd, group))...)
 	if conf, err := hostconf.Load(); err == nil {
 		warnings = append(warnings, rulesengine.MissingGroups(rs, groups.FromConf(conf))...)
 	}

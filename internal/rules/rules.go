@@ -36,6 +36,8 @@ type Rule struct {
 
 	Targets []Target // more than one for cgrules' % continuation lines
 	Ignore  bool     // a match leaves the process where it is
+
+	Extra []string // a cgrules line's fields after the 4th, ignored (as libcgroup does)
 }
 
 // Target is where a matching process goes.

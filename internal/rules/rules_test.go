@@ -201,7 +201,9 @@ func TestExpand(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	cases := []struct{ text, want string }{
 		{"student devices", "rules.conf:1: want <user>[:<process>] <controllers> <destination>"},
-		{"# c\nstudent cpu /a ignore extra", "rules.conf:2: want"},
+		{"# c\nstudent cpu", "rules.conf:2: want"},
+		{"student cpu /a\n% memory /b ignore extra", "rules.conf:2: a % line takes only"},
+		{"student cpu /a sticky extra", `rules.conf:1: option "sticky"`},
 		{"% cpu /a", "rules.conf:1: % continues the rule above"},
 		{"student cpu /a\n%:cp memory /b", "rules.conf:2: a % line takes only"},
 		{"student cpu /a sticky", `rules.conf:1: option "sticky"`},
@@ -240,6 +242,27 @@ func TestUnknownNames(t *testing.T) {
 	want := []string{"rules.conf:1: no user bob (the rule matches nobody)", "rules.conf:2: no group staff (the rule matches nobody)"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Unknown = %q", got)
+	}
+}
+
+// TestCgrulesAsLibcgroup checks two readings of libcgroup's parser: it
+// reads four fields and ignores the rest (lkc keeps them, to warn), and
+// a user that begins with * is anyone.
+func TestCgrulesAsLibcgroup(t *testing.T) {
+	rs := parse(t, "student cpu /a ignore # old\npeter cpu /b/%u ignore later maybe\n*anyone cpu /c\n")
+	if len(rs) != 3 || rs[0].Extra != nil || !reflect.DeepEqual(rs[1].Extra, []string{"later", "maybe"}) || !rs[1].Ignore || rs[1].Targets[0].Name != "/b/%u" {
+		t.Fatalf("rules: %+v", rs)
+	}
+	want := []string{"rules.conf:2: fields after the 4th ignored, as libcgroup does: later maybe"}
+	if got := ExtraFields(rs); !reflect.DeepEqual(got, want) {
+		t.Errorf("ExtraFields = %q, want %q", got, want)
+	}
+	if got := Unknown(rs, users); got != nil {
+		t.Errorf("Unknown = %q, want none (*anyone is anyone)", got)
+	}
+	m := Find(rs, &Process{Pid: 10, UID: 4242, GIDs: []int{4242}, Exe: "/bin/true"}, users)
+	if m == nil || m.Rule.Line != 3 {
+		t.Errorf("uid 4242 matched %+v, want line 3 (*anyone)", m)
 	}
 }
 

@@ -165,7 +165,7 @@ func (e *Engine) Load(conf *hostconf.Conf) error {
 	users := readUsers()
 	store := groups.FromConf(conf)
 	if e.logf != nil {
-		for _, w := range MissingGroups(all, store) {
+		for _, w := range append(rules.ExtraFields(all), MissingGroups(all, store)...) {
 			e.logf("rules: warning: %s", w)
 		}
 	}

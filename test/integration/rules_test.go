@@ -22,6 +22,15 @@ func TestRulesCheck(t *testing.T) {
 			t.Errorf("rules check output lacks %q:\n%s", want, out)
 		}
 	}
+	// libcgroup ignores the fields after the 4th: so does lkc, with a warning.
+	extra := filepath.Join(dir, "extra.conf")
+	if err := os.WriteFile(extra, []byte("*anyone cpu /a ignore # c\n*  cpu  /b  ignore  later\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.lkc("rules", "check", extra); r.code != 0 || !strings.Contains(r.stdout, ": 2 rules") ||
+		r.stderr != "lkc: rules: warning: "+extra+":2: fields after the 4th ignored, as libcgroup does: later\n" {
+		t.Errorf("rules check of a line of five fields: %+v", r)
+	}
 	bad := filepath.Join(dir, "bad.conf")
 	for text, want := range map[string]string{
 		"root cpu /a\nroot cpu\n":        `^lkc: rules: .*bad.conf:2: want <user>`,
