@@ -71,3 +71,21 @@ func TestParseList(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckValuesBeforeCreate: on v1, a cgroup not made yet, whose
+// parents are not made either, has its CPUs checked against the nearest
+// ancestor's.
+func TestCheckValuesBeforeCreate(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "cpuset.cpus"), []byte("0-1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := FromPaths(map[string]string{"cpuset": filepath.Join(root, "a", "b")}, nil)
+	if err := CheckValues(m, &config.Resources{CPUs: "1"}); err != nil {
+		t.Errorf("CheckValues(cpus 1) = %v", err)
+	}
+	err := CheckValues(m, &config.Resources{CPUs: "7"})
+	if want := `linux.resources.cpu.cpus "7": 7 is not among the allowed 0-1`; err == nil || err.Error() != want {
+		t.Errorf("CheckValues(cpus 7) = %v, want %s", err, want)
+	}
+}

@@ -18,10 +18,12 @@ const (
 	maxCFS = 1000000
 )
 
-// checkValues refuses, before an update writes anything, the values of r
-// the kernel is known to refuse, naming the resource; the kernel's own
-// refusals of the rest are undone by applyUndoable.
-func checkValues(m Manager, r *config.Resources) error {
+// CheckValues refuses, before an update or a create writes anything,
+// the values of r the kernel is known to refuse, naming the resource;
+// the kernel's own refusals of the rest are undone by applyUndoable (an
+// update's) or by removing the cgroup (a create's). m's cgroup need not
+// exist yet.
+func CheckValues(m Manager, r *config.Resources) error {
 	sizes := []struct {
 		key string
 		v   *int64
@@ -77,7 +79,9 @@ func swapOn() bool {
 
 // checkCpusetList refuses a CPU or memory node list (value of file) that is
 // not a list or names one the kernel would refuse: on v1 one outside the
-// parent cgroup's, on v2 one the machine cannot have (possible).
+// parent cgroup's (the nearest existing ancestor's, for a cgroup whose
+// parent is yet to be made with its list), on v2 one the machine cannot
+// have (possible).
 func checkCpusetList(m Manager, key, file, value, possible string) error {
 	if value == "" {
 		return nil
@@ -92,7 +96,11 @@ func checkCpusetList(m Manager, key, file, value, possible string) error {
 		if !found {
 			return nil // plan names the missing controller
 		}
-		allowedFile = filepath.Join(filepath.Dir(d), file)
+		dir := filepath.Dir(d)
+		for dir != "/" && !exists(filepath.Join(dir, file)) {
+			dir = filepath.Dir(dir)
+		}
+		allowedFile = filepath.Join(dir, file)
 	}
 	data, err := os.ReadFile(allowedFile)
 	if err != nil {

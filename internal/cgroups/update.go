@@ -27,7 +27,7 @@ func Update(m Manager, cur, r *config.Resources) (*config.Resources, error) {
 	if err := checkBeforeUpdate(m, merged, r); err != nil {
 		return nil, err
 	}
-	if err := checkValues(m, r); err != nil {
+	if err := CheckValues(m, r); err != nil {
 		return nil, err
 	}
 	ws, err := planOrdered(m, r)

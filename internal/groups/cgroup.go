@@ -52,6 +52,9 @@ func (s *Store) Create(g *Group) error {
 	if err != nil {
 		return err
 	}
+	if err := cgroups.CheckValues(m, &g.Resources); err != nil {
+		return fmt.Errorf("group %s: %w", g.Name, err)
+	}
 	if err := s.save(g); err != nil {
 		return err
 	}
