@@ -20,20 +20,8 @@ import (
 // one line and leave every process where it was in every hierarchy, for
 // one pid and for two.
 func TestGroupMoveAllOrNothing(t *testing.T) {
-	if cgroupV2() {
-		t.Skip("cgroup v2: one hierarchy, so no move is half made")
-	}
-	cpuset := v1CpusetMount(t)
 	g := newGroupEnv(t)
-	g.mustLkc("group", "create", "cpuless")
-	t.Cleanup(func() { g.lkc("group", "delete", "--force", "cpuless") })
-	cpus := filepath.Join(cpuset, g.parent, "cpuless", "cpuset.cpus")
-	if err := os.WriteFile(cpus, []byte("\n"), 0); err != nil {
-		t.Fatal(err)
-	}
-	if data, _ := os.ReadFile(cpus); strings.TrimSpace(string(data)) != "" {
-		t.Fatalf("%s is %q after emptying it", cpus, data)
-	}
+	cpuset := cpulessGroup(t, g.env, g.parent)
 	p1, p2 := sleeper(t).Process.Pid, sleeper(t).Process.Pid
 	before := map[int]map[string]string{p1: cgroupLines(t, p1), p2: cgroupLines(t, p2)}
 	check := func(after string) {
@@ -75,23 +63,37 @@ func v1CpusetMount(t *testing.T) string {
 	return ""
 }
 
+// cpulessGroup creates group cpuless (groups.parent parent) whose v1
+// cpuset has no CPUs: the kernel refuses a process there (ENOSPC), after
+// the hierarchies written before cpuset took it. It returns the cpuset
+// hierarchy's mount point, and skips the test on v2 or without one.
+func cpulessGroup(t *testing.T, e *env, parent string) string {
+	t.Helper()
+	if cgroupV2() {
+		t.Skip("cgroup v2: one hierarchy, so no move is half made")
+	}
+	cpuset := v1CpusetMount(t)
+	e.mustLkc("group", "create", "cpuless")
+	t.Cleanup(func() { e.lkc("group", "delete", "--force", "cpuless") })
+	cpus := filepath.Join(cpuset, parent, "cpuless", "cpuset.cpus")
+	if err := os.WriteFile(cpus, []byte("\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(cpus); strings.TrimSpace(string(data)) != "" {
+		t.Fatalf("%s is %q after emptying it", cpus, data)
+	}
+	return cpuset
+}
+
 // TestGroupMoveUndoExitedLeader refuses the move of a process whose
 // leader thread has exited while another runs on: the zombie leader's
 // /proc/<pid>/cgroup shows the root cgroups, and undoing the hierarchies
 // written before cpuset's refusal must send the process back where its
 // live thread was, not there.
 func TestGroupMoveUndoExitedLeader(t *testing.T) {
-	if cgroupV2() {
-		t.Skip("cgroup v2: one hierarchy, so no move is half made")
-	}
-	cpuset := v1CpusetMount(t)
 	py := python3(t)
 	r := newRulesEnv(t, "")
-	r.mustLkc("group", "create", "cpuless")
-	t.Cleanup(func() { r.lkc("group", "delete", "--force", "cpuless") })
-	if err := os.WriteFile(filepath.Join(cpuset, r.parent, "cpuless", "cpuset.cpus"), []byte("\n"), 0); err != nil {
-		t.Fatal(err)
-	}
+	cpulessGroup(t, r.env, r.parent)
 	pid, thread := exitedLeader(t, r, py, "")
 	before, _ := os.ReadFile(thread)
 	r.failLkc(`^lkc: group: moving pid `+strconv.Itoa(pid)+` into group cpuless: writing .*/cpuless/cgroup.procs: no space left on device \(nothing moved\)$`,

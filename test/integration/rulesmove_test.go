@@ -17,49 +17,40 @@ import (
 // where it was in every hierarchy (a process half in a group is sticky
 // there), and `rules explain` must say the move failed.
 func TestRulesMoveAllOrNothing(t *testing.T) {
-	if cgroupV2() {
-		t.Skip("cgroup v2: one hierarchy, so no move is half made")
-	}
-	cpuset := ""
-	hs, _ := ownHierarchies()
-	for _, h := range hs {
-		if strings.Contains(h.name, "cpuset") {
-			cpuset = h.mnt
-		}
-	}
-	if cpuset == "" || len(hs) < 2 {
-		t.Skipf("needs a v1 cpuset hierarchy and another (have %v)", hs)
-	}
 	r := newRulesEnv(t, "")
 	exe := filepath.Join(r.tmp, "lkc-exe-sleep")
 	copyExe(t, "/bin/sleep", exe)
 	r.writeRules("exe=" + r.tmp + "/lkc-exe-* -> group=cpuless\n")
-	r.mustLkc("group", "create", "cpuless")
-	cpus := filepath.Join(cpuset, r.parent, "cpuless", "cpuset.cpus")
-	if err := os.WriteFile(cpus, []byte("\n"), 0); err != nil {
-		t.Fatal(err)
-	}
+	cpulessGroup(t, r.env, r.parent)
 	r.start()
 	// Map order decided which hierarchies came first: three processes
 	// make a half move almost sure without the undo.
 	for i := 0; i < 3; i++ {
 		p := r.inScope(exe, "60").Process.Pid
-		for end := time.Now().Add(settle); ; time.Sleep(20 * time.Millisecond) {
-			out := r.mustLkc("rules", "explain", strconv.Itoa(p))
-			if strings.Contains(out, "not moved: moving "+strconv.Itoa(p)) {
-				if !strings.Contains(out, "no space left on device (moved back)") {
-					t.Errorf("rules explain %d:\n%s", p, out)
-				}
-				break
-			}
-			if time.Now().After(end) {
-				t.Fatalf("the engine never tried to move %d (explain:\n%s)", p, out)
-			}
-		}
+		r.waitRefusedMove(p)
 		for h, path := range cgroupLines(t, p) {
 			if path != r.scope {
 				t.Errorf("after a refused move, pid %d is in %s in %s, want the scope %s (all: %v)", p, path, h, r.scope, fmt.Sprint(cgroupLines(t, p)))
 			}
+		}
+	}
+}
+
+// waitRefusedMove waits until `rules explain` says the engine's move of
+// pid into group cpuless (cpulessGroup) failed, and checks it says the
+// process was moved back.
+func (r *rulesEnv) waitRefusedMove(pid int) {
+	r.t.Helper()
+	for end := time.Now().Add(settle); ; time.Sleep(20 * time.Millisecond) {
+		out := r.explainLine(pid)
+		if strings.Contains(out, "not moved: moving "+strconv.Itoa(pid)) {
+			if !strings.Contains(out, "no space left on device (moved back)") {
+				r.t.Errorf("rules explain %d: %s", pid, out)
+			}
+			return
+		}
+		if time.Now().After(end) {
+			r.t.Fatalf("the engine never tried to move %d (explain: %s)", pid, out)
 		}
 	}
 }
@@ -70,31 +61,13 @@ func TestRulesMoveAllOrNothing(t *testing.T) {
 // for the process's place and a refused move would send the thread to.
 // The engine's first scan finds the process (its leader named by prctl).
 func TestRulesMoveUndoExitedLeader(t *testing.T) {
-	if cgroupV2() {
-		t.Skip("cgroup v2: an exited leader shows its cgroup")
-	}
-	cpuset := v1CpusetMount(t)
 	py := python3(t)
 	r := newRulesEnv(t, "comm=lkc-exitlead -> group=cpuless\n")
-	r.mustLkc("group", "create", "cpuless")
-	if err := os.WriteFile(filepath.Join(cpuset, r.parent, "cpuless", "cpuset.cpus"), []byte("\n"), 0); err != nil {
-		t.Fatal(err)
-	}
+	cpulessGroup(t, r.env, r.parent)
 	pid, thread := exitedLeader(t, r, py, "ctypes.CDLL(None).prctl(15, b'lkc-exitlead')\n")
 	before, _ := os.ReadFile(thread)
 	r.start()
-	for end := time.Now().Add(settle); ; time.Sleep(20 * time.Millisecond) {
-		out := r.explainLine(pid)
-		if strings.Contains(out, "not moved: moving "+strconv.Itoa(pid)) {
-			if !strings.Contains(out, "no space left on device (moved back)") {
-				t.Errorf("rules explain %d: %s", pid, out)
-			}
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("the engine never tried to move %d (explain: %s)", pid, out)
-		}
-	}
+	r.waitRefusedMove(pid)
 	if after, _ := os.ReadFile(thread); string(after) != string(before) {
 		t.Errorf("after a refused move, the live thread is in\n%s\nwas in\n%s", after, before)
 	}
