@@ -36,7 +36,10 @@ func waitServeConns(t *testing.T, n int, wait time.Duration, what string) {
 // the idle timeout passes, and its goroutine ends; a client that keeps
 // within them, or waits for a slow answer, is served.
 func TestIdleConnectionsClosed(t *testing.T) {
-	const first, idle = 200 * time.Millisecond, 600 * time.Millisecond
+	// Wide enough that a loaded machine's scheduling (CI runs the unit
+	// tests beside two emulated guests) never spans the idle timeout
+	// between a reply and the next request.
+	const first, idle = 300 * time.Millisecond, 2 * time.Second
 	dir := serveWith(t, &Server{FirstRequestTimeout: first, IdleTimeout: idle,
 		Handle: func(_ context.Context, op string, _ json.RawMessage, _ Peer) (any, error) {
 			if op == OpReload {
@@ -75,7 +78,7 @@ func TestIdleConnectionsClosed(t *testing.T) {
 		t.Fatalf("a request answered after %v: %v", 2*idle, err)
 	}
 	time.Sleep(idle + idle/2)
-	waitServeConns(t, base, 2*time.Second, "a client idle past the idle timeout")
+	waitServeConns(t, base, 5*time.Second, "a client idle past the idle timeout")
 	if err := cl.Call(OpStatus, nil, nil); err == nil {
 		t.Error("a client idle past the idle timeout was still served")
 	}
