@@ -25,7 +25,8 @@ type memory struct {
 
 // hostKept are the meminfo fields that describe the machine's address
 // space or its huge page pool (which hugetlb, not the memory limit,
-// rations), not memory a container's limit covers: they keep the host's
+// rations: hugePages then scales the pool to the container's hugetlb
+// limit), not memory a container's limit covers: they keep the host's
 // values. Every other field is the container's or 0, so no host figure
 // leaks through a field this code does not know yet; so are VmallocUsed
 // (the host kernel's own allocations) and DirectMap* (the host kernel's
@@ -177,6 +178,9 @@ func (h *Host) memory(c *Container) (*memory, []hostLine, error) {
 		return nil, nil, err
 	}
 	m.derive(h, host)
+	if err := h.hugePages(c, host, m.fields); err != nil {
+		return nil, nil, err
+	}
 	return m, lines, nil
 }
 

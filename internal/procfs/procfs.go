@@ -58,6 +58,7 @@ type Container struct {
 	cpus cpuView    // see visibleCPUs
 	dirs dirCache   // see cgroupDir
 	pids pidCounter // see tasks
+	huge hugeView   // see hugeLimit
 }
 
 // cpuView is a container's visible and allowed CPUs as visibleCPUs last
