@@ -609,6 +609,14 @@ func processAge(pid int) (time.Duration, string) {
 
 func TestRulesForkStormNoEscapee(t *testing.T) {
 	res := forkStorm(t, 4, 0, false)
+	if len(res.escapees) > 0 && res.maxus >= 2_000_000 {
+		// The engine was held past the 2 s grace (a host starved for
+		// CPU: it happened once in CI, 12 s, the storm at 9 forks/s): a
+		// process that exited meanwhile cannot be told from an escapee.
+		t.Logf("the engine was held %d us, past the 2 s grace: %d processes exited unplaced (%v); storming again",
+			res.maxus, len(res.escapees), res.escapees)
+		res = forkStorm(t, 4, 0, false)
+	}
 	t.Logf("fork storm: %d processes of the rule moved in %.1f s (%.0f/s; %d children swept after their parent's move; %d placed late), "+
 		"exec->in group p50 %d us, p99 %d us, max %d us; worker CPU %.2f s (%.0f%% of one CPU)",
 		res.moved, res.seconds, float64(res.moved)/res.seconds, res.swept, res.late, res.p50us, res.p99us, res.maxus,
