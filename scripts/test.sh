@@ -123,15 +123,29 @@ v2tests=(
   TestConformKillPausedSIGKILL
 )
 # Tests those prefixes take in that check nothing of cgroup v2 (flags,
-# tokens, bookkeeping, a second storm, sorting), left to the host's run.
+# tokens, bookkeeping, signals, parsing, the time namespace, a second
+# storm, sorting), left to the host's run.
 v2skip=(
   TestExecIgnorePausedNeverRan
   TestMigrateAllContainerCreatedMeanwhile
   TestMigrateAllContainerGone
+  TestMigrateAllCommitUnconfirmed
+  TestMigrateAllDryRunTmpfsMemory
   TestMigrateAllPaused
+  TestMigrateAllSignals
+  TestMigrateAllTargetGone
   TestMigrateBadFlags
   TestMigrateRefusals
+  TestProcViewOwnTimeNamespace
+  TestProcViewTimeNamespaceCheckpoint
+  TestProcViewTimeNamespaceHostPid
+  TestProcViewTimeNamespaceUserNS
+  TestRulesCheckMissingGroup
+  TestRulesCgrulesScript
+  TestRulesExplainLeftAlone
+  TestRulesMissingGroup
   TestRulesStormAcrossWorkerKill
+  TestRunMissingExecutable
   TestTopOnceSorts
 )
 v2re=$(IFS='|'; echo "${v2tests[*]}")
