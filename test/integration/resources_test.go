@@ -66,13 +66,21 @@ func TestResourcesCPUQuota(t *testing.T) {
 	id := e.id()
 	e.mustLkc("run", "-d", "--bundle", b, id)
 	time.Sleep(300 * time.Millisecond)
-	u0, t0 := cpuUsage(t, id), time.Now()
-	time.Sleep(time.Second)
-	u1, t1 := cpuUsage(t, id), time.Now()
-	share := float64(u1-u0) / float64(t1.Sub(t0))
-	t.Logf("busy loop under a 0.2 CPU quota used %.1f%% of a CPU", share*100)
-	if share < 0.10 || share > 0.35 {
-		t.Errorf("busy loop under a 0.2 CPU quota used %.1f%% of a CPU, want 10-35%%", share*100)
+	// Above the quota fails at once. Below 10% the machine did not give
+	// the loop its share (CI runs two emulated guests beside the suite):
+	// it is measured again, up to three windows.
+	for try := 1; ; try++ {
+		u0, t0 := cpuUsage(t, id), time.Now()
+		time.Sleep(time.Second)
+		u1, t1 := cpuUsage(t, id), time.Now()
+		share := float64(u1-u0) / float64(t1.Sub(t0))
+		t.Logf("busy loop under a 0.2 CPU quota used %.1f%% of a CPU", share*100)
+		if share > 0.35 || share < 0.10 && try == 3 {
+			t.Fatalf("busy loop under a 0.2 CPU quota used %.1f%% of a CPU, want 10-35%%", share*100)
+		}
+		if share >= 0.10 {
+			return
+		}
 	}
 }
 
