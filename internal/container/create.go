@@ -194,12 +194,12 @@ func create(o CreateOpts) (_ *Container, err error) {
 	// exists, and the user's process waits on the exec fifo.
 	if plan != nil {
 		if err := attachNetwork(plan, cfg, dir.Path(), pid, &undo); err != nil {
-			return nil, err
+			return nil, initFirst(p, &is, pid, err)
 		}
 	}
 	if pol != nil {
 		if err := enforcePolicy(pol, b, pid, &undo); err != nil {
-			return nil, err
+			return nil, initFirst(p, &is, pid, err)
 		}
 	}
 	end = steplog.Step("create: init rootfs and hooks")
@@ -374,4 +374,18 @@ func withoutPidsLimit(cfg *config.Config) *config.Config {
 	c := *cfg
 	c.Cgroup.Resources.PidsLimit = nil
 	return &c
+}
+
+// initFirst returns the error init reported if init is already gone when
+// a step beside it fails (its createContainer hook failed, say, while ADD
+// pinned its network namespace, which then no longer existed): that is
+// the cause, the step's error only its echo. With init alive, err stands.
+func initFirst(p *initProc, is *initSpec, pid int, err error) error {
+	if start, serr := state.StartTime(pid); serr == nil && state.Alive(pid, start) {
+		return err
+	}
+	if ierr := p.ready(is); ierr != nil {
+		return ierr
+	}
+	return err
 }
