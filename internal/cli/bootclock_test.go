@@ -37,3 +37,17 @@ func TestBootAtStartKeepsConfigsTimens(t *testing.T) {
 		t.Errorf("config changed: %+v %+v", cfg.Namespaces, cfg.TimeOffsets)
 	}
 }
+
+// TestBootAtStartKeepsJoinedTimens: a config that joins a time namespace
+// keeps it, even when it joins a pid namespace too (whose owner's time
+// namespace the view would share otherwise): the config wins.
+func TestBootAtStartKeepsJoinedTimens(t *testing.T) {
+	nss := []config.Namespace{{Type: "pid", Path: "/nonexistent/ns/pid"}, {Type: "time", Path: "/nonexistent/ns/time"}}
+	cfg := &config.Config{Namespaces: append([]config.Namespace(nil), nss...)}
+	if err := bootAtStart(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Namespaces) != len(nss) || cfg.Namespaces[1] != nss[1] || len(cfg.TimeOffsets) != 0 {
+		t.Errorf("config changed: %+v %+v", cfg.Namespaces, cfg.TimeOffsets)
+	}
+}
