@@ -54,6 +54,10 @@ type Container struct {
 	// Load is the container's load average, kept by the daemon; nil reads
 	// as 0.00.
 	Load *Load
+	// Pids keeps the container's pid count (loadavg's last pid, stat's
+	// processes) beyond the daemon's process, so that they do not go back
+	// when a new daemon serves the container; nil keeps it in memory only.
+	Pids PidRecord
 
 	cpus cpuView    // see visibleCPUs
 	dirs dirCache   // see cgroupDir

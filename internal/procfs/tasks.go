@@ -37,29 +37,56 @@ type tasks struct {
 // an older one (the newest exited) does not. A later thread with a lower
 // pid means the namespace's pids wrapped: it counts from 0 again.
 type pidCounter struct {
-	mu    sync.Mutex
-	pid   int
-	start uint64 // the thread's start time, clock ticks after boot
-	forks uint64
+	mu     sync.Mutex
+	loaded bool // PidCount was read from the record, if any
+	PidCount
+}
+
+// PidCount is what a pidCounter keeps: the newest thread seen, its start
+// time (clock ticks after the host's boot) and the pids handed out.
+type PidCount struct {
+	Pid   int
+	Start uint64
+	Forks uint64
+}
+
+// PidRecord keeps a container's PidCount where the daemon's successor
+// finds it (the daemon is crash-only: a count kept in memory only
+// started again at a restart, and loadavg's last pid and stat's
+// processes went back). Store is called with every change, under the
+// counter's lock.
+type PidRecord interface {
+	Load() (PidCount, bool)
+	Store(PidCount)
 }
 
 // observe records that the newest living thread is pid (in the
 // container's namespace; 0 when it could not be read), started at start,
-// and returns the last pid and the number of forks.
-func (p *pidCounter) observe(pid int, start uint64) (int, uint64) {
+// and returns the last pid and the number of forks. rec, when not nil,
+// gives the count to go on from at the first call and keeps each change.
+func (p *pidCounter) observe(rec PidRecord, pid int, start uint64) (int, uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	newer := start > p.start || (start == p.start && pid > p.pid)
-	switch {
-	case pid == 0 || !newer:
-	case pid > p.pid:
-		p.forks += uint64(pid - p.pid)
-		p.pid, p.start = pid, start
-	case pid < p.pid:
-		p.forks += uint64(pid)
-		p.pid, p.start = pid, start
+	if !p.loaded && rec != nil {
+		if c, ok := rec.Load(); ok {
+			p.PidCount = c
+		}
 	}
-	return p.pid, p.forks
+	p.loaded = true
+	newer := start > p.Start || (start == p.Start && pid > p.Pid)
+	switch {
+	case pid == 0 || !newer || pid == p.Pid:
+		return p.Pid, p.Forks
+	case pid > p.Pid:
+		p.Forks += uint64(pid - p.Pid)
+	default:
+		p.Forks += uint64(pid)
+	}
+	p.Pid, p.Start = pid, start
+	if rec != nil {
+		rec.Store(p.PidCount)
+	}
+	return p.Pid, p.Forks
 }
 
 // withReader counts the file's reader as running, as the kernel's
@@ -134,7 +161,7 @@ func (h *Host) tasks(c *Container) (tasks, error) {
 	if newest != 0 {
 		pid = h.nsPid(newest)
 	}
-	t.lastPid, t.forks = c.pids.observe(pid, newestStart)
+	t.lastPid, t.forks = c.pids.observe(c.Pids, pid, newestStart)
 	return t, nil
 }
 

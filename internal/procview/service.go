@@ -60,6 +60,9 @@ type Service struct {
 	// book is the session's size book (sizes.go), kept by the holder
 	// with it; nil when it could not be made.
 	book *sizeBook
+	// pids is the pid book (pids.go), in the run directory; nil when it
+	// could not be made (the counts then start again with each worker).
+	pids *pidBook
 	// serving counts the session's server, which a worker that exits
 	// waits for (Wait).
 	serving sync.WaitGroup
@@ -79,6 +82,7 @@ type view struct {
 	// files, or a sysinfo call, before create records init resolves).
 	unready registry.Stamp
 	load    procfs.Load
+	pids    procfs.PidRecord // the slot's record in the pid book
 }
 
 var _ service.Service = (*Service)(nil)
@@ -96,6 +100,10 @@ func (s *Service) Name() string { return "proc" }
 // one, those a predecessor killed in its repair had not reached).
 func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 	s.dir, s.logf, s.ctx, s.deps = filepath.Join(d.Dir, "proc"), d.Logf, ctx, d
+	var err error
+	if s.pids, err = openPidBook(d.Dir); err != nil {
+		s.logf("proc: %v", err)
+	}
 	for _, e := range d.Registry.Entries() {
 		s.add(e)
 	}
@@ -337,7 +345,7 @@ func (s *Service) add(e *registry.Entry) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.views[e.Slot] = &view{gen: e.Gen, entry: e}
+	s.views[e.Slot] = &view{gen: e.Gen, entry: e, pids: s.pids.record(e.Slot, e.Gen)}
 }
 
 func (s *Service) slotGen(n int) (uint64, bool) {
@@ -401,6 +409,7 @@ func (v *view) resolve() (*procfs.Container, bool) {
 		return nil, false
 	}
 	c.Load = &v.load
+	c.Pids = v.pids
 	v.c = c
 	return c, true
 }
