@@ -13,6 +13,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/cgroups/cgroupfs"
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/mount"
 )
 
 // What CRIU must be told about a container, on dump and on restore: the
@@ -155,10 +156,15 @@ func restoreMounts(cfg *config.Config, cgPaths map[string]string, maskedDir stri
 }
 
 // externalMounts lists the mounts of cfg whose source is on the host: bind
-// mounts, and the container's cgroup directories when they are bound in
-// (without a cgroup namespace of its own, see internal/mount/cgroup.go).
+// mounts, the device nodes bound from the host's in a user namespace
+// (mount.BoundDevices), and the container's cgroup directories when they
+// are bound in (without a cgroup namespace of its own, see
+// internal/mount/cgroup.go).
 func externalMounts(cfg *config.Config, cgPaths map[string]string) []config.Mount {
 	var out []config.Mount
+	for _, d := range mount.BoundDevices(cfg) {
+		out = append(out, config.Mount{Source: d.Path, Destination: d.Path, Type: "bind"})
+	}
 	for _, m := range cfg.Mounts {
 		switch {
 		case m.Type == "bind":

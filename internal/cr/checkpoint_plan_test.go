@@ -109,3 +109,23 @@ func TestTmpfsMountPoints(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 }
+
+// In a user namespace the device nodes are binds of the host's
+// (mount.BoundDevices): external too, or CRIU refuses the dump ("doesn't
+// have a proper root mount"); without one they are mknod's own.
+func TestExternalDevicesInUserNS(t *testing.T) {
+	cfg := &config.Config{Devices: []config.Device{{Path: "/dev/fuse", Type: 'c', Major: 10, Minor: 229}}}
+	if got := externalMounts(cfg, nil); len(got) != 0 {
+		t.Errorf("without a user namespace: %v", got)
+	}
+	cfg.Namespaces = []config.Namespace{{Type: "user"}}
+	got := map[string]string{}
+	for _, m := range externalMounts(cfg, nil) {
+		got[m.Destination] = m.Source
+	}
+	for _, p := range []string{"/dev/null", "/dev/tty", "/dev/urandom", "/dev/fuse"} {
+		if got[p] != p {
+			t.Errorf("with a user namespace, %s: %q (all: %v)", p, got[p], got)
+		}
+	}
+}

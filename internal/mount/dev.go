@@ -27,6 +27,18 @@ var devSymlinks = [][2]string{
 	{"pts/ptmx", "ptmx"},
 }
 
+// BoundDevices lists the device nodes of c that are bind mounts of the
+// host's (makeDevice, in a user namespace, where mknod is refused): a
+// checkpoint must name them to CRIU as external mounts, as it does the
+// config's binds. Nil without a user namespace, whose nodes are mknod's.
+// A default device is listed even where /dev is not lkc's tmpfs.
+func BoundDevices(c *config.Config) []config.Device {
+	if !c.HasNamespace("user") {
+		return nil
+	}
+	return append(append([]config.Device(nil), defaultDevices...), c.Devices...)
+}
+
 func populateDev(root *os.File, inUserNS bool) error {
 	for _, d := range defaultDevices {
 		if err := makeDevice(root, d, inUserNS); err != nil {

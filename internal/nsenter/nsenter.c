@@ -112,15 +112,22 @@ static void await_ok(void)
 		_exit(1); /* the parent went away or refused: nothing to report to */
 }
 
+/* write_fd writes data, all of it, to fd (named what in an error) and
+ * closes fd. */
+static void write_fd(int fd, const char *what, const char *data)
+{
+	if (write(fd, data, strlen(data)) != (ssize_t)strlen(data))
+		die(what);
+	close(fd);
+}
+
 static void write_file(const char *path, const char *data)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		die(path);
-	if (write(fd, data, strlen(data)) != (ssize_t)strlen(data))
-		die(path);
-	close(fd);
+	write_fd(fd, path, data);
 }
 
 /* become_root makes the process uid/gid 0 of the user namespace it is in. */
@@ -222,18 +229,18 @@ static void join(struct request *r)
 static void unshare_new(struct request *r)
 {
 	int flags = r->unshare_flags;
+	int offsets = -1;
 
-	/* The time namespace comes first, owned by the caller's user
-	 * namespace: its offsets are written to the process's own /proc
-	 * file, which in a new user namespace a non-dumpable process (init)
-	 * may not open for writing. */
-	if (flags & CLONE_NEWTIME) {
-		if (unshare(CLONE_NEWTIME) < 0)
-			die("unshare(CLONE_NEWTIME)");
-		if (r->offsets[0])
-			write_file("/proc/self/timens_offsets", r->offsets);
-		flags &= ~CLONE_NEWTIME;
-	}
+	/* With a new user namespace the time namespace is made inside it,
+	 * so that the container's user namespace owns it: CRIU dumps only
+	 * namespaces the container's user namespace owns. Its offsets are
+	 * written to the process's own /proc file, which a non-dumpable
+	 * process in a new user namespace may not open for writing: it is
+	 * opened first, by the caller's root, whose capability over the new
+	 * namespace the kernel checks at the write. */
+	if ((flags & CLONE_NEWTIME) && r->offsets[0] &&
+	    (offsets = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC)) < 0)
+		die("/proc/self/timens_offsets");
 	if (flags & CLONE_NEWUSER) {
 		if (unshare(CLONE_NEWUSER) < 0)
 			die("unshare(CLONE_NEWUSER)");
@@ -241,6 +248,13 @@ static void unshare_new(struct request *r)
 		await_ok();
 		become_root();
 		flags &= ~CLONE_NEWUSER;
+	}
+	if (flags & CLONE_NEWTIME) {
+		if (unshare(CLONE_NEWTIME) < 0)
+			die("unshare(CLONE_NEWTIME)");
+		if (offsets >= 0)
+			write_fd(offsets, "/proc/self/timens_offsets", r->offsets);
+		flags &= ~CLONE_NEWTIME;
 	}
 	/* A new cgroup namespace is rooted at the cgroup the process is in:
 	 * with deferred cgroups it is made once the process is in them. */

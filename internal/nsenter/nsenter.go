@@ -117,10 +117,12 @@ func procName(typ string) string {
 }
 
 // orderedNamespaces puts the time namespace first, then the user
-// namespace, the mount namespace last. A time namespace lkc makes is
-// owned by the host's user namespace (nsenter.c, unshare_new): setns
-// into it needs CAP_SYS_ADMIN there, which joining the container's user
-// namespace gives up.
+// namespace, the mount namespace last. A time namespace may be owned by
+// the host's user namespace (one lkc made for a container without a user
+// namespace, or another container's that a pod shares): setns into it
+// needs CAP_SYS_ADMIN there, which joining the container's user
+// namespace gives up. One the container's user namespace owns (lkc
+// makes it inside, nsenter.c, unshare_new) is joined as well before.
 func orderedNamespaces(nss []config.Namespace) []config.Namespace {
 	out := make([]config.Namespace, 0, len(nss))
 	rank := func(t string) int {

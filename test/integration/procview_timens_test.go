@@ -256,9 +256,9 @@ func hostUptime(t *testing.T) float64 {
 }
 
 // TestProcViewTimeNamespaceUserNS: with a user namespace too, the time
-// namespace is made (before the user namespace, so that init can write
-// its offsets) and an exec'd process joins it (before the user
-// namespace, whose root has no capability over it).
+// namespace is made (inside the user namespace, its offsets written
+// through a file opened before) and an exec'd process joins it (before
+// the user namespace).
 func TestProcViewTimeNamespaceUserNS(t *testing.T) {
 	d := newDaemonEnv(t)
 	hostNS := hostTimeNS(t)
