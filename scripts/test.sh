@@ -137,9 +137,12 @@ v2skip=(
   TestMigrateBadFlags
   TestMigrateRefusals
   TestProcViewOwnTimeNamespace
+  TestProcViewPidsSurviveDaemonKill
   TestProcViewTimeNamespaceCheckpoint
   TestProcViewTimeNamespaceHostPid
+  TestProcViewTimeNamespacePod
   TestProcViewTimeNamespaceUserNS
+  TestProcViewTimeNamespaceUserNSCheckpoint
   TestRulesCheckMissingGroup
   TestRulesCgrulesScript
   TestRulesExplainLeftAlone
