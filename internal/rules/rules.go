@@ -38,6 +38,8 @@ type Rule struct {
 	Ignore  bool     // a match leaves the process where it is
 
 	Extra []string // a cgrules line's fields after the 4th, ignored (as libcgroup does)
+
+	contIgnored []string // warnings of what its % lines gave that is ignored
 }
 
 // Target is where a matching process goes.
@@ -80,15 +82,19 @@ func Parse(r io.Reader, file string) ([]*Rule, error) {
 			return nil, &Error{file, n, err.Error()}
 		}
 		var rule *Rule
+		cont := false
 		if hasArrow(words) {
 			rule, err = parseLKC(words)
 		} else {
-			rule, err = parseCgrules(words, out)
+			rule, cont, err = parseCgrules(words)
+		}
+		if err == nil && cont {
+			err = continueRule(out, rule, file, n)
 		}
 		if err != nil {
 			return nil, &Error{file, n, err.Error()}
 		}
-		if rule == nil { // a % line, added to the rule before it
+		if cont {
 			continue
 		}
 		rule.File, rule.Line, rule.Text = file, n, text

@@ -202,10 +202,12 @@ func TestParseErrors(t *testing.T) {
 	cases := []struct{ text, want string }{
 		{"student devices", "rules.conf:1: want <user>[:<process>] <controllers> <destination>"},
 		{"# c\nstudent cpu", "rules.conf:2: want"},
-		{"student cpu /a\n% memory /b ignore extra", "rules.conf:2: a % line takes only"},
 		{"student cpu /a sticky extra", `rules.conf:1: option "sticky"`},
-		{"% cpu /a", "rules.conf:1: % continues the rule above"},
-		{"student cpu /a\n%:cp memory /b", "rules.conf:2: a % line takes only"},
+		{"% cpu /a", `rules.conf:1: "%" continues the rule above, and there is none`},
+		{"# first\n%foo cpu /a\nstudent cpu /b", `rules.conf:2: "%foo" continues the rule above, and there is none`},
+		{"student cpu /a\n%foo memory", "rules.conf:2: want <user>[:<process>]"},
+		{"student cpu /a\n% memory /b sticky", `rules.conf:2: option "sticky"`},
+		{"student cpu /a\n%: memory /b", "rules.conf:2: empty process name"},
 		{"student cpu /a sticky", `rules.conf:1: option "sticky"`},
 		{"student: cpu /a", "empty process name"},
 		{"@ cpu /a", "empty group name"},
@@ -263,6 +265,46 @@ func TestCgrulesAsLibcgroup(t *testing.T) {
 	m := Find(rs, &Process{Pid: 10, UID: 4242, GIDs: []int{4242}, Exe: "/bin/true"}, users)
 	if m == nil || m.Rule.Line != 3 {
 		t.Errorf("uid 4242 matched %+v, want line 3 (*anyone)", m)
+	}
+}
+
+// TestCgrulesContinuation checks libcgroup's reading of a user word
+// that begins with %: whatever follows the %, the line adds its
+// destination to the rule above (a @group one here), which alone decides
+// whom it moves; the % line's process name, ignore option and fields
+// after the 4th are ignored, with a warning.
+func TestCgrulesContinuation(t *testing.T) {
+	rs := parse(t, "@admin cpu a/\n%foo memory b/%u\n%:cp pids c/ ignore\n% blkio d/ ignore later\nstudent cpu s/\n")
+	if len(rs) != 2 {
+		t.Fatalf("%d rules, want 2 (the %% lines join @admin's)", len(rs))
+	}
+	admin := rs[0]
+	want := []Target{
+		{Kind: "cgroup", Name: "a/", Controllers: []string{"cpu"}},
+		{Kind: "cgroup", Name: "b/%u", Controllers: []string{"memory"}},
+		{Kind: "cgroup", Name: "c/", Controllers: []string{"pids"}},
+		{Kind: "cgroup", Name: "d/", Controllers: []string{"blkio"}},
+	}
+	if !reflect.DeepEqual(admin.Targets, want) || admin.Group != "admin" || admin.User != "" || admin.Process != "" || admin.Ignore || admin.Extra != nil || admin.Line != 1 || admin.Text != "@admin cpu a/" {
+		t.Errorf("@admin's rule: %+v", admin)
+	}
+	warn := []string{
+		"rules.conf:3: a % line takes only controllers and a destination (the rule above decides whom it moves); ignored, as libcgroup does: process name cp, option ignore",
+		"rules.conf:4: a % line takes only controllers and a destination (the rule above decides whom it moves); ignored, as libcgroup does: option ignore, fields after the 4th later",
+	}
+	if got := ExtraFields(rs); !reflect.DeepEqual(got, warn) {
+		t.Errorf("ExtraFields = %q, want %q", got, warn)
+	}
+	if got := Unknown(rs, users); got != nil {
+		t.Errorf("Unknown = %q, want none (%%foo names no user)", got)
+	}
+	m := Find(rs, &Process{Pid: 10, UID: 1001, GIDs: []int{1001}, Exe: "/bin/ls", Comm: "ls"}, users)
+	if m == nil || m.Rule != admin || len(m.Targets) != 4 || m.Targets[1].Name != "b/peter" || m.Targets[2].Name != "c/" {
+		t.Errorf("peter (in admin) running ls matched %+v, want @admin's rule with its 4 destinations", m)
+	}
+	m = Find(rs, &Process{Pid: 11, UID: 1000, GIDs: []int{1000}, Exe: "/bin/cp", Comm: "cp"}, users)
+	if m == nil || m.Rule.Line != 5 || len(m.Targets) != 1 {
+		t.Errorf("student running cp matched %+v, want line 5 (a %% line's process name makes no rule)", m)
 	}
 }
 
