@@ -55,6 +55,8 @@ func (t attachType) String() string {
 		return "sendmsg6"
 	case unix.BPF_CGROUP_INET_SOCK_CREATE:
 		return "sock_create"
+	case unix.BPF_CGROUP_INET6_POST_BIND:
+		return "post_bind6"
 	}
 	return fmt.Sprintf("attach type %d", uint32(t))
 }
@@ -99,12 +101,22 @@ func attach(p *Policy, dir string) error {
 		return err
 	}
 	defer cg.Close()
+	var v6only *sockBit
+	if p.v6onlyMatters() {
+		if v6only, err = p.attachPostBind6(cg); err != nil {
+			return err
+		}
+	}
 	for _, hook := range []Hook{Connect, Bind} {
 		for fam, at := range hooks[hook] {
 			if p.DefaultAllow && !p.has(hook) {
 				continue // every call of this hook is allowed
 			}
-			code, err := assemble(p.compile(hook, fam == 1))
+			var bit *sockBit
+			if hook == Bind && fam == 1 {
+				bit = v6only
+			}
+			code, err := assemble(p.compile(hook, fam == 1, bit))
 			if err != nil {
 				return fmt.Errorf("assembling the %s program: %w", at, err)
 			}
@@ -127,6 +139,34 @@ func attach(p *Policy, dir string) error {
 		return fmt.Errorf("assembling the sock_create program: %w", err)
 	}
 	return load(cg, unix.BPF_CGROUP_INET_SOCK_CREATE, code)
+}
+
+// attachPostBind6 attaches the post-bind program of the IPv6 sockets
+// (postBind6) and returns where the socket keeps IPV6_V6ONLY, for the
+// bind6 program. When the kernel does not say where (no BTF), or refuses
+// a program that reads it (bpf_probe_read_kernel needs CAP_PERFMON, and
+// a kernel locked down for confidentiality gives it to none), it returns
+// nil and attaches nothing: bind6 then takes every :: bind as
+// dual-stack, refusing more than the rules say, never less.
+func (p *Policy) attachPostBind6(cg *os.File) (*sockBit, error) {
+	bit, err := v6onlyBit()
+	if err != nil {
+		return nil, nil
+	}
+	const at = unix.BPF_CGROUP_INET6_POST_BIND
+	code, err := assemble(p.postBind6(bit))
+	if err != nil {
+		return nil, fmt.Errorf("assembling the %s program: %w", attachType(at), err)
+	}
+	prog, err := loadProg(at, code)
+	if err != nil {
+		return nil, nil
+	}
+	defer unix.Close(prog)
+	if err := attachProg(int(cg.Fd()), prog, at, unix.BPF_F_ALLOW_MULTI); err != nil {
+		return nil, fmt.Errorf("attaching the %s program to %s: %w", attachType(at), cg.Name(), err)
+	}
+	return &bit, nil
 }
 
 // load loads one program and attaches it to the cgroup cg. The attachment

@@ -51,7 +51,7 @@ func bpf(cmd int, attr unsafe.Pointer, size uintptr) (uintptr, error) {
 }
 
 // loadProg loads a program for attach type at (a cgroup sock_addr
-// program, or the socket-creation hook's cgroup sock one) and returns its
+// program, or the socket-creation or post-bind hook's cgroup sock one) and returns its
 // fd (close-on-exec: the kernel makes every bpf
 // fd O_CLOEXEC). A program the verifier refuses is loaded again with its
 // log, whose last line the error carries.
@@ -73,7 +73,7 @@ func loadProg(at uint32, code []byte) (int, error) {
 func progLoad(at uint32, code []byte, log []byte) (int, error) {
 	license := []byte("GPL\x00")
 	progType := uint32(unix.BPF_PROG_TYPE_CGROUP_SOCK_ADDR)
-	if at == unix.BPF_CGROUP_INET_SOCK_CREATE {
+	if at == unix.BPF_CGROUP_INET_SOCK_CREATE || at == unix.BPF_CGROUP_INET6_POST_BIND {
 		progType = unix.BPF_PROG_TYPE_CGROUP_SOCK
 	}
 	attr := progLoadAttr{

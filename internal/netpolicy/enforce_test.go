@@ -63,6 +63,13 @@ func sockHelper() {
 		try("bindany"+p, unix.AF_INET, unix.SOCK_STREAM, func(fd int) error { return unix.Bind(fd, &unix.SockaddrInet4{Port: port}) })
 		try("bind6any"+p, unix.AF_INET6, unix.SOCK_STREAM, func(fd int) error { return unix.Bind(fd, &unix.SockaddrInet6{Port: port}) })
 		try("bind6mappedany"+p, unix.AF_INET6, unix.SOCK_STREAM, func(fd int) error { return unix.Bind(fd, &unix.SockaddrInet6{Port: port, Addr: anyMapped}) })
+		// An IPV6_V6ONLY socket's :: listens on IPv6 alone.
+		try("bind6onlyany"+p, unix.AF_INET6, unix.SOCK_STREAM, func(fd int) error {
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+				return err
+			}
+			return unix.Bind(fd, &unix.SockaddrInet6{Port: port})
+		})
 	}
 }
 
@@ -108,6 +115,74 @@ func enforceAndTry(t *testing.T, policy string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	out := runHelper(t, func(dir string) error { return attach(p, dir) })
+	var want strings.Builder
+	fmt.Fprintf(&want, "sendto81 %d\nsendto80 0\nsendtoany81 %d\nconnectany81 %d\nudplite81 %d\nbind82 %d\nbind83 0\n",
+		unix.EPERM, unix.EPERM, unix.EPERM, unix.EPERM, unix.EPERM)
+	// What 0.0.0.0, :: and ::ffff:0.0.0.0 get for each port, and :: on a
+	// v6-only socket (judged by the IPv6 rules alone where the programs
+	// can read IPV6_V6ONLY, else as on a dual-stack one).
+	v6onlyAny84 := unix.Errno(0)
+	if _, err := v6onlyBit(); err != nil {
+		v6onlyAny84 = unix.EPERM
+	}
+	wildcard := map[int][4]unix.Errno{
+		84: {unix.EPERM, unix.EPERM, unix.EPERM, v6onlyAny84}, // dual-stack :: listens on 127.0.0.1 too
+		85: {0, unix.EPERM, 0, unix.EPERM},
+		86: {0, 0, 0, 0},
+		87: {unix.EPERM, 0, unix.EPERM, 0},
+	}
+	no6 := noIPv6()
+	for _, port := range []int{84, 85, 86, 87} {
+		w := wildcard[port]
+		if no6 != 0 {
+			w[1], w[2], w[3] = no6, no6, no6
+		}
+		fmt.Fprintf(&want, "bindany%d %d\nbind6any%d %d\nbind6mappedany%d %d\nbind6onlyany%d %d\n", port, w[0], port, w[1], port, w[2], port, w[3])
+	}
+	if out != want.String() {
+		t.Errorf("got\n%swant\n%s", out, want.String())
+	}
+}
+
+// TestPostBind6 attaches the post-bind program alone, as if the bind6
+// one had let a bind of :: through on a socket that was v6-only then (a
+// thread can clear IPV6_V6ONLY between the two): it refuses the socket
+// dual-stack once bound, on the ports of the IPv4 deny rule, and lets
+// the v6-only one be, and every other bind.
+func TestPostBind6(t *testing.T) {
+	testutil.RequiresRoot(t)
+	if _, err := v6onlyBit(); err != nil {
+		t.Skip(err)
+	}
+	if noIPv6() != 0 {
+		t.Skip("no IPv6")
+	}
+	p, err := Parse("deny bind 127.0.0.1 port 84")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := runHelper(t, func(dir string) error {
+		cg, err := os.Open(dir)
+		if err != nil {
+			return err
+		}
+		defer cg.Close()
+		if bit, err := p.attachPostBind6(cg); bit == nil {
+			return fmt.Errorf("post_bind6 not attached (%v)", err)
+		}
+		return nil
+	})
+	for _, want := range []string{"bind6any84 1\n", "bind6onlyany84 0\n", "bindany84 0\n", "bind6mappedany84 0\n", "bind6any85 0\n", "bind82 0\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("helper printed\n%swant a line %q", out, want)
+		}
+	}
+}
+
+// runHelper starts sockHelper, puts it in a cgroup v2 directory of its
+// own, which attachTo attaches programs to, and returns what it printed.
+func runHelper(t *testing.T, attachTo func(dir string) error) string {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), helperEnv+"=1")
 	stdin, err := cmd.StdinPipe()
@@ -138,7 +213,7 @@ func enforceAndTry(t *testing.T, policy string) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.Remove(dir) })
-		if err := Enforce(p, stateDir, 0, dir); err != nil {
+		if err := attachTo(dir); err != nil {
 			t.Fatal(err)
 		}
 		if err := Join(dir, cmd.Process.Pid); err != nil {
@@ -153,7 +228,11 @@ func enforceAndTry(t *testing.T, policy string) {
 				t.Error(err)
 			}
 		})
-		if err := Enforce(p, stateDir, cmd.Process.Pid, ""); err != nil {
+		dir, err := ownCgroup(stateDir, cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := attachTo(dir); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -163,27 +242,7 @@ func enforceAndTry(t *testing.T, policy string) {
 	if err != nil {
 		t.Fatalf("helper: %v", err)
 	}
-	var want strings.Builder
-	fmt.Fprintf(&want, "sendto81 %d\nsendto80 0\nsendtoany81 %d\nconnectany81 %d\nudplite81 %d\nbind82 %d\nbind83 0\n",
-		unix.EPERM, unix.EPERM, unix.EPERM, unix.EPERM, unix.EPERM)
-	// What 0.0.0.0, :: and ::ffff:0.0.0.0 get for each port.
-	wildcard := map[int][3]unix.Errno{
-		84: {unix.EPERM, unix.EPERM, unix.EPERM}, // :: listens on 127.0.0.1 too
-		85: {0, unix.EPERM, 0},
-		86: {0, 0, 0},
-		87: {unix.EPERM, 0, unix.EPERM},
-	}
-	no6 := noIPv6()
-	for _, port := range []int{84, 85, 86, 87} {
-		w := wildcard[port]
-		if no6 != 0 {
-			w[1], w[2] = no6, no6
-		}
-		fmt.Fprintf(&want, "bindany%d %d\nbind6any%d %d\nbind6mappedany%d %d\n", port, w[0], port, w[1], port, w[2])
-	}
-	if out.String() != want.String() {
-		t.Errorf("got\n%swant\n%s", out.String(), want.String())
-	}
+	return out.String()
 }
 
 // noIPv6 is the error of an IPv6 socket on a host without IPv6, 0 on one

@@ -19,13 +19,18 @@ type insn struct {
 	label    string // the label of this instruction, if a jump goes here
 }
 
-// The registers the programs use: r0 the verdict, r1 the context on
-// entry, r2 scratch, r6 the context kept (r1-r5 are clobbered by calls).
+// The registers the programs use: r0 the verdict (and a call's result),
+// r1 the context on entry, r1-r3 a call's arguments, r2 scratch, r6 the
+// context kept and r7 the socket's IPV6_V6ONLY (r1-r5 are clobbered by
+// calls), r10 the frame pointer.
 const (
-	r0 = 0
-	r1 = 1
-	r2 = 2
-	r6 = 6
+	r0  = 0
+	r1  = 1
+	r2  = 2
+	r3  = 3
+	r6  = 6
+	r7  = 7
+	r10 = 10
 )
 
 // movReg is r[dst] = r[src], 64 bits.
@@ -41,6 +46,27 @@ func movImm(dst uint8, imm int32) insn {
 // loadWord is r[dst] = *(u32 *)(r[src] + off).
 func loadWord(dst, src uint8, off int16) insn {
 	return insn{code: unix.BPF_LDX | unix.BPF_MEM | unix.BPF_W, dst: dst, src: src, off: off}
+}
+
+// loadDouble is r[dst] = *(u64 *)(r[src] + off).
+func loadDouble(dst, src uint8, off int16) insn {
+	return insn{code: unix.BPF_LDX | unix.BPF_MEM | unix.BPF_DW, dst: dst, src: src, off: off}
+}
+
+// loadByte is r[dst] = *(u8 *)(r[src] + off).
+func loadByte(dst, src uint8, off int16) insn {
+	return insn{code: unix.BPF_LDX | unix.BPF_MEM | unix.BPF_B, dst: dst, src: src, off: off}
+}
+
+// addImm is r[dst] += imm, 64 bits.
+func addImm(dst uint8, imm int32) insn {
+	return insn{code: unix.BPF_ALU64 | unix.BPF_ADD | unix.BPF_K, dst: dst, imm: imm}
+}
+
+// call calls helper function fn (enum bpf_func_id): arguments in r1-r5,
+// the result in r0.
+func call(fn int32) insn {
+	return insn{code: unix.BPF_JMP | unix.BPF_CALL, imm: fn}
 }
 
 // toBE16 turns the low 16 bits of r[dst] from host to network order

@@ -15,8 +15,11 @@ import (
 // The oracle: the programs as lkc built them with cilium/ebpf's
 // assembler before it had its own, which tests (only) still link.
 
-func ciliumCompile(p *Policy, hook Hook, v6 bool) asm.Instructions {
+func ciliumCompile(p *Policy, hook Hook, v6 bool, v6only *sockBit) asm.Instructions {
 	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
+	if v6only != nil {
+		insns = append(insns, ciliumReadV6Only(asm.LoadMem(asm.R3, asm.R6, offSk, asm.DWord), *v6only)...)
+	}
 	n := 0
 	for _, r := range p.Rules {
 		if r.Hook != hook || (!v6 && r.Prefix.IsValid() && r.Prefix.Addr().Is6()) {
@@ -31,7 +34,7 @@ func ciliumCompile(p *Policy, hook Hook, v6 bool) asm.Instructions {
 				asm.JLT.Imm32(asm.R2, int32(r.PortLo), next),
 				asm.JGT.Imm32(asm.R2, int32(r.PortHi), next))
 		}
-		insns = append(insns, ciliumUnspecifiedCheck(unspecified(r, hook, v6), v6, match, spec, next)...)
+		insns = append(insns, ciliumUnspecifiedCheck(unspecified(r, hook, v6), v6, v6only != nil, match, spec, next)...)
 		if r.Prefix.IsValid() {
 			insns = append(insns, ciliumAddrCheck(r.Prefix, v6, next)...)
 		}
@@ -41,7 +44,7 @@ func ciliumCompile(p *Policy, hook Hook, v6 bool) asm.Instructions {
 	return append(insns, asm.Mov.Imm(asm.R0, verdict(p.DefaultAllow)), asm.Return())
 }
 
-func ciliumUnspecifiedCheck(sp []special, v6 bool, match, spec, next string) asm.Instructions {
+func ciliumUnspecifiedCheck(sp []special, v6, v6only bool, match, spec, next string) asm.Instructions {
 	var insns asm.Instructions
 	for i, s := range sp {
 		target := next
@@ -50,10 +53,56 @@ func ciliumUnspecifiedCheck(sp []special, v6 bool, match, spec, next string) asm
 		}
 		other := fmt.Sprintf("%s.%d", spec, i)
 		insns = append(insns, ciliumAddrCheck(netip.PrefixFrom(s.addr, s.addr.BitLen()), v6, other)...)
+		if s.dualStack && v6only {
+			insns = append(insns, asm.JNE.Imm32(asm.R7, 0, next))
+		}
 		insns = append(insns, asm.Mov.Imm(asm.R0, 0), asm.JEq.Imm32(asm.R0, 0, target))
 		insns = append(insns, asm.Mov.Imm(asm.R0, 0).WithSymbol(other))
 	}
 	return insns
+}
+
+func ciliumReadV6Only(loadSk asm.Instruction, bit sockBit) asm.Instructions {
+	n := int32(bit.off) + 1
+	buf := -(n + 7) / 8 * 8
+	return asm.Instructions{
+		asm.Mov.Imm(asm.R7, 0),
+		loadSk,
+		asm.Mov.Reg(asm.R1, asm.R10),
+		asm.Add.Imm(asm.R1, buf),
+		asm.Mov.Imm(asm.R2, n),
+		asm.FnProbeReadKernel.Call(),
+		asm.JNE.Imm32(asm.R0, 0, "v6only.unread"),
+		asm.LoadMem(asm.R7, asm.R10, int16(buf)+bit.off, asm.Byte),
+		asm.And.Imm32(asm.R7, int32(bit.mask)),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("v6only.unread"),
+	}
+}
+
+func ciliumPostBind6(p *Policy, bit sockBit) asm.Instructions {
+	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
+	for w := int16(0); w < 4; w++ {
+		insns = append(insns, asm.LoadMem(asm.R2, asm.R6, offSrcIP6+4*w, asm.Word), asm.JNE.Imm32(asm.R2, 0, "allow"))
+	}
+	insns = append(insns, ciliumReadV6Only(asm.Mov.Reg(asm.R3, asm.R6), bit)...)
+	insns = append(insns, asm.JNE.Imm32(asm.R7, 0, "allow"))
+	n := 0
+	for _, r := range p.Rules {
+		if r.Hook != Bind || !matchesDualStackAny(r) {
+			continue
+		}
+		next := fmt.Sprintf("rule%d", n)
+		n++
+		if r.PortLo != 0 {
+			insns = append(insns,
+				asm.LoadMem(asm.R2, asm.R6, offSrcPort, asm.Word),
+				asm.JLT.Imm32(asm.R2, int32(r.PortLo), next),
+				asm.JGT.Imm32(asm.R2, int32(r.PortHi), next))
+		}
+		insns = append(insns, asm.Mov.Imm(asm.R0, verdict(r.Allow)), asm.Return(), asm.Mov.Imm(asm.R0, 0).WithSymbol(next))
+	}
+	return append(insns, asm.Mov.Imm(asm.R0, verdict(p.DefaultAllow)), asm.Return(),
+		asm.Mov.Imm(asm.R0, verdictAllow).WithSymbol("allow"), asm.Return())
 }
 
 func ciliumAddrCheck(pfx netip.Prefix, v6 bool, next string) asm.Instructions {
@@ -110,17 +159,37 @@ func TestEncodingMatchesCilium(t *testing.T) {
 		}
 		for _, hook := range []Hook{Connect, Bind} {
 			for _, v6 := range []bool{false, true} {
-				got, err := assemble(p.compile(hook, v6))
+				got, err := assemble(p.compile(hook, v6, nil))
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := ciliumBytes(t, ciliumCompile(p, hook, v6))
+				want := ciliumBytes(t, ciliumCompile(p, hook, v6, nil))
 				if !bytes.Equal(got, want) {
 					t.Errorf("%q hook %v v6 %v:\n got %x\nwant %x", v, hook, v6, got, want)
 				}
 			}
 		}
+		// The bind6 program reading IPV6_V6ONLY (at a made-up place),
+		// and the post-bind one.
+		bit := sockBit{off: 19, mask: 0x20}
+		for name, c := range map[string][2][]byte{
+			"bind6":      {mustAssemble(t, p.compile(Bind, true, &bit)), ciliumBytes(t, ciliumCompile(p, Bind, true, &bit))},
+			"post_bind6": {mustAssemble(t, p.postBind6(bit)), ciliumBytes(t, ciliumPostBind6(p, bit))},
+		} {
+			if !bytes.Equal(c[0], c[1]) {
+				t.Errorf("%q %s reading IPV6_V6ONLY:\n got %x\nwant %x", v, name, c[0], c[1])
+			}
+		}
 	}
+}
+
+func mustAssemble(t *testing.T, insns []insn) []byte {
+	t.Helper()
+	b, err := assemble(insns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestSockCreateMatchesCilium: the socket-creation program too.

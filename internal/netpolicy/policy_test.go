@@ -85,31 +85,42 @@ func TestCheckHost(t *testing.T) {
 }
 
 // TestProgramsLoad has the kernel's verifier accept the programs of a
-// policy with every kind of rule, for each hook, and checks that their
-// fds are close-on-exec.
+// policy with every kind of rule, for each hook, the bind6 one reading
+// IPV6_V6ONLY too (where the kernel's BTF says it is) and the post-bind
+// one, and checks that their fds are close-on-exec.
 func TestProgramsLoad(t *testing.T) {
 	testutil.RequiresRoot(t)
-	p, err := Parse("allow connect 10.1.2.3, deny connect 10.0.0.0/8 port 80-89, deny bind any port 22, allow bind ::1, deny connect fd00::/8 port 443, default deny")
+	p, err := Parse("allow connect 10.1.2.3, deny connect 10.0.0.0/8 port 80-89, deny bind any port 22, allow bind ::1, deny bind 10.0.0.0/8 port 80, deny connect fd00::/8 port 443, default deny")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, hook := range []Hook{Connect, Bind} {
-		for fam, at := range hooks[hook] {
-			code, err := assemble(p.compile(hook, fam == 1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			fd, err := loadProg(uint32(at), code)
-			if err != nil {
-				t.Fatalf("%v: %v", at, err)
-			}
-			flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-			unix.Close(fd)
-			if err != nil || flags&unix.FD_CLOEXEC == 0 {
-				t.Errorf("%v: fd flags %#x, %v: not close-on-exec", at, flags, err)
-			}
+	load := func(at attachType, prog []insn) {
+		t.Helper()
+		code, err := assemble(prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd, err := loadProg(uint32(at), code)
+		if err != nil {
+			t.Fatalf("%v: %v", at, err)
+		}
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		unix.Close(fd)
+		if err != nil || flags&unix.FD_CLOEXEC == 0 {
+			t.Errorf("%v: fd flags %#x, %v: not close-on-exec", at, flags, err)
 		}
 	}
+	for _, hook := range []Hook{Connect, Bind} {
+		for fam, at := range hooks[hook] {
+			load(at, p.compile(hook, fam == 1, nil))
+		}
+	}
+	bit, err := v6onlyBit()
+	if err != nil {
+		t.Skipf("no IPV6_V6ONLY to read: %v", err)
+	}
+	load(unix.BPF_CGROUP_INET6_BIND, p.compile(Bind, true, &bit))
+	load(unix.BPF_CGROUP_INET6_POST_BIND, p.postBind6(bit))
 }
 
 // TestVerifierRefusal: a program the verifier refuses fails to load with
@@ -136,8 +147,8 @@ func TestVerifierRefusal(t *testing.T) {
 
 // TestUnspecified: which unspecified addresses a rule decides other than
 // as written: a connect rule as the loopback; a deny bind rule always,
-// and :: for IPv4 rules too (it listens on IPv4 unless IPV6_V6ONLY); an
-// allow bind rule never.
+// and :: for IPv4 rules too on a dual-stack socket (it listens on IPv4
+// unless IPV6_V6ONLY); an allow bind rule never.
 func TestUnspecified(t *testing.T) {
 	any4, any6 := netip.IPv4Unspecified(), netip.IPv6Unspecified()
 	for _, c := range []struct {
@@ -145,13 +156,13 @@ func TestUnspecified(t *testing.T) {
 		v6   bool
 		want []special
 	}{
-		{"deny connect 127.0.0.0/8", true, []special{{any4, true}}},
-		{"allow connect 0.0.0.0/8", false, []special{{any4, false}}},
+		{"deny connect 127.0.0.0/8", true, []special{{any4, true, false}}},
+		{"allow connect 0.0.0.0/8", false, []special{{any4, false, false}}},
 		{"deny connect ::/0", true, nil},
-		{"deny bind 127.0.0.1", false, []special{{any4, true}}},
-		{"deny bind 127.0.0.1", true, []special{{any4, true}, {any6, true}}},
-		{"deny bind 0.0.0.0/8", true, []special{{any6, true}}},
-		{"deny bind ::1", true, []special{{any6, true}}},
+		{"deny bind 127.0.0.1", false, []special{{any4, true, false}}},
+		{"deny bind 127.0.0.1", true, []special{{any4, true, false}, {any6, true, true}}},
+		{"deny bind 0.0.0.0/8", true, []special{{any6, true, true}}},
+		{"deny bind ::1", true, []special{{any6, true, false}}},
 		{"deny bind ::/0", true, nil},
 		{"deny bind any", true, nil},
 		{"allow bind 127.0.0.1", true, nil},

@@ -13,7 +13,18 @@ const (
 	offIP4  = 4  // user_ip4, network order
 	offIP6  = 8  // user_ip6[4], network order
 	offPort = 24 // user_port, network order in the low 16 bits
+	offSk   = 64 // sk, the struct bpf_sock pointer (the socket)
 )
+
+// Offsets in struct bpf_sock, the context of the post-bind hook, which is
+// the socket itself (struct sock) to the kernel.
+const (
+	offSrcIP6  = 28 // src_ip6[4], network order
+	offSrcPort = 44 // src_port, host order
+)
+
+// helperProbeReadKernel is bpf_probe_read_kernel (enum bpf_func_id).
+const helperProbeReadKernel = 113
 
 // Verdicts a cgroup sock_addr program returns: 0 refuses with EPERM.
 const (
@@ -28,9 +39,14 @@ const (
 // (::ffff:a.b.c.d), which an IPv6 socket can connect to; otherwise such a
 // socket would pass by IPv4 rules. The unspecified addresses a rule
 // decides other than as written (unspecified) are checked before its
-// prefix.
-func (p *Policy) compile(hook Hook, v6 bool) []insn {
+// prefix. With v6only, where the socket keeps IPV6_V6ONLY (bind6 only),
+// the program reads it first: an IPv4 deny rule matches :: only on a
+// socket without it (see unspecified); without, on every socket.
+func (p *Policy) compile(hook Hook, v6 bool, v6only *sockBit) []insn {
 	insns := []insn{movReg(r6, r1)}
+	if v6only != nil {
+		insns = append(insns, readV6Only(loadDouble(r3, r6, offSk), *v6only)...)
+	}
 	n := 0
 	for _, r := range p.Rules {
 		if r.Hook != hook || (!v6 && r.Prefix.IsValid() && r.Prefix.Addr().Is6()) {
@@ -39,7 +55,7 @@ func (p *Policy) compile(hook Hook, v6 bool) []insn {
 		next, match, spec := fmt.Sprintf("rule%d", n), fmt.Sprintf("match%d", n), fmt.Sprintf("spec%d", n)
 		n++
 		insns = append(insns, portCheck(r, next)...)
-		insns = append(insns, unspecifiedCheck(unspecified(r, hook, v6), v6, match, spec, next)...)
+		insns = append(insns, unspecifiedCheck(unspecified(r, hook, v6), v6, v6only != nil, match, spec, next)...)
 		if r.Prefix.IsValid() {
 			insns = append(insns, addrCheck(r.Prefix, v6, next)...)
 		}
@@ -52,8 +68,9 @@ func (p *Policy) compile(hook Hook, v6 bool) []insn {
 // unspecifiedCheck decides each of sp before the address check that
 // follows: when the address is sp[i].addr it jumps to match if the rule
 // matches it, to next if not; otherwise it goes on at spec.i, the
-// label of what follows the check.
-func unspecifiedCheck(sp []special, v6 bool, match, spec, next string) []insn {
+// label of what follows the check. With v6only (r7 holds the socket's
+// IPV6_V6ONLY), a dual-stack special goes to next on a v6-only socket.
+func unspecifiedCheck(sp []special, v6, v6only bool, match, spec, next string) []insn {
 	var insns []insn
 	for i, s := range sp {
 		target := next
@@ -62,6 +79,9 @@ func unspecifiedCheck(sp []special, v6 bool, match, spec, next string) []insn {
 		}
 		other := fmt.Sprintf("%s.%d", spec, i)
 		insns = append(insns, addrCheck(netip.PrefixFrom(s.addr, s.addr.BitLen()), v6, other)...)
+		if s.dualStack && v6only {
+			insns = append(insns, jmpImm32(unix.BPF_JNE, r7, 0, next))
+		}
 		// r0 = 0; if w0 == 0 goto target: a jump always taken.
 		insns = append(insns, movImm(r0, 0), jmpImm32(unix.BPF_JEQ, r0, 0, target))
 		insns = append(insns, movImm(r0, 0).at(other))
@@ -71,10 +91,13 @@ func unspecifiedCheck(sp []special, v6 bool, match, spec, next string) []insn {
 
 // special is an unspecified address a rule decides other than as its
 // prefix says of the address as written: an IPv4 one is compared as
-// ::ffff:0.0.0.0 in the IPv6 program, as addrCheck does.
+// ::ffff:0.0.0.0 in the IPv6 program, as addrCheck does. A dualStack
+// one matches only a socket that is not IPV6_V6ONLY, when the program
+// can read that.
 type special struct {
-	addr    netip.Addr
-	matches bool
+	addr      netip.Addr
+	matches   bool
+	dualStack bool
 }
 
 // unspecified is what r decides other than as written of the
@@ -93,9 +116,8 @@ type special struct {
 // known, and changes); an allow bind rule matches it only as written
 // (any, 0.0.0.0/0, ::/0, or a prefix holding it), so the rules after it
 // still see the wildcard. On an IPv6 socket, :: also listens on every
-// IPv4 address unless the socket is IPV6_V6ONLY, which the bind6
-// program cannot read (struct bpf_sock_addr does not carry it, nor does
-// bpf_getsockopt give it): an IPv4 deny bind rule matches :: too.
+// IPv4 address unless the socket is IPV6_V6ONLY: an IPv4 deny bind rule
+// matches :: too, on a socket without it (dualStack).
 func unspecified(r Rule, hook Hook, v6 bool) []special {
 	pfx := r.Prefix
 	if !pfx.IsValid() {
@@ -109,14 +131,14 @@ func unspecified(r Rule, hook Hook, v6 bool) []special {
 	switch {
 	case hook == Connect:
 		if pfx.Contains(lo) != pfx.Contains(unspec) {
-			sp = append(sp, special{unspec, pfx.Contains(lo)})
+			sp = append(sp, special{addr: unspec, matches: pfx.Contains(lo)})
 		}
 	case !r.Allow:
 		if !pfx.Contains(unspec) {
-			sp = append(sp, special{unspec, true})
+			sp = append(sp, special{addr: unspec, matches: true})
 		}
 		if v6 && pfx.Addr().Is4() {
-			sp = append(sp, special{netip.IPv6Unspecified(), true})
+			sp = append(sp, special{addr: netip.IPv6Unspecified(), matches: true, dualStack: true})
 		}
 	}
 	return sp
@@ -166,9 +188,13 @@ func portCheck(r Rule, next string) []insn {
 	if r.PortLo == 0 {
 		return nil
 	}
+	return append([]insn{loadWord(r2, r6, offPort), toBE16(r2)}, portRange(r, next)...)
+}
+
+// portRange jumps to next unless w2, a port in host order, is in r's
+// range.
+func portRange(r Rule, next string) []insn {
 	return []insn{
-		loadWord(r2, r6, offPort),
-		toBE16(r2),
 		jmpImm32(unix.BPF_JLT, r2, int32(r.PortLo), next),
 		jmpImm32(unix.BPF_JGT, r2, int32(r.PortHi), next),
 	}
@@ -235,4 +261,88 @@ func prefixWords(pfx netip.Prefix, v6 bool) []addrWord {
 		out = append(out, addrWord{off: off + int16(4*w), mask: m, addr: binary.NativeEndian.Uint32(addr[4*w:])})
 	}
 	return out
+}
+
+// readV6Only sets r7 to the socket's IPV6_V6ONLY bit (non-zero when set)
+// at bit, once loadSk has put the socket (struct sock) in r3. The
+// verifier allows no pointer arithmetic on a socket, so
+// bpf_probe_read_kernel copies the struct's first bytes, up to the
+// bit's, to the stack. A read that fails leaves r7 0: the socket is
+// taken as dual-stack, as a program that cannot read the bit takes it.
+func readV6Only(loadSk insn, bit sockBit) []insn {
+	n := int32(bit.off) + 1
+	buf := -(n + 7) / 8 * 8
+	return []insn{
+		movImm(r7, 0),
+		loadSk,
+		movReg(r1, r10),
+		addImm(r1, buf),
+		movImm(r2, n),
+		call(helperProbeReadKernel),
+		jmpImm32(unix.BPF_JNE, r0, 0, "v6only.unread"),
+		loadByte(r7, r10, int16(buf)+bit.off),
+		andImm32(r7, int32(bit.mask)),
+		movImm(r0, 0).at("v6only.unread"),
+	}
+}
+
+// v6onlyMatters says whether a bind6 verdict of p hangs on the socket's
+// IPV6_V6ONLY: whether p has an IPv4 deny bind rule.
+func (p *Policy) v6onlyMatters() bool {
+	for _, r := range p.Rules {
+		if r.Hook != Bind {
+			continue
+		}
+		for _, s := range unspecified(r, Bind, true) {
+			if s.dualStack {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// postBind6 is the program of the post-bind hook for IPv6 sockets, which
+// the kernel runs once the socket is bound, under its lock, and which
+// fails the bind when it refuses. The bind6 program runs before: the
+// socket is unlocked between the two, and another thread can clear
+// IPV6_V6ONLY there (once bound, it cannot). So this one judges a
+// socket bound to :: that is dual-stack by then as bind6 judges such a
+// bind, with the port it was given, and lets every other bind be. The
+// address is known, so which rules match it is decided here, not in
+// the program: what is left is their ports.
+func (p *Policy) postBind6(bit sockBit) []insn {
+	insns := []insn{movReg(r6, r1)}
+	for w := int16(0); w < 4; w++ {
+		insns = append(insns, loadWord(r2, r6, offSrcIP6+4*w), jmpImm32(unix.BPF_JNE, r2, 0, "allow"))
+	}
+	insns = append(insns, readV6Only(movReg(r3, r6), bit)...)
+	insns = append(insns, jmpImm32(unix.BPF_JNE, r7, 0, "allow"))
+	n := 0
+	for _, r := range p.Rules {
+		if r.Hook != Bind || !matchesDualStackAny(r) {
+			continue
+		}
+		next := fmt.Sprintf("rule%d", n)
+		n++
+		if r.PortLo != 0 {
+			insns = append(insns, loadWord(r2, r6, offSrcPort))
+			insns = append(insns, portRange(r, next)...)
+		}
+		insns = append(insns, movImm(r0, verdict(r.Allow)), exit(), movImm(r0, 0).at(next))
+	}
+	return append(insns, movImm(r0, verdict(p.DefaultAllow)), exit(), movImm(r0, verdictAllow).at("allow"), exit())
+}
+
+// matchesDualStackAny says whether bind rule r matches :: on a
+// dual-stack socket in the bind6 program: its specials first, then its
+// prefix.
+func matchesDualStackAny(r Rule) bool {
+	any6 := netip.IPv6Unspecified()
+	for _, s := range unspecified(r, Bind, true) {
+		if s.addr == any6 {
+			return s.matches
+		}
+	}
+	return !r.Prefix.IsValid() || r.Prefix.Contains(any6)
 }
