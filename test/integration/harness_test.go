@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -310,4 +312,32 @@ func cgroupFile(ctrl, v1, v2 string) string {
 		return "/sys/fs/cgroup/" + v2
 	}
 	return "/sys/fs/cgroup/" + ctrl + "/" + v1
+}
+
+// testdataBuilds holds, by name, the build of each program of testdata a
+// test asked for: one per test binary.
+var testdataBuilds sync.Map
+
+// testdataBinary builds testdata/NAME, static (the busybox rootfs has no
+// libc), once per test binary, and returns its path, alone in its
+// directory (a test may bind-mount that).
+func testdataBinary(t *testing.T, name string) string {
+	t.Helper()
+	testutil.RequiresBinary(t, "go")
+	build, _ := testdataBuilds.LoadOrStore(name, sync.OnceValues(func() (string, error) {
+		// rootfs sits in TestMain's temporary directory, removed at exit.
+		p := filepath.Join(filepath.Dir(rootfs), "testdata-"+name, name)
+		_, here, _, _ := runtime.Caller(0)
+		cmd := exec.Command("go", "build", "-o", p, "./testdata/"+name)
+		cmd.Dir, cmd.Env = filepath.Dir(here), append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("building testdata/%s: %v\n%s", name, err, out)
+		}
+		return p, nil
+	}))
+	p, err := build.(func() (string, error))()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

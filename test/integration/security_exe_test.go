@@ -7,10 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,7 +46,7 @@ var (
 func startExeAttack(e *env, caps ...string) *exeAttack {
 	t := e.t
 	t.Helper()
-	attacker := exeAttackBinary(t)
+	attacker := testdataBinary(t, "exeattack")
 	e.bin = filepath.Join(t.TempDir(), "lkc")
 	copyExecutable(t, lkcBinary, e.bin)
 	// Cleanups run last first: e's cleanup, which deletes the containers,
@@ -107,34 +105,6 @@ func (a *exeAttack) check() {
 	if after := sha256File(t, a.e.bin); after != a.before {
 		t.Errorf("the lkc binary %s changed: sha256 %s -> %s", a.e.bin, a.before, after)
 	}
-}
-
-// exeAttackBuild builds testdata/exeattack once per test binary, static: the
-// busybox rootfs has no libc.
-var exeAttackBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func exeAttackBinary(t *testing.T) string {
-	t.Helper()
-	testutil.RequiresBinary(t, "go")
-	exeAttackBuild.once.Do(func() {
-		// rootfs sits in TestMain's temporary directory, removed at exit.
-		p := filepath.Join(filepath.Dir(rootfs), "exeattack")
-		_, here, _, _ := runtime.Caller(0)
-		cmd := exec.Command("go", "build", "-o", p, "./testdata/exeattack")
-		cmd.Dir, cmd.Env = filepath.Dir(here), append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			exeAttackBuild.err = fmt.Errorf("building testdata/exeattack: %v\n%s", err, out)
-		}
-		exeAttackBuild.path = p
-	})
-	if exeAttackBuild.err != nil {
-		t.Fatal(exeAttackBuild.err)
-	}
-	return exeAttackBuild.path
 }
 
 func copyExecutable(t *testing.T, src, dst string) {
