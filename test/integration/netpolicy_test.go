@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -148,4 +149,51 @@ func TestNetPolicyCheckpointRestore(t *testing.T) {
 		t.Errorf("exec'd connect after restore: %q", out)
 	}
 	e.mustLkc("delete", "-f", id)
+}
+
+// TestNetPolicyV6OnlyBind binds IPv6 sockets in a container whose policy
+// denies binding 127.0.0.1 and ::1 on one port each: :: on a v6-only
+// socket (IPV6_V6ONLY), which listens on IPv6 alone, is judged by the
+// IPv6 rule alone; :: on a dual-stack socket, which listens on IPv4 too,
+// by both; an IPv4-mapped address, whatever the option, as the IPv4
+// address it maps.
+func TestNetPolicyV6OnlyBind(t *testing.T) {
+	e := newEnv(t)
+	bin := testdataBinary(t, "bindv6")
+	b := e.bundle([]string{"sleep", "100"}, func(s *specs.Spec) {
+		netPolicy("deny bind 127.0.0.1 port 84, deny bind ::1 port 85")(s)
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: filepath.Dir(bin), Options: []string{"bind", "ro"}})
+	})
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", b, id)
+	defer e.mustLkc("delete", "-f", id)
+	e.mustLkc("exec", id, "ip", "link", "set", "lo", "up")
+	if out, _ := e.timedExec(id, "/mnt/bindv6", "dual", "::", "86"); strings.Contains(out, "address family not supported") {
+		t.Skip("no IPv6 in the container")
+	}
+	eperm, v6onlyAny := "operation not permitted", "ok"
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		v6onlyAny = eperm // the programs cannot read IPV6_V6ONLY: every :: is dual-stack
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"v6only", "::", "84"}, v6onlyAny},
+		{[]string{"dual", "::", "84"}, eperm},
+		{[]string{"v6only", "::", "85"}, eperm},
+		{[]string{"dual", "::", "85"}, eperm},
+		{[]string{"v6only", "::", "86"}, "ok"},
+		{[]string{"dual", "::", "86"}, "ok"},
+		{[]string{"dual", "::ffff:127.0.0.1", "84"}, eperm},
+		{[]string{"v6only", "::ffff:127.0.0.1", "84"}, eperm},
+		{[]string{"dual", "::ffff:0.0.0.0", "84"}, eperm},
+		{[]string{"dual", "::ffff:127.0.0.1", "85"}, "ok"},
+		{[]string{"v6only", "::ffff:127.0.0.1", "85"}, "invalid argument"}, // the kernel's: a v6-only socket binds no IPv4 address
+	} {
+		out, _ := e.timedExec(id, append([]string{"/mnt/bindv6"}, c.args...)...)
+		if strings.TrimSpace(out) != c.want {
+			t.Errorf("bindv6 %v: %q, want %q", c.args, out, c.want)
+		}
+	}
 }
