@@ -31,8 +31,20 @@ func TestRulesCheck(t *testing.T) {
 		r.stderr != "lkc: rules: warning: "+extra+":2: fields after the 4th ignored, as libcgroup does: later\n" {
 		t.Errorf("rules check of a line of five fields: %+v", r)
 	}
+	// libcgroup reads a user word that begins with % as %, and ignores a
+	// % line's process name and option: so does lkc, with a warning.
+	cont := filepath.Join(dir, "cont.conf")
+	if err := os.WriteFile(cont, []byte("@root cpu /a\n%foo memory /b\n%:cp pids /c ignore\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.lkc("rules", "check", cont); r.code != 0 || !strings.Contains(r.stdout, ": 1 rules") ||
+		!strings.Contains(r.stdout, "and cgroup /b in [memory] (a % line)") || !strings.Contains(r.stdout, "and cgroup /c in [pids] (a % line)") ||
+		!strings.Contains(r.stderr, cont+":3: a % line takes only controllers and a destination") || !strings.Contains(r.stderr, "process name cp, option ignore") {
+		t.Errorf("rules check of %% lines: %+v", r)
+	}
 	bad := filepath.Join(dir, "bad.conf")
 	for text, want := range map[string]string{
+		"# first\n%foo cpu /a\n":         `^lkc: rules: .*bad.conf:2: "%foo" continues the rule above, and there is none`,
 		"root cpu /a\nroot cpu\n":        `^lkc: rules: .*bad.conf:2: want <user>`,
 		"user=root -> group=../x\n":      `^lkc: rules: .*bad.conf:1: group=../x: want a group name`,
 		"root cpu /a\n\nfoo=1 -> ignore": `^lkc: rules: .*bad.conf:3: "foo=1": unknown criterion foo`,

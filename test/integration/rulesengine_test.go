@@ -324,6 +324,23 @@ func TestRulesUserCommandAndChildren(t *testing.T) {
 	r.failLkc(`^lkc: rules: explain: "x" is not a process id$`, "rules", "explain", "x")
 }
 
+// TestRulesExplainContinuation asks rules explain, without the daemon,
+// about a process a cgrules rule with % lines matches (%foo is %, as in
+// libcgroup): the rule, and every destination of it.
+func TestRulesExplainContinuation(t *testing.T) {
+	r := newRulesEnv(t, "root cpu a/%u\n%foo memory b/\n* * c/\n")
+	p := sleeper(t)
+	out := r.mustLkc("rules", "explain", strconv.Itoa(p.Process.Pid))
+	for _, want := range []string{r.rules + ":1: root cpu a/%u", "target cgroup a/root in [cpu]", "target cgroup b/ in [memory]", "the daemon is not running"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rules explain lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "c/") {
+		t.Errorf("rules explain gives the next rule's destination:\n%s", out)
+	}
+}
+
 // TestRulesExplainLeftAlone asks rules explain about processes a rule
 // matches but the engine never acts on: one outside rules.scope, and a
 // container's init (another pid namespace). It must say why, not only
