@@ -83,15 +83,30 @@ func (p *Plan) attach(stateDir string, pinNS func() error, add func(*libcni.CNIC
 	}
 	cni := newCNI(stateDir, rec.cacheDir(stateDir))
 	for _, a := range rec.Attachments {
-		res, err := add(cni, rec, a)
-		if _, ok := a.Caps["portMappings"]; ok && err == nil {
-			err = checkPublished(p.ports, res)
-		}
-		if err != nil {
+		if err := addRecorded(cni, stateDir, rec, a, p.ports, add); err != nil {
 			return fmt.Errorf("network %s: %w", a.Name, err)
 		}
 	}
 	return nil
+}
+
+// addRecorded runs add of a between its intent's writing and removal
+// (intent.go): a create killed meanwhile leaves the intent for the
+// collector. A failed ADD keeps it for the undo's DEL to remove.
+func addRecorded(cni *libcni.CNIConfig, stateDir string, rec *record, a attachment, ports []Port, add func(*libcni.CNIConfig, *record, attachment) (types.Result, error)) error {
+	if err := writeIntent(stateDir, rec, a); err != nil {
+		return err
+	}
+	res, err := add(cni, rec, a)
+	if err != nil {
+		return err
+	}
+	if _, ok := a.Caps["portMappings"]; ok {
+		if err := checkPublished(ports, res); err != nil {
+			return err
+		}
+	}
+	return removeIntent(rec.CacheDir, a.Name, rec.ContainerID, a.IfName)
 }
 
 // undoAttach runs detach after a failed attach (which holds the
@@ -153,7 +168,11 @@ func detach(stateDir string, rec *record, err error, undo bool) error {
 	var first error
 	for i := len(rec.Attachments) - 1; i >= 0; i-- {
 		a := rec.Attachments[i]
-		if err := del(cni, stateDir, rec, a, undo); err != nil && first == nil {
+		err := del(cni, stateDir, rec, a, undo)
+		if err == nil {
+			err = removeIntent(rec.CacheDir, a.Name, rec.ContainerID, a.IfName)
+		}
+		if err != nil && first == nil {
 			first = fmt.Errorf("network %s: %w", a.Name, err)
 		}
 	}

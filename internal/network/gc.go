@@ -57,14 +57,16 @@ func (c *Collected) String() string {
 	return b.String()
 }
 
-// Collect removes the attachments of libcni's cache in cacheDir whose
+// Collect removes the attachments of libcni's cache in cacheDir, and
+// those whose ADD never finished (their intents, intent.go), whose
 // container is gone: the state directory recorded with each (its pinned
 // namespace's directory) has no network record, because the directory
 // was removed by hand or with the rest of /run at a reboot, or a delete
 // of it never ran DEL. Each gets the DEL of its cached configuration and
 // runtime arguments (the plugins' DEL is what gives back its lease, veth,
 // rules and ifb; Debian's plugins, 1.1.1, know no GC verb), in the pinned
-// namespace when one is still there. Then each network those attachments
+// namespace when one is still there, and then removes what DEL without the
+// namespace leaves (collectOne). Then each network those attachments
 // belong to whose configuration in ConfDir has cniVersion 1.1.0 or later
 // gets libcni's GCNetworkList with every attachment left as valid, so
 // plugins that implement GC free what no cached attachment names.
@@ -82,10 +84,18 @@ func Collect(ctx context.Context, cacheDir string) (*Collected, error) {
 	}
 	c := &Collected{}
 	var errs []error
+	seen := map[string]bool{}
+	for _, att := range cached {
+		seen[attachmentKey(att)] = true
+	}
+	intended, err := intendedAttachments(cacheDir, seen)
+	if err != nil {
+		return nil, err
+	}
 	networks := map[string]bool{}
 	byContainer := map[string][]*libcni.NetworkAttachment{}
 	var order []string
-	for _, att := range cached {
+	for _, att := range append(cached, intended...) {
 		networks[att.Network] = true
 		if byContainer[att.ContainerID] == nil {
 			order = append(order, att.ContainerID)
@@ -131,6 +141,7 @@ func (c *Collected) collectContainer(cacheDir string, atts []*libcni.NetworkAtta
 	lockPath := ""
 	if _, err := os.Stat(stateDir); err == nil {
 		lockPath = filepath.Join(stateDir, pluginLockName)
+		waitPlugins(stateDir) // an ADD a killed create left running
 	}
 	cni := libcni.NewCNIConfigWithCacheDir(PluginPath(), cacheDir, &pluginExec{lock: lockPath})
 	slices.SortFunc(atts, func(x, y *libcni.NetworkAttachment) int { return cmpIfName(y.IfName, x.IfName) })
@@ -158,18 +169,30 @@ func (c *Collected) collectContainer(cacheDir string, atts []*libcni.NetworkAtta
 }
 
 // collectOne runs DEL of att, of a container that is gone, from its
-// cached configuration and runtime arguments, read again under the lock:
-// a delete may have run DEL since the list (then it removed nothing).
+// cached configuration and runtime arguments, or, when libcni cached none
+// (its ADD never finished), from its intent; both read again under the
+// lock: a delete may have run DEL since the list (then it removed
+// nothing). After DEL it removes what the plugins may have left without
+// the namespace or a result (the bridge's masquerade chain, host-local's
+// lease) and the intent.
 func collectOne(cni *libcni.CNIConfig, cacheDir, stateDir string, att *libcni.NetworkAttachment) (bool, error) {
-	conf, rt, err := cni.GetNetworkListCachedConfig(&libcni.NetworkConfigList{Name: att.Network},
-		&libcni.RuntimeConf{ContainerID: att.ContainerID, IfName: att.IfName})
-	if err != nil || conf == nil {
+	a, ok, err := collectable(cni, cacheDir, att)
+	if err != nil || !ok {
 		return false, err
 	}
 	rec := &record{ContainerID: att.ContainerID, CacheDir: cacheDir}
-	a := attachment{Name: att.Network, IfName: att.IfName, Config: conf, Caps: rt.CapabilityArgs}
 	if err := del(cni, stateDir, rec, a, false); err != nil {
 		return false, err
+	}
+	list, err := libcni.NetworkConfFromBytes(a.Config)
+	if err != nil {
+		return true, err
+	}
+	if err := errors.Join(removeMasq(list, att.ContainerID), removeLeases(list, att.ContainerID, att.IfName)); err != nil {
+		return true, err
+	}
+	if err := removeIntent(cacheDir, att.Network, att.ContainerID, att.IfName); err != nil {
+		return true, err
 	}
 	if _, ok := a.Caps["portMappings"]; ok {
 		if err := releasePorts(stateDir); err != nil {
@@ -179,9 +202,27 @@ func collectOne(cni *libcni.CNIConfig, cacheDir, stateDir string, att *libcni.Ne
 	return true, nil
 }
 
+// collectable is the attachment att as libcni cached it, or else as its
+// intent recorded it; false when neither is there any more.
+func collectable(cni *libcni.CNIConfig, cacheDir string, att *libcni.NetworkAttachment) (attachment, bool, error) {
+	conf, rt, err := cni.GetNetworkListCachedConfig(&libcni.NetworkConfigList{Name: att.Network},
+		&libcni.RuntimeConf{ContainerID: att.ContainerID, IfName: att.IfName})
+	if err != nil {
+		return attachment{}, false, err
+	}
+	if conf != nil {
+		return attachment{Name: att.Network, IfName: att.IfName, Config: conf, Caps: rt.CapabilityArgs}, true, nil
+	}
+	in, err := readIntent(cacheDir, att)
+	if err != nil || in == nil {
+		return attachment{}, false, err
+	}
+	return attachment{Name: att.Network, IfName: att.IfName, Config: in.Config, Caps: in.Caps}, true, nil
+}
+
 // collectEarlier runs DEL of the attachments of rec that libcni's cache
-// still holds for an earlier container of the same state directory (the
-// same CNI container id), whose directory went without a delete: create
+// (or an intent) still holds for an earlier container of the same state
+// directory (the same CNI container id), whose directory went without a delete: create
 // made stateDir anew, so no live container has the id. host-local would
 // otherwise refuse the new ADD a lease ("duplicate allocation is not
 // allowed") while the old one stays. It costs a create one stat per
@@ -190,7 +231,7 @@ func collectOne(cni *libcni.CNIConfig, cacheDir, stateDir string, att *libcni.Ne
 func collectEarlier(stateDir string, rec *record) error {
 	var cni *libcni.CNIConfig
 	for _, a := range rec.Attachments {
-		if _, err := os.Lstat(cachePath(rec.CacheDir, a.Name, rec.ContainerID, a.IfName)); err != nil {
+		if !cachedOrIntended(rec.CacheDir, a.Name, rec.ContainerID, a.IfName) {
 			continue
 		}
 		if cni == nil {
@@ -208,6 +249,17 @@ func collectEarlier(stateDir string, rec *record) error {
 // results/<network>-<container id>-<interface>).
 func cachePath(cacheDir, network, id, ifName string) string {
 	return filepath.Join(cacheDir, "results", network+"-"+id+"-"+ifName)
+}
+
+// cachedOrIntended says whether libcni's cache or an intent holds the
+// attachment.
+func cachedOrIntended(cacheDir, network, id, ifName string) bool {
+	for _, path := range []string{cachePath(cacheDir, network, id, ifName), intentPath(cacheDir, network, id, ifName)} {
+		if _, err := os.Lstat(path); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // cmpIfName orders interface names ethN by N (eth2 before eth10).
