@@ -6,8 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/osthread"
 )
 
 // Check runs CHECK of each network the container in stateDir is attached
@@ -33,6 +41,9 @@ func Check(stateDir string) error {
 	return nil
 }
 
+// check runs CHECK of a, one plugin at a time (libcni gives each the
+// same cached result, so this is CheckNetworkList), so that a failure
+// names its plugin, and a known fault of one is told as such.
 func check(cni *libcni.CNIConfig, stateDir string, rec *record, a attachment) error {
 	list, err := libcni.NetworkConfFromBytes(a.Config)
 	if err != nil {
@@ -43,9 +54,149 @@ func check(cni *libcni.CNIConfig, stateDir string, rec *record, a attachment) er
 			return err
 		}
 	}
+	rt := runtimeConf(stateDir, rec, a)
+	expected, changed, err := expectedResult(cni, list, rt)
+	if err != nil {
+		return err
+	}
+	var prev types.Result
+	if changed {
+		if prev, err = expected.GetAsVersion(list.CNIVersion); err != nil {
+			return err
+		}
+		// No cached result there: libcni leaves the prevResult given.
+		cni = newCNI(stateDir, filepath.Join(stateDir, checkCacheName))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
 	defer cancel()
-	return cni.CheckNetworkList(ctx, list, runtimeConf(stateDir, rec, a))
+	for _, p := range list.Plugins {
+		if prev != nil {
+			if p, err = libcni.InjectConf(p, map[string]any{"prevResult": prev}); err != nil {
+				return err
+			}
+		}
+		one := &libcni.NetworkConfigList{Name: list.Name, CNIVersion: list.CNIVersion, DisableCheck: list.DisableCheck, Plugins: []*libcni.PluginConfig{p}}
+		if err := cni.CheckNetworkList(ctx, one, rt); err != nil {
+			return checkError(p.Network.Type, err, expected)
+		}
+	}
+	return nil
+}
+
+// checkCacheName, in the state directory, is never made: a libcni cache
+// without the attachment, for a CHECK given its prevResult by lkc.
+const checkCacheName = "cni-check"
+
+// portmapCheckFailed is how portmap's CHECK fails on a DNAT rule or
+// chain it does not find in iptables (ipv4) or ip6tables (ipv6).
+var portmapCheckFailed = regexp.MustCompile(`could not check ipv([46]) dnat: (.*)`)
+
+// dnatTarget is the container's address and port in a DNAT rule portmap
+// prints.
+var dnatTarget = regexp.MustCompile(`--to-destination (\S+)`)
+
+// checkError is the failure err of the CHECK of plugin typ, given res as
+// its prevResult (nil when there is none).
+func checkError(typ string, err error, res *current.Result) error {
+	if typ == "portmap" && portmapFault(err.Error(), res) {
+		return fmt.Errorf("plugin type=%q failed (check): a known fault of portmap 1.1.1 (containernetworking/plugins#819: its CHECK looks for the published ports' rules of each address in both iptables and ip6tables), not the container's", typ)
+	}
+	return fmt.Errorf("plugin type=%q failed (check): %w", typ, err)
+}
+
+// portmapFault says whether portmap's CHECK failure msg is the fault of
+// containernetworking/plugins issue 819, fixed upstream after 1.1.1
+// (Debian 12's): its CHECK looks for the rules of every address of the
+// container in iptables and in ip6tables, so it fails on each container
+// that publishes ports on a host with both: in the family the container
+// has no address of (no chain there), or, for a container with both, on
+// the IPv4 address's rule in ip6tables. A rule of the family checked
+// missing is a real failure and stays one.
+func portmapFault(msg string, res *current.Result) bool {
+	m := portmapCheckFailed.FindStringSubmatch(msg)
+	if m == nil || res == nil {
+		return false
+	}
+	v6 := m[1] == "6"
+	has := false
+	for _, ip := range res.IPs {
+		has = has || (ip.Address.IP.To4() == nil) == v6
+	}
+	if !has {
+		return true
+	}
+	t := dnatTarget.FindStringSubmatch(m[2])
+	return t != nil && strings.HasPrefix(t[1], "[") != v6
+}
+
+// expectedResult is the cached ADD result of the attachment as the
+// container should have it now (nil when none is cached), and whether that
+// differs from the cached one. The config's
+// net.ipv6.conf.all.disable_ipv6=1 (written after ADD, as runc does) or
+// the container itself disabling IPv6 on the interface takes the IPv6
+// addresses and routes ADD gave: the bridge plugin's CHECK would fail on
+// them ("Failed to match addr"), and the firewall's look for their rules,
+// which delete still removes.
+func expectedResult(cni *libcni.CNIConfig, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) (*current.Result, bool, error) {
+	res, err := cni.GetNetworkListCachedResult(list, rt)
+	if err != nil || res == nil {
+		return nil, false, err
+	}
+	cur, err := current.NewResultFromResult(res)
+	if err != nil || rt.NetNS == "" || !hasIPv6(cur) {
+		return cur, false, err
+	}
+	disabled, err := ipv6Disabled(rt.NetNS, rt.IfName)
+	if err != nil || !disabled {
+		return cur, false, err
+	}
+	v4 := *cur
+	v4.IPs, v4.Routes = nil, nil
+	for _, ip := range cur.IPs {
+		if ip.Address.IP.To4() != nil {
+			v4.IPs = append(v4.IPs, ip)
+		}
+	}
+	for _, r := range cur.Routes {
+		if r.Dst.IP.To4() != nil {
+			v4.Routes = append(v4.Routes, r)
+		}
+	}
+	return &v4, true, nil
+}
+
+func hasIPv6(res *current.Result) bool {
+	for _, ip := range res.IPs {
+		if ip.Address.IP.To4() == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// ipv6Disabled says whether IPv6 is disabled on interface ifName in the
+// network namespace at nsPath (its disable_ipv6, which the "all" key
+// sets on every interface).
+func ipv6Disabled(nsPath, ifName string) (disabled bool, err error) {
+	ns, err := os.Open(nsPath)
+	if err != nil {
+		return false, fmt.Errorf("opening the network namespace: %w", err)
+	}
+	defer ns.Close()
+	osthread.Spare(func() {
+		if err = unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			err = fmt.Errorf("entering the network namespace: %w", err)
+			return
+		}
+		var b []byte
+		b, err = os.ReadFile("/proc/sys/net/ipv6/conf/" + ifName + "/disable_ipv6")
+		if errors.Is(err, os.ErrNotExist) {
+			disabled, err = true, nil // no IPv6 in the kernel, or no interface: nothing to match
+			return
+		}
+		disabled = strings.TrimSpace(string(b)) == "1"
+	})
+	return disabled, err
 }
 
 // withoutIdleBandwidth is list, for the CHECK of an attachment with no rate

@@ -1,8 +1,11 @@
 package integration
 
 import (
+	"fmt"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -16,7 +19,8 @@ func TestNetworkStateCheck(t *testing.T) {
 	c := newCNINet(e, "")
 	id := e.id()
 	// No published port: portmap 1.1.1 (Debian 12) fails CHECK of a
-	// dual-stack container's ports (containernetworking/plugins#819).
+	// container's ports (containernetworking/plugins#819,
+	// TestNetworkStateCheckPorts).
 	b := e.bundle([]string{"sleep", "60"}, c.annotate("org.lkc.net-rate", "egress=10mbit"))
 	e.mustLkc("run", "-d", "--bundle", b, id)
 	e.mustLkc("state", "--check", id)
@@ -57,6 +61,73 @@ func TestNetworkStateCheckWithoutRate(t *testing.T) {
 	e.mustLkc("update", "--net-rate", "none", id)
 	e.mustLkc("state", "--check", id)
 	ip := e.addr(id)
+	e.mustLkc("delete", "-f", id)
+	c.assertReleased(ip)
+}
+
+// portmapFault is how `state --check` tells portmap 1.1.1's CHECK fault
+// (containernetworking/plugins#819) of a container publishing ports.
+const portmapFault = `plugin type="portmap" failed \(check\): a known fault of portmap 1\.1\.1 \(containernetworking/plugins#819: .*\), not the container's$`
+
+// TestNetworkStateCheckPorts: `state --check` of a container publishing
+// a port on a dual-stack network passes, or, with portmap 1.1.1
+// (Debian 12's), whose CHECK looks for the IPv4 rules in ip6tables, fails
+// in one line naming the plugin's fault and its upstream issue. A DNAT
+// rule of the container's IPv4 address removed from iptables is a real
+// failure, told with the plugin's own words.
+func TestNetworkStateCheckPorts(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(e, "")
+	id := e.id()
+	port := freeHostPort(t)
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "60"}, c.annotate("org.lkc.ports", fmt.Sprintf("%d:80", port))), id)
+	if r := e.lkc("state", "--check", id); r.code != 0 {
+		e.checkOneLineFailure(r, `^lkc: state: network `+c.name+`: `+portmapFault, nil)
+	}
+	ip := e.addr(id)
+	out, _ := exec.Command("iptables", "-w", "-t", "nat", "-S").Output()
+	var rule string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "-A CNI-DN-") && strings.HasSuffix(l, "--to-destination "+ip+":80") {
+			rule = l
+		}
+	}
+	if rule == "" {
+		t.Fatalf("no DNAT rule to %s:80 in iptables: the check below would prove nothing", ip)
+	}
+	del := exec.Command("sh", "-c", "iptables -w -t nat -D "+strings.TrimPrefix(rule, "-A "))
+	if b, err := del.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v: %s", del, err, b)
+	}
+	r := e.lkc("state", "--check", id)
+	msg := e.checkOneLineFailure(r, `^lkc: state: network `+c.name+`: plugin type="portmap" failed \(check\): could not check ipv4 dnat: .*`+regexp.QuoteMeta(ip+":80"), nil)
+	if strings.Contains(msg, "#819") {
+		t.Errorf("a rule really missing was taken for the plugin's fault: %q", msg)
+	}
+	e.mustLkc("delete", "-f", id)
+	c.assertReleased(ip)
+}
+
+// TestNetworkStateCheckIPv6Disabled: a container whose config sets
+// net.ipv6.conf.all.disable_ipv6=1 (in its own namespace) has no IPv6
+// address, as under runc, and `state --check` passes: CHECK is given the
+// ADD result without the IPv6 addresses. Its IPv4 address removed is
+// still a failure.
+func TestNetworkStateCheckIPv6Disabled(t *testing.T) {
+	e := newEnv(t)
+	c := newCNINet(e, "")
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "60"}, withNetSysctls(c, map[string]string{"net.ipv6.conf.all.disable_ipv6": "1"})), id)
+	if out := e.mustLkc("exec", id, "ip", "-o", "-6", "addr", "show", "eth0"); strings.TrimSpace(out) != "" {
+		t.Fatalf("eth0 keeps IPv6 addresses with disable_ipv6=1: %q: the check below would prove nothing", out)
+	}
+	e.mustLkc("state", "--check", id)
+	ip := e.addr(id)
+	del := exec.Command("nsenter", "--net="+filepath.Join(e.root, id, "netns"), "ip", "addr", "del", ip+"/24", "dev", "eth0")
+	if out, err := del.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v: %s", del, err, out)
+	}
+	e.checkOneLineFailure(e.lkc("state", "--check", id), `^lkc: state: network `+c.name+`: plugin type="bridge" failed \(check\): .*`+regexp.QuoteMeta(ip), nil)
 	e.mustLkc("delete", "-f", id)
 	c.assertReleased(ip)
 }
