@@ -39,6 +39,9 @@ func Load(dir string, req *Request) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := checkHostIPv6(name, list); err != nil {
+			return nil, err
+		}
 		a := attachment{Name: name, IfName: fmt.Sprintf("eth%d", i), Config: list.Bytes, Caps: map[string]any{}}
 		if len(req.Ports) > 0 && portsTo == "" && hasCapability(list, "portMappings") {
 			a.Caps["portMappings"], portsTo = req.Ports, name

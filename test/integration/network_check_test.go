@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -130,4 +131,63 @@ func TestNetworkStateCheckIPv6Disabled(t *testing.T) {
 	e.checkOneLineFailure(e.lkc("state", "--check", id), `^lkc: state: network `+c.name+`: plugin type="bridge" failed \(check\): .*`+regexp.QuoteMeta(ip), nil)
 	e.mustLkc("delete", "-f", id)
 	c.assertReleased(ip)
+}
+
+// inNetnsWithoutIPv6 makes a network namespace of the test's own with
+// IPv6 disabled (its all and default disable_ipv6, not the host's) and
+// has the env's lkc run in it, as on a host whose IPv6 is disabled.
+func (e *env) inNetnsWithoutIPv6() {
+	t := e.t
+	t.Helper()
+	ns := fmt.Sprintf("lkc-noip6-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	for _, args := range [][]string{
+		{"sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"},
+		{"sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"},
+		{"ip", "link", "set", "lo", "up"},
+	} {
+		if out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%v in %s: %v: %s", args, ns, err, out)
+		}
+	}
+	wrapper := filepath.Join(t.TempDir(), "lkc")
+	script := "#!/bin/sh\nexec nsenter --net=/run/netns/" + ns + " " + e.bin + ` "$@"` + "\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.bin = wrapper
+}
+
+// TestNetworkHostIPv6Disabled: on a host whose IPv6 is disabled, a
+// network whose bridge gets an IPv6 gateway address is refused in one
+// line naming the sysctl, before anything is made (the bridge plugin's
+// ADD would fail on the address, and its undo's DEL too); an IPv4 network
+// works, and `state --check` of its container passes.
+func TestNetworkHostIPv6Disabled(t *testing.T) {
+	e := newEnv(t)
+	e.inNetnsWithoutIPv6()
+	c := newCNINet(e, "")
+	id := e.id()
+	e.failLkc(`^lkc: run: network `+c.name+`: its bridge `+c.bridge+` gets an IPv6 gateway address, and IPv6 is disabled on the host \(net\.ipv6\.conf\.all\.disable_ipv6=1\): `,
+		"run", "-d", "--bundle", e.bundle([]string{"sleep", "60"}, c.annotate()), id)
+	e.assertIDGone(id)
+	c.assertReleased("")
+
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"plugins":[
+ {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,
+  "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}},
+ {"type":"firewall"},{"type":"bandwidth","capabilities":{"bandwidth":true}}]}`, c.name, c.bridge, c.ipamDir, c.subnet)
+	if err := os.WriteFile(filepath.Join(c.dir, c.name+".conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id = e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "60"}, c.annotate("org.lkc.net-rate", "egress=10mbit")), id)
+	e.mustLkc("state", "--check", id)
+	e.mustLkc("delete", "-f", id)
+	if l := c.leases(); len(l) > 0 {
+		t.Errorf("leases left: %v", l)
+	}
 }
