@@ -51,11 +51,12 @@ func removeMasq(list *libcni.NetworkConfigList, id string) error {
 // removeChain deletes chain of the nat table, after the POSTROUTING rules
 // that jump to it, with the iptables command cmd (iptables, ip6tables).
 // Rules are deleted by their whole specification, never by number, which
-// a plugin adding rules meanwhile would shift.
+// a plugin adding rules meanwhile would shift. A nat table that cannot be
+// listed (no such table in the kernel) holds no chain of the plugin's.
 func removeChain(cmd, chain string) error {
 	out, err := iptablesOut(cmd, "-S", "POSTROUTING")
 	if err != nil {
-		return err
+		return nil
 	}
 	for _, line := range strings.Split(out, "\n") {
 		args := splitRule(line)
