@@ -13,9 +13,6 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"golang.org/x/sys/unix"
-
-	"github.com/lkc-containers/lkc/internal/osthread"
 )
 
 // Check runs CHECK of each network the container in stateDir is attached
@@ -178,23 +175,14 @@ func hasIPv6(res *current.Result) bool {
 // network namespace at nsPath (its disable_ipv6, which the "all" key
 // sets on every interface).
 func ipv6Disabled(nsPath, ifName string) (disabled bool, err error) {
-	ns, err := os.Open(nsPath)
-	if err != nil {
-		return false, fmt.Errorf("opening the network namespace: %w", err)
-	}
-	defer ns.Close()
-	osthread.Spare(func() {
-		if err = unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			err = fmt.Errorf("entering the network namespace: %w", err)
-			return
-		}
-		var b []byte
-		b, err = os.ReadFile("/proc/sys/net/ipv6/conf/" + ifName + "/disable_ipv6")
+	err = inNamespace(nsPath, func() error {
+		b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + ifName + "/disable_ipv6")
 		if errors.Is(err, os.ErrNotExist) {
-			disabled, err = true, nil // no IPv6 in the kernel, or no interface: nothing to match
-			return
+			disabled = true // no IPv6 in the kernel, or no interface: nothing to match
+			return nil
 		}
 		disabled = strings.TrimSpace(string(b)) == "1"
+		return err
 	})
 	return disabled, err
 }

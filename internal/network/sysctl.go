@@ -6,10 +6,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"golang.org/x/sys/unix"
-
-	"github.com/lkc-containers/lkc/internal/osthread"
 )
 
 // NetSysctls splits sysctls into the network namespace's (net.*) and the
@@ -40,30 +36,18 @@ func SetSysctls(stateDir string, sysctls map[string]string) error {
 	if len(sysctls) == 0 {
 		return nil
 	}
-	ns, err := os.Open(filepath.Join(stateDir, pinName))
-	if err != nil {
-		return fmt.Errorf("opening the network namespace: %w", err)
-	}
-	defer ns.Close()
 	keys := make([]string, 0, len(sysctls))
 	for k := range sysctls {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	osthread.Spare(func() {
-		// /proc/sys/net shows the namespace of the thread that opens a
-		// file there.
-		if err = unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			err = fmt.Errorf("entering the network namespace: %w", err)
-			return
-		}
+	return inNamespace(filepath.Join(stateDir, pinName), func() error {
 		for _, k := range keys {
 			path := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
-			if err = os.WriteFile(path, []byte(sysctls[k]), 0); err != nil {
-				err = fmt.Errorf("sysctl %s=%s: %w", k, sysctls[k], err)
-				return
+			if err := os.WriteFile(path, []byte(sysctls[k]), 0); err != nil {
+				return fmt.Errorf("sysctl %s=%s: %w", k, sysctls[k], err)
 			}
 		}
+		return nil
 	})
-	return err
 }

@@ -70,9 +70,19 @@ func addressResult(netns, ifName string, addrs []net.IPNet) types.Result {
 // namespace at nsPath, but the link-local ones, which no plugin hands
 // out; none when it has no such interface.
 func namespaceAddrs(nsPath, ifName string) (addrs []net.IPNet, err error) {
+	err = inNamespace(nsPath, func() error {
+		addrs, err = interfaceAddrs(ifName)
+		return err
+	})
+	return addrs, err
+}
+
+// inNamespace runs fn on a thread of its own in the network namespace at
+// nsPath (/proc/sys/net there shows that namespace to a file opened then).
+func inNamespace(nsPath string, fn func() error) (err error) {
 	f, err := os.Open(nsPath)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("opening the network namespace: %w", err)
 	}
 	defer f.Close()
 	osthread.Spare(func() {
@@ -80,9 +90,9 @@ func namespaceAddrs(nsPath, ifName string) (addrs []net.IPNet, err error) {
 			err = fmt.Errorf("entering the network namespace %s: %w", nsPath, err)
 			return
 		}
-		addrs, err = interfaceAddrs(ifName)
+		err = fn()
 	})
-	return addrs, err
+	return err
 }
 
 // interfaceAddrs lists the addresses of ifName in the calling thread's

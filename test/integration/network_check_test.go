@@ -33,10 +33,7 @@ func TestNetworkStateCheck(t *testing.T) {
 	e.mustLkc("state", "--check", plain)
 
 	ip := e.addr(id)
-	del := exec.Command("nsenter", "--net="+filepath.Join(e.root, id, "netns"), "ip", "addr", "del", ip+"/24", "dev", "eth0")
-	if out, err := del.CombinedOutput(); err != nil {
-		t.Fatalf("%v: %v: %s", del, err, out)
-	}
+	e.delAddr(id, ip)
 	r := e.lkc("state", "--check", id)
 	e.checkOneLineFailure(r, `state: network `+c.name+`: .*`+ip, nil)
 	if r.stdout != "" {
@@ -44,6 +41,15 @@ func TestNetworkStateCheck(t *testing.T) {
 	}
 	e.mustLkc("delete", "-f", id)
 	c.assertReleased(ip)
+}
+
+// delAddr removes IPv4 address ip (of a /24) from container id's eth0.
+func (e *env) delAddr(id, ip string) {
+	e.t.Helper()
+	del := exec.Command("nsenter", "--net="+filepath.Join(e.root, id, "netns"), "ip", "addr", "del", ip+"/24", "dev", "eth0")
+	if out, err := del.CombinedOutput(); err != nil {
+		e.t.Fatalf("%v: %v: %s", del, err, out)
+	}
 }
 
 // TestNetworkStateCheckWithoutRate: `state --check` of a container on a
@@ -124,10 +130,7 @@ func TestNetworkStateCheckIPv6Disabled(t *testing.T) {
 	}
 	e.mustLkc("state", "--check", id)
 	ip := e.addr(id)
-	del := exec.Command("nsenter", "--net="+filepath.Join(e.root, id, "netns"), "ip", "addr", "del", ip+"/24", "dev", "eth0")
-	if out, err := del.CombinedOutput(); err != nil {
-		t.Fatalf("%v: %v: %s", del, err, out)
-	}
+	e.delAddr(id, ip)
 	e.checkOneLineFailure(e.lkc("state", "--check", id), `^lkc: state: network `+c.name+`: plugin type="bridge" failed \(check\): .*`+regexp.QuoteMeta(ip), nil)
 	e.mustLkc("delete", "-f", id)
 	c.assertReleased(ip)
