@@ -24,7 +24,8 @@ exit 0
 
 // TestNetworkCreateCrashDelete kills lkc while ADD runs, after the bridge
 // has made the veth and leased an address; `delete -f` must then give all
-// of it back, from the record written before ADD and the pinned namespace.
+// of it back, from the record written before ADD and the pinned namespace,
+// and remove the intent the create wrote before ADD.
 func TestNetworkCreateCrashDelete(t *testing.T) {
 	e := newEnv(t)
 	becomeSubreaper(t)
@@ -43,8 +44,14 @@ func TestNetworkCreateCrashDelete(t *testing.T) {
 	if len(c.leases()) == 0 || c.ports() == "" {
 		t.Fatalf("no lease or veth after the bridge's ADD (leases %v, ports %q): the check below would prove nothing", c.leases(), c.ports())
 	}
+	if left, _ := filepath.Glob(filepath.Join(privateCNICache(t), "intents", "*")); len(left) != 1 {
+		t.Errorf("intents of the ADD under way: %v, want one", left)
+	}
 	e.mustLkc("delete", "-f", id)
 	c.assertReleased("")
+	if left, _ := filepath.Glob(filepath.Join(privateCNICache(t), "intents", "*")); len(left) > 0 {
+		t.Errorf("intents left after the delete's DEL: %v", left)
+	}
 }
 
 // TestNetworkCreateCrashDeleteFirewall kills lkc while ADD runs after

@@ -86,11 +86,17 @@ func TestNetworkGCMasqAfterReboot(t *testing.T) {
 	c.assertReleased(liveAddr)
 }
 
-// slowBridge wraps Debian's bridge plugin: its ADD writes its pid and
-// waits before it becomes the bridge, so a test can kill lkc before any
-// of the ADD is done and know the bridge then does all of it.
-const slowBridge = `#!/bin/sh
-if [ "$CNI_COMMAND" = ADD ]; then echo $$ > "$(dirname "$0")/bridge.pid"; sleep 2; fi
+// gatedBridge wraps Debian's bridge plugin: its ADD writes its pid and
+// waits for the file "go" beside it (30 s at most) before it becomes the
+// bridge, so a test can kill lkc before any of the ADD is done and know
+// the bridge then does all of it.
+const gatedBridge = `#!/bin/sh
+dir=$(dirname "$0")
+if [ "$CNI_COMMAND" = ADD ]; then
+	echo $$ > "$dir/bridge.pid"
+	i=0
+	while [ ! -e "$dir/go" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
+fi
 exec /usr/lib/cni/bridge
 `
 
@@ -107,7 +113,7 @@ func waitChildGone(t *testing.T, pid int) {
 }
 
 // TestNetworkGCCreateKilledDuringAdd: lkc create is killed while the
-// bridge's ADD runs, so libcni caches nothing of the attachment, and the
+// bridge's ADD runs (held at a gate until then), so libcni caches nothing of the attachment, and the
 // container's state directory and namespace are then lost as at a
 // reboot. gc finds the attachment by the intent create wrote before ADD
 // and runs its DEL: the lease, the masquerade chain and the other rules
@@ -116,7 +122,7 @@ func TestNetworkGCCreateKilledDuringAdd(t *testing.T) {
 	e := newEnv(t)
 	becomeSubreaper(t)
 	plugins := pluginsWithout(t, "bridge")
-	if err := os.WriteFile(filepath.Join(plugins, "bridge"), []byte(slowBridge), 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(plugins, "bridge"), []byte(gatedBridge), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("LKC_CNI_PATH", plugins)
@@ -126,9 +132,12 @@ func TestNetworkGCCreateKilledDuringAdd(t *testing.T) {
 	dir := filepath.Join(e.root, id)
 	cmd := exec.Command(e.bin, "--root", e.root, "create", "--bundle", e.bundle([]string{"sleep", "100"}, c.annotate()), id)
 	pidFile := filepath.Join(plugins, "bridge.pid")
-	startUntil(t, cmd, pidFile, "the slow bridge", func() string { return "" })
+	startUntil(t, cmd, pidFile, "the gated bridge", func() string { return "" })
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
+	if err := os.WriteFile(filepath.Join(plugins, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	b, _ := os.ReadFile(pidFile)
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	waitChildGone(t, pid)
