@@ -69,28 +69,30 @@ func anyIPv6(subnets []string) bool {
 	return false
 }
 
-// ipv6DisabledFor says whether IPv6 is disabled on bridge, naming the
-// sysctl that says so: all's (which sets every device's and default's),
-// else the bridge's own, else, for a bridge not made yet, default's. With
-// no IPv6 at all (ipv6.disable=1), it is.
+// ipv6DisabledFor says whether IPv6 is disabled on bridge: its own
+// disable_ipv6 decides, or, for a bridge not made yet, default's. It names
+// the sysctl that says so, all's when that is set (it sets every device's
+// and default's when written). With no IPv6 at all (ipv6.disable=1), it
+// is disabled.
 func ipv6DisabledFor(bridge string) (string, bool) {
 	if _, err := os.Stat(filepath.Join(procSysNet, "ipv6")); errors.Is(err, os.ErrNotExist) {
 		return "no IPv6 in the kernel: ipv6.disable=1", true
 	}
-	for _, dev := range []string{"all", bridge, "default"} {
-		b, err := os.ReadFile(filepath.Join(procSysNet, "ipv6/conf", dev, "disable_ipv6"))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return "", false
-		}
-		if strings.TrimSpace(string(b)) == "1" {
-			return "net.ipv6.conf." + dev + ".disable_ipv6=1", true
-		}
-		if dev != "all" {
-			return "", false
-		}
+	dev := bridge
+	if _, err := os.Stat(filepath.Join(procSysNet, "ipv6/conf", dev)); err != nil {
+		dev = "default"
 	}
-	return "", false
+	if !sysctlSet(dev) {
+		return "", false
+	}
+	if sysctlSet("all") {
+		dev = "all"
+	}
+	return "net.ipv6.conf." + dev + ".disable_ipv6=1", true
+}
+
+// sysctlSet says whether dev's disable_ipv6 is 1.
+func sysctlSet(dev string) bool {
+	b, err := os.ReadFile(filepath.Join(procSysNet, "ipv6/conf", dev, "disable_ipv6"))
+	return err == nil && strings.TrimSpace(string(b)) == "1"
 }

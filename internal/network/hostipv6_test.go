@@ -32,8 +32,9 @@ func fakeSysNet(t *testing.T, disabled map[string]string) {
 
 // TestCheckHostIPv6: a bridge network with an IPv6 gateway is refused in
 // one line where IPv6 is disabled for its bridge (its own sysctl, or
-// default's before the bridge exists, or no IPv6 at all), and passes
-// where it is enabled; a network without an IPv6 range or gateway passes.
+// default's before the bridge exists, or no IPv6 at all; all's named when
+// set), and passes where it is enabled, also on a bridge enabled after
+// all's was set; a network without an IPv6 range or gateway passes.
 func TestCheckHostIPv6(t *testing.T) {
 	dual := `{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge","bridge":"br9","isGateway":true,
 		"ipam":{"type":"host-local","ranges":[[{"subnet":"10.9.0.0/24"}],[{"subnet":"fd09::/64"}]]}}]}`
@@ -48,6 +49,7 @@ func TestCheckHostIPv6(t *testing.T) {
 	}{
 		{dual, map[string]string{"all": "1", "default": "1", "br9": "1"}, "net.ipv6.conf.all.disable_ipv6=1"},
 		{dual, map[string]string{"all": "0", "default": "1"}, "net.ipv6.conf.default.disable_ipv6=1"},
+		{dual, map[string]string{"all": "1", "default": "1", "br9": "0"}, ""},
 		{dual, map[string]string{"default": "0", "br9": "1"}, "net.ipv6.conf.br9.disable_ipv6=1"},
 		{dual, map[string]string{"default": "1", "br9": "0"}, ""},
 		{dual, nil, "ipv6.disable=1"},
