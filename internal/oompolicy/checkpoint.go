@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lkc-containers/lkc/internal/state"
 )
 
 // dumpHeadroom is what checkpoint raises the limit by, so that the held
@@ -23,6 +25,9 @@ type dump struct {
 	proc    *exec.Cmd
 	done    chan error
 	limit   uint64 // the limit before the headroom
+	// orphan is a dump a killed worker started (proc is nil then): it is
+	// no child of this worker, so the loop looks whether it still runs.
+	orphan *dumpRecord
 }
 
 // checkpoint starts checkpoint's freeze. A task held by a v1 OOM cannot
@@ -40,20 +45,39 @@ func (s *Service) checkpoint(a *armed, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := freeze(a, true); err != nil {
-		return fmt.Errorf("checkpoint: freezing: %w", err)
-	}
 	limit, err := readUint(a.dir, a.limitFile())
-	if err == nil {
-		err = s.raise(a, limit, limit+dumpHeadroom(limit))
-	}
 	if err != nil {
-		thaw(a)
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	a.dump = &dump{image: filepath.Join(dir, a.e.ID+"-"+time.Now().UTC().Format("20060102T150405.000")), started: time.Now(), limit: limit}
-	s.emit(a, "policy-checkpoint", map[string]any{"image": a.dump.image, "result": "freezing", "headroom": dumpHeadroom(limit), "ms": ms(time.Since(a.detected))})
+	d := &dump{image: filepath.Join(dir, a.e.ID+"-"+time.Now().UTC().Format("20060102T150405.000")), started: time.Now(), limit: limit}
+	// Recorded before the freeze: a worker killed from here on leaves its
+	// successor what it needs to go on or to thaw (resumeDump).
+	if err := writeDumpRecord(a, &dumpRecord{Image: d.image, Limit: limit}); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := s.freezeWithHeadroom(a, limit); err != nil {
+		thaw(a)
+		removeDumpRecord(a)
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	a.dump = d
+	s.emit(a, "policy-checkpoint", map[string]any{"image": d.image, "result": "freezing", "headroom": dumpHeadroom(limit), "ms": ms(time.Since(a.detected))})
+	dieAt("freezing")
 	return nil
+}
+
+// freezeWithHeadroom asks the freezer to freeze the container and raises
+// its limit from limit by the headroom, unless it was raised already (a
+// killed worker's freeze that its successor resumes).
+func (s *Service) freezeWithHeadroom(a *armed, limit uint64) error {
+	if err := freeze(a, true); err != nil {
+		return fmt.Errorf("freezing: %w", err)
+	}
+	now, err := readUint(a.dir, a.limitFile())
+	if err == nil && now == limit {
+		err = s.raise(a, limit, limit+dumpHeadroom(limit))
+	}
+	return err
 }
 
 func thaw(a *armed) { freeze(a, false) }
@@ -86,6 +110,9 @@ func frozen(a *armed) bool {
 // done: the container is the dump's or gone).
 func (s *Service) checkDump(a *armed) bool {
 	d := a.dump
+	if d.orphan != nil {
+		return s.checkOrphan(a)
+	}
 	if d.proc == nil {
 		if !frozen(a) {
 			if time.Since(d.started) < a.set.Deadline {
@@ -118,13 +145,23 @@ func (s *Service) checkDump(a *armed) bool {
 	default:
 	}
 	if time.Since(d.started) >= 4*a.set.Deadline {
-		syscall.Kill(-d.proc.Process.Pid, syscall.SIGKILL)
-		<-d.done
+		syscall.Kill(-d.pid(), syscall.SIGKILL)
+		if d.proc != nil {
+			<-d.done
+		}
 		a.dump = nil
 		s.dumpFailed(a, d, "the dump overran four deadlines")
 		return false
 	}
 	return true
+}
+
+// pid is the process of the dump (its session's leader).
+func (d *dump) pid() int {
+	if d.orphan != nil {
+		return d.orphan.Pid
+	}
+	return d.proc.Process.Pid
 }
 
 // startDump runs `lkc checkpoint` on the frozen container in its own
@@ -148,7 +185,13 @@ func (s *Service) startDump(a *armed) error {
 	}
 	d.done = make(chan error, 1)
 	go func() { d.done <- d.proc.Wait() }()
+	rec := &dumpRecord{Image: d.image, Limit: d.limit, Pid: d.proc.Process.Pid}
+	rec.Start, _ = state.StartTime(rec.Pid)
+	if err := writeDumpRecord(a, rec); err != nil {
+		s.deps.Logf("oom: %s: %v", a.name(), err)
+	}
 	s.emit(a, "policy-checkpoint", map[string]any{"image": d.image, "result": "dumping", "pid": d.proc.Process.Pid, "ms": ms(time.Since(a.detected))})
+	dieAt("dumping")
 	return nil
 }
 
@@ -160,6 +203,15 @@ func (s *Service) startDump(a *armed) error {
 func (s *Service) dumpFailed(a *armed, d *dump, why string) {
 	a.dump = nil
 	thaw(a)
+	// What a dump that left init running wrote is no image a restore
+	// could use, and must not be taken for one; its log stays. (A dump
+	// whose init is gone did finish: CRIU kills the tasks last.)
+	if state.Alive(a.initPid, a.initStart) {
+		if err := os.RemoveAll(d.image); err != nil {
+			s.deps.Logf("oom: %s: removing the failed image: %v", a.name(), err)
+		}
+	}
+	removeDumpRecord(a)
 	s.emit(a, "policy-checkpoint", map[string]any{"result": "failed", "reason": why})
 	a.limitBack = d.limit
 	a.stageAt = time.Time{} // the fallback acts at the next check

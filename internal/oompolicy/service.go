@@ -200,6 +200,7 @@ func (s *Service) reconcileLocked() {
 		}
 		if a != nil {
 			a.by = "start"
+			s.resumeDump(a)
 			s.check(a, true) // held already: its event went to no one
 		}
 	}

@@ -17,13 +17,14 @@ import (
 
 // armed is one container whose OOMs the service handles.
 type armed struct {
-	e        *registry.Entry
-	set      Settings
-	dir      string // its v1 memory cgroup
-	efd      int    // the eventfd registered on memory.oom_control (-1: not armed)
-	initPid  int
-	events   string // <root>/<id>/events.jsonl
-	detected time.Time
+	e         *registry.Entry
+	set       Settings
+	dir       string // its v1 memory cgroup
+	efd       int    // the eventfd registered on memory.oom_control (-1: not armed)
+	initPid   int
+	initStart uint64 // init's start time, which tells it from a later process of its pid
+	events    string // <root>/<id>/events.jsonl
+	detected  time.Time
 	// heldSince is when the current hold was seen (zero: not held);
 	// stage is how far the hold went: 0 the policy acted, 1 the fallback
 	// acted, 2 the kernel's OOM killer is back on.
@@ -105,7 +106,7 @@ func (s *Service) arm(e *registry.Entry) (*armed, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
-	a := &armed{e: e, set: set, dir: dir, efd: -1, psi: -1, initPid: st.InitPid, events: filepath.Join(e.Root, e.ID, eventsFile), v2: v2}
+	a := &armed{e: e, set: set, dir: dir, efd: -1, psi: -1, initPid: st.InitPid, initStart: st.InitStart, events: filepath.Join(e.Root, e.ID, eventsFile), v2: v2}
 	if v2 {
 		a.freezer = dir // cgroup.freeze
 		return s.register(a, armV2)

@@ -1,0 +1,125 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// oomCheckpointDie arms the worker's LKC_TEST_OOM_CHECKPOINT_DIE hook for
+// step (freezing, dumping): the first worker to reach it SIGKILLs itself.
+// The daemon, autostarted later, inherits it. It returns the hook's file,
+// gone once the worker died.
+func oomCheckpointDie(t *testing.T, step string) string {
+	file := filepath.Join(t.TempDir(), "die")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LKC_TEST_OOM_CHECKPOINT_DIE", step+":"+file)
+	return file
+}
+
+// daemonLog is the daemon's log so far.
+func (d *daemonEnv) daemonLog() string {
+	b, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
+	return string(b)
+}
+
+// TestOOMCheckpointWorkerKilledFreezing: the worker is SIGKILLed right
+// after the checkpoint policy asked the freezer and raised the limit,
+// before any dump: its successor finds the container frozen with its
+// record (oom-dump.json) and finishes the checkpoint, so the container is
+// neither left frozen nor lost: it is dumped and stopped, and the image
+// holds its memory.
+func TestOOMCheckpointWorkerKilledFreezing(t *testing.T) {
+	requireCriu(t)
+	die := oomCheckpointDie(t, "freezing")
+	d := newDaemonEnv(t)
+	root := d.writableRootfs()
+	images := filepath.Join(t.TempDir(), "oom")
+	script := `while [ ! -e /armed ]; do sleep 0.05; done; exec awk 'BEGIN { s = "x"; for (i = 0; i < 26; i++) s = s s; print length(s) > "/oom-result" }'`
+	b := d.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) {
+		s.Root.Path, s.Root.Readonly = root, false
+		s.Annotations = map[string]string{"org.lkc.oom-policy": "checkpoint:" + images}
+		s.Linux.Resources = &specs.LinuxResources{Memory: memoryOnly(oomLimit)}
+	})
+	id := d.id()
+	d.mustLkc("run", "-d", "--bundle", b, id)
+	t.Cleanup(func() { d.lkc("delete", "--force", id) })
+	waitFor(t, func() bool { return strings.Contains(d.daemonLog(), "container "+id+" armed") }, "the daemon to arm the container")
+	worker := d.status().WorkerPid
+	if err := os.WriteFile(filepath.Join(root, "armed"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		_, err := os.Stat(die)
+		return os.IsNotExist(err)
+	}, "the worker to die at the freeze")
+	waitFor(t, func() bool {
+		return strings.Contains(d.daemonLog(), "container "+id+": checkpointed to ") && d.lkc("state", id).code != 0
+	}, "the successor to finish the checkpoint")
+	if w := d.status().WorkerPid; w == worker {
+		t.Fatalf("worker %d still serves: the hook did not kill it", w)
+	}
+	dumps, _ := filepath.Glob(filepath.Join(images, id+"-*"))
+	var image string
+	for _, p := range dumps {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			image = p
+		}
+	}
+	if image == "" {
+		t.Fatalf("no image in %s (%v); daemon log:\n%s", images, dumps, d.daemonLog())
+	}
+	if pages := dirBytes(t, image, "pages-"); pages < oomLimit*3/4 {
+		t.Errorf("image holds %d bytes of pages, want at least %d", pages, oomLimit*3/4)
+	}
+}
+
+// TestOOMCheckpointWorkerKilledDumping: the worker is SIGKILLed right
+// after it started `lkc checkpoint`, whose dump then fails (CRIU is
+// /bin/false): the successor finds the dump ended and the container left
+// frozen, thaws it, removes the failed image (no directory a restore
+// could take for a good one) and the fallback kills the allocator; the
+// container runs on with its limit back.
+func TestOOMCheckpointWorkerKilledDumping(t *testing.T) {
+	requireOOMHold(t)
+	t.Setenv("LKC_CRIU", "/bin/false")
+	die := oomCheckpointDie(t, "dumping")
+	d := newDaemonEnv(t)
+	images := t.TempDir()
+	id, cgroup := d.oomContainer(map[string]string{
+		"org.lkc.oom-policy":   "checkpoint:" + images,
+		"org.lkc.oom-fallback": "kill-largest",
+	})
+	done := make(chan result, 1)
+	go func() { r, _ := d.allocate(id); done <- r }()
+	select {
+	case r := <-done:
+		if r.code != 137 {
+			t.Fatalf("allocator: %v, want the fallback's SIGKILL; events %v", r, d.policyEvents(id))
+		}
+	case <-time.After(settle):
+		t.Fatalf("the allocator still waits after %v (container %v); daemon log:\n%s", settle, d.state(id)["status"], d.daemonLog())
+	}
+	if _, err := os.Stat(die); !os.IsNotExist(err) {
+		t.Fatalf("the worker did not reach the dump (hook file: %v)", err)
+	}
+	if st := d.state(id)["status"]; st != "running" {
+		t.Errorf("container after the failed dump: %v, want running (thawed)", st)
+	}
+	waitFor(t, func() bool { return readLimit(cgroup) == oomLimit }, "the limit back at 32 MiB")
+	ents, _ := os.ReadDir(images)
+	for _, e := range ents {
+		if e.IsDir() {
+			t.Errorf("failed image %s left in %s", e.Name(), images)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(d.root, id, "oom-dump.json")); !os.IsNotExist(err) {
+		t.Errorf("the dump's record is left: %v", err)
+	}
+}
