@@ -58,15 +58,10 @@ func (s *Store) Create(g *Group) error {
 	if err := s.save(g); err != nil {
 		return err
 	}
-	if err := m.Create(); err != nil {
+	if err := s.makeCgroup(g, m, m.Create); err != nil {
 		m.Destroy()
 		s.remove(g.Name)
-		return fmt.Errorf("group %s: %w", g.Name, err)
-	}
-	if err := cgroups.SetOrdered(m, &g.Resources); err != nil {
-		m.Destroy()
-		s.remove(g.Name)
-		return fmt.Errorf("group %s: %w", g.Name, err)
+		return err
 	}
 	return nil
 }
@@ -84,7 +79,8 @@ func checkResources(r *config.Resources) error {
 
 // Ensure makes the cgroup of g where it is missing (after a reboot, or a
 // hierarchy's directory removed by hand) and applies g's limits there. It
-// reports whether it made anything.
+// reports whether it made anything. Preconditions: the groups' lock is
+// held (the make record is one for the store).
 func (s *Store) Ensure(g *Group) (bool, error) {
 	m, err := s.Manager(g.Name)
 	if err != nil {
@@ -99,11 +95,8 @@ func (s *Store) Ensure(g *Group) (bool, error) {
 	if len(missing) == 0 {
 		return false, nil
 	}
-	if err := cgroups.FromPaths(missing, nil).Create(); err != nil {
-		return false, fmt.Errorf("group %s: %w", g.Name, err)
-	}
-	if err := cgroups.SetOrdered(m, &g.Resources); err != nil {
-		return true, fmt.Errorf("group %s: %w", g.Name, err)
+	if err := s.makeCgroup(g, m, cgroups.FromPaths(missing, nil).Create); err != nil {
+		return true, err
 	}
 	return true, nil
 }

@@ -1,0 +1,91 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// groupMakeDie arms the LKC_TEST_GROUP_MAKE_DIE hook: the first lkc
+// (CLI or daemon worker) to make a group's cgroup SIGKILLs itself before
+// it writes the limits. It returns the hook's file, gone once it fired.
+func groupMakeDie(t *testing.T) string {
+	file := filepath.Join(t.TempDir(), "die")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LKC_TEST_GROUP_MAKE_DIE", file)
+	return file
+}
+
+// memoryLimit is group name's memory limit as its cgroup has it.
+func (g *groupEnv) memoryLimit(name string) string {
+	p := filepath.Join("/sys/fs/cgroup", g.parent, name, "memory.max")
+	if !cgroupV2() {
+		p = filepath.Join("/sys/fs/cgroup/memory", g.parent, name, "memory.limit_in_bytes")
+	}
+	b, _ := os.ReadFile(p)
+	return strings.TrimSpace(string(b))
+}
+
+// TestGroupCreateKilledGetsLimits: `lkc group create` is SIGKILLed after
+// it made the group's cgroup and before it wrote the limits. The next
+// group command finishes the make from its record: the limits are there
+// before `group exec` runs anything in the group.
+func TestGroupCreateKilledGetsLimits(t *testing.T) {
+	g := newGroupEnv(t)
+	die := groupMakeDie(t)
+	t.Cleanup(func() { g.lkc("group", "delete", "--force", "half") })
+	r := g.lkc("group", "create", "half", "--memory", "64m")
+	if _, err := os.Stat(die); r.code == 0 || !os.IsNotExist(err) {
+		t.Fatalf("group create: %v, want killed by the hook (hook file: %v)", r, err)
+	}
+	for _, dir := range g.dirs("half") {
+		if _, err := os.Stat(dir); err != nil {
+			t.Fatalf("the killed create made no cgroup: %v", err)
+		}
+	}
+	out := g.mustLkc("group", "exec", "half", "--", "cat", "/proc/self/cgroup")
+	if !strings.Contains(out, g.parent+"/half") {
+		t.Errorf("group exec ran in %q, want %s/half", out, g.parent)
+	}
+	if got := g.memoryLimit("half"); got != "67108864" {
+		t.Errorf("memory limit of the half-made group after the next command: %q, want 67108864", got)
+	}
+	if _, err := os.Stat(filepath.Join(g.defs, ".make.json")); !os.IsNotExist(err) {
+		t.Errorf("the make record is left: %v", err)
+	}
+	g.mustLkc("group", "delete", "half")
+	g.assertNone("delete")
+}
+
+// TestGroupsRecreatedAcrossWorkerKill: the groups' cgroups were removed
+// (as by a reboot) and the worker killed; its successor is SIGKILLed
+// after it made one again and before it wrote its limits. The holder's
+// next worker finishes the make, so the group does not come back without
+// its limits.
+func TestGroupsRecreatedAcrossWorkerKill(t *testing.T) {
+	g := newGroupEnv(t)
+	d := g.daemon()
+	g.mustLkc("group", "create", "a", "--memory", "64m")
+	t.Cleanup(func() { g.lkc("group", "delete", "--force", "a") })
+	die := groupMakeDie(t)
+	st := d.start() // nothing to make: the hook waits
+	for _, dir := range g.dirs("a") {
+		if err := os.Remove(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kill9(t, st.WorkerPid)
+	waitFor(t, func() bool {
+		_, err := os.Stat(die)
+		return os.IsNotExist(err) && d.lkc("daemon", "status").code == 0
+	}, "a worker to die in the make and another to serve")
+	if got := g.memoryLimit("a"); got != "67108864" {
+		t.Errorf("memory limit of group a after the make's kill: %q, want 67108864", got)
+	}
+	d.stop()
+	g.mustLkc("group", "delete", "a")
+	g.assertNone("delete")
+}
