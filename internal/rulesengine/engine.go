@@ -87,6 +87,7 @@ type Engine struct {
 	cur      cgroupSet
 	queue    []int
 	warm     *warmer // nil until the service starts it, and without v1
+	moveDie  string  // MoveDieEnv's file ("": none)
 }
 
 // Stats are the engine's counters.
@@ -120,8 +121,16 @@ func NewEngine(host cgroups.Host, self []int, logf func(string, ...any)) (*Engin
 		e.mounts[h] = dir
 	}
 	e.pidNS, _ = os.Readlink("/proc/self/ns/pid")
+	e.moveDie = os.Getenv(MoveDieEnv)
 	return e, nil
 }
+
+// MoveDieEnv, set to the path of a file in the daemon's environment,
+// makes the worker SIGKILL itself after the first cgroup.procs write of
+// a move that has more to write, if it can remove that file: a process
+// left half in a group (v1), which the next worker's start scan must
+// place whole. The integration test of that crash uses it, once.
+const MoveDieEnv = "LKC_TEST_RULES_MOVE_DIE"
 
 // keepWarm starts keeping moves after a pause fast (warmer) until ctx
 // ends or stopWarm.
@@ -432,6 +441,9 @@ func (e *Engine) move(pid int, cur cgroupSet, to placement) (bool, error) {
 			return false, fmt.Errorf("moving %d: %w%s", pid, err, e.moveBack(pid, cur, done))
 		}
 		done = append(done, h)
+		if e.moveDie != "" && len(done) < len(to) && os.Remove(e.moveDie) == nil {
+			unix.Kill(os.Getpid(), unix.SIGKILL)
+		}
 	}
 	if len(done) > 0 {
 		e.warm.moved()
