@@ -267,6 +267,12 @@ func (e *Engine) classify(pid int, since time.Duration, scan bool) {
 	if e.inContainer(pid) {
 		return
 	}
+	if e.finishGroup(pid, cur) {
+		if cur, err = cgroupsOf(&e.cg, pid, e.cur); err != nil {
+			return
+		}
+		e.cur = cur
+	}
 	e.mu.Lock()
 	need := e.need
 	e.mu.Unlock()
@@ -351,6 +357,64 @@ func (e *Engine) followGroup(pid int, cur cgroupSet) {
 	if len(to) > 0 {
 		e.sweep(pid, to)
 	}
+}
+
+// finishGroup completes the placement of a process half in a resource
+// group: in the group's cgroup in some hierarchies and, in others of the
+// group's, in rules.scope outside any group. A worker killed between two
+// hierarchies' writes of a move leaves it so (v1); the next worker's
+// start scan would place it whole by the same rule, but with the rules
+// changed meanwhile the group's stickiness (refuse) would keep it half
+// placed for good. So whatever the rules say now, a process placed in a
+// group goes there whole. It reports whether it moved the process.
+func (e *Engine) finishGroup(pid int, cur cgroupSet) bool {
+	e.mu.Lock()
+	store := e.store
+	e.mu.Unlock()
+	if store == nil {
+		return false
+	}
+	prefix := strings.TrimSuffix(store.Parent, "/") + "/"
+	name := ""
+	for _, c := range cur {
+		if _, ok := e.mounts[c.h]; ok && strings.HasPrefix(c.p, prefix) {
+			name = strings.Clone(c.p[len(prefix):])
+			break
+		}
+	}
+	if name == "" || groups.CheckName(name) != nil {
+		return false
+	}
+	e.mu.Lock()
+	_, cached := e.groupTo[name]
+	e.mu.Unlock()
+	if !cached {
+		// A cgroup made by hand beneath a group's is no group: found so
+		// without the groups' lock, which groupTargets takes.
+		if _, err := store.Get(name); err != nil {
+			return false
+		}
+	}
+	to, err := e.groupTargets(name, "", store)
+	if err != nil {
+		return false
+	}
+	rest := placement{}
+	e.mu.Lock()
+	for h, dest := range to {
+		if p, ok := cur.get(h); ok && p != dest && !under(p, store.Parent) && e.inScope(p) {
+			rest[h] = dest
+		}
+	}
+	e.mu.Unlock()
+	if len(rest) == 0 {
+		return false
+	}
+	moved, err := e.move(pid, cur, rest)
+	if err != nil {
+		e.logf("rules: finishing the placement of %d in group %s: %v", pid, name, err)
+	}
+	return moved
 }
 
 // inContainer reports a process in another pid namespace than the

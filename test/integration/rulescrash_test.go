@@ -3,6 +3,9 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -46,4 +49,70 @@ func TestRulesMoveKilledIsFinished(t *testing.T) {
 		return true
 	}, "the process whole in group half")
 	r.mustLkc("group", "delete", "--force", "half")
+}
+
+// TestRulesMoveKilledRulesChanged: as TestRulesMoveKilledIsFinished, but
+// the holder is stopped so that no worker runs while the test checks the
+// process is half in group half and changes the rules to another group.
+// The next worker places it whole in group half all the same (a process
+// placed in a group stays there, whole), not half there for good.
+func TestRulesMoveKilledRulesChanged(t *testing.T) {
+	if cgroupV2() {
+		t.Skip("cgroup v2: one hierarchy, so no move is half made")
+	}
+	r := newRulesEnv(t, "")
+	exe := filepath.Join(r.tmp, "lkchalf")
+	copyExe(t, "/bin/sleep", exe)
+	r.writeRules("exe=" + exe + " -> group=half\n")
+	r.mustLkc("group", "create", "half")
+	r.mustLkc("group", "create", "other")
+	die := filepath.Join(r.tmp, "die")
+	if err := os.WriteFile(die, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LKC_TEST_RULES_MOVE_DIE", die)
+	st := r.start()
+	if err := syscall.Kill(st.HolderPid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	continued := false
+	cont := func() {
+		if !continued {
+			syscall.Kill(st.HolderPid, syscall.SIGCONT)
+			continued = true
+		}
+	}
+	t.Cleanup(cont)
+	cmd := r.inScope(exe, "600")
+	pid := cmd.Process.Pid
+	waitFor(t, func() bool {
+		_, err := os.Stat(die)
+		// The stopped holder reaps nothing: the dead worker is a zombie.
+		stat, _ := os.ReadFile("/proc/" + strconv.Itoa(st.WorkerPid) + "/stat")
+		return os.IsNotExist(err) && (len(stat) == 0 || strings.Contains(string(stat), ") Z "))
+	}, "the worker to die in the move")
+	want := r.parent + "/half"
+	in, out := 0, 0
+	for _, p := range cgroupLines(t, pid) {
+		if p == want {
+			in++
+		} else {
+			out++
+		}
+	}
+	if in == 0 || out == 0 {
+		t.Fatalf("after the kill the process is in %v: want it half in %s", cgroupLines(t, pid), want)
+	}
+	r.writeRules("exe=" + exe + " -> group=other\n")
+	cont()
+	waitFor(t, func() bool {
+		for _, p := range cgroupLines(t, pid) {
+			if p != want {
+				return false
+			}
+		}
+		return true
+	}, "the process whole in group half")
+	r.mustLkc("group", "delete", "--force", "half")
+	r.mustLkc("group", "delete", "--force", "other")
 }
