@@ -80,7 +80,7 @@ func checkResources(r *config.Resources) error {
 // Ensure makes the cgroup of g where it is missing (after a reboot, or a
 // hierarchy's directory removed by hand) and applies g's limits there. It
 // reports whether it made anything. Preconditions: the groups' lock is
-// held (the make record is one for the store).
+// held (the limits record is one for the store).
 func (s *Store) Ensure(g *Group) (bool, error) {
 	m, err := s.Manager(g.Name)
 	if err != nil {
@@ -127,12 +127,7 @@ func (s *Store) Update(name string, r *config.Resources) error {
 	if err != nil {
 		return err
 	}
-	merged, err := cgroups.Update(m, &g.Resources, r)
-	if err != nil {
-		return fmt.Errorf("group %s: %w", name, err)
-	}
-	g.Resources = *merged
-	return s.save(g)
+	return s.update(g, m, r)
 }
 
 // SetOOM records a group's OOM policy ("" or kernel: the kernel's own),

@@ -243,8 +243,8 @@ func (s *Store) children(name string) ([]string, error) {
 }
 
 // lock serializes the commands that change groups (flock on <Dir>/.lock),
-// and first finishes a Move or a make of a cgroup a killed lkc left half
-// done.
+// and first finishes a Move, or a make or update of a group's limits, a
+// killed lkc left half done.
 func (s *Store) lock() (func(), error) {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("groups directory: %w", err)
@@ -258,6 +258,6 @@ func (s *Store) lock() (func(), error) {
 		return nil, fmt.Errorf("locking groups: %w", err)
 	}
 	s.finishMove()
-	s.finishMake()
+	s.finishLimits()
 	return func() { f.Close() }, nil
 }

@@ -263,12 +263,15 @@ func (s *Store) completeMove(name string, procs []movingProc) error {
 	return nil
 }
 
-// settleMove finishes a Move a killed lkc left half done, for a reader
-// that does not otherwise take the groups' lock (list, stats), so it
-// never shows a process half in a group. Without a record it costs one
-// stat.
+// settleMove finishes a Move, or a make or update of a group's limits,
+// a killed lkc left half done, for a reader that does not otherwise take
+// the groups' lock (list, stats), so it never shows a process half in a
+// group or limits the cgroup does not have. Without a record it costs
+// two stats.
 func (s *Store) settleMove() {
-	if _, err := os.Stat(filepath.Join(s.Dir, moveRecordName)); err != nil {
+	_, merr := os.Stat(filepath.Join(s.Dir, moveRecordName))
+	_, lerr := os.Stat(filepath.Join(s.Dir, limitsRecordName))
+	if merr != nil && lerr != nil {
 		return
 	}
 	if unlock, err := s.lock(); err == nil {

@@ -7,15 +7,17 @@ import (
 	"testing"
 )
 
-// groupMakeDie arms the LKC_TEST_GROUP_MAKE_DIE hook: the first lkc
+// groupLimitsDie arms the LKC_TEST_GROUP_LIMITS_DIE hook: the first lkc
 // (CLI or daemon worker) to make a group's cgroup SIGKILLs itself before
-// it writes the limits. It returns the hook's file, gone once it fired.
-func groupMakeDie(t *testing.T) string {
+// it writes the limits, or, in an update, after it wrote them and before
+// the definition records them. It returns the hook's file, gone once it
+// fired.
+func groupLimitsDie(t *testing.T) string {
 	file := filepath.Join(t.TempDir(), "die")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("LKC_TEST_GROUP_MAKE_DIE", file)
+	t.Setenv("LKC_TEST_GROUP_LIMITS_DIE", file)
 	return file
 }
 
@@ -35,7 +37,7 @@ func (g *groupEnv) memoryLimit(name string) string {
 // before `group exec` runs anything in the group.
 func TestGroupCreateKilledGetsLimits(t *testing.T) {
 	g := newGroupEnv(t)
-	die := groupMakeDie(t)
+	die := groupLimitsDie(t)
 	t.Cleanup(func() { g.lkc("group", "delete", "--force", "half") })
 	r := g.lkc("group", "create", "half", "--memory", "64m")
 	if _, err := os.Stat(die); r.code == 0 || !os.IsNotExist(err) {
@@ -53,8 +55,8 @@ func TestGroupCreateKilledGetsLimits(t *testing.T) {
 	if got := g.memoryLimit("half"); got != "67108864" {
 		t.Errorf("memory limit of the half-made group after the next command: %q, want 67108864", got)
 	}
-	if _, err := os.Stat(filepath.Join(g.defs, ".make.json")); !os.IsNotExist(err) {
-		t.Errorf("the make record is left: %v", err)
+	if _, err := os.Stat(filepath.Join(g.defs, ".limits.json")); !os.IsNotExist(err) {
+		t.Errorf("the limits record is left: %v", err)
 	}
 	g.mustLkc("group", "delete", "half")
 	g.assertNone("delete")
@@ -70,7 +72,7 @@ func TestGroupsRecreatedAcrossWorkerKill(t *testing.T) {
 	d := g.daemon()
 	g.mustLkc("group", "create", "a", "--memory", "64m")
 	t.Cleanup(func() { g.lkc("group", "delete", "--force", "a") })
-	die := groupMakeDie(t)
+	die := groupLimitsDie(t)
 	st := d.start() // nothing to make: the hook waits
 	for _, dir := range g.dirs("a") {
 		if err := os.Remove(dir); err != nil {
@@ -87,5 +89,37 @@ func TestGroupsRecreatedAcrossWorkerKill(t *testing.T) {
 	}
 	d.stop()
 	g.mustLkc("group", "delete", "a")
+	g.assertNone("delete")
+}
+
+// TestGroupUpdateKilledIsFinished: `lkc group update` is SIGKILLed after
+// it wrote the new limits to the cgroup and before the definition
+// recorded them. The next group command (here list, which shows the
+// definitions) finishes the update from its record: the definition and
+// the cgroup agree on the new limit, so neither a reload nor a reboot
+// goes silently back to the old one.
+func TestGroupUpdateKilledIsFinished(t *testing.T) {
+	g := newGroupEnv(t)
+	g.mustLkc("group", "create", "upd", "--memory", "64m")
+	t.Cleanup(func() { g.lkc("group", "delete", "--force", "upd") })
+	die := groupLimitsDie(t)
+	r := g.lkc("group", "update", "upd", "--memory", "128m")
+	if _, err := os.Stat(die); r.code == 0 || !os.IsNotExist(err) {
+		t.Fatalf("group update: %v, want killed by the hook (hook file: %v)", r, err)
+	}
+	if got := g.memoryLimit("upd"); got != "134217728" {
+		t.Fatalf("memory limit after the killed update: %q, want 134217728 (written before the kill)", got)
+	}
+	out := g.mustLkc("group", "list", "--json")
+	if !strings.Contains(out, "134217728") {
+		t.Errorf("group list after the killed update: %s, want the definition's memory limit 134217728", out)
+	}
+	if got := g.memoryLimit("upd"); got != "134217728" {
+		t.Errorf("memory limit after the update was finished: %q, want 134217728", got)
+	}
+	if _, err := os.Stat(filepath.Join(g.defs, ".limits.json")); !os.IsNotExist(err) {
+		t.Errorf("the limits record is left: %v", err)
+	}
+	g.mustLkc("group", "delete", "upd")
 	g.assertNone("delete")
 }
