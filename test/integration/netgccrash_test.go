@@ -17,13 +17,7 @@ import (
 // and leaks nothing.
 func TestNetworkGCAtDaemonStartAcrossWorkerKill(t *testing.T) {
 	d := newDaemonEnv(t)
-	c := newCNINet(d.env, "")
-	c.withoutMasq()
-	id := d.id()
-	d.mustLkc("run", "-d", "--bundle", d.bundle([]string{"sleep", "100"}, c.annotate()), id)
-	addr := d.addr(id)
-	d.loseStateDir(id, true)
-	t.Cleanup(func() { dropRulesNaming([]string{addr}) })
+	c, addr := d.staleAttachment()
 
 	plugins, ctl := pluginsWithout(t, "bridge"), t.TempDir()
 	if err := os.WriteFile(filepath.Join(ctl, "first"), nil, 0o600); err != nil {

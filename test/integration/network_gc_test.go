@@ -223,17 +223,25 @@ func TestNetworkGCAfterReboot(t *testing.T) {
 	second.assertReleased(addrB)
 }
 
+// staleAttachment makes a container on a network of its own and loses
+// its state directory as at a reboot: its attachment, with the lease of
+// addr, is stale.
+func (e *env) staleAttachment() (c *cniNet, addr string) {
+	c = newCNINet(e, "")
+	c.withoutMasq()
+	id := e.id()
+	e.mustLkc("run", "-d", "--bundle", e.bundle([]string{"sleep", "100"}, c.annotate()), id)
+	addr = e.addr(id)
+	e.loseStateDir(id, true)
+	e.t.Cleanup(func() { dropRulesNaming([]string{addr}) })
+	return c, addr
+}
+
 // TestNetworkGCAtDaemonStart: the daemon collects at its start, which a
 // reboot goes through (its systemd unit, the set-up's start).
 func TestNetworkGCAtDaemonStart(t *testing.T) {
 	d := newDaemonEnv(t)
-	c := newCNINet(d.env, "")
-	c.withoutMasq()
-	id := d.id()
-	d.mustLkc("run", "-d", "--bundle", d.bundle([]string{"sleep", "100"}, c.annotate()), id)
-	addr := d.addr(id)
-	d.loseStateDir(id, true)
-	t.Cleanup(func() { dropRulesNaming([]string{addr}) })
+	c, addr := d.staleAttachment()
 	d.start()
 	for deadline := time.Now().Add(settle); c.leaseOf(addr); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {

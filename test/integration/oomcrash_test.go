@@ -23,6 +23,21 @@ func oomCheckpointDie(t *testing.T, step string) string {
 	return file
 }
 
+// checkpointOnOOMBundle is a bundle on a writable copy of the rootfs
+// (root) whose init, once the test makes /armed, allocates twice its
+// 32 MiB limit under the policy checkpoint:images.
+func (d *daemonEnv) checkpointOnOOMBundle() (root, images, bundle string) {
+	root = d.writableRootfs()
+	images = filepath.Join(d.t.TempDir(), "oom")
+	script := `while [ ! -e /armed ]; do sleep 0.05; done; exec awk 'BEGIN { s = "x"; for (i = 0; i < 26; i++) s = s s; print length(s) }'`
+	bundle = d.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) {
+		s.Root.Path, s.Root.Readonly = root, false
+		s.Annotations = map[string]string{"org.lkc.oom-policy": "checkpoint:" + images}
+		s.Linux.Resources = &specs.LinuxResources{Memory: memoryOnly(oomLimit)}
+	})
+	return root, images, bundle
+}
+
 // daemonLog is the daemon's log so far.
 func (d *daemonEnv) daemonLog() string {
 	b, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
@@ -39,14 +54,7 @@ func TestOOMCheckpointWorkerKilledFreezing(t *testing.T) {
 	requireCriu(t)
 	die := oomCheckpointDie(t, "freezing")
 	d := newDaemonEnv(t)
-	root := d.writableRootfs()
-	images := filepath.Join(t.TempDir(), "oom")
-	script := `while [ ! -e /armed ]; do sleep 0.05; done; exec awk 'BEGIN { s = "x"; for (i = 0; i < 26; i++) s = s s; print length(s) > "/oom-result" }'`
-	b := d.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) {
-		s.Root.Path, s.Root.Readonly = root, false
-		s.Annotations = map[string]string{"org.lkc.oom-policy": "checkpoint:" + images}
-		s.Linux.Resources = &specs.LinuxResources{Memory: memoryOnly(oomLimit)}
-	})
+	root, images, b := d.checkpointOnOOMBundle()
 	id := d.id()
 	d.mustLkc("run", "-d", "--bundle", b, id)
 	t.Cleanup(func() { d.lkc("delete", "--force", id) })

@@ -814,14 +814,7 @@ func TestOOMGroupFallbackDeadline(t *testing.T) {
 func TestOOMCheckpointDashID(t *testing.T) {
 	requireCriu(t)
 	d := newDaemonEnv(t)
-	root := d.writableRootfs()
-	images := filepath.Join(t.TempDir(), "oom")
-	script := `while [ ! -e /armed ]; do sleep 0.05; done; exec awk 'BEGIN { s = "x"; for (i = 0; i < 26; i++) s = s s; print length(s) }'`
-	b := d.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) {
-		s.Root.Path, s.Root.Readonly = root, false
-		s.Annotations = map[string]string{"org.lkc.oom-policy": "checkpoint:" + images}
-		s.Linux.Resources = &specs.LinuxResources{Memory: memoryOnly(oomLimit)}
-	})
+	root, images, b := d.checkpointOnOOMBundle()
 	id := "-" + d.id()
 	d.mustLkc("run", "-d", "--bundle", b, "--", id)
 	t.Cleanup(func() { d.lkc("delete", "--force", "--", id) })
