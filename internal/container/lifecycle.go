@@ -112,6 +112,9 @@ func loadAfterDump(root, id string) (*Container, error) {
 			dumping = d.Dumping()
 			d.Close()
 		}
+		if dumping {
+			steplog.Printf("kill: container %s is being checkpointed: waiting for it", id)
+		}
 		end := steplog.Step("kill: wait for the lock")
 		dir, err = state.Open(root, id, false)
 		end()

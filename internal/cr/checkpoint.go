@@ -165,8 +165,8 @@ func CheckpointTuned(o CheckpointOpts, t DumpTuning) error {
 	if cause := d.interrupt.cause(); err != nil && cause != nil {
 		err = cause
 	}
-	unmark()
 	if err != nil || o.LeaveRunning || o.PreDump {
+		unmark()
 		if terr := thaw(); err == nil && terr != nil {
 			err = terr
 		}
@@ -177,7 +177,13 @@ func CheckpointTuned(o CheckpointOpts, t DumpTuning) error {
 		return nil
 	}
 	// CRIU killed the tasks; what is left is a stopped container's record.
-	return c.Destroy()
+	// The mark goes with it: a kill that waits meanwhile says that the
+	// checkpoint removed the container.
+	if err := c.Destroy(); err != nil {
+		unmark()
+		return err
+	}
+	return nil
 }
 
 // subject is the container a checkpoint works on.

@@ -258,7 +258,8 @@ func (d *Dir) Deleted() bool {
 }
 
 // dumpingMark is the file a checkpoint keeps in the directory of the
-// container it holds from the freeze until CRIU is done with the tasks.
+// container it holds from the freeze until CRIU is done with the tasks,
+// or, when the checkpoint then removes the container, until it is gone.
 const dumpingMark = "dumping"
 
 // MarkDumping tells a delete --force that a checkpoint holds the
