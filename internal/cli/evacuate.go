@@ -272,12 +272,15 @@ func printEvacuation(w io.Writer, ev *evacuate.Evacuation) {
 	fmt.Fprintln(tw, "ID\tSTATUS\tDOWNTIME MS\tTOTAL MS\tMODE\tREASON")
 	worst := 0.0
 	for _, m := range ev.Moves {
-		down, total, mode := "-", "-", "-"
+		down, total, mode, why := "-", "-", "-", m.Error
 		if s := m.Summary; s != nil {
 			down, total, mode = fmt.Sprintf("%.1f", s.DowntimeMS), fmt.Sprintf("%.1f", s.TotalMS), s.Mode
 			worst = max(worst, s.DowntimeMS)
+			if why == "" {
+				why = s.LetFinish
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Status, down, total, mode, m.Error)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Status, down, total, mode, why)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "total %.1f ms, worst downtime %.1f ms\n", ev.TotalMS, worst)

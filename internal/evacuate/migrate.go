@@ -57,8 +57,9 @@ type Evacuation struct {
 // rollback: one that fails leaves its container running here. Once stop
 // ends (a first signal), no more probes or migrations start and those
 // under way go on; once abort ends (a second), those under way are cut
-// off at their next safe point and rolled back, unless their commit has
-// begun.
+// off at their next safe point (a dump at CRIU's next notification) and
+// rolled back, unless their commit has begun or a post-copy's target runs
+// the container (moveAll).
 func MigrateAll(stop, abort context.Context, o MigrateOpts) (*Evacuation, error) {
 	start := time.Now()
 	ids, err := listRoot(o.Root)
@@ -210,7 +211,11 @@ func (o *MigrateOpts) late(ev *Evacuation) {
 }
 
 // moveAll migrates the containers todo indexes, starting none once stop
-// has ended; abort's end rolls back those under way.
+// has ended; abort's end rolls back those under way (a dump stopped at
+// CRIU's next safe point), but for those past the point where a rollback
+// could lose the container (their commit begun, or a post-copy's target
+// running it), which finish: moved (Summary.LetFinish says why) or in
+// doubt.
 func (o *MigrateOpts) moveAll(stop, abort context.Context, ev *Evacuation, todo []int) {
 	t := &tally{total: len(todo), progress: o.Progress}
 	each(stop, todo, o.Parallel, func(i int) {
@@ -218,7 +223,7 @@ func (o *MigrateOpts) moveAll(stop, abort context.Context, ev *Evacuation, todo 
 		t.start(m.ID)
 		start := time.Now()
 		sum, err := migrate.Migrate(abort, o.options(m.ID))
-		if err != nil && abort.Err() != nil {
+		if err != nil && abort.Err() != nil && !errors.Is(err, migrate.ErrCommitUnconfirmed) {
 			err = fmt.Errorf("aborted (a second signal) and rolled back: %w", err)
 		}
 		if errors.Is(err, container.ErrWrongState) && o.paused(m.ID) {

@@ -78,7 +78,7 @@ func (s *session) checkpointOpts(dir string) dump {
 		CheckpointOpts: cr.CheckpointOpts{
 			Root: s.o.Root, ID: s.o.ID, CRIU: s.o.CRIU, ImagePath: dir,
 			LeaveRunning: true, TCPEstablished: s.o.TCPEstablished, FileLocks: true,
-			ManageCgroupsMode: "soft", Verbose: s.o.Verbose,
+			ManageCgroupsMode: "soft", Verbose: s.o.Verbose, Abort: s.dumps,
 		},
 		DumpTuning: cr.DumpTuning{FeaturesChecked: true},
 	}
@@ -203,7 +203,23 @@ func (s *session) lazyRestore(status *os.File, dir string, proxy *pageProxy) err
 	if err := s.sendTree(PhaseImages, 0, "images/final", dir); err != nil {
 		return err
 	}
-	return s.restore(restoreReq{Image: "final", PageServer: proxy.Addr(), NetworkIsolated: s.isolated})
+	if err := s.restore(restoreReq{Image: "final", PageServer: proxy.Addr(), NetworkIsolated: s.isolated}); err != nil {
+		return err
+	}
+	return s.serve()
+}
+
+// serve marks a post-copy whose target runs the container: an abort no
+// longer stops it (session.abort). One that came before fails it here,
+// the target's copy not yet confirmed to the target, which drops it.
+func (s *session) serve() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aborted {
+		return errors.New("aborted before the target's copy took over")
+	}
+	s.served = true
+	return nil
 }
 
 // restore asks the target to restore and waits until it runs there: the

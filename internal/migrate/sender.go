@@ -136,10 +136,20 @@ type session struct {
 	flat    bool // the frozen container has no sub-cgroups (restoreReq.FlatCgroups)
 
 	// mu orders the commit and an abort (the context's end): once the
-	// commit is under way, an abort no longer cuts the connection.
+	// commit is under way, or a post-copy's target runs the container, an
+	// abort no longer cuts the connection.
 	mu      sync.Mutex
 	commit  bool // the source is promised away: never resume it after this
 	aborted bool // the connection was cut by the context's end
+	// served says a post-copy's target runs the container, whose memory
+	// it still fetches from here: from then on the source's copy is
+	// behind the target's, and an abort would lose the container.
+	served    bool
+	letFinish string // Summary.LetFinish
+	// dumps ends when the migration is aborted: the dump under way stops
+	// where CRIU can without harm (cr.CheckpointOpts.Abort).
+	dumps    context.Context
+	endDumps context.CancelCauseFunc
 
 	// isolated says that taking the veths off the network cuts the frozen
 	// container off entirely (its own network namespace, no other links),
@@ -186,7 +196,9 @@ func migrate(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	defer s.c.nc.Close()
-	stop := context.AfterFunc(ctx, s.abort)
+	s.dumps, s.endDumps = context.WithCancelCause(context.Background())
+	defer s.endDumps(nil)
+	stop := context.AfterFunc(ctx, func() { s.abort(context.Cause(ctx)) })
 	defer stop()
 	err := s.run()
 	if err != nil {
@@ -197,22 +209,34 @@ func migrate(ctx context.Context, o Options) (*Summary, error) {
 		return nil, fmt.Errorf("migrating %s to %s: %w", o.ID, o.Target, err)
 	}
 	s.sum.TotalMS = ms(time.Since(s.start))
+	s.mu.Lock()
+	s.sum.LetFinish = s.letFinish
+	s.mu.Unlock()
 	s.sum.Bytes += s.c.bytesOut + s.c.bytesIn
 	s.progress(PhaseDone, 0, 0, 0)
 	return &s.sum, nil
 }
 
-// abort cuts the connection when the migration's context ends: the step
-// under way fails at once (a dump waits for its CRIU to finish: CRIU
-// killed half way would leave its code in the container's tasks) and the
-// migration rolls back. Once the commit is under way it does nothing:
-// the target may own the container then, and the commit's last messages
-// decide where it runs.
-func (s *session) abort() {
+// abort cuts the connection when the migration's context ends, why: the
+// step under way fails at once (a dump stops at CRIU's next safe point,
+// as checkpoint --all's does: CRIU killed half way would leave its code
+// in the container's tasks), the migration rolls back, and the target,
+// whose sender went away, drops what it received or restored. Once the
+// commit is under way it does nothing: the target may own the container
+// then, and the commit's last messages decide where it runs. Nor once a
+// post-copy's target runs the container (served): the summary says the
+// migration was let finish.
+func (s *session) abort(why error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.commit {
+	switch {
+	case s.commit:
+		s.letFinish = fmt.Sprintf("not aborted (%v): its commit had begun, and the target may own it", why)
+	case s.served:
+		s.letFinish = fmt.Sprintf("not aborted (%v): the target ran it already, its memory still coming from here (post-copy)", why)
+	default:
 		s.aborted = true
+		s.endDumps(why)
 		s.c.nc.Close()
 	}
 }

@@ -200,11 +200,14 @@ func (h *testHosts) startGatedMigrateAll(from, to *testHost, criu, marker string
 
 // TestMigrateAllSignals: the first Ctrl-C stops migrate --all from
 // starting migrations, and the one under way finishes (moved); the
-// second aborts the one under way, which rolls back: its container runs
-// here as before (not paused), and the target has nothing of it. In both
-// cases the container whose turn had not come runs here, kept, and the
-// exit says what did not move. CRIU's start on the source waits for a
-// gate, so each signal lands while the first migration is under way.
+// second aborts the one under way, whose dump stops as checkpoint --all's
+// does (CRIU stopped before it touched the container, not run to its
+// end), and which rolls back: its container runs here as before (not
+// paused), and the target, whose sender went away, drops what it had
+// staged (no container, no bundle). In both cases the container whose
+// turn had not come runs here, kept, and the exit says what did not move.
+// CRIU's start on the source waits for a gate, so each signal lands while
+// the first migration's dump is under way.
 func TestMigrateAllSignals(t *testing.T) {
 	h := newTestHosts(t)
 	a, b := h.hosts[0], h.hosts[1]
@@ -232,7 +235,8 @@ func TestMigrateAllSignals(t *testing.T) {
 			case m.Status == "kept" && strings.Contains(m.Error, "interrupted (a signal) before its migration began"):
 				interrupted = m.ID
 			case signals == 1 && m.Status == "moved",
-				signals == 2 && m.Status == "kept" && strings.Contains(m.Error, "aborted (a second signal) and rolled back"):
+				signals == 2 && m.Status == "kept" && strings.Contains(m.Error, "aborted (a second signal) and rolled back") &&
+					strings.Contains(m.Error, "checkpointing container "+m.ID+": interrupted by a second signal: CRIU stopped, the container is left as it was"):
 				underWay = m.ID
 			default:
 				t.Errorf("%d signals: %s is %s (%s)", signals, m.ID, m.Status, m.Error)
@@ -258,6 +262,10 @@ func TestMigrateAllSignals(t *testing.T) {
 		if r := b.e.lkc("state", underWay); r.code == 0 {
 			t.Errorf("the target has %s, whose migration was aborted: %v", underWay, r)
 		}
+		waitFor(t, func() bool {
+			_, err := os.Stat(filepath.Join(b.bundles, underWay))
+			return os.IsNotExist(err)
+		}, "the target to drop the bundle of "+underWay+", whose migration was aborted")
 	}
 }
 
