@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -67,7 +68,7 @@ func cmdCheckpointAll(g *globals, args []string) error {
 	o.Dump.CRIU, o.Dump.Verbose = g.criu, g.debug
 	p := newAllProgress("checkpoint", "dumped", asJSON)
 	o.Progress = p.event
-	stop, abort, release := interruptible(true)
+	stop, abort, release := interruptible()
 	defer release()
 	start := time.Now()
 	m, err := evacuate.CheckpointAll(stop, abort, o)
@@ -158,10 +159,11 @@ func cmdRestoreAll(g *globals, args []string) error {
 	o.Restore.CRIU, o.Restore.Warn, o.Restore.Verbose = g.criu, g.warn, g.debug
 	p := newAllProgress("restore", "restored", asJSON)
 	o.Progress = p.event
-	ctx, _, release := interruptible(false)
+	stop, abort, release := interruptible()
 	defer release()
+	defer context.AfterFunc(abort, p.stillRunning)()
 	start := time.Now()
-	res, err := evacuate.RestoreAll(ctx, o)
+	res, err := evacuate.RestoreAll(stop, o)
 	p.done()
 	if err != nil {
 		return err
@@ -231,7 +233,7 @@ func cmdMigrateAll(g *globals, args []string) error {
 	o.Migrate.Warn, o.Migrate.Verbose = g.warn, g.debug
 	p := newAllProgress("migrate", "moved", asJSON)
 	o.Progress = p.event
-	stop, abort, release := interruptible(true)
+	stop, abort, release := interruptible()
 	defer release()
 	served := map[string]string{}
 	if ids, err := os.ReadDir(o.Root); err == nil {
@@ -304,15 +306,15 @@ func newAllProgress(op, verb string, asJSON bool) *allProgress {
 }
 
 func (p *allProgress) event(ev evacuate.Event) {
-	if p.quiet {
-		return
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if ev.Started {
 		p.running[ev.ID] = true
 	} else {
 		delete(p.running, ev.ID)
+	}
+	if p.quiet {
+		return
 	}
 	if !p.tty {
 		if !ev.Started {
@@ -344,6 +346,28 @@ func (p *allProgress) line(ev evacuate.Event) string {
 		return fmt.Sprintf("%s %s: failed after %.1f ms (%d/%d): %v", p.op, ev.ID, ev.MS, ev.Done, ev.Total, ev.Err)
 	}
 	return fmt.Sprintf("%s %s: %s in %.1f ms (%d/%d)", p.op, ev.ID, p.verb, ev.MS, ev.Done, ev.Total)
+}
+
+// stillRunning says, on stderr, which containers' operations are under
+// way: those restore --all waits for after a second signal, as a CRIU
+// restore has no point where it could stop without leaving its container
+// half made.
+func (p *allProgress) stillRunning() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := make([]string, 0, len(p.running))
+	for id := range p.running {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	under := "none"
+	if len(ids) > 0 {
+		under = strings.Join(ids, " ")
+	}
+	if p.tty && !p.quiet {
+		fmt.Fprint(os.Stderr, "\r\x1b[K")
+	}
+	fmt.Fprintf(os.Stderr, "lkc: %s --all: a second signal: waiting for the %ss under way, which cannot stop half way (a third signal ends lkc, leaving them half made): %s\n", p.op, p.op, under)
 }
 
 // done ends the terminal's progress line.

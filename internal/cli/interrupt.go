@@ -23,23 +23,19 @@ var errSecondSignal = errors.New("a second signal")
 
 // interruptible returns the contexts of an --all command. The first
 // SIGINT or SIGTERM ends stop: no more containers start, and those under
-// way finish. With twice (checkpoint and migrate --all), the second ends
-// abort, its cause errSecondSignal: those under way stop at their next
-// safe point, each container left as it was (a dump's CRIU stopped, a
-// migration rolled back); the signals' defaults then come back, so one
-// more ends lkc at once. Without twice (restore --all, whose restores
-// have no such point: one stopped half way would leave its container
-// half made), they come back after the first, and the next signal ends
-// lkc. release ends both contexts and the handling.
-func interruptible(twice bool) (stop, abort context.Context, release func()) {
+// way finish. The second ends abort, its cause errSecondSignal: those
+// under way stop at their next safe point, each container left as it was
+// (a dump's CRIU stopped, a migration rolled back), where the command has
+// one (restore --all has none: a restore stopped half way would leave its
+// container half made, so it waits for them still, naming them). The
+// signals' defaults then come back, so one more ends lkc at once. release
+// ends both contexts and the handling.
+func interruptible() (stop, abort context.Context, release func()) {
 	c := make(chan os.Signal, 2)
 	signal.Notify(c, unix.SIGINT, unix.SIGTERM)
 	stop, endStop := context.WithCancel(context.Background())
 	abort, endAbort := context.WithCancelCause(context.Background())
-	stages := []context.CancelFunc{endStop}
-	if twice {
-		stages = append(stages, func() { endAbort(errSecondSignal) })
-	}
+	stages := []context.CancelFunc{endStop, func() { endAbort(errSecondSignal) }}
 	done := make(chan struct{})
 	go func() {
 		defer signal.Stop(c)

@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -20,17 +22,10 @@ import (
 // later checkpoint --all dumps both. CRIU's start waits for a gate, so
 // both signals land while the first dump is under way.
 func TestCheckpointAllSecondSignal(t *testing.T) {
-	e := newEnv(t)
-	tmp := t.TempDir()
-	started, gate := filepath.Join(tmp, "started"), filepath.Join(tmp, "gate")
-	criu := gatedCriu(t, started, gate)
-	roots := map[string]string{}
-	for i := 0; i < 2; i++ {
-		id, root := e.ckptCounter(nil)
-		roots[id] = root
-	}
-	dir := filepath.Join(tmp, "images")
-	cmd := exec.Command(e.bin, "--root", e.root, "--criu", criu, "checkpoint", "--all", "--parallel", "1", "--image-dir", dir)
+	e, g := newGatedCounters(t)
+	dir := g.dir
+	cmd := exec.Command(e.bin, "--root", e.root, "--criu", g.criu, "checkpoint", "--all", "--parallel", "1", "--image-dir", dir)
+	roots, started, gate := g.roots, g.started, g.gate
 	underWay := ""
 	r := signalGated(t, cmd, started, gate, "CRIU", func() {
 		for id := range roots {
@@ -54,7 +49,7 @@ func TestCheckpointAllSecondSignal(t *testing.T) {
 		waitCount(t, roots[c.ID], readCount(t, roots[c.ID])+2)
 	}
 	e.checkOneLineFailure(e.lkc("restore", "--all", "--image-dir", dir), `2 of 2 containers not restored \(it-.*: .*interrupted`, nil)
-	later := filepath.Join(tmp, "later")
+	later := filepath.Join(t.TempDir(), "later")
 	e.mustLkc("checkpoint", "--all", "--leave-running", "--image-dir", later)
 	for id, status := range readEvacManifest(t, later) {
 		if status != "dumped" {
@@ -88,6 +83,28 @@ func TestCheckpointAllSecondSignalSavingRootfs(t *testing.T) {
 	}
 	c := m.Containers[0]
 	e.checkNotDumped(dir, c.ID, c.Status, c.Error, "")
+}
+
+// gatedCounters are two counting containers (by id, the directory each
+// counts in) and a CRIU wrapper whose start adds a line to started and
+// waits for the file gate, for an --all command on image dir dir.
+type gatedCounters struct {
+	roots                    map[string]string
+	criu, started, gate, dir string
+}
+
+func newGatedCounters(t *testing.T) (*env, gatedCounters) {
+	t.Helper()
+	e := newEnv(t)
+	tmp := t.TempDir()
+	g := gatedCounters{roots: map[string]string{}, started: filepath.Join(tmp, "started"), gate: filepath.Join(tmp, "gate"),
+		dir: filepath.Join(tmp, "images")}
+	g.criu = gatedCriu(t, g.started, g.gate)
+	for i := 0; i < 2; i++ {
+		id, root := e.ckptCounter(nil)
+		g.roots[id] = root
+	}
+	return e, g
 }
 
 // checkNotDumped checks that container id, recorded with status and
@@ -131,4 +148,52 @@ func TestCheckpointAllThirdSignal(t *testing.T) {
 		e.mustLkc("resume", id)
 	}
 	waitCount(t, root, readCount(t, root)+2)
+}
+
+// TestRestoreAllSignals: restore --all's second signal changes nothing
+// in what it does, as a CRIU restore has no safe point: the restore under
+// way goes on and its container comes back, none other starts, and lkc
+// names on stderr the restore it waits for. The third ends lkc at once.
+// CRIU's start waits for a gate, so the signals land while the first
+// restore is under way.
+func TestRestoreAllSignals(t *testing.T) {
+	for _, signals := range []int{2, 3} {
+		t.Run(fmt.Sprint(signals), func(t *testing.T) {
+			e, g := newGatedCounters(t)
+			roots := g.roots
+			e.mustLkc("checkpoint", "--all", "--image-dir", g.dir)
+			cmd := exec.Command(e.bin, "--root", e.root, "--criu", g.criu, "restore", "--all", "--parallel", "1", "--image-dir", g.dir)
+			r := signalGated(t, cmd, g.started, g.gate, "CRIU", func() {}, signals)
+			waiting := regexp.MustCompile(`(?m)^lkc: restore --all: a second signal: waiting for the restores under way, ` +
+				`which cannot stop half way \(a third signal ends lkc, leaving them half made\): (\S+)$`).FindStringSubmatch(r.stderr)
+			if waiting == nil || roots[waiting[1]] == "" {
+				t.Fatalf("restore --all after %d signals does not name the restore it waits for: %v", signals, r)
+			}
+			underWay := waiting[1]
+			if signals == 3 {
+				if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != unix.SIGINT {
+					t.Fatalf("restore --all after three signals: %v, want ended by SIGINT", cmd.ProcessState)
+				}
+				for id := range roots {
+					e.lkc("delete", "--force", id)
+					e.assertIDGone(id)
+				}
+				return
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			if len(lines) != 2 || r.code == 0 || !regexp.MustCompile(`^lkc: restore: 1 of 2 containers not restored \(it-\S+: interrupted \(a signal\) before its restore began\)$`).MatchString(lines[1]) {
+				t.Fatalf("restore --all after two signals: %v", r)
+			}
+			for id, root := range roots {
+				if id != underWay {
+					e.assertIDGone(id)
+					continue
+				}
+				if st := e.state(id); st["status"] != "running" {
+					t.Errorf("%s, whose restore was under way at the signals, is %v", id, st["status"])
+				}
+				waitCount(t, root, readCount(t, root)+2)
+			}
+		})
+	}
 }
