@@ -11,6 +11,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/cr"
+	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
 // precopy sends memory in pre-dump rounds while the container runs, each
@@ -219,6 +220,7 @@ func (s *session) serve() error {
 		return errors.New("aborted before the target's copy took over")
 	}
 	s.served = true
+	steplog.Printf("migrate %s: the target runs it, its memory still coming from here: past aborting", s.o.ID)
 	return nil
 }
 
