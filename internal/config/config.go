@@ -89,6 +89,16 @@ type IDMap struct {
 	Size        uint32 `json:"size"`
 }
 
+// HostID is the host id that maps give id of the namespace, if any.
+func HostID(maps []IDMap, id uint32) (uint32, bool) {
+	for _, m := range maps {
+		if id >= m.ContainerID && id-m.ContainerID < m.Size {
+			return m.HostID + id - m.ContainerID, true
+		}
+	}
+	return 0, false
+}
+
 // IDMapLines is maps as a user namespace's uid_map or gid_map takes them.
 func IDMapLines(maps []IDMap) string {
 	var b strings.Builder

@@ -149,19 +149,10 @@ func pipeOwner(c *config.Config, proc *config.Process) *[2]int {
 	if !c.HasNamespace("user") {
 		return &[2]int{int(proc.UID), int(proc.GID)}
 	}
-	uid, uok := hostID(c.UIDMappings, proc.UID)
-	gid, gok := hostID(c.GIDMappings, proc.GID)
+	uid, uok := config.HostID(c.UIDMappings, proc.UID)
+	gid, gok := config.HostID(c.GIDMappings, proc.GID)
 	if !uok || !gok {
 		return nil
 	}
 	return &[2]int{int(uid), int(gid)}
-}
-
-func hostID(maps []config.IDMap, id uint32) (uint32, bool) {
-	for _, m := range maps {
-		if id >= m.ContainerID && id-m.ContainerID < m.Size {
-			return m.HostID + id - m.ContainerID, true
-		}
-	}
-	return 0, false
 }

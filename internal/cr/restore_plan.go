@@ -42,8 +42,12 @@ type restorePlan struct {
 	startIn   []string
 	deferPids bool
 
-	root, masked string                // staging: CRIU's root, masked directories' source
-	tmpfsExt     []checkpoint.ExtMount // staging: the rebuilt tmpfs sources
+	root, masked string // staging: CRIU's root, masked directories' source
+	// userns: the container has a user namespace of its own, whose root
+	// is rootUID:rootGID on the host (restore_userns.go).
+	userns           bool
+	rootUID, rootGID int
+	tmpfsExt         []checkpoint.ExtMount // staging: the rebuilt tmpfs sources
 
 	// joinPolicy moves the restored tasks where their connect/bind policy
 	// is attached, before they resume; nil without a policy.
@@ -113,8 +117,19 @@ func (p *restorePlan) claim() (err error) {
 }
 
 func (p *restorePlan) openImages() (err error) {
-	if p.dirs, err = openDirs(p.o.ImagePath, p.o.WorkPath, false); err == nil {
-		p.open = append(p.open, p.dirs.close)
+	if p.rootUID, p.rootGID, p.userns, err = mappedRoot(p.cfg); err != nil {
+		return err
+	}
+	if p.dirs, err = openDirs(p.o.ImagePath, p.o.WorkPath, false); err != nil {
+		return err
+	}
+	p.open = append(p.open, p.dirs.close)
+	if !p.userns {
+		return nil
+	}
+	revert, err := grantImages(p.dirs, p.rootUID)
+	if err == nil {
+		p.open = append(p.open, revert)
 	}
 	return err
 }
@@ -301,6 +316,14 @@ func (p *restorePlan) request() (err error) {
 		return err
 	}
 	p.req.Opts.ExtMounts = append(p.req.Opts.ExtMounts, p.tmpfsExt...)
+	if p.userns {
+		if err := stageForUserNS(p.b.StateDir(), p.req.Opts.ExtMounts, p.rootUID, p.rootGID); err != nil {
+			return err
+		}
+		var opened []*os.File
+		idmapStdio(p.req, p.cfg, &opened)
+		p.open = append(p.open, func() { closeAll(opened) })
+	}
 	p.req.Cgroups, p.req.CgroupNS = p.startIn, p.cfg.NewNamespace("cgroup")
 	notify := p.req.Notify
 	p.req.Notify = func(script string, pid int, fd *os.File) error {

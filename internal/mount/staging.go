@@ -25,7 +25,8 @@ const (
 	// container's.
 	StagingDevCheck = "criu-devcheck"
 	// StagingTmpfs holds one rebuilt tmpfs per directory beneath it, the
-	// sources of the container's tmpfs mounts on restore.
+	// sources of the container's tmpfs mounts on restore, and, in a user
+	// namespace, the binds of the sources its root could not reach.
 	StagingTmpfs = "criu-tmpfs"
 )
 
