@@ -1,11 +1,13 @@
 package integration
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // TestCheckpointRestoreUserNS: a counter container with a user namespace
@@ -27,6 +29,7 @@ func TestCheckpointRestoreUserNS(t *testing.T) {
 	child := strings.TrimSpace(e.mustLkc("exec", id, "cat", "/child"))
 	images := filepath.Join(t.TempDir(), "images")
 	saved := e.checkpointStops(id, root, images)
+	before := imageModes(t, images)
 	e.restoreDetached(id, b, root, images, saved)
 
 	out := e.mustLkc("exec", id, "sh", "-c", "id -u; cat /proc/self/uid_map")
@@ -36,7 +39,52 @@ func TestCheckpointRestoreUserNS(t *testing.T) {
 	if ps := e.mustLkc("exec", id, "ps", "-o", "pid,args"); !psHas(ps, child, "sleep 100000") {
 		t.Fatalf("child %s (sleep 100000) missing after restore:\n%s", child, ps)
 	}
+	checkImagesClosed(t, images, before)
+	// Restored, it checkpoints and restores again.
+	images2 := filepath.Join(t.TempDir(), "images2")
+	saved = e.checkpointStops(id, root, images2)
+	e.restoreDetached(id, b, root, images2, saved)
 	e.mustLkc("kill", id, "KILL")
 	e.waitStatus(id, "stopped")
 	e.mustLkc("delete", id)
+}
+
+// imageModes returns the modes of the images directory and its files.
+func imageModes(t *testing.T, images string) map[string]uint32 {
+	t.Helper()
+	entries, err := os.ReadDir(images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	modes := map[string]uint32{}
+	for _, e := range append(entries, nil) {
+		p := images
+		if e != nil {
+			p = filepath.Join(images, e.Name())
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		modes[p] = st.Mode & 0o7777
+	}
+	return modes
+}
+
+// checkImagesClosed checks that a restore left the images as the
+// checkpoint made them, before: the same modes (0700 for the directory),
+// and no access ACL on any.
+func checkImagesClosed(t *testing.T, images string, before map[string]uint32) {
+	t.Helper()
+	if before[images] != 0o700 {
+		t.Errorf("%s: mode %#o after the checkpoint; want 0700", images, before[images])
+	}
+	for p, mode := range imageModes(t, images) {
+		if was, ok := before[p]; ok && mode != was {
+			t.Errorf("%s: mode %#o after the restore; %#o before", p, mode, was)
+		}
+		if _, err := unix.Getxattr(p, "system.posix_acl_access", nil); err != unix.ENODATA {
+			t.Errorf("%s: access ACL after the restore (%v); want none", p, err)
+		}
+	}
 }
