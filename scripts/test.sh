@@ -136,6 +136,7 @@ v2skip=(
   TestMigrateAllTargetGone
   TestMigrateBadFlags
   TestMigrateRefusals
+  TestMigrateUserNS
   TestProcViewOwnTimeNamespace
   TestProcViewPidsSurviveDaemonKill
   TestProcViewTimeNamespaceCheckpoint
