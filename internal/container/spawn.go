@@ -2,7 +2,6 @@ package container
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -467,14 +466,9 @@ func runtimeHooksPoint(is initSpec, sock int) error {
 }
 
 func dialConsole(path string) (*os.File, error) {
-	conn, err := net.Dial("unix", path)
+	f, err := dialUnix(path)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to console socket: %w", err)
-	}
-	defer conn.Close()
-	f, err := conn.(*net.UnixConn).File()
-	if err != nil {
-		return nil, fmt.Errorf("console socket: %w", err)
 	}
 	return f, nil
 }
