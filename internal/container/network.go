@@ -17,10 +17,12 @@ import (
 func NetworkPlan(cfg *config.Config) (*network.Plan, error) { return networkPlan(cfg) }
 
 // networkPlan reads the CNI networks cfg's annotations ask for, nil when
-// they ask for none (then no configuration is read). The networks go into
-// a namespace the container creates: one joined by path belongs to whoever
-// made it (a pod's sandbox, another container), whose networking lkc must
-// not add to, so asking for both is an error.
+// they ask for none (then no configuration is read), with cfg's net.*
+// sysctls, which attachNetwork writes after ADD (a port that needs an
+// IPv6 address they take is refused here, before anything is made). The
+// networks go into a namespace the container creates: one joined by path
+// belongs to whoever made it (a pod's sandbox, another container), whose
+// networking lkc must not add to, so asking for both is an error.
 func networkPlan(cfg *config.Config) (*network.Plan, error) {
 	req, err := network.FromAnnotations(cfg.Annotations)
 	if err != nil || req == nil {
@@ -33,6 +35,7 @@ func networkPlan(cfg *config.Config) (*network.Plan, error) {
 		if ns.Path != "" {
 			return nil, fmt.Errorf("annotation %s: the config joins the network namespace %s; lkc attaches networks only to a namespace it creates", network.AnnotationNetwork, ns.Path)
 		}
+		req.Sysctls, _ = network.NetSysctls(cfg.Sysctl)
 		return network.Load(network.ConfDir(), req)
 	}
 	return nil, fmt.Errorf("annotation %s: the config has no network namespace (add one to linux.namespaces)", network.AnnotationNetwork)

@@ -18,6 +18,10 @@ type Request struct {
 	// Rate is applied by the first network with the bandwidth capability;
 	// zero fields leave that direction unlimited.
 	Rate Rate
+	// Sysctls are the config's net.* sysctls, which the container's
+	// namespace gets after ADD: those that disable IPv6 on an interface
+	// decide which ports it can publish (publishable).
+	Sysctls map[string]string
 }
 
 // Port is one published port, in the shape of portmap's portMappings.

@@ -32,7 +32,7 @@ type attachment struct {
 // to the first network able to honour them; a request that none can is an
 // error rather than silently unmet.
 func Load(dir string, req *Request) (*Plan, error) {
-	p := &Plan{ports: req.Ports}
+	p := &Plan{}
 	portsTo, rateTo := "", ""
 	for i, name := range req.Networks {
 		list, err := loadList(dir, name)
@@ -44,7 +44,10 @@ func Load(dir string, req *Request) (*Plan, error) {
 		}
 		a := attachment{Name: name, IfName: fmt.Sprintf("eth%d", i), Config: list.Bytes, Caps: map[string]any{}}
 		if len(req.Ports) > 0 && portsTo == "" && hasCapability(list, "portMappings") {
-			a.Caps["portMappings"], portsTo = req.Ports, name
+			if p.ports, err = publishable(req.Ports, req.Sysctls, a.IfName); err != nil {
+				return nil, err
+			}
+			a.Caps["portMappings"], portsTo = p.ports, name
 		}
 		if req.Rate.Any() && rateTo == "" && hasCapability(list, "bandwidth") {
 			a.Caps["bandwidth"], rateTo = bandwidth(req.Rate), name

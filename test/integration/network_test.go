@@ -136,13 +136,17 @@ func (c *cniNet) ports() string {
 
 // rulesNaming returns the iptables and ip6tables rules that mention s.
 func rulesNaming(s string) []string {
+	return append(rulesIn("iptables-save", s), rulesIn("ip6tables-save", s)...)
+}
+
+// rulesIn returns the rules that mention s in what save (iptables-save,
+// ip6tables-save) prints.
+func rulesIn(save, s string) []string {
 	var out []string
-	for _, cmd := range []string{"iptables-save", "ip6tables-save"} {
-		b, _ := exec.Command(cmd).Output()
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.Contains(l, s) {
-				out = append(out, l)
-			}
+	b, _ := exec.Command(save).Output()
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
 		}
 	}
 	return out
