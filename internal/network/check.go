@@ -52,7 +52,7 @@ func check(cni *libcni.CNIConfig, stateDir string, rec *record, a attachment) er
 		}
 	}
 	rt := runtimeConf(stateDir, rec, a)
-	expected, changed, err := expectedResult(cni, list, rt)
+	expected, changed, err := expectedResult(cni, list, rt, a.IPv6Taken)
 	if err != nil {
 		return err
 	}
@@ -128,13 +128,14 @@ func portmapFault(msg string, res *current.Result) bool {
 
 // expectedResult is the cached ADD result of the attachment as the
 // container should have it now (nil when none is cached), and whether that
-// differs from the cached one. The config's
-// net.ipv6.conf.all.disable_ipv6=1 (written after ADD, as runc does) or
-// the container itself disabling IPv6 on the interface takes the IPv6
-// addresses and routes ADD gave: the bridge plugin's CHECK would fail on
-// them ("Failed to match addr"), and the firewall's look for their rules,
-// which delete still removes.
-func expectedResult(cni *libcni.CNIConfig, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) (*current.Result, bool, error) {
+// differs from the cached one. The config's sysctls (written after ADD, as
+// runc does: taken says they disable IPv6 on the interface, if only for a
+// moment, as net.ipv6.conf.all.disable_ipv6=1 followed by the interface's
+// =0 does) or the container itself disabling IPv6 on the interface take
+// the IPv6 addresses and routes ADD gave: the bridge plugin's CHECK would
+// fail on them ("Failed to match addr"), and the firewall's look for their
+// rules, which delete still removes.
+func expectedResult(cni *libcni.CNIConfig, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf, taken bool) (*current.Result, bool, error) {
 	res, err := cni.GetNetworkListCachedResult(list, rt)
 	if err != nil || res == nil {
 		return nil, false, err
@@ -143,7 +144,10 @@ func expectedResult(cni *libcni.CNIConfig, list *libcni.NetworkConfigList, rt *l
 	if err != nil || rt.NetNS == "" || !hasIPv6(cur) {
 		return cur, false, err
 	}
-	disabled, err := ipv6Disabled(rt.NetNS, rt.IfName)
+	disabled := taken
+	if !disabled {
+		disabled, err = ipv6Disabled(rt.NetNS, rt.IfName)
+	}
 	if err != nil || !disabled {
 		return cur, false, err
 	}

@@ -32,6 +32,9 @@ func TestLoadIPv6Taken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if p.attachments[0].IPv6Taken || !p.attachments[1].IPv6Taken {
+		t.Errorf("IPv6Taken of eth0, eth1: %v, %v; want false, true", p.attachments[0].IPv6Taken, p.attachments[1].IPv6Taken)
+	}
 	got := p.attachments[1].Caps["portMappings"].([]Port)
 	if len(got) != 2 || got[0].HostIP != "0.0.0.0" || got[1].HostIP != "127.0.0.1" || p.ports[0].HostIP != "0.0.0.0" {
 		t.Errorf("ports published: %+v (noted %+v), want the first on 0.0.0.0 and the second as asked", got, p.ports)

@@ -26,6 +26,9 @@ type attachment struct {
 	IfName string         `json:"ifName"`
 	Config []byte         `json:"config"`
 	Caps   map[string]any `json:"capabilityArgs,omitempty"`
+	// IPv6Taken says the config's sysctls take the IPv6 addresses ADD
+	// gives the interface (ipv6Taken), so CHECK is given none.
+	IPv6Taken bool `json:"ipv6Taken,omitempty"`
 }
 
 // Load reads the configurations req names from dir. Ports and the rate go
@@ -43,6 +46,7 @@ func Load(dir string, req *Request) (*Plan, error) {
 			return nil, err
 		}
 		a := attachment{Name: name, IfName: fmt.Sprintf("eth%d", i), Config: list.Bytes, Caps: map[string]any{}}
+		_, a.IPv6Taken = ipv6Taken(req.Sysctls, a.IfName)
 		if len(req.Ports) > 0 && portsTo == "" && hasCapability(list, "portMappings") {
 			if p.ports, err = publishable(req.Ports, req.Sysctls, a.IfName); err != nil {
 				return nil, err

@@ -25,7 +25,8 @@ func publishWithSysctls(c *cniNet, ports string, kv map[string]string) func(*spe
 // or eth0's disable_ipv6). A port on an IPv6 host address would then lead
 // nowhere: create refuses it in one line naming the port and the sysctl,
 // before anything is made. A port on every address is published on IPv4
-// alone and answers there, and `state --check` passes.
+// alone and answers there, and `state --check` passes, even where eth0's
+// IPv6 is enabled again after all's (its address is gone all the same).
 // default's sets only interfaces made later: eth0 keeps its address, and
 // its ports are published as asked.
 func TestNetworkPortsIPv6Disabled(t *testing.T) {
@@ -53,7 +54,7 @@ func TestNetworkPortsIPv6Disabled(t *testing.T) {
 	}
 
 	id := e.id()
-	off := map[string]string{"net.ipv6.conf.all.disable_ipv6": "1"}
+	off := map[string]string{"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.eth0.disable_ipv6": "0"}
 	e.mustLkc("run", "-d", "--bundle", e.bundle(httpdArgs("v4"), publishWithSysctls(c, fmt.Sprintf("%d:80", port), off)), id)
 	if out := e.mustLkc("exec", id, "ip", "-o", "-6", "addr", "show", "eth0", "scope", "global"); strings.TrimSpace(out) != "" {
 		t.Errorf("eth0 keeps its IPv6 address after net.ipv6.conf.all.disable_ipv6=1: %q", out)
