@@ -249,9 +249,14 @@ func TestNetworkGCAtDaemonStart(t *testing.T) {
 		}
 	}
 	c.assertReleased(addr)
-	logged, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
-	if !strings.Contains(string(logged), "netgc: removed 1 stale attachments") {
-		t.Errorf("daemon.log does not say what netgc collected:\n%s", logged)
+	// The lease goes at the attachment's DEL, the line once the whole
+	// collection is done.
+	var logged []byte
+	for deadline := time.Now().Add(settle); !strings.Contains(string(logged), "netgc: removed 1 stale attachments"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon.log does not say what netgc collected:\n%s", logged)
+		}
+		logged, _ = os.ReadFile(filepath.Join(d.dir, "daemon.log"))
 	}
 }
 
