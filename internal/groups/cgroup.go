@@ -188,6 +188,16 @@ func (s *Store) Delete(name string, force bool) error {
 		return err
 	}
 	defer unlock()
+	return s.delete(name, force)
+}
+
+// delete is Delete with the groups' lock held, under the limits record
+// (written once the group is known deletable, before the first process
+// is moved out or the first directory removed): an lkc killed before the
+// definition is gone leaves the delete to whoever takes the lock next
+// (finishLimits), so the next daemon start does not make the cgroup of a
+// group being deleted again.
+func (s *Store) delete(name string, force bool) error {
 	if _, err := s.Get(name); err != nil {
 		return err
 	}
@@ -198,10 +208,15 @@ func (s *Store) Delete(name string, force bool) error {
 	if err != nil {
 		return err
 	}
-	if pids := Procs(m); len(pids) > 0 {
-		if !force {
-			return fmt.Errorf("group %s holds processes %v: %w (--force moves them to its parent)", name, pids, ErrBusy)
-		}
+	pids := Procs(m)
+	if len(pids) > 0 && !force {
+		return fmt.Errorf("group %s holds processes %v: %w (--force moves them to its parent)", name, pids, ErrBusy)
+	}
+	if err := s.writeLimitsRecord(limitsRecord{Group: name, Delete: true, Force: force}); err != nil {
+		return err
+	}
+	defer s.removeLimitsRecord()
+	if len(pids) > 0 {
 		if err := s.evacuate(m); err != nil {
 			return fmt.Errorf("group %s: %w", name, err)
 		}
@@ -209,6 +224,7 @@ func (s *Store) Delete(name string, force bool) error {
 	if err := m.Destroy(); err != nil {
 		return fmt.Errorf("group %s: %w", name, err)
 	}
+	dieForTest(DeleteDieEnv)
 	return s.remove(name)
 }
 

@@ -21,23 +21,34 @@ import (
 // need, once.
 const LimitsDieEnv = "LKC_TEST_GROUP_LIMITS_DIE"
 
-// limitsRecordName is the record of a group's limits being written, in
-// the groups' directory: written before the first mkdir of a make or the
-// first write of an update, removed once the limits are in the cgroup
-// and the definition. An lkc (or daemon worker) killed in between would
+// DeleteDieEnv is LimitsDieEnv's twin for `lkc group delete`: lkc
+// SIGKILLs itself after it removed the group's cgroup, before the
+// definition goes.
+const DeleteDieEnv = "LKC_TEST_GROUP_DELETE_DIE"
+
+// limitsRecordName is the record of a group's limits being written (or
+// of the group being deleted), in the groups' directory: written before
+// the first mkdir of a make, the first write of an update or the first
+// change of a delete, removed once the limits are in the cgroup and the
+// definition (once the definition is gone). An lkc (or daemon worker) killed in between would
 // otherwise leave a cgroup without its limits for good (the next Ensure
 // finds every directory there and makes nothing), or an update's limits
 // in the cgroup that the definition does not know (a reboot or a reload
-// would silently go back). Whoever takes the groups' lock next finishes
+// would silently go back), or a deleted group's definition without its
+// cgroup (the next daemon start would make it again, empty). Whoever takes the groups' lock next finishes
 // it (finishLimits).
 const limitsRecordName = ".limits.json"
 
-// limitsRecord is what finishing a killed make or update needs.
+// limitsRecord is what finishing a killed make, update or delete needs.
 type limitsRecord struct {
 	Group string `json:"group"`
 	// Update is an update's change (nil for a make): finishing writes
 	// it again and records it.
 	Update *config.Resources `json:"update,omitempty"`
+	// Delete is a delete (Force: with --force): finishing deletes the
+	// group again, as the same command would now.
+	Delete bool `json:"delete,omitempty"`
+	Force  bool `json:"force,omitempty"`
 }
 
 func (s *Store) writeLimitsRecord(rec limitsRecord) error {
@@ -58,9 +69,9 @@ func (s *Store) writeLimitsRecord(rec limitsRecord) error {
 
 func (s *Store) removeLimitsRecord() { os.Remove(filepath.Join(s.Dir, limitsRecordName)) }
 
-// dieForTest is LimitsDieEnv's crash.
-func dieForTest() {
-	if die := os.Getenv(LimitsDieEnv); die != "" && os.Remove(die) == nil {
+// dieForTest is the crash of hook env (LimitsDieEnv, DeleteDieEnv).
+func dieForTest(env string) {
+	if die := os.Getenv(env); die != "" && os.Remove(die) == nil {
 		unix.Kill(os.Getpid(), unix.SIGKILL)
 	}
 }
@@ -75,7 +86,7 @@ func (s *Store) makeCgroup(g *Group, m cgroups.Manager, create func() error) err
 	if err := create(); err != nil {
 		return fmt.Errorf("group %s: %w", g.Name, err)
 	}
-	dieForTest()
+	dieForTest(LimitsDieEnv)
 	if err := cgroups.SetOrdered(m, &g.Resources); err != nil {
 		return fmt.Errorf("group %s: %w", g.Name, err)
 	}
@@ -94,16 +105,18 @@ func (s *Store) update(g *Group, m cgroups.Manager, r *config.Resources) error {
 	if err != nil {
 		return fmt.Errorf("group %s: %w", g.Name, err)
 	}
-	dieForTest()
+	dieForTest(LimitsDieEnv)
 	g.Resources = *merged
 	return s.save(g)
 }
 
-// finishLimits finishes the make or update a killed lkc left half done
-// (its record), with the groups' lock held: a make's group gets what is
-// still missing of its cgroup and its limits; an update is written again
-// and recorded, or, when the cgroup now refuses it, the definition's
-// limits are written back, as a refused update leaves them. Best effort,
+// finishLimits finishes the make, update or delete a killed lkc left
+// half done (its record), with the groups' lock held: a make's group gets
+// what is still missing of its cgroup and its limits; an update is
+// written again and recorded, or, when the cgroup now refuses it, the
+// definition's limits are written back, as a refused update leaves them;
+// a delete is done again (refused, the group stays, as the command would
+// leave it now: a process that joined since and no --force). Best effort,
 // as finishMove: the record goes either way (a group deleted since has
 // nothing to finish).
 func (s *Store) finishLimits() {
@@ -116,6 +129,8 @@ func (s *Store) finishLimits() {
 	if json.Unmarshal(data, rec) == nil && CheckName(rec.Group) == nil {
 		g, err := s.Get(rec.Group)
 		switch {
+		case err == nil && rec.Delete:
+			s.delete(rec.Group, rec.Force)
 		case err == nil && rec.Update != nil:
 			if _, m, err := s.ready(rec.Group); err == nil && s.update(g, m, rec.Update) != nil {
 				s.Apply(g)

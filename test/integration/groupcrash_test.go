@@ -123,3 +123,41 @@ func TestGroupUpdateKilledIsFinished(t *testing.T) {
 	g.mustLkc("group", "delete", "upd")
 	g.assertNone("delete")
 }
+
+// TestGroupDeleteKilledIsFinished: `lkc group delete` is SIGKILLed
+// (LKC_TEST_GROUP_DELETE_DIE) after it removed the group's cgroup and
+// before it removed the definition. The next daemon start, which makes
+// the cgroups of defined groups, finishes the delete from its record
+// instead of making the deleted group's cgroup again.
+func TestGroupDeleteKilledIsFinished(t *testing.T) {
+	g := newGroupEnv(t)
+	d := g.daemon()
+	g.mustLkc("group", "create", "del", "--memory", "64m")
+	t.Cleanup(func() { g.lkc("group", "delete", "--force", "del") })
+	file := filepath.Join(t.TempDir(), "die")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LKC_TEST_GROUP_DELETE_DIE", file)
+	r := g.lkc("group", "delete", "del")
+	if _, err := os.Stat(file); r.code == 0 || !os.IsNotExist(err) {
+		t.Fatalf("group delete: %v, want killed by the hook (hook file: %v)", r, err)
+	}
+	if _, err := os.Stat(filepath.Join(g.defs, "del.json")); err != nil {
+		t.Fatalf("the killed delete removed the definition: %v", err)
+	}
+	d.start()
+	for _, dir := range g.dirs("del") {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("cgroup %s after the daemon's start: %v, want none (the group was being deleted)", dir, err)
+		}
+	}
+	if r := g.lkc("group", "list"); strings.Contains(r.stdout, "del") {
+		t.Errorf("group list after the daemon's start: %q, want no group del", r.stdout)
+	}
+	if _, err := os.Stat(filepath.Join(g.defs, ".limits.json")); !os.IsNotExist(err) {
+		t.Errorf("the record is left: %v", err)
+	}
+	d.stop()
+	g.assertNone("the finished delete")
+}
