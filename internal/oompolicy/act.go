@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/config"
+	"github.com/lkc-containers/lkc/internal/groups"
 )
 
 // act applies policy p to a held container.
@@ -178,17 +181,52 @@ func (s *Service) grow(a *armed, ceiling uint64) error {
 }
 
 // raise moves the limit from one value to a higher one, memory+swap
-// first when it is set (v1 keeps it at least the limit).
+// first when it is set (v1 keeps it at least the limit), to the new limit
+// plus the swap allowance: a raise killed between the two writes and done
+// again by the next worker asks the same memory+swap, not the allowance
+// raised twice.
 func (s *Service) raise(a *armed, from, to uint64) error {
 	if a.v2 {
 		return raiseV2(a, to)
 	}
 	if sw, err := readUint(a.dir, "memory.memsw.limit_in_bytes"); err == nil && sw < 1<<62 {
-		if err := writeInt(a.dir, "memory.memsw.limit_in_bytes", int64(sw+to-from)); err != nil {
+		if err := writeInt(a.dir, "memory.memsw.limit_in_bytes", int64(to+s.swapAllowance(a, sw, from))); err != nil {
 			return err
+		}
+		if file := os.Getenv(RaiseDieEnv); file != "" {
+			die(file)
 		}
 	}
 	return writeInt(a.dir, "memory.limit_in_bytes", int64(to))
+}
+
+// swapAllowance is what v1's memory+swap allows beyond the memory limit:
+// memory+swap minus memory as the container's record (a group's
+// definition) sets them, which `lkc update` keeps and the policy's raises
+// do not touch; without both there (memory+swap written by hand), as the
+// cgroup has them now (sw, limit).
+func (s *Service) swapAllowance(a *armed, sw, limit uint64) uint64 {
+	if r := s.resources(a); r != nil && r.MemoryLimit != nil && r.MemorySwap != nil && *r.MemoryLimit > 0 && *r.MemorySwap >= *r.MemoryLimit {
+		return uint64(*r.MemorySwap - *r.MemoryLimit)
+	}
+	return sw - min(sw, limit)
+}
+
+// resources are the limits the container's record (a group's definition)
+// sets, nil when it cannot be read.
+func (s *Service) resources(a *armed) *config.Resources {
+	if a.group != "" {
+		g, err := groups.FromConf(s.deps.Conf).Get(a.e.ID)
+		if err != nil {
+			return nil
+		}
+		return &g.Resources
+	}
+	st, err := a.e.LoadState()
+	if err != nil || st.Config == nil {
+		return nil
+	}
+	return &st.Config.Cgroup.Resources
 }
 
 // hostHasRoom checks that MemAvailable minus oom.grow-reserve covers n.

@@ -240,7 +240,8 @@ func (s *Service) putLimitBack(a *armed) {
 }
 
 // lower moves the limit from one value down to another: the limit
-// before memory+swap (v1 keeps memory+swap at least the limit); v2
+// before memory+swap (v1 keeps memory+swap at least the limit), that to
+// the new limit plus the swap allowance; v2
 // memory.high (when the service owns it) before memory.max.
 func (s *Service) lower(a *armed, from, to uint64) error {
 	if a.v2 {
@@ -251,11 +252,12 @@ func (s *Service) lower(a *armed, from, to uint64) error {
 		}
 		return writeInt(a.dir, "memory.max", int64(to))
 	}
+	sw, err := readUint(a.dir, "memory.memsw.limit_in_bytes")
 	if err := writeInt(a.dir, "memory.limit_in_bytes", int64(to)); err != nil {
 		return err
 	}
-	if sw, err := readUint(a.dir, "memory.memsw.limit_in_bytes"); err == nil && sw < 1<<62 {
-		return writeInt(a.dir, "memory.memsw.limit_in_bytes", int64(sw-(from-to)))
+	if err == nil && sw < 1<<62 {
+		return writeInt(a.dir, "memory.memsw.limit_in_bytes", int64(to+s.swapAllowance(a, sw, from)))
 	}
 	return nil
 }

@@ -122,8 +122,20 @@ func (s *Service) checkOrphan(a *armed) bool {
 const DieEnv = "LKC_TEST_OOM_CHECKPOINT_DIE"
 
 func dieAt(step string) {
-	at, file, ok := strings.Cut(os.Getenv(DieEnv), ":")
-	if ok && at == step && os.Remove(file) == nil {
+	if at, file, ok := strings.Cut(os.Getenv(DieEnv), ":"); ok && at == step {
+		die(file)
+	}
+}
+
+// RaiseDieEnv, set to FILE in the daemon's environment, makes the worker
+// SIGKILL itself in a v1 raise (grow, a checkpoint's headroom) after it
+// wrote memory+swap and before the limit, if it can remove FILE: the
+// crash the integration test of the raise's swap allowance needs, once.
+const RaiseDieEnv = "LKC_TEST_OOM_RAISE_DIE"
+
+// die SIGKILLs the worker if it can remove file (a hook's, once).
+func die(file string) {
+	if os.Remove(file) == nil {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	}
 }

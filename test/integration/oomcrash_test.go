@@ -3,6 +3,7 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,39 @@ func TestOOMCheckpointWorkerKilledDumping(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(d.root, id, "oom-dump.json")); !os.IsNotExist(err) {
 		t.Errorf("the dump's record is left: %v", err)
+	}
+}
+
+// TestOOMGrowWorkerKilledRaising: grow's first raise is SIGKILLed
+// (LKC_TEST_OOM_RAISE_DIE) after it wrote memory+swap and before the
+// memory limit. The successor raises again from the same limit: memory+swap
+// ends at the limit plus the container's swap allowance (16 MiB here), not
+// that plus the killed raise's step.
+func TestOOMGrowWorkerKilledRaising(t *testing.T) {
+	requireOOMHold(t)
+	const allowance = 16 << 20
+	die := filepath.Join(t.TempDir(), "die")
+	if err := os.WriteFile(die, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LKC_TEST_OOM_RAISE_DIE", die)
+	d := newDaemonEnv(t)
+	limit, swap := int64(oomLimit), int64(oomLimit+allowance)
+	id, cgroup := d.oomContainerWith(map[string]string{"org.lkc.oom-policy": "grow:256M"}, &specs.LinuxMemory{Limit: &limit, Swap: &swap})
+	worker := d.status().WorkerPid
+	if r, _ := d.allocate(id); r.code != 0 {
+		t.Fatalf("allocation under grow: %v, want success; events %v", r, d.policyEvents(id))
+	}
+	if _, err := os.Stat(die); !os.IsNotExist(err) {
+		t.Fatalf("the worker did not reach the raise (hook file: %v)", err)
+	}
+	if w := d.status().WorkerPid; w == worker {
+		t.Fatalf("worker %d still serves: the hook did not kill it", w)
+	}
+	limit = readLimit(cgroup)
+	b, _ := os.ReadFile(filepath.Join(cgroup, "memory.memsw.limit_in_bytes"))
+	memsw, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if limit <= oomLimit || memsw-limit != allowance {
+		t.Errorf("after the grows: limit %d, memory+swap %d: swap allowance %d, want %d; events %v", limit, memsw, memsw-limit, allowance, d.policyEvents(id))
 	}
 }

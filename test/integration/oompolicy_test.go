@@ -34,9 +34,15 @@ func requireOOMHold(t *testing.T) {
 // daemon armed it (its OOM killer off).
 func (d *daemonEnv) oomContainer(annotations map[string]string) (id, cgroup string) {
 	d.t.Helper()
+	return d.oomContainerWith(annotations, memoryOnly(oomLimit))
+}
+
+// oomContainerWith is oomContainer with memory limits mem.
+func (d *daemonEnv) oomContainerWith(annotations map[string]string, mem *specs.LinuxMemory) (id, cgroup string) {
+	d.t.Helper()
 	b := d.bundle([]string{"sleep", "1000"}, func(s *specs.Spec) {
 		s.Annotations = annotations
-		s.Linux.Resources = &specs.LinuxResources{Memory: memoryOnly(oomLimit)}
+		s.Linux.Resources = &specs.LinuxResources{Memory: mem}
 	})
 	id = d.id()
 	d.mustLkc("run", "-d", "--bundle", b, id)
