@@ -82,14 +82,20 @@ func (s *Service) freezeWithHeadroom(a *armed, limit uint64) error {
 
 func thaw(a *armed) { freeze(a, false) }
 
-// freeze asks the container's freezer to freeze (on) or thaw it: v1
-// freezer.state, v2 cgroup.freeze.
+// freeze asks the container's freezer to freeze (on) or thaw it.
 func freeze(a *armed, on bool) error {
+	file, v := freezerFile(a, on)
+	return os.WriteFile(file, []byte(v), 0)
+}
+
+// freezerFile is the file that freezes (on) or thaws the container and
+// what to write there: v1 freezer.state, v2 cgroup.freeze.
+func freezerFile(a *armed, on bool) (string, string) {
 	file, v := "freezer.state", map[bool]string{true: "FROZEN", false: "THAWED"}[on]
 	if a.v2 {
 		file, v = "cgroup.freeze", map[bool]string{true: "1", false: "0"}[on]
 	}
-	return os.WriteFile(filepath.Join(a.freezer, file), []byte(v), 0)
+	return filepath.Join(a.freezer, file), v
 }
 
 // frozen says whether every task of the container is frozen: v1
@@ -164,16 +170,29 @@ func (d *dump) pid() int {
 	return d.proc.Process.Pid
 }
 
-// startDump runs `lkc checkpoint` on the frozen container in its own
-// session: a worker that dies does not kill CRIU mid-dump.
+// dumpShell runs `lkc checkpoint` ("$@" after the freezer's file and
+// its thawed value) and thaws the container when it fails: a dump that
+// fails after `lkc daemon stop`, or with no worker left, must not leave
+// the container frozen for a daemon that is gone (the worker, when there
+// is one, thaws too). Its $0 names it in /proc (findDump).
+const dumpShell = `f=$1 v=$2; shift 2; "$@"; rc=$?; [ $rc -eq 0 ] || { echo "$v" > "$f"; } 2>/dev/null; exit $rc`
+
+// dumpShellName is dumpShell's $0.
+const dumpShellName = "lkc-oom-dump"
+
+// startDump runs `lkc checkpoint` on the frozen container, under
+// dumpShell, in its own session: a worker that dies does not kill CRIU
+// mid-dump.
 func (s *Service) startDump(a *armed) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	d := a.dump
+	file, thawed := freezerFile(a, false)
 	// "--": an id may begin with '-'.
-	d.proc = exec.Command(exe, "--root", a.e.Root, "checkpoint", "--image-path", d.image, "--", a.e.ID)
+	d.proc = exec.Command("/bin/sh", "-c", dumpShell, dumpShellName, file, thawed,
+		exe, "--root", a.e.Root, "checkpoint", "--image-path", d.image, "--", a.e.ID)
 	d.proc.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	out, err := os.Create(d.image + ".log")
 	if err == nil {

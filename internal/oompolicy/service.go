@@ -225,7 +225,9 @@ func (s *Service) reconcileLocked() {
 }
 
 // Stop is `lkc daemon stop`: the kernel's OOM killer comes back on in
-// every armed container, so that none waits for a daemon that is gone.
+// every armed container, so that none waits for a daemon that is gone. A
+// checkpoint's dump in flight runs on, not waited for: it ends with the
+// container stopped, or thawed by its own shell (dumpShell).
 func (s *Service) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -166,3 +166,48 @@ func TestOOMGrowWorkerKilledRaising(t *testing.T) {
 		t.Errorf("after the grows: limit %d, memory+swap %d: swap allowance %d, want %d; events %v", limit, memsw, memsw-limit, allowance, d.policyEvents(id))
 	}
 }
+
+// failingCriu makes LKC_CRIU a CRIU that waits until the file it
+// returns exists, then fails.
+func failingCriu(t *testing.T) string {
+	dir := t.TempDir()
+	gate, script := filepath.Join(dir, "gate"), filepath.Join(dir, "criu")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+waitGate(gate)+"\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LKC_CRIU", script)
+	return gate
+}
+
+func openGate(t *testing.T, gate string) {
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOOMCheckpointDumpFailsAfterDaemonStop: `lkc daemon stop` comes
+// while the checkpoint policy's dump runs, and the dump then fails (CRIU
+// waits at a gate, then exits 1). No daemon is left to thaw the container:
+// the dump's own shell does, so the container is not left frozen (its
+// init, the allocator, then meets the kernel's OOM killer, back on with
+// the daemon's stop).
+func TestOOMCheckpointDumpFailsAfterDaemonStop(t *testing.T) {
+	requireOOMHold(t)
+	gate := failingCriu(t)
+	d := newDaemonEnv(t)
+	root, _, b := d.checkpointOnOOMBundle()
+	id := d.id()
+	d.mustLkc("run", "-d", "--bundle", b, id)
+	t.Cleanup(func() { d.lkc("delete", "--force", id) })
+	waitFor(t, func() bool { return strings.Contains(d.daemonLog(), "container "+id+" armed") }, "the daemon to arm the container")
+	if err := os.WriteFile(filepath.Join(root, "armed"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(d.daemonLog(), `"result":"dumping"`) }, "the dump to start")
+	if st := d.state(id)["status"]; st != "paused" {
+		t.Fatalf("container while it is dumped: %v, want paused (frozen)", st)
+	}
+	d.mustLkc("daemon", "stop")
+	openGate(t, gate)
+	waitFor(t, func() bool { return d.state(id)["status"] != "paused" }, "the failed dump to thaw the container")
+}
