@@ -204,6 +204,7 @@ func (s *Service) startDump(a *armed) error {
 	}
 	d.done = make(chan error, 1)
 	go func() { d.done <- d.proc.Wait() }()
+	dieAt("started")
 	rec := &dumpRecord{Image: d.image, Limit: d.limit, Pid: d.proc.Process.Pid}
 	rec.Start, _ = state.StartTime(rec.Pid)
 	if err := writeDumpRecord(a, rec); err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -78,6 +80,11 @@ func (s *Service) resumeDump(a *armed) {
 	a.detected = time.Now()
 	d := &dump{image: r.Image, started: time.Now(), limit: r.Limit}
 	a.dump = d
+	if r.Pid == 0 {
+		// A worker killed between starting the dump and recording its pid:
+		// a second dump would run beside it on its image, and fail.
+		r.Pid, r.Start = findDump(r.Image)
+	}
 	switch {
 	case r.Pid != 0:
 		d.orphan = r
@@ -88,6 +95,29 @@ func (s *Service) resumeDump(a *armed) {
 			s.dumpFailed(a, d, err.Error())
 		}
 	}
+}
+
+// findDump finds the dump (dumpShell) of image by its command line in
+// /proc, by its name and image (not the script, which another lkc
+// version's worker may have written otherwise): its pid and start time,
+// 0 when none runs.
+func findDump(image string) (int, uint64) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		argv := strings.Split(string(b), "\x00")
+		if err != nil || len(argv) < 4 || argv[1] != "-c" || argv[3] != dumpShellName || !slices.Contains(argv, image) {
+			continue
+		}
+		if start, err := state.StartTime(pid); err == nil {
+			return pid, start
+		}
+	}
+	return 0, 0
 }
 
 // checkOrphan follows a dump a killed worker started: it is not this
@@ -117,7 +147,8 @@ func (s *Service) checkOrphan(a *armed) bool {
 
 // DieEnv, set to STEP:FILE in the daemon's environment, makes the worker
 // SIGKILL itself right after the checkpoint step STEP (freezing: the
-// freeze asked and recorded; dumping: lkc checkpoint started), if it can
+// freeze asked and recorded; started: lkc checkpoint started, its pid not
+// recorded yet; dumping: its pid recorded), if it can
 // remove FILE: the crash the integration tests of resumeDump need, once.
 const DieEnv = "LKC_TEST_OOM_CHECKPOINT_DIE"
 

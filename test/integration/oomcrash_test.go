@@ -211,3 +211,49 @@ func TestOOMCheckpointDumpFailsAfterDaemonStop(t *testing.T) {
 	openGate(t, gate)
 	waitFor(t, func() bool { return d.state(id)["status"] != "paused" }, "the failed dump to thaw the container")
 }
+
+// TestOOMCheckpointWorkerKilledStarted: the worker is SIGKILLed right
+// after it started `lkc checkpoint`, before it recorded the dump's pid
+// (LKC_TEST_OOM_CHECKPOINT_DIE=started; CRIU waits at a gate meanwhile).
+// The successor finds that dump by its image and follows it instead of
+// starting a second one beside it: the container is checkpointed, the
+// log says so and no failure, and the image holds its memory.
+func TestOOMCheckpointWorkerKilledStarted(t *testing.T) {
+	tmp := t.TempDir()
+	gate := filepath.Join(tmp, "gate")
+	t.Setenv("LKC_CRIU", gatedCriu(t, filepath.Join(tmp, "started"), gate))
+	die := oomCheckpointDie(t, "started")
+	d := newDaemonEnv(t)
+	root, images, b := d.checkpointOnOOMBundle()
+	id := d.id()
+	d.mustLkc("run", "-d", "--bundle", b, id)
+	t.Cleanup(func() { d.lkc("delete", "--force", id) })
+	waitFor(t, func() bool { return strings.Contains(d.daemonLog(), "container "+id+" armed") }, "the daemon to arm the container")
+	if err := os.WriteFile(filepath.Join(root, "armed"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		_, err := os.Stat(die)
+		log := d.daemonLog()
+		return os.IsNotExist(err) && (strings.Contains(log, "container "+id+": following") || strings.Contains(log, "container "+id+": resuming"))
+	}, "the worker to die as the dump started and its successor to take the checkpoint on")
+	openGate(t, gate)
+	waitFor(t, func() bool { return d.lkc("state", id).code != 0 }, "the checkpoint to stop the container")
+	log := d.daemonLog()
+	if !strings.Contains(log, "container "+id+": checkpointed to ") || strings.Contains(log, `"result":"failed"`) {
+		t.Errorf("daemon log: want the container checkpointed and no failure:\n%s", log)
+	}
+	dumps, _ := filepath.Glob(filepath.Join(images, id+"-*"))
+	var image string
+	for _, p := range dumps {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			image = p
+		}
+	}
+	if image == "" {
+		t.Fatalf("no image in %s (%v)", images, dumps)
+	}
+	if pages := dirBytes(t, image, "pages-"); pages < oomLimit*3/4 {
+		t.Errorf("image holds %d bytes of pages, want at least %d", pages, oomLimit*3/4)
+	}
+}
