@@ -39,6 +39,46 @@ func (d *daemonEnv) checkpointOnOOMBundle() (root, images, bundle string) {
 	return root, images, bundle
 }
 
+// checkOOMImage checks that the checkpoint policy left container id's
+// image in images, holding most of the limit the allocator filled, and
+// returns it.
+func (d *daemonEnv) checkOOMImage(images, id string) string {
+	d.t.Helper()
+	dumps, _ := filepath.Glob(filepath.Join(images, id+"-*"))
+	var image string
+	for _, p := range dumps {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			image = p
+		}
+	}
+	if image == "" {
+		d.t.Fatalf("no image in %s (%v); daemon log:\n%s", images, dumps, d.daemonLog())
+	}
+	if pages := dirBytes(d.t, image, "pages-"); pages < oomLimit*3/4 {
+		d.t.Errorf("image holds %d bytes of pages, want at least %d (most of the limit the allocator filled)", pages, oomLimit*3/4)
+	}
+	return image
+}
+
+// runCheckpointOnOOM runs a checkpointOnOOMBundle container and waits
+// until the daemon armed it.
+func (d *daemonEnv) runCheckpointOnOOM() (id, root, images string) {
+	d.t.Helper()
+	root, images, b := d.checkpointOnOOMBundle()
+	id = d.id()
+	d.mustLkc("run", "-d", "--bundle", b, id)
+	d.t.Cleanup(func() { d.lkc("delete", "--force", id) })
+	waitFor(d.t, func() bool { return strings.Contains(d.daemonLog(), "container "+id+" armed") }, "the daemon to arm the container")
+	return id, root, images
+}
+
+// startAllocating lets a runCheckpointOnOOM container's init allocate.
+func startAllocating(t *testing.T, root string) {
+	if err := os.WriteFile(filepath.Join(root, "armed"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // daemonLog is the daemon's log so far.
 func (d *daemonEnv) daemonLog() string {
 	b, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
@@ -55,15 +95,9 @@ func TestOOMCheckpointWorkerKilledFreezing(t *testing.T) {
 	requireCriu(t)
 	die := oomCheckpointDie(t, "freezing")
 	d := newDaemonEnv(t)
-	root, images, b := d.checkpointOnOOMBundle()
-	id := d.id()
-	d.mustLkc("run", "-d", "--bundle", b, id)
-	t.Cleanup(func() { d.lkc("delete", "--force", id) })
-	waitFor(t, func() bool { return strings.Contains(d.daemonLog(), "container "+id+" armed") }, "the daemon to arm the container")
+	id, root, images := d.runCheckpointOnOOM()
 	worker := d.status().WorkerPid
-	if err := os.WriteFile(filepath.Join(root, "armed"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	startAllocating(t, root)
 	waitFor(t, func() bool {
 		_, err := os.Stat(die)
 		return os.IsNotExist(err)
@@ -74,19 +108,7 @@ func TestOOMCheckpointWorkerKilledFreezing(t *testing.T) {
 	if w := d.status().WorkerPid; w == worker {
 		t.Fatalf("worker %d still serves: the hook did not kill it", w)
 	}
-	dumps, _ := filepath.Glob(filepath.Join(images, id+"-*"))
-	var image string
-	for _, p := range dumps {
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-			image = p
-		}
-	}
-	if image == "" {
-		t.Fatalf("no image in %s (%v); daemon log:\n%s", images, dumps, d.daemonLog())
-	}
-	if pages := dirBytes(t, image, "pages-"); pages < oomLimit*3/4 {
-		t.Errorf("image holds %d bytes of pages, want at least %d", pages, oomLimit*3/4)
-	}
+	d.checkOOMImage(images, id)
 }
 
 // TestOOMCheckpointWorkerKilledDumping: the worker is SIGKILLed right
@@ -195,14 +217,8 @@ func TestOOMCheckpointDumpFailsAfterDaemonStop(t *testing.T) {
 	requireOOMHold(t)
 	gate := failingCriu(t)
 	d := newDaemonEnv(t)
-	root, _, b := d.checkpointOnOOMBundle()
-	id := d.id()
-	d.mustLkc("run", "-d", "--bundle", b, id)
-	t.Cleanup(func() { d.lkc("delete", "--force", id) })
-	waitFor(t, func() bool { return strings.Contains(d.daemonLog(), "container "+id+" armed") }, "the daemon to arm the container")
-	if err := os.WriteFile(filepath.Join(root, "armed"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	id, root, _ := d.runCheckpointOnOOM()
+	startAllocating(t, root)
 	waitFor(t, func() bool { return strings.Contains(d.daemonLog(), `"result":"dumping"`) }, "the dump to start")
 	if st := d.state(id)["status"]; st != "paused" {
 		t.Fatalf("container while it is dumped: %v, want paused (frozen)", st)
@@ -224,36 +240,19 @@ func TestOOMCheckpointWorkerKilledStarted(t *testing.T) {
 	t.Setenv("LKC_CRIU", gatedCriu(t, filepath.Join(tmp, "started"), gate))
 	die := oomCheckpointDie(t, "started")
 	d := newDaemonEnv(t)
-	root, images, b := d.checkpointOnOOMBundle()
-	id := d.id()
-	d.mustLkc("run", "-d", "--bundle", b, id)
-	t.Cleanup(func() { d.lkc("delete", "--force", id) })
-	waitFor(t, func() bool { return strings.Contains(d.daemonLog(), "container "+id+" armed") }, "the daemon to arm the container")
-	if err := os.WriteFile(filepath.Join(root, "armed"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	id, root, images := d.runCheckpointOnOOM()
+	startAllocating(t, root)
 	waitFor(t, func() bool {
 		_, err := os.Stat(die)
 		log := d.daemonLog()
 		return os.IsNotExist(err) && (strings.Contains(log, "container "+id+": following") || strings.Contains(log, "container "+id+": resuming"))
 	}, "the worker to die as the dump started and its successor to take the checkpoint on")
 	openGate(t, gate)
-	waitFor(t, func() bool { return d.lkc("state", id).code != 0 }, "the checkpoint to stop the container")
-	log := d.daemonLog()
-	if !strings.Contains(log, "container "+id+": checkpointed to ") || strings.Contains(log, `"result":"failed"`) {
-		t.Errorf("daemon log: want the container checkpointed and no failure:\n%s", log)
+	waitFor(t, func() bool {
+		return d.lkc("state", id).code != 0 && strings.Contains(d.daemonLog(), "container "+id+": checkpointed to ")
+	}, "the checkpoint to stop the container and the successor to log it")
+	if log := d.daemonLog(); strings.Contains(log, `"result":"failed"`) {
+		t.Errorf("daemon log: want no failure:\n%s", log)
 	}
-	dumps, _ := filepath.Glob(filepath.Join(images, id+"-*"))
-	var image string
-	for _, p := range dumps {
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-			image = p
-		}
-	}
-	if image == "" {
-		t.Fatalf("no image in %s (%v)", images, dumps)
-	}
-	if pages := dirBytes(t, image, "pages-"); pages < oomLimit*3/4 {
-		t.Errorf("image holds %d bytes of pages, want at least %d", pages, oomLimit*3/4)
-	}
+	d.checkOOMImage(images, id)
 }

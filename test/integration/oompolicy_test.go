@@ -450,20 +450,7 @@ func TestOOMCheckpoint(t *testing.T) {
 	}, "the checkpoint to stop the container")
 	t.Logf("allocation start -> container dumped and stopped: %v", time.Since(start))
 	logCheckpointSteps(t, d.dir, id)
-	dumps, _ := filepath.Glob(filepath.Join(images, id+"-*"))
-	var image string
-	for _, p := range dumps {
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-			image = p
-		}
-	}
-	if image == "" {
-		log, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
-		t.Fatalf("no image in %s (%v); daemon log:\n%s", images, dumps, log)
-	}
-	if pages := dirBytes(t, image, "pages-"); pages < oomLimit*3/4 {
-		t.Errorf("image holds %d bytes of pages, want at least %d (most of the limit the allocator filled)", pages, oomLimit*3/4)
-	}
+	image := d.checkOOMImage(images, id)
 	if out, err := os.ReadFile(filepath.Join(root, "oom-result")); err == nil {
 		log, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
 		t.Fatalf("the allocation finished before the checkpoint (%q); daemon log:\n%s", out, log)
