@@ -127,7 +127,7 @@ func (p *restorePlan) openImages() (err error) {
 	if !p.userns {
 		return nil
 	}
-	revert, err := grantImages(p.dirs, p.rootUID)
+	revert, err := grantImages(p.b.StateDir(), p.dirs, p.rootUID, p.rootGID)
 	if err == nil {
 		p.open = append(p.open, revert)
 	}

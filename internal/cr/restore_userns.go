@@ -23,9 +23,12 @@ import (
 // root's that is closed to other users is open to them. What they open
 // must be the mapped root's to open, and nothing is opened to anyone else:
 //   - the images, which they open by name through the directory's fd CRIU
-//     hands them: for the time of the restore, each image and the
-//     directory get an access ACL entry for the mapped root's uid alone
-//     (grantImages); the modes, and so every other user's access, stay.
+//     hands them, and those of a pre-dump chain, through its parent
+//     links: for the time of the restore, each image and each directory
+//     of images get an access ACL entry for the mapped root's uid alone,
+//     and the directories the links pass that it may not search an entry
+//     letting it search them (grantImages); the modes, and so every other
+//     user's access, stay.
 //   - the external mounts' sources, which they bind by path: the
 //     directory of the restore's own sources (mount.StagingTmpfs, in the
 //     state directory, which any user may search but not list) belongs to
@@ -52,70 +55,144 @@ func mappedRoot(cfg *config.Config) (uid, gid int, ok bool, err error) {
 	return int(u), int(g), true, nil
 }
 
-// posixACLAccess is the extended attribute holding a file's access ACL.
-const posixACLAccess = "system.posix_acl_access"
+// parentLink is the link CRIU leaves in the images of a dump on top of a
+// pre-dump, to the pre-dump's images, and follows on restore.
+const parentLink = "parent"
 
-// grantImages lets uid read the images in d's images directory, and
-// search it, for the time of the restore, through an entry for uid alone
-// in each one's access ACL, and returns what puts the ACLs and modes back.
-// The restored root task reads images both before it takes its
-// credentials in the new user namespace (as the host root, the files'
-// owner) and after (as uid): an ACL serves both, where an idmapped view
-// would serve only the second.
-func grantImages(d *imageDirs, uid int) (func(), error) {
-	entries, err := os.ReadDir(d.imagePath)
-	if err != nil {
-		return nil, fmt.Errorf("listing the images: %w", err)
-	}
-	var undo cleanup.Stack
-	paths := []string{d.imagePath}
-	for _, e := range entries {
-		paths = append(paths, filepath.Join(d.imagePath, e.Name()))
-	}
-	for _, p := range paths {
-		revert, err := grantRead(p, uid)
+// grantImages lets uid read the images in d's images directory and in
+// the pre-dump images its parent links lead to, and search each directory
+// those links' resolution passes that uid:gid may not search by its mode,
+// for the time of the restore, through an entry for uid alone in each
+// one's access ACL, and returns what puts the ACLs and modes back. The
+// restored root task reads images both before it takes its credentials
+// in the new user namespace (as the host root, the files' owner) and
+// after (as uid): an ACL serves both, where an idmapped view would serve
+// only the second. Each grant is journaled in stateDir and marked on the
+// file first (mount.MarkGrant), so that those of a killed lkc are taken
+// back by the container's delete or by the next restore of the images.
+func grantImages(stateDir string, d *imageDirs, uid, gid int) (func(), error) {
+	g := &granter{stateDir: stateDir, uid: uid, gid: gid, done: map[string]bool{}}
+	for dir := d.imagePath; dir != "" && !g.done[dir]; {
+		err := g.images(dir)
+		if err == nil {
+			dir, err = g.parent(dir)
+		}
 		if err != nil {
-			undo.Run()
+			g.undo.Run()
 			return nil, fmt.Errorf("letting the user namespace's root read the images: %w", err)
 		}
-		if revert != nil {
-			undo.Add(revert)
-		}
 	}
-	return undo.Run, nil
+	return func() {
+		g.undo.Run()
+		os.Remove(filepath.Join(stateDir, mount.StagingGrants))
+	}, nil
 }
 
-// grantRead adds to path's access ACL an entry letting uid read it (and
-// search it, a directory), leaving every other entry's permissions as
-// they were, and returns what puts the ACL and the mode back; nil for
-// what is neither a regular file nor a directory.
-func grantRead(path string, uid int) (func(), error) {
+// granter grants the images of one restore.
+type granter struct {
+	stateDir string
+	uid, gid int
+	done     map[string]bool
+	undo     cleanup.Stack
+}
+
+// images grants read on the images directory dir and its files.
+func (g *granter) images(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("listing the images: %w", err)
+	}
+	if err := g.grant(dir, 5); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := g.grant(filepath.Join(dir, e.Name()), 5); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parent grants search on the directories in which the resolution of
+// dir's parent link looks a name up, where the mapped root may not search
+// them, and returns the directory it leads to; "" without a link. The
+// link is resolved by name, as the kernel resolves it from dir: a link
+// through another symbolic link is not followed.
+func (g *granter) parent(dir string) (string, error) {
+	target, err := os.Readlink(filepath.Join(dir, parentLink))
+	if os.IsNotExist(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("the pre-dump images: %w", err)
+	}
+	cur := dir
+	if filepath.IsAbs(target) {
+		cur = "/"
+	}
+	for _, c := range strings.Split(target, "/") {
+		if c == "" || c == "." {
+			continue
+		}
+		if !searchable(cur, g.uid, g.gid) {
+			if err := g.grant(cur, 1); err != nil {
+				return "", err
+			}
+		}
+		if c == ".." {
+			cur = filepath.Dir(cur)
+		} else {
+			cur = filepath.Join(cur, c)
+		}
+	}
+	return cur, nil
+}
+
+// grant adds to path's access ACL an entry letting the mapped root read
+// it (a regular file) or have dirPerm on it (a directory), leaving every
+// other entry's permissions as they were, and pushes what puts the ACL
+// and the mode back; nothing for what is neither, is gone, or was
+// granted already. A grant a killed lkc left is taken back first; an ACL lkc did
+// not make is refused.
+func (g *granter) grant(path string, dirPerm uint16) error {
+	if g.done[path] {
+		return nil
+	}
+	if _, err := mount.RevertStaleGrant(path); err != nil {
+		return err
+	}
 	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		return nil, &os.PathError{Op: "lstat", Path: path, Err: err}
+	switch err := unix.Lstat(path, &st); err {
+	case nil:
+	case unix.ENOENT:
+		return nil // gone since it was listed (a killed CRIU's cgroup yard)
+	default:
+		return &os.PathError{Op: "lstat", Path: path, Err: err}
 	}
 	perm := uint16(4)
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
-		perm = 5
+		perm = dirPerm
 	case unix.S_IFREG:
 	default:
-		return nil, nil
+		return nil
 	}
-	switch _, err := unix.Getxattr(path, posixACLAccess, nil); {
+	switch _, err := unix.Getxattr(path, mount.ACLAccessXattr, nil); {
 	case err == nil:
-		return nil, fmt.Errorf("%s: %w: it has an access ACL already", path, ErrNotSupported)
+		return fmt.Errorf("%s: %w: it has an access ACL already", path, ErrNotSupported)
 	case err != unix.ENODATA:
-		return nil, &os.PathError{Op: "getxattr " + posixACLAccess, Path: path, Err: err}
+		return &os.PathError{Op: "getxattr " + mount.ACLAccessXattr, Path: path, Err: err}
 	}
 	mode := st.Mode & 0o7777
-	if err := unix.Setxattr(path, posixACLAccess, aclWithUser(mode, uid, perm), 0); err != nil {
-		return nil, &os.PathError{Op: "setxattr " + posixACLAccess, Path: path, Err: err}
+	if err := mount.MarkGrant(g.stateDir, path, mode); err != nil {
+		return err
 	}
-	return func() {
-		unix.Removexattr(path, posixACLAccess)
-		unix.Chmod(path, mode)
-	}, nil
+	g.undo.Add(func() { mount.RevertGrant(path, mode) })
+	if err := unix.Setxattr(path, mount.ACLAccessXattr, aclWithUser(mode, g.uid, perm), 0); err != nil {
+		return &os.PathError{Op: "setxattr " + mount.ACLAccessXattr, Path: path, Err: err}
+	}
+	g.done[path] = true
+	return nil
 }
 
 // aclWithUser encodes the access ACL equivalent to mode with one more
@@ -172,24 +249,30 @@ func stageForUserNS(stateDir string, ext []checkpoint.ExtMount, uid, gid int) er
 // search every directory above path, by their mode bits.
 func reachable(path string, uid, gid int) bool {
 	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
-		var st unix.Stat_t
-		if unix.Stat(dir, &st) != nil {
-			return false
-		}
-		bit := uint32(0o001)
-		switch {
-		case int(st.Uid) == uid:
-			bit = 0o100
-		case int(st.Gid) == gid:
-			bit = 0o010
-		}
-		if st.Mode&bit == 0 {
+		if !searchable(dir, uid, gid) {
 			return false
 		}
 		if dir == "/" || dir == "." {
 			return true
 		}
 	}
+}
+
+// searchable says whether uid:gid (with no supplementary groups) may
+// search dir, by its mode bits.
+func searchable(dir string, uid, gid int) bool {
+	var st unix.Stat_t
+	if unix.Stat(dir, &st) != nil {
+		return false
+	}
+	bit := uint32(0o001)
+	switch {
+	case int(st.Uid) == uid:
+		bit = 0o100
+	case int(st.Gid) == gid:
+		bit = 0o010
+	}
+	return st.Mode&bit != 0
 }
 
 // bindSource bind-mounts src, a file or a directory, with the mounts

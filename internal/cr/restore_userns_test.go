@@ -57,3 +57,30 @@ func TestMappedRoot(t *testing.T) {
 		t.Error("mappedRoot of maps without uid 0 succeeded")
 	}
 }
+
+func TestGranterParent(t *testing.T) {
+	dir := t.TempDir()
+	final, pre := filepath.Join(dir, "final"), filepath.Join(dir, "pre")
+	for _, d := range []string{final, pre} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The test's own uid searches every directory: nothing is granted.
+	g := &granter{uid: os.Getuid(), gid: os.Getgid(), done: map[string]bool{}}
+	if got, err := g.parent(final); got != "" || err != nil {
+		t.Errorf("parent of images without a link = %q, %v; want none", got, err)
+	}
+	for _, link := range []string{"../pre", "./../pre/", pre} {
+		os.Remove(filepath.Join(final, parentLink))
+		if err := os.Symlink(link, filepath.Join(final, parentLink)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := g.parent(final); got != pre || err != nil {
+			t.Errorf("parent through link %q = %q, %v; want %s", link, got, err, pre)
+		}
+	}
+	if len(g.done) != 0 {
+		t.Errorf("granted %v to a uid that may search them all", g.done)
+	}
+}

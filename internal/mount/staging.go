@@ -31,9 +31,13 @@ const (
 )
 
 // ReleaseStaging detaches every staging mount in stateDir, stacked ones
-// too, and removes the tmpfs sources; what is not there is skipped. It is
+// too, removes the tmpfs sources and takes back the ACL entries of a
+// killed restore (staging_grant.go); what is not there is skipped. It is
 // safe on any state directory, at any point a command was killed.
 func ReleaseStaging(stateDir string) error {
+	if err := releaseGrants(stateDir); err != nil {
+		return err
+	}
 	for _, name := range []string{StagingRoot, StagingMasked, StagingDevCheck} {
 		if err := DetachAll(filepath.Join(stateDir, name)); err != nil {
 			return err
