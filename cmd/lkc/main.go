@@ -14,6 +14,7 @@ import (
 	"os"
 
 	"github.com/lkc-containers/lkc/internal/cli"
+	"github.com/lkc-containers/lkc/internal/cr"
 	"github.com/lkc-containers/lkc/internal/initproc"
 	_ "github.com/lkc-containers/lkc/internal/nsenter" // the namespace-joining constructor
 )
@@ -21,6 +22,9 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		os.Exit(initproc.Main())
+	}
+	if len(os.Args) > 1 && os.Args[1] == cr.NsLastPidArg {
+		os.Exit(cr.NsLastPidMain(os.Args[2:]))
 	}
 	os.Exit(cli.Main(os.Args[1:]))
 }

@@ -11,8 +11,8 @@ import (
 )
 
 // procCarryFile keeps, in the images, what the container's virtual /proc
-// (org.lkc.proc=virtual) showed at the dump: how long it had run and its
-// CPU times. The restored container has a new init and new cgroups, from
+// (org.lkc.proc=virtual) showed at the dump: how long it had run, its
+// CPU times, and its last pid and processes (restore_pids.go). The restored container has a new init and new cgroups, from
 // which its view would start again at zero; with this it goes on from the
 // checkpoint (state.Carried, docs/procfs.md).
 const procCarryFile = "proc.json"
@@ -30,6 +30,9 @@ func (c subject) saveProcCarry(imageDir string) {
 	carried, err := procfs.Default.Carry(pc)
 	if err != nil {
 		return
+	}
+	if last, processes, ok := viewPids(c.Config()); ok {
+		carried.LastPid, carried.Processes = last, processes
 	}
 	if data, err := json.Marshal(carried); err == nil {
 		os.WriteFile(filepath.Join(imageDir, procCarryFile), data, 0o600)

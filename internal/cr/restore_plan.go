@@ -11,6 +11,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/mount"
 	"github.com/lkc-containers/lkc/internal/netns"
+	"github.com/lkc-containers/lkc/internal/state"
 	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
@@ -52,6 +53,13 @@ type restorePlan struct {
 	// joinPolicy moves the restored tasks where their connect/bind policy
 	// is attached, before they resume; nil without a policy.
 	joinPolicy func() error
+
+	// carried is what the container's view showed at the checkpoint,
+	// read with the request; nil without.
+	carried *state.Carried
+	// initPid is the restored init's, from CRIU's setup-namespaces (its
+	// pre-resume names none).
+	initPid int
 
 	req *checkpoint.Request
 	// open holds what must stay open until CRIU is done: the image
@@ -267,11 +275,7 @@ func (p *restorePlan) record() error {
 	if !p.cfg.Process.Terminal {
 		p.b.RecordStdio(p.req.Stdio)
 	}
-	carried, err := loadProcCarry(p.dirs.imagePath)
-	if err != nil {
-		return err
-	}
-	p.b.RecordCarried(carried)
+	p.b.RecordCarried(p.carried)
 	return p.b.RecordInit(p.pid, p.o.PidFile)
 }
 
@@ -315,6 +319,9 @@ func (p *restorePlan) request() (err error) {
 	if err != nil {
 		return err
 	}
+	if p.carried, err = loadProcCarry(p.dirs.imagePath); err != nil {
+		return err
+	}
 	p.req.Opts.ExtMounts = append(p.req.Opts.ExtMounts, p.tmpfsExt...)
 	if p.userns {
 		if err := stageForUserNS(p.b.StateDir(), p.req.Opts.ExtMounts, p.rootUID, p.rootGID); err != nil {
@@ -340,13 +347,18 @@ func (p *restorePlan) request() (err error) {
 
 // notified does what the restore adds at CRIU's notifications: the
 // runtime hooks once the init's namespaces exist (CRIU's
-// setup-namespaces, where runc runs them), the connect/bind policy
-// before the tasks resume.
+// setup-namespaces, where runc runs them), the pid count the view goes on
+// from (restore_pids.go) and the connect/bind policy before the tasks
+// resume.
 func (p *restorePlan) notified(script string, pid int) error {
-	switch {
-	case script == "setup-namespaces":
+	switch script {
+	case "setup-namespaces":
+		p.initPid = pid
 		return p.b.RuntimeHooks(pid)
-	case script == "pre-resume" && p.joinPolicy != nil:
+	case "pre-resume":
+		if err := resumePids(p.cfg, p.carried, p.initPid); err != nil || p.joinPolicy == nil {
+			return err
+		}
 		return p.joinPolicy()
 	}
 	return nil

@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/state"
 )
 
 // tasks counts a container's threads by state, as the kernel's
@@ -50,6 +52,12 @@ type PidCount struct {
 	Forks uint64
 }
 
+// carriedPids is the count a restored container's view goes on from, as
+// its checkpoint kept it (zero for a container never checkpointed).
+func carriedPids(b *state.Carried) PidCount {
+	return PidCount{Pid: b.LastPid, Start: b.PidsFrom, Forks: b.Processes}
+}
+
 // PidRecord keeps a container's PidCount where the daemon's successor
 // finds it (the daemon is crash-only: a count kept in memory only
 // started again at a restart, and loadavg's last pid and stat's
@@ -62,14 +70,19 @@ type PidRecord interface {
 
 // observe records that the newest living thread is pid (in the
 // container's namespace; 0 when it could not be read), started at start,
-// and returns the last pid and the number of forks. rec, when not nil,
-// gives the count to go on from at the first call and keeps each change.
-func (p *pidCounter) observe(rec PidRecord, pid int, start uint64) (int, uint64) {
+// and returns the last pid and the number of forks. At the first call the
+// count goes on from rec's, when rec is not nil and has one, else from
+// from (a restored container's count at its checkpoint); rec keeps each
+// change.
+func (p *pidCounter) observe(rec PidRecord, from PidCount, pid int, start uint64) (int, uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.loaded && rec != nil {
-		if c, ok := rec.Load(); ok {
-			p.PidCount = c
+	if !p.loaded {
+		p.PidCount = from
+		if rec != nil {
+			if c, ok := rec.Load(); ok {
+				p.PidCount = c
+			}
 		}
 	}
 	p.loaded = true
@@ -161,7 +174,7 @@ func (h *Host) tasks(c *Container) (tasks, error) {
 	if newest != 0 {
 		pid = h.nsPid(newest)
 	}
-	t.lastPid, t.forks = c.pids.observe(c.Pids, pid, newestStart)
+	t.lastPid, t.forks = c.pids.observe(c.Pids, carriedPids(&c.Before), pid, newestStart)
 	return t, nil
 }
 
@@ -251,4 +264,14 @@ func (h *Host) nsPid(tid int) int {
 		}
 	}
 	return 0
+}
+
+// StartTicks is the start time a thread started now would have in
+// /proc/<pid>/stat: clock ticks of CLOCK_BOOTTIME (the host's).
+func StartTicks() (uint64, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0, &os.SyscallError{Syscall: "clock_gettime", Err: err}
+	}
+	return ticks(uint64(ts.Nano())), nil
 }

@@ -98,6 +98,14 @@ type Carried struct {
 	// its view (/proc/stat's cpuN lines) in order.
 	UserNanos   []uint64 `json:"userNanos"`
 	SystemNanos []uint64 `json:"systemNanos"`
+	// LastPid and Processes are its view's loadavg last pid and stat's
+	// processes at the checkpoint (the daemon's pid book, procfs.PidCount),
+	// and PidsFrom when the restore had brought its threads back (clock
+	// ticks after the host's boot): those threads, all older, are no new
+	// forks to the view. Zero when the view had no count.
+	LastPid   int    `json:"lastPid,omitempty"`
+	Processes uint64 `json:"processes,omitempty"`
+	PidsFrom  uint64 `json:"pidsFrom,omitempty"`
 }
 
 // Dir is a container's locked state directory.

@@ -14,7 +14,7 @@ func fieldsState(v *State) []jsonc.Field {
 }
 
 func fieldsCarried(v *Carried) []jsonc.Field {
-	return []jsonc.Field{jsonc.Num("ranNanos", &v.RanNanos, false), jsonc.Nums("userNanos", &v.UserNanos, false), jsonc.Nums("systemNanos", &v.SystemNanos, false)}
+	return []jsonc.Field{jsonc.Num("ranNanos", &v.RanNanos, false), jsonc.Nums("userNanos", &v.UserNanos, false), jsonc.Nums("systemNanos", &v.SystemNanos, false), jsonc.Num("lastPid", &v.LastPid, true), jsonc.Num("processes", &v.Processes, true), jsonc.Num("pidsFrom", &v.PidsFrom, true)}
 }
 
 func fieldsConfig(v *config.Config) []jsonc.Field {
