@@ -96,6 +96,11 @@ type RestoreTuning struct {
 	// OwnBundle records that the caller made Bundle for this container
 	// alone (`lkc serve`): deleting the container removes it.
 	OwnBundle bool
+	// Frozen has the restored container come back paused, its tasks never
+	// run: CRIU leaves them stopped, lkc freezes the cgroup and continues
+	// them (a migration's target lets them run only once the source has
+	// given the container up).
+	Frozen bool
 	// Release, when not nil, is handed what unmounts the restore's staging
 	// mounts (CRIU's view of the rootfs and its tmpfs sources) once the
 	// container runs, for the caller to run later, when the time it takes

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/cleanup"
 	"github.com/lkc-containers/lkc/internal/config"
@@ -97,7 +99,7 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, t RestoreTuning, cfg *config.Co
 func (p *restorePlan) build() error {
 	for _, step := range []func() error{
 		p.connectPageServer, p.claim, p.openImages, p.startHelpers, p.makeCgroup, p.policy, p.stage,
-		p.request, p.namespaces, p.runCRIU, p.thawFrozenByDump, p.record,
+		p.request, p.namespaces, p.runCRIU, p.thawFrozenByDump, p.freezeStopped, p.record,
 	} {
 		if err := step(); err != nil {
 			return err
@@ -364,6 +366,29 @@ func (p *restorePlan) notified(script string, pid int) error {
 	return nil
 }
 
+// freezeStopped freezes the container whose tasks CRIU left stopped
+// (RestoreTuning.Frozen), then continues them: they stay frozen, and
+// have not run, until the container is resumed.
+func (p *restorePlan) freezeStopped() error {
+	if !p.t.Frozen {
+		return nil
+	}
+	cg := p.b.Cgroup()
+	if err := cg.Freeze(); err != nil {
+		return fmt.Errorf("freezing the restored container: %w", err)
+	}
+	pids, err := cg.Procs()
+	if err != nil {
+		return err
+	}
+	for _, pid := range pids {
+		if err := unix.Kill(pid, unix.SIGCONT); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("continuing restored task %d: %w", pid, err)
+		}
+	}
+	return nil
+}
+
 func restoreRequest(o RestoreOpts, t RestoreTuning, cfg *config.Config, cgPaths map[string]string, d *imageDirs, root, maskedDir string) (*checkpoint.Request, error) {
 	opts, err := criuOpts(d, o.ManageCgroupsMode, o.EmptyNS, o.Verbose)
 	if err != nil {
@@ -376,6 +401,7 @@ func restoreRequest(o RestoreOpts, t RestoreTuning, cfg *config.Config, cgPaths 
 	opts.LSMProfile, opts.LSMMountContext = o.LSMProfile, o.LSMMountContext
 	opts.ExtMounts, opts.CgRoots = restoreMounts(cfg, cgPaths, maskedDir), cgroupRoots(cgPaths)
 	opts.External = t.External
+	opts.LeaveStopped = t.Frozen
 	if t.NetworkIsolated {
 		opts.NetworkLock = checkpoint.LockSkip
 	}

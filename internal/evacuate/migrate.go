@@ -28,7 +28,7 @@ const (
 	StatusMoved = "moved"
 	StatusKept  = "kept" // not moved: it runs here as before (Error says why)
 	// StatusInDoubt is a migration whose commit the target did not
-	// confirm (migrate.ErrCommitUnconfirmed): it may run there, and is
+	// confirm (migrate.ErrInDoubt): it may run there, and is
 	// paused here, off the network, until someone who knows resumes or
 	// deletes it.
 	StatusInDoubt   = "in doubt"
@@ -58,8 +58,7 @@ type Evacuation struct {
 // ends (a first signal), no more probes or migrations start and those
 // under way go on; once abort ends (a second), those under way are cut
 // off at their next safe point (a dump at CRIU's next notification) and
-// rolled back, unless their commit has begun or a post-copy's target runs
-// the container (moveAll).
+// rolled back, unless their commit has begun (moveAll).
 func MigrateAll(stop, abort context.Context, o MigrateOpts) (*Evacuation, error) {
 	start := time.Now()
 	ids, err := listRoot(o.Root)
@@ -212,10 +211,9 @@ func (o *MigrateOpts) late(ev *Evacuation) {
 
 // moveAll migrates the containers todo indexes, starting none once stop
 // has ended; abort's end rolls back those under way (a dump stopped at
-// CRIU's next safe point), but for those past the point where a rollback
-// could lose the container (their commit begun, or a post-copy's target
-// running it), which finish: moved (Summary.LetFinish says why) or in
-// doubt.
+// CRIU's next safe point), but for those whose commit has begun, which
+// the target may run from then on: they finish, moved (Summary.LetFinish
+// says why) or in doubt (the target did not confirm the commit).
 func (o *MigrateOpts) moveAll(stop, abort context.Context, ev *Evacuation, todo []int) {
 	t := &tally{total: len(todo), progress: o.Progress}
 	each(stop, todo, o.Parallel, func(i int) {
@@ -223,7 +221,7 @@ func (o *MigrateOpts) moveAll(stop, abort context.Context, ev *Evacuation, todo 
 		t.start(m.ID)
 		start := time.Now()
 		sum, err := migrate.Migrate(abort, o.options(m.ID))
-		if err != nil && abort.Err() != nil && !errors.Is(err, migrate.ErrCommitUnconfirmed) {
+		if err != nil && abort.Err() != nil && !errors.Is(err, migrate.ErrInDoubt) {
 			err = fmt.Errorf("aborted (a second signal) and rolled back: %w", err)
 		}
 		if errors.Is(err, container.ErrWrongState) && o.paused(m.ID) {
@@ -236,7 +234,7 @@ func (o *MigrateOpts) moveAll(stop, abort context.Context, ev *Evacuation, todo 
 			t.skip(m.ID, errors.New(why), time.Since(start))
 			return
 		}
-		if errors.Is(err, migrate.ErrCommitUnconfirmed) {
+		if errors.Is(err, migrate.ErrInDoubt) {
 			m.Status, m.Error = StatusInDoubt, err.Error()
 		} else if err != nil {
 			m.Status, m.Error = StatusKept, err.Error()

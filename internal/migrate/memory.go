@@ -11,7 +11,6 @@ import (
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/container"
 	"github.com/lkc-containers/lkc/internal/cr"
-	"github.com/lkc-containers/lkc/internal/steplog"
 )
 
 // precopy sends memory in pre-dump rounds while the container runs, each
@@ -183,9 +182,20 @@ func (s *session) postcopy() error {
 		// target's (a restore whose pages never come).
 		return fmt.Errorf("%w: %w; the source's page server: %v", errPostcopy, err, derr)
 	}
+	// The target's lazy-pages daemon may fetch pages while its copy is
+	// frozen; once it runs, it faults the rest in.
+	if err := s.handOver(); err != nil {
+		if !errors.Is(err, ErrInDoubt) {
+			proxy.abort()
+		}
+		<-dumped
+		return err
+	}
 	s.progress(PhasePostcopy, 0, proxy.bytes.Load(), 0)
 	if err := <-dumped; err != nil {
-		return fmt.Errorf("serving memory to the target: %w", err)
+		// The target runs a copy whose memory may not all have come; the
+		// source's is whole but behind it.
+		return s.inDoubt("the target runs it, but serving its memory failed", err)
 	}
 	s.sum.PageBytes = proxy.bytes.Load()
 	s.sum.Bytes += s.sum.PageBytes
@@ -204,28 +214,11 @@ func (s *session) lazyRestore(status *os.File, dir string, proxy *pageProxy) err
 	if err := s.sendTree(PhaseImages, 0, "images/final", dir); err != nil {
 		return err
 	}
-	if err := s.restore(restoreReq{Image: "final", PageServer: proxy.Addr(), NetworkIsolated: s.isolated}); err != nil {
-		return err
-	}
-	return s.serve()
+	return s.restore(restoreReq{Image: "final", PageServer: proxy.Addr(), NetworkIsolated: s.isolated})
 }
 
-// serve marks a post-copy whose target runs the container: an abort no
-// longer stops it (session.abort). One that came before fails it here,
-// the target's copy not yet confirmed to the target, which drops it.
-func (s *session) serve() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.aborted {
-		return errors.New("aborted before the target's copy took over")
-	}
-	s.served = true
-	steplog.Printf("migrate %s: the target runs it, its memory still coming from here: past aborting", s.o.ID)
-	return nil
-}
-
-// restore asks the target to restore and waits until it runs there: the
-// downtime ends here.
+// restore asks the target to restore the container, frozen, and waits
+// until it has: the commit lets it run there.
 func (s *session) restore(req restoreReq) error {
 	s.progress(PhaseRestore, 0, 0, 0)
 	req.Stdio, req.FlatCgroups = stdioFiles(s.ct.StdioFds()), s.flat
@@ -235,63 +228,7 @@ func (s *session) restore(req restoreReq) error {
 	if err := s.c.expectSlow(opRestored, nil, 10*s.o.Timeout); err != nil {
 		return fmt.Errorf("restoring on the target: %w", err)
 	}
-	s.sum.DowntimeMS = ms(time.Since(s.frozen))
 	return nil
-}
-
-// ErrCommitUnconfirmed marks a migration whose commit the target did not
-// confirm: the target may have committed, and run the container, or not.
-// The source's copy stays paused and off the network, so that it never
-// runs in both places; whoever knows which side has it resumes or
-// deletes it.
-var ErrCommitUnconfirmed = errors.New("the target did not confirm the commit")
-
-// finish commits: from the commit on, the target owns the container and the
-// source's frozen copy is deleted.
-func (s *session) finish() error {
-	s.progress(PhaseCommit, 0, 0, 0)
-	s.mu.Lock()
-	if s.aborted {
-		s.mu.Unlock()
-		return errors.New("aborted before the commit")
-	}
-	s.commit = true
-	s.mu.Unlock()
-	if err := s.c.send(opCommit, nil); err != nil {
-		// Not sent whole: the target, which saw no commit, drops its
-		// copy, and the source resumes.
-		s.mu.Lock()
-		s.commit = false
-		s.mu.Unlock()
-		return err
-	}
-	if err := s.c.expect(opCommitted, nil); err != nil {
-		return fmt.Errorf("%w; the source copy stays paused and off the network (lkc resume takes it back, lkc delete drops it): %w", ErrCommitUnconfirmed, err)
-	}
-	if err := container.Delete(s.o.Root, s.o.ID, true, s.o.Warn); err != nil {
-		s.o.Warn(fmt.Errorf("deleting the source copy of %s: %w", s.o.ID, err))
-	}
-	return nil
-}
-
-// rollback returns the source to running after a failure before the
-// commit.
-func (s *session) rollback() {
-	if s.commit {
-		return
-	}
-	if s.netDown {
-		for _, v := range s.cutOff {
-			if err := isolate(v, true); err != nil {
-				s.o.Warn(err)
-			}
-		}
-	}
-	if s.paused {
-		if err := container.Resume(s.o.Root, s.o.ID); err != nil {
-			s.o.Warn(fmt.Errorf("resuming %s on the source: %w", s.o.ID, err))
-		}
-	}
 }
 
 // expectSlow is expect with a longer deadline, for a step that takes time

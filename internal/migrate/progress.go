@@ -49,9 +49,10 @@ type Summary struct {
 	// Fallback says why a post-copy lkc chose by itself gave way to
 	// stop-and-copy ("" when it did not).
 	Fallback string `json:"fallback,omitempty"`
-	// LetFinish says why an abort (a second signal to migrate --all) that
-	// came while the migration ran did not stop it: past the point where
-	// rolling back could lose the container ("" when none came then).
+	// LetFinish says why an abort (a signal to migrate, a second one to
+	// migrate --all) that came while the migration ran did not stop it:
+	// its commit had begun, and the target may run the container ("" when
+	// none came then).
 	LetFinish string `json:"let_finish,omitempty"`
 }
 

@@ -57,34 +57,57 @@ func (r *receiver) restore(body json.RawMessage) error {
 		// The log goes with the staging directory: its errors go to the sender.
 		return fmt.Errorf("restoring container %s: %w%s", r.of.ID, err, criuErrors(filepath.Join(o.ImagePath, "restore.log")))
 	}
+	// Restored frozen (cr.RestoreTuning.Frozen): the copy here has not
+	// run, and runs only on the commit.
 	st, err := container.State(r.o.Root, r.of.ID)
 	if err != nil {
 		return err
 	}
-	if st.Status == container.Paused {
-		// The source was frozen for its final dump; CRIU may restore the
-		// freezer state with the rest of the cgroup.
-		if err := container.Resume(r.o.Root, r.of.ID); err != nil {
-			return err
-		}
-		st.Status = container.Running
+	if st.Status != container.Paused {
+		return fmt.Errorf("container %s is %s after its restore, want paused until the commit", r.of.ID, st.Status)
 	}
-	if st.Status != container.Running {
-		return fmt.Errorf("container %s is %s after its restore", r.of.ID, st.Status)
-	}
-	if req.NetworkIsolated {
+	r.isolated = req.NetworkIsolated
+	holdRestored()
+	return r.c.send(opRestored, nil)
+}
+
+// run lets the restored container run on the commit, connects it to the
+// network and announces its addresses from here.
+func (r *receiver) run() error {
+	if r.isolated {
 		for _, v := range r.of.Veths {
 			if err := connect(v); err != nil {
 				return err
 			}
 		}
 	}
-	if len(r.of.Veths) > 0 {
-		if err := announce(st.Pid); err != nil {
-			r.o.Warn(err)
-		}
+	if err := container.Resume(r.o.Root, r.of.ID); err != nil {
+		return fmt.Errorf("letting %s run: %w", r.of.ID, err)
 	}
-	return r.c.send(opRestored, nil)
+	if len(r.of.Veths) == 0 {
+		return nil
+	}
+	st, err := container.State(r.o.Root, r.of.ID)
+	if err != nil {
+		return err
+	}
+	if err := announce(st.Pid); err != nil {
+		r.o.Warn(err)
+	}
+	return nil
+}
+
+// RestoredHoldEnv, set to the path of a fifo in lkc serve's environment,
+// makes a receiver that restored the container, frozen, wait before it
+// says restored until the fifo is opened for writing and closed: the
+// integration tests of an abort, or a receiver's death, in that window
+// need it.
+const RestoredHoldEnv = "LKC_TEST_SERVE_RESTORED_HOLD"
+
+func holdRestored() {
+	if fifo := os.Getenv(RestoredHoldEnv); fifo != "" {
+		os.ReadFile(fifo) // returns once the test has opened and closed it
+	}
 }
 
 // restoreOpts are the options of the restore req asks for: the images
@@ -108,7 +131,7 @@ func (r *receiver) restoreOpts(req restoreReq) (cr.RestoreOpts, cr.RestoreTuning
 	}
 	t := cr.RestoreTuning{
 		NetworkIsolated: req.NetworkIsolated, Resources: res, FlatCgroups: req.FlatCgroups,
-		OwnBundle: true,
+		OwnBundle: true, Frozen: true,
 	}
 	if req.Parent != "" {
 		o.ParentPath = "../" + req.Parent
@@ -118,7 +141,7 @@ func (r *receiver) restoreOpts(req restoreReq) (cr.RestoreOpts, cr.RestoreTuning
 	}
 	for _, v := range r.of.Veths {
 		if req.NetworkIsolated {
-			// Connected by restore once the container runs.
+			// Connected on the commit, as the container starts to run.
 			v.Bridge = ""
 		}
 		t.External = append(t.External, v.External())

@@ -135,16 +135,15 @@ type session struct {
 	netDown bool
 	flat    bool // the frozen container has no sub-cgroups (restoreReq.FlatCgroups)
 
-	// mu orders the commit and an abort (the context's end): once the
-	// commit is under way, or a post-copy's target runs the container, an
-	// abort no longer cuts the connection.
-	mu      sync.Mutex
-	commit  bool // the source is promised away: never resume it after this
-	aborted bool // the connection was cut by the context's end
-	// served says a post-copy's target runs the container, whose memory
-	// it still fetches from here: from then on the source's copy is
-	// behind the target's, and an abort would lose the container.
-	served    bool
+	// mu orders the hand-over of the container and an abort (the
+	// context's end): the fields below say how far it has gone.
+	mu sync.Mutex
+	// commit says the commit is (being) sent: from then on the target
+	// may run the container, and the source's copy is never resumed.
+	commit bool
+	// running says the target confirmed the commit: it runs the container.
+	running   bool
+	aborted   bool   // the connection was cut by the context's end
 	letFinish string // Summary.LetFinish
 	// dumps ends when the migration is aborted: the dump under way stops
 	// where CRIU can without harm (cr.CheckpointOpts.Abort).
@@ -157,16 +156,17 @@ type session struct {
 	isolated bool
 }
 
-// Migrate moves container o.ID to the receiver at o.Target. Until the
-// target confirms that the container runs there, any failure leaves the
-// container running on the source; after, the source's copy is deleted.
+// Migrate moves container o.ID to the receiver at o.Target. A failure
+// before the commit leaves the container running on the source and
+// nothing on the target; a commit the target confirms leads to the source
+// copy's deletion, and one it does not is ErrInDoubt (handover.go).
 // A post-copy that lkc chose by itself (o.Mode "") and that fails before
 // the commit gives way to stop-and-copy: CRIU's lazy page server does not
 // work on every kernel (docs/criu.md), and the container is still here.
 func Migrate(ctx context.Context, o Options) (*Summary, error) {
 	o.defaults()
 	sum, err := migrate(ctx, o)
-	if err == nil || o.Mode != "" || !errors.Is(err, errPostcopy) || ctx.Err() != nil {
+	if err == nil || o.Mode != "" || !errors.Is(err, errPostcopy) || errors.Is(err, ErrInDoubt) || ctx.Err() != nil {
 		return sum, err
 	}
 	o.Warn(fmt.Errorf("%v; moving it stopped instead", err))
@@ -215,30 +215,6 @@ func migrate(ctx context.Context, o Options) (*Summary, error) {
 	s.sum.Bytes += s.c.bytesOut + s.c.bytesIn
 	s.progress(PhaseDone, 0, 0, 0)
 	return &s.sum, nil
-}
-
-// abort cuts the connection when the migration's context ends, why: the
-// step under way fails at once (a dump stops at CRIU's next safe point,
-// as checkpoint --all's does: CRIU killed half way would leave its code
-// in the container's tasks), the migration rolls back, and the target,
-// whose sender went away, drops what it received or restored. Once the
-// commit is under way it does nothing: the target may own the container
-// then, and the commit's last messages decide where it runs. Nor once a
-// post-copy's target runs the container (served): the summary says the
-// migration was let finish.
-func (s *session) abort(why error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.commit:
-		s.letFinish = fmt.Sprintf("not aborted (%v): its commit had begun, and the target may own it", why)
-	case s.served:
-		s.letFinish = fmt.Sprintf("not aborted (%v): the target ran it already, its memory still coming from here (post-copy)", why)
-	default:
-		s.aborted = true
-		s.endDumps(why)
-		s.c.nc.Close()
-	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -343,14 +319,17 @@ func (s *session) run() error {
 	}
 	var err error
 	if s.mode != ModePostcopy {
-		err = s.precopy()
+		if err = s.precopy(); err == nil {
+			err = s.handOver()
+		}
 	} else {
 		err = s.postcopy()
 	}
 	if err != nil {
 		return err
 	}
-	return s.finish()
+	s.finish()
+	return nil
 }
 
 func (s *session) sendOffer() error {

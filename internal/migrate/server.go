@@ -296,8 +296,15 @@ type receiver struct {
 	of        offer
 	bundle    string
 	pending   string
-	restored  bool
-	tunnel    *pageTunnel // a post-copy's, while the session lasts
+	// restored says the restore began: the container is registered, and
+	// a failure before the commit must delete it (it has not run: it was
+	// restored frozen).
+	restored bool
+	isolated bool // restoreReq.NetworkIsolated: its veths connect on the commit
+	// owned says the commit came and the container runs here: it is this
+	// host's, kept whatever comes.
+	owned  bool
+	tunnel *pageTunnel // a post-copy's, while the session lasts
 }
 
 // session runs one authenticated migration.
@@ -314,8 +321,7 @@ func (r *receiver) session() (err error) {
 	}()
 	defer func() {
 		if err != nil {
-			r.c.sendError(err)
-			r.cleanup()
+			r.fail(err)
 		}
 	}()
 	if err := r.accept(); err != nil {
@@ -509,24 +515,30 @@ func (r *receiver) stream(body json.RawMessage) error {
 	return r.c.send(opStored, nil)
 }
 
+// commit lets the restored container run: it is this host's from now on.
+// A post-copy's session lasts until the lazy-pages daemon has fetched all
+// of its memory.
 func (r *receiver) commit() error {
-	if !r.restored {
+	if !r.restored || r.owned {
 		return fmt.Errorf("%w: commit before restore", ErrProtocol)
 	}
-	if err := os.Remove(r.pending); err != nil {
-		return fmt.Errorf("committing: %w", err)
+	if err := r.run(); err != nil {
+		return err
 	}
-	r.pending = ""
-	if !r.o.Verbose {
-		if err := removeImages(filepath.Join(r.bundle, "images")); err != nil {
-			r.o.Warn(fmt.Errorf("removing the images of %s: %w", r.of.ID, err))
-		}
+	if err := r.own(); err != nil {
+		return err
 	}
-	r.o.Log(fmt.Sprintf("container %s arrived from %s", r.of.ID, r.c.nc.RemoteAddr()))
+	r.keep(fmt.Sprintf("container %s arrived from %s", r.of.ID, r.c.nc.RemoteAddr()))
 	if die := os.Getenv(CommitDieEnv); die != "" && os.Remove(die) == nil {
 		unix.Kill(os.Getpid(), unix.SIGKILL)
 	}
-	return r.c.send(opCommitted, nil)
+	if err := r.c.send(opCommitted, nil); err != nil {
+		return err
+	}
+	if r.tunnel != nil {
+		r.tunnel.drain()
+	}
+	return nil
 }
 
 // CommitDieEnv, set to the path of a file in lkc serve's environment,
@@ -559,20 +571,59 @@ func (r *receiver) stageImages() error {
 	return nil
 }
 
-// cleanup undoes a session that did not commit.
-func (r *receiver) cleanup() {
-	if r.pending == "" {
+// own makes the restored container this host's once it runs: its
+// pending mark goes, so neither the end of the session nor a receiver
+// restarted after a kill removes it.
+func (r *receiver) own() error {
+	if err := os.Remove(r.pending); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	r.pending, r.owned = "", true
+	return nil
+}
+
+// keep ends a session whose container this host owns: its images go
+// (unless --debug keeps them) and the log says so, in line.
+func (r *receiver) keep(line string) {
+	if !r.o.Verbose {
+		if err := removeImages(filepath.Join(r.bundle, "images")); err != nil {
+			r.o.Warn(fmt.Errorf("removing the images of %s: %w", r.of.ID, err))
+		}
+	}
+	r.o.Log(line)
+}
+
+// fail ends a session that failed with err. A container this host owns
+// (it runs here since the commit) stays. Anything else is undone, a
+// restored copy, which never ran, deleted, and err goes to the sender,
+// which resumes its own.
+func (r *receiver) fail(err error) {
+	if r.owned {
+		r.keep(fmt.Sprintf("container %s runs here, its sender gone after the commit (%v): kept", r.of.ID, err))
 		return
+	}
+	if cerr := r.cleanup(); cerr != nil {
+		r.o.Warn(fmt.Errorf("%w: its frozen copy stays until lkc serve restarts", cerr))
+	}
+	r.c.sendError(err)
+}
+
+// cleanup undoes a session that did not commit; the error says the
+// restored container could not be deleted.
+func (r *receiver) cleanup() error {
+	if r.pending == "" {
+		return nil
 	}
 	if r.restored {
 		if err := container.Delete(r.o.Root, r.of.ID, true, r.o.Warn); err != nil {
-			r.o.Warn(err)
+			return err
 		}
 	}
 	if err := removeBundle(r.bundle); err != nil {
 		r.o.Warn(err)
 	}
 	os.Remove(r.pending)
+	return nil
 }
 
 // resources decodes the limits the container had on the source.

@@ -148,6 +148,13 @@ func (t *pageTunnel) serve() {
 	}
 }
 
+// drain waits until the connections under way end by themselves (CRIU's
+// lazy-pages daemon has all the pages), accepting no more.
+func (t *pageTunnel) drain() {
+	t.ln.Close()
+	t.wg.Wait()
+}
+
 func (t *pageTunnel) close() {
 	if t.conns.closeAll() {
 		t.ln.Close()

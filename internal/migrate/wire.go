@@ -2,9 +2,9 @@
 // (`lkc migrate`), the receiver (`lkc serve`), the authenticated and
 // encrypted wire protocol between them, the bundle and rootfs stream, and the memory
 // phases (pre-copy rounds or post-copy through CRIU lazy pages) built on
-// cr.CheckpointTuned and cr.RestoreTuned. Any failure before the target
-// confirms leaves the container running on the source and nothing on the
-// target. See docs/migrate.md.
+// cr.CheckpointTuned and cr.RestoreTuned. Any failure before the commit
+// leaves the container running on the source and nothing on the target;
+// the target's copy runs only on the commit. See docs/migrate.md.
 package migrate
 
 import (
@@ -287,8 +287,8 @@ const (
 	opAccept    = "accept"    // receiver: compatible, staging ready
 	opStored    = "stored"    // receiver: a file stream is on disk
 	opRestore   = "restore"   // sender: final images sent, restore now
-	opRestored  = "restored"  // receiver: the container runs on the target
-	opCommit    = "commit"    // sender: the source will be deleted, keep it
-	opCommitted = "committed" // receiver: kept
+	opRestored  = "restored"  // receiver: restored, paused, never run
+	opCommit    = "commit"    // sender: yours: run it; the source will be deleted
+	opCommitted = "committed" // receiver: it runs here
 	opError     = "error"
 )
