@@ -55,9 +55,7 @@ func TestGroupCreateKilledGetsLimits(t *testing.T) {
 	if got := g.memoryLimit("half"); got != "67108864" {
 		t.Errorf("memory limit of the half-made group after the next command: %q, want 67108864", got)
 	}
-	if _, err := os.Stat(filepath.Join(g.defs, ".limits.json")); !os.IsNotExist(err) {
-		t.Errorf("the limits record is left: %v", err)
-	}
+	g.assertNoLimitsRecord()
 	g.mustLkc("group", "delete", "half")
 	g.assertNone("delete")
 }
@@ -117,9 +115,7 @@ func TestGroupUpdateKilledIsFinished(t *testing.T) {
 	if got := g.memoryLimit("upd"); got != "134217728" {
 		t.Errorf("memory limit after the update was finished: %q, want 134217728", got)
 	}
-	if _, err := os.Stat(filepath.Join(g.defs, ".limits.json")); !os.IsNotExist(err) {
-		t.Errorf("the limits record is left: %v", err)
-	}
+	g.assertNoLimitsRecord()
 	g.mustLkc("group", "delete", "upd")
 	g.assertNone("delete")
 }
@@ -155,9 +151,16 @@ func TestGroupDeleteKilledIsFinished(t *testing.T) {
 	if r := g.lkc("group", "list"); strings.Contains(r.stdout, "del") {
 		t.Errorf("group list after the daemon's start: %q, want no group del", r.stdout)
 	}
-	if _, err := os.Stat(filepath.Join(g.defs, ".limits.json")); !os.IsNotExist(err) {
-		t.Errorf("the record is left: %v", err)
-	}
+	g.assertNoLimitsRecord()
 	d.stop()
 	g.assertNone("the finished delete")
+}
+
+// assertNoLimitsRecord checks that no create, update or delete is left
+// unfinished in the groups' limits record.
+func (g *groupEnv) assertNoLimitsRecord() {
+	g.t.Helper()
+	if _, err := os.Stat(filepath.Join(g.defs, ".limits.json")); !os.IsNotExist(err) {
+		g.t.Errorf("the limits record is left: %v", err)
+	}
 }
