@@ -8,7 +8,7 @@
 # --all and restore --all. After the evacuation one more container of the same size is
 # migrated alone, for the ratio of the evacuation's total to it. Prints
 # the totals, the ratios, the CPU time the evacuation took on each side
-# and the load average; leaves nothing behind.
+# and on the whole host, and the load average; leaves nothing behind.
 set -eu
 n=${1:?usage: bench/evacuate.sh N MIB [migrate flags]}
 mib=${2:?usage: bench/evacuate.sh N MIB [migrate flags]}
@@ -87,15 +87,21 @@ serve=$!
 for t in $(seq 1 100); do grep -q "listening on" "$dir/serve.log" && break; sleep 0.1; done
 start
 # CPU seconds of the serve (with the CRIU runs it waited for) and of the
-# sender (with its CRIU runs), in clock ticks.
+# sender (with its CRIU runs), in clock ticks; and the host's busy time,
+# which also holds the restored containers' own tasks (CRIU's restorer
+# runs under their names) and whatever else runs meanwhile.
 ticks() { awk '{print $14+$15+$16+$17}' "/proc/$1/stat"; }
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
 r0=$(ticks "$serve")
+b0=$(busy)
 /usr/bin/time -f "%U %S" -o "$dir/cpu" "$lkc" --root "$dir/src" migrate --all --json --token-file "$dir/token" ${PARALLEL:+--parallel $PARALLEL} "$@" "127.0.0.1:$port" >"$dir/mig.json" || true
 r1=$(ticks "$serve")
-python3 - "$dir/cpu" $((r1 - r0)) "$(getconf CLK_TCK)" <<'PY'
+b1=$(busy)
+python3 - "$dir/cpu" $((r1 - r0)) "$(getconf CLK_TCK)" $((b1 - b0)) <<'PY'
 import sys
 u, s = map(float, open(sys.argv[1]).read().split()[-2:])
-print("  CPU: sender %.0f ms, receiver %.0f ms" % ((u + s) * 1000, int(sys.argv[2]) * 1000 / int(sys.argv[3])))
+hz = int(sys.argv[3])
+print("  CPU: sender %.0f ms, receiver %.0f ms, host busy %.0f ms" % ((u + s) * 1000, int(sys.argv[2]) * 1000 / hz, int(sys.argv[4]) * 1000 / hz))
 PY
 python3 - "$dir/mig.json" "$n" "$mib" <<'PY'
 import json, sys
