@@ -147,6 +147,32 @@ func Enter(m Manager, pid int) error {
 	return nil
 }
 
+// ToOwnFreezer moves the processes pids into the caller's own v1 freezer
+// cgroup, out of a container's where they were started (Placement), so
+// that freezing the container leaves them running. Each move by pid waits
+// for an RCU grace period. Nothing to do on v2 (a cgroup's processes all
+// belong to the container there) or without a freezer.
+func ToOwnFreezer(h Host, pids []int) error {
+	m, err := New(h, "")
+	if err != nil {
+		return err
+	}
+	own, ok := m.(*v1)
+	if !ok {
+		return nil
+	}
+	dir, ok := own.dir("freezer")
+	if !ok {
+		return nil
+	}
+	for _, pid := range pids {
+		if err := writeFile(dir, "cgroup.procs", strconv.Itoa(pid)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func writeFile(dir, file, value string) error {
 	p := filepath.Join(dir, file)
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)

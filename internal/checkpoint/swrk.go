@@ -61,10 +61,15 @@ type Request struct {
 	// stops it otherwise.
 	Worker *Worker
 
-	typ   rpc.CriuReqType
-	feat  *Features
-	extra []*os.File // CRIU's fds 4, 5, ... (3 is the RPC socket)
+	typ     rpc.CriuReqType
+	criuPid int // the CRIU carrying the request out, once it runs
+	feat    *Features
+	extra   []*os.File // CRIU's fds 4, 5, ... (3 is the RPC socket)
 }
+
+// CriuPid is the pid of the CRIU carrying c out, for its notifications
+// (Notify) to act on that process; 0 before it runs.
+func (c *Request) CriuPid() int { return c.criuPid }
 
 // AddFile passes f to CRIU and returns the fd number it has there, for
 // InheritFd and StatusFd.
@@ -93,6 +98,7 @@ func (cr *Criu) run(c *Request) (*rpc.CriuResp, error) {
 	}
 	defer w.Stop()
 	pid := w.cmd.Process.Pid
+	c.criuPid = pid
 	if steplog.On() {
 		logRequest(c, w)
 		defer steplog.Step("criu " + typeName(c.typ))()

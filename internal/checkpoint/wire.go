@@ -77,8 +77,6 @@ type Opts struct {
 	EvasiveDevices, ShellJob, FileLocks, NotifyScripts       bool
 	TrackMem, AutoDedup, LinkRemap, ManageCgroups            bool
 	RstSibling, LazyPages, OrphanPtsMaster                   bool
-	// LeaveStopped leaves the restored tasks stopped (SIGSTOP's state).
-	LeaveStopped bool
 
 	ManageCgroupsMode *CgroupMode
 	NetworkLock       NetworkLock
@@ -115,7 +113,6 @@ func (o *Opts) criuOpts() *rpc.CriuOpts {
 		LsmProfile:      stringp(o.LSMProfile),
 		LsmMountContext: stringp(o.LSMMountContext),
 		LeaveRunning:    boolp(o.LeaveRunning),
-		LeaveStopped:    boolp(o.LeaveStopped),
 		ExtUnixSk:       boolp(o.ExtUnixSk),
 		TcpEstablished:  boolp(o.TCPEstablished),
 		TcpSkipInFlight: boolp(o.TCPSkipInFlight),

@@ -20,7 +20,7 @@ func TestRequestMatchesGoCriu(t *testing.T) {
 		LeaveRunning: true, ExtUnixSk: true, TCPEstablished: true, TCPSkipInFlight: true,
 		EvasiveDevices: true, ShellJob: true, FileLocks: true, NotifyScripts: true,
 		TrackMem: true, AutoDedup: true, LinkRemap: true, ManageCgroups: true,
-		RstSibling: true, LazyPages: true, OrphanPtsMaster: true, LeaveStopped: true,
+		RstSibling: true, LazyPages: true, OrphanPtsMaster: true,
 		ManageCgroupsMode: &mode, NetworkLock: LockNftables, EmptyNS: 0x40000000, StatusFd: 7,
 		PageServerAddr: "10.0.0.1", PageServerPort: 27000, PageServerFd: 8,
 		ExtMounts: []ExtMount{{"/data", "/data"}, {"/dev/null", "/dev/null"}},

@@ -97,9 +97,9 @@ type RestoreTuning struct {
 	// alone (`lkc serve`): deleting the container removes it.
 	OwnBundle bool
 	// Frozen has the restored container come back paused, its tasks never
-	// run: CRIU leaves them stopped, lkc freezes the cgroup and continues
-	// them (a migration's target lets them run only once the source has
-	// given the container up).
+	// run: lkc freezes the cgroup while CRIU still holds them (freezeHeld;
+	// a migration's target lets them run only once the source has given
+	// the container up).
 	Frozen bool
 	// Release, when not nil, is handed what unmounts the restore's staging
 	// mounts (CRIU's view of the rootfs and its tmpfs sources) once the

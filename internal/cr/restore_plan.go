@@ -5,8 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/cleanup"
 	"github.com/lkc-containers/lkc/internal/config"
@@ -99,7 +98,7 @@ func restore(cr *checkpoint.Criu, o RestoreOpts, t RestoreTuning, cfg *config.Co
 func (p *restorePlan) build() error {
 	for _, step := range []func() error{
 		p.connectPageServer, p.claim, p.openImages, p.startHelpers, p.makeCgroup, p.policy, p.stage,
-		p.request, p.namespaces, p.runCRIU, p.thawFrozenByDump, p.freezeStopped, p.record,
+		p.request, p.namespaces, p.runCRIU, p.thawFrozenByDump, p.record,
 	} {
 		if err := step(); err != nil {
 			return err
@@ -358,33 +357,40 @@ func (p *restorePlan) notified(script string, pid int) error {
 		p.initPid = pid
 		return p.b.RuntimeHooks(pid)
 	case "pre-resume":
-		if err := resumePids(p.cfg, p.carried, p.initPid); err != nil || p.joinPolicy == nil {
+		if err := resumePids(p.cfg, p.carried, p.initPid); err != nil {
 			return err
 		}
-		return p.joinPolicy()
+		if p.joinPolicy != nil {
+			if err := p.joinPolicy(); err != nil {
+				return err
+			}
+		}
+		return p.freezeHeld()
 	}
 	return nil
 }
 
-// freezeStopped freezes the container whose tasks CRIU left stopped
-// (RestoreTuning.Frozen), then continues them: they stay frozen, and
-// have not run, until the container is resumed.
-func (p *restorePlan) freezeStopped() error {
+// freezeHeld freezes the container that is to come back paused
+// (RestoreTuning.Frozen) at CRIU's pre-resume, while CRIU still holds
+// every task stopped under ptrace: the tasks detach into the frozen cgroup
+// and run nothing, not even a signal handler, until it is thawed. (Left
+// stopped by CRIU and continued once frozen, as before, each task's parent
+// got a SIGCHLD for the stop and one for the continue, which it never had
+// on the source.) A CRIU started in the container's v1 cgroups (startIn)
+// sits in its freezer too, with its helpers: they leave it first.
+func (p *restorePlan) freezeHeld() error {
 	if !p.t.Frozen {
 		return nil
 	}
-	cg := p.b.Cgroup()
-	if err := cg.Freeze(); err != nil {
-		return fmt.Errorf("freezing the restored container: %w", err)
-	}
-	pids, err := cg.Procs()
-	if err != nil {
-		return err
-	}
-	for _, pid := range pids {
-		if err := unix.Kill(pid, unix.SIGCONT); err != nil && err != unix.ESRCH {
-			return fmt.Errorf("continuing restored task %d: %w", pid, err)
+	if len(p.startIn) > 0 {
+		criu := p.req.CriuPid()
+		pids := append([]int{criu}, checkpoint.Children(criu)...)
+		if err := cgroups.ToOwnFreezer(cgroups.DefaultHost, pids); err != nil {
+			return fmt.Errorf("moving criu out of the container's freezer cgroup: %w", err)
 		}
+	}
+	if err := p.b.Cgroup().Freeze(); err != nil {
+		return fmt.Errorf("freezing the restored container: %w", err)
 	}
 	return nil
 }
@@ -401,7 +407,6 @@ func restoreRequest(o RestoreOpts, t RestoreTuning, cfg *config.Config, cgPaths 
 	opts.LSMProfile, opts.LSMMountContext = o.LSMProfile, o.LSMMountContext
 	opts.ExtMounts, opts.CgRoots = restoreMounts(cfg, cgPaths, maskedDir), cgroupRoots(cgPaths)
 	opts.External = t.External
-	opts.LeaveStopped = t.Frozen
 	if t.NetworkIsolated {
 		opts.NetworkLock = checkpoint.LockSkip
 	}

@@ -29,6 +29,9 @@ func markFrozenByLkc(imageDir string, froze bool) error {
 // thawFrozenByDump thaws the restored tasks when only lkc's freeze for
 // the dump froze them: a paused container's images keep it paused.
 func (p *restorePlan) thawFrozenByDump() error {
+	if p.t.Frozen {
+		return nil // it is to stay frozen (freezeHeld)
+	}
 	if _, err := os.Stat(filepath.Join(p.dirs.imagePath, frozenByLkcFile)); err != nil {
 		return nil
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/checkpoint"
 )
 
 // uncorkPeer clears TCP_CORK on the socket at the other end of c, when
@@ -41,7 +43,7 @@ func uncorkPeer(c net.Conn) error {
 	// are looked at directly: the namespace's TCP table
 	// (/proc/<pid>/net/tcp) is a walk of the host's whole established
 	// hash, ~6 ms of CPU a read here.
-	for _, pid := range childPids() {
+	for _, pid := range checkpoint.Children(0) {
 		if uncorkChild(pid, netns, remote, local) {
 			return nil
 		}
@@ -80,24 +82,6 @@ func socketNetns(fd int) ([2]uint64, error) {
 		return [2]uint64{}, err
 	}
 	return [2]uint64{st.Dev, st.Ino}, nil
-}
-
-// childPids lists the children of every thread of this process.
-func childPids() []int {
-	files, _ := filepath.Glob("/proc/self/task/*/children")
-	var pids []int
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, s := range strings.Fields(string(data)) {
-			if pid, err := strconv.Atoi(s); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
 }
 
 // uncorkChild clears TCP_CORK on pid's socket in netns whose local

@@ -161,3 +161,39 @@ func TestMigrateTargetDiesAfterRestored(t *testing.T) {
 		t.Errorf("the source's count went back: %d then %d", n, n1)
 	}
 }
+
+// The hand-over keeps the moved container from running before the commit
+// without telling it: its processes get no signal from the move. (Left
+// stopped by CRIU and continued, each one's parent got a SIGCHLD for the
+// stop and one for the continue.) The shell traps SIGCHLD and logs every
+// return of its wait; a USR1 sent after the move, logged too, marks when
+// every signal pending by then has been handled.
+func TestMigrateSendsNoSignal(t *testing.T) {
+	for _, mode := range []string{"stopcopy", ""} {
+		name := mode
+		if name == "" {
+			name = "default"
+		}
+		t.Run(name, func(t *testing.T) {
+			h := newTestHosts(t)
+			a, b := h.hosts[0], h.hosts[1]
+			h.startServe(b)
+			script := "trap 'echo CHLD >> /dev/shm/log' CHLD; trap 'echo USR1 >> /dev/shm/log' USR1; " +
+				"echo start >> /dev/shm/log; sleep 100000 & while :; do wait; done"
+			id, _ := h.runContainer(a, []string{"sh", "-c", script}, nil)
+			log := func(x *testHost) string { return strings.TrimSpace(x.e.mustLkc("exec", id, "cat", "/dev/shm/log")) }
+			waitFor(t, func() bool { return log(a) == "start" }, "the shell's first line")
+			flags := []string{"--shared-storage"}
+			if mode != "" {
+				flags = append(flags, "--mode", mode)
+			}
+			mustMigrate(t, h, a, b, id, flags...)
+			b.e.waitStatus(id, "running")
+			b.e.mustLkc("kill", id, "USR1")
+			waitFor(t, func() bool { return strings.HasSuffix(log(b), "USR1") }, "the shell to handle USR1")
+			if got := log(b); got != "start\nUSR1" {
+				t.Errorf("the shell's log after the move:\n%s\nwant only start and USR1: the move signalled it", got)
+			}
+		})
+	}
+}
