@@ -382,6 +382,7 @@ func (p *restorePlan) freezeHeld() error {
 	if !p.t.Frozen {
 		return nil
 	}
+	defer steplog.Step("restore: frozen while criu holds the tasks")()
 	if len(p.startIn) > 0 {
 		criu := p.req.CriuPid()
 		pids := append([]int{criu}, checkpoint.Children(criu)...)
