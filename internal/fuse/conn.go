@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,8 +20,14 @@ import (
 // while holding the set's mutex; a server waiting in that same set never
 // sees the request (seen here: epoll_ctl in fuse_file_poll, epoll_wait in
 // ep_send_events, both stuck). A separate set cannot deadlock that way.
+// Once the kernel no longer asks FUSE_POLL, the poller is used after all
+// (poller.go).
 type conn struct {
 	fd, stopfd int
+	// polled is a duplicate of fd in Go's poller, set by usePoller.
+	polled   atomic.Pointer[os.File]
+	pollOnce sync.Once
+	stopped  atomic.Bool
 }
 
 func newConn(f *os.File) (*conn, error) {
@@ -86,15 +94,26 @@ func (c *conn) newWaiter() (*waiter, error) {
 	return w, nil
 }
 
-func (w *waiter) close() { unix.Close(w.epfd) }
+// close closes the set once; a closed waiter's reader reads through the
+// poller.
+func (w *waiter) close() {
+	if w.epfd >= 0 {
+		unix.Close(w.epfd)
+		w.epfd = -1
+	}
+}
 
 // errStopped is returned by read once stop was called.
 var errStopped = errors.New("fuse server stopped")
 
-// read reads one request into buf, waiting in w while none is queued. A
-// reader woken for a request another reader took waits again; the stop
-// eventfd stays readable, so it wakes every reader for good.
+// read reads one request into buf, waiting in Go's poller once usePoller
+// has run, else in w while none is queued. A reader woken for a request
+// another reader took waits again; the stop eventfd stays readable, so it
+// wakes every reader for good.
 func (c *conn) read(w *waiter, buf []byte) (int, error) {
+	if f := c.polled.Load(); f != nil {
+		return readPolled(f, buf)
+	}
 	for {
 		n, err := unix.Read(c.fd, buf)
 		if err != unix.EAGAIN && err != unix.EINTR {
@@ -122,16 +141,23 @@ func (c *conn) write(b []byte) error {
 	}
 }
 
-// stop wakes every reader for good.
+// stop wakes every reader for good, in its set or in the poller.
 func (c *conn) stop() {
+	c.stopped.Store(true)
 	var one [8]byte
 	ne.PutUint64(one[:], 1)
 	unix.Write(c.stopfd, one[:])
+	if f := c.polled.Load(); f != nil {
+		f.SetReadDeadline(pollPast)
+	}
 }
 
-// close closes the duplicate and the eventfd, never the caller's fd, so the
-// connection lives on.
+// close closes the duplicates and the eventfd, never the caller's fd, so
+// the connection lives on.
 func (c *conn) close() {
+	if f := c.polled.Load(); f != nil {
+		f.Close()
+	}
 	for _, fd := range []int{c.fd, c.stopfd} {
 		if fd >= 0 {
 			unix.Close(fd)

@@ -129,13 +129,17 @@ const (
 	askLookup asker = iota // a LOOKUP: a path walk that found the name
 	askPath                // a GETATTR by path: an open's permission check, stat
 	askOpen                // a GETATTR of an open file: a read found the attributes run out, fstat
+	askProbe               // a LOOKUP or GETATTR by StopPolls's helper: never renders
 )
 
 // current sets a's size and mtime to those of regular file a.Ino's version
 // and returns how long the kernel may keep them. A LOOKUP or a GETATTR by
 // path (an open's permission check, stat) renders a new version unless the
 // last is younger than a.Fresh (or reuseWithin), and the kernel keeps it
-// until it is a.Fresh old. A GETATTR of an open file (askOpen) keeps a
+// until it is a.Fresh old. StopPolls's helper's look-ups (askProbe) render
+// nothing: its file's container may not exist yet, and a stand-in
+// rendered then would be served to the container's first read. A
+// GETATTR of an open file (askOpen) keeps a
 // version younger than twice a.Fresh (and openKeep): a reader in the
 // middle of a file larger than its buffer reads on in the version it
 // started with, while a reader that rereads from the start (top keeps
@@ -157,12 +161,12 @@ func (s *Server) current(a *Attr, by asker, t *turn) (time.Duration, error) {
 	if cur != nil && !cur.keep {
 		keep = reuseWithin
 	}
-	if cur != nil && now.Sub(cur.at) < keep {
+	if cur != nil && (now.Sub(cur.at) < keep || by == askProbe) {
 		a.Size, a.Mtime = uint64(len(cur.content)), cur.stamp
 		s.tell(a.Ino, a.Size)
 		return cur.valid(a.Fresh, now), nil
 	}
-	if by == askLookup && cur == nil {
+	if (by == askLookup || by == askProbe) && cur == nil {
 		// A name found for the first time (create clones a container's
 		// files before it can be rendered, and its process may never read
 		// them) is not rendered for its size: a zero validity is stored as

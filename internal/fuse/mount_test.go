@@ -23,8 +23,15 @@ import (
 const helperEnv = "LKC_FUSE_TEST_HELPER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "stuck-server" {
+	switch os.Getenv(helperEnv) {
+	case "stuck-server":
 		stuckServer()
+		return
+	case "poll-once":
+		if err := PollOnce(os.Stdin, os.Getenv(pollPathEnv)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 		return
 	}
 	os.Exit(m.Run())

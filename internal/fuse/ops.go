@@ -76,7 +76,7 @@ func (s *Server) lookupEntry(r request, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	valid, err := s.attrValid(&a, askLookup, r.turn)
+	valid, err := s.attrValid(&a, s.probed(r, askLookup), r.turn)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +93,7 @@ func (s *Server) getattr(r request) ([]byte, error) {
 	if len(r.Body) >= 4 && ne.Uint32(r.Body)&getattrFH != 0 {
 		by = askOpen
 	}
-	valid, err := s.attrValid(&a, by, r.turn)
+	valid, err := s.attrValid(&a, s.probed(r, by), r.turn)
 	if err != nil {
 		return nil, err
 	}

@@ -9,8 +9,11 @@
 // A Go process must not read its own mount with os.Open: Go registers a
 // regular file with its poller, epoll_ctl then waits for the server's
 // answer to FUSE_POLL while holding the thread's P, and once every P is so
-// held the server's goroutines never run. The daemon never reads its own
-// mount; tests read it with raw system calls or from another process.
+// held the server's goroutines never run; with the readers in Go's poller
+// (poller.go) the poller itself is stuck. Once StopPolls has run, no
+// FUSE_POLL comes and os.Open is safe. The daemon reads its own mount only
+// in StopPolls, with raw system calls; tests read it so or from another
+// process.
 package fuse
 
 // Protocol version this package speaks: the kernel here offers 7.45; the
@@ -36,6 +39,7 @@ const (
 	opReaddir     = 28
 	opReleasedir  = 29
 	opInterrupt   = 36
+	opPoll        = 40 // answered ENOSYS, as any other; noted (poller.go)
 	opDestroy     = 38
 	opBatchForget = 42
 	opReaddirplus = 44

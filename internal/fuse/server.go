@@ -24,6 +24,13 @@ type Server struct {
 	notify func([]byte) error
 	// turn is the readers' turn (turn.go).
 	turn sync.Mutex
+	// pollsStopped: the kernel no longer asks FUSE_POLL, so readers wait
+	// in Go's poller (poller.go).
+	pollsStopped atomic.Bool
+	// probeMu serializes StopPolls; prober is its helper's pid while it
+	// runs (0: none).
+	probeMu sync.Mutex
+	prober  atomic.Int32
 	// Readers is the number of goroutines reading the fd; zero means two
 	// per CPU. Each reads one request and answers it; one reads at a time
 	// and hands the device to another before it waits (turn.go), so a
@@ -146,6 +153,11 @@ func (s *Server) readLoop(c *conn) error {
 	buf := make([]byte, bufSize)
 	for {
 		t.take()
+		// On failure, w goes on serving; on success the device has one
+		// set fewer to wake.
+		if w.epfd >= 0 && s.pollsStopped.Load() && c.usePoller() == nil {
+			w.close()
+		}
 		n, err := c.read(w, buf)
 		switch {
 		case errors.Is(err, syscall.ENODEV), errors.Is(err, syscall.ECONNABORTED):
@@ -173,6 +185,9 @@ func (s *Server) readLoop(c *conn) error {
 				return nil
 			}
 			return fmt.Errorf("fuse reply to request %d (opcode %d): %w", r.Unique, r.Opcode, err)
+		}
+		if r.Opcode == opPoll { // answered ENOSYS: the kernel asks no more
+			s.pollsStopped.Store(true)
 		}
 	}
 }
