@@ -14,6 +14,7 @@ import (
 	"github.com/lkc-containers/lkc/internal/daemon"
 	"github.com/lkc-containers/lkc/internal/daemonapi"
 	"github.com/lkc-containers/lkc/internal/fdstore"
+	"github.com/lkc-containers/lkc/internal/fuse"
 	"github.com/lkc-containers/lkc/internal/hostconf"
 	"github.com/lkc-containers/lkc/internal/procview"
 	"golang.org/x/sys/unix"
@@ -36,6 +37,9 @@ type daemonFlags struct {
 func cmdDaemon(g *globals, args []string) error {
 	if len(args) > 0 && args[0] == procview.RemountArgs[1] {
 		return remount(args[1:])
+	}
+	if len(args) == 2 && args[0] == procview.PollArgs[1] {
+		return fuse.PollOnce(os.Stdin, args[1])
 	}
 	var f daemonFlags
 	fs := newFlags("daemon")

@@ -24,6 +24,12 @@ import (
 // and finds the container's root on fd 4 and the new mounts on fds 5....
 var RemountArgs = []string{"daemon", "--remount"}
 
+// PollArgs start the helper that has the kernel stop asking the view's
+// server FUSE_POLL (fuse.Server.StopPolls); the path of a regular file of
+// the mount follows. It is a process of its own: the worker must never
+// wait for its own server's answer.
+var PollArgs = []string{"daemon", "--poll-once"}
+
 // RepairDieEnv, set to the path of a file in the daemon's environment,
 // makes a worker SIGKILL itself as its start-up repair begins, if it can
 // remove that file: the crash, once, between a new session's deposit in

@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -57,6 +59,10 @@ type Service struct {
 	devMajor, devMinor uint32
 	// dev is the session's /dev/fuse fd, on which forgetSlot notifies.
 	dev *os.File
+	// srv is the session's server; stoppingPolls is set while a
+	// goroutine has it stop the kernel's FUSE_POLLs (stopPolls).
+	srv           *fuse.Server
+	stoppingPolls atomic.Bool
 	// book is the session's size book (sizes.go), kept by the holder
 	// with it; nil when it could not be made.
 	book *sizeBook
@@ -119,6 +125,7 @@ func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 		for n := range d.Registry.Slots() {
 			s.forgetSlot(n)
 		}
+		s.stopPollsAny()
 		// A predecessor that mounted this session may have died before
 		// its repair was done: the containers it had not reached yet
 		// still have a dead session's files. repairOne leaves alone
@@ -132,6 +139,7 @@ func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 	if err := s.ensureMounted(); err != nil {
 		return err
 	}
+	s.stopPollsAny()
 	// The served containers' bind mounts are of a session that is gone.
 	go s.repair()
 	return nil
@@ -159,9 +167,9 @@ func (s *Service) start(f *os.File, inherited bool) {
 	if s.book != nil && len(t.layout.paths) <= bookIndexes {
 		fs = bookedTree{t, s.book}
 	}
-	s.mounted, s.dev = true, f
+	s.mounted, s.dev, s.srv = true, f, fuse.NewServer(fs)
 	s.serving.Add(1)
-	go s.serve(s.ctx, fuse.NewServer(fs), f, inherited, s.deps.Predecessor)
+	go s.serve(s.ctx, s.srv, f, inherited, s.deps.Predecessor)
 	// Opened once served: nothing in this process may wait on the mount
 	// before its server runs.
 	root, err := os.OpenFile(s.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -290,7 +298,7 @@ func (s *Service) Stop() {
 	if err := fuse.Unmount(target); err != nil {
 		s.logf("proc: %v", err)
 	}
-	s.mounted, s.root, s.dev = false, nil, nil
+	s.mounted, s.root, s.dev, s.srv = false, nil, nil, nil
 }
 
 // Adopt serves e's /proc view when it asks for one.
@@ -302,6 +310,7 @@ func (s *Service) Adopt(e *registry.Entry, reply *daemonapi.AdoptReply) error {
 		return err
 	}
 	s.add(e)
+	s.stopPolls(e.Slot)
 	reply.ProcDir = filepath.Join(s.dir, strconv.Itoa(e.Slot))
 	reply.Files = procfs.Files
 	reply.Features.Proc = true
@@ -336,6 +345,36 @@ func (s *Service) forgetSlot(n int) {
 	}
 	if err := fuse.ForgetName(dev, fuse.RootID, strconv.Itoa(n)); err != nil {
 		s.logf("proc: %v", err)
+	}
+}
+
+// stopPolls has the kernel stop asking FUSE_POLL on the session, so that
+// the server's readers wait in Go's poller and hold no P while the worker
+// is idle (internal/fuse's poller.go): once per server, from a goroutine,
+// by a helper process (PollArgs) that polls a file of slot n, since the
+// root holds no regular file. The next adopt tries again if it failed
+// (the slot was released meanwhile).
+func (s *Service) stopPolls(n int) {
+	s.mountMu.Lock()
+	srv := s.srv
+	s.mountMu.Unlock()
+	if srv == nil || srv.PollsStopped() || !s.stoppingPolls.CompareAndSwap(false, true) {
+		return
+	}
+	cmd := exec.Command("/proc/self/exe", PollArgs[0], PollArgs[1], filepath.Join(s.dir, strconv.Itoa(n), procfs.Files[0]))
+	cmd.Args[0] = "lkc"
+	go func() {
+		defer s.stoppingPolls.Store(false)
+		if err := srv.StopPolls(cmd); err != nil {
+			s.logf("proc: %v", err)
+		}
+	}()
+}
+
+// stopPollsAny runs stopPolls on a served slot, if there is one.
+func (s *Service) stopPollsAny() {
+	if slots := s.slots(); len(slots) > 0 {
+		s.stopPolls(slots[0])
 	}
 }
 
