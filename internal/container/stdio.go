@@ -102,8 +102,13 @@ func (p *stdioPipes) copyOut(dst, src *os.File) {
 		var n int
 		var rerr error
 		err := rc.Read(func(fd uintptr) bool {
-			n, rerr = unix.Read(int(fd), buf)
-			return rerr != unix.EAGAIN || p.exited.Load()
+			// Whether the process had exited is read before the pipe: an
+			// empty pipe then means it holds nothing more. Read after, an
+			// exit between the two (the process writing its last output
+			// once the pipe was found empty) ended the copy without it.
+			exited := p.exited.Load()
+			n, rerr = readPipe(int(fd), buf)
+			return rerr != unix.EAGAIN || exited
 		})
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
@@ -119,6 +124,10 @@ func (p *stdioPipes) copyOut(dst, src *os.File) {
 		return
 	}
 }
+
+// readPipe reads lkc's end of a pipe (a test makes the process write and
+// exit in the middle of a copy's read).
+var readPipe = unix.Read
 
 // drain copies from the non-blocking fd to dst until it is empty.
 func drain(dst *os.File, fd int, buf []byte) {
