@@ -50,8 +50,18 @@ func (s *Service) act(a *armed, p Policy) {
 }
 
 // kill SIGKILLs one process of the container: the largest (resident
-// memory) or the newest, its init only when nothing else is left.
+// memory) or the newest, its init only when nothing else is left. It
+// kills nobody while the OOM is already being resolved, as the kernel's
+// own OOM killer waits for its victim: the previous victim still exiting
+// (its memory is on its way back, but it has left the cgroup's list), or
+// on v2 a task the kernel's OOM killer took at memory.max. A victim chosen
+// then would be a bystander: the shell waiting for the allocator. The
+// retry interval, or the next notification, acts if the hold outlasts it.
 func (s *Service) kill(a *armed, k Kind) error {
+	if why := s.resolving(a); why != "" {
+		s.deps.Logf("oom: %s: %s: waiting for its memory", a.name(), why)
+		return nil
+	}
 	pids, err := procs(a.dir)
 	if err != nil {
 		return err
@@ -70,29 +80,63 @@ func (s *Service) kill(a *armed, k Kind) error {
 	if best == nil {
 		return errors.New("no process to kill")
 	}
-	if best.init {
-		// Init alone: it is the allocator, unless the hold ended while
-		// choosing (another task exited, or v2's kernel killed at max).
-		if held, err := a.held(); err != nil || !held {
-			return err
-		}
+	// The hold may have ended while choosing (another task exited, or v2's
+	// kernel killed at max): then the largest left, or init, is no
+	// allocator.
+	if held, err := a.held(); err != nil || !held {
+		return err
 	}
 	fd, err := unix.PidfdOpen(best.pid, 0)
 	if err != nil {
 		return fmt.Errorf("opening process %d: %w", best.pid, err)
 	}
-	defer unix.Close(fd)
+	victim := os.NewFile(uintptr(fd), "pidfd")
 	// The pidfd names the process read above unless it is gone; its start
 	// time read again through the pid now proves it is the same one.
 	if t, err := readTask(best.pid); err != nil || t.start != best.start {
+		victim.Close()
 		return fmt.Errorf("process %d exited while choosing", best.pid)
 	}
 	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
+		victim.Close()
 		return fmt.Errorf("killing %d: %w", best.pid, err)
 	}
+	a.setVictim(victim)
 	s.emit(a, "policy-kill", map[string]any{"policy": string(k), "pid": best.pid, "comm": best.comm, "rss": best.rss, "init": best.init,
 		"ms": ms(time.Since(a.detected))})
 	return nil
+}
+
+// resolving says why the container's OOM is being resolved already ("":
+// it is not): the last victim has not exited (its pidfd turns readable
+// once it has, its memory freed), or on v2 memory.events counts an OOM
+// kill by the kernel since the last look.
+func (s *Service) resolving(a *armed) string {
+	if a.victim != nil {
+		p := []unix.PollFd{{Fd: int32(a.victim.Fd()), Events: unix.POLLIN}}
+		if n, err := unix.Poll(p, 0); err == nil && n == 0 {
+			return "the last victim is still exiting"
+		}
+		a.setVictim(nil)
+	}
+	if !a.v2 {
+		return ""
+	}
+	n, err := eventCount(a.dir, "oom_kill")
+	if err != nil || n == a.kernelKills {
+		return ""
+	}
+	a.kernelKills = n
+	return "the kernel's OOM killer took a task at memory.max"
+}
+
+// setVictim keeps the pidfd of the process the policy killed last (nil:
+// none), closing the one before.
+func (a *armed) setVictim(f *os.File) {
+	if a.victim != nil {
+		a.victim.Close()
+	}
+	a.victim = f
 }
 
 // task is a candidate of kill.

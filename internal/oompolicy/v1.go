@@ -46,6 +46,10 @@ type armed struct {
 	stallAt   time.Time // v2: when the trigger last fired
 	group     string    // a resource group's policy, fallback and deadline as its definition says them ("" for a container)
 	limitBack uint64    // the limit a failed checkpoint raised, to put back (0: none)
+	victim    *os.File  // the pidfd of the process the policy killed last, until it has exited
+	// kernelKills is v2's memory.events oom_kill count at the last look:
+	// one more is the kernel's OOM killer resolving a hold at memory.max.
+	kernelKills uint64
 	// by is what woke the loop for the container last: memory.oom_control
 	// (v1), memory.events or psi (v2), start (read at arming).
 	by string
@@ -181,6 +185,7 @@ func (s *Service) disarm(a *armed, kernel bool) {
 	}
 	s.closeFd(&a.efd)
 	s.closeFd(&a.psi)
+	a.setVictim(nil)
 	if kernel {
 		a.killerOn(true) // a removed cgroup needs nothing
 	}

@@ -67,6 +67,7 @@ func armV2(a *armed) (int, error) {
 		unix.Close(fd)
 		return -1, err
 	}
+	a.kernelKills, _ = eventCount(a.dir, "oom_kill")
 	return fd, nil
 }
 
@@ -131,15 +132,9 @@ func heldV2(a *armed) (bool, error) {
 	if high == 0 {
 		return false, nil
 	}
-	events, err := os.ReadFile(filepath.Join(dir, "memory.events"))
+	count, err := eventCount(dir, "high")
 	if err != nil {
 		return false, err
-	}
-	var count uint64
-	for _, line := range strings.Split(string(events), "\n") {
-		if v, ok := strings.CutPrefix(line, "high "); ok {
-			count, _ = strconv.ParseUint(v, 10, 64)
-		}
 	}
 	if count > a.highCount {
 		a.highCount, a.highAt = count, time.Now()
@@ -160,6 +155,21 @@ func heldV2(a *armed) (bool, error) {
 		}
 	}
 	return false, fmt.Errorf("%s/memory.stat: no anon line", dir)
+}
+
+// eventCount reads one count of memory.events (0 when the kernel has no
+// such line).
+func eventCount(dir, key string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "memory.events"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, key+" "); ok {
+			return strconv.ParseUint(v, 10, 64)
+		}
+	}
+	return 0, nil
 }
 
 // readLimitV2 reads memory.max or memory.high: 0 for "max".
