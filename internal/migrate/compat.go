@@ -108,18 +108,20 @@ func parseCPUFlags(r io.Reader) ([]string, error) {
 	return nil, fmt.Errorf("reading CPU flags: no flags line in cpuinfo")
 }
 
-var isaFlags = map[string]bool{
-	"fpu": true, "mmx": true, "sse": true, "sse2": true, "pni": true, "ssse3": true, "sse4_1": true,
-	"sse4_2": true, "avx": true, "avx2": true, "fma": true, "f16c": true, "aes": true, "pclmulqdq": true,
-	"popcnt": true, "bmi1": true, "bmi2": true, "adx": true, "abm": true, "movbe": true, "rdrand": true,
-	"rdseed": true, "sha_ni": true, "xsave": true, "xsaveopt": true, "xsavec": true, "xsaves": true,
-	"erms": true, "fsrm": true, "vaes": true, "vpclmulqdq": true, "gfni": true, "clflushopt": true,
-	"clwb": true, "pku": true, "cx16": true, "lahf_lm": true,
-	"asimd": true, "sve": true, "sve2": true, "atomics": true, "crc32": true, "sha2": true, "sha3": true,
-}
-
+// isaFlag reports whether f is a CPU flag a migrated process may use. A
+// switch, not a map: a map literal is built in every lkc process's start.
 func isaFlag(f string) bool {
-	return isaFlags[f] || strings.HasPrefix(f, "avx512") || strings.HasPrefix(f, "amx") || strings.HasPrefix(f, "avx_vnni")
+	switch f {
+	case "fpu", "mmx", "sse", "sse2", "pni", "ssse3", "sse4_1",
+		"sse4_2", "avx", "avx2", "fma", "f16c", "aes", "pclmulqdq",
+		"popcnt", "bmi1", "bmi2", "adx", "abm", "movbe", "rdrand",
+		"rdseed", "sha_ni", "xsave", "xsaveopt", "xsavec", "xsaves",
+		"erms", "fsrm", "vaes", "vpclmulqdq", "gfni", "clflushopt",
+		"clwb", "pku", "cx16", "lahf_lm",
+		"asimd", "sve", "sve2", "atomics", "crc32", "sha2", "sha3":
+		return true
+	}
+	return strings.HasPrefix(f, "avx512") || strings.HasPrefix(f, "amx") || strings.HasPrefix(f, "avx_vnni")
 }
 
 // kernelVersion parses "6.18.44-foo" into {6, 18}.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
@@ -85,12 +86,17 @@ func check(cni *libcni.CNIConfig, stateDir string, rec *record, a attachment) er
 const checkCacheName = "cni-check"
 
 // portmapCheckFailed is how portmap's CHECK fails on a DNAT rule or
-// chain it does not find in iptables (ipv4) or ip6tables (ipv6).
-var portmapCheckFailed = regexp.MustCompile(`could not check ipv([46]) dnat: (.*)`)
+// chain it does not find in iptables (ipv4) or ip6tables (ipv6). It and
+// dnatTarget are compiled on first use, not in every lkc process's start.
+var portmapCheckFailed = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`could not check ipv([46]) dnat: (.*)`)
+})
 
 // dnatTarget is the container's address and port in a DNAT rule portmap
 // prints.
-var dnatTarget = regexp.MustCompile(`--to-destination (\S+)`)
+var dnatTarget = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`--to-destination (\S+)`)
+})
 
 // checkError is the failure err of the CHECK of plugin typ, given res as
 // its prevResult (nil when there is none).
@@ -110,7 +116,7 @@ func checkError(typ string, err error, res *current.Result) error {
 // the IPv4 address's rule in ip6tables. A rule of the family checked
 // missing is a real failure and stays one.
 func portmapFault(msg string, res *current.Result) bool {
-	m := portmapCheckFailed.FindStringSubmatch(msg)
+	m := portmapCheckFailed().FindStringSubmatch(msg)
 	if m == nil || res == nil {
 		return false
 	}
@@ -122,7 +128,7 @@ func portmapFault(msg string, res *current.Result) bool {
 	if !has {
 		return true
 	}
-	t := dnatTarget.FindStringSubmatch(m[2])
+	t := dnatTarget().FindStringSubmatch(m[2])
 	return t != nil && strings.HasPrefix(t[1], "[") != v6
 }
 
