@@ -320,7 +320,7 @@ func openFileTarget(root *os.File, dest string) (*os.File, string, error) {
 	if filepath.IsAbs(target) {
 		return nil, target, nil
 	}
-	rootPath, err := os.Readlink(fdPath(root))
+	rootPath, err := fdTarget(root)
 	if err != nil {
 		return nil, "", err
 	}

@@ -44,7 +44,7 @@ func mkdirAllInRoot(root *os.File, path string, mode uint32) (*os.File, error) {
 	if dir, err := openInRoot(root, path); err == nil {
 		return isDir(dir, path)
 	}
-	rootPath, err := os.Readlink(fdPath(root))
+	rootPath, err := fdTarget(root)
 	if err != nil {
 		return nil, err
 	}
@@ -123,10 +123,24 @@ func readlinkat(dir *os.File, name string) (string, error) {
 	return string(buf[:n]), nil
 }
 
+// fdTarget returns the path the handle f was opened at, read from its
+// /proc/self/fd link in one readlink: os.Readlink starts with a buffer of
+// 128 bytes and calls again with a larger one, and a bundle's path under a
+// containerd state directory is longer than that.
+func fdTarget(f *os.File) (string, error) {
+	name := fdPath(f)
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlink(name, buf)
+	if err != nil {
+		return "", &os.PathError{Op: "readlink", Path: name, Err: err}
+	}
+	return string(buf[:n]), nil
+}
+
 // pathInRoot returns where the handle f (opened inside the rootfs at
 // rootPath) is, as a path inside the rootfs.
 func pathInRoot(rootPath string, f *os.File) (string, error) {
-	p, err := os.Readlink(fdPath(f))
+	p, err := fdTarget(f)
 	if err != nil {
 		return "", err
 	}

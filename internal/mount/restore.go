@@ -76,7 +76,7 @@ func restoreMountpoint(root *os.File, m config.Mount) (string, error) {
 	}
 	// The host path of what target resolved to, for the unmount: the
 	// handle itself stays on the covered inode.
-	path, err := os.Readlink(fdPath(target))
+	path, err := fdTarget(target)
 	if err != nil {
 		unix.Unmount(fdPath(target), unix.MNT_DETACH)
 		return "", err
