@@ -14,9 +14,10 @@ import (
 )
 
 // memoryCgroup makes a memory cgroup limited to limit bytes beneath this
-// process's own (removed at the end of the test) and returns its
-// directory; it skips where the memory controller is not this process's
-// to use.
+// process's own (removed at the end of the test, once empty) and returns
+// its directory; it skips where the memory controller is not this
+// process's to use. Call it before whatever starts a process that stays
+// in it, so that the removal, a cleanup, runs after that process's stop.
 func memoryCgroup(t *testing.T, name string, limit int64) string {
 	t.Helper()
 	hs, err := ownHierarchies()
@@ -35,7 +36,7 @@ func memoryCgroup(t *testing.T, name string, limit int64) string {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Skipf("making a memory cgroup: %v", err)
 		}
-		t.Cleanup(func() { os.Remove(dir) })
+		t.Cleanup(func() { removeCgroupDir(t, dir) })
 		if err := os.WriteFile(filepath.Join(dir, file), []byte(fmt.Sprint(limit)), 0o644); err != nil {
 			t.Skipf("limiting memory cgroup %s: %v", dir, err)
 		}
@@ -111,9 +112,10 @@ func TestCheckpointAllTmpfsMemory(t *testing.T) {
 // holds 48 MiB, would fail, naming the directory, what is available and
 // why, and the need.
 func TestMigrateAllDryRunTmpfsMemory(t *testing.T) {
+	room := memoryCgroup(t, "serve-room", 40<<20)
 	h := newTestHosts(t)
 	a, b := h.hosts[0], h.hosts[1]
-	b.serveIn = memoryCgroup(t, "serve-room", 40<<20)
+	b.serveIn = room
 	b.bundles = tmpfsDir(t, "1g")
 	root := bigRootfs(t, t.TempDir(), 48)
 	id, _ := h.runContainer(a, migCounter, func(s *specs.Spec) { s.Root.Path, s.Root.Readonly = root, false })
