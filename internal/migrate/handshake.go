@@ -1,13 +1,18 @@
 package migrate
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"os"
+	"syscall"
+	"time"
 )
 
 const (
@@ -146,11 +151,15 @@ func checkMagic(h hello) error {
 // so a peer without it learns nothing it could test guesses against.
 func (c *conn) clientHandshake(token []byte) error {
 	nc := nonce()
-	if err := c.sendHello(hello{Magic: magic, Version: ProtocolVersion, Nonce: nc}); err != nil {
-		return err
+	err := c.sendHello(hello{Magic: magic, Version: ProtocolVersion, Nonce: nc})
+	var h hello
+	if err == nil {
+		h, err = c.readHello()
 	}
-	h, err := c.readHello()
 	if err != nil {
+		if turnedAway(err) {
+			return fmt.Errorf("%w: %w", errTurnedAway, err)
+		}
 		return err
 	}
 	if err := checkMagic(h); err != nil {
@@ -221,6 +230,38 @@ func (c *conn) refuse() {
 }
 
 const authFailed = "authentication failed"
+
+// busy is the receiver's answer, in the clear, to a connection beyond its
+// bound of handshakes under way (server.go's gate): the sender tries again
+// (session.connect).
+const busy = "busy: too many connections in their handshake"
+
+// turnAway answers busy on a connection the gate does not admit and
+// closes it. The write fits a new socket's buffer; the deadline only
+// keeps the accepting loop from ever waiting on the peer.
+func turnAway(nc net.Conn) {
+	c := &conn{nc: nc, w: bufio.NewWriterSize(nc, 256)}
+	nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	data, _ := json.Marshal(hello{Error: busy})
+	if c.writeFrame(fRefused, data) == nil {
+		c.flush()
+	}
+	nc.Close()
+}
+
+// errTurnedAway is a handshake the receiver ended before its first
+// frame, or with busy: it had too many under way, and a later one may pass.
+var errTurnedAway = errors.New("the receiver turned the connection away (too many connections in their handshake)")
+
+// turnedAway says whether err, the first read of a handshake, means the
+// receiver turned the connection away: it said busy, or ended the
+// connection without a frame (a receiver that closes at once, the
+// sender's hello unread, may reset it and lose the busy).
+func turnedAway(err error) bool {
+	var pe *PeerError
+	return errors.As(err, &pe) && pe.Msg == busy ||
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
 
 // isAuth reports whether err is an authentication failure on either side.
 func isAuth(err error) bool {

@@ -292,7 +292,26 @@ func (s *session) inspect() error {
 	return nil
 }
 
+// connect dials the receiver and proves the token. A receiver with its
+// bound of handshakes under way turns a connection away (the senders of
+// one evacuation connect at once): connect tries again, after 10 ms and
+// then twice as long each time up to 0.5 s, for up to Options.Timeout.
 func (s *session) connect(ctx context.Context) error {
+	deadline := time.Now().Add(s.o.Timeout)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		err := s.dial(ctx)
+		if !errors.Is(err, errTurnedAway) || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (s *session) dial(ctx context.Context) error {
 	d := net.Dialer{Timeout: s.o.Timeout}
 	nc, err := d.DialContext(ctx, "tcp", s.o.Target)
 	if err != nil {

@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -113,8 +114,24 @@ func TestServeIdleConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer extra.Close()
-	extra.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if _, err := extra.Read(make([]byte, 1)); err != io.EOF {
-		t.Fatalf("a connection beyond the bound: %v, want it closed at once", err)
+	err = newConn(extra, 2*time.Second).clientHandshake(testToken)
+	if !errors.Is(err, errTurnedAway) {
+		t.Fatalf("a connection beyond the bound: %v, want it turned away at once", err)
 	}
+	// A sender's connect tries again until a handshake slot is free.
+	s := &session{o: Options{Target: addr, Token: testToken}}
+	s.o.defaults()
+	done := make(chan error, 1)
+	go func() { done <- s.connect(context.Background()) }()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("connect while the receiver is at its bound returned %v, want it to wait", err)
+	default:
+	}
+	held[0].Close()
+	if err := <-done; err != nil {
+		t.Fatalf("connect once a slot is free: %v", err)
+	}
+	s.c.nc.Close()
 }
