@@ -33,12 +33,20 @@ func hasAll(args []string) bool {
 	return false
 }
 
-// defaultParallel bounds the dumps, restores and migrations at a time:
-// the CPUs lkc may run on. The work is mostly CPU bound (CRIU on both
-// sides, the sealing of a migration's pages): more at a time than CPUs
-// makes no whole faster and keeps each container frozen longer, waiting
-// for its share.
+// defaultParallel bounds the dumps and restores at a time, and the
+// containers migrate --all has frozen at a time: the CPUs lkc may run on.
+// That work is mostly CPU bound (CRIU on both sides, the sealing of a
+// migration's pages): more at a time than CPUs makes no whole faster and
+// keeps each container frozen longer, waiting for its share.
 func defaultParallel() int { return runtime.NumCPU() }
+
+// defaultMoving bounds the migrations of migrate --all under way at a
+// time, and the sessions lkc serve receives at a time: four per CPU. Of
+// those, only --frozen (the CPUs, defaultParallel) have their container
+// frozen; the others copy their rootfs and memory while it runs, so the
+// waits of each (the network, CRIU's start, the disk) overlap the others'
+// work, and a container waiting its turn to freeze is not down.
+func defaultMoving() int { return 4 * runtime.NumCPU() }
 
 func cmdCheckpointAll(g *globals, args []string) error {
 	var o evacuate.CheckpointOpts
@@ -198,14 +206,15 @@ func cmdMigrateAll(g *globals, args []string) error {
 	fs := newFlags("migrate")
 	fs.BoolVar(&all, "all", false, "move every running container of the root")
 	fs.StringVar(&tokenFile, "token-file", "", "file holding the shared secret (mode 0600)")
-	fs.IntVar(&o.Parallel, "parallel", defaultParallel(), "migrations at a time")
+	fs.IntVar(&o.Parallel, "parallel", defaultMoving(), "migrations at a time")
+	fs.IntVar(&o.Frozen, "frozen", defaultParallel(), "containers frozen at a time, of the migrations under way")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "say which containers would move and which would fail, and why; move nothing")
 	fs.BoolVar(&o.Migrate.SharedStorage, "shared-storage", false, "the target sees the rootfs at the same paths: do not send them")
 	fs.StringVar(&o.Migrate.Mode, "mode", "", "precopy, postcopy or stopcopy (default: as lkc migrate)")
 	fs.BoolVar(&o.Migrate.TCPEstablished, "tcp-established", false, "move established TCP connections")
 	fs.DurationVar(&o.Migrate.Timeout, "timeout", 60*time.Second, "per network exchange")
 	fs.BoolVar(&asJSON, "json", false, "print the outcome as JSON")
-	const use = "lkc migrate --all --token-file PATH [--parallel N] [--dry-run] [--shared-storage] [--mode M] [--json] <host:port>"
+	const use = "lkc migrate --all --token-file PATH [--parallel N] [--frozen N] [--dry-run] [--shared-storage] [--mode M] [--json] <host:port>"
 	rest, err := parse(fs, args, exactly(1), use)
 	if err != nil {
 		return err
@@ -215,6 +224,9 @@ func cmdMigrateAll(g *globals, args []string) error {
 	}
 	if err := checkParallel(o.Parallel); err != nil {
 		return err
+	}
+	if o.Frozen < 1 {
+		return fmt.Errorf("--frozen %d: want at least 1", o.Frozen)
 	}
 	if err := checkTimeout(o.Migrate.Timeout); err != nil {
 		return err

@@ -3,6 +3,7 @@ package evacuate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -274,3 +275,51 @@ func TestPlanDeletedSkipped(t *testing.T) {
 		t.Errorf("plan of a deleted container: %+v", e)
 	}
 }
+
+// At most n turns to freeze are out at a time, handed out in the order
+// they were asked for; a wait ends with its context.
+func TestTurns(t *testing.T) {
+	turn := turns(2)
+	var released []func()
+	for range 2 {
+		r, err := turn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		released = append(released, r)
+	}
+	got := make(chan int, 2)
+	for i := range 2 {
+		go func() {
+			r, err := turn(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got <- i
+			r()
+		}()
+		time.Sleep(50 * time.Millisecond) // queued in order
+	}
+	select {
+	case i := <-got:
+		t.Fatalf("waiter %d got a third turn while two were out", i)
+	case <-time.After(100 * time.Millisecond):
+	}
+	released[0]()
+	if i := <-got; i != 0 {
+		t.Fatalf("waiter %d got the freed turn first, want 0", i)
+	}
+	if i := <-got; i != 1 {
+		t.Fatalf("then waiter %d, want 1", i)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errTestAbort)
+	// Once ctx has ended, a turn is refused even when one is free.
+	if _, err := turn(ctx); err != errTestAbort {
+		t.Fatalf("turn after the context ended: %v, want %v", err, errTestAbort)
+	}
+	released[1]()
+}
+
+var errTestAbort = errors.New("aborted by the test")

@@ -13,8 +13,11 @@ import (
 
 // MigrateOpts are the options of `lkc migrate --all`.
 type MigrateOpts struct {
-	Root     string
-	Parallel int
+	Root string
+	// Parallel bounds the migrations under way at a time, Frozen those of
+	// them whose container is frozen (from its freeze until it runs on one
+	// side): the others copy their rootfs and memory while they run.
+	Parallel, Frozen int
 	// DryRun probes the target for every container and moves nothing.
 	DryRun bool
 	// Migrate is what every migration is told (target, token, mode,
@@ -216,11 +219,14 @@ func (o *MigrateOpts) late(ev *Evacuation) {
 // says why) or in doubt (the target did not confirm the commit).
 func (o *MigrateOpts) moveAll(stop, abort context.Context, ev *Evacuation, todo []int) {
 	t := &tally{total: len(todo), progress: o.Progress}
+	turn := turns(o.Frozen)
 	each(stop, todo, o.Parallel, func(i int) {
 		m := &ev.Moves[i]
 		t.start(m.ID)
 		start := time.Now()
-		sum, err := migrate.Migrate(abort, o.options(m.ID))
+		mo := o.options(m.ID)
+		mo.Turn = turn
+		sum, err := migrate.Migrate(abort, mo)
 		if err != nil && abort.Err() != nil && !errors.Is(err, migrate.ErrInDoubt) {
 			err = fmt.Errorf("aborted (a second signal) and rolled back: %w", err)
 		}
@@ -244,4 +250,16 @@ func (o *MigrateOpts) moveAll(stop, abort context.Context, ev *Evacuation, todo 
 		t.end(m.ID, err, time.Since(start))
 	})
 	o.notStarted(ev, todo, StatusWouldMove)
+}
+
+// turns hands out n turns to be frozen (migrate.Options.Turn), to the
+// migrations in the order they asked.
+func turns(n int) func(context.Context) (func(), error) {
+	sem := make(chan struct{}, max(1, n))
+	return func(ctx context.Context) (func(), error) {
+		if !acquire(ctx, sem) {
+			return nil, context.Cause(ctx)
+		}
+		return func() { <-sem }, nil
+	}
 }

@@ -115,6 +115,9 @@ func stopWorker(w *checkpoint.Worker) {
 // unlocks the source's network when its dump ends). The downtime starts
 // here.
 func (s *session) freeze() error {
+	if err := s.takeTurn(); err != nil {
+		return err
+	}
 	s.progress(PhaseFreeze, 0, 0, 0)
 	s.frozen = time.Now()
 	if err := container.Pause(s.o.Root, s.o.ID); err != nil {
@@ -130,6 +133,30 @@ func (s *session) freeze() error {
 		}
 	}
 	return nil
+}
+
+// takeTurn waits for Options.Turn, unless the migration is aborted first;
+// Summary.WaitMS says how long.
+func (s *session) takeTurn() error {
+	if s.o.Turn == nil {
+		return nil
+	}
+	t := time.Now()
+	release, err := s.o.Turn(s.dumps)
+	if err != nil {
+		return fmt.Errorf("waiting for a turn to freeze: %w", err)
+	}
+	s.endTurn = release
+	s.sum.WaitMS = ms(time.Since(t))
+	return nil
+}
+
+// leaveTurn gives the turn back (Options.Turn) at the migration's end.
+func (s *session) leaveTurn() {
+	if s.endTurn != nil {
+		s.endTurn()
+		s.endTurn = nil
+	}
 }
 
 // errPostcopy marks a post-copy that failed before the target committed:

@@ -43,9 +43,12 @@ type Summary struct {
 	Mode       string  `json:"mode"`
 	DowntimeMS float64 `json:"downtime_ms"` // source frozen until the target confirmed it resumed
 	TotalMS    float64 `json:"total_ms"`
-	Bytes      int64   `json:"bytes"` // control stream, rootfs, images and lazily fetched pages
-	Rounds     int     `json:"rounds"`
-	PageBytes  int64   `json:"page_bytes"` // of Bytes, the pages fetched by post-copy
+	// WaitMS is the part of TotalMS spent waiting for a turn to freeze
+	// (Options.Turn), running here, its rootfs and memory copied.
+	WaitMS    float64 `json:"wait_ms,omitempty"`
+	Bytes     int64   `json:"bytes"` // control stream, rootfs, images and lazily fetched pages
+	Rounds    int     `json:"rounds"`
+	PageBytes int64   `json:"page_bytes"` // of Bytes, the pages fetched by post-copy
 	// Fallback says why a post-copy lkc chose by itself gave way to
 	// stop-and-copy ("" when it did not).
 	Fallback string `json:"fallback,omitempty"`

@@ -42,6 +42,13 @@ type Options struct {
 	// Facts, when set, hands out this host's facts to the migrations of
 	// one evacuation, which read them once; nil reads them for this one.
 	Facts *FactsCache
+	// Turn, when set, is waited for before the freeze, and the release it
+	// returns is called once the source's frozen copy is gone (the commit
+	// confirmed and the copy deleted), running again (rolled back) or left
+	// in doubt: migrate --all bounds how many containers are frozen at a
+	// time, while the others copy their rootfs and memory as they run. An
+	// error (the context's end) fails the migration before the freeze.
+	Turn func(context.Context) (release func(), err error)
 
 	Progress func(Progress) // nil = quiet
 	Warn     func(error)    // failures that do not fail the migration; nil drops them
@@ -130,6 +137,7 @@ type session struct {
 	veths   []Veth // re-created on the target
 	cutOff  []Veth // taken off their bridge while the container is frozen
 	frozen  time.Time
+	endTurn func() // Options.Turn's release; nil outside a turn
 	sum     Summary
 	paused  bool
 	netDown bool
@@ -203,6 +211,9 @@ func migrate(ctx context.Context, o Options) (*Summary, error) {
 	err := s.run()
 	if err != nil {
 		s.rollback()
+	}
+	s.leaveTurn()
+	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
 		}

@@ -395,35 +395,118 @@ func TestMigrateAll(t *testing.T) {
 		"--root", "/nonexistent-lkc-root", "migrate", "--all", "--token-file", h.token, b.ip+":7070")
 }
 
-// The --all commands run as many containers at a time as lkc has CPUs,
-// and lkc serve receives as many migrations at a time: on two CPUs, four
-// at a time made no evacuation faster and kept each container frozen
-// twice as long (docs/journal/2026-12-06-evacuate.md). Checked on the
-// defaults the commands print, on this host's CPUs and on one.
-func TestEvacuateParallelDefaultsToCPUs(t *testing.T) {
+// checkpoint --all and restore --all work on as many containers at a time
+// as lkc has CPUs, and migrate --all keeps as many frozen at a time: on two
+// CPUs, four frozen at a time made no evacuation faster and kept each
+// container frozen twice as long (docs/journal/2026-12-06-evacuate.md).
+// migrate --all has four migrations per CPU under way, the others copying
+// while their container runs, and lkc serve receives as many at a time
+// (docs/journal/2026-12-07-evacuation-turns.md). Checked on the defaults
+// the commands print, on this host's CPUs and on one.
+func TestEvacuateParallelDefaults(t *testing.T) {
 	if _, err := exec.LookPath("taskset"); err != nil {
 		t.Skip("taskset not installed")
 	}
 	for _, cpus := range []int{runtime.NumCPU(), 1} {
-		for _, args := range [][]string{
-			{"checkpoint", "--all", "--help"}, {"restore", "--all", "--help"},
-			{"migrate", "--all", "--help"}, {"serve", "--help"},
+		for _, c := range []struct {
+			args []string
+			flag string
+			per  int
+		}{
+			{[]string{"checkpoint", "--all", "--help"}, "-parallel", 1},
+			{[]string{"restore", "--all", "--help"}, "-parallel", 1},
+			{[]string{"migrate", "--all", "--help"}, "-parallel", 4},
+			{[]string{"migrate", "--all", "--help"}, "-frozen", 1},
+			{[]string{"serve", "--help"}, "-sessions", 4},
 		} {
-			cmd := exec.Command(lkcBinary, args...)
+			cmd := exec.Command(lkcBinary, c.args...)
 			if cpus == 1 {
-				cmd = exec.Command("taskset", append([]string{"-c", "0", lkcBinary}, args...)...)
+				cmd = exec.Command("taskset", append([]string{"-c", "0", lkcBinary}, c.args...)...)
 			}
 			out, _ := cmd.CombinedOutput()
-			flag := "-parallel"
-			if args[0] == "serve" {
-				flag = "-sessions"
-			}
-			want := regexp.MustCompile(`(?m)^  ` + flag + ` int\n.*\(default ` + strconv.Itoa(cpus) + `\)$`)
+			n := strconv.Itoa(c.per * cpus)
+			want := regexp.MustCompile(`(?m)^  ` + c.flag + ` int\n.*\(default ` + n + `\)$`)
 			if !want.Match(out) {
-				t.Errorf("lkc %s on %d CPUs: want %s to default to %d, got:\n%s", strings.Join(args, " "), cpus, flag, cpus, out)
+				t.Errorf("lkc %s on %d CPUs: want %s to default to %s, got:\n%s", strings.Join(c.args, " "), cpus, c.flag, n, out)
 			}
 		}
 	}
+}
+
+// TestMigrateAllFrozenBound: migrate --all --frozen 1 has one container
+// of this host frozen at a time, from its freeze until its copy here is
+// gone, while three migrations are under way. Stop-and-copy with shared
+// storage freezes each at once, so all three would be frozen together
+// without the bound. The wait shows in the summaries.
+func TestMigrateAllFrozenBound(t *testing.T) {
+	h := newTestHosts(t)
+	a, b := h.hosts[0], h.hosts[1]
+	var ids []string
+	for range 3 {
+		id, _ := h.runContainer(a, migCounter, nil)
+		ids = append(ids, id)
+	}
+	h.startServe(b, "--sessions", "3")
+	stop := make(chan struct{})
+	most := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				most <- n
+				return
+			default:
+			}
+			frozen := 0
+			for _, id := range ids {
+				if sourceFrozen(id) {
+					frozen++
+				}
+			}
+			n = max(n, frozen)
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	r := h.run(a, "migrate", "--all", "--token-file", h.token, "--json", "--parallel", "3", "--frozen", "1",
+		"--shared-storage", "--mode", "stopcopy", b.ip+":7070")
+	close(stop)
+	n := <-most
+	var ev evacuation
+	if err := json.Unmarshal([]byte(r.stdout), &ev); err != nil || r.code != 0 {
+		t.Fatalf("migrate --all: %v: %v", err, r)
+	}
+	waited := 0
+	for _, m := range ev.Moves {
+		if m.Status != "moved" {
+			t.Errorf("%s is %q, want moved: %s", m.ID, m.Status, m.Error)
+			continue
+		}
+		if m.Summary.WaitMS > 10 {
+			waited++
+		}
+		b.e.waitStatus(m.ID, "running")
+	}
+	if n != 1 {
+		t.Errorf("at most %d containers were frozen at a time here, want 1", n)
+	}
+	if waited < 2 {
+		t.Errorf("%d migrations waited for their turn to freeze, want 2: %s", waited, r.stdout)
+	}
+}
+
+// sourceFrozen says whether container id's cgroup on the source host (the
+// test's own hierarchy, cgroupDirs) is frozen or freezing.
+func sourceFrozen(id string) bool {
+	for _, d := range cgroupDirs(id) {
+		if b, err := os.ReadFile(filepath.Join(d, "freezer.state")); err == nil {
+			return strings.TrimSpace(string(b)) != "THAWED"
+		}
+		if b, err := os.ReadFile(filepath.Join(d, "cgroup.freeze")); err == nil {
+			return strings.TrimSpace(string(b)) == "1"
+		}
+	}
+	return false
 }
 
 // TestEvacuateParallelBad: a --parallel below 1 (and a migrate --all
@@ -440,6 +523,7 @@ func TestEvacuateParallelBad(t *testing.T) {
 		e.failLkc("--parallel "+n+": want at least 1", "checkpoint", "--all", "--image-dir", dir, "--parallel", n)
 		e.failLkc("--parallel "+n+": want at least 1", "restore", "--all", "--image-dir", dir, "--parallel", n)
 		e.failLkc("--parallel "+n+": want at least 1", "migrate", "--all", "--token-file", token, "--parallel", n, "127.0.0.1:9")
+		e.failLkc("--frozen "+n+": want at least 1", "migrate", "--all", "--token-file", token, "--frozen", n, "127.0.0.1:9")
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("image dir after the refusals: %v", err)

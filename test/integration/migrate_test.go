@@ -58,6 +58,7 @@ func criuLogTail(msg string) string {
 type summary struct {
 	DowntimeMS float64 `json:"downtime_ms"`
 	TotalMS    float64 `json:"total_ms"`
+	WaitMS     float64 `json:"wait_ms"`
 	Bytes      int64   `json:"bytes"`
 	Rounds     int     `json:"rounds"`
 	Mode       string  `json:"mode"`
