@@ -3,8 +3,8 @@
 # restore --all of N busybox containers holding MIB MiB each, then
 # migrate --all of N fresh ones to an lkc serve on this machine with a
 # second root (docs/evacuate.md). Needs root, CRIU 4 and bin/lkc.
-# PARALLEL bounds each command and SESSIONS is the serve's --sessions
-# (unset: lkc's defaults, the CPUs); MIGRATE_ONLY=1 skips checkpoint
+# PARALLEL bounds each command, FROZEN is migrate --all's --frozen and
+# SESSIONS the serve's --sessions (unset: lkc's defaults); MIGRATE_ONLY=1 skips checkpoint
 # --all and restore --all. After the evacuation one more container of the same size is
 # migrated alone, for the ratio of the evacuation's total to it. Prints
 # the totals, the ratios, the CPU time the evacuation took on each side
@@ -94,7 +94,7 @@ ticks() { awk '{print $14+$15+$16+$17}' "/proc/$1/stat"; }
 busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
 r0=$(ticks "$serve")
 b0=$(busy)
-/usr/bin/time -f "%U %S" -o "$dir/cpu" "$lkc" --root "$dir/src" migrate --all --json --token-file "$dir/token" ${PARALLEL:+--parallel $PARALLEL} "$@" "127.0.0.1:$port" >"$dir/mig.json" || true
+/usr/bin/time -f "%U %S" -o "$dir/cpu" "$lkc" --root "$dir/src" migrate --all --json --token-file "$dir/token" ${PARALLEL:+--parallel $PARALLEL} ${FROZEN:+--frozen $FROZEN} "$@" "127.0.0.1:$port" >"$dir/mig.json" || true
 r1=$(ticks "$serve")
 b1=$(busy)
 python3 - "$dir/cpu" $((r1 - r0)) "$(getconf CLK_TCK)" $((b1 - b0)) <<'PY'
@@ -109,8 +109,9 @@ ev = json.load(open(sys.argv[1]))
 moved = [m for m in ev["moves"] if m["status"] == "moved"]
 down = sorted(m["summary"]["downtime_ms"] for m in moved)
 tot = sorted(m["summary"]["total_ms"] for m in moved)
-print("migrate --all of %s containers of %s MiB: total %.0f ms, moved %d, largest single migration %.0f ms, downtime min %.0f median %.0f max %.0f ms" % (
-    sys.argv[2], sys.argv[3], ev["total_ms"], len(moved), tot[-1] if tot else 0, down[0] if down else 0, down[len(down)//2] if down else 0, down[-1] if down else 0))
+net = sorted(m["summary"]["total_ms"] - m["summary"].get("wait_ms", 0) for m in moved)
+print("migrate --all of %s containers of %s MiB: total %.0f ms, moved %d, largest single migration %.0f ms (%.0f less its wait for a turn to freeze), downtime min %.0f median %.0f max %.0f ms" % (
+    sys.argv[2], sys.argv[3], ev["total_ms"], len(moved), tot[-1] if tot else 0, net[-1] if net else 0, down[0] if down else 0, down[len(down)//2] if down else 0, down[-1] if down else 0))
 for m in ev["moves"]:
     if m["status"] != "moved":
         print("  %s %s: %s" % (m["id"], m["status"], m.get("error", "")))
