@@ -34,16 +34,17 @@ func hasAll(args []string) bool {
 }
 
 // defaultParallel bounds the dumps and restores at a time, and the
-// containers migrate --all has frozen at a time: the CPUs lkc may run on.
-// That work is mostly CPU bound (CRIU on both sides, the sealing of a
-// migration's pages): more at a time than CPUs makes no whole faster and
-// keeps each container frozen longer, waiting for its share.
+// containers migrate --all has down at a time (frozen here, not yet
+// running there): the CPUs lkc may run on. That work is mostly CPU bound
+// (CRIU on both sides, the sealing of a migration's pages): more at a
+// time than CPUs makes no whole faster and keeps each container frozen
+// longer, waiting for its share.
 func defaultParallel() int { return runtime.NumCPU() }
 
 // defaultMoving bounds the migrations of migrate --all under way at a
 // time, and the sessions lkc serve receives at a time: four per CPU. Of
 // those, only --frozen (the CPUs, defaultParallel) have their container
-// frozen; the others copy their rootfs and memory while it runs, so the
+// down; the others copy their rootfs and memory while it runs, so the
 // waits of each (the network, CRIU's start, the disk) overlap the others'
 // work, and a container waiting its turn to freeze is not down.
 func defaultMoving() int { return 4 * runtime.NumCPU() }
@@ -207,7 +208,7 @@ func cmdMigrateAll(g *globals, args []string) error {
 	fs.BoolVar(&all, "all", false, "move every running container of the root")
 	fs.StringVar(&tokenFile, "token-file", "", "file holding the shared secret (mode 0600)")
 	fs.IntVar(&o.Parallel, "parallel", defaultMoving(), "migrations at a time")
-	fs.IntVar(&o.Frozen, "frozen", defaultParallel(), "containers frozen at a time, of the migrations under way")
+	fs.IntVar(&o.Frozen, "frozen", defaultParallel(), "containers down (frozen, not yet running on the target) at a time, of the migrations under way")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "say which containers would move and which would fail, and why; move nothing")
 	fs.BoolVar(&o.Migrate.SharedStorage, "shared-storage", false, "the target sees the rootfs at the same paths: do not send them")
 	fs.StringVar(&o.Migrate.Mode, "mode", "", "precopy, postcopy or stopcopy (default: as lkc migrate)")

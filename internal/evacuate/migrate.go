@@ -15,8 +15,9 @@ import (
 type MigrateOpts struct {
 	Root string
 	// Parallel bounds the migrations under way at a time, Frozen those of
-	// them whose container is frozen (from its freeze until it runs on one
-	// side): the others copy their rootfs and memory while they run.
+	// them whose container is down (from its freeze until it runs on one
+	// side, migrate.Options.Turn): the others copy their rootfs and
+	// memory while it runs.
 	Parallel, Frozen int
 	// DryRun probes the target for every container and moves nothing.
 	DryRun bool
@@ -252,7 +253,7 @@ func (o *MigrateOpts) moveAll(stop, abort context.Context, ev *Evacuation, todo 
 	o.notStarted(ev, todo, StatusWouldMove)
 }
 
-// turns hands out n turns to be frozen (migrate.Options.Turn), to the
+// turns hands out n turns to be down (migrate.Options.Turn), to the
 // migrations in the order they asked.
 func turns(n int) func(context.Context) (func(), error) {
 	sem := make(chan struct{}, max(1, n))

@@ -86,6 +86,7 @@ func (s *session) handOver() error {
 		return s.inDoubt("the target did not confirm the commit", err)
 	}
 	s.sum.DowntimeMS = ms(time.Since(s.frozen))
+	s.leaveTurn()
 	s.mu.Lock()
 	s.running = true
 	s.mu.Unlock()

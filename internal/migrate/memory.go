@@ -151,7 +151,8 @@ func (s *session) takeTurn() error {
 	return nil
 }
 
-// leaveTurn gives the turn back (Options.Turn) at the migration's end.
+// leaveTurn gives the turn back (Options.Turn), once: when the downtime
+// ends, or at a failed migration's end.
 func (s *session) leaveTurn() {
 	if s.endTurn != nil {
 		s.endTurn()

@@ -43,11 +43,12 @@ type Options struct {
 	// one evacuation, which read them once; nil reads them for this one.
 	Facts *FactsCache
 	// Turn, when set, is waited for before the freeze, and the release it
-	// returns is called once the source's frozen copy is gone (the commit
-	// confirmed and the copy deleted), running again (rolled back) or left
-	// in doubt: migrate --all bounds how many containers are frozen at a
-	// time, while the others copy their rootfs and memory as they run. An
-	// error (the context's end) fails the migration before the freeze.
+	// returns is called once the downtime ends (the target confirmed that
+	// it runs the container; the source's copy, frozen, may still serve
+	// post-copy pages), or the migration failed (rolled back, or left in
+	// doubt): migrate --all bounds how many containers are down at a time,
+	// while the others copy their rootfs and memory as they run. An error
+	// (the context's end) fails the migration before the freeze.
 	Turn func(context.Context) (release func(), err error)
 
 	Progress func(Progress) // nil = quiet
