@@ -33,21 +33,12 @@ func hasAll(args []string) bool {
 	return false
 }
 
-// defaultParallel bounds the dumps and restores at a time, and the
-// containers migrate --all has down at a time (frozen here, not yet
-// running there): the CPUs lkc may run on. That work is mostly CPU bound
-// (CRIU on both sides, the sealing of a migration's pages): more at a
-// time than CPUs makes no whole faster and keeps each container frozen
-// longer, waiting for its share.
+// defaultParallel bounds the dumps, restores and migrations at a time:
+// the CPUs lkc may run on. The work is mostly CPU bound (CRIU on both
+// sides, the sealing of a migration's pages): more at a time than CPUs
+// makes no whole faster and keeps each container frozen longer, waiting
+// for its share (docs/journal/2026-12-07-evacuation-turns.md).
 func defaultParallel() int { return runtime.NumCPU() }
-
-// defaultMoving bounds the migrations of migrate --all under way at a
-// time, and the sessions lkc serve receives at a time: four per CPU. Of
-// those, only --frozen (the CPUs, defaultParallel) have their container
-// down; the others copy their rootfs and memory while it runs, so the
-// waits of each (the network, CRIU's start, the disk) overlap the others'
-// work, and a container waiting its turn to freeze is not down.
-func defaultMoving() int { return 4 * runtime.NumCPU() }
 
 func cmdCheckpointAll(g *globals, args []string) error {
 	var o evacuate.CheckpointOpts
@@ -207,8 +198,8 @@ func cmdMigrateAll(g *globals, args []string) error {
 	fs := newFlags("migrate")
 	fs.BoolVar(&all, "all", false, "move every running container of the root")
 	fs.StringVar(&tokenFile, "token-file", "", "file holding the shared secret (mode 0600)")
-	fs.IntVar(&o.Parallel, "parallel", defaultMoving(), "migrations at a time")
-	fs.IntVar(&o.Frozen, "frozen", defaultParallel(), "containers down (frozen, not yet running on the target) at a time, of the migrations under way")
+	fs.IntVar(&o.Parallel, "parallel", defaultParallel(), "migrations at a time")
+	fs.IntVar(&o.Frozen, "frozen", 0, "containers down (frozen, not yet running on the target) at a time, of the migrations under way (default: --parallel)")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "say which containers would move and which would fail, and why; move nothing")
 	fs.BoolVar(&o.Migrate.SharedStorage, "shared-storage", false, "the target sees the rootfs at the same paths: do not send them")
 	fs.StringVar(&o.Migrate.Mode, "mode", "", "precopy, postcopy or stopcopy (default: as lkc migrate)")
@@ -226,7 +217,9 @@ func cmdMigrateAll(g *globals, args []string) error {
 	if err := checkParallel(o.Parallel); err != nil {
 		return err
 	}
-	if o.Frozen < 1 {
+	frozenSet := false
+	fs.Visit(func(f *flag.Flag) { frozenSet = frozenSet || f.Name == "frozen" })
+	if frozenSet && o.Frozen < 1 {
 		return fmt.Errorf("--frozen %d: want at least 1", o.Frozen)
 	}
 	if err := checkTimeout(o.Migrate.Timeout); err != nil {

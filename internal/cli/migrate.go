@@ -26,7 +26,7 @@ func cmdServe(g *globals, args []string) error {
 	fs.StringVar(&cgParent, "cgroup-parent", "", "put arriving containers' cgroups at DIR/<id>, from the hierarchy root if DIR is absolute (default: the path they had)")
 	fs.DurationVar(&timeout, "timeout", 60*time.Second, "per network exchange")
 	var sessions int
-	fs.IntVar(&sessions, "sessions", defaultMoving(), "migrations received at a time (migrate --all sends several)")
+	fs.IntVar(&sessions, "sessions", defaultParallel(), "migrations received at a time (migrate --all sends several)")
 	const use = "lkc serve --listen ADDR --token-file PATH [--bundle-dir DIR] [--sessions N]"
 	if _, err := parse(fs, args, exactly(0), use); err != nil {
 		return err

@@ -14,10 +14,10 @@ import (
 // MigrateOpts are the options of `lkc migrate --all`.
 type MigrateOpts struct {
 	Root string
-	// Parallel bounds the migrations under way at a time, Frozen those of
-	// them whose container is down (from its freeze until it runs on one
-	// side, migrate.Options.Turn): the others copy their rootfs and
-	// memory while it runs.
+	// Parallel bounds the migrations under way at a time, Frozen (when
+	// above 0) those of them whose container is down (from its freeze
+	// until it runs on one side, migrate.Options.Turn): the others copy
+	// their rootfs and memory while it runs.
 	Parallel, Frozen int
 	// DryRun probes the target for every container and moves nothing.
 	DryRun bool
@@ -220,7 +220,10 @@ func (o *MigrateOpts) late(ev *Evacuation) {
 // says why) or in doubt (the target did not confirm the commit).
 func (o *MigrateOpts) moveAll(stop, abort context.Context, ev *Evacuation, todo []int) {
 	t := &tally{total: len(todo), progress: o.Progress}
-	turn := turns(o.Frozen)
+	var turn func(context.Context) (func(), error)
+	if o.Frozen > 0 {
+		turn = turns(o.Frozen)
+	}
 	each(stop, todo, o.Parallel, func(i int) {
 		m := &ev.Moves[i]
 		t.start(m.ID)
