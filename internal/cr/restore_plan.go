@@ -1,9 +1,12 @@
 package cr
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/checkpoint"
@@ -357,17 +360,57 @@ func (p *restorePlan) notified(script string, pid int) error {
 		p.initPid = pid
 		return p.b.RuntimeHooks(pid)
 	case "pre-resume":
-		if err := resumePids(p.cfg, p.carried, p.initPid); err != nil {
-			return err
+		err := p.preResume()
+		if err != nil {
+			p.killHeld()
 		}
-		if p.joinPolicy != nil {
-			if err := p.joinPolicy(); err != nil {
-				return err
-			}
-		}
-		return p.freezeHeld()
+		return err
 	}
 	return nil
+}
+
+// PreResumeFailEnv, set in lkc's environment, makes every restore's
+// pre-resume fail, for the test that the tasks then never run.
+const PreResumeFailEnv = "LKC_TEST_PRE_RESUME_FAIL"
+
+func (p *restorePlan) preResume() error {
+	if os.Getenv(PreResumeFailEnv) != "" {
+		return errors.New("pre-resume failed (" + PreResumeFailEnv + ")")
+	}
+	if err := resumePids(p.cfg, p.carried, p.initPid); err != nil {
+		return err
+	}
+	if p.joinPolicy != nil {
+		if err := p.joinPolicy(); err != nil {
+			return err
+		}
+	}
+	return p.freezeHeld()
+}
+
+// killHeld SIGKILLs the restored tasks while CRIU still holds them under
+// ptrace, once a step of the pre-resume failed. CRIU only logs a failed
+// pre-resume and lets the tasks go (cr-restore.c), so they would run,
+// unfrozen and without what failed, until the restore's undo killed them:
+// a migration's target would run the container beside its frozen source.
+// Killed here, they die before their first instruction and CRIU's
+// detach fails. CRIU and its helpers, started in the container's v1
+// cgroups (startIn), are spared.
+func (p *restorePlan) killHeld() {
+	pids, err := p.b.Cgroup().Procs()
+	if err != nil {
+		return
+	}
+	criu := p.req.CriuPid()
+	spare := map[int]bool{criu: true}
+	for _, c := range checkpoint.Children(criu) {
+		spare[c] = true
+	}
+	for _, pid := range pids {
+		if !spare[pid] {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
 }
 
 // freezeHeld freezes the container that is to come back paused
