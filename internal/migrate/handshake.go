@@ -11,7 +11,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"syscall"
 	"time"
 )
 
@@ -151,15 +150,14 @@ func checkMagic(h hello) error {
 // so a peer without it learns nothing it could test guesses against.
 func (c *conn) clientHandshake(token []byte) error {
 	nc := nonce()
-	err := c.sendHello(hello{Magic: magic, Version: ProtocolVersion, Nonce: nc})
-	var h hello
-	if err == nil {
-		h, err = c.readHello()
+	if err := c.sendHello(hello{Magic: magic, Version: ProtocolVersion, Nonce: nc}); err != nil {
+		return err
+	}
+	h, err := c.readHello()
+	if turnedAway(err) {
+		return fmt.Errorf("%w: %w", errTurnedAway, err)
 	}
 	if err != nil {
-		if turnedAway(err) {
-			return fmt.Errorf("%w: %w", errTurnedAway, err)
-		}
 		return err
 	}
 	if err := checkMagic(h); err != nil {
@@ -236,31 +234,34 @@ const authFailed = "authentication failed"
 // (session.connect).
 const busy = "busy: too many connections in their handshake"
 
-// turnAway answers busy on a connection the gate does not admit and
-// closes it. The write fits a new socket's buffer; the deadline only
-// keeps the accepting loop from ever waiting on the peer.
+// turnAway answers busy on a connection the gate does not admit, reads
+// what the sender sent meanwhile (its hello: closing with it unread would
+// reset the connection, and the sender might never read the answer) and
+// closes it, within a second. It runs on a goroutine of its own, so the
+// accepting loop never waits on the peer.
 func turnAway(nc net.Conn) {
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(time.Second))
 	c := &conn{nc: nc, w: bufio.NewWriterSize(nc, 256)}
-	nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	data, _ := json.Marshal(hello{Error: busy})
-	if c.writeFrame(fRefused, data) == nil {
-		c.flush()
+	if c.writeFrame(fRefused, data) != nil || c.flush() != nil {
+		return
 	}
-	nc.Close()
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.CloseWrite()
+	}
+	io.Copy(io.Discard, io.LimitReader(nc, 64<<10))
 }
 
-// errTurnedAway is a handshake the receiver ended before its first
-// frame, or with busy: it had too many under way, and a later one may pass.
+// errTurnedAway is a handshake the receiver answered busy: it had too many
+// under way, and a later one may pass.
 var errTurnedAway = errors.New("the receiver turned the connection away (too many connections in their handshake)")
 
-// turnedAway says whether err, the first read of a handshake, means the
-// receiver turned the connection away: it said busy, or ended the
-// connection without a frame (a receiver that closes at once, the
-// sender's hello unread, may reset it and lose the busy).
+// turnedAway says whether err, from the first read of a handshake, is the
+// receiver's busy.
 func turnedAway(err error) bool {
 	var pe *PeerError
-	return errors.As(err, &pe) && pe.Msg == busy ||
-		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return errors.As(err, &pe) && pe.Msg == busy
 }
 
 // isAuth reports whether err is an authentication failure on either side.

@@ -93,7 +93,7 @@ func Serve(ctx context.Context, ln net.Listener, o ServeOptions) error {
 		}
 		peer := peerHost(nc)
 		if !s.gate.enter(peer) {
-			turnAway(nc)
+			go turnAway(nc)
 			continue
 		}
 		s.wg.Add(1)

@@ -135,3 +135,26 @@ func TestServeIdleConnections(t *testing.T) {
 	}
 	s.c.nc.Close()
 }
+
+// Twenty senders connecting at once, more than a peer may have in their
+// handshake, all get through: those turned away try again.
+func TestServeManySendersAtOnce(t *testing.T) {
+	addr := serveForTest(t, ServeOptions{Token: testToken, Timeout: 30 * time.Second})
+	errs := make(chan error, 20)
+	for range 20 {
+		go func() {
+			s := &session{o: Options{Target: addr, Token: testToken}}
+			s.o.defaults()
+			err := s.connect(context.Background())
+			if err == nil {
+				s.c.nc.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Errorf("a sender among twenty: %v", err)
+		}
+	}
+}
