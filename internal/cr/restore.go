@@ -97,7 +97,7 @@ type RestoreTuning struct {
 	// alone (`lkc serve`): deleting the container removes it.
 	OwnBundle bool
 	// Frozen has the restored container come back paused, its tasks never
-	// run: lkc freezes the cgroup while CRIU still holds them (freezeHeld;
+	// run: lkc freezes the cgroup while CRIU still holds them (freezeTasks;
 	// a migration's target lets them run only once the source has given
 	// the container up).
 	Frozen bool

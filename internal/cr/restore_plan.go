@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/lkc-containers/lkc/internal/cgroups"
 	"github.com/lkc-containers/lkc/internal/checkpoint"
 	"github.com/lkc-containers/lkc/internal/cleanup"
@@ -64,6 +62,9 @@ type restorePlan struct {
 	// initPid is the restored init's, from CRIU's setup-namespaces (its
 	// pre-resume names none).
 	initPid int
+	// held says the restored tasks were frozen at CRIU's pre-resume
+	// (freezeTasks).
+	held bool
 
 	req *checkpoint.Request
 	// open holds what must stay open until CRIU is done: the image
@@ -361,8 +362,10 @@ func (p *restorePlan) notified(script string, pid int) error {
 		return p.b.RuntimeHooks(pid)
 	case "pre-resume":
 		err := p.preResume()
-		if err != nil {
-			p.killHeld()
+		if err != nil && !p.held {
+			if ferr := p.freezeTasks(); ferr != nil {
+				err = fmt.Errorf("%w; and so %w", err, ferr)
+			}
 		}
 		return err
 	}
@@ -385,46 +388,31 @@ func (p *restorePlan) preResume() error {
 			return err
 		}
 	}
-	return p.freezeHeld()
-}
-
-// killHeld SIGKILLs the restored tasks while CRIU still holds them under
-// ptrace, once a step of the pre-resume failed. CRIU only logs a failed
-// pre-resume and lets the tasks go (cr-restore.c), so they would run,
-// unfrozen and without what failed, until the restore's undo killed them:
-// a migration's target would run the container beside its frozen source.
-// Killed here, they die before their first instruction and CRIU's
-// detach fails. CRIU and its helpers, started in the container's v1
-// cgroups (startIn), are spared.
-func (p *restorePlan) killHeld() {
-	pids, err := p.b.Cgroup().Procs()
-	if err != nil {
-		return
-	}
-	criu := p.req.CriuPid()
-	spare := map[int]bool{criu: true}
-	for _, c := range checkpoint.Children(criu) {
-		spare[c] = true
-	}
-	for _, pid := range pids {
-		if !spare[pid] {
-			unix.Kill(pid, unix.SIGKILL)
-		}
-	}
-}
-
-// freezeHeld freezes the container that is to come back paused
-// (RestoreTuning.Frozen) at CRIU's pre-resume, while CRIU still holds
-// every task stopped under ptrace: the tasks detach into the frozen cgroup
-// and run nothing, not even a signal handler, until it is thawed. (Left
-// stopped by CRIU and continued once frozen, as before, each task's parent
-// got a SIGCHLD for the stop and one for the continue, which it never had
-// on the source.) A CRIU started in the container's v1 cgroups (startIn)
-// sits in its freezer too, with its helpers: they leave it first.
-func (p *restorePlan) freezeHeld() error {
 	if !p.t.Frozen {
 		return nil
 	}
+	return p.freezeTasks()
+}
+
+// freezeTasks freezes the restored container at CRIU's pre-resume, while
+// CRIU still holds every task stopped under ptrace: the tasks detach into
+// the frozen cgroup and run nothing, not even a signal handler, until it
+// is thawed. That is how a container that is to come back paused
+// (RestoreTuning.Frozen) comes back. (Left stopped by CRIU and continued
+// once frozen, as before, each task's parent got a SIGCHLD for the stop
+// and one for the continue, which it never had on the source.)
+//
+// It is also what a failed step of the pre-resume does: CRIU only logs a
+// failed pre-resume and lets the tasks go (cr-restore.c), so they would
+// run, without what failed, until the restore's undo killed them, and a
+// migration's target would run the container beside its frozen source.
+// Frozen, they never run before that kill. (Killed here instead, a task
+// CRIU still traces stays a zombie only CRIU may reap while CRIU waits
+// for the container's init, which waits for it: both hang.)
+//
+// A CRIU started in the container's v1 cgroups (startIn) sits in its
+// freezer too, with its helpers: they leave it first.
+func (p *restorePlan) freezeTasks() error {
 	defer steplog.Step("restore: frozen while criu holds the tasks")()
 	if len(p.startIn) > 0 {
 		criu := p.req.CriuPid()
@@ -436,6 +424,7 @@ func (p *restorePlan) freezeHeld() error {
 	if err := p.b.Cgroup().Freeze(); err != nil {
 		return fmt.Errorf("freezing the restored container: %w", err)
 	}
+	p.held = true
 	return nil
 }
 

@@ -30,7 +30,7 @@ func markFrozenByLkc(imageDir string, froze bool) error {
 // the dump froze them: a paused container's images keep it paused.
 func (p *restorePlan) thawFrozenByDump() error {
 	if p.t.Frozen {
-		return nil // it is to stay frozen (freezeHeld)
+		return nil // it is to stay frozen (freezeTasks)
 	}
 	if _, err := os.Stat(filepath.Join(p.dirs.imagePath, frozenByLkcFile)); err != nil {
 		return nil
