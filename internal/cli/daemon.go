@@ -38,6 +38,9 @@ func cmdDaemon(g *globals, args []string) error {
 	if len(args) > 0 && args[0] == procview.RemountArgs[1] {
 		return remount(args[1:])
 	}
+	if len(args) > 1 && args[0] == procview.CloneArgs[1] {
+		return procview.CloneFiles(os.NewFile(3, "clones"), os.NewFile(4, "view"), args[1], args[2:])
+	}
 	if len(args) == 2 && args[0] == procview.PollArgs[1] {
 		return fuse.PollOnce(os.Stdin, args[1])
 	}

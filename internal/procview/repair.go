@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -36,6 +34,19 @@ var PollArgs = []string{"daemon", "--poll-once"}
 // the holder and the repair of any container, that the integration test
 // of the successor's repair needs.
 const RepairDieEnv = "LKC_TEST_PROC_REPAIR_DIE"
+
+// CloneDieEnv, set to the path of a file in the daemon's environment,
+// makes a worker SIGKILL itself, if it can remove that file, once its
+// server has read a LOOKUP of a slot's cloneDieDir and before it answers
+// it: the crash, once, with a clone's look-up in hand, that the
+// integration test of a worker killed in its repair's clones needs. Only
+// a clone of a container's files (a repair's, or a create's) looks that
+// name up: the poll helper and the containers' reads do not.
+const CloneDieEnv = "LKC_TEST_PROC_CLONE_DIE"
+
+// cloneDieDir is the directory of a slot whose look-up CloneDieEnv waits
+// for: that of the last of procfs.Files a clone walks.
+const cloneDieDir = "sys"
 
 // repair gives every served running container the new session's files in
 // place of its dead bind mounts: with no session kept by the holder (both
@@ -104,15 +115,12 @@ func (s *Service) repairOne(e *registry.Entry) error {
 		return fmt.Errorf("opening the root of init %d: %w", st.InitPid, err)
 	}
 	defer root.Close()
-	files := []*os.File{root}
-	defer func() { closeFiles(files) }()
-	for _, f := range procfs.Files {
-		m, err := cloneFile(filepath.Join(s.dir, strconv.Itoa(e.Slot), f))
-		if err != nil {
-			return err
-		}
-		files = append(files, m)
+	clones, err := s.cloneSlot(e.Slot)
+	if err != nil {
+		return err
 	}
+	files := append([]*os.File{root}, clones...)
+	defer closeFiles(clones)
 	if err := remountIn(st.InitPid, files); err != nil {
 		return err
 	}
@@ -132,21 +140,6 @@ func (s *Service) served(pid int) bool {
 	path := fmt.Sprintf("/proc/%d/root/%s", pid, procfs.Files[0])
 	err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC, 0, &st)
 	return err == nil && (major != 0 || minor != 0) && st.Dev_major == major && st.Dev_minor == minor
-}
-
-// cloneFile returns a detached bind mount of path with the flags of the
-// container's bind mounts (read-only, nosuid, nodev, noexec).
-func cloneFile(path string) (*os.File, error) {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("open_tree %s: %w", path, err)
-	}
-	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
-	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("mount_setattr %s: %w", path, err)
-	}
-	return os.NewFile(uintptr(fd), path), nil
 }
 
 // remountIn runs the helper in init pid's mount namespace with the root

@@ -162,7 +162,7 @@ func (s *Service) ensureMounted() error {
 
 // start serves session f in the background. Preconditions: mountMu held.
 func (s *Service) start(f *os.File, inherited bool) {
-	t := &tree{layout: newLayout(procfs.Files), served: s, render: procfs.Render, host: "/", mtime: time.Now()}
+	t := &tree{layout: newLayout(procfs.Files), served: s, render: procfs.Render, host: "/", mtime: time.Now(), dieAt: os.Getenv(CloneDieEnv)}
 	var fs fuse.FS = t
 	if s.book != nil && len(t.layout.paths) <= bookIndexes {
 		fs = bookedTree{t, s.book}

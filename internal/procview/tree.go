@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lkc-containers/lkc/internal/fuse"
 	"github.com/lkc-containers/lkc/internal/procfs"
 )
@@ -110,6 +112,8 @@ type tree struct {
 	render func(name string, c *procfs.Container) ([]byte, error)
 	host   string // where the host's own files are read on fallback ("/")
 	mtime  time.Time
+	// dieAt is the marker file of CloneDieEnv ("": none).
+	dieAt string
 }
 
 var _ fuse.FS = (*tree)(nil)
@@ -147,6 +151,9 @@ func (t *tree) Lookup(parent uint64, name string) (fuse.Attr, error) {
 	j, ok := t.layout.index[p]
 	if !ok || strings.Contains(name, "/") {
 		return fuse.Attr{}, syscall.ENOENT
+	}
+	if p == cloneDieDir && t.dieAt != "" && os.Remove(t.dieAt) == nil {
+		unix.Kill(os.Getpid(), unix.SIGKILL)
 	}
 	return t.fileAttr(nodeID(gen, slot, j), j), nil
 }
