@@ -357,6 +357,26 @@ func TestProcRepairAfterBothKilled(t *testing.T) {
 // a unit runs it: a --detach start ends with a first worker that dies
 // before it serves.
 func TestProcRepairAfterWorkerKilledInRepair(t *testing.T) {
+	repairAfterWorkerDeath(t, procview.RepairDieEnv, "as its repair began")
+}
+
+// TestProcRepairAfterWorkerKilledInClone: as above, the worker killed
+// while its server holds, read and not answered, a look-up of the
+// repair's clone of the container's files. Were the clone the worker's
+// own, the thread that asked would sleep uninterruptibly for an answer
+// only the dead process could give, so the worker could not exit and
+// its holder would never start another (and the session, kept by the
+// holder, would answer nobody). The clone is the remount helper's, which
+// the successor's FUSE_NOTIFY_RESEND answers.
+func TestProcRepairAfterWorkerKilledInClone(t *testing.T) {
+	requireResend(t)
+	repairAfterWorkerDeath(t, procview.CloneDieEnv, "in a clone's look-up")
+}
+
+// repairAfterWorkerDeath kills both daemon processes, starts a daemon
+// whose first worker dies at the point dieEnv (a procview test hook)
+// names, and checks that the container's files are repaired.
+func repairAfterWorkerDeath(t *testing.T, dieEnv, when string) {
 	d := newDaemonEnv(t)
 	id := d.procContainer([]string{"sleep", "1000"})
 	inside := fmt.Sprintf("/proc/%d/root/proc/meminfo", int(d.state(id)["pid"].(float64)))
@@ -365,12 +385,20 @@ func TestProcRepairAfterWorkerKilledInRepair(t *testing.T) {
 	if err := os.WriteFile(marker, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(procview.RepairDieEnv, marker)
-	d.foreground()
+	t.Setenv(dieEnv, marker)
+	holder := d.foreground()
+	// Runs before the foreground daemon's stop: a worker that cannot
+	// exit holds the session, which only an abort ends.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the holder's children: %s", childStates(holder))
+			abortSession(t, filepath.Join(d.dir, "proc"))
+		}
+	})
 	waitFor(t, func() bool {
 		_, err := os.Stat(marker)
 		return errors.Is(err, os.ErrNotExist)
-	}, "a worker's death as its repair began")
+	}, "a worker's death "+when)
 	var last error
 	deadline := time.Now().Add(settle)
 	for {
@@ -380,7 +408,7 @@ func TestProcRepairAfterWorkerKilledInRepair(t *testing.T) {
 		}
 		last = err
 		if time.Now().After(deadline) {
-			t.Fatalf("the container's meminfo not repaired %v after the worker's death (last: %v, %.40q)", settle, last, b)
+			t.Fatalf("the container's meminfo not repaired %v after the worker's death %s (last: %v, %.40q)", settle, when, last, b)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -389,9 +417,78 @@ func TestProcRepairAfterWorkerKilledInRepair(t *testing.T) {
 	}
 }
 
+// childStates describes process pid's children: pid, state and the
+// states of their threads (a killed worker whose thread waits for its
+// own server shows Z with a D thread).
+func childStates(pid int) string {
+	var out []string
+	for _, parent := range taskIDs(pid) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, parent))
+		for _, c := range strings.Fields(string(b)) {
+			n, _ := strconv.Atoi(c)
+			var states []string
+			for _, tid := range taskIDs(n) {
+				stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", n, tid))
+				if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+3 <= len(stat) {
+					states = append(states, string(stat[i+2:i+3]))
+				}
+			}
+			out = append(out, fmt.Sprintf("%d %s (threads %s)", n, procStateOf(n), strings.Join(states, "")))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// taskIDs lists the threads of process pid.
+func taskIDs(pid int) []int {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	var out []int
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, tid)
+		}
+	}
+	return out
+}
+
+// abortSession aborts the FUSE connection mounted at dir through its
+// fusectl abort file (fusectl mounted for the moment on a directory of
+// the test's): every request of it ends at once.
+func abortSession(t *testing.T, dir string) {
+	info, _ := os.ReadFile("/proc/self/mountinfo")
+	var dev string
+	for _, line := range strings.Split(string(info), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == dir {
+			var major, minor uint32
+			if _, err := fmt.Sscanf(f[2], "%d:%d", &major, &minor); err == nil {
+				dev = strconv.FormatUint(uint64(major)<<20|uint64(minor), 10)
+			}
+		}
+	}
+	if dev == "" {
+		return
+	}
+	ctl, err := os.MkdirTemp("", "fusectl-")
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	defer os.Remove(ctl)
+	if err := unix.Mount("fusectl", ctl, "fusectl", 0, ""); err != nil {
+		t.Logf("mounting fusectl: %v", err)
+		return
+	}
+	defer unix.Unmount(ctl, unix.MNT_DETACH)
+	if err := os.WriteFile(filepath.Join(ctl, dev, "abort"), []byte("1"), 0); err != nil {
+		t.Logf("aborting the session at %s: %v", dir, err)
+	}
+	unix.Unmount(dir, unix.MNT_DETACH)
+}
+
 // foreground runs `lkc daemon` in the foreground (no readiness pipe) until
-// the test's cleanup stops it.
-func (d *daemonEnv) foreground() {
+// the test's cleanup stops it, and returns its pid (the holder's).
+func (d *daemonEnv) foreground() int {
 	d.t.Helper()
 	cmd := exec.Command(d.bin, "--root", d.root, "daemon")
 	out := d.tempFile()
@@ -412,6 +509,7 @@ func (d *daemonEnv) foreground() {
 			d.t.Logf("lkc daemon's output:\n%s", readAll(out))
 		}
 	})
+	return cmd.Process.Pid
 }
 
 // TestProcRepairAbortsDeadSession: when both daemon processes die while
