@@ -45,7 +45,8 @@ const RepairDieEnv = "LKC_TEST_PROC_REPAIR_DIE"
 const CloneDieEnv = "LKC_TEST_PROC_CLONE_DIE"
 
 // cloneDieDir is the directory of a slot whose look-up CloneDieEnv waits
-// for: that of the last of procfs.Files a clone walks.
+// for: the top of procfs.Files's one file under /sys, which a clone walks
+// after those under proc, and the poll helper never.
 const cloneDieDir = "sys"
 
 // repair gives every served running container the new session's files in
