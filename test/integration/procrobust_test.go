@@ -522,6 +522,10 @@ func (d *daemonEnv) foreground() int {
 func TestProcRepairAbortsDeadSession(t *testing.T) {
 	d := newDaemonEnv(t)
 	id := d.procContainer([]string{"sleep", "1000"})
+	// The poll helper the adopt started asks the server too: stopped
+	// with the daemon, it would sleep on the session this test keeps,
+	// and the daemon's processes (it is one) would never all be gone.
+	waitFor(t, func() bool { return len(d.processes()) == 2 }, "the daemon's helpers done")
 	s := d.status()
 	fuseFD := dupFuseFD(t, s.HolderPid)
 	var fds []int
