@@ -19,8 +19,8 @@ import (
 type Client struct {
 	mu   sync.Mutex
 	c    *conn
-	held map[string]*os.File // the worker's copies, by key
-	pid  atomic.Int64        // the holder's pid, once WatchHolder knows it (read without mu: calls hold mu for long)
+	held map[string]int // the worker's copies, by key (plain fds: see conn)
+	pid  atomic.Int64   // the holder's pid, once WatchHolder knows it (read without mu: calls hold mu for long)
 	// swapped is closed when Redeposit switches to a new holder.
 	swapped chan struct{}
 }
@@ -59,7 +59,7 @@ func NewClient(f *os.File) (*Client, error) {
 		return nil, err
 	}
 	f.Close()
-	return &Client{c: c, held: map[string]*os.File{}, swapped: make(chan struct{})}, nil
+	return &Client{c: c, held: map[string]int{}, swapped: make(chan struct{})}, nil
 }
 
 // Put gives the holder a copy of f under key (replacing any fd it had
@@ -76,14 +76,14 @@ func (cl *Client) Put(key string, f *os.File) error {
 		if _, err := c.call("put "+key, cp); err != nil {
 			return err
 		}
-		if old := cl.held[key]; old != nil {
-			old.Close()
+		if old, ok := cl.held[key]; ok {
+			unix.Close(old)
 		}
 		cl.held[key] = cp
 		return nil
 	})
 	if err != nil {
-		cp.Close()
+		unix.Close(cp)
 	}
 	return err
 }
@@ -94,8 +94,8 @@ func (cl *Client) Drop(key string) error {
 		if _, err := c.call("drop " + key); err != nil {
 			return err
 		}
-		if f := cl.held[key]; f != nil {
-			f.Close()
+		if fd, ok := cl.held[key]; ok {
+			unix.Close(fd)
 			delete(cl.held, key)
 		}
 		return nil
@@ -120,13 +120,13 @@ func (cl *Client) take(c *conn) (map[string]*os.File, error) {
 	}
 	out := map[string]*os.File{}
 	for {
-		msg, files, err := c.recv()
+		msg, fds, err := c.recv()
 		if err == nil && msg == "end" {
 			return out, cl.keep(out)
 		}
 		keys, ok := strings.CutPrefix(msg, "fds\n")
-		if err != nil || !ok || len(strings.Split(keys, "\n")) != len(files) {
-			closeAll(files)
+		if err != nil || !ok || len(strings.Split(keys, "\n")) != len(fds) {
+			closeAll(fds)
 			closeMap(out)
 			if err != nil {
 				return nil, fmt.Errorf("take: %w", err)
@@ -134,7 +134,7 @@ func (cl *Client) take(c *conn) (map[string]*os.File, error) {
 			return nil, fmt.Errorf("take: bad answer %.40q from the holder", msg)
 		}
 		for i, k := range strings.Split(keys, "\n") {
-			out[k] = files[i]
+			out[k] = os.NewFile(uintptr(fds[i]), k)
 		}
 	}
 }
@@ -146,8 +146,8 @@ func (cl *Client) keep(taken map[string]*os.File) error {
 		if err != nil {
 			return fmt.Errorf("take %s: %w", k, err)
 		}
-		if old := cl.held[k]; old != nil {
-			old.Close()
+		if old, ok := cl.held[k]; ok {
+			unix.Close(old)
 		}
 		cl.held[k] = cp
 	}
@@ -232,22 +232,20 @@ func (cl *Client) Redeposit(f *os.File) error {
 	return errors.Join(errs...)
 }
 
-func dup(f *os.File) (*os.File, error) {
+// dup returns a close-on-exec duplicate of f's fd.
+func dup(f *os.File) (int, error) {
 	sc, err := f.SyscallConn()
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
 	var nfd int
 	var derr error
 	if err := sc.Control(func(fd uintptr) {
 		nfd, derr = dupCloexec(int(fd))
 	}); err != nil {
-		return nil, err
+		return -1, err
 	}
-	if derr != nil {
-		return nil, derr
-	}
-	return os.NewFile(uintptr(nfd), f.Name()), nil
+	return nfd, derr
 }
 
 func dupCloexec(fd int) (int, error) {

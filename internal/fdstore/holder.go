@@ -24,7 +24,7 @@ type Holder struct {
 	Logf func(format string, args ...any)
 
 	mu       sync.Mutex
-	fds      map[string]*os.File
+	fds      map[string]int
 	worker   *worker // the supervised worker
 	old      *worker // during an upgrade: the worker waiting for its successor
 	stopping bool
@@ -48,7 +48,7 @@ type worker struct {
 // Run supervises workers until a stop. st is what a previous holder
 // handed over (nil for a fresh start).
 func (h *Holder) Run(st *Resume) error {
-	h.fds = map[string]*os.File{}
+	h.fds = map[string]int{}
 	h.exits = make(chan *worker, 4)
 	h.started = h.Ready != nil
 	lock, err := lockDir(h.Dir)
@@ -162,12 +162,12 @@ func (h *Holder) supervise(w *worker) {
 // serve answers one worker's requests until its connection closes.
 func (h *Holder) serve(w *worker) {
 	for {
-		msg, files, err := w.conn.recv()
+		msg, fds, err := w.conn.recv()
 		if err != nil {
-			closeAll(files)
+			closeAll(fds)
 			return
 		}
-		ans, extra := h.handle(w, msg, files)
+		ans, extra := h.handle(w, msg, fds)
 		if ans != "" {
 			w.conn.send(ans, extra...)
 		}
@@ -175,14 +175,14 @@ func (h *Holder) serve(w *worker) {
 }
 
 // handle runs one request; an empty answer means it was sent already.
-func (h *Holder) handle(w *worker, msg string, files []*os.File) (string, []*os.File) {
+func (h *Holder) handle(w *worker, msg string, fds []int) (string, []int) {
 	o, arg, _ := strings.Cut(msg, " ")
 	if o != "put" {
-		closeAll(files)
+		closeAll(fds)
 	}
 	switch o {
 	case "put":
-		return h.put(arg, files), nil
+		return h.put(arg, fds), nil
 	case "drop":
 		return h.drop(arg), nil
 	case "take":
@@ -207,25 +207,25 @@ func (h *Holder) handle(w *worker, msg string, files []*os.File) (string, []*os.
 	return "error unknown request " + strconv.Quote(o), nil
 }
 
-func (h *Holder) put(key string, files []*os.File) string {
-	if err := CheckKey(key); err != nil || len(files) != 1 {
-		closeAll(files)
-		return fmt.Sprintf("error put %q: want a key and one fd, got %d", key, len(files))
+func (h *Holder) put(key string, fds []int) string {
+	if err := CheckKey(key); err != nil || len(fds) != 1 {
+		closeAll(fds)
+		return fmt.Sprintf("error put %q: want a key and one fd, got %d", key, len(fds))
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if old := h.fds[key]; old != nil {
-		old.Close()
+	if old, ok := h.fds[key]; ok {
+		unix.Close(old)
 	}
-	h.fds[key] = files[0]
+	h.fds[key] = fds[0]
 	return "ok"
 }
 
 func (h *Holder) drop(key string) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if f := h.fds[key]; f != nil {
-		f.Close()
+	if fd, ok := h.fds[key]; ok {
+		unix.Close(fd)
 		delete(h.fds, key)
 	}
 	return "ok"
@@ -245,18 +245,18 @@ func (h *Holder) keys() []string {
 func (h *Holder) take(w *worker) {
 	h.mu.Lock()
 	keys := make([]string, 0, len(h.fds))
-	files := make([]*os.File, 0, len(h.fds))
-	for k, f := range h.fds {
-		keys, files = append(keys, k), append(files, f)
+	fds := make([]int, 0, len(h.fds))
+	for k, fd := range h.fds {
+		keys, fds = append(keys, k), append(fds, fd)
 	}
 	h.mu.Unlock()
 	for len(keys) > 0 {
 		n := min(len(keys), maxFds)
-		if err := w.conn.send("fds\n"+strings.Join(keys[:n], "\n"), files[:n]...); err != nil {
+		if err := w.conn.send("fds\n"+strings.Join(keys[:n], "\n"), fds[:n]...); err != nil {
 			h.Logf("take: %v", err)
 			return
 		}
-		keys, files = keys[n:], files[n:]
+		keys, fds = keys[n:], fds[n:]
 	}
 	w.conn.send("end")
 }

@@ -117,7 +117,7 @@ func (h *Holder) resume(st *Resume) error {
 	}
 	for k, fd := range st.Fds {
 		unix.CloseOnExec(fd)
-		h.fds[k] = os.NewFile(uintptr(fd), k)
+		h.fds[k] = fd
 	}
 	if st.Worker == nil {
 		return nil

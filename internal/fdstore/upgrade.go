@@ -40,8 +40,8 @@ func (h *Holder) upgrade(w *worker, exe string) string {
 // describes them.
 func (h *Holder) handOver(w *worker) (*Resume, error) {
 	st := &Resume{Fds: map[string]int{}, Upgrade: true}
-	for k, f := range h.fds {
-		st.Fds[k] = int(f.Fd())
+	for k, fd := range h.fds {
+		st.Fds[k] = fd
 	}
 	cf, err := w.conn.c.File()
 	if err != nil {

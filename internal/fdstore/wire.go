@@ -36,7 +36,11 @@ func broken(err error) bool {
 	return errors.Is(err, errClosed) || errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, net.ErrClosed)
 }
 
-// conn is one end of the holder <-> worker socketpair.
+// conn is one end of the holder <-> worker socketpair. The fds it carries
+// are plain descriptors, never *os.File: an os.File of a non-blocking fd
+// (a listening socket, /dev/fuse) is added to Go's poller, whose epoll set
+// then wakes the process at every connection or request made to a file it
+// only keeps, never reads (the holder's fds, the worker's copies).
 type conn struct{ c *net.UnixConn }
 
 func newConn(f *os.File) (*conn, error) {
@@ -52,59 +56,53 @@ func newConn(f *os.File) (*conn, error) {
 	return &conn{uc}, nil
 }
 
-// send writes one message with files as SCM_RIGHTS.
-func (c *conn) send(msg string, files ...*os.File) error {
+// send writes one message with fds as SCM_RIGHTS.
+func (c *conn) send(msg string, fds ...int) error {
 	var oob []byte
-	if len(files) > 0 {
-		fds := make([]int, len(files))
-		for i, f := range files {
-			fds[i] = int(f.Fd())
-		}
+	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
 	_, _, err := c.c.WriteMsgUnix([]byte(msg), oob, nil)
 	return err
 }
 
-// recv reads one message and the files it carries (close-on-exec).
-func (c *conn) recv() (string, []*os.File, error) {
+// recv reads one message and the fds it carries (close-on-exec).
+func (c *conn) recv() (string, []int, error) {
 	buf := make([]byte, maxPacket)
 	oob := make([]byte, unix.CmsgSpace(maxFds*4))
 	n, oobn, _, _, err := c.c.ReadMsgUnix(buf, oob)
 	if err != nil {
 		return "", nil, err
 	}
-	files, err := parseRights(oob[:oobn])
+	fds, err := parseRights(oob[:oobn])
 	if err != nil {
 		return "", nil, err
 	}
-	if n == 0 && len(files) == 0 {
+	if n == 0 && len(fds) == 0 {
 		return "", nil, errClosed
 	}
-	return string(buf[:n]), files, nil
+	return string(buf[:n]), fds, nil
 }
 
-func parseRights(oob []byte) ([]*os.File, error) {
+func parseRights(oob []byte) ([]int, error) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
 		return nil, fmt.Errorf("parsing SCM_RIGHTS: %w", err)
 	}
-	var files []*os.File
+	var all []int
 	for _, m := range msgs {
 		fds, err := unix.ParseUnixRights(&m)
 		if err != nil {
 			continue
 		}
-		for _, fd := range fds {
-			files = append(files, os.NewFile(uintptr(fd), "fdstore"))
-		}
+		all = append(all, fds...)
 	}
-	return files, nil
+	return all, nil
 }
 
 // call sends a request and reads its "ok ARG" answer.
-func (c *conn) call(msg string, files ...*os.File) (string, error) {
-	if err := c.send(msg, files...); err != nil {
+func (c *conn) call(msg string, fds ...int) (string, error) {
+	if err := c.send(msg, fds...); err != nil {
 		return "", fmt.Errorf("%s: sending to the holder: %w", op(msg), err)
 	}
 	ans, extra, err := c.recv()
@@ -131,9 +129,9 @@ func op(msg string) string {
 	return o
 }
 
-func closeAll(files []*os.File) {
-	for _, f := range files {
-		f.Close()
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
 	}
 }
 
