@@ -120,7 +120,7 @@ func adopt(o *container.CreateOpts) (*adoption, error) {
 		}
 		close(a.answered)
 		if a.err == nil {
-			a.made = cloneAll(procMounts(a.reply))
+			a.made = cloneAll(a.reply)
 		}
 		close(a.cloned)
 	}()
@@ -154,7 +154,7 @@ func adoptFirst(o *container.CreateOpts, conf *hostconf.Conf, f hostconf.Feature
 		return nil, fmt.Errorf("container %s: %w", o.ID, err)
 	}
 	go func() {
-		a.made = cloneAll(procMounts(reply))
+		a.made = cloneAll(reply)
 		close(a.cloned)
 	}()
 	o.Served = func(cfg *config.Config) (container.Made, error) {
@@ -184,21 +184,37 @@ func (a *adoption) madeAt(n int) container.Made {
 	return m
 }
 
-// cloneAll makes a detached mount of each source of ms with its flags, as
-// init would bind it, while create goes on (init's start, the cgroup, then
-// init's namespaces and its own mounts); init then moves them into the
-// container (Served), and neither walks the daemon's FUSE view nor asks
-// its worker anything. Each first look-up of a name there is a round trip
-// to the worker (eachSource lists a directory of several sources in one),
-// which renders nothing for it: the container's first read renders its
-// own. A source that cannot be cloned gets nil, and init binds it.
-func cloneAll(ms []config.Mount) []*os.File {
+// cloneAll makes a detached mount of each source of r's mounts
+// (procMounts) with its flags, as init would bind it, while create goes on
+// (init's start, the cgroup, then init's namespaces and its own mounts);
+// init then moves them into the container (Served), and neither walks the
+// daemon's FUSE view nor asks its worker anything. Each first look-up of
+// a name there is a round trip to the worker, which renders nothing for
+// it (the container's first read renders its own): a daemon that names
+// every file in the slot's directory itself (r.Flat) has them all
+// instantiated by one listing of it; else eachSource lists each directory
+// of several sources and walks to the others. A source that cannot be
+// cloned gets nil, and init binds it.
+func cloneAll(r *daemonapi.AdoptReply) []*os.File {
+	ms := procMounts(r)
 	made := make([]*os.File, len(ms))
-	eachSource(ms, func(i, dir int, name string) {
+	clone := func(i, dir int, name string) {
 		if f, err := mount.Clone(dir, name, ms[i].Flags); err == nil {
 			made[i] = f // else init binds it
 		}
-	})
+	}
+	if len(r.Flat) != len(ms) || len(ms) == 0 {
+		eachSource(ms, clone)
+		return made
+	}
+	dir, err := openSourceDir(r.ProcDir, true)
+	if err != nil {
+		return made
+	}
+	defer unix.Close(dir)
+	for i, name := range r.Flat {
+		clone(i, dir, name)
+	}
 	return made
 }
 

@@ -29,7 +29,7 @@ func fieldsHelloReply(v *HelloReply) []jsonc.Field {
 
 func fieldsAdoptReply(v *AdoptReply) []jsonc.Field {
 	return []jsonc.Field{jsonc.Num("slot", &v.Slot, false), jsonc.Num("gen", &v.Gen, false), jsonc.Str("procDir", &v.ProcDir, true),
-		jsonc.Strs("files", &v.Files, true), jsonc.StructPtr("seccomp", &v.Seccomp, true, fieldsSeccompReply), jsonc.Struct("features", &v.Features, fieldsFeatures)}
+		jsonc.Strs("files", &v.Files, true), jsonc.Strs("flat", &v.Flat, true), jsonc.StructPtr("seccomp", &v.Seccomp, true, fieldsSeccompReply), jsonc.Struct("features", &v.Features, fieldsFeatures)}
 }
 
 func fieldsSeccompReply(v *SeccompReply) []jsonc.Field {

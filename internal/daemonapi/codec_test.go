@@ -56,7 +56,7 @@ func TestRequestsEncodedAsEncodingJSON(t *testing.T) {
 // the same bytes: unknown members skipped, absent ones left alone, null
 // pointers, escapes.
 func TestAnswersDecodedAsEncodingJSON(t *testing.T) {
-	adopt := `{"slot":3,"gen":9,"procDir":"/run/lkcd/proc/3","files":["proc/meminfo","sys/devices/system/cpu/online"],` +
+	adopt := `{"slot":3,"gen":9,"procDir":"/run/lkcd/proc/3","files":["proc/meminfo","sys/devices/system/cpu/online"],"flat":["proc-meminfo","sys-devices-system-cpu-online"],` +
 		`"seccomp":{"path":"/run/lkcd/seccomp.sock","metadata":"/r\u003c"},"features":{"proc":true},"later":[1,{"x":null}]}`
 	for _, tc := range []struct {
 		msg      string

@@ -56,10 +56,14 @@ type Adopt struct {
 // AdoptReply is what the services give an adopted container; each service
 // fills its part and sets, in Features, the features it took on.
 type AdoptReply struct {
-	Slot     int               `json:"slot"`
-	Gen      uint64            `json:"gen"`
-	ProcDir  string            `json:"procDir,omitempty"`
-	Files    []string          `json:"files,omitempty"`
+	Slot    int      `json:"slot"`
+	Gen     uint64   `json:"gen"`
+	ProcDir string   `json:"procDir,omitempty"`
+	Files   []string `json:"files,omitempty"`
+	// Flat names each of Files in ProcDir itself (the same file), so
+	// that one listing of ProcDir finds them all; absent from a daemon
+	// before it.
+	Flat     []string          `json:"flat,omitempty"`
 	Seccomp  *SeccompReply     `json:"seccomp,omitempty"`
 	Features hostconf.Features `json:"features"`
 }

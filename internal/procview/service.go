@@ -313,6 +313,9 @@ func (s *Service) Adopt(e *registry.Entry, reply *daemonapi.AdoptReply) error {
 	s.stopPolls(e.Slot)
 	reply.ProcDir = filepath.Join(s.dir, strconv.Itoa(e.Slot))
 	reply.Files = procfs.Files
+	for _, f := range procfs.Files {
+		reply.Flat = append(reply.Flat, flatName(f))
+	}
 	reply.Features.Proc = true
 	return nil
 }

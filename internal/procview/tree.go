@@ -20,14 +20,22 @@ import (
 // the registry's persisted slots, so a successor worker answers ids the
 // kernel cached from its predecessor, and a reused slot (next generation)
 // never answers for the lingering mounts of its old container (ESTALE).
+//
+// Each file is also in the slot's directory itself under its flat name
+// (flatName: the same node, a hard link), so that lkc create clones every
+// file from one listing of that directory: walking proc/ and
+// sys/devices/system/cpu/ costs a LOOKUP round trip to the worker per
+// directory.
 type layout struct {
 	paths []string       // by index; "" is the slot directory
 	index map[string]int // path -> index
 	dir   []bool         // by index
+	flat  []string       // the files' flat names, in the order of files
+	flats map[string]int // flat name -> index
 }
 
 func newLayout(files []string) *layout {
-	l := &layout{paths: []string{""}, index: map[string]int{"": 0}, dir: []bool{true}}
+	l := &layout{paths: []string{""}, index: map[string]int{"": 0}, dir: []bool{true}, flats: map[string]int{}}
 	for _, f := range files {
 		for d := path.Dir(f); d != "."; d = path.Dir(d) {
 			l.add(d, true)
@@ -36,8 +44,16 @@ func newLayout(files []string) *layout {
 	for _, f := range files {
 		l.add(f, false)
 	}
+	for _, f := range files {
+		l.flat = append(l.flat, flatName(f))
+		l.flats[flatName(f)] = l.index[f]
+	}
 	return l
 }
+
+// flatName is the name of file f (a path in the slot) in the slot's
+// directory itself: proc/meminfo is proc-meminfo.
+func flatName(f string) string { return strings.ReplaceAll(f, "/", "-") }
 
 func (l *layout) add(p string, dir bool) {
 	if _, ok := l.index[p]; ok {
@@ -149,6 +165,9 @@ func (t *tree) Lookup(parent uint64, name string) (fuse.Attr, error) {
 		p = t.layout.paths[i] + "/" + name
 	}
 	j, ok := t.layout.index[p]
+	if !ok && i == 0 {
+		j, ok = t.layout.flats[name]
+	}
 	if !ok || strings.Contains(name, "/") {
 		return fuse.Attr{}, syscall.ENOENT
 	}
@@ -214,6 +233,11 @@ func (t *tree) Readdir(id uint64) ([]fuse.Dirent, error) {
 			typ = syscall.S_IFDIR
 		}
 		out = append(out, fuse.Dirent{Ino: nodeID(gen, slot, j), Type: typ, Name: path.Base(t.layout.paths[j])})
+	}
+	if i == 0 {
+		for _, name := range t.layout.flat {
+			out = append(out, fuse.Dirent{Ino: nodeID(gen, slot, t.layout.flats[name]), Type: syscall.S_IFREG, Name: name})
+		}
 	}
 	return out, nil
 }

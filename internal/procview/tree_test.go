@@ -128,6 +128,40 @@ func TestTreeLookupReaddirContent(t *testing.T) {
 	}
 }
 
+// TestTreeFlatNames: every file is also in its slot's directory under its
+// flat name, as the same node, and a listing of the slot names them all.
+func TestTreeFlatNames(t *testing.T) {
+	tr := newTestTree(t, served{4: 9}, nil)
+	slot, _ := walk(t, tr, "4")
+	ents, err := tr.Readdir(slot.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]uint64{}
+	for _, e := range ents {
+		listed[e.Name] = e.Ino
+	}
+	for _, f := range procfs.Files {
+		nested, err := walk(t, tr, "4/"+f)
+		if err != nil {
+			t.Fatalf("4/%s: %v", f, err)
+		}
+		flat, err := walk(t, tr, "4/"+flatName(f))
+		if err != nil || flat != nested {
+			t.Errorf("4/%s: %+v, %v; want %+v", flatName(f), flat, err, nested)
+		}
+		if listed[flatName(f)] != nested.Ino {
+			t.Errorf("listing of 4: %s is %#x, want %#x", flatName(f), listed[flatName(f)], nested.Ino)
+		}
+	}
+	if _, ok := listed["proc"]; !ok || len(listed) != 2+len(procfs.Files) {
+		t.Errorf("listing of 4: %v", listed)
+	}
+	if _, err := walk(t, tr, "4/proc/proc-meminfo"); err == nil {
+		t.Errorf("a flat name found below the slot's directory")
+	}
+}
+
 // TestTreeStaleAfterReuse: a node of a released slot, or of the slot's
 // previous generation, answers ESTALE, never another container's file.
 func TestTreeStaleAfterReuse(t *testing.T) {
