@@ -116,13 +116,18 @@ func Clone(dir int, name string, flags uintptr) (*os.File, error) {
 // attributes set: Clone, IDMapped), onto m's destination, and gives it m's
 // propagation. Nothing walks m.Source, and nothing asks the source's file
 // system: the type is the one the kernel has (a FUSE file's server is not
-// asked).
-func moveDetached(root *os.File, m config.Mount, mnt *os.File) error {
+// asked). A file's directory is found through parents, which a mount on a
+// directory empties.
+func moveDetached(root *os.File, m config.Mount, mnt *os.File, parents *parentDirs) error {
 	var st unix.Statx_t
 	if err := unix.Statx(int(mnt.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE, &st); err != nil {
 		return &os.PathError{Op: "stat", Path: m.Source, Err: err}
 	}
-	target, err := openTarget(root, m.Destination, st.Mode&unix.S_IFMT != unix.S_IFDIR)
+	isFile := st.Mode&unix.S_IFMT != unix.S_IFDIR
+	if !isFile {
+		parents.drop()
+	}
+	target, err := openTargetIn(root, m.Destination, isFile, parents)
 	if err != nil {
 		return err
 	}

@@ -73,6 +73,8 @@ func mountAll(c *config.Config, env Env) error {
 	defer root.Close()
 	var src sourceDir
 	defer src.close()
+	var parents parentDirs
+	defer parents.drop()
 	devIsTmpfs := false
 	var made map[int]*os.File
 	asked := false
@@ -85,11 +87,12 @@ func mountAll(c *config.Config, env Env) error {
 		}
 		if d := made[i]; d != nil {
 			src.close() // a mount on the way may change what its path names
-			if err := moveDetached(root, m, d); err != nil {
+			if err := moveDetached(root, m, d, &parents); err != nil {
 				return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
 			}
 			continue
 		}
+		parents.drop()
 		if err := mountOne(root, m, &src, env); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
 		}
@@ -264,11 +267,18 @@ func fileMount(m config.Mount, source string) (bool, error) {
 
 // openTarget opens (creating if needed) the mount point at dest inside root.
 func openTarget(root *os.File, dest string, isFile bool) (*os.File, error) {
+	var parents parentDirs
+	defer parents.drop()
+	return openTargetIn(root, dest, isFile, &parents)
+}
+
+// openTargetIn is openTarget finding a file's directory through parents.
+func openTargetIn(root *os.File, dest string, isFile bool, parents *parentDirs) (*os.File, error) {
 	if !isFile {
 		return mkdirAllInRoot(root, dest, 0o755)
 	}
 	for links := 0; ; links++ {
-		f, next, err := openFileTarget(root, dest)
+		f, next, err := openFileTarget(root, dest, parents)
 		if f != nil || err != nil {
 			return f, err
 		}
@@ -285,12 +295,11 @@ func openTarget(root *os.File, dest string, isFile bool) (*os.File, error) {
 // returns instead the path inside root that the symlink names (a relative
 // one from its directory), for the caller to try: an image's
 // /etc/resolv.conf is often one, dangling, as runc follows it.
-func openFileTarget(root *os.File, dest string) (*os.File, string, error) {
-	dir, err := mkdirAllInRoot(root, filepath.Dir(dest), 0o755)
+func openFileTarget(root *os.File, dest string, parents *parentDirs) (*os.File, string, error) {
+	dir, err := parents.open(root, filepath.Dir(dest))
 	if err != nil {
 		return nil, "", err
 	}
-	defer dir.Close()
 	name := filepath.Base(dest)
 	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err == unix.ENOENT {
@@ -359,4 +368,37 @@ func remount(target string, flags uintptr) error {
 		locked &^= unix.MS_RDONLY
 	}
 	return mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|flags|locked, "")
+}
+
+// parentDirs keeps the handle of the directory the last file mount point
+// was found in, for the next one in it: init moves the daemon's /proc
+// view's files into /proc one after the other, and resolving /proc again
+// inside the rootfs for each costs an openat2, an fstat and a close. Only
+// a mount on a directory can change what a directory's path names: the
+// caller drops the handle after one.
+type parentDirs struct {
+	path string
+	f    *os.File
+}
+
+// open returns the directory dir inside root (made if missing), kept
+// until drop.
+func (p *parentDirs) open(root *os.File, dir string) (*os.File, error) {
+	if p.f != nil && p.path == dir {
+		return p.f, nil
+	}
+	p.drop()
+	f, err := mkdirAllInRoot(root, dir, 0o755)
+	if err != nil {
+		return nil, err
+	}
+	p.path, p.f = dir, f
+	return f, nil
+}
+
+func (p *parentDirs) drop() {
+	if p.f != nil {
+		p.f.Close()
+		p.f = nil
+	}
 }
