@@ -1,7 +1,9 @@
 package seccomp
 
 import (
+	"bytes"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -94,5 +96,44 @@ func TestProgram(t *testing.T) {
 	}
 	if _, _, err := Program(&config.Seccomp{DefaultAction: "bogus"}); err == nil {
 		t.Error("a bad profile compiled")
+	}
+}
+
+// TestSysinfoProgramIsLibseccomps: the program Program gives a container
+// whose only rule sends sysinfo to the agent, without libseccomp, is the
+// one libseccomp builds of it; a config with anything more is built by
+// libseccomp.
+func TestSysinfoProgramIsLibseccomps(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the prebuilt program is amd64's")
+	}
+	c, err := config.WithSysinfoNotify(nil, "/run/lkcd/seccomp.sock", "/run/lkc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sysinfoOnly(c) {
+		t.Fatalf("%+v not recognised", c)
+	}
+	prog, flags, err := Program(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, wantFlags, err := libseccompProgram(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(prog, want) || flags != wantFlags {
+		t.Errorf("prebuilt program %x flags %#x, libseccomp's %x flags %#x", prog, flags, want, wantFlags)
+	}
+	more := *c
+	more.Architectures = []string{"x86"}
+	other := *c
+	other.Syscalls = []config.SeccompRule{{Names: []string{"sysinfo", "uname"}, Action: "notify"}}
+	logged := *c
+	logged.Log = true
+	for _, c := range []*config.Seccomp{&more, &other, &logged} {
+		if sysinfoOnly(c) {
+			t.Errorf("%+v taken for the sysinfo-only filter", c)
+		}
 	}
 }
