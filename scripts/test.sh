@@ -75,6 +75,7 @@ v2tests=(
   TestExecCPUAffinity
   TestBadProcessSched
   TestRestoreCgroupsMode
+  TestRestorePreResumeFailureRunsNothing
   TestExecIntoUserNamespace
   TestExecWithConsoleSocket
   TestExecStdioArePipes
