@@ -20,6 +20,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/scm"
 )
 
 // maxFds is SCM_MAX_FD, the kernel's limit of fds in one message.
@@ -74,7 +76,7 @@ func (c *conn) recv() (string, []int, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	fds, err := parseRights(oob[:oobn])
+	fds, err := scm.Rights(oob[:oobn])
 	if err != nil {
 		return "", nil, err
 	}
@@ -82,22 +84,6 @@ func (c *conn) recv() (string, []int, error) {
 		return "", nil, errClosed
 	}
 	return string(buf[:n]), fds, nil
-}
-
-func parseRights(oob []byte) ([]int, error) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil, fmt.Errorf("parsing SCM_RIGHTS: %w", err)
-	}
-	var all []int
-	for _, m := range msgs {
-		fds, err := unix.ParseUnixRights(&m)
-		if err != nil {
-			continue
-		}
-		all = append(all, fds...)
-	}
-	return all, nil
 }
 
 // call sends a request and reads its "ok ARG" answer.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lkc-containers/lkc/internal/config"
 	"github.com/lkc-containers/lkc/internal/pack"
+	"github.com/lkc-containers/lkc/internal/scm"
 )
 
 // Env names carrying fds from the parent to init.
@@ -211,30 +212,12 @@ func recvRecord(fd int, oob []byte) ([]byte, []int, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		fds, err := rights(oob[:oobn])
+		fds, err := scm.Rights(oob[:oobn])
 		if err == nil && flags&unix.MSG_CTRUNC != 0 {
 			err = fmt.Errorf("more than %d fds with one message", maxFiles)
 		}
 		return buf[:n], fds, err
 	}
-}
-
-// rights returns the fds of the SCM_RIGHTS messages in oob.
-func rights(oob []byte) ([]int, error) {
-	if len(oob) == 0 {
-		return nil, nil
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil, fmt.Errorf("parsing control message: %w", err)
-	}
-	var fds []int
-	for _, m := range msgs {
-		if f, err := unix.ParseUnixRights(&m); err == nil {
-			fds = append(fds, f...)
-		}
-	}
-	return fds, nil
 }
 
 func recvMessage(fd int) (*Message, error) {

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/procfs"
+	"github.com/lkc-containers/lkc/internal/scm"
 )
 
 // CloneArgs start the helper that clones a slot's files for a repair
@@ -88,15 +89,9 @@ func recvFiles(sock int, names []string) ([]*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("receiving the clones: %w", err)
 	}
-	var fds []int
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	fds, err := scm.Rights(oob[:oobn])
 	if err != nil {
-		return nil, fmt.Errorf("parsing the clones' message: %w", err)
-	}
-	for i := range msgs {
-		if f, err := unix.ParseUnixRights(&msgs[i]); err == nil {
-			fds = append(fds, f...)
-		}
+		return nil, fmt.Errorf("the clones' message: %w", err)
 	}
 	if n == 0 || len(fds) != len(names) {
 		for _, fd := range fds {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/scm"
 )
 
 // Message is what the runtime sends with a notify fd (the runtime spec's
@@ -72,10 +74,10 @@ func (p *pending) readMore(conn int) (done bool, err error) {
 		case err != nil:
 			return false, fmt.Errorf("reading the runtime's message: %w", err)
 		}
-		fds, err := rights(oob[:noob])
+		fds, err := scm.Rights(oob[:noob])
 		p.fds = append(p.fds, fds...)
 		if err != nil {
-			return false, err
+			return false, fmt.Errorf("the runtime's message: %w", err)
 		}
 		if n == 0 && noob == 0 {
 			return true, nil
@@ -112,20 +114,6 @@ func (p *pending) close() {
 		unix.Close(f)
 	}
 	p.fds = nil
-}
-
-func rights(oob []byte) ([]int, error) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil, fmt.Errorf("runtime's message: %w", err)
-	}
-	var fds []int
-	for i := range msgs {
-		if f, err := unix.ParseUnixRights(&msgs[i]); err == nil {
-			fds = append(fds, f...)
-		}
-	}
-	return fds, nil
 }
 
 // parseMessage decodes data and picks the notify fd out of fds by its
