@@ -122,6 +122,8 @@ v2tests=(
   TestOOM
   TestNetPolicy
   TestConformKillPausedSIGKILL
+  TestConformPauseCreated
+  TestStartWithoutGoRuntime
 )
 # Tests those prefixes take in that check nothing of cgroup v2 (flags,
 # tokens, bookkeeping, signals, parsing, the time namespace, a second

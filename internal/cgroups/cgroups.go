@@ -52,6 +52,9 @@ type Manager interface {
 	Freeze() error
 	Thaw() error
 	Frozen() (bool, error)
+	// FreezerFile is the file Frozen reads ("" without a freezer): frozen
+	// when it holds FROZEN or FREEZING (v1) or 1 (v2).
+	FreezerFile() string
 	// Stats reads usage counters, in runc's `events --stats` shape.
 	Stats() (*Stats, error)
 	// Usage reads the subset of Stats that `lkc stats`, `lkc top` and

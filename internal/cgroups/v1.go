@@ -222,6 +222,13 @@ func (m *v1) Frozen() (bool, error) {
 	return got == "FROZEN" || got == "FREEZING", err
 }
 
+func (m *v1) FreezerFile() string {
+	if dir, ok := m.dir("freezer"); ok {
+		return filepath.Join(dir, "freezer.state")
+	}
+	return ""
+}
+
 func (m *v1) Parents() []string { return m.parents }
 
 func (m *v1) Destroy() error {

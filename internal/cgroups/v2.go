@@ -151,6 +151,8 @@ func (m *v2) Frozen() (bool, error) {
 	return v == "1", err
 }
 
+func (m *v2) FreezerFile() string { return filepath.Join(m.dir, "cgroup.freeze") }
+
 func (m *v2) Parents() []string { return m.parents }
 
 func (m *v2) Destroy() error {

@@ -6,6 +6,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -44,6 +45,9 @@ type CreateOpts struct {
 	// overlaps init's start and the cgroup's; its error fails the create.
 	// What it returns are the mounts the caller makes for init.
 	Served func(cfg *config.Config) (Made, error)
+	// startFacts is set by Create, whose container a separate `lkc start`
+	// releases: create writes the facts its fast path checks.
+	startFacts bool
 }
 
 // Made are mounts of the config that the caller makes for init
@@ -79,6 +83,7 @@ func (m Made) send(sock int) error {
 // Create creates a container whose init waits for Start. On failure nothing
 // is left: no state directory, cgroup, mount or process.
 func Create(o CreateOpts) (err error) {
+	o.startFacts = true
 	c, err := create(o)
 	if err == nil {
 		c.close()
@@ -181,6 +186,9 @@ func create(o CreateOpts) (_ *Container, err error) {
 		b.RecordStdio([3]*os.File{})
 	}
 	err = b.RecordInit(pid, o.PidFile)
+	if err == nil && o.startFacts {
+		writeStartFacts(dir, st, cg)
+	}
 	end()
 	if err != nil {
 		return nil, err
@@ -339,6 +347,20 @@ func recordInit(dir *state.Dir, st *state.State, pid int, pidFile string) error 
 		return writePidFile(pidFile, pid)
 	}
 	return nil
+}
+
+// writeStartFacts writes what the constructor's `lkc start` checks
+// (nsenter.StartFacts) for a container whose start has nothing else to do:
+// no poststart hooks, which Go runs. It is only a fast path, so a failure
+// to write it is not create's: without the file (or with a part of it,
+// which lacks the final newline) the Go CLI does the start.
+func writeStartFacts(dir *state.Dir, st *state.State, cg cgroups.Manager) {
+	freezer := cg.FreezerFile()
+	if len(st.Config.Hooks.Poststart) > 0 || strings.ContainsRune(freezer, '\n') {
+		return
+	}
+	line := fmt.Sprintf("%d %d %s\n", st.InitPid, st.InitStart, freezer)
+	os.WriteFile(filepath.Join(dir.Path(), nsenter.StartFacts), []byte(line), 0o600)
 }
 
 // createHookState gives the state the create hooks see for init's pid, or

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/cgroups"
+	"github.com/lkc-containers/lkc/internal/nsenter"
 	"github.com/lkc-containers/lkc/internal/state"
 	"github.com/lkc-containers/lkc/internal/steplog"
 )
@@ -16,6 +17,12 @@ import (
 // Start releases the init of a created container into the user's process.
 // A failing poststart hook goes to warn (which may be nil), not the error.
 func Start(root, id string, warn func(error)) error {
+	// The constructor started the container and failed after releasing
+	// init (nsenter/start.c): its error is the command's.
+	if msg, ok := os.LookupEnv(nsenter.StartFailedEnv); ok {
+		os.Unsetenv(nsenter.StartFailedEnv)
+		return errors.New(msg)
+	}
 	c, err := load(root, id, true)
 	if err != nil {
 		return err

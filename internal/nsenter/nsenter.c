@@ -3,8 +3,10 @@
  * runtime starts threads, because setns(2) into a mount or user namespace
  * and unshare(CLONE_NEWUSER) are refused to a multi-threaded process.
  *
- * It does nothing unless _LKC_INIT_SYNC names a SOCK_SEQPACKET fd. Then it
- * reads one request from the parent (lkc create/exec), one instruction a line:
+ * Without _LKC_INIT_SYNC it only does a plain `lkc start` (start.c) if the
+ * command line is one, and otherwise nothing. When _LKC_INIT_SYNC names a
+ * SOCK_SEQPACKET fd, it reads one request from the parent (lkc create/exec),
+ * one instruction a line:
  *   cgroup <file>        write "0" to this v1 tasks file: the process moves
  *                        itself, which skips the global lock (and the RCU
  *                        grace period, ~10 ms) a move by pid would take
@@ -80,6 +82,7 @@
 #endif
 
 #include "plan.h"
+#include "start.h"
 
 #define MAX_JOINS 16
 #define REQ_MAX 8192
@@ -412,8 +415,10 @@ __attribute__((constructor)) static void nsenter(void)
 	struct request r = {0};
 	const char *env = getenv("_LKC_INIT_SYNC");
 
-	if (env == NULL)
+	if (env == NULL) {
+		lkc_fast_start();
 		return;
+	}
 	sync_fd = atoi(env);
 	/* Nothing of the host may be read through /proc/<pid> of this process. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
