@@ -248,3 +248,11 @@ func storeOut(node uint64, content []byte) []byte {
 	ne.PutUint32(b[16:], 1)
 	return append(b, content[len(content)-1])
 }
+
+// storeAllOut encodes a fuse_notify_store_out of all of content at offset 0.
+func storeAllOut(node uint64, content []byte) []byte {
+	b := make([]byte, 24, 24+len(content))
+	ne.PutUint64(b[0:], node)
+	ne.PutUint32(b[16:], uint32(len(content)))
+	return append(b, content...)
+}

@@ -119,6 +119,26 @@ func TestInitNegotiates(t *testing.T) {
 	if ne.Uint32(out[20:]) != maxWrite || ne.Uint16(out[28:]) != maxPages {
 		t.Errorf("max_write %d max_pages %d", ne.Uint32(out[20:]), ne.Uint16(out[28:]))
 	}
+	if s.Inval() != InvalAuto {
+		t.Errorf("AUTO_INVAL_DATA alone offered: inval %d", s.Inval())
+	}
+	// Both offered (every kernel since 5.2): EXPLICIT_INVAL_DATA, which
+	// the kernel takes only without AUTO_INVAL_DATA, and the caller hears
+	// of it before the answer.
+	var told []Inval
+	s.OnInit = func(m Inval) { told = append(told, m) }
+	_, out = call(t, s, request{Opcode: opInit, Body: initBody(45, offered|initExplicitInval, 0)})
+	if f := ne.Uint32(out[12:]); f != initParallelDirops|initMaxPages|initExplicitInval|initExt {
+		t.Errorf("flags %#x with EXPLICIT_INVAL_DATA offered", f)
+	}
+	if s.Inval() != InvalExplicit || len(told) != 1 || told[0] != InvalExplicit {
+		t.Errorf("inval %d, OnInit told %v; want explicit", s.Inval(), told)
+	}
+	s.AutoInval = true
+	_, out = call(t, s, request{Opcode: opInit, Body: initBody(45, offered|initExplicitInval, 0)})
+	if f := ne.Uint32(out[12:]); f&initExplicitInval != 0 || f&initAutoInvalData == 0 || s.Inval() != InvalAuto {
+		t.Errorf("AutoInval: flags %#x, inval %d; want AUTO_INVAL_DATA", f, s.Inval())
+	}
 	_, out = call(t, s, request{Opcode: opInit, Body: initBody(99, 0, 0)})
 	if ne.Uint32(out[4:]) != protoMinor {
 		t.Errorf("a newer kernel got minor %d", ne.Uint32(out[4:]))

@@ -13,22 +13,45 @@ import (
 // again and keeps a file's pages across opens (FOPEN_KEEP_CACHE). What
 // the kernel caches is one version of the file: a rendering, whose length
 // is the inode's size and whose stamp its mtime. The kernel keeps the
-// attributes for the file's Fresh and asks GETATTR once they ran out;
-// the server renders then, and a rendering that differs from the last
-// gets a new stamp, so the kernel (FUSE_AUTO_INVAL_DATA) drops the old
-// pages and READs the new version, which the server serves from that one
-// rendering. An unchanged rendering keeps its stamp and the kernel its
-// pages: such a read reaches the server only for the GETATTR.
+// attributes for the file's Fresh and asks GETATTR once they ran out; the
+// server renders then. An unchanged rendering keeps its stamp and the
+// kernel its pages: such a read reaches the server only for the GETATTR.
+// A changed one gets a new stamp, and how its bytes take the old ones'
+// place is what INIT chose (Inval):
 //
-// The inode's size must never be below the version the server serves, or
-// readers stop short. Two GETATTRs in flight at once can end with the
-// kernel holding the older one's size (it applies the first answer and
-// drops replies older than it); a shorter version then read is fine (a
-// short READ lowers the size), a longer one not. So a longer version is
-// announced before its reply: FUSE_NOTIFY_INVAL_INODE drops the pages and
-// the attributes and makes the kernel drop every reply in flight (the
-// reader asks again), and FUSE_NOTIFY_STORE of the version's last byte
-// raises the size to it.
+//   - InvalExplicit (FUSE_EXPLICIT_INVAL_DATA; every kernel since 5.2
+//     offers it): the kernel drops pages only when told, and asks the
+//     attributes at a read only when it reaches the file's end (an open's
+//     permission check and a stat ask as before). Before the answer the
+//     server pushes the whole version into the page cache
+//     (FUSE_NOTIFY_STORE, push), so the reader reads it without a READ:
+//     a miss costs one request. The store goes over the old pages when
+//     every answer told since the last barrier told the new length: a
+//     store inside the size drops no answer in flight, and whichever one
+//     the kernel applies tells it that length (and truncates the pages
+//     of a longer size it held), this one's with its new mtime keeping
+//     the attributes a full Fresh. Otherwise (the first version, a
+//     length that changed) a barrier first: FUSE_NOTIFY_INVAL_INODE drops
+//     the pages and attributes and makes the kernel drop every answer in
+//     flight, this one's too (the reader's next access asks again and
+//     gets the same version); the store then puts the version back,
+//     raising the size to a longer one; a shorter one's last page, which
+//     the kernel marks valid only up to its size, is left to a READ,
+//     whose short answer lowers the size.
+//   - InvalAuto (FUSE_AUTO_INVAL_DATA): the kernel drops the pages at an
+//     answer's new mtime and READs the new version, which the server
+//     serves from that one rendering. Two GETATTRs in flight at once can
+//     end with the kernel holding the older one's size (it applies the
+//     first answer and drops those older than it); a shorter version then
+//     read is fine (a short READ lowers the size), a longer one not. So a
+//     longer version is announced before its answer (raise):
+//     FUSE_NOTIFY_INVAL_INODE, then FUSE_NOTIFY_STORE of its last byte,
+//     which raises the size.
+//   - InvalUnknown (an inherited session whose INIT is not known): every
+//     new version is pushed behind a barrier, which is right either way.
+//
+// Either way the inode's size is never below the version the server
+// serves, or readers would stop short.
 
 // reuseWithin is how recent a rendering a GETATTR takes instead of
 // rendering again: concurrent readers of one file whose attributes ran out
@@ -67,6 +90,25 @@ type version struct {
 	// nanoseconds: eviction spares a version in use, also one whose first
 	// rendering is still being made (cur nil), which a READ must find.
 	used atomic.Int64
+	// toldLo and toldHi bound the sizes told in answers since the last
+	// notification that made the kernel drop every answer in flight
+	// (push's barrier); toldLo > toldHi: none. Guarded by mu.
+	toldLo, toldHi uint64
+}
+
+// told records size as told in an answer. Preconditions: v.mu held.
+func (v *version) told(size uint64) {
+	if v.toldLo > v.toldHi {
+		v.toldLo, v.toldHi = size, size
+		return
+	}
+	v.toldLo, v.toldHi = min(v.toldLo, size), max(v.toldHi, size)
+}
+
+// onlyTold reports whether every answer told since the last barrier, if
+// any, told size. Preconditions: v.mu held.
+func (v *version) onlyTold(size uint64) bool {
+	return v.toldLo > v.toldHi || v.toldLo == size && v.toldHi == size
 }
 
 // versions keeps each regular file's current version.
@@ -87,7 +129,7 @@ func (vs *versions) get(node uint64, now time.Time) *version {
 		if len(vs.nodes) >= versionsMax {
 			vs.evict(now)
 		}
-		v = &version{}
+		v = &version{toldLo: 1}
 		vs.nodes[node] = v
 	}
 	v.used.Store(now.UnixNano())
@@ -163,6 +205,7 @@ func (s *Server) current(a *Attr, by asker, t *turn) (time.Duration, error) {
 	}
 	if cur != nil && (now.Sub(cur.at) < keep || by == askProbe) {
 		a.Size, a.Mtime = uint64(len(cur.content)), cur.stamp
+		v.told(a.Size)
 		s.tell(a.Ino, a.Size)
 		return cur.valid(a.Fresh, now), nil
 	}
@@ -176,6 +219,7 @@ func (s *Server) current(a *Attr, by asker, t *turn) (time.Duration, error) {
 		// attributes (one inside that size, or a sendfile) gets a short
 		// READ, which lowers it.
 		a.Size, a.Mtime = unrenderedSize, s.versions.stamp(now)
+		v.told(a.Size)
 		s.tell(a.Ino, a.Size)
 		return 0, nil
 	}
@@ -187,19 +231,25 @@ func (s *Server) current(a *Attr, by asker, t *turn) (time.Duration, error) {
 		return 0, err
 	}
 	next := &rendering{content: c, keep: keepIt, at: now}
+	mode := s.Inval()
 	switch {
 	case cur != nil && cur.keep == keepIt && bytes.Equal(c, cur.content):
 		next.stamp = cur.stamp
 		v.cur.Store(next)
-	case cur == nil || len(c) > len(cur.content):
+	case mode == InvalAuto && (cur == nil || len(c) > len(cur.content)):
 		next.stamp = s.versions.stamp(now)
 		t.pass() // raise's notification may wait for a READ
 		s.raise(a.Ino, v, next)
-	default:
+	case mode == InvalAuto:
 		next.stamp = s.versions.stamp(now)
 		v.cur.Store(next)
+	default:
+		next.stamp = s.versions.stamp(now)
+		inPlace := mode == InvalExplicit && cur != nil && v.onlyTold(uint64(len(c)))
+		t.notify(func() { s.push(a.Ino, v, next, inPlace) })
 	}
 	a.Size, a.Mtime = uint64(len(c)), next.stamp
+	v.told(a.Size)
 	s.tell(a.Ino, a.Size)
 	return next.valid(a.Fresh, now), nil
 }
@@ -239,6 +289,24 @@ func (s *Server) raise(node uint64, v *version, next *rendering) {
 	s.tell(node, uint64(len(next.content)))
 	if s.notify != nil {
 		s.notify(notification(notifyStore, storeOut(node, next.content)))
+	}
+}
+
+// push makes next v's version with all its bytes in the kernel's page
+// cache (InvalExplicit, InvalUnknown: see the top of this file). inPlace
+// stores over the old pages; otherwise the barrier comes first. Errors
+// are as raise's.
+func (s *Server) push(node uint64, v *version, next *rendering, inPlace bool) {
+	if !inPlace {
+		if s.notify != nil {
+			s.notify(notification(notifyInvalInode, invalInodeOut(node)))
+		}
+		v.toldLo, v.toldHi = 1, 0
+	}
+	v.cur.Store(next)
+	s.tell(node, uint64(len(next.content)))
+	if s.notify != nil && len(next.content) > 0 {
+		s.notify(notification(notifyStore, storeAllOut(node, next.content)))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -660,5 +661,93 @@ func TestMountListingInstantiatesNames(t *testing.T) {
 	}
 	if got, err := readFile(filepath.Join(dir, "meminfo")); err != nil || string(got) != "MemTotal:       65536 kB\n" {
 		t.Errorf("read meminfo after the listing: %q, %v", got, err)
+	}
+}
+
+// TestMountMissOneRequest: once a file's Fresh ran out, open+read+close of
+// a new version of the same length costs one request, the GETATTR that
+// renders it: its bytes are pushed into the page cache before the answer
+// (FUSE_NOTIFY_STORE), so no READ follows, and the reader sees that
+// version whole.
+func TestMountMissOneRequest(t *testing.T) {
+	dir, f := mountTest(t)
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"meminfo": generations(3000)})
+	fs.fresh = 100 * time.Millisecond // the misses end before the name's validity (cacheValid)
+	s := NewServer(fs)
+	serve(t, f, s, false)
+	path := filepath.Join(dir, "meminfo")
+	prev, err := readFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Inval() != InvalExplicit {
+		t.Skipf("the kernel did not grant FUSE_EXPLICIT_INVAL_DATA (%d)", s.Inval())
+	}
+	var counts []uint64
+	for i := 0; i < 4; i++ {
+		time.Sleep(fs.fresh + 30*time.Millisecond)
+		before := s.requests.Load()
+		got, err := readFile(path)
+		counts = append(counts, s.requests.Load()-before)
+		if err != nil || string(got) == string(prev) || len(got) != len(prev) || strings.Count(string(got), string(got[:20])) != len(got)/20 {
+			t.Fatalf("read %d after Fresh: %v, %d bytes, %q...; want a whole newer rendering", i, err, len(got), got[:min(len(got), 40)])
+		}
+		prev = got
+	}
+	// The first miss after the first read may cost more (its version was
+	// pushed behind a barrier); the later ones one each.
+	for i, n := range counts[1:] {
+		if n != 1 {
+			t.Errorf("miss %d sent %d requests, want 1 (all: %v)", i+1, n, counts)
+		}
+	}
+}
+
+// TestMountPushedLengths: versions that grow and shrink, each pushed into
+// the page cache, read whole and unmixed by open+read+close, by pread of
+// a file kept open, and by sendfile.
+func TestMountPushedLengths(t *testing.T) {
+	dir, f := mountTest(t)
+	lengths := []int{3000, 5000, 5000, 900, 900, 6000, 100, 100, 4096, 8192, 8000}
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"stat": func(n int) ([]byte, error) {
+		return generations(lengths[n%len(lengths)])(n)
+	}})
+	fs.fresh = 100 * time.Millisecond
+	serve(t, f, NewServer(fs), false)
+	path := filepath.Join(dir, "stat")
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	whole := func(how string, b []byte) {
+		t.Helper()
+		if len(b) < 20 || strings.Count(string(b), string(b[:20])) != (len(b)+19)/20 || !strings.HasPrefix(string(b), "generation ") {
+			t.Fatalf("%s read %d bytes, not one whole rendering: %q...", how, len(b), b[:min(len(b), 40)])
+		}
+		n, _ := strconv.Atoi(strings.TrimSpace(string(b[11:20])))
+		if want := lengths[n%len(lengths)]; len(b) < want || len(b) > want+20 {
+			t.Fatalf("%s read %d bytes of rendering %d, want %d", how, len(b), n, want)
+		}
+	}
+	for i := 0; i < 2*len(lengths); i++ {
+		time.Sleep(fs.fresh + 30*time.Millisecond)
+		switch i % 3 {
+		case 0:
+			b, err := readFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			whole("open+read", b)
+		case 1:
+			b := make([]byte, 16<<10)
+			n, err := unix.Pread(fd, b, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			whole("pread", b[:n])
+		case 2:
+			whole("sendfile", []byte(sendfile(t, path)))
+		}
 	}
 }

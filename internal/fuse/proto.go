@@ -67,6 +67,7 @@ const (
 	initAutoInvalData  = 1 << 12
 	initDoReaddirplus  = 1 << 13
 	initMaxPages       = 1 << 22
+	initExplicitInval  = 1 << 25
 	initParallelDirops = 1 << 18
 	initExt            = 1 << 30
 	initHasResend      = 1 << 39

@@ -31,6 +31,15 @@ type Server struct {
 	// runs (0: none).
 	probeMu sync.Mutex
 	prober  atomic.Int32
+	// inval is the connection's Inval (set by INIT, or SetInval).
+	inval atomic.Uint32
+	// OnInit, when set, is called with the Inval INIT chose before INIT is
+	// answered: the caller keeps it for a successor (SetInval).
+	OnInit func(Inval)
+	// AutoInval asks FUSE_AUTO_INVAL_DATA even of a kernel that offers
+	// FUSE_EXPLICIT_INVAL_DATA: for a caller that cannot keep the mode for
+	// a successor, which would take the session for one of AUTO.
+	AutoInval bool
 	// Readers is the number of goroutines reading the fd; zero means two
 	// per CPU. Each reads one request and answers it; one reads at a time
 	// and hands the device to another before it waits (turn.go), so a
@@ -38,10 +47,33 @@ type Server struct {
 	Readers int
 }
 
-// NewServer returns a server for fs.
+// NewServer returns a server for fs. Until INIT or SetInval says
+// otherwise, its connection's Inval is InvalUnknown.
 func NewServer(fs FS) *Server {
 	return &Server{fs: fs, versions: newVersions()}
 }
+
+// Inval is how the kernel drops a regular file's cached pages on a
+// connection, as INIT chose it (content.go).
+type Inval uint32
+
+const (
+	// InvalUnknown: an inherited connection whose INIT is not known. Each
+	// new version is pushed behind a barrier, which is right either way.
+	InvalUnknown Inval = iota
+	// InvalAuto: FUSE_AUTO_INVAL_DATA, the kernel drops the pages when
+	// the size or mtime changes.
+	InvalAuto
+	// InvalExplicit: FUSE_EXPLICIT_INVAL_DATA, only the server does.
+	InvalExplicit
+)
+
+// Inval returns the connection's Inval.
+func (s *Server) Inval() Inval { return Inval(s.inval.Load()) }
+
+// SetInval sets the Inval of a connection whose INIT another server
+// answered (a predecessor's, kept with the session).
+func (s *Server) SetInval(m Inval) { s.inval.Store(uint32(m)) }
 
 // Serve answers requests on f (a /dev/fuse fd from Mount, or one handed
 // over by a predecessor) until the connection ends (unmounted or aborted:
@@ -232,7 +264,26 @@ func (s *Server) init(b []byte) ([]byte, error) {
 	// READDIRPLUS always, not only when the kernel guesses it pays
 	// (FUSE_READDIRPLUS_AUTO): a listing instantiates every name it lists,
 	// which a caller that then opens or clones several of them wants.
-	flags := offered & (initParallelDirops | initMaxPages | initAutoInvalData | initDoReaddirplus | initExt)
+	//
+	// EXPLICIT_INVAL_DATA rather than AUTO_INVAL_DATA (the kernel takes
+	// one): the server pushes each new version into the page cache, and
+	// with AUTO the kernel would drop those pages at the GETATTR answer's
+	// new mtime (content.go).
+	flags := offered & (initParallelDirops | initMaxPages | initDoReaddirplus | initExt)
+	mode := InvalAuto
+	switch {
+	case offered&initExplicitInval != 0 && !s.AutoInval:
+		flags |= initExplicitInval
+		mode = InvalExplicit
+	case offered&initAutoInvalData != 0:
+		flags |= initAutoInvalData
+	default:
+		mode = InvalUnknown // neither: the pages stay until a barrier drops them
+	}
+	s.SetInval(mode)
+	if s.OnInit != nil {
+		s.OnInit(mode)
+	}
 	out := make([]byte, initOutSize)
 	ne.PutUint32(out[0:], protoMajor)
 	ne.PutUint32(out[4:], min(minor, protoMinor))

@@ -12,11 +12,14 @@ import (
 // reader did, their threads held the process's Ps in the call, which the
 // runtime's sysmon kept taking back, waking every 20 µs, and each request
 // handed the device to another reader, a wake-up more. The holder passes
-// the turn to another reader before it waits on something: a notification
-// (which waits for a READ's page lock: another reader must answer that
-// READ), another reader's lock on the same file, or a rendering that took
-// longer than slowRender, so a slow file holds one reader, never the
-// connection.
+// the turn to another reader before it waits on something: raise's
+// notifications (which wait for a READ's page lock: another reader must
+// answer that READ), another reader's lock on the same file, or a
+// rendering that took longer than slowRender, so a slow file holds one
+// reader, never the connection. push's notifications, which come at every
+// changed rendering (passing the turn before each would wake a reader
+// each), pass it once they took longer than slowNotify: they wait only
+// while a READ of that file is in flight.
 type turn struct {
 	mu   *sync.Mutex // the server's; locked while a reader holds the turn
 	held atomic.Bool // this reader holds it
@@ -41,13 +44,23 @@ func (t *turn) pass() {
 	}
 }
 
+// slowNotify is how long a store of a new version may hold the turn.
+const slowNotify = time.Millisecond
+
 // render runs f, passing the turn if it takes longer than slowRender.
-func (t *turn) render(f func()) {
+func (t *turn) render(f func()) { t.holdFor(slowRender, f) }
+
+// notify runs f, which writes notifications that may wait for a READ's
+// page lock, passing the turn if it takes longer than slowNotify.
+func (t *turn) notify(f func()) { t.holdFor(slowNotify, f) }
+
+// holdFor runs f, passing the turn if it takes longer than d.
+func (t *turn) holdFor(d time.Duration, f func()) {
 	if t == nil {
 		f()
 		return
 	}
-	slow := time.AfterFunc(slowRender, t.pass)
+	slow := time.AfterFunc(d, t.pass)
 	f()
 	slow.Stop()
 }

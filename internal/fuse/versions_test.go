@@ -1,6 +1,7 @@
 package fuse
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,5 +53,50 @@ func TestEvictionKeepsVersionsInUse(t *testing.T) {
 	}
 	if _, ok := s.versions.nodes[1000]; ok {
 		t.Error("a version unused for longer than versionsKeep was kept")
+	}
+}
+
+// TestPushOnlyInPlaceWhenSafe: on a connection with EXPLICIT_INVAL_DATA a
+// new version is stored over the old pages (FUSE_NOTIFY_STORE alone, the
+// answer then applied) only when every answer told since the last
+// barrier told its length; the first version, and one whose length
+// differs, go behind FUSE_NOTIFY_INVAL_INODE. A connection whose mode is
+// unknown always puts the barrier first; one with AUTO_INVAL_DATA
+// notifies only a longer version, as before.
+func TestPushOnlyInPlaceWhenSafe(t *testing.T) {
+	lengths := []int{3000, 3000, 5000, 900, 900, 900}
+	want := map[Inval][]string{
+		InvalExplicit: {"inval store", "store", "inval store", "inval store", "store", "store"},
+		InvalUnknown:  {"inval store", "inval store", "inval store", "inval store", "inval store", "inval store"},
+		InvalAuto:     {"inval store", "", "inval store", "", "", ""},
+	}
+	for mode, want := range want {
+		fs := newTreeFS(map[string]func(int) ([]byte, error){"f": func(n int) ([]byte, error) {
+			return generations(lengths[(n-1)%len(lengths)])(n)
+		}})
+		s := NewServer(fs)
+		s.SetInval(mode)
+		var sent []string
+		s.notify = func(b []byte) error {
+			sent = append(sent, map[uint32]string{notifyInvalInode: "inval", notifyStore: "store"}[ne.Uint32(b[4:])])
+			return nil
+		}
+		node, _ := fs.node("f")
+		var got []string
+		for i := range lengths {
+			time.Sleep(2 * reuseWithin) // Fresh 0: each GETATTR renders
+			sent = nil
+			a, err := fs.Getattr(node)
+			if err == nil {
+				_, err = s.current(&a, askPath, nil)
+			}
+			if err != nil || a.Size < uint64(lengths[i]) {
+				t.Fatalf("mode %d, GETATTR %d: size %d, %v", mode, i, a.Size, err)
+			}
+			got = append(got, strings.Join(sent, " "))
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("mode %d: notifications %q, want %q", mode, got, want)
+		}
 	}
 }

@@ -118,9 +118,14 @@ func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 		delete(d.Taken, storeKey)
 		book, ok := d.Taken[sizesKey]
 		delete(d.Taken, sizesKey)
+		inval := d.Taken[invalKey]
+		delete(d.Taken, invalKey)
 		s.mountMu.Lock()
 		s.book = s.keepBook(book, !ok)
-		s.start(f, true)
+		s.start(f, inval, true)
+		if inval != nil {
+			inval.Close()
+		}
 		s.mountMu.Unlock()
 		for n := range d.Registry.Slots() {
 			s.forgetSlot(n)
@@ -156,18 +161,37 @@ func (s *Service) ensureMounted() error {
 	if err != nil {
 		return err
 	}
-	s.start(f, false)
+	inval, err := s.newInvalRecord()
+	if err != nil {
+		s.logf("proc: %v", err)
+	}
+	s.start(f, inval, false)
 	return nil
 }
 
-// start serves session f in the background. Preconditions: mountMu held.
-func (s *Service) start(f *os.File, inherited bool) {
+// start serves session f in the background. inval is the session's
+// Inval record (inval.go): an inherited session's mode is read from it, a
+// new one's INIT writes it. Preconditions: mountMu held.
+func (s *Service) start(f *os.File, inval *os.File, inherited bool) {
 	t := &tree{layout: newLayout(procfs.Files), served: s, render: procfs.Render, host: "/", mtime: time.Now(), dieAt: os.Getenv(CloneDieEnv)}
 	var fs fuse.FS = t
 	if s.book != nil && len(t.layout.paths) <= bookIndexes {
 		fs = bookedTree{t, s.book}
 	}
 	s.mounted, s.dev, s.srv = true, f, fuse.NewServer(fs)
+	switch {
+	case inherited:
+		s.srv.SetInval(readInval(inval))
+	case inval != nil:
+		s.srv.OnInit = func(m fuse.Inval) {
+			if _, err := inval.WriteAt([]byte{byte(m)}, 0); err != nil {
+				s.logf("proc: recording the session's inval mode: %v", err)
+			}
+		}
+	default:
+		// No record: a successor takes the session for one of AUTO.
+		s.srv.AutoInval = true
+	}
 	s.serving.Add(1)
 	go s.serve(s.ctx, s.srv, f, inherited, s.deps.Predecessor)
 	// Opened once served: nothing in this process may wait on the mount

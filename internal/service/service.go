@@ -35,7 +35,7 @@ type Service interface {
 // Deps is what the worker gives its services.
 type Deps struct {
 	Registry *registry.Registry
-	// Store deposits fds in the holder (keys: "fuse", "proc-sizes",
+	// Store deposits fds in the holder (keys: "fuse", "proc-sizes", "proc-inval",
 	// "seccomp/<slot>/<n>", "journal"; "control" is the worker's own).
 	Store *fdstore.Client
 	// Taken are the fds the holder kept, by key, at this worker's start. A
