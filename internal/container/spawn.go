@@ -359,6 +359,11 @@ func (p *initProc) abort() {
 					break
 				}
 			}
+			// An exec's process is ours once its intermediate exited (lkc
+			// is its subreaper): reaped here, it leaves no zombie behind,
+			// which cgroup v2 would go on listing in the container's
+			// cgroup. Anyone else's child fails with ECHILD.
+			unix.Waitid(unix.P_PIDFD, p.forked, nil, unix.WEXITED|unix.WNOHANG, nil)
 		}
 	}
 	p.close()
