@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lkc-containers/lkc/internal/daemonapi"
+	"github.com/lkc-containers/lkc/internal/pollwait"
 	"github.com/lkc-containers/lkc/internal/registry"
 	"github.com/lkc-containers/lkc/internal/service"
 )
@@ -26,9 +27,12 @@ const tick = 50 * time.Millisecond
 // Service is the OOM policy service. One goroutine waits on one epoll set
 // holding every armed container's eventfd; nothing runs per container.
 type Service struct {
-	mu    sync.Mutex
-	deps  *service.Deps
-	epfd  int
+	mu   sync.Mutex
+	deps *service.Deps
+	epfd int
+	// wait parks the loop in Go's poller until the set has an event:
+	// a blocking epoll_wait each tick kept sysmon awake (pollwait).
+	wait  *pollwait.Waiter
 	wake  int // an eventfd that makes the loop reconcile at once (adopt)
 	byKey map[string]*armed
 	byFd  map[int32]*armed
@@ -67,7 +71,14 @@ func (s *Service) Start(ctx context.Context, d *service.Deps) error {
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(s.wake)}
 	if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, s.wake, &ev); err != nil {
+		unix.Close(s.wake)
+		unix.Close(s.epfd)
 		return fmt.Errorf("oom: epoll: %w", err)
+	}
+	if s.wait, err = pollwait.New(s.epfd, "oom epoll set"); err != nil {
+		unix.Close(s.wake)
+		unix.Close(s.epfd)
+		return fmt.Errorf("oom: %w", err)
 	}
 	s.reconcile()
 	go s.loop(ctx)
@@ -112,8 +123,8 @@ func (s *Service) loop(ctx context.Context) {
 	evs := make([]unix.EpollEvent, 64)
 	lastReconcile := time.Now()
 	for ctx.Err() == nil {
-		n, err := unix.EpollWait(s.epfd, evs, int(tick/time.Millisecond))
-		if err != nil && err != unix.EINTR {
+		n, err := s.waitEvents(evs)
+		if err != nil {
 			s.deps.Logf("oom: epoll: %v", err)
 			time.Sleep(tick)
 			continue
@@ -141,6 +152,20 @@ func (s *Service) loop(ctx context.Context) {
 		s.mu.Unlock()
 	}
 	s.stop()
+}
+
+// waitEvents waits up to a tick for events of the set; none is a tick.
+func (s *Service) waitEvents(evs []unix.EpollEvent) (int, error) {
+	var n int
+	var werr error
+	err := s.wait.Wait(time.Now().Add(tick), func() bool {
+		n, werr = unix.EpollWait(s.epfd, evs, 0)
+		return n > 0 || (werr != nil && werr != unix.EINTR)
+	})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, nil
+	}
+	return max(n, 0), errors.Join(err, werr)
 }
 
 // wokeBy takes in an event on one of a container's fds: the eventfd or
@@ -247,6 +272,7 @@ func (s *Service) stop() {
 	for _, a := range s.byKey {
 		s.disarm(a, !successor)
 	}
+	s.wait.Close()
 	unix.Close(s.wake)
 	unix.Close(s.epfd)
 }

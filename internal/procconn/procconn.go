@@ -11,8 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/pollwait"
 )
 
 // Event types (enum proc_cn_event in linux/cn_proc.h), also the bits of
@@ -56,6 +59,10 @@ type Conn struct {
 	fd       int
 	Filtered bool // the kernel filters by type (Linux >= 6.6)
 	buf      []byte
+	// wait parks Read in Go's poller: a recvfrom that blocks holds its
+	// P, and entered again at every event it kept sysmon awake
+	// (pollwait).
+	wait *pollwait.Waiter
 }
 
 // Open subscribes to process events. mask selects the types; on kernels
@@ -74,14 +81,15 @@ func Open(mask uint32) (*Conn, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	if c.wait, err = pollwait.New(fd, "proc connector socket"); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 	return c, nil
 }
 
 func (c *Conn) subscribe(mask uint32) error {
 	// SO_RCVBUFFORCE needs CAP_NET_ADMIN; plain SO_RCVBUF is the fallback.
-	// A receive timeout lets the reader notice its context ending.
-	tv := unix.Timeval{Usec: 500000}
-	unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	if unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, recvBuffer) != nil {
 		unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, recvBuffer)
 	}
@@ -152,29 +160,37 @@ func initialNetNS() error {
 // (the rules engine's BreakEnv).
 func (c *Conn) Fd() int { return c.fd }
 
-// Close unsubscribes (closing the socket ends the listen).
-func (c *Conn) Close() error { return unix.Close(c.fd) }
+// Close unsubscribes (closing the socket, and the poller's duplicate of
+// it, ends the listen).
+func (c *Conn) Close() error {
+	return errors.Join(c.wait.Close(), unix.Close(c.fd))
+}
 
-// Read waits up to half a second for the next datagram and returns its
+// readTimeout bounds Read's wait, so that its caller notices its context
+// ending.
+const readTimeout = 500 * time.Millisecond
+
+// Read waits up to readTimeout for the next datagram and returns its
 // events of the types in mask (none when it timed out). ErrOverrun
 // reports lost events; the Conn stays usable.
 func (c *Conn) Read(mask uint32) ([]Event, error) {
-	for {
-		n, _, err := unix.Recvfrom(c.fd, c.buf, 0)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if errors.Is(err, unix.EAGAIN) {
-			return nil, nil
-		}
-		if errors.Is(err, unix.ENOBUFS) {
-			return nil, ErrOverrun
-		}
-		if err != nil {
-			return nil, fmt.Errorf("proc connector read: %w", err)
-		}
-		return Parse(c.buf[:n], mask), nil
+	var n int
+	var rerr error
+	err := c.wait.Wait(time.Now().Add(readTimeout), func() bool {
+		n, _, rerr = unix.Recvfrom(c.fd, c.buf, 0)
+		return rerr != unix.EAGAIN && rerr != unix.EINTR
+	})
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("proc connector read: %w", err)
+	case errors.Is(rerr, unix.ENOBUFS):
+		return nil, ErrOverrun
+	case rerr != nil:
+		return nil, fmt.Errorf("proc connector read: %w", rerr)
 	}
+	return Parse(c.buf[:n], mask), nil
 }
 
 // Parse reads the events of the types in mask from one datagram (one or

@@ -16,8 +16,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lkc-containers/lkc/internal/pollwait"
 )
 
 // SocketName is the agent's socket in its directory.
@@ -251,26 +254,22 @@ func (a *Agent) Serve(ctx context.Context) error {
 		unix.Write(a.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 	})
 	defer stop()
-	wait, err := pollWaiter(a.ep)
+	wait, err := pollwait.New(a.ep, "seccomp agent epoll set")
 	if err != nil {
 		return err
 	}
 	defer wait.Close()
-	rc, err := wait.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("seccomp agent epoll: %w", err)
-	}
 	events := make([]unix.EpollEvent, 64)
 	for {
 		var n int
-		rerr := rc.Read(func(uintptr) bool {
+		werr := wait.Wait(time.Time{}, func() bool {
 			n, err = unix.EpollWait(a.ep, events, 0)
 			return err != nil || n > 0
 		})
 		if err == unix.EINTR {
 			continue
 		}
-		if err = errors.Join(rerr, err); err != nil {
+		if err = errors.Join(werr, err); err != nil {
 			return fmt.Errorf("seccomp agent epoll: %w", err)
 		}
 		for _, ev := range events[:n] {
@@ -280,25 +279,6 @@ func (a *Agent) Serve(ctx context.Context) error {
 			a.event(int(ev.Fd), ev.Events)
 		}
 	}
-}
-
-// pollWaiter returns a duplicate of the agent's epoll set registered in
-// Go's poller, so Serve waits there rather than in a blocking epoll_wait.
-// A goroutine blocked in a syscall keeps its P, and when it is the one the
-// poller's thread ran last no thread is left polling: every other socket
-// of the daemon (its control connections, the holder) then waits up to
-// 10 ms for the runtime's sysmon to poll, which was most of what an adopt
-// and a release cost.
-func pollWaiter(ep int) (*os.File, error) {
-	fd, err := unix.FcntlInt(uintptr(ep), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("seccomp agent epoll dup: %w", err)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("seccomp agent epoll: %w", err)
-	}
-	return os.NewFile(uintptr(fd), "seccomp-agent-epoll"), nil
 }
 
 func (a *Agent) event(fd int, events uint32) {
