@@ -207,7 +207,7 @@ func (s *Server) current(a *Attr, by asker, t *turn) (time.Duration, error) {
 		a.Size, a.Mtime = uint64(len(cur.content)), cur.stamp
 		v.told(a.Size)
 		s.tell(a.Ino, a.Size)
-		return cur.valid(a.Fresh, now), nil
+		return s.validity(a, by, cur, now), nil
 	}
 	if (by == askLookup || by == askProbe) && cur == nil {
 		// A name found for the first time (create clones a container's
@@ -231,27 +231,51 @@ func (s *Server) current(a *Attr, by asker, t *turn) (time.Duration, error) {
 		return 0, err
 	}
 	next := &rendering{content: c, keep: keepIt, at: now}
-	mode := s.Inval()
-	switch {
-	case cur != nil && cur.keep == keepIt && bytes.Equal(c, cur.content):
-		next.stamp = cur.stamp
-		v.cur.Store(next)
-	case mode == InvalAuto && (cur == nil || len(c) > len(cur.content)):
-		next.stamp = s.versions.stamp(now)
-		t.pass() // raise's notification may wait for a READ
-		s.raise(a.Ino, v, next)
-	case mode == InvalAuto:
-		next.stamp = s.versions.stamp(now)
-		v.cur.Store(next)
-	default:
-		next.stamp = s.versions.stamp(now)
-		inPlace := mode == InvalExplicit && cur != nil && v.onlyTold(uint64(len(c)))
-		t.notify(func() { s.push(a.Ino, v, next, inPlace) })
-	}
+	s.publish(a.Ino, v, cur, next, t, s.notify)
 	a.Size, a.Mtime = uint64(len(c)), next.stamp
 	v.told(a.Size)
 	s.tell(a.Ino, a.Size)
-	return next.valid(a.Fresh, now), nil
+	return s.validity(a, by, next, now), nil
+}
+
+// publish makes next, rendered after cur (nil: none), node's version, the
+// way the connection's Inval wants (the top of this file), and stamps it.
+// It reports whether the kernel was made to drop the file's attributes
+// (a barrier, or raise's). notify writes the notifications (nil: none).
+// Preconditions: v.mu held.
+func (s *Server) publish(node uint64, v *version, cur, next *rendering, t *turn, notify func([]byte) error) (dropped bool) {
+	mode := s.Inval()
+	switch {
+	case cur != nil && cur.keep == next.keep && bytes.Equal(next.content, cur.content):
+		next.stamp = cur.stamp
+		v.cur.Store(next)
+		return false
+	case mode == InvalAuto && (cur == nil || len(next.content) > len(cur.content)):
+		next.stamp = s.versions.stamp(next.at)
+		t.pass() // raise's notification may wait for a READ
+		s.raise(node, v, next, notify)
+		return true
+	case mode == InvalAuto:
+		next.stamp = s.versions.stamp(next.at)
+		v.cur.Store(next)
+		return false
+	default:
+		next.stamp = s.versions.stamp(next.at)
+		inPlace := mode == InvalExplicit && cur != nil && v.onlyTold(uint64(len(next.content)))
+		t.notify(func() { s.push(node, v, next, inPlace, notify) })
+		return !inPlace
+	}
+}
+
+// validity is how long the kernel may keep a's attributes, which tell
+// version r: until r is Fresh old, or, when the server holds a reader's
+// file fresh itself (keep.go), the file's Hold.
+func (s *Server) validity(a *Attr, by asker, r *rendering, now time.Time) time.Duration {
+	if a.Hold > 0 && a.Fresh > 0 && r.keep && (by == askPath || by == askOpen) && s.holding.Load() && s.Inval() == InvalExplicit {
+		s.keeper.hold(a.Ino, a.Fresh, now.Add(a.Hold))
+		return a.Hold
+	}
+	return r.valid(a.Fresh, now)
 }
 
 // tell records size as the one the kernel is told for node, before it is
@@ -281,14 +305,14 @@ func (r *rendering) valid(fresh time.Duration, now time.Time) time.Duration {
 // GETATTR reply in flight), then its size is raised to next's length.
 // Notification errors are ENOENT (the kernel does not hold the node:
 // nothing to drop) or the connection's end, which the readers see.
-func (s *Server) raise(node uint64, v *version, next *rendering) {
-	if s.notify != nil {
-		s.notify(notification(notifyInvalInode, invalInodeOut(node)))
+func (s *Server) raise(node uint64, v *version, next *rendering, notify func([]byte) error) {
+	if notify != nil {
+		notify(notification(notifyInvalInode, invalInodeOut(node)))
 	}
 	v.cur.Store(next)
 	s.tell(node, uint64(len(next.content)))
-	if s.notify != nil {
-		s.notify(notification(notifyStore, storeOut(node, next.content)))
+	if notify != nil {
+		notify(notification(notifyStore, storeOut(node, next.content)))
 	}
 }
 
@@ -296,17 +320,17 @@ func (s *Server) raise(node uint64, v *version, next *rendering) {
 // cache (InvalExplicit, InvalUnknown: see the top of this file). inPlace
 // stores over the old pages; otherwise the barrier comes first. Errors
 // are as raise's.
-func (s *Server) push(node uint64, v *version, next *rendering, inPlace bool) {
+func (s *Server) push(node uint64, v *version, next *rendering, inPlace bool, notify func([]byte) error) {
 	if !inPlace {
-		if s.notify != nil {
-			s.notify(notification(notifyInvalInode, invalInodeOut(node)))
+		if notify != nil {
+			notify(notification(notifyInvalInode, invalInodeOut(node)))
 		}
 		v.toldLo, v.toldHi = 1, 0
 	}
 	v.cur.Store(next)
 	s.tell(node, uint64(len(next.content)))
-	if s.notify != nil && len(next.content) > 0 {
-		s.notify(notification(notifyStore, storeAllOut(node, next.content)))
+	if notify != nil && len(next.content) > 0 {
+		notify(notification(notifyStore, storeAllOut(node, next.content)))
 	}
 }
 

@@ -50,6 +50,11 @@ type Attr struct {
 	// serve from its page cache without asking the server; 0 asks before
 	// every open and read.
 	Fresh time.Duration
+	// Hold is, for a regular file, how long a reader's GETATTR may let
+	// the kernel keep its attributes while the server keeps the file no
+	// more than Fresh old in the page cache itself (keep.go); 0: only for
+	// Fresh, and the next read after it asks.
+	Hold time.Duration
 }
 
 // Dirent is one directory entry; Type is the S_IFMT bits of its mode.

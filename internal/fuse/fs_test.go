@@ -15,6 +15,7 @@ type treeFS struct {
 	files   map[string]func(n int) ([]byte, error)
 	renders atomic.Int64
 	fresh   time.Duration // every file's Fresh
+	hold    time.Duration // every file's Hold
 	standIn bool          // Content's keep is false
 }
 
@@ -70,7 +71,7 @@ func (t *treeFS) Getattr(node uint64) (Attr, error) {
 	if _, ok := t.nameOf(node); !ok {
 		return Attr{}, syscall.ESTALE
 	}
-	return Attr{Ino: node, Mode: syscall.S_IFREG | 0o444, Mtime: testTime, Fresh: t.fresh}, nil
+	return Attr{Ino: node, Mode: syscall.S_IFREG | 0o444, Mtime: testTime, Fresh: t.fresh, Hold: t.hold}, nil
 }
 
 func (t *treeFS) Readdir(node uint64) ([]Dirent, error) {

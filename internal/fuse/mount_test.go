@@ -751,3 +751,94 @@ func TestMountPushedLengths(t *testing.T) {
 		}
 	}
 }
+
+// TestMountHeldFileKeptFresh: with Hold, a file read again after its Fresh
+// ran out reads newer renderings without a request (the server stores
+// them itself); a rendering of another length is read whole, and the
+// file is held again after it.
+func TestMountHeldFileKeptFresh(t *testing.T) {
+	dir, f := mountTest(t)
+	var size atomic.Int64
+	size.Store(3000)
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"stat": func(n int) ([]byte, error) {
+		return generations(int(size.Load()))(n)
+	}})
+	fs.fresh = 100 * time.Millisecond
+	fs.hold = time.Minute // beyond the test: no read may have to ask
+	s := NewServer(fs)
+	s.StartHolding()
+	serve(t, f, s, false)
+	path := filepath.Join(dir, "stat")
+	prev, err := readFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Inval() != InvalExplicit {
+		t.Skipf("the kernel did not grant FUSE_EXPLICIT_INVAL_DATA (%d)", s.Inval())
+	}
+	// newer reads until the file shows a rendering after prev, which must
+	// be whole and of length want, and returns it with the requests its
+	// reads sent.
+	newer := func(prev []byte, want int) ([]byte, uint64) {
+		t.Helper()
+		before := s.requests.Load()
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			got, err := readFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) == string(prev) {
+				continue
+			}
+			if len(got) < want || len(got) > want+20 || strings.Count(string(got), string(got[:20])) != (len(got)+19)/20 {
+				t.Fatalf("read %d bytes, not one whole rendering of %d: %q...", len(got), want, got[:min(len(got), 40)])
+			}
+			return got, s.requests.Load() - before
+		}
+		t.Fatalf("the file kept rendering %q... for 10 s", prev[:min(len(prev), 20)])
+		return nil, 0
+	}
+	for i := 0; i < 3; i++ {
+		var n uint64
+		if prev, n = newer(prev, 3000); n != 0 {
+			t.Errorf("newer rendering %d: the reads sent %d requests, want none", i, n)
+		}
+	}
+	size.Store(5000)
+	prev, _ = newer(prev, 5000)
+	prev, _ = newer(prev, 5000) // its GETATTR held the file again
+	if _, n := newer(prev, 5000); n != 0 {
+		t.Errorf("after the new length: the reads sent %d requests, want none", n)
+	}
+}
+
+// TestMountHeldFileLetGo: once its Hold ended with no read, the server
+// renders a held file no more.
+func TestMountHeldFileLetGo(t *testing.T) {
+	dir, f := mountTest(t)
+	fs := newTreeFS(map[string]func(int) ([]byte, error){"uptime": generations(100)})
+	fs.fresh = 50 * time.Millisecond
+	fs.hold = 200 * time.Millisecond
+	s := NewServer(fs)
+	s.StartHolding()
+	serve(t, f, s, false)
+	if _, err := readFile(filepath.Join(dir, "uptime")); err != nil {
+		t.Fatal(err)
+	}
+	if s.Inval() != InvalExplicit {
+		t.Skipf("the kernel did not grant FUSE_EXPLICIT_INVAL_DATA (%d)", s.Inval())
+	}
+	last, since := fs.renders.Load(), time.Now()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if n := fs.renders.Load(); n != last {
+			last, since = n, time.Now()
+		}
+		if time.Since(since) > 10*fs.fresh {
+			if last < 3 {
+				t.Errorf("%d renderings in all: the file was not held fresh", last)
+			}
+			return
+		}
+	}
+	t.Fatalf("still rendering 10 s after its last read (%d renderings)", last)
+}

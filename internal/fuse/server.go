@@ -40,6 +40,10 @@ type Server struct {
 	// FUSE_EXPLICIT_INVAL_DATA: for a caller that cannot keep the mode for
 	// a successor, which would take the session for one of AUTO.
 	AutoInval bool
+	// keeper keeps the held files fresh (keep.go); holding: GETATTRs hold
+	// files (StartHolding).
+	keeper  *keeper
+	holding atomic.Bool
 	// Readers is the number of goroutines reading the fd; zero means two
 	// per CPU. Each reads one request and answers it; one reads at a time
 	// and hands the device to another before it waits (turn.go), so a
@@ -86,6 +90,11 @@ func (s *Server) Serve(ctx context.Context, f *os.File) error {
 	}
 	defer c.close()
 	s.notify = c.write
+	kctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := s.startKeeper(kctx, c); err != nil {
+		return err
+	}
 	n := s.Readers
 	if n <= 0 {
 		n = 2 * runtime.NumCPU()

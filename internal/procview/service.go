@@ -179,6 +179,9 @@ func (s *Service) start(f *os.File, inval *os.File, inherited bool) {
 		fs = bookedTree{t, s.book}
 	}
 	s.mounted, s.dev, s.srv = true, f, fuse.NewServer(fs)
+	if !inherited {
+		s.srv.StartHolding()
+	}
 	switch {
 	case inherited:
 		s.srv.SetInval(readInval(inval))
@@ -268,12 +271,10 @@ func (s *Service) serve(ctx context.Context, srv *fuse.Server, f *os.File, inher
 	case !inherited:
 		err = srv.Serve(ctx, f)
 	case pred != 0:
-		go s.resendAfter(pred, f)
+		go s.takeOverAfter(pred, srv, f)
 		err = srv.Serve(ctx, f)
 	default:
-		if err := fuse.Resend(f); err != nil {
-			s.logf("proc: %v", err)
-		}
+		go s.takeOver(srv, f)
 		err = srv.Serve(ctx, f)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -281,8 +282,8 @@ func (s *Service) serve(ctx context.Context, srv *fuse.Server, f *os.File, inher
 	}
 }
 
-// resendAfter sends FUSE_NOTIFY_RESEND once process pid has exited.
-func (s *Service) resendAfter(pid int, f *os.File) {
+// takeOverAfter takes the session over once process pid has exited.
+func (s *Service) takeOverAfter(pid int, srv *fuse.Server, f *os.File) {
 	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		for {
@@ -292,8 +293,40 @@ func (s *Service) resendAfter(pid int, f *os.File) {
 		}
 		unix.Close(fd)
 	}
+	s.takeOver(srv, f)
+}
+
+// takeOver finishes taking over an inherited session whose predecessor is
+// gone: FUSE_NOTIFY_RESEND queues again what it had read and not
+// answered; the kernel drops every served file's pages and attributes,
+// which the predecessor may have kept fresh itself (fuse.Server.Hold) in
+// versions this server does not know; then this one holds files.
+func (s *Service) takeOver(srv *fuse.Server, f *os.File) {
 	if err := fuse.Resend(f); err != nil {
 		s.logf("proc: %v", err)
+	}
+	s.forgetFiles(srv, f)
+	srv.StartHolding()
+}
+
+// forgetFiles has the kernel drop the pages and attributes of every file
+// served (fuse.Server.Forget), so that each one's next read asks srv.
+func (s *Service) forgetFiles(srv *fuse.Server, f *os.File) {
+	l := newLayout(procfs.Files)
+	for _, n := range s.slots() {
+		gen, ok := s.slotGen(n)
+		if !ok {
+			continue
+		}
+		for j, dir := range l.dir {
+			if dir {
+				continue
+			}
+			if err := srv.Forget(f, nodeID(gen, n, j)); err != nil {
+				s.logf("proc: %v", err)
+				return
+			}
+		}
 	}
 }
 
@@ -314,6 +347,10 @@ func (s *Service) Stop() {
 	if !s.mounted {
 		return
 	}
+	// Readers learn of the end within a fresh, not a hold (the kernel
+	// serves its cached pages until the attributes run out).
+	s.srv.StopHolding()
+	s.forgetFiles(s.srv, s.dev)
 	target := s.dir
 	if s.root != nil {
 		target = fmt.Sprintf("/proc/self/fd/%d", s.root.Fd())

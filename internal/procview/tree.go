@@ -103,12 +103,26 @@ func splitNode(id uint64) (gen uint64, slot, index int) {
 // load averages every 5 s; uptime and stat are read for their clocks and
 // CPU times, to the hundredth of a second.
 var fresh = map[string]time.Duration{
-	"proc/uptime": 100 * time.Millisecond,
+	"proc/uptime": 10 * time.Millisecond,
 	"proc/stat":   250 * time.Millisecond,
 }
 
 // freshDefault is every other file's.
 const freshDefault = time.Second
+
+// hold is how long a reader's GETATTR lets the kernel keep a file's
+// attributes while the worker keeps the file no older than its fresh in
+// the page cache itself (fuse.Attr.Hold): a top refreshing every few
+// seconds then reads the cache, at the kernel's own cost, not the worker.
+// A file nobody reads for hold is let go. uptime is not held: it is read
+// against the kernel's clocks (procps ps's %CPU is a process's CPU time
+// over the uptime less its start), so its fresh is one tick of its
+// precision and every read after it asks the worker; a held uptime up to
+// its fresh old gave a process that had only counted 122% of a CPU.
+const hold = 10 * time.Second
+
+// unheld are the files never held.
+var unheld = map[string]bool{"proc/uptime": true}
 
 // entries is what the tree needs of the served set.
 type entries interface {
@@ -184,6 +198,9 @@ func (t *tree) fileAttr(id uint64, i int) fuse.Attr {
 		a.Fresh = freshDefault
 		if f, ok := fresh[t.layout.paths[i]]; ok {
 			a.Fresh = f
+		}
+		if !unheld[t.layout.paths[i]] {
+			a.Hold = hold
 		}
 	}
 	return a

@@ -407,3 +407,33 @@ func TestProcViewWithNetwork(t *testing.T) {
 		t.Errorf("no address on the network")
 	}
 }
+
+// TestProcViewHeldFileFollows: a file read once is held (the kernel keeps
+// its attributes and the worker refreshes it in the page cache), and what
+// a later read within the hold shows still follows the container: 16 MiB
+// written to its /dev/shm show in meminfo's Shmem and MemFree at the next
+// read past the file's bound, with no other read between.
+func TestProcViewHeldFileFollows(t *testing.T) {
+	d := newDaemonEnv(t)
+	id := d.procContainer([]string{"sleep", "1000"})
+	kB := func(field string) int64 {
+		t.Helper()
+		out := d.mustLkc("exec", id, "grep", "^"+field+":", "/proc/meminfo")
+		f := strings.Fields(out)
+		if len(f) != 3 {
+			t.Fatalf("meminfo's %s: %q", field, out)
+		}
+		v, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			t.Fatalf("meminfo's %s: %q", field, out)
+		}
+		return v
+	}
+	shm0, free0 := kB("Shmem"), kB("MemFree")
+	d.mustLkc("exec", id, "dd", "if=/dev/zero", "of=/dev/shm/held", "bs=1M", "count=16")
+	time.Sleep(1500 * time.Millisecond) // meminfo's bound is 1 s, its hold 10 s
+	shm1, free1 := kB("Shmem"), kB("MemFree")
+	if shm1-shm0 < 15<<10 || free0-free1 < 15<<10 {
+		t.Errorf("after 16 MiB in /dev/shm: Shmem %d -> %d kB, MemFree %d -> %d kB; want both to move by about 16384 kB", shm0, shm1, free0, free1)
+	}
+}
