@@ -94,6 +94,9 @@ type version struct {
 	// notification that made the kernel drop every answer in flight
 	// (push's barrier); toldLo > toldHi: none. Guarded by mu.
 	toldLo, toldHi uint64
+	// asked is when a reader last asked the attributes, heldTo when the
+	// last hold granted ends (keep.go's regular readers). Guarded by mu.
+	asked, heldTo time.Time
 }
 
 // told records size as told in an answer. Preconditions: v.mu held.
@@ -207,7 +210,7 @@ func (s *Server) current(a *Attr, by asker, t *turn) (time.Duration, error) {
 		a.Size, a.Mtime = uint64(len(cur.content)), cur.stamp
 		v.told(a.Size)
 		s.tell(a.Ino, a.Size)
-		return s.validity(a, by, cur, now), nil
+		return s.validity(a, v, by, cur, now), nil
 	}
 	if (by == askLookup || by == askProbe) && cur == nil {
 		// A name found for the first time (create clones a container's
@@ -235,7 +238,7 @@ func (s *Server) current(a *Attr, by asker, t *turn) (time.Duration, error) {
 	a.Size, a.Mtime = uint64(len(c)), next.stamp
 	v.told(a.Size)
 	s.tell(a.Ino, a.Size)
-	return s.validity(a, by, next, now), nil
+	return s.validity(a, v, by, next, now), nil
 }
 
 // publish makes next, rendered after cur (nil: none), node's version, the
@@ -268,11 +271,18 @@ func (s *Server) publish(node uint64, v *version, cur, next *rendering, t *turn,
 }
 
 // validity is how long the kernel may keep a's attributes, which tell
-// version r: until r is Fresh old, or, when the server holds a reader's
-// file fresh itself (keep.go), the file's Hold.
-func (s *Server) validity(a *Attr, by asker, r *rendering, now time.Time) time.Duration {
-	if a.Hold > 0 && a.Fresh > 0 && r.keep && (by == askPath || by == askOpen) && s.holding.Load() && s.Inval() == InvalExplicit {
-		s.keeper.hold(a.Ino, a.Fresh, now.Add(a.Hold))
+// version r of v: until r is Fresh old, or, for a regular reader of a
+// file the server holds fresh itself (keep.go), the file's Hold.
+// Preconditions: v.mu held.
+func (s *Server) validity(a *Attr, v *version, by asker, r *rendering, now time.Time) time.Duration {
+	if by != askPath && by != askOpen {
+		return r.valid(a.Fresh, now)
+	}
+	asked := v.asked
+	v.asked = now
+	if a.Hold > 0 && a.Fresh > 0 && r.keep && regular(asked, v.heldTo, a.Fresh, a.Hold, now) && s.holding.Load() && s.Inval() == InvalExplicit {
+		v.heldTo = now.Add(a.Hold)
+		s.keeper.hold(a.Ino, a.Fresh, v.heldTo)
 		return a.Hold
 	}
 	return r.valid(a.Fresh, now)

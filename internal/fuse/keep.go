@@ -28,11 +28,26 @@ import (
 // the file is no longer held, so the next read gets what GETATTR gives.
 // A file nobody asks for again is let go when its Hold ends (plus a
 // Fresh: the kernel counts the Hold from a little after the answer).
+// Only a regular reader's file is held (regular): its second GETATTR
+// within a Hold, or the first after a Hold ended.
 //
 // What a reader sees is at most Fresh (and keepSlack) old, as without
 // Hold. The store goes over pages a reader may be copying without their
 // lock: content.go's torn-read window, now at each changed rendering of a
 // held file rather than at a miss.
+
+// regular says whether a reader asking at now, whose file's attributes
+// were last asked at asked and last held until heldTo, reads it regularly
+// enough to be held for hold: it asked within a hold before (but not
+// within the file's fresh: that is the same read asking again after a
+// barrier), or within half a hold of its last hold's end (the next read
+// after a hold ran out). A reader that reads less often (a monitoring
+// agent every 15 s) is not held: each hold costs a rendering each bound
+// for its whole length, which a read that rare would not repay.
+func regular(asked, heldTo time.Time, fresh, hold time.Duration, now time.Time) bool {
+	since := now.Sub(asked)
+	return !asked.IsZero() && since >= fresh && since < hold || !heldTo.IsZero() && now.Sub(heldTo) < hold/2
+}
 
 // keepSlack is how early a held file may be rendered again, so that files
 // falling due together are rendered in one wake-up.
@@ -109,15 +124,21 @@ func (k *keeper) due(now time.Time, at func(node uint64) (time.Time, bool)) (nod
 }
 
 // keepFresh renders the held files again as they fall due, until ctx is
-// done.
+// done, and returns once no refresh runs. Each file is refreshed on a
+// goroutine of its own, so that a slow rendering (a cgroup file the kernel
+// is slow to give) keeps no other file from its bound; a file whose
+// refresh still runs when it falls due again is skipped (refresh's
+// TryLock).
 func (s *Server) keepFresh(ctx context.Context) {
 	k := s.keeper
+	var running sync.WaitGroup
+	defer running.Wait()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
 		nodes, next := k.due(time.Now(), s.versions.renderedAt)
 		for _, node := range nodes {
-			s.refresh(node)
+			running.Go(func() { s.refresh(node) })
 		}
 		if !next.IsZero() {
 			timer.Reset(max(time.Until(next), keepSlack))

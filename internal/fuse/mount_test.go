@@ -753,9 +753,10 @@ func TestMountPushedLengths(t *testing.T) {
 }
 
 // TestMountHeldFileKeptFresh: with Hold, a file read again after its Fresh
-// ran out reads newer renderings without a request (the server stores
-// them itself); a rendering of another length is read whole, and the
-// file is held again after it.
+// ran out (a regular reader: the second read held it) reads newer
+// renderings without a request (the server stores them itself); a
+// rendering of another length is read whole, and the file is held again
+// after it.
 func TestMountHeldFileKeptFresh(t *testing.T) {
 	dir, f := mountTest(t)
 	var size atomic.Int64
@@ -775,6 +776,10 @@ func TestMountHeldFileKeptFresh(t *testing.T) {
 	}
 	if s.Inval() != InvalExplicit {
 		t.Skipf("the kernel did not grant FUSE_EXPLICIT_INVAL_DATA (%d)", s.Inval())
+	}
+	time.Sleep(fs.fresh + 10*time.Millisecond)
+	if prev, err = readFile(path); err != nil { // asks again: held
+		t.Fatal(err)
 	}
 	// newer reads until the file shows a rendering after prev, which must
 	// be whole and of length want, and returns it with the requests its
@@ -812,8 +817,9 @@ func TestMountHeldFileKeptFresh(t *testing.T) {
 	}
 }
 
-// TestMountHeldFileLetGo: once its Hold ended with no read, the server
-// renders a held file no more.
+// TestMountHeldFileLetGo: a file read once is not held (its reader may
+// read it rarely); read twice it is, and once its Hold ended with no read,
+// the server renders it no more.
 func TestMountHeldFileLetGo(t *testing.T) {
 	dir, f := mountTest(t)
 	fs := newTreeFS(map[string]func(int) ([]byte, error){"uptime": generations(100)})
@@ -822,11 +828,19 @@ func TestMountHeldFileLetGo(t *testing.T) {
 	s := NewServer(fs)
 	s.StartHolding()
 	serve(t, f, s, false)
-	if _, err := readFile(filepath.Join(dir, "uptime")); err != nil {
+	path := filepath.Join(dir, "uptime")
+	if _, err := readFile(path); err != nil {
 		t.Fatal(err)
 	}
 	if s.Inval() != InvalExplicit {
 		t.Skipf("the kernel did not grant FUSE_EXPLICIT_INVAL_DATA (%d)", s.Inval())
+	}
+	time.Sleep(2 * fs.fresh)
+	if n := fs.renders.Load(); n > 2 {
+		t.Errorf("%d renderings after one read: a file read once was held", n)
+	}
+	if _, err := readFile(path); err != nil { // a second read within the Hold
+		t.Fatal(err)
 	}
 	last, since := fs.renders.Load(), time.Now()
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {

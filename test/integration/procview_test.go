@@ -408,11 +408,11 @@ func TestProcViewWithNetwork(t *testing.T) {
 	}
 }
 
-// TestProcViewHeldFileFollows: a file read once is held (the kernel keeps
-// its attributes and the worker refreshes it in the page cache), and what
-// a later read within the hold shows still follows the container: 16 MiB
-// written to its /dev/shm show in meminfo's Shmem and MemFree at the next
-// read past the file's bound, with no other read between.
+// TestProcViewHeldFileFollows: a file read regularly is held (the kernel
+// keeps its attributes and the worker refreshes it in the page cache), and
+// what a later read within the hold shows still follows the container: 16
+// MiB written to its /dev/shm show in meminfo's Shmem and MemFree at the
+// next read past the file's bound, with no other read between.
 func TestProcViewHeldFileFollows(t *testing.T) {
 	d := newDaemonEnv(t)
 	id := d.procContainer([]string{"sleep", "1000"})
@@ -429,6 +429,8 @@ func TestProcViewHeldFileFollows(t *testing.T) {
 		}
 		return v
 	}
+	kB("MemTotal")
+	time.Sleep(1200 * time.Millisecond) // past meminfo's bound of 1 s: the read asks again, and is held
 	shm0, free0 := kB("Shmem"), kB("MemFree")
 	d.mustLkc("exec", id, "dd", "if=/dev/zero", "of=/dev/shm/held", "bs=1M", "count=16")
 	time.Sleep(1500 * time.Millisecond) // meminfo's bound is 1 s, its hold 10 s
