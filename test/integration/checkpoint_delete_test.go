@@ -30,7 +30,7 @@ func TestCheckpointDeleteForceDuringDump(t *testing.T) {
 			id, _, _ := e.holder(size)
 			images := filepath.Join(t.TempDir(), "images")
 			dump := e.startDump(nil, "--image-path", images, id)
-			waitDumping(t, id, images, when)
+			waitDumping(t, dump, id, images, when)
 			e.mustLkc("delete", "-f", id)
 			if err := dump.wait(t); err != nil {
 				t.Fatalf("checkpoint with a delete -f during it: %v: %s", err, dump.stderr.String())
@@ -83,19 +83,35 @@ func (d *dumpRun) wait(t *testing.T) error {
 	}
 }
 
-// waitDumping waits until the checkpoint of container id is under way:
-// its cgroup frozen for CRIU to seize the tasks (seize), or CRIU writing
-// their memory to images (pages).
-func waitDumping(t *testing.T, id, images, when string) {
+// waitDumping waits until dump, the checkpoint of container id, is under
+// way: its cgroup frozen for CRIU to seize the tasks (seize), or CRIU
+// writing their memory to images (pages). A dump that ended first, or
+// that is not there by settle, fails the test with its stderr. CRIU thaws
+// the cgroup once it has seized the tasks, a window of a few milliseconds
+// (about 20 here), so seize polls the freezer's files without sleeping,
+// and finds them once: a glob of the cgroup trees at each round took long
+// enough to miss the window under load.
+func waitDumping(t *testing.T, dump *dumpRun, id, images, when string) {
 	t.Helper()
-	for deadline := time.Now().Add(settle); ; time.Sleep(time.Millisecond) {
+	var freezers []string
+	for _, d := range cgroupDirs(id) {
+		freezers = append(freezers, filepath.Join(d, "freezer.state"), filepath.Join(d, "cgroup.freeze"))
+	}
+	pause := time.Millisecond
+	if when == "seize" {
+		pause = 0
+	}
+	for deadline := time.Now().Add(settle); ; time.Sleep(pause) {
+		select {
+		case err := <-dump.done:
+			dump.done <- err
+			t.Fatalf("the checkpoint of %s ended (%v) before it reached %s: %s", id, err, when, dump.stderr.String())
+		default:
+		}
 		switch when {
 		case "seize":
-			for _, d := range cgroupDirs(id) {
-				if b, _ := os.ReadFile(filepath.Join(d, "freezer.state")); strings.TrimSpace(string(b)) == "FROZEN" {
-					return
-				}
-				if b, _ := os.ReadFile(filepath.Join(d, "cgroup.freeze")); strings.TrimSpace(string(b)) == "1" {
+			for _, f := range freezers {
+				if b, _ := os.ReadFile(f); strings.TrimSpace(string(b)) == "FROZEN" || strings.TrimSpace(string(b)) == "1" {
 					return
 				}
 			}
@@ -107,7 +123,10 @@ func waitDumping(t *testing.T, id, images, when string) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the checkpoint of %s never reached %s", id, when)
+			dump.cmd.Process.Kill()
+			err := <-dump.done
+			dump.done <- err
+			t.Fatalf("the checkpoint of %s never reached %s in %v (killed: %v): %s", id, when, settle, err, dump.stderr.String())
 		}
 	}
 }

@@ -49,7 +49,7 @@ func TestCheckpointKillDuringDump(t *testing.T) {
 				args = append(args, "--leave-running")
 			}
 			dump := e.startDump(nil, append(args, id)...)
-			waitDumping(t, id, images, tc.when)
+			waitDumping(t, dump, id, images, tc.when)
 			log := filepath.Join(t.TempDir(), "kill.log")
 			r := e.lkc(append(append([]string{"--debug", "--log", log}, tc.kill...), id, "KILL")...)
 			if err := dump.wait(t); err != nil {

@@ -446,6 +446,13 @@ func TestMigrateAllFrozenBound(t *testing.T) {
 		ids = append(ids, id)
 	}
 	h.startServe(b, "--sessions", "3")
+	// The source's cgroups are found once: a glob of every cgroup tree
+	// for each container at each round made rounds slow enough under load
+	// to miss a whole frozen window.
+	freezers := map[string][]string{}
+	for _, id := range ids {
+		freezers[id] = freezerFiles(id)
+	}
 	stop := make(chan struct{})
 	most := make(chan int)
 	go func() {
@@ -459,7 +466,7 @@ func TestMigrateAllFrozenBound(t *testing.T) {
 			}
 			down := 0
 			for _, id := range ids {
-				if sourceFrozen(id) && len(cgroupDirsUnder(b.cgParent, id)) == 0 {
+				if sourceFrozen(freezers[id]) && len(cgroupDirsUnder(b.cgParent, id)) == 0 {
 					down++
 				}
 			}
@@ -494,16 +501,28 @@ func TestMigrateAllFrozenBound(t *testing.T) {
 	}
 }
 
-// sourceFrozen says whether container id's cgroup on the source host (the
-// test's own hierarchy, cgroupDirs) is frozen or freezing.
-func sourceFrozen(id string) bool {
+// freezerFiles lists the files of container id's cgroups on the source
+// host (the test's own hierarchy, cgroupDirs) that can tell it frozen.
+func freezerFiles(id string) []string {
+	var out []string
 	for _, d := range cgroupDirs(id) {
-		if b, err := os.ReadFile(filepath.Join(d, "freezer.state")); err == nil {
+		out = append(out, filepath.Join(d, "freezer.state"), filepath.Join(d, "cgroup.freeze"))
+	}
+	return out
+}
+
+// sourceFrozen says whether the first of files (freezerFiles) that exists
+// tells its cgroup frozen or freezing.
+func sourceFrozen(files []string) bool {
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if filepath.Base(f) == "freezer.state" {
 			return strings.TrimSpace(string(b)) != "THAWED"
 		}
-		if b, err := os.ReadFile(filepath.Join(d, "cgroup.freeze")); err == nil {
-			return strings.TrimSpace(string(b)) == "1"
-		}
+		return strings.TrimSpace(string(b)) == "1"
 	}
 	return false
 }
