@@ -9,28 +9,35 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestWaitReadsWhenReadable(t *testing.T) {
+// pipe returns a pipe's ends, closed when the test ends, and a Waiter of
+// its read end.
+func pipe(t *testing.T) (r, w int, wait *Waiter) {
+	t.Helper()
 	fds := make([]int, 2)
 	if err := unix.Pipe2(fds, unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
-	w, err := New(fds[0], "pipe")
+	t.Cleanup(func() { unix.Close(fds[0]); unix.Close(fds[1]) })
+	wait, err := New(fds[0], "pipe")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	t.Cleanup(func() { wait.Close() })
+	return fds[0], fds[1], wait
+}
+
+func TestWaitReadsWhenReadable(t *testing.T) {
+	r, wr, w := pipe(t)
 	go func() {
 		time.Sleep(20 * time.Millisecond)
-		unix.Write(fds[1], []byte("x"))
+		unix.Write(wr, []byte("x"))
 	}()
 	var buf [8]byte
 	var n, tries int
-	err = w.Wait(time.Time{}, func() bool {
+	err := w.Wait(time.Time{}, func() bool {
 		tries++
 		var rerr error
-		n, rerr = unix.Read(fds[0], buf[:])
+		n, rerr = unix.Read(r, buf[:])
 		return rerr != unix.EAGAIN
 	})
 	if err != nil || n != 1 || buf[0] != 'x' {
@@ -42,16 +49,7 @@ func TestWaitReadsWhenReadable(t *testing.T) {
 }
 
 func TestWaitDeadlineAndClose(t *testing.T) {
-	fds := make([]int, 2)
-	if err := unix.Pipe2(fds, unix.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
-	w, err := New(fds[0], "pipe")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, w := pipe(t)
 	never := func() bool { return false }
 	if err := w.Wait(time.Now().Add(10*time.Millisecond), never); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Wait past its deadline: %v, want os.ErrDeadlineExceeded", err)
